@@ -1,0 +1,23 @@
+"""Errors a user reads: each says what is wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """A failure with a cause and a fix; the CLI prints both and exits non-zero."""
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.problem}\n  fix: {self.fix}" if self.fix else self.problem
+
+
+class ConfigError(PipelineError):
+    """pipeline.toml (or a value in it) is missing or invalid."""
+
+
+class CheckFailedError(PipelineError):
+    """A verification ran and found a problem (budget, pins, ABI, smoke...)."""

@@ -1,0 +1,67 @@
+"""A Python of the target version that sees nothing but the paths we give it.
+
+Used wherever a result must hold on Lambda rather than on this host: verifying the layer,
+tracing imports, the smoke invocation, the benchmark. `-I -S` drops site-packages, the user
+site and PYTHON* variables; sys.path is then set explicitly, in the order we are told.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ci.errors import PipelineError
+
+# Variables that change how numerical libraries behave on this machine's CPU: passed through
+# unchanged so a child computes what its parent would.
+PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "SYSTEMROOT")
+
+
+def target_python(version: str) -> str:
+    """The interpreter for a target Python version like "3.11" (outside any virtualenv)."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return getattr(sys, "_base_executable", sys.executable)
+    found = shutil.which(f"python{version}")
+    if found is None:
+        raise PipelineError(
+            f"the target runtime needs Python {version}, which is not on PATH",
+            f"install python{version} (e.g. with actions/setup-python or pyenv) or change target.runtime",
+        )
+    return found
+
+
+def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {key: os.environ[key] for key in PASSTHROUGH_ENV if key in os.environ}
+    env.setdefault("LANG", "C.UTF-8")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # -I ignores it, but children that drop -I must not write either
+    env.update(extra or {})
+    return env
+
+
+def isolated_command(python: str, sys_path: Sequence[Path | str], code: str) -> list[str]:
+    """argv running `code` with sys.path = `sys_path` + the interpreter's standard library only."""
+    prelude = f"import sys; sys.path[:0] = {[str(p) for p in sys_path]!r}\n"
+    return [python, "-I", "-S", "-c", prelude + code]
+
+
+def run_isolated(
+    python: str,
+    sys_path: Sequence[Path | str],
+    code: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        isolated_command(python, sys_path, code),
+        env=isolated_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+    )

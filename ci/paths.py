@@ -1,0 +1,57 @@
+"""Where every command reads and writes: one place, so outputs always land under build/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class BuildPaths:
+    """One build tree. The CLI's --build-dir/--cache-dir choose it; tests point it elsewhere."""
+
+    build: Path
+    cache: Path
+
+    @property
+    def reports(self) -> Path:
+        return self.build / "reports"
+
+    @property
+    def wheel_cache(self) -> Path:
+        return self.cache / "wheels"
+
+    @property
+    def layer_zip(self) -> Path:
+        return self.build / "layer.zip"
+
+    @property
+    def function_zip(self) -> Path:
+        return self.build / "function.zip"
+
+    @property
+    def layer_tree(self) -> Path:
+        """The installed and pruned layer before zipping (holds python/)."""
+        return self.build / "layer"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.build / "model"
+
+    @property
+    def model(self) -> Path:
+        return self.model_dir / "model.joblib"
+
+    @property
+    def model_manifest(self) -> Path:
+        return self.model_dir / "model.json"
+
+    def report(self, name: str) -> Path:
+        """build/reports/<name>.json: every check's machine-readable result."""
+        return self.reports / f"{name}.json"
+
+
+def default_paths() -> BuildPaths:
+    return BuildPaths(build=REPO_ROOT / "build", cache=REPO_ROOT / "build" / "cache")

@@ -1,0 +1,60 @@
+"""Shared fixtures: one real training run and one real layer build per test session.
+
+They run the same commands a person runs (python -m training, python -m ci build) into
+build/test/, sharing the download cache of build/cache/ so reruns are warm.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ci.paths import REPO_ROOT, BuildPaths
+
+SESSION_BUILD = REPO_ROOT / "build" / "test"
+
+
+def run_cli(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python <args>` from the repository root, as a user would; returns the completed process."""
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"python {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def session_paths() -> BuildPaths:
+    return BuildPaths(build=SESSION_BUILD, cache=REPO_ROOT / "build" / "cache")
+
+
+@pytest.fixture(scope="session")
+def trained_model(session_paths: BuildPaths) -> BuildPaths:
+    """build/test/model/model.joblib + model.json from the default simulator and seed."""
+    run_cli("-m", "training", "--out-dir", str(session_paths.model_dir))
+    return session_paths
+
+
+@pytest.fixture(scope="session")
+def built_layer(trained_model: BuildPaths) -> BuildPaths:
+    """build/test/layer.zip + function.zip + reports/build.json from the committed lock."""
+    paths = trained_model
+    run_cli("-m", "ci", "--build-dir", str(paths.build), "--cache-dir", str(paths.cache), "build")
+    return paths
+
+
+@pytest.fixture()
+def repo_root() -> Path:
+    return REPO_ROOT
