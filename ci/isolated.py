@@ -37,15 +37,18 @@ def target_python(version: str) -> str:
 def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {key: os.environ[key] for key in PASSTHROUGH_ENV if key in os.environ}
     env.setdefault("LANG", "C.UTF-8")
-    env["PYTHONDONTWRITEBYTECODE"] = "1"  # -I ignores it, but children that drop -I must not write either
     env.update(extra or {})
     return env
 
 
 def isolated_command(python: str, sys_path: Sequence[Path | str], code: str) -> list[str]:
-    """argv running `code` with sys.path = `sys_path` + the interpreter's standard library only."""
+    """argv running `code` with sys.path = `sys_path` + the interpreter's standard library only.
+
+    -B: never write bytecode next to what we test. Lambda's /opt is read-only, so a run that left
+    __pycache__ behind would make every later measurement of the same tree look warm.
+    """
     prelude = f"import sys; sys.path[:0] = {[str(p) for p in sys_path]!r}\n"
-    return [python, "-I", "-S", "-c", prelude + code]
+    return [python, "-I", "-S", "-B", "-c", prelude + code]
 
 
 def run_isolated(
