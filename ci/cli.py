@@ -41,6 +41,9 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--build-dir", type=Path, default=REPO_ROOT / "build", help="outputs (default: build/)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="download cache (default: <build-dir>/cache)")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="configuration file (default: pipeline.toml at the repository root)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in COMMANDS.items():
         child = sub.add_parser(name, help=help_text, description=help_text)
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     build_dir = args.build_dir.resolve()
     paths = BuildPaths(build=build_dir, cache=(args.cache_dir or build_dir / "cache").resolve())
     try:
-        config = load_config()
+        config = load_config(file=args.config.resolve() if args.config else None)
         module = importlib.import_module(_module_name(args.command))
         return int(module.run(args, config, paths))
     except PipelineError as exc:

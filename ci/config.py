@@ -111,9 +111,12 @@ def load_policy(path: Path = POLICY_FILE) -> dict[str, RuntimePolicy]:
     }
 
 
-def load_config(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None) -> Config:
-    """Read pipeline.toml under `root`; `overrides` (section -> {key: value}) win, for tests."""
-    file = root / CONFIG_FILE
+def load_config(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None, file: Path | None = None) -> Config:
+    """Read pipeline.toml under `root` (or `file`); `overrides` (section -> {key: value}) win.
+
+    Relative paths inside the file always resolve against `root`, the repository.
+    """
+    file = file or root / CONFIG_FILE
     if not file.is_file():
         raise ConfigError(f"{file} not found", f"run from the repository root, which holds {CONFIG_FILE}")
     try:
