@@ -1,0 +1,31 @@
+"""The ABI scan as a terminal table: one line per violation, then the GLIBC summary."""
+
+from __future__ import annotations
+
+from ci.abi.check import AbiScan
+from ci.abi.elf import version_text
+from ci.config import Target
+
+
+def render_table(scan: AbiScan, target: Target, source: str) -> str:
+    lines = [
+        f"ABI check of {source} for {target.runtime.name} {target.architecture} "
+        f"(glibc {target.glibc}, extension tag {target.extension_suffix})",
+        f"  {scan.files} files, {scan.elf_files} ELF, {scan.extension_modules} extension modules",
+    ]
+    if scan.max_glibc is not None:
+        lines.append(f"  newest GLIBC needed: {version_text(scan.max_glibc)} ({scan.max_glibc_file})")
+        for name, version in sorted(scan.glibc_by_distribution.items()):
+            lines.append(f"    {name:<28} GLIBC {version_text(version)}")
+    if not scan.violations:
+        lines.append("  no violations")
+        return "\n".join(lines)
+    rows = [("RULE", "DISTRIBUTION", "FILE", "PROBLEM")]
+    rows += [(v.rule, v.distribution or "?", v.path, v.message) for v in scan.violations]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines.append(f"  {len(scan.violations)} violation(s):")
+    for row in rows:
+        lines.append(
+            "  " + "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        )
+    return "\n".join(lines)

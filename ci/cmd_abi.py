@@ -1,0 +1,65 @@
+"""`python -m ci abi`: will every binary in the layer load on the target? (see ci/abi/)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ci.config import Config
+from ci.errors import CheckFailedError, PipelineError
+from ci.paths import BuildPaths
+
+HELP = "Check every ELF file of the layer against the target's architecture, glibc and Python ABI."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--zip", type=Path, default=None, help="layer zip to check (default: build/layer.zip)")
+    source.add_argument("--tree", type=Path, default=None, help="check an unpacked directory instead of the zip")
+
+
+def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+    from ci.abi.check import scan_tree
+    from ci.abi.render import render_table
+    from ci.abi.source import unpacked
+    from ci.reports import write_report
+
+    target = config.target
+    if args.tree is not None:
+        if not args.tree.is_dir():
+            raise PipelineError(
+                f"{args.tree} not found or not a directory", "pass the folder that holds python/ (or use --zip)"
+            )
+        source = str(args.tree)
+        scan = scan_tree(args.tree, target)
+    else:
+        layer_zip = args.zip or paths.layer_zip
+        source = str(layer_zip)
+        with unpacked(layer_zip) as root:
+            scan = scan_tree(root, target)
+    print(render_table(scan, target, source))
+    report = write_report(
+        paths,
+        "abi",
+        scan.passed,
+        {
+            "source": source,
+            "target": {
+                "runtime": target.runtime.name,
+                "architecture": target.architecture,
+                "glibc": target.glibc,
+                "extension_suffix": target.extension_suffix,
+            },
+            **scan.to_dict(),
+        },
+    )
+    if not scan.passed:
+        first = scan.violations[0]
+        raise CheckFailedError(
+            f"{len(scan.violations)} ABI violation(s) in {source}, e.g. {first.path} "
+            f"({first.distribution or 'unknown distribution'}): {first.message}; details in {report}",
+            "change the named distributions' pins in requirements.in to versions with wheels for the target, "
+            "then `python -m ci lock` and `python -m ci build`",
+        )
+    print(f"wrote {report}")
+    return 0
