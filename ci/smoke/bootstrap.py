@@ -1,0 +1,129 @@
+"""Runs INSIDE the function's process, before awslambdaric starts (stdlib only: nothing else is there).
+
+It does what the managed runtime's /var/runtime/bootstrap.py does (start awslambdaric with the
+handler string) plus two things Lambda gives for free and a root process on this host does not:
+- read-only package directories: root ignores `chmod a-w`, so an audit hook raises the same
+  OSError(EROFS, "Read-only file system") Lambda raises for a write outside the writable
+  directories, and records it so the harness can name the path;
+- the import trace: on a request id with TRACE_PREFIX (sent by the harness, never reaching the
+  handler) and at exit, the files of every imported module and every mapped shared object.
+
+The harness executes this file with `-c` (after setting sys.path) and calls main(settings).
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+TRACE_PREFIX = "smoke-trace-"
+
+# Audit events that change the file system, and the positions of their path arguments.
+_PATH_ARGS: dict[str, tuple[int, ...]] = {
+    "os.mkdir": (0,),
+    "os.remove": (0,),
+    "os.rmdir": (0,),
+    "os.rename": (0, 1),
+    "os.link": (1,),
+    "os.symlink": (1,),
+    "os.truncate": (0,),
+    "os.chmod": (0,),
+    "os.chown": (0,),
+    "os.utime": (0,),
+    "os.setxattr": (0,),
+    "os.removexattr": (0,),
+    "shutil.copyfile": (1,),
+    "shutil.copymode": (1,),
+    "shutil.copystat": (1,),
+    "shutil.copytree": (1,),
+    "shutil.move": (0, 1),
+    "shutil.rmtree": (0,),
+    "shutil.make_archive": (0,),
+    "shutil.unpack_archive": (1,),
+}
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+# Lambda's /tmp is writable, as are the character devices every process writes to.
+_ALWAYS_WRITABLE = ("/tmp", "/dev", "/proc")
+
+
+def _is_write_open(args: tuple[Any, ...]) -> bool:
+    mode = args[1] if len(args) > 1 else None
+    flags = args[2] if len(args) > 2 else 0
+    if isinstance(mode, str) and any(ch in mode for ch in "wax+"):
+        return True
+    return isinstance(flags, int) and bool(flags & _WRITE_FLAGS)
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def main(settings: dict[str, str]) -> None:
+    writable = (os.path.realpath(settings["writable"]), *_ALWAYS_WRITABLE)
+    violations_fd = os.open(settings["violations"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    trace_fd = os.open(settings["trace"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    seen: set[tuple[str, str]] = set()
+
+    def refuse(event: str, raw: Any) -> None:
+        if isinstance(raw, int) or raw is None:
+            return  # a file descriptor: it was opened (and judged) before
+        try:
+            path = os.path.realpath(os.fsdecode(raw))
+        except (TypeError, ValueError):
+            return
+        if _under(path, writable):
+            return
+        # The import system's bytecode cache fails quietly on Lambda too: refused, not a finding.
+        if "/__pycache__" not in path and (event, path) not in seen:
+            seen.add((event, path))
+            os.write(violations_fd, (json.dumps({"event": event, "path": path}) + "\n").encode())
+        raise OSError(errno.EROFS, "Read-only file system", path)
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "open":
+            if args and _is_write_open(args):
+                refuse(event, args[0])
+            return
+        positions = _PATH_ARGS.get(event)
+        if positions is not None:
+            for position in positions:
+                if position < len(args):
+                    refuse(event, args[position])
+
+    def write_trace() -> None:
+        files: set[str] = set()
+        for module in list(sys.modules.values()):
+            for attribute in ("__file__", "__cached__"):
+                name = getattr(module, attribute, None)
+                if isinstance(name, str) and Path(name).is_file():
+                    files.add(os.path.realpath(name))
+        with Path("/proc/self/maps").open() as maps:
+            for line in maps:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and ".so" in parts[5]:
+                    files.add(os.path.realpath(parts[5].strip()))
+        data = json.dumps({"modules": len(sys.modules), "files": sorted(files)}).encode()
+        os.ftruncate(trace_fd, 0)
+        os.pwrite(trace_fd, data, 0)
+
+    sys.addaudithook(hook)
+    atexit.register(write_trace)
+
+    from awslambdaric import bootstrap as ric
+
+    original = ric.handle_event_request
+
+    def handle_event_request(client: Any, request_handler: Any, invoke_id: str, *rest: Any) -> None:
+        if invoke_id.startswith(TRACE_PREFIX):
+            write_trace()
+            client.post_invocation_result(invoke_id, b'{"trace": "written"}', "application/json")
+            return
+        original(client, request_handler, invoke_id, *rest)
+
+    ric.handle_event_request = handle_event_request
+    ric.run(os.environ["LAMBDA_TASK_ROOT"], os.environ["_HANDLER"], os.environ["AWS_LAMBDA_RUNTIME_API"])

@@ -1,0 +1,273 @@
+"""run_smoke: the built zips, run the way Lambda runs them, judged event by event.
+
+Steps: lay out the artifacts (layout.py) next to the runtime's own packages (runtime_dir.py), serve
+the Runtime API (runtime_api.py), start awslambdaric in an isolated target Python (process.py),
+wait for init, send every committed event and then N warm invocations, collect the import trace,
+read the peak RSS, stop the process, and turn all that into failures that name their cause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci.config import Config
+from ci.errors import PipelineError
+from ci.isolated import target_python
+from ci.paths import BuildPaths
+from ci.reports import sha256_file
+from ci.smoke import process as proc
+from ci.smoke.bootstrap import TRACE_PREFIX
+from ci.smoke.events import SmokeEvent, judge, load_events
+from ci.smoke.layout import SmokeLayout, prepare_layout
+from ci.smoke.runtime_api import Invocation, Outcome, RuntimeApi
+from ci.smoke.runtime_dir import ensure_runtime_dir
+from ci.smoke.trace import import_trace
+
+TRACE_TIMEOUT_S = 30.0
+
+
+@dataclass
+class SmokeResult:
+    passed: bool
+    failures: list[str]
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Run:
+    """What one smoke run has seen so far."""
+
+    config: Config
+    layout: SmokeLayout
+    api: RuntimeApi
+    process: Any
+    failures: list[str] = field(default_factory=list)
+    alive: bool = True
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def invoke(self, body: bytes, request_id: str | None = None) -> Outcome | str:
+        """The outcome of one invocation, or why there is none."""
+        timeout_s = float(self.config.function["timeout_s"])
+        request_id = request_id or str(uuid.uuid4())
+        self.api.submit(Invocation(request_id, body, timeout_s, proc.function_arn(self.config)))
+        outcome = self.api.wait_outcome(request_id, timeout_s, self.running)
+        if outcome is not None:
+            return outcome
+        self.alive = False
+        if not self.running():
+            return f"the function's process exited (code {self.process.returncode}) during the invocation"
+        return f"invocation took longer than the function's timeout (function.timeout_s = {timeout_s:g} s)"
+
+
+def _error_text(outcome: Outcome) -> str:
+    try:
+        error = outcome.json()
+    except ValueError:
+        return outcome.body.decode("utf-8", "replace")[:500]
+    return f"{error.get('errorType', 'Error')}: {error.get('errorMessage', '')}"
+
+
+def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
+    result: dict[str, Any] = {"event": event.name, "description": event.description, "expected_status": event.status}
+    outcome = run.invoke(json.dumps(event.event).encode())
+    problem: str | None
+    if isinstance(outcome, str):
+        problem = outcome
+    else:
+        result["duration_ms"] = round(outcome.duration_s * 1000, 3)
+        if outcome.kind == "error":
+            problem = _error_text(outcome)
+            result["error"] = problem
+        else:
+            response = outcome.json()
+            result["response"] = response
+            problem = judge(event, response)
+    result["passed"] = problem is None
+    if problem:
+        result["problem"] = problem
+        run.failures.append(f"event {event.name}: {problem}")
+    return result
+
+
+def _warm_event(events: list[SmokeEvent]) -> SmokeEvent | None:
+    """A single, successful prediction, preferably a direct invocation: what warm latency means."""
+    good = [event for event in events if event.status == 200]
+    single = [event for event in good if event.recall_probability is not None and len(event.recall_probability) == 1]
+    for candidates in (
+        [event for event in single if not event.is_http],
+        single,
+        [e for e in good if not e.is_http],
+        good,
+    ):
+        if candidates:
+            return candidates[0]
+    return None
+
+
+def _warm(run: _Run, event: SmokeEvent, count: int) -> dict[str, Any]:
+    durations = []
+    for _ in range(count):
+        if not run.alive:
+            break
+        result = _invoke_event(run, event)
+        if not result["passed"]:
+            break
+        durations.append(result["duration_ms"])
+    if not durations:
+        return {"event": event.name, "invocations": 0}
+    ordered = sorted(durations)
+    return {
+        "event": event.name,
+        "invocations": len(durations),
+        "p50_ms": round(statistics.median(ordered), 3),
+        "p95_ms": round(ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))], 3),
+        "max_ms": round(ordered[-1], 3),
+        "durations_ms": durations,
+    }
+
+
+def _init(run: _Run, started: float) -> dict[str, Any]:
+    limit = float(run.config.smoke["init_limit_s"])
+    state = run.api.wait_init(limit, run.running)
+    if state == "ready":
+        assert run.api.state.first_next is not None
+        return {"state": state, "duration_s": round(run.api.state.first_next - started, 3)}
+    run.alive = False
+    if state == "error":
+        # Give the client a moment to exit so its atexit import trace is written.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run.process.wait(timeout=3)
+        error = run.api.state.init_error or {}
+        error_type = error.get("errorType") or run.api.state.init_error_type or "Runtime.Unknown"
+        run.failures.append(f"init error {error_type}: {error.get('errorMessage', '')}")
+        return {"state": state, "error": error}
+    if state == "exited":
+        log_tail = _log_tail(run.layout)
+        run.failures.append(f"the function's process exited during init (code {run.process.returncode}):\n{log_tail}")
+        return {"state": state}
+    run.failures.append(f"init took longer than {limit:g} s (Lambda's init limit, smoke.init_limit_s)")
+    return {"state": state}
+
+
+def _log_tail(layout: SmokeLayout, lines: int = 20) -> str:
+    log = layout.control / "function.log"
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _lambda_path(layout: SmokeLayout, path: str) -> str:
+    """Where a path of the layout is on Lambda, to make findings read like Lambda's."""
+    for local, remote in ((layout.opt, "/opt"), (layout.task, "/var/task"), (layout.runtime, "/var/runtime")):
+        root = str(local.resolve())
+        if path == root or path.startswith(root + "/"):
+            return remote + path[len(root) :]
+    return path
+
+
+def _writes(run: _Run) -> list[dict[str, str]]:
+    log = run.layout.control / "writes.jsonl"
+    found = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+    for write in found:
+        write["lambda_path"] = _lambda_path(run.layout, write["path"])
+        run.failures.append(
+            f"write outside the writable directory: {write['lambda_path']} ({write['path']}, {write['event']}); "
+            "on Lambda only /tmp is writable"
+        )
+    return found
+
+
+def _trace(run: _Run, paths: BuildPaths) -> dict[str, Any] | None:
+    if run.alive:
+        run.invoke(b"{}", request_id=TRACE_PREFIX + uuid.uuid4().hex)
+    trace_file = run.layout.control / "trace.json"
+    if not trace_file.is_file() or not trace_file.stat().st_size:
+        return None
+    traced = json.loads(trace_file.read_text())
+    top_level = None
+    build_report = paths.report("build")
+    if build_report.is_file():
+        top_level = json.loads(build_report.read_text()).get("top_level")
+    trace = import_trace(traced["files"], run.layout.opt, top_level)
+    trace["modules"] = traced["modules"]
+    return trace
+
+
+def run_smoke(
+    layer_zip: Path,
+    function_zip: Path,
+    model_path: Path,
+    config: Config,
+    paths: BuildPaths,
+    events_dir: Path | None = None,
+) -> SmokeResult:
+    """Run the artifacts under awslambdaric against a local Runtime API; see the module docstring."""
+    if not proc.host_matches(config):
+        raise PipelineError(
+            f"the smoke invocation runs the layer's native code, which needs a {config.target.machine} Linux host",
+            f"run it on {config.target.machine} Linux (e.g. a GitHub ubuntu runner) or change target.architecture",
+        )
+    events = load_events(events_dir or config.root / str(config.smoke["events"]), float(config.smoke["tolerance"]))
+    python = target_python(config.target.runtime.python)
+    runtime = ensure_runtime_dir(config, paths)
+    prepare_started = time.monotonic()
+    layout = prepare_layout(paths.build / "smoke", runtime, layer_zip, function_zip, model_path)
+    model = layout.model_dir / model_path.name
+    report: dict[str, Any] = {
+        "handler": config.function["handler"],
+        "runtime": config.target.runtime.name,
+        "memory_mb": config.function["memory_mb"],
+        "timeout_s": config.function["timeout_s"],
+        "layout_s": round(time.monotonic() - prepare_started, 3),
+        # The bytes judged here, so a reader (or deploy) can tie this result to what it uploads.
+        "smoked_artifacts": {
+            "layer.zip": sha256_file(layer_zip),
+            "function.zip": sha256_file(function_zip),
+            "model.joblib": sha256_file(model_path),
+        },
+    }
+    with RuntimeApi() as api:
+        env = proc.lambda_environment(config, layout, python, api.address, model, sha256_file(model))
+        started = time.monotonic()
+        process, _log = proc.start_function_process(config, layout, python, env)
+        run = _Run(config, layout, api, process)
+        try:
+            report["init"] = _init(run, started)
+            report["events"] = [_invoke_event(run, event) for event in events if run.alive]
+            warm_event = _warm_event(events)
+            if warm_event and run.alive:
+                report["warm"] = _warm(run, warm_event, int(config.smoke["warm_invocations"]))
+            report["import_trace"] = _trace(run, paths)
+            report["peak_rss_bytes"] = proc.peak_rss_bytes(process.pid)
+        finally:
+            proc.stop(process)
+    report["writes_outside_tmp"] = _writes(run)
+    report["import_trace"] = report["import_trace"] or _trace(run, paths)
+    _judge_resources(run, report)
+    report["log_tail"] = _log_tail(layout)
+    report["failures"] = run.failures
+    return SmokeResult(passed=not run.failures, failures=run.failures, report=report)
+
+
+def _judge_resources(run: _Run, report: dict[str, Any]) -> None:
+    memory_mb = int(run.config.function["memory_mb"])
+    init = report.get("init", {})
+    if "duration_s" in init:
+        # Lambda gives a function memory_mb/1769 of a vCPU (init is single-threaded: no gain above one).
+        factor = max(1.0, proc.FULL_VCPU_MB / memory_mb)
+        init["estimate_at_memory_s"] = round(init["duration_s"] * factor, 3)
+        init["estimate_note"] = f"estimate: measured init x {factor:.2f} (one vCPU at 1769 MB, {memory_mb} MB here)"
+    peak = report.get("peak_rss_bytes")
+    if peak is not None and peak > memory_mb * 1024 * 1024:
+        run.failures.append(
+            f"peak RSS {peak / 2**20:.0f} MB is over the function's memory ({memory_mb} MB, function.memory_mb)"
+        )

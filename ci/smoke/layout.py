@@ -1,0 +1,100 @@
+"""The Lambda file-system layout, rebuilt fresh from the exact zips that will be deployed.
+
+build/smoke/opt   <- layer.zip    (Lambda mounts layers at /opt)
+build/smoke/task  <- function.zip (/var/task, the working directory)
+build/smoke/model <- the model file (read-only, like a file the handler may not change)
+build/smoke/tmp   the only writable directory (/tmp)
+build/smoke/control  the harness's own files (logs, trace, recorded write attempts)
+The runtime directory (/var/runtime) lives in the cache; see runtime_dir.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci.errors import PipelineError
+
+
+@dataclass(frozen=True)
+class SmokeLayout:
+    root: Path
+    runtime: Path
+
+    @property
+    def opt(self) -> Path:
+        return self.root / "opt"
+
+    @property
+    def task(self) -> Path:
+        return self.root / "task"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def control(self) -> Path:
+        return self.root / "control"
+
+    @property
+    def read_only(self) -> list[Path]:
+        return [self.opt, self.task, self.model_dir, self.runtime]
+
+
+def make_writable(root: Path) -> None:
+    for directory, _dirs, _files in os.walk(root):
+        folder = Path(directory)
+        folder.chmod(folder.stat().st_mode | stat.S_IWUSR)
+
+
+def make_read_only(root: Path) -> None:
+    """chmod a-w everything below root (root itself ignores it: bootstrap.py enforces it too)."""
+    write_bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+    for directory, _dirs, files in os.walk(root):
+        folder = Path(directory)
+        for name in files:
+            path = folder / name
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode & ~write_bits)
+        folder.chmod(folder.stat().st_mode & ~write_bits)
+
+
+def _unzip(archive: Path, destination: Path) -> None:
+    if not archive.is_file():
+        raise PipelineError(f"{archive} not found", "run `python -m ci build` first")
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            for info in zipped.infolist():
+                extracted = Path(zipped.extract(info, destination))
+                mode = info.external_attr >> 16
+                if mode and not info.is_dir():
+                    extracted.chmod(stat.S_IMODE(mode) | stat.S_IRUSR)
+    except zipfile.BadZipFile as exc:
+        raise PipelineError(f"{archive} is not a valid zip ({exc})", "rebuild it with `python -m ci build`") from exc
+
+
+def prepare_layout(root: Path, runtime: Path, layer_zip: Path, function_zip: Path, model_path: Path) -> SmokeLayout:
+    """Unzip the artifacts into a fresh layout under root and make the package directories read-only."""
+    layout = SmokeLayout(root=root, runtime=runtime)
+    if root.exists():
+        make_writable(root)
+        shutil.rmtree(root)
+    for directory in (layout.opt, layout.task, layout.model_dir, layout.tmp, layout.control):
+        directory.mkdir(parents=True)
+    _unzip(layer_zip, layout.opt)
+    _unzip(function_zip, layout.task)
+    if not model_path.is_file():
+        raise PipelineError(f"model {model_path} not found", "run `python -m training` first")
+    shutil.copyfile(model_path, layout.model_dir / model_path.name)
+    for directory in layout.read_only:
+        make_read_only(directory)
+    return layout

@@ -1,0 +1,191 @@
+"""A local implementation of the Lambda Runtime API (2018-06-01) that awslambdaric talks to.
+
+The harness queues invocations; the client's GET .../invocation/next receives them with Lambda's
+headers; its POSTs (response, invocation error, init error) come back as Outcomes with the time
+the invocation took (from handing out the event to receiving the answer, like Lambda's Duration).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+PREFIX = "/2018-06-01/runtime"
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    body: bytes
+    timeout_s: float
+    function_arn: str
+    handed_out: float | None = None  # time.monotonic() when /next returned it
+
+
+@dataclass
+class Outcome:
+    request_id: str
+    kind: str  # "response" | "error"
+    body: bytes
+    duration_s: float
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+
+@dataclass
+class ApiState:
+    pending: queue.Queue[Invocation] = field(default_factory=queue.Queue)
+    outcomes: queue.Queue[Outcome] = field(default_factory=queue.Queue)
+    in_flight: dict[str, Invocation] = field(default_factory=dict)
+    first_next: float | None = None
+    init_error: dict[str, Any] | None = None
+    init_error_type: str | None = None
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    stopping: bool = False
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Without it, Nagle's algorithm and the client's delayed ACK add ~40 ms to every invocation.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # the harness reports; no access log on stderr
+
+    def _reply(self, code: int, body: bytes = b"{}", headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_GET(self) -> None:
+        state = self.server.state
+        if self.path != f"{PREFIX}/invocation/next":
+            self._reply(404, b'{"errorType": "NotFound"}')
+            return
+        with state.changed:
+            if state.first_next is None:
+                state.first_next = time.monotonic()
+            state.changed.notify_all()
+        while True:
+            try:
+                invocation = state.pending.get(timeout=0.2)
+                break
+            except queue.Empty:
+                if state.stopping:
+                    self.close_connection = True
+                    return
+        now = time.time()
+        invocation.handed_out = time.monotonic()
+        state.in_flight[invocation.request_id] = invocation
+        self._reply(
+            200,
+            invocation.body,
+            {
+                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+                "Lambda-Runtime-Deadline-Ms": str(int((now + invocation.timeout_s) * 1000)),
+                "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
+                "Lambda-Runtime-Trace-Id": f"Root=1-{int(now):08x}-{invocation.request_id[-24:]:0>24};Sampled=0",
+            },
+        )
+
+    def do_POST(self) -> None:
+        state = self.server.state
+        body = self._body()
+        if self.path == f"{PREFIX}/init/error":
+            with state.changed:
+                state.init_error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
+                try:
+                    state.init_error = json.loads(body.decode("utf-8") or "{}")
+                except ValueError:
+                    state.init_error = {"errorMessage": body.decode("utf-8", "replace")}
+                state.changed.notify_all()
+            self._reply(202, b'{"status": "OK"}')
+            return
+        parts = self.path.removeprefix(f"{PREFIX}/invocation/").split("/")
+        if len(parts) != 2 or parts[1] not in ("response", "error") or parts[0] not in state.in_flight:
+            self._reply(400, b'{"errorType": "InvalidRequestID"}')
+            return
+        invocation = state.in_flight.pop(parts[0])
+        duration = time.monotonic() - (invocation.handed_out or time.monotonic())
+        state.outcomes.put(Outcome(parts[0], parts[1], body, duration))
+        self._reply(202, b'{"status": "OK"}')
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    state: ApiState
+
+
+class RuntimeApi:
+    """The server on 127.0.0.1, on a free port, in a background thread."""
+
+    def __init__(self) -> None:
+        self.state = ApiState()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.state = self.state
+        self._thread = threading.Thread(target=self._server.serve_forever, name="runtime-api", daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> RuntimeApi:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.state.stopping = True
+        self._server.shutdown()
+        self._server.server_close()
+
+    def submit(self, invocation: Invocation) -> None:
+        self.state.pending.put(invocation)
+
+    def wait_init(self, timeout_s: float, still_running: Any) -> str:
+        """Wait until the client asks for work ("ready"), reports an init error ("error"),
+        exits ("exited") or the time is up ("timeout")."""
+        deadline = time.monotonic() + timeout_s
+        with self.state.changed:
+            while True:
+                if self.state.init_error is not None:
+                    return "error"
+                if self.state.first_next is not None:
+                    return "ready"
+                if not still_running():
+                    return "exited"
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "timeout"
+                self.state.changed.wait(min(left, 0.05))
+
+    def wait_outcome(self, request_id: str, timeout_s: float, still_running: Any) -> Outcome | None:
+        """The answer to request_id, or None if the process died or the time is up."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                outcome = self.state.outcomes.get(timeout=0.05)
+            except queue.Empty:
+                if not still_running():
+                    return None
+                continue
+            if outcome.request_id == request_id:
+                return outcome
+        return None

@@ -1,0 +1,60 @@
+"""The /var/runtime equivalent: only what the managed runtime ships (awslambdaric, boto3, botocore...).
+
+Installed once per pin set into build/cache/runtime-<runtime>-<hash>/ from the hashed pins in
+ci/policy/runtime-<runtime>.txt, so a handler that imports boto3 finds the runtime's version and a
+layer that forgot a dependency is not rescued by anything of this host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ci.config import Config
+from ci.errors import ConfigError, PipelineError
+from ci.paths import BuildPaths
+
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
+
+
+def runtime_pins(config: Config) -> Path:
+    pins = POLICY_DIR / f"runtime-{config.target.runtime.name}.txt"
+    if not pins.is_file():
+        raise ConfigError(
+            f"{pins} not found: no hashed pins for what {config.target.runtime.name} provides",
+            "generate it with the command in the header of ci/policy/runtime-python3.11.txt",
+        )
+    return pins
+
+
+def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
+    """Install the runtime's own packages into the cache (once) and return that directory."""
+    pins = runtime_pins(config)
+    digest = hashlib.sha256(pins.read_bytes() + platform.machine().encode()).hexdigest()[:16]
+    target = paths.cache / f"runtime-{config.target.runtime.name}-{digest}"
+    if (target / "awslambdaric").is_dir():
+        return target
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "--target", str(staging), "--only-binary", ":all:", "--require-hashes", "--no-deps",
+        "--no-compile", "--index-url", "https://pypi.org/simple", "-r", str(pins),
+    ]  # fmt: skip
+    # The machine's pip configuration may add local indexes; the runtime must come from PyPI alone.
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PipelineError(
+            f"could not install the {config.target.runtime.name} runtime's packages from {pins.name}:\n"
+            + result.stderr.strip()[-2000:],
+            "check network access to https://pypi.org/simple, or regenerate the pins",
+        )
+    staging.rename(target)
+    return target
