@@ -1,0 +1,55 @@
+"""The Lambda entry point: handler.app.lambda_handler.
+
+Steps per invocation: recognise the event shape, decode the body, validate against the model's
+features, predict, shape the response, log one line. Bad requests become 400s naming the field;
+only a broken deployment (model missing, tampered or unreadable) is raised as a function error.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any
+
+from handler import events, model_store, predict, responses, settings, telemetry, validation
+from handler.errors import RequestError
+
+if settings.running_on_lambda():
+    # Load during the init phase: cold-start cost lands in Init Duration, not in the first request.
+    model_store.get_model()
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    request_id = getattr(context, "aws_request_id", None)
+    model = model_store.get_model()
+    source = events.source_of(event)
+    count = 0
+    try:
+        limits = settings.limits()
+        request = events.parse(event, limits.max_body_bytes)
+        valid = validation.validate(request.payload, model.feature_names, limits.max_batch)
+        count = len(valid.instances)
+        body = responses.success(
+            predict.predictions(model, valid.instances, valid.target_recall, limits.horizon_days), model.label
+        )
+        status, field = 200, None
+    except RequestError as exc:
+        status, field = exc.status, exc.field
+        body = responses.error(exc.status, exc.field, exc.message, model.label)
+    except Exception as exc:  # a bug must not leak a traceback to the caller; it goes to the log
+        status, field = 500, None
+        body = responses.error(500, None, "internal error; see the function's log", model.label)
+        telemetry.log_invocation(
+            level="error", request_id=request_id, error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc()
+        )
+    telemetry.log_invocation(
+        request_id=request_id,
+        source=source,
+        status=status,
+        error_field=field,
+        instances=count,
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        model_sha256=model.label["sha256"],
+    )
+    return responses.shape(body, status, source != events.DIRECT)

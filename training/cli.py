@@ -1,0 +1,45 @@
+"""`python -m training [--out-dir DIR] [--data CSV] [--seed N] [--config TOML]`: parse, run, report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from training.errors import TrainingError
+from training.settings import DEFAULT_CONFIG, REPO_ROOT, load_settings
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Train the forgetting-curve model (p(recall)) and write model.joblib + model.json.",
+    )
+    cli.add_argument("--out-dir", type=Path, default=REPO_ROOT / "build" / "model", help="default: build/model")
+    cli.add_argument("--data", type=Path, default=None, help="a review-log CSV (default: the HLR simulator)")
+    cli.add_argument("--seed", type=int, default=None, help="default: training.seed of pipeline.toml")
+    cli.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: pipeline.toml")
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from training.train import run  # heavy imports after argument parsing
+
+    started = time.perf_counter()
+    try:
+        settings = load_settings(args.config)
+        seed = settings.seed if args.seed is None else args.seed
+        result = run(settings, args.out_dir, seed, args.data)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    metrics = result.manifest["metrics"]
+    print(
+        f"wrote {result.model_path} ({result.model_path.stat().st_size} bytes, sha256 {result.manifest['sha256'][:12]})"
+    )
+    print(f"wrote {result.manifest_path}")
+    print("held-out: " + ", ".join(f"{name} {value}" for name, value in metrics.items()))
+    print(f"trained in {time.perf_counter() - started:.1f} s")
+    return 0
