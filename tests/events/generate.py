@@ -1,0 +1,232 @@
+"""Regenerate the committed events: `.venv/bin/python tests/events/generate.py` (from the repository root).
+
+Expected recall probabilities are the HLR simulator's TRUE p for fixed learner histories, not the
+model's output: the smoke test then checks the deployed model against the truth it was trained to
+learn. TOLERANCE is honest for a model fitted on ~48,000 simulated Bernoulli outcomes: the held-out
+mean absolute error is about 0.024 and the largest error at these histories was 0.027 when written.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from training.simulator import recall_probability  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+TOLERANCE = 0.05
+NAMES = ["delta_days", "history_seen", "history_correct", "history_wrong", "item_difficulty"]
+HISTORIES = {
+    "reviewed_twice": (1.0, 2, 1, 0, 0.3),
+    "new_hard_item": (0.5, 3, 0, 2, 0.7),
+    "middling": (2.0, 4, 2, 1, 0.5),
+    "practised": (3.0, 6, 4, 1, 0.4),
+    "well_practised": (5.0, 8, 5, 2, 0.6),
+    "long_gap": (10.0, 12, 9, 2, 0.5),
+}
+
+
+def features(name: str, **changes: Any) -> dict[str, Any]:
+    return {**dict(zip(NAMES, HISTORIES[name], strict=True)), **changes}
+
+
+def truth(*names: str) -> list[float]:
+    return [round(float(recall_probability(*HISTORIES[name])), 6) for name in names]
+
+
+def ok(names: tuple[str, ...]) -> dict[str, Any]:
+    return {"status": 200, "recall_probability": truth(*names), "tolerance": TOLERANCE}
+
+
+def bad(field: str) -> dict[str, Any]:
+    return {"status": 400, "error_field": field}
+
+
+def api_gateway_v1(body: str, base64_encoded: bool = False) -> dict[str, Any]:
+    return {
+        "resource": "/predict",
+        "path": "/predict",
+        "httpMethod": "POST",
+        "headers": {"Content-Type": "application/json"},
+        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "queryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/predict",
+            "httpMethod": "POST",
+            "path": "/prod/predict",
+            "stage": "prod",
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "identity": {"sourceIp": "203.0.113.10"},
+        },
+        "body": body,
+        "isBase64Encoded": base64_encoded,
+    }
+
+
+def http_v2(body: str, base64_encoded: bool = False, domain: str = "r3pmxmplak.execute-api.us-east-1.amazonaws.com"):
+    return {
+        "version": "2.0",
+        "routeKey": "POST /predict" if "execute-api" in domain else "$default",
+        "rawPath": "/predict",
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": domain.split(".")[0],
+            "domainName": domain,
+            "domainPrefix": domain.split(".")[0],
+            "http": {"method": "POST", "path": "/predict", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.10"},
+            "requestId": "JKJaXmPLvHcESHA=",
+            "stage": "$default",
+        },
+        "body": body,
+        "isBase64Encoded": base64_encoded,
+    }
+
+
+def function_url(body: str, base64_encoded: bool = True) -> dict[str, Any]:
+    return http_v2(body, base64_encoded, domain="a7xmplk3ysnxtpe5yrs7bjy2mm0ogxcq.lambda-url.us-east-1.on.aws")
+
+
+def b64(payload: Any) -> str:
+    return base64.b64encode(json.dumps(payload).encode()).decode()
+
+
+EVENTS: dict[str, dict[str, Any]] = {
+    "direct-batch": {
+        "description": "direct invocation, a batch of four learner histories",
+        "event": {"instances": [features(n) for n in ("reviewed_twice", "new_hard_item", "practised", "long_gap")]},
+        "expect": ok(("reviewed_twice", "new_hard_item", "practised", "long_gap")),
+    },
+    "direct-single-target": {
+        "description": "direct invocation, one instance with a target recall of 0.9 (days_until_target)",
+        "event": {"features": features("middling"), "target_recall": 0.9},
+        "expect": ok(("middling",)),
+    },
+    "apigw-v1": {
+        "description": "API Gateway REST API (v1 proxy) event with a JSON body",
+        "event": api_gateway_v1(json.dumps({"instances": [features("well_practised"), features("practised")]})),
+        "expect": ok(("well_practised", "practised")),
+    },
+    "http-api-v2": {
+        "description": "API Gateway HTTP API (payload v2.0) event with a target recall",
+        "event": http_v2(json.dumps({"instances": [features("long_gap")], "target_recall": 0.8})),
+        "expect": ok(("long_gap",)),
+    },
+    "function-url-base64": {
+        "description": "Lambda Function URL event with a base64-encoded body",
+        "event": function_url(b64({"features": features("new_hard_item")})),
+        "expect": ok(("new_hard_item",)),
+    },
+    "bad-body-not-json": {
+        "description": "API Gateway v1 body that is not JSON",
+        "event": api_gateway_v1('{"instances": [ {"delta_days": 1,'),
+        "expect": bad("body"),
+    },
+    "bad-body-not-object": {
+        "description": "HTTP API v2 body that is JSON but not an object",
+        "event": http_v2("[1, 2, 3]"),
+        "expect": bad("body"),
+    },
+    "bad-invalid-base64": {
+        "description": "Function URL event flagged base64 whose body is not base64",
+        "event": function_url("this is not base64!!"),
+        "expect": bad("body"),
+    },
+    "bad-missing-feature": {
+        "description": "direct batch whose second instance lacks item_difficulty",
+        "event": {
+            "instances": [
+                features("practised"),
+                {k: v for k, v in features("middling").items() if k != "item_difficulty"},
+            ]
+        },
+        "expect": bad("instances[1].item_difficulty"),
+    },
+    "bad-unknown-feature": {
+        "description": "direct single instance with a feature the model does not know",
+        "event": {"features": features("practised", learner_age=31)},
+        "expect": bad("features.learner_age"),
+    },
+    "bad-string-number": {
+        "description": "a count given as a string",
+        "event": {"instances": [features("practised", history_seen="6")]},
+        "expect": bad("instances[0].history_seen"),
+    },
+    "bad-null": {
+        "description": "null where a number is expected",
+        "event": {"features": features("practised", item_difficulty=None)},
+        "expect": bad("features.item_difficulty"),
+    },
+    "bad-boolean": {
+        "description": "a boolean where a number is expected",
+        "event": {"features": features("practised", history_wrong=True)},
+        "expect": bad("features.history_wrong"),
+    },
+    "bad-nan": {
+        "description": "HTTP API v2 body with NaN elapsed time",
+        "event": http_v2(json.dumps({"instances": [features("practised", delta_days=float("nan"))]})),
+        "expect": bad("instances[0].delta_days"),
+    },
+    "bad-infinity": {
+        "description": "API Gateway v1 body with an infinite difficulty",
+        "event": api_gateway_v1(json.dumps({"features": features("practised", item_difficulty=float("inf"))})),
+        "expect": bad("features.item_difficulty"),
+    },
+    "bad-negative-delta": {
+        "description": "negative elapsed time",
+        "event": {"features": features("practised", delta_days=-2.5)},
+        "expect": bad("features.delta_days"),
+    },
+    "bad-negative-count": {
+        "description": "negative count of wrong answers",
+        "event": {"instances": [features("practised", history_wrong=-1)]},
+        "expect": bad("instances[0].history_wrong"),
+    },
+    "bad-non-integer-count": {
+        "description": "a count that is not a whole number",
+        "event": {"instances": [features("practised", history_seen=6.5)]},
+        "expect": bad("instances[0].history_seen"),
+    },
+    "bad-correct-wrong-exceed-seen": {
+        "description": "history_correct + history_wrong > history_seen",
+        "event": {"instances": [features("practised", history_correct=5, history_wrong=3)]},
+        "expect": bad("instances[0].history_correct"),
+    },
+    "bad-empty-batch": {
+        "description": "an empty batch",
+        "event": {"instances": []},
+        "expect": bad("instances"),
+    },
+    "bad-batch-over-limit": {
+        "description": "1001 instances, over the default limit of 1000 (checked before the instances)",
+        "event": {"instances": [{}] * 1001},
+        "expect": bad("instances"),
+    },
+    "bad-target-recall": {
+        "description": "a target recall outside (0, 1)",
+        "event": {"features": features("practised"), "target_recall": 1.5},
+        "expect": bad("target_recall"),
+    },
+}
+
+
+def main() -> None:
+    for old in HERE.glob("*.json"):
+        old.unlink()
+    for name, content in EVENTS.items():
+        text = json.dumps(content, indent=None if name == "bad-batch-over-limit" else 2)
+        (HERE / f"{name}.json").write_text(text + "\n")
+    print(f"wrote {len(EVENTS)} events to {HERE}")
+
+
+if __name__ == "__main__":
+    main()
