@@ -1,0 +1,333 @@
+"""From the zips, the build's report and the import trace to one `Budget`.
+
+Counting follows Lambda: the uncompressed size of every entry of the function zip and of every
+layer attached to the function (directories count 0), against one limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ci.budget import attribution
+from ci.budget.attribution import Attributor, canonical, category
+from ci.budget.model import (
+    Budget,
+    Bytecode,
+    Component,
+    DistributionUse,
+    FileSize,
+    Group,
+    ImportUsage,
+    RuleRemoval,
+    Suggestion,
+)
+from ci.budget.units import as_mb
+from ci.budget.zips import Entry, ZipContents
+
+LARGEST_FILES = 15
+LARGEST_DIRECTORIES = 10
+FUNCTION_CODE = "(function code)"
+
+
+@dataclass(frozen=True)
+class DeclaredLayer:
+    """A layer attached by ARN: not in our hands, so its unzipped size is declared in pipeline.toml."""
+
+    arn: str
+    unzipped_bytes: int
+
+
+@dataclass(frozen=True)
+class ImportTrace:
+    """build/reports/smoke.json's "import_trace": what the handler really imported."""
+
+    report: str
+    same_layer: bool
+    files: list[str]
+    distributions: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class BudgetInputs:
+    function: ZipContents
+    layer: ZipContents
+    limit_bytes: int
+    warn_fraction: float
+    build_report: Mapping[str, Any] = field(default_factory=dict)
+    extra_zips: tuple[ZipContents, ...] = ()
+    extra_arns: tuple[DeclaredLayer, ...] = ()
+    import_trace: ImportTrace | None = None
+    lock: Mapping[str, str] = field(default_factory=dict)
+    compact_profile: bool = False  # build.sourceless and build.prune_unimported already on
+
+
+def compute_budget(inputs: BudgetInputs) -> Budget:
+    report = inputs.build_report
+    known = dict(report.get("distributions") or {})
+    attributor = Attributor(inputs.layer, top_level=report.get("top_level") or {}, names=list(known))
+    owner = {entry.path: attributor.distribution(entry.path) for entry in inputs.layer.entries}
+
+    zips = [inputs.function, inputs.layer, *inputs.extra_zips]
+    components = [_measured(contents) for contents in zips] + [
+        Component(":".join(layer.arn.split(":")[-2:]), "extra layer", layer.arn, layer.unzipped_bytes, None, None)
+        for layer in inputs.extra_arns
+    ]
+    distributions = _distributions(inputs.layer.entries, owner, known, attributor.versions)
+    budget = Budget(
+        limit_bytes=inputs.limit_bytes,
+        warn_fraction=inputs.warn_fraction,
+        components=components,
+        distributions=distributions,
+        categories=_categories(entry for contents in zips for entry in contents.entries),
+        rules=_rules(report.get("rules") or {}),
+        largest_files=_largest_files(zips, owner),
+        largest_directories=_largest_directories(inputs.layer.entries),
+        bytecode=_bytecode(inputs.layer.entries, (report.get("bytecode") or {}).get("mode")),
+        imports=_imports(inputs.import_trace, inputs.layer.entries, owner, distributions),
+        lock=dict(inputs.lock),
+    )
+    return _with_suggestions(budget, inputs.compact_profile)
+
+
+def _measured(contents: ZipContents) -> Component:
+    return Component(
+        name=contents.name,
+        kind=contents.kind,
+        source=str(contents.path),
+        unzipped_bytes=contents.unzipped_bytes,
+        zipped_bytes=contents.zipped_bytes,
+        files=len(contents.entries),
+    )
+
+
+def _group(name: str, entries: Iterable[Entry], version: str | None = None) -> Group:
+    entries = list(entries)
+    return Group(
+        name=name,
+        unzipped_bytes=sum(e.unzipped_bytes for e in entries),
+        zipped_bytes=sum(e.zipped_bytes for e in entries),
+        files=len(entries),
+        version=version,
+    )
+
+
+def _largest_first(groups: Iterable[Group]) -> list[Group]:
+    return sorted(groups, key=lambda group: (-group.unzipped_bytes, group.name))
+
+
+def _distributions(
+    entries: Iterable[Entry], owner: Mapping[str, str], known: Mapping[str, Any], versions: Mapping[str, str]
+) -> list[Group]:
+    by_name: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        by_name[owner[entry.path]].append(entry)
+    reported = {canonical(name): facts for name, facts in known.items()}
+    groups = []
+    for name, members in by_name.items():
+        version = (reported.get(canonical(name)) or {}).get("version") or versions.get(name)
+        groups.append(_group(name, members, version))
+    return _largest_first(groups)
+
+
+def _categories(entries: Iterable[Entry]) -> list[Group]:
+    by_category: dict[str, list[Entry]] = {name: [] for name in attribution.CATEGORIES}
+    for entry in entries:
+        by_category[category(entry.path)].append(entry)
+    return _largest_first(_group(name, members) for name, members in by_category.items())
+
+
+def _rules(rules: Mapping[str, Any]) -> list[RuleRemoval]:
+    removals = [
+        RuleRemoval(
+            name=name,
+            files=int(facts.get("files", 0)),
+            bytes=int(facts.get("bytes", 0)),
+            paths=list(facts.get("paths", [])),
+        )
+        for name, facts in rules.items()
+    ]
+    return sorted(removals, key=lambda rule: (-rule.bytes, rule.name))
+
+
+def _largest_files(zips: list[ZipContents], owner: Mapping[str, str]) -> list[FileSize]:
+    files = [
+        FileSize(
+            component=contents.name,
+            path=entry.path,
+            unzipped_bytes=entry.unzipped_bytes,
+            zipped_bytes=entry.zipped_bytes,
+            distribution=_owner_of(contents, entry, owner),
+            category=category(entry.path),
+        )
+        for contents in zips
+        for entry in contents.entries
+    ]
+    return sorted(files, key=lambda f: (-f.unzipped_bytes, f.component, f.path))[:LARGEST_FILES]
+
+
+def _owner_of(contents: ZipContents, entry: Entry, owner: Mapping[str, str]) -> str:
+    if contents.kind == "layer":
+        return owner[entry.path]
+    return FUNCTION_CODE if contents.kind == "function" else contents.name
+
+
+def _folder(path: str) -> str | None:
+    """scipy/special for python/scipy/special/...: the unit a new pruning rule could cut.
+
+    Vendored-library folders (*.libs) and metadata are left out: extension modules load the
+    former and installers need the latter. Files directly in a package folder belong to none.
+    """
+    parts = path.removeprefix(attribution.LAYER_PREFIX).split("/")
+    if len(parts) < 3 or parts[1] == "__pycache__":
+        return None
+    if category(path) in (attribution.METADATA, attribution.VENDORED_LIBRARIES):
+        return None
+    return "/".join(parts[:2])
+
+
+def _by_folder(entries: Iterable[Entry]) -> list[Group]:
+    members: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        folder = _folder(entry.path)
+        if folder is not None:
+            members[folder].append(entry)
+    return _largest_first(_group(name, files) for name, files in members.items())
+
+
+def _largest_directories(entries: Iterable[Entry]) -> list[Group]:
+    return _by_folder(entries)[:LARGEST_DIRECTORIES]
+
+
+_PYC_IN_CACHE = re.compile(r"^(?P<dir>.*?)__pycache__/(?P<stem>[^/.]+)\.[^/]*\.pyc$")
+
+
+def _module_key(path: str) -> str | None:
+    """python/a/b/c for python/a/b/c.py, python/a/b/__pycache__/c.cpython-311.pyc and python/a/b/c.pyc."""
+    match = _PYC_IN_CACHE.match(path)
+    if match:
+        return match["dir"] + match["stem"]
+    for suffix in (".pyc", ".py"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return None
+
+
+def _bytecode(entries: Iterable[Entry], mode: str | None) -> Bytecode:
+    entries = list(entries)
+    compiled = [e for e in entries if e.path.endswith(".pyc")]
+    compiled_keys = {_module_key(e.path) for e in compiled}
+    sources = [e for e in entries if e.path.endswith(".py") and _module_key(e.path) in compiled_keys]
+    return Bytecode(
+        mode=mode,
+        files=len(compiled),
+        bytes=sum(e.unzipped_bytes for e in compiled),
+        source_with_bytecode_bytes=sum(e.unzipped_bytes for e in sources),
+    )
+
+
+def _imports(
+    trace: ImportTrace | None, entries: Iterable[Entry], owner: Mapping[str, str], distributions: list[Group]
+) -> ImportUsage | None:
+    if trace is None:
+        return None
+    entries = list(entries)
+    sizes = {entry.path: entry.unzipped_bytes for entry in entries}
+    files: dict[str, int] = defaultdict(int)
+    nbytes: dict[str, int] = defaultdict(int)
+    touched: set[str] = set()
+    traced = {
+        path if path.startswith(attribution.LAYER_PREFIX) else attribution.LAYER_PREFIX + path.lstrip("/")
+        for path in trace.files
+    }
+    modules = {_module_key(path) for path in traced} - {None}
+    # A module's .pyc is read when its source is imported, so it counts as imported too.
+    traced |= {path for path in sizes if path.endswith(".pyc") and _module_key(path) in modules}
+    for path in traced:
+        if path in sizes:
+            files[owner[path]] += 1
+            nbytes[owner[path]] += sizes[path]
+            touched.add(_folder(path) or "")
+    if not trace.files:  # a trace that only summarises per distribution
+        reported = {canonical(name): facts for name, facts in trace.distributions.items()}
+        for group in distributions:
+            facts = reported.get(canonical(group.name)) or {}
+            files[group.name] = int(facts.get("imported_files", 0))
+            nbytes[group.name] = int(facts.get("imported_bytes", 0))
+    uses = [
+        DistributionUse(group.name, group.unzipped_bytes, nbytes.get(group.name, 0), files.get(group.name, 0))
+        for group in distributions
+    ]
+    unimported = (
+        [group for group in _by_folder(entries) if group.name not in touched][:LARGEST_DIRECTORIES]
+        if trace.files
+        else []
+    )
+    return ImportUsage(trace.report, trace.same_layer, uses, unimported)
+
+
+def _with_suggestions(budget: Budget, compact_profile: bool) -> Budget:
+    """What could come out, largest saving first; only figures we can stand behind."""
+    ideas: list[Suggestion] = []
+    imports = budget.imports
+    if not compact_profile:
+        saving = budget.bytecode.source_with_bytecode_bytes + (imports.never_imported_bytes if imports else 0)
+        ideas.append(
+            Suggestion(
+                "turn on the compact profile (build.sourceless = true and build.prune_unimported = true in "
+                "pipeline.toml): it drops .py source shipped with its .pyc"
+                + (" and files the import trace never saw" if imports else "")
+                + "; the full smoke must still pass",
+                saving or None,
+            )
+        )
+    if imports and imports.never_imported:
+        names = ", ".join(f"{use.name} ({as_mb(use.shipped_bytes)})" for use in imports.never_imported)
+        ideas.append(
+            Suggestion(
+                f"distributions shipped but never imported by the smoke invocation: {names}; drop them from "
+                "requirements.in if nothing needs them at runtime (unpickling may: check the model loads)",
+                imports.never_imported_bytes,
+            )
+        )
+    if budget.bytecode.mode == "all" and budget.bytecode.bytes:
+        ideas.append(
+            Suggestion(
+                'set build.bytecode = "runtime" to precompile only the modules the handler imports '
+                f"(bytecode now {as_mb(budget.bytecode.bytes)})",
+                None,
+            )
+        )
+    for component in budget.components:
+        if component.kind == "extra layer":
+            ideas.append(
+                Suggestion(
+                    f"the extra layer {component.name} adds {as_mb(component.unzipped_bytes)}: detach it or "
+                    "move what the function needs from it into requirements.in",
+                    component.unzipped_bytes,
+                )
+            )
+    if imports and imports.unimported_directories:
+        for folder in imports.unimported_directories[:3]:
+            ideas.append(
+                Suggestion(
+                    f"nothing in python/{folder.name} ({as_mb(folder.unzipped_bytes)}, {folder.files} files) was "
+                    "imported by the smoke invocation: a pruning rule could remove it (the full smoke must still pass)",
+                    folder.unzipped_bytes,
+                )
+            )
+    elif not imports and budget.largest_directories:
+        names = ", ".join(f"python/{g.name} ({as_mb(g.unzipped_bytes)})" for g in budget.largest_directories[:3])
+        ideas.append(
+            Suggestion(
+                f"the largest folders no pruning rule removes are {names}; run the smoke invocation "
+                "(`python -m ci smoke`) to learn which of them the handler never imports",
+                None,
+            )
+        )
+    ideas.sort(key=lambda idea: -(idea.saves_bytes or 0))
+    return dataclasses.replace(budget, suggestions=ideas)

@@ -1,0 +1,108 @@
+"""Everything the budget reads, gathered and validated in one place.
+
+The zips and the build's report come from the build tree; extra layers and the limit from
+pipeline.toml; the import trace from the smoke report when the smoke invocation has run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ci.budget.compute import BudgetInputs, DeclaredLayer, ImportTrace
+from ci.budget.zips import ZipContents, read_zip
+from ci.config import CONFIG_FILE, Config, positive_int
+from ci.errors import ConfigError, PipelineError
+from ci.paths import BuildPaths
+from ci.reports import sha256_file
+
+BUILD_FIX = "run `python -m ci build` first (it writes layer.zip, function.zip and reports/build.json)"
+
+
+def gather_inputs(
+    config: Config, paths: BuildPaths, limit_bytes: int | None = None, lock_file: Path | None = None
+) -> BudgetInputs:
+    layer = read_zip(paths.layer_zip, "layer.zip", "layer", BUILD_FIX)
+    lock_file = lock_file or config.path(config.lock, "layer_lock")
+    return BudgetInputs(
+        function=read_zip(paths.function_zip, "function.zip", "function", BUILD_FIX),
+        layer=layer,
+        limit_bytes=config.limit_bytes if limit_bytes is None else positive_int(limit_bytes, "--limit-bytes"),
+        warn_fraction=config.warn_fraction,
+        build_report=read_json(paths.report("build"), BUILD_FIX, required=False) or {},
+        extra_zips=extra_layer_zips(config),
+        extra_arns=extra_layer_arns(config),
+        import_trace=import_trace(paths, layer),
+        lock=lock_identity(lock_file, config.root),
+        compact_profile=bool(config.build.get("sourceless")) and bool(config.build.get("prune_unimported")),
+    )
+
+
+def read_json(path: Path, fix: str, required: bool = True) -> dict[str, Any] | None:
+    if not path.is_file():
+        if required:
+            raise PipelineError(f"{path} not found", fix)
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"{path} is not valid JSON ({exc})", fix) from exc
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path} does not hold a JSON object", fix)
+    return data
+
+
+def extra_layer_zips(config: Config) -> tuple[ZipContents, ...]:
+    listed = config.budget.get("extra_layer_zips", [])
+    if not isinstance(listed, list) or not all(isinstance(item, str) for item in listed):
+        raise ConfigError(
+            f"budget.extra_layer_zips in {CONFIG_FILE} is {listed!r}: it must be a list of paths",
+            'write e.g. extra_layer_zips = ["vendor/otel-layer.zip"]',
+        )
+    fix = f"fix the path in budget.extra_layer_zips of {CONFIG_FILE} (paths are relative to the repository)"
+    return tuple(read_zip(config.root / item, Path(item).name, "extra layer", fix) for item in listed)
+
+
+def extra_layer_arns(config: Config) -> tuple[DeclaredLayer, ...]:
+    """Layers attached by ARN, each with the unzipped size Lambda will count for it (not measurable here)."""
+    listed = config.budget.get("extra_layer_arns", [])
+    example = (
+        'write extra_layer_arns = [{ arn = "arn:aws:lambda:us-east-1:123456789012:layer:NAME:3", '
+        "unzipped_bytes = 12345678 }]"
+    )
+    if not isinstance(listed, list):
+        raise ConfigError(f"budget.extra_layer_arns in {CONFIG_FILE} is {listed!r}: it must be a list", example)
+    layers = []
+    for index, item in enumerate(listed):
+        name = f"budget.extra_layer_arns[{index}]"
+        arn = item.get("arn") if isinstance(item, dict) else None
+        if not isinstance(arn, str) or not arn.startswith("arn:") or ":layer:" not in arn:
+            raise ConfigError(f"{name} in {CONFIG_FILE} is {item!r}: it needs arn = the layer version's ARN", example)
+        size = positive_int(item.get("unzipped_bytes"), f"{name}.unzipped_bytes")
+        layers.append(DeclaredLayer(arn=arn, unzipped_bytes=size))
+    return tuple(layers)
+
+
+def import_trace(paths: BuildPaths, layer: ZipContents) -> ImportTrace | None:
+    """The smoke report's import trace, if the smoke invocation has run; flagged if from another layer."""
+    report_path = paths.report("smoke")
+    report = read_json(report_path, "rerun `python -m ci smoke`", required=False)
+    trace = (report or {}).get("import_trace")
+    if not isinstance(trace, dict):
+        return None
+    recorded = (report or {}).get("artifacts", {}).get("layer.zip")
+    return ImportTrace(
+        report=str(report_path),
+        same_layer=recorded == sha256_file(layer.path),
+        files=[str(path) for path in trace.get("files") or []],
+        distributions={str(k): dict(v) for k, v in (trace.get("distributions") or {}).items()},
+    )
+
+
+def lock_identity(lock_file: Path, root: Path) -> dict[str, str]:
+    if not lock_file.is_file():
+        return {}
+    shown = str(lock_file.relative_to(root)) if lock_file.is_relative_to(root) else str(lock_file)
+    return {"path": shown, "sha256": hashlib.sha256(lock_file.read_bytes()).hexdigest()}

@@ -1,0 +1,176 @@
+"""The budget's figures: one structure, computed once, rendered three ways.
+
+Everything a renderer shows is here; renderers format, they never compute.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One thing Lambda unpacks for the function: the function zip or one layer."""
+
+    name: str
+    kind: str  # function | layer | extra layer
+    source: str  # file path, or the layer ARN for a layer declared by size
+    unzipped_bytes: int
+    zipped_bytes: int | None  # None when declared in the configuration rather than measured
+    files: int | None
+
+
+@dataclass(frozen=True)
+class Group:
+    """Bytes of a set of files: a distribution, a category or a directory."""
+
+    name: str
+    unzipped_bytes: int
+    zipped_bytes: int
+    files: int
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class FileSize:
+    component: str
+    path: str
+    unzipped_bytes: int
+    zipped_bytes: int
+    distribution: str
+    category: str
+
+
+@dataclass(frozen=True)
+class RuleRemoval:
+    """What one pruning rule of the build took out (from build.json)."""
+
+    name: str
+    files: int
+    bytes: int
+    paths: list[str]
+
+
+@dataclass(frozen=True)
+class Bytecode:
+    """What precompiled .pyc costs, and the source that sits next to it."""
+
+    mode: str | None  # the build's bytecode mode (runtime | all | none), None if unknown
+    files: int
+    bytes: int
+    source_with_bytecode_bytes: int  # .py files whose .pyc ships too: what sourceless would drop
+
+
+@dataclass(frozen=True)
+class DistributionUse:
+    name: str
+    shipped_bytes: int
+    imported_bytes: int
+    imported_files: int
+
+
+@dataclass(frozen=True)
+class ImportUsage:
+    """Shipped versus imported, from the smoke invocation's import trace."""
+
+    report: str  # the smoke.json it came from
+    same_layer: bool  # the trace was taken on exactly this layer.zip
+    distributions: list[DistributionUse]
+    unimported_directories: list[Group]  # package sub-folders of which nothing was imported, largest first
+
+    @property
+    def never_imported(self) -> list[DistributionUse]:
+        return [use for use in self.distributions if use.imported_files == 0]
+
+    @property
+    def never_imported_bytes(self) -> int:
+        return sum(use.shipped_bytes for use in self.never_imported)
+
+
+@dataclass(frozen=True)
+class DistributionDelta:
+    name: str
+    status: str  # added | removed | changed | unchanged
+    before_bytes: int
+    after_bytes: int
+    before_version: str | None
+    after_version: str | None
+
+    @property
+    def delta_bytes(self) -> int:
+        return self.after_bytes - self.before_bytes
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """This budget against a baseline (normally the base branch's)."""
+
+    label: str  # e.g. main
+    source: str  # the baseline budget.json or git ref it came from
+    before_used_bytes: int
+    after_used_bytes: int
+    distributions: list[DistributionDelta]
+
+    @property
+    def delta_bytes(self) -> int:
+        return self.after_used_bytes - self.before_used_bytes
+
+    @property
+    def changes(self) -> list[DistributionDelta]:
+        return [row for row in self.distributions if row.status != "unchanged"]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    action: str
+    saves_bytes: int | None  # None when the saving cannot be known before trying
+
+
+@dataclass(frozen=True)
+class Budget:
+    limit_bytes: int
+    warn_fraction: float
+    components: list[Component]
+    distributions: list[Group]  # the built layer's, largest first
+    categories: list[Group]
+    rules: list[RuleRemoval]
+    largest_files: list[FileSize]
+    largest_directories: list[Group]
+    bytecode: Bytecode
+    imports: ImportUsage | None
+    lock: dict[str, str]  # {"path", "sha256"} of the lock the layer was built from
+    suggestions: list[Suggestion] = field(default_factory=list)
+    comparison: Comparison | None = None
+
+    @property
+    def used_bytes(self) -> int:
+        return sum(component.unzipped_bytes for component in self.components)
+
+    @property
+    def warn_bytes(self) -> int:
+        return math.ceil(self.limit_bytes * self.warn_fraction)
+
+    @property
+    def headroom_bytes(self) -> int:
+        """Negative when over: then it is minus the excess."""
+        return self.limit_bytes - self.used_bytes
+
+    @property
+    def percent_used(self) -> float:
+        return round(100.0 * self.used_bytes / self.limit_bytes, 2)
+
+    @property
+    def status(self) -> str:
+        # Lambda: "Unzipped size must be smaller than 262144000 bytes", so reaching the limit fails.
+        if self.used_bytes >= self.limit_bytes:
+            return FAIL
+        if self.used_bytes >= self.warn_bytes:
+            return WARN
+        return PASS
+
+    @property
+    def passed(self) -> bool:
+        return self.status != FAIL

@@ -1,0 +1,62 @@
+"""budget.json: every figure of the budget, for machines (deploy gates, baselines, dashboards)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ci.budget.model import Budget
+from ci.budget.units import UNITS_NOTE
+from ci.paths import BuildPaths
+from ci.reports import write_report
+
+
+def budget_to_dict(budget: Budget) -> dict[str, Any]:
+    """The report body; ci.reports.write_report adds format, check, passed and the artifacts' digests."""
+    comparison = budget.comparison
+    return {
+        "status": budget.status,
+        "units": UNITS_NOTE,
+        "limit_bytes": budget.limit_bytes,
+        "warn_fraction": budget.warn_fraction,
+        "warn_bytes": budget.warn_bytes,
+        "used_bytes": budget.used_bytes,
+        "headroom_bytes": budget.headroom_bytes,
+        "over_limit_bytes": max(0, budget.used_bytes - budget.limit_bytes),
+        "percent_used": budget.percent_used,
+        "lock": budget.lock,
+        "components": [dataclasses.asdict(c) for c in budget.components],
+        "distributions": [dataclasses.asdict(d) for d in budget.distributions],
+        "categories": [dataclasses.asdict(c) for c in budget.categories],
+        "rules": [dataclasses.asdict(r) for r in budget.rules],
+        "largest_files": [dataclasses.asdict(f) for f in budget.largest_files],
+        "largest_directories": [dataclasses.asdict(d) for d in budget.largest_directories],
+        "bytecode": dataclasses.asdict(budget.bytecode),
+        "import_trace": None
+        if budget.imports is None
+        else {
+            "report": budget.imports.report,
+            "same_layer": budget.imports.same_layer,
+            "never_imported": [use.name for use in budget.imports.never_imported],
+            "never_imported_bytes": budget.imports.never_imported_bytes,
+            "distributions": [dataclasses.asdict(use) for use in budget.imports.distributions],
+            "unimported_directories": [dataclasses.asdict(g) for g in budget.imports.unimported_directories],
+        },
+        "baseline": None
+        if comparison is None
+        else {
+            "label": comparison.label,
+            "source": comparison.source,
+            "used_bytes": comparison.before_used_bytes,
+            "delta_bytes": comparison.delta_bytes,
+            "distributions": [
+                {**dataclasses.asdict(row), "delta_bytes": row.delta_bytes} for row in comparison.distributions
+            ],
+        },
+        "suggestions": [dataclasses.asdict(s) for s in budget.suggestions],
+    }
+
+
+def write_budget_json(paths: BuildPaths, budget: Budget) -> Path:
+    return write_report(paths, "budget", budget.passed, budget_to_dict(budget))

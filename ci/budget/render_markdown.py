@@ -1,0 +1,296 @@
+"""budget.md: the size report for a GitHub job summary and the pull-request comment.
+
+Plain GitHub-flavoured Markdown plus one mermaid `pie`, which GitHub renders in comments,
+summaries and files alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ci.budget.model import FAIL, PASS, WARN, Budget
+from ci.budget.render_terminal import bytecode_line, verdict_message
+from ci.budget.units import MB, as_bytes, as_mb, signed_bytes, signed_mb
+
+ICONS = {PASS: "✅", WARN: "⚠️", FAIL: "❌"}
+PIE_SLICES = 8  # distributions named in the chart; the rest is one slice
+MARKER = "<!-- lambda-size-budget -->"  # lets a workflow find and update its own comment
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric_from: int = 1) -> str:
+    align = ["---" if i < numeric_from else "---:" for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _mb(value: int | None) -> str:
+    return "" if value is None else f"{value / MB:,.1f}"
+
+
+def headline(budget: Budget) -> str:
+    room = budget.headroom_bytes
+    text = (
+        f"## {ICONS[budget.status]} Lambda size budget: {budget.status} — {as_bytes(budget.used_bytes)} of "
+        f"{as_bytes(budget.limit_bytes)} bytes ({budget.percent_used:.1f}%) · "
+        + (f"headroom {as_mb(room)}" if room > 0 else f"over by {as_mb(-room)}" if room < 0 else "no headroom")
+    )
+    if budget.comparison:
+        text += f" · {signed_mb(budget.comparison.delta_bytes)} vs {budget.comparison.label}"
+    return text
+
+
+def pie(budget: Budget) -> str:
+    """Composition of what Lambda counts, plus the headroom left, in MB."""
+    slices: list[tuple[str, int]] = [(g.name, g.unzipped_bytes) for g in budget.distributions[:PIE_SLICES]]
+    rest = sum(g.unzipped_bytes for g in budget.distributions[PIE_SLICES:])
+    if rest:
+        slices.append(("other layer files", rest))
+    slices += [
+        ("function code" if c.kind == "function" else c.name, c.unzipped_bytes)
+        for c in budget.components
+        if c.kind != "layer"
+    ]
+    if budget.headroom_bytes > 0:
+        slices.append(("headroom", budget.headroom_bytes))
+    limit = as_mb(budget.limit_bytes)
+    title = (
+        f"Unzipped MB against the {limit} limit"
+        if budget.headroom_bytes > 0
+        else f"Unzipped MB: {as_mb(-budget.headroom_bytes)} over the {limit} limit"
+    )
+    lines = ["```mermaid", "pie showData", f"    title {title}"]
+    for label, size in slices:
+        value = round(size / MB, 1)
+        if value > 0:
+            lines.append(f'    "{label.replace(chr(34), "")}" : {value}')
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def render_markdown(budget: Budget) -> str:
+    comparison = budget.comparison
+    out = [MARKER, headline(budget), ""]
+    summary_rows: list[Sequence[object]] = [
+        ("Used (function + layers, unzipped)", as_bytes(budget.used_bytes), _mb(budget.used_bytes)),
+        ("Limit", as_bytes(budget.limit_bytes), _mb(budget.limit_bytes)),
+        ("Headroom", as_bytes(budget.headroom_bytes), _mb(budget.headroom_bytes)),
+        (f"Warning from {budget.warn_fraction:.0%}", as_bytes(budget.warn_bytes), _mb(budget.warn_bytes)),
+    ]
+    if comparison:
+        summary_rows.append(
+            (f"Change vs {comparison.label}", signed_bytes(comparison.delta_bytes), signed_mb(comparison.delta_bytes))
+        )
+    out += [md_table(["", "Bytes", "MB"], summary_rows), ""]
+    message = verdict_message(budget)
+    if message:
+        out += ["```text", message, "```", ""]
+    out += [
+        "<sub>MB = 1,000,000 bytes (decimal). Sizes are unzipped unless marked zipped: Lambda counts the unzipped "
+        "size of the function code plus every layer against one limit.</sub>",
+        "",
+        pie(budget),
+        "",
+        "### What Lambda counts",
+        "",
+        md_table(
+            ["Part", "Kind", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"],
+            [
+                (c.name, c.kind, as_bytes(c.unzipped_bytes), _mb(c.unzipped_bytes), _mb(c.zipped_bytes), c.files)
+                for c in budget.components
+            ],
+            numeric_from=2,
+        ),
+        "",
+        "### Per distribution (layer, largest first)",
+        "",
+        _distribution_table(budget),
+        "",
+    ]
+    if comparison:
+        out += [f"### Changes vs {comparison.label}", "", f"Baseline: {comparison.source}.", ""]
+        if comparison.changes:
+            out.append(
+                md_table(
+                    ["Distribution", "Change", "Before (bytes)", "After (bytes)", "Delta (bytes)", "Delta"],
+                    [
+                        (
+                            row.name,
+                            _change(row.status, row.before_version, row.after_version),
+                            as_bytes(row.before_bytes),
+                            as_bytes(row.after_bytes),
+                            signed_bytes(row.delta_bytes),
+                            signed_mb(row.delta_bytes),
+                        )
+                        for row in comparison.changes
+                    ],
+                    numeric_from=2,
+                )
+            )
+        else:
+            out.append("No distribution changed in size or version.")
+        out.append("")
+    out += [
+        "### Per category",
+        "",
+        md_table(
+            ["Category", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files", "Share"],
+            [
+                (
+                    g.name,
+                    as_bytes(g.unzipped_bytes),
+                    _mb(g.unzipped_bytes),
+                    _mb(g.zipped_bytes),
+                    g.files,
+                    f"{100 * g.unzipped_bytes / budget.used_bytes:.1f}%" if budget.used_bytes else "",
+                )
+                for g in budget.categories
+            ],
+        ),
+        "",
+        "### Bytecode",
+        "",
+        bytecode_line(budget) + ".",
+        "",
+    ]
+    out += _imports_section(budget)
+    out += ["### What pruning removed", ""]
+    if budget.rules:
+        out.append(
+            md_table(
+                ["Rule", "Files", "Bytes", "MB", "For example"],
+                [
+                    (r.name, r.files, as_bytes(r.bytes), _mb(r.bytes), ", ".join(f"`{p}`" for p in r.paths[:2]))
+                    for r in budget.rules
+                ],
+            )
+        )
+    else:
+        out.append("No pruning figures (build/reports/build.json has no rules).")
+    out += [
+        "",
+        f"<details><summary>{len(budget.largest_files)} largest files</summary>",
+        "",
+        md_table(
+            ["File", "Distribution", "Category", "Unzipped bytes", "Unzipped MB", "Zipped MB"],
+            [
+                (
+                    f"`{f.component}:{f.path}`",
+                    f.distribution,
+                    f.category,
+                    as_bytes(f.unzipped_bytes),
+                    _mb(f.unzipped_bytes),
+                    _mb(f.zipped_bytes),
+                )
+                for f in budget.largest_files
+            ],
+            numeric_from=3,
+        ),
+        "",
+        "</details>",
+        "",
+    ]
+    out += _advice_section(budget)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _distribution_table(budget: Budget) -> str:
+    comparison = budget.comparison
+    deltas = {row.name: row for row in comparison.distributions} if comparison else {}
+    headers = ["Distribution", "Version", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"]
+    if comparison:
+        headers.append(f"vs {comparison.label}")
+    rows = []
+    for g in budget.distributions:
+        row: list[object] = [
+            g.name,
+            g.version or "",
+            as_bytes(g.unzipped_bytes),
+            _mb(g.unzipped_bytes),
+            _mb(g.zipped_bytes),
+            g.files,
+        ]
+        if comparison:
+            delta = deltas.get(g.name)
+            row.append(
+                "" if delta is None else ("**added**" if delta.status == "added" else signed_mb(delta.delta_bytes))
+            )
+        rows.append(row)
+    if comparison:
+        rows += [
+            (row.name, row.before_version or "", "0", "0.0", "", 0, f"**removed** {signed_mb(row.delta_bytes)}")
+            for row in comparison.distributions
+            if row.status == "removed"
+        ]
+    return md_table(headers, rows, numeric_from=2)
+
+
+def _change(status: str, before: str | None, after: str | None) -> str:
+    if status in ("added", "removed"):
+        return f"**{status}**" + (f" ({after or before})" if after or before else "")
+    if before != after:
+        return f"{before} → {after}"
+    return "size"
+
+
+def _imports_section(budget: Budget) -> list[str]:
+    imports = budget.imports
+    out = ["### Shipped but never imported", ""]
+    if imports is None:
+        return [*out, "No import trace yet: the smoke invocation (`python -m ci smoke`) records one.", ""]
+    if not imports.same_layer:
+        out += [f"> The trace in `{imports.report}` was taken on another layer.zip: rerun the smoke invocation.", ""]
+    if imports.never_imported:
+        out.append(
+            f"{len(imports.never_imported)} distribution(s), {as_bytes(imports.never_imported_bytes)} bytes "
+            f"({as_mb(imports.never_imported_bytes)}), were never imported by the smoke invocation:"
+        )
+    else:
+        out.append("Every distribution in the layer was imported by the smoke invocation.")
+    out += [
+        "",
+        md_table(
+            ["Distribution", "Shipped bytes", "Imported bytes", "Imported files", "Never imported"],
+            [
+                (
+                    use.name,
+                    as_bytes(use.shipped_bytes),
+                    as_bytes(use.imported_bytes),
+                    use.imported_files,
+                    "**yes**" if use.imported_files == 0 else "",
+                )
+                for use in imports.distributions
+            ],
+        ),
+        "",
+    ]
+    if imports.unimported_directories:
+        out += [
+            "Largest package folders nothing was imported from:",
+            "",
+            md_table(
+                ["Folder", "Unzipped bytes", "Unzipped MB", "Files"],
+                [
+                    (f"`python/{g.name}`", as_bytes(g.unzipped_bytes), _mb(g.unzipped_bytes), g.files)
+                    for g in imports.unimported_directories
+                ],
+            ),
+            "",
+        ]
+    return out
+
+
+def _advice_section(budget: Budget) -> list[str]:
+    if not budget.suggestions:
+        return []
+    lines = [
+        f"- {idea.action}" + (f" — saves up to {as_mb(idea.saves_bytes)}" if idea.saves_bytes else "")
+        for idea in budget.suggestions
+    ]
+    if budget.status == PASS:
+        return ["<details><summary>What could be removed</summary>", "", *lines, "", "</details>", ""]
+    return ["### What could be removed", "", *lines, ""]

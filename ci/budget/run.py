@@ -1,0 +1,76 @@
+"""The budget check from start to end: gather, compute, compare with a baseline."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from ci.budget.baseline import build_layer_at, compare, load_baseline, lock_at_ref, lock_digest
+from ci.budget.compute import compute_budget
+from ci.budget.inputs import gather_inputs
+from ci.budget.model import Budget
+from ci.budget.render_json import budget_to_dict
+from ci.config import CONFIG_FILE, Config
+from ci.paths import BuildPaths
+
+BASELINE_KEY = "baseline.key"
+
+
+def check_budget(
+    config: Config,
+    paths: BuildPaths,
+    *,
+    limit_bytes: int | None = None,
+    baseline: Path | None = None,
+    baseline_ref: str | None = None,
+    baseline_label: str | None = None,
+    config_file: Path | None = None,
+    rebuild_baseline: bool = False,
+) -> Budget:
+    budget = compute_budget(gather_inputs(config, paths, limit_bytes))
+    if baseline is not None:
+        figures = load_baseline(baseline)
+        comparison = compare(budget, figures, baseline_label or "baseline", str(baseline))
+        budget = dataclasses.replace(budget, comparison=comparison)
+    elif baseline_ref is not None:
+        figures, source = baseline_from_ref(
+            config, paths, baseline_ref, budget, limit_bytes, config_file, rebuild=rebuild_baseline
+        )
+        label = baseline_label or baseline_ref.removeprefix("origin/")
+        budget = dataclasses.replace(budget, comparison=compare(budget, figures, label, source))
+    return budget
+
+
+def baseline_from_ref(
+    config: Config,
+    paths: BuildPaths,
+    ref: str,
+    current: Budget,
+    limit_bytes: int | None,
+    config_file: Path | None,
+    rebuild: bool = False,
+) -> tuple[dict[str, Any], str]:
+    """The budget of the layer built from the lock at `ref`, with this checkout's rules and function.
+
+    The build is deterministic, so an identical lock gives identical bytes: then this build's
+    figures are the baseline's and the delta is exactly zero without building twice.
+    """
+    lock_path = str(config.lock["layer_lock"])
+    sha, lock = lock_at_ref(config.root, ref, lock_path)
+    source = f"{lock_path} at {ref} ({sha[:12]})"
+    if not rebuild and current.lock.get("sha256") == lock_digest(lock):
+        return budget_to_dict(current), source + ", identical to this build's lock"
+
+    base = BuildPaths(build=paths.build / f"baseline-{sha[:12]}", cache=paths.cache)
+    settings = (config_file or config.root / CONFIG_FILE).read_bytes()
+    key = hashlib.sha256(lock + b"\0" + settings).hexdigest()
+    key_file = base.build / BASELINE_KEY
+    cached = key_file.is_file() and key_file.read_text() == key and base.layer_zip.is_file()
+    if rebuild or not cached:
+        key_file.unlink(missing_ok=True)
+        build_layer_at(lock, base.build, paths.cache, config_file)
+        key_file.write_text(key)
+    inputs = gather_inputs(config, base, limit_bytes, lock_file=base.build / "requirements-layer.txt")
+    return budget_to_dict(compute_budget(inputs)), source + f", built in {base.build}"

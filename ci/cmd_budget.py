@@ -1,0 +1,69 @@
+"""`python -m ci budget`: the size budget against Lambda's unzipped limit, and the size report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ci.config import Config
+from ci.errors import CheckFailedError
+from ci.paths import BuildPaths
+
+HELP = "Count what Lambda counts against the 262,144,000-byte unzipped limit and write the size report."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--baseline", type=Path, help="a budget.json to compare with (e.g. the base branch's)")
+    parser.add_argument(
+        "--baseline-ref",
+        metavar="REF",
+        help="build the layer from requirements-layer.txt at this git ref with the same rules and compare",
+    )
+    parser.add_argument("--baseline-label", help="how the report names the baseline (default: the ref, or 'baseline')")
+    parser.add_argument(
+        "--rebuild-baseline",
+        action="store_true",
+        help="with --baseline-ref: build the baseline even if its lock equals this one or a cached build exists",
+    )
+    parser.add_argument(
+        "--limit-bytes", type=int, help="override budget.limit_bytes of pipeline.toml (e.g. to leave room for later)"
+    )
+
+
+def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+    from ci.budget.render_json import write_budget_json
+    from ci.budget.render_markdown import render_markdown
+    from ci.budget.render_terminal import removal_advice, render_terminal, verdict_message
+    from ci.budget.run import check_budget
+
+    if args.baseline and args.baseline_ref:
+        raise CheckFailedError("--baseline and --baseline-ref both given", "compare with one baseline at a time")
+    budget = check_budget(
+        config,
+        paths,
+        limit_bytes=args.limit_bytes,
+        baseline=args.baseline,
+        baseline_ref=args.baseline_ref,
+        baseline_label=args.baseline_label,
+        config_file=args.config.resolve() if getattr(args, "config", None) else None,
+        rebuild_baseline=args.rebuild_baseline,
+    )
+    print(render_terminal(budget))
+    report = write_budget_json(paths, budget)
+    markdown = paths.reports / "budget.md"
+    markdown.write_text(render_markdown(budget))
+    print(f"\nwrote {report} and {markdown}")
+
+    message = verdict_message(budget)
+    in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
+    if budget.passed:
+        if message:
+            print(f"warning: {message}")
+            if in_actions:
+                print(f"::warning title=Lambda size budget::{message}")
+        return 0
+    assert message is not None
+    if in_actions:
+        print(f"::error title=Lambda size budget::{message.splitlines()[0]}")
+    raise CheckFailedError(message, removal_advice(budget))
