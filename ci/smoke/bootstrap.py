@@ -65,6 +65,8 @@ def _under(path: str, roots: tuple[str, ...]) -> bool:
 
 def main(settings: dict[str, str]) -> None:
     writable = (os.path.realpath(settings["writable"]), *_ALWAYS_WRITABLE)
+    # The package directories may themselves sit below a writable root (a test's /tmp/...).
+    read_only = tuple(os.path.realpath(path) for path in settings["read_only"].split(os.pathsep))
     violations_fd = os.open(settings["violations"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     trace_fd = os.open(settings["trace"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     seen: set[tuple[str, str]] = set()
@@ -76,7 +78,7 @@ def main(settings: dict[str, str]) -> None:
             path = os.path.realpath(os.fsdecode(raw))
         except (TypeError, ValueError):
             return
-        if _under(path, writable):
+        if _under(path, writable) and not _under(path, read_only):
             return
         # The import system's bytecode cache fails quietly on Lambda too: refused, not a finding.
         if "/__pycache__" not in path and (event, path) not in seen:

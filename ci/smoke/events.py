@@ -27,8 +27,10 @@ class SmokeEvent:
 
     @property
     def is_http(self) -> bool:
-        """API Gateway v1 has httpMethod, v2 and Function URLs have routeKey/rawPath + requestContext.http."""
-        return isinstance(self.event, dict) and any(key in self.event for key in ("httpMethod", "rawPath", "routeKey"))
+        """API Gateway v1 has httpMethod, v2 and Function URLs rawPath/routeKey; all have requestContext."""
+        return isinstance(self.event, dict) and any(
+            key in self.event for key in ("httpMethod", "rawPath", "routeKey", "requestContext")
+        )
 
 
 def load_events(directory: Path, default_tolerance: float) -> list[SmokeEvent]:
@@ -100,7 +102,8 @@ def judge(event: SmokeEvent, response: Any) -> str | None:
         error = body.get("error") if isinstance(body, dict) else None
         field = error.get("field") if isinstance(error, dict) else None
         message = str(error.get("message", "")) if isinstance(error, dict) else ""
-        if field != event.error_field and event.error_field not in message:
+        # The field may be qualified (features.item_difficulty, instances[0].delta_days).
+        if event.error_field not in str(field or "") and event.error_field not in message:
             return f"the error must name the field {event.error_field!r}, got {_short(error)}"
     return None
 

@@ -78,6 +78,7 @@ def start_function_process(
     """Start bootstrap.py under awslambdaric; returns the process and its combined log file."""
     settings = {
         "writable": str(layout.tmp),
+        "read_only": os.pathsep.join(str(path) for path in layout.read_only),
         "violations": str(layout.control / "writes.jsonl"),
         "trace": str(layout.control / "trace.json"),
     }
