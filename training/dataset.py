@@ -90,7 +90,8 @@ def _numbers(
         _first_bad(source, column, raw, values < minimum, f"is below {minimum:g}")
     if maximum is not None:
         _first_bad(source, column, raw, values > maximum, f"is above {maximum:g}")
-    return values.astype(float)
+    # pandas' fast parser may differ from the written value in the last bit; Python's float() does not.
+    return pd.Series(text.map(float).to_numpy(dtype="float64"), index=raw.index)
 
 
 def _first_bad(source: str, column: str, raw: pd.DataFrame, bad: pd.Series, what: str) -> None:
