@@ -1,0 +1,277 @@
+"""`python -m ci lock --check`: every way the committed locks can be wrong, collected in one pass.
+
+Offline and fast first (format, the .in files, agreement between the locks), then the target's
+wheels on PyPI (cached), then optionally a fresh resolve compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from ci.config import Config, Target
+from ci.lock.files import DirectRequirement, LockFile, read_in, read_lock
+from ci.lock.index import SimpleIndex
+from ci.lock.problems import (
+    RELOCK,
+    InconsistentLocks,
+    LockProblem,
+    ProvidedInLayer,
+    StaleLock,
+    UnhashedLine,
+    UnpinnedLine,
+)
+from ci.lock.resolve import HOST_PYTHON, LockJob, compile_lock, lock_jobs
+from ci.lock.wheels import check_target_wheels
+
+
+@dataclass
+class LockCheck:
+    problems: list[LockProblem] = field(default_factory=list)
+    locks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    target_wheels: dict[str, str] = field(default_factory=dict)
+    not_checked: list[str] = field(default_factory=list)
+    resolved: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "locks": self.locks,
+            "target_wheels": self.target_wheels,
+            "wheels_not_checked": self.not_checked,
+            "fresh_resolve": self.resolved,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+def check_locks(
+    config: Config, index: SimpleIndex | None, resolve: bool = False, uv_cache: Path | None = None
+) -> LockCheck:
+    """All problems of the three locks. `index` None skips the wheel check; `resolve` adds a fresh uv run."""
+    result = LockCheck()
+    jobs = lock_jobs(config)
+    locks: dict[str, LockFile] = {}
+    for job in jobs:
+        lock = read_lock(job.output)
+        locks[job.name] = lock
+        display = _display(job.output, config.root)
+        env = _marker_env(config.target if job.name == "layer" else None)
+        directs = read_in(job.in_file, job.cwd)
+        result.problems += check_format(lock, display)
+        result.problems += check_against_in(lock, display, directs, _display(job.in_file, config.root), env)
+        result.locks[job.name] = {"file": display, "pins": {name: pin.version for name, pin in lock.pins.items()}}
+
+    layer_job = jobs[0]
+    layer = locks["layer"]
+    layer_display = _display(layer_job.output, config.root)
+    result.problems += check_provided(layer, layer_display, layer_job.provided)
+    for other, reference in (("training", "layer"), ("dev", "layer"), ("dev", "training")):
+        result.problems += check_consistency(
+            locks[other],
+            _display(locks[other].path, config.root),
+            locks[reference],
+            _display(locks[reference].path, config.root),
+        )
+
+    if index is not None:
+        wheels = check_target_wheels(layer, layer_display, config.target, index)
+        result.problems += wheels.problems
+        result.target_wheels = wheels.chosen
+        result.not_checked = wheels.not_checked
+
+    if resolve:
+        stale_files = {p.file for p in result.problems if isinstance(p, StaleLock)}
+        for job in jobs:
+            display = _display(job.output, config.root)
+            if display not in stale_files:
+                result.problems += check_fresh_resolve(job, display, config.lock["index_url"], uv_cache)
+        result.resolved = True
+    return result
+
+
+def check_format(lock: LockFile, display: str) -> list[LockProblem]:
+    """Every line an exact `==` pin with hashes: what `pip install --require-hashes` demands."""
+    problems: list[LockProblem] = []
+    for line, text in lock.options:
+        if text.startswith(("-e", "--editable")):
+            problems.append(UnpinnedLine(display, line, None, f"editable install {text!r}", f"pin a release; {RELOCK}"))
+    for pin in sorted(lock.pins.values(), key=lambda p: p.line):
+        if pin.version is None:
+            problems.append(
+                UnpinnedLine(
+                    display,
+                    pin.line,
+                    pin.name,
+                    f"{pin.text!r} is not an exact `==` pin: every install could get another version",
+                    f"regenerate the lock with {RELOCK} (put ranges in the .in file, never in the lock)",
+                )
+            )
+        elif not pin.hashes:
+            problems.append(
+                UnhashedLine(
+                    display,
+                    pin.line,
+                    pin.name,
+                    f"{pin.text} has no --hash: `pip install --require-hashes` refuses the whole file",
+                    f"regenerate the lock with {RELOCK} (it passes --generate-hashes)",
+                )
+            )
+    return problems
+
+
+def check_against_in(
+    lock: LockFile, display: str, directs: list[DirectRequirement], in_display: str, env: dict[str, str]
+) -> list[LockProblem]:
+    """The lock still answers its .in file: each direct requirement pinned, satisfied and annotated."""
+    problems: list[LockProblem] = []
+    wanted: dict[str, set[str]] = {}  # "-r file" -> canonical names it asks for
+    for direct in directs:
+        wanted.setdefault(direct.source, set()).add(direct.name)
+        if direct.requirement.marker is not None and not direct.requirement.marker.evaluate(env):
+            continue
+        where = direct.source.removeprefix("-r ")
+        pin = lock.pins.get(direct.name)
+        if pin is None:
+            problems.append(
+                StaleLock(
+                    display,
+                    None,
+                    direct.name,
+                    f"{where}:{direct.line} asks for {direct.requirement} but {display} has no pin for it",
+                    f"run {RELOCK} to resolve it, then commit {display}",
+                )
+            )
+            continue
+        if pin.version is not None and not direct.requirement.specifier.contains(pin.version, prereleases=True):
+            problems.append(
+                StaleLock(
+                    display,
+                    pin.line,
+                    direct.name,
+                    f"pinned {pin.version}, but {where}:{direct.line} asks for {direct.requirement}",
+                    f"run {RELOCK} to resolve the new requirement, then commit {display}",
+                )
+            )
+        elif direct.source not in pin.via:
+            problems.append(
+                StaleLock(
+                    display,
+                    pin.line,
+                    direct.name,
+                    f"{where}:{direct.line} asks for it directly, but the lock does not say `# via {direct.source}` "
+                    "(it was compiled before the line was added)",
+                    f"run {RELOCK}, then commit {display}",
+                )
+            )
+    for pin in lock.pins.values():
+        for via in pin.via:
+            if via.startswith("-r ") and pin.name not in wanted.get(via, set()):
+                problems.append(
+                    StaleLock(
+                        display,
+                        pin.line,
+                        pin.name,
+                        f"annotated `# via {via}`, but {via.removeprefix('-r ')} no longer asks for it",
+                        f"run {RELOCK} to drop or re-annotate it, then commit {display}",
+                    )
+                )
+    return problems
+
+
+def check_provided(layer: LockFile, display: str, provided: tuple[str, ...]) -> list[LockProblem]:
+    problems: list[LockProblem] = []
+    for text in provided:
+        name = canonicalize_name(Requirement(text).name)
+        pin = layer.pins.get(name)
+        if pin is not None:
+            problems.append(
+                ProvidedInLayer(
+                    display,
+                    pin.line,
+                    name,
+                    f"the Lambda runtime already provides {text}; a copy in the layer comes first on sys.path "
+                    "and shadows it",
+                    f"remove {name} from requirements.in (the runtime has it), then {RELOCK}",
+                )
+            )
+    return problems
+
+
+def check_consistency(lock: LockFile, display: str, reference: LockFile, reference_display: str) -> list[LockProblem]:
+    """Shared packages at one version everywhere: the model is trained by what the layer runs."""
+    problems: list[LockProblem] = []
+    for name, pin in sorted(lock.pins.items()):
+        other = reference.pins.get(name)
+        if other is None or pin.version is None or other.version is None or pin.version == other.version:
+            continue
+        problems.append(
+            InconsistentLocks(
+                display,
+                pin.line,
+                name,
+                f"pinned {pin.version} here but {other.version} in {reference_display}:{other.line}: "
+                "training would pickle with one version and Lambda unpickle with another",
+                f"keep `-c` to the layer lock in the .in file and run {RELOCK} to recompile both",
+            )
+        )
+    return problems
+
+
+def check_fresh_resolve(job: LockJob, display: str, index_url: str, uv_cache: Path | None) -> list[LockProblem]:
+    """Resolve again (existing pins preferred) and compare: any difference means the lock is stale."""
+    with tempfile.TemporaryDirectory(prefix="lock-check-") as tmp:
+        fresh = Path(tmp) / job.output.name
+        shutil.copyfile(job.output, fresh)
+        compile_lock(job, index_url, output=fresh, uv_cache=uv_cache)
+        if fresh.read_bytes() == job.output.read_bytes():
+            return []
+        before = {n: p.version for n, p in read_lock(job.output).pins.items()}
+        after = {n: p.version for n, p in read_lock(fresh).pins.items()}
+    changes = [f"+{n}=={after[n]}" for n in sorted(after.keys() - before.keys())]
+    changes += [f"-{n}=={before[n]}" for n in sorted(before.keys() - after.keys())]
+    changes += [f"{n} {before[n]} -> {after[n]}" for n in sorted(before.keys() & after.keys()) if before[n] != after[n]]
+    what = ", ".join(changes) if changes else "same pins, other hashes or annotations"
+    return [
+        StaleLock(
+            display,
+            None,
+            None,
+            f"a fresh resolve of {job.in_file.name} writes a different lock ({what})",
+            f"run {RELOCK} and commit {display}",
+        )
+    ]
+
+
+def _marker_env(target: Target | None) -> dict[str, str]:
+    """Environment markers of the place a lock installs into: the Lambda target or the build host."""
+    env = dict(default_environment())
+    python = target.runtime.python if target else HOST_PYTHON
+    env.update(
+        python_version=python,
+        python_full_version=f"{python}.0",
+        sys_platform="linux",
+        platform_system="Linux",
+        os_name="posix",
+        implementation_name="cpython",
+        platform_python_implementation="CPython",
+    )
+    if target is not None:
+        env["platform_machine"] = target.machine
+    return env
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

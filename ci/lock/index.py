@@ -1,0 +1,146 @@
+"""PyPI's JSON simple API (PEP 691), with responses cached under build/cache/ for speed.
+
+A cached answer is trusted while it confirms the lock; a check that would fail refetches first,
+so a stale cache can delay a warning but never produce a false one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from ci.errors import PipelineError
+
+ACCEPT = "application/vnd.pypi.simple.v1+json"
+TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    filename: str
+    sha256: str | None
+    requires_python: str | None
+    yanked: bool
+
+    @property
+    def wheel(self) -> tuple[Version, frozenset[Any]] | None:
+        """(version, tags) of a wheel file; None for sdists and unparsable names."""
+        if not self.filename.endswith(".whl"):
+            return None
+        try:
+            _name, version, _build, tags = parse_wheel_filename(self.filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            return None
+        return version, tags
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    files: list[IndexFile]
+    fetched_at: float
+    from_cache: bool
+
+    def files_of(self, version: str) -> list[IndexFile]:
+        """Every file (wheels and sdists) of `version`, matched by normalised version."""
+        wanted = Version(version)
+        found = []
+        for file in self.files:
+            wheel = file.wheel
+            if wheel is not None:
+                if wheel[0] == wanted:
+                    found.append(file)
+            elif _sdist_version(self.name, file.filename) == wanted:
+                found.append(file)
+        return found
+
+
+class NotCachedError(Exception):
+    """Offline, and this project was never fetched."""
+
+
+class SimpleIndex:
+    def __init__(self, index_url: str, cache_dir: Path, refresh: bool = False, offline: bool = False) -> None:
+        self.index_url = index_url.rstrip("/")
+        self.cache_dir = cache_dir
+        self.refresh = refresh
+        self.offline = offline
+        self.requests = 0
+        self._fresh: dict[str, Project] = {}
+
+    def project(self, name: str, fresh: bool = False) -> Project:
+        """The project's files; from the cache unless `fresh` (or --refresh) asks for the network."""
+        name = canonicalize_name(name)
+        if name in self._fresh:
+            return self._fresh[name]
+        cache = self.cache_dir / f"{name}.json"
+        if self.offline:
+            if not cache.is_file():
+                raise NotCachedError(name)
+            return _project(name, json.loads(cache.read_text()), from_cache=False)  # as fresh as it gets
+        if cache.is_file() and not (fresh or self.refresh):
+            try:
+                return _project(name, json.loads(cache.read_text()), from_cache=True)
+            except (json.JSONDecodeError, KeyError):
+                pass  # a damaged cache entry is refetched
+        payload = self._fetch(name)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps(payload))
+        tmp.replace(cache)
+        project = _project(name, payload, from_cache=False)
+        self._fresh[name] = project
+        return project
+
+    def _fetch(self, name: str) -> dict[str, Any]:
+        url = f"{self.index_url}/{name}/"
+        request = urllib.request.Request(url, headers={"Accept": ACCEPT, "User-Agent": "forgetting-curve-ci"})
+        self.requests += 1
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                raise PipelineError(f"{name} is not on {self.index_url}", "check the package name") from exc
+            raise PipelineError(f"{url} answered HTTP {exc.code}", "retry later or check lock.index_url") from exc
+        except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
+            raise PipelineError(
+                f"cannot read {url} ({exc})",
+                "check the network (the wheel check needs PyPI's JSON API once; answers are cached in build/cache)",
+            ) from exc
+        return {"fetched_at": time.time(), "files": body.get("files", [])}
+
+
+def _project(name: str, payload: dict[str, Any], from_cache: bool) -> Project:
+    files = [
+        IndexFile(
+            filename=entry["filename"],
+            sha256=(entry.get("hashes") or {}).get("sha256"),
+            requires_python=entry.get("requires-python"),
+            yanked=bool(entry.get("yanked")),
+        )
+        for entry in payload["files"]
+    ]
+    return Project(name=name, files=files, fetched_at=float(payload.get("fetched_at", 0)), from_cache=from_cache)
+
+
+def _sdist_version(name: str, filename: str) -> Version | None:
+    for suffix in (".tar.gz", ".zip", ".tar.bz2"):
+        if filename.endswith(suffix):
+            stem = filename[: -len(suffix)]
+            _, _, version = stem.rpartition("-")
+            if canonicalize_name(stem[: -len(version) - 1]) != name:
+                return None
+            try:
+                return Version(version)
+            except InvalidVersion:
+                return None
+    return None

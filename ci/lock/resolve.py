@@ -1,0 +1,188 @@
+"""Compiling the locks with uv, the way the lead did by hand, so `python -m ci lock` is repeatable.
+
+Three jobs, in order: the layer lock for the Lambda target (resolved together with the runtime's
+own boto3/botocore so the layer never shadows them with an incompatible version, and with those
+packages left out of the output), then training/requirements.txt and requirements-dev.txt for the
+build host, both constrained to the layer lock. Each job runs in the directory of its .in file so
+the `# via -r ...` annotations stay relative and the output is byte-identical on an unchanged tree.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from ci.config import Config
+from ci.errors import PipelineError
+from ci.lock.files import read_in, read_lock
+
+COMPILE_COMMAND = "python -m ci lock"
+HOST_PLATFORM = "x86_64-manylinux_2_17"  # where training and the tools run (GitHub's ubuntu runner, this host)
+HOST_PYTHON = "3.11"
+
+
+@dataclass(frozen=True)
+class LockJob:
+    name: str  # layer | training | dev
+    cwd: Path  # uv runs here so annotations stay relative to the .in file
+    inputs: tuple[str, ...]  # .in files relative to cwd
+    output: Path
+    python_platform: str
+    python_version: str
+    only_binary: bool = False
+    provided: tuple[str, ...] = ()  # pins the runtime brings: resolved with, never emitted
+    extra_args: tuple[str, ...] = field(default=())
+
+    @property
+    def in_file(self) -> Path:
+        return self.cwd / self.inputs[0]
+
+
+def lock_jobs(config: Config) -> list[LockJob]:
+    """The three locks in the order they depend on each other (training and dev constrain to the layer)."""
+    lock = config.lock
+    target = config.target
+    layer_in = config.path(lock, "requirements_in")
+    training_in = config.path(lock, "training_in")
+    dev_in = config.path(lock, "dev_in")
+    return [
+        LockJob(
+            name="layer",
+            cwd=layer_in.parent,
+            inputs=(layer_in.name,),
+            output=config.path(lock, "layer_lock"),
+            python_platform=target.uv_platform,
+            python_version=target.runtime.python,
+            only_binary=True,
+            provided=tuple(target.runtime.provided),
+        ),
+        LockJob(
+            name="training",
+            cwd=training_in.parent,
+            inputs=(training_in.name,),
+            output=config.path(lock, "training_lock"),
+            python_platform=HOST_PLATFORM,
+            python_version=HOST_PYTHON,
+        ),
+        LockJob(
+            name="dev",
+            cwd=dev_in.parent,
+            inputs=(dev_in.name,),
+            output=config.path(lock, "dev_lock"),
+            python_platform=HOST_PLATFORM,
+            python_version=HOST_PYTHON,
+        ),
+    ]
+
+
+def uv_binary() -> str:
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found is None:
+            raise PipelineError(
+                "uv is not installed", "install the dev requirements: `make venv` (uv is in requirements-dev.txt)"
+            ) from None
+        return found
+
+
+def compile_lock(
+    job: LockJob,
+    index_url: str,
+    output: Path | None = None,
+    upgrade: bool = False,
+    upgrade_packages: tuple[str, ...] = (),
+    uv_cache: Path | None = None,
+) -> Path:
+    """Run uv for `job`, writing `output` (default: the job's lock). Existing pins there are preferred."""
+    output = output or job.output
+    with tempfile.TemporaryDirectory(prefix="lock-") as tmp:
+        inputs = list(job.inputs)
+        no_emit: list[str] = []
+        if job.provided:
+            provided_file = Path(tmp) / "provided.txt"
+            provided_file.write_text("".join(f"{pin}\n" for pin in job.provided))
+            inputs.append(str(provided_file))
+            no_emit = runtime_only_packages(job, index_url, inputs, output, Path(tmp), uv_cache)
+        _run_uv(job, index_url, inputs, no_emit, output, upgrade, upgrade_packages, uv_cache)
+    return output
+
+
+def runtime_only_packages(
+    job: LockJob, index_url: str, inputs: list[str], output: Path, tmp: Path, uv_cache: Path | None
+) -> list[str]:
+    """The provided packages and the dependencies only they need, in the order uv lists exclusions.
+
+    A first resolve emits everything; its `# via` annotations tell which packages are reachable from
+    the .in file without passing through a provided package. The rest belongs to the runtime.
+    """
+    probe = tmp / "all.txt"
+    if output.is_file():
+        shutil.copyfile(output, probe)  # same preferences as the real run, so the same versions
+    _run_uv(job, index_url, inputs, [], probe, False, (), uv_cache)
+    pins = read_lock(probe).pins
+    provided = [canonicalize_name(Requirement(pin).name) for pin in job.provided]
+    direct = {req.name for req in read_in(job.in_file, job.cwd)}
+    source = f"-r {job.inputs[0]}"
+    needed = {name for name, pin in pins.items() if source in pin.via or name in direct} - set(provided)
+    changed = True
+    while changed:
+        changed = False
+        for name, pin in pins.items():
+            if name not in needed and name not in provided and any(parent in needed for parent in pin.via):
+                needed.add(name)
+                changed = True
+    excluded: list[str] = []
+    for name in provided:
+        excluded.append(name)
+        children = sorted(
+            child
+            for child, pin in pins.items()
+            if name in pin.via and child not in needed and child not in provided and child not in excluded
+        )
+        excluded += children
+    return excluded
+
+
+def _run_uv(
+    job: LockJob,
+    index_url: str,
+    inputs: list[str],
+    no_emit: list[str],
+    output: Path,
+    upgrade: bool,
+    upgrade_packages: tuple[str, ...],
+    uv_cache: Path | None,
+) -> None:
+    command = [uv_binary(), "pip", "compile", "--quiet", "--no-config", *inputs]
+    command += ["--python-platform", job.python_platform, "--python-version", job.python_version]
+    if job.only_binary:
+        command += ["--only-binary", ":all:"]
+    command += ["--generate-hashes", "--index-url", index_url]
+    for name in no_emit:
+        command += ["--no-emit-package", name]
+    if upgrade:
+        command.append("--upgrade")
+    for name in upgrade_packages:
+        command += ["--upgrade-package", name]
+    if uv_cache is not None:
+        command += ["--cache-dir", str(uv_cache)]
+    command += ["--custom-compile-command", COMPILE_COMMAND, "-o", str(output), *job.extra_args]
+    result = subprocess.run(command, cwd=job.cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip()
+        raise PipelineError(
+            f"uv could not resolve {job.in_file.name} for {job.python_platform}, Python {job.python_version}:\n"
+            f"{detail}",
+            f"change the requirement uv names in {job.in_file.name} (a version with wheels for the target), "
+            "then rerun `python -m ci lock`",
+        )

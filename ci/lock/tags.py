@@ -1,0 +1,39 @@
+"""Which wheel tags the Lambda target accepts, from the exact glibc of its runtime.
+
+uv's platform names stop at manylinux_2_17 below 2_28, so the resolve uses a conservative
+platform; this check uses the runtime's real glibc (2.26 on Amazon Linux 2): manylinux_2_X for
+every X up to it, the legacy aliases (manylinux2014 = 2_17, manylinux2010 = 2_12,
+manylinux1 = 2_5), then pure-Python wheels.
+"""
+
+from __future__ import annotations
+
+from packaging.tags import Tag, compatible_tags, cpython_tags
+
+from ci.config import Target
+
+LEGACY_ALIASES = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+OLDEST_MANYLINUX_MINOR = 5
+LEGACY_ARCHES_2010 = {"x86_64", "i686"}  # manylinux1/2010 never existed for aarch64
+
+
+def target_platforms(target: Target) -> list[str]:
+    major, minor = target.glibc_tuple
+    machine = target.machine
+    platforms = []
+    for glibc_minor in range(minor, OLDEST_MANYLINUX_MINOR - 1, -1):
+        platforms.append(f"manylinux_{major}_{glibc_minor}_{machine}")
+        alias = LEGACY_ALIASES.get(glibc_minor)
+        if alias and (glibc_minor == 17 or machine in LEGACY_ARCHES_2010):
+            platforms.append(f"{alias}_{machine}")
+    return platforms
+
+
+def target_tags(target: Target) -> set[Tag]:
+    """Every tag a wheel may carry and still install and load on `target`."""
+    version = tuple(int(part) for part in target.runtime.python.split("."))
+    python_tag = target.runtime.python_tag
+    platforms = target_platforms(target)
+    tags = set(cpython_tags(python_version=version, abis=[python_tag, "abi3", "none"], platforms=platforms))
+    tags |= set(compatible_tags(python_version=version, interpreter=python_tag, platforms=platforms))
+    return tags
