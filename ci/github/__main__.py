@@ -1,0 +1,170 @@
+"""`python -m ci.github <subcommand>`: the workflow steps that talk to GitHub, runnable by hand.
+
+comment   post or update the one sticky pull-request comment (found by a hidden marker)
+annotate  print ::error/::warning annotations for the failing reports in a folder
+summary   append Markdown files to the job summary (stdout off a runner)
+gate      fail unless every named job of `needs` succeeded; sets the `verified` output
+config    expose pipeline.toml values as step outputs (one source of truth for the region)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ci.errors import PipelineError
+from ci.paths import REPO_ROOT
+
+SUBCOMMANDS = ("comment", "annotate", "summary", "gate", "config")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ci.github", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+
+    comment = sub.add_parser("comment", help="post or update the sticky pull-request comment")
+    comment.add_argument("--marker", required=True, help="hidden HTML comment that identifies the comment")
+    comment.add_argument("--body", type=Path, required=True, help="Markdown file to post")
+    comment.add_argument("--pr", type=int, default=None, help="pull-request number (default: from GITHUB_EVENT_PATH)")
+    comment.add_argument("--repo", default=None, help="owner/name (default: GITHUB_REPOSITORY)")
+
+    annotate = sub.add_parser("annotate", help="print GitHub annotations for failing reports")
+    annotate.add_argument("reports", type=Path, help="folder of <check>.json reports (build/reports)")
+    annotate.add_argument(
+        "--check", nargs="+", default=[], metavar="CHECK", help="only these checks; a missing report is an error too"
+    )
+
+    summary = sub.add_parser("summary", help="append Markdown files to the job summary")
+    summary.add_argument("files", type=Path, nargs="+")
+
+    gate = sub.add_parser("gate", help="fail unless every named job in the needs context succeeded")
+    gate.add_argument("--require", nargs="+", required=True, metavar="JOB", help="jobs that must have succeeded")
+    gate.add_argument("--needs-env", default="NEEDS", help="environment variable holding ${{ toJSON(needs) }}")
+
+    config = sub.add_parser("config", help="write pipeline.toml values to $GITHUB_OUTPUT")
+    config.add_argument("pairs", nargs="+", metavar="NAME=SECTION.KEY", help="e.g. region=deploy.region")
+    return parser
+
+
+def _pr_number(explicit: int | None) -> int:
+    if explicit is not None:
+        return explicit
+    event_path = os.environ.get("GITHUB_EVENT_PATH", "")
+    if event_path and Path(event_path).is_file():
+        event = json.loads(Path(event_path).read_text(encoding="utf-8"))
+        number = (event.get("pull_request") or {}).get("number") or event.get("number")
+        if isinstance(number, int):
+            return number
+    raise PipelineError(
+        "no pull-request number: not given with --pr and GITHUB_EVENT_PATH holds no pull_request event",
+        "run it in a pull_request workflow, or pass --pr N",
+    )
+
+
+def _repository(explicit: str | None) -> str:
+    repository = explicit or os.environ.get("GITHUB_REPOSITORY", "")
+    if repository.count("/") != 1:
+        raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
+    return repository
+
+
+def _missing_report(body: Path) -> str:
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+    run = os.environ.get("GITHUB_RUN_ID")
+    link = f"[this run]({server}/{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{run})" if run else "this run"
+    return (
+        "### Lambda size budget: no report\n\n"
+        f"The size budget did not produce `{body.name}` in {link}: the build or the budget check stopped "
+        "before writing it. Its annotations and log name the cause.\n"
+    )
+
+
+def run_comment(args: argparse.Namespace) -> int:
+    from ci.github.api import GitHubApi
+    from ci.github.comment import check_marker, upsert_comment
+
+    marker = check_marker(args.marker)
+    markdown = args.body.read_text(encoding="utf-8") if args.body.is_file() else _missing_report(args.body)
+    result = upsert_comment(GitHubApi.from_env(), _repository(args.repo), _pr_number(args.pr), marker, markdown)
+    print(f"comment {result.action}: {result.url or result.comment_id}")
+    return 0
+
+
+def run_annotate(args: argparse.Namespace) -> int:
+    from ci.github.annotate import annotations_for_reports
+
+    annotations = annotations_for_reports(args.reports, REPO_ROOT, args.check)
+    for annotation in annotations:
+        print(annotation.render())
+    errors = sum(1 for a in annotations if a.level == "error")
+    print(f"{errors} error annotation(s) from {args.reports}", file=sys.stderr)
+    return 0
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    from ci.github.summary import write_summary
+
+    target = write_summary(args.files)
+    if target is not None:
+        print(f"appended {', '.join(map(str, args.files))} to the job summary")
+    return 0
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    from ci.github.gate import evaluate, parse_needs, require_success
+    from ci.github.summary import write_summary_text
+    from ci.github.workflow_commands import append_outputs
+
+    text = os.environ.get(args.needs_env)
+    if text is None:
+        raise PipelineError(
+            f"environment variable {args.needs_env} is not set",
+            f"in the step add `env: {args.needs_env}: ${{{{ toJSON(needs) }}}}`",
+        )
+    result = evaluate(parse_needs(text), args.require)
+    write_summary_text(result.markdown())
+    append_outputs({"verified": "true" if result.passed else "false"})
+    require_success(result)
+    return 0
+
+
+def run_config(args: argparse.Namespace) -> int:
+    from ci.config import load_config
+    from ci.github.workflow_commands import append_outputs
+
+    config = load_config()
+    values = {}
+    for pair in args.pairs:
+        name, sep, dotted = pair.partition("=")
+        section, dot, key = dotted.partition(".")
+        table = config.raw.get(section)
+        if not (sep and dot and name) or not isinstance(table, dict) or key not in table:
+            raise PipelineError(f"{pair!r} does not name a pipeline.toml value", "use NAME=SECTION.KEY")
+        values[name] = str(table[key])
+    sys.stdout.write(append_outputs(values))
+    return 0
+
+
+HANDLERS = {
+    "comment": run_comment,
+    "annotate": run_annotate,
+    "summary": run_summary,
+    "gate": run_gate,
+    "config": run_config,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return HANDLERS[args.subcommand](args)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
