@@ -99,8 +99,15 @@ def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
     return result
 
 
-def _warm_event(events: list[SmokeEvent]) -> SmokeEvent | None:
-    """A single, successful prediction, preferably a direct invocation: what warm latency means."""
+def _warm_event(events: list[SmokeEvent], chosen: str | None) -> SmokeEvent | None:
+    """smoke.warm_event if set, else a single successful prediction, preferably a direct invocation."""
+    if chosen:
+        named = [event for event in events if event.name == chosen]
+        if not named:
+            raise PipelineError(
+                f"smoke.warm_event = {chosen!r} is not one of the events", f"use one of {[e.name for e in events]}"
+            )
+        return named[0]
     good = [event for event in events if event.status == 200]
     single = [event for event in good if event.recall_probability is not None and len(event.recall_probability) == 1]
     for candidates in (
@@ -243,7 +250,10 @@ def run_smoke(
         try:
             report["init"] = _init(run, started)
             report["events"] = [_invoke_event(run, event) for event in events if run.alive]
-            warm_event = _warm_event(events)
+            # The first request pays for lazy imports and first-touch of the model: Lambda's cold request.
+            if report["events"] and "duration_ms" in report["events"][0]:
+                report["first_invocation_ms"] = report["events"][0]["duration_ms"]
+            warm_event = _warm_event(events, run.config.smoke.get("warm_event"))
             # Latency of a wrong answer means nothing (and would repeat the failure N times).
             if warm_event and run.alive and all(r["passed"] for r in report["events"] if r["event"] == warm_event.name):
                 report["warm"] = _warm(run, warm_event, int(config.smoke["warm_invocations"]))

@@ -1,0 +1,88 @@
+"""The real layer, function and model pass the smoke; numpy and bundle mistakes fail it with their cause.
+
+One full smoke run of the real build (through `python -m ci smoke`, as the pipeline runs it) is
+shared by the module; the two broken builds reuse the real layer.zip with a changed function or model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ci.paths import BuildPaths
+from tests.conftest import run_cli
+from tests.smoke_fixtures import TINY_HANDLER, run_tiny
+
+
+@pytest.fixture(scope="module")
+def smoke_report(built_layer: BuildPaths) -> dict[str, Any]:
+    paths = built_layer
+    result = run_cli("-m", "ci", "--build-dir", str(paths.build), "--cache-dir", str(paths.cache), "smoke", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report: dict[str, Any] = json.loads(paths.report("smoke").read_text())
+    report["_stdout"] = result.stdout
+    return report
+
+
+def test_the_real_build_passes_every_committed_event(smoke_report: dict[str, Any], repo_root: Path) -> None:
+    committed = sorted(path.stem for path in (repo_root / "tests" / "events").glob("*.json"))
+    assert smoke_report["passed"] is True and smoke_report["failures"] == []
+    assert [event["event"] for event in smoke_report["events"]] == committed
+    assert all(event["passed"] for event in smoke_report["events"])
+    assert {event["expected_status"] for event in smoke_report["events"]} == {200, 400}
+
+
+def test_the_report_has_timings_memory_and_is_tied_to_the_artifacts(
+    smoke_report: dict[str, Any], built_layer: BuildPaths
+) -> None:
+    init = smoke_report["init"]
+    assert 0 < init["duration_s"] < 10 and init["estimate_at_memory_s"] > init["duration_s"]
+    assert "estimate" in init["estimate_note"]
+    warm = smoke_report["warm"]
+    assert warm["invocations"] == 20 and 0 < warm["p50_ms"] <= warm["p95_ms"] <= warm["max_ms"]
+    assert 50 * 2**20 < smoke_report["peak_rss_bytes"] < 512 * 2**20
+    assert smoke_report["artifacts"] == smoke_report["smoked_artifacts"]
+    assert smoke_report["artifacts"]["layer.zip"] and smoke_report["artifacts"]["model.joblib"]
+    for line in ("init (imports + model load):", "events passed:", "warm invocations", "peak RSS:", "smoke: passed"):
+        assert line in smoke_report["_stdout"]
+
+
+def test_the_import_trace_names_the_layer_files_and_distributions_used(smoke_report: dict[str, Any]) -> None:
+    trace = smoke_report["import_trace"]
+    files = set(trace["files"])
+    assert "python/sklearn/__init__.py" in files and "python/pandas/__init__.py" in files
+    assert any(name.startswith("python/numpy/core/_multiarray_umath.cpython-311") for name in files)
+    assert any(name.startswith("python/numpy.libs/libopenblas") for name in files), "mapped .so files count"
+    distributions = trace["distributions"]
+    for name in ("scikit-learn", "numpy", "scipy", "joblib"):
+        assert distributions[name]["imported_files"] > 0, name
+        assert distributions[name]["imported_bytes"] <= distributions[name]["shipped_bytes"]
+    assert 0 < trace["imported_bytes"] < trace["shipped_bytes"]
+
+
+def test_a_numpy_float32_in_the_response_is_runtime_marshal_error(tmp_path: Path, built_layer: BuildPaths) -> None:
+    app = TINY_HANDLER + "\nimport numpy\n\ndef lambda_handler(event, context):\n    return {'p': numpy.float32(0.5)}\n"
+    result = run_tiny(tmp_path, app, layer=built_layer.layer_zip)
+    assert not result.passed
+    assert result.failures[0].endswith(
+        "Runtime.MarshalError: Unable to marshal response: Object of type float32 is not JSON serializable"
+    )
+
+
+def test_a_bundle_without_sklearn_model_fails_init_naming_the_key(tmp_path: Path, built_layer: BuildPaths) -> None:
+    import joblib
+
+    bundle = joblib.load(built_layer.model)
+    model = tmp_path / "model.joblib"
+    joblib.dump({"model": bundle["sklearn_model"], "feature_names": bundle["feature_names"]}, model)
+    paths = BuildPaths(build=tmp_path / "build", cache=built_layer.cache)
+    from ci.config import load_config
+    from ci.smoke.harness import run_smoke
+
+    result = run_smoke(built_layer.layer_zip, built_layer.function_zip, model, load_config(), paths)
+    assert not result.passed
+    assert result.failures[0].startswith("init error ")
+    assert "sklearn_model" in result.failures[0]
