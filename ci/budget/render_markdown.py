@@ -65,9 +65,9 @@ def pie(budget: Budget) -> str:
     )
     lines = ["```mermaid", "pie showData", f"    title {title}"]
     for label, size in slices:
-        value = round(size / MB, 1)
-        if value > 0:
-            lines.append(f'    "{label.replace(chr(34), "")}" : {value}')
+        value = round(size / MB, 2)
+        if value > 0:  # mermaid draws positive slices only; under 5 kB is invisible anyway
+            lines.append(f'    "{label.replace(chr(34), "")}" : {value:g}')
     lines.append("```")
     return "\n".join(lines)
 
