@@ -1,0 +1,34 @@
+"""python -m ci rollback [--to N]: move the alias back to the previous (or a given) version, verified."""
+
+from __future__ import annotations
+
+import argparse
+
+from ci.config import Config
+from ci.errors import PipelineError
+from ci.paths import BuildPaths
+
+HELP = "Move the alias back to the previous (or a given) function version and verify it."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--to", metavar="N", help="the function version to move the alias to")
+    parser.add_argument("--force", action="store_true", help="move the alias even if the version fails the check")
+
+
+def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+    from ci.deploy.rollback import rollback
+    from ci.deploy.target import deployment_target, wants_embedded
+
+    if args.to is not None and not str(args.to).isdigit():
+        raise PipelineError(f"--to {args.to!r} is not a version number", "pass a published version, e.g. --to 3")
+    if wants_embedded("auto"):
+        raise PipelineError(
+            "no AWS endpoint or credentials configured: the embedded moto server lives only as long as one deploy, "
+            "so there is nothing to roll back",
+            "point AWS_ENDPOINT_URL (or AWS credentials) at the deployment you want to roll back",
+        )
+    with deployment_target(config, "aws") as aws:
+        outcome = rollback(config, paths, aws, to=args.to, force=args.force)
+    print(f"alias {outcome.alias} -> version {outcome.to_version} (was {outcome.from_version}) on {aws.where}")
+    return 0

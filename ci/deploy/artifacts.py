@@ -1,0 +1,68 @@
+"""The three deployable artifacts, named by content: a digest decides every skip and every reuse."""
+
+from __future__ import annotations
+
+import base64
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci.errors import PipelineError
+from ci.paths import BuildPaths
+from ci.reports import sha256_file
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str  # as ci.reports records it: layer.zip | function.zip | model.joblib
+    kind: str  # layer | function | model (the S3 folder)
+    path: Path
+    sha256: str  # hex
+    size: int
+
+    @property
+    def code_sha256(self) -> str:
+        """Lambda's CodeSha256: base64 of the raw SHA-256 digest of the zip."""
+        return hex_to_lambda_sha(self.sha256)
+
+    def key(self, prefix: str) -> str:
+        """Content-addressed S3 key: the same bytes always land on the same key."""
+        return f"{prefix.strip('/')}/{self.kind}/{self.sha256}{self.path.suffix}"
+
+    def unzipped_bytes(self) -> int:
+        """What Lambda counts against its unzipped limit: the sum of the entries' uncompressed sizes."""
+        with zipfile.ZipFile(self.path) as archive:
+            return sum(info.file_size for info in archive.infolist())
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    layer: Artifact
+    function: Artifact
+    model: Artifact
+
+    def all(self) -> list[Artifact]:
+        return [self.layer, self.function, self.model]
+
+
+def hex_to_lambda_sha(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+def lambda_sha_to_hex(code_sha256: str) -> str:
+    return base64.b64decode(code_sha256).hex()
+
+
+def local_artifacts(paths: BuildPaths) -> Artifacts:
+    """Hash the artifacts about to be deployed; a missing one names the command that makes it."""
+    specs = [
+        ("layer.zip", "layer", paths.layer_zip, "python -m ci build"),
+        ("function.zip", "function", paths.function_zip, "python -m ci build"),
+        ("model.joblib", "model", paths.model, "python -m training"),
+    ]
+    found = []
+    for name, kind, path, command in specs:
+        if not path.is_file():
+            raise PipelineError(f"{path} not found: nothing to deploy", f"run `{command}` first")
+        found.append(Artifact(name, kind, path, sha256_file(path), path.stat().st_size))
+    return Artifacts(*found)

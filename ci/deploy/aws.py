@@ -1,0 +1,208 @@
+"""One place that turns the environment into boto3 clients, the way boto3 users expect.
+
+boto3's own configuration is honoured (AWS_ENDPOINT_URL, AWS_PROFILE, credentials chain); the
+region comes from AWS_REGION/AWS_DEFAULT_REGION, else pipeline.toml [deploy].region. Retries use
+botocore's standard mode. AccessDenied becomes a PipelineError naming the action and resource.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from ci.config import Config
+from ci.errors import PipelineError
+
+DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden", "403"}
+# The IAM action behind an S3 API operation when the names differ (the rest map 1:1 to service:Operation).
+S3_ACTIONS = {
+    "HeadObject": "s3:GetObject",
+    "GetObject": "s3:GetObject",
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "ListObjectsV2": "s3:ListBucket",
+}
+SIGNING_PREFIX = {"s3": "s3", "lambda": "lambda", "cloudformation": "cloudformation", "iam": "iam", "sts": "sts"}
+CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+class AccessDeniedError(PipelineError):
+    """AWS refused an action: says which action on which resource, and which role should allow it."""
+
+
+@dataclass
+class Aws:
+    """The clients deploy, rollback and bootstrap use, plus where they point."""
+
+    session: Any
+    region: str
+    s3: Any
+    lambda_: Any
+    cloudformation: Any
+    endpoint_url: str | None
+    embedded: bool = False
+    _extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def emulated(self) -> bool:
+        """True when the endpoint is on the loopback interface: an emulator that cannot run code."""
+        return is_loopback(self.endpoint_url)
+
+    @property
+    def where(self) -> str:
+        return f"{self.endpoint_url or 'AWS'} ({self.region})"
+
+
+def is_loopback(url: str | None) -> bool:
+    if not url:
+        return False
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def region_for(config: Config, environ: Mapping[str, str] = os.environ) -> str:
+    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or str(config.deploy["region"])
+
+
+def endpoint_configured(environ: Mapping[str, str] = os.environ) -> str | None:
+    return environ.get("AWS_ENDPOINT_URL") or None
+
+
+def credentials_configured(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether boto3 would find credentials, without contacting an instance metadata service.
+
+    Decides between the caller's AWS (or emulator) and the embedded moto default; the shared
+    files count too, because `aws configure` writes there.
+    """
+    if any(environ.get(name) for name in CREDENTIAL_VARIABLES):
+        return True
+    import boto3
+
+    session = boto3.Session()
+    resolver = session._session.get_component("credential_provider")
+    for method in ("env", "assume-role", "shared-credentials-file", "custom-process", "config-file", "sso"):
+        provider = resolver.get_provider(method)
+        try:
+            if provider.load() is not None:
+                return True
+        except Exception:  # a half-written profile is still "configured": boto3 will explain it
+            return True
+    return False
+
+
+def connect(
+    config: Config,
+    endpoint_url: str | None = None,
+    static_credentials: tuple[str, str] | None = None,
+    environ: Mapping[str, str] = os.environ,
+    embedded: bool = False,
+) -> Aws:
+    """boto3 clients for S3, Lambda and CloudFormation with standard retries and readable denials.
+
+    `endpoint_url` is only passed for the embedded server; otherwise boto3 reads AWS_ENDPOINT_URL
+    (and AWS_ENDPOINT_URL_<SERVICE>) itself.
+    """
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    region = region_for(config, environ)
+    session = boto3.Session(region_name=region)
+    if static_credentials is None and session.get_credentials() is None:
+        endpoint = endpoint_url or endpoint_configured(environ)
+        if not is_loopback(endpoint):
+            raise PipelineError(
+                f"no AWS credentials found for {endpoint or 'AWS'} (region {region})",
+                "configure credentials the usual boto3 way (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                "or OIDC via aws-actions/configure-aws-credentials), or set AWS_ENDPOINT_URL to an emulator",
+            )
+        static_credentials = ("emulator", "emulator")  # moto accepts any key; nothing to leak
+    if static_credentials:
+        session = boto3.Session(
+            aws_access_key_id=static_credentials[0], aws_secret_access_key=static_credentials[1], region_name=region
+        )
+    attempts = int(environ.get("AWS_MAX_ATTEMPTS", "5"))
+    boto_config = BotoConfig(retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=10)
+    clients = {
+        name: session.client(name, endpoint_url=endpoint_url, config=boto_config)
+        for name in ("s3", "lambda", "cloudformation")
+    }
+    for client in clients.values():
+        install_denied_hook(client)
+    return Aws(
+        session=session,
+        region=region,
+        s3=clients["s3"],
+        lambda_=clients["lambda"],
+        cloudformation=clients["cloudformation"],
+        endpoint_url=clients["lambda"].meta.endpoint_url if (endpoint_url or endpoint_configured(environ)) else None,
+        embedded=embedded,
+    )
+
+
+def install_denied_hook(client: Any) -> None:
+    """Turn AccessDenied into AccessDeniedError(action, resource) for every call, waiter and transfer."""
+    service = client.meta.service_model.service_name
+
+    def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["ci_params"] = dict(params)
+
+    def judge(http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        code = str(parsed.get("Error", {}).get("Code", "")) if isinstance(parsed, dict) else ""
+        if http_response.status_code < 300 or code not in DENIED_CODES:
+            return
+        if service == "s3" and model.name == "HeadObject":
+            return  # a 403 on HEAD has no body; uploads report the real denial on PutObject
+        action = denied_action(service, model.name)
+        resource = denied_resource(service, context.get("ci_params", {}), client.meta.region_name)
+        message = parsed.get("Error", {}).get("Message", "")
+        raise AccessDeniedError(
+            f"AWS denied {action} on {resource}" + (f": {message}" if message else ""),
+            f"allow {action} on {resource} for the identity running this command; the deploy role in "
+            "infra/template.yaml lists exactly what deploy needs (update the stack with `python -m ci bootstrap`)",
+        )
+
+    client.meta.events.register(f"before-parameter-build.{service}.*", remember)
+    client.meta.events.register(f"after-call.{service}.*", judge)
+
+
+def denied_action(service: str, operation: str) -> str:
+    if service == "s3":
+        return S3_ACTIONS.get(operation, f"s3:{operation}")
+    return f"{SIGNING_PREFIX.get(service, service)}:{operation}"
+
+
+def denied_resource(service: str, params: Mapping[str, Any], region: str | None) -> str:
+    if service == "s3":
+        bucket, key = params.get("Bucket", "*"), params.get("Key")
+        return f"arn:aws:s3:::{bucket}" + (f"/{key}" if key else "")
+    if service == "lambda":
+        if "Arn" in params:
+            return str(params["Arn"])
+        if "LayerName" in params:
+            version = params.get("VersionNumber")
+            return f"layer {params['LayerName']}" + (f" version {version}" if version else "")
+        if "FunctionName" in params:
+            qualifier = params.get("Qualifier") or params.get("Name")
+            return f"function {params['FunctionName']}" + (f":{qualifier}" if qualifier else "")
+    if service == "cloudformation" and "StackName" in params:
+        return f"stack {params['StackName']}"
+    return "*"

@@ -1,0 +1,285 @@
+"""`python -m ci deploy`, as named steps: gate, upload, layer, code, configuration, size, version, check, alias.
+
+Every step is skipped when its result already exists (content-addressed objects, a layer
+version with our CodeSha256, $LATEST already holding our code/configuration), so rerunning after
+any failure converges. The alias is the only thing production sees, and it moves last.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ci.config import Config
+from ci.deploy import alias as aliases
+from ci.deploy import function as functions
+from ci.deploy.artifacts import Artifacts, local_artifacts
+from ci.deploy.aws import Aws
+from ci.deploy.gate import check_gate
+from ci.deploy.layer import LayerVersion, describe_layer_version, ensure_layer, sklearn_version
+from ci.deploy.limits import check_attached_size
+from ci.deploy.stack import StackOutputs, read_outputs
+from ci.deploy.uploads import Upload, upload
+from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
+from ci.errors import PipelineError
+from ci.paths import BuildPaths
+from ci.reports import write_report
+
+RERUN_FIX = "fix the cause and rerun `python -m ci deploy`: finished steps are skipped, so it resumes where it stopped"
+
+
+class DeployFailedError(PipelineError):
+    """A step failed before the alias moved: production still runs what it ran before."""
+
+    def __init__(self, step: str, problem: str, fix: str, production: str) -> None:
+        super().__init__(f"deploy failed at step '{step}': {problem}\n  {production}", fix or RERUN_FIX)
+        self.step = step
+        self.production = production
+
+
+@dataclass
+class DeployOutcome:
+    status: str  # deployed | already deployed
+    endpoint: str
+    uploads: list[Upload] = field(default_factory=list)
+    layer: LayerVersion | None = None
+    version: str = ""
+    alias: str = ""
+    previous_version: str | None = None
+    verdict: Verdict | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    size: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> list[str]:
+        lines = [f"{self.status}: {self.endpoint}"]
+        lines += [f"  {u.artifact:<13} {u.uri}{'' if u.uploaded else '  (already there)'}" for u in self.uploads]
+        if self.layer:
+            lines.append(f"  layer version {self.layer.arn}{'' if self.layer.published else '  (reused)'}")
+        lines.append(f"  function version {self.version}")
+        moved = f" (was {self.previous_version})" if self.previous_version not in (None, self.version) else ""
+        lines.append(f"  alias {self.alias} -> version {self.version}{moved}")
+        return lines
+
+
+class Steps:
+    """Times each step and remembers which one was running when something failed."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.current = "start"
+        self.timings: dict[str, float] = {}
+        self.log = log
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.current = name
+        started = time.monotonic()
+        yield
+        self.timings[name] = round(time.monotonic() - started, 3)
+
+
+def deploy(
+    config: Config,
+    paths: BuildPaths,
+    aws: Aws,
+    verifier: Verifier | None = None,
+    log: Callable[[str], None] = print,
+) -> DeployOutcome:
+    """Deploy the verified artifacts of `paths` to `aws`; raises DeployFailedError with production's state."""
+    artifacts = local_artifacts(paths)
+    check_gate(paths, artifacts)  # before any request: nothing unverified is ever uploaded
+    verifier = verifier or default_verifier(config, paths)
+    steps = Steps(log)
+    name, alias_name = str(config.function["name"]), str(config.function["alias"])
+    outcome = DeployOutcome(status="deployed", endpoint=aws.where, alias=alias_name)
+    before: aliases.AliasState | None = None
+    try:
+        with steps.step("read stack and alias"):
+            stack = read_outputs(aws, config)
+            before = aliases.read_alias(aws.lambda_, name, alias_name)
+            outcome.previous_version = before.version if before else None
+        live = already_live(aws, config, artifacts, stack, before)
+        if live is not None:
+            outcome.status, outcome.version, outcome.layer = "already deployed", before.version, live  # type: ignore[union-attr]
+            outcome.uploads = [
+                Upload(a.name, stack.bucket, a.key(stack.key_prefix), False, 0.0) for a in artifacts.all()
+            ]
+            outcome.skipped = ["upload", "layer publish", "code update", "configuration update", "version", "alias"]
+            outcome.timings = steps.timings
+            write_deploy_report(paths, outcome, stack, passed=True)
+            return outcome
+        outcome = run_steps(config, paths, aws, verifier, steps, artifacts, stack, before, outcome)
+    except PipelineError as exc:
+        failed(paths, outcome, steps, exc.problem, exc.fix, before, alias_name)
+    except Exception as exc:  # botocore errors, injected faults: still say what production runs
+        failed(paths, outcome, steps, f"{exc.__class__.__name__}: {exc}", "", before, alias_name)
+    outcome.timings = steps.timings
+    write_deploy_report(paths, outcome, stack, passed=True)
+    return outcome
+
+
+def run_steps(
+    config: Config,
+    paths: BuildPaths,
+    aws: Aws,
+    verifier: Verifier,
+    steps: Steps,
+    artifacts: Artifacts,
+    stack: StackOutputs,
+    before: aliases.AliasState | None,
+    outcome: DeployOutcome,
+) -> DeployOutcome:
+    name, alias_name = str(config.function["name"]), str(config.function["alias"])
+    with steps.step("upload"):
+        for artifact in artifacts.all():
+            result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact)
+            outcome.uploads.append(result)
+            steps.log(f"{'uploaded' if result.uploaded else 'already in S3'}: {result.uri}")
+            if not result.uploaded:
+                outcome.skipped.append(f"upload {artifact.name}")
+    uris = {u.artifact: u for u in outcome.uploads}
+    with steps.step("layer publish"):
+        layer_upload = uris["layer.zip"]
+        outcome.layer = layer = ensure_layer(
+            aws.lambda_, config, artifacts.layer, stack.bucket, layer_upload.key, sklearn_version(config, paths)
+        )
+        if layer.code_sha256 != artifacts.layer.code_sha256:
+            raise PipelineError(
+                f"Lambda computed CodeSha256 {layer.code_sha256} for layer version {layer.version}, "
+                f"not {artifacts.layer.code_sha256} of build/layer.zip",
+                f"the S3 object {layer_upload.uri} is not our layer; delete it and deploy again",
+            )
+        steps.log(f"{'published' if layer.published else 'reused'} layer version {layer.arn}")
+        if not layer.published:
+            outcome.skipped.append("layer publish")
+    desired = functions.desired_function(
+        config,
+        artifacts,
+        stack.execution_role_arn,
+        layer.arn,
+        [entry["arn"] for entry in config.budget.get("extra_layer_arns", [])],
+        uris["model.joblib"].uri,
+        stack.bucket,
+        uris["function.zip"].key,
+    )
+    latest = functions.current_configuration(aws.lambda_, name)
+    if latest is None:
+        with steps.step("function create"):
+            latest = functions.create_function(aws.lambda_, desired)
+            steps.log(f"created function {name}")
+    else:
+        with steps.step("code update"):
+            latest, changed = functions.update_code(aws.lambda_, desired, latest)
+            steps.log("updated function code" if changed else "function code unchanged")
+            if not changed:
+                outcome.skipped.append("code update")
+        with steps.step("configuration update"):
+            latest, changed = functions.update_configuration(aws.lambda_, desired, latest)
+            steps.log("updated function configuration" if changed else "function configuration unchanged")
+            if not changed:
+                outcome.skipped.append("configuration update")
+    with steps.step("size check"):
+        size = check_attached_size(config, paths, latest, layer.arn, artifacts.function.unzipped_bytes())
+        outcome.size = {"used_bytes": size.used_bytes, "limit_bytes": size.limit_bytes, "parts": size.parts}
+    with steps.step("version publish"):
+        description = (
+            f"function {artifacts.function.sha256[:12]} model {artifacts.model.sha256[:12]} layer {layer.version}"
+        )
+        published = functions.publish_version(aws.lambda_, desired, latest, description)
+        outcome.version = str(published["Version"])
+        steps.log(f"function version {outcome.version}")
+    with steps.step("post-deploy check"):
+        candidate = Candidate(name, outcome.version, published, stack.bucket, stack.key_prefix)
+        verdict = verifier(aws, candidate)
+        outcome.verdict = verdict
+        if not verdict.passed:
+            raise PipelineError(
+                f"version {outcome.version} failed the post-deploy check ({verdict.method}): "
+                + "; ".join(verdict.failures[:5]),
+                "fix the cause (the version stays published but unused) and rerun `python -m ci deploy`",
+            )
+        steps.log(f"post-deploy check passed: {verdict.method}")
+    with steps.step("alias"):
+        if before is not None and before.version == outcome.version:
+            outcome.skipped.append("alias")
+        else:
+            history = [*(before.history if before else []), outcome.version]
+            aliases.point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
+        steps.log(f"alias {alias_name} -> version {outcome.version}")
+    return outcome
+
+
+def already_live(
+    aws: Aws, config: Config, artifacts: Artifacts, stack: StackOutputs, before: aliases.AliasState | None
+) -> LayerVersion | None:
+    """The live layer version if the alias already runs exactly these artifacts and configuration."""
+    if before is None:
+        return None
+    live = aws.lambda_.get_function_configuration(FunctionName=str(config.function["name"]), Qualifier=before.version)
+    layers = [layer["Arn"] for layer in live.get("Layers", [])]
+    if not layers:
+        return None
+    layer = describe_layer_version(aws.lambda_, layers[0])
+    if layer["Content"]["CodeSha256"] != artifacts.layer.code_sha256:
+        return None
+    model_uri = f"s3://{stack.bucket}/{artifacts.model.key(stack.key_prefix)}"
+    desired = functions.desired_function(
+        config,
+        artifacts,
+        stack.execution_role_arn,
+        layers[0],
+        [entry["arn"] for entry in config.budget.get("extra_layer_arns", [])],
+        model_uri,
+        stack.bucket,
+        artifacts.function.key(stack.key_prefix),
+    )
+    if not functions.matches(live, desired) or live.get("Role") != desired.role_arn:
+        return None
+    return LayerVersion(layers[0], int(layer["Version"]), layer["Content"]["CodeSha256"], False)
+
+
+def failed(
+    paths: BuildPaths,
+    outcome: DeployOutcome,
+    steps: Steps,
+    problem: str,
+    fix: str,
+    before: aliases.AliasState | None,
+    alias_name: str,
+) -> None:
+    production = aliases.production_line(before, alias_name)
+    outcome.status = "failed"
+    outcome.timings = steps.timings
+    write_report(
+        paths,
+        "deploy",
+        False,
+        {"status": "failed", "failed_step": steps.current, "error": problem, "production": production, **body(outcome)},
+    )
+    raise DeployFailedError(steps.current, problem, fix, production)
+
+
+def body(outcome: DeployOutcome) -> dict[str, Any]:
+    return {
+        "endpoint": outcome.endpoint,
+        "uploads": [{**asdict(u), "uri": u.uri} for u in outcome.uploads],
+        "layer": asdict(outcome.layer) if outcome.layer else None,
+        "function_version": outcome.version,
+        "alias": {"name": outcome.alias, "version": outcome.version, "previous_version": outcome.previous_version},
+        "post_deploy_check": asdict(outcome.verdict) if outcome.verdict else None,
+        "size": outcome.size,
+        "timings": outcome.timings,
+        "skipped": outcome.skipped,
+    }
+
+
+def write_deploy_report(paths: BuildPaths, outcome: DeployOutcome, stack: StackOutputs, passed: bool) -> None:
+    write_report(
+        paths,
+        "deploy",
+        passed,
+        {"status": outcome.status, "stack": asdict(stack), **body(outcome)},
+    )

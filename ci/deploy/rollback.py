@@ -1,0 +1,112 @@
+"""`python -m ci rollback`: the alias back to the version live before this one (or --to N), verified first.
+
+The target version is checked the same way a new deploy is (invoke, or the smoke harness on its
+downloaded bytes on an emulator) before the alias moves, so a rollback cannot make things worse
+unless asked to (--force).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ci.config import Config
+from ci.deploy import alias as aliases
+from ci.deploy.aws import Aws
+from ci.deploy.stack import read_outputs
+from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
+from ci.errors import PipelineError
+from ci.paths import BuildPaths
+from ci.reports import write_report
+
+
+@dataclass
+class RollbackOutcome:
+    alias: str
+    from_version: str
+    to_version: str
+    verdict: Verdict | None
+
+
+def published_versions(lambda_: Any, name: str) -> list[int]:
+    paginator = lambda_.get_paginator("list_versions_by_function")
+    numbers = []
+    for page in paginator.paginate(FunctionName=name):
+        numbers += [int(v["Version"]) for v in page.get("Versions", []) if v["Version"] != "$LATEST"]
+    return sorted(numbers)
+
+
+def choose_target(lambda_: Any, name: str, state: aliases.AliasState, to: str | None) -> tuple[str, list[str]]:
+    """(version, new history): --to N, else the version live before the current one."""
+    if to is not None:
+        return to, [*state.history, to]
+    if len(state.history) >= 2:
+        return state.history[-2], state.history[:-1]
+    older = [v for v in published_versions(lambda_, name) if v < int(state.version)]
+    if not older:
+        raise PipelineError(
+            f"alias {state.name} is on version {state.version} and no earlier version exists to roll back to",
+            "deploy a fixed build instead, or name a version with --to N",
+        )
+    return str(older[-1]), [str(older[-1])]
+
+
+def rollback(
+    config: Config,
+    paths: BuildPaths,
+    aws: Aws,
+    to: str | None = None,
+    force: bool = False,
+    verifier: Verifier | None = None,
+    log: Callable[[str], None] = print,
+) -> RollbackOutcome:
+    name, alias_name = str(config.function["name"]), str(config.function["alias"])
+    stack = read_outputs(aws, config)
+    state = aliases.read_alias(aws.lambda_, name, alias_name)
+    if state is None:
+        raise PipelineError(f"function {name} has no alias {alias_name}: nothing to roll back", "deploy first")
+    target, history = choose_target(aws.lambda_, name, state, to)
+    if target == state.version:
+        raise PipelineError(f"alias {alias_name} is already on version {target}", "name another version with --to N")
+    configuration = lookup_version(aws, name, target)
+    verdict = None
+    if not force:
+        verdict = (verifier or default_verifier(config, paths))(
+            aws, Candidate(name, target, configuration, stack.bucket, stack.key_prefix)
+        )
+        if not verdict.passed:
+            raise PipelineError(
+                f"version {target} failed the check ({verdict.method}): {'; '.join(verdict.failures[:5])}\n"
+                f"  {aliases.production_line(state, alias_name)}",
+                "roll back to another version with --to N, or pass --force to move the alias anyway",
+            )
+        log(f"version {target} passed the check: {verdict.method}")
+    aliases.point_alias(aws.lambda_, name, alias_name, target, history, state)
+    outcome = RollbackOutcome(alias_name, state.version, target, verdict)
+    write_report(
+        paths,
+        "rollback",
+        True,
+        {
+            "alias": alias_name,
+            "from_version": state.version,
+            "to_version": target,
+            "history": history,
+            "verified": verdict is not None,
+        },
+    )
+    return outcome
+
+
+def lookup_version(aws: Aws, name: str, version: str) -> dict[str, Any]:
+    from botocore.exceptions import ClientError
+
+    try:
+        return dict(aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=version))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise PipelineError(
+                f"function {name} has no version {version}", "list them with `aws lambda list-versions-by-function`"
+            ) from exc
+        raise

@@ -1,0 +1,124 @@
+"""The bootstrap stack (infra/template.yaml): created or updated once, read by every deploy.
+
+Deploy reads the bucket and the execution role from the stack's outputs, so the names live in
+one place (the template's parameters) and a deploy to a half-bootstrapped account explains itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ci.config import Config
+from ci.deploy.aws import Aws
+from ci.errors import PipelineError
+
+TEMPLATE = Path("infra") / "template.yaml"
+EMBEDDED_REPOSITORY = "local/embedded"  # the embedded moto has no GitHub; any owner/name will do
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    bucket: str
+    key_prefix: str
+    execution_role_arn: str
+    deploy_role_arn: str
+    status: str
+
+
+def stack_parameters(config: Config, repository: str | None, oidc_provider_arn: str | None) -> dict[str, str]:
+    repository = repository or str(config.deploy.get("github_repository", "") or "")
+    if not repository:
+        raise PipelineError(
+            "bootstrap needs the GitHub repository whose deploy job may assume the deploy role",
+            "pass --github-repository OWNER/NAME (or set [deploy].github_repository in pipeline.toml)",
+        )
+    parameters = {
+        "BucketName": str(config.deploy["bucket"]),
+        "KeyPrefix": str(config.deploy["key_prefix"]),
+        "FunctionName": str(config.function["name"]),
+        "LayerName": str(config.function["layer_name"]),
+        "GitHubRepository": repository,
+    }
+    if oidc_provider_arn:
+        parameters["GitHubOidcProviderArn"] = oidc_provider_arn
+    return parameters
+
+
+def bootstrap(aws: Aws, config: Config, parameters: dict[str, str]) -> StackOutputs:
+    """Create the stack, or update it in place; wait for CloudFormation either way."""
+    from botocore.exceptions import ClientError
+
+    name = str(config.deploy["stack_name"])
+    body = (config.root / TEMPLATE).read_text()
+    arguments: dict[str, Any] = {
+        "StackName": name,
+        "TemplateBody": body,
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        "Capabilities": ["CAPABILITY_NAMED_IAM"],
+    }
+    if find_stack(aws, name) is None:
+        aws.cloudformation.create_stack(**arguments)
+        waiter = "stack_create_complete"
+    else:
+        try:
+            aws.cloudformation.update_stack(**arguments)
+        except ClientError as exc:
+            if "No updates are to be performed" not in str(exc):
+                raise
+            return read_outputs(aws, config)
+        waiter = "stack_update_complete"
+    try:
+        aws.cloudformation.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 450})
+    except Exception as exc:  # botocore WaiterError: name the failing resource
+        raise PipelineError(
+            f"stack {name} did not reach {waiter.replace('_', ' ')} on {aws.where}: {stack_failure(aws, name)}",
+            "fix the cause in the CloudFormation events, then rerun `python -m ci bootstrap`",
+        ) from exc
+    return read_outputs(aws, config)
+
+
+def find_stack(aws: Aws, name: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        stacks = aws.cloudformation.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    return stacks[0] if stacks else None
+
+
+def stack_failure(aws: Aws, name: str) -> str:
+    events = aws.cloudformation.describe_stack_events(StackName=name).get("StackEvents", [])
+    failed = [e for e in events if str(e.get("ResourceStatus", "")).endswith("FAILED")]
+    if not failed:
+        return "no failed resource reported"
+    first = failed[-1]
+    return f"{first.get('LogicalResourceId')} {first.get('ResourceStatus')}: {first.get('ResourceStatusReason', '')}"
+
+
+def read_outputs(aws: Aws, config: Config) -> StackOutputs:
+    name = str(config.deploy["stack_name"])
+    stack = find_stack(aws, name)
+    if stack is None:
+        raise PipelineError(
+            f"stack {name} does not exist on {aws.where}: the bucket and roles deploy needs are missing",
+            "run `python -m ci bootstrap` once (see the README), with the same AWS credentials/endpoint",
+        )
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    missing = [key for key in ("BucketName", "ExecutionRoleArn") if key not in outputs]
+    if missing:
+        raise PipelineError(
+            f"stack {name} on {aws.where} is {stack.get('StackStatus')} and lacks outputs {', '.join(missing)}",
+            "rerun `python -m ci bootstrap` and wait for it to complete",
+        )
+    return StackOutputs(
+        bucket=outputs["BucketName"],
+        key_prefix=outputs.get("KeyPrefix", str(config.deploy["key_prefix"])),
+        execution_role_arn=outputs["ExecutionRoleArn"],
+        deploy_role_arn=outputs.get("DeployRoleArn", ""),
+        status=str(stack.get("StackStatus")),
+    )

@@ -1,0 +1,52 @@
+"""Where a command deploys: the caller's AWS (or emulator), or the embedded moto default.
+
+With no endpoint and no credentials configured, deploy starts moto on 127.0.0.1, bootstraps
+the template's stack there and deploys to it, so the whole flow runs on a machine with no AWS
+account. Inside GitHub Actions that silent fallback would hide a failed OIDC login behind a
+"successful" throwaway deploy, so there it must be asked for (--embedded).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+
+from ci.config import Config
+from ci.deploy.aws import Aws, connect, credentials_configured, endpoint_configured
+from ci.errors import PipelineError
+
+MODES = ("auto", "embedded", "aws")
+
+
+def wants_embedded(mode: str, environ: Mapping[str, str] = os.environ) -> bool:
+    if mode != "auto":
+        return mode == "embedded"
+    if endpoint_configured(environ) or credentials_configured(environ):
+        return False
+    if environ.get("GITHUB_ACTIONS") == "true":
+        raise PipelineError(
+            "no AWS credentials in this GitHub Actions job: refusing to fall back to the embedded emulator, "
+            "which would report a deploy that never reached AWS",
+            "give the job `permissions: id-token: write` and an aws-actions/configure-aws-credentials step with the "
+            "DeployRoleArn output of the bootstrap stack; pass --embedded to deploy to a throwaway moto on purpose",
+        )
+    return True
+
+
+@contextmanager
+def deployment_target(config: Config, mode: str = "auto", log: Callable[[str], None] = print) -> Iterator[Aws]:
+    """Yield connected clients; for the embedded default, a bootstrapped moto that is stopped afterwards."""
+    if not wants_embedded(mode):
+        yield connect(config)
+        return
+    from ci.deploy.embedded import moto_server
+    from ci.deploy.stack import EMBEDDED_REPOSITORY, bootstrap, stack_parameters
+
+    with moto_server() as url:
+        log(f"no AWS endpoint or credentials configured: deploying to an embedded moto server at {url}")
+        aws = connect(config, endpoint_url=url, static_credentials=("embedded", "embedded"), embedded=True)
+        bootstrap(aws, config, stack_parameters(config, EMBEDDED_REPOSITORY, None))
+        log(f"bootstrapped stack {config.deploy['stack_name']} from infra/template.yaml on the embedded server")
+        yield aws
+        log("stopping the embedded moto server (everything deployed to it is discarded)")

@@ -1,0 +1,167 @@
+"""The post-deploy check: the NEW VERSION (by number, never $LATEST or the alias) must answer the smoke events.
+
+On AWS the version is invoked. An emulator on the loopback interface (moto, embedded or not)
+cannot run code without Docker, so there the bytes Lambda and S3 now hold are downloaded back,
+checked against the digests Lambda reports (CodeSha256, MODEL_SHA256) and run through the smoke
+harness: it is still the deployed version's bytes that answer, not the local build's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from ci.config import Config
+from ci.deploy.artifacts import lambda_sha_to_hex
+from ci.deploy.aws import Aws
+from ci.deploy.layer import describe_layer_version
+from ci.errors import PipelineError
+from ci.paths import BuildPaths
+from ci.reports import sha256_file
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One published function version and where its artifacts live."""
+
+    function_name: str
+    version: str
+    configuration: dict[str, Any]
+    bucket: str
+    key_prefix: str
+
+    @property
+    def layer_arns(self) -> list[str]:
+        return [layer["Arn"] for layer in self.configuration.get("Layers", [])]
+
+    @property
+    def model_uri(self) -> str:
+        return str(self.configuration.get("Environment", {}).get("Variables", {}).get("MODEL_S3_URI", ""))
+
+    @property
+    def model_sha256(self) -> str:
+        return str(self.configuration.get("Environment", {}).get("Variables", {}).get("MODEL_SHA256", ""))
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    method: str
+    failures: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Verifier = Callable[[Aws, Candidate], Verdict]
+
+
+def default_verifier(config: Config, paths: BuildPaths, events_dir: Path | None = None) -> Verifier:
+    """Invoke on AWS; the smoke harness on the downloaded bytes on a loopback emulator."""
+
+    def verify(aws: Aws, candidate: Candidate) -> Verdict:
+        if aws.emulated:
+            return emulator_check(aws, config, paths, candidate, events_dir)
+        return invoke_check(aws, config, candidate, events_dir)
+
+    return verify
+
+
+def invoke_check(aws: Aws, config: Config, candidate: Candidate, events_dir: Path | None = None) -> Verdict:
+    from ci.smoke.events import judge, load_events
+
+    events = load_events(events_dir or config.root / str(config.smoke["events"]), float(config.smoke["tolerance"]))
+    failures = []
+    for event in events:
+        response = aws.lambda_.invoke(
+            FunctionName=candidate.function_name,
+            Qualifier=candidate.version,
+            Payload=json.dumps(event.event).encode(),
+        )
+        payload = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            error = payload if isinstance(payload, dict) else {}
+            kind, message = error.get("errorType", response["FunctionError"]), error.get("errorMessage", payload)
+            failures.append(f"{event.name}: {kind}: {message}")
+            continue
+        problem = judge(event, payload)
+        if problem:
+            failures.append(f"{event.name}: {problem}")
+    return Verdict(not failures, f"invoked version {candidate.version}", failures, {"events": len(events)})
+
+
+def emulator_check(
+    aws: Aws, config: Config, paths: BuildPaths, candidate: Candidate, events_dir: Path | None = None
+) -> Verdict:
+    from ci.smoke.harness import run_smoke
+
+    workdir = paths.build / "deploy-check" / f"version-{candidate.version}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    function_zip = fetch_function_code(aws, candidate, workdir / "function.zip")
+    layer_zip = fetch_layer(aws, candidate, workdir / "layer.zip")
+    model = fetch_model(aws, candidate, workdir / "model" / "model.joblib")
+    result = run_smoke(layer_zip, function_zip, model, config, BuildPaths(build=workdir, cache=paths.cache), events_dir)
+    return Verdict(
+        bool(result.passed),
+        f"smoke harness on version {candidate.version}'s bytes downloaded from the emulator (moto cannot invoke)",
+        list(result.failures),
+        {"downloaded": str(workdir)},
+    )
+
+
+def fetch_function_code(aws: Aws, candidate: Candidate, target: Path) -> Path:
+    response = aws.lambda_.get_function(FunctionName=candidate.function_name, Qualifier=candidate.version)
+    code_sha = response["Configuration"]["CodeSha256"]
+    location = response.get("Code", {}).get("Location", "")
+    fetch(aws, location, candidate, "function", code_sha, target)
+    return target
+
+
+def fetch_layer(aws: Aws, candidate: Candidate, target: Path) -> Path:
+    if not candidate.layer_arns:
+        raise PipelineError(f"version {candidate.version} has no layer attached", "deploy again")
+    layer = describe_layer_version(aws.lambda_, candidate.layer_arns[0])
+    fetch(aws, layer["Content"].get("Location", ""), candidate, "layer", layer["Content"]["CodeSha256"], target)
+    return target
+
+
+def fetch_model(aws: Aws, candidate: Candidate, target: Path) -> Path:
+    parsed = urlparse(candidate.model_uri)
+    if parsed.scheme != "s3":
+        raise PipelineError(f"version {candidate.version} has MODEL_S3_URI={candidate.model_uri!r}", "deploy again")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    aws.s3.download_file(parsed.netloc, parsed.path.lstrip("/"), str(target))
+    if sha256_file(target) != candidate.model_sha256:
+        raise PipelineError(
+            f"{candidate.model_uri} does not match version {candidate.version}'s MODEL_SHA256 {candidate.model_sha256}",
+            "the object was replaced; deploy again so the content-addressed key is rewritten",
+        )
+    return target
+
+
+def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: str, target: Path) -> None:
+    """Download what Lambda holds and prove it is what Lambda says it holds (its CodeSha256).
+
+    An emulator that serves code locations on its own endpoint is used as is; moto answers with
+    unreachable placeholders ("s3://", a fake amazonaws.com URL), so then the content-addressed
+    S3 object named by that very CodeSha256 is fetched instead.
+    """
+    hex_digest = lambda_sha_to_hex(code_sha)
+    served = aws.endpoint_url and location.startswith(aws.endpoint_url.rstrip("/"))
+    if served:
+        with urllib.request.urlopen(location, timeout=60) as response, target.open("wb") as out:
+            shutil.copyfileobj(response, out)
+    else:
+        aws.s3.download_file(
+            candidate.bucket, f"{candidate.key_prefix.strip('/')}/{kind}/{hex_digest}.zip", str(target)
+        )
+    if sha256_file(target) != hex_digest:
+        raise PipelineError(
+            f"the {kind} bytes downloaded for version {candidate.version} do not match Lambda's CodeSha256 {code_sha}",
+            "the stored object differs from what Lambda holds; deploy again",
+        )
