@@ -7,7 +7,10 @@ Runtime API, exactly as for the real layer; only the code under test is tiny.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+import pytest
 
 from tests.smoke_fixtures import TINY_HANDLER, run_tiny
 
@@ -159,3 +162,31 @@ def test_writes_into_the_layer_through_os_and_shutil_are_refused(tmp_path: Path)
         "write outside the writable directory: /opt/python/unused",
     ]
     assert (tmp_path / "build" / "smoke" / "opt" / "python" / "unused" / "__init__.py").exists()
+
+
+def test_a_process_that_dies_in_an_invocation_is_runtime_exit_error(tmp_path: Path) -> None:
+    signature = "def lambda_handler(event, context):"
+    app = TINY_HANDLER.replace(signature, signature + "\n    import os; print('bye', flush=True); os._exit(3)")
+    result = run_tiny(tmp_path, app)
+    assert len(result.failures) == 1
+    assert result.failures[0].startswith(
+        "event bad_input: Runtime.ExitError: the function's process exited (code 3) during the invocation:"
+    )
+    assert result.failures[0].endswith("bye")
+
+
+def test_init_that_would_be_slow_at_the_configured_memory_is_warned_about_as_an_estimate(tmp_path: Path) -> None:
+    app = "import time\ntime.sleep(0.5)\n" + TINY_HANDLER
+    result = run_tiny(tmp_path, app, function={"memory_mb": 128}, smoke={"init_limit_s": 5.0})
+    assert result.passed, result.failures
+    init = result.report["init"]
+    assert init["estimate_at_memory_s"] == pytest.approx(init["duration_s"] * 1769 / 128, abs=0.01)
+    assert result.report["warnings"][0].startswith("estimated init at 128 MB (")
+    assert "over Lambda's 5 s init limit: an estimate" in result.report["warnings"][0]
+
+
+def test_nothing_is_left_read_only_after_a_run(tmp_path: Path) -> None:
+    result = run_tiny(tmp_path, TINY_HANDLER, layer_files=DIST_INFO)
+    assert result.passed, result.failures
+    for directory in ("opt", "task", "model"):
+        assert os.access(tmp_path / "build" / "smoke" / directory, os.W_OK)

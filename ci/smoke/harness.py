@@ -26,7 +26,7 @@ from ci.reports import sha256_file
 from ci.smoke import process as proc
 from ci.smoke.bootstrap import TRACE_PREFIX
 from ci.smoke.events import SmokeEvent, judge, load_events
-from ci.smoke.layout import SmokeLayout, prepare_layout
+from ci.smoke.layout import SmokeLayout, make_writable, prepare_layout
 from ci.smoke.runtime_api import Invocation, Outcome, RuntimeApi
 from ci.smoke.runtime_dir import ensure_runtime_dir
 from ci.smoke.trace import import_trace
@@ -65,7 +65,10 @@ class _Run:
             return outcome
         self.alive = False
         if not self.running():
-            return f"the function's process exited (code {self.process.returncode}) during the invocation"
+            return (
+                f"Runtime.ExitError: the function's process exited (code {self.process.returncode}) during the"
+                f" invocation:\n{_log_tail(self.layout)}"
+            )
         return f"invocation took longer than the function's timeout (function.timeout_s = {timeout_s:g} s)"
 
 
@@ -261,6 +264,9 @@ def run_smoke(
             report["peak_rss_bytes"] = proc.peak_rss_bytes(process.pid)
         finally:
             proc.stop(process)
+            # Leave nothing read-only behind: a non-root CI user could not delete build/ otherwise.
+            for directory in layout.read_only:
+                make_writable(directory)
     report["writes_outside_tmp"] = _writes(run)
     report["import_trace"] = report["import_trace"] or _trace(run, paths)
     _judge_resources(run, report)
@@ -277,6 +283,12 @@ def _judge_resources(run: _Run, report: dict[str, Any]) -> None:
         factor = max(1.0, proc.FULL_VCPU_MB / memory_mb)
         init["estimate_at_memory_s"] = round(init["duration_s"] * factor, 3)
         init["estimate_note"] = f"estimate: measured init x {factor:.2f} (one vCPU at 1769 MB, {memory_mb} MB here)"
+        limit = float(run.config.smoke["init_limit_s"])
+        if init["estimate_at_memory_s"] > limit:
+            report.setdefault("warnings", []).append(
+                f"estimated init at {memory_mb} MB ({init['estimate_at_memory_s']:.1f} s) is over Lambda's"
+                f" {limit:g} s init limit: an estimate, but ship bytecode or raise function.memory_mb"
+            )
     peak = report.get("peak_rss_bytes")
     if peak is not None and peak > memory_mb * 1024 * 1024:
         run.failures.append(

@@ -39,7 +39,7 @@ def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
     target = paths.cache / f"runtime-{config.target.runtime.name}-{digest}"
     if (target / "awslambdaric").is_dir():
         return target
-    staging = target.with_name(target.name + ".partial")
+    staging = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     command = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
@@ -56,5 +56,10 @@ def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
             + result.stderr.strip()[-2000:],
             "check network access to https://pypi.org/simple, or regenerate the pins",
         )
-    staging.rename(target)
+    try:
+        staging.rename(target)
+    except OSError:  # another run installed it meanwhile: same pins, same content
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (target / "awslambdaric").is_dir():
+            raise
     return target

@@ -33,6 +33,7 @@ def render(report: dict[str, Any], failures: list[str]) -> str:
             f" of {trace['shipped_bytes'] / 1e6:.1f} MB shipped"
             + (f"; never imported: {', '.join(trace['never_imported'])}" if trace["never_imported"] else "")
         )
+    lines.extend(f"warning: {warning}" for warning in report.get("warnings", []))
     lines.extend(f"FAILED: {failure}" for failure in failures)
     lines.append("smoke: passed" if not failures else f"smoke: FAILED ({len(failures)} problem(s))")
     return "\n".join(lines)
