@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from ci.config import Config, Target
-from ci.lock.files import DirectRequirement, LockFile, read_in, read_lock
+from ci.lock.files import DirectRequirement, LockFile, display_path, read_in, read_lock
 from ci.lock.index import SimpleIndex
 from ci.lock.problems import (
     RELOCK,
@@ -64,23 +64,23 @@ def check_locks(
     for job in jobs:
         lock = read_lock(job.output)
         locks[job.name] = lock
-        display = _display(job.output, config.root)
+        display = display_path(job.output, config.root)
         env = _marker_env(config.target if job.name == "layer" else None)
         directs = read_in(job.in_file, job.cwd)
         result.problems += check_format(lock, display)
-        result.problems += check_against_in(lock, display, directs, _display(job.in_file, config.root), env)
+        result.problems += check_against_in(lock, display, directs, display_path(job.in_file, config.root), env)
         result.locks[job.name] = {"file": display, "pins": {name: pin.version for name, pin in lock.pins.items()}}
 
     layer_job = jobs[0]
     layer = locks["layer"]
-    layer_display = _display(layer_job.output, config.root)
+    layer_display = display_path(layer_job.output, config.root)
     result.problems += check_provided(layer, layer_display, layer_job.provided)
     for other, reference in (("training", "layer"), ("dev", "layer"), ("dev", "training")):
         result.problems += check_consistency(
             locks[other],
-            _display(locks[other].path, config.root),
+            display_path(locks[other].path, config.root),
             locks[reference],
-            _display(locks[reference].path, config.root),
+            display_path(locks[reference].path, config.root),
         )
 
     if index is not None:
@@ -92,7 +92,7 @@ def check_locks(
     if resolve:
         stale_files = {p.file for p in result.problems if isinstance(p, StaleLock)}
         for job in jobs:
-            display = _display(job.output, config.root)
+            display = display_path(job.output, config.root)
             if display not in stale_files:
                 result.problems += check_fresh_resolve(job, display, config.lock["index_url"], uv_cache)
         result.resolved = True
@@ -268,10 +268,3 @@ def _marker_env(target: Target | None) -> dict[str, str]:
     if target is not None:
         env["platform_machine"] = target.machine
     return env
-
-
-def _display(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)

@@ -44,7 +44,7 @@ class LockFile:
     options: list[tuple[int, str]]  # (line, text) of option lines (--index-url, -e ...)
 
     def display(self, root: Path) -> str:
-        return _display(self.path, root)
+        return display_path(self.path, root)
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def read_in(path: Path, cwd: Path, source_path: str | None = None) -> list[Direc
     """Direct requirements of an .in file, following `-r` includes (not `-c` constraints)."""
     if not path.is_file():
         raise PipelineError(f"{path} not found", "restore it (it lists the direct requirements)")
-    shown = source_path or _display(path, cwd)
+    shown = source_path or display_path(path, cwd)
     found: list[DirectRequirement] = []
     for number, text in _logical_lines(path.read_text()):
         stripped = _strip_comment(text)
@@ -167,7 +167,7 @@ def _logical_lines(content: str) -> list[tuple[int, str]]:
     return result
 
 
-def _display(path: Path, root: Path) -> str:
+def display_path(path: Path, root: Path) -> str:
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:

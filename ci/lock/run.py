@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci.config import Config
-from ci.lock.files import read_lock
+from ci.lock.files import display_path, read_lock
 from ci.lock.resolve import compile_lock, lock_jobs
 
 
@@ -38,7 +38,7 @@ def compile_all(
         after = {n: p.version for n, p in read_lock(job.output).pins.items()}
         changes.append(
             LockChange(
-                file=job.output.relative_to(config.root).as_posix(),
+                file=display_path(job.output, config.root),
                 added=[f"{n}=={after[n]}" for n in sorted(after.keys() - before.keys())],
                 removed=[f"{n}=={before[n]}" for n in sorted(before.keys() - after.keys())],
                 changed=[

@@ -1,0 +1,306 @@
+"""The lock check on copies of the committed locks with one thing broken, and the real compile.
+
+Offline tests judge files only; network tests ask PyPI's JSON API through the shared cache in
+build/cache/pypi-simple (one request per project at most) and uv through build/cache/uv.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ci.config import Config, load_config
+from ci.lock.check import check_locks
+from ci.lock.index import SimpleIndex
+from ci.lock.problems import (
+    HashMismatch,
+    InconsistentLocks,
+    LockCheckError,
+    NoTargetWheel,
+    ProvidedInLayer,
+    StaleLock,
+    UnhashedLine,
+    UnpinnedLine,
+)
+from ci.lock.run import compile_all
+from ci.lock.tags import target_platforms
+from ci.paths import REPO_ROOT
+from tests.conftest import run_cli
+
+LOCK_FILES = [
+    "pipeline.toml",
+    "requirements.in",
+    "requirements-layer.txt",
+    "requirements-dev.in",
+    "requirements-dev.txt",
+    "training/requirements.in",
+    "training/requirements.txt",
+]
+CACHE = REPO_ROOT / "build" / "cache"
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    """A copy of the repository's lock inputs and outputs, safe to break."""
+    for name in LOCK_FILES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO_ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def index() -> SimpleIndex:
+    return SimpleIndex("https://pypi.org/simple", CACHE / "pypi-simple")
+
+
+def config_of(root: Path) -> Config:
+    return load_config(root=root)
+
+
+def edit(path: Path, old: str, new: str, count: int = 1) -> None:
+    text = path.read_text()
+    assert text.count(old) >= count, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, count))
+
+
+def line_of(path: Path, prefix: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if line.startswith(prefix))
+
+
+def pin_block(path: Path, name: str) -> str:
+    """The lines of one pin (requirement, hashes, annotations) in a lock."""
+    match = re.search(rf"^{re.escape(name)}==.*?(?=^\S)", path.read_text(), flags=re.M | re.S)
+    assert match, name
+    return match.group(0)
+
+
+def only(problems: list, kind: type) -> list:
+    return [p for p in problems if isinstance(p, kind)]
+
+
+# --- offline: the files alone -------------------------------------------------------------------
+
+
+def test_committed_locks_pass_the_offline_checks(repo: Path) -> None:
+    assert check_locks(config_of(repo), index=None).problems == []
+
+
+def test_stale_when_requirements_in_gains_a_package(repo: Path) -> None:
+    with (repo / "requirements.in").open("a") as handle:
+        handle.write("requests\n")
+
+    (problem,) = check_locks(config_of(repo), index=None).problems
+
+    assert isinstance(problem, StaleLock)
+    assert problem.package == "requests" and problem.file == "requirements-layer.txt"
+    assert f"requirements.in:{line_of(repo / 'requirements.in', 'requests')}" in str(problem)
+    assert "python -m ci lock" in problem.fix
+
+
+def test_stale_when_a_direct_requirement_is_dropped_or_changed(repo: Path) -> None:
+    edit(repo / "requirements.in", "threadpoolctl\n", "")
+    edit(repo / "requirements.in", "scikit-learn==1.3.2", "scikit-learn==1.4.0")
+
+    problems = check_locks(config_of(repo), index=None).problems
+    found = {(p.file, p.package): str(p) for p in only(problems, StaleLock)}
+
+    layer = repo / "requirements-layer.txt"
+    assert (
+        f"requirements-layer.txt:{line_of(layer, 'threadpoolctl==')}"
+        in found[("requirements-layer.txt", "threadpoolctl")]
+    )
+    assert "no longer asks for it" in found[("requirements-layer.txt", "threadpoolctl")]
+    sklearn = found[("requirements-layer.txt", "scikit-learn")]
+    assert "pinned 1.3.2" in sklearn and (
+        f"requirements.in:{line_of(repo / 'requirements.in', 'scikit-learn')} asks for scikit-learn==1.4.0" in sklearn
+    )
+
+
+def test_unhashed_and_unpinned_lines_are_named_by_line(repo: Path) -> None:
+    layer = repo / "requirements-layer.txt"
+    edit(
+        layer,
+        pin_block(layer, "joblib"),
+        "joblib==1.6.0\n    # via\n    #   -r requirements.in\n    #   scikit-learn\n",
+    )
+    edit(layer, "threadpoolctl==3.8.0", "threadpoolctl>=3.8.0")
+
+    problems = check_locks(config_of(repo), index=None).problems
+
+    (unhashed,) = only(problems, UnhashedLine)
+    assert (unhashed.package, unhashed.line) == ("joblib", line_of(layer, "joblib=="))
+    assert "--require-hashes" in str(unhashed)
+    (unpinned,) = only(problems, UnpinnedLine)
+    assert (unpinned.package, unpinned.line) == ("threadpoolctl", line_of(layer, "threadpoolctl>="))
+    assert "threadpoolctl>=3.8.0" in str(unpinned)
+
+
+def test_training_lock_must_agree_with_the_layer(repo: Path) -> None:
+    training = repo / "training" / "requirements.txt"
+    edit(training, "numpy==1.26.4", "numpy==1.26.3")
+
+    problems = only(check_locks(config_of(repo), index=None).problems, InconsistentLocks)
+
+    messages = {p.file: str(p) for p in problems}
+    assert "training/requirements.txt" in messages
+    assert "1.26.3" in messages["training/requirements.txt"]
+    assert "requirements-layer.txt:" in messages["training/requirements.txt"]
+
+
+def test_a_package_the_runtime_provides_must_not_be_in_the_layer(repo: Path) -> None:
+    layer = repo / "requirements-layer.txt"
+    with layer.open("a") as handle:
+        handle.write("boto3==1.38.36 \\\n    --hash=sha256:" + "0" * 64 + "\n    # via pandas\n")
+
+    (problem,) = only(check_locks(config_of(repo), index=None).problems, ProvidedInLayer)
+    assert problem.package == "boto3" and "shadows" in str(problem)
+
+
+def test_platform_tags_follow_the_exact_glibc(repo: Path) -> None:
+    target = config_of(repo).target
+    platforms = target_platforms(target)
+    assert platforms[0] == "manylinux_2_26_x86_64"
+    assert {"manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"} <= set(platforms)
+    assert "manylinux_2_27_x86_64" not in platforms and "manylinux_2_28_x86_64" not in platforms
+    arm = load_config(root=repo, overrides={"target": {"architecture": "arm64"}}).target
+    assert set(target_platforms(arm)) >= {"manylinux_2_26_aarch64", "manylinux2014_aarch64"}
+    assert not any(p.startswith(("manylinux1", "manylinux2010")) for p in target_platforms(arm))
+
+
+# --- PyPI's JSON simple API (cached) ---------------------------------------------------------------
+
+
+def test_committed_layer_lock_has_hashed_target_wheels(repo: Path, index: SimpleIndex) -> None:
+    result = check_locks(config_of(repo), index=index)
+    assert result.problems == []
+    assert result.target_wheels["numpy"] == "numpy-1.26.4-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    assert set(result.target_wheels) == set(result.locks["layer"]["pins"])
+
+
+def test_pin_without_a_wheel_for_glibc_2_26_names_tags_and_newest_fit(repo: Path, index: SimpleIndex) -> None:
+    layer = repo / "requirements-layer.txt"
+    hashes = [f.sha256 for f in index.project("numpy").files_of("2.3.0")]
+    block = pin_block(layer, "numpy")
+    new = "numpy==2.3.0 \\\n" + " \\\n".join(f"    --hash=sha256:{h}" for h in hashes) + "\n"
+    edit(layer, block, new + block[block.index("    # via") :])
+    for lock in ("requirements-dev.txt", "training/requirements.txt"):
+        edit(repo / lock, "numpy==1.26.4", "numpy==2.3.0")  # keep the locks consistent: one problem only
+
+    (problem,) = check_locks(config_of(repo), index=index).problems
+
+    assert isinstance(problem, NoTargetWheel)
+    assert (problem.file, problem.line, problem.package) == (
+        "requirements-layer.txt",
+        line_of(layer, "numpy=="),
+        "numpy",
+    )
+    message = str(problem)
+    assert "manylinux_2_28_x86_64" in message  # what numpy 2.3.0's cp311 wheels do have
+    assert "glibc 2.26" in message
+    newest = re.search(r"newest version that fits: (\S+)", message)
+    assert newest and newest.group(1).startswith("2.2."), message  # numpy 2.2 still ships manylinux2014
+    assert "numpy==2.2." in problem.fix
+
+
+def test_hashes_must_include_the_target_wheel_and_nothing_unknown(repo: Path, index: SimpleIndex) -> None:
+    layer = repo / "requirements-layer.txt"
+    target_wheel = next(
+        f for f in index.project("numpy").files_of("1.26.4") if "cp311-cp311-manylinux_2_17_x86_64" in f.filename
+    )
+    edit(layer, f"    --hash=sha256:{target_wheel.sha256} \\\n", "")
+    edit(layer, "joblib==1.6.0 \\\n", "joblib==1.6.0 \\\n    --hash=sha256:" + "ab" * 32 + " \\\n")
+
+    problems = only(check_locks(config_of(repo), index=index).problems, HashMismatch)
+
+    by_package = {p.package: str(p) for p in problems}
+    assert set(by_package) == {"numpy", "joblib"}
+    assert target_wheel.filename in by_package["numpy"]
+    assert "match no file of joblib 1.6.0" in by_package["joblib"]
+
+
+# --- uv: the real compile ----------------------------------------------------------------------------
+
+
+def test_compile_is_a_no_op_on_the_committed_tree(repo: Path) -> None:
+    before = {name: (repo / name).read_bytes() for name in LOCK_FILES}
+
+    changes = compile_all(config_of(repo), uv_cache=CACHE / "uv")
+
+    assert [c.rewritten for c in changes] == [False, False, False], [c.describe() for c in changes]
+    assert {name: (repo / name).read_bytes() for name in LOCK_FILES} == before
+
+
+def test_compile_resolves_a_new_requirement_without_the_runtimes_packages(repo: Path) -> None:
+    with (repo / "requirements.in").open("a") as handle:
+        handle.write("requests\n")
+
+    (layer_change, *_rest) = compile_all(config_of(repo), uv_cache=CACHE / "uv")
+
+    added = {entry.split("==")[0] for entry in layer_change.added}
+    assert {"requests", "idna", "certifi", "charset-normalizer"} <= added
+    text = (repo / "requirements-layer.txt").read_text()
+    assert "\nurllib3==" not in text and "\nboto3==" not in text  # the runtime provides them
+    assert "# urllib3" in text  # listed among the excluded packages
+    assert check_locks(config_of(repo), index=None).problems == []
+
+
+def test_fresh_resolve_finds_what_the_files_alone_cannot(repo: Path) -> None:
+    layer = repo / "requirements-layer.txt"
+    edit(layer, pin_block(layer, "six"), "")  # a transitive pin lost: every .in line still satisfied
+
+    assert check_locks(config_of(repo), index=None).problems == []
+    problems = check_locks(config_of(repo), index=None, resolve=True, uv_cache=CACHE / "uv").problems
+    by_file = {p.file: str(p) for p in problems}
+    assert all(isinstance(p, StaleLock) for p in problems)
+    assert "+six==1.17.0" in by_file["requirements-layer.txt"]
+    # the host locks are constrained by the layer lock, so their annotations change too
+    assert set(by_file) <= {"requirements-layer.txt", "training/requirements.txt", "requirements-dev.txt"}
+
+
+def test_cli_check_passes_on_the_committed_locks(tmp_path: Path) -> None:
+    result = run_cli("-m", "ci", "--build-dir", str(tmp_path), "--cache-dir", str(CACHE), "lock", "--check")
+    assert "fresh resolve identical" in result.stdout
+    assert '"passed": true' in (tmp_path / "reports" / "lock.json").read_text()
+
+
+def test_problems_are_reported_together_with_fixes() -> None:
+    error = LockCheckError(
+        [
+            UnhashedLine("requirements-layer.txt", 7, "joblib", "joblib==1.6.0 has no --hash", "run it"),
+            StaleLock("requirements-layer.txt", None, "requests", "not pinned", "run `python -m ci lock`"),
+        ]
+    )
+    text = str(error)
+    assert "2 lock problem(s)" in text
+    assert "requirements-layer.txt:7: joblib: joblib==1.6.0 has no --hash" in text
+    assert "requirements-layer.txt: requests: not pinned" in text
+
+
+def test_cli_check_fails_with_file_line_package_and_fix(repo: Path) -> None:
+    with (repo / "requirements.in").open("a") as handle:
+        handle.write("requests>=2\n")
+    config = repo / "pipeline.toml"
+    for key in ("requirements_in", "layer_lock", "training_in", "training_lock", "dev_in", "dev_lock"):
+        edit(config, f'{key} = "', f'{key} = "{repo}/')  # absolute paths: the CLI's root stays the repository
+
+    result = run_cli(
+        "-m",
+        "ci",
+        "--build-dir",
+        str(repo / "build"),
+        "--config",
+        str(config),
+        "lock",
+        "--check",
+        "--offline",
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "1 lock problem(s)" in result.stderr
+    assert f"requirements.in:{line_of(repo / 'requirements.in', 'requests')} asks for requests>=2" in result.stderr
+    assert "fix: run `python -m ci lock`" in result.stderr
+    assert '"passed": false' in (repo / "build" / "reports" / "lock.json").read_text()
