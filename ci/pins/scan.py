@@ -1,0 +1,501 @@
+"""A static reading of a joblib pickle: what it references and which versions wrote it.
+
+Nothing here imports, calls or constructs anything the pickle names. The opcodes are walked
+with pickletools.genops over a symbolic stack (strings, numbers, containers and placeholders)
+so that STACK_GLOBAL operands, dictionary keys and BUILD states can be read.
+
+joblib's container is not a plain pickle: each numpy array is pickled as a
+joblib.numpy_pickle.NumpyArrayWrapper and, right after the wrapper's BUILD opcode, the array's
+raw bytes follow in the same stream (NumpyArrayWrapper.write_array / read_array). For every
+wrapper the scanner computes the byte count from the recorded shape and dtype, skips the
+alignment padding (one length byte then that many bytes) and the data, and resumes reading
+opcodes. Arrays of Python objects are instead written as a nested, complete pickle stream,
+which is scanned recursively: its references count like any other.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import io
+import pickletools
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ci.errors import PipelineError
+
+WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+OLD_WRAPPERS = {"joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper"}
+UFUNC_RECONSTRUCTORS = {"numpy.core._ufunc_reconstruct", "numpy._core._ufunc_reconstruct"}
+MAX_NESTING = 8
+NPY_ITEM_HASOBJECT = 0x01  # numpy's dtype.flags bit for "contains Python objects"
+
+
+class ScanError(PipelineError):
+    """The stream cannot be read statically (malformed, truncated, or an unknown array layout)."""
+
+
+# Symbolic values --------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Global:
+    module: str
+    name: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(eq=False)
+class Obj:
+    """What REDUCE/NEWOBJ/INST/OBJ would have built: the callable, its arguments, later its state."""
+
+    factory: Any
+    args: Any
+    state: Any = None
+
+    @property
+    def class_path(self) -> str | None:
+        return self.factory.path if isinstance(self.factory, Global) else None
+
+
+@dataclass(eq=False)
+class SymDict:
+    items: list[tuple[Any, Any]] = field(default_factory=list)
+    sklearn_version: str | None = None
+    claimed: bool = False
+
+    def get(self, key: str, default: Any = None) -> Any:
+        for item_key, value in reversed(self.items):
+            if item_key == key:
+                return value
+        return default
+
+    def has(self, key: str) -> bool:
+        return any(item_key == key for item_key, _ in self.items)
+
+
+@dataclass(eq=False)
+class SymSet:
+    items: list[Any] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Opaque:
+    """A value the scanner does not model (an unpickled array, a persistent id, a buffer)."""
+
+    what: str
+
+
+class _Mark:
+    pass
+
+
+# Results --------------------------------------------------------------------------------
+
+
+@dataclass
+class Reference:
+    """A module-level name the pickle makes the unpickler import."""
+
+    path: str  # module.qualname
+    module: str
+    name: str
+    called: bool = False  # used as the callable of REDUCE/NEWOBJ/INST/OBJ
+    via: str | None = None  # e.g. numpy._core._ufunc_reconstruct for ufunc references
+    count: int = 0
+
+
+@dataclass
+class PickleScan:
+    protocol: int | None = None
+    references: dict[str, Reference] = field(default_factory=dict)
+    sklearn_versions: list[tuple[str | None, str]] = field(default_factory=list)
+    arrays: int = 0
+    array_bytes: int = 0
+    object_arrays: int = 0
+    opcodes: Counter[str] = field(default_factory=Counter)
+    # Things a static reading cannot resolve; each one is a reason to refuse the artifact.
+    unresolved: list[str] = field(default_factory=list)
+    trailing_bytes: int = 0
+
+    def reference(self, module: str, name: str, via: str | None = None) -> Reference:
+        path = f"{module}.{name}"
+        ref = self.references.get(path)
+        if ref is None:
+            ref = self.references[path] = Reference(path=path, module=module, name=name, via=via)
+        ref.count += 1
+        return ref
+
+    @property
+    def modules(self) -> set[str]:
+        return {ref.module for ref in self.references.values()}
+
+    def versions_of_sklearn(self) -> dict[str, list[str]]:
+        """_sklearn_version value -> the classes that recorded it."""
+        found: dict[str, list[str]] = {}
+        for owner, version in self.sklearn_versions:
+            found.setdefault(version, []).append(owner or "(unknown class)")
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "references": {
+                path: {"called": ref.called, "count": ref.count, **({"via": ref.via} if ref.via else {})}
+                for path, ref in sorted(self.references.items())
+            },
+            "sklearn_versions": {
+                version: sorted(set(owners)) for version, owners in sorted(self.versions_of_sklearn().items())
+            },
+            "arrays": self.arrays,
+            "object_arrays": self.object_arrays,
+            "array_bytes_skipped": self.array_bytes,
+            "unresolved": self.unresolved,
+            "trailing_bytes": self.trailing_bytes,
+        }
+
+
+# The walker -----------------------------------------------------------------------------
+
+
+def scan_stream(stream: bytes) -> PickleScan:
+    """Scan a joblib pickle stream (already decompressed); raise ScanError if it is unreadable."""
+    result = PickleScan()
+    handle = io.BytesIO(stream)
+    _Walker(handle, result, depth=0).run()
+    rest = len(stream) - handle.tell()
+    if rest:
+        result.trailing_bytes = rest
+        result.unresolved.append(f"{rest} bytes follow the pickle's STOP opcode (joblib writes none)")
+    return result
+
+
+class _Walker:
+    def __init__(self, handle: io.BytesIO, result: PickleScan, depth: int) -> None:
+        self.handle = handle
+        self.result = result
+        self.depth = depth
+        self.stack: list[Any] = []
+        self.metastack: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+        self.dicts: list[SymDict] = []
+        self.proto = 0
+
+    # stack helpers
+    def push(self, value: Any) -> None:
+        self.stack.append(value)
+
+    def pop(self) -> Any:
+        if not self.stack:
+            raise ScanError("malformed pickle: stack underflow", "the artifact is damaged; retrain the model")
+        return self.stack.pop()
+
+    def pop_mark(self) -> list[Any]:
+        if not self.metastack:
+            raise ScanError("malformed pickle: MARK expected", "the artifact is damaged; retrain the model")
+        items = self.stack
+        self.stack = self.metastack.pop()
+        return items
+
+    def top(self) -> Any:
+        if not self.stack:
+            raise ScanError("malformed pickle: empty stack", "the artifact is damaged; retrain the model")
+        return self.stack[-1]
+
+    def new_dict(self, items: list[tuple[Any, Any]] | None = None) -> SymDict:
+        mapping = SymDict()
+        self.dicts.append(mapping)
+        for key, value in items or []:
+            self.set_item(mapping, key, value)
+        return mapping
+
+    def set_item(self, target: Any, key: Any, value: Any) -> None:
+        if isinstance(target, SymDict):
+            target.items.append((key, value))
+            if key == "_sklearn_version" and isinstance(value, str):
+                target.sklearn_version = value
+        # Items set on a reconstructed object (e.g. an OrderedDict) carry no references of their own.
+
+    def run(self) -> None:
+        try:
+            for opcode, arg, pos in pickletools.genops(self.handle):
+                self.result.opcodes[opcode.name] += 1
+                self.step(opcode.name, arg, pos)
+                if opcode.name == "STOP":
+                    break
+        except ValueError as exc:  # genops: truncated or unknown opcode
+            raise ScanError(
+                f"malformed pickle stream ({exc})", "the artifact is damaged or not a joblib dump; retrain"
+            ) from exc
+        for mapping in self.dicts:
+            if mapping.sklearn_version is not None and not mapping.claimed:
+                self.result.sklearn_versions.append((None, mapping.sklearn_version))
+
+    def step(self, name: str, arg: Any, pos: int | None) -> None:
+        if name == "PROTO":
+            self.proto = int(arg)
+            if self.depth == 0 and self.result.protocol is None:
+                self.result.protocol = self.proto
+        elif name in ("FRAME", "STOP", "READONLY_BUFFER"):
+            pass
+        elif name == "MARK":
+            self.metastack.append(self.stack)
+            self.stack = []
+        elif name == "POP":
+            if self.stack:
+                self.stack.pop()
+            else:
+                self.pop_mark()
+        elif name == "POP_MARK":
+            self.pop_mark()
+        elif name == "DUP":
+            self.push(self.top())
+        elif name in _LITERALS:
+            self.push(arg)
+        elif name == "NONE":
+            self.push(None)
+        elif name == "NEWTRUE":
+            self.push(True)
+        elif name == "NEWFALSE":
+            self.push(False)
+        elif name == "EMPTY_DICT":
+            self.push(self.new_dict())
+        elif name == "EMPTY_LIST":
+            self.push([])
+        elif name == "EMPTY_TUPLE":
+            self.push(())
+        elif name == "EMPTY_SET":
+            self.push(SymSet())
+        elif name == "DICT":
+            items = self.pop_mark()
+            self.push(self.new_dict(list(zip(items[::2], items[1::2], strict=False))))
+        elif name == "LIST":
+            self.push(list(self.pop_mark()))
+        elif name == "TUPLE":
+            self.push(tuple(self.pop_mark()))
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            count = int(name[-1])
+            items = [self.pop() for _ in range(count)][::-1]
+            self.push(tuple(items))
+        elif name == "FROZENSET":
+            self.push(SymSet(list(self.pop_mark())))
+        elif name == "APPEND":
+            value = self.pop()
+            target = self.top()
+            if isinstance(target, list):
+                target.append(value)
+        elif name == "APPENDS":
+            items = self.pop_mark()
+            target = self.top()
+            if isinstance(target, list):
+                target.extend(items)
+        elif name == "ADDITEMS":
+            items = self.pop_mark()
+            target = self.top()
+            if isinstance(target, SymSet):
+                target.items.extend(items)
+        elif name == "SETITEM":
+            value = self.pop()
+            key = self.pop()
+            self.set_item(self.top(), key, value)
+        elif name == "SETITEMS":
+            items = self.pop_mark()
+            target = self.top()
+            for key, value in zip(items[::2], items[1::2], strict=False):
+                self.set_item(target, key, value)
+        elif name in ("GLOBAL", "INST"):
+            module, qualname = self.python3_name(*str(arg).partition(" ")[::2])
+            self.result.reference(module, qualname)
+            glob = Global(module, qualname)
+            if name == "GLOBAL":
+                self.push(glob)
+            else:
+                self.result.references[glob.path].called = True
+                self.push(Obj(glob, tuple(self.pop_mark())))
+        elif name == "STACK_GLOBAL":
+            qualname = self.pop()
+            module = self.pop()
+            if not (isinstance(module, str) and isinstance(qualname, str)):
+                self.result.unresolved.append(
+                    f"STACK_GLOBAL at byte {pos} takes its module/name from computed values "
+                    f"({type(module).__name__}, {type(qualname).__name__}), not strings"
+                )
+                self.push(Opaque("unresolved global"))
+            else:
+                module, qualname = self.python3_name(module, qualname)
+                self.result.reference(module, qualname)
+                self.push(Global(module, qualname))
+        elif name == "OBJ":
+            items = self.pop_mark()
+            if not items:
+                raise ScanError("malformed pickle: OBJ without a class", "the artifact is damaged; retrain")
+            self.mark_called(items[0])
+            self.push(Obj(items[0], tuple(items[1:])))
+        elif name == "NEWOBJ":
+            args = self.pop()
+            cls = self.pop()
+            self.mark_called(cls)
+            self.push(Obj(cls, args))
+        elif name == "NEWOBJ_EX":
+            kwargs = self.pop()
+            args = self.pop()
+            cls = self.pop()
+            self.mark_called(cls)
+            self.push(Obj(cls, (args, kwargs)))
+        elif name == "REDUCE":
+            args = self.pop()
+            func = self.pop()
+            self.mark_called(func)
+            self.reduce_extras(func, args, pos)
+            self.push(Obj(func, args))
+        elif name == "BUILD":
+            state = self.pop()
+            self.build(self.top(), state)
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            self.memo[int(arg)] = self.top()
+        elif name == "MEMOIZE":
+            self.memo[len(self.memo)] = self.top()
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            if int(arg) not in self.memo:
+                raise ScanError(f"malformed pickle: memo key {arg} read before written", "retrain the model")
+            self.push(self.memo[int(arg)])
+        elif name in ("PERSID", "BINPERSID"):
+            if name == "BINPERSID":
+                self.pop()
+            self.result.unresolved.append(f"persistent id at byte {pos}: joblib never writes one")
+            self.push(Opaque("persistent id"))
+        elif name in ("EXT1", "EXT2", "EXT4"):
+            self.result.unresolved.append(f"{name} {arg} at byte {pos}: a copyreg extension code names a global")
+            self.push(Opaque("extension"))
+        elif name == "NEXT_BUFFER":
+            self.result.unresolved.append(f"out-of-band buffer at byte {pos}: joblib never writes one")
+            self.push(Opaque("buffer"))
+        else:
+            raise ScanError(f"pickle opcode {name} at byte {pos} is not understood", "retrain the model")
+
+    def python3_name(self, module: str, name: str) -> tuple[str, str]:
+        """Protocols 0-2 may use Python 2 names; the unpickler maps them (fix_imports), so do we."""
+        if self.proto < 3:
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                return _compat_pickle.NAME_MAPPING[(module, name)]
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        return module, name
+
+    def mark_called(self, value: Any) -> None:
+        if isinstance(value, Global):
+            self.result.references[value.path].called = True
+
+    def reduce_extras(self, func: Any, args: Any, pos: int | None) -> None:
+        """numpy pickles a ufunc as _ufunc_reconstruct(module, name), an import by strings."""
+        if not (isinstance(func, Global) and func.path in UFUNC_RECONSTRUCTORS):
+            return
+        if isinstance(args, tuple) and len(args) == 2 and all(isinstance(item, str) for item in args):
+            ref = self.result.reference(args[0], args[1], via=func.path)
+            ref.called = True
+        else:
+            self.result.unresolved.append(f"{func.path} at byte {pos} with computed arguments")
+
+    def build(self, target: Any, state: Any) -> None:
+        if isinstance(target, Obj):
+            target.state = state
+        for part in state if isinstance(state, tuple) and len(state) == 2 else (state,):
+            if isinstance(part, SymDict) and part.sklearn_version is not None:
+                owner = target.class_path if isinstance(target, Obj) else None
+                self.result.sklearn_versions.append((owner, part.sklearn_version))
+                part.claimed = True
+        if isinstance(target, Obj) and target.class_path == WRAPPER:
+            self.stack[-1] = self.read_array(state)
+        elif isinstance(target, Obj) and target.class_path in OLD_WRAPPERS:
+            self.result.unresolved.append(f"{target.class_path}: arrays stored in separate files (joblib < 0.10)")
+
+    # joblib's array payload ----------------------------------------------------------------
+
+    def read_array(self, state: Any) -> Opaque:
+        if not isinstance(state, SymDict):
+            raise ScanError("NumpyArrayWrapper without a state dictionary", "retrain the model")
+        shape = state.get("shape")
+        if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+            raise ScanError(f"NumpyArrayWrapper with an unreadable shape {shape!r}", "retrain the model")
+        hasobject, itemsize = dtype_layout(state.get("dtype"))
+        self.result.arrays += 1
+        if hasobject:
+            # write_array: pickle.dump(array, file) — a complete nested pickle stream.
+            self.result.object_arrays += 1
+            if self.depth >= MAX_NESTING:
+                raise ScanError("object arrays nested too deeply", "retrain the model")
+            _Walker(self.handle, self.result, self.depth + 1).run()
+            return Opaque("object array")
+        alignment = state.get("numpy_array_alignment_bytes") if state.has("numpy_array_alignment_bytes") else None
+        if alignment is not None:
+            padding = self.handle.read(1)
+            if len(padding) != 1:
+                raise ScanError("stream ends inside an array's padding", "the artifact is truncated; retrain")
+            self.skip(padding[0])
+        count = 1
+        for n in shape:
+            count *= n
+        self.skip(count * itemsize)
+        self.result.array_bytes += count * itemsize
+        return Opaque("array")
+
+    def skip(self, size: int) -> None:
+        start = self.handle.tell()
+        end = self.handle.seek(0, io.SEEK_END)
+        if end - start < size:
+            raise ScanError(
+                f"stream ends inside array data ({size:,} bytes expected at offset {start:,}, {end - start:,} left)",
+                "the artifact is truncated; retrain",
+            )
+        self.handle.seek(start + size)
+
+
+_LITERALS = {
+    "INT",
+    "BININT",
+    "BININT1",
+    "BININT2",
+    "LONG",
+    "LONG1",
+    "LONG4",
+    "FLOAT",
+    "BINFLOAT",
+    "STRING",
+    "BINSTRING",
+    "SHORT_BINSTRING",
+    "UNICODE",
+    "BINUNICODE",
+    "SHORT_BINUNICODE",
+    "BINUNICODE8",
+    "BINBYTES",
+    "SHORT_BINBYTES",
+    "BINBYTES8",
+    "BYTEARRAY8",
+}
+
+_TYPESTR = re.compile(r"[<>|=]?([a-zA-Z])(\d+)?")
+
+
+def dtype_layout(dtype: Any) -> tuple[bool, int]:
+    """(has Python objects, bytes per item) of a pickled numpy dtype, read from its reduce
+    arguments ("f8", align, copy) and its state (version, byteorder, subarray, names, fields,
+    elsize, alignment, flags[, metadata])."""
+    if not (isinstance(dtype, Obj) and isinstance(dtype.args, tuple) and dtype.args):
+        raise ScanError(f"NumpyArrayWrapper with an unreadable dtype {dtype!r}", "retrain the model")
+    typestr = dtype.args[0]
+    state = dtype.state
+    flags = state[7] if isinstance(state, tuple) and len(state) >= 8 and isinstance(state[7], int) else 0
+    elsize = state[5] if isinstance(state, tuple) and len(state) >= 6 and isinstance(state[5], int) else -1
+    match = _TYPESTR.fullmatch(typestr) if isinstance(typestr, str) else None
+    if match is None:
+        raise ScanError(f"numpy dtype {typestr!r} is not understood by the static scan", "retrain the model")
+    if flags & NPY_ITEM_HASOBJECT or match.group(1) == "O":
+        return True, 8
+    if elsize > 0:
+        return False, elsize
+    if match.group(2) is None:
+        raise ScanError(f"numpy dtype {typestr!r} has no item size", "retrain the model")
+    return False, int(match.group(2))

@@ -1,0 +1,199 @@
+"""Real model bundles for the pin checks: made with this environment's scikit-learn, or with
+other versions in a throwaway virtual environment cached under build/cache/pins-fixtures/.
+
+The bundles follow the training contract: joblib dump of {"sklearn_model", "feature_names",
+"metadata"} plus a model.json manifest with the artifact's sha256 and the versions that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ci.paths import REPO_ROOT
+
+FIXTURE_CACHE = REPO_ROOT / "build" / "cache" / "pins-fixtures"
+INDEX_URL = "https://pypi.org/simple"
+
+# A newer stack than the layer lock: scikit-learn 1.5 with numpy 2 (wheels exist for cp311).
+FOREIGN_VERSIONS = {
+    "scikit-learn": "1.5.2",
+    "numpy": "2.1.3",
+    "scipy": "1.14.1",
+    "pandas": "2.2.3",
+    "joblib": "1.4.2",
+}
+
+# Runs inside the environment that trains: here or in the throwaway one. Writes, in argv[1]:
+# model.joblib (+ model.json), model-z3.joblib (compress=3, + model-z3.json) and threshold.joblib,
+# a scikit-learn >= 1.5 class (FixedThresholdClassifier) when that version has it.
+TRAIN_SCRIPT = r"""
+import hashlib, importlib.metadata, json, platform, sys
+from pathlib import Path
+import joblib, numpy as np, pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+out = Path(sys.argv[1])
+out.mkdir(parents=True, exist_ok=True)
+rng = np.random.default_rng(7)
+features = ["days_since_review", "reviews", "lapses"]
+X = pd.DataFrame({
+    "days_since_review": rng.exponential(5.0, 300),
+    "reviews": rng.integers(1, 20, 300).astype(float),
+    "lapses": rng.integers(0, 5, 300).astype(float),
+})
+p = np.exp(-X.days_since_review / (1.0 + X.reviews - 0.5 * X.lapses).clip(lower=0.5))
+y = (rng.random(300) < p).astype(int)
+model = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]).fit(X, y)
+versions = {"python": platform.python_version()}
+for dist in ("scikit-learn", "numpy", "scipy", "joblib", "pandas"):
+    versions[dist] = importlib.metadata.version(dist)
+bundle = {"sklearn_model": model, "feature_names": features, "metadata": {"rows": 300, "seed": 7}}
+
+def dump(name, obj, compress=0):
+    path = out / f"{name}.joblib"
+    joblib.dump(obj, path, compress=compress)
+    manifest = {
+        "artifact": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "versions": versions,
+        "training_data_sha256": "0" * 64,
+        "seed": 7,
+        "feature_names": features,
+        "metrics": {},
+    }
+    (out / f"{name}.json").write_text(json.dumps(manifest, indent=2))
+
+dump("model", bundle)
+dump("model-z3", bundle, compress=3)
+try:
+    from sklearn.model_selection import FixedThresholdClassifier
+except ImportError:
+    pass
+else:
+    tuned = FixedThresholdClassifier(LogisticRegression(), threshold=0.4).fit(X, y)
+    dump("threshold", {"sklearn_model": tuned, "feature_names": features, "metadata": {}})
+"""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    model: Path
+    manifest: Path
+
+    def manifest_data(self) -> dict:
+        return json.loads(self.manifest.read_text())
+
+
+def bundle(directory: Path, name: str) -> Bundle:
+    return Bundle(directory / f"{name}.joblib", directory / f"{name}.json")
+
+
+def train_here(out: Path) -> Path:
+    """Train the fixture bundles with this environment's (the layer lock's) versions."""
+    subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, str(out)], check=True, capture_output=True, text=True)
+    return out
+
+
+def foreign_key(versions: dict[str, str] = FOREIGN_VERSIONS) -> str:
+    py = f"py{sys.version_info.major}.{sys.version_info.minor}"
+    return "-".join([*(f"{name}{version}" for name, version in sorted(versions.items())), py])
+
+
+def train_foreign(versions: dict[str, str] = FOREIGN_VERSIONS, cache: Path = FIXTURE_CACHE) -> Path:
+    """Bundles trained in a throwaway venv with `versions`, built once and kept under `cache`/<key>/."""
+    root = cache / foreign_key(versions)
+    stamp = root / ".complete"
+    out = root / "out"
+    if stamp.is_file() and (out / "model.joblib").is_file():
+        return out
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    venv = root / "venv"
+    python = venv / "bin" / "python"
+    pins = [f"{name}=={version}" for name, version in versions.items()]
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "UV_NO_CONFIG": "1"}
+    if uv:
+        subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env)
+        install = [uv, "pip", "install", "--quiet", "--python", str(python)]
+    else:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
+        install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(
+        [*install, "--index-url", INDEX_URL, "--only-binary", ":all:", *pins],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    subprocess.run([str(python), "-c", TRAIN_SCRIPT, str(out)], check=True, capture_output=True, text=True)
+    stamp.write_text(json.dumps(versions) + "\n")
+    return out
+
+
+def write_manifest(model: Path, manifest: Path, versions: dict[str, str], sha256: str | None = None) -> Bundle:
+    """A manifest of the contract's shape for `model`; `sha256` overrides the real digest."""
+    manifest.write_text(
+        json.dumps(
+            {
+                "artifact": model.name,
+                "sha256": sha256 or hashlib.sha256(model.read_bytes()).hexdigest(),
+                "versions": versions,
+                "training_data_sha256": "0" * 64,
+                "seed": 1,
+                "feature_names": [],
+                "metrics": {},
+            }
+        )
+    )
+    return Bundle(model, manifest)
+
+
+def edited_lock(source: Path, target: Path, old: str, new: str) -> tuple[Path, int]:
+    """Copy a committed lock with one requirement line replaced; returns the file and that line's number."""
+    lines = source.read_text().splitlines(keepends=True)
+    for number, line in enumerate(lines, start=1):
+        if line.startswith(old):
+            lines[number - 1] = line.replace(old, new, 1)
+            target.write_text("".join(lines))
+            return target, number
+    raise AssertionError(f"{old!r} not found in {source}")
+
+
+def removed_from_lock(source: Path, target: Path, name: str) -> Path:
+    """Copy a committed lock without `name`'s entry (its requirement line, hashes and comments)."""
+    out: list[str] = []
+    skipping = False
+    for line in source.read_text().splitlines(keepends=True):
+        if line.startswith(f"{name}=="):
+            skipping = True
+            continue
+        if skipping and line.startswith((" ", "\t")):
+            continue
+        skipping = False
+        out.append(line)
+    target.write_text("".join(out))
+    return target
+
+
+@pytest.fixture(scope="session")
+def local_bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Bundles trained with this environment's versions (those of the layer lock)."""
+    return train_here(tmp_path_factory.mktemp("pins-local"))
+
+
+@pytest.fixture(scope="session")
+def foreign_bundles() -> Path:
+    """Bundles trained with scikit-learn 1.5 + numpy 2 in a cached throwaway venv."""
+    return train_foreign()

@@ -1,0 +1,203 @@
+"""Model checks on real artifacts: bundles trained here (the layer lock's versions) pass; bundles
+trained with scikit-learn 1.5 + numpy 2 in a throwaway venv, a manifest of another file, a pickle
+that would run os.system, or pandas objects without a pandas pin fail, each with a precise message.
+Nothing in these tests unpickles an artifact it did not make itself; the malicious one is never loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_cli
+from pins_fixtures import (  # noqa: F401 - fixtures
+    FOREIGN_VERSIONS,
+    Bundle,
+    bundle,
+    foreign_bundles,
+    local_bundles,
+    removed_from_lock,
+    write_manifest,
+)
+from sklearn.linear_model import LogisticRegression
+
+from ci.paths import REPO_ROOT
+from ci.pins.checks import PinsInputs, PinsResult, run_pins
+
+TRAINING = REPO_ROOT / "training" / "requirements.txt"
+LAYER = REPO_ROOT / "requirements-layer.txt"
+
+
+class RunsACommand:
+    """What a tampered artifact can hold: unpickling it calls os.system(command)."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.system, (self.command,))
+
+
+def check(model: Bundle, training: Path = TRAINING, layer: Path = LAYER) -> PinsResult:
+    return run_pins(
+        PinsInputs(
+            training_lock=training,
+            layer_lock=layer,
+            model=model.model,
+            manifest=model.manifest,
+            target_python="3.11",
+            root=REPO_ROOT,
+        )
+    )
+
+
+def errors(result: PinsResult, name: str) -> list[str]:
+    [found] = [c for c in result.checks if c.name == name]
+    return [f.message for f in found.findings if f.severity == "error"]
+
+
+def small_model() -> LogisticRegression:
+    return LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1]))
+
+
+def test_bundle_trained_with_the_layer_lock_passes(local_bundles: Path) -> None:  # noqa: F811
+    result = check(bundle(local_bundles, "model"))
+    assert result.passed, result.errors()
+    model_check = result.checks[1]
+    assert not [f for f in model_check.findings if "skipped" in f.message]  # class paths were checked
+    rows = {row.package: row for row in model_check.rows}
+    assert rows["scikit-learn"].model == "1.3.2" and rows["scikit-learn"].status == "ok"
+    assert rows["numpy"].model == "1.x (numpy.core)"
+
+
+def test_model_from_sklearn_1_5_and_numpy_2_names_each_mismatch(foreign_bundles: Path) -> None:  # noqa: F811
+    model = bundle(foreign_bundles, "model")
+    result = check(model)
+    found = errors(result, "model")
+    sklearn_line = next(
+        i for i, line in enumerate(LAYER.read_text().splitlines(), 1) if line.startswith("scikit-learn")
+    )
+    manifest = str(model.manifest.relative_to(REPO_ROOT))
+    assert any(
+        m.startswith("_sklearn_version 1.5.2 in the model (sklearn.")
+        and "!= scikit-learn 1.3.2 in requirements-layer.txt" in m
+        for m in found
+    ), found
+    assert any(
+        m.startswith(
+            "references numpy._core.multiarray: pickled under numpy 2.x; numpy 1.26.4 in requirements-layer.txt"
+        )
+        for m in found
+    ), found
+    assert any(
+        m.startswith(f"scikit-learn 1.5.2 in {manifest} != scikit-learn 1.3.2 in requirements-layer.txt:{sklearn_line}")
+        for m in found
+    ), found
+    for dist in ("numpy", "scipy", "joblib", "pandas"):
+        assert any(m.startswith(f"{dist} {FOREIGN_VERSIONS[dist]} in {manifest} != {dist} ") for m in found), dist
+    assert not result.passed
+    assert errors(result, "locks") == []  # the locks themselves are fine: the model is not
+
+
+def test_compressed_foreign_dump_gives_the_same_findings(foreign_bundles: Path) -> None:  # noqa: F811
+    plain = check(bundle(foreign_bundles, "model"))
+    compressed = check(bundle(foreign_bundles, "model-z3"))
+    assert compressed.model_info["compression"] == "zlib"
+    assert compressed.scan is not None and plain.scan is not None
+    assert compressed.scan.references.keys() == plain.scan.references.keys()
+    assert compressed.scan.versions_of_sklearn() == plain.scan.versions_of_sklearn()
+    assert [m.replace("model-z3", "model") for m in errors(compressed, "model")] == errors(plain, "model")
+
+
+def test_class_that_the_runtime_sklearn_lacks_is_named(foreign_bundles: Path) -> None:  # noqa: F811
+    result = check(bundle(foreign_bundles, "threshold"))
+    path = "sklearn.model_selection._classification_threshold.FixedThresholdClassifier"
+    assert any(
+        m.startswith(f"{path} does not exist in scikit-learn 1.3.2 (the runtime's version)")
+        for m in errors(result, "model")
+    )
+
+
+def test_manifest_of_another_artifact_fails(local_bundles: Path, tmp_path: Path) -> None:  # noqa: F811
+    model = tmp_path / "model.joblib"
+    shutil.copy(bundle(local_bundles, "model").model, model)
+    other = bundle(local_bundles, "model-z3")
+    manifest = tmp_path / "model.json"
+    manifest.write_text(other.manifest.read_text())  # the manifest that belongs to the compressed dump
+    result = check(Bundle(model, manifest))
+    recorded = json.loads(manifest.read_text())["sha256"]
+    [message] = errors(result, "model")
+    assert message.startswith(f"{manifest} records sha256 {recorded} but {model} has sha256 ")
+    assert message.endswith("the manifest does not describe this artifact")
+
+
+def test_pickle_that_would_run_os_system_is_not_allowed(local_bundles: Path, tmp_path: Path) -> None:  # noqa: F811
+    marker = tmp_path / "ran"
+    model = tmp_path / "model.joblib"
+    joblib.dump(
+        {"sklearn_model": small_model(), "feature_names": ["x"], "metadata": {"note": RunsACommand(f"touch {marker}")}},
+        model,
+    )
+    versions = bundle(local_bundles, "model").manifest_data()["versions"]
+    result = check(write_manifest(model, tmp_path / "model.json", versions))
+    found = errors(result, "model")
+    assert any(
+        m.startswith("references posix.system (called when the pickle is loaded): not allowed") for m in found
+    ), found
+    assert not marker.exists()  # the check never executed the pickle
+
+
+def test_pandas_objects_need_pandas_in_both_locks(local_bundles: Path, tmp_path: Path) -> None:  # noqa: F811
+    model = tmp_path / "model.joblib"
+    joblib.dump({"sklearn_model": small_model(), "feature_names": ["x"], "metadata": {"index": pd.Index(["x"])}}, model)
+    versions = bundle(local_bundles, "model").manifest_data()["versions"]
+    bundle_ = write_manifest(model, tmp_path / "model.json", versions)
+    training = removed_from_lock(TRAINING, tmp_path / "training.txt", "pandas")
+    layer = removed_from_lock(LAYER, tmp_path / "layer.txt", "pandas")
+    result = check(bundle_, training=training, layer=layer)
+    lock_errors = errors(result, "locks")
+    assert any(m.startswith(f"{training} has no entry for pandas (the model references pandas.") for m in lock_errors)
+    assert any(
+        "not allowed — pandas is not in the runtime lock" in m and m.startswith("references pandas.")
+        for m in errors(result, "model")
+    )
+    assert check(bundle_).passed  # with the committed locks (pandas pinned in both) the same artifact passes
+
+
+def test_cli_passes_on_a_freshly_trained_model(trained_model, tmp_path: Path) -> None:
+    result = run_cli(
+        "-m", "ci", "--build-dir", str(tmp_path), "pins", "--installed",
+        "--model", str(trained_model.model), "--manifest", str(trained_model.model_manifest),
+    )  # fmt: skip
+    assert "Training lock vs layer lock: passed" in result.stdout
+    assert "Model artifact vs layer lock (static scan, never unpickled): passed" in result.stdout
+    report = json.loads((tmp_path / "reports" / "pins.json").read_text())
+    assert report["passed"] is True and report["check"] == "pins"
+    assert report["checks"]["installed"]["passed"] is True
+    assert report["scan"]["sklearn_versions"].keys() == {"1.3.2"}
+
+
+def test_cli_fails_on_a_foreign_model_with_the_first_problem(foreign_bundles: Path, tmp_path: Path) -> None:  # noqa: F811
+    model = bundle(foreign_bundles, "model")
+    result = run_cli(
+        "-m", "ci", "--build-dir", str(tmp_path), "pins",
+        "--model", str(model.model), "--manifest", str(model.manifest),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and "pin problem(s)" in result.stderr and "  fix: " in result.stderr
+    assert "_sklearn_version 1.5.2 in the model" in result.stdout
+    report = json.loads((tmp_path / "reports" / "pins.json").read_text())
+    assert report["passed"] is False and report["checks"]["model"]["passed"] is False
+
+
+@pytest.mark.parametrize("name", ["model", "model-z3"])
+def test_foreign_fixture_records_what_made_it(foreign_bundles: Path, name: str) -> None:  # noqa: F811
+    versions = bundle(foreign_bundles, name).manifest_data()["versions"]
+    assert {dist: versions[dist] for dist in FOREIGN_VERSIONS} == FOREIGN_VERSIONS
