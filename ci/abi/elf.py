@@ -15,6 +15,7 @@ from pathlib import Path
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
+from elftools.elf.sections import SymbolTableSection
 
 ELF_MAGIC = b"\x7fELF"
 GLIBC_VERSION = re.compile(r"^GLIBC_(\d+(?:\.\d+)+)$")
@@ -97,7 +98,7 @@ def _dynamic_symbols(
         if match:
             needs.setdefault(parse_version(match.group(1)), (library, []))
 
-    dynsym = elf.get_section_by_name(".dynsym")
+    dynsym = next((s for s in elf.iter_sections() if isinstance(s, SymbolTableSection) and s.name == ".dynsym"), None)
     versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
     exports_pyinit = False
     if dynsym is None:

@@ -254,7 +254,7 @@ def check_fresh_resolve(job: LockJob, display: str, index_url: str, uv_cache: Pa
 
 def _marker_env(target: Target | None) -> dict[str, str]:
     """Environment markers of the place a lock installs into: the Lambda target or the build host."""
-    env = dict(default_environment())
+    env: dict[str, str] = {key: str(value) for key, value in default_environment().items()}
     python = target.runtime.python if target else HOST_PYTHON
     env.update(
         python_version=python,
