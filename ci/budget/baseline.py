@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,15 +100,19 @@ def lock_at_ref(root: Path, ref: str, lock_path: str) -> tuple[str, bytes]:
     return sha, shown.stdout
 
 
-def build_layer_at(lock: bytes, build_dir: Path, cache_dir: Path, config_file: Path | None) -> None:
-    """`python -m ci build --lock FILE` into its own build tree, sharing the download cache."""
+def build_layer_at(lock: bytes, build_dir: Path, cache_dir: Path, config_file: Path) -> None:
+    """`python -m ci build` of `lock` into its own build tree, sharing the download cache.
+
+    The build reads lock.layer_lock of its configuration, so the baseline gets a copy of this
+    checkout's configuration (same target, same rules) whose layer_lock names the ref's lock.
+    """
     build_dir.mkdir(parents=True, exist_ok=True)
     lock_file = build_dir / "requirements-layer.txt"
     lock_file.write_bytes(lock)
+    settings = build_dir / "pipeline.toml"
+    settings.write_text(_with_layer_lock(config_file, lock_file))
     command = [sys.executable, "-m", "ci", "--build-dir", str(build_dir), "--cache-dir", str(cache_dir)]
-    if config_file is not None:
-        command += ["--config", str(config_file)]
-    command += ["build", "--lock", str(lock_file)]
+    command += ["--config", str(settings), "build"]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
@@ -115,6 +120,19 @@ def build_layer_at(lock: bytes, build_dir: Path, cache_dir: Path, config_file: P
             f"building the baseline layer in {build_dir} failed (exit {result.returncode}):\n{tail}",
             "fix the build of that lock, or compare with --baseline PATH instead",
         )
+
+
+_LAYER_LOCK = re.compile(r"^(?P<key>\s*layer_lock\s*=\s*)(?P<value>\"[^\"\n]*\"|'[^'\n]*')", re.MULTILINE)
+
+
+def _with_layer_lock(config_file: Path, lock_file: Path) -> str:
+    text = config_file.read_text()
+    if len(_LAYER_LOCK.findall(text)) != 1:
+        raise PipelineError(
+            f"{config_file} must set lock.layer_lock exactly once for a baseline build",
+            'write layer_lock = "requirements-layer.txt" under [lock]',
+        )
+    return _LAYER_LOCK.sub(lambda m: m["key"] + json.dumps(str(lock_file)), text)
 
 
 def lock_digest(lock: bytes) -> str:

@@ -25,17 +25,22 @@ def gather_inputs(
     config: Config, paths: BuildPaths, limit_bytes: int | None = None, lock_file: Path | None = None
 ) -> BudgetInputs:
     layer = read_zip(paths.layer_zip, "layer.zip", "layer", BUILD_FIX)
-    lock_file = lock_file or config.path(config.lock, "layer_lock")
+    build_report = read_json(paths.report("build"), BUILD_FIX, required=False) or {}
+    built_from = build_report.get("lock")
+    if isinstance(built_from, dict) and isinstance(built_from.get("sha256"), str):
+        lock = {"path": str(built_from.get("path", "")), "sha256": built_from["sha256"]}  # what the layer holds
+    else:
+        lock = lock_identity(lock_file or config.path(config.lock, "layer_lock"), config.root)
     return BudgetInputs(
         function=read_zip(paths.function_zip, "function.zip", "function", BUILD_FIX),
         layer=layer,
-        limit_bytes=config.limit_bytes if limit_bytes is None else positive_int(limit_bytes, "--limit-bytes"),
+        limit_bytes=config.limit_bytes if limit_bytes is None else _limit_override(limit_bytes),
         warn_fraction=config.warn_fraction,
-        build_report=read_json(paths.report("build"), BUILD_FIX, required=False) or {},
+        build_report=build_report,
         extra_zips=extra_layer_zips(config),
         extra_arns=extra_layer_arns(config),
         import_trace=import_trace(paths, layer),
-        lock=lock_identity(lock_file, config.root),
+        lock=lock,
         compact_profile=bool(config.build.get("sourceless")) and bool(config.build.get("prune_unimported")),
     )
 
@@ -106,3 +111,12 @@ def lock_identity(lock_file: Path, root: Path) -> dict[str, str]:
         return {}
     shown = str(lock_file.relative_to(root)) if lock_file.is_relative_to(root) else str(lock_file)
     return {"path": shown, "sha256": hashlib.sha256(lock_file.read_bytes()).hexdigest()}
+
+
+def _limit_override(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(
+            f"--limit-bytes {value!r} is not a positive integer",
+            "give the limit in bytes, e.g. --limit-bytes 262144000 (Lambda's unzipped limit)",
+        )
+    return value

@@ -64,8 +64,8 @@ def baseline_from_ref(
         return budget_to_dict(current), source + ", identical to this build's lock"
 
     base = BuildPaths(build=paths.build / f"baseline-{sha[:12]}", cache=paths.cache)
-    settings = (config_file or config.root / CONFIG_FILE).read_bytes()
-    key = hashlib.sha256(lock + b"\0" + settings).hexdigest()
+    config_file = config_file or config.root / CONFIG_FILE
+    key = hashlib.sha256(lock + b"\0" + config_file.read_bytes()).hexdigest()
     key_file = base.build / BASELINE_KEY
     cached = key_file.is_file() and key_file.read_text() == key and base.layer_zip.is_file()
     if rebuild or not cached:

@@ -1,0 +1,120 @@
+"""`python -m ci budget` as a user runs it: on small zips for every outcome, once on the real layer."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from budget_fixtures import make_build, zip_sums
+from conftest import run_cli
+
+from ci.paths import BuildPaths
+
+LIMIT_MESSAGE = re.compile(r"unzipped size (\d+) bytes exceeds the (\d+)-byte limit by (\d+) bytes")
+
+
+def budget_cli(paths: BuildPaths, *options: str):  # type: ignore[no-untyped-def]
+    return run_cli(
+        "-m", "ci", "--build-dir", str(paths.build), "--cache-dir", str(paths.cache), "budget", *options, check=False
+    )
+
+
+def test_prints_the_table_and_writes_both_reports(tmp_path: Path) -> None:
+    paths = make_build(tmp_path)
+    result = budget_cli(paths)
+    assert result.returncode == 0, result.stderr
+    used = zip_sums(paths.layer_zip, paths.function_zip)[0]
+    assert result.stdout.startswith(f"Lambda size budget: PASS  {used:,} of 262,144,000 bytes")
+    assert re.search(r"^numpy\s+1\.26\.4\s+[\d,]+\s+[\d.]+", result.stdout, re.M)
+    report = json.loads(paths.report("budget").read_text())
+    assert (report["passed"], report["used_bytes"]) == (True, used)
+    assert (paths.reports / "budget.md").read_text().startswith("<!-- lambda-size-budget -->\n## ✅")
+
+
+def test_over_the_limit_fails_in_lambdas_terms_with_what_to_remove(tmp_path: Path) -> None:
+    paths = make_build(tmp_path)
+    used = zip_sums(paths.layer_zip, paths.function_zip)[0]
+    result = budget_cli(paths, "--limit-bytes", str(used - 1))
+    assert result.returncode == 1
+    match = LIMIT_MESSAGE.search(result.stderr)
+    assert match and tuple(map(int, match.groups())) == (used, used - 1, 1), result.stderr
+    assert "largest contributors:" in result.stderr
+    assert "fix: what could be removed:" in result.stderr
+    report = json.loads(paths.report("budget").read_text())
+    assert (report["passed"], report["status"], report["over_limit_bytes"]) == (False, "fail", 1)
+    assert "## ❌ Lambda size budget: fail" in (paths.reports / "budget.md").read_text()
+
+
+def test_in_the_warning_band_it_passes_with_a_warning(tmp_path: Path) -> None:
+    paths = make_build(tmp_path)
+    used = zip_sums(paths.layer_zip, paths.function_zip)[0]
+    result = budget_cli(paths, "--limit-bytes", str(used + 1))
+    assert result.returncode == 0
+    assert "warning: unzipped size" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--limit-bytes", "0"], "--limit-bytes 0 is not a positive integer"),
+        (["--baseline-ref", "no-such-ref-8f3a"], "git ref 'no-such-ref-8f3a' does not exist"),
+        (["--baseline", "missing-baseline.json"], "missing-baseline.json not found"),
+    ],
+)
+def test_bad_input_is_named(tmp_path: Path, options: list[str], message: str) -> None:
+    result = budget_cli(make_build(tmp_path), *options)
+    assert result.returncode == 1
+    assert message in result.stderr
+
+
+def test_a_baseline_of_another_format_is_refused(tmp_path: Path) -> None:
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"format": 0, "check": "budget", "used_bytes": 5, "distributions": []}))
+    result = budget_cli(make_build(tmp_path / "b"), "--baseline", str(old))
+    assert result.returncode == 1
+    assert f"baseline {old} has report format 0" in result.stderr
+
+
+def test_a_corrupt_layer_is_named(tmp_path: Path) -> None:
+    paths = make_build(tmp_path)
+    paths.layer_zip.write_bytes(b"PK\x03\x04 not really a zip")
+    result = budget_cli(paths)
+    assert result.returncode == 1
+    assert f"{paths.layer_zip} is not a readable zip file" in result.stderr
+
+
+@pytest.mark.slow
+def test_on_the_real_layer(built_layer: BuildPaths, tmp_path: Path) -> None:
+    """The done-when of the issue: table and reports, a failing limit, a zero delta against HEAD."""
+    # A private copy of the build, so a deliberately failing budget.json never lands next to the shared build.
+    paths = BuildPaths(build=tmp_path / "build", cache=built_layer.cache)
+    paths.reports.mkdir(parents=True)
+    for source in (built_layer.layer_zip, built_layer.function_zip, built_layer.report("build")):
+        shutil.copy(source, paths.build / source.relative_to(built_layer.build))
+
+    result = budget_cli(paths)
+    assert result.returncode in (0, 1), result.stderr
+    used = zip_sums(paths.layer_zip, paths.function_zip)[0]
+    with zipfile.ZipFile(paths.layer_zip) as layer:
+        assert sum(info.file_size for info in layer.infolist()) > 100_000_000  # the real stack, not a stub
+    assert f"{used:,} of 262,144,000 bytes" in result.stdout.splitlines()[0]
+    for name in ("scipy", "numpy", "pandas", "scikit-learn"):
+        assert re.search(rf"^{name}\s", result.stdout, re.M), name
+    report = json.loads(paths.report("budget").read_text())
+    assert report["used_bytes"] == used
+    assert {row["name"] for row in report["distributions"]} >= {"numpy", "scipy", "pandas", "scikit-learn", "joblib"}
+    assert report["rules"], "the build's pruning figures are in the report"
+    assert "```mermaid\npie showData" in (paths.reports / "budget.md").read_text()
+
+    failed = budget_cli(paths, "--limit-bytes", str(used - 1000))
+    assert failed.returncode == 1
+    assert f"unzipped size {used} bytes exceeds the {used - 1000}-byte limit by 1000 bytes" in failed.stderr
+
+    same = budget_cli(paths, "--baseline-ref", "HEAD")
+    assert same.returncode in (0, 1), same.stderr
+    assert same.stdout.splitlines()[0].endswith("±0 bytes vs HEAD")
+    assert json.loads(paths.report("budget").read_text())["baseline"]["delta_bytes"] == 0
