@@ -1,0 +1,525 @@
+"""The GitHub workflows: they lint, match GitHub's schemas, and guarantee what the README promises.
+
+Structural tests read the YAML: deploy waits for budget, pins, ABI and smoke on the same artifacts;
+it runs only from main; it downloads instead of building; every `run:` is a command of this
+repository (checked by parsing it with the very argument parsers the command uses); every job
+has least permissions and a timeout; every third-party action is pinned to a commit SHA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ci.config import load_config
+from ci.paths import REPO_ROOT, default_paths
+
+GITHUB = REPO_ROOT / ".github"
+WORKFLOWS = sorted((GITHUB / "workflows").glob("*.yml"))
+LOCAL_ACTIONS = sorted((GITHUB / "actions").glob("*/action.yml"))
+VERIFY = GITHUB / "workflows" / "verify.yml"
+PULL_REQUEST = GITHUB / "workflows" / "pull-request.yml"
+DEPLOY = GITHUB / "workflows" / "deploy.yml"
+DEPENDABOT = GITHUB / "dependabot.yml"
+CHECK_JOBS = ("budget", "pins", "abi", "smoke")
+TOOLS = Path(sys.executable).parent  # .venv/bin: actionlint, shellcheck, check-jsonschema
+
+# What a `$VAR` in a run line may hold, to parse it as the command will see it.
+SAMPLE_VALUES = {"BASELINE_REF": "origin/main", "TO_VERSION": "3"}
+PINNED = re.compile(r"^(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})$")
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)\s*(?:#\s*(?P<comment>.*))?$")
+VERSION_COMMENT = re.compile(r"^v\d+\.\d+\.\d+$")
+
+
+def load(path: Path) -> dict[Any, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict), path
+    return data
+
+
+def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
+    """`on:` (YAML 1.1 reads the bare key as True)."""
+    value = workflow.get("on", workflow.get(True))
+    return {value: None} if isinstance(value, str) else dict(value or {})
+
+
+def jobs(path: Path) -> dict[str, dict[str, Any]]:
+    return load(path)["jobs"]
+
+
+def steps_of(path: Path) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """(job id, index, step) for workflows; ("<action>", index, step) for composite actions."""
+    data = load(path)
+    if "runs" in data:
+        for index, step in enumerate(data["runs"].get("steps", [])):
+            yield "<action>", index, step
+        return
+    for job_id, job in data["jobs"].items():
+        for index, step in enumerate(job.get("steps", [])):
+            yield job_id, index, step
+
+
+def run_lines(step: dict[str, Any]) -> list[str]:
+    text = step.get("run")
+    if not isinstance(text, str):
+        return []
+    logical = text.replace("\\\n", " ")
+    return [line.strip() for line in logical.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def makefile_targets() -> set[str]:
+    targets: set[str] = set()
+    for line in (REPO_ROOT / "Makefile").read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.\- ]+):(?!=)", line)
+        if match and not match.group(1).startswith("."):
+            targets.update(match.group(1).split())
+    return targets
+
+
+def parses(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """None if argparse accepts argv; else its error message."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            parser.parse_args(argv)
+        except SystemExit as exc:
+            return err.getvalue().strip() or f"exit {exc.code}"
+    return None
+
+
+def shell_operators(line: str) -> list[str]:
+    """Unquoted shell operators (&&, ||, ;, |, redirections) in a line."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    return [token for token in lexer if token and set(token) <= set("();<>|&")]
+
+
+def command_problem(line: str, env: dict[str, Any]) -> str | None:
+    """Why `line` is not a command of this repository, or None if it is one."""
+    if any(token in line for token in ("`", "$(", "${{")) or shell_operators(line):
+        return "inline shell logic or an expression: a step must be one repository command"
+    argv = shlex.split(line)
+    for index, arg in enumerate(argv):
+        for name in re.findall(r"\$\{?(\w+)\}?", arg):
+            if name not in env:
+                return f"${name} is not set in the step's env"
+            argv[index] = arg.replace(f"${name}", SAMPLE_VALUES.get(name, "x"))
+    if argv[0] == "make":
+        unknown = [target for target in argv[1:] if "=" not in target and target not in makefile_targets()]
+        return f"make target(s) {unknown} not in the Makefile" if unknown else None
+    if argv[0] not in ("python", ".venv/bin/python") or len(argv) < 3 or argv[1] != "-m":
+        return "not `make ...`, `python -m ...` or `.venv/bin/python -m ...`"
+    module, rest = argv[2], argv[3:]
+    if module == "ci":
+        from ci.cli import COMMANDS, build_parser
+
+        command = next((arg for arg in rest if arg in COMMANDS), None)
+        if command is None:
+            return f"`python -m ci {' '.join(rest)}` names no command of ci.cli.COMMANDS"
+        if importlib.util.find_spec(f"ci.cmd_{command}") is None:
+            return f"ci/cmd_{command}.py does not exist"
+        return parses(build_parser(command), rest)
+    if module == "ci.github":
+        from ci.github.__main__ import build_parser as github_parser
+
+        return parses(github_parser(), rest)
+    if module in ("training", "pytest"):
+        return None if importlib.util.find_spec(module) else f"module {module} not found"
+    return f"module {module} is not a command of this repository"
+
+
+def all_steps() -> Iterator[tuple[Path, str, int, dict[str, Any]]]:
+    for path in [*WORKFLOWS, *LOCAL_ACTIONS]:
+        for job_id, index, step in steps_of(path):
+            yield path, job_id, index, step
+
+
+# --- linters -------------------------------------------------------------------------------------
+
+
+def tool_env() -> dict[str, str]:
+    return {"PATH": f"{TOOLS}:/usr/bin:/bin", "HOME": str(Path.home())}
+
+
+def test_actionlint_passes_with_shellcheck(repo_root: Path) -> None:
+    result = subprocess.run(
+        [str(TOOLS / "actionlint"), "-verbose"], cwd=repo_root, capture_output=True, text=True, env=tool_env()
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'Rule "shellcheck" was disabled' not in result.stderr, "shellcheck must check the run scripts"
+    linted = set(re.findall(r"Linting (\S+\.ya?ml)", result.stderr))
+    assert {str(p.relative_to(repo_root)) for p in WORKFLOWS} <= linted
+
+
+def tag_form_copy(tmp_path: Path, edit: str | None = None) -> Path:
+    """A git repo holding the workflows with each SHA replaced by its commented major tag.
+
+    actionlint knows popular actions by tag, not by SHA: in this form it also checks every `with:`
+    input against the action's metadata and warns on actions that run on a deprecated Node runtime.
+    """
+    root = tmp_path / "tagform"
+    shutil.copytree(GITHUB, root / ".github")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    for file in (root / ".github").rglob("*.yml"):
+        text = re.sub(r"@[0-9a-f]{40} # (v\d+)[.\d]*", r"@\1", file.read_text())
+        if edit and file.name == "verify.yml":
+            text = text.replace("persist-credentials: false", edit, 1)
+        file.write_text(text)
+    return root
+
+
+def test_actionlint_checks_action_inputs_and_runtimes_by_tag(tmp_path: Path) -> None:
+    root = tag_form_copy(tmp_path)
+    assert "actions/checkout@v6" in (root / ".github/workflows/verify.yml").read_text()
+    result = subprocess.run([str(TOOLS / "actionlint")], cwd=root, capture_output=True, text=True, env=tool_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "node20" not in result.stdout
+
+
+def test_actionlint_tag_form_catches_a_wrong_input(tmp_path: Path) -> None:
+    """Control for the test above: the tag form really validates inputs."""
+    root = tag_form_copy(tmp_path, edit="persist-credentials: false\n          no-such-input: 1")
+    result = subprocess.run([str(TOOLS / "actionlint")], cwd=root, capture_output=True, text=True, env=tool_env())
+    assert result.returncode != 0
+    assert "no-such-input" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("schema", "path"),
+    [("vendor.github-workflows", p) for p in WORKFLOWS]
+    + [("vendor.github-actions", p) for p in LOCAL_ACTIONS]
+    + [("vendor.dependabot", DEPENDABOT)],
+    ids=lambda value: value if isinstance(value, str) else value.name,
+)
+def test_schema(schema: str, path: Path) -> None:
+    result = subprocess.run(
+        [str(TOOLS / "check-jsonschema"), "--builtin-schema", schema, str(path)],
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- every step is a repository command ----------------------------------------------------------
+
+
+def test_the_three_workflows_exist() -> None:
+    assert {p.name for p in WORKFLOWS} == {"verify.yml", "pull-request.yml", "deploy.yml"}
+    assert triggers(load(VERIFY)).keys() == {"workflow_call"}
+
+
+def test_every_run_step_is_a_command_of_this_repository() -> None:
+    problems = []
+    count = 0
+    for path, job_id, index, step in all_steps():
+        for line in run_lines(step):
+            count += 1
+            problem = command_problem(line, step.get("env") or {})
+            if problem:
+                problems.append(f"{path.name} {job_id} step {index}: `{line}`: {problem}")
+    assert count >= 15
+    assert not problems, "\n".join(problems)
+
+
+def test_command_check_rejects_what_is_not_a_command() -> None:
+    """Control: the checker is not a rubber stamp."""
+    assert command_problem("make no-such-target", {})
+    assert command_problem("python -m ci no-such-command", {})
+    assert command_problem(".venv/bin/python -m ci budget --no-such-option", {})
+    assert command_problem("python -m ci.github comment --body x", {})  # --marker is required
+    assert command_problem("pip install boto3", {})
+    assert command_problem("make build && make abi", {})
+    assert command_problem("python -m ci budget --baseline-ref ${{ github.base_ref }}", {})
+    assert command_problem('python -m ci budget --baseline-ref "$UNSET"', {})
+    assert command_problem("make build", {}) is None
+
+
+def test_venv_and_python_are_set_up_before_use() -> None:
+    for path in WORKFLOWS:
+        for job_id, job in jobs(path).items():
+            seen_setup = seen_python = False
+            for step in job.get("steps", []):
+                uses = str(step.get("uses", ""))
+                seen_setup |= uses == "./.github/actions/setup"
+                seen_python |= seen_setup or uses.startswith("actions/setup-python@")
+                for line in run_lines(step):
+                    if line.startswith((".venv/", "make ")):
+                        assert seen_setup, f"{path.name} {job_id}: `{line}` before ./.github/actions/setup"
+                    if line.startswith("python "):
+                        assert seen_python, f"{path.name} {job_id}: `{line}` before setup-python"
+
+
+# --- permissions, timeouts, pins -----------------------------------------------------------------
+
+
+def test_least_permissions_and_timeouts_on_every_job() -> None:
+    writers: dict[tuple[str, str], set[str]] = {}
+    for path in WORKFLOWS:
+        workflow = load(path)
+        assert workflow.get("permissions") == {}, f"{path.name}: top-level permissions must be {{}}"
+        for job_id, job in workflow["jobs"].items():
+            assert isinstance(job.get("permissions"), dict), f"{path.name} {job_id}: no permissions"
+            if "uses" not in job:  # a reusable-workflow call takes no timeout; its own jobs have one
+                assert isinstance(job.get("timeout-minutes"), int), f"{path.name} {job_id}: no timeout-minutes"
+                assert 0 < job["timeout-minutes"] <= 60
+            for scope, level in job["permissions"].items():
+                assert level in ("read", "write", "none")
+                if level == "write":
+                    writers.setdefault((scope, level), set()).add(f"{path.stem}.{job_id}")
+                elif scope != "contents":
+                    pytest.fail(f"{path.name} {job_id}: needless permission {scope}: {level}")
+    assert writers == {
+        ("pull-requests", "write"): {"pull-request.size-comment"},
+        ("id-token", "write"): {"deploy.deploy", "deploy.rollback"},
+    }
+
+
+def uses_lines() -> Iterator[tuple[Path, str, str | None]]:
+    for path in [*WORKFLOWS, *LOCAL_ACTIONS]:
+        for line in path.read_text().splitlines():
+            match = USES_LINE.match(line)
+            if match:
+                yield path, match.group("ref"), match.group("comment")
+
+
+def test_third_party_actions_are_pinned_to_a_commit_with_the_version_in_a_comment() -> None:
+    pins: dict[str, set[tuple[str, str]]] = {}
+    for path, ref, comment in uses_lines():
+        if ref.startswith("./"):
+            assert (REPO_ROOT / ref).exists(), f"{path.name}: local {ref} missing"
+            continue
+        match = PINNED.match(ref)
+        assert match, f"{path.name}: {ref} is not pinned to a 40-hex commit SHA"
+        assert comment and VERSION_COMMENT.match(comment.strip()), f"{path.name}: {ref} lacks `# vX.Y.Z`"
+        owner_repo = "/".join(match.group("action").split("/")[:2])
+        pins.setdefault(owner_repo, set()).add((match.group("sha"), comment.strip()))
+    assert {"actions/checkout", "actions/setup-python", "actions/cache", "actions/upload-artifact"} <= pins.keys()
+    assert {"actions/download-artifact", "aws-actions/configure-aws-credentials"} <= pins.keys()
+    for action, versions in pins.items():
+        assert len(versions) == 1, f"{action} is pinned to different commits: {versions}"
+
+
+def test_no_workflow_runs_untrusted_code_with_secrets() -> None:
+    for path in WORKFLOWS:
+        assert "pull_request_target" not in triggers(load(path))
+        for _, _, step in steps_of(path):
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                assert step.get("with", {}).get("persist-credentials") is False, f"{path.name}: token left in .git"
+
+
+# --- build once, check in parallel, on the same bytes --------------------------------------------
+
+
+def artifact_steps(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [s for s in job.get("steps", []) if str(s.get("uses", "")).startswith(f"actions/{action}@")]
+
+
+def commands(job: dict[str, Any]) -> list[str]:
+    return [line for step in job.get("steps", []) for line in run_lines(step)]
+
+
+BUILDING = re.compile(r"^(make (train|build|lock|lock-check|pipeline)\b|.*-m (training|ci (build|lock))\b)")
+
+
+def test_verify_builds_once_and_uploads_what_every_check_uses() -> None:
+    verify = jobs(VERIFY)
+    build_commands = commands(verify["build"])
+    assert build_commands == ["make lock-check", "make train", "make build", build_commands[-1]]
+    upload = artifact_steps(verify["build"], "upload-artifact")
+    assert len(upload) == 1 and upload[0]["with"]["name"] == "pipeline-build"
+    paths = default_paths()
+    expected = {
+        str(p.relative_to(REPO_ROOT)) for p in (paths.layer_zip, paths.function_zip, paths.model_dir, paths.reports)
+    }
+    uploaded = {line.strip().rstrip("/") for line in upload[0]["with"]["path"].splitlines() if line.strip()}
+    assert uploaded == expected
+    assert upload[0]["with"]["if-no-files-found"] == "error"
+    for check in CHECK_JOBS:
+        job = verify[check]
+        assert job["needs"] == "build", f"{check} must start from the build's artifact"
+        assert "if" not in job, f"{check} must never be skipped on its own"
+        download = artifact_steps(job, "download-artifact")
+        assert [d["with"] for d in download] == [{"name": "pipeline-build", "path": "build"}]
+        assert not [c for c in commands(job) if BUILDING.match(c)], f"{check} rebuilds"
+        assert any(re.search(rf"(make {check}$|-m ci {check}\b)", c) for c in commands(job)), check
+        uploads = artifact_steps(job, "upload-artifact")
+        assert [u["with"]["name"] for u in uploads] == [f"report-{check}"]
+        assert uploads[0]["if"] == "${{ !cancelled() }}", "reports are uploaded even when the check fails"
+        assert any("ci.github annotate" in c and f"--check {check}" in c for c in commands(job))
+
+
+def test_budget_compares_with_the_base_branch_and_shows_the_summary() -> None:
+    budget = jobs(VERIFY)["budget"]
+    checkout = next(s for s in budget["steps"] if str(s.get("uses", "")).startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0, "--baseline-ref needs the base branch's commits"
+    assert '.venv/bin/python -m ci budget --baseline-ref "$BASELINE_REF"' in commands(budget)
+    assert ".venv/bin/python -m ci.github summary build/reports/budget.md" in commands(budget)
+    verify_call = jobs(PULL_REQUEST)["verify"]
+    assert verify_call["uses"] == "./.github/workflows/verify.yml"
+    assert verify_call["with"]["budget-baseline-ref"] == "origin/${{ github.base_ref }}"
+
+
+def test_the_verified_gate_needs_every_check_and_fails_on_skips() -> None:
+    workflow = load(VERIFY)
+    gate = workflow["jobs"]["verified"]
+    assert set(gate["needs"]) == {"build", *CHECK_JOBS}
+    assert gate["if"] == "${{ always() }}", "the gate must run (and fail) when a check was skipped"
+    step = next(s for s in gate["steps"] if s.get("id") == "gate")
+    assert step["env"]["NEEDS"] == "${{ toJSON(needs) }}"
+    argv = shlex.split(step["run"])
+    assert argv[:4] == ["python", "-m", "ci.github", "gate"]
+    assert set(argv[argv.index("--require") + 1 :]) == {"build", *CHECK_JOBS}
+    assert gate["outputs"]["verified"] == "${{ steps.gate.outputs.verified }}"
+    output = triggers(workflow)["workflow_call"]["outputs"]["verified"]
+    assert output["value"] == "${{ jobs.verified.outputs.verified }}"
+
+
+# --- deploy --------------------------------------------------------------------------------------
+
+
+def test_deploy_runs_only_from_main_by_push_or_dispatch() -> None:
+    on = triggers(load(DEPLOY))
+    assert on.keys() == {"push", "workflow_dispatch"}
+    assert on["push"] == {"branches": ["main"]}
+    inputs = on["workflow_dispatch"]["inputs"]
+    assert inputs["action"]["options"] == ["deploy", "rollback"]
+    assert "to_version" in inputs
+    for job_id in ("deploy", "rollback"):
+        assert "github.ref == 'refs/heads/main'" in jobs(DEPLOY)[job_id]["if"], job_id
+    for path in (VERIFY, PULL_REQUEST):
+        for job_id, job in jobs(path).items():
+            assert "environment" not in job and "id-token" not in job.get("permissions", {}), (path.name, job_id)
+            assert not [c for c in commands(job) if re.search(r"(make deploy|-m ci (deploy|rollback))", c)]
+
+
+def test_deploy_needs_budget_pins_abi_and_smoke_through_the_gate() -> None:
+    deploy_jobs = jobs(DEPLOY)
+    assert deploy_jobs["verify"]["uses"] == "./.github/workflows/verify.yml"
+    deploy = deploy_jobs["deploy"]
+    assert deploy["needs"] == "verify"
+    assert "needs.verify.outputs.verified == 'true'" in deploy["if"]
+    assert not re.search(r"always\(\)|failure\(\)|cancelled\(\)", deploy["if"]), "must not run past a failure"
+    # The reusable workflow's `verified` output is set by the gate job, which needs all four checks
+    # (test_the_verified_gate_needs_every_check_and_fails_on_skips) and is 'true' only on success
+    # (tests/test_workflows_github.py runs the gate command).
+    deploying = [job_id for job_id, job in deploy_jobs.items() if any(c == "make deploy" for c in commands(job))]
+    assert deploying == ["deploy"], "only the gated job may upload to S3"
+
+
+def test_deploy_uses_the_verified_artifacts_without_rebuilding() -> None:
+    deploy = jobs(DEPLOY)["deploy"]
+    downloads = [d["with"] for d in artifact_steps(deploy, "download-artifact")]
+    assert {"name": "pipeline-build", "path": "build"} in downloads
+    assert {"pattern": "report-*", "merge-multiple": True, "path": "build/reports"} in downloads
+    assert not [c for c in commands(deploy) if BUILDING.match(c)]
+    steps = deploy["steps"]
+    order = [i for i, s in enumerate(steps) if "download-artifact@" in str(s.get("uses", ""))]
+    deploy_index = next(i for i, s in enumerate(steps) if s.get("run") == "make deploy")
+    assert max(order) < deploy_index
+    assert "if" not in steps[deploy_index]
+
+
+@pytest.mark.parametrize("job_id", ["deploy", "rollback"])
+def test_production_jobs_use_oidc_an_environment_and_never_cancel(job_id: str) -> None:
+    job = jobs(DEPLOY)[job_id]
+    assert job["environment"] == "production"
+    assert job["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    aws = [s for s in job["steps"] if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")]
+    assert len(aws) == 1
+    given = aws[0]["with"]
+    assert given["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+    assert given["aws-region"] == "${{ steps.target.outputs.region }}"
+    assert not {"aws-access-key-id", "aws-secret-access-key"} & given.keys(), "no stored keys"
+    region_step = next(s for s in job["steps"] if s.get("id") == "target")
+    assert region_step["run"] == ".venv/bin/python -m ci.github config region=deploy.region"
+    assert "secrets." not in DEPLOY.read_text()
+
+
+def test_rollback_skips_the_build() -> None:
+    deploy_jobs = jobs(DEPLOY)
+    assert "inputs.action == 'deploy'" in deploy_jobs["verify"]["if"]
+    rollback = deploy_jobs["rollback"]
+    assert "needs" not in rollback
+    assert "inputs.action == 'rollback'" in rollback["if"]
+    assert set(commands(rollback)) >= {
+        ".venv/bin/python -m ci rollback",
+        '.venv/bin/python -m ci rollback --to "$TO_VERSION"',
+    }
+    assert not artifact_steps(rollback, "download-artifact")
+
+
+# --- pull requests -------------------------------------------------------------------------------
+
+
+def test_pull_requests_run_lint_tests_and_one_sticky_comment() -> None:
+    workflow = load(PULL_REQUEST)
+    assert triggers(workflow).keys() == {"pull_request"}
+    assert workflow["concurrency"]["cancel-in-progress"] is True
+    pr_jobs = workflow["jobs"]
+    assert "make test" in commands(pr_jobs["test"])
+    comment = pr_jobs["size-comment"]
+    assert comment["needs"] == "verify"
+    assert "!cancelled()" in comment["if"], "the comment must also appear when the budget fails"
+    assert comment["permissions"] == {"contents": "read", "pull-requests": "write"}
+    download = artifact_steps(comment, "download-artifact")
+    assert download[0]["with"] == {"name": "report-budget", "path": "build/reports"}
+    post = next(s for s in comment["steps"] if "ci.github comment" in str(s.get("run")))
+    argv = shlex.split(post["run"])
+    assert argv[argv.index("--marker") + 1] == "<!-- size-budget -->"
+    assert argv[argv.index("--body") + 1] == "build/reports/budget.md"
+    assert post["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
+
+
+# --- set-up: Python, caches, dependabot ----------------------------------------------------------
+
+
+def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
+    config = load_config()
+    action = load(GITHUB / "actions" / "setup" / "action.yml")
+    steps = action["runs"]["steps"]
+    python = next(s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@"))
+    assert python["with"]["python-version"] == config.target.runtime.python
+    locks = [config.lock[key] for key in ("dev_lock", "layer_lock", "training_lock")]
+    caches = [s for s in steps if str(s.get("uses", "")).startswith("actions/cache")]
+    assert len(caches) == 2  # save (build job) / restore-only (the others)
+    for cache in caches:
+        key = cache["with"]["key"]
+        for lock in locks:
+            assert f"'{lock}'" in key, f"cache key ignores {lock}"
+        cached = set(cache["with"]["path"].split())
+        assert str(default_paths().cache.relative_to(REPO_ROOT)) in cached
+    assert run_lines(steps[-1]) == ["make venv"]
+    saving = [
+        job_id
+        for job_id, job in jobs(VERIFY).items()
+        for s in job.get("steps", [])
+        if s.get("with", {}).get("save-cache") == "true"
+    ]
+    assert saving == ["build"]
+
+
+def test_dependabot_watches_every_lock_directory_and_the_actions() -> None:
+    config = load_config()
+    updates = {u["package-ecosystem"]: u for u in load(DEPENDABOT)["updates"]}
+    assert updates.keys() == {"pip", "github-actions"}
+    lock_dirs = set()
+    for key in ("layer_lock", "training_lock", "dev_lock"):
+        parent = Path(config.lock[key]).parent.as_posix()
+        lock_dirs.add("/" if parent == "." else f"/{parent}")
+    assert set(updates["pip"]["directories"]) == lock_dirs
+    assert {"/", "/.github/actions/setup"} <= set(updates["github-actions"]["directories"])
+    assert {"dependency-name": "scikit-learn"} in updates["pip"]["ignore"]
