@@ -40,7 +40,7 @@ def lambda_handler(event, context):
 
 
 def moto_post(url: str, path: str, body: bytes) -> None:
-    request = urllib.request.Request(url + path, data=body, method="POST")
+    request = urllib.request.Request(url + path, data=body, method="POST", headers={"Content-Type": "text/plain"})
     with urllib.request.urlopen(request, timeout=10) as response:
         response.read()
 
