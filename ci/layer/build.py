@@ -1,0 +1,325 @@
+"""`python -m ci build`, top-down: fetch -> install -> prune -> verify -> abi -> bytecode -> zip -> report.
+
+Each step prints one line saying what it did (counts, bytes, seconds) and returns the facts
+build/reports/build.json records. Every cache (wheels, stripped files, the pristine verdict,
+compiled bytecode) is keyed by content, so a warm rebuild redoes the work from the wheels in
+seconds and still proves it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci.config import Config
+from ci.errors import CheckFailedError, ConfigError
+from ci.isolated import target_python
+from ci.layer import archive, rules, strip, verify
+from ci.layer.install import InstalledDistribution, install_wheels
+from ci.layer.lockfile import read_lock
+from ci.layer.tree import owner_of, tree_size, walk_files
+from ci.layer.wheels import fetch
+from ci.paths import BuildPaths
+
+Log = Callable[[str], None]
+BYTECODE_MODES = ("runtime", "all", "none")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """[build] of pipeline.toml, validated."""
+
+    prune: tuple[str, ...]
+    keep: tuple[str, ...]  # path globs (relative to python/) no rule may remove
+    bytecode: str
+    sourceless: bool
+    prune_unimported: bool
+    jobs: int = 2
+
+    @classmethod
+    def from_config(cls, config: Config) -> BuildOptions:
+        section = config.build
+        prune = tuple(rules.check_rule_names(section.get("prune", [*rules.RULES, rules.STRIP])))
+        mode = section.get("bytecode", "runtime")
+        if mode not in BYTECODE_MODES:
+            raise ConfigError(
+                f"build.bytecode = {mode!r} in pipeline.toml is not a bytecode mode",
+                f"use one of {', '.join(BYTECODE_MODES)}",
+            )
+        for key in ("sourceless", "prune_unimported"):
+            if not isinstance(section.get(key, False), bool):
+                raise ConfigError(f"build.{key} in pipeline.toml must be true or false", f"set {key} = false")
+        return cls(
+            prune=prune,
+            keep=tuple(section.get("keep", [])),
+            bytecode=mode,
+            sourceless=bool(section.get("sourceless", False)),
+            prune_unimported=bool(section.get("prune_unimported", False)),
+        )
+
+
+@dataclass
+class BuildState:
+    """What the steps learn, in the order they learn it."""
+
+    config: Config
+    paths: BuildPaths
+    options: BuildOptions
+    python: str
+    log: Log
+    timings: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    installed: list[InstalledDistribution] = field(default_factory=list)
+    changes: dict[str, str] = field(default_factory=dict)  # path under python/ -> rule that removed/changed it
+
+    @property
+    def site(self) -> Path:
+        return self.paths.layer_tree / "python"
+
+    @property
+    def function_tree(self) -> Path:
+        return self.paths.build / "function"
+
+    @property
+    def top_level(self) -> dict[str, str]:
+        return {entry: dist.name for dist in self.installed for entry in dist.top_level}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 2)
+
+
+def build_layer(config: Config, paths: BuildPaths, log: Log = print) -> dict[str, Any]:
+    """Run every step; returns build.json's data. Raises PipelineError (with a fix) on any failure."""
+    state = BuildState(
+        config=config,
+        paths=paths,
+        options=BuildOptions.from_config(config),
+        python=target_python(config.target.runtime.python),
+        log=log,
+    )
+    started = time.perf_counter()
+    step_fetch(state)
+    step_install(state)
+    step_prune(state)
+    # The ABI check reads ELF headers in this process while the verification's interpreters run:
+    # two independent proofs on two cores.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        abi = pool.submit(step_abi, state)
+        step_verify(state)
+        abi.result()
+    step_stage_function(state)
+    from ci.layer.bytecode import step_bytecode
+
+    step_bytecode(state)
+    step_zip(state)
+    state.timings["total"] = round(time.perf_counter() - started, 2)
+    return report_data(state)
+
+
+def step_fetch(state: BuildState) -> None:
+    with state.step("fetch"):
+        lock = read_lock(state.config.path(state.config.lock, "layer_lock"))
+        cache = state.paths.wheel_cache
+        result = fetch(lock, cache, state.config.target, str(state.config.lock.get("index_url")))
+    state.data["lock"] = {"path": lock.path.name, "sha256": lock.digest, "pins": len(lock.pins)}
+    state.data["wheels"] = sorted(wheel.path.name for wheel in result.wheels)
+    state.data["cache"] = "cold" if result.downloaded else "warm"
+    state.data["_lock"] = lock
+    state.data["_wheels"] = result.wheels
+    source = "downloaded from the index" if result.downloaded else "all from the cache, no network"
+    state.log(f"fetch:    {len(result.wheels)} wheels, {_mb(result.bytes)} ({source}) [{state.timings['fetch']:.1f}s]")
+
+
+def step_install(state: BuildState) -> None:
+    with state.step("install"):
+        if state.paths.layer_tree.exists():
+            shutil.rmtree(state.paths.layer_tree)
+        state.installed = install_wheels(state.data["_wheels"], state.site)
+    files, size = tree_size(state.site)
+    state.data["installed"] = {"files": files, "bytes": size}
+    dropped = {f"{d.name}: .data/{scheme}": n for d in state.installed for scheme, n in d.dropped.items()}
+    state.data["dropped_data"] = dropped
+    note = f"; dropped {sum(dropped.values())} files of .data/scripts|headers|data" if dropped else ""
+    state.log(
+        f"install:  {len(state.installed)} distributions, {files} files, {_mb(size)}{note} "
+        f"[{state.timings['install']:.1f}s]"
+    )
+
+
+def step_prune(state: BuildState) -> None:
+    options = state.options
+    lock = state.data["_lock"]
+    with state.step("prune"):
+        planned = rules.plan(state.site, options.prune)
+        key = f"{lock.digest[:16]}-{state.config.target.runtime.name}-{state.config.target.architecture}"
+        key += f"-{'-'.join(options.prune)}-v{verify.VERIFIER_VERSION}"
+        base = verify.baseline(
+            state.python,
+            state.site,
+            [pin.name for pin in lock.pins],
+            planned,
+            state.paths.cache / "verify" / f"{key}.json",
+            pycache=_pycache(state),
+        )
+        keep = verify.keep_set(base) | _globbed(state.site, options.keep)
+        results: dict[str, rules.RuleResult] = dict(rules.apply_rules(state.site, options.prune, keep))
+        if rules.STRIP in options.prune:
+            results[rules.STRIP] = strip.strip_tree(
+                state.site, state.paths.cache / "strip", strip.dlopen_check(state.python)
+            )
+        ordered = {name: results[name] for name in options.prune}
+    state.data["_baseline"] = base
+    for result in ordered.values():
+        state.changes.update({path: result.name for path in result.paths})
+    state.data["rules"] = {name: result.summary() for name, result in ordered.items()}
+    files, size = tree_size(state.site)
+    removed = sum(r.bytes for r in ordered.values())
+    state.log(f"prune:    {len(ordered)} rules removed {_mb(removed)}; layer now {files} files, {_mb(size)}")
+    for result in ordered.values():
+        extra = ""
+        if isinstance(result, strip.StripResult) and result.restored:
+            extra = f", {len(result.restored)} restored (stripped copy did not load)"
+        if result.spared:
+            extra += f", {len(result.spared)} kept (imported by the verification)"
+        state.log(f"  - {result.name:<12} {result.files:>5} files {_mb(result.bytes):>9}{extra}")
+    state.log(f"  [{state.timings['prune']:.1f}s]")
+
+
+def step_verify(state: BuildState) -> None:
+    lock = state.data["_lock"]
+    with state.step("verify"):
+        result = verify.verify_tree(
+            state.python,
+            state.site,
+            [pin.name for pin in lock.pins],
+            state.data["_baseline"],
+            jobs=state.options.jobs,
+            pycache=_pycache(state),
+        )
+    state.data["verify"] = {
+        "checked": result.checked,
+        "failures": result.failures,
+        "pristine_failures": result.pristine_failures,
+        "new_failures": result.new_failures,
+    }
+    if not result.passed:
+        raise verify.explain(result, state.site, state.changes)
+    state.log(
+        f"verify:   {result.checked} imports and versions checked in an isolated Python "
+        f"{state.config.target.runtime.python}; {len(result.failures)} fail as in a pristine install "
+        f"({', '.join(result.failures) or 'none'}) [{state.timings['verify']:.1f}s]"
+    )
+
+
+def step_abi(state: BuildState) -> None:
+    from ci.abi.check import check_tree
+
+    with state.step("abi"):
+        violations = check_tree(state.paths.layer_tree, state.config.target)
+    state.data["abi"] = {"violations": len(violations)}
+    if violations:
+        lines = "\n".join(f"  {v.path} ({v.distribution or 'unknown'}): {v.message}" for v in violations[:20])
+        raise CheckFailedError(
+            f"{len(violations)} file(s) cannot load on {state.config.target.runtime.name} "
+            f"{state.config.target.architecture}:\n{lines}",
+            "see the fix in each message; `python -m ci abi` writes the full list to build/reports/abi.json",
+        )
+    state.log(f"abi:      every ELF file fits {state.config.target.extension_suffix} [{state.timings['abi']:.1f}s]")
+
+
+def step_zip(state: BuildState) -> None:
+    with state.step("zip"):
+        deflated = state.paths.cache / "deflate"
+        layer = archive.write_zip(archive.tree_entries(state.paths.layer_tree), state.paths.layer_zip, deflated)
+        function = archive.write_zip(function_entries(state), state.paths.function_zip)
+    state.data["layer"] = layer.to_json()
+    state.data["function"] = function.to_json()
+    state.log(
+        f"zip:      layer.zip {_mb(layer.zipped_bytes)} ({_mb(layer.unzipped_bytes)} unzipped, {layer.files} files), "
+        f"function.zip {function.zipped_bytes} bytes ({function.files} files) [{state.timings['zip']:.1f}s]"
+    )
+    state.log(f"          layer.zip sha256 {layer.sha256}")
+
+
+def function_entries(state: BuildState) -> list[tuple[str, Path]]:
+    """The handler package alone: its .py files (and the bytecode step's pyc, if any)."""
+    return archive.tree_entries(state.function_tree)
+
+
+def step_stage_function(state: BuildState) -> None:
+    """Copy the handler package (its *.py only: no tests, no caches) to build/function/."""
+    module = str(state.config.function["handler"]).rsplit(".", 1)[0]
+    package = module.split(".")[0]
+    source = state.config.root / package
+    if not source.is_dir():
+        raise ConfigError(
+            f"function.handler = {state.config.function['handler']!r} but {source} is not a directory",
+            "set function.handler to <package>.<module>.<function> of the handler package",
+        )
+    if state.function_tree.exists():
+        shutil.rmtree(state.function_tree)
+    for path in sorted(source.rglob("*.py")):
+        rel = path.relative_to(source)
+        if "__pycache__" in rel.parts or "tests" in rel.parts or rel.name.startswith("test_"):
+            continue
+        target = state.function_tree / package / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        target.chmod(0o644)
+    files, size = tree_size(state.function_tree)
+    state.log(f"function: {package}/ staged, {files} files, {size} bytes")
+
+
+def report_data(state: BuildState) -> dict[str, Any]:
+    top_level = state.top_level
+    per_dist: dict[str, dict[str, Any]] = {
+        d.name: {"version": d.version, "files": 0, "bytes": 0, "installed_files": len(d.files),
+                 "installed_bytes": d.bytes}
+        for d in state.installed
+    }  # fmt: skip
+    for path in walk_files(state.site):
+        owner = owner_of(path.relative_to(state.site).as_posix(), top_level)
+        if owner in per_dist:
+            per_dist[owner]["files"] += 1
+            per_dist[owner]["bytes"] += path.stat().st_size
+    public = {key: value for key, value in state.data.items() if not key.startswith("_")}
+    return {
+        "layer": public.pop("layer"),
+        "function": public.pop("function"),
+        "rules": public.pop("rules"),
+        "distributions": dict(sorted(per_dist.items())),
+        "top_level": dict(sorted(top_level.items())),
+        "bytecode": public.pop("bytecode", {"mode": "none", "files": 0, "bytes": 0}),
+        "timings": {**state.timings, "cache": public.pop("cache")},
+        "target": {
+            "runtime": state.config.target.runtime.name,
+            "architecture": state.config.target.architecture,
+            "glibc": state.config.target.glibc,
+        },
+        **public,
+    }
+
+
+def _pycache(state: BuildState) -> Path:
+    return state.paths.cache / "pycache"
+
+
+def _globbed(site: Path, patterns: tuple[str, ...]) -> frozenset[str]:
+    if not patterns:
+        return frozenset()
+    rels = [path.relative_to(site).as_posix() for path in walk_files(site)]
+    return frozenset(rel for rel in rels if any(fnmatch.fnmatchcase(rel, pattern) for pattern in patterns))
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"

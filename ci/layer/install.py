@@ -1,0 +1,111 @@
+"""Step 2, install: unpack exactly the fetched wheels into python/, as the wheel spec says.
+
+No installer runs here: an installer would compile bytecode, write bookkeeping and resolve
+again. `.data/purelib` and `.data/platlib` go to the root (Lambda has one site directory);
+`.data/scripts|headers|data` cannot be used from a layer and are dropped, and counted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import zipfile
+from dataclasses import dataclass, field
+from email.parser import HeaderParser
+from pathlib import Path, PurePosixPath
+
+from ci.errors import PipelineError
+from ci.layer.wheels import CachedWheel
+from ci.reports import sha256_file
+
+_TO_ROOT = ("purelib", "platlib")
+
+
+@dataclass
+class InstalledDistribution:
+    name: str  # from METADATA, e.g. scikit-learn
+    version: str
+    wheel: str
+    files: list[str] = field(default_factory=list)  # paths relative to python/
+    bytes: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # .data/<scheme> -> files not installed
+
+    @property
+    def top_level(self) -> list[str]:
+        return sorted({path.split("/", 1)[0] for path in self.files})
+
+
+def install_wheels(wheels: list[CachedWheel] | tuple[CachedWheel, ...], site: Path) -> list[InstalledDistribution]:
+    """Unpack `wheels` into `site` (created empty); each wheel's hash is checked again first."""
+    if site.exists():
+        shutil.rmtree(site)
+    site.mkdir(parents=True)
+    installed = []
+    for wheel in sorted(wheels, key=lambda w: w.pin.key):
+        if sha256_file(wheel.path) != wheel.sha256 or wheel.sha256 not in wheel.pin.hashes:
+            raise PipelineError(
+                f"{wheel.path.name} changed since it was fetched: its sha256 is not in the lock",
+                f"delete {wheel.path} and rerun the build",
+            )
+        installed.append(_unpack(wheel.path, site))
+    _check_no_overlap(installed)
+    return installed
+
+
+def _unpack(wheel: Path, site: Path) -> InstalledDistribution:
+    with zipfile.ZipFile(wheel) as archive:
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        dist_info = _dist_info_dir(wheel, members)
+        data_dir = dist_info.removesuffix(".dist-info") + ".data"
+        metadata = HeaderParser().parsestr(archive.read(f"{dist_info}/METADATA").decode("utf-8"))
+        dist = InstalledDistribution(name=metadata["Name"], version=metadata["Version"], wheel=wheel.name)
+        for info in members:
+            target = _destination(PurePosixPath(info.filename), data_dir, dist, wheel)
+            if target is None:
+                continue
+            path = site / target
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as source, path.open("wb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
+            unix_mode = info.external_attr >> 16
+            path.chmod(0o755 if unix_mode & 0o111 else 0o644)
+            # Stable mtimes (the wheel's) keep timestamp-checked caches valid across rebuilds.
+            stamp = time.mktime((*info.date_time, 0, 0, -1))
+            os.utime(path, (stamp, stamp))
+            dist.files.append(target.as_posix())
+            dist.bytes += info.file_size
+    return dist
+
+
+def _dist_info_dir(wheel: Path, members: list[zipfile.ZipInfo]) -> str:
+    found = {PurePosixPath(m.filename).parts[0] for m in members if m.filename.split("/")[0].endswith(".dist-info")}
+    if len(found) != 1:
+        raise PipelineError(f"{wheel.name} has {len(found)} .dist-info directories", "the wheel is malformed")
+    return found.pop()
+
+
+def _destination(name: PurePosixPath, data_dir: str, dist: InstalledDistribution, wheel: Path) -> PurePosixPath | None:
+    if name.is_absolute() or ".." in name.parts:
+        raise PipelineError(f"{wheel.name} contains an unsafe path {name}", "the wheel is malformed or malicious")
+    if name.parts[0] != data_dir:
+        return name
+    if len(name.parts) < 3:
+        return None
+    scheme = name.parts[1]
+    if scheme in _TO_ROOT:
+        return PurePosixPath(*name.parts[2:])
+    dist.dropped[scheme] = dist.dropped.get(scheme, 0) + 1
+    return None
+
+
+def _check_no_overlap(installed: list[InstalledDistribution]) -> None:
+    owner: dict[str, str] = {}
+    for dist in installed:
+        for path in dist.files:
+            if path in owner:
+                raise PipelineError(
+                    f"{path} is installed by both {owner[path]} and {dist.name}",
+                    "two locked distributions overwrite each other: remove one from requirements.in",
+                )
+            owner[path] = dist.name

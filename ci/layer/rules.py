@@ -1,0 +1,185 @@
+"""Step 3, prune: named rules, each removing one kind of file a Lambda runtime never needs.
+
+A rule claims files by directory name (everything under `tests/`) or by file name/suffix.
+Three things are never removed, whatever the rule:
+- `*.dist-info/METADATA` (libraries call importlib.metadata.version()) and license files;
+- `keep`: files the verification imports (computed from the unpruned tree, never guessed) —
+  `numpy/testing` is imported at import time by other packages, so a directory that holds a
+  kept file is spared as a whole (its own nested `tests/` can still go);
+- anything no rule claims.
+The strip rule (changing, not removing files) lives in strip.py under the name "strip".
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from ci.errors import ConfigError
+from ci.layer.tree import remove_empty_dirs, walk_files
+
+STRIP = "strip"
+LICENSE_PATTERNS = ("LICENSE*", "LICENCE*", "COPYING*", "NOTICE*", "AUTHORS*", "COPYRIGHT*")
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    why: str
+    dir_names: frozenset[str] = frozenset()
+    file_names: tuple[str, ...] = ()  # fnmatch patterns on the file name
+    suffixes: tuple[str, ...] = ()
+    dir_filter: Callable[[PurePosixPath], bool] = lambda rel: True  # e.g. only at the top
+
+    def claims_dir(self, rel: PurePosixPath) -> bool:
+        return rel.name in self.dir_names and not _in_dist_info(rel) and self.dir_filter(rel)
+
+    def claims_file(self, rel: PurePosixPath) -> bool:
+        if _in_dist_info(rel.parent):
+            return False
+        name = rel.name
+        return name.endswith(self.suffixes) if self.suffixes else _matches(name, self.file_names)
+
+
+def _in_dist_info(rel: PurePosixPath) -> bool:
+    return any(part.endswith(".dist-info") for part in rel.parts)
+
+
+def _matches(name: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+class _Bookkeeping(Rule):
+    """Installer records inside *.dist-info: nothing reads them at run time."""
+
+    def claims_dir(self, rel: PurePosixPath) -> bool:
+        return False
+
+    def claims_file(self, rel: PurePosixPath) -> bool:
+        return rel.parent.name.endswith(".dist-info") and rel.name in self.file_names
+
+
+RULES: dict[str, Rule] = {
+    rule.name: rule
+    for rule in (
+        Rule("tests", "test suites run by developers, never imported by the libraries",
+             dir_names=frozenset({"tests", "test", "testing"}), file_names=("conftest.py",)),
+        Rule("docs", "documentation shipped inside packages",
+             dir_names=frozenset({"doc", "docs"}),
+             file_names=("README", "README.*", "CHANGELOG*", "CHANGES*", "HISTORY*", "THANKS*")),
+        Rule("benchmarks", "performance suites", dir_names=frozenset({"benchmarks", "benchmark", "asv_bench"})),
+        Rule("examples", "example scripts", dir_names=frozenset({"examples", "example"})),
+        Rule("caches", "bytecode shipped in wheels (built for another layout; we compile our own)",
+             dir_names=frozenset({"__pycache__"}), suffixes=(".pyc", ".pyo")),
+        Rule("sources", "C/C++/Cython/Fortran sources, headers and static libraries: build inputs only",
+             suffixes=(".c", ".cc", ".cpp", ".cxx", ".h", ".hh", ".hpp", ".hxx", ".pyx", ".pxd", ".pxi",
+                       ".f", ".f90", ".a", ".pyx.in", ".pxd.in", ".c.in", ".h.in")),
+        Rule("stubs", "type stubs (.pyi) for type checkers; py.typed stays", suffixes=(".pyi",)),
+        Rule("scripts", "console scripts in bin/: Lambda never puts /opt/python/bin on PATH",
+             dir_names=frozenset({"bin"}), dir_filter=lambda rel: len(rel.parts) == 1),
+        _Bookkeeping("bookkeeping", "installer records (RECORD, INSTALLER, ...); METADATA and licenses stay",
+                     file_names=("RECORD", "RECORD.jws", "RECORD.p7s", "INSTALLER", "REQUESTED",
+                                 "direct_url.json", "WHEEL")),
+    )
+}  # fmt: skip
+
+
+def check_rule_names(names: Iterable[str]) -> list[str]:
+    names = list(names)
+    unknown = [name for name in names if name not in RULES and name != STRIP]
+    if unknown:
+        raise ConfigError(
+            f"build.prune in pipeline.toml names unknown rules: {', '.join(unknown)}",
+            f"use any of: {', '.join([*RULES, STRIP])}",
+        )
+    return names
+
+
+def always_kept(rel: PurePosixPath) -> bool:
+    """Never removed: METADATA of every distribution and every license file."""
+    if rel.parent.name.endswith(".dist-info") and rel.name == "METADATA":
+        return True
+    if any(part == "licenses" for part in rel.parts[:-1]) and _in_dist_info(rel):
+        return True
+    return _matches(rel.name.upper(), LICENSE_PATTERNS)
+
+
+@dataclass
+class RuleResult:
+    name: str
+    files: int = 0
+    bytes: int = 0
+    paths: list[str] = field(default_factory=list)  # every path removed (or changed), relative to the site
+    spared: list[str] = field(default_factory=list)  # claimed but kept: verification imports them
+
+    def summary(self, limit: int = 20) -> dict[str, object]:
+        data: dict[str, object] = {"files": self.files, "bytes": self.bytes, "paths": self.paths[:limit]}
+        if self.spared:
+            data["spared"] = self.spared[:limit]
+        return data
+
+
+def plan(site: Path, names: Iterable[str], keep: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Which files (relative to `site`) each rule would remove: {path: rule}. Nothing is touched."""
+    rules = [RULES[name] for name in names if name in RULES]
+    spared_dirs = {str(parent) for rel in keep for parent in PurePosixPath(rel).parents}
+    claimed: dict[str, str] = {}
+    for path in walk_files(site):
+        rel = PurePosixPath(path.relative_to(site).as_posix())
+        if always_kept(rel) or str(rel) in keep:
+            continue
+        rule = _claiming_rule(rel, rules, spared_dirs)
+        if rule is not None:
+            claimed[str(rel)] = rule
+    return claimed
+
+
+def spared_by_keep(site: Path, names: Iterable[str], keep: frozenset[str]) -> dict[str, list[str]]:
+    """Files a rule would have removed but `keep` saved (reported, so the protection is visible)."""
+    without = plan(site, names)
+    with_keep = plan(site, names, keep)
+    spared: dict[str, list[str]] = {}
+    for rel, rule in without.items():
+        if rel not in with_keep:
+            spared.setdefault(rule, []).append(rel)
+    return spared
+
+
+def _claiming_rule(rel: PurePosixPath, rules: list[Rule], spared_dirs: set[str]) -> str | None:
+    for depth in range(1, len(rel.parts)):
+        directory = PurePosixPath(*rel.parts[:depth])
+        if str(directory) in spared_dirs:
+            continue
+        for rule in rules:
+            if rule.claims_dir(directory):
+                return rule.name
+    for rule in rules:
+        if rule.claims_file(rel):
+            return rule.name
+    return None
+
+
+def apply_rules(site: Path, names: Iterable[str], keep: frozenset[str] = frozenset()) -> dict[str, RuleResult]:
+    """Remove what the named rules claim; a result per rule (in the configured order), zero if nothing."""
+    names = [name for name in names if name in RULES]
+    results = {name: RuleResult(name) for name in names}
+    for rule, paths in spared_by_keep(site, names, keep).items():
+        results[rule].spared = sorted(paths)
+    for rel, rule in sorted(plan(site, names, keep).items()):
+        path = site / rel
+        size = path.stat().st_size
+        path.unlink()
+        result = results[rule]
+        result.files += 1
+        result.bytes += size
+        result.paths.append(rel)
+    remove_empty_dirs(site)
+    return results
+
+
+def remove_tree(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)

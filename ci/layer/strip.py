@@ -1,0 +1,144 @@
+"""The strip rule: drop debug symbols from extension modules, only where it is safe and proven.
+
+Never inside `*.libs/`: auditwheel edits those with patchelf, and strip then produces files
+the loader refuses ("ELF load command address/offset not page-aligned"). Every stripped file
+must still load (dlopen in the target interpreter); one that does not is restored and reported.
+Stripped bytes are cached by the original's sha256, so a warm rebuild only copies them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ci.isolated import run_isolated
+from ci.layer.rules import STRIP, RuleResult
+from ci.layer.tree import in_vendored_libs, is_elf, walk_files
+from ci.reports import sha256_file
+
+# (files that must load, site) -> {file: error} for those that do not
+LoadCheck = Callable[[list[Path], Path], dict[Path, str]]
+
+# --strip-unneeded also drops the static symbol table (13 MB more on this lock); exported symbols
+# such as PyInit_* live in .dynsym and stay.
+STRIP_ARGS = ("--strip-unneeded",)
+
+
+@dataclass
+class StripResult(RuleResult):
+    restored: dict[str, str] = field(default_factory=dict)  # path -> why the original was put back
+    failed: dict[str, str] = field(default_factory=dict)  # path -> strip's own error (original kept)
+
+    def summary(self, limit: int = 20) -> dict[str, object]:
+        data = super().summary(limit)
+        data["restored"] = dict(sorted(self.restored.items())[:limit])
+        if self.failed:
+            data["failed"] = dict(sorted(self.failed.items())[:limit])
+        return data
+
+
+def strip_candidates(site: Path) -> list[Path]:
+    """ELF files outside `*.libs/` (extension modules and the packages' own shared libraries)."""
+    return [
+        path
+        for path in walk_files(site)
+        if path.suffix == ".so" or ".so." in path.name
+        if not in_vendored_libs(path.relative_to(site).as_posix()) and is_elf(path)
+    ]
+
+
+def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str = "strip") -> StripResult:
+    result = StripResult(STRIP)
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="strip-originals-", dir=cache) as backup_dir:
+        backup = Path(backup_dir)
+        changed: dict[Path, tuple[Path, int]] = {}  # file -> (original copy, bytes saved)
+        for path in strip_candidates(site):
+            rel = path.relative_to(site).as_posix()
+            stripped, error = _stripped_copy(path, cache, strip_tool)
+            if stripped is None:
+                result.failed[rel] = error
+                continue
+            saved = path.stat().st_size - stripped.stat().st_size
+            if saved <= 0:
+                continue
+            original = backup / rel
+            original.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, original)
+            shutil.copyfile(stripped, path)
+            shutil.copymode(original, path)
+            changed[path] = (original, saved)
+        failures = load_check(sorted(changed), site) if changed else {}
+        for path, (original, saved) in sorted(changed.items()):
+            rel = path.relative_to(site).as_posix()
+            if path in failures:
+                shutil.move(original, path)  # the original, byte for byte
+                result.restored[rel] = failures[path]
+                continue
+            result.files += 1
+            result.bytes += saved
+            result.paths.append(rel)
+    return result
+
+
+def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | None, str]:
+    """The stripped version of `path` from the cache, made on a miss; (None, error) if strip fails."""
+    flags = "".join(arg.strip("-")[0] + arg.strip("-")[-1] for arg in STRIP_ARGS)
+    digest = f"{sha256_file(path)}-{flags}"
+    cached = cache / f"{digest}.so"
+    if cached.is_file():
+        return cached, ""
+    partial = cache / f"{digest}.partial"
+    run = subprocess.run(
+        [strip_tool, *STRIP_ARGS, "-o", str(partial), str(path)], capture_output=True, text=True, check=False
+    )
+    if run.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        return None, (run.stderr or run.stdout).strip()[-300:]
+    partial.replace(cached)
+    return cached, ""
+
+
+_DLOPEN = """
+import ctypes, json, sys
+for path in json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()):
+    try:
+        ctypes.CDLL(path)
+        print(json.dumps([path, None]), flush=True)
+    except OSError as exc:
+        print(json.dumps([path, str(exc)]), flush=True)
+"""
+
+
+def dlopen_check(python: str) -> LoadCheck:
+    """A LoadCheck that dlopens each file in the target interpreter (RTLD_NOW, like an import)."""
+
+    def check(files: list[Path], site: Path) -> dict[Path, str]:
+        return _dlopen_batches(python, files, site)
+
+    return check
+
+
+def _dlopen_batches(python: str, files: Sequence[Path], site: Path) -> dict[Path, str]:
+    """Load all files in one process; if it dies (a crash inside a constructor), resume after the culprit."""
+    failures: dict[Path, str] = {}
+    pending = [str(path) for path in files]
+    while pending:
+        code = _DLOPEN.replace("sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()", repr(json.dumps(pending)))
+        run = run_isolated(python, [site], code, timeout=600)
+        done = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("[")]
+        for path, error in done:
+            if error is not None:
+                failures[Path(path)] = error
+        pending = pending[len(done) :]
+        if pending and run.returncode != 0:
+            failures[Path(pending[0])] = f"the loading process died (exit {run.returncode}): {run.stderr[-200:]}"
+            pending = pending[1:]
+        elif pending:
+            break
+    return failures

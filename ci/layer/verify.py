@@ -1,0 +1,281 @@
+"""Step 4, verify: the layer imports in an interpreter of the target version that sees only it.
+
+Judge: importing every top-level package and every extension module, and
+importlib.metadata.version() for every locked distribution. Some modules fail even in a
+pristine install (numpy.core._umath_tests, scipy.linalg._matfuncs_sqrtm_triu on this lock), so
+the verdict compares with the unpruned tree's own result — measured once per lock and cached,
+never written down by hand. A new failure names the module's file, the error and the rule
+that removed or changed something it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ci.errors import CheckFailedError
+from ci.isolated import isolated_command, isolated_env
+from ci.layer.modules import extension_modules, paths_of_module, top_level_modules
+
+VERIFIER_VERSION = 1  # bump when what a baseline records changes
+
+_CHECK = r"""
+import importlib, importlib.metadata, json, os, sys
+site, record = SITE, RECORD
+for kind, name in ITEMS:
+    before = set(sys.modules) if record else ()
+    try:
+        if kind == "module":
+            importlib.import_module(name)
+        else:
+            importlib.metadata.version(name)
+        error = None
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    loaded = []
+    if record:
+        for key in set(sys.modules) - before:
+            file = getattr(sys.modules.get(key), "__file__", None) or ""
+            if file.startswith(site + os.sep):
+                loaded.append(os.path.relpath(file, site))
+    print(json.dumps({"kind": kind, "name": name, "error": error, "loaded": sorted(loaded)}), flush=True)
+"""
+
+Item = tuple[str, str]  # ("module", "scipy.linalg") | ("metadata", "scikit-learn")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str
+    name: str
+    error: str | None
+    loaded: tuple[str, ...] = ()
+
+
+@dataclass
+class Baseline:
+    """The unpruned tree's verdict: what fails anyway, and which files the imports load."""
+
+    failures: dict[str, str]
+    loaded: dict[str, list[str]]  # module -> files it loaded first (relative to site)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": VERIFIER_VERSION, "failures": self.failures, "loaded": self.loaded}
+
+
+@dataclass
+class Verification:
+    checked: int
+    failures: dict[str, str]  # every failing item (module or dist) -> error
+    pristine_failures: dict[str, str]
+    new_failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.new_failures
+
+
+def items_for(site: Path, distributions: Iterable[str]) -> list[Item]:
+    modules = [*top_level_modules(site), *extension_modules(site)]
+    unique = list(dict.fromkeys(modules))
+    return [*(("module", name) for name in unique), *(("metadata", name) for name in distributions)]
+
+
+def run_checks(
+    python: str,
+    site: Path,
+    items: Sequence[Item],
+    jobs: int = 2,
+    record: bool = False,
+    pycache: Path | None = None,
+) -> dict[Item, Outcome]:
+    """Run the checks in `jobs` parallel interpreters; a crashed one resumes after its culprit."""
+    batches = _split(items, jobs)
+    outcomes: dict[Item, Outcome] = {}
+    pending = [list(batch) for batch in batches if batch]
+    while pending:
+        procs = [(batch, _start(python, site, batch, record, pycache)) for batch in pending]
+        pending = []
+        for batch, proc in procs:
+            stdout, stderr = proc.communicate(timeout=900)
+            done = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+            for row in done:
+                item = (row["kind"], row["name"])
+                outcomes[item] = Outcome(row["kind"], row["name"], row["error"], tuple(row["loaded"]))
+            rest = batch[len(done) :]
+            if rest and proc.returncode != 0:
+                culprit, rest = rest[0], rest[1:]
+                why = f"the interpreter died (exit {proc.returncode}): {stderr.strip()[-300:]}"
+                outcomes[culprit] = Outcome(culprit[0], culprit[1], why)
+            if rest:
+                pending.append(rest)
+    return outcomes
+
+
+def _start(python: str, site: Path, batch: list[Item], record: bool, pycache: Path | None) -> subprocess.Popen[str]:
+    code = _CHECK.replace("SITE", repr(str(site))).replace("RECORD", repr(record))
+    code = code.replace("ITEMS", repr([list(item) for item in batch]))
+    if pycache is not None:
+        # Compiled source goes to a cache outside the tree (reused by the next build), never into it.
+        code = f"import sys; sys.pycache_prefix = {str(pycache)!r}; sys.dont_write_bytecode = False\n" + code
+    return subprocess.Popen(
+        isolated_command(python, [site], code),
+        env=isolated_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _split(items: Sequence[Item], jobs: int) -> list[list[Item]]:
+    """Balanced batches, each keeping a top-level package together (its imports are shared)."""
+    groups: dict[str, list[Item]] = {}
+    for item in items:
+        key = item[1].split(".")[0] if item[0] == "module" else "~metadata"
+        groups.setdefault(key, []).append(item)
+    batches: list[list[Item]] = [[] for _ in range(max(1, jobs))]
+    for _key, group in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        min(batches, key=len).extend(group)
+    return batches
+
+
+def recheck_alone(python: str, site: Path, items: Iterable[Item], pycache: Path | None) -> dict[Item, Outcome]:
+    """Each item in a fresh interpreter: a failure seen in a batch is real only if it fails alone."""
+    outcomes = {}
+    for item in items:
+        outcomes.update(run_checks(python, site, [item], jobs=1, pycache=pycache))
+    return outcomes
+
+
+def baseline(
+    python: str,
+    site: Path,
+    distributions: Sequence[str],
+    planned_removals: Iterable[str],
+    cache_file: Path,
+    pycache: Path | None = None,
+) -> Baseline:
+    """Verify the unpruned tree once per cache key; modules the rules will remove are imported last,
+    so files loaded by the modules that stay are credited to them (and kept)."""
+    if cache_file.is_file():
+        data = json.loads(cache_file.read_text())
+        if data.get("format") == VERIFIER_VERSION:
+            return Baseline(failures=data["failures"], loaded=data["loaded"])
+    removed = set(planned_removals)
+    items = items_for(site, distributions)
+    modules = extension_modules(site)
+    staying = [i for i in items if i[0] != "module" or modules.get(i[1]) not in removed]
+    leaving = [i for i in items if i not in staying]
+    outcomes = run_checks(python, site, staying, jobs=1, record=True, pycache=pycache)
+    outcomes.update(run_checks(python, site, leaving, jobs=2, record=False, pycache=pycache))
+    failures = {name: o.error for (_kind, name), o in sorted(outcomes.items()) if o.error}
+    if failures:
+        failures.update(
+            {
+                name: o.error
+                for (_kind, name), o in recheck_alone(python, site, _items(failures, items), pycache).items()
+            }
+        )
+        failures = {name: error for name, error in failures.items() if error}
+    loaded = {o.name: list(o.loaded) for o in outcomes.values() if o.loaded}
+    result = Baseline(failures=failures, loaded=loaded)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps(result.to_json(), indent=1, sort_keys=True))
+    return result
+
+
+def _items(names: Iterable[str], items: Sequence[Item]) -> list[Item]:
+    wanted = set(names)
+    return [item for item in items if item[1] in wanted]
+
+
+def keep_set(base: Baseline, site_after_plan: set[str] | None = None) -> frozenset[str]:
+    """Files the verification of the pruned tree will load: never removed by a rule."""
+    return frozenset(path for paths in base.loaded.values() for path in paths)
+
+
+def verify_tree(
+    python: str,
+    site: Path,
+    distributions: Sequence[str],
+    base: Baseline,
+    jobs: int = 2,
+    pycache: Path | None = None,
+) -> Verification:
+    items = items_for(site, distributions)
+    outcomes = run_checks(python, site, items, jobs=jobs, pycache=pycache)
+    suspicious = [item for item, o in outcomes.items() if o.error and item[1] not in base.failures]
+    if suspicious:
+        outcomes.update(recheck_alone(python, site, suspicious, pycache))
+    failures = {o.name: o.error for o in outcomes.values() if o.error}
+    new = {name: error for name, error in failures.items() if name not in base.failures}
+    return Verification(
+        checked=len(items),
+        failures=dict(sorted(failures.items())),
+        pristine_failures=dict(sorted(base.failures.items())),
+        new_failures=dict(sorted(new.items())),
+    )
+
+
+def explain(verification: Verification, site: Path, changes: dict[str, str]) -> CheckFailedError:
+    """A failure that names each module's file, its error and the rule that touched what it needs."""
+    modules = extension_modules(site)
+    lines = []
+    rules_named = set()
+    for name, error in verification.new_failures.items():
+        file = modules.get(name) or _source_file(site, name) or "(no file left)"
+        culprits = attribute(name, error, file, changes)
+        rules_named.update(rule for _path, rule in culprits)
+        blame = "; ".join(f"rule '{rule}' removed/changed {path}" for path, rule in culprits[:3])
+        more = f" (+{len(culprits) - 3} more)" if len(culprits) > 3 else ""
+        lines.append(f"  {name} ({file}): {error}\n    {blame or 'no rule touched it'}{more}")
+    rules = ", ".join(sorted(rules_named)) or "the rules"
+    return CheckFailedError(
+        f"{len(verification.new_failures)} import(s) that work in a pristine install fail after pruning:\n"
+        + "\n".join(lines),
+        f'keep the named paths with build.keep = ["<path glob>"] in pipeline.toml, or drop {rules} from build.prune',
+    )
+
+
+def attribute(module: str, error: str, file: str, changes: dict[str, str]) -> list[tuple[str, str]]:
+    """Changed paths most likely behind a failure: the missing module named in the error, then the
+    module's own file (strip), then anything removed in its package."""
+    missing = _missing_module(error)
+    prefixes = []
+    if missing:
+        prefixes.extend(paths_of_module(missing))
+    prefixes.append(file)
+    for candidate in prefixes:
+        hits = sorted((path, rule) for path, rule in changes.items() if path == candidate or path.startswith(candidate))
+        if hits:
+            return hits
+    named = sorted((path, rule) for path, rule in changes.items() if path in error or PurePosixPath(path).name in error)
+    if named:
+        return named
+    package = module.split(".")
+    while package:
+        prefix = "/".join(package) + "/"
+        hits = sorted((path, rule) for path, rule in changes.items() if path.startswith(prefix))
+        if hits:
+            return hits
+        package = package[:-1]
+    return []
+
+
+def _missing_module(error: str) -> str | None:
+    marker = "No module named '"
+    if marker in error:
+        return error.split(marker, 1)[1].split("'", 1)[0]
+    return None
+
+
+def _source_file(site: Path, module: str) -> str | None:
+    base = module.replace(".", "/")
+    for candidate in (f"{base}/__init__.py", f"{base}.py"):
+        if (site / candidate).is_file():
+            return candidate
+    return None
