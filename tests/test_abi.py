@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from ci.abi.check import check_tree, scan_tree
-from ci.abi.elf import read_elf
+from ci.abi.elf import exports_pyinit, glibc_symbols, parse_version, read_elf
 from ci.config import Target, load_config
+from ci.paths import BuildPaths
 from tests.abi_fixtures import (
     EM_AARCH64,
     build_elf_objects,
@@ -70,11 +71,11 @@ def by_path(violations: list) -> dict:
 def test_gcc_extension_reads_as_x86_64_needing_glibc_2_14(elf_objects: dict[str, Path]) -> None:
     facts = read_elf(elf_objects["extension"])
     assert (facts.machine, facts.elf_class, facts.little_endian) == ("EM_X86_64", 64, True)
-    assert facts.exports_pyinit
     assert facts.max_glibc == (2, 14)
-    library, symbols = facts.glibc_needs[(2, 14)]
-    assert library == "libc.so.6" and "memcpy" in symbols
-    assert not read_elf(elf_objects["library"]).exports_pyinit
+    assert facts.glibc_needs[(2, 14)] == "libc.so.6"
+    assert "memcpy" in glibc_symbols(elf_objects["extension"], {(2, 14)})[(2, 14)]
+    assert exports_pyinit(elf_objects["extension"])
+    assert not exports_pyinit(elf_objects["library"])
 
 
 def test_clean_tree_passes_and_reports_glibc_per_distribution(
@@ -238,3 +239,17 @@ def test_cli_checks_a_zip_and_writes_the_report(tmp_path: Path, elf_objects: dic
 
     ok = run_cli("-m", "ci", "--build-dir", str(build), "abi", "--tree", str(tmp_path / "nothing-here"), check=False)
     assert ok.returncode == 1 and "not found" in ok.stderr
+
+
+@pytest.mark.slow
+def test_real_layer_passes_and_needs_at_most_the_targets_glibc(built_layer: BuildPaths) -> None:
+    build = built_layer.build
+    run_cli("-m", "ci", "--build-dir", str(build), "--cache-dir", str(built_layer.cache), "abi")
+
+    report = json.loads((build / "reports" / "abi.json").read_text())
+    assert report["passed"] is True and report["violations"] == []
+    assert report["artifacts"]["layer.zip"]  # tied to the exact bytes judged
+    target = load_config().target
+    assert parse_version(report["max_glibc"]) <= target.glibc_tuple
+    assert {"numpy", "scipy", "scikit-learn", "pandas"} <= set(report["glibc_by_distribution"])
+    assert report["extension_modules"] > 100  # numpy, scipy, pandas and sklearn ship hundreds

@@ -12,7 +12,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci.abi.elf import ELF_MAGIC, MACHINES, ElfFacts, ElfReadError, read_elf, version_text
+from ci.abi.elf import (
+    ELF_MAGIC,
+    MACHINES,
+    ElfFacts,
+    ElfReadError,
+    exports_pyinit,
+    glibc_symbols,
+    read_elf,
+    version_text,
+)
 from ci.abi.foreign import HEADER_BYTES, foreign_kind
 from ci.abi.owners import Owners
 from ci.config import Target
@@ -93,15 +102,18 @@ def scan_tree(root: Path, target: Target) -> AbiScan:
         except ElfReadError as exc:
             report("unreadable-elf", f"cannot be read as ELF ({exc})")
             continue
-        for rule, message in _judge_elf(rel, facts, target):
-            report(rule, message)
-        if facts.max_glibc is not None:
-            _note_glibc(scan, rel, dist, facts.max_glibc)
-        if _is_module(path.name, rel, facts):
-            scan.extension_modules += 1
-            problem = _tag_problem(path.name, facts, target)
-            if problem is not None:
-                report("python-tag", problem)
+        try:
+            for rule, message in _judge_elf(path, facts, target):
+                report(rule, message)
+            if facts.max_glibc is not None:
+                _note_glibc(scan, rel, dist, facts.max_glibc)
+            if _is_module(path, rel):
+                scan.extension_modules += 1
+                problem = _tag_problem(path.name, target)
+                if problem is not None:
+                    report("python-tag", problem)
+        except ElfReadError as exc:
+            report("unreadable-elf", f"cannot be read as ELF ({exc})")
     return scan
 
 
@@ -124,7 +136,7 @@ def _is_extension_name(name: str) -> bool:
     return name.endswith((".so", ".pyd"))
 
 
-def _judge_elf(rel: str, facts: ElfFacts, target: Target) -> list[tuple[str, str]]:
+def _judge_elf(path: Path, facts: ElfFacts, target: Target) -> list[tuple[str, str]]:
     problems = []
     expected = MACHINES[target.machine]
     if facts.machine != expected or facts.elf_class != 64 or not facts.little_endian:
@@ -140,7 +152,8 @@ def _judge_elf(rel: str, facts: ElfFacts, target: Target) -> list[tuple[str, str
     too_new = sorted(version for version in facts.glibc_needs if version[:2] > limit)
     if too_new:
         newest = too_new[-1]
-        library, symbols = facts.glibc_needs[newest]
+        library = facts.glibc_needs[newest]
+        symbols = glibc_symbols(path, {newest})[newest]
         culprit = f" ({library}: {', '.join(symbols)})" if symbols else f" ({library})"
         problems.append(
             (
@@ -152,15 +165,17 @@ def _judge_elf(rel: str, facts: ElfFacts, target: Target) -> list[tuple[str, str
     return problems
 
 
-def _is_module(name: str, rel: str, facts: ElfFacts) -> bool:
+def _is_module(path: Path, rel: str) -> bool:
     """An importable extension module: tagged by name, or exporting PyInit_* outside auditwheel's *.libs/."""
-    if TAGGED_EXTENSION.search(name):
+    if TAGGED_EXTENSION.search(path.name):
         return True
     in_vendored_libs = any(part.endswith(".libs") for part in rel.split("/")[:-1])
-    return facts.exports_pyinit and not in_vendored_libs  # else a plain shared library, loaded by path
+    if in_vendored_libs or not path.name.endswith(".so"):
+        return False  # a vendored or versioned shared library (libfoo.so.1), loaded by path
+    return exports_pyinit(path)
 
 
-def _tag_problem(name: str, facts: ElfFacts, target: Target) -> str | None:
+def _tag_problem(name: str, target: Target) -> str | None:
     """Why this extension module's filename tag does not fit the target, or None."""
     expected = target.extension_suffix
     match = TAGGED_EXTENSION.search(name)

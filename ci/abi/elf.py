@@ -9,6 +9,8 @@ extension module (exports PyInit_*).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +35,7 @@ class ElfFacts:
     elf_class: int  # 32 | 64
     little_endian: bool
     elf_type: str  # ET_DYN, ET_EXEC, ET_REL...
-    # GLIBC version required -> (library that must provide it, first few symbols needing it)
-    glibc_needs: dict[tuple[int, ...], tuple[str, list[str]]] = field(default_factory=dict)
-    exports_pyinit: bool = False
+    glibc_needs: dict[tuple[int, ...], str] = field(default_factory=dict)  # GLIBC version -> library providing it
 
     @property
     def max_glibc(self) -> tuple[int, ...] | None:
@@ -56,24 +56,73 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 
 def read_elf(path: Path) -> ElfFacts:
-    """Parse `path`; raises ElfReadError when it is not a readable ELF file."""
+    """Headers and version needs only (fast: no symbol table walk); raises ElfReadError."""
+    with _open(path) as elf:
+        needs: dict[tuple[int, ...], str] = {}
+        for library, name in _version_names(elf).values():
+            match = GLIBC_VERSION.match(name)
+            if match:
+                needs.setdefault(parse_version(match.group(1)), library)
+        return ElfFacts(
+            machine=str(elf.header["e_machine"]),
+            elf_class=elf.elfclass,
+            little_endian=elf.little_endian,
+            elf_type=str(elf.header["e_type"]),
+            glibc_needs=needs,
+        )
+
+
+def glibc_symbols(path: Path, versions: set[tuple[int, ...]]) -> dict[tuple[int, ...], list[str]]:
+    """The first few undefined symbols bound to each of `versions` (names the culprit in a message)."""
+    found: dict[tuple[int, ...], list[str]] = {version: [] for version in versions}
+    with _open(path) as elf:
+        names = _version_names(elf)
+        dynsym, versym = _dynsym(elf), _versym(elf)
+        if dynsym is None or versym is None:
+            return found
+        for index, symbol in enumerate(dynsym.iter_symbols()):
+            if symbol["st_shndx"] != "SHN_UNDEF" or index >= versym.num_symbols():
+                continue
+            ndx = versym.get_symbol(index)["ndx"]
+            if not isinstance(ndx, int) or (ndx & 0x7FFF) not in names:
+                continue  # VER_NDX_LOCAL / VER_NDX_GLOBAL: unversioned
+            match = GLIBC_VERSION.match(names[ndx & 0x7FFF][1])
+            version = parse_version(match.group(1)) if match else None
+            if version in found and len(found[version]) < SYMBOLS_PER_VERSION and symbol.name:
+                found[version].append(symbol.name)
+    return found
+
+
+def exports_pyinit(path: Path) -> bool:
+    """True for a Python extension module: it defines PyInit_<name> for the import system."""
+    with _open(path) as elf:
+        dynsym = _dynsym(elf)
+        if dynsym is None:
+            return False
+        return any(
+            symbol.name.startswith("PyInit_") and symbol["st_shndx"] != "SHN_UNDEF" for symbol in dynsym.iter_symbols()
+        )
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[ELFFile]:
     try:
         with path.open("rb") as handle:
-            elf = ELFFile(handle)
-            versions = _version_names(elf)
-            needs, pyinit = _dynamic_symbols(elf, versions)
-            return ElfFacts(
-                machine=str(elf.header["e_machine"]),
-                elf_class=elf.elfclass,
-                little_endian=elf.little_endian,
-                elf_type=str(elf.header["e_type"]),
-                glibc_needs=needs,
-                exports_pyinit=pyinit,
-            )
+            yield ELFFile(handle)
     except (ELFError, OSError) as exc:
         raise ElfReadError(f"{type(exc).__name__}: {exc}") from exc
+    except ElfReadError:
+        raise
     except Exception as exc:  # truncated files make pyelftools' struct parser raise its own errors
         raise ElfReadError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _dynsym(elf: ELFFile) -> SymbolTableSection | None:
+    return next((s for s in elf.iter_sections() if isinstance(s, SymbolTableSection) and s.name == ".dynsym"), None)
+
+
+def _versym(elf: ELFFile) -> GNUVerSymSection | None:
+    return next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
 
 
 def _version_names(elf: ELFFile) -> dict[int, tuple[str, str]]:
@@ -86,38 +135,3 @@ def _version_names(elf: ELFFile) -> dict[int, tuple[str, str]]:
             for aux in auxiliaries:
                 names[int(aux["vna_other"])] = (str(verneed.name), str(aux.name))
     return names
-
-
-def _dynamic_symbols(
-    elf: ELFFile, versions: dict[int, tuple[str, str]]
-) -> tuple[dict[tuple[int, ...], tuple[str, list[str]]], bool]:
-    """GLIBC versions needed (with the undefined symbols that need them) and whether PyInit_* is exported."""
-    needs: dict[tuple[int, ...], tuple[str, list[str]]] = {}
-    for library, name in versions.values():
-        match = GLIBC_VERSION.match(name)
-        if match:
-            needs.setdefault(parse_version(match.group(1)), (library, []))
-
-    dynsym = next((s for s in elf.iter_sections() if isinstance(s, SymbolTableSection) and s.name == ".dynsym"), None)
-    versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
-    exports_pyinit = False
-    if dynsym is None:
-        return needs, exports_pyinit
-    for index, symbol in enumerate(dynsym.iter_symbols()):
-        undefined = symbol["st_shndx"] == "SHN_UNDEF"
-        if not undefined and symbol.name.startswith("PyInit_"):
-            exports_pyinit = True
-        if not undefined or versym is None or index >= versym.num_symbols():
-            continue
-        ndx = versym.get_symbol(index)["ndx"]
-        if not isinstance(ndx, int):
-            continue  # VER_NDX_LOCAL / VER_NDX_GLOBAL: unversioned
-        library_version = versions.get(ndx & 0x7FFF)
-        if library_version is None:
-            continue
-        match = GLIBC_VERSION.match(library_version[1])
-        if match:
-            symbols = needs[parse_version(match.group(1))][1]
-            if len(symbols) < SYMBOLS_PER_VERSION and symbol.name:
-                symbols.append(symbol.name)
-    return needs, exports_pyinit
