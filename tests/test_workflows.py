@@ -523,3 +523,42 @@ def test_dependabot_watches_every_lock_directory_and_the_actions() -> None:
     assert set(updates["pip"]["directories"]) == lock_dirs
     assert {"/", "/.github/actions/setup"} <= set(updates["github-actions"]["directories"])
     assert {"dependency-name": "scikit-learn"} in updates["pip"]["ignore"]
+
+
+# --- `make pipeline` is the same commands in the same order --------------------------------------
+
+
+def step_name(command: str) -> str | None:
+    """A pipeline command, spelled the same whichever way it is invoked (make X / python -m ci X)."""
+    argv = shlex.split(command.replace("$(CI)", "python -m ci").replace("$(PY)", "python"))
+    argv = ["python" if arg.endswith("/python") else arg for arg in argv]
+    if argv[:1] == ["make"]:
+        return {"lock-check": "lock --check", "train": "training"}.get(argv[1], argv[1])
+    if argv[:3] == ["python", "-m", "training"]:
+        return "training"
+    if argv[:3] == ["python", "-m", "ci"]:
+        rest = [arg for arg in argv[3:] if not arg.startswith("--baseline")]
+        return " ".join(rest[:2] if rest[1:2] == ["--check"] else rest[:1])
+    return None
+
+
+def test_make_pipeline_runs_what_the_workflows_run_in_the_same_order() -> None:
+    recipe: list[str] = []
+    lines = (REPO_ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("pipeline:"))
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        name = step_name(line.strip())
+        if name:
+            recipe.append(name)
+    verify = jobs(VERIFY)
+    build = [n for c in commands(verify["build"]) if (n := step_name(c))]
+    checks = {n for job in CHECK_JOBS for c in commands(verify[job]) if (n := step_name(c))}
+    deploy = [n for c in commands(jobs(DEPLOY)["deploy"]) if (n := step_name(c))]
+    assert build == ["lock --check", "training", "build"]
+    assert checks == set(CHECK_JOBS)
+    assert deploy == ["deploy"]
+    assert recipe[:3] == build, "make pipeline must start like the build job"
+    assert set(recipe[3:-1]) == checks, "make pipeline must run every check the verify workflow runs"
+    assert recipe[-1:] == deploy
