@@ -1,0 +1,87 @@
+"""`python -m ci bootstrap` on a moto endpoint, and where deploy goes when nothing is configured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ci.cli import main
+from ci.config import Config
+from ci.deploy.aws import Aws, connect
+from ci.deploy.deployer import DeployFailedError, deploy
+from ci.deploy.target import wants_embedded
+from ci.errors import PipelineError
+
+pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import
+from tests.moto_fixtures import BytesCheck, FakeBuild  # noqa: E402
+
+pytest_plugins = ["tests.moto_fixtures"]
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
+
+
+@pytest.fixture()
+def no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """A machine with no AWS configuration at all."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    return monkeypatch
+
+
+def test_bootstrap_creates_then_updates_the_stack(no_aws: pytest.MonkeyPatch, moto: str, config: Config, capsys):
+    no_aws.setenv("AWS_ENDPOINT_URL", moto)
+    assert main(["bootstrap", "--github-repository", "example/forgetting-curve"]) == 0
+    assert main(["bootstrap", "--github-repository", "example/forgetting-curve"]) == 0
+
+    out = capsys.readouterr().out
+    assert "CREATE_COMPLETE" in out and f"bucket          {config.deploy['bucket']}" in out
+    aws = connect(config)
+    assert aws.emulated and aws.endpoint_url == moto
+    iam = aws.session.client("iam")
+    assert iam.get_role(RoleName=f"{config.function['name']}-execution")["Role"]["Arn"]
+    deploy_role = iam.get_role(RoleName=f"{config.function['name']}-deploy")["Role"]
+    assert "repo:example/forgetting-curve:environment:production" in str(deploy_role["AssumeRolePolicyDocument"])
+    assert aws.s3.head_bucket(Bucket=config.deploy["bucket"])
+
+
+def test_bootstrap_needs_the_repository_and_an_endpoint(no_aws: pytest.MonkeyPatch, moto: str, capsys):
+    assert main(["bootstrap"]) == 1
+    assert "no AWS endpoint or credentials configured" in capsys.readouterr().err
+    no_aws.setenv("AWS_ENDPOINT_URL", moto)
+    assert main(["bootstrap"]) == 1
+    assert "--github-repository OWNER/NAME" in capsys.readouterr().err
+
+
+def test_deploy_without_the_stack_says_to_bootstrap(moto: str, config: Config, build: FakeBuild):
+    aws = connect(config, endpoint_url=moto, static_credentials=("test", "test"))
+    with pytest.raises(DeployFailedError) as missing:
+        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=lambda _: None)
+    assert "python -m ci bootstrap" in str(missing.value)
+
+
+def test_nothing_configured_means_embedded_except_inside_github_actions(no_aws: pytest.MonkeyPatch):
+    assert wants_embedded("auto") is True
+    no_aws.setenv("GITHUB_ACTIONS", "true")
+    with pytest.raises(PipelineError, match="refusing to fall back to the embedded emulator"):
+        wants_embedded("auto")
+    assert wants_embedded("embedded") is True
+    no_aws.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    assert wants_embedded("auto") is False
+
+
+def test_rollback_refuses_the_embedded_default(no_aws: pytest.MonkeyPatch, capsys):
+    assert main(["rollback"]) == 1
+    assert "nothing to roll back" in capsys.readouterr().err
+
+
+def test_aws_clients_use_standard_retries_and_the_configured_region(
+    no_aws: pytest.MonkeyPatch, moto: str, config: Config
+):
+    aws: Aws = connect(config, endpoint_url=moto)
+    assert aws.region == config.deploy["region"]
+    assert aws.lambda_.meta.config.retries["mode"] == "standard"
+    no_aws.setenv("AWS_REGION", "eu-west-1")
+    assert connect(config, endpoint_url=moto).region == "eu-west-1"

@@ -1,0 +1,93 @@
+"""End to end through the CLI with the real layer, model and smoke harness.
+
+`make pipeline` ends with `python -m ci deploy` on a machine with no AWS: the embedded moto is
+started, bootstrapped, deployed to, checked with the smoke harness on the bytes downloaded back,
+and stopped. Against one persistent endpoint, the second deploy of the same bytes does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ci.paths import REPO_ROOT, BuildPaths
+from ci.reports import write_report
+
+pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import
+from tests.moto_fixtures import FakeBuild  # noqa: E402
+
+pytest_plugins = ["tests.moto_fixtures"]
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
+
+
+def link(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        target.write_bytes(source.read_bytes())
+
+
+@pytest.fixture()
+def verified_build(built_layer: BuildPaths, tmp_path: Path) -> BuildPaths:
+    """The session's real layer, function and model, with the checks' reports passed on exactly them."""
+    paths = BuildPaths(build=tmp_path / "build", cache=built_layer.cache)
+    for name in ("layer_zip", "function_zip", "model"):
+        link(getattr(built_layer, name), getattr(paths, name))
+    if built_layer.report("build").is_file():
+        link(built_layer.report("build"), paths.report("build"))
+    fake = FakeBuild(paths)
+    fake.pass_checks()
+    write_report(paths, "budget", True, fake.budget_body())
+    return paths
+
+
+def aws_free_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without any AWS configuration (a fresh machine), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "GITHUB_ACTIONS"}
+    env.update(HOME=str(tmp_path), AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_EC2_METADATA_DISABLED="true")
+    env.update(extra)
+    return env
+
+
+def ci(paths: BuildPaths, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "ci", "--build-dir", str(paths.build), "--cache-dir", str(paths.cache), *args]
+    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False, timeout=900)
+
+
+def test_deploy_with_nothing_configured_runs_on_an_embedded_moto(verified_build: BuildPaths, tmp_path: Path):
+    result = ci(verified_build, aws_free_env(tmp_path), "deploy")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "embedded moto server at http://127.0.0.1:" in out
+    assert out.count("s3://forgetting-curve-artifacts/artifacts/") >= 3
+    assert "layer version arn:aws:lambda:us-east-1:123456789012:layer:forgetting-curve-runtime:1" in out
+    assert "function version 1" in out and "alias live -> version 1" in out
+    assert "stopping the embedded moto server" in out
+    report = json.loads(verified_build.report("deploy").read_text())
+    assert report["post_deploy_check"]["passed"] is True
+    assert "smoke harness" in report["post_deploy_check"]["method"]
+
+
+def test_second_deploy_to_the_same_endpoint_reports_nothing_to_deploy(
+    verified_build: BuildPaths, tmp_path: Path, moto: str
+):
+    env = aws_free_env(tmp_path, AWS_ENDPOINT_URL=moto)
+    bootstrap = ci(verified_build, env, "bootstrap", "--github-repository", "example/forgetting-curve")
+    assert bootstrap.returncode == 0, bootstrap.stdout + bootstrap.stderr
+    assert "deploy role     arn:aws:iam::123456789012:role/forgetting-curve-deploy" in bootstrap.stdout
+
+    first = ci(verified_build, env, "deploy")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "post-deploy check passed: smoke harness" in first.stdout
+
+    second = ci(verified_build, env, "deploy")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert second.stdout.startswith("already deployed")
+    assert "uploaded:" not in second.stdout and "published" not in second.stdout
