@@ -22,7 +22,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.abi.check import scan_tree
     from ci.abi.render import render_table
     from ci.abi.source import unpacked
-    from ci.reports import write_report
+    from ci.reports import sha256_file, write_report
 
     target = config.target
     if args.tree is not None:
@@ -38,12 +38,15 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         with unpacked(layer_zip) as root:
             scan = scan_tree(root, target)
     print(render_table(scan, target, source))
+    # abi.json vouches for build/layer.zip (deploy trusts it); any other source gets its own report.
+    judged_build = args.tree is None and (args.zip is None or args.zip.resolve() == paths.layer_zip.resolve())
     report = write_report(
         paths,
-        "abi",
+        "abi" if judged_build else "abi-adhoc",
         scan.passed,
         {
             "source": source,
+            "source_sha256": sha256_file(Path(source)) if args.tree is None else None,
             "target": {
                 "runtime": target.runtime.name,
                 "architecture": target.architecture,

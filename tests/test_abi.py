@@ -229,8 +229,9 @@ def test_cli_checks_a_zip_and_writes_the_report(tmp_path: Path, elf_objects: dic
     assert result.returncode == 1
     assert "2 ABI violation(s)" in result.stderr and "fix:" in result.stderr
     assert "python/bad/helper.dll" in result.stdout and "foreign-binary" in result.stdout
-    report = json.loads((build / "reports" / "abi.json").read_text())
-    assert report["check"] == "abi" and report["passed"] is False
+    assert not (build / "reports" / "abi.json").exists()  # abi.json vouches for build/layer.zip only
+    report = json.loads((build / "reports" / "abi-adhoc.json").read_text())
+    assert report["check"] == "abi-adhoc" and report["passed"] is False
     assert report["max_glibc"] == "2.14"
     assert {v["path"] for v in report["violations"]} == {
         "python/bad/_m.cpython-310-x86_64-linux-gnu.so",
