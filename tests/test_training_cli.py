@@ -164,3 +164,20 @@ def test_bundle_bytes_are_a_plain_joblib_dict(trained_model: BuildPaths) -> None
     assert isinstance(bundle, dict)
     with pytest.raises(pickle.UnpicklingError):
         pickle.loads(b"not a pickle")
+
+
+def test_a_real_log_without_true_probabilities_skips_only_the_mae_gate(tmp_path: Path) -> None:
+    data = tmp_path / "log.csv"
+    simulate(6, learners=100, items=80, reviews=6000).drop(columns=[schema.TRUE_P]).to_csv(data, index=False)
+    out = tmp_path / "model"
+    run_cli(
+        "-m",
+        "training",
+        "--config",
+        str(small_config(tmp_path, max_mae=0.0)),
+        "--data",
+        str(data),
+        "--out-dir",
+        str(out),
+    )
+    assert json.loads((out / "model.json").read_text())["metrics"]["mae_true_p"] is None
