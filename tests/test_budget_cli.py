@@ -32,7 +32,7 @@ def test_prints_the_table_and_writes_both_reports(tmp_path: Path) -> None:
     assert re.search(r"^numpy\s+1\.26\.4\s+[\d,]+\s+[\d.]+", result.stdout, re.M)
     report = json.loads(paths.report("budget").read_text())
     assert (report["passed"], report["used_bytes"]) == (True, used)
-    assert (paths.reports / "budget.md").read_text().startswith("<!-- lambda-size-budget -->\n## ✅")
+    assert (paths.reports / "budget.md").read_text().startswith("## ✅ Lambda size budget: pass")
 
 
 def test_over_the_limit_fails_in_lambdas_terms_with_what_to_remove(tmp_path: Path) -> None:
@@ -87,15 +87,20 @@ def test_a_corrupt_layer_is_named(tmp_path: Path) -> None:
     assert f"{paths.layer_zip} is not a readable zip file" in result.stderr
 
 
-@pytest.mark.slow
-def test_on_the_real_layer(built_layer: BuildPaths, tmp_path: Path) -> None:
-    """The done-when of the issue: table and reports, a failing limit, a zero delta against HEAD."""
-    # A private copy of the build, so a deliberately failing budget.json never lands next to the shared build.
-    paths = BuildPaths(build=tmp_path / "build", cache=built_layer.cache)
+@pytest.fixture(scope="module")
+def real_build(built_layer: BuildPaths, tmp_path_factory: pytest.TempPathFactory) -> BuildPaths:
+    """A private copy of the real build, so a deliberately failing budget.json never lands in the shared one."""
+    paths = BuildPaths(build=tmp_path_factory.mktemp("budget") / "build", cache=built_layer.cache)
     paths.reports.mkdir(parents=True)
     for source in (built_layer.layer_zip, built_layer.function_zip, built_layer.report("build")):
         shutil.copy(source, paths.build / source.relative_to(built_layer.build))
+    return paths
 
+
+@pytest.mark.slow
+def test_on_the_real_layer(real_build: BuildPaths) -> None:
+    """The done-when of the issue: table and reports, a failing limit, a zero delta against HEAD."""
+    paths = real_build
     result = budget_cli(paths)
     assert result.returncode in (0, 1), result.stderr
     used = zip_sums(paths.layer_zip, paths.function_zip)[0]
@@ -117,4 +122,20 @@ def test_on_the_real_layer(built_layer: BuildPaths, tmp_path: Path) -> None:
     same = budget_cli(paths, "--baseline-ref", "HEAD")
     assert same.returncode in (0, 1), same.stderr
     assert same.stdout.splitlines()[0].endswith("±0 bytes vs HEAD")
-    assert json.loads(paths.report("budget").read_text())["baseline"]["delta_bytes"] == 0
+    baseline = json.loads(paths.report("budget").read_text())["baseline"]
+    assert baseline["delta_bytes"] == 0
+    assert "identical to this build's lock" in baseline["source"]
+
+
+@pytest.mark.slow
+def test_baseline_ref_really_builds_the_refs_lock(real_build: BuildPaths) -> None:
+    """--rebuild-baseline takes the real path: HEAD's lock built with the same rules, byte for byte the same."""
+    result = budget_cli(real_build, "--baseline-ref", "HEAD", "--rebuild-baseline", "--baseline-label", "main")
+    assert result.returncode in (0, 1), result.stderr
+    assert result.stdout.splitlines()[0].endswith("±0 bytes vs main")
+    baseline = json.loads(real_build.report("budget").read_text())["baseline"]
+    assert baseline["delta_bytes"] == 0
+    assert "built in" in baseline["source"]
+    assert all(row["status"] == "unchanged" for row in baseline["distributions"])
+    (built,) = real_build.build.glob("baseline-*/layer.zip")
+    assert zip_sums(built)[0] == zip_sums(real_build.layer_zip)[0]
