@@ -562,3 +562,27 @@ def test_make_pipeline_runs_what_the_workflows_run_in_the_same_order() -> None:
     assert recipe[:3] == build, "make pipeline must start like the build job"
     assert set(recipe[3:-1]) == checks, "make pipeline must run every check the verify workflow runs"
     assert recipe[-1:] == deploy
+
+
+def test_the_deploy_role_trusts_exactly_this_workflows_branch_and_environment() -> None:
+    """The bootstrap template's OIDC trust (infra/template.yaml) must match what deploy.yml presents."""
+
+    class CloudFormationLoader(yaml.SafeLoader):
+        pass
+
+    def any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return loader.construct_scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_mapping(node)  # type: ignore[arg-type]
+
+    CloudFormationLoader.add_multi_constructor("!", any_tag)
+    template_path = REPO_ROOT / "infra" / "template.yaml"
+    assert template_path.is_file(), "infra/template.yaml (the deploy role's trust policy) is missing"
+    template = yaml.load(template_path.read_text(), Loader=CloudFormationLoader)
+    parameters = template["Parameters"]
+    assert triggers(load(DEPLOY))["push"]["branches"] == [parameters["DeployBranch"]["Default"]]
+    for job_id in ("deploy", "rollback"):
+        assert jobs(DEPLOY)[job_id]["environment"] == parameters["DeployEnvironment"]["Default"]
+    assert "DeployRoleArn" in template["Outputs"]
