@@ -28,7 +28,7 @@ from ci.lock.problems import (
     UnhashedLine,
     UnpinnedLine,
 )
-from ci.lock.resolve import HOST_PYTHON, LockJob, compile_lock, lock_jobs
+from ci.lock.resolve import LockJob, compile_lock, lock_jobs
 from ci.lock.wheels import check_target_wheels
 
 
@@ -65,7 +65,7 @@ def check_locks(
         lock = read_lock(job.output)
         locks[job.name] = lock
         display = display_path(job.output, config.root)
-        env = _marker_env(config.target if job.name == "layer" else None)
+        env = _marker_env(job.python_version, config.target if job.name == "layer" else None)
         directs = read_in(job.in_file, job.cwd)
         result.problems += check_format(lock, display)
         result.problems += check_against_in(lock, display, directs, display_path(job.in_file, config.root), env)
@@ -252,10 +252,9 @@ def check_fresh_resolve(job: LockJob, display: str, index_url: str, uv_cache: Pa
     ]
 
 
-def _marker_env(target: Target | None) -> dict[str, str]:
+def _marker_env(python: str, target: Target | None) -> dict[str, str]:
     """Environment markers of the place a lock installs into: the Lambda target or the build host."""
     env: dict[str, str] = {key: str(value) for key, value in default_environment().items()}
-    python = target.runtime.python if target else HOST_PYTHON
     env.update(
         python_version=python,
         python_full_version=f"{python}.0",

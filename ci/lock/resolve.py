@@ -23,7 +23,9 @@ from ci.errors import PipelineError
 from ci.lock.files import read_in, read_lock
 
 COMPILE_COMMAND = "python -m ci lock"
-HOST_PLATFORM = "x86_64-manylinux_2_17"  # where training and the tools run (GitHub's ubuntu runner, this host)
+# Where training and the tools run (GitHub's ubuntu runner, this host); [lock] host_platform /
+# host_python in pipeline.toml override them.
+HOST_PLATFORM = "x86_64-manylinux_2_17"
 HOST_PYTHON = "3.11"
 
 
@@ -51,6 +53,8 @@ def lock_jobs(config: Config) -> list[LockJob]:
     layer_in = config.path(lock, "requirements_in")
     training_in = config.path(lock, "training_in")
     dev_in = config.path(lock, "dev_in")
+    host_platform = str(lock.get("host_platform", HOST_PLATFORM))
+    host_python = str(lock.get("host_python", HOST_PYTHON))
     return [
         LockJob(
             name="layer",
@@ -67,16 +71,16 @@ def lock_jobs(config: Config) -> list[LockJob]:
             cwd=training_in.parent,
             inputs=(training_in.name,),
             output=config.path(lock, "training_lock"),
-            python_platform=HOST_PLATFORM,
-            python_version=HOST_PYTHON,
+            python_platform=host_platform,
+            python_version=host_python,
         ),
         LockJob(
             name="dev",
             cwd=dev_in.parent,
             inputs=(dev_in.name,),
             output=config.path(lock, "dev_lock"),
-            python_platform=HOST_PLATFORM,
-            python_version=HOST_PYTHON,
+            python_platform=host_platform,
+            python_version=host_python,
         ),
     ]
 
