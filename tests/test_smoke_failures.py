@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.smoke_fixtures import TINY_HANDLER, run_tiny
+from tests.conftest import run_cli
+from tests.smoke_fixtures import TINY_HANDLER, function_zip, layer_zip, run_tiny, tiny_events
 
 DIST_INFO = {
     "tinylib/__init__.py": "def probability():\n    return 0.5\n",
@@ -24,6 +25,9 @@ DIST_INFO = {
 
 def test_a_working_build_passes_and_reports_timings_memory_and_the_import_trace(tmp_path: Path) -> None:
     app = "import tinylib\n" + TINY_HANDLER
+    # The layer build's report names distributions by top-level folder; it wins over dist-info.
+    (tmp_path / "build" / "reports").mkdir(parents=True)
+    (tmp_path / "build" / "reports" / "build.json").write_text(json.dumps({"top_level": {"unused": "unused-dist"}}))
     result = run_tiny(tmp_path, app, layer_files=DIST_INFO)
     assert result.passed, result.failures
     report = result.report
@@ -37,7 +41,13 @@ def test_a_working_build_passes_and_reports_timings_memory_and_the_import_trace(
     trace = report["import_trace"]
     assert trace["files"] == ["python/tinylib/__init__.py"]
     assert trace["distributions"]["tiny-lib"]["imported_files"] == 1
-    assert trace["never_imported"] == ["unused"]
+    assert trace["never_imported"] == ["unused-dist"]
+    assert trace["distributions"]["unused-dist"] == {
+        "imported_files": 0,
+        "imported_bytes": 0,
+        "shipped_files": 1,
+        "shipped_bytes": 0,
+    }
 
 
 def test_the_function_sees_lambdas_sys_path_environment_and_runtime_packages(tmp_path: Path) -> None:
@@ -190,3 +200,27 @@ def test_nothing_is_left_read_only_after_a_run(tmp_path: Path) -> None:
     assert result.passed, result.failures
     for directory in ("opt", "task", "model"):
         assert os.access(tmp_path / "build" / "smoke" / directory, os.W_OK)
+
+
+def test_an_http_event_answered_like_a_direct_invocation_is_named(tmp_path: Path) -> None:
+    app = TINY_HANDLER.replace('if "requestContext" in event:', "if False:")
+    result = run_tiny(tmp_path, app)
+    assert result.failures == [
+        "event http_v2: an HTTP event must get {statusCode, headers, body}, got "
+        '{"predictions": [{"recall_probability": 0.5, "days_until_target": null}]}'
+    ]
+
+
+def test_the_command_prints_the_cause_writes_the_report_and_exits_non_zero(tmp_path: Path) -> None:
+    model = tmp_path / "model.joblib"
+    model.write_bytes(b"unused")
+    args = ["--layer", str(layer_zip(tmp_path)), "--model", str(model), "--events", str(tiny_events(tmp_path / "ev"))]
+    args += ["--function", str(function_zip(tmp_path, TINY_HANDLER.replace("lambda_handler", "handle")))]
+    result = run_cli("-m", "ci", "--build-dir", str(tmp_path / "build"), "smoke", *args, check=False)
+    assert result.returncode == 1
+    assert "FAILED: init error Runtime.HandlerNotFound: Handler 'lambda_handler' missing on module 'handler.app'" in (
+        result.stdout
+    )
+    report = json.loads((tmp_path / "build" / "reports" / "smoke.json").read_text())
+    assert report["check"] == "smoke" and report["passed"] is False
+    assert report["init"]["error"]["errorType"] == "Runtime.HandlerNotFound"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import queue
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -132,6 +133,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: ApiState
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # the harness ended the client: expected
+            super().handle_error(request, client_address)
 
 
 class RuntimeApi:
