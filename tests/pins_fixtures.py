@@ -99,15 +99,26 @@ def bundle(directory: Path, name: str) -> Bundle:
     return Bundle(directory / f"{name}.joblib", directory / f"{name}.json")
 
 
-def train_here(out: Path) -> Path:
-    """Train the fixture bundles with this environment's (the layer lock's) versions."""
-    subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, str(out)], check=True, capture_output=True, text=True)
+def script_key() -> str:
+    return hashlib.sha256(TRAIN_SCRIPT.encode()).hexdigest()[:10]
+
+
+def train_here(cache: Path = FIXTURE_CACHE) -> Path:
+    """Bundles trained with this environment's (the layer lock's) versions, cached by those versions."""
+    from importlib.metadata import version
+
+    out = cache / f"local-{foreign_key({name: version(name) for name in FOREIGN_VERSIONS})}" / "out"
+    if not (out.parent / ".complete").is_file():
+        shutil.rmtree(out.parent, ignore_errors=True)
+        subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, str(out)], check=True, capture_output=True, text=True)
+        (out.parent / ".complete").write_text("ok\n")
     return out
 
 
 def foreign_key(versions: dict[str, str] = FOREIGN_VERSIONS) -> str:
+    """Directory name of a fixture: the versions, the Python and the training script's digest."""
     py = f"py{sys.version_info.major}.{sys.version_info.minor}"
-    return "-".join([*(f"{name}{version}" for name, version in sorted(versions.items())), py])
+    return "-".join([*(f"{name}{version}" for name, version in sorted(versions.items())), py, script_key()])
 
 
 def train_foreign(versions: dict[str, str] = FOREIGN_VERSIONS, cache: Path = FIXTURE_CACHE) -> Path:
@@ -188,9 +199,9 @@ def removed_from_lock(source: Path, target: Path, name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def local_bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def local_bundles() -> Path:
     """Bundles trained with this environment's versions (those of the layer lock)."""
-    return train_here(tmp_path_factory.mktemp("pins-local"))
+    return train_here()
 
 
 @pytest.fixture(scope="session")

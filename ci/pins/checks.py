@@ -282,9 +282,11 @@ def check_model(layer: Lock, model: ModelEvidence, inputs: PinsInputs) -> CheckR
     names += sorted((set(versions) | model.referenced_distributions()) - set(names))
     for name in names:
         runtime = inputs.target_python if name == "python" else pinned(layer.get(name))
-        check.rows.append(
-            Row(name, versions.get(name, "-"), runtime, scan_column.get(name, "-"), statuses.get(name, "ok"))
-        )
+        recorded, scanned = versions.get(name, "-"), scan_column.get(name, "-")
+        if model.scan is not None and name in PACKAGES.values() and scanned == "-":
+            scanned = "not referenced"
+        judged = recorded != "-" or scanned != "-"
+        check.rows.append(Row(name, recorded, runtime, scanned, statuses.get(name, "ok" if judged else "-")))
     return check
 
 

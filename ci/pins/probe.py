@@ -7,6 +7,7 @@ keeps those imports (scikit-learn takes a second or two) out of the CLI's own pr
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -50,6 +51,12 @@ class ProbeResult:
 
 def probe(names: list[tuple[str, str]], distributions: list[str], python: str = sys.executable) -> ProbeResult:
     """Which of `names` (module, qualname) exist in `python`'s environment, and its versions."""
+    return _probe(tuple(sorted(set(names))), tuple(sorted(set(distributions))), python)
+
+
+@functools.lru_cache(maxsize=32)
+def _probe(names: tuple[tuple[str, str], ...], distributions: tuple[str, ...], python: str) -> ProbeResult:
+    """One child process per question: installed environments do not change during a run."""
     request = json.dumps({"names": names, "distributions": distributions})
     completed = subprocess.run(
         [python, "-I", "-B", "-c", _PROBE], input=request, capture_output=True, text=True, timeout=300, check=False

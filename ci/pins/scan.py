@@ -25,7 +25,6 @@ from typing import Any
 
 from ci.errors import PipelineError
 
-WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 OLD_WRAPPERS = {"joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper"}
 UFUNC_RECONSTRUCTORS = {"numpy.core._ufunc_reconstruct", "numpy._core._ufunc_reconstruct"}
 MAX_NESTING = 8
@@ -60,6 +59,15 @@ class Obj:
     @property
     def class_path(self) -> str | None:
         return self.factory.path if isinstance(self.factory, Global) else None
+
+    @property
+    def is_array_wrapper(self) -> bool:
+        return isinstance(self.factory, Global) and is_wrapper_global(self.factory)
+
+
+def is_wrapper_global(value: Any) -> bool:
+    """joblib's loader recognises the class, not the path: treat any joblib spelling as the wrapper."""
+    return isinstance(value, Global) and value.module.split(".")[0] == "joblib" and value.name == "NumpyArrayWrapper"
 
 
 @dataclass(eq=False)
@@ -333,23 +341,23 @@ class _Walker:
             items = self.pop_mark()
             if not items:
                 raise ScanError("malformed pickle: OBJ without a class", "the artifact is damaged; retrain")
-            self.mark_called(items[0])
+            self.mark_called(items[0], tuple(items[1:]), pos)
             self.push(Obj(items[0], tuple(items[1:])))
         elif name == "NEWOBJ":
             args = self.pop()
             cls = self.pop()
-            self.mark_called(cls)
+            self.mark_called(cls, args, pos)
             self.push(Obj(cls, args))
         elif name == "NEWOBJ_EX":
             kwargs = self.pop()
             args = self.pop()
             cls = self.pop()
-            self.mark_called(cls)
+            self.mark_called(cls, args, pos)
             self.push(Obj(cls, (args, kwargs)))
         elif name == "REDUCE":
             args = self.pop()
             func = self.pop()
-            self.mark_called(func)
+            self.mark_called(func, args, pos)
             self.reduce_extras(func, args, pos)
             self.push(Obj(func, args))
         elif name == "BUILD":
@@ -385,9 +393,13 @@ class _Walker:
             module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         return module, name
 
-    def mark_called(self, value: Any) -> None:
+    def mark_called(self, value: Any, args: Any = (), pos: int | None = None) -> None:
         if isinstance(value, Global):
             self.result.references[value.path].called = True
+        # The wrapper passed as an argument (copyreg._reconstructor(NumpyArrayWrapper, ...)) would make
+        # joblib read array bytes after a BUILD the scan cannot tie to the class: refuse such streams.
+        if isinstance(args, tuple) and any(is_wrapper_global(item) for item in args):
+            self.result.unresolved.append(f"NumpyArrayWrapper constructed indirectly at byte {pos}")
 
     def reduce_extras(self, func: Any, args: Any, pos: int | None) -> None:
         """numpy pickles a ufunc as _ufunc_reconstruct(module, name), an import by strings."""
@@ -407,7 +419,7 @@ class _Walker:
                 owner = target.class_path if isinstance(target, Obj) else None
                 self.result.sklearn_versions.append((owner, part.sklearn_version))
                 part.claimed = True
-        if isinstance(target, Obj) and target.class_path == WRAPPER:
+        if isinstance(target, Obj) and target.is_array_wrapper:
             self.stack[-1] = self.read_array(state)
         elif isinstance(target, Obj) and target.class_path in OLD_WRAPPERS:
             self.result.unresolved.append(f"{target.class_path}: arrays stored in separate files (joblib < 0.10)")
@@ -492,10 +504,17 @@ def dtype_layout(dtype: Any) -> tuple[bool, int]:
     match = _TYPESTR.fullmatch(typestr) if isinstance(typestr, str) else None
     if match is None:
         raise ScanError(f"numpy dtype {typestr!r} is not understood by the static scan", "retrain the model")
-    if flags & NPY_ITEM_HASOBJECT or match.group(1) == "O":
+    kind, digits = match.group(1), match.group(2)
+    # joblib sizes the raw bytes with numpy's own dtype; any reading that could differ from
+    # numpy's is refused, so the scan can never skip bytes that joblib would read as opcodes.
+    if kind == "O" or flags & NPY_ITEM_HASOBJECT:
+        if kind != "O":
+            raise ScanError(f"numpy dtype {typestr!r} claims Python objects; the scan refuses it", "retrain the model")
         return True, 8
-    if elsize > 0:
+    if kind in "USV" and digits is None:
+        if elsize <= 0:
+            raise ScanError(f"numpy dtype {typestr!r} has no item size", "retrain the model")
         return False, elsize
-    if match.group(2) is None:
-        raise ScanError(f"numpy dtype {typestr!r} has no item size", "retrain the model")
-    return False, int(match.group(2))
+    if digits is None or (elsize > 0 and elsize != int(digits)):
+        raise ScanError(f"numpy dtype {typestr!r} with item size {elsize} is inconsistent", "retrain the model")
+    return False, int(digits)
