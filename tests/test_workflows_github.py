@@ -37,6 +37,11 @@ READ_ONLY_TOKEN = "ghs_read_only"
 REPO = "octo/forgetting-curve"
 PR = 42
 MARKER = "<!-- size-budget -->"
+HEAD_SHA = "abc1234def5678abc1234def5678abc1234def56"
+FOOTER = (
+    "\n\n<sub>Updated for abc1234 by [run 777](https://github.example/octo/forgetting-curve/actions/runs/777);"
+    " this comment is edited on every push.</sub>\n"
+)
 
 
 @dataclass
@@ -168,7 +173,7 @@ def ci_github(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
 def runner_env(github: FakeGitHub, tmp_path: Path) -> dict[str, str]:
     """What a pull_request job's runner sets, pointing at the fake API."""
     event = tmp_path / "event.json"
-    event.write_text(json.dumps({"number": PR, "pull_request": {"number": PR}}))
+    event.write_text(json.dumps({"number": PR, "pull_request": {"number": PR, "head": {"sha": HEAD_SHA}}}))
     return {
         "GITHUB_API_URL": github.url,
         "GITHUB_TOKEN": TOKEN,
@@ -197,7 +202,7 @@ def test_comment_is_created_once_then_updated_in_place(
     assert first.returncode == 0, first.stderr
     assert "comment created" in first.stdout
     [posted] = github.marked(PR)
-    assert posted["body"] == f"{MARKER}\n### Lambda size budget: PASS\n\n198.4 MB of 262.1 MB\n"
+    assert posted["body"] == f"{MARKER}\n### Lambda size budget: PASS\n\n198.4 MB of 262.1 MB{FOOTER}"
 
     report.write_text("### Lambda size budget: WARN\n\n240.0 MB of 262.1 MB (+41.6 MB vs main)\n")
     second = comment(runner_env, report)
@@ -224,7 +229,7 @@ def test_comment_is_found_beyond_the_first_page(github: FakeGitHub, runner_env: 
     assert result.returncode == 0, result.stderr
     assert "comment updated" in result.stdout
     assert [c["id"] for c in github.marked(PR)] == [ours["id"]]
-    assert github.marked(PR)[0]["body"] == f"{MARKER}\nnew report\n"
+    assert github.marked(PR)[0]["body"] == f"{MARKER}\nnew report{FOOTER}"
     pages = [path for method, path in github.requests if method == "GET"]
     assert len(pages) == 2 and "page=2" in pages[1]
 

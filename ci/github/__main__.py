@@ -82,12 +82,27 @@ def _missing_report(body: Path) -> str:
     )
 
 
+def _footer() -> str:
+    """Which commit and run the comment describes, so a reader knows it is current."""
+    event_path = os.environ.get("GITHUB_EVENT_PATH", "")
+    event = json.loads(Path(event_path).read_text(encoding="utf-8")) if Path(event_path).is_file() else {}
+    head = str(((event.get("pull_request") or {}).get("head") or {}).get("sha") or "")[:7]
+    run = os.environ.get("GITHUB_RUN_ID")
+    if not (head or run):
+        return ""
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+    where = f"[run {run}]({server}/{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{run})" if run else ""
+    parts = [f"for {head}" if head else "", f"by {where}" if where else ""]
+    return "\n\n<sub>Updated " + " ".join(p for p in parts if p) + "; this comment is edited on every push.</sub>\n"
+
+
 def run_comment(args: argparse.Namespace) -> int:
     from ci.github.api import GitHubApi
     from ci.github.comment import check_marker, upsert_comment
 
     marker = check_marker(args.marker)
     markdown = args.body.read_text(encoding="utf-8") if args.body.is_file() else _missing_report(args.body)
+    markdown = markdown.rstrip() + _footer()
     result = upsert_comment(GitHubApi.from_env(), _repository(args.repo), _pr_number(args.pr), marker, markdown)
     print(f"comment {result.action}: {result.url or result.comment_id}")
     return 0
