@@ -143,3 +143,26 @@ def test_signed_megabytes_read_like_a_pull_request_comment() -> None:
     assert signed_mb(-3_040_000) == "-3.0 MB"
     assert signed_mb(0) == "±0 bytes"
     assert signed_mb(1_234) == "+1,234 bytes"  # small changes never round to zero
+
+
+def test_the_baseline_build_gets_this_configuration_with_the_refs_lock(tmp_path: Path) -> None:
+    from ci.budget.baseline import _with_layer_lock
+
+    lock = tmp_path / "baseline" / "requirements-layer.txt"
+    derived = _with_layer_lock(REPO_ROOT / "pipeline.toml", lock)
+    config = load_config(file=_write(tmp_path / "pipeline.toml", derived))
+    original = load_config()
+    assert config.path(config.lock, "layer_lock") == lock
+    assert config.build == original.build  # same rules
+    assert config.target == original.target
+    assert {k: v for k, v in config.raw.items() if k != "lock"} == {
+        k: v for k, v in original.raw.items() if k != "lock"
+    }
+
+    with pytest.raises(PipelineError, match=r"must set lock\.layer_lock exactly once"):
+        _with_layer_lock(_write(tmp_path / "bare.toml", "[lock]\n"), lock)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -203,7 +203,7 @@ def _distribution_table(budget: Budget) -> str:
     headers = ["Distribution", "Version", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"]
     if comparison:
         headers.append(f"vs {comparison.label}")
-    rows = []
+    rows: list[Sequence[object]] = []
     for g in budget.distributions:
         row: list[object] = [
             g.name,

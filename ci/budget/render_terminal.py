@@ -78,9 +78,9 @@ def render_terminal(budget: Budget) -> str:
         rows.append(row)
     parts += ["", table(headers, rows)]
     if budget.comparison:
-        removed = [row for row in budget.comparison.distributions if row.status == "removed"]
-        for row in removed:
-            parts.append(f"removed since {budget.comparison.label}: {row.name} ({signed_mb(row.delta_bytes)})")
+        for gone in budget.comparison.distributions:
+            if gone.status == "removed":
+                parts.append(f"removed since {budget.comparison.label}: {gone.name} ({signed_mb(gone.delta_bytes)})")
     parts += [
         "",
         table(
