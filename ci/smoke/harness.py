@@ -92,9 +92,14 @@ def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
             problem = _error_text(outcome)
             result["error"] = problem
         else:
-            response = outcome.json()
+            try:
+                response = outcome.json()
+            except ValueError:
+                response = None
+                problem = "the response is not JSON: " + outcome.body.decode("utf-8", "replace")[:300]
+            else:
+                problem = judge(event, response)
             result["response"] = response
-            problem = judge(event, response)
     result["passed"] = problem is None
     if problem:
         result["problem"] = problem
