@@ -35,6 +35,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         target_python=config.target.runtime.python,
         root=config.root,
         installed=args.installed,
+        deployed_model=paths.model,
     )
     result = run_pins(inputs)
     print(render(result), flush=True)

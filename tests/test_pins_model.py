@@ -6,6 +6,7 @@ Nothing in these tests unpickles an artifact it did not make itself; the malicio
 
 from __future__ import annotations
 
+import copyreg
 import json
 import os
 import shutil
@@ -201,3 +202,38 @@ def test_cli_fails_on_a_foreign_model_with_the_first_problem(foreign_bundles: Pa
 def test_foreign_fixture_records_what_made_it(foreign_bundles: Path, name: str) -> None:  # noqa: F811
     versions = bundle(foreign_bundles, name).manifest_data()["versions"]
     assert {dist: versions[dist] for dist in FOREIGN_VERSIONS} == FOREIGN_VERSIONS
+
+
+def test_report_never_vouches_for_another_file_than_the_build_model(local_bundles: Path, tmp_path: Path) -> None:  # noqa: F811
+    build_model = tmp_path / "model" / "model.joblib"
+    build_model.parent.mkdir()
+    shutil.copy(bundle(local_bundles, "model-z3").model, build_model)
+    scanned = bundle(local_bundles, "model")
+    result = run_cli(
+        "-m", "ci", "--build-dir", str(tmp_path), "pins",
+        "--model", str(scanned.model), "--manifest", str(scanned.manifest),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "which deploy would upload and this report would vouch for" in result.stdout
+    assert json.loads((tmp_path / "reports" / "pins.json").read_text())["passed"] is False
+
+
+class WrapperInDisguise:
+    """Pickles as copyreg._reconstructor(NumpyArrayWrapper, object, None) + BUILD: joblib's loader would then
+    read 'array bytes' that the scan could not size from the class path alone."""
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        from joblib.numpy_pickle import NumpyArrayWrapper
+
+        return (copyreg._reconstructor, (NumpyArrayWrapper, object, None), {"shape": (1,)})
+
+
+def test_array_wrapper_built_indirectly_is_refused(local_bundles: Path, tmp_path: Path) -> None:  # noqa: F811
+    model = tmp_path / "model.joblib"
+    joblib.dump({"sklearn_model": small_model(), "feature_names": ["x"], "metadata": {"w": WrapperInDisguise()}}, model)
+    versions = bundle(local_bundles, "model").manifest_data()["versions"]
+    found = errors(check(write_manifest(model, tmp_path / "model.json", versions)), "model")
+    assert any(m.startswith("cannot be read statically: NumpyArrayWrapper constructed indirectly") for m in found), (
+        found
+    )

@@ -4,6 +4,7 @@ raw array bytes joblib writes between opcodes."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import joblib
@@ -90,3 +91,21 @@ def test_plain_pickle_without_arrays_is_scanned() -> None:
 
     scan = scan_stream(pickle.dumps({"a": OrderedDict(x=1), "s": slice(1, 2)}, protocol=2))
     assert set(scan.references) == {"collections.OrderedDict", "builtins.slice"}
+
+
+class LyingDtype:
+    """A float64 dtype whose pickled state claims Python objects (flags bit 1)."""
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        return (np.dtype, ("f8", False, True), (3, "<", None, None, None, -1, -1, 1))
+
+
+def test_dtype_whose_size_numpy_could_read_differently_is_refused() -> None:
+    import numpy as np
+
+    wrapper = numpy_pickle.NumpyArrayWrapper(np.ndarray, (2,), "C", LyingDtype())
+    stream = pickle.dumps(wrapper, protocol=4) + b"\x00" * 16
+    with pytest.raises(ScanError, match="claims Python objects"):
+        scan_stream(stream)

@@ -87,6 +87,7 @@ class PinsInputs:
     root: Path  # paths in messages are shown relative to it
     installed: bool = False
     probe_python: str = sys.executable  # the environment asked whether referenced classes exist
+    deployed_model: Path | None = None  # what deploy would upload (build/model/model.joblib)
 
 
 @dataclass
@@ -271,6 +272,7 @@ def check_model(layer: Lock, model: ModelEvidence, inputs: PinsInputs) -> CheckR
     check.findings.extend(model.problems)
     retrain = RETRAIN.format(training=display(inputs.training_lock, inputs.root))
     _check_digest(check, model)
+    _check_is_deployed_artifact(check, model, inputs)
     statuses: dict[str, str] = {}
     scan_column: dict[str, str] = {}
     # What the pickle itself says comes first: it cannot be edited to agree, a manifest can.
@@ -304,6 +306,19 @@ def _check_digest(check: CheckResult, model: ModelEvidence) -> None:
     name = model.manifest.get("artifact")
     if name is not None and name != Path(model.model_display).name:
         check.warn(f"{model.manifest_display} names artifact {name!r}, but the scanned file is {model.model_display}")
+
+
+def _check_is_deployed_artifact(check: CheckResult, model: ModelEvidence, inputs: PinsInputs) -> None:
+    """pins.json vouches for build/model/model.joblib by digest: it must be the file scanned."""
+    deployed = inputs.deployed_model
+    if deployed is None or not deployed.is_file() or model.artifact_sha256 is None:
+        return
+    if hashlib.sha256(deployed.read_bytes()).hexdigest() != model.artifact_sha256:
+        check.error(
+            f"the scanned artifact {model.model_display} is not {display(deployed, inputs.root)}, which deploy "
+            "would upload and this report would vouch for",
+            "scan the artifact that will be deployed (omit --model) or pass a separate --build-dir",
+        )
 
 
 def _check_manifest_versions(
