@@ -24,6 +24,7 @@ pipeline: venv
 	$(CI) lock --check
 	$(PY) -m training
 	$(CI) build
+	$(CI) abi
 	$(CI) budget
 	$(CI) pins
 	$(CI) smoke
