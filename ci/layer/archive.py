@@ -12,8 +12,10 @@ again on every rebuild would cost more than the rest of a warm build together.
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
 import struct
+import threading
 import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -117,7 +119,7 @@ def _deflate(data: bytes, cache: Path | None) -> bytes:
     deflated = compressor.compress(data) + compressor.flush()
     if key is not None:
         key.parent.mkdir(parents=True, exist_ok=True)
-        partial = key.with_suffix(f".{id(data)}.partial")
+        partial = key.with_suffix(f".{os.getpid()}-{threading.get_ident()}.partial")
         partial.write_bytes(deflated)
         partial.replace(key)
     return deflated

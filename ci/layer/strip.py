@@ -9,6 +9,7 @@ Stripped bytes are cached by the original's sha256, so a warm rebuild only copie
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -93,7 +94,7 @@ def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | Non
     cached = cache / f"{digest}.so"
     if cached.is_file():
         return cached, ""
-    partial = cache / f"{digest}.partial"
+    partial = cache / f"{digest}.{os.getpid()}.partial"
     run = subprocess.run(
         [strip_tool, *STRIP_ARGS, "-o", str(partial), str(path)], capture_output=True, text=True, check=False
     )

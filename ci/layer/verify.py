@@ -11,6 +11,7 @@ that removed or changed something it needs.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -184,7 +185,9 @@ def baseline(
     loaded = {o.name: list(o.loaded) for o in outcomes.values() if o.loaded}
     result = Baseline(failures=failures, loaded=loaded)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    cache_file.write_text(json.dumps(result.to_json(), indent=1, sort_keys=True))
+    partial = cache_file.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps(result.to_json(), indent=1, sort_keys=True))
+    partial.replace(cache_file)  # other builds share the cache: never expose half a file
     return result
 
 

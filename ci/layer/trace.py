@@ -1,0 +1,158 @@
+"""What the handler really uses from the layer: the import trace of a run on the committed events.
+
+Run in the target interpreter that sees only the layer and the handler package: import the
+handler, load the model (MODEL_PATH) and call it on every event of tests/events/, then record
+the files of every imported module, every file Python opened (audit hook) and every shared
+object mapped into the process (/proc/self/maps: dlopen'ed libraries in *.libs/). Bytecode
+for runtime modules, sourceless modules and import-trace pruning all start from this.
+The handler's answers are recorded too, so a changed tree can be proven to answer the same.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci.errors import CheckFailedError
+from ci.isolated import run_isolated
+from ci.reports import sha256_file
+
+_TRACE = r"""
+import importlib, json, os, sys
+SITE = SITE_
+opened = set()
+def _audit(event, args):
+    if event == "open" and args and isinstance(args[0], str):
+        opened.add(args[0])
+sys.addaudithook(_audit)
+os.environ.update(ENV_)
+module_name, function_name = HANDLER_.rsplit(".", 1)
+handler = importlib.import_module(module_name)
+results = []
+class Context:
+    function_name = "import-trace"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:import-trace"
+    memory_limit_in_mb = 512
+    aws_request_id = "import-trace"
+    log_group_name = log_stream_name = "import-trace"
+    def get_remaining_time_in_millis(self):
+        return 60000
+for event in EVENTS_:
+    try:
+        results.append(json.loads(json.dumps(getattr(handler, function_name)(event, Context()), default=repr)))
+    except BaseException as exc:
+        results.append({"raised": f"{type(exc).__name__}: {exc}"})
+files = set()
+for module in list(sys.modules.values()):
+    file = getattr(module, "__file__", None)
+    if isinstance(file, str):
+        files.add(file)
+modules = set(files)
+with open("/proc/self/maps") as maps:
+    for line in maps:
+        parts = line.split(None, 5)
+        if len(parts) == 6 and parts[5].startswith("/"):
+            files.add(parts[5].strip())
+files |= opened
+def inside(paths):
+    out = set()
+    for path in paths:
+        real = os.path.realpath(path)
+        if real.startswith(SITE + os.sep) and os.path.isfile(real):
+            out.add(os.path.relpath(real, SITE))
+    return sorted(out)
+print("TRACE " + json.dumps({"modules": inside(modules), "files": inside(files), "results": results}))
+"""
+
+
+@dataclass
+class ImportTrace:
+    workload: str  # "events" (handler + model on every event) | "import-only" (no model)
+    modules: list[str]  # files of imported modules, relative to the site
+    files: list[str]  # everything used: modules, opened files, mapped shared objects
+    results: list[Any] = field(default_factory=list)  # the handler's answer per event
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"workload": self.workload, "modules": len(self.modules), "files": len(self.files)}
+
+
+def load_events(events_dir: Path) -> list[Any]:
+    """The Lambda events of tests/events/*.json (each file: {"description", "event", "expect"})."""
+    events = []
+    for path in sorted(events_dir.glob("*.json")) if events_dir.is_dir() else []:
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "event" in data:
+            events.append(data["event"])
+    return events
+
+
+def trace_handler(
+    python: str,
+    site: Path,
+    function_root: Path,
+    handler: str,
+    events_dir: Path,
+    model: Path | None,
+    pycache: Path | None = None,
+) -> ImportTrace:
+    """Run the handler on the events in the isolated interpreter and return what it used."""
+    warnings = []
+    events: list[Any] = []
+    env: dict[str, str] = {}
+    if model is not None and model.is_file():
+        events = load_events(events_dir)
+        env = {"MODEL_PATH": str(model), "MODEL_SHA256": sha256_file(model)}
+        if not events:
+            warnings.append(f"no events in {events_dir}: the trace covers importing the handler only")
+    else:
+        warnings.append(
+            f"no model at {model}: the trace covers importing the handler only (train first: python -m training)"
+        )
+    code = _TRACE.replace("SITE_", repr(str(site.resolve()))).replace("ENV_", repr(env))
+    code = code.replace("HANDLER_", repr(handler)).replace("EVENTS_", repr(events))
+    if pycache is not None:
+        code = f"import sys; sys.pycache_prefix = {str(pycache)!r}; sys.dont_write_bytecode = False\n" + code
+    run = run_isolated(python, [function_root, site], code, timeout=900)
+    line = next((ln for ln in run.stdout.splitlines() if ln.startswith("TRACE ")), None)
+    if run.returncode != 0 or line is None:
+        raise CheckFailedError(
+            f"the handler {handler} failed in the isolated interpreter with only the layer:\n"
+            + "\n".join(run.stderr.strip().splitlines()[-12:]),
+            "the traceback names the missing module or file; keep it with build.keep or drop the rule that removed it",
+        )
+    data = json.loads(line[len("TRACE ") :])
+    return ImportTrace(
+        workload="events" if events else "import-only",
+        modules=data["modules"],
+        files=data["files"],
+        results=data["results"],
+        warnings=warnings,
+    )
+
+
+def compare_results(before: ImportTrace, after: ImportTrace, what: str) -> None:
+    """The handler must answer every event exactly as it did before `what` changed the tree."""
+    diffs = [
+        f"  event {index}: {json.dumps(old, sort_keys=True)[:200]} -> {json.dumps(new, sort_keys=True)[:200]}"
+        for index, (old, new) in enumerate(zip(before.results, after.results, strict=True))
+        if _stable(old) != _stable(new)
+    ]
+    if diffs:
+        raise CheckFailedError(
+            f"after {what} the handler answers {len(diffs)} event(s) differently:\n" + "\n".join(diffs[:5]),
+            f"disable {what} in pipeline.toml [build] and report the module involved",
+        )
+
+
+def _stable(result: Any) -> Any:
+    """An answer without what legitimately changes between runs (none today; kept as the one place)."""
+    return result
+
+
+def layer_bytes(site: Path, rels: Sequence[str]) -> int:
+    return sum((site / rel).stat().st_size for rel in rels if (site / rel).is_file())
