@@ -237,3 +237,21 @@ def test_array_wrapper_built_indirectly_is_refused(local_bundles: Path, tmp_path
     assert any(m.startswith("cannot be read statically: NumpyArrayWrapper constructed indirectly") for m in found), (
         found
     )
+
+
+def test_class_path_check_is_skipped_and_said_so_when_the_probe_has_other_versions(
+    local_bundles: Path,  # noqa: F811
+    foreign_bundles: Path,  # noqa: F811
+) -> None:
+    model = bundle(local_bundles, "model")
+    other_python = str(foreign_bundles.parent / "venv" / "bin" / "python")  # scikit-learn 1.5.2, numpy 2.1.3
+    result = run_pins(
+        PinsInputs(TRAINING, LAYER, model.model, model.manifest, "3.11", REPO_ROOT, probe_python=other_python)
+    )
+    notes = [f.message for f in result.checks[1].findings if f.severity == "note"]
+    assert any(
+        m.startswith(f"class-path check skipped for scikit-learn: {other_python} has scikit-learn 1.5.2, ")
+        and m.endswith("requirements-layer.txt pins 1.3.2")
+        for m in notes
+    ), notes
+    assert result.passed  # a skipped sub-check is reported, not failed
