@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
@@ -138,8 +139,19 @@ def _dlopen_batches(python: str, files: Sequence[Path], site: Path) -> dict[Path
                 failures[Path(path)] = error
         pending = pending[len(done) :]
         if pending and run.returncode != 0:
-            failures[Path(pending[0])] = f"the loading process died (exit {run.returncode}): {run.stderr[-200:]}"
+            failures[Path(pending[0])] = (
+                f"loading it killed the interpreter ({_exit_text(run.returncode)}) {run.stderr[-200:]}"
+            )
             pending = pending[1:]
         elif pending:
             break
     return failures
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit {code}"

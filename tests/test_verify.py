@@ -1,0 +1,94 @@
+"""Verification in the isolated interpreter: pristine failures are data, new failures name file, error and rule."""
+
+from __future__ import annotations
+
+import json
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from ci.isolated import target_python
+from ci.layer import verify
+from ci.layer.modules import extension_modules
+
+PYTHON = target_python("3.11")
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+@pytest.fixture()
+def site(tmp_path: Path) -> Path:
+    root = tmp_path / "python"
+    write(
+        root,
+        {
+            "pkg/__init__.py": "from pkg import helpers\n",
+            "pkg/helpers.py": "import pkg.testing\nVALUE = 1\n",
+            "pkg/testing/__init__.py": "",
+            "pkg/tests/test_it.py": "",
+            "pkg/broken.py": "raise ImportError('broken even in a pristine install')\n",
+            "other.py": "import pkg\n",
+            "pkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\n",
+        },
+    )
+    return root
+
+
+def test_baseline_records_pristine_failures_and_the_files_imports_load(site: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache" / "baseline.json"
+    items = verify.items_for(site, ["pkg"])
+    assert ("module", "pkg") in items and ("module", "other") in items and ("metadata", "pkg") in items
+    base = verify.baseline(PYTHON, site, ["pkg"], [], cache)
+    assert base.failures == {}  # pkg.broken is not a top-level package nor an extension module
+    keep = verify.keep_set(base)
+    assert {"pkg/__init__.py", "pkg/helpers.py", "pkg/testing/__init__.py", "other.py"} <= keep
+    assert "pkg/tests/test_it.py" not in keep
+    assert json.loads(cache.read_text())["loaded"], "cached for the next build"
+    cache.write_text(json.dumps({"format": verify.VERIFIER_VERSION, "failures": {"x": "y"}, "loaded": {}}))
+    assert verify.baseline(PYTHON, site, ["pkg"], [], cache).failures == {"x": "y"}, "served from the cache"
+
+
+def test_a_failure_seen_pristine_is_not_a_pruning_failure(site: Path, tmp_path: Path) -> None:
+    write(site, {"failing.py": "raise RuntimeError('needs a GPU')\n"})
+    base = verify.baseline(PYTHON, site, ["pkg"], [], tmp_path / "b.json")
+    assert base.failures == {"failing": "RuntimeError: needs a GPU"}
+    result = verify.verify_tree(PYTHON, site, ["pkg"], base)
+    assert result.passed and result.failures == {"failing": "RuntimeError: needs a GPU"}
+
+
+def test_a_new_failure_names_the_file_the_error_and_the_rule(site: Path, tmp_path: Path) -> None:
+    base = verify.baseline(PYTHON, site, ["pkg"], [], tmp_path / "b.json")
+    (site / "pkg/testing/__init__.py").unlink()
+    (site / "pkg/testing").rmdir()
+    result = verify.verify_tree(PYTHON, site, ["pkg", "absent-dist"], base)
+    assert not result.passed
+    assert set(result.new_failures) == {"pkg", "other", "absent-dist"}
+    assert "No module named 'pkg.testing'" in result.new_failures["pkg"]
+    assert "PackageNotFoundError" in result.new_failures["absent-dist"]
+    error = verify.explain(result, site, {"pkg/testing/__init__.py": "tests", "pkg/tests/test_it.py": "tests"})
+    text = str(error)
+    assert "pkg (pkg/__init__.py): ModuleNotFoundError: No module named 'pkg.testing'" in text
+    assert "rule 'tests' removed/changed pkg/testing/__init__.py" in text
+    assert "build.keep" in error.fix
+
+
+def test_a_crashing_import_is_isolated_and_the_others_still_run(site: Path) -> None:
+    write(site, {"crash.py": "import os\nos.abort()\n", "zzz.py": "X = 1\n"})
+    items = [("module", "crash"), ("module", "zzz"), ("module", "pkg")]
+    outcomes = verify.run_checks(PYTHON, site, items, jobs=1)
+    assert "interpreter died" in (outcomes[("module", "crash")].error or "")
+    assert outcomes[("module", "zzz")].error is None and outcomes[("module", "pkg")].error is None
+
+
+def test_extension_modules_are_listed_by_their_tag(tmp_path: Path) -> None:
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    write(
+        tmp_path, {f"pkg/_speed{suffix}": "", "pkg/__init__.py": "", "pkg.libs/libx.so": "", "pkg/sub/_m.abi3.so": ""}
+    )
+    assert extension_modules(tmp_path) == {"pkg._speed": f"pkg/_speed{suffix}", "pkg.sub._m": "pkg/sub/_m.abi3.so"}
