@@ -1,12 +1,13 @@
 """Recall probabilities, and the days until recall falls to a target, from the loaded model.
 
 The model is trained monotone (recall never rises with elapsed time), so the first day on which the
-prediction reaches the target is found by bisection on delta_days, with the model itself as the
+prediction reaches the target is found by a search on delta_days, with the model itself as the
 oracle: the answer is consistent with what the model predicts, to DAY_RESOLUTION.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,8 @@ from handler.model_store import LoadedModel
 from handler.validation import ELAPSED
 
 DAY_RESOLUTION = 0.001  # days (under 1.5 minutes)
+MAX_PROBES = 15  # deltas per instance per search round, for small batches
+ROWS_PER_CALL = 150  # below this a predict call costs about its fixed overhead
 
 
 def recall(model: LoadedModel, rows: np.ndarray) -> np.ndarray:
@@ -25,21 +28,40 @@ def recall(model: LoadedModel, rows: np.ndarray) -> np.ndarray:
 
 
 def days_until(model: LoadedModel, rows: np.ndarray, target: float, horizon_days: float) -> np.ndarray:
-    """Smallest delta (to DAY_RESOLUTION) with predicted recall <= target; 0 if already there, capped at horizon."""
+    """Smallest delta (to DAY_RESOLUTION) with predicted recall <= target; 0 if already there, capped at horizon.
+
+    A (k+1)-ary search: each round asks the model about k evenly spaced deltas per instance in one
+    call, keeping the interval where recall crosses the target. For one instance, k = 15 takes six
+    rounds instead of bisection's 22 (the fixed cost of a predict call dominates); large batches use
+    k = 1, plain bisection, where the cost is per row.
+    """
+    probes = max(1, min(MAX_PROBES, ROWS_PER_CALL // max(len(rows), 1)))
     column = model.feature_names.index(ELAPSED)
-    probe = rows.copy()
-    low = np.zeros(len(rows))
-    high = np.full(len(rows), horizon_days)
-    probe[:, column] = low
-    already = recall(model, probe) <= target
-    high[already] = 0.0
+    count = len(rows)
+    low = np.zeros(count)
+    high = np.full(count, horizon_days)
+    start = rows.copy()
+    start[:, column] = 0.0
+    high[recall(model, start) <= target] = 0.0
+    fractions = np.arange(1, probes + 1) / (probes + 1)
     while np.any(high - low > DAY_RESOLUTION):
-        middle = (low + high) / 2
-        probe[:, column] = middle
-        below = recall(model, probe) <= target
-        high = np.where(below, middle, high)
-        low = np.where(below, low, middle)
+        points = low[:, None] + (high - low)[:, None] * fractions[None, :]  # (count, probes)
+        probe = np.repeat(rows, probes, axis=0)
+        probe[:, column] = points.ravel()
+        below = (recall(model, probe) <= target).reshape(count, probes)
+        crossed = below.any(axis=1)
+        first = below.argmax(axis=1)  # recall only falls with time: the first probe at or below target
+        new_high = np.where(crossed, points[np.arange(count), first], high)
+        previous = np.where(first > 0, points[np.arange(count), np.maximum(first - 1, 0)], low)
+        new_low = np.where(crossed, previous, points[:, -1])
+        low, high = new_low, new_high
     return high
+
+
+def round_up(days: float) -> float:
+    """Three decimals, rounded up: the model's recall at the returned day is still at or below the target."""
+    rounded = math.ceil(days * 1000) / 1000
+    return rounded if rounded >= days else rounded + 0.001
 
 
 def predictions(
@@ -52,7 +74,7 @@ def predictions(
     return [
         {
             "recall_probability": round(float(probabilities[i]), 6),
-            "days_until_target": None if days is None else round(float(days[i]), 3),
+            "days_until_target": None if days is None else round_up(float(days[i])),
         }
         for i in range(len(rows))
     ]

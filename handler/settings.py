@@ -40,6 +40,11 @@ def limits() -> Limits:
     )
 
 
+def threads() -> int:
+    """MODEL_THREADS: OpenMP threads for prediction (default 1)."""
+    return _positive("MODEL_THREADS", 1)
+
+
 def running_on_lambda() -> bool:
     """The managed runtime sets _HANDLER; then the model is loaded during the init phase."""
     return bool(os.environ.get("_HANDLER"))

@@ -14,6 +14,7 @@ from ci.paths import BuildPaths
 from handler import model_store
 from handler.app import lambda_handler
 from handler.predict import DAY_RESOLUTION, recall
+from training.simulator import simulate
 
 GOOD = {"delta_days": 3.0, "history_seen": 6, "history_correct": 4, "history_wrong": 1, "item_difficulty": 0.4}
 
@@ -150,28 +151,39 @@ def test_unexpected_failure_is_a_500_without_traceback(monkeypatch: pytest.Monke
     assert "RuntimeError: boom" in logged  # the cause goes to CloudWatch
 
 
-def test_days_until_target_is_consistent_with_the_models_own_predictions() -> None:
-    histories = [GOOD, {**GOOD, "history_seen": 2, "history_correct": 1, "history_wrong": 0}, {**GOOD, "delta_days": 0}]
-    status, body = call({"instances": histories, "target_recall": 0.75})
+def check_days_until_target(histories: list[dict[str, Any]], target: float) -> list[float]:
+    status, body = call({"instances": histories, "target_recall": target})
     assert status == 200
     model = model_store.get_model()
-    for history, prediction in zip(histories, body["predictions"], strict=True):
-        days = prediction["days_until_target"]
-        row = np.array([[history[name] for name in model.feature_names]], dtype=float)
-        at = row.copy()
-        at[0, 0] = days
-        before = row.copy()
-        before[0, 0] = max(days - 2 * DAY_RESOLUTION, 0)
-        assert recall(model, at)[0] <= 0.75
-        if days > 0:
-            assert recall(model, before)[0] > 0.75
-    # Recall only falls with time, so a stricter target is reached sooner.
-    status, stricter = call({"instances": histories, "target_recall": 0.9})
-    for loose, strict in zip(body["predictions"], stricter["predictions"], strict=True):
-        assert strict["days_until_target"] <= loose["days_until_target"]
-    # A batch predicts exactly what single requests predict.
-    assert all(prediction["recall_probability"] == call({"features": h})[1]["predictions"][0]["recall_probability"]
-               for h, prediction in zip(histories, body["predictions"], strict=True))  # fmt: skip
+    column = model.feature_names.index("delta_days")
+    rows = np.array([[history[name] for name in model.feature_names] for history in histories], dtype=float)
+    days = np.array([prediction["days_until_target"] for prediction in body["predictions"]])
+    at, before = rows.copy(), rows.copy()
+    at[:, column] = days
+    before[:, column] = np.maximum(days - 2 * DAY_RESOLUTION, 0)
+    assert (recall(model, at) <= target).all()  # on the returned day, recall has fallen to the target
+    assert (recall(model, before)[days > 0] > target).all()  # and not noticeably earlier
+    return list(days)
+
+
+def test_days_until_target_is_consistent_with_the_models_own_predictions() -> None:
+    log = simulate(123, learners=50, items=50, reviews=300)
+    histories = [{name: row[name] for name in GOOD} for row in log.to_dict("records")]
+    histories += [{**GOOD, "delta_days": 0.0}, {**GOOD, "history_seen": 1, "history_correct": 0, "history_wrong": 0}]
+    few = check_days_until_target(histories[:3], 0.9)  # small batch: several probes per round
+    many = check_days_until_target(histories, 0.9)  # large batch: bisection
+    assert few == many[:3]
+    looser = check_days_until_target(histories, 0.6)
+    # Recall only falls with time, so a stricter target is reached no later.
+    assert all(strict <= loose for strict, loose in zip(many, looser, strict=True))
+    assert any(day > 0 for day in many)
+
+
+def test_batch_and_single_predictions_agree() -> None:
+    histories = [GOOD, {**GOOD, "history_seen": 2, "history_correct": 1, "history_wrong": 0}]
+    _, batch = call({"instances": histories})
+    singles = [call({"features": history})[1]["predictions"][0] for history in histories]
+    assert batch["predictions"] == singles
 
 
 def test_days_until_target_is_capped_at_the_horizon(monkeypatch: pytest.MonkeyPatch) -> None:
