@@ -1,0 +1,41 @@
+"""Check 3: the environment where training runs has exactly the training lock installed."""
+
+from __future__ import annotations
+
+import sys
+
+from ci.pins.locks import Lock
+from ci.pins.result import CheckResult, Row
+
+INSTALLED_COLUMNS = ("package", "training lock", "installed here", "", "status")
+
+
+def check_installed(training: Lock) -> CheckResult:
+    import importlib.metadata
+
+    from packaging.markers import Marker
+
+    check = CheckResult("installed", f"Installed environment ({sys.executable}) vs training lock", INSTALLED_COLUMNS)
+    for name, entry in sorted(training.entries.items()):
+        if entry.marker and not Marker(entry.marker).evaluate():
+            continue
+        wanted = entry.pinned_version
+        if wanted is None:
+            continue  # the locks check reports loose pins
+        try:
+            have: str | None = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            have = None
+        ok = have == wanted
+        if have is None:
+            check.error(
+                f"{name} {wanted} ({training.display}:{entry.line}) is not installed in {sys.prefix}",
+                f"pip install --require-hashes -r {training.display}",
+            )
+        elif not ok:
+            check.error(
+                f"{name} {have} is installed in {sys.prefix}, {training.display}:{entry.line} pins {wanted}",
+                f"pip install --require-hashes -r {training.display}",
+            )
+        check.rows.append(Row(name, wanted, have or "(missing)", "", "ok" if ok else "FAIL"))
+    return check
