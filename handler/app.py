@@ -12,7 +12,7 @@ import traceback
 from typing import Any
 
 from handler import events, model_store, predict, responses, settings, telemetry, validation
-from handler.errors import RequestError
+from handler.errors import ModelLoadError, RequestError
 
 if settings.running_on_lambda():
     # Load during the init phase: cold-start cost lands in Init Duration, not in the first request.
@@ -22,8 +22,12 @@ if settings.running_on_lambda():
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     started = time.perf_counter()
     request_id = getattr(context, "aws_request_id", None)
-    model = model_store.get_model()
     source = events.source_of(event)
+    try:
+        model = model_store.get_model()
+    except ModelLoadError as exc:  # a broken deployment: a function error, logged for CloudWatch too
+        telemetry.log_invocation(level="error", request_id=request_id, source=source, status=None, error=str(exc))
+        raise
     count = 0
     try:
         limits = settings.limits()

@@ -229,3 +229,16 @@ def test_under_lambda_a_tampered_model_fails_the_init_phase(trained_model: Build
     result = run_probe(env, function_dir)
     assert result.returncode != 0
     assert "ModelLoadError" in result.stderr and "was not unpickled" in result.stderr
+
+
+def test_a_broken_deployment_is_a_logged_function_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from handler.app import lambda_handler
+
+    monkeypatch.setenv("MODEL_PATH", str(tmp_path / "absent.joblib"))
+    monkeypatch.delenv("MODEL_SHA256", raising=False)
+    with pytest.raises(ModelLoadError, match="cannot read MODEL_PATH"):
+        lambda_handler({"features": {}}, None)
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["level"] == "error" and "cannot read MODEL_PATH" in line["error"]
