@@ -15,11 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from ci.config import Config
+from ci.deploy.aws import connect
+from ci.deploy.deployer import deploy
+from ci.deploy.uploads import MULTIPART_CHUNK
 from ci.paths import REPO_ROOT, BuildPaths
-from ci.reports import write_report
+from ci.reports import sha256_file, write_report
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import
-from tests.moto_fixtures import FakeBuild  # noqa: E402
+from tests.moto_fixtures import BytesCheck, CallLog, FakeBuild  # noqa: E402
 
 pytest_plugins = ["tests.moto_fixtures"]
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
@@ -76,16 +80,25 @@ def test_deploy_with_nothing_configured_runs_on_an_embedded_moto(verified_build:
 
 
 def test_second_deploy_to_the_same_endpoint_reports_nothing_to_deploy(
-    verified_build: BuildPaths, tmp_path: Path, moto: str
+    verified_build: BuildPaths, tmp_path: Path, moto: str, config: Config
 ):
     env = aws_free_env(tmp_path, AWS_ENDPOINT_URL=moto)
     bootstrap = ci(verified_build, env, "bootstrap", "--github-repository", "example/forgetting-curve")
     assert bootstrap.returncode == 0, bootstrap.stdout + bootstrap.stderr
     assert "deploy role     arn:aws:iam::123456789012:role/forgetting-curve-deploy" in bootstrap.stdout
 
-    first = ci(verified_build, env, "deploy")
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert "post-deploy check passed: smoke harness" in first.stdout
+    # the first deploy in-process (the smoke harness already ran in the test above), the second as a user would
+    aws = connect(config, endpoint_url=moto, static_credentials=("test", "test"))
+    calls = CallLog(aws)
+    first = deploy(config, verified_build, aws, verifier=BytesCheck(FakeBuild(verified_build)), log=print)
+    assert first.version == "1"
+    # the layer (tens of MB) went up in SHA-256-checksummed parts, never in one request body
+    parts = -(-verified_build.layer_zip.stat().st_size // MULTIPART_CHUNK)
+    assert parts > 1 and calls.calls["s3:UploadPart"] == parts and calls.calls["s3:CreateMultipartUpload"] == 1
+    assert calls.calls["s3:PutObject"] == 2  # function.zip and model.joblib
+    layer = first.uploads[0]
+    head = aws.s3.head_object(Bucket=layer.bucket, Key=layer.key)
+    assert head["Metadata"]["sha256"] == sha256_file(verified_build.layer_zip)
 
     second = ci(verified_build, env, "deploy")
     assert second.returncode == 0, second.stdout + second.stderr

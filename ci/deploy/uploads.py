@@ -34,8 +34,9 @@ class Upload:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def existing_sha256(s3: Any, bucket: str, key: str) -> str | None:
-    """The SHA-256 an existing object vouches for (our metadata, or a single-part checksum); None if absent."""
+def existing_sha256(s3: Any, bucket: str, key: str) -> tuple[str, str] | None:
+    """(source, digest) an existing object vouches for: our metadata (hex) or a whole-object checksum
+    (base64); None if there is no object."""
     from botocore.exceptions import ClientError
 
     try:
@@ -53,9 +54,8 @@ def existing_sha256(s3: Any, bucket: str, key: str) -> str | None:
         raise
     recorded = head.get("Metadata", {}).get("sha256")
     if recorded:
-        return str(recorded)
-    checksum = head.get("ChecksumSHA256", "")
-    return checksum if checksum and "-" not in checksum else None
+        return "metadata", str(recorded)
+    return "checksum", str(head.get("ChecksumSHA256", ""))
 
 
 def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact) -> Upload:
@@ -65,14 +65,15 @@ def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact) -> Upload:
     key = artifact.key(prefix)
     started = time.monotonic()
     found = existing_sha256(s3, bucket, key)
-    if found in {artifact.sha256, hex_to_lambda_sha(artifact.sha256)}:
+    if found in {("metadata", artifact.sha256), ("checksum", hex_to_lambda_sha(artifact.sha256))}:
         return Upload(artifact.name, bucket, key, False, time.monotonic() - started)
-    if found is not None:
+    if found is not None and found[0] == "metadata":
         raise PipelineError(
-            f"s3://{bucket}/{key} exists with sha256 {found}, not {artifact.sha256}: the content-addressed key "
+            f"s3://{bucket}/{key} exists with sha256 {found[1]}, not {artifact.sha256}: the content-addressed key "
             "was overwritten by something else",
             "delete that object (the bucket is versioned, nothing is lost) and deploy again",
         )
+    # no object, or one without our digest (a multipart checksum is not the file's): upload it
     transfer = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNK)
     s3.upload_file(
         str(artifact.path),

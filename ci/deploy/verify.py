@@ -8,6 +8,7 @@ harness: it is still the deployed version's bytes that answer, not the local bui
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import urllib.request
@@ -105,13 +106,21 @@ def emulator_check(
     function_zip = fetch_function_code(aws, candidate, workdir / "function.zip")
     layer_zip = fetch_layer(aws, candidate, workdir / "layer.zip")
     model = fetch_model(aws, candidate, workdir / "model" / "model.joblib")
-    result = run_smoke(layer_zip, function_zip, model, config, BuildPaths(build=workdir, cache=paths.cache), events_dir)
+    check_paths = BuildPaths(build=workdir, cache=paths.cache)
+    result = run_smoke(layer_zip, function_zip, model, check_config(config), check_paths, events_dir)
     return Verdict(
         bool(result.passed),
         f"smoke harness on version {candidate.version}'s bytes downloaded from the emulator (moto cannot invoke)",
         list(result.failures),
         {"downloaded": str(workdir)},
     )
+
+
+def check_config(config: Config) -> Config:
+    """The smoke configuration without the warm-latency series: this check asks "does it answer right",
+    latency was measured before upload. [deploy].check_warm_invocations (default 0) brings it back."""
+    warm = int(config.deploy.get("check_warm_invocations", 0))
+    return dataclasses.replace(config, smoke={**config.smoke, "warm_invocations": warm})
 
 
 def fetch_function_code(aws: Aws, candidate: Candidate, target: Path) -> Path:
