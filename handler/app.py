@@ -15,8 +15,9 @@ from handler import events, model_store, predict, responses, settings, telemetry
 from handler.errors import ModelLoadError, RequestError
 
 if settings.running_on_lambda():
-    # Load during the init phase: cold-start cost lands in Init Duration, not in the first request.
-    model_store.get_model()
+    # Load and exercise the model during the init phase: cold-start cost (unpickling, the lazy imports
+    # of the first predict call) lands in Init Duration, not in the first request.
+    predict.warm_up(model_store.get_model())
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:

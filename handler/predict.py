@@ -27,6 +27,11 @@ def recall(model: LoadedModel, rows: np.ndarray) -> np.ndarray:
     return np.asarray(model.estimator.predict_proba(frame)[:, 1], dtype="float64")
 
 
+def warm_up(model: LoadedModel) -> None:
+    """One throw-away prediction, so the first request does not pay for first-call imports and caches."""
+    recall(model, np.zeros((1, len(model.feature_names))))
+
+
 def days_until(model: LoadedModel, rows: np.ndarray, target: float, horizon_days: float) -> np.ndarray:
     """Smallest delta (to DAY_RESOLUTION) with predicted recall <= target; 0 if already there, capped at horizon.
 
