@@ -81,3 +81,12 @@ def test_committed_event(path: Path, model_env: dict[str, Any], capsys: pytest.C
     assert line["instances"] == (len(body["predictions"]) if status == 200 else 0)
     assert line["model_sha256"] == model_env["sha256"][:12]
     assert isinstance(line["latency_ms"], float)
+
+
+def test_committed_events_are_what_the_generator_writes() -> None:
+    """Expected values are the simulator's true recall, not hand-edited numbers: regenerate to change them."""
+    from tests.events.generate import EVENTS as GENERATED
+
+    assert {path.stem for path in EVENTS} == set(GENERATED)
+    for path in EVENTS:
+        assert json.loads(path.read_text()) == json.loads(json.dumps(GENERATED[path.stem])), path.name
