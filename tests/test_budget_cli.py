@@ -94,6 +94,7 @@ def real_build(built_layer: BuildPaths, tmp_path_factory: pytest.TempPathFactory
     paths.reports.mkdir(parents=True)
     for source in (built_layer.layer_zip, built_layer.function_zip, built_layer.report("build")):
         shutil.copy(source, paths.build / source.relative_to(built_layer.build))
+    shutil.copytree(built_layer.model_dir, paths.model_dir)  # the build traces the handler on it
     return paths
 
 

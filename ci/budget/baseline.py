@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,13 +101,16 @@ def lock_at_ref(root: Path, ref: str, lock_path: str) -> tuple[str, bytes]:
     return sha, shown.stdout
 
 
-def build_layer_at(lock: bytes, build_dir: Path, cache_dir: Path, config_file: Path) -> None:
+def build_layer_at(lock: bytes, build_dir: Path, cache_dir: Path, config_file: Path, model_dir: Path) -> None:
     """`python -m ci build` of `lock` into its own build tree, sharing the download cache.
 
     The build reads lock.layer_lock of its configuration, so the baseline gets a copy of this
     checkout's configuration (same target, same rules) whose layer_lock names the ref's lock.
+    It also gets this build's model: the runtime bytecode is chosen by tracing the handler on it.
     """
     build_dir.mkdir(parents=True, exist_ok=True)
+    if model_dir.is_dir():
+        shutil.copytree(model_dir, build_dir / "model", dirs_exist_ok=True)
     lock_file = build_dir / "requirements-layer.txt"
     lock_file.write_bytes(lock)
     settings = build_dir / "pipeline.toml"

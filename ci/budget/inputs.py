@@ -22,7 +22,11 @@ BUILD_FIX = "run `python -m ci build` first (it writes layer.zip, function.zip a
 
 
 def gather_inputs(
-    config: Config, paths: BuildPaths, limit_bytes: int | None = None, lock_file: Path | None = None
+    config: Config,
+    paths: BuildPaths,
+    limit_bytes: int | None = None,
+    lock_file: Path | None = None,
+    function_zip: Path | None = None,
 ) -> BudgetInputs:
     layer = read_zip(paths.layer_zip, "layer.zip", "layer", BUILD_FIX)
     build_report = read_json(paths.report("build"), BUILD_FIX, required=False) or {}
@@ -32,7 +36,7 @@ def gather_inputs(
     else:
         lock = lock_identity(lock_file or config.path(config.lock, "layer_lock"), config.root)
     return BudgetInputs(
-        function=read_zip(paths.function_zip, "function.zip", "function", BUILD_FIX),
+        function=read_zip(function_zip or paths.function_zip, "function.zip", "function", BUILD_FIX),
         layer=layer,
         limit_bytes=config.limit_bytes if limit_bytes is None else _limit_override(limit_bytes),
         warn_fraction=config.warn_fraction,

@@ -52,7 +52,7 @@ def baseline_from_ref(
     config_file: Path | None,
     rebuild: bool = False,
 ) -> tuple[dict[str, Any], str]:
-    """The budget of the layer built from the lock at `ref`, with this checkout's rules and function.
+    """The budget of the layer built from the lock at `ref`, with this checkout's rules, model and function.
 
     The build is deterministic, so an identical lock gives identical bytes: then this build's
     figures are the baseline's and the delta is exactly zero without building twice.
@@ -65,12 +65,14 @@ def baseline_from_ref(
 
     base = BuildPaths(build=paths.build / f"baseline-{sha[:12]}", cache=paths.cache)
     config_file = config_file or config.root / CONFIG_FILE
-    key = hashlib.sha256(lock + b"\0" + config_file.read_bytes()).hexdigest()
+    model = paths.model.read_bytes() if paths.model.is_file() else b""
+    key = hashlib.sha256(b"\0".join([lock, config_file.read_bytes(), model])).hexdigest()
     key_file = base.build / BASELINE_KEY
     cached = key_file.is_file() and key_file.read_text() == key and base.layer_zip.is_file()
     if rebuild or not cached:
         key_file.unlink(missing_ok=True)
-        build_layer_at(lock, base.build, paths.cache, config_file)
+        build_layer_at(lock, base.build, paths.cache, config_file, paths.model_dir)
         key_file.write_text(key)
-    inputs = gather_inputs(config, base, limit_bytes, lock_file=base.build / "requirements-layer.txt")
+    # Only the layer comes from the ref: the function code is this checkout's on both sides.
+    inputs = gather_inputs(config, base, limit_bytes, base.build / "requirements-layer.txt", paths.function_zip)
     return budget_to_dict(compute_budget(inputs)), source + f", built in {base.build}"
