@@ -18,6 +18,7 @@ from handler.validation import ELAPSED
 DAY_RESOLUTION = 0.001  # days (under 1.5 minutes)
 MAX_PROBES = 15  # deltas per instance per search round, for small batches
 ROWS_PER_CALL = 150  # below this a predict call costs about its fixed overhead
+MAX_ROUNDS = 200
 
 
 def recall(model: LoadedModel, rows: np.ndarray) -> np.ndarray:
@@ -49,7 +50,9 @@ def days_until(model: LoadedModel, rows: np.ndarray, target: float, horizon_days
     start[:, column] = 0.0
     high[recall(model, start) <= target] = 0.0
     fractions = np.arange(1, probes + 1) / (probes + 1)
-    while np.any(high - low > DAY_RESOLUTION):
+    for _ in range(MAX_ROUNDS):  # bounded even if a huge horizon defeats float resolution
+        if not np.any(high - low > DAY_RESOLUTION):
+            break
         points = low[:, None] + (high - low)[:, None] * fractions[None, :]  # (count, probes)
         probe = np.repeat(rows, probes, axis=0)
         probe[:, column] = points.ravel()
