@@ -34,6 +34,7 @@ LAYER_FILES: dict[str, bytes | int] = {
     "python/scipy/special/__init__.py": 2_000,
     "python/scipy-1.16.3.dist-info/METADATA": 400,
     "python/six.py": 800,
+    "python/__pycache__/six.cpython-311.pyc": 700,
     "python/six-1.17.0.dist-info/METADATA": 100,
     "python/orphan/thing.dat": 50,
 }

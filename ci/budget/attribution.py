@@ -104,6 +104,8 @@ class Attributor:
         component = first_component(path)
         if component is None:
             return UNATTRIBUTED
+        if component == "__pycache__":  # python/__pycache__/six.cpython-311.pyc: bytecode of a top-level module
+            component = path.rsplit("/", 1)[-1].split(".", 1)[0] + ".py"
         if component in self._owner:
             return self._owner[component]
         # Single-file modules and vendored-library folders named after the distribution.
