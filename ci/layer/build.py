@@ -23,9 +23,9 @@ from ci.errors import CheckFailedError, ConfigError
 from ci.isolated import target_python
 from ci.layer import archive, rules, strip, verify
 from ci.layer.install import InstalledDistribution, install_wheels
-from ci.layer.lockfile import read_lock
+from ci.layer.lockfile import Lock, read_lock
 from ci.layer.tree import owner_of, tree_size, walk_files
-from ci.layer.wheels import fetch
+from ci.layer.wheels import CachedWheel, fetch
 from ci.paths import BuildPaths
 
 Log = Callable[[str], None]
@@ -76,12 +76,22 @@ class BuildState:
     log: Log
     timings: dict[str, float] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    lock: Lock | None = None
+    wheels: tuple[CachedWheel, ...] = ()
     installed: list[InstalledDistribution] = field(default_factory=list)
+    baseline: verify.Baseline | None = None
+    keep: frozenset[str] = frozenset()
     changes: dict[str, str] = field(default_factory=dict)  # path under python/ -> rule that removed/changed it
 
     @property
     def site(self) -> Path:
         return self.paths.layer_tree / "python"
+
+    @property
+    def distributions(self) -> list[str]:
+        """The locked distributions, whose importlib.metadata.version() must answer."""
+        assert self.lock is not None
+        return [pin.name for pin in self.lock.pins]
 
     @property
     def function_tree(self) -> Path:
@@ -110,6 +120,7 @@ def build_layer(config: Config, paths: BuildPaths, log: Log = print) -> dict[str
     started = time.perf_counter()
     step_fetch(state)
     step_install(state)
+    step_pristine(state)
     step_prune(state)
     # The ABI check reads ELF headers in this process while the verification's interpreters run:
     # two independent proofs on two cores.
@@ -131,11 +142,10 @@ def step_fetch(state: BuildState) -> None:
         lock = read_lock(state.config.path(state.config.lock, "layer_lock"))
         cache = state.paths.wheel_cache
         result = fetch(lock, cache, state.config.target, str(state.config.lock.get("index_url")))
+    state.lock, state.wheels = lock, result.wheels
     state.data["lock"] = {"path": lock.path.name, "sha256": lock.digest, "pins": len(lock.pins)}
     state.data["wheels"] = sorted(wheel.path.name for wheel in result.wheels)
     state.data["cache"] = "cold" if result.downloaded else "warm"
-    state.data["_lock"] = lock
-    state.data["_wheels"] = result.wheels
     source = "downloaded from the index" if result.downloaded else "all from the cache, no network"
     state.log(f"fetch:    {len(result.wheels)} wheels, {_mb(result.bytes)} ({source}) [{state.timings['fetch']:.1f}s]")
 
@@ -144,7 +154,7 @@ def step_install(state: BuildState) -> None:
     with state.step("install"):
         if state.paths.layer_tree.exists():
             shutil.rmtree(state.paths.layer_tree)
-        state.installed = install_wheels(state.data["_wheels"], state.site)
+        state.installed = install_wheels(state.wheels, state.site)
     files, size = tree_size(state.site)
     state.data["installed"] = {"files": files, "bytes": size}
     dropped = {f"{d.name}: .data/{scheme}": n for d in state.installed for scheme, n in d.dropped.items()}
@@ -156,29 +166,37 @@ def step_install(state: BuildState) -> None:
     )
 
 
+def step_pristine(state: BuildState) -> None:
+    """Verify the unpruned tree once per lock and rule set (cached): what fails anyway, what imports load."""
+    assert state.lock is not None
+    options = state.options
+    target = state.config.target
+    key = f"{state.lock.digest[:16]}-{target.runtime.name}-{target.architecture}-{'-'.join(options.prune)}"
+    cache_file = state.paths.cache / "verify" / f"{key}-v{verify.VERIFIER_VERSION}.json"
+    cached = cache_file.is_file()
+    with state.step("pristine"):
+        planned = rules.plan(state.site, options.prune)
+        state.baseline = verify.baseline(
+            state.python, state.site, state.distributions, planned, cache_file, pycache=_pycache(state)
+        )
+        state.keep = verify.keep_set(state.baseline) | _globbed(state.site, options.keep)
+    failing = ", ".join(state.baseline.failures) or "none"
+    state.data["pristine"] = {"failures": state.baseline.failures, "kept_for_imports": len(state.keep)}
+    state.log(
+        f"pristine: unpruned tree {'verified before (cached)' if cached else 'verified'}; fails anyway: {failing}; "
+        f"{len(state.keep)} files its imports load are kept [{state.timings['pristine']:.1f}s]"
+    )
+
+
 def step_prune(state: BuildState) -> None:
     options = state.options
-    lock = state.data["_lock"]
     with state.step("prune"):
-        planned = rules.plan(state.site, options.prune)
-        key = f"{lock.digest[:16]}-{state.config.target.runtime.name}-{state.config.target.architecture}"
-        key += f"-{'-'.join(options.prune)}-v{verify.VERIFIER_VERSION}"
-        base = verify.baseline(
-            state.python,
-            state.site,
-            [pin.name for pin in lock.pins],
-            planned,
-            state.paths.cache / "verify" / f"{key}.json",
-            pycache=_pycache(state),
-        )
-        keep = verify.keep_set(base) | _globbed(state.site, options.keep)
-        results: dict[str, rules.RuleResult] = dict(rules.apply_rules(state.site, options.prune, keep))
+        results: dict[str, rules.RuleResult] = dict(rules.apply_rules(state.site, options.prune, state.keep))
         if rules.STRIP in options.prune:
             results[rules.STRIP] = strip.strip_tree(
                 state.site, state.paths.cache / "strip", strip.dlopen_check(state.python)
             )
         ordered = {name: results[name] for name in options.prune}
-    state.data["_baseline"] = base
     for result in ordered.values():
         state.changes.update({path: result.name for path in result.paths})
     state.data["rules"] = {name: result.summary() for name, result in ordered.items()}
@@ -196,13 +214,13 @@ def step_prune(state: BuildState) -> None:
 
 
 def step_verify(state: BuildState) -> None:
-    lock = state.data["_lock"]
+    assert state.baseline is not None
     with state.step("verify"):
         result = verify.verify_tree(
             state.python,
             state.site,
-            [pin.name for pin in lock.pins],
-            state.data["_baseline"],
+            state.distributions,
+            state.baseline,
             jobs=state.options.jobs,
             pycache=_pycache(state),
         )
@@ -292,7 +310,7 @@ def report_data(state: BuildState) -> dict[str, Any]:
         if owner in per_dist:
             per_dist[owner]["files"] += 1
             per_dist[owner]["bytes"] += path.stat().st_size
-    public = {key: value for key, value in state.data.items() if not key.startswith("_")}
+    public = dict(state.data)
     return {
         "layer": public.pop("layer"),
         "function": public.pop("function"),

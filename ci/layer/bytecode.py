@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
 from ci.layer import rules, trace, verify
-from ci.layer.tree import tree_size, walk_files
+from ci.layer.tree import remove_empty_dirs, tree_size, walk_files
 
 if TYPE_CHECKING:
     from ci.layer.build import BuildState
@@ -178,8 +178,6 @@ def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
         result.paths.append(rel)
         path.unlink()
         state.changes[rel] = UNIMPORTED
-    from ci.layer.tree import remove_empty_dirs
-
     remove_empty_dirs(site)
     state.data["rules"][UNIMPORTED] = result.summary()
     state.log(f"  - {UNIMPORTED:<12} {result.files:>5} files {result.bytes / 1e6:>6.1f} MB never used by the handler")
@@ -205,9 +203,9 @@ def _compile_function(state: BuildState) -> tuple[int, int]:
 def _prove_unchanged(state: BuildState, before: trace.ImportTrace) -> None:
     """Bytecode (and the compact options) must not change a single import or answer."""
     if state.options.sourceless or state.options.prune_unimported:
-        lock = state.data["_lock"]
+        assert state.baseline is not None
         result = verify.verify_tree(
-            state.python, state.site, [pin.name for pin in lock.pins], state.data["_baseline"], jobs=state.options.jobs
+            state.python, state.site, state.distributions, state.baseline, jobs=state.options.jobs
         )
         state.data["verify_after_bytecode"] = {"checked": result.checked, "new_failures": result.new_failures}
         if not result.passed:

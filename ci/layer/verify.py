@@ -173,15 +173,11 @@ def baseline(
     leaving = [i for i in items if i not in staying]
     outcomes = run_checks(python, site, staying, jobs=1, record=True, pycache=pycache)
     outcomes.update(run_checks(python, site, leaving, jobs=2, record=False, pycache=pycache))
-    failures = {name: o.error for (_kind, name), o in sorted(outcomes.items()) if o.error}
-    if failures:
-        failures.update(
-            {
-                name: o.error
-                for (_kind, name), o in recheck_alone(python, site, _items(failures, items), pycache).items()
-            }
-        )
-        failures = {name: error for name, error in failures.items() if error}
+    failures = _errors(outcomes)
+    if failures:  # a batch failure counts only if it also fails alone
+        alone = recheck_alone(python, site, _items(failures, items), pycache)
+        failures = {name: error for name, error in failures.items() if name not in _names(alone)}
+        failures.update(_errors(alone))
     loaded = {o.name: list(o.loaded) for o in outcomes.values() if o.loaded}
     result = Baseline(failures=failures, loaded=loaded)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -191,12 +187,20 @@ def baseline(
     return result
 
 
+def _errors(outcomes: dict[Item, Outcome]) -> dict[str, str]:
+    return {o.name: o.error for _item, o in sorted(outcomes.items()) if o.error is not None}
+
+
+def _names(outcomes: dict[Item, Outcome]) -> set[str]:
+    return {name for _kind, name in outcomes}
+
+
 def _items(names: Iterable[str], items: Sequence[Item]) -> list[Item]:
     wanted = set(names)
     return [item for item in items if item[1] in wanted]
 
 
-def keep_set(base: Baseline, site_after_plan: set[str] | None = None) -> frozenset[str]:
+def keep_set(base: Baseline) -> frozenset[str]:
     """Files the verification of the pruned tree will load: never removed by a rule."""
     return frozenset(path for paths in base.loaded.values() for path in paths)
 
@@ -214,7 +218,7 @@ def verify_tree(
     suspicious = [item for item, o in outcomes.items() if o.error and item[1] not in base.failures]
     if suspicious:
         outcomes.update(recheck_alone(python, site, suspicious, pycache))
-    failures = {o.name: o.error for o in outcomes.values() if o.error}
+    failures = _errors(outcomes)
     new = {name: error for name, error in failures.items() if name not in base.failures}
     return Verification(
         checked=len(items),
@@ -228,7 +232,7 @@ def explain(verification: Verification, site: Path, changes: dict[str, str]) -> 
     """A failure that names each module's file, its error and the rule that touched what it needs."""
     modules = extension_modules(site)
     lines = []
-    rules_named = set()
+    rules_named: set[str] = set()
     for name, error in verification.new_failures.items():
         file = modules.get(name) or _source_file(site, name) or "(no file left)"
         culprits = attribute(name, error, file, changes)
@@ -248,7 +252,7 @@ def attribute(module: str, error: str, file: str, changes: dict[str, str]) -> li
     """Changed paths most likely behind a failure: the missing module named in the error, then the
     module's own file (strip), then anything removed in its package."""
     missing = _missing_module(error)
-    prefixes = []
+    prefixes: list[str] = []
     if missing:
         prefixes.extend(paths_of_module(missing))
     prefixes.append(file)
