@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.reports import write_report
+    from ci.reports import artifact_digests, write_report
     from ci.smoke.harness import run_smoke
     from ci.smoke.summary import render
 
@@ -31,7 +31,15 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         paths,
         events_dir=args.events,
     )
-    report = write_report(paths, "smoke", result.passed, result.report)
+    # The report vouches for the build's artifacts (deploy trusts it by their digests): a run on
+    # other files (--layer/--function/--model) must not pass for them.
+    built = artifact_digests(paths)
+    foreign = sorted(name for name, digest in result.report["smoked_artifacts"].items() if built.get(name) != digest)
+    if foreign:
+        result.failures.append(
+            f"smoked {', '.join(foreign)} other than the build's ({paths.build}): this report does not vouch for them"
+        )
+    report = write_report(paths, "smoke", not result.failures, result.report)
     print(render(result.report, result.failures))
     print(f"report: {report}")
-    return 0 if result.passed else 1
+    return 0 if not result.failures else 1
