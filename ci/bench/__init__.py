@@ -1,0 +1,1 @@
+"""Side-by-side measurements of this build against a naive `pip install --target` layer."""
