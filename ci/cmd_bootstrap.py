@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+    from ci.deploy.aws import readable_aws_errors
     from ci.deploy.stack import bootstrap, stack_parameters
     from ci.deploy.target import deployment_target, wants_embedded
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             "`python -m ci deploy` alone bootstraps its embedded moto by itself",
         )
     parameters = stack_parameters(config, args.github_repository, args.oidc_provider_arn)
-    with deployment_target(config, "aws") as aws:
+    with readable_aws_errors("bootstrap"), deployment_target(config, "aws") as aws:
         outputs = bootstrap(aws, config, parameters)
     print(f"stack {config.deploy['stack_name']} {outputs.status} on {aws.where}")
     print(f"  bucket          {outputs.bucket}")

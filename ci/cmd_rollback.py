@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+    from ci.deploy.aws import readable_aws_errors
     from ci.deploy.rollback import rollback
     from ci.deploy.target import deployment_target, wants_embedded
 
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             "so there is nothing to roll back",
             "point AWS_ENDPOINT_URL (or AWS credentials) at the deployment you want to roll back",
         )
-    with deployment_target(config, "aws") as aws:
+    with readable_aws_errors("rollback"), deployment_target(config, "aws") as aws:
         outcome = rollback(config, paths, aws, to=args.to, force=args.force)
     print(f"alias {outcome.alias} -> version {outcome.to_version} (was {outcome.from_version}) on {aws.where}")
     return 0

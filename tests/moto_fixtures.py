@@ -81,8 +81,8 @@ def aws(moto: str, config: Config) -> Aws:
 def write_zip(path: Path, files: dict[str, str | bytes]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
+        for name, content in files.items():  # a fixed timestamp: same content, same bytes (like the real build)
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), content)
     return path
 
 

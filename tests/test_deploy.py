@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from ci.config import Config
 from ci.deploy.aws import Aws
 from ci.deploy.deployer import deploy
+from ci.deploy.stack import read_outputs
+from ci.deploy.verify import Candidate, invoke_check
 from ci.errors import CheckFailedError
 from ci.reports import write_report
 
@@ -115,3 +120,35 @@ def test_gate_refuses_unless_every_check_passed_on_these_bytes(
     named = {"stale": "model.joblib", "failed": "pins", "missing": "abi"}[problem]
     assert named in message
     assert sum(calls.calls.values()) == 0  # refused before the first request
+
+
+def test_on_aws_the_check_invokes_the_new_version_number_with_every_event(
+    aws: Aws, config: Config, build: FakeBuild, tmp_path: Path
+):
+    """moto without Docker echoes the payload: events shaped like their own answers show the plumbing."""
+    first = deploy(config, build.paths, aws, verifier=BytesCheck(build), log=lambda _: None)
+    events = tmp_path / "events"
+    events.mkdir()
+    for name, sent, expected in (("echo-right", 0.25, 0.25), ("echo-wrong", 0.9, 0.1)):
+        (events / f"{name}.json").write_text(
+            json.dumps(
+                {
+                    "description": name,
+                    "event": {"predictions": [{"recall_probability": sent}]},
+                    "expect": {"status": 200, "recall_probability": [expected], "tolerance": 0.01},
+                }
+            )
+        )
+    qualifiers: list[str] = []
+    aws.lambda_.meta.events.register(
+        "before-parameter-build.lambda.Invoke", lambda params, **_: qualifiers.append(params["Qualifier"])
+    )
+    stack = read_outputs(aws, config)
+    version = aws.lambda_.get_function_configuration(FunctionName=config.function["name"], Qualifier=first.version)
+    candidate = Candidate(config.function["name"], first.version, version, stack.bucket, stack.key_prefix)
+
+    verdict = invoke_check(aws, config, candidate, events)
+
+    assert qualifiers == ["1", "1"]  # the version number: never $LATEST, never the alias
+    assert not verdict.passed
+    assert verdict.failures == ["echo-wrong: wrong answer: recall_probability[0] = 0.9, expected 0.1 ± 0.01"]

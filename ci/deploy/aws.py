@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -64,7 +65,7 @@ class Aws:
 
     @property
     def where(self) -> str:
-        return f"{self.endpoint_url or 'AWS'} ({self.region})"
+        return f"{self.endpoint_url} ({self.region})"
 
 
 def is_loopback(url: str | None) -> bool:
@@ -84,7 +85,10 @@ def region_for(config: Config, environ: Mapping[str, str] = os.environ) -> str:
 
 
 def endpoint_configured(environ: Mapping[str, str] = os.environ) -> str | None:
-    return environ.get("AWS_ENDPOINT_URL") or None
+    """AWS_ENDPOINT_URL, or any service-specific AWS_ENDPOINT_URL_<SERVICE> (boto3 reads both)."""
+    if environ.get("AWS_ENDPOINT_URL"):
+        return environ["AWS_ENDPOINT_URL"]
+    return next((value for key, value in environ.items() if key.startswith("AWS_ENDPOINT_URL_") and value), None)
 
 
 def credentials_configured(environ: Mapping[str, str] = os.environ) -> bool:
@@ -123,10 +127,15 @@ def connect(
     """
     import boto3
     from botocore.config import Config as BotoConfig
+    from botocore.exceptions import BotoCoreError
 
     region = region_for(config, environ)
-    session = boto3.Session(region_name=region)
-    if static_credentials is None and session.get_credentials() is None:
+    try:
+        session = boto3.Session(region_name=region)
+        found = static_credentials is not None or session.get_credentials() is not None
+    except BotoCoreError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
+        raise PipelineError(f"boto3 could not load the AWS configuration: {exc}", "fix AWS_PROFILE or ~/.aws") from exc
+    if not found:
         endpoint = endpoint_url or endpoint_configured(environ)
         if not is_loopback(endpoint):
             raise PipelineError(
@@ -153,9 +162,20 @@ def connect(
         s3=clients["s3"],
         lambda_=clients["lambda"],
         cloudformation=clients["cloudformation"],
-        endpoint_url=clients["lambda"].meta.endpoint_url if (endpoint_url or endpoint_configured(environ)) else None,
+        endpoint_url=clients["lambda"].meta.endpoint_url,
         embedded=embedded,
     )
+
+
+@contextmanager
+def readable_aws_errors(what: str) -> Iterator[None]:
+    """Any other botocore failure as a PipelineError: the operation, AWS's message, what to check."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise PipelineError(f"{what} failed: {exc}", "check the endpoint, region and credentials, then rerun") from exc
 
 
 def install_denied_hook(client: Any) -> None:
@@ -169,14 +189,17 @@ def install_denied_hook(client: Any) -> None:
         code = str(parsed.get("Error", {}).get("Code", "")) if isinstance(parsed, dict) else ""
         if http_response.status_code < 300 or code not in DENIED_CODES:
             return
-        if service == "s3" and model.name == "HeadObject":
-            return  # a 403 on HEAD has no body; uploads report the real denial on PutObject
         action = denied_action(service, model.name)
         resource = denied_resource(service, context.get("ci_params", {}), client.meta.region_name)
-        message = parsed.get("Error", {}).get("Message", "")
+        message = str(parsed.get("Error", {}).get("Message", ""))
+        hint = (
+            " (S3 answers 403 rather than 404 for a missing key unless s3:ListBucket is allowed too)"
+            if model.name == "HeadObject"
+            else ""
+        )
         raise AccessDeniedError(
-            f"AWS denied {action} on {resource}" + (f": {message}" if message else ""),
-            f"allow {action} on {resource} for the identity running this command; the deploy role in "
+            f"AWS denied {action} on {resource}" + (f": {message}" if message and message != "Forbidden" else ""),
+            f"allow {action} on {resource} for the identity running this command{hint}; the deploy role in "
             "infra/template.yaml lists exactly what deploy needs (update the stack with `python -m ci bootstrap`)",
         )
 

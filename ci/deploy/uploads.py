@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci.deploy.artifacts import Artifact, hex_to_lambda_sha
-from ci.deploy.aws import AccessDeniedError
 from ci.errors import PipelineError
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
@@ -45,12 +44,6 @@ def existing_sha256(s3: Any, bucket: str, key: str) -> tuple[str, str] | None:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if status == 404 or exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
             return None
-        if status == 403:
-            raise AccessDeniedError(
-                f"AWS denied s3:GetObject (HEAD) on arn:aws:s3:::{bucket}/{key}",
-                "allow s3:GetObject on the artifact keys and s3:ListBucket on the bucket (without ListBucket S3 "
-                "answers 403 instead of 404 for a missing key); see the deploy role in infra/template.yaml",
-            ) from exc
         raise
     recorded = head.get("Metadata", {}).get("sha256")
     if recorded:
