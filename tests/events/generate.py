@@ -106,6 +106,11 @@ EVENTS: dict[str, dict[str, Any]] = {
         "event": {"instances": [features(n) for n in ("reviewed_twice", "new_hard_item", "practised", "long_gap")]},
         "expect": ok(("reviewed_twice", "new_hard_item", "practised", "long_gap")),
     },
+    "direct-single": {
+        "description": "direct invocation, one prediction: what a spaced-repetition app asks most (warm latency)",
+        "event": {"features": features("practised")},
+        "expect": ok(("practised",)),
+    },
     "direct-single-target": {
         "description": "direct invocation, one instance with a target recall of 0.9 (days_until_target)",
         "event": {"features": features("middling"), "target_recall": 0.9},
