@@ -196,6 +196,10 @@ def test_never_imported_distributions_from_the_import_trace(tmp_path: Path) -> N
     assert (numpy.imported_files, numpy.imported_bytes) == (3, 4_000 + 3_000 + 120_000)
     assert [g.name for g in imports.unimported_directories] == ["numpy/core", "scipy/special"]
 
+    # The compact profile would drop what was never imported plus the .py that ship with their .pyc.
+    assert budget_for(paths).compact_saving_bytes == (90_000 + 1_000 + 60_000 + 2_000 + 50) + (4_000 + 800)
+    assert budget_for(paths).suggestions[0].action.startswith("turn on the compact profile")
+
     paths.report("smoke").write_text(json.dumps({**smoke, "artifacts": {"layer.zip": "0" * 64}, "import_trace": trace}))
     stale = budget_for(paths).imports
     assert stale is not None and not stale.same_layer
@@ -204,6 +208,7 @@ def test_never_imported_distributions_from_the_import_trace(tmp_path: Path) -> N
 def test_without_an_import_trace_nothing_is_claimed_about_imports(tmp_path: Path) -> None:
     budget = budget_for(make_build(tmp_path))
     assert budget.imports is None
+    assert budget.compact_saving_bytes == 4_000 + 800  # only the source that ships with its bytecode
     assert all("never imported" not in s.action for s in budget.suggestions)
 
 

@@ -90,8 +90,11 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
         bytecode=_bytecode(inputs.layer.entries, (report.get("bytecode") or {}).get("mode")),
         imports=_imports(inputs.import_trace, inputs.layer.entries, owner, distributions),
         lock=dict(inputs.lock),
+        compact_saving_bytes=None
+        if inputs.compact_profile
+        else _compact_saving(inputs.layer.entries, inputs.import_trace),
     )
-    return _with_suggestions(budget, inputs.compact_profile)
+    return _with_suggestions(budget)
 
 
 def _measured(contents: ZipContents) -> Component:
@@ -230,6 +233,17 @@ def _bytecode(entries: Iterable[Entry], mode: str | None) -> Bytecode:
     )
 
 
+def _traced_paths(trace: ImportTrace, entries: list[Entry]) -> set[str]:
+    """Layer paths the trace saw; a module's .pyc is read when it is imported, so it counts too."""
+    traced = {
+        path if path.startswith(attribution.LAYER_PREFIX) else attribution.LAYER_PREFIX + path.lstrip("/")
+        for path in trace.files
+    }
+    modules = {_module_key(path) for path in traced} - {None}
+    traced |= {e.path for e in entries if e.path.endswith(".pyc") and _module_key(e.path) in modules}
+    return traced & {e.path for e in entries}
+
+
 def _imports(
     trace: ImportTrace | None, entries: Iterable[Entry], owner: Mapping[str, str], distributions: list[Group]
 ) -> ImportUsage | None:
@@ -240,18 +254,10 @@ def _imports(
     files: dict[str, int] = defaultdict(int)
     nbytes: dict[str, int] = defaultdict(int)
     touched: set[str] = set()
-    traced = {
-        path if path.startswith(attribution.LAYER_PREFIX) else attribution.LAYER_PREFIX + path.lstrip("/")
-        for path in trace.files
-    }
-    modules = {_module_key(path) for path in traced} - {None}
-    # A module's .pyc is read when its source is imported, so it counts as imported too.
-    traced |= {path for path in sizes if path.endswith(".pyc") and _module_key(path) in modules}
-    for path in traced:
-        if path in sizes:
-            files[owner[path]] += 1
-            nbytes[owner[path]] += sizes[path]
-            touched.add(_folder(path) or "")
+    for path in _traced_paths(trace, entries):
+        files[owner[path]] += 1
+        nbytes[owner[path]] += sizes[path]
+        touched.add(_folder(path) or "")
     if not trace.files:  # a trace that only summarises per distribution
         reported = {canonical(name): facts for name, facts in trace.distributions.items()}
         for group in distributions:
@@ -270,12 +276,24 @@ def _imports(
     return ImportUsage(trace.report, trace.same_layer, uses, unimported)
 
 
-def _with_suggestions(budget: Budget, compact_profile: bool) -> Budget:
+def _compact_saving(entries: Iterable[Entry], trace: ImportTrace | None) -> int:
+    """Bytes the compact profile would drop, each file once: .py shipped with its .pyc and, given
+    a trace, every file never imported (metadata stays)."""
+    entries = list(entries)
+    compiled = {_module_key(e.path) for e in entries if e.path.endswith(".pyc")}
+    removable = {e.path for e in entries if e.path.endswith(".py") and _module_key(e.path) in compiled}
+    imported = _traced_paths(trace, entries) if trace and trace.files else None
+    if imported is not None:
+        removable |= {e.path for e in entries if e.path not in imported and category(e.path) != attribution.METADATA}
+    return sum(e.unzipped_bytes for e in entries if e.path in removable)
+
+
+def _with_suggestions(budget: Budget) -> Budget:
     """What could come out, largest saving first; only figures we can stand behind."""
     ideas: list[Suggestion] = []
     imports = budget.imports
-    if not compact_profile:
-        saving = budget.bytecode.source_with_bytecode_bytes + (imports.never_imported_bytes if imports else 0)
+    if budget.compact_saving_bytes is not None:
+        saving = budget.compact_saving_bytes
         ideas.append(
             Suggestion(
                 "turn on the compact profile (build.sourceless = true and build.prune_unimported = true in "

@@ -142,6 +142,7 @@ class Budget:
     bytecode: Bytecode
     imports: ImportUsage | None
     lock: dict[str, str]  # {"path", "sha256"} of the lock the layer was built from
+    compact_saving_bytes: int | None = None  # what the compact profile would remove, if known
     suggestions: list[Suggestion] = field(default_factory=list)
     comparison: Comparison | None = None
 

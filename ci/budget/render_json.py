@@ -54,6 +54,7 @@ def budget_to_dict(budget: Budget) -> dict[str, Any]:
                 {**dataclasses.asdict(row), "delta_bytes": row.delta_bytes} for row in comparison.distributions
             ],
         },
+        "compact_saving_bytes": budget.compact_saving_bytes,
         "suggestions": [dataclasses.asdict(s) for s in budget.suggestions],
     }
 

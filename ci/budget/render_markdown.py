@@ -20,8 +20,12 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric_from: int = 1) -> str:
-    align = ["---" if i < numeric_from else "---:" for i in range(len(headers))]
+def md_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], numeric_from: int = 1, text_after: int | None = None
+) -> str:
+    """Text columns left, numbers right: columns numeric_from .. text_after-1 are numeric."""
+    last = len(headers) if text_after is None else text_after
+    align = ["---:" if numeric_from <= i < last else "---" for i in range(len(headers))]
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -166,6 +170,7 @@ def render_markdown(budget: Budget) -> str:
                     (r.name, r.files, as_bytes(r.bytes), _mb(r.bytes), ", ".join(f"`{p}`" for p in r.paths[:2]))
                     for r in budget.rules
                 ],
+                text_after=4,
             )
         )
     else:
@@ -264,6 +269,7 @@ def _imports_section(budget: Budget) -> list[str]:
                 )
                 for use in imports.distributions
             ],
+            text_after=4,
         ),
         "",
     ]
