@@ -307,8 +307,8 @@ def _with_suggestions(budget: Budget) -> Budget:
         names = ", ".join(f"{use.name} ({as_mb(use.shipped_bytes)})" for use in imports.never_imported)
         ideas.append(
             Suggestion(
-                f"distributions shipped but never imported by the smoke invocation: {names}; drop them from "
-                "requirements.in if nothing needs them at runtime (unpickling may: check the model loads)",
+                f"distributions shipped but never imported by the smoke invocation: {names}; they can go only "
+                "if nothing needs them at runtime (events the smoke did not send, lazy imports when unpickling)",
                 imports.never_imported_bytes,
             )
         )
