@@ -13,20 +13,27 @@ HELP = "Count what Lambda counts against the 262,144,000-byte unzipped limit and
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--baseline", type=Path, help="a budget.json to compare with (e.g. the base branch's)")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="PATH", help="a budget.json to compare with (e.g. the base branch's)"
+    )
     parser.add_argument(
         "--baseline-ref",
         metavar="REF",
         help="build the layer from requirements-layer.txt at this git ref with the same rules and compare",
     )
-    parser.add_argument("--baseline-label", help="how the report names the baseline (default: the ref, or 'baseline')")
+    parser.add_argument(
+        "--baseline-label", metavar="LABEL", help="how the report names the baseline (default: the ref, or 'baseline')"
+    )
     parser.add_argument(
         "--rebuild-baseline",
         action="store_true",
         help="with --baseline-ref: build the baseline even if its lock equals this one or a cached build exists",
     )
     parser.add_argument(
-        "--limit-bytes", type=int, help="override budget.limit_bytes of pipeline.toml (e.g. to leave room for later)"
+        "--limit-bytes",
+        type=int,
+        metavar="BYTES",
+        help="override budget.limit_bytes of pipeline.toml (e.g. to leave room for later)",
     )
 
 
