@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from ci.config import Config
+from ci.config import Config, load_config
 from ci.deploy.aws import Aws
 from ci.deploy.deployer import DeployFailedError, deploy
 from ci.deploy.rollback import rollback
 from ci.errors import PipelineError
+from ci.reports import write_report
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import
 from tests.moto_fixtures import (  # noqa: E402
@@ -122,3 +123,34 @@ def test_rollback_without_history_uses_version_order(aws: Aws, config: Config, b
     aws.lambda_.update_alias(FunctionName=name, Name=alias, FunctionVersion="2", Description="set by hand")
 
     assert rollback(config, build.paths, aws, verifier=check, log=quiet).to_version == "1"
+
+
+@pytest.mark.parametrize("counted_bytes", [None, 262_144_000])
+def test_attached_layers_are_checked_against_the_unzipped_limit_before_publishing(
+    aws: Aws, build: FakeBuild, counted_bytes: int | None
+):
+    """An extra layer attached to the function must have been counted by the budget, and fit."""
+    deploy(load_config(), build.paths, aws, verifier=BytesCheck(build), log=quiet)
+    extra = aws.lambda_.publish_layer_version(
+        LayerName="observability", Content={"ZipFile": build.paths.layer_zip.read_bytes()}
+    )["LayerVersionArn"]
+    config = load_config(overrides={"budget": {"extra_layer_arns": [{"arn": extra, "unzipped_bytes": 1}]}})
+    body = build.budget_body()
+    if counted_bytes is not None:
+        body["components"].append({"name": "observability", "kind": "extra layer", "source": extra,
+                                   "unzipped_bytes": counted_bytes})  # fmt: skip
+    write_report(build.paths, "budget", True, body)
+    name = config.function["name"]
+    published = [v["Version"] for v in aws.lambda_.list_versions_by_function(FunctionName=name)["Versions"]]
+
+    with pytest.raises(DeployFailedError) as refused:
+        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)
+
+    message = str(refused.value)
+    assert "step 'size check'" in message and "production is unchanged (alias live -> version 1)" in message
+    if counted_bytes is None:
+        assert f"layers the size budget never counted: {extra}" in message
+    else:
+        assert "over Lambda's 262,144,000-byte limit" in message
+    assert [v["Version"] for v in aws.lambda_.list_versions_by_function(FunctionName=name)["Versions"]] == published
+    assert published == ["$LATEST", "1"]  # nothing was published over the limit
