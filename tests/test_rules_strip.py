@@ -100,3 +100,11 @@ def test_warm_strip_reuses_the_cache(site: Path, tmp_path: Path) -> None:
     result = strip.strip_tree(fresh, cache, strip.dlopen_check(PYTHON))
     assert result.files == 1
     assert sorted(cache.glob("*.so")) == cached
+
+
+def test_without_a_strip_tool_nothing_changes_and_the_report_says_why(site: Path, tmp_path: Path) -> None:
+    module = site / "pkg" / f"tiny{SUFFIX}"
+    original = digest(module)
+    result = strip.strip_tree(site, tmp_path / "cache", strip.dlopen_check(PYTHON), strip_tool="no-such-strip")
+    assert result.files == 0 and "not found" in result.failed["*"]
+    assert digest(module) == original

@@ -102,6 +102,7 @@ def step_bytecode(state: BuildState) -> None:
             state.data["import_trace"] = {
                 **before.summary(),
                 "bytes": trace.layer_bytes(site, before.files),
+                "distributions": trace.per_distribution(site, before.files, state.top_level),
                 "warnings": before.warnings,
             }
             for warning in before.warnings:

@@ -56,6 +56,9 @@ def strip_candidates(site: Path) -> list[Path]:
 
 def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str = "strip") -> StripResult:
     result = StripResult(STRIP)
+    if shutil.which(strip_tool) is None:
+        result.failed["*"] = f"{strip_tool} not found on PATH (install binutils); nothing stripped"
+        return result
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="strip-originals-", dir=cache) as backup_dir:
         backup = Path(backup_dir)

@@ -154,5 +154,16 @@ def _stable(result: Any) -> Any:
     return result
 
 
+def per_distribution(site: Path, rels: Sequence[str], top_level: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Files and bytes each distribution contributes to the trace (0 for one never imported)."""
+    counts = {name: {"imported_files": 0, "imported_bytes": 0} for name in sorted(set(top_level.values()))}
+    for rel in rels:
+        owner = top_level.get(rel.split("/", 1)[0])
+        if owner in counts and (site / rel).is_file():
+            counts[owner]["imported_files"] += 1
+            counts[owner]["imported_bytes"] += (site / rel).stat().st_size
+    return counts
+
+
 def layer_bytes(site: Path, rels: Sequence[str]) -> int:
     return sum((site / rel).stat().st_size for rel in rels if (site / rel).is_file())
