@@ -153,14 +153,38 @@ def step_bytecode(state: BuildState) -> None:
 
 
 def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
-    return trace.trace_handler(
-        state.python,
-        state.site,
-        state.function_tree,
-        str(state.config.function["handler"]),
-        state.config.path(state.config.smoke, "events"),
-        state.paths.model,
-        pycache=state.paths.cache / "pycache" if pycache else None,
+    """The handler on the events, on the tree as it is now; a failure names the rule behind it."""
+    try:
+        traced = trace.trace_handler(
+            state.python,
+            state.site,
+            state.function_tree,
+            str(state.config.function["handler"]),
+            state.config.path(state.config.smoke, "events"),
+            state.paths.model,
+            pycache=state.paths.cache / "pycache" if pycache else None,
+        )
+    except trace.TraceError as exc:
+        raise _attributed(exc.problem, exc.detail, state) from exc
+    broken = traced.broken_answers()
+    if broken:
+        errors = "\n".join(line for line in traced.log if "error" in line.lower()) or "(no error logged)"
+        raise _attributed(
+            f"the handler answered {len(broken)} event(s) with a server error on the pruned layer "
+            f"(events #{', #'.join(map(str, broken[:5]))}):\n" + errors[-1500:],
+            errors,
+            state,
+        )
+    return traced
+
+
+def _attributed(problem: str, detail: str, state: BuildState) -> CheckFailedError:
+    culprits = verify.attribute("", detail, "\0", state.changes)
+    blame = "".join(f"\n  rule '{rule}' removed/changed {path}" for path, rule in culprits[:5])
+    rules_named = ", ".join(sorted({rule for _path, rule in culprits})) or "the rule involved"
+    return CheckFailedError(
+        problem + blame,
+        f'keep the named paths with build.keep = ["<path glob>"] in pipeline.toml, or drop {rules_named}',
     )
 
 

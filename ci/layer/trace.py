@@ -76,6 +76,11 @@ class ImportTrace:
     files: list[str]  # everything used: modules, opened files, mapped shared objects
     results: list[Any] = field(default_factory=list)  # the handler's answer per event
     warnings: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)  # what the handler printed (its error lines name causes)
+
+    def broken_answers(self) -> list[int]:
+        """Events the handler answered with a 5xx or an exception: something it needs is missing."""
+        return [index for index, result in enumerate(self.results) if _status(result) >= 500]
 
     def summary(self) -> dict[str, Any]:
         return {"workload": self.workload, "modules": len(self.modules), "files": len(self.files)}
@@ -120,11 +125,7 @@ def trace_handler(
     run = run_isolated(python, [function_root, site], code, timeout=900)
     line = next((ln for ln in run.stdout.splitlines() if ln.startswith("TRACE ")), None)
     if run.returncode != 0 or line is None:
-        raise CheckFailedError(
-            f"the handler {handler} failed in the isolated interpreter with only the layer:\n"
-            + "\n".join(run.stderr.strip().splitlines()[-12:]),
-            "the traceback names the missing module or file; keep it with build.keep or drop the rule that removed it",
-        )
+        raise TraceError(f"the handler {handler} failed in the isolated interpreter with only the layer", run.stderr)
     data = json.loads(line[len("TRACE ") :])
     return ImportTrace(
         workload="events" if events else "import-only",
@@ -132,7 +133,26 @@ def trace_handler(
         files=data["files"],
         results=data["results"],
         warnings=warnings,
+        log=[ln for ln in run.stdout.splitlines() if not ln.startswith("TRACE ")],
     )
+
+
+class TraceError(CheckFailedError):
+    """The handler could not run on the layer; `detail` holds its traceback or error log."""
+
+    def __init__(self, problem: str, detail: str) -> None:
+        tail = "\n".join(detail.strip().splitlines()[-12:])
+        super().__init__(f"{problem}:\n{tail}", "keep what the error names with build.keep, or drop the rule")
+        self.detail = detail
+
+
+def _status(result: Any) -> int:
+    if not isinstance(result, dict) or "raised" in result:
+        return 599
+    if "statusCode" in result:
+        return int(result["statusCode"])
+    error = result.get("error")
+    return int(error.get("status", 500)) if isinstance(error, dict) else 200
 
 
 def compare_results(before: ImportTrace, after: ImportTrace, what: str) -> None:

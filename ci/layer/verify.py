@@ -15,7 +15,7 @@ import os
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from ci.errors import CheckFailedError
@@ -260,7 +260,7 @@ def attribute(module: str, error: str, file: str, changes: dict[str, str]) -> li
         hits = sorted((path, rule) for path, rule in changes.items() if path == candidate or path.startswith(candidate))
         if hits:
             return hits
-    named = sorted((path, rule) for path, rule in changes.items() if path in error or PurePosixPath(path).name in error)
+    named = sorted((path, rule) for path, rule in changes.items() if path in error)  # tracebacks name full paths
     if named:
         return named
     package = module.split(".")

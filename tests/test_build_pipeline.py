@@ -1,0 +1,136 @@
+"""The whole build (fetch -> ... -> zip) on a tiny offline lock: a hand-made wheel already in the cache.
+
+Seconds instead of minutes, and it can break on purpose: a module imported only inside the
+handler lives in a `tests/` directory, and the build must fail naming that rule and path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ci.config import Config, load_config
+from ci.errors import CheckFailedError
+from ci.layer.build import build_layer
+from ci.paths import REPO_ROOT, BuildPaths
+
+WHEEL_FILES = {
+    "demo/__init__.py": "from demo import testing\nfrom demo.core import double\n",
+    "demo/testing/__init__.py": "HELPERS = 1\n",
+    "demo/core.py": "def double(x):\n    return 2 * x\n\ndef lazy():\n    from demo.tests import fixtures\n"
+    "    return fixtures.VALUE\n",
+    "demo/core.pyi": "def double(x: int) -> int: ...\n",
+    "demo/py.typed": "",
+    "demo/tests/__init__.py": "",
+    "demo/tests/fixtures.py": "VALUE = 5\n",
+    "demo-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
+    "demo-1.0.dist-info/LICENSE": "MIT\n",
+    "demo-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    "demo-1.0.dist-info/RECORD": "",
+}
+HANDLER = """
+import json
+import demo
+import demo.core
+
+
+def lambda_handler(event, context):
+    if event.get("lazy"):
+        try:
+            return {"value": demo.core.lazy()}
+        except Exception as exc:
+            print(json.dumps({"level": "error", "error": f"{type(exc).__name__}: {exc}"}))
+            return {"error": {"status": 500, "field": None, "message": "internal error"}}
+    return {"value": demo.double(event["x"])}
+"""
+
+
+def make_project(root: Path, events: list[dict]) -> tuple[Config, BuildPaths]:
+    cache = root / "cache"
+    (cache / "wheels").mkdir(parents=True)
+    wheel = cache / "wheels" / "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, text in WHEEL_FILES.items():
+            zf.writestr(name, text)
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    (root / "requirements-layer.txt").write_text(f"demo==1.0 \\\n    --hash=sha256:{digest}\n")
+    (root / "pipeline.toml").write_text((REPO_ROOT / "pipeline.toml").read_text())
+    (root / "handler").mkdir()
+    (root / "handler" / "__init__.py").write_text("")
+    (root / "handler" / "app.py").write_text(HANDLER)
+    (root / "handler" / "test_app.py").write_text("def test(): pass\n")
+    (root / "events").mkdir()
+    for index, event in enumerate(events):
+        (root / "events" / f"e{index}.json").write_text(json.dumps({"description": "", "event": event, "expect": {}}))
+    config = load_config(root, overrides={"smoke": {"events": "events"}})
+    paths = BuildPaths(build=root / "build", cache=cache)
+    paths.model_dir.mkdir(parents=True)
+    paths.model.write_bytes(b"not used by this handler")
+    return config, paths
+
+
+def test_the_build_reads_as_steps_and_proves_each(tmp_path: Path) -> None:
+    config, paths = make_project(tmp_path, [{"x": 2}, {"x": 3}])
+    lines: list[str] = []
+    data = build_layer(config, paths, log=lines.append)
+    steps = [line.split(":", 1)[0] for line in lines if not line.startswith(" ")]
+    assert steps == ["fetch", "install", "pristine", "prune", "abi", "verify", "function", "bytecode", "zip"]
+    assert "no network" in lines[0]
+    assert data["rules"]["tests"]["paths"] == ["demo/tests/__init__.py", "demo/tests/fixtures.py"]
+    assert data["rules"]["tests"]["spared"] == ["demo/testing/__init__.py"], "imported at import time: kept"
+    assert data["rules"]["stubs"]["paths"] == ["demo/core.pyi"]
+    assert data["rules"]["bookkeeping"]["paths"] == ["demo-1.0.dist-info/RECORD", "demo-1.0.dist-info/WHEEL"]
+    assert data["top_level"] == {"demo": "demo", "demo-1.0.dist-info": "demo"}
+    assert data["distributions"]["demo"]["version"] == "1.0"
+    assert data["verify"]["new_failures"] == {} and data["import_trace"]["workload"] == "events"
+    assert data["bytecode"]["proof"] == {"events": 2, "same_answers": True}
+    with zipfile.ZipFile(paths.layer_zip) as zf:
+        layer = set(zf.namelist())
+    assert {
+        "python/demo/__init__.py",
+        "python/demo/__pycache__/__init__.cpython-311.pyc",
+        "python/demo/core.py",
+        "python/demo/__pycache__/core.cpython-311.pyc",
+        "python/demo/testing/__pycache__/__init__.cpython-311.pyc",
+        "python/demo-1.0.dist-info/METADATA",
+        "python/demo-1.0.dist-info/LICENSE",
+    } <= layer
+    assert not [name for name in layer if "/tests/" in name or name.endswith((".pyi", "RECORD"))]
+    with zipfile.ZipFile(paths.function_zip) as zf:
+        function = set(zf.namelist())
+    assert "handler/app.py" in function and "handler/__pycache__/app.cpython-311.pyc" in function
+    assert "handler/test_app.py" not in function
+
+    again = build_layer(config, BuildPaths(build=tmp_path / "again", cache=paths.cache), log=lambda _: None)
+    assert again["layer"]["sha256"] == data["layer"]["sha256"]
+
+
+def test_compact_profile_ships_sourceless_runtime_modules_and_drops_what_the_trace_never_used(tmp_path: Path) -> None:
+    config, paths = make_project(tmp_path, [{"x": 2}])
+    compact = {"sourceless": True, "prune_unimported": True}
+    config = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "build": compact})
+    data = build_layer(config, paths, log=lambda _: None)
+    with zipfile.ZipFile(paths.layer_zip) as zf:
+        layer = set(zf.namelist())
+    assert "python/demo/core.pyc" in layer and "python/demo/core.py" not in layer
+    assert "python/demo-1.0.dist-info/METADATA" in layer and "python/demo-1.0.dist-info/LICENSE" in layer
+    assert data["bytecode"]["sourceless"] is True and data["bytecode"]["proof"]["same_answers"]
+    assert data["verify_after_bytecode"]["new_failures"] == {}
+
+
+def test_a_rule_that_breaks_the_handler_fails_the_build_naming_rule_and_path(tmp_path: Path) -> None:
+    config, paths = make_project(tmp_path, [{"x": 2}, {"lazy": True}])
+    with pytest.raises(CheckFailedError) as info:
+        build_layer(config, paths, log=lambda _: None)
+    text = str(info.value)
+    assert "No module named 'demo.tests'" in text
+    assert "rule 'tests' removed/changed demo/tests/__init__.py" in text
+    assert "build.keep" in info.value.fix
+
+    kept = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "build": {"keep": ["demo/tests/*"]}})
+    data = build_layer(kept, paths, log=lambda _: None)
+    assert data["rules"]["tests"]["files"] == 0
