@@ -77,6 +77,7 @@ def test_the_same_build_compared_with_itself_is_exactly_zero(tmp_path: Path) -> 
         ({"check": "budget", "used_bytes": 1, "distributions": []}, "report format None"),
         ({"format": 1, "check": "build", "used_bytes": 1, "distributions": []}, "not a budget report"),
         ({"format": 1, "check": "budget", "used_bytes": 1}, "no per-distribution figures"),
+        ({"format": 1, "check": "budget", "used_bytes": 1, "distributions": [{"name": "x"}]}, "no per-distribution"),
         ("{not json", "not valid JSON"),
     ],
 )

@@ -35,8 +35,12 @@ def load_baseline(path: Path) -> dict[str, Any]:
         )
     if data.get("check") != "budget" or not isinstance(data.get("used_bytes"), int):
         raise PipelineError(f"baseline {path} is not a budget report (check = {data.get('check')!r})", fix)
-    if not isinstance(data.get("distributions"), list):
-        raise PipelineError(f"baseline {path} has no per-distribution figures", fix)
+    rows = data.get("distributions")
+    if not isinstance(rows, list) or not all(
+        isinstance(row, dict) and isinstance(row.get("name"), str) and isinstance(row.get("unzipped_bytes"), int)
+        for row in rows
+    ):
+        raise PipelineError(f"baseline {path} has no per-distribution figures (name, unzipped_bytes)", fix)
     return data
 
 
