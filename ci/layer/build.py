@@ -53,12 +53,18 @@ class BuildOptions:
                 f"build.bytecode = {mode!r} in pipeline.toml is not a bytecode mode",
                 f"use one of {', '.join(BYTECODE_MODES)}",
             )
+        keep = section.get("keep", [])
+        if not isinstance(keep, list) or not all(isinstance(item, str) for item in keep):
+            raise ConfigError(
+                "build.keep in pipeline.toml must be a list of path globs (relative to python/)",
+                'e.g. keep = ["numpy/testing/*"]',
+            )
         for key in ("sourceless", "prune_unimported"):
             if not isinstance(section.get(key, False), bool):
                 raise ConfigError(f"build.{key} in pipeline.toml must be true or false", f"set {key} = false")
         return cls(
             prune=prune,
-            keep=tuple(section.get("keep", [])),
+            keep=tuple(keep),
             bytecode=mode,
             sourceless=bool(section.get("sourceless", False)),
             prune_unimported=bool(section.get("prune_unimported", False)),
@@ -118,6 +124,9 @@ def build_layer(config: Config, paths: BuildPaths, log: Log = print) -> dict[str
         log=log,
     )
     started = time.perf_counter()
+    # A failed build must not leave the previous build's zips looking like its own.
+    for stale in (paths.layer_zip, paths.function_zip):
+        stale.unlink(missing_ok=True)
     step_fetch(state)
     step_install(state)
     step_pristine(state)
@@ -179,7 +188,7 @@ def step_pristine(state: BuildState) -> None:
         state.baseline = verify.baseline(
             state.python, state.site, state.distributions, planned, cache_file, pycache=_pycache(state)
         )
-        state.keep = verify.keep_set(state.baseline) | _globbed(state.site, options.keep)
+        state.keep = verify.keep_set(state.baseline) | globbed(state.site, options.keep)
     failing = ", ".join(state.baseline.failures) or "none"
     state.data["pristine"] = {"failures": state.baseline.failures, "kept_for_imports": len(state.keep)}
     state.log(
@@ -332,7 +341,8 @@ def _pycache(state: BuildState) -> Path:
     return state.paths.cache / "pycache"
 
 
-def _globbed(site: Path, patterns: tuple[str, ...]) -> frozenset[str]:
+def globbed(site: Path, patterns: tuple[str, ...]) -> frozenset[str]:
+    """Files under `site` matching build.keep's globs: no rule may remove them."""
     if not patterns:
         return frozenset()
     rels = [path.relative_to(site).as_posix() for path in walk_files(site)]

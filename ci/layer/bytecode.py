@@ -190,8 +190,10 @@ def _attributed(problem: str, detail: str, state: BuildState) -> CheckFailedErro
 
 def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
     """Remove what the trace never imported, opened or mapped (METADATA, licenses and dist-info stay)."""
+    from ci.layer.build import globbed
+
     site = state.site
-    keep = set(used.files)
+    keep = set(used.files) | globbed(site, state.options.keep)
     result = rules.RuleResult(UNIMPORTED)
     for path in list(walk_files(site)):
         rel = path.relative_to(site).as_posix()
