@@ -88,8 +88,8 @@ def tiny_events(directory: Path) -> Path:
 
 
 def smoke_config(**sections: dict[str, Any]) -> Config:
-    """pipeline.toml with overrides; few warm invocations keep the broken-build tests quick."""
-    overrides: dict[str, dict[str, Any]] = {"smoke": {"warm_invocations": 3}}
+    """pipeline.toml with overrides; few warm invocations (of the tiny events) keep these tests quick."""
+    overrides: dict[str, dict[str, Any]] = {"smoke": {"warm_invocations": 3, "warm_event": ""}}
     for section, values in sections.items():
         overrides.setdefault(section, {}).update(values)
     return load_config(overrides=overrides)

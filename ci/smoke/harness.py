@@ -107,15 +107,13 @@ def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
     return result
 
 
-def _warm_event(events: list[SmokeEvent], chosen: str | None) -> SmokeEvent | None:
+def _warm_event(events: list[SmokeEvent], chosen: str | None, warnings: list[str]) -> SmokeEvent | None:
     """smoke.warm_event if set, else a single successful prediction, preferably a direct invocation."""
     if chosen:
         named = [event for event in events if event.name == chosen]
-        if not named:
-            raise PipelineError(
-                f"smoke.warm_event = {chosen!r} is not one of the events", f"use one of {[e.name for e in events]}"
-            )
-        return named[0]
+        if named:
+            return named[0]
+        warnings.append(f"smoke.warm_event = {chosen!r} is not one of these events: timing another one instead")
     good = [event for event in events if event.status == 200]
     single = [event for event in good if event.recall_probability is not None and len(event.recall_probability) == 1]
     for candidates in (
@@ -237,12 +235,15 @@ def run_smoke(
     prepare_started = time.monotonic()
     layout = prepare_layout(paths.build / "smoke", runtime, layer_zip, function_zip, model_path)
     model = layout.model_dir / model_path.name
+    warnings: list[str] = []
+    warm_event = _warm_event(events, config.smoke.get("warm_event"), warnings)
     report: dict[str, Any] = {
         "handler": config.function["handler"],
         "runtime": config.target.runtime.name,
         "memory_mb": config.function["memory_mb"],
         "timeout_s": config.function["timeout_s"],
         "layout_s": round(time.monotonic() - prepare_started, 3),
+        "warnings": warnings,
         # The bytes judged here, so a reader (or deploy) can tie this result to what it uploads.
         "smoked_artifacts": {
             "layer.zip": sha256_file(layer_zip),
@@ -261,7 +262,6 @@ def run_smoke(
             # The first request pays for lazy imports and first-touch of the model: Lambda's cold request.
             if report["events"] and "duration_ms" in report["events"][0]:
                 report["first_invocation_ms"] = report["events"][0]["duration_ms"]
-            warm_event = _warm_event(events, run.config.smoke.get("warm_event"))
             # Latency of a wrong answer means nothing (and would repeat the failure N times).
             if warm_event and run.alive and all(r["passed"] for r in report["events"] if r["event"] == warm_event.name):
                 report["warm"] = _warm(run, warm_event, int(config.smoke["warm_invocations"]))
@@ -290,7 +290,7 @@ def _judge_resources(run: _Run, report: dict[str, Any]) -> None:
         init["estimate_note"] = f"estimate: measured init x {factor:.2f} (one vCPU at 1769 MB, {memory_mb} MB here)"
         limit = float(run.config.smoke["init_limit_s"])
         if init["estimate_at_memory_s"] > limit:
-            report.setdefault("warnings", []).append(
+            report["warnings"].append(
                 f"estimated init at {memory_mb} MB ({init['estimate_at_memory_s']:.1f} s) is over Lambda's"
                 f" {limit:g} s init limit: an estimate, but ship bytecode or raise function.memory_mb"
             )
