@@ -78,7 +78,9 @@ def test_the_build_reads_as_steps_and_proves_each(tmp_path: Path) -> None:
     lines: list[str] = []
     data = build_layer(config, paths, log=lines.append)
     steps = [line.split(":", 1)[0] for line in lines if not line.startswith(" ")]
-    assert steps == ["fetch", "install", "pristine", "prune", "abi", "verify", "function", "bytecode", "zip"]
+    assert steps == [
+        "fetch", "install", "pristine", "prune", "abi", "verify", "function", "trace", "bytecode", "prove", "zip",
+    ]  # fmt: skip
     assert "no network" in lines[0]
     assert data["rules"]["tests"]["paths"] == ["demo/tests/__init__.py", "demo/tests/fixtures.py"]
     assert data["rules"]["tests"]["spared"] == ["demo/testing/__init__.py"], "imported at import time: kept"

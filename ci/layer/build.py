@@ -1,4 +1,5 @@
-"""`python -m ci build`, top-down: fetch -> install -> prune -> verify -> abi -> bytecode -> zip -> report.
+"""`python -m ci build`, top-down: fetch -> install -> pristine -> prune -> verify + abi -> trace -> bytecode
+-> prove -> zip -> report.
 
 Each step prints one line saying what it did (counts, bytes, seconds) and returns the facts
 build/reports/build.json records. Every cache (wheels, stripped files, the pristine verdict,
@@ -22,6 +23,7 @@ from ci.config import Config
 from ci.errors import CheckFailedError, ConfigError
 from ci.isolated import target_python
 from ci.layer import archive, rules, strip, verify
+from ci.layer.bytecode import step_bytecode, step_prove, step_trace
 from ci.layer.install import InstalledDistribution, install_wheels
 from ci.layer.lockfile import Lock, read_lock
 from ci.layer.tree import owner_of, tree_size, walk_files
@@ -138,9 +140,9 @@ def build_layer(config: Config, paths: BuildPaths, log: Log = print) -> dict[str
         step_verify(state)
         abi.result()
     step_stage_function(state)
-    from ci.layer.bytecode import step_bytecode
-
-    step_bytecode(state)
+    used = step_trace(state)
+    step_bytecode(state, used)
+    step_prove(state, used)
     step_zip(state)
     state.timings["total"] = round(time.perf_counter() - started, 2)
     return report_data(state)

@@ -90,31 +90,40 @@ def compile_files(
     return len(placed), size
 
 
-def step_bytecode(state: BuildState) -> None:
+def step_trace(state: BuildState) -> trace.ImportTrace:
+    """Run the handler on the events over the pruned layer: what it uses, and that it still answers."""
+    with state.step("trace"):
+        used = _trace(state, pycache=True)
+    state.data["import_trace"] = {
+        **used.summary(),
+        "bytes": trace.layer_bytes(state.site, used.files),
+        "distributions": trace.per_distribution(state.site, used.files, state.top_level),
+        "warnings": used.warnings,
+    }
+    never = [name for name, n in state.data["import_trace"]["distributions"].items() if not n["imported_files"]]
+    state.log(
+        f"trace:    handler on {len(used.results)} events ({used.workload}): {len(used.modules)} modules, "
+        f"{state.data['import_trace']['bytes'] / 1e6:.1f} MB of the layer used; never imported: "
+        f"{', '.join(never) or 'none'} [{state.timings['trace']:.1f}s]"
+    )
+    for warning in used.warnings:
+        state.log(f"  warning: {warning}")
+    return used
+
+
+def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
     options = state.options
     site = state.site
     python_version = state.config.target.runtime.python
-    needs_trace = options.bytecode == "runtime" or options.sourceless or options.prune_unimported
     with state.step("bytecode"):
-        before = None
-        if needs_trace:
-            before = _trace(state, pycache=True)
-            state.data["import_trace"] = {
-                **before.summary(),
-                "bytes": trace.layer_bytes(site, before.files),
-                "distributions": trace.per_distribution(site, before.files, state.top_level),
-                "warnings": before.warnings,
-            }
-            for warning in before.warnings:
-                state.log(f"  warning: {warning}")
         if options.prune_unimported:
-            if before is None or before.workload != "events":
+            if used.workload != "events":
                 raise CheckFailedError(
                     "build.prune_unimported needs an import trace of the handler on the events with a model",
                     "train the model first (python -m training) so the trace can run the handler",
                 )
-            _prune_unimported(state, before)
-        runtime_sources = [rel for rel in (before.modules if before else []) if rel.endswith(".py")]
+            _prune_unimported(state, used)
+        runtime_sources = [rel for rel in used.modules if rel.endswith(".py")]
         if options.bytecode == "all":
             sources = [p.relative_to(site).as_posix() for p in walk_files(site) if p.suffix == ".py"]
         elif options.bytecode == "runtime":
@@ -142,13 +151,27 @@ def step_bytecode(state: BuildState) -> None:
             "function_files": fn_files,
             "function_bytes": fn_bytes,
         }
-        if before is not None:
-            _prove_unchanged(state, before)
     total_files, total = tree_size(site)
     state.log(
         f"bytecode: {options.bytecode}: {files} unchecked-hash .pyc, +{size / 1e6:.1f} MB"
         + (f", {len(sourceless)} modules sourceless (-{removed_source / 1e6:.1f} MB of .py)" if sourceless else "")
         + f"; layer now {total_files} files, {total / 1e6:.1f} MB [{state.timings['bytecode']:.1f}s]"
+    )
+
+
+def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
+    """Bytecode and the compact options must not change a single import or answer."""
+    options = state.options
+    if not (state.data["bytecode"]["files"] or options.sourceless or options.prune_unimported):
+        state.log("prove:    nothing changed since the verification and the trace")
+        return
+    with state.step("prove"):
+        _prove_unchanged(state, before)
+    checked = state.data.get("verify_after_bytecode", {}).get("checked")
+    again = f"{checked} imports verified again, " if checked else ""
+    state.log(
+        f"prove:    {again}handler answers all {len(before.results)} events as before, from the tree's own "
+        f"bytecode [{state.timings['prove']:.1f}s]"
     )
 
 

@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
@@ -36,19 +37,23 @@ class InstalledDistribution:
         return sorted({path.split("/", 1)[0] for path in self.files})
 
 
-def install_wheels(wheels: list[CachedWheel] | tuple[CachedWheel, ...], site: Path) -> list[InstalledDistribution]:
+def install_wheels(
+    wheels: list[CachedWheel] | tuple[CachedWheel, ...], site: Path, jobs: int = 2
+) -> list[InstalledDistribution]:
     """Unpack `wheels` into `site` (created empty); each wheel's hash is checked again first."""
     if site.exists():
         shutil.rmtree(site)
     site.mkdir(parents=True)
-    installed = []
-    for wheel in sorted(wheels, key=lambda w: w.pin.key):
+    ordered = sorted(wheels, key=lambda w: w.pin.key)
+    for wheel in ordered:
         if sha256_file(wheel.path) != wheel.sha256 or wheel.sha256 not in wheel.pin.hashes:
             raise PipelineError(
                 f"{wheel.path.name} changed since it was fetched: its sha256 is not in the lock",
                 f"delete {wheel.path} and rerun the build",
             )
-        installed.append(_unpack(wheel.path, site))
+    # Two unpackers: inflating releases the GIL, and the big wheels (scipy, numpy) dominate.
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        installed = list(pool.map(lambda wheel: _unpack(wheel.path, site), ordered))
     _check_no_overlap(installed)
     return installed
 
