@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from budget_fixtures import LAYER_FILES, config_with, make_build, zip_sums
+from budget_fixtures import LAYER_FILES, config_with, make_build, write_zip, zip_sums
 
 from ci.budget.baseline import compare
 from ci.budget.compute import compute_budget
@@ -17,6 +17,7 @@ from ci.budget.model import Budget
 from ci.budget.render_json import budget_to_dict, write_budget_json
 from ci.budget.render_markdown import render_markdown
 from ci.budget.render_terminal import render_terminal, verdict_message
+from ci.config import load_config
 from ci.paths import BuildPaths
 from ci.reports import sha256_file
 
@@ -205,3 +206,29 @@ def test_terminal_table_and_budget_json_carry_the_same_figures(paths: BuildPaths
     assert [d["name"] for d in report["distributions"]] == [g.name for g in budget.distributions]
     assert report["bytecode"] == {"mode": "runtime", "files": 2, "bytes": 3_700, "source_with_bytecode_bytes": 4_800}
     assert report["baseline"] is None and report["import_trace"] is None
+
+
+def test_extra_layers_appear_in_the_parts_table_and_the_chart(tmp_path: Path) -> None:
+    paths = make_build(tmp_path)
+    extra = write_zip(tmp_path / "otel.zip", {"extensions/collector": 40_000})
+    arn = "arn:aws:lambda:us-east-1:123456789012:layer:insights:14"
+    config = load_config(
+        overrides={
+            "budget": {
+                "limit_bytes": 10_000_000,
+                "extra_layer_zips": [str(extra)],
+                "extra_layer_arns": [{"arn": arn, "unzipped_bytes": 2_000_000}],
+            }
+        }
+    )
+    budget = compute_budget(gather_inputs(config, paths))
+    markdown = render_markdown(budget)
+    _, *parts = tables_after(markdown, "### What Lambda counts")
+    by_name = {row[0]: row for row in parts}
+    assert set(by_name) == {"function.zip", "layer.zip", "otel.zip", "insights:14"}
+    assert by_name["insights:14"][1:3] == ["extra layer", "2,000,000"]
+    assert by_name["insights:14"][4:] == ["", ""]  # declared, not measured: no zipped size, no file count
+    assert sum(number(row[2]) for row in parts) == budget.used_bytes
+    (block,) = mermaid_blocks(markdown)
+    values = {m["label"]: float(m["value"]) for m in map(PIE_SLICE.fullmatch, block[2:]) if m}
+    assert values["insights:14"] == 2.0 and values["otel.zip"] == 0.04
