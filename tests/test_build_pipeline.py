@@ -136,3 +136,15 @@ def test_a_rule_that_breaks_the_handler_fails_the_build_naming_rule_and_path(tmp
     kept = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "build": {"keep": ["demo/tests/*"]}})
     data = build_layer(kept, paths, log=lambda _: None)
     assert data["rules"]["tests"]["files"] == 0
+
+
+def test_two_builds_of_one_directory_take_turns(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    config, paths = make_project(tmp_path, [{"x": 2}])
+    logs: list[list[str]] = [[], []]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [pool.submit(build_layer, config, paths, logs[i].append) for i in range(2)]
+        digests = [run.result()["layer"]["sha256"] for run in runs]
+    assert digests[0] == digests[1]
+    assert any(line.startswith("waiting:") for log in logs for line in log)

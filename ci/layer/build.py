@@ -9,6 +9,7 @@ seconds and still proves it.
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
 import shutil
 import time
@@ -117,7 +118,22 @@ class BuildState:
 
 
 def build_layer(config: Config, paths: BuildPaths, log: Log = print) -> dict[str, Any]:
-    """Run every step; returns build.json's data. Raises PipelineError (with a fix) on any failure."""
+    """Run every step; returns build.json's data. Raises PipelineError (with a fix) on any failure.
+
+    Two builds of the same build directory take turns (a file lock): each deletes and rewrites
+    build/layer/, so running them at once would pull files from under each other.
+    """
+    paths.build.mkdir(parents=True, exist_ok=True)
+    with (paths.build / ".build.lock").open("w") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting:  another build of {paths.build} is running")
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+        return _build_layer(config, paths, log)
+
+
+def _build_layer(config: Config, paths: BuildPaths, log: Log) -> dict[str, Any]:
     state = BuildState(
         config=config,
         paths=paths,
