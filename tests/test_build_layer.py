@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
-from pathlib import Path
-
 import pytest
 
 from ci.isolated import run_isolated, target_python
@@ -74,8 +72,11 @@ def test_function_zip_holds_the_handler_package_alone(built_layer: BuildPaths) -
     assert not [n for n in names if "test" in n.rsplit("/", 1)[-1]]
 
 
-def test_a_rebuild_from_the_warm_cache_gives_the_same_sha256(built_layer: BuildPaths, tmp_path: Path) -> None:
-    again = BuildPaths(build=tmp_path / "again", cache=built_layer.cache)
+def test_a_rebuild_from_the_warm_cache_gives_the_same_sha256(built_layer: BuildPaths) -> None:
+    # A fixed directory (not tmp_path): the interpreter's compiled-source cache is keyed by path.
+    again = BuildPaths(build=REPO_ROOT / "build" / "test-rebuild", cache=built_layer.cache)
+    if again.build.exists():
+        shutil.rmtree(again.build)
     shutil.copytree(built_layer.model_dir, again.model_dir)
     result = run_cli("-m", "ci", "--build-dir", str(again.build), "--cache-dir", str(again.cache), "build")
     assert "all from the cache, no network" in result.stdout
