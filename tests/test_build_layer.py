@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+
 import pytest
 
 from ci.isolated import run_isolated, target_python

@@ -126,12 +126,15 @@ def test_compact_profile_ships_sourceless_runtime_modules_and_drops_what_the_tra
 
 def test_a_rule_that_breaks_the_handler_fails_the_build_naming_rule_and_path(tmp_path: Path) -> None:
     config, paths = make_project(tmp_path, [{"x": 2}, {"lazy": True}])
+    paths.build.mkdir(parents=True, exist_ok=True)
+    paths.layer_zip.write_bytes(b"a previous build's layer")
     with pytest.raises(CheckFailedError) as info:
         build_layer(config, paths, log=lambda _: None)
     text = str(info.value)
     assert "No module named 'demo.tests'" in text
     assert "rule 'tests' removed/changed demo/tests/__init__.py" in text
     assert "build.keep" in info.value.fix
+    assert not paths.layer_zip.exists(), "a failed build leaves no zip that could pass for its own"
 
     kept = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "build": {"keep": ["demo/tests/*"]}})
     data = build_layer(kept, paths, log=lambda _: None)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.config import Config
-from ci.errors import CheckFailedError, ConfigError
+from ci.errors import CheckFailedError, ConfigError, PipelineError
 from ci.isolated import target_python
 from ci.layer import archive, rules, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
@@ -130,7 +130,13 @@ def build_layer(config: Config, paths: BuildPaths, log: Log = print) -> dict[str
         except BlockingIOError:
             log(f"waiting:  another build of {paths.build} is running")
             fcntl.flock(lock_file, fcntl.LOCK_EX)
-        return _build_layer(config, paths, log)
+        try:
+            return _build_layer(config, paths, log)
+        except PipelineError:
+            # A failed build must not leave the previous build's zips looking like its own.
+            for stale in (paths.layer_zip, paths.function_zip):
+                stale.unlink(missing_ok=True)
+            raise
 
 
 def _build_layer(config: Config, paths: BuildPaths, log: Log) -> dict[str, Any]:
@@ -142,9 +148,6 @@ def _build_layer(config: Config, paths: BuildPaths, log: Log) -> dict[str, Any]:
         log=log,
     )
     started = time.perf_counter()
-    # A failed build must not leave the previous build's zips looking like its own.
-    for stale in (paths.layer_zip, paths.function_zip):
-        stale.unlink(missing_ok=True)
     step_fetch(state)
     step_install(state)
     step_pristine(state)
