@@ -151,3 +151,16 @@ def test_two_builds_of_one_directory_take_turns(tmp_path: Path) -> None:
         digests = [run.result()["layer"]["sha256"] for run in runs]
     assert digests[0] == digests[1]
     assert any(line.startswith("waiting:") for log in logs for line in log)
+
+
+def test_a_host_of_another_architecture_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    import platform
+
+    from ci.errors import ConfigError
+
+    config, paths = make_project(tmp_path, [{"x": 2}])
+    other = "arm64" if platform.machine() == "x86_64" else "x86_64"
+    config = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "target": {"architecture": other}})
+    with pytest.raises(ConfigError, match="needs a host of the target's architecture"):
+        build_layer(config, paths, log=lambda _: None)
+    assert not paths.layer_tree.exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import fnmatch
+import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -140,6 +141,7 @@ def build_layer(config: Config, paths: BuildPaths, log: Log = print) -> dict[str
 
 
 def _build_layer(config: Config, paths: BuildPaths, log: Log) -> dict[str, Any]:
+    _check_host_can_prove(config)
     state = BuildState(
         config=config,
         paths=paths,
@@ -165,6 +167,18 @@ def _build_layer(config: Config, paths: BuildPaths, log: Log) -> dict[str, Any]:
     step_zip(state)
     state.timings["total"] = round(time.perf_counter() - started, 2)
     return report_data(state)
+
+
+def _check_host_can_prove(config: Config) -> None:
+    """Imports prove nothing on a host that cannot load the target's machine code: every extension
+    would fail in the pristine tree and after pruning alike, and the comparison would pass vacuously."""
+    host = platform.machine()
+    if host != config.target.machine:
+        raise ConfigError(
+            f"target.architecture = {config.target.architecture} ({config.target.machine}) but this host is {host}: "
+            "the build verifies imports by loading the layer, which needs a host of the target's architecture",
+            f"build on a {config.target.machine} machine (e.g. GitHub's ubuntu-24.04-arm runner for arm64)",
+        )
 
 
 def step_fetch(state: BuildState) -> None:
