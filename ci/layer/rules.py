@@ -13,7 +13,6 @@ The strip rule (changing, not removing files) lives in strip.py under the name "
 from __future__ import annotations
 
 import fnmatch
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -178,8 +177,3 @@ def apply_rules(site: Path, names: Iterable[str], keep: frozenset[str] = frozens
         result.paths.append(rel)
     remove_empty_dirs(site)
     return results
-
-
-def remove_tree(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)

@@ -160,18 +160,13 @@ def compare_results(before: ImportTrace, after: ImportTrace, what: str) -> None:
     diffs = [
         f"  event {index}: {json.dumps(old, sort_keys=True)[:200]} -> {json.dumps(new, sort_keys=True)[:200]}"
         for index, (old, new) in enumerate(zip(before.results, after.results, strict=True))
-        if _stable(old) != _stable(new)
+        if old != new
     ]
     if diffs:
         raise CheckFailedError(
             f"after {what} the handler answers {len(diffs)} event(s) differently:\n" + "\n".join(diffs[:5]),
             f"disable {what} in pipeline.toml [build] and report the module involved",
         )
-
-
-def _stable(result: Any) -> Any:
-    """An answer without what legitimately changes between runs (none today; kept as the one place)."""
-    return result
 
 
 def per_distribution(site: Path, rels: Sequence[str], top_level: dict[str, str]) -> dict[str, dict[str, int]]:
