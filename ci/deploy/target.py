@@ -3,7 +3,7 @@
 With no endpoint and no credentials configured, deploy starts moto on 127.0.0.1, bootstraps
 the template's stack there and deploys to it, so the whole flow runs on a machine with no AWS
 account. Inside GitHub Actions that silent fallback would hide a failed OIDC login behind a
-"successful" throwaway deploy, so there it must be asked for (--embedded).
+"successful" throwaway deploy, so there it must be asked for (--target embedded).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def wants_embedded(mode: str, environ: Mapping[str, str] = os.environ) -> bool:
             "no AWS credentials in this GitHub Actions job: refusing to fall back to the embedded emulator, "
             "which would report a deploy that never reached AWS",
             "give the job `permissions: id-token: write` and an aws-actions/configure-aws-credentials step with the "
-            "DeployRoleArn output of the bootstrap stack; pass --embedded to deploy to a throwaway moto on purpose",
+            "DeployRoleArn output of the bootstrap stack; `--target embedded` deploys to a throwaway moto on purpose",
         )
     return True
 
