@@ -11,7 +11,7 @@ import ipaddress
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -56,7 +56,6 @@ class Aws:
     cloudformation: Any
     endpoint_url: str | None
     embedded: bool = False
-    _extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def emulated(self) -> bool:
