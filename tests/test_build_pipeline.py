@@ -20,6 +20,7 @@ from ci.paths import REPO_ROOT, BuildPaths
 
 WHEEL_FILES = {
     "demo/__init__.py": "from demo import testing\nfrom demo.core import double\n",
+    "demo_single.py": "SINGLE = 1\n",
     "demo/testing/__init__.py": "HELPERS = 1\n",
     "demo/core.py": "def double(x):\n    return 2 * x\n\ndef lazy():\n    from demo.tests import fixtures\n"
     "    return fixtures.VALUE\n",
@@ -36,6 +37,7 @@ HANDLER = """
 import json
 import demo
 import demo.core
+import demo_single
 
 
 def lambda_handler(event, context):
@@ -86,7 +88,7 @@ def test_the_build_reads_as_steps_and_proves_each(tmp_path: Path) -> None:
     assert data["rules"]["tests"]["spared"] == ["demo/testing/__init__.py"], "imported at import time: kept"
     assert data["rules"]["stubs"]["paths"] == ["demo/core.pyi"]
     assert data["rules"]["bookkeeping"]["paths"] == ["demo-1.0.dist-info/RECORD", "demo-1.0.dist-info/WHEEL"]
-    assert data["top_level"] == {"demo": "demo", "demo-1.0.dist-info": "demo"}
+    assert data["top_level"] == {"demo": "demo", "demo-1.0.dist-info": "demo", "demo_single.py": "demo"}
     assert data["distributions"]["demo"]["version"] == "1.0"
     assert data["verify"]["new_failures"] == {} and data["import_trace"]["workload"] == "events"
     assert data["bytecode"]["proof"] == {"events": 2, "same_answers": True}
@@ -102,6 +104,8 @@ def test_the_build_reads_as_steps_and_proves_each(tmp_path: Path) -> None:
         "python/demo-1.0.dist-info/LICENSE",
     } <= layer
     assert not [name for name in layer if "/tests/" in name or name.endswith((".pyi", "RECORD"))]
+    assert "python/__pycache__/demo_single.cpython-311.pyc" in layer
+    assert data["distributions"]["demo"]["files"] == len(layer), "top-level bytecode is credited to its module's owner"
     with zipfile.ZipFile(paths.function_zip) as zf:
         function = set(zf.namelist())
     assert "handler/app.py" in function and "handler/__pycache__/app.cpython-311.pyc" in function
@@ -119,6 +123,8 @@ def test_compact_profile_ships_sourceless_runtime_modules_and_drops_what_the_tra
     with zipfile.ZipFile(paths.layer_zip) as zf:
         layer = set(zf.namelist())
     assert "python/demo/core.pyc" in layer and "python/demo/core.py" not in layer
+    assert "python/demo_single.pyc" in layer and data["top_level"]["demo_single.pyc"] == "demo"
+    assert data["distributions"]["demo"]["files"] == len(layer)
     assert "python/demo-1.0.dist-info/METADATA" in layer and "python/demo-1.0.dist-info/LICENSE" in layer
     assert data["bytecode"]["sourceless"] is True and data["bytecode"]["proof"]["same_answers"]
     assert data["verify_after_bytecode"]["new_failures"] == {}

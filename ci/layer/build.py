@@ -344,6 +344,10 @@ def step_stage_function(state: BuildState) -> None:
 
 def report_data(state: BuildState) -> dict[str, Any]:
     top_level = state.top_level
+    for entry in sorted(child.name for child in state.site.iterdir()):  # sourceless six.pyc: six.py's owner
+        owner = owner_of(entry, top_level)
+        if entry not in top_level and entry != "__pycache__" and owner is not None:
+            top_level[entry] = owner
     per_dist: dict[str, dict[str, Any]] = {
         d.name: {"version": d.version, "files": 0, "bytes": 0, "installed_files": len(d.files),
                  "installed_bytes": d.bytes}

@@ -18,6 +18,7 @@ from typing import Any
 
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
+from ci.layer.tree import owner_of
 from ci.reports import sha256_file
 
 _TRACE = r"""
@@ -173,7 +174,7 @@ def per_distribution(site: Path, rels: Sequence[str], top_level: dict[str, str])
     """Files and bytes each distribution contributes to the trace (0 for one never imported)."""
     counts = {name: {"imported_files": 0, "imported_bytes": 0} for name in sorted(set(top_level.values()))}
     for rel in rels:
-        owner = top_level.get(rel.split("/", 1)[0])
+        owner = owner_of(rel, top_level)
         if owner in counts and (site / rel).is_file():
             counts[owner]["imported_files"] += 1
             counts[owner]["imported_bytes"] += (site / rel).stat().st_size

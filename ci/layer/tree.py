@@ -39,8 +39,17 @@ def in_vendored_libs(rel: str) -> bool:
 
 
 def owner_of(rel: str, top_level: dict[str, str]) -> str | None:
-    """The distribution that installed `rel` (relative to python/), by its first path component."""
-    return top_level.get(rel.split("/", 1)[0])
+    """The distribution that installed `rel` (relative to python/), by its first path component.
+
+    Bytecode of a top-level module (python/__pycache__/six.cpython-311.pyc, or a sourceless
+    python/six.pyc) belongs to the owner of six.py.
+    """
+    first = rel.split("/", 1)[0]
+    if first == "__pycache__":
+        first = rel.rsplit("/", 1)[-1].split(".", 1)[0] + ".py"
+    elif first.endswith(".pyc") and first not in top_level:
+        first = first.removesuffix(".pyc") + ".py"
+    return top_level.get(first)
 
 
 def remove_empty_dirs(root: Path) -> None:
