@@ -12,7 +12,11 @@ HELP = "Install the lock for the target, prune, verify, and write build/layer.zi
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bytecode", choices=["runtime", "all", "none"], default=None, help="override build.bytecode")
-    parser.add_argument("--compact", action="store_true", help="sourceless runtime bytecode + import-trace pruning")
+    parser.add_argument(
+        "--compact",
+        action="store_true",
+        help="compact profile: sourceless bytecode for traced modules + remove files the trace never used",
+    )
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
@@ -23,10 +27,10 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.reports import write_report
 
     overrides = dict(config.build)
+    if args.compact:
+        overrides.update(sourceless=True, prune_unimported=True)
     if args.bytecode:
         overrides["bytecode"] = args.bytecode
-    if args.compact:
-        overrides.update(sourceless=True, prune_unimported=True, bytecode="runtime")
     config = replace(config, build=overrides)
     try:
         data = build_layer(config, paths)
