@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 CI := $(PY) -m ci
 STAMP := $(VENV)/.installed
 
-.PHONY: venv pipeline test lint format train lock lock-check build abi budget pins smoke deploy bench clean
+.PHONY: venv pipeline test lint format train lock lock-check build abi budget pins smoke deploy rollback bootstrap bench clean
 
 venv: $(STAMP)
 
@@ -50,7 +50,7 @@ lock: venv
 lock-check: venv
 	$(CI) lock --check
 
-build abi budget pins smoke deploy bench: venv
+build abi budget pins smoke deploy rollback bootstrap bench: venv
 	$(CI) $@
 
 clean:
