@@ -58,3 +58,14 @@ def built_layer(trained_model: BuildPaths) -> BuildPaths:
 @pytest.fixture()
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+# Fixtures that build something real from PyPI: the layer, or a throwaway virtualenv with other
+# library versions. A test that uses one is slow, whether or not it says so.
+SLOW_FIXTURES = frozenset({"built_layer", "foreign_bundles"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
