@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from ci.isolated import run_isolated, target_python
-from ci.layer.lockfile import read_lock
+from ci.lock.lockfile import read_lock
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.conftest import run_cli
 
@@ -32,7 +32,7 @@ def test_build_json_keeps_the_contract(built_layer: BuildPaths) -> None:
         assert rule["files"] > 0 and rule["bytes"] > 0 and 0 < len(rule["paths"]) <= 20
     lock = read_lock(REPO_ROOT / "requirements-layer.txt")
     versions = {name: facts["version"] for name, facts in report["distributions"].items()}
-    assert {pin.key: pin.version for pin in lock.pins} == {
+    assert {name: pin.version for name, pin in lock.pins.items()} == {
         name.lower().replace("_", "-"): version for name, version in versions.items()
     }
     assert report["top_level"]["sklearn"] == "scikit-learn" and report["top_level"]["scipy.libs"] == "scipy"

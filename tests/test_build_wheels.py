@@ -7,36 +7,58 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from ci.config import load_config
 from ci.errors import PipelineError
-from ci.layer import install, lockfile, wheels
+from ci.layer import install, wheels
+from ci.lock.lockfile import LockFile, Pin
 from ci.paths import REPO_ROOT
 
 SIX = REPO_ROOT / "requirements-layer.txt"
 TARGET = load_config().target
 
 
-def six_lock(tmp_path: Path) -> lockfile.Lock:
+def six_lock(tmp_path: Path) -> LockFile:
     """A one-pin lock copied from the committed one (six: an 11 kB wheel)."""
     text = SIX.read_text()
     start = text.index("six==")
     block = text[start:].split("\n    # via")[0]
     path = tmp_path / "requirements-layer.txt"
     path.write_text(block + "\n")
-    return lockfile.read_lock(path)
+    return wheels.read_layer_lock(path)
 
 
 def test_the_lock_is_read_strictly(tmp_path: Path) -> None:
-    lock = lockfile.read_lock(REPO_ROOT / "requirements-layer.txt")
-    assert lock.pin("scikit_learn") is not None and lock.pin("scikit-learn").version == "1.3.2"
-    assert all(pin.hashes for pin in lock.pins)
+    lock = wheels.read_layer_lock(REPO_ROOT / "requirements-layer.txt")
+    assert lock.get("scikit_learn") is not None and lock.get("scikit-learn").version == "1.3.2"
+    assert all(pin.sha256 for pin in lock.entries)
     (tmp_path / "a.txt").write_text("six>=1.0 \\\n    --hash=sha256:" + "0" * 64 + "\n")
     with pytest.raises(PipelineError, match="not pinned"):
-        lockfile.read_lock(tmp_path / "a.txt")
+        wheels.read_layer_lock(tmp_path / "a.txt")
     (tmp_path / "b.txt").write_text("six==1.17.0\n")
     with pytest.raises(PipelineError, match="has no --hash"):
-        lockfile.read_lock(tmp_path / "b.txt")
+        wheels.read_layer_lock(tmp_path / "b.txt")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("# header\nsix>=1.0 --hash=sha256:" + "0" * 64 + "\n", "a.txt:2: 'six>=1.0' is not pinned as name==version"),
+        ("six==1.* --hash=sha256:" + "0" * 64 + "\n", "a.txt:1: 'six==1.*' is not pinned as name==version"),
+        ("six @ https://example.invalid/six.whl\n", "a.txt:1: 'six' is not pinned as name==version"),
+        ("six==1.17.0 \\\n    --hash=sha512:abc\n", "a.txt:1: six==1.17.0 has no --hash"),
+        ("# nothing but comments\n--index-url https://pypi.org/simple\n", "a.txt pins nothing"),
+    ],
+)
+def test_the_layer_lock_refusals_name_line_and_fix(tmp_path: Path, content: str, problem: str) -> None:
+    (tmp_path / "a.txt").write_text(content)
+    with pytest.raises(PipelineError) as raised:
+        wheels.read_layer_lock(tmp_path / "a.txt")
+    assert raised.value.problem.endswith(problem) and "python -m ci lock" in raised.value.fix
+    with pytest.raises(PipelineError, match="not found") as missing:
+        wheels.read_layer_lock(tmp_path / "absent.txt")
+    assert "python -m ci lock" in missing.value.fix
 
 
 def test_target_tags_follow_the_runtime_glibc() -> None:
@@ -51,13 +73,13 @@ def test_fetch_downloads_once_then_serves_from_the_cache_and_refetches_a_tampere
     first = wheels.fetch(lock, cache, TARGET, "https://pypi.org/simple")
     assert first.downloaded and [w.path.name for w in first.wheels] == ["six-1.17.0-py2.py3-none-any.whl"]
     second = wheels.fetch(lock, cache, TARGET, "https://invalid.invalid/simple")  # no network needed
-    assert not second.downloaded and second.wheels[0].sha256 in lock.pins[0].hashes
+    assert not second.downloaded and second.wheels[0].sha256 in lock.entries[0].sha256
     with first.wheels[0].path.open("ab") as handle:
         handle.write(b"tampered")
     found, missing = wheels.find_cached(lock, cache, TARGET)
-    assert not found and missing == list(lock.pins)
+    assert not found and missing == list(lock.entries)
     third = wheels.fetch(lock, cache, TARGET, "https://pypi.org/simple")
-    assert third.downloaded and hashlib.sha256(third.wheels[0].path.read_bytes()).hexdigest() in lock.pins[0].hashes
+    assert third.downloaded and hashlib.sha256(third.wheels[0].path.read_bytes()).hexdigest() in lock.entries[0].sha256
 
 
 def make_wheel(path: Path) -> wheels.CachedWheel:
@@ -71,7 +93,8 @@ def make_wheel(path: Path) -> wheels.CachedWheel:
         zf.writestr("demo-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n")
         zf.writestr("demo-1.0.dist-info/RECORD", "")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return wheels.CachedWheel(lockfile.Pin("demo", "1.0", frozenset({digest})), path, digest)
+    pin = Pin("demo", "demo==1.0", 1, Requirement("demo==1.0"), hashes=(f"sha256:{digest}",))
+    return wheels.CachedWheel(pin, path, digest)
 
 
 def test_install_follows_the_wheel_spec_and_reports_what_it_dropped(tmp_path: Path) -> None:

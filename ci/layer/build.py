@@ -27,9 +27,9 @@ from ci.isolated import target_python
 from ci.layer import archive, rules, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
 from ci.layer.install import InstalledDistribution, install_wheels
-from ci.layer.lockfile import Lock, read_lock
 from ci.layer.tree import owner_of, tree_size, walk_files
-from ci.layer.wheels import CachedWheel, fetch
+from ci.layer.wheels import CachedWheel, fetch, read_layer_lock
+from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
 
 Log = Callable[[str], None]
@@ -86,7 +86,7 @@ class BuildState:
     log: Log
     timings: dict[str, float] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
-    lock: Lock | None = None
+    lock: LockFile | None = None
     wheels: tuple[CachedWheel, ...] = ()
     installed: list[InstalledDistribution] = field(default_factory=list)
     baseline: verify.Baseline | None = None
@@ -101,7 +101,7 @@ class BuildState:
     def distributions(self) -> list[str]:
         """The locked distributions, whose importlib.metadata.version() must answer."""
         assert self.lock is not None
-        return [pin.name for pin in self.lock.pins]
+        return [pin.name for pin in self.lock.entries]
 
     @property
     def function_tree(self) -> Path:
@@ -183,11 +183,11 @@ def _check_host_can_prove(config: Config) -> None:
 
 def step_fetch(state: BuildState) -> None:
     with state.step("fetch"):
-        lock = read_lock(state.config.path(state.config.lock, "layer_lock"))
+        lock = read_layer_lock(state.config.path(state.config.lock, "layer_lock"))
         cache = state.paths.wheel_cache
         result = fetch(lock, cache, state.config.target, str(state.config.lock.get("index_url")))
     state.lock, state.wheels = lock, result.wheels
-    state.data["lock"] = {"path": lock.path.name, "sha256": lock.digest, "pins": len(lock.pins)}
+    state.data["lock"] = {"path": lock.path.name, "sha256": lock.digest, "pins": len(lock.entries)}
     state.data["wheels"] = sorted(wheel.path.name for wheel in result.wheels)
     state.data["cache"] = "cold" if result.downloaded else "warm"
     source = "downloaded from the index" if result.downloaded else "all from the cache, no network"

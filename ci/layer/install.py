@@ -44,9 +44,9 @@ def install_wheels(
     if site.exists():
         shutil.rmtree(site)
     site.mkdir(parents=True)
-    ordered = sorted(wheels, key=lambda w: w.pin.key)
+    ordered = sorted(wheels, key=lambda w: w.pin.name)
     for wheel in ordered:
-        if sha256_file(wheel.path) != wheel.sha256 or wheel.sha256 not in wheel.pin.hashes:
+        if sha256_file(wheel.path) != wheel.sha256 or wheel.sha256 not in wheel.pin.sha256:
             raise PipelineError(
                 f"{wheel.path.name} changed since it was fetched: its sha256 is not in the lock",
                 f"delete {wheel.path} and rerun the build",

@@ -12,39 +12,34 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.tags import Tag, compatible_tags, cpython_tags
-from packaging.utils import parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from ci.config import Target
 from ci.errors import PipelineError
-from ci.layer.lockfile import Lock, Pin, normalize
+from ci.lock.lockfile import LockFile, Pin, read_lock
+from ci.lock.tags import target_platforms, target_tags
 from ci.reports import sha256_file
 
-# glibc versions older than manylinux's floor are not worth listing
-_OLDEST_GLIBC_MINOR = 5
-_LEGACY_ALIASES = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 
-
-def target_platforms(target: Target) -> list[str]:
-    """Platform tags the target's glibc accepts, most specific first (manylinux_2_26_x86_64, ...)."""
-    major, minor = target.glibc_tuple
-    platforms = []
-    for m in range(minor, _OLDEST_GLIBC_MINOR - 1, -1):
-        platforms.append(f"manylinux_{major}_{m}_{target.machine}")
-        legacy = _LEGACY_ALIASES.get(m)
-        if legacy and (m == 17 or target.machine in ("x86_64", "i686")):
-            platforms.append(f"{legacy}_{target.machine}")
-    return platforms
-
-
-def target_tags(target: Target) -> list[Tag]:
-    version = tuple(int(part) for part in target.runtime.python.split("."))
-    platforms = target_platforms(target)
-    interpreter = target.runtime.python_tag
-    return [
-        *cpython_tags(version, abis=[interpreter, "abi3", "none"], platforms=platforms),
-        *compatible_tags(version, interpreter, platforms),
-    ]
+def read_layer_lock(path: Path) -> LockFile:
+    """The layer lock, read strictly: the build installs exactly its pins, each `name==version` with a --hash."""
+    if not path.is_file():
+        raise PipelineError(f"{path} not found", "run `python -m ci lock` to compile requirements.in for the target")
+    lock = read_lock(path)
+    for pin in lock.entries:
+        if pin.version is None:
+            raise PipelineError(
+                f"{path.name}:{pin.line}: {pin.text.split()[0]!r} is not pinned as name==version",
+                "run `python -m ci lock` (the build installs exact, hashed pins only)",
+            )
+        if not pin.sha256:
+            raise PipelineError(
+                f"{path.name}:{pin.line}: {pin.name}=={pin.version} has no --hash",
+                "run `python -m ci lock` (it writes a sha256 for every wheel)",
+            )
+    if not lock.entries:
+        raise PipelineError(f"{path} pins nothing", "run `python -m ci lock`")
+    return lock
 
 
 @dataclass(frozen=True)
@@ -64,9 +59,9 @@ class FetchResult:
         return sum(wheel.path.stat().st_size for wheel in self.wheels)
 
 
-def find_cached(lock: Lock, cache: Path, target: Target) -> tuple[list[CachedWheel], list[Pin]]:
+def find_cached(lock: LockFile, cache: Path, target: Target) -> tuple[list[CachedWheel], list[Pin]]:
     """Cached wheels matching the lock by name, version, target tags and hash; and the pins still missing."""
-    tags = set(target_tags(target))
+    tags = target_tags(target)
     by_key: dict[tuple[str, str], list[Path]] = {}
     for path in sorted(cache.glob("*.whl")) if cache.is_dir() else []:
         try:
@@ -74,13 +69,14 @@ def find_cached(lock: Lock, cache: Path, target: Target) -> tuple[list[CachedWhe
         except ValueError:
             continue
         if wheel_tags & tags:
-            by_key.setdefault((normalize(name), str(version)), []).append(path)
+            by_key.setdefault((canonicalize_name(name), str(version)), []).append(path)
     found, missing = [], []
-    for pin in lock.pins:
+    for pin in lock.entries:
+        assert pin.version is not None  # read_layer_lock admits exact pins only
         match = None
-        for path in by_key.get((pin.key, _canonical_version(pin.version)), []):
+        for path in by_key.get((pin.name, _canonical_version(pin.version)), []):
             digest = sha256_file(path)
-            if digest in pin.hashes:
+            if digest in pin.sha256:
                 match = CachedWheel(pin, path, digest)
                 break
         if match is None:
@@ -90,7 +86,7 @@ def find_cached(lock: Lock, cache: Path, target: Target) -> tuple[list[CachedWhe
     return found, missing
 
 
-def fetch(lock: Lock, cache: Path, target: Target, index_url: str) -> FetchResult:
+def fetch(lock: LockFile, cache: Path, target: Target, index_url: str) -> FetchResult:
     """Every pin's wheel for the target, downloading only when the cache lacks one."""
     found, missing = find_cached(lock, cache, target)
     if not missing:
@@ -108,7 +104,7 @@ def fetch(lock: Lock, cache: Path, target: Target, index_url: str) -> FetchResul
     return FetchResult(tuple(found), downloaded=True)
 
 
-def _pip_download(lock: Lock, cache: Path, target: Target, index_url: str) -> None:
+def _pip_download(lock: LockFile, cache: Path, target: Target, index_url: str) -> None:
     platforms = [arg for platform in target_platforms(target) for arg in ("--platform", platform)]
     command = [
         sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",

@@ -17,8 +17,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from ci.config import Config, Target
-from ci.lock.files import DirectRequirement, LockFile, display_path, read_in, read_lock
+from ci.lock.files import DirectRequirement, display_path, read_in
 from ci.lock.index import SimpleIndex
+from ci.lock.lockfile import LockFile, read_lock
 from ci.lock.problems import (
     RELOCK,
     InconsistentLocks,

@@ -20,7 +20,8 @@ from packaging.utils import canonicalize_name
 
 from ci.config import Config
 from ci.errors import PipelineError
-from ci.lock.files import read_in, read_lock
+from ci.lock.files import read_in
+from ci.lock.lockfile import read_lock
 
 COMPILE_COMMAND = "python -m ci lock"
 # Where training and the tools run (GitHub's ubuntu runner, this host); [lock] host_platform /

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci.config import Config
-from ci.lock.files import display_path, read_lock
+from ci.lock.files import display_path
+from ci.lock.lockfile import read_lock
 from ci.lock.resolve import compile_lock, lock_jobs
 
 

@@ -14,8 +14,8 @@ from packaging.tags import Tag
 from packaging.version import Version
 
 from ci.config import Target
-from ci.lock.files import LockFile, Pin
 from ci.lock.index import IndexFile, NotCachedError, Project, SimpleIndex
+from ci.lock.lockfile import LockFile, Pin
 from ci.lock.problems import RELOCK, HashMismatch, LockProblem, NoTargetWheel
 from ci.lock.tags import target_tags
 
@@ -64,7 +64,7 @@ def _judge(
     fitting = [f for f in files if _fits(f, target, tags)]
     if not fitting:
         return [_no_wheel(pin, project, files, display, target, tags)], None
-    locked = {h.removeprefix("sha256:") for h in pin.hashes if h.startswith("sha256:")}
+    locked = pin.sha256
     problems: list[LockProblem] = []
     missing = [f.filename for f in fitting if f.sha256 and f.sha256 not in locked]
     if missing and locked:

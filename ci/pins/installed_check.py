@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import sys
 
-from ci.pins.locks import Lock
+from ci.lock.lockfile import LockFile
+from ci.pins.locks import pinned_version
 from ci.pins.result import CheckResult, Row
 
 INSTALLED_COLUMNS = ("package", "training lock", "installed here", "", "status")
 
 
-def check_installed(training: Lock) -> CheckResult:
+def check_installed(training: LockFile) -> CheckResult:
     import importlib.metadata
 
     from packaging.markers import Marker
 
     check = CheckResult("installed", f"Installed environment ({sys.executable}) vs training lock", INSTALLED_COLUMNS)
-    for name, entry in sorted(training.entries.items()):
+    for name, entry in sorted(training.pins.items()):
         if entry.marker and not Marker(entry.marker).evaluate():
             continue
-        wanted = entry.pinned_version
+        wanted = pinned_version(entry)
         if wanted is None:
             continue  # the locks check reports loose pins
         try:

@@ -3,8 +3,9 @@ pickle with `==`, to the same version."""
 
 from __future__ import annotations
 
+from ci.lock.lockfile import LockFile, Pin
 from ci.pins.evidence import ModelEvidence
-from ci.pins.locks import Entry, Lock
+from ci.pins.locks import pinned_version, why_not_pinned
 from ci.pins.policy import distribution_of
 from ci.pins.result import CORE_DISTRIBUTIONS, PANDAS, CheckResult, Row
 from ci.pins.scan import PickleScan
@@ -12,13 +13,13 @@ from ci.pins.scan import PickleScan
 _LOCK_COLUMNS = ("package", "training lock", "layer lock (runtime)", "model manifest", "status")
 
 
-def pinned(entry: Entry | None) -> str:
+def pinned(entry: Pin | None) -> str:
     if entry is None:
         return "(missing)"
-    return entry.pinned_version or (entry.spec or "(unpinned)")
+    return pinned_version(entry) or (entry.specifier or "(unpinned)")
 
 
-def check_locks(training: Lock, layer: Lock, model: ModelEvidence) -> CheckResult:
+def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> CheckResult:
     check = CheckResult("locks", "Training lock vs layer lock", _LOCK_COLUMNS)
     referenced = model.referenced_distributions()
     wanted = list(CORE_DISTRIBUTIONS)
@@ -43,16 +44,16 @@ def check_locks(training: Lock, layer: Lock, model: ModelEvidence) -> CheckResul
                     f"add {dist} to the .in file next to {lock.display} and run `python -m ci lock`",
                 )
                 ok = False
-            elif entry.pinned_version is None:
+            elif pinned_version(entry) is None:
                 check.error(
-                    f"{lock.display}:{entry.line}: {entry.text} {entry.why_not_pinned()}{why}",
+                    f"{lock.display}:{entry.line}: {entry.text} {why_not_pinned(entry)}{why}",
                     f"pin it exactly ({dist}==VERSION) with `python -m ci lock`",
                 )
                 ok = False
-        if ok and t_entry and r_entry and t_entry.pinned_version != r_entry.pinned_version:
+        if ok and t_entry and r_entry and pinned_version(t_entry) != pinned_version(r_entry):
             check.error(
-                f"{dist} {t_entry.pinned_version} in {training.display}:{t_entry.line} != "
-                f"{dist} {r_entry.pinned_version} in {layer.display}:{r_entry.line}: the model would be pickled "
+                f"{dist} {pinned_version(t_entry)} in {training.display}:{t_entry.line} != "
+                f"{dist} {pinned_version(r_entry)} in {layer.display}:{r_entry.line}: the model would be pickled "
                 "by one version and unpickled by another",
                 "constrain the training lock to the layer lock (-c) and run `python -m ci lock`",
             )

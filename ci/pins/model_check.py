@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from ci.lock.lockfile import LockFile
 from ci.pins.evidence import ModelEvidence
 from ci.pins.lock_check import pinned
-from ci.pins.locks import Lock
+from ci.pins.locks import pinned_version
 from ci.pins.policy import PACKAGES, distribution_of, judge
 from ci.pins.result import CORE_DISTRIBUTIONS, RETRAIN, CheckResult, PinsInputs, Row, display
 from ci.pins.scan import PickleScan
@@ -16,7 +17,7 @@ from ci.pins.scan import PickleScan
 _MODEL_COLUMNS = ("package", "training (manifest)", "runtime (layer lock)", "model (pickle scan)", "status")
 
 
-def check_model(layer: Lock, model: ModelEvidence, inputs: PinsInputs) -> CheckResult:
+def check_model(layer: LockFile, model: ModelEvidence, inputs: PinsInputs) -> CheckResult:
     check = CheckResult("model", "Model artifact vs layer lock (static scan, never unpickled)", _MODEL_COLUMNS)
     check.findings.extend(model.problems)
     retrain = RETRAIN.format(training=display(inputs.training_lock, inputs.root))
@@ -72,7 +73,7 @@ def _check_is_deployed_artifact(check: CheckResult, model: ModelEvidence, inputs
 
 def _check_manifest_versions(
     check: CheckResult,
-    layer: Lock,
+    layer: LockFile,
     model: ModelEvidence,
     inputs: PinsInputs,
     statuses: dict[str, str],
@@ -96,7 +97,7 @@ def _check_manifest_versions(
     for dist in [*CORE_DISTRIBUTIONS, *others]:
         recorded = versions.get(dist)
         entry = layer.get(dist)
-        runtime = entry.pinned_version if entry else None
+        runtime = pinned_version(entry)
         if recorded is None:
             check.error(f"{model.manifest_display} records no version for {dist}", retrain)
             statuses[dist] = "FAIL"
@@ -114,7 +115,7 @@ def _check_manifest_versions(
 
 def _check_scan(
     check: CheckResult,
-    layer: Lock,
+    layer: LockFile,
     model: ModelEvidence,
     scan: PickleScan,
     inputs: PinsInputs,
@@ -123,7 +124,7 @@ def _check_scan(
     retrain: str,
 ) -> None:
     sklearn_entry = layer.get("scikit-learn")
-    sklearn_runtime = sklearn_entry.pinned_version if sklearn_entry else None
+    sklearn_runtime = pinned_version(sklearn_entry)
     found = scan.versions_of_sklearn()
     column["scikit-learn"] = ", ".join(sorted(found)) or "(none recorded)"
     for version, owners in sorted(found.items()):
@@ -166,14 +167,14 @@ def _check_scan(
 
 def _check_numpy_generation(
     check: CheckResult,
-    layer: Lock,
+    layer: LockFile,
     scan: PickleScan,
     statuses: dict[str, str],
     column: dict[str, str],
     retrain: str,
 ) -> None:
     entry = layer.get("numpy")
-    runtime = entry.pinned_version if entry else None
+    runtime = pinned_version(entry)
     numpy2 = sorted({m for m in scan.modules if m == "numpy._core" or m.startswith("numpy._core.")})
     numpy1 = sorted({m for m in scan.modules if m == "numpy.core" or m.startswith("numpy.core.")})
     column["numpy"] = "2.x (numpy._core)" if numpy2 else "1.x (numpy.core)" if numpy1 else "(no version marks)"
@@ -198,7 +199,7 @@ def _check_numpy_generation(
 
 def _check_existence(
     check: CheckResult,
-    layer: Lock,
+    layer: LockFile,
     scan: PickleScan,
     inputs: PinsInputs,
     allowed_dists: set[str],
@@ -224,7 +225,7 @@ def _check_existence(
     comparable = set()
     for dist in dists:
         entry = layer.get(dist)
-        wanted = entry.pinned_version if entry else None
+        wanted = pinned_version(entry)
         if wanted is not None and versions.get(dist) == wanted:
             comparable.add(dist)
         else:

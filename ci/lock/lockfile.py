@@ -1,0 +1,165 @@
+"""The one reader of pip-tools lock files (requirements-layer.txt, training/requirements.txt, ...).
+
+`python -m ci lock`, the layer build and the pin checks all read the same files; they share this
+reader so a lock means the same thing to each of them. It judges nothing: a loose, unhashed or
+unreadable line is kept with its line number, and each caller decides what it may not contain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import Specifier
+from packaging.utils import canonicalize_name
+
+from ci.errors import PipelineError
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One requirement line of a lock (`name==version \\` + its `--hash` lines + `# via` comments)."""
+
+    name: str  # canonical (PEP 503) name
+    text: str  # the requirement as written, without hashes and comments
+    line: int  # 1-based line number of the requirement
+    requirement: Requirement | None  # None for lines pip would take but packaging cannot parse (-e, paths)
+    error: str | None = None  # why packaging could not parse it
+    hashes: tuple[str, ...] = ()  # "sha256:<hex>"
+    via: tuple[str, ...] = ()  # "-r requirements.in", "joblib", "-c ../x.txt", ...
+
+    @property
+    def specifiers(self) -> list[Specifier]:
+        return sorted(self.requirement.specifier, key=str) if self.requirement else []
+
+    @property
+    def specifier(self) -> str:
+        """The specifier as written, e.g. "==1.3.2" or ">=1.26" ("" for none)."""
+        return str(self.requirement.specifier) if self.requirement else ""
+
+    @property
+    def operator(self) -> str | None:
+        """The operator of the only specifier ("==", ">=", ...), None for none or several."""
+        specifiers = self.specifiers
+        return specifiers[0].operator if len(specifiers) == 1 else None
+
+    @property
+    def version(self) -> str | None:
+        """The pinned version when the line is an exact `==` (or `===`) pin, else None."""
+        if self.requirement is None or self.requirement.url or self.operator not in ("==", "==="):
+            return None
+        version = self.specifiers[0].version
+        return None if "*" in version else version
+
+    @property
+    def marker(self) -> str | None:
+        return str(self.requirement.marker) if self.requirement and self.requirement.marker else None
+
+    @property
+    def url(self) -> str | None:
+        return (self.requirement.url or None) if self.requirement else None
+
+    @property
+    def sha256(self) -> frozenset[str]:
+        """The hex digests of the sha256 hashes: what a downloaded wheel must match."""
+        return frozenset(h.removeprefix("sha256:") for h in self.hashes if h.startswith("sha256:"))
+
+
+@dataclass(frozen=True)
+class LockFile:
+    path: Path
+    entries: tuple[Pin, ...]  # every requirement line, in file order
+    options: tuple[tuple[int, str], ...]  # (line, text) of option lines (--index-url, -e ...)
+    digest: str  # sha256 of the file: the key of everything cached per lock
+    display: str = ""  # how messages name the file, e.g. requirements-layer.txt
+    pins: dict[str, Pin] = field(init=False, compare=False)  # canonical name -> pin (the last line wins)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pins", {pin.name: pin for pin in self.entries})
+
+    def get(self, name: str) -> Pin | None:
+        return self.pins.get(canonicalize_name(name))
+
+
+def read_lock(path: Path, display: str | None = None) -> LockFile:
+    if not path.is_file():
+        raise PipelineError(f"{path} not found", "create it with `python -m ci lock`")
+    content = path.read_text()
+    found: list[tuple[Pin, list[str]]] = []
+    options: list[tuple[int, str]] = []
+    via: list[str] | None = None  # the open pin's annotations; a blank or option line closes it
+    in_via = False
+    for number, text in logical_lines(content):
+        stripped = text.strip()
+        if not stripped:
+            via, in_via = None, False
+            continue
+        if stripped.startswith("#"):
+            comment = stripped.lstrip("#").strip()
+            if via is None or not text.startswith((" ", "\t")):
+                in_via = False
+            elif comment.startswith("via"):
+                rest = comment[3:].strip()
+                in_via = not rest
+                if rest:
+                    via.append(rest)
+            elif in_via and comment:
+                via.append(comment)
+            continue
+        in_via = False
+        if stripped.startswith("-"):
+            options.append((number, stripped))
+            via = None
+            continue
+        via = []
+        found.append((_parse_pin(strip_comment(stripped), number, path), via))
+    entries = tuple(replace(pin, via=tuple(annotations)) for pin, annotations in found)
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    return LockFile(path, entries, tuple(options), digest, display or path.name)
+
+
+def _parse_pin(text: str, number: int, path: Path) -> Pin:
+    requirement_text = text.partition(" --hash")[0].strip()
+    hashes = tuple(token.split("=", 1)[1] for token in text.split() if token.startswith("--hash="))
+    try:
+        requirement = Requirement(requirement_text)
+    except InvalidRequirement as exc:
+        words = requirement_text.split("@")[0].split()
+        name = canonicalize_name(words[0]) if words else ""
+        if not name:
+            fix = "regenerate it with `python -m ci lock`"
+            raise PipelineError(f"{path}:{number}: cannot read {text!r}", fix) from exc
+        return Pin(name, requirement_text, number, None, error=str(exc), hashes=hashes)
+    return Pin(canonicalize_name(requirement.name), requirement_text, number, requirement, hashes=hashes)
+
+
+def strip_comment(text: str) -> str:
+    """The line without its comment, as pip reads it: `#` starts one at the line's start or after a space."""
+    stripped = text.strip()
+    if stripped.startswith("#"):
+        return ""
+    return stripped.split(" #", 1)[0].strip()
+
+
+def logical_lines(content: str) -> list[tuple[int, str]]:
+    """(first line number, text) with backslash continuations joined, as pip reads them.
+
+    A comment line never continues, so `# via` annotations stay lines of their own.
+    """
+    result: list[tuple[int, str]] = []
+    buffer: list[str] = []
+    start = 0
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not buffer:
+            start = number
+        if line.endswith("\\") and not line.lstrip().startswith("#"):
+            buffer.append(line[:-1])
+            continue
+        buffer.append(line)
+        result.append((start, " ".join(part.rstrip() for part in buffer) if len(buffer) > 1 else buffer[0]))
+        buffer = []
+    if buffer:
+        result.append((start, " ".join(buffer)))
+    return result
