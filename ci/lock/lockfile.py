@@ -73,10 +73,11 @@ class LockFile:
     entries: tuple[Pin, ...]  # every requirement line, in file order
     options: tuple[tuple[int, str], ...]  # (line, text) of option lines (--index-url, -e ...)
     digest: str  # sha256 of the file: the key of everything cached per lock
-    display: str = ""  # how messages name the file, e.g. requirements-layer.txt
+    display: str = ""  # how messages name the file, e.g. requirements-layer.txt (default: its name)
     pins: dict[str, Pin] = field(init=False, compare=False)  # canonical name -> pin (the last line wins)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "display", self.display or self.path.name)
         object.__setattr__(self, "pins", {pin.name: pin for pin in self.entries})
 
     def get(self, name: str) -> Pin | None:
@@ -84,6 +85,7 @@ class LockFile:
 
 
 def read_lock(path: Path, display: str | None = None) -> LockFile:
+    """Every requirement line of `path` with its hashes and annotations; option lines apart."""
     if not path.is_file():
         raise PipelineError(f"{path} not found", "create it with `python -m ci lock`")
     content = path.read_text()
@@ -117,7 +119,7 @@ def read_lock(path: Path, display: str | None = None) -> LockFile:
         found.append((_parse_pin(strip_comment(stripped), number, path), via))
     entries = tuple(replace(pin, via=tuple(annotations)) for pin, annotations in found)
     digest = hashlib.sha256(content.encode()).hexdigest()
-    return LockFile(path, entries, tuple(options), digest, display or path.name)
+    return LockFile(path, entries, tuple(options), digest, display or "")
 
 
 def _parse_pin(text: str, number: int, path: Path) -> Pin:
