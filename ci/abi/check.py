@@ -23,8 +23,8 @@ from ci.abi.elf import (
     version_text,
 )
 from ci.abi.foreign import HEADER_BYTES, foreign_kind
-from ci.abi.owners import Owners
 from ci.config import Target
+from ci.layer.owners import Owners
 
 # An extension module's filename tag: name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
 TAGGED_EXTENSION = re.compile(r"\.((?:cpython|pypy|graalpy)[^.]*|abi3|cp\d+[^.]*)\.(so|pyd)$")
@@ -75,14 +75,14 @@ def check_tree(root: Path, target: Target) -> list[Violation]:
 
 
 def scan_tree(root: Path, target: Target) -> AbiScan:
-    owners = Owners(root)
+    owners = Owners.of_tree(root)
     scan = AbiScan()
     for path in _files(root):
         rel = path.relative_to(root).as_posix()
         scan.files += 1
         with path.open("rb") as handle:
             head = handle.read(HEADER_BYTES)
-        dist = owners.distribution(rel)
+        dist = owners.distribution(rel) or owners.guess(rel)
 
         def report(rule: str, message: str, rel: str = rel, dist: str | None = dist) -> None:
             scan.violations.append(Violation(rel, dist, rule, message))

@@ -1,8 +1,9 @@
 """Which distribution shipped a file, and what kind of file it is.
 
 The build's report maps each first path component under python/ to its distribution
-("top_level"); the layer's own *.dist-info (top_level.txt, RECORD) fill any gap, so the budget
-still attributes files in a layer it did not build (an extra layer, a baseline, a test zip).
+("top_level"); the layer's own *.dist-info (RECORD, top_level.txt) fill any gap, so the budget
+still attributes files in a layer it did not build (a baseline, a test zip). ci.layer.owners
+weighs that evidence, as for every other report.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from ci.budget.zips import ZipContents
+from ci.layer.owners import Owners, canonical
 
 LAYER_PREFIX = "python/"
 UNATTRIBUTED = "(unattributed)"
@@ -24,12 +26,6 @@ METADATA = "metadata"
 CATEGORIES = (EXTENSION_MODULES, VENDORED_LIBRARIES, PYTHON_SOURCE, BYTECODE, DATA, METADATA)
 
 _SHARED_OBJECT = re.compile(r"\.so(\.\d+)*$")
-_EXTENSION_SUFFIX = re.compile(r"(\.cpython-[^.]+|\.abi3)?\.so$")
-
-
-def canonical(name: str) -> str:
-    """PEP 503 name: scikit_learn, Scikit.Learn and scikit-learn are one distribution."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def category(path: str) -> str:
@@ -49,67 +45,30 @@ def category(path: str) -> str:
     return DATA
 
 
-def first_component(path: str) -> str | None:
-    """numpy for python/numpy/core/x.so; None for anything outside python/."""
-    if not path.startswith(LAYER_PREFIX):
-        return None
-    rest = path[len(LAYER_PREFIX) :]
-    return rest.split("/", 1)[0] if rest else None
-
-
-def _dist_info_name(folder: str) -> str | None:
-    for suffix in (".dist-info", ".egg-info"):
-        if folder.endswith(suffix):
-            return folder[: -len(suffix)].split("-", 1)[0]
-    return None
-
-
 class Attributor:
-    """Maps layer paths to distribution names (as the build report spells them when it can)."""
+    """Maps layer paths to distribution names (as the build report spells them when it can).
+
+    The evidence and its precedence are ci.layer.owners'; this adds the budget's spelling of a
+    name and "(unattributed)" for a file no evidence claims.
+    """
 
     def __init__(
         self, layer: ZipContents, top_level: Mapping[str, str] | None = None, names: Sequence[str] = ()
     ) -> None:
         self._display: dict[str, str] = {canonical(name): name for name in names}
-        self._owner: dict[str, str] = {}
+        self._owners = Owners.of_entries(
+            [entry.path for entry in layer.entries], layer.read, top_level=top_level, names=names
+        )
         self.versions: dict[str, str] = {}  # distribution -> version, from *.dist-info folder names
-        self._learn_from_dist_info(layer)
-        for component, distribution in (top_level or {}).items():
-            self._owner[component] = self._name(distribution)
+        for dist in self._owners.dists:
+            if dist.site == LAYER_PREFIX.rstrip("/") and dist.version:
+                self.versions[self._name(dist.name)] = dist.version
 
     def _name(self, distribution: str) -> str:
         return self._display.setdefault(canonical(distribution), canonical(distribution))
 
-    def _learn_from_dist_info(self, layer: ZipContents) -> None:
-        members = {entry.path for entry in layer.entries}
-        folders = {first_component(path) for path in members}
-        for folder in sorted(f for f in folders if f):
-            raw_name = _dist_info_name(folder)
-            if raw_name is None:
-                continue
-            distribution = self._name(raw_name)
-            self._owner[folder] = distribution
-            _, _, version = folder.rsplit(".", 1)[0].partition("-")
-            if version:
-                self.versions[distribution] = version
-            for member in (f"{LAYER_PREFIX}{folder}/top_level.txt", f"{LAYER_PREFIX}{folder}/RECORD"):
-                if member not in members:
-                    continue
-                for line in layer.read(member).decode("utf-8", "replace").splitlines():
-                    component = line.split(",", 1)[0].strip().split("/", 1)[0]
-                    if component and not component.startswith(".."):
-                        self._owner.setdefault(component, distribution)
-
     def distribution(self, path: str) -> str:
-        component = first_component(path)
-        if component is None:
+        if not path.startswith(LAYER_PREFIX):
             return UNATTRIBUTED
-        if component == "__pycache__":  # python/__pycache__/six.cpython-311.pyc: bytecode of a top-level module
-            component = path.rsplit("/", 1)[-1].split(".", 1)[0] + ".py"
-        if component in self._owner:
-            return self._owner[component]
-        # Single-file modules and vendored-library folders named after the distribution.
-        stem = _EXTENSION_SUFFIX.sub("", component).removesuffix(".py").removesuffix(".libs")
-        if stem in self._owner:
-            return self._owner[stem]
-        return self._display.get(canonical(stem), UNATTRIBUTED)
+        owner = self._owners.distribution(path)
+        return UNATTRIBUTED if owner is None else self._name(owner)

@@ -27,7 +27,8 @@ from ci.isolated import target_python
 from ci.layer import archive, rules, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
 from ci.layer.install import InstalledDistribution, install_wheels
-from ci.layer.tree import owner_of, tree_size, walk_files
+from ci.layer.owners import BUILD_SITE, Owners
+from ci.layer.tree import tree_size, walk_files
 from ci.layer.wheels import CachedWheel, fetch, read_layer_lock
 from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
@@ -343,18 +344,15 @@ def step_stage_function(state: BuildState) -> None:
 
 
 def report_data(state: BuildState) -> dict[str, Any]:
-    top_level = state.top_level
-    for entry in sorted(child.name for child in state.site.iterdir()):  # sourceless six.pyc: six.py's owner
-        owner = owner_of(entry, top_level)
-        if entry not in top_level and entry != "__pycache__" and owner is not None:
-            top_level[entry] = owner
+    owners = Owners.of_installed((d.name, d.files) for d in state.installed)
+    top_level = owners.completed_top_level(child.name for child in state.site.iterdir())  # + sourceless six.pyc
     per_dist: dict[str, dict[str, Any]] = {
         d.name: {"version": d.version, "files": 0, "bytes": 0, "installed_files": len(d.files),
                  "installed_bytes": d.bytes}
         for d in state.installed
     }  # fmt: skip
     for path in walk_files(state.site):
-        owner = owner_of(path.relative_to(state.site).as_posix(), top_level)
+        owner = owners.distribution(f"{BUILD_SITE}/{path.relative_to(state.site).as_posix()}")
         if owner in per_dist:
             per_dist[owner]["files"] += 1
             per_dist[owner]["bytes"] += path.stat().st_size

@@ -17,6 +17,7 @@ from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
 
 from ci.errors import PipelineError
+from ci.layer.owners import top_level_entries
 from ci.layer.wheels import CachedWheel
 from ci.reports import sha256_file
 
@@ -34,7 +35,7 @@ class InstalledDistribution:
 
     @property
     def top_level(self) -> list[str]:
-        return sorted({path.split("/", 1)[0] for path in self.files})
+        return top_level_entries(self.files)
 
 
 def install_wheels(

@@ -18,7 +18,7 @@ from typing import Any
 
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
-from ci.layer.tree import owner_of
+from ci.layer.owners import BUILD_SITE, Owners
 from ci.reports import sha256_file
 
 _TRACE = r"""
@@ -173,8 +173,9 @@ def compare_results(before: ImportTrace, after: ImportTrace, what: str) -> None:
 def per_distribution(site: Path, rels: Sequence[str], top_level: dict[str, str]) -> dict[str, dict[str, int]]:
     """Files and bytes each distribution contributes to the trace (0 for one never imported)."""
     counts = {name: {"imported_files": 0, "imported_bytes": 0} for name in sorted(set(top_level.values()))}
+    owners = Owners(top_level=top_level)
     for rel in rels:
-        owner = owner_of(rel, top_level)
+        owner = owners.distribution(f"{BUILD_SITE}/{rel}")
         if owner in counts and (site / rel).is_file():
             counts[owner]["imported_files"] += 1
             counts[owner]["imported_bytes"] += (site / rel).stat().st_size

@@ -1,4 +1,4 @@
-"""Small facts about a layer tree that several steps need: its files, sizes, ELF files, owners."""
+"""Small facts about a layer tree that several steps need: its files, sizes, ELF files (owners: owners.py)."""
 
 from __future__ import annotations
 
@@ -36,20 +36,6 @@ def is_elf(path: Path) -> bool:
 def in_vendored_libs(rel: str) -> bool:
     """auditwheel's `<pkg>.libs/` (patchelf-edited libraries that strip would break)."""
     return any(part.endswith(".libs") for part in rel.split("/")[:-1])
-
-
-def owner_of(rel: str, top_level: dict[str, str]) -> str | None:
-    """The distribution that installed `rel` (relative to python/), by its first path component.
-
-    Bytecode of a top-level module (python/__pycache__/six.cpython-311.pyc, or a sourceless
-    python/six.pyc) belongs to the owner of six.py.
-    """
-    first = rel.split("/", 1)[0]
-    if first == "__pycache__":
-        first = rel.rsplit("/", 1)[-1].split(".", 1)[0] + ".py"
-    elif first.endswith(".pyc") and first not in top_level:
-        first = first.removesuffix(".pyc") + ".py"
-    return top_level.get(first)
 
 
 def remove_empty_dirs(root: Path) -> None:

@@ -1,0 +1,259 @@
+"""Which distribution put a file into the layer: one answer for the build, ABI, budget and smoke reports.
+
+Paths are relative to the layer root, as in layer.zip (python/sklearn/__init__.py). A site is a
+directory on sys.path: python/, python/lib/pythonX.Y/site-packages/ (Lambda adds both), or any
+directory holding a *.dist-info. Evidence is weighed best first:
+
+1. the exact path in a *.dist-info/RECORD (per file: right even where two distributions share a
+   namespace folder);
+2. the build's map of first path components under python/ ("top_level" of build.json: what each
+   wheel unpacked);
+3. top_level.txt (the importable names a distribution declares);
+4. the first path component of any RECORD line (files added after the install, e.g. bytecode);
+5. the *.dist-info / *.egg-info folder itself;
+6. the first component's own name: `foo.libs/` (auditwheel's vendored libraries), `foo.py`,
+   `foo.cpython-311-x86_64-linux-gnu.so` and `foo.pyc` stand for the distribution named foo
+   (PEP 503), else for the owner of the package `foo` found by 2-4.
+
+Bytecode of a top-level module (python/__pycache__/six.cpython-311.pyc, a sourceless
+python/six.pyc) belongs to the owner of six.py. Without evidence the answer is None and each
+report says so its own way; `guess` names the component's stem for reports that want a name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from pathlib import Path, PurePosixPath
+
+BUILD_SITE = "python"  # the site build.json's "top_level" map describes
+METADATA_SUFFIXES = (".dist-info", ".egg-info")
+
+_SITE_PACKAGES = re.compile(r"^python/lib/python\d+\.\d+/site-packages(?=/|$)")
+_MODULE_SUFFIX = re.compile(r"(\.cpython-[^./]+|\.abi3|\.cp\d+-[^./]+)?\.(so|pyd)$|\.pyc?$")
+
+
+def canonical(name: str) -> str:
+    """PEP 503 name: scikit_learn, Scikit.Learn and scikit-learn are one distribution."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def top_level_entries(files: Iterable[str]) -> list[str]:
+    """The first path components of `files` (relative to a site): what build.json's "top_level" maps."""
+    return sorted({path.split("/", 1)[0] for path in files})
+
+
+def module_stem(component: str) -> str:
+    """six for six.py, six.pyc and _speedups.cpython-311-x86_64-linux-gnu.so; numpy for numpy.libs."""
+    return _MODULE_SUFFIX.sub("", component.removesuffix(".libs"))
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """What one *.dist-info (or *.egg-info) folder says about its distribution."""
+
+    site: str  # layer-relative directory holding the folder ("" for the root)
+    folder: str  # scikit_learn-1.3.2.dist-info
+    name: str  # METADATA's Name, else the folder's name part
+    version: str | None
+    record: tuple[str, ...] = ()  # RECORD paths, relative to the site
+    top_level: tuple[str, ...] = ()  # top_level.txt names
+
+
+Reader = Callable[[str], bytes | None]
+
+
+def read_dist_info(site: str, folder: str, read: Reader) -> DistInfo:
+    """Parse the folder's METADATA (or PKG-INFO), RECORD and top_level.txt; `read` returns None for a missing file."""
+    base = f"{site}/{folder}" if site else folder
+    stem = folder
+    for suffix in METADATA_SUFFIXES:
+        stem = stem.removesuffix(suffix)
+    folder_name, _, folder_version = stem.partition("-")
+    name, version = folder_name, folder_version or None
+    for member in ("METADATA", "PKG-INFO"):
+        data = read(f"{base}/{member}")
+        if data is not None:
+            headers = HeaderParser().parsestr(data.decode("utf-8", "replace"), headersonly=True)
+            name = str(headers.get("Name") or "").strip() or name
+            version = version or (str(headers.get("Version") or "").strip() or None)
+            break
+    record: list[str] = []
+    data = read(f"{base}/RECORD")
+    if data is not None:
+        rows = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""))
+        record = [row[0] for row in rows if row and row[0] and not row[0].startswith("..")]
+    top_level: list[str] = []
+    data = read(f"{base}/top_level.txt")
+    if data is not None:
+        for line in data.decode("utf-8", "replace").splitlines():
+            entry = line.strip().split("/", 1)[0]
+            if entry:
+                top_level.append(entry)
+    return DistInfo(site, folder, name, version, tuple(record), tuple(top_level))
+
+
+class Owners:
+    """file -> distribution for one layer: build with `of_tree`, `of_zip`, `of_entries` or `of_installed`."""
+
+    def __init__(
+        self,
+        dists: Iterable[DistInfo] = (),
+        top_level: Mapping[str, str] | None = None,
+        names: Iterable[str] = (),
+        files: Mapping[str, str] | None = None,
+        bare: bool = False,
+    ) -> None:
+        """`top_level`: build.json's map; `names`: more distributions to match by name; `files`: exact
+        layer paths -> distribution (an installer's record); `bare`: the layer root is itself the site."""
+        self.dists = sorted(dists, key=lambda d: (d.site, d.folder))
+        self.top_level = dict(top_level or {})
+        self._by_path = dict(files or {})
+        self._sites = {d.site for d in self.dists} | ({""} if bare else set())
+        self._declared: dict[str, dict[str, str]] = {}  # site -> top_level.txt name -> dist
+        self._recorded: dict[str, dict[str, str]] = {}  # site -> RECORD first component -> dist
+        self._folders: dict[str, dict[str, str]] = {}  # site -> *.dist-info folder -> dist
+        self._by_name: dict[str, str] = {}  # canonical name -> name
+        for name in [*names, *self.top_level.values()]:
+            self._by_name.setdefault(canonical(name), name)
+        for dist in self.dists:
+            self._by_name.setdefault(canonical(dist.name), dist.name)
+            self._folders.setdefault(dist.site, {})[dist.folder] = dist.name
+            for entry in dist.top_level:
+                self._declared.setdefault(dist.site, {}).setdefault(entry, dist.name)
+            for path in dist.record:
+                self._by_path.setdefault(str(PurePosixPath(dist.site, path)), dist.name)
+                first = path.split("/", 1)[0]
+                if first != "__pycache__":  # shared by every top-level module: says nothing
+                    self._recorded.setdefault(dist.site, {}).setdefault(first, dist.name)
+
+    @classmethod
+    def of_entries(
+        cls, paths: Iterable[str], read: Reader, top_level: Mapping[str, str] | None = None, names: Iterable[str] = ()
+    ) -> Owners:
+        """From a file list (a zip's entries); `read` is called only for metadata files in the list."""
+        members = set(paths)
+        folders: set[tuple[str, str]] = set()
+        for path in members:
+            parts = path.split("/")
+            for index, part in enumerate(parts[:-1]):
+                if part.endswith(METADATA_SUFFIXES):
+                    folders.add(("/".join(parts[:index]), part))
+                    break
+
+        def present(path: str) -> bytes | None:
+            return read(path) if path in members else None
+
+        dists = [read_dist_info(site, folder, present) for site, folder in sorted(folders)]
+        bare = not any(path.startswith(BUILD_SITE + "/") for path in members)
+        return cls(dists, top_level, names, bare=bare)
+
+    @classmethod
+    def of_zip(cls, path: Path, top_level: Mapping[str, str] | None = None, names: Iterable[str] = ()) -> Owners:
+        with zipfile.ZipFile(path) as archive:
+            entries = [info.filename for info in archive.infolist() if not info.is_dir()]
+            return cls.of_entries(entries, archive.read, top_level, names)
+
+    @classmethod
+    def of_tree(cls, root: Path, top_level: Mapping[str, str] | None = None, names: Iterable[str] = ()) -> Owners:
+        """From an unpacked layer (the folder holding python/, or a bare site directory)."""
+        dists = []
+        for current, dirs, _files in os.walk(root):
+            dirs.sort()
+            for directory in dirs:
+                if directory.endswith(METADATA_SUFFIXES):
+                    site = Path(current).relative_to(root).as_posix()
+                    dists.append(read_dist_info("" if site == "." else site, directory, _tree_reader(root)))
+            dirs[:] = [d for d in dirs if not d.endswith(METADATA_SUFFIXES)]
+        return cls(dists, top_level, names, bare=not (root / BUILD_SITE).is_dir())
+
+    @classmethod
+    def of_installed(cls, installed: Iterable[tuple[str, Iterable[str]]]) -> Owners:
+        """From the build's own install: (distribution, files relative to python/) for each wheel."""
+        files: dict[str, str] = {}
+        top_level: dict[str, str] = {}
+        for name, paths in installed:
+            paths = list(paths)
+            files.update({f"{BUILD_SITE}/{path}": name for path in paths})
+            top_level.update({entry: name for entry in top_level_entries(paths)})
+        return cls(top_level=top_level, files=files)
+
+    def site_of(self, path: str) -> tuple[str, list[str]] | None:
+        """(site, path components under it), by the deepest site holding `path`; None outside every site."""
+        candidates = [site for site in self._sites if site == "" or path.startswith(site + "/")]
+        match = _SITE_PACKAGES.match(path)
+        if match:
+            candidates.append(match.group(0))
+        if path.startswith(BUILD_SITE + "/"):
+            candidates.append(BUILD_SITE)
+        if not candidates:
+            return None
+        site = max(candidates, key=len)
+        rest = path[len(site) + 1 :] if site else path
+        return (site, rest.split("/")) if rest else None
+
+    def distribution(self, path: str) -> str | None:
+        """The distribution that installed `path` (layer-relative, posix), or None without evidence."""
+        if path in self._by_path:
+            return self._by_path[path]
+        located = self.site_of(path)
+        if located is None:
+            return None
+        site, parts = located
+        first, is_file = parts[0], len(parts) == 1
+        if first == "__pycache__" and len(parts) == 2:  # __pycache__/six.cpython-311.pyc: six.py's bytecode
+            first, is_file = parts[1].split(".", 1)[0] + ".py", True
+        stem = module_stem(first) if is_file or first.endswith(".libs") else first
+        keys = list(dict.fromkeys([first, stem + ".py", stem])) if is_file else [first]
+        maps = [
+            self.top_level if site == BUILD_SITE else {},
+            self._declared.get(site, {}),
+            self._recorded.get(site, {}),
+            self._folders.get(site, {}),
+        ]
+        for mapping in maps:
+            for key in keys:
+                if key in mapping:
+                    return mapping[key]
+        if canonical(stem) in self._by_name:
+            return self._by_name[canonical(stem)]
+        for mapping in maps[:3]:  # foo.libs/ of the distribution that owns the package foo
+            if stem in mapping:
+                return mapping[stem]
+        return None
+
+    def guess(self, path: str) -> str | None:
+        """The name a report shows for a file without evidence: its first component's stem (loose/ -> loose)."""
+        located = self.site_of(path)
+        if located is None:
+            return None
+        _site, parts = located
+        first = parts[0]
+        if first == "__pycache__" and len(parts) == 2:
+            return parts[1].split(".", 1)[0]
+        return module_stem(first) if len(parts) == 1 or first.endswith(".libs") else first
+
+    def completed_top_level(self, entries: Iterable[str]) -> dict[str, str]:
+        """build.json's "top_level": the map plus every other first component under python/ with an
+        owner (a sourceless six.pyc); __pycache__ is no one's."""
+        completed = dict(self.top_level)
+        for entry in entries:
+            if entry not in completed and entry != "__pycache__":
+                owner = self.distribution(f"{BUILD_SITE}/{entry}")
+                if owner is not None:
+                    completed[entry] = owner
+        return dict(sorted(completed.items()))
+
+
+def _tree_reader(root: Path) -> Reader:
+    def read(path: str) -> bytes | None:
+        file = root / path
+        return file.read_bytes() if file.is_file() else None
+
+    return read
