@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,9 +36,11 @@ def sklearn_version(config: Config, paths: BuildPaths) -> str:
         for name in ("scikit-learn", "scikit_learn"):
             if name in distributions:
                 return str(distributions[name].get("version"))
+    from ci.lock.lockfile import read_lock
+
     lock = config.path(config.lock, "layer_lock")
-    match = re.search(r"^scikit-learn==([^\s;\\]+)", lock.read_text(), re.MULTILINE) if lock.is_file() else None
-    return match.group(1) if match else "unknown"
+    pin = read_lock(lock).get("scikit-learn") if lock.is_file() else None
+    return (pin.version if pin else None) or "unknown"
 
 
 def ensure_layer(lambda_: Any, config: Config, artifact: Artifact, bucket: str, key: str, sklearn: str) -> LayerVersion:
