@@ -9,6 +9,7 @@ weighs that evidence, as for every other report.
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 
 from ci.budget.zips import ZipContents
@@ -56,9 +57,10 @@ class Attributor:
         self, layer: ZipContents, top_level: Mapping[str, str] | None = None, names: Sequence[str] = ()
     ) -> None:
         self._display: dict[str, str] = {canonical(name): name for name in names}
-        self._owners = Owners.of_entries(
-            [entry.path for entry in layer.entries], layer.read, top_level=top_level, names=names
-        )
+        with zipfile.ZipFile(layer.path) as archive:  # one opening for every metadata file read
+            self._owners = Owners.of_entries(
+                [entry.path for entry in layer.entries], archive.read, top_level=top_level, names=names
+            )
         self.versions: dict[str, str] = {}  # distribution -> version, from *.dist-info folder names
         for dist in self._owners.dists:
             if dist.site == LAYER_PREFIX.rstrip("/") and dist.version:
