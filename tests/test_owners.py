@@ -85,6 +85,10 @@ LAYER: dict[str, bytes] = {
     # The dist-info's folder name is not the project's name: METADATA's Name wins.
     "python/tinylib/__init__.py": b"",
     **dist_info("python", "tinylib-1.0.dist-info", "tiny-lib", record=["tinylib/__init__.py"]),
+    # A dist-info vendored inside a package is that package's payload, not a distribution of the layer.
+    "python/setuptools/_vendor/packaging/version.py": b"",
+    **dist_info("python/setuptools/_vendor", "packaging-24.2.dist-info", "packaging", record=["packaging/version.py"]),
+    **dist_info("python", "setuptools-75.0.dist-info", "setuptools", top_level=["setuptools"]),
     # Lambda's other site directory, with its own dist-info.
     "python/lib/python3.11/site-packages/attr/__init__.py": b"",
     **dist_info("python/lib/python3.11/site-packages", "attrs-23.1.0.dist-info", "attrs", record=["attr/__init__.py"]),
@@ -112,6 +116,8 @@ OWNERS = {
     f"python/_cffi_backend.{EXT}": "cffi",  # top_level.txt names the module
     "python/tinylib/__init__.py": "tiny-lib",
     "python/tinylib-1.0.dist-info/METADATA": "tiny-lib",
+    "python/setuptools/_vendor/packaging/version.py": "setuptools",
+    "python/setuptools/_vendor/packaging-24.2.dist-info/METADATA": "setuptools",
     "python/lib/python3.11/site-packages/attr/__init__.py": "attrs",
     "python/loose/thing.dat": None,
     f"python/mystery.{EXT}": None,

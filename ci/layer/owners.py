@@ -1,8 +1,9 @@
 """Which distribution put a file into the layer: one answer for the build, ABI, budget and smoke reports.
 
 Paths are relative to the layer root, as in layer.zip (python/sklearn/__init__.py). A site is a
-directory on sys.path: python/, python/lib/pythonX.Y/site-packages/ (Lambda adds both), or any
-directory holding a *.dist-info. Evidence is weighed best first:
+directory on sys.path: python/ or python/lib/pythonX.Y/site-packages/ (Lambda adds both), or the
+root itself for a bare site directory; a *.dist-info counts only in a site. Evidence is weighed
+best first:
 
 1. the exact path in a *.dist-info/RECORD (per file: right even where two distributions share a
    namespace folder);
@@ -150,8 +151,8 @@ class Owners:
         def present(path: str) -> bytes | None:
             return read(path) if path in members else None
 
-        dists = [read_dist_info(site, folder, present) for site, folder in sorted(folders)]
         bare = not any(path.startswith(BUILD_SITE + "/") for path in members)
+        dists = [read_dist_info(site, folder, present) for site, folder in sorted(folders) if _is_site(site, bare)]
         return cls(dists, top_level, names, bare=bare)
 
     @classmethod
@@ -163,15 +164,20 @@ class Owners:
     @classmethod
     def of_tree(cls, root: Path, top_level: Mapping[str, str] | None = None, names: Iterable[str] = ()) -> Owners:
         """From an unpacked layer (the folder holding python/, or a bare site directory)."""
-        dists = []
+        bare = not (root / BUILD_SITE).is_dir()
+        dists: list[DistInfo] = []
         for current, dirs, _files in os.walk(root):
             dirs.sort()
-            for directory in dirs:
-                if directory.endswith(METADATA_SUFFIXES):
-                    site = Path(current).relative_to(root).as_posix()
-                    dists.append(read_dist_info("" if site == "." else site, directory, _tree_reader(root)))
+            site = Path(current).relative_to(root).as_posix()
+            site = "" if site == "." else site
+            if _is_site(site, bare):
+                dists.extend(
+                    read_dist_info(site, folder, _tree_reader(root))
+                    for folder in dirs
+                    if folder.endswith(METADATA_SUFFIXES)
+                )
             dirs[:] = [d for d in dirs if not d.endswith(METADATA_SUFFIXES)]
-        return cls(dists, top_level, names, bare=not (root / BUILD_SITE).is_dir())
+        return cls(dists, top_level, names, bare=bare)
 
     @classmethod
     def of_installed(cls, installed: Iterable[tuple[str, Iterable[str]]]) -> Owners:
@@ -249,6 +255,11 @@ class Owners:
                 if owner is not None:
                     completed[entry] = owner
         return dict(sorted(completed.items()))
+
+
+def _is_site(directory: str, bare: bool) -> bool:
+    """A directory on sys.path: a *.dist-info vendored deeper (setuptools/_vendor/) is its package's payload."""
+    return directory == BUILD_SITE or bool(_SITE_PACKAGES.fullmatch(directory)) or (bare and directory == "")
 
 
 def _tree_reader(root: Path) -> Reader:
