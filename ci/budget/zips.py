@@ -38,10 +38,6 @@ class ZipContents:
     def zipped_bytes(self) -> int:
         return sum(entry.zipped_bytes for entry in self.entries)
 
-    def read(self, member: str) -> bytes:
-        with zipfile.ZipFile(self.path) as archive:
-            return archive.read(member)
-
 
 def read_zip(path: Path, name: str, kind: str, how_to_make: str) -> ZipContents:
     """The file entries of `path`; a missing or unreadable zip is an error naming the file."""
