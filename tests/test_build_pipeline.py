@@ -111,7 +111,10 @@ def test_the_build_reads_as_steps_and_proves_each(tmp_path: Path) -> None:
     assert "handler/app.py" in function and "handler/__pycache__/app.cpython-311.pyc" in function
     assert "handler/test_app.py" not in function
 
-    again = build_layer(config, BuildPaths(build=tmp_path / "again", cache=paths.cache), log=lambda _: None)
+    elsewhere = BuildPaths(build=tmp_path / "again", cache=paths.cache)
+    elsewhere.model_dir.mkdir(parents=True)
+    elsewhere.model.write_bytes(paths.model.read_bytes())
+    again = build_layer(config, elsewhere, log=lambda _: None)
     assert again["layer"]["sha256"] == data["layer"]["sha256"]
 
 
@@ -145,6 +148,22 @@ def test_a_rule_that_breaks_the_handler_fails_the_build_naming_rule_and_path(tmp
     kept = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "build": {"keep": ["demo/tests/*"]}})
     data = build_layer(kept, paths, log=lambda _: None)
     assert data["rules"]["tests"]["files"] == 0
+
+
+def test_runtime_bytecode_without_a_model_is_refused_not_shipped_slow(tmp_path: Path) -> None:
+    """Without the model the trace sees only the handler's own imports: the layer would pass every check
+    and then recompile most modules at every cold start. The build says so instead."""
+    config, paths = make_project(tmp_path, [{"x": 2}])
+    paths.model.unlink()
+    with pytest.raises(CheckFailedError) as info:
+        build_layer(config, paths, log=lambda _: None)
+    assert "build.bytecode = 'runtime' needs an import trace" in str(info.value)
+    assert str(paths.model) in str(info.value)
+    assert f"python -m training --out-dir {paths.model_dir}" in info.value.fix
+    assert not paths.layer_zip.exists()
+
+    without = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "build": {"bytecode": "none"}})
+    assert build_layer(without, paths, log=lambda _: None)["bytecode"]["files"] == 0
 
 
 def test_two_builds_of_one_directory_take_turns(tmp_path: Path) -> None:

@@ -116,6 +116,16 @@ def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
     site = state.site
     python_version = state.config.target.runtime.python
     with state.step("bytecode"):
+        if options.bytecode == "runtime" and used.workload != "events":
+            # Without the model the trace only sees the handler's imports (about a tenth of the runtime's
+            # modules): the build would pass and every cold start would recompile the rest, ~3x slower.
+            raise CheckFailedError(
+                f"build.bytecode = 'runtime' needs an import trace of the handler answering the events, which "
+                f"needs the model at {state.paths.model} (not found): without it most runtime modules would ship "
+                "without bytecode and every cold start would compile them again",
+                f"train first: python -m training --out-dir {state.paths.model_dir} (make pipeline does), "
+                "or build with --bytecode all or --bytecode none",
+            )
         if options.prune_unimported:
             if used.workload != "events":
                 raise CheckFailedError(
