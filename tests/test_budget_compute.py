@@ -221,3 +221,16 @@ def test_build_report_distribution_names_win_over_folder_names(tmp_path: Path) -
     }
     budget = budget_for(make_build(tmp_path, layer=layer, report=report))
     assert [(g.name, g.files, g.version) for g in budget.distributions] == [("scikit-learn", 3, "1.3.2")]
+
+
+def test_a_layer_built_compact_is_not_told_to_turn_on_the_compact_profile(tmp_path: Path) -> None:
+    """`build --compact` leaves pipeline.toml alone: the build report, not the configuration, says what was built."""
+    paths = make_build(tmp_path)
+    assert budget_for(paths).compact_saving_bytes is not None
+    report = json.loads(paths.report("build").read_text())
+    report["bytecode"] = {**report.get("bytecode", {}), "sourceless": True}
+    report["rules"] = {**report.get("rules", {}), "unimported": {"files": 3, "bytes": 300, "paths": []}}
+    paths.report("build").write_text(json.dumps(report))
+    budget = budget_for(paths)
+    assert budget.compact_saving_bytes is None
+    assert all("compact profile" not in s.action for s in budget.suggestions)

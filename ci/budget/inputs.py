@@ -45,8 +45,17 @@ def gather_inputs(
         extra_arns=extra_layer_arns(config),
         import_trace=import_trace(paths, layer),
         lock=lock,
-        compact_profile=bool(config.build.get("sourceless")) and bool(config.build.get("prune_unimported")),
+        compact_profile=built_compact(build_report, config),
     )
+
+
+def built_compact(build_report: dict[str, Any], config: Config) -> bool:
+    """Was this layer built with the compact profile? The build report knows (`build --compact`
+    does not change pipeline.toml); without one, the configuration is the best guess."""
+    if build_report:
+        sourceless = bool((build_report.get("bytecode") or {}).get("sourceless"))
+        return sourceless and "unimported" in (build_report.get("rules") or {})
+    return bool(config.build.get("sourceless")) and bool(config.build.get("prune_unimported"))
 
 
 def read_json(path: Path, fix: str, required: bool = True) -> dict[str, Any] | None:
