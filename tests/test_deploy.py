@@ -119,6 +119,11 @@ def test_gate_refuses_unless_every_check_passed_on_these_bytes(
     assert fix_words in message and "nothing was uploaded" in message
     named = {"stale": "model.joblib", "failed": "pins", "missing": "abi"}[problem]
     assert named in message
+    fix = refused.value.fix
+    if problem == "failed":  # rerunning a failed check changes nothing: the fix says to fix what it reports
+        assert "fix what `python -m ci pins` reports" in fix and "run the checks on this build" not in fix
+    else:
+        assert "run the checks on this build: " in fix
     assert sum(calls.calls.values()) == 0  # refused before the first request
 
 
