@@ -111,6 +111,9 @@ def run_comment(args: argparse.Namespace) -> int:
 def run_annotate(args: argparse.Namespace) -> int:
     from ci.github.annotate import annotations_for_reports
 
+    if not args.reports.is_dir():  # annotating never fails a step, but says why it has nothing to say
+        print(f"{args.reports} is not a directory: no reports to annotate (did the step that writes them run?)",
+              file=sys.stderr)  # fmt: skip
     annotations = annotations_for_reports(args.reports, REPO_ROOT, args.check)
     for annotation in annotations:
         print(annotation.render())
