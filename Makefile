@@ -36,6 +36,7 @@ test: lint
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy ci handler training
 
 format: venv
 	$(PY) -m ruff format .
