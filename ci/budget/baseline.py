@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.budget.attribution import canonical
+from ci.budget.inputs import read_json
 from ci.budget.model import Budget, Comparison, DistributionDelta
 from ci.errors import PipelineError
 from ci.reports import REPORT_FORMAT
@@ -20,14 +21,8 @@ from ci.reports import REPORT_FORMAT
 def load_baseline(path: Path) -> dict[str, Any]:
     """A budget.json written by this pipeline's report format; anything else is refused by name."""
     fix = "pass a budget.json written by `python -m ci budget` of this pipeline version, or use --baseline-ref REF"
-    if not path.is_file():
-        raise PipelineError(f"baseline {path} not found", fix)
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"baseline {path} is not valid JSON ({exc})", fix) from exc
-    if not isinstance(data, dict):
-        raise PipelineError(f"baseline {path} does not hold a JSON object", fix)
+    data = read_json(path, fix, what="baseline ")
+    assert data is not None  # required: a missing file raised
     if data.get("format") != REPORT_FORMAT:
         raise PipelineError(
             f"baseline {path} has report format {data.get('format')!r}; this pipeline reads format {REPORT_FORMAT}",

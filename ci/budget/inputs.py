@@ -58,17 +58,18 @@ def built_compact(build_report: dict[str, Any], config: Config) -> bool:
     return bool(config.build.get("sourceless")) and bool(config.build.get("prune_unimported"))
 
 
-def read_json(path: Path, fix: str, required: bool = True) -> dict[str, Any] | None:
+def read_json(path: Path, fix: str, required: bool = True, what: str = "") -> dict[str, Any] | None:
+    """A JSON object from `path`; `what` ("baseline ") says which file a message is about."""
     if not path.is_file():
         if required:
-            raise PipelineError(f"{path} not found", fix)
+            raise PipelineError(f"{what}{path} not found", fix)
         return None
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"{path} is not valid JSON ({exc})", fix) from exc
+        raise PipelineError(f"{what}{path} is not valid JSON ({exc})", fix) from exc
     if not isinstance(data, dict):
-        raise PipelineError(f"{path} does not hold a JSON object", fix)
+        raise PipelineError(f"{what}{path} does not hold a JSON object", fix)
     return data
 
 
