@@ -214,8 +214,24 @@ def test_report_never_vouches_for_another_file_than_the_build_model(local_bundle
         "--model", str(scanned.model), "--manifest", str(scanned.manifest),
         check=False,
     )  # fmt: skip
+    # Judged on its own merits, into its own report: pins.json (what deploy trusts) is never written for it.
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (tmp_path / "reports" / "pins.json").exists()
+    adhoc = json.loads((tmp_path / "reports" / "pins-adhoc.json").read_text())
+    assert adhoc["passed"] is True
+
+
+def test_a_report_for_the_build_model_still_refuses_a_manifest_of_another_file(
+    local_bundles: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The vouching guard holds where it matters: build/model/model.joblib scanned against another manifest."""
+    build_model = tmp_path / "model" / "model.joblib"
+    build_model.parent.mkdir()
+    shutil.copy(bundle(local_bundles, "model-z3").model, build_model)
+    shutil.copy(bundle(local_bundles, "model").manifest, tmp_path / "model" / "model.json")
+    result = run_cli("-m", "ci", "--build-dir", str(tmp_path), "pins", check=False)
     assert result.returncode == 1
-    assert "which deploy would upload and this report would vouch for" in result.stdout
     assert json.loads((tmp_path / "reports" / "pins.json").read_text())["passed"] is False
 
 
