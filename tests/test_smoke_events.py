@@ -58,3 +58,17 @@ def test_the_committed_events_load_with_the_default_tolerance(repo_root: Path) -
     assert {e.status for e in events} == {200, 400}
     assert any(e.is_http for e in events) and any(not e.is_http for e in events)
     assert all(e.tolerance > 0 for e in events)
+
+
+def test_the_summary_shows_each_answer_predictions_or_the_field_named() -> None:
+    from ci.smoke.summary import answer
+
+    http = {
+        "statusCode": 200,
+        "body": '{"predictions": [{"recall_probability": 0.8276, "days_until_target": 1.5}], "model": {}}',
+    }
+    assert answer({"response": http}) == "200 recall [0.828]; days until target [1.5]"
+    direct_error = {"error": {"status": 400, "field": "instances[0].delta_days", "message": "must be a finite number"}}
+    assert answer({"response": direct_error}) == "400 instances[0].delta_days: must be a finite number"
+    assert answer({"response": {"statusCode": 502, "body": "<html>"}}) == "502 (body is not JSON)"
+    assert answer({"response": None}) == "no answer"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -18,6 +19,7 @@ def render(report: dict[str, Any], failures: list[str]) -> str:
     events = report.get("events", [])
     passed = sum(1 for event in events if event["passed"])
     lines.append(f"events passed: {passed}/{len(events)}")
+    lines.extend(f"  {'ok  ' if event['passed'] else 'FAIL'} {event['event']:<30} {answer(event)}" for event in events)
     warm = report.get("warm") or {}
     if warm.get("invocations"):
         lines.append(
@@ -37,3 +39,26 @@ def render(report: dict[str, Any], failures: list[str]) -> str:
     lines.extend(f"FAILED: {failure}" for failure in failures)
     lines.append("smoke: passed" if not failures else f"smoke: FAILED ({len(failures)} problem(s))")
     return "\n".join(lines)
+
+
+def answer(event: dict[str, Any]) -> str:
+    """What the function answered, in a line: the predictions, or the field a 400 named."""
+    response = event.get("response")
+    if isinstance(response, dict) and "statusCode" in response:
+        status: Any = response["statusCode"]
+        try:
+            body = json.loads(response.get("body") or "null")
+        except (TypeError, ValueError):
+            return f"{status} (body is not JSON)"
+    else:
+        body, status = response, None
+    if not isinstance(body, dict):
+        return "no answer" if body is None else f"{type(body).__name__} answer"
+    if "error" in body and isinstance(body["error"], dict):
+        error = body["error"]
+        return f"{error.get('status', status)} {error.get('field')}: {error.get('message')}"
+    predictions = body.get("predictions") or []
+    recall = ", ".join(f"{p.get('recall_probability'):.3f}" for p in predictions if isinstance(p, dict))
+    days = [p.get("days_until_target") for p in predictions if isinstance(p, dict)]
+    until = f"; days until target [{', '.join(f'{d:g}' for d in days)}]" if any(d is not None for d in days) else ""
+    return f"{status or 200} recall [{recall}]{until}"
