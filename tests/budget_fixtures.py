@@ -89,3 +89,35 @@ def zip_sums(*zips: Path) -> tuple[int, int, int]:
 
 def config_with(**budget: object) -> Config:
     return load_config(overrides={"budget": budget})
+
+
+TRACED = ["numpy/__init__.py", "python/numpy.libs/libopenblas64_p-r0.so", "six.py"]  # both path forms budget reads
+
+
+def write_smoke_trace(paths: BuildPaths, files: list[str], layer_sha256: str | None = None) -> None:
+    """build/reports/smoke.json with an import trace, taken on layer.zip unless another digest is given."""
+    from ci.reports import sha256_file
+
+    sha = layer_sha256 or sha256_file(paths.layer_zip)
+    report = {"format": 1, "check": "smoke", "artifacts": {"layer.zip": sha}}
+    paths.report("smoke").write_text(json.dumps({**report, "import_trace": {"files": files, "distributions": {}}}))
+
+
+def write_build_trace(
+    paths: BuildPaths, files: list[str], workload: str = "events", layer_sha256: str | None = None
+) -> None:
+    """build.json as the layer build leaves it after tracing the handler: "layer" digest and "import_trace"."""
+    from ci.reports import sha256_file
+
+    report = json.loads(paths.report("build").read_text())
+    report["layer"] = {"sha256": layer_sha256 or sha256_file(paths.layer_zip)}
+    report["import_trace"] = {
+        "workload": workload,
+        "modules": len(files),
+        "files": len(files),
+        "bytes": 0,
+        "distributions": {},
+        "warnings": [],
+        "paths": files,  # even for import-only, so a test shows the workload alone rules such a trace out
+    }
+    paths.report("build").write_text(json.dumps(report))

@@ -6,7 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
-from budget_fixtures import BUILD_REPORT, LAYER_FILES, config_with, make_build, write_zip, zip_sums
+from budget_fixtures import (
+    BUILD_REPORT,
+    LAYER_FILES,
+    TRACED,
+    config_with,
+    make_build,
+    write_build_trace,
+    write_smoke_trace,
+    write_zip,
+    zip_sums,
+)
 
 from ci.budget.compute import compute_budget
 from ci.budget.inputs import gather_inputs
@@ -234,3 +244,76 @@ def test_a_layer_built_compact_is_not_told_to_turn_on_the_compact_profile(tmp_pa
     budget = budget_for(paths)
     assert budget.compact_saving_bytes is None
     assert all("compact profile" not in s.action for s in budget.suggestions)
+
+
+def test_the_builds_trace_stands_in_when_no_smoke_report_exists(tmp_path: Path) -> None:
+    """On pull requests the budget runs beside the smoke job: the build's own trace is all there is."""
+    paths = make_build(tmp_path)
+    write_build_trace(paths, TRACED)
+    assert not paths.report("smoke").exists()
+    budget = budget_for(paths)
+    imports = budget.imports
+    assert imports is not None and imports.same_layer
+    assert (imports.source, imports.report) == ("build", str(paths.report("build")))
+    assert [use.name for use in imports.never_imported] == ["scipy", "(unattributed)"]
+    assert imports.never_imported_bytes == 60_000 + 2_000 + 400 + 50
+    numpy = next(use for use in imports.distributions if use.name == "numpy")
+    assert (numpy.imported_files, numpy.imported_bytes) == (3, 4_000 + 3_000 + 120_000)
+    assert [g.name for g in imports.unimported_directories] == ["numpy/core", "scipy/special"]
+    assert budget.compact_saving_bytes == (90_000 + 1_000 + 60_000 + 2_000 + 50) + (4_000 + 800)
+    never = next(s.action for s in budget.suggestions if "never imported" in s.action)
+    assert "in the build's trace of the handler on the committed events" in never
+    assert "smoke invocation" not in never
+    folder = next(s.action for s in budget.suggestions if s.action.startswith("nothing in python/numpy/core"))
+    assert "imported in the build's trace of the handler on the committed events" in folder
+
+
+def test_a_smoke_trace_of_this_layer_wins_over_the_builds(tmp_path: Path) -> None:
+    paths = make_build(tmp_path)
+    write_build_trace(paths, TRACED)
+    write_smoke_trace(paths, [*TRACED, "scipy/special/__init__.py"])
+    imports = budget_for(paths).imports
+    assert imports is not None and imports.same_layer
+    assert (imports.source, imports.report) == ("smoke", str(paths.report("smoke")))
+    assert [use.name for use in imports.never_imported] == ["(unattributed)"]  # scipy was imported this time
+
+
+def test_a_stale_smoke_trace_gives_way_to_the_builds_and_stays_flagged_without_one(tmp_path: Path) -> None:
+    paths = make_build(tmp_path)
+    write_smoke_trace(paths, [*TRACED, "scipy/special/__init__.py"], layer_sha256="0" * 64)
+    write_build_trace(paths, TRACED)
+    imports = budget_for(paths).imports
+    assert imports is not None and (imports.source, imports.same_layer) == ("build", True)
+    assert [use.name for use in imports.never_imported] == ["scipy", "(unattributed)"]
+
+    write_build_trace(paths, TRACED, layer_sha256="1" * 64)  # the build's trace is of another layer too
+    stale = budget_for(paths).imports
+    assert stale is not None and (stale.source, stale.same_layer) == ("smoke", False)
+
+
+@pytest.mark.parametrize(
+    ("workload", "layer_sha256"),
+    [("events", "0" * 64), ("import-only", None)],
+    ids=["another-layer", "import-only"],
+)
+def test_a_builds_trace_that_cannot_stand_for_this_layer_is_ignored(
+    tmp_path: Path, workload: str, layer_sha256: str | None
+) -> None:
+    """Another layer's trace says nothing about this one; an import-only trace (no model) misses most of the
+    runtime, so everything the model needs would look removable."""
+    paths = make_build(tmp_path)
+    write_build_trace(paths, TRACED, workload=workload, layer_sha256=layer_sha256)
+    budget = budget_for(paths)
+    assert budget.imports is None
+    assert all("never imported" not in s.action for s in budget.suggestions)
+    assert budget.compact_saving_bytes == 4_000 + 800
+
+
+def test_a_build_report_without_traced_paths_is_not_a_trace(tmp_path: Path) -> None:
+    """build.json from before the paths were recorded: a count of files is no list of them."""
+    paths = make_build(tmp_path)
+    write_build_trace(paths, TRACED)
+    report = json.loads(paths.report("build").read_text())
+    del report["import_trace"]["paths"]
+    paths.report("build").write_text(json.dumps(report))
+    assert budget_for(paths).imports is None

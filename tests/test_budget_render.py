@@ -8,7 +8,16 @@ import re
 from pathlib import Path
 
 import pytest
-from budget_fixtures import LAYER_FILES, config_with, make_build, write_zip, zip_sums
+from budget_fixtures import (
+    LAYER_FILES,
+    TRACED,
+    config_with,
+    make_build,
+    write_build_trace,
+    write_smoke_trace,
+    write_zip,
+    zip_sums,
+)
 
 from ci.budget.baseline import compare
 from ci.budget.compute import compute_budget
@@ -232,3 +241,56 @@ def test_extra_layers_appear_in_the_parts_table_and_the_chart(tmp_path: Path) ->
     (block,) = mermaid_blocks(markdown)
     values = {m["label"]: float(m["value"]) for m in map(PIE_SLICE.fullmatch, block[2:]) if m}
     assert values["insights:14"] == 2.0 and values["otel.zip"] == 0.04
+
+
+def section(markdown: str, heading: str) -> str:
+    """The text under `heading` up to the next heading of any level."""
+    after = markdown.split(f"\n{heading}\n", 1)[1]
+    return re.split(r"^#+ ", after, maxsplit=1, flags=re.M)[0]
+
+
+BUILD_TRACE = "the build's trace of the handler on the committed events"
+
+
+def test_a_pull_request_without_smoke_report_reads_the_builds_trace_and_says_so(paths: BuildPaths) -> None:
+    write_build_trace(paths, TRACED)
+    budget = budget_for(paths)
+    markdown = render_markdown(budget)
+    text = section(markdown, "### Shipped but never imported")
+    assert "No import trace yet" not in text
+    assert f"Traced by {BUILD_TRACE} (`{paths.report('build')}`)." in text
+    assert f"were never imported in {BUILD_TRACE}:" in text
+    assert "smoke invocation" not in text and "another layer.zip" not in text
+    _, *rows = tables_after(markdown, "### Shipped but never imported")
+    assert [row[0] for row in rows if row[-1] == "**yes**"] == ["scipy", "(unattributed)"]
+    advice = markdown.split("<summary>What could be removed</summary>", 1)[1]
+    assert f"- distributions shipped but never imported in {BUILD_TRACE}: scipy" in advice
+
+    line = render_terminal(budget).splitlines()[-1]
+    assert line.startswith(f"Shipped but never imported in {BUILD_TRACE}: scipy ")
+    report = budget_to_dict(budget)["import_trace"]
+    assert (report["source"], report["traced_by"]) == ("build", BUILD_TRACE)
+    assert report["report"] == str(paths.report("build"))
+    assert report["never_imported"] == ["scipy", "(unattributed)"]
+
+
+def test_the_smoke_trace_is_named_as_the_smoke_invocation_when_it_wins(paths: BuildPaths) -> None:
+    write_build_trace(paths, TRACED)
+    write_smoke_trace(paths, TRACED)
+    budget = budget_for(paths)
+    text = section(render_markdown(budget), "### Shipped but never imported")
+    assert f"Traced by the smoke invocation (`{paths.report('smoke')}`)." in text
+    assert "were never imported by the smoke invocation:" in text and BUILD_TRACE not in text
+    assert "by the smoke invocation" in render_terminal(budget).splitlines()[-1]
+    assert budget_to_dict(budget)["import_trace"]["source"] == "smoke"
+
+    write_smoke_trace(paths, TRACED, layer_sha256="0" * 64)
+    write_build_trace(paths, TRACED, layer_sha256="1" * 64)  # neither trace is of this layer: the stale one shows
+    stale = budget_for(paths)
+    assert "was taken on another layer.zip: rerun the smoke invocation" in render_markdown(stale)
+    assert "(trace taken on a different layer.zip: rerun the smoke invocation)" in render_terminal(stale)
+
+
+def test_without_any_trace_the_report_says_how_to_get_one(paths: BuildPaths) -> None:
+    text = section(render_markdown(budget_for(paths)), "### Shipped but never imported")
+    assert "No import trace yet" in text and "`python -m ci build`" in text and "`python -m ci smoke`" in text

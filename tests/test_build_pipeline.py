@@ -189,3 +189,31 @@ def test_a_host_of_another_architecture_is_refused_before_anything_runs(tmp_path
     with pytest.raises(ConfigError, match="needs a host of the target's architecture"):
         build_layer(config, paths, log=lambda _: None)
     assert not paths.layer_tree.exists()
+
+
+def test_build_json_lists_the_traced_paths_and_the_budget_reads_them_without_a_smoke_report(tmp_path: Path) -> None:
+    """On pull requests the budget job runs beside the smoke job: the build's own trace must be usable."""
+    from ci.budget.compute import compute_budget
+    from ci.budget.inputs import gather_inputs
+    from ci.reports import write_report
+
+    config, paths = make_project(tmp_path, [{"x": 2}])
+    data = build_layer(config, paths, log=lambda _: None)
+    traced = data["import_trace"]
+    assert traced["workload"] == "events"
+    assert {"workload", "modules", "files", "bytes", "distributions", "warnings"} <= set(traced)
+    assert traced["paths"] == sorted(traced["paths"]) and traced["files"] == len(traced["paths"])
+    assert {"demo/__init__.py", "demo/core.py", "demo/testing/__init__.py", "demo_single.py"} <= set(traced["paths"])
+    assert not [path for path in traced["paths"] if path.startswith(("python/", "/")) or "/tests/" in path]
+
+    write_report(paths, "build", True, data)
+    imports = compute_budget(gather_inputs(config, paths)).imports
+    assert imports is not None and (imports.source, imports.same_layer) == ("build", True)
+    assert [use.name for use in imports.distributions] == ["demo"] and imports.never_imported == []
+
+    paths.model.unlink()  # no model: the trace only imports the handler, which the budget must not rely on
+    without = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "build": {"bytecode": "none"}})
+    data = build_layer(without, paths, log=lambda _: None)
+    assert data["import_trace"]["workload"] == "import-only" and "paths" not in data["import_trace"]
+    write_report(paths, "build", True, data)
+    assert compute_budget(gather_inputs(config, paths)).imports is None

@@ -16,6 +16,7 @@ from typing import Any
 from ci.budget import attribution
 from ci.budget.attribution import Attributor, canonical, category
 from ci.budget.model import (
+    TRACE_SMOKE,
     Budget,
     Bytecode,
     Component,
@@ -44,12 +45,14 @@ class DeclaredLayer:
 
 @dataclass(frozen=True)
 class ImportTrace:
-    """build/reports/smoke.json's "import_trace": what the handler really imported."""
+    """What the handler really imported: smoke.json's "import_trace", or build.json's when the build
+    traced the handler answering the committed events on this very layer (no smoke report yet)."""
 
     report: str
     same_layer: bool
     files: list[str]
     distributions: dict[str, dict[str, int]]
+    source: str = TRACE_SMOKE  # TRACE_SMOKE | TRACE_BUILD
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,7 @@ def _imports(
         if trace.files
         else []
     )
-    return ImportUsage(trace.report, trace.same_layer, uses, unimported)
+    return ImportUsage(trace.report, trace.same_layer, uses, unimported, trace.source)
 
 
 def _compact_saving(entries: Iterable[Entry], trace: ImportTrace | None) -> int:
@@ -307,8 +310,9 @@ def _with_suggestions(budget: Budget) -> Budget:
         names = ", ".join(f"{use.name} ({as_mb(use.shipped_bytes)})" for use in imports.never_imported)
         ideas.append(
             Suggestion(
-                f"distributions shipped but never imported by the smoke invocation: {names}; they can go only "
-                "if nothing needs them at runtime (events the smoke did not send, lazy imports when unpickling)",
+                f"distributions shipped but never imported {imports.imported_where}: {names}; they can go only "
+                "if nothing needs them at runtime (events not among the committed ones, lazy imports when "
+                "unpickling)",
                 imports.never_imported_bytes,
             )
         )
@@ -334,7 +338,8 @@ def _with_suggestions(budget: Budget) -> Budget:
             ideas.append(
                 Suggestion(
                     f"nothing in python/{folder.name} ({as_mb(folder.unzipped_bytes)}, {folder.files} files) was "
-                    "imported by the smoke invocation: a pruning rule could remove it (the full smoke must still pass)",
+                    f"imported {imports.imported_where}: a pruning rule could remove it (the full smoke must "
+                    "still pass)",
                     folder.unzipped_bytes,
                 )
             )
@@ -342,8 +347,8 @@ def _with_suggestions(budget: Budget) -> Budget:
         names = ", ".join(f"python/{g.name} ({as_mb(g.unzipped_bytes)})" for g in budget.largest_directories[:3])
         ideas.append(
             Suggestion(
-                f"the largest folders no pruning rule removes are {names}; run the smoke invocation "
-                "(`python -m ci smoke`) to learn which of them the handler never imports",
+                f"the largest folders no pruning rule removes are {names}; build with a trained model or run "
+                "the smoke invocation (`python -m ci smoke`) to learn which of them the handler never imports",
                 None,
             )
         )

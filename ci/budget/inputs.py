@@ -1,17 +1,21 @@
 """Everything the budget reads, gathered and validated in one place.
 
 The zips and the build's report come from the build tree; extra layers and the limit from
-pipeline.toml; the import trace from the smoke report when the smoke invocation has run.
+pipeline.toml; the import trace from the smoke report when the smoke invocation has run on this
+layer, else from the build's own trace of the handler on the committed events (on pull requests
+the budget runs beside the smoke job, so only the build's trace exists when it is computed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ci.budget.compute import BudgetInputs, DeclaredLayer, ImportTrace
+from ci.budget.model import TRACE_BUILD, TRACE_SMOKE
 from ci.budget.zips import ZipContents, read_zip
 from ci.config import CONFIG_FILE, Config, positive_int
 from ci.errors import ConfigError, PipelineError
@@ -43,7 +47,7 @@ def gather_inputs(
         build_report=build_report,
         extra_zips=extra_layer_zips(config),
         extra_arns=extra_layer_arns(config),
-        import_trace=import_trace(paths, layer),
+        import_trace=import_trace(paths, layer, build_report),
         lock=lock,
         compact_profile=built_compact(build_report, config),
     )
@@ -104,8 +108,17 @@ def extra_layer_arns(config: Config) -> tuple[DeclaredLayer, ...]:
     return tuple(layers)
 
 
-def import_trace(paths: BuildPaths, layer: ZipContents) -> ImportTrace | None:
-    """The smoke report's import trace, if the smoke invocation has run; flagged if from another layer."""
+def import_trace(paths: BuildPaths, layer: ZipContents, build_report: Mapping[str, Any]) -> ImportTrace | None:
+    """The smoke report's trace if taken on this layer.zip; else the build's, if it traced the handler
+    answering the committed events and built exactly this layer.zip; else a stale smoke trace (flagged)."""
+    layer_sha = sha256_file(layer.path)
+    smoke = smoke_trace(paths, layer_sha)
+    if smoke is not None and smoke.same_layer:
+        return smoke
+    return build_trace(paths, build_report, layer_sha) or smoke
+
+
+def smoke_trace(paths: BuildPaths, layer_sha: str) -> ImportTrace | None:
     report_path = paths.report("smoke")
     report = read_json(report_path, "rerun `python -m ci smoke`", required=False)
     trace = (report or {}).get("import_trace")
@@ -114,9 +127,30 @@ def import_trace(paths: BuildPaths, layer: ZipContents) -> ImportTrace | None:
     recorded = (report or {}).get("artifacts", {}).get("layer.zip")
     return ImportTrace(
         report=str(report_path),
-        same_layer=recorded == sha256_file(layer.path),
+        same_layer=recorded == layer_sha,
         files=[str(path) for path in trace.get("files") or []],
         distributions={str(k): dict(v) for k, v in (trace.get("distributions") or {}).items()},
+        source=TRACE_SMOKE,
+    )
+
+
+def build_trace(paths: BuildPaths, build_report: Mapping[str, Any], layer_sha: str) -> ImportTrace | None:
+    """build.json's "import_trace", only when it can stand for the smoke's: the handler answered the
+    events with the model (not an import-only trace) and the report describes this layer.zip."""
+    trace = build_report.get("import_trace")
+    built = build_report.get("layer")
+    if not isinstance(trace, dict) or not isinstance(built, dict):
+        return None
+    traced = trace.get("paths")
+    if trace.get("workload") != "events" or not isinstance(traced, list) or built.get("sha256") != layer_sha:
+        return None
+    distributions = trace.get("distributions")
+    return ImportTrace(
+        report=str(paths.report("build")),
+        same_layer=True,
+        files=[str(path) for path in traced],
+        distributions={str(k): dict(v) for k, v in distributions.items()} if isinstance(distributions, dict) else {},
+        source=TRACE_BUILD,
     )
 
 

@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 
+# Where an import trace came from, and how a reader is told so.
+TRACE_SMOKE, TRACE_BUILD = "smoke", "build"
+TRACE_SOURCES = {
+    TRACE_SMOKE: "the smoke invocation",
+    TRACE_BUILD: "the build's trace of the handler on the committed events",
+}
+
 
 @dataclass(frozen=True)
 class Component:
@@ -74,12 +81,23 @@ class DistributionUse:
 
 @dataclass(frozen=True)
 class ImportUsage:
-    """Shipped versus imported, from the smoke invocation's import trace."""
+    """Shipped versus imported, from an import trace: the smoke invocation's, or the build's own."""
 
-    report: str  # the smoke.json it came from
+    report: str  # the smoke.json or build.json it came from
     same_layer: bool  # the trace was taken on exactly this layer.zip
     distributions: list[DistributionUse]
     unimported_directories: list[Group]  # package sub-folders of which nothing was imported, largest first
+    source: str = TRACE_SMOKE  # TRACE_SMOKE | TRACE_BUILD
+
+    @property
+    def traced_by(self) -> str:
+        """'the smoke invocation' or 'the build's trace of the handler on the committed events'."""
+        return TRACE_SOURCES[self.source]
+
+    @property
+    def imported_where(self) -> str:
+        """The phrase after "imported": 'by the smoke invocation' or 'in the build's trace of ...'."""
+        return ("by " if self.source == TRACE_SMOKE else "in ") + self.traced_by
 
     @property
     def never_imported(self) -> list[DistributionUse]:

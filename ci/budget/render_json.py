@@ -36,6 +36,8 @@ def budget_to_dict(budget: Budget) -> dict[str, Any]:
         "import_trace": None
         if budget.imports is None
         else {
+            "source": budget.imports.source,
+            "traced_by": budget.imports.traced_by,
             "report": budget.imports.report,
             "same_layer": budget.imports.same_layer,
             "never_imported": [use.name for use in budget.imports.never_imported],

@@ -245,16 +245,23 @@ def _imports_section(budget: Budget) -> list[str]:
     imports = budget.imports
     out = ["### Shipped but never imported", ""]
     if imports is None:
-        return [*out, "No import trace yet: the smoke invocation (`python -m ci smoke`) records one.", ""]
+        return [
+            *out,
+            "No import trace yet: the layer build records one when it has a trained model to run the handler "
+            "with (`python -m training`, then `python -m ci build`), and so does the smoke invocation "
+            "(`python -m ci smoke`).",
+            "",
+        ]
+    out += [f"Traced by {imports.traced_by} (`{imports.report}`).", ""]
     if not imports.same_layer:
         out += [f"> The trace in `{imports.report}` was taken on another layer.zip: rerun the smoke invocation.", ""]
     if imports.never_imported:
         out.append(
             f"{len(imports.never_imported)} distribution(s), {as_bytes(imports.never_imported_bytes)} bytes "
-            f"({as_mb(imports.never_imported_bytes)}), were never imported by the smoke invocation:"
+            f"({as_mb(imports.never_imported_bytes)}), were never imported {imports.imported_where}:"
         )
     else:
-        out.append("Every distribution in the layer was imported by the smoke invocation.")
+        out.append(f"Every distribution in the layer was imported {imports.imported_where}.")
     out += [
         "",
         md_table(

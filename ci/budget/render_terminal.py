@@ -137,9 +137,12 @@ def never_imported_line(budget: Budget) -> str:
     assert imports is not None
     stale = "" if imports.same_layer else " (trace taken on a different layer.zip: rerun the smoke invocation)"
     if not imports.never_imported:
-        return f"Every layer distribution was imported by the smoke invocation{stale}."
+        return f"Every layer distribution was imported {imports.imported_where}{stale}."
     names = ", ".join(f"{use.name} {as_mb(use.shipped_bytes)}" for use in imports.never_imported)
-    return f"Shipped but never imported{stale}: {names} ({as_mb(imports.never_imported_bytes)} in all)"
+    return (
+        f"Shipped but never imported {imports.imported_where}{stale}: {names} "
+        f"({as_mb(imports.never_imported_bytes)} in all)"
+    )
 
 
 def verdict_message(budget: Budget) -> str | None:

@@ -100,6 +100,10 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
         "distributions": trace.per_distribution(state.site, used.files, state.top_level),
         "warnings": used.warnings,
     }
+    if used.workload == "events":
+        # What the handler used answering the events with the model, relative to python/: the budget reads
+        # these when no smoke report exists yet (on pull requests the two jobs run side by side).
+        state.data["import_trace"]["paths"] = sorted(used.files)
     never = [name for name, n in state.data["import_trace"]["distributions"].items() if not n["imported_files"]]
     state.log(
         f"trace:    handler on {len(used.results)} events ({used.workload}): {len(used.modules)} modules, "
