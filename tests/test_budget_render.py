@@ -258,7 +258,7 @@ def test_a_pull_request_without_smoke_report_reads_the_builds_trace_and_says_so(
     markdown = render_markdown(budget)
     text = section(markdown, "### Shipped but never imported")
     assert "No import trace yet" not in text
-    assert f"Traced by {BUILD_TRACE} (`{paths.report('build')}`)." in text
+    assert f"Import trace: {BUILD_TRACE} (`{paths.report('build')}`)." in text
     assert f"were never imported in {BUILD_TRACE}:" in text
     assert "smoke invocation" not in text and "another layer.zip" not in text
     _, *rows = tables_after(markdown, "### Shipped but never imported")
@@ -279,7 +279,7 @@ def test_the_smoke_trace_is_named_as_the_smoke_invocation_when_it_wins(paths: Bu
     write_smoke_trace(paths, TRACED)
     budget = budget_for(paths)
     text = section(render_markdown(budget), "### Shipped but never imported")
-    assert f"Traced by the smoke invocation (`{paths.report('smoke')}`)." in text
+    assert f"Import trace: the smoke invocation (`{paths.report('smoke')}`)." in text
     assert "were never imported by the smoke invocation:" in text and BUILD_TRACE not in text
     assert "by the smoke invocation" in render_terminal(budget).splitlines()[-1]
     assert budget_to_dict(budget)["import_trace"]["source"] == "smoke"

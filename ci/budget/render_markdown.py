@@ -252,7 +252,7 @@ def _imports_section(budget: Budget) -> list[str]:
             "(`python -m ci smoke`).",
             "",
         ]
-    out += [f"Traced by {imports.traced_by} (`{imports.report}`).", ""]
+    out += [f"Import trace: {imports.traced_by} (`{imports.report}`).", ""]
     if not imports.same_layer:
         out += [f"> The trace in `{imports.report}` was taken on another layer.zip: rerun the smoke invocation.", ""]
     if imports.never_imported:
