@@ -178,8 +178,10 @@ def test_cli_passes_on_a_freshly_trained_model(trained_model, tmp_path: Path) ->
     )  # fmt: skip
     assert "Training lock vs layer lock: passed" in result.stdout
     assert "Model artifact vs layer lock (static scan, never unpickled): passed" in result.stdout
-    report = json.loads((tmp_path / "reports" / "pins.json").read_text())
-    assert report["passed"] is True and report["check"] == "pins"
+    # A model other than <build-dir>/model/model.joblib is judged into its own report (pins.json untouched).
+    assert not (tmp_path / "reports" / "pins.json").exists()
+    report = json.loads((tmp_path / "reports" / "pins-adhoc.json").read_text())
+    assert report["passed"] is True and report["check"] == "pins-adhoc"
     assert report["checks"]["installed"]["passed"] is True
     assert report["scan"]["sklearn_versions"].keys() == {"1.3.2"}
 
@@ -194,7 +196,7 @@ def test_cli_fails_on_a_foreign_model_with_the_first_problem(foreign_bundles: Pa
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and "pin problem(s)" in result.stderr and "  fix: " in result.stderr
     assert "_sklearn_version 1.5.2 in the model" in result.stdout
-    report = json.loads((tmp_path / "reports" / "pins.json").read_text())
+    report = json.loads((tmp_path / "reports" / "pins-adhoc.json").read_text())
     assert report["passed"] is False and report["checks"]["model"]["passed"] is False
 
 
