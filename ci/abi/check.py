@@ -25,6 +25,7 @@ from ci.abi.elf import (
 from ci.abi.foreign import HEADER_BYTES, foreign_kind
 from ci.config import Target
 from ci.layer.owners import Owners
+from ci.layer.tree import in_vendored_libs
 
 # An extension module's filename tag: name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
 TAGGED_EXTENSION = re.compile(r"\.((?:cpython|pypy|graalpy)[^.]*|abi3|cp\d+[^.]*)\.(so|pyd)$")
@@ -169,8 +170,7 @@ def _is_module(path: Path, rel: str) -> bool:
     """An importable extension module: tagged by name, or exporting PyInit_* outside auditwheel's *.libs/."""
     if TAGGED_EXTENSION.search(path.name):
         return True
-    in_vendored_libs = any(part.endswith(".libs") for part in rel.split("/")[:-1])
-    if in_vendored_libs or not path.name.endswith(".so"):
+    if in_vendored_libs(rel) or not path.name.endswith(".so"):
         return False  # a vendored or versioned shared library (libfoo.so.1), loaded by path
     return exports_pyinit(path)
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from ci.budget.zips import ZipContents
 from ci.layer.owners import Owners, canonical
+from ci.layer.tree import in_vendored_libs
 
 LAYER_PREFIX = "python/"
 UNATTRIBUTED = "(unattributed)"
@@ -35,7 +36,7 @@ def category(path: str) -> str:
     name = path.rsplit("/", 1)[-1]
     if any(folder.endswith((".dist-info", ".egg-info")) for folder in folders):
         return METADATA
-    if any(folder.endswith(".libs") for folder in folders):
+    if in_vendored_libs(path):
         return VENDORED_LIBRARIES
     if name.endswith(".pyc"):
         return BYTECODE

@@ -8,7 +8,6 @@ the budget runs beside the smoke job, so only the build's trace exists when it i
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -158,7 +157,7 @@ def lock_identity(lock_file: Path, root: Path) -> dict[str, str]:
     if not lock_file.is_file():
         return {}
     shown = str(lock_file.relative_to(root)) if lock_file.is_relative_to(root) else str(lock_file)
-    return {"path": shown, "sha256": hashlib.sha256(lock_file.read_bytes()).hexdigest()}
+    return {"path": shown, "sha256": sha256_file(lock_file)}
 
 
 def _limit_override(value: object) -> int:

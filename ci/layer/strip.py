@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ci.abi.elf import is_elf
 from ci.isolated import run_isolated
 from ci.layer.rules import STRIP, RuleResult
-from ci.layer.tree import in_vendored_libs, is_elf, walk_files
+from ci.layer.tree import in_vendored_libs, walk_files
 from ci.reports import sha256_file
 
 # (files that must load, site) -> {file: error} for those that do not

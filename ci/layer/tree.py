@@ -1,12 +1,10 @@
-"""Small facts about a layer tree that several steps need: its files, sizes, ELF files (owners: owners.py)."""
+"""Small facts about a layer tree that several steps need: its files, sizes, vendored libraries (owners: owners.py)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
-
-ELF_MAGIC = b"\x7fELF"
 
 
 def walk_files(root: Path) -> Iterator[Path]:
@@ -26,11 +24,6 @@ def tree_size(root: Path) -> tuple[int, int]:
         files += 1
         size += path.stat().st_size
     return files, size
-
-
-def is_elf(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return handle.read(4) == ELF_MAGIC
 
 
 def in_vendored_libs(rel: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +11,7 @@ from ci.pins.container import open_container
 from ci.pins.policy import distribution_of
 from ci.pins.result import Finding, PinsInputs, display
 from ci.pins.scan import PickleScan, scan_stream
+from ci.reports import sha256_file
 
 
 @dataclass
@@ -28,7 +28,7 @@ class ModelEvidence:
     def gather(cls, inputs: PinsInputs) -> ModelEvidence:
         evidence = cls(display(inputs.model, inputs.root), display(inputs.manifest, inputs.root))
         if inputs.model.is_file():
-            evidence.artifact_sha256 = hashlib.sha256(inputs.model.read_bytes()).hexdigest()
+            evidence.artifact_sha256 = sha256_file(inputs.model)
             try:
                 container = open_container(inputs.model)
                 evidence.compression = container.compression

@@ -3,7 +3,6 @@ versions, the versions the estimators recorded, numpy generation, allowed names,
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from ci.lock.lockfile import LockFile
@@ -13,6 +12,7 @@ from ci.pins.locks import pinned_version
 from ci.pins.policy import PACKAGES, distribution_of, judge
 from ci.pins.result import CORE_DISTRIBUTIONS, RETRAIN, CheckResult, PinsInputs, Row, display
 from ci.pins.scan import PickleScan
+from ci.reports import sha256_file
 
 _MODEL_COLUMNS = ("package", "training (manifest)", "runtime (layer lock)", "model (pickle scan)", "status")
 
@@ -63,7 +63,7 @@ def _check_is_deployed_artifact(check: CheckResult, model: ModelEvidence, inputs
     deployed = inputs.deployed_model
     if deployed is None or not deployed.is_file() or model.artifact_sha256 is None:
         return
-    if hashlib.sha256(deployed.read_bytes()).hexdigest() != model.artifact_sha256:
+    if sha256_file(deployed) != model.artifact_sha256:
         check.error(
             f"the scanned artifact {model.model_display} is not {display(deployed, inputs.root)}, which deploy "
             "would upload and this report would vouch for",
