@@ -12,20 +12,13 @@ from pathlib import Path
 
 from ci.config import Config
 from ci.errors import PipelineError
+from ci.lock.tags import target_platforms
 
 
 @dataclass(frozen=True)
 class NaiveBuild:
     tree: Path  # holds python/
     seconds: float
-
-
-def pip_platform_tags(config: Config) -> list[str]:
-    """manylinux tags the target's glibc allows, newest first, as pip's --platform wants them."""
-    machine = config.target.machine
-    major, minor = config.target.glibc_tuple
-    tags = [f"manylinux_{major}_{m}_{machine}" for m in range(minor, 16, -1)]
-    return [*tags, f"manylinux2014_{machine}"]
 
 
 def build_naive(config: Config, out: Path, pip_cache: Path) -> NaiveBuild:
@@ -46,7 +39,7 @@ def build_naive(config: Config, out: Path, pip_cache: Path) -> NaiveBuild:
         str(config.lock.get("index_url", "https://pypi.org/simple")),
         "--cache-dir",
         str(pip_cache),
-        *[arg for tag in pip_platform_tags(config) for arg in ("--platform", tag)],
+        *[arg for tag in target_platforms(config.target) for arg in ("--platform", tag)],
         "--implementation",
         "cp",
         "--python-version",
