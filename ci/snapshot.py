@@ -1,0 +1,83 @@
+"""Snapshot, then judge: a check reads an artifact once, into a copy named by the digest of what it read.
+
+Hashing `build/layer.zip` and then reading it again lets the file change in between, so a report
+could vouch for bytes nobody checked. A snapshot is written and hashed in one pass from a single
+open of the source, made read-only, and named by that digest: whatever a check then reads from
+`snapshot.path` is exactly the bytes `snapshot.sha256` names, and the report records that digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci.errors import PipelineError
+from ci.paths import BuildPaths
+
+BLOCK = 1 << 20
+STALE_AFTER_S = 24 * 3600  # snapshots nobody took for a day are removed when a new one is taken
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A read-only copy of one artifact, named by the SHA-256 of its bytes."""
+
+    name: str  # the artifact's name as reports record it: layer.zip | function.zip | model.joblib
+    path: Path  # <build>/snapshots/<sha256>/<name>
+    sha256: str
+    size: int
+
+
+def snapshot_root(paths: BuildPaths) -> Path:
+    return paths.build / "snapshots"
+
+
+def take(paths: BuildPaths, source: Path, name: str | None = None) -> Snapshot:
+    """Copy `source` into <build>/snapshots/<sha256>/<name>, hashing exactly the bytes copied."""
+    name = name or source.name
+    root = snapshot_root(paths)
+    root.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        handle = source.open("rb")
+    except FileNotFoundError as exc:
+        raise PipelineError(f"{source} not found", "build it first (python -m ci build / python -m training)") from exc
+    with handle, tempfile.NamedTemporaryFile(dir=root, prefix=f".{name}.", delete=False) as copy:
+        try:
+            for block in iter(lambda: handle.read(BLOCK), b""):
+                digest.update(block)
+                copy.write(block)
+                size += len(block)
+            copy.flush()
+            os.fsync(copy.fileno())
+        except BaseException:
+            Path(copy.name).unlink(missing_ok=True)
+            raise
+    sha = digest.hexdigest()
+    folder = root / sha
+    folder.mkdir(exist_ok=True)
+    target = folder / name
+    Path(copy.name).chmod(0o444)
+    Path(copy.name).replace(target)  # atomic: a reader sees the old complete copy or the new one
+    os.utime(folder)
+    _remove_stale(root, keep=folder)
+    return Snapshot(name=name, path=target, sha256=sha, size=size)
+
+
+def _remove_stale(root: Path, keep: Path) -> None:
+    cutoff = time.time() - STALE_AFTER_S
+    for folder in root.iterdir():
+        if folder == keep or not folder.is_dir():
+            continue
+        try:
+            if folder.stat().st_mtime < cutoff:
+                for child in folder.iterdir():
+                    child.unlink(missing_ok=True)
+                folder.rmdir()
+        except OSError:
+            continue  # another process is using or removing it: leave it
