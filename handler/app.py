@@ -2,7 +2,8 @@
 
 Steps per invocation: recognise the event shape, decode the body, validate against the model's
 features, predict, shape the response, log one line. Bad requests become 400s naming the field;
-only a broken deployment (model missing, tampered or unreadable) is raised as a function error.
+only a broken deployment (a bad environment variable, a model missing, tampered or unreadable) is
+raised as a function error, and during the init phase where it can be.
 """
 
 from __future__ import annotations
@@ -13,7 +14,20 @@ from typing import Any
 
 from handler import events, model_store, predict, responses, settings, telemetry, validation
 from handler.errors import ModelLoadError, RequestError
+from handler.settings import SettingsError
 
+
+def check_settings() -> None:
+    """Fail the import on a bad environment variable, with one log line naming each, its value and what is allowed."""
+    try:
+        settings.check()
+    except SettingsError as exc:
+        problems = [{"variable": p.name, "value": p.value, "allowed": p.allowed} for p in exc.problems]
+        telemetry.log_event("init", level="error", error=str(exc), settings=problems)
+        raise
+
+
+check_settings()
 if settings.running_on_lambda():
     # Load and exercise the model during the init phase: cold-start cost (unpickling, the lazy imports
     # of the first predict call) lands in Init Duration, not in the first request.
@@ -26,12 +40,12 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     source = events.source_of(event)
     try:
         model = model_store.get_model()
-    except ModelLoadError as exc:  # a broken deployment: a function error, logged for CloudWatch too
+        limits = settings.limits()  # checked at import; fails here only if the environment changed since
+    except (ModelLoadError, SettingsError) as exc:  # a broken deployment: a function error, logged too
         telemetry.log_invocation(level="error", request_id=request_id, source=source, status=None, error=str(exc))
         raise
     count = 0
     try:
-        limits = settings.limits()
         request = events.parse(event, limits.max_body_bytes)
         valid = validation.validate(request.payload, model.feature_names, limits.max_batch)
         count = len(valid.instances)

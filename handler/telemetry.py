@@ -8,5 +8,9 @@ from typing import Any
 
 
 def log_invocation(**fields: Any) -> None:
-    sys.stdout.write(json.dumps({"event": "invocation", **fields}, default=str, separators=(",", ":")) + "\n")
+    log_event("invocation", **fields)
+
+
+def log_event(event: str, **fields: Any) -> None:
+    sys.stdout.write(json.dumps({"event": event, **fields}, default=str, separators=(",", ":")) + "\n")
     sys.stdout.flush()
