@@ -5,6 +5,8 @@ Rules per feature (the names themselves come from the model bundle):
   history_*        whole number >= 0, and history_correct + history_wrong <= history_seen
   item_difficulty  finite number in [0, 1]
   anything else    finite number
+An object with a repeated key is refused (naming the key), never read as its last value, and a
+number too large for a float is refused naming its field, however the JSON spelled it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,23 @@ SEEN, CORRECT, WRONG = "history_seen", "history_correct", "history_wrong"
 COUNTS = {SEEN, CORRECT, WRONG}
 UNIT_INTERVAL = {"item_difficulty"}
 TOP_LEVEL = {"instances", "features", "target_recall"}
+FLOAT_DIGITS = 309  # digits of the largest float, 1.8e308: a longer integer cannot be a feature
+SHOWN_CHARS = 64  # a field name is echoed in the error only up to this length
+
+
+class OutOfRange:
+    """A JSON number no float holds (an integer of 310+ digits, 1e999), kept short so errors can quote it."""
+
+    def __init__(self, text: str) -> None:
+        self.shown = text if len(text) <= 24 else f"{text[:10]}...{text[-10:]} ({len(text)} characters)"
+
+
+class DuplicateKeys(dict[str, Any]):
+    """A JSON object in which some keys repeat: which value the client meant is unknowable."""
+
+    def __init__(self, pairs: dict[str, Any], repeated: list[str]) -> None:
+        super().__init__(pairs)
+        self.repeated = repeated
 
 
 @dataclass(frozen=True)
@@ -30,10 +49,11 @@ class ValidRequest:
 
 def validate(payload: Any, feature_names: list[str], max_batch: int) -> ValidRequest:
     if not isinstance(payload, dict):
-        raise RequestError("body", f'must be a JSON object such as {{"instances": [...]}}, got {_kind(payload)}')
+        raise RequestError("body", f'must be a JSON object such as {{"instances": [...]}}, got {kind(payload)}')
+    unique(payload, "")
     unknown = sorted(str(key) for key in payload if key not in TOP_LEVEL)
     if unknown:
-        raise RequestError(unknown[0], f"unknown field; allowed: {', '.join(sorted(TOP_LEVEL))}")
+        raise RequestError(shown(unknown[0]), f"unknown field; allowed: {', '.join(sorted(TOP_LEVEL))}")
     if "instances" in payload and "features" in payload:
         raise RequestError("instances", 'give either "instances" (a batch) or "features" (one instance), not both')
     if "features" in payload:
@@ -47,7 +67,7 @@ def validate(payload: Any, feature_names: list[str], max_batch: int) -> ValidReq
 
 def batch(value: Any, feature_names: list[str], max_batch: int) -> list[list[float]]:
     if not isinstance(value, list):
-        raise RequestError("instances", f"must be a list of objects, got {_kind(value)}")
+        raise RequestError("instances", f"must be a list of objects, got {kind(value)}")
     if not value:
         raise RequestError("instances", "is empty: send at least one instance")
     if len(value) > max_batch:
@@ -59,10 +79,11 @@ def batch(value: Any, feature_names: list[str], max_batch: int) -> list[list[flo
 
 def instance(value: Any, where: str, feature_names: list[str]) -> list[float]:
     if not isinstance(value, dict):
-        raise RequestError(where, f"must be an object of features, got {_kind(value)}")
+        raise RequestError(where, f"must be an object of features, got {kind(value)}")
+    unique(value, f"{where}.")
     for name in value:
         if name not in feature_names:
-            raise RequestError(f"{where}.{name}", f"unknown feature; expected: {', '.join(feature_names)}")
+            raise RequestError(f"{where}.{shown(name)}", f"unknown feature; expected: {', '.join(feature_names)}")
     for name in feature_names:
         if name not in value:
             raise RequestError(f"{where}.{name}", f"missing feature; expected: {', '.join(feature_names)}")
@@ -98,9 +119,16 @@ def target(value: Any) -> float | None:
     return number
 
 
+def unique(value: dict[str, Any], prefix: str) -> None:
+    if isinstance(value, DuplicateKeys):
+        raise RequestError(prefix + shown(value.repeated[0]), "appears more than once in the object; send it once")
+
+
 def finite_number(value: Any, field: str) -> float:
+    if isinstance(value, OutOfRange):
+        raise RequestError(field, f"is too large to be a number of this kind: {value.shown}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RequestError(field, f"must be a number, got {_kind(value)}")
+        raise RequestError(field, f"must be a number, got {kind(value)}")
     try:
         number = float(value)
     except OverflowError as exc:
@@ -110,7 +138,15 @@ def finite_number(value: Any, field: str) -> float:
     return number
 
 
-def _kind(value: Any) -> str:
+def shown(name: str) -> str:
+    """A field name as echoed in errors and logs: the caller may have sent a megabyte-long key."""
+    return name if len(name) <= SHOWN_CHARS else name[:SHOWN_CHARS] + "..."
+
+
+def kind(value: Any) -> str:
+    """What the caller sent instead, in a few words."""
+    if isinstance(value, OutOfRange):
+        return f"the out-of-range number {value.shown}"
     if value is None:
         return "null"
     if isinstance(value, bool):
