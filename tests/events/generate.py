@@ -216,6 +216,19 @@ EVENTS: dict[str, dict[str, Any]] = {
         "event": {"instances": [{}] * 1001},
         "expect": bad("instances"),
     },
+    "bad-huge-integer": {
+        "description": "API Gateway v1 body with a 4,301-digit count (past Python's int parsing limit)",
+        "event": api_gateway_v1(
+            '{"features": {"delta_days": 1.0, "history_seen": ' + "9" * 4301 + ', "history_correct": 1, '
+            '"history_wrong": 0, "item_difficulty": 0.3}}'
+        ),
+        "expect": bad("features.history_seen"),
+    },
+    "bad-base64-flag-not-boolean": {
+        "description": "HTTP API v2 event whose isBase64Encoded is the string 'false', not a boolean",
+        "event": {**http_v2(json.dumps({"features": features("practised")})), "isBase64Encoded": "false"},
+        "expect": bad("isBase64Encoded"),
+    },
     "bad-target-recall": {
         "description": "a target recall outside (0, 1)",
         "event": {"features": features("practised"), "target_recall": 1.5},
