@@ -20,6 +20,10 @@ pytest_plugins = ["tests.moto_fixtures"]
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
 
+# One subject names the repository, the environment and the branch (README "Security").
+SUBJECT = "repo:example/forgetting-curve:environment:production:ref:refs/heads/main"
+
+
 @pytest.fixture()
 def no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """A machine with no AWS configuration at all."""
@@ -43,7 +47,13 @@ def test_bootstrap_creates_then_updates_the_stack(no_aws: pytest.MonkeyPatch, mo
     iam = aws.session.client("iam")
     assert iam.get_role(RoleName=f"{config.function['name']}-execution")["Role"]["Arn"]
     deploy_role = iam.get_role(RoleName=f"{config.function['name']}-deploy")["Role"]
-    assert "repo:example/forgetting-curve:environment:production" in str(deploy_role["AssumeRolePolicyDocument"])
+    (trust,) = deploy_role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"] == {
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": SUBJECT,
+        }
+    }
     assert aws.s3.head_bucket(Bucket=config.deploy["bucket"])
 
 

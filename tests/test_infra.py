@@ -92,18 +92,21 @@ def test_bucket_is_versioned_encrypted_private_and_tls_only() -> None:
     assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_deploy_role_trusts_only_this_repository_on_main_or_production() -> None:
-    trust = template()["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    (statement,) = trust
+def test_deploy_role_trusts_one_subject_binding_the_production_environment_to_main() -> None:
+    """Not the environment alone (any branch naming it matched), nor a bare branch (skips the reviewers)."""
+    (statement,) = template()["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    conditions = statement["Condition"]["StringEquals"]
-    assert conditions["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
-    subjects = [entry["Sub"] for entry in conditions["token.actions.githubusercontent.com:sub"]]
-    assert subjects == [
-        "repo:${GitHubRepository}:ref:refs/heads/${DeployBranch}",
-        "repo:${GitHubRepository}:environment:${DeployEnvironment}",
-    ]
-    assert "StringLike" not in statement["Condition"]  # no wildcards in the subject
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": {
+                "Sub": "repo:${GitHubRepository}:environment:${DeployEnvironment}:ref:refs/heads/${DeployBranch}"
+            },
+        }
+    }
+    parameters = template()["Parameters"]
+    assert (parameters["DeployEnvironment"]["Default"], parameters["DeployBranch"]["Default"]) == ("production", "main")
 
 
 def test_no_statement_allows_a_wildcard_action_or_resource_except_listing_layer_versions() -> None:

@@ -390,6 +390,41 @@ def test_the_verified_gate_needs_every_check_and_fails_on_skips() -> None:
 # --- deploy --------------------------------------------------------------------------------------
 
 
+def argv_of(step: dict[str, Any]) -> list[str]:
+    """A one-command `run:` as argv, the interpreter path folded to `python` (harmless spellings match)."""
+    (line,) = run_lines(step)
+    argv = shlex.split(line)
+    return ["python", *argv[1:]] if argv[0].endswith("python") else argv
+
+
+def github_command(job: dict[str, Any], subcommand: str) -> tuple[dict[str, Any], list[str]]:
+    """The job's one step running `python -m ci.github <subcommand>`, and its argv after the subcommand."""
+    found = [
+        (step, argv[4:])
+        for step in job.get("steps", [])
+        if run_lines(step) and (argv := argv_of(step))[:4] == ["python", "-m", "ci.github", subcommand]
+    ]
+    assert len(found) == 1, f"expected one `ci.github {subcommand}` step, found {len(found)}"
+    return found[0]
+
+
+def needed(job: dict[str, Any]) -> set[str]:
+    value = job.get("needs", [])
+    return {value} if isinstance(value, str) else set(value)
+
+
+def upstream(all_jobs: dict[str, dict[str, Any]], job_id: str) -> set[str]:
+    """Every job `job_id` waits for, directly or through others."""
+    seen: set[str] = set()
+    todo = list(needed(all_jobs[job_id]))
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(needed(all_jobs[current]))
+    return seen
+
+
 def test_deploy_runs_only_from_main_by_push_or_dispatch() -> None:
     on = triggers(load(DEPLOY))
     assert on.keys() == {"push", "workflow_dispatch"}
@@ -405,11 +440,32 @@ def test_deploy_runs_only_from_main_by_push_or_dispatch() -> None:
             assert not [c for c in commands(job) if re.search(r"(make deploy|-m ci (deploy|rollback))", c)]
 
 
+def test_a_run_on_another_branch_fails_instead_of_skipping_everything() -> None:
+    """A dispatch from a feature branch used to skip every job: a green run that deployed nothing."""
+    deploy_jobs = jobs(DEPLOY)
+    branch = deploy_jobs["branch"]
+    assert "if" not in branch, "the branch check must run on every event"
+    _, args = github_command(branch, "deploy-freshness")
+    assert args[args.index("--branch") + 1] == triggers(load(DEPLOY))["push"]["branches"][0]
+    assert "--ref-only" in args
+    for job_id in deploy_jobs.keys() - {"branch"}:
+        assert "branch" in upstream(deploy_jobs, job_id), f"{job_id} must wait for the branch check"
+        assert not re.search(r"always\(\)|failure\(\)|cancelled\(\)", str(deploy_jobs[job_id].get("if", ""))), job_id
+
+
+def test_deploy_runs_the_pull_request_lint_and_tests_first() -> None:
+    deploy_jobs, pr_jobs = jobs(DEPLOY), jobs(PULL_REQUEST)
+    assert deploy_jobs["test"]["steps"] == pr_jobs["test"]["steps"], "the same lint and tests as pull requests"
+    assert "make test" in commands(deploy_jobs["test"])
+    assert {"test", "verify"} <= needed(deploy_jobs["deploy"])
+    assert deploy_jobs["test"]["if"] == deploy_jobs["verify"]["if"], "tested whenever it is verified"
+
+
 def test_deploy_needs_budget_pins_abi_and_smoke_through_the_gate() -> None:
     deploy_jobs = jobs(DEPLOY)
     assert deploy_jobs["verify"]["uses"] == "./.github/workflows/verify.yml"
     deploy = deploy_jobs["deploy"]
-    assert deploy["needs"] == "verify"
+    assert {"verify", "test", "fresh"} == needed(deploy)
     assert "needs.verify.outputs.verified == 'true'" in deploy["if"]
     assert not re.search(r"always\(\)|failure\(\)|cancelled\(\)", deploy["if"]), "must not run past a failure"
     # The reusable workflow's `verified` output is set by the gate job, which needs all four checks
@@ -417,6 +473,27 @@ def test_deploy_needs_budget_pins_abi_and_smoke_through_the_gate() -> None:
     # (tests/test_workflows_github.py runs the gate command).
     deploying = [job_id for job_id, job in deploy_jobs.items() if any(c == "make deploy" for c in commands(job))]
     assert deploying == ["deploy"], "only the gated job may upload to S3"
+
+
+def test_a_commit_that_is_no_longer_the_tip_of_main_is_not_deployed() -> None:
+    """Asked after tests and verify, so an older run that finishes last cannot replace a newer commit."""
+    deploy_jobs = jobs(DEPLOY)
+    fresh = deploy_jobs["fresh"]
+    assert {"test", "verify"} <= upstream(deploy_jobs, "fresh")
+    step, args = github_command(fresh, "deploy-freshness")
+    assert "--ref-only" not in args and args[args.index("--branch") + 1] == "main"
+    assert step["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
+    assert fresh["outputs"]["fresh"] == f"${{{{ steps.{step['id']}.outputs.fresh }}}}"
+    assert fresh["permissions"] == {"contents": "read"}
+    assert "needs.fresh.outputs.fresh == 'true'" in deploy_jobs["deploy"]["if"]
+    assert "fresh" not in upstream(deploy_jobs, "rollback"), "a rollback goes back on purpose"
+
+
+def test_the_whole_deploy_run_is_one_queue_that_is_never_cancelled() -> None:
+    workflow = load(DEPLOY)
+    assert workflow["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}
+    for job_id, job in workflow["jobs"].items():
+        assert "concurrency" not in job, f"{job_id}: a job in the run's own group would wait for itself"
 
 
 def test_deploy_uses_the_verified_artifacts_without_rebuilding() -> None:
@@ -433,27 +510,42 @@ def test_deploy_uses_the_verified_artifacts_without_rebuilding() -> None:
 
 
 @pytest.mark.parametrize("job_id", ["deploy", "rollback"])
-def test_production_jobs_use_oidc_an_environment_and_never_cancel(job_id: str) -> None:
+def test_production_jobs_use_oidc_an_environment_and_one_allowed_account(job_id: str) -> None:
     job = jobs(DEPLOY)[job_id]
     assert job["environment"] == "production"
-    assert job["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}
     assert job["permissions"] == {"contents": "read", "id-token": "write"}
     aws = [s for s in job["steps"] if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")]
     assert len(aws) == 1
     given = aws[0]["with"]
     assert given["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
-    assert given["aws-region"] == "${{ steps.target.outputs.region }}"
     assert not {"aws-access-key-id", "aws-secret-access-key"} & given.keys(), "no stored keys"
-    region_step = next(s for s in job["steps"] if s.get("id") == "target")
-    assert region_step["run"] == ".venv/bin/python -m ci.github config region=deploy.region"
-    assert "secrets." not in DEPLOY.read_text()
+    region_step, args = github_command(job, "config")
+    assert args == ["region=deploy.region"]
+    assert given["aws-region"] == f"${{{{ steps.{region_step['id']}.outputs.region }}}}"
+    # allowed-account-ids comes from a step that fails when vars.AWS_ACCOUNT_ID is unset (an empty
+    # input would silently turn the action's account check off) or names another account than the role.
+    account_step, args = github_command(job, "aws-account")
+    assert args == []
+    assert account_step["env"] == {
+        "AWS_ACCOUNT_ID": "${{ vars.AWS_ACCOUNT_ID }}",
+        "AWS_DEPLOY_ROLE_ARN": "${{ vars.AWS_DEPLOY_ROLE_ARN }}",
+    }
+    assert given["allowed-account-ids"] == f"${{{{ steps.{account_step['id']}.outputs.account-id }}}}"
+    assert job["steps"].index(account_step) < job["steps"].index(aws[0])
+
+
+def test_deploy_reads_no_stored_secret_but_the_job_token_and_never_beside_aws_credentials() -> None:
+    assert set(re.findall(r"secrets\.(\w+)", DEPLOY.read_text())) == {"GITHUB_TOKEN"}
+    for job_id, job in jobs(DEPLOY).items():
+        if "secrets." in yaml.safe_dump(job):
+            assert "id-token" not in job["permissions"], f"{job_id}: the token beside the AWS sign-in"
 
 
 def test_rollback_skips_the_build() -> None:
     deploy_jobs = jobs(DEPLOY)
     assert "inputs.action == 'deploy'" in deploy_jobs["verify"]["if"]
     rollback = deploy_jobs["rollback"]
-    assert "needs" not in rollback
+    assert upstream(deploy_jobs, "rollback") == {"branch"}
     assert "inputs.action == 'rollback'" in rollback["if"]
     assert set(commands(rollback)) >= {
         ".venv/bin/python -m ci rollback",
@@ -586,3 +678,11 @@ def test_the_deploy_role_trusts_exactly_this_workflows_branch_and_environment() 
     for job_id in ("deploy", "rollback"):
         assert jobs(DEPLOY)[job_id]["environment"] == parameters["DeployEnvironment"]["Default"]
     assert "DeployRoleArn" in template["Outputs"]
+    # `python -m ci.github oidc-subject` prints the subject for the same environment and branch.
+    from ci.github import oidc
+
+    assert parameters["DeployEnvironment"]["Default"] == oidc.DEFAULT_ENVIRONMENT
+    assert parameters["DeployBranch"]["Default"] == oidc.DEFAULT_BRANCH
+    (trust,) = template["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    subject = trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    assert subject == oidc.expected_subject("${GitHubRepository}", "${DeployEnvironment}", "${DeployBranch}")

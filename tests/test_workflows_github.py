@@ -1,8 +1,10 @@
-"""`python -m ci.github`: the sticky comment over real HTTP, annotations from real reports, the gate.
+"""`python -m ci.github`: the sticky comment, the deploy guards and the OIDC subject over real HTTP,
+annotations from real reports, the gate.
 
-GitHub is unreachable here, so the comment command talks to a small fake of the REST API on
-127.0.0.1 (list with Link pagination, update, create, token check): a real HTTP exchange with
-the same paths, verbs, headers and JSON as api.github.com, selected through GITHUB_API_URL.
+GitHub is unreachable here, so the commands talk to a small fake of the REST API on 127.0.0.1
+(comments with Link pagination, update, create; a branch's ref; the OIDC subject template; token
+checks): a real HTTP exchange with the same paths, verbs, headers and JSON as api.github.com,
+selected through GITHUB_API_URL.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from ci.reports import write_report
 
 TOKEN = "ghs_test_token"
 READ_ONLY_TOKEN = "ghs_read_only"
+ADMIN_TOKEN = "ghp_repository_admin"  # a person's token: the only one that may change the OIDC template
+BOT = {"login": "github-actions[bot]", "type": "Bot"}
 REPO = "octo/forgetting-curve"
 PR = 42
 MARKER = "<!-- size-budget -->"
@@ -50,15 +54,17 @@ class FakeGitHub:
 
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    heads: dict[str, str] = field(default_factory=dict)  # branch -> commit
+    oidc_template: dict[str, Any] = field(default_factory=lambda: {"use_default": True})
     next_id: int = 1000
     url: str = ""
 
-    def add(self, number: int, body: str, user: str = "someone") -> dict[str, Any]:
+    def add(self, number: int, body: str, user: dict[str, str] | None = None) -> dict[str, Any]:
         self.next_id += 1
         comment = {
             "id": self.next_id,
             "body": body,
-            "user": {"login": user},
+            "user": user or {"login": "someone", "type": "User"},
             "html_url": f"https://github.example/{REPO}/pull/{number}#issuecomment-{self.next_id}",
         }
         self.comments.setdefault(number, []).append(comment)
@@ -71,6 +77,8 @@ class FakeGitHub:
 def make_handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     list_path = re.compile(rf"^/repos/{REPO}/issues/(\d+)/comments$")
     item_path = re.compile(rf"^/repos/{REPO}/issues/comments/(\d+)$")
+    ref_path = re.compile(rf"^/repos/{REPO}/git/ref/heads/([\w./-]+)$")
+    oidc_path = f"/repos/{REPO}/actions/oidc/customization/sub"
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
@@ -86,12 +94,12 @@ def make_handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def authorized(self, write: bool) -> bool:
+        def authorized(self, write: bool, admin: bool = False) -> bool:
             auth = self.headers.get("Authorization", "")
-            if auth not in (f"Bearer {TOKEN}", f"Bearer {READ_ONLY_TOKEN}"):
+            if auth not in (f"Bearer {TOKEN}", f"Bearer {READ_ONLY_TOKEN}", f"Bearer {ADMIN_TOKEN}"):
                 self.reply(401, {"message": "Bad credentials"})
                 return False
-            if write and auth == f"Bearer {READ_ONLY_TOKEN}":
+            if (write and auth == f"Bearer {READ_ONLY_TOKEN}") or (admin and auth != f"Bearer {ADMIN_TOKEN}"):
                 self.reply(403, {"message": "Resource not accessible by integration"})
                 return False
             assert self.headers.get("Accept") == "application/vnd.github+json"
@@ -104,6 +112,14 @@ def make_handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             state.requests.append(("GET", self.path))
             url = urlparse(self.path)
+            if url.path == oidc_path:
+                return self.reply(200, state.oidc_template) if self.authorized(write=False, admin=True) else None
+            branch = ref_path.match(url.path)
+            if branch and branch.group(1) in state.heads:
+                if not self.authorized(write=False):
+                    return None
+                ref, sha = f"refs/heads/{branch.group(1)}", state.heads[branch.group(1)]
+                return self.reply(200, {"ref": ref, "object": {"sha": sha, "type": "commit"}})
             match = list_path.match(url.path)
             if not match:
                 return self.reply(404, {"message": "Not Found"})
@@ -126,8 +142,21 @@ def make_handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 return self.reply(404, {"message": "Not Found"})
             if not self.authorized(write=True):
                 return None
-            comment = state.add(int(match.group(1)), self.body()["body"], user="github-actions[bot]")
+            comment = state.add(int(match.group(1)), self.body()["body"], user=BOT)
             return self.reply(201, comment)
+
+        def do_PUT(self) -> None:
+            state.requests.append(("PUT", self.path))
+            if self.path != oidc_path:
+                return self.reply(404, {"message": "Not Found"})
+            if not self.authorized(write=True, admin=True):
+                return None
+            body = self.body()
+            keys = body.get("include_claim_keys")
+            if not isinstance(body.get("use_default"), bool) or (keys is not None and not isinstance(keys, list)):
+                return self.reply(422, {"message": "Invalid request"})
+            state.oidc_template = {"use_default": body["use_default"], **({"include_claim_keys": keys} if keys else {})}
+            return self.reply(201, {})
 
         def do_PATCH(self) -> None:
             state.requests.append(("PATCH", self.path))
@@ -222,7 +251,7 @@ def test_comment_is_created_once_then_updated_in_place(
 def test_comment_is_found_beyond_the_first_page(github: FakeGitHub, runner_env: dict[str, str], tmp_path: Path) -> None:
     for index in range(130):
         github.add(PR, f"review note {index}")
-    ours = github.add(PR, f"{MARKER}\nold report")
+    ours = github.add(PR, f"{MARKER}\nold report", user=BOT)
     report = tmp_path / "budget.md"
     report.write_text("new report\n")
     result = comment(runner_env, report)
@@ -237,13 +266,45 @@ def test_comment_is_found_beyond_the_first_page(github: FakeGitHub, runner_env: 
 def test_comment_without_a_report_says_why_instead_of_keeping_a_stale_one(
     github: FakeGitHub, runner_env: dict[str, str], tmp_path: Path
 ) -> None:
-    github.add(PR, f"{MARKER}\n### Lambda size budget: PASS (from an earlier push)")
+    github.add(PR, f"{MARKER}\n### Lambda size budget: PASS (from an earlier push)", user=BOT)
     result = comment(runner_env, tmp_path / "missing" / "budget.md")
     assert result.returncode == 0, result.stderr
     [ours] = github.marked(PR)
     assert "earlier push" not in ours["body"]
     assert "did not produce `budget.md`" in ours["body"]
     assert "https://github.example/octo/forgetting-curve/actions/runs/777" in ours["body"]
+
+
+def test_a_marked_comment_written_by_anyone_but_the_bot_is_never_edited(
+    github: FakeGitHub, runner_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Anyone can paste the marker: the report must not overwrite (or hide behind) their comment."""
+    person = github.add(PR, f"quoting the bot: {MARKER} looks wrong to me")
+    lookalike = github.add(PR, f"{MARKER}\nfake report", user={"login": "github-actions[bot]", "type": "User"})
+    other_bot = github.add(PR, f"{MARKER}\nanother app's report", user={"login": "other-app[bot]", "type": "Bot"})
+    report = tmp_path / "budget.md"
+    report.write_text("### Lambda size budget: PASS\n")
+
+    result = comment(runner_env, report)
+    assert result.returncode == 0, result.stderr
+    assert "comment created" in result.stdout
+    assert [r for r in github.requests if r[0] == "PATCH"] == []
+    assert [c["body"] for c in (person, lookalike, other_bot)] == [
+        f"quoting the bot: {MARKER} looks wrong to me",
+        f"{MARKER}\nfake report",
+        f"{MARKER}\nanother app's report",
+    ]
+    [ours] = [c for c in github.marked(PR) if c["user"] == BOT]
+    assert ours["body"].startswith(f"{MARKER}\n### Lambda size budget: PASS")
+
+    again = comment(runner_env, report)  # the next push updates ours, still nobody else's
+    assert "comment unchanged" in again.stdout and len(github.marked(PR)) == 4
+
+    by_app = ci_github(
+        "comment", "--marker", MARKER, "--body", str(report), "--author", "other-app[bot]", env=runner_env
+    )  # another app posting through its own token: its own comment is the sticky one
+    assert "comment updated" in by_app.stdout, by_app.stderr
+    assert other_bot["body"].startswith(f"{MARKER}\n### Lambda size budget: PASS")
 
 
 def test_comment_with_a_read_only_token_names_the_permission(
@@ -405,3 +466,130 @@ def test_config_exposes_pipeline_values_as_step_outputs(tmp_path: Path) -> None:
     assert out.read_text() == f"region={load_config().deploy['region']}\n"
     bad = ci_github("config", "region=deploy.nowhere", env={"GITHUB_OUTPUT": str(out)})
     assert bad.returncode == 1 and "does not name a pipeline.toml value" in bad.stderr
+
+
+# --- deploy guards: only from main, only the tip of main, only the one AWS account --------------
+
+OLDER_SHA = "1" * 40
+NEWER_SHA = "2" * 40
+
+
+def deploy_env(
+    github: FakeGitHub, tmp_path: Path, ref: str = "refs/heads/main", sha: str = OLDER_SHA
+) -> dict[str, str]:
+    """What deploy.yml's runner sets for a push of `sha` to `ref`."""
+    return {
+        "GITHUB_API_URL": github.url,
+        "GITHUB_TOKEN": TOKEN,
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_REF": ref,
+        "GITHUB_SHA": sha,
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+    }
+
+
+def test_a_deploy_run_on_another_branch_fails_and_says_where_to_run_it(github: FakeGitHub, tmp_path: Path) -> None:
+    env = deploy_env(github, tmp_path, ref="refs/heads/feature/try-it")
+    for args in (["--ref-only"], []):
+        result = ci_github("deploy-freshness", "--branch", "main", *args, env=env)
+        assert result.returncode == 1
+        assert "ran on refs/heads/feature/try-it, but production deploys only from main" in result.stderr
+        assert "Use workflow from: main" in result.stderr
+    assert github.requests == [], "the branch alone decides; no API call"
+    assert not (tmp_path / "output").exists()
+    on_main = ci_github("deploy-freshness", "--branch", "main", "--ref-only", env=deploy_env(github, tmp_path))
+    assert on_main.returncode == 0, on_main.stderr
+
+
+def test_the_tip_of_main_is_deployed(github: FakeGitHub, tmp_path: Path) -> None:
+    github.heads["main"] = OLDER_SHA
+    result = ci_github("deploy-freshness", "--branch", "main", env=deploy_env(github, tmp_path, sha=OLDER_SHA))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "output").read_text() == f"fresh=true\nhead={OLDER_SHA}\n"
+    assert ("GET", f"/repos/{REPO}/git/ref/heads/main") in github.requests
+
+
+def test_an_older_commit_finishing_last_is_skipped_with_the_reason(github: FakeGitHub, tmp_path: Path) -> None:
+    """Push 1, push 2; run 1's verify ends last: it must not replace 2 in production."""
+    github.heads["main"] = NEWER_SHA
+    result = ci_github("deploy-freshness", "--branch", "main", env=deploy_env(github, tmp_path, sha=OLDER_SHA))
+    assert result.returncode == 0, result.stderr  # skipped, not failed: nothing is wrong with the commit
+    assert (tmp_path / "output").read_text() == f"fresh=false\nhead={NEWER_SHA}\n"
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("### Deploy skipped: 1111111 is no longer the tip of main")
+    assert "main is at 2222222 now" in summary
+    assert result.stdout.startswith("::notice title=Deploy skipped%3A a newer commit is on main::main is at 2222222")
+
+
+def test_freshness_fails_closed_when_github_cannot_say(github: FakeGitHub, tmp_path: Path) -> None:
+    env = deploy_env(github, tmp_path)
+    unknown = ci_github("deploy-freshness", "--branch", "main", env=env)  # the fake has no main
+    assert unknown.returncode == 1 and "answered 404" in unknown.stderr
+    assert "check GITHUB_REPOSITORY and --branch" in unknown.stderr
+    no_token = ci_github("deploy-freshness", "--branch", "main", env={**env, "GITHUB_TOKEN": ""})
+    assert no_token.returncode == 1 and "needs a token to read the branch's tip" in no_token.stderr
+    assert not (tmp_path / "output").exists()
+
+
+ROLE = "arn:aws:iam::123456789012:role/forgetting-curve-deploy"
+
+
+@pytest.mark.parametrize(
+    ("account", "role", "message"),
+    [
+        ("", ROLE, "AWS_ACCOUNT_ID is '', not a 12-digit AWS account id"),
+        ("12345", ROLE, "AWS_ACCOUNT_ID is '12345', not a 12-digit AWS account id"),
+        ("123456789012", "", "AWS_DEPLOY_ROLE_ARN is '', not an IAM role ARN"),
+        ("210987654321", ROLE, "is in account 123456789012, but AWS_ACCOUNT_ID allows only 210987654321"),
+    ],
+    ids=["unset", "malformed", "no-role", "other-account"],
+)
+def test_the_allowed_account_must_be_set_and_hold_the_role(
+    tmp_path: Path, account: str, role: str, message: str
+) -> None:
+    out = tmp_path / "output"
+    env = {"AWS_ACCOUNT_ID": account, "AWS_DEPLOY_ROLE_ARN": role, "GITHUB_OUTPUT": str(out)}
+    result = ci_github("aws-account", env=env)
+    assert result.returncode == 1
+    assert message in result.stderr and "fix:" in result.stderr
+    assert not out.exists(), "no account-id output: allowed-account-ids must never be empty"
+
+
+def test_the_allowed_account_is_the_step_output(tmp_path: Path) -> None:
+    out = tmp_path / "output"
+    env = {"AWS_ACCOUNT_ID": "123456789012", "AWS_DEPLOY_ROLE_ARN": ROLE, "GITHUB_OUTPUT": str(out)}
+    result = ci_github("aws-account", env=env)
+    assert result.returncode == 0, result.stderr
+    assert out.read_text() == "account-id=123456789012\n"
+
+
+# --- the OIDC subject template the deploy role's trust needs --------------------------------------
+
+
+def test_oidc_subject_check_names_the_fix_then_apply_sets_exactly_repo_context_ref(github: FakeGitHub) -> None:
+    env = {"GITHUB_API_URL": github.url, "GITHUB_TOKEN": ADMIN_TOKEN}
+    check = ci_github("oidc-subject", "--repo", REPO, env=env)
+    assert check.returncode == 1
+    assert "its deploy job cannot assume the deploy role" in check.stderr
+    assert f"python -m ci.github oidc-subject --repo {REPO} --apply" in check.stderr
+    assert github.oidc_template == {"use_default": True}
+
+    applied = ci_github("oidc-subject", "--repo", REPO, "--apply", env=env)
+    assert applied.returncode == 0, applied.stderr
+    assert github.oidc_template == {"use_default": False, "include_claim_keys": ["repo", "context", "ref"]}
+    assert f"deploy jobs present: repo:{REPO}:environment:production:ref:refs/heads/main" in applied.stdout
+
+    puts = [r for r in github.requests if r[0] == "PUT"]
+    again = ci_github("oidc-subject", "--repo", REPO, "--apply", env=env)
+    assert "already set" in again.stdout
+    assert [r for r in github.requests if r[0] == "PUT"] == puts, "an unchanged template is not re-sent"
+
+
+def test_oidc_subject_with_a_workflow_token_says_an_admin_is_needed(github: FakeGitHub) -> None:
+    result = ci_github(
+        "oidc-subject", "--repo", REPO, "--apply", env={"GITHUB_API_URL": github.url, "GITHUB_TOKEN": TOKEN}
+    )
+    assert result.returncode == 1
+    assert "answered 403" in result.stderr and "repository admin" in result.stderr
+    assert github.oidc_template == {"use_default": True}

@@ -5,6 +5,9 @@ annotate  print ::error/::warning annotations for the failing reports in a folde
 summary   append Markdown files to the job summary (stdout off a runner)
 gate      fail unless every named job of `needs` succeeded; sets the `verified` output
 config    expose pipeline.toml values as step outputs (one source of truth for the region)
+deploy-freshness  refuse a deploy run off main; skip it when its commit is no longer main's tip
+aws-account       check the account allowed-account-ids pins (AWS_ACCOUNT_ID) holds the deploy role
+oidc-subject      check or --apply the OIDC subject template the deploy role's trust needs (admin)
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import sys
 from pathlib import Path
 
 from ci.errors import PipelineError
+from ci.github import deploy_guard, oidc
 from ci.paths import REPO_ROOT
 
-SUBCOMMANDS = ("comment", "annotate", "summary", "gate", "config")
+SUBCOMMANDS = ("comment", "annotate", "summary", "gate", "config", *deploy_guard.HANDLERS, *oidc.HANDLERS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     comment.add_argument("--body", type=Path, required=True, help="Markdown file to post")
     comment.add_argument("--pr", type=int, default=None, help="pull-request number (default: from GITHUB_EVENT_PATH)")
     comment.add_argument("--repo", default=None, help="owner/name (default: GITHUB_REPOSITORY)")
+    comment.add_argument(
+        "--author", default=None, help="the bot whose comment may be edited (default: github-actions[bot])"
+    )
 
     annotate = sub.add_parser("annotate", help="print GitHub annotations for failing reports")
     annotate.add_argument("reports", type=Path, help="folder of <check>.json reports (build/reports)")
@@ -46,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="write pipeline.toml values to $GITHUB_OUTPUT")
     config.add_argument("pairs", nargs="+", metavar="NAME=SECTION.KEY", help="e.g. region=deploy.region")
+    deploy_guard.add_parsers(sub)
+    oidc.add_parsers(sub)
     return parser
 
 
@@ -98,12 +107,15 @@ def _footer() -> str:
 
 def run_comment(args: argparse.Namespace) -> int:
     from ci.github.api import GitHubApi
-    from ci.github.comment import check_marker, upsert_comment
+    from ci.github.comment import DEFAULT_AUTHOR, check_marker, upsert_comment
 
     marker = check_marker(args.marker)
     markdown = args.body.read_text(encoding="utf-8") if args.body.is_file() else _missing_report(args.body)
     markdown = markdown.rstrip() + _footer()
-    result = upsert_comment(GitHubApi.from_env(), _repository(args.repo), _pr_number(args.pr), marker, markdown)
+    result = upsert_comment(
+        GitHubApi.from_env(), _repository(args.repo), _pr_number(args.pr), marker, markdown,
+        author=args.author or DEFAULT_AUTHOR,
+    )  # fmt: skip
     print(f"comment {result.action}: {result.url or result.comment_id}")
     return 0
 
@@ -173,6 +185,7 @@ HANDLERS = {
     "gate": run_gate,
     "config": run_config,
 }
+HANDLERS.update({**deploy_guard.HANDLERS, **oidc.HANDLERS})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,12 +43,12 @@ class GitHubApi:
     timeout_s: float = 30.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> GitHubApi:
+    def from_env(cls, environ: Mapping[str, str] | None = None, purpose: str = "to write a comment") -> GitHubApi:
         env = os.environ if environ is None else environ
         token = env.get("GITHUB_TOKEN", "")
         if not token:
             raise PipelineError(
-                "GITHUB_TOKEN is not set: the GitHub API needs a token to write a comment",
+                f"GITHUB_TOKEN is not set: the GitHub API needs a token {purpose}",
                 "in the workflow step add `env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}`; locally, export a token",
             )
         return cls(base_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL, token=token)
@@ -56,8 +56,10 @@ class GitHubApi:
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url.rstrip("/") + path
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[Any, Mapping[str, str]]:
-        """One call; returns (decoded JSON or None, response headers)."""
+    def request(
+        self, method: str, path: str, body: Any = None, fixes: Mapping[int, str] | None = None
+    ) -> tuple[Any, Mapping[str, str]]:
+        """One call; returns (decoded JSON or None, response headers). `fixes` names the fix per status."""
         url = self.url(path)
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(url, data=data, method=method)
@@ -75,7 +77,9 @@ class GitHubApi:
             detail = _error_message(exc.read())
             raise GitHubApiError(
                 f"GitHub API {method} {url} answered {exc.code}{': ' + detail if detail else ''}",
-                _FIX_BY_STATUS.get(exc.code, "see the message above; GitHub's status page if it persists"),
+                {**_FIX_BY_STATUS, **(fixes or {})}.get(
+                    exc.code, "see the message above; GitHub's status page if it persists"
+                ),
                 status=exc.code,
             ) from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:

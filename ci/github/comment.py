@@ -1,16 +1,21 @@
 """One sticky pull-request comment: found by a hidden marker, updated in place, created only once.
 
-Reviewers see a single, current size report instead of one comment per push.
+Reviewers see a single, current size report instead of one comment per push. Only a comment the
+workflow's own bot wrote is edited: anyone can paste the marker into a comment of their own, and
+the report must not be written into (or be hijacked by) someone else's words.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from ci.errors import PipelineError
 from ci.github.api import GitHubApi
 
+# The GITHUB_TOKEN of a workflow writes as this app user (user.type "Bot").
+DEFAULT_AUTHOR = "github-actions[bot]"
 # GitHub rejects comment bodies longer than this many characters.
 MAX_BODY_CHARS = 65536
 TRUNCATED_NOTE = "\n\n_(truncated: the full report is in the job summary and the `report-budget` artifact)_\n"
@@ -42,13 +47,21 @@ def sticky_body(marker: str, markdown: str) -> str:
     return body[: MAX_BODY_CHARS - len(TRUNCATED_NOTE)] + TRUNCATED_NOTE
 
 
-def upsert_comment(api: GitHubApi, repository: str, number: int, marker: str, markdown: str) -> CommentResult:
-    """Update the comment that carries `marker` on pull request `number`, or create it."""
+def written_by(comment: dict[str, Any], author: str) -> bool:
+    """True for a comment of the bot `author`: its login and a Bot account (a person cannot be either)."""
+    user = comment.get("user") or {}
+    return isinstance(user, dict) and user.get("login") == author and user.get("type") == "Bot"
+
+
+def upsert_comment(
+    api: GitHubApi, repository: str, number: int, marker: str, markdown: str, author: str = DEFAULT_AUTHOR
+) -> CommentResult:
+    """Update the comment of bot `author` that carries `marker` on pull request `number`, or create it."""
     marker = check_marker(marker)
     owner_repo = "/".join(quote(part, safe="") for part in repository.split("/", 1))
     body = sticky_body(marker, markdown)
     for comment in api.paginate(f"/repos/{owner_repo}/issues/{number}/comments?per_page=100"):
-        if marker not in str(comment.get("body") or ""):
+        if marker not in str(comment.get("body") or "") or not written_by(comment, author):
             continue
         comment_id = int(comment["id"])
         if comment.get("body") == body:
