@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
 
 from ci.config import Config
 from ci.paths import BuildPaths
+
+if TYPE_CHECKING:
+    from ci.snapshot import Snapshot
 
 HELP = "Install the lock for the target, prune, verify, and write build/layer.zip and build/function.zip."
 
@@ -24,7 +28,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     from ci.errors import PipelineError
     from ci.layer.build import build_layer
-    from ci.reports import write_report
+    from ci.reports import Finding, write_report
 
     overrides = dict(config.build)
     if args.compact:
@@ -34,9 +38,32 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     config = replace(config, build=overrides)
     try:
         data = build_layer(config, paths)
+        judged = produced(paths, data)
     except PipelineError as exc:
-        write_report(paths, "build", False, {"error": exc.problem, "fix": exc.fix})
+        finding = Finding("build", "error", exc.problem, exc.fix)
+        write_report(paths, "build", False, {"error": exc.problem, "fix": exc.fix}, findings=[finding])
         raise
-    report = write_report(paths, "build", True, data)
+    report = write_report(paths, "build", True, data, judged=judged)
     print(f"build:    passed; report {report}")
     return 0
+
+
+def produced(paths: BuildPaths, data: dict[str, Any]) -> list[Snapshot]:
+    """Snapshots of the zips the build wrote, refused unless they are the bytes it wrote (build.json names them)."""
+    from ci.errors import PipelineError
+    from ci.snapshot import take
+
+    judged = []
+    for name, source, key in (
+        ("layer.zip", paths.layer_zip, "layer"),
+        ("function.zip", paths.function_zip, "function"),
+    ):
+        snapshot = take(paths, source, name)
+        written = (data.get(key) or {}).get("sha256")
+        if written is not None and written != snapshot.sha256:
+            raise PipelineError(
+                f"{source} changed after the build wrote it (sha256 {str(written)[:12]}, now {snapshot.sha256[:12]})",
+                "make sure nothing else writes the build directory, then rerun `python -m ci build`",
+            )
+        judged.append(snapshot)
+    return judged

@@ -30,9 +30,18 @@ from ci.deploy.verify import (
     fetch_model,
 )
 from ci.paths import BuildPaths
-from ci.reports import sha256_file, write_report
+from ci.reports import JUDGES, build_artifacts, sha256_file, write_report
+from ci.snapshot import Snapshot, take
 
 CHECKS = ("budget", "pins", "abi", "smoke")
+
+
+def judged(paths: BuildPaths, check: str) -> list[Snapshot]:
+    """Snapshots of what `check` reads (ci.reports.JUDGES), as the real check takes them."""
+    files = build_artifacts(paths)
+    return [take(paths, files[name], name) for name in JUDGES[check]]
+
+
 HANDLER = """
 def lambda_handler(event, context):
     return {"predictions": [{"recall_probability": %s, "days_until_target": None}]}
@@ -103,7 +112,13 @@ class FakeBuild:
 
     def pass_checks(self, *checks: str) -> None:
         for check in checks or CHECKS:
-            write_report(self.paths, check, True, self.budget_body() if check == "budget" else {})
+            write_report(
+                self.paths,
+                check,
+                True,
+                self.budget_body() if check == "budget" else {},
+                judged=judged(self.paths, check),
+            )
 
     def budget_body(self) -> dict[str, Any]:
         def unzipped(path: Path) -> int:

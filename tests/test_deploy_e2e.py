@@ -23,7 +23,7 @@ from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import sha256_file, write_report
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import
-from tests.moto_fixtures import BytesCheck, CallLog, FakeBuild  # noqa: E402
+from tests.moto_fixtures import BytesCheck, CallLog, FakeBuild, judged  # noqa: E402
 
 pytest_plugins = ["tests.moto_fixtures"]
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
@@ -47,7 +47,7 @@ def verified_build(built_layer: BuildPaths, tmp_path: Path) -> BuildPaths:
         link(built_layer.report("build"), paths.report("build"))
     fake = FakeBuild(paths)
     fake.pass_checks()
-    write_report(paths, "budget", True, fake.budget_body())
+    write_report(paths, "budget", True, fake.budget_body(), judged=judged(paths, "budget"))
     return paths
 
 

@@ -23,6 +23,7 @@ from tests.moto_fixtures import (  # noqa: E402
     FakeBuild,
     alias_version,
     deploy_report,
+    judged,
     layer_versions,
 )
 
@@ -139,7 +140,7 @@ def test_attached_layers_are_checked_against_the_unzipped_limit_before_publishin
     if counted_bytes is not None:
         body["components"].append({"name": "observability", "kind": "extra layer", "source": extra,
                                    "unzipped_bytes": counted_bytes})  # fmt: skip
-    write_report(build.paths, "budget", True, body)
+    write_report(build.paths, "budget", True, body, judged=judged(build.paths, "budget"))
     name = config.function["name"]
     published = [v["Version"] for v in aws.lambda_.list_versions_by_function(FunctionName=name)["Versions"]]
 

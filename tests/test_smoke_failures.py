@@ -221,8 +221,13 @@ def test_the_command_prints_the_cause_writes_the_report_and_exits_non_zero(tmp_p
     assert "FAILED: init error Runtime.HandlerNotFound: Handler 'lambda_handler' missing on module 'handler.app'" in (
         result.stdout
     )
-    report = json.loads((tmp_path / "build" / "reports" / "smoke.json").read_text())
-    assert report["check"] == "smoke" and report["passed"] is False
+    # Other files than the build's: judged into smoke-adhoc.json, never into the smoke.json deploy trusts.
+    assert not (tmp_path / "build" / "reports" / "smoke.json").exists()
+    report = json.loads((tmp_path / "build" / "reports" / "smoke-adhoc.json").read_text())
+    assert report["check"] == "smoke-adhoc" and report["passed"] is False
     assert report["init"]["error"]["errorType"] == "Runtime.HandlerNotFound"
+    [error] = [f for f in report["findings"] if f["severity"] == "error"]
+    assert error["file"] == "handler/app.py" and error["message"].startswith("init error Runtime.HandlerNotFound")
+    assert set(report["artifacts"]) == {"layer.zip", "function.zip", "model.joblib"}
     # pipeline.toml's smoke.warm_event names a committed event, not one of these: said, not fatal.
     assert any("smoke.warm_event" in warning for warning in report["warnings"])

@@ -18,7 +18,8 @@ from ci.budget.model import TRACE_BUILD, TRACE_SMOKE
 from ci.budget.zips import ZipContents, read_zip
 from ci.config import CONFIG_FILE, Config, positive_int
 from ci.errors import ConfigError, PipelineError
-from ci.paths import BuildPaths
+from ci.lock.files import display_path
+from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import sha256_file
 
 BUILD_FIX = "run `python -m ci build` first (it writes layer.zip, function.zip and reports/build.json)"
@@ -30,8 +31,10 @@ def gather_inputs(
     limit_bytes: int | None = None,
     lock_file: Path | None = None,
     function_zip: Path | None = None,
+    layer_zip: Path | None = None,
 ) -> BudgetInputs:
-    layer = read_zip(paths.layer_zip, "layer.zip", "layer", BUILD_FIX)
+    """`layer_zip`/`function_zip`: the snapshots to read instead of the build tree's files."""
+    layer = read_zip(layer_zip or paths.layer_zip, "layer.zip", "layer", BUILD_FIX, shown=paths.layer_zip)
     build_report = read_json(paths.report("build"), BUILD_FIX, required=False) or {}
     built_from = build_report.get("lock")
     if isinstance(built_from, dict) and isinstance(built_from.get("sha256"), str):
@@ -39,7 +42,9 @@ def gather_inputs(
     else:
         lock = lock_identity(lock_file or config.path(config.lock, "layer_lock"), config.root)
     return BudgetInputs(
-        function=read_zip(function_zip or paths.function_zip, "function.zip", "function", BUILD_FIX),
+        function=read_zip(
+            function_zip or paths.function_zip, "function.zip", "function", BUILD_FIX, shown=paths.function_zip
+        ),
         layer=layer,
         limit_bytes=config.limit_bytes if limit_bytes is None else _limit_override(limit_bytes),
         warn_fraction=config.warn_fraction,
@@ -125,7 +130,7 @@ def smoke_trace(paths: BuildPaths, layer_sha: str) -> ImportTrace | None:
         return None
     recorded = (report or {}).get("artifacts", {}).get("layer.zip")
     return ImportTrace(
-        report=str(report_path),
+        report=display_path(report_path, REPO_ROOT),
         same_layer=recorded == layer_sha,
         files=[str(path) for path in trace.get("files") or []],
         distributions={str(k): dict(v) for k, v in (trace.get("distributions") or {}).items()},
@@ -145,7 +150,7 @@ def build_trace(paths: BuildPaths, build_report: Mapping[str, Any], layer_sha: s
         return None
     distributions = trace.get("distributions")
     return ImportTrace(
-        report=str(paths.report("build")),
+        report=display_path(paths.report("build"), REPO_ROOT),
         same_layer=True,
         files=[str(path) for path in traced],
         distributions={str(k): dict(v) for k, v in distributions.items()} if isinstance(distributions, dict) else {},

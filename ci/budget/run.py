@@ -13,6 +13,7 @@ from ci.budget.inputs import gather_inputs
 from ci.budget.model import Budget
 from ci.budget.render_json import budget_to_dict
 from ci.config import CONFIG_FILE, Config
+from ci.lock.files import display_path
 from ci.paths import BuildPaths
 
 BASELINE_KEY = "baseline.key"
@@ -28,15 +29,25 @@ def check_budget(
     baseline_label: str | None = None,
     config_file: Path | None = None,
     rebuild_baseline: bool = False,
+    layer_zip: Path | None = None,
+    function_zip: Path | None = None,
 ) -> Budget:
-    budget = compute_budget(gather_inputs(config, paths, limit_bytes))
+    """`layer_zip`/`function_zip`: the snapshots to judge (default: the build tree's files)."""
+    budget = compute_budget(gather_inputs(config, paths, limit_bytes, function_zip=function_zip, layer_zip=layer_zip))
     if baseline is not None:
         figures = load_baseline(baseline)
         comparison = compare(budget, figures, baseline_label or "baseline", str(baseline))
         budget = dataclasses.replace(budget, comparison=comparison)
     elif baseline_ref is not None:
         figures, source = baseline_from_ref(
-            config, paths, baseline_ref, budget, limit_bytes, config_file, rebuild=rebuild_baseline
+            config,
+            paths,
+            baseline_ref,
+            budget,
+            limit_bytes,
+            config_file,
+            rebuild=rebuild_baseline,
+            function_zip=function_zip,
         )
         label = baseline_label or baseline_ref.removeprefix("origin/")
         budget = dataclasses.replace(budget, comparison=compare(budget, figures, label, source))
@@ -51,6 +62,7 @@ def baseline_from_ref(
     limit_bytes: int | None,
     config_file: Path | None,
     rebuild: bool = False,
+    function_zip: Path | None = None,
 ) -> tuple[dict[str, Any], str]:
     """The budget of the layer built from the lock at `ref`, with this checkout's rules, model and function.
 
@@ -74,5 +86,7 @@ def baseline_from_ref(
         build_layer_at(lock, base.build, paths.cache, config_file, paths.model_dir)
         key_file.write_text(key)
     # Only the layer comes from the ref: the function code is this checkout's on both sides.
-    inputs = gather_inputs(config, base, limit_bytes, base.build / "requirements-layer.txt", paths.function_zip)
-    return budget_to_dict(compute_budget(inputs)), source + f", built in {base.build}"
+    inputs = gather_inputs(
+        config, base, limit_bytes, base.build / "requirements-layer.txt", function_zip or paths.function_zip
+    )
+    return budget_to_dict(compute_budget(inputs)), source + f", built in {display_path(base.build, config.root)}"
