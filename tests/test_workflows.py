@@ -337,7 +337,11 @@ BUILDING = re.compile(r"^(make (train|build|lock|lock-check|pipeline)\b|.*-m (tr
 def test_verify_builds_once_and_uploads_what_every_check_uses() -> None:
     verify = jobs(VERIFY)
     build_commands = commands(verify["build"])
-    assert build_commands == ["make lock-check", "make train", "make build", build_commands[-1]]
+    assert build_commands[:3] == ["make lock-check", "make train", "make build"]
+    assert build_commands[3:] == [
+        ".venv/bin/python -m ci.github summary build/reports/lock.json build/reports/build.json",
+        ".venv/bin/python -m ci.github annotate build/reports",
+    ]
     upload = artifact_steps(verify["build"], "upload-artifact")
     assert len(upload) == 1 and upload[0]["with"]["name"] == "pipeline-build"
     paths = default_paths()
@@ -359,6 +363,9 @@ def test_verify_builds_once_and_uploads_what_every_check_uses() -> None:
         assert [u["with"]["name"] for u in uploads] == [f"report-{check}"]
         assert uploads[0]["if"] == "${{ !cancelled() }}", "reports are uploaded even when the check fails"
         assert any("ci.github annotate" in c and f"--check {check}" in c for c in commands(job))
+        summaries = [s for s in job["steps"] if "ci.github summary" in str(s.get("run", ""))]
+        assert summaries and summaries[0]["if"] == "${{ !cancelled() }}", f"{check} writes no job summary"
+        assert f"build/reports/{check}." in summaries[0]["run"], f"{check}'s summary is not its own report"
 
 
 def test_budget_compares_with_the_base_branch_and_shows_the_summary() -> None:
