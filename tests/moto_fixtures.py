@@ -206,12 +206,12 @@ class BytesCheck:
 
 
 def alias_version(aws: Aws, config: Config) -> str:
-    response = aws.lambda_.get_alias(FunctionName=config.function["name"], Name=config.function["alias"])
+    response = aws.lambda_.get_alias(FunctionName=config.function.name, Name=config.function.alias)
     return str(response["FunctionVersion"])
 
 
 def layer_versions(aws: Aws, config: Config) -> list[int]:
-    listed = aws.lambda_.list_layer_versions(LayerName=config.function["layer_name"])["LayerVersions"]
+    listed = aws.lambda_.list_layer_versions(LayerName=config.function.layer_name)["LayerVersions"]
     return sorted(int(v["Version"]) for v in listed)
 
 

@@ -26,7 +26,7 @@ def build_naive(config: Config, out: Path, pip_cache: Path) -> NaiveBuild:
     if out.exists():
         shutil.rmtree(out)
     target = out / "python"
-    lock = config.path(config.lock, "layer_lock")
+    lock = config.lock.layer_lock
     command = [
         sys.executable,
         "-m",
@@ -36,7 +36,7 @@ def build_naive(config: Config, out: Path, pip_cache: Path) -> NaiveBuild:
         "--disable-pip-version-check",
         "--isolated",
         "--index-url",
-        str(config.lock.get("index_url", "https://pypi.org/simple")),
+        config.lock.index_url,
         "--cache-dir",
         str(pip_cache),
         *[arg for tag in target_platforms(config.target) for arg in ("--platform", tag)],

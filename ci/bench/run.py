@@ -49,9 +49,9 @@ def _with_model(variant: BuildPaths, model: Path) -> None:
 def _build_ours(config: Config, variant: BuildPaths, compact: bool) -> float:
     from ci.layer.build import build_layer
 
-    build = dict(config.build)
-    if compact:
-        build.update(sourceless=True, prune_unimported=True, bytecode="runtime")
+    build = (
+        replace(config.build, sourceless=True, prune_unimported=True, bytecode="runtime") if compact else config.build
+    )
     started = time.perf_counter()
     build_layer(replace(config, build=build), variant, log=lambda line: None)
     return time.perf_counter() - started
@@ -101,7 +101,7 @@ def measure_variant(config: Config, variant: BuildPaths, build_s: float, runs: i
         _unpack(variant.layer_zip, unpacked / "opt"),
         variant.model,
         sha256_file(variant.model),
-        str(config.function["handler"]),
+        config.function.handler,
         runs=runs,
     )
     shutil.rmtree(unpacked)

@@ -75,7 +75,7 @@ def default_verifier(config: Config, paths: BuildPaths, events_dir: Path | None 
 def invoke_check(aws: Aws, config: Config, candidate: Candidate, events_dir: Path | None = None) -> Verdict:
     from ci.smoke.events import judge, load_events
 
-    events = load_events(events_dir or config.root / str(config.smoke["events"]), float(config.smoke["tolerance"]))
+    events = load_events(events_dir or config.smoke.events, config.smoke.tolerance)
     failures = []
     for event in events:
         response = aws.lambda_.invoke(
@@ -119,8 +119,8 @@ def emulator_check(
 def check_config(config: Config) -> Config:
     """The smoke configuration without the warm-latency series: this check asks "does it answer right",
     latency was measured before upload. [deploy].check_warm_invocations (default 0) brings it back."""
-    warm = int(config.deploy.get("check_warm_invocations", 0))
-    return dataclasses.replace(config, smoke={**config.smoke, "warm_invocations": warm})
+    warm = config.deploy.check_warm_invocations
+    return dataclasses.replace(config, smoke=dataclasses.replace(config.smoke, warm_invocations=warm))
 
 
 def fetch_function_code(aws: Aws, candidate: Candidate, target: Path) -> Path:

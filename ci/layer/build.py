@@ -34,12 +34,11 @@ from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
 
 Log = Callable[[str], None]
-BYTECODE_MODES = ("runtime", "all", "none")
 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """[build] of pipeline.toml, validated."""
+    """[build] of pipeline.toml, and how many jobs to run in parallel."""
 
     prune: tuple[str, ...]
     keep: tuple[str, ...]  # path globs (relative to python/) no rule may remove
@@ -50,30 +49,8 @@ class BuildOptions:
 
     @classmethod
     def from_config(cls, config: Config) -> BuildOptions:
-        section = config.build
-        prune = tuple(rules.check_rule_names(section.get("prune", [*rules.RULES, rules.STRIP])))
-        mode = section.get("bytecode", "runtime")
-        if mode not in BYTECODE_MODES:
-            raise ConfigError(
-                f"build.bytecode = {mode!r} in pipeline.toml is not a bytecode mode",
-                f"use one of {', '.join(BYTECODE_MODES)}",
-            )
-        keep = section.get("keep", [])
-        if not isinstance(keep, list) or not all(isinstance(item, str) for item in keep):
-            raise ConfigError(
-                "build.keep in pipeline.toml must be a list of path globs (relative to python/)",
-                'e.g. keep = ["numpy/testing/*"]',
-            )
-        for key in ("sourceless", "prune_unimported"):
-            if not isinstance(section.get(key, False), bool):
-                raise ConfigError(f"build.{key} in pipeline.toml must be true or false", f"set {key} = false")
-        return cls(
-            prune=prune,
-            keep=tuple(keep),
-            bytecode=mode,
-            sourceless=bool(section.get("sourceless", False)),
-            prune_unimported=bool(section.get("prune_unimported", False)),
-        )
+        build = config.build  # checked when the configuration was loaded
+        return cls(build.prune, build.keep, build.bytecode, build.sourceless, build.prune_unimported)
 
 
 @dataclass
@@ -184,9 +161,9 @@ def _check_host_can_prove(config: Config) -> None:
 
 def step_fetch(state: BuildState) -> None:
     with state.step("fetch"):
-        lock = read_layer_lock(state.config.path(state.config.lock, "layer_lock"))
+        lock = read_layer_lock(state.config.lock.layer_lock)
         cache = state.paths.wheel_cache
-        result = fetch(lock, cache, state.config.target, str(state.config.lock.get("index_url")))
+        result = fetch(lock, cache, state.config.target, state.config.lock.index_url)
     state.lock, state.wheels = lock, result.wheels
     state.data["lock"] = {"path": lock.path.name, "sha256": lock.digest, "pins": len(lock.entries)}
     state.data["wheels"] = sorted(wheel.path.name for wheel in result.wheels)
@@ -321,12 +298,12 @@ def function_entries(state: BuildState) -> list[tuple[str, Path]]:
 
 def step_stage_function(state: BuildState) -> None:
     """Copy the handler package (its *.py only: no tests, no caches) to build/function/."""
-    module = str(state.config.function["handler"]).rsplit(".", 1)[0]
+    module = state.config.function.handler.rsplit(".", 1)[0]
     package = module.split(".")[0]
     source = state.config.root / package
     if not source.is_dir():
         raise ConfigError(
-            f"function.handler = {state.config.function['handler']!r} but {source} is not a directory",
+            f"function.handler = {state.config.function.handler!r} but {source} is not a directory",
             "set function.handler to <package>.<module>.<function> of the handler package",
         )
     if state.function_tree.exists():
