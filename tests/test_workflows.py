@@ -123,14 +123,9 @@ def command_problem(line: str, env: dict[str, Any]) -> str | None:
         return "not `make ...`, `python -m ...` or `.venv/bin/python -m ...`"
     module, rest = argv[2], argv[3:]
     if module == "ci":
-        from ci.cli import COMMANDS, build_parser
+        from ci.cli import build_parser
 
-        command = next((arg for arg in rest if arg in COMMANDS), None)
-        if command is None:
-            return f"`python -m ci {' '.join(rest)}` names no command of ci.cli.COMMANDS"
-        if importlib.util.find_spec(f"ci.cmd_{command}") is None:
-            return f"ci/cmd_{command}.py does not exist"
-        return parses(build_parser(command), rest)
+        return parses(build_parser(), rest)
     if module == "ci.github":
         from ci.github.__main__ import build_parser as github_parser
 
