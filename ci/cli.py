@@ -49,6 +49,9 @@ def command_name(module: ModuleType) -> str:
     return module.__name__.rpartition(".cmd_")[2]
 
 
+INTERRUPTED = 130
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], module: ModuleType) -> None:
     """Add `module`'s command: its help, its options, and itself as the handler."""
     child = subparsers.add_parser(command_name(module), help=module.HELP, description=module.HELP)
@@ -73,12 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    build_dir = args.build_dir.resolve()
-    paths = BuildPaths(build=build_dir, cache=(args.cache_dir or build_dir / "cache").resolve())
+    what = "python -m ci"
     try:
+        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+        what = f"python -m ci {command_name(args.module)}"
+        build_dir = args.build_dir.resolve()
+        paths = BuildPaths(build=build_dir, cache=(args.cache_dir or build_dir / "cache").resolve())
         config = load_config(file=args.config.resolve() if args.config else None)  # checked before any work
         return int(args.module.run(args, config, paths))
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C is a decision, not a crash: one line, the shell's exit status for SIGINT (128 + 2).
+        print(f"interrupted: `{what}` stopped by Ctrl-C before it finished; rerun it", file=sys.stderr)
+        return INTERRUPTED

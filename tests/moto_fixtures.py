@@ -29,6 +29,7 @@ from ci.deploy.verify import (
     fetch_layer,
     fetch_model,
 )
+from ci.layer import sources
 from ci.paths import BuildPaths
 from ci.reports import JUDGES, build_artifacts, sha256_file, write_report
 from ci.snapshot import Snapshot, take
@@ -107,16 +108,19 @@ class FakeBuild:
         write_zip(self.paths.function_zip, {"handler/__init__.py": "", "handler/app.py": HANDLER % function})
         self.paths.model.parent.mkdir(parents=True, exist_ok=True)
         self.paths.model.write_bytes(f"model {model}".encode())
+        # As `ci build` records it: the digests of the tree's sources (handler/, locks, config, model).
+        write_report(self.paths, "build", True, {"sources": sources.record(load_config(), self.paths)})
         self.pass_checks()
         return self
 
     def pass_checks(self, *checks: str) -> None:
+        bodies: dict[str, dict[str, Any]] = {"smoke": {"partial": False}}  # a run of every committed event
         for check in checks or CHECKS:
             write_report(
                 self.paths,
                 check,
                 True,
-                self.budget_body() if check == "budget" else {},
+                self.budget_body() if check == "budget" else bodies.get(check, {}),
                 judged=judged(self.paths, check),
             )
 

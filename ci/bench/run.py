@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import time
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from ci.errors import PipelineError
 from ci.isolated import target_python
 from ci.paths import BuildPaths
 from ci.reports import sha256_file
+from ci.zipsafe import open_zip
 
 MB = 1_000_000
 
@@ -70,14 +70,14 @@ def _build_naive(config: Config, variant: BuildPaths, function_zip: Path) -> flo
 def _unpack(zip_path: Path, into: Path) -> Path:
     if into.exists():
         shutil.rmtree(into)
-    with zipfile.ZipFile(zip_path) as archive:
-        archive.extractall(into)
+    with open_zip(zip_path, "rebuild it: `make bench`") as archive:
+        archive.extract_all(into)
     return into
 
 
 def _sizes(zip_path: Path) -> dict[str, int]:
-    with zipfile.ZipFile(zip_path) as archive:
-        infos = archive.infolist()
+    with open_zip(zip_path, "rebuild it: `make bench`") as archive:
+        infos = archive.infos
     return {
         "unzipped_bytes": sum(info.file_size for info in infos),
         "zipped_bytes": zip_path.stat().st_size,
@@ -103,6 +103,7 @@ def measure_variant(config: Config, variant: BuildPaths, build_s: float, runs: i
         sha256_file(variant.model),
         config.function.handler,
         runs=runs,
+        layer_lock=config.lock.layer_lock,
     )
     shutil.rmtree(unpacked)
     report = smoke.report

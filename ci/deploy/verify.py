@@ -24,6 +24,7 @@ from ci.deploy.aws import Aws
 from ci.deploy.layer import describe_layer_version
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
+from ci.pins.guard import model_precondition
 from ci.reports import sha256_file
 
 
@@ -106,6 +107,7 @@ def emulator_check(
     function_zip = fetch_function_code(aws, candidate, workdir / "function.zip")
     layer_zip = fetch_layer(aws, candidate, workdir / "layer.zip")
     model = fetch_model(aws, candidate, workdir / "model" / "model.joblib")
+    model_precondition(config, model)  # before any process of this check unpickles it
     check_paths = BuildPaths(build=workdir, cache=paths.cache)
     result = run_smoke(layer_zip, function_zip, model, check_config(config), check_paths, events_dir)
     return Verdict(

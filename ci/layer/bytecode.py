@@ -200,6 +200,7 @@ def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
             state.config.smoke.events,
             state.paths.model,
             pycache=state.paths.cache / "pycache" if pycache else None,
+            layer_lock=state.config.lock.layer_lock,
         )
     except trace.TraceError as exc:
         raise _attributed(exc.problem, exc.detail, state) from exc

@@ -22,10 +22,11 @@ from ci.config import Config
 from ci.errors import PipelineError
 from ci.isolated import target_python
 from ci.paths import BuildPaths
+from ci.pins.guard import model_precondition
 from ci.reports import sha256_file
 from ci.smoke import process as proc
 from ci.smoke.bootstrap import TRACE_PREFIX
-from ci.smoke.events import SmokeEvent, judge, load_events
+from ci.smoke.events import SmokeEvent, coverage, judge, load_events
 from ci.smoke.layout import SmokeLayout, make_writable, prepare_layout
 from ci.smoke.runtime_api import Invocation, Outcome, RuntimeApi
 from ci.smoke.runtime_dir import ensure_runtime_dir
@@ -229,7 +230,12 @@ def run_smoke(
             f"the smoke invocation runs the layer's native code, which needs a {config.target.machine} Linux host",
             f"run it on {config.target.machine} Linux (e.g. a GitHub ubuntu runner) or change target.architecture",
         )
-    events = load_events(events_dir or config.smoke.events, config.smoke.tolerance)
+    committed = config.smoke.events
+    tolerance = config.smoke.tolerance
+    events = load_events(events_dir or committed, tolerance)
+    # The function unpickles the model at init: refuse it as `ci pins` would, before any process starts,
+    # and load it only under the digest of the bytes scanned.
+    model_sha256 = model_precondition(config, model_path)
     python = target_python(config.target.runtime.python)
     runtime = ensure_runtime_dir(config, paths)
     prepare_started = time.monotonic()
@@ -244,15 +250,17 @@ def run_smoke(
         "timeout_s": config.function.timeout_s,
         "layout_s": round(time.monotonic() - prepare_started, 3),
         "warnings": warnings,
+        # Deploy accepts only a run of every committed event (smoke.events), exactly as committed.
+        **coverage(events, committed, tolerance),
         # The bytes judged here, so a reader (or deploy) can tie this result to what it uploads.
         "smoked_artifacts": {
             "layer.zip": sha256_file(layer_zip),
             "function.zip": sha256_file(function_zip),
-            "model.joblib": sha256_file(model_path),
+            "model.joblib": model_sha256,
         },
     }
     with RuntimeApi() as api:
-        env = proc.lambda_environment(config, layout, python, api.address, model, sha256_file(model))
+        env = proc.lambda_environment(config, layout, python, api.address, model, model_sha256)
         started = time.monotonic()
         process, _log = proc.start_function_process(config, layout, python, env)
         run = _Run(config, layout, api, process)
