@@ -61,8 +61,9 @@ def entry_problem(info: zipfile.ZipInfo) -> str | None:
 class SafeZip:
     """An open archive whose every entry passed entry_problem and whose names are unique."""
 
-    def __init__(self, path: Path, archive: zipfile.ZipFile, how_to_make: str) -> None:
+    def __init__(self, path: Path, archive: zipfile.ZipFile, how_to_make: str, shown: Path | None = None) -> None:
         self.path = path
+        self.shown = shown or path  # what messages name: the artifact a snapshot was taken of
         self._archive = archive
         self._fix = how_to_make
         self.infos: list[zipfile.ZipInfo] = archive.infolist()
@@ -73,7 +74,7 @@ class SafeZip:
                 problem = "appears twice (which copy is unpacked depends on the tool)"
             if problem is not None:
                 raise UnsafeZipError(
-                    f"{path}: entry {info.filename!r} {problem}; refused",
+                    f"{self.shown}: entry {info.filename!r} {problem}; refused",
                     f"{how_to_make} (the pipeline's zips hold only regular files and directories)",
                 )
             seen.add(info.filename.rstrip("/"))
@@ -119,17 +120,19 @@ class SafeZip:
                 raise self._damaged(exc, info.filename) from exc
 
     def _damaged(self, exc: BaseException, entry: str) -> DamagedZipError:
-        return DamagedZipError(f"{self.path} is damaged: entry {entry!r} cannot be read ({exc})", self._fix)
+        return DamagedZipError(f"{self.shown} is damaged: entry {entry!r} cannot be read ({exc})", self._fix)
 
 
 @contextmanager
-def open_zip(path: Path, how_to_make: str) -> Iterator[SafeZip]:
-    """Open `path` and judge its entries; `how_to_make` is the fix printed when it is missing or refused."""
+def open_zip(path: Path, how_to_make: str, shown: Path | None = None) -> Iterator[SafeZip]:
+    """Open `path` and judge its entries; `how_to_make` is the fix printed when it is missing or refused,
+    `shown` the file messages name (the artifact, when `path` is its snapshot)."""
+    shown = shown or path
     if not path.is_file():
-        raise PipelineError(f"{path} not found", how_to_make)
+        raise PipelineError(f"{shown} not found", how_to_make)
     try:
         archive = zipfile.ZipFile(path)
     except _DAMAGED as exc:
-        raise DamagedZipError(f"{path} is not a readable zip file ({exc})", how_to_make) from exc
+        raise DamagedZipError(f"{shown} is not a readable zip file ({exc})", how_to_make) from exc
     with archive:
-        yield SafeZip(path, archive, how_to_make)
+        yield SafeZip(path, archive, how_to_make, shown)

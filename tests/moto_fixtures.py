@@ -109,7 +109,13 @@ class FakeBuild:
         self.paths.model.parent.mkdir(parents=True, exist_ok=True)
         self.paths.model.write_bytes(f"model {model}".encode())
         # As `ci build` records it: the digests of the tree's sources (handler/, locks, config, model).
-        write_report(self.paths, "build", True, {"sources": sources.record(load_config(), self.paths)})
+        write_report(
+            self.paths,
+            "build",
+            True,
+            {"sources": sources.record(load_config(), self.paths)},
+            judged=judged(self.paths, "build"),
+        )
         self.pass_checks()
         return self
 

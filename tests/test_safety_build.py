@@ -26,6 +26,7 @@ from ci.errors import CheckFailedError
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import write_report
 from tests.conftest import run_cli
+from tests.moto_fixtures import judged
 from tests.smoke_fixtures import TINY_HANDLER, function_zip, layer_zip, tiny_events, write_events
 
 OTHER_CHECKS = ("budget", "pins", "abi")
@@ -54,10 +55,10 @@ def project(root: Path) -> tuple[Config, BuildPaths]:
 def passed_build(config: Config, paths: BuildPaths) -> None:
     from ci.layer import sources
 
-    write_report(paths, "build", True, {"sources": sources.record(config, paths)})
+    write_report(paths, "build", True, {"sources": sources.record(config, paths)}, judged=judged(paths, "build"))
     for check in OTHER_CHECKS:
-        write_report(paths, check, True, {})
-    write_report(paths, "smoke", True, {"partial": False})
+        write_report(paths, check, True, {}, judged=judged(paths, check))
+    write_report(paths, "smoke", True, {"partial": False}, judged=judged(paths, "smoke"))
 
 
 def test_the_gate_refuses_a_build_whose_handler_changed(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def read_zip(path: Path, name: str, kind: str, how_to_make: str, shown: Path | N
     (`shown`: the artifact `path` is a snapshot of, named in messages)."""
     if not path.is_file():
         raise PipelineError(f"{shown or path} not found: the budget needs the {name} Lambda will unpack", how_to_make)
-    with open_zip(path, how_to_make) as archive:  # refuses links, duplicates and escaping names
+    with open_zip(path, how_to_make, shown) as archive:  # refuses links, duplicates and escaping names
         files = archive.files
     entries = tuple(
         Entry(path=info.filename, unzipped_bytes=info.file_size, zipped_bytes=info.compress_size) for info in files
