@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ci.config import Config
+from ci.deploy.artifacts import hex_to_lambda_sha
 from ci.deploy.aws import Aws
 from ci.deploy.deployer import deploy
 from ci.deploy.stack import read_outputs
@@ -41,8 +42,8 @@ def test_first_deploy_uploads_publishes_checks_then_points_the_alias(aws: Aws, c
     assert outcome.uploads[0].key == f"{prefix}/layer/{digests['layer.zip']}.zip"
     head = aws.s3.head_object(Bucket=outcome.uploads[2].bucket, Key=outcome.uploads[2].key, ChecksumMode="ENABLED")
     assert head["ServerSideEncryption"] == "AES256"
-    assert head["Metadata"]["sha256"] == digests["model.joblib"]
-    assert head["ChecksumSHA256"]
+    assert head["ChecksumSHA256"] == hex_to_lambda_sha(digests["model.joblib"])  # S3's own checksum, not metadata
+    assert "sha256" not in head["Metadata"]
 
     layer = aws.lambda_.get_layer_version(
         LayerName=outcome.layer.arn.rpartition(":")[0], VersionNumber=outcome.layer.version
