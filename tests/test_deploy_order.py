@@ -127,3 +127,35 @@ def test_the_commit_comes_from_the_flag_then_github_sha_then_head(history: tuple
     (repo / "file").write_text("edited")
     assert detect(repo, None, environ={}).dirty is True
     assert detect(repo, None, environ={}).describe() == f"commit {commits[2]} dirty"
+
+
+def test_in_a_shallow_clone_an_unproven_order_is_refused(
+    aws: Aws, config: Config, build: FakeBuild, history: tuple[Path, list[str]], tmp_path: Path
+):
+    """Both commits fetched at depth 1 (as a re-run of an old workflow run would have them): no ancestry
+    is visible, which must not pass for "diverged, so allowed"."""
+    repo, (_, middle, new) = history
+    subprocess.run(["git", "-C", str(repo), "branch", "older", middle], check=True)
+    clone = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", "--no-single-branch", f"file://{repo}", str(clone)], check=True
+    )
+    assert detect(clone, middle).commit == middle  # both commits are there, their link is not
+    deploy(
+        config, build.paths, aws, verifier=BytesCheck(build), log=quiet, provenance=detect(clone, new), git_repo=clone
+    )
+    build.make(model="m2")
+
+    with pytest.raises(DeployFailedError) as refused:
+        deploy(
+            config,
+            build.paths,
+            aws,
+            verifier=BytesCheck(build),
+            log=quiet,
+            provenance=detect(clone, middle),
+            git_repo=clone,
+        )
+
+    assert "this clone is shallow" in str(refused.value) and "fetch-depth: 0" in refused.value.fix
+    assert alias_version(aws, config) == "1"

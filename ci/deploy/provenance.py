@@ -107,7 +107,14 @@ def check_order(
             f"commit {ours.commit[:12]} is older than commit {live.commit[:12]} of live version {live_version} "
             "(an ancestor of it): deploying it would move production backwards"
         )
-    elif not ancestor(repo, live.commit, ours.commit):
+    elif ancestor(repo, live.commit, ours.commit):
+        return
+    elif shallow(repo):  # history is cut: "not an ancestor" may only mean "not fetched"
+        problem = (
+            f"this clone is shallow, so whether commit {ours.commit[:12]} is newer than commit {live.commit[:12]} "
+            f"of live version {live_version} cannot be told"
+        )
+    else:
         log(f"note: commit {ours.commit[:12]} and live commit {live.commit[:12]} have diverged; deploying anyway")
         return
     if not problem:
@@ -120,6 +127,10 @@ def check_order(
         f"deploy a newer commit; to go back on purpose use `python -m ci rollback` (or pass {OVERRIDE}); "
         "a shallow clone needs the live commit fetched (actions/checkout fetch-depth: 0)",
     )
+
+
+def shallow(repo: Path) -> bool:
+    return git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() != "false"
 
 
 def ancestor(repo: Path, older: str, newer: str) -> bool:
