@@ -24,8 +24,8 @@ from ci.abi.elf import (
 )
 from ci.abi.foreign import HEADER_BYTES, foreign_kind
 from ci.config import Target
-from ci.layer.owners import Owners
-from ci.layer.tree import in_vendored_libs
+from ci.site.owners import Owners
+from ci.site.tree import in_vendored_libs
 
 # An extension module's filename tag: name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
 TAGGED_EXTENSION = re.compile(r"\.((?:cpython|pypy|graalpy)[^.]*|abi3|cp\d+[^.]*)\.(so|pyd)$")

@@ -27,11 +27,11 @@ from ci.isolated import target_python
 from ci.layer import archive, rules, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
 from ci.layer.install import InstalledDistribution, install_wheels
-from ci.layer.owners import BUILD_SITE, Owners
-from ci.layer.tree import tree_size, walk_files
 from ci.layer.wheels import CachedWheel, fetch, read_layer_lock
 from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
+from ci.site.owners import BUILD_SITE, Owners
+from ci.site.tree import tree_size, walk_files
 
 Log = Callable[[str], None]
 BYTECODE_MODES = ("runtime", "all", "none")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
 from ci.layer import rules, trace, verify
-from ci.layer.tree import remove_empty_dirs, tree_size, walk_files
+from ci.site.tree import remove_empty_dirs, tree_size, walk_files
 
 if TYPE_CHECKING:
     from ci.layer.build import BuildState

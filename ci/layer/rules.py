@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ci.errors import ConfigError
-from ci.layer.tree import remove_empty_dirs, walk_files
+from ci.site.tree import remove_empty_dirs, walk_files
 
 STRIP = "strip"
 LICENSE_PATTERNS = ("LICENSE*", "LICENCE*", "COPYING*", "NOTICE*", "AUTHORS*", "COPYRIGHT*")
