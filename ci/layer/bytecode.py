@@ -17,15 +17,12 @@ import json
 import os
 import shutil
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
 from ci.layer import rules, trace, verify
-from ci.site.tree import remove_empty_dirs, tree_size, walk_files
-
-if TYPE_CHECKING:
-    from ci.layer.build import BuildState
+from ci.layer.state import BuildState
+from ci.site.tree import globbed, remove_empty_dirs, tree_size, walk_files
 
 UNIMPORTED = "unimported"
 LAMBDA_SITE = "/opt/python"  # where the layer's python/ is mounted: tracebacks name real paths
@@ -227,8 +224,6 @@ def _attributed(problem: str, detail: str, state: BuildState) -> CheckFailedErro
 
 def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
     """Remove what the trace never imported, opened or mapped (METADATA, licenses and dist-info stay)."""
-    from ci.layer.build import globbed
-
     site = state.site
     keep = set(used.files) | globbed(site, state.options.keep)
     result = rules.RuleResult(UNIMPORTED)
