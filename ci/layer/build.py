@@ -127,8 +127,7 @@ def step_pristine(state: BuildState) -> None:
     assert state.lock is not None
     options = state.options
     target = state.config.target
-    key = f"{state.lock.digest[:16]}-{target.runtime.name}-{target.architecture}-{'-'.join(options.prune)}"
-    cache_file = state.paths.cache / "verify" / f"{key}-v{verify.VERIFIER_VERSION}.json"
+    cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, options.prune)
     cached = cache_file.is_file()
     with state.step("pristine"):
         planned = rules.plan(state.site, options.prune)

@@ -53,15 +53,16 @@ def compile_files(
 ) -> tuple[int, int]:
     """Compile `sources` (relative .py paths) into the tree; (files, bytes) of bytecode written.
 
-    Each pyc is cached by its source bytes, its shown path and the Python version, so a warm
+    Each pyc is cached by its source bytes, its shown path, the Python version and the compiling code, so a warm
     rebuild copies instead of compiling. The target interpreter compiles (its magic number).
     """
     cache.mkdir(parents=True, exist_ok=True)
+    compiler = _COMPILE.encode()  # how it compiles (invalidation mode, options) decides the bytes too
     jobs, placed = [], []
     for rel in sources:
         source = site / rel
         shown = f"{shown_root}/{rel}"
-        key = hashlib.sha256(source.read_bytes() + b"\0" + shown.encode() + b"\0" + python_version.encode())
+        key = hashlib.sha256(b"\0".join([source.read_bytes(), shown.encode(), python_version.encode(), compiler]))
         cached = cache / f"{key.hexdigest()}.pyc"
         if not cached.is_file():
             jobs.append([str(source), str(cached), shown])
