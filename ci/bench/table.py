@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-MB = 1_000_000
+from ci.units import as_mb
+
 ROWS: list[tuple[str, str, str]] = [
     # (label, key, format)
     ("unzipped (function + layer)", "unzipped_bytes", "mb"),
@@ -30,7 +31,7 @@ def _fmt(value: float | None, kind: str) -> str:
     if value is None:
         return "n/a"
     return {
-        "mb": f"{value / MB:,.1f} MB",
+        "mb": as_mb(value),
         "s": f"{value:.2f} s",
         "ms": f"{value:.2f} ms",
         "mbr": f"{value:,.0f} MB",

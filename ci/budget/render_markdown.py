@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from ci.budget.model import FAIL, PASS, WARN, Budget
 from ci.budget.render_terminal import bytecode_line, verdict_message
-from ci.budget.units import MB, as_bytes, as_mb, signed_bytes, signed_mb
+from ci.units import MB, as_bytes, as_mb, mb_cell, signed_bytes, signed_mb
 
 ICONS = {PASS: "✅", WARN: "⚠️", FAIL: "❌"}
 PIE_SLICES = 6  # distributions named in the chart; the rest is one slice, so the chart stays legible
@@ -29,10 +29,6 @@ def md_table(
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def _mb(value: int | None) -> str:
-    return "" if value is None else f"{value / MB:,.1f}"
 
 
 def headline(budget: Budget) -> str:
@@ -79,10 +75,10 @@ def render_markdown(budget: Budget) -> str:
     comparison = budget.comparison
     out = [headline(budget), ""]
     summary_rows: list[Sequence[object]] = [
-        ("Used (function + layers, unzipped)", as_bytes(budget.used_bytes), _mb(budget.used_bytes)),
-        ("Limit", as_bytes(budget.limit_bytes), _mb(budget.limit_bytes)),
-        ("Headroom", as_bytes(budget.headroom_bytes), _mb(budget.headroom_bytes)),
-        (f"Warning from {budget.warn_fraction:.0%}", as_bytes(budget.warn_bytes), _mb(budget.warn_bytes)),
+        ("Used (function + layers, unzipped)", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes)),
+        ("Limit", as_bytes(budget.limit_bytes), mb_cell(budget.limit_bytes)),
+        ("Headroom", as_bytes(budget.headroom_bytes), mb_cell(budget.headroom_bytes)),
+        (f"Warning from {budget.warn_fraction:.0%}", as_bytes(budget.warn_bytes), mb_cell(budget.warn_bytes)),
     ]
     if comparison:
         summary_rows.append(
@@ -103,7 +99,14 @@ def render_markdown(budget: Budget) -> str:
         md_table(
             ["Part", "Kind", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"],
             [
-                (c.name, c.kind, as_bytes(c.unzipped_bytes), _mb(c.unzipped_bytes), _mb(c.zipped_bytes), c.files)
+                (
+                    c.name,
+                    c.kind,
+                    as_bytes(c.unzipped_bytes),
+                    mb_cell(c.unzipped_bytes),
+                    mb_cell(c.zipped_bytes),
+                    c.files,
+                )
                 for c in budget.components
             ],
             numeric_from=2,
@@ -146,8 +149,8 @@ def render_markdown(budget: Budget) -> str:
                 (
                     g.name,
                     as_bytes(g.unzipped_bytes),
-                    _mb(g.unzipped_bytes),
-                    _mb(g.zipped_bytes),
+                    mb_cell(g.unzipped_bytes),
+                    mb_cell(g.zipped_bytes),
                     g.files,
                     f"{100 * g.unzipped_bytes / budget.used_bytes:.1f}%" if budget.used_bytes else "",
                 )
@@ -167,7 +170,7 @@ def render_markdown(budget: Budget) -> str:
             md_table(
                 ["Rule", "Files", "Bytes", "MB", "For example"],
                 [
-                    (r.name, r.files, as_bytes(r.bytes), _mb(r.bytes), ", ".join(f"`{p}`" for p in r.paths[:2]))
+                    (r.name, r.files, as_bytes(r.bytes), mb_cell(r.bytes), ", ".join(f"`{p}`" for p in r.paths[:2]))
                     for r in budget.rules
                 ],
                 text_after=4,
@@ -187,8 +190,8 @@ def render_markdown(budget: Budget) -> str:
                     f.distribution,
                     f.category,
                     as_bytes(f.unzipped_bytes),
-                    _mb(f.unzipped_bytes),
-                    _mb(f.zipped_bytes),
+                    mb_cell(f.unzipped_bytes),
+                    mb_cell(f.zipped_bytes),
                 )
                 for f in budget.largest_files
             ],
@@ -214,8 +217,8 @@ def _distribution_table(budget: Budget) -> str:
             g.name,
             g.version or "",
             as_bytes(g.unzipped_bytes),
-            _mb(g.unzipped_bytes),
-            _mb(g.zipped_bytes),
+            mb_cell(g.unzipped_bytes),
+            mb_cell(g.zipped_bytes),
             g.files,
         ]
         if comparison:
@@ -287,7 +290,7 @@ def _imports_section(budget: Budget) -> list[str]:
             md_table(
                 ["Folder", "Unzipped bytes", "Unzipped MB", "Files"],
                 [
-                    (f"`python/{g.name}`", as_bytes(g.unzipped_bytes), _mb(g.unzipped_bytes), g.files)
+                    (f"`python/{g.name}`", as_bytes(g.unzipped_bytes), mb_cell(g.unzipped_bytes), g.files)
                     for g in imports.unimported_directories
                 ],
             ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ci.budget.model import FAIL, WARN, Budget
-from ci.budget.units import MB, UNITS_NOTE, as_bytes, as_mb, signed_mb
+from ci.units import UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_mb
 
 CONTRIBUTORS = 5
 
@@ -21,10 +21,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         lines.append("  ".join(padded).rstrip())
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
-
-
-def _mb(value: int | None) -> str:
-    return "" if value is None else f"{value / MB:,.1f}"
 
 
 def headline(budget: Budget) -> str:
@@ -51,10 +47,10 @@ def render_terminal(budget: Budget) -> str:
         table(
             ["What Lambda counts", "unzipped bytes", "MB", "zipped MB", "files"],
             [
-                (c.name, as_bytes(c.unzipped_bytes), _mb(c.unzipped_bytes), _mb(c.zipped_bytes), c.files)
+                (c.name, as_bytes(c.unzipped_bytes), mb_cell(c.unzipped_bytes), mb_cell(c.zipped_bytes), c.files)
                 for c in budget.components
             ]
-            + [("total", as_bytes(budget.used_bytes), _mb(budget.used_bytes), "", "")],
+            + [("total", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes), "", "")],
         )
     )
     deltas = {row.name: row for row in budget.comparison.distributions} if budget.comparison else {}
@@ -67,8 +63,8 @@ def render_terminal(budget: Budget) -> str:
             group.name,
             group.version or "",
             as_bytes(group.unzipped_bytes),
-            _mb(group.unzipped_bytes),
-            _mb(group.zipped_bytes),
+            mb_cell(group.unzipped_bytes),
+            mb_cell(group.zipped_bytes),
             group.files,
             f"{100 * group.unzipped_bytes / budget.used_bytes:.1f}%" if budget.used_bytes else "",
         ]
@@ -86,7 +82,7 @@ def render_terminal(budget: Budget) -> str:
         table(
             ["Category", "unzipped bytes", "MB", "zipped MB", "files"],
             [
-                (g.name, as_bytes(g.unzipped_bytes), _mb(g.unzipped_bytes), _mb(g.zipped_bytes), g.files)
+                (g.name, as_bytes(g.unzipped_bytes), mb_cell(g.unzipped_bytes), mb_cell(g.zipped_bytes), g.files)
                 for g in budget.categories
             ],
         ),
@@ -96,7 +92,7 @@ def render_terminal(budget: Budget) -> str:
             "",
             table(
                 ["Pruning rule", "files removed", "bytes removed", "MB"],
-                [(r.name, r.files, as_bytes(r.bytes), _mb(r.bytes)) for r in budget.rules],
+                [(r.name, r.files, as_bytes(r.bytes), mb_cell(r.bytes)) for r in budget.rules],
             ),
         ]
     parts += [
@@ -104,7 +100,7 @@ def render_terminal(budget: Budget) -> str:
         table(
             [f"Largest {len(budget.largest_files)} files", "distribution", "unzipped bytes", "MB"],
             [
-                (f"{f.component}:{f.path}", f.distribution, as_bytes(f.unzipped_bytes), _mb(f.unzipped_bytes))
+                (f"{f.component}:{f.path}", f.distribution, as_bytes(f.unzipped_bytes), mb_cell(f.unzipped_bytes))
                 for f in budget.largest_files
             ],
         ),

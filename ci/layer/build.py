@@ -28,6 +28,7 @@ from ci.layer.wheels import fetch, read_layer_lock
 from ci.paths import BuildPaths
 from ci.site.owners import BUILD_SITE, Owners
 from ci.site.tree import globbed, tree_size, walk_files
+from ci.units import as_mb
 
 
 def build_layer(config: Config, paths: BuildPaths, log: Log = print) -> dict[str, Any]:
@@ -103,7 +104,9 @@ def step_fetch(state: BuildState) -> None:
     state.data["wheels"] = sorted(wheel.path.name for wheel in result.wheels)
     state.data["cache"] = "cold" if result.downloaded else "warm"
     source = "downloaded from the index" if result.downloaded else "all from the cache, no network"
-    state.log(f"fetch:    {len(result.wheels)} wheels, {_mb(result.bytes)} ({source}) [{state.timings['fetch']:.1f}s]")
+    state.log(
+        f"fetch:    {len(result.wheels)} wheels, {as_mb(result.bytes)} ({source}) [{state.timings['fetch']:.1f}s]"
+    )
 
 
 def step_install(state: BuildState) -> None:
@@ -117,7 +120,7 @@ def step_install(state: BuildState) -> None:
     state.data["dropped_data"] = dropped
     note = f"; dropped {sum(dropped.values())} files of .data/scripts|headers|data" if dropped else ""
     state.log(
-        f"install:  {len(state.installed)} distributions, {files} files, {_mb(size)}{note} "
+        f"install:  {len(state.installed)} distributions, {files} files, {as_mb(size)}{note} "
         f"[{state.timings['install']:.1f}s]"
     )
 
@@ -157,14 +160,14 @@ def step_prune(state: BuildState) -> None:
     state.data["rules"] = {name: result.summary() for name, result in ordered.items()}
     files, size = tree_size(state.site)
     removed = sum(r.bytes for r in ordered.values())
-    state.log(f"prune:    {len(ordered)} rules removed {_mb(removed)}; layer now {files} files, {_mb(size)}")
+    state.log(f"prune:    {len(ordered)} rules removed {as_mb(removed)}; layer now {files} files, {as_mb(size)}")
     for result in ordered.values():
         extra = ""
         if isinstance(result, strip.StripResult) and result.restored:
             extra = f", {len(result.restored)} restored (stripped copy did not load)"
         if result.spared:
             extra += f", {len(result.spared)} kept (imported by the verification)"
-        state.log(f"  - {result.name:<12} {result.files:>5} files {_mb(result.bytes):>9}{extra}")
+        state.log(f"  - {result.name:<12} {result.files:>5} files {as_mb(result.bytes):>9}{extra}")
     state.log(f"  [{state.timings['prune']:.1f}s]")
 
 
@@ -218,7 +221,8 @@ def step_zip(state: BuildState) -> None:
     state.data["layer"] = layer.to_json()
     state.data["function"] = function.to_json()
     state.log(
-        f"zip:      layer.zip {_mb(layer.zipped_bytes)} ({_mb(layer.unzipped_bytes)} unzipped, {layer.files} files), "
+        f"zip:      layer.zip {as_mb(layer.zipped_bytes)} "
+        f"({as_mb(layer.unzipped_bytes)} unzipped, {layer.files} files), "
         f"function.zip {function.zipped_bytes} bytes ({function.files} files) [{state.timings['zip']:.1f}s]"
     )
     state.log(f"          layer.zip sha256 {layer.sha256}")
@@ -286,7 +290,3 @@ def report_data(state: BuildState) -> dict[str, Any]:
 
 def _pycache(state: BuildState) -> Path:
     return state.paths.cache / "pycache"
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"

@@ -23,6 +23,7 @@ from ci.isolated import run_isolated
 from ci.layer import rules, trace, verify
 from ci.layer.state import BuildState
 from ci.site.tree import globbed, remove_empty_dirs, tree_size, walk_files
+from ci.units import as_mb
 
 UNIMPORTED = "unimported"
 LAMBDA_SITE = "/opt/python"  # where the layer's python/ is mounted: tracebacks name real paths
@@ -105,7 +106,7 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
     never = [name for name, n in state.data["import_trace"]["distributions"].items() if not n["imported_files"]]
     state.log(
         f"trace:    handler on {len(used.results)} events ({used.workload}): {len(used.modules)} modules, "
-        f"{state.data['import_trace']['bytes'] / 1e6:.1f} MB of the layer used; never imported: "
+        f"{as_mb(state.data['import_trace']['bytes'])} of the layer used; never imported: "
         f"{', '.join(never) or 'none'} [{state.timings['trace']:.1f}s]"
     )
     for warning in used.warnings:
@@ -165,9 +166,9 @@ def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
         }
     total_files, total = tree_size(site)
     state.log(
-        f"bytecode: {options.bytecode}: {files} unchecked-hash .pyc, +{size / 1e6:.1f} MB"
-        + (f", {len(sourceless)} modules sourceless (-{removed_source / 1e6:.1f} MB of .py)" if sourceless else "")
-        + f"; layer now {total_files} files, {total / 1e6:.1f} MB [{state.timings['bytecode']:.1f}s]"
+        f"bytecode: {options.bytecode}: {files} unchecked-hash .pyc, +{as_mb(size)}"
+        + (f", {len(sourceless)} modules sourceless (-{as_mb(removed_source)} of .py)" if sourceless else "")
+        + f"; layer now {total_files} files, {as_mb(total)} [{state.timings['bytecode']:.1f}s]"
     )
 
 
@@ -240,7 +241,7 @@ def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
         state.changes[rel] = UNIMPORTED
     remove_empty_dirs(site)
     state.data["rules"][UNIMPORTED] = result.summary()
-    state.log(f"  - {UNIMPORTED:<12} {result.files:>5} files {result.bytes / 1e6:>6.1f} MB never used by the handler")
+    state.log(f"  - {UNIMPORTED:<12} {result.files:>5} files {as_mb(result.bytes):>9} never used by the handler")
 
 
 def _compile_function(state: BuildState) -> tuple[int, int]:
