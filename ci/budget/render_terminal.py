@@ -5,22 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ci.budget.model import FAIL, WARN, Budget
+from ci.tables import text_table
 from ci.units import UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_mb
 
 CONTRIBUTORS = 5
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Columns padded to width; the first column left-aligned, numbers right-aligned."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = []
-    for row in cells:
-        numbers = [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        padded = [row[0].ljust(widths[0]), *numbers]
-        lines.append("  ".join(padded).rstrip())
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    """The first column names the row (left-aligned), the others are figures (right-aligned)."""
+    return text_table(headers, rows, numeric_from=1)
 
 
 def headline(budget: Budget) -> str:
