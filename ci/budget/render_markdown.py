@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ci.budget.distribution_rows import DistributionRow, distribution_rows
 from ci.budget.model import FAIL, PASS, WARN, Budget
 from ci.budget.render_terminal import bytecode_line, verdict_message
 from ci.units import MB, as_bytes, as_mb, mb_cell, signed_bytes, signed_mb
@@ -207,33 +208,25 @@ def render_markdown(budget: Budget) -> str:
 
 def _distribution_table(budget: Budget) -> str:
     comparison = budget.comparison
-    deltas = {row.name: row for row in comparison.distributions} if comparison else {}
     headers = ["Distribution", "Version", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"]
     if comparison:
         headers.append(f"vs {comparison.label}")
     rows: list[Sequence[object]] = []
-    for g in budget.distributions:
-        row: list[object] = [
-            g.name,
-            g.version or "",
-            as_bytes(g.unzipped_bytes),
-            mb_cell(g.unzipped_bytes),
-            mb_cell(g.zipped_bytes),
-            g.files,
-        ]
+    for dist in distribution_rows(budget):
+        row = dist.cells()
         if comparison:
-            delta = deltas.get(g.name)
-            row.append(
-                "" if delta is None else ("**added**" if delta.status == "added" else signed_mb(delta.delta_bytes))
-            )
+            row.append(_md_delta(dist))
         rows.append(row)
-    if comparison:
-        rows += [
-            (row.name, row.before_version or "", "0", "0.0", "", 0, f"**removed** {signed_mb(row.delta_bytes)}")
-            for row in comparison.distributions
-            if row.status == "removed"
-        ]
     return md_table(headers, rows, numeric_from=2)
+
+
+def _md_delta(dist: DistributionRow) -> str:
+    delta = dist.delta
+    if delta is None:
+        return ""
+    if dist.removed:
+        return f"**removed** {signed_mb(delta.delta_bytes)}"
+    return "**added**" if delta.status == "added" else signed_mb(delta.delta_bytes)
 
 
 def _change(status: str, before: str | None, after: str | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ci.budget.distribution_rows import distribution_rows
 from ci.budget.model import FAIL, WARN, Budget
 from ci.tables import text_table
 from ci.units import UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_mb
@@ -46,24 +47,16 @@ def render_terminal(budget: Budget) -> str:
             + [("total", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes), "", "")],
         )
     )
-    deltas = {row.name: row for row in budget.comparison.distributions} if budget.comparison else {}
     headers = ["Layer distribution", "version", "unzipped bytes", "MB", "zipped MB", "files", "share"]
     if budget.comparison:
         headers.append(f"vs {budget.comparison.label}")
     rows = []
-    for group in budget.distributions:
-        row: list[object] = [
-            group.name,
-            group.version or "",
-            as_bytes(group.unzipped_bytes),
-            mb_cell(group.unzipped_bytes),
-            mb_cell(group.zipped_bytes),
-            group.files,
-            f"{100 * group.unzipped_bytes / budget.used_bytes:.1f}%" if budget.used_bytes else "",
-        ]
+    for dist in distribution_rows(budget):
+        if dist.removed:
+            continue  # named on a line of its own below
+        row = [*dist.cells(), dist.share]
         if budget.comparison:
-            delta = deltas.get(group.name)
-            row.append(_delta_cell(delta.status, delta.delta_bytes) if delta else "")
+            row.append(_delta_cell(dist.delta.status, dist.delta.delta_bytes) if dist.delta else "")
         rows.append(row)
     parts += ["", table(headers, rows)]
     if budget.comparison:
