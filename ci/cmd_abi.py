@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         with unpacked(judged[0].path) as root:
             scan = scan_tree(root, target)
     print(render_table(scan, target, source))
-    layer_lock = config.path(config.lock, "layer_lock")
+    layer_lock = config.lock.layer_lock
     report = write_report(
         paths,
         "abi",

@@ -30,14 +30,14 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.layer.build import build_layer
     from ci.reports import Finding, write_report
 
-    overrides = dict(config.build)
+    build = config.build
     if args.compact:
-        overrides.update(sourceless=True, prune_unimported=True)
+        build = replace(build, sourceless=True, prune_unimported=True)
     if args.bytecode:
-        overrides["bytecode"] = args.bytecode
-    config = replace(config, build=overrides)
+        build = replace(build, bytecode=args.bytecode)
+    config = replace(config, build=build)
     try:
-        data = build_layer(config, paths)
+        data = build_layer(config, paths, config_file=config.file)
         judged = produced(paths, data)
     except PipelineError as exc:
         finding = Finding("build", "error", exc.problem, exc.fix)

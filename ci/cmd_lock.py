@@ -34,9 +34,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.lock.run import compile_all
     from ci.reports import Finding, write_report
 
-    index = SimpleIndex(
-        config.lock["index_url"], paths.cache / "pypi-simple", refresh=args.refresh, offline=args.offline
-    )
+    index = SimpleIndex(config.lock.index_url, paths.cache / "pypi-simple", refresh=args.refresh, offline=args.offline)
     uv_cache = paths.cache / "uv"
     if not args.check:
         for change in compile_all(config, args.upgrade, tuple(args.upgrade_package), uv_cache):

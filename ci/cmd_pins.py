@@ -37,10 +37,10 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     judged_build = report_name(paths, "pins", inputs_given) == "pins"
     # Snapshot, then judge: the scan reads only this copy, and the report names exactly its digest.
     judged: list[Snapshot] = [take(paths, model, "model.joblib")] if model.is_file() else []
-    training_lock = config.path(config.lock, "training_lock")
+    training_lock = config.lock.training_lock
     inputs = PinsInputs(
         training_lock=training_lock,
-        layer_lock=config.path(config.lock, "layer_lock"),
+        layer_lock=config.lock.layer_lock,
         model=judged[0].path if judged else model,
         manifest=manifest,
         target_python=config.target.runtime.python,

@@ -33,10 +33,10 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         take(paths, args.function or paths.function_zip, "function.zip"),
         take(paths, args.model or paths.model, "model.joblib"),
     ]
-    events_dir = args.events or config.root / str(config.smoke["events"])
+    events_dir = args.events or config.smoke.events
     result = run_smoke(judged[0].path, judged[1].path, judged[2].path, config, paths, events_dir=events_dir)
     findings = smoke_findings(
-        result.failures, result.report.get("warnings", []), events_dir, str(config.function["handler"]), config.root
+        result.failures, result.report.get("warnings", []), events_dir, config.function.handler, config.root
     )
     report = write_report(
         paths, "smoke", not result.failures, result.report, findings=findings, judged=judged, inputs=given

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -136,7 +137,9 @@ def write_report(
     }
     paths.reports.mkdir(parents=True, exist_ok=True)
     target = paths.report(name)
-    target.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")  # temp + rename: never a torn report
+    partial.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    partial.replace(target)
     return target
 
 

@@ -41,7 +41,7 @@ def test_access_denied_names_the_action_and_the_resource(aws: Aws, moto: str, co
         moto_post(moto, "/moto-api/reset-auth", b"inf")
 
     message = str(denied.value)
-    assert f"AWS denied lambda:GetAlias on function {config.function['name']}:{config.function['alias']}" in message
+    assert f"AWS denied lambda:GetAlias on function {config.function.name}:{config.function.alias}" in message
     assert "infra/template.yaml" in message
     assert "production is unchanged" in message
 

@@ -120,7 +120,7 @@ def test_rollback_without_history_uses_version_order(aws: Aws, config: Config, b
     deploy(config, build.paths, aws, verifier=check, log=quiet)
     build.make(model="m2")
     deploy(config, build.paths, aws, verifier=check, log=quiet)
-    name, alias = config.function["name"], config.function["alias"]
+    name, alias = config.function.name, config.function.alias
     aws.lambda_.update_alias(FunctionName=name, Name=alias, FunctionVersion="2", Description="set by hand")
 
     assert rollback(config, build.paths, aws, verifier=check, log=quiet).to_version == "1"
@@ -141,7 +141,7 @@ def test_attached_layers_are_checked_against_the_unzipped_limit_before_publishin
         body["components"].append({"name": "observability", "kind": "extra layer", "source": extra,
                                    "unzipped_bytes": counted_bytes})  # fmt: skip
     write_report(build.paths, "budget", True, body, judged=judged(build.paths, "budget"))
-    name = config.function["name"]
+    name = config.function.name
     published = [v["Version"] for v in aws.lambda_.list_versions_by_function(FunctionName=name)["Versions"]]
 
     with pytest.raises(DeployFailedError) as refused:

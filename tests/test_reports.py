@@ -20,6 +20,7 @@ from ci.config import load_config
 from ci.deploy.artifacts import local_artifacts
 from ci.deploy.gate import check_gate
 from ci.errors import CheckFailedError, PipelineError
+from ci.layer import sources
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import Finding, findings_of, report_name, sha256_file, write_report
 from ci.snapshot import take
@@ -47,6 +48,8 @@ def fake_build(paths: BuildPaths) -> None:
     write_zip(paths.function_zip, {"handler/__init__.py": b""})
     paths.model.parent.mkdir(parents=True, exist_ok=True)
     paths.model.write_bytes(b"model")
+    built = [take(paths, paths.layer_zip, "layer.zip"), take(paths, paths.function_zip, "function.zip")]
+    write_report(paths, "build", True, {"sources": sources.record(load_config(), paths)}, judged=built)
 
 
 def abi_args(**given: Any) -> argparse.Namespace:

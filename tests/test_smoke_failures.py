@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -213,7 +214,7 @@ def test_an_http_event_answered_like_a_direct_invocation_is_named(tmp_path: Path
 
 def test_the_command_prints_the_cause_writes_the_report_and_exits_non_zero(tmp_path: Path) -> None:
     model = tmp_path / "model.joblib"
-    model.write_bytes(b"unused")
+    model.write_bytes(pickle.dumps("unused"))
     args = ["--layer", str(layer_zip(tmp_path)), "--model", str(model), "--events", str(tiny_events(tmp_path / "ev"))]
     args += ["--function", str(function_zip(tmp_path, TINY_HANDLER.replace("lambda_handler", "handle")))]
     result = run_cli("-m", "ci", "--build-dir", str(tmp_path / "build"), "smoke", *args, check=False)

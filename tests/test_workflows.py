@@ -123,14 +123,9 @@ def command_problem(line: str, env: dict[str, Any]) -> str | None:
         return "not `make ...`, `python -m ...` or `.venv/bin/python -m ...`"
     module, rest = argv[2], argv[3:]
     if module == "ci":
-        from ci.cli import COMMANDS, build_parser
+        from ci.cli import build_parser
 
-        command = next((arg for arg in rest if arg in COMMANDS), None)
-        if command is None:
-            return f"`python -m ci {' '.join(rest)}` names no command of ci.cli.COMMANDS"
-        if importlib.util.find_spec(f"ci.cmd_{command}") is None:
-            return f"ci/cmd_{command}.py does not exist"
-        return parses(build_parser(command), rest)
+        return parses(build_parser(), rest)
     if module == "ci.github":
         from ci.github.__main__ import build_parser as github_parser
 
@@ -500,7 +495,7 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
     steps = action["runs"]["steps"]
     python = next(s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@"))
     assert python["with"]["python-version"] == config.target.runtime.python
-    locks = [config.lock[key] for key in ("dev_lock", "layer_lock", "training_lock")]
+    locks = [config.value("lock", key) for key in ("dev_lock", "layer_lock", "training_lock")]
     caches = [s for s in steps if str(s.get("uses", "")).startswith("actions/cache")]
     assert len(caches) == 2  # save (build job) / restore-only (the others)
     for cache in caches:
@@ -525,7 +520,7 @@ def test_dependabot_watches_every_lock_directory_and_the_actions() -> None:
     assert updates.keys() == {"pip", "github-actions"}
     lock_dirs = set()
     for key in ("layer_lock", "training_lock", "dev_lock"):
-        parent = Path(config.lock[key]).parent.as_posix()
+        parent = Path(str(config.value("lock", key))).parent.as_posix()
         lock_dirs.add("/" if parent == "." else f"/{parent}")
     assert set(updates["pip"]["directories"]) == lock_dirs
     assert {"/", "/.github/actions/setup"} <= set(updates["github-actions"]["directories"])

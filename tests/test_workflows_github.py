@@ -319,6 +319,6 @@ def test_config_exposes_pipeline_values_as_step_outputs(tmp_path: Path) -> None:
     out = tmp_path / "output"
     result = ci_github("config", "region=deploy.region", env={"GITHUB_OUTPUT": str(out)})
     assert result.returncode == 0, result.stderr
-    assert out.read_text() == f"region={load_config().deploy['region']}\n"
+    assert out.read_text() == f"region={load_config().deploy.region}\n"
     bad = ci_github("config", "region=deploy.nowhere", env={"GITHUB_OUTPUT": str(out)})
     assert bad.returncode == 1 and "does not name a pipeline.toml value" in bad.stderr

@@ -25,10 +25,10 @@ def build_naive(config: Config, out: Path, pip_cache: Path) -> NaiveBuild:
     if out.exists():
         shutil.rmtree(out)
     target = out / "python"
-    lock = config.path(config.lock, "layer_lock")
+    lock = config.lock.layer_lock
     started = time.perf_counter()
     result = run_pip(
-        "install", config.target, str(config.lock["index_url"]), "--cache-dir", str(pip_cache),
+        "install", config.target, config.lock.index_url, "--cache-dir", str(pip_cache),
         "--no-compile", "--no-deps", "--require-hashes", "--target", str(target), "-r", str(lock),
     )  # fmt: skip
     seconds = time.perf_counter() - started

@@ -9,12 +9,12 @@ weighs that evidence, as for every other report.
 from __future__ import annotations
 
 import re
-import zipfile
 from collections.abc import Mapping, Sequence
 
 from ci.budget.zips import ZipContents
 from ci.site.owners import Owners, canonical
 from ci.site.tree import in_vendored_libs
+from ci.zipsafe import open_zip
 
 LAYER_PREFIX = "python/"
 UNATTRIBUTED = "(unattributed)"
@@ -58,7 +58,7 @@ class Attributor:
         self, layer: ZipContents, top_level: Mapping[str, str] | None = None, names: Sequence[str] = ()
     ) -> None:
         self._display: dict[str, str] = {canonical(name): name for name in names}
-        with zipfile.ZipFile(layer.path) as archive:  # one opening for every metadata file read
+        with open_zip(layer.path, "rebuild it: `python -m ci build`") as archive:  # one opening for every read
             self._owners = Owners.of_entries(
                 [entry.path for entry in layer.entries], archive.read, top_level=top_level, names=names
             )

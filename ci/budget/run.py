@@ -12,7 +12,7 @@ from ci.budget.compute import compute_budget
 from ci.budget.inputs import gather_inputs
 from ci.budget.model import Budget
 from ci.budget.render_json import budget_to_dict
-from ci.config import CONFIG_FILE, Config
+from ci.config import Config
 from ci.fingerprint import sources_digest
 from ci.lock.files import display_path
 from ci.paths import BuildPaths
@@ -71,18 +71,18 @@ def baseline_from_ref(
     The build is deterministic, so an identical lock gives identical bytes: then this build's
     figures are the baseline's and the delta is exactly zero without building twice.
     """
-    lock_path = str(config.lock["layer_lock"])
+    lock_path = config.relative(config.lock.layer_lock)
     sha, lock = lock_at_ref(config.root, ref, lock_path)
     source = f"{lock_path} at {ref} ({sha[:12]})"
     if not rebuild and current.lock.get("sha256") == lock_digest(lock):
         return budget_to_dict(current), source + ", identical to this build's lock"
 
     base = BuildPaths(build=paths.build / f"baseline-{sha[:12]}", cache=paths.cache)
-    config_file = config_file or config.root / CONFIG_FILE
+    config_file = config_file or config.file
     model = paths.model.read_bytes() if paths.model.is_file() else b""
     # The build also runs this checkout's code: its rules, and the handler traced on the events.
-    handler = config.root / str(config.function["handler"]).split(".", 1)[0]
-    code = sources_digest(CI_PACKAGE, handler, config.path(config.smoke, "events")).encode()
+    handler = config.root / config.function.handler.split(".", 1)[0]
+    code = sources_digest(CI_PACKAGE, handler, config.smoke.events).encode()
     key = hashlib.sha256(b"\0".join([lock, config_file.read_bytes(), model, code])).hexdigest()
     key_file = base.build / BASELINE_KEY
     cached = key_file.is_file() and key_file.read_text() == key and base.layer_zip.is_file()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
 from ci.reports import sha256_file
+from ci.zipsafe import open_zip
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,8 @@ class Artifact:
 
     def unzipped_bytes(self) -> int:
         """What Lambda counts against its unzipped limit: the sum of the entries' uncompressed sizes."""
-        with zipfile.ZipFile(self.path) as archive:
-            return sum(info.file_size for info in archive.infolist())
+        with open_zip(self.path, "rebuild it: `python -m ci build`") as archive:
+            return sum(info.file_size for info in archive.infos)
 
 
 @dataclass(frozen=True)

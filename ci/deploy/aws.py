@@ -80,7 +80,7 @@ def is_loopback(url: str | None) -> bool:
 
 
 def region_for(config: Config, environ: Mapping[str, str] = os.environ) -> str:
-    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or str(config.deploy["region"])
+    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or config.deploy.region
 
 
 def endpoint_configured(environ: Mapping[str, str] = os.environ) -> str | None:

@@ -93,7 +93,7 @@ def deploy(
     check_gate(paths, artifacts)  # before any request: nothing unverified is ever uploaded
     verifier = verifier or default_verifier(config, paths)
     steps = Steps(log)
-    name, alias_name = str(config.function["name"]), str(config.function["alias"])
+    name, alias_name = config.function.name, config.function.alias
     outcome = DeployOutcome(status="deployed", endpoint=aws.where, alias=alias_name)
     before: aliases.AliasState | None = None
     try:
@@ -132,7 +132,7 @@ def run_steps(
     before: aliases.AliasState | None,
     outcome: DeployOutcome,
 ) -> DeployOutcome:
-    name, alias_name = str(config.function["name"]), str(config.function["alias"])
+    name, alias_name = config.function.name, config.function.alias
     with steps.step("upload"):
         for artifact in artifacts.all():
             result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact)
@@ -160,7 +160,7 @@ def run_steps(
         artifacts,
         stack.execution_role_arn,
         layer.arn,
-        [entry["arn"] for entry in config.budget.get("extra_layer_arns", [])],
+        [entry.arn for entry in config.budget.extra_layer_arns],
         uris["model.joblib"].uri,
         stack.bucket,
         uris["function.zip"].key,
@@ -218,7 +218,7 @@ def already_live(
     """The live layer version if the alias already runs exactly these artifacts and configuration."""
     if before is None:
         return None
-    live = aws.lambda_.get_function_configuration(FunctionName=str(config.function["name"]), Qualifier=before.version)
+    live = aws.lambda_.get_function_configuration(FunctionName=config.function.name, Qualifier=before.version)
     layers = [layer["Arn"] for layer in live.get("Layers", [])]
     if not layers:
         return None
@@ -231,7 +231,7 @@ def already_live(
         artifacts,
         stack.execution_role_arn,
         layers[0],
-        [entry["arn"] for entry in config.budget.get("extra_layer_arns", [])],
+        [entry.arn for entry in config.budget.extra_layer_arns],
         model_uri,
         stack.bucket,
         artifacts.function.key(stack.key_prefix),

@@ -61,7 +61,7 @@ def rollback(
     verifier: Verifier | None = None,
     log: Callable[[str], None] = print,
 ) -> RollbackOutcome:
-    name, alias_name = str(config.function["name"]), str(config.function["alias"])
+    name, alias_name = config.function.name, config.function.alias
     stack = read_outputs(aws, config)
     state = aliases.read_alias(aws.lambda_, name, alias_name)
     if state is None:

@@ -157,10 +157,10 @@ def run_config(args: argparse.Namespace) -> int:
     for pair in args.pairs:
         name, sep, dotted = pair.partition("=")
         section, dot, key = dotted.partition(".")
-        table = config.raw.get(section)
-        if not (sep and dot and name) or not isinstance(table, dict) or key not in table:
+        value = config.value(section, key) if sep and dot and name else None
+        if value is None:
             raise PipelineError(f"{pair!r} does not name a pipeline.toml value", "use NAME=SECTION.KEY")
-        values[name] = str(table[key])
+        values[name] = value
     sys.stdout.write(append_outputs(values))
     return 0
 

@@ -18,24 +18,27 @@ from pathlib import Path
 from typing import Any
 
 from ci.config import Config
-from ci.errors import CheckFailedError, ConfigError, PipelineError
+from ci.errors import CheckFailedError, ConfigError
 from ci.isolated import target_python
-from ci.layer import archive, rules, strip, verify
+from ci.layer import archive, rules, sources, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
 from ci.layer.install import install_wheels
 from ci.layer.state import BuildOptions, BuildState, Log
 from ci.layer.wheels import fetch, read_layer_lock
 from ci.paths import BuildPaths
+from ci.pins.guard import model_precondition
 from ci.site.owners import BUILD_SITE, Owners
 from ci.site.tree import globbed, tree_size, walk_files
 from ci.units import as_mb
 
 
-def build_layer(config: Config, paths: BuildPaths, log: Log = print) -> dict[str, Any]:
+def build_layer(config: Config, paths: BuildPaths, log: Log = print, config_file: Path | None = None) -> dict[str, Any]:
     """Run every step; returns build.json's data. Raises PipelineError (with a fix) on any failure.
 
     Two builds of the same build directory take turns (a file lock): each deletes and rewrites
     build/layer/, so running them at once would pull files from under each other.
+    The previous build's outputs are deleted first: a failed or interrupted build (Ctrl-C) must not
+    leave zips that pass for its own. `config_file`: the file `config` was read from (recorded).
     """
     paths.build.mkdir(parents=True, exist_ok=True)
     with (paths.build / ".build.lock").open("w") as lock_file:
@@ -44,17 +47,26 @@ def build_layer(config: Config, paths: BuildPaths, log: Log = print) -> dict[str
         except BlockingIOError:
             log(f"waiting:  another build of {paths.build} is running")
             fcntl.flock(lock_file, fcntl.LOCK_EX)
+        remove_outputs(paths)
         try:
-            return _build_layer(config, paths, log)
-        except PipelineError:
-            # A failed build must not leave the previous build's zips looking like its own.
-            for stale in (paths.layer_zip, paths.function_zip):
-                stale.unlink(missing_ok=True)
+            return _build_layer(config, paths, log, config_file)
+        except BaseException:
+            remove_outputs(paths)  # e.g. layer.zip written, function.zip not
             raise
 
 
-def _build_layer(config: Config, paths: BuildPaths, log: Log) -> dict[str, Any]:
+def remove_outputs(paths: BuildPaths) -> None:
+    for output in (paths.layer_zip, paths.function_zip, paths.report("build")):
+        output.unlink(missing_ok=True)
+
+
+def _build_layer(config: Config, paths: BuildPaths, log: Log, config_file: Path | None) -> dict[str, Any]:
     _check_host_can_prove(config)
+    # Digests of what this build is made from, taken before it reads any: the gate compares them.
+    recorded = sources.record(config, paths, config_file)
+    if paths.model.is_file():
+        # The import trace unpickles the model: refuse it as `ci pins` would, before any work.
+        model_precondition(config, paths.model)
     state = BuildState(
         config=config,
         paths=paths,
@@ -79,7 +91,7 @@ def _build_layer(config: Config, paths: BuildPaths, log: Log) -> dict[str, Any]:
     step_prove(state, used)
     step_zip(state)
     state.timings["total"] = round(time.perf_counter() - started, 2)
-    return report_data(state)
+    return {**report_data(state), "sources": recorded}
 
 
 def _check_host_can_prove(config: Config) -> None:
@@ -96,9 +108,9 @@ def _check_host_can_prove(config: Config) -> None:
 
 def step_fetch(state: BuildState) -> None:
     with state.step("fetch"):
-        lock = read_layer_lock(state.config.path(state.config.lock, "layer_lock"))
+        lock = read_layer_lock(state.config.lock.layer_lock)
         cache = state.paths.wheel_cache
-        result = fetch(lock, cache, state.config.target, str(state.config.lock.get("index_url")))
+        result = fetch(lock, cache, state.config.target, state.config.lock.index_url)
     state.lock, state.wheels = lock, result.wheels
     state.data["lock"] = {"path": lock.path.name, "sha256": lock.digest, "pins": len(lock.entries)}
     state.data["wheels"] = sorted(wheel.path.name for wheel in result.wheels)
@@ -235,20 +247,18 @@ def function_entries(state: BuildState) -> list[tuple[str, Path]]:
 
 def step_stage_function(state: BuildState) -> None:
     """Copy the handler package (its *.py only: no tests, no caches) to build/function/."""
-    module = str(state.config.function["handler"]).rsplit(".", 1)[0]
+    module = state.config.function.handler.rsplit(".", 1)[0]
     package = module.split(".")[0]
     source = state.config.root / package
     if not source.is_dir():
         raise ConfigError(
-            f"function.handler = {state.config.function['handler']!r} but {source} is not a directory",
+            f"function.handler = {state.config.function.handler!r} but {source} is not a directory",
             "set function.handler to <package>.<module>.<function> of the handler package",
         )
     if state.function_tree.exists():
         shutil.rmtree(state.function_tree)
-    for path in sorted(source.rglob("*.py")):
+    for path in sources.handler_files(source):
         rel = path.relative_to(source)
-        if "__pycache__" in rel.parts or "tests" in rel.parts or rel.name.startswith("test_"):
-            continue
         target = state.function_tree / package / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)

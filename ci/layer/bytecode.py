@@ -195,10 +195,11 @@ def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
             state.python,
             state.site,
             state.function_tree,
-            str(state.config.function["handler"]),
-            state.config.path(state.config.smoke, "events"),
+            state.config.function.handler,
+            state.config.smoke.events,
             state.paths.model,
             pycache=state.paths.cache / "pycache" if pycache else None,
+            layer_lock=state.config.lock.layer_lock,
         )
     except trace.TraceError as exc:
         raise _attributed(exc.problem, exc.detail, state) from exc

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ci.errors import ConfigError
 from ci.fingerprint import sources_digest
 from ci.site.tree import remove_empty_dirs, walk_files
 
@@ -87,17 +86,6 @@ RULES: dict[str, Rule] = {
                                  "direct_url.json", "WHEEL")),
     )
 }  # fmt: skip
-
-
-def check_rule_names(names: Iterable[str]) -> list[str]:
-    names = list(names)
-    unknown = [name for name in names if name not in RULES and name != STRIP]
-    if unknown:
-        raise ConfigError(
-            f"build.prune in pipeline.toml names unknown rules: {', '.join(unknown)}",
-            f"use any of: {', '.join([*RULES, STRIP])}",
-        )
-    return names
 
 
 def fingerprint(names: Iterable[str]) -> str:

@@ -13,20 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from ci.config import Config
-from ci.errors import ConfigError
-from ci.layer import rules, verify
+from ci.layer import verify
 from ci.layer.install import InstalledDistribution
 from ci.layer.wheels import CachedWheel
 from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
 
 Log = Callable[[str], None]
-BYTECODE_MODES = ("runtime", "all", "none")
 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """[build] of pipeline.toml, validated."""
+    """[build] of pipeline.toml, and how many jobs to run in parallel."""
 
     prune: tuple[str, ...]
     keep: tuple[str, ...]  # path globs (relative to python/) no rule may remove
@@ -37,30 +35,8 @@ class BuildOptions:
 
     @classmethod
     def from_config(cls, config: Config) -> BuildOptions:
-        section = config.build
-        prune = tuple(rules.check_rule_names(section.get("prune", [*rules.RULES, rules.STRIP])))
-        mode = section.get("bytecode", "runtime")
-        if mode not in BYTECODE_MODES:
-            raise ConfigError(
-                f"build.bytecode = {mode!r} in pipeline.toml is not a bytecode mode",
-                f"use one of {', '.join(BYTECODE_MODES)}",
-            )
-        keep = section.get("keep", [])
-        if not isinstance(keep, list) or not all(isinstance(item, str) for item in keep):
-            raise ConfigError(
-                "build.keep in pipeline.toml must be a list of path globs (relative to python/)",
-                'e.g. keep = ["numpy/testing/*"]',
-            )
-        for key in ("sourceless", "prune_unimported"):
-            if not isinstance(section.get(key, False), bool):
-                raise ConfigError(f"build.{key} in pipeline.toml must be true or false", f"set {key} = false")
-        return cls(
-            prune=prune,
-            keep=tuple(keep),
-            bytecode=mode,
-            sourceless=bool(section.get("sourceless", False)),
-            prune_unimported=bool(section.get("prune_unimported", False)),
-        )
+        build = config.build  # checked when the configuration was loaded
+        return cls(build.prune, build.keep, build.bytecode, build.sourceless, build.prune_unimported)
 
 
 @dataclass

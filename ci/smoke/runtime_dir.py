@@ -34,7 +34,7 @@ def runtime_pins(config: Config) -> Path:
 def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
     """Install the runtime's own packages into the cache (once) and return that directory."""
     pins = runtime_pins(config)
-    index_url = str(config.lock["index_url"])
+    index_url = config.lock.index_url
     options = "\0".join([index_url, *target_options(config.target)])
     digest = hashlib.sha256(pins.read_bytes() + b"\0" + options.encode()).hexdigest()[:16]
     target = paths.cache / f"runtime-{config.target.runtime.name}-{digest}"

@@ -37,6 +37,11 @@ def render(report: dict[str, Any], failures: list[str]) -> str:
             f" of {as_mb(trace['shipped_bytes'])} shipped"
             + (f"; never imported: {', '.join(trace['never_imported'])}" if trace["never_imported"] else "")
         )
+    if report.get("partial"):
+        lines.append(
+            f"partial: ran {', '.join(report.get('events_run', []))}, not exactly the committed events; "
+            "deploy refuses this report (run `python -m ci smoke` without --events)"
+        )
     lines.extend(f"warning: {warning}" for warning in report.get("warnings", []))
     lines.extend(f"FAILED: {failure}" for failure in failures)
     lines.append("smoke: passed" if not failures else f"smoke: FAILED ({len(failures)} problem(s))")
