@@ -25,7 +25,7 @@ def module_files(package: Path = CI) -> dict[str, Path]:
 
 
 def imported_modules(name: str, path: Path, known: Iterable[str]) -> set[str]:
-    """The ci modules `name` imports anywhere in its source (`from ci.layer import rules` -> ci.layer.rules)."""
+    """The ci modules `name` imports anywhere in its source (`from ci.site import rules` -> ci.site.rules)."""
     known = set(known)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()

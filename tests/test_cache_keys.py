@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from ci.config import load_config
-from ci.layer import bytecode, rules, verify
+from ci.layer import bytecode, verify
 from ci.layer.build import BuildOptions, BuildState, step_pristine
 from ci.layer.wheels import read_layer_lock
 from ci.paths import BuildPaths
+from ci.site import rules
 
 
 def pristine_cache_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -32,7 +33,7 @@ def pristine_cache_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
         options=BuildOptions.from_config(config),
         python=sys.executable,
         log=lambda line: None,
-        lock=read_layer_lock(config.path(config.lock, "layer_lock")),
+        lock=read_layer_lock(config.lock.layer_lock),
     )
     step_pristine(state)
     return used[-1]

@@ -20,13 +20,14 @@ from typing import Any
 from ci.config import Config
 from ci.errors import CheckFailedError, ConfigError
 from ci.isolated import target_python
-from ci.layer import archive, rules, sources, strip, verify
+from ci.layer import archive, sources, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
 from ci.layer.install import install_wheels
 from ci.layer.state import BuildOptions, BuildState, Log
 from ci.layer.wheels import fetch, read_layer_lock
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
+from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners
 from ci.site.tree import globbed, tree_size, walk_files
 from ci.units import as_mb

@@ -20,8 +20,9 @@ from pathlib import Path, PurePosixPath
 
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
-from ci.layer import rules, trace, verify
+from ci.layer import trace, verify
 from ci.layer.state import BuildState
+from ci.site import rules
 from ci.site.tree import globbed, remove_empty_dirs, tree_size, walk_files
 from ci.units import as_mb
 

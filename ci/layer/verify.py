@@ -24,8 +24,9 @@ from ci.config import Target
 from ci.errors import CheckFailedError
 from ci.fingerprint import sources_digest
 from ci.isolated import isolated_command, isolated_env
-from ci.layer import modules, rules
+from ci.layer import modules
 from ci.layer.modules import extension_modules, paths_of_module, top_level_modules
+from ci.site import rules
 
 VERIFIER_VERSION = 1  # bump when what a baseline records changes
 
