@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ci.config_schema import Table
-from ci.layer.rules import RULES, STRIP
+from ci.site.rules import RULES, STRIP
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: function code + all layers, unzipped (fixed by Lambda)
 LAMBDA_INIT_LIMIT_S = 10.0  # an on-demand function's init phase (fixed by Lambda)
@@ -81,7 +81,10 @@ def parse_lock(table: Table, root: Path) -> LockConfig:
         dev_in=path("dev_in", "requirements-dev.in"),
         dev_lock=path("dev_lock", "requirements-dev.txt"),
         index_url=table.text(
-            "index_url", '"https://pypi.org/simple"', pattern=r"https?://\S+", wants="an http(s) URL of a simple index"
+            "index_url",
+            '"https://pypi.org/simple"',
+            pattern=r"(https?|file)://\S+",
+            wants="an http(s) or file:// URL of a simple index",
         ),
         host_platform=table.text("host_platform", f'"{HOST_PLATFORM}"', default=HOST_PLATFORM),
         host_python=table.text(
@@ -92,7 +95,7 @@ def parse_lock(table: Table, root: Path) -> LockConfig:
 
 @dataclass(frozen=True)
 class BuildConfig:
-    prune: tuple[str, ...]  # rule names of ci/layer/rules.py (and "strip"), applied in this order
+    prune: tuple[str, ...]  # rule names of ci/site/rules.py (and "strip"), applied in this order
     bytecode: str  # runtime | all | none
     sourceless: bool
     prune_unimported: bool

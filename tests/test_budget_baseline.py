@@ -17,10 +17,10 @@ from ci.budget.inputs import gather_inputs
 from ci.budget.model import Budget
 from ci.budget.render_json import budget_to_dict, write_budget_json
 from ci.budget.run import baseline_from_ref, check_budget
-from ci.budget.units import signed_mb
 from ci.config import load_config
 from ci.errors import PipelineError
 from ci.paths import REPO_ROOT, BuildPaths
+from ci.units import signed_mb
 
 
 def budget_of(paths: BuildPaths) -> Budget:

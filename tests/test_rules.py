@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.layer import rules
+from ci.site import rules
 
 TREE = [
     "pkg/__init__.py",

@@ -20,9 +20,8 @@ from ci.errors import PipelineError
 from ci.isolated import target_python
 from ci.paths import BuildPaths
 from ci.reports import sha256_file
+from ci.units import MB, as_mb
 from ci.zipsafe import open_zip
-
-MB = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -160,8 +159,8 @@ def check_targets(results: dict[str, dict[str, Any]], targets: Targets) -> list[
         ratio = variant["cold_start_s"]["median"] / naive_cold
         checks += [
             {
-                "target": f"{name}: unzipped <= {limit / MB:.0f} MB",
-                "value": f"{variant['unzipped_bytes'] / MB:.1f} MB",
+                "target": f"{name}: unzipped <= {as_mb(limit, digits=0)}",
+                "value": as_mb(variant["unzipped_bytes"]),
                 "met": variant["unzipped_bytes"] <= limit,
             },
             {

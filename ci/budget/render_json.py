@@ -9,10 +9,10 @@ from typing import Any
 
 from ci.budget.model import FAIL, WARN, Budget
 from ci.budget.render_terminal import verdict_message
-from ci.budget.units import UNITS_NOTE
 from ci.paths import BuildPaths
 from ci.reports import Finding, write_report
 from ci.snapshot import Snapshot
+from ci.units import UNITS_NOTE
 
 CAUSE_FILE = "requirements.in"  # where the layer's contents are chosen
 

@@ -13,10 +13,12 @@ from ci.budget.inputs import gather_inputs
 from ci.budget.model import Budget
 from ci.budget.render_json import budget_to_dict
 from ci.config import Config
+from ci.fingerprint import sources_digest
 from ci.lock.files import display_path
 from ci.paths import BuildPaths
 
 BASELINE_KEY = "baseline.key"
+CI_PACKAGE = Path(__file__).resolve().parents[1]  # the code that builds the baseline layer
 
 
 def check_budget(
@@ -78,7 +80,10 @@ def baseline_from_ref(
     base = BuildPaths(build=paths.build / f"baseline-{sha[:12]}", cache=paths.cache)
     config_file = config_file or config.file
     model = paths.model.read_bytes() if paths.model.is_file() else b""
-    key = hashlib.sha256(b"\0".join([lock, config_file.read_bytes(), model])).hexdigest()
+    # The build also runs this checkout's code: its rules, and the handler traced on the events.
+    handler = config.root / config.function.handler.split(".", 1)[0]
+    code = sources_digest(CI_PACKAGE, handler, config.smoke.events).encode()
+    key = hashlib.sha256(b"\0".join([lock, config_file.read_bytes(), model, code])).hexdigest()
     key_file = base.build / BASELINE_KEY
     cached = key_file.is_file() and key_file.read_text() == key and base.layer_zip.is_file()
     if rebuild or not cached:

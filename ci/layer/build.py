@@ -10,91 +10,27 @@ seconds and still proves it.
 from __future__ import annotations
 
 import fcntl
-import fnmatch
 import platform
 import shutil
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ci.config import Config
 from ci.errors import CheckFailedError, ConfigError
 from ci.isolated import target_python
-from ci.layer import archive, rules, sources, strip, verify
+from ci.layer import archive, sources, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
-from ci.layer.install import InstalledDistribution, install_wheels
-from ci.layer.owners import BUILD_SITE, Owners
-from ci.layer.tree import tree_size, walk_files
-from ci.layer.wheels import CachedWheel, fetch, read_layer_lock
-from ci.lock.lockfile import LockFile
+from ci.layer.install import install_wheels
+from ci.layer.state import BuildOptions, BuildState, Log
+from ci.layer.wheels import fetch, read_layer_lock
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
-
-Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """[build] of pipeline.toml, and how many jobs to run in parallel."""
-
-    prune: tuple[str, ...]
-    keep: tuple[str, ...]  # path globs (relative to python/) no rule may remove
-    bytecode: str
-    sourceless: bool
-    prune_unimported: bool
-    jobs: int = 2
-
-    @classmethod
-    def from_config(cls, config: Config) -> BuildOptions:
-        build = config.build  # checked when the configuration was loaded
-        return cls(build.prune, build.keep, build.bytecode, build.sourceless, build.prune_unimported)
-
-
-@dataclass
-class BuildState:
-    """What the steps learn, in the order they learn it."""
-
-    config: Config
-    paths: BuildPaths
-    options: BuildOptions
-    python: str
-    log: Log
-    timings: dict[str, float] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
-    lock: LockFile | None = None
-    wheels: tuple[CachedWheel, ...] = ()
-    installed: list[InstalledDistribution] = field(default_factory=list)
-    baseline: verify.Baseline | None = None
-    keep: frozenset[str] = frozenset()
-    changes: dict[str, str] = field(default_factory=dict)  # path under python/ -> rule that removed/changed it
-
-    @property
-    def site(self) -> Path:
-        return self.paths.layer_tree / "python"
-
-    @property
-    def distributions(self) -> list[str]:
-        """The locked distributions, whose importlib.metadata.version() must answer."""
-        assert self.lock is not None
-        return [pin.name for pin in self.lock.entries]
-
-    @property
-    def function_tree(self) -> Path:
-        return self.paths.build / "function"
-
-    @property
-    def top_level(self) -> dict[str, str]:
-        return {entry: dist.name for dist in self.installed for entry in dist.top_level}
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        yield
-        self.timings[name] = round(time.perf_counter() - start, 2)
+from ci.site import rules
+from ci.site.owners import BUILD_SITE, Owners
+from ci.site.tree import globbed, tree_size, walk_files
+from ci.units import as_mb
 
 
 def build_layer(config: Config, paths: BuildPaths, log: Log = print, config_file: Path | None = None) -> dict[str, Any]:
@@ -181,7 +117,9 @@ def step_fetch(state: BuildState) -> None:
     state.data["wheels"] = sorted(wheel.path.name for wheel in result.wheels)
     state.data["cache"] = "cold" if result.downloaded else "warm"
     source = "downloaded from the index" if result.downloaded else "all from the cache, no network"
-    state.log(f"fetch:    {len(result.wheels)} wheels, {_mb(result.bytes)} ({source}) [{state.timings['fetch']:.1f}s]")
+    state.log(
+        f"fetch:    {len(result.wheels)} wheels, {as_mb(result.bytes)} ({source}) [{state.timings['fetch']:.1f}s]"
+    )
 
 
 def step_install(state: BuildState) -> None:
@@ -195,7 +133,7 @@ def step_install(state: BuildState) -> None:
     state.data["dropped_data"] = dropped
     note = f"; dropped {sum(dropped.values())} files of .data/scripts|headers|data" if dropped else ""
     state.log(
-        f"install:  {len(state.installed)} distributions, {files} files, {_mb(size)}{note} "
+        f"install:  {len(state.installed)} distributions, {files} files, {as_mb(size)}{note} "
         f"[{state.timings['install']:.1f}s]"
     )
 
@@ -205,8 +143,7 @@ def step_pristine(state: BuildState) -> None:
     assert state.lock is not None
     options = state.options
     target = state.config.target
-    key = f"{state.lock.digest[:16]}-{target.runtime.name}-{target.architecture}-{'-'.join(options.prune)}"
-    cache_file = state.paths.cache / "verify" / f"{key}-v{verify.VERIFIER_VERSION}.json"
+    cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, options.prune)
     cached = cache_file.is_file()
     with state.step("pristine"):
         planned = rules.plan(state.site, options.prune)
@@ -236,14 +173,14 @@ def step_prune(state: BuildState) -> None:
     state.data["rules"] = {name: result.summary() for name, result in ordered.items()}
     files, size = tree_size(state.site)
     removed = sum(r.bytes for r in ordered.values())
-    state.log(f"prune:    {len(ordered)} rules removed {_mb(removed)}; layer now {files} files, {_mb(size)}")
+    state.log(f"prune:    {len(ordered)} rules removed {as_mb(removed)}; layer now {files} files, {as_mb(size)}")
     for result in ordered.values():
         extra = ""
         if isinstance(result, strip.StripResult) and result.restored:
             extra = f", {len(result.restored)} restored (stripped copy did not load)"
         if result.spared:
             extra += f", {len(result.spared)} kept (imported by the verification)"
-        state.log(f"  - {result.name:<12} {result.files:>5} files {_mb(result.bytes):>9}{extra}")
+        state.log(f"  - {result.name:<12} {result.files:>5} files {as_mb(result.bytes):>9}{extra}")
     state.log(f"  [{state.timings['prune']:.1f}s]")
 
 
@@ -297,7 +234,8 @@ def step_zip(state: BuildState) -> None:
     state.data["layer"] = layer.to_json()
     state.data["function"] = function.to_json()
     state.log(
-        f"zip:      layer.zip {_mb(layer.zipped_bytes)} ({_mb(layer.unzipped_bytes)} unzipped, {layer.files} files), "
+        f"zip:      layer.zip {as_mb(layer.zipped_bytes)} "
+        f"({as_mb(layer.unzipped_bytes)} unzipped, {layer.files} files), "
         f"function.zip {function.zipped_bytes} bytes ({function.files} files) [{state.timings['zip']:.1f}s]"
     )
     state.log(f"          layer.zip sha256 {layer.sha256}")
@@ -363,15 +301,3 @@ def report_data(state: BuildState) -> dict[str, Any]:
 
 def _pycache(state: BuildState) -> Path:
     return state.paths.cache / "pycache"
-
-
-def globbed(site: Path, patterns: tuple[str, ...]) -> frozenset[str]:
-    """Files under `site` matching build.keep's globs: no rule may remove them."""
-    if not patterns:
-        return frozenset()
-    rels = [path.relative_to(site).as_posix() for path in walk_files(site)]
-    return frozenset(rel for rel in rels if any(fnmatch.fnmatchcase(rel, pattern) for pattern in patterns))
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from ci.abi.elf import is_elf
 from ci.isolated import run_isolated
-from ci.layer.rules import STRIP, RuleResult
-from ci.layer.tree import in_vendored_libs, walk_files
 from ci.reports import sha256_file
+from ci.site.rules import STRIP, RuleResult
+from ci.site.tree import in_vendored_libs, walk_files
 
 # (files that must load, site) -> {file: error} for those that do not
 LoadCheck = Callable[[list[Path], Path], dict[Path, str]]

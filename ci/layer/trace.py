@@ -18,8 +18,8 @@ from typing import Any
 
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
-from ci.layer.owners import BUILD_SITE, Owners
 from ci.pins.guard import require_safe_model
+from ci.site.owners import BUILD_SITE, Owners
 
 _TRACE = r"""
 import importlib, json, os, sys
