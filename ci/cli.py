@@ -1,40 +1,65 @@
-"""`python -m ci <command>`: parses options and hands over to one thin module per command.
+"""`python -m ci [--build-dir D] [--cache-dir D] [--config F] <command> ...`: one module per command.
 
 Each command module (ci/cmd_<name>.py) defines HELP, add_arguments(parser) and
-run(args, config, paths) -> int. Modules are imported only when their command runs, so a
-slow or heavy import in one command never slows the others.
+run(args, config, paths) -> int; its name is the module's. cli.py registers every module's
+subparser, so argparse alone finds the command (a global option's value may be any word,
+even a command's name). A module imports its heavy code inside run(), so building the parser
+(and --help) never imports boto3 or scikit-learn.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
+from types import ModuleType
 
+from ci import (
+    cmd_abi,
+    cmd_bench,
+    cmd_bootstrap,
+    cmd_budget,
+    cmd_build,
+    cmd_deploy,
+    cmd_lock,
+    cmd_pins,
+    cmd_rollback,
+    cmd_smoke,
+)
 from ci.config import load_config
 from ci.errors import PipelineError
 from ci.paths import REPO_ROOT, BuildPaths
 
-COMMANDS: dict[str, str] = {
-    "lock": "Resolve requirements.in for the Lambda target into requirements-layer.txt (and --check it).",
-    "build": "Install the lock for the target, prune, verify, and write build/layer.zip and build/function.zip.",
-    "abi": "Check every ELF file of the layer against the target's architecture, glibc and Python ABI.",
-    "budget": "Count what Lambda counts against the 262,144,000-byte unzipped limit and write the size report.",
-    "pins": "Prove the model was trained with exactly the library versions it will run with.",
-    "smoke": "Run the built zips under AWS's runtime interface client, the way Lambda runs them.",
-    "deploy": "Upload the verified artifacts, publish layer and function versions, move the alias.",
-    "rollback": "Move the alias back to the previous (or a given) function version and verify it.",
-    "bootstrap": "Create the CloudFormation stack (bucket, roles) on the configured AWS endpoint.",
-    "bench": "Measure this build against a naive pip --target layer, side by side.",
-}
+# In the order a pipeline runs them (and --help lists them).
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    cmd_lock,
+    cmd_build,
+    cmd_abi,
+    cmd_budget,
+    cmd_pins,
+    cmd_smoke,
+    cmd_deploy,
+    cmd_rollback,
+    cmd_bootstrap,
+    cmd_bench,
+)
 
 
-def _module_name(command: str) -> str:
-    return f"ci.cmd_{command}"
+def command_name(module: ModuleType) -> str:
+    return module.__name__.rpartition(".cmd_")[2]
 
 
-def build_parser(command: str | None) -> argparse.ArgumentParser:
+INTERRUPTED = 130
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], module: ModuleType) -> None:
+    """Add `module`'s command: its help, its options, and itself as the handler."""
+    child = subparsers.add_parser(command_name(module), help=module.HELP, description=module.HELP)
+    module.add_arguments(child)
+    child.set_defaults(module=module)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ci",
         description="The forgetting-curve model's Lambda build, checks and deployment.",
@@ -44,24 +69,25 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", type=Path, default=None, help="configuration file (default: pipeline.toml at the repository root)"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, help_text in COMMANDS.items():
-        child = sub.add_parser(name, help=help_text, description=help_text)
-        if name == command:
-            importlib.import_module(_module_name(name)).add_arguments(child)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        register(subparsers, module)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    command = next((arg for arg in argv if arg in COMMANDS), None)
-    args = build_parser(command).parse_args(argv)
-    build_dir = args.build_dir.resolve()
-    paths = BuildPaths(build=build_dir, cache=(args.cache_dir or build_dir / "cache").resolve())
+    what = "python -m ci"
     try:
-        config = load_config(file=args.config.resolve() if args.config else None)
-        module = importlib.import_module(_module_name(args.command))
-        return int(module.run(args, config, paths))
+        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+        what = f"python -m ci {command_name(args.module)}"
+        build_dir = args.build_dir.resolve()
+        paths = BuildPaths(build=build_dir, cache=(args.cache_dir or build_dir / "cache").resolve())
+        config = load_config(file=args.config.resolve() if args.config else None)  # checked before any work
+        return int(args.module.run(args, config, paths))
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C is a decision, not a crash: one line, the shell's exit status for SIGINT (128 + 2).
+        print(f"interrupted: `{what}` stopped by Ctrl-C before it finished; rerun it", file=sys.stderr)
+        return INTERRUPTED

@@ -20,11 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.abi.check import scan_tree
+    from ci.abi.findings import abi_findings
     from ci.abi.render import render_table
     from ci.abi.source import unpacked
-    from ci.reports import sha256_file, write_report
+    from ci.lock.files import display_path
+    from ci.reports import write_report
+    from ci.snapshot import Snapshot, take
 
     target = config.target
+    judged: list[Snapshot] = []
     if args.tree is not None:
         if not args.tree.is_dir():
             raise PipelineError(
@@ -35,18 +39,21 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     else:
         layer_zip = args.zip or paths.layer_zip
         source = str(layer_zip)
-        with unpacked(layer_zip) as root:
+        if not layer_zip.is_file():
+            raise PipelineError(f"{layer_zip} not found", "run `python -m ci build` first, or pass --tree DIR")
+        # Snapshot, then judge: only the snapshot's bytes are read, and abi.json names exactly them.
+        judged.append(take(paths, layer_zip, "layer.zip"))
+        with unpacked(judged[0].path) as root:
             scan = scan_tree(root, target)
     print(render_table(scan, target, source))
-    # abi.json vouches for build/layer.zip (deploy trusts it); any other source gets its own report.
-    judged_build = args.tree is None and (args.zip is None or args.zip.resolve() == paths.layer_zip.resolve())
+    layer_lock = config.lock.layer_lock
     report = write_report(
         paths,
-        "abi" if judged_build else "abi-adhoc",
+        "abi",
         scan.passed,
         {
             "source": source,
-            "source_sha256": sha256_file(Path(source)) if args.tree is None else None,
+            "source_sha256": judged[0].sha256 if judged else None,
             "target": {
                 "runtime": target.runtime.name,
                 "architecture": target.architecture,
@@ -55,6 +62,9 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             },
             **scan.to_dict(),
         },
+        findings=abi_findings(scan.violations, layer_lock, display_path(layer_lock, config.root)),
+        judged=judged,
+        inputs={"layer.zip": args.tree or args.zip},  # another zip or a tree: abi-adhoc.json
     )
     if not scan.passed:
         first = scan.violations[0]

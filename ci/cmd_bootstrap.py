@@ -36,7 +36,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     parameters = stack_parameters(config, args.github_repository, args.oidc_provider_arn)
     with readable_aws_errors("bootstrap"), deployment_target(config, "aws") as aws:
         outputs = bootstrap(aws, config, parameters)
-    print(f"stack {config.deploy['stack_name']} {outputs.status} on {aws.where}")
+    print(f"stack {config.deploy.stack_name} {outputs.status} on {aws.where}")
     print(f"  bucket          {outputs.bucket}")
     print(f"  execution role  {outputs.execution_role_arn}")
     print(f"  deploy role     {outputs.deploy_role_arn}  (the workflow's role-to-assume)")

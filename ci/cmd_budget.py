@@ -42,9 +42,12 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.budget.render_markdown import render_markdown
     from ci.budget.render_terminal import removal_advice, render_terminal, verdict_message
     from ci.budget.run import check_budget
+    from ci.snapshot import take
 
     if args.baseline and args.baseline_ref:
         raise CheckFailedError("--baseline and --baseline-ref both given", "compare with one baseline at a time")
+    # Snapshot, then judge: the budget reads only these copies, and budget.json names exactly them.
+    judged = [take(paths, paths.layer_zip, "layer.zip"), take(paths, paths.function_zip, "function.zip")]
     budget = check_budget(
         config,
         paths,
@@ -54,9 +57,11 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         baseline_label=args.baseline_label,
         config_file=args.config.resolve() if getattr(args, "config", None) else None,
         rebuild_baseline=args.rebuild_baseline,
+        layer_zip=judged[0].path,
+        function_zip=judged[1].path,
     )
     print(render_terminal(budget))
-    report = write_budget_json(paths, budget)
+    report = write_budget_json(paths, budget, judged)
     markdown = paths.reports / "budget.md"
     markdown.write_text(render_markdown(budget))
     print(f"\nwrote {report} and {markdown}")

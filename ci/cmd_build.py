@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
 
 from ci.config import Config
 from ci.paths import BuildPaths
+
+if TYPE_CHECKING:
+    from ci.snapshot import Snapshot
 
 HELP = "Install the lock for the target, prune, verify, and write build/layer.zip and build/function.zip."
 
@@ -24,19 +28,42 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     from ci.errors import PipelineError
     from ci.layer.build import build_layer
-    from ci.reports import write_report
+    from ci.reports import Finding, write_report
 
-    overrides = dict(config.build)
+    build = config.build
     if args.compact:
-        overrides.update(sourceless=True, prune_unimported=True)
+        build = replace(build, sourceless=True, prune_unimported=True)
     if args.bytecode:
-        overrides["bytecode"] = args.bytecode
-    config = replace(config, build=overrides)
+        build = replace(build, bytecode=args.bytecode)
+    config = replace(config, build=build)
     try:
-        data = build_layer(config, paths)
+        data = build_layer(config, paths, config_file=config.file)
+        judged = produced(paths, data)
     except PipelineError as exc:
-        write_report(paths, "build", False, {"error": exc.problem, "fix": exc.fix})
+        finding = Finding("build", "error", exc.problem, exc.fix)
+        write_report(paths, "build", False, {"error": exc.problem, "fix": exc.fix}, findings=[finding])
         raise
-    report = write_report(paths, "build", True, data)
+    report = write_report(paths, "build", True, data, judged=judged)
     print(f"build:    passed; report {report}")
     return 0
+
+
+def produced(paths: BuildPaths, data: dict[str, Any]) -> list[Snapshot]:
+    """Snapshots of the zips the build wrote, refused unless they are the bytes it wrote (build.json names them)."""
+    from ci.errors import PipelineError
+    from ci.snapshot import take
+
+    judged = []
+    for name, source, key in (
+        ("layer.zip", paths.layer_zip, "layer"),
+        ("function.zip", paths.function_zip, "function"),
+    ):
+        snapshot = take(paths, source, name)
+        written = (data.get(key) or {}).get("sha256")
+        if written is not None and written != snapshot.sha256:
+            raise PipelineError(
+                f"{source} changed after the build wrote it (sha256 {str(written)[:12]}, now {snapshot.sha256[:12]})",
+                "make sure nothing else writes the build directory, then rerun `python -m ci build`",
+            )
+        judged.append(snapshot)
+    return judged

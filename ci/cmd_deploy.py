@@ -18,17 +18,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto (default): boto3's configuration if any, else an embedded moto server; "
         "embedded: always the embedded moto; aws: always boto3's configuration",
     )
+    parser.add_argument(
+        "--commit",
+        metavar="SHA",
+        help="the commit these artifacts were built from, recorded on the published version "
+        "(default: $GITHUB_SHA, else `git rev-parse HEAD`)",
+    )
+    parser.add_argument(
+        "--allow-older",
+        action="store_true",
+        help="deploy even if the commit is older than the live version's (or cannot be placed); "
+        "prefer `python -m ci rollback` to go back",
+    )
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy.artifacts import local_artifacts
     from ci.deploy.deployer import deploy
     from ci.deploy.gate import check_gate
+    from ci.deploy.provenance import detect
     from ci.deploy.target import deployment_target
 
-    check_gate(paths, local_artifacts(paths))  # refuse before starting anything, even the embedded server
+    artifacts = local_artifacts(paths)  # snapshots: the gate and the uploads read the same bytes
+    check_gate(paths, artifacts)  # refuse before starting anything, even the embedded server
+    provenance = detect(config.root, args.commit)
     with deployment_target(config, args.target) as aws:
-        outcome = deploy(config, paths, aws)
+        outcome = deploy(config, paths, aws, artifacts=artifacts, provenance=provenance, allow_older=args.allow_older)
     for line in outcome.summary():
         print(line)
     print(f"report: {paths.report('deploy')}")

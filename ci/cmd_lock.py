@@ -32,18 +32,22 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.lock.index import SimpleIndex
     from ci.lock.problems import LockCheckError
     from ci.lock.run import compile_all
-    from ci.reports import write_report
+    from ci.reports import Finding, write_report
 
-    index = SimpleIndex(
-        config.lock["index_url"], paths.cache / "pypi-simple", refresh=args.refresh, offline=args.offline
-    )
+    index = SimpleIndex(config.lock.index_url, paths.cache / "pypi-simple", refresh=args.refresh, offline=args.offline)
     uv_cache = paths.cache / "uv"
     if not args.check:
         for change in compile_all(config, args.upgrade, tuple(args.upgrade_package), uv_cache):
             print(change.describe())
     resolve = args.check and not (args.no_resolve or args.offline)
     result = check_locks(config, index, resolve=resolve, uv_cache=uv_cache)
-    report = write_report(paths, "lock", result.passed, {"target": config.target.uv_platform, **result.to_dict()})
+    findings = [
+        Finding("lock", "error", f"{p.package}: {p.detail}" if p.package else p.detail, p.fix, p.file, p.line)
+        for p in result.problems
+    ]
+    report = write_report(
+        paths, "lock", result.passed, {"target": config.target.uv_platform, **result.to_dict()}, findings=findings
+    )
     for name, wheel in result.target_wheels.items():
         print(f"  {name:<18} {wheel}")
     if result.not_checked:

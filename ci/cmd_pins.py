@@ -23,28 +23,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+    from ci.lock.files import display_path
     from ci.pins.checks import PinsInputs, run_pins
     from ci.pins.render import render
-    from ci.reports import write_report
+    from ci.reports import report_name, write_report
+    from ci.snapshot import Snapshot, take
 
     model = (args.model or paths.model).resolve()
     manifest = (args.manifest or paths.model_manifest).resolve()
-    # pins.json vouches for build/model/model.joblib (deploy trusts it); any other model gets its own report,
-    # so checking a candidate never touches, or blocks, what the build's checks said.
-    judged_build = model == paths.model.resolve() and manifest == paths.model_manifest.resolve()
+    # pins.json vouches for build/model/model.joblib (deploy trusts it); any other model or manifest gets
+    # pins-adhoc.json (ci.reports.report_name), so checking a candidate never touches what the build's check said.
+    inputs_given = {"model.joblib": model, "model.json": manifest}
+    judged_build = report_name(paths, "pins", inputs_given) == "pins"
+    # Snapshot, then judge: the scan reads only this copy, and the report names exactly its digest.
+    judged: list[Snapshot] = [take(paths, model, "model.joblib")] if model.is_file() else []
+    training_lock = config.lock.training_lock
     inputs = PinsInputs(
-        training_lock=config.path(config.lock, "training_lock"),
-        layer_lock=config.path(config.lock, "layer_lock"),
-        model=model,
+        training_lock=training_lock,
+        layer_lock=config.lock.layer_lock,
+        model=judged[0].path if judged else model,
         manifest=manifest,
         target_python=config.target.runtime.python,
         root=config.root,
         installed=args.installed,
         deployed_model=paths.model if judged_build else None,
+        shown_model=model,
     )
     result = run_pins(inputs)
     print(render(result), flush=True)
-    report = write_report(paths, "pins" if judged_build else "pins-adhoc", result.passed, result.to_dict())
+    report = write_report(
+        paths,
+        "pins",
+        result.passed,
+        result.to_dict(),
+        findings=result.report_findings(display_path(training_lock, config.root)),
+        judged=judged,
+        inputs=inputs_given,
+    )
     errors = result.errors()
     if errors:
         check, first = errors[0]

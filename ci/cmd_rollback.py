@@ -29,7 +29,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             "so there is nothing to roll back",
             "point AWS_ENDPOINT_URL (or AWS credentials) at the deployment you want to roll back",
         )
-    with readable_aws_errors("rollback"), deployment_target(config, "aws") as aws:
+    with deployment_target(config, "aws") as aws, readable_aws_errors("rollback", aws.timeouts):
         outcome = rollback(config, paths, aws, to=args.to, force=args.force)
     print(f"alias {outcome.alias} -> version {outcome.to_version} (was {outcome.from_version}) on {aws.where}")
     return 0

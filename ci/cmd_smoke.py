@@ -19,27 +19,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.reports import artifact_digests, write_report
+    from ci.reports import write_report
+    from ci.smoke.findings import smoke_findings
     from ci.smoke.harness import run_smoke
     from ci.smoke.summary import render
+    from ci.snapshot import take
 
-    result = run_smoke(
-        args.layer or paths.layer_zip,
-        args.function or paths.function_zip,
-        args.model or paths.model,
-        config,
-        paths,
-        events_dir=args.events,
+    given = {"layer.zip": args.layer, "function.zip": args.function, "model.joblib": args.model}
+    # Snapshot, then judge: the run reads only these copies, and the report names exactly their digests.
+    # A run on other files than the build's (--layer/--function/--model) writes smoke-adhoc.json.
+    judged = [
+        take(paths, args.layer or paths.layer_zip, "layer.zip"),
+        take(paths, args.function or paths.function_zip, "function.zip"),
+        take(paths, args.model or paths.model, "model.joblib"),
+    ]
+    events_dir = args.events or config.smoke.events
+    result = run_smoke(judged[0].path, judged[1].path, judged[2].path, config, paths, events_dir=events_dir)
+    findings = smoke_findings(
+        result.failures, result.report.get("warnings", []), events_dir, config.function.handler, config.root
     )
-    # The report vouches for the build's artifacts (deploy trusts it by their digests): a run on
-    # other files (--layer/--function/--model) must not pass for them.
-    built = artifact_digests(paths)
-    foreign = sorted(name for name, digest in result.report["smoked_artifacts"].items() if built.get(name) != digest)
-    if foreign:
-        result.failures.append(
-            f"smoked {', '.join(foreign)} other than the build's ({paths.build}): this report does not vouch for them"
-        )
-    report = write_report(paths, "smoke", not result.failures, result.report)
+    report = write_report(
+        paths, "smoke", not result.failures, result.report, findings=findings, judged=judged, inputs=given
+    )
     print(render(result.report, result.failures))
     print(f"report: {report}")
     return 0 if not result.failures else 1

@@ -1,22 +1,57 @@
-"""pipeline.toml, loaded once and validated, plus the runtime facts it points at.
+"""pipeline.toml, loaded once and checked whole, plus the runtime facts it points at.
 
-Every command takes a `Config`; nothing else hard-codes the target, the limit or the names.
+Every command takes a `Config` of typed sections (ci/config_sections.py); nothing else
+hard-codes the target, the limit or the names, and no reader checks a value again.
 """
 
 from __future__ import annotations
 
 import json
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci.config_schema import Table, check_names, read_toml
+from ci.config_sections import (
+    BudgetConfig,
+    BuildConfig,
+    DeployConfig,
+    ExtraLayerArn,
+    FunctionConfig,
+    LockConfig,
+    SmokeConfig,
+    TrainingConfig,
+    keys,
+    parse_budget,
+    parse_build,
+    parse_deploy,
+    parse_function,
+    parse_lock,
+    parse_smoke,
+    parse_training,
+)
 from ci.errors import ConfigError
 from ci.paths import REPO_ROOT
+
+__all__ = [
+    "BudgetConfig",
+    "BuildConfig",
+    "Config",
+    "ConfigError",
+    "DeployConfig",
+    "ExtraLayerArn",
+    "FunctionConfig",
+    "LockConfig",
+    "SmokeConfig",
+    "Target",
+    "TrainingConfig",
+    "load_config",
+]
 
 CONFIG_FILE = "pipeline.toml"
 POLICY_FILE = Path(__file__).resolve().parent / "policy" / "lambda_runtimes.json"
 ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name -> ELF/wheel name
+SECTIONS = ("target", "function", "lock", "build", "budget", "smoke", "deploy", "training")
 
 
 @dataclass(frozen=True)
@@ -64,42 +99,32 @@ class Target:
 
 @dataclass(frozen=True)
 class Config:
+    """Every section typed and checked; `file` is the configuration read (pipeline.toml or --config)."""
+
     root: Path
+    file: Path
     target: Target
-    function: dict[str, Any]
-    lock: dict[str, Any]
-    build: dict[str, Any]
-    budget: dict[str, Any]
-    smoke: dict[str, Any]
-    deploy: dict[str, Any]
-    training: dict[str, Any]
-    raw: dict[str, Any] = field(repr=False)
+    function: FunctionConfig
+    lock: LockConfig
+    build: BuildConfig
+    budget: BudgetConfig
+    smoke: SmokeConfig
+    deploy: DeployConfig
+    training: TrainingConfig
 
-    def path(self, section: dict[str, Any], key: str) -> Path:
-        return self.root / str(section[key])
+    def value(self, section: str, key: str) -> str | None:
+        """SECTION.KEY as text (paths relative to the repository), or None if there is no such key."""
+        if section == "target" and key in ("runtime", "architecture", "glibc"):
+            return self.target.runtime.name if key == "runtime" else str(getattr(self.target, key))
+        table = getattr(self, section, None) if section in SECTIONS else None
+        if table is None or key not in keys(type(table)):
+            return None
+        value = getattr(table, key)
+        return self.relative(value) if isinstance(value, Path) else str(value)
 
-    @property
-    def limit_bytes(self) -> int:
-        return positive_int(self.budget.get("limit_bytes"), "budget.limit_bytes")
-
-    @property
-    def warn_fraction(self) -> float:
-        value = self.budget.get("warn_fraction", 0.9)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-            raise ConfigError(
-                f"budget.warn_fraction in {CONFIG_FILE} is {value!r}: it must be a number in (0, 1]",
-                "set e.g. warn_fraction = 0.90",
-            )
-        return float(value)
-
-
-def positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(
-            f"{name} in {CONFIG_FILE} is {value!r}: it must be a positive integer (bytes)",
-            f"set {name} = 262144000 (Lambda's unzipped limit) or a smaller positive integer",
-        )
-    return value
+    def relative(self, path: Path) -> str:
+        """`path` as written relative to the repository (absolute if outside it)."""
+        return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
 
 
 def load_policy(path: Path = POLICY_FILE) -> dict[str, RuntimePolicy]:
@@ -112,56 +137,51 @@ def load_policy(path: Path = POLICY_FILE) -> dict[str, RuntimePolicy]:
 
 
 def load_config(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None, file: Path | None = None) -> Config:
-    """Read pipeline.toml under `root` (or `file`); `overrides` (section -> {key: value}) win.
+    """Read and check pipeline.toml under `root` (or `file`); `overrides` (section -> {key: value}) win.
 
-    Relative paths inside the file always resolve against `root`, the repository.
+    Relative paths inside the file always resolve against `root`, the repository. Any mistake is a
+    ConfigError naming the file, section and key, raised here, before a command does anything.
     """
     file = file or root / CONFIG_FILE
-    if not file.is_file():
-        raise ConfigError(f"{file} not found", f"run from the repository root, which holds {CONFIG_FILE}")
-    try:
-        raw = tomllib.loads(file.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file} is not valid TOML: {exc}", "fix the syntax at the position named") from exc
+    raw = read_toml(file)
     for section, values in (overrides or {}).items():
         raw.setdefault(section, {}).update(values)
+    check_names(file, "the file", raw, SECTIONS, "section")
+    for section in SECTIONS:
+        if section not in raw:
+            raise ConfigError(f"{file}: the [{section}] section is missing", f"add [{section}] (see the README)")
 
-    sections = ["target", "function", "lock", "build", "budget", "smoke", "deploy", "training"]
-    for section in sections:
-        if not isinstance(raw.get(section), dict):
-            raise ConfigError(f"{file} has no [{section}] section", f"add [{section}] (see the README)")
+    def table(section: str, cls: type) -> Table:
+        return Table(file, section, raw[section], keys(cls))
 
-    target_raw = raw["target"]
-    policies = load_policy()
-    runtime_name = target_raw.get("runtime")
-    if runtime_name not in policies:
-        raise ConfigError(
-            f"target.runtime = {runtime_name!r} in {file} is not a supported Lambda Python runtime",
-            f"use one of {', '.join(sorted(policies))}",
-        )
-    runtime = policies[runtime_name]
-    architecture = target_raw.get("architecture", "x86_64")
-    if architecture not in ARCHITECTURES:
-        raise ConfigError(
-            f"target.architecture = {architecture!r} in {file} is not a Lambda architecture",
-            f"use one of {', '.join(ARCHITECTURES)}",
-        )
-    glibc = str(target_raw.get("glibc", runtime.glibc))
-    if _version_tuple(glibc) > _version_tuple(runtime.glibc):
-        raise ConfigError(
-            f"target.glibc = {glibc} is newer than {runtime.name}'s {runtime.os} (glibc {runtime.glibc})",
-            f"remove target.glibc or set it to {runtime.glibc} or lower",
-        )
     return Config(
         root=root,
-        target=Target(runtime=runtime, architecture=architecture, glibc=glibc),
-        **{section: raw[section] for section in sections if section != "target"},
-        raw=raw,
+        file=file,
+        target=parse_target(table("target", Target), file),
+        function=parse_function(table("function", FunctionConfig)),
+        lock=parse_lock(table("lock", LockConfig), root),
+        build=parse_build(table("build", BuildConfig)),
+        budget=parse_budget(table("budget", BudgetConfig), root),
+        smoke=parse_smoke(table("smoke", SmokeConfig), root),
+        deploy=parse_deploy(table("deploy", DeployConfig)),
+        training=parse_training(table("training", TrainingConfig)),
     )
 
 
+def parse_target(table: Table, file: Path) -> Target:
+    policies = load_policy()
+    runtime = policies[table.choice("runtime", sorted(policies))]
+    architecture = table.choice("architecture", list(ARCHITECTURES), default="x86_64")
+    glibc = table.text(
+        "glibc", f'"{runtime.glibc}"', default=runtime.glibc, pattern=r"\d+\.\d+", wants="a version like 2.26"
+    )
+    if _version_tuple(glibc) > _version_tuple(runtime.glibc):
+        raise ConfigError(
+            f"{file}: [target] glibc = {glibc} is newer than {runtime.name}'s {runtime.os} (glibc {runtime.glibc})",
+            f"remove glibc from [target] or set it to {runtime.glibc} or lower",
+        )
+    return Target(runtime=runtime, architecture=architecture, glibc=glibc)
+
+
 def _version_tuple(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split("."))
-    except ValueError as exc:
-        raise ConfigError(f"glibc version {text!r} is not of the form 2.26", "write it as MAJOR.MINOR") from exc
+    return tuple(int(part) for part in text.split("."))

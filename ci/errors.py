@@ -16,7 +16,10 @@ class PipelineError(Exception):
 
 
 class ConfigError(PipelineError):
-    """pipeline.toml (or a value in it) is missing or invalid."""
+    """pipeline.toml (or a value in it) is missing or invalid: one line, so a log grep finds it whole."""
+
+    def __str__(self) -> str:
+        return f"{self.problem}; fix: {self.fix}" if self.fix else self.problem
 
 
 class CheckFailedError(PipelineError):

@@ -1,19 +1,70 @@
-"""Every check's result as build/reports/<check>.json, tied to the exact artifacts it judged.
+"""Every check's result as build/reports/<check>.json, in one shape, tied to the exact bytes it judged.
 
-Deploy trusts a check only if the SHA-256s recorded here equal the bytes it is about to upload.
+Deploy trusts a check only if the SHA-256s recorded here equal the bytes it is about to upload, so
+`artifacts` holds the digests of the snapshots the check read (ci.snapshot), never a hash taken at
+write time. Every report also carries `passed` and `findings` (check, severity, message, fix, file,
+line), which is all `python -m ci.github annotate` and `summary` need to know about any check.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
+from ci.snapshot import Snapshot
 
 REPORT_FORMAT = 1
+SEVERITIES = ("error", "warning", "notice")
+CONTRACT_KEYS = ("format", "check", "passed", "artifacts", "findings")
+
+# The deployable artifacts each gated check must have judged (read from a snapshot) for deploy to trust it.
+JUDGES: dict[str, tuple[str, ...]] = {
+    "build": ("layer.zip", "function.zip"),
+    "abi": ("layer.zip",),
+    "budget": ("layer.zip", "function.zip"),
+    "pins": ("model.joblib",),
+    "smoke": ("layer.zip", "function.zip", "model.joblib"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a check found: what, how bad, how to fix it, and where (repository-relative file, 1-based line)."""
+
+    check: str
+    severity: str  # error | warning | notice
+    message: str
+    fix: str = ""
+    file: str | None = None
+    line: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"finding severity {self.severity!r} is not one of {SEVERITIES}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], check: str) -> Finding:
+        """A finding as a report holds it; unknown severities read as errors (never hide a failure)."""
+        severity = str(data.get("severity") or "error")
+        line = data.get("line")
+        return cls(
+            check=str(data.get("check") or check),
+            severity=severity if severity in SEVERITIES else "error",
+            message=str(data.get("message") or ""),
+            fix=str(data.get("fix") or ""),
+            file=str(data["file"]) if data.get("file") else None,
+            line=line if isinstance(line, int) and not isinstance(line, bool) and line > 0 else None,
+        )
 
 
 def sha256_file(path: Path) -> str:
@@ -24,25 +75,81 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def artifact_digests(paths: BuildPaths) -> dict[str, str]:
-    """SHA-256 of each deployable artifact that exists now (layer.zip, function.zip, model.joblib)."""
-    candidates = {"layer.zip": paths.layer_zip, "function.zip": paths.function_zip, "model.joblib": paths.model}
-    return {name: sha256_file(path) for name, path in candidates.items() if path.is_file()}
+def build_artifacts(paths: BuildPaths) -> dict[str, Path]:
+    """The deployable artifacts of a build tree, by the names reports record."""
+    return {"layer.zip": paths.layer_zip, "function.zip": paths.function_zip, "model.joblib": paths.model}
 
 
-def write_report(paths: BuildPaths, check: str, passed: bool, data: dict[str, Any]) -> Path:
-    """Write build/reports/<check>.json with the verdict and the artifacts' digests."""
-    paths.reports.mkdir(parents=True, exist_ok=True)
+def report_name(paths: BuildPaths, check: str, inputs: Mapping[str, Path | None]) -> str:
+    """`<check>` when every input is the build's own artifact, else `<check>-adhoc`.
+
+    <check>.json vouches for what deploy uploads; a run on anything else (another zip, an unpacked
+    tree, a candidate model) gets its own report so it can neither pass nor block the build's.
+    """
+    own = {**build_artifacts(paths), "model.json": paths.model_manifest}
+    for name, given in inputs.items():
+        if given is None:
+            continue
+        expected = own.get(name)
+        if expected is None or given.resolve() != expected.resolve():
+            return f"{check}-adhoc"
+    return check
+
+
+def default_findings(check: str, passed: bool, data: Mapping[str, Any]) -> list[Finding]:
+    """A failed report without findings still says why: its `error`/`fix` if it has them."""
+    if passed:
+        return []
+    message = str(data.get("error") or f"the {check} check failed: see build/reports/{check}.json")
+    return [Finding(check, "error", message, str(data.get("fix") or f"rerun `python -m ci {check}` and read its log"))]
+
+
+def write_report(
+    paths: BuildPaths,
+    check: str,
+    passed: bool,
+    data: Mapping[str, Any],
+    findings: Iterable[Finding] | None = None,
+    judged: Iterable[Snapshot] = (),
+    inputs: Mapping[str, Path | None] | None = None,
+) -> Path:
+    """Write build/reports/<check>.json (or <check>-adhoc.json, see report_name) and return its path.
+
+    `judged`: the snapshots the check read; their digests become `artifacts`. `findings`: None derives
+    one error finding for a failed report (so callers with only `error`/`fix` keep working).
+    """
+    found = default_findings(check, passed, data) if findings is None else list(findings)
+    if passed and any(f.severity == "error" for f in found):
+        raise ValueError(f"the {check} report says passed but carries error findings")
+    if not passed and not any(f.severity == "error" for f in found):
+        found.append(default_findings(check, False, data)[0])
+    clash = sorted(set(CONTRACT_KEYS) & set(data))
+    if clash:
+        raise ValueError(f"the {check} report's details use reserved keys {clash}")
+    name = report_name(paths, check, inputs or {})
     report = {
         "format": REPORT_FORMAT,
-        "check": check,
+        "check": name,
         "passed": passed,
-        "artifacts": artifact_digests(paths),
+        "artifacts": {snapshot.name: snapshot.sha256 for snapshot in judged},
+        "findings": [finding.to_dict() for finding in found],
         **data,
     }
-    target = paths.report(check)
-    target.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    paths.reports.mkdir(parents=True, exist_ok=True)
+    target = paths.report(name)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")  # temp + rename: never a torn report
+    partial.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    partial.replace(target)
     return target
+
+
+def findings_of(report: Mapping[str, Any], check: str) -> list[Finding]:
+    """The findings a report carries (a failed report without any still yields one)."""
+    raw = report.get("findings")
+    found = [Finding.from_dict(item, check) for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
+    if report.get("passed") is not True and not any(f.severity == "error" for f in found):
+        found.append(default_findings(check, False, report)[0])
+    return found
 
 
 def read_report(paths: BuildPaths, check: str) -> dict[str, Any]:

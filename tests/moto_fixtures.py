@@ -29,10 +29,20 @@ from ci.deploy.verify import (
     fetch_layer,
     fetch_model,
 )
+from ci.layer import sources
 from ci.paths import BuildPaths
-from ci.reports import sha256_file, write_report
+from ci.reports import JUDGES, build_artifacts, sha256_file, write_report
+from ci.snapshot import Snapshot, take
 
 CHECKS = ("budget", "pins", "abi", "smoke")
+
+
+def judged(paths: BuildPaths, check: str) -> list[Snapshot]:
+    """Snapshots of what `check` reads (ci.reports.JUDGES), as the real check takes them."""
+    files = build_artifacts(paths)
+    return [take(paths, files[name], name) for name in JUDGES[check]]
+
+
 HANDLER = """
 def lambda_handler(event, context):
     return {"predictions": [{"recall_probability": %s, "days_until_target": None}]}
@@ -98,12 +108,27 @@ class FakeBuild:
         write_zip(self.paths.function_zip, {"handler/__init__.py": "", "handler/app.py": HANDLER % function})
         self.paths.model.parent.mkdir(parents=True, exist_ok=True)
         self.paths.model.write_bytes(f"model {model}".encode())
+        # As `ci build` records it: the digests of the tree's sources (handler/, locks, config, model).
+        write_report(
+            self.paths,
+            "build",
+            True,
+            {"sources": sources.record(load_config(), self.paths)},
+            judged=judged(self.paths, "build"),
+        )
         self.pass_checks()
         return self
 
     def pass_checks(self, *checks: str) -> None:
+        bodies: dict[str, dict[str, Any]] = {"smoke": {"partial": False}}  # a run of every committed event
         for check in checks or CHECKS:
-            write_report(self.paths, check, True, self.budget_body() if check == "budget" else {})
+            write_report(
+                self.paths,
+                check,
+                True,
+                self.budget_body() if check == "budget" else bodies.get(check, {}),
+                judged=judged(self.paths, check),
+            )
 
     def budget_body(self) -> dict[str, Any]:
         def unzipped(path: Path) -> int:
@@ -191,12 +216,12 @@ class BytesCheck:
 
 
 def alias_version(aws: Aws, config: Config) -> str:
-    response = aws.lambda_.get_alias(FunctionName=config.function["name"], Name=config.function["alias"])
+    response = aws.lambda_.get_alias(FunctionName=config.function.name, Name=config.function.alias)
     return str(response["FunctionVersion"])
 
 
 def layer_versions(aws: Aws, config: Config) -> list[int]:
-    listed = aws.lambda_.list_layer_versions(LayerName=config.function["layer_name"])["LayerVersions"]
+    listed = aws.lambda_.list_layer_versions(LayerName=config.function.layer_name)["LayerVersions"]
     return sorted(int(v["Version"]) for v in listed)
 
 

@@ -7,6 +7,7 @@ the same Runtime.* errors. Only the cases that need numpy or scikit-learn use th
 from __future__ import annotations
 
 import json
+import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def run_tiny(
     """Smoke a small function (and by default a small layer) built in tmp_path."""
     model_file = model or tmp_path / "model.joblib"
     if model is None:
-        model_file.write_bytes(b"not used by the tiny handlers")
+        model_file.write_bytes(pickle.dumps({"unused": "by the tiny handlers"}))  # a pickle the scan accepts
     paths = BuildPaths(build=tmp_path / "build", cache=REPO_ROOT / "build" / "cache")
     return run_smoke(
         layer or layer_zip(tmp_path, layer_files),

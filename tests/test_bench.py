@@ -3,7 +3,13 @@ speed targets are measured by `make bench`, never asserted by a unit test)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import zipfile
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ci.bench.run import Targets, check_targets
 from ci.bench.table import render_table
@@ -63,11 +69,62 @@ def test_table_has_ratios_against_naive_and_a_verdict_per_target() -> None:
     assert "PASS  default: unzipped <= 236 MB: 231.0 MB" in table
 
 
-def test_naive_baseline_asks_pip_for_every_manylinux_tag_the_target_glibc_allows() -> None:
-    """The baseline installs with the same platform list the lock check and the build use."""
-    from ci.bench import naive
+# A local index of one distribution, demo 1.0, built for several platforms. Per architecture: the one
+# wheel the target accepts (glibc 2.26 on AL2), and decoys pip picks when it is not given the target's
+# platforms: this host's own (newer glibc, or another machine), or a wheel for another architecture.
+# manylinux_2_12 is in the target's full platform list only: pip does not derive it from manylinux2014.
+DEMO_WHEELS = {
+    "x86_64": ("manylinux_2_12_x86_64", ["manylinux_2_28_x86_64", "manylinux2014_aarch64", "linux_x86_64"]),
+    "arm64": ("manylinux_2_24_aarch64", ["manylinux_2_28_aarch64", "manylinux_2_17_x86_64", "linux_aarch64"]),
+}
 
-    tags = naive.target_platforms(load_config().target)
-    assert tags[0] == "manylinux_2_26_x86_64"
-    assert "manylinux_2_17_x86_64" in tags and "manylinux2014_x86_64" in tags
-    assert "manylinux_2_28_x86_64" not in tags
+
+def demo_wheel(directory: Path, platform: str) -> Path:
+    """demo-1.0-cp311-cp311-<platform>.whl whose module says which platform it was built for."""
+    tag = f"cp311-cp311-{platform}"
+    files = {
+        "demo/__init__.py": f"PLATFORM = {platform!r}\n",
+        "demo-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
+        "demo-1.0.dist-info/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: {tag}\n",
+    }
+    record = [
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},"
+        f"{len(text.encode())}"
+        for name, text in files.items()
+    ]
+    files["demo-1.0.dist-info/RECORD"] = "\n".join([*record, "demo-1.0.dist-info/RECORD,,"]) + "\n"
+    path = directory / f"demo-1.0-{tag}.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return path
+
+
+@pytest.mark.parametrize("architecture", sorted(DEMO_WHEELS))
+def test_naive_baseline_installs_the_wheel_the_target_accepts_not_this_hosts(tmp_path: Path, architecture: str) -> None:
+    """What SAM or pip would ship for the target: the lock's wheel for its platform and glibc, from the index."""
+    from ci.bench.naive import build_naive
+
+    wanted, decoys = DEMO_WHEELS[architecture]
+    project = tmp_path / "simple" / "demo"
+    project.mkdir(parents=True)
+    wheels = [demo_wheel(project, platform) for platform in [wanted, *decoys]]
+    links = "".join(f'<a href="{wheel.name}">{wheel.name}</a>\n' for wheel in wheels)
+    (project / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
+    hashes = "".join(f" --hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}" for wheel in wheels)
+    lock = tmp_path / "requirements-layer.txt"
+    lock.write_text(f"demo==1.0{hashes}\n")
+    config = load_config(
+        overrides={
+            "target": {"architecture": architecture},
+            "lock": {"layer_lock": str(lock), "index_url": (tmp_path / "simple").as_uri()},
+        }
+    )
+
+    naive = build_naive(config, tmp_path / "naive", tmp_path / "pip-cache")
+
+    site = naive.tree / "python"
+    assert (site / "demo" / "__init__.py").read_text() == f"PLATFORM = {wanted!r}\n"
+    wheel_file = (site / "demo-1.0.dist-info" / "WHEEL").read_text()
+    assert f"Tag: cp311-cp311-{wanted}" in wheel_file
+    assert not list(site.glob("demo/__pycache__")), "the naive baseline ships no bytecode (--no-compile)"

@@ -41,12 +41,12 @@ def test_bootstrap_creates_then_updates_the_stack(no_aws: pytest.MonkeyPatch, mo
     assert main(["bootstrap", "--github-repository", "example/forgetting-curve"]) == 0
 
     out = capsys.readouterr().out
-    assert "CREATE_COMPLETE" in out and f"bucket          {config.deploy['bucket']}" in out
+    assert "CREATE_COMPLETE" in out and f"bucket          {config.deploy.bucket}" in out
     aws = connect(config)
     assert aws.emulated and aws.endpoint_url == moto
     iam = aws.session.client("iam")
-    assert iam.get_role(RoleName=f"{config.function['name']}-execution")["Role"]["Arn"]
-    deploy_role = iam.get_role(RoleName=f"{config.function['name']}-deploy")["Role"]
+    assert iam.get_role(RoleName=f"{config.function.name}-execution")["Role"]["Arn"]
+    deploy_role = iam.get_role(RoleName=f"{config.function.name}-deploy")["Role"]
     (trust,) = deploy_role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Condition"] == {
         "StringEquals": {
@@ -54,7 +54,7 @@ def test_bootstrap_creates_then_updates_the_stack(no_aws: pytest.MonkeyPatch, mo
             "token.actions.githubusercontent.com:sub": SUBJECT,
         }
     }
-    assert aws.s3.head_bucket(Bucket=config.deploy["bucket"])
+    assert aws.s3.head_bucket(Bucket=config.deploy.bucket)
 
 
 def test_bootstrap_needs_the_repository_and_an_endpoint(no_aws: pytest.MonkeyPatch, moto: str, capsys):
@@ -91,7 +91,7 @@ def test_aws_clients_use_standard_retries_and_the_configured_region(
     no_aws: pytest.MonkeyPatch, moto: str, config: Config
 ):
     aws: Aws = connect(config, endpoint_url=moto)
-    assert aws.region == config.deploy["region"]
+    assert aws.region == config.deploy.region
     assert aws.lambda_.meta.config.retries["mode"] == "standard"
     no_aws.setenv("AWS_REGION", "eu-west-1")
     assert connect(config, endpoint_url=moto).region == "eu-west-1"

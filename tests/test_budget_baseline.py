@@ -17,10 +17,10 @@ from ci.budget.inputs import gather_inputs
 from ci.budget.model import Budget
 from ci.budget.render_json import budget_to_dict, write_budget_json
 from ci.budget.run import baseline_from_ref, check_budget
-from ci.budget.units import signed_mb
 from ci.config import load_config
 from ci.errors import PipelineError
 from ci.paths import REPO_ROOT, BuildPaths
+from ci.units import signed_mb
 
 
 def budget_of(paths: BuildPaths) -> Budget:
@@ -153,12 +153,12 @@ def test_the_baseline_build_gets_this_configuration_with_the_refs_lock(tmp_path:
     derived = _with_layer_lock(REPO_ROOT / "pipeline.toml", lock)
     config = load_config(file=_write(tmp_path / "pipeline.toml", derived))
     original = load_config()
-    assert config.path(config.lock, "layer_lock") == lock
+    assert config.lock.layer_lock == lock
     assert config.build == original.build  # same rules
     assert config.target == original.target
-    assert {k: v for k, v in config.raw.items() if k != "lock"} == {
-        k: v for k, v in original.raw.items() if k != "lock"
-    }
+    # Everything else is the same configuration, read from another file.
+    assert dataclasses.replace(config, file=original.file, lock=original.lock) == original
+    assert dataclasses.replace(config.lock, layer_lock=original.lock.layer_lock) == original.lock
 
     with pytest.raises(PipelineError, match=r"must set lock\.layer_lock exactly once"):
         _with_layer_lock(_write(tmp_path / "bare.toml", "[lock]\n"), lock)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from budget_fixtures import (
 from ci.budget.compute import compute_budget
 from ci.budget.inputs import gather_inputs
 from ci.budget.model import FAIL, PASS, WARN, Budget
+from ci.config_schema import toml_value
 from ci.errors import ConfigError, PipelineError
 from ci.paths import BuildPaths
 from ci.reports import sha256_file
@@ -137,10 +139,12 @@ def test_warning_band(tmp_path: Path) -> None:
     assert budget_for(paths, limit_bytes=used + 1, warn_fraction=0.9).status == WARN
 
 
-@pytest.mark.parametrize("bad", [0, -5, "250MB", 1.5, True, None])
-def test_a_limit_that_is_not_a_positive_integer_is_refused(tmp_path: Path, bad: object) -> None:
+@pytest.mark.parametrize("bad", [0, -5, "250MB", 1.5, True, 262_144_001])
+def test_a_limit_that_is_not_a_positive_integer_within_lambdas_is_refused(tmp_path: Path, bad: object) -> None:
     paths = make_build(tmp_path)
-    with pytest.raises(ConfigError, match=r"budget\.limit_bytes .* is " + repr(bad).replace(".", r"\.")):
+    with pytest.raises(
+        ConfigError, match=r"\[budget\] limit_bytes = " + re.escape(toml_value(bad)) + " is not allowed"
+    ):
         budget_for(paths, limit_bytes=bad)
 
 
@@ -179,9 +183,10 @@ def test_extra_layers_count_against_the_same_limit(tmp_path: Path, repo_root: Pa
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"arn": "not-an-arn", "unzipped_bytes": 5}, "needs arn"),
-        ({"arn": "arn:aws:lambda:us-east-1:1:layer:x:1", "unzipped_bytes": -1}, "unzipped_bytes"),
-        ("arn:aws:lambda:us-east-1:1:layer:x:1", "needs arn"),
+        ({"arn": "not-an-arn", "unzipped_bytes": 5}, r'arn = "not-an-arn" is not allowed'),
+        ({"arn": "arn:aws:lambda:us-east-1:1:layer:x:1", "unzipped_bytes": -1}, "unzipped_bytes = -1 is not allowed"),
+        ({"arn": "arn:aws:lambda:us-east-1:1:layer:x:1"}, "unzipped_bytes is missing"),
+        ("arn:aws:lambda:us-east-1:1:layer:x:1", r"extra_layer_arns\[0\] is .*, not a table"),
     ],
 )
 def test_bad_extra_layer_entries_are_refused(tmp_path: Path, entry: object, message: str) -> None:

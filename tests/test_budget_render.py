@@ -29,6 +29,7 @@ from ci.budget.render_terminal import render_terminal, verdict_message
 from ci.config import load_config
 from ci.paths import BuildPaths
 from ci.reports import sha256_file
+from ci.snapshot import take
 
 HEADLINE = re.compile(
     r"^## (?P<icon>✅|⚠️|❌) Lambda size budget: (?P<status>pass|warn|fail) — (?P<used>[\d,]+) of (?P<limit>[\d,]+) "
@@ -206,9 +207,10 @@ def test_terminal_table_and_budget_json_carry_the_same_figures(paths: BuildPaths
     assert f"{budget.distributions[0].unzipped_bytes:,}" in numpy_line
     assert "1 MB = 1,000,000 bytes" in text
 
-    report = json.loads(write_budget_json(paths, budget).read_text())
+    judged = [take(paths, paths.layer_zip, "layer.zip")]  # what the budget read: only its digest is recorded
+    report = json.loads(write_budget_json(paths, budget, judged).read_text())
     assert (report["format"], report["check"], report["passed"], report["status"]) == (1, "budget", True, "pass")
-    assert report["artifacts"]["layer.zip"] == sha256_file(paths.layer_zip)
+    assert report["artifacts"] == {"layer.zip": sha256_file(paths.layer_zip)} and report["findings"] == []
     assert report["used_bytes"] == budget.used_bytes
     assert report["limit_bytes"] == 262_144_000
     assert report["headroom_bytes"] == 262_144_000 - budget.used_bytes

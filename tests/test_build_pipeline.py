@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def make_project(root: Path, events: list[dict]) -> tuple[Config, BuildPaths]:
     config = load_config(root, overrides={"smoke": {"events": "events"}})
     paths = BuildPaths(build=root / "build", cache=cache)
     paths.model_dir.mkdir(parents=True)
-    paths.model.write_bytes(b"not used by this handler")
+    paths.model.write_bytes(pickle.dumps({"unused": "by this handler"}))  # a pickle the scan accepts
     return config, paths
 
 

@@ -13,6 +13,7 @@ from ci.config import load_config
 from ci.errors import PipelineError
 from ci.layer import install, wheels
 from ci.lock.lockfile import LockFile, Pin
+from ci.lock.tags import target_platforms
 from ci.paths import REPO_ROOT
 
 SIX = REPO_ROOT / "requirements-layer.txt"
@@ -62,7 +63,7 @@ def test_the_layer_lock_refusals_name_line_and_fix(tmp_path: Path, content: str,
 
 
 def test_target_tags_follow_the_runtime_glibc() -> None:
-    platforms = wheels.target_platforms(TARGET)
+    platforms = target_platforms(TARGET)
     assert platforms[0] == f"manylinux_2_26_{TARGET.machine}"
     assert "manylinux2014_x86_64" in platforms and "manylinux_2_28_x86_64" not in platforms
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ci.config import Config
+from ci.deploy.artifacts import hex_to_lambda_sha
 from ci.deploy.aws import Aws
 from ci.deploy.deployer import deploy
 from ci.deploy.stack import read_outputs
@@ -37,12 +38,12 @@ def test_first_deploy_uploads_publishes_checks_then_points_the_alias(aws: Aws, c
     assert outcome.status == "deployed"
     assert [u.uploaded for u in outcome.uploads] == [True, True, True]
     digests = check.build_digests()
-    prefix = config.deploy["key_prefix"]
+    prefix = config.deploy.key_prefix
     assert outcome.uploads[0].key == f"{prefix}/layer/{digests['layer.zip']}.zip"
     head = aws.s3.head_object(Bucket=outcome.uploads[2].bucket, Key=outcome.uploads[2].key, ChecksumMode="ENABLED")
     assert head["ServerSideEncryption"] == "AES256"
-    assert head["Metadata"]["sha256"] == digests["model.joblib"]
-    assert head["ChecksumSHA256"]
+    assert head["ChecksumSHA256"] == hex_to_lambda_sha(digests["model.joblib"])  # S3's own checksum, not metadata
+    assert "sha256" not in head["Metadata"]
 
     layer = aws.lambda_.get_layer_version(
         LayerName=outcome.layer.arn.rpartition(":")[0], VersionNumber=outcome.layer.version
@@ -51,9 +52,9 @@ def test_first_deploy_uploads_publishes_checks_then_points_the_alias(aws: Aws, c
     assert layer["CompatibleArchitectures"] == [config.target.architecture]
     assert digests["layer.zip"] in layer["Description"] and "scikit-learn 1.3.2" in layer["Description"]
 
-    version = aws.lambda_.get_function_configuration(FunctionName=config.function["name"], Qualifier="1")
-    assert version["MemorySize"] == config.function["memory_mb"] and version["Timeout"] == config.function["timeout_s"]
-    assert version["Handler"] == config.function["handler"] and version["Runtime"] == config.target.runtime.name
+    version = aws.lambda_.get_function_configuration(FunctionName=config.function.name, Qualifier="1")
+    assert version["MemorySize"] == config.function.memory_mb and version["Timeout"] == config.function.timeout_s
+    assert version["Handler"] == config.function.handler and version["Runtime"] == config.target.runtime.name
     assert version["Environment"]["Variables"]["MODEL_SHA256"] == digests["model.joblib"]
     assert version["Environment"]["Variables"]["MODEL_S3_URI"] == outcome.uploads[2].uri
     assert [layer["Arn"] for layer in version["Layers"]] == [outcome.layer.arn]
@@ -149,8 +150,8 @@ def test_on_aws_the_check_invokes_the_new_version_number_with_every_event(
         "before-parameter-build.lambda.Invoke", lambda params, **_: qualifiers.append(params["Qualifier"])
     )
     stack = read_outputs(aws, config)
-    version = aws.lambda_.get_function_configuration(FunctionName=config.function["name"], Qualifier=first.version)
-    candidate = Candidate(config.function["name"], first.version, version, stack.bucket, stack.key_prefix)
+    version = aws.lambda_.get_function_configuration(FunctionName=config.function.name, Qualifier=first.version)
+    candidate = Candidate(config.function.name, first.version, version, stack.bucket, stack.key_prefix)
 
     verdict = invoke_check(aws, config, candidate, events)
 

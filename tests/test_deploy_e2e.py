@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 
 from ci.config import Config
+from ci.deploy.artifacts import hex_to_lambda_sha
 from ci.deploy.aws import connect
 from ci.deploy.deployer import deploy
-from ci.deploy.uploads import MULTIPART_CHUNK
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import sha256_file, write_report
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import
-from tests.moto_fixtures import BytesCheck, CallLog, FakeBuild  # noqa: E402
+from tests.moto_fixtures import BytesCheck, CallLog, FakeBuild, judged  # noqa: E402
 
 pytest_plugins = ["tests.moto_fixtures"]
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")]
@@ -47,7 +47,7 @@ def verified_build(built_layer: BuildPaths, tmp_path: Path) -> BuildPaths:
         link(built_layer.report("build"), paths.report("build"))
     fake = FakeBuild(paths)
     fake.pass_checks()
-    write_report(paths, "budget", True, fake.budget_body())
+    write_report(paths, "budget", True, fake.budget_body(), judged=judged(paths, "budget"))
     return paths
 
 
@@ -90,15 +90,16 @@ def test_second_deploy_to_the_same_endpoint_reports_nothing_to_deploy(
     # the first deploy in-process (the smoke harness already ran in the test above), the second as a user would
     aws = connect(config, endpoint_url=moto, static_credentials=("test", "test"))
     calls = CallLog(aws)
+    puts: list[str] = []
+    aws.s3.meta.events.register("before-parameter-build.s3.PutObject", lambda params, **_: puts.append(params["Key"]))
     first = deploy(config, verified_build, aws, verifier=BytesCheck(FakeBuild(verified_build)), log=print)
     assert first.version == "1"
-    # the layer (tens of MB) went up in SHA-256-checksummed parts, never in one request body
-    parts = -(-verified_build.layer_zip.stat().st_size // MULTIPART_CHUNK)
-    assert parts > 1 and calls.calls["s3:UploadPart"] == parts and calls.calls["s3:CreateMultipartUpload"] == 1
-    assert calls.calls["s3:PutObject"] == 2  # function.zip and model.joblib
+    # the layer (tens of MB) went up in one PutObject carrying its SHA-256, so S3 itself checks the bytes
+    assert calls.calls["s3:CreateMultipartUpload"] == 0 and calls.calls["s3:UploadPart"] == 0
+    assert [key for key in puts if "/locks/" not in key] == [u.key for u in first.uploads]
     layer = first.uploads[0]
-    head = aws.s3.head_object(Bucket=layer.bucket, Key=layer.key)
-    assert head["Metadata"]["sha256"] == sha256_file(verified_build.layer_zip)
+    head = aws.s3.head_object(Bucket=layer.bucket, Key=layer.key, ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == hex_to_lambda_sha(sha256_file(verified_build.layer_zip))
 
     second = ci(verified_build, env, "deploy")
     assert second.returncode == 0, second.stdout + second.stderr

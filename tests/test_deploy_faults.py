@@ -23,6 +23,7 @@ from tests.moto_fixtures import (  # noqa: E402
     FakeBuild,
     alias_version,
     deploy_report,
+    judged,
     layer_versions,
 )
 
@@ -49,7 +50,9 @@ def inject(aws: Aws, service: str, operation: str) -> Any:
 
     client = aws.s3 if service == "s3" else aws.lambda_
 
-    def fail(**_: Any) -> None:
+    def fail(params: dict[str, Any], **_: Any) -> None:
+        if "/locks/" in str(params.get("url_path", "")):
+            return  # the deploy lock is not the step under test
         raise EndpointConnectionError(endpoint_url=f"{client.meta.endpoint_url} ({operation}, injected)")
 
     client.meta.events.register(f"before-call.{service}.{operation}", fail)
@@ -119,7 +122,7 @@ def test_rollback_without_history_uses_version_order(aws: Aws, config: Config, b
     deploy(config, build.paths, aws, verifier=check, log=quiet)
     build.make(model="m2")
     deploy(config, build.paths, aws, verifier=check, log=quiet)
-    name, alias = config.function["name"], config.function["alias"]
+    name, alias = config.function.name, config.function.alias
     aws.lambda_.update_alias(FunctionName=name, Name=alias, FunctionVersion="2", Description="set by hand")
 
     assert rollback(config, build.paths, aws, verifier=check, log=quiet).to_version == "1"
@@ -139,8 +142,8 @@ def test_attached_layers_are_checked_against_the_unzipped_limit_before_publishin
     if counted_bytes is not None:
         body["components"].append({"name": "observability", "kind": "extra layer", "source": extra,
                                    "unzipped_bytes": counted_bytes})  # fmt: skip
-    write_report(build.paths, "budget", True, body)
-    name = config.function["name"]
+    write_report(build.paths, "budget", True, body, judged=judged(build.paths, "budget"))
+    name = config.function.name
     published = [v["Version"] for v in aws.lambda_.list_versions_by_function(FunctionName=name)["Versions"]]
 
     with pytest.raises(DeployFailedError) as refused:

@@ -123,7 +123,7 @@ def test_deploy_role_allows_exactly_what_deploy_and_rollback_call(aws: Aws, conf
     build.make(layer="v2", function="0.6", model="m2")
     deploy(config, build.paths, aws, verifier=check, log=lambda _: None)
     deploy(config, build.paths, aws, verifier=check, log=lambda _: None)
-    name, alias = config.function["name"], config.function["alias"]
+    name, alias = config.function.name, config.function.alias
     aws.lambda_.update_alias(FunctionName=name, Name=alias, FunctionVersion="2", Description="")  # no history
     rollback(config, build.paths, aws, verifier=check, log=lambda _: None)
 

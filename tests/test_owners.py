@@ -18,7 +18,7 @@ from ci.abi.check import check_tree
 from ci.budget.compute import compute_budget
 from ci.budget.inputs import gather_inputs
 from ci.config import load_config
-from ci.layer.owners import Owners, canonical, module_stem, top_level_entries
+from ci.site.owners import Owners, canonical, module_stem, top_level_entries
 from ci.smoke.trace import import_trace
 
 EXT = "cpython-311-x86_64-linux-gnu.so"

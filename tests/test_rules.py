@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.errors import ConfigError
-from ci.layer import rules
+from ci.site import rules
 
 TREE = [
     "pkg/__init__.py",
@@ -133,9 +132,3 @@ def test_plan_touches_nothing(site: Path) -> None:
     assert files(site) == before
     assert set(planned) == set().union(*EXPECTED.values())
     assert planned["pkg/core.pyi"] == "stubs"
-
-
-def test_unknown_rule_names_are_a_configuration_error() -> None:
-    with pytest.raises(ConfigError) as info:
-        rules.check_rule_names(["tests", "docz"])
-    assert "docz" in info.value.problem and "strip" in info.value.fix

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -213,7 +214,7 @@ def test_an_http_event_answered_like_a_direct_invocation_is_named(tmp_path: Path
 
 def test_the_command_prints_the_cause_writes_the_report_and_exits_non_zero(tmp_path: Path) -> None:
     model = tmp_path / "model.joblib"
-    model.write_bytes(b"unused")
+    model.write_bytes(pickle.dumps("unused"))
     args = ["--layer", str(layer_zip(tmp_path)), "--model", str(model), "--events", str(tiny_events(tmp_path / "ev"))]
     args += ["--function", str(function_zip(tmp_path, TINY_HANDLER.replace("lambda_handler", "handle")))]
     result = run_cli("-m", "ci", "--build-dir", str(tmp_path / "build"), "smoke", *args, check=False)
@@ -221,8 +222,13 @@ def test_the_command_prints_the_cause_writes_the_report_and_exits_non_zero(tmp_p
     assert "FAILED: init error Runtime.HandlerNotFound: Handler 'lambda_handler' missing on module 'handler.app'" in (
         result.stdout
     )
-    report = json.loads((tmp_path / "build" / "reports" / "smoke.json").read_text())
-    assert report["check"] == "smoke" and report["passed"] is False
+    # Other files than the build's: judged into smoke-adhoc.json, never into the smoke.json deploy trusts.
+    assert not (tmp_path / "build" / "reports" / "smoke.json").exists()
+    report = json.loads((tmp_path / "build" / "reports" / "smoke-adhoc.json").read_text())
+    assert report["check"] == "smoke-adhoc" and report["passed"] is False
     assert report["init"]["error"]["errorType"] == "Runtime.HandlerNotFound"
+    [error] = [f for f in report["findings"] if f["severity"] == "error"]
+    assert error["file"] == "handler/app.py" and error["message"].startswith("init error Runtime.HandlerNotFound")
+    assert set(report["artifacts"]) == {"layer.zip", "function.zip", "model.joblib"}
     # pipeline.toml's smoke.warm_event names a committed event, not one of these: said, not fatal.
     assert any("smoke.warm_event" in warning for warning in report["warnings"])

@@ -123,14 +123,9 @@ def command_problem(line: str, env: dict[str, Any]) -> str | None:
         return "not `make ...`, `python -m ...` or `.venv/bin/python -m ...`"
     module, rest = argv[2], argv[3:]
     if module == "ci":
-        from ci.cli import COMMANDS, build_parser
+        from ci.cli import build_parser
 
-        command = next((arg for arg in rest if arg in COMMANDS), None)
-        if command is None:
-            return f"`python -m ci {' '.join(rest)}` names no command of ci.cli.COMMANDS"
-        if importlib.util.find_spec(f"ci.cmd_{command}") is None:
-            return f"ci/cmd_{command}.py does not exist"
-        return parses(build_parser(command), rest)
+        return parses(build_parser(), rest)
     if module == "ci.github":
         from ci.github.__main__ import build_parser as github_parser
 
@@ -337,7 +332,11 @@ BUILDING = re.compile(r"^(make (train|build|lock|lock-check|pipeline)\b|.*-m (tr
 def test_verify_builds_once_and_uploads_what_every_check_uses() -> None:
     verify = jobs(VERIFY)
     build_commands = commands(verify["build"])
-    assert build_commands == ["make lock-check", "make train", "make build", build_commands[-1]]
+    assert build_commands[:3] == ["make lock-check", "make train", "make build"]
+    assert build_commands[3:] == [
+        ".venv/bin/python -m ci.github summary build/reports/lock.json build/reports/build.json",
+        ".venv/bin/python -m ci.github annotate build/reports",
+    ]
     upload = artifact_steps(verify["build"], "upload-artifact")
     assert len(upload) == 1 and upload[0]["with"]["name"] == "pipeline-build"
     paths = default_paths()
@@ -359,6 +358,9 @@ def test_verify_builds_once_and_uploads_what_every_check_uses() -> None:
         assert [u["with"]["name"] for u in uploads] == [f"report-{check}"]
         assert uploads[0]["if"] == "${{ !cancelled() }}", "reports are uploaded even when the check fails"
         assert any("ci.github annotate" in c and f"--check {check}" in c for c in commands(job))
+        summaries = [s for s in job["steps"] if "ci.github summary" in str(s.get("run", ""))]
+        assert summaries and summaries[0]["if"] == "${{ !cancelled() }}", f"{check} writes no job summary"
+        assert f"build/reports/{check}." in summaries[0]["run"], f"{check}'s summary is not its own report"
 
 
 def test_budget_compares_with_the_base_branch_and_shows_the_summary() -> None:
@@ -489,6 +491,14 @@ def test_a_commit_that_is_no_longer_the_tip_of_main_is_not_deployed() -> None:
     assert "fresh" not in upstream(deploy_jobs, "rollback"), "a rollback goes back on purpose"
 
 
+def test_the_deploy_job_checks_out_the_history_the_order_check_needs() -> None:
+    """`ci deploy` refuses an ancestor of the live commit; a depth-1 clone cannot prove the order."""
+    (checkout,) = [
+        step for step in jobs(DEPLOY)["deploy"]["steps"] if str(step.get("uses", "")).startswith("actions/checkout@")
+    ]
+    assert checkout["with"]["fetch-depth"] == 0
+
+
 def test_the_whole_deploy_run_is_one_queue_that_is_never_cancelled() -> None:
     workflow = load(DEPLOY)
     assert workflow["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}
@@ -585,7 +595,7 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
     steps = action["runs"]["steps"]
     python = next(s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@"))
     assert python["with"]["python-version"] == config.target.runtime.python
-    locks = [config.lock[key] for key in ("dev_lock", "layer_lock", "training_lock")]
+    locks = [config.value("lock", key) for key in ("dev_lock", "layer_lock", "training_lock")]
     caches = [s for s in steps if str(s.get("uses", "")).startswith("actions/cache")]
     assert len(caches) == 2  # save (build job) / restore-only (the others)
     for cache in caches:
@@ -610,7 +620,7 @@ def test_dependabot_watches_every_lock_directory_and_the_actions() -> None:
     assert updates.keys() == {"pip", "github-actions"}
     lock_dirs = set()
     for key in ("layer_lock", "training_lock", "dev_lock"):
-        parent = Path(config.lock[key]).parent.as_posix()
+        parent = Path(str(config.value("lock", key))).parent.as_posix()
         lock_dirs.add("/" if parent == "." else f"/{parent}")
     assert set(updates["pip"]["directories"]) == lock_dirs
     assert {"/", "/.github/actions/setup"} <= set(updates["github-actions"]["directories"])

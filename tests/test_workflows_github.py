@@ -1,5 +1,5 @@
 """`python -m ci.github`: the sticky comment, the deploy guards and the OIDC subject over real HTTP,
-annotations from real reports, the gate.
+workflow-command escaping, the gate.
 
 GitHub is unreachable here, so the commands talk to a small fake of the REST API on 127.0.0.1
 (comments with Link pagination, update, create; a branch's ref; the OIDC subject template; token
@@ -24,15 +24,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from ci.abi.check import AbiScan, Violation
-from ci.budget.model import Budget, Bytecode, Component, Group, Suggestion
-from ci.budget.render_json import write_budget_json
 from ci.config import load_config
-from ci.github.annotate import annotations_for_reports, lock_line
 from ci.github.comment import MAX_BODY_CHARS, sticky_body
 from ci.github.workflow_commands import Annotation
-from ci.paths import REPO_ROOT, BuildPaths
-from ci.reports import write_report
+from ci.paths import REPO_ROOT
 
 TOKEN = "ghs_test_token"
 READ_ONLY_TOKEN = "ghs_read_only"
@@ -334,85 +329,7 @@ def test_an_oversized_report_is_cut_to_what_github_accepts() -> None:
     assert body.startswith(MARKER) and "truncated" in body
 
 
-# --- annotations from the checks' real report writers -------------------------------------------
-
-
-def budget_over_limit(limit: int) -> Budget:
-    return Budget(
-        limit_bytes=limit,
-        warn_fraction=0.9,
-        components=[Component("layer", "layer", "build/layer.zip", 300, 120, 3)],
-        distributions=[Group("scipy", 200, 80, 2, "1.16.3"), Group("numpy", 100, 40, 1, "1.26.4")],
-        categories=[],
-        rules=[],
-        largest_files=[],
-        largest_directories=[],
-        bytecode=Bytecode(None, 0, 0, 0),
-        imports=None,
-        lock={},
-        suggestions=[Suggestion("drop scipy's tests/ directories", 40)],
-    )
-
-
-def test_annotations_point_at_the_file_to_fix(tmp_path: Path) -> None:
-    paths = BuildPaths(build=tmp_path / "build", cache=tmp_path / "cache")
-    write_budget_json(paths, budget_over_limit(limit=250))
-    scan = AbiScan(
-        violations=[
-            Violation("python/numpy/core/_a.so", "numpy", "glibc", "needs GLIBC_2.28 > 2.26"),
-            Violation("python/numpy/core/_b.so", "numpy", "glibc", "needs GLIBC_2.28 > 2.26"),
-            Violation("python/x.dll", None, "foreign-binary", "a Windows DLL"),
-        ]
-    )
-    write_report(paths, "abi", scan.passed, scan.to_dict())
-    write_report(paths, "smoke", False, {"failures": ["event api_v2: expected status 200, got 500\nTraceback"]})
-    write_report(paths, "pins", True, {})
-    events = tmp_path / "tests" / "events"
-    events.mkdir(parents=True)
-    (events / "api_v2.json").write_text("{}")
-    lock = tmp_path / "requirements-layer.txt"
-    lock.write_text((REPO_ROOT / "requirements-layer.txt").read_text())
-
-    found = annotations_for_reports(paths.reports, tmp_path)
-    by_title = {a.title: a for a in found}
-
-    budget = by_title["Lambda size budget exceeded"]
-    assert budget.level == "error"
-    assert budget.message.startswith("unzipped size 300 bytes exceeds the 250-byte limit by 50 bytes")
-    assert "scipy" in budget.message and "drop scipy's tests/" in budget.message
-    assert budget.file == "requirements.in"
-
-    numpy = by_title["ABI: numpy"]
-    assert numpy.file == "requirements-layer.txt"
-    assert numpy.line is not None and numpy.line == lock_line(lock, "numpy")
-    assert lock.read_text().splitlines()[numpy.line - 1].startswith("numpy==")
-    assert numpy.message.startswith("2 file(s) will not load")
-    assert by_title["ABI: file of no known distribution"].line is None
-
-    smoke = by_title["Smoke invocation failed"]
-    assert smoke.file == "tests/events/api_v2.json"
-    assert smoke.render().endswith("::event api_v2: expected status 200, got 500%0ATraceback")
-    assert not [a for a in found if "pins" in (a.title or "")], "a passing report gives no annotation"
-
-
-def test_a_budget_in_the_warning_band_is_a_warning(tmp_path: Path) -> None:
-    paths = BuildPaths(build=tmp_path / "build", cache=tmp_path / "cache")
-    write_budget_json(paths, budget_over_limit(limit=320))  # 300 of 320: 93.75%
-    [warning] = annotations_for_reports(paths.reports, REPO_ROOT, ["budget"])
-    assert warning.level == "warning" and "93.75%" in warning.message
-
-
-def test_annotate_command_prints_workflow_commands(tmp_path: Path) -> None:
-    reports = tmp_path / "reports"
-    reports.mkdir()
-    (reports / "pins.json").write_text(
-        json.dumps({"format": 1, "check": "pins", "passed": False, "failures": ["scikit-learn 1.3.2 != 1.5.0"]})
-    )
-    result = ci_github("annotate", str(reports), "--check", "pins", "smoke", env={})
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert "::error file=training/requirements.txt,title=pins check failed::scikit-learn 1.3.2 != 1.5.0" in lines
-    assert any(line.startswith("::error file=handler/app.py,title=smoke check did not finish::") for line in lines)
+# --- annotations (the report contract's side: tests/test_github_annotate.py) ------------------
 
 
 def test_annotation_properties_are_escaped() -> None:
@@ -463,7 +380,7 @@ def test_config_exposes_pipeline_values_as_step_outputs(tmp_path: Path) -> None:
     out = tmp_path / "output"
     result = ci_github("config", "region=deploy.region", env={"GITHUB_OUTPUT": str(out)})
     assert result.returncode == 0, result.stderr
-    assert out.read_text() == f"region={load_config().deploy['region']}\n"
+    assert out.read_text() == f"region={load_config().deploy.region}\n"
     bad = ci_github("config", "region=deploy.nowhere", env={"GITHUB_OUTPUT": str(out)})
     assert bad.returncode == 1 and "does not name a pipeline.toml value" in bad.stderr
 

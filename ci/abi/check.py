@@ -6,7 +6,6 @@ report (ELF count, the newest GLIBC needed overall and per distribution).
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,8 +23,8 @@ from ci.abi.elf import (
 )
 from ci.abi.foreign import HEADER_BYTES, foreign_kind
 from ci.config import Target
-from ci.layer.owners import Owners
-from ci.layer.tree import in_vendored_libs
+from ci.site.owners import Owners
+from ci.site.tree import in_vendored_libs, walk_files
 
 # An extension module's filename tag: name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
 TAGGED_EXTENSION = re.compile(r"\.((?:cpython|pypy|graalpy)[^.]*|abi3|cp\d+[^.]*)\.(so|pyd)$")
@@ -78,7 +77,7 @@ def check_tree(root: Path, target: Target) -> list[Violation]:
 def scan_tree(root: Path, target: Target) -> AbiScan:
     owners = Owners.of_tree(root)
     scan = AbiScan()
-    for path in _files(root):
+    for path in walk_files(root):
         rel = path.relative_to(root).as_posix()
         scan.files += 1
         with path.open("rb") as handle:
@@ -116,17 +115,6 @@ def scan_tree(root: Path, target: Target) -> AbiScan:
         except ElfReadError as exc:
             report("unreadable-elf", f"cannot be read as ELF ({exc})")
     return scan
-
-
-def _files(root: Path) -> list[Path]:
-    found = []
-    for current, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(current) / name
-            if path.is_file() and not path.is_symlink():
-                found.append(path)
-    return found
 
 
 def _runtime(target: Target) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ci.abi.check import AbiScan
 from ci.abi.elf import version_text
 from ci.config import Target
+from ci.tables import text_table
 
 
 def render_table(scan: AbiScan, target: Target, source: str) -> str:
@@ -20,12 +21,7 @@ def render_table(scan: AbiScan, target: Target, source: str) -> str:
     if not scan.violations:
         lines.append("  no violations")
         return "\n".join(lines)
-    rows = [("RULE", "DISTRIBUTION", "FILE", "PROBLEM")]
-    rows += [(v.rule, v.distribution or "?", v.path, v.message) for v in scan.violations]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    rows = [(v.rule, v.distribution or "?", v.path, v.message) for v in scan.violations]
     lines.append(f"  {len(scan.violations)} violation(s):")
-    for row in rows:
-        lines.append(
-            "  " + "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
-        )
+    lines.append(text_table(("RULE", "DISTRIBUTION", "FILE", "PROBLEM"), rows, indent="  ", rule=False))
     return "\n".join(lines)

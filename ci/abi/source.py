@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ci.errors import PipelineError
+from ci.zipsafe import open_zip
 
 
 @contextmanager
 def unpacked(layer_zip: Path) -> Iterator[Path]:
     """The zip's contents in a temporary directory, removed afterwards (the zip is what ships)."""
-    if not layer_zip.is_file():
-        raise PipelineError(f"{layer_zip} not found", "run `python -m ci build` first, or pass --tree DIR")
-    try:
-        archive = zipfile.ZipFile(layer_zip)
-    except zipfile.BadZipFile as exc:
-        raise PipelineError(f"{layer_zip} is not a zip file ({exc})", "rebuild it: `python -m ci build`") from exc
-    with archive, tempfile.TemporaryDirectory(prefix="abi-") as tmp:
+    fix = "rebuild it with `python -m ci build`, or pass --tree DIR"
+    with open_zip(layer_zip, fix) as archive, tempfile.TemporaryDirectory(prefix="abi-") as tmp:
         root = Path(tmp)
-        for member in archive.infolist():
-            destination = (root / member.filename).resolve()
-            if not destination.is_relative_to(root.resolve()):
-                raise PipelineError(f"{layer_zip} has an entry outside the tree: {member.filename}", "rebuild it")
-        archive.extractall(root)
+        archive.extract_all(root)  # refused entries and bad CRCs stop here, naming the entry
         yield root

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ci.errors import PipelineError
 from ci.isolated import isolated_command, isolated_env
+from ci.pins.guard import require_safe_model
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,16 @@ def measure_cold_start(
     model_sha256: str,
     handler: str,
     runs: int = 5,
+    layer_lock: Path | None = None,
 ) -> ColdStart:
     """Median wall time of `runs` fresh processes importing the handler module (model load included)."""
+    # Each run unpickles the model: refuse it as `ci pins` would, and load only the bytes scanned.
+    scanned = require_safe_model(model, layer_lock)
+    if scanned != model_sha256:
+        raise PipelineError(
+            f"{model} has sha256 {scanned}, not the {model_sha256} it is measured for: it changed meanwhile",
+            "rerun the benchmark on a build nobody is rewriting",
+        )
     module = handler.rsplit(".", 1)[0]
     sys_path = [function_dir, layer_dir / "python"]
     env = isolated_env(

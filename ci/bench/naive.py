@@ -1,18 +1,17 @@
 """The baseline everyone starts from: `pip install --platform ... --only-binary=:all: --no-compile
---target` of the same lock, with no pruning and no bytecode — what SAM, Chalice, pip and uv produce."""
+--target` of the same lock (ci.pip: the target's wheels from the configured index), with no pruning
+and no bytecode — what SAM, Chalice, pip and uv produce."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci.config import Config
 from ci.errors import PipelineError
-from ci.lock.tags import target_platforms
+from ci.pip import run_pip
 
 
 @dataclass(frozen=True)
@@ -26,37 +25,12 @@ def build_naive(config: Config, out: Path, pip_cache: Path) -> NaiveBuild:
     if out.exists():
         shutil.rmtree(out)
     target = out / "python"
-    lock = config.path(config.lock, "layer_lock")
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--isolated",
-        "--index-url",
-        str(config.lock.get("index_url", "https://pypi.org/simple")),
-        "--cache-dir",
-        str(pip_cache),
-        *[arg for tag in target_platforms(config.target) for arg in ("--platform", tag)],
-        "--implementation",
-        "cp",
-        "--python-version",
-        config.target.runtime.python,
-        "--abi",
-        config.target.runtime.python_tag,
-        "--only-binary=:all:",
-        "--no-compile",
-        "--no-deps",
-        "--require-hashes",
-        "--target",
-        str(target),
-        "-r",
-        str(lock),
-    ]
+    lock = config.lock.layer_lock
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    result = run_pip(
+        "install", config.target, config.lock.index_url, "--cache-dir", str(pip_cache),
+        "--no-compile", "--no-deps", "--require-hashes", "--target", str(target), "-r", str(lock),
+    )  # fmt: skip
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise PipelineError(

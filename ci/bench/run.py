@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import time
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ from ci.errors import PipelineError
 from ci.isolated import target_python
 from ci.paths import BuildPaths
 from ci.reports import sha256_file
-
-MB = 1_000_000
+from ci.units import MB, as_mb
+from ci.zipsafe import open_zip
 
 
 @dataclass(frozen=True)
@@ -49,9 +48,9 @@ def _with_model(variant: BuildPaths, model: Path) -> None:
 def _build_ours(config: Config, variant: BuildPaths, compact: bool) -> float:
     from ci.layer.build import build_layer
 
-    build = dict(config.build)
-    if compact:
-        build.update(sourceless=True, prune_unimported=True, bytecode="runtime")
+    build = (
+        replace(config.build, sourceless=True, prune_unimported=True, bytecode="runtime") if compact else config.build
+    )
     started = time.perf_counter()
     build_layer(replace(config, build=build), variant, log=lambda line: None)
     return time.perf_counter() - started
@@ -70,14 +69,14 @@ def _build_naive(config: Config, variant: BuildPaths, function_zip: Path) -> flo
 def _unpack(zip_path: Path, into: Path) -> Path:
     if into.exists():
         shutil.rmtree(into)
-    with zipfile.ZipFile(zip_path) as archive:
-        archive.extractall(into)
+    with open_zip(zip_path, "rebuild it: `make bench`") as archive:
+        archive.extract_all(into)
     return into
 
 
 def _sizes(zip_path: Path) -> dict[str, int]:
-    with zipfile.ZipFile(zip_path) as archive:
-        infos = archive.infolist()
+    with open_zip(zip_path, "rebuild it: `make bench`") as archive:
+        infos = archive.infos
     return {
         "unzipped_bytes": sum(info.file_size for info in infos),
         "zipped_bytes": zip_path.stat().st_size,
@@ -101,8 +100,9 @@ def measure_variant(config: Config, variant: BuildPaths, build_s: float, runs: i
         _unpack(variant.layer_zip, unpacked / "opt"),
         variant.model,
         sha256_file(variant.model),
-        str(config.function["handler"]),
+        config.function.handler,
         runs=runs,
+        layer_lock=config.lock.layer_lock,
     )
     shutil.rmtree(unpacked)
     report = smoke.report
@@ -159,8 +159,8 @@ def check_targets(results: dict[str, dict[str, Any]], targets: Targets) -> list[
         ratio = variant["cold_start_s"]["median"] / naive_cold
         checks += [
             {
-                "target": f"{name}: unzipped <= {limit / MB:.0f} MB",
-                "value": f"{variant['unzipped_bytes'] / MB:.1f} MB",
+                "target": f"{name}: unzipped <= {as_mb(limit, digits=0)}",
+                "value": as_mb(variant["unzipped_bytes"]),
                 "met": variant["unzipped_bytes"] <= limit,
             },
             {

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-MB = 1_000_000
+from ci.tables import text_table
+from ci.units import as_mb
+
 ROWS: list[tuple[str, str, str]] = [
     # (label, key, format)
     ("unzipped (function + layer)", "unzipped_bytes", "mb"),
@@ -30,7 +32,7 @@ def _fmt(value: float | None, kind: str) -> str:
     if value is None:
         return "n/a"
     return {
-        "mb": f"{value / MB:,.1f} MB",
+        "mb": as_mb(value),
         "s": f"{value:.2f} s",
         "ms": f"{value:.2f} ms",
         "mbr": f"{value:,.0f} MB",
@@ -46,10 +48,7 @@ def render_table(result: dict[str, Any]) -> str:
         values = [_get(variants[name], key) for name in names]
         ratios = [f"{value / values[0]:.2f}x" if value is not None and values[0] else "n/a" for value in values[1:]]
         rows.append([label, *(_fmt(v, kind) for v in values), *ratios])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
-             for row in rows]  # fmt: skip
-    lines.insert(1, "-" * len(lines[0]))
+    lines = text_table(rows[0], rows[1:], numeric_from=1).splitlines()
     lines.append("")
     lines.append(f"MB = 1,000,000 bytes. Cold start: median of {result['runs']} fresh isolated interpreters.")
     lines.append("")

@@ -2,19 +2,19 @@
 
 The build's report maps each first path component under python/ to its distribution
 ("top_level"); the layer's own *.dist-info (RECORD, top_level.txt) fill any gap, so the budget
-still attributes files in a layer it did not build (a baseline, a test zip). ci.layer.owners
+still attributes files in a layer it did not build (a baseline, a test zip). ci.site.owners
 weighs that evidence, as for every other report.
 """
 
 from __future__ import annotations
 
 import re
-import zipfile
 from collections.abc import Mapping, Sequence
 
 from ci.budget.zips import ZipContents
-from ci.layer.owners import Owners, canonical
-from ci.layer.tree import in_vendored_libs
+from ci.site.owners import Owners, canonical
+from ci.site.tree import in_vendored_libs
+from ci.zipsafe import open_zip
 
 LAYER_PREFIX = "python/"
 UNATTRIBUTED = "(unattributed)"
@@ -50,7 +50,7 @@ def category(path: str) -> str:
 class Attributor:
     """Maps layer paths to distribution names (as the build report spells them when it can).
 
-    The evidence and its precedence are ci.layer.owners'; this adds the budget's spelling of a
+    The evidence and its precedence are ci.site.owners'; this adds the budget's spelling of a
     name and "(unattributed)" for a file no evidence claims.
     """
 
@@ -58,7 +58,7 @@ class Attributor:
         self, layer: ZipContents, top_level: Mapping[str, str] | None = None, names: Sequence[str] = ()
     ) -> None:
         self._display: dict[str, str] = {canonical(name): name for name in names}
-        with zipfile.ZipFile(layer.path) as archive:  # one opening for every metadata file read
+        with open_zip(layer.path, "rebuild it: `python -m ci build`") as archive:  # one opening for every read
             self._owners = Owners.of_entries(
                 [entry.path for entry in layer.entries], archive.read, top_level=top_level, names=names
             )

@@ -27,8 +27,8 @@ from ci.budget.model import (
     RuleRemoval,
     Suggestion,
 )
-from ci.budget.units import as_mb
 from ci.budget.zips import Entry, ZipContents
+from ci.units import as_mb
 
 LARGEST_FILES = 15
 LARGEST_DIRECTORIES = 10

@@ -16,9 +16,11 @@ from typing import Any
 from ci.budget.compute import BudgetInputs, DeclaredLayer, ImportTrace
 from ci.budget.model import TRACE_BUILD, TRACE_SMOKE
 from ci.budget.zips import ZipContents, read_zip
-from ci.config import CONFIG_FILE, Config, positive_int
+from ci.config import Config
+from ci.config_sections import LAMBDA_UNZIPPED_LIMIT
 from ci.errors import ConfigError, PipelineError
-from ci.paths import BuildPaths
+from ci.lock.files import display_path
+from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import sha256_file
 
 BUILD_FIX = "run `python -m ci build` first (it writes layer.zip, function.zip and reports/build.json)"
@@ -30,19 +32,23 @@ def gather_inputs(
     limit_bytes: int | None = None,
     lock_file: Path | None = None,
     function_zip: Path | None = None,
+    layer_zip: Path | None = None,
 ) -> BudgetInputs:
-    layer = read_zip(paths.layer_zip, "layer.zip", "layer", BUILD_FIX)
+    """`layer_zip`/`function_zip`: the snapshots to read instead of the build tree's files."""
+    layer = read_zip(layer_zip or paths.layer_zip, "layer.zip", "layer", BUILD_FIX, shown=paths.layer_zip)
     build_report = read_json(paths.report("build"), BUILD_FIX, required=False) or {}
     built_from = build_report.get("lock")
     if isinstance(built_from, dict) and isinstance(built_from.get("sha256"), str):
         lock = {"path": str(built_from.get("path", "")), "sha256": built_from["sha256"]}  # what the layer holds
     else:
-        lock = lock_identity(lock_file or config.path(config.lock, "layer_lock"), config.root)
+        lock = lock_identity(lock_file or config.lock.layer_lock, config.root)
     return BudgetInputs(
-        function=read_zip(function_zip or paths.function_zip, "function.zip", "function", BUILD_FIX),
+        function=read_zip(
+            function_zip or paths.function_zip, "function.zip", "function", BUILD_FIX, shown=paths.function_zip
+        ),
         layer=layer,
-        limit_bytes=config.limit_bytes if limit_bytes is None else _limit_override(limit_bytes),
-        warn_fraction=config.warn_fraction,
+        limit_bytes=config.budget.limit_bytes if limit_bytes is None else _limit_override(limit_bytes),
+        warn_fraction=config.budget.warn_fraction,
         build_report=build_report,
         extra_zips=extra_layer_zips(config),
         extra_arns=extra_layer_arns(config),
@@ -58,7 +64,7 @@ def built_compact(build_report: dict[str, Any], config: Config) -> bool:
     if build_report:
         sourceless = bool((build_report.get("bytecode") or {}).get("sourceless"))
         return sourceless and "unimported" in (build_report.get("rules") or {})
-    return bool(config.build.get("sourceless")) and bool(config.build.get("prune_unimported"))
+    return config.build.sourceless and config.build.prune_unimported
 
 
 def read_json(path: Path, fix: str, required: bool = True, what: str = "") -> dict[str, Any] | None:
@@ -77,34 +83,15 @@ def read_json(path: Path, fix: str, required: bool = True, what: str = "") -> di
 
 
 def extra_layer_zips(config: Config) -> tuple[ZipContents, ...]:
-    listed = config.budget.get("extra_layer_zips", [])
-    if not isinstance(listed, list) or not all(isinstance(item, str) for item in listed):
-        raise ConfigError(
-            f"budget.extra_layer_zips in {CONFIG_FILE} is {listed!r}: it must be a list of paths",
-            'write e.g. extra_layer_zips = ["vendor/otel-layer.zip"]',
-        )
-    fix = f"fix the path in budget.extra_layer_zips of {CONFIG_FILE} (paths are relative to the repository)"
-    return tuple(read_zip(config.root / item, Path(item).name, "extra layer", fix) for item in listed)
+    fix = f"fix the path in budget.extra_layer_zips of {config.file} (paths are relative to the repository)"
+    return tuple(read_zip(path, path.name, "extra layer", fix) for path in config.budget.extra_layer_zips)
 
 
 def extra_layer_arns(config: Config) -> tuple[DeclaredLayer, ...]:
     """Layers attached by ARN, each with the unzipped size Lambda will count for it (not measurable here)."""
-    listed = config.budget.get("extra_layer_arns", [])
-    example = (
-        'write extra_layer_arns = [{ arn = "arn:aws:lambda:us-east-1:123456789012:layer:NAME:3", '
-        "unzipped_bytes = 12345678 }]"
+    return tuple(
+        DeclaredLayer(arn=entry.arn, unzipped_bytes=entry.unzipped_bytes) for entry in config.budget.extra_layer_arns
     )
-    if not isinstance(listed, list):
-        raise ConfigError(f"budget.extra_layer_arns in {CONFIG_FILE} is {listed!r}: it must be a list", example)
-    layers = []
-    for index, item in enumerate(listed):
-        name = f"budget.extra_layer_arns[{index}]"
-        arn = item.get("arn") if isinstance(item, dict) else None
-        if not isinstance(arn, str) or not arn.startswith("arn:") or ":layer:" not in arn:
-            raise ConfigError(f"{name} in {CONFIG_FILE} is {item!r}: it needs arn = the layer version's ARN", example)
-        size = positive_int(item.get("unzipped_bytes"), f"{name}.unzipped_bytes")
-        layers.append(DeclaredLayer(arn=arn, unzipped_bytes=size))
-    return tuple(layers)
 
 
 def import_trace(paths: BuildPaths, layer: ZipContents, build_report: Mapping[str, Any]) -> ImportTrace | None:
@@ -125,7 +112,7 @@ def smoke_trace(paths: BuildPaths, layer_sha: str) -> ImportTrace | None:
         return None
     recorded = (report or {}).get("artifacts", {}).get("layer.zip")
     return ImportTrace(
-        report=str(report_path),
+        report=display_path(report_path, REPO_ROOT),
         same_layer=recorded == layer_sha,
         files=[str(path) for path in trace.get("files") or []],
         distributions={str(k): dict(v) for k, v in (trace.get("distributions") or {}).items()},
@@ -145,7 +132,7 @@ def build_trace(paths: BuildPaths, build_report: Mapping[str, Any], layer_sha: s
         return None
     distributions = trace.get("distributions")
     return ImportTrace(
-        report=str(paths.report("build")),
+        report=display_path(paths.report("build"), REPO_ROOT),
         same_layer=True,
         files=[str(path) for path in traced],
         distributions={str(k): dict(v) for k, v in distributions.items()} if isinstance(distributions, dict) else {},
@@ -161,9 +148,9 @@ def lock_identity(lock_file: Path, root: Path) -> dict[str, str]:
 
 
 def _limit_override(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= LAMBDA_UNZIPPED_LIMIT:
         raise ConfigError(
-            f"--limit-bytes {value!r} is not a positive integer",
+            f"--limit-bytes {value!r} is not a positive integer up to Lambda's {LAMBDA_UNZIPPED_LIMIT:,}",
             "give the limit in bytes, e.g. --limit-bytes 262144000 (Lambda's unzipped limit)",
         )
     return value

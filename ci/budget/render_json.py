@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ci.budget.model import Budget
-from ci.budget.units import UNITS_NOTE
+from ci.budget.model import FAIL, WARN, Budget
+from ci.budget.render_terminal import verdict_message
 from ci.paths import BuildPaths
-from ci.reports import write_report
+from ci.reports import Finding, write_report
+from ci.snapshot import Snapshot
+from ci.units import UNITS_NOTE
+
+CAUSE_FILE = "requirements.in"  # where the layer's contents are chosen
 
 
 def budget_to_dict(budget: Budget) -> dict[str, Any]:
@@ -61,5 +66,20 @@ def budget_to_dict(budget: Budget) -> dict[str, Any]:
     }
 
 
-def write_budget_json(paths: BuildPaths, budget: Budget) -> Path:
-    return write_report(paths, "budget", budget.passed, budget_to_dict(budget))
+def budget_findings(budget: Budget) -> list[Finding]:
+    """A failure (or the warning band) on requirements.in, where the layer's contents are chosen."""
+    message = verdict_message(budget)
+    if budget.status == FAIL:
+        fixes = "; ".join(s.action for s in budget.suggestions[:3])
+        fix = f"remove or replace what is largest in {CAUSE_FILE}" + (f": {fixes}" if fixes else "")
+        return [Finding("budget", "error", message or "the size budget failed", fix, CAUSE_FILE)]
+    if budget.status == WARN and message:
+        return [Finding("budget", "warning", message, "leave room: see the suggestions in budget.md", CAUSE_FILE)]
+    return []
+
+
+def write_budget_json(paths: BuildPaths, budget: Budget, judged: Iterable[Snapshot] = ()) -> Path:
+    """`judged`: the snapshots of layer.zip and function.zip the budget was computed from."""
+    return write_report(
+        paths, "budget", budget.passed, budget_to_dict(budget), findings=budget_findings(budget), judged=judged
+    )

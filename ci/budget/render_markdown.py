@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ci.budget.distribution_rows import DistributionRow, distribution_rows
 from ci.budget.model import FAIL, PASS, WARN, Budget
 from ci.budget.render_terminal import bytecode_line, verdict_message
-from ci.budget.units import MB, as_bytes, as_mb, signed_bytes, signed_mb
+from ci.units import MB, as_bytes, as_mb, mb_cell, signed_bytes, signed_mb
 
 ICONS = {PASS: "✅", WARN: "⚠️", FAIL: "❌"}
 PIE_SLICES = 6  # distributions named in the chart; the rest is one slice, so the chart stays legible
@@ -29,10 +30,6 @@ def md_table(
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def _mb(value: int | None) -> str:
-    return "" if value is None else f"{value / MB:,.1f}"
 
 
 def headline(budget: Budget) -> str:
@@ -79,10 +76,10 @@ def render_markdown(budget: Budget) -> str:
     comparison = budget.comparison
     out = [headline(budget), ""]
     summary_rows: list[Sequence[object]] = [
-        ("Used (function + layers, unzipped)", as_bytes(budget.used_bytes), _mb(budget.used_bytes)),
-        ("Limit", as_bytes(budget.limit_bytes), _mb(budget.limit_bytes)),
-        ("Headroom", as_bytes(budget.headroom_bytes), _mb(budget.headroom_bytes)),
-        (f"Warning from {budget.warn_fraction:.0%}", as_bytes(budget.warn_bytes), _mb(budget.warn_bytes)),
+        ("Used (function + layers, unzipped)", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes)),
+        ("Limit", as_bytes(budget.limit_bytes), mb_cell(budget.limit_bytes)),
+        ("Headroom", as_bytes(budget.headroom_bytes), mb_cell(budget.headroom_bytes)),
+        (f"Warning from {budget.warn_fraction:.0%}", as_bytes(budget.warn_bytes), mb_cell(budget.warn_bytes)),
     ]
     if comparison:
         summary_rows.append(
@@ -103,7 +100,14 @@ def render_markdown(budget: Budget) -> str:
         md_table(
             ["Part", "Kind", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"],
             [
-                (c.name, c.kind, as_bytes(c.unzipped_bytes), _mb(c.unzipped_bytes), _mb(c.zipped_bytes), c.files)
+                (
+                    c.name,
+                    c.kind,
+                    as_bytes(c.unzipped_bytes),
+                    mb_cell(c.unzipped_bytes),
+                    mb_cell(c.zipped_bytes),
+                    c.files,
+                )
                 for c in budget.components
             ],
             numeric_from=2,
@@ -146,8 +150,8 @@ def render_markdown(budget: Budget) -> str:
                 (
                     g.name,
                     as_bytes(g.unzipped_bytes),
-                    _mb(g.unzipped_bytes),
-                    _mb(g.zipped_bytes),
+                    mb_cell(g.unzipped_bytes),
+                    mb_cell(g.zipped_bytes),
                     g.files,
                     f"{100 * g.unzipped_bytes / budget.used_bytes:.1f}%" if budget.used_bytes else "",
                 )
@@ -167,7 +171,7 @@ def render_markdown(budget: Budget) -> str:
             md_table(
                 ["Rule", "Files", "Bytes", "MB", "For example"],
                 [
-                    (r.name, r.files, as_bytes(r.bytes), _mb(r.bytes), ", ".join(f"`{p}`" for p in r.paths[:2]))
+                    (r.name, r.files, as_bytes(r.bytes), mb_cell(r.bytes), ", ".join(f"`{p}`" for p in r.paths[:2]))
                     for r in budget.rules
                 ],
                 text_after=4,
@@ -187,8 +191,8 @@ def render_markdown(budget: Budget) -> str:
                     f.distribution,
                     f.category,
                     as_bytes(f.unzipped_bytes),
-                    _mb(f.unzipped_bytes),
-                    _mb(f.zipped_bytes),
+                    mb_cell(f.unzipped_bytes),
+                    mb_cell(f.zipped_bytes),
                 )
                 for f in budget.largest_files
             ],
@@ -204,33 +208,25 @@ def render_markdown(budget: Budget) -> str:
 
 def _distribution_table(budget: Budget) -> str:
     comparison = budget.comparison
-    deltas = {row.name: row for row in comparison.distributions} if comparison else {}
     headers = ["Distribution", "Version", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"]
     if comparison:
         headers.append(f"vs {comparison.label}")
     rows: list[Sequence[object]] = []
-    for g in budget.distributions:
-        row: list[object] = [
-            g.name,
-            g.version or "",
-            as_bytes(g.unzipped_bytes),
-            _mb(g.unzipped_bytes),
-            _mb(g.zipped_bytes),
-            g.files,
-        ]
+    for dist in distribution_rows(budget):
+        row = dist.cells()
         if comparison:
-            delta = deltas.get(g.name)
-            row.append(
-                "" if delta is None else ("**added**" if delta.status == "added" else signed_mb(delta.delta_bytes))
-            )
+            row.append(_md_delta(dist))
         rows.append(row)
-    if comparison:
-        rows += [
-            (row.name, row.before_version or "", "0", "0.0", "", 0, f"**removed** {signed_mb(row.delta_bytes)}")
-            for row in comparison.distributions
-            if row.status == "removed"
-        ]
     return md_table(headers, rows, numeric_from=2)
+
+
+def _md_delta(dist: DistributionRow) -> str:
+    delta = dist.delta
+    if delta is None:
+        return ""
+    if dist.removed:
+        return f"**removed** {signed_mb(delta.delta_bytes)}"
+    return "**added**" if delta.status == "added" else signed_mb(delta.delta_bytes)
 
 
 def _change(status: str, before: str | None, after: str | None) -> str:
@@ -287,7 +283,7 @@ def _imports_section(budget: Budget) -> list[str]:
             md_table(
                 ["Folder", "Unzipped bytes", "Unzipped MB", "Files"],
                 [
-                    (f"`python/{g.name}`", as_bytes(g.unzipped_bytes), _mb(g.unzipped_bytes), g.files)
+                    (f"`python/{g.name}`", as_bytes(g.unzipped_bytes), mb_cell(g.unzipped_bytes), g.files)
                     for g in imports.unimported_directories
                 ],
             ),

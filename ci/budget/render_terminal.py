@@ -4,27 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ci.budget.distribution_rows import distribution_rows
 from ci.budget.model import FAIL, WARN, Budget
-from ci.budget.units import MB, UNITS_NOTE, as_bytes, as_mb, signed_mb
+from ci.tables import text_table
+from ci.units import UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_mb
 
 CONTRIBUTORS = 5
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Columns padded to width; the first column left-aligned, numbers right-aligned."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = []
-    for row in cells:
-        numbers = [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        padded = [row[0].ljust(widths[0]), *numbers]
-        lines.append("  ".join(padded).rstrip())
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
-
-
-def _mb(value: int | None) -> str:
-    return "" if value is None else f"{value / MB:,.1f}"
+    """The first column names the row (left-aligned), the others are figures (right-aligned)."""
+    return text_table(headers, rows, numeric_from=1)
 
 
 def headline(budget: Budget) -> str:
@@ -51,30 +41,22 @@ def render_terminal(budget: Budget) -> str:
         table(
             ["What Lambda counts", "unzipped bytes", "MB", "zipped MB", "files"],
             [
-                (c.name, as_bytes(c.unzipped_bytes), _mb(c.unzipped_bytes), _mb(c.zipped_bytes), c.files)
+                (c.name, as_bytes(c.unzipped_bytes), mb_cell(c.unzipped_bytes), mb_cell(c.zipped_bytes), c.files)
                 for c in budget.components
             ]
-            + [("total", as_bytes(budget.used_bytes), _mb(budget.used_bytes), "", "")],
+            + [("total", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes), "", "")],
         )
     )
-    deltas = {row.name: row for row in budget.comparison.distributions} if budget.comparison else {}
     headers = ["Layer distribution", "version", "unzipped bytes", "MB", "zipped MB", "files", "share"]
     if budget.comparison:
         headers.append(f"vs {budget.comparison.label}")
     rows = []
-    for group in budget.distributions:
-        row: list[object] = [
-            group.name,
-            group.version or "",
-            as_bytes(group.unzipped_bytes),
-            _mb(group.unzipped_bytes),
-            _mb(group.zipped_bytes),
-            group.files,
-            f"{100 * group.unzipped_bytes / budget.used_bytes:.1f}%" if budget.used_bytes else "",
-        ]
+    for dist in distribution_rows(budget):
+        if dist.removed:
+            continue  # named on a line of its own below
+        row = [*dist.cells(), dist.share]
         if budget.comparison:
-            delta = deltas.get(group.name)
-            row.append(_delta_cell(delta.status, delta.delta_bytes) if delta else "")
+            row.append(_delta_cell(dist.delta.status, dist.delta.delta_bytes) if dist.delta else "")
         rows.append(row)
     parts += ["", table(headers, rows)]
     if budget.comparison:
@@ -86,7 +68,7 @@ def render_terminal(budget: Budget) -> str:
         table(
             ["Category", "unzipped bytes", "MB", "zipped MB", "files"],
             [
-                (g.name, as_bytes(g.unzipped_bytes), _mb(g.unzipped_bytes), _mb(g.zipped_bytes), g.files)
+                (g.name, as_bytes(g.unzipped_bytes), mb_cell(g.unzipped_bytes), mb_cell(g.zipped_bytes), g.files)
                 for g in budget.categories
             ],
         ),
@@ -96,7 +78,7 @@ def render_terminal(budget: Budget) -> str:
             "",
             table(
                 ["Pruning rule", "files removed", "bytes removed", "MB"],
-                [(r.name, r.files, as_bytes(r.bytes), _mb(r.bytes)) for r in budget.rules],
+                [(r.name, r.files, as_bytes(r.bytes), mb_cell(r.bytes)) for r in budget.rules],
             ),
         ]
     parts += [
@@ -104,7 +86,7 @@ def render_terminal(budget: Budget) -> str:
         table(
             [f"Largest {len(budget.largest_files)} files", "distribution", "unzipped bytes", "MB"],
             [
-                (f"{f.component}:{f.path}", f.distribution, as_bytes(f.unzipped_bytes), _mb(f.unzipped_bytes))
+                (f"{f.component}:{f.path}", f.distribution, as_bytes(f.unzipped_bytes), mb_cell(f.unzipped_bytes))
                 for f in budget.largest_files
             ],
         ),

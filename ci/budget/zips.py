@@ -6,11 +6,11 @@ directory is read (no decompression), which is why the budget runs in well under
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci.errors import PipelineError
+from ci.zipsafe import open_zip
 
 
 @dataclass(frozen=True)
@@ -39,18 +39,14 @@ class ZipContents:
         return sum(entry.zipped_bytes for entry in self.entries)
 
 
-def read_zip(path: Path, name: str, kind: str, how_to_make: str) -> ZipContents:
-    """The file entries of `path`; a missing or unreadable zip is an error naming the file."""
+def read_zip(path: Path, name: str, kind: str, how_to_make: str, shown: Path | None = None) -> ZipContents:
+    """The file entries of `path`; a missing or unreadable zip is an error naming the file
+    (`shown`: the artifact `path` is a snapshot of, named in messages)."""
     if not path.is_file():
-        raise PipelineError(f"{path} not found: the budget needs the {name} Lambda will unpack", how_to_make)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise PipelineError(f"{path} is not a readable zip file ({exc})", how_to_make) from exc
+        raise PipelineError(f"{shown or path} not found: the budget needs the {name} Lambda will unpack", how_to_make)
+    with open_zip(path, how_to_make, shown) as archive:  # refuses links, duplicates and escaping names
+        files = archive.files
     entries = tuple(
-        Entry(path=info.filename, unzipped_bytes=info.file_size, zipped_bytes=info.compress_size)
-        for info in infos
-        if not info.is_dir()
+        Entry(path=info.filename, unzipped_bytes=info.file_size, zipped_bytes=info.compress_size) for info in files
     )
     return ZipContents(name=name, kind=kind, path=path, entries=entries, archive_bytes=path.stat().st_size)

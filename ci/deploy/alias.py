@@ -2,6 +2,8 @@
 
 The history lives in the alias's own description ("history: 1 2 4"), so rollback needs no
 other store and survives any machine; when it is missing, version ordering stands in for it.
+The alias is moved only from the state this run read: it is read again just before the move and
+the move carries the RevisionId read, so a concurrent move fails this run instead of being lost.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from ci.errors import PipelineError
 
 PREFIX = "live versions, oldest first (python -m ci deploy/rollback): "
 MAX_DESCRIPTION = 256
@@ -19,6 +23,8 @@ class AliasState:
     name: str
     version: str
     history: list[str]  # ends with `version`
+    revision_id: str = ""
+    description: str = ""
 
 
 def read_alias(lambda_: Any, function_name: str, alias: str) -> AliasState | None:
@@ -35,7 +41,7 @@ def read_alias(lambda_: Any, function_name: str, alias: str) -> AliasState | Non
     history = re.findall(r"\d+", description.removeprefix(PREFIX)) if description.startswith(PREFIX) else []
     if not history or history[-1] != version:
         history = [*history, version]
-    return AliasState(alias, version, history)
+    return AliasState(alias, version, history, str(response.get("RevisionId", "")), description)
 
 
 def describe(history: list[str]) -> str:
@@ -49,16 +55,58 @@ def describe(history: list[str]) -> str:
 def point_alias(
     lambda_: Any, function_name: str, alias: str, version: str, history: list[str], current: AliasState | None
 ) -> AliasState:
-    """Create or move the alias to `version`, recording `history` (which must end with it)."""
+    """Create or move the alias to `version`, recording `history` (which must end with it), only if it
+    is still as `current` says: a concurrent create, move or rollback is a clear failure, never overwritten."""
+    from botocore.exceptions import ClientError
+
     description = describe(history)
-    if current is None:
-        lambda_.create_alias(FunctionName=function_name, Name=alias, FunctionVersion=version, Description=description)
-    else:
-        lambda_.update_alias(FunctionName=function_name, Name=alias, FunctionVersion=version, Description=description)
+    now = read_alias(lambda_, function_name, alias)
+    if not same(now, current):
+        raise moved_concurrently(alias, current, now)
+    try:
+        if current is None:
+            lambda_.create_alias(
+                FunctionName=function_name, Name=alias, FunctionVersion=version, Description=description
+            )
+        else:
+            guard = {"RevisionId": current.revision_id} if current.revision_id else {}
+            lambda_.update_alias(
+                FunctionName=function_name, Name=alias, FunctionVersion=version, Description=description, **guard
+            )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in {
+            "PreconditionFailedException",
+            "ResourceConflictException",
+        }:
+            raise
+        code = exc.response["Error"]["Code"]
+        raise moved_concurrently(alias, current, read_alias(lambda_, function_name, alias), f"AWS: {code}") from exc
     return AliasState(alias, version, history)
 
 
-def production_line(state: AliasState | None, alias: str) -> str:
+def same(a: AliasState | None, b: AliasState | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (a.version, a.description, a.revision_id) == (b.version, b.description, b.revision_id)
+
+
+def moved_concurrently(
+    alias: str, expected: AliasState | None, found: AliasState | None, why: str = ""
+) -> PipelineError:
+    def where(state: AliasState | None) -> str:
+        return "absent" if state is None else f"version {state.version} (revision {state.revision_id or '?'})"
+
+    return PipelineError(
+        f"alias {alias} changed while this run held it{f' ({why})' if why else ''}: it was {where(expected)}, "
+        f"it is now {where(found)}; it was not moved",
+        "another deploy or rollback moved it (outside the deploy lock); check build/reports and rerun",
+    )
+
+
+def production_line(state: AliasState | None, alias: str, read: bool = True) -> str:
+    """What production runs after a failure; `read` False when the alias was never read (no claim is made)."""
+    if not read:
+        return f"production is unchanged by this run (alias {alias} was not read, so its version is not known here)"
     if state is None:
         return f"production is unchanged (alias {alias} does not exist yet)"
     return f"production is unchanged (alias {alias} -> version {state.version})"

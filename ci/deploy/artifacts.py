@@ -1,24 +1,30 @@
-"""The three deployable artifacts, named by content: a digest decides every skip and every reuse."""
+"""The three deployable artifacts, named by content: a digest decides every skip and every reuse.
+
+Each is snapshotted once (ci.snapshot): the gate, the uploads and the size check all read the
+read-only copy whose name is the digest of its bytes, never build/ again, so a file rewritten
+during a deploy cannot slip unverified bytes under a verified digest.
+"""
 
 from __future__ import annotations
 
 import base64
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
-from ci.reports import sha256_file
+from ci.snapshot import take
+from ci.zipsafe import open_zip
 
 
 @dataclass(frozen=True)
 class Artifact:
     name: str  # as ci.reports records it: layer.zip | function.zip | model.joblib
     kind: str  # layer | function | model (the S3 folder)
-    path: Path
+    path: Path  # the read-only snapshot: exactly the bytes `sha256` names
     sha256: str  # hex
     size: int
+    source: Path | None = None  # where the snapshot was taken from (build/...), for messages
 
     @property
     def code_sha256(self) -> str:
@@ -31,8 +37,8 @@ class Artifact:
 
     def unzipped_bytes(self) -> int:
         """What Lambda counts against its unzipped limit: the sum of the entries' uncompressed sizes."""
-        with zipfile.ZipFile(self.path) as archive:
-            return sum(info.file_size for info in archive.infolist())
+        with open_zip(self.path, "rebuild it: `python -m ci build`", self.source) as archive:
+            return sum(info.file_size for info in archive.infos)
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ def lambda_sha_to_hex(code_sha256: str) -> str:
 
 
 def local_artifacts(paths: BuildPaths) -> Artifacts:
-    """Hash the artifacts about to be deployed; a missing one names the command that makes it."""
+    """Snapshot the artifacts about to be deployed; a missing one names the command that makes it."""
     specs = [
         ("layer.zip", "layer", paths.layer_zip, "python -m ci build"),
         ("function.zip", "function", paths.function_zip, "python -m ci build"),
@@ -64,5 +70,6 @@ def local_artifacts(paths: BuildPaths) -> Artifacts:
     for name, kind, path, command in specs:
         if not path.is_file():
             raise PipelineError(f"{path} not found: nothing to deploy", f"run `{command}` first")
-        found.append(Artifact(name, kind, path, sha256_file(path), path.stat().st_size))
+        snapshot = take(paths, path, name)
+        found.append(Artifact(name, kind, snapshot.path, snapshot.sha256, snapshot.size, source=path))
     return Artifacts(*found)

@@ -1,8 +1,10 @@
 """One place that turns the environment into boto3 clients, the way boto3 users expect.
 
 boto3's own configuration is honoured (AWS_ENDPOINT_URL, AWS_PROFILE, credentials chain); the
-region comes from AWS_REGION/AWS_DEFAULT_REGION, else pipeline.toml [deploy].region. Retries use
-botocore's standard mode. AccessDenied becomes a PipelineError naming the action and resource.
+region comes from AWS_REGION/AWS_DEFAULT_REGION, else pipeline.toml [deploy].region. Every call is
+bounded (connect and read timeouts, botocore's standard retries with few attempts) so an endpoint
+that accepts connections and never answers fails the command in under two minutes, naming the
+endpoint. AccessDenied becomes a PipelineError naming the action and resource.
 """
 
 from __future__ import annotations
@@ -41,6 +43,37 @@ CREDENTIAL_VARIABLES = (
 )
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """How long one AWS call may take: worst case attempts x (connect or read) plus a second of backoff.
+
+    The defaults bound a silent endpoint at 2 x 55 s (< 2 minutes) while a Lambda invoke of the
+    post-deploy check (seconds) fits easily. CI_AWS_CONNECT_TIMEOUT, CI_AWS_READ_TIMEOUT and boto3's
+    own AWS_MAX_ATTEMPTS override them.
+    """
+
+    connect_s: float = 10.0
+    read_s: float = 55.0
+    attempts: int = 2
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Timeouts:
+        try:
+            return cls(
+                connect_s=float(environ.get("CI_AWS_CONNECT_TIMEOUT", cls.connect_s)),
+                read_s=float(environ.get("CI_AWS_READ_TIMEOUT", cls.read_s)),
+                attempts=int(environ.get("AWS_MAX_ATTEMPTS", cls.attempts)),
+            )
+        except ValueError as exc:
+            raise PipelineError(
+                f"invalid AWS timeout setting: {exc}",
+                "set CI_AWS_CONNECT_TIMEOUT/CI_AWS_READ_TIMEOUT to seconds and AWS_MAX_ATTEMPTS to a count",
+            ) from exc
+
+    def describe(self) -> str:
+        return f"connect {self.connect_s:g} s, read {self.read_s:g} s, {self.attempts} attempt(s)"
+
+
 class AccessDeniedError(PipelineError):
     """AWS refused an action: says which action on which resource, and which role should allow it."""
 
@@ -56,6 +89,7 @@ class Aws:
     cloudformation: Any
     endpoint_url: str | None
     embedded: bool = False
+    timeouts: Timeouts = Timeouts()
 
     @property
     def emulated(self) -> bool:
@@ -80,7 +114,7 @@ def is_loopback(url: str | None) -> bool:
 
 
 def region_for(config: Config, environ: Mapping[str, str] = os.environ) -> str:
-    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or str(config.deploy["region"])
+    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or config.deploy.region
 
 
 def endpoint_configured(environ: Mapping[str, str] = os.environ) -> str | None:
@@ -118,6 +152,7 @@ def connect(
     static_credentials: tuple[str, str] | None = None,
     environ: Mapping[str, str] = os.environ,
     embedded: bool = False,
+    timeouts: Timeouts | None = None,
 ) -> Aws:
     """boto3 clients for S3, Lambda and CloudFormation with standard retries and readable denials.
 
@@ -147,8 +182,12 @@ def connect(
         session = boto3.Session(
             aws_access_key_id=static_credentials[0], aws_secret_access_key=static_credentials[1], region_name=region
         )
-    attempts = int(environ.get("AWS_MAX_ATTEMPTS", "5"))
-    boto_config = BotoConfig(retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=10)
+    timeouts = timeouts or Timeouts.from_environ(environ)
+    boto_config = BotoConfig(
+        retries={"mode": "standard", "max_attempts": timeouts.attempts},
+        connect_timeout=timeouts.connect_s,
+        read_timeout=timeouts.read_s,
+    )
     clients = {
         name: session.client(name, endpoint_url=endpoint_url, config=boto_config)
         for name in ("s3", "lambda", "cloudformation")
@@ -163,17 +202,41 @@ def connect(
         cloudformation=clients["cloudformation"],
         endpoint_url=clients["lambda"].meta.endpoint_url,
         embedded=embedded,
+        timeouts=timeouts,
+    )
+
+
+def unanswered(exc: BaseException, timeouts: Timeouts | None = None) -> PipelineError | None:
+    """A PipelineError naming the endpoint that did not answer (timeout, refused, unreachable), else None."""
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+
+    if not isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError)):
+        return None
+    endpoint = str(getattr(exc, "kwargs", {}).get("endpoint_url", "")) or "the AWS endpoint"
+    what = {
+        ReadTimeoutError: "accepted the connection but did not answer",
+        ConnectTimeoutError: "did not accept a connection",
+    }
+    verb = next((text for cls, text in what.items() if isinstance(exc, cls)), "could not be reached")
+    within = f" within the bounds ({timeouts.describe()})" if timeouts else ""
+    return PipelineError(
+        f"{endpoint} {verb}{within}",
+        "check that the endpoint is up and reachable (AWS_ENDPOINT_URL, region, network, proxy), then rerun; "
+        "CI_AWS_CONNECT_TIMEOUT/CI_AWS_READ_TIMEOUT/AWS_MAX_ATTEMPTS change the bounds",
     )
 
 
 @contextmanager
-def readable_aws_errors(what: str) -> Iterator[None]:
+def readable_aws_errors(what: str, timeouts: Timeouts | None = None) -> Iterator[None]:
     """Any other botocore failure as a PipelineError: the operation, AWS's message, what to check."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         yield
     except (ClientError, BotoCoreError) as exc:
+        silent = unanswered(exc, timeouts)
+        if silent is not None:
+            raise PipelineError(f"{what} failed: {silent.problem}", silent.fix) from exc
         raise PipelineError(f"{what} failed: {exc}", "check the endpoint, region and credentials, then rerun") from exc
 
 

@@ -1,8 +1,11 @@
-"""`python -m ci deploy`, as named steps: gate, upload, layer, code, configuration, size, version, check, alias.
+"""`python -m ci deploy`, as named steps: gate, lock, commit order, upload, layer, code, configuration, size,
+version, check, alias.
 
 Every step is skipped when its result already exists (content-addressed objects, a layer
 version with our CodeSha256, $LATEST already holding our code/configuration), so rerunning after
-any failure converges. The alias is the only thing production sees, and it moves last.
+any failure converges. The alias is the only thing production sees, and it moves last. Everything
+after the read-only "already deployed" test runs under the deploy lock (one deploy at a time),
+and a commit older than the live one is refused before the first write.
 """
 
 from __future__ import annotations
@@ -11,16 +14,19 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ci.config import Config
 from ci.deploy import alias as aliases
 from ci.deploy import function as functions
 from ci.deploy.artifacts import Artifacts, local_artifacts
-from ci.deploy.aws import Aws
+from ci.deploy.aws import Aws, unanswered
+from ci.deploy.deploy_lock import TTL_S, acquire, lock_key, owner
 from ci.deploy.gate import check_gate
 from ci.deploy.layer import LayerVersion, describe_layer_version, ensure_layer, sklearn_version
 from ci.deploy.limits import check_attached_size
+from ci.deploy.provenance import Provenance, check_order, detect, recorded, version_description
 from ci.deploy.stack import StackOutputs, read_outputs
 from ci.deploy.uploads import Upload, upload
 from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
@@ -53,9 +59,12 @@ class DeployOutcome:
     timings: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     size: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance | None = None
 
     def summary(self) -> list[str]:
         lines = [f"{self.status}: {self.endpoint}"]
+        if self.provenance:
+            lines.append(f"  {self.provenance.describe()} (from {self.provenance.source})")
         lines += [f"  {u.artifact:<13} {u.uri}{'' if u.uploaded else '  (already there)'}" for u in self.uploads]
         if self.layer:
             lines.append(f"  layer version {self.layer.arn}{'' if self.layer.published else '  (reused)'}")
@@ -72,11 +81,14 @@ class Steps:
         self.current = "start"
         self.timings: dict[str, float] = {}
         self.log = log
+        self.on_step: Callable[[], None] | None = None  # renews the deploy lock while it is held
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         self.current = name
         started = time.monotonic()
+        if self.on_step is not None:
+            self.on_step()
         yield
         self.timings[name] = round(time.monotonic() - started, 3)
 
@@ -87,19 +99,32 @@ def deploy(
     aws: Aws,
     verifier: Verifier | None = None,
     log: Callable[[str], None] = print,
+    artifacts: Artifacts | None = None,
+    provenance: Provenance | None = None,
+    allow_older: bool = False,
+    lock_ttl_s: int = TTL_S,
+    git_repo: Path | None = None,
 ) -> DeployOutcome:
-    """Deploy the verified artifacts of `paths` to `aws`; raises DeployFailedError with production's state."""
-    artifacts = local_artifacts(paths)
+    """Deploy the verified artifacts of `paths` to `aws`; raises DeployFailedError with production's state.
+
+    `artifacts` are the snapshots the caller already gated (else they are taken here); `provenance`
+    is the commit deployed (else --commit/GITHUB_SHA/HEAD of `git_repo`, default the repository).
+    """
+    artifacts = artifacts or local_artifacts(paths)
     check_gate(paths, artifacts)  # before any request: nothing unverified is ever uploaded
+    repo = git_repo or config.root
+    ours = provenance or detect(repo)
     verifier = verifier or default_verifier(config, paths)
     steps = Steps(log)
-    name, alias_name = str(config.function["name"]), str(config.function["alias"])
-    outcome = DeployOutcome(status="deployed", endpoint=aws.where, alias=alias_name)
+    name, alias_name = config.function.name, config.function.alias
+    outcome = DeployOutcome(status="deployed", endpoint=aws.where, alias=alias_name, provenance=ours)
     before: aliases.AliasState | None = None
+    alias_read = False
     try:
         with steps.step("read stack and alias"):
             stack = read_outputs(aws, config)
             before = aliases.read_alias(aws.lambda_, name, alias_name)
+            alias_read = True
             outcome.previous_version = before.version if before else None
         live = already_live(aws, config, artifacts, stack, before)
         if live is not None:
@@ -111,14 +136,40 @@ def deploy(
             outcome.timings = steps.timings
             write_deploy_report(paths, outcome, stack, passed=True)
             return outcome
-        outcome = run_steps(config, paths, aws, verifier, steps, artifacts, stack, before, outcome)
+        with steps.step("lock"):
+            key = lock_key(stack.key_prefix, name)
+            lock = acquire(aws.s3, stack.bucket, key, owner("deploy", ours.commit), lock_ttl_s, log)
+            log(f"deploy lock s3://{stack.bucket}/{key} held until {lock.record['expires_at']}")
+        try:
+            steps.on_step = lock.renew
+            with steps.step("commit order"):
+                before = aliases.read_alias(aws.lambda_, name, alias_name)  # under the lock: the state we move from
+                outcome.previous_version = before.version if before else None
+                check_order(
+                    repo, ours, live_provenance(aws, name, before), getattr(before, "version", ""), allow_older, log
+                )
+            outcome = run_steps(config, paths, aws, verifier, steps, artifacts, stack, before, outcome)
+        finally:
+            steps.on_step = None
+            lock.release()
     except PipelineError as exc:
-        failed(paths, outcome, steps, exc.problem, exc.fix, before, alias_name)
+        failed(paths, outcome, steps, exc.problem, exc.fix, before, alias_name, alias_read)
     except Exception as exc:  # botocore errors, injected faults: still say what production runs
-        failed(paths, outcome, steps, f"{exc.__class__.__name__}: {exc}", "", before, alias_name)
+        silent = unanswered(exc, aws.timeouts)
+        if silent is not None:
+            failed(paths, outcome, steps, silent.problem, silent.fix, before, alias_name, alias_read)
+        failed(paths, outcome, steps, f"{exc.__class__.__name__}: {exc}", "", before, alias_name, alias_read)
     outcome.timings = steps.timings
     write_deploy_report(paths, outcome, stack, passed=True)
     return outcome
+
+
+def live_provenance(aws: Aws, name: str, state: aliases.AliasState | None) -> Provenance | None:
+    """The commit the live version records (None without an alias, or for a version deployed before this record)."""
+    if state is None:
+        return None
+    live = aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=state.version)
+    return recorded(str(live.get("Description", "")))
 
 
 def run_steps(
@@ -132,10 +183,10 @@ def run_steps(
     before: aliases.AliasState | None,
     outcome: DeployOutcome,
 ) -> DeployOutcome:
-    name, alias_name = str(config.function["name"]), str(config.function["alias"])
+    name, alias_name = config.function.name, config.function.alias
     with steps.step("upload"):
         for artifact in artifacts.all():
-            result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact)
+            result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact, steps.log)
             outcome.uploads.append(result)
             steps.log(f"{'uploaded' if result.uploaded else 'already in S3'}: {result.uri}")
             if not result.uploaded:
@@ -160,7 +211,7 @@ def run_steps(
         artifacts,
         stack.execution_role_arn,
         layer.arn,
-        [entry["arn"] for entry in config.budget.get("extra_layer_arns", [])],
+        [entry.arn for entry in config.budget.extra_layer_arns],
         uris["model.joblib"].uri,
         stack.bucket,
         uris["function.zip"].key,
@@ -185,8 +236,11 @@ def run_steps(
         size = check_attached_size(config, paths, latest, layer.arn, artifacts.function.unzipped_bytes())
         outcome.size = {"used_bytes": size.used_bytes, "limit_bytes": size.limit_bytes, "parts": size.parts}
     with steps.step("version publish"):
-        description = (
-            f"function {artifacts.function.sha256[:12]} model {artifacts.model.sha256[:12]} layer {layer.version}"
+        description = version_description(
+            outcome.provenance or Provenance("unknown", None, "none"),
+            artifacts.function.sha256,
+            artifacts.layer.sha256,
+            artifacts.model.sha256,
         )
         published = functions.publish_version(aws.lambda_, desired, latest, description)
         outcome.version = str(published["Version"])
@@ -218,7 +272,7 @@ def already_live(
     """The live layer version if the alias already runs exactly these artifacts and configuration."""
     if before is None:
         return None
-    live = aws.lambda_.get_function_configuration(FunctionName=str(config.function["name"]), Qualifier=before.version)
+    live = aws.lambda_.get_function_configuration(FunctionName=config.function.name, Qualifier=before.version)
     layers = [layer["Arn"] for layer in live.get("Layers", [])]
     if not layers:
         return None
@@ -231,7 +285,7 @@ def already_live(
         artifacts,
         stack.execution_role_arn,
         layers[0],
-        [entry["arn"] for entry in config.budget.get("extra_layer_arns", [])],
+        [entry.arn for entry in config.budget.extra_layer_arns],
         model_uri,
         stack.bucket,
         artifacts.function.key(stack.key_prefix),
@@ -249,8 +303,9 @@ def failed(
     fix: str,
     before: aliases.AliasState | None,
     alias_name: str,
+    alias_read: bool = True,
 ) -> None:
-    production = aliases.production_line(before, alias_name)
+    production = aliases.production_line(before, alias_name, alias_read)
     outcome.status = "failed"
     outcome.timings = steps.timings
     write_report(
@@ -273,6 +328,7 @@ def body(outcome: DeployOutcome) -> dict[str, Any]:
         "size": outcome.size,
         "timings": outcome.timings,
         "skipped": outcome.skipped,
+        "provenance": asdict(outcome.provenance) if outcome.provenance else None,
     }
 
 

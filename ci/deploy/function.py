@@ -56,12 +56,12 @@ def desired_function(
 ) -> Desired:
     fn = config.function
     return Desired(
-        name=str(fn["name"]),
+        name=fn.name,
         runtime=config.target.runtime.name,
-        handler=str(fn["handler"]),
+        handler=fn.handler,
         architecture=config.target.architecture,
-        memory_mb=int(fn.get("memory_mb", 512)),
-        timeout_s=int(fn.get("timeout_s", 60)),
+        memory_mb=fn.memory_mb,
+        timeout_s=fn.timeout_s,
         role_arn=role_arn,
         layers=[layer_arn, *extra_layers],
         environment={"MODEL_S3_URI": model_uri, "MODEL_SHA256": artifacts.model.sha256},

@@ -1,21 +1,63 @@
 """The deploy gate, in code: no byte is uploaded unless every check passed on exactly these bytes.
 
 A workflow's `needs:` can be edited away or bypassed by running deploy by hand; this cannot.
+It also refuses zips built from other sources than the tree holds now (build.json's digests) and
+a smoke run on anything but the full committed events.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from ci.deploy.artifacts import Artifacts
 from ci.errors import CheckFailedError, PipelineError
+from ci.layer import sources
 from ci.paths import BuildPaths
-from ci.reports import read_report
+from ci.reports import JUDGES, read_report
 
 REQUIRED_CHECKS = ("budget", "pins", "abi", "smoke")
+BUILT = ("layer.zip", "function.zip")  # what `ci build` makes (the model comes from training)
+
+
+def build_problems(paths: BuildPaths, artifacts: Artifacts) -> list[str]:
+    """Why the zips are not what `ci build` would make from the tree now (empty if they are)."""
+    try:
+        report = read_report(paths, "build")
+    except PipelineError as exc:
+        return [f"build: missing or unreadable ({exc.problem})"]
+    if report.get("passed") is not True:
+        return ["build: FAILED (build/reports/build.json says passed=False)"]
+    recorded = report.get("artifacts") or {}
+    problems = [
+        f"build: {artifact.name} {artifact.sha256[:12]} is not the one this build made "
+        f"({str(recorded.get(artifact.name) or 'none')[:12]})"
+        for artifact in artifacts.all()
+        if artifact.name in BUILT and recorded.get(artifact.name) != artifact.sha256
+    ]
+    if not isinstance(report.get("sources"), dict):
+        return [*problems, "build: build.json records no source digests (made by an older pipeline)"]
+    return problems + [f"build: stale - {change} since the build" for change in sources.changes(report["sources"])]
+
+
+def smoke_problem(report: dict[str, Any]) -> str | None:
+    """A smoke run vouches for the deploy only if it ran every committed event, as committed."""
+    if report.get("partial") is False:
+        return None
+    if "partial" not in report:
+        return "smoke: the report does not say it ran every committed event (made by an older pipeline)"
+    details = [f"ran {', '.join(report.get('events_run') or []) or 'nothing'}"]
+    for key, label in (("events_missing", "missing"), ("events_changed", "changed"), ("events_not_committed", "extra")):
+        if report.get(key):
+            details.append(f"{label}: {', '.join(report[key])}")
+    if report.get("why"):
+        details.append(str(report["why"]))
+    return f"smoke: partial - not the full committed events ({'; '.join(details)})"
 
 
 def check_gate(paths: BuildPaths, artifacts: Artifacts, checks: tuple[str, ...] = REQUIRED_CHECKS) -> None:
     """Raise CheckFailedError naming every missing, failing or stale check report."""
-    problems: list[str] = []
+    problems: list[str] = build_problems(paths, artifacts)
+    rebuild = bool(problems)
     to_rerun: list[str] = []
     failed: list[str] = []
     for check in checks:
@@ -29,8 +71,14 @@ def check_gate(paths: BuildPaths, artifacts: Artifacts, checks: tuple[str, ...] 
             problems.append(f"{check}: FAILED (build/reports/{check}.json says passed={report.get('passed')!r})")
             failed.append(check)
             continue
+        partial = smoke_problem(report) if check == "smoke" else None
+        if partial:
+            problems.append(partial)
+            to_rerun.append(check)
         recorded = report.get("artifacts") or {}
         for artifact in artifacts.all():
+            if artifact.name not in JUDGES.get(check, (artifact.name,)):
+                continue  # e.g. abi never reads the model: retraining does not make it stale
             judged = recorded.get(artifact.name)
             if judged != artifact.sha256:
                 problems.append(
@@ -41,13 +89,19 @@ def check_gate(paths: BuildPaths, artifacts: Artifacts, checks: tuple[str, ...] 
                     to_rerun.append(check)
     if problems:
         fixes = []
+        if rebuild:
+            fixes.append("rebuild from the tree as it is now: `python -m ci build`, then rerun the checks")
         if failed:
             fixes.append(
                 "fix what " + ", ".join(f"`python -m ci {c}`" for c in failed) + " reports (rerunning it alone "
                 "changes nothing), rebuild if needed and rerun the checks"
             )
         if to_rerun:
-            fixes.append("run the checks on this build: " + " ".join(f"`python -m ci {c}`" for c in to_rerun))
+            fixes.append(
+                "run the checks on this build: "
+                + " ".join(f"`python -m ci {c}`" for c in to_rerun)
+                + (" (smoke on all of smoke.events: no --events)" if "smoke" in to_rerun else "")
+            )
         raise CheckFailedError(
             "deploy refused: the checks have not all passed on the artifacts about to be deployed:\n    "
             + "\n    ".join(problems),

@@ -38,14 +38,14 @@ def sklearn_version(config: Config, paths: BuildPaths) -> str:
                 return str(distributions[name].get("version"))
     from ci.lock.lockfile import read_lock
 
-    lock = config.path(config.lock, "layer_lock")
+    lock = config.lock.layer_lock
     pin = read_lock(lock).get("scikit-learn") if lock.is_file() else None
     return (pin.version if pin else None) or "unknown"
 
 
 def ensure_layer(lambda_: Any, config: Config, artifact: Artifact, bucket: str, key: str, sklearn: str) -> LayerVersion:
     """Reuse the newest layer version if its CodeSha256 is ours; otherwise publish one from S3."""
-    name = str(config.function["layer_name"])
+    name = config.function.layer_name
     newest = newest_version(lambda_, name)
     if newest is not None:
         detail = lambda_.get_layer_version(LayerName=name, VersionNumber=int(newest["Version"]))

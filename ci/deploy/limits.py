@@ -40,7 +40,7 @@ def check_attached_size(
             parts[arn] = extras[arn]
         else:
             unknown.append(arn)
-    limit = config.limit_bytes
+    limit = config.budget.limit_bytes
     if unknown:
         raise CheckFailedError(
             f"function {latest.get('FunctionName')} has layers the size budget never counted: {', '.join(unknown)}",

@@ -2,7 +2,8 @@
 
 The target version is checked the same way a new deploy is (invoke, or the smoke harness on its
 downloaded bytes on an emulator) before the alias moves, so a rollback cannot make things worse
-unless asked to (--force).
+unless asked to (--force). It takes the same deploy lock as deploy, and moving backwards in
+commits is its purpose, so the commit-order check of deploy does not apply.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 from ci.config import Config
 from ci.deploy import alias as aliases
 from ci.deploy.aws import Aws
-from ci.deploy.stack import read_outputs
+from ci.deploy.deploy_lock import TTL_S, held, lock_key, owner
+from ci.deploy.provenance import recorded
+from ci.deploy.stack import StackOutputs, read_outputs
 from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
@@ -60,9 +63,27 @@ def rollback(
     force: bool = False,
     verifier: Verifier | None = None,
     log: Callable[[str], None] = print,
+    lock_ttl_s: int = TTL_S,
 ) -> RollbackOutcome:
-    name, alias_name = str(config.function["name"]), str(config.function["alias"])
+    name = config.function.name
     stack = read_outputs(aws, config)
+    key = lock_key(stack.key_prefix, name)
+    with held(aws.s3, stack.bucket, key, owner("rollback", ""), lock_ttl_s, log) as lock:
+        return rollback_locked(config, paths, aws, stack, to, force, verifier, log, lock.renew)
+
+
+def rollback_locked(
+    config: Config,
+    paths: BuildPaths,
+    aws: Aws,
+    stack: StackOutputs,
+    to: str | None,
+    force: bool,
+    verifier: Verifier | None,
+    log: Callable[[str], None],
+    still_locked: Callable[[], None],
+) -> RollbackOutcome:
+    name, alias_name = config.function.name, config.function.alias
     state = aliases.read_alias(aws.lambda_, name, alias_name)
     if state is None:
         raise PipelineError(f"function {name} has no alias {alias_name}: nothing to roll back", "deploy first")
@@ -82,6 +103,10 @@ def rollback(
                 "roll back to another version with --to N, or pass --force to move the alias anyway",
             )
         log(f"version {target} passed the check: {verdict.method}")
+    commit = recorded(str(configuration.get("Description", "")))
+    if commit:
+        log(f"version {target} was built from {commit.describe()}")
+    still_locked()  # renews the lock: raises if it expired and another run took it over during the check
     aliases.point_alias(aws.lambda_, name, alias_name, target, history, state)
     outcome = RollbackOutcome(alias_name, state.version, target, verdict)
     write_report(

@@ -28,17 +28,17 @@ class StackOutputs:
 
 
 def stack_parameters(config: Config, repository: str | None, oidc_provider_arn: str | None) -> dict[str, str]:
-    repository = repository or str(config.deploy.get("github_repository", "") or "")
+    repository = repository or config.deploy.github_repository
     if not repository:
         raise PipelineError(
             "bootstrap needs the GitHub repository whose deploy job may assume the deploy role",
             "pass --github-repository OWNER/NAME (or set [deploy].github_repository in pipeline.toml)",
         )
     parameters = {
-        "BucketName": str(config.deploy["bucket"]),
-        "KeyPrefix": str(config.deploy["key_prefix"]),
-        "FunctionName": str(config.function["name"]),
-        "LayerName": str(config.function["layer_name"]),
+        "BucketName": config.deploy.bucket,
+        "KeyPrefix": config.deploy.key_prefix,
+        "FunctionName": config.function.name,
+        "LayerName": config.function.layer_name,
         "GitHubRepository": repository,
     }
     if oidc_provider_arn:
@@ -50,7 +50,7 @@ def bootstrap(aws: Aws, config: Config, parameters: dict[str, str]) -> StackOutp
     """Create the stack, or update it in place; wait for CloudFormation either way."""
     from botocore.exceptions import ClientError
 
-    name = str(config.deploy["stack_name"])
+    name = config.deploy.stack_name
     body = (config.root / TEMPLATE).read_text()
     arguments: dict[str, Any] = {
         "StackName": name,
@@ -101,7 +101,7 @@ def stack_failure(aws: Aws, name: str) -> str:
 
 
 def read_outputs(aws: Aws, config: Config) -> StackOutputs:
-    name = str(config.deploy["stack_name"])
+    name = config.deploy.stack_name
     stack = find_stack(aws, name)
     if stack is None:
         raise PipelineError(
@@ -117,7 +117,7 @@ def read_outputs(aws: Aws, config: Config) -> StackOutputs:
         )
     return StackOutputs(
         bucket=outputs["BucketName"],
-        key_prefix=outputs.get("KeyPrefix", str(config.deploy["key_prefix"])),
+        key_prefix=outputs.get("KeyPrefix", config.deploy.key_prefix),
         execution_role_arn=outputs["ExecutionRoleArn"],
         deploy_role_arn=outputs.get("DeployRoleArn", ""),
         status=str(stack.get("StackStatus")),

@@ -47,6 +47,6 @@ def deployment_target(config: Config, mode: str = "auto", log: Callable[[str], N
         log(f"no AWS endpoint or credentials configured: deploying to an embedded moto server at {url}")
         aws = connect(config, endpoint_url=url, static_credentials=("embedded", "embedded"), embedded=True)
         bootstrap(aws, config, stack_parameters(config, EMBEDDED_REPOSITORY, None))
-        log(f"bootstrapped stack {config.deploy['stack_name']} from infra/template.yaml on the embedded server")
+        log(f"bootstrapped stack {config.deploy.stack_name} from infra/template.yaml on the embedded server")
         yield aws
         log("stopping the embedded moto server (everything deployed to it is discarded)")

@@ -1,22 +1,28 @@
-"""Content-addressed uploads to the artifact bucket, skipped when the same bytes are already there.
+"""Content-addressed uploads to the artifact bucket, proven by S3's own SHA-256 checksum.
 
-The key carries the SHA-256, and the object carries it again as x-amz-meta-sha256: a multipart
-upload's ChecksumSHA256 is a digest of the part digests, not of the file, so it cannot prove
-that an existing object is our file; our own metadata can. Large files go through S3 multipart
-(never a request body, whose limit is about 50 MB), each part checksummed with SHA-256.
+The key carries the SHA-256 of the snapshot's bytes. Those exact bytes are read once into memory,
+hashed again, and sent in one PutObject whose ChecksumSHA256 is that digest, so S3 itself rejects
+any other body (BadDigest). An existing object is trusted only if S3 reports that same full-object
+checksum (head_object, ChecksumMode=ENABLED), never metadata a writer chose: anything else at the
+content address (other bytes, a multipart composite checksum, no checksum) is replaced; the bucket
+is versioned, so the replaced object stays as a noncurrent version.
+
+One PutObject takes up to 5 GB; a deployable artifact is far below that (Lambda takes 250 MB
+unzipped), and a single request keeps the checksum a digest of the file, not of its parts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ci.deploy.artifacts import Artifact, hex_to_lambda_sha
+from ci.deploy.artifacts import Artifact, hex_to_lambda_sha, lambda_sha_to_hex
 from ci.errors import PipelineError
 
-MULTIPART_THRESHOLD = 16 * 1024 * 1024
-MULTIPART_CHUNK = 16 * 1024 * 1024
+MAX_SINGLE_PUT = 5 * 1024**3  # S3's PutObject limit
 ENCRYPTION = "AES256"  # matches the bucket default of infra/template.yaml (SSE-S3)
 
 
@@ -27,15 +33,15 @@ class Upload:
     key: str
     uploaded: bool
     seconds: float
+    replaced: str = ""  # what was at the content address before, if it was not our bytes
 
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def existing_sha256(s3: Any, bucket: str, key: str) -> tuple[str, str] | None:
-    """(source, digest) an existing object vouches for: our metadata (hex) or a whole-object checksum
-    (base64); None if there is no object."""
+def stored_checksum(s3: Any, bucket: str, key: str) -> str | None:
+    """S3's full-object SHA-256 checksum of the object (base64; "" if it has none), None if there is no object."""
     from botocore.exceptions import ClientError
 
     try:
@@ -45,41 +51,69 @@ def existing_sha256(s3: Any, bucket: str, key: str) -> tuple[str, str] | None:
         if status == 404 or exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
             return None
         raise
-    recorded = head.get("Metadata", {}).get("sha256")
-    if recorded:
-        return "metadata", str(recorded)
-    return "checksum", str(head.get("ChecksumSHA256", ""))
+    if head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+        return ""  # a composite (multipart) checksum is a digest of part digests, not of the file
+    return str(head.get("ChecksumSHA256") or "")
 
 
-def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact) -> Upload:
-    """Put `artifact` at its content address unless the same bytes are there already."""
-    from boto3.s3.transfer import TransferConfig
+def describe_checksum(checksum: str) -> str:
+    if not checksum:
+        return "no full-object SHA-256 checksum"
+    try:
+        return f"sha256 {lambda_sha_to_hex(checksum)}"
+    except ValueError:
+        return f"checksum {checksum}"  # e.g. a composite "<base64>-<parts>"
 
+
+def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact, log: Callable[[str], None] = print) -> Upload:
+    """Put the snapshot's bytes at their content address unless S3 already vouches for exactly them."""
     key = artifact.key(prefix)
+    uri = f"s3://{bucket}/{key}"
     started = time.monotonic()
-    found = existing_sha256(s3, bucket, key)
-    if found in {("metadata", artifact.sha256), ("checksum", hex_to_lambda_sha(artifact.sha256))}:
+    wanted = hex_to_lambda_sha(artifact.sha256)
+    found = stored_checksum(s3, bucket, key)
+    if found == wanted:
         return Upload(artifact.name, bucket, key, False, time.monotonic() - started)
-    if found is not None and found[0] == "metadata":
-        raise PipelineError(
-            f"s3://{bucket}/{key} exists with sha256 {found[1]}, not {artifact.sha256}: the content-addressed key "
-            "was overwritten by something else",
-            "delete that object (the bucket is versioned, nothing is lost) and deploy again",
+    replaced = ""
+    if found is not None:
+        replaced = describe_checksum(found)
+        log(
+            f"replacing {uri}: S3 reports {replaced}, not sha256 {artifact.sha256}; the object there is not "
+            "these bytes (the bucket is versioned: it stays as a noncurrent version)"
         )
-    # no object, or one without our digest (a multipart checksum is not the file's): upload it
-    transfer = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNK)
-    s3.upload_file(
-        str(artifact.path),
-        bucket,
-        key,
-        ExtraArgs={
-            "ServerSideEncryption": ENCRYPTION,
-            "ChecksumAlgorithm": "SHA256",
-            "Metadata": {"sha256": artifact.sha256},
-        },
-        Config=transfer,
+    body = snapshot_bytes(artifact)
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=body,
+        ChecksumAlgorithm="SHA256",
+        ChecksumSHA256=wanted,
+        ServerSideEncryption=ENCRYPTION,
     )
-    return Upload(artifact.name, bucket, key, True, time.monotonic() - started)
+    stored = stored_checksum(s3, bucket, key)
+    if stored != wanted:
+        raise PipelineError(
+            f"{uri} was written, but S3 then reported {describe_checksum(stored or '')}, not sha256 {artifact.sha256}",
+            "another writer is replacing that key concurrently (or the endpoint does not keep checksums); find it, "
+            "stop it and deploy again",
+        )
+    return Upload(artifact.name, bucket, key, True, time.monotonic() - started, replaced)
+
+
+def snapshot_bytes(artifact: Artifact) -> bytes:
+    """The snapshot's bytes, read once and proven to be the ones its digest names before they are sent."""
+    if artifact.size > MAX_SINGLE_PUT:
+        raise PipelineError(
+            f"{artifact.name} is {artifact.size:,} bytes, over S3's 5 GB single-request limit",
+            "a Lambda artifact cannot be that large; check what the build put into it",
+        )
+    body = artifact.path.read_bytes()
+    if hashlib.sha256(body).hexdigest() != artifact.sha256:
+        raise PipelineError(
+            f"the snapshot {artifact.path} no longer holds sha256 {artifact.sha256}: it was modified after being taken",
+            "find what writes into build/snapshots/ (snapshots are read-only), then rerun the checks and deploy",
+        )
+    return body
 
 
 def download(s3: Any, bucket: str, key: str, destination: Any) -> None:

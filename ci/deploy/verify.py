@@ -24,6 +24,7 @@ from ci.deploy.aws import Aws
 from ci.deploy.layer import describe_layer_version
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
+from ci.pins.guard import model_precondition
 from ci.reports import sha256_file
 
 
@@ -75,7 +76,7 @@ def default_verifier(config: Config, paths: BuildPaths, events_dir: Path | None 
 def invoke_check(aws: Aws, config: Config, candidate: Candidate, events_dir: Path | None = None) -> Verdict:
     from ci.smoke.events import judge, load_events
 
-    events = load_events(events_dir or config.root / str(config.smoke["events"]), float(config.smoke["tolerance"]))
+    events = load_events(events_dir or config.smoke.events, config.smoke.tolerance)
     failures = []
     for event in events:
         response = aws.lambda_.invoke(
@@ -106,6 +107,7 @@ def emulator_check(
     function_zip = fetch_function_code(aws, candidate, workdir / "function.zip")
     layer_zip = fetch_layer(aws, candidate, workdir / "layer.zip")
     model = fetch_model(aws, candidate, workdir / "model" / "model.joblib")
+    model_precondition(config, model)  # before any process of this check unpickles it
     check_paths = BuildPaths(build=workdir, cache=paths.cache)
     result = run_smoke(layer_zip, function_zip, model, check_config(config), check_paths, events_dir)
     return Verdict(
@@ -119,8 +121,8 @@ def emulator_check(
 def check_config(config: Config) -> Config:
     """The smoke configuration without the warm-latency series: this check asks "does it answer right",
     latency was measured before upload. [deploy].check_warm_invocations (default 0) brings it back."""
-    warm = int(config.deploy.get("check_warm_invocations", 0))
-    return dataclasses.replace(config, smoke={**config.smoke, "warm_invocations": warm})
+    warm = config.deploy.check_warm_invocations
+    return dataclasses.replace(config, smoke=dataclasses.replace(config.smoke, warm_invocations=warm))
 
 
 def fetch_function_code(aws: Aws, candidate: Candidate, target: Path) -> Path:

@@ -2,7 +2,7 @@
 
 comment   post or update the one sticky pull-request comment (found by a hidden marker)
 annotate  print ::error/::warning annotations for the failing reports in a folder
-summary   append Markdown files to the job summary (stdout off a runner)
+summary   append reports (rendered) and Markdown files to the job summary (stdout off a runner)
 gate      fail unless every named job of `needs` succeeded; sets the `verified` output
 config    expose pipeline.toml values as step outputs (one source of truth for the region)
 deploy-freshness  refuse a deploy run off main; skip it when its commit is no longer main's tip
@@ -20,7 +20,6 @@ from pathlib import Path
 
 from ci.errors import PipelineError
 from ci.github import deploy_guard, oidc
-from ci.paths import REPO_ROOT
 
 SUBCOMMANDS = ("comment", "annotate", "summary", "gate", "config", *deploy_guard.HANDLERS, *oidc.HANDLERS)
 
@@ -44,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", nargs="+", default=[], metavar="CHECK", help="only these checks; a missing report is an error too"
     )
 
-    summary = sub.add_parser("summary", help="append Markdown files to the job summary")
-    summary.add_argument("files", type=Path, nargs="+")
+    summary = sub.add_parser("summary", help="append reports (<check>.json) and Markdown files to the job summary")
+    summary.add_argument("files", type=Path, nargs="+", help="a <check>.json report is rendered; a .md is appended")
 
     gate = sub.add_parser("gate", help="fail unless every named job in the needs context succeeded")
     gate.add_argument("--require", nargs="+", required=True, metavar="JOB", help="jobs that must have succeeded")
@@ -126,7 +125,7 @@ def run_annotate(args: argparse.Namespace) -> int:
     if not args.reports.is_dir():  # annotating never fails a step, but says why it has nothing to say
         print(f"{args.reports} is not a directory: no reports to annotate (did the step that writes them run?)",
               file=sys.stderr)  # fmt: skip
-    annotations = annotations_for_reports(args.reports, REPO_ROOT, args.check)
+    annotations = annotations_for_reports(args.reports, args.check)
     for annotation in annotations:
         print(annotation.render())
     errors = sum(1 for a in annotations if a.level == "error")
@@ -170,10 +169,10 @@ def run_config(args: argparse.Namespace) -> int:
     for pair in args.pairs:
         name, sep, dotted = pair.partition("=")
         section, dot, key = dotted.partition(".")
-        table = config.raw.get(section)
-        if not (sep and dot and name) or not isinstance(table, dict) or key not in table:
+        value = config.value(section, key) if sep and dot and name else None
+        if value is None:
             raise PipelineError(f"{pair!r} does not name a pipeline.toml value", "use NAME=SECTION.KEY")
-        values[name] = str(table[key])
+        values[name] = value
     sys.stdout.write(append_outputs(values))
     return 0
 

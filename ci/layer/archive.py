@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.layer.tree import walk_files
 from ci.reports import sha256_file
+from ci.site.tree import walk_files
 
 LEVEL = 6
 _DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01
@@ -78,6 +78,16 @@ def write_zip(
         prepared = list(pool.map(lambda item: _prepare(item[0], item[1], cache), ordered))
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_suffix(destination.suffix + ".partial")
+    try:
+        _write(prepared, partial)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # an interrupted write leaves nothing behind
+        raise
+    partial.replace(destination)
+    return ZipFacts(sha256_file(destination), destination.stat().st_size, sum(e.size for e in prepared), len(prepared))
+
+
+def _write(prepared: list[_Entry], partial: Path) -> None:
     central = bytearray()
     offset = 0
     with partial.open("wb") as out:
@@ -99,8 +109,6 @@ def write_zip(
             offset += len(header) + len(name) + len(entry.deflated)
         out.write(central)
         out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(prepared), len(prepared), len(central), offset, 0))
-    partial.replace(destination)
-    return ZipFacts(sha256_file(destination), destination.stat().st_size, sum(e.size for e in prepared), len(prepared))
 
 
 def _prepare(name: str, path: Path, cache: Path | None) -> _Entry:

@@ -10,120 +10,36 @@ seconds and still proves it.
 from __future__ import annotations
 
 import fcntl
-import fnmatch
 import platform
 import shutil
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ci.config import Config
-from ci.errors import CheckFailedError, ConfigError, PipelineError
+from ci.errors import CheckFailedError, ConfigError
 from ci.isolated import target_python
-from ci.layer import archive, rules, strip, verify
+from ci.layer import archive, sources, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
-from ci.layer.install import InstalledDistribution, install_wheels
-from ci.layer.owners import BUILD_SITE, Owners
-from ci.layer.tree import tree_size, walk_files
-from ci.layer.wheels import CachedWheel, fetch, read_layer_lock
-from ci.lock.lockfile import LockFile
+from ci.layer.install import install_wheels
+from ci.layer.state import BuildOptions, BuildState, Log
+from ci.layer.wheels import fetch, read_layer_lock
 from ci.paths import BuildPaths
-
-Log = Callable[[str], None]
-BYTECODE_MODES = ("runtime", "all", "none")
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """[build] of pipeline.toml, validated."""
-
-    prune: tuple[str, ...]
-    keep: tuple[str, ...]  # path globs (relative to python/) no rule may remove
-    bytecode: str
-    sourceless: bool
-    prune_unimported: bool
-    jobs: int = 2
-
-    @classmethod
-    def from_config(cls, config: Config) -> BuildOptions:
-        section = config.build
-        prune = tuple(rules.check_rule_names(section.get("prune", [*rules.RULES, rules.STRIP])))
-        mode = section.get("bytecode", "runtime")
-        if mode not in BYTECODE_MODES:
-            raise ConfigError(
-                f"build.bytecode = {mode!r} in pipeline.toml is not a bytecode mode",
-                f"use one of {', '.join(BYTECODE_MODES)}",
-            )
-        keep = section.get("keep", [])
-        if not isinstance(keep, list) or not all(isinstance(item, str) for item in keep):
-            raise ConfigError(
-                "build.keep in pipeline.toml must be a list of path globs (relative to python/)",
-                'e.g. keep = ["numpy/testing/*"]',
-            )
-        for key in ("sourceless", "prune_unimported"):
-            if not isinstance(section.get(key, False), bool):
-                raise ConfigError(f"build.{key} in pipeline.toml must be true or false", f"set {key} = false")
-        return cls(
-            prune=prune,
-            keep=tuple(keep),
-            bytecode=mode,
-            sourceless=bool(section.get("sourceless", False)),
-            prune_unimported=bool(section.get("prune_unimported", False)),
-        )
+from ci.pins.guard import model_precondition
+from ci.site import rules
+from ci.site.owners import BUILD_SITE, Owners
+from ci.site.tree import globbed, tree_size, walk_files
+from ci.units import as_mb
 
 
-@dataclass
-class BuildState:
-    """What the steps learn, in the order they learn it."""
-
-    config: Config
-    paths: BuildPaths
-    options: BuildOptions
-    python: str
-    log: Log
-    timings: dict[str, float] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
-    lock: LockFile | None = None
-    wheels: tuple[CachedWheel, ...] = ()
-    installed: list[InstalledDistribution] = field(default_factory=list)
-    baseline: verify.Baseline | None = None
-    keep: frozenset[str] = frozenset()
-    changes: dict[str, str] = field(default_factory=dict)  # path under python/ -> rule that removed/changed it
-
-    @property
-    def site(self) -> Path:
-        return self.paths.layer_tree / "python"
-
-    @property
-    def distributions(self) -> list[str]:
-        """The locked distributions, whose importlib.metadata.version() must answer."""
-        assert self.lock is not None
-        return [pin.name for pin in self.lock.entries]
-
-    @property
-    def function_tree(self) -> Path:
-        return self.paths.build / "function"
-
-    @property
-    def top_level(self) -> dict[str, str]:
-        return {entry: dist.name for dist in self.installed for entry in dist.top_level}
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        yield
-        self.timings[name] = round(time.perf_counter() - start, 2)
-
-
-def build_layer(config: Config, paths: BuildPaths, log: Log = print) -> dict[str, Any]:
+def build_layer(config: Config, paths: BuildPaths, log: Log = print, config_file: Path | None = None) -> dict[str, Any]:
     """Run every step; returns build.json's data. Raises PipelineError (with a fix) on any failure.
 
     Two builds of the same build directory take turns (a file lock): each deletes and rewrites
     build/layer/, so running them at once would pull files from under each other.
+    The previous build's outputs are deleted first: a failed or interrupted build (Ctrl-C) must not
+    leave zips that pass for its own. `config_file`: the file `config` was read from (recorded).
     """
     paths.build.mkdir(parents=True, exist_ok=True)
     with (paths.build / ".build.lock").open("w") as lock_file:
@@ -132,17 +48,26 @@ def build_layer(config: Config, paths: BuildPaths, log: Log = print) -> dict[str
         except BlockingIOError:
             log(f"waiting:  another build of {paths.build} is running")
             fcntl.flock(lock_file, fcntl.LOCK_EX)
+        remove_outputs(paths)
         try:
-            return _build_layer(config, paths, log)
-        except PipelineError:
-            # A failed build must not leave the previous build's zips looking like its own.
-            for stale in (paths.layer_zip, paths.function_zip):
-                stale.unlink(missing_ok=True)
+            return _build_layer(config, paths, log, config_file)
+        except BaseException:
+            remove_outputs(paths)  # e.g. layer.zip written, function.zip not
             raise
 
 
-def _build_layer(config: Config, paths: BuildPaths, log: Log) -> dict[str, Any]:
+def remove_outputs(paths: BuildPaths) -> None:
+    for output in (paths.layer_zip, paths.function_zip, paths.report("build")):
+        output.unlink(missing_ok=True)
+
+
+def _build_layer(config: Config, paths: BuildPaths, log: Log, config_file: Path | None) -> dict[str, Any]:
     _check_host_can_prove(config)
+    # Digests of what this build is made from, taken before it reads any: the gate compares them.
+    recorded = sources.record(config, paths, config_file)
+    if paths.model.is_file():
+        # The import trace unpickles the model: refuse it as `ci pins` would, before any work.
+        model_precondition(config, paths.model)
     state = BuildState(
         config=config,
         paths=paths,
@@ -167,7 +92,7 @@ def _build_layer(config: Config, paths: BuildPaths, log: Log) -> dict[str, Any]:
     step_prove(state, used)
     step_zip(state)
     state.timings["total"] = round(time.perf_counter() - started, 2)
-    return report_data(state)
+    return {**report_data(state), "sources": recorded}
 
 
 def _check_host_can_prove(config: Config) -> None:
@@ -184,15 +109,17 @@ def _check_host_can_prove(config: Config) -> None:
 
 def step_fetch(state: BuildState) -> None:
     with state.step("fetch"):
-        lock = read_layer_lock(state.config.path(state.config.lock, "layer_lock"))
+        lock = read_layer_lock(state.config.lock.layer_lock)
         cache = state.paths.wheel_cache
-        result = fetch(lock, cache, state.config.target, str(state.config.lock.get("index_url")))
+        result = fetch(lock, cache, state.config.target, state.config.lock.index_url)
     state.lock, state.wheels = lock, result.wheels
     state.data["lock"] = {"path": lock.path.name, "sha256": lock.digest, "pins": len(lock.entries)}
     state.data["wheels"] = sorted(wheel.path.name for wheel in result.wheels)
     state.data["cache"] = "cold" if result.downloaded else "warm"
     source = "downloaded from the index" if result.downloaded else "all from the cache, no network"
-    state.log(f"fetch:    {len(result.wheels)} wheels, {_mb(result.bytes)} ({source}) [{state.timings['fetch']:.1f}s]")
+    state.log(
+        f"fetch:    {len(result.wheels)} wheels, {as_mb(result.bytes)} ({source}) [{state.timings['fetch']:.1f}s]"
+    )
 
 
 def step_install(state: BuildState) -> None:
@@ -206,7 +133,7 @@ def step_install(state: BuildState) -> None:
     state.data["dropped_data"] = dropped
     note = f"; dropped {sum(dropped.values())} files of .data/scripts|headers|data" if dropped else ""
     state.log(
-        f"install:  {len(state.installed)} distributions, {files} files, {_mb(size)}{note} "
+        f"install:  {len(state.installed)} distributions, {files} files, {as_mb(size)}{note} "
         f"[{state.timings['install']:.1f}s]"
     )
 
@@ -216,8 +143,7 @@ def step_pristine(state: BuildState) -> None:
     assert state.lock is not None
     options = state.options
     target = state.config.target
-    key = f"{state.lock.digest[:16]}-{target.runtime.name}-{target.architecture}-{'-'.join(options.prune)}"
-    cache_file = state.paths.cache / "verify" / f"{key}-v{verify.VERIFIER_VERSION}.json"
+    cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, options.prune)
     cached = cache_file.is_file()
     with state.step("pristine"):
         planned = rules.plan(state.site, options.prune)
@@ -247,14 +173,14 @@ def step_prune(state: BuildState) -> None:
     state.data["rules"] = {name: result.summary() for name, result in ordered.items()}
     files, size = tree_size(state.site)
     removed = sum(r.bytes for r in ordered.values())
-    state.log(f"prune:    {len(ordered)} rules removed {_mb(removed)}; layer now {files} files, {_mb(size)}")
+    state.log(f"prune:    {len(ordered)} rules removed {as_mb(removed)}; layer now {files} files, {as_mb(size)}")
     for result in ordered.values():
         extra = ""
         if isinstance(result, strip.StripResult) and result.restored:
             extra = f", {len(result.restored)} restored (stripped copy did not load)"
         if result.spared:
             extra += f", {len(result.spared)} kept (imported by the verification)"
-        state.log(f"  - {result.name:<12} {result.files:>5} files {_mb(result.bytes):>9}{extra}")
+        state.log(f"  - {result.name:<12} {result.files:>5} files {as_mb(result.bytes):>9}{extra}")
     state.log(f"  [{state.timings['prune']:.1f}s]")
 
 
@@ -308,7 +234,8 @@ def step_zip(state: BuildState) -> None:
     state.data["layer"] = layer.to_json()
     state.data["function"] = function.to_json()
     state.log(
-        f"zip:      layer.zip {_mb(layer.zipped_bytes)} ({_mb(layer.unzipped_bytes)} unzipped, {layer.files} files), "
+        f"zip:      layer.zip {as_mb(layer.zipped_bytes)} "
+        f"({as_mb(layer.unzipped_bytes)} unzipped, {layer.files} files), "
         f"function.zip {function.zipped_bytes} bytes ({function.files} files) [{state.timings['zip']:.1f}s]"
     )
     state.log(f"          layer.zip sha256 {layer.sha256}")
@@ -321,20 +248,18 @@ def function_entries(state: BuildState) -> list[tuple[str, Path]]:
 
 def step_stage_function(state: BuildState) -> None:
     """Copy the handler package (its *.py only: no tests, no caches) to build/function/."""
-    module = str(state.config.function["handler"]).rsplit(".", 1)[0]
+    module = state.config.function.handler.rsplit(".", 1)[0]
     package = module.split(".")[0]
     source = state.config.root / package
     if not source.is_dir():
         raise ConfigError(
-            f"function.handler = {state.config.function['handler']!r} but {source} is not a directory",
+            f"function.handler = {state.config.function.handler!r} but {source} is not a directory",
             "set function.handler to <package>.<module>.<function> of the handler package",
         )
     if state.function_tree.exists():
         shutil.rmtree(state.function_tree)
-    for path in sorted(source.rglob("*.py")):
+    for path in sources.handler_files(source):
         rel = path.relative_to(source)
-        if "__pycache__" in rel.parts or "tests" in rel.parts or rel.name.startswith("test_"):
-            continue
         target = state.function_tree / package / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
@@ -376,15 +301,3 @@ def report_data(state: BuildState) -> dict[str, Any]:
 
 def _pycache(state: BuildState) -> Path:
     return state.paths.cache / "pycache"
-
-
-def globbed(site: Path, patterns: tuple[str, ...]) -> frozenset[str]:
-    """Files under `site` matching build.keep's globs: no rule may remove them."""
-    if not patterns:
-        return frozenset()
-    rels = [path.relative_to(site).as_posix() for path in walk_files(site)]
-    return frozenset(rel for rel in rels if any(fnmatch.fnmatchcase(rel, pattern) for pattern in patterns))
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"

@@ -17,15 +17,14 @@ import json
 import os
 import shutil
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
-from ci.layer import rules, trace, verify
-from ci.layer.tree import remove_empty_dirs, tree_size, walk_files
-
-if TYPE_CHECKING:
-    from ci.layer.build import BuildState
+from ci.layer import trace, verify
+from ci.layer.state import BuildState
+from ci.site import rules
+from ci.site.tree import globbed, remove_empty_dirs, tree_size, walk_files
+from ci.units import as_mb
 
 UNIMPORTED = "unimported"
 LAMBDA_SITE = "/opt/python"  # where the layer's python/ is mounted: tracebacks name real paths
@@ -56,15 +55,16 @@ def compile_files(
 ) -> tuple[int, int]:
     """Compile `sources` (relative .py paths) into the tree; (files, bytes) of bytecode written.
 
-    Each pyc is cached by its source bytes, its shown path and the Python version, so a warm
+    Each pyc is cached by its source bytes, its shown path, the Python version and the compiling code, so a warm
     rebuild copies instead of compiling. The target interpreter compiles (its magic number).
     """
     cache.mkdir(parents=True, exist_ok=True)
+    compiler = _COMPILE.encode()  # how it compiles (invalidation mode, options) decides the bytes too
     jobs, placed = [], []
     for rel in sources:
         source = site / rel
         shown = f"{shown_root}/{rel}"
-        key = hashlib.sha256(source.read_bytes() + b"\0" + shown.encode() + b"\0" + python_version.encode())
+        key = hashlib.sha256(b"\0".join([source.read_bytes(), shown.encode(), python_version.encode(), compiler]))
         cached = cache / f"{key.hexdigest()}.pyc"
         if not cached.is_file():
             jobs.append([str(source), str(cached), shown])
@@ -107,7 +107,7 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
     never = [name for name, n in state.data["import_trace"]["distributions"].items() if not n["imported_files"]]
     state.log(
         f"trace:    handler on {len(used.results)} events ({used.workload}): {len(used.modules)} modules, "
-        f"{state.data['import_trace']['bytes'] / 1e6:.1f} MB of the layer used; never imported: "
+        f"{as_mb(state.data['import_trace']['bytes'])} of the layer used; never imported: "
         f"{', '.join(never) or 'none'} [{state.timings['trace']:.1f}s]"
     )
     for warning in used.warnings:
@@ -167,9 +167,9 @@ def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
         }
     total_files, total = tree_size(site)
     state.log(
-        f"bytecode: {options.bytecode}: {files} unchecked-hash .pyc, +{size / 1e6:.1f} MB"
-        + (f", {len(sourceless)} modules sourceless (-{removed_source / 1e6:.1f} MB of .py)" if sourceless else "")
-        + f"; layer now {total_files} files, {total / 1e6:.1f} MB [{state.timings['bytecode']:.1f}s]"
+        f"bytecode: {options.bytecode}: {files} unchecked-hash .pyc, +{as_mb(size)}"
+        + (f", {len(sourceless)} modules sourceless (-{as_mb(removed_source)} of .py)" if sourceless else "")
+        + f"; layer now {total_files} files, {as_mb(total)} [{state.timings['bytecode']:.1f}s]"
     )
 
 
@@ -196,10 +196,11 @@ def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
             state.python,
             state.site,
             state.function_tree,
-            str(state.config.function["handler"]),
-            state.config.path(state.config.smoke, "events"),
+            state.config.function.handler,
+            state.config.smoke.events,
             state.paths.model,
             pycache=state.paths.cache / "pycache" if pycache else None,
+            layer_lock=state.config.lock.layer_lock,
         )
     except trace.TraceError as exc:
         raise _attributed(exc.problem, exc.detail, state) from exc
@@ -227,8 +228,6 @@ def _attributed(problem: str, detail: str, state: BuildState) -> CheckFailedErro
 
 def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
     """Remove what the trace never imported, opened or mapped (METADATA, licenses and dist-info stay)."""
-    from ci.layer.build import globbed
-
     site = state.site
     keep = set(used.files) | globbed(site, state.options.keep)
     result = rules.RuleResult(UNIMPORTED)
@@ -244,7 +243,7 @@ def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
         state.changes[rel] = UNIMPORTED
     remove_empty_dirs(site)
     state.data["rules"][UNIMPORTED] = result.summary()
-    state.log(f"  - {UNIMPORTED:<12} {result.files:>5} files {result.bytes / 1e6:>6.1f} MB never used by the handler")
+    state.log(f"  - {UNIMPORTED:<12} {result.files:>5} files {as_mb(result.bytes):>9} never used by the handler")
 
 
 def _compile_function(state: BuildState) -> tuple[int, int]:

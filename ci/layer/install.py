@@ -17,9 +17,9 @@ from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
 
 from ci.errors import PipelineError
-from ci.layer.owners import top_level_entries
 from ci.layer.wheels import CachedWheel
 from ci.reports import sha256_file
+from ci.site.owners import top_level_entries
 
 _TO_ROOT = ("purelib", "platlib")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
-from ci.layer.tree import in_vendored_libs, walk_files
+from ci.site.tree import in_vendored_libs, walk_files
 
 # name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
 _EXTENSION = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\.(cpython-[^.]+|abi3))?\.so$")

@@ -3,7 +3,8 @@
 Never inside `*.libs/`: auditwheel edits those with patchelf, and strip then produces files
 the loader refuses ("ELF load command address/offset not page-aligned"). Every stripped file
 must still load (dlopen in the target interpreter); one that does not is restored and reported.
-Stripped bytes are cached by the original's sha256, so a warm rebuild only copies them.
+Stripped bytes are cached by the original's sha256 (and checked against their own on reuse), so a
+warm rebuild only copies them.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from pathlib import Path
 
 from ci.abi.elf import is_elf
 from ci.isolated import run_isolated
-from ci.layer.rules import STRIP, RuleResult
-from ci.layer.tree import in_vendored_libs, walk_files
 from ci.reports import sha256_file
+from ci.site.rules import STRIP, RuleResult
+from ci.site.tree import in_vendored_libs, walk_files
 
 # (files that must load, site) -> {file: error} for those that do not
 LoadCheck = Callable[[list[Path], Path], dict[Path, str]]
@@ -93,19 +94,25 @@ def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str =
 
 
 def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | None, str]:
-    """The stripped version of `path` from the cache, made on a miss; (None, error) if strip fails."""
+    """The stripped version of `path` from the cache, made on a miss; (None, error) if strip fails.
+
+    An entry is named by the original's digest and by its own (`<original>-<flags>.<stripped>.so`);
+    reusing one re-hashes it, so a tampered or torn entry is deleted and rebuilt, never shipped.
+    """
     flags = "".join(arg.strip("-")[0] + arg.strip("-")[-1] for arg in STRIP_ARGS)
-    digest = f"{sha256_file(path)}-{flags}"
-    cached = cache / f"{digest}.so"
-    if cached.is_file():
-        return cached, ""
-    partial = cache / f"{digest}.{os.getpid()}.partial"
+    key = f"{sha256_file(path)}-{flags}"
+    for cached in sorted(cache.glob(f"{key}.*.so")):
+        if sha256_file(cached) == cached.name[len(key) + 1 : -len(".so")]:
+            return cached, ""
+        cached.unlink(missing_ok=True)
+    partial = cache / f"{key}.{os.getpid()}.partial"
     run = subprocess.run(
         [strip_tool, *STRIP_ARGS, "-o", str(partial), str(path)], capture_output=True, text=True, check=False
     )
     if run.returncode != 0 or not partial.is_file():
         partial.unlink(missing_ok=True)
         return None, (run.stderr or run.stdout).strip()[-300:]
+    cached = cache / f"{key}.{sha256_file(partial)}.so"
     partial.replace(cached)
     return cached, ""
 

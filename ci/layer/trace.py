@@ -18,8 +18,8 @@ from typing import Any
 
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
-from ci.layer.owners import BUILD_SITE, Owners
-from ci.reports import sha256_file
+from ci.pins.guard import require_safe_model
+from ci.site.owners import BUILD_SITE, Owners
 
 _TRACE = r"""
 import importlib, json, os, sys
@@ -105,14 +105,17 @@ def trace_handler(
     events_dir: Path,
     model: Path | None,
     pycache: Path | None = None,
+    layer_lock: Path | None = None,
 ) -> ImportTrace:
     """Run the handler on the events in the isolated interpreter and return what it used."""
     warnings = []
     events: list[Any] = []
     env: dict[str, str] = {}
     if model is not None and model.is_file():
+        # The scan `ci pins` runs comes first: this process unpickles the model once per event.
+        digest = require_safe_model(model, layer_lock)
         events = load_events(events_dir)
-        env = {"MODEL_PATH": str(model), "MODEL_SHA256": sha256_file(model)}
+        env = {"MODEL_PATH": str(model), "MODEL_SHA256": digest}
         if not events:
             warnings.append(f"no events in {events_dir}: the trace covers importing the handler only")
     else:

@@ -10,6 +10,7 @@ that removed or changed something it needs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -18,9 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ci import isolated
+from ci.config import Target
 from ci.errors import CheckFailedError
+from ci.fingerprint import sources_digest
 from ci.isolated import isolated_command, isolated_env
+from ci.layer import modules
 from ci.layer.modules import extension_modules, paths_of_module, top_level_modules
+from ci.site import rules
 
 VERIFIER_VERSION = 1  # bump when what a baseline records changes
 
@@ -150,6 +156,15 @@ def recheck_alone(python: str, site: Path, items: Iterable[Item], pycache: Path 
     for item in items:
         outcomes.update(run_checks(python, site, [item], jobs=1, pycache=pycache))
     return outcomes
+
+
+def baseline_cache_file(cache: Path, lock_digest: str, target: Target, prune: Sequence[str]) -> Path:
+    """Where the pristine verdict of this lock, target and rule set is cached: the name covers the rules'
+    definitions and this verifying code, not only their names, so an edit of either verifies again."""
+    decided_by = sources_digest(Path(__file__), Path(str(modules.__file__)), Path(str(isolated.__file__)))
+    code = hashlib.sha256(f"{rules.fingerprint(prune)}\0{decided_by}".encode()).hexdigest()[:16]
+    key = f"{lock_digest[:16]}-{target.runtime.name}-{target.architecture}-{'-'.join(prune)}-{code}"
+    return cache / "verify" / f"{key}-v{VERIFIER_VERSION}.json"
 
 
 def baseline(

@@ -6,9 +6,6 @@ so a warm rebuild never touches the network and a tampered cache is downloaded a
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +14,8 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from ci.config import Target
 from ci.errors import PipelineError
 from ci.lock.lockfile import LockFile, Pin, read_lock
-from ci.lock.tags import target_platforms, target_tags
+from ci.lock.tags import target_tags
+from ci.pip import run_pip
 from ci.reports import sha256_file
 
 
@@ -105,17 +103,9 @@ def fetch(lock: LockFile, cache: Path, target: Target, index_url: str) -> FetchR
 
 
 def _pip_download(lock: LockFile, cache: Path, target: Target, index_url: str) -> None:
-    platforms = [arg for platform in target_platforms(target) for arg in ("--platform", platform)]
-    command = [
-        sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",
-        "--only-binary=:all:", *platforms, "--implementation", "cp",
-        "--python-version", target.runtime.python, "--abi", target.runtime.python_tag,
-        "--no-deps", "--require-hashes", "-r", str(lock.path), "--index-url", index_url, "-d", str(cache),
-    ]  # fmt: skip
-    # The machine's pip configuration may add local indexes: the layer must come from index_url alone.
-    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
-    env = {key: value for key, value in env.items() if not key.startswith("PIP_") or key == "PIP_CONFIG_FILE"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    result = run_pip(
+        "download", target, index_url, "--no-deps", "--require-hashes", "-r", str(lock.path), "-d", str(cache)
+    )
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-6:])
         raise PipelineError(

@@ -95,7 +95,7 @@ def check_locks(
         for job in jobs:
             display = display_path(job.output, config.root)
             if display not in stale_files:
-                result.problems += check_fresh_resolve(job, display, config.lock["index_url"], uv_cache)
+                result.problems += check_fresh_resolve(job, display, config.lock.index_url, uv_cache)
         result.resolved = True
     return result
 

@@ -24,10 +24,6 @@ from ci.lock.files import read_in
 from ci.lock.lockfile import read_lock
 
 COMPILE_COMMAND = "python -m ci lock"
-# Where training and the tools run (GitHub's ubuntu runner, this host); [lock] host_platform /
-# host_python in pipeline.toml override them.
-HOST_PLATFORM = "x86_64-manylinux_2_17"
-HOST_PYTHON = "3.11"
 
 
 @dataclass(frozen=True)
@@ -51,17 +47,17 @@ def lock_jobs(config: Config) -> list[LockJob]:
     """The three locks in the order they depend on each other (training and dev constrain to the layer)."""
     lock = config.lock
     target = config.target
-    layer_in = config.path(lock, "requirements_in")
-    training_in = config.path(lock, "training_in")
-    dev_in = config.path(lock, "dev_in")
-    host_platform = str(lock.get("host_platform", HOST_PLATFORM))
-    host_python = str(lock.get("host_python", HOST_PYTHON))
+    layer_in = lock.requirements_in
+    training_in = lock.training_in
+    dev_in = lock.dev_in
+    host_platform = lock.host_platform
+    host_python = lock.host_python
     return [
         LockJob(
             name="layer",
             cwd=layer_in.parent,
             inputs=(layer_in.name,),
-            output=config.path(lock, "layer_lock"),
+            output=lock.layer_lock,
             python_platform=target.uv_platform,
             python_version=target.runtime.python,
             only_binary=True,
@@ -71,7 +67,7 @@ def lock_jobs(config: Config) -> list[LockJob]:
             name="training",
             cwd=training_in.parent,
             inputs=(training_in.name,),
-            output=config.path(lock, "training_lock"),
+            output=lock.training_lock,
             python_platform=host_platform,
             python_version=host_python,
         ),
@@ -79,7 +75,7 @@ def lock_jobs(config: Config) -> list[LockJob]:
             name="dev",
             cwd=dev_in.parent,
             inputs=(dev_in.name,),
-            output=config.path(lock, "dev_lock"),
+            output=lock.dev_lock,
             python_platform=host_platform,
             python_version=host_python,
         ),

@@ -33,9 +33,7 @@ def compile_all(
     for job in lock_jobs(config):
         before_bytes = job.output.read_bytes() if job.output.is_file() else b""
         before = {n: p.version for n, p in read_lock(job.output).pins.items()} if before_bytes else {}
-        compile_lock(
-            job, config.lock["index_url"], upgrade=upgrade, upgrade_packages=upgrade_packages, uv_cache=uv_cache
-        )
+        compile_lock(job, config.lock.index_url, upgrade=upgrade, upgrade_packages=upgrade_packages, uv_cache=uv_cache)
         after = {n: p.version for n, p in read_lock(job.output).pins.items()}
         changes.append(
             LockChange(

@@ -50,7 +50,11 @@ def detect_compression(head: bytes) -> str:
 def open_container(path: Path, limit: int = MAX_DECOMPRESSED_BYTES) -> Container:
     if not path.is_file():
         raise ContainerError(f"model artifact {path} not found", "train it first: `python -m training`")
-    raw = path.read_bytes()
+    return read_container(path, path.read_bytes(), limit)
+
+
+def read_container(path: Path, raw: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> Container:
+    """The container of bytes already read from `path` (named in errors)."""
     compression = detect_compression(raw[:8])
     if compression == "joblib<0.10":
         raise ContainerError(

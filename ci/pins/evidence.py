@@ -26,7 +26,7 @@ class ModelEvidence:
 
     @classmethod
     def gather(cls, inputs: PinsInputs) -> ModelEvidence:
-        evidence = cls(display(inputs.model, inputs.root), display(inputs.manifest, inputs.root))
+        evidence = cls(display(inputs.shown_model or inputs.model, inputs.root), display(inputs.manifest, inputs.root))
         if inputs.model.is_file():
             evidence.artifact_sha256 = sha256_file(inputs.model)
             try:

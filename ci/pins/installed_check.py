@@ -32,11 +32,15 @@ def check_installed(training: LockFile) -> CheckResult:
             check.error(
                 f"{name} {wanted} ({training.display}:{entry.line}) is not installed in {sys.prefix}",
                 f"pip install --require-hashes -r {training.display}",
+                training.display,
+                entry.line,
             )
         elif not ok:
             check.error(
                 f"{name} {have} is installed in {sys.prefix}, {training.display}:{entry.line} pins {wanted}",
                 f"pip install --require-hashes -r {training.display}",
+                training.display,
+                entry.line,
             )
         check.rows.append(Row(name, wanted, have or "(missing)", "", "ok" if ok else "FAIL"))
     return check

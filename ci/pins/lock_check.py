@@ -42,12 +42,15 @@ def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> Ch
                     f"{lock.display} has no entry for {dist}{why}: its version at training and at runtime "
                     "cannot be proven equal",
                     f"add {dist} to the .in file next to {lock.display} and run `python -m ci lock`",
+                    lock.display,
                 )
                 ok = False
             elif pinned_version(entry) is None:
                 check.error(
                     f"{lock.display}:{entry.line}: {entry.text} {why_not_pinned(entry)}{why}",
                     f"pin it exactly ({dist}==VERSION) with `python -m ci lock`",
+                    lock.display,
+                    entry.line,
                 )
                 ok = False
         if ok and t_entry and r_entry and pinned_version(t_entry) != pinned_version(r_entry):
@@ -56,6 +59,8 @@ def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> Ch
                 f"{dist} {pinned_version(r_entry)} in {layer.display}:{r_entry.line}: the model would be pickled "
                 "by one version and unpickled by another",
                 "constrain the training lock to the layer lock (-c) and run `python -m ci lock`",
+                training.display,
+                t_entry.line,
             )
             ok = False
         check.rows.append(

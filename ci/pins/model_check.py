@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ci.lock.lockfile import LockFile
 from ci.pins.evidence import ModelEvidence
+from ci.pins.guard import allowed_distributions, refusals
 from ci.pins.lock_check import pinned
 from ci.pins.locks import pinned_version
 from ci.pins.policy import PACKAGES, distribution_of, judge
@@ -148,20 +149,11 @@ def _check_scan(
         check.warn("the pickle references scikit-learn classes but records no _sklearn_version")
 
     _check_numpy_generation(check, layer, scan, statuses, column, retrain)
-    allowed_dists = {dist for dist in PACKAGES.values() if layer.get(dist) is not None}
+    allowed_dists = allowed_distributions(layer)
     for dist in sorted(model.referenced_distributions() - {"scikit-learn", "numpy"}):
         column[dist] = "referenced"
-    for ref in sorted(scan.references.values(), key=lambda r: r.path):
-        verdict = judge(ref.module, ref.name, allowed_dists)
-        if not verdict.allowed:
-            how = "called when the pickle is loaded" if ref.called else "imported when the pickle is loaded"
-            via = f" via {ref.via}" if ref.via else ""
-            check.error(
-                f"references {ref.path}{via} ({how}): not allowed — {verdict.reason}",
-                "never deploy this artifact: rebuild it from the training code and check where it came from",
-            )
-    for item in scan.unresolved:
-        check.error(f"cannot be read statically: {item}", "never deploy this artifact; retrain the model")
+    for finding in refusals(scan, allowed_dists):
+        check.error(finding.message, finding.fix)
     _check_existence(check, layer, scan, inputs, allowed_dists, statuses)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ci.pins.checks import CheckResult, PinsResult
+from ci.tables import text_table
 
 
 def render_check(check: CheckResult) -> str:
@@ -13,11 +14,8 @@ def render_check(check: CheckResult) -> str:
         return "\n".join(lines)
     table = [list(check.columns)] + [[r.package, r.training, r.runtime, r.model, r.status] for r in check.rows]
     keep = [i for i in range(5) if any(row[i] for row in table)]
-    widths = {i: max(len(row[i]) for row in table) for i in keep}
-    for index, row in enumerate(table):
-        lines.append("   " + "  ".join(row[i].ljust(widths[i]) for i in keep).rstrip())
-        if index == 0:
-            lines.append("   " + "  ".join("-" * widths[i] for i in keep))
+    columns = [[row[i] for i in keep] for row in table]
+    lines.append(text_table(columns[0], columns[1:], indent="   "))
     for finding in check.findings:
         label = {"error": "FAIL", "warning": "warn", "note": "note"}[finding.severity]
         lines.append(f"   {label}: {finding.message}")

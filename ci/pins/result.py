@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.pins.scan import PickleScan
+from ci.reports import Finding as ReportFinding
 
 # Distributions whose objects end up in every scikit-learn model pickle.
 CORE_DISTRIBUTIONS = ("scikit-learn", "numpy", "scipy", "joblib")
@@ -31,6 +32,8 @@ class Finding:
     severity: str  # error | warning | note
     message: str
     fix: str = ""
+    file: str | None = None  # repository-relative lock the finding is about, and its 1-based line
+    line: int | None = None
 
 
 @dataclass
@@ -46,11 +49,11 @@ class CheckResult:
     def passed(self) -> bool:
         return not any(finding.severity == "error" for finding in self.findings)
 
-    def error(self, message: str, fix: str = "") -> None:
-        self.findings.append(Finding("error", message, fix))
+    def error(self, message: str, fix: str = "", file: str | None = None, line: int | None = None) -> None:
+        self.findings.append(Finding("error", message, fix, file, line))
 
-    def warn(self, message: str, fix: str = "") -> None:
-        self.findings.append(Finding("warning", message, fix))
+    def warn(self, message: str, fix: str = "", file: str | None = None, line: int | None = None) -> None:
+        self.findings.append(Finding("warning", message, fix, file, line))
 
     def note(self, message: str) -> None:
         self.findings.append(Finding("note", message))
@@ -75,6 +78,7 @@ class PinsInputs:
     target_python: str  # the Lambda runtime's Python, e.g. "3.11"
     root: Path  # paths in messages are shown relative to it
     installed: bool = False
+    shown_model: Path | None = None  # how messages name the model when `model` is its snapshot
     probe_python: str = sys.executable  # the environment asked whether referenced classes exist
     deployed_model: Path | None = None  # what deploy would upload (build/model/model.joblib)
 
@@ -91,6 +95,23 @@ class PinsResult:
 
     def errors(self) -> list[tuple[str, Finding]]:
         return [(check.name, f) for check in self.checks for f in check.findings if f.severity == "error"]
+
+    def report_findings(self, training_display: str) -> list[ReportFinding]:
+        """Every finding in the report contract; one without a file lands on the training lock,
+        through which every pin fix (relock or retrain) goes."""
+        severity = {"error": "error", "warning": "warning", "note": "notice"}
+        return [
+            ReportFinding(
+                "pins",
+                severity[f.severity],
+                f"{check.name}: {f.message}",
+                f.fix,
+                f.file or training_display,
+                f.line if f.file else None,
+            )
+            for check in self.checks
+            for f in check.findings
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {

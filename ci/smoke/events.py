@@ -111,3 +111,21 @@ def judge(event: SmokeEvent, response: Any) -> str | None:
 def _short(value: Any, limit: int = 300) -> str:
     text = json.dumps(value, default=repr) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def coverage(ran: list[SmokeEvent], committed_dir: Path, default_tolerance: float) -> dict[str, Any]:
+    """Whether a run covered exactly the committed events: a subset (or other events) must not open the gate."""
+    try:
+        committed = load_events(committed_dir, default_tolerance)
+    except PipelineError as exc:
+        return {"partial": True, "events_run": [e.name for e in ran], "why": f"committed events unreadable: {exc}"}
+    by_name = {event.name: event for event in ran}
+    missing = [event.name for event in committed if event.name not in by_name]
+    changed = [event.name for event in committed if event.name in by_name and by_name[event.name] != event]
+    extra = sorted(set(by_name) - {event.name for event in committed})
+    result: dict[str, Any] = {"partial": bool(missing or changed or extra), "events_run": [e.name for e in ran]}
+    if result["partial"]:
+        result["events_missing"] = missing
+        result["events_changed"] = changed
+        result["events_not_committed"] = extra
+    return result

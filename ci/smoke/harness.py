@@ -22,10 +22,11 @@ from ci.config import Config
 from ci.errors import PipelineError
 from ci.isolated import target_python
 from ci.paths import BuildPaths
+from ci.pins.guard import model_precondition
 from ci.reports import sha256_file
 from ci.smoke import process as proc
 from ci.smoke.bootstrap import TRACE_PREFIX
-from ci.smoke.events import SmokeEvent, judge, load_events
+from ci.smoke.events import SmokeEvent, coverage, judge, load_events
 from ci.smoke.layout import SmokeLayout, make_writable, prepare_layout
 from ci.smoke.runtime_api import Invocation, Outcome, RuntimeApi
 from ci.smoke.runtime_dir import ensure_runtime_dir
@@ -57,7 +58,7 @@ class _Run:
 
     def invoke(self, body: bytes, request_id: str | None = None) -> Outcome | str:
         """The outcome of one invocation, or why there is none."""
-        timeout_s = float(self.config.function["timeout_s"])
+        timeout_s = float(self.config.function.timeout_s)
         request_id = request_id or str(uuid.uuid4())
         self.api.submit(Invocation(request_id, body, timeout_s, proc.function_arn(self.config)))
         outcome = self.api.wait_outcome(request_id, timeout_s, self.running)
@@ -150,7 +151,7 @@ def _warm(run: _Run, event: SmokeEvent, count: int) -> dict[str, Any]:
 
 
 def _init(run: _Run, started: float) -> dict[str, Any]:
-    limit = float(run.config.smoke["init_limit_s"])
+    limit = run.config.smoke.init_limit_s
     state = run.api.wait_init(limit, run.running)
     if state == "ready":
         assert run.api.state.first_next is not None
@@ -229,30 +230,37 @@ def run_smoke(
             f"the smoke invocation runs the layer's native code, which needs a {config.target.machine} Linux host",
             f"run it on {config.target.machine} Linux (e.g. a GitHub ubuntu runner) or change target.architecture",
         )
-    events = load_events(events_dir or config.root / str(config.smoke["events"]), float(config.smoke["tolerance"]))
+    committed = config.smoke.events
+    tolerance = config.smoke.tolerance
+    events = load_events(events_dir or committed, tolerance)
+    # The function unpickles the model at init: refuse it as `ci pins` would, before any process starts,
+    # and load it only under the digest of the bytes scanned.
+    model_sha256 = model_precondition(config, model_path)
     python = target_python(config.target.runtime.python)
     runtime = ensure_runtime_dir(config, paths)
     prepare_started = time.monotonic()
     layout = prepare_layout(paths.build / "smoke", runtime, layer_zip, function_zip, model_path)
     model = layout.model_dir / model_path.name
     warnings: list[str] = []
-    warm_event = _warm_event(events, config.smoke.get("warm_event"), warnings)
+    warm_event = _warm_event(events, config.smoke.warm_event, warnings)
     report: dict[str, Any] = {
-        "handler": config.function["handler"],
+        "handler": config.function.handler,
         "runtime": config.target.runtime.name,
-        "memory_mb": config.function["memory_mb"],
-        "timeout_s": config.function["timeout_s"],
+        "memory_mb": config.function.memory_mb,
+        "timeout_s": config.function.timeout_s,
         "layout_s": round(time.monotonic() - prepare_started, 3),
         "warnings": warnings,
+        # Deploy accepts only a run of every committed event (smoke.events), exactly as committed.
+        **coverage(events, committed, tolerance),
         # The bytes judged here, so a reader (or deploy) can tie this result to what it uploads.
         "smoked_artifacts": {
             "layer.zip": sha256_file(layer_zip),
             "function.zip": sha256_file(function_zip),
-            "model.joblib": sha256_file(model_path),
+            "model.joblib": model_sha256,
         },
     }
     with RuntimeApi() as api:
-        env = proc.lambda_environment(config, layout, python, api.address, model, sha256_file(model))
+        env = proc.lambda_environment(config, layout, python, api.address, model, model_sha256)
         started = time.monotonic()
         process, _log = proc.start_function_process(config, layout, python, env)
         run = _Run(config, layout, api, process)
@@ -264,7 +272,7 @@ def run_smoke(
                 report["first_invocation_ms"] = report["events"][0]["duration_ms"]
             # Latency of a wrong answer means nothing (and would repeat the failure N times).
             if warm_event and run.alive and all(r["passed"] for r in report["events"] if r["event"] == warm_event.name):
-                report["warm"] = _warm(run, warm_event, int(config.smoke["warm_invocations"]))
+                report["warm"] = _warm(run, warm_event, config.smoke.warm_invocations)
             report["import_trace"] = _trace(run, paths)
             report["peak_rss_bytes"] = proc.peak_rss_bytes(process.pid)
         finally:
@@ -281,14 +289,14 @@ def run_smoke(
 
 
 def _judge_resources(run: _Run, report: dict[str, Any]) -> None:
-    memory_mb = int(run.config.function["memory_mb"])
+    memory_mb = run.config.function.memory_mb
     init = report.get("init", {})
     if "duration_s" in init:
         # Lambda gives a function memory_mb/1769 of a vCPU (init is single-threaded: no gain above one).
         factor = max(1.0, proc.FULL_VCPU_MB / memory_mb)
         init["estimate_at_memory_s"] = round(init["duration_s"] * factor, 3)
         init["estimate_note"] = f"estimate: measured init x {factor:.2f} (one vCPU at 1769 MB, {memory_mb} MB here)"
-        limit = float(run.config.smoke["init_limit_s"])
+        limit = run.config.smoke.init_limit_s
         if init["estimate_at_memory_s"] > limit:
             report["warnings"].append(
                 f"estimated init at {memory_mb} MB ({init['estimate_at_memory_s']:.1f} s) is over Lambda's"

@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci.errors import PipelineError
+from ci.zipsafe import open_zip
 
 
 @dataclass(frozen=True)
@@ -69,17 +69,8 @@ def make_read_only(root: Path) -> None:
 
 
 def _unzip(archive: Path, destination: Path) -> None:
-    if not archive.is_file():
-        raise PipelineError(f"{archive} not found", "run `python -m ci build` first")
-    try:
-        with zipfile.ZipFile(archive) as zipped:
-            for info in zipped.infolist():
-                extracted = Path(zipped.extract(info, destination))
-                mode = info.external_attr >> 16
-                if mode and not info.is_dir():
-                    extracted.chmod(stat.S_IMODE(mode) | stat.S_IRUSR)
-    except zipfile.BadZipFile as exc:
-        raise PipelineError(f"{archive} is not a valid zip ({exc})", "rebuild it with `python -m ci build`") from exc
+    with open_zip(archive, "rebuild it with `python -m ci build`") as zipped:
+        zipped.extract_all(destination)
 
 
 def prepare_layout(root: Path, runtime: Path, layer_zip: Path, function_zip: Path, model_path: Path) -> SmokeLayout:

@@ -31,26 +31,26 @@ def lambda_sys_path(config: Config, layout: SmokeLayout) -> list[str]:
 
 
 def function_arn(config: Config) -> str:
-    return f"arn:aws:lambda:{config.deploy['region']}:123456789012:function:{config.function['name']}"
+    return f"arn:aws:lambda:{config.deploy.region}:123456789012:function:{config.function.name}"
 
 
 def lambda_environment(
     config: Config, layout: SmokeLayout, python: str, api_address: str, model: Path, model_sha256: str
 ) -> dict[str, str]:
     """The variables Lambda sets for a python3.x function (no credentials), plus the model's location."""
-    name = str(config.function["name"])
-    region = str(config.deploy["region"])
+    name = config.function.name
+    region = config.deploy.region
     lang = Path(python).resolve().parent.parent
     today = datetime.datetime.now(datetime.UTC)
     return isolated_env(
         {
-            "_HANDLER": str(config.function["handler"]),
+            "_HANDLER": config.function.handler,
             "LAMBDA_TASK_ROOT": str(layout.task),
             "LAMBDA_RUNTIME_DIR": str(layout.runtime),
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.target.runtime.name}",
             "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.function["memory_mb"]),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.function.memory_mb),
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": f"{today:%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",

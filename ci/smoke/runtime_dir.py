@@ -1,23 +1,22 @@
 """The /var/runtime equivalent: only what the managed runtime ships (awslambdaric, boto3, botocore...).
 
 Installed once per pin set into build/cache/runtime-<runtime>-<hash>/ from the hashed pins in
-ci/policy/runtime-<runtime>.txt, so a handler that imports boto3 finds the runtime's version and a
-layer that forgot a dependency is not rescued by anything of this host.
+ci/policy/runtime-<runtime>.txt (the hash covers the pins, the index and the target's wheel options),
+so a handler that imports boto3 finds the runtime's version and a layer that forgot a dependency is
+not rescued by anything of this host.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from ci.config import Config
 from ci.errors import ConfigError, PipelineError
 from ci.paths import BuildPaths
+from ci.pip import run_pip, target_options
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
 
@@ -35,26 +34,24 @@ def runtime_pins(config: Config) -> Path:
 def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
     """Install the runtime's own packages into the cache (once) and return that directory."""
     pins = runtime_pins(config)
-    digest = hashlib.sha256(pins.read_bytes() + platform.machine().encode()).hexdigest()[:16]
+    index_url = config.lock.index_url
+    options = "\0".join([index_url, *target_options(config.target)])
+    digest = hashlib.sha256(pins.read_bytes() + b"\0" + options.encode()).hexdigest()[:16]
     target = paths.cache / f"runtime-{config.target.runtime.name}-{digest}"
     if (target / "awslambdaric").is_dir():
         return target
     staging = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--target", str(staging), "--only-binary", ":all:", "--require-hashes", "--no-deps",
-        "--no-compile", "--index-url", "https://pypi.org/simple", "-r", str(pins),
-    ]  # fmt: skip
-    # The machine's pip configuration may add local indexes; the runtime must come from PyPI alone.
-    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    result = run_pip(
+        "install", config.target, index_url, "--target", str(staging), "--require-hashes", "--no-deps",
+        "--no-compile", "-r", str(pins),
+    )  # fmt: skip
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         raise PipelineError(
             f"could not install the {config.target.runtime.name} runtime's packages from {pins.name}:\n"
             + result.stderr.strip()[-2000:],
-            "check network access to https://pypi.org/simple, or regenerate the pins",
+            f"check network access to {index_url}, or regenerate the pins",
         )
     try:
         staging.rename(target)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ci.units import as_mb
+
 
 def render(report: dict[str, Any], failures: list[str]) -> str:
     lines = []
@@ -31,9 +33,14 @@ def render(report: dict[str, Any], failures: list[str]) -> str:
     trace = report.get("import_trace")
     if trace:
         lines.append(
-            f"layer files imported or mapped: {len(trace['files'])}, {trace['imported_bytes'] / 1e6:.1f} MB"
-            f" of {trace['shipped_bytes'] / 1e6:.1f} MB shipped"
+            f"layer files imported or mapped: {len(trace['files'])}, {as_mb(trace['imported_bytes'])}"
+            f" of {as_mb(trace['shipped_bytes'])} shipped"
             + (f"; never imported: {', '.join(trace['never_imported'])}" if trace["never_imported"] else "")
+        )
+    if report.get("partial"):
+        lines.append(
+            f"partial: ran {', '.join(report.get('events_run', []))}, not exactly the committed events; "
+            "deploy refuses this report (run `python -m ci smoke` without --events)"
         )
     lines.extend(f"warning: {warning}" for warning in report.get("warnings", []))
     lines.extend(f"FAILED: {failure}" for failure in failures)

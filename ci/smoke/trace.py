@@ -1,7 +1,7 @@
 """The import trace: which files of the layer the function really imported or mapped, per distribution.
 
 The budget report and the bytecode/pruning rules use it to tell what is shipped but never touched.
-Files are named as in layer.zip (python/...). ci.layer.owners attributes each to a distribution
+Files are named as in layer.zip (python/...). ci.site.owners attributes each to a distribution
 (the build report's "top_level" map, the layer's own *.dist-info); a file nothing claims is
 shown under its first path component's name.
 """
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ci.layer.owners import Owners
+from ci.site.owners import Owners
 
 
 def _shipped(layer_root: Path) -> dict[str, int]:

@@ -10,8 +10,14 @@ def as_bytes(value: int) -> str:
     return f"{value:,}"
 
 
-def as_mb(value: int, digits: int = 1) -> str:
-    return f"{value / MB:,.{digits}f} MB"
+def as_mb(value: float, digits: int = 1, unit: str = " MB") -> str:
+    """The one MB formatter: 231,000,000 -> "231.0 MB" (unit="" for a table column already headed MB)."""
+    return f"{value / MB:,.{digits}f}{unit}"
+
+
+def mb_cell(value: int | None) -> str:
+    """A table cell in MB without the unit; empty when the size is unknown."""
+    return "" if value is None else as_mb(value, unit="")
 
 
 def signed_bytes(value: int) -> str:

@@ -1,7 +1,8 @@
-"""Small facts about a layer tree that several steps need: its files, sizes, vendored libraries (owners: owners.py)."""
+"""Facts about a site tree that several steps need: files, sizes, vendored libraries, globs (owners: owners.py)."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,3 +37,11 @@ def remove_empty_dirs(root: Path) -> None:
         path = Path(current)
         if path != root and not any(path.iterdir()):
             path.rmdir()
+
+
+def globbed(site: Path, patterns: tuple[str, ...]) -> frozenset[str]:
+    """Files under `site` matching build.keep's globs: no rule may remove them."""
+    if not patterns:
+        return frozenset()
+    rels = [path.relative_to(site).as_posix() for path in walk_files(site)]
+    return frozenset(rel for rel in rels if any(fnmatch.fnmatchcase(rel, pattern) for pattern in patterns))

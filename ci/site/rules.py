@@ -12,13 +12,15 @@ The strip rule (changing, not removing files) lives in strip.py under the name "
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ci.errors import ConfigError
-from ci.layer.tree import remove_empty_dirs, walk_files
+from ci.fingerprint import sources_digest
+from ci.site.tree import remove_empty_dirs, walk_files
 
 STRIP = "strip"
 LICENSE_PATTERNS = ("LICENSE*", "LICENCE*", "COPYING*", "NOTICE*", "AUTHORS*", "COPYRIGHT*")
@@ -86,15 +88,27 @@ RULES: dict[str, Rule] = {
 }  # fmt: skip
 
 
-def check_rule_names(names: Iterable[str]) -> list[str]:
-    names = list(names)
-    unknown = [name for name in names if name not in RULES and name != STRIP]
-    if unknown:
-        raise ConfigError(
-            f"build.prune in pipeline.toml names unknown rules: {', '.join(unknown)}",
-            f"use any of: {', '.join([*RULES, STRIP])}",
-        )
-    return names
+def fingerprint(names: Iterable[str]) -> str:
+    """sha256 of what decides the files the named rules claim: each one's definition (patterns, class,
+    the code of its filters) and this module's source (the claiming logic, what is always kept).
+    Part of every cache key that depends on pruning: editing a rule must not reuse an old result."""
+    digest = hashlib.sha256(sources_digest(Path(__file__)).encode())
+    for name in names:
+        digest.update(f"\0{name}\0{_definition(RULES[name]) if name in RULES else ''}".encode())
+    return digest.hexdigest()
+
+
+def _definition(rule: Rule) -> str:
+    values: list[object] = [type(rule).__qualname__]
+    for spec in dataclasses.fields(rule):
+        value = getattr(rule, spec.name)
+        if callable(value):
+            code = value.__code__
+            value = (code.co_code.hex(), repr(code.co_consts), code.co_names)
+        elif isinstance(value, frozenset):
+            value = sorted(value)
+        values.append((spec.name, value))
+    return repr(values)
 
 
 def always_kept(rel: PurePosixPath) -> bool:

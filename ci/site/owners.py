@@ -27,11 +27,12 @@ import csv
 import io
 import os
 import re
-import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
+
+from ci.zipsafe import open_zip
 
 BUILD_SITE = "python"  # the site build.json's "top_level" map describes
 METADATA_SUFFIXES = (".dist-info", ".egg-info")
@@ -157,8 +158,8 @@ class Owners:
 
     @classmethod
     def of_zip(cls, path: Path, top_level: Mapping[str, str] | None = None, names: Iterable[str] = ()) -> Owners:
-        with zipfile.ZipFile(path) as archive:
-            entries = [info.filename for info in archive.infolist() if not info.is_dir()]
+        with open_zip(path, "rebuild it: `python -m ci build`") as archive:
+            entries = [info.filename for info in archive.files]
             return cls.of_entries(entries, archive.read, top_level, names)
 
     @classmethod

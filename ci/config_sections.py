@@ -1,0 +1,228 @@
+"""pipeline.toml's sections as frozen dataclasses, each built (and checked) by one parse function.
+
+A dataclass's fields are exactly the keys its section allows; its parse function holds the
+types, ranges, allowed values and defaults, so every reader gets checked, typed values and no
+reader repeats a default. Paths are resolved against the repository root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ci.config_schema import Table
+from ci.site.rules import RULES, STRIP
+
+LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: function code + all layers, unzipped (fixed by Lambda)
+LAMBDA_INIT_LIMIT_S = 10.0  # an on-demand function's init phase (fixed by Lambda)
+PRUNE_RULES = (*RULES, STRIP)
+BYTECODE_MODES = ("runtime", "all", "none")
+# Where training and the tools run (GitHub's ubuntu runner, this host), unless [lock] says otherwise.
+HOST_PLATFORM = "x86_64-manylinux_2_17"
+HOST_PYTHON = "3.11"
+
+
+def keys(cls: type) -> tuple[str, ...]:
+    """The keys a section allows: its dataclass's fields."""
+    return tuple(spec.name for spec in fields(cls))
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    name: str
+    handler: str  # package.module.function
+    memory_mb: int
+    timeout_s: int
+    alias: str
+    layer_name: str
+
+
+def parse_function(table: Table) -> FunctionConfig:
+    name = r"[A-Za-z0-9_-]{1,64}"
+    return FunctionConfig(
+        name=table.text("name", '"forgetting-curve"', pattern=name, wants=f"a Lambda function name ({name})"),
+        handler=table.text(
+            "handler",
+            '"handler.app.lambda_handler"',
+            pattern=r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+",
+            wants="package.module.function of the handler",
+        ),
+        memory_mb=table.integer("memory_mb", 512, 128, 10240, unit="MB (Lambda's range)"),
+        timeout_s=table.integer("timeout_s", 60, 1, 900, unit="seconds (Lambda's range)"),
+        alias=table.text("alias", '"live"', pattern=r"[A-Za-z][A-Za-z0-9_-]{0,127}", wants="an alias name"),
+        layer_name=table.text(
+            "layer_name", '"forgetting-curve-runtime"', pattern=r"[A-Za-z0-9_-]{1,140}", wants="a layer name"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class LockConfig:
+    requirements_in: Path
+    layer_lock: Path
+    training_in: Path
+    training_lock: Path
+    dev_in: Path
+    dev_lock: Path
+    index_url: str
+    host_platform: str  # uv's --python-platform for the training and dev locks
+    host_python: str
+
+
+def parse_lock(table: Table, root: Path) -> LockConfig:
+    def path(key: str, example: str) -> Path:
+        return root / table.text(key, f'"{example}"')
+
+    return LockConfig(
+        requirements_in=path("requirements_in", "requirements.in"),
+        layer_lock=path("layer_lock", "requirements-layer.txt"),
+        training_in=path("training_in", "training/requirements.in"),
+        training_lock=path("training_lock", "training/requirements.txt"),
+        dev_in=path("dev_in", "requirements-dev.in"),
+        dev_lock=path("dev_lock", "requirements-dev.txt"),
+        index_url=table.text(
+            "index_url",
+            '"https://pypi.org/simple"',
+            pattern=r"(https?|file)://\S+",
+            wants="an http(s) or file:// URL of a simple index",
+        ),
+        host_platform=table.text("host_platform", f'"{HOST_PLATFORM}"', default=HOST_PLATFORM),
+        host_python=table.text(
+            "host_python", f'"{HOST_PYTHON}"', default=HOST_PYTHON, pattern=r"3\.\d+", wants="a version like 3.11"
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    prune: tuple[str, ...]  # rule names of ci/site/rules.py (and "strip"), applied in this order
+    bytecode: str  # runtime | all | none
+    sourceless: bool
+    prune_unimported: bool
+    keep: tuple[str, ...]  # path globs (relative to python/) no rule may remove
+
+
+def parse_build(table: Table) -> BuildConfig:
+    return BuildConfig(
+        prune=table.texts("prune", '["tests", "docs"]', default=PRUNE_RULES, choices=PRUNE_RULES),
+        bytecode=table.choice("bytecode", BYTECODE_MODES, default="runtime"),
+        sourceless=table.flag("sourceless", default=False),
+        prune_unimported=table.flag("prune_unimported", default=False),
+        keep=table.texts("keep", '["sklearn/datasets/*"]', default=()),
+    )
+
+
+@dataclass(frozen=True)
+class ExtraLayerArn:
+    """A layer attached by ARN: not in our hands, so its unzipped size is declared."""
+
+    arn: str
+    unzipped_bytes: int
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    limit_bytes: int
+    warn_fraction: float
+    extra_layer_zips: tuple[Path, ...]
+    extra_layer_arns: tuple[ExtraLayerArn, ...]
+
+
+def parse_budget(table: Table, root: Path) -> BudgetConfig:
+    example = '[{ arn = "arn:aws:lambda:us-east-1:123456789012:layer:NAME:3", unzipped_bytes = 12345678 }]'
+    arns = tuple(
+        ExtraLayerArn(
+            arn=entry.text(
+                "arn",
+                '"arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION"',
+                pattern=r"arn:\S*:layer:\S+",
+                wants="a layer version's ARN",
+            ),
+            unzipped_bytes=entry.integer("unzipped_bytes", 12345678, 1, LAMBDA_UNZIPPED_LIMIT, unit="bytes"),
+        )
+        for entry in table.tables("extra_layer_arns", example, keys(ExtraLayerArn))
+    )
+    return BudgetConfig(
+        limit_bytes=table.integer(
+            "limit_bytes", LAMBDA_UNZIPPED_LIMIT, 1, LAMBDA_UNZIPPED_LIMIT, unit="bytes (Lambda's fixed unzipped limit)"
+        ),
+        warn_fraction=table.number("warn_fraction", 0.9, above=0, maximum=1, default=0.9),
+        extra_layer_zips=tuple(root / item for item in table.texts("extra_layer_zips", '["vendor/otel.zip"]', ())),
+        extra_layer_arns=arns,
+    )
+
+
+@dataclass(frozen=True)
+class SmokeConfig:
+    events: Path
+    warm_invocations: int
+    warm_event: str  # "" = a single successful prediction, chosen by the harness
+    init_limit_s: float
+    tolerance: float
+
+
+def parse_smoke(table: Table, root: Path) -> SmokeConfig:
+    return SmokeConfig(
+        events=root / table.text("events", '"tests/events"'),
+        warm_invocations=table.integer("warm_invocations", 20, 0),
+        warm_event=table.text("warm_event", '"direct-single"', default="", pattern=".*", wants="an event name"),
+        init_limit_s=table.number("init_limit_s", 10.0, above=0, maximum=LAMBDA_INIT_LIMIT_S),
+        tolerance=table.number("tolerance", 0.02, minimum=0, maximum=1),
+    )
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    bucket: str
+    region: str
+    stack_name: str
+    key_prefix: str
+    github_repository: str  # "" = none; bootstrap then needs --github-repository
+    check_warm_invocations: int  # warm invocations in the post-deploy check
+
+
+def parse_deploy(table: Table) -> DeployConfig:
+    return DeployConfig(
+        bucket=table.text(
+            "bucket",
+            '"forgetting-curve-artifacts"',
+            pattern=r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+            wants="an S3 bucket name",
+        ),
+        region=table.text("region", '"us-east-1"', pattern=r"[a-z]{2}(-[a-z]+)+-\d+", wants="an AWS region"),
+        stack_name=table.text(
+            "stack_name", '"forgetting-curve"', pattern=r"[A-Za-z][A-Za-z0-9-]{0,127}", wants="a stack name"
+        ),
+        key_prefix=table.text("key_prefix", '"artifacts"', pattern=r"[^/]\S*", wants="an S3 key prefix"),
+        github_repository=table.text(
+            "github_repository", '"OWNER/NAME"', default="", pattern=r"([\w.-]+/[\w.-]+)?", wants="OWNER/NAME"
+        ),
+        check_warm_invocations=table.integer("check_warm_invocations", 0, 0, default=0),
+    )
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    seed: int
+    learners: int
+    items: int
+    reviews: int
+    test_fraction: float
+    max_log_loss_ratio: float  # model log loss / constant baseline's must stay below this
+    min_roc_auc: float
+    max_mae: float  # against the simulator's true p (skipped for data without p_true)
+    max_ece: float
+
+
+def parse_training(table: Table) -> TrainingConfig:
+    return TrainingConfig(
+        seed=table.integer("seed", 20161, 0),
+        learners=table.integer("learners", 400, 1),
+        items=table.integer("items", 300, 1),
+        reviews=table.integer("reviews", 60000, 1),
+        test_fraction=table.number("test_fraction", 0.2, above=0, below=1),
+        max_log_loss_ratio=table.number("max_log_loss_ratio", 0.85, above=0),
+        min_roc_auc=table.number("min_roc_auc", 0.7, minimum=0, maximum=1),
+        max_mae=table.number("max_mae", 0.08, minimum=0),
+        max_ece=table.number("max_ece", 0.05, minimum=0),
+    )

@@ -1,0 +1,68 @@
+"""What a build was made from, by digest: the handler package, the model, the locks, the config file.
+
+build.json records them when the build starts; the deploy gate hashes them again and refuses zips
+whose sources changed since (an edited handler would otherwise ship as the old, checked zip).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ci.config import Config
+from ci.paths import BuildPaths
+from ci.reports import sha256_file
+
+
+def handler_package(config: Config) -> Path:
+    """The directory of the handler's package (function.handler = <package>.<module>.<function>)."""
+    return config.root / config.function.handler.split(".")[0]
+
+
+def handler_files(package: Path) -> list[Path]:
+    """The files function.zip is made of: the package's *.py, without tests and caches."""
+    return [
+        path
+        for path in sorted(package.rglob("*.py"))
+        if not {"__pycache__", "tests"} & set(path.relative_to(package).parts) and not path.name.startswith("test_")
+    ]
+
+
+def record(config: Config, paths: BuildPaths, config_file: Path | None = None) -> dict[str, Any]:
+    """{"handler": {dir, files: {relative path: sha256}}, "files": {absolute path: sha256 or None}}."""
+    package = handler_package(config)
+    files = [config_file or config.file, config.lock.layer_lock, config.lock.training_lock, paths.model]
+    return {
+        "handler": {
+            "dir": str(package.resolve()),
+            "files": {path.relative_to(package).as_posix(): sha256_file(path) for path in handler_files(package)},
+        },
+        # A missing one (no model yet) is recorded too: its appearing later makes the build stale as well.
+        "files": {str(path.resolve()): sha256_file(path) if path.is_file() else None for path in files},
+    }
+
+
+def changes(recorded: dict[str, Any]) -> list[str]:
+    """What differs now from a record(): one phrase per changed, added or removed source."""
+    found = []
+    for name, digest in sorted((recorded.get("files") or {}).items()):
+        path = Path(name)
+        if digest is None:
+            if path.is_file():
+                found.append(f"{name} was added")
+        elif not path.is_file():
+            found.append(f"{name} was removed")
+        elif sha256_file(path) != digest:
+            found.append(f"{name} changed")
+    handler = recorded.get("handler") or {}
+    package = Path(str(handler.get("dir", "")))
+    before: dict[str, str] = handler.get("files") or {}
+    now = {path.relative_to(package).as_posix(): path for path in handler_files(package)} if package.is_dir() else {}
+    for rel in sorted(set(before) | set(now)):
+        if rel not in now:
+            found.append(f"{package / rel} was removed")
+        elif rel not in before:
+            found.append(f"{package / rel} was added")
+        elif sha256_file(now[rel]) != before[rel]:
+            found.append(f"{package / rel} changed")
+    return found

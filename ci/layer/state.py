@@ -1,0 +1,82 @@
+"""What the build's steps share: the validated [build] options and the state the steps fill in.
+
+Its own module so the steps in bytecode.py and build.py both import it, and neither the other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci.config import Config
+from ci.layer import verify
+from ci.layer.install import InstalledDistribution
+from ci.layer.wheels import CachedWheel
+from ci.lock.lockfile import LockFile
+from ci.paths import BuildPaths
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """[build] of pipeline.toml, and how many jobs to run in parallel."""
+
+    prune: tuple[str, ...]
+    keep: tuple[str, ...]  # path globs (relative to python/) no rule may remove
+    bytecode: str
+    sourceless: bool
+    prune_unimported: bool
+    jobs: int = 2
+
+    @classmethod
+    def from_config(cls, config: Config) -> BuildOptions:
+        build = config.build  # checked when the configuration was loaded
+        return cls(build.prune, build.keep, build.bytecode, build.sourceless, build.prune_unimported)
+
+
+@dataclass
+class BuildState:
+    """What the steps learn, in the order they learn it."""
+
+    config: Config
+    paths: BuildPaths
+    options: BuildOptions
+    python: str
+    log: Log
+    timings: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    lock: LockFile | None = None
+    wheels: tuple[CachedWheel, ...] = ()
+    installed: list[InstalledDistribution] = field(default_factory=list)
+    baseline: verify.Baseline | None = None
+    keep: frozenset[str] = frozenset()
+    changes: dict[str, str] = field(default_factory=dict)  # path under python/ -> rule that removed/changed it
+
+    @property
+    def site(self) -> Path:
+        return self.paths.layer_tree / "python"
+
+    @property
+    def distributions(self) -> list[str]:
+        """The locked distributions, whose importlib.metadata.version() must answer."""
+        assert self.lock is not None
+        return [pin.name for pin in self.lock.entries]
+
+    @property
+    def function_tree(self) -> Path:
+        return self.paths.build / "function"
+
+    @property
+    def top_level(self) -> dict[str, str]:
+        return {entry: dist.name for dist in self.installed for entry in dist.top_level}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 2)

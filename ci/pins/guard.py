@@ -1,0 +1,91 @@
+"""The model precondition: no process of the pipeline loads a model that `ci pins` would refuse.
+
+Unpickling runs whatever the pickle names, and the handler's MODEL_SHA256 check cannot help when
+the loader computes the digest from the same file. So every code path that loads a model (the
+build's import trace, smoke, bench, the post-deploy check) first runs pins' static scan and its
+refusals on the bytes, and then loads them only under the digest of exactly the bytes scanned:
+a file swapped after the scan fails the handler's digest check instead of being unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection
+from pathlib import Path
+
+from ci.config import Config
+from ci.errors import CheckFailedError, PipelineError
+from ci.lock.lockfile import LockFile
+from ci.pins.container import read_container
+from ci.pins.policy import PACKAGES, judge
+from ci.pins.result import Finding
+from ci.pins.scan import PickleScan, scan_stream
+
+NEVER_LOAD = "never load or deploy this artifact: retrain it (`python -m training`) and check where it came from"
+
+
+class UnsafeModelError(CheckFailedError):
+    """The static scan refuses the model: nothing may unpickle it."""
+
+
+def allowed_distributions(layer: LockFile | None) -> set[str]:
+    """The model's libraries the runtime ships (all of them when no lock is at hand)."""
+    if layer is None:
+        return set(PACKAGES.values())
+    return {dist for dist in PACKAGES.values() if layer.get(dist) is not None}
+
+
+def refusals(scan: PickleScan, allowed: Collection[str]) -> list[Finding]:
+    """What makes a scanned pickle unsafe to load: a name outside the policy, or a part the scan cannot read."""
+    found = []
+    for ref in sorted(scan.references.values(), key=lambda r: r.path):
+        verdict = judge(ref.module, ref.name, set(allowed))
+        if not verdict.allowed:
+            how = "called when the pickle is loaded" if ref.called else "imported when the pickle is loaded"
+            via = f" via {ref.via}" if ref.via else ""
+            found.append(
+                Finding(
+                    "error",
+                    f"references {ref.path}{via} ({how}): not allowed — {verdict.reason}",
+                    "never deploy this artifact: rebuild it from the training code and check where it came from",
+                )
+            )
+    for item in scan.unresolved:
+        found.append(
+            Finding("error", f"cannot be read statically: {item}", "never deploy this artifact; retrain the model")
+        )
+    return found
+
+
+def require_safe_model(model: Path, layer_lock: Path | None = None) -> str:
+    """Scan `model` statically; return the sha256 of the bytes scanned, or raise UnsafeModelError.
+
+    `layer_lock`: the runtime lock, whose distributions a reference may come from (as in `ci pins`).
+    """
+    try:
+        raw = model.read_bytes()
+    except OSError as exc:
+        raise PipelineError(f"model {model} cannot be read ({exc})", "train it: `python -m training`") from exc
+    layer = _read_lock(layer_lock)
+    try:
+        scan = scan_stream(read_container(model, raw).stream)
+    except PipelineError as exc:
+        raise UnsafeModelError(f"model {model} refused by the static scan: {exc.problem}", NEVER_LOAD) from exc
+    found = refusals(scan, allowed_distributions(layer))
+    if found:
+        more = f" (and {len(found) - 1} more; `python -m ci pins` lists them)" if len(found) > 1 else ""
+        raise UnsafeModelError(f"model {model} refused by the static scan: {found[0].message}{more}", NEVER_LOAD)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def model_precondition(config: Config, model: Path) -> str:
+    """require_safe_model against the configured layer lock; the digest to load the model under."""
+    return require_safe_model(model, config.lock.layer_lock)
+
+
+def _read_lock(path: Path | None) -> LockFile | None:
+    if path is None or not path.is_file():
+        return None
+    from ci.pins.locks import read_lock
+
+    return read_lock(path)

@@ -1,0 +1,46 @@
+"""pip, run one way wherever wheels for the Lambda target are fetched or installed.
+
+The layer's fetch, the naive benchmark baseline and the smoke run's runtime packages each used to
+build their own command: one read this machine's pip settings, one hard-coded PyPI, one installed
+wheels for this host. Here pip sees no configuration file and no PIP_* variable, only the
+configured index ([lock] index_url), and only binary wheels the target itself would accept.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from ci.config import Target
+from ci.lock.tags import target_platforms
+
+
+def target_options(target: Target) -> list[str]:
+    """Binary wheels for `target`: every platform tag its glibc accepts, its Python version and ABI."""
+    platforms = [arg for platform in target_platforms(target) for arg in ("--platform", platform)]
+    return [
+        "--only-binary=:all:", *platforms, "--implementation", "cp",
+        "--python-version", target.runtime.python, "--abi", target.runtime.python_tag,
+    ]  # fmt: skip
+
+
+def pip_command(subcommand: str, target: Target, index_url: str, *args: str) -> list[str]:
+    """argv of `pip <subcommand>` for `target`, from `index_url` alone, followed by `args`."""
+    return [
+        sys.executable, "-m", "pip", subcommand, "--isolated", "--disable-pip-version-check", "--quiet",
+        "--index-url", index_url, *target_options(target), *args,
+    ]  # fmt: skip
+
+
+def pip_env() -> dict[str, str]:
+    """This environment without PIP_* variables, and no pip configuration file (os.devnull: none is read)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return env
+
+
+def run_pip(subcommand: str, target: Target, index_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        pip_command(subcommand, target, index_url, *args), capture_output=True, text=True, env=pip_env(), check=False
+    )

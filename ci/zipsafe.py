@@ -1,0 +1,138 @@
+"""The one way the pipeline opens a zip: every entry is judged before anything is read or written.
+
+Lambda unpacks what deploy uploads; a check that reads the zip differently (follows a symlink,
+keeps the second of two same-named entries, writes outside its directory) would vouch for
+something else. So an archive whose entries are not plain files and directories with plain
+relative names is refused, naming the entry, and a damaged one (not a zip, truncated, bad
+CRC) is one PipelineError instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import stat
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from ci.errors import PipelineError
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+# What zipfile raises on damaged or unsupported data (bad CRC, short read, bad deflate stream,
+# an encrypted entry, an unknown compression method).
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError, ValueError)
+
+
+class UnsafeZipError(PipelineError):
+    """An entry a check cannot judge the way Lambda unpacks it (link, device, escaping name, duplicate)."""
+
+
+class DamagedZipError(PipelineError):
+    """The archive cannot be read: not a zip, truncated, or an entry's data fails its CRC."""
+
+
+def entry_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why this entry is refused, or None for a plain file or directory with a plain relative name."""
+    name = info.filename
+    if not name:
+        return "has an empty name"
+    if "\\" in name:
+        return "has a backslash in its name (a Windows path)"
+    if _DRIVE.match(name):
+        return "starts with a drive letter"
+    if name.startswith("/"):
+        return "is an absolute path"
+    if ".." in PurePosixPath(name).parts:
+        return "has a '..' component (it would unpack outside the directory)"
+    mode = info.external_attr >> 16
+    kind = stat.S_IFMT(mode)
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link"
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        return f"is neither a file nor a directory (file type {oct(kind)})"
+    if kind == stat.S_IFDIR and not info.is_dir():
+        return "is marked a directory but its name has no trailing '/'"
+    return None
+
+
+class SafeZip:
+    """An open archive whose every entry passed entry_problem and whose names are unique."""
+
+    def __init__(self, path: Path, archive: zipfile.ZipFile, how_to_make: str, shown: Path | None = None) -> None:
+        self.path = path
+        self.shown = shown or path  # what messages name: the artifact a snapshot was taken of
+        self._archive = archive
+        self._fix = how_to_make
+        self.infos: list[zipfile.ZipInfo] = archive.infolist()
+        seen: set[str] = set()
+        for info in self.infos:
+            problem = entry_problem(info)
+            if problem is None and info.filename.rstrip("/") in seen:
+                problem = "appears twice (which copy is unpacked depends on the tool)"
+            if problem is not None:
+                raise UnsafeZipError(
+                    f"{self.shown}: entry {info.filename!r} {problem}; refused",
+                    f"{how_to_make} (the pipeline's zips hold only regular files and directories)",
+                )
+            seen.add(info.filename.rstrip("/"))
+
+    @property
+    def files(self) -> list[zipfile.ZipInfo]:
+        return [info for info in self.infos if not info.is_dir()]
+
+    def read(self, name: str) -> bytes:
+        """The entry's bytes, CRC checked."""
+        try:
+            return self._archive.read(name)
+        except _DAMAGED as exc:
+            raise self._damaged(exc, name) from exc
+
+    def extract_all(self, destination: Path) -> None:
+        """Write every entry under destination (file modes kept, owner-readable); each CRC is checked."""
+        root = destination.resolve()
+        for info in self.infos:
+            target = root / info.filename
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with self._archive.open(info) as source, target.open("wb") as sink:
+                    shutil.copyfileobj(source, sink, 1 << 20)
+            except _DAMAGED as exc:
+                target.unlink(missing_ok=True)
+                raise self._damaged(exc, info.filename) from exc
+            mode = stat.S_IMODE(info.external_attr >> 16)
+            if mode:
+                target.chmod(mode | stat.S_IRUSR)
+
+    def verify(self) -> None:
+        """Read every entry once: a damaged one raises DamagedZipError."""
+        for info in self.files:
+            try:
+                with self._archive.open(info) as source:
+                    while source.read(1 << 20):
+                        pass
+            except _DAMAGED as exc:
+                raise self._damaged(exc, info.filename) from exc
+
+    def _damaged(self, exc: BaseException, entry: str) -> DamagedZipError:
+        return DamagedZipError(f"{self.shown} is damaged: entry {entry!r} cannot be read ({exc})", self._fix)
+
+
+@contextmanager
+def open_zip(path: Path, how_to_make: str, shown: Path | None = None) -> Iterator[SafeZip]:
+    """Open `path` and judge its entries; `how_to_make` is the fix printed when it is missing or refused,
+    `shown` the file messages name (the artifact, when `path` is its snapshot)."""
+    shown = shown or path
+    if not path.is_file():
+        raise PipelineError(f"{shown} not found", how_to_make)
+    try:
+        archive = zipfile.ZipFile(path)
+    except _DAMAGED as exc:
+        raise DamagedZipError(f"{shown} is not a readable zip file ({exc})", how_to_make) from exc
+    with archive:
+        yield SafeZip(path, archive, how_to_make, shown)

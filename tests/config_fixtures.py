@@ -1,0 +1,28 @@
+"""pipeline.toml with one line changed: how the configuration tests make each mistake."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ci.paths import REPO_ROOT
+
+
+def edited_config(tmp_path: Path, section: str, key: str, line: str | None = None, name: str = "settings.toml") -> Path:
+    """A copy of pipeline.toml (under another name) whose `key` of [section] is replaced by `line`,
+    or deleted when `line` is None; a `line` for a key not in the file is added to the section."""
+    lines = (REPO_ROOT / "pipeline.toml").read_text().splitlines()
+    start = lines.index(f"[{section}]")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+    found = [i for i in range(start + 1, end) if re.match(rf"{re.escape(key)}\s*=", lines[i])]
+    if found and line is None:
+        del lines[found[0]]
+    elif found:
+        lines[found[0]] = str(line)
+    elif line is not None:
+        lines.insert(start + 1, line)
+    else:
+        raise AssertionError(f"[{section}] {key} is not in pipeline.toml")
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
