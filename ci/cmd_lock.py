@@ -25,10 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-P", "--upgrade-package", action="append", default=[], metavar="NAME", help="upgrade only NAME (repeatable)"
     )
+    parser.add_argument(
+        "--runtime-packages",
+        action="store_true",
+        help="regenerate ci/policy/runtime-<runtime>.txt for every runtime in lambda_runtimes.json (nothing else)",
+    )
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.lock.check import check_locks
+    from ci.lock.direct_fit import check_direct_pins
     from ci.lock.index import SimpleIndex
     from ci.lock.problems import LockCheckError
     from ci.lock.run import compile_all
@@ -36,6 +42,14 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     index = SimpleIndex(config.lock.index_url, paths.cache / "pypi-simple", refresh=args.refresh, offline=args.offline)
     uv_cache = paths.cache / "uv"
+    if args.runtime_packages:
+        from ci.config import load_policy
+        from ci.lock.runtime_packages import generate_all
+
+        for line in generate_all(load_policy(), config.lock.index_url, uv_cache=uv_cache):
+            print(line)
+        return 0
+    check_direct_pins(config, index)  # one message before uv's resolver trace (scikit-learn 1.3.2 on python3.13)
     if not args.check:
         for change in compile_all(config, args.upgrade, tuple(args.upgrade_package), uv_cache):
             print(change.describe())

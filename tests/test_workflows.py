@@ -130,6 +130,10 @@ def command_problem(line: str, env: dict[str, Any]) -> str | None:
         from ci.github.__main__ import build_parser as github_parser
 
         return parses(github_parser(), rest)
+    if module == "ci.python":
+        from ci.python import build_parser as python_parser
+
+        return parses(python_parser(), rest)
     if module in ("training", "pytest"):
         return None if importlib.util.find_spec(module) else f"module {module} not found"
     return f"module {module} is not a command of this repository"
@@ -593,13 +597,22 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
     config = load_config()
     action = load(GITHUB / "actions" / "setup" / "action.yml")
     steps = action["runs"]["steps"]
+    # The version comes from pipeline.toml through a repository command, never from a copy in YAML.
+    [target] = [s for s in steps if s.get("id") == "target"]
+    [command] = run_lines(target)
+    assert command == "python -m ci.python --version --github-output"
+    version = subprocess.run([sys.executable, *command.split()[1:]], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert version.stdout.strip() == config.target.runtime.python
     python = next(s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@"))
-    assert python["with"]["python-version"] == config.target.runtime.python
+    assert python["with"]["python-version"] == "${{ steps.target.outputs.python }}"
+    assert steps[-1]["env"]["PYTHON"] == "${{ steps.python.outputs.python-path }}"  # make venv uses exactly it
+    assert not re.search(r"3\.1\d|py31\d", yaml.safe_dump(action)), "a Python version is hard-coded"
     locks = [config.value("lock", key) for key in ("dev_lock", "layer_lock", "training_lock")]
     caches = [s for s in steps if str(s.get("uses", "")).startswith("actions/cache")]
     assert len(caches) == 2  # save (build job) / restore-only (the others)
     for cache in caches:
         key = cache["with"]["key"]
+        assert "py${{ steps.target.outputs.python }}-" in key and key.startswith(cache["with"]["restore-keys"])
         for lock in locks:
             assert f"'{lock}'" in key, f"cache key ignores {lock}"
         cached = set(cache["with"]["path"].split())

@@ -3,8 +3,11 @@
 Three jobs, in order: the layer lock for the Lambda target (resolved together with the runtime's
 own boto3/botocore so the layer never shadows them with an incompatible version, and with those
 packages left out of the output), then training/requirements.txt and requirements-dev.txt for the
-build host, both constrained to the layer lock. Each job runs in the directory of its .in file so
-the `# via -r ...` annotations stay relative and the output is byte-identical on an unchanged tree.
+build host, both constrained to the layer lock. The build host runs the target's Python version
+(ci/python.py), so all three are resolved for it: the committed locks are for the committed
+pipeline.toml, and changing [target] runtime means running `python -m ci lock` again. Each job
+runs in the directory of its .in file so the `# via -r ...` annotations stay relative and the
+output is byte-identical on an unchanged tree.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def lock_jobs(config: Config) -> list[LockJob]:
     training_in = lock.training_in
     dev_in = lock.dev_in
     host_platform = lock.host_platform
-    host_python = lock.host_python
+    host_python = target.runtime.python  # training pickles with the Python that unpickles on Lambda
     return [
         LockJob(
             name="layer",
