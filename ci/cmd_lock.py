@@ -42,7 +42,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     index = SimpleIndex(config.lock.index_url, paths.cache / "pypi-simple", refresh=args.refresh, offline=args.offline)
     uv_cache = paths.cache / "uv"
-    if args.runtime_packages:
+    if getattr(args, "runtime_packages", False):  # callers may build the Namespace by hand
         from ci.config import load_policy
         from ci.lock.runtime_packages import generate_all
 

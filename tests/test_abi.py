@@ -196,7 +196,7 @@ def test_distribution_comes_from_record_then_top_level_then_path(
     tmp_path: Path, elf_objects: dict[str, Path], target: Target
 ) -> None:
     site = tmp_path / "python"
-    bad = "_m.cpython-312-x86_64-linux-gnu.so"
+    bad = f"_m.{OTHER}-x86_64-linux-gnu.so"  # another Python's tag: a violation to attribute
     place(site, f"sklearn/{bad}", elf_objects["extension"])
     place(site, "scikit_learn.libs/libgomp-a34b3233.so.1.0.0", pe_header())
     place(site, f"dateutil/{bad}", elf_objects["extension"])
