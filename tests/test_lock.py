@@ -371,3 +371,15 @@ def test_scikit_learn_1_3_2_on_python3_13_is_refused_in_one_message(
     fix = raised.value.fix
     assert f"scikit-learn=={oldest}" in fix and "training/requirements.in" in fix and "python -m ci pins" in fix
     assert {name: (repo / name).read_bytes() for name in LOCK_FILES} == before, "nothing was resolved or written"
+
+
+def test_naming_the_package_to_upgrade_releases_the_refusal(repo: Path, index: SimpleIndex) -> None:
+    """`lock --upgrade scikit-learn` repins it in both .in files: the old pin no longer refuses python3.13."""
+    from ci.lock.direct_fit import check_direct_pins
+
+    config = runtime_config("python3.13", repo)
+    with pytest.raises(PipelineError, match=r"scikit-learn==1\.3\.2 has no cp313") as raised:
+        check_direct_pins(config, index)
+    assert "python -m ci lock --upgrade scikit-learn" in raised.value.fix
+    check_direct_pins(config, index, moving=("Scikit_Learn",))
+    check_direct_pins(runtime_config("python3.12", repo), index)  # 1.3.2 has cp312 wheels

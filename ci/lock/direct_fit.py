@@ -9,6 +9,7 @@ of that package the index has a fitting wheel for (read from the index, never as
 from __future__ import annotations
 
 from packaging.tags import Tag
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from ci.config import Config
@@ -42,16 +43,19 @@ def _unfit(project: Project, version: Version, config: Config, tags: set[Tag]) -
     return bool(files) and not any(fits(file, config.target, tags) for file in files)
 
 
-def check_direct_pins(config: Config, index: SimpleIndex) -> None:
-    """Refuse, in one PipelineError, every `==` pin of requirements.in that has no wheel for the target."""
+def check_direct_pins(config: Config, index: SimpleIndex, moving: tuple[str, ...] = ()) -> None:
+    """Refuse, in one PipelineError, every `==` pin of requirements.in that has no wheel for the target
+    (except the packages `moving`: `lock --upgrade NAME` releases and repins them)."""
+    released = {canonicalize_name(name) for name in moving}
     target = config.target
     tags = target_tags(target)
     in_file = config.lock.requirements_in
     unfit: list[str] = []
     upgrades: list[str] = []
+    names: list[str] = []
     for direct in read_in(in_file, in_file.parent):
         pinned = [spec.version for spec in direct.requirement.specifier if spec.operator in ("==", "===")]
-        if len(pinned) != 1 or "*" in pinned[0]:
+        if len(pinned) != 1 or "*" in pinned[0] or direct.name in released:
             continue
         try:
             project = index.project(direct.name)
@@ -70,6 +74,7 @@ def check_direct_pins(config: Config, index: SimpleIndex) -> None:
         else:
             found = f"the oldest {direct.name} release with one is {oldest}"
             upgrades.append(f"{direct.name}=={oldest} (or newer)")
+        names.append(direct.name)
         unfit.append(
             f"{where}: {direct.name}=={version} has no {target.runtime.python_tag} manylinux wheel for "
             f"{target.runtime.name} {target.architecture} (glibc {target.glibc}); {found}"
@@ -77,7 +82,7 @@ def check_direct_pins(config: Config, index: SimpleIndex) -> None:
     if unfit:
         raise PipelineError(
             "; ".join(unfit),
-            f"pin {', '.join(upgrades)} in requirements.in and training/requirements.in together, run "
-            f"`python -m ci lock`, retrain (`make train`) and let `python -m ci pins` prove the match ({UPGRADE_DOC}); "
-            "or keep the previous [target] runtime",
+            f"pin {', '.join(upgrades)} in requirements.in and training/requirements.in together (or let "
+            f"`python -m ci lock --upgrade {' '.join(names)}` repin both), retrain (`make train`) and let "
+            f"`python -m ci pins` prove the match ({UPGRADE_DOC}); or keep the previous [target] runtime",
         )
