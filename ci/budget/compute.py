@@ -280,15 +280,22 @@ def _imports(
 
 
 def _compact_saving(entries: Iterable[Entry], trace: ImportTrace | None) -> int:
-    """Bytes the compact profile would drop, each file once: .py shipped with its .pyc and, given
-    a trace, every file never imported (metadata stays)."""
+    """Bytes the compact profile would drop, each file once (see compact_removals)."""
+    entries = list(entries)
+    removable = compact_removals(entries, trace)
+    return sum(e.unzipped_bytes for e in entries if e.path in removable)
+
+
+def compact_removals(entries: Iterable[Entry], trace: ImportTrace | None) -> set[str]:
+    """Paths the compact profile would drop: .py shipped with its .pyc and, given a trace, every file
+    never imported (metadata stays). Also read by `budget --what-if` for a projected layer."""
     entries = list(entries)
     compiled = {_module_key(e.path) for e in entries if e.path.endswith(".pyc")}
     removable = {e.path for e in entries if e.path.endswith(".py") and _module_key(e.path) in compiled}
     imported = _traced_paths(trace, entries) if trace and trace.files else None
     if imported is not None:
         removable |= {e.path for e in entries if e.path not in imported and category(e.path) != attribution.METADATA}
-    return sum(e.unzipped_bytes for e in entries if e.path in removable)
+    return removable
 
 
 def _with_suggestions(budget: Budget) -> Budget:

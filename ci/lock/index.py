@@ -18,6 +18,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from ci.errors import PipelineError
+from ci.lock import local_index
 
 ACCEPT = "application/vnd.pypi.simple.v1+json"
 TIMEOUT_S = 60
@@ -101,6 +102,8 @@ class SimpleIndex:
         return project
 
     def _fetch(self, name: str) -> dict[str, Any]:
+        if local_index.is_local(self.index_url):  # a file:// index: HTML pages on disk
+            return {"fetched_at": time.time(), "files": local_index.project_files(self.index_url, name)}
         url = f"{self.index_url}/{name}/"
         request = urllib.request.Request(url, headers={"Accept": ACCEPT, "User-Agent": "forgetting-curve-ci"})
         self.requests += 1
