@@ -70,16 +70,13 @@ def measured_options(
                 used_bytes,
             )
         )
-    if compact and dropped and not dropped <= compact:
-        options.append(
-            _option(
-                "together",
-                f"the compact profile and removing {', '.join(unused)}, together",
-                compact | dropped,
-                entries,
-                used_bytes,
-            )
-        )
+    if compact and dropped:
+        both = _option(
+            "together", f"the compact profile and removing {', '.join(unused)}, together", compact | dropped, entries,
+            used_bytes,
+        )  # fmt: skip
+        if both.saves_bytes > max(option.saves_bytes for option in options):
+            options.append(both)
     options.sort(key=lambda option: -option.saves_bytes)
     best = min((option.leaves_bytes for option in options), default=used_bytes)
     if best >= limit_bytes:
