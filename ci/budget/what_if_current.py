@@ -43,9 +43,9 @@ def current_state(config: Config, paths: BuildPaths, limit_bytes: int | None) ->
             f"{paths.report('build')} not found: the projection starts from the current build", BUILD_FIX
         )
     layer_sha = sha256_file(inputs.layer.path)
-    if (report.get("lock") or {}).get("sha256") != lock.digest or (report.get("layer") or {}).get(
-        "sha256"
-    ) != layer_sha:
+    built_from = (report.get("lock") or {}).get("sha256")
+    built = (report.get("layer") or {}).get("sha256")
+    if built_from != lock.digest or built != layer_sha:
         raise PipelineError(
             f"{display_path(paths.layer_zip, config.root)} was not built from the current "
             f"{config.relative(config.lock.layer_lock)}: the delta would be against another layer",
