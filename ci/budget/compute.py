@@ -28,19 +28,12 @@ from ci.budget.model import (
     Suggestion,
 )
 from ci.budget.zips import Entry, ZipContents
+from ci.config_sections import ExtraLayerArn
 from ci.units import as_mb
 
 LARGEST_FILES = 15
 LARGEST_DIRECTORIES = 10
 FUNCTION_CODE = "(function code)"
-
-
-@dataclass(frozen=True)
-class DeclaredLayer:
-    """A layer attached by ARN: not in our hands, so its unzipped size is declared in pipeline.toml."""
-
-    arn: str
-    unzipped_bytes: int
 
 
 @dataclass(frozen=True)
@@ -63,7 +56,7 @@ class BudgetInputs:
     warn_fraction: float
     build_report: Mapping[str, Any] = field(default_factory=dict)
     extra_zips: tuple[ZipContents, ...] = ()
-    extra_arns: tuple[DeclaredLayer, ...] = ()
+    extra_arns: tuple[ExtraLayerArn, ...] = ()
     import_trace: ImportTrace | None = None
     lock: Mapping[str, str] = field(default_factory=dict)
     compact_profile: bool = False  # build.sourceless and build.prune_unimported already on

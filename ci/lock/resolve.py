@@ -113,23 +113,34 @@ def compile_lock(
             provided_file = Path(tmp) / "provided.txt"
             provided_file.write_text("".join(f"{pin}\n" for pin in job.provided))
             inputs.append(str(provided_file))
-            no_emit = runtime_only_packages(job, index_url, inputs, output, Path(tmp), uv_cache)
+            no_emit = runtime_only_packages(
+                job, index_url, inputs, output, Path(tmp), uv_cache, upgrade, upgrade_packages
+            )
         _run_uv(job, index_url, inputs, no_emit, output, upgrade, upgrade_packages, uv_cache)
     return output
 
 
 def runtime_only_packages(
-    job: LockJob, index_url: str, inputs: list[str], output: Path, tmp: Path, uv_cache: Path | None
+    job: LockJob,
+    index_url: str,
+    inputs: list[str],
+    output: Path,
+    tmp: Path,
+    uv_cache: Path | None,
+    upgrade: bool = False,
+    upgrade_packages: tuple[str, ...] = (),
 ) -> list[str]:
     """The provided packages and the dependencies only they need, in the order uv lists exclusions.
 
     A first resolve emits everything; its `# via` annotations tell which packages are reachable from
-    the .in file without passing through a provided package. The rest belongs to the runtime.
+    the .in file without passing through a provided package. The rest belongs to the runtime. The
+    probe upgrades what the real run upgrades: judged on the old versions, a package the new ones no
+    longer need would stay in the layer and the next `--check` would call the lock stale.
     """
     probe = tmp / "all.txt"
     if output.is_file():
         shutil.copyfile(output, probe)  # same preferences as the real run, so the same versions
-    _run_uv(job, index_url, inputs, [], probe, False, (), uv_cache)
+    _run_uv(job, index_url, inputs, [], probe, upgrade, upgrade_packages, uv_cache)
     pins = read_lock(probe).pins
     provided = [canonicalize_name(Requirement(pin).name) for pin in job.provided]
     direct = {req.name for req in read_in(job.in_file, job.cwd)}
