@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ci.budget.compute import _module_key
+from ci.budget.compute import module_key
 from ci.budget.model import Budget, Comparison, Component, DistributionDelta, Group
 from ci.budget.projection import Measured
 from ci.budget.what_if_current import Current
@@ -152,7 +152,7 @@ def old_bytecode_sources(entries: list[Entry]) -> set[str]:
     sources = set()
     for entry in entries:
         if entry.path.endswith(".pyc"):
-            key = _module_key(entry.path)
+            key = module_key(entry.path)
             if key is not None:
                 sources.add(key.removeprefix(LAYER_PREFIX) + ".py")
     return sources

@@ -15,9 +15,9 @@ from packaging.tags import Tag
 from packaging.version import Version
 
 from ci.config import ARCHITECTURES, Target, load_policy
-from ci.lock.index import IndexFile, Project, SimpleIndex, _sdist_version
+from ci.lock.index import IndexFile, Project, SimpleIndex, sdist_version
 from ci.lock.tags import LEGACY_ALIASES, target_tags
-from ci.lock.wheels import _fits, newest_fitting
+from ci.lock.wheels import newest_fitting, wheel_fits
 
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_")
 _LEGACY = {alias: (2, minor) for minor, alias in LEGACY_ALIASES.items()}
@@ -71,7 +71,7 @@ def _judge(requirement: Requirement, project: Project, target: Target) -> Unfit 
     name = requirement.name
     versioned = _versioned(project)
     allowed = sorted({v for f, v in versioned if requirement.specifier.contains(v, prereleases=True)})
-    if any(_fits(f, target, tags) for f, v in versioned if v in allowed and not f.yanked):
+    if any(wheel_fits(f, target, tags) for f, v in versioned if v in allowed and not f.yanked):
         return None
     if not allowed:
         newest_any = max((v for _f, v in versioned), default="none")
@@ -84,7 +84,7 @@ def _judge(requirement: Requirement, project: Project, target: Target) -> Unfit 
     version = allowed[-1]
     wheels = [f for f, v in versioned if v == version and f.wheel is not None]
     newest = newest_fitting(project, target, tags)
-    fitting = [f for f, v in versioned if v == newest and _fits(f, target, tags)]
+    fitting = [f for f, v in versioned if v == newest and wheel_fits(f, target, tags)]
     alternative = (
         f"{name} {newest} is the newest version {target.runtime.name} {target.architecture} can load "
         f"({_shown_tags(fitting, target).removeprefix('its ').replace(' are tagged ', ': ')})"
@@ -134,7 +134,7 @@ def _other_targets(wheels: list[IndexFile], current: Target) -> list[str]:
             if (runtime.name, architecture) == (current.runtime.name, current.architecture):
                 continue
             tags = target_tags(target)
-            if any(_fits(f, target, tags) for f in wheels):
+            if any(wheel_fits(f, target, tags) for f in wheels):
                 found.append(f"{runtime.name} {architecture} (glibc {runtime.glibc})")
     return found
 
@@ -175,7 +175,7 @@ def _versioned(project: Project) -> list[tuple[IndexFile, Version]]:
     found = []
     for file in project.files:
         wheel = file.wheel
-        version = wheel[0] if wheel is not None else _sdist_version(project.name, file.filename)
+        version = wheel[0] if wheel is not None else sdist_version(project.name, file.filename)
         if version is not None:
             found.append((file, version))
     return found

@@ -59,7 +59,7 @@ class Project:
             if wheel is not None:
                 if wheel[0] == wanted:
                     found.append(file)
-            elif _sdist_version(self.name, file.filename) == wanted:
+            elif sdist_version(self.name, file.filename) == wanted:
                 found.append(file)
         return found
 
@@ -135,7 +135,7 @@ def _project(name: str, payload: dict[str, Any], from_cache: bool) -> Project:
     return Project(name=name, files=files, fetched_at=float(payload.get("fetched_at", 0)), from_cache=from_cache)
 
 
-def _sdist_version(name: str, filename: str) -> Version | None:
+def sdist_version(name: str, filename: str) -> Version | None:
     for suffix in (".tar.gz", ".zip", ".tar.bz2"):
         if filename.endswith(suffix):
             stem = filename[: -len(suffix)]
