@@ -17,7 +17,7 @@ from ci.errors import PipelineError
 from ci.lock.files import display_path, read_in
 from ci.lock.index import NotCachedError, Project, SimpleIndex
 from ci.lock.tags import target_tags
-from ci.lock.wheels import fits
+from ci.lock.wheels import wheel_fits
 
 UPGRADE_DOC = "docs/runtimes.md#upgrading-scikit-learn-for-a-newer-runtime"
 
@@ -32,7 +32,7 @@ def oldest_fitting(project: Project, config: Config, newer_than: Version) -> Ver
         and not file.yanked
         and not (wheel[0].is_prerelease or wheel[0].is_devrelease)
         and wheel[0] > newer_than
-        and fits(file, config.target, tags)
+        and wheel_fits(file, config.target, tags)
     }
     return min(versions, default=None)
 
@@ -40,7 +40,7 @@ def oldest_fitting(project: Project, config: Config, newer_than: Version) -> Ver
 def _unfit(project: Project, version: Version, config: Config, tags: set[Tag]) -> bool:
     """True when `version` has files but none the target can install (absent is the resolver's message)."""
     files = project.files_of(str(version))
-    return bool(files) and not any(fits(file, config.target, tags) for file in files)
+    return bool(files) and not any(wheel_fits(file, config.target, tags) for file in files)
 
 
 def check_direct_pins(config: Config, index: SimpleIndex, moving: tuple[str, ...] = ()) -> None:
