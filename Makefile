@@ -1,30 +1,38 @@
 # Two commands do all set-up on a fresh machine with Python 3 and make:
 #   make pipeline   the whole pipeline, locally, on the embedded default (no AWS account)
 #   make test       lint and the test suite
-# Both create .venv/ from the pinned, hashed requirements-dev.txt first, with the Python of the
-# Lambda runtime in pipeline.toml ([target] runtime): `python3 -m ci.python` (standard library only)
-# says which version and finds it (PATH, uv, pyenv). PYTHON=/path/to/python3.X overrides the search.
+# Both create .venv/ first, with the Python of the Lambda runtime in pipeline.toml ([target] runtime):
+# `python3 -m ci.python` (standard library only) says which version and finds it (PATH, uv, pyenv);
+# PYTHON=/path/to/python3.X overrides the search. `python3 -m ci.venv` bootstraps uv from the hashed
+# requirements-bootstrap.txt, then syncs the hashed locks: requirements-pipeline.txt for the pipeline,
+# plus requirements-dev.txt (linters, test tools, emulators) for make test.
 
 BOOTSTRAP ?= python3
 TARGET_PYTHON := $(shell $(BOOTSTRAP) -m ci.python --version)
 VENV := .venv
 PY := $(VENV)/bin/python
 CI := $(PY) -m ci
-# One stamp per target Python: switching [target] runtime rebuilds the venv instead of reusing it.
-STAMP := $(VENV)/.installed-python$(TARGET_PYTHON)
+MAKE_VENV := $(BOOTSTRAP) -m ci.venv $(if $(PYTHON),--python "$(PYTHON)")
+# One stamp per lock set and target Python: switching [target] runtime recreates the venv, and a
+# changed lock re-syncs it. The dev set includes the pipeline set.
+STAMP := $(VENV)/.synced-pipeline-python$(TARGET_PYTHON)
+DEV_STAMP := $(VENV)/.synced-dev-python$(TARGET_PYTHON)
 
-.PHONY: venv pipeline test lint format train lock lock-check build abi budget pins smoke deploy rollback bootstrap bench clean
+.PHONY: venv venv-dev pipeline test lint format train lock lock-check build abi budget pins smoke deploy rollback bootstrap bench clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements-dev.txt
+venv-dev: $(DEV_STAMP)
+
+$(STAMP): requirements-pipeline.txt requirements-bootstrap.txt
 	@test -n "$(TARGET_PYTHON)" || { echo "error: cannot read [target] runtime (see above)"; exit 1; }
-	@set -e; python="$(PYTHON)"; [ -n "$$python" ] || python="$$($(BOOTSTRAP) -m ci.python)"; \
-	$$python -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if v == "$(TARGET_PYTHON)" else "error: %s is Python %s, pipeline.toml targets $(TARGET_PYTHON); fix: PYTHON=/path/to/python$(TARGET_PYTHON)" % (sys.executable, v))'; \
-	if ! $(BOOTSTRAP) -m ci.python --check-venv $(VENV); then echo "recreating $(VENV) with $$python"; rm -rf $(VENV); fi; \
-	echo "$$python -m venv $(VENV)"; $$python -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.txt
-	@touch $(STAMP)
+	$(MAKE_VENV)
+	@rm -f $(DEV_STAMP); touch $@
+
+$(DEV_STAMP): requirements-pipeline.txt requirements-dev.txt requirements-bootstrap.txt
+	@test -n "$(TARGET_PYTHON)" || { echo "error: cannot read [target] runtime (see above)"; exit 1; }
+	$(MAKE_VENV) --dev
+	@touch $(STAMP) $@
 
 # The same commands, in the same order, as the GitHub workflows run them.
 pipeline: venv
@@ -40,12 +48,12 @@ pipeline: venv
 test: lint
 	$(PY) -m pytest
 
-lint: venv
+lint: venv-dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy ci handler training
 
-format: venv
+format: venv-dev
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 

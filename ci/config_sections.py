@@ -62,23 +62,32 @@ class LockConfig:
     layer_lock: Path
     training_in: Path
     training_lock: Path
-    dev_in: Path
+    pipeline_in: Path  # what `make pipeline` and the verify jobs install: training set + `python -m ci`
+    pipeline_lock: Path
+    dev_in: Path  # linters, test tools, emulators: installed beside the pipeline lock by `make test`
     dev_lock: Path
+    bootstrap_lock: Path  # uv alone, with the pipeline lock's hashes: what creates the venvs
     index_url: str
-    host_platform: str  # uv's --python-platform for the training and dev locks
+    host_platform: str  # uv's --python-platform for the training, pipeline and dev locks
 
 
 def parse_lock(table: Table, root: Path) -> LockConfig:
-    def path(key: str, example: str) -> Path:
-        return root / table.text(key, f'"{example}"')
+    def path(key: str, example: str, optional: bool = False) -> Path:
+        """`optional`: keys added later default to their example, so an older pipeline.toml still loads."""
+        return root / (
+            table.text(key, f'"{example}"', default=example) if optional else table.text(key, f'"{example}"')
+        )
 
     return LockConfig(
         requirements_in=path("requirements_in", "requirements.in"),
         layer_lock=path("layer_lock", "requirements-layer.txt"),
         training_in=path("training_in", "training/requirements.in"),
         training_lock=path("training_lock", "training/requirements.txt"),
+        pipeline_in=path("pipeline_in", "requirements-pipeline.in", optional=True),
+        pipeline_lock=path("pipeline_lock", "requirements-pipeline.txt", optional=True),
         dev_in=path("dev_in", "requirements-dev.in"),
         dev_lock=path("dev_lock", "requirements-dev.txt"),
+        bootstrap_lock=path("bootstrap_lock", "requirements-bootstrap.txt", optional=True),
         index_url=table.text(
             "index_url",
             '"https://pypi.org/simple"',

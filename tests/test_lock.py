@@ -40,12 +40,21 @@ LOCK_FILES = [
     "pipeline.toml",
     "requirements.in",
     "requirements-layer.txt",
+    "requirements-pipeline.in",
+    "requirements-pipeline.txt",
     "requirements-dev.in",
     "requirements-dev.txt",
+    "requirements-bootstrap.txt",
     "training/requirements.in",
     "training/requirements.txt",
 ]
 CACHE = REPO_ROOT / "build" / "cache"
+
+# Every [lock] path key: a copied repository points them all at its own files.
+LOCK_KEYS = (
+    *("requirements_in", "layer_lock", "training_in", "training_lock"),
+    *("pipeline_in", "pipeline_lock", "dev_in", "dev_lock", "bootstrap_lock"),
+)
 
 
 @pytest.fixture()
@@ -185,11 +194,11 @@ def test_platform_tags_follow_the_exact_glibc(repo: Path, runtime: str) -> None:
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_the_runtime_decides_every_locks_python(repo: Path, runtime: str) -> None:
-    """The layer for the target; training and dev for the build host, which runs the target's Python."""
+    """The layer for the target; training, pipeline and dev for the build host, which runs the target's Python."""
     policy = load_policy()[runtime]
-    layer, training, dev = lock_jobs(runtime_config(runtime, repo))
+    layer, training, pipeline, dev = lock_jobs(runtime_config(runtime, repo))
     assert (layer.python_version, layer.python_platform) == (policy.python, policy.uv_platform["x86_64"])
-    assert training.python_version == dev.python_version == policy.python
+    assert training.python_version == pipeline.python_version == dev.python_version == policy.python
 
 
 def test_the_host_python_is_no_longer_a_setting(tmp_path: Path) -> None:
@@ -214,7 +223,7 @@ def test_pin_without_a_wheel_for_an_older_glibc_names_tags_and_newest_fit(repo: 
     block = pin_block(layer, "numpy")
     new = "numpy==2.3.0 \\\n" + " \\\n".join(f"    --hash=sha256:{h}" for h in hashes) + "\n"
     edit(layer, block, new + block[block.index("    # via") :])
-    for lock in ("requirements-dev.txt", "training/requirements.txt"):
+    for lock in ("requirements-pipeline.txt", "training/requirements.txt"):
         edit(repo / lock, "numpy==1.26.4", "numpy==2.3.0")  # keep the locks consistent: one problem only
 
     (problem,) = check_locks(runtime_config(PYTHON_RUNTIME, repo, glibc="2.26"), index=index).problems
@@ -257,7 +266,7 @@ def test_compile_is_a_no_op_on_the_committed_tree(repo: Path) -> None:
 
     changes = compile_all(config_of(repo), uv_cache=CACHE / "uv")
 
-    assert [c.rewritten for c in changes] == [False, False, False], [c.describe() for c in changes]
+    assert [c.rewritten for c in changes] == [False] * 5, [c.describe() for c in changes]
     assert {name: (repo / name).read_bytes() for name in LOCK_FILES} == before
 
 
@@ -285,7 +294,9 @@ def test_fresh_resolve_finds_what_the_files_alone_cannot(repo: Path) -> None:
     assert all(isinstance(p, StaleLock) for p in problems)
     assert "+six==1.17.0" in by_file["requirements-layer.txt"]
     # the host locks are constrained by the layer lock, so their annotations change too
-    assert set(by_file) <= {"requirements-layer.txt", "training/requirements.txt", "requirements-dev.txt"}
+    assert set(by_file) <= {
+        *("requirements-layer.txt", "training/requirements.txt", "requirements-pipeline.txt", "requirements-dev.txt")
+    }
 
 
 def test_cli_check_passes_on_the_committed_locks(tmp_path: Path) -> None:
@@ -311,7 +322,7 @@ def test_cli_check_fails_with_file_line_package_and_fix(repo: Path) -> None:
     with (repo / "requirements.in").open("a") as handle:
         handle.write("requests>=2\n")
     config = repo / "pipeline.toml"
-    for key in ("requirements_in", "layer_lock", "training_in", "training_lock", "dev_in", "dev_lock"):
+    for key in LOCK_KEYS:
         edit(config, f'{key} = "', f'{key} = "{repo}/')  # absolute paths: the CLI's root stays the repository
 
     result = run_cli(

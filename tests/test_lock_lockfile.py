@@ -19,6 +19,7 @@ from ci.paths import REPO_ROOT
 COMMITTED = [
     "requirements-layer.txt",
     "training/requirements.txt",
+    "requirements-pipeline.txt",
     "requirements-dev.txt",
     *(f"ci/policy/runtime-{runtime}.txt" for runtime in sorted(load_policy())),
 ]

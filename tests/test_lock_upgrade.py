@@ -33,6 +33,12 @@ UV_NUMPY = """error: No solution found when resolving dependencies
          conclude that you require numpy>=1.17.3,<2.0.
          And because you require numpy>=2.2, we can conclude that your requirements are unsatisfiable."""
 
+# Every [lock] path key: a copied repository points them all at its own files.
+LOCK_KEYS = (
+    *("requirements_in", "layer_lock", "training_in", "training_lock"),
+    *("pipeline_in", "pipeline_lock", "dev_in", "dev_lock", "bootstrap_lock"),
+)
+
 
 def test_the_reason_is_read_from_uvs_explanation() -> None:
     assert explain_conflict("numpy", Version("2.2"), UV_NUMPY) == "numpy<2.0 by scikit-learn 1.3.2"
@@ -93,7 +99,7 @@ def cli_in(root: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
     """`python -m ci` on the copy: absolute lock paths, this repository's download cache."""
     config = root / "pipeline.toml"
     text = config.read_text()
-    for key in ("requirements_in", "layer_lock", "training_in", "training_lock", "dev_in", "dev_lock"):
+    for key in LOCK_KEYS:
         text = text.replace(f'{key} = "', f'{key} = "{root}/') if f'{key} = "{root}' not in text else text
     config.write_text(text)
     base = ["-m", "ci", "--build-dir", str(root / "build"), "--cache-dir", str(CACHE), "--config", str(config)]
@@ -111,7 +117,7 @@ def test_upgrade_one_package_moves_every_lock_and_the_check_passes(repo: Path) -
 
     old_version = old.split("==")[1].split()[0]
     assert f"threadpoolctl {old_version} -> 3.8.0" in result.stdout, result.stdout
-    for lock in ("requirements-layer.txt", "training/requirements.txt", "requirements-dev.txt"):
+    for lock in ("requirements-layer.txt", "training/requirements.txt", "requirements-pipeline.txt"):
         assert "\nthreadpoolctl==3.8.0 " in (repo / lock).read_text(), lock
     report = json.loads((repo / "build" / "reports" / "lock-upgrade.json").read_text())
     assert report["asked"] == ["threadpoolctl"]

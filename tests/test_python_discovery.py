@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,48 +91,3 @@ def test_the_targets_python_is_found_here() -> None:
     """Where the pipeline runs (CI after the setup action, this host), the target's Python is found unaided."""
     python = discovery.find_python(TARGET.runtime.python)
     assert discovery.version_of(python) == TARGET.runtime.python
-
-
-def makefile_copy(tmp_path: Path, runtime: str) -> Path:
-    """The Makefile, pipeline.toml (with `runtime`) and the stdlib-only discovery, nothing else."""
-    root = tmp_path / "repo"
-    for name in ("Makefile", "ci/__init__.py", "ci/python.py", "ci/errors.py", "ci/policy/lambda_runtimes.json"):
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(REPO_ROOT / name, root / name)
-    shutil.copyfile(edited_config(tmp_path, "target", "runtime", f'runtime = "{runtime}"'), root / "pipeline.toml")
-    (root / "requirements-dev.txt").write_text("")
-    return root
-
-
-def test_make_venv_recreates_a_venv_of_another_python(tmp_path: Path) -> None:
-    """Switching [target] runtime never reuses the old venv: the stamp names the Python, pyvenv.cfg is checked."""
-    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    runtime, target = next((name, p.python) for name, p in load_policy().items() if p.python != here)
-    root = makefile_copy(tmp_path, runtime)
-    old = root / ".venv"
-    old.mkdir()
-    (old / "pyvenv.cfg").write_text(f"home = /x\nversion = {here}.0\n")
-    (old / ".installed").write_text("")  # the stamp of the single-venv Makefile
-    (old / "left-over").write_text("")
-
-    # PY=true: skip installing requirements-dev.txt; the venv's creation is what is tested.
-    result = subprocess.run(["make", "venv", "PY=true"], cwd=root, capture_output=True, text=True, timeout=300)
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"was made by Python {here}; the target needs {target}" in result.stderr
-    assert not (old / "left-over").exists(), "the old venv was reused"
-    assert discovery.venv_version(old) == target
-    assert (old / f".installed-python{target}").is_file()
-    again = subprocess.run(["make", "venv", "PY=true"], cwd=root, capture_output=True, text=True, timeout=60)
-    assert "Nothing to be done" in again.stdout or "is up to date" in again.stdout, again.stdout
-
-
-def test_make_venv_refuses_a_python_of_another_version(tmp_path: Path) -> None:
-    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    runtime, policy = next((name, p) for name, p in load_policy().items() if p.python != here)
-    root = makefile_copy(tmp_path, runtime)
-    wrong = getattr(sys, "_base_executable", sys.executable)
-    result = subprocess.run(["make", "venv", f"PYTHON={wrong}", "PY=true"], cwd=root, capture_output=True, text=True)
-    assert result.returncode != 0
-    assert f"error: {wrong} is Python {here}, pipeline.toml targets {policy.python}" in result.stderr
-    assert not (root / ".venv").exists()

@@ -29,8 +29,11 @@ LOCK_FILES = (
     "pipeline.toml",
     "requirements.in",
     "requirements-layer.txt",
+    "requirements-pipeline.in",
+    "requirements-pipeline.txt",
     "requirements-dev.in",
     "requirements-dev.txt",
+    "requirements-bootstrap.txt",
     "training/requirements.in",
     "training/requirements.txt",
 )

@@ -172,7 +172,8 @@ def test_budget_md_names_a_repository_trace_relatively() -> None:
 def copy_repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     for name in ("pipeline.toml", "requirements.in", "requirements-layer.txt", "requirements-dev.in",
-                 "requirements-dev.txt", "training/requirements.in", "training/requirements.txt"):  # fmt: skip
+                 "requirements-dev.txt", "requirements-pipeline.in", "requirements-pipeline.txt",
+                 "requirements-bootstrap.txt", "training/requirements.in", "training/requirements.txt"):  # fmt: skip
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO_ROOT / name, root / name)
     return root

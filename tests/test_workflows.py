@@ -611,7 +611,7 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
     assert python["with"]["python-version"] == "${{ steps.target.outputs.python }}"
     assert steps[-1]["env"]["PYTHON"] == "${{ steps.python.outputs.python-path }}"  # make venv uses exactly it
     assert not re.search(r"3\.1\d|py31\d", yaml.safe_dump(action)), "a Python version is hard-coded"
-    locks = [config.value("lock", key) for key in ("dev_lock", "layer_lock", "training_lock")]
+    locks = [config.value("lock", key) for key in ("dev_lock", "layer_lock", "training_lock", "pipeline_lock")]
     caches = [s for s in steps if str(s.get("uses", "")).startswith("actions/cache")]
     assert len(caches) == 2  # save (build job) / restore-only (the others)
     for cache in caches:
@@ -621,7 +621,7 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
             assert f"'{lock}'" in key, f"cache key ignores {lock}"
         cached = set(cache["with"]["path"].split())
         assert str(default_paths().cache.relative_to(REPO_ROOT)) in cached
-    assert run_lines(steps[-1]) == ["make venv"]
+    assert run_lines(steps[-1]) == ["make venv-dev"]
     saving = [
         job_id
         for job_id, job in jobs(VERIFY).items()
@@ -689,7 +689,7 @@ def test_relock_verifies_with_the_verify_workflows_commands_and_runs_every_check
     job = jobs(RELOCK)["verify"]
     assert job["needs"] == "relock"
     names = [n for c in commands(job) if (n := step_name(c))]
-    assert names[0] == "venv", "the upgraded requirements-dev.txt is installed before training"
+    assert names[0] == "venv", "the upgraded requirements-pipeline.txt is installed before training"
     assert names[1:4] == expected[:3] and sorted(names[4:]) == expected[3:]
     assert ".venv/bin/python -m ci budget --baseline-ref origin/main" in commands(job)
     checks = [s for s in job["steps"] if run_lines(s) and step_name(run_lines(s)[0]) in expected[1:]]

@@ -136,7 +136,10 @@ def lock_files(root: Path) -> list[str]:
     from ci.config import load_config
 
     lock = load_config(root=root).lock
-    paths = (lock.requirements_in, lock.layer_lock, lock.training_in, lock.training_lock, lock.dev_in, lock.dev_lock)
+    paths = (
+        *(lock.requirements_in, lock.layer_lock, lock.training_in, lock.training_lock),
+        *(lock.pipeline_in, lock.pipeline_lock, lock.dev_in, lock.dev_lock, lock.bootstrap_lock),
+    )
     return [p.resolve().relative_to(root.resolve()).as_posix() for p in paths if p.is_file()]
 
 

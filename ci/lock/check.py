@@ -17,6 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from ci.config import Config, Target
+from ci.lock.bootstrap import check_bootstrap
 from ci.lock.files import DirectRequirement, display_path, read_in
 from ci.lock.index import SimpleIndex
 from ci.lock.lockfile import LockFile, read_lock
@@ -58,7 +59,10 @@ class LockCheck:
 def check_locks(
     config: Config, index: SimpleIndex | None, resolve: bool = False, uv_cache: Path | None = None
 ) -> LockCheck:
-    """All problems of the three locks. `index` None skips the wheel check; `resolve` adds a fresh uv run."""
+    """All problems of the four locks and uv's bootstrap file.
+
+    `index` None skips the wheel check; `resolve` adds a fresh uv run.
+    """
     result = LockCheck()
     jobs = lock_jobs(config)
     locks: dict[str, LockFile] = {}
@@ -76,13 +80,16 @@ def check_locks(
     layer = locks["layer"]
     layer_display = display_path(layer_job.output, config.root)
     result.problems += check_provided(layer, layer_display, layer_job.provided)
-    for other, reference in (("training", "layer"), ("dev", "layer"), ("dev", "training")):
+    pairs = [(other, reference) for i, other in enumerate(locks) for reference in list(locks)[:i]]
+    for other, reference in pairs:  # every later lock against every earlier one, the layer first
         result.problems += check_consistency(
             locks[other],
             display_path(locks[other].path, config.root),
             locks[reference],
             display_path(locks[reference].path, config.root),
         )
+
+    result.problems += check_bootstrap(config.lock.pipeline_lock, config.lock.bootstrap_lock, config.root)
 
     if index is not None:
         wheels = check_target_wheels(layer, layer_display, config.target, index)

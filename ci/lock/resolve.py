@@ -1,10 +1,12 @@
 """Compiling the locks with uv, the way the lead did by hand, so `python -m ci lock` is repeatable.
 
-Three jobs, in order: the layer lock for the Lambda target (resolved together with the runtime's
+Four jobs, in order: the layer lock for the Lambda target (resolved together with the runtime's
 own boto3/botocore so the layer never shadows them with an incompatible version, and with those
-packages left out of the output), then training/requirements.txt and requirements-dev.txt for the
-build host, both constrained to the layer lock. The build host runs the target's Python version
-(ci/python.py), so all three are resolved for it: the committed locks are for the committed
+packages left out of the output), then for the build host training/requirements.txt (constrained
+to the layer lock), requirements-pipeline.txt (the training set plus what `python -m ci` imports:
+what `make pipeline` and the verify jobs install) and requirements-dev.txt (linters, test tools and
+emulators, constrained to the pipeline lock; `make test` installs both). The build host runs the target's Python version
+(ci/python.py), so all four are resolved for it: the committed locks are for the committed
 pipeline.toml, and changing [target] runtime means running `python -m ci lock` again. Each job
 runs in the directory of its .in file so the `# via -r ...` annotations stay relative and the
 output is byte-identical on an unchanged tree.
@@ -31,7 +33,7 @@ COMPILE_COMMAND = "python -m ci lock"
 
 @dataclass(frozen=True)
 class LockJob:
-    name: str  # layer | training | dev
+    name: str  # layer | training | pipeline | dev
     cwd: Path  # uv runs here so annotations stay relative to the .in file
     inputs: tuple[str, ...]  # .in files relative to cwd
     output: Path
@@ -47,11 +49,12 @@ class LockJob:
 
 
 def lock_jobs(config: Config) -> list[LockJob]:
-    """The three locks in the order they depend on each other (training and dev constrain to the layer)."""
+    """The four locks in the order they depend on each other (each host lock is constrained to those before it)."""
     lock = config.lock
     target = config.target
     layer_in = lock.requirements_in
     training_in = lock.training_in
+    pipeline_in = lock.pipeline_in
     dev_in = lock.dev_in
     host_platform = lock.host_platform
     host_python = target.runtime.python  # training pickles with the Python that unpickles on Lambda
@@ -75,6 +78,14 @@ def lock_jobs(config: Config) -> list[LockJob]:
             python_version=host_python,
         ),
         LockJob(
+            name="pipeline",
+            cwd=pipeline_in.parent,
+            inputs=(pipeline_in.name,),
+            output=lock.pipeline_lock,
+            python_platform=host_platform,
+            python_version=host_python,
+        ),
+        LockJob(
             name="dev",
             cwd=dev_in.parent,
             inputs=(dev_in.name,),
@@ -94,7 +105,8 @@ def uv_binary() -> str:
         found = shutil.which("uv")
         if found is None:
             raise PipelineError(
-                "uv is not installed", "install the dev requirements: `make venv` (uv is in requirements-dev.txt)"
+                "uv is not installed",
+                "install the pipeline requirements: `make venv` (uv is in requirements-pipeline.txt)",
             ) from None
         return found
 

@@ -1,4 +1,4 @@
-"""`python -m ci lock`: compile the three locks in order, then prove the layer lock fits the target."""
+"""`python -m ci lock`: compile the four locks in order (and uv's bootstrap file), then prove the layer lock fits."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci.config import Config
+from ci.lock.bootstrap import write_bootstrap
 from ci.lock.files import display_path
 from ci.lock.lockfile import read_lock
 from ci.lock.resolve import compile_lock, lock_jobs
@@ -48,4 +49,17 @@ def compile_all(
                 rewritten=job.output.read_bytes() != before_bytes,
             )
         )
+    lock = config.lock
+    bootstrap_before = lock.bootstrap_lock.read_bytes() if lock.bootstrap_lock.is_file() else b""
+    write_bootstrap(lock.pipeline_lock, lock.bootstrap_lock, config.root)
+    uv = read_lock(lock.bootstrap_lock).pins["uv"]
+    changes.append(
+        LockChange(
+            file=display_path(lock.bootstrap_lock, config.root),
+            added=[] if bootstrap_before else [f"uv=={uv.version}"],
+            removed=[],
+            changed=[],
+            rewritten=lock.bootstrap_lock.read_bytes() != bootstrap_before,
+        )
+    )
     return changes

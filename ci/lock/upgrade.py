@@ -1,9 +1,9 @@
-"""`python -m ci lock --upgrade [PACKAGE ...]`: move the three locks forward together, for the target.
+"""`python -m ci lock --upgrade [PACKAGE ...]`: move the four locks forward together, for the target.
 
 Dependabot edits one lock in place and recompiles the others for its own host, so every pip pull
 request it opens fails `lock --check`. This re-resolves the layer for the Lambda target with uv
-allowing upgrades (everything, or the named packages), then the training and dev locks constrained
-to it, and reports per package old -> new and what held a package back. Exact pins in the .in
+allowing upgrades (everything, or the named packages), then the training, pipeline and dev locks
+constrained to it, and reports per package old -> new and what held a package back. Exact pins in the .in
 files (scikit-learn==1.3.2, the model's contract) move only when named: then the pin is released
 for the resolve and written back at the new version, so `lock --check` passes right after. Any
 failure restores every file it touched: the locks are never left half upgraded.
@@ -88,7 +88,7 @@ def upgrade_locks(
     directs = {job.name: read_in(job.in_file, job.cwd) for job in jobs}
     _refuse_unknown(asked, directs, [job.output for job in jobs])
     released = [d for ds in directs.values() for d in ds if d.name in asked and _exact(d)]
-    touched = {job.output for job in jobs} | {d.file for d in released}
+    touched = {job.output for job in jobs} | {d.file for d in released} | {config.lock.bootstrap_lock}
     saved = {path: path.read_bytes() for path in touched if path.is_file()}
     before = {n: p.version for n, p in read_lock(jobs[0].output).pins.items()}
     result = UpgradeResult(asked)
@@ -166,7 +166,7 @@ def _rewrite(directs: list[DirectRequirement], texts: dict[str, str]) -> None:
 
 
 def _locked_versions(config: Config) -> dict[str, str]:
-    """Every package's version after the compile, layer first (training and dev are constrained to it)."""
+    """Every package's version after the compile, layer first (the host locks are constrained to it)."""
     versions: dict[str, str] = {}
     for job in reversed(lock_jobs(config)):
         versions.update({n: p.version for n, p in read_lock(job.output).pins.items() if p.version})

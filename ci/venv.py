@@ -1,0 +1,166 @@
+"""`python3 -m ci.venv [--dev]`: .venv/ in seconds, from the hashed locks, with the target's Python.
+
+pip took ~47 s to install the old 855 MB environment, in every CI job. uv installs the same hashed
+locks from its cache in a few seconds; uv itself comes first, alone, from requirements-bootstrap.txt
+(`pip install --require-hashes`, once per pin into build/cache/bootstrap/). Then:
+
+    uv venv --python <target Python> .venv          # only if missing or made by another Python
+    uv pip sync --require-hashes <locks>            # exactly these pins; anything else is removed
+
+`make venv` (pipeline, verify jobs): requirements-pipeline.txt; `--dev` (make test) adds
+requirements-dev.txt. Runs before .venv exists, so it imports the standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci.errors import PipelineError
+from ci.python import REPO_ROOT, find_python, runtime_python, venv_version, version_of
+
+LOCK_KEYS = {
+    "pipeline_lock": "requirements-pipeline.txt",
+    "dev_lock": "requirements-dev.txt",
+    "bootstrap_lock": "requirements-bootstrap.txt",
+    "index_url": "https://pypi.org/simple",
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    python: str  # the interpreter the venv is made with
+    version: str  # its X.Y, the target's
+    venv: Path
+    locks: tuple[Path, ...]  # synced together, in this order
+    bootstrap_lock: Path
+    index_url: str
+    cache: Path  # where uv is bootstrapped (build/cache)
+
+
+def lock_settings(config_file: Path) -> dict[str, str]:
+    """[lock] keys this module needs (defaults for the ones an older pipeline.toml lacks)."""
+    text = config_file.read_text()
+    try:
+        import tomllib
+
+        table = tomllib.loads(text).get("lock", {})
+    except ImportError:  # an older bootstrap Python: read the flat key = "value" lines of [lock]
+        section = re.search(r"^\[lock\](.*?)(?=^\[|\Z)", text, re.M | re.S)
+        table = dict(re.findall(r'^\s*(\w+)\s*=\s*"([^"]*)"', section.group(1), re.M)) if section else {}
+    return {key: str(table.get(key, default)) for key, default in LOCK_KEYS.items()}
+
+
+def plan(config_file: Path, venv: Path, dev: bool, python: str | None, cache: Path) -> Plan:
+    """What to create and sync; one PipelineError line if the given Python is not the target's."""
+    version = runtime_python(config_file)
+    if python:
+        found = version_of(python)
+        if found != version:
+            raise PipelineError(
+                f"{python} is Python {found or '(does not run)'}, pipeline.toml targets {version}",
+                f"PYTHON=/path/to/python{version}",
+            )
+    else:
+        python = find_python(version)
+    settings = lock_settings(config_file)
+    root = config_file.parent
+    locks = [root / settings["pipeline_lock"]] + ([root / settings["dev_lock"]] if dev else [])
+    return Plan(python, version, venv, tuple(locks), root / settings["bootstrap_lock"], settings["index_url"], cache)
+
+
+def bootstrap_uv(bootstrap_lock: Path, python: str, cache: Path) -> Path:
+    """uv from its hashed pin, installed once per pin into `cache`/bootstrap/uv-<digest>/."""
+    if not bootstrap_lock.is_file():
+        raise PipelineError(f"{bootstrap_lock} not found", "run `python -m ci lock` (it writes it) or restore it")
+    digest = hashlib.sha256(bootstrap_lock.read_bytes()).hexdigest()[:16]
+    home = cache / "bootstrap" / f"uv-{digest}"
+    uv = home / "bin" / "uv"
+    if uv.is_file():
+        return uv
+    staging = home.with_name(f"{home.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    command = [
+        python, "-m", "pip", "install", "--isolated", "--disable-pip-version-check", "--quiet",
+        "--require-hashes", "--no-deps", "--only-binary", ":all:", "--target", str(staging), "-r", str(bootstrap_lock),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not (staging / "bin" / "uv").is_file():
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PipelineError(
+            f"could not install uv from {bootstrap_lock.name} with {python} -m pip: "
+            + (result.stderr.strip().splitlines() or ["no uv binary in the wheel"])[-1],
+            "check network access to PyPI and that this Python has pip (`python -m ensurepip`)",
+        )
+    try:
+        staging.rename(home)
+    except OSError:  # another run bootstrapped the same pin meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+    return uv
+
+
+def create(plan: Plan, say: Callable[[str], None] = print) -> None:
+    """Bootstrap uv, (re)create the venv if it is missing or of another Python, sync the locks."""
+    for lock in plan.locks:
+        if not lock.is_file():
+            raise PipelineError(f"{lock} not found", "run `python -m ci lock` or restore it from git")
+    uv = bootstrap_uv(plan.bootstrap_lock, plan.python, plan.cache)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PIP_", "VIRTUAL_ENV"))}
+    existing = venv_version(plan.venv)
+    if existing is not None and existing != plan.version:
+        say(f"recreating {plan.venv}: made by Python {existing}, the target needs {plan.version}")
+        shutil.rmtree(plan.venv)
+    if not (plan.venv / "bin" / "python").exists():
+        _run([str(uv), "venv", "--quiet", "--no-config", "--python", plan.python, str(plan.venv)], env)
+    names = " + ".join(lock.name for lock in plan.locks)
+    say(f"{plan.venv}: uv pip sync --require-hashes {names} (Python {plan.version}, {plan.python})")
+    _run(
+        [
+            str(uv), "pip", "sync", "--quiet", "--no-config", "--require-hashes", "--index-url", plan.index_url,
+            "--python", str(plan.venv / "bin" / "python"), *map(str, plan.locks),
+        ],
+        env,
+    )  # fmt: skip
+
+
+def _run(command: list[str], env: dict[str, str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip()
+        raise PipelineError(
+            f"`{' '.join(command[1:4])} ...` failed: {detail.splitlines()[-1] if detail else 'no output'}",
+            "a hash mismatch means the download is not what the lock pinned (never edit a lock by hand: "
+            "`python -m ci lock`); otherwise check network access, or remove .venv and rerun",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python3 -m ci.venv", description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--dev", action="store_true", help="also the dev tools lock (make test)")
+    parser.add_argument("--venv", type=Path, default=REPO_ROOT / ".venv", help="default: .venv")
+    parser.add_argument("--python", default=None, help="the interpreter (default: found by ci.python)")
+    parser.add_argument("--config", type=Path, default=REPO_ROOT / "pipeline.toml", help="default: pipeline.toml")
+    parser.add_argument("--cache-dir", type=Path, default=REPO_ROOT / "build" / "cache", help="default: build/cache")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        create(plan(args.config, args.venv, args.dev, args.python or None, args.cache_dir))
+    except PipelineError as exc:
+        print(f"error: {exc.problem}; fix: {exc.fix}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
