@@ -48,10 +48,12 @@ pipeline: venv
 test: lint
 	$(PY) -m pytest
 
+# Seconds, and first: CI runs it before the test suite (actionlint runs shellcheck on every run: script).
 lint: venv-dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy ci handler training
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/actionlint
 
 format: venv-dev
 	$(PY) -m ruff format .

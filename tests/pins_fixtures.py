@@ -22,6 +22,9 @@ from ci.paths import REPO_ROOT
 
 FIXTURE_CACHE = REPO_ROOT / "build" / "cache" / "pins-fixtures"
 INDEX_URL = "https://pypi.org/simple"
+# The foreign environment is installed from this hashed lock (pins-foreign.in says how to recompile it);
+# its digest is part of the fixture's key, and of the CI cache key that restores build/cache/pins-fixtures.
+FOREIGN_LOCK = Path(__file__).resolve().parent / "pins-foreign.txt"
 
 # A newer stack than the layer lock: scikit-learn 1.5 with numpy 2 (wheels exist for cp311 to cp313).
 FOREIGN_VERSIONS = {
@@ -115,34 +118,45 @@ def train_here(cache: Path = FIXTURE_CACHE) -> Path:
     return out
 
 
-def foreign_key(versions: dict[str, str] = FOREIGN_VERSIONS) -> str:
-    """Directory name of a fixture: the versions, the Python and the training script's digest."""
+def foreign_key(versions: dict[str, str] = FOREIGN_VERSIONS, lock: Path | None = None) -> str:
+    """Directory name of a fixture: the versions, the Python, the training script's (and the lock's) digest."""
     py = f"py{sys.version_info.major}.{sys.version_info.minor}"
-    return "-".join([*(f"{name}{version}" for name, version in sorted(versions.items())), py, script_key()])
+    parts = [*(f"{name}{version}" for name, version in sorted(versions.items())), py, script_key()]
+    if lock is not None:
+        parts.append(hashlib.sha256(lock.read_bytes()).hexdigest()[:10])
+    return "-".join(parts)
 
 
-def train_foreign(versions: dict[str, str] = FOREIGN_VERSIONS, cache: Path = FIXTURE_CACHE) -> Path:
-    """Bundles trained in a throwaway venv with `versions`, built once and kept under `cache`/<key>/."""
-    root = cache / foreign_key(versions)
+def usable(python: Path, versions: dict[str, str]) -> bool:
+    """A restored environment is used only if its interpreter runs and has exactly `versions` (never blindly)."""
+    probe = "import importlib.metadata as m, json, sys; print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
+    try:
+        result = subprocess.run([str(python), "-c", probe, *versions], capture_output=True, text=True, timeout=60)
+    except OSError:
+        return False
+    return result.returncode == 0 and json.loads(result.stdout) == versions
+
+
+def train_foreign(
+    versions: dict[str, str] = FOREIGN_VERSIONS, cache: Path = FIXTURE_CACHE, lock: Path = FOREIGN_LOCK
+) -> Path:
+    """Bundles trained in a throwaway venv from the hashed `lock`, built once and kept under `cache`/<key>/."""
+    root = cache / foreign_key(versions, lock)
     stamp = root / ".complete"
     out = root / "out"
-    if stamp.is_file() and (out / "model.joblib").is_file():
+    venv = root / "venv"
+    python = venv / "bin" / "python"
+    if stamp.is_file() and (out / "model.joblib").is_file() and usable(python, versions):
         return out
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    venv = root / "venv"
-    python = venv / "bin" / "python"
-    pins = [f"{name}=={version}" for name, version in versions.items()]
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    assert uv, "uv is in requirements-pipeline.txt: run `make venv-dev`"
     env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "UV_NO_CONFIG": "1"}
-    if uv:
-        subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env)
-        install = [uv, "pip", "install", "--quiet", "--python", str(python)]
-    else:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
-        install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env)
+    install = [uv, "pip", "install", "--quiet", "--python", str(python), "--index-url", INDEX_URL]
     subprocess.run(
-        [*install, "--index-url", INDEX_URL, "--only-binary", ":all:", *pins],
+        [*install, "--require-hashes", "--no-deps", "--only-binary", ":all:", "-r", str(lock)],
         check=True,
         env=env,
         capture_output=True,

@@ -274,3 +274,14 @@ def test_class_path_check_is_skipped_and_said_so_when_the_probe_has_other_versio
         for m in notes
     ), notes
     assert result.passed  # a skipped sub-check is reported, not failed
+
+
+def test_the_foreign_environment_comes_from_a_hashed_lock_of_exactly_those_versions() -> None:
+    """The fixture's environment is installed with --require-hashes; its lock pins what the tests expect."""
+    from ci.lock.check import check_format
+    from ci.lock.lockfile import read_lock
+    from tests.pins_fixtures import FOREIGN_LOCK
+
+    lock = read_lock(FOREIGN_LOCK)
+    assert check_format(lock, FOREIGN_LOCK.name) == []
+    assert {name: lock.pins[name].version for name in FOREIGN_VERSIONS} == FOREIGN_VERSIONS

@@ -247,19 +247,68 @@ def test_command_check_rejects_what_is_not_a_command() -> None:
     assert command_problem("make build", {}) is None
 
 
+STDLIB_COMMANDS = ("python -m ci.github ", "python -m ci.python ")  # run by the runner's own Python
+REPORT_ONLY_JOBS = {
+    PULL_REQUEST: {"size-comment"},
+    VERIFY: {"verified"},
+    DEPLOY: {"branch", "fresh"},
+    RELOCK: {"pull-request"},
+}
+
+
 def test_venv_and_python_are_set_up_before_use() -> None:
     for path in WORKFLOWS:
         for job_id, job in jobs(path).items():
-            seen_setup = seen_python = False
+            seen_setup = False
             for step in job.get("steps", []):
-                uses = str(step.get("uses", ""))
-                seen_setup |= uses == "./.github/actions/setup"
-                seen_python |= seen_setup or uses.startswith("actions/setup-python@")
+                seen_setup |= str(step.get("uses", "")) == "./.github/actions/setup"
                 for line in run_lines(step):
                     if line.startswith((".venv/", "make ")):
                         assert seen_setup, f"{path.name} {job_id}: `{line}` before ./.github/actions/setup"
                     if line.startswith("python "):
-                        assert seen_python, f"{path.name} {job_id}: `{line}` before setup-python"
+                        assert seen_setup or line.startswith(STDLIB_COMMANDS), (
+                            f"{path.name} {job_id}: `{line}` needs the venv; only ci.github and ci.python run bare"
+                        )
+
+
+def test_jobs_that_only_read_reports_install_nothing() -> None:
+    """The comment, the gate, the freshness and branch checks and the re-lock PR run on the runner's Python."""
+    for path, job_ids in REPORT_ONLY_JOBS.items():
+        for job_id in job_ids:
+            job = jobs(path)[job_id]
+            uses = [str(step.get("uses", "")) for step in job["steps"]]
+            assert not [u for u in uses if u.startswith(("actions/setup-python@", "./.github/actions/setup"))], job_id
+            assert not [u for u in uses if u.startswith("actions/cache")], job_id
+            assert commands(job) and all(c.startswith("python -m ci.github ") for c in commands(job)), job_id
+
+
+def test_the_report_only_commands_import_the_standard_library_only(tmp_path: Path) -> None:
+    """`python -S` (no site-packages): every ci.github module imports and the gate runs, as on a bare runner."""
+    python = getattr(sys, "_base_executable", sys.executable)
+    modules = sorted(p.stem for p in (REPO_ROOT / "ci" / "github").glob("*.py") if p.stem != "__init__")
+    probe = "import importlib, sys; [importlib.import_module('ci.github.' + m) for m in sys.argv[1:]]; import yaml"
+    result = subprocess.run([python, "-S", "-c", probe, *modules], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert "No module named 'yaml'" in result.stderr, "control: -S must hide site-packages\n" + result.stderr
+    assert result.stderr.count("Error") == 1, result.stderr
+    needs = '{"build": {"result": "success", "outputs": {}}}'
+    env = {"PATH": "/usr/bin:/bin", "NEEDS": needs, "GITHUB_OUTPUT": str(tmp_path / "out")}
+    gate = [python, "-S", "-m", "ci.github", "gate", "--require", "build"]
+    ran = subprocess.run(gate, cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert "verified=true" in (tmp_path / "out").read_text()
+
+
+def test_each_job_installs_the_environment_it_runs() -> None:
+    """Check, build, deploy and re-lock jobs: the pipeline lock; only lint and tests add the dev tools."""
+    for path in WORKFLOWS:
+        for job_id, job in jobs(path).items():
+            setups = [s for s in job.get("steps", []) if s.get("uses") == "./.github/actions/setup"]
+            if not setups:
+                continue
+            (setup,) = setups
+            environment = setup.get("with", {}).get("environment")
+            testing = any(c in ("make test", "make lint") for c in commands(job))
+            assert environment == ("dev" if testing else "pipeline"), f"{path.name} {job_id}: {environment}"
 
 
 # --- permissions, timeouts, pins -----------------------------------------------------------------
@@ -338,7 +387,7 @@ BUILDING = re.compile(r"^(make (train|build|lock|lock-check|pipeline)\b|.*-m (tr
 def test_verify_builds_once_and_uploads_what_every_check_uses() -> None:
     verify = jobs(VERIFY)
     build_commands = commands(verify["build"])
-    assert build_commands[:3] == ["make lock-check", "make train", "make build"]
+    assert build_commands[:3] == ["make lock-check", "make train", "make build"]  # the cheap check first
     assert build_commands[3:] == [
         ".venv/bin/python -m ci.github summary build/reports/lock.json build/reports/build.json",
         ".venv/bin/python -m ci.github annotate build/reports",
@@ -597,6 +646,10 @@ def test_pull_requests_run_lint_tests_and_one_sticky_comment() -> None:
 # --- set-up: Python, caches, dependabot ----------------------------------------------------------
 
 
+def cache_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [s for s in steps if str(s.get("uses", "")).startswith("actions/cache")]
+
+
 def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
     config = load_config()
     action = load(GITHUB / "actions" / "setup" / "action.yml")
@@ -609,26 +662,88 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
     assert version.stdout.strip() == config.target.runtime.python
     python = next(s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@"))
     assert python["with"]["python-version"] == "${{ steps.target.outputs.python }}"
-    assert steps[-1]["env"]["PYTHON"] == "${{ steps.python.outputs.python-path }}"  # make venv uses exactly it
     assert not re.search(r"3\.1\d|py31\d", yaml.safe_dump(action)), "a Python version is hard-coded"
-    locks = [config.value("lock", key) for key in ("dev_lock", "layer_lock", "training_lock", "pipeline_lock")]
-    caches = [s for s in steps if str(s.get("uses", "")).startswith("actions/cache")]
-    assert len(caches) == 2  # save (build job) / restore-only (the others)
+    # .venv: `make venv` (pipeline lock) or `make venv-dev` (and the dev lock), with exactly that Python.
+    venvs = {s["if"]: run_lines(s) for s in steps if run_lines(s) and s is not target}
+    assert venvs == {
+        "inputs.environment == 'pipeline'": ["make venv"],
+        "inputs.environment == 'dev'": ["make venv-dev"],
+    }
+    for step in steps:
+        if run_lines(step) and step is not target:
+            assert step["env"]["PYTHON"] == "${{ steps.python.outputs.python-path }}"
+    lock = {key: config.value("lock", key) for key in ("pipeline_lock", "dev_lock", "bootstrap_lock", "layer_lock")}
+    caches = cache_steps(steps)
+    uv_caches = [c for c in caches if "~/.cache/uv" in c["with"]["path"]]
+    build_caches = [c for c in caches if c not in uv_caches]
+    assert len(uv_caches) == 2 and len(build_caches) == 2  # each: save (the job that fills it) / restore-only
     for cache in caches:
         key = cache["with"]["key"]
         assert "py${{ steps.target.outputs.python }}-" in key and key.startswith(cache["with"]["restore-keys"])
-        for lock in locks:
-            assert f"'{lock}'" in key, f"cache key ignores {lock}"
-        cached = set(cache["with"]["path"].split())
-        assert str(default_paths().cache.relative_to(REPO_ROOT)) in cached
-    assert run_lines(steps[-1]) == ["make venv-dev"]
-    saving = [
-        job_id
-        for job_id, job in jobs(VERIFY).items()
-        for s in job.get("steps", [])
-        if s.get("with", {}).get("save-cache") == "true"
-    ]
-    assert saving == ["build"]
+        saving = cache["uses"].startswith("actions/cache@")
+        assert ("inputs.save-cache == 'true'" in cache["if"]) is saving, cache["name"]
+    for cache in uv_caches:  # keyed by exactly the locks each environment syncs
+        key = cache["with"]["key"]
+        dev, pipeline = key.split("inputs.environment == 'dev' && ")[1].split(" || ")
+        for name in (lock["bootstrap_lock"], lock["pipeline_lock"]):
+            assert f"'{name}'" in dev and f"'{name}'" in pipeline
+        assert f"'{lock['dev_lock']}'" in dev and f"'{lock['dev_lock']}'" not in pipeline
+    for cache in build_caches:
+        paths = cache["with"]["path"].split()
+        assert str(default_paths().cache.relative_to(REPO_ROOT)) in paths and "~/.cache/pip" in paths
+        assert {"!build/cache/bootstrap", "!build/cache/pins-fixtures"} <= set(paths), "each cache has one filler"
+        assert f"'{lock['layer_lock']}'" in cache["with"]["key"] and "ci/policy/runtime-*.txt" in cache["with"]["key"]
+        if cache["uses"].startswith("actions/cache@"):
+            assert "inputs.environment == 'pipeline'" in cache["if"], "build/cache is saved by the build only"
+
+
+def setup_saves(job: dict[str, Any]) -> str | None:
+    """The environment whose caches the job's set-up saves, or None."""
+    for step in job.get("steps", []):
+        if step.get("uses") == "./.github/actions/setup" and step.get("with", {}).get("save-cache") == "true":
+            return str(step["with"]["environment"])
+    return None
+
+
+def test_each_cache_is_saved_by_exactly_the_job_that_fills_it() -> None:
+    saving = {
+        (path.name, job_id): env
+        for path in WORKFLOWS
+        for job_id, job in jobs(path).items()
+        if (env := setup_saves(job))
+    }
+    assert saving == {
+        ("verify.yml", "build"): "pipeline",  # uv's cache for the pipeline lock, and build/cache (layer, runtime)
+        ("pull-request.yml", "test"): "dev",  # uv's cache for pipeline + dev
+        ("deploy.yml", "test"): "dev",  # the same job on main, whose caches every pull request can restore
+    }
+    fixtures = {
+        (path.name, job_id): step
+        for path in WORKFLOWS
+        for job_id, job in jobs(path).items()
+        for step in cache_steps(job.get("steps", []))
+        if "pins-fixtures" in step["with"]["path"]
+    }
+    assert set(fixtures) == {("pull-request.yml", "test"), ("deploy.yml", "test")}, "filled by the tests only"
+    from tests.pins_fixtures import FIXTURE_CACHE, FOREIGN_LOCK
+
+    for step in fixtures.values():
+        assert step["uses"].startswith("actions/cache@") and step["with"]["path"] == str(
+            FIXTURE_CACHE.relative_to(REPO_ROOT)
+        )
+        key = step["with"]["key"]
+        assert f"'{FOREIGN_LOCK.relative_to(REPO_ROOT)}'" in key and "'tests/pins_fixtures.py'" in key
+        assert "steps.setup.outputs.python-version" in key, "the venv links to that exact interpreter"
+
+
+def test_cheap_checks_fail_before_the_expensive_steps() -> None:
+    build = commands(jobs(VERIFY)["build"])
+    assert build.index("make lock-check") < build.index("make train") < build.index("make build")
+    for path in (PULL_REQUEST, DEPLOY):
+        test = commands(jobs(path)["test"])
+        assert test.index("make lint") < test.index("make test"), "ruff, mypy and actionlint before pytest"
+    lint = (REPO_ROOT / "Makefile").read_text().split("\nlint:")[1].split("\n\n")[0]
+    assert "actionlint" in lint, "make lint lints the workflows too"
 
 
 def test_dependabot_keeps_only_the_actions_with_a_cooldown() -> None:
