@@ -45,8 +45,9 @@ pipeline: venv
 	$(CI) smoke
 	$(CI) deploy
 
+# Every core (pytest-xdist), a whole file per worker at a time: module fixtures are built once.
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 # Seconds, and first: CI runs it before the test suite (actionlint runs shellcheck on every run: script).
 lint: venv-dev

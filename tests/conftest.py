@@ -15,7 +15,10 @@ import pytest
 
 from ci.paths import REPO_ROOT, BuildPaths
 
-SESSION_BUILD = REPO_ROOT / "build" / "test"
+# `make test` runs the suite on every core (pytest-xdist, a file per worker at a time): each worker
+# has its own session build; the download cache is shared (its writers lock or write atomically).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+SESSION_BUILD = REPO_ROOT / "build" / ("test" + (f"-{WORKER}" if WORKER else ""))
 
 
 def run_cli(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

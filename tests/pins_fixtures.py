@@ -7,12 +7,15 @@ The bundles follow the training contract: joblib dump of {"sklearn_model", "feat
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,8 +109,22 @@ def script_key() -> str:
     return hashlib.sha256(TRAIN_SCRIPT.encode()).hexdigest()[:10]
 
 
+@contextlib.contextmanager
+def exclusive(cache: Path) -> Iterator[None]:
+    """One builder at a time: test workers (pytest-xdist) share the cache and would remove each other's work."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def train_here(cache: Path = FIXTURE_CACHE) -> Path:
     """Bundles trained with this environment's (the layer lock's) versions, cached by those versions."""
+    with exclusive(cache):
+        return _train_here(cache)
+
+
+def _train_here(cache: Path) -> Path:
     from importlib.metadata import version
 
     out = cache / f"local-{foreign_key({name: version(name) for name in FOREIGN_VERSIONS})}" / "out"
@@ -141,6 +158,11 @@ def train_foreign(
     versions: dict[str, str] = FOREIGN_VERSIONS, cache: Path = FIXTURE_CACHE, lock: Path = FOREIGN_LOCK
 ) -> Path:
     """Bundles trained in a throwaway venv from the hashed `lock`, built once and kept under `cache`/<key>/."""
+    with exclusive(cache):
+        return _train_foreign(versions, cache, lock)
+
+
+def _train_foreign(versions: dict[str, str], cache: Path, lock: Path) -> Path:
     root = cache / foreign_key(versions, lock)
     stamp = root / ".complete"
     out = root / "out"

@@ -76,7 +76,7 @@ def test_function_zip_holds_the_handler_package_alone(built_layer: BuildPaths) -
 
 def test_a_rebuild_from_the_warm_cache_gives_the_same_sha256(built_layer: BuildPaths) -> None:
     # A fixed directory (not tmp_path): the interpreter's compiled-source cache is keyed by path.
-    again = BuildPaths(build=REPO_ROOT / "build" / "test-rebuild", cache=built_layer.cache)
+    again = BuildPaths(build=built_layer.build.with_name(built_layer.build.name + "-rebuild"), cache=built_layer.cache)
     if again.build.exists():
         shutil.rmtree(again.build)
     shutil.copytree(built_layer.model_dir, again.model_dir)
