@@ -18,7 +18,7 @@ MAKE_VENV := $(BOOTSTRAP) -m ci.venv $(if $(PYTHON),--python "$(PYTHON)")
 STAMP := $(VENV)/.synced-pipeline-python$(TARGET_PYTHON)
 DEV_STAMP := $(VENV)/.synced-dev-python$(TARGET_PYTHON)
 
-.PHONY: venv venv-dev pipeline test lint format train lock lock-check build abi budget pins smoke deploy rollback bootstrap bench clean
+.PHONY: venv venv-dev pipeline test lint format train lock lock-check build abi budget pins smoke deploy rollback bootstrap bench bench-ci clean
 
 venv: $(STAMP)
 
@@ -71,6 +71,10 @@ lock-check: venv
 
 build abi budget smoke deploy rollback bootstrap bench: venv
 	$(CI) $@
+
+# Side by side: make venv cold and warm, a fresh clone's make pipeline, each check job, make test (ci/bench/ci.py).
+bench-ci: venv
+	$(CI) bench --ci
 
 # Training runs in .venv (make train), so the installed versions are checked against its lock too.
 pins: venv

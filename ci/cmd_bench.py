@@ -1,4 +1,4 @@
-"""`python -m ci bench`: this build against a naive pip --target layer, side by side."""
+"""`python -m ci bench`: this build against a naive pip --target layer; `--ci`: set-up, pipeline, checks and tests."""
 
 from __future__ import annotations
 
@@ -13,9 +13,38 @@ HELP = "Measure this build against a naive pip --target layer, side by side."
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=5, help="fresh interpreters per cold-start median (>= 5)")
+    parser.add_argument(
+        "--ci",
+        action="store_true",
+        help="instead: make venv cold and warm, a fresh clone's pipeline, each check job, make test (bench-ci.json)",
+    )
+    parser.add_argument("--no-test", action="store_true", help="with --ci: leave out make test")
+
+
+def run_ci(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+    from ci.bench.ci import run_bench_ci
+    from ci.bench.ci_table import render_ci_table
+    from ci.reports import Finding, write_report
+
+    result = run_bench_ci(config.root, paths.cache, with_test=not args.no_test)
+    missed = [row for row in result["rows"] if row["met"] is False]
+    print(render_ci_table(result))
+    findings = [
+        Finding(
+            "bench-ci",
+            "error",
+            f"target missed: {row['measurement']} took {row['seconds']} s (target <= {row['target_s']} s)",
+            "see the slowest steps in build/reports/bench-ci.json; run `pytest --durations=25` for make test",
+        )
+        for row in missed
+    ]
+    print(f"\nreport: {write_report(paths, 'bench-ci', not missed, result, findings=findings)}")
+    return 0 if not missed else 1
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+    if args.ci:
+        return run_ci(args, config, paths)
     from ci.bench.run import run_bench
     from ci.bench.table import render_table
     from ci.reports import Finding, write_report
