@@ -1,21 +1,28 @@
-# Two commands do all set-up on a fresh machine with Python 3.11 and make:
+# Two commands do all set-up on a fresh machine with Python 3 and make:
 #   make pipeline   the whole pipeline, locally, on the embedded default (no AWS account)
 #   make test       lint and the test suite
-# Both create .venv/ from the pinned, hashed requirements-dev.txt first.
+# Both create .venv/ from the pinned, hashed requirements-dev.txt first, with the Python of the
+# Lambda runtime in pipeline.toml ([target] runtime): `python3 -m ci.python` (standard library only)
+# says which version and finds it (PATH, uv, pyenv). PYTHON=/path/to/python3.X overrides the search.
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+BOOTSTRAP ?= python3
+TARGET_PYTHON := $(shell $(BOOTSTRAP) -m ci.python --version)
 VENV := .venv
 PY := $(VENV)/bin/python
 CI := $(PY) -m ci
-STAMP := $(VENV)/.installed
+# One stamp per target Python: switching [target] runtime rebuilds the venv instead of reusing it.
+STAMP := $(VENV)/.installed-python$(TARGET_PYTHON)
 
 .PHONY: venv pipeline test lint format train lock lock-check build abi budget pins smoke deploy rollback bootstrap bench clean
 
 venv: $(STAMP)
 
 $(STAMP): requirements-dev.txt
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0])'
-	$(PYTHON) -m venv $(VENV)
+	@test -n "$(TARGET_PYTHON)" || { echo "error: cannot read [target] runtime (see above)"; exit 1; }
+	@set -e; python="$(PYTHON)"; [ -n "$$python" ] || python="$$($(BOOTSTRAP) -m ci.python)"; \
+	$$python -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if v == "$(TARGET_PYTHON)" else "error: %s is Python %s, pipeline.toml targets $(TARGET_PYTHON); fix: PYTHON=/path/to/python$(TARGET_PYTHON)" % (sys.executable, v))'; \
+	if ! $(BOOTSTRAP) -m ci.python --check-venv $(VENV); then echo "recreating $(VENV) with $$python"; rm -rf $(VENV); fi; \
+	echo "$$python -m venv $(VENV)"; $$python -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.txt
 	@touch $(STAMP)
 

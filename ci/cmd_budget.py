@@ -35,6 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="override budget.limit_bytes of pipeline.toml (e.g. to leave room for later)",
     )
+    parser.add_argument(
+        "--what-if",
+        nargs="*",
+        metavar="SPEC",
+        help="project the layer with these requirements added (NAME, NAME==VERSION, '-r FILE') for the target; "
+        "changes no lock, zip or report but reports/budget-what-if.json",
+    )
+    parser.add_argument(
+        "-r", "--requirement", action="append", default=[], type=Path, metavar="FILE",
+        help="with --what-if: add the requirements of FILE too",
+    )  # fmt: skip
+    parser.add_argument("--fresh", action="store_true", help="with --what-if: recompute instead of a cached answer")
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
@@ -44,6 +56,10 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.budget.run import check_budget
     from ci.snapshot import take
 
+    if args.what_if is not None or args.requirement:
+        from ci.budget.what_if import run_what_if
+
+        return run_what_if(config, paths, list(args.what_if or []), args.requirement, args.limit_bytes, args.fresh)
     if args.baseline and args.baseline_ref:
         raise CheckFailedError("--baseline and --baseline-ref both given", "compare with one baseline at a time")
     # Snapshot, then judge: the budget reads only these copies, and budget.json names exactly them.

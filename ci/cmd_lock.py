@@ -21,14 +21,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--offline", action="store_true", help="with --check: no network (cached PyPI answers only, no resolve)"
     )
     parser.add_argument("--refresh", action="store_true", help="refetch PyPI answers instead of using build/cache")
-    parser.add_argument("--upgrade", action="store_true", help="resolve the newest versions, not the current pins")
     parser.add_argument(
-        "-P", "--upgrade-package", action="append", default=[], metavar="NAME", help="upgrade only NAME (repeatable)"
+        "--upgrade",
+        nargs="*",
+        default=None,
+        metavar="PACKAGE",
+        help="re-resolve every lock allowing upgrades: all packages, or only the named ones (an exact pin in an "
+        ".in file, like scikit-learn==1.3.2, moves only when named); reports old -> new and what held a package back",
+    )
+    parser.add_argument(
+        "-P", "--upgrade-package", action="append", default=[], metavar="NAME", help="same as --upgrade NAME"
+    )
+    parser.add_argument(
+        "--runtime-packages",
+        action="store_true",
+        help="regenerate ci/policy/runtime-<runtime>.txt for every runtime in lambda_runtimes.json (nothing else)",
     )
 
 
+def upgrade_request(upgrade: list[str] | bool | None, packages: list[str]) -> tuple[str, ...] | None:
+    """None: no upgrade; (): everything; else the named packages (a workflow input may hold several)."""
+    if (upgrade is None or upgrade is False) and not packages:
+        return None
+    given = [*(upgrade if isinstance(upgrade, list) else []), *packages]
+    return tuple(name for text in given for name in text.replace(",", " ").split())
+
+
+def upgrade_what(packages: tuple[str, ...]) -> str:
+    return "only " + ", ".join(packages) if packages else "every package; exact pins in the .in files stay"
+
+
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+    from ci.errors import PipelineError
     from ci.lock.check import check_locks
+    from ci.lock.direct_fit import check_direct_pins
     from ci.lock.index import SimpleIndex
     from ci.lock.problems import LockCheckError
     from ci.lock.run import compile_all
@@ -36,8 +62,37 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     index = SimpleIndex(config.lock.index_url, paths.cache / "pypi-simple", refresh=args.refresh, offline=args.offline)
     uv_cache = paths.cache / "uv"
-    if not args.check:
-        for change in compile_all(config, args.upgrade, tuple(args.upgrade_package), uv_cache):
+    if getattr(args, "runtime_packages", False):  # callers may build the Namespace by hand
+        from ci.config import load_policy
+        from ci.lock.runtime_packages import generate_all
+
+        for line in generate_all(load_policy(), config.lock.index_url, uv_cache=uv_cache):
+            print(line)
+        return 0
+    upgrade = upgrade_request(args.upgrade, args.upgrade_package)
+    if args.check and upgrade is not None:
+        raise PipelineError("--check changes nothing; --upgrade rewrites the locks", "use one or the other")
+    # One message before uv's resolver trace (scikit-learn 1.3.2 on python3.13); a package named to move is not held.
+    check_direct_pins(config, index, moving=upgrade or ())
+    if upgrade is not None:
+        from ci.lock.upgrade import upgrade_locks
+
+        upgraded_set = upgrade_locks(
+            config, upgrade, SimpleIndex(config.lock.index_url, paths.cache / "pypi-simple"), uv_cache
+        )
+        upgraded = write_report(
+            paths, "lock-upgrade", True, {"target": config.target.uv_platform, **upgraded_set.to_dict()}
+        )
+        print(f"upgrade for {config.target.runtime.name} {config.target.architecture} ({upgrade_what(upgrade)}):")
+        for move in upgraded_set.moves:
+            print(f"  {move.describe()}")
+        for where, pin in upgraded_set.repinned.items():
+            print(f"  {where}: now {pin}")
+        for change in upgraded_set.changes:
+            print(change.describe())
+        print(f"wrote {upgraded}")
+    elif not args.check:
+        for change in compile_all(config, False, (), uv_cache):
             print(change.describe())
     resolve = args.check and not (args.no_resolve or args.offline)
     result = check_locks(config, index, resolve=resolve, uv_cache=uv_cache)

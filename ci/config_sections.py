@@ -18,8 +18,8 @@ LAMBDA_INIT_LIMIT_S = 10.0  # an on-demand function's init phase (fixed by Lambd
 PRUNE_RULES = (*RULES, STRIP)
 BYTECODE_MODES = ("runtime", "all", "none")
 # Where training and the tools run (GitHub's ubuntu runner, this host), unless [lock] says otherwise.
+# The host's Python is not a setting: it is the target runtime's (ci/python.py finds it).
 HOST_PLATFORM = "x86_64-manylinux_2_17"
-HOST_PYTHON = "3.11"
 
 
 def keys(cls: type) -> tuple[str, ...]:
@@ -68,7 +68,6 @@ class LockConfig:
     dev_lock: Path
     index_url: str
     host_platform: str  # uv's --python-platform for the training and dev locks
-    host_python: str
 
 
 def parse_lock(table: Table, root: Path) -> LockConfig:
@@ -89,9 +88,6 @@ def parse_lock(table: Table, root: Path) -> LockConfig:
             wants="an http(s) or file:// URL of a simple index",
         ),
         host_platform=table.text("host_platform", f'"{HOST_PLATFORM}"', default=HOST_PLATFORM),
-        host_python=table.text(
-            "host_python", f'"{HOST_PYTHON}"', default=HOST_PYTHON, pattern=r"3\.\d+", wants="a version like 3.11"
-        ),
     )
 
 

@@ -7,31 +7,26 @@ site and PYTHON* variables; sys.path is then set explicitly, in the order we are
 
 from __future__ import annotations
 
+import functools
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ci.errors import PipelineError
+from ci.python import find_python
 
 # Variables that change how numerical libraries behave on this machine's CPU: passed through
 # unchanged so a child computes what its parent would.
 PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "SYSTEMROOT")
 
 
+@functools.cache
 def target_python(version: str) -> str:
-    """The interpreter for a target Python version like "3.11" (outside any virtualenv)."""
+    """The interpreter for a target Python version like "3.12" (outside any virtualenv; see ci/python.py)."""
     if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
         return getattr(sys, "_base_executable", sys.executable)
-    found = shutil.which(f"python{version}")
-    if found is None:
-        raise PipelineError(
-            f"the target runtime needs Python {version}, which is not on PATH",
-            f"install python{version} (e.g. with actions/setup-python or pyenv) or change target.runtime",
-        )
-    return found
+    return find_python(version)
 
 
 def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

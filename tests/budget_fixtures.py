@@ -6,6 +6,8 @@ import json
 import zipfile
 from pathlib import Path
 
+from config_fixtures import EXT, PYC_TAG
+
 from ci.config import Config, load_config
 from ci.paths import BuildPaths
 
@@ -24,17 +26,17 @@ def write_zip(path: Path, files: dict[str, bytes | int], directories: tuple[str,
 
 LAYER_FILES: dict[str, bytes | int] = {
     "python/numpy/__init__.py": 4_000,
-    "python/numpy/__pycache__/__init__.cpython-311.pyc": 3_000,
-    "python/numpy/core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so": 90_000,
+    f"python/numpy/__pycache__/__init__.{PYC_TAG}.pyc": 3_000,
+    f"python/numpy/core/_multiarray_umath.{EXT}": 90_000,
     "python/numpy/core/data.txt": 1_000,
     "python/numpy.libs/libopenblas64_p-r0.so": 120_000,
     "python/numpy-1.26.4.dist-info/METADATA": 500,
     "python/numpy-1.26.4.dist-info/RECORD": b"numpy/__init__.py,,\nnumpy.libs/libopenblas64_p-r0.so,,\n",
-    "python/scipy/special/_ufuncs.cpython-311-x86_64-linux-gnu.so": 60_000,
+    f"python/scipy/special/_ufuncs.{EXT}": 60_000,
     "python/scipy/special/__init__.py": 2_000,
     "python/scipy-1.16.3.dist-info/METADATA": 400,
     "python/six.py": 800,
-    "python/__pycache__/six.cpython-311.pyc": 700,
+    f"python/__pycache__/six.{PYC_TAG}.pyc": 700,
     "python/six-1.17.0.dist-info/METADATA": 100,
     "python/orphan/thing.dat": 50,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ci.config import Config, load_config, load_policy
 from ci.paths import REPO_ROOT
 
 
@@ -26,3 +27,19 @@ def edited_config(tmp_path: Path, section: str, key: str, line: str | None = Non
     path = tmp_path / name
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# The target the committed pipeline.toml describes: tests that depend on it read it from here, never
+# a copy of "3.11", "cp311" or "2.26", so the suite holds for whichever runtime the file names.
+CONFIG = load_config()
+TARGET = CONFIG.target
+PYTHON = TARGET.runtime.python  # e.g. "3.11"
+PYC_TAG = f"cpython-{PYTHON.replace('.', '')}"  # bytecode names: mod.cpython-311.pyc
+EXT = f"{TARGET.extension_suffix}.so"  # extension modules: _m.cpython-311-x86_64-linux-gnu.so
+WHEEL_TAG = f"{TARGET.runtime.python_tag}-{TARGET.runtime.python_tag}"  # wheel names: cp311-cp311
+RUNTIMES = sorted(load_policy())  # every managed runtime the policy file knows, for parametrised tests
+
+
+def runtime_config(runtime: str, root: Path = REPO_ROOT, **target: str) -> Config:
+    """The committed configuration with [target] runtime (and other target keys) replaced."""
+    return load_config(root=root, overrides={"target": {"runtime": runtime, **target}})

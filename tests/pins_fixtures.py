@@ -23,7 +23,7 @@ from ci.paths import REPO_ROOT
 FIXTURE_CACHE = REPO_ROOT / "build" / "cache" / "pins-fixtures"
 INDEX_URL = "https://pypi.org/simple"
 
-# A newer stack than the layer lock: scikit-learn 1.5 with numpy 2 (wheels exist for cp311).
+# A newer stack than the layer lock: scikit-learn 1.5 with numpy 2 (wheels exist for cp311 to cp313).
 FOREIGN_VERSIONS = {
     "scikit-learn": "1.5.2",
     "numpy": "2.1.3",

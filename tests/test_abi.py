@@ -12,7 +12,7 @@ import pytest
 
 from ci.abi.check import check_tree, scan_tree
 from ci.abi.elf import exports_pyinit, glibc_symbols, parse_version, read_elf
-from ci.config import Target, load_config
+from ci.config import Target, load_config, load_policy
 from ci.paths import BuildPaths
 from tests.abi_fixtures import (
     EM_AARCH64,
@@ -24,9 +24,14 @@ from tests.abi_fixtures import (
     pe_header,
     set_machine,
 )
+from tests.config_fixtures import PYC_TAG, PYTHON, TARGET
 from tests.conftest import run_cli
 
-TAG = "cpython-311-x86_64-linux-gnu"
+WIN = f"{TARGET.runtime.python_tag}-win_amd64"
+
+TAG = TARGET.extension_suffix  # cpython-3XX-x86_64-linux-gnu of pipeline.toml's runtime
+# Another runtime's Python: its extension modules must be refused.
+OTHER = next(f"cpython-{p.python.replace('.', '')}" for p in load_policy().values() if p.python != PYTHON)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +108,7 @@ def test_glibc_newer_than_the_target_is_named_with_its_symbol(
     place(tmp_path, f"python/fast/_copy.{TAG}.so", elf_objects["extension"])
     add_distribution(tmp_path / "python", "fastcopy", files=[f"fast/_copy.{TAG}.so"])
 
-    assert check_tree(tmp_path, target) == []  # 2.14 <= 2.26
+    assert check_tree(tmp_path, target) == []  # 2.14 <= the target's glibc
     (violation,) = check_tree(tmp_path, with_glibc(target, "2.12"))
 
     assert violation.rule == "glibc"
@@ -133,7 +138,7 @@ def test_wrong_architecture(tmp_path: Path, elf_objects: dict[str, Path], target
 
     arm = dataclasses.replace(target, architecture="arm64")
     so.unlink()
-    place(tmp_path, "python/armpkg/_m.cpython-311-aarch64-linux-gnu.so", elf_objects["extension"])
+    place(tmp_path, f"python/armpkg/_m.{PYC_TAG}-aarch64-linux-gnu.so", elf_objects["extension"])
     rules = sorted(v.rule for v in check_tree(tmp_path, arm))
     assert rules == ["architecture"]  # x86_64 bytes under an aarch64 name: the bytes decide
 
@@ -142,26 +147,26 @@ def test_extension_tags_of_other_pythons_and_untagged_modules(
     tmp_path: Path, elf_objects: dict[str, Path], target: Target
 ) -> None:
     site = tmp_path / "python"
-    place(site, "newer/_m.cpython-312-x86_64-linux-gnu.so", elf_objects["extension"])
-    place(site, "armname/_m.cpython-311-aarch64-linux-gnu.so", elf_objects["extension"])
+    place(site, f"newer/_m.{OTHER}-x86_64-linux-gnu.so", elf_objects["extension"])
+    place(site, f"armname/_m.{PYC_TAG}-aarch64-linux-gnu.so", elf_objects["extension"])
     place(site, "untagged/_m.so", elf_objects["extension"])  # exports PyInit_*, no tag
     place(site, "vendored.libs/_m.so", elf_objects["extension"])  # *.libs: loaded by path, never imported
 
     found = by_path(check_tree(tmp_path, target))
 
     assert set(found) == {
-        "python/newer/_m.cpython-312-x86_64-linux-gnu.so",
-        "python/armname/_m.cpython-311-aarch64-linux-gnu.so",
+        f"python/newer/_m.{OTHER}-x86_64-linux-gnu.so",
+        f"python/armname/_m.{PYC_TAG}-aarch64-linux-gnu.so",
         "python/untagged/_m.so",
     }
     assert all(v.rule == "python-tag" for v in found.values())
-    assert "cpython-312" in found["python/newer/_m.cpython-312-x86_64-linux-gnu.so"].message
+    assert OTHER in found[f"python/newer/_m.{OTHER}-x86_64-linux-gnu.so"].message
     assert "untagged" in found["python/untagged/_m.so"].message
 
 
 def test_foreign_binaries_by_header_and_by_name(tmp_path: Path, target: Target) -> None:
     site = tmp_path / "python"
-    place(site, "winpkg/_speedups.cp311-win_amd64.pyd", b"not even a PE file")
+    place(site, f"winpkg/_speedups.{WIN}.pyd", b"not even a PE file")
     place(site, "winpkg/helper.dll", pe_header())
     place(site, "winpkg/disguised.bin", pe_header())  # no telling name: the header decides
     place(site, f"macpkg/_core.{TAG}.so", macho_header())  # Mach-O under a Linux name
@@ -174,7 +179,7 @@ def test_foreign_binaries_by_header_and_by_name(tmp_path: Path, target: Target) 
     found = by_path(check_tree(tmp_path, target))
 
     assert set(found) == {
-        "python/winpkg/_speedups.cp311-win_amd64.pyd",
+        f"python/winpkg/_speedups.{WIN}.pyd",
         "python/winpkg/helper.dll",
         "python/winpkg/disguised.bin",
         f"python/macpkg/_core.{TAG}.so",
@@ -191,7 +196,7 @@ def test_distribution_comes_from_record_then_top_level_then_path(
     tmp_path: Path, elf_objects: dict[str, Path], target: Target
 ) -> None:
     site = tmp_path / "python"
-    bad = "_m.cpython-312-x86_64-linux-gnu.so"
+    bad = f"_m.{OTHER}-x86_64-linux-gnu.so"  # another Python's tag: a violation to attribute
     place(site, f"sklearn/{bad}", elf_objects["extension"])
     place(site, "scikit_learn.libs/libgomp-a34b3233.so.1.0.0", pe_header())
     place(site, f"dateutil/{bad}", elf_objects["extension"])

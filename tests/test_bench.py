@@ -14,6 +14,7 @@ import pytest
 from ci.bench.run import Targets, check_targets
 from ci.bench.table import render_table
 from ci.config import load_config
+from tests.config_fixtures import TARGET, WHEEL_TAG
 
 
 def variant(unzipped: int, cold: float, p50: float | None, build_s: float = 20.0) -> dict[str, Any]:
@@ -70,18 +71,20 @@ def test_table_has_ratios_against_naive_and_a_verdict_per_target() -> None:
 
 
 # A local index of one distribution, demo 1.0, built for several platforms. Per architecture: the one
-# wheel the target accepts (glibc 2.26 on AL2), and decoys pip picks when it is not given the target's
-# platforms: this host's own (newer glibc, or another machine), or a wheel for another architecture.
-# manylinux_2_12 is in the target's full platform list only: pip does not derive it from manylinux2014.
+# wheel the target accepts (its runtime's glibc), and decoys pip picks when it is not given the target's
+# platforms: this host's own (a glibc newer than the target's, or another machine), or a wheel for another
+# architecture. manylinux_2_12 is in the target's full platform list only: pip does not derive it from
+# manylinux2014.
+NEWER = f"manylinux_2_{TARGET.glibc_tuple[1] + 1}"  # one glibc minor above what the target has
 DEMO_WHEELS = {
-    "x86_64": ("manylinux_2_12_x86_64", ["manylinux_2_28_x86_64", "manylinux2014_aarch64", "linux_x86_64"]),
-    "arm64": ("manylinux_2_24_aarch64", ["manylinux_2_28_aarch64", "manylinux_2_17_x86_64", "linux_aarch64"]),
+    "x86_64": ("manylinux_2_12_x86_64", [f"{NEWER}_x86_64", "manylinux2014_aarch64", "linux_x86_64"]),
+    "arm64": ("manylinux_2_24_aarch64", [f"{NEWER}_aarch64", "manylinux_2_17_x86_64", "linux_aarch64"]),
 }
 
 
 def demo_wheel(directory: Path, platform: str) -> Path:
-    """demo-1.0-cp311-cp311-<platform>.whl whose module says which platform it was built for."""
-    tag = f"cp311-cp311-{platform}"
+    """demo-1.0-<cpXY-cpXY of the target>-<platform>.whl whose module says which platform it was built for."""
+    tag = f"{WHEEL_TAG}-{platform}"
     files = {
         "demo/__init__.py": f"PLATFORM = {platform!r}\n",
         "demo-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
@@ -126,5 +129,5 @@ def test_naive_baseline_installs_the_wheel_the_target_accepts_not_this_hosts(tmp
     site = naive.tree / "python"
     assert (site / "demo" / "__init__.py").read_text() == f"PLATFORM = {wanted!r}\n"
     wheel_file = (site / "demo-1.0.dist-info" / "WHEEL").read_text()
-    assert f"Tag: cp311-cp311-{wanted}" in wheel_file
+    assert f"Tag: {WHEEL_TAG}-{wanted}" in wheel_file
     assert not list(site.glob("demo/__pycache__")), "the naive baseline ships no bytecode (--no-compile)"

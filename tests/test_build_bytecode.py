@@ -7,8 +7,10 @@ from pathlib import Path
 
 from ci.isolated import run_isolated, target_python
 from ci.layer import bytecode, trace
+from tests.config_fixtures import PYC_TAG
+from tests.config_fixtures import PYTHON as TARGET_PYTHON
 
-PYTHON = target_python("3.11")
+PYTHON = target_python(TARGET_PYTHON)
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -34,10 +36,10 @@ def make_site(root: Path) -> Path:
 def test_pyc_are_unchecked_hash_and_identical_across_fresh_compilations(tmp_path: Path) -> None:
     site = make_site(tmp_path / "python")
     for cache in ("cache1", "cache2"):
-        bytecode.compile_files(PYTHON, "3.11", site, ["lib/used.py"], tmp_path / cache, False, "/opt/python")
+        bytecode.compile_files(PYTHON, TARGET_PYTHON, site, ["lib/used.py"], tmp_path / cache, False, "/opt/python")
     first, second = (sorted((tmp_path / c).glob("*.pyc")) for c in ("cache1", "cache2"))
     assert first[0].read_bytes() == second[0].read_bytes()
-    pyc = site / "lib/__pycache__/used.cpython-311.pyc"
+    pyc = site / f"lib/__pycache__/used.{PYC_TAG}.pyc"
     flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
     assert flags == 0b01, "hash-based (bit 0) and unchecked (bit 1 clear): never stats the source"
 
@@ -45,7 +47,7 @@ def test_pyc_are_unchecked_hash_and_identical_across_fresh_compilations(tmp_path
 def test_sourceless_modules_import_without_their_source(tmp_path: Path) -> None:
     site = make_site(tmp_path / "python")
     files, size = bytecode.compile_files(
-        PYTHON, "3.11", site, ["lib/__init__.py", "lib/used.py"], tmp_path / "c", True, "/opt/python"
+        PYTHON, TARGET_PYTHON, site, ["lib/__init__.py", "lib/used.py"], tmp_path / "c", True, "/opt/python"
     )
     assert files == 2 and size > 0
     (site / "lib/__init__.py").unlink()

@@ -12,6 +12,7 @@ import pytest
 from ci.isolated import run_isolated, target_python
 from ci.lock.lockfile import read_lock
 from ci.paths import REPO_ROOT, BuildPaths
+from tests.config_fixtures import PYTHON
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -61,7 +62,7 @@ def test_every_import_passes_in_the_isolated_interpreter(built_layer: BuildPaths
     code = (
         "import sklearn, pandas, scipy.special; from importlib.metadata import version; print(version('scikit-learn'))"
     )
-    run = run_isolated(target_python("3.11"), [site], code)
+    run = run_isolated(target_python(PYTHON), [site], code)
     assert run.stdout.strip() == "1.3.2", run.stderr
 
 

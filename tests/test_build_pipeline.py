@@ -18,6 +18,7 @@ from ci.config import Config, load_config
 from ci.errors import CheckFailedError
 from ci.layer.build import build_layer
 from ci.paths import REPO_ROOT, BuildPaths
+from tests.config_fixtures import PYC_TAG
 
 WHEEL_FILES = {
     "demo/__init__.py": "from demo import testing\nfrom demo.core import double\n",
@@ -100,19 +101,19 @@ def test_the_build_reads_as_steps_and_proves_each(tmp_path: Path) -> None:
         layer = set(zf.namelist())
     assert {
         "python/demo/__init__.py",
-        "python/demo/__pycache__/__init__.cpython-311.pyc",
+        f"python/demo/__pycache__/__init__.{PYC_TAG}.pyc",
         "python/demo/core.py",
-        "python/demo/__pycache__/core.cpython-311.pyc",
-        "python/demo/testing/__pycache__/__init__.cpython-311.pyc",
+        f"python/demo/__pycache__/core.{PYC_TAG}.pyc",
+        f"python/demo/testing/__pycache__/__init__.{PYC_TAG}.pyc",
         "python/demo-1.0.dist-info/METADATA",
         "python/demo-1.0.dist-info/LICENSE",
     } <= layer
     assert not [name for name in layer if "/tests/" in name or name.endswith((".pyi", "RECORD"))]
-    assert "python/__pycache__/demo_single.cpython-311.pyc" in layer
+    assert f"python/__pycache__/demo_single.{PYC_TAG}.pyc" in layer
     assert data["distributions"]["demo"]["files"] == len(layer), "top-level bytecode is credited to its module's owner"
     with zipfile.ZipFile(paths.function_zip) as zf:
         function = set(zf.namelist())
-    assert "handler/app.py" in function and "handler/__pycache__/app.cpython-311.pyc" in function
+    assert "handler/app.py" in function and f"handler/__pycache__/app.{PYC_TAG}.pyc" in function
     assert "handler/test_app.py" not in function
 
     elsewhere = BuildPaths(build=tmp_path / "again", cache=paths.cache)

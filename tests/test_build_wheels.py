@@ -64,8 +64,9 @@ def test_the_layer_lock_refusals_name_line_and_fix(tmp_path: Path, content: str,
 
 def test_target_tags_follow_the_runtime_glibc() -> None:
     platforms = target_platforms(TARGET)
-    assert platforms[0] == f"manylinux_2_26_{TARGET.machine}"
-    assert "manylinux2014_x86_64" in platforms and "manylinux_2_28_x86_64" not in platforms
+    major, minor = TARGET.glibc_tuple
+    assert platforms[0] == f"manylinux_{major}_{minor}_{TARGET.machine}"
+    assert f"manylinux2014_{TARGET.machine}" in platforms and f"manylinux_{major}_{minor + 1}_x86_64" not in platforms
 
 
 def test_fetch_downloads_once_then_serves_from_the_cache_and_refetches_a_tampered_wheel(tmp_path: Path) -> None:

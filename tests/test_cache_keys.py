@@ -11,11 +11,13 @@ import pytest
 
 from ci.arch.interpreter import NATIVE, TargetInterpreter
 from ci.config import load_config
+from ci.isolated import target_python
 from ci.layer import bytecode, verify
 from ci.layer.build import BuildOptions, BuildState, step_pristine
 from ci.layer.wheels import read_layer_lock
 from ci.paths import BuildPaths
 from ci.site import rules
+from tests.config_fixtures import PYTHON
 
 
 def pristine_cache_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -62,9 +64,9 @@ def test_compiling_differently_misses_the_bytecode_cache(tmp_path: Path, monkeyp
     site.mkdir()
     (site / "mod.py").write_text("VALUE = 1\n")
     cache = tmp_path / "cache"
-    python = sys.executable
-    bytecode.compile_files(python, "3.11", site, ["mod.py"], cache, False, "/opt/python")
+    python = target_python(PYTHON)
+    bytecode.compile_files(python, PYTHON, site, ["mod.py"], cache, False, "/opt/python")
     assert len(list(cache.glob("*.pyc"))) == 1
     monkeypatch.setattr(bytecode, "_COMPILE", bytecode._COMPILE.replace("UNCHECKED_HASH", "CHECKED_HASH"))
-    bytecode.compile_files(python, "3.11", site, ["mod.py"], cache, False, "/opt/python")
+    bytecode.compile_files(python, PYTHON, site, ["mod.py"], cache, False, "/opt/python")
     assert len(list(cache.glob("*.pyc"))) == 2, "a checked-hash pyc is not the cached unchecked one"

@@ -25,20 +25,12 @@ from ci.deploy.verify import Candidate, Verdict
 from ci.paths import BuildPaths
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import
-from tests.moto_fixtures import BytesCheck, CallLog, FakeBuild, alias_version  # noqa: E402
+from tests.moto_fixtures import WRITES, BytesCheck, CallLog, FakeBuild, alias_version  # noqa: E402
 
 pytest_plugins = ["tests.moto_fixtures"]
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
-LAMBDA_WRITES = (
-    "lambda:PublishLayerVersion",
-    "lambda:CreateFunction",
-    "lambda:UpdateFunctionCode",
-    "lambda:UpdateFunctionConfiguration",
-    "lambda:PublishVersion",
-    "lambda:CreateAlias",
-    "lambda:UpdateAlias",
-)
+LAMBDA_WRITES = tuple(call for call in WRITES if call.startswith("lambda:"))
 
 
 def quiet(_: str) -> None:

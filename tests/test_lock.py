@@ -11,8 +11,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
-from ci.config import Config, load_config
+from ci.config import Config, load_config, load_policy
+from ci.errors import ConfigError, PipelineError
 from ci.lock.check import check_locks
 from ci.lock.index import SimpleIndex
 from ci.lock.problems import (
@@ -25,10 +27,14 @@ from ci.lock.problems import (
     UnhashedLine,
     UnpinnedLine,
 )
+from ci.lock.resolve import lock_jobs
 from ci.lock.run import compile_all
-from ci.lock.tags import target_platforms
-from ci.paths import REPO_ROOT
+from ci.lock.tags import target_platforms, target_tags
+from ci.paths import REPO_ROOT, BuildPaths
+from tests.config_fixtures import RUNTIMES, TARGET, WHEEL_TAG, edited_config, runtime_config
 from tests.conftest import run_cli
+
+PYTHON_RUNTIME = TARGET.runtime.name
 
 LOCK_FILES = [
     "pipeline.toml",
@@ -159,15 +165,36 @@ def test_a_package_the_runtime_provides_must_not_be_in_the_layer(repo: Path) -> 
     assert problem.package == "boto3" and "shadows" in str(problem)
 
 
-def test_platform_tags_follow_the_exact_glibc(repo: Path) -> None:
-    target = config_of(repo).target
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_platform_tags_follow_the_exact_glibc(repo: Path, runtime: str) -> None:
+    target = runtime_config(runtime, repo).target
+    major, minor = target.glibc_tuple
+    assert f"{major}.{minor}" == load_policy()[runtime].glibc
     platforms = target_platforms(target)
-    assert platforms[0] == "manylinux_2_26_x86_64"
+    assert platforms[0] == f"manylinux_{major}_{minor}_x86_64"
     assert {"manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"} <= set(platforms)
-    assert "manylinux_2_27_x86_64" not in platforms and "manylinux_2_28_x86_64" not in platforms
-    arm = load_config(root=repo, overrides={"target": {"architecture": "arm64"}}).target
-    assert set(target_platforms(arm)) >= {"manylinux_2_26_aarch64", "manylinux2014_aarch64"}
+    assert f"manylinux_{major}_{minor + 1}_x86_64" not in platforms and "manylinux_2_35_x86_64" not in platforms
+    arm = runtime_config(runtime, repo, architecture="arm64").target
+    assert set(target_platforms(arm)) >= {f"manylinux_{major}_{minor}_aarch64", "manylinux2014_aarch64"}
     assert not any(p.startswith(("manylinux1", "manylinux2010")) for p in target_platforms(arm))
+    tags = target_tags(target)
+    own = target.runtime.python_tag
+    assert f"{own}-{own}-manylinux_{major}_{minor}_x86_64" in {str(tag) for tag in tags}
+    assert {tag.abi for tag in tags if tag.abi.startswith("cp")} == {own}, "another Python's ABI is accepted"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_the_runtime_decides_every_locks_python(repo: Path, runtime: str) -> None:
+    """The layer for the target; training and dev for the build host, which runs the target's Python."""
+    policy = load_policy()[runtime]
+    layer, training, dev = lock_jobs(runtime_config(runtime, repo))
+    assert (layer.python_version, layer.python_platform) == (policy.python, policy.uv_platform["x86_64"])
+    assert training.python_version == dev.python_version == policy.python
+
+
+def test_the_host_python_is_no_longer_a_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[lock\] has an unknown key host_python"):
+        load_config(file=edited_config(tmp_path, "lock", "host_python", 'host_python = "3.11"'))
 
 
 # --- PyPI's JSON simple API (cached) ---------------------------------------------------------------
@@ -176,11 +203,12 @@ def test_platform_tags_follow_the_exact_glibc(repo: Path) -> None:
 def test_committed_layer_lock_has_hashed_target_wheels(repo: Path, index: SimpleIndex) -> None:
     result = check_locks(config_of(repo), index=index)
     assert result.problems == []
-    assert result.target_wheels["numpy"] == "numpy-1.26.4-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    assert result.target_wheels["numpy"] == f"numpy-1.26.4-{WHEEL_TAG}-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
     assert set(result.target_wheels) == set(result.locks["layer"]["pins"])
 
 
-def test_pin_without_a_wheel_for_glibc_2_26_names_tags_and_newest_fit(repo: Path, index: SimpleIndex) -> None:
+def test_pin_without_a_wheel_for_an_older_glibc_names_tags_and_newest_fit(repo: Path, index: SimpleIndex) -> None:
+    """numpy 2.3 needs glibc 2.28: refused for a target held at glibc 2.26 (python3.11's, or stricter)."""
     layer = repo / "requirements-layer.txt"
     hashes = [f.sha256 for f in index.project("numpy").files_of("2.3.0")]
     block = pin_block(layer, "numpy")
@@ -189,7 +217,7 @@ def test_pin_without_a_wheel_for_glibc_2_26_names_tags_and_newest_fit(repo: Path
     for lock in ("requirements-dev.txt", "training/requirements.txt"):
         edit(repo / lock, "numpy==1.26.4", "numpy==2.3.0")  # keep the locks consistent: one problem only
 
-    (problem,) = check_locks(config_of(repo), index=index).problems
+    (problem,) = check_locks(runtime_config(PYTHON_RUNTIME, repo, glibc="2.26"), index=index).problems
 
     assert isinstance(problem, NoTargetWheel)
     assert (problem.file, problem.line, problem.package) == (
@@ -198,7 +226,7 @@ def test_pin_without_a_wheel_for_glibc_2_26_names_tags_and_newest_fit(repo: Path
         "numpy",
     )
     message = str(problem)
-    assert "manylinux_2_28_x86_64" in message  # what numpy 2.3.0's cp311 wheels do have
+    assert "manylinux_2_28_x86_64" in message  # what numpy 2.3.0's wheels for the target's Python do have
     assert "glibc 2.26" in message
     newest = re.search(r"newest version that fits: (\S+)", message)
     assert newest and newest.group(1).startswith("2.2."), message  # numpy 2.2 still ships manylinux2014
@@ -208,7 +236,7 @@ def test_pin_without_a_wheel_for_glibc_2_26_names_tags_and_newest_fit(repo: Path
 def test_hashes_must_include_the_target_wheel_and_nothing_unknown(repo: Path, index: SimpleIndex) -> None:
     layer = repo / "requirements-layer.txt"
     target_wheel = next(
-        f for f in index.project("numpy").files_of("1.26.4") if "cp311-cp311-manylinux_2_17_x86_64" in f.filename
+        f for f in index.project("numpy").files_of("1.26.4") if f"{WHEEL_TAG}-manylinux_2_17_x86_64" in f.filename
     )
     edit(layer, f"    --hash=sha256:{target_wheel.sha256} \\\n", "")
     edit(layer, "joblib==1.6.0 \\\n", "joblib==1.6.0 \\\n    --hash=sha256:" + "ab" * 32 + " \\\n")
@@ -304,3 +332,54 @@ def test_cli_check_fails_with_file_line_package_and_fix(repo: Path) -> None:
     assert f"requirements.in:{line_of(repo / 'requirements.in', 'requests')} asks for requests>=2" in result.stderr
     assert "fix: run `python -m ci lock`" in result.stderr
     assert '"passed": false' in (repo / "build" / "reports" / "lock.json").read_text()
+
+
+# --- a pinned package with no wheel for the runtime's Python ----------------------------------------
+
+
+def oldest_release_with_wheel(index: SimpleIndex, name: str, python_tag: str, machine: str) -> str:
+    """Read independently of ci.lock: the oldest release with a `<tag>-<tag>-manylinux*_<machine>` wheel."""
+    pattern = re.compile(rf"{name.replace('-', '_')}-([^-]+)-{python_tag}-{python_tag}-(\S+)\.whl")
+    versions = set()
+    for file in index.project(name).files:
+        found = pattern.fullmatch(file.filename)
+        if found and not file.yanked and "manylinux" in found.group(2) and machine in found.group(2):
+            versions.add(Version(found.group(1)))
+    return str(min(versions))
+
+
+@pytest.mark.parametrize("command", [["lock"], ["lock", "--check"]], ids=" ".join)
+def test_scikit_learn_1_3_2_on_python3_13_is_refused_in_one_message(
+    repo: Path, index: SimpleIndex, tmp_path: Path, command: list[str]
+) -> None:
+    """scikit-learn 1.3.2 has no cp313 wheel: one message naming it, cp313 and the oldest release that has one."""
+    from ci import cmd_lock
+    from ci.cli import build_parser
+
+    config = runtime_config("python3.13", repo)
+    before = {name: (repo / name).read_bytes() for name in LOCK_FILES}
+    args = build_parser().parse_args(command)
+    with pytest.raises(PipelineError) as raised:
+        cmd_lock.run(args, config, BuildPaths(build=tmp_path / "build", cache=CACHE))
+
+    oldest = oldest_release_with_wheel(index, "scikit-learn", "cp313", "x86_64")
+    line = line_of(repo / "requirements.in", "scikit-learn==")
+    assert raised.value.problem == (
+        f"requirements.in:{line}: scikit-learn==1.3.2 has no cp313 manylinux wheel for python3.13 x86_64 "
+        f"(glibc 2.34); the oldest scikit-learn release with one is {oldest}"
+    )
+    fix = raised.value.fix
+    assert f"scikit-learn=={oldest}" in fix and "training/requirements.in" in fix and "python -m ci pins" in fix
+    assert {name: (repo / name).read_bytes() for name in LOCK_FILES} == before, "nothing was resolved or written"
+
+
+def test_naming_the_package_to_upgrade_releases_the_refusal(repo: Path, index: SimpleIndex) -> None:
+    """`lock --upgrade scikit-learn` repins it in both .in files: the old pin no longer refuses python3.13."""
+    from ci.lock.direct_fit import check_direct_pins
+
+    config = runtime_config("python3.13", repo)
+    with pytest.raises(PipelineError, match=r"scikit-learn==1\.3\.2 has no cp313") as raised:
+        check_direct_pins(config, index)
+    assert "python -m ci lock --upgrade scikit-learn" in raised.value.fix
+    check_direct_pins(config, index, moving=("Scikit_Learn",))
+    check_direct_pins(runtime_config("python3.12", repo), index)  # 1.3.2 has cp312 wheels

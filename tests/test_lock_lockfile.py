@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ci.config import load_policy
 from ci.errors import PipelineError
 from ci.lock.lockfile import read_lock
 from ci.paths import REPO_ROOT
@@ -19,7 +20,7 @@ COMMITTED = [
     "requirements-layer.txt",
     "training/requirements.txt",
     "requirements-dev.txt",
-    "ci/policy/runtime-python3.11.txt",
+    *(f"ci/policy/runtime-{runtime}.txt" for runtime in sorted(load_policy())),
 ]
 
 SAMPLE = """\

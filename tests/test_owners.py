@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from abi_fixtures import pe_header
 from budget_fixtures import config_with, make_build
+from config_fixtures import EXT, PYC_TAG, PYTHON, TARGET
 
 from ci.abi.check import check_tree
 from ci.budget.compute import compute_budget
@@ -21,7 +22,7 @@ from ci.config import load_config
 from ci.site.owners import Owners, canonical, module_stem, top_level_entries
 from ci.smoke.trace import import_trace
 
-EXT = "cpython-311-x86_64-linux-gnu.so"
+WIN_TAG = f"{TARGET.runtime.python_tag}-win_amd64"
 
 
 def dist_info(
@@ -63,7 +64,7 @@ LAYER: dict[str, bytes] = {
     **dist_info("python", "nsb-1.0.dist-info", "nsb", record=["ns/b/__init__.py"]),
     # scikit-learn: RECORD names sklearn/ but not the bytecode compiled after the install.
     "python/sklearn/__init__.py": b"",
-    "python/sklearn/__pycache__/__init__.cpython-311.pyc": b"pyc",
+    f"python/sklearn/__pycache__/__init__.{PYC_TAG}.pyc": b"pyc",
     f"python/sklearn/_tree.{EXT}": b"elf",
     "python/scikit_learn.libs/libgomp-a34b3233.so.1.0.0": b"lib",
     **dist_info("python", "scikit_learn-1.3.2.dist-info", "scikit-learn", record=["sklearn/__init__.py"]),
@@ -76,7 +77,7 @@ LAYER: dict[str, bytes] = {
     **dist_info("python", "python_foo-2.0.dist-info", "python-foo", top_level=["foo"]),
     # Top-level modules: source, bytecode in __pycache__, a sourceless .pyc, an extension module.
     "python/six.py": b"",
-    "python/__pycache__/six.cpython-311.pyc": b"pyc",
+    f"python/__pycache__/six.{PYC_TAG}.pyc": b"pyc",
     "python/threadpoolctl.pyc": b"pyc",
     f"python/_cffi_backend.{EXT}": b"elf",
     **dist_info("python", "six-1.17.0.dist-info", "six", top_level=["six"]),
@@ -90,8 +91,10 @@ LAYER: dict[str, bytes] = {
     **dist_info("python/setuptools/_vendor", "packaging-24.2.dist-info", "packaging", record=["packaging/version.py"]),
     **dist_info("python", "setuptools-75.0.dist-info", "setuptools", top_level=["setuptools"]),
     # Lambda's other site directory, with its own dist-info.
-    "python/lib/python3.11/site-packages/attr/__init__.py": b"",
-    **dist_info("python/lib/python3.11/site-packages", "attrs-23.1.0.dist-info", "attrs", record=["attr/__init__.py"]),
+    f"python/lib/python{PYTHON}/site-packages/attr/__init__.py": b"",
+    **dist_info(
+        f"python/lib/python{PYTHON}/site-packages", "attrs-23.1.0.dist-info", "attrs", record=["attr/__init__.py"]
+    ),
     # Nothing claims these.
     "python/loose/thing.dat": b"x",
     f"python/mystery.{EXT}": b"elf",
@@ -103,7 +106,7 @@ OWNERS = {
     "python/ns/a/__init__.py": "nsa",  # RECORD's exact path beats the build's folder map
     "python/ns/b/__init__.py": "nsb",
     "python/sklearn/__init__.py": "scikit-learn",
-    "python/sklearn/__pycache__/__init__.cpython-311.pyc": "scikit-learn",  # RECORD's first component
+    f"python/sklearn/__pycache__/__init__.{PYC_TAG}.pyc": "scikit-learn",  # RECORD's first component
     f"python/sklearn/_tree.{EXT}": "scikit-learn",
     "python/scikit_learn.libs/libgomp-a34b3233.so.1.0.0": "scikit-learn",  # foo.libs -> the project foo
     "python/scikit_learn-1.3.2.dist-info/METADATA": "scikit-learn",
@@ -111,14 +114,14 @@ OWNERS = {
     "python/foo/__init__.py": "python-foo",
     "python/foo.libs/libbar.so": "python-foo",  # foo.libs -> the owner of the package foo
     "python/six.py": "six",
-    "python/__pycache__/six.cpython-311.pyc": "six",
+    f"python/__pycache__/six.{PYC_TAG}.pyc": "six",
     "python/threadpoolctl.pyc": "threadpoolctl",  # sourceless module named after its project
     f"python/_cffi_backend.{EXT}": "cffi",  # top_level.txt names the module
     "python/tinylib/__init__.py": "tiny-lib",
     "python/tinylib-1.0.dist-info/METADATA": "tiny-lib",
     "python/setuptools/_vendor/packaging/version.py": "setuptools",
     "python/setuptools/_vendor/packaging-24.2.dist-info/METADATA": "setuptools",
-    "python/lib/python3.11/site-packages/attr/__init__.py": "attrs",
+    f"python/lib/python{PYTHON}/site-packages/attr/__init__.py": "attrs",
     "python/loose/thing.dat": None,
     f"python/mystery.{EXT}": None,
     "README.txt": None,
@@ -149,8 +152,8 @@ def test_a_tree_a_zip_and_an_entry_list_give_the_same_answers(layer_tree: Path, 
 def test_the_build_map_applies_to_python_only_and_yields_to_no_record(tmp_path: Path) -> None:
     owners = Owners(top_level={"pkg": "from-build", "pkg.py": "single"})
     assert owners.distribution("python/pkg/x.py") == "from-build"
-    assert owners.distribution("python/__pycache__/pkg.cpython-311.pyc") == "single"
-    assert owners.distribution("python/lib/python3.11/site-packages/pkg/x.py") is None
+    assert owners.distribution(f"python/__pycache__/pkg.{PYC_TAG}.pyc") == "single"
+    assert owners.distribution(f"python/lib/python{PYTHON}/site-packages/pkg/x.py") is None
     # top_level.txt and RECORD say otherwise, but the build saw what each wheel unpacked.
     files = {"python/pkg/x.py": b"", **dist_info("python", "other-1.0.dist-info", "other", top_level=["pkg"])}
     tree = Owners.of_tree(write_tree(tmp_path, files), top_level={"pkg": "from-build"})
@@ -173,7 +176,7 @@ def test_without_evidence_there_is_no_owner_but_a_name_to_show(layer_tree: Path)
     assert owners.guess("python/loose/thing.dat") == "loose"
     assert owners.guess(f"python/mystery.{EXT}") == "mystery"
     assert owners.guess("python/unknown.libs/libx.so") == "unknown"
-    assert owners.guess("python/__pycache__/gone.cpython-311.pyc") == "gone"
+    assert owners.guess(f"python/__pycache__/gone.{PYC_TAG}.pyc") == "gone"
     assert owners.guess("README.txt") is None
 
 
@@ -181,7 +184,7 @@ def test_a_bare_site_directory_is_its_own_site(tmp_path: Path) -> None:
     files = {"pkg/mod.py": b"", **dist_info("", "pkg-1.0.dist-info", "Pkg", record=["pkg/mod.py"]), "lone/x": b""}
     owners = Owners.of_tree(write_tree(tmp_path, files))
     assert owners.distribution("pkg/mod.py") == "Pkg"
-    assert owners.distribution("pkg/__pycache__/mod.cpython-311.pyc") == "Pkg"
+    assert owners.distribution(f"pkg/__pycache__/mod.{PYC_TAG}.pyc") == "Pkg"
     assert (owners.distribution("lone/x"), owners.guess("lone/x")) == (None, "lone")
 
 
@@ -190,13 +193,13 @@ def test_the_builds_install_record_and_its_completed_top_level() -> None:
     assert owners.top_level == {"six.py": "six", "six-1.17.0.dist-info": "six", "demo": "demo"}
     completed = owners.completed_top_level(["__pycache__", "demo", "six.pyc", "stray"])
     assert completed == {"demo": "demo", "six-1.17.0.dist-info": "six", "six.py": "six", "six.pyc": "six"}
-    assert owners.distribution("python/__pycache__/six.cpython-311.pyc") == "six"
+    assert owners.distribution(f"python/__pycache__/six.{PYC_TAG}.pyc") == "six"
     assert top_level_entries(["b/x.py", "a.py", "b/y.py"]) == ["a.py", "b"]
 
 
 def test_names_and_stems() -> None:
     assert canonical("Scikit_Learn") == canonical("scikit.learn") == "scikit-learn"
-    stems = ["six.py", "six.pyc", f"_x.{EXT}", "_y.abi3.so", "_z.cp311-win_amd64.pyd", "numpy.libs", "libq.so.1"]
+    stems = ["six.py", "six.pyc", f"_x.{EXT}", "_y.abi3.so", f"_z.{WIN_TAG}.pyd", "numpy.libs", "libq.so.1"]
     assert [module_stem(name) for name in stems] == ["six", "six", "_x", "_y", "_z", "numpy", "libq.so.1"]
 
 
@@ -207,13 +210,13 @@ def test_abi_names_the_project_of_an_unrecorded_file_in_a_recorded_folder(tmp_pa
     # The ABI check used to fall back to the folder name ("sklearn") for a file not in RECORD.
     files = {
         "python/sklearn/helper.dll": pe_header(),
-        "python/mystery.cp311-win_amd64.pyd": pe_header(),
+        f"python/mystery.{WIN_TAG}.pyd": pe_header(),
         **dist_info("python", "scikit_learn-1.3.2.dist-info", "scikit-learn", record=["sklearn/__init__.py"]),
     }
     violations = check_tree(write_tree(tmp_path, files), load_config().target)
     assert {v.path: v.distribution for v in violations} == {
         "python/sklearn/helper.dll": "scikit-learn",
-        "python/mystery.cp311-win_amd64.pyd": "mystery",  # was the whole file name
+        f"python/mystery.{WIN_TAG}.pyd": "mystery",  # was the whole file name
     }
 
 
@@ -237,14 +240,14 @@ def test_smoke_trace_credits_top_level_bytecode_and_vendored_libraries(tmp_path:
     # as distributions of their own.
     files = {
         "python/six.py": b"s" * 10,
-        "python/__pycache__/six.cpython-311.pyc": b"p" * 20,
+        f"python/__pycache__/six.{PYC_TAG}.pyc": b"p" * 20,
         **dist_info("python", "six-1.17.0.dist-info", "six", top_level=["six"]),
         "python/numpy/__init__.py": b"n" * 30,
         "python/numpy.libs/libopenblas.so": b"l" * 40,
         **dist_info("python", "numpy-1.26.4.dist-info", "numpy"),
     }
     root = write_tree(tmp_path / "opt", files)
-    traced = [str(root / "python/__pycache__/six.cpython-311.pyc"), str(root / "python/numpy.libs/libopenblas.so")]
+    traced = [str(root / f"python/__pycache__/six.{PYC_TAG}.pyc"), str(root / "python/numpy.libs/libopenblas.so")]
     trace = import_trace(traced, root, None)
     assert set(trace["distributions"]) == {"six", "numpy"}
     assert trace["distributions"]["six"]["imported_bytes"] == 20

@@ -3,11 +3,13 @@ same version, in the training lock and the layer lock; the messages name file, l
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 from pins_fixtures import edited_lock, removed_from_lock
 
+from ci.config import load_config, load_policy
 from ci.errors import PipelineError
 from ci.paths import REPO_ROOT
 from ci.pins.checks import PinsInputs, check_installed, run_pins
@@ -15,6 +17,7 @@ from ci.pins.locks import read_lock
 
 TRAINING = REPO_ROOT / "training" / "requirements.txt"
 LAYER = REPO_ROOT / "requirements-layer.txt"
+TARGET_PYTHON = load_config().target.runtime.python
 
 
 def locks_result(tmp_path: Path, training: Path = TRAINING, layer: Path = LAYER):
@@ -24,7 +27,7 @@ def locks_result(tmp_path: Path, training: Path = TRAINING, layer: Path = LAYER)
         layer_lock=layer,
         model=tmp_path / "absent.joblib",
         manifest=tmp_path / "absent.json",
-        target_python="3.11",
+        target_python=TARGET_PYTHON,
         root=tmp_path,
     )
     return run_pins(inputs).checks[0]
@@ -83,15 +86,29 @@ def test_missing_lock_file_is_an_error(tmp_path: Path) -> None:
 
 
 def test_installed_environment_matches_training_lock() -> None:
-    check = check_installed(read_lock(TRAINING))
+    check = check_installed(read_lock(TRAINING), TARGET_PYTHON)
     assert check.passed, errors(check)
     assert {"scikit-learn", "numpy", "joblib"} <= {row.package for row in check.rows}
 
 
 def test_installed_environment_mismatch_is_named(tmp_path: Path) -> None:
     training, line = edited_lock(TRAINING, tmp_path / "requirements.txt", "numpy==1.26.4", "numpy==1.26.3")
-    check = check_installed(read_lock(training))
+    check = check_installed(read_lock(training), TARGET_PYTHON)
     [message] = errors(check)
     assert message.startswith("numpy 1.26.4 is installed in ") and message.endswith(
         f"requirements.txt:{line} pins 1.26.3"
     )
+
+
+@pytest.mark.parametrize("runtime", sorted(load_policy()))
+def test_installed_python_must_be_the_targets(runtime: str) -> None:
+    """Training pickles with the venv's Python: a venv of another version than the target's fails by name."""
+    wanted = load_policy()[runtime].python
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    check = check_installed(read_lock(TRAINING), wanted)
+    assert {row.package: row.runtime for row in check.rows}["python"] == here
+    if wanted == here:
+        assert check.passed, errors(check)
+    else:
+        [message] = errors(check)
+        assert message.startswith(f"this environment runs Python {here} ") and f"runtime's is {wanted}" in message

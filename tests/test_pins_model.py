@@ -16,6 +16,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from config_fixtures import PYTHON
 from conftest import run_cli
 from pins_fixtures import (  # noqa: F401 - fixtures
     FOREIGN_VERSIONS,
@@ -52,7 +53,7 @@ def check(model: Bundle, training: Path = TRAINING, layer: Path = LAYER) -> Pins
             layer_lock=layer,
             model=model.model,
             manifest=model.manifest,
-            target_python="3.11",
+            target_python=PYTHON,
             root=REPO_ROOT,
         )
     )
@@ -264,7 +265,7 @@ def test_class_path_check_is_skipped_and_said_so_when_the_probe_has_other_versio
     model = bundle(local_bundles, "model")
     other_python = str(foreign_bundles.parent / "venv" / "bin" / "python")  # scikit-learn 1.5.2, numpy 2.1.3
     result = run_pins(
-        PinsInputs(TRAINING, LAYER, model.model, model.manifest, "3.11", REPO_ROOT, probe_python=other_python)
+        PinsInputs(TRAINING, LAYER, model.model, model.manifest, PYTHON, REPO_ROOT, probe_python=other_python)
     )
     notes = [f.message for f in result.checks[1].findings if f.severity == "note"]
     assert any(

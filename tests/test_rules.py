@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ci.site import rules
+from tests.config_fixtures import PYC_TAG
 
 TREE = [
     "pkg/__init__.py",
@@ -23,7 +24,7 @@ TREE = [
     "pkg/README.md",
     "pkg/benchmarks/bench_core.py",
     "pkg/examples/plot.py",
-    "pkg/__pycache__/core.cpython-311.pyc",
+    f"pkg/__pycache__/core.{PYC_TAG}.pyc",
     "pkg/stale.pyc",
     "pkg/_ext.c",
     "pkg/_ext.pyx",
@@ -59,7 +60,7 @@ EXPECTED = {
     "docs": {"pkg/docs/index.rst", "pkg/README.md"},
     "benchmarks": {"pkg/benchmarks/bench_core.py"},
     "examples": {"pkg/examples/plot.py"},
-    "caches": {"pkg/__pycache__/core.cpython-311.pyc", "pkg/stale.pyc"},
+    "caches": {f"pkg/__pycache__/core.{PYC_TAG}.pyc", "pkg/stale.pyc"},
     "sources": {"pkg/_ext.c", "pkg/_ext.pyx", "pkg/_ext.pxd", "pkg/include/pkg/api.h", "pkg/lib/libpkgmath.a"},
     "stubs": {"pkg/core.pyi"},
     "scripts": {"bin/pkg-cli"},

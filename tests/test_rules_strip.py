@@ -11,8 +11,9 @@ import pytest
 
 from ci.isolated import run_isolated, target_python
 from ci.layer import strip
+from tests.config_fixtures import TARGET
 
-PYTHON = target_python("3.11")
+PYTHON = target_python(TARGET.runtime.python)
 SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
 
 MODULE_C = """

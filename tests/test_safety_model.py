@@ -18,10 +18,11 @@ import pytest
 from ci.errors import PipelineError
 from ci.isolated import target_python
 from ci.paths import REPO_ROOT, BuildPaths
+from tests.config_fixtures import TARGET
 from tests.conftest import run_cli
 from tests.smoke_fixtures import function_zip, layer_zip, run_tiny, tiny_events
 
-PYTHON = target_python("3.11")
+PYTHON = target_python(TARGET.runtime.python)
 FINDING = "posix.system"  # what the scan names: os.system, as the unpickler imports it
 
 LOADING_HANDLER = """

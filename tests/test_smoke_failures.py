@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.config_fixtures import TARGET
 from tests.conftest import run_cli
 from tests.smoke_fixtures import TINY_HANDLER, function_zip, layer_zip, run_tiny, tiny_events
 
@@ -65,19 +66,17 @@ def test_the_function_sees_lambdas_sys_path_environment_and_runtime_packages(tmp
     [written] = (smoke / "tmp").glob("*.json")  # Lambda's /tmp is writable, and tempfile lands there
     record = json.loads(written.read_text())
     runtime = record["boto3"][1].split("/boto3/")[0]
-    assert record["sys_path"][:4] == [
-        str(smoke / "task"),
-        str(smoke / "opt" / "python" / "lib" / "python3.11" / "site-packages"),
-        str(smoke / "opt" / "python"),
-        runtime,
-    ]
-    assert not any("site-packages" in entry for entry in record["sys_path"][4:]), "host site-packages leaked in"
-    assert record["boto3"][0] == "1.38.36" and "/build/cache/runtime-python3.11-" in runtime
+    places = {"task": smoke / "task", "opt": smoke / "opt", "runtime": runtime, "lang": smoke / "lang"}
+    expected = [entry.format(**places) for entry in TARGET.runtime.sys_path]  # the runtime's documented order
+    assert record["sys_path"][: len(expected)] == expected
+    assert expected[1] == str(smoke / "opt" / "python" / "lib" / f"python{TARGET.runtime.python}" / "site-packages")
+    assert not any("site-packages" in e for e in record["sys_path"][len(expected) :]), "host site-packages leaked in"
+    assert record["boto3"][0] == "1.38.36" and f"/build/cache/runtime-{TARGET.runtime.name}-" in runtime
     assert record["flags"] == [1, 1]
     assert record["cwd"] == str(smoke / "task")
     env = record["env"]
     assert env["_HANDLER"] == "handler.app.lambda_handler"
-    assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.11"
+    assert env["AWS_EXECUTION_ENV"] == f"AWS_Lambda_{TARGET.runtime.name}"
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512" and env["TZ"] == ":UTC"
     assert env["LAMBDA_TASK_ROOT"] == record["cwd"] and env["AWS_LAMBDA_RUNTIME_API"].startswith("127.0.0.1:")
     assert env["MODEL_PATH"].endswith("/model/model.joblib") and len(env["MODEL_SHA256"]) == 64

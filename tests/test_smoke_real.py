@@ -14,6 +14,7 @@ import pytest
 
 from ci.config import load_config
 from ci.paths import BuildPaths
+from tests.config_fixtures import PYC_TAG
 from tests.conftest import run_cli
 from tests.smoke_fixtures import TINY_HANDLER, run_tiny
 
@@ -56,7 +57,7 @@ def test_the_import_trace_names_the_layer_files_and_distributions_used(smoke_rep
     trace = smoke_report["import_trace"]
     files = set(trace["files"])
     assert "python/sklearn/__init__.py" in files and "python/pandas/__init__.py" in files
-    assert any(name.startswith("python/numpy/core/_multiarray_umath.cpython-311") for name in files)
+    assert any(name.startswith(f"python/numpy/core/_multiarray_umath.{PYC_TAG}") for name in files)
     assert any(name.startswith("python/numpy.libs/libopenblas") for name in files), "mapped .so files count"
     distributions = trace["distributions"]
     for name in ("scikit-learn", "numpy", "scipy", "joblib"):

@@ -11,8 +11,9 @@ import pytest
 from ci.isolated import target_python
 from ci.layer import verify
 from ci.layer.modules import extension_modules
+from tests.config_fixtures import TARGET
 
-PYTHON = target_python("3.11")
+PYTHON = target_python(TARGET.runtime.python)
 
 
 def write(root: Path, files: dict[str, str]) -> None:

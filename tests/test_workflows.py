@@ -33,12 +33,13 @@ LOCAL_ACTIONS = sorted((GITHUB / "actions").glob("*/action.yml"))
 VERIFY = GITHUB / "workflows" / "verify.yml"
 PULL_REQUEST = GITHUB / "workflows" / "pull-request.yml"
 DEPLOY = GITHUB / "workflows" / "deploy.yml"
+RELOCK = GITHUB / "workflows" / "relock.yml"
 DEPENDABOT = GITHUB / "dependabot.yml"
 CHECK_JOBS = ("budget", "pins", "abi", "smoke")
 TOOLS = Path(sys.executable).parent  # .venv/bin: actionlint, shellcheck, check-jsonschema
 
 # What a `$VAR` in a run line may hold, to parse it as the command will see it.
-SAMPLE_VALUES = {"BASELINE_REF": "origin/main", "TO_VERSION": "3"}
+SAMPLE_VALUES = {"BASELINE_REF": "origin/main", "TO_VERSION": "3", "PACKAGES": "pandas numpy"}
 PINNED = re.compile(r"^(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)\s*(?:#\s*(?P<comment>.*))?$")
 VERSION_COMMENT = re.compile(r"^v\d+\.\d+\.\d+$")
@@ -130,6 +131,10 @@ def command_problem(line: str, env: dict[str, Any]) -> str | None:
         from ci.github.__main__ import build_parser as github_parser
 
         return parses(github_parser(), rest)
+    if module == "ci.python":
+        from ci.python import build_parser as python_parser
+
+        return parses(python_parser(), rest)
     if module in ("training", "pytest"):
         return None if importlib.util.find_spec(module) else f"module {module} not found"
     return f"module {module} is not a command of this repository"
@@ -211,8 +216,8 @@ def test_schema(schema: str, path: Path) -> None:
 # --- every step is a repository command ----------------------------------------------------------
 
 
-def test_the_three_workflows_exist() -> None:
-    assert {p.name for p in WORKFLOWS} == {"verify.yml", "pull-request.yml", "deploy.yml"}
+def test_the_workflows_exist() -> None:
+    assert {p.name for p in WORKFLOWS} == {"verify.yml", "pull-request.yml", "deploy.yml", "relock.yml"}
     assert triggers(load(VERIFY)).keys() == {"workflow_call"}
 
 
@@ -277,7 +282,8 @@ def test_least_permissions_and_timeouts_on_every_job() -> None:
                 elif scope != "contents":
                     pytest.fail(f"{path.name} {job_id}: needless permission {scope}: {level}")
     assert writers == {
-        ("pull-requests", "write"): {"pull-request.size-comment"},
+        ("pull-requests", "write"): {"pull-request.size-comment", "relock.pull-request"},
+        ("contents", "write"): {"relock.pull-request"},
         ("id-token", "write"): {"deploy.deploy", "deploy.rollback"},
     }
 
@@ -371,7 +377,9 @@ def test_budget_compares_with_the_base_branch_and_shows_the_summary() -> None:
     assert ".venv/bin/python -m ci.github summary build/reports/budget.md" in commands(budget)
     verify_call = jobs(PULL_REQUEST)["verify"]
     assert verify_call["uses"] == "./.github/workflows/verify.yml"
-    assert verify_call["with"]["budget-baseline-ref"] == "origin/${{ github.base_ref }}"
+    baseline = verify_call["with"]["budget-baseline-ref"]
+    assert "format('origin/{0}', github.base_ref)" in baseline
+    assert "github.event_name == 'merge_group' && github.event.merge_group.base_sha" in baseline
 
 
 def test_the_verified_gate_needs_every_check_and_fails_on_skips() -> None:
@@ -452,7 +460,7 @@ def test_deploy_runs_only_from_main_by_push_or_dispatch() -> None:
     assert "to_version" in inputs
     for job_id in ("deploy", "rollback"):
         assert "github.ref == 'refs/heads/main'" in jobs(DEPLOY)[job_id]["if"], job_id
-    for path in (VERIFY, PULL_REQUEST):
+    for path in (VERIFY, PULL_REQUEST, RELOCK):
         for job_id, job in jobs(path).items():
             assert "environment" not in job and "id-token" not in job.get("permissions", {}), (path.name, job_id)
             assert not [c for c in commands(job) if re.search(r"(make deploy|-m ci (deploy|rollback))", c)]
@@ -585,7 +593,7 @@ def test_rollback_skips_the_build() -> None:
 
 def test_pull_requests_run_lint_tests_and_one_sticky_comment() -> None:
     workflow = load(PULL_REQUEST)
-    assert triggers(workflow).keys() == {"pull_request"}
+    assert triggers(workflow).keys() == {"pull_request", "merge_group"}
     assert workflow["concurrency"]["cancel-in-progress"] is True
     pr_jobs = workflow["jobs"]
     assert "make test" in commands(pr_jobs["test"])
@@ -609,13 +617,22 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
     config = load_config()
     action = load(GITHUB / "actions" / "setup" / "action.yml")
     steps = action["runs"]["steps"]
+    # The version comes from pipeline.toml through a repository command, never from a copy in YAML.
+    [target] = [s for s in steps if s.get("id") == "target"]
+    [command] = run_lines(target)
+    assert command == "python -m ci.python --version --github-output"
+    version = subprocess.run([sys.executable, *command.split()[1:]], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert version.stdout.strip() == config.target.runtime.python
     python = next(s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@"))
-    assert python["with"]["python-version"] == config.target.runtime.python
+    assert python["with"]["python-version"] == "${{ steps.target.outputs.python }}"
+    assert steps[-1]["env"]["PYTHON"] == "${{ steps.python.outputs.python-path }}"  # make venv uses exactly it
+    assert not re.search(r"3\.1\d|py31\d", yaml.safe_dump(action)), "a Python version is hard-coded"
     locks = [config.value("lock", key) for key in ("dev_lock", "layer_lock", "training_lock")]
     caches = [s for s in steps if str(s.get("uses", "")).startswith("actions/cache")]
     assert len(caches) == 2  # save (build job) / restore-only (the others)
     for cache in caches:
         key = cache["with"]["key"]
+        assert "py${{ steps.target.outputs.python }}-" in key and key.startswith(cache["with"]["restore-keys"])
         for lock in locks:
             assert f"'{lock}'" in key, f"cache key ignores {lock}"
         cached = set(cache["with"]["path"].split())
@@ -630,17 +647,88 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
     assert saving == ["build"]
 
 
-def test_dependabot_watches_every_lock_directory_and_the_actions() -> None:
-    config = load_config()
-    updates = {u["package-ecosystem"]: u for u in load(DEPENDABOT)["updates"]}
-    assert updates.keys() == {"pip", "github-actions"}
-    lock_dirs = set()
-    for key in ("layer_lock", "training_lock", "dev_lock"):
-        parent = Path(str(config.value("lock", key))).parent.as_posix()
-        lock_dirs.add("/" if parent == "." else f"/{parent}")
-    assert set(updates["pip"]["directories"]) == lock_dirs
-    assert {"/", "/.github/actions/setup"} <= set(updates["github-actions"]["directories"])
-    assert {"dependency-name": "scikit-learn"} in updates["pip"]["ignore"]
+def test_dependabot_keeps_only_the_actions_with_a_cooldown() -> None:
+    """Dependabot's pip updates edit a lock in place for its own host: every one failed lock-check."""
+    updates = load(DEPENDABOT)["updates"]
+    assert [u["package-ecosystem"] for u in updates] == ["github-actions"], "the locks are relock.yml's job"
+    (actions,) = updates
+    assert {"/", "/.github/actions/setup"} <= set(actions["directories"])
+    assert actions["cooldown"]["default-days"] >= 3, "a fresh release waits before it is proposed"
+
+
+def test_the_vendored_dependabot_schema_checks_cooldown(tmp_path: Path) -> None:
+    """Control: the schema test above would catch a misspelt or out-of-range cooldown."""
+    broken = tmp_path / "dependabot.yml"
+    broken.write_text(DEPENDABOT.read_text().replace("default-days: 7", "default-days: 400"))
+    result = subprocess.run(
+        [str(TOOLS / "check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(broken)],
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+    )
+    assert result.returncode != 0 and "default-days" in result.stdout + result.stderr
+
+
+# --- merge queues --------------------------------------------------------------------------------
+
+
+def test_merge_groups_run_the_same_required_checks_and_skip_the_comment() -> None:
+    workflow = load(PULL_REQUEST)
+    assert "merge_group" in triggers(workflow)
+    pr_jobs = workflow["jobs"]
+    assert pr_jobs["test"]["name"] == "lint and tests" and "if" not in pr_jobs["test"]
+    assert "if" not in pr_jobs["verify"], "verify (and its `verified` gate) must report for a merge group"
+    assert "github.event_name == 'pull_request'" in pr_jobs["size-comment"]["if"], "no PR number in a merge group"
+    group = workflow["concurrency"]["group"]
+    assert "github.event.pull_request.number ||" in group, "merge groups must not share one cancelling group"
+
+
+# --- the weekly re-lock --------------------------------------------------------------------------
+
+
+def test_relock_runs_weekly_and_on_demand_with_optional_packages() -> None:
+    on = triggers(load(RELOCK))
+    assert on.keys() == {"schedule", "workflow_dispatch"}
+    assert len(on["schedule"]) == 1 and on["schedule"][0]["cron"].endswith("* * 1")
+    packages = on["workflow_dispatch"]["inputs"]["packages"]
+    assert packages["required"] is False and packages["default"] == ""
+    relock = jobs(RELOCK)["relock"]
+    step = next(s for s in relock["steps"] if "lock --upgrade" in str(s.get("run")))
+    assert argv_of(step) == ["python", "-m", "ci", "lock", "--upgrade", "$PACKAGES"]
+    assert step["env"] == {"PACKAGES": "${{ inputs.packages }}"}
+
+
+def test_relock_verifies_with_the_verify_workflows_commands_and_runs_every_check() -> None:
+    verify_jobs = jobs(VERIFY)
+    expected = [n for c in commands(verify_jobs["build"]) if (n := step_name(c))]
+    expected += sorted({n for job in CHECK_JOBS for c in commands(verify_jobs[job]) if (n := step_name(c))})
+    job = jobs(RELOCK)["verify"]
+    assert job["needs"] == "relock"
+    names = [n for c in commands(job) if (n := step_name(c))]
+    assert names[0] == "venv", "the upgraded requirements-dev.txt is installed before training"
+    assert names[1:4] == expected[:3] and sorted(names[4:]) == expected[3:]
+    assert ".venv/bin/python -m ci budget --baseline-ref origin/main" in commands(job)
+    checks = [s for s in job["steps"] if run_lines(s) and step_name(run_lines(s)[0]) in expected[1:]]
+    assert checks and all(s.get("if") == "${{ !cancelled() }}" for s in checks), "one failure must not hide the rest"
+    download = artifact_steps(job, "download-artifact")
+    assert [d["with"] for d in download] == [{"name": "relock-files", "path": "."}]
+
+
+def test_only_the_pull_request_job_can_write_and_it_runs_no_upgraded_code() -> None:
+    relock_jobs = jobs(RELOCK)
+    pr = relock_jobs["pull-request"]
+    assert pr["permissions"] == {"contents": "write", "pull-requests": "write"}
+    for job_id in relock_jobs.keys() - {"pull-request"}:
+        assert relock_jobs[job_id]["permissions"] == {"contents": "read"}, job_id
+    assert needed(pr) == {"relock", "verify"}
+    assert "!cancelled()" in pr["if"] and "needs.relock.result == 'success'" in pr["if"]
+    assert commands(pr) == ["python -m ci.github relock-pr --reports build/reports --branch ci/relock --base main"], (
+        "no make, no .venv: nothing from the upgraded packages runs beside the write token"
+    )
+    step, _ = github_command(pr, "relock-pr")
+    assert step["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
+    names = [d["with"]["name"] for d in artifact_steps(pr, "download-artifact")]
+    assert names == ["relock-files", "relock-reports"]
 
 
 # --- `make pipeline` is the same commands in the same order --------------------------------------

@@ -51,6 +51,8 @@ class FakeGitHub:
     requests: list[tuple[str, str]] = field(default_factory=list)
     heads: dict[str, str] = field(default_factory=dict)  # branch -> commit
     oidc_template: dict[str, Any] = field(default_factory=lambda: {"use_default": True})
+    pulls: list[dict[str, Any]] = field(default_factory=list)
+    remote: Path | None = None  # a bare git repository standing in for the repository's branches
     next_id: int = 1000
     url: str = ""
 
@@ -65,6 +67,17 @@ class FakeGitHub:
         self.comments.setdefault(number, []).append(comment)
         return comment
 
+    def branch_sha(self, branch: str) -> str | None:
+        """The branch's commit in the bare remote, as GitHub would see it after a push."""
+        if self.remote is None:
+            return None
+        found = subprocess.run(
+            ["git", "--git-dir", str(self.remote), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+            capture_output=True,
+            text=True,
+        )
+        return found.stdout.strip() or None
+
     def marked(self, number: int) -> list[dict[str, Any]]:
         return [c for c in self.comments.get(number, []) if MARKER in c["body"]]
 
@@ -74,6 +87,8 @@ def make_handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     item_path = re.compile(rf"^/repos/{REPO}/issues/comments/(\d+)$")
     ref_path = re.compile(rf"^/repos/{REPO}/git/ref/heads/([\w./-]+)$")
     oidc_path = f"/repos/{REPO}/actions/oidc/customization/sub"
+    pulls_path = f"/repos/{REPO}/pulls"
+    pull_path = re.compile(rf"^/repos/{REPO}/pulls/(\d+)$")
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
@@ -109,6 +124,20 @@ def make_handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             url = urlparse(self.path)
             if url.path == oidc_path:
                 return self.reply(200, state.oidc_template) if self.authorized(write=False, admin=True) else None
+            if url.path == pulls_path:
+                if not self.authorized(write=False):
+                    return None
+                query = parse_qs(url.query)
+                wanted = {key: query[key][0] for key in ("state", "head", "base") if key in query}
+                owner = REPO.split("/")[0]
+                found = [
+                    pr
+                    for pr in state.pulls
+                    if wanted.get("state", "open") in (pr["state"], "all")
+                    and ("head" not in wanted or wanted["head"] == f"{owner}:{pr['head']['ref']}")
+                    and ("base" not in wanted or wanted["base"] == pr["base"]["ref"])
+                ]
+                return self.reply(200, found)
             branch = ref_path.match(url.path)
             if branch and branch.group(1) in state.heads:
                 if not self.authorized(write=False):
@@ -132,6 +161,29 @@ def make_handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             state.requests.append(("POST", self.path))
+            if self.path == pulls_path:
+                if not self.authorized(write=True):
+                    return None
+                body = self.body()
+                head, base = body.get("head"), body.get("base")
+                if not state.branch_sha(str(head)) or state.branch_sha(str(head)) == state.branch_sha(str(base)):
+                    return self.reply(422, {"message": f"Validation Failed: no commits between {base} and {head}"})
+                if any(pr["head"]["ref"] == head and pr["state"] == "open" for pr in state.pulls):
+                    return self.reply(422, {"message": f"A pull request already exists for octo:{head}."})
+                state.next_id += 1
+                number = len(state.pulls) + 1
+                pr = {
+                    "id": state.next_id,
+                    "number": number,
+                    "state": "open",
+                    "title": body["title"],
+                    "body": body["body"],
+                    "head": {"ref": head, "repo": {"full_name": REPO}},
+                    "base": {"ref": base},
+                    "html_url": f"https://github.example/{REPO}/pull/{number}",
+                }
+                state.pulls.append(pr)
+                return self.reply(201, pr)
             match = list_path.match(self.path)
             if not match:
                 return self.reply(404, {"message": "Not Found"})
@@ -155,6 +207,15 @@ def make_handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
 
         def do_PATCH(self) -> None:
             state.requests.append(("PATCH", self.path))
+            pull = pull_path.match(self.path)
+            if pull:
+                prs = [pr for pr in state.pulls if pr["number"] == int(pull.group(1))]
+                if not prs:
+                    return self.reply(404, {"message": "Not Found"})
+                if not self.authorized(write=True):
+                    return None
+                prs[0].update({k: v for k, v in self.body().items() if k in ("title", "body", "state")})
+                return self.reply(200, prs[0])
             match = item_path.match(self.path)
             found = [c for cs in state.comments.values() for c in cs if match and c["id"] == int(match.group(1))]
             if not found:

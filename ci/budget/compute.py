@@ -28,19 +28,12 @@ from ci.budget.model import (
     Suggestion,
 )
 from ci.budget.zips import Entry, ZipContents
+from ci.config_sections import ExtraLayerArn
 from ci.units import as_mb
 
 LARGEST_FILES = 15
 LARGEST_DIRECTORIES = 10
 FUNCTION_CODE = "(function code)"
-
-
-@dataclass(frozen=True)
-class DeclaredLayer:
-    """A layer attached by ARN: not in our hands, so its unzipped size is declared in pipeline.toml."""
-
-    arn: str
-    unzipped_bytes: int
 
 
 @dataclass(frozen=True)
@@ -63,7 +56,7 @@ class BudgetInputs:
     warn_fraction: float
     build_report: Mapping[str, Any] = field(default_factory=dict)
     extra_zips: tuple[ZipContents, ...] = ()
-    extra_arns: tuple[DeclaredLayer, ...] = ()
+    extra_arns: tuple[ExtraLayerArn, ...] = ()
     import_trace: ImportTrace | None = None
     lock: Mapping[str, str] = field(default_factory=dict)
     compact_profile: bool = False  # build.sourceless and build.prune_unimported already on
@@ -212,7 +205,7 @@ def _largest_directories(entries: Iterable[Entry]) -> list[Group]:
 _PYC_IN_CACHE = re.compile(r"^(?P<dir>.*?)__pycache__/(?P<stem>[^/.]+)\.[^/]*\.pyc$")
 
 
-def _module_key(path: str) -> str | None:
+def module_key(path: str) -> str | None:
     """python/a/b/c for python/a/b/c.py, python/a/b/__pycache__/c.cpython-311.pyc and python/a/b/c.pyc."""
     match = _PYC_IN_CACHE.match(path)
     if match:
@@ -226,8 +219,8 @@ def _module_key(path: str) -> str | None:
 def _bytecode(entries: Iterable[Entry], mode: str | None) -> Bytecode:
     entries = list(entries)
     compiled = [e for e in entries if e.path.endswith(".pyc")]
-    compiled_keys = {_module_key(e.path) for e in compiled}
-    sources = [e for e in entries if e.path.endswith(".py") and _module_key(e.path) in compiled_keys]
+    compiled_keys = {module_key(e.path) for e in compiled}
+    sources = [e for e in entries if e.path.endswith(".py") and module_key(e.path) in compiled_keys]
     return Bytecode(
         mode=mode,
         files=len(compiled),
@@ -242,8 +235,8 @@ def _traced_paths(trace: ImportTrace, entries: list[Entry]) -> set[str]:
         path if path.startswith(attribution.LAYER_PREFIX) else attribution.LAYER_PREFIX + path.lstrip("/")
         for path in trace.files
     }
-    modules = {_module_key(path) for path in traced} - {None}
-    traced |= {e.path for e in entries if e.path.endswith(".pyc") and _module_key(e.path) in modules}
+    modules = {module_key(path) for path in traced} - {None}
+    traced |= {e.path for e in entries if e.path.endswith(".pyc") and module_key(e.path) in modules}
     return traced & {e.path for e in entries}
 
 
@@ -280,15 +273,22 @@ def _imports(
 
 
 def _compact_saving(entries: Iterable[Entry], trace: ImportTrace | None) -> int:
-    """Bytes the compact profile would drop, each file once: .py shipped with its .pyc and, given
-    a trace, every file never imported (metadata stays)."""
+    """Bytes the compact profile would drop, each file once (see compact_removals)."""
     entries = list(entries)
-    compiled = {_module_key(e.path) for e in entries if e.path.endswith(".pyc")}
-    removable = {e.path for e in entries if e.path.endswith(".py") and _module_key(e.path) in compiled}
+    removable = compact_removals(entries, trace)
+    return sum(e.unzipped_bytes for e in entries if e.path in removable)
+
+
+def compact_removals(entries: Iterable[Entry], trace: ImportTrace | None) -> set[str]:
+    """Paths the compact profile would drop: .py shipped with its .pyc and, given a trace, every file
+    never imported (metadata stays). Also read by `budget --what-if` for a projected layer."""
+    entries = list(entries)
+    compiled = {module_key(e.path) for e in entries if e.path.endswith(".pyc")}
+    removable = {e.path for e in entries if e.path.endswith(".py") and module_key(e.path) in compiled}
     imported = _traced_paths(trace, entries) if trace and trace.files else None
     if imported is not None:
         removable |= {e.path for e in entries if e.path not in imported and category(e.path) != attribution.METADATA}
-    return sum(e.unzipped_bytes for e in entries if e.path in removable)
+    return removable
 
 
 def _with_suggestions(budget: Budget) -> Budget:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ci.budget.compute import BudgetInputs, DeclaredLayer, ImportTrace
+from ci.budget.compute import BudgetInputs, ImportTrace
 from ci.budget.model import TRACE_BUILD, TRACE_SMOKE
 from ci.budget.zips import ZipContents, read_zip
 from ci.config import Config
@@ -51,7 +51,7 @@ def gather_inputs(
         warn_fraction=config.budget.warn_fraction,
         build_report=build_report,
         extra_zips=extra_layer_zips(config),
-        extra_arns=extra_layer_arns(config),
+        extra_arns=config.budget.extra_layer_arns,  # their unzipped size is declared: not measurable here
         import_trace=import_trace(paths, layer, build_report),
         lock=lock,
         compact_profile=built_compact(build_report, config),
@@ -85,13 +85,6 @@ def read_json(path: Path, fix: str, required: bool = True, what: str = "") -> di
 def extra_layer_zips(config: Config) -> tuple[ZipContents, ...]:
     fix = f"fix the path in budget.extra_layer_zips of {config.file} (paths are relative to the repository)"
     return tuple(read_zip(path, path.name, "extra layer", fix) for path in config.budget.extra_layer_zips)
-
-
-def extra_layer_arns(config: Config) -> tuple[DeclaredLayer, ...]:
-    """Layers attached by ARN, each with the unzipped size Lambda will count for it (not measurable here)."""
-    return tuple(
-        DeclaredLayer(arn=entry.arn, unzipped_bytes=entry.unzipped_bytes) for entry in config.budget.extra_layer_arns
-    )
 
 
 def import_trace(paths: BuildPaths, layer: ZipContents, build_report: Mapping[str, Any]) -> ImportTrace | None:

@@ -8,6 +8,7 @@ config    expose pipeline.toml values as step outputs (one source of truth for t
 deploy-freshness  refuse a deploy run off main; skip it when its commit is no longer main's tip
 aws-account       check the account allowed-account-ids pins (AWS_ACCOUNT_ID) holds the deploy role
 oidc-subject      check or --apply the OIDC subject template the deploy role's trust needs (admin)
+relock-pr         push the re-locked files to ci/relock and open or update its one pull request
 """
 
 from __future__ import annotations
@@ -19,9 +20,18 @@ import sys
 from pathlib import Path
 
 from ci.errors import PipelineError
-from ci.github import deploy_guard, oidc
+from ci.github import deploy_guard, oidc, relock
 
-SUBCOMMANDS = ("comment", "annotate", "summary", "gate", "config", *deploy_guard.HANDLERS, *oidc.HANDLERS)
+SUBCOMMANDS = (
+    "comment",
+    "annotate",
+    "summary",
+    "gate",
+    "config",
+    *deploy_guard.HANDLERS,
+    *oidc.HANDLERS,
+    *relock.HANDLERS,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("pairs", nargs="+", metavar="NAME=SECTION.KEY", help="e.g. region=deploy.region")
     deploy_guard.add_parsers(sub)
     oidc.add_parsers(sub)
+    relock.add_parsers(sub)
     return parser
 
 
@@ -184,7 +195,7 @@ HANDLERS = {
     "gate": run_gate,
     "config": run_config,
 }
-HANDLERS.update({**deploy_guard.HANDLERS, **oidc.HANDLERS})
+HANDLERS.update({**deploy_guard.HANDLERS, **oidc.HANDLERS, **relock.HANDLERS})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,13 +99,17 @@ def run_checks(
     jobs: int = 2,
     record: bool = False,
     pycache: Path | None = None,
+    extra_paths: Sequence[Path] = (),
 ) -> dict[Item, Outcome]:
-    """Run the checks in `jobs` parallel interpreters; a crashed one resumes after its culprit."""
+    """Run the checks in `jobs` parallel interpreters; a crashed one resumes after its culprit.
+
+    `extra_paths`: on sys.path after `site` (what its imports may need; only `site`'s files are recorded).
+    """
     batches = _split(items, jobs)
     outcomes: dict[Item, Outcome] = {}
     pending = [list(batch) for batch in batches if batch]
     while pending:
-        procs = [(batch, _start(python, site, batch, record, pycache)) for batch in pending]
+        procs = [(batch, _start(python, site, batch, record, pycache, extra_paths)) for batch in pending]
         pending = []
         for batch, proc in procs:
             stdout, stderr = proc.communicate(timeout=900)
@@ -123,14 +127,16 @@ def run_checks(
     return outcomes
 
 
-def _start(python: str, site: Path, batch: list[Item], record: bool, pycache: Path | None) -> subprocess.Popen[str]:
+def _start(
+    python: str, site: Path, batch: list[Item], record: bool, pycache: Path | None, extra_paths: Sequence[Path] = ()
+) -> subprocess.Popen[str]:
     code = _CHECK.replace("SITE", repr(str(site))).replace("RECORD", repr(record))
     code = code.replace("ITEMS", repr([list(item) for item in batch]))
     if pycache is not None:
         # Compiled source goes to a cache outside the tree (reused by the next build), never into it.
         code = f"import sys; sys.pycache_prefix = {str(pycache)!r}; sys.dont_write_bytecode = False\n" + code
     return subprocess.Popen(
-        isolated_command(python, [site], code),
+        isolated_command(python, [site, *extra_paths], code),
         env=isolated_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -150,11 +156,13 @@ def _split(items: Sequence[Item], jobs: int) -> list[list[Item]]:
     return batches
 
 
-def recheck_alone(python: str, site: Path, items: Iterable[Item], pycache: Path | None) -> dict[Item, Outcome]:
+def recheck_alone(
+    python: str, site: Path, items: Iterable[Item], pycache: Path | None, extra_paths: Sequence[Path] = ()
+) -> dict[Item, Outcome]:
     """Each item in a fresh interpreter: a failure seen in a batch is real only if it fails alone."""
     outcomes = {}
     for item in items:
-        outcomes.update(run_checks(python, site, [item], jobs=1, pycache=pycache))
+        outcomes.update(run_checks(python, site, [item], jobs=1, pycache=pycache, extra_paths=extra_paths))
     return outcomes
 
 
@@ -174,9 +182,10 @@ def baseline(
     planned_removals: Iterable[str],
     cache_file: Path,
     pycache: Path | None = None,
+    extra_paths: Sequence[Path] = (),
 ) -> Baseline:
     """Verify the unpruned tree once per cache key; modules the rules will remove are imported last,
-    so files loaded by the modules that stay are credited to them (and kept)."""
+    so files loaded by the modules that stay are credited to them (and kept). `extra_paths`: see run_checks."""
     if cache_file.is_file():
         data = json.loads(cache_file.read_text())
         if data.get("format") == VERIFIER_VERSION:
@@ -186,11 +195,11 @@ def baseline(
     modules = extension_modules(site)
     staying = [i for i in items if i[0] != "module" or modules.get(i[1]) not in removed]
     leaving = [i for i in items if i not in staying]
-    outcomes = run_checks(python, site, staying, jobs=1, record=True, pycache=pycache)
-    outcomes.update(run_checks(python, site, leaving, jobs=2, record=False, pycache=pycache))
+    outcomes = run_checks(python, site, staying, jobs=1, record=True, pycache=pycache, extra_paths=extra_paths)
+    outcomes.update(run_checks(python, site, leaving, jobs=2, record=False, pycache=pycache, extra_paths=extra_paths))
     failures = _errors(outcomes)
     if failures:  # a batch failure counts only if it also fails alone
-        alone = recheck_alone(python, site, _items(failures, items), pycache)
+        alone = recheck_alone(python, site, _items(failures, items), pycache, extra_paths)
         failures = {name: error for name, error in failures.items() if name not in _names(alone)}
         failures.update(_errors(alone))
     loaded = {o.name: list(o.loaded) for o in outcomes.values() if o.loaded}

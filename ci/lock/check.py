@@ -95,7 +95,8 @@ def check_locks(
         for job in jobs:
             display = display_path(job.output, config.root)
             if display not in stale_files:
-                result.problems += check_fresh_resolve(job, display, config.lock.index_url, uv_cache)
+                in_display = display_path(job.in_file, config.root)
+                result.problems += check_fresh_resolve(job, display, config.lock.index_url, uv_cache, in_display)
         result.resolved = True
     return result
 
@@ -220,35 +221,50 @@ def check_consistency(lock: LockFile, display: str, reference: LockFile, referen
                 display,
                 pin.line,
                 name,
-                f"pinned {pin.version} here but {other.version} in {reference_display}:{other.line}: "
+                f"pinned {pin.version} in {display} but {other.version} in {reference_display}:{other.line}: "
                 "training would pickle with one version and Lambda unpickle with another",
-                f"keep `-c` to the layer lock in the .in file and run {RELOCK} to recompile both",
+                f"keep `-c` to the layer lock in the .in file and run {RELOCK} to recompile both "
+                f"(never edit one lock alone; to move {name} in all of them: `python -m ci lock --upgrade {name}`)",
             )
         )
     return problems
 
 
-def check_fresh_resolve(job: LockJob, display: str, index_url: str, uv_cache: Path | None) -> list[LockProblem]:
-    """Resolve again (existing pins preferred) and compare: any difference means the lock is stale."""
+def check_fresh_resolve(
+    job: LockJob, display: str, index_url: str, uv_cache: Path | None, in_display: str | None = None
+) -> list[LockProblem]:
+    """Resolve again (existing pins preferred) and compare: any difference means the lock is stale.
+
+    The problem points at the first pin that would change (or go), so the annotation lands on the
+    hand-edited line, e.g. a Dependabot bump made in place.
+    """
     with tempfile.TemporaryDirectory(prefix="lock-check-") as tmp:
         fresh = Path(tmp) / job.output.name
         shutil.copyfile(job.output, fresh)
         compile_lock(job, index_url, output=fresh, uv_cache=uv_cache)
         if fresh.read_bytes() == job.output.read_bytes():
             return []
-        before = {n: p.version for n, p in read_lock(job.output).pins.items()}
+        committed = read_lock(job.output).pins
+        before = {n: p.version for n, p in committed.items()}
         after = {n: p.version for n, p in read_lock(fresh).pins.items()}
+    changed = sorted(n for n in before.keys() & after.keys() if before[n] != after[n])
+    removed = sorted(before.keys() - after.keys())
     changes = [f"+{n}=={after[n]}" for n in sorted(after.keys() - before.keys())]
-    changes += [f"-{n}=={before[n]}" for n in sorted(before.keys() - after.keys())]
-    changes += [f"{n} {before[n]} -> {after[n]}" for n in sorted(before.keys() & after.keys()) if before[n] != after[n]]
+    changes += [f"-{n}=={before[n]}" for n in removed]
+    changes += [f"{n} {before[n]} -> {after[n]}" for n in changed]
     what = ", ".join(changes) if changes else "same pins, other hashes or annotations"
+    named = sorted((committed[n] for n in (*changed, *removed)), key=lambda pin: pin.line)
+    first = named[0] if named else None
+    in_display = in_display or job.in_file.name
+    move = f" (to move a package on purpose: `python -m ci lock --upgrade {first.name}`)" if first else ""
     return [
         StaleLock(
             display,
-            None,
-            None,
-            f"a fresh resolve of {job.in_file.name} writes a different lock ({what})",
-            f"run {RELOCK} and commit {display}",
+            first.line if first else None,
+            first.name if first else None,
+            f"{display} is not what a fresh resolve of {in_display} for its target writes ({what}): "
+            "was it edited by hand or by a tool that resolves for another platform?",
+            f"run {RELOCK} and commit {display}{move}",
         )
     ]
 

@@ -18,6 +18,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from ci.errors import PipelineError
+from ci.lock import local_index
 
 ACCEPT = "application/vnd.pypi.simple.v1+json"
 TIMEOUT_S = 60
@@ -58,7 +59,7 @@ class Project:
             if wheel is not None:
                 if wheel[0] == wanted:
                     found.append(file)
-            elif _sdist_version(self.name, file.filename) == wanted:
+            elif sdist_version(self.name, file.filename) == wanted:
                 found.append(file)
         return found
 
@@ -101,6 +102,8 @@ class SimpleIndex:
         return project
 
     def _fetch(self, name: str) -> dict[str, Any]:
+        if local_index.is_local(self.index_url):  # a file:// index: HTML pages on disk
+            return {"fetched_at": time.time(), "files": local_index.project_files(self.index_url, name)}
         url = f"{self.index_url}/{name}/"
         request = urllib.request.Request(url, headers={"Accept": ACCEPT, "User-Agent": "forgetting-curve-ci"})
         self.requests += 1
@@ -132,7 +135,7 @@ def _project(name: str, payload: dict[str, Any], from_cache: bool) -> Project:
     return Project(name=name, files=files, fetched_at=float(payload.get("fetched_at", 0)), from_cache=from_cache)
 
 
-def _sdist_version(name: str, filename: str) -> Version | None:
+def sdist_version(name: str, filename: str) -> Version | None:
     for suffix in (".tar.gz", ".zip", ".tar.bz2"):
         if filename.endswith(suffix):
             stem = filename[: -len(suffix)]

@@ -3,8 +3,11 @@
 Three jobs, in order: the layer lock for the Lambda target (resolved together with the runtime's
 own boto3/botocore so the layer never shadows them with an incompatible version, and with those
 packages left out of the output), then training/requirements.txt and requirements-dev.txt for the
-build host, both constrained to the layer lock. Each job runs in the directory of its .in file so
-the `# via -r ...` annotations stay relative and the output is byte-identical on an unchanged tree.
+build host, both constrained to the layer lock. The build host runs the target's Python version
+(ci/python.py), so all three are resolved for it: the committed locks are for the committed
+pipeline.toml, and changing [target] runtime means running `python -m ci lock` again. Each job
+runs in the directory of its .in file so the `# via -r ...` annotations stay relative and the
+output is byte-identical on an unchanged tree.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def lock_jobs(config: Config) -> list[LockJob]:
     training_in = lock.training_in
     dev_in = lock.dev_in
     host_platform = lock.host_platform
-    host_python = lock.host_python
+    host_python = target.runtime.python  # training pickles with the Python that unpickles on Lambda
     return [
         LockJob(
             name="layer",
@@ -113,23 +116,34 @@ def compile_lock(
             provided_file = Path(tmp) / "provided.txt"
             provided_file.write_text("".join(f"{pin}\n" for pin in job.provided))
             inputs.append(str(provided_file))
-            no_emit = runtime_only_packages(job, index_url, inputs, output, Path(tmp), uv_cache)
+            no_emit = runtime_only_packages(
+                job, index_url, inputs, output, Path(tmp), uv_cache, upgrade, upgrade_packages
+            )
         _run_uv(job, index_url, inputs, no_emit, output, upgrade, upgrade_packages, uv_cache)
     return output
 
 
 def runtime_only_packages(
-    job: LockJob, index_url: str, inputs: list[str], output: Path, tmp: Path, uv_cache: Path | None
+    job: LockJob,
+    index_url: str,
+    inputs: list[str],
+    output: Path,
+    tmp: Path,
+    uv_cache: Path | None,
+    upgrade: bool = False,
+    upgrade_packages: tuple[str, ...] = (),
 ) -> list[str]:
     """The provided packages and the dependencies only they need, in the order uv lists exclusions.
 
     A first resolve emits everything; its `# via` annotations tell which packages are reachable from
-    the .in file without passing through a provided package. The rest belongs to the runtime.
+    the .in file without passing through a provided package. The rest belongs to the runtime. The
+    probe upgrades what the real run upgrades: judged on the old versions, a package the new ones no
+    longer need would stay in the layer and the next `--check` would call the lock stale.
     """
     probe = tmp / "all.txt"
     if output.is_file():
         shutil.copyfile(output, probe)  # same preferences as the real run, so the same versions
-    _run_uv(job, index_url, inputs, [], probe, False, (), uv_cache)
+    _run_uv(job, index_url, inputs, [], probe, upgrade, upgrade_packages, uv_cache)
     pins = read_lock(probe).pins
     provided = [canonicalize_name(Requirement(pin).name) for pin in job.provided]
     direct = {req.name for req in read_in(job.in_file, job.cwd)}

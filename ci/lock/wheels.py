@@ -61,7 +61,7 @@ def _judge(
                 display, pin.line, pin.name, f"{pin.name}=={pin.version} is not on the index", f"rerun {RELOCK}"
             )
         ], None
-    fitting = [f for f in files if _fits(f, target, tags)]
+    fitting = [f for f in files if wheel_fits(f, target, tags)]
     if not fitting:
         return [_no_wheel(pin, project, files, display, target, tags)], None
     locked = pin.sha256
@@ -95,7 +95,7 @@ def _judge(
     return problems, best.filename
 
 
-def _fits(file: IndexFile, target: Target, tags: set[Tag]) -> bool:
+def wheel_fits(file: IndexFile, target: Target, tags: set[Tag]) -> bool:
     wheel = file.wheel
     if wheel is None or not (wheel[1] & tags):
         return False
@@ -150,6 +150,6 @@ def newest_fitting(project: Project, target: Target, tags: set[Tag]) -> Version 
         wheel = file.wheel
         if wheel is None or file.yanked or wheel[0].is_prerelease or wheel[0].is_devrelease:
             continue
-        if _fits(file, target, tags):
+        if wheel_fits(file, target, tags):
             versions.add(wheel[0])
     return max(versions, default=None)

@@ -24,7 +24,7 @@ def run_pins(inputs: PinsInputs) -> PinsResult:
     model = ModelEvidence.gather(inputs)
     checks = [check_locks(training, layer, model), check_model(layer, model, inputs)]
     if inputs.installed:
-        checks.append(check_installed(training))
+        checks.append(check_installed(training, inputs.target_python))
     else:
         skipped = CheckResult("installed", "Installed training environment", INSTALLED_COLUMNS)
         skipped.skipped = "not requested (pass --installed where training runs)"

@@ -11,12 +11,21 @@ from ci.pins.result import CheckResult, Row
 INSTALLED_COLUMNS = ("package", "training lock", "installed here", "", "status")
 
 
-def check_installed(training: LockFile) -> CheckResult:
+def check_installed(training: LockFile, target_python: str) -> CheckResult:
     import importlib.metadata
 
     from packaging.markers import Marker
 
     check = CheckResult("installed", f"Installed environment ({sys.executable}) vs training lock", INSTALLED_COLUMNS)
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    # The training lock is resolved for the target's Python, and training pickles with this interpreter.
+    check.rows.append(Row("python", target_python, here, "", "ok" if here == target_python else "FAIL"))
+    if here != target_python:
+        check.error(
+            f"this environment runs Python {here} ({sys.executable}), the target runtime's is {target_python}: "
+            "a model trained here would be pickled by another Python than Lambda's",
+            f"recreate the venv with Python {target_python} (`make venv` finds it) and retrain",
+        )
     for name, entry in sorted(training.pins.items()):
         if entry.marker and not Marker(entry.marker).evaluate():
             continue

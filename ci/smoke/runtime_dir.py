@@ -26,7 +26,7 @@ def runtime_pins(config: Config) -> Path:
     if not pins.is_file():
         raise ConfigError(
             f"{pins} not found: no hashed pins for what {config.target.runtime.name} provides",
-            "generate it with the command in the header of ci/policy/runtime-python3.11.txt",
+            "generate it with `python -m ci lock --runtime-packages` (from lambda_runtimes.json's provided list)",
         )
     return pins
 

@@ -1,0 +1,204 @@
+"""What a distribution the current layer does not hold would weigh in it, measured by the build's own steps.
+
+For each new wheel (added, or a moved pin's new version): install it as the build does
+(ci.layer.install), import its packages and extension modules in the target Python beside the
+current layer to learn which files the imports load (ci.layer.verify, as the build's pristine
+step: those are kept), prune with the configured rules (ci.site.rules) and strip (ci.layer.strip),
+then compile each module's unchecked-hash .pyc (ci.layer.bytecode) so the caller can add the ones
+the build would ship. The result is cached per wheel sha256 + rules fingerprint + target + options
++ this code, so a distribution is measured once, whatever set it is asked about with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ci.config import Target
+from ci.fingerprint import sources_digest
+from ci.layer import strip, verify
+from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
+from ci.layer.install import install_wheels
+from ci.layer.state import BuildOptions
+from ci.layer.wheels import CachedWheel
+from ci.site import rules
+from ci.site.owners import BUILD_SITE, Owners
+from ci.site.tree import globbed, walk_files
+from ci.zipsafe import open_zip
+
+MEASURE_FORMAT = 1
+# A shared library named like a module (pyarrow's libarrow_python.so): loaded by other modules, not imported.
+NOT_A_MODULE = "does not define module export function"
+_CODE = (
+    Path(__file__),
+    Path(str(strip.__file__)),
+    Path(str(verify.__file__)),
+    Path(__file__).resolve().parents[1] / "layer" / "install.py",
+    Path(__file__).resolve().parents[1] / "layer" / "bytecode.py",
+)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One distribution as the build would ship it, before any bytecode is added."""
+
+    name: str
+    version: str
+    wheel: str
+    sha256: str
+    files: dict[str, int]  # path relative to python/ -> bytes, after pruning and strip
+    pyc: dict[str, int]  # .py path -> bytes of its unchecked-hash .pyc
+    installed_bytes: int
+    import_errors: dict[str, str] = field(default_factory=dict)  # fail even unpruned, beside the current layer
+    from_cache: bool = False
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.files.values())
+
+    def bytecode_for(self, modules: set[str] | None) -> int:
+        """Bytes of the .pyc the build would add: for `modules` (.py paths), or for every module if None."""
+        return sum(size for source, size in self.pyc.items() if modules is None or source in modules)
+
+
+@dataclass(frozen=True)
+class Measurer:
+    python: str
+    target: Target
+    options: BuildOptions
+    cache: Path  # the build's cache directory (strip, bytecode, pycache are shared with it)
+    scratch: Path  # where wheels are installed for measuring (build/what-if/)
+    base_site: Callable[[], Path]  # the current layer's python/, unpacked on first use
+
+    @property
+    def setting_key(self) -> str:
+        """Everything but the wheel that decides a measurement."""
+        parts = [
+            rules.fingerprint(self.options.prune),
+            repr(self.options.keep),
+            self.target.runtime.name,
+            self.target.architecture,
+            self.target.glibc,
+            sources_digest(*_CODE),
+            str(MEASURE_FORMAT),
+        ]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+    def measure(self, wheels: Sequence[CachedWheel]) -> dict[str, Measured]:
+        """Each wheel's distribution by canonical name; cached ones are read, the rest installed together."""
+        found: dict[str, Measured] = {}
+        todo = []
+        for wheel in wheels:
+            cached = self._load(wheel)
+            if cached is None:
+                todo.append(wheel)
+            else:
+                found[wheel.pin.name] = cached
+        if todo:
+            for measured, wheel in zip(self._measure(todo), sorted(todo, key=lambda w: w.pin.name), strict=True):
+                self._store(wheel, measured)
+                found[wheel.pin.name] = measured
+        return found
+
+    def _cache_file(self, wheel: CachedWheel) -> Path:
+        return self.cache / "what-if" / f"{wheel.sha256[:32]}-{self.setting_key}.json"
+
+    def _load(self, wheel: CachedWheel) -> Measured | None:
+        path = self._cache_file(wheel)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        if data.get("sha256") != wheel.sha256:
+            return None
+        return Measured(**{**data, "from_cache": True})
+
+    def _store(self, wheel: CachedWheel, measured: Measured) -> None:
+        path = self._cache_file(wheel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps({k: v for k, v in asdict(measured).items() if k != "from_cache"}))
+        partial.replace(path)  # concurrent what-ifs share the cache: never a torn entry
+
+    def _measure(self, wheels: Sequence[CachedWheel]) -> list[Measured]:
+        """Install, import (keep what loads), prune, strip and compile, in the order of install_wheels."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="measure-", dir=self.scratch) as tmp:
+            site = Path(tmp) / BUILD_SITE
+            installed = install_wheels(list(wheels), site)
+            errors: dict[str, str] = {}
+            keep = globbed(site, self.options.keep)
+            if platform.machine() == self.target.machine:  # imports prove nothing on another machine
+                planned = rules.plan(site, self.options.prune)
+                verdict = verify.baseline(
+                    self.python,
+                    site,
+                    [d.name for d in installed],
+                    planned,
+                    Path(tmp) / "verdict.json",
+                    pycache=self.cache / "pycache",
+                    extra_paths=[self.base_site()],
+                )
+                keep |= verify.keep_set(verdict)
+                errors = {name: error for name, error in verdict.failures.items() if NOT_A_MODULE not in error}
+            rules.apply_rules(site, self.options.prune, keep)
+            if rules.STRIP in self.options.prune:
+                strip.strip_tree(site, self.cache / "strip", strip.dlopen_check(self.python))
+            owners = Owners.of_installed((d.name, d.files) for d in installed)
+            files: dict[str, dict[str, int]] = {d.name: {} for d in installed}
+            for path in walk_files(site):
+                rel = path.relative_to(site).as_posix()
+                owner = owners.distribution(f"{BUILD_SITE}/{rel}")
+                if owner in files:
+                    files[owner][rel] = path.stat().st_size
+            sources = sorted(rel for shipped in files.values() for rel in shipped if rel.endswith(".py"))
+            version = self.target.runtime.python
+            compile_files(self.python, version, site, sources, self.cache / "bytecode", False, LAMBDA_SITE)
+            pyc = {rel: (site / pyc_path(rel, version, False)).stat().st_size for rel in sources}
+            return [
+                Measured(
+                    name=d.name,
+                    version=d.version,
+                    wheel=d.wheel,
+                    sha256=wheel.sha256,
+                    files=dict(sorted(files[d.name].items())),
+                    pyc={rel: pyc[rel] for rel in sorted(files[d.name]) if rel in pyc},
+                    installed_bytes=d.bytes,
+                    import_errors={
+                        name: error for name, error in errors.items() if _owned(name, files[d.name], d.name)
+                    },
+                )
+                for d, wheel in zip(installed, sorted(wheels, key=lambda w: w.pin.name), strict=True)
+            ]
+
+
+def _owned(item: str, files: dict[str, int], distribution: str) -> bool:
+    """Is the failing check `item` (a module or a distribution's metadata) about this distribution?"""
+    top = item.split(".")[0]
+    return item == distribution or any(rel.split("/")[0] in (top, f"{top}.py") for rel in files)
+
+
+def unpacked_layer(layer_zip: Path, sha256: str, root: Path) -> Path:
+    """The current layer unzipped once under root/base-<sha>/ (the new wheels are imported beside it);
+    older copies are removed, only the newest layer's is worth its 200+ MB."""
+    target = root / f"base-{sha256[:16]}"
+    if not (target / ".complete").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=".base-", dir=root))
+        with open_zip(layer_zip, "rebuild it: `python -m ci build`") as archive:
+            archive.extract_all(partial)
+        (partial / ".complete").write_text(sha256)
+        if target.exists():
+            shutil.rmtree(target)
+        partial.rename(target)
+    for other in root.glob("base-*"):
+        if other != target:
+            shutil.rmtree(other, ignore_errors=True)
+    return target / BUILD_SITE

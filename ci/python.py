@@ -1,0 +1,183 @@
+"""`python3 -m ci.python`: which Python the build host uses, derived from pipeline.toml's [target] runtime.
+
+The venv (make venv), training, the training/dev locks, `pins --installed`, every isolated
+interpreter (build verification, smoke) and the workflows' setup-python all run the target's
+Python, so a model is pickled by the interpreter that unpickles it. This module finds that
+interpreter without the user's help. It runs before .venv exists (the Makefile asks it which
+interpreter to create the venv with), so it imports the standard library only.
+
+    python3 -m ci.python                    # path of a Python of the target's version (or one line: how to get one)
+    python3 -m ci.python --version          # the target's Python version, e.g. 3.12 (setup-python, cache keys)
+    python -m ci.python --version --github-output   # also as `python=3.12` in $GITHUB_OUTPUT (the setup action)
+    python3 -m ci.python --check-venv .venv # exit 1 if .venv was made by another Python version
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from ci.errors import PipelineError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+POLICY_FILE = Path(__file__).resolve().parent / "policy" / "lambda_runtimes.json"
+VERSION_PROBE = "import sys; print('%d.%d' % sys.version_info[:2])"
+
+
+def runtime_name(config_file: Path) -> str:
+    """[target] runtime of `config_file` (full validation is ci.config's job; this only needs one key)."""
+    text = config_file.read_text()
+    try:
+        import tomllib
+
+        runtime = tomllib.loads(text).get("target", {}).get("runtime")
+    except ImportError:  # a Python older than 3.11 asked which Python to use: read the one line
+        section = re.search(r"^\[target\](.*?)(?=^\[|\Z)", text, re.M | re.S)
+        found = re.search(r'^\s*runtime\s*=\s*"([^"]+)"', section.group(1), re.M) if section else None
+        runtime = found.group(1) if found else None
+    if not isinstance(runtime, str):
+        raise PipelineError(f"{config_file}: [target] runtime is missing", 'set runtime = "python3.11" in [target]')
+    return runtime
+
+
+def runtime_python(config_file: Path, policy_file: Path = POLICY_FILE) -> str:
+    """The Python version ("3.12") of the Lambda runtime `config_file` targets."""
+    runtime = runtime_name(config_file)
+    policies = {name: facts for name, facts in json.loads(policy_file.read_text()).items() if not name.startswith("_")}
+    if runtime not in policies:
+        raise PipelineError(
+            f"{config_file}: [target] runtime = {runtime!r} is not a known Lambda runtime",
+            f"use one of {', '.join(sorted(policies))} (ci/policy/lambda_runtimes.json)",
+        )
+    return str(policies[runtime]["python"])
+
+
+def version_of(python: str) -> str | None:
+    """ "3.12" if `python` runs and says so; None if it does not run (e.g. a pyenv shim of another version)."""
+    try:
+        result = subprocess.run(
+            [python, "-I", "-c", VERSION_PROBE], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def candidates(version: str) -> Iterator[str]:
+    """Where a Python `version` may be, in order: this interpreter, PATH, uv's discovery, pyenv's versions."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        yield getattr(sys, "_base_executable", None) or sys.executable
+    for name in (f"python{version}", "python3"):
+        found = shutil.which(name)
+        if found:
+            yield found
+    uv = _uv()
+    if uv is not None:
+        try:
+            result = subprocess.run(
+                [uv, "python", "find", "--no-project", "--no-python-downloads", version],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            if result.returncode == 0 and result.stdout.strip():
+                yield result.stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    for root in _pyenv_roots():
+        installed = Path(root, "versions").glob(f"{version}.*/bin/python{version}")
+        yield from sorted((str(path) for path in installed), key=_patch_level, reverse=True)
+
+
+def find_python(version: str) -> str:
+    """The path of a working Python `version`; one PipelineError line saying how to provide it if none."""
+    seen: set[str] = set()
+    for candidate in candidates(version):
+        if candidate in seen:
+            continue
+        seen.add(candidate)
+        if version_of(candidate) == version:
+            return candidate
+    raise PipelineError(
+        f"no Python {version} found (looked on PATH for python{version}, with `uv python find {version}` and in "
+        "pyenv's versions); the target runtime in pipeline.toml needs it",
+        f"install it (`uv python install {version}`, `pyenv install {version}` or actions/setup-python) "
+        f"or pass PYTHON=/path/to/python{version} to make",
+    )
+
+
+def venv_version(venv: Path) -> str | None:
+    """The Python version a venv was created with (pyvenv.cfg), or None if there is no venv."""
+    cfg = venv / "pyvenv.cfg"
+    if not cfg.is_file():
+        return None
+    for line in cfg.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() in ("version", "version_info"):
+            return ".".join(value.strip().split(".")[:2])
+    return None
+
+
+def _uv() -> str | None:
+    local = Path(sys.prefix) / "bin" / "uv"
+    return str(local) if local.is_file() else shutil.which("uv")
+
+
+def _pyenv_roots() -> list[str]:
+    roots = [os.environ.get("PYENV_ROOT", "")]
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            roots.append(subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30).stdout.strip())
+    roots.append(str(Path.home() / ".pyenv"))
+    return list(dict.fromkeys(root for root in roots if root and Path(root, "versions").is_dir()))
+
+
+def _patch_level(path: str) -> tuple[int, ...]:
+    match = re.search(r"/versions/(\d+)\.(\d+)\.(\d+)/", path)
+    return tuple(int(part) for part in match.groups()) if match else (0,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python3 -m ci.python", description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--config", type=Path, default=REPO_ROOT / "pipeline.toml", help="default: pipeline.toml")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--version", action="store_true", help="print the target's Python version (e.g. 3.12)")
+    what.add_argument("--check-venv", type=Path, metavar="VENV", help="exit 1 if VENV's Python is another version")
+    parser.add_argument(
+        "--github-output", action="store_true", help="with --version: also append python=X.Y to $GITHUB_OUTPUT"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        version = runtime_python(args.config)
+        if args.version:
+            print(version)
+            output = os.environ.get("GITHUB_OUTPUT", "")
+            if args.github_output and output:
+                with Path(output).open("a", encoding="utf-8") as handle:
+                    handle.write(f"python={version}\n")
+        elif args.check_venv is not None:
+            found = venv_version(args.check_venv)
+            if found is not None and found != version:
+                print(f"{args.check_venv} was made by Python {found}; the target needs {version}", file=sys.stderr)
+                return 1
+        else:
+            print(find_python(version))
+    except PipelineError as exc:
+        print(f"error: {exc.problem}; fix: {exc.fix}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
