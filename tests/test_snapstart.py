@@ -24,7 +24,7 @@ from ci.smoke.harness import SmokeResult, run_smoke
 from ci.smoke.snapstart import ORDER
 from handler import snapstart
 from handler.errors import ModelLoadError
-from tests.smoke_fixtures import TINY_HANDLER, function_zip, layer_zip, smoke_config, tiny_events
+from tests.smoke_fixtures import TINY_HANDLER, function_zip, layer_zip, run_tiny, smoke_config, tiny_events
 
 pytest.register_assert_rewrite("tests.moto_fixtures")
 from tests.moto_fixtures import BytesCheck, FakeBuild, deploy_report  # noqa: E402
@@ -198,3 +198,13 @@ def test_the_real_handler_warms_before_the_snapshot_and_rechecks_after_restore(
     log = (work.build / "smoke" / "control" / "function.log").read_text().splitlines()
     events = [json.loads(line)["event"] for line in log if line.startswith('{"event"')]
     assert events[:3] == ["before-snapshot", "after-restore", "invocation"], events[:5]
+
+
+def test_on_python312_the_configured_snapstart_runs_the_hooks_in_order(tmp_path: Path) -> None:
+    """No override of the checked config: python3.12 + [function] snapstart = true, as a user writes it."""
+    result = run_tiny(tmp_path, HOOKS + TINY_HANDLER, **PYTHON312)
+    assert result.passed, result.failures
+    assert result.report["runtime"] == "python3.12"
+    restored = result.report["init"]["snapstart"]
+    assert restored["order"] == list(ORDER)
+    assert restored["hooks"]["before_snapshot"]["hooks"] == 1 and restored["hooks"]["after_restore"]["hooks"] == 1
