@@ -13,7 +13,7 @@ CI := $(PY) -m ci
 # One stamp per target Python: switching [target] runtime rebuilds the venv instead of reusing it.
 STAMP := $(VENV)/.installed-python$(TARGET_PYTHON)
 
-.PHONY: venv pipeline test lint format train lock lock-check build abi budget pins smoke deploy rollback bootstrap bench clean
+.PHONY: emulation venv pipeline test lint format train lock lock-check build abi budget pins smoke deploy rollback bootstrap bench clean
 
 venv: $(STAMP)
 
@@ -67,3 +67,12 @@ pins: venv
 
 clean:
 	rm -rf build
+
+# arm64 under user-mode emulation on an x86_64 Debian host (as root): qemu, the aarch64 binutils and
+# Debian's aarch64 CPython unpacked into build/cache/sysroot-aarch64 (python -m ci.arch.sysroot).
+# Optional: without it an arm64 build names the proofs it could not make and the deploy gate refuses it.
+emulation:
+	apt-get update -qq
+	apt-get install -y -qq qemu-user-static binutils-aarch64-linux-gnu
+	dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && apt-get update -qq; }
+	$(BOOTSTRAP) -m ci.arch.sysroot
