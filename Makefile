@@ -18,7 +18,7 @@ MAKE_VENV := $(BOOTSTRAP) -m ci.venv $(if $(PYTHON),--python "$(PYTHON)")
 STAMP := $(VENV)/.synced-pipeline-python$(TARGET_PYTHON)
 DEV_STAMP := $(VENV)/.synced-dev-python$(TARGET_PYTHON)
 
-.PHONY: venv venv-dev pipeline test lint format train lock lock-check build abi budget pins smoke deploy rollback bootstrap bench bench-ci clean
+.PHONY: emulation venv venv-dev pipeline test lint format train lock lock-check build abi budget pins smoke deploy rollback bootstrap bench bench-ci clean
 
 venv: $(STAMP)
 
@@ -82,3 +82,12 @@ pins: venv
 
 clean:
 	rm -rf build
+
+# arm64 under user-mode emulation on an x86_64 Debian host (as root): qemu, the aarch64 binutils and
+# Debian's aarch64 CPython unpacked into build/cache/sysroot-aarch64 (python -m ci.arch.sysroot).
+# Optional: without it an arm64 build names the proofs it could not make and the deploy gate refuses it.
+emulation:
+	apt-get update -qq
+	apt-get install -y -qq qemu-user-static binutils-aarch64-linux-gnu
+	dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && apt-get update -qq; }
+	$(BOOTSTRAP) -m ci.arch.sysroot

@@ -51,6 +51,9 @@ __all__ = [
 CONFIG_FILE = "pipeline.toml"
 POLICY_FILE = Path(__file__).resolve().parent / "policy" / "lambda_runtimes.json"
 ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name -> ELF/wheel name
+# GitHub-hosted runner of each architecture: the jobs that execute the layer's native code run there.
+RUNNERS = {"x86_64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm"}
+SNAPSTART_MIN_PYTHON = (3, 12)  # Lambda SnapStart for Python starts with python3.12
 SECTIONS = ("target", "function", "lock", "build", "budget", "smoke", "deploy", "training")
 
 
@@ -81,6 +84,11 @@ class Target:
     def machine(self) -> str:
         """The ELF/wheel spelling of the architecture (x86_64 | aarch64)."""
         return ARCHITECTURES[self.architecture]
+
+    @property
+    def runner(self) -> str:
+        """The GitHub-hosted runner label whose machine is the target's (workflows read it, never repeat it)."""
+        return RUNNERS[self.architecture]
 
     @property
     def glibc_tuple(self) -> tuple[int, int]:
@@ -114,7 +122,7 @@ class Config:
 
     def value(self, section: str, key: str) -> str | None:
         """SECTION.KEY as text (paths relative to the repository), or None if there is no such key."""
-        if section == "target" and key in ("runtime", "architecture", "glibc"):
+        if section == "target" and key in ("runtime", "architecture", "glibc", "runner"):
             return self.target.runtime.name if key == "runtime" else str(getattr(self.target, key))
         table = getattr(self, section, None) if section in SECTIONS else None
         if table is None or key not in keys(type(table)):
@@ -154,11 +162,14 @@ def load_config(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None,
     def table(section: str, cls: type) -> Table:
         return Table(file, section, raw[section], keys(cls))
 
+    target = parse_target(table("target", Target), file)
+    function = parse_function(table("function", FunctionConfig))
+    check_snapstart(function, target, file)
     return Config(
         root=root,
         file=file,
-        target=parse_target(table("target", Target), file),
-        function=parse_function(table("function", FunctionConfig)),
+        target=target,
+        function=function,
         lock=parse_lock(table("lock", LockConfig), root),
         build=parse_build(table("build", BuildConfig)),
         budget=parse_budget(table("budget", BudgetConfig), root),
@@ -181,6 +192,17 @@ def parse_target(table: Table, file: Path) -> Target:
             f"remove glibc from [target] or set it to {runtime.glibc} or lower",
         )
     return Target(runtime=runtime, architecture=architecture, glibc=glibc)
+
+
+def check_snapstart(function: FunctionConfig, target: Target, file: Path) -> None:
+    """SnapStart exists for Python from 3.12 on: refuse it on an older runtime before anything runs."""
+    if function.snapstart and _version_tuple(target.runtime.python) < SNAPSTART_MIN_PYTHON:
+        minimum = ".".join(map(str, SNAPSTART_MIN_PYTHON))
+        raise ConfigError(
+            f"{file}: [function] snapstart = true but [target] runtime = {target.runtime.name}: Lambda SnapStart for "
+            f"Python needs python{minimum} or later",
+            f'set [target] runtime = "python{minimum}" (or later), or remove snapstart from [function]',
+        )
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -35,6 +35,7 @@ class FunctionConfig:
     timeout_s: int
     alias: str
     layer_name: str
+    snapstart: bool  # publish versions with SnapStart (python3.12+; checked against [target] in ci/config.py)
 
 
 def parse_function(table: Table) -> FunctionConfig:
@@ -53,6 +54,7 @@ def parse_function(table: Table) -> FunctionConfig:
         layer_name=table.text(
             "layer_name", '"forgetting-curve-runtime"', pattern=r"[A-Za-z0-9_-]{1,140}", wants="a layer name"
         ),
+        snapstart=table.flag("snapstart", default=False),
     )
 
 

@@ -12,7 +12,7 @@ import time
 import traceback
 from typing import Any
 
-from handler import events, model_store, predict, responses, settings, telemetry, validation
+from handler import events, model_store, predict, responses, settings, snapstart, telemetry, validation
 from handler.errors import ModelLoadError, RequestError
 from handler.settings import SettingsError
 
@@ -32,6 +32,8 @@ if settings.running_on_lambda():
     # Load and exercise the model during the init phase: cold-start cost (unpickling, the lazy imports
     # of the first predict call) lands in Init Duration, not in the first request.
     predict.warm_up(model_store.get_model())
+    # With SnapStart the runtime runs these around the snapshot (a no-op for an on-demand function).
+    snapstart.register()
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ci.arch.interpreter import NATIVE, TargetInterpreter
 from ci.config import load_config
 from ci.isolated import target_python
 from ci.layer import bytecode, verify
@@ -33,7 +34,7 @@ def pristine_cache_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
         config=config,
         paths=BuildPaths(build=tmp_path / "build", cache=tmp_path / "cache"),
         options=BuildOptions.from_config(config),
-        python=sys.executable,
+        interpreter=TargetInterpreter(NATIVE, sys.executable, "this test's interpreter"),
         log=lambda line: None,
         lock=read_layer_lock(config.lock.layer_lock),
     )

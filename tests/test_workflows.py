@@ -250,7 +250,7 @@ def test_command_check_rejects_what_is_not_a_command() -> None:
 STDLIB_COMMANDS = ("python -m ci.github ", "python -m ci.python ")  # run by the runner's own Python
 REPORT_ONLY_JOBS = {
     PULL_REQUEST: {"size-comment"},
-    VERIFY: {"verified"},
+    VERIFY: {"target", "verified"},
     DEPLOY: {"branch", "fresh"},
     RELOCK: {"pull-request"},
 }
@@ -296,6 +296,9 @@ def test_the_report_only_commands_import_the_standard_library_only(tmp_path: Pat
     ran = subprocess.run(gate, cwd=REPO_ROOT, capture_output=True, text=True, env=env)
     assert ran.returncode == 0, ran.stderr
     assert "verified=true" in (tmp_path / "out").read_text()
+    config = [python, "-S", "-m", "ci.github", "config", "runner=target.runner"]  # verify's target job
+    ran = subprocess.run(config, cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    assert ran.returncode == 0 and "runner=" in (tmp_path / "out").read_text(), ran.stderr
 
 
 def test_each_job_installs_the_environment_it_runs() -> None:
@@ -403,7 +406,7 @@ def test_verify_builds_once_and_uploads_what_every_check_uses() -> None:
     assert upload[0]["with"]["if-no-files-found"] == "error"
     for check in CHECK_JOBS:
         job = verify[check]
-        assert job["needs"] == "build", f"{check} must start from the build's artifact"
+        assert needed(job) - {"target"} == {"build"}, f"{check} must start from the build's artifact"
         assert "if" not in job, f"{check} must never be skipped on its own"
         download = artifact_steps(job, "download-artifact")
         assert [d["with"] for d in download] == [{"name": "pipeline-build", "path": "build"}]
@@ -434,16 +437,32 @@ def test_budget_compares_with_the_base_branch_and_shows_the_summary() -> None:
 def test_the_verified_gate_needs_every_check_and_fails_on_skips() -> None:
     workflow = load(VERIFY)
     gate = workflow["jobs"]["verified"]
-    assert set(gate["needs"]) == {"build", *CHECK_JOBS}
+    assert set(gate["needs"]) == {"target", "build", *CHECK_JOBS}
     assert gate["if"] == "${{ always() }}", "the gate must run (and fail) when a check was skipped"
     step = next(s for s in gate["steps"] if s.get("id") == "gate")
     assert step["env"]["NEEDS"] == "${{ toJSON(needs) }}"
     argv = shlex.split(step["run"])
     assert argv[:4] == ["python", "-m", "ci.github", "gate"]
-    assert set(argv[argv.index("--require") + 1 :]) == {"build", *CHECK_JOBS}
+    assert set(argv[argv.index("--require") + 1 :]) == {"target", "build", *CHECK_JOBS}
     assert gate["outputs"]["verified"] == "${{ steps.gate.outputs.verified }}"
     output = triggers(workflow)["workflow_call"]["outputs"]["verified"]
     assert output["value"] == "${{ jobs.verified.outputs.verified }}"
+
+
+def test_jobs_that_run_the_layers_code_run_on_the_targets_machine_read_from_pipeline_toml() -> None:
+    """build (imports, strip's load check, trace) and smoke execute aarch64 code for an arm64 target: their
+    runner is target.runner, which a repository command reads from pipeline.toml (no label copied in YAML)."""
+    verify = jobs(VERIFY)
+    target = verify["target"]
+    step, argv = github_command(target, "config")
+    assert argv == ["runner=target.runner"]
+    assert target["outputs"]["runner"] == f"${{{{ steps.{step['id']}.outputs.runner }}}}"
+    for name in ("build", "smoke"):
+        assert "target" in needed(verify[name])
+        assert verify[name]["runs-on"] == "${{ needs.target.outputs.runner }}", name
+    for name in ("budget", "pins", "abi"):  # static checks: any machine
+        assert verify[name]["runs-on"] == "ubuntu-24.04", name
+    assert "-arm" not in VERIFY.read_text(), "the arm runner's label lives in ci/config.py, not in YAML"
 
 
 # --- deploy --------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,10 @@ def make_repo(root: Path) -> MiniRepo:
     requirements_in.write_text("basepkg\nunusedpkg\n")
     config_file = root / "pipeline.toml"
     text = (REPO_ROOT / "pipeline.toml").read_text()
+    # The scenarios are python3.11's (glibc 2.26: a manylinux_2_28 wheel does not load), whatever the
+    # committed pipeline.toml targets.
+    text = re.sub(r'(?m)^runtime = "[^"]*"', 'runtime = "python3.11"', text)
+    text = re.sub(r'(?m)^architecture = "[^"]*"', 'architecture = "x86_64"', text)
     text = text.replace('requirements_in = "requirements.in"', f'requirements_in = "{requirements_in}"')
     text = text.replace('layer_lock = "requirements-layer.txt"', f'layer_lock = "{root / "requirements-layer.txt"}"')
     text = text.replace('index_url = "https://pypi.org/simple"', f'index_url = "{(index_root / "simple").as_uri()}"')

@@ -46,6 +46,7 @@ class AbiScan:
     files: int = 0
     elf_files: int = 0
     extension_modules: int = 0
+    machines: dict[str, int] = field(default_factory=dict)  # e_machine -> ELF files (one key when all fit)
     violations: list[Violation] = field(default_factory=list)
     max_glibc: tuple[int, ...] | None = None
     max_glibc_file: str | None = None
@@ -60,6 +61,7 @@ class AbiScan:
             "files": self.files,
             "elf_files": self.elf_files,
             "extension_modules": self.extension_modules,
+            "machines": dict(sorted(self.machines.items())),
             "max_glibc": version_text(self.max_glibc) if self.max_glibc else None,
             "max_glibc_file": self.max_glibc_file,
             "glibc_by_distribution": {
@@ -102,6 +104,7 @@ def scan_tree(root: Path, target: Target) -> AbiScan:
         except ElfReadError as exc:
             report("unreadable-elf", f"cannot be read as ELF ({exc})")
             continue
+        scan.machines[facts.machine] = scan.machines.get(facts.machine, 0) + 1
         try:
             for rule, message in _judge_elf(path, facts, target):
                 report(rule, message)

@@ -9,10 +9,11 @@ from ci.tables import text_table
 
 
 def render_table(scan: AbiScan, target: Target, source: str) -> str:
+    machines = ", ".join(f"{count} {name}" for name, count in sorted(scan.machines.items())) or "none"
     lines = [
         f"ABI check of {source} for {target.runtime.name} {target.architecture} "
         f"(glibc {target.glibc}, extension tag {target.extension_suffix})",
-        f"  {scan.files} files, {scan.elf_files} ELF, {scan.extension_modules} extension modules",
+        f"  {scan.files} files, {scan.elf_files} ELF ({machines}), {scan.extension_modules} extension modules",
     ]
     if scan.max_glibc is not None:
         lines.append(f"  newest GLIBC needed: {version_text(scan.max_glibc)} ({scan.max_glibc_file})")

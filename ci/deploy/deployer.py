@@ -60,6 +60,7 @@ class DeployOutcome:
     skipped: list[str] = field(default_factory=list)
     size: dict[str, Any] = field(default_factory=dict)
     provenance: Provenance | None = None
+    snapstart: dict[str, str] = field(default_factory=dict)  # requested and reported SnapStart.ApplyOn
 
     def summary(self) -> list[str]:
         lines = [f"{self.status}: {self.endpoint}"]
@@ -228,7 +229,7 @@ def run_steps(
             if not changed:
                 outcome.skipped.append("code update")
         with steps.step("configuration update"):
-            latest, changed = functions.update_configuration(aws.lambda_, desired, latest)
+            latest, changed = functions.update_configuration(aws.lambda_, desired, latest, not aws.emulated)
             steps.log("updated function configuration" if changed else "function configuration unchanged")
             if not changed:
                 outcome.skipped.append("configuration update")
@@ -245,6 +246,7 @@ def run_steps(
         published = functions.publish_version(aws.lambda_, desired, latest, description)
         outcome.version = str(published["Version"])
         steps.log(f"function version {outcome.version}")
+        check_snapstart(aws, desired, published, outcome, steps.log)
     with steps.step("post-deploy check"):
         candidate = Candidate(name, outcome.version, published, stack.bucket, stack.key_prefix)
         verdict = verifier(aws, candidate)
@@ -264,6 +266,27 @@ def run_steps(
             aliases.point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
         steps.log(f"alias {alias_name} -> version {outcome.version}")
     return outcome
+
+
+def check_snapstart(
+    aws: Aws, desired: functions.Desired, published: dict[str, Any], outcome: DeployOutcome, log: Callable[[str], None]
+) -> None:
+    """The published version must carry the SnapStart setting asked for; an emulator (moto) does not model it."""
+    reported = functions.snapstart_reported(published)
+    outcome.snapstart = {"requested": desired.snapstart_apply_on, "reported": reported}
+    problem = functions.snapstart_problem(published, desired)
+    if problem is None:
+        if desired.snapstart:
+            log(f"SnapStart on for version {published.get('Version')} (restore latency is measured only on Lambda)")
+        return
+    if aws.emulated:
+        outcome.snapstart["note"] = (
+            "an emulator on the loopback interface (moto) does not model SnapStart: "
+            "it reports ApplyOn=None whatever is sent"
+        )
+        log(f"note: {problem}; {outcome.snapstart['note']}")
+        return
+    raise PipelineError(problem, "check that the runtime supports SnapStart (python3.12+) and deploy again")
 
 
 def already_live(
@@ -292,6 +315,8 @@ def already_live(
     )
     if not functions.matches(live, desired) or live.get("Role") != desired.role_arn:
         return None
+    if not aws.emulated and functions.snapstart_problem(live, desired) is not None:
+        return None  # [function] snapstart changed: publish a version that carries it
     return LayerVersion(layers[0], int(layer["Version"]), layer["Content"]["CodeSha256"], False)
 
 
@@ -329,6 +354,7 @@ def body(outcome: DeployOutcome) -> dict[str, Any]:
         "timings": outcome.timings,
         "skipped": outcome.skipped,
         "provenance": asdict(outcome.provenance) if outcome.provenance else None,
+        "snapstart": outcome.snapstart,
     }
 
 

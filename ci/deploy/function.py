@@ -31,6 +31,12 @@ class Desired:
     code_sha256: str
     code_bucket: str
     code_key: str
+    snapstart: bool = False
+
+    @property
+    def snapstart_apply_on(self) -> str:
+        """Lambda's SnapStart.ApplyOn: snapshots are taken when a version is published, never for $LATEST."""
+        return "PublishedVersions" if self.snapstart else "None"
 
     def configuration(self) -> dict[str, Any]:
         return {
@@ -41,6 +47,8 @@ class Desired:
             "Role": self.role_arn,
             "Layers": self.layers,
             "Environment": {"Variables": self.environment},
+            # Always sent, so turning [function] snapstart off turns it off on Lambda too.
+            "SnapStart": {"ApplyOn": self.snapstart_apply_on},
         }
 
 
@@ -68,6 +76,7 @@ def desired_function(
         code_sha256=artifacts.function.code_sha256,
         code_bucket=bucket,
         code_key=function_key,
+        snapstart=fn.snapstart,
     )
 
 
@@ -83,6 +92,21 @@ def matches(version_config: dict[str, Any], desired: Desired) -> bool:
         and int(version_config.get("MemorySize", 0)) == desired.memory_mb
         and int(version_config.get("Timeout", 0)) == desired.timeout_s
         and version_config.get("Architectures", ["x86_64"]) == [desired.architecture]
+    )
+
+
+def snapstart_reported(version_config: dict[str, Any]) -> str:
+    return str((version_config.get("SnapStart") or {}).get("ApplyOn", "None"))
+
+
+def snapstart_problem(version_config: dict[str, Any], desired: Desired) -> str | None:
+    """Why a version does not carry the SnapStart setting this deploy asked for (None if it does)."""
+    reported = snapstart_reported(version_config)
+    if reported == desired.snapstart_apply_on:
+        return None
+    return (
+        f"version {version_config.get('Version')} reports SnapStart ApplyOn={reported}, "
+        f"this deploy asked for ApplyOn={desired.snapstart_apply_on} ([function] snapstart)"
     )
 
 
@@ -130,8 +154,12 @@ def revision(latest: dict[str, Any]) -> dict[str, str]:
     return {"RevisionId": latest["RevisionId"]} if latest.get("RevisionId") else {}
 
 
-def update_configuration(lambda_: Any, desired: Desired, latest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    if matches(latest, desired) and latest.get("Role") == desired.role_arn:
+def update_configuration(
+    lambda_: Any, desired: Desired, latest: dict[str, Any], snapstart_modelled: bool = True
+) -> tuple[dict[str, Any], bool]:
+    """`snapstart_modelled`: False for an endpoint that ignores SnapStart (moto), where it never reads back."""
+    snapstart_same = not snapstart_modelled or snapstart_problem(latest, desired) is None
+    if matches(latest, desired) and latest.get("Role") == desired.role_arn and snapstart_same:
         return latest, False
     lambda_.update_function_configuration(FunctionName=desired.name, **revision(latest), **desired.configuration())
     lambda_.get_waiter("function_updated_v2").wait(FunctionName=desired.name)

@@ -34,9 +34,20 @@ def build_problems(paths: BuildPaths, artifacts: Artifacts) -> list[str]:
         for artifact in artifacts.all()
         if artifact.name in BUILT and recorded.get(artifact.name) != artifact.sha256
     ]
+    problems += missing_proofs("build", report)
     if not isinstance(report.get("sources"), dict):
         return [*problems, "build: build.json records no source digests (made by an older pipeline)"]
     return problems + [f"build: stale - {change} since the build" for change in sources.changes(report["sources"])]
+
+
+def missing_proofs(check: str, report: dict[str, Any]) -> list[str]:
+    """The proofs a report says it could not make (no interpreter of the target's machine ran its code)."""
+    proofs = report.get("proofs") or {}
+    return [
+        f"{check}: proof missing - {name}: {str(how).removeprefix('missing: ')}"
+        for name, how in sorted(proofs.items())
+        if str(how).startswith("missing")
+    ]
 
 
 def smoke_problem(report: dict[str, Any]) -> str | None:
@@ -69,11 +80,16 @@ def check_gate(paths: BuildPaths, artifacts: Artifacts, checks: tuple[str, ...] 
             continue
         if report.get("passed") is not True:
             problems.append(f"{check}: FAILED (build/reports/{check}.json says passed={report.get('passed')!r})")
+            problems += missing_proofs(check, report)
             failed.append(check)
             continue
         partial = smoke_problem(report) if check == "smoke" else None
         if partial:
             problems.append(partial)
+            to_rerun.append(check)
+        unproven = missing_proofs(check, report)
+        problems += unproven
+        if unproven and check not in to_rerun:
             to_rerun.append(check)
         recorded = report.get("artifacts") or {}
         for artifact in artifacts.all():
@@ -89,7 +105,12 @@ def check_gate(paths: BuildPaths, artifacts: Artifacts, checks: tuple[str, ...] 
                     to_rerun.append(check)
     if problems:
         fixes = []
-        if rebuild:
+        if any(" proof missing - " in problem for problem in problems):
+            fixes.append(
+                "make the missing proofs where the target's code runs (a host of the target's machine, or the "
+                "emulation each message names), then rebuild and rerun the checks there"
+            )
+        elif rebuild:
             fixes.append("rebuild from the tree as it is now: `python -m ci build`, then rerun the checks")
         if failed:
             fixes.append(

@@ -10,16 +10,15 @@ seconds and still proves it.
 from __future__ import annotations
 
 import fcntl
-import platform
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ci.arch.interpreter import find_interpreter
 from ci.config import Config
 from ci.errors import CheckFailedError, ConfigError
-from ci.isolated import target_python
 from ci.layer import archive, sources, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
 from ci.layer.install import install_wheels
@@ -62,7 +61,6 @@ def remove_outputs(paths: BuildPaths) -> None:
 
 
 def _build_layer(config: Config, paths: BuildPaths, log: Log, config_file: Path | None) -> dict[str, Any]:
-    _check_host_can_prove(config)
     # Digests of what this build is made from, taken before it reads any: the gate compares them.
     recorded = sources.record(config, paths, config_file)
     if paths.model.is_file():
@@ -72,9 +70,10 @@ def _build_layer(config: Config, paths: BuildPaths, log: Log, config_file: Path 
         config=config,
         paths=paths,
         options=BuildOptions.from_config(config),
-        python=target_python(config.target.runtime.python),
+        interpreter=find_interpreter(config.target, paths.cache),
         log=log,
     )
+    log(f"machine:  {config.target.machine} code runs {state.interpreter.proof().removeprefix('proven ')}")
     started = time.perf_counter()
     step_fetch(state)
     step_install(state)
@@ -92,19 +91,13 @@ def _build_layer(config: Config, paths: BuildPaths, log: Log, config_file: Path 
     step_prove(state, used)
     step_zip(state)
     state.timings["total"] = round(time.perf_counter() - started, 2)
+    missing = {name: how for name, how in state.proofs.items() if how.startswith("missing")}
+    if missing:
+        # Imports prove nothing on a host that cannot load the target's machine code (every extension would
+        # fail before and after pruning alike): the proofs are recorded as missing, and deploy refuses them.
+        log(f"WARNING:  proofs missing: {', '.join(missing)}; `ci deploy` refuses this build until they exist")
+        log(f"          {next(iter(missing.values()))}")
     return {**report_data(state), "sources": recorded}
-
-
-def _check_host_can_prove(config: Config) -> None:
-    """Imports prove nothing on a host that cannot load the target's machine code: every extension
-    would fail in the pristine tree and after pruning alike, and the comparison would pass vacuously."""
-    host = platform.machine()
-    if host != config.target.machine:
-        raise ConfigError(
-            f"target.architecture = {config.target.architecture} ({config.target.machine}) but this host is {host}: "
-            "the build verifies imports by loading the layer, which needs a host of the target's architecture",
-            f"build on a {config.target.machine} machine (e.g. GitHub's ubuntu-24.04-arm runner for arm64)",
-        )
 
 
 def step_fetch(state: BuildState) -> None:
@@ -143,6 +136,11 @@ def step_pristine(state: BuildState) -> None:
     assert state.lock is not None
     options = state.options
     target = state.config.target
+    if not state.executes("imports"):
+        state.keep = globbed(state.site, options.keep)
+        state.data["pristine"] = {"skipped": state.proofs["imports"]}
+        state.log(f"pristine: skipped, nothing can import {target.machine} code here (proof 'imports' missing)")
+        return
     cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, options.prune)
     cached = cache_file.is_file()
     with state.step("pristine"):
@@ -164,9 +162,7 @@ def step_prune(state: BuildState) -> None:
     with state.step("prune"):
         results: dict[str, rules.RuleResult] = dict(rules.apply_rules(state.site, options.prune, state.keep))
         if rules.STRIP in options.prune:
-            results[rules.STRIP] = strip.strip_tree(
-                state.site, state.paths.cache / "strip", strip.dlopen_check(state.python)
-            )
+            results[rules.STRIP] = _strip(state)
         ordered = {name: results[name] for name in options.prune}
     for result in ordered.values():
         state.changes.update({path: result.name for path in result.paths})
@@ -184,8 +180,22 @@ def step_prune(state: BuildState) -> None:
     state.log(f"  [{state.timings['prune']:.1f}s]")
 
 
+def _strip(state: BuildState) -> strip.StripResult:
+    """Strip only where each stripped file can be proven to load (dlopen in the target's interpreter)."""
+    if not state.interpreter.available:
+        skipped = strip.StripResult(rules.STRIP)
+        skipped.failed["*"] = f"not applied: a stripped file must be proven to load, and {state.interpreter.proof()}"
+        return skipped
+    state.proofs["strip"] = state.interpreter.proof()
+    tool = strip.strip_tool(state.config.target.machine)
+    return strip.strip_tree(state.site, state.paths.cache / "strip", strip.dlopen_check(state.python), tool)
+
+
 def step_verify(state: BuildState) -> None:
-    assert state.baseline is not None
+    if state.baseline is None:  # no interpreter: step_pristine recorded the proof as missing
+        state.data["verify"] = {"skipped": state.proofs["imports"]}
+        state.log("verify:   skipped (proof 'imports' missing)")
+        return
     with state.step("verify"):
         result = verify.verify_tree(
             state.python,
@@ -295,6 +305,10 @@ def report_data(state: BuildState) -> dict[str, Any]:
             "architecture": state.config.target.architecture,
             "glibc": state.config.target.glibc,
         },
+        # What executed the target's code, and each proof that needs it: made natively, under emulation, or
+        # "missing: ..." (the deploy gate refuses a build with a missing proof, naming it).
+        "interpreter": state.interpreter.to_json(),
+        "proofs": dict(sorted(state.proofs.items())),
         **public,
     }
 

@@ -92,6 +92,10 @@ def compile_files(
 
 def step_trace(state: BuildState) -> trace.ImportTrace:
     """Run the handler on the events over the pruned layer: what it uses, and that it still answers."""
+    if not state.executes("trace"):
+        state.data["import_trace"] = {"skipped": state.proofs["trace"]}
+        state.log("trace:    skipped, the handler cannot run here (proof 'trace' missing)")
+        return trace.ImportTrace(workload="none", modules=[], files=[])
     with state.step("trace"):
         used = _trace(state, pycache=True)
     state.data["import_trace"] = {
@@ -119,6 +123,11 @@ def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
     options = state.options
     site = state.site
     python_version = state.config.target.runtime.python
+    if used.workload == "none":  # no interpreter: nothing says which modules run, nor compiles them
+        why = "skipped: no import trace (proof 'trace' missing)"
+        state.data["bytecode"] = {"mode": "none", "files": 0, "bytes": 0, "configured": options.bytecode, "why": why}
+        state.log(f"bytecode: {why}; the layer ships without bytecode")
+        return
     with state.step("bytecode"):
         if options.bytecode == "runtime" and used.workload != "events":
             # Without the model the trace only sees the handler's imports (about a tenth of the runtime's
@@ -176,6 +185,9 @@ def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
 def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
     """Bytecode and the compact options must not change a single import or answer."""
     options = state.options
+    if before.workload == "none":
+        state.log("prove:    skipped (proof 'trace' missing)")
+        return
     if not (state.data["bytecode"]["files"] or options.sourceless or options.prune_unimported):
         state.log("prove:    nothing changed since the verification and the trace")
         return

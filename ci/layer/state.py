@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ci.arch.interpreter import TargetInterpreter
 from ci.config import Config
 from ci.layer import verify
 from ci.layer.install import InstalledDistribution
@@ -46,7 +47,7 @@ class BuildState:
     config: Config
     paths: BuildPaths
     options: BuildOptions
-    python: str
+    interpreter: TargetInterpreter  # runs the target's native code (natively, emulated) or is missing
     log: Log
     timings: dict[str, float] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
@@ -56,6 +57,18 @@ class BuildState:
     baseline: verify.Baseline | None = None
     keep: frozenset[str] = frozenset()
     changes: dict[str, str] = field(default_factory=dict)  # path under python/ -> rule that removed/changed it
+    proofs: dict[str, str] = field(default_factory=dict)  # proof -> how it was made, or "missing: why; fix"
+
+    @property
+    def python(self) -> str:
+        """The target's interpreter; only steps for which `executes` answered True may use it."""
+        assert self.interpreter.python is not None, "no target interpreter: call executes() first"
+        return self.interpreter.python
+
+    def executes(self, proof: str) -> bool:
+        """Can this build run the target's code for `proof`? Records how it is proven, or that it is missing."""
+        self.proofs[proof] = self.interpreter.proof()
+        return self.interpreter.available
 
     @property
     def site(self) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -56,10 +57,16 @@ def strip_candidates(site: Path) -> list[Path]:
     ]
 
 
+def strip_tool(machine: str) -> str:
+    """The host's strip reads only its own machine's ELF files; a cross binutils strips the others."""
+    return "strip" if platform.machine() == machine else f"{machine}-linux-gnu-strip"
+
+
 def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str = "strip") -> StripResult:
     result = StripResult(STRIP)
     if shutil.which(strip_tool) is None:
-        result.failed["*"] = f"{strip_tool} not found on PATH (install binutils); nothing stripped"
+        package = "binutils" if strip_tool == "strip" else f"binutils-{strip_tool.removesuffix('-strip')}"
+        result.failed["*"] = f"{strip_tool} not found on PATH (install {package}); nothing stripped"
         return result
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="strip-originals-", dir=cache) as backup_dir:

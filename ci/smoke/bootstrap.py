@@ -6,7 +6,9 @@ handler string) plus two things Lambda gives for free and a root process on this
   OSError(EROFS, "Read-only file system") Lambda raises for a write outside the writable
   directories, and records it so the harness can name the path;
 - the import trace: on a request id with TRACE_PREFIX (sent by the harness, never reaching the
-  handler) and at exit, the files of every imported module and every mapped shared object.
+  handler) and at exit, the files of every imported module and every mapped shared object;
+- SnapStart's hooks, observed: when awslambdaric runs the before-snapshot or after-restore hooks, how
+  many were registered and when they started and ended (time.monotonic, the harness's clock too).
 
 The harness executes this file with `-c` (after setting sys.path) and calls main(settings).
 """
@@ -18,6 +20,7 @@ import errno
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +72,7 @@ def main(settings: dict[str, str]) -> None:
     read_only = tuple(os.path.realpath(path) for path in settings["read_only"].split(os.pathsep))
     violations_fd = os.open(settings["violations"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     trace_fd = os.open(settings["trace"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    hooks_fd = os.open(settings["hooks"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     seen: set[tuple[str, str]] = set()
 
     def refuse(event: str, raw: Any) -> None:
@@ -128,4 +132,28 @@ def main(settings: dict[str, str]) -> None:
         original(client, request_handler, invoke_id, *rest)
 
     ric.handle_event_request = handle_event_request
+    _observe_hooks(hooks_fd)
     ric.run(os.environ["LAMBDA_TASK_ROOT"], os.environ["_HANDLER"], os.environ["AWS_LAMBDA_RUNTIME_API"])
+
+
+def _observe_hooks(hooks_fd: int) -> None:
+    """Wrap awslambdaric's hook runners: one JSON line per phase (hooks registered, start, end, error)."""
+    from awslambdaric import lambda_runtime_hooks_runner as runner
+    from snapshot_restore_py import get_after_restore, get_before_snapshot
+
+    def observed(phase: str, run: Any, registry: Any) -> Any:
+        def wrapper() -> None:
+            record: dict[str, Any] = {"phase": phase, "hooks": len(registry()), "started": time.monotonic()}
+            try:
+                run()
+            except BaseException as exc:
+                record["error"] = f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                record["ended"] = time.monotonic()
+                os.write(hooks_fd, (json.dumps(record) + "\n").encode())
+
+        return wrapper
+
+    runner.run_before_snapshot = observed("before_snapshot", runner.run_before_snapshot, get_before_snapshot)
+    runner.run_after_restore = observed("after_restore", runner.run_after_restore, get_after_restore)

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ci.arch.interpreter import NATIVE, TargetInterpreter, find_interpreter
 from ci.config import Config
-from ci.errors import PipelineError
-from ci.isolated import target_python
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
 from ci.reports import sha256_file
 from ci.smoke import process as proc
+from ci.smoke import snapstart
 from ci.smoke.bootstrap import TRACE_PREFIX
 from ci.smoke.events import SmokeEvent, coverage, judge, load_events
 from ci.smoke.layout import SmokeLayout, make_writable, prepare_layout
@@ -33,6 +33,9 @@ from ci.smoke.runtime_dir import ensure_runtime_dir
 from ci.smoke.trace import import_trace
 
 TRACE_TIMEOUT_S = 30.0
+# Under user-mode emulation the target's code runs this many times slower, at most (measured: ~20x for
+# importing scikit-learn): the harness waits that much longer, and judges no time or memory limit.
+EMULATION_SLOWDOWN = 40.0
 
 
 @dataclass
@@ -52,13 +55,14 @@ class _Run:
     process: Any
     failures: list[str] = field(default_factory=list)
     alive: bool = True
+    slowdown: float = 1.0  # EMULATION_SLOWDOWN when emulated: waits stretch, limits are not judged
 
     def running(self) -> bool:
         return self.process.poll() is None
 
     def invoke(self, body: bytes, request_id: str | None = None) -> Outcome | str:
         """The outcome of one invocation, or why there is none."""
-        timeout_s = float(self.config.function.timeout_s)
+        timeout_s = float(self.config.function.timeout_s) * self.slowdown
         request_id = request_id or str(uuid.uuid4())
         self.api.submit(Invocation(request_id, body, timeout_s, proc.function_arn(self.config)))
         outcome = self.api.wait_outcome(request_id, timeout_s, self.running)
@@ -152,7 +156,16 @@ def _warm(run: _Run, event: SmokeEvent, count: int) -> dict[str, Any]:
 
 def _init(run: _Run, started: float) -> dict[str, Any]:
     limit = run.config.smoke.init_limit_s
-    state = run.api.wait_init(limit, run.running)
+    state = run.api.wait_init(limit * run.slowdown, run.running)
+    if state == "snapshot":  # SnapStart: init and the before-snapshot hooks ran; the client waits for its restore
+        assert run.api.state.snapshot_at is not None
+        init: dict[str, Any] = {"state": state, "duration_s": round(run.api.state.snapshot_at - started, 3)}
+        init["snapstart"], failures = snapstart.restore(
+            run.api, run.layout.control, started, limit * run.slowdown, run.running
+        )
+        run.failures += failures
+        run.alive = init["snapstart"]["state"] == "ready"
+        return init
     if state == "ready":
         assert run.api.state.first_next is not None
         return {"state": state, "duration_s": round(run.api.state.first_next - started, 3)}
@@ -169,7 +182,7 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
         log_tail = _log_tail(run.layout)
         run.failures.append(f"the function's process exited during init (code {run.process.returncode}):\n{log_tail}")
         return {"state": state}
-    run.failures.append(f"init took longer than {limit:g} s (Lambda's init limit, smoke.init_limit_s)")
+    run.failures.append(f"init took longer than {limit * run.slowdown:g} s (Lambda's init limit, smoke.init_limit_s)")
     return {"state": state}
 
 
@@ -225,18 +238,16 @@ def run_smoke(
     events_dir: Path | None = None,
 ) -> SmokeResult:
     """Run the artifacts under awslambdaric against a local Runtime API; see the module docstring."""
-    if not proc.host_matches(config):
-        raise PipelineError(
-            f"the smoke invocation runs the layer's native code, which needs a {config.target.machine} Linux host",
-            f"run it on {config.target.machine} Linux (e.g. a GitHub ubuntu runner) or change target.architecture",
-        )
+    interpreter = find_interpreter(config.target, paths.cache)
+    if interpreter.python is None:
+        return unavailable(config, interpreter)
     committed = config.smoke.events
     tolerance = config.smoke.tolerance
     events = load_events(events_dir or committed, tolerance)
     # The function unpickles the model at init: refuse it as `ci pins` would, before any process starts,
     # and load it only under the digest of the bytes scanned.
     model_sha256 = model_precondition(config, model_path)
-    python = target_python(config.target.runtime.python)
+    python = interpreter.python
     runtime = ensure_runtime_dir(config, paths)
     prepare_started = time.monotonic()
     layout = prepare_layout(paths.build / "smoke", runtime, layer_zip, function_zip, model_path)
@@ -250,6 +261,8 @@ def run_smoke(
         "timeout_s": config.function.timeout_s,
         "layout_s": round(time.monotonic() - prepare_started, 3),
         "warnings": warnings,
+        "interpreter": interpreter.to_json(),
+        "proofs": proofs(interpreter),
         # Deploy accepts only a run of every committed event (smoke.events), exactly as committed.
         **coverage(events, committed, tolerance),
         # The bytes judged here, so a reader (or deploy) can tie this result to what it uploads.
@@ -263,7 +276,8 @@ def run_smoke(
         env = proc.lambda_environment(config, layout, python, api.address, model, model_sha256)
         started = time.monotonic()
         process, _log = proc.start_function_process(config, layout, python, env)
-        run = _Run(config, layout, api, process)
+        slowdown = 1.0 if interpreter.mode == NATIVE else EMULATION_SLOWDOWN
+        run = _Run(config, layout, api, process, slowdown=slowdown)
         try:
             report["init"] = _init(run, started)
             report["events"] = [_invoke_event(run, event) for event in events if run.alive]
@@ -288,7 +302,44 @@ def run_smoke(
     return SmokeResult(passed=not run.failures, failures=run.failures, report=report)
 
 
+def unavailable(config: Config, interpreter: TargetInterpreter) -> SmokeResult:
+    """No interpreter of the target's machine here: nothing ran, and the report says which proofs are missing."""
+    failure = f"smoke did not run: {interpreter.detail}"
+    report = {
+        "handler": config.function.handler,
+        "runtime": config.target.runtime.name,
+        "memory_mb": config.function.memory_mb,
+        "timeout_s": config.function.timeout_s,
+        "warnings": [],
+        "interpreter": interpreter.to_json(),
+        "proofs": proofs(interpreter),
+        "partial": True,
+        "why": "no interpreter of the target's machine",
+        "events_run": [],
+        "failures": [failure],
+    }
+    return SmokeResult(passed=False, failures=[failure], report=report)
+
+
+def proofs(interpreter: TargetInterpreter) -> dict[str, str]:
+    """What this run proves: the invocation (answers, errors, writes) and Lambda's limits (init time, memory).
+
+    Timed under emulation, init and peak RSS are the emulator's, not the target's: not judged, and missing."""
+    limits = interpreter.proof()
+    if interpreter.python is not None and interpreter.mode != NATIVE:
+        limits = (
+            f"missing: init time and peak memory were measured under emulation ({interpreter.detail}), not on the "
+            "target's machine; run `python -m ci smoke` on a host of that machine"
+        )
+    return {"invocation": interpreter.proof(), "limits": limits}
+
+
 def _judge_resources(run: _Run, report: dict[str, Any]) -> None:
+    if run.slowdown != 1.0:
+        report["warnings"].append(
+            "emulated: init time and peak RSS are the emulator's; Lambda's init and memory limits were not judged"
+        )
+        return
     memory_mb = run.config.function.memory_mb
     init = report.get("init", {})
     if "duration_s" in init:

@@ -11,7 +11,6 @@ import contextlib
 import datetime
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -51,7 +50,8 @@ def lambda_environment(
             "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.function.memory_mb),
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            # SnapStart: awslambdaric runs the before-snapshot hooks and waits for /restore/next after init.
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start" if config.function.snapstart else "on-demand",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": f"{today:%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",
             "AWS_LAMBDA_RUNTIME_API": api_address,
@@ -81,6 +81,7 @@ def start_function_process(
         "read_only": os.pathsep.join(str(path) for path in layout.read_only),
         "violations": str(layout.control / "writes.jsonl"),
         "trace": str(layout.control / "trace.json"),
+        "hooks": str(layout.control / "hooks.jsonl"),
     }
     source = str(Path(bootstrap.__file__).resolve())
     code = (
@@ -123,7 +124,3 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, 9)
             process.wait(timeout=5)
-
-
-def host_matches(config: Config) -> bool:
-    return os.uname().machine == config.target.machine and sys.platform == "linux"

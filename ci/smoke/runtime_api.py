@@ -3,6 +3,9 @@
 The harness queues invocations; the client's GET .../invocation/next receives them with Lambda's
 headers; its POSTs (response, invocation error, init error) come back as Outcomes with the time
 the invocation took (from handing out the event to receiving the answer, like Lambda's Duration).
+SnapStart's routes too: a client started with AWS_LAMBDA_INITIALIZATION_TYPE=snap-start runs its
+before-snapshot hooks, then GETs .../restore/next, which answers only when the harness restores
+(`release_restore`); the client then runs its after-restore hooks (a failure POSTs .../restore/error).
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ class ApiState:
     init_error_type: str | None = None
     changed: threading.Condition = field(default_factory=threading.Condition)
     stopping: bool = False
+    snapshot_at: float | None = None  # GET /restore/next: init and the before-snapshot hooks are done
+    restored_at: float | None = None  # the harness answered it: the environment is "restored"
+    restore: threading.Event = field(default_factory=threading.Event)
+    restore_error: dict[str, Any] | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -78,6 +85,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         state = self.server.state
+        if self.path == f"{PREFIX}/restore/next":
+            self._restore_next(state)
+            return
         if self.path != f"{PREFIX}/invocation/next":
             self._reply(404, b'{"errorType": "NotFound"}')
             return
@@ -107,9 +117,29 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
+    def _restore_next(self, state: ApiState) -> None:
+        """The snapshot point: answered once the harness restores the environment."""
+        with state.changed:
+            state.snapshot_at = time.monotonic()
+            state.changed.notify_all()
+        while not state.restore.wait(0.2):
+            if state.stopping:
+                self.close_connection = True
+                return
+        self._reply(200, b"{}")
+
     def do_POST(self) -> None:
         state = self.server.state
         body = self._body()
+        if self.path == f"{PREFIX}/restore/error":
+            with state.changed:
+                try:
+                    state.restore_error = json.loads(body.decode("utf-8") or "{}")
+                except ValueError:
+                    state.restore_error = {"errorMessage": body.decode("utf-8", "replace")}
+                state.changed.notify_all()
+            self._reply(202, b'{"status": "OK"}')
+            return
         if self.path == f"{PREFIX}/init/error":
             with state.changed:
                 state.init_error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
@@ -165,12 +195,35 @@ class RuntimeApi:
         self.state.pending.put(invocation)
 
     def wait_init(self, timeout_s: float, still_running: Any) -> str:
-        """Wait until the client asks for work ("ready"), reports an init error ("error"),
-        exits ("exited") or the time is up ("timeout")."""
+        """Wait until the client asks for work ("ready") or, with SnapStart, for its restore ("snapshot"),
+        reports an init error ("error"), exits ("exited") or the time is up ("timeout")."""
         deadline = time.monotonic() + timeout_s
         with self.state.changed:
             while True:
                 if self.state.init_error is not None:
+                    return "error"
+                if self.state.first_next is not None:
+                    return "ready"
+                if self.state.snapshot_at is not None:
+                    return "snapshot"
+                if not still_running():
+                    return "exited"
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "timeout"
+                self.state.changed.wait(min(left, 0.05))
+
+    def release_restore(self) -> None:
+        """Restore the snapshotted environment: answer the pending GET /restore/next."""
+        self.state.restored_at = time.monotonic()
+        self.state.restore.set()
+
+    def wait_restored(self, timeout_s: float, still_running: Any) -> str:
+        """After release_restore: "ready" (it asks for work), "error" (restore/error), "exited" or "timeout"."""
+        deadline = time.monotonic() + timeout_s
+        with self.state.changed:
+            while True:
+                if self.state.restore_error is not None:
                     return "error"
                 if self.state.first_next is not None:
                     return "ready"

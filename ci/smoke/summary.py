@@ -11,13 +11,21 @@ from ci.units import as_mb
 def render(report: dict[str, Any], failures: list[str]) -> str:
     lines = []
     init = report.get("init", {})
-    if "duration_s" in init:
+    if "estimate_at_memory_s" in init:
         lines.append(
             f"init (imports + model load): {init['duration_s']:.2f} s"
             f" (estimate at {report['memory_mb']} MB: {init['estimate_at_memory_s']:.2f} s)"
         )
+    elif "duration_s" in init:
+        lines.append(f"init (imports + model load): {init['duration_s']:.2f} s under emulation (not Lambda's time)")
     else:
         lines.append(f"init: {init.get('state', 'not reached')}")
+    restored = init.get("snapstart")
+    if restored:
+        lines.append(
+            f"SnapStart: {' -> '.join(restored['order'])}; restore to first request {restored.get('restore_s', '?')} s"
+            " here (Lambda's restore latency is measured only on Lambda)"
+        )
     events = report.get("events", [])
     passed = sum(1 for event in events if event["passed"])
     lines.append(f"events passed: {passed}/{len(events)}")
@@ -43,6 +51,8 @@ def render(report: dict[str, Any], failures: list[str]) -> str:
             "deploy refuses this report (run `python -m ci smoke` without --events)"
         )
     lines.extend(f"warning: {warning}" for warning in report.get("warnings", []))
+    missing = {name: how for name, how in (report.get("proofs") or {}).items() if how.startswith("missing")}
+    lines.extend(f"proof missing: {name}: {how.removeprefix('missing: ')}" for name, how in missing.items())
     lines.extend(f"FAILED: {failure}" for failure in failures)
     lines.append("smoke: passed" if not failures else f"smoke: FAILED ({len(failures)} problem(s))")
     return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""The interpreter that runs the target's native code, and how: natively, emulated, or missing.
+
+Static checks (ELF headers, tags) hold on any host; an import, a dlopen, the import trace and the
+smoke invocation prove something only in an interpreter of the target's machine. On a host of
+another machine that is a qemu user-mode emulator running the target's CPython from a sysroot
+(ci/arch/sysroot.py); without one, the build records the proofs it could not make and the deploy
+gate refuses them by name.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci.arch import sysroot
+from ci.config import Target
+from ci.isolated import target_python
+
+NATIVE = "native"
+EMULATED = "emulated"
+MISSING = "missing"
+QEMU = {"aarch64": ("qemu-aarch64-static", "qemu-aarch64"), "x86_64": ("qemu-x86_64-static", "qemu-x86_64")}
+
+
+@dataclass(frozen=True)
+class TargetInterpreter:
+    """`python` runs code on the target's machine (None when `mode` is missing); `detail` says how or why not."""
+
+    mode: str  # native | emulated | missing
+    python: str | None
+    detail: str
+
+    @property
+    def available(self) -> bool:
+        return self.python is not None
+
+    def proof(self) -> str:
+        """How a proof made with this interpreter is recorded (build.json and smoke.json `proofs`)."""
+        if self.python is None:
+            return f"missing: {self.detail}"
+        return f"proven {'natively' if self.mode == NATIVE else 'under emulation'} ({self.detail})"
+
+    def to_json(self) -> dict[str, str]:
+        return {"mode": self.mode, "detail": self.detail}
+
+
+def host_machine() -> str:
+    return platform.machine()
+
+
+def find_interpreter(target: Target, cache: Path, host: str | None = None) -> TargetInterpreter:
+    """Native if this host is the target's machine, else qemu + the sysroot's CPython, else missing (with the fix)."""
+    host = host or host_machine()
+    version = target.runtime.python
+    if host == target.machine:
+        python = target_python(version)
+        return TargetInterpreter(NATIVE, python, f"{host} host, {python}")
+    qemu = next((found for name in QEMU.get(target.machine, ()) if (found := shutil.which(name))), None)
+    root = sysroot.location(cache, target.machine).resolve()
+    guest = root / "usr" / "bin" / f"python{version}"
+    if qemu is None or not guest.is_file():
+        missing = [] if qemu else [f"no {QEMU.get(target.machine, ('qemu',))[0]} on PATH"]
+        missing += [] if guest.is_file() else [f"no {target.machine} python{version} in {root}"]
+        return TargetInterpreter(
+            MISSING,
+            None,
+            f"no {target.machine} interpreter on this {host} host ({'; '.join(missing)}): run this on an "
+            f"{target.machine} host (GitHub runner {target.runner}) or install emulation: "
+            f"{sysroot.install_hint(target.machine, version, cache)}",
+        )
+    wrapper = _wrapper(cache, target.machine, version, qemu, root, guest)
+    return TargetInterpreter(EMULATED, str(wrapper), f"{Path(qemu).name} -L {root} {guest.relative_to(root)}")
+
+
+def _wrapper(cache: Path, machine: str, version: str, qemu: str, root: Path, guest: Path) -> Path:
+    """An executable that behaves like the target's python (argv passed through), for every caller of `python`."""
+    script = f'#!/bin/sh\nexec {qemu} -L "{root}" "{guest}" "$@"\n'
+    wrapper = cache / "emulated" / f"python{version}-{machine}"
+    if wrapper.is_file() and wrapper.read_text() == script:
+        return wrapper
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    partial = wrapper.with_name(f"{wrapper.name}.{os.getpid()}.partial")
+    partial.write_text(script)
+    partial.chmod(0o755)
+    partial.replace(wrapper)
+    return wrapper

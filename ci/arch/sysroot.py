@@ -1,0 +1,95 @@
+"""A sysroot holding the target machine's CPython, from Debian's own packages, for qemu user-mode emulation.
+
+`python -m ci.arch.sysroot` downloads the packages with apt (which checks them against the signed
+package index) and unpacks them, without installing anything into this system, into
+<cache>/sysroot-<machine>/; `qemu-aarch64-static -L <sysroot>` then runs its python3.11 on an
+x86_64 host. Debian 12 ships CPython 3.11 only, so this emulates the python3.11 runtime alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ci.errors import PipelineError
+
+DEBIAN_ARCH = {"aarch64": "arm64", "x86_64": "amd64"}
+# python3.X-minimal's and libpython3.X-stdlib's dependencies (apt-cache depends), plus the C++ and
+# GCC runtime libraries manylinux wheels may link against (libstdc++, libgcc_s) but do not vendor.
+LIBRARIES = (
+    "libc6", "libgcc-s1", "libstdc++6", "zlib1g", "libexpat1", "libffi8", "libssl3", "libbz2-1.0", "liblzma5",
+    "libsqlite3-0", "libuuid1", "libncursesw6", "libtinfo6", "libreadline8", "libdb5.3", "libcrypt1", "libnsl2",
+    "libtirpc3", "libgssapi-krb5-2", "libkrb5-3", "libk5crypto3", "libkrb5support0", "libcom-err2", "libkeyutils1",
+)  # fmt: skip
+
+
+def location(cache: Path, machine: str) -> Path:
+    return cache / f"sysroot-{machine}"
+
+
+def packages(version: str) -> list[str]:
+    return [f"python{version}-minimal", f"libpython{version}-minimal", f"libpython{version}-stdlib", *LIBRARIES]
+
+
+def install_hint(machine: str, version: str, cache: Path) -> str:
+    arch = DEBIAN_ARCH.get(machine, machine)
+    return (
+        f"as root `apt-get install qemu-user-static binutils-{machine}-linux-gnu && "
+        f"dpkg --add-architecture {arch} && apt-get update`, "
+        f"then `python -m ci.arch.sysroot --machine {machine} --python {version} --cache-dir {cache}`"
+    )
+
+
+def install(cache: Path, machine: str, version: str) -> Path:
+    """Download and unpack the packages into the sysroot (replaced whole, never half-written); returns it."""
+    arch = DEBIAN_ARCH[machine]
+    target = location(cache, machine)
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sysroot-", dir=cache) as scratch:
+        debs, tree = Path(scratch) / "debs", Path(scratch) / "root"
+        debs.mkdir()
+        names = [f"{name}:{arch}" for name in packages(version)]
+        run = subprocess.run(["apt-get", "download", *names], cwd=debs, capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            raise PipelineError(
+                f"apt-get could not download the {arch} packages of python{version}: "
+                + (run.stderr.strip().splitlines() or ["(no output)"])[-1],
+                f"as root: `dpkg --add-architecture {arch} && apt-get update` (Debian 12 ships python3.11 only)",
+            )
+        for deb in sorted(debs.glob("*.deb")):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
+        if not (tree / "usr" / "bin" / f"python{version}").is_file():
+            raise PipelineError(f"the {arch} packages hold no usr/bin/python{version}", "check the package names")
+        old = target.with_name(f"{target.name}.old-{os.getpid()}")
+        if target.exists():
+            target.rename(old)
+        tree.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ci.config import load_config
+
+    parser = argparse.ArgumentParser(prog="python -m ci.arch.sysroot", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--machine", default="aarch64", choices=sorted(DEBIAN_ARCH), help="guest machine")
+    parser.add_argument("--python", default=None, help="CPython version (default: the target's in pipeline.toml)")
+    parser.add_argument("--cache-dir", type=Path, default=Path("build/cache"), help="where the sysroot goes")
+    args = parser.parse_args(argv)
+    version = args.python or load_config().target.runtime.python
+    try:
+        root = install(args.cache_dir, args.machine, version)
+    except PipelineError as exc:
+        print(f"error: {exc.problem}\n  fix: {exc.fix}", file=sys.stderr)
+        return 1
+    print(f"sysroot: {root} (python{version} for {args.machine}; run it with qemu-{args.machine}-static -L {root})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
