@@ -120,8 +120,8 @@ def command_problem(line: str, env: dict[str, Any]) -> str | None:
     if argv[0] == "make":
         unknown = [target for target in argv[1:] if "=" not in target and target not in makefile_targets()]
         return f"make target(s) {unknown} not in the Makefile" if unknown else None
-    if argv[0] not in ("python", ".venv/bin/python") or len(argv) < 3 or argv[1] != "-m":
-        return "not `make ...`, `python -m ...` or `.venv/bin/python -m ...`"
+    if argv[0] not in ("python", "python3", ".venv/bin/python") or len(argv) < 3 or argv[1] != "-m":
+        return "not `make ...`, `python3 -m ...` or `.venv/bin/python -m ...`"
     module, rest = argv[2], argv[3:]
     if module == "ci":
         from ci.cli import build_parser
@@ -247,7 +247,7 @@ def test_command_check_rejects_what_is_not_a_command() -> None:
     assert command_problem("make build", {}) is None
 
 
-STDLIB_COMMANDS = ("python -m ci.github ", "python -m ci.python ")  # run by the runner's own Python
+STDLIB_COMMANDS = ("python3 -m ci.github ", "python3 -m ci.python ")  # the runner's own python3 (no setup-python)
 REPORT_ONLY_JOBS = {
     PULL_REQUEST: {"size-comment"},
     VERIFY: {"target", "verified"},
@@ -279,7 +279,7 @@ def test_jobs_that_only_read_reports_install_nothing() -> None:
             uses = [str(step.get("uses", "")) for step in job["steps"]]
             assert not [u for u in uses if u.startswith(("actions/setup-python@", "./.github/actions/setup"))], job_id
             assert not [u for u in uses if u.startswith("actions/cache")], job_id
-            assert commands(job) and all(c.startswith("python -m ci.github ") for c in commands(job)), job_id
+            assert commands(job) and all(c.startswith("python3 -m ci.github ") for c in commands(job)), job_id
 
 
 def test_the_report_only_commands_import_the_standard_library_only(tmp_path: Path) -> None:
@@ -442,7 +442,7 @@ def test_the_verified_gate_needs_every_check_and_fails_on_skips() -> None:
     step = next(s for s in gate["steps"] if s.get("id") == "gate")
     assert step["env"]["NEEDS"] == "${{ toJSON(needs) }}"
     argv = shlex.split(step["run"])
-    assert argv[:4] == ["python", "-m", "ci.github", "gate"]
+    assert argv[:4] == ["python3", "-m", "ci.github", "gate"]
     assert set(argv[argv.index("--require") + 1 :]) == {"target", "build", *CHECK_JOBS}
     assert gate["outputs"]["verified"] == "${{ steps.gate.outputs.verified }}"
     output = triggers(workflow)["workflow_call"]["outputs"]["verified"]
@@ -472,7 +472,7 @@ def argv_of(step: dict[str, Any]) -> list[str]:
     """A one-command `run:` as argv, the interpreter path folded to `python` (harmless spellings match)."""
     (line,) = run_lines(step)
     argv = shlex.split(line)
-    return ["python", *argv[1:]] if argv[0].endswith("python") else argv
+    return ["python", *argv[1:]] if argv[0].endswith(("python", "python3")) else argv
 
 
 def github_command(job: dict[str, Any], subcommand: str) -> tuple[dict[str, Any], list[str]]:
@@ -676,7 +676,7 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
     # The version comes from pipeline.toml through a repository command, never from a copy in YAML.
     [target] = [s for s in steps if s.get("id") == "target"]
     [command] = run_lines(target)
-    assert command == "python -m ci.python --version --github-output"
+    assert command == "python3 -m ci.python --version --github-output"
     version = subprocess.run([sys.executable, *command.split()[1:]], cwd=REPO_ROOT, capture_output=True, text=True)
     assert version.stdout.strip() == config.target.runtime.python
     python = next(s for s in steps if str(s.get("uses", "")).startswith("actions/setup-python@"))
@@ -840,7 +840,7 @@ def test_only_the_pull_request_job_can_write_and_it_runs_no_upgraded_code() -> N
         assert relock_jobs[job_id]["permissions"] == {"contents": "read"}, job_id
     assert needed(pr) == {"relock", "verify"}
     assert "!cancelled()" in pr["if"] and "needs.relock.result == 'success'" in pr["if"]
-    assert commands(pr) == ["python -m ci.github relock-pr --reports build/reports --branch ci/relock --base main"], (
+    assert commands(pr) == ["python3 -m ci.github relock-pr --reports build/reports --branch ci/relock --base main"], (
         "no make, no .venv: nothing from the upgraded packages runs beside the write token"
     )
     step, _ = github_command(pr, "relock-pr")
