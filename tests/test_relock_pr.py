@@ -23,20 +23,9 @@ from ci.lock.upgrade import PackageMove, UpgradeResult
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import Finding, write_report
 from tests.test_github_annotate import budget_over_limit
+from tests.test_lock import LOCK_FILES
 from tests.test_workflows_github import REPO, TOKEN, FakeGitHub, github  # noqa: F401 - fixture
 
-LOCK_FILES = (
-    "pipeline.toml",
-    "requirements.in",
-    "requirements-layer.txt",
-    "requirements-pipeline.in",
-    "requirements-pipeline.txt",
-    "requirements-dev.in",
-    "requirements-dev.txt",
-    "requirements-bootstrap.txt",
-    "training/requirements.in",
-    "training/requirements.txt",
-)
 GIT_ID = ["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main"]
 
 

@@ -16,6 +16,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -197,21 +198,15 @@ class RuntimeApi:
     def wait_init(self, timeout_s: float, still_running: Any) -> str:
         """Wait until the client asks for work ("ready") or, with SnapStart, for its restore ("snapshot"),
         reports an init error ("error"), exits ("exited") or the time is up ("timeout")."""
-        deadline = time.monotonic() + timeout_s
-        with self.state.changed:
-            while True:
-                if self.state.init_error is not None:
-                    return "error"
-                if self.state.first_next is not None:
-                    return "ready"
-                if self.state.snapshot_at is not None:
-                    return "snapshot"
-                if not still_running():
-                    return "exited"
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return "timeout"
-                self.state.changed.wait(min(left, 0.05))
+
+        def seen() -> str | None:
+            if self.state.init_error is not None:
+                return "error"
+            if self.state.first_next is not None:
+                return "ready"
+            return "snapshot" if self.state.snapshot_at is not None else None
+
+        return self._wait_for(seen, timeout_s, still_running)
 
     def release_restore(self) -> None:
         """Restore the snapshotted environment: answer the pending GET /restore/next."""
@@ -220,13 +215,22 @@ class RuntimeApi:
 
     def wait_restored(self, timeout_s: float, still_running: Any) -> str:
         """After release_restore: "ready" (it asks for work), "error" (restore/error), "exited" or "timeout"."""
+
+        def seen() -> str | None:
+            if self.state.restore_error is not None:
+                return "error"
+            return "ready" if self.state.first_next is not None else None
+
+        return self._wait_for(seen, timeout_s, still_running)
+
+    def _wait_for(self, seen: Callable[[], str | None], timeout_s: float, still_running: Any) -> str:
+        """What `seen` reports once it reports something, else "exited" or "timeout"; woken by every request."""
         deadline = time.monotonic() + timeout_s
         with self.state.changed:
             while True:
-                if self.state.restore_error is not None:
-                    return "error"
-                if self.state.first_next is not None:
-                    return "ready"
+                found = seen()
+                if found is not None:
+                    return found
                 if not still_running():
                     return "exited"
                 left = deadline - time.monotonic()
