@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from ci.config import Config, load_config, load_policy
+from ci.errors import PipelineError
 from ci.paths import REPO_ROOT
+from ci.python import find_python
 
 
 def edited_config(tmp_path: Path, section: str, key: str, line: str | None = None, name: str = "settings.toml") -> Path:
@@ -43,3 +47,14 @@ RUNTIMES = sorted(load_policy())  # every managed runtime the policy file knows,
 def runtime_config(runtime: str, root: Path = REPO_ROOT, **target: str) -> Config:
     """The committed configuration with [target] runtime (and other target keys) replaced."""
     return load_config(root=root, overrides={"target": {"runtime": runtime, **target}})
+
+
+def needs_python(version: str) -> pytest.MarkDecorator:
+    """Skip, saying what to install, where ci.python's search (PATH, uv, pyenv) finds no Python `version`.
+    A GitHub ubuntu-24.04 runner has 3.12 as its system Python; this machine has 3.11-3.13 under pyenv."""
+    try:
+        find_python(version)
+        missing = ""
+    except PipelineError as exc:
+        missing = f"{exc.problem}; {exc.fix}"
+    return pytest.mark.skipif(bool(missing), reason=f"needs Python {version}: {missing}")

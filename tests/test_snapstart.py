@@ -24,6 +24,7 @@ from ci.smoke.harness import SmokeResult, run_smoke
 from ci.smoke.snapstart import ORDER
 from handler import snapstart
 from handler.errors import ModelLoadError
+from tests.config_fixtures import needs_python
 from tests.smoke_fixtures import TINY_HANDLER, function_zip, layer_zip, run_tiny, smoke_config, tiny_events
 
 pytest.register_assert_rewrite("tests.moto_fixtures")
@@ -200,6 +201,7 @@ def test_the_real_handler_warms_before_the_snapshot_and_rechecks_after_restore(
     assert events[:3] == ["before-snapshot", "after-restore", "invocation"], events[:5]
 
 
+@needs_python("3.12")
 def test_on_python312_the_configured_snapstart_runs_the_hooks_in_order(tmp_path: Path) -> None:
     """No override of the checked config: python3.12 + [function] snapstart = true, as a user writes it."""
     result = run_tiny(tmp_path, HOOKS + TINY_HANDLER, **PYTHON312)

@@ -12,7 +12,7 @@ import pytest
 
 from ci.config import load_config
 from ci.paths import BuildPaths
-from tests.config_fixtures import TARGET, edited_config
+from tests.config_fixtures import TARGET, edited_config, needs_python
 from tests.conftest import run_cli
 
 RUNTIME = "python3.12"
@@ -20,6 +20,7 @@ RUNTIME = "python3.12"
 
 @pytest.mark.slow
 @pytest.mark.skipif(TARGET.runtime.name == RUNTIME, reason="the committed target: the session build covers it")
+@needs_python("3.12")
 def test_a_python312_layer_builds_passes_abi_and_smoke(trained_model: BuildPaths, tmp_path: Path) -> None:
     config_file = edited_config(tmp_path, "target", "runtime", f'runtime = "{RUNTIME}"')
     target = load_config(file=config_file).target

@@ -21,7 +21,7 @@ from ci.config import load_config, load_policy
 from ci.errors import PipelineError
 from ci.lock.lockfile import read_lock
 from ci.paths import REPO_ROOT
-from tests.config_fixtures import TARGET, edited_config
+from tests.config_fixtures import TARGET, edited_config, needs_python
 
 CONFIG = load_config()
 HERE = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -105,9 +105,13 @@ def test_uv_itself_is_installed_only_from_its_hashed_pin(tmp_path: Path) -> None
     assert not list((tmp_path / "cache").glob("bootstrap/uv-*")), "nothing half-installed is kept"
 
 
+OTHER_RUNTIME, OTHER_PYTHON = next((name, p.python) for name, p in sorted(load_policy().items()) if p.python != HERE)
+
+
+@needs_python(OTHER_PYTHON)
 def test_make_venv_recreates_a_venv_of_another_python(tmp_path: Path) -> None:
     """Switching [target] runtime never reuses the old venv: the stamp names the Python, pyvenv.cfg is checked."""
-    runtime, target = next((name, p.python) for name, p in load_policy().items() if p.python != HERE)
+    runtime, target = OTHER_RUNTIME, OTHER_PYTHON
     root = repo_copy(tmp_path, runtime)
     old = root / ".venv"
     old.mkdir()
