@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,7 @@ from ci.errors import CheckFailedError
 from ci.paths import BuildPaths
 from ci.reports import sha256_file
 from tests.abi_fixtures import pe_header
-
-
-def write_zip(path: Path, files: dict[str, bytes]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return path
+from tests.test_reports import write_zip
 
 
 def test_a_layer_swapped_while_abi_runs_is_refused_by_the_gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

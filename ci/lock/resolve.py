@@ -53,11 +53,12 @@ def lock_jobs(config: Config) -> list[LockJob]:
     lock = config.lock
     target = config.target
     layer_in = lock.requirements_in
-    training_in = lock.training_in
-    pipeline_in = lock.pipeline_in
-    dev_in = lock.dev_in
-    host_platform = lock.host_platform
     host_python = target.runtime.python  # training pickles with the Python that unpickles on Lambda
+    host_locks = (
+        ("training", lock.training_in, lock.training_lock),
+        ("pipeline", lock.pipeline_in, lock.pipeline_lock),
+        ("dev", lock.dev_in, lock.dev_lock),
+    )
     return [
         LockJob(
             name="layer",
@@ -69,29 +70,16 @@ def lock_jobs(config: Config) -> list[LockJob]:
             only_binary=True,
             provided=tuple(target.runtime.provided),
         ),
-        LockJob(
-            name="training",
-            cwd=training_in.parent,
-            inputs=(training_in.name,),
-            output=lock.training_lock,
-            python_platform=host_platform,
-            python_version=host_python,
-        ),
-        LockJob(
-            name="pipeline",
-            cwd=pipeline_in.parent,
-            inputs=(pipeline_in.name,),
-            output=lock.pipeline_lock,
-            python_platform=host_platform,
-            python_version=host_python,
-        ),
-        LockJob(
-            name="dev",
-            cwd=dev_in.parent,
-            inputs=(dev_in.name,),
-            output=lock.dev_lock,
-            python_platform=host_platform,
-            python_version=host_python,
+        *(
+            LockJob(
+                name=name,
+                cwd=source.parent,
+                inputs=(source.name,),
+                output=output,
+                python_platform=lock.host_platform,
+                python_version=host_python,
+            )
+            for name, source, output in host_locks
         ),
     ]
 
