@@ -134,20 +134,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if self.path == f"{PREFIX}/restore/error":
             with state.changed:
-                try:
-                    state.restore_error = json.loads(body.decode("utf-8") or "{}")
-                except ValueError:
-                    state.restore_error = {"errorMessage": body.decode("utf-8", "replace")}
+                state.restore_error = _error_body(body)
                 state.changed.notify_all()
             self._reply(202, b'{"status": "OK"}')
             return
         if self.path == f"{PREFIX}/init/error":
             with state.changed:
                 state.init_error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
-                try:
-                    state.init_error = json.loads(body.decode("utf-8") or "{}")
-                except ValueError:
-                    state.init_error = {"errorMessage": body.decode("utf-8", "replace")}
+                state.init_error = _error_body(body)
                 state.changed.notify_all()
             self._reply(202, b'{"status": "OK"}')
             return
@@ -159,6 +153,14 @@ class _Handler(BaseHTTPRequestHandler):
         duration = time.monotonic() - (invocation.handed_out or time.monotonic())
         state.outcomes.put(Outcome(parts[0], parts[1], body, duration))
         self._reply(202, b'{"status": "OK"}')
+
+
+def _error_body(body: bytes) -> Any:
+    """An init or restore error as the client posted it: its JSON, or its text when it is not JSON."""
+    try:
+        return json.loads(body.decode("utf-8") or "{}")
+    except ValueError:
+        return {"errorMessage": body.decode("utf-8", "replace")}
 
 
 class _Server(ThreadingHTTPServer):
