@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,14 @@ def test_an_emulated_arm64_build_proves_imports_trace_and_smoke_and_deploy_names
         check_gate(paths, local_artifacts(paths))
     problems = [line.strip() for line in str(refused.value).splitlines()[1:] if line.startswith("    ")]
     assert [p.split(":")[0] + ":" + p.split(":")[1] for p in problems] == ["smoke: proof missing - limits"]
+
+
+@pytest.mark.skipif(bool(emulation_ready()), reason=f"needs aarch64 emulation: {emulation_ready()}")
+def test_the_emulated_interpreter_loads_its_standard_library_from_bytecode_compiled_once() -> None:
+    """Unpacked .debs hold no bytecode: the sysroot compiles it once, else every emulated start compiles ~200
+    modules again (~2 s each under qemu)."""
+    target = load_config(overrides={"target": {"architecture": "arm64"}}).target
+    found = interpreter.find_interpreter(target, REPO_ROOT / "build" / "cache")
+    run = subprocess.run([str(found.python), "-v", "-c", "import decimal"], capture_output=True, text=True, check=True)
+    stdlib = sysroot.location(REPO_ROOT / "build" / "cache", "aarch64") / "usr" / "lib" / "python3.11"
+    assert f"# code object from '{stdlib}/__pycache__/decimal.cpython-311.pyc'" in run.stderr

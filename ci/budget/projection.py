@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ci.config import Target
 from ci.fingerprint import sources_digest
-from ci.layer import strip, verify
+from ci.layer import pyc_store, strip, verify
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
 from ci.layer.install import install_wheels
 from ci.layer.state import BuildOptions
@@ -73,7 +73,7 @@ class Measurer:
     python: str
     target: Target
     options: BuildOptions
-    cache: Path  # the build's cache directory (strip, bytecode, pycache are shared with it)
+    cache: Path  # the build's cache directory (strip, bytecode, pyc stores are shared with it)
     scratch: Path  # where wheels are installed for measuring (build/what-if/)
     base_site: Callable[[], Path]  # the current layer's python/, unpacked on first use
 
@@ -143,7 +143,7 @@ class Measurer:
                     [d.name for d in installed],
                     planned,
                     Path(tmp) / "verdict.json",
-                    pycache=self.cache / "pycache",
+                    pycache=pyc_store.for_target(self.cache, self.target.runtime.python),
                     extra_paths=[self.base_site()],
                 )
                 keep |= verify.keep_set(verdict)

@@ -19,9 +19,10 @@ from typing import Any
 from ci.arch.interpreter import find_interpreter
 from ci.config import Config
 from ci.errors import CheckFailedError, ConfigError
-from ci.layer import archive, sources, strip, verify
+from ci.layer import archive, pyc_store, sources, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
 from ci.layer.install import install_wheels
+from ci.layer.pyc_store import PycStore
 from ci.layer.state import BuildOptions, BuildState, Log
 from ci.layer.wheels import fetch, read_layer_lock
 from ci.paths import BuildPaths
@@ -313,5 +314,5 @@ def report_data(state: BuildState) -> dict[str, Any]:
     }
 
 
-def _pycache(state: BuildState) -> Path:
-    return state.paths.cache / "pycache"
+def _pycache(state: BuildState) -> PycStore:
+    return pyc_store.for_target(state.paths.cache, state.config.target.runtime.python)

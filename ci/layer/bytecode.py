@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
-from ci.layer import trace, verify
+from ci.layer import pyc_store, trace, verify
 from ci.layer.state import BuildState
 from ci.site import rules
 from ci.site.tree import globbed, remove_empty_dirs, tree_size, walk_files
@@ -211,7 +211,7 @@ def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
             state.config.function.handler,
             state.config.smoke.events,
             state.paths.model,
-            pycache=state.paths.cache / "pycache" if pycache else None,
+            pycache=pyc_store.for_target(state.paths.cache, state.config.target.runtime.python) if pycache else None,
             layer_lock=state.config.lock.layer_lock,
         )
     except trace.TraceError as exc:

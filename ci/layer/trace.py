@@ -18,6 +18,7 @@ from typing import Any
 
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
+from ci.layer.pyc_store import PycStore, prefix_for, resolved
 from ci.pins.guard import require_safe_model
 from ci.site.owners import BUILD_SITE, Owners
 
@@ -104,7 +105,7 @@ def trace_handler(
     handler: str,
     events_dir: Path,
     model: Path | None,
-    pycache: Path | None = None,
+    pycache: PycStore | None = None,
     layer_lock: Path | None = None,
 ) -> ImportTrace:
     """Run the handler on the events in the isolated interpreter and return what it used."""
@@ -124,9 +125,11 @@ def trace_handler(
         )
     code = _TRACE.replace("SITE_", repr(str(site.resolve()))).replace("ENV_", repr(env))
     code = code.replace("HANDLER_", repr(handler)).replace("EVENTS_", repr(events))
-    if pycache is not None:
-        code = f"import sys; sys.pycache_prefix = {str(pycache)!r}; sys.dont_write_bytecode = False\n" + code
-    run = run_isolated(python, [function_root, site], code, timeout=900)
+    roots = [resolved(function_root), resolved(site)]
+    with prefix_for(pycache, roots) as prefix:
+        if prefix is not None:
+            code = f"import sys; sys.pycache_prefix = {str(prefix)!r}; sys.dont_write_bytecode = False\n" + code
+        run = run_isolated(python, roots, code, timeout=900)
     line = next((ln for ln in run.stdout.splitlines() if ln.startswith("TRACE ")), None)
     if run.returncode != 0 or line is None:
         raise TraceError(f"the handler {handler} failed in the isolated interpreter with only the layer", run.stderr)

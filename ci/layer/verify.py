@@ -26,6 +26,7 @@ from ci.fingerprint import sources_digest
 from ci.isolated import isolated_command, isolated_env
 from ci.layer import modules
 from ci.layer.modules import extension_modules, paths_of_module, top_level_modules
+from ci.layer.pyc_store import PycStore, prefix_for, resolved
 from ci.site import rules
 
 VERIFIER_VERSION = 1  # bump when what a baseline records changes
@@ -98,32 +99,34 @@ def run_checks(
     items: Sequence[Item],
     jobs: int = 2,
     record: bool = False,
-    pycache: Path | None = None,
+    pycache: PycStore | None = None,
     extra_paths: Sequence[Path] = (),
 ) -> dict[Item, Outcome]:
     """Run the checks in `jobs` parallel interpreters; a crashed one resumes after its culprit.
 
     `extra_paths`: on sys.path after `site` (what its imports may need; only `site`'s files are recorded).
     """
+    site, extra_paths = resolved(site), [resolved(path) for path in extra_paths]
     batches = _split(items, jobs)
     outcomes: dict[Item, Outcome] = {}
     pending = [list(batch) for batch in batches if batch]
-    while pending:
-        procs = [(batch, _start(python, site, batch, record, pycache, extra_paths)) for batch in pending]
-        pending = []
-        for batch, proc in procs:
-            stdout, stderr = proc.communicate(timeout=900)
-            done = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-            for row in done:
-                item = (row["kind"], row["name"])
-                outcomes[item] = Outcome(row["kind"], row["name"], row["error"], tuple(row["loaded"]))
-            rest = batch[len(done) :]
-            if rest and proc.returncode != 0:
-                culprit, rest = rest[0], rest[1:]
-                why = f"the interpreter died (exit {proc.returncode}): {stderr.strip()[-300:]}"
-                outcomes[culprit] = Outcome(culprit[0], culprit[1], why)
-            if rest:
-                pending.append(rest)
+    with prefix_for(pycache, [site, *extra_paths]) as prefix:
+        while pending:
+            procs = [(batch, _start(python, site, batch, record, prefix, extra_paths)) for batch in pending]
+            pending = []
+            for batch, proc in procs:
+                stdout, stderr = proc.communicate(timeout=900)
+                done = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+                for row in done:
+                    item = (row["kind"], row["name"])
+                    outcomes[item] = Outcome(row["kind"], row["name"], row["error"], tuple(row["loaded"]))
+                rest = batch[len(done) :]
+                if rest and proc.returncode != 0:
+                    culprit, rest = rest[0], rest[1:]
+                    why = f"the interpreter died (exit {proc.returncode}): {stderr.strip()[-300:]}"
+                    outcomes[culprit] = Outcome(culprit[0], culprit[1], why)
+                if rest:
+                    pending.append(rest)
     return outcomes
 
 
@@ -133,7 +136,7 @@ def _start(
     code = _CHECK.replace("SITE", repr(str(site))).replace("RECORD", repr(record))
     code = code.replace("ITEMS", repr([list(item) for item in batch]))
     if pycache is not None:
-        # Compiled source goes to a cache outside the tree (reused by the next build), never into it.
+        # Compiled source goes to a prefix outside the tree (kept by pyc_store for the next run), never into it.
         code = f"import sys; sys.pycache_prefix = {str(pycache)!r}; sys.dont_write_bytecode = False\n" + code
     return subprocess.Popen(
         isolated_command(python, [site, *extra_paths], code),
@@ -157,7 +160,7 @@ def _split(items: Sequence[Item], jobs: int) -> list[list[Item]]:
 
 
 def recheck_alone(
-    python: str, site: Path, items: Iterable[Item], pycache: Path | None, extra_paths: Sequence[Path] = ()
+    python: str, site: Path, items: Iterable[Item], pycache: PycStore | None, extra_paths: Sequence[Path] = ()
 ) -> dict[Item, Outcome]:
     """Each item in a fresh interpreter: a failure seen in a batch is real only if it fails alone."""
     outcomes = {}
@@ -181,7 +184,7 @@ def baseline(
     distributions: Sequence[str],
     planned_removals: Iterable[str],
     cache_file: Path,
-    pycache: Path | None = None,
+    pycache: PycStore | None = None,
     extra_paths: Sequence[Path] = (),
 ) -> Baseline:
     """Verify the unpruned tree once per cache key; modules the rules will remove are imported last,
@@ -235,7 +238,7 @@ def verify_tree(
     distributions: Sequence[str],
     base: Baseline,
     jobs: int = 2,
-    pycache: Path | None = None,
+    pycache: PycStore | None = None,
 ) -> Verification:
     items = items_for(site, distributions)
     outcomes = run_checks(python, site, items, jobs=jobs, pycache=pycache)

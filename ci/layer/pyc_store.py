@@ -1,0 +1,149 @@
+"""Bytecode the checking interpreters compile, shared by every build that imports the same source.
+
+verify, trace and the what-if measurement import thousands of modules in the target's interpreter;
+compiling them is much of a cold run's time (under emulation most of it). A cache kept under
+`sys.pycache_prefix` mirrors each source's absolute path, so it served only the build directory that
+filled it, and grew by a layer's worth of .pyc for every new one (each test's, each clone's). Here each
+run gets a fresh prefix, filled with hard links: the layer's modules from a store named by each source's
+sha256 and mtime, the interpreter's own standard library (the same path in every run) from a mirror of
+its paths. What the run compiled joins them after it. Python still checks each .pyc against its
+source's mtime and size, and a layer module's .pyc is only offered for the exact bytes it was compiled
+from. The store is as trusted as the rest of the cache directory: nothing from it ships in the layer
+(bytecode.py compiles the layer's own .pyc).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+_HEADER = 16  # magic, flags, mtime, size: a timestamp .pyc (PEP 552 flags 0)
+# Each source is hashed once per process: (path, device, inode, size, mtime, ctime) -> sha256. ctime is
+# in the key because mtime can be set back and a freed inode reused; ctime is the kernel's.
+_digests: dict[tuple[str, int, int, int, int, int], str] = {}
+
+
+def resolved(path: Path) -> Path:
+    """The spelling of `path` to put on sys.path: the one the store mirrors its .pyc under."""
+    return path.resolve()
+
+
+@dataclass
+class Run:
+    """One interpreter run's prefix, and what it found in the store or compiled."""
+
+    prefix: Path
+    reused: int = 0
+    compiled: int = 0
+
+
+@dataclass(frozen=True)
+class PycStore:
+    directory: Path  # <cache>/pyc: by-source/ (layer modules), outside/ (the interpreter's own), runs/ (under way)
+    tag: str  # the target interpreter's cache tag, "cpython-311"
+
+    @contextmanager
+    def run(self, roots: Sequence[Path]) -> Iterator[Run]:
+        """A prefix for interpreters importing from `roots` (resolved, as on their sys.path)."""
+        entries, outside, runs = (self.directory / name for name in ("by-source", "outside", "runs"))
+        for directory in (entries, outside, runs):
+            directory.mkdir(parents=True, exist_ok=True)
+        run = Run(Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=runs)))
+        roots = [resolved(root) for root in roots]
+        try:
+            for root in roots:
+                self._offer(run, root, entries)
+            shutil.copytree(outside, run.prefix, copy_function=os.link, dirs_exist_ok=True)
+            yield run
+            self._keep(run, roots, entries, outside)
+        finally:
+            shutil.rmtree(run.prefix, ignore_errors=True)
+
+    def _pyc(self, run: Run, source: Path) -> Path:
+        """Where the interpreter looks for `source`'s bytecode under the prefix (importlib's cache_from_source)."""
+        return run.prefix / source.parent.relative_to(source.anchor) / f"{source.stem}.{self.tag}.pyc"
+
+    def _entry(self, entries: Path, source: Path, stat: os.stat_result) -> Path:
+        return entries / f"{_sha256(source, stat)}-{int(stat.st_mtime)}.{self.tag}.pyc"
+
+    def _offer(self, run: Run, root: Path, entries: Path) -> None:
+        for directory, dirs, files in os.walk(root):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in files:
+                if not name.endswith(".py"):
+                    continue
+                source = Path(directory) / name
+                stat = source.stat()
+                entry = self._entry(entries, source, stat)
+                if not entry.is_file():
+                    continue
+                pyc = self._pyc(run, source)
+                pyc.parent.mkdir(parents=True, exist_ok=True)
+                os.link(entry, pyc)
+                run.reused += 1
+
+    def _keep(self, run: Run, roots: Sequence[Path], entries: Path, outside: Path) -> None:
+        """Add what the run compiled: a layer module's .pyc if its header matches the source as it is now."""
+        suffix = f".{self.tag}.pyc"
+        for directory, _dirs, files in os.walk(run.prefix):
+            for name in files:
+                pyc = Path(directory) / name
+                if not name.endswith(suffix) or pyc.stat().st_nlink > 1:  # offered, or not bytecode
+                    continue
+                rel = pyc.relative_to(run.prefix)
+                source = Path("/") / rel.parent / (name[: -len(suffix)] + ".py")
+                if not any(source.is_relative_to(root) for root in roots):
+                    # The interpreter's own (an emulated one's paths are its sysroot's): kept by path.
+                    _link_atomically(pyc, outside / rel)
+                    run.compiled += 1
+                    continue
+                if not source.is_file():
+                    continue
+                stat = source.stat()
+                with pyc.open("rb") as file:
+                    header = file.read(_HEADER)
+                if len(header) < _HEADER:
+                    continue
+                flags, mtime, size = (int.from_bytes(header[i : i + 4], "little") for i in (4, 8, 12))
+                if flags != 0 or mtime != int(stat.st_mtime) & 0xFFFFFFFF or size != stat.st_size & 0xFFFFFFFF:
+                    continue  # not a timestamp .pyc, or the source changed after it was compiled
+                _link_atomically(pyc, self._entry(entries, source, stat))
+                run.compiled += 1
+
+
+def _link_atomically(file: Path, name: Path) -> None:
+    """`name` becomes `file` at once: builds running side by side share the store."""
+    name.parent.mkdir(parents=True, exist_ok=True)
+    partial = name.with_name(f"{name.name}.{os.getpid()}.partial")
+    partial.unlink(missing_ok=True)
+    os.link(file, partial)
+    partial.replace(name)
+
+
+def _sha256(source: Path, stat: os.stat_result) -> str:
+    key = (str(source), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    digest = _digests.get(key)
+    if digest is None:
+        digest = _digests[key] = hashlib.sha256(source.read_bytes()).hexdigest()
+    return digest
+
+
+def for_target(cache: Path, python_version: str) -> PycStore:
+    """The store of a build's cache for the target's Python ("3.11": tag cpython-311)."""
+    return PycStore(cache / "pyc", "cpython-" + python_version.replace(".", ""))
+
+
+@contextmanager
+def prefix_for(store: PycStore | None, roots: Sequence[Path]) -> Iterator[Path | None]:
+    """The prefix to give the interpreters (None without a store: nothing compiled is kept)."""
+    if store is None:
+        yield None
+        return
+    with store.run(roots) as run:
+        yield run.prefix

@@ -1,0 +1,74 @@
+"""The checking interpreters' bytecode is shared by content across build directories, never by path alone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ci.isolated import run_isolated, target_python
+from ci.layer import pyc_store
+from ci.layer.verify import run_checks
+
+PYTHON = target_python("3.11")
+MTIME = 1_700_000_000  # wheels give their files fixed mtimes: two installs of one wheel agree
+
+
+def tree(root: Path, answer: str = "1") -> Path:
+    """A small site: a package importing a module, and a module using the standard library."""
+    site = root / "python"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "__init__.py").write_text("from pkg.core import ANSWER\n")
+    (site / "pkg" / "core.py").write_text(f"ANSWER = {answer}\n")
+    (site / "tool.py").write_text("import json, decimal\nVALUE = json.dumps(str(decimal.Decimal('1.5')))\n")
+    for path in site.rglob("*.py"):
+        os.utime(path, (MTIME, MTIME))
+    return site
+
+
+def counted(store: pyc_store.PycStore, roots: list[Path], code: str) -> tuple[pyc_store.Run, str]:
+    """Run `code` in the target interpreter with the store's prefix; the run's counts and its output."""
+    with store.run(roots) as run:
+        prelude = f"import sys; sys.pycache_prefix = {str(run.prefix)!r}; sys.dont_write_bytecode = False\n"
+        done = run_isolated(PYTHON, [pyc_store.resolved(root) for root in roots], prelude + code)
+        assert done.returncode == 0, done.stderr
+    return run, done.stdout.strip()
+
+
+def test_a_second_directory_reuses_every_module_and_the_store_holds_one_pyc_per_source(tmp_path: Path) -> None:
+    store = pyc_store.PycStore(tmp_path / "cache" / "pyc", "cpython-311")
+    code = "import pkg, tool; print(pkg.ANSWER, tool.VALUE)"
+    first, said = counted(store, [tree(tmp_path / "a")], code)
+    assert said == '1 "1.5"'
+    assert first.compiled > 3  # the three layer modules and the standard library modules they import
+    entries = sorted(path.name for path in (store.directory / "by-source").iterdir())
+    assert len(entries) == 3 and all(name.endswith(f"-{MTIME}.cpython-311.pyc") for name in entries)
+
+    for name in ("b", "c"):  # other build directories: other paths, the same sources
+        again, said = counted(store, [tree(tmp_path / name)], code)
+        assert said == '1 "1.5"'
+        assert (again.reused, again.compiled) == (3, 0)
+    assert sorted(path.name for path in (store.directory / "by-source").iterdir()) == entries
+    assert not list((store.directory / "runs").iterdir())  # each run's prefix is gone with it
+    assert not list(tmp_path.glob("*/python/**/__pycache__"))  # nothing written into the trees
+
+
+def test_a_changed_source_with_the_same_size_and_mtime_never_gets_the_old_bytecode(tmp_path: Path) -> None:
+    """Python's own check (mtime and size) would accept the old .pyc; the store is named by the bytes."""
+    store = pyc_store.PycStore(tmp_path / "pyc", "cpython-311")
+    site = tree(tmp_path / "build")
+    assert counted(store, [site], "import pkg; print(pkg.ANSWER)")[1] == "1"
+    shutil.rmtree(site.parent)
+    site = tree(tmp_path / "build", answer="2")  # same path, same size, same mtime, other bytes
+    run, said = counted(store, [site], "import pkg; print(pkg.ANSWER)")
+    assert said == "2" and run.compiled == 1
+
+
+def test_verify_keeps_what_it_compiled_and_a_copy_elsewhere_compiles_nothing(tmp_path: Path) -> None:
+    store = pyc_store.for_target(tmp_path / "cache", "3.11")
+    items = [("module", "pkg"), ("module", "tool")]
+    outcomes = run_checks(PYTHON, tree(tmp_path / "a"), items, jobs=2, pycache=store)
+    assert all(outcome.error is None for outcome in outcomes.values())
+    site = tree(tmp_path / "b")
+    run, said = counted(store, [site], "import pkg, tool; print(pkg.ANSWER)")
+    assert said == "1" and run.reused == 3 and run.compiled == 0  # json and decimal too, from the first run
