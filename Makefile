@@ -7,6 +7,11 @@
 # requirements-bootstrap.txt, then syncs the hashed locks: requirements-pipeline.txt for the pipeline,
 # plus requirements-dev.txt (linters, test tools, emulators) for make test.
 
+# The project's .venv is ours: its bytecode is written once, by the first command importing each module,
+# and every later command reuses it. With PYTHONDONTWRITEBYTECODE set (as CI images often do) each of the
+# hundreds of commands make test runs compiled scikit-learn, SciPy and pandas again (~60 CPU-s in all).
+unexport PYTHONDONTWRITEBYTECODE
+
 BOOTSTRAP ?= python3
 TARGET_PYTHON := $(shell $(BOOTSTRAP) -m ci.python --version)
 VENV := .venv
@@ -45,9 +50,12 @@ pipeline: venv
 	$(CI) smoke
 	$(CI) deploy
 
-# Every core (pytest-xdist), a whole file per worker at a time: module fixtures are built once.
+# Every core (pytest-xdist): whole files, longest first, the session build once (tests/scheduling.py).
+# One worker more than cores: the suite waits about 80 s in all on PyPI, moto and deliberate timeouts,
+# and the extra worker runs CPU work in those gaps.
+TEST_WORKERS ?= $(shell echo $$(( $$(getconf _NPROCESSORS_ONLN) + 1 )))
 test: lint
-	$(PY) -m pytest -n auto --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Seconds, and first: CI runs it before the test suite (actionlint runs shellcheck on every run: script).
 lint: venv-dev

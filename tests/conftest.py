@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from ci.paths import REPO_ROOT, BuildPaths
+from tests import scheduling
 
-# `make test` runs the suite on every core (pytest-xdist, a file per worker at a time): each worker
-# has its own session build; the download cache is shared (its writers lock or write atomically).
+# `make test` runs the suite on every core (pytest-xdist): tests/scheduling.py sends every file using
+# the session's layer build to one worker, so it is built once; the download cache is shared (its writers
+# lock or write atomically).
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 SESSION_BUILD = REPO_ROOT / "build" / ("test" + (f"-{WORKER}" if WORKER else ""))
 
@@ -68,7 +70,12 @@ def repo_root() -> Path:
 SLOW_FIXTURES = frozenset({"built_layer", "foreign_bundles"})
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    scheduling.register(config)

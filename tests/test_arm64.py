@@ -19,7 +19,7 @@ from ci.errors import CheckFailedError
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.conftest import run_cli
 
-WHEELS = REPO_ROOT / "build" / "cache" / "wheels"  # shared download cache (arm64 wheels land beside x86_64)
+SHARED_CACHE = REPO_ROOT / "build" / "cache"  # arm64 wheels land beside x86_64 ones
 
 
 def arm64_config(tmp_path: Path) -> Path:
@@ -67,8 +67,9 @@ def test_an_arm64_build_without_an_aarch64_interpreter_is_all_aarch64_and_deploy
     config = arm64_config(tmp_path)
     paths = BuildPaths(build=tmp_path / "build", cache=tmp_path / "cache")  # no sysroot in this cache
     paths.cache.mkdir()
-    WHEELS.mkdir(parents=True, exist_ok=True)
-    (paths.cache / "wheels").symlink_to(WHEELS)
+    for shared in ("wheels", "deflate"):  # downloads and compressed zip entries: content-named, shared
+        (SHARED_CACHE / shared).mkdir(parents=True, exist_ok=True)
+        (paths.cache / shared).symlink_to(SHARED_CACHE / shared)
     output = cli(config, paths, "build")
     assert "WARNING:  proofs missing: imports, trace" in output
     build = json.loads(paths.report("build").read_text())

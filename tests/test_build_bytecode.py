@@ -97,3 +97,19 @@ def test_a_changed_answer_fails_the_proof() -> None:
     trace.compare_results(before, before, "bytecode=runtime")
     with pytest.raises(CheckFailedError, match="answers 1 event"):
         trace.compare_results(before, after, "sourceless")
+
+
+def test_compiled_bytecode_replaces_an_installed_file_never_writes_through_its_link(tmp_path: Path) -> None:
+    """Installed files are hard links into the unpacked-wheel cache: the step makes new files."""
+    site = tmp_path / "python"
+    (site / "lib").mkdir(parents=True)
+    (site / "lib" / "used.py").write_text("VALUE = 1\n")
+    shipped = tmp_path / "cache" / "unpacked" / "shipped.pyc"  # a wheel's own bytecode, kept by the config
+    shipped.parent.mkdir(parents=True)
+    shipped.write_bytes(b"the wheel's bytes")
+    target = site / bytecode.pyc_path("lib/used.py", TARGET_PYTHON, False)
+    target.parent.mkdir(parents=True)
+    target.hardlink_to(shipped)
+    bytecode.compile_files(PYTHON, TARGET_PYTHON, site, ["lib/used.py"], tmp_path / "pyc", False, "/opt/python")
+    assert shipped.read_bytes() == b"the wheel's bytes"
+    assert target.read_bytes() != b"the wheel's bytes" and target.stat().st_nlink == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import zipfile
 from pathlib import Path
@@ -124,3 +125,61 @@ def test_install_refuses_a_wheel_whose_hash_changed(tmp_path: Path) -> None:
         handle.write(b"\0")
     with pytest.raises(PipelineError, match="changed since it was fetched"):
         install.install_wheels([wheel], tmp_path / "python")
+
+
+def hashed_wheel(path: Path) -> wheels.CachedWheel:
+    """A wheel whose RECORD hashes every file, as the wheel spec asks."""
+    files = {
+        "demo/__init__.py": b"X = 1\n",
+        "demo/native.so": b"\x7fELF not really",
+        "demo-1.0.data/purelib/demo_extra.py": b"Y = 2\n",
+        "demo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
+        "demo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n",
+    }
+    lines = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        lines.append(f"{name},sha256={digest},{len(data)}")
+    lines.append("demo-1.0.dist-info/RECORD,,")
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2024, 2, 5, 22, 0, 14))
+            info.external_attr = (0o755 if name.endswith(".so") else 0o644) << 16
+            zf.writestr(info, data)
+        zf.writestr("demo-1.0.dist-info/RECORD", "\n".join(lines) + "\n")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    pin = Pin("demo", "demo==1.0", 1, Requirement("demo==1.0"), hashes=(f"sha256:{digest}",))
+    return wheels.CachedWheel(pin, path, digest)
+
+
+def tree_facts(site: Path) -> dict[str, tuple[bytes, int, int]]:
+    return {
+        p.relative_to(site).as_posix(): (p.read_bytes(), p.stat().st_mode, int(p.stat().st_mtime))
+        for p in site.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_a_cached_unpack_installs_by_links_the_same_tree_and_a_changed_entry_is_unpacked_again(
+    tmp_path: Path,
+) -> None:
+    wheel = hashed_wheel(tmp_path / "demo-1.0-py3-none-any.whl")
+    install.install_wheels([wheel], tmp_path / "plain" / "python")
+    plain = tree_facts(tmp_path / "plain" / "python")
+    unpacked = tmp_path / "cache" / "unpacked"
+
+    for name in ("first", "second"):
+        site = tmp_path / name / "python"
+        [dist] = install.install_wheels([wheel], site, unpacked=unpacked)
+        assert tree_facts(site) == plain and (dist.name, dist.version) == ("demo", "1.0")
+    cached = unpacked / wheel.sha256 / "tree" / "demo" / "__init__.py"
+    linked = tmp_path / "second" / "python" / "demo" / "__init__.py"
+    assert linked.stat().st_ino == cached.stat().st_ino  # a link, not a copy
+
+    with cached.open("r+b") as changed:  # written in place: every link to it sees it
+        changed.write(b"Z")
+    site = tmp_path / "third" / "python"
+    install.install_wheels([wheel], site, unpacked=unpacked)
+    assert tree_facts(site) == plain, "the changed entry was unpacked again from the wheel, never installed"
+    assert (unpacked / wheel.sha256 / "tree" / "demo" / "__init__.py").read_bytes() == b"X = 1\n"
+    assert not list(unpacked.glob("*.partial"))

@@ -23,6 +23,7 @@ from ci.config import Config, load_config
 from ci.deploy.artifacts import local_artifacts
 from ci.deploy.gate import check_gate
 from ci.errors import CheckFailedError
+from ci.layer.wheels import read_layer_lock
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import write_report
 from tests.conftest import run_cli
@@ -118,23 +119,39 @@ def test_a_smoke_run_on_the_committed_events_is_not_partial() -> None:
 
 
 def test_ctrl_c_during_build_is_one_line_and_leaves_no_stale_zips(tmp_path: Path) -> None:
-    paths = BuildPaths(build=tmp_path / "build", cache=REPO_ROOT / "build" / "cache")
+    paths = BuildPaths(build=tmp_path / "build", cache=tmp_path / "cache")
     paths.reports.mkdir(parents=True)
     for stale in (paths.layer_zip, paths.function_zip, paths.report("build")):
         stale.write_text("from the previous build")
+    # The build is interrupted while it reads a cached wheel: a FIFO no one writes, named like a locked wheel,
+    # so it waits there for sure (on a fast machine a real build could finish before the signal arrives).
+    pin = read_layer_lock(REPO_ROOT / "requirements-layer.txt").entries[0]
+    paths.wheel_cache.mkdir(parents=True)
+    os.mkfifo(paths.wheel_cache / f"{pin.name.replace('-', '_')}-{pin.version}-py3-none-any.whl")
     command = [sys.executable, "-m", "ci", "--build-dir", str(paths.build), "--cache-dir", str(paths.cache), "build"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # A shell's background job (`make test &`) starts with SIGINT ignored, and an exec keeps it so: the build is
+    # started with the default disposition, as when a person presses Ctrl-C in a terminal.
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
     process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", reset, *command],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
-    deadline = time.monotonic() + 300
-    for line in process.stdout:  # interrupt once the build is under way (installing the wheels)
-        if line.startswith("fetch:") or time.monotonic() > deadline:
+    for line in process.stdout:  # the build is under way: its outputs are gone, the wheels are being read
+        if line.startswith("machine:"):
             break
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)
-    _out, err = process.communicate(timeout=300)
+    try:
+        _out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
     assert process.returncode == 130, err
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.strip()]

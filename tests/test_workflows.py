@@ -710,7 +710,10 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
     for cache in build_caches:
         paths = cache["with"]["path"].split()
         assert str(default_paths().cache.relative_to(REPO_ROOT)) in paths and "~/.cache/pip" in paths
-        assert {"!build/cache/bootstrap", "!build/cache/pins-fixtures"} <= set(paths), "each cache has one filler"
+        assert {
+            *("!build/cache/bootstrap", "!build/cache/pins-fixtures"),
+            *("!build/cache/mypy", "!build/cache/test-durations.json"),
+        } <= set(paths), "each cache has one filler"
         assert f"'{lock['layer_lock']}'" in cache["with"]["key"] and "ci/policy/runtime-*.txt" in cache["with"]["key"]
         if cache["uses"].startswith("actions/cache@"):
             assert "inputs.environment == 'pipeline'" in cache["if"], "build/cache is saved by the build only"
@@ -744,6 +747,18 @@ def test_each_cache_is_saved_by_exactly_the_job_that_fills_it() -> None:
         if "pins-fixtures" in step["with"]["path"]
     }
     assert set(fixtures) == {("pull-request.yml", "test"), ("deploy.yml", "test")}, "filled by the tests only"
+    lint_and_times = {
+        (path.name, job_id): step
+        for path in WORKFLOWS
+        for job_id, job in jobs(path).items()
+        for step in cache_steps(job.get("steps", []))
+        if "build/cache/mypy" in step["with"]["path"]
+    }
+    assert set(lint_and_times) == set(fixtures), "mypy's cache and the test times: filled by lint and tests only"
+    for step in lint_and_times.values():
+        assert step["uses"].startswith("actions/cache@")
+        assert step["with"]["path"].split() == ["build/cache/mypy", "build/cache/test-durations.json"]
+        assert step["with"]["key"].startswith(step["with"]["restore-keys"]), "any earlier run's cache is restored"
     from tests.pins_fixtures import FIXTURE_CACHE, FOREIGN_LOCK
 
     for step in fixtures.values():

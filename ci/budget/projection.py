@@ -132,7 +132,7 @@ class Measurer:
         self.scratch.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="measure-", dir=self.scratch) as tmp:
             site = Path(tmp) / BUILD_SITE
-            installed = install_wheels(list(wheels), site)
+            installed = install_wheels(list(wheels), site, unpacked=self.cache / "unpacked")
             errors: dict[str, str] = {}
             keep = globbed(site, self.options.keep)
             if platform.machine() == self.target.machine:  # imports prove nothing on another machine

@@ -120,7 +120,7 @@ def step_install(state: BuildState) -> None:
     with state.step("install"):
         if state.paths.layer_tree.exists():
             shutil.rmtree(state.paths.layer_tree)
-        state.installed = install_wheels(state.wheels, state.site)
+        state.installed = install_wheels(state.wheels, state.site, unpacked=state.paths.cache / "unpacked")
     files, size = tree_size(state.site)
     state.data["installed"] = {"files": files, "bytes": size}
     dropped = {f"{d.name}: .data/{scheme}": n for d in state.installed for scheme, n in d.dropped.items()}

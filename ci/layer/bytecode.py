@@ -84,6 +84,7 @@ def compile_files(
     size = 0
     for cached, target in placed:
         target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)  # a new file: an installed one may be a hard link into the cache
         shutil.copyfile(cached, target)
         target.chmod(0o644)
         size += target.stat().st_size

@@ -3,10 +3,19 @@
 No installer runs here: an installer would compile bytecode, write bookkeeping and resolve
 again. `.data/purelib` and `.data/platlib` go to the root (Lambda has one site directory);
 `.data/scripts|headers|data` cannot be used from a layer and are dropped, and counted.
+
+With a cache (`unpacked`), each wheel is unpacked once into <cache>/unpacked/<wheel sha256>/ and
+installed by hard links: inflating 264 MB again cost 2.3 CPU-s a build. Every linked file is hashed
+against the RECORD of the wheel itself (whose own hash the lock holds), so a changed cache entry is
+unpacked again, never installed. Linked files are never written in place: the build's steps only
+delete them or replace them with new files (strip, bytecode).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 import shutil
 import time
@@ -39,9 +48,11 @@ class InstalledDistribution:
 
 
 def install_wheels(
-    wheels: list[CachedWheel] | tuple[CachedWheel, ...], site: Path, jobs: int = 2
+    wheels: list[CachedWheel] | tuple[CachedWheel, ...], site: Path, jobs: int = 2, unpacked: Path | None = None
 ) -> list[InstalledDistribution]:
-    """Unpack `wheels` into `site` (created empty); each wheel's hash is checked again first."""
+    """Unpack `wheels` into `site` (created empty); each wheel's hash is checked again first.
+
+    `unpacked`: where unpacked wheels are kept, to install by hard links (same file system as `site`)."""
     if site.exists():
         shutil.rmtree(site)
     site.mkdir(parents=True)
@@ -54,9 +65,93 @@ def install_wheels(
             )
     # Two unpackers: inflating releases the GIL, and the big wheels (scipy, numpy) dominate.
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        installed = list(pool.map(lambda wheel: _unpack(wheel.path, site), ordered))
+        if unpacked is None:
+            installed = list(pool.map(lambda wheel: _unpack(wheel.path, site), ordered))
+        else:
+            installed = list(pool.map(lambda wheel: _link(wheel, site, unpacked), ordered))
     _check_no_overlap(installed)
     return installed
+
+
+_MANIFEST = "installed.json"
+
+
+def _link(wheel: CachedWheel, site: Path, unpacked: Path) -> InstalledDistribution:
+    """Install `wheel` by hard links from its unpacked copy, made on first use; the copy is checked first."""
+    entry = unpacked / wheel.sha256
+    dist = _read_entry(entry)
+    if dist is not None and not _matches_record(wheel.path, entry, dist):
+        shutil.rmtree(entry, ignore_errors=True)  # changed since it was unpacked: unpack it again
+        dist = None
+    if dist is None:
+        dist = _make_entry(wheel.path, entry)
+    for target in dist.files:
+        path = site / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(entry / "tree" / target, path)
+        except OSError:  # another file system: a copy (keeps mode and mtime)
+            shutil.copy2(entry / "tree" / target, path)
+    return dist
+
+
+def _read_entry(entry: Path) -> InstalledDistribution | None:
+    try:
+        data = json.loads((entry / _MANIFEST).read_text())
+        return InstalledDistribution(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _make_entry(wheel: Path, entry: Path) -> InstalledDistribution:
+    partial = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    dist = _unpack(wheel, partial / "tree")
+    (partial / _MANIFEST).write_text(json.dumps(dist.__dict__))
+    shutil.rmtree(entry, ignore_errors=True)
+    try:
+        partial.rename(entry)  # whole or not at all: builds running side by side share the cache
+    except OSError:  # another build made it first
+        shutil.rmtree(partial, ignore_errors=True)
+    return dist
+
+
+def _matches_record(wheel: Path, entry: Path, dist: InstalledDistribution) -> bool:
+    """Every installed file has the sha256 the wheel's RECORD gives for it (RECORD itself: its bytes)."""
+    with zipfile.ZipFile(wheel) as archive:
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        dist_info = _dist_info_dir(wheel, members)
+        data_dir = dist_info.removesuffix(".dist-info") + ".data"
+        record_name = f"{dist_info}/RECORD"
+        record = archive.read(record_name)
+        expected: dict[str, str] = {}
+        for line in record.decode("utf-8").splitlines():
+            name, _, rest = line.partition(",")
+            digest = rest.partition(",")[0]
+            if digest.startswith("sha256="):
+                expected[name] = digest.removeprefix("sha256=")
+        sizes = {info.filename: info.file_size for info in members}
+    scratch = InstalledDistribution(name=dist.name, version=dist.version, wheel=dist.wheel)
+    wanted: dict[str, str] = {}
+    for name in sizes:
+        destination = _destination(PurePosixPath(name), data_dir, scratch, wheel)
+        if destination is not None:
+            wanted[destination.as_posix()] = name
+    if sorted(wanted) != sorted(dist.files):
+        return False
+    for rel, name in wanted.items():
+        path = entry / "tree" / rel
+        if name == record_name:
+            if path.read_bytes() != record:
+                return False
+            continue
+        if name not in expected:
+            return False  # the wheel spec hashes every file but RECORD: nothing to check it against
+        with path.open("rb") as file:
+            raw = hashlib.file_digest(file, "sha256").digest()
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != expected[name]:
+            return False
+    return True
 
 
 def _unpack(wheel: Path, site: Path) -> InstalledDistribution:

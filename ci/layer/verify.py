@@ -237,7 +237,7 @@ def verify_tree(
     site: Path,
     distributions: Sequence[str],
     base: Baseline,
-    jobs: int = 2,
+    jobs: int = 1,
     pycache: PycStore | None = None,
 ) -> Verification:
     items = items_for(site, distributions)

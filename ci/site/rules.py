@@ -139,12 +139,13 @@ def plan(site: Path, names: Iterable[str], keep: frozenset[str] = frozenset()) -
     """Which files (relative to `site`) each rule would remove: {path: rule}. Nothing is touched."""
     rules = [RULES[name] for name in names if name in RULES]
     spared_dirs = {str(parent) for rel in keep for parent in PurePosixPath(rel).parents}
+    dir_rules: dict[str, str | None] = {}  # each directory is judged once, not once per file under it
     claimed: dict[str, str] = {}
     for path in walk_files(site):
         rel = PurePosixPath(path.relative_to(site).as_posix())
         if always_kept(rel) or str(rel) in keep:
             continue
-        rule = _claiming_rule(rel, rules, spared_dirs)
+        rule = _claiming_rule(rel, rules, spared_dirs, dir_rules)
         if rule is not None:
             claimed[str(rel)] = rule
     return claimed
@@ -152,8 +153,10 @@ def plan(site: Path, names: Iterable[str], keep: frozenset[str] = frozenset()) -
 
 def spared_by_keep(site: Path, names: Iterable[str], keep: frozenset[str]) -> dict[str, list[str]]:
     """Files a rule would have removed but `keep` saved (reported, so the protection is visible)."""
-    without = plan(site, names)
-    with_keep = plan(site, names, keep)
+    return _spared(plan(site, names), plan(site, names, keep))
+
+
+def _spared(without: dict[str, str], with_keep: dict[str, str]) -> dict[str, list[str]]:
     spared: dict[str, list[str]] = {}
     for rel, rule in without.items():
         if rel not in with_keep:
@@ -161,14 +164,19 @@ def spared_by_keep(site: Path, names: Iterable[str], keep: frozenset[str]) -> di
     return spared
 
 
-def _claiming_rule(rel: PurePosixPath, rules: list[Rule], spared_dirs: set[str]) -> str | None:
-    for depth in range(1, len(rel.parts)):
-        directory = PurePosixPath(*rel.parts[:depth])
-        if str(directory) in spared_dirs:
+def _claiming_rule(
+    rel: PurePosixPath, rules: list[Rule], spared_dirs: set[str], dir_rules: dict[str, str | None]
+) -> str | None:
+    parts = rel.parts
+    for depth in range(1, len(parts)):
+        directory = "/".join(parts[:depth])
+        if directory in spared_dirs:
             continue
-        for rule in rules:
-            if rule.claims_dir(directory):
-                return rule.name
+        if directory not in dir_rules:
+            as_path = PurePosixPath(directory)
+            dir_rules[directory] = next((rule.name for rule in rules if rule.claims_dir(as_path)), None)
+        if dir_rules[directory] is not None:
+            return dir_rules[directory]
     for rule in rules:
         if rule.claims_file(rel):
             return rule.name
@@ -179,9 +187,10 @@ def apply_rules(site: Path, names: Iterable[str], keep: frozenset[str] = frozens
     """Remove what the named rules claim; a result per rule (in the configured order), zero if nothing."""
     names = [name for name in names if name in RULES]
     results = {name: RuleResult(name) for name in names}
-    for rule, paths in spared_by_keep(site, names, keep).items():
+    planned = plan(site, names, keep)
+    for rule, paths in _spared(plan(site, names), planned).items():
         results[rule].spared = sorted(paths)
-    for rel, rule in sorted(plan(site, names, keep).items()):
+    for rel, rule in sorted(planned.items()):
         path = site / rel
         size = path.stat().st_size
         path.unlink()
