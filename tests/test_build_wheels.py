@@ -183,3 +183,16 @@ def test_a_cached_unpack_installs_by_links_the_same_tree_and_a_changed_entry_is_
     assert tree_facts(site) == plain, "the changed entry was unpacked again from the wheel, never installed"
     assert (unpacked / wheel.sha256 / "tree" / "demo" / "__init__.py").read_bytes() == b"X = 1\n"
     assert not list(unpacked.glob("*.partial"))
+
+
+def test_a_broken_entry_in_the_way_is_never_linked_from(tmp_path: Path) -> None:
+    """An entry with no record of what it holds (not made by an install): the install uses its own fresh copy."""
+    wheel = hashed_wheel(tmp_path / "demo-1.0-py3-none-any.whl")
+    install.install_wheels([wheel], tmp_path / "plain" / "python")
+    unpacked = tmp_path / "cache" / "unpacked"
+    (unpacked / wheel.sha256 / "tree" / "demo").mkdir(parents=True)
+    (unpacked / wheel.sha256 / "tree" / "demo" / "__init__.py").write_text("import os; os.system('x')\n")
+    site = tmp_path / "site" / "python"
+    install.install_wheels([wheel], site, unpacked=unpacked)
+    assert tree_facts(site) == tree_facts(tmp_path / "plain" / "python")
+    assert not list(unpacked.glob("*.partial"))

@@ -719,6 +719,17 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
             assert "inputs.environment == 'pipeline'" in cache["if"], "build/cache is saved by the build only"
 
 
+def workflow_caches_of(path_part: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(workflow file, job) -> its cache step whose paths name `path_part`."""
+    return {
+        (path.name, job_id): step
+        for path in WORKFLOWS
+        for job_id, job in jobs(path).items()
+        for step in cache_steps(job.get("steps", []))
+        if path_part in step["with"]["path"]
+    }
+
+
 def setup_saves(job: dict[str, Any]) -> str | None:
     """The environment whose caches the job's set-up saves, or None."""
     for step in job.get("steps", []):
@@ -739,21 +750,9 @@ def test_each_cache_is_saved_by_exactly_the_job_that_fills_it() -> None:
         ("pull-request.yml", "test"): "dev",  # uv's cache for pipeline + dev
         ("deploy.yml", "test"): "dev",  # the same job on main, whose caches every pull request can restore
     }
-    fixtures = {
-        (path.name, job_id): step
-        for path in WORKFLOWS
-        for job_id, job in jobs(path).items()
-        for step in cache_steps(job.get("steps", []))
-        if "pins-fixtures" in step["with"]["path"]
-    }
+    fixtures = workflow_caches_of("pins-fixtures")
     assert set(fixtures) == {("pull-request.yml", "test"), ("deploy.yml", "test")}, "filled by the tests only"
-    lint_and_times = {
-        (path.name, job_id): step
-        for path in WORKFLOWS
-        for job_id, job in jobs(path).items()
-        for step in cache_steps(job.get("steps", []))
-        if "build/cache/mypy" in step["with"]["path"]
-    }
+    lint_and_times = workflow_caches_of("build/cache/mypy")
     assert set(lint_and_times) == set(fixtures), "mypy's cache and the test times: filled by lint and tests only"
     for step in lint_and_times.values():
         assert step["uses"].startswith("actions/cache@")

@@ -83,15 +83,18 @@ def _link(wheel: CachedWheel, site: Path, unpacked: Path) -> InstalledDistributi
     if dist is not None and not _matches_record(wheel.path, entry, dist):
         shutil.rmtree(entry, ignore_errors=True)  # changed since it was unpacked: unpack it again
         dist = None
+    source = entry
     if dist is None:
-        dist = _make_entry(wheel.path, entry)
+        dist, source = _make_entry(wheel.path, entry)
     for target in dist.files:
         path = site / target
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(entry / "tree" / target, path)
+            os.link(source / "tree" / target, path)
         except OSError:  # another file system: a copy (keeps mode and mtime)
-            shutil.copy2(entry / "tree" / target, path)
+            shutil.copy2(source / "tree" / target, path)
+    if source != entry:
+        shutil.rmtree(source, ignore_errors=True)
     return dist
 
 
@@ -103,17 +106,19 @@ def _read_entry(entry: Path) -> InstalledDistribution | None:
         return None
 
 
-def _make_entry(wheel: Path, entry: Path) -> InstalledDistribution:
+def _make_entry(wheel: Path, entry: Path) -> tuple[InstalledDistribution, Path]:
+    """Unpack `wheel` as `entry`; the distribution and the directory to link from."""
     partial = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     dist = _unpack(wheel, partial / "tree")
     (partial / _MANIFEST).write_text(json.dumps(dist.__dict__))
-    shutil.rmtree(entry, ignore_errors=True)
     try:
         partial.rename(entry)  # whole or not at all: builds running side by side share the cache
-    except OSError:  # another build made it first
-        shutil.rmtree(partial, ignore_errors=True)
-    return dist
+    except OSError:
+        if _read_entry(entry) is None:  # something broken in the way: install from this copy, then drop it
+            return dist, partial
+        shutil.rmtree(partial, ignore_errors=True)  # another build made it first, from the same wheel
+    return dist, entry
 
 
 def _matches_record(wheel: Path, entry: Path, dist: InstalledDistribution) -> bool:
