@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from ci.isolated import run_isolated, target_python
@@ -72,3 +73,14 @@ def test_verify_keeps_what_it_compiled_and_a_copy_elsewhere_compiles_nothing(tmp
     site = tree(tmp_path / "b")
     run, said = counted(store, [site], "import pkg, tool; print(pkg.ANSWER)")
     assert said == "1" and run.reused == 3 and run.compiled == 0  # json and decimal too, from the first run
+
+
+def test_a_prefix_left_by_a_killed_run_is_removed_by_the_next(tmp_path: Path) -> None:
+    store = pyc_store.PycStore(tmp_path / "pyc", "cpython-311")
+    dead = subprocess.run([PYTHON, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    orphan = store.directory / "runs" / f"{dead.stdout.strip()}-abc123"
+    (orphan / "tmp").mkdir(parents=True)
+    mine = store.directory / "runs" / f"{os.getpid()}-still-running"
+    mine.mkdir()
+    counted(store, [tree(tmp_path / "a")], "import pkg")
+    assert not orphan.exists() and mine.exists()

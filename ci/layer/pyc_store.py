@@ -54,6 +54,7 @@ class PycStore:
         entries, outside, runs = (self.directory / name for name in ("by-source", "outside", "runs"))
         for directory in (entries, outside, runs):
             directory.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(runs)
         run = Run(Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=runs)))
         roots = [resolved(root) for root in roots]
         try:
@@ -115,6 +116,24 @@ class PycStore:
                     continue  # not a timestamp .pyc, or the source changed after it was compiled
                 _link_atomically(pyc, self._entry(entries, source, stat))
                 run.compiled += 1
+
+
+def _remove_orphans(runs: Path) -> None:
+    """Prefixes of runs whose process is gone (killed before it could remove its own)."""
+    for prefix in runs.iterdir():
+        pid = prefix.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(prefix, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _link_atomically(file: Path, name: Path) -> None:
