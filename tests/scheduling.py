@@ -4,8 +4,8 @@ Units are whole files (a file's module fixtures are built once), except that eve
 session's real layer build (a file naming `built_layer`) is one unit: the build runs once per run, not
 once per worker. Units start longest first (the longest-processing-time rule), so no long file starts
 last while the other workers idle: the times are each test's own from the last run on this checkout
-(build/cache/test-durations.json, written by the controller), or, before any run, a test that builds
-something real from PyPI (marked slow) counts as ten.
+(build/cache/test-durations.json, written by the controller), or, before any run (a fresh clone in CI),
+a test's `cost` mark (seconds, on the few longest), or ten times a quick test's for one marked slow.
 
 xdist's own `--dist loadgroup` cannot express this with pytest 9 (it renames `item._nodeid`, which pytest 9
 no longer reads, so every group is silently ignored): the controller's scheduler groups the files itself.
@@ -66,6 +66,14 @@ def read_durations() -> dict[str, float]:
     return {k: float(v) for k, v in data.items() if isinstance(v, int | float)}
 
 
+def estimate(item: pytest.Item) -> float:
+    """A test's seconds before any run has been timed."""
+    marked = item.get_closest_marker("cost")
+    if marked is not None:
+        return float(marked.args[0])
+    return SLOW_SECONDS if item.get_closest_marker("slow") else UNKNOWN_SECONDS
+
+
 class Ordering:
     """On every worker: the items longest unit first (after pytest's own reordering); within a unit the files
     and tests keep their order."""
@@ -81,7 +89,7 @@ class Ordering:
             if timed:
                 cost[unit] += timed.get(item.nodeid, UNKNOWN_SECONDS)
             else:
-                cost[unit] += SLOW_SECONDS if item.get_closest_marker("slow") else UNKNOWN_SECONDS
+                cost[unit] += estimate(item)
         items.sort(key=lambda item: (-cost[unit_of(item.nodeid)], first[unit_of(item.nodeid)]))
 
     @pytest.hookimpl(optionalhook=True)  # an xdist hook: absent under -p no:xdist

@@ -111,6 +111,7 @@ def emulation_ready() -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.cost(50)  # under qemu: the build's imports, trace and proof, then smoke
 @pytest.mark.skipif(bool(emulation_ready()), reason=f"needs aarch64 emulation: {emulation_ready()}")
 def test_an_emulated_arm64_build_proves_imports_trace_and_smoke_and_deploy_names_only_the_limits(
     tmp_path: Path, trained_model: BuildPaths

@@ -86,3 +86,20 @@ def test_a_missing_or_unreadable_file_means_no_times(tmp_path: Path, monkeypatch
     assert scheduling.read_durations() == {}
     (tmp_path / "none.json").write_text("[1, 2")
     assert scheduling.read_durations() == {}
+
+
+@dataclass
+class Marked:
+    nodeid: str
+    seconds: float
+
+    def get_closest_marker(self, name: str) -> object | None:
+        return pytest.mark.cost(self.seconds).mark if name == "cost" else None
+
+
+def test_before_any_run_a_cost_mark_gives_a_tests_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scheduling, "read_durations", lambda: {})
+    items = [Item("tests/test_a.py::one", {"slow"}), Marked("tests/test_b.py::emulated", 50.0)]
+    scheduling.Ordering().pytest_collection_modifyitems(items)  # type: ignore[arg-type]
+    assert [item.nodeid for item in items] == ["tests/test_b.py::emulated", "tests/test_a.py::one"]
+    assert scheduling.estimate(items[0]) == 50.0  # type: ignore[arg-type]

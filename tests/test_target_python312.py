@@ -19,6 +19,7 @@ RUNTIME = "python3.12"
 
 
 @pytest.mark.slow
+@pytest.mark.cost(20)  # a cp312 layer built, ABI-checked and smoke-tested
 @pytest.mark.skipif(TARGET.runtime.name == RUNTIME, reason="the committed target: the session build covers it")
 @needs_python("3.12")
 def test_a_python312_layer_builds_passes_abi_and_smoke(trained_model: BuildPaths, tmp_path: Path) -> None:
