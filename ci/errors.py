@@ -14,12 +14,15 @@ class PipelineError(Exception):
     def __str__(self) -> str:
         return f"{self.problem}\n  fix: {self.fix}" if self.fix else self.problem
 
+    def one_line(self) -> str:
+        return f"{self.problem}; fix: {self.fix}" if self.fix else self.problem
+
 
 class ConfigError(PipelineError):
     """pipeline.toml (or a value in it) is missing or invalid: one line, so a log grep finds it whole."""
 
     def __str__(self) -> str:
-        return f"{self.problem}; fix: {self.fix}" if self.fix else self.problem
+        return self.one_line()
 
 
 class CheckFailedError(PipelineError):

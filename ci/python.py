@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(find_python(version))
     except PipelineError as exc:
-        print(f"error: {exc.problem}; fix: {exc.fix}", file=sys.stderr)
+        print(f"error: {exc.one_line()}", file=sys.stderr)
         return 1
     return 0
 

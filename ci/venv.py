@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         create(plan(args.config, args.venv, args.dev, args.python or None, args.cache_dir))
     except PipelineError as exc:
-        print(f"error: {exc.problem}; fix: {exc.fix}", file=sys.stderr)
+        print(f"error: {exc.one_line()}", file=sys.stderr)
         return 1
     return 0
 

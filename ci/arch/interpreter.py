@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from ci.isolated import target_python
 NATIVE = "native"
 EMULATED = "emulated"
 MISSING = "missing"
-QEMU = {"aarch64": ("qemu-aarch64-static", "qemu-aarch64"), "x86_64": ("qemu-x86_64-static", "qemu-x86_64")}
 
 
 @dataclass(frozen=True)
@@ -58,11 +56,11 @@ def find_interpreter(target: Target, cache: Path, host: str | None = None) -> Ta
     if host == target.machine:
         python = target_python(version)
         return TargetInterpreter(NATIVE, python, f"{host} host, {python}")
-    qemu = next((found for name in QEMU.get(target.machine, ()) if (found := shutil.which(name))), None)
+    qemu = sysroot.find_qemu(target.machine)
     root = sysroot.location(cache, target.machine).resolve()
     guest = root / "usr" / "bin" / f"python{version}"
     if qemu is None or not guest.is_file():
-        missing = [] if qemu else [f"no {QEMU.get(target.machine, ('qemu',))[0]} on PATH"]
+        missing = [] if qemu else [f"no {sysroot.QEMU.get(target.machine, ('qemu',))[0]} on PATH"]
         missing += [] if guest.is_file() else [f"no {target.machine} python{version} in {root}"]
         return TargetInterpreter(
             MISSING,

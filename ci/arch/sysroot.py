@@ -19,6 +19,7 @@ from pathlib import Path
 from ci.errors import PipelineError
 
 DEBIAN_ARCH = {"aarch64": "arm64", "x86_64": "amd64"}
+QEMU = {"aarch64": ("qemu-aarch64-static", "qemu-aarch64"), "x86_64": ("qemu-x86_64-static", "qemu-x86_64")}
 # python3.X-minimal's and libpython3.X-stdlib's dependencies (apt-cache depends), plus the C++ and
 # GCC runtime libraries manylinux wheels may link against (libstdc++, libgcc_s) but do not vendor.
 LIBRARIES = (
@@ -26,6 +27,11 @@ LIBRARIES = (
     "libsqlite3-0", "libuuid1", "libncursesw6", "libtinfo6", "libreadline8", "libdb5.3", "libcrypt1", "libnsl2",
     "libtirpc3", "libgssapi-krb5-2", "libkrb5-3", "libk5crypto3", "libkrb5support0", "libcom-err2", "libkeyutils1",
 )  # fmt: skip
+
+
+def find_qemu(machine: str) -> str | None:
+    """The user-mode emulator of `machine` on PATH (Debian's qemu-user-static names first), or None."""
+    return next((found for name in QEMU.get(machine, ()) if (found := shutil.which(name))), None)
 
 
 def location(cache: Path, machine: str) -> Path:
@@ -78,7 +84,7 @@ def compile_stdlib(tree: Path, machine: str, version: str) -> None:
     """The standard library's bytecode, compiled once by the guest interpreter itself, as Debian's postinst
     (py3compile) does on a real install and as Lambda's image ships it. Unpacked .debs hold none, and the
     checks run with -B: every emulated interpreter compiled the ~200 modules it imports again (~2 s each)."""
-    qemu = shutil.which(f"qemu-{machine}-static")
+    qemu = find_qemu(machine)
     if qemu is None:  # nothing can run the guest yet; the interpreter finder names qemu as missing
         return
     python = tree / "usr" / "bin" / f"python{version}"

@@ -124,9 +124,7 @@ def _make_entry(wheel: Path, entry: Path) -> tuple[InstalledDistribution, Path]:
 def _matches_record(wheel: Path, entry: Path, dist: InstalledDistribution) -> bool:
     """Every installed file has the sha256 the wheel's RECORD gives for it (RECORD itself: its bytes)."""
     with zipfile.ZipFile(wheel) as archive:
-        members = [info for info in archive.infolist() if not info.is_dir()]
-        dist_info = _dist_info_dir(wheel, members)
-        data_dir = dist_info.removesuffix(".dist-info") + ".data"
+        members, dist_info, data_dir = _layout(archive, wheel)
         record_name = f"{dist_info}/RECORD"
         record = archive.read(record_name)
         expected: dict[str, str] = {}
@@ -135,10 +133,9 @@ def _matches_record(wheel: Path, entry: Path, dist: InstalledDistribution) -> bo
             digest = rest.partition(",")[0]
             if digest.startswith("sha256="):
                 expected[name] = digest.removeprefix("sha256=")
-        sizes = {info.filename: info.file_size for info in members}
     scratch = InstalledDistribution(name=dist.name, version=dist.version, wheel=dist.wheel)
     wanted: dict[str, str] = {}
-    for name in sizes:
+    for name in (info.filename for info in members):
         destination = _destination(PurePosixPath(name), data_dir, scratch, wheel)
         if destination is not None:
             wanted[destination.as_posix()] = name
@@ -159,11 +156,16 @@ def _matches_record(wheel: Path, entry: Path, dist: InstalledDistribution) -> bo
     return True
 
 
+def _layout(archive: zipfile.ZipFile, wheel: Path) -> tuple[list[zipfile.ZipInfo], str, str]:
+    """The wheel's files, its .dist-info directory and its .data directory (names inside the zip)."""
+    members = [info for info in archive.infolist() if not info.is_dir()]
+    dist_info = _dist_info_dir(wheel, members)
+    return members, dist_info, dist_info.removesuffix(".dist-info") + ".data"
+
+
 def _unpack(wheel: Path, site: Path) -> InstalledDistribution:
     with zipfile.ZipFile(wheel) as archive:
-        members = [info for info in archive.infolist() if not info.is_dir()]
-        dist_info = _dist_info_dir(wheel, members)
-        data_dir = dist_info.removesuffix(".dist-info") + ".data"
+        members, dist_info, data_dir = _layout(archive, wheel)
         metadata = HeaderParser().parsestr(archive.read(f"{dist_info}/METADATA").decode("utf-8"))
         dist = InstalledDistribution(name=metadata["Name"], version=metadata["Version"], wheel=wheel.name)
         for info in members:

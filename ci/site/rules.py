@@ -151,12 +151,8 @@ def plan(site: Path, names: Iterable[str], keep: frozenset[str] = frozenset()) -
     return claimed
 
 
-def spared_by_keep(site: Path, names: Iterable[str], keep: frozenset[str]) -> dict[str, list[str]]:
-    """Files a rule would have removed but `keep` saved (reported, so the protection is visible)."""
-    return _spared(plan(site, names), plan(site, names, keep))
-
-
 def _spared(without: dict[str, str], with_keep: dict[str, str]) -> dict[str, list[str]]:
+    """Files a rule would have removed but `keep` saved (reported, so the protection is visible)."""
     spared: dict[str, list[str]] = {}
     for rel, rule in without.items():
         if rel not in with_keep:
