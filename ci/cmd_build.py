@@ -21,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="compact profile: sourceless bytecode for traced modules + remove files the trace never used",
     )
+    parser.add_argument(
+        "--fresh-proofs",
+        action="store_true",
+        help="make every proof (imports, trace, prove) again, even one recorded for these exact bytes",
+    )
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
@@ -37,7 +42,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         build = replace(build, bytecode=args.bytecode)
     config = replace(config, build=build)
     try:
-        data = build_layer(config, paths, config_file=config.file)
+        data = build_layer(config, paths, config_file=config.file, reuse_proofs=not args.fresh_proofs)
         judged = produced(paths, data)
     except PipelineError as exc:
         finding = Finding("build", "error", exc.problem, exc.fix)

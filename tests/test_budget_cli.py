@@ -147,3 +147,5 @@ def test_baseline_ref_really_builds_the_refs_lock_and_a_rebuild_from_the_warm_ca
     assert again["layer"]["sha256"] == first["layer"]["sha256"]
     assert again["function"]["sha256"] == first["function"]["sha256"]
     assert again["timings"]["cache"] == "warm"  # every wheel from the cache, no network
+    # The session build's bytes, judged by this code: its proofs are reused (proofs.py), each one named.
+    assert again["verify"]["reused"]["key"] and again["import_trace"]["reused"] and again["bytecode"]["proof"]["reused"]

@@ -30,6 +30,9 @@ class TargetInterpreter:
     mode: str  # native | emulated | missing
     python: str | None
     detail: str
+    # The files whose bytes decide what `python` does (the interpreter and its libpython; under emulation
+    # qemu and the guest's): a proof made by other binaries is not reused (ci/layer/proofs.py).
+    binaries: tuple[str, ...] = ()
 
     @property
     def available(self) -> bool:
@@ -55,7 +58,7 @@ def find_interpreter(target: Target, cache: Path, host: str | None = None) -> Ta
     version = target.runtime.python
     if host == target.machine:
         python = target_python(version)
-        return TargetInterpreter(NATIVE, python, f"{host} host, {python}")
+        return TargetInterpreter(NATIVE, python, f"{host} host, {python}", _with_libpython(python))
     qemu = sysroot.find_qemu(target.machine)
     root = sysroot.location(cache, target.machine).resolve()
     guest = root / "usr" / "bin" / f"python{version}"
@@ -70,7 +73,21 @@ def find_interpreter(target: Target, cache: Path, host: str | None = None) -> Ta
             f"{sysroot.install_hint(target.machine, version, cache)}",
         )
     wrapper = _wrapper(cache, target.machine, version, qemu, root, guest)
-    return TargetInterpreter(EMULATED, str(wrapper), f"{Path(qemu).name} -L {root} {guest.relative_to(root)}")
+    return TargetInterpreter(
+        EMULATED,
+        str(wrapper),
+        f"{Path(qemu).name} -L {root} {guest.relative_to(root)}",
+        (qemu, *_with_libpython(guest)),
+    )
+
+
+def _with_libpython(python: str | Path) -> tuple[str, ...]:
+    """The executable and the libpython beside it (lib/ or lib/<triplet>/ of its prefix), if it is linked to one."""
+    prefix = Path(os.path.realpath(python)).parent.parent
+    shared = sorted(
+        str(p) for pattern in ("lib/libpython3*.so*", "lib/*/libpython3*.so*") for p in prefix.glob(pattern)
+    )
+    return (str(python), *shared)
 
 
 def _wrapper(cache: Path, machine: str, version: str, qemu: str, root: Path, guest: Path) -> Path:

@@ -13,13 +13,14 @@ import fcntl
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from ci.arch.interpreter import find_interpreter
 from ci.config import Config
 from ci.errors import CheckFailedError, ConfigError
-from ci.layer import archive, pyc_store, sources, strip, verify
+from ci.layer import archive, proofs, pyc_store, sources, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
 from ci.layer.install import install_wheels
 from ci.layer.pyc_store import PycStore
@@ -33,13 +34,16 @@ from ci.site.tree import globbed, tree_size, walk_files
 from ci.units import as_mb
 
 
-def build_layer(config: Config, paths: BuildPaths, log: Log = print, config_file: Path | None = None) -> dict[str, Any]:
+def build_layer(
+    config: Config, paths: BuildPaths, log: Log = print, config_file: Path | None = None, reuse_proofs: bool = True
+) -> dict[str, Any]:
     """Run every step; returns build.json's data. Raises PipelineError (with a fix) on any failure.
 
     Two builds of the same build directory take turns (a file lock): each deletes and rewrites
     build/layer/, so running them at once would pull files from under each other.
     The previous build's outputs are deleted first: a failed or interrupted build (Ctrl-C) must not
     leave zips that pass for its own. `config_file`: the file `config` was read from (recorded).
+    `reuse_proofs` False makes every proof again (proofs.py: by default one made on these exact bytes is reused).
     """
     paths.build.mkdir(parents=True, exist_ok=True)
     with (paths.build / ".build.lock").open("w") as lock_file:
@@ -50,7 +54,7 @@ def build_layer(config: Config, paths: BuildPaths, log: Log = print, config_file
             fcntl.flock(lock_file, fcntl.LOCK_EX)
         remove_outputs(paths)
         try:
-            return _build_layer(config, paths, log, config_file)
+            return _build_layer(config, paths, log, config_file, reuse_proofs)
         except BaseException:
             remove_outputs(paths)  # e.g. layer.zip written, function.zip not
             raise
@@ -61,7 +65,9 @@ def remove_outputs(paths: BuildPaths) -> None:
         output.unlink(missing_ok=True)
 
 
-def _build_layer(config: Config, paths: BuildPaths, log: Log, config_file: Path | None) -> dict[str, Any]:
+def _build_layer(
+    config: Config, paths: BuildPaths, log: Log, config_file: Path | None, reuse_proofs: bool
+) -> dict[str, Any]:
     # Digests of what this build is made from, taken before it reads any: the gate compares them.
     recorded = sources.record(config, paths, config_file)
     if paths.model.is_file():
@@ -70,7 +76,7 @@ def _build_layer(config: Config, paths: BuildPaths, log: Log, config_file: Path 
     state = BuildState(
         config=config,
         paths=paths,
-        options=BuildOptions.from_config(config),
+        options=replace(BuildOptions.from_config(config), reuse_proofs=reuse_proofs),
         interpreter=find_interpreter(config.target, paths.cache),
         log=log,
     )
@@ -197,27 +203,43 @@ def step_verify(state: BuildState) -> None:
         state.data["verify"] = {"skipped": state.proofs["imports"]}
         state.log("verify:   skipped (proof 'imports' missing)")
         return
+    baseline = state.baseline
     with state.step("verify"):
-        result = verify.verify_tree(
-            state.python,
-            state.site,
-            state.distributions,
-            state.baseline,
-            jobs=state.options.jobs,
-            pycache=_pycache(state),
-        )
+        facts = {
+            **state.proof_facts(),
+            "distributions": " ".join(sorted(state.distributions)),
+            "baseline": proofs.json_digest(baseline.to_json()),
+        }
+
+        def make() -> dict[str, Any]:
+            result = verify.verify_tree(
+                state.python,
+                state.site,
+                state.distributions,
+                baseline,
+                jobs=state.options.jobs,
+                pycache=_pycache(state),
+            )
+            if not result.passed:
+                raise verify.explain(result, state.site, state.changes)
+            return asdict(result)
+
+        made, reused = state.proof_store.reuse_or_make("verify", facts, make)
+    result = verify.Verification(**made)
     state.data["verify"] = {
         "checked": result.checked,
         "failures": result.failures,
         "pristine_failures": result.pristine_failures,
         "new_failures": result.new_failures,
     }
-    if not result.passed:
-        raise verify.explain(result, state.site, state.changes)
+    how = f"in an isolated Python {state.config.target.runtime.python}"
+    if reused is not None:
+        state.data["verify"]["reused"] = reused.to_json()
+        state.proofs["imports"] += f"; {reused.note()}"
+        how = f"({reused.note()})"
     state.log(
-        f"verify:   {result.checked} imports and versions checked in an isolated Python "
-        f"{state.config.target.runtime.python}; {len(result.failures)} fail as in a pristine install "
-        f"({', '.join(result.failures) or 'none'}) [{state.timings['verify']:.1f}s]"
+        f"verify:   {result.checked} imports and versions checked {how}; {len(result.failures)} fail as in a "
+        f"pristine install ({', '.join(result.failures) or 'none'}) [{state.timings['verify']:.1f}s]"
     )
 
 

@@ -16,11 +16,14 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ci.errors import CheckFailedError
+from ci.fingerprint import sources_digest
 from ci.isolated import run_isolated
-from ci.layer import pyc_store, trace, verify
+from ci.layer import proofs, pyc_store, trace, verify
 from ci.layer.state import BuildState
 from ci.site import rules
 from ci.site.tree import globbed, remove_empty_dirs, tree_size, walk_files
@@ -98,7 +101,14 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
         state.log("trace:    skipped, the handler cannot run here (proof 'trace' missing)")
         return trace.ImportTrace(workload="none", modules=[], files=[])
     with state.step("trace"):
-        used = _trace(state, pycache=True)
+        facts = {**state.proof_facts(), **_run_facts(state)}
+        reused = state.proof_store.find("trace", facts)
+        if reused is not None:
+            used = trace.ImportTrace(**reused.result)
+        else:
+            used = _trace(state, pycache=True)
+            if used.workload == "events" and not used.warnings:  # a partial trace is made again, warning again
+                state.proof_store.record("trace", facts, {**asdict(used), "log": []})
     state.data["import_trace"] = {
         **used.summary(),
         "bytes": trace.layer_bytes(state.site, used.files),
@@ -110,8 +120,13 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
         # these when no smoke report exists yet (on pull requests the two jobs run side by side).
         state.data["import_trace"]["paths"] = sorted(used.files)
     never = [name for name, n in state.data["import_trace"]["distributions"].items() if not n["imported_files"]]
+    if reused is not None:
+        state.data["import_trace"]["reused"] = reused.to_json()
+        state.proofs["trace"] += f"; {reused.note()}"
     state.log(
-        f"trace:    handler on {len(used.results)} events ({used.workload}): {len(used.modules)} modules, "
+        f"trace:    handler on {len(used.results)} events ({used.workload}"
+        + (f"; {reused.note()}" if reused else "")
+        + f"): {len(used.modules)} modules, "
         f"{as_mb(state.data['import_trace']['bytes'])} of the layer used; never imported: "
         f"{', '.join(never) or 'none'} [{state.timings['trace']:.1f}s]"
     )
@@ -193,13 +208,41 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
         state.log("prove:    nothing changed since the verification and the trace")
         return
     with state.step("prove"):
-        _prove_unchanged(state, before)
+        facts = {
+            **state.proof_facts(tree_changed=True),  # now with the bytecode (and the compact profile's changes)
+            **_run_facts(state),
+            "answers": proofs.json_digest(before.results),
+            "changed_by": _what(state),
+            "baseline": proofs.json_digest(state.baseline.to_json() if state.baseline else None),
+        }
+
+        def make() -> dict[str, Any]:
+            _prove_unchanged(state, before)
+            return {"proof": state.data["bytecode"]["proof"], "verify": state.data.get("verify_after_bytecode")}
+
+        made, reused = state.proof_store.reuse_or_make("prove", facts, make)
+    state.data["bytecode"]["proof"] = made["proof"]
+    if made["verify"] is not None:
+        state.data["verify_after_bytecode"] = made["verify"]
+    if reused is not None:
+        state.data["bytecode"]["proof"] = {**made["proof"], "reused": reused.to_json()}
     checked = state.data.get("verify_after_bytecode", {}).get("checked")
     again = f"{checked} imports verified again, " if checked else ""
     state.log(
         f"prove:    {again}handler answers all {len(before.results)} events as before, from the tree's own "
-        f"bytecode [{state.timings['prove']:.1f}s]"
+        f"bytecode{f' ({reused.note()})' if reused else ''} [{state.timings['prove']:.1f}s]"
     )
+
+
+def _run_facts(state: BuildState) -> dict[str, str]:
+    """What else decides a run of the handler: its package, name, the events, the model and the lock."""
+    return {
+        "function": proofs.tree_digest(state.function_tree) if state.function_tree.is_dir() else "none",
+        "handler": state.config.function.handler,
+        "events": sources_digest(state.config.smoke.events),
+        "model": proofs.file_digest(state.paths.model),
+        "layer_lock": proofs.file_digest(state.config.lock.layer_lock),
+    }
 
 
 def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:

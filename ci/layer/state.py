@@ -16,6 +16,7 @@ from ci.arch.interpreter import TargetInterpreter
 from ci.config import Config
 from ci.layer import verify
 from ci.layer.install import InstalledDistribution
+from ci.layer.proofs import ProofStore, binaries_digest, prover_digest, tree_digest
 from ci.layer.wheels import CachedWheel
 from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
@@ -38,6 +39,7 @@ class BuildOptions:
     sourceless: bool
     prune_unimported: bool
     jobs: int = 1
+    reuse_proofs: bool = True  # False: `ci build --fresh-proofs` (proofs.py)
 
     @classmethod
     def from_config(cls, config: Config) -> BuildOptions:
@@ -63,6 +65,7 @@ class BuildState:
     keep: frozenset[str] = frozenset()
     changes: dict[str, str] = field(default_factory=dict)  # path under python/ -> rule that removed/changed it
     proofs: dict[str, str] = field(default_factory=dict)  # proof -> how it was made, or "missing: why; fix"
+    digests: dict[str, str] = field(default_factory=dict)  # what a reusable proof ran on (proof_facts)
 
     @property
     def python(self) -> str:
@@ -92,6 +95,26 @@ class BuildState:
     @property
     def top_level(self) -> dict[str, str]:
         return {entry: dist.name for dist in self.installed for entry in dist.top_level}
+
+    @property
+    def proof_store(self) -> ProofStore:
+        return ProofStore(self.paths.cache / "proofs", enabled=self.options.reuse_proofs)
+
+    def proof_facts(self, *, tree_changed: bool = False) -> dict[str, str]:
+        """Digests of what every proof runs on: the site tree (hashed again after `tree_changed`), the
+        interpreter's binaries and the pipeline's code. Each step adds what else decides its result."""
+        if tree_changed or "site" not in self.digests:
+            self.digests["site"] = tree_digest(self.site)
+        if "interpreter" not in self.digests:
+            binaries = binaries_digest(self.interpreter.binaries)
+            self.digests["interpreter"] = f"{self.interpreter.mode} {binaries}"
+        return {
+            "site": self.digests["site"],
+            "interpreter": self.digests["interpreter"],
+            "prover": prover_digest(),
+            "python": self.config.target.runtime.python,
+            "machine": self.config.target.machine,
+        }
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:

@@ -250,7 +250,8 @@ def run_smoke(
     python = interpreter.python
     runtime = ensure_runtime_dir(config, paths)
     prepare_started = time.monotonic()
-    layout = prepare_layout(paths.build / "smoke", runtime, layer_zip, function_zip, model_path)
+    layers = paths.cache / "smoke-layers"
+    layout = prepare_layout(paths.build / "smoke", runtime, layer_zip, function_zip, model_path, layers)
     model = layout.model_dir / model_path.name
     warnings: list[str] = []
     warm_event = _warm_event(events, config.smoke.warm_event, warnings)

@@ -1,0 +1,153 @@
+"""The layer unpacked once per zip, for every smoke run of it: <cache>/smoke-layers/<sha256>/.
+
+Unzipping the layer wrote ~230 MB and took ~2.7 s (half of it in the kernel) for every run, and the
+suite and the pipeline smoke the same zip many times (the build's smoke, the post-deploy check on the
+bytes downloaded back, the failure tests). A run's /opt is hard links to the unpacked copy (no data
+written; a link keeps its file even if the copy is evicted meanwhile), and before every use the copy
+is checked against the zip itself: the same files and directories and nothing else, each file's size,
+executable bit and CRC-32 as the zip's directory records them. A copy that differs is discarded and
+unpacked again. Copies are made whole (a directory renamed into place) so runs side by side share
+them; the least recently used beyond KEPT are removed, never while a run is checking or linking one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import stat
+import tempfile
+import uuid
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from ci.reports import sha256_file
+from ci.zipsafe import SafeZip, open_zip
+
+KEPT = 6  # unpacked layers kept (~230 MB each): the builds of a few locks, runtimes and architectures
+FIX = "rebuild it with `python -m ci build`"
+
+
+def link_layer(layers: Path, layer_zip: Path, destination: Path) -> None:
+    """Make `destination` (absent) a tree of hard links to `layer_zip` unpacked, checked against it first."""
+    layers.mkdir(parents=True, exist_ok=True)
+    with _locked(layers, fcntl.LOCK_SH):
+        entry = unpacked(layers, layer_zip)
+        link_tree(entry, destination)
+    evict(layers, KEPT)
+
+
+def unpacked(layers: Path, layer_zip: Path) -> Path:
+    """The checked unpacked copy of `layer_zip` (made if missing or different). Call it holding the shared lock."""
+    entry = layers / sha256_file(layer_zip)
+    with open_zip(layer_zip, FIX) as zipped:
+        if entry.is_dir():
+            if matches(entry, zipped):
+                os.utime(entry)  # recently used: evicted last
+                return entry
+            _discard(entry)  # changed since it was unpacked
+        partial = Path(tempfile.mkdtemp(prefix=f"{entry.name}.", suffix=".partial", dir=layers))
+        zipped.extract_all(partial)
+        try:
+            partial.rename(entry)
+        except OSError:  # another run unpacked the same zip first
+            _discard(partial)
+            if not (entry.is_dir() and matches(entry, zipped)):
+                raise
+    return entry
+
+
+def matches(entry: Path, zipped: SafeZip) -> bool:
+    """The unpacked tree holds exactly the zip's files and directories, with its sizes, exec bits and CRCs."""
+    files = {info.filename: info for info in zipped.files}
+    directories = {info.filename.rstrip("/") for info in zipped.infos if info.is_dir()}
+    for name in files:
+        directories.update(str(parent) for parent in PurePosixPath(name).parents if str(parent) != ".")
+    seen_directories: set[str] = set()
+    to_check: list[tuple[Path, int]] = []
+    for current, subdirectories, names in os.walk(entry):
+        folder = Path(current)
+        prefix = folder.relative_to(entry).as_posix()
+        prefix = "" if prefix == "." else prefix + "/"
+        for name in subdirectories:
+            if (folder / name).is_symlink():
+                return False
+            seen_directories.add(prefix + name)
+        for name in names:
+            info = files.get(prefix + name)
+            status = (folder / name).lstat()
+            if info is None or not stat.S_ISREG(status.st_mode) or status.st_size != info.file_size:
+                return False
+            mode = stat.S_IMODE(info.external_attr >> 16)
+            if mode and bool(mode & stat.S_IXUSR) != bool(status.st_mode & stat.S_IXUSR):
+                return False
+            to_check.append((folder / name, info.CRC))
+    if seen_directories != directories or len(to_check) != len(files):
+        return False
+    with ThreadPoolExecutor(max_workers=2) as pool:  # zlib releases the GIL on large buffers
+        return all(pool.map(_crc_matches, to_check))
+
+
+def _crc_matches(item: tuple[Path, int]) -> bool:
+    path, expected = item
+    crc = 0
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+    return crc == expected
+
+
+def link_tree(source: Path, destination: Path) -> None:
+    """Recreate `source`'s directories under `destination`, its files as hard links (copies across devices)."""
+    for current, _subdirectories, names in os.walk(source):
+        folder = Path(current)
+        target = destination / folder.relative_to(source)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            try:
+                os.link(folder / name, target / name)
+            except OSError:
+                shutil.copy2(folder / name, target / name)
+
+
+def evict(layers: Path, kept: int) -> None:
+    """Remove the least recently used copies beyond `kept`, and what killed runs left half made, waiting for
+    runs that are checking, unpacking or linking (they hold the shared lock)."""
+    names = [path.name for path in layers.iterdir() if path.is_dir()]
+    if len([name for name in names if "." not in name]) <= kept and all("." not in name for name in names):
+        return
+    with _locked(layers, fcntl.LOCK_EX):
+        leftovers = [path for path in layers.iterdir() if path.is_dir() and "." in path.name]
+        for path in leftovers:  # no run holds the shared lock: nothing is being unpacked or removed
+            _discard(path)
+        entries = [path for path in layers.iterdir() if path.is_dir() and "." not in path.name]
+        entries.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+        for old in entries[kept:]:
+            _discard(old)
+
+
+def _discard(path: Path) -> None:
+    """Remove a copy (renamed aside first, so no one finds half of it); read-only files are no obstacle."""
+    if not path.exists():
+        return
+    aside = path.with_name(f"{path.name}.{uuid.uuid4().hex}.gone")
+    try:
+        path.rename(aside)
+    except FileNotFoundError:  # another run removed it first
+        return
+    for current, _subdirectories, _names in os.walk(aside):
+        Path(current).chmod(0o755)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextmanager
+def _locked(layers: Path, how: int) -> Iterator[None]:
+    with (layers / ".lock").open("a") as lock:
+        fcntl.flock(lock, how)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
