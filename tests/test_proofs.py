@@ -56,6 +56,10 @@ def test_the_interpreter_digest_follows_its_binaries_bytes(tmp_path: Path) -> No
     link = tmp_path / "python3"
     link.symlink_to(python)
     assert binaries_digest((str(link),)) == binaries_digest((str(python),)), "resolved: a link is its target"
+    elsewhere = tmp_path / "checkout2" / "python3.11"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(python.read_bytes())
+    assert binaries_digest((str(elsewhere),)) == binaries_digest((str(python),)), "the same bytes elsewhere"
 
 
 def test_a_record_is_used_only_for_exactly_the_facts_it_names(tmp_path: Path) -> None:

@@ -83,10 +83,10 @@ def file_digest(path: Path) -> str:
 
 
 def binaries_digest(paths: tuple[str, ...]) -> str:
-    """What executes the proofs: each binary's resolved path and bytes (the interpreter, qemu, the guest)."""
-    return hashlib.sha256(
-        "\n".join(f"{os.path.realpath(p)} {file_digest(Path(os.path.realpath(p)))}" for p in paths).encode()
-    ).hexdigest()
+    """What executes the proofs: each binary's name and bytes (the interpreter and its libpython; qemu and the
+    guest's). Not where it is: a checkout elsewhere with the same emulation sysroot runs the same code."""
+    resolved = [Path(os.path.realpath(path)) for path in paths]
+    return hashlib.sha256("\n".join(f"{p.name} {file_digest(p)}" for p in resolved).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
