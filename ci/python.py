@@ -75,10 +75,9 @@ def candidates(version: str) -> Iterator[str]:
     """Where a Python `version` may be, in order: this interpreter, PATH, uv's discovery, pyenv's versions."""
     if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
         yield getattr(sys, "_base_executable", None) or sys.executable
+    pyenv_roots = _pyenv_roots()
     for name in (f"python{version}", "python3"):
-        found = shutil.which(name)
-        if found:
-            yield found
+        yield from _on_path(name, skip=[str(Path(root, "shims")) for root in pyenv_roots])
     uv = _uv()
     if uv is not None:
         try:
@@ -90,7 +89,7 @@ def candidates(version: str) -> Iterator[str]:
                 yield result.stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             pass
-    for root in _pyenv_roots():
+    for root in pyenv_roots:
         installed = Path(root, "versions").glob(f"{version}.*/bin/python{version}")
         yield from sorted((str(path) for path in installed), key=_patch_level, reverse=True)
 
@@ -122,6 +121,17 @@ def venv_version(venv: Path) -> str | None:
         if key.strip() in ("version", "version_info"):
             return ".".join(value.strip().split(".")[:2])
     return None
+
+
+def _on_path(name: str, skip: list[str]) -> Iterator[str]:
+    """Every executable `name` on PATH, in order, except in `skip`: pyenv's shims, each a shell script that
+    takes ~0.2 s to answer (or fail) for one version; the versions behind them are searched directly."""
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        if not directory or directory in skip:
+            continue
+        found = shutil.which(name, path=directory)
+        if found:
+            yield found
 
 
 def _uv() -> str | None:

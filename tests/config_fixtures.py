@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def runtime_config(runtime: str, root: Path = REPO_ROOT, **target: str) -> Confi
     return load_config(root=root, overrides={"target": {"runtime": runtime, **target}})
 
 
+@functools.cache  # a search runs interpreters: once per version and test process, not once per test module
 def needs_python(version: str) -> pytest.MarkDecorator:
     """Skip, saying what to install, where ci.python's search (PATH, uv, pyenv) finds no Python `version`.
     A GitHub ubuntu-24.04 runner has 3.12 as its system Python; this machine has 3.11-3.13 under pyenv."""

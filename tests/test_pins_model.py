@@ -11,10 +11,8 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
-import joblib
-import numpy as np
-import pandas as pd
 import pytest
 from config_fixtures import PYTHON
 from conftest import run_cli
@@ -27,7 +25,6 @@ from pins_fixtures import (  # noqa: F401 - fixtures
     removed_from_lock,
     write_manifest,
 )
-from sklearn.linear_model import LogisticRegression
 
 from ci.paths import REPO_ROOT
 from ci.pins.checks import PinsInputs, PinsResult, run_pins
@@ -64,8 +61,25 @@ def errors(result: PinsResult, name: str) -> list[str]:
     return [f.message for f in found.findings if f.severity == "error"]
 
 
-def small_model() -> LogisticRegression:
+# scikit-learn, pandas and joblib are imported where used: every test worker imports this module to collect it
+# (~2 s), and only the one that runs these tests needs them.
+def small_model() -> Any:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
     return LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1]))
+
+
+def dump(artifact: dict[str, Any], path: Path) -> None:
+    import joblib
+
+    joblib.dump(artifact, path)
+
+
+def pandas_index(values: list[str]) -> Any:
+    import pandas as pd
+
+    return pd.Index(values)
 
 
 def test_bundle_trained_with_the_layer_lock_passes(local_bundles: Path) -> None:  # noqa: F811
@@ -142,7 +156,7 @@ def test_manifest_of_another_artifact_fails(local_bundles: Path, tmp_path: Path)
 def test_pickle_that_would_run_os_system_is_not_allowed(local_bundles: Path, tmp_path: Path) -> None:  # noqa: F811
     marker = tmp_path / "ran"
     model = tmp_path / "model.joblib"
-    joblib.dump(
+    dump(
         {"sklearn_model": small_model(), "feature_names": ["x"], "metadata": {"note": RunsACommand(f"touch {marker}")}},
         model,
     )
@@ -157,7 +171,7 @@ def test_pickle_that_would_run_os_system_is_not_allowed(local_bundles: Path, tmp
 
 def test_pandas_objects_need_pandas_in_both_locks(local_bundles: Path, tmp_path: Path) -> None:  # noqa: F811
     model = tmp_path / "model.joblib"
-    joblib.dump({"sklearn_model": small_model(), "feature_names": ["x"], "metadata": {"index": pd.Index(["x"])}}, model)
+    dump({"sklearn_model": small_model(), "feature_names": ["x"], "metadata": {"index": pandas_index(["x"])}}, model)
     versions = bundle(local_bundles, "model").manifest_data()["versions"]
     bundle_ = write_manifest(model, tmp_path / "model.json", versions)
     training = removed_from_lock(TRAINING, tmp_path / "training.txt", "pandas")
@@ -250,7 +264,7 @@ class WrapperInDisguise:
 
 def test_array_wrapper_built_indirectly_is_refused(local_bundles: Path, tmp_path: Path) -> None:  # noqa: F811
     model = tmp_path / "model.joblib"
-    joblib.dump({"sklearn_model": small_model(), "feature_names": ["x"], "metadata": {"w": WrapperInDisguise()}}, model)
+    dump({"sklearn_model": small_model(), "feature_names": ["x"], "metadata": {"w": WrapperInDisguise()}}, model)
     versions = bundle(local_bundles, "model").manifest_data()["versions"]
     found = errors(check(write_manifest(model, tmp_path / "model.json", versions)), "model")
     assert any(m.startswith("cannot be read statically: NumpyArrayWrapper constructed indirectly") for m in found), (

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,23 @@ def test_path_first_then_pyenv_past_a_broken_shim(isolated: Path) -> None:
     assert discovery.find_python(FAKE) == str(newer)  # the highest patch release pyenv has
     on_path = fake_python(isolated / "bin" / f"python{FAKE}", FAKE)
     assert discovery.find_python(FAKE) == str(on_path)
+
+
+def test_pyenvs_shims_are_never_run_and_a_python_later_on_path_is_found(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shim answers slowly (a shell script, ~0.2 s) for whichever version pyenv selects; the versions behind
+    the shims are searched directly, and a Python in a later PATH directory is still found first."""
+    ran = isolated / "shim-ran"
+    shims = isolated / "pyenv" / "shims"
+    (isolated / "pyenv" / "versions").mkdir(parents=True)  # pyenv is installed, without this version
+    for name in (f"python{FAKE}", "python3"):
+        shim = fake_python(shims / name, FAKE)
+        shim.write_text(f"#!/bin/sh\ntouch {ran}\necho {FAKE}\n")
+    system = fake_python(isolated / "usr-bin" / f"python{FAKE}", FAKE)
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{system.parent}")
+    assert discovery.find_python(FAKE) == str(system)
+    assert not ran.exists()
 
 
 def test_uv_is_asked_before_pyenv(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
