@@ -6,9 +6,13 @@ build/test/, sharing the download cache of build/cache/ so reruns are warm.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -46,10 +50,38 @@ def session_paths() -> BuildPaths:
 
 
 @pytest.fixture(scope="session")
-def trained_model(session_paths: BuildPaths) -> BuildPaths:
-    """build/test/model/model.joblib + model.json from the default simulator and seed."""
-    run_cli("-m", "training", "--out-dir", str(session_paths.model_dir))
+def trained_model(session_paths: BuildPaths, pytestconfig: pytest.Config) -> BuildPaths:
+    """build/test/model/model.joblib + model.json from the default simulator and seed.
+
+    Trained once per run (python -m training, ~4 CPU-s) and copied by every other worker: the same seed
+    gives byte-identical artifacts (test_training_cli proves it by training again)."""
+    run = getattr(pytestconfig, "workerinput", {}).get("testrunuid") or RUN_ID
+    shared = REPO_ROOT / "build" / f"test-model-{run}"
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    with shared.with_name(f"{shared.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait for the first one's training
+        if not (shared / "model.json").is_file():
+            partial = shared.with_name(f"{shared.name}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            run_cli("-m", "training", "--out-dir", str(partial))
+            partial.rename(shared)
+            _remove_old_runs(shared)
+    shutil.copytree(shared, session_paths.model_dir, dirs_exist_ok=True)
     return session_paths
+
+
+RUN_ID = uuid.uuid4().hex  # a run without xdist workers
+
+
+def _remove_old_runs(current: Path, age_s: float = 3600) -> None:
+    """Models (and locks) of runs that ended long ago; a run still going has touched its own recently."""
+    for old in current.parent.glob("test-model-*"):
+        if old.name.startswith(current.name) or time.time() - old.stat().st_mtime < age_s:
+            continue
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
