@@ -43,7 +43,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             raise PipelineError(f"{layer_zip} not found", "run `python -m ci build` first, or pass --tree DIR")
         # Snapshot, then judge: only the snapshot's bytes are read, and abi.json names exactly them.
         judged.append(take(paths, layer_zip, "layer.zip"))
-        with unpacked(judged[0].path) as root:
+        with unpacked(judged[0].path, paths.unpacked_layers) as root:
             scan = scan_tree(root, target)
     print(render_table(scan, target, source))
     layer_lock = config.lock.layer_lock

@@ -24,6 +24,11 @@ class BuildPaths:
         return self.cache / "wheels"
 
     @property
+    def unpacked_layers(self) -> Path:
+        """Layer zips unpacked once for the checks that read them as files (ci/unpacked_layers.py)."""
+        return self.cache / "unpacked-layers"
+
+    @property
     def layer_zip(self) -> Path:
         return self.build / "layer.zip"
 

@@ -37,28 +37,34 @@ def snapshot_root(paths: BuildPaths) -> Path:
 
 
 def take(paths: BuildPaths, source: Path, name: str | None = None) -> Snapshot:
-    """Copy `source` into <build>/snapshots/<sha256>/<name>, hashing exactly the bytes copied."""
+    """Copy `source` into <build>/snapshots/<sha256>/<name>, hashing exactly the bytes copied.
+
+    Every check of a build snapshots the same zips: when an earlier copy of the same bytes is there (hashed
+    again now, never trusted by its name), it is the snapshot and nothing is written (75 MB per check)."""
     name = name or source.name
     root = snapshot_root(paths)
     root.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    size = 0
     try:
-        handle = source.open("rb")
+        sha, size = _digest(source)
     except FileNotFoundError as exc:
         raise PipelineError(f"{source} not found", "build it first (python -m ci build / python -m training)") from exc
-    with handle, tempfile.NamedTemporaryFile(dir=root, prefix=f".{name}.", delete=False) as copy:
+    earlier = root / sha / name
+    if earlier.is_file() and _digest(earlier) == (sha, size):
+        os.utime(earlier.parent)
+        return Snapshot(name=name, path=earlier, sha256=sha, size=size)
+    digest = hashlib.sha256()
+    size = 0
+    with source.open("rb") as handle, tempfile.NamedTemporaryFile(dir=root, prefix=f".{name}.", delete=False) as copy:
+        # No fsync: a copy a crash cut short is hashed again before any later take reuses it.
         try:
             for block in iter(lambda: handle.read(BLOCK), b""):
                 digest.update(block)
                 copy.write(block)
                 size += len(block)
-            copy.flush()
-            os.fsync(copy.fileno())
         except BaseException:
             Path(copy.name).unlink(missing_ok=True)
             raise
-    sha = digest.hexdigest()
+    sha = digest.hexdigest()  # of the bytes copied: the source may have changed since the first read
     folder = root / sha
     folder.mkdir(exist_ok=True)
     target = folder / name
@@ -67,6 +73,16 @@ def take(paths: BuildPaths, source: Path, name: str | None = None) -> Snapshot:
     os.utime(folder)
     _remove_stale(root, keep=folder)
     return Snapshot(name=name, path=target, sha256=sha, size=size)
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(BLOCK), b""):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
 
 
 def _remove_stale(root: Path, keep: Path) -> None:

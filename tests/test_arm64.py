@@ -67,7 +67,8 @@ def test_an_arm64_build_without_an_aarch64_interpreter_is_all_aarch64_and_deploy
     config = arm64_config(tmp_path)
     paths = BuildPaths(build=tmp_path / "build", cache=tmp_path / "cache")  # no sysroot in this cache
     paths.cache.mkdir()
-    for shared in ("wheels", "deflate"):  # downloads and compressed zip entries: content-named, shared
+    # Downloads, unpacked wheels and layers, compressed zip entries: named by content, safe to share.
+    for shared in ("wheels", "unpacked", "unpacked-layers", "deflate"):
         (SHARED_CACHE / shared).mkdir(parents=True, exist_ok=True)
         (paths.cache / shared).symlink_to(SHARED_CACHE / shared)
     output = cli(config, paths, "build")

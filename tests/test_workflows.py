@@ -715,7 +715,7 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
             *("!build/cache/mypy", "!build/cache/test-durations.json"),
         } <= set(paths), "each cache has one filler"
         # Hundreds of MB each, made again in seconds from the wheels and zips the cache holds.
-        assert {"!build/cache/unpacked", "!build/cache/smoke-layers"} <= set(paths)
+        assert {"!build/cache/unpacked", "!build/cache/unpacked-layers"} <= set(paths)
         assert f"'{lock['layer_lock']}'" in cache["with"]["key"] and "ci/policy/runtime-*.txt" in cache["with"]["key"]
         if cache["uses"].startswith("actions/cache@"):
             assert "inputs.environment == 'pipeline'" in cache["if"], "build/cache is saved by the build only"

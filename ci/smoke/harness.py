@@ -250,7 +250,7 @@ def run_smoke(
     python = interpreter.python
     runtime = ensure_runtime_dir(config, paths)
     prepare_started = time.monotonic()
-    layers = paths.cache / "smoke-layers"
+    layers = paths.unpacked_layers
     layout = prepare_layout(paths.build / "smoke", runtime, layer_zip, function_zip, model_path, layers)
     model = layout.model_dir / model_path.name
     warnings: list[str] = []

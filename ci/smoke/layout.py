@@ -1,6 +1,6 @@
 """The Lambda file-system layout, rebuilt fresh from the exact zips that will be deployed.
 
-build/smoke/opt   <- layer.zip    (Lambda mounts layers at /opt; hard links to its unpacked copy, unpacked_layer.py)
+build/smoke/opt   <- layer.zip    (Lambda mounts layers at /opt; hard links to its unpacked copy: ci/unpacked_layers.py)
 build/smoke/task  <- function.zip (/var/task, the working directory)
 build/smoke/model <- the model file (read-only, like a file the handler may not change)
 build/smoke/tmp   the only writable directory (/tmp)
@@ -16,8 +16,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci import unpacked_layers
 from ci.errors import PipelineError
-from ci.smoke import unpacked_layer
 from ci.zipsafe import open_zip
 
 
@@ -79,7 +79,7 @@ def prepare_layout(
 ) -> SmokeLayout:
     """Unzip the artifacts into a fresh layout under root and make the package directories read-only.
 
-    `layers`: where layers are kept unpacked by sha256 (unpacked_layer.py); /opt is then hard links to
+    `layers`: where layers are kept unpacked by sha256 (ci/unpacked_layers.py); /opt is then hard links to
     the copy of this zip, checked against it first, instead of 230 MB written again for every run."""
     layout = SmokeLayout(root=root, runtime=runtime)
     if root.exists():
@@ -91,7 +91,7 @@ def prepare_layout(
         layout.opt.mkdir()
         _unzip(layer_zip, layout.opt)
     else:
-        unpacked_layer.link_layer(layers, layer_zip, layout.opt)
+        unpacked_layers.link_layer(layers, layer_zip, layout.opt)
     _unzip(function_zip, layout.task)
     if not model_path.is_file():
         raise PipelineError(f"model {model_path} not found", "run `python -m training` first")

@@ -1,13 +1,14 @@
-"""The layer unpacked once per zip, for every smoke run of it: <cache>/smoke-layers/<sha256>/.
+"""A layer zip unpacked once, for every check that reads it as files: <cache>/unpacked-layers/<sha256>/.
 
-Unzipping the layer wrote ~230 MB and took ~2.7 s (half of it in the kernel) for every run, and the
-suite and the pipeline smoke the same zip many times (the build's smoke, the post-deploy check on the
-bytes downloaded back, the failure tests). A run's /opt is hard links to the unpacked copy (no data
-written; a link keeps its file even if the copy is evicted meanwhile), and before every use the copy
-is checked against the zip itself: the same files and directories and nothing else, each file's size,
-executable bit and CRC-32 as the zip's directory records them. A copy that differs is discarded and
-unpacked again. Copies are made whole (a directory renamed into place) so runs side by side share
-them; the least recently used beyond KEPT are removed, never while a run is checking or linking one.
+Unzipping the layer wrote ~230 MB and took ~2.7 s (half of it in the kernel) for every smoke run and
+ABI check, and the pipeline and the suite judge the same zip many times (the smoke and ABI checks, the
+post-deploy check on the bytes downloaded back). A smoke run's /opt is hard links to the unpacked copy
+(no data written; a link keeps its file even if the copy is evicted meanwhile); the ABI check reads the
+copy while holding it. Before every use the copy is checked against the zip itself: the same files and
+directories and nothing else, each file's size, executable bit and CRC-32 as the zip's directory
+records them; a copy that differs is discarded and unpacked again. Copies are made whole (a directory
+renamed into place) so checks side by side share them; the least recently used are removed past
+KEPT_BYTES, never while a check is checking, reading or linking one.
 """
 
 from __future__ import annotations
@@ -27,23 +28,31 @@ from pathlib import Path, PurePosixPath
 from ci.reports import sha256_file
 from ci.zipsafe import SafeZip, open_zip
 
-KEPT = 6  # unpacked layers kept (~230 MB each): the builds of a few locks, runtimes and architectures
+# Unpacked bytes kept (the most recent copy always): a handful of full layers (~230 MB each: a few locks,
+# runtimes, architectures) beside any number of small ones.
+KEPT_BYTES = 1_500_000_000
 FIX = "rebuild it with `python -m ci build`"
 
 
-def link_layer(layers: Path, layer_zip: Path, destination: Path) -> None:
+def link_layer(layers: Path, layer_zip: Path, destination: Path, fix: str = FIX) -> None:
     """Make `destination` (absent) a tree of hard links to `layer_zip` unpacked, checked against it first."""
+    with reading(layers, layer_zip, fix) as entry:
+        link_tree(entry, destination)
+
+
+@contextmanager
+def reading(layers: Path, layer_zip: Path, fix: str = FIX) -> Iterator[Path]:
+    """`layer_zip` unpacked and checked against it; nothing removes it until the block ends (do not write in it)."""
     layers.mkdir(parents=True, exist_ok=True)
     with _locked(layers, fcntl.LOCK_SH):
-        entry = unpacked(layers, layer_zip)
-        link_tree(entry, destination)
-    evict(layers, KEPT)
+        yield unpacked(layers, layer_zip, fix)
+    evict(layers, KEPT_BYTES)
 
 
-def unpacked(layers: Path, layer_zip: Path) -> Path:
+def unpacked(layers: Path, layer_zip: Path, fix: str = FIX) -> Path:
     """The checked unpacked copy of `layer_zip` (made if missing or different). Call it holding the shared lock."""
     entry = layers / sha256_file(layer_zip)
-    with open_zip(layer_zip, FIX) as zipped:
+    with open_zip(layer_zip, fix) as zipped:
         if entry.is_dir():
             if matches(entry, zipped):
                 os.utime(entry)  # recently used: evicted last
@@ -51,6 +60,7 @@ def unpacked(layers: Path, layer_zip: Path) -> Path:
             _discard(entry)  # changed since it was unpacked
         partial = Path(tempfile.mkdtemp(prefix=f"{entry.name}.", suffix=".partial", dir=layers))
         zipped.extract_all(partial)
+        _size_file(entry).write_text(str(sum(info.file_size for info in zipped.files)))
         try:
             partial.rename(entry)
         except OSError:  # another run unpacked the same zip first
@@ -113,20 +123,39 @@ def link_tree(source: Path, destination: Path) -> None:
                 shutil.copy2(folder / name, target / name)
 
 
-def evict(layers: Path, kept: int) -> None:
-    """Remove the least recently used copies beyond `kept`, and what killed runs left half made, waiting for
-    runs that are checking, unpacking or linking (they hold the shared lock)."""
-    names = [path.name for path in layers.iterdir() if path.is_dir()]
-    if len([name for name in names if "." not in name]) <= kept and all("." not in name for name in names):
+def evict(layers: Path, kept_bytes: int) -> None:
+    """Remove the least recently used copies past `kept_bytes` (never the most recent) and what killed runs
+    left half made, waiting for checks that hold a copy (they hold the shared lock)."""
+    entries = _entries(layers)
+    leftovers = [path for path in layers.iterdir() if path.is_dir() and "." in path.name]
+    if sum(_size(entry) for entry in entries) <= kept_bytes and not leftovers:
         return
     with _locked(layers, fcntl.LOCK_EX):
-        leftovers = [path for path in layers.iterdir() if path.is_dir() and "." in path.name]
-        for path in leftovers:  # no run holds the shared lock: nothing is being unpacked or removed
-            _discard(path)
-        entries = [path for path in layers.iterdir() if path.is_dir() and "." not in path.name]
-        entries.sort(key=lambda path: path.stat().st_mtime, reverse=True)
-        for old in entries[kept:]:
-            _discard(old)
+        for path in layers.iterdir():  # no check holds the shared lock: nothing is being unpacked or removed
+            if path.is_dir() and "." in path.name:
+                _discard(path)
+        total = 0
+        for index, entry in enumerate(sorted(_entries(layers), key=lambda e: e.stat().st_mtime, reverse=True)):
+            total += _size(entry)
+            if index and total > kept_bytes:
+                _discard(entry)
+                _size_file(entry).unlink(missing_ok=True)
+
+
+def _entries(layers: Path) -> list[Path]:
+    return [path for path in layers.iterdir() if path.is_dir() and "." not in path.name]
+
+
+def _size_file(entry: Path) -> Path:
+    return entry.with_name(f"{entry.name}.bytes")
+
+
+def _size(entry: Path) -> int:
+    """The unpacked bytes of a copy, recorded when it was made (a copy without the record counts as full)."""
+    try:
+        return int(_size_file(entry).read_text())
+    except (OSError, ValueError):
+        return 250_000_000
 
 
 def _discard(path: Path) -> None:

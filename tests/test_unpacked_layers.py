@@ -1,18 +1,20 @@
-"""A smoke run's /opt: hard links to the layer unpacked once per zip, checked against the zip before every use."""
+"""A layer zip unpacked once for the checks that read it as files (a smoke run's /opt: hard links to it), checked
+against the zip before every use."""
 
 from __future__ import annotations
 
 import os
 import stat
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from ci import unpacked_layers
 from ci.reports import sha256_file
-from ci.smoke import unpacked_layer
-from ci.smoke.unpacked_layer import evict, link_layer
+from ci.unpacked_layers import evict, link_layer
 from ci.zipsafe import UnsafeZipError
 
 FILES = {
@@ -102,19 +104,43 @@ def test_runs_side_by_side_share_one_copy(tmp_path: Path) -> None:
     assert sorted(path.name for path in layers.iterdir() if path.is_dir()) == [sha256_file(layer)]
 
 
-def test_the_least_recently_used_copies_and_leftovers_of_killed_runs_are_removed(tmp_path: Path) -> None:
+def test_the_least_recently_used_copies_past_the_byte_budget_and_leftovers_of_killed_runs_are_removed(
+    tmp_path: Path,
+) -> None:
     layers = tmp_path / "layers"
     zips = []
-    for index in range(unpacked_layer.KEPT + 2):
+    for index in range(8):
         files = {**FILES, "python/pkg/__init__.py": (f"VALUE = {index}\n".encode(), 0o644)}
         zips.append(make_zip(tmp_path / f"layer{index}.zip", files))
         link_layer(layers, zips[-1], tmp_path / f"run{index}")
         os.utime(layers / sha256_file(zips[-1]), (index, index))  # used in this order
+    one = sum(len(data) for data, _mode in FILES.values())  # each copy's unpacked bytes, give or take a digit
     (layers / f"{'0' * 64}.tmpkilled.partial").mkdir()  # a run killed while unpacking
-    evict(layers, unpacked_layer.KEPT)
+    evict(layers, 3 * one + 10)
     kept = sorted(path.name for path in layers.iterdir() if path.is_dir())
-    assert kept == sorted(sha256_file(z) for z in zips[-unpacked_layer.KEPT :])
+    assert kept == sorted(sha256_file(z) for z in zips[-3:])
     assert opt_files(tmp_path / "run0"), "a run's links outlive the evicted copy"
+    evict(layers, 1)
+    assert [path.name for path in layers.iterdir() if path.is_dir()] == [sha256_file(zips[-1])], "the newest stays"
+    assert sorted(path.name for path in layers.iterdir() if path.is_file()) == [
+        ".lock",
+        f"{sha256_file(zips[-1])}.bytes",
+    ]
+
+
+def test_a_check_reading_a_copy_holds_it_against_eviction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(unpacked_layers, "KEPT_BYTES", 1)  # every copy but the newest is past the budget
+    layers = tmp_path / "layers"
+    first, second = make_zip(tmp_path / "a.zip"), make_zip(tmp_path / "b.zip", {"python/b.py": (b"B = 1\n", 0o644)})
+    pool = ThreadPoolExecutor(max_workers=1)
+    with unpacked_layers.reading(layers, first) as root:
+        other = pool.submit(link_layer, layers, second, tmp_path / "opt")  # links, then evicts `first`
+        time.sleep(1.0)
+        assert not other.done(), "the eviction waits while a check reads a copy"
+        assert (root / "python" / "pkg" / "__init__.py").read_bytes() == FILES["python/pkg/__init__.py"][0]
+    other.result(timeout=60)
+    pool.shutdown()
+    assert not root.exists() and (tmp_path / "opt" / "python" / "b.py").read_bytes() == b"B = 1\n"
 
 
 def test_an_unsafe_layer_zip_is_refused_before_anything_is_unpacked(tmp_path: Path) -> None:
