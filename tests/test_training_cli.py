@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import pickle
 import re
+import subprocess
 from pathlib import Path
 
 import joblib
@@ -17,6 +19,7 @@ from joblib.numpy_pickle import NumpyUnpickler
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.conftest import run_cli
 from training import schema
+from training.cli import main
 from training.simulator import simulate
 
 # Modules the Lambda layer provides; the pickle must not reference anything else (training/ is not deployed).
@@ -34,6 +37,16 @@ def small_config(tmp_path: Path, **overrides: object) -> Path:
     path = tmp_path / "pipeline.toml"
     path.write_text(text)
     return path
+
+
+def train(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m training ARGS` in this process (its main(), as __main__ calls it): the scikit-learn stack is
+    imported once per worker instead of once per run (~2 CPU-s). test_same_seed_gives_byte_identical_artifact
+    runs the real command in a process of its own."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(["python", "-m", "training", *args], code, out.getvalue(), err.getvalue())
 
 
 def test_trained_model_follows_the_contract(trained_model: BuildPaths) -> None:
@@ -87,8 +100,8 @@ def test_same_seed_gives_byte_identical_artifact(trained_model: BuildPaths, tmp_
 
 def test_another_seed_gives_another_artifact(tmp_path: Path) -> None:
     config = small_config(tmp_path)
-    run_cli("-m", "training", "--config", str(config), "--out-dir", str(tmp_path / "a"), "--seed", "1")
-    run_cli("-m", "training", "--config", str(config), "--out-dir", str(tmp_path / "b"), "--seed", "2")
+    assert train("--config", str(config), "--out-dir", str(tmp_path / "a"), "--seed", "1").returncode == 0
+    assert train("--config", str(config), "--out-dir", str(tmp_path / "b"), "--seed", "2").returncode == 0
     first = json.loads((tmp_path / "a" / "model.json").read_text())
     second = json.loads((tmp_path / "b" / "model.json").read_text())
     assert first["seed"] == 1 and second["seed"] == 2
@@ -99,7 +112,7 @@ def test_another_seed_gives_another_artifact(tmp_path: Path) -> None:
 def test_quality_gate_names_metric_value_and_threshold_and_writes_nothing(tmp_path: Path) -> None:
     config = small_config(tmp_path, min_roc_auc=0.99, max_ece=0.0001)
     out = tmp_path / "model"
-    result = run_cli("-m", "training", "--config", str(config), "--out-dir", str(out), check=False)
+    result = train("--config", str(config), "--out-dir", str(out))
     assert result.returncode == 1
     assert "quality gate failed, nothing written" in result.stderr
     assert re.search(r"roc_auc = 0\.\d+ must be at least training\.min_roc_auc = 0\.99", result.stderr)
@@ -117,17 +130,7 @@ def test_quality_gate_refuses_pure_noise(tmp_path: Path) -> None:
     out = tmp_path / "model"
     out.mkdir()
     (out / "model.joblib").write_bytes(b"previous model")
-    result = run_cli(
-        "-m",
-        "training",
-        "--config",
-        str(small_config(tmp_path)),
-        "--data",
-        str(data),
-        "--out-dir",
-        str(out),
-        check=False,
-    )
+    result = train("--config", str(small_config(tmp_path)), "--data", str(data), "--out-dir", str(out))
     assert result.returncode == 1
     assert re.search(r"log_loss [\d.]+ is [\d.]+ of the constant baseline's [\d.]+: must be below", result.stderr)
     assert (out / "model.joblib").read_bytes() == b"previous model"
@@ -138,10 +141,8 @@ def test_trains_from_a_csv_with_true_probabilities(tmp_path: Path) -> None:
     data = tmp_path / "log.csv"
     simulate(6, learners=100, items=80, reviews=6000).to_csv(data, index=False)
     out = tmp_path / "model"
-    result = run_cli(
-        "-m", "training", "--config", str(small_config(tmp_path)), "--data", str(data), "--out-dir", str(out)
-    )
-    assert "wrote" in result.stdout
+    result = train("--config", str(small_config(tmp_path)), "--data", str(data), "--out-dir", str(out))
+    assert result.returncode == 0 and "wrote" in result.stdout
     manifest = json.loads((out / "model.json").read_text())
     assert manifest["metrics"]["mae_true_p"] is not None
     bundle = joblib.load(out / "model.joblib")
@@ -151,7 +152,7 @@ def test_trains_from_a_csv_with_true_probabilities(tmp_path: Path) -> None:
 def test_a_bad_csv_fails_before_training(tmp_path: Path) -> None:
     data = tmp_path / "log.csv"
     data.write_text("delta_days,history_seen\n1,2\n")
-    result = run_cli("-m", "training", "--data", str(data), "--out-dir", str(tmp_path / "m"), check=False)
+    result = train("--data", str(data), "--out-dir", str(tmp_path / "m"))
     assert result.returncode == 1
     assert "error:" in result.stderr and "column 'history_correct' is missing" in result.stderr
     assert "Traceback" not in result.stderr
@@ -170,14 +171,6 @@ def test_a_real_log_without_true_probabilities_skips_only_the_mae_gate(tmp_path:
     data = tmp_path / "log.csv"
     simulate(6, learners=100, items=80, reviews=6000).drop(columns=[schema.TRUE_P]).to_csv(data, index=False)
     out = tmp_path / "model"
-    run_cli(
-        "-m",
-        "training",
-        "--config",
-        str(small_config(tmp_path, max_mae=0.0)),
-        "--data",
-        str(data),
-        "--out-dir",
-        str(out),
-    )
+    result = train("--config", str(small_config(tmp_path, max_mae=0.0)), "--data", str(data), "--out-dir", str(out))
+    assert result.returncode == 0, result.stderr
     assert json.loads((out / "model.json").read_text())["metrics"]["mae_true_p"] is None
