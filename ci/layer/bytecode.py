@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,7 +25,7 @@ from ci.isolated import run_isolated
 from ci.layer import proofs, pyc_store, trace, verify
 from ci.layer.state import BuildState
 from ci.site import rules
-from ci.site.tree import globbed, remove_empty_dirs, tree_size, walk_files
+from ci.site.tree import globbed, link_or_copy, remove_empty_dirs, tree_size, walk_files
 from ci.units import as_mb
 
 UNIMPORTED = "unimported"
@@ -88,7 +87,7 @@ def compile_files(
     for cached, target in placed:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.unlink(missing_ok=True)  # a new file: an installed one may be a hard link into the cache
-        shutil.copyfile(cached, target)
+        link_or_copy(cached, target)
         target.chmod(0o644)
         size += target.stat().st_size
     return len(placed), size

@@ -24,7 +24,7 @@ from ci.abi.elf import is_elf
 from ci.isolated import run_isolated
 from ci.reports import sha256_file
 from ci.site.rules import STRIP, RuleResult
-from ci.site.tree import in_vendored_libs, walk_files
+from ci.site.tree import in_vendored_libs, link_or_copy, walk_files
 
 # (files that must load, site) -> {file: error} for those that do not
 LoadCheck = Callable[[list[Path], Path], dict[Path, str]]
@@ -84,7 +84,7 @@ def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str =
             original = backup / rel
             original.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(path, original)
-            shutil.copyfile(stripped, path)
+            link_or_copy(stripped, path)  # the cache entry is re-hashed before any reuse: a change is caught
             shutil.copymode(original, path)
             changed[path] = (original, saved)
         failures = load_check(sorted(changed), site) if changed else {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,15 @@ def walk_files(root: Path) -> Iterator[Path]:
             path = Path(current) / name
             if path.is_file() and not path.is_symlink():
                 yield path
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Place a cached file at `target` (absent) as a hard link: no data written, nothing to free when the tree
+    is deleted. A copy across file systems. Only for files no one writes in place (a build replaces them)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def tree_size(root: Path) -> tuple[int, int]:
