@@ -220,11 +220,9 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
             return {"proof": state.data["bytecode"]["proof"], "verify": state.data.get("verify_after_bytecode")}
 
         made, reused = state.proof_store.reuse_or_make("prove", facts, make)
-    state.data["bytecode"]["proof"] = made["proof"]
+    state.data["bytecode"]["proof"] = {**made["proof"], **({"reused": reused.to_json()} if reused else {})}
     if made["verify"] is not None:
         state.data["verify_after_bytecode"] = made["verify"]
-    if reused is not None:
-        state.data["bytecode"]["proof"] = {**made["proof"], "reused": reused.to_json()}
     checked = state.data.get("verify_after_bytecode", {}).get("checked")
     again = f"{checked} imports verified again, " if checked else ""
     state.log(

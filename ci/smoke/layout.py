@@ -75,23 +75,19 @@ def _unzip(archive: Path, destination: Path) -> None:
 
 
 def prepare_layout(
-    root: Path, runtime: Path, layer_zip: Path, function_zip: Path, model_path: Path, layers: Path | None = None
+    root: Path, runtime: Path, layer_zip: Path, function_zip: Path, model_path: Path, layers: Path
 ) -> SmokeLayout:
     """Unzip the artifacts into a fresh layout under root and make the package directories read-only.
 
-    `layers`: where layers are kept unpacked by sha256 (ci/unpacked_layers.py); /opt is then hard links to
-    the copy of this zip, checked against it first, instead of 230 MB written again for every run."""
+    `layers`: where layers are kept unpacked by sha256 (ci/unpacked_layers.py); /opt is hard links to the
+    copy of this zip, checked against it first, instead of 230 MB written again for every run."""
     layout = SmokeLayout(root=root, runtime=runtime)
     if root.exists():
         make_writable(root)
         shutil.rmtree(root)
     for directory in (layout.task, layout.model_dir, layout.tmp, layout.control):
         directory.mkdir(parents=True)
-    if layers is None:
-        layout.opt.mkdir()
-        _unzip(layer_zip, layout.opt)
-    else:
-        unpacked_layers.link_layer(layers, layer_zip, layout.opt)
+    unpacked_layers.link_layer(layers, layer_zip, layout.opt)
     _unzip(function_zip, layout.task)
     if not model_path.is_file():
         raise PipelineError(f"model {model_path} not found", "run `python -m training` first")
