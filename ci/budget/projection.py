@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,6 @@ from ci.layer.wheels import CachedWheel
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners
 from ci.site.tree import globbed, walk_files
-from ci.zipsafe import open_zip
 
 MEASURE_FORMAT = 1
 # A shared library named like a module (pyarrow's libarrow_python.so): loaded by other modules, not imported.
@@ -183,22 +181,3 @@ def _owned(item: str, files: dict[str, int], distribution: str) -> bool:
     """Is the failing check `item` (a module or a distribution's metadata) about this distribution?"""
     top = item.split(".")[0]
     return item == distribution or any(rel.split("/")[0] in (top, f"{top}.py") for rel in files)
-
-
-def unpacked_layer(layer_zip: Path, sha256: str, root: Path) -> Path:
-    """The current layer unzipped once under root/base-<sha>/ (the new wheels are imported beside it);
-    older copies are removed, only the newest layer's is worth its 200+ MB."""
-    target = root / f"base-{sha256[:16]}"
-    if not (target / ".complete").is_file():
-        root.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix=".base-", dir=root))
-        with open_zip(layer_zip, "rebuild it: `python -m ci build`") as archive:
-            archive.extract_all(partial)
-        (partial / ".complete").write_text(sha256)
-        if target.exists():
-            shutil.rmtree(target)
-        partial.rename(target)
-    for other in root.glob("base-*"):
-        if other != target:
-            shutil.rmtree(other, ignore_errors=True)
-    return target / BUILD_SITE

@@ -12,6 +12,8 @@ asking again is instant; a new set still reuses every distribution measured befo
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -19,8 +21,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ci import unpacked_layers
 from ci.budget.attribution import canonical
-from ci.budget.projection import Measured, Measurer, unpacked_layer
+from ci.budget.projection import Measured, Measurer
 from ci.budget.render_what_if import CHECK, Answer, answer_of
 from ci.budget.what_if_current import Current, current_state
 from ci.budget.what_if_options import measured_options
@@ -39,6 +42,7 @@ from ci.lock.lockfile import LockFile, read_lock
 from ci.paths import BuildPaths
 from ci.reports import Finding, sha256_file, write_report
 from ci.site import rules
+from ci.site.owners import BUILD_SITE
 
 CI_PACKAGE = Path(__file__).resolve().parents[1]
 Log = Callable[[str], None]
@@ -139,15 +143,24 @@ def what_if(
     )
     unchanged, new = _split(current, wheels)
     python = target_python(config.target.runtime.python)
-    measurer = Measurer(
-        python=python,
-        target=config.target,
-        options=BuildOptions.from_config(config),
-        cache=paths.cache,
-        scratch=paths.build / "what-if",
-        base_site=lambda: unpacked_layer(current.inputs.layer.path, current.layer_sha256, paths.build / "what-if"),
-    )
-    measured: dict[str, Measured] = measurer.measure(new)
+    with contextlib.ExitStack() as held:
+
+        @functools.cache
+        def base_site() -> Path:
+            """The current layer's python/, unpacked on first use (ci/unpacked_layers.py: checked against the
+            zip, shared with the smoke and ABI checks) and held until the measuring ends."""
+            layers, layer_zip = paths.unpacked_layers, current.inputs.layer.path
+            return held.enter_context(unpacked_layers.reading(layers, layer_zip)) / BUILD_SITE
+
+        measurer = Measurer(
+            python=python,
+            target=config.target,
+            options=BuildOptions.from_config(config),
+            cache=paths.cache,
+            scratch=paths.build / "what-if",
+            base_site=base_site,
+        )
+        measured: dict[str, Measured] = measurer.measure(new)
     mark = step("measure", mark)
     fresh_count = sum(1 for m in measured.values() if not m.from_cache)
     log(
