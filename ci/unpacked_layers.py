@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from ci.reports import sha256_file
+from ci.site.tree import link_or_copy
 from ci.zipsafe import SafeZip, open_zip
 
 # Unpacked bytes kept (the most recent copy always): a handful of full layers (~230 MB each: a few locks,
@@ -117,10 +118,7 @@ def link_tree(source: Path, destination: Path) -> None:
         target = destination / folder.relative_to(source)
         target.mkdir(parents=True, exist_ok=True)
         for name in names:
-            try:
-                os.link(folder / name, target / name)
-            except OSError:
-                shutil.copy2(folder / name, target / name)
+            link_or_copy(folder / name, target / name)
 
 
 def evict(layers: Path, kept_bytes: int) -> None:

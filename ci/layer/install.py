@@ -29,6 +29,7 @@ from ci.errors import PipelineError
 from ci.layer.wheels import CachedWheel
 from ci.reports import sha256_file
 from ci.site.owners import top_level_entries
+from ci.site.tree import link_or_copy
 
 _TO_ROOT = ("purelib", "platlib")
 
@@ -89,10 +90,7 @@ def _link(wheel: CachedWheel, site: Path, unpacked: Path) -> InstalledDistributi
     for target in dist.files:
         path = site / target
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(source / "tree" / target, path)
-        except OSError:  # another file system: a copy (keeps mode and mtime)
-            shutil.copy2(source / "tree" / target, path)
+        link_or_copy(source / "tree" / target, path)
     if source != entry:
         shutil.rmtree(source, ignore_errors=True)
     return dist

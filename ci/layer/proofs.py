@@ -26,6 +26,7 @@ from typing import Any
 
 import ci
 from ci.fingerprint import sources_digest
+from ci.reports import sha256_file
 
 FORMAT = 1  # bump when what a record holds changes
 
@@ -76,10 +77,7 @@ def json_digest(data: Any) -> str:
 
 
 def file_digest(path: Path) -> str:
-    if not path.is_file():
-        return "none"
-    with path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
+    return sha256_file(path) if path.is_file() else "none"
 
 
 def binaries_digest(paths: tuple[str, ...]) -> str:

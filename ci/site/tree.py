@@ -21,11 +21,12 @@ def walk_files(root: Path) -> Iterator[Path]:
 
 def link_or_copy(source: Path, target: Path) -> None:
     """Place a cached file at `target` (absent) as a hard link: no data written, nothing to free when the tree
-    is deleted. A copy across file systems. Only for files no one writes in place (a build replaces them)."""
+    is deleted. A copy (mode and mtime kept) across file systems. Only for files no one writes in place (a
+    build replaces them)."""
     try:
         os.link(source, target)
     except OSError:
-        shutil.copyfile(source, target)
+        shutil.copy2(source, target)
 
 
 def tree_size(root: Path) -> tuple[int, int]:
