@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +181,10 @@ def _run_uv(
 ) -> None:
     command = [uv_binary(), "pip", "compile", "--quiet", "--no-config", *inputs]
     command += ["--python-platform", job.python_platform, "--python-version", job.python_version]
+    # The target is --python-version; the interpreter only builds an sdist's metadata. Without these,
+    # uv searches PATH for the target's Python (running every pyenv shim) and, not finding one,
+    # downloads an unhashed CPython from GitHub into ~/.local/share/uv (10 s of retries offline).
+    command += ["--python", sys.executable, "--no-python-downloads"]
     if job.only_binary:
         command += ["--only-binary", ":all:"]
     command += ["--generate-hashes", "--index-url", index_url]
