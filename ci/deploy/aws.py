@@ -9,16 +9,22 @@ endpoint. AccessDenied becomes a PipelineError naming the action and resource.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from ci.config import Config
 from ci.errors import PipelineError
+
+if TYPE_CHECKING:
+    import boto3
+    from botocore.loaders import Loader
 
 DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden", "403"}
 # The IAM action behind an S3 API operation when the names differ (the rest map 1:1 to service:Operation).
@@ -146,6 +152,36 @@ def credentials_configured(environ: Mapping[str, str] = os.environ) -> bool:
     return False
 
 
+@functools.cache
+def service_models() -> Loader:
+    """botocore's JSON service models and endpoints, parsed once per process.
+
+    Every boto3.Session parses its own (~0.15 s of CPU for S3, Lambda and CloudFormation); the data
+    is read-only and the same for every session, so one loader serves them all.
+    """
+    import boto3
+    from botocore.loaders import create_loader
+
+    loader = create_loader()
+    loader.search_paths.append(str(Path(boto3.__file__).parent / "data"))
+    return loader
+
+
+def new_session(region: str, credentials: tuple[str, str] | None = None) -> boto3.Session:
+    """A boto3 session (its own credentials and configuration) reading the shared service models."""
+    import boto3
+    import botocore.session
+
+    core = botocore.session.get_session()
+    key, secret = credentials or (None, None)
+    session = boto3.Session(
+        aws_access_key_id=key, aws_secret_access_key=secret, region_name=region, botocore_session=core
+    )
+    # After boto3 has set up its own loader (it appends its data path to whichever is registered).
+    core.register_component("data_loader", service_models())
+    return session
+
+
 def connect(
     config: Config,
     endpoint_url: str | None = None,
@@ -159,13 +195,12 @@ def connect(
     `endpoint_url` is only passed for the embedded server; otherwise boto3 reads AWS_ENDPOINT_URL
     (and AWS_ENDPOINT_URL_<SERVICE>) itself.
     """
-    import boto3
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import BotoCoreError
 
     region = region_for(config, environ)
     try:
-        session = boto3.Session(region_name=region)
+        session = new_session(region)
         found = static_credentials is not None or session.get_credentials() is not None
     except BotoCoreError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
         raise PipelineError(f"boto3 could not load the AWS configuration: {exc}", "fix AWS_PROFILE or ~/.aws") from exc
@@ -179,9 +214,7 @@ def connect(
             )
         static_credentials = ("emulator", "emulator")  # moto accepts any key; nothing to leak
     if static_credentials:
-        session = boto3.Session(
-            aws_access_key_id=static_credentials[0], aws_secret_access_key=static_credentials[1], region_name=region
-        )
+        session = new_session(region, static_credentials)
     timeouts = timeouts or Timeouts.from_environ(environ)
     boto_config = BotoConfig(
         retries={"mode": "standard", "max_attempts": timeouts.attempts},
