@@ -51,7 +51,7 @@ pipeline: venv
 	$(CI) deploy
 
 # Every core (pytest-xdist): whole files, longest first, the session build once (tests/scheduling.py).
-# One worker more than cores: the suite waits about 80 s in all on PyPI, moto and deliberate timeouts,
+# One worker more than cores: the suite waits about 50 s in all on PyPI, moto and deliberate timeouts,
 # and the extra worker runs CPU work in those gaps.
 TEST_WORKERS ?= $(shell echo $$(( $$(getconf _NPROCESSORS_ONLN) + 1 )))
 test: lint
