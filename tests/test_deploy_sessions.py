@@ -4,7 +4,9 @@ so does every deploy test."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from botocore.loaders import JSONFileLoader
@@ -54,3 +56,17 @@ def test_sessions_sharing_the_models_keep_their_own_credentials_and_region(files
 
     paths = service_models().search_paths
     assert len(paths) == len(set(paths)), f"each session added its path again: {paths}"
+
+
+def test_botocores_extra_model_directories_are_still_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS_DATA_PATH (botocore's data_path) adds model directories; the shared models honour it."""
+    model = tmp_path / "models" / "acme-widgets" / "2020-01-01" / "service-2.json"
+    model.parent.mkdir(parents=True)
+    metadata = {"apiVersion": "2020-01-01", "endpointPrefix": "widgets", "protocol": "json", "serviceId": "Acme"}
+    model.write_text(json.dumps({"version": "2.0", "metadata": metadata, "operations": {}, "shapes": {}}))
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path / "models"))
+
+    aws = connect(load_config(), endpoint_url=ENDPOINT, static_credentials=("k", "s"))
+
+    assert "acme-widgets" in aws.session.get_available_services()
+    assert "lambda" in aws.session.get_available_services()

@@ -153,16 +153,17 @@ def credentials_configured(environ: Mapping[str, str] = os.environ) -> bool:
 
 
 @functools.cache
-def service_models() -> Loader:
+def service_models(data_path: str | None = None) -> Loader:
     """botocore's JSON service models and endpoints, parsed once per process.
 
     Every boto3.Session parses its own (~0.15 s of CPU for S3, Lambda and CloudFormation); the data
-    is read-only and the same for every session, so one loader serves them all.
+    is read-only and the same for every session, so one loader serves them all. `data_path` is
+    botocore's own setting (AWS_DATA_PATH) for extra model directories, honoured as botocore does.
     """
     import boto3
     from botocore.loaders import create_loader
 
-    loader = create_loader()
+    loader = create_loader(data_path)
     loader.search_paths.append(str(Path(boto3.__file__).parent / "data"))
     return loader
 
@@ -178,7 +179,7 @@ def new_session(region: str, credentials: tuple[str, str] | None = None) -> boto
         aws_access_key_id=key, aws_secret_access_key=secret, region_name=region, botocore_session=core
     )
     # After boto3 has set up its own loader (it appends its data path to whichever is registered).
-    core.register_component("data_loader", service_models())
+    core.register_component("data_loader", service_models(core.get_config_variable("data_path")))
     return session
 
 
