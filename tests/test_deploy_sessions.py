@@ -12,7 +12,7 @@ import pytest
 from botocore.loaders import JSONFileLoader
 
 from ci.config import load_config
-from ci.deploy.aws import connect
+from ci.deploy.aws import connect, service_models
 
 ENDPOINT = "http://127.0.0.1:9"  # nothing is called: clients are only made
 
@@ -41,7 +41,7 @@ def test_a_second_connect_reads_no_service_model_again(files_read: list[str]) ->
     assert files_read == [], f"parsed again: {files_read}"
 
 
-def test_sessions_sharing_the_models_keep_their_own_credentials_and_region(files_read: list[str]) -> None:
+def test_sessions_sharing_the_models_keep_their_own_credentials_and_region() -> None:
     config = load_config()
     first = connect(config, endpoint_url=ENDPOINT, static_credentials=("first", "secret-1"))
     second = connect(
@@ -52,8 +52,6 @@ def test_sessions_sharing_the_models_keep_their_own_credentials_and_region(files
     assert second.lambda_._request_signer._credentials.access_key == "second"
     assert (first.region, second.region) == (config.deploy.region, "ap-south-2")
     assert second.lambda_.meta.region_name == "ap-south-2"
-    from ci.deploy.aws import service_models
-
     paths = service_models().search_paths
     assert len(paths) == len(set(paths)), f"each session added its path again: {paths}"
 
