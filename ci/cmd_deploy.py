@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy.target import deployment_target
 
     artifacts = local_artifacts(paths)  # snapshots: the gate and the uploads read the same bytes
-    check_gate(paths, artifacts)  # refuse before starting anything, even the embedded server
+    check_gate(paths, artifacts, config.root)  # refuse before starting anything, even the embedded server
     provenance = detect(config.root, args.commit)
     with deployment_target(config, args.target) as aws:
         outcome = deploy(config, paths, aws, artifacts=artifacts, provenance=provenance, allow_older=args.allow_older)

@@ -94,7 +94,7 @@ def test_an_arm64_build_without_an_aarch64_interpreter_is_all_aarch64_and_deploy
     assert not smoke_report["passed"] and smoke_report["proofs"]["invocation"].startswith("missing")
 
     with pytest.raises(CheckFailedError) as refused:
-        check_gate(paths, local_artifacts(paths))
+        check_gate(paths, local_artifacts(paths), REPO_ROOT)
     message = str(refused.value)
     for named in (
         "build: proof missing - imports",
@@ -137,7 +137,7 @@ def test_an_emulated_arm64_build_proves_imports_trace_and_smoke_and_deploy_names
     for check in ("budget", "pins"):
         cli(config, paths, check)
     with pytest.raises(CheckFailedError) as refused:
-        check_gate(paths, local_artifacts(paths))
+        check_gate(paths, local_artifacts(paths), REPO_ROOT)
     problems = [line.strip() for line in str(refused.value).splitlines()[1:] if line.startswith("    ")]
     assert [p.split(":")[0] + ":" + p.split(":")[1] for p in problems] == ["smoke: proof missing - limits"]
 

@@ -66,10 +66,10 @@ def test_the_gate_accepts_what_was_judged_and_each_check_only_for_what_it_reads(
     model = take(paths, paths.model, "model.joblib")
     write_report(paths, "abi", True, {}, judged=[layer])
     write_report(paths, "pins", True, {}, judged=[model])
-    check_gate(paths, local_artifacts(paths), checks=("abi", "pins"))
+    check_gate(paths, local_artifacts(paths), REPO_ROOT, checks=("abi", "pins"))
     write_report(paths, "pins", True, {}, judged=[])  # a pins report that read no model vouches for none
     with pytest.raises(CheckFailedError, match=r"pins: stale - it judged model.joblib nothing"):
-        check_gate(paths, local_artifacts(paths), checks=("pins",))
+        check_gate(paths, local_artifacts(paths), REPO_ROOT, checks=("pins",))
 
 
 # --- the contract ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from ci.config import load_config
 from ci.deploy.artifacts import local_artifacts
 from ci.deploy.gate import check_gate
 from ci.errors import CheckFailedError
-from ci.paths import BuildPaths
+from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import sha256_file
 from tests.abi_fixtures import pe_header
 from tests.test_reports import write_zip
@@ -45,7 +45,9 @@ def test_a_layer_swapped_while_abi_runs_is_refused_by_the_gate(tmp_path: Path, m
     assert cmd_abi.run(argparse.Namespace(zip=None, tree=None), load_config(), paths) == 0
 
     with pytest.raises(CheckFailedError, match=r"abi: stale - it judged layer.zip"):
-        check_gate(paths, local_artifacts(paths), checks=("abi",))  # the .dll is never deployed on abi's word
+        check_gate(
+            paths, local_artifacts(paths), REPO_ROOT, checks=("abi",)
+        )  # the .dll is never deployed on abi's word
     report = json.loads(paths.report("abi").read_text())
     assert report["passed"] is True
     assert report["artifacts"] == {"layer.zip": judged_sha}, "the report names the bytes judged, not the swapped file"

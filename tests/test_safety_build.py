@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,16 +66,36 @@ def passed_build(config: Config, paths: BuildPaths) -> None:
 def test_the_gate_refuses_a_build_whose_handler_changed(tmp_path: Path) -> None:
     config, paths = project(tmp_path)
     passed_build(config, paths)
-    check_gate(paths, local_artifacts(paths))  # everything as built: open
+    check_gate(paths, local_artifacts(paths), config.root)  # everything as built: open
 
     (tmp_path / "handler" / "app.py").write_text(TINY_HANDLER + "\n# edited after the build\n")
     (tmp_path / "handler" / "extra.py").write_text("")
     with pytest.raises(CheckFailedError) as info:
-        check_gate(paths, local_artifacts(paths))
+        check_gate(paths, local_artifacts(paths), config.root)
     problem = info.value.problem
     assert f"{tmp_path / 'handler' / 'app.py'} changed since the build" in problem
     assert f"{tmp_path / 'handler' / 'extra.py'} was added" in problem
     assert "`python -m ci build`" in info.value.fix
+
+
+def test_the_gate_judges_a_moved_checkout_by_its_bytes_not_its_folder(tmp_path: Path) -> None:
+    """A deploy job whose checkout lives elsewhere than the build job's (self-hosted runners) is not stale."""
+    config, paths = project(tmp_path / "build-job")
+    passed_build(config, paths)
+    moved = tmp_path / "deploy-job"
+    shutil.copytree(tmp_path / "build-job", moved)  # same bytes, another folder
+    moved_config = load_config(moved)
+    moved_paths = BuildPaths(build=moved / "build", cache=paths.cache)
+    shutil.rmtree(tmp_path / "build-job")  # the build job's folder is gone, as on another runner
+    check_gate(moved_paths, local_artifacts(moved_paths), moved_config.root)  # open
+
+    (moved / "handler" / "app.py").write_text(TINY_HANDLER + "\n# edited after the build\n")
+    (moved / "requirements-layer.txt").write_text("# edited\n")
+    with pytest.raises(CheckFailedError) as info:
+        check_gate(moved_paths, local_artifacts(moved_paths), moved_config.root)
+    assert f"{moved / 'handler' / 'app.py'} changed since the build" in info.value.problem
+    assert "requirements-layer.txt changed since the build" in info.value.problem
+    assert "was removed" not in info.value.problem
 
 
 def test_the_gate_refuses_a_changed_lock_or_model_and_a_missing_build_report(tmp_path: Path) -> None:
@@ -83,10 +104,10 @@ def test_the_gate_refuses_a_changed_lock_or_model_and_a_missing_build_report(tmp
     with (tmp_path / "requirements-layer.txt").open("a") as lock:
         lock.write("# touched\n")
     with pytest.raises(CheckFailedError, match=r"requirements-layer\.txt changed"):
-        check_gate(paths, local_artifacts(paths))
+        check_gate(paths, local_artifacts(paths), config.root)
     paths.report("build").unlink()
     with pytest.raises(CheckFailedError, match="build: missing"):
-        check_gate(paths, local_artifacts(paths))
+        check_gate(paths, local_artifacts(paths), config.root)
 
 
 def test_a_smoke_run_on_a_subset_is_partial_and_the_gate_refuses_it(tmp_path: Path) -> None:
@@ -104,7 +125,7 @@ def test_a_smoke_run_on_a_subset_is_partial_and_the_gate_refuses_it(tmp_path: Pa
     assert report["events_not_committed"] == ["direct"] and "direct-single" in report["events_missing"]
     assert "deploy refuses this report" in result.stdout
     with pytest.raises(CheckFailedError) as info:
-        check_gate(paths, local_artifacts(paths))
+        check_gate(paths, local_artifacts(paths), config.root)
     assert "smoke: partial" in info.value.problem and "ran direct; missing: apigw-v1" in info.value.problem
     assert "no --events" in info.value.fix
 

@@ -112,7 +112,7 @@ def deploy(
     is the commit deployed (else --commit/GITHUB_SHA/HEAD of `git_repo`, default the repository).
     """
     artifacts = artifacts or local_artifacts(paths)
-    check_gate(paths, artifacts)  # before any request: nothing unverified is ever uploaded
+    check_gate(paths, artifacts, config.root)  # before any request: nothing unverified is ever uploaded
     repo = git_repo or config.root
     ours = provenance or detect(repo)
     verifier = verifier or default_verifier(config, paths)

@@ -7,6 +7,7 @@ a smoke run on anything but the full committed events.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ci.deploy.artifacts import Artifacts
@@ -19,8 +20,8 @@ REQUIRED_CHECKS = ("budget", "pins", "abi", "smoke")
 BUILT = ("layer.zip", "function.zip")  # what `ci build` makes (the model comes from training)
 
 
-def build_problems(paths: BuildPaths, artifacts: Artifacts) -> list[str]:
-    """Why the zips are not what `ci build` would make from the tree now (empty if they are)."""
+def build_problems(paths: BuildPaths, artifacts: Artifacts, root: Path) -> list[str]:
+    """Why the zips are not what `ci build` would make from the tree at `root` now (empty if they are)."""
     try:
         report = read_report(paths, "build")
     except PipelineError as exc:
@@ -37,7 +38,9 @@ def build_problems(paths: BuildPaths, artifacts: Artifacts) -> list[str]:
     problems += missing_proofs("build", report)
     if not isinstance(report.get("sources"), dict):
         return [*problems, "build: build.json records no source digests (made by an older pipeline)"]
-    return problems + [f"build: stale - {change} since the build" for change in sources.changes(report["sources"])]
+    return problems + [
+        f"build: stale - {change} since the build" for change in sources.changes(report["sources"], root, paths.build)
+    ]
 
 
 def missing_proofs(check: str, report: dict[str, Any]) -> list[str]:
@@ -65,9 +68,9 @@ def smoke_problem(report: dict[str, Any]) -> str | None:
     return f"smoke: partial - not the full committed events ({'; '.join(details)})"
 
 
-def check_gate(paths: BuildPaths, artifacts: Artifacts, checks: tuple[str, ...] = REQUIRED_CHECKS) -> None:
+def check_gate(paths: BuildPaths, artifacts: Artifacts, root: Path, checks: tuple[str, ...] = REQUIRED_CHECKS) -> None:
     """Raise CheckFailedError naming every missing, failing or stale check report."""
-    problems: list[str] = build_problems(paths, artifacts)
+    problems: list[str] = build_problems(paths, artifacts, root)
     rebuild = bool(problems)
     to_rerun: list[str] = []
     failed: list[str] = []

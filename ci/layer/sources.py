@@ -1,7 +1,9 @@
 """What a build was made from, by digest: the handler package, the model, the locks, the config file.
 
-build.json records them when the build starts; the deploy gate hashes them again and refuses zips
-whose sources changed since (an edited handler would otherwise ship as the old, checked zip).
+build.json records them when the build starts, by path relative to the repository (or to the build
+directory), so a checkout moved or cloned elsewhere with the same bytes passes; the deploy gate hashes
+them again and refuses zips whose sources changed since (an edited handler would otherwise ship as the
+old, checked zip).
 """
 
 from __future__ import annotations
@@ -28,25 +30,47 @@ def handler_files(package: Path) -> list[Path]:
     ]
 
 
+BUILD_DIR = "$BUILD"  # the prefix of a recorded path under the build directory
+
+
+def place(path: Path, root: Path, build: Path) -> str:
+    """How `path` is recorded: under the build directory, under the repository, else absolute."""
+    path = path.resolve()
+    if path.is_relative_to(build.resolve()):
+        return f"{BUILD_DIR}/{path.relative_to(build.resolve()).as_posix()}"
+    if path.is_relative_to(root.resolve()):
+        return path.relative_to(root.resolve()).as_posix()
+    return str(path)
+
+
+def locate(name: str, root: Path, build: Path) -> Path:
+    """The inverse of place() in this checkout (an absolute name, as older builds wrote, stays as it is)."""
+    if name == BUILD_DIR or name.startswith(BUILD_DIR + "/"):
+        return build / name.removeprefix(BUILD_DIR).lstrip("/")
+    return root / name
+
+
 def record(config: Config, paths: BuildPaths, config_file: Path | None = None) -> dict[str, Any]:
-    """{"handler": {dir, files: {relative path: sha256}}, "files": {absolute path: sha256 or None}}."""
+    """{"handler": {dir, files: {relative path: sha256}}, "files": {place: sha256 or None}}."""
     package = handler_package(config)
     files = [config_file or config.file, config.lock.layer_lock, config.lock.training_lock, paths.model]
     return {
         "handler": {
-            "dir": str(package.resolve()),
+            "dir": place(package, config.root, paths.build),
             "files": {path.relative_to(package).as_posix(): sha256_file(path) for path in handler_files(package)},
         },
         # A missing one (no model yet) is recorded too: its appearing later makes the build stale as well.
-        "files": {str(path.resolve()): sha256_file(path) if path.is_file() else None for path in files},
+        "files": {
+            place(path, config.root, paths.build): sha256_file(path) if path.is_file() else None for path in files
+        },
     }
 
 
-def changes(recorded: dict[str, Any]) -> list[str]:
-    """What differs now from a record(): one phrase per changed, added or removed source."""
+def changes(recorded: dict[str, Any], root: Path, build: Path) -> list[str]:
+    """What differs now from a record(), read in the checkout at `root`: one phrase per changed source."""
     found = []
     for name, digest in sorted((recorded.get("files") or {}).items()):
-        path = Path(name)
+        path = locate(name, root, build)
         if digest is None:
             if path.is_file():
                 found.append(f"{name} was added")
@@ -55,7 +79,7 @@ def changes(recorded: dict[str, Any]) -> list[str]:
         elif sha256_file(path) != digest:
             found.append(f"{name} changed")
     handler = recorded.get("handler") or {}
-    package = Path(str(handler.get("dir", "")))
+    package = locate(str(handler.get("dir", "")), root, build)
     before: dict[str, str] = handler.get("files") or {}
     now = {path.relative_to(package).as_posix(): path for path in handler_files(package)} if package.is_dir() else {}
     for rel in sorted(set(before) | set(now)):
