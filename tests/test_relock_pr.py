@@ -184,3 +184,35 @@ def test_a_read_only_token_names_the_permissions(checkout: Path, github: FakeGit
     result = relock_pr(checkout, github, GITHUB_TOKEN=READ_ONLY_TOKEN)
     assert result.returncode == 1
     assert "answered 403" in result.stderr and "contents: write, pull-requests: write" in result.stderr
+
+
+def test_the_commit_message_lists_every_lock_that_moved_not_only_the_layers_packages() -> None:
+    from ci.github.relock import commit_message
+
+    only_dev = UpgradeResult(
+        asked=(),
+        moves=[PackageMove("pandas", "2.3.2", "2.3.2")],
+        changes=[
+            LockChange("requirements-layer.txt", [], [], [], False),
+            LockChange("requirements-pipeline.txt", [], [], ["moto 5.1.0 -> 5.1.1"], True),
+            LockChange(
+                "requirements-dev.txt", ["pytest-timeout==2.3.1"], ["nose==1.3.7"], ["ruff 0.6.0 -> 0.6.1"], True
+            ),
+            LockChange("training/requirements.txt", [], [], [], True),
+        ],
+    ).to_dict()
+    message = commit_message(only_dev)
+    subject, blank, *body = message.splitlines()
+    assert subject.startswith("deps: re-lock for the Lambda target") and blank == ""
+    assert body == [
+        "requirements-pipeline.txt: moto 5.1.0 -> 5.1.1",
+        "requirements-dev.txt: +pytest-timeout==2.3.1, -nose==1.3.7, ruff 0.6.0 -> 0.6.1",
+        "training/requirements.txt: same pins, hashes or annotations updated",
+    ]
+    layer_too = UpgradeResult(
+        asked=(),
+        moves=[PackageMove("pandas", "2.3.2", "2.3.3")],
+        changes=[LockChange("requirements-layer.txt", [], [], ["pandas 2.3.2 -> 2.3.3"], True)],
+    ).to_dict()
+    assert commit_message(layer_too).splitlines()[2:] == ["pandas 2.3.2 -> 2.3.3"]
+    assert commit_message(None) == subject

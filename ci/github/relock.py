@@ -126,9 +126,21 @@ def _from_branch(pr: dict[str, Any], repository: str, branch: str) -> bool:
     return head.get("ref") == branch and repo == repository
 
 
-def commit_message(upgrade_moves: Sequence[str]) -> str:
-    lines = ["deps: re-lock for the Lambda target (python -m ci lock --upgrade)", ""]
-    return "\n".join([*lines, *upgrade_moves]) if upgrade_moves else lines[0]
+def commit_message(upgrade: dict[str, Any] | None) -> str:
+    """The subject, then every lock's moves: the layer's packages first, then each other lock that changed."""
+    from ci.github.relock_body import changed_packages
+
+    body = [
+        f"{p['name']} {p.get('old') or '(new)'} -> {p.get('new') or '(removed)'}" for p in changed_packages(upgrade)
+    ]
+    for change in ((upgrade or {}).get("locks") or [])[1:]:  # the layer lock's moves are the packages above
+        if not isinstance(change, dict) or not change.get("rewritten"):
+            continue
+        moved = [*(f"+{p}" for p in change.get("added") or []), *(f"-{p}" for p in change.get("removed") or [])]
+        moved += list(change.get("changed") or [])
+        body.append(f"{change.get('file')}: {', '.join(moved) or 'same pins, hashes or annotations updated'}")
+    subject = "deps: re-lock for the Lambda target (python -m ci lock --upgrade)"
+    return "\n".join([subject, "", *body]) if body else subject
 
 
 def lock_files(root: Path) -> list[str]:
@@ -158,7 +170,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def run_relock_pr(args: argparse.Namespace) -> int:
-    from ci.github.relock_body import changed_packages, read_reports, render_body
+    from ci.github.relock_body import read_reports, render_body
     from ci.github.summary import write_summary_text
 
     root = Path.cwd()
@@ -176,11 +188,8 @@ def run_relock_pr(args: argparse.Namespace) -> int:
     remote = args.remote or f"{server}/{repository}.git"
     run_id = os.environ.get("GITHUB_RUN_ID")
     body, failed = render_body(args.reports, f"{server}/{repository}/actions/runs/{run_id}" if run_id else None)
-    moves = [
-        f"{p['name']} {p.get('old') or '(new)'} -> {p.get('new') or '(removed)'}"
-        for p in changed_packages(read_reports(args.reports).get("lock-upgrade"))
-    ]
-    commit = commit_files(root, args.path or lock_files(root), commit_message(moves))
+    message = commit_message(read_reports(args.reports).get("lock-upgrade"))
+    commit = commit_files(root, args.path or lock_files(root), message)
     if commit is None:
         print(f"nothing to propose: the .in files and locks equal {args.base}'s; no push, no pull request")
         write_summary_text(f"### Re-lock: nothing to propose\n\nThe locks on {args.base} are current.\n")
