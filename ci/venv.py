@@ -4,8 +4,9 @@ pip took ~47 s to install the old 855 MB environment, in every CI job. uv instal
 locks from its cache in a few seconds; uv itself comes first, alone, from requirements-bootstrap.txt
 (`pip install --require-hashes`, once per pin into build/cache/bootstrap/). Then:
 
+    uv pip compile --no-deps --only-binary :all:   # seconds: every pin has a wheel for this Python
     uv venv --python <target Python> .venv          # only if missing or made by another Python
-    uv pip sync --require-hashes <locks>            # exactly these pins; anything else is removed
+    uv pip sync --require-hashes --only-binary :all: <locks>   # exactly these pins, never built from source
 
 `make venv` (pipeline, verify jobs): requirements-pipeline.txt; `--dev` (make test) adds
 requirements-dev.txt. Runs before .venv exists, so it imports the standard library only.
@@ -28,11 +29,18 @@ from ci.errors import PipelineError
 from ci.python import REPO_ROOT, find_python, runtime_python, venv_version, version_of
 
 LOCK_KEYS = {
+    "requirements_in": "requirements.in",
     "pipeline_lock": "requirements-pipeline.txt",
     "dev_lock": "requirements-dev.txt",
     "bootstrap_lock": "requirements-bootstrap.txt",
     "index_url": "https://pypi.org/simple",
 }
+
+
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.M)
+UNFIT = re.compile(r"Because ([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) has no (?:usable )?wheels")
+MAX_UNFIT = 20  # pins reported at most; each needs one resolve (~0.5 s)
+UPGRADE_DOC = "docs/runtimes.md#upgrading-scikit-learn-for-a-newer-runtime"
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class Plan:
     bootstrap_lock: Path
     index_url: str
     cache: Path  # where uv is bootstrapped (build/cache)
+    requirements_in: Path  # its == pins are the ones a person moves; the rest follow a re-lock
 
 
 def lock_settings(config_file: Path) -> dict[str, str]:
@@ -74,7 +83,16 @@ def plan(config_file: Path, venv: Path, dev: bool, python: str | None, cache: Pa
     settings = lock_settings(config_file)
     root = config_file.parent
     locks = [root / settings["pipeline_lock"]] + ([root / settings["dev_lock"]] if dev else [])
-    return Plan(python, version, venv, tuple(locks), root / settings["bootstrap_lock"], settings["index_url"], cache)
+    return Plan(
+        python,
+        version,
+        venv,
+        tuple(locks),
+        root / settings["bootstrap_lock"],
+        settings["index_url"],
+        cache,
+        root / settings["requirements_in"],
+    )
 
 
 def bootstrap_uv(bootstrap_lock: Path, python: str, cache: Path) -> Path:
@@ -114,6 +132,7 @@ def create(plan: Plan, say: Callable[[str], None] = print) -> None:
             raise PipelineError(f"{lock} not found", "run `python -m ci lock` or restore it from git")
     uv = bootstrap_uv(plan.bootstrap_lock, plan.python, plan.cache)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PIP_", "VIRTUAL_ENV"))}
+    check_wheels(uv, plan, env)  # before the venv is touched or any wheel downloaded
     existing = venv_version(plan.venv)
     if existing is not None and existing != plan.version:
         say(f"recreating {plan.venv}: made by Python {existing}, the target needs {plan.version}")
@@ -124,11 +143,78 @@ def create(plan: Plan, say: Callable[[str], None] = print) -> None:
     say(f"{plan.venv}: uv pip sync --require-hashes {names} (Python {plan.version}, {plan.python})")
     _run(
         [
-            str(uv), "pip", "sync", "--quiet", "--no-config", "--require-hashes", "--index-url", plan.index_url,
+            str(uv), "pip", "sync", "--quiet", "--no-config", "--require-hashes", "--only-binary", ":all:",
+            "--index-url", plan.index_url,
             "--python", str(plan.venv / "bin" / "python"), *map(str, plan.locks),
         ],
         env,
     )  # fmt: skip
+
+
+def _compile(
+    uv: Path, plan: Plan, requirements: str, env: dict[str, str], *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """uv's resolver, wheels only, no dependencies, for this Python on this machine (metadata only)."""
+    command = [
+        str(uv), "pip", "compile", "-", "--quiet", "--no-config", "--no-header", "--no-deps", "--only-binary", ":all:",
+        "--index-url", plan.index_url, "--python", plan.python, "--no-python-downloads", *extra,
+    ]  # fmt: skip
+    return subprocess.run(command, input=requirements, capture_output=True, text=True, env=env, check=False)
+
+
+def unfit_pins(uv: Path, plan: Plan, env: dict[str, str]) -> list[tuple[str, str]]:
+    """The pins of the locks that have no wheel for this Python here, each found by one resolve."""
+    pins = dict.fromkeys(f"{name}=={version}" for lock in plan.locks for name, version in PIN.findall(lock.read_text()))
+    unfit: list[tuple[str, str]] = []
+    while pins and len(unfit) < MAX_UNFIT:
+        result = _compile(uv, plan, "\n".join(pins) + "\n", env, "--output-file", os.devnull)
+        if result.returncode == 0:
+            break
+        found = UNFIT.search(result.stderr)
+        if found is None:  # not a missing wheel (the index is unreachable, say): sync reports it in full
+            break
+        name, version = found.groups()
+        unfit.append((name, version))
+        pins = {pin: None for pin in pins if pin.split("==")[0].lower() != name.lower()}
+    return unfit
+
+
+def oldest_fitting(uv: Path, plan: Plan, name: str, version: str, env: dict[str, str]) -> str | None:
+    """The oldest release after `version` with a wheel for this Python, asked of the index."""
+    result = _compile(uv, plan, f"{name}>{version}\n", env, "--resolution", "lowest")
+    found = PIN.search(result.stdout) if result.returncode == 0 else None
+    return found.group(2) if found else None
+
+
+def check_wheels(uv: Path, plan: Plan, env: dict[str, str]) -> None:
+    """Refuse, before any download, locks with a pin that has no wheel for the target's Python.
+
+    Installing it would mean building it from source (minutes, then a compiler error); this says in
+    seconds which pins, the oldest release of each that would fit, and how to move the locks.
+    """
+    unfit = unfit_pins(uv, plan, env)
+    if not unfit:
+        return
+    direct = set()
+    if plan.requirements_in.is_file():
+        direct = {name.lower() for name, _ in PIN.findall(plan.requirements_in.read_text())}
+    unfit.sort(key=lambda pin: pin[0].lower() not in direct)  # the pins a person moves first
+    described, moves = [], []
+    for name, version in unfit:
+        oldest = oldest_fitting(uv, plan, name, version, env)
+        where = f"{plan.requirements_in.name} pins" if name.lower() in direct else "the locks pin"
+        fits = f"the oldest {name} with one is {oldest}" if oldest else f"no {name} release has one"
+        described.append(f"{where} {name}=={version}: no wheel for Python {plan.version}; {fits}")
+        if name.lower() in direct:
+            moves.append(f"{name}=={oldest or '?'}")
+    first = f"pin {', '.join(moves)} (or newer) in {plan.requirements_in.name} and training/requirements.in, then "
+    raise PipelineError(
+        f"[target] runtime needs Python {plan.version}, which cannot install these locks, and nothing here is "
+        f"built from source: {'; '.join(described)}",
+        f"move the locks first: {first if moves else ''}`.venv/bin/python -m ci lock` (an existing .venv of any "
+        f"Python locks for the runtime pipeline.toml names), then `make pipeline` ({UPGRADE_DOC}); "
+        "or keep the previous runtime",
+    )
 
 
 def _run(command: list[str], env: dict[str, str]) -> None:

@@ -143,3 +143,22 @@ def test_lock_paths_are_read_from_pipeline_toml_with_defaults_for_older_files(tm
     older.write_text('[lock]\ndev_lock = "other-dev.txt"\n')
     settings = make_venv.lock_settings(older)
     assert settings["dev_lock"] == "other-dev.txt" and settings["bootstrap_lock"] == "requirements-bootstrap.txt"
+
+
+@needs_python("3.13")
+def test_a_runtime_whose_python_the_locks_cannot_install_is_refused_in_seconds_before_any_download(
+    tmp_path: Path,
+) -> None:
+    """python3.13 with the 3.11 locks: never a three-minute source build of scikit-learn, the precise refusal."""
+    root = repo_copy(tmp_path, "python3.13")
+    for name in ("requirements.in", "requirements-pipeline.txt"):
+        shutil.copyfile(REPO_ROOT / name, root / name)
+    result = make(root, "pipeline", timeout=90)
+    assert result.returncode != 0
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "requirements.in pins scikit-learn==1.3.2: no wheel for Python 3.13" in line
+    assert "the oldest scikit-learn with one is 1.5.2" in line
+    assert "fix: move the locks first: pin scikit-learn==1.5.2 (or newer)" in line
+    assert "`.venv/bin/python -m ci lock`" in line
+    assert not (root / ".venv").exists(), "refused before the venv was made"
+    assert "Building" not in result.stdout + result.stderr
