@@ -29,12 +29,12 @@ venv: $(STAMP)
 
 venv-dev: $(DEV_STAMP)
 
-$(STAMP): requirements-pipeline.txt requirements-bootstrap.txt
+$(STAMP): requirements-pipeline.txt requirements-bootstrap.txt ci/venv.py
 	@test -n "$(TARGET_PYTHON)" || { echo "error: cannot read [target] runtime (see above)"; exit 1; }
 	$(MAKE_VENV)
 	@rm -f $(DEV_STAMP); touch $@
 
-$(DEV_STAMP): requirements-pipeline.txt requirements-dev.txt requirements-bootstrap.txt
+$(DEV_STAMP): requirements-pipeline.txt requirements-dev.txt requirements-bootstrap.txt ci/venv.py
 	@test -n "$(TARGET_PYTHON)" || { echo "error: cannot read [target] runtime (see above)"; exit 1; }
 	$(MAKE_VENV) --dev
 	@touch $(STAMP) $@

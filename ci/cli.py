@@ -29,6 +29,7 @@ from ci import (
 from ci.config import load_config
 from ci.errors import PipelineError
 from ci.paths import REPO_ROOT, BuildPaths
+from ci.python import missing_module, repository_of
 
 # In the order a pipeline runs them (and --help lists them).
 COMMAND_MODULES: tuple[ModuleType, ...] = (
@@ -43,6 +44,25 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     cmd_bootstrap,
     cmd_bench,
 )
+
+
+# What `make pipeline` runs, in order (the workflows run the same): --help prints it.
+PIPELINE_STEPS = (
+    ("python -m ci lock --check", "the locks are current and every pin has a wheel for the target"),
+    ("python -m training", "train the model: build/model/model.joblib + model.json, or refuse it"),
+    ("python -m ci build", "build/layer.zip + function.zip, pruned and proven to import"),
+    ("python -m ci abi", "every binary loads on the target"),
+    ("python -m ci budget", "function + layers fit Lambda's unzipped limit"),
+    ("python -m ci pins --installed", "the model was trained with the versions it will run with"),
+    ("python -m ci smoke", "the exact zips answer every committed event under awslambdaric"),
+    ("python -m ci deploy", "upload, publish, check, move the alias"),
+)
+
+
+def pipeline_epilog() -> str:
+    width = max(len(command) for command, _ in PIPELINE_STEPS)
+    steps = [f"  {n}. {command:<{width}}  {what}" for n, (command, what) in enumerate(PIPELINE_STEPS, 1)]
+    return "the pipeline, in order (`make pipeline` runs it; so do the workflows):\n" + "\n".join(steps)
 
 
 def command_name(module: ModuleType) -> str:
@@ -63,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ci",
         description="The forgetting-curve model's Lambda build, checks and deployment.",
+        epilog=pipeline_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--build-dir", type=Path, default=REPO_ROOT / "build", help="outputs (default: build/)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="download cache (default: <build-dir>/cache)")
@@ -75,11 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MISSING_ENVIRONMENT = 3
+
+
 def main(argv: list[str] | None = None) -> int:
     what = "python -m ci"
     try:
         args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
         what = f"python -m ci {command_name(args.module)}"
+        here = repository_of(Path.cwd())
+        if here is not None and here.resolve() != REPO_ROOT:
+            raise PipelineError(
+                f"the working directory is in the repository {here}, but this `python -m ci` is {REPO_ROOT}'s",
+                f"run `{here}/.venv/bin/python -m ci {command_name(args.module)} ...` (`make venv` there creates it)",
+            )
         build_dir = args.build_dir.resolve()
         paths = BuildPaths(build=build_dir, cache=(args.cache_dir or build_dir / "cache").resolve())
         config = load_config(file=args.config.resolve() if args.config else None)  # checked before any work
@@ -87,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as exc:  # a Python without the project's environment: how to run it, no traceback
+        print(f"error: {missing_module(what.removeprefix('python -m '), exc)}", file=sys.stderr)
+        return MISSING_ENVIRONMENT
     except KeyboardInterrupt:
         # Ctrl-C is a decision, not a crash: one line, the shell's exit status for SIGINT (128 + 2).
         print(f"interrupted: `{what}` stopped by Ctrl-C before it finished; rerun it", file=sys.stderr)

@@ -154,6 +154,27 @@ def _patch_level(path: str) -> tuple[int, ...]:
     return tuple(int(part) for part in match.groups()) if match else (0,)
 
 
+def missing_module(command: str, exc: ModuleNotFoundError) -> PipelineError:
+    """One line for a command run by a Python that lacks what the project's environment has."""
+    venv = REPO_ROOT / ".venv"
+    running = Path(sys.prefix).resolve()
+    if running == venv.resolve():
+        where = f"the project's environment {venv} lacks it: it is out of date with its locks"
+        fix = "run `make venv` (or `make venv-dev` for the test tools), then rerun it"
+    else:
+        where = f"{sys.executable} is not the project's environment ({venv})"
+        fix = f"run `{venv}/bin/python -m {command}` (`make venv` creates it; `make pipeline` runs every step)"
+    return PipelineError(f"`python -m {command}` needs the module {exc.name!r}: {where}", fix)
+
+
+def repository_of(directory: Path) -> Path | None:
+    """The repository holding `directory`: the nearest parent with pipeline.toml and ci/, as git finds .git."""
+    for candidate in (directory, *directory.parents):
+        if (candidate / "pipeline.toml").is_file() and (candidate / "ci" / "__init__.py").is_file():
+            return candidate
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python3 -m ci.python", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "pipeline.toml", help="default: pipeline.toml")

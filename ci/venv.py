@@ -53,6 +53,7 @@ class Plan:
     index_url: str
     cache: Path  # where uv is bootstrapped (build/cache)
     requirements_in: Path  # its == pins are the ones a person moves; the rest follow a re-lock
+    root: Path  # the repository: on the venv's sys.path, so `python -m ci` works from any directory
 
 
 def lock_settings(config_file: Path) -> dict[str, str]:
@@ -92,6 +93,7 @@ def plan(config_file: Path, venv: Path, dev: bool, python: str | None, cache: Pa
         settings["index_url"],
         cache,
         root / settings["requirements_in"],
+        root.resolve(),
     )
 
 
@@ -149,6 +151,8 @@ def create(plan: Plan, say: Callable[[str], None] = print) -> None:
         ],
         env,
     )  # fmt: skip
+    site_packages = plan.venv / "lib" / f"python{plan.version}" / "site-packages"
+    (site_packages / "repository.pth").write_text(f"{plan.root}\n")
 
 
 def _compile(

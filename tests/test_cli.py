@@ -86,3 +86,54 @@ def test_help_imports_no_heavy_library(args: list[str]) -> None:
 def test_an_unknown_command_is_an_argparse_error(tmp_path: Path) -> None:
     result = ci(tmp_path, "--build-dir", "smoke", "smokey")
     assert result.returncode == 2 and "invalid choice: 'smokey'" in result.stderr
+
+
+@pytest.mark.parametrize(("module", "missing"), [(["ci", "build"], "elftools"), (["training"], "pandas")])
+def test_a_python_without_the_projects_environment_says_how_to_run_it_not_a_traceback(
+    module: list[str], missing: str
+) -> None:
+    """`python3 -m ci build` with a bare interpreter (-S: no site-packages at all) is one line and exit 3."""
+    bare = getattr(sys, "_base_executable", sys.executable)
+    result = subprocess.run(
+        [bare, "-S", "-m", *module], cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    error, fix = result.stderr.strip().splitlines()
+    assert error.startswith(f"error: `python -m {' '.join(module)}` needs the module '{missing}'")
+    assert "is not the project's environment" in error
+    assert fix == f"  fix: run `{REPO_ROOT}/.venv/bin/python -m {' '.join(module)}` (`make venv` creates it; " \
+        "`make pipeline` runs every step)"  # fmt: skip
+
+
+def test_a_command_run_inside_another_checkout_names_that_checkouts_environment(tmp_path: Path) -> None:
+    other = tmp_path / "other-clone"
+    (other / "ci").mkdir(parents=True)
+    (other / "ci" / "__init__.py").write_text("")
+    (other / "pipeline.toml").write_text("")
+    (other / "docs").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}  # this checkout's ci, run from the other one
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from ci.cli import main; sys.exit(main(['budget']))"],
+        cwd=other / "docs", env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"the working directory is in the repository {other}, but this `python -m ci` is {REPO_ROOT}'s" in (
+        result.stderr
+    )
+    assert f"fix: run `{other}/.venv/bin/python -m ci budget ...`" in result.stderr
+
+
+def test_help_lists_the_pipeline_in_the_order_make_pipeline_runs_it() -> None:
+    """The steps --help prints are the Makefile's pipeline recipe, training included, in its order."""
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    recipe = makefile.split("\npipeline: venv\n", 1)[1].split("\n\n", 1)[0]
+    expanded = [
+        line.strip().replace("$(CI)", "python -m ci").replace("$(PY)", "python") for line in recipe.splitlines()
+    ]
+    shown = ci(REPO_ROOT, "--help").stdout.split("the pipeline, in order", 1)[1].splitlines()[1:]
+    assert [line.split(". ", 1)[1].split("  ")[0] for line in shown if line.strip()] == expanded
+    training = subprocess.run(
+        [sys.executable, "-m", "training", "--help"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert "Step 2 of `make pipeline`" in " ".join(training.stdout.split())

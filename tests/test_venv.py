@@ -71,6 +71,11 @@ def test_make_venv_bootstraps_uv_and_syncs_exactly_the_lock(tmp_path: Path) -> N
         [str(python), "-c", "import six; print(six.__version__)"], capture_output=True, text=True
     )
     assert installed.stdout.strip() == read_lock(CONFIG.lock.pipeline_lock).pins["six"].version
+    (root / "docs").mkdir()  # the repository's commands work from any directory in it, as git's do
+    anywhere = subprocess.run(
+        [str(python), "-m", "ci.python", "--version"], cwd=root / "docs", capture_output=True, text=True
+    )
+    assert anywhere.returncode == 0 and anywhere.stdout.strip() == TARGET.runtime.python, anywhere.stderr
     uv = list((root / "build" / "cache" / "bootstrap").glob("uv-*/bin/uv"))
     assert len(uv) == 1, "uv is bootstrapped once per pin, outside the venv"
     again = make(root, "venv")

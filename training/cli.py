@@ -14,7 +14,9 @@ from training.settings import DEFAULT_CONFIG, REPO_ROOT, load_settings
 def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(
         prog="python -m training",
-        description="Train the forgetting-curve model (p(recall)) and write model.joblib + model.json.",
+        description="Train the forgetting-curve model (p(recall)) and write model.joblib + model.json. "
+        "Step 2 of `make pipeline`: after `python -m ci lock --check`, before `python -m ci build` "
+        "(`python -m ci --help` lists every step).",
     )
     cli.add_argument("--out-dir", type=Path, default=REPO_ROOT / "build" / "model", help="default: build/model")
     cli.add_argument("--data", type=Path, default=None, help="a review-log CSV (default: the HLR simulator)")
@@ -25,7 +27,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from training.train import run  # heavy imports after argument parsing
+    try:
+        from training.train import run  # heavy imports after argument parsing
+    except ModuleNotFoundError as exc:  # not the project's environment: how to run it, no traceback
+        from ci.python import missing_module
+
+        print(f"error: {missing_module('training', exc)}", file=sys.stderr)
+        return 3
 
     started = time.perf_counter()
     try:
