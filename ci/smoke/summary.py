@@ -9,6 +9,9 @@ from ci.units import as_mb
 
 
 def render(report: dict[str, Any], failures: list[str]) -> str:
+    """Each cause once: a run that never started is its one failure line and the proofs it lacks."""
+    if "events" not in report and not report.get("init"):
+        return "\n".join([*_missing_proofs(report, failures), *_verdict(failures)])
     lines = []
     init = report.get("init", {})
     if "estimate_at_memory_s" in init:
@@ -45,17 +48,32 @@ def render(report: dict[str, Any], failures: list[str]) -> str:
             f" of {as_mb(trace['shipped_bytes'])} shipped"
             + (f"; never imported: {', '.join(trace['never_imported'])}" if trace["never_imported"] else "")
         )
-    if report.get("partial"):
+    if report.get("partial") and report.get("events_run"):  # a run on other events than the committed ones
         lines.append(
             f"partial: ran {', '.join(report.get('events_run', []))}, not exactly the committed events; "
             "deploy refuses this report (run `python -m ci smoke` without --events)"
         )
     lines.extend(f"warning: {warning}" for warning in report.get("warnings", []))
-    missing = {name: how for name, how in (report.get("proofs") or {}).items() if how.startswith("missing")}
-    lines.extend(f"proof missing: {name}: {how.removeprefix('missing: ')}" for name, how in missing.items())
-    lines.extend(f"FAILED: {failure}" for failure in failures)
-    lines.append("smoke: passed" if not failures else f"smoke: FAILED ({len(failures)} problem(s))")
-    return "\n".join(lines)
+    return "\n".join([*lines, *_missing_proofs(report, failures), *_verdict(failures)])
+
+
+def _missing_proofs(report: dict[str, Any], failures: list[str]) -> list[str]:
+    """The proofs this run could not make; a reason a failure line already gives is not repeated."""
+    missing = {name: how.removeprefix("missing: ") for name, how in (report.get("proofs") or {}).items()}
+    missing = {name: why for name, why in missing.items() if report["proofs"][name].startswith("missing")}
+    said = " ".join(failures)
+    lines = [f"proof missing: {name}: {why}" for name, why in missing.items() if why not in said]
+    repeated = [name for name, why in missing.items() if why in said]
+    if repeated:
+        lines.append(f"proof missing: {', '.join(repeated)} (why: below); deploy refuses this report")
+    return lines
+
+
+def _verdict(failures: list[str]) -> list[str]:
+    return [
+        *(f"FAILED: {failure}" for failure in failures),
+        "smoke: passed" if not failures else f"smoke: FAILED ({len(failures)} problem(s))",
+    ]
 
 
 def answer(event: dict[str, Any]) -> str:
