@@ -23,8 +23,10 @@ from ci import (
     cmd_deploy,
     cmd_lock,
     cmd_pins,
+    cmd_reset_local,
     cmd_rollback,
     cmd_smoke,
+    cmd_status,
 )
 from ci.config import load_config
 from ci.errors import PipelineError
@@ -40,7 +42,9 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     cmd_pins,
     cmd_smoke,
     cmd_deploy,
+    cmd_status,
     cmd_rollback,
+    cmd_reset_local,
     cmd_bootstrap,
     cmd_bench,
 )
@@ -66,7 +70,7 @@ def pipeline_epilog() -> str:
 
 
 def command_name(module: ModuleType) -> str:
-    return module.__name__.rpartition(".cmd_")[2]
+    return module.__name__.rpartition(".cmd_")[2].replace("_", "-")
 
 
 INTERRUPTED = 130

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 
 from ci.config import Config
-from ci.errors import PipelineError
 from ci.paths import BuildPaths
 
-HELP = "Create the CloudFormation stack (bucket, roles) on the configured AWS endpoint."
+HELP = "Create the CloudFormation stack (bucket, roles) on the configured AWS endpoint (or the local emulator)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,19 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy.aws import readable_aws_errors
-    from ci.deploy.stack import bootstrap, stack_parameters
+    from ci.deploy.stack import EMBEDDED_REPOSITORY, bootstrap, stack_parameters
     from ci.deploy.target import deployment_target, wants_embedded
 
-    if wants_embedded("auto"):
-        raise PipelineError(
-            "no AWS endpoint or credentials configured: bootstrap creates the stack on the account (or emulator) "
-            "that boto3 is configured for",
-            "configure AWS credentials (or AWS_ENDPOINT_URL=http://127.0.0.1:PORT for a moto server); "
-            "`python -m ci deploy` alone bootstraps its embedded moto by itself",
-        )
-    parameters = stack_parameters(config, args.github_repository, args.oidc_provider_arn)
-    with readable_aws_errors("bootstrap"), deployment_target(config, "aws") as aws:
-        outputs = bootstrap(aws, config, parameters)
+    local = wants_embedded("auto")
+    with readable_aws_errors("bootstrap"), deployment_target(config, paths) as aws:
+        # An emulator has no GitHub: its deploy role trusts a placeholder repository unless one is named.
+        emulated = local or aws.emulated
+        repository = args.github_repository or (EMBEDDED_REPOSITORY if emulated else None)
+        outputs = bootstrap(aws, config, stack_parameters(config, repository, args.oidc_provider_arn))
     print(f"stack {config.deploy.stack_name} {outputs.status} on {aws.where}")
     print(f"  bucket          {outputs.bucket}")
     print(f"  execution role  {outputs.execution_role_arn}")

@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--target",
         choices=("auto", "embedded", "aws"),
         default="auto",
-        help="auto (default): boto3's configuration if any, else an embedded moto server; "
-        "embedded: always the embedded moto; aws: always boto3's configuration",
+        help="auto (default): boto3's configuration if any, else the local AWS emulator (state in "
+        "build/local-aws/); embedded: always the local emulator; aws: always boto3's configuration",
     )
     parser.add_argument(
         "--commit",
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     artifacts = local_artifacts(paths)  # snapshots: the gate and the uploads read the same bytes
     check_gate(paths, artifacts, config.root)  # refuse before starting anything, even the embedded server
     provenance = detect(config.root, args.commit)
-    with deployment_target(config, args.target) as aws:
+    with deployment_target(config, paths, args.target) as aws:
         outcome = deploy(config, paths, aws, artifacts=artifacts, provenance=provenance, allow_older=args.allow_older)
     for line in outcome.summary():
         print(line)

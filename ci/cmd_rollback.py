@@ -19,17 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy.aws import readable_aws_errors
     from ci.deploy.rollback import rollback
-    from ci.deploy.target import deployment_target, wants_embedded
+    from ci.deploy.target import deployment_target
 
     if args.to is not None and not str(args.to).isdigit():
         raise PipelineError(f"--to {args.to!r} is not a version number", "pass a published version, e.g. --to 3")
-    if wants_embedded("auto"):
-        raise PipelineError(
-            "no AWS endpoint or credentials configured: the embedded moto server lives only as long as one deploy, "
-            "so there is nothing to roll back",
-            "point AWS_ENDPOINT_URL (or AWS credentials) at the deployment you want to roll back",
-        )
-    with deployment_target(config, "aws") as aws, readable_aws_errors("rollback", aws.timeouts):
+    with deployment_target(config, paths) as aws, readable_aws_errors("rollback", aws.timeouts):
         outcome = rollback(config, paths, aws, to=args.to, force=args.force)
     print(f"alias {outcome.alias} -> version {outcome.to_version} (was {outcome.from_version}) on {aws.where}")
     return 0

@@ -1,8 +1,9 @@
 """End to end through the CLI with the real layer, model and smoke harness.
 
-`make pipeline` ends with `python -m ci deploy` on a machine with no AWS: the embedded moto is
-started, bootstrapped, deployed to, checked with the smoke harness on the bytes downloaded back,
-and stopped. Against one persistent endpoint, the second deploy of the same bytes does nothing.
+`make pipeline` ends with `python -m ci deploy` on a machine with no AWS: the local emulator is
+started (its state replayed from build/local-aws), bootstrapped once, deployed to, checked with the
+smoke harness on the bytes downloaded back, and stopped; rollback and status act on the same state.
+Against one persistent endpoint, the second deploy of the same bytes does nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from ci.deploy.artifacts import hex_to_lambda_sha
 from ci.deploy.aws import connect
 from ci.deploy.deployer import deploy
 from ci.paths import REPO_ROOT, BuildPaths
-from ci.reports import sha256_file, write_report
+from ci.reports import CONTRACT_KEYS, sha256_file, write_report
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import
 from tests.moto_fixtures import BytesCheck, CallLog, FakeBuild, judged  # noqa: E402
@@ -64,19 +66,62 @@ def ci(paths: BuildPaths, env: dict[str, str], *args: str) -> subprocess.Complet
     return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False, timeout=900)
 
 
-def test_deploy_with_nothing_configured_runs_on_an_embedded_moto(verified_build: BuildPaths, tmp_path: Path):
-    result = ci(verified_build, aws_free_env(tmp_path), "deploy")
+def changed_function(paths: BuildPaths) -> None:
+    """A second build: function.zip with one more file, its build and check reports on the new bytes."""
+    data = paths.function_zip.read_bytes()
+    paths.function_zip.unlink()  # a link to the session's zip: never written in place
+    paths.function_zip.write_bytes(data)
+    with zipfile.ZipFile(paths.function_zip, "a") as archive:
+        archive.writestr("handler/CHANGES.txt", "the second deploy's change\n")
+    report = json.loads(paths.report("build").read_text())
+    body = {key: value for key, value in report.items() if key not in CONTRACT_KEYS}
+    write_report(paths, "build", True, body, judged=judged(paths, "build"))
+    fake = FakeBuild(paths)
+    fake.pass_checks()
+    write_report(paths, "budget", True, fake.budget_body(), judged=judged(paths, "budget"))
 
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    assert "embedded moto server at http://127.0.0.1:" in out
+
+def test_the_local_lifecycle_deploy_change_deploy_rollback_status_reset(verified_build: BuildPaths, tmp_path: Path):
+    """With nothing configured, every command acts on one local emulator whose state lives in build/local-aws."""
+    env = aws_free_env(tmp_path)
+    first = ci(verified_build, env, "deploy")
+    assert first.returncode == 0, first.stdout + first.stderr
+    out = first.stdout
+    assert "using the local AWS emulator at http://127.0.0.1:" in out
     assert out.count("s3://forgetting-curve-artifacts/artifacts/") >= 3
     assert "layer version arn:aws:lambda:us-east-1:123456789012:layer:forgetting-curve-runtime:1" in out
     assert "function version 1" in out and "alias live -> version 1" in out
-    assert "stopping the embedded moto server" in out
+    assert f"its state stays in {verified_build.build / 'local-aws'}" in out
     report = json.loads(verified_build.report("deploy").read_text())
     assert report["post_deploy_check"]["passed"] is True
     assert "smoke harness" in report["post_deploy_check"]["method"]
+
+    changed_function(verified_build)
+    second = ci(verified_build, env, "deploy")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "function version 2" in second.stdout and "alias live -> version 2" in second.stdout
+    assert "bootstrapped stack" not in second.stdout, "the stack from the first command is still there"
+
+    back = ci(verified_build, env, "rollback")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "alias live -> version 1 (was 2)" in back.stdout
+
+    status = ci(verified_build, env, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "stack forgetting-curve CREATE_COMPLETE" in status.stdout
+    assert "alias live: -> version 1" in status.stdout
+    listed = [line.split()[:3] for line in status.stdout.splitlines() if " version " in line and "alias" not in line]
+    assert listed == [["*", "version", "1"], ["version", "2", "commit"]], status.stdout
+
+    bootstrap = ci(verified_build, env, "bootstrap")  # an emulator needs no GitHub repository
+    assert bootstrap.returncode == 0, bootstrap.stdout + bootstrap.stderr
+    assert "deploy role     arn:aws:iam::123456789012:role/forgetting-curve-deploy" in bootstrap.stdout
+
+    reset = ci(verified_build, env, "reset-local")
+    assert reset.returncode == 0 and "local AWS emulator reset" in reset.stdout
+    assert not (verified_build.build / "local-aws").exists()
+    after = ci(verified_build, env, "status")
+    assert "alias live: not created" in after.stdout, after.stdout
 
 
 def test_second_deploy_to_the_same_endpoint_reports_nothing_to_deploy(

@@ -1,18 +1,25 @@
 """The embedded default: a moto server on 127.0.0.1 for a machine with no AWS account.
 
-moto's Lambda runs code only in Docker; switching `use_docker` off (before anything is created,
-it selects the backend) keeps it usable without a Docker engine: deploy then proves the deployed
-bytes with the smoke harness instead of invoking them (see ci/deploy/verify.py).
+Its state lives between commands in build/local-aws/: moto's recorder appends every request there
+and the next command replays them into a fresh server, so deploy, deploy, rollback and status act
+on one local account. moto's Lambda runs code only in Docker; `use_docker` off keeps it usable
+without a Docker engine (deploy then proves the deployed bytes with the smoke harness instead).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import shutil
 import urllib.request
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+LOCAL_STATE = "local-aws"  # under the build directory
+RECORDING = "requests.jsonl"
 
 
 def configure_moto(endpoint_url: str) -> None:
@@ -49,3 +56,62 @@ def moto_server() -> Iterator[str]:
         yield url
     finally:
         server.stop()
+
+
+def recording_of(state: Path) -> Path:
+    return state / RECORDING
+
+
+@contextmanager
+def _exclusive(state: Path, log: Callable[[str], None]) -> Iterator[None]:
+    """One command at a time on the local account, as if it were one: a second waits, saying so."""
+    with (state / "lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another command using the local AWS emulator ({state})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # the kernel releases the lock when the file closes, even if this process is killed
+
+
+def _complete_lines(recording: Path) -> None:
+    """Drop a last request a killed command left half-written (everything before it stands, as on AWS)."""
+    data = recording.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with recording.open("r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+@contextmanager
+def local_aws(state: Path, log: Callable[[str], None] = print) -> Iterator[str]:
+    """moto on 127.0.0.1 holding everything earlier commands did to it (replayed from `state`), and this one's too."""
+    from moto.moto_api import recorder
+
+    state.mkdir(parents=True, exist_ok=True)
+    recording = recording_of(state)
+    with _exclusive(state, log), moto_server() as url:
+        recorder._location = str(recording)  # moto reads MOTO_RECORDER_FILEPATH only at import
+        if recording.is_file():
+            _complete_lines(recording)
+            recorder.replay_recording(target_host=url)
+        recorder.start_recording()
+        try:
+            yield url
+        finally:
+            recorder.stop_recording()
+
+
+def reset_local(state: Path) -> bool:
+    """Forget everything deployed locally; False if there was nothing."""
+    if not state.exists():
+        return False
+    with (state / "lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # not while a command uses it
+        recording_of(state).unlink(missing_ok=True)
+    shutil.rmtree(state, ignore_errors=True)
+    return True
+
+
+def local_size(state: Path) -> int:
+    recording = recording_of(state)
+    return recording.stat().st_size if recording.is_file() else 0

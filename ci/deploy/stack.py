@@ -106,7 +106,9 @@ def read_outputs(aws: Aws, config: Config) -> StackOutputs:
     if stack is None:
         raise PipelineError(
             f"stack {name} does not exist on {aws.where}: the bucket and roles deploy needs are missing",
-            "run `python -m ci bootstrap` once (see the README), with the same AWS credentials/endpoint",
+            "run `python -m ci bootstrap` once with the same endpoint"
+            if aws.emulated or aws.embedded
+            else "run `python -m ci bootstrap --github-repository OWNER/NAME` once, with the same AWS credentials",
         )
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     missing = [key for key in ("BucketName", "ExecutionRoleArn") if key not in outputs]

@@ -1,9 +1,10 @@
-"""Where a command deploys: the caller's AWS (or emulator), or the embedded moto default.
+"""Where a command deploys: the caller's AWS (or emulator), or the local emulator by default.
 
-With no endpoint and no credentials configured, deploy starts moto on 127.0.0.1, bootstraps
-the template's stack there and deploys to it, so the whole flow runs on a machine with no AWS
-account. Inside GitHub Actions that silent fallback would hide a failed OIDC login behind a
-"successful" throwaway deploy, so there it must be asked for (--target embedded).
+With no endpoint and no credentials configured, deploy, rollback, bootstrap and status use moto on
+127.0.0.1 with its state kept in build/local-aws/ (ci/deploy/embedded.py), the template's stack
+bootstrapped there, so the whole lifecycle runs on a machine with no AWS account. Inside GitHub
+Actions that silent fallback would hide a failed OIDC login behind a "successful" local deploy, so
+there it must be asked for (--target embedded).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from ci.config import Config
 from ci.deploy.aws import Aws, connect, credentials_configured, endpoint_configured
 from ci.errors import PipelineError
+from ci.paths import BuildPaths
 
 MODES = ("auto", "embedded", "aws")
 
@@ -35,18 +37,22 @@ def wants_embedded(mode: str, environ: Mapping[str, str] = os.environ) -> bool:
 
 
 @contextmanager
-def deployment_target(config: Config, mode: str = "auto", log: Callable[[str], None] = print) -> Iterator[Aws]:
-    """Yield connected clients; for the embedded default, a bootstrapped moto that is stopped afterwards."""
+def deployment_target(
+    config: Config, paths: BuildPaths, mode: str = "auto", log: Callable[[str], None] = print
+) -> Iterator[Aws]:
+    """Yield connected clients; for the embedded default, the local emulator with its stack bootstrapped."""
     if not wants_embedded(mode):
         yield connect(config)
         return
-    from ci.deploy.embedded import moto_server
-    from ci.deploy.stack import EMBEDDED_REPOSITORY, bootstrap, stack_parameters
+    from ci.deploy.embedded import LOCAL_STATE, local_aws
+    from ci.deploy.stack import EMBEDDED_REPOSITORY, bootstrap, find_stack, stack_parameters
 
-    with moto_server() as url:
-        log(f"no AWS endpoint or credentials configured: deploying to an embedded moto server at {url}")
+    state = paths.build / LOCAL_STATE
+    with local_aws(state, log) as url:
+        log(f"no AWS endpoint or credentials configured: using the local AWS emulator at {url} (state: {state})")
         aws = connect(config, endpoint_url=url, static_credentials=("embedded", "embedded"), embedded=True)
-        bootstrap(aws, config, stack_parameters(config, EMBEDDED_REPOSITORY, None))
-        log(f"bootstrapped stack {config.deploy.stack_name} from infra/template.yaml on the embedded server")
+        if find_stack(aws, config.deploy.stack_name) is None:
+            bootstrap(aws, config, stack_parameters(config, EMBEDDED_REPOSITORY, None))
+            log(f"bootstrapped stack {config.deploy.stack_name} from infra/template.yaml on the local emulator")
         yield aws
-        log("stopping the embedded moto server (everything deployed to it is discarded)")
+        log(f"local AWS emulator stopped; its state stays in {state} (see `python -m ci status`)")

@@ -1,0 +1,25 @@
+"""`python -m ci reset-local`: forget everything deployed to the local AWS emulator (build/local-aws/)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ci.config import Config
+from ci.paths import BuildPaths
+
+HELP = "Forget everything deployed to the local AWS emulator (its state in build/local-aws/)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser  # no options
+
+
+def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+    from ci.deploy.embedded import LOCAL_STATE, reset_local
+
+    state = paths.build / LOCAL_STATE
+    if reset_local(state):
+        print(f"local AWS emulator reset: {state} removed; the next `python -m ci deploy` starts at version 1")
+    else:
+        print(f"nothing to reset: {state} does not exist")
+    return 0

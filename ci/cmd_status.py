@@ -1,0 +1,64 @@
+"""`python -m ci status`: what is deployed where: the alias, each published version, the stack."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ci.config import Config
+from ci.paths import BuildPaths
+
+HELP = "Show what is deployed: the alias, the published versions and their commits (AWS or the local emulator)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target",
+        choices=("auto", "embedded", "aws"),
+        default="auto",
+        help="auto (default): boto3's configuration if any, else the local AWS emulator; as for deploy",
+    )
+
+
+def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+    from ci.deploy import alias as aliases
+    from ci.deploy.aws import readable_aws_errors
+    from ci.deploy.embedded import LOCAL_STATE, local_size
+    from ci.deploy.stack import find_stack
+    from ci.deploy.target import deployment_target, wants_embedded
+    from ci.units import as_mb
+
+    name, alias = config.function.name, config.function.alias
+    lines: list[str] = []
+    with readable_aws_errors("status"), deployment_target(config, paths, args.target, log=lambda _: None) as aws:
+        stack = find_stack(aws, config.deploy.stack_name)
+        lines.append(f"{aws.where}: stack {config.deploy.stack_name} {stack['StackStatus'] if stack else 'missing'}")
+        versions = _versions(aws.lambda_, name)
+        state = aliases.read_alias(aws.lambda_, name, alias) if versions else None
+        lines.append(f"alias {alias}: " + (f"-> version {state.version}" if state else "not created"))
+        if state and len(state.history) > 1:
+            lines.append(f"  history: {' -> '.join(state.history)}")
+        for version in versions:
+            marker = "*" if state and version["Version"] == state.version else " "
+            lines.append(f" {marker} version {version['Version']:>3}  {version.get('Description', '')}")
+        if not versions:
+            lines.append(f"function {name}: no published version (`python -m ci deploy` publishes one)")
+    if args.target != "aws" and wants_embedded(args.target):
+        state_dir = paths.build / LOCAL_STATE
+        lines.append(
+            f"local state: {state_dir} ({as_mb(local_size(state_dir))}; `python -m ci reset-local` forgets it)"
+        )
+    print("\n".join(lines))
+    return 0
+
+
+def _versions(lambda_: Any, name: str) -> list[dict[str, Any]]:
+    from botocore.exceptions import ClientError
+
+    try:
+        pages = lambda_.get_paginator("list_versions_by_function").paginate(FunctionName=name)
+        return [v for page in pages for v in page.get("Versions", []) if v["Version"] != "$LATEST"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return []
+        raise
