@@ -26,7 +26,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy.target import deployment_target, wants_embedded
 
     local = wants_embedded("auto")
-    with readable_aws_errors("bootstrap"), deployment_target(config, paths) as aws:
+    with readable_aws_errors("bootstrap"), deployment_target(config, paths, bootstrapped=False) as aws:
         # An emulator has no GitHub: its deploy role trusts a placeholder repository unless one is named.
         emulated = local or aws.emulated
         repository = args.github_repository or (EMBEDDED_REPOSITORY if emulated else None)

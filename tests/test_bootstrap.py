@@ -57,11 +57,19 @@ def test_bootstrap_creates_then_updates_the_stack(no_aws: pytest.MonkeyPatch, mo
     assert aws.s3.head_bucket(Bucket=config.deploy.bucket)
 
 
-def test_bootstrap_needs_the_repository_and_an_endpoint(no_aws: pytest.MonkeyPatch, moto: str, capsys):
-    assert main(["bootstrap"]) == 1
-    assert "no AWS endpoint or credentials configured" in capsys.readouterr().err
+def test_bootstrap_needs_a_repository_only_for_real_aws(no_aws: pytest.MonkeyPatch, moto: str, capsys, tmp_path: Path):
+    """An emulator has no GitHub: the local one and any loopback endpoint bootstrap without a repository."""
+    local = ["--build-dir", str(tmp_path / "build"), "bootstrap"]
+    assert main(local) == 0
+    assert "CREATE_COMPLETE" in capsys.readouterr().out
+    assert (tmp_path / "build" / "local-aws" / "requests.jsonl").is_file(), "the local state is kept"
     no_aws.setenv("AWS_ENDPOINT_URL", moto)
-    assert main(["bootstrap"]) == 1
+    assert main(["bootstrap"]) == 0
+    assert f"on {moto}" in capsys.readouterr().out
+    no_aws.delenv("AWS_ENDPOINT_URL")
+    no_aws.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    no_aws.setenv("AWS_SECRET_ACCESS_KEY", "example")
+    assert main(["bootstrap"]) == 1  # refused before any request to AWS
     assert "--github-repository OWNER/NAME" in capsys.readouterr().err
 
 
@@ -82,9 +90,12 @@ def test_nothing_configured_means_embedded_except_inside_github_actions(no_aws: 
     assert wants_embedded("auto") is False
 
 
-def test_rollback_refuses_the_embedded_default(no_aws: pytest.MonkeyPatch, capsys):
-    assert main(["rollback"]) == 1
-    assert "nothing to roll back" in capsys.readouterr().err
+def test_rollback_on_an_empty_local_emulator_says_there_is_nothing_deployed(
+    no_aws: pytest.MonkeyPatch, capsys, tmp_path: Path
+):
+    assert main(["--build-dir", str(tmp_path / "build"), "rollback"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "fix: " in error and "Traceback" not in error
 
 
 def test_aws_clients_use_standard_retries_and_the_configured_region(

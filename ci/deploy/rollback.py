@@ -86,7 +86,10 @@ def rollback_locked(
     name, alias_name = config.function.name, config.function.alias
     state = aliases.read_alias(aws.lambda_, name, alias_name)
     if state is None:
-        raise PipelineError(f"function {name} has no alias {alias_name}: nothing to roll back", "deploy first")
+        raise PipelineError(
+            f"function {name} has no alias {alias_name}: nothing to roll back",
+            "run `python -m ci deploy` (the last step of `make pipeline`) first",
+        )
     target, history = choose_target(aws.lambda_, name, state, to)
     if target == state.version:
         raise PipelineError(f"alias {alias_name} is already on version {target}", "name another version with --to N")

@@ -38,9 +38,13 @@ def wants_embedded(mode: str, environ: Mapping[str, str] = os.environ) -> bool:
 
 @contextmanager
 def deployment_target(
-    config: Config, paths: BuildPaths, mode: str = "auto", log: Callable[[str], None] = print
+    config: Config,
+    paths: BuildPaths,
+    mode: str = "auto",
+    log: Callable[[str], None] = print,
+    bootstrapped: bool = True,
 ) -> Iterator[Aws]:
-    """Yield connected clients; for the embedded default, the local emulator with its stack bootstrapped."""
+    """Yield connected clients; for the embedded default, the local emulator (its stack bootstrapped if asked)."""
     if not wants_embedded(mode):
         yield connect(config)
         return
@@ -51,7 +55,7 @@ def deployment_target(
     with local_aws(state, log) as url:
         log(f"no AWS endpoint or credentials configured: using the local AWS emulator at {url} (state: {state})")
         aws = connect(config, endpoint_url=url, static_credentials=("embedded", "embedded"), embedded=True)
-        if find_stack(aws, config.deploy.stack_name) is None:
+        if bootstrapped and find_stack(aws, config.deploy.stack_name) is None:
             bootstrap(aws, config, stack_parameters(config, EMBEDDED_REPOSITORY, None))
             log(f"bootstrapped stack {config.deploy.stack_name} from infra/template.yaml on the local emulator")
         yield aws
