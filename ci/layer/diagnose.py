@@ -88,7 +88,7 @@ def combined_fix(causes: Iterable[Cause]) -> str:
 
 def attribute(module: str, error: str, file: str, changes: Mapping[str, str]) -> list[tuple[str, str]]:
     """Changed paths most likely behind a failure: the missing module named in the error, then the
-    module's own file (strip), then anything removed in its package."""
+    module's own file (strip), then paths the error names, then anything removed in its package."""
     missing = missing_module(error)
     prefixes: list[str] = []
     if missing:
@@ -101,7 +101,8 @@ def attribute(module: str, error: str, file: str, changes: Mapping[str, str]) ->
     named = sorted((path, rule) for path, rule in changes.items() if path in error)  # tracebacks name full paths
     if named:
         return named
-    package = module.split(".")
+    # Last, anything removed in the module's package; not when the error names a missing module no rule touched.
+    package = [] if missing else module.split(".")
     while package and package != [""]:
         prefix = "/".join(package) + "/"
         hits = sorted((path, rule) for path, rule in changes.items() if path.startswith(prefix))
