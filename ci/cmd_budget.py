@@ -54,6 +54,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.budget.render_markdown import render_markdown
     from ci.budget.render_terminal import removal_advice, render_terminal, verdict_message
     from ci.budget.run import check_budget
+    from ci.lock.resolve import read_notes
     from ci.snapshot import take
 
     if args.what_if is not None or args.requirement:
@@ -76,10 +77,13 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         layer_zip=judged[0].path,
         function_zip=judged[1].path,
     )
-    print(render_terminal(budget))
+    # What the layer leaves to the runtime (counted by Lambda nowhere) and what it bundles instead: the lock's notes.
+    runtime_notes = read_notes(config.lock.layer_lock)
+    runtime_section = ["", "### Packages the Lambda runtime provides", "", *(f"- {line}" for line in runtime_notes[1:])]
+    print(render_terminal(budget) + "".join(f"\n{line}" for line in runtime_notes))
     report = write_budget_json(paths, budget, judged)
     markdown = paths.reports / "budget.md"
-    markdown.write_text(render_markdown(budget))
+    markdown.write_text(render_markdown(budget) + ("\n".join(runtime_section) + "\n" if runtime_notes else ""))
     print(f"\nwrote {report} and {markdown}")
 
     # On GitHub, `python -m ci.github annotate` turns budget.json into annotations; here, plain text.

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.lock.direct_fit import check_direct_pins
     from ci.lock.index import SimpleIndex
     from ci.lock.problems import LockCheckError
+    from ci.lock.resolve import read_notes
     from ci.lock.run import compile_all
     from ci.reports import Finding, write_report
 
@@ -96,13 +97,20 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             print(change.describe())
     resolve = args.check and not (args.no_resolve or args.offline)
     result = check_locks(config, index, resolve=resolve, uv_cache=uv_cache)
+    notes = read_notes(config.lock.layer_lock)  # what the layer leaves to the runtime, and bundles instead
     findings = [
         Finding("lock", "error", f"{p.package}: {p.detail}" if p.package else p.detail, p.fix, p.file, p.line)
         for p in result.problems
     ]
     report = write_report(
-        paths, "lock", result.passed, {"target": config.target.uv_platform, **result.to_dict()}, findings=findings
+        paths,
+        "lock",
+        result.passed,
+        {"target": config.target.uv_platform, **result.to_dict(), "runtime_packages": notes},
+        findings=findings,
     )
+    for line in notes:
+        print(f"  {line}")
     for name, wheel in result.target_wheels.items():
         print(f"  {name:<18} {wheel}")
     if result.not_checked:

@@ -7,11 +7,14 @@ hard-codes the target, the limit or the names, and no reader checks a value agai
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.config_schema import Table, check_names, read_toml
+from packaging.utils import canonicalize_name
+
+from ci.config_schema import Table, check_names, closest, read_toml, suggestion, toml_value
 from ci.config_sections import (
     BudgetConfig,
     BuildConfig,
@@ -165,12 +168,14 @@ def load_config(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None,
     target = parse_target(table("target", Target), file)
     function = parse_function(table("function", FunctionConfig))
     check_snapstart(function, target, file)
+    lock = parse_lock(table("lock", LockConfig), root)
+    check_bundled(lock, target, file)
     return Config(
         root=root,
         file=file,
         target=target,
         function=function,
-        lock=parse_lock(table("lock", LockConfig), root),
+        lock=lock,
         build=parse_build(table("build", BuildConfig)),
         budget=parse_budget(table("budget", BudgetConfig), root),
         smoke=parse_smoke(table("smoke", SmokeConfig), root),
@@ -203,6 +208,32 @@ def check_snapstart(function: FunctionConfig, target: Target, file: Path) -> Non
             f"Python needs python{minimum} or later",
             f'set [target] runtime = "python{minimum}" (or later), or remove snapstart from [function]',
         )
+
+
+def shipped_packages(runtime: str, policy_dir: Path = POLICY_FILE.parent) -> dict[str, str]:
+    """What a runtime ships in /var/runtime (canonical name -> version): its generated, hashed pins
+    ci/policy/runtime-<runtime>.txt (`python -m ci lock --runtime-packages`); empty before they exist."""
+    path = policy_dir / f"runtime-{runtime}.txt"
+    if not path.is_file():
+        return {}
+    pins = (re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line) for line in path.read_text().splitlines())
+    return {canonicalize_name(pin.group(1)): pin.group(2) for pin in pins if pin}
+
+
+def check_bundled(lock: LockConfig, target: Target, file: Path) -> None:
+    """Only a package the runtime ships can be bundled instead: anything else goes in requirements.in."""
+    shipped = shipped_packages(target.runtime.name)
+    for name in lock.bundle_runtime_packages:
+        if name not in shipped:
+            close = closest(name, shipped)
+            raise ConfigError(
+                f"{file}: [lock] bundle_runtime_packages names {toml_value(name)}{suggestion(name, shipped)}, which "
+                f"the {target.runtime.name} runtime does not provide; it provides: {', '.join(sorted(shipped))}",
+                f"rename it to {toml_value(close)}"
+                if close
+                else f"remove {toml_value(name)} from it (the layer ships whatever requirements.in asks for that the "
+                "runtime lacks)",
+            )
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

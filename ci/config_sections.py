@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from ci.config_schema import Table
 from ci.site.rules import RULES, STRIP
 
@@ -71,6 +73,9 @@ class LockConfig:
     bootstrap_lock: Path  # uv alone, with the pipeline lock's hashes: what creates the venvs
     index_url: str
     host_platform: str  # uv's --python-platform for the training, pipeline and dev locks
+    # Packages the runtime provides that the layer ships anyway (canonical names; checked against the
+    # runtime in ci/config.py): the layer then decides their version, not AWS's runtime updates.
+    bundle_runtime_packages: tuple[str, ...]
 
 
 def parse_lock(table: Table, root: Path) -> LockConfig:
@@ -97,6 +102,9 @@ def parse_lock(table: Table, root: Path) -> LockConfig:
             wants="an http(s) or file:// URL of a simple index",
         ),
         host_platform=table.text("host_platform", f'"{HOST_PLATFORM}"', default=HOST_PLATFORM),
+        bundle_runtime_packages=tuple(
+            canonicalize_name(name) for name in table.texts("bundle_runtime_packages", '["urllib3"]', default=())
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""Verification in the isolated interpreter: pristine failures are data, new failures name file, error and rule."""
+"""Verification in the isolated interpreter: pristine failures are data, new failures name file, error and cause."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from ci.isolated import target_python
-from ci.layer import verify
+from ci.layer import diagnose, verify
 from ci.layer.modules import extension_modules
-from tests.config_fixtures import TARGET
+from ci.paths import REPO_ROOT, BuildPaths
+from ci.runtime_view import RuntimeView, ensure_runtime_dir
+from tests.config_fixtures import CONFIG, TARGET
 
 PYTHON = target_python(TARGET.runtime.python)
 
@@ -72,11 +74,34 @@ def test_a_new_failure_names_the_file_the_error_and_the_rule(site: Path, tmp_pat
     assert set(result.new_failures) == {"pkg", "other", "absent-dist"}
     assert "No module named 'pkg.testing'" in result.new_failures["pkg"]
     assert "PackageNotFoundError" in result.new_failures["absent-dist"]
-    error = verify.explain(result, site, {"pkg/testing/__init__.py": "tests", "pkg/tests/test_it.py": "tests"})
+    changes = {"pkg/testing/__init__.py": "tests", "pkg/tests/test_it.py": "tests"}
+    error = verify.explain(result, diagnose.Context(site, changes, None, "requirements.in"))
     text = str(error)
     assert "pkg (pkg/__init__.py): ModuleNotFoundError: No module named 'pkg.testing'" in text
     assert "rule 'tests' removed/changed pkg/testing/__init__.py" in text
     assert "build.keep" in error.fix
+
+
+def test_a_failure_no_rule_caused_says_which_case_it_is(site: Path, tmp_path: Path) -> None:
+    """Not in the locks, from the runtime's own copy, or the installed package itself: each with its own fix."""
+    base = verify.baseline(PYTHON, site, ["pkg"], [], tmp_path / "b.json")
+    write(site, {"uses_yaml.py": "import yaml\n", "uses_boto.py": "from botocore import no_such_name\n"})
+    write(site, {"pkg/helpers.py": "import pkg.testing\nimport pkg.gone\nVALUE = 1\n"})
+    view = RuntimeView(TARGET.runtime, ensure_runtime_dir(CONFIG, BuildPaths(tmp_path, REPO_ROOT / "build" / "cache")))
+    extra = view.behind(site)
+    result = verify.verify_tree(PYTHON, site, ["pkg"], base, extra_paths=extra)
+    assert set(result.new_failures) == {"uses_yaml", "uses_boto", "pkg", "other"}
+    context = diagnose.Context(site, {"pkg/tests/test_it.py": "tests"}, view, "requirements.in")
+    causes = {
+        name: diagnose.cause_of(name, error, f"{name}.py", context) for name, error in result.new_failures.items()
+    }
+    assert causes["uses_yaml"].kind == diagnose.UNLOCKED and "'yaml'" in causes["uses_yaml"].fix
+    assert causes["uses_boto"].kind == diagnose.RUNTIME
+    assert 'bundle_runtime_packages = ["botocore"]' in causes["uses_boto"].fix
+    assert causes["pkg"].kind == diagnose.INSTALLED, "pkg.gone was never there: no rule removed it"
+    error = verify.explain(result, context)
+    assert "rule '" not in str(error) and "build.keep" not in error.fix
+    assert "fail in the layer as Lambda would see it" in error.problem
 
 
 def test_a_crashing_import_is_isolated_and_the_others_still_run(site: Path) -> None:

@@ -148,12 +148,19 @@ def step_pristine(state: BuildState) -> None:
         state.data["pristine"] = {"skipped": state.proofs["imports"]}
         state.log(f"pristine: skipped, nothing can import {target.machine} code here (proof 'imports' missing)")
         return
-    cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, options.prune)
+    view = state.runtime()
+    cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, options.prune, view.key)
     cached = cache_file.is_file()
     with state.step("pristine"):
         planned = rules.plan(state.site, options.prune)
         state.baseline = verify.baseline(
-            state.python, state.site, state.distributions, planned, cache_file, pycache=_pycache(state)
+            state.python,
+            state.site,
+            state.distributions,
+            planned,
+            cache_file,
+            pycache=_pycache(state),
+            extra_paths=state.behind,
         )
         state.keep = verify.keep_set(state.baseline) | globbed(state.site, options.keep)
     failing = ", ".join(state.baseline.failures) or "none"
@@ -195,7 +202,8 @@ def _strip(state: BuildState) -> strip.StripResult:
         return skipped
     state.proofs["strip"] = state.interpreter.proof()
     tool = strip.strip_tool(state.config.target.machine)
-    return strip.strip_tree(state.site, state.paths.cache / "strip", strip.dlopen_check(state.python), tool)
+    load_check = strip.dlopen_check(state.python, state.behind)
+    return strip.strip_tree(state.site, state.paths.cache / "strip", load_check, tool)
 
 
 def step_verify(state: BuildState) -> None:
@@ -219,9 +227,10 @@ def step_verify(state: BuildState) -> None:
                 baseline,
                 jobs=state.options.jobs,
                 pycache=_pycache(state),
+                extra_paths=state.behind,
             )
             if not result.passed:
-                raise verify.explain(result, state.site, state.changes)
+                raise verify.explain(result, state.diagnosis())
             return asdict(result)
 
         made, reused = state.proof_store.reuse_or_make("verify", facts, make)
@@ -232,7 +241,7 @@ def step_verify(state: BuildState) -> None:
         "pristine_failures": result.pristine_failures,
         "new_failures": result.new_failures,
     }
-    how = f"in an isolated Python {state.config.target.runtime.python}"
+    how = f"in an isolated Python {state.config.target.runtime.python} (layer + the runtime's packages)"
     if reused is not None:
         state.data["verify"]["reused"] = reused.to_json()
         state.proofs["imports"] += f"; {reused.note()}"

@@ -22,7 +22,7 @@ from typing import Any
 from ci.errors import CheckFailedError
 from ci.fingerprint import sources_digest
 from ci.isolated import run_isolated
-from ci.layer import proofs, pyc_store, trace, verify
+from ci.layer import diagnose, proofs, pyc_store, trace, verify
 from ci.layer.state import BuildState
 from ci.site import rules
 from ci.site.tree import globbed, link_or_copy, remove_empty_dirs, tree_size, walk_files
@@ -254,6 +254,7 @@ def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
             state.paths.model,
             pycache=pyc_store.for_target(state.paths.cache, state.config.target.runtime.python) if pycache else None,
             layer_lock=state.config.lock.layer_lock,
+            extra_paths=state.behind,
         )
     except trace.TraceError as exc:
         raise _attributed(exc.problem, exc.detail, state) from exc
@@ -270,13 +271,9 @@ def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
 
 
 def _attributed(problem: str, detail: str, state: BuildState) -> CheckFailedError:
-    culprits = verify.attribute("", detail, "\0", state.changes)
-    blame = "".join(f"\n  rule '{rule}' removed/changed {path}" for path, rule in culprits[:5])
-    rules_named = ", ".join(sorted({rule for _path, rule in culprits})) or "the rule involved"
-    return CheckFailedError(
-        problem + blame,
-        f'keep the named paths with build.keep = ["<path glob>"] in pipeline.toml, or drop {rules_named}',
-    )
+    cause = diagnose.cause_of("", detail, "\0", state.diagnosis())
+    blame = "".join(f"\n  rule '{rule}' removed/changed {path}" for path, rule in cause.culprits[:5])
+    return CheckFailedError(problem + (blame or f"\n  {cause.detail}"), cause.fix)
 
 
 def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
@@ -321,11 +318,16 @@ def _prove_unchanged(state: BuildState, before: trace.ImportTrace) -> None:
     if state.options.sourceless or state.options.prune_unimported:
         assert state.baseline is not None
         result = verify.verify_tree(
-            state.python, state.site, state.distributions, state.baseline, jobs=state.options.jobs
+            state.python,
+            state.site,
+            state.distributions,
+            state.baseline,
+            jobs=state.options.jobs,
+            extra_paths=state.behind,
         )
         state.data["verify_after_bytecode"] = {"checked": result.checked, "new_failures": result.new_failures}
         if not result.passed:
-            raise verify.explain(result, state.site, state.changes)
+            raise verify.explain(result, state.diagnosis())
     after = _trace(state, pycache=False)  # the tree's own bytecode, nothing from a cache
     trace.compare_results(before, after, _what(state))
     missing = sorted(set(after.modules) - set(before.modules) - _pyc_of(before.modules, state))

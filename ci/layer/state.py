@@ -14,12 +14,13 @@ from typing import Any
 
 from ci.arch.interpreter import TargetInterpreter
 from ci.config import Config
-from ci.layer import verify
+from ci.layer import diagnose, verify
 from ci.layer.install import InstalledDistribution
 from ci.layer.proofs import ProofStore, binaries_digest, prover_digest, tree_digest
 from ci.layer.wheels import CachedWheel
 from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
+from ci.runtime_view import RuntimeView, runtime_view
 
 Log = Callable[[str], None]
 
@@ -66,6 +67,24 @@ class BuildState:
     changes: dict[str, str] = field(default_factory=dict)  # path under python/ -> rule that removed/changed it
     proofs: dict[str, str] = field(default_factory=dict)  # proof -> how it was made, or "missing: why; fix"
     digests: dict[str, str] = field(default_factory=dict)  # what a reusable proof ran on (proof_facts)
+    view: RuntimeView | None = None  # the runtime's own packages, installed on first use (runtime())
+
+    def runtime(self) -> RuntimeView:
+        """What Lambda puts behind the layer on sys.path: every step that imports the layer sees it too."""
+        if self.view is None:
+            self.view = runtime_view(self.config, self.paths)
+        return self.view
+
+    @property
+    def behind(self) -> list[Path]:
+        """sys.path after the layer's python/, as on Lambda: the runtime's own packages."""
+        return self.runtime().behind(self.site)
+
+    def diagnosis(self) -> diagnose.Context:
+        """What an import failure is explained from: the rules' changes and the runtime's packages."""
+        return diagnose.Context(
+            self.site, self.changes, self.runtime(), self.config.relative(self.config.lock.requirements_in)
+        )
 
     @property
     def python(self) -> str:
@@ -114,6 +133,7 @@ class BuildState:
             "prover": prover_digest(),
             "python": self.config.target.runtime.python,
             "machine": self.config.target.machine,
+            "runtime_packages": self.runtime().key,  # what the imports find behind the layer
         }
 
     @contextmanager

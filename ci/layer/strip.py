@@ -135,22 +135,23 @@ for path in json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()):
 """
 
 
-def dlopen_check(python: str) -> LoadCheck:
-    """A LoadCheck that dlopens each file in the target interpreter (RTLD_NOW, like an import)."""
+def dlopen_check(python: str, extra_paths: Sequence[Path] = ()) -> LoadCheck:
+    """A LoadCheck that dlopens each file in the target interpreter (RTLD_NOW, like an import), on the
+    sys.path the verification has: the layer, then `extra_paths` (the runtime's own packages)."""
 
     def check(files: list[Path], site: Path) -> dict[Path, str]:
-        return _dlopen_batches(python, files, site)
+        return _dlopen_batches(python, files, [site, *extra_paths])
 
     return check
 
 
-def _dlopen_batches(python: str, files: Sequence[Path], site: Path) -> dict[Path, str]:
+def _dlopen_batches(python: str, files: Sequence[Path], sys_path: Sequence[Path]) -> dict[Path, str]:
     """Load all files in one process; if it dies (a crash inside a constructor), resume after the culprit."""
     failures: dict[Path, str] = {}
     pending = [str(path) for path in files]
     while pending:
         code = _DLOPEN.replace("sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()", repr(json.dumps(pending)))
-        run = run_isolated(python, [site], code, timeout=600)
+        run = run_isolated(python, sys_path, code, timeout=600)
         done = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("[")]
         for path, error in done:
             if error is not None:

@@ -1,6 +1,7 @@
 """What the handler really uses from the layer: the import trace of a run on the committed events.
 
-Run in the target interpreter that sees only the layer and the handler package: import the
+Run in the target interpreter that sees only the handler package, the layer and the runtime's own
+packages behind it, in Lambda's order (ci/runtime_view.py): import the
 handler, load the model (MODEL_PATH) and call it on every event of tests/events/, then record
 the files of every imported module, every file Python opened (audit hook) and every shared
 object mapped into the process (/proc/self/maps: dlopen'ed libraries in *.libs/). Bytecode
@@ -107,8 +108,12 @@ def trace_handler(
     model: Path | None,
     pycache: PycStore | None = None,
     layer_lock: Path | None = None,
+    extra_paths: Sequence[Path] = (),
 ) -> ImportTrace:
-    """Run the handler on the events in the isolated interpreter and return what it used."""
+    """Run the handler on the events in the isolated interpreter and return what it used (of the layer only).
+
+    `extra_paths`: on sys.path after the layer, as /var/runtime is on Lambda (the runtime's own packages).
+    """
     warnings = []
     events: list[Any] = []
     env: dict[str, str] = {}
@@ -125,14 +130,18 @@ def trace_handler(
         )
     code = _TRACE.replace("SITE_", repr(str(site.resolve()))).replace("ENV_", repr(env))
     code = code.replace("HANDLER_", repr(handler)).replace("EVENTS_", repr(events))
-    roots = [resolved(function_root), resolved(site)]
+    roots = [resolved(function_root), resolved(site), *(resolved(path) for path in extra_paths)]
     with prefix_for(pycache, roots) as prefix:
         if prefix is not None:
             code = f"import sys; sys.pycache_prefix = {str(prefix)!r}; sys.dont_write_bytecode = False\n" + code
         run = run_isolated(python, roots, code, timeout=900)
     line = next((ln for ln in run.stdout.splitlines() if ln.startswith("TRACE ")), None)
     if run.returncode != 0 or line is None:
-        raise TraceError(f"the handler {handler} failed in the isolated interpreter with only the layer", run.stderr)
+        raise TraceError(
+            f"the handler {handler} failed in the isolated interpreter with the layer"
+            + (" and the runtime's packages" if extra_paths else " alone"),
+            run.stderr,
+        )
     data = json.loads(line[len("TRACE ") :])
     return ImportTrace(
         workload="events" if events else "import-only",

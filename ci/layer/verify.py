@@ -1,11 +1,12 @@
-"""Step 4, verify: the layer imports in an interpreter of the target version that sees only it.
+"""Step 4, verify: the layer imports in an interpreter of the target version that sees only what Lambda's does.
 
 Judge: importing every top-level package and every extension module, and
-importlib.metadata.version() for every locked distribution. Some modules fail even in a
+importlib.metadata.version() for every locked distribution, with the runtime's own packages behind
+the layer as on Lambda (ci/runtime_view.py). Some modules fail even in a
 pristine install (numpy.core._umath_tests, scipy.linalg._matfuncs_sqrtm_triu on this lock), so
 the verdict compares with the unpruned tree's own result — measured once per lock and cached,
-never written down by hand. A new failure names the module's file, the error and the rule
-that removed or changed something it needs.
+never written down by hand. A new failure names the module's file, the error and its cause
+(diagnose.py): the rule that removed something it needs, or no rule at all.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from ci.config import Target
 from ci.errors import CheckFailedError
 from ci.fingerprint import sources_digest
 from ci.isolated import isolated_command, isolated_env
-from ci.layer import modules
-from ci.layer.modules import extension_modules, paths_of_module, top_level_modules
+from ci.layer import diagnose, modules
+from ci.layer.modules import extension_modules, top_level_modules
 from ci.layer.pyc_store import PycStore, prefix_for, resolved
 from ci.site import rules
 
@@ -169,11 +170,14 @@ def recheck_alone(
     return outcomes
 
 
-def baseline_cache_file(cache: Path, lock_digest: str, target: Target, prune: Sequence[str]) -> Path:
+def baseline_cache_file(
+    cache: Path, lock_digest: str, target: Target, prune: Sequence[str], runtime_key: str = "alone"
+) -> Path:
     """Where the pristine verdict of this lock, target and rule set is cached: the name covers the rules'
-    definitions and this verifying code, not only their names, so an edit of either verifies again."""
+    definitions and this verifying code, not only their names, so an edit of either verifies again, and
+    the runtime's packages the imports see behind the layer (`runtime_key`: RuntimeView.key)."""
     decided_by = sources_digest(Path(__file__), Path(str(modules.__file__)), Path(str(isolated.__file__)))
-    code = hashlib.sha256(f"{rules.fingerprint(prune)}\0{decided_by}".encode()).hexdigest()[:16]
+    code = hashlib.sha256(f"{rules.fingerprint(prune)}\0{decided_by}\0{runtime_key}".encode()).hexdigest()[:16]
     key = f"{lock_digest[:16]}-{target.runtime.name}-{target.architecture}-{'-'.join(prune)}-{code}"
     return cache / "verify" / f"{key}-v{VERIFIER_VERSION}.json"
 
@@ -239,12 +243,14 @@ def verify_tree(
     base: Baseline,
     jobs: int = 1,
     pycache: PycStore | None = None,
+    extra_paths: Sequence[Path] = (),
 ) -> Verification:
+    """`extra_paths`: see run_checks (the build passes the runtime's own packages, as on Lambda)."""
     items = items_for(site, distributions)
-    outcomes = run_checks(python, site, items, jobs=jobs, pycache=pycache)
+    outcomes = run_checks(python, site, items, jobs=jobs, pycache=pycache, extra_paths=extra_paths)
     suspicious = [item for item, o in outcomes.items() if o.error and item[1] not in base.failures]
     if suspicious:
-        outcomes.update(recheck_alone(python, site, suspicious, pycache))
+        outcomes.update(recheck_alone(python, site, suspicious, pycache, extra_paths))
     failures = _errors(outcomes)
     new = {name: error for name, error in failures.items() if name not in base.failures}
     return Verification(
@@ -255,56 +261,23 @@ def verify_tree(
     )
 
 
-def explain(verification: Verification, site: Path, changes: dict[str, str]) -> CheckFailedError:
-    """A failure that names each module's file, its error and the rule that touched what it needs."""
-    modules = extension_modules(site)
+def explain(verification: Verification, context: diagnose.Context) -> CheckFailedError:
+    """A failure that names each module's file, its error and its cause: the rule that touched what it
+    needs, the package the locks lack, or the runtime's package that does not serve it."""
+    modules = extension_modules(context.site)
     lines = []
-    rules_named: set[str] = set()
+    causes = []
     for name, error in verification.new_failures.items():
-        file = modules.get(name) or _source_file(site, name) or "(no file left)"
-        culprits = attribute(name, error, file, changes)
-        rules_named.update(rule for _path, rule in culprits)
-        blame = "; ".join(f"rule '{rule}' removed/changed {path}" for path, rule in culprits[:3])
-        more = f" (+{len(culprits) - 3} more)" if len(culprits) > 3 else ""
-        lines.append(f"  {name} ({file}): {error}\n    {blame or 'no rule touched it'}{more}")
-    rules = ", ".join(sorted(rules_named)) or "the rules"
+        file = modules.get(name) or _source_file(context.site, name) or "(no file left)"
+        cause = diagnose.cause_of(name, error, file, context)
+        causes.append(cause)
+        lines.append(f"  {name} ({file}): {error}\n    {cause.detail}")
+    pruned = all(cause.kind == diagnose.PRUNED for cause in causes)
+    what = "work in a pristine install fail after pruning" if pruned else "fail in the layer as Lambda would see it"
     return CheckFailedError(
-        f"{len(verification.new_failures)} import(s) that work in a pristine install fail after pruning:\n"
-        + "\n".join(lines),
-        f'keep the named paths with build.keep = ["<path glob>"] in pipeline.toml, or drop {rules} from build.prune',
+        f"{len(verification.new_failures)} import(s) that {what}:\n" + "\n".join(lines),
+        diagnose.combined_fix(causes),
     )
-
-
-def attribute(module: str, error: str, file: str, changes: dict[str, str]) -> list[tuple[str, str]]:
-    """Changed paths most likely behind a failure: the missing module named in the error, then the
-    module's own file (strip), then anything removed in its package."""
-    missing = _missing_module(error)
-    prefixes: list[str] = []
-    if missing:
-        prefixes.extend(paths_of_module(missing))
-    prefixes.append(file)
-    for candidate in prefixes:
-        hits = sorted((path, rule) for path, rule in changes.items() if path == candidate or path.startswith(candidate))
-        if hits:
-            return hits
-    named = sorted((path, rule) for path, rule in changes.items() if path in error)  # tracebacks name full paths
-    if named:
-        return named
-    package = module.split(".")
-    while package:
-        prefix = "/".join(package) + "/"
-        hits = sorted((path, rule) for path, rule in changes.items() if path.startswith(prefix))
-        if hits:
-            return hits
-        package = package[:-1]
-    return []
-
-
-def _missing_module(error: str) -> str | None:
-    marker = "No module named '"
-    if marker in error:
-        return error.split(marker, 1)[1].split("'", 1)[0]
-    return None
 
 
 def _source_file(site: Path, module: str) -> str | None:

@@ -73,13 +73,17 @@ def check_locks(
         env = _marker_env(job.python_version, config.target if job.name == "layer" else None)
         directs = read_in(job.in_file, job.cwd)
         result.problems += check_format(lock, display)
-        result.problems += check_against_in(lock, display, directs, display_path(job.in_file, config.root), env)
+        provided = provided_versions(job)
+        result.problems += check_against_in(
+            lock, display, directs, display_path(job.in_file, config.root), env, provided, job.runtime
+        )
         result.locks[job.name] = {"file": display, "pins": {name: pin.version for name, pin in lock.pins.items()}}
 
     layer_job = jobs[0]
     layer = locks["layer"]
     layer_display = display_path(layer_job.output, config.root)
     result.problems += check_provided(layer, layer_display, layer_job.provided)
+    result.problems += check_bundled(layer, layer_display, layer_job.bundled)
     pairs = [(other, reference) for i, other in enumerate(locks) for reference in list(locks)[:i]]
     for other, reference in pairs:  # every later lock against every earlier one, the layer first
         result.problems += check_consistency(
@@ -138,10 +142,28 @@ def check_format(lock: LockFile, display: str) -> list[LockProblem]:
     return problems
 
 
+def provided_versions(job: LockJob) -> dict[str, str]:
+    """Canonical name -> version of each package the runtime provides and this job's lock leaves out."""
+    return {
+        canonicalize_name(Requirement(pin).name): str(next(iter(Requirement(pin).specifier)).version)
+        for pin in job.provided
+    }
+
+
 def check_against_in(
-    lock: LockFile, display: str, directs: list[DirectRequirement], in_display: str, env: dict[str, str]
+    lock: LockFile,
+    display: str,
+    directs: list[DirectRequirement],
+    in_display: str,
+    env: dict[str, str],
+    provided: dict[str, str] | None = None,
+    runtime: str = "",
 ) -> list[LockProblem]:
-    """The lock still answers its .in file: each direct requirement pinned, satisfied and annotated."""
+    """The lock still answers its .in file: each direct requirement pinned, satisfied and annotated.
+
+    `provided`: what the runtime provides (name -> version): asked for directly, such a package is left out of
+    the lock and served by the runtime, which is right as long as the runtime's version satisfies the line."""
+    provided = provided or {}
     problems: list[LockProblem] = []
     wanted: dict[str, set[str]] = {}  # "-r file" -> canonical names it asks for
     for direct in directs:
@@ -150,6 +172,20 @@ def check_against_in(
             continue
         where = direct.source.removeprefix("-r ")
         pin = lock.pins.get(direct.name)
+        if pin is None and direct.name in provided:
+            if not direct.requirement.specifier.contains(provided[direct.name], prereleases=True):
+                problems.append(
+                    StaleLock(
+                        display,
+                        None,
+                        direct.name,
+                        f"{where}:{direct.line} asks for {direct.requirement}, but the {runtime or 'Lambda'} runtime "
+                        f"provides {direct.name}=={provided[direct.name]} and the layer leaves it out",
+                        f'ship your own in the layer: [lock] bundle_runtime_packages = ["{direct.name}"] in '
+                        f"pipeline.toml, then {RELOCK}; or accept the runtime's version in {where}",
+                    )
+                )
+            continue
         if pin is None:
             problems.append(
                 StaleLock(
@@ -210,10 +246,28 @@ def check_provided(layer: LockFile, display: str, provided: tuple[str, ...]) -> 
                     name,
                     f"the Lambda runtime already provides {text}; a copy in the layer comes first on sys.path "
                     "and shadows it",
-                    f"remove {name} from requirements.in (the runtime has it), then {RELOCK}",
+                    f"run {RELOCK} (it leaves the runtime's packages out), or to ship it on purpose: [lock] "
+                    f'bundle_runtime_packages = ["{name}"] in pipeline.toml, then {RELOCK}',
                 )
             )
     return problems
+
+
+def check_bundled(layer: LockFile, display: str, bundled: tuple[str, ...]) -> list[LockProblem]:
+    """A package named to be bundled is in the layer lock: else the setting promises what the layer lacks."""
+    return [
+        StaleLock(
+            display,
+            None,
+            name,
+            f"[lock] bundle_runtime_packages names it, but {display} does not pin it: nothing in requirements.in "
+            "needs it, or the lock predates the setting",
+            f"add {name} to requirements.in if the handler imports it, or remove it from bundle_runtime_packages; "
+            f"then {RELOCK}",
+        )
+        for name in bundled
+        if name not in layer.pins
+    ]
 
 
 def check_consistency(lock: LockFile, display: str, reference: LockFile, reference_display: str) -> list[LockProblem]:

@@ -24,10 +24,10 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from ci.config import Config
+from ci.config import Config, shipped_packages
 from ci.errors import PipelineError
 from ci.lock.files import read_in
-from ci.lock.lockfile import read_lock
+from ci.lock.lockfile import LockFile, read_lock
 
 COMPILE_COMMAND = "python -m ci lock"
 
@@ -43,6 +43,9 @@ class LockJob:
     only_binary: bool = False
     provided: tuple[str, ...] = ()  # pins the runtime brings: resolved with, never emitted
     extra_args: tuple[str, ...] = field(default=())
+    bundled: tuple[str, ...] = ()  # runtime packages the layer ships anyway ([lock] bundle_runtime_packages)
+    runtime: str = ""  # the Lambda runtime that provides `provided` (named in the lock's notes)
+    shipped: tuple[tuple[str, str], ...] = ()  # (name, version) of everything that runtime ships
 
     @property
     def in_file(self) -> Path:
@@ -54,6 +57,8 @@ def lock_jobs(config: Config) -> list[LockJob]:
     lock = config.lock
     target = config.target
     layer_in = lock.requirements_in
+    bundled = lock.bundle_runtime_packages
+    provided = tuple(pin for pin in target.runtime.provided if canonicalize_name(Requirement(pin).name) not in bundled)
     host_python = target.runtime.python  # training pickles with the Python that unpickles on Lambda
     host_locks = (
         ("training", lock.training_in, lock.training_lock),
@@ -69,7 +74,10 @@ def lock_jobs(config: Config) -> list[LockJob]:
             python_platform=target.uv_platform,
             python_version=target.runtime.python,
             only_binary=True,
-            provided=tuple(target.runtime.provided),
+            provided=provided,
+            bundled=bundled,
+            runtime=target.runtime.name,
+            shipped=tuple(shipped_packages(target.runtime.name).items()),
         ),
         *(
             LockJob(
@@ -110,18 +118,72 @@ def compile_lock(
 ) -> Path:
     """Run uv for `job`, writing `output` (default: the job's lock). Existing pins there are preferred."""
     output = output or job.output
+    left_out: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="lock-") as tmp:
         inputs = list(job.inputs)
         no_emit: list[str] = []
         if job.provided:
+            refuse_unprovidable(job)
             provided_file = Path(tmp) / "provided.txt"
             provided_file.write_text("".join(f"{pin}\n" for pin in job.provided))
             inputs.append(str(provided_file))
-            no_emit = runtime_only_packages(
+            no_emit, left_out = runtime_only_packages(
                 job, index_url, inputs, output, Path(tmp), uv_cache, upgrade, upgrade_packages
             )
         _run_uv(job, index_url, inputs, no_emit, output, upgrade, upgrade_packages, uv_cache)
+    if job.runtime:
+        notes = runtime_notes(job, left_out, read_lock(output))
+        if notes:
+            output.write_text(output.read_text().rstrip("\n") + "\n\n" + "".join(f"{line}\n" for line in notes))
     return output
+
+
+NOTES_START = "# Runtime packages"
+
+
+def runtime_notes(job: LockJob, left_out: dict[str, list[str]], lock: LockFile) -> list[str]:
+    """The lock's last lines: each package the layer needs but leaves out (the runtime provides it, at which
+    version) and each it bundles instead. Written by every compile, so a fresh resolve writes them too."""
+    shipped = dict(job.shipped)
+    bundled = [name for name in job.bundled if name in lock.pins]
+    if not left_out and not bundled:
+        return []
+    lines = [f"{NOTES_START} ({job.runtime} provides them in /var/runtime; ci/policy/runtime-{job.runtime}.txt):"]
+    for name, parents in sorted(left_out.items()):
+        lines.append(
+            f"#   {name}=={shipped.get(name, '?')} left out, from the runtime (needed by {', '.join(parents)})"
+        )
+    for name in bundled:
+        lines.append(
+            f"#   {name}=={lock.pins[name].version} bundled in the layer ([lock] bundle_runtime_packages; the runtime "
+            f"has {shipped.get(name, '?')})"
+        )
+    if left_out:
+        lines.append('# To ship one in the layer instead: [lock] bundle_runtime_packages = ["NAME"] in pipeline.toml.')
+    return lines
+
+
+def read_notes(lock_file: Path) -> list[str]:
+    """runtime_notes as written at the end of `lock_file` (without the comment marks), or []."""
+    lines = lock_file.read_text().splitlines() if lock_file.is_file() else []
+    starts = [index for index, line in enumerate(lines) if line.startswith(NOTES_START)]
+    return [line.lstrip("#").strip() for line in lines[starts[0] :]] if starts else []
+
+
+def refuse_unprovidable(job: LockJob) -> None:
+    """A direct requirement on a package the runtime provides must accept the runtime's version, or be bundled:
+    said here in one line, before uv reports the conflict with the runtime's pin as a resolver trace."""
+    provided: dict[str, Requirement] = {canonicalize_name(Requirement(p).name): Requirement(p) for p in job.provided}
+    for direct in read_in(job.in_file, job.cwd):
+        pin = provided.get(direct.name)
+        if pin is None or direct.requirement.specifier.contains(str(next(iter(pin.specifier)).version), True):
+            continue
+        raise PipelineError(
+            f"{direct.file.name}:{direct.line} asks for {direct.requirement}, but the {job.runtime or 'Lambda'} "
+            f"runtime provides {pin} in /var/runtime, and the layer leaves provided packages out",
+            f'ship your own in the layer: [lock] bundle_runtime_packages = ["{direct.name}"] in pipeline.toml, then '
+            f"{COMPILE_COMMAND}; or accept the runtime's version in {direct.file.name}",
+        )
 
 
 def runtime_only_packages(
@@ -133,11 +195,12 @@ def runtime_only_packages(
     uv_cache: Path | None,
     upgrade: bool = False,
     upgrade_packages: tuple[str, ...] = (),
-) -> list[str]:
+) -> tuple[list[str], dict[str, list[str]]]:
     """The provided packages and the dependencies only they need, in the order uv lists exclusions.
 
     A first resolve emits everything; its `# via` annotations tell which packages are reachable from
-    the .in file without passing through a provided package. The rest belongs to the runtime. The
+    the .in file without passing through a provided package. The rest belongs to the runtime. Also returned:
+    each provided package the layer's own packages need (name -> what needs it), for the lock's notes. The
     probe upgrades what the real run upgrades: judged on the old versions, a package the new ones no
     longer need would stay in the layer and the next `--check` would call the lock stale.
     """
@@ -166,7 +229,12 @@ def runtime_only_packages(
             if name in pin.via and child not in needed and child not in provided and child not in excluded
         )
         excluded += children
-    return excluded
+    left_out = {
+        name: sorted(parent.removeprefix("-r ") for parent in pins[name].via if parent in needed or parent == source)
+        for name in excluded
+        if name in pins and any(parent in needed or parent == source for parent in pins[name].via)
+    }
+    return excluded, left_out
 
 
 def _run_uv(

@@ -1,6 +1,6 @@
 """run_smoke: the built zips, run the way Lambda runs them, judged event by event.
 
-Steps: lay out the artifacts (layout.py) next to the runtime's own packages (runtime_dir.py), serve
+Steps: lay out the artifacts (layout.py) next to the runtime's own packages (ci/runtime_view.py), serve
 the Runtime API (runtime_api.py), start awslambdaric in an isolated target Python (process.py),
 wait for init, send every committed event and then N warm invocations, collect the import trace,
 read the peak RSS, stop the process, and turn all that into failures that name their cause.
@@ -23,13 +23,13 @@ from ci.config import Config
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
 from ci.reports import sha256_file
+from ci.runtime_view import ensure_runtime_dir
 from ci.smoke import process as proc
 from ci.smoke import snapstart
 from ci.smoke.bootstrap import TRACE_PREFIX
 from ci.smoke.events import SmokeEvent, coverage, judge, load_events
 from ci.smoke.layout import SmokeLayout, make_writable, prepare_layout
 from ci.smoke.runtime_api import Invocation, Outcome, RuntimeApi
-from ci.smoke.runtime_dir import ensure_runtime_dir
 from ci.smoke.trace import import_trace
 
 TRACE_TIMEOUT_S = 30.0

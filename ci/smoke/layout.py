@@ -5,7 +5,7 @@ build/smoke/task  <- function.zip (/var/task, the working directory)
 build/smoke/model <- the model file (read-only, like a file the handler may not change)
 build/smoke/tmp   the only writable directory (/tmp)
 build/smoke/control  the harness's own files (logs, trace, recorded write attempts)
-The runtime directory (/var/runtime) lives in the cache; see runtime_dir.py.
+The runtime directory (/var/runtime) lives in the cache; see ci/runtime_view.py.
 """
 
 from __future__ import annotations

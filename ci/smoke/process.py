@@ -14,6 +14,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from ci import runtime_view
 from ci.config import Config
 from ci.isolated import isolated_command, isolated_env
 from ci.smoke import bootstrap
@@ -25,8 +26,7 @@ FULL_VCPU_MB = 1769
 
 def lambda_sys_path(config: Config, layout: SmokeLayout) -> list[str]:
     places = {"task": layout.task, "opt": layout.opt, "runtime": layout.runtime, "lang": layout.root / "lang"}
-    names = {key: str(value) for key, value in places.items()}
-    return [entry.format(**names) for entry in config.target.runtime.sys_path]
+    return [str(entry) for entry in runtime_view.lambda_sys_path(config.target.runtime, places)]
 
 
 def function_arn(config: Config) -> str:

@@ -1,0 +1,126 @@
+"""What Lambda's Python sees: the function, the layer, then the runtime's own packages, in the runtime's order.
+
+The managed runtime ships packages of its own in /var/runtime (lambda_runtimes.json `provided` and their
+dependencies, pinned and hashed in ci/policy/runtime-<runtime>.txt). The layer lock leaves them out, so on
+Lambda a layer's `requests` imports the runtime's urllib3. Every step that imports the layer (build's
+verify, strip's load check, the import trace, smoke) therefore runs with one installed copy of those pins,
+cached in build/cache/runtime-<runtime>-<hash>/ (the hash covers the pins, the index and the target's wheel
+options), on the sys.path the policy gives, and nothing of this host besides.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from ci.config import Config, RuntimePolicy
+from ci.errors import ConfigError, PipelineError
+from ci.lock.runtime_packages import runtime_file
+from ci.paths import BuildPaths
+from ci.pip import run_pip, target_options
+
+
+def runtime_pins(config: Config) -> Path:
+    pins = runtime_file(config.target.runtime.name)
+    if not pins.is_file():
+        raise ConfigError(
+            f"{pins} not found: no hashed pins for what {config.target.runtime.name} provides",
+            "generate it with `python -m ci lock --runtime-packages` (from lambda_runtimes.json's provided list)",
+        )
+    return pins
+
+
+def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
+    """Install the runtime's own packages into the cache (once) and return that directory."""
+    pins = runtime_pins(config)
+    index_url = config.lock.index_url
+    options = "\0".join([index_url, *target_options(config.target)])
+    digest = hashlib.sha256(pins.read_bytes() + b"\0" + options.encode()).hexdigest()[:16]
+    target = paths.cache / f"runtime-{config.target.runtime.name}-{digest}"
+    if (target / "awslambdaric").is_dir():
+        return target
+    staging = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    result = run_pip(
+        "install", config.target, index_url, "--target", str(staging), "--require-hashes", "--no-deps",
+        "--no-compile", "-r", str(pins),
+    )  # fmt: skip
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PipelineError(
+            f"could not install the {config.target.runtime.name} runtime's packages from {pins.name}:\n"
+            + result.stderr.strip()[-2000:],
+            f"check network access to {index_url}, or regenerate the pins",
+        )
+    try:
+        staging.rename(target)
+    except OSError:  # another run installed it meanwhile: same pins, same content
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (target / "awslambdaric").is_dir():
+            raise
+    return target
+
+
+def lambda_sys_path(policy: RuntimePolicy, places: Mapping[str, Path | None]) -> list[Path]:
+    """The runtime's documented sys.path with its places ({task}, {opt}, {runtime}, {lang}) filled in.
+
+    A place given as None is not there (the build has no /var/lang of its own): its entries are left out.
+    """
+    entries = []
+    for entry in policy.sys_path:
+        place = entry.split("}", 1)[0].removeprefix("{")
+        directory = places.get(place)
+        if directory is not None:
+            entries.append(Path(entry.format(**{place: directory})))
+    return entries
+
+
+@dataclass(frozen=True)
+class RuntimeView:
+    """The layer as Lambda mounts it, with the runtime's packages behind it: what build's checks import from."""
+
+    policy: RuntimePolicy
+    packages: Path  # the installed /var/runtime equivalent (ensure_runtime_dir)
+
+    def sys_path(self, site: Path, task: Path | None = None) -> list[Path]:
+        """Lambda's sys.path with the layer's python/ directory at `site` (and the function at `task`)."""
+        return lambda_sys_path(self.policy, {"task": task, "opt": site.parent, "runtime": self.packages})
+
+    def behind(self, site: Path) -> list[Path]:
+        """What Lambda searches after the layer's python/ directory: the runtime's own packages."""
+        path = self.sys_path(site)
+        return path[path.index(site) + 1 :]
+
+    def owner(self, module: str) -> tuple[str, str] | None:
+        """(distribution, version) of the runtime package that provides `module` (dotted), or None."""
+        return _top_levels(self.packages).get(module.split(".")[0])
+
+    @property
+    def key(self) -> str:
+        """Names the installed pins (their directory's hash): part of every proof made on this view."""
+        return self.packages.name
+
+
+def runtime_view(config: Config, paths: BuildPaths) -> RuntimeView:
+    return RuntimeView(config.target.runtime, ensure_runtime_dir(config, paths))
+
+
+@functools.cache
+def _top_levels(packages: Path) -> dict[str, tuple[str, str]]:
+    """Top-level name -> (distribution, version) of every package installed in `packages` (from RECORD)."""
+    found: dict[str, tuple[str, str]] = {}
+    for dist in importlib.metadata.distributions(path=[str(packages)]):
+        for file in dist.files or ():
+            top = file.parts[0]
+            name = top.split(".")[0]  # pkg, module.py, _ext.cpython-311-x86_64-linux-gnu.so
+            if not top.endswith((".dist-info", ".data")) and name.isidentifier() and name != "__pycache__":
+                found.setdefault(name, (canonicalize_name(dist.metadata["Name"]), dist.version))
+    return found
