@@ -271,11 +271,11 @@ def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
 
 def _attributed(problem: str, detail: str, state: BuildState) -> CheckFailedError:
     culprits = verify.attribute("", detail, "\0", state.changes)
-    blame = "".join(f"\n  rule '{rule}' removed/changed {path}" for path, rule in culprits[:5])
-    rules_named = ", ".join(sorted({rule for _path, rule in culprits})) or "the rule involved"
+    blame = "".join(f"\n  {rules.describe(rule)} removed/changed {path}" for path, rule in culprits[:5])
     return CheckFailedError(
         problem + blame,
-        f'keep the named paths with build.keep = ["<path glob>"] in pipeline.toml, or drop {rules_named}',
+        f'keep the named paths with build.keep = ["<path glob>"] in pipeline.toml, or '
+        f"{rules.undo(rule for _path, rule in culprits)}",
     )
 
 

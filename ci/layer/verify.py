@@ -264,14 +264,13 @@ def explain(verification: Verification, site: Path, changes: dict[str, str]) -> 
         file = modules.get(name) or _source_file(site, name) or "(no file left)"
         culprits = attribute(name, error, file, changes)
         rules_named.update(rule for _path, rule in culprits)
-        blame = "; ".join(f"rule '{rule}' removed/changed {path}" for path, rule in culprits[:3])
+        blame = "; ".join(f"{rules.describe(rule)} removed/changed {path}" for path, rule in culprits[:3])
         more = f" (+{len(culprits) - 3} more)" if len(culprits) > 3 else ""
         lines.append(f"  {name} ({file}): {error}\n    {blame or 'no rule touched it'}{more}")
-    rules = ", ".join(sorted(rules_named)) or "the rules"
     return CheckFailedError(
         f"{len(verification.new_failures)} import(s) that work in a pristine install fail after pruning:\n"
         + "\n".join(lines),
-        f'keep the named paths with build.keep = ["<path glob>"] in pipeline.toml, or drop {rules} from build.prune',
+        f'keep the named paths with build.keep = ["<path glob>"] in pipeline.toml, or {rules.undo(rules_named)}',
     )
 
 
