@@ -23,10 +23,10 @@ from pathlib import Path
 
 from ci import unpacked_layers
 from ci.budget.attribution import canonical
+from ci.budget.options import removal_options
 from ci.budget.projection import Measured, Measurer
 from ci.budget.render_what_if import CHECK, Answer, answer_of
 from ci.budget.what_if_current import Current, current_state
-from ci.budget.what_if_options import measured_options
 from ci.budget.what_if_project import Projection, project
 from ci.budget.what_if_resolve import UnresolvableError, held_back, moved_pins, resolve
 from ci.budget.what_if_specs import WhatIfRequest, parse_request
@@ -180,7 +180,7 @@ def what_if(
     imports = current.budget.imports
     never = [canonical(use.name) for use in imports.never_imported] if imports else []
     projection = projection.with_options(
-        measured_options(
+        removal_options(
             projection.budget.used_bytes,
             projection.budget.limit_bytes,
             projection.entries,
@@ -189,6 +189,7 @@ def what_if(
             current.inputs.compact_profile,
             [name for name in never if name not in projection.needed_by_added],
             imports.imported_where if imports else "",
+            config.build.remove,
         )
     )
     step("project", mark)
