@@ -224,13 +224,16 @@ def undo(names: Iterable[str]) -> str:
     return " or ".join(undo) or "drop the rule involved"
 
 
-def apply_removals(site: Path, globs: Iterable[str], keep_globs: Iterable[str] = ()) -> dict[str, RuleResult]:
+def apply_removals(
+    site: Path, globs: Iterable[str], keep_globs: Iterable[str] = (), strict: bool = True
+) -> dict[str, RuleResult]:
     """Remove every file under `site` a [build] remove glob matches, unless a build.keep glob matches it too
     (keep wins: it is the list of what nothing may remove) or it is always kept (METADATA, licenses).
     A result per glob, named by removal_name; a file two globs match is the first one's.
 
     Refused (ConfigError) when a glob removes nothing: a typo, or a glob whose every file is kept or
-    already removed, would otherwise pass silently and the layer stay as big as before.
+    already removed, would otherwise pass silently and the layer stay as big as before. `strict` False:
+    a part of a layer (a what-if's new distributions) may hold nothing a glob names.
     """
     from ci.errors import ConfigError
 
@@ -241,6 +244,8 @@ def apply_removals(site: Path, globs: Iterable[str], keep_globs: Iterable[str] =
     for glob in globs:
         result = results[removal_name(glob)] = RuleResult(removal_name(glob))
         matched = [rel for rel in rels if fnmatch.fnmatchcase(rel, glob)]
+        if not strict and not matched:
+            continue
         if not matched:
             raise ConfigError(
                 f'[build] remove glob "{glob}" matches no file under python/{_near(glob, rels)}',
@@ -265,7 +270,7 @@ def apply_removals(site: Path, globs: Iterable[str], keep_globs: Iterable[str] =
                 result.paths.append(rel)
                 path.unlink()
                 owner[rel] = glob
-        if not result.files:
+        if strict and not result.files:
             reasons = "; ".join(sorted(set(why_not.values())))
             raise ConfigError(
                 f'[build] remove glob "{glob}" matches {len(matched)} file(s) but removes none ({reasons})',
