@@ -12,7 +12,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from ci.config_schema import Table
+from ci.config_schema import Table, toml_value
+from ci.errors import ConfigError
 from ci.site.rules import RULES, STRIP
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: function code + all layers, unzipped (fixed by Lambda)
@@ -115,6 +116,7 @@ class BuildConfig:
     sourceless: bool
     prune_unimported: bool
     keep: tuple[str, ...]  # path globs (relative to python/) no rule may remove
+    remove: tuple[str, ...] = ()  # path globs (relative to python/) the build removes; keep wins over them
 
 
 def parse_build(table: Table) -> BuildConfig:
@@ -124,7 +126,27 @@ def parse_build(table: Table) -> BuildConfig:
         sourceless=table.flag("sourceless", default=False),
         prune_unimported=table.flag("prune_unimported", default=False),
         keep=table.texts("keep", '["sklearn/datasets/*"]', default=()),
+        remove=relative_globs(table, "remove", '["sklearn/cluster/*"]'),
     )
+
+
+def relative_globs(table: Table, key: str, example: str) -> tuple[str, ...]:
+    """Path globs under python/: relative, never climbing out of it (`..`), never absolute."""
+    globs = table.texts(key, example, default=())
+    for glob in globs:
+        parts = glob.replace("\\", "/").split("/")
+        why = (
+            "is absolute" if glob.startswith(("/", "\\")) else
+            "climbs out of python/ with .." if ".." in parts else
+            "is empty" if not glob.strip("/ ") else ""
+        )  # fmt: skip
+        if why:
+            raise ConfigError(
+                f"{table.file}: [{table.name}] {key} names {toml_value(glob)}, which {why}: each must be a path "
+                "glob relative to the layer's python/ folder",
+                f"write {key} = {example} under [{table.name}]",
+            )
+    return globs
 
 
 @dataclass(frozen=True)

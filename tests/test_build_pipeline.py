@@ -53,12 +53,14 @@ def lambda_handler(event, context):
 """
 
 
-def make_project(root: Path, events: list[dict]) -> tuple[Config, BuildPaths]:
+def make_project(
+    root: Path, events: list[dict], extra_files: dict[str, str] | None = None
+) -> tuple[Config, BuildPaths]:
     cache = root / "cache"
     (cache / "wheels").mkdir(parents=True)
     wheel = cache / "wheels" / "demo-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
-        for name, text in WHEEL_FILES.items():
+        for name, text in {**WHEEL_FILES, **(extra_files or {})}.items():
             zf.writestr(name, text)
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     (root / "requirements-layer.txt").write_text(f"demo==1.0 \\\n    --hash=sha256:{digest}\n")

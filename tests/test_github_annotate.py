@@ -45,7 +45,9 @@ def budget_over_limit(limit: int) -> Budget:
         bytecode=Bytecode(None, 0, 0, 0),
         imports=None,
         lock={},
-        suggestions=[Suggestion("drop scipy's tests/ directories", 40)],
+        suggestions=[
+            Suggestion("folder", "drop scipy's tests/", ('remove = ["scipy/tests/*"]',), "build", 40, 300 - 40)
+        ],
     )
 
 
@@ -82,7 +84,8 @@ def test_budget_and_smoke_findings_annotate_where_they_are_fixed(tmp_path: Path)
     found = {(a.title, a.file): a for a in annotations_for_reports(paths.reports)}
     budget = found[("budget check failed", "requirements.in")]
     assert budget.message.startswith("unzipped size 300 bytes exceeds the 250-byte limit by 50 bytes")
-    assert "fix: remove or replace what is largest in requirements.in: drop scipy's tests/" in budget.message
+    fix = 'fix: remove or replace what is largest in requirements.in: paste under [build]: remove = ["scipy/tests/*"]'
+    assert f"{fix} (leaves 0.0 MB: still over by 10 bytes)" in budget.message
     smoke = found[("smoke check failed", f"tests/events/{event}.json")]
     assert smoke.render().endswith(
         f"::event {event}: expected status 200, got 500%0ATraceback%0Afix: " + smoke.message.split("fix: ")[1]

@@ -7,7 +7,6 @@ layer attached to the function (directories count 0), against one limit.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,6 @@ from typing import Any
 from ci.budget import attribution
 from ci.budget.attribution import Attributor, canonical, category
 from ci.budget.model import (
-    TRACE_SMOKE,
     Budget,
     Bytecode,
     Component,
@@ -25,27 +23,17 @@ from ci.budget.model import (
     Group,
     ImportUsage,
     RuleRemoval,
-    Suggestion,
 )
+from ci.budget.options import removal_options, remove_line, suggest
+from ci.budget.traced import ImportTrace, compact_removals, module_key, traced_paths
 from ci.budget.zips import Entry, ZipContents
+from ci.config_schema import toml_value
 from ci.config_sections import ExtraLayerArn
 from ci.units import as_mb
 
 LARGEST_FILES = 15
 LARGEST_DIRECTORIES = 10
 FUNCTION_CODE = "(function code)"
-
-
-@dataclass(frozen=True)
-class ImportTrace:
-    """What the handler really imported: smoke.json's "import_trace", or build.json's when the build
-    traced the handler answering the committed events on this very layer (no smoke report yet)."""
-
-    report: str
-    same_layer: bool
-    files: list[str]
-    distributions: dict[str, dict[str, int]]
-    source: str = TRACE_SMOKE  # TRACE_SMOKE | TRACE_BUILD
 
 
 @dataclass(frozen=True)
@@ -60,6 +48,8 @@ class BudgetInputs:
     import_trace: ImportTrace | None = None
     lock: Mapping[str, str] = field(default_factory=dict)
     compact_profile: bool = False  # build.sourceless and build.prune_unimported already on
+    configured_remove: tuple[str, ...] = ()  # [build] remove as configured: advice extends it
+    extra_zip_names: tuple[str, ...] = ()  # [budget] extra_layer_zips as written in pipeline.toml
 
 
 def compute_budget(inputs: BudgetInputs) -> Budget:
@@ -90,7 +80,7 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
         if inputs.compact_profile
         else _compact_saving(inputs.layer.entries, inputs.import_trace),
     )
-    return _with_suggestions(budget)
+    return _with_suggestions(budget, inputs, owner)
 
 
 def _measured(contents: ZipContents) -> Component:
@@ -202,20 +192,6 @@ def _largest_directories(entries: Iterable[Entry]) -> list[Group]:
     return _by_folder(entries)[:LARGEST_DIRECTORIES]
 
 
-_PYC_IN_CACHE = re.compile(r"^(?P<dir>.*?)__pycache__/(?P<stem>[^/.]+)\.[^/]*\.pyc$")
-
-
-def module_key(path: str) -> str | None:
-    """python/a/b/c for python/a/b/c.py, python/a/b/__pycache__/c.cpython-311.pyc and python/a/b/c.pyc."""
-    match = _PYC_IN_CACHE.match(path)
-    if match:
-        return match["dir"] + match["stem"]
-    for suffix in (".pyc", ".py"):
-        if path.endswith(suffix):
-            return path[: -len(suffix)]
-    return None
-
-
 def _bytecode(entries: Iterable[Entry], mode: str | None) -> Bytecode:
     entries = list(entries)
     compiled = [e for e in entries if e.path.endswith(".pyc")]
@@ -229,17 +205,6 @@ def _bytecode(entries: Iterable[Entry], mode: str | None) -> Bytecode:
     )
 
 
-def _traced_paths(trace: ImportTrace, entries: list[Entry]) -> set[str]:
-    """Layer paths the trace saw; a module's .pyc is read when it is imported, so it counts too."""
-    traced = {
-        path if path.startswith(attribution.LAYER_PREFIX) else attribution.LAYER_PREFIX + path.lstrip("/")
-        for path in trace.files
-    }
-    modules = {module_key(path) for path in traced} - {None}
-    traced |= {e.path for e in entries if e.path.endswith(".pyc") and module_key(e.path) in modules}
-    return traced & {e.path for e in entries}
-
-
 def _imports(
     trace: ImportTrace | None, entries: Iterable[Entry], owner: Mapping[str, str], distributions: list[Group]
 ) -> ImportUsage | None:
@@ -250,7 +215,7 @@ def _imports(
     files: dict[str, int] = defaultdict(int)
     nbytes: dict[str, int] = defaultdict(int)
     touched: set[str] = set()
-    for path in _traced_paths(trace, entries):
+    for path in traced_paths(trace, entries):
         files[owner[path]] += 1
         nbytes[owner[path]] += sizes[path]
         touched.add(_folder(path) or "")
@@ -279,78 +244,84 @@ def _compact_saving(entries: Iterable[Entry], trace: ImportTrace | None) -> int:
     return sum(e.unzipped_bytes for e in entries if e.path in removable)
 
 
-def compact_removals(entries: Iterable[Entry], trace: ImportTrace | None) -> set[str]:
-    """Paths the compact profile would drop: .py shipped with its .pyc and, given a trace, every file
-    never imported (metadata stays). Also read by `budget --what-if` for a projected layer."""
-    entries = list(entries)
-    compiled = {module_key(e.path) for e in entries if e.path.endswith(".pyc")}
-    removable = {e.path for e in entries if e.path.endswith(".py") and module_key(e.path) in compiled}
-    imported = _traced_paths(trace, entries) if trace and trace.files else None
-    if imported is not None:
-        removable |= {e.path for e in entries if e.path not in imported and category(e.path) != attribution.METADATA}
-    return removable
-
-
-def _with_suggestions(budget: Budget) -> Budget:
-    """What could come out, largest saving first; only figures we can stand behind."""
-    ideas: list[Suggestion] = []
+def _with_suggestions(budget: Budget, inputs: BudgetInputs, owner: Mapping[str, str]) -> Budget:
+    """What could come out, largest saving first, each with its line to paste and what would remain."""
     imports = budget.imports
-    if budget.compact_saving_bytes is not None:
-        saving = budget.compact_saving_bytes
-        ideas.append(
-            Suggestion(
-                "turn on the compact profile (build.sourceless = true and build.prune_unimported = true in "
-                "pipeline.toml): it drops .py source shipped with its .pyc"
-                + (" and files the import trace never saw" if imports else "")
-                + "; the full smoke must still pass",
-                saving or None,
-            )
-        )
-    if imports and imports.never_imported:
-        names = ", ".join(f"{use.name} ({as_mb(use.shipped_bytes)})" for use in imports.never_imported)
-        ideas.append(
-            Suggestion(
-                f"distributions shipped but never imported {imports.imported_where}: {names}; they can go only "
-                "if nothing needs them at runtime (events not among the committed ones, lazy imports when "
-                "unpickling)",
-                imports.never_imported_bytes,
-            )
-        )
+    used = budget.used_bytes
+    by_owner: dict[str, list[Entry]] = defaultdict(list)
+    for entry in inputs.layer.entries:
+        by_owner[owner[entry.path]].append(entry)
+    ideas = removal_options(
+        used,
+        budget.limit_bytes,
+        by_owner,
+        set(by_owner),
+        inputs.import_trace,
+        inputs.compact_profile,
+        [use.name for use in imports.never_imported] if imports else [],
+        imports.imported_where if imports else "",
+        inputs.configured_remove,
+        folders=imports.unimported_directories[:3] if imports else [],
+    )
     if budget.bytecode.mode == "all" and budget.bytecode.bytes:
+        saves = None
+        if inputs.import_trace and inputs.import_trace.files:
+            entries = list(inputs.layer.entries)
+            imported = {module_key(path) for path in traced_paths(inputs.import_trace, entries)} - {None}
+            saves = sum(
+                e.unzipped_bytes for e in entries if e.path.endswith(".pyc") and module_key(e.path) not in imported
+            )
         ideas.append(
-            Suggestion(
-                'set build.bytecode = "runtime" to precompile only the modules the handler imports '
-                f"(bytecode now {as_mb(budget.bytecode.bytes)})",
-                None,
+            suggest(
+                "bytecode",
+                "precompile only the modules the handler imports (bytecode now "
+                f"{as_mb(budget.bytecode.bytes)}); the build traces the handler to choose them",
+                ['bytecode = "runtime"'],
+                "build",
+                saves,
+                used,
             )
         )
     for component in budget.components:
         if component.kind == "extra layer":
             ideas.append(
-                Suggestion(
-                    f"the extra layer {component.name} adds {as_mb(component.unzipped_bytes)}: detach it or "
-                    "move what the function needs from it into requirements.in",
+                suggest(
+                    "extra-layer",
+                    f"detach the extra layer {component.name} ({as_mb(component.unzipped_bytes)}) or move what the "
+                    "function needs from it into requirements.in",
+                    [_without_extra_layer(inputs, component.source)],
+                    "budget",
                     component.unzipped_bytes,
+                    used,
                 )
             )
-    if imports and imports.unimported_directories:
-        for folder in imports.unimported_directories[:3]:
-            ideas.append(
-                Suggestion(
-                    f"nothing in python/{folder.name} ({as_mb(folder.unzipped_bytes)}, {folder.files} files) was "
-                    f"imported {imports.imported_where}: a pruning rule could remove it (the full smoke must "
-                    "still pass)",
-                    folder.unzipped_bytes,
-                )
-            )
-    elif not imports and budget.largest_directories:
-        names = ", ".join(f"python/{g.name} ({as_mb(g.unzipped_bytes)})" for g in budget.largest_directories[:3])
+    if not imports and budget.largest_directories:
+        folders = budget.largest_directories[:3]
+        names = ", ".join(f"python/{g.name} ({as_mb(g.unzipped_bytes)})" for g in folders)
         ideas.append(
-            Suggestion(
-                f"the largest folders no pruning rule removes are {names}; build with a trained model or run "
-                "the smoke invocation (`python -m ci smoke`) to learn which of them the handler never imports",
-                None,
+            suggest(
+                "learn",
+                f"the largest folders no pruning rule removes are {names}; no import trace says whether the handler "
+                "needs them: build with a trained model or run the smoke invocation (`python -m ci smoke`) first",
+                [remove_line(inputs.configured_remove, [f"{g.name}/*" for g in folders])],
+                "build",
+                sum(g.unzipped_bytes for g in folders),
+                used,
             )
         )
-    ideas.sort(key=lambda idea: -(idea.saves_bytes or 0))
+    ideas.sort(key=lambda idea: (idea.name == "container-image", -(idea.saves_bytes or 0)))
     return dataclasses.replace(budget, suggestions=ideas)
+
+
+def _without_extra_layer(inputs: BudgetInputs, source: str) -> str:
+    """The [budget] line that attaches every extra layer but the one at `source`."""
+    arns = [layer for layer in inputs.extra_arns if layer.arn == source]
+    if arns:
+        kept = [{"arn": a.arn, "unzipped_bytes": a.unzipped_bytes} for a in inputs.extra_arns if a.arn != source]
+        return f"extra_layer_arns = {toml_value(kept)}"
+    names = [
+        name
+        for name, contents in zip(inputs.extra_zip_names, inputs.extra_zips, strict=False)
+        if str(contents.path) != source
+    ]
+    return f"extra_layer_zips = {toml_value(names)}"

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ci.budget.compute import BudgetInputs, ImportTrace
+from ci.budget.compute import BudgetInputs
 from ci.budget.model import TRACE_BUILD, TRACE_SMOKE
+from ci.budget.traced import ImportTrace
 from ci.budget.zips import ZipContents, read_zip
 from ci.config import Config
 from ci.config_sections import LAMBDA_UNZIPPED_LIMIT
@@ -55,6 +56,8 @@ def gather_inputs(
         import_trace=import_trace(paths, layer, build_report),
         lock=lock,
         compact_profile=built_compact(build_report, config),
+        configured_remove=config.build.remove,
+        extra_zip_names=tuple(config.relative(path) for path in config.budget.extra_layer_zips),
     )
 
 

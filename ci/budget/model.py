@@ -143,8 +143,18 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Suggestion:
-    action: str
+    """One way to make room: what it removes, the lines of pipeline.toml that do it, and what would remain.
+    Made only by ci/budget/options.py, for the budget and the what-if alike."""
+
+    name: str  # compact | never-imported | together | folder | bytecode | extra-layer | container-image | learn
+    action: str  # what it removes, and what must still hold
+    paste: tuple[str, ...]  # lines to paste under [section] of pipeline.toml; () when no setting does it
+    section: str  # build | budget | "" (none)
     saves_bytes: int | None  # None when the saving cannot be known before trying
+    leaves_bytes: int | None  # function + layers with it applied; None when unknown
+
+    def fits(self, limit: int) -> bool:
+        return self.leaves_bytes is not None and self.leaves_bytes < limit
 
 
 @dataclass(frozen=True)

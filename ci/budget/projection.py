@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from ci.config import Target
 from ci.fingerprint import sources_digest
 from ci.layer import pyc_store, strip, verify
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
-from ci.layer.install import install_wheels
+from ci.layer.install import InstalledDistribution, install_wheels
 from ci.layer.state import BuildOptions
 from ci.layer.wheels import CachedWheel
 from ci.site import rules
@@ -81,6 +81,7 @@ class Measurer:
         parts = [
             rules.fingerprint(self.options.prune),
             repr(self.options.keep),
+            repr(self.options.remove),
             self.target.runtime.name,
             self.target.architecture,
             self.target.glibc,
@@ -125,56 +126,87 @@ class Measurer:
         partial.write_text(json.dumps({k: v for k, v in asdict(measured).items() if k != "from_cache"}))
         partial.replace(path)  # concurrent what-ifs share the cache: never a torn entry
 
+    def tree(self, wheels: Sequence[CachedWheel]) -> Path:
+        """python/ of these wheels as the build would ship them before bytecode: installed, pruned, stripped.
+
+        Kept under scratch/trees/ (the last measurement of the same wheels left it there), for what needs the
+        files themselves: the compact profile is measured by running the handler on them.
+        """
+        site = self._tree_dir(wheels)
+        if not (site.parent / "done").is_file():
+            self._prepare(site, wheels)
+            (site.parent / "done").write_text("")
+        return site
+
+    def discard_trees(self) -> None:
+        """Delete this process's kept trees (hundreds of MB for a large distribution)."""
+        for tree in (self.scratch / "trees").glob(f"*-{os.getpid()}"):
+            shutil.rmtree(tree, ignore_errors=True)
+
+    def _tree_dir(self, wheels: Sequence[CachedWheel]) -> Path:
+        """One per process and wheel set: a what-if beside this one never shares (or deletes) it."""
+        key = hashlib.sha256("\0".join([*sorted(w.sha256 for w in wheels), self.setting_key]).encode()).hexdigest()
+        return self.scratch / "trees" / f"{key[:16]}-{os.getpid()}" / BUILD_SITE
+
+    def _prepare(self, site: Path, wheels: Sequence[CachedWheel]) -> tuple[list[InstalledDistribution], dict[str, str]]:
+        """Install, import (keep what loads), remove, prune and strip, as the build does; the import errors."""
+        if site.parent.exists():
+            shutil.rmtree(site.parent)
+        installed = install_wheels(list(wheels), site, unpacked=self.cache / "unpacked")
+        errors: dict[str, str] = {}
+        keep = globbed(site, self.options.keep)
+        if platform.machine() == self.target.machine:  # imports prove nothing on another machine
+            planned = rules.plan(site, self.options.prune)
+            verdict = verify.baseline(
+                self.python,
+                site,
+                [d.name for d in installed],
+                planned,
+                site.parent / "verdict.json",
+                pycache=pyc_store.for_target(self.cache, self.target.runtime.python),
+                extra_paths=[self.base_site()],
+            )
+            (site.parent / "verdict.json").unlink(missing_ok=True)
+            keep |= verify.keep_set(verdict)
+            errors = {name: error for name, error in verdict.failures.items() if NOT_A_MODULE not in error}
+        rules.apply_removals(site, self.options.remove, self.options.keep, strict=False)
+        rules.apply_rules(site, self.options.prune, keep)
+        if rules.STRIP in self.options.prune:
+            strip.strip_tree(site, self.cache / "strip", strip.dlopen_check(self.python))
+        return installed, errors
+
     def _measure(self, wheels: Sequence[CachedWheel]) -> list[Measured]:
-        """Install, import (keep what loads), prune, strip and compile, in the order of install_wheels."""
+        """Prepare the wheels' tree (kept for `tree`), then read each distribution's files and compile its .pyc."""
         self.scratch.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="measure-", dir=self.scratch) as tmp:
-            site = Path(tmp) / BUILD_SITE
-            installed = install_wheels(list(wheels), site, unpacked=self.cache / "unpacked")
-            errors: dict[str, str] = {}
-            keep = globbed(site, self.options.keep)
-            if platform.machine() == self.target.machine:  # imports prove nothing on another machine
-                planned = rules.plan(site, self.options.prune)
-                verdict = verify.baseline(
-                    self.python,
-                    site,
-                    [d.name for d in installed],
-                    planned,
-                    Path(tmp) / "verdict.json",
-                    pycache=pyc_store.for_target(self.cache, self.target.runtime.python),
-                    extra_paths=[self.base_site()],
-                )
-                keep |= verify.keep_set(verdict)
-                errors = {name: error for name, error in verdict.failures.items() if NOT_A_MODULE not in error}
-            rules.apply_rules(site, self.options.prune, keep)
-            if rules.STRIP in self.options.prune:
-                strip.strip_tree(site, self.cache / "strip", strip.dlopen_check(self.python))
-            owners = Owners.of_installed((d.name, d.files) for d in installed)
-            files: dict[str, dict[str, int]] = {d.name: {} for d in installed}
-            for path in walk_files(site):
-                rel = path.relative_to(site).as_posix()
-                owner = owners.distribution(f"{BUILD_SITE}/{rel}")
-                if owner in files:
-                    files[owner][rel] = path.stat().st_size
-            sources = sorted(rel for shipped in files.values() for rel in shipped if rel.endswith(".py"))
-            version = self.target.runtime.python
-            compile_files(self.python, version, site, sources, self.cache / "bytecode", False, LAMBDA_SITE)
-            pyc = {rel: (site / pyc_path(rel, version, False)).stat().st_size for rel in sources}
-            return [
-                Measured(
-                    name=d.name,
-                    version=d.version,
-                    wheel=d.wheel,
-                    sha256=wheel.sha256,
-                    files=dict(sorted(files[d.name].items())),
-                    pyc={rel: pyc[rel] for rel in sorted(files[d.name]) if rel in pyc},
-                    installed_bytes=d.bytes,
-                    import_errors={
-                        name: error for name, error in errors.items() if _owned(name, files[d.name], d.name)
-                    },
-                )
-                for d, wheel in zip(installed, sorted(wheels, key=lambda w: w.pin.name), strict=True)
-            ]
+        site = self._tree_dir(wheels)
+        (site.parent / "done").unlink(missing_ok=True)
+        installed, errors = self._prepare(site, wheels)
+        owners = Owners.of_installed((d.name, d.files) for d in installed)
+        files: dict[str, dict[str, int]] = {d.name: {} for d in installed}
+        for path in walk_files(site):
+            rel = path.relative_to(site).as_posix()
+            owner = owners.distribution(f"{BUILD_SITE}/{rel}")
+            if owner in files:
+                files[owner][rel] = path.stat().st_size
+        sources = sorted(rel for shipped in files.values() for rel in shipped if rel.endswith(".py"))
+        version = self.target.runtime.python
+        # Into the tree's __pycache__/ (whoever reads the tree as the build leaves it before bytecode skips them).
+        compile_files(self.python, version, site, sources, self.cache / "bytecode", False, LAMBDA_SITE)
+        pyc = {rel: (site / pyc_path(rel, version, False)).stat().st_size for rel in sources}
+        (site.parent / "done").write_text("")
+        return [
+            Measured(
+                name=d.name,
+                version=d.version,
+                wheel=d.wheel,
+                sha256=wheel.sha256,
+                files=dict(sorted(files[d.name].items())),
+                pyc={rel: pyc[rel] for rel in sorted(files[d.name]) if rel in pyc},
+                installed_bytes=d.bytes,
+                import_errors={name: error for name, error in errors.items() if _owned(name, files[d.name], d.name)},
+            )
+            for d, wheel in zip(installed, sorted(wheels, key=lambda w: w.pin.name), strict=True)
+        ]
 
 
 def _owned(item: str, files: dict[str, int], distribution: str) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.budget.model import FAIL, WARN, Budget
+from ci.budget.options import outcome, paste_text
 from ci.budget.render_terminal import verdict_message
 from ci.paths import BuildPaths
 from ci.reports import Finding, write_report
@@ -62,7 +63,10 @@ def budget_to_dict(budget: Budget) -> dict[str, Any]:
             ],
         },
         "compact_saving_bytes": budget.compact_saving_bytes,
-        "suggestions": [dataclasses.asdict(s) for s in budget.suggestions],
+        "suggestions": [
+            {**dataclasses.asdict(s), "fits": s.fits(budget.limit_bytes), "outcome": outcome(s, budget.limit_bytes)}
+            for s in budget.suggestions
+        ],
     }
 
 
@@ -70,7 +74,9 @@ def budget_findings(budget: Budget) -> list[Finding]:
     """A failure (or the warning band) on requirements.in, where the layer's contents are chosen."""
     message = verdict_message(budget)
     if budget.status == FAIL:
-        fixes = "; ".join(s.action for s in budget.suggestions[:3])
+        fixes = "; ".join(
+            f"{paste_text(s) or s.action} ({outcome(s, budget.limit_bytes)})" for s in budget.suggestions[:3]
+        )
         fix = f"remove or replace what is largest in {CAUSE_FILE}" + (f": {fixes}" if fixes else "")
         return [Finding("budget", "error", message or "the size budget failed", fix, CAUSE_FILE)]
     if budget.status == WARN and message:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from ci.budget.distribution_rows import DistributionRow, distribution_rows
 from ci.budget.model import FAIL, PASS, WARN, Budget
+from ci.budget.options import describe
 from ci.budget.render_terminal import bytecode_line, verdict_message
 from ci.units import MB, as_bytes, as_mb, mb_cell, signed_bytes, signed_mb
 
@@ -295,10 +296,7 @@ def _imports_section(budget: Budget) -> list[str]:
 def _advice_section(budget: Budget) -> list[str]:
     if not budget.suggestions:
         return []
-    lines = [
-        f"- {idea.action}" + (f" — saves up to {as_mb(idea.saves_bytes)}" if idea.saves_bytes else "")
-        for idea in budget.suggestions
-    ]
+    lines = [f"- {describe(idea, budget.limit_bytes, code=lambda line: f'`{line}`')}" for idea in budget.suggestions]
     if budget.status == PASS:
         return ["<details><summary>What could be removed</summary>", "", *lines, "", "</details>", ""]
     return ["### What could be removed", "", *lines, ""]

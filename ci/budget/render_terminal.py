@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from ci.budget.distribution_rows import distribution_rows
 from ci.budget.model import FAIL, WARN, Budget
+from ci.budget.options import describe
 from ci.tables import text_table
 from ci.units import UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_mb
 
@@ -155,6 +156,5 @@ def verdict_message(budget: Budget) -> str | None:
 def removal_advice(budget: Budget) -> str:
     lines = ["what could be removed:"]
     for idea in budget.suggestions:
-        saving = f" (saves up to {as_mb(idea.saves_bytes)})" if idea.saves_bytes else ""
-        lines.append(f"  - {idea.action}{saving}")
+        lines.append(f"  - {describe(idea, budget.limit_bytes)}")
     return "\n".join(lines)

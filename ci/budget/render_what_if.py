@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ci.budget.model import FAIL, WARN
+from ci.budget.options import describe, outcome, paste_text
 from ci.budget.render_terminal import headline, table, verdict_message
 from ci.budget.what_if_project import Projection
 from ci.budget.wheel_reasons import target_name
@@ -91,18 +92,7 @@ def render_text(projection: Projection, findings: list[Finding]) -> str:
     if budget.status == FAIL:
         parts += ["", "What would make it fit, measured on this projection (largest saving first):"]
         for number, option in enumerate(projection.options, start=1):
-            if option.name == "container-image":
-                parts.append(f"  {number}. {option.action}")
-                continue
-            verdict = (
-                "fits"
-                if option.fits(budget.limit_bytes)
-                else f"still over by {as_bytes(option.leaves_bytes - budget.limit_bytes)} bytes"
-            )
-            parts.append(
-                f"  {number}. {option.action}: saves {as_bytes(option.saves_bytes)} bytes "
-                f"({as_mb(option.saves_bytes)}), leaves {as_bytes(option.leaves_bytes)} bytes: {verdict}"
-            )
+            parts.append(f"  {number}. {describe(option, budget.limit_bytes)}")
     return "\n".join(parts)
 
 
@@ -117,7 +107,12 @@ def _findings(projection: Projection) -> list[Finding]:
         message = verdict_message(budget) or ""
         first = message.splitlines()[0] if message else budget.status
         fitting = [o for o in projection.options if o.fits(budget.limit_bytes) and o.saves_bytes]
-        fix = fitting[0].action if fitting else (projection.options[-1].action if projection.options else "")
+        chosen = fitting[0] if fitting else (projection.options[-1] if projection.options else None)
+        fix = (
+            ""
+            if chosen is None
+            else (f"{paste_text(chosen)} ({outcome(chosen, budget.limit_bytes)})" if chosen.paste else chosen.action)
+        )
         if budget.status == FAIL:
             found.append(Finding(CHECK, "error", f"with {projection.request.describe()}: {first}", fix))
         else:
@@ -191,6 +186,9 @@ def report_data(projection: Projection, timings: dict[str, float]) -> dict[str, 
         "held_back": projection.held_back,
         "bytecode_if_imported": projection.bytecode_if_imported,
         "import_errors": {name: m.import_errors for name, m in projection.measured.items() if m.import_errors},
-        "options": [{**asdict(option), "fits": option.fits(budget.limit_bytes)} for option in projection.options],
+        "options": [
+            {**asdict(option), "fits": option.fits(budget.limit_bytes), "outcome": outcome(option, budget.limit_bytes)}
+            for option in projection.options
+        ],
         "timings": timings,
     }

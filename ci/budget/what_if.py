@@ -17,16 +17,19 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ci import unpacked_layers
 from ci.budget.attribution import canonical
+from ci.budget.model import FAIL
+from ci.budget.options import removal_options
 from ci.budget.projection import Measured, Measurer
 from ci.budget.render_what_if import CHECK, Answer, answer_of
+from ci.budget.what_if_compact import CompactLayer, measure_compact
 from ci.budget.what_if_current import Current, current_state
-from ci.budget.what_if_options import measured_options
 from ci.budget.what_if_project import Projection, project
 from ci.budget.what_if_resolve import UnresolvableError, held_back, moved_pins, resolve
 from ci.budget.what_if_specs import WhatIfRequest, parse_request
@@ -43,14 +46,16 @@ from ci.paths import BuildPaths
 from ci.reports import Finding, sha256_file, write_report
 from ci.site import rules
 from ci.site.owners import BUILD_SITE
+from ci.units import as_mb
 
 CI_PACKAGE = Path(__file__).resolve().parents[1]
 Log = Callable[[str], None]
 
 
-def answer_key(config: Config, current: Current, request: WhatIfRequest) -> str:
+def answer_key(config: Config, paths: BuildPaths, current: Current, request: WhatIfRequest) -> str:
     """sha256 of everything that decides the answer: the lock and requirements, the request, the target,
-    the rules and build options, the index, the current zips and trace, the limit, and this code."""
+    the rules and build options, the index, the current zips and trace, the limit, the model and events
+    the compact profile is measured with, and this code."""
     inputs = current.inputs
     trace = inputs.import_trace
     in_files = sorted({req.file for req in read_in(config.lock.requirements_in, config.root)})
@@ -68,6 +73,8 @@ def answer_key(config: Config, current: Current, request: WhatIfRequest) -> str:
         repr(inputs.extra_arns).encode(),
         repr((inputs.limit_bytes, inputs.warn_fraction)).encode(),
         json.dumps([trace.source, sorted(trace.files), trace.distributions] if trace else None).encode(),
+        (sha256_file(paths.model) if paths.model.is_file() else "no model").encode(),
+        sources_digest(config.smoke.events).encode(),
         sources_digest(CI_PACKAGE / "budget", CI_PACKAGE / "lock", CI_PACKAGE / "layer", CI_PACKAGE / "site").encode(),
     ]
     return hashlib.sha256(b"\0".join(hashlib.sha256(part).digest() for part in parts)).hexdigest()
@@ -117,7 +124,7 @@ def what_if(
     """The answer (from the cache unless `fresh`), and the projection when it was computed now."""
     started = time.perf_counter()
     current = current_state(config, paths, limit_bytes)
-    key = answer_key(config, current, request)
+    key = answer_key(config, paths, current, request)
     if not fresh:
         cached = cached_answer(paths, key)
         if cached is not None:
@@ -160,27 +167,46 @@ def what_if(
             scratch=paths.build / "what-if",
             base_site=base_site,
         )
-        measured: dict[str, Measured] = measurer.measure(new)
-    mark = step("measure", mark)
-    fresh_count = sum(1 for m in measured.values() if not m.from_cache)
-    log(
-        f"measure:  {len(unchanged)} distributions as build/layer.zip ships them; {len(new)} installed and pruned by "
-        f"the build's rules ({fresh_count} measured now, {len(new) - fresh_count} cached) [{timings['measure']:.1f}s]"
-    )
-    projection = project(
-        config,
-        current,
-        request,
-        lock,
-        measured,
-        moves=moved_pins(current.lock, lock),
-        held_back=held_back(config, paths, request, lock),
-        lock_shown=display_path(lock.path, config.root),
-    )
+        try:
+            measured: dict[str, Measured] = measurer.measure(new)
+            mark = step("measure", mark)
+            fresh_count = sum(1 for m in measured.values() if not m.from_cache)
+            log(
+                f"measure:  {len(unchanged)} distributions as build/layer.zip ships them; {len(new)} installed and "
+                f"pruned by the build's rules ({fresh_count} measured now, {len(new) - fresh_count} cached) "
+                f"[{timings['measure']:.1f}s]"
+            )
+            projection = project(
+                config,
+                current,
+                request,
+                lock,
+                measured,
+                moves=moved_pins(current.lock, lock),
+                held_back=held_back(config, paths, request, lock),
+                lock_shown=display_path(lock.path, config.root),
+            )
+            mark = step("project", mark)
+            compact: CompactLayer | None = None
+            if not current.inputs.compact_profile and projection.budget.status == FAIL:
+                # Only an answer over the limit lists options: the handler's trace costs seconds, spent only then.
+                new_site = measurer.tree(new) if new else None
+                workdir = paths.build / "what-if" / f"compact-{os.getpid()}"
+                compact = measure_compact(config, paths, projection, python, base_site(), new_site, workdir)
+                shutil.rmtree(workdir, ignore_errors=True)
+                step("compact", mark)
+                log(f"compact:  {_compact_note(compact)} [{timings['compact']:.1f}s]")
+        finally:
+            measurer.discard_trees()
+    mark = time.perf_counter()
     imports = current.budget.imports
     never = [canonical(use.name) for use in imports.never_imported] if imports else []
+    compact_bytes = None
+    if compact is not None and compact.layer_bytes is not None:
+        layer = next(c for c in projection.budget.components if c.kind == "layer")
+        compact_bytes = projection.budget.used_bytes - layer.unzipped_bytes + compact.layer_bytes
     projection = projection.with_options(
-        measured_options(
+        removal_options(
             projection.budget.used_bytes,
             projection.budget.limit_bytes,
             projection.entries,
@@ -189,13 +215,32 @@ def what_if(
             current.inputs.compact_profile,
             [name for name in never if name not in projection.needed_by_added],
             imports.imported_where if imports else "",
+            config.build.remove,
+            compact_bytes=compact_bytes,
+            compact_how=COMPACT_MEASURED,
         )
     )
-    step("project", mark)
+    step("options", mark)
     timings["total"] = round(time.perf_counter() - started, 2)
     answer = answer_of(projection, timings)
     store_answer(paths, key, answer)
     return answer, projection
+
+
+COMPACT_MEASURED = (
+    "every file the handler never used on the committed events in the projected layer (measured: the "
+    "build's trace run on it, added distributions included) and the .py of every module it imported, "
+    "which ships as its .pyc"
+)
+
+
+def _compact_note(compact: CompactLayer) -> str:
+    if compact.layer_bytes is None:
+        return f"not measured: {compact.why_not}"
+    return (
+        f"the handler traced on the projected layer ({compact.traced_files} files used); "
+        f"with the compact profile the layer is {as_mb(compact.layer_bytes)}"
+    )
 
 
 def _split(current: Current, wheels: list[CachedWheel]) -> tuple[list[CachedWheel], list[CachedWheel]]:

@@ -13,11 +13,10 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ci.budget.compute import module_key
-from ci.budget.model import Budget, Comparison, Component, DistributionDelta, Group
+from ci.budget.model import Budget, Comparison, Component, DistributionDelta, Group, Suggestion
 from ci.budget.projection import Measured
+from ci.budget.traced import module_key
 from ci.budget.what_if_current import Current
-from ci.budget.what_if_options import Option
 from ci.budget.what_if_resolve import Move
 from ci.budget.what_if_specs import WhatIfRequest
 from ci.budget.zips import Entry
@@ -43,14 +42,14 @@ class Projection:
     held_back: list[str]
     needed_by_added: set[str]  # distributions an added one requires (never "never imported" from now on)
     bytecode_if_imported: dict[str, int]  # added distribution -> .pyc bytes if the handler imports all of it
-    options: list[Option] = field(default_factory=list)
+    options: list[Suggestion] = field(default_factory=list)
 
     @property
     def judged(self) -> set[str]:
         """Distributions the current import trace can speak for: all but the added ones."""
         return set(self.entries) - set(self.added)
 
-    def with_options(self, options: Sequence[Option]) -> Projection:
+    def with_options(self, options: Sequence[Suggestion]) -> Projection:
         return dataclasses.replace(self, options=list(options))
 
 

@@ -174,22 +174,30 @@ def step_pristine(state: BuildState) -> None:
 def step_prune(state: BuildState) -> None:
     options = state.options
     with state.step("prune"):
+        # build.remove first, and not spared for the verification's imports as the rules are: it names what
+        # to remove, and the checks after it (verify, trace) fail naming the glob if something needed it.
+        removed = rules.apply_removals(state.site, options.remove, options.keep)
         results: dict[str, rules.RuleResult] = dict(rules.apply_rules(state.site, options.prune, state.keep))
         if rules.STRIP in options.prune:
             results[rules.STRIP] = _strip(state)
-        ordered = {name: results[name] for name in options.prune}
+        ordered = {**removed, **{name: results[name] for name in options.prune}}
     for result in ordered.values():
         state.changes.update({path: result.name for path in result.paths})
     state.data["rules"] = {name: result.summary() for name, result in ordered.items()}
     files, size = tree_size(state.site)
-    removed = sum(r.bytes for r in ordered.values())
-    state.log(f"prune:    {len(ordered)} rules removed {as_mb(removed)}; layer now {files} files, {as_mb(size)}")
+    removed_bytes = sum(r.bytes for r in ordered.values())
+    globs = f" and {len(removed)} build.remove globs" if removed else ""
+    state.log(
+        f"prune:    {len(ordered) - len(removed)} rules{globs} removed {as_mb(removed_bytes)}; "
+        f"layer now {files} files, {as_mb(size)}"
+    )
     for result in ordered.values():
         extra = ""
         if isinstance(result, strip.StripResult) and result.restored:
             extra = f", {len(result.restored)} restored (stripped copy did not load)"
         if result.spared:
-            extra += f", {len(result.spared)} kept (imported by the verification)"
+            why = "build.keep, metadata or licenses" if result.name in removed else "imported by the verification"
+            extra += f", {len(result.spared)} kept ({why})"
         state.log(f"  - {result.name:<12} {result.files:>5} files {as_mb(result.bytes):>9}{extra}")
     state.log(f"  [{state.timings['prune']:.1f}s]")
 

@@ -272,7 +272,7 @@ def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
 
 def _attributed(problem: str, detail: str, state: BuildState) -> CheckFailedError:
     cause = diagnose.cause_of("", detail, "\0", state.diagnosis())
-    blame = "".join(f"\n  rule '{rule}' removed/changed {path}" for path, rule in cause.culprits[:5])
+    blame = "".join(f"\n  {rules.describe(rule)} removed/changed {path}" for path, rule in cause.culprits[:5])
     return CheckFailedError(problem + (blame or f"\n  {cause.detail}"), cause.fix)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ci.layer.modules import paths_of_module, top_level_modules
 from ci.runtime_view import RuntimeView
+from ci.site import rules
 
 PRUNED, UNLOCKED, RUNTIME, INSTALLED = "pruned", "unlocked", "runtime", "installed"
 RELOCK = "`python -m ci lock`"
@@ -40,14 +41,13 @@ def cause_of(module: str, error: str, file: str, context: Context) -> Cause:
     """The cause of `module` failing with `error` (an exception line or a traceback); `file` is its own."""
     culprits = attribute(module, error, file, context.changes)
     if culprits:
-        rules = ", ".join(sorted({rule for _path, rule in culprits}))
-        blame = "; ".join(f"rule '{rule}' removed/changed {path}" for path, rule in culprits[:3])
+        blame = "; ".join(f"{rules.describe(rule)} removed/changed {path}" for path, rule in culprits[:3])
         more = f" (+{len(culprits) - 3} more)" if len(culprits) > 3 else ""
         return Cause(
             PRUNED,
             blame + more,
-            f'keep the named paths with build.keep = ["<path glob>"] in pipeline.toml, or drop {rules} from '
-            "build.prune",
+            f'keep the named paths with build.keep = ["<path glob>"] in pipeline.toml, or '
+            f"{rules.undo(rule for _path, rule in culprits)}",
             tuple(culprits),
         )
     view = context.view

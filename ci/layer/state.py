@@ -39,13 +39,14 @@ class BuildOptions:
     bytecode: str
     sourceless: bool
     prune_unimported: bool
+    remove: tuple[str, ...] = ()  # path globs (relative to python/) removed before the rules; keep wins
     jobs: int = 1
     reuse_proofs: bool = True  # False: `ci build --fresh-proofs` (proofs.py)
 
     @classmethod
     def from_config(cls, config: Config) -> BuildOptions:
         build = config.build  # checked when the configuration was loaded
-        return cls(build.prune, build.keep, build.bytecode, build.sourceless, build.prune_unimported)
+        return cls(build.prune, build.keep, build.bytecode, build.sourceless, build.prune_unimported, build.remove)
 
 
 @dataclass

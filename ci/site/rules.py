@@ -196,3 +196,96 @@ def apply_rules(site: Path, names: Iterable[str], keep: frozenset[str] = frozens
         result.paths.append(rel)
     remove_empty_dirs(site)
     return results
+
+
+REMOVE = "remove:"  # prefix of a [build] remove glob's name where rules are named (reports, attributions)
+
+
+def removal_name(glob: str) -> str:
+    """How a [build] remove glob is named beside the rules: build.json's "rules", failures' attributions."""
+    return f"{REMOVE}{glob}"
+
+
+def describe(name: str) -> str:
+    """'rule 'tests'' or 'build.remove glob "sklearn/cluster/*"': what removed or changed a file."""
+    if name.startswith(REMOVE):
+        return f'build.remove glob "{name.removeprefix(REMOVE)}"'
+    return f"rule '{name}'"
+
+
+def undo(names: Iterable[str]) -> str:
+    """The fix that takes the named rules and remove globs back out of pipeline.toml."""
+    names = sorted(set(names))
+    globs = [f'"{name.removeprefix(REMOVE)}"' for name in names if name.startswith(REMOVE)]
+    rules = [name for name in names if not name.startswith(REMOVE)]
+    undo = ([f"delete {', '.join(globs)} from build.remove"] if globs else []) + (
+        [f"drop {', '.join(rules)} from build.prune"] if rules else []
+    )
+    return " or ".join(undo) or "drop the rule involved"
+
+
+def apply_removals(
+    site: Path, globs: Iterable[str], keep_globs: Iterable[str] = (), strict: bool = True
+) -> dict[str, RuleResult]:
+    """Remove every file under `site` a [build] remove glob matches, unless a build.keep glob matches it too
+    (keep wins: it is the list of what nothing may remove) or it is always kept (METADATA, licenses).
+    A result per glob, named by removal_name; a file two globs match is the first one's.
+
+    Refused (ConfigError) when a glob removes nothing: a typo, or a glob whose every file is kept or
+    already removed, would otherwise pass silently and the layer stay as big as before. `strict` False:
+    a part of a layer (a what-if's new distributions) may hold nothing a glob names.
+    """
+    from ci.errors import ConfigError
+
+    keep_globs = tuple(keep_globs)
+    rels = [path.relative_to(site).as_posix() for path in walk_files(site)]
+    results: dict[str, RuleResult] = {}
+    owner: dict[str, str] = {}  # removed path -> the glob that removed it
+    for glob in globs:
+        result = results[removal_name(glob)] = RuleResult(removal_name(glob))
+        matched = [rel for rel in rels if fnmatch.fnmatchcase(rel, glob)]
+        if not strict and not matched:
+            continue
+        if not matched:
+            raise ConfigError(
+                f'[build] remove glob "{glob}" matches no file under python/{_near(glob, rels)}',
+                f'fix the glob (paths are relative to python/, e.g. "sklearn/cluster/*") or delete "{glob}" '
+                "from [build] remove in pipeline.toml",
+            )
+        why_not: dict[str, str] = {}
+        for rel in matched:
+            keep = next((keep for keep in keep_globs if fnmatch.fnmatchcase(rel, keep)), None)
+            if rel in owner:
+                why_not[rel] = f'already removed by "{owner[rel]}"'
+            elif keep is not None:
+                why_not[rel] = f'build.keep "{keep}"'
+                result.spared.append(rel)
+            elif always_kept(PurePosixPath(rel)):
+                why_not[rel] = "metadata and licenses are always kept"
+                result.spared.append(rel)
+            else:
+                path = site / rel
+                result.files += 1
+                result.bytes += path.stat().st_size
+                result.paths.append(rel)
+                path.unlink()
+                owner[rel] = glob
+        if strict and not result.files:
+            reasons = "; ".join(sorted(set(why_not.values())))
+            raise ConfigError(
+                f'[build] remove glob "{glob}" matches {len(matched)} file(s) but removes none ({reasons})',
+                f'delete "{glob}" from [build] remove in pipeline.toml, or the build.keep glob that protects them',
+            )
+    remove_empty_dirs(site)
+    return results
+
+
+def _near(glob: str, rels: list[str]) -> str:
+    """' (did you mean "sklearn/cluster/*"?)' from the folders the tree has at the glob's depth, or ''."""
+    import difflib
+
+    prefix = glob.split("*")[0].rstrip("/")
+    depth = prefix.count("/") + 1
+    folders = sorted({"/".join(rel.split("/")[:depth]) for rel in rels if rel.count("/") >= depth})
+    close = difflib.get_close_matches(prefix, folders, n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}/*"?)' if close and f"{close[0]}/*" != glob else ""
