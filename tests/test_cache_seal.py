@@ -2,11 +2,15 @@
 
 build/cache travels through actions/cache and any job on main writes main's cache; these tests play that
 writer, replacing the cached outputs a warm rebuild would take (shipped bytecode, stripped libraries,
-deflate streams) under the names the build looks for, and require the same layer as before, byte for byte.
+deflate streams) under the names the build looks for, and require the same bytes as before. Proof records,
+the pristine verdict and the checking interpreters' bytecode: tests/test_proofs.py, test_verify.py and
+test_pyc_store.py.
 """
 
 from __future__ import annotations
 
+import _ctypes
+import _json
 import hashlib
 import json
 import os
@@ -19,7 +23,7 @@ import pytest
 
 from ci import cache_seal
 from ci.isolated import run_isolated, target_python
-from ci.layer import archive
+from ci.layer import archive, strip
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.config_fixtures import PYC_TAG
 from tests.config_fixtures import PYTHON as TARGET_PYTHON
@@ -52,18 +56,11 @@ def poison(cache: Path, tmp: Path) -> dict[str, int]:
     evil = tmp / "evil.py"
     evil.write_text(EVIL)
     forged = compiled(evil, "/opt/python/evil.py", tmp / "evil.pyc")
-    counts = {"bytecode": 0, "strip": 0, "deflate": 0}
+    counts = {"bytecode": 0, "deflate": 0}
     for entry in (cache / "bytecode").glob("*.pyc"):
         entry.unlink()
         entry.write_bytes(forged)
         counts["bytecode"] += 1
-    stripped = sorted((cache / "strip").glob("*.so"))
-    other = stripped[-1].read_bytes()  # another library, named by its own sha256 as the old check wanted
-    for entry in stripped[:-1]:
-        key = entry.name.split(".", 1)[0]
-        entry.unlink()
-        (entry.parent / f"{key}.{hashlib.sha256(other).hexdigest()}.so").write_bytes(other)
-        counts["strip"] += 1
     for entry in (cache / "deflate").glob("*.deflate"):
         compressor = zlib.compressobj(archive.LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
         entry.write_bytes(compressor.compress(EVIL.encode()) + compressor.flush())
@@ -94,6 +91,31 @@ def test_a_poisoned_cache_never_reaches_the_layer(trained_model: BuildPaths, tmp
             source.write_bytes(layer.read(f"python/{rel}"))
             fresh = compiled(source, f"/opt/python/{rel}", tmp_path / "fresh.pyc")
             assert layer.read(name) == fresh, f"{name} is not what its source compiles to"
+
+
+def test_a_stripped_library_not_sealed_here_is_stripped_again(tmp_path: Path) -> None:
+    """Another library under the name the cache gives the stripped original (its own sha256 after the dot, as
+    the old self-check wanted) is never put in the tree: the original is stripped again."""
+    if shutil.which("strip") is None:
+        pytest.skip("binutils' strip is not installed")
+    original, other = Path(_json.__file__), Path(_ctypes.__file__)  # two libraries with symbols to strip
+    cache = tmp_path / "cache"
+
+    def stripped_tree(name: str) -> bytes:
+        site = tmp_path / name
+        site.mkdir()
+        shutil.copyfile(original, site / "mod.so")
+        result = strip.strip_tree(site, cache, lambda files, site: {})
+        assert result.files == 1 and not result.failed, result
+        return (site / "mod.so").read_bytes()
+
+    first = stripped_tree("one")
+    (entry,) = cache.glob("*.so")
+    key = entry.name.split(".", 1)[0]
+    forged = other.read_bytes()
+    entry.unlink()
+    (cache / f"{key}.{hashlib.sha256(forged).hexdigest()}.so").write_bytes(forged)
+    assert stripped_tree("two") == first != forged
 
 
 def test_a_deflate_stream_is_used_only_if_it_inflates_to_the_file(tmp_path: Path) -> None:
