@@ -91,8 +91,15 @@ def test_a_prefix_left_by_a_killed_run_is_removed_by_the_next(tmp_path: Path) ->
 def test_bytecode_not_sealed_here_never_runs(tmp_path: Path) -> None:
     """Other code under a layer module's or the standard library's entry name (a poisoned cache) is not offered."""
     store = pyc_store.PycStore(tmp_path / "cache" / "pyc", "cpython-311")
-    code = "import pkg, tool; print(pkg.ANSWER, tool.VALUE)"
-    assert counted(store, [tree(tmp_path / "a")], code)[1] == '1 "1.5"'
+    code = "import pkg, tool, twin_a, twin_b; print(pkg.ANSWER, tool.VALUE)"
+
+    def twins(site: Path) -> Path:  # two sources with the same bytes and mtime: one entry serves both
+        for name in ("twin_a.py", "twin_b.py"):
+            (site / name).write_text("")
+            os.utime(site / name, (MTIME, MTIME))
+        return site
+
+    assert counted(store, [twins(tree(tmp_path / "a"))], code)[1] == '1 "1.5"'
     evil = tmp_path / "evil.py"
     evil.write_text("print('poisoned'); raise SystemExit(0)\n")
     forged = tmp_path / "evil.pyc"
@@ -103,5 +110,5 @@ def test_bytecode_not_sealed_here_never_runs(tmp_path: Path) -> None:
     for entry in entries:  # same names, other bytes: what a writer of the restored cache can do
         entry.unlink()
         shutil.copyfile(forged, entry)
-    run, said = counted(store, [tree(tmp_path / "b")], code)
+    run, said = counted(store, [twins(tree(tmp_path / "b"))], code)
     assert said == '1 "1.5"' and run.reused == 0 and run.compiled > 3

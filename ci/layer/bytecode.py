@@ -107,8 +107,11 @@ def _sealed_entry(cache: Path, key: str, names: list[str]) -> Path | None:
     """The entry of `key` whose bytes carry this machine's seal; others (forged, torn, foreign) are deleted."""
     for name in names:
         entry = cache / name
-        if cache_seal.matches(cache_seal.seal_file(_SEAL, key, entry), name.split(".")[1]):
-            return entry
+        try:
+            if cache_seal.matches(cache_seal.seal_file(_SEAL, key, entry), name.split(".")[1]):
+                return entry
+        except FileNotFoundError:  # removed by a build side by side
+            continue
         entry.unlink(missing_ok=True)
     return None
 

@@ -130,13 +130,17 @@ class PycStore:
 
 def _sealed(entries: Path, stem: str, tag: str, names: list[str]) -> Path | None:
     """The entry "<stem>.<seal>.<tag>.pyc" whose bytes carry this machine's seal; others are deleted."""
-    for name in names:
+    for name in list(names):
         parts = name.split(".")
         if len(parts) != 4 or parts[2] != tag:
             continue
         entry = entries / name
-        if cache_seal.matches(cache_seal.seal_file(_SEAL, stem, entry), parts[1]):
-            return entry
+        try:
+            if cache_seal.matches(cache_seal.seal_file(_SEAL, stem, entry), parts[1]):
+                return entry
+        except FileNotFoundError:  # deleted meanwhile (another source with the same bytes, another build)
+            pass
+        names.remove(name)
         entry.unlink(missing_ok=True)
     return None
 
@@ -151,11 +155,15 @@ def _offer_outside(outside: Path, prefix: Path) -> None:
             target = prefix / rel
             if not kept.endswith(".pyc") or target.exists():
                 continue
-            if not cache_seal.matches(cache_seal.seal_file(_SEAL, rel.as_posix(), entry), mark):
-                entry.unlink(missing_ok=True)
+            try:
+                sealed = cache_seal.matches(cache_seal.seal_file(_SEAL, rel.as_posix(), entry), mark)
+                if sealed:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.link(entry, target)
+                    continue
+            except FileNotFoundError:  # removed by a build side by side
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(entry, target)
+            entry.unlink(missing_ok=True)
 
 
 def _remove_orphans(runs: Path) -> None:

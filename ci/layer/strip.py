@@ -110,8 +110,11 @@ def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | Non
     flags = "".join(arg.strip("-")[0] + arg.strip("-")[-1] for arg in STRIP_ARGS)
     key = f"{sha256_file(path)}-{flags}"
     for cached in sorted(cache.glob(f"{key}.*.so")):
-        if cache_seal.matches(cache_seal.seal_file(STRIP, key, cached), cached.name[len(key) + 1 : -len(".so")]):
-            return cached, ""
+        try:
+            if cache_seal.matches(cache_seal.seal_file(STRIP, key, cached), cached.name[len(key) + 1 : -len(".so")]):
+                return cached, ""
+        except FileNotFoundError:  # removed by a build side by side
+            continue
         cached.unlink(missing_ok=True)
     partial = cache / f"{key}.{os.getpid()}.partial"
     run = subprocess.run(
