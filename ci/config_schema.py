@@ -10,7 +10,7 @@ import difflib
 import json
 import re
 import tomllib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -109,6 +109,36 @@ class Table:
         value = self._get(key, default, wants, example)
         if not isinstance(value, str) or not re.fullmatch(pattern, value):
             raise self._bad(key, wants, example)
+        return value
+
+    def path(self, key: str, example: str, roots: Sequence[Path], default: str | _Required = REQUIRED) -> Path:
+        """A path relative to roots[0] (the repository) that stays inside one of `roots` once resolved."""
+        return self._inside(key, self.text(key, example, default=default), roots, example)
+
+    def paths(self, key: str, example: str, roots: Sequence[Path], default: tuple[str, ...]) -> tuple[Path, ...]:
+        return tuple(self._inside(key, item, roots, example) for item in self.texts(key, example, default=default))
+
+    def _inside(self, key: str, value: str, roots: Sequence[Path], example: str) -> Path:
+        path = roots[0] / value
+        if not any(path.resolve().is_relative_to(root.resolve()) for root in roots):
+            where = " or ".join(str(root) for root in roots)
+            raise ConfigError(
+                f"{self.file}: [{self.name}] {key} = {toml_value(value)} is not allowed: it must be a path inside "
+                f"the repository ({where}), and {path.resolve()} is not",
+                f"write {key} = {example} under [{self.name}] (relative to the repository)",
+            )
+        return path
+
+    def globs(self, key: str, example: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        """Relative path globs: no absolute path, no '..' segment (they match inside one tree only)."""
+        value = self.texts(key, example, default=default)
+        for item in value:
+            if item.startswith("/") or "\\" in item or ".." in item.split("/"):
+                raise ConfigError(
+                    f"{self.file}: [{self.name}] {key} names {toml_value(item)}, which is not allowed: each must be "
+                    "a relative path glob without '..' segments or backslashes",
+                    f"write {key} = {example} under [{self.name}]",
+                )
         return value
 
     def choice(self, key: str, choices: Collection[str], default: str | _Required = REQUIRED) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from ci.config_schema import Table, toml_value
+from ci.config_schema import REQUIRED, Table, toml_value
 from ci.errors import ConfigError
 from ci.site.rules import RULES, STRIP
 
@@ -23,6 +23,7 @@ BYTECODE_MODES = ("runtime", "all", "none")
 # Where training and the tools run (GitHub's ubuntu runner, this host), unless [lock] says otherwise.
 # The host's Python is not a setting: it is the target runtime's (ci/python.py finds it).
 HOST_PLATFORM = "x86_64-manylinux_2_17"
+_KEY_SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9._-]+"  # one segment of an S3 key prefix: not "." nor ".."
 
 
 def keys(cls: type) -> tuple[str, ...]:
@@ -77,14 +78,20 @@ class LockConfig:
     # Packages the runtime provides that the layer ships anyway (canonical names; checked against the
     # runtime in ci/config.py): the layer then decides their version, not AWS's runtime updates.
     bundle_runtime_packages: tuple[str, ...]
+    allow_insecure_index: bool  # an http:// or file:// index_url (a local mirror, a test index): named, never silent
+
+
+def roots(table: Table, root: Path) -> tuple[Path, Path]:
+    """Where a configured path may point: the repository, or beside the configuration file itself."""
+    return (root, table.file.parent)
 
 
 def parse_lock(table: Table, root: Path) -> LockConfig:
     def path(key: str, example: str, optional: bool = False) -> Path:
         """`optional`: keys added later default to their example, so an older pipeline.toml still loads."""
-        return root / (
-            table.text(key, f'"{example}"', default=example) if optional else table.text(key, f'"{example}"')
-        )
+        return table.path(key, f'"{example}"', roots(table, root), default=example if optional else REQUIRED)
+
+    insecure = table.flag("allow_insecure_index", default=False)
 
     return LockConfig(
         requirements_in=path("requirements_in", "requirements.in"),
@@ -99,13 +106,16 @@ def parse_lock(table: Table, root: Path) -> LockConfig:
         index_url=table.text(
             "index_url",
             '"https://pypi.org/simple"',
-            pattern=r"(https?|file)://\S+",
-            wants="an http(s) or file:// URL of a simple index",
+            pattern=r"(https?|file)://\S+" if insecure else r"https://\S+",
+            wants="an http(s) or file:// URL of a simple index"
+            if insecure
+            else "an https:// URL of a simple index (http:// or file:// only with allow_insecure_index = true)",
         ),
         host_platform=table.text("host_platform", f'"{HOST_PLATFORM}"', default=HOST_PLATFORM),
         bundle_runtime_packages=tuple(
             canonicalize_name(name) for name in table.texts("bundle_runtime_packages", '["urllib3"]', default=())
         ),
+        allow_insecure_index=insecure,
     )
 
 
@@ -125,7 +135,7 @@ def parse_build(table: Table) -> BuildConfig:
         bytecode=table.choice("bytecode", BYTECODE_MODES, default="runtime"),
         sourceless=table.flag("sourceless", default=False),
         prune_unimported=table.flag("prune_unimported", default=False),
-        keep=table.texts("keep", '["sklearn/datasets/*"]', default=()),
+        keep=table.globs("keep", '["sklearn/datasets/*"]', default=()),
         remove=relative_globs(table, "remove", '["sklearn/cluster/*"]'),
     )
 
@@ -184,7 +194,7 @@ def parse_budget(table: Table, root: Path) -> BudgetConfig:
             "limit_bytes", LAMBDA_UNZIPPED_LIMIT, 1, LAMBDA_UNZIPPED_LIMIT, unit="bytes (Lambda's fixed unzipped limit)"
         ),
         warn_fraction=table.number("warn_fraction", 0.9, above=0, maximum=1, default=0.9),
-        extra_layer_zips=tuple(root / item for item in table.texts("extra_layer_zips", '["vendor/otel.zip"]', ())),
+        extra_layer_zips=table.paths("extra_layer_zips", '["vendor/otel.zip"]', roots(table, root), ()),
         extra_layer_arns=arns,
     )
 
@@ -200,7 +210,7 @@ class SmokeConfig:
 
 def parse_smoke(table: Table, root: Path) -> SmokeConfig:
     return SmokeConfig(
-        events=root / table.text("events", '"tests/events"'),
+        events=table.path("events", '"tests/events"', roots(table, root)),
         warm_invocations=table.integer("warm_invocations", 20, 0),
         warm_event=table.text("warm_event", '"direct-single"', default="", pattern=".*", wants="an event name"),
         init_limit_s=table.number("init_limit_s", 10.0, above=0, maximum=LAMBDA_INIT_LIMIT_S),
@@ -230,7 +240,12 @@ def parse_deploy(table: Table) -> DeployConfig:
         stack_name=table.text(
             "stack_name", '"forgetting-curve"', pattern=r"[A-Za-z][A-Za-z0-9-]{0,127}", wants="a stack name"
         ),
-        key_prefix=table.text("key_prefix", '"artifacts"', pattern=r"[^/]\S*", wants="an S3 key prefix"),
+        key_prefix=table.text(
+            "key_prefix",
+            '"artifacts"',
+            pattern=rf"{_KEY_SEGMENT}(/{_KEY_SEGMENT})*",
+            wants="an S3 key prefix of plain segments ([A-Za-z0-9._-], not '.' or '..') separated by single '/'",
+        ),
         github_repository=table.text(
             "github_repository", '"OWNER/NAME"', default="", pattern=r"([\w.-]+/[\w.-]+)?", wants="OWNER/NAME"
         ),

@@ -2,9 +2,12 @@
 
 Lambda unpacks what deploy uploads; a check that reads the zip differently (follows a symlink,
 keeps the second of two same-named entries, writes outside its directory) would vouch for
-something else. So an archive whose entries are not plain files and directories with plain
-relative names is refused, naming the entry, and a damaged one (not a zip, truncated, bad
-CRC) is one PipelineError instead of a traceback.
+something else. So an archive whose entries are not plain files and directories with canonical
+relative names (no '.', '..' or empty segment, no leading './' or '/', no backslash: one spelling
+per path, so a name unique in the zip is unique on disk) is refused, naming the entry, and a
+damaged one (not a zip, truncated, bad CRC) is one PipelineError instead of a traceback. Every
+opening checks each entry's CRC (once per file per process) unless its reader checks it itself
+while unpacking: a size or owner read from a zip that does not unpack would vouch for nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ci.errors import PipelineError
 
@@ -45,8 +48,11 @@ def entry_problem(info: zipfile.ZipInfo) -> str | None:
         return "starts with a drive letter"
     if name.startswith("/"):
         return "is an absolute path"
-    if ".." in PurePosixPath(name).parts:
+    segments = (name[:-1] if name.endswith("/") else name).split("/")
+    if ".." in segments:
         return "has a '..' component (it would unpack outside the directory)"
+    if "." in segments or "" in segments:
+        return "is not a canonical name (a '.' or empty segment: another spelling of a path)"
     mode = info.external_attr >> 16
     kind = stat.S_IFMT(mode)
     if stat.S_ISLNK(mode):
@@ -56,6 +62,10 @@ def entry_problem(info: zipfile.ZipInfo) -> str | None:
     if kind == stat.S_IFDIR and not info.is_dir():
         return "is marked a directory but its name has no trailing '/'"
     return None
+
+
+# Archives whose every entry's CRC was checked in this process: (path, device, inode, size, mtime, ctime).
+_checked: set[tuple[str, int, int, int, int, int]] = set()
 
 
 class SafeZip:
@@ -124,9 +134,10 @@ class SafeZip:
 
 
 @contextmanager
-def open_zip(path: Path, how_to_make: str, shown: Path | None = None) -> Iterator[SafeZip]:
+def open_zip(path: Path, how_to_make: str, shown: Path | None = None, check_data: bool = True) -> Iterator[SafeZip]:
     """Open `path` and judge its entries; `how_to_make` is the fix printed when it is missing or refused,
-    `shown` the file messages name (the artifact, when `path` is its snapshot)."""
+    `shown` the file messages name (the artifact, when `path` is its snapshot). `check_data` False only for
+    a reader that unpacks every entry itself (extract_all checks each CRC)."""
     shown = shown or path
     if not path.is_file():
         raise PipelineError(f"{shown} not found", how_to_make)
@@ -135,4 +146,12 @@ def open_zip(path: Path, how_to_make: str, shown: Path | None = None) -> Iterato
     except _DAMAGED as exc:
         raise DamagedZipError(f"{shown} is not a readable zip file ({exc})", how_to_make) from exc
     with archive:
-        yield SafeZip(path, archive, how_to_make, shown)
+        zipped = SafeZip(path, archive, how_to_make, shown)
+        if check_data:
+            status = path.stat()
+            identity = (str(path.resolve()), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
+                        status.st_ctime_ns)  # fmt: skip
+            if identity not in _checked:
+                zipped.verify()
+                _checked.add(identity)
+        yield zipped

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from ci.bench.run import Targets, check_targets
 from ci.bench.table import render_table
 from ci.config import load_config
+from ci.paths import REPO_ROOT
 from tests.config_fixtures import TARGET, WHEEL_TAG
 
 
@@ -117,11 +119,16 @@ def test_naive_baseline_installs_the_wheel_the_target_accepts_not_this_hosts(tmp
     hashes = "".join(f" --hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}" for wheel in wheels)
     lock = tmp_path / "requirements-layer.txt"
     lock.write_text(f"demo==1.0{hashes}\n")
-    config = load_config(
+    config = load_config(  # the lock beside this copy of the configuration; a local index, named insecure
+        file=Path(shutil.copy(REPO_ROOT / "pipeline.toml", tmp_path)),
         overrides={
             "target": {"architecture": architecture},
-            "lock": {"layer_lock": str(lock), "index_url": (tmp_path / "simple").as_uri()},
-        }
+            "lock": {
+                "layer_lock": str(lock),
+                "index_url": (tmp_path / "simple").as_uri(),
+                "allow_insecure_index": True,
+            },
+        },
     )
 
     naive = build_naive(config, tmp_path / "naive", tmp_path / "pip-cache")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,10 @@ from budget_fixtures import (
 from ci.budget.compute import compute_budget
 from ci.budget.inputs import gather_inputs
 from ci.budget.model import FAIL, PASS, WARN, Budget
+from ci.config import load_config
 from ci.config_schema import toml_value
 from ci.errors import ConfigError, PipelineError
-from ci.paths import BuildPaths
+from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import sha256_file
 
 
@@ -170,7 +172,9 @@ def test_extra_layers_count_against_the_same_limit(tmp_path: Path, repo_root: Pa
     paths = make_build(tmp_path)
     extra = write_zip(tmp_path / "otel.zip", {"python/otel/__init__.py": 7_000, "extensions/collector": 30_000})
     arn = "arn:aws:lambda:us-east-1:123456789012:layer:insights:14"
-    config = config_with(extra_layer_zips=[str(extra)], extra_layer_arns=[{"arn": arn, "unzipped_bytes": 5_000_000}])
+    extras = {"extra_layer_zips": [str(extra)], "extra_layer_arns": [{"arn": arn, "unzipped_bytes": 5_000_000}]}
+    # A configured path stays in the repository or beside the configuration file: the zip is beside this copy.
+    config = load_config(file=Path(shutil.copy(REPO_ROOT / "pipeline.toml", tmp_path)), overrides={"budget": extras})
     budget = compute_budget(gather_inputs(config, paths))
     own = zip_sums(paths.layer_zip, paths.function_zip)[0]
     assert budget.used_bytes == own + 37_000 + 5_000_000

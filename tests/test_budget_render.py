@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from ci.budget.render_json import budget_to_dict, write_budget_json
 from ci.budget.render_markdown import render_markdown
 from ci.budget.render_terminal import render_terminal, verdict_message
 from ci.config import load_config
-from ci.paths import BuildPaths
+from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import sha256_file
 from ci.snapshot import take
 
@@ -223,14 +224,15 @@ def test_extra_layers_appear_in_the_parts_table_and_the_chart(tmp_path: Path) ->
     paths = make_build(tmp_path)
     extra = write_zip(tmp_path / "otel.zip", {"extensions/collector": 40_000})
     arn = "arn:aws:lambda:us-east-1:123456789012:layer:insights:14"
-    config = load_config(
+    config = load_config(  # the extra zip beside this copy of the configuration: inside its repository
+        file=Path(shutil.copy(REPO_ROOT / "pipeline.toml", tmp_path)),
         overrides={
             "budget": {
                 "limit_bytes": 10_000_000,
                 "extra_layer_zips": [str(extra)],
                 "extra_layer_arns": [{"arn": arn, "unzipped_bytes": 2_000_000}],
             }
-        }
+        },
     )
     budget = compute_budget(gather_inputs(config, paths))
     markdown = render_markdown(budget)

@@ -8,7 +8,10 @@ person would and reads what it printed and wrote.
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -150,6 +153,68 @@ def test_requirements_files_are_read_like_requirements_in(repo: MiniRepo, tmp_pa
     run_cli(*repo.cli("budget", "--what-if", "-r", str(extra)))
     names = {row["name"] for row in report(repo)["distributions"] if row["status"] == "added"}
     assert names == {"smallpkg"}
+
+
+@pytest.fixture()
+def listener() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP server on 127.0.0.1 recording every request: an index or link server uv must never contact."""
+    seen: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple", seen
+    finally:
+        server.shutdown()
+
+
+OPTION_LINES = {
+    "-e": "-e {project}",
+    "--editable": "--editable={project}",
+    "--index-url": "--index-url {url}",
+    "-i": "-i {url}",
+    "--extra-index-url": "--extra-index-url {url}",
+    "--find-links": "--find-links {url}",
+    "-f": "-f {url}",
+    "-c": "-c {other}",
+    "-r": "-r {other}",
+    "--requirement": "--requirement={other}",
+    "--trusted-host": "--trusted-host 127.0.0.1",
+    "--no-binary": "--no-binary :all:",
+}
+
+
+@pytest.mark.parametrize("option", sorted(OPTION_LINES))
+def test_an_option_in_a_requirements_file_is_refused_before_uv_starts(
+    option: str, repo: MiniRepo, tmp_path: Path, listener: tuple[str, list[str]]
+) -> None:
+    url, seen = listener
+    project = tmp_path / "project"
+    project.mkdir()
+    ran = tmp_path / "setup-py-ran"
+    (project / "setup.py").write_text(f"open({str(ran)!r}, 'w').close()\nfrom setuptools import setup\nsetup()\n")
+    other = tmp_path / "other.in"
+    other.write_text("smallpkg==1.0\n")
+    extra = tmp_path / "extra.in"
+    line = OPTION_LINES[option].format(project=project, url=url, other=other)
+    extra.write_text(f"# what we might add\n{line}\nsmallpkg==1.0\n")
+    written = set(repo.paths.build.rglob("what-if.in"))  # by other tests of the shared repository
+    run = run_cli(*repo.cli("budget", "--what-if", "-r", str(extra)), check=False)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"extra.in:2: {option!r} is an option, not a requirement" in lines[0], lines
+    assert "fix:" in lines[0]
+    assert seen == [] and not ran.exists(), "uv never started"
+    assert set(repo.paths.build.rglob("what-if.in")) == written, "nothing written for the resolver"
 
 
 def test_the_help_names_the_option() -> None:

@@ -131,6 +131,47 @@ def test_optional_keys_take_their_defaults_and_paths_resolve_against_the_reposit
     assert config.file == file
 
 
+OUT_OF_DOMAIN = {
+    "plain http index": ("lock", "index_url", 'index_url = "http://mirror.example/simple"', "an https:// URL"),
+    "file index": ("lock", "index_url", 'index_url = "file:///srv/simple"', "an https:// URL"),
+    "lock outside": ("lock", "layer_lock", 'layer_lock = "/etc/passwd"', "a path inside the repository"),
+    "lock above": ("lock", "requirements_in", 'requirements_in = "../../x.in"', "a path inside the repository"),
+    "events outside": ("smoke", "events", 'events = "/etc"', "a path inside the repository"),
+    "extra zip above": ("budget", "extra_layer_zips", 'extra_layer_zips = ["../x.zip"]', "inside the repository"),
+    "keep above": ("build", "keep", 'keep = ["../../etc/*"]', "without '..' segments"),
+    "keep absolute": ("build", "keep", 'keep = ["/etc/*"]', "a relative path glob"),
+    "prefix above": ("deploy", "key_prefix", 'key_prefix = "../x"', "plain segments"),
+    "prefix dot": ("deploy", "key_prefix", 'key_prefix = "a/./b"', "plain segments"),
+    "prefix empty segment": ("deploy", "key_prefix", 'key_prefix = "a//b"', "plain segments"),
+    "prefix trailing slash": ("deploy", "key_prefix", 'key_prefix = "a/"', "plain segments"),
+    "prefix space": ("deploy", "key_prefix", 'key_prefix = "a b"', "plain segments"),
+}
+
+
+@pytest.mark.parametrize("case", OUT_OF_DOMAIN)
+def test_a_value_outside_its_domain_is_refused_naming_its_key(tmp_path: Path, case: str) -> None:
+    section, key, line, allowed = OUT_OF_DOMAIN[case]
+    message = refusal(tmp_path, section, key, line)
+    assert f"[{section}] {key}" in message and allowed in message and "fix: write " in message
+
+
+def test_an_insecure_index_needs_its_named_opt_in(tmp_path: Path) -> None:
+    file = edited_config(tmp_path, "lock", "index_url", 'index_url = "http://127.0.0.1:8080/simple"')
+    file.write_text(file.read_text().replace("[lock]\n", "[lock]\nallow_insecure_index = true\n"))
+    config = load_config(file=file)
+    assert config.lock.index_url == "http://127.0.0.1:8080/simple" and config.lock.allow_insecure_index
+    assert not load_config().lock.allow_insecure_index
+
+
+def test_paths_beside_the_config_file_and_plain_prefixes_are_accepted(tmp_path: Path) -> None:
+    file = edited_config(tmp_path, "deploy", "key_prefix", 'key_prefix = "team-a/forgetting_curve.v2"')
+    file.write_text(
+        file.read_text().replace('layer_lock = "requirements-layer.txt"', f'layer_lock = "{tmp_path}/l.txt"')
+    )
+    config = load_config(file=file)
+    assert config.deploy.key_prefix == "team-a/forgetting_curve.v2" and config.lock.layer_lock == tmp_path / "l.txt"
+
+
 def test_sections_are_frozen_and_typed() -> None:
     config = load_config()
     with pytest.raises(dataclasses.FrozenInstanceError):

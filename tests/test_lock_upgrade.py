@@ -75,7 +75,8 @@ def test_an_unknown_package_is_refused_with_a_suggestion(repo: Path) -> None:  #
 def test_a_failed_resolve_restores_every_file_it_touched(repo: Path, tmp_path: Path) -> None:  # noqa: F811
     empty_index = tmp_path / "empty-index"
     empty_index.mkdir()
-    edit(repo / "pipeline.toml", 'index_url = "https://pypi.org/simple"', f'index_url = "{empty_index.as_uri()}"')
+    edit(repo / "pipeline.toml", 'index_url = "https://pypi.org/simple"',
+         f'index_url = "{empty_index.as_uri()}"\nallow_insecure_index = true')  # fmt: skip
     before = {name: (repo / name).read_bytes() for name in LOCK_FILES}
     index = SimpleIndex(empty_index.as_uri(), CACHE / "pypi-simple", offline=True)
 

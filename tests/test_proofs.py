@@ -94,6 +94,21 @@ def test_a_record_is_used_only_for_exactly_the_facts_it_names(tmp_path: Path) ->
     assert len(made) == 2, "--fresh-proofs makes the proof again"
 
 
+def test_a_record_not_sealed_on_this_machine_vouches_for_nothing(tmp_path: Path) -> None:
+    """A forged pass in a cache restored from elsewhere (right name, right facts) is not used: the proof is made."""
+    store = ProofStore(tmp_path / "proofs")
+    store.record("verify", FACTS, {"checked": 267})
+    record = store.root / f"verify-{ProofStore.key('verify', FACTS)}.json"
+    genuine = json.loads(record.read_text())
+    assert store.find("verify", FACTS) is not None
+    for forged in ({k: v for k, v in genuine.items() if k != "seal"}, {**genuine, "seal": "0" * 64},
+                   {**genuine, "result": {"checked": 1}}):  # fmt: skip
+        record.write_text(json.dumps(forged))
+        assert store.find("verify", FACTS) is None, forged
+        made, reused = store.reuse_or_make("verify", FACTS, lambda: {"checked": 267})
+        assert reused is None and made == {"checked": 267}
+
+
 def test_a_failing_proof_is_never_recorded(tmp_path: Path) -> None:
     store = ProofStore(tmp_path / "proofs")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,7 +44,8 @@ def test_a_second_directory_reuses_every_module_and_the_store_holds_one_pyc_per_
     assert said == '1 "1.5"'
     assert first.compiled > 3  # the three layer modules and the standard library modules they import
     entries = sorted(path.name for path in (store.directory / "by-source").iterdir())
-    assert len(entries) == 3 and all(name.endswith(f"-{MTIME}.cpython-311.pyc") for name in entries)
+    assert len(entries) == 3 and all(re.fullmatch(rf"[0-9a-f]{{64}}-{MTIME}\.[0-9a-f]{{64}}\.cpython-311\.pyc", name)
+                                     for name in entries)  # fmt: skip
 
     for name in ("b", "c"):  # other build directories: other paths, the same sources
         again, said = counted(store, [tree(tmp_path / name)], code)
@@ -84,3 +86,29 @@ def test_a_prefix_left_by_a_killed_run_is_removed_by_the_next(tmp_path: Path) ->
     mine.mkdir()
     counted(store, [tree(tmp_path / "a")], "import pkg")
     assert not orphan.exists() and mine.exists()
+
+
+def test_bytecode_not_sealed_here_never_runs(tmp_path: Path) -> None:
+    """Other code under a layer module's or the standard library's entry name (a poisoned cache) is not offered."""
+    store = pyc_store.PycStore(tmp_path / "cache" / "pyc", "cpython-311")
+    code = "import pkg, tool, twin_a, twin_b; print(pkg.ANSWER, tool.VALUE)"
+
+    def twins(site: Path) -> Path:  # two sources with the same bytes and mtime: one entry serves both
+        for name in ("twin_a.py", "twin_b.py"):
+            (site / name).write_text("")
+            os.utime(site / name, (MTIME, MTIME))
+        return site
+
+    assert counted(store, [twins(tree(tmp_path / "a"))], code)[1] == '1 "1.5"'
+    evil = tmp_path / "evil.py"
+    evil.write_text("print('poisoned'); raise SystemExit(0)\n")
+    forged = tmp_path / "evil.pyc"
+    compiled = run_isolated(PYTHON, [], f"import py_compile; py_compile.compile({str(evil)!r}, {str(forged)!r})")
+    assert compiled.returncode == 0, compiled.stderr
+    entries = [p for p in store.directory.rglob("*.pyc*") if "runs" not in p.parts]
+    assert any("outside" in p.parts for p in entries) and any("by-source" in p.parts for p in entries)
+    for entry in entries:  # same names, other bytes: what a writer of the restored cache can do
+        entry.unlink()
+        shutil.copyfile(forged, entry)
+    run, said = counted(store, [twins(tree(tmp_path / "b"))], code)
+    assert said == '1 "1.5"' and run.reused == 0 and run.compiled > 3

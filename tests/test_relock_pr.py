@@ -86,7 +86,7 @@ def relock(work: Path, pandas: str, limit: int, smoke: bool = True) -> BuildPath
     return paths
 
 
-def relock_pr(work: Path, github: FakeGitHub, **extra: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
+def relock_pr(work: Path, github: FakeGitHub, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
     base = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
     env = {
         **base,
@@ -100,7 +100,7 @@ def relock_pr(work: Path, github: FakeGitHub, **extra: str) -> subprocess.Comple
         **extra,
     }
     assert github.remote is not None
-    command = [sys.executable, "-m", "ci.github", "relock-pr", "--remote", str(github.remote)]
+    command = [sys.executable, "-m", "ci.github", "relock-pr", "--remote", str(github.remote), *args]
     return subprocess.run(command, cwd=work, capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -175,6 +175,41 @@ def test_relock_pr_refuses_another_branch_and_a_missing_token_before_pushing(
     no_token = relock_pr(checkout, github, GITHUB_TOKEN="")
     assert no_token.returncode == 1 and "GITHUB_TOKEN is not set" in no_token.stderr
     assert not git(github.remote or Path(), "branch", "--list", "ci/relock"), "nothing pushed"
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (("--branch", "main", "--base", "main"), "is the base branch"),
+        (("--branch", "main"), "is the base branch"),
+        (("--branch", "release"), "is outside ci/relock/"),
+        (("--branch", "ci/relocks"), "is outside ci/relock/"),
+        (("--branch", "ci/relock/../../main"), "is outside ci/relock/"),
+        (("--branch", "ci/relock", "--base", "ci/relock"), "is the base branch"),
+    ],
+)
+def test_relock_pr_force_pushes_only_its_own_branch(
+    args: tuple[str, ...],
+    why: str,
+    checkout: Path,
+    github: FakeGitHub,  # noqa: F811
+) -> None:
+    main = git(github.remote or Path(), "rev-parse", "refs/heads/main")
+    relock(checkout, "2.3.3", limit=10_000)
+    result = relock_pr(checkout, github, *args)
+    assert result.returncode == 1 and why in result.stderr and "fix: use --branch ci/relock" in result.stderr
+    assert git(github.remote or Path(), "rev-parse", "refs/heads/main") == main, "main untouched"
+    assert git(github.remote or Path(), "for-each-ref", "--format=%(refname)") == "refs/heads/main", "nothing pushed"
+    assert github.requests == [], "no pull request asked for"
+
+
+def test_a_branch_under_the_prefix_is_the_bots(checkout: Path, github: FakeGitHub) -> None:  # noqa: F811
+    relock(checkout, "2.3.3", limit=10_000)
+    result = relock_pr(checkout, github, "--branch", "ci/relock/weekly")
+    assert result.returncode == 0, result.stderr
+    assert "pandas==2.3.3 " in git(
+        github.remote or Path(), "show", "refs/heads/ci/relock/weekly:requirements-layer.txt"
+    )
 
 
 def test_a_read_only_token_names_the_permissions(checkout: Path, github: FakeGitHub) -> None:  # noqa: F811

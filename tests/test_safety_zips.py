@@ -44,7 +44,13 @@ BAD_ENTRIES = {
     "backslash": ((entry("python\\evil.py"), b""), "backslash"),
     "drive": ((entry("C:/evil.py"), b""), "drive letter"),
     "fifo": ((entry("python/pkg/pipe", stat.S_IFIFO | 0o644), b""), "neither a file nor a directory"),
+    # Other spellings of python/pkg/__init__.py: unique as strings, one file once unpacked.
+    "dot-segment": ((entry("python/./pkg/__init__.py"), b"VALUE = 2\n"), "not a canonical name"),
+    "empty-segment": ((entry("python//pkg/__init__.py"), b"VALUE = 2\n"), "not a canonical name"),
+    "leading-dot": ((entry("./python/pkg/__init__.py"), b"VALUE = 2\n"), "not a canonical name"),
+    "dot-directory": ((entry("python/./", stat.S_IFDIR | 0o755), b""), "not a canonical name"),
 }
+SPELLINGS = ["dot-segment", "empty-segment", "leading-dot"]
 
 
 def bad_zip(tmp_path: Path, kind: str) -> tuple[Path, str, str]:
@@ -103,7 +109,7 @@ def ci_command(tmp_path: Path, *args: str) -> tuple[int, str]:
     return result.returncode, result.stderr
 
 
-@pytest.mark.parametrize("kind", ["symlink", "duplicate"])
+@pytest.mark.parametrize("kind", ["symlink", "duplicate", *SPELLINGS])
 def test_abi_and_budget_refuse_a_link_or_a_duplicate(kind: str, tmp_path: Path) -> None:
     path, name, why = bad_zip(tmp_path, kind)
     (tmp_path / "build").mkdir()
@@ -128,7 +134,7 @@ def test_abi_names_a_damaged_zip_without_a_traceback(damage: str, tmp_path: Path
     assert err.startswith("error: ") and "layer.zip" in err and "fix:" in err
 
 
-@pytest.mark.parametrize("kind", ["symlink", "duplicate", "dotdot"])
+@pytest.mark.parametrize("kind", ["symlink", "duplicate", "dotdot", *SPELLINGS])
 def test_smoke_refuses_before_extracting(kind: str, tmp_path: Path) -> None:
     path, name, why = bad_zip(tmp_path, kind)
     with pytest.raises(PipelineError, match=why) as info:
@@ -140,6 +146,29 @@ def test_smoke_refuses_before_extracting(kind: str, tmp_path: Path) -> None:
 def test_smoke_names_a_bad_crc(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match="damaged"):
         run_tiny(tmp_path, TINY_HANDLER, layer=bad_crc(tmp_path / "crc.zip"))
+
+
+def test_budget_refuses_a_bad_crc(tmp_path: Path) -> None:
+    """The budget reads only the central directory; a layer that does not unpack must not pass it."""
+    (tmp_path / "build").mkdir()
+    bad_crc(tmp_path / "build" / "layer.zip")
+    make_zip(tmp_path / "build" / "function.zip")
+    code, err = ci_command(tmp_path, "budget")
+    assert code == 1 and "Traceback" not in err, err
+    assert err.startswith("error: ") and "layer.zip is damaged" in err and "fix:" in err
+
+
+def test_every_opening_checks_the_crcs(tmp_path: Path) -> None:
+    """Owners, attribution and deploy's sizing open zips too: none reads one whose data is damaged."""
+    from ci.deploy.artifacts import Artifact
+    from ci.site.owners import Owners
+    from ci.zipsafe import DamagedZipError
+
+    path = bad_crc(tmp_path / "layer.zip")
+    with pytest.raises(DamagedZipError):
+        Owners.of_zip(path)
+    with pytest.raises(DamagedZipError):
+        Artifact("layer.zip", "layer", path, "0" * 64, path.stat().st_size).unzipped_bytes()
 
 
 def test_deploy_sizes_through_the_reader(tmp_path: Path) -> None:

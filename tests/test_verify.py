@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ci import cache_seal
 from ci.isolated import target_python
 from ci.layer import diagnose, verify
 from ci.layer.modules import extension_modules
@@ -53,8 +54,22 @@ def test_baseline_records_pristine_failures_and_the_files_imports_load(site: Pat
     assert {"pkg/__init__.py", "pkg/helpers.py", "pkg/testing/__init__.py", "other.py"} <= keep
     assert "pkg/tests/test_it.py" not in keep
     assert json.loads(cache.read_text())["loaded"], "cached for the next build"
-    cache.write_text(json.dumps({"format": verify.VERIFIER_VERSION, "failures": {"x": "y"}, "loaded": {}}))
+    excused = {"format": verify.VERIFIER_VERSION, "failures": {"x": "y"}, "loaded": {}}
+    cache.write_text(json.dumps(cache_seal.sealed_json("pristine", cache.name, excused)))
     assert verify.baseline(PYTHON, site, ["pkg"], [], cache).failures == {"x": "y"}, "served from the cache"
+
+
+@pytest.mark.parametrize("seal", ["none", "another machine's"])
+def test_a_pristine_verdict_not_sealed_here_is_made_again(seal: str, site: Path, tmp_path: Path) -> None:
+    """A forged verdict excusing every import (written into a cache restored from elsewhere) excuses nothing."""
+    cache = tmp_path / "cache" / "baseline.json"
+    cache.parent.mkdir()
+    forged = {"format": verify.VERIFIER_VERSION, "failures": {"pkg": "excused"}, "loaded": {}}
+    if seal != "none":
+        forged["seal"] = "0" * 64
+    cache.write_text(json.dumps(forged))
+    base = verify.baseline(PYTHON, site, ["pkg"], [], cache)
+    assert base.failures == {} and base.loaded, "verified, not read"
 
 
 def test_a_failure_seen_pristine_is_not_a_pruning_failure(site: Path, tmp_path: Path) -> None:

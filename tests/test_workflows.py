@@ -716,6 +716,9 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
         } <= set(paths), "each cache has one filler"
         # Hundreds of MB each, made again in seconds from the wheels and zips the cache holds.
         assert {"!build/cache/unpacked", "!build/cache/unpacked-layers"} <= set(paths)
+        # Outputs a writer of the cache could forge: used only under the seal of the machine that made them.
+        sealed = {"bytecode", "strip", "proofs", "verify", "pyc", "runtime-*"}
+        assert {f"!build/cache/{name}" for name in sealed} <= set(paths)
         assert f"'{lock['layer_lock']}'" in cache["with"]["key"] and "ci/policy/runtime-*.txt" in cache["with"]["key"]
         if cache["uses"].startswith("actions/cache@"):
             assert "inputs.environment == 'pipeline'" in cache["if"], "build/cache is saved by the build only"

@@ -141,7 +141,10 @@ def make_repo(root: Path) -> MiniRepo:
     text = re.sub(r'(?m)^architecture = "[^"]*"', 'architecture = "x86_64"', text)
     text = text.replace('requirements_in = "requirements.in"', f'requirements_in = "{requirements_in}"')
     text = text.replace('layer_lock = "requirements-layer.txt"', f'layer_lock = "{root / "requirements-layer.txt"}"')
-    text = text.replace('index_url = "https://pypi.org/simple"', f'index_url = "{(index_root / "simple").as_uri()}"')
+    text = text.replace(
+        'index_url = "https://pypi.org/simple"',
+        f'index_url = "{(index_root / "simple").as_uri()}"\nallow_insecure_index = true',  # a local test index
+    )
     config_file.write_text(text)
     config = load_config(file=config_file)
     make_index(index_root, config)

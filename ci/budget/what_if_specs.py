@@ -1,7 +1,10 @@
 """What `budget --what-if` is asked about: requirements (`pyarrow`, `lightgbm==4.5.0`) and `-r FILE`s.
 
 Checked before anything runs, so a typo costs one line and no resolve. Only requirements from the
-index are accepted: a URL or a local path would bypass the hashes the layer's lock is made of.
+index are accepted: a URL or a local path would bypass the hashes the layer's lock is made of. A -r
+file holds requirement lines only: an option line (`--extra-index-url`, `--find-links`, `-e PATH`,
+`-c`, a nested `-r`) would make uv contact another server or run a package's setup.py, so it is
+refused, and uv is given the checked requirements, never the file.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from packaging.utils import canonicalize_name
 
 from ci.errors import PipelineError
 from ci.lock.files import read_in
+from ci.lock.lockfile import logical_lines, strip_comment
 
 EXAMPLE = "--what-if pyarrow 'lightgbm==4.5.0' -r extra.in"
 
@@ -67,9 +71,24 @@ def parse_request(specs: Sequence[str], files: Sequence[Path], cwd: Path) -> Wha
     for path in paths:
         if not path.is_file():
             raise SpecError(f"-r {path}: no such file", "give the path of a requirements file (relative to here)")
+        _refuse_options(path)
         for direct in read_in(path, path.parent):
             requirements.append(_checked(direct.requirement, f"{path.name}:{direct.line}"))
     return WhatIfRequest(tuple(given), tuple(paths), tuple(requirements))
+
+
+def _refuse_options(path: Path) -> None:
+    """Every line of a -r file is a requirement, a comment or blank: options are refused, naming file:line."""
+    for number, text in logical_lines(path.read_text()):
+        line = strip_comment(text)
+        if line.startswith("-"):
+            option = line.split(maxsplit=1)[0].split("=", 1)[0]
+            raise SpecError(
+                f"--what-if -r {path}:{number}: {option!r} is an option, not a requirement (a -r file given to "
+                "--what-if holds requirement lines only)",
+                "remove the line; write each package as NAME or NAME==VERSION (the index is pipeline.toml's "
+                "lock.index_url), and pass another file with its own -r",
+            )
 
 
 def _file_option(text: str) -> str:
@@ -112,7 +131,7 @@ def write_in_file(workdir: Path, requirements_in: Path, request: WhatIfRequest) 
         "# python -m ci budget --what-if: the layer's requirements plus what was asked about",
         f"-r {requirements_in.resolve()}",
         *request.specs,
-        *(f"-r {path}" for path in request.files),
+        *(str(requirement) for requirement in request.requirements[len(request.specs) :]),  # the files', checked
     ]
     path = workdir / "what-if.in"
     path.write_text("\n".join(lines) + "\n")

@@ -5,7 +5,8 @@ branch is fixed (ci/relock) and rewritten each time from the base: one commit ho
 .in files and locks on top of the checked-out base commit, force-pushed (the branch belongs to the
 bot). The commit is made through a temporary index, so the working tree and HEAD are untouched,
 and git runs with hooks disabled (the job holds a write token; nothing in the checkout may run
-with it). Then the open pull request from that branch is updated, or one is created.
+with it). Then the open pull request from that branch is updated, or one is created. Force-pushing
+is why the branch must be the bot's own: ci/relock or a branch under it, never the base.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -31,6 +33,25 @@ PR_FIXES = {
     "pull requests (Settings → Actions → General → Workflow permissions)",
     422: "the branch may not exist on GitHub yet, or it has no commits beyond the base: check the push above",
 }
+
+
+BRANCH_PREFIX = "ci/relock"  # the only branches relock-pr rewrites: this one and those under it
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def checked_branch(branch: str, base: str) -> str:
+    """`branch` if relock-pr may force-push it: the bot's own, not the base; otherwise a PipelineError."""
+    under = branch.removeprefix(BRANCH_PREFIX + "/") if branch.startswith(BRANCH_PREFIX + "/") else None
+    plain = under is not None and all(
+        _SEGMENT.fullmatch(part) and part not in (".", "..") and not part.endswith(".lock") for part in under.split("/")
+    )
+    if branch == base:
+        problem = f"--branch {branch!r} is the base branch: relock-pr force-pushes its branch"
+    elif branch != BRANCH_PREFIX and not plain:
+        problem = f"--branch {branch!r} is outside {BRANCH_PREFIX}/: relock-pr force-pushes only the bot's own branches"
+    else:
+        return branch
+    raise PipelineError(problem, f"use --branch {BRANCH_PREFIX} (the default) or --branch {BRANCH_PREFIX}/NAME")
 
 
 @dataclass(frozen=True)
@@ -86,8 +107,10 @@ def commit_files(root: Path, files: Sequence[str], message: str) -> str | None:
         return git(root, "commit-tree", tree, "-p", "HEAD", "-m", message, env=env)
 
 
-def push_branch(root: Path, remote: str, branch: str, commit: str, token: str | None) -> str:
-    """Force-push `commit` to `branch` unless the branch already holds the same tree on the same base."""
+def push_branch(root: Path, remote: str, branch: str, base: str, commit: str, token: str | None) -> str:
+    """Force-push `commit` to `branch` (the bot's own, see checked_branch) unless it already holds the same
+    tree on the same base."""
+    checked_branch(branch, base)
     auth = auth_args(remote, token)
     current = git(root, *auth, "ls-remote", remote, f"refs/heads/{branch}").split("\t")[0]
     if current:
@@ -160,7 +183,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "relock-pr", help="commit the re-locked files to a fixed branch, push it, and open or update its pull request"
     )
     relock.add_argument("--reports", type=Path, default=Path("build/reports"), help="reports of the re-lock run")
-    relock.add_argument("--branch", default="ci/relock", help="the bot's branch, rewritten on every run")
+    relock.add_argument(
+        "--branch", default=BRANCH_PREFIX, help=f"the bot's branch, rewritten on every run ({BRANCH_PREFIX}[/NAME])"
+    )
     relock.add_argument("--base", default="main", help="the branch the pull request targets (checked out here)")
     relock.add_argument("--remote", default=None, help="git remote URL or path (default: the repository on GitHub)")
     relock.add_argument("--repo", default=None, help="owner/name (default: GITHUB_REPOSITORY)")
@@ -174,6 +199,7 @@ def run_relock_pr(args: argparse.Namespace) -> int:
     from ci.github.summary import write_summary_text
 
     root = Path.cwd()
+    checked_branch(args.branch, args.base)  # before anything: the branch is force-pushed
     repository = args.repo or os.environ.get("GITHUB_REPOSITORY", "")
     if repository.count("/") != 1:
         raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
@@ -194,7 +220,7 @@ def run_relock_pr(args: argparse.Namespace) -> int:
         print(f"nothing to propose: the .in files and locks equal {args.base}'s; no push, no pull request")
         write_summary_text(f"### Re-lock: nothing to propose\n\nThe locks on {args.base} are current.\n")
         return 0
-    pushed = push_branch(root, remote, args.branch, commit, os.environ.get("GITHUB_TOKEN"))
+    pushed = push_branch(root, remote, args.branch, args.base, commit, os.environ.get("GITHUB_TOKEN"))
     title = "deps: re-lock for the Lambda target" + (f" ({len(failed)} check(s) failing)" if failed else "")
     pr = upsert_pull_request(api, repository, args.branch, args.base, title, body)
     print(f"branch {args.branch}: {pushed} ({commit[:12]}); pull request #{pr.number} {pr.action}: {pr.url}")

@@ -6,7 +6,9 @@ sources always give the same sha256, so a report's digest identifies the build.
 
 The writer is a plain PKZIP 2.0 writer (what zipfile reads and Lambda unpacks): it takes
 deflate streams compressed in parallel and cached by content, because compressing 220 MB
-again on every rebuild would cost more than the rest of a warm build together.
+again on every rebuild would cost more than the rest of a warm build together. A cached stream
+is inflated and compared with the file before it is used (several times cheaper than deflating):
+the cache travels between jobs, and a stream that inflates to other bytes would ship them.
 """
 
 from __future__ import annotations
@@ -122,7 +124,11 @@ def _deflate(data: bytes, cache: Path | None) -> bytes:
     if cache is not None and len(data) > 4096:
         key = cache / f"{hashlib.sha256(data).hexdigest()}-{LEVEL}-{zlib.ZLIB_RUNTIME_VERSION}.deflate"
         if key.is_file():
-            return key.read_bytes()
+            cached = key.read_bytes()
+            # Checked against what it claims to compress: whoever wrote the cache, the zip holds `data`.
+            if _inflates_to(cached, data):
+                return cached
+            key.unlink(missing_ok=True)
     compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
     deflated = compressor.compress(data) + compressor.flush()
     if key is not None:
@@ -131,3 +137,12 @@ def _deflate(data: bytes, cache: Path | None) -> bytes:
         partial.write_bytes(deflated)
         partial.replace(key)
     return deflated
+
+
+def _inflates_to(deflated: bytes, data: bytes) -> bool:
+    decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflated = decompressor.decompress(deflated, len(data) + 1)
+    except zlib.error:
+        return False
+    return inflated == data and decompressor.eof and not decompressor.unused_data

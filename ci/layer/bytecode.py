@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ci import cache_seal
 from ci.errors import CheckFailedError
 from ci.fingerprint import sources_digest
 from ci.isolated import run_isolated
@@ -30,6 +31,7 @@ from ci.units import as_mb
 
 UNIMPORTED = "unimported"
 LAMBDA_SITE = "/opt/python"  # where the layer's python/ is mounted: tracebacks name real paths
+_SEAL = "bytecode"  # the cache seal's purpose: what the layer ships
 
 _COMPILE = r"""
 import json, py_compile, sys
@@ -58,17 +60,24 @@ def compile_files(
     """Compile `sources` (relative .py paths) into the tree; (files, bytes) of bytecode written.
 
     Each pyc is cached by its source bytes, its shown path, the Python version and the compiling code, so a warm
-    rebuild copies instead of compiling. The target interpreter compiles (its magic number).
+    rebuild copies instead of compiling; an entry is used only under its seal (ci/cache_seal.py: made here, not
+    by whoever else wrote the cache), anything else is compiled again. The target interpreter compiles (its
+    magic number).
     """
     cache.mkdir(parents=True, exist_ok=True)
     compiler = _COMPILE.encode()  # how it compiles (invalidation mode, options) decides the bytes too
+    entries: dict[str, list[str]] = {}  # key -> names of its entries, "<key>.<seal>.pyc"
+    for name in (path.name for path in cache.iterdir()):
+        if name.endswith(".pyc") and name.count(".") == 2:
+            entries.setdefault(name.split(".", 1)[0], []).append(name)
     jobs, placed = [], []
     for rel in sources:
         source = site / rel
         shown = f"{shown_root}/{rel}"
         key = hashlib.sha256(b"\0".join([source.read_bytes(), shown.encode(), python_version.encode(), compiler]))
-        cached = cache / f"{key.hexdigest()}.pyc"
-        if not cached.is_file():
+        cached = _sealed_entry(cache, key.hexdigest(), entries.get(key.hexdigest(), []))
+        if cached is None:
+            cached = cache / f"{key.hexdigest()}.{os.getpid()}.partial"
             jobs.append([str(source), str(cached), shown])
         placed.append((cached, site / pyc_path(rel, python_version, sourceless)))
     if jobs:
@@ -83,6 +92,7 @@ def compile_files(
                 f"compiling bytecode failed in the target Python:\n{run.stderr.strip()[-800:]}",
                 'set build.bytecode = "none" and report the file named',
             )
+        placed = [(_seal_entry(cache, cached) if cached.suffix == ".partial" else cached, t) for cached, t in placed]
     size = 0
     for cached, target in placed:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +101,26 @@ def compile_files(
         target.chmod(0o644)
         size += target.stat().st_size
     return len(placed), size
+
+
+def _sealed_entry(cache: Path, key: str, names: list[str]) -> Path | None:
+    """The entry of `key` whose bytes carry this machine's seal; others (forged, torn, foreign) are deleted."""
+    for name in names:
+        entry = cache / name
+        try:
+            if cache_seal.matches(cache_seal.seal_file(_SEAL, key, entry), name.split(".")[1]):
+                return entry
+        except FileNotFoundError:  # removed by a build side by side
+            continue
+        entry.unlink(missing_ok=True)
+    return None
+
+
+def _seal_entry(cache: Path, partial: Path) -> Path:
+    key = partial.name.split(".", 1)[0]
+    entry = cache / f"{key}.{cache_seal.seal_file(_SEAL, key, partial)}.pyc"
+    partial.replace(entry)
+    return entry
 
 
 def step_trace(state: BuildState) -> trace.ImportTrace:

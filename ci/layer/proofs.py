@@ -5,7 +5,9 @@ model, the target's interpreter and this repository's own code. Made again on th
 proves nothing new, and under emulation it costs most of a build (~45 s of qemu for arm64). So a
 passing proof is recorded under a key made of digests of every one of those inputs, each recomputed
 from the files at the time (never taken from a name or a timestamp), and the record itself repeats
-them: a record that does not name exactly this build's inputs is not used, whatever file it sits in.
+them: a record that does not name exactly this build's inputs is not used, whatever file it sits in,
+and one not sealed by this machine (ci/cache_seal.py) is not used either: the cache travels between
+jobs, and a forged "pass" would let a layer that fails its imports through.
 Only passes are recorded, so a failure is always made, and explained, fresh; `ci build --fresh-proofs`
 makes every proof again. Reports say which proofs were reused, when they were made, and the key.
 """
@@ -25,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import ci
+from ci import cache_seal
 from ci.fingerprint import sources_digest
 from ci.reports import sha256_file
 
 FORMAT = 1  # bump when what a record holds changes
+_SEAL = "proof"  # the cache seal's purpose
 
 
 def tree_digest(root: Path) -> str:
@@ -122,11 +126,11 @@ class ProofStore:
             return None
         key = self.key(kind, facts)
         try:
-            record = json.loads(self._file(kind, key).read_text())
+            record = cache_seal.unsealed_json(_SEAL, key, json.loads(self._file(kind, key).read_text()))
         except (OSError, ValueError):
             return None
-        if not isinstance(record, dict):
-            return None
+        if record is None:
+            return None  # not a record, or not made on this machine
         if record.get("format") != FORMAT or record.get("kind") != kind or record.get("facts") != facts:
             return None  # copied or edited under another key: it does not vouch for these inputs
         result, made = record.get("result"), record.get("made")
@@ -142,7 +146,7 @@ class ProofStore:
         target = self._file(kind, key)
         partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
         body = {"format": FORMAT, "kind": kind, "facts": facts, "made": made, "result": result}
-        partial.write_text(json.dumps(body, sort_keys=True))
+        partial.write_text(json.dumps(cache_seal.sealed_json(_SEAL, key, body), sort_keys=True))
         partial.replace(target)
 
     def reuse_or_make(

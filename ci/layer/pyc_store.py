@@ -8,8 +8,9 @@ run gets a fresh prefix, filled with hard links: the layer's modules from a stor
 sha256 and mtime, the interpreter's own standard library (the same path in every run) from a mirror of
 its paths. What the run compiled joins them after it. Python still checks each .pyc against its
 source's mtime and size, and a layer module's .pyc is only offered for the exact bytes it was compiled
-from. The store is as trusted as the rest of the cache directory: nothing from it ships in the layer
-(bytecode.py compiles the layer's own .pyc).
+from. Nothing from the store ships in the layer (bytecode.py compiles the layer's own .pyc), but the
+checking interpreters execute it, with the layer's tree writable: an entry is offered only under this
+machine's seal (ci/cache_seal.py), so bytecode written into a cache restored from elsewhere never runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci import cache_seal
+
+_SEAL = "pyc-store"  # the cache seal's purpose
 _HEADER = 16  # magic, flags, mtime, size: a timestamp .pyc (PEP 552 flags 0)
 # Each source is hashed once per process: (path, device, inode, size, mtime, ctime) -> sha256. ctime is
 # in the key because mtime can be set back and a freed inode reused; ctime is the kernel's.
@@ -58,9 +62,12 @@ class PycStore:
         run = Run(Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=runs)))
         roots = [resolved(root) for root in roots]
         try:
+            sealed: dict[str, list[str]] = {}  # "<sha256>-<mtime>" -> its entries' names
+            for name in (path.name for path in entries.iterdir()):
+                sealed.setdefault(name.split(".", 1)[0], []).append(name)
             for root in roots:
-                self._offer(run, root, entries)
-            shutil.copytree(outside, run.prefix, copy_function=os.link, dirs_exist_ok=True)
+                self._offer(run, root, entries, sealed)
+            _offer_outside(outside, run.prefix)
             yield run
             self._keep(run, roots, entries, outside)
         finally:
@@ -70,10 +77,11 @@ class PycStore:
         """Where the interpreter looks for `source`'s bytecode under the prefix (importlib's cache_from_source)."""
         return run.prefix / source.parent.relative_to(source.anchor) / f"{source.stem}.{self.tag}.pyc"
 
-    def _entry(self, entries: Path, source: Path, stat: os.stat_result) -> Path:
-        return entries / f"{_sha256(source, stat)}-{int(stat.st_mtime)}.{self.tag}.pyc"
+    def _stem(self, source: Path, stat: os.stat_result) -> str:
+        """What names a layer module's entries: its source's sha256 and mtime; the entry adds its seal and tag."""
+        return f"{_sha256(source, stat)}-{int(stat.st_mtime)}"
 
-    def _offer(self, run: Run, root: Path, entries: Path) -> None:
+    def _offer(self, run: Run, root: Path, entries: Path, sealed: dict[str, list[str]]) -> None:
         for directory, dirs, files in os.walk(root):
             dirs[:] = [d for d in dirs if d != "__pycache__"]
             for name in files:
@@ -81,8 +89,9 @@ class PycStore:
                     continue
                 source = Path(directory) / name
                 stat = source.stat()
-                entry = self._entry(entries, source, stat)
-                if not entry.is_file():
+                stem = self._stem(source, stat)
+                entry = _sealed(entries, stem, self.tag, sealed.get(stem, []))
+                if entry is None:
                     continue
                 pyc = self._pyc(run, source)
                 pyc.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +110,7 @@ class PycStore:
                 source = Path("/") / rel.parent / (name[: -len(suffix)] + ".py")
                 if not any(source.is_relative_to(root) for root in roots):
                     # The interpreter's own (an emulated one's paths are its sysroot's): kept by path.
-                    _link_atomically(pyc, outside / rel)
+                    _link_atomically(pyc, outside / f"{rel}.{cache_seal.seal_file(_SEAL, rel.as_posix(), pyc)}")
                     run.compiled += 1
                     continue
                 if not source.is_file():
@@ -114,8 +123,47 @@ class PycStore:
                 flags, mtime, size = (int.from_bytes(header[i : i + 4], "little") for i in (4, 8, 12))
                 if flags != 0 or mtime != int(stat.st_mtime) & 0xFFFFFFFF or size != stat.st_size & 0xFFFFFFFF:
                     continue  # not a timestamp .pyc, or the source changed after it was compiled
-                _link_atomically(pyc, self._entry(entries, source, stat))
+                stem = self._stem(source, stat)
+                _link_atomically(pyc, entries / f"{stem}.{cache_seal.seal_file(_SEAL, stem, pyc)}.{self.tag}.pyc")
                 run.compiled += 1
+
+
+def _sealed(entries: Path, stem: str, tag: str, names: list[str]) -> Path | None:
+    """The entry "<stem>.<seal>.<tag>.pyc" whose bytes carry this machine's seal; others are deleted."""
+    for name in list(names):
+        parts = name.split(".")
+        if len(parts) != 4 or parts[2] != tag:
+            continue
+        entry = entries / name
+        try:
+            if cache_seal.matches(cache_seal.seal_file(_SEAL, stem, entry), parts[1]):
+                return entry
+        except FileNotFoundError:  # deleted meanwhile (another source with the same bytes, another build)
+            pass
+        names.remove(name)
+        entry.unlink(missing_ok=True)
+    return None
+
+
+def _offer_outside(outside: Path, prefix: Path) -> None:
+    """Link the interpreter's own sealed .pyc ("<path>.<seal>") under the prefix at <path>; others are deleted."""
+    for directory, _dirs, files in os.walk(outside):
+        for name in sorted(files):
+            kept, _dot, mark = name.rpartition(".")
+            entry = Path(directory) / name
+            rel = entry.relative_to(outside).with_name(kept)
+            target = prefix / rel
+            if not kept.endswith(".pyc") or target.exists():
+                continue
+            try:
+                sealed = cache_seal.matches(cache_seal.seal_file(_SEAL, rel.as_posix(), entry), mark)
+                if sealed:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.link(entry, target)
+                    continue
+            except FileNotFoundError:  # removed by a build side by side
+                continue
+            entry.unlink(missing_ok=True)
 
 
 def _remove_orphans(runs: Path) -> None:

@@ -3,8 +3,8 @@
 Never inside `*.libs/`: auditwheel edits those with patchelf, and strip then produces files
 the loader refuses ("ELF load command address/offset not page-aligned"). Every stripped file
 must still load (dlopen in the target interpreter); one that does not is restored and reported.
-Stripped bytes are cached by the original's sha256 (and checked against their own on reuse), so a
-warm rebuild only copies them.
+Stripped bytes are cached by the original's sha256 under this machine's seal (ci/cache_seal.py), so
+a warm rebuild only copies them and an entry written elsewhere is made again.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ci import cache_seal
 from ci.abi.elf import is_elf
 from ci.isolated import run_isolated
 from ci.reports import sha256_file
@@ -103,14 +104,17 @@ def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str =
 def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | None, str]:
     """The stripped version of `path` from the cache, made on a miss; (None, error) if strip fails.
 
-    An entry is named by the original's digest and by its own (`<original>-<flags>.<stripped>.so`);
-    reusing one re-hashes it, so a tampered or torn entry is deleted and rebuilt, never shipped.
+    An entry is named by the original's digest and by its seal (`<original>-<flags>.<seal>.so`); reusing one
+    checks the seal, so a tampered, torn or foreign entry is deleted and rebuilt, never shipped.
     """
     flags = "".join(arg.strip("-")[0] + arg.strip("-")[-1] for arg in STRIP_ARGS)
     key = f"{sha256_file(path)}-{flags}"
     for cached in sorted(cache.glob(f"{key}.*.so")):
-        if sha256_file(cached) == cached.name[len(key) + 1 : -len(".so")]:
-            return cached, ""
+        try:
+            if cache_seal.matches(cache_seal.seal_file(STRIP, key, cached), cached.name[len(key) + 1 : -len(".so")]):
+                return cached, ""
+        except FileNotFoundError:  # removed by a build side by side
+            continue
         cached.unlink(missing_ok=True)
     partial = cache / f"{key}.{os.getpid()}.partial"
     run = subprocess.run(
@@ -119,7 +123,7 @@ def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | Non
     if run.returncode != 0 or not partial.is_file():
         partial.unlink(missing_ok=True)
         return None, (run.stderr or run.stdout).strip()[-300:]
-    cached = cache / f"{key}.{sha256_file(partial)}.so"
+    cached = cache / f"{key}.{cache_seal.seal_file(STRIP, key, partial)}.so"
     partial.replace(cached)
     return cached, ""
 

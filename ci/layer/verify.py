@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci import isolated
+from ci import cache_seal, isolated
 from ci.config import Target
 from ci.errors import CheckFailedError
 from ci.fingerprint import sources_digest
@@ -194,8 +194,9 @@ def baseline(
     """Verify the unpruned tree once per cache key; modules the rules will remove are imported last,
     so files loaded by the modules that stay are credited to them (and kept). `extra_paths`: see run_checks."""
     if cache_file.is_file():
-        data = json.loads(cache_file.read_text())
-        if data.get("format") == VERIFIER_VERSION:
+        # Sealed by this machine (ci/cache_seal.py): a verdict written elsewhere could excuse any failure.
+        data = cache_seal.unsealed_json("pristine", cache_file.name, json.loads(cache_file.read_text()))
+        if data is not None and data.get("format") == VERIFIER_VERSION:
             return Baseline(failures=data["failures"], loaded=data["loaded"])
     removed = set(planned_removals)
     items = items_for(site, distributions)
@@ -213,7 +214,7 @@ def baseline(
     result = Baseline(failures=failures, loaded=loaded)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     partial = cache_file.with_suffix(f".{os.getpid()}.partial")
-    partial.write_text(json.dumps(result.to_json(), indent=1, sort_keys=True))
+    partial.write_text(json.dumps(cache_seal.sealed_json("pristine", cache_file.name, result.to_json()), indent=1))
     partial.replace(cache_file)  # other builds share the cache: never expose half a file
     return result
 

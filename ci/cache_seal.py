@@ -1,0 +1,89 @@
+"""Seals on what the build caches: an output is reused only if this machine made it.
+
+build/cache travels through actions/cache, and any job on main can write main's cache (the re-lock
+workflow's verify imports freshly upgraded packages). A cached output named by the digest of its
+inputs still holds whatever its writer put there: shipped bytecode, a stripped library, a proof's
+verdict, the checking interpreters' bytecode. Each is therefore sealed with an HMAC keyed by a
+secret that lives outside every cache directory (in the user's state directory, made on first use)
+and never travels with the cache: an entry another machine or job wrote fails its seal and is made
+again here. Outputs cheap to check against their inputs (deflate streams) are checked instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+_PURPOSE_SEP = b"\0"
+
+
+def key_file() -> Path:
+    """$XDG_STATE_HOME/forgetting-curve-lambda/cache-seal.key (~/.local/state by default): never under build/."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "forgetting-curve-lambda" / "cache-seal.key"
+
+
+@cache
+def _key(path: Path) -> bytes:
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(secrets.token_bytes(32))
+        try:
+            os.link(partial, path)  # the first of two builds making it wins; both then read its key
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+    key = path.read_bytes()
+    if len(key) < 32:
+        raise OSError(f"{path} is not a cache seal key (under 32 bytes); delete it to make a new one")
+    return key
+
+
+def _mac(purpose: str, name: str) -> hmac.HMAC:
+    mac = hmac.new(_key(key_file()), digestmod=hashlib.sha256)
+    mac.update(purpose.encode() + _PURPOSE_SEP + name.encode() + _PURPOSE_SEP)
+    return mac
+
+
+def seal(purpose: str, name: str, data: bytes) -> str:
+    """The seal of `data` cached as `name` for `purpose` (hex): only a holder of this machine's key makes it."""
+    mac = _mac(purpose, name)
+    mac.update(data)
+    return mac.hexdigest()
+
+
+def seal_file(purpose: str, name: str, path: Path) -> str:
+    mac = _mac(purpose, name)
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            mac.update(chunk)
+    return mac.hexdigest()
+
+
+def matches(expected: str, actual: str) -> bool:
+    return hmac.compare_digest(expected.encode(), actual.encode())
+
+
+def sealed_json(purpose: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with its seal, to write as JSON (the seal covers the body's canonical JSON)."""
+    return {**body, "seal": seal(purpose, name, json.dumps(body, sort_keys=True).encode())}
+
+
+def unsealed_json(purpose: str, name: str, data: object) -> dict[str, Any] | None:
+    """The body of a record sealed_json made here, or None (not a dict, no seal, or sealed elsewhere)."""
+    if not isinstance(data, dict) or not isinstance(data.get("seal"), str):
+        return None
+    body = {key: value for key, value in data.items() if key != "seal"}
+    if not matches(seal(purpose, name, json.dumps(body, sort_keys=True).encode()), data["seal"]):
+        return None
+    return body
