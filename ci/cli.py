@@ -25,6 +25,7 @@ from ci import (
     cmd_pins,
     cmd_rollback,
     cmd_smoke,
+    cmd_unlock,
 )
 from ci.config import load_config
 from ci.errors import PipelineError
@@ -40,6 +41,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     cmd_smoke,
     cmd_deploy,
     cmd_rollback,
+    cmd_unlock,
     cmd_bootstrap,
     cmd_bench,
 )
