@@ -56,7 +56,16 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         paths,
         "unlock",
         True,
-        {"status": "broken", "lock": broken.uri, "version_id": broken.version_id, "holder": holder, **broken.record},
+        {
+            "status": "broken",
+            "lock": broken.uri,
+            "version_id": broken.version_id,
+            "holder": holder,
+            "broken_at": broken.record["broken_at"],
+            "broken_by": broken.record["broken_by"],
+            "reason": reason,
+            "holder_record": broken.holder,
+        },
     )
     print(f"report: {report}")
     return 0
