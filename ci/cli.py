@@ -27,6 +27,7 @@ from ci import (
     cmd_rollback,
     cmd_smoke,
     cmd_status,
+    cmd_unlock,
 )
 from ci.config import load_config
 from ci.errors import PipelineError
@@ -45,6 +46,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     cmd_status,
     cmd_rollback,
     cmd_reset_local,
+    cmd_unlock,
     cmd_bootstrap,
     cmd_bench,
 )

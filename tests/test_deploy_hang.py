@@ -1,13 +1,11 @@
-"""An endpoint that accepts connections and never answers fails a deploy fast, naming the endpoint.
+"""An endpoint that never answers, or trickles, fails a deploy within the bound, naming it and the step.
 
-The endpoint is a real socket server on 127.0.0.1 that accepts and then says nothing; the bounds
-are shortened through the same environment variables a user would set.
+The endpoints are real sockets on 127.0.0.1 (tests/endpoint_fixtures.py); the bounds are shortened
+through the same environment variables a user would set, so each test takes seconds.
 """
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -18,36 +16,29 @@ from ci.deploy.aws import Timeouts, connect
 from ci.deploy.deployer import DeployFailedError, deploy
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import
+from tests.endpoint_fixtures import Relay, serve, silent, trickle  # noqa: E402
 from tests.moto_fixtures import BytesCheck, FakeBuild  # noqa: E402
 
 pytest_plugins = ["tests.moto_fixtures"]
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
 
 @pytest.fixture()
 def silent_endpoint() -> Iterator[str]:
     """http://127.0.0.1:<port> that accepts every connection and never sends a byte."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
+    with serve(silent) as url:
+        yield url
 
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                continue
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for connection in accepted:
-        connection.close()
-    server.close()
+@pytest.fixture()
+def trickling_endpoint() -> Iterator[str]:
+    """http://127.0.0.1:<port> that answers a byte every 0.3 s and never finishes (30 s at most)."""
+    with serve(trickle(every_s=0.3)) as url:
+        yield url
+
+
+def quiet(_: str) -> None:
+    pass
 
 
 def test_a_silent_endpoint_fails_the_deploy_within_the_bound_and_names_it(
@@ -60,7 +51,7 @@ def test_a_silent_endpoint_fails_the_deploy_within_the_bound_and_names_it(
     started = time.monotonic()
 
     with pytest.raises(DeployFailedError) as failed:
-        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=lambda _: None)
+        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)
 
     elapsed = time.monotonic() - started
     assert elapsed < 10, f"took {elapsed:.1f} s for 2 attempts of a 1 s read timeout"
@@ -73,7 +64,54 @@ def test_a_silent_endpoint_fails_the_deploy_within_the_bound_and_names_it(
     assert "CI_AWS_READ_TIMEOUT" in failed.value.fix
 
 
-def test_the_default_bounds_fail_a_silent_endpoint_in_under_two_minutes():
+@pytest.mark.parametrize("endpoint", ["silent_endpoint", "trickling_endpoint"])
+def test_a_dead_or_trickling_endpoint_fails_the_deploy_at_the_call_deadline(
+    endpoint: str, config: Config, build: FakeBuild, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+):
+    """Per-read timeouts far above the deadline: only a wall-clock bound on the whole call can stop these."""
+    url = request.getfixturevalue(endpoint)
+    monkeypatch.setenv("CI_AWS_READ_TIMEOUT", "20")
+    monkeypatch.setenv("CI_AWS_CALL_DEADLINE", "2")
+    aws = connect(config, endpoint_url=url, static_credentials=("test", "test"))
+    started = time.monotonic()
+
+    with pytest.raises(DeployFailedError) as failed:
+        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)
+
+    elapsed = time.monotonic() - started
+    assert elapsed < 6, f"took {elapsed:.1f} s against a 2 s call deadline"
+    first = str(failed.value).splitlines()[0]
+    assert first.startswith("deploy failed at step 'read stack and alias': ")
+    assert f"{url} (cloudformation DescribeStacks) did not finish within the 2 s per-call deadline" in first
+    assert "CI_AWS_CALL_DEADLINE" in failed.value.fix
+
+
+def test_a_slow_endpoint_fails_a_step_at_the_step_deadline(
+    moto: str, aws: object, config: Config, build: FakeBuild, monkeypatch: pytest.MonkeyPatch
+):
+    """Each answer arrives well within the call deadline, but the step's calls together may not take longer."""
+    relay = Relay(moto, delay_s=0.6)
+    monkeypatch.setenv("CI_AWS_CALL_DEADLINE", "10")
+    monkeypatch.setenv("CI_DEPLOY_STEP_DEADLINE", "1")
+    with relay.running() as url:
+        slow = connect(config, endpoint_url=url, static_credentials=("test", "test"))
+        started = time.monotonic()
+        with pytest.raises(DeployFailedError) as failed:
+            deploy(config, build.paths, slow, verifier=BytesCheck(build), log=quiet)
+        elapsed = time.monotonic() - started
+
+    assert elapsed < 5, f"took {elapsed:.1f} s against a 1 s step deadline"
+    first = str(failed.value).splitlines()[0]
+    assert first.startswith("deploy failed at step 'read stack and alias': ")
+    assert f"{url} (lambda GetAlias)" in first and "step 'read stack and alias''s 1 s deadline" in first
+
+
+def test_the_default_bounds_fail_a_dead_endpoint_in_under_two_minutes(config: Config):
+    """The worst case: the failing call's whole deadline, then releasing the lock (itself capped)."""
+    from ci.deploy.deploy_lock import RELEASE_S
+
     bounds = Timeouts.from_environ({})
-    backoff = 1.0 * (bounds.attempts - 1)  # botocore standard mode: at most 2**n seconds, n from 0
-    assert bounds.attempts * max(bounds.connect_s, bounds.read_s) + backoff < 120
+    assert bounds.call_s + min(RELEASE_S, bounds.call_s) <= 120
+    aws = connect(config, endpoint_url="http://127.0.0.1:9", static_credentials=("test", "test"), environ={})
+    for client in (aws.s3, aws.lambda_, aws.cloudformation):  # botocore's max_attempts counts retries, not attempts
+        assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": bounds.attempts}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +47,8 @@ def read_lock(aws: Aws, config: Config) -> dict[str, Any]:
     return dict(json.loads(aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
 
 
-def plant_lock(aws: Aws, config: Config, expires_in_s: int) -> dict[str, Any]:
-    """A lock as another run on another machine wrote it."""
-    acquired = datetime.now(UTC) - timedelta(minutes=20)
+def plant_lock(aws: Aws, config: Config, ttl_s: int) -> dict[str, Any]:
+    """A lock as another run on another machine wrote it; S3's clock expires it `ttl_s` after this write."""
     record = {
         "command": "deploy",
         "host": "runner-7",
@@ -58,14 +57,21 @@ def plant_lock(aws: Aws, config: Config, expires_in_s: int) -> dict[str, Any]:
         "commit": "f" * 40,
         "github_run_id": "987654",
         "github_run_url": "https://github.com/example/forgetting-curve/actions/runs/987654",
-        "acquired_at": acquired.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "expires_at": (datetime.now(UTC) + timedelta(seconds=expires_in_s))
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z"),
+        "token": "planted",
+        "ttl_s": ttl_s,
+        "acquired_at": "2026-01-01T00:00:00Z",
     }
     bucket, key = lock_object(aws, config)
     aws.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(record).encode())
     return record
+
+
+def s3_expiry(aws: Aws, config: Config) -> str:
+    """When S3's clock expires the lock object: its LastModified + ttl_s."""
+    bucket, key = lock_object(aws, config)
+    head = aws.s3.head_object(Bucket=bucket, Key=key)
+    expires = head["LastModified"].astimezone(UTC) + timedelta(seconds=read_lock(aws, config)["ttl_s"])
+    return expires.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def alias_history(aws: Aws, config: Config) -> list[str]:
@@ -146,7 +152,7 @@ def test_two_concurrent_deploys_one_deploys_the_other_is_refused_naming_the_hold
 def test_a_live_lock_refuses_at_once_and_changes_nothing(aws: Aws, config: Config, build: FakeBuild):
     deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)
     build.make(model="m2")
-    held = plant_lock(aws, config, expires_in_s=600)
+    held = plant_lock(aws, config, ttl_s=600)
     calls = CallLog(aws)
 
     with pytest.raises(DeployFailedError) as refused:
@@ -158,9 +164,9 @@ def test_a_live_lock_refuses_at_once_and_changes_nothing(aws: Aws, config: Confi
         "deploy by octocat@runner-7 pid 4242 (run https://github.com/example/forgetting-curve/actions/runs/987654)"
         in (message)
     )
-    assert f"since {held['acquired_at']} until {held['expires_at']}" in message
+    assert f"since {held['acquired_at']} " in message and f"until {s3_expiry(aws, config)}, S3 time" in message
     assert "production is unchanged (alias live -> version 1)" in message
-    assert calls.count(*LAMBDA_WRITES) == 0 and calls.count("s3:PutObject") == 1  # only the refused lock attempt
+    assert calls.count(*LAMBDA_WRITES) == 0 and calls.count("s3:PutObject") == 0  # the lock was read, not written
     assert read_lock(aws, config) == held and alias_version(aws, config) == "1"
 
     with pytest.raises(Exception, match="another deploy holds the deploy lock"):
@@ -168,14 +174,14 @@ def test_a_live_lock_refuses_at_once_and_changes_nothing(aws: Aws, config: Confi
 
 
 def test_an_expired_lock_is_taken_over(aws: Aws, config: Config, build: FakeBuild):
-    plant_lock(aws, config, expires_in_s=-60)
+    plant_lock(aws, config, ttl_s=0)
     logged: list[str] = []
 
     outcome = deploy(config, build.paths, aws, verifier=BytesCheck(build), log=logged.append)
 
     assert outcome.status == "deployed" and alias_version(aws, config) == "1"
-    took = [line for line in logged if line.startswith("took over the expired deploy lock")]
-    assert len(took) == 1 and "octocat@runner-7 pid 4242" in took[0]
+    took = [line for line in logged if line.startswith("took over the deploy lock")]
+    assert len(took) == 1 and "octocat@runner-7 pid 4242" in took[0] and "by S3's clock" in took[0]
     lock = read_lock(aws, config)
     assert lock["host"] != "runner-7" and lock["released_at"] and lock["command"] == "deploy"
 

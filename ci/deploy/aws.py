@@ -2,9 +2,10 @@
 
 boto3's own configuration is honoured (AWS_ENDPOINT_URL, AWS_PROFILE, credentials chain); the
 region comes from AWS_REGION/AWS_DEFAULT_REGION, else pipeline.toml [deploy].region. Every call is
-bounded (connect and read timeouts, botocore's standard retries with few attempts) so an endpoint
-that accepts connections and never answers fails the command in under two minutes, naming the
-endpoint. AccessDenied becomes a PipelineError naming the action and resource.
+bounded twice: per socket read (connect and read timeouts, botocore's standard retries with few
+attempts) and in wall-clock time, every attempt included (ci/deploy/deadline.py), so an endpoint
+that never answers or trickles fails the command in under two minutes, naming the endpoint.
+AccessDenied becomes a PipelineError naming the action and resource.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import ipaddress
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from ci.config import Config
+from ci.deploy.deadline import Deadlines
 from ci.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -51,33 +53,53 @@ CREDENTIAL_VARIABLES = (
 
 @dataclass(frozen=True)
 class Timeouts:
-    """How long one AWS call may take: worst case attempts x (connect or read) plus a second of backoff.
+    """How long AWS may take: per socket read (connect, read, attempts) and in wall-clock time.
 
-    The defaults bound a silent endpoint at 2 x 55 s (< 2 minutes) while a Lambda invoke of the
-    post-deploy check (seconds) fits easily. CI_AWS_CONNECT_TIMEOUT, CI_AWS_READ_TIMEOUT and boto3's
-    own AWS_MAX_ATTEMPTS override them.
+    A read timeout alone never trips on an endpoint that sends a byte now and then, so one call
+    (every attempt included) is also cut at `call_s` and a deploy step's calls at `step_s`; the lock
+    release after a failure gets `release_s`. A dead or trickling endpoint therefore fails a deploy
+    within call_s + release_s (75 s). CI_AWS_CONNECT_TIMEOUT, CI_AWS_READ_TIMEOUT, boto3's own
+    AWS_MAX_ATTEMPTS (total attempts), CI_AWS_CALL_DEADLINE and CI_DEPLOY_STEP_DEADLINE override them.
     """
 
     connect_s: float = 10.0
     read_s: float = 55.0
     attempts: int = 2
+    call_s: float = 60.0
+    step_s: float = 300.0
+    release_s: float = 15.0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Timeouts:
         try:
-            return cls(
+            timeouts = cls(
                 connect_s=float(environ.get("CI_AWS_CONNECT_TIMEOUT", cls.connect_s)),
                 read_s=float(environ.get("CI_AWS_READ_TIMEOUT", cls.read_s)),
                 attempts=int(environ.get("AWS_MAX_ATTEMPTS", cls.attempts)),
+                call_s=float(environ.get("CI_AWS_CALL_DEADLINE", cls.call_s)),
+                step_s=float(environ.get("CI_DEPLOY_STEP_DEADLINE", cls.step_s)),
             )
         except ValueError as exc:
             raise PipelineError(
                 f"invalid AWS timeout setting: {exc}",
-                "set CI_AWS_CONNECT_TIMEOUT/CI_AWS_READ_TIMEOUT to seconds and AWS_MAX_ATTEMPTS to a count",
+                "set CI_AWS_CONNECT_TIMEOUT/CI_AWS_READ_TIMEOUT/CI_AWS_CALL_DEADLINE/CI_DEPLOY_STEP_DEADLINE to "
+                "seconds and AWS_MAX_ATTEMPTS to a count",
             ) from exc
+        if min(timeouts.connect_s, timeouts.read_s, timeouts.call_s, timeouts.step_s) <= 0 or timeouts.attempts < 1:
+            raise PipelineError(
+                f"invalid AWS timeout setting: {timeouts.describe()}",
+                "every timeout and deadline must be above 0 seconds and AWS_MAX_ATTEMPTS at least 1",
+            )
+        return timeouts
 
     def describe(self) -> str:
-        return f"connect {self.connect_s:g} s, read {self.read_s:g} s, {self.attempts} attempt(s)"
+        return (
+            f"connect {self.connect_s:g} s, read {self.read_s:g} s, {self.attempts} attempt(s), "
+            f"{self.call_s:g} s per call"
+        )
+
+    def deadlines(self) -> Deadlines:
+        return Deadlines(call_s=self.call_s, step_s=self.step_s)
 
 
 class AccessDeniedError(PipelineError):
@@ -96,6 +118,7 @@ class Aws:
     endpoint_url: str | None
     embedded: bool = False
     timeouts: Timeouts = Timeouts()
+    deadlines: Deadlines = field(default_factory=lambda: Timeouts().deadlines())
 
     @property
     def emulated(self) -> bool:
@@ -218,7 +241,7 @@ def connect(
         session = new_session(region, static_credentials)
     timeouts = timeouts or Timeouts.from_environ(environ)
     boto_config = BotoConfig(
-        retries={"mode": "standard", "max_attempts": timeouts.attempts},
+        retries={"mode": "standard", "total_max_attempts": timeouts.attempts},  # max_attempts counts retries
         connect_timeout=timeouts.connect_s,
         read_timeout=timeouts.read_s,
     )
@@ -226,8 +249,10 @@ def connect(
         name: session.client(name, endpoint_url=endpoint_url, config=boto_config)
         for name in ("s3", "lambda", "cloudformation")
     }
+    deadlines = timeouts.deadlines()
     for client in clients.values():
         install_denied_hook(client)
+        deadlines.install(client)
     return Aws(
         session=session,
         region=region,
@@ -237,6 +262,7 @@ def connect(
         endpoint_url=clients["lambda"].meta.endpoint_url,
         embedded=embedded,
         timeouts=timeouts,
+        deadlines=deadlines,
     )
 
 
@@ -256,7 +282,7 @@ def unanswered(exc: BaseException, timeouts: Timeouts | None = None) -> Pipeline
     return PipelineError(
         f"{endpoint} {verb}{within}",
         "check that the endpoint is up and reachable (AWS_ENDPOINT_URL, region, network, proxy), then rerun; "
-        "CI_AWS_CONNECT_TIMEOUT/CI_AWS_READ_TIMEOUT/AWS_MAX_ATTEMPTS change the bounds",
+        "CI_AWS_CONNECT_TIMEOUT/CI_AWS_READ_TIMEOUT/AWS_MAX_ATTEMPTS/CI_AWS_CALL_DEADLINE change the bounds",
     )
 
 

@@ -1,85 +1,161 @@
 """One deploy (or rollback) at a time per function: a lock object in the artifact bucket.
 
 Two runs moving the same alias at once would each believe they won and the alias history would
-lose a version. The lock is <key_prefix>/locks/<function>.json, taken with a conditional PutObject
-(If-None-Match: *), so S3 lets exactly one writer create it. It names its holder and expires
-(TTL_S): an expired or released lock is taken over with a PutObject conditional on its ETag
-(If-Match), renewed the same way at every step and released by overwriting it as released (the
-deploy role may put objects, not delete them; the versioned bucket keeps every holder as history).
+lose a version. The lock is <key_prefix>/locks/<function>.json, written only with conditional
+PutObjects (If-None-Match: * to create, If-Match: <ETag> to renew, take over, release or break),
+so S3 lets exactly one writer win. Its expiry is judged by S3's clock alone (the object's
+LastModified + ttl_s against the Date of S3's answer), never a runner's. The API a deploy uses:
+acquire, verify (before every AWS write, through guard), renew, release; operators: break_lock.
+The deploy role may put objects, not delete them; the versioned bucket keeps every holder as history.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
-import socket
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
+from ci.deploy.deadline import capped
+from ci.deploy.lock_holder import describe_owner, gone_from_this_machine
 from ci.errors import PipelineError
 
 TTL_S = 15 * 60
+MAX_TTL_S = 24 * 60 * 60
+RELEASE_S = 15.0  # the release after a failure must not add a second full call deadline
 LOST = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+READ_PREFIXES = ("Get", "Head", "List", "Describe", "Invoke")  # every other operation is a write
+UNLOCK_FIX = "python -m ci unlock --reason TEXT"
 
 
 class DeployLockedError(PipelineError):
     """Another deploy or rollback holds the lock: names it, since when, until when."""
 
 
+class LockLostError(PipelineError):
+    """This run's lock was taken over or broken: it stops before its next write."""
+
+
 def lock_key(prefix: str, function_name: str) -> str:
     return f"{prefix.strip('/')}/locks/{function_name}.json"
 
 
-def owner(command: str, commit: str, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """Who is deploying, as a person reading the refusal needs it: the run, the actor, the machine."""
-    run = environ.get("GITHUB_RUN_ID", "")
-    repository = environ.get("GITHUB_REPOSITORY", "")
-    server = environ.get("GITHUB_SERVER_URL", "https://github.com")
-    return {
-        "command": command,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "user": environ.get("GITHUB_ACTOR") or getpass.getuser(),
-        "commit": commit,
-        "github_run_id": run,
-        "github_run_url": f"{server}/{repository}/actions/runs/{run}" if run and repository else "",
-    }
-
-
-def describe_owner(holder: Mapping[str, Any]) -> str:
-    command, user, host = holder.get("command", "deploy"), holder.get("user", "?"), holder.get("host", "?")
-    who = f"{command} by {user}@{host} pid {holder.get('pid', '?')}"
-    if holder.get("github_run_url") or holder.get("github_run_id"):
-        who += f" (run {holder.get('github_run_url') or holder.get('github_run_id')})"
-    commit = str(holder.get("commit", ""))
-    return who + (f" of commit {commit[:12]}" if commit else "")
-
-
 def now() -> datetime:
+    """The runner's clock: recorded for the reader only, never used to judge an expiry."""
     return datetime.now(UTC)
 
 
 def stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def s3_time(response: Mapping[str, Any]) -> datetime | None:
+    """S3's clock: the Date header of its answer (success or error)."""
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    try:
+        return parsedate_to_datetime(str(headers["date"])).astimezone(UTC)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def ttl_of(record: Mapping[str, Any]) -> int:
+    ttl = record.get("ttl_s")
+    return ttl if isinstance(ttl, int) and 0 <= ttl <= MAX_TTL_S else TTL_S
+
+
+@dataclass(frozen=True)
+class Found:
+    """The lock object as S3 holds it, and S3's time when it said so."""
+
+    record: dict[str, Any]
+    etag: str
+    last_modified: datetime
+    s3_now: datetime | None
+
+    @property
+    def expires(self) -> datetime:
+        return self.last_modified + timedelta(seconds=ttl_of(self.record))
+
+    @property
+    def expired(self) -> bool:
+        return self.s3_now is not None and self.s3_now >= self.expires  # no S3 time: judge nothing expired
+
+    def free_because(self) -> str | None:
+        """Why the lock may be taken (released, broken, expired, holder dead here), or None if it is held."""
+        if self.record.get("released_at"):
+            return "released"
+        if self.record.get("broken_at"):
+            return "broken"
+        if not self.record:
+            return "unreadable"  # a lock nobody can name holds nothing
+        if self.expired:
+            return f"expired at {stamp(self.expires)} by S3's clock"
+        return gone_from_this_machine(self.record)
+
+    def describe(self) -> str:
+        until = f"until {stamp(self.expires)}" + ("" if self.s3_now else " (S3 sent no Date: expiry not judged)")
+        return (
+            f"{describe_owner(self.record)}, since {self.record.get('acquired_at', '?')} "
+            f"(renewed {stamp(self.last_modified)}) {until}, S3 time"
+        )
+
+
+def read(s3: Any, bucket: str, key: str) -> tuple[Found | None, datetime | None]:
+    """The lock object (None if there is none) and S3's time."""
+    from botocore.exceptions import ClientError
+
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+            return None, s3_time(exc.response)
+        raise
+    try:
+        record = json.loads(response["Body"].read())
+    except ValueError:
+        record = {}
+    found = Found(
+        record if isinstance(record, dict) else {},
+        str(response["ETag"]),
+        response["LastModified"].astimezone(UTC),
+        s3_time(response),
+    )
+    return found, found.s3_now
+
+
+def error_code(exc: Any) -> str:
+    response = getattr(exc, "response", {})
+    code = str(response.get("Error", {}).get("Code", ""))
+    return code or str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+
+
+def put(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> tuple[str, datetime | None]:
+    """(ETag, S3's time) of a conditional write of the lock object."""
+    response = s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=json.dumps(record, indent=2).encode(),
+        ContentType="application/json",
+        ServerSideEncryption="AES256",
+        **condition,
+    )
+    return str(response["ETag"]), s3_time(response)
 
 
 @dataclass
 class DeployLock:
-    """A lock we hold: its ETag proves it is still ours at the next conditional write."""
+    """A lock we hold: its ETag proves it is still ours at every conditional write."""
 
     s3: Any
     bucket: str
     key: str
     etag: str
     record: dict[str, Any]
+    written: datetime  # S3's time of our last write
     ttl_s: int = TTL_S
     log: Callable[[str], None] = print
     released: bool = field(default=False)
@@ -88,23 +164,75 @@ class DeployLock:
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
-    def renew(self) -> None:
-        """Extend the expiry, proving the lock is still ours; raises if someone took it over."""
+    @property
+    def expires(self) -> datetime:
+        return self.written + timedelta(seconds=self.ttl_s)
+
+    def renew(self, s3_now: datetime | None = None) -> None:
+        """Rewrite the lock conditional on its ETag (S3 restarts its expiry); raises if it is no longer ours."""
         from botocore.exceptions import ClientError
 
-        record = {**self.record, "expires_at": stamp(now() + timedelta(seconds=self.ttl_s))}
+        base = s3_now or self.written
+        expires = stamp(base + timedelta(seconds=self.ttl_s))
+        record = {**self.record, "expires_at": expires, "runner_clock": stamp(now())}
         try:
-            self.etag = put(self.s3, self.bucket, self.key, record, IfMatch=self.etag)
+            self.etag, written = put(self.s3, self.bucket, self.key, record, IfMatch=self.etag)
         except ClientError as exc:
             if error_code(exc) not in LOST:
                 raise
-            holder = read(self.s3, self.bucket, self.key)
-            raise PipelineError(
-                f"lost the deploy lock {self.uri} (it expired and was taken over by "
-                f"{describe_owner(holder[0]) if holder else 'someone else'})",
-                "nothing more was changed; wait for that deploy to finish, then rerun",
-            ) from exc
-        self.record = record
+            raise self.lost() from exc
+        self.written, self.record = written or base, record
+
+    def verify(self) -> None:
+        """Before a write: the lock object must still carry our ETag; renewed once half its life is gone (S3 time)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=self.key)
+        except ClientError as exc:
+            if error_code(exc) not in {"NoSuchKey", "404", "NotFound"}:
+                raise
+            raise self.lost() from exc
+        if str(head["ETag"]) != self.etag:
+            raise self.lost()
+        s3_now = s3_time(head)
+        if s3_now is None or s3_now - head["LastModified"] >= timedelta(seconds=self.ttl_s / 2):
+            self.renew(s3_now)
+
+    def lost(self) -> LockLostError:
+        found, _ = read(self.s3, self.bucket, self.key)
+        if found is None:
+            now_held = "the lock object is gone"
+        elif found.record.get("broken_at"):
+            broken = found.record
+            now_held = (
+                f"{broken.get('broken_by', '?')} broke it at {broken['broken_at']} "
+                f"(reason: {broken.get('reason', '?')})"
+            )
+        else:
+            now_held = f"{describe_owner(found.record)} holds it now"
+        return LockLostError(
+            f"lost the deploy lock {self.uri}: {now_held}",
+            "this run stopped before its next AWS write; check what the other run did, then rerun",
+        )
+
+    @contextmanager
+    def guard(self, *clients: Any) -> Iterator[None]:
+        """For the block, every write of `clients` (except to the lock itself) first verifies the lock."""
+
+        def before_write(model: Any, params: Mapping[str, Any], **_: Any) -> None:
+            if model.name.startswith(READ_PREFIXES) or (params.get("Key") == self.key):
+                return
+            self.verify()
+
+        events = [(client, f"before-parameter-build.{client.meta.service_model.service_name}") for client in clients]
+        for client, event in events:
+            client.meta.events.register(event, before_write)
+        try:
+            yield
+        finally:
+            for client, event in events:
+                client.meta.events.unregister(event, before_write)
 
     def release(self) -> None:
         """Mark the lock released (conditional on it still being ours); never masks the deploy's own outcome."""
@@ -114,48 +242,14 @@ class DeployLock:
             return
         record = {**self.record, "released_at": stamp(now())}
         try:
-            self.etag = put(self.s3, self.bucket, self.key, record, IfMatch=self.etag)
+            with capped(self.s3, RELEASE_S):
+                self.etag, _ = put(self.s3, self.bucket, self.key, record, IfMatch=self.etag)
             self.released = True
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, PipelineError) as exc:
             self.log(
                 f"warning: could not release the deploy lock {self.uri} ({exc}); "
-                f"it expires at {self.record['expires_at']}"
+                f"it expires at {stamp(self.expires)} (S3 time) unless `{UNLOCK_FIX}` breaks it first"
             )
-
-
-def error_code(exc: Any) -> str:
-    response = getattr(exc, "response", {})
-    code = str(response.get("Error", {}).get("Code", ""))
-    return code or str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-
-
-def put(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> str:
-    response = s3.put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=json.dumps(record, indent=2).encode(),
-        ContentType="application/json",
-        ServerSideEncryption="AES256",
-        **condition,
-    )
-    return str(response["ETag"])
-
-
-def read(s3: Any, bucket: str, key: str) -> tuple[dict[str, Any], str] | None:
-    """(record, ETag) of the lock object, or None if there is none."""
-    from botocore.exceptions import ClientError
-
-    try:
-        response = s3.get_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
-            return None
-        raise
-    try:
-        record = json.loads(response["Body"].read())
-    except ValueError:
-        record = {}
-    return (record if isinstance(record, dict) else {}), str(response["ETag"])
 
 
 def acquire(
@@ -166,57 +260,100 @@ def acquire(
     ttl_s: int = TTL_S,
     log: Callable[[str], None] = print,
 ) -> DeployLock:
-    """Take the lock, or take over an expired/released one; raise DeployLockedError naming a live holder."""
+    """Take the lock, or take over a released, broken, expired or provably dead one; else DeployLockedError."""
     from botocore.exceptions import ClientError
 
-    acquired = now()
-    record = {**holder, "acquired_at": stamp(acquired), "expires_at": stamp(acquired + timedelta(seconds=ttl_s))}
-    lock = DeployLock(s3, bucket, key, "", record, ttl_s, log)
-    for _ in range(2):  # a second round only if the lock vanished between our two requests
-        try:
-            lock.etag = put(s3, bucket, key, record, IfNoneMatch="*")
-            return lock
-        except ClientError as exc:
-            if error_code(exc) not in LOST:
-                raise
-        found = read(s3, bucket, key)
+    uri = f"s3://{bucket}/{key}"
+    found: Found | None = None
+    for _ in range(3):  # another round only if someone else wrote between our read and our write
+        found, s3_now = read(s3, bucket, key)
+        start = s3_now or now()
+        record: dict[str, Any] = {
+            **holder,
+            "token": uuid.uuid4().hex,  # makes our ETag ours alone
+            "ttl_s": ttl_s,
+            "acquired_at": stamp(start),
+            "expires_at": stamp(start + timedelta(seconds=ttl_s)),
+            "runner_clock": stamp(now()),
+        }
+        why = found.free_because() if found is not None else "absent"
         if found is None:
-            continue
-        current, etag = found
-        if not free(current):
-            raise locked(lock.uri, current)
+            condition = {"IfNoneMatch": "*"}
+        elif why is None:
+            raise locked(uri, found)
+        else:
+            condition = {"IfMatch": found.etag}
+            if why not in ("released", "broken"):
+                record["took_over"] = {"holder": found.record, "why": why}
         try:
-            lock.etag = put(s3, bucket, key, record, IfMatch=etag)
+            etag, written = put(s3, bucket, key, record, **condition)
         except ClientError as exc:
             if error_code(exc) not in LOST:
                 raise
-            again = read(s3, bucket, key)
-            raise locked(lock.uri, again[0] if again else {}) from exc
-        if not current.get("released_at"):
-            log(
-                f"took over the expired deploy lock {lock.uri} of {describe_owner(current)} "
-                f"(expired {current.get('expires_at', '?')})"
-            )
-        return lock
-    raise locked(lock.uri, {})
+            continue
+        if found is not None and why not in ("released", "broken"):
+            log(f"took over the deploy lock {uri} of {describe_owner(found.record)}: {why}")
+        return DeployLock(s3, bucket, key, etag, record, written or start, ttl_s, log)
+    if found is None:
+        raise DeployLockedError(f"could not take the deploy lock {uri}: it kept changing", "rerun in a minute")
+    raise locked(uri, found)
 
 
-def free(record: Mapping[str, Any]) -> bool:
-    """Released, expired, or unreadable (a lock nobody can name holds nothing)."""
-    if record.get("released_at"):
-        return True
-    try:
-        return parse(str(record["expires_at"])) <= now()
-    except (KeyError, ValueError):
-        return True
-
-
-def locked(uri: str, record: Mapping[str, Any]) -> DeployLockedError:
+def locked(uri: str, found: Found) -> DeployLockedError:
     return DeployLockedError(
-        f"another deploy holds the deploy lock {uri}: {describe_owner(record)}, "
-        f"since {record.get('acquired_at', '?')} until {record.get('expires_at', '?')}",
-        "wait for it to finish and rerun; if it died, rerun after the expiry (an expired lock is taken over)",
+        f"another deploy holds the deploy lock {uri}: {found.describe()}",
+        "wait for it to finish and rerun; if it died, a holder on this machine is taken over at once, otherwise "
+        f"`{UNLOCK_FIX}` breaks the lock (or it expires at the time above)",
     )
+
+
+@dataclass(frozen=True)
+class Broken:
+    uri: str
+    holder: dict[str, Any]  # the record that was broken
+    record: dict[str, Any]  # what the lock object says now
+    version_id: str
+
+
+def break_lock(
+    s3: Any, bucket: str, key: str, breaker: Mapping[str, Any], reason: str
+) -> tuple[Broken | None, Found | None]:
+    """Break a held lock on purpose, recording who and why in the lock object itself (S3 keeps each version).
+
+    Returns (what was broken, None) or (None, the free lock found, if any). Conditional on the ETag
+    read, so a lock that changes meanwhile is not broken blindly.
+    """
+    from botocore.exceptions import ClientError
+
+    uri = f"s3://{bucket}/{key}"
+    found, s3_now = read(s3, bucket, key)
+    if found is None or found.record.get("released_at") or found.record.get("broken_at"):
+        return None, found
+    record = {
+        "broken_at": stamp(s3_now or now()),
+        "broken_by": describe_owner(breaker),
+        "breaker": dict(breaker),
+        "reason": reason,
+        "holder": found.record,
+        "holder_last_renewed": stamp(found.last_modified),
+    }
+    try:
+        response = s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(record, indent=2).encode(),
+            ContentType="application/json",
+            ServerSideEncryption="AES256",
+            IfMatch=found.etag,
+        )
+    except ClientError as exc:
+        if error_code(exc) not in LOST:
+            raise
+        raise PipelineError(
+            f"the deploy lock {uri} changed while it was being broken; nothing was broken",
+            f"rerun `{UNLOCK_FIX}` to see (and break) the current holder",
+        ) from exc
+    return Broken(uri, found.record, record, str(response.get("VersionId", ""))), None
 
 
 @contextmanager
@@ -227,10 +364,12 @@ def held(
     holder: Mapping[str, Any],
     ttl_s: int = TTL_S,
     log: Callable[[str], None] = print,
+    guarded: tuple[Any, ...] = (),
 ) -> Iterator[DeployLock]:
-    """The lock for the duration of the block, released however the block ends."""
+    """The lock for the duration of the block (writes of `guarded` clients verify it), released however it ends."""
     lock = acquire(s3, bucket, key, holder, ttl_s, log)
     try:
-        yield lock
+        with lock.guard(*guarded):
+            yield lock
     finally:
         lock.release()

@@ -4,15 +4,16 @@ version, check, alias.
 Every step is skipped when its result already exists (content-addressed objects, a layer
 version with our CodeSha256, $LATEST already holding our code/configuration), so rerunning after
 any failure converges. The alias is the only thing production sees, and it moves last. Everything
-after the read-only "already deployed" test runs under the deploy lock (one deploy at a time),
-and a commit older than the live one is refused before the first write.
+after the read-only "already deployed" test runs under the deploy lock (one deploy at a time;
+every AWS write first proves the lock is still ours), and a commit older than the live one is
+refused before the first write. Each step's AWS calls share a wall-clock deadline (aws.deadlines).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,12 @@ from ci.deploy import alias as aliases
 from ci.deploy import function as functions
 from ci.deploy.artifacts import Artifacts, local_artifacts
 from ci.deploy.aws import Aws, unanswered
-from ci.deploy.deploy_lock import TTL_S, acquire, lock_key, owner
+from ci.deploy.deadline import Deadlines
+from ci.deploy.deploy_lock import TTL_S, acquire, lock_key
 from ci.deploy.gate import check_gate
 from ci.deploy.layer import LayerVersion, describe_layer_version, ensure_layer, sklearn_version
 from ci.deploy.limits import check_attached_size
+from ci.deploy.lock_holder import owner
 from ci.deploy.provenance import Provenance, check_order, detect, recorded, version_description
 from ci.deploy.stack import StackOutputs, read_outputs
 from ci.deploy.uploads import Upload, upload
@@ -76,21 +79,23 @@ class DeployOutcome:
 
 
 class Steps:
-    """Times each step and remembers which one was running when something failed."""
+    """Times each step, bounds its AWS calls, and remembers which one was running when something failed."""
 
-    def __init__(self, log: Callable[[str], None]) -> None:
+    def __init__(self, log: Callable[[str], None], deadlines: Deadlines | None = None) -> None:
         self.current = "start"
         self.timings: dict[str, float] = {}
         self.log = log
-        self.on_step: Callable[[], None] | None = None  # renews the deploy lock while it is held
+        self.deadlines = deadlines
+        self.on_step: Callable[[], None] | None = None  # verifies the deploy lock while it is held
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         self.current = name
         started = time.monotonic()
-        if self.on_step is not None:
-            self.on_step()
-        yield
+        with self.deadlines.step(name) if self.deadlines else nullcontext():
+            if self.on_step is not None:
+                self.on_step()
+            yield
         self.timings[name] = round(time.monotonic() - started, 3)
 
 
@@ -116,7 +121,7 @@ def deploy(
     repo = git_repo or config.root
     ours = provenance or detect(repo)
     verifier = verifier or default_verifier(config, paths)
-    steps = Steps(log)
+    steps = Steps(log, aws.deadlines)
     name, alias_name = config.function.name, config.function.alias
     outcome = DeployOutcome(status="deployed", endpoint=aws.where, alias=alias_name, provenance=ours)
     before: aliases.AliasState | None = None
@@ -140,16 +145,17 @@ def deploy(
         with steps.step("lock"):
             key = lock_key(stack.key_prefix, name)
             lock = acquire(aws.s3, stack.bucket, key, owner("deploy", ours.commit), lock_ttl_s, log)
-            log(f"deploy lock s3://{stack.bucket}/{key} held until {lock.record['expires_at']}")
+            log(f"deploy lock {lock.uri} held until {lock.record['expires_at']} (S3 time)")
         try:
-            steps.on_step = lock.renew
-            with steps.step("commit order"):
-                before = aliases.read_alias(aws.lambda_, name, alias_name)  # under the lock: the state we move from
-                outcome.previous_version = before.version if before else None
-                check_order(
-                    repo, ours, live_provenance(aws, name, before), getattr(before, "version", ""), allow_older, log
-                )
-            outcome = run_steps(config, paths, aws, verifier, steps, artifacts, stack, before, outcome)
+            steps.on_step = lock.verify
+            with lock.guard(aws.s3, aws.lambda_, aws.cloudformation):  # every write proves the lock is ours
+                with steps.step("commit order"):
+                    before = aliases.read_alias(aws.lambda_, name, alias_name)  # under the lock: what we move from
+                    outcome.previous_version = before.version if before else None
+                    check_order(
+                        repo, ours, live_provenance(aws, name, before), getattr(before, "version", ""), allow_older, log
+                    )
+                outcome = run_steps(config, paths, aws, verifier, steps, artifacts, stack, before, outcome)
         finally:
             steps.on_step = None
             lock.release()

@@ -15,7 +15,8 @@ from typing import Any
 from ci.config import Config
 from ci.deploy import alias as aliases
 from ci.deploy.aws import Aws
-from ci.deploy.deploy_lock import TTL_S, held, lock_key, owner
+from ci.deploy.deploy_lock import TTL_S, held, lock_key
+from ci.deploy.lock_holder import owner
 from ci.deploy.provenance import recorded
 from ci.deploy.stack import StackOutputs, read_outputs
 from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
@@ -68,8 +69,9 @@ def rollback(
     name = config.function.name
     stack = read_outputs(aws, config)
     key = lock_key(stack.key_prefix, name)
-    with held(aws.s3, stack.bucket, key, owner("rollback", ""), lock_ttl_s, log) as lock:
-        return rollback_locked(config, paths, aws, stack, to, force, verifier, log, lock.renew)
+    clients = (aws.s3, aws.lambda_, aws.cloudformation)
+    with held(aws.s3, stack.bucket, key, owner("rollback", ""), lock_ttl_s, log, guarded=clients) as lock:
+        return rollback_locked(config, paths, aws, stack, to, force, verifier, log, lock.verify)
 
 
 def rollback_locked(
@@ -109,7 +111,7 @@ def rollback_locked(
     commit = recorded(str(configuration.get("Description", "")))
     if commit:
         log(f"version {target} was built from {commit.describe()}")
-    still_locked()  # renews the lock: raises if it expired and another run took it over during the check
+    still_locked()  # raises if the lock was taken over or broken during the check (the alias write checks again)
     aliases.point_alias(aws.lambda_, name, alias_name, target, history, state)
     outcome = RollbackOutcome(alias_name, state.version, target, verdict)
     write_report(
