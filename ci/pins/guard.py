@@ -17,7 +17,8 @@ from ci.config import Config
 from ci.errors import CheckFailedError, PipelineError
 from ci.lock.lockfile import LockFile
 from ci.pins.container import read_container
-from ci.pins.policy import PACKAGES, judge
+from ci.pins.locks import pinned_version
+from ci.pins.policy import ALLOW_LIST, PACKAGES, distribution_of, judge, model_allow_list
 from ci.pins.result import Finding
 from ci.pins.scan import PickleScan, scan_stream
 
@@ -35,21 +36,39 @@ def allowed_distributions(layer: LockFile | None) -> set[str]:
     return {dist for dist in PACKAGES.values() if layer.get(dist) is not None}
 
 
-def refusals(scan: PickleScan, allowed: Collection[str]) -> list[Finding]:
-    """What makes a scanned pickle unsafe to load: a name outside the policy, or a part the scan cannot read."""
+def refusals(scan: PickleScan, allowed: Collection[str], runtime_sklearn: str | None = None) -> list[Finding]:
+    """What makes a scanned pickle unsafe to load: a name outside the allow-list, or a part the scan cannot read.
+
+    `runtime_sklearn`: the layer's scikit-learn; a model whose estimators recorded another version
+    names other classes, and is reported as version drift rather than as a foreign artifact.
+    """
+    recorded = sorted(set(scan.versions_of_sklearn()) - {runtime_sklearn}) if runtime_sklearn else []
     found = []
     for ref in sorted(scan.references.values(), key=lambda r: r.path):
         verdict = judge(ref.module, ref.name, set(allowed))
-        if not verdict.allowed:
-            how = "called when the pickle is loaded" if ref.called else "imported when the pickle is loaded"
-            via = f" via {ref.via}" if ref.via else ""
+        if verdict.allowed:
+            continue
+        how = "called when the pickle is loaded" if ref.called else "imported when the pickle is loaded"
+        via = f" via {ref.via}" if ref.via else ""
+        if recorded and distribution_of(ref.module) is not None and (ref.module, ref.name) not in model_allow_list():
+            trained = ", ".join(recorded)
             found.append(
                 Finding(
                     "error",
-                    f"references {ref.path}{via} ({how}): not allowed — {verdict.reason}",
-                    "never deploy this artifact: rebuild it from the training code and check where it came from",
+                    f"references {ref.path}{via} ({how}), not in {ALLOW_LIST}: the model was pickled by "
+                    f"scikit-learn {trained} and the runtime has scikit-learn {runtime_sklearn} (version drift)",
+                    f"retrain with the runtime's versions (`python -m training` in the training lock's environment), "
+                    f"or move the layer's pin to {trained} (`python -m ci lock --upgrade scikit-learn`) and retrain",
                 )
             )
+            continue
+        found.append(
+            Finding(
+                "error",
+                f"references {ref.path}{via} ({how}): not allowed — {verdict.reason}",
+                "never deploy this artifact: rebuild it from the training code and check where it came from",
+            )
+        )
     for item in scan.unresolved:
         found.append(
             Finding("error", f"cannot be read statically: {item}", "never deploy this artifact; retrain the model")
@@ -71,7 +90,8 @@ def require_safe_model(model: Path, layer_lock: Path | None = None) -> str:
         scan = scan_stream(read_container(model, raw).stream)
     except PipelineError as exc:
         raise UnsafeModelError(f"model {model} refused by the static scan: {exc.problem}", NEVER_LOAD) from exc
-    found = refusals(scan, allowed_distributions(layer))
+    runtime_sklearn = pinned_version(layer.get("scikit-learn")) if layer is not None else None
+    found = refusals(scan, allowed_distributions(layer), runtime_sklearn)
     if found:
         more = f" (and {len(found) - 1} more; `python -m ci pins` lists them)" if len(found) > 1 else ""
         raise UnsafeModelError(f"model {model} refused by the static scan: {found[0].message}{more}", NEVER_LOAD)
