@@ -206,8 +206,10 @@ def run_probe(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str
 
 @pytest.fixture()
 def function_dir(tmp_path: Path) -> Path:
+    from ci.layer.sources import handler_files
+
     (tmp_path / "handler").mkdir()
-    for source in (REPO_ROOT / "handler").glob("*.py"):
+    for source in handler_files(REPO_ROOT / "handler"):  # what function.zip holds: *.py and model_globals.txt
         (tmp_path / "handler" / source.name).write_text(source.read_text())
     return tmp_path
 
