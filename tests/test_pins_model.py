@@ -306,3 +306,15 @@ def test_the_foreign_environment_comes_from_a_hashed_lock_of_exactly_those_versi
     lock = read_lock(FOREIGN_LOCK)
     assert check_format(lock, FOREIGN_LOCK.name) == []
     assert {name: lock.pins[name].version for name in FOREIGN_VERSIONS} == FOREIGN_VERSIONS
+
+
+def test_a_normal_pickle_of_another_sklearn_is_reported_as_drift_not_as_an_attack(foreign_bundles: Path) -> None:  # noqa: F811
+    """Issue 25 item 5: the same estimator pickled by scikit-learn 1.5.2 / numpy 2 names other globals."""
+    model_check = next(c for c in check(bundle(foreign_bundles, "model")).checks if c.name == "model")
+    refused = [f for f in model_check.findings if f.message.startswith("references ") and "model_globals" in f.message]
+    assert refused, model_check.findings
+    for finding in refused:
+        assert finding.message.endswith(
+            "the model was pickled by scikit-learn 1.5.2 and the runtime has scikit-learn 1.3.2 (version drift)"
+        ), finding.message
+        assert "never deploy" not in finding.fix

@@ -25,6 +25,10 @@ from ci.pins.scan import PickleScan, scan_stream
 NEVER_LOAD = "never load or deploy this artifact: retrain it (`python -m training`) and check where it came from"
 
 
+# Standard-library helpers an ordinary pickle of another library version uses (numpy 2 spells bytes so).
+PICKLE_HELPERS = ("_codecs", "copyreg")
+
+
 class UnsafeModelError(CheckFailedError):
     """The static scan refuses the model: nothing may unpickle it."""
 
@@ -50,7 +54,10 @@ def refusals(scan: PickleScan, allowed: Collection[str], runtime_sklearn: str | 
             continue
         how = "called when the pickle is loaded" if ref.called else "imported when the pickle is loaded"
         via = f" via {ref.via}" if ref.via else ""
-        if recorded and distribution_of(ref.module) is not None and (ref.module, ref.name) not in model_allow_list():
+        ordinary = (
+            distribution_of(ref.module) is not None or ref.module in PICKLE_HELPERS or _sklearn_relative(ref.module)
+        )
+        if recorded and ordinary and (ref.module, ref.name) not in model_allow_list():
             trained = ", ".join(recorded)
             found.append(
                 Finding(
@@ -74,6 +81,18 @@ def refusals(scan: PickleScan, allowed: Collection[str], runtime_sklearn: str | 
             Finding("error", f"cannot be read statically: {item}", "never deploy this artifact; retrain the model")
         )
     return found
+
+
+def _sklearn_relative(module: str) -> bool:
+    """scikit-learn >= 1.4's Cython classes pickle a package-relative module ("_loss" for sklearn._loss)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
+    top = module.split(".", 1)[0]
+    if spec is None or spec.origin is None or not top.startswith("_"):
+        return False
+    package = Path(spec.origin).parent
+    return (package / top).is_dir() or any(package.glob(f"{top}.*"))
 
 
 def require_safe_model(model: Path, layer_lock: Path | None = None) -> str:
