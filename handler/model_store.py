@@ -1,7 +1,8 @@
 """Load the model bundle once per container, and only if its bytes are the ones we meant to deploy.
 
-The SHA-256 of the bytes is compared with MODEL_SHA256 BEFORE unpickling: unpickling runs code, so
-a file that is not the expected one is refused unread. A bundle pickled by another scikit-learn
+The SHA-256 of the bytes is compared with MODEL_SHA256 BEFORE unpickling, so a file that is not the
+expected one is refused unread; and unpickling imports only the allow-listed globals, so even the
+expected file cannot run code. A bundle pickled by another scikit-learn
 version is refused too (scikit-learn's InconsistentVersionWarning is turned into an error), because
 its trees may unpickle into something that predicts differently.
 """
@@ -9,7 +10,6 @@ its trees may unpickle into something that predicts differently.
 from __future__ import annotations
 
 import hashlib
-import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,13 +96,22 @@ def read_s3(uri: str) -> bytes:
 
 
 def unpickle(data: bytes, origin: str) -> Any:
-    import joblib
+    """joblib.load, importing only the globals of handler/model_globals.txt (handler/safe_unpickle.py)."""
     from sklearn.exceptions import InconsistentVersionWarning
+
+    from handler.safe_unpickle import ForbiddenGlobal, load_bundle
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", InconsistentVersionWarning)
-            return joblib.load(io.BytesIO(data))
+            return load_bundle(data)
+    except ForbiddenGlobal as exc:
+        raise ModelLoadError(
+            f"refusing to load {origin}: it references {exc.module}.{exc.name}, which is not in "
+            "handler/model_globals.txt (the exact globals a model may reference); nothing it names was called. "
+            "A model trained with other library versions than the layer's names other globals: retrain with "
+            "training/requirements.txt; otherwise never deploy this file."
+        ) from exc
     except InconsistentVersionWarning as exc:
         raise ModelLoadError(
             f"{origin} was pickled by scikit-learn {exc.original_sklearn_version} but this runtime has "

@@ -40,12 +40,21 @@ def write_pickle(path: Path, value: Any) -> str:
 
 
 def test_the_marker_pickle_really_runs_code_when_unpickled(tmp_path: Path) -> None:
-    """Control for the refusal test below: without the hash check, loading this file executes code."""
+    """Control for the refusal tests below: joblib.load of this file executes code."""
+    marker = tmp_path / "unpickled"
+    write_pickle(tmp_path / "evil.joblib", {"sklearn_model": CreatesMarker(marker)})
+    joblib.load(tmp_path / "evil.joblib")
+    assert marker.exists()
+
+
+def test_a_matching_hash_does_not_make_code_loadable(tmp_path: Path) -> None:
+    """The digest says the file is the one deployed, not that it is data: the allow-list refuses the call."""
     marker = tmp_path / "unpickled"
     digest = write_pickle(tmp_path / "evil.joblib", {"sklearn_model": CreatesMarker(marker)})
-    with pytest.raises(ModelLoadError):  # it loads (running the code), then has no predict_proba
+    with pytest.raises(ModelLoadError) as caught:
         load(ModelSource(path=str(tmp_path / "evil.joblib"), s3_uri=None, sha256=digest))
-    assert marker.exists()
+    assert "references posix.system, which is not in handler/model_globals.txt" in str(caught.value)
+    assert not marker.exists()
 
 
 def test_hash_mismatch_is_refused_without_unpickling(tmp_path: Path) -> None:
@@ -197,8 +206,10 @@ def run_probe(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str
 
 @pytest.fixture()
 def function_dir(tmp_path: Path) -> Path:
+    from ci.layer.sources import handler_files
+
     (tmp_path / "handler").mkdir()
-    for source in (REPO_ROOT / "handler").glob("*.py"):
+    for source in handler_files(REPO_ROOT / "handler"):  # what function.zip holds: *.py and model_globals.txt
         (tmp_path / "handler" / source.name).write_text(source.read_text())
     return tmp_path
 

@@ -64,10 +64,12 @@ def errors(result: PinsResult, name: str) -> list[str]:
 # scikit-learn, pandas and joblib are imported where used: every test worker imports this module to collect it
 # (~2 s), and only the one that runs these tests needs them.
 def small_model() -> Any:
+    """The estimator training makes (all of its globals allow-listed), fitted on four rows."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1]))
+    x, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
+    return HistGradientBoostingClassifier(max_iter=2, min_samples_leaf=1).fit(x, y)
 
 
 def dump(artifact: dict[str, Any], path: Path) -> None:
@@ -131,13 +133,18 @@ def test_compressed_foreign_dump_gives_the_same_findings(foreign_bundles: Path) 
     assert [m.replace("model-z3", "model") for m in errors(compressed, "model")] == errors(plain, "model")
 
 
-def test_class_that_the_runtime_sklearn_lacks_is_named(foreign_bundles: Path) -> None:  # noqa: F811
+def test_class_that_the_runtime_sklearn_lacks_is_named_as_version_drift(foreign_bundles: Path) -> None:  # noqa: F811
+    """Issue 25 item 5: a normal pickle of another scikit-learn is drift to fix, not an attack to report."""
     result = check(bundle(foreign_bundles, "threshold"))
     path = "sklearn.model_selection._classification_threshold.FixedThresholdClassifier"
-    assert any(
-        m.startswith(f"{path} does not exist in scikit-learn 1.3.2 (the runtime's version)")
-        for m in errors(result, "model")
-    )
+    found = errors(result, "model")
+    assert (
+        f"references {path} (called when the pickle is loaded), not in handler/model_globals.txt: the model was "
+        "pickled by scikit-learn 1.5.2 and the runtime has scikit-learn 1.3.2 (version drift)"
+    ) in found, found
+    model_check = next(c for c in result.checks if c.name == "model")
+    drift = next(f for f in model_check.findings if path in f.message)
+    assert "never deploy" not in drift.fix and "retrain" in drift.fix
 
 
 def test_manifest_of_another_artifact_fails(local_bundles: Path, tmp_path: Path) -> None:  # noqa: F811
@@ -169,7 +176,7 @@ def test_pickle_that_would_run_os_system_is_not_allowed(local_bundles: Path, tmp
     assert not marker.exists()  # the check never executed the pickle
 
 
-def test_pandas_objects_need_pandas_in_both_locks(local_bundles: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_pandas_objects_need_pandas_in_both_locks_and_are_refused_anyway(local_bundles: Path, tmp_path: Path) -> None:  # noqa: F811
     model = tmp_path / "model.joblib"
     dump({"sklearn_model": small_model(), "feature_names": ["x"], "metadata": {"index": pandas_index(["x"])}}, model)
     versions = bundle(local_bundles, "model").manifest_data()["versions"]
@@ -179,11 +186,11 @@ def test_pandas_objects_need_pandas_in_both_locks(local_bundles: Path, tmp_path:
     result = check(bundle_, training=training, layer=layer)
     lock_errors = errors(result, "locks")
     assert any(m.startswith(f"{training} has no entry for pandas (the model references pandas.") for m in lock_errors)
-    assert any(
-        "not allowed — pandas is not in the runtime lock" in m and m.startswith("references pandas.")
-        for m in errors(result, "model")
-    )
-    assert check(bundle_).passed  # with the committed locks (pandas pinned in both) the same artifact passes
+    # a pandas Index is not a global the allow-list has: refused with pandas in both locks too
+    for found in (errors(result, "model"), errors(check(bundle_), "model")):
+        assert any(m.startswith("references pandas.") and "is not in handler/model_globals.txt" in m for m in found), (
+            found
+        )
 
 
 def test_cli_passes_on_a_freshly_trained_model(trained_model, tmp_path: Path) -> None:
@@ -299,3 +306,15 @@ def test_the_foreign_environment_comes_from_a_hashed_lock_of_exactly_those_versi
     lock = read_lock(FOREIGN_LOCK)
     assert check_format(lock, FOREIGN_LOCK.name) == []
     assert {name: lock.pins[name].version for name in FOREIGN_VERSIONS} == FOREIGN_VERSIONS
+
+
+def test_a_normal_pickle_of_another_sklearn_is_reported_as_drift_not_as_an_attack(foreign_bundles: Path) -> None:  # noqa: F811
+    """Issue 25 item 5: the same estimator pickled by scikit-learn 1.5.2 / numpy 2 names other globals."""
+    model_check = next(c for c in check(bundle(foreign_bundles, "model")).checks if c.name == "model")
+    refused = [f for f in model_check.findings if f.message.startswith("references ") and "model_globals" in f.message]
+    assert refused, model_check.findings
+    for finding in refused:
+        assert finding.message.endswith(
+            "the model was pickled by scikit-learn 1.5.2 and the runtime has scikit-learn 1.3.2 (version drift)"
+        ), finding.message
+        assert "never deploy" not in finding.fix

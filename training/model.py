@@ -17,6 +17,11 @@ from threadpoolctl import threadpool_limits
 from training import schema
 from training.errors import TrainingError
 
+# The estimator classes a bundle may hold. Each is listed in handler/model_globals.txt (with the classes
+# its fitted state pickles); the handler loads nothing else. Changing the estimator: add it here, then
+# `python -m training` names the lines that file lacks.
+ESTIMATOR_CLASSES: tuple[type, ...] = (HistGradientBoostingClassifier,)
+
 HYPERPARAMETERS: dict[str, object] = {
     "learning_rate": 0.1,
     "max_iter": 150,

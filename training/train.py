@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import sklearn
 
-from training import bundle, dataset, gate, model, schema, simulator
+from training import allowlist, bundle, dataset, gate, model, schema, simulator
 from training.metrics import evaluate
 from training.settings import TrainingSettings
 
@@ -65,6 +65,7 @@ def run(settings: TrainingSettings, out_dir: Path, seed: int, data: Path | None 
         },
     }
     artifact = bundle.dump_bytes(bundle_data)
+    allowlist.require_loadable(artifact, estimator)
     manifest = bundle.manifest(artifact, data_sha256, seed, list(schema.FEATURE_NAMES), metrics)
     model_path, manifest_path = bundle.write(out_dir, artifact, manifest)
     return TrainingResult(model_path, manifest_path, manifest)

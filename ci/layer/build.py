@@ -297,7 +297,7 @@ def function_entries(state: BuildState) -> list[tuple[str, Path]]:
 
 
 def step_stage_function(state: BuildState) -> None:
-    """Copy the handler package (its *.py only: no tests, no caches) to build/function/."""
+    """Copy the handler package (its *.py and *.txt data only: no tests, no caches) to build/function/."""
     module = state.config.function.handler.rsplit(".", 1)[0]
     package = module.split(".")[0]
     source = state.config.root / package

@@ -22,10 +22,11 @@ def handler_package(config: Config) -> Path:
 
 
 def handler_files(package: Path) -> list[Path]:
-    """The files function.zip is made of: the package's *.py, without tests and caches."""
+    """The files function.zip is made of: the package's *.py and *.txt data (model_globals.txt, the
+    model allow-list), without tests and caches."""
     return [
         path
-        for path in sorted(package.rglob("*.py"))
+        for path in sorted([*package.rglob("*.py"), *package.rglob("*.txt")])
         if not {"__pycache__", "tests"} & set(path.relative_to(package).parts) and not path.name.startswith("test_")
     ]
 

@@ -152,7 +152,7 @@ def _check_scan(
     allowed_dists = allowed_distributions(layer)
     for dist in sorted(model.referenced_distributions() - {"scikit-learn", "numpy"}):
         column[dist] = "referenced"
-    for finding in refusals(scan, allowed_dists):
+    for finding in refusals(scan, allowed_dists, sklearn_runtime):
         check.error(finding.message, finding.fix)
     _check_existence(check, layer, scan, inputs, allowed_dists, statuses)
 

@@ -1,15 +1,18 @@
-"""Which references a model pickle may contain, and which distribution each one comes from.
+"""Which references a model pickle may contain: exactly the pairs of handler/model_globals.txt.
 
-Unpickling imports every referenced module and may call every referenced callable, so the
-scan accepts only the libraries the model is made of (scikit-learn, numpy, scipy, joblib and,
-when the layer ships it, pandas) plus a handful of harmless builtins that numpy and the
-standard pickler emit. Inside those libraries a few names are refused too: they load other
-files, evaluate strings or run tests, which no fitted estimator needs.
+Unpickling imports every referenced module and may call every referenced callable, and the model's
+own libraries are full of callables that read and write files; so the pipeline accepts a name only
+if the handler's allow-list (the same file the loader on Lambda enforces) holds that exact
+(module, qualname), and only if the runtime lock ships the distribution it comes from.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+
+from ci.errors import PipelineError
+from handler.model_globals import ALLOWED_GLOBALS_FILE, AllowListError, allowed_globals
 
 # Top-level module -> the distribution that installs it.
 PACKAGES: dict[str, str] = {
@@ -19,85 +22,7 @@ PACKAGES: dict[str, str] = {
     "joblib": "joblib",
     "pandas": "pandas",
 }
-
-# Emitted by the standard pickler, numpy and pandas for ordinary data; none runs code from strings.
-SAFE_GLOBALS: frozenset[str] = frozenset(
-    {
-        "builtins.bool",
-        "builtins.bytearray",
-        "builtins.bytes",
-        "builtins.complex",
-        "builtins.dict",
-        "builtins.float",
-        "builtins.frozenset",
-        "builtins.int",
-        "builtins.list",
-        "builtins.object",
-        "builtins.range",
-        "builtins.set",
-        "builtins.slice",
-        "builtins.str",
-        "builtins.tuple",
-        "collections.OrderedDict",
-        "collections.defaultdict",
-        "collections.deque",
-        "copyreg._reconstructor",
-        "copyreg.__newobj__",
-        "copyreg.__newobj_ex__",
-        "_codecs.encode",
-        "datetime.date",
-        "datetime.datetime",
-        "datetime.time",
-        "datetime.timedelta",
-        "datetime.timezone",
-        "decimal.Decimal",
-        "fractions.Fraction",
-    }
-)
-
-# Inside the allowed libraries: modules and names that read files, evaluate code or fetch data.
-DENIED_MODULE_PREFIXES: tuple[str, ...] = (
-    "numpy.testing",
-    "numpy.f2py",
-    "numpy.distutils",
-    "numpy.ctypeslib",
-    "numpy.lib.npyio",
-    "numpy.lib._npyio_impl",
-    "numpy.lib.format",
-    "scipy._lib._testutils",
-    "scipy.io",
-    "joblib.externals",
-    "pandas.io",
-    "pandas.testing",
-    "pandas._testing",
-    "pandas.core.computation",
-    "sklearn.utils._testing",
-    "sklearn.datasets",
-)
-DENIED_NAMES: frozenset[str] = frozenset(
-    {
-        "load",
-        "loads",
-        "loadtxt",
-        "fromfile",
-        "genfromtxt",
-        "read_pickle",
-        "eval",
-        "exec",
-        "system",
-        "popen",
-        "getattr",
-        "setattr",
-        "__import__",
-        "import_module",
-        "open",
-        "compile",
-        "runstring",
-        "exec_command",
-        "Parallel",
-        "delayed",
-    }
-)
+ALLOW_LIST = "handler/model_globals.txt"
 
 
 @dataclass(frozen=True)
@@ -110,20 +35,21 @@ def distribution_of(module: str) -> str | None:
     return PACKAGES.get(module.split(".", 1)[0])
 
 
-def judge(module: str, name: str, allowed_packages: set[str]) -> Verdict:
-    """Is `module.name` acceptable in a model pickle, given the distributions the runtime ships?"""
-    path = f"{module}.{name}"
-    top = module.split(".", 1)[0]
-    if path in SAFE_GLOBALS:
-        return Verdict(True)
-    if top not in PACKAGES:
-        return Verdict(False, f"{module} is not one of the model's libraries ({', '.join(sorted(PACKAGES))})")
-    if PACKAGES[top] not in allowed_packages:
-        return Verdict(False, f"{PACKAGES[top]} is not in the runtime lock, so the runtime cannot import {module}")
-    for prefix in DENIED_MODULE_PREFIXES:
-        if module == prefix or module.startswith(prefix + "."):
-            return Verdict(False, f"{prefix} reads files, evaluates code or runs tests; no fitted model needs it")
-    last = name.rsplit(".", 1)[-1]
-    if last in DENIED_NAMES or (top == "pandas" and last.startswith("read_")):
-        return Verdict(False, f"`{last}` loads files or evaluates code; no fitted model needs it")
+def model_allow_list() -> frozenset[tuple[str, str]]:
+    """The committed allow-list; a malformed file stops the pipeline rather than widening anything."""
+    try:
+        return allowed_globals(ALLOWED_GLOBALS_FILE)
+    except AllowListError as exc:
+        raise PipelineError(str(exc), f"every line of {ALLOW_LIST} is 'module qualname'") from exc
+
+
+def judge(
+    module: str, name: str, allowed_packages: Collection[str], allowed: frozenset[tuple[str, str]] | None = None
+) -> Verdict:
+    """Is `module name` acceptable in a model pickle, given the distributions the runtime ships?"""
+    if (module, name) not in (model_allow_list() if allowed is None else allowed):
+        return Verdict(False, f"'{module} {name}' is not in {ALLOW_LIST}, the exact globals a model may reference")
+    dist = distribution_of(module)
+    if dist is not None and dist not in allowed_packages:
+        return Verdict(False, f"{dist} is not in the runtime lock, so the runtime cannot import {module}")
     return Verdict(True)

@@ -412,6 +412,8 @@ class _Walker:
             self.result.unresolved.append(f"{func.path} at byte {pos} with computed arguments")
 
     def build(self, target: Any, state: Any) -> None:
+        if isinstance(target, Global):
+            self.result.unresolved.append(f"BUILD on the class {target.path} itself: it would overwrite class state")
         if isinstance(target, Obj):
             target.state = state
         for part in state if isinstance(state, tuple) and len(state) == 2 else (state,):
@@ -419,7 +421,10 @@ class _Walker:
                 owner = target.class_path if isinstance(target, Obj) else None
                 self.result.sklearn_versions.append((owner, part.sklearn_version))
                 part.claimed = True
-        if isinstance(target, Obj) and target.is_array_wrapper:
+        if isinstance(target, Obj) and target.is_array_wrapper and self.depth > 0:
+            # Inside an object array's stream joblib reads plain pickle: no bytes follow this BUILD.
+            self.result.unresolved.append("NumpyArrayWrapper inside an object array's pickle (joblib never nests one)")
+        elif isinstance(target, Obj) and target.is_array_wrapper:
             self.stack[-1] = self.read_array(state)
         elif isinstance(target, Obj) and target.class_path in OLD_WRAPPERS:
             self.result.unresolved.append(f"{target.class_path}: arrays stored in separate files (joblib < 0.10)")
