@@ -116,7 +116,11 @@ def test_an_exception_in_the_handler_is_an_unexpected_error(tmp_path: Path) -> N
 def test_a_wrong_answer_and_a_wrong_status_are_named(tmp_path: Path) -> None:
     app = TINY_HANDLER.replace("0.5", "0.9").replace('"status": 400', '"status": 422')
     result = run_tiny(tmp_path, app)
-    assert "event direct: wrong answer: recall_probability[0] = 0.9, expected 0.5 ± 0.02" in result.failures
+    wrong = [failure for failure in result.failures if failure.startswith("event direct: wrong answer:")]
+    assert wrong and wrong[0].startswith(
+        "event direct: wrong answer: recall_probability[0] = 0.9, training computed 0.5 (unrounded 0.5, allowed ±5e-07"
+    )
+    assert "training's answer for model" in wrong[0] and "fix: retrain with `python -m training`" in wrong[0]
     assert any(failure.startswith("event bad_input: status 422, expected 400") for failure in result.failures)
 
 
