@@ -38,12 +38,16 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         take(paths, args.layer or paths.layer_zip, "layer.zip"),
         take(paths, args.function or paths.function_zip, "function.zip"),
         take(paths, args.model or paths.model, "model.joblib"),
-        # training's answers, which the runtime must reproduce, for exactly that model
-        take(paths, manifest or paths.model_manifest, "model.json"),
     ]
+    # Training's answers, which the runtime must reproduce, for exactly that model. A missing one is
+    # refused by run_smoke, after the model's own checks (a model the scan refuses is named first).
+    answers = manifest or paths.model_manifest
+    if answers.is_file():
+        judged.append(take(paths, answers, "model.json"))
+        answers = judged[-1].path
     events_dir = args.events or config.smoke.events
     result = run_smoke(
-        judged[0].path, judged[1].path, judged[2].path, config, paths, events_dir=events_dir, manifest=judged[3].path
+        judged[0].path, judged[1].path, judged[2].path, config, paths, events_dir=events_dir, manifest=answers
     )
     findings = smoke_findings(
         result.failures, result.report.get("warnings", []), events_dir, config.function.handler, config.root

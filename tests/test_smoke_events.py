@@ -155,3 +155,13 @@ def test_the_summary_shows_each_answer_predictions_or_the_field_named() -> None:
     assert answer({"response": direct_error}) == "400 instances[0].delta_days: must be a finite number"
     assert answer({"response": {"statusCode": 502, "body": "<html>"}}) == "502 (body is not JSON)"
     assert answer({"response": None}) == "no answer"
+
+
+def test_a_wrong_number_is_a_finding_on_the_event_whose_fix_is_to_retrain(tmp_path: Path) -> None:
+    from ci.smoke.findings import smoke_findings
+
+    (tmp_path / "e.json").write_text(json.dumps({"event": {}, "expect": {"status": 200}}))
+    failure = "event e: wrong answer: recall_probability[0] = 0.9, training computed 0.1; fix: retrain with X"
+    [finding] = smoke_findings([failure], [], tmp_path, "handler.app.lambda_handler", tmp_path)
+    assert finding.message == "event e: wrong answer: recall_probability[0] = 0.9, training computed 0.1"
+    assert finding.fix == "retrain with X" and finding.file == "e.json"

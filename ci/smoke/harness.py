@@ -247,11 +247,8 @@ def run_smoke(
     # The function unpickles the model at init: refuse it as `ci pins` would, before any process starts,
     # and load it only under the digest of the bytes scanned.
     model_sha256 = model_precondition(config, model_path)
-    answers = (
-        training_answers(config, manifest or model_path.with_name("model.json"), model_sha256)
-        if judge_numbers
-        else None
-    )
+    manifest = manifest or model_path.with_name("model.json")
+    answers = training_answers(config, manifest, model_sha256) if judge_numbers else None
     python = interpreter.python
     runtime = ensure_runtime_dir(config, paths)
     prepare_started = time.monotonic()
@@ -276,6 +273,7 @@ def run_smoke(
             "layer.zip": sha256_file(layer_zip),
             "function.zip": sha256_file(function_zip),
             "model.joblib": model_sha256,
+            **({"model.json": sha256_file(manifest)} if answers else {}),
         },
         "answers": (
             {"model_sha256": answers.model_sha256, "manifest": answers.manifest, "versions": answers.versions}
