@@ -205,7 +205,6 @@ class SmokeConfig:
     warm_invocations: int
     warm_event: str  # "" = a single successful prediction, chosen by the harness
     init_limit_s: float
-    tolerance: float
 
 
 def parse_smoke(table: Table, root: Path) -> SmokeConfig:
@@ -214,7 +213,6 @@ def parse_smoke(table: Table, root: Path) -> SmokeConfig:
         warm_invocations=table.integer("warm_invocations", 20, 0),
         warm_event=table.text("warm_event", '"direct-single"', default="", pattern=".*", wants="an event name"),
         init_limit_s=table.number("init_limit_s", 10.0, above=0, maximum=LAMBDA_INIT_LIMIT_S),
-        tolerance=table.number("tolerance", 0.02, minimum=0, maximum=1),
     )
 
 
@@ -264,6 +262,7 @@ class TrainingConfig:
     min_roc_auc: float
     max_mae: float  # against the simulator's true p (skipped for data without p_true)
     max_ece: float
+    max_history_error: float  # |model - simulator's true recall| at each reference history (simulated data only)
 
 
 def parse_training(table: Table) -> TrainingConfig:
@@ -277,4 +276,5 @@ def parse_training(table: Table) -> TrainingConfig:
         min_roc_auc=table.number("min_roc_auc", 0.7, minimum=0, maximum=1),
         max_mae=table.number("max_mae", 0.08, minimum=0),
         max_ece=table.number("max_ece", 0.05, minimum=0),
+        max_history_error=table.number("max_history_error", 0.05, minimum=0, maximum=1),
     )

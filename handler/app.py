@@ -12,8 +12,8 @@ import time
 import traceback
 from typing import Any
 
-from handler import events, model_store, predict, responses, settings, snapstart, telemetry, validation
-from handler.errors import ModelLoadError, RequestError
+from handler import events, model_store, predict, request, responses, settings, snapstart, telemetry
+from handler.errors import ModelLoadError
 from handler.settings import SettingsError
 
 
@@ -48,16 +48,9 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         raise
     count = 0
     try:
-        request = events.parse(event, limits.max_body_bytes)
-        valid = validation.validate(request.payload, model.feature_names, limits.max_batch)
-        count = len(valid.instances)
-        body = responses.success(
-            predict.predictions(model, valid.instances, valid.target_recall, limits.horizon_days), model.label
-        )
-        status, field = 200, None
-    except RequestError as exc:
-        status, field = exc.status, exc.field
-        body = responses.error(exc.status, exc.field, exc.message, model.label)
+        answer = request.answer(model, event, limits)
+        status, field, body = answer.status, answer.field, answer.body
+        count = len(answer.request.instances) if answer.request else 0
     except Exception as exc:  # a bug must not leak a traceback to the caller; it goes to the log
         status, field = 500, None
         body = responses.error(500, None, "internal error; see the function's log", model.label)

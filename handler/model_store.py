@@ -4,7 +4,9 @@ The SHA-256 of the bytes is compared with MODEL_SHA256 BEFORE unpickling, so a f
 expected one is refused unread; and unpickling imports only the allow-listed globals, so even the
 expected file cannot run code. A bundle pickled by another scikit-learn
 version is refused too (scikit-learn's InconsistentVersionWarning is turned into an error), because
-its trees may unpickle into something that predicts differently.
+its trees may unpickle into something that predicts differently. A bundle that breaks the handler's
+contract with the model (handler/contract.py: the features, and recall that never rises with elapsed
+time) is refused too: it would answer days_until_target wrongly without any error.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handler import settings
+from handler import contract, settings
+from handler.contract import ELAPSED
 from handler.errors import ModelLoadError
 from handler.settings import ModelSource, model_source
-from handler.validation import ELAPSED
 
 REQUIRED_KEYS = ("sklearn_model", "feature_names")
 _LOADED: dict[ModelSource, LoadedModel] = {}
@@ -145,4 +147,24 @@ def from_bundle(bundle: Any, digest: str, origin: str) -> LoadedModel:
         raise ModelLoadError(f"{origin}: sklearn_model is a {type(estimator).__name__}, which has no predict_proba")
     metadata = bundle.get("metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
-    return LoadedModel(estimator, list(names), digest, sklearn.__version__, metadata)
+    model = LoadedModel(estimator, list(names), digest, sklearn.__version__, metadata)
+    require_contract(model, origin)
+    return model
+
+
+def require_contract(model: LoadedModel, origin: str) -> None:
+    """The contract's features, and recall falling with elapsed time on a few histories (one predict call)."""
+    from handler import predict  # predict imports this module
+
+    estimator = type(model.estimator).__name__
+    problem = contract.feature_problem(model.feature_names, model.estimator)
+    if problem:
+        raise ModelLoadError(f"{origin}: {problem}; retrain with `python -m training` (make train)")
+    try:
+        check = contract.check_monotonic(lambda rows: predict.recall(model, rows), contract.LOAD_HISTORIES)
+    except Exception as exc:  # an estimator that cannot predict the contract's rows at all
+        raise ModelLoadError(f"{origin}: {estimator} cannot predict: {type(exc).__name__}: {exc}") from exc
+    if not check.passed:
+        raise ModelLoadError(
+            f"{origin}: {check.problem(estimator)}; {contract.MONOTONIC_FIX}, and retrain (`python -m training`)"
+        )

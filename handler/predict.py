@@ -1,6 +1,7 @@
 """Recall probabilities, and the days until recall falls to a target, from the loaded model.
 
-The model is trained monotone (recall never rises with elapsed time), so the first day on which the
+The model is trained monotone (recall never rises with elapsed time: handler/contract.py, checked by
+the training gate and when the model is loaded), so the first day on which the
 prediction reaches the target is found by a search on delta_days, with the model itself as the
 oracle: the answer is consistent with what the model predicts, to DAY_RESOLUTION.
 """
@@ -8,12 +9,14 @@ oracle: the answer is consistent with what the model predicts, to DAY_RESOLUTION
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from handler.model_store import LoadedModel
-from handler.validation import ELAPSED
+from handler.contract import ELAPSED
+
+if TYPE_CHECKING:
+    from handler.model_store import LoadedModel
 
 DAY_RESOLUTION = 0.001  # days (under 1.5 minutes)
 MAX_PROBES = 15  # deltas per instance per search round, for small batches

@@ -1,6 +1,7 @@
 """Turn a payload into checked numeric instances, or a RequestError naming the first bad field.
 
-Rules per feature (the names themselves come from the model bundle):
+Rules per feature, by its kind in handler/contract.py (the names come from the model bundle, which the
+handler checks against the contract at load):
   delta_days       finite number >= 0 (days since the last review)
   history_*        whole number >= 0, and history_correct + history_wrong <= history_seen
   item_difficulty  finite number in [0, 1]
@@ -15,12 +16,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from handler.contract import CORRECT, COUNTS, ELAPSED, SEEN, UNIT_INTERVAL, WRONG
 from handler.errors import RequestError
 
-ELAPSED = "delta_days"  # the feature the target-recall search moves along
-SEEN, CORRECT, WRONG = "history_seen", "history_correct", "history_wrong"
-COUNTS = {SEEN, CORRECT, WRONG}
-UNIT_INTERVAL = {"item_difficulty"}
 TOP_LEVEL = {"instances", "features", "target_recall"}
 FLOAT_DIGITS = 309  # digits of the largest float, 1.8e308: a longer integer cannot be a feature
 SHOWN_CHARS = 64  # a field name is echoed in the error only up to this length

@@ -6,6 +6,7 @@ the same Runtime.* errors. Only the cases that need numpy or scikit-learn use th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import zipfile
@@ -14,6 +15,7 @@ from typing import Any
 
 from ci.config import Config, load_config
 from ci.paths import REPO_ROOT, BuildPaths
+from ci.smoke.events import event_digest, load_events
 from ci.smoke.harness import SmokeResult, run_smoke
 
 # The answer the tiny handlers below give for "features" requests.
@@ -66,7 +68,7 @@ def tiny_events(directory: Path) -> Path:
             "direct": {
                 "description": "one instance, direct invocation",
                 "event": {"features": features},
-                "expect": {"status": 200, "recall_probability": [TINY_PROBABILITY]},
+                "expect": {"status": 200},
             },
             "http_v2": {
                 "description": "HTTP API v2",
@@ -77,7 +79,7 @@ def tiny_events(directory: Path) -> Path:
                     "requestContext": {"http": {"method": "POST"}},
                     "body": json.dumps({"features": features}),
                 },
-                "expect": {"status": 200, "recall_probability": [TINY_PROBABILITY]},
+                "expect": {"status": 200},
             },
             "bad_input": {
                 "description": "no features",
@@ -86,6 +88,27 @@ def tiny_events(directory: Path) -> Path:
             },
         },
     )
+
+
+def write_answers(
+    manifest: Path, model: Path, events_dir: Path, probabilities: dict[str, float] | float = TINY_PROBABILITY
+) -> Path:
+    """A model.json as training writes it for `model`: one prediction per 200-event (`probabilities` by name)."""
+    by_event: dict[str, Any] = {}
+    for event in load_events(events_dir):
+        record: dict[str, Any] = {"event_sha256": event_digest(event.event), "status": event.status}
+        if event.status == 200:
+            p = probabilities if isinstance(probabilities, float) else probabilities[event.name]
+            record["predictions"] = [{"recall_probability": p, "recall_unrounded": p, "days_until_target": None}]
+        by_event[event.name] = record
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        "versions": {},
+        "answers": {"round_off": {"recall_probability": 1e-9, "days_until_target": 0.001}, "by_event": by_event},
+    }
+    manifest.write_text(json.dumps(data))
+    return manifest
 
 
 def smoke_config(**sections: dict[str, Any]) -> Config:
@@ -110,11 +133,13 @@ def run_tiny(
     if model is None:
         model_file.write_bytes(pickle.dumps({"unused": "by the tiny handlers"}))  # a pickle the scan accepts
     paths = BuildPaths(build=tmp_path / "build", cache=REPO_ROOT / "build" / "cache")
+    events = events_dir or tiny_events(tmp_path / "events")
     return run_smoke(
         layer or layer_zip(tmp_path, layer_files),
         function_zip(tmp_path, app_source),
         model_file,
         smoke_config(**sections),
         paths,
-        events_dir or tiny_events(tmp_path / "events"),
+        events,
+        write_answers(tmp_path / "answers" / "model.json", model_file, events),
     )

@@ -57,8 +57,8 @@ def test_every_command_refuses_a_bad_config_in_one_line_before_doing_anything(
 def test_a_word_for_a_number_is_refused(tmp_path: Path) -> None:
     message = refusal(tmp_path, "function", "memory_mb", 'memory_mb = "lots"')
     assert "an integer from 128 to 10,240 MB" in message and "fix: write memory_mb = 512 under [function]" in message
-    message = refusal(tmp_path, "smoke", "tolerance", 'tolerance = "x"')
-    assert '[smoke] tolerance = "x" is not allowed: it must be a number >= 0 and <= 1' in message
+    message = refusal(tmp_path, "training", "max_history_error", 'max_history_error = "x"')
+    assert '[training] max_history_error = "x" is not allowed: it must be a number >= 0 and <= 1' in message
 
 
 def test_a_boolean_is_not_a_number(tmp_path: Path) -> None:
@@ -176,7 +176,7 @@ def test_sections_are_frozen_and_typed() -> None:
     config = load_config()
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.function.memory_mb = 1024  # type: ignore[misc]
-    assert isinstance(config.smoke.tolerance, float) and isinstance(config.function.memory_mb, int)
+    assert isinstance(config.smoke.init_limit_s, float) and isinstance(config.function.memory_mb, int)
 
 
 def test_values_for_the_workflows_come_from_the_typed_config() -> None:

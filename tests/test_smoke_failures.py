@@ -15,7 +15,7 @@ import pytest
 
 from tests.config_fixtures import TARGET
 from tests.conftest import run_cli
-from tests.smoke_fixtures import TINY_HANDLER, function_zip, layer_zip, run_tiny, tiny_events
+from tests.smoke_fixtures import TINY_HANDLER, function_zip, layer_zip, run_tiny, tiny_events, write_answers
 
 DIST_INFO = {
     "tinylib/__init__.py": "def probability():\n    return 0.5\n",
@@ -116,7 +116,11 @@ def test_an_exception_in_the_handler_is_an_unexpected_error(tmp_path: Path) -> N
 def test_a_wrong_answer_and_a_wrong_status_are_named(tmp_path: Path) -> None:
     app = TINY_HANDLER.replace("0.5", "0.9").replace('"status": 400', '"status": 422')
     result = run_tiny(tmp_path, app)
-    assert "event direct: wrong answer: recall_probability[0] = 0.9, expected 0.5 ± 0.02" in result.failures
+    wrong = [failure for failure in result.failures if failure.startswith("event direct: wrong answer:")]
+    assert wrong and wrong[0].startswith(
+        "event direct: wrong answer: recall_probability[0] = 0.9, training computed 0.5 (unrounded 0.5, allowed ±5e-07"
+    )
+    assert "training's answer for model" in wrong[0] and "fix: retrain with `python -m training`" in wrong[0]
     assert any(failure.startswith("event bad_input: status 422, expected 400") for failure in result.failures)
 
 
@@ -214,7 +218,9 @@ def test_an_http_event_answered_like_a_direct_invocation_is_named(tmp_path: Path
 def test_the_command_prints_the_cause_writes_the_report_and_exits_non_zero(tmp_path: Path) -> None:
     model = tmp_path / "model.joblib"
     model.write_bytes(pickle.dumps("unused"))
-    args = ["--layer", str(layer_zip(tmp_path)), "--model", str(model), "--events", str(tiny_events(tmp_path / "ev"))]
+    events = tiny_events(tmp_path / "ev")
+    write_answers(tmp_path / "model.json", model, events)  # next to --model: where smoke looks by default
+    args = ["--layer", str(layer_zip(tmp_path)), "--model", str(model), "--events", str(events)]
     args += ["--function", str(function_zip(tmp_path, TINY_HANDLER.replace("lambda_handler", "handle")))]
     result = run_cli("-m", "ci", "--build-dir", str(tmp_path / "build"), "smoke", *args, check=False)
     assert result.returncode == 1
@@ -228,6 +234,6 @@ def test_the_command_prints_the_cause_writes_the_report_and_exits_non_zero(tmp_p
     assert report["init"]["error"]["errorType"] == "Runtime.HandlerNotFound"
     [error] = [f for f in report["findings"] if f["severity"] == "error"]
     assert error["file"] == "handler/app.py" and error["message"].startswith("init error Runtime.HandlerNotFound")
-    assert set(report["artifacts"]) == {"layer.zip", "function.zip", "model.joblib"}
+    assert set(report["artifacts"]) == {"layer.zip", "function.zip", "model.joblib", "model.json"}
     # pipeline.toml's smoke.warm_event names a committed event, not one of these: said, not fatal.
     assert any("smoke.warm_event" in warning for warning in report["warnings"])

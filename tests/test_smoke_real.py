@@ -84,7 +84,44 @@ def test_a_bundle_without_sklearn_model_fails_init_naming_the_key(tmp_path: Path
     paths = BuildPaths(build=tmp_path / "build", cache=built_layer.cache)
     from ci.smoke.harness import run_smoke
 
-    result = run_smoke(built_layer.layer_zip, built_layer.function_zip, model, load_config(), paths)
+    # No answers: a bundle the handler refuses has none (training would not have written it).
+    result = run_smoke(
+        built_layer.layer_zip, built_layer.function_zip, model, load_config(), paths, judge_numbers=False
+    )
     assert not result.passed
     assert result.failures[0].startswith("init error ")
     assert "sklearn_model" in result.failures[0]
+
+
+def test_the_runtime_checks_the_models_contract_and_reproduces_trainings_days(
+    smoke_report: dict[str, Any], tmp_path: Path, built_layer: BuildPaths
+) -> None:
+    """Finding 3 in the runtime: days_until_target is judged, and a model breaking the contract fails init."""
+    manifest = json.loads(built_layer.model_manifest.read_text())
+    by_name = {event["event"]: event for event in smoke_report["events"]}
+    for name in ("direct-single-target", "http-api-v2"):  # the events with a target recall
+        trained = manifest["answers"]["by_event"][name]["predictions"]
+        response = by_name[name]["response"]
+        body = json.loads(response["body"]) if "body" in response else response
+        assert [p["days_until_target"] for p in body["predictions"]] == [p["days_until_target"] for p in trained]
+        assert all(isinstance(p["days_until_target"], float) for p in trained)
+
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+
+    from training import schema
+    from training.simulator import simulate
+
+    reviews = simulate(3, learners=100, items=80, reviews=6000)
+    forest = RandomForestClassifier(n_estimators=20, min_samples_leaf=30, random_state=1, n_jobs=1)
+    forest.fit(reviews[schema.FEATURE_NAMES], reviews[schema.LABEL])
+    model = tmp_path / "model.joblib"
+    joblib.dump({"sklearn_model": forest, "feature_names": list(schema.FEATURE_NAMES), "metadata": {}}, model)
+    paths = BuildPaths(build=tmp_path / "build", cache=built_layer.cache)
+    from ci.smoke.harness import run_smoke
+
+    result = run_smoke(
+        built_layer.layer_zip, built_layer.function_zip, model, load_config(), paths, judge_numbers=False
+    )
+    assert not result.passed and result.failures[0].startswith("init error ")
+    assert "RandomForestClassifier's recall rises with delta_days on" in result.failures[0]

@@ -25,7 +25,15 @@ from ci.smoke.snapstart import ORDER
 from handler import snapstart
 from handler.errors import ModelLoadError
 from tests.config_fixtures import needs_python
-from tests.smoke_fixtures import TINY_HANDLER, function_zip, layer_zip, run_tiny, smoke_config, tiny_events
+from tests.smoke_fixtures import (
+    TINY_HANDLER,
+    function_zip,
+    layer_zip,
+    run_tiny,
+    smoke_config,
+    tiny_events,
+    write_answers,
+)
 
 pytest.register_assert_rewrite("tests.moto_fixtures")
 from tests.moto_fixtures import BytesCheck, FakeBuild, deploy_report  # noqa: E402
@@ -157,8 +165,15 @@ def run_snapstart(tmp_path: Path, app: str, layer: Path | None = None, model: Pa
         model_file.write_bytes(pickle.dumps({"unused": "by the tiny handlers"}))
     paths = BuildPaths(build=tmp_path / "build", cache=REPO_ROOT / "build" / "cache")
     events = tiny_events(tmp_path / "events") if layer is None else None
+    manifest = write_answers(tmp_path / "answers" / "model.json", model_file, events) if events else None
     return run_smoke(
-        layer or layer_zip(tmp_path), function_zip(tmp_path, app), model_file, snapstart_config(), paths, events
+        layer or layer_zip(tmp_path),
+        function_zip(tmp_path, app),
+        model_file,
+        snapstart_config(),
+        paths,
+        events,
+        manifest,
     )
 
 

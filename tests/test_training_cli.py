@@ -8,6 +8,7 @@ import io
 import json
 import pickle
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from joblib.numpy_pickle import NumpyUnpickler
 
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.conftest import run_cli
-from training import schema
+from training import model, schema
 from training.cli import main
 from training.simulator import simulate
 
@@ -30,7 +31,8 @@ def small_config(tmp_path: Path, **overrides: object) -> Path:
     """pipeline.toml with a small simulated log (fast) and any threshold overridden."""
     text = (REPO_ROOT / "pipeline.toml").read_text()
     # Small data (fast) gives noisier metrics: looser calibration/MAE thresholds unless a test sets them.
-    values = {"reviews": 6000, "learners": 100, "items": 80, "max_ece": 0.1, "max_mae": 0.12, **overrides}
+    values = {"reviews": 6000, "learners": 100, "items": 80, "max_ece": 0.1, "max_mae": 0.12, "max_history_error": 0.2}
+    values.update(overrides)
     for key, value in values.items():
         text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
         assert count == 1, key
@@ -59,9 +61,12 @@ def test_trained_model_follows_the_contract(trained_model: BuildPaths) -> None:
     assert manifest["feature_names"] == schema.FEATURE_NAMES
     assert re.fullmatch(r"[0-9a-f]{64}", manifest["training_data_sha256"])
     metrics = manifest["metrics"]
-    assert set(metrics) == {"log_loss", "baseline_log_loss", "roc_auc", "mae_true_p", "ece"}
+    assert set(metrics) == {"log_loss", "baseline_log_loss", "roc_auc", "mae_true_p", "ece", "max_history_error"}
     assert metrics["log_loss"] < 0.85 * metrics["baseline_log_loss"]
     assert metrics["roc_auc"] >= 0.7 and metrics["mae_true_p"] <= 0.08 and metrics["ece"] <= 0.05
+    assert metrics["max_history_error"] <= 0.05
+    # the shape the pull request's model report reads
+    assert manifest["checks"] == {"monotonic": {"passed": True, "histories": 200, "violations": 0}}
 
     bundle = joblib.load(trained_model.model)
     assert set(bundle) == {"sklearn_model", "feature_names", "metadata"}
@@ -167,10 +172,70 @@ def test_bundle_bytes_are_a_plain_joblib_dict(trained_model: BuildPaths) -> None
         pickle.loads(b"not a pickle")
 
 
-def test_a_real_log_without_true_probabilities_skips_only_the_mae_gate(tmp_path: Path) -> None:
+def test_a_real_log_without_true_probabilities_skips_only_the_truth_gates(tmp_path: Path) -> None:
     data = tmp_path / "log.csv"
     simulate(6, learners=100, items=80, reviews=6000).drop(columns=[schema.TRUE_P]).to_csv(data, index=False)
     out = tmp_path / "model"
-    result = train("--config", str(small_config(tmp_path, max_mae=0.0)), "--data", str(data), "--out-dir", str(out))
+    config = small_config(tmp_path, max_mae=0.0, max_history_error=0.0)
+    result = train("--config", str(config), "--data", str(data), "--out-dir", str(out))
     assert result.returncode == 0, result.stderr
-    assert json.loads((out / "model.json").read_text())["metrics"]["mae_true_p"] is None
+    metrics = json.loads((out / "model.json").read_text())["metrics"]
+    assert metrics["mae_true_p"] is None and metrics["max_history_error"] is None
+
+
+def test_the_model_is_judged_against_the_true_recall_at_the_reference_histories(tmp_path: Path) -> None:
+    """Finding 2: the simulator's truth is training's question; a model off it by more than the bound is refused."""
+    out = tmp_path / "model"
+    result = train("--config", str(small_config(tmp_path, max_history_error=0.001)), "--out-dir", str(out))
+    assert result.returncode == 1
+    line = next(line for line in result.stderr.splitlines() if "max_history_error" in line)
+    assert re.search(
+        r"max_history_error = 0\.\d+ must be at most training\.max_history_error = 0\.001 \(at \w+: model 0\.\d+, "
+        r"true recall 0\.\d+; training/simulator\.py REFERENCE_HISTORIES\)",
+        line,
+    ), line
+    assert not out.exists()
+
+
+def random_forest(seed: int) -> object:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=40, min_samples_leaf=30, random_state=seed, n_jobs=1)
+
+
+def test_an_estimator_whose_recall_rises_with_elapsed_time_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 3: a RandomForest passes the metrics but breaks the search days_until_target relies on."""
+    monkeypatch.setattr(model, "build_estimator", random_forest)
+    out = tmp_path / "model"
+    config = small_config(tmp_path, max_log_loss_ratio=0.99, min_roc_auc=0.5, max_ece=1, max_mae=1, max_history_error=1)
+    result = train("--config", str(config), "--out-dir", str(out))
+    assert result.returncode == 1
+    assert re.search(
+        r"RandomForestClassifier's recall rises with delta_days on \d+ of 200 histories \(e\.g\. history_seen=",
+        result.stderr,
+    ), result.stderr
+    assert (
+        "use an estimator whose recall cannot rise with delta_days, e.g. HistGradientBoostingClassifier with "
+        "monotonic_cst={'delta_days': -1}" in result.stderr
+    )
+    assert not out.exists()
+
+
+def test_the_events_must_fit_the_model(tmp_path: Path) -> None:
+    """An event the handler answers otherwise than it expects is named at training, not at smoke."""
+    events = tmp_path / "events"
+    events.mkdir()
+    shutil.copy(REPO_ROOT / "tests" / "events" / "direct-single.json", events)
+    wrong = json.loads((events / "direct-single.json").read_text())
+    wrong["expect"] = {"status": 400, "error_field": "features"}
+    (events / "wrong.json").write_text(json.dumps(wrong))
+    out = tmp_path / "model"
+    result = train("--config", str(small_config(tmp_path, events=f'"{events}"')), "--out-dir", str(out))
+    assert result.returncode == 1
+    assert (
+        "committed event wrong: the handler answers it, with this model, not as it expects: status 200, expected 400"
+        in (result.stderr)
+    )
+    assert not out.exists()

@@ -2,7 +2,10 @@
 
 Contract (read by the handler and the CI checks):
   model.joblib = joblib dump of {"sklearn_model", "feature_names", "metadata"}
-  model.json   = {"artifact", "sha256", "versions", "training_data_sha256", "seed", "feature_names", "metrics"}
+  model.json   = {"artifact", "sha256", "versions", "training_data_sha256", "seed", "feature_names", "metrics",
+                  "checks": {"monotonic": {"passed", "histories", "violations"}},
+                  "answers": the model's answers to the committed smoke events (training/answers.py)}
+model.json's answers and checks describe the model whose sha256 it records, and only that one.
 Nothing time- or path-dependent goes into either file, so the same seed, data and versions give the
 same bytes. Files are written as temporaries in the target directory and renamed into place, so a
 reader never sees half a model.
@@ -45,6 +48,8 @@ def manifest(
     seed: int,
     feature_names: list[str],
     metrics: dict[str, Any],
+    checks: dict[str, Any],
+    answers: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "artifact": ARTIFACT,
@@ -54,6 +59,8 @@ def manifest(
         "seed": seed,
         "feature_names": feature_names,
         "metrics": metrics,
+        "checks": checks,
+        "answers": answers,
     }
 
 

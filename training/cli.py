@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from training.errors import TrainingError
-from training.settings import DEFAULT_CONFIG, REPO_ROOT, load_settings
+from training.settings import DEFAULT_CONFIG, REPO_ROOT, events_dir, load_settings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         seed = settings.seed if args.seed is None else args.seed
-        result = run(settings, args.out_dir, seed, args.data)
+        result = run(settings, args.out_dir, seed, args.data, events_dir(args.config))
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -49,5 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"wrote {result.manifest_path}")
     print("held-out: " + ", ".join(f"{name} {value}" for name, value in metrics.items()))
+    monotonic, answers = result.manifest["checks"]["monotonic"], result.manifest["answers"]
+    print(
+        f"contract: recall never rises with elapsed time on {monotonic['histories']} histories; "
+        f"answered {len(answers['by_event'])} committed events ({answers['events']}) for smoke to reproduce"
+    )
     print(f"trained in {time.perf_counter() - started:.1f} s")
     return 0

@@ -1,4 +1,5 @@
-"""Held-out quality of the model: log loss against a constant baseline, ROC AUC, MAE, calibration."""
+"""Held-out quality of the model: log loss against a constant baseline, ROC AUC, MAE, calibration; and its
+error at the reference histories, against the simulator's true recall."""
 
 from __future__ import annotations
 
@@ -34,3 +35,15 @@ def expected_calibration_error(labels: np.ndarray, predicted: np.ndarray, bins: 
         if mask.any():
             total += mask.mean() * abs(labels[mask].mean() - predicted[mask].mean())
     return float(total)
+
+
+def history_errors(predicted: dict[str, float], true: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per reference history: the model's recall, the true recall and the absolute error, rounded for the manifest."""
+    return {
+        name: {
+            "model": round(predicted[name], 6),
+            "true": round(true[name], 6),
+            "error": round(abs(predicted[name] - true[name]), 6),
+        }
+        for name in predicted
+    }

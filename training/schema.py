@@ -1,23 +1,25 @@
 """The columns of a review log: one definition shared by the simulator, the CSV loader and the trainer.
 
-The model's inputs are `FEATURE_NAMES`, in this order; the bundle stores them so the handler can
-build its input frame without importing this package (training/ is not deployed).
+The model's inputs are `FEATURE_NAMES`, in this order, as the handler's contract states them
+(handler/contract.py: training may import handler/, never the reverse); the bundle stores them too.
 """
 
 from __future__ import annotations
 
-# Days since the learner last practised the item (Settles & Meeder's Δ), fractional.
-DELTA = "delta_days"
-# Times the learner has seen the item before this review (lessons and graded practice).
-SEEN = "history_seen"
-# Of those, graded practices answered correctly / wrongly (correct + wrong <= seen).
-CORRECT = "history_correct"
-WRONG = "history_wrong"
-# How hard the item is, in [0, 1] (0 easy, 1 hard).
-DIFFICULTY = "item_difficulty"
+from handler import contract
 
-FEATURE_NAMES: list[str] = [DELTA, SEEN, CORRECT, WRONG, DIFFICULTY]
-COUNT_COLUMNS: list[str] = [SEEN, CORRECT, WRONG]
+# Days since the learner last practised the item (Settles & Meeder's Δ), fractional.
+DELTA = contract.ELAPSED
+# Times the learner has seen the item before this review (lessons and graded practice).
+SEEN = contract.SEEN
+# Of those, graded practices answered correctly / wrongly (correct + wrong <= seen).
+CORRECT = contract.CORRECT
+WRONG = contract.WRONG
+# How hard the item is, in [0, 1] (0 easy, 1 hard).
+DIFFICULTY = contract.DIFFICULTY
+
+FEATURE_NAMES: list[str] = list(contract.FEATURE_NAMES)
+COUNT_COLUMNS: list[str] = [name for name in FEATURE_NAMES if name in contract.COUNTS]
 
 # The outcome of this review: 1 recalled, 0 forgotten.
 LABEL = "recalled"

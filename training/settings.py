@@ -1,7 +1,8 @@
 """[training] of pipeline.toml, checked by the same typed section as every `python -m ci` command.
 
-Training reads only its own section (ci.config_schema and ci.config_sections are standard
-library only, so this import stays light), and reports a mistake as a TrainingError.
+Training reads its own section and [smoke] events, the committed events it answers (ci.config_schema
+and ci.config_sections are standard library only, so this import stays light), and reports a
+mistake as a TrainingError.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ci.config_schema import Table, read_toml
-from ci.config_sections import TrainingConfig, keys, parse_training
+from ci.config_sections import SmokeConfig, TrainingConfig, keys, parse_smoke, parse_training
 from ci.errors import ConfigError
 from training.errors import TrainingError
 
@@ -25,5 +26,15 @@ def load_settings(path: Path = DEFAULT_CONFIG) -> TrainingSettings:
         if "training" not in raw:
             raise ConfigError(f"{path}: the [training] section is missing", "add [training] (see the README)")
         return parse_training(Table(path, "training", raw["training"], keys(TrainingConfig)))
+    except ConfigError as exc:
+        raise TrainingError(exc.problem, exc.fix) from exc
+
+
+def events_dir(path: Path = DEFAULT_CONFIG) -> Path:
+    """[smoke] events (relative to the repository, as for `python -m ci`): the events training answers."""
+    try:
+        raw = read_toml(path)
+        table = raw.get("smoke", {})
+        return parse_smoke(Table(path, "smoke", table, keys(SmokeConfig)), REPO_ROOT).events  # as ci.config resolves it
     except ConfigError as exc:
         raise TrainingError(exc.problem, exc.fix) from exc

@@ -18,6 +18,17 @@ import pandas as pd
 
 from training import schema
 
+# Learner histories (delta_days, seen, correct, wrong, difficulty) at which the training gate compares the
+# model with the true recall (training.max_history_error): typical ones, from a first review to a long gap.
+REFERENCE_HISTORIES: dict[str, tuple[float, int, int, int, float]] = {
+    "reviewed_twice": (1.0, 2, 1, 0, 0.3),
+    "new_hard_item": (0.5, 3, 0, 2, 0.7),
+    "middling": (2.0, 4, 2, 1, 0.5),
+    "practised": (3.0, 6, 4, 1, 0.4),
+    "well_practised": (5.0, 8, 5, 2, 0.6),
+    "long_gap": (10.0, 12, 9, 2, 0.5),
+}
+
 
 @dataclass(frozen=True)
 class HLRParameters:
@@ -65,7 +76,7 @@ def recall_probability(
     difficulty: np.ndarray | float,
     params: HLRParameters | None = None,
 ) -> np.ndarray:
-    """The simulator's true p = 2^(-Δ/h); used for the MAE metric and the expected values of test events."""
+    """The simulator's true p = 2^(-Δ/h); used for the MAE metric and the error at the reference histories."""
     params = params or HLRParameters()
     half_life = np.exp2(log2_half_life(seen, correct, wrong, difficulty, params))
     return np.asarray(np.exp2(-np.asarray(delta_days, dtype=float) / half_life))

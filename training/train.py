@@ -1,17 +1,25 @@
-"""Training as steps: get the data, split, fit, evaluate, gate, bundle, write. Testable without the CLI."""
+"""Training as steps: get the data, split, fit, evaluate, check the contract, gate, bundle, answer the
+committed events, write. Testable without the CLI."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import joblib
 import pandas as pd
 import sklearn
 
+from handler import contract, model_store, predict
+from handler.errors import ModelLoadError
 from training import allowlist, bundle, dataset, gate, model, schema, simulator
-from training.metrics import evaluate
-from training.settings import TrainingSettings
+from training.answers import answer_events
+from training.errors import TrainingError
+from training.metrics import evaluate, history_errors
+from training.settings import TrainingSettings, events_dir
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,33 @@ def load_data(settings: TrainingSettings, seed: int, data: Path | None) -> tuple
     return frame, source
 
 
-def run(settings: TrainingSettings, out_dir: Path, seed: int, data: Path | None = None) -> TrainingResult:
+def reference_errors(estimator: Any) -> dict[str, dict[str, float]]:
+    """The model against the simulator's true recall at each of simulator.REFERENCE_HISTORIES."""
+    histories = simulator.REFERENCE_HISTORIES
+    frame = pd.DataFrame(list(histories.values()), columns=schema.FEATURE_NAMES)
+    predicted = model.predict_recall(estimator, frame)
+    true = simulator.recall_probability(*(frame[name].to_numpy() for name in schema.FEATURE_NAMES))
+    names = list(histories)
+    return history_errors(
+        {name: float(predicted[i]) for i, name in enumerate(names)},
+        {name: float(true[i]) for i, name in enumerate(names)},
+    )
+
+
+def load_back(artifact: bytes) -> model_store.LoadedModel:
+    """The model as the handler loads it, from exactly these bytes (ours: nothing foreign is unpickled)."""
+    digest = hashlib.sha256(artifact).hexdigest()
+    try:
+        return model_store.from_bundle(joblib.load(io.BytesIO(artifact)), digest, "the trained model")
+    except ModelLoadError as exc:
+        raise TrainingError(f"the handler refuses the trained model: {exc}", "see docs/own-model.md") from exc
+
+
+def run(
+    settings: TrainingSettings, out_dir: Path, seed: int, data: Path | None = None, events: Path | None = None
+) -> TrainingResult:
+    """`events`: the committed smoke events to answer (default: [smoke] events of pipeline.toml)."""
+    events = events or events_dir()
     frame, source = load_data(settings, seed, data)
     data_sha256 = dataset.fingerprint(frame)
     train, test = model.split(frame, settings.test_fraction, seed)
@@ -45,7 +79,12 @@ def run(settings: TrainingSettings, out_dir: Path, seed: int, data: Path | None 
     predicted = model.predict_recall(estimator, test)
     true_p = test[schema.TRUE_P].to_numpy() if schema.TRUE_P in test.columns else None
     metrics = evaluate(test[schema.LABEL].to_numpy(), predicted, float(train[schema.LABEL].mean()), true_p)
-    gate.enforce(metrics, settings)
+    # The simulator's truth at fixed histories: only simulated data has it (a CSV's p_true may use other parameters).
+    errors = reference_errors(estimator) if source["kind"] == "simulator" else None
+    metrics["max_history_error"] = max(found["error"] for found in errors.values()) if errors else None
+    in_memory = model_store.LoadedModel(estimator, list(schema.FEATURE_NAMES), "", sklearn.__version__)
+    monotonic = contract.check_monotonic(lambda rows: predict.recall(in_memory, rows), contract.GATE_HISTORIES)
+    gate.enforce(metrics, settings, monotonic, type(estimator).__name__, errors)
 
     bundle_data = {
         "sklearn_model": estimator,
@@ -66,6 +105,8 @@ def run(settings: TrainingSettings, out_dir: Path, seed: int, data: Path | None 
     }
     artifact = bundle.dump_bytes(bundle_data)
     allowlist.require_loadable(artifact, estimator)
-    manifest = bundle.manifest(artifact, data_sha256, seed, list(schema.FEATURE_NAMES), metrics)
+    answers = answer_events(load_back(artifact), events)
+    checks = {"monotonic": monotonic.to_json()}
+    manifest = bundle.manifest(artifact, data_sha256, seed, list(schema.FEATURE_NAMES), metrics, checks, answers)
     model_path, manifest_path = bundle.write(out_dir, artifact, manifest)
     return TrainingResult(model_path, manifest_path, manifest)

@@ -40,9 +40,11 @@ def _variant_paths(paths: BuildPaths, name: str) -> BuildPaths:
 
 
 def _with_model(variant: BuildPaths, model: Path) -> None:
-    """Each variant traces and smokes against the same trained model."""
+    """Each variant traces and smokes against the same trained model, and training's answers for it."""
     variant.model_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model, variant.model)
+    if model.with_name("model.json").is_file():
+        shutil.copyfile(model.with_name("model.json"), variant.model_manifest)
 
 
 def _build_ours(config: Config, variant: BuildPaths, compact: bool) -> float:

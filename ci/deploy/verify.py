@@ -68,15 +68,18 @@ def default_verifier(config: Config, paths: BuildPaths, events_dir: Path | None 
     def verify(aws: Aws, candidate: Candidate) -> Verdict:
         if aws.emulated:
             return emulator_check(aws, config, paths, candidate, events_dir)
-        return invoke_check(aws, config, candidate, events_dir)
+        return invoke_check(aws, config, candidate, events_dir, paths.model_manifest)
 
     return verify
 
 
-def invoke_check(aws: Aws, config: Config, candidate: Candidate, events_dir: Path | None = None) -> Verdict:
-    from ci.smoke.events import judge, load_events
+def invoke_check(
+    aws: Aws, config: Config, candidate: Candidate, events_dir: Path | None = None, manifest: Path | None = None
+) -> Verdict:
+    from ci.smoke.events import judge, load_events, read_answers
 
-    events = load_events(events_dir or config.smoke.events, config.smoke.tolerance)
+    events = load_events(events_dir or config.smoke.events)
+    answers = read_answers(manifest, candidate.model_sha256) if manifest and answers_here(manifest, candidate) else None
     failures = []
     for event in events:
         response = aws.lambda_.invoke(
@@ -90,10 +93,25 @@ def invoke_check(aws: Aws, config: Config, candidate: Candidate, events_dir: Pat
             kind, message = error.get("errorType", response["FunctionError"]), error.get("errorMessage", payload)
             failures.append(f"{event.name}: {kind}: {message}")
             continue
-        problem = judge(event, payload)
+        problem = judge(event, payload, answers)
         if problem:
             failures.append(f"{event.name}: {problem}")
-    return Verdict(not failures, f"invoked version {candidate.version}", failures, {"events": len(events)})
+    method = f"invoked version {candidate.version}" + ("" if answers else NUMBERS_NOT_HERE)
+    return Verdict(not failures, method, failures, {"events": len(events)})
+
+
+NUMBERS_NOT_HERE = " (statuses and errors; no model.json here for its model, so its numbers were judged at its deploy)"
+
+
+def answers_here(manifest: Path | None, candidate: Candidate) -> bool:
+    """Whether training's answers for the candidate's model (MODEL_SHA256) are at hand: false for a rollback
+    to a version of another model, whose answers were judged when it was deployed."""
+    if manifest is None or not manifest.is_file():
+        return False
+    try:
+        return bool(json.loads(manifest.read_text()).get("sha256") == candidate.model_sha256)
+    except (ValueError, AttributeError):
+        return False
 
 
 def emulator_check(
@@ -109,10 +127,14 @@ def emulator_check(
     model = fetch_model(aws, candidate, workdir / "model" / "model.joblib")
     model_precondition(config, model)  # before any process of this check unpickles it
     check_paths = BuildPaths(build=workdir, cache=paths.cache)
-    result = run_smoke(layer_zip, function_zip, model, check_config(config), check_paths, events_dir)
+    numbers = answers_here(paths.model_manifest, candidate)
+    result = run_smoke(
+        layer_zip, function_zip, model, check_config(config), check_paths, events_dir, paths.model_manifest, numbers
+    )
     return Verdict(
         bool(result.passed),
-        f"smoke harness on version {candidate.version}'s bytes downloaded from the emulator (moto cannot invoke)",
+        f"smoke harness on version {candidate.version}'s bytes downloaded from the emulator (moto cannot invoke)"
+        + ("" if numbers else NUMBERS_NOT_HERE),
         list(result.failures),
         {"downloaded": str(workdir)},
     )

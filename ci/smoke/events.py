@@ -1,18 +1,27 @@
-"""The committed smoke events (tests/events/*.json) and the judging of an answer against one.
+"""The committed smoke events, training's answers to them, and the judging of a runtime's answer.
 
-An event file is {"description", "event", "expect": {"status", "recall_probability"?, "tolerance"?,
-"error_field"?}}. HTTP events (API Gateway v1/v2, Function URL) must come back as
-{"statusCode", "headers", "body": JSON}; direct invocations as the plain dict.
+An event file (tests/events/*.json) is {"description", "event", "expect": {"status", "error_field"?}}:
+inputs and the expected outcome only, so no number in it is edited when the model changes. The numbers
+come from training: model.json's `answers` are the model's own answers to every committed event,
+computed through the handler's code in the training environment (training/answers.py) and recorded
+next to the model's sha256. Smoke judges the runtime, not the model: it requires the Lambda runtime to
+reproduce those answers as closely as float64 round-off allows (docs/model.md#answers-training-records).
+HTTP events (API Gateway v1/v2, Function URL) must come back as {"statusCode", "headers", "body": JSON};
+direct invocations as the plain dict.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ci.errors import PipelineError
+
+EXPECT_KEYS = ("status", "error_field")
+RETRAIN = "retrain with `python -m training` (`make train`) in the locked environment (`make venv`)"
 
 
 @dataclass(frozen=True)
@@ -21,8 +30,6 @@ class SmokeEvent:
     description: str
     event: Any
     status: int
-    recall_probability: list[float] | None
-    tolerance: float
     error_field: str | None
 
     @property
@@ -33,7 +40,7 @@ class SmokeEvent:
         )
 
 
-def load_events(directory: Path, default_tolerance: float) -> list[SmokeEvent]:
+def load_events(directory: Path) -> list[SmokeEvent]:
     files = sorted(directory.glob("*.json"))
     if not files:
         raise PipelineError(
@@ -45,14 +52,19 @@ def load_events(directory: Path, default_tolerance: float) -> list[SmokeEvent]:
         try:
             data = json.loads(file.read_text())
             expect = data["expect"]
+            numbers = sorted(set(expect) - set(EXPECT_KEYS))
+            if numbers:
+                raise PipelineError(
+                    f"smoke event {file} expects {', '.join(numbers)}: an event holds its inputs and expected "
+                    "status (and error_field) only; the numbers come from training (model.json's answers)",
+                    f"remove {', '.join(numbers)} from the event (tests/events/generate.py writes them so)",
+                )
             events.append(
                 SmokeEvent(
                     name=file.stem,
                     description=str(data.get("description", "")),
                     event=data["event"],
                     status=int(expect["status"]),
-                    recall_probability=expect.get("recall_probability"),
-                    tolerance=float(expect.get("tolerance", default_tolerance)),
                     error_field=expect.get("error_field"),
                 )
             )
@@ -62,6 +74,64 @@ def load_events(directory: Path, default_tolerance: float) -> list[SmokeEvent]:
                 'each event needs {"description", "event", "expect": {"status", ...}}',
             ) from exc
     return events
+
+
+def event_digest(event: Any) -> str:
+    """SHA-256 of an event's canonical JSON: training's answers name the inputs they answered."""
+    return hashlib.sha256(json.dumps(event, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainingAnswers:
+    """model.json's `answers`, for the model whose digest it records (checked when read)."""
+
+    manifest: str  # where they were read, as shown to people
+    model_sha256: str
+    versions: dict[str, str]  # the training environment's (model.json's `versions`)
+    by_event: dict[str, dict[str, Any]]
+    probability_round_off: float
+    day_step: float
+    drift: str = ""  # how the runtime's versions differ from training's, when they do (set by the caller)
+    fix: str = field(default=RETRAIN)
+
+    @property
+    def origin(self) -> str:
+        return f"training's answer for model {self.model_sha256[:12]} ({self.manifest})"
+
+
+def read_answers(manifest: Path, model_sha256: str, shown: str | None = None) -> TrainingAnswers:
+    """The answers model.json records for exactly the model with `model_sha256`, or a PipelineError."""
+    shown = shown or str(manifest)
+    try:
+        data = json.loads(manifest.read_text())
+    except FileNotFoundError as exc:
+        raise PipelineError(
+            f"{shown} not found: smoke needs training's answers to the committed events", RETRAIN
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"{shown} is not readable JSON ({exc})", RETRAIN) from exc
+    recorded = data.get("sha256") if isinstance(data, dict) else None
+    if recorded != model_sha256:
+        raise PipelineError(
+            f"{shown} records answers for model {str(recorded)[:12]}, but the model smoked is {model_sha256[:12]}: "
+            "they are another model's numbers",
+            RETRAIN + ", which writes model.joblib and model.json together",
+        )
+    answers = data.get("answers")
+    try:
+        round_off = answers["round_off"]
+        return TrainingAnswers(
+            manifest=shown,
+            model_sha256=model_sha256,
+            versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
+            by_event=dict(answers["by_event"]),
+            probability_round_off=float(round_off["recall_probability"]),
+            day_step=float(round_off["days_until_target"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PipelineError(
+            f"{shown} holds no answers to the committed events (made by an older `python -m training`)", RETRAIN
+        ) from exc
 
 
 def _answer(event: SmokeEvent, response: Any) -> tuple[int | None, Any, str | None]:
@@ -83,21 +153,13 @@ def _answer(event: SmokeEvent, response: Any) -> tuple[int | None, Any, str | No
     return status, response, None
 
 
-def judge(event: SmokeEvent, response: Any) -> str | None:
-    """None if the response is what the event expects, else what is wrong with it."""
+def judge_shape(event: SmokeEvent, response: Any) -> str | None:
+    """What the event file itself expects: the response's shape, status and the field an error names."""
     status, body, problem = _answer(event, response)
     if problem:
         return problem
     if status != event.status:
         return f"status {status}, expected {event.status}: {_short(body)}"
-    if event.status == 200 and event.recall_probability is not None:
-        predictions = body.get("predictions") if isinstance(body, dict) else None
-        if not isinstance(predictions, list) or len(predictions) != len(event.recall_probability):
-            return f"expected {len(event.recall_probability)} predictions, got {_short(predictions)}"
-        for index, (prediction, expected) in enumerate(zip(predictions, event.recall_probability, strict=True)):
-            got = prediction.get("recall_probability") if isinstance(prediction, dict) else None
-            if not isinstance(got, (int, float)) or abs(got - expected) > event.tolerance:
-                return f"wrong answer: recall_probability[{index}] = {got}, expected {expected} ± {event.tolerance}"
     if event.error_field:
         error = body.get("error") if isinstance(body, dict) else None
         field = error.get("field") if isinstance(error, dict) else None
@@ -108,15 +170,74 @@ def judge(event: SmokeEvent, response: Any) -> str | None:
     return None
 
 
+def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> str | None:
+    """None if the response is what the event expects and reproduces training's answer, else what is wrong.
+
+    `answers` None judges the shape only: the post-deploy check of a rollback to a version whose model's
+    answers are not here (they were judged when that version was deployed)."""
+    problem = judge_shape(event, response)
+    if problem or event.status != 200 or answers is None:
+        return problem
+    expected = answers.by_event.get(event.name)
+    if expected is None:
+        return f"no {answers.origin} to this event: it was added after training; fix: {answers.fix}"
+    if expected.get("event_sha256") != event_digest(event.event):
+        return f"the event changed since {answers.origin} was computed; fix: {answers.fix}"
+    _, body, _ = _answer(event, response)
+    got_all = body.get("predictions") if isinstance(body, dict) else None
+    want_all = expected.get("predictions") or []
+    if not isinstance(got_all, list) or len(got_all) != len(want_all):
+        return f"expected {len(want_all)} predictions ({answers.origin}), got {_short(got_all)}"
+    for index, (got, want) in enumerate(zip(got_all, want_all, strict=True)):
+        problem = _differs(got if isinstance(got, dict) else {}, want, answers)
+        if problem:
+            fix = f"{answers.fix}{answers.drift}"
+            return f"wrong answer: {problem.format(index=index)}, {answers.origin}; fix: {fix}"
+    return None
+
+
+def _differs(got: dict[str, Any], want: dict[str, Any], answers: TrainingAnswers) -> str | None:
+    """The runtime's prediction against training's, within what float64 round-off can explain.
+
+    recall_probability: the handler rounds to 6 decimals, so a value within `probability_round_off` of
+    the unrounded one may round either way at a half-unit: allowed is any 6-decimal value within
+    0.5e-6 + round_off of it. days_until_target: the search's answer may move one step (DAY_RESOLUTION)
+    beyond the answers with the target moved by round_off either way.
+    """
+    probability = got.get("recall_probability")
+    unrounded = float(want["recall_unrounded"])
+    limit = 0.5e-6 + answers.probability_round_off
+    if not _number(probability) or abs(probability - unrounded) > limit:
+        return (
+            f"recall_probability[{{index}}] = {probability}, training computed {want['recall_probability']} "
+            f"(unrounded {unrounded!r}, allowed ±{limit:.2g} before rounding)"
+        )
+    days, want_days = got.get("days_until_target"), want.get("days_until_target")
+    if want_days is None:
+        return None if days is None else f"days_until_target[{{index}}] = {days}, training computed none"
+    low, high = want.get("days_until_target_range") or [want_days, want_days]
+    step = answers.day_step + 1e-9
+    if not _number(days) or not low - step <= days <= high + step:
+        return (
+            f"days_until_target[{{index}}] = {days}, training computed {want_days} "
+            f"(allowed {low - answers.day_step:.3f} to {high + answers.day_step:.3f})"
+        )
+    return None
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _short(value: Any, limit: int = 300) -> str:
     text = json.dumps(value, default=repr) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def coverage(ran: list[SmokeEvent], committed_dir: Path, default_tolerance: float) -> dict[str, Any]:
+def coverage(ran: list[SmokeEvent], committed_dir: Path) -> dict[str, Any]:
     """Whether a run covered exactly the committed events: a subset (or other events) must not open the gate."""
     try:
-        committed = load_events(committed_dir, default_tolerance)
+        committed = load_events(committed_dir)
     except PipelineError as exc:
         return {"partial": True, "events_run": [e.name for e in ran], "why": f"committed events unreadable: {exc}"}
     by_name = {event.name: event for event in ran}
@@ -129,3 +250,21 @@ def coverage(ran: list[SmokeEvent], committed_dir: Path, default_tolerance: floa
         result["events_changed"] = changed
         result["events_not_committed"] = extra
     return result
+
+
+def version_drift(answers: TrainingAnswers, runtime: dict[str, str]) -> str:
+    """'; the layer's versions differ from training's: numpy 1.26.4 (training 1.26.2)' or ''."""
+    differ = [
+        f"{name} {version} (training {answers.versions[name]})"
+        for name, version in sorted(runtime.items())
+        if name in answers.versions
+        and answers.versions[name] != version
+        and not (name == "python" and answers.versions[name].startswith(version + "."))
+    ]
+    if not differ:
+        return ""
+    return (
+        "; the layer's versions differ from training's: "
+        + ", ".join(differ)
+        + " (retrain in an environment synced from training/requirements.txt, or relock)"
+    )

@@ -9,6 +9,7 @@ read the peak RSS, stop the process, and turn all that into failures that name t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -27,7 +28,7 @@ from ci.runtime_view import ensure_runtime_dir
 from ci.smoke import process as proc
 from ci.smoke import snapstart
 from ci.smoke.bootstrap import TRACE_PREFIX
-from ci.smoke.events import SmokeEvent, coverage, judge, load_events
+from ci.smoke.events import SmokeEvent, TrainingAnswers, coverage, judge, load_events, read_answers, version_drift
 from ci.smoke.layout import SmokeLayout, make_writable, prepare_layout
 from ci.smoke.runtime_api import Invocation, Outcome, RuntimeApi
 from ci.smoke.trace import import_trace
@@ -53,6 +54,7 @@ class _Run:
     layout: SmokeLayout
     api: RuntimeApi
     process: Any
+    answers: TrainingAnswers | None
     failures: list[str] = field(default_factory=list)
     alive: bool = True
     slowdown: float = 1.0  # EMULATION_SLOWDOWN when emulated: waits stretch, limits are not judged
@@ -103,7 +105,7 @@ def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
                 response = None
                 problem = "the response is not JSON: " + outcome.body.decode("utf-8", "replace")[:300]
             else:
-                problem = judge(event, response)
+                problem = judge(event, response, run.answers)
             result["response"] = response
     result["passed"] = problem is None
     if problem:
@@ -120,13 +122,7 @@ def _warm_event(events: list[SmokeEvent], chosen: str | None, warnings: list[str
             return named[0]
         warnings.append(f"smoke.warm_event = {chosen!r} is not one of these events: timing another one instead")
     good = [event for event in events if event.status == 200]
-    single = [event for event in good if event.recall_probability is not None and len(event.recall_probability) == 1]
-    for candidates in (
-        [event for event in single if not event.is_http],
-        single,
-        [e for e in good if not e.is_http],
-        good,
-    ):
+    for candidates in ([e for e in good if not e.is_http], good):
         if candidates:
             return candidates[0]
     return None
@@ -236,17 +232,23 @@ def run_smoke(
     config: Config,
     paths: BuildPaths,
     events_dir: Path | None = None,
+    manifest: Path | None = None,
+    judge_numbers: bool = True,
 ) -> SmokeResult:
-    """Run the artifacts under awslambdaric against a local Runtime API; see the module docstring."""
+    """Run the artifacts under awslambdaric against a local Runtime API; see the module docstring.
+
+    `manifest`: the model.json whose answers the runtime must reproduce (default: next to the model);
+    `judge_numbers` False judges shapes, statuses and errors only (a rollback's check, see events.judge)."""
     interpreter = find_interpreter(config.target, paths.cache)
     if interpreter.python is None:
         return unavailable(config, interpreter)
     committed = config.smoke.events
-    tolerance = config.smoke.tolerance
-    events = load_events(events_dir or committed, tolerance)
+    events = load_events(events_dir or committed)
     # The function unpickles the model at init: refuse it as `ci pins` would, before any process starts,
     # and load it only under the digest of the bytes scanned.
     model_sha256 = model_precondition(config, model_path)
+    manifest = manifest or model_path.with_name("model.json")
+    answers = training_answers(config, manifest, model_sha256) if judge_numbers else None
     python = interpreter.python
     runtime = ensure_runtime_dir(config, paths)
     prepare_started = time.monotonic()
@@ -265,20 +267,26 @@ def run_smoke(
         "interpreter": interpreter.to_json(),
         "proofs": proofs(interpreter),
         # Deploy accepts only a run of every committed event (smoke.events), exactly as committed.
-        **coverage(events, committed, tolerance),
+        **coverage(events, committed),
         # The bytes judged here, so a reader (or deploy) can tie this result to what it uploads.
         "smoked_artifacts": {
             "layer.zip": sha256_file(layer_zip),
             "function.zip": sha256_file(function_zip),
             "model.joblib": model_sha256,
+            **({"model.json": sha256_file(manifest)} if answers else {}),
         },
+        "answers": (
+            {"model_sha256": answers.model_sha256, "manifest": answers.manifest, "versions": answers.versions}
+            if answers
+            else "not judged: shapes, statuses and errors only"
+        ),
     }
     with RuntimeApi() as api:
         env = proc.lambda_environment(config, layout, python, api.address, model, model_sha256)
         started = time.monotonic()
         process, _log = proc.start_function_process(config, layout, python, env)
         slowdown = 1.0 if interpreter.mode == NATIVE else EMULATION_SLOWDOWN
-        run = _Run(config, layout, api, process, slowdown=slowdown)
+        run = _Run(config, layout, api, process, answers, slowdown=slowdown)
         try:
             report["init"] = _init(run, started)
             report["events"] = [_invoke_event(run, event) for event in events if run.alive]
@@ -301,6 +309,18 @@ def run_smoke(
     report["log_tail"] = _log_tail(layout)
     report["failures"] = run.failures
     return SmokeResult(passed=not run.failures, failures=run.failures, report=report)
+
+
+def training_answers(config: Config, manifest: Path, model_sha256: str) -> TrainingAnswers:
+    """model.json's answers for this model, with how the layer's versions differ from training's (if they do)."""
+    answers = read_answers(manifest, model_sha256)
+    runtime = {"python": config.target.runtime.python}
+    if config.lock.layer_lock.is_file():
+        from ci.pins.locks import read_lock
+
+        layer = read_lock(config.lock.layer_lock)
+        runtime.update({name: pin.version for name in answers.versions if (pin := layer.get(name)) and pin.version})
+    return dataclasses.replace(answers, drift=version_drift(answers, runtime))
 
 
 def unavailable(config: Config, interpreter: TargetInterpreter) -> SmokeResult:

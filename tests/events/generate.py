@@ -1,9 +1,9 @@
 """Regenerate the committed events: `.venv/bin/python tests/events/generate.py` (from the repository root).
 
-Expected recall probabilities are the HLR simulator's TRUE p for fixed learner histories, not the
-model's output: the smoke test then checks the deployed model against the truth it was trained to
-learn. TOLERANCE is honest for a model fitted on ~48,000 simulated Bernoulli outcomes: the held-out
-mean absolute error is about 0.024 and the largest error at these histories was 0.027 when written.
+An event holds its inputs and the expected status (and, for a 400, the field the error names): no
+number. The numbers smoke expects are the model's own answers, which `python -m training` computes
+through the handler's code and records in model.json; how close the model is to the simulator's true
+recall at these histories is the training gate's question (training.max_history_error), not smoke's.
 """
 
 from __future__ import annotations
@@ -17,31 +17,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from training.simulator import recall_probability  # noqa: E402
+from handler.contract import FEATURE_NAMES as NAMES  # noqa: E402
+from training.simulator import REFERENCE_HISTORIES as HISTORIES  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-TOLERANCE = 0.05
-NAMES = ["delta_days", "history_seen", "history_correct", "history_wrong", "item_difficulty"]
-HISTORIES = {
-    "reviewed_twice": (1.0, 2, 1, 0, 0.3),
-    "new_hard_item": (0.5, 3, 0, 2, 0.7),
-    "middling": (2.0, 4, 2, 1, 0.5),
-    "practised": (3.0, 6, 4, 1, 0.4),
-    "well_practised": (5.0, 8, 5, 2, 0.6),
-    "long_gap": (10.0, 12, 9, 2, 0.5),
-}
 
 
 def features(name: str, **changes: Any) -> dict[str, Any]:
     return {**dict(zip(NAMES, HISTORIES[name], strict=True)), **changes}
 
 
-def truth(*names: str) -> list[float]:
-    return [round(float(recall_probability(*HISTORIES[name])), 6) for name in names]
-
-
-def ok(names: tuple[str, ...]) -> dict[str, Any]:
-    return {"status": 200, "recall_probability": truth(*names), "tolerance": TOLERANCE}
+def ok() -> dict[str, Any]:
+    return {"status": 200}
 
 
 def bad(field: str) -> dict[str, Any]:
@@ -104,32 +91,32 @@ EVENTS: dict[str, dict[str, Any]] = {
     "direct-batch": {
         "description": "direct invocation, a batch of four learner histories",
         "event": {"instances": [features(n) for n in ("reviewed_twice", "new_hard_item", "practised", "long_gap")]},
-        "expect": ok(("reviewed_twice", "new_hard_item", "practised", "long_gap")),
+        "expect": ok(),
     },
     "direct-single": {
         "description": "direct invocation, one prediction: what a spaced-repetition app asks most (warm latency)",
         "event": {"features": features("practised")},
-        "expect": ok(("practised",)),
+        "expect": ok(),
     },
     "direct-single-target": {
         "description": "direct invocation, one instance with a target recall of 0.9 (days_until_target)",
         "event": {"features": features("middling"), "target_recall": 0.9},
-        "expect": ok(("middling",)),
+        "expect": ok(),
     },
     "apigw-v1": {
         "description": "API Gateway REST API (v1 proxy) event with a JSON body",
         "event": api_gateway_v1(json.dumps({"instances": [features("well_practised"), features("practised")]})),
-        "expect": ok(("well_practised", "practised")),
+        "expect": ok(),
     },
     "http-api-v2": {
         "description": "API Gateway HTTP API (payload v2.0) event with a target recall",
         "event": http_v2(json.dumps({"instances": [features("long_gap")], "target_recall": 0.8})),
-        "expect": ok(("long_gap",)),
+        "expect": ok(),
     },
     "function-url-base64": {
         "description": "Lambda Function URL event with a base64-encoded body",
         "event": function_url(b64({"features": features("new_hard_item")})),
-        "expect": ok(("new_hard_item",)),
+        "expect": ok(),
     },
     "bad-body-not-json": {
         "description": "API Gateway v1 body that is not JSON",
