@@ -22,6 +22,7 @@ from ci import (
     cmd_build,
     cmd_deploy,
     cmd_lock,
+    cmd_model_report,
     cmd_pins,
     cmd_rollback,
     cmd_smoke,
@@ -33,6 +34,7 @@ from ci.paths import REPO_ROOT, BuildPaths
 # In the order a pipeline runs them (and --help lists them).
 COMMAND_MODULES: tuple[ModuleType, ...] = (
     cmd_lock,
+    cmd_model_report,  # after training, which is `python -m training`
     cmd_build,
     cmd_abi,
     cmd_budget,
@@ -46,7 +48,8 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
 
 
 def command_name(module: ModuleType) -> str:
-    return module.__name__.rpartition(".cmd_")[2]
+    """cmd_model_report.py is `model-report`: words joined by hyphens, as on every command line."""
+    return module.__name__.rpartition(".cmd_")[2].replace("_", "-")
 
 
 INTERRUPTED = 130

@@ -65,7 +65,7 @@ def test_every_global_option_takes_any_word_before_the_command(tmp_path: Path) -
 
 
 def test_every_command_module_is_registered_with_its_own_help() -> None:
-    modules = sorted(path.stem.removeprefix("cmd_") for path in (REPO_ROOT / "ci").glob("cmd_*.py"))
+    modules = sorted(path.stem.removeprefix("cmd_").replace("_", "-") for path in (REPO_ROOT / "ci").glob("cmd_*.py"))
     assert sorted(COMMANDS) == modules
     listing = ci(REPO_ROOT, "--help")
     assert listing.returncode == 0
