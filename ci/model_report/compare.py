@@ -77,8 +77,8 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "head": asdict(self.head),
-            "base": asdict(self.base) if self.base else None,
+            "head_model": asdict(self.head),
+            "base_model": asdict(self.base) if self.base else None,
             "metrics": [asdict(row) for row in self.rows],
             "curves": {"days": list(DAYS), "histories": [asdict(c) for c in self.curves], "note": self.curve_note},
         }
