@@ -205,3 +205,22 @@ def test_without_a_trained_model_it_says_to_train_first(repo: Path) -> None:
 def test_help_names_the_base_ref() -> None:
     result = run_cli("-m", "ci", "model-report", "--help")
     assert "--base-ref REF" in result.stdout and "merge-base" in result.stdout
+
+
+def test_the_recorded_monotonic_check_is_shown_when_model_json_has_it() -> None:
+    from ci.config import load_config
+    from ci.model_report.base import TRAINED, Base
+    from ci.model_report.compare import Comparison, rows, side
+    from ci.model_report.render import render
+
+    metrics = {"log_loss": 0.45, "baseline_log_loss": 0.66, "roc_auc": 0.85, "mae_true_p": 0.02, "ece": 0.015}
+    head = {
+        "sha256": "a" * 64,
+        "metrics": metrics,
+        "checks": {"monotonic": {"passed": False, "histories": 12, "violations": 2}},
+    }
+    base = {"sha256": "b" * 64, "metrics": metrics}  # main's model.json today: no checks
+    comparison = Comparison(side(head), side(base), rows(metrics, metrics, load_config().training))
+    markdown = render(comparison, Base(TRAINED, "main", "c" * 40, "the merge-base of HEAD and main"))
+    assert "| monotonic in elapsed days | not recorded | ❌ failed (2 violation(s) in 12 histories) |" in markdown
+    assert "**Same metrics as the base**" in markdown
