@@ -8,6 +8,7 @@ missing or unreadable, or pipeline.toml is invalid.
 from __future__ import annotations
 
 import argparse
+import os
 
 from ci.config import Config
 from ci.paths import BuildPaths
@@ -57,7 +58,9 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         findings.append(Finding(NAME, "warning", f"no base model to compare with: {base.reason}", base.fix))
     report = write_report(paths, NAME, True, {"base": base.to_dict(), **comparison.to_dict()}, findings=findings)
     markdown_path = paths.reports / f"{NAME}.md"
-    markdown_path.write_text(markdown + "\n", encoding="utf-8")
+    partial = markdown_path.with_name(f".{markdown_path.name}.{os.getpid()}.partial")  # never a torn report
+    partial.write_text(markdown + "\n", encoding="utf-8")
+    partial.replace(markdown_path)
     print(markdown)
     print(f"wrote {report}\nwrote {markdown_path}")
     return 0

@@ -114,6 +114,8 @@ def resolve(root: Path, given: str | None, watched: list[str]) -> tuple[str, str
         raise BaseUnavailableError("this clone has no commit yet, so it has no base branch", "commit, then rerun")
     shallow = " (a shallow clone)" if is_shallow(root) else ""
     if given:
+        if given.startswith("-"):  # git would read it as an option
+            raise BaseUnavailableError(f"base ref {given!r} is not a ref name", "name a branch, tag or commit")
         commit = rev_parse(root, given)
         if commit is None:
             raise BaseUnavailableError(f"base ref {given!r} is not in this clone{shallow}", HISTORY_FIX)
