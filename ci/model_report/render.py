@@ -67,8 +67,7 @@ def monotonic_text(record: dict[str, Any] | None) -> str:
     return f"{word} ({violations} violation(s) in {histories} histories)"
 
 
-def metrics_table(comparison: Comparison) -> list[str]:
-    with_base = comparison.base is not None
+def metrics_table(comparison: Comparison, with_base: bool) -> list[str]:
     header = (
         "| metric | base | this change | Δ | change | gate ([training]) |"
         if with_base
@@ -152,7 +151,10 @@ def render(comparison: Comparison, base: Base) -> str:
     lines = [TITLE, "", verdict(comparison, base), ""]
     if base.status in (UNAVAILABLE, FAILED):
         lines += [f"> ⚠️ base not built: {base.reason}. Fix: {base.fix}.", ""]
-    lines += [*metrics_table(comparison), ""]
+    unchanged = base.status == UNCHANGED  # the common case: details folded, the verdict line says it all
+    if unchanged:
+        lines += ["<details><summary>Metrics and predicted recall (the base's are the same)</summary>", ""]
+    lines += [*metrics_table(comparison, comparison.base is not None and not unchanged), ""]
     draw_base = any(found.base is not None for found in comparison.curves)
     if comparison.curves:
         if draw_base:
@@ -171,6 +173,8 @@ def render(comparison: Comparison, base: Base) -> str:
             lines += ["</details>", ""]
     if comparison.curve_note:
         lines += [f"_{comparison.curve_note}_", ""]
+    if unchanged:
+        lines += ["</details>", ""]
     if base.status not in (UNAVAILABLE, FAILED):
         lines += [f"<sub>{where_from(base)}</sub>", ""]
     return "\n".join(lines)
