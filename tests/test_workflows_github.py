@@ -593,10 +593,10 @@ def test_the_comment_shows_the_model_against_the_base_then_the_size_budget(
     assert posted.returncode == 0, posted.stderr
     [ours] = github.marked(PR)
     body = ours["body"]
-    assert body.index("### Model: this change against the base branch") < body.index("### Lambda size budget: PASS")
+    assert body.index("## Model: this change against the base branch") < body.index("### Lambda size budget: PASS")
     assert "**Better on log loss (-0.0100), ECE (calibration) (-0.0030)** than the base" in body
     assert "| log loss | 0.4500 | 0.4400 | -0.0100 | better |" in body
-    assert body.startswith(f"{MARKER}\n### Model") and body.endswith(f"198.4 MB of 262.1 MB{FOOTER}")
+    assert body.startswith(f"{MARKER}\n## Model") and body.endswith(f"198.4 MB of 262.1 MB{FOOTER}")
 
     model.unlink()  # the model job failed: the comment says so instead of keeping a stale model section
     ci_github("comment", "--marker", MARKER, "--body", str(model), str(budget), env=runner_env)

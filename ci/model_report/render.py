@@ -15,7 +15,7 @@ from ci.model_report.compare import DAYS, Comparison, Curve, Row
 
 BASE_COLOUR, HEAD_COLOUR = "#1f77b4", "#d62728"  # blue, red: named named in the text
 TABLE_DAYS = (1, 7, 30)
-TITLE = "### Model: this change against the base branch"
+TITLE = "## Model: this change against the base branch"
 
 
 def signed(value: float | None) -> str:
