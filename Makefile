@@ -23,7 +23,7 @@ MAKE_VENV := $(BOOTSTRAP) -m ci.venv $(if $(PYTHON),--python "$(PYTHON)")
 STAMP := $(VENV)/.synced-pipeline-python$(TARGET_PYTHON)
 DEV_STAMP := $(VENV)/.synced-dev-python$(TARGET_PYTHON)
 
-.PHONY: emulation venv venv-dev pipeline test lint format train lock lock-check build abi budget pins smoke deploy rollback bootstrap bench bench-ci clean
+.PHONY: emulation venv venv-dev pipeline test lint format train model-report lock lock-check build abi budget pins smoke deploy rollback bootstrap bench bench-ci clean
 
 venv: $(STAMP)
 
@@ -39,10 +39,12 @@ $(DEV_STAMP): requirements-pipeline.txt requirements-dev.txt requirements-bootst
 	$(MAKE_VENV) --dev
 	@touch $(STAMP) $@
 
-# The same commands, in the same order, as the GitHub workflows run them.
+# The same commands, in the same order, as the GitHub workflows run them. model-report (this model
+# against the base branch's) informs and never stops the pipeline; training's own gate judges quality.
 pipeline: venv
 	$(CI) lock --check
 	$(PY) -m training
+	$(CI) model-report
 	$(CI) build
 	$(CI) abi
 	$(CI) budget
@@ -77,7 +79,7 @@ lock: venv
 lock-check: venv
 	$(CI) lock --check
 
-build abi budget smoke deploy rollback bootstrap bench: venv
+model-report build abi budget smoke deploy rollback bootstrap bench: venv
 	$(CI) $@
 
 # Side by side: make venv cold and warm, a fresh clone's make pipeline, each check job, make test (ci/bench/ci.py).

@@ -22,6 +22,7 @@ from ci import (
     cmd_build,
     cmd_deploy,
     cmd_lock,
+    cmd_model_report,
     cmd_pins,
     cmd_reset_local,
     cmd_rollback,
@@ -37,6 +38,7 @@ from ci.python import missing_module, repository_of
 # In the order a pipeline runs them (and --help lists them).
 COMMAND_MODULES: tuple[ModuleType, ...] = (
     cmd_lock,
+    cmd_model_report,  # after training, which is `python -m training`
     cmd_build,
     cmd_abi,
     cmd_budget,
@@ -56,6 +58,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
 PIPELINE_STEPS = (
     ("python -m ci lock --check", "the locks are current and every pin has a wheel for the target"),
     ("python -m training", "train the model: build/model/model.joblib + model.json, or refuse it"),
+    ("python -m ci model-report", "this model against the base branch's: metrics, checks, a recall chart"),
     ("python -m ci build", "build/layer.zip + function.zip, pruned and proven to import"),
     ("python -m ci abi", "every binary loads on the target"),
     ("python -m ci budget", "function + layers fit Lambda's unzipped limit"),
@@ -72,6 +75,7 @@ def pipeline_epilog() -> str:
 
 
 def command_name(module: ModuleType) -> str:
+    """cmd_model_report.py is `model-report`: words joined by hyphens, as on every command line."""
     return module.__name__.rpartition(".cmd_")[2].replace("_", "-")
 
 

@@ -658,8 +658,33 @@ def test_pull_requests_run_lint_tests_and_one_sticky_comment() -> None:
     post = next(s for s in comment["steps"] if "ci.github comment" in str(s.get("run")))
     argv = shlex.split(post["run"])
     assert argv[argv.index("--marker") + 1] == "<!-- size-budget -->"
-    assert argv[argv.index("--body") + 1] == "build/reports/budget.md"
+    # The model first: its verdict is one line (details folded when unchanged); the size report is long.
+    assert argv[argv.index("--body") + 1 :] == ["build/reports/model-report.md", "build/reports/budget.md"]
     assert post["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
+    assert [d["with"] for d in download] == [
+        {"name": "report-budget", "path": "build/reports"},
+        {"name": "report-model", "path": "build/reports"},
+    ]
+    assert all(d.get("continue-on-error") is True for d in download), "a missing report is said, not fatal"
+
+
+def test_the_model_report_compares_with_the_base_branch_and_shows_the_summary() -> None:
+    model = jobs(VERIFY)["model"]
+    assert needed(model) == {"target", "build"}, "the build's model, on the machine that trained it"
+    assert model["runs-on"] == "${{ needs.target.outputs.runner }}"
+    checkout = next(s for s in model["steps"] if str(s.get("uses", "")).startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0, "the base model is trained from the base branch's commit"
+    assert [d["with"] for d in artifact_steps(model, "download-artifact")] == [
+        {"name": "pipeline-build", "path": "build"}
+    ]
+    step = next(s for s in model["steps"] if "ci model-report" in str(s.get("run")))
+    assert step["run"] == '.venv/bin/python -m ci model-report --base-ref "$BASE_REF"'
+    assert step["env"] == {"BASE_REF": "${{ inputs.model-base-ref }}"}
+    assert ".venv/bin/python -m ci.github summary build/reports/model-report.md" in commands(model)
+    assert [u["with"]["name"] for u in artifact_steps(model, "upload-artifact")] == ["report-model"]
+    assert "model" not in jobs(VERIFY)["verified"]["needs"], "informational: training's gate judges quality"
+    base = jobs(PULL_REQUEST)["verify"]["with"]["model-base-ref"]
+    assert base == jobs(PULL_REQUEST)["verify"]["with"]["budget-baseline-ref"], "both compare with the same base"
 
 
 # --- set-up: Python, caches, dependabot ----------------------------------------------------------
@@ -899,6 +924,10 @@ def test_make_pipeline_runs_what_the_workflows_run_in_the_same_order() -> None:
     build = [n for c in commands(verify["build"]) if (n := step_name(c))]
     checks = {n for job in CHECK_JOBS for c in commands(verify[job]) if (n := step_name(c))}
     deploy = [n for c in commands(jobs(DEPLOY)["deploy"]) if (n := step_name(c))]
+    model = [n for c in commands(verify["model"]) if (n := step_name(c))]
+    assert model == ["model-report"]
+    assert recipe.index("model-report") == recipe.index("training") + 1, "the model report right after training"
+    recipe.remove("model-report")
     assert build == ["lock --check", "training", "build"]
     assert checks == set(CHECK_JOBS)
     assert deploy == ["deploy"]

@@ -571,3 +571,35 @@ def test_oidc_subject_with_a_workflow_token_says_an_admin_is_needed(github: Fake
     assert result.returncode == 1
     assert "answered 403" in result.stderr and "repository admin" in result.stderr
     assert github.oidc_template == {"use_default": True}
+
+
+def test_the_comment_shows_the_model_against_the_base_then_the_size_budget(
+    github: FakeGitHub, runner_env: dict[str, str], tmp_path: Path
+) -> None:
+    from ci.model_report.base import TRAINED, Base
+    from ci.model_report.compare import Comparison, Side, rows
+    from ci.model_report.render import render
+
+    budget = tmp_path / "budget.md"
+    budget.write_text("### Lambda size budget: PASS\n\n198.4 MB of 262.1 MB\n")
+    head = {"log_loss": 0.44, "baseline_log_loss": 0.66, "roc_auc": 0.85, "mae_true_p": 0.02, "ece": 0.012}
+    base = {**head, "log_loss": 0.45, "ece": 0.015}
+    training = load_config().training
+    comparison = Comparison(Side("a" * 64, head, None), Side("b" * 64, base, None), rows(head, base, training))
+    model = tmp_path / "model-report.md"
+    model.write_text(render(comparison, Base(TRAINED, "origin/main", "c" * 40, "as --base-ref names it")))
+
+    posted = ci_github("comment", "--marker", MARKER, "--body", str(model), str(budget), env=runner_env)
+    assert posted.returncode == 0, posted.stderr
+    [ours] = github.marked(PR)
+    body = ours["body"]
+    assert body.index("## Model: this change against the base branch") < body.index("### Lambda size budget: PASS")
+    assert "**Better on log loss (-0.0100), ECE (calibration) (-0.0030)** than the base" in body
+    assert "| log loss | 0.4500 | 0.4400 | -0.0100 | better |" in body
+    assert body.startswith(f"{MARKER}\n## Model") and body.endswith(f"198.4 MB of 262.1 MB{FOOTER}")
+
+    model.unlink()  # the model job failed: the comment says so instead of keeping a stale model section
+    ci_github("comment", "--marker", MARKER, "--body", str(model), str(budget), env=runner_env)
+    [ours] = github.marked(PR)
+    assert "### Model against the base branch: no report" in ours["body"]
+    assert "did not produce `model-report.md`" in ours["body"] and "198.4 MB" in ours["body"]

@@ -1,6 +1,6 @@
 """`python -m ci.github <subcommand>`: the workflow steps that talk to GitHub, runnable by hand.
 
-comment   post or update the one sticky pull-request comment (found by a hidden marker)
+comment   post or update the one sticky pull-request comment (found by a hidden marker): one or more reports
 annotate  print ::error/::warning annotations for the failing reports in a folder
 summary   append reports (rendered) and Markdown files to the job summary (stdout off a runner)
 gate      fail unless every named job of `needs` succeeded; sets the `verified` output
@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     comment = sub.add_parser("comment", help="post or update the sticky pull-request comment")
     comment.add_argument("--marker", required=True, help="hidden HTML comment that identifies the comment")
-    comment.add_argument("--body", type=Path, required=True, help="Markdown file to post")
+    comment.add_argument(
+        "--body", type=Path, nargs="+", required=True, help="Markdown file(s) to post, in this order, as one comment"
+    )
     comment.add_argument("--pr", type=int, default=None, help="pull-request number (default: from GITHUB_EVENT_PATH)")
     comment.add_argument("--repo", default=None, help="owner/name (default: GITHUB_REPOSITORY)")
     comment.add_argument(
@@ -90,15 +92,28 @@ def _repository(explicit: str | None) -> str:
     return repository
 
 
+# What each report is, for the note that replaces a report a run did not produce.
+REPORT_TITLES = {"budget.md": "Lambda size budget", "model-report.md": "Model against the base branch"}
+REPORT_STEPS = {"budget.md": "the build or the budget check", "model-report.md": "the build or the model report"}
+
+
 def _missing_report(body: Path) -> str:
     server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
     run = os.environ.get("GITHUB_RUN_ID")
     link = f"[this run]({server}/{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{run})" if run else "this run"
+    title = REPORT_TITLES.get(body.name, body.name)
+    step = REPORT_STEPS.get(body.name, "the step that writes it")
     return (
-        "### Lambda size budget: no report\n\n"
-        f"The size budget did not produce `{body.name}` in {link}: the build or the budget check stopped "
-        "before writing it. Its annotations and log name the cause.\n"
+        f"### {title}: no report\n\n"
+        f"The pipeline did not produce `{body.name}` in {link}: "
+        f"{step} stopped before writing it. Its annotations and log name the cause.\n"
     )
+
+
+def comment_markdown(bodies: list[Path]) -> str:
+    """The reports, in order, as one comment; a report the run did not produce says so instead."""
+    parts = [body.read_text(encoding="utf-8") if body.is_file() else _missing_report(body) for body in bodies]
+    return "\n\n".join(part.strip() for part in parts)
 
 
 def _footer() -> str:
@@ -120,8 +135,7 @@ def run_comment(args: argparse.Namespace) -> int:
     from ci.github.comment import DEFAULT_AUTHOR, check_marker, upsert_comment
 
     marker = check_marker(args.marker)
-    markdown = args.body.read_text(encoding="utf-8") if args.body.is_file() else _missing_report(args.body)
-    markdown = markdown.rstrip() + _footer()
+    markdown = comment_markdown(args.body) + _footer()
     result = upsert_comment(
         GitHubApi.from_env(), _repository(args.repo), _pr_number(args.pr), marker, markdown,
         author=args.author or DEFAULT_AUTHOR,

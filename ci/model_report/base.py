@@ -1,0 +1,270 @@
+"""The base branch's model: which commit, whether its training inputs differ, and training it.
+
+The base is a commit: --base-ref, else the merge-base of HEAD with origin/main (or main), else HEAD
+itself when the working tree changes the training inputs. Its tree comes from `git archive` and is
+trained by `python -m training` run from that tree with this checkout's interpreter, so the two
+models differ by code and [training] settings only, never by environment. Identical training inputs
+mean the head model is the base model: nothing is trained. A base that cannot be built is an outcome
+with a reason and a fix, not an exception: the report is informational (training's gate judges quality).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import tomllib
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+DEFAULT_BRANCHES = ("origin/main", "main")
+DEFAULT_TRAINING_LOCK = "training/requirements.txt"
+GIT_TIMEOUT_S = 120
+TRAINING_TIMEOUT_S = 900
+# The libraries whose versions make a pickled model (training/bundle.py VERSIONED): a base model trained
+# earlier for the same commit is reused only if this interpreter still has exactly these.
+MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib", "pandas")
+HISTORY_FIX = (
+    "fetch the base's history (actions/checkout with `fetch-depth: 0`, or `git fetch origin main`), "
+    "or pass --base-ref REF"
+)
+
+TRAINED, REUSED, UNCHANGED, UNAVAILABLE, FAILED = "trained", "reused", "unchanged", "unavailable", "failed"
+
+
+@dataclass(frozen=True)
+class Base:
+    """What the report compares against. model_dir is None when status is unavailable or failed."""
+
+    status: str  # trained | reused (trained earlier for this commit) | unchanged (head model) | unavailable | failed
+    ref: str  # the ref as named ("origin/main", "HEAD", a sha), "" when none could be named
+    commit: str  # full sha, "" when unresolved
+    chosen_by: str  # why this ref: --base-ref, the merge-base, uncommitted training changes
+    model_dir: Path | None = None
+    reason: str = ""  # one line: why there is no base model
+    fix: str = ""
+    lock_differs: bool = False  # the base's training lock is not the head's (trained with head's .venv anyway)
+
+    @property
+    def short(self) -> str:
+        return self.commit[:7]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "ref": self.ref,
+            "commit": self.commit,
+            "chosen_by": self.chosen_by,
+            "model_dir": str(self.model_dir) if self.model_dir else None,
+            "reason": self.reason,
+            "fix": self.fix,
+            "training_lock_differs": self.lock_differs,
+        }
+
+
+class BaseUnavailableError(Exception):
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(reason)
+        self.reason, self.fix = reason, fix
+
+
+def git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, check=False, timeout=GIT_TIMEOUT_S)
+    except FileNotFoundError as exc:
+        raise BaseUnavailableError(
+            "git is not installed: the base branch's code cannot be read", "install git"
+        ) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise BaseUnavailableError(
+            f"`git {' '.join(args)}` took over {GIT_TIMEOUT_S} s", "rerun; check the clone"
+        ) from exc
+
+
+def rev_parse(root: Path, ref: str) -> str | None:
+    found = git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    return found.stdout.decode().strip() if found.returncode == 0 else None
+
+
+def is_shallow(root: Path) -> bool:
+    return git(root, "rev-parse", "--is-shallow-repository").stdout.decode().strip() == "true"
+
+
+def training_paths(root: Path, config_file: Path, training_lock: Path) -> list[str]:
+    """What `git status` must show clean for the merge-base to stand for this checkout's training."""
+    paths = ["training", str(config_file), str(training_lock)]
+    return [os.path.relpath(p, root) if Path(p).is_absolute() else p for p in paths]
+
+
+def resolve(root: Path, given: str | None, watched: list[str]) -> tuple[str, str, str]:
+    """(ref, commit, chosen_by) of the base, or BaseUnavailableError naming why not and what to do."""
+    inside = git(root, "rev-parse", "--is-inside-work-tree")
+    if inside.returncode != 0 or inside.stdout.decode().strip() != "true":
+        raise BaseUnavailableError(f"{root} is not a git checkout, so it has no base branch", "run it in a git clone")
+    if rev_parse(root, "HEAD") is None:
+        raise BaseUnavailableError("this clone has no commit yet, so it has no base branch", "commit, then rerun")
+    shallow = " (a shallow clone)" if is_shallow(root) else ""
+    if given:
+        if given.startswith("-"):  # git would read it as an option
+            raise BaseUnavailableError(f"base ref {given!r} is not a ref name", "name a branch, tag or commit")
+        commit = rev_parse(root, given)
+        if commit is None:
+            raise BaseUnavailableError(f"base ref {given!r} is not in this clone{shallow}", HISTORY_FIX)
+        return given, commit, "as --base-ref names it"
+    dirty = git(root, "status", "--porcelain", "--", *watched)
+    if dirty.returncode == 0 and dirty.stdout.strip():
+        head = rev_parse(root, "HEAD") or ""
+        return "HEAD", head, "the last commit, since the working tree has uncommitted changes to the training inputs"
+    for branch in DEFAULT_BRANCHES:
+        if rev_parse(root, branch) is None:
+            continue
+        merge_base = git(root, "merge-base", "HEAD", branch)
+        if merge_base.returncode != 0:
+            raise BaseUnavailableError(f"HEAD and {branch} have no common commit in this clone{shallow}", HISTORY_FIX)
+        return branch, merge_base.stdout.decode().strip(), f"the merge-base of HEAD and {branch}"
+    raise BaseUnavailableError(
+        f"neither {' nor '.join(DEFAULT_BRANCHES)} is in this clone{shallow}",
+        "pass --base-ref REF (the branch this change merges into), or fetch it (`git fetch origin main`)",
+    )
+
+
+def extract(root: Path, commit: str, into: Path) -> None:
+    """The commit's tree, as `git archive` exports it (tracked files only), under `into`."""
+    archive = git(root, "archive", "--format=tar", commit)
+    if archive.returncode != 0:
+        problem = archive.stderr.decode(errors="replace").strip().splitlines()
+        raise BaseUnavailableError(
+            f"`git archive {commit[:12]}` failed: {problem[-1] if problem else 'no output'}", HISTORY_FIX
+        )
+    shutil.rmtree(into, ignore_errors=True)
+    into.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")  # refuses links and names that leave `into`
+
+
+def training_lock_of(tree: Path, config_file: Path) -> Path:
+    try:
+        lock = tomllib.loads(config_file.read_text(encoding="utf-8")).get("lock", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        lock = {}
+    name = lock.get("training_lock") if isinstance(lock, dict) else None
+    return tree / (name if isinstance(name, str) else DEFAULT_TRAINING_LOCK)
+
+
+def training_inputs(tree: Path, config_file: Path, training_lock: Path) -> dict[str, Any]:
+    """Everything `python -m training` reads from a tree: its code, [training] and the lock it was made for."""
+    code = {}
+    for path in sorted((tree / "training").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            code[path.relative_to(tree).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        settings = tomllib.loads(config_file.read_text(encoding="utf-8")).get("training")
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        settings = f"unreadable: {exc}"
+    lock = hashlib.sha256(training_lock.read_bytes()).hexdigest() if training_lock.is_file() else None
+    return {"code": code, "settings": settings, "training_lock": lock}
+
+
+def installed_versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    found.update({name: metadata.version(name) for name in MODEL_LIBRARIES})
+    return found
+
+
+def trained_here(model_dir: Path) -> bool:
+    """A model this command trained earlier for the same commit, with the libraries installed now."""
+    try:
+        manifest = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(manifest, dict)
+        and manifest.get("versions") == installed_versions()
+        and (model_dir / str(manifest.get("artifact", "model.joblib"))).is_file()
+    )
+
+
+def train(tree: Path, out_dir: Path) -> tuple[bool, str]:
+    """`python -m training` of the tree, with this interpreter; (succeeded, its last error line)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH", "PYTHONHOME")}
+    partial = out_dir.with_name(f"{out_dir.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        ran = subprocess.run(
+            [sys.executable, "-m", "training", "--out-dir", str(partial)],
+            cwd=tree,  # `-m` puts the base's tree first on sys.path: its training/ and ci/, not ours
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TRAINING_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False, f"its training took over {TRAINING_TIMEOUT_S} s"
+    if ran.returncode != 0 or not (partial / "model.json").is_file():
+        lines = [line.strip() for line in ran.stderr.splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error:")]
+        return False, (errors or lines or [f"exit {ran.returncode}"])[-1]
+    shutil.rmtree(out_dir, ignore_errors=True)
+    partial.rename(out_dir)
+    return True, ""
+
+
+def base_model(
+    root: Path, work: Path, head_model_dir: Path, config_file: Path, training_lock: Path, given: str | None
+) -> Base:
+    """The base's model directory: the head's when the training inputs are identical, else trained from the base."""
+    ref, commit, chosen_by = "", "", ""
+    try:
+        ref, commit, chosen_by = resolve(root, given, training_paths(root, config_file, training_lock))
+        where = work / commit[:12]
+        where.mkdir(parents=True, exist_ok=True)
+        with (work / f"{commit[:12]}.lock").open("a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # a second run for the same base waits, then reuses
+            return build(root, where, commit, ref, chosen_by, head_model_dir, config_file, training_lock)
+    except BaseUnavailableError as exc:
+        return Base(UNAVAILABLE, ref or (given or ""), commit, chosen_by, reason=exc.reason, fix=exc.fix)
+
+
+def build(
+    root: Path,
+    where: Path,
+    commit: str,
+    ref: str,
+    chosen_by: str,
+    head_model_dir: Path,
+    config_file: Path,
+    training_lock: Path,
+) -> Base:
+    tree = where / "src"
+    extract(root, commit, tree)
+    base_lock = training_lock_of(tree, tree / "pipeline.toml")
+    base_inputs = training_inputs(tree, tree / "pipeline.toml", base_lock)
+    head_inputs = training_inputs(root, config_file, training_lock)
+    lock_differs = base_inputs["training_lock"] != head_inputs["training_lock"]
+    if base_inputs == head_inputs:
+        return Base(UNCHANGED, ref, commit, chosen_by, head_model_dir)
+    model_dir = where / "model"
+    if trained_here(model_dir):
+        return Base(REUSED, ref, commit, chosen_by, model_dir, lock_differs=lock_differs)
+    trained, error = train(tree, model_dir)
+    if not trained:
+        return Base(
+            FAILED,
+            ref,
+            commit,
+            chosen_by,
+            reason=f"the base's own training failed with this .venv: {error}",
+            fix="compare with another base (--base-ref); training's gate still judges this change's model",
+            lock_differs=lock_differs,
+        )
+    return Base(TRAINED, ref, commit, chosen_by, model_dir, lock_differs=lock_differs)
