@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ci.config_schema import Table
+from ci.config_schema import Table, toml_value
+from ci.errors import ConfigError
 from ci.site.rules import RULES, STRIP
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: function code + all layers, unzipped (fixed by Lambda)
@@ -186,9 +187,40 @@ class DeployConfig:
     key_prefix: str
     github_repository: str  # "" = none; bootstrap then needs --github-repository
     check_warm_invocations: int  # warm invocations in the post-deploy check
+    strategy: str  # all-at-once | canary | linear (a SAM preset name is resolved to one of these)
+    step_percent: int  # the share of traffic each step moves to the new version
+    step_interval_s: int  # the wait between steps, alarms read throughout
+    alarms: tuple[str, ...]  # CloudWatch alarms watched during a shift besides the stack's own
+
+
+STRATEGIES = ("all-at-once", "canary", "linear")
+# SAM's DeploymentPreference types (CodeDeploy's predefined configurations): strategy, percent, interval.
+PRESETS = {
+    "AllAtOnce": ("all-at-once", 100, 0),
+    **{f"Canary10Percent{m}Minutes": ("canary", 10, m * 60) for m in (5, 10, 15, 30)},
+    **{f"Linear10PercentEvery{m}Minute{'s' if m > 1 else ''}": ("linear", 10, m * 60) for m in (1, 2, 3, 10)},
+}
+
+
+def parse_strategy(table: Table) -> tuple[str, int, int]:
+    """(strategy, step_percent, step_interval_s): explicit keys, or a SAM preset that sets all three."""
+    strategy = table.choice("strategy", (*STRATEGIES, *PRESETS), default="all-at-once")
+    if strategy in PRESETS:
+        for key in ("step_percent", "step_interval_s"):
+            if key in table.values:
+                raise ConfigError(
+                    f"{table.file}: [{table.name}] {key} is set beside strategy = {toml_value(strategy)}, "
+                    "a preset that already fixes it",
+                    f"remove {key}, or write strategy = {toml_value(PRESETS[strategy][0])} with your own steps",
+                )
+        return PRESETS[strategy]
+    percent = table.integer("step_percent", 10, 1, 99, default=10, unit="percent")
+    interval = table.integer("step_interval_s", 300, 0, 3600, default=300, unit="seconds")
+    return strategy, percent, interval
 
 
 def parse_deploy(table: Table) -> DeployConfig:
+    strategy, step_percent, step_interval_s = parse_strategy(table)
     return DeployConfig(
         bucket=table.text(
             "bucket",
@@ -205,6 +237,10 @@ def parse_deploy(table: Table) -> DeployConfig:
             "github_repository", '"OWNER/NAME"', default="", pattern=r"([\w.-]+/[\w.-]+)?", wants="OWNER/NAME"
         ),
         check_warm_invocations=table.integer("check_warm_invocations", 0, 0, default=0),
+        strategy=strategy,
+        step_percent=step_percent,
+        step_interval_s=step_interval_s,
+        alarms=table.texts("alarms", '["my-team-5xx"]', default=()),
     )
 
 

@@ -96,6 +96,7 @@ class Aws:
     endpoint_url: str | None
     embedded: bool = False
     timeouts: Timeouts = Timeouts()
+    cloudwatch: Any = None  # alarms read during a gradual deploy (ci/deploy/shift.py)
 
     @property
     def emulated(self) -> bool:
@@ -224,7 +225,7 @@ def connect(
     )
     clients = {
         name: session.client(name, endpoint_url=endpoint_url, config=boto_config)
-        for name in ("s3", "lambda", "cloudformation")
+        for name in ("s3", "lambda", "cloudformation", "cloudwatch")
     }
     for client in clients.values():
         install_denied_hook(client)
@@ -237,6 +238,7 @@ def connect(
         endpoint_url=clients["lambda"].meta.endpoint_url,
         embedded=embedded,
         timeouts=timeouts,
+        cloudwatch=clients["cloudwatch"],
     )
 
 
