@@ -202,7 +202,27 @@ PRESETS = {
 }
 
 
+MAX_SHIFT_S = 40 * 60  # the deploy job's timeout-minutes is 60; the rest of the deploy needs the remainder
+
+
+def shift_seconds(strategy: str, step_percent: int, step_interval_s: int) -> int:
+    """How long a shift waits in total: one interval per step before the new version takes everything."""
+    steps = {"canary": 1, "linear": len(range(step_percent, 100, step_percent))}.get(strategy, 0)
+    return steps * step_interval_s
+
+
 def parse_strategy(table: Table) -> tuple[str, int, int]:
+    chosen = read_strategy(table)
+    if shift_seconds(*chosen) > MAX_SHIFT_S:
+        raise ConfigError(
+            f"{table.file}: [{table.name}] strategy {chosen[0]} with {chosen[1]}% steps every {chosen[2]}s shifts "
+            f"for {shift_seconds(*chosen) // 60} minutes, longer than the {MAX_SHIFT_S // 60} a deploy job allows",
+            "take larger steps or a shorter step_interval_s (the deploy job's timeout-minutes is 60)",
+        )
+    return chosen
+
+
+def read_strategy(table: Table) -> tuple[str, int, int]:
     """(strategy, step_percent, step_interval_s): explicit keys, or a SAM preset that sets all three."""
     strategy = table.choice("strategy", (*STRATEGIES, *PRESETS), default="all-at-once")
     if strategy in PRESETS:

@@ -273,6 +273,7 @@ def test_strategies_and_sam_presets_are_read(tmp_path: Path, line: str, expected
         ("step_interval_s", "step_interval_s = -1", "[deploy] step_interval_s = -1 is not allowed"),
         ("alarms", 'alarms = "team-5xx"', '[deploy] alarms = "team-5xx" is not allowed'),
         ("strategy", 'strategy = "Canary10Percent5Minutes"\nstep_percent = 5', "a preset that already fixes it"),
+        ("strategy", 'strategy = "Linear10PercentEvery10Minutes"', "shifts for 90 minutes, longer than the 40"),
     ],
 )
 def test_bad_strategy_settings_get_one_line_errors(tmp_path: Path, key: str, line: str, expected: str):
@@ -286,3 +287,21 @@ def test_the_shift_steps(config: Config):
     assert shifts.step_weights("linear", 10) == (10, 20, 30, 40, 50, 60, 70, 80, 90)
     assert shifts.step_weights("linear", 40) == (40, 80)
     assert shifts.step_weights("all-at-once", 10) == ()
+
+
+def test_the_job_summary_shows_each_step(
+    aws: Aws, config: Config, build: FakeBuild, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from ci.cmd_deploy import shift_summary
+
+    check = first_then_second(aws, config, build)
+    started = time.time() - 1
+    deploy(gradual(config, "linear", interval_s=0, step_percent=50), build.paths, aws, verifier=check, log=quiet)
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    shift_summary(build.paths, started)
+
+    text = summary.read_text()
+    assert "### deploy: linear shift completed (version 2)" in text
+    assert [line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| 20")] == ["50%", "100%"]
+    assert f"{ERRORS_ALARM}: OK" in text

@@ -27,6 +27,7 @@ from ci.deploy.deploy_lock import now as utc_now
 from ci.errors import PipelineError
 
 POLL_S = 5.0  # alarms are read at least this often while a step waits
+RENEW_S = 60.0  # the deploy lock is renewed at least this often during a shift (its TTL is far longer)
 ALARM_OUTPUT = "AlarmNames"  # the stack output listing infra/template.yaml's alarms
 
 
@@ -179,7 +180,7 @@ def shift(
                 entry: dict[str, Any] = {"at": stamp(utc_now()), "weight_percent": weight, "alarm_reads": 0}
                 shifting.steps.append(entry)
                 log(f"  {entry['at']} {weight}% on version {new_version}, {100 - weight}% on version {old}")
-                watch(aws, steps, entry, new_version, old, log, sleep)
+                watch(aws, steps, entry, new_version, old, keep_lock, log, sleep)
             keep_lock()
             moved = aliases.point_alias(aws.lambda_, config.function.name, before.name, new_version, history, state)
     except BaseException as exc:
@@ -201,12 +202,17 @@ def watch(
     entry: dict[str, Any],
     new_version: str,
     old: str,
+    keep_lock: Callable[[], None],
     log: Callable[[str], None],
     sleep: Callable[[float], None],
 ) -> None:
     """Wait the step's interval reading the alarms every POLL_S (at least once); raise on ALARM."""
     deadline = time.monotonic() + steps.interval_s
+    renewed = time.monotonic()
     while True:
+        if time.monotonic() - renewed >= RENEW_S:
+            keep_lock()  # a step may last longer than the lock's TTL
+            renewed = time.monotonic()
         states = read_alarms(aws, steps.alarms)
         entry["alarm_reads"] += 1
         entry["alarms"] = {name: state for name, (state, _) in states.items()}
@@ -269,3 +275,23 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The job summary's view of a gradual deploy: one row per step (time, weight, alarms read)."""
+    shifted = report.get("shift") or {}
+    if not shifted.get("steps"):
+        return ""
+    lines = [
+        f"### deploy: {shifted.get('strategy')} shift {shifted.get('outcome')} "
+        f"(version {report.get('function_version', '?')})",
+        "",
+        f"Alarms watched: {', '.join(f'`{name}`' for name in shifted.get('alarms', [])) or 'none'}",
+        "",
+        "| Time (UTC) | Weight on the new version | Alarm reads | Alarms at the last read |",
+        "|---|---|---|---|",
+    ]
+    for step in shifted["steps"]:
+        alarms = step.get("undo") or ", ".join(f"{name}: {state}" for name, state in step.get("alarms", {}).items())
+        lines.append(f"| {step['at']} | {step['weight_percent']}% | {step.get('alarm_reads', '')} | {alarms} |")
+    return "\n".join([*lines, ""])
