@@ -250,6 +250,19 @@ def test_rollback_after_a_completed_shift_goes_back_one_version(aws: Aws, config
     assert outcome.to_version == "1" and alias(aws, config) == ("1", {})
 
 
+def deploy_config(tmp_path: Path, lines: str) -> Path:
+    """pipeline.toml without its own strategy keys, `lines` added under [deploy]."""
+    path = edited_config(tmp_path, "deploy", "strategy", lines)
+    kept, section = [], ""
+    for line in path.read_text().splitlines():
+        section = line if line.startswith("[") else section
+        own = section == "[deploy]" and line.split("=")[0].strip() in {"strategy", "step_percent", "step_interval_s"}
+        if not own or line in lines.splitlines():
+            kept.append(line)
+    path.write_text("\n".join(kept) + "\n")
+    return path
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
@@ -260,8 +273,8 @@ def test_rollback_after_a_completed_shift_goes_back_one_version(aws: Aws, config
     ],
 )
 def test_strategies_and_sam_presets_are_read(tmp_path: Path, line: str, expected: tuple[str, int, int | None]):
-    deploy_settings = load_config(file=edited_config(tmp_path, "deploy", "strategy", line)).deploy
-    interval = deploy_settings.step_interval_s if expected[2] is not None else None  # else pipeline.toml's
+    deploy_settings = load_config(file=deploy_config(tmp_path, line)).deploy
+    interval = deploy_settings.step_interval_s if expected[2] is not None else None  # else the default
     assert (deploy_settings.strategy, deploy_settings.step_percent, interval) == expected
     assert set(PRESETS) >= {"Canary10Percent5Minutes", "Linear10PercentEvery1Minute", "AllAtOnce"}
 
@@ -279,7 +292,7 @@ def test_strategies_and_sam_presets_are_read(tmp_path: Path, line: str, expected
 )
 def test_bad_strategy_settings_get_one_line_errors(tmp_path: Path, key: str, line: str, expected: str):
     with pytest.raises(ConfigError) as caught:
-        load_config(file=edited_config(tmp_path, "deploy", key, line))
+        load_config(file=deploy_config(tmp_path, line))
     assert expected in str(caught.value) and "\n" not in str(caught.value)
 
 
