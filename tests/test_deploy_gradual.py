@@ -319,3 +319,19 @@ def test_the_job_summary_shows_each_step(
     assert "### deploy: linear shift completed (version 2)" in text
     assert [line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| 20")] == ["50%", "100%"]
     assert f"{ERRORS_ALARM}: OK" in text
+
+
+def test_an_alias_moved_by_hand_mid_shift_is_not_overwritten(
+    aws: Aws, config: Config, build: FakeBuild, fast_polls: None
+):
+    check = first_then_second(aws, config, build)
+    thread, result = in_thread(
+        lambda: deploy(gradual(config, interval_s=3), build.paths, aws, verifier=check, log=quiet)
+    )
+    wait_for_split(aws, config)
+    aws.lambda_.update_alias(
+        FunctionName="forgetting-curve", Name="live", FunctionVersion="1", Description="by hand",
+        RoutingConfig={"AdditionalVersionWeights": {}},
+    )  # fmt: skip
+    thread.join(60)
+    assert "changed while this run held it" in str(result.get("error")) and alias(aws, config) == ("1", {})

@@ -111,6 +111,9 @@ def route(aws: Aws, config: Config, state: aliases.AliasState, weights: dict[str
     from botocore.exceptions import ClientError
 
     name, alias = config.function.name, state.name
+    now = aliases.read_alias(aws.lambda_, name, alias)
+    if not aliases.same(now, state):  # RevisionId alone is not enough: an emulator may ignore it
+        raise aliases.moved_concurrently(alias, state, now)
     try:
         aws.lambda_.update_alias(
             FunctionName=name,
