@@ -335,3 +335,11 @@ def test_an_alias_moved_by_hand_mid_shift_is_not_overwritten(
     )  # fmt: skip
     thread.join(60)
     assert "changed while this run held it" in str(result.get("error")) and alias(aws, config) == ("1", {})
+
+
+def test_the_local_emulator_starts_each_command_with_its_alarms_ok(aws: Aws, config: Config):
+    """moto never evaluates alarms: an ALARM forced in one command must not refuse every later deploy."""
+    aws.cloudwatch.set_alarm_state(AlarmName=ERRORS_ALARM, StateValue="ALARM", StateReason="forced yesterday")
+    shifts.calm_local_alarms(aws, config)
+    (alarm,) = aws.cloudwatch.describe_alarms(AlarmNames=[ERRORS_ALARM])["MetricAlarms"]
+    assert alarm["StateValue"] == "OK"

@@ -198,10 +198,9 @@ def run_steps(
     outcome: DeployOutcome,
 ) -> DeployOutcome:
     name, alias_name = config.function.name, config.function.alias
-    outcome.shift = Shift(plan(aws, config))
-    if outcome.shift.plan.gradual:
-        with steps.step("alarms"):  # a misnamed alarm fails here, before anything is uploaded
-            read_alarms(aws, outcome.shift.plan.alarms)
+    with steps.step("alarms"):  # a gradual deploy's missing alarm fails here, before anything is uploaded
+        outcome.shift = Shift(plan(aws, config))
+        read_alarms(aws, outcome.shift.plan.alarms)
     with steps.step("upload"):
         for artifact in artifacts.all():
             result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact, steps.log)
@@ -280,7 +279,7 @@ def run_steps(
             outcome.skipped.append("alias")
         else:
             history = [*(before.history if before else []), outcome.version]
-            if before is not None and outcome.shift.plan.gradual:
+            if before is not None and outcome.shift is not None and outcome.shift.plan.gradual:
                 renew = steps.on_step or (lambda: None)
                 shift(aws, config, before, outcome.version, history, outcome.shift, renew, steps.log)
             else:

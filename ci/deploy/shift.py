@@ -68,6 +68,12 @@ def plan(aws: Aws, config: Config) -> Plan:
     deploy = config.deploy
     weights = step_weights(deploy.strategy, deploy.step_percent)
     stack = stack_alarms(aws, config) if weights else ()
+    if weights and not stack:
+        raise PipelineError(
+            f"stack {config.deploy.stack_name} has no alarms for a {deploy.strategy} deploy to watch "
+            "(it was bootstrapped before gradual deploys existed)",
+            "rerun `python -m ci bootstrap` (it adds the errors, throttles and duration alarms), then deploy",
+        )
     watched = tuple(dict.fromkeys((*stack, *deploy.alarms)))
     return Plan(deploy.strategy, weights, deploy.step_interval_s, watched)
 
@@ -97,6 +103,28 @@ def read_alarms(aws: Aws, names: tuple[str, ...]) -> dict[str, tuple[str, str]]:
             "create it, fix its name in [deploy] alarms, or rerun `python -m ci bootstrap` for the stack's own",
         )
     return found
+
+
+def calm_local_alarms(aws: Aws, config: Config) -> None:
+    """The local emulator starts each command with the watched alarms OK.
+
+    moto never evaluates an alarm, so a state forced in an earlier command (set_alarm_state) would
+    otherwise stay ALARM forever in build/local-aws/ and refuse every later gradual deploy.
+    """
+    from botocore.exceptions import ClientError
+
+    names = tuple(dict.fromkeys((*stack_alarms(aws, config), *config.deploy.alarms)))
+    existing = aws.cloudwatch.describe_alarms(AlarmNames=list(names[:100])).get("MetricAlarms", []) if names else []
+    for alarm in existing:
+        if alarm.get("StateValue") != "OK":
+            try:
+                aws.cloudwatch.set_alarm_state(
+                    AlarmName=alarm["AlarmName"],
+                    StateValue="OK",
+                    StateReason="local emulator: alarms start each command OK",
+                )
+            except ClientError:
+                continue
 
 
 def firing(states: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
