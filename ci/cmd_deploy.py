@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from ci.config import Config
 from ci.paths import BuildPaths
@@ -42,9 +43,31 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     artifacts = local_artifacts(paths)  # snapshots: the gate and the uploads read the same bytes
     check_gate(paths, artifacts, config.root)  # refuse before starting anything, even the embedded server
     provenance = detect(config.root, args.commit)
-    with deployment_target(config, paths, args.target) as aws:
-        outcome = deploy(config, paths, aws, artifacts=artifacts, provenance=provenance, allow_older=args.allow_older)
+    started = time.time()
+    try:
+        with deployment_target(config, paths, args.target) as aws:
+            outcome = deploy(
+                config, paths, aws, artifacts=artifacts, provenance=provenance, allow_older=args.allow_older
+            )
+    finally:
+        shift_summary(paths, started)
     for line in outcome.summary():
         print(line)
     print(f"report: {paths.report('deploy')}")
     return 0
+
+
+def shift_summary(paths: BuildPaths, started: float) -> None:
+    """On a runner, a gradual deploy's steps go to the job summary, whether it completed or rolled back."""
+    import json
+
+    from ci.deploy.shift import markdown
+    from ci.github.summary import write_summary_text
+    from ci.github.workflow_commands import runner_file
+
+    report = paths.report("deploy")
+    if runner_file("GITHUB_STEP_SUMMARY") is None or not report.is_file() or report.stat().st_mtime < started:
+        return
+    text = markdown(json.loads(report.read_text()))
+    if text:
+        write_summary_text(text)

@@ -35,6 +35,8 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         lines.append(f"{aws.where}: stack {config.deploy.stack_name} {stack['StackStatus'] if stack else 'missing'}")
         versions = _versions(aws.lambda_, name)
         state = aliases.read_alias(aws.lambda_, name, alias) if versions else None
+        if state is not None and state.split:
+            state = _resolve_split(aws, config, state, lines)
         lines.append(f"alias {alias}: " + (f"-> version {state.version}" if state else "not created"))
         if state and len(state.history) > 1:
             lines.append(f"  history: {' -> '.join(state.history)}")
@@ -50,6 +52,24 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         )
     print("\n".join(lines))
     return 0
+
+
+def _resolve_split(aws: Any, config: Config, state: Any, lines: list[str]) -> Any:
+    """A split alias with the deploy lock free was left by a dead run: resolve it; else a deploy is shifting."""
+    from ci.deploy.deploy_lock import DeployLockedError, held, lock_key
+    from ci.deploy.lock_holder import owner
+    from ci.deploy.shift import resolve_split
+    from ci.deploy.stack import read_outputs
+
+    stack = read_outputs(aws, config)
+    key = lock_key(stack.key_prefix, config.function.name)
+    shares = ", ".join(f"version {v} at {w * 100:g}%" for v, w in state.routing.items())
+    try:
+        with held(aws.s3, stack.bucket, key, owner("status", ""), log=lines.append, guarded=(aws.lambda_,)):
+            return resolve_split(aws, config, lines.append)
+    except DeployLockedError as exc:
+        lines.append(f"alias {state.name} is mid-shift ({shares}): {exc.problem}")
+        return state
 
 
 def _versions(lambda_: Any, name: str) -> list[dict[str, Any]]:

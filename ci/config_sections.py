@@ -224,9 +224,60 @@ class DeployConfig:
     key_prefix: str
     github_repository: str  # "" = none; bootstrap then needs --github-repository
     check_warm_invocations: int  # warm invocations in the post-deploy check
+    strategy: str  # all-at-once | canary | linear (a SAM preset name is resolved to one of these)
+    step_percent: int  # the share of traffic each step moves to the new version
+    step_interval_s: int  # the wait between steps, alarms read throughout
+    alarms: tuple[str, ...]  # CloudWatch alarms watched during a shift besides the stack's own
+
+
+STRATEGIES = ("all-at-once", "canary", "linear")
+# SAM's DeploymentPreference types (CodeDeploy's predefined configurations): strategy, percent, interval.
+PRESETS = {
+    "AllAtOnce": ("all-at-once", 100, 0),
+    **{f"Canary10Percent{m}Minutes": ("canary", 10, m * 60) for m in (5, 10, 15, 30)},
+    **{f"Linear10PercentEvery{m}Minute{'s' if m > 1 else ''}": ("linear", 10, m * 60) for m in (1, 2, 3, 10)},
+}
+
+
+MAX_SHIFT_S = 40 * 60  # the deploy job's timeout-minutes is 60; the rest of the deploy needs the remainder
+
+
+def shift_seconds(strategy: str, step_percent: int, step_interval_s: int) -> int:
+    """How long a shift waits in total: one interval per step before the new version takes everything."""
+    steps = {"canary": 1, "linear": len(range(step_percent, 100, step_percent))}.get(strategy, 0)
+    return steps * step_interval_s
+
+
+def parse_strategy(table: Table) -> tuple[str, int, int]:
+    chosen = read_strategy(table)
+    if shift_seconds(*chosen) > MAX_SHIFT_S:
+        raise ConfigError(
+            f"{table.file}: [{table.name}] strategy {chosen[0]} with {chosen[1]}% steps every {chosen[2]}s shifts "
+            f"for {shift_seconds(*chosen) // 60} minutes, longer than the {MAX_SHIFT_S // 60} a deploy job allows",
+            "take larger steps or a shorter step_interval_s (the deploy job's timeout-minutes is 60)",
+        )
+    return chosen
+
+
+def read_strategy(table: Table) -> tuple[str, int, int]:
+    """(strategy, step_percent, step_interval_s): explicit keys, or a SAM preset that sets all three."""
+    strategy = table.choice("strategy", (*STRATEGIES, *PRESETS), default="all-at-once")
+    if strategy in PRESETS:
+        for key in ("step_percent", "step_interval_s"):
+            if key in table.values:
+                raise ConfigError(
+                    f"{table.file}: [{table.name}] {key} is set beside strategy = {toml_value(strategy)}, "
+                    "a preset that already fixes it",
+                    f"remove {key}, or write strategy = {toml_value(PRESETS[strategy][0])} with your own steps",
+                )
+        return PRESETS[strategy]
+    percent = table.integer("step_percent", 10, 1, 99, default=10, unit="percent")
+    interval = table.integer("step_interval_s", 300, 0, 3600, default=300, unit="seconds")
+    return strategy, percent, interval
 
 
 def parse_deploy(table: Table) -> DeployConfig:
+    strategy, step_percent, step_interval_s = parse_strategy(table)
     return DeployConfig(
         bucket=table.text(
             "bucket",
@@ -248,6 +299,10 @@ def parse_deploy(table: Table) -> DeployConfig:
             "github_repository", '"OWNER/NAME"', default="", pattern=r"([\w.-]+/[\w.-]+)?", wants="OWNER/NAME"
         ),
         check_warm_invocations=table.integer("check_warm_invocations", 0, 0, default=0),
+        strategy=strategy,
+        step_percent=step_percent,
+        step_interval_s=step_interval_s,
+        alarms=table.texts("alarms", '["my-team-5xx"]', default=()),
     )
 
 

@@ -155,7 +155,7 @@ class CallLog:
 
     def __init__(self, aws: Aws) -> None:
         self.calls: Counter[str] = Counter()
-        for client in (aws.s3, aws.lambda_, aws.cloudformation):
+        for client in (aws.s3, aws.lambda_, aws.cloudformation, aws.cloudwatch):
             service = client.meta.service_model.service_name
             client.meta.events.register(f"before-call.{service}.*", self._record(service))
 

@@ -9,7 +9,7 @@ the move carries the RevisionId read, so a concurrent move fails this run instea
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ci.errors import PipelineError
@@ -25,6 +25,12 @@ class AliasState:
     history: list[str]  # ends with `version`
     revision_id: str = ""
     description: str = ""
+    routing: dict[str, float] = field(default_factory=dict)  # versions besides `version` and their weights
+
+    @property
+    def split(self) -> bool:
+        """Part of the traffic goes to another version: a gradual deploy is (or was, if it died) shifting."""
+        return bool(self.routing)
 
 
 def read_alias(lambda_: Any, function_name: str, alias: str) -> AliasState | None:
@@ -41,7 +47,9 @@ def read_alias(lambda_: Any, function_name: str, alias: str) -> AliasState | Non
     history = re.findall(r"\d+", description.removeprefix(PREFIX)) if description.startswith(PREFIX) else []
     if not history or history[-1] != version:
         history = [*history, version]
-    return AliasState(alias, version, history, str(response.get("RevisionId", "")), description)
+    weights = (response.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    routing = {str(v): float(w) for v, w in weights.items() if float(w) > 0}
+    return AliasState(alias, version, history, str(response.get("RevisionId", "")), description, routing)
 
 
 def describe(history: list[str]) -> str:
@@ -71,7 +79,12 @@ def point_alias(
         else:
             guard = {"RevisionId": current.revision_id} if current.revision_id else {}
             lambda_.update_alias(
-                FunctionName=function_name, Name=alias, FunctionVersion=version, Description=description, **guard
+                FunctionName=function_name,
+                Name=alias,
+                FunctionVersion=version,
+                Description=description,
+                RoutingConfig={"AdditionalVersionWeights": {}},  # the version alone, whatever a shift left
+                **guard,
             )
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") not in {
@@ -87,7 +100,7 @@ def point_alias(
 def same(a: AliasState | None, b: AliasState | None) -> bool:
     if a is None or b is None:
         return a is b
-    return (a.version, a.description, a.revision_id) == (b.version, b.description, b.revision_id)
+    return (a.version, a.description, a.revision_id, a.routing) == (b.version, b.description, b.revision_id, b.routing)
 
 
 def moved_concurrently(

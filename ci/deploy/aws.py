@@ -119,6 +119,7 @@ class Aws:
     embedded: bool = False
     timeouts: Timeouts = Timeouts()
     deadlines: Deadlines = field(default_factory=lambda: Timeouts().deadlines())
+    cloudwatch: Any = None  # alarms read during a gradual deploy (ci/deploy/shift.py)
 
     @property
     def emulated(self) -> bool:
@@ -247,7 +248,7 @@ def connect(
     )
     clients = {
         name: session.client(name, endpoint_url=endpoint_url, config=boto_config)
-        for name in ("s3", "lambda", "cloudformation")
+        for name in ("s3", "lambda", "cloudformation", "cloudwatch")
     }
     deadlines = timeouts.deadlines()
     for client in clients.values():
@@ -263,6 +264,7 @@ def connect(
         embedded=embedded,
         timeouts=timeouts,
         deadlines=deadlines,
+        cloudwatch=clients["cloudwatch"],
     )
 
 

@@ -30,6 +30,7 @@ from ci.deploy.layer import LayerVersion, describe_layer_version, ensure_layer, 
 from ci.deploy.limits import check_attached_size
 from ci.deploy.lock_holder import owner
 from ci.deploy.provenance import Provenance, check_order, detect, recorded, version_description
+from ci.deploy.shift import Shift, plan, read_alarms, resolve_split, shift
 from ci.deploy.stack import StackOutputs, read_outputs
 from ci.deploy.uploads import Upload, upload
 from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
@@ -64,6 +65,7 @@ class DeployOutcome:
     size: dict[str, Any] = field(default_factory=dict)
     provenance: Provenance | None = None
     snapstart: dict[str, str] = field(default_factory=dict)  # requested and reported SnapStart.ApplyOn
+    shift: Shift | None = None  # a gradual deploy's steps ([deploy] strategy)
 
     def summary(self) -> list[str]:
         lines = [f"{self.status}: {self.endpoint}"]
@@ -75,7 +77,17 @@ class DeployOutcome:
         lines.append(f"  function version {self.version}")
         moved = f" (was {self.previous_version})" if self.previous_version not in (None, self.version) else ""
         lines.append(f"  alias {self.alias} -> version {self.version}{moved}")
+        if self.shift and self.shift.steps:
+            lines.append(f"  {self.shift.plan.strategy} shift {self.shift.outcome}:")
+            lines += [f"    {s['at']}  {s['weight_percent']:>3}%  {shift_alarms(s)}" for s in self.shift.steps]
         return lines
+
+
+def shift_alarms(step: dict[str, Any]) -> str:
+    if "undo" in step:
+        return f"undone: {step['undo']}"
+    alarms = step.get("alarms", {})
+    return f"{step.get('alarm_reads', 0)} alarm reads" + (f", last: {alarms}" if alarms else "")
 
 
 class Steps:
@@ -150,7 +162,7 @@ def deploy(
             steps.on_step = lock.verify
             with lock.guard(aws.s3, aws.lambda_, aws.cloudformation):  # every write proves the lock is ours
                 with steps.step("commit order"):
-                    before = aliases.read_alias(aws.lambda_, name, alias_name)  # under the lock: what we move from
+                    before = resolve_split(aws, config, log)  # under the lock: the state we move from
                     outcome.previous_version = before.version if before else None
                     check_order(
                         repo, ours, live_provenance(aws, name, before), getattr(before, "version", ""), allow_older, log
@@ -191,6 +203,9 @@ def run_steps(
     outcome: DeployOutcome,
 ) -> DeployOutcome:
     name, alias_name = config.function.name, config.function.alias
+    with steps.step("alarms"):  # a gradual deploy's missing alarm fails here, before anything is uploaded
+        outcome.shift = Shift(plan(aws, config))
+        read_alarms(aws, outcome.shift.plan.alarms)
     with steps.step("upload"):
         for artifact in artifacts.all():
             result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact, steps.log)
@@ -269,7 +284,11 @@ def run_steps(
             outcome.skipped.append("alias")
         else:
             history = [*(before.history if before else []), outcome.version]
-            aliases.point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
+            if before is not None and outcome.shift is not None and outcome.shift.plan.gradual:
+                renew = steps.on_step or (lambda: None)
+                shift(aws, config, before, outcome.version, history, outcome.shift, renew, steps.log)
+            else:
+                aliases.point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
         steps.log(f"alias {alias_name} -> version {outcome.version}")
     return outcome
 
@@ -299,8 +318,8 @@ def already_live(
     aws: Aws, config: Config, artifacts: Artifacts, stack: StackOutputs, before: aliases.AliasState | None
 ) -> LayerVersion | None:
     """The live layer version if the alias already runs exactly these artifacts and configuration."""
-    if before is None:
-        return None
+    if before is None or before.split:
+        return None  # a split alias is resolved under the lock first
     live = aws.lambda_.get_function_configuration(FunctionName=config.function.name, Qualifier=before.version)
     layers = [layer["Arn"] for layer in live.get("Layers", [])]
     if not layers:
@@ -361,7 +380,14 @@ def body(outcome: DeployOutcome) -> dict[str, Any]:
         "skipped": outcome.skipped,
         "provenance": asdict(outcome.provenance) if outcome.provenance else None,
         "snapstart": outcome.snapstart,
+        "shift": shift_report(outcome.shift),
     }
+
+
+def shift_report(shifting: Shift | None) -> dict[str, Any] | None:
+    if shifting is None:
+        return None
+    return {**asdict(shifting.plan), "outcome": shifting.outcome, "steps": shifting.steps}
 
 
 def write_deploy_report(paths: BuildPaths, outcome: DeployOutcome, stack: StackOutputs, passed: bool) -> None:

@@ -18,6 +18,7 @@ from ci.deploy.aws import Aws
 from ci.deploy.deploy_lock import TTL_S, held, lock_key
 from ci.deploy.lock_holder import owner
 from ci.deploy.provenance import recorded
+from ci.deploy.shift import resolve_split
 from ci.deploy.stack import StackOutputs, read_outputs
 from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
 from ci.errors import PipelineError
@@ -87,6 +88,14 @@ def rollback_locked(
 ) -> RollbackOutcome:
     name, alias_name = config.function.name, config.function.alias
     state = aliases.read_alias(aws.lambda_, name, alias_name)
+    if state is not None and state.split:
+        # A shift that never finished: the new version was never the alias's own, so taking its traffic
+        # away IS the rollback; going further back needs --to N.
+        shifted = sorted(state.routing)
+        restored = resolve_split(aws, config, log)
+        if to is None or restored is None or to == restored.version:
+            return report_rollback(paths, alias_name, ", ".join(shifted), restored or state, None)
+        state = restored
     if state is None:
         raise PipelineError(
             f"function {name} has no alias {alias_name}: nothing to roll back",
@@ -112,17 +121,23 @@ def rollback_locked(
     if commit:
         log(f"version {target} was built from {commit.describe()}")
     still_locked()  # raises if the lock was taken over or broken during the check (the alias write checks again)
-    aliases.point_alias(aws.lambda_, name, alias_name, target, history, state)
-    outcome = RollbackOutcome(alias_name, state.version, target, verdict)
+    moved = aliases.point_alias(aws.lambda_, name, alias_name, target, history, state)
+    return report_rollback(paths, alias_name, state.version, moved, verdict)
+
+
+def report_rollback(
+    paths: BuildPaths, alias_name: str, from_version: str, to: aliases.AliasState, verdict: Verdict | None
+) -> RollbackOutcome:
+    outcome = RollbackOutcome(alias_name, from_version, to.version, verdict)
     write_report(
         paths,
         "rollback",
         True,
         {
             "alias": alias_name,
-            "from_version": state.version,
-            "to_version": target,
-            "history": history,
+            "from_version": from_version,
+            "to_version": to.version,
+            "history": to.history,
             "verified": verdict is not None,
         },
     )

@@ -39,6 +39,8 @@ def stack_parameters(config: Config, repository: str | None, oidc_provider_arn: 
         "KeyPrefix": config.deploy.key_prefix,
         "FunctionName": config.function.name,
         "LayerName": config.function.layer_name,
+        "AliasName": config.function.alias,
+        "DurationAlarmMs": str(config.function.timeout_s * 800),  # 80% of the timeout
         "GitHubRepository": repository,
     }
     if oidc_provider_arn:
@@ -47,6 +49,16 @@ def stack_parameters(config: Config, repository: str | None, oidc_provider_arn: 
 
 
 def bootstrap(aws: Aws, config: Config, parameters: dict[str, str]) -> StackOutputs:
+    """Create or update the stack; on an emulator also the alarms its CloudFormation skips (template_alarms)."""
+    outputs = apply_template(aws, config, parameters)
+    if aws.emulated:
+        from ci.deploy.template_alarms import put_template_alarms
+
+        put_template_alarms(aws.cloudwatch, (config.root / TEMPLATE).read_text(), parameters)
+    return outputs
+
+
+def apply_template(aws: Aws, config: Config, parameters: dict[str, str]) -> StackOutputs:
     """Create the stack, or update it in place; wait for CloudFormation either way."""
     from botocore.exceptions import ClientError
 

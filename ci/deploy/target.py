@@ -58,5 +58,9 @@ def deployment_target(
         if bootstrapped and find_stack(aws, config.deploy.stack_name) is None:
             bootstrap(aws, config, stack_parameters(config, EMBEDDED_REPOSITORY, None))
             log(f"bootstrapped stack {config.deploy.stack_name} from infra/template.yaml on the local emulator")
+        if bootstrapped:
+            from ci.deploy.shift import calm_local_alarms
+
+            calm_local_alarms(aws, config)
         yield aws
         log(f"local AWS emulator stopped; its state stays in {state} (see `python -m ci status`)")

@@ -1,0 +1,298 @@
+"""Gradual deploys: move the alias's traffic to the new version in steps, reading alarms, undoing on ALARM.
+
+Lambda's alias sends a weight of its traffic to a second version (RoutingConfig.AdditionalVersionWeights)
+while its FunctionVersion stays the old one, so during a shift "the old version" is always the alias's
+own FunctionVersion and putting every request back on it is one UpdateAlias that clears the routing.
+The shift runs in the deploy process under the deploy lock, not in CodeDeploy (docs/commands.md says
+why). If that process dies the split alias stays behind; the next deploy, rollback or status finds it
+(`resolve_split`) and puts all traffic back on the old version, saying so.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ci.config import Config
+from ci.deploy import alias as aliases
+from ci.deploy.aws import Aws
+from ci.deploy.deploy_lock import now as utc_now
+from ci.deploy.deploy_lock import stamp
+from ci.errors import PipelineError
+
+POLL_S = 5.0  # alarms are read at least this often while a step waits
+RENEW_S = 60.0  # the deploy lock is renewed at least this often during a shift (its TTL is far longer)
+ALARM_OUTPUT = "AlarmNames"  # the stack output listing infra/template.yaml's alarms
+
+
+@dataclass(frozen=True)
+class Plan:
+    strategy: str
+    weights: tuple[int, ...]  # percent on the new version at each step before it takes everything
+    interval_s: int
+    alarms: tuple[str, ...]
+
+    @property
+    def gradual(self) -> bool:
+        return bool(self.weights)
+
+
+@dataclass
+class Shift:
+    """What the report and the job summary show: one entry per step (and the undo, if any)."""
+
+    plan: Plan
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    outcome: str = "not started"  # completed | rolled back | not started
+
+
+class AlarmFiredError(PipelineError):
+    """An alarm went to ALARM during the shift: all traffic is back on the old version."""
+
+
+def step_weights(strategy: str, step_percent: int) -> tuple[int, ...]:
+    if strategy == "canary":
+        return (step_percent,)
+    if strategy == "linear":
+        return tuple(range(step_percent, 100, step_percent))
+    return ()
+
+
+def plan(aws: Aws, config: Config) -> Plan:
+    deploy = config.deploy
+    weights = step_weights(deploy.strategy, deploy.step_percent)
+    stack = stack_alarms(aws, config) if weights else ()
+    if weights and not stack:
+        raise PipelineError(
+            f"stack {config.deploy.stack_name} has no alarms for a {deploy.strategy} deploy to watch "
+            "(it was bootstrapped before gradual deploys existed)",
+            "rerun `python -m ci bootstrap` (it adds the errors, throttles and duration alarms), then deploy",
+        )
+    watched = tuple(dict.fromkeys((*stack, *deploy.alarms)))
+    return Plan(deploy.strategy, weights, deploy.step_interval_s, watched)
+
+
+def stack_alarms(aws: Aws, config: Config) -> tuple[str, ...]:
+    """The alarms infra/template.yaml creates (empty for a stack bootstrapped before they existed)."""
+    response = aws.cloudformation.describe_stacks(StackName=config.deploy.stack_name)
+    outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in response["Stacks"][0].get("Outputs", [])}
+    return tuple(name for name in str(outputs.get(ALARM_OUTPUT, "")).split(",") if name)
+
+
+def read_alarms(aws: Aws, names: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """{name: (state, reason)}; an alarm that does not exist is a clear error, never silently unwatched."""
+    found: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(names), 100):  # DescribeAlarms takes at most 100 names
+        pages = aws.cloudwatch.get_paginator("describe_alarms").paginate(
+            AlarmNames=list(names[start : start + 100]), AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+        )
+        for page in pages:
+            for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+                found[alarm["AlarmName"]] = (str(alarm.get("StateValue", "")), str(alarm.get("StateReason", "")))
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise PipelineError(
+            f"alarm {', '.join(missing)} (named in pipeline.toml [deploy] alarms or the stack) does not exist "
+            f"on {aws.where}; the shift did not start",
+            "create it, fix its name in [deploy] alarms, or rerun `python -m ci bootstrap` for the stack's own",
+        )
+    return found
+
+
+def calm_local_alarms(aws: Aws, config: Config) -> None:
+    """The local emulator starts each command with the watched alarms OK.
+
+    moto never evaluates an alarm, so a state forced in an earlier command (set_alarm_state) would
+    otherwise stay ALARM forever in build/local-aws/ and refuse every later gradual deploy.
+    """
+    from botocore.exceptions import ClientError
+
+    names = tuple(dict.fromkeys((*stack_alarms(aws, config), *config.deploy.alarms)))
+    existing = aws.cloudwatch.describe_alarms(AlarmNames=list(names[:100])).get("MetricAlarms", []) if names else []
+    for alarm in existing:
+        if alarm.get("StateValue") != "OK":
+            try:
+                aws.cloudwatch.set_alarm_state(
+                    AlarmName=alarm["AlarmName"],
+                    StateValue="OK",
+                    StateReason="local emulator: alarms start each command OK",
+                )
+            except ClientError:
+                continue
+
+
+def firing(states: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
+    for name, (state, reason) in states.items():
+        if state == "ALARM":
+            return name, reason
+    return None
+
+
+def route(aws: Aws, config: Config, state: aliases.AliasState, weights: dict[str, float]) -> aliases.AliasState:
+    """Send `weights` of the alias's traffic to other versions (empty: all on its version), guarded by RevisionId."""
+    from botocore.exceptions import ClientError
+
+    name, alias = config.function.name, state.name
+    now = aliases.read_alias(aws.lambda_, name, alias)
+    if not aliases.same(now, state):  # RevisionId alone is not enough: an emulator may ignore it
+        raise aliases.moved_concurrently(alias, state, now)
+    try:
+        aws.lambda_.update_alias(
+            FunctionName=name,
+            Name=alias,
+            FunctionVersion=state.version,
+            Description=state.description,
+            RoutingConfig={"AdditionalVersionWeights": weights},
+            **({"RevisionId": state.revision_id} if state.revision_id else {}),
+        )
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code not in {"PreconditionFailedException", "ResourceConflictException"}:
+            raise
+        raise aliases.moved_concurrently(alias, state, aliases.read_alias(aws.lambda_, name, alias)) from exc
+    moved = aliases.read_alias(aws.lambda_, name, alias)
+    if moved is None:
+        raise aliases.moved_concurrently(alias, state, None)
+    return moved
+
+
+@contextmanager
+def terminated_as_exception() -> Iterator[None]:
+    """SIGTERM (a cancelled GitHub job) raises, so the shift can undo itself before the process ends."""
+
+    def stop(signum: int, _: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def shift(
+    aws: Aws,
+    config: Config,
+    before: aliases.AliasState,
+    new_version: str,
+    history: list[str],
+    shifting: Shift,
+    keep_lock: Callable[[], None],
+    log: Callable[[str], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> aliases.AliasState:
+    """Move the alias from `before` to `new_version` step by step; on ALARM (or any failure) undo and raise."""
+    steps = shifting.plan
+    old = before.version
+    if (found := firing(read_alarms(aws, steps.alarms))) is not None:
+        raise AlarmFiredError(
+            f"alarm {found[0]} is in ALARM before the shift started ({found[1]}); no traffic moved to version "
+            f"{new_version}",
+            "fix what the alarm reports (or wait until it is OK) and rerun `python -m ci deploy`",
+        )
+    state = before
+    log(f"{steps.strategy} deploy: version {new_version} gets {', '.join(f'{w}%' for w in steps.weights)}, "
+        f"{steps.interval_s}s each, then 100%; watching {', '.join(steps.alarms) or 'no alarms'}")  # fmt: skip
+    try:
+        with terminated_as_exception():
+            for weight in steps.weights:
+                with aws.deadlines.step(f"shift to {weight}%"):  # a shift outlasts one step's deadline
+                    keep_lock()
+                    state = route(aws, config, state, {new_version: weight / 100})
+                entry: dict[str, Any] = {"at": stamp(utc_now()), "weight_percent": weight, "alarm_reads": 0}
+                shifting.steps.append(entry)
+                log(f"  {entry['at']} {weight}% on version {new_version}, {100 - weight}% on version {old}")
+                watch(aws, steps, entry, new_version, old, keep_lock, log, sleep)
+            with aws.deadlines.step("shift to 100%"):
+                keep_lock()
+                moved = aliases.point_alias(aws.lambda_, config.function.name, before.name, new_version, history, state)
+    except BaseException as exc:
+        if state.split:
+            with aws.deadlines.step("shift undo"):
+                restored = route(aws, config, state, {})
+            shifting.outcome = "rolled back"
+            shifting.steps.append({"at": stamp(utc_now()), "weight_percent": 0, "undo": f"{exc}".split("\n")[0]})
+            log(f"  {stamp(utc_now())} all traffic back on version {restored.version} (version {new_version}: 0%)")
+        raise
+    shifting.outcome = "completed"
+    shifting.steps.append({"at": stamp(utc_now()), "weight_percent": 100, "alarm_reads": 0})
+    log(f"  {stamp(utc_now())} 100% on version {new_version}")
+    return moved
+
+
+def watch(
+    aws: Aws,
+    steps: Plan,
+    entry: dict[str, Any],
+    new_version: str,
+    old: str,
+    keep_lock: Callable[[], None],
+    log: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> None:
+    """Wait the step's interval reading the alarms every POLL_S (at least once); raise on ALARM."""
+    deadline = time.monotonic() + steps.interval_s
+    renewed = time.monotonic()
+    while True:
+        with aws.deadlines.step("shift: alarm read"):
+            if time.monotonic() - renewed >= RENEW_S:
+                keep_lock()  # a step may last longer than the lock's TTL
+                renewed = time.monotonic()
+            states = read_alarms(aws, steps.alarms)
+        entry["alarm_reads"] += 1
+        entry["alarms"] = {name: state for name, (state, _) in states.items()}
+        if (found := firing(states)) is not None:
+            name, reason = found
+            raise AlarmFiredError(
+                f"alarm {name} went to ALARM while version {new_version} had {entry['weight_percent']}% of the "
+                f"traffic: {reason or 'no reason given'}; all traffic is back on version {old}",
+                f"fix version {new_version} (see the alarm's metric, dimension ExecutedVersion={new_version}) and "
+                "deploy again",
+            )
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        log(f"    waiting {left:.0f}s; alarms OK ({entry['alarm_reads']} reads)")
+        sleep(min(POLL_S, left))
+
+
+def resolve_split(aws: Aws, config: Config, log: Callable[[str], None]) -> aliases.AliasState | None:
+    """Under the deploy lock: a split alias here was left by a run that died; all traffic back on its version."""
+    state = aliases.read_alias(aws.lambda_, config.function.name, config.function.alias)
+    if state is None or not state.split:
+        return state
+    shares = ", ".join(f"version {v} at {w * 100:g}%" for v, w in state.routing.items())
+    restored = route(aws, config, state, {})
+    log(
+        f"alias {state.name} was left mid-shift by a run that did not finish ({shares}); "
+        f"all traffic is back on version {restored.version}"
+    )
+    return restored
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The job summary's view of a gradual deploy: one row per step (time, weight, alarms read)."""
+    shifted = report.get("shift") or {}
+    if not shifted.get("steps"):
+        return ""
+    lines = [
+        f"### deploy: {shifted.get('strategy')} shift {shifted.get('outcome')} "
+        f"(version {report.get('function_version', '?')})",
+        "",
+        f"Alarms watched: {', '.join(f'`{name}`' for name in shifted.get('alarms', [])) or 'none'}",
+        "",
+        "| Time (UTC) | Weight on the new version | Alarm reads | Alarms at the last read |",
+        "|---|---|---|---|",
+    ]
+    for step in shifted["steps"]:
+        alarms = step.get("undo") or ", ".join(f"{name}: {state}" for name, state in step.get("alarms", {}).items())
+        lines.append(f"| {step['at']} | {step['weight_percent']}% | {step.get('alarm_reads', '')} | {alarms} |")
+    return "\n".join([*lines, ""])
