@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
 from ci.config_schema import Table, check_names, closest, read_toml, suggestion, toml_value
 from ci.config_sections import (
     BudgetConfig,
@@ -35,6 +33,7 @@ from ci.config_sections import (
 )
 from ci.errors import ConfigError
 from ci.paths import REPO_ROOT
+from ci.site.owners import canonical as canonicalize_name
 
 __all__ = [
     "BudgetConfig",

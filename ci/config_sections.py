@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
-
 from ci.config_schema import REQUIRED, Table, toml_value
 from ci.errors import ConfigError
+from ci.site.owners import canonical as canonicalize_name
 from ci.site.rules import RULES, STRIP
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: function code + all layers, unzipped (fixed by Lambda)

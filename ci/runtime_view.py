@@ -39,10 +39,13 @@ def runtime_pins(config: Config) -> Path:
 
 
 def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
-    """Install the runtime's own packages into the cache (once) and return that directory."""
+    """Install the runtime's own packages into the cache (once) and return that directory.
+
+    The pins carry hashes, so every index yields the same bytes: the directory is named by pins and target only.
+    """
     pins = runtime_pins(config)
     index_url = config.lock.index_url
-    options = "\0".join([index_url, *target_options(config.target)])
+    options = "\0".join(target_options(config.target))
     digest = hashlib.sha256(pins.read_bytes() + b"\0" + options.encode()).hexdigest()[:16]
     target = paths.cache / f"runtime-{config.target.runtime.name}-{digest}"
     if (target / "awslambdaric").is_dir():

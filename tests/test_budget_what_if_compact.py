@@ -8,6 +8,7 @@ compact profile keeps. The what-if's figure is compared with a real compact buil
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import re
@@ -21,8 +22,10 @@ from ci.layer.build import build_layer
 from ci.lock.resolve import compile_lock, lock_jobs
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import write_report
+from ci.runtime_view import ensure_runtime_dir
 from tests.what_if_fixtures import add_wheel, noise, package, write_index
 
+PYPI = "https://pypi.org/simple"
 BASEPKG = "VALUE = 1\ntry:\n    import optionalpkg\n    EXTRA = optionalpkg.SIZE\nexcept ImportError:\n    EXTRA = 0\n"
 OPTIONAL = (
     "import os\nwith open(os.path.join(os.path.dirname(__file__), 'table.bin'), 'rb') as f:\n    SIZE = len(f.read())\n"
@@ -63,7 +66,11 @@ def make_project(
     (root / "events").mkdir(exist_ok=True)
     (root / "events" / "e0.json").write_text(json.dumps({"description": "", "event": {"x": 2}, "expect": {}}))
     index = index or root / "index"
-    overrides = {"smoke": {"events": "events"}, "lock": {"index_url": (index / "simple").as_uri()}, "build": build}
+    overrides = {
+        "smoke": {"events": "events"},
+        "lock": {"index_url": (index / "simple").as_uri(), "allow_insecure_index": True},
+        "build": build,
+    }
     config = load_config(root, overrides=overrides)
     if not (index / "simple").is_dir():
         make_index(index, config)
@@ -75,6 +82,8 @@ def make_project(
 
 
 def built(config: Config, paths: BuildPaths) -> dict:
+    # The runtime's own packages are the real, hash-pinned ones (from PyPI); the local index holds the layer's.
+    ensure_runtime_dir(dataclasses.replace(config, lock=dataclasses.replace(config.lock, index_url=PYPI)), paths)
     data = build_layer(config, paths, log=lambda _: None)
     write_report(paths, "build", True, data)
     return data

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,10 +89,8 @@ def test_an_unknown_command_is_an_argparse_error(tmp_path: Path) -> None:
     assert result.returncode == 2 and "invalid choice: 'smokey'" in result.stderr
 
 
-@pytest.mark.parametrize(("module", "missing"), [(["ci", "build"], "elftools"), (["training"], "pandas")])
-def test_a_python_without_the_projects_environment_says_how_to_run_it_not_a_traceback(
-    module: list[str], missing: str
-) -> None:
+@pytest.mark.parametrize("module", [["ci", "build"], ["training"]])
+def test_a_python_without_the_projects_environment_says_how_to_run_it_not_a_traceback(module: list[str]) -> None:
     """`python3 -m ci build` with a bare interpreter (-S: no site-packages at all) is one line and exit 3."""
     bare = getattr(sys, "_base_executable", sys.executable)
     result = subprocess.run(
@@ -100,7 +99,9 @@ def test_a_python_without_the_projects_environment_says_how_to_run_it_not_a_trac
     assert result.returncode == 3, result.stderr
     assert "Traceback" not in result.stderr
     error, fix = result.stderr.strip().splitlines()
-    assert error.startswith(f"error: `python -m {' '.join(module)}` needs the module '{missing}'")
+    assert re.match(rf"error: `python -m {' '.join(module)}` needs the module '[\w.]+': ", error), (
+        error
+    )  # the first one
     assert "is not the project's environment" in error
     assert fix == f"  fix: run `{REPO_ROOT}/.venv/bin/python -m {' '.join(module)}` (`make venv` creates it; " \
         "`make pipeline` runs every step)"  # fmt: skip

@@ -113,7 +113,8 @@ def test_a_change_to_training_is_compared_with_the_base_trained_from_its_own_cod
     assert rows["ece"]["gate"] == "<= 0.05" and rows["roc_auc"]["gate"] == ">= 0.7"
     assert rows["log_loss"]["limit"] == round(0.85 * head["metrics"]["baseline_log_loss"], 6)
     assert f"| ROC AUC | {base['metrics']['roc_auc']:.4f} | {head['metrics']['roc_auc']:.4f} |" in markdown
-    assert "| monotonic in elapsed days | not recorded | not recorded |" in markdown  # main's model.json today
+    checks = [f"✅ passed (0 violation(s) in {m['checks']['monotonic']['histories']} histories)" for m in (base, head)]
+    assert f"| monotonic in elapsed days | {checks[0]} | {checks[1]} |" in markdown  # as each model.json records
 
     charts = MERMAID.findall(markdown)
     assert len(charts) == len(report["curves"]["histories"]) >= 2

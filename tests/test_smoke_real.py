@@ -107,16 +107,17 @@ def test_the_runtime_checks_the_models_contract_and_reproduces_trainings_days(
         assert all(isinstance(p["days_until_target"], float) for p in trained)
 
     import joblib
-    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
     from training import schema
     from training.simulator import simulate
 
     reviews = simulate(3, learners=100, items=80, reviews=6000)
-    forest = RandomForestClassifier(n_estimators=20, min_samples_leaf=30, random_state=1, n_jobs=1)
-    forest.fit(reviews[schema.FEATURE_NAMES], reviews[schema.LABEL])
+    # the committed estimator without its monotonic_cst: every global it pickles is allowed, the contract is not met
+    unconstrained = HistGradientBoostingClassifier(max_iter=100, random_state=1)
+    unconstrained.fit(reviews[schema.FEATURE_NAMES], reviews[schema.LABEL])
     model = tmp_path / "model.joblib"
-    joblib.dump({"sklearn_model": forest, "feature_names": list(schema.FEATURE_NAMES), "metadata": {}}, model)
+    joblib.dump({"sklearn_model": unconstrained, "feature_names": list(schema.FEATURE_NAMES), "metadata": {}}, model)
     paths = BuildPaths(build=tmp_path / "build", cache=built_layer.cache)
     from ci.smoke.harness import run_smoke
 
@@ -124,4 +125,4 @@ def test_the_runtime_checks_the_models_contract_and_reproduces_trainings_days(
         built_layer.layer_zip, built_layer.function_zip, model, load_config(), paths, judge_numbers=False
     )
     assert not result.passed and result.failures[0].startswith("init error ")
-    assert "RandomForestClassifier's recall rises with delta_days on" in result.failures[0]
+    assert "HistGradientBoostingClassifier's recall rises with delta_days on" in result.failures[0]
