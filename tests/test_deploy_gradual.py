@@ -116,9 +116,7 @@ def test_a_canary_is_seen_mid_shift_at_its_weight_then_completes(
     assert aws.lambda_.get_alias(FunctionName="forgetting-curve", Name="live")["Description"].endswith(": 1 2")
 
 
-def test_a_shift_longer_than_one_steps_deadline_completes(
-    aws: Aws, config: Config, build: FakeBuild, fast_polls: None
-):
+def test_a_shift_longer_than_one_steps_deadline_completes(aws: Aws, config: Config, build: FakeBuild, fast_polls: None):
     """Each move and alarm read has its own step deadline: a 2 s bound per step, a 4 s shift still completes."""
     check = first_then_second(aws, config, build)
     aws.deadlines.step_s = 2.0
