@@ -147,6 +147,32 @@ def test_an_invalid_spec_is_one_line_without_a_traceback(repo: MiniRepo, spec: s
     assert says in lines[0] and "fix:" in lines[0]
 
 
+@pytest.mark.parametrize("last_build", ["failed", "never"])
+def test_without_a_layer_the_what_if_says_in_one_line_why_and_what_to_run(
+    repo: MiniRepo, tmp_path: Path, last_build: str
+) -> None:
+    """Issue 25.6: a failed build deletes layer.zip; the what-if names that build's error, or what makes a layer."""
+    build = tmp_path / "build"
+    (build / "reports").mkdir(parents=True)
+    if last_build == "failed":  # as `python -m ci build` leaves it: no zips, a failed build.json with the cause
+        (build / "model").mkdir()
+        (build / "model" / "model.joblib").write_bytes(b"model")
+        (build / "reports" / "build.json").write_text(
+            json.dumps({"passed": False, "error": "verify: No module named 'urllib3'\nmore", "fix": "add urllib3"})
+        )
+    argv = repo.cli("budget", "--what-if", "smallpkg")
+    argv[argv.index("--build-dir") + 1] = str(build)
+    run = run_cli(*argv, check=False)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    error, fix = run.stderr.strip().splitlines()
+    assert error.startswith("error: ") and "layer.zip is missing" in error
+    if last_build == "failed":
+        assert "the last `python -m ci build` failed (verify: No module named 'urllib3')" in error
+        assert fix == "  fix: add urllib3; then `python -m ci build` and ask again"
+    else:
+        assert "there is no trained model" in error and "run `make pipeline` once" in fix
+
+
 def test_requirements_files_are_read_like_requirements_in(repo: MiniRepo, tmp_path: Path) -> None:
     extra = tmp_path / "extra.in"
     extra.write_text("# what we might add\nsmallpkg==1.0\n")
