@@ -31,7 +31,7 @@ from ci import (
     cmd_unlock,
 )
 from ci.config import load_config
-from ci.errors import PipelineError
+from ci.errors import FAILED, INTERRUPTED, MISSING_ENVIRONMENT, USAGE, ConfigError, PipelineError
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.python import missing_module, repository_of
 
@@ -79,9 +79,6 @@ def command_name(module: ModuleType) -> str:
     return module.__name__.rpartition(".cmd_")[2].replace("_", "-")
 
 
-INTERRUPTED = 130
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], module: ModuleType) -> None:
     """Add `module`'s command: its help, its options, and itself as the handler."""
     child = subparsers.add_parser(command_name(module), help=module.HELP, description=module.HELP)
@@ -107,9 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-MISSING_ENVIRONMENT = 3
-
-
 def main(argv: list[str] | None = None) -> int:
     what = "python -m ci"
     try:
@@ -125,9 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         paths = BuildPaths(build=build_dir, cache=(args.cache_dir or build_dir / "cache").resolve())
         config = load_config(file=args.config.resolve() if args.config else None)  # checked before any work
         return int(args.module.run(args, config, paths))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return FAILED
     except ModuleNotFoundError as exc:  # a Python without the project's environment: how to run it, no traceback
         print(f"error: {missing_module(what.removeprefix('python -m '), exc)}", file=sys.stderr)
         return MISSING_ENVIRONMENT

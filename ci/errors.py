@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Exit codes every command uses: 0 passed, 1 a check failed or a step could not finish, 2 usage or configuration
+# (argparse's own), 3 a missing tool or environment, 130 interrupted (128 + SIGINT).
+FAILED, USAGE, MISSING_ENVIRONMENT, INTERRUPTED = 1, 2, 3, 130
+
 
 class PipelineError(Exception):
     """A failure with a cause and a fix; the CLI prints both and exits non-zero."""

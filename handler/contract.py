@@ -70,7 +70,7 @@ class MonotonicCheck:
         )
 
 
-def histories(count: int) -> np.ndarray:
+def histories(count: int) -> np.ndarray[Any, Any]:
     """`count` learner histories (rows in FEATURE_NAMES order, ELAPSED left 0), the same on every machine."""
     rng = np.random.default_rng(GRID_SEED)
     rows = np.zeros((count, len(FEATURES)))
@@ -85,7 +85,7 @@ def histories(count: int) -> np.ndarray:
     return rows
 
 
-def check_monotonic(recall: Callable[[np.ndarray], np.ndarray], count: int) -> MonotonicCheck:
+def check_monotonic(recall: Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]], count: int) -> MonotonicCheck:
     """Recall along ELAPSED_GRID for `count` histories, in one call of `recall` (rows -> probabilities)."""
     base = histories(count)
     column = FEATURE_NAMES.index(ELAPSED)

@@ -24,7 +24,7 @@ ROWS_PER_CALL = 150  # below this a predict call costs about its fixed overhead
 MAX_ROUNDS = 200
 
 
-def recall(model: LoadedModel, rows: np.ndarray) -> np.ndarray:
+def recall(model: LoadedModel, rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=model.feature_names, dtype="float64")
@@ -36,7 +36,9 @@ def warm_up(model: LoadedModel) -> None:
     recall(model, np.zeros((1, len(model.feature_names))))
 
 
-def days_until(model: LoadedModel, rows: np.ndarray, target: float, horizon_days: float) -> np.ndarray:
+def days_until(
+    model: LoadedModel, rows: np.ndarray[Any, Any], target: float, horizon_days: float
+) -> np.ndarray[Any, Any]:
     """Smallest delta (to DAY_RESOLUTION) with predicted recall <= target; 0 if already there, capped at horizon.
 
     A (k+1)-ary search: each round asks the model about k evenly spaced deltas per instance in one

@@ -103,7 +103,7 @@ class _AllowListUnpickler(NumpyUnpickler):  # type: ignore[misc]
 
     dispatch[pickle.BUILD[0]] = load_build
 
-    def read_wrapped_array(self, wrapper: NumpyArrayWrapper) -> np.ndarray:
+    def read_wrapped_array(self, wrapper: NumpyArrayWrapper) -> np.ndarray[Any, Any]:
         fields = vars(wrapper)
         shape, order, dtype = fields.get("shape"), fields.get("order"), fields.get("dtype")
         if (

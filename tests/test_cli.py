@@ -138,3 +138,21 @@ def test_help_lists_the_pipeline_in_the_order_make_pipeline_runs_it() -> None:
         [sys.executable, "-m", "training", "--help"], cwd=REPO_ROOT, capture_output=True, text=True
     )
     assert "Step 2 of `make pipeline`" in " ".join(training.stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "says"),
+    [
+        (["budget"], 2, "[budget] has an unknown key limit_byts"),  # configuration: usage, like argparse's own
+        (["smokey"], 2, "invalid choice: 'smokey'"),  # argparse
+    ],
+)
+def test_exit_codes_say_what_kind_of_failure_it_was(tmp_path: Path, argv: list[str], code: int, says: str) -> None:
+    """0 passed, 1 a check failed, 2 usage or configuration, 3 no environment, 130 interrupted (ci/errors.py)."""
+    config = tmp_path / "pipeline.toml"
+    config.write_text((REPO_ROOT / "pipeline.toml").read_text().replace("[budget]\n", "[budget]\nlimit_byts = 1\n"))
+    result = subprocess.run(
+        [sys.executable, "-m", "ci", "--config", str(config), *argv], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr and says in result.stderr

@@ -188,15 +188,16 @@ def test_values_for_the_workflows_come_from_the_typed_config() -> None:
 
 
 def test_training_reads_its_section_through_the_same_checks(tmp_path: Path) -> None:
-    from training.errors import TrainingError
+    from training.cli import main as train
     from training.settings import load_settings
 
     assert load_settings().seed == load_config().training.seed
     file = edited_config(tmp_path, "training", "learners", "learnrs = 400")
-    with pytest.raises(TrainingError, match=r"\[training\] has an unknown key learnrs \(did you mean learners\?\)"):
+    with pytest.raises(ConfigError, match=r"\[training\] has an unknown key learnrs \(did you mean learners\?\)"):
         load_settings(file)
+    assert train(["--config", str(file), "--out-dir", str(tmp_path / "model")]) == 2  # configuration: exit 2
     file = edited_config(tmp_path, "training", "test_fraction", "test_fraction = 1")
-    with pytest.raises(TrainingError, match=rf"{file}: \[training\] test_fraction = 1 is not allowed"):
+    with pytest.raises(ConfigError, match=rf"{file}: \[training\] test_fraction = 1 is not allowed"):
         load_settings(file)
 
 

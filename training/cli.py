@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from ci.errors import USAGE, ConfigError
 from training.errors import TrainingError
 from training.settings import DEFAULT_CONFIG, REPO_ROOT, events_dir, load_settings
 
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config)
         seed = settings.seed if args.seed is None else args.seed
         result = run(settings, args.out_dir, seed, args.data, events_dir(args.config))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

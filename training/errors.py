@@ -1,15 +1,9 @@
-"""The one error type training raises for people to read: what is wrong and what to do."""
+"""The error training raises for people to read: a PipelineError, printed as `error:` and `fix:` lines."""
 
 from __future__ import annotations
 
+from ci.errors import PipelineError
 
-class TrainingError(Exception):
-    """A failure the CLI prints as `error: <problem>` and `fix: <fix>`, exiting non-zero."""
 
-    def __init__(self, problem: str, fix: str = "") -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.fix = fix
-
-    def __str__(self) -> str:
-        return f"{self.problem}\n  fix: {self.fix}" if self.fix else self.problem
+class TrainingError(PipelineError):
+    """The data, the estimator or the quality gate refused the model (exit 1); config errors stay ConfigError (2)."""

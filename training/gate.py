@@ -3,6 +3,8 @@ true recall at a reference history (simulated data), or that breaks the handler'
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from handler.contract import MONOTONIC_FIX, MonotonicCheck
 from training.errors import TrainingError
 from training.settings import TrainingSettings
@@ -21,7 +23,7 @@ def failures(
             f"log_loss {metrics['log_loss']} is {ratio:.3f} of the constant baseline's "
             f"{metrics['baseline_log_loss']}: must be below training.max_log_loss_ratio = {settings.max_log_loss_ratio}"
         )
-    checks = [
+    checks: list[tuple[str, str, Callable[[float, float], bool], str]] = [
         ("roc_auc", "min_roc_auc", lambda value, limit: value >= limit, "at least"),
         ("mae_true_p", "max_mae", lambda value, limit: value <= limit, "at most"),
         ("ece", "max_ece", lambda value, limit: value <= limit, "at most"),

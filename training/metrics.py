@@ -3,6 +3,8 @@ error at the reference histories, against the simulator's true recall."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.metrics import log_loss, roc_auc_score
 
@@ -10,10 +12,10 @@ ECE_BINS = 10
 
 
 def evaluate(
-    labels: np.ndarray,
-    predicted: np.ndarray,
+    labels: np.ndarray[Any, Any],
+    predicted: np.ndarray[Any, Any],
     train_base_rate: float,
-    true_p: np.ndarray | None,
+    true_p: np.ndarray[Any, Any] | None,
 ) -> dict[str, float | None]:
     """The manifest's metrics; mae_true_p is None when the data has no true probability (real logs)."""
     baseline = np.full(len(labels), train_base_rate)
@@ -26,7 +28,9 @@ def evaluate(
     }
 
 
-def expected_calibration_error(labels: np.ndarray, predicted: np.ndarray, bins: int = ECE_BINS) -> float:
+def expected_calibration_error(
+    labels: np.ndarray[Any, Any], predicted: np.ndarray[Any, Any], bins: int = ECE_BINS
+) -> float:
     """Σ_b (n_b / n) · |observed recall rate − mean prediction| over equal-width probability bins."""
     index = np.minimum((predicted * bins).astype(int), bins - 1)
     total = 0.0

@@ -9,6 +9,8 @@ pickle bytes, do not depend on thread scheduling.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -34,7 +36,7 @@ HYPERPARAMETERS: dict[str, object] = {
 
 def build_estimator(seed: int) -> HistGradientBoostingClassifier:
     return HistGradientBoostingClassifier(
-        **HYPERPARAMETERS,  # type: ignore[arg-type]
+        **HYPERPARAMETERS,
         monotonic_cst={schema.DELTA: -1},
         random_state=seed,
     )
@@ -68,6 +70,6 @@ def fit(train: pd.DataFrame, seed: int) -> HistGradientBoostingClassifier:
     return estimator
 
 
-def predict_recall(estimator: HistGradientBoostingClassifier, frame: pd.DataFrame) -> np.ndarray:
+def predict_recall(estimator: HistGradientBoostingClassifier, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
     """p(recall) for each row: the probability of class 1."""
     return np.asarray(estimator.predict_proba(frame[schema.FEATURE_NAMES])[:, 1])

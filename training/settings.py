@@ -2,7 +2,7 @@
 
 Training reads its own section and [smoke] events, the committed events it answers (ci.config_schema
 and ci.config_sections are standard library only, so this import stays light), and reports a
-mistake as a TrainingError.
+mistake as a ConfigError (exit 2, like every `python -m ci` command).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 from ci.config_schema import Table, read_toml
 from ci.config_sections import SmokeConfig, TrainingConfig, keys, parse_smoke, parse_training
 from ci.errors import ConfigError
-from training.errors import TrainingError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "pipeline.toml"
@@ -21,20 +20,13 @@ TrainingSettings = TrainingConfig  # the name training's modules use
 
 
 def load_settings(path: Path = DEFAULT_CONFIG) -> TrainingSettings:
-    try:
-        raw = read_toml(path)
-        if "training" not in raw:
-            raise ConfigError(f"{path}: the [training] section is missing", "add [training] (see the README)")
-        return parse_training(Table(path, "training", raw["training"], keys(TrainingConfig)))
-    except ConfigError as exc:
-        raise TrainingError(exc.problem, exc.fix) from exc
+    raw = read_toml(path)
+    if "training" not in raw:
+        raise ConfigError(f"{path}: the [training] section is missing", "add [training] (see the README)")
+    return parse_training(Table(path, "training", raw["training"], keys(TrainingConfig)))
 
 
 def events_dir(path: Path = DEFAULT_CONFIG) -> Path:
     """[smoke] events (relative to the repository, as for `python -m ci`): the events training answers."""
-    try:
-        raw = read_toml(path)
-        table = raw.get("smoke", {})
-        return parse_smoke(Table(path, "smoke", table, keys(SmokeConfig)), REPO_ROOT).events  # as ci.config resolves it
-    except ConfigError as exc:
-        raise TrainingError(exc.problem, exc.fix) from exc
+    table = read_toml(path).get("smoke", {})
+    return parse_smoke(Table(path, "smoke", table, keys(SmokeConfig)), REPO_ROOT).events  # as ci.config resolves it

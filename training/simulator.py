@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,12 +53,12 @@ class HLRParameters:
 
 
 def log2_half_life(
-    seen: np.ndarray | float,
-    correct: np.ndarray | float,
-    wrong: np.ndarray | float,
-    difficulty: np.ndarray | float,
+    seen: np.ndarray[Any, Any] | float,
+    correct: np.ndarray[Any, Any] | float,
+    wrong: np.ndarray[Any, Any] | float,
+    difficulty: np.ndarray[Any, Any] | float,
     params: HLRParameters,
-) -> np.ndarray:
+) -> np.ndarray[Any, Any]:
     """θ·x: the base-2 logarithm of the half-life in days."""
     return np.asarray(
         params.theta_seen * np.sqrt(1.0 + np.asarray(seen, dtype=float))
@@ -69,13 +70,13 @@ def log2_half_life(
 
 
 def recall_probability(
-    delta_days: np.ndarray | float,
-    seen: np.ndarray | float,
-    correct: np.ndarray | float,
-    wrong: np.ndarray | float,
-    difficulty: np.ndarray | float,
+    delta_days: np.ndarray[Any, Any] | float,
+    seen: np.ndarray[Any, Any] | float,
+    correct: np.ndarray[Any, Any] | float,
+    wrong: np.ndarray[Any, Any] | float,
+    difficulty: np.ndarray[Any, Any] | float,
     params: HLRParameters | None = None,
-) -> np.ndarray:
+) -> np.ndarray[Any, Any]:
     """The simulator's true p = 2^(-Δ/h); used for the MAE metric and the error at the reference histories."""
     params = params or HLRParameters()
     half_life = np.exp2(log2_half_life(seen, correct, wrong, difficulty, params))

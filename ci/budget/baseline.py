@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ci.budget.attribution import canonical
 from ci.budget.inputs import read_json
 from ci.budget.model import Budget, Comparison, DistributionDelta
 from ci.errors import PipelineError
 from ci.reports import REPORT_FORMAT
+from ci.site.owners import canonical
 
 
 def load_baseline(path: Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ci.budget import attribution
-from ci.budget.attribution import Attributor, canonical, category
+from ci.budget.attribution import Attributor, category
 from ci.budget.model import (
     Budget,
     Bytecode,
@@ -29,6 +29,7 @@ from ci.budget.traced import ImportTrace, compact_removals, module_key, traced_p
 from ci.budget.zips import Entry, ZipContents
 from ci.config_schema import toml_value
 from ci.config_sections import ExtraLayerArn
+from ci.site.owners import canonical
 from ci.units import as_mb
 
 LARGEST_FILES = 15

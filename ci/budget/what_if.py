@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ci import unpacked_layers
-from ci.budget.attribution import canonical
 from ci.budget.model import FAIL
 from ci.budget.options import removal_options
 from ci.budget.projection import Measured, Measurer
@@ -45,7 +44,7 @@ from ci.lock.lockfile import LockFile, read_lock
 from ci.paths import BuildPaths
 from ci.reports import Finding, sha256_file, write_report
 from ci.site import rules
-from ci.site.owners import BUILD_SITE
+from ci.site.owners import BUILD_SITE, canonical
 from ci.units import as_mb
 
 CI_PACKAGE = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ci.budget.attribution import UNATTRIBUTED, Attributor, canonical
+from ci.budget.attribution import UNATTRIBUTED, Attributor
 from ci.budget.compute import BudgetInputs, compute_budget
 from ci.budget.inputs import BUILD_FIX, gather_inputs
 from ci.budget.model import Budget
@@ -21,6 +21,7 @@ from ci.lock.files import display_path
 from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
 from ci.reports import sha256_file
+from ci.site.owners import canonical
 
 
 @dataclass(frozen=True)

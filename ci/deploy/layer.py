@@ -23,7 +23,8 @@ def newest_version(lambda_: Any, layer_name: str) -> dict[str, Any] | None:
     versions = lambda_.list_layer_versions(LayerName=layer_name).get("LayerVersions", [])
     if not versions:
         return None
-    return max(versions, key=lambda version: int(version["Version"]))
+    newest: dict[str, Any] = max(versions, key=lambda version: int(version["Version"]))
+    return newest
 
 
 def sklearn_version(config: Config, paths: BuildPaths) -> str:

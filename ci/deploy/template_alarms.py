@@ -22,7 +22,7 @@ ALARM_PROPERTIES = (
 def cfn_loader() -> type[yaml.SafeLoader]:
     """A YAML loader that keeps CloudFormation's short tags (!Sub, !Ref...) as {"Fn": value}."""
 
-    class Loader(yaml.SafeLoader):
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
         pass
 
     def tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def cfn_loader() -> type[yaml.SafeLoader]:
             return {suffix: loader.construct_scalar(node)}
         if isinstance(node, yaml.SequenceNode):
             return {suffix: loader.construct_sequence(node, deep=True)}
-        return {suffix: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
+        return {suffix: loader.construct_mapping(node, deep=True)}
 
     Loader.add_multi_constructor("!", tagged)
     return Loader

@@ -196,8 +196,8 @@ def compare(
     head_dir: Path, base_dir: Path | None, settings: TrainingConfig, events_dir: Path, draw_base: bool = True
 ) -> Comparison:
     """The comparison; `draw_base` False when the base model is the head model (one series is enough)."""
+    from handler.contract import ELAPSED
     from handler.errors import ModelLoadError
-    from handler.validation import ELAPSED
 
     head_manifest = read_manifest(head_dir, "this checkout's model")
     base_manifest = read_manifest(base_dir, "the base model") if base_dir is not None else None

@@ -92,7 +92,7 @@ def _decompress(path: Path, raw: bytes, compression: str, limit: int) -> bytes:
 
 def _lz4(path: Path, raw: bytes) -> bytes:
     try:
-        import lz4.frame  # type: ignore[import-not-found]
+        import lz4.frame
     except ImportError as exc:
         raise ContainerError(
             f"{path} is lz4-compressed and the lz4 package is not installed, so it cannot be scanned",
