@@ -133,9 +133,9 @@ def error_code(exc: Any) -> str:
     return code or str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
 
 
-def put(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> tuple[str, datetime | None]:
-    """(ETag, S3's time) of a conditional write of the lock object."""
-    response = s3.put_object(
+def write(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> dict[str, Any]:
+    """A conditional write of the lock object; S3's response (ETag, VersionId, its Date header)."""
+    response: dict[str, Any] = s3.put_object(
         Bucket=bucket,
         Key=key,
         Body=json.dumps(record, indent=2).encode(),
@@ -143,6 +143,12 @@ def put(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: 
         ServerSideEncryption="AES256",
         **condition,
     )
+    return response
+
+
+def put(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> tuple[str, datetime | None]:
+    """(ETag, S3's time) of a conditional write of the lock object."""
+    response = write(s3, bucket, key, record, **condition)
     return str(response["ETag"]), s3_time(response)
 
 
@@ -338,14 +344,7 @@ def break_lock(
         "holder_last_renewed": stamp(found.last_modified),
     }
     try:
-        response = s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=json.dumps(record, indent=2).encode(),
-            ContentType="application/json",
-            ServerSideEncryption="AES256",
-            IfMatch=found.etag,
-        )
+        response = write(s3, bucket, key, record, IfMatch=found.etag)
     except ClientError as exc:
         if error_code(exc) not in LOST:
             raise
