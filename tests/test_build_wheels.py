@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import zipfile
 from pathlib import Path
 
@@ -85,16 +86,27 @@ def test_fetch_downloads_once_then_serves_from_the_cache_and_refetches_a_tampere
     assert third.downloaded and hashlib.sha256(third.wheels[0].path.read_bytes()).hexdigest() in lock.entries[0].sha256
 
 
-def make_wheel(path: Path) -> wheels.CachedWheel:
+def make_wheel(path: Path, record: dict[str, str] | None = None) -> wheels.CachedWheel:
+    """A wheel with .data schemes; its RECORD hashes every file (`record` overrides entries: name -> hash field)."""
+    files = {
+        "demo/__init__.py": b"X = 1\n",
+        "demo-1.0.data/purelib/demo_extra.py": b"Y = 2\n",
+        "demo-1.0.data/platlib/demo_native/__init__.py": b"",
+        "demo-1.0.data/scripts/demo-cli": b"#!python\n",
+        "demo-1.0.data/headers/demo.h": b"int x;\n",
+        "demo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
+        "demo-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n",
+    }
+    hashes = {
+        name: "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        for name, data in files.items()
+    }
+    hashes.update(record or {})
+    lines = [f"{name},{digest},{len(files[name])}" for name, digest in hashes.items()]
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("demo/__init__.py", "X = 1\n")
-        zf.writestr("demo-1.0.data/purelib/demo_extra.py", "Y = 2\n")
-        zf.writestr("demo-1.0.data/platlib/demo_native/__init__.py", "")
-        zf.writestr("demo-1.0.data/scripts/demo-cli", "#!python\n")
-        zf.writestr("demo-1.0.data/headers/demo.h", "int x;\n")
-        zf.writestr("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
-        zf.writestr("demo-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n")
-        zf.writestr("demo-1.0.dist-info/RECORD", "")
+        for name, data in files.items():
+            zf.writestr(name, data)
+        zf.writestr("demo-1.0.dist-info/RECORD", "\n".join([*lines, "demo-1.0.dist-info/RECORD,,"]) + "\n")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     pin = Pin("demo", "demo==1.0", 1, Requirement("demo==1.0"), hashes=(f"sha256:{digest}",))
     return wheels.CachedWheel(pin, path, digest)
@@ -125,6 +137,26 @@ def test_install_refuses_a_wheel_whose_hash_changed(tmp_path: Path) -> None:
         handle.write(b"\0")
     with pytest.raises(PipelineError, match="changed since it was fetched"):
         install.install_wheels([wheel], tmp_path / "python")
+
+
+@pytest.mark.parametrize(
+    ("record", "says"),
+    [
+        ({"demo/__init__.py": "sha256=" + "A" * 43}, "demo/__init__.py does not have the sha256 its RECORD gives"),
+        ({"demo/__init__.py": ""}, "its RECORD gives no sha256 for demo/__init__.py"),
+    ],
+)
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_wheel_whose_files_are_not_its_records_is_refused_on_first_unpack(
+    tmp_path: Path, record: dict[str, str], says: str, cached: bool
+) -> None:
+    """The lock's hash covers the wheel; RECORD covers each file in it. Both hold before anything is installed."""
+    wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", record)
+    unpacked = tmp_path / "unpacked" if cached else None
+    with pytest.raises(PipelineError, match=re.escape(f"demo-1.0-py3-none-any.whl: {says}")) as caught:
+        install.install_wheels([wheel], tmp_path / "python", unpacked=unpacked)
+    assert "pin another version" in caught.value.fix
+    assert not unpacked or not any((unpacked).iterdir())  # nothing cached from a refused wheel
 
 
 def hashed_wheel(path: Path) -> wheels.CachedWheel:

@@ -1,14 +1,8 @@
-"""Step 2, install: unpack exactly the fetched wheels into python/, as the wheel spec says.
+"""Step 2, install: unpack exactly the fetched wheels into python/, as the wheel spec says, every file
+checked against the wheel's own RECORD (whose wheel's hash the lock holds) on every unpack and reuse.
 
-No installer runs here: an installer would compile bytecode, write bookkeeping and resolve
-again. `.data/purelib` and `.data/platlib` go to the root (Lambda has one site directory);
-`.data/scripts|headers|data` cannot be used from a layer and are dropped, and counted.
-
-With a cache (`unpacked`), each wheel is unpacked once into <cache>/unpacked/<wheel sha256>/ and
-installed by hard links: inflating 264 MB again cost 2.3 CPU-s a build. Every linked file is hashed
-against the RECORD of the wheel itself (whose own hash the lock holds), so a changed cache entry is
-unpacked again, never installed. Linked files are never written in place: the build's steps only
-delete them or replace them with new files (strip, bytecode).
+No installer runs: one would compile bytecode, write bookkeeping and resolve again (docs/design.md).
+Unpacked copies are cached per wheel and installed by hard links, never written in place.
 """
 
 from __future__ import annotations
@@ -81,7 +75,7 @@ def _link(wheel: CachedWheel, site: Path, unpacked: Path) -> InstalledDistributi
     """Install `wheel` by hard links from its unpacked copy, made on first use; the copy is checked first."""
     entry = unpacked / wheel.sha256
     dist = _read_entry(entry)
-    if dist is not None and not _matches_record(wheel.path, entry, dist):
+    if dist is not None and _record_problem(wheel.path, entry / "tree", dist) is not None:
         shutil.rmtree(entry, ignore_errors=True)  # changed since it was unpacked: unpack it again
         dist = None
     source = entry
@@ -108,7 +102,11 @@ def _make_entry(wheel: Path, entry: Path) -> tuple[InstalledDistribution, Path]:
     """Unpack `wheel` as `entry`; the distribution and the directory to link from."""
     partial = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    dist = _unpack(wheel, partial / "tree")
+    try:
+        dist = _unpack(wheel, partial / "tree")
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # a refused (or interrupted) unpack leaves nothing behind
+        raise
     (partial / _MANIFEST).write_text(json.dumps(dist.__dict__))
     try:
         partial.rename(entry)  # whole or not at all: builds running side by side share the cache
@@ -119,8 +117,11 @@ def _make_entry(wheel: Path, entry: Path) -> tuple[InstalledDistribution, Path]:
     return dist, entry
 
 
-def _matches_record(wheel: Path, entry: Path, dist: InstalledDistribution) -> bool:
-    """Every installed file has the sha256 the wheel's RECORD gives for it (RECORD itself: its bytes)."""
+def _record_problem(wheel: Path, tree: Path, dist: InstalledDistribution) -> str | None:
+    """Why the files of `dist` under `tree` are not what the wheel's RECORD hashes (RECORD itself: its bytes), or None.
+
+    Checked on every unpack and on every reuse of an unpacked copy, as pypa/installer validates RECORD.
+    """
     with zipfile.ZipFile(wheel) as archive:
         members, dist_info, data_dir = _layout(archive, wheel)
         record_name = f"{dist_info}/RECORD"
@@ -138,20 +139,20 @@ def _matches_record(wheel: Path, entry: Path, dist: InstalledDistribution) -> bo
         if destination is not None:
             wanted[destination.as_posix()] = name
     if sorted(wanted) != sorted(dist.files):
-        return False
+        return "the unpacked files are not the wheel's"
     for rel, name in wanted.items():
-        path = entry / "tree" / rel
+        path = tree / rel
         if name == record_name:
             if path.read_bytes() != record:
-                return False
+                return f"{name} differs from the wheel's"
             continue
         if name not in expected:
-            return False  # the wheel spec hashes every file but RECORD: nothing to check it against
+            return f"its RECORD gives no sha256 for {name} (the wheel spec requires one for every file but RECORD)"
         with path.open("rb") as file:
             raw = hashlib.file_digest(file, "sha256").digest()
         if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != expected[name]:
-            return False
-    return True
+            return f"{name} does not have the sha256 its RECORD gives"
+    return None
 
 
 def _layout(archive: zipfile.ZipFile, wheel: Path) -> tuple[list[zipfile.ZipInfo], str, str]:
@@ -181,6 +182,13 @@ def _unpack(wheel: Path, site: Path) -> InstalledDistribution:
             os.utime(path, (stamp, stamp))
             dist.files.append(target.as_posix())
             dist.bytes += info.file_size
+    problem = _record_problem(wheel, site, dist)
+    if problem is not None:
+        raise PipelineError(
+            f"{wheel.name}: {problem}: the wheel matches the lock's hash but not its own RECORD",
+            "the wheel is malformed: pin another version in requirements.in, run `python -m ci lock`, and report it "
+            "to the project",
+        )
     return dist
 
 
