@@ -64,6 +64,7 @@ lint: venv-dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy ci handler training
+	$(VENV)/bin/lint-imports --cache-dir build/cache/import-linter
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/actionlint
 
 format: venv-dev
