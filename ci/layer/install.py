@@ -1,14 +1,7 @@
 """Step 2, install: unpack exactly the fetched wheels into python/, as the wheel spec says.
 
-No installer runs here: an installer would compile bytecode, write bookkeeping and resolve
-again. `.data/purelib` and `.data/platlib` go to the root (Lambda has one site directory);
-`.data/scripts|headers|data` cannot be used from a layer and are dropped, and counted.
-
-With a cache (`unpacked`), each wheel is unpacked once into <cache>/unpacked/<wheel sha256>/ and
-installed by hard links: inflating 264 MB again cost 2.3 CPU-s a build. Every linked file is hashed
-against the RECORD of the wheel itself (whose own hash the lock holds), so a changed cache entry is
-unpacked again, never installed. Linked files are never written in place: the build's steps only
-delete them or replace them with new files (strip, bytecode).
+No installer runs (it would compile, write bookkeeping and resolve again); cached unpacked wheels are linked
+in, each file hashed against the wheel's own RECORD first and never written in place.
 """
 
 from __future__ import annotations
