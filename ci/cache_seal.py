@@ -1,12 +1,7 @@
 """Seals on what the build caches: an output is reused only if this machine made it.
 
-build/cache travels through actions/cache, and any job on main can write main's cache (the re-lock
-workflow's verify imports freshly upgraded packages). A cached output named by the digest of its
-inputs still holds whatever its writer put there: shipped bytecode, a stripped library, a proof's
-verdict, the checking interpreters' bytecode. Each is therefore sealed with an HMAC keyed by a
-secret that lives outside every cache directory (in the user's state directory, made on first use)
-and never travels with the cache: an entry another machine or job wrote fails its seal and is made
-again here. Outputs cheap to check against their inputs (deflate streams) are checked instead.
+build/cache travels through actions/cache, which any job on main can write, so each cached output carries an
+HMAC keyed by a secret outside every cache directory (docs/design.md, "Cache seals").
 """
 
 from __future__ import annotations

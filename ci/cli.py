@@ -1,10 +1,7 @@
 """`python -m ci [--build-dir D] [--cache-dir D] [--config F] <command> ...`: one module per command.
 
-Each command module (ci/cmd_<name>.py) defines HELP, add_arguments(parser) and
-run(args, config, paths) -> int; its name is the module's. cli.py registers every module's
-subparser, so argparse alone finds the command (a global option's value may be any word,
-even a command's name). A module imports its heavy code inside run(), so building the parser
-(and --help) never imports boto3 or scikit-learn.
+Each ci/cmd_<name>.py defines HELP, add_arguments and run(args, config, paths) and imports its heavy code
+inside run(), so building the parser (and --help) never imports boto3 or scikit-learn.
 """
 
 from __future__ import annotations

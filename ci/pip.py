@@ -1,9 +1,7 @@
 """pip, run one way wherever wheels for the Lambda target are fetched or installed.
 
-The layer's fetch, the naive benchmark baseline and the smoke run's runtime packages each used to
-build their own command: one read this machine's pip settings, one hard-coded PyPI, one installed
-wheels for this host. Here pip sees no configuration file and no PIP_* variable, only the
-configured index ([lock] index_url), and only binary wheels the target itself would accept.
+No configuration file and no PIP_* variable, only the configured index and binary wheels the target itself
+would accept, so every caller fetches the same wheels.
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
 """`python3 -m ci.python`: which Python the build host uses, derived from pipeline.toml's [target] runtime.
 
-The venv (make venv), training, the training/dev locks, `pins --installed`, every isolated
-interpreter (build verification, smoke) and the workflows' setup-python all run the target's
-Python, so a model is pickled by the interpreter that unpickles it. This module finds that
-interpreter without the user's help. It runs before .venv exists (the Makefile asks it which
-interpreter to create the venv with), so it imports the standard library only.
-
-    python3 -m ci.python                    # path of a Python of the target's version (or one line: how to get one)
-    python3 -m ci.python --version          # the target's Python version, e.g. 3.12 (setup-python, cache keys)
-    python -m ci.python --version --github-output   # also as `python=3.12` in $GITHUB_OUTPUT (the setup action)
-    python3 -m ci.python --check-venv .venv # exit 1 if .venv was made by another Python version
+The model must be pickled by the interpreter version that unpickles it, so everything runs the target's
+Python; this runs before .venv exists, so it imports the standard library only.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Every check's result as build/reports/<check>.json, in one shape, tied to the exact bytes it judged.
 
-Deploy trusts a check only if the SHA-256s recorded here equal the bytes it is about to upload, so
-`artifacts` holds the digests of the snapshots the check read (ci.snapshot), never a hash taken at
-write time. Every report also carries `passed` and `findings` (check, severity, message, fix, file,
-line), which is all `python -m ci.github annotate` and `summary` need to know about any check.
+`artifacts` holds the digests of the snapshots a check read (never a hash taken at write time), which deploy
+compares with what it uploads; `passed` and `findings` are all annotate and summary need.
 """
 
 from __future__ import annotations

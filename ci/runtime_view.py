@@ -1,11 +1,7 @@
 """What Lambda's Python sees: the function, the layer, then the runtime's own packages, in the runtime's order.
 
-The managed runtime ships packages of its own in /var/runtime (lambda_runtimes.json `provided` and their
-dependencies, pinned and hashed in ci/policy/runtime-<runtime>.txt). The layer lock leaves them out, so on
-Lambda a layer's `requests` imports the runtime's urllib3. Every step that imports the layer (build's
-verify, strip's load check, the import trace, smoke) therefore runs with one installed copy of those pins,
-cached in build/cache/runtime-<runtime>-<hash>/ (the hash covers the pins, the index and the target's wheel
-options), on the sys.path the policy gives, and nothing of this host besides.
+The layer lock leaves out what the runtime ships, so every step that imports the layer runs with one cached
+copy of those pins behind it (docs/design.md, "The runtime view") and nothing of this host.
 """
 
 from __future__ import annotations

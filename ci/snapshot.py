@@ -1,9 +1,7 @@
 """Snapshot, then judge: a check reads an artifact once, into a copy named by the digest of what it read.
 
-Hashing `build/layer.zip` and then reading it again lets the file change in between, so a report
-could vouch for bytes nobody checked. A snapshot is written and hashed in one pass from a single
-open of the source, made read-only, and named by that digest: whatever a check then reads from
-`snapshot.path` is exactly the bytes `snapshot.sha256` names, and the report records that digest.
+Hashing a file and reading it again lets it change in between; a snapshot is written and hashed in one pass,
+so a report vouches for exactly the bytes it checked.
 """
 
 from __future__ import annotations

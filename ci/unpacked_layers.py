@@ -1,14 +1,7 @@
 """A layer zip unpacked once, for every check that reads it as files: <cache>/unpacked-layers/<sha256>/.
 
-Unzipping the layer wrote ~230 MB and took ~2.7 s (half of it in the kernel) for every smoke run and
-ABI check, and the pipeline and the suite judge the same zip many times (the smoke and ABI checks, the
-post-deploy check on the bytes downloaded back). A smoke run's /opt is hard links to the unpacked copy
-(no data written; a link keeps its file even if the copy is evicted meanwhile); the ABI check reads the
-copy while holding it. Before every use the copy is checked against the zip itself: the same files and
-directories and nothing else, each file's size, executable bit and CRC-32 as the zip's directory
-records them; a copy that differs is discarded and unpacked again. Copies are made whole (a directory
-renamed into place) so checks side by side share them; the least recently used are removed past
-KEPT_BYTES, never while a check is checking, reading or linking one.
+Each use first checks the copy against the zip (files, sizes, modes, CRC-32) and unpacks again if it differs;
+copies are evicted least recently used past KEPT_BYTES, never while held. Figures: docs/performance.md.
 """
 
 from __future__ import annotations

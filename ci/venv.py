@@ -1,15 +1,7 @@
 """`python3 -m ci.venv [--dev]`: .venv/ in seconds, from the hashed locks, with the target's Python.
 
-pip took ~47 s to install the old 855 MB environment, in every CI job. uv installs the same hashed
-locks from its cache in a few seconds; uv itself comes first, alone, from requirements-bootstrap.txt
-(`pip install --require-hashes`, once per pin into build/cache/bootstrap/). Then:
-
-    uv pip compile --no-deps --only-binary :all:   # seconds: every pin has a wheel for this Python
-    uv venv --python <target Python> .venv          # only if missing or made by another Python
-    uv pip sync --require-hashes --only-binary :all: <locks>   # exactly these pins, never built from source
-
-`make venv` (pipeline, verify jobs): requirements-pipeline.txt; `--dev` (make test) adds
-requirements-dev.txt. Runs before .venv exists, so it imports the standard library only.
+uv (bootstrapped from its hashed pin) syncs the locks, wheels only (docs/design.md, "uv for environments");
+this runs before .venv exists, so it imports the standard library only.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The Lambda entry point: handler.app.lambda_handler.
 
-Steps per invocation: recognise the event shape, decode the body, validate against the model's
-features, predict, shape the response, log one line. Bad requests become 400s naming the field;
-only a broken deployment (a bad environment variable, a model missing, tampered or unreadable) is
-raised as a function error, and during the init phase where it can be.
+Bad requests become 400s naming the field; only a broken deployment (a bad environment variable, a model
+missing, tampered or unreadable) raises a function error, during the init phase where it can.
 """
 
 from __future__ import annotations

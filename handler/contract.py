@@ -1,10 +1,7 @@
 """What the handler needs from any model, stated once: the features, their order and kinds, and monotone recall.
 
-`days_until_target` searches elapsed time assuming recall never rises with it, so a model that breaks
-this answers wrongly without any error. The contract is checked where the model is made (the training
-gate, on GATE_HISTORIES histories), when the handler loads it (LOAD_HISTORIES, a few milliseconds), and
-so in smoke, which runs that load in the Lambda runtime. training/ imports this module; it imports
-nothing but numpy.
+`days_until_target` assumes recall never rises with elapsed time, so it is checked where the model is made
+and where it is loaded (docs/model.md#the-handlers-contract-with-the-model); imports nothing but numpy.
 """
 
 from __future__ import annotations

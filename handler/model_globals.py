@@ -1,9 +1,7 @@
 """The allow-list of globals a model bundle may reference, read from model_globals.txt beside this file.
 
-A pickle can name any importable callable, and the model's own libraries are full of functions that
-read and write files, so no rule about packages can make unpickling safe. The list is exact pairs
-(module, qualname): a method reached through an allowed class ("numpy ndarray.tofile") is another
-pair and is refused. The file ships in function.zip; the pipeline and training read the same file.
+No rule about packages makes unpickling safe, so the list is exact (module, qualname) pairs; the file ships in
+function.zip and the pipeline and training read the same file.
 """
 
 from __future__ import annotations

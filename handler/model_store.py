@@ -1,12 +1,7 @@
 """Load the model bundle once per container, and only if its bytes are the ones we meant to deploy.
 
-The SHA-256 of the bytes is compared with MODEL_SHA256 BEFORE unpickling, so a file that is not the
-expected one is refused unread; and unpickling imports only the allow-listed globals, so even the
-expected file cannot run code. A bundle pickled by another scikit-learn
-version is refused too (scikit-learn's InconsistentVersionWarning is turned into an error), because
-its trees may unpickle into something that predicts differently. A bundle that breaks the handler's
-contract with the model (handler/contract.py: the features, and recall that never rises with elapsed
-time) is refused too: it would answer days_until_target wrongly without any error.
+The SHA-256 is checked before unpickling, only allow-listed globals are imported, and a bundle from another
+scikit-learn or one breaking handler/contract.py is refused: it would answer wrongly without any error.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Recall probabilities, and the days until recall falls to a target, from the loaded model.
 
-The model is trained monotone (recall never rises with elapsed time: handler/contract.py, checked by
-the training gate and when the model is loaded), so the first day on which the
-prediction reaches the target is found by a search on delta_days, with the model itself as the
-oracle: the answer is consistent with what the model predicts, to DAY_RESOLUTION.
+Recall never rises with elapsed time (handler/contract.py), so days_until_target is a search on delta_days
+with the model itself as the oracle, to DAY_RESOLUTION.
 """
 
 from __future__ import annotations

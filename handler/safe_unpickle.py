@@ -1,12 +1,7 @@
 """Load a joblib model bundle importing only the globals of handler/model_globals.txt.
 
-joblib.load is pickle.load plus array bytes: every global a pickle names is imported and may be
-called, so a model could run code on Lambda. This loader is joblib's own NumpyUnpickler with
-find_class restricted to the exact allow-list, and with joblib's array step re-done strictly: a
-NumpyArrayWrapper must carry only its own fields (a numpy dtype, an integer shape, C/F order,
-plain ndarray), and an object array's nested pickle stream is read by the same restricted loader,
-without the wrapper (joblib never nests one; the static scan refuses it too).
-BUILD on a class (pickle's way to overwrite a class attribute) is refused: no model needs it.
+joblib.load would import and call anything a pickle names; this is joblib's own unpickler with find_class
+restricted and its array step re-done strictly (docs/handler.md#why-an-allow-list-unpickler-and-not-skops).
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """Lambda SnapStart hooks: the snapshot holds a loaded, warmed model; every restored copy re-seeds and re-checks.
 
-A snapshot is restored into many execution environments: whatever was random at snapshot time would be
-the same in all of them, so after a restore the random generators are seeded afresh, and the model in
-memory is checked again against the digest it must have (MODEL_SHA256, and the file's bytes when it is
-local). `snapshot_restore_py` ships with the runtime's awslambdaric (python3.12+ on Lambda); where it is
-missing nothing is registered and the function runs as an on-demand one.
+One snapshot is restored into many environments, so randomness is re-seeded and the model re-checked against
+MODEL_SHA256 after a restore; without `snapshot_restore_py` nothing is registered.
 """
 
 from __future__ import annotations

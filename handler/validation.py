@@ -1,13 +1,7 @@
 """Turn a payload into checked numeric instances, or a RequestError naming the first bad field.
 
-Rules per feature, by its kind in handler/contract.py (the names come from the model bundle, which the
-handler checks against the contract at load):
-  delta_days       finite number >= 0 (days since the last review)
-  history_*        whole number >= 0, and history_correct + history_wrong <= history_seen
-  item_difficulty  finite number in [0, 1]
-  anything else    finite number
-An object with a repeated key is refused (naming the key), never read as its last value, and a
-number too large for a float is refused naming its field, however the JSON spelled it.
+Rules per feature follow its kind in handler/contract.py; repeated keys and numbers too large for a float are
+refused by name, never guessed at (the rules: docs/handler.md).
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """The model's own answers to every committed smoke event, computed through the handler's code.
 
-Each event goes through handler.request.answer, the function lambda_handler runs, with the model
-unpickled from the very bytes written to model.joblib: these are the numbers smoke then requires the
-Lambda runtime to reproduce (ci/smoke/events.py), so smoke judges the runtime and training judges the
-model. model.json records them next to the model's sha256. Where float64 round-off could move a
-handler's rounded output, the record also holds what bounds it (see docs/model.md#answers):
-  recall_unrounded          the probability before the handler rounds it to 6 decimals
-  days_until_target_range   the answers with the target moved by ROUND_OFF either way
+Smoke requires the Lambda runtime to reproduce them, so smoke judges the runtime and training the model;
+what bounds float64 round-off is recorded beside them (docs/model.md#answers-training-records).
 """
 
 from __future__ import annotations

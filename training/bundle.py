@@ -1,14 +1,7 @@
 """The model bundle and its manifest, written byte-for-byte reproducibly and atomically.
 
-Contract (read by the handler and the CI checks):
-  model.joblib = joblib dump of {"sklearn_model", "feature_names", "metadata"}
-  model.json   = {"artifact", "sha256", "versions", "training_data_sha256", "seed", "feature_names", "metrics",
-                  "checks": {"monotonic": {"passed", "histories", "violations"}},
-                  "answers": the model's answers to the committed smoke events (training/answers.py)}
-model.json's answers and checks describe the model whose sha256 it records, and only that one.
-Nothing time- or path-dependent goes into either file, so the same seed, data and versions give the
-same bytes. Files are written as temporaries in the target directory and renamed into place, so a
-reader never sees half a model.
+model.joblib holds {"sklearn_model", "feature_names", "metadata"}; model.json's fields: docs/model.md.
+Nothing time- or path-dependent goes in, and files are renamed into place, so a reader never sees half a model.
 """
 
 from __future__ import annotations

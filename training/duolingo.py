@@ -1,20 +1,6 @@
 """Convert Duolingo's public HLR log (learning_traces.13m.csv, Settles & Meeder 2016) to our columns.
 
-    python -m training.duolingo learning_traces.13m.csv.gz build/duolingo.csv [--sample 200000] [--seed 1]
-    python -m training --data build/duolingo.csv
-
-Mapping (their column -> ours):
-  delta (seconds)                       -> delta_days = delta / 86400
-  history_seen, history_correct         -> history_seen, history_correct
-  history_seen - history_correct        -> history_wrong
-  lexeme_id                             -> item_id; item_difficulty = 1 - smoothed recall rate of the lexeme
-  user_id                               -> learner_id (the held-out split keeps learners apart)
-  session_seen, session_correct         -> one row per answer: session_correct rows with recalled = 1,
-                                           the rest with recalled = 0 (the paper regresses p_recall; a
-                                           classifier needs the individual outcomes, which this keeps)
-The log has no true probability, so mae_true_p is not computed (null in model.json) and its gate is skipped.
-Item difficulty is estimated from the same log's outcomes (a mild leak into the held-out metrics);
-replace it with an external difficulty estimate if you have one.
+The column mapping and its caveats (no true probability, item difficulty from the same log): docs/model.md.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """The estimator and how it is fitted: a gradient-boosted classifier of p(recall).
 
-HistGradientBoostingClassifier learns the non-linear HLR curve from the raw columns (trees need no
-feature transform, so the pickle references scikit-learn only). Recall is constrained to fall
-monotonically with elapsed time, which is what lets the handler solve "days until recall drops to
-a target" by bisection. Fitting runs on one OpenMP thread so the fitted trees, and therefore the
-pickle bytes, do not depend on thread scheduling.
+Recall is constrained to fall with elapsed time (the handler's search relies on it), and fitting uses one
+OpenMP thread so the pickle's bytes do not depend on thread scheduling.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """A review log from half-life regression (Settles & Meeder, ACL 2016), deterministic per seed.
 
-The truth the model must learn: recall probability p = 2^(-Δ/h) with half-life h = 2^(θ·x) days,
-where x = (sqrt(1+seen), sqrt(1+correct), sqrt(1+wrong), difficulty, 1). The square roots are the
-paper's transform for counts (diminishing returns of practice). Each (learner, item) pair is introduced
-by a lesson (one ungraded exposure), then reviewed at growing, noisy intervals; every review's outcome
-is a Bernoulli draw from the true p, and its result feeds the next review's history — so histories,
-intervals and outcomes are correlated the way a real spaced-repetition log is.
+Recall p = 2^(-Δ/h), h = 2^(θ·x) with x = (sqrt(1+seen), sqrt(1+correct), sqrt(1+wrong), difficulty, 1);
+each review's outcome feeds the next one's history, as in a real spaced-repetition log.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The facts of one ELF file that decide whether it loads on the target (via pyelftools).
 
-Only what the loader cares about: machine and class (wrong ones fail with "wrong ELF class"
-or "cannot open shared object"), the GLIBC symbol versions it needs (a version newer than the
-runtime's glibc fails with "version `GLIBC_2.28' not found"), and whether it is a Python
-extension module (exports PyInit_*).
+Only what the loader cares about: machine and class, the GLIBC symbol versions it needs (a newer one
+fails with "version `GLIBC_2.28' not found"), and whether it is a Python extension (exports PyInit_*).
 """
 
 from __future__ import annotations

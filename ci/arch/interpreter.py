@@ -1,10 +1,7 @@
-"""The interpreter that runs the target's native code, and how: natively, emulated, or missing.
+"""The interpreter that runs the target's native code, and how: natively, emulated (qemu), or missing.
 
-Static checks (ELF headers, tags) hold on any host; an import, a dlopen, the import trace and the
-smoke invocation prove something only in an interpreter of the target's machine. On a host of
-another machine that is a qemu user-mode emulator running the target's CPython from a sysroot
-(ci/arch/sysroot.py); without one, the build records the proofs it could not make and the deploy
-gate refuses them by name.
+Static checks hold on any host; imports, the trace and smoke prove something only on the target's machine,
+so without such an interpreter the build records the proofs it could not make and deploy refuses them.
 """
 
 from __future__ import annotations

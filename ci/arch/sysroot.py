@@ -1,9 +1,7 @@
 """A sysroot holding the target machine's CPython, from Debian's own packages, for qemu user-mode emulation.
 
-`python -m ci.arch.sysroot` downloads the packages with apt (which checks them against the signed
-package index) and unpacks them, without installing anything into this system, into
-<cache>/sysroot-<machine>/; `qemu-aarch64-static -L <sysroot>` then runs its python3.11 on an
-x86_64 host. Debian 12 ships CPython 3.11 only, so this emulates the python3.11 runtime alone.
+`python -m ci.arch.sysroot` unpacks apt-verified packages into <cache>/sysroot-<machine>/ without installing
+anything; Debian 12 ships CPython 3.11 only, so this emulates the python3.11 runtime alone.
 """
 
 from __future__ import annotations

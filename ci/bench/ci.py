@@ -1,16 +1,7 @@
 """`make bench-ci` (`python -m ci bench --ci`): how long set-up, the pipeline, each check and the tests take.
 
-Measured side by side in one run, in fresh clones of HEAD (what CI checks out), with the download
-caches warm the way CI restores them (build/cache linked in with `cp -al`, uv's own cache), except
-where "cold" says otherwise:
-
-- `make venv` cold (an empty uv cache and no bootstrapped uv: every wheel downloaded) and warm;
-- a fresh clone's `make pipeline`, and each of its commands' own time (from its output, as it runs);
-- each verify check job as CI runs it: a fresh checkout, `make venv`, the build artifact copied in
-  (the download), then the check; the set-up is what the job does before its check;
-- `make test` (its venv-dev included).
-
-The machine's load average is recorded at the start and the end: the figures are this machine's, today.
+Measured side by side in fresh clones of HEAD with the download caches warm as CI restores them; what is
+measured and the figures: docs/performance.md#ci-make-bench-ci.
 """
 
 from __future__ import annotations

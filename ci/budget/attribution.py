@@ -1,9 +1,7 @@
 """Which distribution shipped a file, and what kind of file it is.
 
-The build's report maps each first path component under python/ to its distribution
-("top_level"); the layer's own *.dist-info (RECORD, top_level.txt) fill any gap, so the budget
-still attributes files in a layer it did not build (a baseline, a test zip). ci.site.owners
-weighs that evidence, as for every other report.
+The build's "top_level" map and the layer's own *.dist-info feed ci.site.owners, so the budget also
+attributes files in a layer it did not build (a baseline, a test zip).
 """
 
 from __future__ import annotations

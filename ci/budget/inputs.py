@@ -1,9 +1,7 @@
 """Everything the budget reads, gathered and validated in one place.
 
-The zips and the build's report come from the build tree; extra layers and the limit from
-pipeline.toml; the import trace from the smoke report when the smoke invocation has run on this
-layer, else from the build's own trace of the handler on the committed events (on pull requests
-the budget runs beside the smoke job, so only the build's trace exists when it is computed).
+The import trace is smoke's when smoke ran on this layer, else the build's own: on pull requests the
+budget runs beside the smoke job.
 """
 
 from __future__ import annotations

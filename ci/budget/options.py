@@ -1,11 +1,7 @@
-"""What could make room, for the budget of the built layer and for a what-if's projected layer alike.
+"""What could make room, for the built layer's budget and a what-if's projected layer alike.
 
-Every suggestion is made by `suggest` — the one projection: what it saves, taken from what is counted now,
-is what would remain — and carries the lines of pipeline.toml that do it, so advice can be pasted as is.
-The compact profile's removals come from compact_removals (or, in a what-if, from the compact layer
-measured by tracing the handler on it); distributions never imported and folders nothing was imported from
-come from the import trace the budget reads. Added distributions are judged by neither the trace nor these
-options: the trace was taken before the handler could import them.
+Every suggestion comes from `suggest` (one projection: what it saves is what would remain) and carries the
+pipeline.toml lines that do it, so advice can be pasted as is.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
-"""What a distribution the current layer does not hold would weigh in it, measured by the build's own steps.
+"""What a distribution the current layer lacks would weigh in it, measured by the build's own steps.
 
-For each new wheel (added, or a moved pin's new version): install it as the build does
-(ci.layer.install), import its packages and extension modules in the target Python beside the
-current layer to learn which files the imports load (ci.layer.verify, as the build's pristine
-step: those are kept), prune with the configured rules (ci.site.rules) and strip (ci.layer.strip),
-then compile each module's unchecked-hash .pyc (ci.layer.bytecode) so the caller can add the ones
-the build would ship. The result is cached per wheel sha256 + rules fingerprint + target + options
-+ this code, so a distribution is measured once, whatever set it is asked about with.
+Install, import, prune, strip and compile exactly as the build does, so the figure is the build's, not an
+estimate; cached per wheel sha256, rules, target, options and this code.
 """
 
 from __future__ import annotations

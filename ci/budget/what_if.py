@@ -1,13 +1,7 @@
 """`python -m ci budget --what-if SPEC ...`: would the layer still fit with these packages, and if not, what would?
 
-resolve (as `ci lock`, into build/what-if/) -> fetch (the build's hashed wheel cache) -> measure what
-the current layer lacks (ci.budget.projection: the build's install, imports, rules and strip) ->
-project (the current layer.zip's measured bytes for every unchanged distribution) -> judge (the
-budget's own verdict) -> options. Nothing the build or the real budget wrote is touched: the locks,
-build/layer.zip and build/reports/ stay as they were, apart from reports/budget-what-if.json.
-
-An answer is cached under build/what-if/answers/ by everything that decides it (see answer_key), so
-asking again is instant; a new set still reuses every distribution measured before.
+resolve -> fetch -> measure what is new -> project -> judge -> options, touching none of the build's outputs
+or the locks; answers are cached under build/what-if/answers/ by everything that decides them.
 """
 
 from __future__ import annotations

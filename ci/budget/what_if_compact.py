@@ -1,11 +1,7 @@
 """The compact profile (sourceless + prune_unimported) of a what-if's projected layer, measured, not guessed.
 
-The projected layer is laid out as files (the current layer.zip's for the distributions it keeps, the
-measured tree for the new ones, no bytecode yet: as the build's trace step sees it), the handler runs on
-every committed event in it (ci.layer.trace, as the build runs it), and then the build's compact step is
-applied: files the trace never used go (metadata, licenses and build.keep stay), each traced module ships
-as its sourceless .pyc, compiled by the target Python. Whether an added distribution is imported (pandas
-imports pyarrow when it is installed) is thus seen, not assumed.
+The handler runs on every committed event in the projected layer and the build's compact step is applied,
+so whether an added distribution is imported (pandas imports pyarrow when present) is seen, not assumed.
 """
 
 from __future__ import annotations

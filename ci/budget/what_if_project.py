@@ -1,10 +1,7 @@
-"""The projected layer: the current layer.zip's own entries for every distribution it already ships as
-the same wheel, the measured files of every other one, and the bytecode the build would add to them.
+"""The projected layer: layer.zip's own entries for unchanged distributions, measured files for the others.
 
-Bytecode follows the build's mode: `runtime` compiles what the handler imports, so a moved pin's new
-version gets a .pyc for each module the old version shipped one for, and an added distribution none
-(the handler does not import it yet: the figure it would add if it did is reported beside it);
-`all` compiles every module; `none` nothing.
+Bytecode follows the build's mode; an added distribution gets none in `runtime` mode (the handler does not
+import it yet), and what it would add is reported beside it.
 """
 
 from __future__ import annotations

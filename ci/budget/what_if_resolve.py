@@ -1,9 +1,7 @@
 """Resolve requirements.in plus the request exactly as `ci lock` would, into a lock of its own.
 
-Same resolver, same target, same runtime-provided pins (ci.lock.resolve's layer job), with the
-current lock's pins preferred, so a pin moves only when the request forces it. The committed lock
-is never written: the job's output is a copy under build/what-if/. When the resolver finds no
-solution, the requested packages are asked why (ci.budget.wheel_reasons) before uv's own words.
+Same resolver, target and runtime-provided pins, current pins preferred, so a pin moves only when the
+request forces it; the committed lock is never written (the output lives under build/what-if/).
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """What `budget --what-if` is asked about: requirements (`pyarrow`, `lightgbm==4.5.0`) and `-r FILE`s.
 
-Checked before anything runs, so a typo costs one line and no resolve. Only requirements from the
-index are accepted: a URL or a local path would bypass the hashes the layer's lock is made of. A -r
-file holds requirement lines only: an option line (`--extra-index-url`, `--find-links`, `-e PATH`,
-`-c`, a nested `-r`) would make uv contact another server or run a package's setup.py, so it is
-refused, and uv is given the checked requirements, never the file.
+Checked before anything runs. Only index requirements are accepted, and a -r file may hold no option lines:
+URLs, paths, extra indexes or `-e` would bypass the lock's hashes or run a package's setup.py.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The alias and its history: which version is live, and which were live before it.
 
-The history lives in the alias's own description ("history: 1 2 4"), so rollback needs no
-other store and survives any machine; when it is missing, version ordering stands in for it.
-The alias is moved only from the state this run read: it is read again just before the move and
-the move carries the RevisionId read, so a concurrent move fails this run instead of being lost.
+The history lives in the alias's own description, so rollback needs no other store; the alias moves with
+the RevisionId this run read, so a concurrent move fails this run instead of being lost.
 """
 
 from __future__ import annotations

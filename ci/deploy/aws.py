@@ -1,11 +1,7 @@
 """One place that turns the environment into boto3 clients, the way boto3 users expect.
 
-boto3's own configuration is honoured (AWS_ENDPOINT_URL, AWS_PROFILE, credentials chain); the
-region comes from AWS_REGION/AWS_DEFAULT_REGION, else pipeline.toml [deploy].region. Every call is
-bounded twice: per socket read (connect and read timeouts, botocore's standard retries with few
-attempts) and in wall-clock time, every attempt included (ci/deploy/deadline.py), so an endpoint
-that never answers or trickles fails the command in under two minutes, naming the endpoint.
-AccessDenied becomes a PipelineError naming the action and resource.
+boto3's own configuration is honoured; every call is bounded per socket read and in wall-clock time
+(ci/deploy/deadline.py), and AccessDenied becomes a PipelineError naming the action and resource.
 """
 
 from __future__ import annotations

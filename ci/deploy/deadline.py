@@ -1,11 +1,7 @@
 """A wall-clock deadline on every AWS call, and on each deploy step's calls together.
 
-botocore's timeouts bound each socket read, so an endpoint that trickles a byte now and then never
-trips them. Each operation method of a client is therefore run on a daemon thread that the caller
-waits for at most the deadline, then abandons; once abandoned, the call may send nothing more
-(no retry, no next request: `before-send` refuses), so a write never lands after the command has
-reported failure. Streaming bodies are read inside the deadline too. Paginators, waiters and
-s3transfer call the same (wrapped) methods.
+botocore's timeouts bound each socket read, not a trickle; an abandoned call may send nothing more
+(`before-send` refuses), so a write never lands after the command has reported failure.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """One deploy (or rollback) at a time per function: a lock object in the artifact bucket.
 
-Two runs moving the same alias at once would each believe they won and the alias history would
-lose a version. The lock is <key_prefix>/locks/<function>.json, written only with conditional
-PutObjects (If-None-Match: * to create, If-Match: <ETag> to renew, take over, release or break),
-so S3 lets exactly one writer win. Its expiry is judged by S3's clock alone (the object's
-LastModified + ttl_s against the Date of S3's answer), never a runner's. The API a deploy uses:
-acquire, verify (before every AWS write, through guard), renew, release; operators: break_lock.
-The deploy role may put objects, not delete them; the versioned bucket keeps every holder as history.
+Written only with conditional PutObjects, so S3 lets exactly one writer win, and expired by S3's clock alone,
+never a runner's (docs/design.md, "The deploy lock").
 """
 
 from __future__ import annotations

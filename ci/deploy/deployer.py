@@ -1,12 +1,8 @@
 """`python -m ci deploy`, as named steps: gate, lock, commit order, upload, layer, code, configuration, size,
 version, check, alias.
 
-Every step is skipped when its result already exists (content-addressed objects, a layer
-version with our CodeSha256, $LATEST already holding our code/configuration), so rerunning after
-any failure converges. The alias is the only thing production sees, and it moves last. Everything
-after the read-only "already deployed" test runs under the deploy lock (one deploy at a time;
-every AWS write first proves the lock is still ours), and a commit older than the live one is
-refused before the first write. Each step's AWS calls share a wall-clock deadline (aws.deadlines).
+Each step is skipped when its result already exists, so a rerun after any failure converges; the alias,
+the only thing production sees, moves last, under the deploy lock.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The embedded default: a moto server on 127.0.0.1 for a machine with no AWS account.
 
-Its state lives between commands in build/local-aws/: moto's recorder appends every request there
-and the next command replays them into a fresh server, so deploy, deploy, rollback and status act
-on one local account. moto's Lambda runs code only in Docker; `use_docker` off keeps it usable
-without a Docker engine (deploy then proves the deployed bytes with the smoke harness instead).
+moto's recorder keeps its state in build/local-aws/ between commands (docs/design.md, "A local AWS");
+`use_docker` off keeps it usable without Docker (deploy then proves the bytes with the smoke harness).
 """
 
 from __future__ import annotations

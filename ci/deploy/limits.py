@@ -1,9 +1,7 @@
 """Lambda's combined unzipped limit, checked again against the layers really attached to $LATEST.
 
-Lambda's API reports a layer's CodeSize zipped, while the limit counts unzipped bytes, so the
-figures come from the budget report (which measured our zips, entry by entry, and carries the
-declared size of every extra layer ARN): the gate has already proven that report judged exactly
-these zips. A layer attached that the budget never counted is refused rather than guessed.
+Lambda reports CodeSize zipped, so the unzipped figures come from the budget report the gate already tied
+to these zips; an attached layer the budget never counted is refused rather than guessed.
 """
 
 from __future__ import annotations

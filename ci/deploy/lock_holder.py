@@ -1,9 +1,7 @@
 """Who holds the deploy lock, and whether that holder is a process on this machine that is gone.
 
-A deploy killed with SIGKILL (or a runner that lost power) never releases its lock. On the same
-machine that is provable: the lock records the host, the kernel's boot id, the pid namespace, the
-pid and the process's start time (clock ticks since boot, so a recycled pid is not mistaken for
-the holder). Anything that cannot be read (another OS, another container, hidepid) counts as alive.
+A SIGKILLed deploy never releases its lock; on the same machine (host, boot id, pid namespace, pid, start
+time) that is provable. Anything that cannot be read counts as alive.
 """
 
 from __future__ import annotations

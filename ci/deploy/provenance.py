@@ -1,9 +1,7 @@
 """Which commit a deploy comes from, recorded on the version it publishes, so the alias never goes backwards.
 
-A re-run of an old workflow run (its artifacts live 14 days) would otherwise redeploy old bytes
-over newer ones. Each published function version's description names its commit (and whether the
-tree was dirty) next to short build digests; before anything is uploaded, a deploy whose commit is
-an ancestor of the live version's commit is refused (`ci rollback` and --allow-older excepted).
+A re-run of an old workflow run would otherwise redeploy old bytes over newer ones; a commit that is an
+ancestor of the live one is refused (`ci rollback` and --allow-older excepted).
 """
 
 from __future__ import annotations

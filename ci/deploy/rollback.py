@@ -1,9 +1,7 @@
 """`python -m ci rollback`: the alias back to the version live before this one (or --to N), verified first.
 
-The target version is checked the same way a new deploy is (invoke, or the smoke harness on its
-downloaded bytes on an emulator) before the alias moves, so a rollback cannot make things worse
-unless asked to (--force). It takes the same deploy lock as deploy, and moving backwards in
-commits is its purpose, so the commit-order check of deploy does not apply.
+The target version is checked as a new deploy is, under the same deploy lock, so a rollback cannot make
+things worse unless asked to (--force); moving backwards in commits is its purpose.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """Gradual deploys: move the alias's traffic to the new version in steps, reading alarms, undoing on ALARM.
 
-Lambda's alias sends a weight of its traffic to a second version (RoutingConfig.AdditionalVersionWeights)
-while its FunctionVersion stays the old one, so during a shift "the old version" is always the alias's
-own FunctionVersion and putting every request back on it is one UpdateAlias that clears the routing.
-The shift runs in the deploy process under the deploy lock, not in CodeDeploy (docs/commands.md says
-why). If that process dies the split alias stays behind; the next deploy, rollback or status finds it
-(`resolve_split`) and puts all traffic back on the old version, saying so.
+Runs in the deploy process under the deploy lock, not in CodeDeploy (docs/design.md says why); a split
+alias left by a dead process is found and undone by the next deploy, rollback or status.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """Where a command deploys: the caller's AWS (or emulator), or the local emulator by default.
 
-With no endpoint and no credentials configured, deploy, rollback, bootstrap and status use moto on
-127.0.0.1 with its state kept in build/local-aws/ (ci/deploy/embedded.py), the template's stack
-bootstrapped there, so the whole lifecycle runs on a machine with no AWS account. Inside GitHub
-Actions that silent fallback would hide a failed OIDC login behind a "successful" local deploy, so
-there it must be asked for (--target embedded).
+With no endpoint and no credentials the local emulator is used; inside GitHub Actions it must be asked for
+(--target embedded), so a failed OIDC login never hides behind a "successful" local deploy.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The template's CloudWatch alarms, created directly on an emulator whose CloudFormation skips them.
 
-moto 5.2.5 creates a stack's other resources but not AWS::CloudWatch::Alarm, while a gradual deploy
-must find and read the stack's alarms. So after bootstrap on an emulator the AWS::CloudWatch::Alarm
-resources of infra/template.yaml are put with PutMetricAlarm, their !Sub/!Ref resolved against the
-stack parameters (and the template's defaults): the same names, metrics and thresholds AWS creates.
+moto creates a stack's other resources but not AWS::CloudWatch::Alarm, and a gradual deploy must read
+them, so they are put with PutMetricAlarm under the names and thresholds AWS would create.
 """
 
 from __future__ import annotations

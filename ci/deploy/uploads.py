@@ -1,14 +1,7 @@
 """Content-addressed uploads to the artifact bucket, proven by S3's own SHA-256 checksum.
 
-The key carries the SHA-256 of the snapshot's bytes. Those exact bytes are read once into memory,
-hashed again, and sent in one PutObject whose ChecksumSHA256 is that digest, so S3 itself rejects
-any other body (BadDigest). An existing object is trusted only if S3 reports that same full-object
-checksum (head_object, ChecksumMode=ENABLED), never metadata a writer chose: anything else at the
-content address (other bytes, a multipart composite checksum, no checksum) is replaced; the bucket
-is versioned, so the replaced object stays as a noncurrent version.
-
-One PutObject takes up to 5 GB; a deployable artifact is far below that (Lambda takes 250 MB
-unzipped), and a single request keeps the checksum a digest of the file, not of its parts.
+One PutObject per artifact with ChecksumSHA256 set, so S3 rejects any other body; an existing object is
+trusted only if S3 reports that same full-object checksum, never metadata a writer chose.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The post-deploy check: the NEW VERSION (by number, never $LATEST or the alias) must answer the smoke events.
 
-On AWS the version is invoked. An emulator on the loopback interface (moto, embedded or not)
-cannot run code without Docker, so there the bytes Lambda and S3 now hold are downloaded back,
-checked against the digests Lambda reports (CodeSha256, MODEL_SHA256) and run through the smoke
-harness: it is still the deployed version's bytes that answer, not the local build's.
+On AWS the version is invoked; an emulator runs no code without Docker, so there the bytes Lambda and S3
+now hold are downloaded, checked against their digests and run through the smoke harness.
 """
 
 from __future__ import annotations

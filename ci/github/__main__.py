@@ -1,14 +1,6 @@
 """`python -m ci.github <subcommand>`: the workflow steps that talk to GitHub, runnable by hand.
 
-comment   post or update the one sticky pull-request comment (found by a hidden marker): one or more reports
-annotate  print ::error/::warning annotations for the failing reports in a folder
-summary   append reports (rendered) and Markdown files to the job summary (stdout off a runner)
-gate      fail unless every named job of `needs` succeeded; sets the `verified` output
-config    expose pipeline.toml values as step outputs (one source of truth for the region)
-deploy-freshness  refuse a deploy run off main; skip it when its commit is no longer main's tip
-aws-account       check the account allowed-account-ids pins (AWS_ACCOUNT_ID) holds the deploy role
-oidc-subject      check or --apply the OIDC subject template the deploy role's trust needs (admin)
-relock-pr         push the re-locked files to ci/relock and open or update its one pull request
+One entry point so the workflows stay thin YAML; each subcommand's --help says what it does.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """What deploy.yml checks before it touches production, as commands a person can run.
 
-deploy-freshness  refuse a run on any branch but main (a dispatch from a feature branch must not
-                  look green while deploying nothing), and skip the deploy when the run's commit
-                  is no longer the tip of main: runs finish out of order, and an older commit
-                  whose verify ended last would otherwise replace a newer one in production.
-aws-account       the account that `allowed-account-ids` pins must be set, and must be the deploy
-                  role's account: an empty input silently turns configure-aws-credentials' check off.
+deploy-freshness refuses a run off main and skips one whose commit is no longer main's tip (runs finish out
+of order); aws-account refuses an empty or wrong account, which would silently turn the action's check off.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """The repository's OIDC subject, customised so the deploy role can trust environment AND branch.
 
-GitHub's default subject of a job with an environment is `repo:R:environment:E`: it does not say
-which branch the workflow came from, so any pushed branch naming `environment: production` matches
-it. With include_claim_keys [repo, context, ref] the subject becomes
-`repo:R:environment:E:ref:refs/heads/B`, the one subject infra/template.yaml trusts. A repository
-admin sets it once (`python -m ci.github oidc-subject --apply`); without it the deploy cannot sign in.
+GitHub's default subject with an environment names no branch, so any pushed branch could match it; an admin
+sets the [repo, context, ref] template once (`python -m ci.github oidc-subject --apply`).
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """`python -m ci.github relock-pr`: one pull request from a fixed branch, opened once, then updated.
 
-The re-lock workflow runs every week. A new pull request per run would bury reviewers, so the
-branch is fixed (ci/relock) and rewritten each time from the base: one commit holding the upgraded
-.in files and locks on top of the checked-out base commit, force-pushed (the branch belongs to the
-bot). The commit is made through a temporary index, so the working tree and HEAD are untouched,
-and git runs with hooks disabled (the job holds a write token; nothing in the checkout may run
-with it). Then the open pull request from that branch is updated, or one is created. Force-pushing
-is why the branch must be the bot's own: ci/relock or a branch under it, never the base.
+A weekly PR per run would bury reviewers, so the bot's own branch (ci/relock) is rewritten and force-pushed
+each time, committed through a temporary index with git hooks disabled (the job holds a write token).
 """
 
 from __future__ import annotations

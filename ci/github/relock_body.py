@@ -1,10 +1,7 @@
 """The re-lock pull request's body, from the reports the re-lock run wrote (standard library only).
 
-A reviewer must see, without opening a log: which packages moved (old -> new) and what held the
-others back (lock-upgrade.json), the size against main (budget.json's baseline comparison), the pin
-match (pins.json), and every other check's verdict. A failing check is named with the package that
-most likely caused it: the largest size growth for the budget; for the others, the changed
-distribution the check's own findings name. When nothing names one, the body says so.
+A reviewer sees without opening a log which packages moved, what held others back, the size against main,
+and each failing check named with the package that most likely caused it.
 """
 
 from __future__ import annotations

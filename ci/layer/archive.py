@@ -1,14 +1,7 @@
 """Step 7, zip: byte-identical zips for identical trees, fast on a warm cache.
 
-Sorted entries, the zip epoch (1980-01-01) for every timestamp, fixed permissions (0644, or
-0755 for executables), one compression level, no extra fields: the same lock, rules and
-sources always give the same sha256, so a report's digest identifies the build.
-
-The writer is a plain PKZIP 2.0 writer (what zipfile reads and Lambda unpacks): it takes
-deflate streams compressed in parallel and cached by content, because compressing 220 MB
-again on every rebuild would cost more than the rest of a warm build together. A cached stream
-is inflated and compared with the file before it is used (several times cheaper than deflating):
-the cache travels between jobs, and a stream that inflates to other bytes would ship them.
+Fixed order, timestamps and permissions make the sha256 identify the build; deflate streams are cached by
+content and inflated back and compared before use, because the cache travels between jobs.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """`python -m ci build`, top-down: fetch -> install -> pristine -> prune -> verify + abi -> trace -> bytecode
 -> prove -> zip -> report.
 
-Each step prints one line saying what it did (counts, bytes, seconds) and returns the facts
-build/reports/build.json records. Every cache (wheels, stripped files, the pristine verdict,
-compiled bytecode) is keyed by content, so a warm rebuild redoes the work from the wheels in
-seconds and still proves it.
+Each step prints one line saying what it did and returns the facts build.json records; every cache is
+keyed by content, so a warm rebuild redoes the work from the wheels and still proves it.
 """
 
 from __future__ import annotations

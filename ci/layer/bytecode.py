@@ -1,13 +1,7 @@
 """Step 6, bytecode: unchecked-hash .pyc where it pays, proven by the same checks as every rule.
 
-Lambda's /opt is read-only: without shipped bytecode every cold start compiles every imported
-module again (2.8-3.8 s instead of 0.8-1.0 s for this stack). Unchecked-hash pyc never consult
-timestamps (zips have none worth trusting) and are deterministic. Modes ([build].bytecode):
-- "runtime": for the modules the handler imports, from the import trace (trace.py);
-- "all": for every .py; "none": no bytecode.
-Compact profile ([build].sourceless, [build].prune_unimported, both opt-in): the traced
-modules ship as name.pyc without their .py, and files the trace never used are removed —
-then the whole tree is verified again and the handler must answer every event as before.
+Lambda's /opt is read-only, so without shipped bytecode every cold start compiles every imported module again
+(docs/design.md, "Precompiled bytecode"); modes and the compact profile: docs/commands.md.
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
 """Proofs reused for the exact bytes they were made on (verify, trace, prove).
 
-Each is a pure function of what it ran on: the tree's bytes, the handler package, the events, the
-model, the target's interpreter and this repository's own code. Made again on the same inputs it
-proves nothing new, and under emulation it costs most of a build (~45 s of qemu for arm64). So a
-passing proof is recorded under a key made of digests of every one of those inputs, each recomputed
-from the files at the time (never taken from a name or a timestamp), and the record itself repeats
-them: a record that does not name exactly this build's inputs is not used, whatever file it sits in,
-and one not sealed by this machine (ci/cache_seal.py) is not used either: the cache travels between
-jobs, and a forged "pass" would let a layer that fails its imports through.
-Only passes are recorded, so a failure is always made, and explained, fresh; `ci build --fresh-proofs`
-makes every proof again. Reports say which proofs were reused, when they were made, and the key.
+A proof is a pure function of its inputs, so a passing one is recorded under digests of all of them and
+sealed (ci/cache_seal.py); only passes are recorded, and `ci build --fresh-proofs` makes every one again.
 """
 
 from __future__ import annotations

@@ -1,16 +1,7 @@
 """Bytecode the checking interpreters compile, shared by every build that imports the same source.
 
-verify, trace and the what-if measurement import thousands of modules in the target's interpreter;
-compiling them is much of a cold run's time (under emulation most of it). A cache kept under
-`sys.pycache_prefix` mirrors each source's absolute path, so it served only the build directory that
-filled it, and grew by a layer's worth of .pyc for every new one (each test's, each clone's). Here each
-run gets a fresh prefix, filled with hard links: the layer's modules from a store named by each source's
-sha256 and mtime, the interpreter's own standard library (the same path in every run) from a mirror of
-its paths. What the run compiled joins them after it. Python still checks each .pyc against its
-source's mtime and size, and a layer module's .pyc is only offered for the exact bytes it was compiled
-from. Nothing from the store ships in the layer (bytecode.py compiles the layer's own .pyc), but the
-checking interpreters execute it, with the layer's tree writable: an entry is offered only under this
-machine's seal (ci/cache_seal.py), so bytecode written into a cache restored from elsewhere never runs.
+Keyed by each source's content, not its path, and linked into a fresh pycache prefix per run; entries are
+offered only under this machine's seal (ci/cache_seal.py), since the checking interpreters execute them.
 """
 
 from __future__ import annotations

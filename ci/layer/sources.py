@@ -1,9 +1,7 @@
 """What a build was made from, by digest: the handler package, the model, the locks, the config file.
 
-build.json records them when the build starts, by path relative to the repository (or to the build
-directory), so a checkout moved or cloned elsewhere with the same bytes passes; the deploy gate hashes
-them again and refuses zips whose sources changed since (an edited handler would otherwise ship as the
-old, checked zip).
+The deploy gate hashes them again and refuses zips whose sources changed since, so an edited handler never
+ships as the old, checked zip; paths are relative, so a moved checkout with the same bytes passes.
 """
 
 from __future__ import annotations

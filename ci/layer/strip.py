@@ -1,10 +1,7 @@
 """The strip rule: drop debug symbols from extension modules, only where it is safe and proven.
 
-Never inside `*.libs/`: auditwheel edits those with patchelf, and strip then produces files
-the loader refuses ("ELF load command address/offset not page-aligned"). Every stripped file
-must still load (dlopen in the target interpreter); one that does not is restored and reported.
-Stripped bytes are cached by the original's sha256 under this machine's seal (ci/cache_seal.py), so
-a warm rebuild only copies them and an entry written elsewhere is made again.
+Never inside `*.libs/` (patchelf'd libraries break: docs/design.md, "Not stripping *.libs"); every stripped
+file must still load, or it is restored and reported.
 """
 
 from __future__ import annotations

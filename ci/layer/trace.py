@@ -1,12 +1,7 @@
 """What the handler really uses from the layer: the import trace of a run on the committed events.
 
-Run in the target interpreter that sees only the handler package, the layer and the runtime's own
-packages behind it, in Lambda's order (ci/runtime_view.py): import the
-handler, load the model (MODEL_PATH) and call it on every event of tests/events/, then record
-the files of every imported module, every file Python opened (audit hook) and every shared
-object mapped into the process (/proc/self/maps: dlopen'ed libraries in *.libs/). Bytecode
-for runtime modules, sourceless modules and import-trace pruning all start from this.
-The handler's answers are recorded too, so a changed tree can be proven to answer the same.
+Runs in the target interpreter seeing only what Lambda's would (ci/runtime_view.py); runtime bytecode,
+sourceless modules and import-trace pruning start from it, and its answers prove a changed tree equivalent.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """Step 4, verify: the layer imports in an interpreter of the target version that sees only what Lambda's does.
 
-Judge: importing every top-level package and every extension module, and
-importlib.metadata.version() for every locked distribution, with the runtime's own packages behind
-the layer as on Lambda (ci/runtime_view.py). Some modules fail even in a
-pristine install (numpy.core._umath_tests, scipy.linalg._matfuncs_sqrtm_triu on this lock), so
-the verdict compares with the unpruned tree's own result — measured once per lock and cached,
-never written down by hand. A new failure names the module's file, the error and its cause
-(diagnose.py): the rule that removed something it needs, or no rule at all.
+Some modules fail even in a pristine install, so the verdict is compared with the unpruned tree's own,
+measured and cached, never written down by hand; a new failure names its file and the rule behind it.
 """
 
 from __future__ import annotations

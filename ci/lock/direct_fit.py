@@ -1,9 +1,7 @@
 """Before any resolve: does every exact pin of requirements.in have a wheel for the target at all?
 
-scikit-learn==1.3.2 is pinned on purpose (the model is pickled by it), and it has no cp313 wheel:
-on python3.13 uv would fail with a resolver trace and `lock --check` with several consequences of
-it. This check answers first, in one message: which pin, which Python tag, and the oldest release
-of that package the index has a fitting wheel for (read from the index, never assumed).
+One message (which pin, which Python tag, the oldest release that fits) instead of a resolver trace, e.g.
+scikit-learn==1.3.2 on python3.13.
 """
 
 from __future__ import annotations

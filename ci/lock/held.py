@@ -1,10 +1,7 @@
 """Why a locked package is not at its newest release: the reason a re-lock reports beside old -> new.
 
-Three causes, told apart by facts rather than guessed: an exact pin in an .in file (the model's
-contract); the target (no newer release has a wheel for the Python version and platform the lock
-is resolved for, or its requires-python excludes the runtime); or another package's requirement,
-which uv itself names when asked to resolve the newer version. Anything else is "held back" with
-no reason claimed.
+Told apart by facts: an exact pin, the target (no fitting wheel), or another package's requirement that uv
+names; anything else is "held back" with no reason claimed.
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
-"""Compiling the locks with uv, the way the lead did by hand, so `python -m ci lock` is repeatable.
+"""Compiling the four locks with uv for the target, so `python -m ci lock` is repeatable.
 
-Four jobs, in order: the layer lock for the Lambda target (resolved together with the runtime's
-own boto3/botocore so the layer never shadows them with an incompatible version, and with those
-packages left out of the output), then for the build host training/requirements.txt (constrained
-to the layer lock), requirements-pipeline.txt (the training set plus what `python -m ci` imports:
-what `make pipeline` and the verify jobs install) and requirements-dev.txt (linters, test tools and
-emulators, constrained to the pipeline lock; `make test` installs both). The build host runs the target's Python version
-(ci/python.py), so all four are resolved for it: the committed locks are for the committed
-pipeline.toml, and changing [target] runtime means running `python -m ci lock` again. Each job
-runs in the directory of its .in file so the `# via -r ...` annotations stay relative and the
-output is byte-identical on an unchanged tree.
+The layer lock is resolved for the Lambda target with the runtime's own packages, the host locks constrained
+to it (docs/design.md, "Locks resolved for the target"); output is byte-identical on an unchanged tree.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Which wheel tags the Lambda target accepts, from the exact glibc of its runtime.
 
-uv's platform names stop at manylinux_2_17 below 2_28, so the resolve uses a conservative
-platform; this check uses the runtime's real glibc (2.26 on Amazon Linux 2): manylinux_2_X for
-every X up to it, the legacy aliases (manylinux2014 = 2_17, manylinux2010 = 2_12,
-manylinux1 = 2_5), then pure-Python wheels.
+The resolve uses uv's conservative platform; this check uses the runtime's real glibc: manylinux_2_X up to
+it, the legacy aliases, then pure-Python wheels.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """`python -m ci lock --upgrade [PACKAGE ...]`: move the four locks forward together, for the target.
 
-Dependabot edits one lock in place and recompiles the others for its own host, so every pip pull
-request it opens fails `lock --check`. This re-resolves the layer for the Lambda target with uv
-allowing upgrades (everything, or the named packages), then the training, pipeline and dev locks
-constrained to it, and reports per package old -> new and what held a package back. Exact pins in the .in
-files (scikit-learn==1.3.2, the model's contract) move only when named: then the pin is released
-for the resolve and written back at the new version, so `lock --check` passes right after. Any
-failure restores every file it touched: the locks are never left half upgraded.
+Dependabot edits one lock for its own host, so its PRs fail `lock --check`; this re-resolves all four, moves
+exact pins only when named, and restores every file on failure.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """The base branch's model: which commit, whether its training inputs differ, and training it.
 
-The base is a commit: --base-ref, else the merge-base of HEAD with origin/main (or main), else HEAD
-itself when the working tree changes the training inputs. Its tree comes from `git archive` and is
-trained by `python -m training` run from that tree with this checkout's interpreter, so the two
-models differ by code and [training] settings only, never by environment. Identical training inputs
-mean the head model is the base model: nothing is trained. A base that cannot be built is an outcome
-with a reason and a fix, not an exception: the report is informational (training's gate judges quality).
+Trained from the base's `git archive` with this checkout's interpreter, so the models differ by code and
+settings only; a base that cannot be built is an outcome with a reason, since the report is informational.
 """
 
 from __future__ import annotations

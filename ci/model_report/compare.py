@@ -1,9 +1,6 @@
-"""Two models side by side: their held-out metrics against [training]'s gate, their recorded checks,
-and their predicted recall over elapsed days for committed histories (the smoke events' inputs).
+"""Two models side by side: held-out metrics against [training]'s gate, recorded checks, and predicted recall.
 
-Models are unpickled only through handler.model_store (the loader the function itself uses, with its
-SHA-256 check against model.json before any byte is unpickled), and only the two this command was
-given: the head model the pipeline trained and the base model it trained or reused.
+Models are unpickled only through handler.model_store (the function's own loader, digest checked first).
 """
 
 from __future__ import annotations

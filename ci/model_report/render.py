@@ -1,9 +1,7 @@
 """model-report.md: what a reviewer reads in the pull-request comment and the job summary.
 
-A verdict line first, then the metrics table with deltas and [training]'s gate, the recorded
-monotonicity check, and one mermaid xychart of predicted recall over elapsed days (GitHub renders
-it; xychart-beta has no legend, so the series get fixed contrasting colours named above the chart
-and a table of the same numbers follows it).
+The chart's series get named contrasting colours and a table of the same numbers, since xychart-beta has
+no legend.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The three pin checks: the two locks agree, the model artifact matches the runtime lock,
 and (optionally) the installed training environment matches the training lock.
 
-Each check returns rows for its table and findings; a finding of severity "error" fails it.
-Computing is kept apart from printing (render.py) and from the report file (cmd_pins.py);
-each check lives in its own module (lock_check, model_check, installed_check).
+Each returns rows and findings (an "error" fails it); printing and the report file live elsewhere.
 """
 
 from __future__ import annotations

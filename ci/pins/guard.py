@@ -1,10 +1,7 @@
 """The model precondition: no process of the pipeline loads a model that `ci pins` would refuse.
 
-Unpickling runs whatever the pickle names, and the handler's MODEL_SHA256 check cannot help when
-the loader computes the digest from the same file. So every code path that loads a model (the
-build's import trace, smoke, bench, the post-deploy check) first runs pins' static scan and its
-refusals on the bytes, and then loads them only under the digest of exactly the bytes scanned:
-a file swapped after the scan fails the handler's digest check instead of being unpickled.
+Every path that loads a model first scans the bytes, then loads them only under the digest of exactly those
+bytes, so a file swapped after the scan fails the handler's digest check instead of being unpickled.
 """
 
 from __future__ import annotations

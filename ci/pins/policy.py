@@ -1,9 +1,6 @@
 """Which references a model pickle may contain: exactly the pairs of handler/model_globals.txt.
 
-Unpickling imports every referenced module and may call every referenced callable, and the model's
-own libraries are full of callables that read and write files; so the pipeline accepts a name only
-if the handler's allow-list (the same file the loader on Lambda enforces) holds that exact
-(module, qualname), and only if the runtime lock ships the distribution it comes from.
+The same allow-list the loader on Lambda enforces, and only for distributions the runtime lock ships.
 """
 
 from __future__ import annotations

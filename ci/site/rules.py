@@ -1,13 +1,7 @@
 """Step 3, prune: named rules, each removing one kind of file a Lambda runtime never needs.
 
-A rule claims files by directory name (everything under `tests/`) or by file name/suffix.
-Three things are never removed, whatever the rule:
-- `*.dist-info/METADATA` (libraries call importlib.metadata.version()) and license files;
-- `keep`: files the verification imports (computed from the unpruned tree, never guessed) —
-  `numpy/testing` is imported at import time by other packages, so a directory that holds a
-  kept file is spared as a whole (its own nested `tests/` can still go);
-- anything no rule claims.
-The strip rule (changing, not removing files) lives in strip.py under the name "strip".
+METADATA, licenses, `keep` (files the verification imports, computed) and anything no rule claims are never
+removed; strip lives in strip.py.
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
 """The committed smoke events, training's answers to them, and the judging of a runtime's answer.
 
-An event file (tests/events/*.json) is {"description", "event", "expect": {"status", "error_field"?}}:
-inputs and the expected outcome only, so no number in it is edited when the model changes. The numbers
-come from training: model.json's `answers` are the model's own answers to every committed event,
-computed through the handler's code in the training environment (training/answers.py) and recorded
-next to the model's sha256. Smoke judges the runtime, not the model: it requires the Lambda runtime to
-reproduce those answers as closely as float64 round-off allows (docs/model.md#answers-training-records).
-HTTP events (API Gateway v1/v2, Function URL) must come back as {"statusCode", "headers", "body": JSON};
-direct invocations as the plain dict.
+Events hold inputs and expected status only; the numbers come from training's recorded answers, so smoke
+judges the runtime, not the model (docs/model.md#answers-training-records).
 """
 
 from __future__ import annotations

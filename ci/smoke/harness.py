@@ -1,9 +1,7 @@
 """run_smoke: the built zips, run the way Lambda runs them, judged event by event.
 
-Steps: lay out the artifacts (layout.py) next to the runtime's own packages (ci/runtime_view.py), serve
-the Runtime API (runtime_api.py), start awslambdaric in an isolated target Python (process.py),
-wait for init, send every committed event and then N warm invocations, collect the import trace,
-read the peak RSS, stop the process, and turn all that into failures that name their cause.
+Lay out, serve the Runtime API, start awslambdaric in an isolated target Python, send the events, collect the
+trace and peak RSS, and turn all that into failures that name their cause.
 """
 
 from __future__ import annotations

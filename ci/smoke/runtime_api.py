@@ -1,11 +1,7 @@
 """A local implementation of the Lambda Runtime API (2018-06-01) that awslambdaric talks to.
 
-The harness queues invocations; the client's GET .../invocation/next receives them with Lambda's
-headers; its POSTs (response, invocation error, init error) come back as Outcomes with the time
-the invocation took (from handing out the event to receiving the answer, like Lambda's Duration).
-SnapStart's routes too: a client started with AWS_LAMBDA_INITIALIZATION_TYPE=snap-start runs its
-before-snapshot hooks, then GETs .../restore/next, which answers only when the harness restores
-(`release_restore`); the client then runs its after-restore hooks (a failure POSTs .../restore/error).
+Invocations, their outcomes with a Lambda-like Duration, and SnapStart's restore routes, so the real client
+runs unchanged.
 """
 
 from __future__ import annotations

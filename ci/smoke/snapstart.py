@@ -1,10 +1,7 @@
 """SnapStart in the smoke run: init -> before-snapshot hooks -> snapshot -> restore -> after-restore hooks -> invoke.
 
-The client (awslambdaric, started with AWS_LAMBDA_INITIALIZATION_TYPE=snap-start) does what it does on
-Lambda; the Runtime API (runtime_api.py) holds its GET /restore/next until `restore` releases it, and
-the function's bootstrap records when the hooks ran (hooks.jsonl). What cannot be measured here is
-Lambda's own restore latency (resuming a Firecracker microVM snapshot): `restore_s` is only the time
-from the restore to the client asking for work, i.e. the after-restore hooks and the client's overhead.
+The client does what it does on Lambda; Lambda's own restore latency cannot be measured here, so `restore_s`
+is only the after-restore hooks and the client's overhead.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """The import trace: which files of the layer the function really imported or mapped, per distribution.
 
-The budget report and the bytecode/pruning rules use it to tell what is shipped but never touched.
-Files are named as in layer.zip (python/...). ci.site.owners attributes each to a distribution
-(the build report's "top_level" map, the layer's own *.dist-info); a file nothing claims is
-shown under its first path component's name.
+The budget and the bytecode/pruning rules use it to tell what is shipped but never touched.
 """
 
 from __future__ import annotations
