@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
+from ci import logs
 from ci.config import Config
 from ci.paths import BuildPaths
 
+logger = logging.getLogger(__name__)
 HELP = "Show what is deployed: the alias, the published versions and their commits (AWS or the local emulator)."
 
 
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         lines.append(
             f"local state: {state_dir} ({as_mb(local_size(state_dir))}; `python -m ci reset-local` forgets it)"
         )
-    print("\n".join(lines))
+    logs.result(logger, "\n".join(lines))
     return 0
 
 

@@ -15,6 +15,7 @@ The machine's load average is recorded at the start and the end: the figures are
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import PipelineError
+
+logger = logging.getLogger(__name__)
 
 CHECKS = ("budget", "pins", "abi", "smoke")
 ARTIFACTS = ("layer.zip", "function.zip", "model", "reports")  # what the build job uploads
@@ -108,7 +111,7 @@ def must(timed: Timed, what: str) -> Timed:
 
 
 def run_bench_ci(
-    source: Path, cache: Path, with_test: bool = True, log: Callable[[str], None] = print
+    source: Path, cache: Path, with_test: bool = True, log: Callable[[str], None] = logger.info
 ) -> dict[str, Any]:
     """Every measurement, in one run; returns the report's details (rows with targets, load, commit)."""
     targets = Targets()

@@ -7,6 +7,7 @@ the import trace through the smoke harness, which also proves every event still 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -22,6 +23,8 @@ from ci.paths import BuildPaths
 from ci.reports import sha256_file
 from ci.units import MB, as_mb
 from ci.zipsafe import open_zip
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ def measure_variant(config: Config, variant: BuildPaths, build_s: float, runs: i
     }
 
 
-def run_bench(config: Config, paths: BuildPaths, runs: int = 5, log: Any = print) -> dict[str, Any]:
+def run_bench(config: Config, paths: BuildPaths, runs: int = 5, log: Any = logger.info) -> dict[str, Any]:
     if runs < 5:
         raise PipelineError(f"--runs {runs} is too few for a median", "use --runs 5 or more")
     if not paths.model.is_file():

@@ -16,13 +16,14 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ci import unpacked_layers
+from ci import logs, unpacked_layers
 from ci.budget.model import FAIL
 from ci.budget.options import removal_options
 from ci.budget.projection import Measured, Measurer
@@ -46,6 +47,8 @@ from ci.reports import Finding, sha256_file, write_report
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, canonical
 from ci.units import as_mb
+
+logger = logging.getLogger(__name__)
 
 CI_PACKAGE = Path(__file__).resolve().parents[1]
 Log = Callable[[str], None]
@@ -118,7 +121,7 @@ def what_if(
     request: WhatIfRequest,
     limit_bytes: int | None = None,
     fresh: bool = False,
-    log: Log = print,
+    log: Log = logger.info,
 ) -> tuple[Answer, Projection | None]:
     """The answer (from the cache unless `fresh`), and the projection when it was computed now."""
     started = time.perf_counter()
@@ -276,9 +279,9 @@ def run_what_if(
     report = write_report(
         paths, CHECK, answer.passed, {**answer.report, "cache": cache, "answered_in_s": total}, findings=findings
     )
-    print(answer.text)
+    logs.result(logger, answer.text)
     how = "answered from the cache" if answer.from_cache else "computed"
-    print(f"\nwrote {display_path(report, config.root)} ({how} in {total:.1f}s)")
+    logger.info(f"\nwrote {display_path(report, config.root)} ({how} in {total:.1f}s)")
     errors = [finding for finding in findings if finding.severity == "error"]
     if errors:
         raise CheckFailedError(errors[0].message, errors[0].fix)

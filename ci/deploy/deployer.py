@@ -11,6 +11,7 @@ refused before the first write. Each step's AWS calls share a wall-clock deadlin
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -37,6 +38,8 @@ from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
 from ci.reports import write_report
+
+logger = logging.getLogger(__name__)
 
 RERUN_FIX = "fix the cause and rerun `python -m ci deploy`: finished steps are skipped, so it resumes where it stopped"
 
@@ -116,7 +119,7 @@ def deploy(
     paths: BuildPaths,
     aws: Aws,
     verifier: Verifier | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
     artifacts: Artifacts | None = None,
     provenance: Provenance | None = None,
     allow_older: bool = False,

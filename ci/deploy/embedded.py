@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
+
 LOCAL_STATE = "local-aws"  # under the build directory
 RECORDING = "requests.jsonl"
 
@@ -83,7 +85,7 @@ def _complete_lines(recording: Path) -> None:
 
 
 @contextmanager
-def local_aws(state: Path, log: Callable[[str], None] = print) -> Iterator[str]:
+def local_aws(state: Path, log: Callable[[str], None] = logger.info) -> Iterator[str]:
     """moto on 127.0.0.1 holding everything earlier commands did to it (replayed from `state`), and this one's too."""
     from moto.moto_api import recorder
 

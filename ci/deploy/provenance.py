@@ -8,6 +8,7 @@ an ancestor of the live version's commit is refused (`ci rollback` and --allow-o
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci.errors import PipelineError
+
+logger = logging.getLogger(__name__)
 
 COMMIT = re.compile(r"\bcommit ([0-9a-f]{40})( dirty)?")
 UNKNOWN = "unknown"
@@ -86,7 +89,7 @@ def check_order(
     live: Provenance | None,
     live_version: str,
     allow_older: bool,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
 ) -> None:
     """Refuse to replace the live version with one built from an older commit (or one we cannot place)."""
     if live is None or live.commit == ours.commit:

@@ -8,6 +8,7 @@ commits is its purpose, so the commit-order check of deploy does not apply.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
 from ci.reports import write_report
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,7 +67,7 @@ def rollback(
     to: str | None = None,
     force: bool = False,
     verifier: Verifier | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
     lock_ttl_s: int = TTL_S,
 ) -> RollbackOutcome:
     name = config.function.name

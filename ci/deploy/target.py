@@ -9,6 +9,7 @@ there it must be asked for (--target embedded).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from ci.config import Config
 from ci.deploy.aws import Aws, connect, credentials_configured, endpoint_configured
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
+
+logger = logging.getLogger(__name__)
 
 MODES = ("auto", "embedded", "aws")
 
@@ -41,7 +44,7 @@ def deployment_target(
     config: Config,
     paths: BuildPaths,
     mode: str = "auto",
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
     bootstrapped: bool = True,
 ) -> Iterator[Aws]:
     """Yield connected clients; for the embedded default, the local emulator (its stack bootstrapped if asked)."""

@@ -14,6 +14,7 @@ unzipped), and a single request keeps the checksum a digest of the file, not of 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from typing import Any
 
 from ci.deploy.artifacts import Artifact, hex_to_lambda_sha, lambda_sha_to_hex
 from ci.errors import PipelineError
+
+logger = logging.getLogger(__name__)
 
 MAX_SINGLE_PUT = 5 * 1024**3  # S3's PutObject limit
 ENCRYPTION = "AES256"  # matches the bucket default of infra/template.yaml (SSE-S3)
@@ -65,7 +68,7 @@ def describe_checksum(checksum: str) -> str:
         return f"checksum {checksum}"  # e.g. a composite "<base64>-<parts>"
 
 
-def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact, log: Callable[[str], None] = print) -> Upload:
+def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact, log: Callable[[str], None] = logger.info) -> Upload:
     """Put the snapshot's bytes at their content address unless S3 already vouches for exactly them."""
     key = artifact.key(prefix)
     uri = f"s3://{bucket}/{key}"

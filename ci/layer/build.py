@@ -10,6 +10,7 @@ seconds and still proves it.
 from __future__ import annotations
 
 import fcntl
+import logging
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,9 +34,15 @@ from ci.site.owners import BUILD_SITE, Owners
 from ci.site.tree import globbed, tree_size, walk_files
 from ci.units import as_mb
 
+logger = logging.getLogger(__name__)
+
 
 def build_layer(
-    config: Config, paths: BuildPaths, log: Log = print, config_file: Path | None = None, reuse_proofs: bool = True
+    config: Config,
+    paths: BuildPaths,
+    log: Log = logger.info,
+    config_file: Path | None = None,
+    reuse_proofs: bool = True,
 ) -> dict[str, Any]:
     """Run every step; returns build.json's data. Raises PipelineError (with a fix) on any failure.
 
