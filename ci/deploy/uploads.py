@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +67,7 @@ def describe_checksum(checksum: str) -> str:
         return f"checksum {checksum}"  # e.g. a composite "<base64>-<parts>"
 
 
-def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact, log: Callable[[str], None] = logger.info) -> Upload:
+def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact) -> Upload:
     """Put the snapshot's bytes at their content address unless S3 already vouches for exactly them."""
     key = artifact.key(prefix)
     uri = f"s3://{bucket}/{key}"
@@ -80,7 +79,7 @@ def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact, log: Callable[
     replaced = ""
     if found is not None:
         replaced = describe_checksum(found)
-        log(
+        logger.info(
             f"replacing {uri}: S3 reports {replaced}, not sha256 {artifact.sha256}; the object there is not "
             "these bytes (the bucket is versioned: it stays as a noncurrent version)"
         )
