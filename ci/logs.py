@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 RESULT = 25  # above INFO, below WARNING: what `-q` still shows
 logging.addLevelName(RESULT, "RESULT")
@@ -54,3 +56,15 @@ def configure(verbosity: int = 0, name: str = ROOT) -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(LEVELS[max(-1, min(1, verbosity))])
+
+
+@contextmanager
+def muted(name: str) -> Iterator[None]:
+    """Hide `name`'s progress (below WARNING) for a while: e.g. the builds the bench times, not reads."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        logger.setLevel(before)

@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from ci import logs, unpacked_layers
@@ -51,7 +50,6 @@ from ci.units import as_mb
 logger = logging.getLogger(__name__)
 
 CI_PACKAGE = Path(__file__).resolve().parents[1]
-Log = Callable[[str], None]
 
 
 def answer_key(config: Config, paths: BuildPaths, current: Current, request: WhatIfRequest) -> str:
@@ -121,7 +119,6 @@ def what_if(
     request: WhatIfRequest,
     limit_bytes: int | None = None,
     fresh: bool = False,
-    log: Log = logger.info,
 ) -> tuple[Answer, Projection | None]:
     """The answer (from the cache unless `fresh`), and the projection when it was computed now."""
     started = time.perf_counter()
@@ -143,10 +140,10 @@ def what_if(
     mark = time.perf_counter()
     lock = resolve(config, paths, request, workdir)
     mark = step("resolve", mark)
-    log(f"resolve:  {len(lock.entries)} pins for {target_name(config.target)} [{timings['resolve']:.1f}s]")
+    logger.info(f"resolve:  {len(lock.entries)} pins for {target_name(config.target)} [{timings['resolve']:.1f}s]")
     wheels, downloaded = fetch_wheels(config, paths, lock, workdir)
     mark = step("fetch", mark)
-    log(
+    logger.info(
         f"fetch:    {len(wheels)} wheels, {downloaded} downloaded, the rest from the build's cache "
         f"[{timings['fetch']:.1f}s]"
     )
@@ -173,7 +170,7 @@ def what_if(
             measured: dict[str, Measured] = measurer.measure(new)
             mark = step("measure", mark)
             fresh_count = sum(1 for m in measured.values() if not m.from_cache)
-            log(
+            logger.info(
                 f"measure:  {len(unchanged)} distributions as build/layer.zip ships them; {len(new)} installed and "
                 f"pruned by the build's rules ({fresh_count} measured now, {len(new) - fresh_count} cached) "
                 f"[{timings['measure']:.1f}s]"
@@ -197,7 +194,7 @@ def what_if(
                 compact = measure_compact(config, paths, projection, python, base_site(), new_site, workdir)
                 shutil.rmtree(workdir, ignore_errors=True)
                 step("compact", mark)
-                log(f"compact:  {_compact_note(compact)} [{timings['compact']:.1f}s]")
+                logger.info(f"compact:  {_compact_note(compact)} [{timings['compact']:.1f}s]")
         finally:
             measurer.discard_trees()
     mark = time.perf_counter()
