@@ -3,7 +3,7 @@
 Every line a command shows goes to stdout through one handler with a bare "%(message)s" format,
 so the default output is what a plain print() showed; `error:`/`fix:` lines stay on stderr (cli.main).
 `-q` raises the level to RESULT (verdicts, warnings), `-v` lowers it to DEBUG (commands run, endpoints,
-cache hits). Standard library only: the report-only commands import it too.
+cache hits). `python -m training` sets up its own logger the same way. Standard library only.
 """
 
 from __future__ import annotations
