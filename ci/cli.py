@@ -1,4 +1,4 @@
-"""`python -m ci [--build-dir D] [--cache-dir D] [--config F] <command> ...`: one module per command.
+"""`python -m ci [-v|-q] [--build-dir D] [--cache-dir D] [--config F] <command> ...`: one module per command.
 
 Each ci/cmd_<name>.py defines HELP, add_arguments and run(args, config, paths) and imports its heavy code
 inside run(), so building the parser (and --help) never imports boto3 or scikit-learn.
@@ -29,6 +29,7 @@ from ci import (
 )
 from ci.config import load_config
 from ci.errors import FAILED, INTERRUPTED, MISSING_ENVIRONMENT, USAGE, ConfigError, PipelineError
+from ci.logs import add_verbosity_options, configure
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.python import missing_module, repository_of
 
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=pipeline_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_verbosity_options(parser)
     parser.add_argument("--build-dir", type=Path, default=REPO_ROOT / "build", help="outputs (default: build/)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="download cache (default: <build-dir>/cache)")
     parser.add_argument(
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
         what = f"python -m ci {command_name(args.module)}"
+        configure(args.verbosity)
         here = repository_of(Path.cwd())
         if here is not None and here.resolve() != REPO_ROOT:
             raise PipelineError(

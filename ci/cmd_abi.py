@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
+from ci import logs
 from ci.config import Config
 from ci.errors import CheckFailedError, PipelineError
 from ci.paths import BuildPaths
 
+logger = logging.getLogger(__name__)
 HELP = "Check every ELF file of the layer against the target's architecture, glibc and Python ABI."
 
 
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         judged.append(take(paths, layer_zip, "layer.zip"))
         with unpacked(judged[0].path, paths.unpacked_layers) as root:
             scan = scan_tree(root, target)
-    print(render_table(scan, target, source))
+    logs.result(logger, render_table(scan, target, source))
     layer_lock = config.lock.layer_lock
     report = write_report(
         paths,
@@ -74,5 +77,5 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             "change the named distributions' pins in requirements.in to versions with wheels for the target, "
             "then `python -m ci lock` and `python -m ci build`",
         )
-    print(f"wrote {report}")
+    logger.info(f"wrote {report}")
     return 0

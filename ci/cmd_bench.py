@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
+from ci import logs
 from ci.config import Config
 from ci.paths import BuildPaths
 
 FIX = "compare the variants in build/reports/bench.json and change the build rules that cost the target"
+logger = logging.getLogger(__name__)
 HELP = "Measure this build against a naive pip --target layer, side by side."
 
 
@@ -28,7 +31,7 @@ def run_ci(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     result = run_bench_ci(config.root, paths.cache, with_test=not args.no_test)
     missed = [row for row in result["rows"] if row["met"] is False]
-    print(render_ci_table(result))
+    logs.result(logger, render_ci_table(result))
     findings = [
         Finding(
             "bench-ci",
@@ -38,7 +41,7 @@ def run_ci(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         )
         for row in missed
     ]
-    print(f"\nreport: {write_report(paths, 'bench-ci', not missed, result, findings=findings)}")
+    logger.info(f"\nreport: {write_report(paths, 'bench-ci', not missed, result, findings=findings)}")
     return 0 if not missed else 1
 
 
@@ -51,11 +54,11 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     result = run_bench(config, paths, runs=args.runs)
     passed = all(check["met"] for check in result["checks"])
-    print(render_table(result))
+    logs.result(logger, render_table(result))
     findings = [
         Finding("bench", "error", f"target missed: {c['target']} (measured {c['value']})", FIX)
         for c in result["checks"]
         if not c["met"]
     ]
-    print(f"\nreport: {write_report(paths, 'bench', passed, result, findings=findings)}")
+    logger.info(f"\nreport: {write_report(paths, 'bench', passed, result, findings=findings)}")
     return 0 if passed else 1

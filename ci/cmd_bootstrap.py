@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
+from ci import logs
 from ci.config import Config
 from ci.paths import BuildPaths
 
+logger = logging.getLogger(__name__)
 HELP = "Create the CloudFormation stack (bucket, roles) on the configured AWS endpoint (or the local emulator)."
 
 
@@ -31,8 +34,8 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         emulated = local or aws.emulated
         repository = args.github_repository or (EMBEDDED_REPOSITORY if emulated else None)
         outputs = bootstrap(aws, config, stack_parameters(config, repository, args.oidc_provider_arn))
-    print(f"stack {config.deploy.stack_name} {outputs.status} on {aws.where}")
-    print(f"  bucket          {outputs.bucket}")
-    print(f"  execution role  {outputs.execution_role_arn}")
-    print(f"  deploy role     {outputs.deploy_role_arn}  (the workflow's role-to-assume)")
+    logs.result(logger, f"stack {config.deploy.stack_name} {outputs.status} on {aws.where}")
+    logs.result(logger, f"  bucket          {outputs.bucket}")
+    logs.result(logger, f"  execution role  {outputs.execution_role_arn}")
+    logs.result(logger, f"  deploy role     {outputs.deploy_role_arn}  (the workflow's role-to-assume)")
     return 0

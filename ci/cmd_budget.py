@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
+from ci import logs
 from ci.config import Config
 from ci.errors import CheckFailedError
 from ci.paths import BuildPaths
 
+logger = logging.getLogger(__name__)
 HELP = "Count what Lambda counts against the 262,144,000-byte unzipped limit and write the size report."
 
 
@@ -80,16 +83,18 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     # What the layer leaves to the runtime (counted by Lambda nowhere) and what it bundles instead: the lock's notes.
     runtime_notes = read_notes(config.lock.layer_lock)
     runtime_section = ["", "### Packages the Lambda runtime provides", "", *(f"- {line}" for line in runtime_notes[1:])]
-    print(render_terminal(budget) + "".join(f"\n{line}" for line in runtime_notes))
+    headline, _, table = (render_terminal(budget) + "".join(f"\n{line}" for line in runtime_notes)).partition("\n")
+    logs.result(logger, headline)  # PASS/FAIL and the numbers; the tables below are detail
+    logger.info(table)
     report = write_budget_json(paths, budget, judged)
     markdown = paths.reports / "budget.md"
     markdown.write_text(render_markdown(budget) + ("\n".join(runtime_section) + "\n" if runtime_notes else ""))
-    print(f"\nwrote {report} and {markdown}")
+    logger.info(f"\nwrote {report} and {markdown}")
 
     # On GitHub, `python -m ci.github annotate` turns budget.json into annotations; here, plain text.
     message = verdict_message(budget)
     if budget.passed:
         if message:
-            print(f"warning: {message}")
+            logger.warning(f"warning: {message}")
         return 0
     raise CheckFailedError(message or "the size budget failed", removal_advice(budget))

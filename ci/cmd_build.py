@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import TYPE_CHECKING, Any
 
+from ci import logs
 from ci.config import Config
 from ci.paths import BuildPaths
 
 if TYPE_CHECKING:
     from ci.snapshot import Snapshot
 
+logger = logging.getLogger(__name__)
 HELP = "Install the lock for the target, prune, verify, and write build/layer.zip and build/function.zip."
 
 
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         write_report(paths, "build", False, {"error": exc.problem, "fix": exc.fix}, findings=[finding])
         raise
     report = write_report(paths, "build", True, data, judged=judged)
-    print(f"build:    passed; report {report}")
+    logs.result(logger, f"build:    passed; report {report}")
     return 0
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 
+from ci import logs
 from ci.config import Config
 from ci.paths import BuildPaths
 
+logger = logging.getLogger(__name__)
 HELP = "Upload the verified artifacts, publish layer and function versions, move the alias."
 
 
@@ -52,8 +55,8 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     finally:
         shift_summary(paths, started)
     for line in outcome.summary():
-        print(line)
-    print(f"report: {paths.report('deploy')}")
+        logs.result(logger, line)
+    logger.info(f"report: {paths.report('deploy')}")
     return 0
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
+from ci import logs
 from ci.config import Config
 from ci.paths import BuildPaths
 
+logger = logging.getLogger(__name__)
 HELP = "Resolve requirements.in for the Lambda target into requirements-layer.txt (and --check it)."
 
 
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         from ci.lock.runtime_packages import generate_all
 
         for line in generate_all(load_policy(), config.lock.index_url, uv_cache=uv_cache):
-            print(line)
+            logs.result(logger, line)
         return 0
     upgrade = upgrade_request(args.upgrade, args.upgrade_package)
     if args.check and upgrade is not None:
@@ -84,17 +87,19 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         upgraded = write_report(
             paths, "lock-upgrade", True, {"target": config.target.uv_platform, **upgraded_set.to_dict()}
         )
-        print(f"upgrade for {config.target.runtime.name} {config.target.architecture} ({upgrade_what(upgrade)}):")
+        logs.result(
+            logger, f"upgrade for {config.target.runtime.name} {config.target.architecture} ({upgrade_what(upgrade)}):"
+        )
         for move in upgraded_set.moves:
-            print(f"  {move.describe()}")
+            logs.result(logger, f"  {move.describe()}")
         for where, pin in upgraded_set.repinned.items():
-            print(f"  {where}: now {pin}")
+            logs.result(logger, f"  {where}: now {pin}")
         for change in upgraded_set.changes:
-            print(change.describe())
-        print(f"wrote {upgraded}")
+            logs.result(logger, change.describe())
+        logger.info(f"wrote {upgraded}")
     elif not args.check:
         for change in compile_all(config, False, (), uv_cache):
-            print(change.describe())
+            logs.result(logger, change.describe())
     resolve = args.check and not (args.no_resolve or args.offline)
     result = check_locks(config, index, resolve=resolve, uv_cache=uv_cache)
     notes = read_notes(config.lock.layer_lock)  # what the layer leaves to the runtime, and bundles instead
@@ -110,16 +115,17 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         findings=findings,
     )
     for line in notes:
-        print(f"  {line}")
+        logger.info(f"  {line}")
     for name, wheel in result.target_wheels.items():
-        print(f"  {name:<18} {wheel}")
+        logger.info(f"  {name:<18} {wheel}")
     if result.not_checked:
-        print(f"  not checked (offline, never fetched): {', '.join(result.not_checked)}")
+        logger.info(f"  not checked (offline, never fetched): {', '.join(result.not_checked)}")
     if not result.passed:
         raise LockCheckError(result.problems)
     what = "fresh resolve identical, " if resolve else ""
-    print(
+    logs.result(
+        logger,
         f"locks ok for {config.target.runtime.name} {config.target.architecture} (glibc {config.target.glibc}): "
-        f"{what}{len(result.target_wheels)} target wheels hashed ({index.requests} index requests); wrote {report}"
+        f"{what}{len(result.target_wheels)} target wheels hashed ({index.requests} index requests); wrote {report}",
     )
     return 0

@@ -8,12 +8,15 @@ missing or unreadable, or pipeline.toml is invalid.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
+from ci import logs
 from ci.config import Config
 from ci.paths import BuildPaths
 
 NAME = "model-report"
+logger = logging.getLogger(__name__)
 HELP = (
     "Compare this checkout's model with the base branch's, trained the same way from the base's code: "
     "metrics, deltas, the gate's thresholds and a recall chart (model-report.json and .md)."
@@ -61,6 +64,6 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     partial = markdown_path.with_name(f".{markdown_path.name}.{os.getpid()}.partial")  # never a torn report
     partial.write_text(markdown + "\n", encoding="utf-8")
     partial.replace(markdown_path)
-    print(markdown)
-    print(f"wrote {report}\nwrote {markdown_path}")
+    logs.result(logger, markdown)
+    logger.info(f"wrote {report}\nwrote {markdown_path}")
     return 0

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
+from ci import logs
 from ci.config import Config
 from ci.errors import CheckFailedError
 from ci.paths import BuildPaths
 
+logger = logging.getLogger(__name__)
 HELP = "Prove the model was trained with exactly the library versions it will run with."
 
 
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         shown_model=model,
     )
     result = run_pins(inputs)
-    print(render(result), flush=True)
+    logs.result(logger, render(result))
     report = write_report(
         paths,
         "pins",
@@ -67,5 +70,5 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             f"{len(errors)} pin problem(s); first ({check}): {first.message}; details in {report}",
             first.fix or "see the findings above",
         )
-    print(f"\nwrote {report}")
+    logger.info(f"\nwrote {report}")
     return 0

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
+from ci import logs
 from ci.config import Config
 from ci.paths import BuildPaths
 
+logger = logging.getLogger(__name__)
 HELP = "Forget everything deployed to the local AWS emulator (its state in build/local-aws/)."
 
 
@@ -19,7 +22,9 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     state = paths.build / LOCAL_STATE
     if reset_local(state):
-        print(f"local AWS emulator reset: {state} removed; the next `python -m ci deploy` starts at version 1")
+        logs.result(
+            logger, f"local AWS emulator reset: {state} removed; the next `python -m ci deploy` starts at version 1"
+        )
     else:
-        print(f"nothing to reset: {state} does not exist")
+        logs.result(logger, f"nothing to reset: {state} does not exist")
     return 0

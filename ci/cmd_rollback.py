@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
+from ci import logs
 from ci.config import Config
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
 
+logger = logging.getLogger(__name__)
 HELP = "Move the alias back to the previous (or a given) function version and verify it."
 
 
@@ -25,5 +28,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         raise PipelineError(f"--to {args.to!r} is not a version number", "pass a published version, e.g. --to 3")
     with deployment_target(config, paths) as aws, readable_aws_errors("rollback", aws.timeouts):
         outcome = rollback(config, paths, aws, to=args.to, force=args.force)
-    print(f"alias {outcome.alias} -> version {outcome.to_version} (was {outcome.from_version}) on {aws.where}")
+    logs.result(
+        logger, f"alias {outcome.alias} -> version {outcome.to_version} (was {outcome.from_version}) on {aws.where}"
+    )
     return 0

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
+from ci import logs
 from ci.config import Config
 from ci.paths import BuildPaths
 
+logger = logging.getLogger(__name__)
 HELP = "Run the built zips under AWS's runtime interface client, the way Lambda runs them."
 
 
@@ -55,6 +58,6 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     report = write_report(
         paths, "smoke", not result.failures, result.report, findings=findings, judged=judged, inputs=given
     )
-    print(render(result.report, result.failures))
-    print(f"report: {report}")
+    logs.result(logger, render(result.report, result.failures))
+    logger.info(f"report: {report}")
     return 0 if not result.failures else 1

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
+from ci import logs
 from ci.config import Config
 from ci.paths import BuildPaths
 
+logger = logging.getLogger(__name__)
 HELP = "Show what is deployed: the alias, the published versions and their commits (AWS or the local emulator)."
 
 
@@ -30,7 +33,9 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     name, alias = config.function.name, config.function.alias
     lines: list[str] = []
-    with readable_aws_errors("status"), deployment_target(config, paths, args.target, log=lambda _: None) as aws:
+    # The emulator's start and stop lines are the deploy's news, not the status's.
+    hidden = logs.muted("ci.deploy.target", "ci.deploy.embedded")
+    with readable_aws_errors("status"), hidden, deployment_target(config, paths, args.target) as aws:
         stack = find_stack(aws, config.deploy.stack_name)
         lines.append(f"{aws.where}: stack {config.deploy.stack_name} {stack['StackStatus'] if stack else 'missing'}")
         versions = _versions(aws.lambda_, name)
@@ -50,7 +55,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         lines.append(
             f"local state: {state_dir} ({as_mb(local_size(state_dir))}; `python -m ci reset-local` forgets it)"
         )
-    print("\n".join(lines))
+    logs.result(logger, "\n".join(lines))
     return 0
 
 

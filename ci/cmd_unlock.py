@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
+from ci import logs
 from ci.config import Config
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
 
+logger = logging.getLogger(__name__)
 HELP = "Break the deploy lock on purpose (its holder died): names the holder, records who broke it and why."
 
 
@@ -37,15 +40,19 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     report = paths.report("unlock")
     if broken is None:
         state = "no lock object" if free is None else ("released" if free.record.get("released_at") else "broken")
-        print(f"nothing to break: the deploy lock of {config.function.name} on {aws.where} is {state}")
+        logs.result(logger, f"nothing to break: the deploy lock of {config.function.name} on {aws.where} is {state}")
         write_report(paths, "unlock", True, {"status": "not held", "lock": state})
-        print(f"report: {report}")
+        logger.info(f"report: {report}")
         return 0
     holder = describe_owner(broken.holder)
-    print(f"broke the deploy lock {broken.uri} held by {holder} since {broken.holder.get('acquired_at', '?')}")
-    print(f"  broken by {broken.record['broken_by']} at {broken.record['broken_at']} (S3 time): {reason}")
-    print(f"  recorded in {broken.uri}" + (f" (version {broken.version_id})" if broken.version_id else ""))
-    print("  if that run is still alive, it stops before its next AWS write")
+    logs.result(
+        logger, f"broke the deploy lock {broken.uri} held by {holder} since {broken.holder.get('acquired_at', '?')}"
+    )
+    logs.result(logger, f"  broken by {broken.record['broken_by']} at {broken.record['broken_at']} (S3 time): {reason}")
+    logs.result(
+        logger, f"  recorded in {broken.uri}" + (f" (version {broken.version_id})" if broken.version_id else "")
+    )
+    logs.result(logger, "  if that run is still alive, it stops before its next AWS write")
     write_report(
         paths,
         "unlock",
@@ -61,5 +68,5 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             "holder_record": broken.holder,
         },
     )
-    print(f"report: {report}")
+    logger.info(f"report: {report}")
     return 0

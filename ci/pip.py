@@ -6,12 +6,16 @@ would accept, so every caller fetches the same wheels.
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 import subprocess
 import sys
 
 from ci.config import Target
 from ci.lock.tags import target_platforms
+
+logger = logging.getLogger(__name__)
 
 
 def target_options(target: Target) -> list[str]:
@@ -39,6 +43,6 @@ def pip_env() -> dict[str, str]:
 
 
 def run_pip(subcommand: str, target: Target, index_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        pip_command(subcommand, target, index_url, *args), capture_output=True, text=True, env=pip_env(), check=False
-    )
+    command = pip_command(subcommand, target, index_url, *args)
+    logger.debug(f"run: {shlex.join(command)}")
+    return subprocess.run(command, capture_output=True, text=True, env=pip_env(), check=False)

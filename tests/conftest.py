@@ -7,6 +7,7 @@ build/test/, sharing the download cache of build/cache/ so reruns are warm.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import subprocess
@@ -42,6 +43,13 @@ def run_cli(*args: str, check: bool = True, env: dict[str, str] | None = None) -
             f"python {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
     return result
+
+
+@pytest.fixture
+def ci_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """What `python -m ci`'s modules logged at INFO and above during the test: `ci_log.messages`."""
+    caplog.set_level(logging.INFO, logger="ci")
+    return caplog
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,7 @@ def test_bootstrap_needs_a_repository_only_for_real_aws(no_aws: pytest.MonkeyPat
 def test_deploy_without_the_stack_says_to_bootstrap(moto: str, config: Config, build: FakeBuild):
     aws = connect(config, endpoint_url=moto, static_credentials=("test", "test"))
     with pytest.raises(DeployFailedError) as missing:
-        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=lambda _: None)
+        deploy(config, build.paths, aws, verifier=BytesCheck(build))
     assert "python -m ci bootstrap" in str(missing.value)
 
 

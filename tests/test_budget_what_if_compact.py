@@ -15,6 +15,8 @@ import re
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from ci.budget.what_if import what_if
 from ci.budget.what_if_specs import parse_request
 from ci.config import Config, load_config
@@ -84,26 +86,27 @@ def make_project(
 def built(config: Config, paths: BuildPaths) -> dict:
     # The runtime's own packages are the real, hash-pinned ones (from PyPI); the local index holds the layer's.
     ensure_runtime_dir(dataclasses.replace(config, lock=dataclasses.replace(config.lock, index_url=PYPI)), paths)
-    data = build_layer(config, paths, log=lambda _: None)
+    data = build_layer(config, paths)
     write_report(paths, "build", True, data)
     return data
 
 
-def test_the_compact_option_is_measured_on_the_projected_layer_and_matches_a_real_build(tmp_path: Path) -> None:
+def test_the_compact_option_is_measured_on_the_projected_layer_and_matches_a_real_build(
+    ci_log: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
     config, paths = make_project(tmp_path / "repo", "basepkg\nunusedpkg\n")
     now = built(config, paths)
     used = now["layer"]["unzipped_bytes"] + now["function"]["unzipped_bytes"]
     limit = used + 1_500_000  # optionalpkg adds about 4 MB
     request = parse_request(["optionalpkg"], [], tmp_path)
-    lines: list[str] = []
-    answer, _ = what_if(config, paths, request, limit_bytes=limit, fresh=True, log=lines.append)
+    answer, _ = what_if(config, paths, request, limit_bytes=limit, fresh=True)
     assert answer.passed is False
     options = {option["name"]: option for option in answer.report["options"]}
     compact = options["compact"]
     assert "measured" in compact["action"]
     assert list(compact["paste"]) == ["sourceless = true", "prune_unimported = true"]
     assert compact["fits"] and compact["outcome"].startswith("leaves ") and ": fits, " in compact["outcome"]
-    assert any(line.startswith("compact:  the handler traced on the projected layer") for line in lines)
+    assert any(line.startswith("compact:  the handler traced on the projected layer") for line in ci_log.messages)
     assert "compact" in answer.timings
 
     # The same set built for real with the compact profile: the what-if said what it would weigh.

@@ -79,10 +79,10 @@ def make_project(
     return config, paths
 
 
-def test_the_build_reads_as_steps_and_proves_each(tmp_path: Path) -> None:
+def test_the_build_reads_as_steps_and_proves_each(ci_log: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     config, paths = make_project(tmp_path, [{"x": 2}, {"x": 3}])
-    lines: list[str] = []
-    data = build_layer(config, paths, log=lines.append)
+    data = build_layer(config, paths)
+    lines = ci_log.messages
     steps = [line.split(":", 1)[0] for line in lines if not line.startswith(" ")]
     assert steps == [
         "machine", "fetch", "install", "pristine", "prune", "abi", "verify", "function", "trace", "bytecode", "prove",
@@ -121,7 +121,7 @@ def test_the_build_reads_as_steps_and_proves_each(tmp_path: Path) -> None:
     elsewhere = BuildPaths(build=tmp_path / "again", cache=paths.cache)
     elsewhere.model_dir.mkdir(parents=True)
     elsewhere.model.write_bytes(paths.model.read_bytes())
-    again = build_layer(config, elsewhere, log=lambda _: None)
+    again = build_layer(config, elsewhere)
     assert again["layer"]["sha256"] == data["layer"]["sha256"]
 
 
@@ -129,7 +129,7 @@ def test_compact_profile_ships_sourceless_runtime_modules_and_drops_what_the_tra
     config, paths = make_project(tmp_path, [{"x": 2}])
     compact = {"sourceless": True, "prune_unimported": True}
     config = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "build": compact})
-    data = build_layer(config, paths, log=lambda _: None)
+    data = build_layer(config, paths)
     with zipfile.ZipFile(paths.layer_zip) as zf:
         layer = set(zf.namelist())
     assert "python/demo/core.pyc" in layer and "python/demo/core.py" not in layer
@@ -145,7 +145,7 @@ def test_a_rule_that_breaks_the_handler_fails_the_build_naming_rule_and_path(tmp
     paths.build.mkdir(parents=True, exist_ok=True)
     paths.layer_zip.write_bytes(b"a previous build's layer")
     with pytest.raises(CheckFailedError) as info:
-        build_layer(config, paths, log=lambda _: None)
+        build_layer(config, paths)
     text = str(info.value)
     assert "No module named 'demo.tests'" in text
     assert "rule 'tests' removed/changed demo/tests/__init__.py" in text
@@ -153,7 +153,7 @@ def test_a_rule_that_breaks_the_handler_fails_the_build_naming_rule_and_path(tmp
     assert not paths.layer_zip.exists(), "a failed build leaves no zip that could pass for its own"
 
     kept = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "build": {"keep": ["demo/tests/*"]}})
-    data = build_layer(kept, paths, log=lambda _: None)
+    data = build_layer(kept, paths)
     assert data["rules"]["tests"]["files"] == 0
 
 
@@ -163,29 +163,30 @@ def test_runtime_bytecode_without_a_model_is_refused_not_shipped_slow(tmp_path: 
     config, paths = make_project(tmp_path, [{"x": 2}])
     paths.model.unlink()
     with pytest.raises(CheckFailedError) as info:
-        build_layer(config, paths, log=lambda _: None)
+        build_layer(config, paths)
     assert "build.bytecode = 'runtime' needs an import trace" in str(info.value)
     assert str(paths.model) in str(info.value)
     assert f"python -m training --out-dir {paths.model_dir}" in info.value.fix
     assert not paths.layer_zip.exists()
 
     without = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "build": {"bytecode": "none"}})
-    assert build_layer(without, paths, log=lambda _: None)["bytecode"]["files"] == 0
+    assert build_layer(without, paths)["bytecode"]["files"] == 0
 
 
-def test_two_builds_of_one_directory_take_turns(tmp_path: Path) -> None:
+def test_two_builds_of_one_directory_take_turns(ci_log: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     config, paths = make_project(tmp_path, [{"x": 2}])
-    logs: list[list[str]] = [[], []]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = [pool.submit(build_layer, config, paths, logs[i].append) for i in range(2)]
+        runs = [pool.submit(build_layer, config, paths) for _ in range(2)]
         digests = [run.result()["layer"]["sha256"] for run in runs]
     assert digests[0] == digests[1]
-    assert any(line.startswith("waiting:") for log in logs for line in log)
+    assert any(line.startswith("waiting:") for line in ci_log.messages)
 
 
-def test_a_host_of_another_architecture_builds_without_executing_and_names_the_missing_proofs(tmp_path: Path) -> None:
+def test_a_host_of_another_architecture_builds_without_executing_and_names_the_missing_proofs(
+    ci_log: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
     """No interpreter of the target's machine (no emulation in this cache): nothing of the layer runs, nothing
     is stripped or compiled, and build.json says which proofs are missing and how to make them."""
     import platform
@@ -193,13 +194,12 @@ def test_a_host_of_another_architecture_builds_without_executing_and_names_the_m
     config, paths = make_project(tmp_path, [{"x": 2}])
     other = "arm64" if platform.machine() == "x86_64" else "x86_64"
     config = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "target": {"architecture": other}})
-    lines: list[str] = []
-    data = build_layer(config, paths, log=lines.append)
+    data = build_layer(config, paths)
     assert set(data["proofs"]) == {"imports", "trace"}
     assert all(how.startswith(f"missing: no {config.target.machine} interpreter") for how in data["proofs"].values())
     assert data["verify"] == {"skipped": data["proofs"]["imports"]} and data["bytecode"]["files"] == 0
     assert data["rules"]["strip"]["failed"]["*"].startswith("not applied")
-    assert any(line.startswith("WARNING:  proofs missing: imports, trace") for line in lines)
+    assert any(line.startswith("WARNING:  proofs missing: imports, trace") for line in ci_log.messages)
     assert paths.layer_zip.is_file()
 
 
@@ -210,7 +210,7 @@ def test_build_json_lists_the_traced_paths_and_the_budget_reads_them_without_a_s
     from ci.reports import write_report
 
     config, paths = make_project(tmp_path, [{"x": 2}])
-    data = build_layer(config, paths, log=lambda _: None)
+    data = build_layer(config, paths)
     traced = data["import_trace"]
     assert traced["workload"] == "events"
     assert {"workload", "modules", "files", "bytes", "distributions", "warnings"} <= set(traced)
@@ -225,7 +225,7 @@ def test_build_json_lists_the_traced_paths_and_the_budget_reads_them_without_a_s
 
     paths.model.unlink()  # no model: the trace only imports the handler, which the budget must not rely on
     without = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "build": {"bytecode": "none"}})
-    data = build_layer(without, paths, log=lambda _: None)
+    data = build_layer(without, paths)
     assert data["import_trace"]["workload"] == "import-only" and "paths" not in data["import_trace"]
     write_report(paths, "build", True, data)
     assert compute_budget(gather_inputs(config, paths)).imports is None

@@ -31,11 +31,13 @@ def layer_names(path: Path) -> set[str]:
         return set(zf.namelist())
 
 
-def test_remove_globs_are_applied_reported_and_the_imports_still_pass(tmp_path: Path) -> None:
+def test_remove_globs_are_applied_reported_and_the_imports_still_pass(
+    ci_log: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
     _config, paths = make_project(tmp_path, [{"x": 2}], UNUSED)
     config = config_with(tmp_path, remove=["demo/unused/*"], keep=["demo/unused/keep.txt"])
-    lines: list[str] = []
-    data = build_layer(config, paths, log=lines.append)
+    data = build_layer(config, paths)
+    lines = ci_log.messages
     removed = data["rules"]["remove:demo/unused/*"]
     expected = ["demo/unused/__init__.py", "demo/unused/table.csv"]
     assert removed["paths"] == expected and removed["files"] == 2
@@ -54,7 +56,7 @@ def test_remove_globs_are_applied_reported_and_the_imports_still_pass(tmp_path: 
 def test_a_remove_glob_that_matches_nothing_is_refused_naming_it(tmp_path: Path) -> None:
     _config, paths = make_project(tmp_path, [{"x": 2}], UNUSED)
     with pytest.raises(ConfigError) as info:
-        build_layer(config_with(tmp_path, remove=["demo/unusd/*"]), paths, log=lambda _: None)
+        build_layer(config_with(tmp_path, remove=["demo/unusd/*"]), paths)
     message = str(info.value)
     assert len(message.splitlines()) == 1
     assert '[build] remove glob "demo/unusd/*" matches no file under python/' in message
@@ -62,7 +64,7 @@ def test_a_remove_glob_that_matches_nothing_is_refused_naming_it(tmp_path: Path)
     assert not paths.layer_zip.exists()
 
     with pytest.raises(ConfigError) as info:  # every file it matches is kept: it would remove nothing
-        build_layer(config_with(tmp_path, remove=["demo/unused/k*"], keep=["demo/unused/*"]), paths, log=print)
+        build_layer(config_with(tmp_path, remove=["demo/unused/k*"], keep=["demo/unused/*"]), paths)
     assert 'matches 1 file(s) but removes none (build.keep "demo/unused/*")' in str(info.value)
 
 
@@ -84,7 +86,7 @@ def test_remove_must_be_relative_to_python(tmp_path: Path, glob: str, why: str) 
 def test_a_remove_that_breaks_an_import_fails_the_build_naming_the_glob_and_the_file(tmp_path: Path) -> None:
     _config, paths = make_project(tmp_path, [{"x": 2}], UNUSED)
     with pytest.raises(CheckFailedError) as info:  # demo/__init__.py imports demo.testing
-        build_layer(config_with(tmp_path, remove=["demo/testing/*"]), paths, log=lambda _: None)
+        build_layer(config_with(tmp_path, remove=["demo/testing/*"]), paths)
     text = str(info.value)
     assert "import(s) that work in a pristine install fail after pruning" in text
     assert 'build.remove glob "demo/testing/*" removed/changed demo/testing/__init__.py' in text

@@ -35,7 +35,6 @@ def pristine_cache_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
         paths=BuildPaths(build=tmp_path / "build", cache=tmp_path / "cache"),
         options=BuildOptions.from_config(config),
         interpreter=TargetInterpreter(NATIVE, sys.executable, "this test's interpreter"),
-        log=lambda line: None,
         lock=read_layer_lock(config.lock.layer_lock),
     )
     step_pristine(state)

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
 def test_first_deploy_uploads_publishes_checks_then_points_the_alias(aws: Aws, config: Config, build: FakeBuild):
     check = BytesCheck(build)
-    outcome = deploy(config, build.paths, aws, verifier=check, log=lambda _: None)
+    outcome = deploy(config, build.paths, aws, verifier=check)
 
     assert outcome.status == "deployed"
     assert [u.uploaded for u in outcome.uploads] == [True, True, True]
@@ -70,11 +70,11 @@ def test_first_deploy_uploads_publishes_checks_then_points_the_alias(aws: Aws, c
 
 
 def test_second_deploy_of_the_same_artifacts_changes_nothing(aws: Aws, config: Config, build: FakeBuild):
-    deploy(config, build.paths, aws, verifier=BytesCheck(build), log=lambda _: None)
+    deploy(config, build.paths, aws, verifier=BytesCheck(build))
     calls = CallLog(aws)
     check = BytesCheck(build)
 
-    outcome = deploy(config, build.paths, aws, verifier=check, log=lambda _: None)
+    outcome = deploy(config, build.paths, aws, verifier=check)
 
     assert outcome.status == "already deployed"
     assert calls.count(*WRITES) == 0, calls.calls
@@ -85,11 +85,11 @@ def test_second_deploy_of_the_same_artifacts_changes_nothing(aws: Aws, config: C
 
 
 def test_model_only_change_publishes_a_function_version_on_the_same_layer(aws: Aws, config: Config, build: FakeBuild):
-    first = deploy(config, build.paths, aws, verifier=BytesCheck(build), log=lambda _: None)
+    first = deploy(config, build.paths, aws, verifier=BytesCheck(build))
     build.make(model="m2")
     calls = CallLog(aws)
 
-    second = deploy(config, build.paths, aws, verifier=BytesCheck(build), log=lambda _: None)
+    second = deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
     assert second.version == "2" and alias_version(aws, config) == "2"
     assert second.layer.arn == first.layer.arn and not second.layer.published
@@ -115,7 +115,7 @@ def test_gate_refuses_unless_every_check_passed_on_these_bytes(
     calls = CallLog(aws)
 
     with pytest.raises(CheckFailedError) as refused:
-        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=lambda _: None)
+        deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
     message = str(refused.value)
     assert fix_words in message and "nothing was uploaded" in message
@@ -133,7 +133,7 @@ def test_on_aws_the_check_invokes_the_new_version_number_with_every_event(
     aws: Aws, config: Config, build: FakeBuild, tmp_path: Path
 ):
     """moto without Docker echoes the payload: events shaped like their own answers show the plumbing."""
-    first = deploy(config, build.paths, aws, verifier=BytesCheck(build), log=lambda _: None)
+    first = deploy(config, build.paths, aws, verifier=BytesCheck(build))
     events = tmp_path / "events"
     events.mkdir()
     for name, sent in (("echo-right", 0.25), ("echo-wrong", 0.9)):

@@ -37,7 +37,7 @@ def test_access_denied_names_the_action_and_the_resource(aws: Aws, moto: str, co
     moto_post(moto, "/moto-api/reset-auth", b"0")  # from now on moto evaluates IAM policies
     try:
         with pytest.raises(DeployFailedError) as denied:
-            deploy(config, build.paths, restricted, verifier=BytesCheck(build), log=lambda _: None)
+            deploy(config, build.paths, restricted, verifier=BytesCheck(build))
     finally:
         moto_post(moto, "/moto-api/reset-auth", b"inf")
 
@@ -59,7 +59,7 @@ def test_denial_of_an_upload_names_the_s3_action_and_key(aws: Aws, config: Confi
 
     aws.s3.meta.events.register("before-send.s3.PutObject", deny)
     with pytest.raises(DeployFailedError) as denied:
-        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=lambda _: None)
+        deploy(config, build.paths, aws, verifier=BytesCheck(build))
     message = str(denied.value)
     assert "AWS denied s3:PutObject on arn:aws:s3:::" in message and "/artifacts/layer/" in message
     assert "step 'upload'" in message

@@ -137,7 +137,7 @@ def test_second_deploy_to_the_same_endpoint_reports_nothing_to_deploy(
     calls = CallLog(aws)
     puts: list[str] = []
     aws.s3.meta.events.register("before-parameter-build.s3.PutObject", lambda params, **_: puts.append(params["Key"]))
-    first = deploy(config, verified_build, aws, verifier=BytesCheck(FakeBuild(verified_build)), log=print)
+    first = deploy(config, verified_build, aws, verifier=BytesCheck(FakeBuild(verified_build)))
     assert first.version == "1"
     # the layer (tens of MB) went up in one PutObject carrying its SHA-256, so S3 itself checks the bytes
     assert calls.calls["s3:CreateMultipartUpload"] == 0 and calls.calls["s3:UploadPart"] == 0

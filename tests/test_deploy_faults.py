@@ -40,10 +40,6 @@ FAULTS = {
 }
 
 
-def quiet(_: str) -> None:
-    pass
-
-
 def inject(aws: Aws, service: str, operation: str) -> Any:
     """Make the next `operation` fail the way a dropped connection does; returns the hook to remove it."""
     from botocore.exceptions import EndpointConnectionError
@@ -64,14 +60,14 @@ def test_a_failed_step_leaves_production_unchanged_and_a_rerun_converges(
     aws: Aws, config: Config, build: FakeBuild, step: str
 ):
     check = BytesCheck(build)
-    deploy(config, build.paths, aws, verifier=check, log=quiet)
+    deploy(config, build.paths, aws, verifier=check)
     build.make(layer="v2", function="0.7", model="m2")  # every step has work to do
     fault = FAULTS[step]
     remove = inject(aws, *fault) if fault else None
     check.fail_next = fault is None
 
     with pytest.raises(DeployFailedError) as failure:
-        deploy(config, build.paths, aws, verifier=check, log=quiet)
+        deploy(config, build.paths, aws, verifier=check)
 
     message = str(failure.value)
     assert f"deploy failed at step '{step}'" in message
@@ -82,50 +78,50 @@ def test_a_failed_step_leaves_production_unchanged_and_a_rerun_converges(
 
     if remove:
         remove()
-    converged = deploy(config, build.paths, aws, verifier=check, log=quiet)
+    converged = deploy(config, build.paths, aws, verifier=check)
 
     assert converged.status == "deployed" and alias_version(aws, config) == converged.version == "2"
     assert check.seen["2"] == check.build_digests()
     assert layer_versions(aws, config) == [1, 2]  # the new layer was published exactly once
-    assert deploy(config, build.paths, aws, verifier=check, log=quiet).status == "already deployed"
+    assert deploy(config, build.paths, aws, verifier=check).status == "already deployed"
 
 
 def test_rollback_moves_the_alias_back_after_checking_the_old_version(aws: Aws, config: Config, build: FakeBuild):
     check = BytesCheck(build)
-    deploy(config, build.paths, aws, verifier=check, log=quiet)
+    deploy(config, build.paths, aws, verifier=check)
     first = check.build_digests()
     build.make(model="m2")
-    deploy(config, build.paths, aws, verifier=check, log=quiet)
+    deploy(config, build.paths, aws, verifier=check)
     build.make(model="m3")
-    deploy(config, build.paths, aws, verifier=check, log=quiet)
+    deploy(config, build.paths, aws, verifier=check)
     assert alias_version(aws, config) == "3"
 
-    assert rollback(config, build.paths, aws, verifier=check, log=quiet).to_version == "2"
-    assert rollback(config, build.paths, aws, verifier=check, log=quiet).to_version == "1"
+    assert rollback(config, build.paths, aws, verifier=check).to_version == "2"
+    assert rollback(config, build.paths, aws, verifier=check).to_version == "1"
     assert alias_version(aws, config) == "1"
     assert check.seen["1"] == first  # the check ran on version 1's bytes again
 
     with pytest.raises(PipelineError, match="no earlier version"):
-        rollback(config, build.paths, aws, verifier=check, log=quiet)
+        rollback(config, build.paths, aws, verifier=check)
 
-    assert rollback(config, build.paths, aws, to="3", verifier=check, log=quiet).to_version == "3"
+    assert rollback(config, build.paths, aws, to="3", verifier=check).to_version == "3"
     check.fail_next = True
     with pytest.raises(PipelineError) as refused:
-        rollback(config, build.paths, aws, verifier=check, log=quiet)
+        rollback(config, build.paths, aws, verifier=check)
     assert "production is unchanged (alias live -> version 3)" in str(refused.value)
     assert alias_version(aws, config) == "3"
-    assert rollback(config, build.paths, aws, verifier=check, log=quiet).to_version == "1"
+    assert rollback(config, build.paths, aws, verifier=check).to_version == "1"
 
 
 def test_rollback_without_history_uses_version_order(aws: Aws, config: Config, build: FakeBuild):
     check = BytesCheck(build)
-    deploy(config, build.paths, aws, verifier=check, log=quiet)
+    deploy(config, build.paths, aws, verifier=check)
     build.make(model="m2")
-    deploy(config, build.paths, aws, verifier=check, log=quiet)
+    deploy(config, build.paths, aws, verifier=check)
     name, alias = config.function.name, config.function.alias
     aws.lambda_.update_alias(FunctionName=name, Name=alias, FunctionVersion="2", Description="set by hand")
 
-    assert rollback(config, build.paths, aws, verifier=check, log=quiet).to_version == "1"
+    assert rollback(config, build.paths, aws, verifier=check).to_version == "1"
 
 
 @pytest.mark.parametrize("counted_bytes", [None, 262_144_000])
@@ -133,7 +129,7 @@ def test_attached_layers_are_checked_against_the_unzipped_limit_before_publishin
     aws: Aws, build: FakeBuild, counted_bytes: int | None
 ):
     """An extra layer attached to the function must have been counted by the budget, and fit."""
-    deploy(load_config(), build.paths, aws, verifier=BytesCheck(build), log=quiet)
+    deploy(load_config(), build.paths, aws, verifier=BytesCheck(build))
     extra = aws.lambda_.publish_layer_version(
         LayerName="observability", Content={"ZipFile": build.paths.layer_zip.read_bytes()}
     )["LayerVersionArn"]
@@ -147,7 +143,7 @@ def test_attached_layers_are_checked_against_the_unzipped_limit_before_publishin
     published = [v["Version"] for v in aws.lambda_.list_versions_by_function(FunctionName=name)["Versions"]]
 
     with pytest.raises(DeployFailedError) as refused:
-        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)
+        deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
     message = str(refused.value)
     assert "step 'size check'" in message and "production is unchanged (alias live -> version 1)" in message

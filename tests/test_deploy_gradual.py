@@ -37,10 +37,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 ERRORS_ALARM = "forgetting-curve-live-errors"
 
 
-def quiet(_: str) -> None:
-    pass
-
-
 def gradual(config: Config, strategy: str = "canary", interval_s: int = 30, **extra: Any) -> Config:
     settings = dataclasses.replace(config.deploy, strategy=strategy, step_interval_s=interval_s, **extra)
     return dataclasses.replace(config, deploy=settings)
@@ -71,7 +67,7 @@ def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def first_then_second(aws: Aws, config: Config, build: FakeBuild) -> BytesCheck:
     check = BytesCheck(build)
-    deploy(config, build.paths, aws, verifier=check, log=quiet)  # version 1, all at once (no alias yet)
+    deploy(config, build.paths, aws, verifier=check)  # version 1, all at once (no alias yet)
     build.make(layer="v2", function="0.7", model="m2")
     return check
 
@@ -104,7 +100,7 @@ def test_a_canary_is_seen_mid_shift_at_its_weight_then_completes(
 ):
     check = first_then_second(aws, config, build)
     canary = gradual(config, interval_s=2)
-    thread, result = in_thread(lambda: deploy(canary, build.paths, aws, verifier=check, log=quiet))
+    thread, result = in_thread(lambda: deploy(canary, build.paths, aws, verifier=check))
 
     assert wait_for_split(aws, config) == ("1", {"2": 0.1})
     thread.join(60)
@@ -120,7 +116,7 @@ def test_a_shift_longer_than_one_steps_deadline_completes(aws: Aws, config: Conf
     """Each move and alarm read has its own step deadline: a 2 s bound per step, a 4 s shift still completes."""
     check = first_then_second(aws, config, build)
     aws.deadlines.step_s = 2.0
-    deploy(gradual(config, interval_s=4), build.paths, aws, verifier=check, log=quiet)
+    deploy(gradual(config, interval_s=4), build.paths, aws, verifier=check)
     assert alias(aws, config) == ("2", {})
     assert deploy_report(build.paths)["shift"]["outcome"] == "completed"
 
@@ -130,7 +126,7 @@ def test_an_alarm_mid_shift_puts_all_traffic_back_and_a_clean_rerun_completes(
 ):
     check = first_then_second(aws, config, build)
     linear = gradual(config, "linear", interval_s=60, step_percent=25)
-    thread, result = in_thread(lambda: deploy(linear, build.paths, aws, verifier=check, log=quiet))
+    thread, result = in_thread(lambda: deploy(linear, build.paths, aws, verifier=check))
     assert wait_for_split(aws, config) == ("1", {"2": 0.25})
 
     other = boto3.client("cloudwatch", endpoint_url=moto, region_name="us-east-1",
@@ -149,7 +145,7 @@ def test_an_alarm_mid_shift_puts_all_traffic_back_and_a_clean_rerun_completes(
     assert [s["weight_percent"] for s in steps] == [25, 0] and "undo" in steps[-1]
 
     other.set_alarm_state(AlarmName=ERRORS_ALARM, StateValue="OK", StateReason="recovered")
-    rerun = deploy(gradual(config, interval_s=0), build.paths, aws, verifier=check, log=quiet)
+    rerun = deploy(gradual(config, interval_s=0), build.paths, aws, verifier=check)
     assert rerun.version == "2" and alias(aws, config) == ("2", {})
 
 
@@ -157,14 +153,14 @@ def test_an_alarm_already_firing_stops_the_shift_before_any_traffic_moves(aws: A
     check = first_then_second(aws, config, build)
     aws.cloudwatch.set_alarm_state(AlarmName=ERRORS_ALARM, StateValue="ALARM", StateReason="still broken")
     with pytest.raises(DeployFailedError, match="before the shift started"):
-        deploy(gradual(config, interval_s=0), build.paths, aws, verifier=check, log=quiet)
+        deploy(gradual(config, interval_s=0), build.paths, aws, verifier=check)
     assert alias(aws, config) == ("1", {})
 
 
 def test_a_team_alarm_that_does_not_exist_fails_before_anything_is_uploaded(aws: Aws, config: Config, build: FakeBuild):
     check = first_then_second(aws, config, build)
     with pytest.raises(DeployFailedError) as failure:
-        deploy(gradual(config, alarms=("team-5xx",)), build.paths, aws, verifier=check, log=quiet)
+        deploy(gradual(config, alarms=("team-5xx",)), build.paths, aws, verifier=check)
     assert failure.value.step == "alarms" and "team-5xx" in str(failure.value)
 
 
@@ -174,9 +170,7 @@ def test_a_team_alarm_is_watched_too(aws: Aws, config: Config, build: FakeBuild,
         AlarmName="team-5xx", MetricName="5xx", Namespace="Team", Statistic="Sum", Period=60,
         EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
     )  # fmt: skip
-    thread, result = in_thread(
-        lambda: deploy(gradual(config, alarms=("team-5xx",)), build.paths, aws, verifier=check, log=quiet)
-    )
+    thread, result = in_thread(lambda: deploy(gradual(config, alarms=("team-5xx",)), build.paths, aws, verifier=check))
     wait_for_split(aws, config)
     aws.cloudwatch.set_alarm_state(AlarmName="team-5xx", StateValue="ALARM", StateReason="gateway 5xx")
     thread.join(60)
@@ -233,19 +227,18 @@ def test_a_deploy_killed_mid_shift_is_resolved_by_the_next_status(
 
 
 def test_a_deploy_killed_mid_shift_is_resolved_by_the_next_deploy_or_rollback(
-    aws: Aws, config: Config, build: FakeBuild, moto: str
+    ci_log: pytest.LogCaptureFixture, aws: Aws, config: Config, build: FakeBuild, moto: str
 ):
     check = first_then_second(aws, config, build)
     killed_mid_shift(moto, build, aws, config)
-    said: list[str] = []
-    outcome = rollback(config, build.paths, aws, verifier=check, log=said.append)
+    outcome = rollback(config, build.paths, aws, verifier=check)
     assert (outcome.from_version, outcome.to_version) == ("2", "1") and alias(aws, config) == ("1", {})
-    assert any("left mid-shift" in line for line in said)
+    assert any("left mid-shift" in line for line in ci_log.messages)
 
     killed_mid_shift(moto, build, aws, config)
-    said.clear()
-    done = deploy(config, build.paths, aws, verifier=check, log=said.append)  # all-at-once rerun
-    assert any("left mid-shift" in line for line in said)
+    ci_log.clear()
+    done = deploy(config, build.paths, aws, verifier=check)  # all-at-once rerun
+    assert any("left mid-shift" in line for line in ci_log.messages)
     assert done.version == "2" and alias(aws, config) == ("2", {})
     history = aws.lambda_.get_alias(FunctionName="forgetting-curve", Name="live")["Description"]
     assert history.endswith(": 1 2")
@@ -253,9 +246,9 @@ def test_a_deploy_killed_mid_shift_is_resolved_by_the_next_deploy_or_rollback(
 
 def test_rollback_after_a_completed_shift_goes_back_one_version(aws: Aws, config: Config, build: FakeBuild):
     check = first_then_second(aws, config, build)
-    deploy(gradual(config, "linear", interval_s=0, step_percent=50), build.paths, aws, verifier=check, log=quiet)
+    deploy(gradual(config, "linear", interval_s=0, step_percent=50), build.paths, aws, verifier=check)
     assert alias(aws, config) == ("2", {})
-    outcome = rollback(config, build.paths, aws, verifier=check, log=quiet)
+    outcome = rollback(config, build.paths, aws, verifier=check)
     assert outcome.to_version == "1" and alias(aws, config) == ("1", {})
 
 
@@ -319,7 +312,7 @@ def test_the_job_summary_shows_each_step(
 
     check = first_then_second(aws, config, build)
     started = time.time() - 1
-    deploy(gradual(config, "linear", interval_s=0, step_percent=50), build.paths, aws, verifier=check, log=quiet)
+    deploy(gradual(config, "linear", interval_s=0, step_percent=50), build.paths, aws, verifier=check)
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     shift_summary(build.paths, started)
@@ -334,9 +327,7 @@ def test_an_alias_moved_by_hand_mid_shift_is_not_overwritten(
     aws: Aws, config: Config, build: FakeBuild, fast_polls: None
 ):
     check = first_then_second(aws, config, build)
-    thread, result = in_thread(
-        lambda: deploy(gradual(config, interval_s=3), build.paths, aws, verifier=check, log=quiet)
-    )
+    thread, result = in_thread(lambda: deploy(gradual(config, interval_s=3), build.paths, aws, verifier=check))
     wait_for_split(aws, config)
     aws.lambda_.update_alias(
         FunctionName="forgetting-curve", Name="live", FunctionVersion="1", Description="by hand",

@@ -37,10 +37,6 @@ def trickling_endpoint() -> Iterator[str]:
         yield url
 
 
-def quiet(_: str) -> None:
-    pass
-
-
 def test_a_silent_endpoint_fails_the_deploy_within_the_bound_and_names_it(
     silent_endpoint: str, config: Config, build: FakeBuild, monkeypatch: pytest.MonkeyPatch
 ):
@@ -51,7 +47,7 @@ def test_a_silent_endpoint_fails_the_deploy_within_the_bound_and_names_it(
     started = time.monotonic()
 
     with pytest.raises(DeployFailedError) as failed:
-        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)
+        deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
     elapsed = time.monotonic() - started
     assert elapsed < 10, f"took {elapsed:.1f} s for 2 attempts of a 1 s read timeout"
@@ -76,7 +72,7 @@ def test_a_dead_or_trickling_endpoint_fails_the_deploy_at_the_call_deadline(
     started = time.monotonic()
 
     with pytest.raises(DeployFailedError) as failed:
-        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)
+        deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
     elapsed = time.monotonic() - started
     assert elapsed < 6, f"took {elapsed:.1f} s against a 2 s call deadline"
@@ -97,7 +93,7 @@ def test_a_slow_endpoint_fails_a_step_at_the_step_deadline(
         slow = connect(config, endpoint_url=url, static_credentials=("test", "test"))
         started = time.monotonic()
         with pytest.raises(DeployFailedError) as failed:
-            deploy(config, build.paths, slow, verifier=BytesCheck(build), log=quiet)
+            deploy(config, build.paths, slow, verifier=BytesCheck(build))
         elapsed = time.monotonic() - started
 
     assert elapsed < 5, f"took {elapsed:.1f} s against a 1 s step deadline"

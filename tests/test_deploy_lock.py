@@ -33,10 +33,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 LAMBDA_WRITES = tuple(call for call in WRITES if call.startswith("lambda:"))
 
 
-def quiet(_: str) -> None:
-    pass
-
-
 def lock_object(aws: Aws, config: Config) -> tuple[str, str]:
     stack = read_outputs(aws, config)
     return stack.bucket, f"{stack.key_prefix}/locks/{config.function.name}.json"
@@ -93,7 +89,6 @@ def test_two_concurrent_deploys_one_deploys_the_other_is_refused_naming_the_hold
     finished = {name: threading.Event() for name in builds}
     start = threading.Barrier(2)
     results: dict[str, DeployOutcome | BaseException] = {}
-    logs: dict[str, list[str]] = {name: [] for name in builds}
 
     def holding_check(name: str) -> Any:
         check = BytesCheck(builds[name])
@@ -109,9 +104,7 @@ def test_two_concurrent_deploys_one_deploys_the_other_is_refused_naming_the_hold
         clients = connect(configs[name], endpoint_url=moto, static_credentials=("test", "test"))
         start.wait()
         try:
-            results[name] = deploy(
-                configs[name], builds[name].paths, clients, verifier=holding_check(name), log=logs[name].append
-            )
+            results[name] = deploy(configs[name], builds[name].paths, clients, verifier=holding_check(name))
         except BaseException as exc:  # the test judges whatever happened
             results[name] = exc
         finally:
@@ -145,18 +138,18 @@ def test_two_concurrent_deploys_one_deploys_the_other_is_refused_naming_the_hold
 
     # the refused one, rerun: deploys on top, and the history keeps both
     loser = lost[0]
-    again = deploy(configs[loser], builds[loser].paths, aws, verifier=BytesCheck(builds[loser]), log=quiet)
+    again = deploy(configs[loser], builds[loser].paths, aws, verifier=BytesCheck(builds[loser]))
     assert again.version == "2" and alias_history(aws, config) == ["1", "2"]
 
 
 def test_a_live_lock_refuses_at_once_and_changes_nothing(aws: Aws, config: Config, build: FakeBuild):
-    deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)
+    deploy(config, build.paths, aws, verifier=BytesCheck(build))
     build.make(model="m2")
     held = plant_lock(aws, config, ttl_s=600)
     calls = CallLog(aws)
 
     with pytest.raises(DeployFailedError) as refused:
-        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)
+        deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
     message = str(refused.value)
     assert "step 'lock'" in message
@@ -170,17 +163,16 @@ def test_a_live_lock_refuses_at_once_and_changes_nothing(aws: Aws, config: Confi
     assert read_lock(aws, config) == held and alias_version(aws, config) == "1"
 
     with pytest.raises(Exception, match="another deploy holds the deploy lock"):
-        rollback(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)  # rollback takes the same lock
+        rollback(config, build.paths, aws, verifier=BytesCheck(build))  # rollback takes the same lock
 
 
-def test_an_expired_lock_is_taken_over(aws: Aws, config: Config, build: FakeBuild):
+def test_an_expired_lock_is_taken_over(ci_log: pytest.LogCaptureFixture, aws: Aws, config: Config, build: FakeBuild):
     plant_lock(aws, config, ttl_s=0)
-    logged: list[str] = []
 
-    outcome = deploy(config, build.paths, aws, verifier=BytesCheck(build), log=logged.append)
+    outcome = deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
     assert outcome.status == "deployed" and alias_version(aws, config) == "1"
-    took = [line for line in logged if line.startswith("took over the deploy lock")]
+    took = [line for line in ci_log.messages if line.startswith("took over the deploy lock")]
     assert len(took) == 1 and "octocat@runner-7 pid 4242" in took[0] and "by S3's clock" in took[0]
     lock = read_lock(aws, config)
     assert lock["host"] != "runner-7" and lock["released_at"] and lock["command"] == "deploy"
@@ -188,9 +180,9 @@ def test_an_expired_lock_is_taken_over(aws: Aws, config: Config, build: FakeBuil
 
 def test_an_alias_moved_during_the_deploy_is_not_overwritten(aws: Aws, config: Config, build: FakeBuild):
     check = BytesCheck(build)
-    deploy(config, build.paths, aws, verifier=check, log=quiet)
+    deploy(config, build.paths, aws, verifier=check)
     build.make(model="m2")
-    deploy(config, build.paths, aws, verifier=check, log=quiet)
+    deploy(config, build.paths, aws, verifier=check)
     build.make(model="m3")
     name, alias = config.function.name, config.function.alias
 
@@ -199,7 +191,7 @@ def test_an_alias_moved_during_the_deploy_is_not_overwritten(aws: Aws, config: C
         return check(clients, candidate)
 
     with pytest.raises(DeployFailedError) as lost:
-        deploy(config, build.paths, aws, verifier=rolled_back_meanwhile, log=quiet)
+        deploy(config, build.paths, aws, verifier=rolled_back_meanwhile)
 
     message = str(lost.value)
     assert "step 'alias'" in message
@@ -213,7 +205,7 @@ def test_the_alias_is_moved_with_the_revision_id_read_and_a_precondition_failure
     """moto ignores RevisionId; AWS answers 412 PreconditionFailedException, injected here as AWS sends it."""
     from botocore.awsrequest import AWSResponse
 
-    deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)
+    deploy(config, build.paths, aws, verifier=BytesCheck(build))
     revision = aws.lambda_.get_alias(FunctionName=config.function.name, Name=config.function.alias)["RevisionId"]
     sent: list[dict[str, Any]] = []
     aws.lambda_.meta.events.register(
@@ -229,7 +221,7 @@ def test_the_alias_is_moved_with_the_revision_id_read_and_a_precondition_failure
     build.make(model="m2")
 
     with pytest.raises(DeployFailedError) as lost:
-        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)
+        deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
     assert sent and sent[0]["RevisionId"] == revision
     assert "step 'alias'" in str(lost.value) and "alias live changed while this run held it" in str(lost.value)

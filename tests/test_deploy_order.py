@@ -25,10 +25,6 @@ pytest_plugins = ["tests.moto_fixtures"]
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
 
-def quiet(_: str) -> None:
-    pass
-
-
 @pytest.fixture()
 def history(tmp_path: Path) -> tuple[Path, list[str]]:
     """A repository with three commits, oldest first."""
@@ -47,11 +43,11 @@ def history(tmp_path: Path) -> tuple[Path, list[str]]:
 
 
 def test_a_deploy_of_an_ancestor_commit_is_refused_and_allowed_with_the_override(
-    aws: Aws, config: Config, build: FakeBuild, history: tuple[Path, list[str]]
+    ci_log: pytest.LogCaptureFixture, aws: Aws, config: Config, build: FakeBuild, history: tuple[Path, list[str]]
 ):
     repo, (_, middle, new) = history
     check = BytesCheck(build)
-    first = deploy(config, build.paths, aws, verifier=check, log=quiet, provenance=detect(repo, new), git_repo=repo)
+    first = deploy(config, build.paths, aws, verifier=check, provenance=detect(repo, new), git_repo=repo)
     live = aws.lambda_.get_function_configuration(FunctionName=config.function.name, Qualifier=first.version)
     assert f"commit {new}" in live["Description"]
     assert check.build_digests()["function.zip"][:16] in live["Description"]
@@ -59,7 +55,7 @@ def test_a_deploy_of_an_ancestor_commit_is_refused_and_allowed_with_the_override
     build.make(model="rerun of an old workflow run")
     calls = CallLog(aws)
     with pytest.raises(DeployFailedError) as refused:
-        deploy(config, build.paths, aws, verifier=check, log=quiet, provenance=detect(repo, middle), git_repo=repo)
+        deploy(config, build.paths, aws, verifier=check, provenance=detect(repo, middle), git_repo=repo)
 
     message = str(refused.value)
     assert "step 'commit order'" in message
@@ -71,21 +67,17 @@ def test_a_deploy_of_an_ancestor_commit_is_refused_and_allowed_with_the_override
     listed = aws.s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"{stack.key_prefix}/model/").get("Contents", [])
     assert len(listed) == 1  # the older model was never uploaded
 
-    logged: list[str] = []
     allowed = deploy(
-        config, build.paths, aws, verifier=check, log=logged.append,
+        config, build.paths, aws, verifier=check,
         provenance=detect(repo, middle), git_repo=repo, allow_older=True,
     )  # fmt: skip
     assert allowed.version == "2" and alias_version(aws, config) == "2"
-    assert any("deploying anyway (--allow-older)" in line for line in logged)
+    assert any("deploying anyway (--allow-older)" in line for line in ci_log.messages)
 
     # a newer commit goes forward without the flag, and rollback goes back without it
     build.make(model="newest")
-    assert (
-        deploy(config, build.paths, aws, verifier=check, log=quiet, provenance=detect(repo, new), git_repo=repo).version
-        == "3"
-    )
-    assert rollback(config, build.paths, aws, verifier=check, log=quiet).to_version == "2"
+    assert deploy(config, build.paths, aws, verifier=check, provenance=detect(repo, new), git_repo=repo).version == "3"
+    assert rollback(config, build.paths, aws, verifier=check).to_version == "2"
     assert alias_version(aws, config) == "2"
 
 
@@ -94,7 +86,7 @@ def test_a_live_commit_this_clone_does_not_have_is_refused_unless_overridden(
 ):
     repo, commits = history
     stranger = Provenance("c" * 40, None, "--commit")  # e.g. deployed from a commit that was force-pushed away
-    deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet, provenance=stranger, git_repo=repo)
+    deploy(config, build.paths, aws, verifier=BytesCheck(build), provenance=stranger, git_repo=repo)
     build.make(model="m2")
 
     with pytest.raises(DeployFailedError) as refused:
@@ -103,7 +95,6 @@ def test_a_live_commit_this_clone_does_not_have_is_refused_unless_overridden(
             build.paths,
             aws,
             verifier=BytesCheck(build),
-            log=quiet,
             provenance=detect(repo, commits[-1]),
             git_repo=repo,
         )
@@ -112,7 +103,7 @@ def test_a_live_commit_this_clone_does_not_have_is_refused_unless_overridden(
     assert "fetch-depth: 0" in refused.value.fix
     assert alias_version(aws, config) == "1"
     deploy(
-        config, build.paths, aws, verifier=BytesCheck(build), log=quiet,
+        config, build.paths, aws, verifier=BytesCheck(build),
         provenance=detect(repo, commits[-1]), git_repo=repo, allow_older=True,
     )  # fmt: skip
     assert alias_version(aws, config) == "2"
@@ -141,9 +132,7 @@ def test_in_a_shallow_clone_an_unproven_order_is_refused(
         ["git", "clone", "-q", "--depth", "1", "--no-single-branch", f"file://{repo}", str(clone)], check=True
     )
     assert detect(clone, middle).commit == middle  # both commits are there, their link is not
-    deploy(
-        config, build.paths, aws, verifier=BytesCheck(build), log=quiet, provenance=detect(clone, new), git_repo=clone
-    )
+    deploy(config, build.paths, aws, verifier=BytesCheck(build), provenance=detect(clone, new), git_repo=clone)
     build.make(model="m2")
 
     with pytest.raises(DeployFailedError) as refused:
@@ -152,7 +141,6 @@ def test_in_a_shallow_clone_an_unproven_order_is_refused(
             build.paths,
             aws,
             verifier=BytesCheck(build),
-            log=quiet,
             provenance=detect(clone, middle),
             git_repo=clone,
         )

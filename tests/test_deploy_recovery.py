@@ -92,15 +92,14 @@ def killed_deploy(moto: str, aws: Aws, config: Config, build: FakeBuild) -> Iter
 
 
 def test_a_deploy_killed_holding_the_lock_on_this_host_is_taken_over_at_once(
-    killed_deploy: int, aws: Aws, config: Config, build: FakeBuild
+    ci_log: pytest.LogCaptureFixture, killed_deploy: int, aws: Aws, config: Config, build: FakeBuild
 ):
-    logged: list[str] = []
 
-    outcome = deploy(config, build.paths, aws, verifier=BytesCheck(build), log=logged.append)
+    outcome = deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
     assert outcome.status == "deployed" and alias_version(aws, config) == "1"
-    took = [line for line in logged if line.startswith("took over the deploy lock")]
-    assert len(took) == 1, logged
+    took = [line for line in ci_log.messages if line.startswith("took over the deploy lock")]
+    assert len(took) == 1, ci_log.messages
     assert f"pid {killed_deploy}" in took[0] and f"process {killed_deploy} on this host" in took[0]
     assert "is no longer running" in took[0]
     lock = read_lock(aws, config)
@@ -109,7 +108,7 @@ def test_a_deploy_killed_holding_the_lock_on_this_host_is_taken_over_at_once(
 
 
 def test_a_deploy_killed_holding_the_lock_is_recovered_by_unlock(
-    killed_deploy: int, moto: str, aws: Aws, config: Config, build: FakeBuild
+    ci_log: pytest.LogCaptureFixture, killed_deploy: int, moto: str, aws: Aws, config: Config, build: FakeBuild
 ):
     done = subprocess.run(
         ci(build, "unlock", "--reason", "runner killed mid-deploy"),
@@ -131,9 +130,8 @@ def test_a_deploy_killed_holding_the_lock_is_recovered_by_unlock(
     report = json.loads(build.paths.report("unlock").read_text())
     assert report["passed"] and report["status"] == "broken" and f"pid {killed_deploy}" in report["holder"]
 
-    logged: list[str] = []
-    outcome = deploy(config, build.paths, aws, verifier=BytesCheck(build), log=logged.append)
-    assert outcome.status == "deployed" and not [line for line in logged if line.startswith("took over")]
+    outcome = deploy(config, build.paths, aws, verifier=BytesCheck(build))
+    assert outcome.status == "deployed" and not [line for line in ci_log.messages if line.startswith("took over")]
 
 
 def plant_lock(aws: Aws, config: Config, **fields: Any) -> dict[str, Any]:
@@ -160,18 +158,18 @@ def test_a_live_lock_of_another_runner_refuses_deploy_and_rollback_until_unlock(
     from ci.cli import main
 
     check = BytesCheck(build)
-    deploy(config, build.paths, aws, verifier=check, log=quiet)
+    deploy(config, build.paths, aws, verifier=check)
     build.make(model="m2")
-    deploy(config, build.paths, aws, verifier=check, log=quiet)
+    deploy(config, build.paths, aws, verifier=check)
     build.make(model="m3")
     plant_lock(aws, config)
 
     with pytest.raises(DeployFailedError) as refused:
-        deploy(config, build.paths, aws, verifier=check, log=quiet)
+        deploy(config, build.paths, aws, verifier=check)
     assert "another deploy holds the deploy lock" in str(refused.value)
     assert "`python -m ci unlock --reason TEXT` breaks the lock" in refused.value.fix
     with pytest.raises(Exception, match="another deploy holds the deploy lock"):
-        rollback(config, build.paths, aws, force=True, verifier=check, log=quiet)  # --force skips the check only
+        rollback(config, build.paths, aws, force=True, verifier=check)  # --force skips the check only
 
     for name, value in environment(moto).items():
         monkeypatch.setenv(name, value)
@@ -179,23 +177,24 @@ def test_a_live_lock_of_another_runner_refuses_deploy_and_rollback_until_unlock(
     printed = capsys.readouterr().out
     assert "held by deploy by octocat@runner-7 pid 4242" in printed and "runner-7 was deleted" in printed
 
-    assert rollback(config, build.paths, aws, verifier=check, log=quiet).to_version == "1"
+    assert rollback(config, build.paths, aws, verifier=check).to_version == "1"
     assert alias_version(aws, config) == "1"
     assert main(["--build-dir", str(build.paths.build), "unlock", "--reason", "again"]) == 0
     assert "nothing to break" in capsys.readouterr().out  # released by the rollback: nothing to break
 
 
-def test_a_recycled_pid_on_this_host_is_not_the_holder(aws: Aws, config: Config, build: FakeBuild):
+def test_a_recycled_pid_on_this_host_is_not_the_holder(
+    ci_log: pytest.LogCaptureFixture, aws: Aws, config: Config, build: FakeBuild
+):
     """The lock names this very process, but with another start time: the holder is gone, its pid reused."""
     from ci.deploy.lock_holder import owner
 
     me = owner("deploy", "")
     plant_lock(aws, config, **{**me, "process": {**me["process"], "start_ticks": "1"}})
-    logged: list[str] = []
 
-    deploy(config, build.paths, aws, verifier=BytesCheck(build), log=logged.append)
+    deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
-    assert any("the pid now belongs to a newer process" in line for line in logged), logged
+    assert any("the pid now belongs to a newer process" in line for line in ci_log.messages), ci_log.messages
 
 
 def test_a_live_holder_on_this_host_is_not_taken_over(aws: Aws, config: Config, build: FakeBuild):
@@ -204,7 +203,7 @@ def test_a_live_holder_on_this_host_is_not_taken_over(aws: Aws, config: Config, 
     plant_lock(aws, config, **owner("deploy", ""))  # this process: alive, same start time
 
     with pytest.raises(DeployFailedError, match="another deploy holds the deploy lock"):
-        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)
+        deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
 
 OTHER = {"command": "deploy", "host": "runner-other", "pid": 77, "user": "other", "commit": ""}
@@ -280,7 +279,7 @@ def test_a_deploy_whose_lock_is_taken_over_stops_before_its_next_write(
     takeover = Takeover(aws, other, *lock_location(aws, config))
 
     with pytest.raises(DeployFailedError) as lost:
-        deploy(config, build.paths, aws, verifier=BytesCheck(build), log=quiet)
+        deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
     message = str(lost.value)
     assert "step 'upload'" in message and "lost the deploy lock" in message and "runner-9" in message

@@ -42,7 +42,7 @@ def test_function_zip_swapped_during_the_deploy_never_reaches_s3_or_latest(aws: 
     aws.cloudformation.meta.events.register("before-call.cloudformation.DescribeStacks", swap)
     check = BytesCheck(build)
 
-    outcome = deploy(config, build.paths, aws, verifier=check, log=lambda _: None)
+    outcome = deploy(config, build.paths, aws, verifier=check)
 
     assert swapped and swapped[0] != verified, "the build file was really swapped mid-deploy"
     function = outcome.uploads[1]
@@ -55,7 +55,9 @@ def test_function_zip_swapped_during_the_deploy_never_reaches_s3_or_latest(aws: 
 
 
 @pytest.mark.parametrize("poison", ["metadata claims our digest", "honest checksum of other bytes"])
-def test_a_poisoned_object_at_the_content_address_is_replaced(aws: Aws, config: Config, build: FakeBuild, poison: str):
+def test_a_poisoned_object_at_the_content_address_is_replaced(
+    ci_log: pytest.LogCaptureFixture, aws: Aws, config: Config, build: FakeBuild, poison: str
+):
     """An object at the key that S3 does not vouch for (by its own SHA-256 checksum) is not trusted."""
     verified = sha256_file(build.paths.function_zip)
     stack = read_outputs(aws, config)
@@ -67,16 +69,15 @@ def test_a_poisoned_object_at_the_content_address_is_replaced(aws: Aws, config: 
         {"Metadata": {"sha256": verified}} if poison.startswith("metadata") else {"ChecksumAlgorithm": "SHA256"}
     )
     aws.s3.put_object(Bucket=stack.bucket, Key=key, Body=bad, **extra)
-    logged: list[str] = []
 
-    outcome = deploy(config, build.paths, aws, verifier=BytesCheck(build), log=logged.append)
+    outcome = deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
     assert outcome.status == "deployed" and outcome.uploads[1].uploaded
     assert object_sha256(aws, stack.bucket, key) == verified
     head = aws.s3.head_object(Bucket=stack.bucket, Key=key, ChecksumMode="ENABLED")
     assert head["ChecksumSHA256"] == hex_to_lambda_sha(verified)
-    replacing = [line for line in logged if line.startswith(f"replacing s3://{stack.bucket}/{key}")]
-    assert len(replacing) == 1, logged
+    replacing = [line for line in ci_log.messages if line.startswith(f"replacing s3://{stack.bucket}/{key}")]
+    assert len(replacing) == 1, ci_log.messages
     assert "the bucket is versioned" in replacing[0]
     assert outcome.uploads[1].replaced
     versions = aws.s3.list_object_versions(Bucket=stack.bucket, Prefix=key).get("Versions", [])
@@ -86,14 +87,14 @@ def test_a_poisoned_object_at_the_content_address_is_replaced(aws: Aws, config: 
 
 
 def test_an_object_s3_vouches_for_is_not_uploaded_again(aws: Aws, config: Config, build: FakeBuild):
-    deploy(config, build.paths, aws, verifier=BytesCheck(build), log=lambda _: None)
+    deploy(config, build.paths, aws, verifier=BytesCheck(build))
     build.make(model="m2")
     puts: list[str] = []
     aws.s3.meta.events.register(
         "before-parameter-build.s3.PutObject", lambda params, **_: puts.append(str(params["Key"]))
     )
 
-    outcome = deploy(config, build.paths, aws, verifier=BytesCheck(build), log=lambda _: None)
+    outcome = deploy(config, build.paths, aws, verifier=BytesCheck(build))
 
     assert [u.uploaded for u in outcome.uploads] == [False, False, True]
     assert [key for key in puts if "/locks/" not in key] == [outcome.uploads[2].key]

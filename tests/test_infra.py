@@ -120,14 +120,14 @@ def test_no_statement_allows_a_wildcard_action_or_resource_except_listing_layer_
 def test_deploy_role_allows_exactly_what_deploy_and_rollback_call(aws: Aws, config: Config, build: FakeBuild):
     calls = CallLog(aws)
     check = BytesCheck(build)
-    deploy(config, build.paths, aws, verifier=check, log=lambda _: None)
+    deploy(config, build.paths, aws, verifier=check)
     build.make(layer="v2", function="0.6", model="m2")
     canary = dataclasses.replace(config.deploy, strategy="canary", step_interval_s=0)  # reads the alarms
-    deploy(dataclasses.replace(config, deploy=canary), build.paths, aws, verifier=check, log=lambda _: None)
-    deploy(config, build.paths, aws, verifier=check, log=lambda _: None)
+    deploy(dataclasses.replace(config, deploy=canary), build.paths, aws, verifier=check)
+    deploy(config, build.paths, aws, verifier=check)
     name, alias = config.function.name, config.function.alias
     aws.lambda_.update_alias(FunctionName=name, Name=alias, FunctionVersion="2", Description="")  # no history
-    rollback(config, build.paths, aws, verifier=check, log=lambda _: None)
+    rollback(config, build.paths, aws, verifier=check)
 
     called = {ACTIONS.get(operation, operation) for operation in calls.calls}
     allowed = {action for statement in deploy_statements() for action in as_list(statement["Action"])}

@@ -125,18 +125,18 @@ def _proof_lines(lines: list[str]) -> dict[str, str]:
 
 
 def test_a_rebuild_of_the_same_bytes_reuses_each_proof_and_says_so_and_a_change_makes_it_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ci_log: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config, paths = make_project(tmp_path, [{"x": 2}, {"x": 3}])
-    first = build_layer(config, paths, log=lambda _: None)
+    first = build_layer(config, paths)
     assert "reused" not in first["verify"] and "reused" not in first["import_trace"]
 
     def rebuild(name: str, reuse: bool = True, project_config=config) -> tuple[dict, dict[str, str]]:
         again = BuildPaths(build=tmp_path / name, cache=paths.cache)
         again.model_dir.mkdir(parents=True)
         again.model.write_bytes(paths.model.read_bytes())
-        lines: list[str] = []
-        return build_layer(project_config, again, log=lines.append, reuse_proofs=reuse), _proof_lines(lines)
+        ci_log.clear()
+        return build_layer(project_config, again, reuse_proofs=reuse), _proof_lines(ci_log.messages)
 
     data, lines = rebuild("again")
     assert data["layer"]["sha256"] == first["layer"]["sha256"]
@@ -172,15 +172,15 @@ def test_a_rebuild_of_the_same_bytes_reuses_each_proof_and_says_so_and_a_change_
     assert not any("reused" in line for line in lines.values())
 
 
-def test_a_failed_trace_is_made_again_not_reused(tmp_path: Path) -> None:
+def test_a_failed_trace_is_made_again_not_reused(ci_log: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     """The rule that breaks the handler fails the build; after build.keep fixes it, nothing failed was recorded."""
     config, paths = make_project(tmp_path, [{"x": 2}, {"lazy": True}])
     with pytest.raises(CheckFailedError):
-        build_layer(config, paths, log=lambda _: None)
+        build_layer(config, paths)
     assert not list((paths.cache / "proofs").glob("trace-*")) and not list((paths.cache / "proofs").glob("prove-*"))
     with pytest.raises(CheckFailedError):
-        build_layer(config, paths, log=lambda _: None)  # fails again, in full: not answered from a record
+        build_layer(config, paths)  # fails again, in full: not answered from a record
     kept = load_config(tmp_path, overrides={"smoke": {"events": "events"}, "build": {"keep": ["demo/tests/*"]}})
-    lines: list[str] = []
-    build_layer(kept, paths, log=lines.append)
-    assert "reused" not in _proof_lines(lines)["trace"]
+    ci_log.clear()
+    build_layer(kept, paths)
+    assert "reused" not in _proof_lines(ci_log.messages)["trace"]

@@ -88,7 +88,7 @@ def test_a_layer_with_requests_builds_and_its_urllib3_comes_from_the_runtime(tmp
     lock(config)
     pins = read_lock(config.lock.layer_lock).pins
     assert {"requests", "idna", "certifi", "charset-normalizer"} <= set(pins) and "urllib3" not in pins
-    data = build_layer(config, paths, log=lambda _: None)  # on the old build: "No module named 'urllib3'"
+    data = build_layer(config, paths)  # on the old build: "No module named 'urllib3'"
     assert "requests" not in data["pristine"]["failures"], "imports as on Lambda, not 'failing anyway'"
     assert data["verify"]["new_failures"] == {} and data["import_trace"]["workload"] == "events"
     assert "requests/sessions.py" in data["import_trace"]["paths"]
@@ -116,7 +116,7 @@ def test_bundling_urllib3_puts_it_in_the_lock_and_the_layer(tmp_path: Path) -> N
     assert pinned is not None
     notes = read_notes(config.lock.layer_lock)
     assert f"urllib3=={pinned} bundled in the layer ([lock] bundle_runtime_packages; the runtime has " in notes[1]
-    build_layer(config, paths, log=lambda _: None)
+    build_layer(config, paths)
     assert "python/urllib3/__init__.py" in layer_names(paths)
     [answer] = answers(config, paths)
     assert answer["urllib3"] == pinned and answer["from"] == str((paths.layer_tree / "python").resolve())
@@ -131,7 +131,7 @@ def test_a_module_missing_from_the_locks_is_named_so_not_blamed_on_a_rule(tmp_pa
     config, paths = project(tmp_path, "requests\n", handler="import yaml\n" + HANDLER)
     lock(config)
     with pytest.raises(CheckFailedError) as info:
-        build_layer(config, paths, log=lambda _: None)
+        build_layer(config, paths)
     text = str(info.value)
     assert "No module named 'yaml'" in text
     assert f"no locked distribution provides 'yaml' nor does the {TARGET.runtime.name} runtime provide it" in text

@@ -75,7 +75,7 @@ def record_params(aws: Aws) -> list[tuple[str, dict[str, Any]]]:
 def test_deploy_publishes_versions_with_snapstart_and_turns_it_off_again(aws: Aws, build: FakeBuild) -> None:
     config = load_config(overrides=PYTHON312)
     sent = record_params(aws)
-    outcome = deploy(config, build.paths, aws, verifier=BytesCheck(build), log=lambda _: None)
+    outcome = deploy(config, build.paths, aws, verifier=BytesCheck(build))
     create = [params for name, params in sent if name == "CreateFunction"]
     assert create and create[0]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
     assert create[0]["Runtime"] == "python3.12"

@@ -1,15 +1,19 @@
-"""`python -m training [--out-dir DIR] [--data CSV] [--seed N] [--config TOML]`: parse, run, report."""
+"""`python -m training [-v|-q] [--out-dir DIR] [--data CSV] [--seed N] [--config TOML]`: parse, run, report."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
 
+from ci import logs
 from ci.errors import USAGE, ConfigError
 from training.errors import TrainingError
 from training.settings import DEFAULT_CONFIG, REPO_ROOT, events_dir, load_settings
+
+logger = logging.getLogger(__name__)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -19,6 +23,7 @@ def parser() -> argparse.ArgumentParser:
         "Step 2 of `make pipeline`: after `python -m ci lock --check`, before `python -m ci build` "
         "(`python -m ci --help` lists every step).",
     )
+    logs.add_verbosity_options(cli)
     cli.add_argument("--out-dir", type=Path, default=REPO_ROOT / "build" / "model", help="default: build/model")
     cli.add_argument("--data", type=Path, default=None, help="a review-log CSV (default: the HLR simulator)")
     cli.add_argument("--seed", type=int, default=None, help="default: training.seed of pipeline.toml")
@@ -28,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    logs.configure(args.verbosity, name="training")
     try:
         from training.train import run  # heavy imports after argument parsing
     except ModuleNotFoundError as exc:  # not the project's environment: how to run it, no traceback
@@ -48,15 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     metrics = result.manifest["metrics"]
-    print(
+    logger.info(
         f"wrote {result.model_path} ({result.model_path.stat().st_size} bytes, sha256 {result.manifest['sha256'][:12]})"
     )
-    print(f"wrote {result.manifest_path}")
-    print("held-out: " + ", ".join(f"{name} {value}" for name, value in metrics.items()))
+    logger.info(f"wrote {result.manifest_path}")
+    logs.result(logger, "held-out: " + ", ".join(f"{name} {value}" for name, value in metrics.items()))
     monotonic, answers = result.manifest["checks"]["monotonic"], result.manifest["answers"]
-    print(
+    logger.info(
         f"contract: recall never rises with elapsed time on {monotonic['histories']} histories; "
         f"answered {len(answers['by_event'])} committed events ({answers['events']}) for smoke to reproduce"
     )
-    print(f"trained in {time.perf_counter() - started:.1f} s")
+    logger.info(f"trained in {time.perf_counter() - started:.1f} s")
     return 0

@@ -6,17 +6,19 @@ measured and the figures: docs/performance.md#ci-make-bench-ci.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ci.errors import PipelineError
+
+logger = logging.getLogger(__name__)
 
 CHECKS = ("budget", "pins", "abi", "smoke")
 ARTIFACTS = ("layer.zip", "function.zip", "model", "reports")  # what the build job uploads
@@ -98,9 +100,7 @@ def must(timed: Timed, what: str) -> Timed:
     return timed
 
 
-def run_bench_ci(
-    source: Path, cache: Path, with_test: bool = True, log: Callable[[str], None] = print
-) -> dict[str, Any]:
+def run_bench_ci(source: Path, cache: Path, with_test: bool = True) -> dict[str, Any]:
     """Every measurement, in one run; returns the report's details (rows with targets, load, commit)."""
     targets = Targets()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True).stdout.strip()
@@ -110,25 +110,25 @@ def run_bench_ci(
     def row(name: str, seconds: float, target: float | None = None, note: str = "") -> None:
         met = None if target is None else seconds <= target
         rows.append({"measurement": name, "seconds": round(seconds, 1), "target_s": target, "met": met, "note": note})
-        log(f"  {name}: {seconds:.1f} s" + (f" (target <= {target:g} s)" if target is not None else ""))
+        logger.info(f"  {name}: {seconds:.1f} s" + (f" (target <= {target:g} s)" if target is not None else ""))
 
     with tempfile.TemporaryDirectory(prefix="bench-ci-") as tmp:
         work = Path(tmp)
         env = clean_env()
 
-        log("make venv, cold: an empty uv cache, uv not yet bootstrapped (every wheel downloaded)")
+        logger.info("make venv, cold: an empty uv cache, uv not yet bootstrapped (every wheel downloaded)")
         cold = fresh_clone(source, work / "cold", None)
         cold_env = clean_env(UV_CACHE_DIR=str(work / "uv-cold"))
         row("make venv, cold (empty uv cache)", must(run_timed(["make", "venv"], cold, cold_env), "make venv").seconds)
         shutil.rmtree(work / "uv-cold", ignore_errors=True)
 
-        log("make venv, warm: uv's cache and the bootstrapped uv in place, no .venv yet")
+        logger.info("make venv, warm: uv's cache and the bootstrapped uv in place, no .venv yet")
         shutil.rmtree(cold / ".venv")
         warm = must(run_timed(["make", "venv"], cold, env), "make venv")
         row("make venv, warm", warm.seconds, targets.venv_warm_s)
         shutil.rmtree(cold, ignore_errors=True)
 
-        log("make pipeline in a fresh clone, warm download caches")
+        logger.info("make pipeline in a fresh clone, warm download caches")
         clone = fresh_clone(source, work / "pipeline", cache)
         pipeline = must(run_timed(["make", "pipeline"], clone, env, step_prefix=".venv/bin/python -m"), "pipeline")
         row("make pipeline, fresh clone (venv included)", pipeline.seconds, targets.pipeline_s)
@@ -136,7 +136,7 @@ def run_bench_ci(
             row(f"  {step}", seconds)
 
         for check in CHECKS:
-            log(f"verify job `{check}`: fresh checkout, make venv, the artifact, then the check")
+            logger.info(f"verify job `{check}`: fresh checkout, make venv, the artifact, then the check")
             job = fresh_clone(source, work / f"job-{check}", cache)
             start = time.perf_counter()
             must(run_timed(["make", "venv"], job, env), "make venv")
@@ -146,7 +146,7 @@ def run_bench_ci(
             shutil.rmtree(job, ignore_errors=True)
 
         if with_test:
-            log("make test in the pipeline's clone (venv-dev, lint, the whole suite)")
+            logger.info("make test in the pipeline's clone (venv-dev, lint, the whole suite)")
             test = must(run_timed(["make", "test"], clone, env), "make test")
             row("make test (venv-dev, lint, pytest)", test.seconds, targets.test_s)
     return {

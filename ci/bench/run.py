@@ -7,12 +7,14 @@ the import trace through the smoke harness, which also proves every event still 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ci import logs
 from ci.bench.coldstart import measure_cold_start
 from ci.bench.naive import build_naive
 from ci.config import Config
@@ -22,6 +24,8 @@ from ci.paths import BuildPaths
 from ci.reports import sha256_file
 from ci.units import MB, as_mb
 from ci.zipsafe import open_zip
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,8 @@ def _build_ours(config: Config, variant: BuildPaths, compact: bool) -> float:
     )
     started = time.perf_counter()
     # Every proof made again: the figure is a warm rebuild *including* verification (the target says so).
-    build_layer(replace(config, build=build), variant, log=lambda line: None, reuse_proofs=False)
+    with logs.muted("ci.layer"):  # its step lines would bury the bench's own
+        build_layer(replace(config, build=build), variant, reuse_proofs=False)
     return time.perf_counter() - started
 
 
@@ -129,7 +134,7 @@ def measure_variant(config: Config, variant: BuildPaths, build_s: float, runs: i
     }
 
 
-def run_bench(config: Config, paths: BuildPaths, runs: int = 5, log: Any = print) -> dict[str, Any]:
+def run_bench(config: Config, paths: BuildPaths, runs: int = 5) -> dict[str, Any]:
     if runs < 5:
         raise PipelineError(f"--runs {runs} is too few for a median", "use --runs 5 or more")
     if not paths.model.is_file():
@@ -140,16 +145,16 @@ def run_bench(config: Config, paths: BuildPaths, runs: int = 5, log: Any = print
         variant = _variant_paths(paths, name)
         _with_model(variant, paths.model)
         _build_ours(config, variant, compact)  # warms this variant's caches
-        log(f"bench: building {name} (warm cache)...")
+        logger.info(f"bench: building {name} (warm cache)...")
         seconds = _build_ours(config, variant, compact)
-        log(f"bench: measuring {name}...")
+        logger.info(f"bench: measuring {name}...")
         results[name] = measure_variant(config, variant, seconds, runs)
     naive = _variant_paths(paths, "naive")
     _with_model(naive, paths.model)
     _build_naive(config, naive, default.function_zip)  # warms pip's cache
-    log("bench: building naive (pip install --target, warm cache)...")
+    logger.info("bench: building naive (pip install --target, warm cache)...")
     seconds = _build_naive(config, naive, default.function_zip)
-    log("bench: measuring naive...")
+    logger.info("bench: measuring naive...")
     results["naive"] = measure_variant(config, naive, seconds, runs)
     return {"variants": results, "checks": check_targets(results, Targets()), "runs": runs}
 

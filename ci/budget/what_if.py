@@ -10,13 +10,13 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from ci import unpacked_layers
+from ci import logs, unpacked_layers
 from ci.budget.model import FAIL
 from ci.budget.options import removal_options
 from ci.budget.projection import Measured, Measurer
@@ -41,8 +41,9 @@ from ci.site import rules
 from ci.site.owners import BUILD_SITE, canonical
 from ci.units import as_mb
 
+logger = logging.getLogger(__name__)
+
 CI_PACKAGE = Path(__file__).resolve().parents[1]
-Log = Callable[[str], None]
 
 
 def answer_key(config: Config, paths: BuildPaths, current: Current, request: WhatIfRequest) -> str:
@@ -112,7 +113,6 @@ def what_if(
     request: WhatIfRequest,
     limit_bytes: int | None = None,
     fresh: bool = False,
-    log: Log = print,
 ) -> tuple[Answer, Projection | None]:
     """The answer (from the cache unless `fresh`), and the projection when it was computed now."""
     started = time.perf_counter()
@@ -134,10 +134,10 @@ def what_if(
     mark = time.perf_counter()
     lock = resolve(config, paths, request, workdir)
     mark = step("resolve", mark)
-    log(f"resolve:  {len(lock.entries)} pins for {target_name(config.target)} [{timings['resolve']:.1f}s]")
+    logger.info(f"resolve:  {len(lock.entries)} pins for {target_name(config.target)} [{timings['resolve']:.1f}s]")
     wheels, downloaded = fetch_wheels(config, paths, lock, workdir)
     mark = step("fetch", mark)
-    log(
+    logger.info(
         f"fetch:    {len(wheels)} wheels, {downloaded} downloaded, the rest from the build's cache "
         f"[{timings['fetch']:.1f}s]"
     )
@@ -164,7 +164,7 @@ def what_if(
             measured: dict[str, Measured] = measurer.measure(new)
             mark = step("measure", mark)
             fresh_count = sum(1 for m in measured.values() if not m.from_cache)
-            log(
+            logger.info(
                 f"measure:  {len(unchanged)} distributions as build/layer.zip ships them; {len(new)} installed and "
                 f"pruned by the build's rules ({fresh_count} measured now, {len(new) - fresh_count} cached) "
                 f"[{timings['measure']:.1f}s]"
@@ -188,7 +188,7 @@ def what_if(
                 compact = measure_compact(config, paths, projection, python, base_site(), new_site, workdir)
                 shutil.rmtree(workdir, ignore_errors=True)
                 step("compact", mark)
-                log(f"compact:  {_compact_note(compact)} [{timings['compact']:.1f}s]")
+                logger.info(f"compact:  {_compact_note(compact)} [{timings['compact']:.1f}s]")
         finally:
             measurer.discard_trees()
     mark = time.perf_counter()
@@ -270,9 +270,9 @@ def run_what_if(
     report = write_report(
         paths, CHECK, answer.passed, {**answer.report, "cache": cache, "answered_in_s": total}, findings=findings
     )
-    print(answer.text)
+    logs.result(logger, answer.text)
     how = "answered from the cache" if answer.from_cache else "computed"
-    print(f"\nwrote {display_path(report, config.root)} ({how} in {total:.1f}s)")
+    logger.info(f"\nwrote {display_path(report, config.root)} ({how} in {total:.1f}s)")
     errors = [finding for finding in findings if finding.severity == "error"]
     if errors:
         raise CheckFailedError(errors[0].message, errors[0].fix)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from urllib.parse import urlparse
 from ci.config import Config
 from ci.deploy.deadline import Deadlines
 from ci.errors import PipelineError
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import boto3
@@ -246,6 +249,11 @@ def connect(
         name: session.client(name, endpoint_url=endpoint_url, config=boto_config)
         for name in ("s3", "lambda", "cloudformation", "cloudwatch")
     }
+    logger.debug(
+        f"AWS: region {region}, endpoint {clients['lambda'].meta.endpoint_url}, "
+        f"credentials {'static (emulator or given)' if static_credentials else 'from the boto3 chain'}, "
+        f"timeouts connect {timeouts.connect_s}s read {timeouts.read_s}s, {timeouts.attempts} attempts"
+    )
     deadlines = timeouts.deadlines()
     for client in clients.values():
         install_denied_hook(client)

@@ -7,6 +7,7 @@ never a runner's (docs/design.md, "The deploy lock").
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from typing import Any
 from ci.deploy.deadline import capped
 from ci.deploy.lock_holder import describe_owner, gone_from_this_machine
 from ci.errors import PipelineError
+
+logger = logging.getLogger(__name__)
 
 TTL_S = 15 * 60
 MAX_TTL_S = 24 * 60 * 60
@@ -158,7 +161,7 @@ class DeployLock:
     record: dict[str, Any]
     written: datetime  # S3's time of our last write
     ttl_s: int = TTL_S
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = logger.info
     released: bool = field(default=False)
 
     @property
@@ -259,7 +262,7 @@ def acquire(
     key: str,
     holder: Mapping[str, Any],
     ttl_s: int = TTL_S,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
 ) -> DeployLock:
     """Take the lock, or take over a released, broken, expired or provably dead one; else DeployLockedError."""
     from botocore.exceptions import ClientError
@@ -357,7 +360,7 @@ def held(
     key: str,
     holder: Mapping[str, Any],
     ttl_s: int = TTL_S,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
     guarded: tuple[Any, ...] = (),
 ) -> Iterator[DeployLock]:
     """The lock for the duration of the block (writes of `guarded` clients verify it), released however it ends."""

@@ -7,6 +7,7 @@ the only thing production sees, moves last, under the deploy lock.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -33,6 +34,8 @@ from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
 from ci.reports import write_report
+
+logger = logging.getLogger(__name__)
 
 RERUN_FIX = "fix the cause and rerun `python -m ci deploy`: finished steps are skipped, so it resumes where it stopped"
 
@@ -89,10 +92,9 @@ def shift_alarms(step: dict[str, Any]) -> str:
 class Steps:
     """Times each step, bounds its AWS calls, and remembers which one was running when something failed."""
 
-    def __init__(self, log: Callable[[str], None], deadlines: Deadlines | None = None) -> None:
+    def __init__(self, deadlines: Deadlines | None = None) -> None:
         self.current = "start"
         self.timings: dict[str, float] = {}
-        self.log = log
         self.deadlines = deadlines
         self.on_step: Callable[[], None] | None = None  # verifies the deploy lock while it is held
 
@@ -112,7 +114,6 @@ def deploy(
     paths: BuildPaths,
     aws: Aws,
     verifier: Verifier | None = None,
-    log: Callable[[str], None] = print,
     artifacts: Artifacts | None = None,
     provenance: Provenance | None = None,
     allow_older: bool = False,
@@ -129,7 +130,7 @@ def deploy(
     repo = git_repo or config.root
     ours = provenance or detect(repo)
     verifier = verifier or default_verifier(config, paths)
-    steps = Steps(log, aws.deadlines)
+    steps = Steps(aws.deadlines)
     name, alias_name = config.function.name, config.function.alias
     outcome = DeployOutcome(status="deployed", endpoint=aws.where, alias=alias_name, provenance=ours)
     before: aliases.AliasState | None = None
@@ -152,16 +153,16 @@ def deploy(
             return outcome
         with steps.step("lock"):
             key = lock_key(stack.key_prefix, name)
-            lock = acquire(aws.s3, stack.bucket, key, owner("deploy", ours.commit), lock_ttl_s, log)
-            log(f"deploy lock {lock.uri} held until {lock.record['expires_at']} (S3 time)")
+            lock = acquire(aws.s3, stack.bucket, key, owner("deploy", ours.commit), lock_ttl_s)
+            logger.info(f"deploy lock {lock.uri} held until {lock.record['expires_at']} (S3 time)")
         try:
             steps.on_step = lock.verify
             with lock.guard(aws.s3, aws.lambda_, aws.cloudformation):  # every write proves the lock is ours
                 with steps.step("commit order"):
-                    before = resolve_split(aws, config, log)  # under the lock: the state we move from
+                    before = resolve_split(aws, config)  # under the lock: the state we move from
                     outcome.previous_version = before.version if before else None
                     check_order(
-                        repo, ours, live_provenance(aws, name, before), getattr(before, "version", ""), allow_older, log
+                        repo, ours, live_provenance(aws, name, before), getattr(before, "version", ""), allow_older
                     )
                 outcome = run_steps(config, paths, aws, verifier, steps, artifacts, stack, before, outcome)
         finally:
@@ -204,9 +205,9 @@ def run_steps(
         read_alarms(aws, outcome.shift.plan.alarms)
     with steps.step("upload"):
         for artifact in artifacts.all():
-            result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact, steps.log)
+            result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact)
             outcome.uploads.append(result)
-            steps.log(f"{'uploaded' if result.uploaded else 'already in S3'}: {result.uri}")
+            logger.info(f"{'uploaded' if result.uploaded else 'already in S3'}: {result.uri}")
             if not result.uploaded:
                 outcome.skipped.append(f"upload {artifact.name}")
     uris = {u.artifact: u for u in outcome.uploads}
@@ -221,7 +222,7 @@ def run_steps(
                 f"not {artifacts.layer.code_sha256} of build/layer.zip",
                 f"the S3 object {layer_upload.uri} is not our layer; delete it and deploy again",
             )
-        steps.log(f"{'published' if layer.published else 'reused'} layer version {layer.arn}")
+        logger.info(f"{'published' if layer.published else 'reused'} layer version {layer.arn}")
         if not layer.published:
             outcome.skipped.append("layer publish")
     desired = functions.desired_function(
@@ -238,16 +239,16 @@ def run_steps(
     if latest is None:
         with steps.step("function create"):
             latest = functions.create_function(aws.lambda_, desired)
-            steps.log(f"created function {name}")
+            logger.info(f"created function {name}")
     else:
         with steps.step("code update"):
             latest, changed = functions.update_code(aws.lambda_, desired, latest)
-            steps.log("updated function code" if changed else "function code unchanged")
+            logger.info("updated function code" if changed else "function code unchanged")
             if not changed:
                 outcome.skipped.append("code update")
         with steps.step("configuration update"):
             latest, changed = functions.update_configuration(aws.lambda_, desired, latest, not aws.emulated)
-            steps.log("updated function configuration" if changed else "function configuration unchanged")
+            logger.info("updated function configuration" if changed else "function configuration unchanged")
             if not changed:
                 outcome.skipped.append("configuration update")
     with steps.step("size check"):
@@ -262,8 +263,8 @@ def run_steps(
         )
         published = functions.publish_version(aws.lambda_, desired, latest, description)
         outcome.version = str(published["Version"])
-        steps.log(f"function version {outcome.version}")
-        check_snapstart(aws, desired, published, outcome, steps.log)
+        logger.info(f"function version {outcome.version}")
+        check_snapstart(aws, desired, published, outcome)
     with steps.step("post-deploy check"):
         candidate = Candidate(name, outcome.version, published, stack.bucket, stack.key_prefix)
         verdict = verifier(aws, candidate)
@@ -274,7 +275,7 @@ def run_steps(
                 + "; ".join(verdict.failures[:5]),
                 "fix the cause (the version stays published but unused) and rerun `python -m ci deploy`",
             )
-        steps.log(f"post-deploy check passed: {verdict.method}")
+        logger.info(f"post-deploy check passed: {verdict.method}")
     with steps.step("alias"):
         if before is not None and before.version == outcome.version:
             outcome.skipped.append("alias")
@@ -282,30 +283,30 @@ def run_steps(
             history = [*(before.history if before else []), outcome.version]
             if before is not None and outcome.shift is not None and outcome.shift.plan.gradual:
                 renew = steps.on_step or (lambda: None)
-                shift(aws, config, before, outcome.version, history, outcome.shift, renew, steps.log)
+                shift(aws, config, before, outcome.version, history, outcome.shift, renew)
             else:
                 aliases.point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
-        steps.log(f"alias {alias_name} -> version {outcome.version}")
+        logger.info(f"alias {alias_name} -> version {outcome.version}")
     return outcome
 
 
-def check_snapstart(
-    aws: Aws, desired: functions.Desired, published: dict[str, Any], outcome: DeployOutcome, log: Callable[[str], None]
-) -> None:
+def check_snapstart(aws: Aws, desired: functions.Desired, published: dict[str, Any], outcome: DeployOutcome) -> None:
     """The published version must carry the SnapStart setting asked for; an emulator (moto) does not model it."""
     reported = functions.snapstart_reported(published)
     outcome.snapstart = {"requested": desired.snapstart_apply_on, "reported": reported}
     problem = functions.snapstart_problem(published, desired)
     if problem is None:
         if desired.snapstart:
-            log(f"SnapStart on for version {published.get('Version')} (restore latency is measured only on Lambda)")
+            logger.info(
+                f"SnapStart on for version {published.get('Version')} (restore latency is measured only on Lambda)"
+            )
         return
     if aws.emulated:
         outcome.snapstart["note"] = (
             "an emulator on the loopback interface (moto) does not model SnapStart: "
             "it reports ApplyOn=None whatever is sent"
         )
-        log(f"note: {problem}; {outcome.snapstart['note']}")
+        logger.info(f"note: {problem}; {outcome.snapstart['note']}")
         return
     raise PipelineError(problem, "check that the runtime supports SnapStart (python3.12+) and deploy again")
 

@@ -12,9 +12,11 @@ import logging
 import shutil
 import urllib.request
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 LOCAL_STATE = "local-aws"  # under the build directory
 RECORDING = "requests.jsonl"
@@ -61,13 +63,13 @@ def recording_of(state: Path) -> Path:
 
 
 @contextmanager
-def _exclusive(state: Path, log: Callable[[str], None]) -> Iterator[None]:
+def _exclusive(state: Path) -> Iterator[None]:
     """One command at a time on the local account, as if it were one: a second waits, saying so."""
     with (state / "lock").open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log(f"waiting for another command using the local AWS emulator ({state})")
+            logger.info(f"waiting for another command using the local AWS emulator ({state})")
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield  # the kernel releases the lock when the file closes, even if this process is killed
 
@@ -81,13 +83,13 @@ def _complete_lines(recording: Path) -> None:
 
 
 @contextmanager
-def local_aws(state: Path, log: Callable[[str], None] = print) -> Iterator[str]:
+def local_aws(state: Path) -> Iterator[str]:
     """moto on 127.0.0.1 holding everything earlier commands did to it (replayed from `state`), and this one's too."""
     from moto.moto_api import recorder
 
     state.mkdir(parents=True, exist_ok=True)
     recording = recording_of(state)
-    with _exclusive(state, log), moto_server() as url:
+    with _exclusive(state), moto_server() as url:
         recorder._location = str(recording)  # moto reads MOTO_RECORDER_FILEPATH only at import
         if recording.is_file():
             _complete_lines(recording)

@@ -6,14 +6,17 @@ ancestor of the live one is refused (`ci rollback` and --allow-older excepted).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci.errors import PipelineError
+
+logger = logging.getLogger(__name__)
 
 COMMIT = re.compile(r"\bcommit ([0-9a-f]{40})( dirty)?")
 UNKNOWN = "unknown"
@@ -84,7 +87,6 @@ def check_order(
     live: Provenance | None,
     live_version: str,
     allow_older: bool,
-    log: Callable[[str], None] = print,
 ) -> None:
     """Refuse to replace the live version with one built from an older commit (or one we cannot place)."""
     if live is None or live.commit == ours.commit:
@@ -113,12 +115,14 @@ def check_order(
             f"of live version {live_version} cannot be told"
         )
     else:
-        log(f"note: commit {ours.commit[:12]} and live commit {live.commit[:12]} have diverged; deploying anyway")
+        logger.info(
+            f"note: commit {ours.commit[:12]} and live commit {live.commit[:12]} have diverged; deploying anyway"
+        )
         return
     if not problem:
         return
     if allow_older:
-        log(f"{problem}; deploying anyway ({OVERRIDE})")
+        logger.info(f"{problem}; deploying anyway ({OVERRIDE})")
         return
     raise PipelineError(
         f"deploy refused: {problem}",

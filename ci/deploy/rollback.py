@@ -6,6 +6,7 @@ things worse unless asked to (--force); moving backwards in commits is its purpo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
 from ci.reports import write_report
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,15 +65,14 @@ def rollback(
     to: str | None = None,
     force: bool = False,
     verifier: Verifier | None = None,
-    log: Callable[[str], None] = print,
     lock_ttl_s: int = TTL_S,
 ) -> RollbackOutcome:
     name = config.function.name
     stack = read_outputs(aws, config)
     key = lock_key(stack.key_prefix, name)
     clients = (aws.s3, aws.lambda_, aws.cloudformation)
-    with held(aws.s3, stack.bucket, key, owner("rollback", ""), lock_ttl_s, log, guarded=clients) as lock:
-        return rollback_locked(config, paths, aws, stack, to, force, verifier, log, lock.verify)
+    with held(aws.s3, stack.bucket, key, owner("rollback", ""), lock_ttl_s, guarded=clients) as lock:
+        return rollback_locked(config, paths, aws, stack, to, force, verifier, lock.verify)
 
 
 def rollback_locked(
@@ -81,7 +83,6 @@ def rollback_locked(
     to: str | None,
     force: bool,
     verifier: Verifier | None,
-    log: Callable[[str], None],
     still_locked: Callable[[], None],
 ) -> RollbackOutcome:
     name, alias_name = config.function.name, config.function.alias
@@ -90,7 +91,7 @@ def rollback_locked(
         # A shift that never finished: the new version was never the alias's own, so taking its traffic
         # away IS the rollback; going further back needs --to N.
         shifted = sorted(state.routing)
-        restored = resolve_split(aws, config, log)
+        restored = resolve_split(aws, config)
         if to is None or restored is None or to == restored.version:
             return report_rollback(paths, alias_name, ", ".join(shifted), restored or state, None)
         state = restored
@@ -114,10 +115,10 @@ def rollback_locked(
                 f"  {aliases.production_line(state, alias_name)}",
                 "roll back to another version with --to N, or pass --force to move the alias anyway",
             )
-        log(f"version {target} passed the check: {verdict.method}")
+        logger.info(f"version {target} passed the check: {verdict.method}")
     commit = recorded(str(configuration.get("Description", "")))
     if commit:
-        log(f"version {target} was built from {commit.describe()}")
+        logger.info(f"version {target} was built from {commit.describe()}")
     still_locked()  # raises if the lock was taken over or broken during the check (the alias write checks again)
     moved = aliases.point_alias(aws.lambda_, name, alias_name, target, history, state)
     return report_rollback(paths, alias_name, state.version, moved, verdict)

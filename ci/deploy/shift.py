@@ -6,6 +6,7 @@ alias left by a dead process is found and undone by the next deploy, rollback or
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,8 @@ from ci.deploy.aws import Aws
 from ci.deploy.deploy_lock import now as utc_now
 from ci.deploy.deploy_lock import stamp
 from ci.errors import PipelineError
+
+logger = logging.getLogger(__name__)
 
 POLL_S = 5.0  # alarms are read at least this often while a step waits
 RENEW_S = 60.0  # the deploy lock is renewed at least this often during a shift (its TTL is far longer)
@@ -182,7 +185,6 @@ def shift(
     history: list[str],
     shifting: Shift,
     keep_lock: Callable[[], None],
-    log: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
 ) -> aliases.AliasState:
     """Move the alias from `before` to `new_version` step by step; on ALARM (or any failure) undo and raise."""
@@ -195,7 +197,7 @@ def shift(
             "fix what the alarm reports (or wait until it is OK) and rerun `python -m ci deploy`",
         )
     state = before
-    log(f"{steps.strategy} deploy: version {new_version} gets {', '.join(f'{w}%' for w in steps.weights)}, "
+    logger.info(f"{steps.strategy} deploy: version {new_version} gets {', '.join(f'{w}%' for w in steps.weights)}, "
         f"{steps.interval_s}s each, then 100%; watching {', '.join(steps.alarms) or 'no alarms'}")  # fmt: skip
     try:
         with terminated_as_exception():
@@ -205,8 +207,8 @@ def shift(
                     state = route(aws, config, state, {new_version: weight / 100})
                 entry: dict[str, Any] = {"at": stamp(utc_now()), "weight_percent": weight, "alarm_reads": 0}
                 shifting.steps.append(entry)
-                log(f"  {entry['at']} {weight}% on version {new_version}, {100 - weight}% on version {old}")
-                watch(aws, steps, entry, new_version, old, keep_lock, log, sleep)
+                logger.info(f"  {entry['at']} {weight}% on version {new_version}, {100 - weight}% on version {old}")
+                watch(aws, steps, entry, new_version, old, keep_lock, sleep)
             with aws.deadlines.step("shift to 100%"):
                 keep_lock()
                 moved = aliases.point_alias(aws.lambda_, config.function.name, before.name, new_version, history, state)
@@ -216,11 +218,13 @@ def shift(
                 restored = route(aws, config, state, {})
             shifting.outcome = "rolled back"
             shifting.steps.append({"at": stamp(utc_now()), "weight_percent": 0, "undo": f"{exc}".split("\n")[0]})
-            log(f"  {stamp(utc_now())} all traffic back on version {restored.version} (version {new_version}: 0%)")
+            logger.info(
+                f"  {stamp(utc_now())} all traffic back on version {restored.version} (version {new_version}: 0%)"
+            )
         raise
     shifting.outcome = "completed"
     shifting.steps.append({"at": stamp(utc_now()), "weight_percent": 100, "alarm_reads": 0})
-    log(f"  {stamp(utc_now())} 100% on version {new_version}")
+    logger.info(f"  {stamp(utc_now())} 100% on version {new_version}")
     return moved
 
 
@@ -231,7 +235,6 @@ def watch(
     new_version: str,
     old: str,
     keep_lock: Callable[[], None],
-    log: Callable[[str], None],
     sleep: Callable[[float], None],
 ) -> None:
     """Wait the step's interval reading the alarms every POLL_S (at least once); raise on ALARM."""
@@ -256,11 +259,11 @@ def watch(
         left = deadline - time.monotonic()
         if left <= 0:
             return
-        log(f"    waiting {left:.0f}s; alarms OK ({entry['alarm_reads']} reads)")
+        logger.info(f"    waiting {left:.0f}s; alarms OK ({entry['alarm_reads']} reads)")
         sleep(min(POLL_S, left))
 
 
-def resolve_split(aws: Aws, config: Config, log: Callable[[str], None]) -> aliases.AliasState | None:
+def resolve_split(aws: Aws, config: Config, log: Callable[[str], None] = logger.info) -> aliases.AliasState | None:
     """Under the deploy lock: a split alias here was left by a run that died; all traffic back on its version."""
     state = aliases.read_alias(aws.lambda_, config.function.name, config.function.alias)
     if state is None or not state.split:

@@ -6,14 +6,17 @@ With no endpoint and no credentials the local emulator is used; inside GitHub Ac
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from ci.config import Config
 from ci.deploy.aws import Aws, connect, credentials_configured, endpoint_configured
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
+
+logger = logging.getLogger(__name__)
 
 MODES = ("auto", "embedded", "aws")
 
@@ -38,7 +41,6 @@ def deployment_target(
     config: Config,
     paths: BuildPaths,
     mode: str = "auto",
-    log: Callable[[str], None] = print,
     bootstrapped: bool = True,
 ) -> Iterator[Aws]:
     """Yield connected clients; for the embedded default, the local emulator (its stack bootstrapped if asked)."""
@@ -49,15 +51,17 @@ def deployment_target(
     from ci.deploy.stack import EMBEDDED_REPOSITORY, bootstrap, find_stack, stack_parameters
 
     state = paths.build / LOCAL_STATE
-    with local_aws(state, log) as url:
-        log(f"no AWS endpoint or credentials configured: using the local AWS emulator at {url} (state: {state})")
+    with local_aws(state) as url:
+        logger.info(
+            f"no AWS endpoint or credentials configured: using the local AWS emulator at {url} (state: {state})"
+        )
         aws = connect(config, endpoint_url=url, static_credentials=("embedded", "embedded"), embedded=True)
         if bootstrapped and find_stack(aws, config.deploy.stack_name) is None:
             bootstrap(aws, config, stack_parameters(config, EMBEDDED_REPOSITORY, None))
-            log(f"bootstrapped stack {config.deploy.stack_name} from infra/template.yaml on the local emulator")
+            logger.info(f"bootstrapped stack {config.deploy.stack_name} from infra/template.yaml on the local emulator")
         if bootstrapped:
             from ci.deploy.shift import calm_local_alarms
 
             calm_local_alarms(aws, config)
         yield aws
-        log(f"local AWS emulator stopped; its state stays in {state} (see `python -m ci status`)")
+        logger.info(f"local AWS emulator stopped; its state stays in {state} (see `python -m ci status`)")

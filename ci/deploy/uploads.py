@@ -7,13 +7,15 @@ trusted only if S3 reports that same full-object checksum, never metadata a writ
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ci.deploy.artifacts import Artifact, hex_to_lambda_sha, lambda_sha_to_hex
 from ci.errors import PipelineError
+
+logger = logging.getLogger(__name__)
 
 MAX_SINGLE_PUT = 5 * 1024**3  # S3's PutObject limit
 ENCRYPTION = "AES256"  # matches the bucket default of infra/template.yaml (SSE-S3)
@@ -58,7 +60,7 @@ def describe_checksum(checksum: str) -> str:
         return f"checksum {checksum}"  # e.g. a composite "<base64>-<parts>"
 
 
-def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact, log: Callable[[str], None] = print) -> Upload:
+def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact) -> Upload:
     """Put the snapshot's bytes at their content address unless S3 already vouches for exactly them."""
     key = artifact.key(prefix)
     uri = f"s3://{bucket}/{key}"
@@ -70,7 +72,7 @@ def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact, log: Callable[
     replaced = ""
     if found is not None:
         replaced = describe_checksum(found)
-        log(
+        logger.info(
             f"replacing {uri}: S3 reports {replaced}, not sha256 {artifact.sha256}; the object there is not "
             "these bytes (the bucket is versioned: it stays as a noncurrent version)"
         )

@@ -8,6 +8,7 @@ keyed by content, so a warm rebuild redoes the work from the wheels and still pr
 from __future__ import annotations
 
 import fcntl
+import logging
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from ci.layer import archive, proofs, pyc_store, sources, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
 from ci.layer.install import install_wheels
 from ci.layer.pyc_store import PycStore
-from ci.layer.state import BuildOptions, BuildState, Log
+from ci.layer.state import BuildOptions, BuildState
 from ci.layer.wheels import fetch, read_layer_lock
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
@@ -31,9 +32,14 @@ from ci.site.owners import BUILD_SITE, Owners
 from ci.site.tree import globbed, tree_size, walk_files
 from ci.units import as_mb
 
+logger = logging.getLogger(__name__)
+
 
 def build_layer(
-    config: Config, paths: BuildPaths, log: Log = print, config_file: Path | None = None, reuse_proofs: bool = True
+    config: Config,
+    paths: BuildPaths,
+    config_file: Path | None = None,
+    reuse_proofs: bool = True,
 ) -> dict[str, Any]:
     """Run every step; returns build.json's data. Raises PipelineError (with a fix) on any failure.
 
@@ -48,11 +54,11 @@ def build_layer(
         try:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log(f"waiting:  another build of {paths.build} is running")
+            logger.info(f"waiting:  another build of {paths.build} is running")
             fcntl.flock(lock_file, fcntl.LOCK_EX)
         remove_outputs(paths)
         try:
-            return _build_layer(config, paths, log, config_file, reuse_proofs)
+            return _build_layer(config, paths, config_file, reuse_proofs)
         except BaseException:
             remove_outputs(paths)  # e.g. layer.zip written, function.zip not
             raise
@@ -63,9 +69,7 @@ def remove_outputs(paths: BuildPaths) -> None:
         output.unlink(missing_ok=True)
 
 
-def _build_layer(
-    config: Config, paths: BuildPaths, log: Log, config_file: Path | None, reuse_proofs: bool
-) -> dict[str, Any]:
+def _build_layer(config: Config, paths: BuildPaths, config_file: Path | None, reuse_proofs: bool) -> dict[str, Any]:
     # Digests of what this build is made from, taken before it reads any: the gate compares them.
     recorded = sources.record(config, paths, config_file)
     if paths.model.is_file():
@@ -76,9 +80,8 @@ def _build_layer(
         paths=paths,
         options=replace(BuildOptions.from_config(config), reuse_proofs=reuse_proofs),
         interpreter=find_interpreter(config.target, paths.cache),
-        log=log,
     )
-    log(f"machine:  {config.target.machine} code runs {state.interpreter.proof().removeprefix('proven ')}")
+    logger.info(f"machine:  {config.target.machine} code runs {state.interpreter.proof().removeprefix('proven ')}")
     started = time.perf_counter()
     step_fetch(state)
     step_install(state)
@@ -100,8 +103,10 @@ def _build_layer(
     if missing:
         # Imports prove nothing on a host that cannot load the target's machine code (every extension would
         # fail before and after pruning alike): the proofs are recorded as missing, and deploy refuses them.
-        log(f"WARNING:  proofs missing: {', '.join(missing)}; `ci deploy` refuses this build until they exist")
-        log(f"          {next(iter(missing.values()))}")
+        logger.warning(
+            f"WARNING:  proofs missing: {', '.join(missing)}; `ci deploy` refuses this build until they exist"
+        )
+        logger.warning(f"          {next(iter(missing.values()))}")
     return {**report_data(state), "sources": recorded}
 
 
@@ -115,7 +120,7 @@ def step_fetch(state: BuildState) -> None:
     state.data["wheels"] = sorted(wheel.path.name for wheel in result.wheels)
     state.data["cache"] = "cold" if result.downloaded else "warm"
     source = "downloaded from the index" if result.downloaded else "all from the cache, no network"
-    state.log(
+    logger.info(
         f"fetch:    {len(result.wheels)} wheels, {as_mb(result.bytes)} ({source}) [{state.timings['fetch']:.1f}s]"
     )
 
@@ -130,7 +135,7 @@ def step_install(state: BuildState) -> None:
     dropped = {f"{d.name}: .data/{scheme}": n for d in state.installed for scheme, n in d.dropped.items()}
     state.data["dropped_data"] = dropped
     note = f"; dropped {sum(dropped.values())} files of .data/scripts|headers|data" if dropped else ""
-    state.log(
+    logger.info(
         f"install:  {len(state.installed)} distributions, {files} files, {as_mb(size)}{note} "
         f"[{state.timings['install']:.1f}s]"
     )
@@ -144,7 +149,7 @@ def step_pristine(state: BuildState) -> None:
     if not state.executes("imports"):
         state.keep = globbed(state.site, options.keep)
         state.data["pristine"] = {"skipped": state.proofs["imports"]}
-        state.log(f"pristine: skipped, nothing can import {target.machine} code here (proof 'imports' missing)")
+        logger.info(f"pristine: skipped, nothing can import {target.machine} code here (proof 'imports' missing)")
         return
     view = state.runtime()
     cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, options.prune, view.key)
@@ -163,7 +168,7 @@ def step_pristine(state: BuildState) -> None:
         state.keep = verify.keep_set(state.baseline) | globbed(state.site, options.keep)
     failing = ", ".join(state.baseline.failures) or "none"
     state.data["pristine"] = {"failures": state.baseline.failures, "kept_for_imports": len(state.keep)}
-    state.log(
+    logger.info(
         f"pristine: unpruned tree {'verified before (cached)' if cached else 'verified'}; fails anyway: {failing}; "
         f"{len(state.keep)} files its imports load are kept [{state.timings['pristine']:.1f}s]"
     )
@@ -185,7 +190,7 @@ def step_prune(state: BuildState) -> None:
     files, size = tree_size(state.site)
     removed_bytes = sum(r.bytes for r in ordered.values())
     globs = f" and {len(removed)} build.remove globs" if removed else ""
-    state.log(
+    logger.info(
         f"prune:    {len(ordered) - len(removed)} rules{globs} removed {as_mb(removed_bytes)}; "
         f"layer now {files} files, {as_mb(size)}"
     )
@@ -196,8 +201,8 @@ def step_prune(state: BuildState) -> None:
         if result.spared:
             why = "build.keep, metadata or licenses" if result.name in removed else "imported by the verification"
             extra += f", {len(result.spared)} kept ({why})"
-        state.log(f"  - {result.name:<12} {result.files:>5} files {as_mb(result.bytes):>9}{extra}")
-    state.log(f"  [{state.timings['prune']:.1f}s]")
+        logger.info(f"  - {result.name:<12} {result.files:>5} files {as_mb(result.bytes):>9}{extra}")
+    logger.info(f"  [{state.timings['prune']:.1f}s]")
 
 
 def _strip(state: BuildState) -> strip.StripResult:
@@ -215,7 +220,7 @@ def _strip(state: BuildState) -> strip.StripResult:
 def step_verify(state: BuildState) -> None:
     if state.baseline is None:  # no interpreter: step_pristine recorded the proof as missing
         state.data["verify"] = {"skipped": state.proofs["imports"]}
-        state.log("verify:   skipped (proof 'imports' missing)")
+        logger.info("verify:   skipped (proof 'imports' missing)")
         return
     baseline = state.baseline
     with state.step("verify"):
@@ -252,7 +257,7 @@ def step_verify(state: BuildState) -> None:
         state.data["verify"]["reused"] = reused.to_json()
         state.proofs["imports"] += f"; {reused.note()}"
         how = f"({reused.note()})"
-    state.log(
+    logger.info(
         f"verify:   {result.checked} imports and versions checked {how}; {len(result.failures)} fail as in a "
         f"pristine install ({', '.join(result.failures) or 'none'}) [{state.timings['verify']:.1f}s]"
     )
@@ -271,7 +276,7 @@ def step_abi(state: BuildState) -> None:
             f"{state.config.target.architecture}:\n{lines}",
             "see the fix in each message; `python -m ci abi` writes the full list to build/reports/abi.json",
         )
-    state.log(f"abi:      every ELF file fits {state.config.target.extension_suffix} [{state.timings['abi']:.1f}s]")
+    logger.info(f"abi:      every ELF file fits {state.config.target.extension_suffix} [{state.timings['abi']:.1f}s]")
 
 
 def step_zip(state: BuildState) -> None:
@@ -281,12 +286,12 @@ def step_zip(state: BuildState) -> None:
         function = archive.write_zip(function_entries(state), state.paths.function_zip)
     state.data["layer"] = layer.to_json()
     state.data["function"] = function.to_json()
-    state.log(
+    logger.info(
         f"zip:      layer.zip {as_mb(layer.zipped_bytes)} "
         f"({as_mb(layer.unzipped_bytes)} unzipped, {layer.files} files), "
         f"function.zip {function.zipped_bytes} bytes ({function.files} files) [{state.timings['zip']:.1f}s]"
     )
-    state.log(f"          layer.zip sha256 {layer.sha256}")
+    logger.info(f"          layer.zip sha256 {layer.sha256}")
 
 
 def function_entries(state: BuildState) -> list[tuple[str, Path]]:
@@ -313,7 +318,7 @@ def step_stage_function(state: BuildState) -> None:
         shutil.copyfile(path, target)
         target.chmod(0o644)
     files, size = tree_size(state.function_tree)
-    state.log(f"function: {package}/ staged, {files} files, {size} bytes")
+    logger.info(f"function: {package}/ staged, {files} files, {size} bytes")
 
 
 def report_data(state: BuildState) -> dict[str, Any]:

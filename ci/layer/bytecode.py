@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
@@ -22,6 +23,8 @@ from ci.layer.state import BuildState
 from ci.site import rules
 from ci.site.tree import globbed, link_or_copy, remove_empty_dirs, tree_size, walk_files
 from ci.units import as_mb
+
+logger = logging.getLogger(__name__)
 
 UNIMPORTED = "unimported"
 LAMBDA_SITE = "/opt/python"  # where the layer's python/ is mounted: tracebacks name real paths
@@ -121,7 +124,7 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
     """Run the handler on the events over the pruned layer: what it uses, and that it still answers."""
     if not state.executes("trace"):
         state.data["import_trace"] = {"skipped": state.proofs["trace"]}
-        state.log("trace:    skipped, the handler cannot run here (proof 'trace' missing)")
+        logger.info("trace:    skipped, the handler cannot run here (proof 'trace' missing)")
         return trace.ImportTrace(workload="none", modules=[], files=[])
     with state.step("trace"):
         facts = {**state.proof_facts(), **_run_facts(state)}
@@ -146,7 +149,7 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
     if reused is not None:
         state.data["import_trace"]["reused"] = reused.to_json()
         state.proofs["trace"] += f"; {reused.note()}"
-    state.log(
+    logger.info(
         f"trace:    handler on {len(used.results)} events ({used.workload}"
         + (f"; {reused.note()}" if reused else "")
         + f"): {len(used.modules)} modules, "
@@ -154,7 +157,7 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
         f"{', '.join(never) or 'none'} [{state.timings['trace']:.1f}s]"
     )
     for warning in used.warnings:
-        state.log(f"  warning: {warning}")
+        logger.info(f"  warning: {warning}")
     return used
 
 
@@ -165,7 +168,7 @@ def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
     if used.workload == "none":  # no interpreter: nothing says which modules run, nor compiles them
         why = "skipped: no import trace (proof 'trace' missing)"
         state.data["bytecode"] = {"mode": "none", "files": 0, "bytes": 0, "configured": options.bytecode, "why": why}
-        state.log(f"bytecode: {why}; the layer ships without bytecode")
+        logger.info(f"bytecode: {why}; the layer ships without bytecode")
         return
     with state.step("bytecode"):
         if options.bytecode == "runtime" and used.workload != "events":
@@ -214,7 +217,7 @@ def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
             "function_bytes": fn_bytes,
         }
     total_files, total = tree_size(site)
-    state.log(
+    logger.info(
         f"bytecode: {options.bytecode}: {files} unchecked-hash .pyc, +{as_mb(size)}"
         + (f", {len(sourceless)} modules sourceless (-{as_mb(removed_source)} of .py)" if sourceless else "")
         + f"; layer now {total_files} files, {as_mb(total)} [{state.timings['bytecode']:.1f}s]"
@@ -225,10 +228,10 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
     """Bytecode and the compact options must not change a single import or answer."""
     options = state.options
     if before.workload == "none":
-        state.log("prove:    skipped (proof 'trace' missing)")
+        logger.info("prove:    skipped (proof 'trace' missing)")
         return
     if not (state.data["bytecode"]["files"] or options.sourceless or options.prune_unimported):
-        state.log("prove:    nothing changed since the verification and the trace")
+        logger.info("prove:    nothing changed since the verification and the trace")
         return
     with state.step("prove"):
         facts = {
@@ -249,7 +252,7 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
         state.data["verify_after_bytecode"] = made["verify"]
     checked = state.data.get("verify_after_bytecode", {}).get("checked")
     again = f"{checked} imports verified again, " if checked else ""
-    state.log(
+    logger.info(
         f"prove:    {again}handler answers all {len(before.results)} events as before, from the tree's own "
         f"bytecode{f' ({reused.note()})' if reused else ''} [{state.timings['prove']:.1f}s]"
     )
@@ -317,7 +320,7 @@ def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
         state.changes[rel] = UNIMPORTED
     remove_empty_dirs(site)
     state.data["rules"][UNIMPORTED] = result.summary()
-    state.log(f"  - {UNIMPORTED:<12} {result.files:>5} files {as_mb(result.bytes):>9} never used by the handler")
+    logger.info(f"  - {UNIMPORTED:<12} {result.files:>5} files {as_mb(result.bytes):>9} never used by the handler")
 
 
 def _compile_function(state: BuildState) -> tuple[int, int]:
@@ -357,7 +360,7 @@ def _prove_unchanged(state: BuildState, before: trace.ImportTrace) -> None:
     missing = sorted(set(after.modules) - set(before.modules) - _pyc_of(before.modules, state))
     state.data["bytecode"]["proof"] = {"events": len(after.results), "same_answers": True}
     if missing and state.options.prune_unimported:
-        state.log(f"  note: {len(missing)} modules imported after pruning that were not before: {missing[:3]}")
+        logger.info(f"  note: {len(missing)} modules imported after pruning that were not before: {missing[:3]}")
 
 
 def _pyc_of(modules: list[str], state: BuildState) -> set[str]:

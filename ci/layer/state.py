@@ -6,7 +6,7 @@ Its own module so the steps in bytecode.py and build.py both import it, and neit
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +21,6 @@ from ci.layer.wheels import CachedWheel
 from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
 from ci.runtime_view import RuntimeView, runtime_view
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,6 @@ class BuildState:
     paths: BuildPaths
     options: BuildOptions
     interpreter: TargetInterpreter  # runs the target's native code (natively, emulated) or is missing
-    log: Log
     timings: dict[str, float] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     lock: LockFile | None = None

@@ -7,8 +7,10 @@ file must still load, or it is restored and reported.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
+import shlex
 import shutil
 import signal
 import subprocess
@@ -23,6 +25,8 @@ from ci.isolated import run_isolated
 from ci.reports import sha256_file
 from ci.site.rules import STRIP, RuleResult
 from ci.site.tree import in_vendored_libs, link_or_copy, walk_files
+
+logger = logging.getLogger(__name__)
 
 # (files that must load, site) -> {file: error} for those that do not
 LoadCheck = Callable[[list[Path], Path], dict[Path, str]]
@@ -109,14 +113,15 @@ def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | Non
     for cached in sorted(cache.glob(f"{key}.*.so")):
         try:
             if cache_seal.matches(cache_seal.seal_file(STRIP, key, cached), cached.name[len(key) + 1 : -len(".so")]):
+                logger.debug(f"strip: cache hit {cached.name} for {path.name}")
                 return cached, ""
         except FileNotFoundError:  # removed by a build side by side
             continue
         cached.unlink(missing_ok=True)
     partial = cache / f"{key}.{os.getpid()}.partial"
-    run = subprocess.run(
-        [strip_tool, *STRIP_ARGS, "-o", str(partial), str(path)], capture_output=True, text=True, check=False
-    )
+    command = [strip_tool, *STRIP_ARGS, "-o", str(partial), str(path)]
+    logger.debug(f"strip: cache miss for {path.name}; run: {shlex.join(command)}")
+    run = subprocess.run(command, capture_output=True, text=True, check=False)
     if run.returncode != 0 or not partial.is_file():
         partial.unlink(missing_ok=True)
         return None, (run.stderr or run.stdout).strip()[-300:]

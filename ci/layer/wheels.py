@@ -6,6 +6,7 @@ so a warm rebuild never touches the network and a tampered cache is downloaded a
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from ci.lock.lockfile import LockFile, Pin, read_lock
 from ci.lock.tags import target_tags
 from ci.pip import run_pip
 from ci.reports import sha256_file
+
+logger = logging.getLogger(__name__)
 
 
 def read_layer_lock(path: Path) -> LockFile:
@@ -87,6 +90,10 @@ def find_cached(lock: LockFile, cache: Path, target: Target) -> tuple[list[Cache
 def fetch(lock: LockFile, cache: Path, target: Target, index_url: str) -> FetchResult:
     """Every pin's wheel for the target, downloading only when the cache lacks one."""
     found, missing = find_cached(lock, cache, target)
+    logger.debug(
+        f"wheel cache {cache}: {len(found)} hit(s), {len(missing)} miss(es)"
+        + (f" ({', '.join(f'{pin.name}=={pin.version}' for pin in missing)})" if missing else "")
+    )
     if not missing:
         return FetchResult(tuple(found), downloaded=False)
     cache.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ so a stale cache can delay a warning but never produce a false one.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +20,8 @@ from packaging.version import InvalidVersion, Version
 
 from ci.errors import PipelineError
 from ci.lock import local_index
+
+logger = logging.getLogger(__name__)
 
 ACCEPT = "application/vnd.pypi.simple.v1+json"
 TIMEOUT_S = 60
@@ -86,12 +89,16 @@ class SimpleIndex:
         if self.offline:
             if not cache.is_file():
                 raise NotCachedError(name)
+            logger.debug(f"index cache hit (offline): {cache}")
             return _project(name, json.loads(cache.read_text()), from_cache=False)  # as fresh as it gets
         if cache.is_file() and not (fresh or self.refresh):
             try:
-                return _project(name, json.loads(cache.read_text()), from_cache=True)
+                project = _project(name, json.loads(cache.read_text()), from_cache=True)
+                logger.debug(f"index cache hit: {cache}")
+                return project
             except (json.JSONDecodeError, KeyError):
                 pass  # a damaged cache entry is refetched
+        logger.debug(f"index cache miss: {name}, fetching {self.index_url}/{name}/")
         payload = self._fetch(name)
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp")

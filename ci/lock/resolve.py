@@ -6,6 +6,8 @@ to it (docs/design.md, "Locks resolved for the target"); output is byte-identica
 
 from __future__ import annotations
 
+import logging
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,6 +22,8 @@ from ci.config import Config, shipped_packages
 from ci.errors import PipelineError
 from ci.lock.files import read_in
 from ci.lock.lockfile import LockFile, read_lock
+
+logger = logging.getLogger(__name__)
 
 COMPILE_COMMAND = "python -m ci lock"
 
@@ -257,6 +261,7 @@ def _run_uv(
     if uv_cache is not None:
         command += ["--cache-dir", str(uv_cache)]
     command += ["--custom-compile-command", COMPILE_COMMAND, "-o", str(output), *job.extra_args]
+    logger.debug(f"run: {shlex.join(command)}")
     result = subprocess.run(command, cwd=job.cwd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip()

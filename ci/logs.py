@@ -1,0 +1,72 @@
+"""What `python -m ci` prints, as standard logging: progress at INFO, each command's verdict at RESULT.
+
+Every line a command shows goes to stdout through one handler with a bare "%(message)s" format,
+so the default output is what a plain print() showed; `error:`/`fix:` lines stay on stderr (cli.main).
+`-q` raises the level to RESULT (verdicts, warnings), `-v` lowers it to DEBUG (commands run, endpoints,
+cache hits). `python -m training` sets up its own logger the same way. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+RESULT = 25  # above INFO, below WARNING: what `-q` still shows
+logging.addLevelName(RESULT, "RESULT")
+
+ROOT = "ci"  # every module logs under it: logging.getLogger(__name__)
+LEVELS = {-1: RESULT, 0: logging.INFO, 1: logging.DEBUG}
+
+
+class _Stdout(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stdout is at the time (a test's capture, a redirect), flushing each line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
+def result(logger: logging.Logger, message: str) -> None:
+    """A command's verdict or summary: shown unless the output is off altogether."""
+    logger.log(RESULT, message)
+
+
+def add_verbosity_options(parser: argparse.ArgumentParser) -> None:
+    """-v / -q on an argparse parser, mutually exclusive; `verbosity` is -1, 0 or 1."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-v", "--verbose", dest="verbosity", action="store_const", const=1, default=0,
+        help="also show debug lines: commands run, AWS endpoint and region, cache hits and misses",
+    )  # fmt: skip
+    group.add_argument(
+        "-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+        help="show only each command's result, warnings and errors",
+    )  # fmt: skip
+
+
+def configure(verbosity: int = 0, name: str = ROOT) -> None:
+    """Send `name`'s records at the chosen level to stdout, replacing a handler an earlier call installed."""
+    logger = logging.getLogger(name)
+    for handler in [h for h in logger.handlers if isinstance(h, _Stdout)]:
+        logger.removeHandler(handler)
+    handler = _Stdout(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(LEVELS[max(-1, min(1, verbosity))])
+
+
+@contextmanager
+def muted(*names: str) -> Iterator[None]:
+    """Hide these loggers' progress (below WARNING) for a while: e.g. the builds the bench times, not reads."""
+    loggers = [logging.getLogger(name) for name in names]
+    before = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, before, strict=True):
+            logger.setLevel(level)
