@@ -58,16 +58,16 @@ def test_in_the_warning_band_it_passes_with_a_warning(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("options", "message", "code"),
     [
-        (["--limit-bytes", "0"], "--limit-bytes 0 is not a positive integer"),
-        (["--baseline-ref", "no-such-ref-8f3a"], "git ref 'no-such-ref-8f3a' does not exist"),
-        (["--baseline", "missing-baseline.json"], "missing-baseline.json not found"),
+        (["--limit-bytes", "0"], "--limit-bytes 0 is not a positive integer", 2),  # usage
+        (["--baseline-ref", "no-such-ref-8f3a"], "git ref 'no-such-ref-8f3a' does not exist", 1),
+        (["--baseline", "missing-baseline.json"], "missing-baseline.json not found", 1),
     ],
 )
-def test_bad_input_is_named(tmp_path: Path, options: list[str], message: str) -> None:
+def test_bad_input_is_named(tmp_path: Path, options: list[str], message: str, code: int) -> None:
     result = budget_cli(make_build(tmp_path), *options)
-    assert result.returncode == 1
+    assert result.returncode == code
     assert message in result.stderr
 
 

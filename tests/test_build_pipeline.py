@@ -6,6 +6,7 @@ handler lives in a `tests/` directory, and the build must fail naming that rule 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import pickle
@@ -59,9 +60,16 @@ def make_project(
     cache = root / "cache"
     (cache / "wheels").mkdir(parents=True)
     wheel = cache / "wheels" / "demo-1.0-py3-none-any.whl"
+    files = {name: text.encode() for name, text in {**WHEEL_FILES, **(extra_files or {})}.items()}
+    record = "".join(  # every file hashed, as the wheel spec (and the build's install) requires
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
+        for name, data in files.items()
+        if not name.endswith("/RECORD")
+    )
+    files["demo-1.0.dist-info/RECORD"] = (record + "demo-1.0.dist-info/RECORD,,\n").encode()
     with zipfile.ZipFile(wheel, "w") as zf:
-        for name, text in {**WHEEL_FILES, **(extra_files or {})}.items():
-            zf.writestr(name, text)
+        for name, data in files.items():
+            zf.writestr(name, data)
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     (root / "requirements-layer.txt").write_text(f"demo==1.0 \\\n    --hash=sha256:{digest}\n")
     (root / "pipeline.toml").write_text((REPO_ROOT / "pipeline.toml").read_text())
