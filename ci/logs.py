@@ -1,9 +1,7 @@
 """What `python -m ci` prints, as standard logging: progress at INFO, each command's verdict at RESULT.
 
-Every line a command shows goes to stdout through one handler with a bare "%(message)s" format,
-so the default output is what a plain print() showed; `error:`/`fix:` lines stay on stderr (cli.main).
-`-q` raises the level to RESULT (verdicts, warnings), `-v` lowers it to DEBUG (commands run, endpoints,
-cache hits). `python -m training` sets up its own logger the same way. Standard library only.
+One stdout handler with a bare "%(message)s" format, so the default output is what print() showed;
+`-q` shows verdicts and warnings only, `-v` adds debug lines. Standard library only.
 """
 
 from __future__ import annotations
