@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 Value = Any  # None, bool, float, str, list or dict: the expression language's null, boolean, number, string, ...
@@ -125,6 +126,10 @@ def equal(left: Value, right: Value) -> bool:
     return bool(left == right)
 
 
+def unequal(left: Value, right: Value) -> bool:
+    return not equal(left, right)
+
+
 def compare(left: Value, right: Value, op: str) -> bool:
     if kind(left) in ("array", "object") or kind(right) in ("array", "object"):
         return False
@@ -213,6 +218,24 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
+def constant(value: Value) -> Node:
+    return lambda scope: value
+
+
+def binary(left: Node, right: Node, combine: Callable[[Value, Value], Value]) -> Node:
+    return lambda scope: combine(left(scope), right(scope))
+
+
+def short_circuit(left: Node, right: Node, op: str) -> Node:
+    """`a || b` is a when a is truthy, else b; `a && b` is b when a is truthy, else a."""
+
+    def node(scope: Scope) -> Value:
+        value = left(scope)
+        return right(scope) if truthy(value) == (op == "&&") else value
+
+    return node
+
+
 @dataclass
 class Parser:
     """Precedence, lowest first: ||, &&, == !=, < <= > >=, !, then member access, calls and literals."""
@@ -237,31 +260,24 @@ class Parser:
         return node
 
     def logical(self, op: str) -> Node:
-        operand = (lambda: self.logical("&&")) if op == "||" else self.equality
-        node = operand()
+        node = self.logical("&&") if op == "||" else self.equality()
         while self.peek() == op:
             self.take()
-            left, right = node, operand()
-            if op == "||":
-                node = lambda s, a=left, b=right: a(s) if truthy(a(s)) else b(s)  # noqa: E731
-            else:
-                node = lambda s, a=left, b=right: b(s) if truthy(a(s)) else a(s)  # noqa: E731
+            node = short_circuit(node, self.logical("&&") if op == "||" else self.equality(), op)
         return node
 
     def equality(self) -> Node:
         node = self.comparison()
         while self.peek() in ("==", "!="):
             negate = self.take()[1] == "!="
-            left, right = node, self.comparison()
-            node = lambda s, a=left, b=right, n=negate: equal(a(s), b(s)) != n  # noqa: E731
+            node = binary(node, self.comparison(), unequal if negate else equal)
         return node
 
     def comparison(self) -> Node:
         node = self.unary()
         while self.peek() in ("<", "<=", ">", ">="):
             op = self.take()[1]
-            left, right = node, self.unary()
-            node = lambda s, a=left, b=right, o=op: compare(a(s), b(s), o)  # noqa: E731
+            node = binary(node, self.unary(), partial(compare, op=op))
         return node
 
     def unary(self) -> Node:
@@ -277,21 +293,18 @@ class Parser:
                 kind_, name = self.take()
                 if kind_ != "name":
                     raise ExpressionError(f"expected a property name after '.', got {name!r}")
-                node = lambda s, v=node, k=name: member(v(s), k)  # noqa: E731
+                node = binary(node, constant(name), member)
             else:
-                index = self.logical("||")
+                node = binary(node, self.logical("||"), member)
                 self.take("]")
-                node = lambda s, v=node, i=index: member(v(s), i(s))  # noqa: E731
         return node
 
     def primary(self) -> Node:
         kind_, text = self.take()
         if kind_ == "string":
-            literal: Value = text[1:-1].replace("''", "'")
-            return lambda s: literal
+            return constant(text[1:-1].replace("''", "'"))
         if kind_ == "number":
-            number = to_number(text)
-            return lambda s: number
+            return constant(to_number(text))
         if text == "(":
             node = self.logical("||")
             self.take(")")
@@ -301,8 +314,7 @@ class Parser:
         keywords: dict[str, Value] = {"true": True, "false": False, "null": None, "NaN": math.nan}
         keywords["Infinity"] = math.inf
         if text in keywords:
-            value = keywords[text]
-            return lambda s: value
+            return constant(keywords[text])
         if self.peek() == "(":
             self.take()
             args: list[Node] = []
@@ -352,7 +364,9 @@ def render(text: str, contexts: Mapping[str, Value], **scope: Any) -> str:
     return "".join(to_string(evaluate(t, contexts, **scope)) if is_expr else t for is_expr, t in split_template(text))
 
 
-def condition(text: str | bool | None, contexts: Mapping[str, Value], status: Status | None = None, **scope: Any) -> bool:
+def condition(
+    text: str | bool | None, contexts: Mapping[str, Value], status: Status | None = None, **scope: Any
+) -> bool:
     """An `if:`: `${{ }}` optional; without a status function it means `success() && (...)`; absent is success()."""
     status = status or Status()
     if text is None:
@@ -384,9 +398,8 @@ def triggers(workflow: Mapping[Any, Any]) -> dict[str, Any]:
 
 def branch_matches(pattern: str, branch: str) -> bool:
     """GitHub's filter patterns: `*` stops at `/`, `**` does not."""
-    regex = "".join(
-        ".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part) for part in re.split(r"(\*\*|\*)", pattern)
-    )
+    wildcards = {"**": ".*", "*": "[^/]*"}
+    regex = "".join(wildcards.get(part) or re.escape(part) for part in re.split(r"(\*\*|\*)", pattern))
     return re.fullmatch(regex, branch) is not None
 
 
