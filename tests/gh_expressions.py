@@ -12,10 +12,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import product
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 Value = Any  # None, bool, float, str, list or dict: the expression language's null, boolean, number, string, ...
 Node = Callable[["Scope"], Value]
@@ -471,11 +475,100 @@ def run_steps(
     steps: Iterable[Mapping[str, Any]], contexts: Mapping[str, Value], failing: int | None = None
 ) -> list[bool]:
     """Which steps run when step number `failing` fails (None: none fails); `continue-on-error` steps never fail it."""
-    ran: list[bool] = []
+    executed: list[bool] = []
     failed = False
     for index, step in enumerate(steps):
         runs = condition(step.get("if"), contexts, Status(success=not failed, failure=failed))
-        ran.append(runs)
+        executed.append(runs)
         if runs and index == failing and not step.get("continue-on-error"):
             failed = True
-    return ran
+    return executed
+
+
+# --- every run a workflow can have ---------------------------------------------------------------
+
+MAIN, FEATURE = "refs/heads/main", "refs/heads/feature"
+EVENTS = ("push", "workflow_dispatch", "pull_request", "merge_group", "schedule")
+
+
+def github_context(event: str, ref: str, **event_payload: Any) -> dict[str, Any]:
+    """The `github` context of a run: a pull request from this repository into main unless told otherwise."""
+    payload: dict[str, Any] = {
+        "pull_request": {"number": 7, "head": {"repo": {"full_name": "octo/repo"}}},
+        "merge_group": {"base_sha": "b" * 40},
+    }
+    payload.update(event_payload)
+    return {
+        "event_name": event,
+        "ref": ref,
+        "repository": "octo/repo",
+        "base_ref": "main" if event == "pull_request" else "",
+        "event": {event: payload[event]} if event in payload else {},
+    }
+
+
+def contexts(event: str, ref: str = MAIN, inputs: dict[str, Any] | None = None, **payload: Any) -> dict[str, Any]:
+    return {"github": github_context(event, ref, **payload), "inputs": inputs or {}, "vars": {}, "secrets": {}}
+
+
+def ran(results: dict[str, Outcome]) -> set[str]:
+    return {job_id for job_id, outcome in results.items() if outcome.result != "skipped"}
+
+
+def input_space(dispatch: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every combination of a workflow_dispatch's inputs (choices; an empty and a set string)."""
+    specs = (dispatch or {}).get("inputs", {})
+    values = [
+        spec.get("options") or ([True, False] if spec.get("type") == "boolean" else ["", "3"])
+        for spec in specs.values()
+    ]
+    return [dict(zip(specs, combination, strict=True)) for combination in product(*values)]
+
+
+def load_yaml(path: Path) -> dict[Any, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict), path
+    return data
+
+
+def outcome_space(workflow_jobs: dict[str, dict[str, Any]], root: Path) -> Iterator[dict[str, Outcome]]:
+    """Every result (success, failure) and output ('true', 'false', unset) of each job another one waits for."""
+    waited_for = sorted({n for job in workflow_jobs.values() for n in needed(job)})
+    per_job = []
+    for job_id in waited_for:
+        job = workflow_jobs[job_id]
+        names = list(job.get("outputs", {}))
+        if "uses" in job:
+            names = list(triggers(load_yaml(root / job["uses"]))["workflow_call"].get("outputs", {}))
+        outputs = [
+            {n: v for n, v in zip(names, values, strict=True) if v is not None}
+            for values in product(["true", "false", None], repeat=len(names))
+        ]
+        per_job.append([Outcome(result, o) for result in ("success", "failure") for o in outputs])
+    for combination in product(*per_job):
+        yield dict(zip(waited_for, combination, strict=True))
+
+
+def runs_of(path: Path) -> Iterator[tuple[dict[str, Any], dict[str, Outcome], dict[str, Outcome]]]:
+    """(contexts, outcomes, results) of every run the workflow can have: each event on main or another
+    branch that triggers it, each dispatch input, each outcome of the jobs others wait for."""
+    workflow = load_yaml(path)
+    for event, ref in product(EVENTS, (MAIN, FEATURE)):
+        if triggered(workflow, event, ref):
+            dispatch = triggers(workflow).get(event) if event == "workflow_dispatch" else None
+            for inputs in input_space(dispatch):
+                for outcomes in outcome_space(workflow["jobs"], path.parents[2]):
+                    run = contexts(event, ref, inputs)
+                    yield run, outcomes, run_jobs(workflow["jobs"], run, outcomes)
+
+
+def hashed_files(text: str, run: dict[str, Any]) -> set[str]:
+    """The files a cache key's hashFiles() calls hash in this run."""
+    files: set[str] = set()
+
+    def record(*patterns: str) -> str:
+        files.update(patterns)
+        return "hash"
+
+    render(text, run, hash_files=record)
+    return files
