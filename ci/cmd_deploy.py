@@ -8,6 +8,7 @@ import time
 
 from ci import logs
 from ci.config import Config
+from ci.deploy.target import add_target_argument
 from ci.paths import BuildPaths
 
 logger = logging.getLogger(__name__)
@@ -15,13 +16,7 @@ HELP = "Upload the verified artifacts, publish layer and function versions, move
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--target",
-        choices=("auto", "embedded", "aws"),
-        default="auto",
-        help="auto (default): boto3's configuration if any, else the local AWS emulator (state in "
-        "build/local-aws/); embedded: always the local emulator; aws: always boto3's configuration",
-    )
+    add_target_argument(parser)
     parser.add_argument(
         "--commit",
         metavar="SHA",

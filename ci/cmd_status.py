@@ -8,6 +8,7 @@ from typing import Any
 
 from ci import logs
 from ci.config import Config
+from ci.deploy.target import add_target_argument
 from ci.paths import BuildPaths
 
 logger = logging.getLogger(__name__)
@@ -15,12 +16,7 @@ HELP = "Show what is deployed: the alias, the published versions and their commi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--target",
-        choices=("auto", "embedded", "aws"),
-        default="auto",
-        help="auto (default): boto3's configuration if any, else the local AWS emulator; as for deploy",
-    )
+    add_target_argument(parser)
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:

@@ -227,3 +227,16 @@ def layer_versions(aws: Aws, config: Config) -> list[int]:
 
 def deploy_report(paths: BuildPaths) -> dict[str, Any]:
     return json.loads(paths.report("deploy").read_text())
+
+
+def lock_location(aws: Aws, config: Config) -> tuple[str, str]:
+    """(bucket, key) of the deploy lock, spelled out here rather than taken from ci.deploy.deploy_lock."""
+    from ci.deploy.stack import read_outputs
+
+    stack = read_outputs(aws, config)
+    return stack.bucket, f"{stack.key_prefix}/locks/{config.function.name}.json"
+
+
+def read_lock(aws: Aws, config: Config) -> dict[str, Any]:
+    bucket, key = lock_location(aws, config)
+    return dict(json.loads(aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()))

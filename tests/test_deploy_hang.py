@@ -37,27 +37,30 @@ def trickling_endpoint() -> Iterator[str]:
         yield url
 
 
+def failed_deploy(url: str, config: Config, build: FakeBuild) -> tuple[DeployFailedError, float]:
+    """A deploy against `url` (timeouts from the environment), which must fail: the error and the seconds it took."""
+    aws = connect(config, endpoint_url=url, static_credentials=("test", "test"))
+    started = time.monotonic()
+    with pytest.raises(DeployFailedError) as failed:
+        deploy(config, build.paths, aws, verifier=BytesCheck(build))
+    return failed.value, time.monotonic() - started
+
+
 def test_a_silent_endpoint_fails_the_deploy_within_the_bound_and_names_it(
     silent_endpoint: str, config: Config, build: FakeBuild, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("CI_AWS_CONNECT_TIMEOUT", "1")
     monkeypatch.setenv("CI_AWS_READ_TIMEOUT", "1")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
-    aws = connect(config, endpoint_url=silent_endpoint, static_credentials=("test", "test"))
-    started = time.monotonic()
-
-    with pytest.raises(DeployFailedError) as failed:
-        deploy(config, build.paths, aws, verifier=BytesCheck(build))
-
-    elapsed = time.monotonic() - started
+    failed, elapsed = failed_deploy(silent_endpoint, config, build)
     assert elapsed < 10, f"took {elapsed:.1f} s for 2 attempts of a 1 s read timeout"
-    message = str(failed.value)
+    message = str(failed)
     assert f"{silent_endpoint}/ accepted the connection but did not answer" in message
     assert "connect 1 s, read 1 s, 2 attempt(s)" in message
     assert "step 'read stack and alias'" in message
     assert "does not exist yet" not in message  # the alias was never read: no claim about it
     assert "alias live was not read" in message
-    assert "CI_AWS_READ_TIMEOUT" in failed.value.fix
+    assert "CI_AWS_READ_TIMEOUT" in failed.fix
 
 
 @pytest.mark.parametrize("endpoint", ["silent_endpoint", "trickling_endpoint"])
@@ -68,18 +71,12 @@ def test_a_dead_or_trickling_endpoint_fails_the_deploy_at_the_call_deadline(
     url = request.getfixturevalue(endpoint)
     monkeypatch.setenv("CI_AWS_READ_TIMEOUT", "20")
     monkeypatch.setenv("CI_AWS_CALL_DEADLINE", "2")
-    aws = connect(config, endpoint_url=url, static_credentials=("test", "test"))
-    started = time.monotonic()
-
-    with pytest.raises(DeployFailedError) as failed:
-        deploy(config, build.paths, aws, verifier=BytesCheck(build))
-
-    elapsed = time.monotonic() - started
+    failed, elapsed = failed_deploy(url, config, build)
     assert elapsed < 6, f"took {elapsed:.1f} s against a 2 s call deadline"
-    first = str(failed.value).splitlines()[0]
+    first = str(failed).splitlines()[0]
     assert first.startswith("deploy failed at step 'read stack and alias': ")
     assert f"{url} (cloudformation DescribeStacks) did not finish within the 2 s per-call deadline" in first
-    assert "CI_AWS_CALL_DEADLINE" in failed.value.fix
+    assert "CI_AWS_CALL_DEADLINE" in failed.fix
 
 
 def test_a_slow_endpoint_fails_a_step_at_the_step_deadline(
@@ -90,14 +87,10 @@ def test_a_slow_endpoint_fails_a_step_at_the_step_deadline(
     monkeypatch.setenv("CI_AWS_CALL_DEADLINE", "10")
     monkeypatch.setenv("CI_DEPLOY_STEP_DEADLINE", "1")
     with relay.running() as url:
-        slow = connect(config, endpoint_url=url, static_credentials=("test", "test"))
-        started = time.monotonic()
-        with pytest.raises(DeployFailedError) as failed:
-            deploy(config, build.paths, slow, verifier=BytesCheck(build))
-        elapsed = time.monotonic() - started
+        failed, elapsed = failed_deploy(url, config, build)
 
     assert elapsed < 5, f"took {elapsed:.1f} s against a 1 s step deadline"
-    first = str(failed.value).splitlines()[0]
+    first = str(failed).splitlines()[0]
     assert first.startswith("deploy failed at step 'read stack and alias': ")
     assert f"{url} (lambda GetAlias)" in first and "step 'read stack and alias''s 1 s deadline" in first
 

@@ -20,27 +20,16 @@ from ci.config import Config, load_config
 from ci.deploy.aws import Aws, connect
 from ci.deploy.deployer import DeployFailedError, DeployOutcome, deploy
 from ci.deploy.rollback import rollback
-from ci.deploy.stack import read_outputs
 from ci.deploy.verify import Candidate, Verdict
 from ci.paths import BuildPaths
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import
-from tests.moto_fixtures import WRITES, BytesCheck, CallLog, FakeBuild, alias_version  # noqa: E402
+from tests.moto_fixtures import WRITES, BytesCheck, CallLog, FakeBuild, alias_version, lock_location, read_lock  # noqa: E402
 
 pytest_plugins = ["tests.moto_fixtures"]
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
 LAMBDA_WRITES = tuple(call for call in WRITES if call.startswith("lambda:"))
-
-
-def lock_object(aws: Aws, config: Config) -> tuple[str, str]:
-    stack = read_outputs(aws, config)
-    return stack.bucket, f"{stack.key_prefix}/locks/{config.function.name}.json"
-
-
-def read_lock(aws: Aws, config: Config) -> dict[str, Any]:
-    bucket, key = lock_object(aws, config)
-    return dict(json.loads(aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
 
 
 def plant_lock(aws: Aws, config: Config, ttl_s: int) -> dict[str, Any]:
@@ -57,14 +46,14 @@ def plant_lock(aws: Aws, config: Config, ttl_s: int) -> dict[str, Any]:
         "ttl_s": ttl_s,
         "acquired_at": "2026-01-01T00:00:00Z",
     }
-    bucket, key = lock_object(aws, config)
+    bucket, key = lock_location(aws, config)
     aws.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(record).encode())
     return record
 
 
 def s3_expiry(aws: Aws, config: Config) -> str:
     """When S3's clock expires the lock object: its LastModified + ttl_s."""
-    bucket, key = lock_object(aws, config)
+    bucket, key = lock_location(aws, config)
     head = aws.s3.head_object(Bucket=bucket, Key=key)
     expires = head["LastModified"].astimezone(UTC) + timedelta(seconds=read_lock(aws, config)["ttl_s"])
     return expires.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -24,12 +24,11 @@ from ci.deploy import deploy_lock
 from ci.deploy.aws import Aws, connect
 from ci.deploy.deployer import DeployFailedError, deploy
 from ci.deploy.rollback import rollback
-from ci.deploy.stack import read_outputs
 from ci.paths import REPO_ROOT
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import
 from tests.endpoint_fixtures import Relay  # noqa: E402
-from tests.moto_fixtures import WRITES, BytesCheck, FakeBuild, alias_version  # noqa: E402
+from tests.moto_fixtures import WRITES, BytesCheck, FakeBuild, alias_version, lock_location, read_lock  # noqa: E402
 
 pytest_plugins = ["tests.moto_fixtures"]
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
@@ -37,16 +36,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
 def quiet(_: str) -> None:
     pass
-
-
-def lock_location(aws: Aws, config: Config) -> tuple[str, str]:
-    stack = read_outputs(aws, config)
-    return stack.bucket, f"{stack.key_prefix}/locks/{config.function.name}.json"
-
-
-def read_lock(aws: Aws, config: Config) -> dict[str, Any]:
-    bucket, key = lock_location(aws, config)
-    return dict(json.loads(aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
 
 
 def environment(endpoint: str) -> dict[str, str]:

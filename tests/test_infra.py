@@ -19,6 +19,7 @@ from ci.config import Config
 from ci.deploy.aws import Aws
 from ci.deploy.deployer import deploy
 from ci.deploy.rollback import rollback
+from ci.deploy.template_alarms import cfn_loader
 from ci.paths import REPO_ROOT
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import
@@ -44,23 +45,6 @@ ALLOWED_UNCALLED = {
     "lambda:InvokeFunction": "the post-deploy check invokes the new version on AWS (moto cannot run code)",
     "iam:PassRole": "Lambda checks it when a function is given its execution role (moto does not)",
 }
-
-
-def cfn_loader() -> type[yaml.SafeLoader]:
-    """A YAML loader that keeps CloudFormation's short tags (!Sub, !Ref...) as {"Fn": value}."""
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-        if isinstance(node, yaml.ScalarNode):
-            return {suffix: loader.construct_scalar(node)}
-        if isinstance(node, yaml.SequenceNode):
-            return {suffix: loader.construct_sequence(node, deep=True)}
-        return {suffix: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
-
-    Loader.add_multi_constructor("!", tagged)
-    return Loader
 
 
 def template() -> dict[str, Any]:

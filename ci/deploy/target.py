@@ -6,6 +6,7 @@ With no endpoint and no credentials the local emulator is used; inside GitHub Ac
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,17 @@ from ci.paths import BuildPaths
 logger = logging.getLogger(__name__)
 
 MODES = ("auto", "embedded", "aws")
+
+
+def add_target_argument(parser: argparse.ArgumentParser) -> None:
+    """`--target` of every command that talks to AWS or the local emulator."""
+    parser.add_argument(
+        "--target",
+        choices=MODES,
+        default="auto",
+        help="auto (default): boto3's configuration if any, else the local AWS emulator (state in "
+        "build/local-aws/); embedded: always the local emulator; aws: always boto3's configuration",
+    )
 
 
 def wants_embedded(mode: str, environ: Mapping[str, str] = os.environ) -> bool:
