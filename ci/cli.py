@@ -7,49 +7,20 @@ inside run(), so building the parser (and --help) never imports boto3 or scikit-
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
 
-from ci import (
-    cmd_abi,
-    cmd_bench,
-    cmd_bootstrap,
-    cmd_budget,
-    cmd_build,
-    cmd_deploy,
-    cmd_lock,
-    cmd_model_report,
-    cmd_pins,
-    cmd_reset_local,
-    cmd_rollback,
-    cmd_smoke,
-    cmd_status,
-    cmd_unlock,
-)
 from ci.config import load_config
 from ci.errors import FAILED, INTERRUPTED, MISSING_ENVIRONMENT, USAGE, ConfigError, PipelineError
 from ci.logs import add_verbosity_options, configure
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.python import missing_module, repository_of
 
-# In the order a pipeline runs them (and --help lists them).
-COMMAND_MODULES: tuple[ModuleType, ...] = (
-    cmd_lock,
-    cmd_model_report,  # after training, which is `python -m training`
-    cmd_build,
-    cmd_abi,
-    cmd_budget,
-    cmd_pins,
-    cmd_smoke,
-    cmd_deploy,
-    cmd_status,
-    cmd_rollback,
-    cmd_reset_local,
-    cmd_unlock,
-    cmd_bootstrap,
-    cmd_bench,
-)
+# In the order a pipeline runs them (and --help lists them); model-report follows `python -m training`.
+COMMANDS = "lock model_report build abi budget pins smoke deploy status rollback reset_local unlock bootstrap bench"
+COMMAND_MODULES: tuple[ModuleType, ...] = tuple(importlib.import_module(f"ci.cmd_{name}") for name in COMMANDS.split())
 
 
 # What `make pipeline` runs, in order (the workflows run the same): --help prints it.

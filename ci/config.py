@@ -1,54 +1,32 @@
 """pipeline.toml, loaded once and checked whole, plus the runtime facts it points at.
 
-Every command takes a `Config` of typed sections (ci/config_sections.py); nothing else
-hard-codes the target, the limit or the names, and no reader checks a value again.
+Every command takes a `Config` of typed sections (ci/config_sections.py, pydantic); [target] and this module
+are standard library only, so `python3 -m ci.github config` answers [target] keys on a bare runner.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ci.config_schema import Table, check_names, closest, read_toml, suggestion, toml_value
-from ci.config_sections import (
-    BudgetConfig,
-    BuildConfig,
-    DeployConfig,
-    ExtraLayerArn,
-    FunctionConfig,
-    LockConfig,
-    SmokeConfig,
-    TrainingConfig,
-    keys,
-    parse_budget,
-    parse_build,
-    parse_deploy,
-    parse_function,
-    parse_lock,
-    parse_smoke,
-    parse_training,
-)
+from ci.config_schema import check_names, check_table, closest, read_toml, refusal, suggestion, toml_value
 from ci.errors import ConfigError
 from ci.paths import REPO_ROOT
 from ci.site.owners import canonical as canonicalize_name
 
-__all__ = [
-    "BudgetConfig",
-    "BuildConfig",
-    "Config",
-    "ConfigError",
-    "DeployConfig",
-    "ExtraLayerArn",
-    "FunctionConfig",
-    "LockConfig",
-    "SmokeConfig",
-    "Target",
-    "TrainingConfig",
-    "load_config",
-]
+if TYPE_CHECKING:
+    from ci.config_sections import (
+        BudgetConfig,
+        BuildConfig,
+        DeployConfig,
+        FunctionConfig,
+        LockConfig,
+        SmokeConfig,
+        TrainingConfig,
+    )
 
 CONFIG_FILE = "pipeline.toml"
 POLICY_FILE = Path(__file__).resolve().parent / "policy" / "lambda_runtimes.json"
@@ -57,6 +35,7 @@ ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name -> ELF
 RUNNERS = {"x86_64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm"}
 SNAPSTART_MIN_PYTHON = (3, 12)  # Lambda SnapStart for Python starts with python3.12
 SECTIONS = ("target", "function", "lock", "build", "budget", "smoke", "deploy", "training")
+TARGET_KEYS = ("runtime", "architecture", "glibc")
 
 
 @dataclass(frozen=True)
@@ -106,6 +85,12 @@ class Target:
     def uv_platform(self) -> str:
         return self.runtime.uv_platform[self.architecture]
 
+    def value(self, key: str) -> str | None:
+        """A [target] key (or the runner it implies) as text, or None if there is no such key."""
+        if key not in (*TARGET_KEYS, "runner"):
+            return None
+        return self.runtime.name if key == "runtime" else str(getattr(self, key))
+
 
 @dataclass(frozen=True)
 class Config:
@@ -124,10 +109,10 @@ class Config:
 
     def value(self, section: str, key: str) -> str | None:
         """SECTION.KEY as text (paths relative to the repository), or None if there is no such key."""
-        if section == "target" and key in ("runtime", "architecture", "glibc", "runner"):
-            return self.target.runtime.name if key == "runtime" else str(getattr(self.target, key))
+        if section == "target":
+            return self.target.value(key)
         table = getattr(self, section, None) if section in SECTIONS else None
-        if table is None or key not in keys(type(table)):
+        if table is None or key not in (field.name for field in fields(table)):
             return None
         value = getattr(table, key)
         return self.relative(value) if isinstance(value, Path) else str(value)
@@ -139,11 +124,19 @@ class Config:
 
 def load_policy(path: Path = POLICY_FILE) -> dict[str, RuntimePolicy]:
     data = json.loads(path.read_text())
-    return {
-        name: RuntimePolicy(name=name, **{k: v for k, v in facts.items()})
-        for name, facts in data.items()
-        if not name.startswith("_")
-    }
+    return {name: RuntimePolicy(name=name, **facts) for name, facts in data.items() if not name.startswith("_")}
+
+
+def read_sections(file: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`file`'s tables, `overrides` (section -> {key: value}) applied; every section there and no other."""
+    raw = read_toml(file)
+    for section, values in (overrides or {}).items():
+        raw.setdefault(section, {}).update(values)
+    check_names(file, "the file", raw, SECTIONS, "section")
+    for section in SECTIONS:
+        if section not in raw:
+            raise ConfigError(f"{file}: the [{section}] section is missing", f"add [{section}] (see the README)")
+    return raw
 
 
 def load_config(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None, file: Path | None = None) -> Config:
@@ -152,44 +145,43 @@ def load_config(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None,
     Relative paths inside the file always resolve against `root`, the repository. Any mistake is a
     ConfigError naming the file, section and key, raised here, before a command does anything.
     """
+    from ci.config_sections import read_section  # pydantic: imported here only (docs/design.md)
+
     file = file or root / CONFIG_FILE
-    raw = read_toml(file)
-    for section, values in (overrides or {}).items():
-        raw.setdefault(section, {}).update(values)
-    check_names(file, "the file", raw, SECTIONS, "section")
-    for section in SECTIONS:
-        if section not in raw:
-            raise ConfigError(f"{file}: the [{section}] section is missing", f"add [{section}] (see the README)")
-
-    def table(section: str, cls: type) -> Table:
-        return Table(file, section, raw[section], keys(cls))
-
-    target = parse_target(table("target", Target), file)
-    function = parse_function(table("function", FunctionConfig))
-    check_snapstart(function, target, file)
-    lock = parse_lock(table("lock", LockConfig), root)
-    check_bundled(lock, target, file)
-    return Config(
-        root=root,
-        file=file,
-        target=target,
-        function=function,
-        lock=lock,
-        build=parse_build(table("build", BuildConfig)),
-        budget=parse_budget(table("budget", BudgetConfig), root),
-        smoke=parse_smoke(table("smoke", SmokeConfig), root),
-        deploy=parse_deploy(table("deploy", DeployConfig)),
-        training=parse_training(table("training", TrainingConfig)),
-    )
+    raw = read_sections(file, overrides)
+    target = parse_target(file, raw["target"])
+    sections = {name: read_section(file, root, name, raw[name]) for name in SECTIONS[1:]}
+    config = Config(root=root, file=file, target=target, **sections)
+    check_snapstart(config)
+    check_bundled(config)
+    return config
 
 
-def parse_target(table: Table, file: Path) -> Target:
+def config_value(section: str, key: str, root: Path = REPO_ROOT) -> str | None:
+    """SECTION.KEY for a workflow step; [target] keys from the standard library alone (verify's target job
+    asks a bare runner's python3, without pydantic), the rest from the whole checked configuration."""
+    if section == "target":
+        file = root / CONFIG_FILE
+        return parse_target(file, read_sections(file)["target"]).value(key)
+    return load_config(root).value(section, key)
+
+
+def parse_target(file: Path, values: object) -> Target:
+    table = check_table(file, "target", values, TARGET_KEYS)
     policies = load_policy()
-    runtime = policies[table.choice("runtime", sorted(policies))]
-    architecture = table.choice("architecture", list(ARCHITECTURES), default="x86_64")
-    glibc = table.text(
-        "glibc", f'"{runtime.glibc}"', default=runtime.glibc, pattern=r"\d+\.\d+", wants="a version like 2.26"
-    )
+
+    def choice(key: str, choices: list[str], default: str | None = None) -> str:
+        value = table.get(key, default)
+        if not isinstance(value, str) or value not in choices:
+            wants = "one of " + ", ".join(map(toml_value, choices))
+            raise refusal(file, "target", key, table, wants, toml_value(default or choices[0]))
+        return value
+
+    runtime = policies[choice("runtime", sorted(policies))]
+    architecture = choice("architecture", list(ARCHITECTURES), default="x86_64")
+    glibc = table.get("glibc", runtime.glibc)
+    if not isinstance(glibc, str) or not re.fullmatch(r"\d+\.\d+", glibc):
+        raise refusal(file, "target", "glibc", table, "a version like 2.26", f'"{runtime.glibc}"')
     if _version_tuple(glibc) > _version_tuple(runtime.glibc):
         raise ConfigError(
             f"{file}: [target] glibc = {glibc} is newer than {runtime.name}'s {runtime.os} (glibc {runtime.glibc})",
@@ -198,12 +190,13 @@ def parse_target(table: Table, file: Path) -> Target:
     return Target(runtime=runtime, architecture=architecture, glibc=glibc)
 
 
-def check_snapstart(function: FunctionConfig, target: Target, file: Path) -> None:
+def check_snapstart(config: Config) -> None:
     """SnapStart exists for Python from 3.12 on: refuse it on an older runtime before anything runs."""
-    if function.snapstart and _version_tuple(target.runtime.python) < SNAPSTART_MIN_PYTHON:
+    runtime = config.target.runtime
+    if config.function.snapstart and _version_tuple(runtime.python) < SNAPSTART_MIN_PYTHON:
         minimum = ".".join(map(str, SNAPSTART_MIN_PYTHON))
         raise ConfigError(
-            f"{file}: [function] snapstart = true but [target] runtime = {target.runtime.name}: Lambda SnapStart for "
+            f"{config.file}: [function] snapstart = true but [target] runtime = {runtime.name}: Lambda SnapStart for "
             f"Python needs python{minimum} or later",
             f'set [target] runtime = "python{minimum}" (or later), or remove snapstart from [function]',
         )
@@ -219,15 +212,16 @@ def shipped_packages(runtime: str, policy_dir: Path = POLICY_FILE.parent) -> dic
     return {canonicalize_name(pin.group(1)): pin.group(2) for pin in pins if pin}
 
 
-def check_bundled(lock: LockConfig, target: Target, file: Path) -> None:
+def check_bundled(config: Config) -> None:
     """Only a package the runtime ships can be bundled instead: anything else goes in requirements.in."""
-    shipped = shipped_packages(target.runtime.name)
-    for name in lock.bundle_runtime_packages:
+    runtime = config.target.runtime.name
+    shipped = shipped_packages(runtime)
+    for name in config.lock.bundle_runtime_packages:
         if name not in shipped:
             close = closest(name, shipped)
             raise ConfigError(
-                f"{file}: [lock] bundle_runtime_packages names {toml_value(name)}{suggestion(name, shipped)}, which "
-                f"the {target.runtime.name} runtime does not provide; it provides: {', '.join(sorted(shipped))}",
+                f"{config.file}: [lock] bundle_runtime_packages names {toml_value(name)}{suggestion(name, shipped)}, "
+                f"which the {runtime} runtime does not provide; it provides: {', '.join(sorted(shipped))}",
                 f"rename it to {toml_value(close)}"
                 if close
                 else f"remove {toml_value(name)} from it (the layer ships whatever requirements.in asks for that the "

@@ -1,16 +1,33 @@
-"""pipeline.toml's sections as frozen dataclasses, each built (and checked) by one parse function.
+"""pipeline.toml's sections as pydantic dataclasses: a field per allowed key, its type, range and default.
 
-A dataclass's fields are exactly the keys its section allows; its parse function holds the
-types, ranges, allowed values and defaults, so every reader gets checked, typed values and no
-reader repeats a default. Paths are resolved against the repository root.
+Each field's description says what is allowed and its example is the line a refusal offers; a
+ValidationError becomes ci/config_schema.py's one-line ConfigError. Paths resolve against the repository.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import dataclasses
+import re
 from pathlib import Path
+from typing import Annotated, Any, get_args
 
-from ci.config_schema import REQUIRED, Table, toml_value
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+
+from ci.config_schema import check_table, refusal, suggestion, toml_value
 from ci.errors import ConfigError
 from ci.site.owners import canonical as canonicalize_name
 from ci.site.rules import RULES, STRIP
@@ -23,125 +40,99 @@ BYTECODE_MODES = ("runtime", "all", "none")
 # The host's Python is not a setting: it is the target runtime's (ci/python.py finds it).
 HOST_PLATFORM = "x86_64-manylinux_2_17"
 _KEY_SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9._-]+"  # one segment of an S3 key prefix: not "." nor ".."
+# extra="forbid": a typo is refused, never ignored; python-re: the patterns need lookaheads.
+SECTION = ConfigDict(extra="forbid", validate_default=True, regex_engine="python-re")
 
 
-def keys(cls: type) -> tuple[str, ...]:
-    """The keys a section allows: its dataclass's fields."""
-    return tuple(spec.name for spec in fields(cls))
+class RefusedError(ValueError):
+    """A validator's own wording: `problem` follows "[section] key " (or "[section] " for a rule on the whole
+    table); without `fix`, the fix is the key's example line followed by `fix_suffix`."""
+
+    def __init__(self, problem: str, fix: str = "", fix_suffix: str = "") -> None:
+        super().__init__(problem)
+        self.problem, self.fix, self.fix_suffix = problem, fix, fix_suffix
 
 
-@dataclass(frozen=True)
-class FunctionConfig:
-    name: str
-    handler: str  # package.module.function
-    memory_mb: int
-    timeout_s: int
-    alias: str
-    layer_name: str
-    snapstart: bool  # publish versions with SnapStart (python3.12+; checked against [target] in ci/config.py)
+def allowed(wants: str, example: str, default: Any = ..., **constraints: Any) -> Any:
+    """A key (required unless `default`): its constraints, what a refusal says it must be, the example it offers."""
+    return Field(default, description=wants, examples=[example], **constraints)
 
 
-def parse_function(table: Table) -> FunctionConfig:
-    name = r"[A-Za-z0-9_-]{1,64}"
-    return FunctionConfig(
-        name=table.text("name", '"forgetting-curve"', pattern=name, wants=f"a Lambda function name ({name})"),
-        handler=table.text(
-            "handler",
-            '"handler.app.lambda_handler"',
-            pattern=r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+",
-            wants="package.module.function of the handler",
-        ),
-        memory_mb=table.integer("memory_mb", 512, 128, 10240, unit="MB (Lambda's range)"),
-        timeout_s=table.integer("timeout_s", 60, 1, 900, unit="seconds (Lambda's range)"),
-        alias=table.text("alias", '"live"', pattern=r"[A-Za-z][A-Za-z0-9_-]{0,127}", wants="an alias name"),
-        layer_name=table.text(
-            "layer_name", '"forgetting-curve-runtime"', pattern=r"[A-Za-z0-9_-]{1,140}", wants="a layer name"
-        ),
-        snapstart=table.flag("snapstart", default=False),
-    )
+def text(example: str, pattern: str = ".+", wants: str = "a non-empty string", default: Any = ...) -> Any:
+    return allowed(wants, example, default, pattern=rf"\A(?:{pattern})\Z")
 
 
-@dataclass(frozen=True)
-class LockConfig:
-    requirements_in: Path
-    layer_lock: Path
-    training_in: Path
-    training_lock: Path
-    pipeline_in: Path  # what `make pipeline` and the verify jobs install: training set + `python -m ci`
-    pipeline_lock: Path
-    dev_in: Path  # linters, test tools, emulators: installed beside the pipeline lock by `make test`
-    dev_lock: Path
-    bootstrap_lock: Path  # uv alone, with the pipeline lock's hashes: what creates the venvs
-    index_url: str
-    host_platform: str  # uv's --python-platform for the training, pipeline and dev locks
-    # Packages the runtime provides that the layer ships anyway (canonical names; checked against the
-    # runtime in ci/config.py): the layer then decides their version, not AWS's runtime updates.
-    bundle_runtime_packages: tuple[str, ...]
-    allow_insecure_index: bool  # an http:// or file:// index_url (a local mirror, a test index): named, never silent
+def one_of(choices: tuple[str, ...], default: str) -> Any:
+    wants = "one of " + ", ".join(toml_value(choice) for choice in choices)
+    return text(toml_value(default), "|".join(map(re.escape, choices)), wants, default)
 
 
-def roots(table: Table, root: Path) -> tuple[Path, Path]:
-    """Where a configured path may point: the repository, or beside the configuration file itself."""
-    return (root, table.file.parent)
+def integer(example: int, minimum: int, maximum: int | None = None, unit: str = "", default: Any = ...) -> Any:
+    """An integer (never a boolean) from `minimum` to `maximum`; `unit` ("MB") says what it counts."""
+    wants = f"an integer from {minimum:,} to {maximum:,}" if maximum is not None else f"an integer >= {minimum}"
+    return allowed(wants + (f" {unit}" if unit else ""), str(example), default, ge=minimum, le=maximum)
 
 
-def parse_lock(table: Table, root: Path) -> LockConfig:
-    def path(key: str, example: str, optional: bool = False) -> Path:
-        """`optional`: keys added later default to their example, so an older pipeline.toml still loads."""
-        return table.path(key, f'"{example}"', roots(table, root), default=example if optional else REQUIRED)
-
-    insecure = table.flag("allow_insecure_index", default=False)
-
-    return LockConfig(
-        requirements_in=path("requirements_in", "requirements.in"),
-        layer_lock=path("layer_lock", "requirements-layer.txt"),
-        training_in=path("training_in", "training/requirements.in"),
-        training_lock=path("training_lock", "training/requirements.txt"),
-        pipeline_in=path("pipeline_in", "requirements-pipeline.in", optional=True),
-        pipeline_lock=path("pipeline_lock", "requirements-pipeline.txt", optional=True),
-        dev_in=path("dev_in", "requirements-dev.in"),
-        dev_lock=path("dev_lock", "requirements-dev.txt"),
-        bootstrap_lock=path("bootstrap_lock", "requirements-bootstrap.txt", optional=True),
-        index_url=table.text(
-            "index_url",
-            '"https://pypi.org/simple"',
-            pattern=r"(https?|file)://\S+" if insecure else r"https://\S+",
-            wants="an http(s) or file:// URL of a simple index"
-            if insecure
-            else "an https:// URL of a simple index (http:// or file:// only with allow_insecure_index = true)",
-        ),
-        host_platform=table.text("host_platform", f'"{HOST_PLATFORM}"', default=HOST_PLATFORM),
-        bundle_runtime_packages=tuple(
-            canonicalize_name(name) for name in table.texts("bundle_runtime_packages", '["urllib3"]', default=())
-        ),
-        allow_insecure_index=insecure,
-    )
+def number(example: float, default: Any = ..., **bounds: float) -> Any:
+    """A number (an integer or a float, never a boolean) within `bounds` (gt, ge, le, lt)."""
+    signs = {"gt": ">", "ge": ">=", "le": "<=", "lt": "<"}
+    wants = "a number " + " and ".join(f"{signs[name]} {bounds[name]:g}" for name in signs if name in bounds)
+    return allowed(wants, str(example), default, **bounds)
 
 
-@dataclass(frozen=True)
-class BuildConfig:
-    prune: tuple[str, ...]  # rule names of ci/site/rules.py (and "strip"), applied in this order
-    bytecode: str  # runtime | all | none
-    sourceless: bool
-    prune_unimported: bool
-    keep: tuple[str, ...]  # path globs (relative to python/) no rule may remove
-    remove: tuple[str, ...] = ()  # path globs (relative to python/) the build removes; keep wins over them
+def strings(example: str, wants: str = "a list of strings") -> Any:
+    return allowed(wants, example, ())
 
 
-def parse_build(table: Table) -> BuildConfig:
-    return BuildConfig(
-        prune=table.texts("prune", '["tests", "docs"]', default=PRUNE_RULES, choices=PRUNE_RULES),
-        bytecode=table.choice("bytecode", BYTECODE_MODES, default="runtime"),
-        sourceless=table.flag("sourceless", default=False),
-        prune_unimported=table.flag("prune_unimported", default=False),
-        keep=table.globs("keep", '["sklearn/datasets/*"]', default=()),
-        remove=relative_globs(table, "remove", '["sklearn/cluster/*"]'),
-    )
+def flag() -> Any:
+    return allowed("true or false", "false", False)
 
 
-def relative_globs(table: Table, key: str, example: str) -> tuple[str, ...]:
+def path(example: str, default: Any = ...) -> Any:
+    return allowed("a path inside the repository", f'"{example}"', default)
+
+
+def inside_repository(value: object, info: ValidationInfo) -> object:
+    """A path relative to the repository that stays inside it (or beside the configuration file) resolved."""
+    roots: tuple[Path, ...] = (info.context or {}).get("roots", ())
+    if not isinstance(value, (str, Path)) or not roots:
+        return value  # no context: a Path from code (dataclasses.replace); or a type pydantic refuses itself
+    if value == "":
+        raise ValueError("empty")
+    path = roots[0] / value
+    if not any(path.resolve().is_relative_to(root.resolve()) for root in roots):
+        raise RefusedError(
+            f"= {toml_value(value)} is not allowed: it must be a path inside the repository "
+            f"({' or '.join(str(root) for root in roots)}), and {path.resolve()} is not",
+            fix_suffix=" (relative to the repository)",
+        )
+    return path
+
+
+def known_rules(names: tuple[str, ...]) -> tuple[str, ...]:
+    for name in names:
+        if name not in PRUNE_RULES:
+            raise RefusedError(
+                f"names {toml_value(name)}{suggestion(name, PRUNE_RULES)}, which is not one of "
+                + ", ".join(PRUNE_RULES),
+                f"fix or remove {toml_value(name)} in prune",
+            )
+    return names
+
+
+def kept_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
+    """Relative path globs: no absolute path, no '..' segment (they match inside one tree only)."""
+    for glob in globs:
+        if glob.startswith("/") or "\\" in glob or ".." in glob.split("/"):
+            raise RefusedError(
+                f"names {toml_value(glob)}, which is not allowed: each must be a relative path glob without '..' "
+                "segments or backslashes"
+            )
+    return globs
+
+
+def removed_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
     """Path globs under python/: relative, never climbing out of it (`..`), never absolute."""
-    globs = table.texts(key, example, default=())
     for glob in globs:
         parts = glob.replace("\\", "/").split("/")
         why = (
@@ -150,83 +141,106 @@ def relative_globs(table: Table, key: str, example: str) -> tuple[str, ...]:
             "is empty" if not glob.strip("/ ") else ""
         )  # fmt: skip
         if why:
-            raise ConfigError(
-                f"{table.file}: [{table.name}] {key} names {toml_value(glob)}, which {why}: each must be a path "
-                "glob relative to the layer's python/ folder",
-                f"write {key} = {example} under [{table.name}]",
+            raise RefusedError(
+                f"names {toml_value(glob)}, which {why}: each must be a path glob relative to the layer's python/ "
+                "folder"
             )
     return globs
 
 
-@dataclass(frozen=True)
+NAME = r"[A-Za-z0-9_-]{1,64}"
+HANDLER = "package.module.function of the handler"
+INDEX = "an https:// URL of a simple index (http:// or file:// only with allow_insecure_index = true)"
+PREFIX = "an S3 key prefix of plain segments ([A-Za-z0-9._-], not '.' or '..') separated by single '/'"
+RepoPath = Annotated[Path, BeforeValidator(inside_repository)]
+Strings = tuple[StrictStr, ...]
+Canonical = Annotated[Strings, AfterValidator(lambda names: tuple(map(canonicalize_name, names)))]
+Rules = Annotated[Strings, AfterValidator(known_rules)]
+KeptGlobs = Annotated[Strings, AfterValidator(kept_globs)]
+RemovedGlobs = Annotated[Strings, AfterValidator(removed_globs)]
+
+
+@dataclass(frozen=True, kw_only=True, config=SECTION)
+class FunctionConfig:
+    name: str = text('"forgetting-curve"', NAME, f"a Lambda function name ({NAME})")
+    handler: str = text('"handler.app.lambda_handler"', r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", HANDLER)
+    memory_mb: StrictInt = integer(512, 128, 10240, unit="MB (Lambda's range)")
+    timeout_s: StrictInt = integer(60, 1, 900, unit="seconds (Lambda's range)")
+    alias: str = text('"live"', r"[A-Za-z][A-Za-z0-9_-]{0,127}", "an alias name")
+    layer_name: str = text('"forgetting-curve-runtime"', r"[A-Za-z0-9_-]{1,140}", "a layer name")
+    snapstart: StrictBool = flag()  # python3.12+: checked against [target] in ci/config.py
+
+
+@dataclass(frozen=True, kw_only=True, config=SECTION)
+class LockConfig:
+    requirements_in: RepoPath = path("requirements.in")
+    layer_lock: RepoPath = path("requirements-layer.txt")
+    training_in: RepoPath = path("training/requirements.in")
+    training_lock: RepoPath = path("training/requirements.txt")
+    # What `make pipeline` and the verify jobs install: training set + `python -m ci`. Keys added later
+    # default to their example, so an older pipeline.toml still loads.
+    pipeline_in: RepoPath = path("requirements-pipeline.in", "requirements-pipeline.in")
+    pipeline_lock: RepoPath = path("requirements-pipeline.txt", "requirements-pipeline.txt")
+    dev_in: RepoPath = path("requirements-dev.in")  # linters, test tools, emulators
+    dev_lock: RepoPath = path("requirements-dev.txt")
+    bootstrap_lock: RepoPath = path("requirements-bootstrap.txt", "requirements-bootstrap.txt")  # uv, hashed
+    index_url: str = text('"https://pypi.org/simple"', r"(https?|file)://\S+", INDEX)
+    host_platform: str = text(f'"{HOST_PLATFORM}"', default=HOST_PLATFORM)  # uv's --python-platform
+    # Packages the runtime provides that the layer ships anyway (checked against the runtime in
+    # ci/config.py): the layer then decides their version, not AWS's runtime updates.
+    bundle_runtime_packages: Canonical = strings('["urllib3"]')
+    allow_insecure_index: StrictBool = flag()  # an http:// or file:// index_url: named, never silent
+
+    @model_validator(mode="after")
+    def _secure_index(self) -> LockConfig:
+        if not self.allow_insecure_index and not self.index_url.startswith("https://"):
+            raise RefusedError(
+                f"index_url = {toml_value(self.index_url)} is not allowed: it must be {INDEX}",
+                'write index_url = "https://pypi.org/simple" under [lock]',
+            )
+        return self
+
+
+@dataclass(frozen=True, kw_only=True, config=SECTION)
+class BuildConfig:
+    # Rule names of ci/site/rules.py (and "strip"), applied in this order.
+    prune: Rules = allowed(f"a list of names from {', '.join(PRUNE_RULES)}", '["tests", "docs"]', PRUNE_RULES)
+    bytecode: str = one_of(BYTECODE_MODES, "runtime")
+    sourceless: StrictBool = flag()
+    prune_unimported: StrictBool = flag()
+    # Path globs (relative to python/) no rule may remove, and ones the build removes; keep wins.
+    keep: KeptGlobs = strings('["sklearn/datasets/*"]')
+    remove: RemovedGlobs = strings('["sklearn/cluster/*"]')
+
+
+@dataclass(frozen=True, config=SECTION)
 class ExtraLayerArn:
     """A layer attached by ARN: not in our hands, so its unzipped size is declared."""
 
-    arn: str
-    unzipped_bytes: int
+    arn: str = text('"arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION"', r"arn:\S*:layer:\S+", "a layer version's ARN")
+    unzipped_bytes: StrictInt = integer(12345678, 1, LAMBDA_UNZIPPED_LIMIT, unit="bytes")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, config=SECTION)
 class BudgetConfig:
-    limit_bytes: int
-    warn_fraction: float
-    extra_layer_zips: tuple[Path, ...]
-    extra_layer_arns: tuple[ExtraLayerArn, ...]
-
-
-def parse_budget(table: Table, root: Path) -> BudgetConfig:
-    example = '[{ arn = "arn:aws:lambda:us-east-1:123456789012:layer:NAME:3", unzipped_bytes = 12345678 }]'
-    arns = tuple(
-        ExtraLayerArn(
-            arn=entry.text(
-                "arn",
-                '"arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION"',
-                pattern=r"arn:\S*:layer:\S+",
-                wants="a layer version's ARN",
-            ),
-            unzipped_bytes=entry.integer("unzipped_bytes", 12345678, 1, LAMBDA_UNZIPPED_LIMIT, unit="bytes"),
-        )
-        for entry in table.tables("extra_layer_arns", example, keys(ExtraLayerArn))
+    limit_bytes: StrictInt = integer(
+        LAMBDA_UNZIPPED_LIMIT, 1, LAMBDA_UNZIPPED_LIMIT, "bytes (Lambda's fixed unzipped limit)"
     )
-    return BudgetConfig(
-        limit_bytes=table.integer(
-            "limit_bytes", LAMBDA_UNZIPPED_LIMIT, 1, LAMBDA_UNZIPPED_LIMIT, unit="bytes (Lambda's fixed unzipped limit)"
-        ),
-        warn_fraction=table.number("warn_fraction", 0.9, above=0, maximum=1, default=0.9),
-        extra_layer_zips=table.paths("extra_layer_zips", '["vendor/otel.zip"]', roots(table, root), ()),
-        extra_layer_arns=arns,
+    warn_fraction: StrictFloat = number(0.9, 0.9, gt=0, le=1)
+    extra_layer_zips: tuple[RepoPath, ...] = strings('["vendor/otel.zip"]')
+    extra_layer_arns: tuple[ExtraLayerArn, ...] = allowed(
+        "a list of tables",
+        '[{ arn = "arn:aws:lambda:us-east-1:123456789012:layer:NAME:3", unzipped_bytes = 12345678 }]',
+        (),
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, config=SECTION)
 class SmokeConfig:
-    events: Path
-    warm_invocations: int
-    warm_event: str  # "" = a single successful prediction, chosen by the harness
-    init_limit_s: float
-
-
-def parse_smoke(table: Table, root: Path) -> SmokeConfig:
-    return SmokeConfig(
-        events=table.path("events", '"tests/events"', roots(table, root)),
-        warm_invocations=table.integer("warm_invocations", 20, 0),
-        warm_event=table.text("warm_event", '"direct-single"', default="", pattern=".*", wants="an event name"),
-        init_limit_s=table.number("init_limit_s", 10.0, above=0, maximum=LAMBDA_INIT_LIMIT_S),
-    )
-
-
-@dataclass(frozen=True)
-class DeployConfig:
-    bucket: str
-    region: str
-    stack_name: str
-    key_prefix: str
-    github_repository: str  # "" = none; bootstrap then needs --github-repository
-    check_warm_invocations: int  # warm invocations in the post-deploy check
-    strategy: str  # all-at-once | canary | linear (a SAM preset name is resolved to one of these)
-    step_percent: int  # the share of traffic each step moves to the new version
-    step_interval_s: int  # the wait between steps, alarms read throughout
-    alarms: tuple[str, ...]  # CloudWatch alarms watched during a shift besides the stack's own
+    events: RepoPath = path("tests/events")
+    warm_invocations: StrictInt = integer(20, 0)
+    warm_event: str = text('"direct-single"', ".*", "an event name", "")  # "": a successful prediction
+    init_limit_s: StrictFloat = number(10.0, gt=0, le=LAMBDA_INIT_LIMIT_S)
 
 
 STRATEGIES = ("all-at-once", "canary", "linear")
@@ -236,8 +250,6 @@ PRESETS = {
     **{f"Canary10Percent{m}Minutes": ("canary", 10, m * 60) for m in (5, 10, 15, 30)},
     **{f"Linear10PercentEvery{m}Minute{'s' if m > 1 else ''}": ("linear", 10, m * 60) for m in (1, 2, 3, 10)},
 }
-
-
 MAX_SHIFT_S = 40 * 60  # the deploy job's timeout-minutes is 60; the rest of the deploy needs the remainder
 
 
@@ -247,88 +259,114 @@ def shift_seconds(strategy: str, step_percent: int, step_interval_s: int) -> int
     return steps * step_interval_s
 
 
-def parse_strategy(table: Table) -> tuple[str, int, int]:
-    chosen = read_strategy(table)
-    if shift_seconds(*chosen) > MAX_SHIFT_S:
-        raise ConfigError(
-            f"{table.file}: [{table.name}] strategy {chosen[0]} with {chosen[1]}% steps every {chosen[2]}s shifts "
-            f"for {shift_seconds(*chosen) // 60} minutes, longer than the {MAX_SHIFT_S // 60} a deploy job allows",
-            "take larger steps or a shorter step_interval_s (the deploy job's timeout-minutes is 60)",
-        )
-    return chosen
+@dataclass(frozen=True, kw_only=True, config=SECTION)
+class DeployConfig:
+    bucket: str = text('"forgetting-curve-artifacts"', r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name")
+    region: str = text('"us-east-1"', r"[a-z]{2}(-[a-z]+)+-\d+", "an AWS region")
+    stack_name: str = text('"forgetting-curve"', r"[A-Za-z][A-Za-z0-9-]{0,127}", "a stack name")
+    key_prefix: str = text('"artifacts"', rf"{_KEY_SEGMENT}(/{_KEY_SEGMENT})*", PREFIX)
+    # "" = none; bootstrap then needs --github-repository
+    github_repository: str = text('"OWNER/NAME"', r"([\w.-]+/[\w.-]+)?", "OWNER/NAME", "")
+    check_warm_invocations: StrictInt = integer(0, 0, default=0)  # warm invocations in the post-deploy check
+    # all-at-once | canary | linear (with_preset resolves a SAM preset name to one of these)
+    strategy: str = one_of((*STRATEGIES, *PRESETS), "all-at-once")
+    step_percent: StrictInt = integer(10, 1, 99, "percent", 10)  # the traffic each step moves
+    step_interval_s: StrictInt = integer(300, 0, 3600, "seconds", 300)  # between steps, alarms read throughout
+    alarms: Strings = strings('["my-team-5xx"]')  # CloudWatch alarms watched besides the stack's own
+
+    @model_validator(mode="after")
+    def _fits_the_deploy_job(self) -> DeployConfig:
+        chosen = (self.strategy, self.step_percent, self.step_interval_s)
+        if shift_seconds(*chosen) > MAX_SHIFT_S:
+            raise RefusedError(
+                f"strategy {chosen[0]} with {chosen[1]}% steps every {chosen[2]}s shifts for "
+                f"{shift_seconds(*chosen) // 60} minutes, longer than the {MAX_SHIFT_S // 60} a deploy job allows",
+                "take larger steps or a shorter step_interval_s (the deploy job's timeout-minutes is 60)",
+            )
+        return self
 
 
-def read_strategy(table: Table) -> tuple[str, int, int]:
-    """(strategy, step_percent, step_interval_s): explicit keys, or a SAM preset that sets all three."""
-    strategy = table.choice("strategy", (*STRATEGIES, *PRESETS), default="all-at-once")
-    if strategy in PRESETS:
-        for key in ("step_percent", "step_interval_s"):
-            if key in table.values:
-                raise ConfigError(
-                    f"{table.file}: [{table.name}] {key} is set beside strategy = {toml_value(strategy)}, "
-                    "a preset that already fixes it",
-                    f"remove {key}, or write strategy = {toml_value(PRESETS[strategy][0])} with your own steps",
-                )
-        return PRESETS[strategy]
-    percent = table.integer("step_percent", 10, 1, 99, default=10, unit="percent")
-    interval = table.integer("step_interval_s", 300, 0, 3600, default=300, unit="seconds")
-    return strategy, percent, interval
+def with_preset(file: Path, values: dict[str, Any]) -> dict[str, Any]:
+    """A SAM preset name as [deploy] strategy sets step_percent and step_interval_s too."""
+    strategy = values.get("strategy")
+    if not isinstance(strategy, str) or strategy not in PRESETS:
+        return values
+    for key in ("step_percent", "step_interval_s"):
+        if key in values:
+            raise ConfigError(
+                f"{file}: [deploy] {key} is set beside strategy = {toml_value(strategy)}, a preset that already "
+                "fixes it",
+                f"remove {key}, or write strategy = {toml_value(PRESETS[strategy][0])} with your own steps",
+            )
+    chosen, percent, interval = PRESETS[strategy]
+    return {**values, "strategy": chosen, "step_percent": percent, "step_interval_s": interval}
 
 
-def parse_deploy(table: Table) -> DeployConfig:
-    strategy, step_percent, step_interval_s = parse_strategy(table)
-    return DeployConfig(
-        bucket=table.text(
-            "bucket",
-            '"forgetting-curve-artifacts"',
-            pattern=r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
-            wants="an S3 bucket name",
-        ),
-        region=table.text("region", '"us-east-1"', pattern=r"[a-z]{2}(-[a-z]+)+-\d+", wants="an AWS region"),
-        stack_name=table.text(
-            "stack_name", '"forgetting-curve"', pattern=r"[A-Za-z][A-Za-z0-9-]{0,127}", wants="a stack name"
-        ),
-        key_prefix=table.text(
-            "key_prefix",
-            '"artifacts"',
-            pattern=rf"{_KEY_SEGMENT}(/{_KEY_SEGMENT})*",
-            wants="an S3 key prefix of plain segments ([A-Za-z0-9._-], not '.' or '..') separated by single '/'",
-        ),
-        github_repository=table.text(
-            "github_repository", '"OWNER/NAME"', default="", pattern=r"([\w.-]+/[\w.-]+)?", wants="OWNER/NAME"
-        ),
-        check_warm_invocations=table.integer("check_warm_invocations", 0, 0, default=0),
-        strategy=strategy,
-        step_percent=step_percent,
-        step_interval_s=step_interval_s,
-        alarms=table.texts("alarms", '["my-team-5xx"]', default=()),
-    )
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, config=SECTION)
 class TrainingConfig:
-    seed: int
-    learners: int
-    items: int
-    reviews: int
-    test_fraction: float
-    max_log_loss_ratio: float  # model log loss / constant baseline's must stay below this
-    min_roc_auc: float
-    max_mae: float  # against the simulator's true p (skipped for data without p_true)
-    max_ece: float
-    max_history_error: float  # |model - simulator's true recall| at each reference history (simulated data only)
+    seed: StrictInt = integer(20161, 0)
+    learners: StrictInt = integer(400, 1)
+    items: StrictInt = integer(300, 1)
+    reviews: StrictInt = integer(60000, 1)
+    test_fraction: StrictFloat = number(0.2, gt=0, lt=1)
+    max_log_loss_ratio: StrictFloat = number(0.85, gt=0)  # model log loss / constant baseline's
+    min_roc_auc: StrictFloat = number(0.7, ge=0, le=1)
+    max_mae: StrictFloat = number(0.08, ge=0)  # against the simulator's true p (skipped without p_true)
+    max_ece: StrictFloat = number(0.05, ge=0)
+    # |model - simulator's true recall| at each reference history (simulated data only)
+    max_history_error: StrictFloat = number(0.05, ge=0, le=1)
 
 
-def parse_training(table: Table) -> TrainingConfig:
-    return TrainingConfig(
-        seed=table.integer("seed", 20161, 0),
-        learners=table.integer("learners", 400, 1),
-        items=table.integer("items", 300, 1),
-        reviews=table.integer("reviews", 60000, 1),
-        test_fraction=table.number("test_fraction", 0.2, above=0, below=1),
-        max_log_loss_ratio=table.number("max_log_loss_ratio", 0.85, above=0),
-        min_roc_auc=table.number("min_roc_auc", 0.7, minimum=0, maximum=1),
-        max_mae=table.number("max_mae", 0.08, minimum=0),
-        max_ece=table.number("max_ece", 0.05, minimum=0),
-        max_history_error=table.number("max_history_error", 0.05, minimum=0, maximum=1),
-    )
+SECTIONS: dict[str, type] = {
+    "function": FunctionConfig,
+    "lock": LockConfig,
+    "build": BuildConfig,
+    "budget": BudgetConfig,
+    "smoke": SmokeConfig,
+    "deploy": DeployConfig,
+    "training": TrainingConfig,
+}
+
+
+def keys(cls: type) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(cls))
+
+
+def read_section(file: Path, root: Path, section: str, values: object) -> Any:
+    """[section] of `file` checked whole and typed; relative paths resolve against `root`, the repository."""
+    cls = SECTIONS[section]
+    table = check_table(file, section, values, keys(cls))
+    if section == "deploy":
+        table = with_preset(file, table)
+    try:
+        return TypeAdapter(cls).validate_python(table, context={"roots": (root, file.parent)})
+    except ValidationError as exc:
+        raise config_error(exc, cls, section, table, file) from None
+
+
+def config_error(exc: ValidationError, cls: type, section: str, values: dict[str, Any], file: Path) -> ConfigError:
+    """pydantic's first error as the one line: loc gives the key, the field's description and example the rest."""
+    error = min(exc.errors(), key=lambda error: error["type"] != "unexpected_keyword_argument")
+    loc = list(error["loc"])
+    while len(loc) > 1 and (entry := table_class(cls, str(loc[0]))) is not None:  # an entry of an array of tables
+        key, index = str(loc[0]), int(loc[1])
+        cls, section, values, loc = entry, f"{section}.{key}[{index}]", values[key][index], loc[2:]
+        check_table(file, section, values, keys(cls))  # not a table, or an unknown key
+    refused = error.get("ctx", {}).get("error")
+    if not loc and isinstance(refused, RefusedError):
+        return ConfigError(f"{file}: [{section}] {refused.problem}", refused.fix)
+    key = str(loc[0])
+    field = cls.__pydantic_fields__[key]  # type: ignore[attr-defined]
+    wants, example = str(field.description), field.examples[0]
+    if isinstance(refused, RefusedError):
+        fix = refused.fix or f"write {key} = {example} under [{section}]{refused.fix_suffix}"
+        return ConfigError(f"{file}: [{section}] {key} {refused.problem}", fix)
+    if isinstance(values.get(key), str) and error["type"] == "tuple_type" and not wants.endswith("tables"):
+        example = f"[{toml_value(values[key])}]"  # a lone string is refused, not read letter by letter
+    return refusal(file, section, key, values, wants, example)
+
+
+def table_class(cls: type, key: str) -> type | None:
+    """The dataclass of `key`'s entries if `key` is an array of tables."""
+    entry = get_args(cls.__pydantic_fields__[key].annotation)[:1]  # type: ignore[attr-defined]
+    return entry[0] if entry and isinstance(entry[0], type) and dataclasses.is_dataclass(entry[0]) else None

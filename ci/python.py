@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ci.errors import PipelineError
 
@@ -24,17 +25,21 @@ POLICY_FILE = Path(__file__).resolve().parent / "policy" / "lambda_runtimes.json
 VERSION_PROBE = "import sys; print('%d.%d' % sys.version_info[:2])"
 
 
-def runtime_name(config_file: Path) -> str:
-    """[target] runtime of `config_file` (full validation is ci.config's job; this only needs one key)."""
+def config_table(config_file: Path, section: str) -> dict[str, Any]:
+    """[section] of `config_file` unchecked (that is ci.config's job); a Python older than 3.11 (no tomllib)
+    asked which Python to use reads its flat key = "value" lines."""
     text = config_file.read_text()
     try:
         import tomllib
+    except ImportError:
+        found = re.search(rf"^\[{section}\](.*?)(?=^\[|\Z)", text, re.M | re.S)
+        return dict(re.findall(r'^\s*(\w+)\s*=\s*"([^"]*)"', found.group(1), re.M)) if found else {}
+    table = tomllib.loads(text).get(section, {})
+    return table if isinstance(table, dict) else {}
 
-        runtime = tomllib.loads(text).get("target", {}).get("runtime")
-    except ImportError:  # a Python older than 3.11 asked which Python to use: read the one line
-        section = re.search(r"^\[target\](.*?)(?=^\[|\Z)", text, re.M | re.S)
-        found = re.search(r'^\s*runtime\s*=\s*"([^"]+)"', section.group(1), re.M) if section else None
-        runtime = found.group(1) if found else None
+
+def runtime_name(config_file: Path) -> str:
+    runtime = config_table(config_file, "target").get("runtime")
     if not isinstance(runtime, str):
         raise PipelineError(f"{config_file}: [target] runtime is missing", 'set runtime = "python3.11" in [target]')
     return runtime

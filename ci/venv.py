@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci.errors import PipelineError
-from ci.python import REPO_ROOT, find_python, runtime_python, venv_version, version_of
+from ci.python import REPO_ROOT, config_table, find_python, runtime_python, venv_version, version_of
 
 LOCK_KEYS = {
     "requirements_in": "requirements.in",
@@ -50,14 +50,7 @@ class Plan:
 
 def lock_settings(config_file: Path) -> dict[str, str]:
     """[lock] keys this module needs (defaults for the ones an older pipeline.toml lacks)."""
-    text = config_file.read_text()
-    try:
-        import tomllib
-
-        table = tomllib.loads(text).get("lock", {})
-    except ImportError:  # an older bootstrap Python: read the flat key = "value" lines of [lock]
-        section = re.search(r"^\[lock\](.*?)(?=^\[|\Z)", text, re.M | re.S)
-        table = dict(re.findall(r'^\s*(\w+)\s*=\s*"([^"]*)"', section.group(1), re.M)) if section else {}
+    table = config_table(config_file, "lock")
     return {key: str(table.get(key, default)) for key, default in LOCK_KEYS.items()}
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from config_fixtures import edited_config
 
-from ci.config import ExtraLayerArn, load_config
-from ci.config_sections import LAMBDA_UNZIPPED_LIMIT, PRUNE_RULES
+from ci.config import load_config
+from ci.config_sections import LAMBDA_UNZIPPED_LIMIT, PRUNE_RULES, ExtraLayerArn
 from ci.errors import ConfigError
 from ci.paths import REPO_ROOT
 from tests.conftest import run_cli

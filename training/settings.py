@@ -1,7 +1,6 @@
 """[training] of pipeline.toml, checked by the same typed section as every `python -m ci` command.
 
-Training reads its own section and [smoke] events, the committed events it answers (ci.config_schema
-and ci.config_sections are standard library only, so this import stays light), and reports a
+Training reads its own section and [smoke] events, the committed events it answers, and reports a
 mistake as a ConfigError (exit 2, like every `python -m ci` command).
 """
 
@@ -9,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ci.config_schema import Table, read_toml
-from ci.config_sections import SmokeConfig, TrainingConfig, keys, parse_smoke, parse_training
+from ci.config_schema import read_toml
+from ci.config_sections import TrainingConfig, read_section
 from ci.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,10 +22,11 @@ def load_settings(path: Path = DEFAULT_CONFIG) -> TrainingSettings:
     raw = read_toml(path)
     if "training" not in raw:
         raise ConfigError(f"{path}: the [training] section is missing", "add [training] (see the README)")
-    return parse_training(Table(path, "training", raw["training"], keys(TrainingConfig)))
+    settings: TrainingSettings = read_section(path, REPO_ROOT, "training", raw["training"])
+    return settings
 
 
 def events_dir(path: Path = DEFAULT_CONFIG) -> Path:
     """[smoke] events (relative to the repository, as for `python -m ci`): the events training answers."""
-    table = read_toml(path).get("smoke", {})
-    return parse_smoke(Table(path, "smoke", table, keys(SmokeConfig)), REPO_ROOT).events  # as ci.config resolves it
+    events: Path = read_section(path, REPO_ROOT, "smoke", read_toml(path).get("smoke", {})).events
+    return events

@@ -178,15 +178,14 @@ def run_gate(args: argparse.Namespace) -> int:
 
 
 def run_config(args: argparse.Namespace) -> int:
-    from ci.config import load_config
+    from ci.config import config_value
     from ci.github.workflow_commands import append_outputs
 
-    config = load_config()
     values = {}
     for pair in args.pairs:
         name, sep, dotted = pair.partition("=")
         section, dot, key = dotted.partition(".")
-        value = config.value(section, key) if sep and dot and name else None
+        value = config_value(section, key) if sep and dot and name else None
         if value is None:
             raise PipelineError(f"{pair!r} does not name a pipeline.toml value", "use NAME=SECTION.KEY")
         values[name] = value
