@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ci.config_sections import TrainingConfig as TrainingSettings
 from handler.contract import MONOTONIC_FIX, MonotonicCheck
 from training.errors import TrainingError
-from training.settings import TrainingSettings
 
 
 def failures(

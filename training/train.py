@@ -13,13 +13,14 @@ import joblib
 import pandas as pd
 import sklearn
 
+from ci.config_sections import TrainingConfig as TrainingSettings
 from handler import contract, model_store, predict
 from handler.errors import ModelLoadError
 from training import allowlist, bundle, dataset, gate, model, schema, simulator
 from training.answers import answer_events
 from training.errors import TrainingError
 from training.metrics import evaluate, history_errors
-from training.settings import TrainingSettings, events_dir
+from training.settings import events_dir
 
 
 @dataclass(frozen=True)
