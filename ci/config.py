@@ -18,15 +18,7 @@ from ci.paths import REPO_ROOT
 from ci.site.owners import canonical as canonicalize_name
 
 if TYPE_CHECKING:
-    from ci.config_sections import (
-        BudgetConfig,
-        BuildConfig,
-        DeployConfig,
-        FunctionConfig,
-        LockConfig,
-        SmokeConfig,
-        TrainingConfig,
-    )
+    from ci import config_sections as sections
 
 CONFIG_FILE = "pipeline.toml"
 POLICY_FILE = Path(__file__).resolve().parent / "policy" / "lambda_runtimes.json"
@@ -99,13 +91,13 @@ class Config:
     root: Path
     file: Path
     target: Target
-    function: FunctionConfig
-    lock: LockConfig
-    build: BuildConfig
-    budget: BudgetConfig
-    smoke: SmokeConfig
-    deploy: DeployConfig
-    training: TrainingConfig
+    function: sections.FunctionConfig
+    lock: sections.LockConfig
+    build: sections.BuildConfig
+    budget: sections.BudgetConfig
+    smoke: sections.SmokeConfig
+    deploy: sections.DeployConfig
+    training: sections.TrainingConfig
 
     def value(self, section: str, key: str) -> str | None:
         """SECTION.KEY as text (paths relative to the repository), or None if there is no such key."""

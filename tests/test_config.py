@@ -205,3 +205,34 @@ def test_training_reads_its_section_through_the_same_checks(tmp_path: Path) -> N
 def test_training_settings_stay_light() -> None:
     code = "import sys, training.settings; print(sorted(m for m in ('numpy', 'sklearn', 'boto3') if m in sys.modules))"
     assert run_cli("-c", code).stdout.strip() == "[]"
+
+
+def test_sections_are_pydantic_dataclasses_checked_on_every_construction() -> None:
+    import dataclasses
+
+    import pydantic
+
+    function = load_config().function
+    with pytest.raises(pydantic.ValidationError):
+        dataclasses.replace(function, memory_mb=5)
+    assert dataclasses.replace(function, memory_mb=1024).memory_mb == 1024
+
+
+def test_a_bare_python_reads_target_and_refuses_a_bad_architecture_in_one_line(tmp_path: Path) -> None:
+    """verify's target job asks `python3 -m ci.github config runner=target.runner` before any install."""
+    import subprocess
+    import sys
+
+    edited_config(tmp_path, "target", "architecture", 'architecture = "arm"', name="pipeline.toml")
+    bare = getattr(sys, "_base_executable", sys.executable)
+    code = "import sys, pathlib, ci.config as c; print(c.config_value(*sys.argv[1:3], pathlib.Path(sys.argv[3])))"
+    ran = subprocess.run(
+        [bare, "-S", "-c", code, "target", "runner", str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert ran.returncode == 1 and "ConfigError" in ran.stderr, ran.stderr
+    assert '[target] architecture = "arm" is not allowed: it must be one of "x86_64", "arm64"' in ran.stderr
+    assert "pydantic" not in ran.stderr
+    ran = subprocess.run(
+        [bare, "-S", "-c", code, "target", "runner", str(REPO_ROOT)], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert ran.returncode == 0 and ran.stdout.strip() == load_config().target.runner, ran.stderr
