@@ -148,6 +148,16 @@ def removed_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
     return globs
 
 
+def a_step(percent: int, info: ValidationInfo) -> int:
+    """1 to 99 % as pipeline.toml's step_percent; 100 % only from the AllAtOnce preset (or from code)."""
+    if percent == 100 and info.context is not None and not info.context.get("preset"):
+        raise ValueError("100")
+    return percent
+
+
+StepPercent = Annotated[StrictInt, AfterValidator(a_step)]
+
+
 NAME = r"[A-Za-z0-9_-]{1,64}"
 HANDLER = "package.module.function of the handler"
 INDEX = "an https:// URL of a simple index (http:// or file:// only with allow_insecure_index = true)"
@@ -270,7 +280,7 @@ class DeployConfig:
     check_warm_invocations: StrictInt = integer(0, 0, default=0)  # warm invocations in the post-deploy check
     # all-at-once | canary | linear (with_preset resolves a SAM preset name to one of these)
     strategy: str = one_of((*STRATEGIES, *PRESETS), "all-at-once")
-    step_percent: StrictInt = integer(10, 1, 99, "percent", 10)  # the traffic each step moves
+    step_percent: StepPercent = allowed("an integer from 1 to 99 percent", "10", 10, ge=1, le=100)  # moved a step
     step_interval_s: StrictInt = integer(300, 0, 3600, "seconds", 300)  # between steps, alarms read throughout
     alarms: Strings = strings('["my-team-5xx"]')  # CloudWatch alarms watched besides the stack's own
 
@@ -336,10 +346,12 @@ def read_section(file: Path, root: Path, section: str, values: object) -> Any:
     """[section] of `file` checked whole and typed; relative paths resolve against `root`, the repository."""
     cls = SECTIONS[section]
     table = check_table(file, section, values, keys(cls))
+    context = {"roots": (root, file.parent), "preset": False}
     if section == "deploy":
-        table = with_preset(file, table)
+        resolved = with_preset(file, table)
+        context["preset"], table = resolved is not table, resolved
     try:
-        return TypeAdapter(cls).validate_python(table, context={"roots": (root, file.parent)})
+        return TypeAdapter(cls).validate_python(table, context=context)
     except ValidationError as exc:
         raise config_error(exc, cls, section, table, file) from None
 
