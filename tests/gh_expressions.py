@@ -397,7 +397,7 @@ def triggers(workflow: Mapping[Any, Any]) -> dict[str, Any]:
     value = workflow.get("on", workflow.get(True))
     if isinstance(value, str):
         return {value: None}
-    return {event: None for event in value} if isinstance(value, list) else dict(value or {})
+    return dict.fromkeys(value) if isinstance(value, list) else dict(value or {})
 
 
 def branch_matches(pattern: str, branch: str) -> bool:

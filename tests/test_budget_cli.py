@@ -29,7 +29,7 @@ def test_prints_the_table_and_writes_both_reports(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     used = zip_sums(paths.layer_zip, paths.function_zip)[0]
     assert result.stdout.startswith(f"Lambda size budget: PASS  {used:,} of 262,144,000 bytes")
-    assert re.search(r"^numpy\s+1\.26\.4\s+[\d,]+\s+[\d.]+", result.stdout, re.M)
+    assert re.search(r"^numpy\s+1\.26\.4\s+[\d,]+\s+[\d.]+", result.stdout, re.MULTILINE)
     report = json.loads(paths.report("budget").read_text())
     assert (report["passed"], report["used_bytes"]) == (True, used)
     assert (paths.reports / "budget.md").read_text().startswith("## ✅ Lambda size budget: pass")
@@ -109,7 +109,7 @@ def test_on_the_real_layer(real_build: BuildPaths) -> None:
         assert sum(info.file_size for info in layer.infolist()) > 100_000_000  # the real stack, not a stub
     assert f"{used:,} of 262,144,000 bytes" in result.stdout.splitlines()[0]
     for name in ("scipy", "numpy", "pandas", "scikit-learn"):
-        assert re.search(rf"^{name}\s", result.stdout, re.M), name
+        assert re.search(rf"^{name}\s", result.stdout, re.MULTILINE), name
     report = json.loads(paths.report("budget").read_text())
     assert report["used_bytes"] == used
     assert {row["name"] for row in report["distributions"]} >= {"numpy", "scipy", "pandas", "scikit-learn", "joblib"}

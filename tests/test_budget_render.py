@@ -60,7 +60,7 @@ def tables_after(markdown: str, heading: str) -> list[list[str]]:
 
 
 def mermaid_blocks(markdown: str) -> list[list[str]]:
-    return [block.splitlines() for block in re.findall(r"^```mermaid\n(.*?)^```$", markdown, re.S | re.M)]
+    return [block.splitlines() for block in re.findall(r"^```mermaid\n(.*?)^```$", markdown, re.DOTALL | re.MULTILINE)]
 
 
 def number(cell: str) -> int:
@@ -250,7 +250,7 @@ def test_extra_layers_appear_in_the_parts_table_and_the_chart(tmp_path: Path) ->
 def section(markdown: str, heading: str) -> str:
     """The text under `heading` up to the next heading of any level."""
     after = markdown.split(f"\n{heading}\n", 1)[1]
-    return re.split(r"^#+ ", after, maxsplit=1, flags=re.M)[0]
+    return re.split(r"^#+ ", after, maxsplit=1, flags=re.MULTILINE)[0]
 
 
 BUILD_TRACE = "the build's trace of the handler on the committed events"

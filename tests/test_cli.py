@@ -103,8 +103,10 @@ def test_a_python_without_the_projects_environment_says_how_to_run_it_not_a_trac
         error
     )  # the first one
     assert "is not the project's environment" in error
-    assert fix == f"  fix: run `{REPO_ROOT}/.venv/bin/python -m {' '.join(module)}` (`make venv` creates it; " \
-        "`make pipeline` runs every step)"  # fmt: skip
+    assert fix == (
+        f"  fix: run `{REPO_ROOT}/.venv/bin/python -m {' '.join(module)}` (`make venv` creates it; "
+        "`make pipeline` runs every step)"
+    )
 
 
 def test_a_command_run_inside_another_checkout_names_that_checkouts_environment(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def test_budget_and_smoke_findings_annotate_where_they_are_fixed(tmp_path: Path)
     paths = paths_in(tmp_path)
     write_budget_json(paths, budget_over_limit(limit=250))
     events = REPO_ROOT / "tests" / "events"
-    event = sorted(events.glob("*.json"))[0].stem
+    event = min(events.glob("*.json")).stem
     failures = [f"event {event}: expected status 200, got 500\nTraceback", "init error Runtime.ImportModuleError: x"]
     findings = smoke_findings(failures, ["slow init"], events, "handler.app.handler", REPO_ROOT)
     write_report(paths, "smoke", False, {"failures": failures}, findings=findings)

@@ -87,7 +87,7 @@ def line_of(path: Path, prefix: str) -> int:
 
 def pin_block(path: Path, name: str) -> str:
     """The lines of one pin (requirement, hashes, annotations) in a lock."""
-    match = re.search(rf"^{re.escape(name)}==.*?(?=^\S)", path.read_text(), flags=re.M | re.S)
+    match = re.search(rf"^{re.escape(name)}==.*?(?=^\S)", path.read_text(), flags=re.MULTILINE | re.DOTALL)
     assert match, name
     return match.group(0)
 

@@ -26,7 +26,9 @@ CACHE = REPO_ROOT / "build" / "cache"
 def bump_in_place(lock: Path, name: str, old: str, new: str, hashes: list[str]) -> None:
     """What a Dependabot pip update does to a hashed lock: the version and its hashes, nothing else."""
     text = lock.read_text()
-    block = re.search(rf"^{re.escape(name)}=={re.escape(old)} \\\n(?:    --hash=\S+(?: \\)?\n)+", text, flags=re.M)
+    block = re.search(
+        rf"^{re.escape(name)}=={re.escape(old)} \\\n(?:    --hash=\S+(?: \\)?\n)+", text, flags=re.MULTILINE
+    )
     assert block, f"{name}=={old} not in {lock}"
     replacement = f"{name}=={new} \\\n" + " \\\n".join(f"    --hash=sha256:{h}" for h in hashes) + "\n"
     lock.write_text(text.replace(block.group(0), replacement))

@@ -28,7 +28,7 @@ class _Recorder(BaseHTTPRequestHandler):
         type(self).requests.append(self.path)
         self.send_error(404)
 
-    def log_message(self, format: str, *args: object) -> None:
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002  (the base class names it)
         pass
 
 

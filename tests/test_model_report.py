@@ -23,7 +23,7 @@ from ci.model_report.compare import DAYS
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.conftest import run_cli
 
-MERMAID = re.compile(r"```mermaid\n(.*?)```", re.S)
+MERMAID = re.compile(r"```mermaid\n(.*?)```", re.DOTALL)
 SKIPPED = ("docs/", "tests/")  # what training and `python -m ci` never read (tests/events is kept)
 
 

@@ -190,7 +190,9 @@ def run_failing_lock(tmp_path: Path) -> tuple[BuildPaths, int]:
     root = copy_repo(tmp_path)
     lock = root / "requirements-layer.txt"
     text = lock.read_text()
-    lock.write_text(re.sub(r"^joblib==1\.6\.0 \\\n(    --hash=\S+( \\)?\n)+", "joblib==1.6.0\n", text, flags=re.M))
+    lock.write_text(
+        re.sub(r"^joblib==1\.6\.0 \\\n(    --hash=\S+( \\)?\n)+", "joblib==1.6.0\n", text, flags=re.MULTILINE)
+    )
     assert lock.read_text() != text
     paths = BuildPaths(build=tmp_path / "build", cache=REPO_ROOT / "build" / "cache")
     args = argparse.Namespace(

@@ -34,7 +34,7 @@ def test_every_file_using_the_session_build_is_one_unit_and_the_rest_are_their_o
 
 
 def test_the_longest_unit_starts_first_and_each_unit_keeps_its_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scheduling, "read_durations", lambda: {})  # before any run: a slow test counts as ten
+    monkeypatch.setattr(scheduling, "read_durations", dict)  # before any run: a slow test counts as ten
     items = [
         Item("tests/test_a.py::one"),
         Item("tests/test_b.py::one", {"slow"}),
@@ -98,7 +98,7 @@ class Marked:
 
 
 def test_before_any_run_a_cost_mark_gives_a_tests_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scheduling, "read_durations", lambda: {})
+    monkeypatch.setattr(scheduling, "read_durations", dict)
     items = [Item("tests/test_a.py::one", {"slow"}), Marked("tests/test_b.py::emulated", 50.0)]
     scheduling.Ordering().pytest_collection_modifyitems(items)  # type: ignore[arg-type]
     assert [item.nodeid for item in items] == ["tests/test_b.py::emulated", "tests/test_a.py::one"]

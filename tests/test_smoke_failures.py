@@ -210,8 +210,10 @@ def test_an_http_event_answered_like_a_direct_invocation_is_named(tmp_path: Path
     app = TINY_HANDLER.replace('if "requestContext" in event:', "if False:")
     result = run_tiny(tmp_path, app)
     assert result.failures == [
-        "event http_v2: an HTTP event must get {statusCode, headers, body}, got "
-        '{"predictions": [{"recall_probability": 0.5, "days_until_target": null}]}'
+        (
+            "event http_v2: an HTTP event must get {statusCode, headers, body}, got "
+            '{"predictions": [{"recall_probability": 0.5, "days_until_target": null}]}'
+        )
     ]
 
 

@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from ci.config import load_config
+from ci.deploy.template_alarms import cfn_loader
 from ci.paths import REPO_ROOT, default_paths
 from tests.gh_expressions import (
     FEATURE,
@@ -405,10 +406,11 @@ def permissions_needed(job: dict[str, Any]) -> dict[str, str]:
 
 
 def test_every_job_holds_exactly_the_permissions_its_steps_use() -> None:
-    problems = []
-    for path in WORKFLOWS:
-        if load(path).get("permissions") != {}:
-            problems.append(f"{path.name}: top-level permissions must be {{}} (each job says what it needs)")
+    problems = [
+        f"{path.name}: top-level permissions must be {{}} (each job says what it needs)"
+        for path in WORKFLOWS
+        if load(path).get("permissions") != {}
+    ]
     for path, job_id, job in all_jobs():
         if job.get("permissions") != permissions_needed(job):
             problems.append(f"{path.name} {job_id}: {job.get('permissions')}, its steps use {permissions_needed(job)}")
@@ -1031,20 +1033,9 @@ def test_make_pipeline_runs_what_the_workflows_run_in_the_same_order() -> None:
 def test_the_deploy_role_trusts_exactly_this_workflows_branch_and_environment() -> None:
     """The bootstrap template's OIDC trust (infra/template.yaml) must match what deploy.yml presents."""
 
-    class CloudFormationLoader(yaml.SafeLoader):
-        pass
-
-    def any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-        if isinstance(node, yaml.ScalarNode):
-            return loader.construct_scalar(node)
-        if isinstance(node, yaml.SequenceNode):
-            return loader.construct_sequence(node)
-        return loader.construct_mapping(node)  # type: ignore[arg-type]
-
-    CloudFormationLoader.add_multi_constructor("!", any_tag)
     template_path = REPO_ROOT / "infra" / "template.yaml"
     assert template_path.is_file(), "infra/template.yaml (the deploy role's trust policy) is missing"
-    template = yaml.load(template_path.read_text(), Loader=CloudFormationLoader)
+    template = yaml.load(template_path.read_text(), Loader=cfn_loader())  # noqa: S506  (a SafeLoader)
     parameters = template["Parameters"]
     assert triggers(load(DEPLOY))["push"]["branches"] == [parameters["DeployBranch"]["Default"]]
     for job_id in ("deploy", "rollback"):
@@ -1056,5 +1047,5 @@ def test_the_deploy_role_trusts_exactly_this_workflows_branch_and_environment() 
     assert parameters["DeployEnvironment"]["Default"] == oidc.DEFAULT_ENVIRONMENT
     assert parameters["DeployBranch"]["Default"] == oidc.DEFAULT_BRANCH
     (trust,) = template["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    subject = trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    subject = trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]["Sub"]
     assert subject == oidc.expected_subject("${GitHubRepository}", "${DeployEnvironment}", "${DeployBranch}")

@@ -55,6 +55,12 @@ def convert(traces: pd.DataFrame, sample: int | None = None, seed: int = 1) -> p
     return answers
 
 
+def read_traces(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise TrainingError(f"{path} does not exist", "pass the path of learning_traces.13m.csv(.gz)")
+    return pd.read_csv(path, usecols=lambda c: c in SOURCE_COLUMNS)
+
+
 def main(argv: list[str] | None = None) -> int:
     cli = argparse.ArgumentParser(prog="python -m training.duolingo", description=__doc__.split("\n")[0])
     cli.add_argument("traces", type=Path, help="learning_traces.13m.csv(.gz)")
@@ -63,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--seed", type=int, default=1)
     args = cli.parse_args(argv)
     try:
-        if not args.traces.is_file():
-            raise TrainingError(f"{args.traces} does not exist", "pass the path of learning_traces.13m.csv(.gz)")
-        answers = convert(pd.read_csv(args.traces, usecols=lambda c: c in SOURCE_COLUMNS), args.sample, args.seed)
+        answers = convert(read_traces(args.traces), args.sample, args.seed)
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
