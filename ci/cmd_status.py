@@ -22,15 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy import alias as aliases
     from ci.deploy.aws import readable_aws_errors
-    from ci.deploy.embedded import LOCAL_STATE, local_size
     from ci.deploy.stack import find_stack
-    from ci.deploy.target import deployment_target, wants_embedded
+    from ci.deploy.target import LOCAL_STATE, deployment_target, local_size, wants_embedded
     from ci.units import as_mb
 
     name, alias = config.function.name, config.function.alias
     lines: list[str] = []
     # The emulator's start and stop lines are the deploy's news, not the status's.
-    hidden = logs.muted("ci.deploy.target", "ci.deploy.embedded")
+    hidden = logs.muted("ci.deploy.target")
     with readable_aws_errors("status"), hidden, deployment_target(config, paths, args.target) as aws:
         stack = find_stack(aws, config.deploy.stack_name)
         lines.append(f"{aws.where}: stack {config.deploy.stack_name} {stack['StackStatus'] if stack else 'missing'}")
@@ -57,8 +56,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
 def _resolve_split(aws: Any, config: Config, state: Any, lines: list[str]) -> Any:
     """A split alias with the deploy lock free was left by a dead run: resolve it; else a deploy is shifting."""
-    from ci.deploy.deploy_lock import DeployLockedError, held, lock_key
-    from ci.deploy.lock_holder import owner
+    from ci.deploy.deploy_lock import DeployLockedError, held, lock_key, owner
     from ci.deploy.shift import resolve_split
     from ci.deploy.stack import read_outputs
 

@@ -14,8 +14,7 @@ from typing import Any
 from ci.config import Config
 from ci.deploy import alias as aliases
 from ci.deploy.aws import Aws
-from ci.deploy.deploy_lock import TTL_S, held, lock_key
-from ci.deploy.lock_holder import owner
+from ci.deploy.deploy_lock import TTL_S, held, lock_key, owner
 from ci.deploy.provenance import recorded
 from ci.deploy.shift import resolve_split
 from ci.deploy.stack import StackOutputs, read_outputs

@@ -19,7 +19,6 @@ from urllib.parse import urlparse
 from ci.config import Config
 from ci.deploy.artifacts import lambda_sha_to_hex
 from ci.deploy.aws import Aws
-from ci.deploy.layer import describe_layer_version
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
@@ -196,3 +195,10 @@ def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: st
             f"the {kind} bytes downloaded for version {candidate.version} do not match Lambda's CodeSha256 {code_sha}",
             "the stored object differs from what Lambda holds; deploy again",
         )
+
+
+def describe_layer_version(lambda_: Any, version_arn: str) -> dict[str, Any]:
+    """get_layer_version for a layer version ARN (GetLayerVersionByArn is the same IAM action, but
+    moto lacks it; the layer's own ARN is a valid LayerName)."""
+    layer_arn, _, number = version_arn.rpartition(":")
+    return dict(lambda_.get_layer_version(LayerName=layer_arn, VersionNumber=int(number)))
