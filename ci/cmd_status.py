@@ -33,7 +33,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     with readable_aws_errors("status"), hidden, deployment_target(config, paths, args.target) as aws:
         stack = find_stack(aws, config.deploy.stack_name)
         lines.append(f"{aws.where}: stack {config.deploy.stack_name} {stack['StackStatus'] if stack else 'missing'}")
-        versions = _versions(aws.lambda_, name)
+        versions = aliases.published_versions(aws.lambda_, name)
         state = aliases.read_alias(aws.lambda_, name, alias) if versions else None
         if state is not None and state.split:
             state = _resolve_split(aws, config, state, lines)
@@ -69,15 +69,3 @@ def _resolve_split(aws: Any, config: Config, state: Any, lines: list[str]) -> An
     except DeployLockedError as exc:
         lines.append(f"alias {state.name} is mid-shift ({shares}): {exc.problem}")
         return state
-
-
-def _versions(lambda_: Any, name: str) -> list[dict[str, Any]]:
-    from botocore.exceptions import ClientError
-
-    try:
-        pages = lambda_.get_paginator("list_versions_by_function").paginate(FunctionName=name)
-        return [v for page in pages for v in page.get("Versions", []) if v["Version"] != "$LATEST"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return []
-        raise

@@ -1,8 +1,5 @@
-"""One place that turns the environment into boto3 clients, the way boto3 users expect.
-
-boto3's own configuration is honoured; every call is bounded per socket read and in wall-clock time
-(Deadlines, below), and AccessDenied becomes a PipelineError naming the action and resource.
-"""
+"""boto3 clients from the environment as boto3 users expect, every call bounded per socket read and in
+wall-clock time, and AccessDenied turned into an error naming the action and resource."""
 
 from __future__ import annotations
 
@@ -55,14 +52,7 @@ CREDENTIAL_VARIABLES = (
 
 @dataclass(frozen=True)
 class Timeouts:
-    """How long AWS may take: per socket read (connect, read, attempts) and in wall-clock time.
-
-    A read timeout alone never trips on an endpoint that sends a byte now and then, so one call
-    (every attempt included) is also cut at `call_s` and a deploy step's calls at `step_s`; the lock
-    release after a failure gets `release_s`. A dead or trickling endpoint therefore fails a deploy
-    within call_s + release_s (75 s). CI_AWS_CONNECT_TIMEOUT, CI_AWS_READ_TIMEOUT, boto3's own
-    AWS_MAX_ATTEMPTS (total attempts), CI_AWS_CALL_DEADLINE and CI_DEPLOY_STEP_DEADLINE override them.
-    """
+    """Per socket read and wall-clock bounds: a trickling endpoint never trips a read timeout (docs/commands.md)."""
 
     connect_s: float = 10.0
     read_s: float = 55.0
@@ -145,10 +135,6 @@ def is_loopback(url: str | None) -> bool:
         return False
 
 
-def region_for(config: Config, environ: Mapping[str, str] = os.environ) -> str:
-    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or config.deploy.region
-
-
 def endpoint_configured(environ: Mapping[str, str] = os.environ) -> str | None:
     """AWS_ENDPOINT_URL, or any service-specific AWS_ENDPOINT_URL_<SERVICE> (boto3 reads both)."""
     if environ.get("AWS_ENDPOINT_URL"):
@@ -157,11 +143,7 @@ def endpoint_configured(environ: Mapping[str, str] = os.environ) -> str | None:
 
 
 def credentials_configured(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether boto3 would find credentials, without contacting an instance metadata service.
-
-    Decides between the caller's AWS (or emulator) and the embedded moto default; the shared
-    files count too, because `aws configure` writes there.
-    """
+    """Whether boto3 would find credentials (shared files included), without asking a metadata service."""
     if any(environ.get(name) for name in CREDENTIAL_VARIABLES):
         return True
     import boto3
@@ -180,12 +162,7 @@ def credentials_configured(environ: Mapping[str, str] = os.environ) -> bool:
 
 @functools.cache
 def service_models(data_path: str | None = None) -> Loader:
-    """botocore's JSON service models and endpoints, parsed once per process.
-
-    Every boto3.Session parses its own (~0.15 s of CPU for S3, Lambda and CloudFormation); the data
-    is read-only and the same for every session, so one loader serves them all. `data_path` is
-    botocore's own setting (AWS_DATA_PATH) for extra model directories, honoured as botocore does.
-    """
+    """botocore's read-only service models, parsed once per process instead of once per session."""
     import boto3
     from botocore.loaders import create_loader
 
@@ -217,15 +194,11 @@ def connect(
     embedded: bool = False,
     timeouts: Timeouts | None = None,
 ) -> Aws:
-    """boto3 clients for S3, Lambda and CloudFormation with standard retries and readable denials.
-
-    `endpoint_url` is only passed for the embedded server; otherwise boto3 reads AWS_ENDPOINT_URL
-    (and AWS_ENDPOINT_URL_<SERVICE>) itself.
-    """
+    """Clients with standard retries, deadlines and readable denials; boto3 reads AWS_ENDPOINT_URL itself."""
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import BotoCoreError
 
-    region = region_for(config, environ)
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or config.deploy.region
     try:
         session = new_session(region)
         found = static_credentials is not None or session.get_credentials() is not None
@@ -376,11 +349,7 @@ class DeadlineExceededError(PipelineError):
 
 @dataclass
 class Deadlines:
-    """Per-call and per-step wall-clock bounds shared by the clients of one connection.
-
-    `step()` sets the current step's end; every call is bounded by the nearer of its own deadline
-    and the step's. `capped()` narrows calls for a phase that must stay short (releasing the lock).
-    """
+    """Per-call and per-step wall-clock bounds shared by one connection's clients; `capped()` narrows them."""
 
     call_s: float
     step_s: float

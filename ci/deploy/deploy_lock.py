@@ -1,8 +1,6 @@
-"""One deploy (or rollback) at a time per function: a lock object in the artifact bucket.
-
-Written only with conditional PutObjects, so S3 lets exactly one writer win, and expired by S3's clock alone,
-never a runner's (docs/design.md, "The deploy lock").
-"""
+"""One deploy (or rollback) at a time per function: a lock object written only with conditional PutObjects
+and expired by S3's clock alone; a holder on this machine that provably died is taken over
+(docs/design.md, "The deploy lock")."""
 
 from __future__ import annotations
 
@@ -325,11 +323,7 @@ class Broken:
 def break_lock(
     s3: Any, bucket: str, key: str, breaker: Mapping[str, Any], reason: str
 ) -> tuple[Broken | None, Found | None]:
-    """Break a held lock on purpose, recording who and why in the lock object itself (S3 keeps each version).
-
-    Returns (what was broken, None) or (None, the free lock found, if any). Conditional on the ETag
-    read, so a lock that changes meanwhile is not broken blindly.
-    """
+    """Break a held lock, recording who and why in it, conditional on the ETag read; else (None, the free lock)."""
     from botocore.exceptions import ClientError
 
     uri = f"s3://{bucket}/{key}"

@@ -1,9 +1,6 @@
-"""`python -m ci deploy`, as named steps: gate, lock, commit order, upload, layer, code, configuration, size,
-version, check, alias.
-
-Each step is skipped when its result already exists, so a rerun after any failure converges; the alias,
-the only thing production sees, moves last, under the deploy lock.
-"""
+"""`python -m ci deploy` as named steps, each skipped when its result exists, so a rerun converges; the
+alias moves last, under the deploy lock. Uploads are proven by S3's SHA-256 checksum; versions are
+published guarded by the code SHA-256 and RevisionId, so a concurrent change is never published."""
 
 from __future__ import annotations
 
@@ -115,11 +112,7 @@ def deploy(
     lock_ttl_s: int = TTL_S,
     git_repo: Path | None = None,
 ) -> DeployOutcome:
-    """Deploy the verified artifacts of `paths` to `aws`; raises DeployFailedError with production's state.
-
-    `artifacts` are the snapshots the caller already gated (else they are taken here); `provenance`
-    is the commit deployed (else --commit/GITHUB_SHA/HEAD of `git_repo`, default the repository).
-    """
+    """Deploy `artifacts` (snapshots already gated, else taken here); raises DeployFailedError naming production."""
     artifacts = artifacts or local_artifacts(paths)
     check_gate(paths, artifacts, config.root)  # before any request: nothing unverified is ever uploaded
     repo = git_repo or config.root
@@ -220,16 +213,7 @@ def run_steps(
         logger.info(f"{'published' if layer.published else 'reused'} layer version {layer.arn}")
         if not layer.published:
             outcome.skipped.append("layer publish")
-    desired = desired_function(
-        config,
-        artifacts,
-        stack.execution_role_arn,
-        layer.arn,
-        [entry.arn for entry in config.budget.extra_layer_arns],
-        uris["model.joblib"].uri,
-        stack.bucket,
-        uris["function.zip"].key,
-    )
+    desired = desired_function(config, artifacts, stack, layer.arn)
     latest = current_configuration(aws.lambda_, name)
     if latest is None:
         with steps.step("function create"):
@@ -247,8 +231,7 @@ def run_steps(
             if not changed:
                 outcome.skipped.append("configuration update")
     with steps.step("size check"):
-        size = check_attached_size(config, paths, latest, layer.arn, artifacts.function.unzipped_bytes())
-        outcome.size = {"used_bytes": size.used_bytes, "limit_bytes": size.limit_bytes, "parts": size.parts}
+        outcome.size = check_attached_size(config, paths, latest, layer.arn, artifacts.function.unzipped_bytes())
     with steps.step("version publish"):
         description = version_description(
             outcome.provenance or Provenance("unknown", None, "none"),
@@ -319,17 +302,7 @@ def already_live(
     layer = describe_layer_version(aws.lambda_, layers[0])
     if layer["Content"]["CodeSha256"] != artifacts.layer.code_sha256:
         return None
-    model_uri = f"s3://{stack.bucket}/{artifacts.model.key(stack.key_prefix)}"
-    desired = desired_function(
-        config,
-        artifacts,
-        stack.execution_role_arn,
-        layers[0],
-        [entry.arn for entry in config.budget.extra_layer_arns],
-        model_uri,
-        stack.bucket,
-        artifacts.function.key(stack.key_prefix),
-    )
+    desired = desired_function(config, artifacts, stack, layers[0])
     if not matches(live, desired) or live.get("Role") != desired.role_arn:
         return None
     if not aws.emulated and snapstart_problem(live, desired) is not None:
@@ -360,6 +333,7 @@ def failed(
 
 
 def body(outcome: DeployOutcome) -> dict[str, Any]:
+    shifting = outcome.shift
     return {
         "endpoint": outcome.endpoint,
         "uploads": [{**asdict(u), "uri": u.uri} for u in outcome.uploads],
@@ -372,14 +346,8 @@ def body(outcome: DeployOutcome) -> dict[str, Any]:
         "skipped": outcome.skipped,
         "provenance": asdict(outcome.provenance) if outcome.provenance else None,
         "snapstart": outcome.snapstart,
-        "shift": shift_report(outcome.shift),
+        "shift": {**asdict(shifting.plan), "outcome": shifting.outcome, "steps": shifting.steps} if shifting else None,
     }
-
-
-def shift_report(shifting: Shift | None) -> dict[str, Any] | None:
-    if shifting is None:
-        return None
-    return {**asdict(shifting.plan), "outcome": shifting.outcome, "steps": shifting.steps}
 
 
 def write_deploy_report(paths: BuildPaths, outcome: DeployOutcome, stack: StackOutputs, passed: bool) -> None:
@@ -391,16 +359,10 @@ def write_deploy_report(paths: BuildPaths, outcome: DeployOutcome, stack: StackO
     )
 
 
-@dataclass(frozen=True)
-class SizeCheck:
-    used_bytes: int
-    limit_bytes: int
-    parts: dict[str, int]
-
-
 def check_attached_size(
     config: Config, paths: BuildPaths, latest: dict[str, Any], our_layer_arn: str, function_unzipped: int
-) -> SizeCheck:
+) -> dict[str, Any]:
+    """{used_bytes, limit_bytes, parts}: the unzipped sizes the budget recorded for what is really attached."""
     components = read_report(paths, "budget").get("components", [])
     by_kind = {c["kind"]: int(c["unzipped_bytes"]) for c in components if c.get("kind") in {"function", "layer"}}
     extras = {str(c["source"]): int(c["unzipped_bytes"]) for c in components if c.get("kind") == "extra layer"}
@@ -428,7 +390,7 @@ def check_attached_size(
             f"{limit:,}-byte limit (" + ", ".join(f"{name}: {size:,}" for name, size in parts.items()) + ")",
             "shrink the layer (see build/reports/budget.json suggestions) or drop an extra layer",
         )
-    return SizeCheck(used, limit, parts)
+    return {"used_bytes": used, "limit_bytes": limit, "parts": parts}
 
 
 MAX_SINGLE_PUT = 5 * 1024**3  # S3's PutObject limit
@@ -525,10 +487,6 @@ def snapshot_bytes(artifact: Artifact) -> bytes:
     return body
 
 
-def download(s3: Any, bucket: str, key: str, destination: Any) -> None:
-    s3.download_file(bucket, key, str(destination))
-
-
 @dataclass(frozen=True)
 class Desired:
     """The $LATEST we want: what a published version must carry to be 'this deploy'."""
@@ -566,17 +524,10 @@ class Desired:
         }
 
 
-def desired_function(
-    config: Config,
-    artifacts: Artifacts,
-    role_arn: str,
-    layer_arn: str,
-    extra_layers: list[str],
-    model_uri: str,
-    bucket: str,
-    function_key: str,
-) -> Desired:
+def desired_function(config: Config, artifacts: Artifacts, stack: StackOutputs, layer_arn: str) -> Desired:
+    """The function these artifacts make, its code and model at their content addresses in the stack's bucket."""
     fn = config.function
+    model_uri = f"s3://{stack.bucket}/{artifacts.model.key(stack.key_prefix)}"
     return Desired(
         name=fn.name,
         runtime=config.target.runtime.name,
@@ -584,12 +535,12 @@ def desired_function(
         architecture=config.target.architecture,
         memory_mb=fn.memory_mb,
         timeout_s=fn.timeout_s,
-        role_arn=role_arn,
-        layers=[layer_arn, *extra_layers],
+        role_arn=stack.execution_role_arn,
+        layers=[layer_arn, *(entry.arn for entry in config.budget.extra_layer_arns)],
         environment={"MODEL_S3_URI": model_uri, "MODEL_SHA256": artifacts.model.sha256},
         code_sha256=artifacts.function.code_sha256,
-        code_bucket=bucket,
-        code_key=function_key,
+        code_bucket=stack.bucket,
+        code_key=artifacts.function.key(stack.key_prefix),
         snapstart=fn.snapstart,
     )
 
@@ -713,15 +664,6 @@ class LayerVersion:
     published: bool
 
 
-def newest_version(lambda_: Any, layer_name: str) -> dict[str, Any] | None:
-    """The newest version of the layer (list_layer_versions is newest first), or None."""
-    versions = lambda_.list_layer_versions(LayerName=layer_name).get("LayerVersions", [])
-    if not versions:
-        return None
-    newest: dict[str, Any] = max(versions, key=lambda version: int(version["Version"]))
-    return newest
-
-
 def sklearn_version(config: Config, paths: BuildPaths) -> str:
     """scikit-learn's version inside the layer: from the build report, else from the layer lock."""
     import json
@@ -742,8 +684,9 @@ def sklearn_version(config: Config, paths: BuildPaths) -> str:
 def ensure_layer(lambda_: Any, config: Config, artifact: Artifact, bucket: str, key: str, sklearn: str) -> LayerVersion:
     """Reuse the newest layer version if its CodeSha256 is ours; otherwise publish one from S3."""
     name = config.function.layer_name
-    newest = newest_version(lambda_, name)
-    if newest is not None:
+    versions = lambda_.list_layer_versions(LayerName=name).get("LayerVersions", [])
+    if versions:
+        newest = max(versions, key=lambda version: int(version["Version"]))
         detail = lambda_.get_layer_version(LayerName=name, VersionNumber=int(newest["Version"]))
         if detail["Content"]["CodeSha256"] == artifact.code_sha256:
             return LayerVersion(detail["LayerVersionArn"], int(detail["Version"]), artifact.code_sha256, False)

@@ -1,8 +1,5 @@
-"""The bootstrap stack (infra/template.yaml): created or updated once, read by every deploy.
-
-Deploy reads the bucket and the execution role from the stack's outputs, so the names live in
-one place (the template's parameters) and a deploy to a half-bootstrapped account explains itself.
-"""
+"""The bootstrap stack (infra/template.yaml), whose outputs name the bucket and roles every deploy uses;
+on an emulator whose CloudFormation skips AWS::CloudWatch::Alarm, the alarms are put directly."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Where a command deploys: the caller's AWS (or emulator), or the local emulator by default.
-
-With no endpoint and no credentials the local emulator is used; inside GitHub Actions it must be asked for
-(--target embedded), so a failed OIDC login never hides behind a "successful" local deploy.
-"""
+"""Where a command deploys: the caller's AWS (or emulator), else the local moto emulator, whose state
+persists in build/local-aws/; inside GitHub Actions the emulator must be asked for (--target embedded)."""
 
 from __future__ import annotations
 
@@ -124,10 +121,6 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
-def recording_of(state: Path) -> Path:
-    return state / RECORDING
-
-
 @contextmanager
 def _exclusive(state: Path) -> Iterator[None]:
     """One command at a time on the local account, as if it were one: a second waits, saying so."""
@@ -154,7 +147,7 @@ def local_aws(state: Path) -> Iterator[str]:
     from moto.moto_api import recorder
 
     state.mkdir(parents=True, exist_ok=True)
-    recording = recording_of(state)
+    recording = state / RECORDING
     with _exclusive(state), moto_server() as url:
         recorder._location = str(recording)  # moto reads MOTO_RECORDER_FILEPATH only at import
         if recording.is_file():
@@ -173,11 +166,11 @@ def reset_local(state: Path) -> bool:
         return False
     with (state / "lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # not while a command uses it
-        recording_of(state).unlink(missing_ok=True)
+        (state / RECORDING).unlink(missing_ok=True)
     shutil.rmtree(state, ignore_errors=True)
     return True
 
 
 def local_size(state: Path) -> int:
-    recording = recording_of(state)
+    recording = state / RECORDING
     return recording.stat().st_size if recording.is_file() else 0

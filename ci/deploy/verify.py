@@ -1,8 +1,5 @@
-"""The post-deploy check: the NEW VERSION (by number, never $LATEST or the alias) must answer the smoke events.
-
-On AWS the version is invoked; an emulator runs no code without Docker, so there the bytes Lambda and S3
-now hold are downloaded, checked against their digests and run through the smoke harness.
-"""
+"""The post-deploy check of the new version by number: invoked on AWS; on an emulator (no code runs) the
+bytes Lambda and S3 hold are downloaded, checked against their digests and run through the smoke harness."""
 
 from __future__ import annotations
 
@@ -175,12 +172,7 @@ def fetch_model(aws: Aws, candidate: Candidate, target: Path) -> Path:
 
 
 def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: str, target: Path) -> None:
-    """Download what Lambda holds and prove it is what Lambda says it holds (its CodeSha256).
-
-    An emulator that serves code locations on its own endpoint is used as is; moto answers with
-    unreachable placeholders ("s3://", a fake amazonaws.com URL), so then the content-addressed
-    S3 object named by that very CodeSha256 is fetched instead.
-    """
+    """Download what Lambda holds (moto's locations are placeholders: then the S3 object) and prove its CodeSha256."""
     hex_digest = lambda_sha_to_hex(code_sha)
     served = aws.endpoint_url and location.startswith(aws.endpoint_url.rstrip("/"))
     if served:
