@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.deploy.embedded import LOCAL_STATE, reset_local
+    from ci.deploy.target import LOCAL_STATE, reset_local
 
     state = paths.build / LOCAL_STATE
     if reset_local(state):

@@ -7,6 +7,7 @@ import logging
 
 from ci import logs
 from ci.config import Config
+from ci.deploy.target import add_target_argument
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
 
@@ -15,6 +16,7 @@ HELP = "Move the alias back to the previous (or a given) function version and ve
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_target_argument(parser)
     parser.add_argument("--to", metavar="N", help="the function version to move the alias to")
     parser.add_argument("--force", action="store_true", help="move the alias even if the version fails the check")
 
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     if args.to is not None and not str(args.to).isdigit():
         raise PipelineError(f"--to {args.to!r} is not a version number", "pass a published version, e.g. --to 3")
-    with deployment_target(config, paths) as aws, readable_aws_errors("rollback", aws.timeouts):
+    with deployment_target(config, paths, args.target) as aws, readable_aws_errors("rollback", aws.timeouts):
         outcome = rollback(config, paths, aws, to=args.to, force=args.force)
     logs.result(
         logger, f"alias {outcome.alias} -> version {outcome.to_version} (was {outcome.from_version}) on {aws.where}"

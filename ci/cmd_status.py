@@ -22,19 +22,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy import alias as aliases
     from ci.deploy.aws import readable_aws_errors
-    from ci.deploy.embedded import LOCAL_STATE, local_size
     from ci.deploy.stack import find_stack
-    from ci.deploy.target import deployment_target, wants_embedded
+    from ci.deploy.target import LOCAL_STATE, deployment_target, local_size, wants_embedded
     from ci.units import as_mb
 
     name, alias = config.function.name, config.function.alias
     lines: list[str] = []
     # The emulator's start and stop lines are the deploy's news, not the status's.
-    hidden = logs.muted("ci.deploy.target", "ci.deploy.embedded")
+    hidden = logs.muted("ci.deploy.target")
     with readable_aws_errors("status"), hidden, deployment_target(config, paths, args.target) as aws:
         stack = find_stack(aws, config.deploy.stack_name)
         lines.append(f"{aws.where}: stack {config.deploy.stack_name} {stack['StackStatus'] if stack else 'missing'}")
-        versions = _versions(aws.lambda_, name)
+        versions = aliases.published_versions(aws.lambda_, name)
         state = aliases.read_alias(aws.lambda_, name, alias) if versions else None
         if state is not None and state.split:
             state = _resolve_split(aws, config, state, lines)
@@ -57,8 +56,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
 def _resolve_split(aws: Any, config: Config, state: Any, lines: list[str]) -> Any:
     """A split alias with the deploy lock free was left by a dead run: resolve it; else a deploy is shifting."""
-    from ci.deploy.deploy_lock import DeployLockedError, held, lock_key
-    from ci.deploy.lock_holder import owner
+    from ci.deploy.deploy_lock import DeployLockedError, held, lock_key, owner
     from ci.deploy.shift import resolve_split
     from ci.deploy.stack import read_outputs
 
@@ -71,15 +69,3 @@ def _resolve_split(aws: Any, config: Config, state: Any, lines: list[str]) -> An
     except DeployLockedError as exc:
         lines.append(f"alias {state.name} is mid-shift ({shares}): {exc.problem}")
         return state
-
-
-def _versions(lambda_: Any, name: str) -> list[dict[str, Any]]:
-    from botocore.exceptions import ClientError
-
-    try:
-        pages = lambda_.get_paginator("list_versions_by_function").paginate(FunctionName=name)
-        return [v for page in pages for v in page.get("Versions", []) if v["Version"] != "$LATEST"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return []
-        raise

@@ -20,8 +20,8 @@ import pytest
 
 from ci.config import Config, load_config
 from ci.deploy.aws import Aws, connect
-from ci.deploy.embedded import configure_moto, quiet_moto
 from ci.deploy.stack import EMBEDDED_REPOSITORY, bootstrap, stack_parameters
+from ci.deploy.target import configure_moto, quiet_moto
 from ci.deploy.verify import (
     Candidate,
     Verdict,

@@ -106,3 +106,15 @@ def test_aws_clients_use_standard_retries_and_the_configured_region(
     assert aws.lambda_.meta.config.retries["mode"] == "standard"
     no_aws.setenv("AWS_REGION", "eu-west-1")
     assert connect(config, endpoint_url=moto).region == "eu-west-1"
+
+
+def test_rollback_takes_target_like_deploy_and_status(no_aws: pytest.MonkeyPatch, capsys, tmp_path: Path):
+    """In GitHub Actions only `--target embedded` reaches the local emulator; without it rollback refuses."""
+    no_aws.setenv("GITHUB_ACTIONS", "true")
+    rollback = ["--build-dir", str(tmp_path / "build"), "rollback"]
+    assert main(rollback) == 1
+    assert "refusing to fall back to the embedded emulator" in capsys.readouterr().err
+    assert main([*rollback, "--target", "embedded"]) == 1
+    error = capsys.readouterr().err
+    assert "has no alias" in error and "nothing to roll back" in error and "Traceback" not in error
+    assert (tmp_path / "build" / "local-aws").is_dir(), "it went to the local emulator"

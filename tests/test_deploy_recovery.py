@@ -176,7 +176,7 @@ def test_a_recycled_pid_on_this_host_is_not_the_holder(
     ci_log: pytest.LogCaptureFixture, aws: Aws, config: Config, build: FakeBuild
 ):
     """The lock names this very process, but with another start time: the holder is gone, its pid reused."""
-    from ci.deploy.lock_holder import owner
+    from ci.deploy.deploy_lock import owner
 
     me = owner("deploy", "")
     plant_lock(aws, config, **{**me, "process": {**me["process"], "start_ticks": "1"}})
@@ -187,7 +187,7 @@ def test_a_recycled_pid_on_this_host_is_not_the_holder(
 
 
 def test_a_live_holder_on_this_host_is_not_taken_over(aws: Aws, config: Config, build: FakeBuild):
-    from ci.deploy.lock_holder import owner
+    from ci.deploy.deploy_lock import owner
 
     plant_lock(aws, config, **owner("deploy", ""))  # this process: alive, same start time
 

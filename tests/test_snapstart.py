@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ci.config import Config, ConfigError, load_config
-from ci.deploy import function as functions
+from ci.deploy import deployer as functions
 from ci.deploy.aws import Aws
 from ci.deploy.deployer import deploy
 from ci.paths import REPO_ROOT, BuildPaths

@@ -1,8 +1,5 @@
-"""The alias and its history: which version is live, and which were live before it.
-
-The history lives in the alias's own description, so rollback needs no other store; the alias moves with
-the RevisionId this run read, so a concurrent move fails this run instead of being lost.
-"""
+"""The alias and its history (kept in its own description, so rollback needs no other store); it moves
+guarded by the RevisionId this run read, so a concurrent move fails this run instead of being lost."""
 
 from __future__ import annotations
 
@@ -48,6 +45,19 @@ def read_alias(lambda_: Any, function_name: str, alias: str) -> AliasState | Non
     weights = (response.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
     routing = {str(v): float(w) for v, w in weights.items() if float(w) > 0}
     return AliasState(alias, version, history, str(response.get("RevisionId", "")), description, routing)
+
+
+def published_versions(lambda_: Any, name: str) -> list[dict[str, Any]]:
+    """The function's published versions, oldest first ($LATEST left out); none if there is no function."""
+    from botocore.exceptions import ClientError
+
+    try:
+        pages = lambda_.get_paginator("list_versions_by_function").paginate(FunctionName=name)
+        return [v for page in pages for v in page.get("Versions", []) if v["Version"] != "$LATEST"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return []
+        raise
 
 
 def describe(history: list[str]) -> str:

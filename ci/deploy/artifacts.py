@@ -1,9 +1,5 @@
-"""The three deployable artifacts, named by content: a digest decides every skip and every reuse.
-
-Each is snapshotted once (ci.snapshot): the gate, the uploads and the size check all read the
-read-only copy whose name is the digest of its bytes, never build/ again, so a file rewritten
-during a deploy cannot slip unverified bytes under a verified digest.
-"""
+"""The three deployable artifacts, snapshotted once and named by content: the gate, uploads and size
+check all read the read-only snapshot, so bytes rewritten during a deploy cannot slip through."""
 
 from __future__ import annotations
 

@@ -1,16 +1,17 @@
-"""One place that turns the environment into boto3 clients, the way boto3 users expect.
-
-boto3's own configuration is honoured; every call is bounded per socket read and in wall-clock time
-(ci/deploy/deadline.py), and AccessDenied becomes a PipelineError naming the action and resource.
-"""
+"""boto3 clients from the environment as boto3 users expect, every call bounded per socket read and in
+wall-clock time, and AccessDenied turned into an error naming the action and resource."""
 
 from __future__ import annotations
 
 import functools
+import io
 import ipaddress
 import logging
 import os
-from collections.abc import Iterator, Mapping
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from ci.config import Config
-from ci.deploy.deadline import Deadlines
 from ci.errors import PipelineError
 
 logger = logging.getLogger(__name__)
@@ -52,14 +52,7 @@ CREDENTIAL_VARIABLES = (
 
 @dataclass(frozen=True)
 class Timeouts:
-    """How long AWS may take: per socket read (connect, read, attempts) and in wall-clock time.
-
-    A read timeout alone never trips on an endpoint that sends a byte now and then, so one call
-    (every attempt included) is also cut at `call_s` and a deploy step's calls at `step_s`; the lock
-    release after a failure gets `release_s`. A dead or trickling endpoint therefore fails a deploy
-    within call_s + release_s (75 s). CI_AWS_CONNECT_TIMEOUT, CI_AWS_READ_TIMEOUT, boto3's own
-    AWS_MAX_ATTEMPTS (total attempts), CI_AWS_CALL_DEADLINE and CI_DEPLOY_STEP_DEADLINE override them.
-    """
+    """Per socket read and wall-clock bounds: a trickling endpoint never trips a read timeout (docs/commands.md)."""
 
     connect_s: float = 10.0
     read_s: float = 55.0
@@ -142,10 +135,6 @@ def is_loopback(url: str | None) -> bool:
         return False
 
 
-def region_for(config: Config, environ: Mapping[str, str] = os.environ) -> str:
-    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or config.deploy.region
-
-
 def endpoint_configured(environ: Mapping[str, str] = os.environ) -> str | None:
     """AWS_ENDPOINT_URL, or any service-specific AWS_ENDPOINT_URL_<SERVICE> (boto3 reads both)."""
     if environ.get("AWS_ENDPOINT_URL"):
@@ -154,11 +143,7 @@ def endpoint_configured(environ: Mapping[str, str] = os.environ) -> str | None:
 
 
 def credentials_configured(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether boto3 would find credentials, without contacting an instance metadata service.
-
-    Decides between the caller's AWS (or emulator) and the embedded moto default; the shared
-    files count too, because `aws configure` writes there.
-    """
+    """Whether boto3 would find credentials (shared files included), without asking a metadata service."""
     if any(environ.get(name) for name in CREDENTIAL_VARIABLES):
         return True
     import boto3
@@ -177,12 +162,7 @@ def credentials_configured(environ: Mapping[str, str] = os.environ) -> bool:
 
 @functools.cache
 def service_models(data_path: str | None = None) -> Loader:
-    """botocore's JSON service models and endpoints, parsed once per process.
-
-    Every boto3.Session parses its own (~0.15 s of CPU for S3, Lambda and CloudFormation); the data
-    is read-only and the same for every session, so one loader serves them all. `data_path` is
-    botocore's own setting (AWS_DATA_PATH) for extra model directories, honoured as botocore does.
-    """
+    """botocore's read-only service models, parsed once per process instead of once per session."""
     import boto3
     from botocore.loaders import create_loader
 
@@ -214,15 +194,11 @@ def connect(
     embedded: bool = False,
     timeouts: Timeouts | None = None,
 ) -> Aws:
-    """boto3 clients for S3, Lambda and CloudFormation with standard retries and readable denials.
-
-    `endpoint_url` is only passed for the embedded server; otherwise boto3 reads AWS_ENDPOINT_URL
-    (and AWS_ENDPOINT_URL_<SERVICE>) itself.
-    """
+    """Clients with standard retries, deadlines and readable denials; boto3 reads AWS_ENDPOINT_URL itself."""
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import BotoCoreError
 
-    region = region_for(config, environ)
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or config.deploy.region
     try:
         session = new_session(region)
         found = static_credentials is not None or session.get_credentials() is not None
@@ -357,3 +333,134 @@ def denied_resource(service: str, params: Mapping[str, Any], region: str | None)
     if service == "cloudformation" and "StackName" in params:
         return f"stack {params['StackName']}"
     return "*"
+
+
+FIX = (
+    "check that the endpoint is up and answering (AWS_ENDPOINT_URL, region, network, proxy), then rerun; "
+    "CI_AWS_CALL_DEADLINE / CI_DEPLOY_STEP_DEADLINE change the bounds"
+)
+_abandoned = threading.local()  # the worker thread's "give up" flag, read by before-send
+_installed: weakref.WeakKeyDictionary[Any, Deadlines] = weakref.WeakKeyDictionary()
+
+
+class DeadlineExceededError(PipelineError):
+    """An AWS call (or a step's calls) did not finish in time: names the endpoint, the operation, the bound."""
+
+
+@dataclass
+class Deadlines:
+    """Per-call and per-step wall-clock bounds shared by one connection's clients; `capped()` narrows them."""
+
+    call_s: float
+    step_s: float
+    step_name: str = ""
+    step_ends: float | None = None  # time.monotonic() value
+    cap_s: float | None = None
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        outer = (self.step_name, self.step_ends)
+        self.step_name, self.step_ends = name, time.monotonic() + self.step_s
+        try:
+            yield
+        finally:
+            self.step_name, self.step_ends = outer
+
+    @contextmanager
+    def capped(self, seconds: float) -> Iterator[None]:
+        outer = self.cap_s
+        self.cap_s = seconds if outer is None else min(outer, seconds)
+        try:
+            yield
+        finally:
+            self.cap_s = outer
+
+    def budget(self) -> tuple[float, str]:
+        """(seconds left for the next call, what bounds it)."""
+        left, why = self.call_s, f"the {self.call_s:g} s per-call deadline, every attempt included"
+        if self.cap_s is not None and self.cap_s < left:
+            left, why = self.cap_s, f"a {self.cap_s:g} s bound"
+        if self.step_ends is not None:
+            step_left = self.step_ends - time.monotonic()
+            if step_left < left:
+                left, why = step_left, f"step '{self.step_name}''s {self.step_s:g} s deadline"
+        return left, why
+
+    def install(self, client: Any) -> None:
+        """Bound every operation method of `client` (as instance attributes, so paginators and waiters use them)."""
+        from botocore import xform_name
+
+        service = client.meta.service_model.service_name
+        for operation in client.meta.service_model.operation_names:
+            model = client.meta.service_model.operation_model(operation)
+            method = xform_name(operation)
+            setattr(client, method, self._bounded(client, service, model, getattr(client, method)))
+        client.meta.events.register(f"before-send.{service}", refuse_abandoned)
+        _installed[client] = self
+
+    def _bounded(self, client: Any, service: str, model: Any, method: Callable[..., Any]) -> Callable[..., Any]:
+        payload = model.output_shape.serialization.get("payload") if model.has_streaming_output else None
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            what = f"{client.meta.endpoint_url} ({service} {model.name})"
+            seconds, why = self.budget()
+            if seconds <= 0:
+                raise DeadlineExceededError(f"{what} was not called: {why} had passed", FIX)
+            return run_within(lambda: read_payload(method(*args, **kwargs), payload), seconds, what, why)
+
+        call.__name__ = method.__name__
+        call.__doc__ = method.__doc__
+        return call
+
+
+def read_payload(response: Any, payload: str | None) -> Any:
+    """A streaming body (GetObject's Body, Invoke's Payload) read now, inside the call's deadline."""
+    if payload is None or not isinstance(response, dict) or payload not in response:
+        return response
+    from botocore.response import StreamingBody
+
+    data = response[payload].read()
+    response[payload] = StreamingBody(io.BytesIO(data), len(data))
+    return response
+
+
+def run_within(work: Callable[[], Any], seconds: float, what: str, why: str) -> Any:
+    """`work()` on a daemon thread; its result or exception, or DeadlineExceededError after `seconds`."""
+    done, abandoned = threading.Event(), threading.Event()
+    box: dict[str, Any] = {}
+
+    def worker() -> None:
+        _abandoned.event = abandoned
+        try:
+            box["result"] = work()
+        except BaseException as exc:  # handed to the caller as is
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=worker, name=f"aws call {what}", daemon=True).start()
+    if not done.wait(seconds):
+        abandoned.set()
+        if not done.is_set():
+            raise DeadlineExceededError(f"{what} did not finish within {why}", FIX)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def refuse_abandoned(**_: Any) -> None:
+    """before-send: a call its caller gave up on sends nothing more (its retry would land unseen)."""
+    event = getattr(_abandoned, "event", None)
+    if event is not None and event.is_set():
+        raise DeadlineExceededError("an abandoned AWS call tried to send another request", FIX)
+
+
+@contextmanager
+def capped(client: Any, seconds: float) -> Iterator[None]:
+    """Calls of `client` bounded by `seconds` for the block (a no-op for a client without deadlines)."""
+    deadlines = _installed.get(client)
+    if deadlines is None:
+        yield
+        return
+    with deadlines.capped(seconds):
+        yield

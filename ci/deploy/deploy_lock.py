@@ -1,23 +1,24 @@
-"""One deploy (or rollback) at a time per function: a lock object in the artifact bucket.
-
-Written only with conditional PutObjects, so S3 lets exactly one writer win, and expired by S3's clock alone,
-never a runner's (docs/design.md, "The deploy lock").
-"""
+"""One deploy (or rollback) at a time per function: a lock object written only with conditional PutObjects
+and expired by S3's clock alone; a holder on this machine that provably died is taken over
+(docs/design.md, "The deploy lock")."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
-from ci.deploy.deadline import capped
-from ci.deploy.lock_holder import describe_owner, gone_from_this_machine
+from ci.deploy.aws import capped
 from ci.errors import PipelineError
 
 logger = logging.getLogger(__name__)
@@ -322,11 +323,7 @@ class Broken:
 def break_lock(
     s3: Any, bucket: str, key: str, breaker: Mapping[str, Any], reason: str
 ) -> tuple[Broken | None, Found | None]:
-    """Break a held lock on purpose, recording who and why in the lock object itself (S3 keeps each version).
-
-    Returns (what was broken, None) or (None, the free lock found, if any). Conditional on the ETag
-    read, so a lock that changes meanwhile is not broken blindly.
-    """
+    """Break a held lock, recording who and why in it, conditional on the ETag read; else (None, the free lock)."""
     from botocore.exceptions import ClientError
 
     uri = f"s3://{bucket}/{key}"
@@ -370,3 +367,81 @@ def held(
             yield lock
     finally:
         lock.release()
+
+
+PROC = Path("/proc")
+
+
+def owner(command: str, commit: str, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Who is deploying, as a person reading the refusal needs it: the run, the actor, the machine."""
+    run = environ.get("GITHUB_RUN_ID", "")
+    repository = environ.get("GITHUB_REPOSITORY", "")
+    server = environ.get("GITHUB_SERVER_URL", "https://github.com")
+    return {
+        "command": command,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "process": process_identity(os.getpid()),
+        "user": environ.get("GITHUB_ACTOR") or getpass.getuser(),
+        "commit": commit,
+        "github_run_id": run,
+        "github_run_url": f"{server}/{repository}/actions/runs/{run}" if run and repository else "",
+    }
+
+
+def describe_owner(holder: Mapping[str, Any]) -> str:
+    command, user, host = holder.get("command", "deploy"), holder.get("user", "?"), holder.get("host", "?")
+    who = f"{command} by {user}@{host} pid {holder.get('pid', '?')}"
+    if holder.get("github_run_url") or holder.get("github_run_id"):
+        who += f" (run {holder.get('github_run_url') or holder.get('github_run_id')})"
+    commit = str(holder.get("commit", ""))
+    return who + (f" of commit {commit[:12]}" if commit else "")
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), "" if unknown."""
+    stat = read_text(PROC / str(pid) / "stat")
+    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces and parentheses
+    return fields[19] if len(fields) > 19 else ""
+
+
+def process_identity(pid: int) -> dict[str, str]:
+    try:
+        namespace = str((PROC / "self" / "ns" / "pid").readlink())
+    except OSError:
+        namespace = ""
+    return {
+        "boot_id": read_text(PROC / "sys" / "kernel" / "random" / "boot_id"),
+        "pid_namespace": namespace,
+        "start_ticks": start_ticks(pid),
+    }
+
+
+def gone_from_this_machine(holder: Mapping[str, Any]) -> str | None:
+    """Why the holder is provably dead (a sentence), or None if it may be alive or is not ours to judge."""
+    recorded = holder.get("process")
+    pid = holder.get("pid")
+    if not isinstance(recorded, dict) or not isinstance(pid, int) or pid <= 0:
+        return None
+    here = process_identity(os.getpid())
+    if holder.get("host") != socket.gethostname() or not all(
+        recorded.get(key) and recorded.get(key) == here[key] for key in ("boot_id", "pid_namespace")
+    ):
+        return None  # another machine, boot or container: its pids mean nothing here
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"process {pid} on this host ({holder.get('host')}) is no longer running"
+    except PermissionError:
+        pass  # it exists, under another user
+    started = start_ticks(pid)
+    if started and recorded.get("start_ticks") and started != recorded["start_ticks"]:
+        return f"process {pid} on this host ({holder.get('host')}) ended (the pid now belongs to a newer process)"
+    return None

@@ -1,12 +1,10 @@
-"""`python -m ci deploy`, as named steps: gate, lock, commit order, upload, layer, code, configuration, size,
-version, check, alias.
-
-Each step is skipped when its result already exists, so a rerun after any failure converges; the alias,
-the only thing production sees, moves last, under the deploy lock.
-"""
+"""`python -m ci deploy` as named steps, each skipped when its result exists, so a rerun converges; the
+alias moves last, under the deploy lock. Uploads are proven by S3's SHA-256 checksum; versions are
+published guarded by the code SHA-256 and RevisionId, so a concurrent change is never published."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -17,23 +15,17 @@ from typing import Any
 
 from ci.config import Config
 from ci.deploy import alias as aliases
-from ci.deploy import function as functions
-from ci.deploy.artifacts import Artifacts, local_artifacts
-from ci.deploy.aws import Aws, unanswered
-from ci.deploy.deadline import Deadlines
-from ci.deploy.deploy_lock import TTL_S, acquire, lock_key
+from ci.deploy.artifacts import Artifact, Artifacts, hex_to_lambda_sha, lambda_sha_to_hex, local_artifacts
+from ci.deploy.aws import Aws, Deadlines, unanswered
+from ci.deploy.deploy_lock import TTL_S, acquire, lock_key, owner
 from ci.deploy.gate import check_gate
-from ci.deploy.layer import LayerVersion, describe_layer_version, ensure_layer, sklearn_version
-from ci.deploy.limits import check_attached_size
-from ci.deploy.lock_holder import owner
 from ci.deploy.provenance import Provenance, check_order, detect, recorded, version_description
 from ci.deploy.shift import Shift, plan, read_alarms, resolve_split, shift
 from ci.deploy.stack import StackOutputs, read_outputs
-from ci.deploy.uploads import Upload, upload
-from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
-from ci.errors import PipelineError
+from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier, describe_layer_version
+from ci.errors import CheckFailedError, PipelineError
 from ci.paths import BuildPaths
-from ci.reports import write_report
+from ci.reports import read_report, write_report
 
 logger = logging.getLogger(__name__)
 
@@ -120,11 +112,7 @@ def deploy(
     lock_ttl_s: int = TTL_S,
     git_repo: Path | None = None,
 ) -> DeployOutcome:
-    """Deploy the verified artifacts of `paths` to `aws`; raises DeployFailedError with production's state.
-
-    `artifacts` are the snapshots the caller already gated (else they are taken here); `provenance`
-    is the commit deployed (else --commit/GITHUB_SHA/HEAD of `git_repo`, default the repository).
-    """
+    """Deploy `artifacts` (snapshots already gated, else taken here); raises DeployFailedError naming production."""
     artifacts = artifacts or local_artifacts(paths)
     check_gate(paths, artifacts, config.root)  # before any request: nothing unverified is ever uploaded
     repo = git_repo or config.root
@@ -225,35 +213,25 @@ def run_steps(
         logger.info(f"{'published' if layer.published else 'reused'} layer version {layer.arn}")
         if not layer.published:
             outcome.skipped.append("layer publish")
-    desired = functions.desired_function(
-        config,
-        artifacts,
-        stack.execution_role_arn,
-        layer.arn,
-        [entry.arn for entry in config.budget.extra_layer_arns],
-        uris["model.joblib"].uri,
-        stack.bucket,
-        uris["function.zip"].key,
-    )
-    latest = functions.current_configuration(aws.lambda_, name)
+    desired = desired_function(config, artifacts, stack, layer.arn)
+    latest = current_configuration(aws.lambda_, name)
     if latest is None:
         with steps.step("function create"):
-            latest = functions.create_function(aws.lambda_, desired)
+            latest = create_function(aws.lambda_, desired)
             logger.info(f"created function {name}")
     else:
         with steps.step("code update"):
-            latest, changed = functions.update_code(aws.lambda_, desired, latest)
+            latest, changed = update_code(aws.lambda_, desired, latest)
             logger.info("updated function code" if changed else "function code unchanged")
             if not changed:
                 outcome.skipped.append("code update")
         with steps.step("configuration update"):
-            latest, changed = functions.update_configuration(aws.lambda_, desired, latest, not aws.emulated)
+            latest, changed = update_configuration(aws.lambda_, desired, latest, not aws.emulated)
             logger.info("updated function configuration" if changed else "function configuration unchanged")
             if not changed:
                 outcome.skipped.append("configuration update")
     with steps.step("size check"):
-        size = check_attached_size(config, paths, latest, layer.arn, artifacts.function.unzipped_bytes())
-        outcome.size = {"used_bytes": size.used_bytes, "limit_bytes": size.limit_bytes, "parts": size.parts}
+        outcome.size = check_attached_size(config, paths, latest, layer.arn, artifacts.function.unzipped_bytes())
     with steps.step("version publish"):
         description = version_description(
             outcome.provenance or Provenance("unknown", None, "none"),
@@ -261,7 +239,7 @@ def run_steps(
             artifacts.layer.sha256,
             artifacts.model.sha256,
         )
-        published = functions.publish_version(aws.lambda_, desired, latest, description)
+        published = publish_version(aws.lambda_, desired, latest, description)
         outcome.version = str(published["Version"])
         logger.info(f"function version {outcome.version}")
         check_snapstart(aws, desired, published, outcome)
@@ -290,11 +268,11 @@ def run_steps(
     return outcome
 
 
-def check_snapstart(aws: Aws, desired: functions.Desired, published: dict[str, Any], outcome: DeployOutcome) -> None:
+def check_snapstart(aws: Aws, desired: Desired, published: dict[str, Any], outcome: DeployOutcome) -> None:
     """The published version must carry the SnapStart setting asked for; an emulator (moto) does not model it."""
-    reported = functions.snapstart_reported(published)
+    reported = snapstart_reported(published)
     outcome.snapstart = {"requested": desired.snapstart_apply_on, "reported": reported}
-    problem = functions.snapstart_problem(published, desired)
+    problem = snapstart_problem(published, desired)
     if problem is None:
         if desired.snapstart:
             logger.info(
@@ -324,20 +302,10 @@ def already_live(
     layer = describe_layer_version(aws.lambda_, layers[0])
     if layer["Content"]["CodeSha256"] != artifacts.layer.code_sha256:
         return None
-    model_uri = f"s3://{stack.bucket}/{artifacts.model.key(stack.key_prefix)}"
-    desired = functions.desired_function(
-        config,
-        artifacts,
-        stack.execution_role_arn,
-        layers[0],
-        [entry.arn for entry in config.budget.extra_layer_arns],
-        model_uri,
-        stack.bucket,
-        artifacts.function.key(stack.key_prefix),
-    )
-    if not functions.matches(live, desired) or live.get("Role") != desired.role_arn:
+    desired = desired_function(config, artifacts, stack, layers[0])
+    if not matches(live, desired) or live.get("Role") != desired.role_arn:
         return None
-    if not aws.emulated and functions.snapstart_problem(live, desired) is not None:
+    if not aws.emulated and snapstart_problem(live, desired) is not None:
         return None  # [function] snapstart changed: publish a version that carries it
     return LayerVersion(layers[0], int(layer["Version"]), layer["Content"]["CodeSha256"], False)
 
@@ -365,6 +333,7 @@ def failed(
 
 
 def body(outcome: DeployOutcome) -> dict[str, Any]:
+    shifting = outcome.shift
     return {
         "endpoint": outcome.endpoint,
         "uploads": [{**asdict(u), "uri": u.uri} for u in outcome.uploads],
@@ -377,14 +346,8 @@ def body(outcome: DeployOutcome) -> dict[str, Any]:
         "skipped": outcome.skipped,
         "provenance": asdict(outcome.provenance) if outcome.provenance else None,
         "snapstart": outcome.snapstart,
-        "shift": shift_report(outcome.shift),
+        "shift": {**asdict(shifting.plan), "outcome": shifting.outcome, "steps": shifting.steps} if shifting else None,
     }
-
-
-def shift_report(shifting: Shift | None) -> dict[str, Any] | None:
-    if shifting is None:
-        return None
-    return {**asdict(shifting.plan), "outcome": shifting.outcome, "steps": shifting.steps}
 
 
 def write_deploy_report(paths: BuildPaths, outcome: DeployOutcome, stack: StackOutputs, passed: bool) -> None:
@@ -393,4 +356,347 @@ def write_deploy_report(paths: BuildPaths, outcome: DeployOutcome, stack: StackO
         "deploy",
         passed,
         {"status": outcome.status, "stack": asdict(stack), **body(outcome)},
+    )
+
+
+def check_attached_size(
+    config: Config, paths: BuildPaths, latest: dict[str, Any], our_layer_arn: str, function_unzipped: int
+) -> dict[str, Any]:
+    """{used_bytes, limit_bytes, parts}: the unzipped sizes the budget recorded for what is really attached."""
+    components = read_report(paths, "budget").get("components", [])
+    by_kind = {c["kind"]: int(c["unzipped_bytes"]) for c in components if c.get("kind") in {"function", "layer"}}
+    extras = {str(c["source"]): int(c["unzipped_bytes"]) for c in components if c.get("kind") == "extra layer"}
+    parts = {"function code": by_kind.get("function", function_unzipped)}
+    unknown = []
+    for layer in latest.get("Layers", []):
+        arn = layer["Arn"]
+        if arn == our_layer_arn and "layer" in by_kind:
+            parts[arn] = by_kind["layer"]
+        elif arn in extras:
+            parts[arn] = extras[arn]
+        else:
+            unknown.append(arn)
+    limit = config.budget.limit_bytes
+    if unknown:
+        raise CheckFailedError(
+            f"function {latest.get('FunctionName')} has layers the size budget never counted: {', '.join(unknown)}",
+            "declare them in pipeline.toml [[budget.extra_layer_arns]] with their unzipped_bytes and rerun "
+            "`python -m ci budget`; production is unchanged",
+        )
+    used = sum(parts.values())
+    if used > limit:
+        raise CheckFailedError(
+            f"function code combined with the attached layers is {used:,} bytes unzipped, over Lambda's "
+            f"{limit:,}-byte limit (" + ", ".join(f"{name}: {size:,}" for name, size in parts.items()) + ")",
+            "shrink the layer (see build/reports/budget.json suggestions) or drop an extra layer",
+        )
+    return {"used_bytes": used, "limit_bytes": limit, "parts": parts}
+
+
+MAX_SINGLE_PUT = 5 * 1024**3  # S3's PutObject limit
+ENCRYPTION = "AES256"  # matches the bucket default of infra/template.yaml (SSE-S3)
+
+
+@dataclass(frozen=True)
+class Upload:
+    artifact: str
+    bucket: str
+    key: str
+    uploaded: bool
+    seconds: float
+    replaced: str = ""  # what was at the content address before, if it was not our bytes
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def stored_checksum(s3: Any, bucket: str, key: str) -> str | None:
+    """S3's full-object SHA-256 checksum of the object (base64; "" if it has none), None if there is no object."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404 or exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return None
+        raise
+    if head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+        return ""  # a composite (multipart) checksum is a digest of part digests, not of the file
+    return str(head.get("ChecksumSHA256") or "")
+
+
+def describe_checksum(checksum: str) -> str:
+    if not checksum:
+        return "no full-object SHA-256 checksum"
+    try:
+        return f"sha256 {lambda_sha_to_hex(checksum)}"
+    except ValueError:
+        return f"checksum {checksum}"  # e.g. a composite "<base64>-<parts>"
+
+
+def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact) -> Upload:
+    """Put the snapshot's bytes at their content address unless S3 already vouches for exactly them."""
+    key = artifact.key(prefix)
+    uri = f"s3://{bucket}/{key}"
+    started = time.monotonic()
+    wanted = hex_to_lambda_sha(artifact.sha256)
+    found = stored_checksum(s3, bucket, key)
+    if found == wanted:
+        return Upload(artifact.name, bucket, key, False, time.monotonic() - started)
+    replaced = ""
+    if found is not None:
+        replaced = describe_checksum(found)
+        logger.info(
+            f"replacing {uri}: S3 reports {replaced}, not sha256 {artifact.sha256}; the object there is not "
+            "these bytes (the bucket is versioned: it stays as a noncurrent version)"
+        )
+    body = snapshot_bytes(artifact)
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=body,
+        ChecksumAlgorithm="SHA256",
+        ChecksumSHA256=wanted,
+        ServerSideEncryption=ENCRYPTION,
+    )
+    stored = stored_checksum(s3, bucket, key)
+    if stored != wanted:
+        raise PipelineError(
+            f"{uri} was written, but S3 then reported {describe_checksum(stored or '')}, not sha256 {artifact.sha256}",
+            "another writer is replacing that key concurrently (or the endpoint does not keep checksums); find it, "
+            "stop it and deploy again",
+        )
+    return Upload(artifact.name, bucket, key, True, time.monotonic() - started, replaced)
+
+
+def snapshot_bytes(artifact: Artifact) -> bytes:
+    """The snapshot's bytes, read once and proven to be the ones its digest names before they are sent."""
+    if artifact.size > MAX_SINGLE_PUT:
+        raise PipelineError(
+            f"{artifact.name} is {artifact.size:,} bytes, over S3's 5 GB single-request limit",
+            "a Lambda artifact cannot be that large; check what the build put into it",
+        )
+    body = artifact.path.read_bytes()
+    if hashlib.sha256(body).hexdigest() != artifact.sha256:
+        raise PipelineError(
+            f"the snapshot {artifact.path} no longer holds sha256 {artifact.sha256}: it was modified after being taken",
+            "find what writes into build/snapshots/ (snapshots are read-only), then rerun the checks and deploy",
+        )
+    return body
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The $LATEST we want: what a published version must carry to be 'this deploy'."""
+
+    name: str
+    runtime: str
+    handler: str
+    architecture: str
+    memory_mb: int
+    timeout_s: int
+    role_arn: str
+    layers: list[str]
+    environment: dict[str, str]
+    code_sha256: str
+    code_bucket: str
+    code_key: str
+    snapstart: bool = False
+
+    @property
+    def snapstart_apply_on(self) -> str:
+        """Lambda's SnapStart.ApplyOn: snapshots are taken when a version is published, never for $LATEST."""
+        return "PublishedVersions" if self.snapstart else "None"
+
+    def configuration(self) -> dict[str, Any]:
+        return {
+            "Runtime": self.runtime,
+            "Handler": self.handler,
+            "MemorySize": self.memory_mb,
+            "Timeout": self.timeout_s,
+            "Role": self.role_arn,
+            "Layers": self.layers,
+            "Environment": {"Variables": self.environment},
+            # Always sent, so turning [function] snapstart off turns it off on Lambda too.
+            "SnapStart": {"ApplyOn": self.snapstart_apply_on},
+        }
+
+
+def desired_function(config: Config, artifacts: Artifacts, stack: StackOutputs, layer_arn: str) -> Desired:
+    """The function these artifacts make, its code and model at their content addresses in the stack's bucket."""
+    fn = config.function
+    model_uri = f"s3://{stack.bucket}/{artifacts.model.key(stack.key_prefix)}"
+    return Desired(
+        name=fn.name,
+        runtime=config.target.runtime.name,
+        handler=fn.handler,
+        architecture=config.target.architecture,
+        memory_mb=fn.memory_mb,
+        timeout_s=fn.timeout_s,
+        role_arn=stack.execution_role_arn,
+        layers=[layer_arn, *(entry.arn for entry in config.budget.extra_layer_arns)],
+        environment={"MODEL_S3_URI": model_uri, "MODEL_SHA256": artifacts.model.sha256},
+        code_sha256=artifacts.function.code_sha256,
+        code_bucket=stack.bucket,
+        code_key=artifacts.function.key(stack.key_prefix),
+        snapstart=fn.snapstart,
+    )
+
+
+def matches(version_config: dict[str, Any], desired: Desired) -> bool:
+    """Does a function version (or $LATEST) already run exactly what we want?"""
+    env = version_config.get("Environment", {}).get("Variables", {})
+    return (
+        version_config.get("CodeSha256") == desired.code_sha256
+        and [layer["Arn"] for layer in version_config.get("Layers", [])] == desired.layers
+        and all(env.get(k) == v for k, v in desired.environment.items())
+        and version_config.get("Runtime") == desired.runtime
+        and version_config.get("Handler") == desired.handler
+        and int(version_config.get("MemorySize", 0)) == desired.memory_mb
+        and int(version_config.get("Timeout", 0)) == desired.timeout_s
+        and version_config.get("Architectures", ["x86_64"]) == [desired.architecture]
+    )
+
+
+def snapstart_reported(version_config: dict[str, Any]) -> str:
+    return str((version_config.get("SnapStart") or {}).get("ApplyOn", "None"))
+
+
+def snapstart_problem(version_config: dict[str, Any], desired: Desired) -> str | None:
+    """Why a version does not carry the SnapStart setting this deploy asked for (None if it does)."""
+    reported = snapstart_reported(version_config)
+    if reported == desired.snapstart_apply_on:
+        return None
+    return (
+        f"version {version_config.get('Version')} reports SnapStart ApplyOn={reported}, "
+        f"this deploy asked for ApplyOn={desired.snapstart_apply_on} ([function] snapstart)"
+    )
+
+
+def current_configuration(lambda_: Any, name: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return dict(lambda_.get_function_configuration(FunctionName=name))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def create_function(lambda_: Any, desired: Desired) -> dict[str, Any]:
+    lambda_.create_function(
+        FunctionName=desired.name,
+        Code={"S3Bucket": desired.code_bucket, "S3Key": desired.code_key},
+        Architectures=[desired.architecture],
+        Publish=False,
+        Description="forgetting-curve model; deployed by python -m ci deploy",
+        **desired.configuration(),
+    )
+    lambda_.get_waiter("function_active_v2").wait(FunctionName=desired.name)
+    return dict(lambda_.get_function_configuration(FunctionName=desired.name))
+
+
+def update_code(lambda_: Any, desired: Desired, latest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Update $LATEST's code (and architecture, which Lambda changes with the code) if it differs."""
+    if latest.get("CodeSha256") == desired.code_sha256 and latest.get("Architectures") == [desired.architecture]:
+        return latest, False
+    lambda_.update_function_code(
+        FunctionName=desired.name,
+        S3Bucket=desired.code_bucket,
+        S3Key=desired.code_key,
+        Architectures=[desired.architecture],
+        **revision(latest),
+    )
+    lambda_.get_waiter("function_updated_v2").wait(FunctionName=desired.name)
+    return dict(lambda_.get_function_configuration(FunctionName=desired.name)), True
+
+
+def revision(latest: dict[str, Any]) -> dict[str, str]:
+    """RevisionId guard for the next write (emulators may not report one; AWS always does)."""
+    return {"RevisionId": latest["RevisionId"]} if latest.get("RevisionId") else {}
+
+
+def update_configuration(
+    lambda_: Any, desired: Desired, latest: dict[str, Any], snapstart_modelled: bool = True
+) -> tuple[dict[str, Any], bool]:
+    """`snapstart_modelled`: False for an endpoint that ignores SnapStart (moto), where it never reads back."""
+    snapstart_same = not snapstart_modelled or snapstart_problem(latest, desired) is None
+    if matches(latest, desired) and latest.get("Role") == desired.role_arn and snapstart_same:
+        return latest, False
+    lambda_.update_function_configuration(FunctionName=desired.name, **revision(latest), **desired.configuration())
+    lambda_.get_waiter("function_updated_v2").wait(FunctionName=desired.name)
+    return dict(lambda_.get_function_configuration(FunctionName=desired.name)), True
+
+
+def publish_version(lambda_: Any, desired: Desired, latest: dict[str, Any], description: str) -> dict[str, Any]:
+    """Publish $LATEST as a version, only if it is still exactly what we configured."""
+    if not matches(latest, desired):
+        raise PipelineError(
+            f"function {desired.name} $LATEST does not hold what was just deployed (code {latest.get('CodeSha256')}, "
+            f"layers {[layer['Arn'] for layer in latest.get('Layers', [])]})",
+            "something else changed the function concurrently; deploy again",
+        )
+    published = dict(
+        lambda_.publish_version(
+            FunctionName=desired.name,
+            CodeSha256=desired.code_sha256,
+            **revision(latest),
+            Description=description[:256],
+        )
+    )
+    if not matches(published, desired):
+        raise PipelineError(
+            f"Lambda published version {published.get('Version')} of {desired.name} without this deploy's "
+            "code/configuration",
+            "deploy again; if it repeats, compare get-function-configuration with build/reports/deploy.json",
+        )
+    return published
+
+
+@dataclass(frozen=True)
+class LayerVersion:
+    arn: str
+    version: int
+    code_sha256: str
+    published: bool
+
+
+def sklearn_version(config: Config, paths: BuildPaths) -> str:
+    """scikit-learn's version inside the layer: from the build report, else from the layer lock."""
+    import json
+
+    build_report = paths.report("build")
+    if build_report.is_file():
+        distributions = json.loads(build_report.read_text()).get("distributions", {})
+        for name in ("scikit-learn", "scikit_learn"):
+            if name in distributions:
+                return str(distributions[name].get("version"))
+    from ci.lock.lockfile import read_lock
+
+    lock = config.lock.layer_lock
+    pin = read_lock(lock).get("scikit-learn") if lock.is_file() else None
+    return (pin.version if pin else None) or "unknown"
+
+
+def ensure_layer(lambda_: Any, config: Config, artifact: Artifact, bucket: str, key: str, sklearn: str) -> LayerVersion:
+    """Reuse the newest layer version if its CodeSha256 is ours; otherwise publish one from S3."""
+    name = config.function.layer_name
+    versions = lambda_.list_layer_versions(LayerName=name).get("LayerVersions", [])
+    if versions:
+        newest = max(versions, key=lambda version: int(version["Version"]))
+        detail = lambda_.get_layer_version(LayerName=name, VersionNumber=int(newest["Version"]))
+        if detail["Content"]["CodeSha256"] == artifact.code_sha256:
+            return LayerVersion(detail["LayerVersionArn"], int(detail["Version"]), artifact.code_sha256, False)
+    published = lambda_.publish_layer_version(
+        LayerName=name,
+        Description=f"sha256 {artifact.sha256} scikit-learn {sklearn}"[:256],
+        Content={"S3Bucket": bucket, "S3Key": key},
+        CompatibleRuntimes=[config.target.runtime.name],
+        CompatibleArchitectures=[config.target.architecture],
+    )
+    return LayerVersion(
+        published["LayerVersionArn"], int(published["Version"]), published["Content"]["CodeSha256"], True
     )

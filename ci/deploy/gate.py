@@ -1,9 +1,5 @@
-"""The deploy gate, in code: no byte is uploaded unless every check passed on exactly these bytes.
-
-A workflow's `needs:` can be edited away or bypassed by running deploy by hand; this cannot.
-It also refuses zips built from other sources than the tree holds now (build.json's digests) and
-a smoke run on anything but the full committed events.
-"""
+"""The deploy gate in code (a workflow's `needs:` can be bypassed, this cannot): nothing is uploaded unless
+every check passed on exactly these bytes, built from the tree as it is now."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Which commit a deploy comes from, recorded on the version it publishes, so the alias never goes backwards.
-
-A re-run of an old workflow run would otherwise redeploy old bytes over newer ones; a commit that is an
-ancestor of the live one is refused (`ci rollback` and --allow-older excepted).
-"""
+"""The commit a deploy comes from, recorded on its version, so a rerun of an old workflow never moves
+the alias backwards (`ci rollback` and --allow-older excepted)."""
 
 from __future__ import annotations
 

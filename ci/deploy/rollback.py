@@ -1,24 +1,19 @@
-"""`python -m ci rollback`: the alias back to the version live before this one (or --to N), verified first.
-
-The target version is checked as a new deploy is, under the same deploy lock, so a rollback cannot make
-things worse unless asked to (--force); moving backwards in commits is its purpose.
-"""
+"""`python -m ci rollback`: the alias back to the previous version (or --to N), checked as a deploy is and
+under the same lock, so it cannot make things worse unless asked to (--force)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ci.config import Config
 from ci.deploy import alias as aliases
 from ci.deploy.aws import Aws
-from ci.deploy.deploy_lock import TTL_S, held, lock_key
-from ci.deploy.lock_holder import owner
+from ci.deploy.deploy_lock import TTL_S, held, lock_key, owner
 from ci.deploy.provenance import recorded
 from ci.deploy.shift import resolve_split
-from ci.deploy.stack import StackOutputs, read_outputs
+from ci.deploy.stack import read_outputs
 from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
@@ -35,21 +30,14 @@ class RollbackOutcome:
     verdict: Verdict | None
 
 
-def published_versions(lambda_: Any, name: str) -> list[int]:
-    paginator = lambda_.get_paginator("list_versions_by_function")
-    numbers = []
-    for page in paginator.paginate(FunctionName=name):
-        numbers += [int(v["Version"]) for v in page.get("Versions", []) if v["Version"] != "$LATEST"]
-    return sorted(numbers)
-
-
 def choose_target(lambda_: Any, name: str, state: aliases.AliasState, to: str | None) -> tuple[str, list[str]]:
     """(version, new history): --to N, else the version live before the current one."""
     if to is not None:
         return to, [*state.history, to]
     if len(state.history) >= 2:
         return state.history[-2], state.history[:-1]
-    older = [v for v in published_versions(lambda_, name) if v < int(state.version)]
+    older = sorted(int(v["Version"]) for v in aliases.published_versions(lambda_, name))
+    older = [v for v in older if v < int(state.version)]
     if not older:
         raise PipelineError(
             f"alias {state.name} is on version {state.version} and no earlier version exists to roll back to",
@@ -67,61 +55,49 @@ def rollback(
     verifier: Verifier | None = None,
     lock_ttl_s: int = TTL_S,
 ) -> RollbackOutcome:
-    name = config.function.name
+    name, alias_name = config.function.name, config.function.alias
     stack = read_outputs(aws, config)
     key = lock_key(stack.key_prefix, name)
     clients = (aws.s3, aws.lambda_, aws.cloudformation)
     with held(aws.s3, stack.bucket, key, owner("rollback", ""), lock_ttl_s, guarded=clients) as lock:
-        return rollback_locked(config, paths, aws, stack, to, force, verifier, lock.verify)
-
-
-def rollback_locked(
-    config: Config,
-    paths: BuildPaths,
-    aws: Aws,
-    stack: StackOutputs,
-    to: str | None,
-    force: bool,
-    verifier: Verifier | None,
-    still_locked: Callable[[], None],
-) -> RollbackOutcome:
-    name, alias_name = config.function.name, config.function.alias
-    state = aliases.read_alias(aws.lambda_, name, alias_name)
-    if state is not None and state.split:
-        # A shift that never finished: the new version was never the alias's own, so taking its traffic
-        # away IS the rollback; going further back needs --to N.
-        shifted = sorted(state.routing)
-        restored = resolve_split(aws, config)
-        if to is None or restored is None or to == restored.version:
-            return report_rollback(paths, alias_name, ", ".join(shifted), restored or state, None)
-        state = restored
-    if state is None:
-        raise PipelineError(
-            f"function {name} has no alias {alias_name}: nothing to roll back",
-            "run `python -m ci deploy` (the last step of `make pipeline`) first",
-        )
-    target, history = choose_target(aws.lambda_, name, state, to)
-    if target == state.version:
-        raise PipelineError(f"alias {alias_name} is already on version {target}", "name another version with --to N")
-    configuration = lookup_version(aws, name, target)
-    verdict = None
-    if not force:
-        verdict = (verifier or default_verifier(config, paths))(
-            aws, Candidate(name, target, configuration, stack.bucket, stack.key_prefix)
-        )
-        if not verdict.passed:
+        state = aliases.read_alias(aws.lambda_, name, alias_name)
+        if state is not None and state.split:
+            # A shift that never finished: the new version was never the alias's own, so taking its traffic
+            # away IS the rollback; going further back needs --to N.
+            shifted = sorted(state.routing)
+            restored = resolve_split(aws, config)
+            if to is None or restored is None or to == restored.version:
+                return report_rollback(paths, alias_name, ", ".join(shifted), restored or state, None)
+            state = restored
+        if state is None:
             raise PipelineError(
-                f"version {target} failed the check ({verdict.method}): {'; '.join(verdict.failures[:5])}\n"
-                f"  {aliases.production_line(state, alias_name)}",
-                "roll back to another version with --to N, or pass --force to move the alias anyway",
+                f"function {name} has no alias {alias_name}: nothing to roll back",
+                "run `python -m ci deploy` (the last step of `make pipeline`) first",
             )
-        logger.info(f"version {target} passed the check: {verdict.method}")
-    commit = recorded(str(configuration.get("Description", "")))
-    if commit:
-        logger.info(f"version {target} was built from {commit.describe()}")
-    still_locked()  # raises if the lock was taken over or broken during the check (the alias write checks again)
-    moved = aliases.point_alias(aws.lambda_, name, alias_name, target, history, state)
-    return report_rollback(paths, alias_name, state.version, moved, verdict)
+        target, history = choose_target(aws.lambda_, name, state, to)
+        if target == state.version:
+            raise PipelineError(
+                f"alias {alias_name} is already on version {target}", "name another version with --to N"
+            )
+        configuration = lookup_version(aws, name, target)
+        verdict = None
+        if not force:
+            verdict = (verifier or default_verifier(config, paths))(
+                aws, Candidate(name, target, configuration, stack.bucket, stack.key_prefix)
+            )
+            if not verdict.passed:
+                raise PipelineError(
+                    f"version {target} failed the check ({verdict.method}): {'; '.join(verdict.failures[:5])}\n"
+                    f"  {aliases.production_line(state, alias_name)}",
+                    "roll back to another version with --to N, or pass --force to move the alias anyway",
+                )
+            logger.info(f"version {target} passed the check: {verdict.method}")
+        commit = recorded(str(configuration.get("Description", "")))
+        if commit:
+            logger.info(f"version {target} was built from {commit.describe()}")
+        lock.verify()  # raises if the lock was taken over or broken during the check (the alias write checks again)
+        moved = aliases.point_alias(aws.lambda_, name, alias_name, target, history, state)
+        return report_rollback(paths, alias_name, state.version, moved, verdict)
 
 
 def report_rollback(

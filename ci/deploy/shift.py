@@ -1,8 +1,5 @@
-"""Gradual deploys: move the alias's traffic to the new version in steps, reading alarms, undoing on ALARM.
-
-Runs in the deploy process under the deploy lock, not in CodeDeploy (docs/design.md says why); a split
-alias left by a dead process is found and undone by the next deploy, rollback or status.
-"""
+"""Gradual deploys: traffic moves to the new version in steps while alarms are read, undone on ALARM; runs
+under the deploy lock (docs/design.md says why not CodeDeploy), and a dead run's split is undone later."""
 
 from __future__ import annotations
 
@@ -103,11 +100,7 @@ def read_alarms(aws: Aws, names: tuple[str, ...]) -> dict[str, tuple[str, str]]:
 
 
 def calm_local_alarms(aws: Aws, config: Config) -> None:
-    """The local emulator starts each command with the watched alarms OK.
-
-    moto never evaluates an alarm, so a state forced in an earlier command (set_alarm_state) would
-    otherwise stay ALARM forever in build/local-aws/ and refuse every later gradual deploy.
-    """
+    """Alarms start each local command OK: moto never evaluates one, so a forced ALARM would stay forever."""
     from botocore.exceptions import ClientError
 
     names = tuple(dict.fromkeys((*stack_alarms(aws, config), *config.deploy.alarms)))

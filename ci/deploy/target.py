@@ -1,16 +1,19 @@
-"""Where a command deploys: the caller's AWS (or emulator), or the local emulator by default.
-
-With no endpoint and no credentials the local emulator is used; inside GitHub Actions it must be asked for
-(--target embedded), so a failed OIDC login never hides behind a "successful" local deploy.
-"""
+"""Where a command deploys: the caller's AWS (or emulator), else the local moto emulator, whose state
+persists in build/local-aws/; inside GitHub Actions the emulator must be asked for (--target embedded)."""
 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import json
 import logging
 import os
+import shutil
+import urllib.request
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 from ci.config import Config
 from ci.deploy.aws import Aws, connect, credentials_configured, endpoint_configured
@@ -59,7 +62,6 @@ def deployment_target(
     if not wants_embedded(mode):
         yield connect(config)
         return
-    from ci.deploy.embedded import LOCAL_STATE, local_aws
     from ci.deploy.stack import EMBEDDED_REPOSITORY, bootstrap, find_stack, stack_parameters
 
     state = paths.build / LOCAL_STATE
@@ -77,3 +79,98 @@ def deployment_target(
             calm_local_alarms(aws, config)
         yield aws
         logger.info(f"local AWS emulator stopped; its state stays in {state} (see `python -m ci status`)")
+
+
+LOCAL_STATE = "local-aws"  # under the build directory
+RECORDING = "requests.jsonl"
+
+
+def configure_moto(endpoint_url: str) -> None:
+    """Tell a moto server (ours or someone else's) not to need Docker for Lambda."""
+    request = urllib.request.Request(
+        f"{endpoint_url}/moto-api/config",
+        data=json.dumps({"lambda": {"use_docker": False}}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def quiet_moto() -> None:
+    """moto logs every request and warns about template resources it does not emulate; keep output readable."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("moto").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"moto\..*")
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """Start moto on 127.0.0.1 (a free port), yield its URL, stop it afterwards."""
+    from moto.server import ThreadedMotoServer
+
+    quiet_moto()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        configure_moto(url)
+        yield url
+    finally:
+        server.stop()
+
+
+@contextmanager
+def _exclusive(state: Path) -> Iterator[None]:
+    """One command at a time on the local account, as if it were one: a second waits, saying so."""
+    with (state / "lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info(f"waiting for another command using the local AWS emulator ({state})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # the kernel releases the lock when the file closes, even if this process is killed
+
+
+def _complete_lines(recording: Path) -> None:
+    """Drop a last request a killed command left half-written (everything before it stands, as on AWS)."""
+    data = recording.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with recording.open("r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+@contextmanager
+def local_aws(state: Path) -> Iterator[str]:
+    """moto on 127.0.0.1 holding everything earlier commands did to it (replayed from `state`), and this one's too."""
+    from moto.moto_api import recorder
+
+    state.mkdir(parents=True, exist_ok=True)
+    recording = state / RECORDING
+    with _exclusive(state), moto_server() as url:
+        recorder._location = str(recording)  # moto reads MOTO_RECORDER_FILEPATH only at import
+        if recording.is_file():
+            _complete_lines(recording)
+            recorder.replay_recording(target_host=url)
+        recorder.start_recording()
+        try:
+            yield url
+        finally:
+            recorder.stop_recording()
+
+
+def reset_local(state: Path) -> bool:
+    """Forget everything deployed locally; False if there was nothing."""
+    if not state.exists():
+        return False
+    with (state / "lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # not while a command uses it
+        (state / RECORDING).unlink(missing_ok=True)
+    shutil.rmtree(state, ignore_errors=True)
+    return True
+
+
+def local_size(state: Path) -> int:
+    recording = state / RECORDING
+    return recording.stat().st_size if recording.is_file() else 0

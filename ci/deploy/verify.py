@@ -1,8 +1,5 @@
-"""The post-deploy check: the NEW VERSION (by number, never $LATEST or the alias) must answer the smoke events.
-
-On AWS the version is invoked; an emulator runs no code without Docker, so there the bytes Lambda and S3
-now hold are downloaded, checked against their digests and run through the smoke harness.
-"""
+"""The post-deploy check of the new version by number: invoked on AWS; on an emulator (no code runs) the
+bytes Lambda and S3 hold are downloaded, checked against their digests and run through the smoke harness."""
 
 from __future__ import annotations
 
@@ -19,7 +16,6 @@ from urllib.parse import urlparse
 from ci.config import Config
 from ci.deploy.artifacts import lambda_sha_to_hex
 from ci.deploy.aws import Aws
-from ci.deploy.layer import describe_layer_version
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
@@ -176,12 +172,7 @@ def fetch_model(aws: Aws, candidate: Candidate, target: Path) -> Path:
 
 
 def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: str, target: Path) -> None:
-    """Download what Lambda holds and prove it is what Lambda says it holds (its CodeSha256).
-
-    An emulator that serves code locations on its own endpoint is used as is; moto answers with
-    unreachable placeholders ("s3://", a fake amazonaws.com URL), so then the content-addressed
-    S3 object named by that very CodeSha256 is fetched instead.
-    """
+    """Download what Lambda holds (moto's locations are placeholders: then the S3 object) and prove its CodeSha256."""
     hex_digest = lambda_sha_to_hex(code_sha)
     served = aws.endpoint_url and location.startswith(aws.endpoint_url.rstrip("/"))
     if served:
@@ -196,3 +187,10 @@ def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: st
             f"the {kind} bytes downloaded for version {candidate.version} do not match Lambda's CodeSha256 {code_sha}",
             "the stored object differs from what Lambda holds; deploy again",
         )
+
+
+def describe_layer_version(lambda_: Any, version_arn: str) -> dict[str, Any]:
+    """get_layer_version for a layer version ARN (GetLayerVersionByArn is the same IAM action, but
+    moto lacks it; the layer's own ARN is a valid LayerName)."""
+    layer_arn, _, number = version_arn.rpartition(":")
+    return dict(lambda_.get_layer_version(LayerName=layer_arn, VersionNumber=int(number)))
