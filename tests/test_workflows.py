@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from ci.config import load_config
-from ci.deploy.template_alarms import cfn_loader
+from ci.deploy.stack import cfn_loader
 from ci.paths import REPO_ROOT, default_paths
 from tests.gh_expressions import (
     FEATURE,
