@@ -15,7 +15,7 @@ from abi_fixtures import pe_header
 from budget_fixtures import config_with, make_build
 from config_fixtures import EXT, PYC_TAG, PYTHON, TARGET
 
-from ci.abi.check import check_tree
+from ci.abi import check_tree
 from ci.budget.compute import compute_budget
 from ci.budget.inputs import gather_inputs
 from ci.config import load_config
