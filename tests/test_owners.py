@@ -20,7 +20,7 @@ from ci.budget.compute import compute_budget
 from ci.budget.inputs import gather_inputs
 from ci.config import load_config
 from ci.site.owners import Owners, canonical, module_stem, top_level_entries
-from ci.smoke.trace import import_trace
+from ci.smoke.harness import import_trace
 
 WIN_TAG = f"{TARGET.runtime.python_tag}-win_amd64"
 
