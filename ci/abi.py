@@ -33,12 +33,8 @@ RULES = ("foreign-binary", "architecture", "glibc", "python-tag", "unreadable-el
 # A wheel for the wrong platform (or a site-packages copied from a laptop) ships .pyd/.dll files or Mach-O
 # objects named .so: both fail on Lambda only at import time.
 FOREIGN_SUFFIXES = {".pyd": "Windows", ".dll": "Windows", ".exe": "Windows", ".dylib": "macOS"}
-MACHO_MAGICS = {
-    b"\xfe\xed\xfa\xce",  # MH_MAGIC (32-bit, big-endian order)
-    b"\xce\xfa\xed\xfe",  # MH_CIGAM
-    b"\xfe\xed\xfa\xcf",  # MH_MAGIC_64
-    b"\xcf\xfa\xed\xfe",  # MH_CIGAM_64
-}
+# MH_MAGIC (32-bit, big-endian order), MH_CIGAM, MH_MAGIC_64, MH_CIGAM_64
+MACHO_MAGICS = {b"\xfe\xed\xfa\xce", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe"}
 FAT_MAGICS = {b"\xca\xfe\xba\xbe", b"\xbe\xba\xfe\xca"}  # universal binaries (FAT_MAGIC / FAT_CIGAM)
 # 0xcafebabe is also a Java class file; there the next word is the class version (>= 45),
 # in a universal binary it is the number of architectures (a handful). `file` decides the same way.

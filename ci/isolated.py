@@ -1,8 +1,6 @@
-"""A Python of the target version that sees nothing but the paths we give it.
+"""A Python of the target version that sees nothing but the paths we give it, for results that must hold on Lambda.
 
-Used wherever a result must hold on Lambda rather than on this host: verifying the layer,
-tracing imports, the smoke invocation, the benchmark. `-I -S` drops site-packages, the user
-site and PYTHON* variables; sys.path is then set explicitly, in the order we are told.
+`-I -S` drops site-packages, the user site and PYTHON* variables; sys.path is then set explicitly, in order.
 """
 
 from __future__ import annotations
@@ -37,11 +35,8 @@ def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def isolated_command(python: str, sys_path: Sequence[Path | str], code: str) -> list[str]:
-    """argv running `code` with sys.path = `sys_path` + the interpreter's standard library only.
-
-    -B: never write bytecode next to what we test. Lambda's /opt is read-only, so a run that left
-    __pycache__ behind would make every later measurement of the same tree look warm.
-    """
+    """argv running `code` with sys.path = `sys_path` + the standard library; -B: no __pycache__ left behind
+    (Lambda's /opt is read-only: a run that wrote bytecode would make later measurements of the tree look warm)."""
     prelude = f"import sys; sys.path[:0] = {[str(p) for p in sys_path]!r}\n"
     return [python, "-I", "-S", "-B", "-c", prelude + code]
 

@@ -1,17 +1,6 @@
-"""Runs INSIDE the function's process, before awslambdaric starts (stdlib only: nothing else is there).
-
-It does what the managed runtime's /var/runtime/bootstrap.py does (start awslambdaric with the
-handler string) plus two things Lambda gives for free and a root process on this host does not:
-- read-only package directories: root ignores `chmod a-w`, so an audit hook raises the same
-  OSError(EROFS, "Read-only file system") Lambda raises for a write outside the writable
-  directories, and records it so the harness can name the path;
-- the import trace: on a request id with TRACE_PREFIX (sent by the harness, never reaching the
-  handler) and at exit, the files of every imported module and every mapped shared object;
-- SnapStart's hooks, observed: when awslambdaric runs the before-snapshot or after-restore hooks, how
-  many were registered and when they started and ended (time.monotonic, the harness's clock too).
-
-The harness executes this file with `-c` (after setting sys.path) and calls main(settings).
-"""
+"""Runs INSIDE the function's process (stdlib only): Lambda's bootstrap.py (awslambdaric on the handler) plus what
+Lambda gives for free: read-only package directories (an audit hook raises EROFS, as root ignores chmod, and records
+the path), the import trace (at exit and on a TRACE_PREFIX request id), and SnapStart's hooks, observed."""
 
 from __future__ import annotations
 

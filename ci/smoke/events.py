@@ -1,14 +1,13 @@
 """The committed smoke events, training's answers to them, and the judging of a runtime's answer.
 
-Events hold inputs and expected status only; the numbers come from training's recorded answers, so smoke
-judges the runtime, not the model (docs/model.md#answers-training-records).
+Events hold inputs and expected status only; the numbers are training's (docs/model.md#answers-training-records).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -86,16 +85,15 @@ class TrainingAnswers:
     probability_round_off: float
     day_step: float
     drift: str = ""  # how the runtime's versions differ from training's, when they do (set by the caller)
-    fix: str = field(default=RETRAIN)
 
     @property
     def origin(self) -> str:
         return f"training's answer for model {self.model_sha256[:12]} ({self.manifest})"
 
 
-def read_answers(manifest: Path, model_sha256: str, shown: str | None = None) -> TrainingAnswers:
+def read_answers(manifest: Path, model_sha256: str) -> TrainingAnswers:
     """The answers model.json records for exactly the model with `model_sha256`, or a PipelineError."""
-    shown = shown or str(manifest)
+    shown = str(manifest)
     try:
         data = json.loads(manifest.read_text())
     except FileNotFoundError as exc:
@@ -174,9 +172,9 @@ def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> 
         return problem
     expected = answers.by_event.get(event.name)
     if expected is None:
-        return f"no {answers.origin} to this event: it was added after training; fix: {answers.fix}"
+        return f"no {answers.origin} to this event: it was added after training; fix: {RETRAIN}"
     if expected.get("event_sha256") != event_digest(event.event):
-        return f"the event changed since {answers.origin} was computed; fix: {answers.fix}"
+        return f"the event changed since {answers.origin} was computed; fix: {RETRAIN}"
     _, body, _ = _answer(event, response)
     got_all = body.get("predictions") if isinstance(body, dict) else None
     want_all = expected.get("predictions") or []
@@ -185,8 +183,7 @@ def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> 
     for index, (got, want) in enumerate(zip(got_all, want_all, strict=True)):
         problem = _differs(got if isinstance(got, dict) else {}, want, answers)
         if problem:
-            fix = f"{answers.fix}{answers.drift}"
-            return f"wrong answer: {problem.format(index=index)}, {answers.origin}; fix: {fix}"
+            return f"wrong answer: {problem.format(index=index)}, {answers.origin}; fix: {RETRAIN}{answers.drift}"
     return None
 
 

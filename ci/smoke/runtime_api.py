@@ -1,8 +1,4 @@
-"""A local implementation of the Lambda Runtime API (2018-06-01) that awslambdaric talks to.
-
-Invocations, their outcomes with a Lambda-like Duration, and SnapStart's restore routes, so the real client
-runs unchanged.
-"""
+"""A local Lambda Runtime API (2018-06-01), with SnapStart's restore routes, so the real awslambdaric runs unchanged."""
 
 from __future__ import annotations
 
@@ -15,9 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 PREFIX = "/2018-06-01/runtime"
+Seen = TypeVar("Seen")
 
 
 @dataclass
@@ -43,17 +40,23 @@ class Outcome:
 @dataclass
 class ApiState:
     pending: queue.Queue[Invocation] = field(default_factory=queue.Queue)
-    outcomes: queue.Queue[Outcome] = field(default_factory=queue.Queue)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
     in_flight: dict[str, Invocation] = field(default_factory=dict)
     first_next: float | None = None
     init_error: dict[str, Any] | None = None
     init_error_type: str | None = None
-    changed: threading.Condition = field(default_factory=threading.Condition)
+    changed: threading.Condition = field(default_factory=threading.Condition)  # notified on every change
     stopping: bool = False
     snapshot_at: float | None = None  # GET /restore/next: init and the before-snapshot hooks are done
     restored_at: float | None = None  # the harness answered it: the environment is "restored"
     restore: threading.Event = field(default_factory=threading.Event)
     restore_error: dict[str, Any] | None = None
+
+    def note(self, **changes: Any) -> None:
+        with self.changed:
+            for name, value in changes.items():
+                setattr(self, name, value)
+            self.changed.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -68,7 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return  # the harness reports; no access log on stderr
 
-    def _reply(self, code: int, body: bytes = b"{}", headers: dict[str, str] | None = None) -> None:
+    def _reply(self, code: int, body: bytes = b'{"status": "OK"}', headers: dict[str, str] | None = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -77,21 +80,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
     def do_GET(self) -> None:
         state = self.server.state
-        if self.path == f"{PREFIX}/restore/next":
-            self._restore_next(state)
+        if self.path == f"{PREFIX}/restore/next":  # the snapshot point: answered once the harness restores
+            state.note(snapshot_at=time.monotonic())
+            while not state.restore.wait(0.2):
+                if state.stopping:
+                    self.close_connection = True
+                    return
+            self._reply(200, b"{}")
             return
         if self.path != f"{PREFIX}/invocation/next":
             self._reply(404, b'{"errorType": "NotFound"}')
             return
-        with state.changed:
-            if state.first_next is None:
-                state.first_next = time.monotonic()
-            state.changed.notify_all()
+        state.note(first_next=state.first_next or time.monotonic())
         while True:
             try:
                 invocation = state.pending.get(timeout=0.2)
@@ -114,32 +116,17 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def _restore_next(self, state: ApiState) -> None:
-        """The snapshot point: answered once the harness restores the environment."""
-        with state.changed:
-            state.snapshot_at = time.monotonic()
-            state.changed.notify_all()
-        while not state.restore.wait(0.2):
-            if state.stopping:
-                self.close_connection = True
-                return
-        self._reply(200, b"{}")
-
     def do_POST(self) -> None:
         state = self.server.state
-        body = self._body()
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path == f"{PREFIX}/restore/error":
-            with state.changed:
-                state.restore_error = _error_body(body)
-                state.changed.notify_all()
-            self._reply(202, b'{"status": "OK"}')
+            state.note(restore_error=_error_body(body))
+            self._reply(202)
             return
         if self.path == f"{PREFIX}/init/error":
-            with state.changed:
-                state.init_error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
-                state.init_error = _error_body(body)
-                state.changed.notify_all()
-            self._reply(202, b'{"status": "OK"}')
+            error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
+            state.note(init_error_type=error_type, init_error=_error_body(body))
+            self._reply(202)
             return
         parts = self.path.removeprefix(f"{PREFIX}/invocation/").split("/")
         if len(parts) != 2 or parts[1] not in ("response", "error") or parts[0] not in state.in_flight:
@@ -147,8 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         invocation = state.in_flight.pop(parts[0])
         duration = time.monotonic() - (invocation.handed_out or time.monotonic())
-        state.outcomes.put(Outcome(parts[0], parts[1], body, duration))
-        self._reply(202, b'{"status": "OK"}')
+        with state.changed:
+            state.outcomes[parts[0]] = Outcome(parts[0], parts[1], body, duration)
+            state.changed.notify_all()
+        self._reply(202)
 
 
 def _error_body(body: bytes) -> Any:
@@ -176,10 +165,7 @@ class RuntimeApi:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = self.state
         self._thread = threading.Thread(target=self._server.serve_forever, name="runtime-api", daemon=True)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> RuntimeApi:
         self._thread.start()
@@ -193,9 +179,8 @@ class RuntimeApi:
     def submit(self, invocation: Invocation) -> None:
         self.state.pending.put(invocation)
 
-    def wait_init(self, timeout_s: float, still_running: Any) -> str:
-        """Wait until the client asks for work ("ready") or, with SnapStart, for its restore ("snapshot"),
-        reports an init error ("error"), exits ("exited") or the time is up ("timeout")."""
+    def wait_init(self, timeout_s: float, still_running: Callable[[], bool]) -> str:
+        """ "ready" (it asks for work), "snapshot" (SnapStart: it asks to be restored), "error", "exited", "timeout"."""
 
         def seen() -> str | None:
             if self.state.init_error is not None:
@@ -211,7 +196,7 @@ class RuntimeApi:
         self.state.restored_at = time.monotonic()
         self.state.restore.set()
 
-    def wait_restored(self, timeout_s: float, still_running: Any) -> str:
+    def wait_restored(self, timeout_s: float, still_running: Callable[[], bool]) -> str:
         """After release_restore: "ready" (it asks for work), "error" (restore/error), "exited" or "timeout"."""
 
         def seen() -> str | None:
@@ -221,8 +206,15 @@ class RuntimeApi:
 
         return self._wait_for(seen, timeout_s, still_running)
 
-    def _wait_for(self, seen: Callable[[], str | None], timeout_s: float, still_running: Any) -> str:
-        """What `seen` reports once it reports something, else "exited" or "timeout"; woken by every request."""
+    def wait_outcome(self, request_id: str, timeout_s: float, still_running: Callable[[], bool]) -> Outcome | None:
+        """The answer to request_id, or None if the process died or the time is up."""
+        found = self._wait_for(lambda: self.state.outcomes.pop(request_id, None), timeout_s, still_running)
+        return found if isinstance(found, Outcome) else None
+
+    def _wait_for(
+        self, seen: Callable[[], Seen | None], timeout_s: float, still_running: Callable[[], bool]
+    ) -> Seen | str:
+        """What `seen` reports once it reports something, else "exited" or "timeout"; woken by every change."""
         deadline = time.monotonic() + timeout_s
         with self.state.changed:
             while True:
@@ -235,17 +227,3 @@ class RuntimeApi:
                 if left <= 0:
                     return "timeout"
                 self.state.changed.wait(min(left, 0.05))
-
-    def wait_outcome(self, request_id: str, timeout_s: float, still_running: Any) -> Outcome | None:
-        """The answer to request_id, or None if the process died or the time is up."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                outcome = self.state.outcomes.get(timeout=0.05)
-            except queue.Empty:
-                if not still_running():
-                    return None
-                continue
-            if outcome.request_id == request_id:
-                return outcome
-        return None
