@@ -113,9 +113,7 @@ def run_smoke(
     manifest: Path | None = None,
     judge_numbers: bool = True,
 ) -> SmokeResult:
-    """Run the artifacts under awslambdaric against a local Runtime API; see the module docstring.
-
-    `manifest`: the model.json whose answers the runtime must reproduce (default: next to the model);
+    """`manifest`: the model.json whose answers the runtime must reproduce (default: next to the model);
     `judge_numbers` False judges shapes, statuses and errors only (a rollback's check, see events.judge)."""
     interpreter = find_interpreter(config.target, paths.cache)
     if interpreter.python is None:
@@ -206,9 +204,8 @@ def unavailable(config: Config, interpreter: TargetInterpreter) -> SmokeResult:
 
 
 def proofs(interpreter: TargetInterpreter) -> dict[str, str]:
-    """What this run proves: the invocation (answers, errors, writes) and Lambda's limits (init time, memory).
-
-    Timed under emulation, init and peak RSS are the emulator's, not the target's: not judged, and missing."""
+    """What this run proves: the invocation (answers, errors, writes) and Lambda's limits (init time, memory);
+    under emulation, init and peak RSS are the emulator's, not the target's: not judged, and missing."""
     limits = interpreter.proof()
     if interpreter.python is not None and interpreter.mode != NATIVE:
         limits = (
@@ -233,9 +230,8 @@ def training_answers(config: Config, manifest: Path, model_sha256: str) -> Train
 def prepare_layout(
     root: Path, runtime: Path, layer_zip: Path, function_zip: Path, model_path: Path, layers: Path
 ) -> SmokeLayout:
-    """A fresh layout under root from the zips, package directories read-only.
-
-    /opt is hard links to the copy of the layer unpacked under `layers`, checked against the zip first."""
+    """A fresh layout under root from the zips, package directories read-only; /opt is hard links to the copy of
+    the layer unpacked under `layers`, checked against the zip first."""
     layout = SmokeLayout(root, runtime, *(root / name for name in ("opt", "task", "model", "tmp", "control")))
     if root.exists():
         make_writable(root)
@@ -399,9 +395,7 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
 
 
 def _restore(run: _Run, started: float, wait_s: float) -> tuple[dict[str, Any], list[str]]:
-    """SnapStart: restore the snapshotted client and wait for it to ask for work; (report section, failures).
-
-    Lambda's own restore latency cannot be measured here: `restore_s` is the after-restore hooks and the client."""
+    """SnapStart: restore the snapshotted client and wait for it to ask for work; (report section, failures)."""
     api = run.api
     api.release_restore()
     state = api.wait_restored(wait_s, run.running)
@@ -554,9 +548,8 @@ def _trace(run: _Run, paths: BuildPaths) -> dict[str, Any] | None:
 
 
 def import_trace(traced: list[str], layer_root: Path, top_level: dict[str, str] | None) -> dict[str, Any]:
-    """The layer files among the traced absolute paths, and per distribution imported vs shipped.
-
-    The budget and the bytecode/pruning rules use it to tell what is shipped but never touched."""
+    """The layer files among the traced absolute paths, and per distribution imported vs shipped (the budget and
+    the bytecode/pruning rules use it to tell what is shipped but never touched)."""
     root = layer_root.resolve()
     shipped: dict[str, int] = {}
     for directory, _dirs, files in os.walk(root):
