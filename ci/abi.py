@@ -74,27 +74,16 @@ class AbiScan:
     elf_files: int = 0
     extension_modules: int = 0
     machines: dict[str, int] = field(default_factory=dict)  # e_machine -> ELF files (one key when all fit)
-    violations: list[Violation] = field(default_factory=list)
     max_glibc: tuple[int, ...] | None = None
     max_glibc_file: str | None = None
     glibc_by_distribution: dict[str, tuple[int, ...]] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return not self.violations
+    violations: list[Violation] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "files": self.files,
-            "elf_files": self.elf_files,
-            "extension_modules": self.extension_modules,
+        return asdict(self) | {
             "machines": dict(sorted(self.machines.items())),
             "max_glibc": version_text(self.max_glibc) if self.max_glibc else None,
-            "max_glibc_file": self.max_glibc_file,
-            "glibc_by_distribution": {
-                name: version_text(version) for name, version in sorted(self.glibc_by_distribution.items())
-            },
-            "violations": [asdict(v) for v in self.violations],
+            "glibc_by_distribution": {name: version_text(v) for name, v in sorted(self.glibc_by_distribution.items())},
         }
 
 
@@ -108,59 +97,39 @@ def scan_tree(root: Path, target: Target) -> AbiScan:
     scan = AbiScan()
     for path in walk_files(root):
         rel = path.relative_to(root).as_posix()
-        scan.files += 1
-        with path.open("rb") as handle:
-            head = handle.read(HEADER_BYTES)
         dist = owners.distribution(rel) or owners.guess(rel)
-
-        def report(rule: str, message: str, rel: str = rel, dist: str | None = dist) -> None:
-            scan.violations.append(Violation(rel, dist, rule, message))
-
-        kind = foreign_kind(path, head)
-        if kind is not None:
-            report("foreign-binary", f"{kind}: it cannot load on Linux ({_runtime(target)})")
-            continue
-        if head[:4] != ELF_MAGIC:
-            if path.name.endswith((".so", ".pyd")):
-                report("unreadable-elf", f"named like an extension module but is not an ELF file ({_runtime(target)})")
-            continue
-        scan.elf_files += 1
+        scan.files += 1
         try:
-            facts = read_elf(path)
+            for rule, message in _problems(scan, path, rel, dist, target):
+                scan.violations.append(Violation(rel, dist, rule, message))
         except ElfReadError as exc:
-            report("unreadable-elf", f"cannot be read as ELF ({exc})")
-            continue
-        scan.machines[facts.machine] = scan.machines.get(facts.machine, 0) + 1
-        try:
-            for rule, message in _judge_elf(path, facts, target):
-                report(rule, message)
-            if facts.max_glibc is not None:
-                _note_glibc(scan, rel, dist, facts.max_glibc)
-            if _is_module(path, rel):
-                scan.extension_modules += 1
-                problem = _tag_problem(path.name, target)
-                if problem is not None:
-                    report("python-tag", problem)
-        except ElfReadError as exc:
-            report("unreadable-elf", f"cannot be read as ELF ({exc})")
+            scan.violations.append(Violation(rel, dist, "unreadable-elf", f"cannot be read as ELF ({exc})"))
     return scan
 
 
-def _runtime(target: Target) -> str:
-    return f"{target.runtime.name} {target.architecture}, {target.runtime.os}"
-
-
-def _judge_elf(path: Path, facts: ElfFacts, target: Target) -> list[tuple[str, str]]:
-    problems = []
+def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Target) -> Iterator[tuple[str, str]]:
+    """(rule, message) for each reason the file would not load, noting its facts in `scan`; raises ElfReadError."""
+    runtime = f"{target.runtime.name} {target.architecture}, {target.runtime.os}"
+    with path.open("rb") as handle:
+        head = handle.read(HEADER_BYTES)
+    kind = foreign_kind(path, head)
+    if kind is not None:
+        yield "foreign-binary", f"{kind}: it cannot load on Linux ({runtime})"
+        return
+    if head[:4] != ELF_MAGIC:
+        if path.name.endswith((".so", ".pyd")):
+            yield "unreadable-elf", f"named like an extension module but is not an ELF file ({runtime})"
+        return
+    scan.elf_files += 1
+    facts = read_elf(path)
+    scan.machines[facts.machine] = scan.machines.get(facts.machine, 0) + 1
     expected = MACHINES[target.machine]
     if facts.machine != expected or facts.elf_class != 64 or not facts.little_endian:
         got = f"{facts.machine}, ELFCLASS{facts.elf_class}, {'little' if facts.little_endian else 'big'}-endian"
-        problems.append(
-            (
-                "architecture",
-                f"built for {got}; {target.runtime.name} {target.architecture} needs {expected}, ELFCLASS64: "
-                f"install the {target.machine} wheel (is target.architecture right?)",
-            )
+        yield (
+            "architecture",
+            f"built for {got}; {target.runtime.name} {target.architecture} needs {expected}, ELFCLASS64: "
+            f"install the {target.machine} wheel (is target.architecture right?)",
         )
     too_new = sorted(version for version in facts.glibc_needs if version[:2] > target.glibc_tuple)
     if too_new:
@@ -168,14 +137,18 @@ def _judge_elf(path: Path, facts: ElfFacts, target: Target) -> list[tuple[str, s
         library = facts.glibc_needs[newest]
         symbols = glibc_symbols(path, {newest})[newest]
         culprit = f" ({library}: {', '.join(symbols)})" if symbols else f" ({library})"
-        problems.append(
-            (
-                "glibc",
-                f"needs GLIBC_{version_text(newest)}{culprit} but {target.runtime.os} has glibc {target.glibc}: "
-                f"pin a version with a manylinux wheel for glibc <= {target.glibc}",
-            )
+        yield (
+            "glibc",
+            f"needs GLIBC_{version_text(newest)}{culprit} but {target.runtime.os} has glibc {target.glibc}: "
+            f"pin a version with a manylinux wheel for glibc <= {target.glibc}",
         )
-    return problems
+    if facts.max_glibc is not None:
+        _note_glibc(scan, rel, dist, facts.max_glibc)
+    if _is_module(path, rel):
+        scan.extension_modules += 1
+        problem = _tag_problem(path.name, target)
+        if problem is not None:
+            yield "python-tag", problem
 
 
 def _is_module(path: Path, rel: str) -> bool:

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     report = write_report(
         paths,
         "abi",
-        scan.passed,
+        not scan.violations,
         {
             "source": source,
             "source_sha256": judged[0].sha256 if judged else None,
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         judged=judged,
         inputs={"layer.zip": args.tree or args.zip},  # another zip or a tree: abi-adhoc.json
     )
-    if not scan.passed:
+    if scan.violations:
         first = scan.violations[0]
         raise CheckFailedError(
             f"{len(scan.violations)} ABI violation(s) in {source}, e.g. {first.path} "

@@ -47,8 +47,7 @@ NOT_MEASURED = (
 
 
 class SmokeLayout(NamedTuple):
-    """build/smoke/: opt (/opt, hard links to the unpacked layer), task (/var/task), model (read-only), tmp (the
-    only writable directory), control (the harness's logs, trace, recorded writes); runtime (/var/runtime) is cached."""
+    """build/smoke/'s directories; tmp is the only writable one, control holds the harness's logs and records."""
 
     root: Path
     runtime: Path
@@ -63,11 +62,10 @@ class SmokeLayout(NamedTuple):
         return [self.opt, self.task, self.model_dir, self.runtime]
 
 
-@dataclass
-class SmokeResult:
+class SmokeResult(NamedTuple):
     passed: bool
     failures: list[str]
-    report: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any]
 
 
 @dataclass
@@ -90,7 +88,8 @@ class _Run:
         """The outcome of one invocation, or why there is none."""
         timeout_s = float(self.config.function.timeout_s) * self.slowdown
         request_id = request_id or str(uuid.uuid4())
-        self.api.submit(Invocation(request_id, body, timeout_s, function_arn(self.config)))
+        arn = f"arn:aws:lambda:{self.config.deploy.region}:123456789012:function:{self.config.function.name}"
+        self.api.submit(Invocation(request_id, body, timeout_s, arn))
         outcome = self.api.wait_outcome(request_id, timeout_s, self.running)
         if outcome is not None:
             return outcome
@@ -172,7 +171,7 @@ def run_smoke(
             stop(process)
             # Leave nothing read-only behind: a non-root CI user could not delete build/ otherwise.
             for directory in layout.read_only:
-                make_writable(directory)
+                set_writable(directory, True)
     report["writes_outside_tmp"] = _writes(run)
     report["import_trace"] = report["import_trace"] or _trace(run, paths)
     _judge_resources(run, report)
@@ -234,7 +233,7 @@ def prepare_layout(
     the layer unpacked under `layers`, checked against the zip first."""
     layout = SmokeLayout(root, runtime, *(root / name for name in ("opt", "task", "model", "tmp", "control")))
     if root.exists():
-        make_writable(root)
+        set_writable(root, True)
         shutil.rmtree(root)
     for directory in (layout.task, layout.model_dir, layout.tmp, layout.control):
         directory.mkdir(parents=True)
@@ -245,30 +244,22 @@ def prepare_layout(
         raise PipelineError(f"model {model_path} not found", "run `python -m training` first")
     shutil.copyfile(model_path, layout.model_dir / model_path.name)
     for directory in layout.read_only:
-        make_read_only(directory)
+        set_writable(directory, False)
     return layout
 
 
-def make_writable(root: Path) -> None:
-    for directory, _dirs, _files in os.walk(root):
-        folder = Path(directory)
-        folder.chmod(folder.stat().st_mode | stat.S_IWUSR)
+def set_writable(root: Path, writable: bool) -> None:
+    """u+w on every directory below root (to delete it), or a-w on everything (root ignores it: bootstrap.py doesn't).
 
-
-def make_read_only(root: Path) -> None:
-    """chmod a-w everything below root (root itself ignores it: bootstrap.py enforces it too)."""
-    write_bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+    Files keep a-w: in /opt they are hard links to the unpacked layer's cache."""
     for directory, _dirs, files in os.walk(root):
         folder = Path(directory)
-        for name in files:
-            path = folder / name
+        if writable:
+            folder.chmod(folder.stat().st_mode | stat.S_IWUSR)
+            continue
+        for path in (*(folder / name for name in files), folder):
             if not path.is_symlink():
-                path.chmod(path.stat().st_mode & ~write_bits)
-        folder.chmod(folder.stat().st_mode & ~write_bits)
-
-
-def function_arn(config: Config) -> str:
-    return f"arn:aws:lambda:{config.deploy.region}:123456789012:function:{config.function.name}"
+                path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 def lambda_environment(
@@ -365,76 +356,72 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _init(run: _Run, started: float) -> dict[str, Any]:
-    limit = run.config.smoke.init_limit_s
-    state = run.api.wait_init(limit * run.slowdown, run.running)
-    if state == "snapshot":  # SnapStart: init and the before-snapshot hooks ran; the client waits for its restore
-        assert run.api.state.snapshot_at is not None
-        init: dict[str, Any] = {"state": state, "duration_s": round(run.api.state.snapshot_at - started, 3)}
-        init["snapstart"], failures = _restore(run, started, limit * run.slowdown)
-        run.failures += failures
-        run.alive = init["snapstart"]["state"] == "ready"
+    api, limit = run.api, run.config.smoke.init_limit_s * run.slowdown
+    state = api.wait_init(limit, run.running)
+    if state in ("snapshot", "ready"):
+        # SnapStart: init and the before-snapshot hooks ran; the client waits for its restore.
+        done_at = api.snapshot_at if state == "snapshot" else api.first_next
+        assert done_at is not None
+        init: dict[str, Any] = {"state": state, "duration_s": round(done_at - started, 3)}
+        if state == "snapshot":
+            init["snapstart"] = _restore(run, started, limit)
+            run.alive = init["snapstart"]["state"] == "ready"
         return init
-    if state == "ready":
-        assert run.api.state.first_next is not None
-        return {"state": state, "duration_s": round(run.api.state.first_next - started, 3)}
     run.alive = False
     if state == "error":
         # Give the client a moment to exit so its atexit import trace is written.
         with contextlib.suppress(subprocess.TimeoutExpired):
             run.process.wait(timeout=3)
-        error = run.api.state.init_error or {}
-        error_type = error.get("errorType") or run.api.state.init_error_type or "Runtime.Unknown"
+        error = api.init_error or {}
+        error_type = error.get("errorType") or api.init_error_type or "Runtime.Unknown"
         run.failures.append(f"init error {error_type}: {error.get('errorMessage', '')}")
         return {"state": state, "error": error}
     if state == "exited":
         log_tail = _log_tail(run.layout)
         run.failures.append(f"the function's process exited during init (code {run.process.returncode}):\n{log_tail}")
-        return {"state": state}
-    run.failures.append(f"init took longer than {limit * run.slowdown:g} s (Lambda's init limit, smoke.init_limit_s)")
+    else:
+        run.failures.append(f"init took longer than {limit:g} s (Lambda's init limit, smoke.init_limit_s)")
     return {"state": state}
 
 
-def _restore(run: _Run, started: float, wait_s: float) -> tuple[dict[str, Any], list[str]]:
-    """SnapStart: restore the snapshotted client and wait for it to ask for work; (report section, failures)."""
+def _restore(run: _Run, started: float, wait_s: float) -> dict[str, Any]:
+    """SnapStart: restore the snapshotted client and wait for it to ask for work; the report's section."""
     api = run.api
-    api.release_restore()
     state = api.wait_restored(wait_s, run.running)
-    snapshot_at, restored_at = api.state.snapshot_at, api.state.restored_at
-    assert snapshot_at is not None and restored_at is not None
+    assert api.snapshot_at is not None and api.restored_at is not None
     hooks_file = run.layout.control / "hooks.jsonl"
     lines = hooks_file.read_text().splitlines() if hooks_file.is_file() else []
     hooks = {row["phase"]: row for row in (json.loads(line) for line in lines if line.strip())}
     section: dict[str, Any] = {"state": state, "hooks": hooks, "restore_note": NOT_MEASURED}
-    failures: list[str] = []
     if state == "error":
-        error = api.state.restore_error or {}
-        failures.append(f"after-restore hook failed: {error.get('errorType', '')}: {error.get('errorMessage', '')}")
+        error = api.restore_error or {}
+        run.failures.append(f"after-restore hook failed: {error.get('errorType', '')}: {error.get('errorMessage', '')}")
     elif state != "ready":
-        failures.append(f"the restored function did not ask for work ({state}) within {wait_s:g} s")
+        run.failures.append(f"the restored function did not ask for work ({state}) within {wait_s:g} s")
     else:
-        assert api.state.first_next is not None
-        section["restore_s"] = round(api.state.first_next - restored_at, 3)
+        assert api.first_next is not None
+        section["restore_s"] = round(api.first_next - api.restored_at, 3)
     times = {
         "init": started,
         "before_snapshot": (hooks.get("before_snapshot") or {}).get("started"),
-        "snapshot": snapshot_at,
-        "restore": restored_at,
+        "snapshot": api.snapshot_at,
+        "restore": api.restored_at,
         "after_restore": (hooks.get("after_restore") or {}).get("started"),
-        "invoke": api.state.first_next,
+        "invoke": api.first_next,
     }
     section["phases_s"] = {name: None if at is None else round(at - started, 3) for name, at in times.items()}
-    seen = [name for name in ORDER if times[name] is not None]
-    section["order"] = sorted(seen, key=lambda name: (times[name], ORDER.index(name)))
-    if not failures:
+    seen = {name: at for name, at in times.items() if at is not None}
+    section["order"] = sorted(seen, key=seen.__getitem__)  # stable: a tie keeps ORDER's order
+    if state == "ready":
         if section["order"] != list(ORDER):
-            failures.append(f"SnapStart phases ran as {' -> '.join(section['order'])}, not {' -> '.join(ORDER)}")
+            run.failures.append(f"SnapStart phases ran as {' -> '.join(section['order'])}, not {' -> '.join(ORDER)}")
         for phase in ("before_snapshot", "after_restore"):
             if (hooks.get(phase) or {}).get("hooks", 0) == 0:
-                failures.append(
+                run.failures.append(
                     f"function.snapstart is on but the handler registered no {phase.replace('_', '-')} hook "
                     "(snapshot_restore_py.register_before_snapshot / register_after_restore)"
                 )
-    return section, failures
+    return section
 
 
 def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
@@ -480,10 +467,7 @@ def _warm_event(events: list[SmokeEvent], chosen: str | None, warnings: list[str
             return named[0]
         warnings.append(f"smoke.warm_event = {chosen!r} is not one of these events: timing another one instead")
     good = [event for event in events if event.status == 200]
-    for candidates in ([e for e in good if not e.is_http], good):
-        if candidates:
-            return candidates[0]
-    return None
+    return next((event for event in good if not event.is_http), good[0] if good else None)
 
 
 def _warm(run: _Run, event: SmokeEvent, count: int) -> dict[str, Any]:
@@ -557,27 +541,21 @@ def import_trace(traced: list[str], layer_root: Path, top_level: dict[str, str] 
             path = Path(directory, name)
             if not path.is_symlink():
                 shipped[path.relative_to(root).as_posix()] = path.stat().st_size
-    imported = sorted(
-        {Path(path).relative_to(root).as_posix() for path in traced if Path(path).is_relative_to(root)} & set(shipped)
-    )
+    imported = {Path(path).relative_to(root).as_posix() for path in traced if Path(path).is_relative_to(root)}
+    imported &= set(shipped)
     owners = Owners.of_tree(root, top_level=top_level)
-
-    def owner(relative: str) -> str:
-        return owners.distribution(relative) or owners.guess(relative) or relative.split("/", 1)[0]
-
+    counts = ("imported_files", "imported_bytes", "shipped_files", "shipped_bytes")
     distributions: dict[str, dict[str, int]] = {}
     for relative, size in shipped.items():
-        entry = distributions.setdefault(
-            owner(relative), {"imported_files": 0, "imported_bytes": 0, "shipped_files": 0, "shipped_bytes": 0}
-        )
+        owner = owners.distribution(relative) or owners.guess(relative) or relative.split("/", 1)[0]
+        entry = distributions.setdefault(owner, dict.fromkeys(counts, 0))
         entry["shipped_files"] += 1
         entry["shipped_bytes"] += size
-    for relative in imported:
-        entry = distributions[owner(relative)]
-        entry["imported_files"] += 1
-        entry["imported_bytes"] += shipped[relative]
+        if relative in imported:
+            entry["imported_files"] += 1
+            entry["imported_bytes"] += size
     return {
-        "files": imported,
+        "files": sorted(imported),
         "imported_bytes": sum(shipped[relative] for relative in imported),
         "shipped_bytes": sum(shipped.values()),
         "distributions": dict(sorted(distributions.items())),

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import queue
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 PREFIX = "/2018-06-01/runtime"
 Seen = TypeVar("Seen")
@@ -26,37 +25,13 @@ class Invocation:
     handed_out: float | None = None  # time.monotonic() when /next returned it
 
 
-@dataclass
-class Outcome:
-    request_id: str
+class Outcome(NamedTuple):
     kind: str  # "response" | "error"
     body: bytes
     duration_s: float
 
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8"))
-
-
-@dataclass
-class ApiState:
-    pending: queue.Queue[Invocation] = field(default_factory=queue.Queue)
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    in_flight: dict[str, Invocation] = field(default_factory=dict)
-    first_next: float | None = None
-    init_error: dict[str, Any] | None = None
-    init_error_type: str | None = None
-    changed: threading.Condition = field(default_factory=threading.Condition)  # notified on every change
-    stopping: bool = False
-    snapshot_at: float | None = None  # GET /restore/next: init and the before-snapshot hooks are done
-    restored_at: float | None = None  # the harness answered it: the environment is "restored"
-    restore: threading.Event = field(default_factory=threading.Event)
-    restore_error: dict[str, Any] | None = None
-
-    def note(self, **changes: Any) -> None:
-        with self.changed:
-            for name, value in changes.items():
-                setattr(self, name, value)
-            self.changed.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -80,31 +55,34 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:
-        state = self.server.state
-        if self.path == f"{PREFIX}/restore/next":  # the snapshot point: answered once the harness restores
-            state.note(snapshot_at=time.monotonic())
-            while not state.restore.wait(0.2):
-                if state.stopping:
+    def _hold(self, seen: Callable[[], Seen | None]) -> Seen | None:
+        """Hold the long poll until `seen` gives something; None (closing the connection) when the server stops."""
+        api = self.server.api
+        with api.changed:
+            while (found := seen()) is None:
+                if api.stopping:
                     self.close_connection = True
-                    return
-            self._reply(200, b"{}")
+                    return None
+                api.changed.wait(0.2)
+            return found
+
+    def do_GET(self) -> None:
+        api = self.server.api
+        if self.path == f"{PREFIX}/restore/next":  # the snapshot point: answered once the harness restores
+            api.note(snapshot_at=time.monotonic())
+            if self._hold(lambda: api.restored_at) is not None:
+                self._reply(200, b"{}")
             return
         if self.path != f"{PREFIX}/invocation/next":
             self._reply(404, b'{"errorType": "NotFound"}')
             return
-        state.note(first_next=state.first_next or time.monotonic())
-        while True:
-            try:
-                invocation = state.pending.get(timeout=0.2)
-                break
-            except queue.Empty:
-                if state.stopping:
-                    self.close_connection = True
-                    return
+        api.note(first_next=api.first_next or time.monotonic())
+        invocation = self._hold(lambda: api.pending.pop(0) if api.pending else None)
+        if invocation is None:
+            return
         now = time.time()
         invocation.handed_out = time.monotonic()
-        state.in_flight[invocation.request_id] = invocation
+        api.in_flight[invocation.request_id] = invocation
         self._reply(
             200,
             invocation.body,
@@ -117,26 +95,26 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def do_POST(self) -> None:
-        state = self.server.state
+        api = self.server.api
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path == f"{PREFIX}/restore/error":
-            state.note(restore_error=_error_body(body))
+            api.note(restore_error=_error_body(body))
             self._reply(202)
             return
         if self.path == f"{PREFIX}/init/error":
             error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
-            state.note(init_error_type=error_type, init_error=_error_body(body))
+            api.note(init_error_type=error_type, init_error=_error_body(body))
             self._reply(202)
             return
         parts = self.path.removeprefix(f"{PREFIX}/invocation/").split("/")
-        if len(parts) != 2 or parts[1] not in ("response", "error") or parts[0] not in state.in_flight:
+        if len(parts) != 2 or parts[1] not in ("response", "error") or parts[0] not in api.in_flight:
             self._reply(400, b'{"errorType": "InvalidRequestID"}')
             return
-        invocation = state.in_flight.pop(parts[0])
+        invocation = api.in_flight.pop(parts[0])
         duration = time.monotonic() - (invocation.handed_out or time.monotonic())
-        with state.changed:
-            state.outcomes[parts[0]] = Outcome(parts[0], parts[1], body, duration)
-            state.changed.notify_all()
+        with api.changed:
+            api.outcomes[parts[0]] = Outcome(parts[1], body, duration)
+            api.changed.notify_all()
         self._reply(202)
 
 
@@ -150,7 +128,7 @@ def _error_body(body: bytes) -> Any:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    state: ApiState
+    api: RuntimeApi
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):  # the harness ended the client: expected
@@ -158,12 +136,22 @@ class _Server(ThreadingHTTPServer):
 
 
 class RuntimeApi:
-    """The server on 127.0.0.1, on a free port, in a background thread."""
+    """The server on 127.0.0.1, on a free port, in a background thread, and what the client has told it so far."""
 
     def __init__(self) -> None:
-        self.state = ApiState()
+        self.pending: list[Invocation] = []
+        self.in_flight: dict[str, Invocation] = {}
+        self.outcomes: dict[str, Outcome] = {}
+        self.first_next: float | None = None
+        self.init_error: dict[str, Any] | None = None
+        self.init_error_type: str | None = None
+        self.snapshot_at: float | None = None  # GET /restore/next: init and the before-snapshot hooks are done
+        self.restored_at: float | None = None  # the harness answered it: the environment is "restored"
+        self.restore_error: dict[str, Any] | None = None
+        self.stopping = False
+        self.changed = threading.Condition()  # notified on every change
         self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.state = self.state
+        self._server.api = self
         self._thread = threading.Thread(target=self._server.serve_forever, name="runtime-api", daemon=True)
         self.address = f"127.0.0.1:{self._server.server_address[1]}"
 
@@ -172,43 +160,39 @@ class RuntimeApi:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.state.stopping = True
+        self.stopping = True
         self._server.shutdown()
         self._server.server_close()
 
+    def note(self, **changes: Any) -> None:
+        with self.changed:
+            for name, value in changes.items():
+                setattr(self, name, value)
+            self.changed.notify_all()
+
     def submit(self, invocation: Invocation) -> None:
-        self.state.pending.put(invocation)
+        with self.changed:
+            self.pending.append(invocation)
+            self.changed.notify_all()
 
     def wait_init(self, timeout_s: float, still_running: Callable[[], bool]) -> str:
         """ "ready" (it asks for work), "snapshot" (SnapStart: it asks to be restored), "error", "exited", "timeout"."""
-
-        def seen() -> str | None:
-            if self.state.init_error is not None:
-                return "error"
-            if self.state.first_next is not None:
-                return "ready"
-            return "snapshot" if self.state.snapshot_at is not None else None
-
-        return self._wait_for(seen, timeout_s, still_running)
-
-    def release_restore(self) -> None:
-        """Restore the snapshotted environment: answer the pending GET /restore/next."""
-        self.state.restored_at = time.monotonic()
-        self.state.restore.set()
+        return self._wait_for(
+            lambda: _first_set(error=self.init_error, ready=self.first_next, snapshot=self.snapshot_at),
+            timeout_s,
+            still_running,
+        )
 
     def wait_restored(self, timeout_s: float, still_running: Callable[[], bool]) -> str:
-        """After release_restore: "ready" (it asks for work), "error" (restore/error), "exited" or "timeout"."""
-
-        def seen() -> str | None:
-            if self.state.restore_error is not None:
-                return "error"
-            return "ready" if self.state.first_next is not None else None
-
-        return self._wait_for(seen, timeout_s, still_running)
+        """Restore the snapshot (answer GET /restore/next); then "ready", "error", "exited" or "timeout"."""
+        self.note(restored_at=time.monotonic())
+        return self._wait_for(
+            lambda: _first_set(error=self.restore_error, ready=self.first_next), timeout_s, still_running
+        )
 
     def wait_outcome(self, request_id: str, timeout_s: float, still_running: Callable[[], bool]) -> Outcome | None:
         """The answer to request_id, or None if the process died or the time is up."""
-        found = self._wait_for(lambda: self.state.outcomes.pop(request_id, None), timeout_s, still_running)
+        found = self._wait_for(lambda: self.outcomes.pop(request_id, None), timeout_s, still_running)
         return found if isinstance(found, Outcome) else None
 
     def _wait_for(
@@ -216,14 +200,17 @@ class RuntimeApi:
     ) -> Seen | str:
         """What `seen` reports once it reports something, else "exited" or "timeout"; woken by every change."""
         deadline = time.monotonic() + timeout_s
-        with self.state.changed:
-            while True:
-                found = seen()
-                if found is not None:
-                    return found
+        with self.changed:
+            while (found := seen()) is None:
                 if not still_running():
                     return "exited"
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return "timeout"
-                self.state.changed.wait(min(left, 0.05))
+                self.changed.wait(min(left, 0.05))
+            return found
+
+
+def _first_set(**values: object) -> str | None:
+    """The name of the first value that is set."""
+    return next((name for name, value in values.items() if value is not None), None)
