@@ -1,8 +1,5 @@
-"""ABI check of a layer tree: will every binary in it load on the Lambda target?
-
-Reads each ELF file's loader facts with pyelftools (machine, class, the GLIBC versions it needs, PyInit_*
-exports), recognises Windows/macOS binaries, and judges them by the target's rules.
-"""
+"""ABI check of a layer tree: will every binary in it load on the Lambda target? Judges each ELF file's loader
+facts (pyelftools: machine, class, GLIBC versions needed, PyInit_* exports) and refuses Windows/macOS binaries."""
 
 from __future__ import annotations
 

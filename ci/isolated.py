@@ -1,7 +1,5 @@
-"""A Python of the target version that sees nothing but the paths we give it, for results that must hold on Lambda.
-
-`-I -S` drops site-packages, the user site and PYTHON* variables; sys.path is then set explicitly, in order.
-"""
+"""A Python of the target version that sees nothing but the paths we give it, for results that must hold on Lambda
+(`-I -S` drops site-packages, the user site and PYTHON* variables; sys.path is then set explicitly, in order)."""
 
 from __future__ import annotations
 
@@ -42,12 +40,7 @@ def isolated_command(python: str, sys_path: Sequence[Path | str], code: str) -> 
 
 
 def run_isolated(
-    python: str,
-    sys_path: Sequence[Path | str],
-    code: str,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 600,
-    cwd: Path | None = None,
+    python: str, sys_path: Sequence[Path | str], code: str, env: Mapping[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         isolated_command(python, sys_path, code),
@@ -55,6 +48,5 @@ def run_isolated(
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=cwd,
         check=False,
     )

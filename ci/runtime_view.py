@@ -22,9 +22,7 @@ from ci.pip import run_pip, target_options
 
 
 def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
-    """Install the runtime's own packages into the cache (once) and return that directory.
-
-    The pins carry hashes, so every index yields the same bytes: the directory is named by pins and target only."""
+    """The runtime's own packages, installed once into the cache, in a directory named by their hashed pins."""
     pins = runtime_file(config.target.runtime.name)
     if not pins.is_file():
         raise ConfigError(

@@ -17,26 +17,11 @@ TRACE_PREFIX = "smoke-trace-"
 
 # Audit events that change the file system, and the positions of their path arguments.
 _PATH_ARGS: dict[str, tuple[int, ...]] = {
-    "os.mkdir": (0,),
-    "os.remove": (0,),
-    "os.rmdir": (0,),
-    "os.rename": (0, 1),
-    "os.link": (1,),
-    "os.symlink": (1,),
-    "os.truncate": (0,),
-    "os.chmod": (0,),
-    "os.chown": (0,),
-    "os.utime": (0,),
-    "os.setxattr": (0,),
-    "os.removexattr": (0,),
-    "shutil.copyfile": (1,),
-    "shutil.copymode": (1,),
-    "shutil.copystat": (1,),
-    "shutil.copytree": (1,),
-    "shutil.move": (0, 1),
-    "shutil.rmtree": (0,),
-    "shutil.make_archive": (0,),
-    "shutil.unpack_archive": (1,),
+    **dict.fromkeys(("os.mkdir", "os.remove", "os.rmdir", "os.truncate", "os.chmod", "os.chown", "os.utime"), (0,)),
+    **dict.fromkeys(("os.setxattr", "os.removexattr", "shutil.rmtree", "shutil.make_archive"), (0,)),
+    **dict.fromkeys(("os.link", "os.symlink", "shutil.copyfile", "shutil.copymode", "shutil.copystat"), (1,)),
+    **dict.fromkeys(("shutil.copytree", "shutil.unpack_archive"), (1,)),
+    **dict.fromkeys(("os.rename", "shutil.move"), (0, 1)),
 }
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 # Lambda's /tmp is writable, as are the character devices every process writes to.

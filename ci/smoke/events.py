@@ -1,7 +1,5 @@
-"""The committed smoke events, training's answers to them, and the judging of a runtime's answer.
-
-Events hold inputs and expected status only; the numbers are training's (docs/model.md#answers-training-records).
-"""
+"""The committed smoke events (inputs and expected status), training's answers to them, and judging an answer.
+The numbers are training's, not the events' (docs/model.md#answers-training-records)."""
 
 from __future__ import annotations
 
@@ -163,10 +161,7 @@ def judge_shape(event: SmokeEvent, response: Any) -> str | None:
 
 
 def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> str | None:
-    """None if the response is what the event expects and reproduces training's answer, else what is wrong.
-
-    `answers` None judges the shape only: the post-deploy check of a rollback to a version whose model's
-    answers are not here (they were judged when that version was deployed)."""
+    """What is wrong with the response, or None; `answers` None (a rollback's check) judges its shape only."""
     problem = judge_shape(event, response)
     if problem or event.status != 200 or answers is None:
         return problem

@@ -1,8 +1,5 @@
-"""run_smoke: the built zips, run the way Lambda runs them, judged event by event.
-
-Lay out /opt, /var/task and /tmp from the exact zips, serve the Runtime API, start awslambdaric in an isolated target
-Python with Lambda's sys.path and environment, send the events, and turn what it did into failures naming their cause.
-"""
+"""run_smoke: the exact zips laid out as /opt, /var/task and /tmp, run under awslambdaric in an isolated target
+Python with Lambda's sys.path and environment, and judged event by event, each failure naming its cause."""
 
 from __future__ import annotations
 
@@ -181,6 +178,13 @@ def run_smoke(
 
 
 def _report_head(config: Config, interpreter: TargetInterpreter) -> dict[str, Any]:
+    """The report's settings and proofs: under emulation, init time and peak RSS are the emulator's: not judged."""
+    limits = interpreter.proof()
+    if interpreter.python is not None and interpreter.mode != NATIVE:
+        limits = (
+            f"missing: init time and peak memory were measured under emulation ({interpreter.detail}), not on the "
+            "target's machine; run `python -m ci smoke` on a host of that machine"
+        )
     return {
         "handler": config.function.handler,
         "runtime": config.target.runtime.name,
@@ -188,7 +192,7 @@ def _report_head(config: Config, interpreter: TargetInterpreter) -> dict[str, An
         "timeout_s": config.function.timeout_s,
         "warnings": [],
         "interpreter": interpreter.to_json(),
-        "proofs": proofs(interpreter),
+        "proofs": {"invocation": interpreter.proof(), "limits": limits},
     }
 
 
@@ -200,18 +204,6 @@ def unavailable(config: Config, interpreter: TargetInterpreter) -> SmokeResult:
         {"partial": True, "why": "no interpreter of the target's machine", "events_run": [], "failures": [failure]}
     )
     return SmokeResult(passed=False, failures=[failure], report=report)
-
-
-def proofs(interpreter: TargetInterpreter) -> dict[str, str]:
-    """What this run proves: the invocation (answers, errors, writes) and Lambda's limits (init time, memory);
-    under emulation, init and peak RSS are the emulator's, not the target's: not judged, and missing."""
-    limits = interpreter.proof()
-    if interpreter.python is not None and interpreter.mode != NATIVE:
-        limits = (
-            f"missing: init time and peak memory were measured under emulation ({interpreter.detail}), not on the "
-            "target's machine; run `python -m ci smoke` on a host of that machine"
-        )
-    return {"invocation": interpreter.proof(), "limits": limits}
 
 
 def training_answers(config: Config, manifest: Path, model_sha256: str) -> TrainingAnswers:
@@ -229,8 +221,7 @@ def training_answers(config: Config, manifest: Path, model_sha256: str) -> Train
 def prepare_layout(
     root: Path, runtime: Path, layer_zip: Path, function_zip: Path, model_path: Path, layers: Path
 ) -> SmokeLayout:
-    """A fresh layout under root from the zips, package directories read-only; /opt is hard links to the copy of
-    the layer unpacked under `layers`, checked against the zip first."""
+    """A fresh layout under root from the zips; /opt: hard links to the layer unpacked (and checked) under `layers`."""
     layout = SmokeLayout(root, runtime, *(root / name for name in ("opt", "task", "model", "tmp", "control")))
     if root.exists():
         set_writable(root, True)
@@ -249,9 +240,7 @@ def prepare_layout(
 
 
 def set_writable(root: Path, writable: bool) -> None:
-    """u+w on every directory below root (to delete it), or a-w on everything (root ignores it: bootstrap.py doesn't).
-
-    Files keep a-w: in /opt they are hard links to the unpacked layer's cache."""
+    """a-w on everything below root, or u+w on its directories (to delete it; /opt's files are the cache's links)."""
     for directory, _dirs, files in os.walk(root):
         folder = Path(directory)
         if writable:
