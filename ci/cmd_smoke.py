@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -163,15 +162,12 @@ def _verdict(failures: list[str]) -> list[str]:
 
 def answer(event: dict[str, Any]) -> str:
     """What the function answered, in a line: the predictions, or the field a 400 named."""
+    from ci.smoke.events import response_parts
+
     response = event.get("response")
-    if isinstance(response, dict) and "statusCode" in response:
-        status: Any = response["statusCode"]
-        try:
-            body = json.loads(response.get("body") or "null")
-        except (TypeError, ValueError):
-            return f"{status} (body is not JSON)"
-    else:
-        body, status = response, None
+    status, body, problem = response_parts(response, isinstance(response, dict) and "statusCode" in response)
+    if problem and status is not None:
+        return f"{status} (body is not JSON)"
     if not isinstance(body, dict):
         return "no answer" if body is None else f"{type(body).__name__} answer"
     if "error" in body and isinstance(body["error"], dict):
@@ -181,4 +177,4 @@ def answer(event: dict[str, Any]) -> str:
     recall = ", ".join(f"{p.get('recall_probability'):.3f}" for p in predictions if isinstance(p, dict))
     days = [p.get("days_until_target") for p in predictions if isinstance(p, dict)]
     until = f"; days until target [{', '.join(f'{d:g}' for d in days)}]" if any(d is not None for d in days) else ""
-    return f"{status or 200} recall [{recall}]{until}"
+    return f"{status} recall [{recall}]{until}"

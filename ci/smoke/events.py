@@ -124,9 +124,9 @@ def read_answers(manifest: Path, model_sha256: str) -> TrainingAnswers:
         ) from exc
 
 
-def _answer(event: SmokeEvent, response: Any) -> tuple[int | None, Any, str | None]:
-    """(status, body dict, problem) of a handler's response."""
-    if event.is_http:
+def response_parts(response: Any, http: bool) -> tuple[int | None, Any, str | None]:
+    """(status, body dict, problem) of a handler's response to an HTTP event or a direct invocation."""
+    if http:
         if not isinstance(response, dict) or "statusCode" not in response:
             return None, response, "an HTTP event must get {statusCode, headers, body}, got " + _short(response)
         try:
@@ -145,7 +145,7 @@ def _answer(event: SmokeEvent, response: Any) -> tuple[int | None, Any, str | No
 
 def judge_shape(event: SmokeEvent, response: Any) -> str | None:
     """What the event file itself expects: the response's shape, status and the field an error names."""
-    status, body, problem = _answer(event, response)
+    status, body, problem = response_parts(response, event.is_http)
     if problem:
         return problem
     if status != event.status:
@@ -170,7 +170,7 @@ def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> 
         return f"no {answers.origin} to this event: it was added after training; fix: {RETRAIN}"
     if expected.get("event_sha256") != event_digest(event.event):
         return f"the event changed since {answers.origin} was computed; fix: {RETRAIN}"
-    _, body, _ = _answer(event, response)
+    _, body, _ = response_parts(response, event.is_http)
     got_all = body.get("predictions") if isinstance(body, dict) else None
     want_all = expected.get("predictions") or []
     if not isinstance(got_all, list) or len(got_all) != len(want_all):
