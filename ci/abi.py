@@ -139,8 +139,12 @@ def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Tar
             f"needs GLIBC_{version_text(newest)}{culprit} but {target.runtime.os} has glibc {target.glibc}: "
             f"pin a version with a manylinux wheel for glibc <= {target.glibc}",
         )
-    if facts.max_glibc is not None:
-        _note_glibc(scan, rel, dist, facts.max_glibc)
+    newest_needed = facts.max_glibc
+    if newest_needed is not None:
+        if scan.max_glibc is None or newest_needed > scan.max_glibc:
+            scan.max_glibc, scan.max_glibc_file = newest_needed, rel
+        key = dist or "(unknown)"
+        scan.glibc_by_distribution[key] = max(newest_needed, scan.glibc_by_distribution.get(key, ()))
     if _is_module(path, rel):
         scan.extension_modules += 1
         problem = _tag_problem(path.name, target)
@@ -175,18 +179,13 @@ def _tag_problem(name: str, target: Target) -> str | None:
     )
 
 
-def _note_glibc(scan: AbiScan, rel: str, dist: str | None, version: tuple[int, ...]) -> None:
-    if scan.max_glibc is None or version > scan.max_glibc:
-        scan.max_glibc, scan.max_glibc_file = version, rel
-    key = dist or "(unknown)"
-    if version > scan.glibc_by_distribution.get(key, ()):
-        scan.glibc_by_distribution[key] = version
-
-
 def foreign_kind(path: Path, head: bytes) -> str | None:
     """ "Windows PE"/"Mach-O"/... when `path` (whose first bytes are `head`) is a foreign binary, else None."""
-    if head[:2] == b"MZ" and _has_pe_signature(path, head):
-        return "Windows PE executable"
+    if head[:2] == b"MZ" and len(head) >= 0x40:  # and e_lfanew points at "PE\0\0": text files may start with MZ
+        with path.open("rb") as handle:
+            handle.seek(struct.unpack("<I", head[0x3C:0x40])[0])
+            if handle.read(4) == b"PE\0\0":
+                return "Windows PE executable"
     if head[:4] in MACHO_MAGICS:
         return "macOS Mach-O binary"
     if head[:4] in FAT_MAGICS and len(head) >= 8:
@@ -196,16 +195,6 @@ def foreign_kind(path: Path, head: bytes) -> str | None:
             return "macOS universal (fat) Mach-O binary"
     system = FOREIGN_SUFFIXES.get(path.suffix.lower())
     return None if system is None else f"{system} binary by its name ({path.suffix})"
-
-
-def _has_pe_signature(path: Path, head: bytes) -> bool:
-    """DOS 'MZ' header whose e_lfanew points at 'PE\\0\\0' (text files may start with 'MZ' too)."""
-    if len(head) < 0x40:
-        return False
-    (offset,) = struct.unpack("<I", head[0x3C:0x40])
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.read(4) == b"PE\0\0"
 
 
 def is_elf(path: Path) -> bool:
