@@ -11,7 +11,6 @@ from typing import Any, TypeGuard
 
 from ci.errors import PipelineError
 
-EXPECT_KEYS = ("status", "error_field")
 RETRAIN = "retrain with `python -m training` (`make train`) in the locked environment (`make venv`)"
 
 
@@ -43,7 +42,7 @@ def load_events(directory: Path) -> list[SmokeEvent]:
         try:
             data = json.loads(file.read_text())
             expect = data["expect"]
-            numbers = sorted(set(expect) - set(EXPECT_KEYS))
+            numbers = sorted(set(expect) - {"status", "error_field"})
             if numbers:
                 raise PipelineError(
                     f"smoke event {file} expects {', '.join(numbers)}: an event holds its inputs and expected "
