@@ -1,18 +1,27 @@
-"""`python -m ci abi`: will every binary in the layer load on the target? (see ci/abi/)."""
+"""`python -m ci abi`: will every binary in the layer load on the target? (the check is ci/abi.py)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ci import logs
-from ci.config import Config
+from ci.config import Config, Target
 from ci.errors import CheckFailedError, PipelineError
 from ci.paths import BuildPaths
 
+if TYPE_CHECKING:
+    from ci.abi import AbiScan, Violation
+    from ci.reports import Finding
+
 logger = logging.getLogger(__name__)
 HELP = "Check every ELF file of the layer against the target's architecture, glibc and Python ABI."
+PIN_FIX = (
+    "pin a version of {what} with a wheel for the target in requirements.in, "
+    "then `python -m ci lock` and `python -m ci build`"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,10 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.abi.check import scan_tree
-    from ci.abi.findings import abi_findings
-    from ci.abi.render import render_table
-    from ci.abi.source import unpacked
+    from ci import unpacked_layers
+    from ci.abi import scan_tree
     from ci.lock.files import display_path
     from ci.reports import write_report
     from ci.snapshot import Snapshot, take
@@ -44,16 +51,18 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         source = str(layer_zip)
         if not layer_zip.is_file():
             raise PipelineError(f"{layer_zip} not found", "run `python -m ci build` first, or pass --tree DIR")
-        # Snapshot, then judge: only the snapshot's bytes are read, and abi.json names exactly them.
+        # Snapshot, then judge: only the snapshot's bytes are read, and abi.json names exactly them. The unpacked
+        # copy is checked entry by entry against the zip first (refused entries and bad CRCs stop there).
         judged.append(take(paths, layer_zip, "layer.zip"))
-        with unpacked(judged[0].path, paths.unpacked_layers) as root:
+        fix = "rebuild it with `python -m ci build`, or pass --tree DIR"
+        with unpacked_layers.reading(paths.unpacked_layers, judged[0].path, fix) as root:
             scan = scan_tree(root, target)
     logs.result(logger, render_table(scan, target, source))
     layer_lock = config.lock.layer_lock
     report = write_report(
         paths,
         "abi",
-        scan.passed,
+        not scan.violations,
         {
             "source": source,
             "source_sha256": judged[0].sha256 if judged else None,
@@ -69,7 +78,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         judged=judged,
         inputs={"layer.zip": args.tree or args.zip},  # another zip or a tree: abi-adhoc.json
     )
-    if not scan.passed:
+    if scan.violations:
         first = scan.violations[0]
         raise CheckFailedError(
             f"{len(scan.violations)} ABI violation(s) in {source}, e.g. {first.path} "
@@ -79,3 +88,52 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         )
     logger.info(f"wrote {report}")
     return 0
+
+
+def render_table(scan: AbiScan, target: Target, source: str) -> str:
+    """One line per violation, after the GLIBC summary."""
+    from ci.abi import version_text
+    from ci.tables import text_table
+
+    machines = ", ".join(f"{count} {name}" for name, count in sorted(scan.machines.items())) or "none"
+    lines = [
+        f"ABI check of {source} for {target.runtime.name} {target.architecture} "
+        f"(glibc {target.glibc}, extension tag {target.extension_suffix})",
+        f"  {scan.files} files, {scan.elf_files} ELF ({machines}), {scan.extension_modules} extension modules",
+    ]
+    if scan.max_glibc is not None:
+        lines.append(f"  newest GLIBC needed: {version_text(scan.max_glibc)} ({scan.max_glibc_file})")
+        for name, version in sorted(scan.glibc_by_distribution.items()):
+            lines.append(f"    {name:<28} GLIBC {version_text(version)}")
+    if not scan.violations:
+        lines.append("  no violations")
+        return "\n".join(lines)
+    rows = [(v.rule, v.distribution or "?", v.path, v.message) for v in scan.violations]
+    lines.append(f"  {len(scan.violations)} violation(s):")
+    lines.append(text_table(("RULE", "DISTRIBUTION", "FILE", "PROBLEM"), rows, indent="  ", rule=False))
+    return "\n".join(lines)
+
+
+def abi_findings(violations: list[Violation], layer_lock: Path, lock_display: str) -> list[Finding]:
+    """One finding per distribution, on its pin in the layer lock: the fix is a different pin, not a file in the zip."""
+    from ci.lock.lockfile import read_lock
+    from ci.reports import Finding
+
+    by_distribution: dict[str, list[Violation]] = {}
+    for violation in violations:
+        by_distribution.setdefault(violation.distribution or "", []).append(violation)
+    try:
+        lock = read_lock(layer_lock)
+        lines = {name: pin.line for name in by_distribution if name and (pin := lock.get(name)) is not None}
+    except PipelineError:
+        lines = {}
+    findings = []
+    for distribution, group in by_distribution.items():
+        first = group[0]
+        message = (
+            f"{distribution or 'a file of no known distribution'}: {len(group)} file(s) will not load on the "
+            f"target; e.g. {first.path} ({first.rule}): {first.message}"
+        )
+        fix = PIN_FIX.format(what=distribution or "the distribution that ships it")
+        findings.append(Finding("abi", "error", message, fix, lock_display, lines.get(distribution)))
+    return findings

@@ -1,9 +1,5 @@
-"""A Python of the target version that sees nothing but the paths we give it.
-
-Used wherever a result must hold on Lambda rather than on this host: verifying the layer,
-tracing imports, the smoke invocation, the benchmark. `-I -S` drops site-packages, the user
-site and PYTHON* variables; sys.path is then set explicitly, in the order we are told.
-"""
+"""A Python of the target version that sees nothing but the paths we give it, for results that must hold on Lambda
+(`-I -S` drops site-packages, the user site and PYTHON* variables; sys.path is then set explicitly, in order)."""
 
 from __future__ import annotations
 
@@ -37,22 +33,14 @@ def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def isolated_command(python: str, sys_path: Sequence[Path | str], code: str) -> list[str]:
-    """argv running `code` with sys.path = `sys_path` + the interpreter's standard library only.
-
-    -B: never write bytecode next to what we test. Lambda's /opt is read-only, so a run that left
-    __pycache__ behind would make every later measurement of the same tree look warm.
-    """
+    """argv running `code` with sys.path = `sys_path` + the standard library; -B: no __pycache__ left behind
+    (Lambda's /opt is read-only: a run that wrote bytecode would make later measurements of the tree look warm)."""
     prelude = f"import sys; sys.path[:0] = {[str(p) for p in sys_path]!r}\n"
     return [python, "-I", "-S", "-B", "-c", prelude + code]
 
 
 def run_isolated(
-    python: str,
-    sys_path: Sequence[Path | str],
-    code: str,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 600,
-    cwd: Path | None = None,
+    python: str, sys_path: Sequence[Path | str], code: str, env: Mapping[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         isolated_command(python, sys_path, code),
@@ -60,6 +48,5 @@ def run_isolated(
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=cwd,
         check=False,
     )

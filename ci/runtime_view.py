@@ -1,8 +1,5 @@
-"""What Lambda's Python sees: the function, the layer, then the runtime's own packages, in the runtime's order.
-
-The layer lock leaves out what the runtime ships, so every step that imports the layer runs with one cached
-copy of those pins behind it (docs/design.md, "The runtime view") and nothing of this host.
-"""
+"""What Lambda's Python sees: the function, the layer, then the runtime's own packages (one cached copy of their pins),
+in the runtime's order and nothing of this host (docs/design.md, "The runtime view")."""
 
 from __future__ import annotations
 
@@ -24,22 +21,14 @@ from ci.paths import BuildPaths
 from ci.pip import run_pip, target_options
 
 
-def runtime_pins(config: Config) -> Path:
+def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
+    """The runtime's own packages, installed once into the cache, in a directory named by their hashed pins."""
     pins = runtime_file(config.target.runtime.name)
     if not pins.is_file():
         raise ConfigError(
             f"{pins} not found: no hashed pins for what {config.target.runtime.name} provides",
             "generate it with `python -m ci lock --runtime-packages` (from lambda_runtimes.json's provided list)",
         )
-    return pins
-
-
-def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
-    """Install the runtime's own packages into the cache (once) and return that directory.
-
-    The pins carry hashes, so every index yields the same bytes: the directory is named by pins and target only.
-    """
-    pins = runtime_pins(config)
     index_url = config.lock.index_url
     options = "\0".join(target_options(config.target))
     digest = hashlib.sha256(pins.read_bytes() + b"\0" + options.encode()).hexdigest()[:16]
@@ -69,10 +58,8 @@ def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
 
 
 def lambda_sys_path(policy: RuntimePolicy, places: Mapping[str, Path | None]) -> list[Path]:
-    """The runtime's documented sys.path with its places ({task}, {opt}, {runtime}, {lang}) filled in.
-
-    A place given as None is not there (the build has no /var/lang of its own): its entries are left out.
-    """
+    """The runtime's documented sys.path with its places ({task}, {opt}, {runtime}, {lang}) filled in; a place given
+    as None is not there (the build has no /var/lang of its own): its entries are left out."""
     entries = []
     for entry in policy.sys_path:
         place = entry.split("}", 1)[0].removeprefix("{")

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.abi.check import check_tree, scan_tree
-from ci.abi.elf import exports_pyinit, glibc_symbols, parse_version, read_elf
+from ci.abi import check_tree, exports_pyinit, glibc_symbols, parse_version, read_elf, scan_tree
 from ci.config import Target, load_config, load_policy
 from ci.paths import BuildPaths
 from tests.abi_fixtures import (

@@ -11,10 +11,10 @@ import pytest
 
 from ci.budget.model import Budget, Bytecode, Component, Group, Suggestion
 from ci.budget.render_json import write_budget_json
+from ci.cmd_smoke import smoke_findings
 from ci.github.annotate import MAX_PER_REPORT, annotations_for_reports
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import Finding, write_report
-from ci.smoke.findings import smoke_findings
 from tests.pins_fixtures import local_bundles  # noqa: F401 - fixture
 from tests.test_reports import run_failing_lock, run_failing_pins
 

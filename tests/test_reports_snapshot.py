@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import ci.abi.check
+import ci.abi
 from ci import cmd_abi
 from ci.config import load_config
 from ci.deploy.artifacts import local_artifacts
@@ -34,14 +34,14 @@ def test_a_layer_swapped_while_abi_runs_is_refused_by_the_gate(tmp_path: Path, m
     paths.model.write_bytes(b"model")
     judged_sha = sha256_file(paths.layer_zip)
     bad = write_zip(tmp_path / "bad.zip", {"python/evil/helper.dll": pe_header()})
-    real_scan = ci.abi.check.scan_tree
+    real_scan = ci.abi.scan_tree
 
     def scan_then_swap(root: Path, target: Any) -> Any:
         scan = real_scan(root, target)  # the clean bytes are judged...
         shutil.copyfile(bad, paths.layer_zip)  # ...and the file is swapped before the report is written
         return scan
 
-    monkeypatch.setattr(ci.abi.check, "scan_tree", scan_then_swap)
+    monkeypatch.setattr(ci.abi, "scan_tree", scan_then_swap)
     assert cmd_abi.run(argparse.Namespace(zip=None, tree=None), load_config(), paths) == 0
 
     with pytest.raises(CheckFailedError, match=r"abi: stale - it judged layer.zip"):

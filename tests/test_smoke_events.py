@@ -144,7 +144,7 @@ def test_the_committed_events_hold_inputs_and_expected_status_only(repo_root: Pa
 
 
 def test_the_summary_shows_each_answer_predictions_or_the_field_named() -> None:
-    from ci.smoke.summary import answer
+    from ci.cmd_smoke import answer
 
     http = {
         "statusCode": 200,
@@ -158,7 +158,7 @@ def test_the_summary_shows_each_answer_predictions_or_the_field_named() -> None:
 
 
 def test_a_wrong_number_is_a_finding_on_the_event_whose_fix_is_to_retrain(tmp_path: Path) -> None:
-    from ci.smoke.findings import smoke_findings
+    from ci.cmd_smoke import smoke_findings
 
     (tmp_path / "e.json").write_text(json.dumps({"event": {}, "expect": {"status": 200}}))
     failure = "event e: wrong answer: recall_probability[0] = 0.9, training computed 0.1; fix: retrain with X"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ci.arch.interpreter import MISSING, TargetInterpreter
+from ci.cmd_smoke import render
 from ci.config import load_config
 from ci.smoke.harness import unavailable
-from ci.smoke.summary import render
 
 WHY = (
     "no aarch64 interpreter on this x86_64 host (no qemu-aarch64-static on PATH): run this on an aarch64 host "

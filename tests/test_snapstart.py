@@ -20,8 +20,7 @@ from ci.deploy import deployer as functions
 from ci.deploy.aws import Aws
 from ci.deploy.deployer import deploy
 from ci.paths import REPO_ROOT, BuildPaths
-from ci.smoke.harness import SmokeResult, run_smoke
-from ci.smoke.snapstart import ORDER
+from ci.smoke.harness import ORDER, SmokeResult, run_smoke
 from handler import snapstart
 from handler.errors import ModelLoadError
 from tests.config_fixtures import needs_python

@@ -264,7 +264,7 @@ def step_verify(state: BuildState) -> None:
 
 
 def step_abi(state: BuildState) -> None:
-    from ci.abi.check import check_tree
+    from ci.abi import check_tree
 
     with state.step("abi"):
         violations = check_tree(state.paths.layer_tree, state.config.target)

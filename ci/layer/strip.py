@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci import cache_seal
-from ci.abi.elf import is_elf
+from ci.abi import is_elf
 from ci.isolated import run_isolated
 from ci.reports import sha256_file
 from ci.site.rules import STRIP, RuleResult

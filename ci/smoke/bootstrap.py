@@ -1,17 +1,6 @@
-"""Runs INSIDE the function's process, before awslambdaric starts (stdlib only: nothing else is there).
-
-It does what the managed runtime's /var/runtime/bootstrap.py does (start awslambdaric with the
-handler string) plus two things Lambda gives for free and a root process on this host does not:
-- read-only package directories: root ignores `chmod a-w`, so an audit hook raises the same
-  OSError(EROFS, "Read-only file system") Lambda raises for a write outside the writable
-  directories, and records it so the harness can name the path;
-- the import trace: on a request id with TRACE_PREFIX (sent by the harness, never reaching the
-  handler) and at exit, the files of every imported module and every mapped shared object;
-- SnapStart's hooks, observed: when awslambdaric runs the before-snapshot or after-restore hooks, how
-  many were registered and when they started and ended (time.monotonic, the harness's clock too).
-
-The harness executes this file with `-c` (after setting sys.path) and calls main(settings).
-"""
+"""Runs INSIDE the function's process (stdlib only): Lambda's bootstrap.py (awslambdaric on the handler) plus what
+Lambda gives for free: read-only package directories (an audit hook raises EROFS, as root ignores chmod, and records
+the path), the import trace (at exit and on a TRACE_PREFIX request id), and SnapStart's hooks, observed."""
 
 from __future__ import annotations
 
@@ -28,26 +17,11 @@ TRACE_PREFIX = "smoke-trace-"
 
 # Audit events that change the file system, and the positions of their path arguments.
 _PATH_ARGS: dict[str, tuple[int, ...]] = {
-    "os.mkdir": (0,),
-    "os.remove": (0,),
-    "os.rmdir": (0,),
-    "os.rename": (0, 1),
-    "os.link": (1,),
-    "os.symlink": (1,),
-    "os.truncate": (0,),
-    "os.chmod": (0,),
-    "os.chown": (0,),
-    "os.utime": (0,),
-    "os.setxattr": (0,),
-    "os.removexattr": (0,),
-    "shutil.copyfile": (1,),
-    "shutil.copymode": (1,),
-    "shutil.copystat": (1,),
-    "shutil.copytree": (1,),
-    "shutil.move": (0, 1),
-    "shutil.rmtree": (0,),
-    "shutil.make_archive": (0,),
-    "shutil.unpack_archive": (1,),
+    **dict.fromkeys(("os.mkdir", "os.remove", "os.rmdir", "os.truncate", "os.chmod", "os.chown", "os.utime"), (0,)),
+    **dict.fromkeys(("os.setxattr", "os.removexattr", "shutil.rmtree", "shutil.make_archive"), (0,)),
+    **dict.fromkeys(("os.link", "os.symlink", "shutil.copyfile", "shutil.copymode", "shutil.copystat"), (1,)),
+    **dict.fromkeys(("shutil.copytree", "shutil.unpack_archive"), (1,)),
+    **dict.fromkeys(("os.rename", "shutil.move"), (0, 1)),
 }
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 # Lambda's /tmp is writable, as are the character devices every process writes to.

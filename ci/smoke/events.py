@@ -1,20 +1,16 @@
-"""The committed smoke events, training's answers to them, and the judging of a runtime's answer.
-
-Events hold inputs and expected status only; the numbers come from training's recorded answers, so smoke
-judges the runtime, not the model (docs/model.md#answers-training-records).
-"""
+"""The committed smoke events (inputs and expected status), training's answers to them, and judging an answer.
+The numbers are training's, not the events' (docs/model.md#answers-training-records)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from ci.errors import PipelineError
 
-EXPECT_KEYS = ("status", "error_field")
 RETRAIN = "retrain with `python -m training` (`make train`) in the locked environment (`make venv`)"
 
 
@@ -46,7 +42,7 @@ def load_events(directory: Path) -> list[SmokeEvent]:
         try:
             data = json.loads(file.read_text())
             expect = data["expect"]
-            numbers = sorted(set(expect) - set(EXPECT_KEYS))
+            numbers = sorted(set(expect) - {"status", "error_field"})
             if numbers:
                 raise PipelineError(
                     f"smoke event {file} expects {', '.join(numbers)}: an event holds its inputs and expected "
@@ -86,16 +82,15 @@ class TrainingAnswers:
     probability_round_off: float
     day_step: float
     drift: str = ""  # how the runtime's versions differ from training's, when they do (set by the caller)
-    fix: str = field(default=RETRAIN)
 
     @property
     def origin(self) -> str:
         return f"training's answer for model {self.model_sha256[:12]} ({self.manifest})"
 
 
-def read_answers(manifest: Path, model_sha256: str, shown: str | None = None) -> TrainingAnswers:
+def read_answers(manifest: Path, model_sha256: str) -> TrainingAnswers:
     """The answers model.json records for exactly the model with `model_sha256`, or a PipelineError."""
-    shown = shown or str(manifest)
+    shown = str(manifest)
     try:
         data = json.loads(manifest.read_text())
     except FileNotFoundError as exc:
@@ -128,9 +123,9 @@ def read_answers(manifest: Path, model_sha256: str, shown: str | None = None) ->
         ) from exc
 
 
-def _answer(event: SmokeEvent, response: Any) -> tuple[int | None, Any, str | None]:
-    """(status, body dict, problem) of a handler's response."""
-    if event.is_http:
+def response_parts(response: Any, http: bool) -> tuple[int | None, Any, str | None]:
+    """(status, body dict, problem) of a handler's response to an HTTP event or a direct invocation."""
+    if http:
         if not isinstance(response, dict) or "statusCode" not in response:
             return None, response, "an HTTP event must get {statusCode, headers, body}, got " + _short(response)
         try:
@@ -149,7 +144,7 @@ def _answer(event: SmokeEvent, response: Any) -> tuple[int | None, Any, str | No
 
 def judge_shape(event: SmokeEvent, response: Any) -> str | None:
     """What the event file itself expects: the response's shape, status and the field an error names."""
-    status, body, problem = _answer(event, response)
+    status, body, problem = response_parts(response, event.is_http)
     if problem:
         return problem
     if status != event.status:
@@ -165,19 +160,16 @@ def judge_shape(event: SmokeEvent, response: Any) -> str | None:
 
 
 def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> str | None:
-    """None if the response is what the event expects and reproduces training's answer, else what is wrong.
-
-    `answers` None judges the shape only: the post-deploy check of a rollback to a version whose model's
-    answers are not here (they were judged when that version was deployed)."""
+    """What is wrong with the response, or None; `answers` None (a rollback's check) judges its shape only."""
     problem = judge_shape(event, response)
     if problem or event.status != 200 or answers is None:
         return problem
     expected = answers.by_event.get(event.name)
     if expected is None:
-        return f"no {answers.origin} to this event: it was added after training; fix: {answers.fix}"
+        return f"no {answers.origin} to this event: it was added after training; fix: {RETRAIN}"
     if expected.get("event_sha256") != event_digest(event.event):
-        return f"the event changed since {answers.origin} was computed; fix: {answers.fix}"
-    _, body, _ = _answer(event, response)
+        return f"the event changed since {answers.origin} was computed; fix: {RETRAIN}"
+    _, body, _ = response_parts(response, event.is_http)
     got_all = body.get("predictions") if isinstance(body, dict) else None
     want_all = expected.get("predictions") or []
     if not isinstance(got_all, list) or len(got_all) != len(want_all):
@@ -185,8 +177,7 @@ def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> 
     for index, (got, want) in enumerate(zip(got_all, want_all, strict=True)):
         problem = _differs(got if isinstance(got, dict) else {}, want, answers)
         if problem:
-            fix = f"{answers.fix}{answers.drift}"
-            return f"wrong answer: {problem.format(index=index)}, {answers.origin}; fix: {fix}"
+            return f"wrong answer: {problem.format(index=index)}, {answers.origin}; fix: {RETRAIN}{answers.drift}"
     return None
 
 

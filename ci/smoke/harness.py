@@ -1,47 +1,72 @@
-"""run_smoke: the built zips, run the way Lambda runs them, judged event by event.
-
-Lay out, serve the Runtime API, start awslambdaric in an isolated target Python, send the events, collect the
-trace and peak RSS, and turn all that into failures that name their cause.
-"""
+"""run_smoke: the exact zips laid out as /opt, /var/task and /tmp, run under awslambdaric (against a local Runtime
+API) in an isolated target Python with Lambda's sys.path and environment, judged event by event."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
+import os
+import shutil
+import socket
+import stat
 import statistics
 import subprocess
+import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
+from ci import runtime_view, unpacked_layers
 from ci.arch.interpreter import NATIVE, TargetInterpreter, find_interpreter
 from ci.config import Config
+from ci.errors import PipelineError
+from ci.isolated import isolated_command, isolated_env
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
 from ci.reports import sha256_file
-from ci.runtime_view import ensure_runtime_dir
-from ci.smoke import process as proc
-from ci.smoke import snapstart
-from ci.smoke.bootstrap import TRACE_PREFIX
+from ci.site.owners import Owners
+from ci.smoke import bootstrap
 from ci.smoke.events import SmokeEvent, TrainingAnswers, coverage, judge, load_events, read_answers, version_drift
-from ci.smoke.layout import SmokeLayout, make_writable, prepare_layout
-from ci.smoke.runtime_api import Invocation, Outcome, RuntimeApi
-from ci.smoke.trace import import_trace
+from ci.zipsafe import open_zip
 
-TRACE_TIMEOUT_S = 30.0
 # Under user-mode emulation the target's code runs this many times slower, at most (measured: ~20x for
 # importing scikit-learn): the harness waits that much longer, and judges no time or memory limit.
 EMULATION_SLOWDOWN = 40.0
+FULL_VCPU_MB = 1769  # Lambda gives one full vCPU at 1,769 MB and CPU in proportion below that
+ORDER = ("init", "before_snapshot", "snapshot", "restore", "after_restore", "invoke")  # SnapStart's phases
+NOT_MEASURED = (
+    "Lambda's restore latency (resuming the snapshot) cannot be measured off AWS: restore_s is the after-restore "
+    "hooks plus the client's overhead here; see RestoreDuration in the function's REPORT log lines on Lambda"
+)
 
 
-@dataclass
-class SmokeResult:
+class SmokeLayout(NamedTuple):
+    """build/smoke/'s directories; tmp is the only writable one, control holds the harness's logs and records."""
+
+    root: Path
+    runtime: Path
+    opt: Path
+    task: Path
+    model_dir: Path
+    tmp: Path
+    control: Path
+
+    @property
+    def read_only(self) -> list[Path]:
+        return [self.opt, self.task, self.model_dir, self.runtime]
+
+
+class SmokeResult(NamedTuple):
     passed: bool
     failures: list[str]
-    report: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any]
 
 
 @dataclass
@@ -51,7 +76,7 @@ class _Run:
     config: Config
     layout: SmokeLayout
     api: RuntimeApi
-    process: Any
+    process: subprocess.Popen[bytes]
     answers: TrainingAnswers | None
     failures: list[str] = field(default_factory=list)
     alive: bool = True
@@ -64,7 +89,8 @@ class _Run:
         """The outcome of one invocation, or why there is none."""
         timeout_s = float(self.config.function.timeout_s) * self.slowdown
         request_id = request_id or str(uuid.uuid4())
-        self.api.submit(Invocation(request_id, body, timeout_s, proc.function_arn(self.config)))
+        arn = f"arn:aws:lambda:{self.config.deploy.region}:123456789012:function:{self.config.function.name}"
+        self.api.submit(Invocation(request_id, body, timeout_s, arn))
         outcome = self.api.wait_outcome(request_id, timeout_s, self.running)
         if outcome is not None:
             return outcome
@@ -77,12 +103,318 @@ class _Run:
         return f"invocation took longer than the function's timeout (function.timeout_s = {timeout_s:g} s)"
 
 
-def _error_text(outcome: Outcome) -> str:
+def run_smoke(
+    layer_zip: Path,
+    function_zip: Path,
+    model_path: Path,
+    config: Config,
+    paths: BuildPaths,
+    events_dir: Path | None = None,
+    manifest: Path | None = None,
+    judge_numbers: bool = True,
+) -> SmokeResult:
+    """`manifest`: the model.json whose answers the runtime must reproduce (default: next to the model);
+    `judge_numbers` False judges shapes, statuses and errors only (a rollback's check, see events.judge)."""
+    interpreter = find_interpreter(config.target, paths.cache)
+    if interpreter.python is None:
+        return unavailable(config, interpreter)
+    committed = config.smoke.events
+    events = load_events(events_dir or committed)
+    # The function unpickles the model at init: refuse it as `ci pins` would, before any process starts,
+    # and load it only under the digest of the bytes scanned.
+    model_sha256 = model_precondition(config, model_path)
+    manifest = manifest or model_path.with_name("model.json")
+    answers = training_answers(config, manifest, model_sha256) if judge_numbers else None
+    python = interpreter.python
+    runtime = runtime_view.ensure_runtime_dir(config, paths)
+    prepare_started = time.monotonic()
+    layout = prepare_layout(paths.build / "smoke", runtime, layer_zip, function_zip, model_path, paths.unpacked_layers)
+    model = layout.model_dir / model_path.name
+    report = _report_head(config, interpreter)
+    warm_event = _warm_event(events, config.smoke.warm_event, report["warnings"])
+    report.update(
+        {
+            "layout_s": round(time.monotonic() - prepare_started, 3),
+            # Deploy accepts only a run of every committed event (smoke.events), exactly as committed.
+            **coverage(events, committed),
+            # The bytes judged here, so a reader (or deploy) can tie this result to what it uploads.
+            "smoked_artifacts": {
+                "layer.zip": sha256_file(layer_zip),
+                "function.zip": sha256_file(function_zip),
+                "model.joblib": model_sha256,
+                **({"model.json": sha256_file(manifest)} if answers else {}),
+            },
+            "answers": (
+                {"model_sha256": answers.model_sha256, "manifest": answers.manifest, "versions": answers.versions}
+                if answers
+                else "not judged: shapes, statuses and errors only"
+            ),
+        }
+    )
+    with RuntimeApi() as api:
+        env = lambda_environment(config, layout, python, api.address, model, model_sha256)
+        started = time.monotonic()
+        process = start_function_process(config, layout, python, env)
+        slowdown = 1.0 if interpreter.mode == NATIVE else EMULATION_SLOWDOWN
+        run = _Run(config, layout, api, process, answers, slowdown=slowdown)
+        try:
+            report["init"] = _init(run, started)
+            report["events"] = [_invoke_event(run, event) for event in events if run.alive]
+            # The first request pays for lazy imports and first-touch of the model: Lambda's cold request.
+            if report["events"] and "duration_ms" in report["events"][0]:
+                report["first_invocation_ms"] = report["events"][0]["duration_ms"]
+            # Latency of a wrong answer means nothing (and would repeat the failure N times).
+            if warm_event and run.alive and all(r["passed"] for r in report["events"] if r["event"] == warm_event.name):
+                report["warm"] = _warm(run, warm_event, config.smoke.warm_invocations)
+            report["import_trace"] = _trace(run, paths)
+            report["peak_rss_bytes"] = peak_rss_bytes(process.pid)
+        finally:
+            stop(process)
+            # Leave nothing read-only behind: a non-root CI user could not delete build/ otherwise.
+            for directory in layout.read_only:
+                set_writable(directory, True)
+    report["writes_outside_tmp"] = _writes(run)
+    report["import_trace"] = report["import_trace"] or _trace(run, paths)
+    _judge_resources(run, report)
+    report["log_tail"] = _log_tail(layout)
+    report["failures"] = run.failures
+    return SmokeResult(passed=not run.failures, failures=run.failures, report=report)
+
+
+def _report_head(config: Config, interpreter: TargetInterpreter) -> dict[str, Any]:
+    """The report's settings and proofs: under emulation, init time and peak RSS are the emulator's: not judged."""
+    limits = interpreter.proof()
+    if interpreter.python is not None and interpreter.mode != NATIVE:
+        limits = (
+            f"missing: init time and peak memory were measured under emulation ({interpreter.detail}), not on the "
+            "target's machine; run `python -m ci smoke` on a host of that machine"
+        )
+    return {
+        "handler": config.function.handler,
+        "runtime": config.target.runtime.name,
+        "memory_mb": config.function.memory_mb,
+        "timeout_s": config.function.timeout_s,
+        "warnings": [],
+        "interpreter": interpreter.to_json(),
+        "proofs": {"invocation": interpreter.proof(), "limits": limits},
+    }
+
+
+def unavailable(config: Config, interpreter: TargetInterpreter) -> SmokeResult:
+    """No interpreter of the target's machine here: nothing ran, and the report says which proofs are missing."""
+    failure = f"smoke did not run: {interpreter.detail}"
+    report = _report_head(config, interpreter)
+    report.update(
+        {"partial": True, "why": "no interpreter of the target's machine", "events_run": [], "failures": [failure]}
+    )
+    return SmokeResult(passed=False, failures=[failure], report=report)
+
+
+def training_answers(config: Config, manifest: Path, model_sha256: str) -> TrainingAnswers:
+    """model.json's answers for this model, with how the layer's versions differ from training's (if they do)."""
+    answers = read_answers(manifest, model_sha256)
+    runtime = {"python": config.target.runtime.python}
+    if config.lock.layer_lock.is_file():
+        from ci.pins.locks import read_lock
+
+        layer = read_lock(config.lock.layer_lock)
+        runtime.update({name: pin.version for name in answers.versions if (pin := layer.get(name)) and pin.version})
+    return dataclasses.replace(answers, drift=version_drift(answers, runtime))
+
+
+def prepare_layout(
+    root: Path, runtime: Path, layer_zip: Path, function_zip: Path, model_path: Path, layers: Path
+) -> SmokeLayout:
+    """A fresh layout under root from the zips; /opt: hard links to the layer unpacked (and checked) under `layers`."""
+    layout = SmokeLayout(root, runtime, *(root / name for name in ("opt", "task", "model", "tmp", "control")))
+    if root.exists():
+        set_writable(root, True)
+        shutil.rmtree(root)
+    for directory in (layout.task, layout.model_dir, layout.tmp, layout.control):
+        directory.mkdir(parents=True)
+    unpacked_layers.link_layer(layers, layer_zip, layout.opt)
+    with open_zip(function_zip, "rebuild it with `python -m ci build`", check_data=False) as zipped:
+        zipped.extract_all(layout.task)  # checks each entry's CRC
+    if not model_path.is_file():
+        raise PipelineError(f"model {model_path} not found", "run `python -m training` first")
+    shutil.copyfile(model_path, layout.model_dir / model_path.name)
+    for directory in layout.read_only:
+        set_writable(directory, False)
+    return layout
+
+
+def set_writable(root: Path, writable: bool) -> None:
+    """a-w on everything below root, or u+w on its directories (to delete it; /opt's files are the cache's links)."""
+    for directory, _dirs, files in os.walk(root):
+        folder = Path(directory)
+        if writable:
+            folder.chmod(folder.stat().st_mode | stat.S_IWUSR)
+            continue
+        for path in (*(folder / name for name in files), folder):
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def lambda_environment(
+    config: Config, layout: SmokeLayout, python: str, api_address: str, model: Path, model_sha256: str
+) -> dict[str, str]:
+    """The variables Lambda sets for a python3.x function (no credentials), plus the model's location."""
+    name = config.function.name
+    region = config.deploy.region
+    lang = Path(python).resolve().parent.parent
+    today = datetime.datetime.now(datetime.UTC)
+    return isolated_env(
+        {
+            "_HANDLER": config.function.handler,
+            "LAMBDA_TASK_ROOT": str(layout.task),
+            "LAMBDA_RUNTIME_DIR": str(layout.runtime),
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.target.runtime.name}",
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.function.memory_mb),
+            # SnapStart: awslambdaric runs the before-snapshot hooks and waits for /restore/next after init.
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start" if config.function.snapstart else "on-demand",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"{today:%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",
+            "AWS_LAMBDA_RUNTIME_API": api_address,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "TZ": ":UTC",
+            "LANG": "en_US.UTF-8",
+            "PATH": f"{lang}/bin:/usr/local/bin:/usr/bin/:/bin:{layout.opt}/bin",
+            "LD_LIBRARY_PATH": (
+                f"{lang}/lib:/lib64:/usr/lib64:{layout.runtime}:{layout.runtime}/lib"
+                f":{layout.task}:{layout.task}/lib:{layout.opt}/lib"
+            ),
+            # Lambda's /tmp: tempfile and friends land in the smoke layout's writable directory.
+            "TMPDIR": str(layout.tmp),
+            "MODEL_PATH": str(model),
+            "MODEL_SHA256": model_sha256,
+        }
+    )
+
+
+def start_function_process(
+    config: Config, layout: SmokeLayout, python: str, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """bootstrap.py under awslambdaric, with Lambda's sys.path; its output goes to control/function.log."""
+    settings = {
+        "writable": str(layout.tmp),
+        "read_only": os.pathsep.join(str(path) for path in layout.read_only),
+        "violations": str(layout.control / "writes.jsonl"),
+        "trace": str(layout.control / "trace.json"),
+        "hooks": str(layout.control / "hooks.jsonl"),
+    }
+    source = str(Path(bootstrap.__file__).resolve())
+    code = (
+        f"namespace = {{'__name__': 'lambda_bootstrap'}}\n"
+        f"exec(compile(open({source!r}).read(), {source!r}, 'exec'), namespace)\n"
+        f"namespace['main']({settings!r})\n"
+    )
+    places = {"task": layout.task, "opt": layout.opt, "runtime": layout.runtime, "lang": layout.root / "lang"}
+    sys_path = runtime_view.lambda_sys_path(config.target.runtime, places)
+    with (layout.control / "function.log").open("wb") as sink:
+        return subprocess.Popen(
+            isolated_command(python, sys_path, code),
+            cwd=layout.task,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def peak_rss_bytes(pid: int) -> int | None:
+    """VmHWM: the process's peak resident set, what Lambda's "Max Memory Used" reports."""
     try:
-        error = outcome.json()
-    except ValueError:
-        return outcome.body.decode("utf-8", "replace")[:500]
-    return f"{error.get('errorType', 'Error')}: {error.get('errorMessage', '')}"
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """The client polls forever: end it (and anything it started)."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, 15)
+            process.wait(timeout=3)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, 9)
+            process.wait(timeout=5)
+
+
+def _init(run: _Run, started: float) -> dict[str, Any]:
+    api, limit = run.api, run.config.smoke.init_limit_s * run.slowdown
+    state = api.wait_init(limit, run.running)
+    if state in ("snapshot", "ready"):
+        # SnapStart: init and the before-snapshot hooks ran; the client waits for its restore.
+        done_at = api.snapshot_at if state == "snapshot" else api.first_next
+        assert done_at is not None
+        init: dict[str, Any] = {"state": state, "duration_s": round(done_at - started, 3)}
+        if state == "snapshot":
+            init["snapstart"] = _restore(run, started, limit)
+            run.alive = init["snapstart"]["state"] == "ready"
+        return init
+    run.alive = False
+    if state == "error":
+        # Give the client a moment to exit so its atexit import trace is written.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run.process.wait(timeout=3)
+        error = api.init_error or {}
+        error_type = error.get("errorType") or api.init_error_type or "Runtime.Unknown"
+        run.failures.append(f"init error {error_type}: {error.get('errorMessage', '')}")
+        return {"state": state, "error": error}
+    if state == "exited":
+        log_tail = _log_tail(run.layout)
+        run.failures.append(f"the function's process exited during init (code {run.process.returncode}):\n{log_tail}")
+    else:
+        run.failures.append(f"init took longer than {limit:g} s (Lambda's init limit, smoke.init_limit_s)")
+    return {"state": state}
+
+
+def _restore(run: _Run, started: float, wait_s: float) -> dict[str, Any]:
+    """SnapStart: restore the snapshotted client and wait for it to ask for work; the report's section."""
+    api = run.api
+    state = api.wait_restored(wait_s, run.running)
+    assert api.snapshot_at is not None and api.restored_at is not None
+    hooks_file = run.layout.control / "hooks.jsonl"
+    lines = hooks_file.read_text().splitlines() if hooks_file.is_file() else []
+    hooks = {row["phase"]: row for row in (json.loads(line) for line in lines if line.strip())}
+    section: dict[str, Any] = {"state": state, "hooks": hooks, "restore_note": NOT_MEASURED}
+    if state == "error":
+        error = api.restore_error or {}
+        run.failures.append(f"after-restore hook failed: {error.get('errorType', '')}: {error.get('errorMessage', '')}")
+    elif state != "ready":
+        run.failures.append(f"the restored function did not ask for work ({state}) within {wait_s:g} s")
+    else:
+        assert api.first_next is not None
+        section["restore_s"] = round(api.first_next - api.restored_at, 3)
+    times = {
+        "init": started,
+        "before_snapshot": (hooks.get("before_snapshot") or {}).get("started"),
+        "snapshot": api.snapshot_at,
+        "restore": api.restored_at,
+        "after_restore": (hooks.get("after_restore") or {}).get("started"),
+        "invoke": api.first_next,
+    }
+    section["phases_s"] = {name: None if at is None else round(at - started, 3) for name, at in times.items()}
+    seen = {name: at for name, at in times.items() if at is not None}
+    section["order"] = sorted(seen, key=seen.__getitem__)  # stable: a tie keeps ORDER's order
+    if state == "ready":
+        if section["order"] != list(ORDER):
+            run.failures.append(f"SnapStart phases ran as {' -> '.join(section['order'])}, not {' -> '.join(ORDER)}")
+        for phase in ("before_snapshot", "after_restore"):
+            if (hooks.get(phase) or {}).get("hooks", 0) == 0:
+                run.failures.append(
+                    f"function.snapstart is on but the handler registered no {phase.replace('_', '-')} hook "
+                    "(snapshot_restore_py.register_before_snapshot / register_after_restore)"
+                )
+    return section
 
 
 def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
@@ -112,6 +444,14 @@ def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
     return result
 
 
+def _error_text(outcome: Outcome) -> str:
+    try:
+        error = outcome.json()
+    except ValueError:
+        return outcome.body.decode("utf-8", "replace")[:500]
+    return f"{error.get('errorType', 'Error')}: {error.get('errorMessage', '')}"
+
+
 def _warm_event(events: list[SmokeEvent], chosen: str | None, warnings: list[str]) -> SmokeEvent | None:
     """smoke.warm_event if set, else a single successful prediction, preferably a direct invocation."""
     if chosen:
@@ -120,10 +460,7 @@ def _warm_event(events: list[SmokeEvent], chosen: str | None, warnings: list[str
             return named[0]
         warnings.append(f"smoke.warm_event = {chosen!r} is not one of these events: timing another one instead")
     good = [event for event in events if event.status == 200]
-    for candidates in ([e for e in good if not e.is_http], good):
-        if candidates:
-            return candidates[0]
-    return None
+    return next((event for event in good if not event.is_http), good[0] if good else None)
 
 
 def _warm(run: _Run, event: SmokeEvent, count: int) -> dict[str, Any]:
@@ -148,58 +485,24 @@ def _warm(run: _Run, event: SmokeEvent, count: int) -> dict[str, Any]:
     }
 
 
-def _init(run: _Run, started: float) -> dict[str, Any]:
-    limit = run.config.smoke.init_limit_s
-    state = run.api.wait_init(limit * run.slowdown, run.running)
-    if state == "snapshot":  # SnapStart: init and the before-snapshot hooks ran; the client waits for its restore
-        assert run.api.state.snapshot_at is not None
-        init: dict[str, Any] = {"state": state, "duration_s": round(run.api.state.snapshot_at - started, 3)}
-        init["snapstart"], failures = snapstart.restore(
-            run.api, run.layout.control, started, limit * run.slowdown, run.running
-        )
-        run.failures += failures
-        run.alive = init["snapstart"]["state"] == "ready"
-        return init
-    if state == "ready":
-        assert run.api.state.first_next is not None
-        return {"state": state, "duration_s": round(run.api.state.first_next - started, 3)}
-    run.alive = False
-    if state == "error":
-        # Give the client a moment to exit so its atexit import trace is written.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            run.process.wait(timeout=3)
-        error = run.api.state.init_error or {}
-        error_type = error.get("errorType") or run.api.state.init_error_type or "Runtime.Unknown"
-        run.failures.append(f"init error {error_type}: {error.get('errorMessage', '')}")
-        return {"state": state, "error": error}
-    if state == "exited":
-        log_tail = _log_tail(run.layout)
-        run.failures.append(f"the function's process exited during init (code {run.process.returncode}):\n{log_tail}")
-        return {"state": state}
-    run.failures.append(f"init took longer than {limit * run.slowdown:g} s (Lambda's init limit, smoke.init_limit_s)")
-    return {"state": state}
-
-
 def _log_tail(layout: SmokeLayout, lines: int = 20) -> str:
     log = layout.control / "function.log"
     text = log.read_text(errors="replace") if log.is_file() else ""
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _lambda_path(layout: SmokeLayout, path: str) -> str:
-    """Where a path of the layout is on Lambda, to make findings read like Lambda's."""
-    for local, remote in ((layout.opt, "/opt"), (layout.task, "/var/task"), (layout.runtime, "/var/runtime")):
-        root = str(local.resolve())
-        if path == root or path.startswith(root + "/"):
-            return remote + path[len(root) :]
-    return path
-
-
 def _writes(run: _Run) -> list[dict[str, str]]:
     log = run.layout.control / "writes.jsonl"
     found = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+    layout = run.layout
     for write in found:
-        write["lambda_path"] = _lambda_path(run.layout, write["path"])
+        # Where the path is on Lambda, to make findings read like Lambda's.
+        write["lambda_path"] = write["path"]
+        for local, remote in ((layout.opt, "/opt"), (layout.task, "/var/task"), (layout.runtime, "/var/runtime")):
+            root = str(local.resolve())
+            if write["path"] == root or write["path"].startswith(root + "/"):
+                write["lambda_path"] = remote + write["path"][len(root) :]
+                break
         run.failures.append(
             f"write outside the writable directory: {write['lambda_path']} ({write['path']}, {write['event']}); "
             "on Lambda only /tmp is writable"
@@ -209,148 +512,48 @@ def _writes(run: _Run) -> list[dict[str, str]]:
 
 def _trace(run: _Run, paths: BuildPaths) -> dict[str, Any] | None:
     if run.alive:
-        run.invoke(b"{}", request_id=TRACE_PREFIX + uuid.uuid4().hex)
+        run.invoke(b"{}", request_id=bootstrap.TRACE_PREFIX + uuid.uuid4().hex)
     trace_file = run.layout.control / "trace.json"
     if not trace_file.is_file() or not trace_file.stat().st_size:
         return None
     traced = json.loads(trace_file.read_text())
-    top_level = None
     build_report = paths.report("build")
-    if build_report.is_file():
-        top_level = json.loads(build_report.read_text()).get("top_level")
+    top_level = json.loads(build_report.read_text()).get("top_level") if build_report.is_file() else None
     trace = import_trace(traced["files"], run.layout.opt, top_level)
     trace["modules"] = traced["modules"]
     return trace
 
 
-def run_smoke(
-    layer_zip: Path,
-    function_zip: Path,
-    model_path: Path,
-    config: Config,
-    paths: BuildPaths,
-    events_dir: Path | None = None,
-    manifest: Path | None = None,
-    judge_numbers: bool = True,
-) -> SmokeResult:
-    """Run the artifacts under awslambdaric against a local Runtime API; see the module docstring.
-
-    `manifest`: the model.json whose answers the runtime must reproduce (default: next to the model);
-    `judge_numbers` False judges shapes, statuses and errors only (a rollback's check, see events.judge)."""
-    interpreter = find_interpreter(config.target, paths.cache)
-    if interpreter.python is None:
-        return unavailable(config, interpreter)
-    committed = config.smoke.events
-    events = load_events(events_dir or committed)
-    # The function unpickles the model at init: refuse it as `ci pins` would, before any process starts,
-    # and load it only under the digest of the bytes scanned.
-    model_sha256 = model_precondition(config, model_path)
-    manifest = manifest or model_path.with_name("model.json")
-    answers = training_answers(config, manifest, model_sha256) if judge_numbers else None
-    python = interpreter.python
-    runtime = ensure_runtime_dir(config, paths)
-    prepare_started = time.monotonic()
-    layers = paths.unpacked_layers
-    layout = prepare_layout(paths.build / "smoke", runtime, layer_zip, function_zip, model_path, layers)
-    model = layout.model_dir / model_path.name
-    warnings: list[str] = []
-    warm_event = _warm_event(events, config.smoke.warm_event, warnings)
-    report: dict[str, Any] = {
-        "handler": config.function.handler,
-        "runtime": config.target.runtime.name,
-        "memory_mb": config.function.memory_mb,
-        "timeout_s": config.function.timeout_s,
-        "layout_s": round(time.monotonic() - prepare_started, 3),
-        "warnings": warnings,
-        "interpreter": interpreter.to_json(),
-        "proofs": proofs(interpreter),
-        # Deploy accepts only a run of every committed event (smoke.events), exactly as committed.
-        **coverage(events, committed),
-        # The bytes judged here, so a reader (or deploy) can tie this result to what it uploads.
-        "smoked_artifacts": {
-            "layer.zip": sha256_file(layer_zip),
-            "function.zip": sha256_file(function_zip),
-            "model.joblib": model_sha256,
-            **({"model.json": sha256_file(manifest)} if answers else {}),
-        },
-        "answers": (
-            {"model_sha256": answers.model_sha256, "manifest": answers.manifest, "versions": answers.versions}
-            if answers
-            else "not judged: shapes, statuses and errors only"
-        ),
+def import_trace(traced: list[str], layer_root: Path, top_level: dict[str, str] | None) -> dict[str, Any]:
+    """The layer files among the traced absolute paths, and per distribution imported vs shipped (the budget and
+    the bytecode/pruning rules use it to tell what is shipped but never touched)."""
+    root = layer_root.resolve()
+    shipped: dict[str, int] = {}
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(directory, name)
+            if not path.is_symlink():
+                shipped[path.relative_to(root).as_posix()] = path.stat().st_size
+    imported = {Path(path).relative_to(root).as_posix() for path in traced if Path(path).is_relative_to(root)}
+    imported &= set(shipped)
+    owners = Owners.of_tree(root, top_level=top_level)
+    counts = ("imported_files", "imported_bytes", "shipped_files", "shipped_bytes")
+    distributions: dict[str, dict[str, int]] = {}
+    for relative, size in shipped.items():
+        owner = owners.distribution(relative) or owners.guess(relative) or relative.split("/", 1)[0]
+        entry = distributions.setdefault(owner, dict.fromkeys(counts, 0))
+        entry["shipped_files"] += 1
+        entry["shipped_bytes"] += size
+        if relative in imported:
+            entry["imported_files"] += 1
+            entry["imported_bytes"] += size
+    return {
+        "files": sorted(imported),
+        "imported_bytes": sum(shipped[relative] for relative in imported),
+        "shipped_bytes": sum(shipped.values()),
+        "distributions": dict(sorted(distributions.items())),
+        "never_imported": sorted(name for name, entry in distributions.items() if entry["imported_files"] == 0),
     }
-    with RuntimeApi() as api:
-        env = proc.lambda_environment(config, layout, python, api.address, model, model_sha256)
-        started = time.monotonic()
-        process, _log = proc.start_function_process(config, layout, python, env)
-        slowdown = 1.0 if interpreter.mode == NATIVE else EMULATION_SLOWDOWN
-        run = _Run(config, layout, api, process, answers, slowdown=slowdown)
-        try:
-            report["init"] = _init(run, started)
-            report["events"] = [_invoke_event(run, event) for event in events if run.alive]
-            # The first request pays for lazy imports and first-touch of the model: Lambda's cold request.
-            if report["events"] and "duration_ms" in report["events"][0]:
-                report["first_invocation_ms"] = report["events"][0]["duration_ms"]
-            # Latency of a wrong answer means nothing (and would repeat the failure N times).
-            if warm_event and run.alive and all(r["passed"] for r in report["events"] if r["event"] == warm_event.name):
-                report["warm"] = _warm(run, warm_event, config.smoke.warm_invocations)
-            report["import_trace"] = _trace(run, paths)
-            report["peak_rss_bytes"] = proc.peak_rss_bytes(process.pid)
-        finally:
-            proc.stop(process)
-            # Leave nothing read-only behind: a non-root CI user could not delete build/ otherwise.
-            for directory in layout.read_only:
-                make_writable(directory)
-    report["writes_outside_tmp"] = _writes(run)
-    report["import_trace"] = report["import_trace"] or _trace(run, paths)
-    _judge_resources(run, report)
-    report["log_tail"] = _log_tail(layout)
-    report["failures"] = run.failures
-    return SmokeResult(passed=not run.failures, failures=run.failures, report=report)
-
-
-def training_answers(config: Config, manifest: Path, model_sha256: str) -> TrainingAnswers:
-    """model.json's answers for this model, with how the layer's versions differ from training's (if they do)."""
-    answers = read_answers(manifest, model_sha256)
-    runtime = {"python": config.target.runtime.python}
-    if config.lock.layer_lock.is_file():
-        from ci.pins.locks import read_lock
-
-        layer = read_lock(config.lock.layer_lock)
-        runtime.update({name: pin.version for name in answers.versions if (pin := layer.get(name)) and pin.version})
-    return dataclasses.replace(answers, drift=version_drift(answers, runtime))
-
-
-def unavailable(config: Config, interpreter: TargetInterpreter) -> SmokeResult:
-    """No interpreter of the target's machine here: nothing ran, and the report says which proofs are missing."""
-    failure = f"smoke did not run: {interpreter.detail}"
-    report = {
-        "handler": config.function.handler,
-        "runtime": config.target.runtime.name,
-        "memory_mb": config.function.memory_mb,
-        "timeout_s": config.function.timeout_s,
-        "warnings": [],
-        "interpreter": interpreter.to_json(),
-        "proofs": proofs(interpreter),
-        "partial": True,
-        "why": "no interpreter of the target's machine",
-        "events_run": [],
-        "failures": [failure],
-    }
-    return SmokeResult(passed=False, failures=[failure], report=report)
-
-
-def proofs(interpreter: TargetInterpreter) -> dict[str, str]:
-    """What this run proves: the invocation (answers, errors, writes) and Lambda's limits (init time, memory).
-
-    Timed under emulation, init and peak RSS are the emulator's, not the target's: not judged, and missing."""
-    limits = interpreter.proof()
-    if interpreter.python is not None and interpreter.mode != NATIVE:
-        limits = (
-            f"missing: init time and peak memory were measured under emulation ({interpreter.detail}), not on the "
-            "target's machine; run `python -m ci smoke` on a host of that machine"
-        )
-    return {"invocation": interpreter.proof(), "limits": limits}
 
 
 def _judge_resources(run: _Run, report: dict[str, Any]) -> None:
@@ -363,7 +566,7 @@ def _judge_resources(run: _Run, report: dict[str, Any]) -> None:
     init = report.get("init", {})
     if "duration_s" in init:
         # Lambda gives a function memory_mb/1769 of a vCPU (init is single-threaded: no gain above one).
-        factor = max(1.0, proc.FULL_VCPU_MB / memory_mb)
+        factor = max(1.0, FULL_VCPU_MB / memory_mb)
         init["estimate_at_memory_s"] = round(init["duration_s"] * factor, 3)
         init["estimate_note"] = f"estimate: measured init x {factor:.2f} (one vCPU at 1769 MB, {memory_mb} MB here)"
         limit = run.config.smoke.init_limit_s
@@ -377,3 +580,208 @@ def _judge_resources(run: _Run, report: dict[str, Any]) -> None:
         run.failures.append(
             f"peak RSS {peak / 2**20:.0f} MB is over the function's memory ({memory_mb} MB, function.memory_mb)"
         )
+
+
+# A local Lambda Runtime API (2018-06-01), with SnapStart's restore routes, so the real awslambdaric runs unchanged.
+PREFIX = "/2018-06-01/runtime"
+Seen = TypeVar("Seen")
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    body: bytes
+    timeout_s: float
+    function_arn: str
+    handed_out: float | None = None  # time.monotonic() when /next returned it
+
+
+class Outcome(NamedTuple):
+    kind: str  # "response" | "error"
+    body: bytes
+    duration_s: float
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Without it, Nagle's algorithm and the client's delayed ACK add ~40 ms to every invocation.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # the harness reports; no access log on stderr
+
+    def _reply(self, code: int, body: bytes = b'{"status": "OK"}', headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _hold(self, seen: Callable[[], Seen | None]) -> Seen | None:
+        """Hold the long poll until `seen` gives something; None (closing the connection) when the server stops."""
+        api = self.server.api
+        with api.changed:
+            while (found := seen()) is None:
+                if api.stopping:
+                    self.close_connection = True
+                    return None
+                api.changed.wait(0.2)
+            return found
+
+    def do_GET(self) -> None:
+        api = self.server.api
+        if self.path == f"{PREFIX}/restore/next":  # the snapshot point: answered once the harness restores
+            api.note(snapshot_at=time.monotonic())
+            if self._hold(lambda: api.restored_at) is not None:
+                self._reply(200, b"{}")
+            return
+        if self.path != f"{PREFIX}/invocation/next":
+            self._reply(404, b'{"errorType": "NotFound"}')
+            return
+        api.note(first_next=api.first_next or time.monotonic())
+        invocation = self._hold(lambda: api.pending.pop(0) if api.pending else None)
+        if invocation is None:
+            return
+        now = time.time()
+        invocation.handed_out = time.monotonic()
+        api.in_flight[invocation.request_id] = invocation
+        self._reply(
+            200,
+            invocation.body,
+            {
+                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+                "Lambda-Runtime-Deadline-Ms": str(int((now + invocation.timeout_s) * 1000)),
+                "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
+                "Lambda-Runtime-Trace-Id": f"Root=1-{int(now):08x}-{invocation.request_id[-24:]:0>24};Sampled=0",
+            },
+        )
+
+    def do_POST(self) -> None:
+        api = self.server.api
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == f"{PREFIX}/restore/error":
+            api.note(restore_error=_error_body(body))
+            self._reply(202)
+            return
+        if self.path == f"{PREFIX}/init/error":
+            error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
+            api.note(init_error_type=error_type, init_error=_error_body(body))
+            self._reply(202)
+            return
+        parts = self.path.removeprefix(f"{PREFIX}/invocation/").split("/")
+        if len(parts) != 2 or parts[1] not in ("response", "error") or parts[0] not in api.in_flight:
+            self._reply(400, b'{"errorType": "InvalidRequestID"}')
+            return
+        invocation = api.in_flight.pop(parts[0])
+        duration = time.monotonic() - (invocation.handed_out or time.monotonic())
+        with api.changed:
+            api.outcomes[parts[0]] = Outcome(parts[1], body, duration)
+            api.changed.notify_all()
+        self._reply(202)
+
+
+def _error_body(body: bytes) -> Any:
+    """An init or restore error as the client posted it: its JSON, or its text when it is not JSON."""
+    try:
+        return json.loads(body.decode("utf-8") or "{}")
+    except ValueError:
+        return {"errorMessage": body.decode("utf-8", "replace")}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    api: RuntimeApi
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # the harness ended the client: expected
+            super().handle_error(request, client_address)
+
+
+class RuntimeApi:
+    """The server on 127.0.0.1, on a free port, in a background thread, and what the client has told it so far."""
+
+    def __init__(self) -> None:
+        self.pending: list[Invocation] = []
+        self.in_flight: dict[str, Invocation] = {}
+        self.outcomes: dict[str, Outcome] = {}
+        self.first_next: float | None = None
+        self.init_error: dict[str, Any] | None = None
+        self.init_error_type: str | None = None
+        self.snapshot_at: float | None = None  # GET /restore/next: init and the before-snapshot hooks are done
+        self.restored_at: float | None = None  # the harness answered it: the environment is "restored"
+        self.restore_error: dict[str, Any] | None = None
+        self.stopping = False
+        self.changed = threading.Condition()  # notified on every change
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.api = self
+        self._thread = threading.Thread(target=self._server.serve_forever, name="runtime-api", daemon=True)
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> RuntimeApi:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping = True
+        self._server.shutdown()
+        self._server.server_close()
+
+    def note(self, **changes: Any) -> None:
+        with self.changed:
+            for name, value in changes.items():
+                setattr(self, name, value)
+            self.changed.notify_all()
+
+    def submit(self, invocation: Invocation) -> None:
+        with self.changed:
+            self.pending.append(invocation)
+            self.changed.notify_all()
+
+    def wait_init(self, timeout_s: float, still_running: Callable[[], bool]) -> str:
+        """ "ready" (it asks for work), "snapshot" (SnapStart: it asks to be restored), "error", "exited", "timeout"."""
+        return self._wait_for(
+            lambda: _first_set(error=self.init_error, ready=self.first_next, snapshot=self.snapshot_at),
+            timeout_s,
+            still_running,
+        )
+
+    def wait_restored(self, timeout_s: float, still_running: Callable[[], bool]) -> str:
+        """Restore the snapshot (answer GET /restore/next); then "ready", "error", "exited" or "timeout"."""
+        self.note(restored_at=time.monotonic())
+        return self._wait_for(
+            lambda: _first_set(error=self.restore_error, ready=self.first_next), timeout_s, still_running
+        )
+
+    def wait_outcome(self, request_id: str, timeout_s: float, still_running: Callable[[], bool]) -> Outcome | None:
+        """The answer to request_id, or None if the process died or the time is up."""
+        found = self._wait_for(lambda: self.outcomes.pop(request_id, None), timeout_s, still_running)
+        return found if isinstance(found, Outcome) else None
+
+    def _wait_for(
+        self, seen: Callable[[], Seen | None], timeout_s: float, still_running: Callable[[], bool]
+    ) -> Seen | str:
+        """What `seen` reports once it reports something, else "exited" or "timeout"; woken by every change."""
+        deadline = time.monotonic() + timeout_s
+        with self.changed:
+            while (found := seen()) is None:
+                if not still_running():
+                    return "exited"
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "timeout"
+                self.changed.wait(min(left, 0.05))
+            return found
+
+
+def _first_set(**values: object) -> str | None:
+    """The name of the first value that is set."""
+    return next((name for name, value in values.items() if value is not None), None)

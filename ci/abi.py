@@ -1,0 +1,278 @@
+"""ABI check of a layer tree: will every binary in it load on the Lambda target? Judges each ELF file's loader
+facts (pyelftools: machine, class, GLIBC versions needed, PyInit_* exports) and refuses Windows/macOS binaries."""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
+from elftools.elf.sections import SymbolTableSection
+
+from ci.config import Target
+from ci.site.owners import Owners
+from ci.site.tree import in_vendored_libs, walk_files
+
+ELF_MAGIC = b"\x7fELF"
+GLIBC_VERSION = re.compile(r"^GLIBC_(\d+(?:\.\d+)+)$")
+MACHINES = {"x86_64": "EM_X86_64", "aarch64": "EM_AARCH64"}  # wheel/uname spelling -> e_machine
+SYMBOLS_PER_VERSION = 5  # enough to name the culprit in a message, small enough for a report
+# An extension module's filename tag: name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
+TAGGED_EXTENSION = re.compile(r"\.((?:cpython|pypy|graalpy)[^.]*|abi3|cp\d+[^.]*)\.(so|pyd)$")
+RULES = ("foreign-binary", "architecture", "glibc", "python-tag", "unreadable-elf")
+
+# A wheel for the wrong platform (or a site-packages copied from a laptop) ships .pyd/.dll files or Mach-O
+# objects named .so: both fail on Lambda only at import time.
+FOREIGN_SUFFIXES = {".pyd": "Windows", ".dll": "Windows", ".exe": "Windows", ".dylib": "macOS"}
+# MH_MAGIC (32-bit, big-endian order), MH_CIGAM, MH_MAGIC_64, MH_CIGAM_64
+MACHO_MAGICS = {b"\xfe\xed\xfa\xce", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe"}
+FAT_MAGICS = {b"\xca\xfe\xba\xbe", b"\xbe\xba\xfe\xca"}  # universal binaries (FAT_MAGIC / FAT_CIGAM)
+# 0xcafebabe is also a Java class file; there the next word is the class version (>= 45),
+# in a universal binary it is the number of architectures (a handful). `file` decides the same way.
+MAX_FAT_ARCHES = 30
+HEADER_BYTES = 64
+
+
+class ElfReadError(Exception):
+    """The file starts like an ELF file but cannot be parsed (truncated or corrupt)."""
+
+
+@dataclass(frozen=True)
+class ElfFacts:
+    machine: str  # pyelftools' e_machine name, e.g. EM_X86_64
+    elf_class: int  # 32 | 64
+    little_endian: bool
+    glibc_needs: dict[tuple[int, ...], str] = field(default_factory=dict)  # GLIBC version -> library providing it
+
+    @property
+    def max_glibc(self) -> tuple[int, ...] | None:
+        return max(self.glibc_needs, default=None)
+
+
+@dataclass(frozen=True)
+class Violation:
+    path: str  # relative to the checked root, posix
+    distribution: str | None
+    rule: str  # one of RULES
+    message: str
+
+
+@dataclass
+class AbiScan:
+    """Everything the check saw: violations plus facts for build/reports/abi.json."""
+
+    files: int = 0
+    elf_files: int = 0
+    extension_modules: int = 0
+    machines: dict[str, int] = field(default_factory=dict)  # e_machine -> ELF files (one key when all fit)
+    max_glibc: tuple[int, ...] | None = None
+    max_glibc_file: str | None = None
+    glibc_by_distribution: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    violations: list[Violation] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {
+            "machines": dict(sorted(self.machines.items())),
+            "max_glibc": version_text(self.max_glibc) if self.max_glibc else None,
+            "glibc_by_distribution": {name: version_text(v) for name, v in sorted(self.glibc_by_distribution.items())},
+        }
+
+
+def check_tree(root: Path, target: Target) -> list[Violation]:
+    """Every reason a file under `root` would not load on `target` (empty list: all good)."""
+    return scan_tree(root, target).violations
+
+
+def scan_tree(root: Path, target: Target) -> AbiScan:
+    owners = Owners.of_tree(root)
+    scan = AbiScan()
+    for path in walk_files(root):
+        rel = path.relative_to(root).as_posix()
+        dist = owners.distribution(rel) or owners.guess(rel)
+        scan.files += 1
+        try:
+            for rule, message in _problems(scan, path, rel, dist, target):
+                scan.violations.append(Violation(rel, dist, rule, message))
+        except ElfReadError as exc:
+            scan.violations.append(Violation(rel, dist, "unreadable-elf", f"cannot be read as ELF ({exc})"))
+    return scan
+
+
+def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Target) -> Iterator[tuple[str, str]]:
+    """(rule, message) for each reason the file would not load, noting its facts in `scan`; raises ElfReadError."""
+    runtime = f"{target.runtime.name} {target.architecture}, {target.runtime.os}"
+    with path.open("rb") as handle:
+        head = handle.read(HEADER_BYTES)
+    kind = foreign_kind(path, head)
+    if kind is not None:
+        yield "foreign-binary", f"{kind}: it cannot load on Linux ({runtime})"
+        return
+    if head[:4] != ELF_MAGIC:
+        if path.name.endswith((".so", ".pyd")):
+            yield "unreadable-elf", f"named like an extension module but is not an ELF file ({runtime})"
+        return
+    scan.elf_files += 1
+    facts = read_elf(path)
+    scan.machines[facts.machine] = scan.machines.get(facts.machine, 0) + 1
+    expected = MACHINES[target.machine]
+    if facts.machine != expected or facts.elf_class != 64 or not facts.little_endian:
+        got = f"{facts.machine}, ELFCLASS{facts.elf_class}, {'little' if facts.little_endian else 'big'}-endian"
+        yield (
+            "architecture",
+            f"built for {got}; {target.runtime.name} {target.architecture} needs {expected}, ELFCLASS64: "
+            f"install the {target.machine} wheel (is target.architecture right?)",
+        )
+    too_new = sorted(version for version in facts.glibc_needs if version[:2] > target.glibc_tuple)
+    if too_new:
+        newest = too_new[-1]
+        library = facts.glibc_needs[newest]
+        symbols = glibc_symbols(path, {newest})[newest]
+        culprit = f" ({library}: {', '.join(symbols)})" if symbols else f" ({library})"
+        yield (
+            "glibc",
+            f"needs GLIBC_{version_text(newest)}{culprit} but {target.runtime.os} has glibc {target.glibc}: "
+            f"pin a version with a manylinux wheel for glibc <= {target.glibc}",
+        )
+    newest_needed = facts.max_glibc
+    if newest_needed is not None:
+        if scan.max_glibc is None or newest_needed > scan.max_glibc:
+            scan.max_glibc, scan.max_glibc_file = newest_needed, rel
+        key = dist or "(unknown)"
+        scan.glibc_by_distribution[key] = max(newest_needed, scan.glibc_by_distribution.get(key, ()))
+    if _is_module(path, rel):
+        scan.extension_modules += 1
+        problem = _tag_problem(path.name, target)
+        if problem is not None:
+            yield "python-tag", problem
+
+
+def _is_module(path: Path, rel: str) -> bool:
+    """An importable extension module: tagged by name, or exporting PyInit_* outside auditwheel's *.libs/."""
+    if TAGGED_EXTENSION.search(path.name):
+        return True
+    if in_vendored_libs(rel) or not path.name.endswith(".so"):
+        return False  # a vendored or versioned shared library (libfoo.so.1), loaded by path
+    return exports_pyinit(path)
+
+
+def _tag_problem(name: str, target: Target) -> str | None:
+    """Why this extension module's filename tag does not fit the target, or None."""
+    expected = target.extension_suffix
+    match = TAGGED_EXTENSION.search(name)
+    if match is None:
+        return (
+            f"untagged extension module (exports PyInit_*, no '{expected}' tag): nothing proves it was built "
+            f"for Python {target.runtime.python}; install a wheel with tagged modules"
+        )
+    tag = match.group(1)
+    if tag in (expected, "abi3"):
+        return None
+    return (
+        f"extension module tagged {tag!r}, the target imports only '{expected}' or 'abi3': "
+        f"the wheel was built for another Python; install the {target.runtime.python_tag} wheel"
+    )
+
+
+def foreign_kind(path: Path, head: bytes) -> str | None:
+    """ "Windows PE"/"Mach-O"/... when `path` (whose first bytes are `head`) is a foreign binary, else None."""
+    if head[:2] == b"MZ" and len(head) >= 0x40:  # and e_lfanew points at "PE\0\0": text files may start with MZ
+        with path.open("rb") as handle:
+            handle.seek(struct.unpack("<I", head[0x3C:0x40])[0])
+            if handle.read(4) == b"PE\0\0":
+                return "Windows PE executable"
+    if head[:4] in MACHO_MAGICS:
+        return "macOS Mach-O binary"
+    if head[:4] in FAT_MAGICS and len(head) >= 8:
+        order = ">" if head[:4] == b"\xca\xfe\xba\xbe" else "<"
+        (count,) = struct.unpack(f"{order}I", head[4:8])
+        if 0 < count < MAX_FAT_ARCHES:
+            return "macOS universal (fat) Mach-O binary"
+    system = FOREIGN_SUFFIXES.get(path.suffix.lower())
+    return None if system is None else f"{system} binary by its name ({path.suffix})"
+
+
+def is_elf(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(4) == ELF_MAGIC
+
+
+def version_text(version: tuple[int, ...]) -> str:
+    return ".".join(str(part) for part in version)
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def read_elf(path: Path) -> ElfFacts:
+    """Headers and version needs only (fast: no symbol table walk); raises ElfReadError."""
+    with _open(path) as elf:
+        needs: dict[tuple[int, ...], str] = {}
+        for library, name in _version_names(elf).values():
+            match = GLIBC_VERSION.match(name)
+            if match:
+                needs.setdefault(parse_version(match.group(1)), library)
+        return ElfFacts(str(elf.header["e_machine"]), elf.elfclass, elf.little_endian, needs)
+
+
+def glibc_symbols(path: Path, versions: set[tuple[int, ...]]) -> dict[tuple[int, ...], list[str]]:
+    """The first few undefined symbols bound to each of `versions` (names the culprit in a message)."""
+    found: dict[tuple[int, ...], list[str]] = {version: [] for version in versions}
+    with _open(path) as elf:
+        names = _version_names(elf)
+        dynsym = _dynsym(elf)
+        versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
+        if dynsym is None or versym is None:
+            return found
+        for index, symbol in enumerate(dynsym.iter_symbols()):
+            if symbol["st_shndx"] != "SHN_UNDEF" or index >= versym.num_symbols():
+                continue
+            ndx = versym.get_symbol(index)["ndx"]
+            if not isinstance(ndx, int) or (ndx & 0x7FFF) not in names:
+                continue  # VER_NDX_LOCAL / VER_NDX_GLOBAL: unversioned
+            match = GLIBC_VERSION.match(names[ndx & 0x7FFF][1])
+            version = parse_version(match.group(1)) if match else None
+            if version in found and len(found[version]) < SYMBOLS_PER_VERSION and symbol.name:
+                found[version].append(symbol.name)
+    return found
+
+
+def exports_pyinit(path: Path) -> bool:
+    """True for a Python extension module: it defines PyInit_<name> for the import system."""
+    with _open(path) as elf:
+        dynsym = _dynsym(elf)
+        if dynsym is None:
+            return False
+        return any(
+            symbol.name.startswith("PyInit_") and symbol["st_shndx"] != "SHN_UNDEF" for symbol in dynsym.iter_symbols()
+        )
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[ELFFile]:
+    try:
+        with path.open("rb") as handle:
+            yield ELFFile(handle)
+    except Exception as exc:  # ELFError, OSError, and the struct errors pyelftools raises on truncated files
+        raise ElfReadError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _dynsym(elf: ELFFile) -> SymbolTableSection | None:
+    return next((s for s in elf.iter_sections() if isinstance(s, SymbolTableSection) and s.name == ".dynsym"), None)
+
+
+def _version_names(elf: ELFFile) -> dict[int, tuple[str, str]]:
+    """vna_other index -> (library, version name) for every version this file needs (.gnu.version_r)."""
+    names: dict[int, tuple[str, str]] = {}
+    for section in elf.iter_sections():
+        if isinstance(section, GNUVerNeedSection):
+            for verneed, auxiliaries in section.iter_versions():
+                for aux in auxiliaries:
+                    names[int(aux["vna_other"])] = (str(verneed.name), str(aux.name))
+    return names
