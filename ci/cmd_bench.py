@@ -25,8 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_ci(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.bench.ci import run_bench_ci
-    from ci.bench.ci_table import render_ci_table
+    from ci.bench.ci import render_ci_table, run_bench_ci
     from ci.reports import Finding, write_report
 
     result = run_bench_ci(config.root, paths.cache, with_test=not args.no_test)
@@ -48,8 +47,7 @@ def run_ci(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     if args.ci:
         return run_ci(args, config, paths)
-    from ci.bench.run import run_bench
-    from ci.bench.table import render_table
+    from ci.bench.layer import render_table, run_bench
     from ci.reports import Finding, write_report
 
     result = run_bench(config, paths, runs=args.runs)

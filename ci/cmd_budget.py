@@ -53,10 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.budget.render_json import write_budget_json
-    from ci.budget.render_markdown import render_markdown
-    from ci.budget.render_terminal import removal_advice, render_terminal, verdict_message
-    from ci.budget.run import check_budget
+    from ci.budget.compute import check_budget
+    from ci.budget.render import removal_advice, render_markdown, render_terminal, verdict_message, write_budget_json
     from ci.lock.resolve import read_notes
     from ci.snapshot import take
 

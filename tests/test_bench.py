@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from ci.bench.run import Targets, check_targets
-from ci.bench.table import render_table
+from ci.bench.layer import Targets, check_targets, render_table
 from ci.config import load_config
 from ci.paths import REPO_ROOT
 from tests.config_fixtures import TARGET, WHEEL_TAG
@@ -108,7 +107,7 @@ def demo_wheel(directory: Path, platform: str) -> Path:
 @pytest.mark.parametrize("architecture", sorted(DEMO_WHEELS))
 def test_naive_baseline_installs_the_wheel_the_target_accepts_not_this_hosts(tmp_path: Path, architecture: str) -> None:
     """What SAM or pip would ship for the target: the lock's wheel for its platform and glibc, from the index."""
-    from ci.bench.naive import build_naive
+    from ci.bench.layer import build_naive
 
     wanted, decoys = DEMO_WHEELS[architecture]
     project = tmp_path / "simple" / "demo"

@@ -1,23 +1,46 @@
-"""From the zips, the build's report and the import trace to one `Budget`.
+"""From the zips, the build's report and the import trace to one `Budget`, and its delta against a baseline.
 
-Counting follows Lambda: the uncompressed size of every entry of the function zip and of every
-layer attached to the function (directories count 0), against one limit.
-"""
+Counting follows Lambda: the uncompressed size of every entry of the function zip and of every layer
+attached to the function (directories count 0), against one limit."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ci.budget import attribution
-from ci.budget.attribution import Attributor, category
+from ci.budget.contents import (
+    CATEGORIES,
+    LAYER_PREFIX,
+    METADATA,
+    VENDORED_LIBRARIES,
+    Attributor,
+    Entry,
+    ImportTrace,
+    ZipContents,
+    category,
+    compact_removals,
+    module_key,
+    read_zip,
+    traced_paths,
+)
 from ci.budget.model import (
+    TRACE_BUILD,
+    TRACE_SMOKE,
     Budget,
     Bytecode,
+    Comparison,
     Component,
+    DistributionDelta,
     DistributionUse,
     FileSize,
     Group,
@@ -25,12 +48,145 @@ from ci.budget.model import (
     RuleRemoval,
 )
 from ci.budget.options import removal_options, remove_line, suggest
-from ci.budget.traced import ImportTrace, compact_removals, module_key, traced_paths
-from ci.budget.zips import Entry, ZipContents
+from ci.budget.render import budget_to_dict
+from ci.config import Config
 from ci.config_schema import toml_value
-from ci.config_sections import ExtraLayerArn
+from ci.config_sections import LAMBDA_UNZIPPED_LIMIT, ExtraLayerArn
+from ci.errors import ConfigError, PipelineError
+from ci.fingerprint import sources_digest
+from ci.lock.files import display_path
+from ci.paths import REPO_ROOT, BuildPaths
+from ci.reports import REPORT_FORMAT, sha256_file
 from ci.site.owners import canonical
 from ci.units import as_mb
+
+BUILD_FIX = "run `python -m ci build` first (it writes layer.zip, function.zip and reports/build.json)"
+
+
+def gather_inputs(
+    config: Config,
+    paths: BuildPaths,
+    limit_bytes: int | None = None,
+    lock_file: Path | None = None,
+    function_zip: Path | None = None,
+    layer_zip: Path | None = None,
+) -> BudgetInputs:
+    """`layer_zip`/`function_zip`: the snapshots to read instead of the build tree's files."""
+    layer = read_zip(layer_zip or paths.layer_zip, "layer.zip", "layer", BUILD_FIX, shown=paths.layer_zip)
+    build_report = read_json(paths.report("build"), BUILD_FIX, required=False) or {}
+    built_from = build_report.get("lock")
+    if isinstance(built_from, dict) and isinstance(built_from.get("sha256"), str):
+        lock = {"path": str(built_from.get("path", "")), "sha256": built_from["sha256"]}  # what the layer holds
+    else:
+        lock = lock_identity(lock_file or config.lock.layer_lock, config.root)
+    return BudgetInputs(
+        function=read_zip(
+            function_zip or paths.function_zip, "function.zip", "function", BUILD_FIX, shown=paths.function_zip
+        ),
+        layer=layer,
+        limit_bytes=config.budget.limit_bytes if limit_bytes is None else _limit_override(limit_bytes),
+        warn_fraction=config.budget.warn_fraction,
+        build_report=build_report,
+        extra_zips=extra_layer_zips(config),
+        extra_arns=config.budget.extra_layer_arns,  # their unzipped size is declared: not measurable here
+        import_trace=import_trace(paths, layer, build_report),
+        lock=lock,
+        compact_profile=built_compact(build_report, config),
+        configured_remove=config.build.remove,
+        extra_zip_names=tuple(config.relative(path) for path in config.budget.extra_layer_zips),
+    )
+
+
+def built_compact(build_report: dict[str, Any], config: Config) -> bool:
+    """Was this layer built with the compact profile? The build report knows (`build --compact`
+    does not change pipeline.toml); without one, the configuration is the best guess."""
+    if build_report:
+        sourceless = bool((build_report.get("bytecode") or {}).get("sourceless"))
+        return sourceless and "unimported" in (build_report.get("rules") or {})
+    return config.build.sourceless and config.build.prune_unimported
+
+
+def read_json(path: Path, fix: str, required: bool = True, what: str = "") -> dict[str, Any] | None:
+    """A JSON object from `path`; `what` ("baseline ") says which file a message is about."""
+    if not path.is_file():
+        if required:
+            raise PipelineError(f"{what}{path} not found", fix)
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"{what}{path} is not valid JSON ({exc})", fix) from exc
+    if not isinstance(data, dict):
+        raise PipelineError(f"{what}{path} does not hold a JSON object", fix)
+    return data
+
+
+def extra_layer_zips(config: Config) -> tuple[ZipContents, ...]:
+    fix = f"fix the path in budget.extra_layer_zips of {config.file} (paths are relative to the repository)"
+    return tuple(read_zip(path, path.name, "extra layer", fix) for path in config.budget.extra_layer_zips)
+
+
+def import_trace(paths: BuildPaths, layer: ZipContents, build_report: Mapping[str, Any]) -> ImportTrace | None:
+    """The smoke report's trace if taken on this layer.zip; else the build's, if it traced the handler
+    answering the committed events and built exactly this layer.zip; else a stale smoke trace (flagged)."""
+    layer_sha = sha256_file(layer.path)
+    smoke = smoke_trace(paths, layer_sha)
+    if smoke is not None and smoke.same_layer:
+        return smoke
+    return build_trace(paths, build_report, layer_sha) or smoke
+
+
+def smoke_trace(paths: BuildPaths, layer_sha: str) -> ImportTrace | None:
+    report_path = paths.report("smoke")
+    report = read_json(report_path, "rerun `python -m ci smoke`", required=False)
+    trace = (report or {}).get("import_trace")
+    if not isinstance(trace, dict):
+        return None
+    recorded = (report or {}).get("artifacts", {}).get("layer.zip")
+    return ImportTrace(
+        report=display_path(report_path, REPO_ROOT),
+        same_layer=recorded == layer_sha,
+        files=[str(path) for path in trace.get("files") or []],
+        distributions={str(k): dict(v) for k, v in (trace.get("distributions") or {}).items()},
+        source=TRACE_SMOKE,
+    )
+
+
+def build_trace(paths: BuildPaths, build_report: Mapping[str, Any], layer_sha: str) -> ImportTrace | None:
+    """build.json's "import_trace", only when it can stand for the smoke's: the handler answered the
+    events with the model (not an import-only trace) and the report describes this layer.zip."""
+    trace = build_report.get("import_trace")
+    built = build_report.get("layer")
+    if not isinstance(trace, dict) or not isinstance(built, dict):
+        return None
+    traced = trace.get("paths")
+    if trace.get("workload") != "events" or not isinstance(traced, list) or built.get("sha256") != layer_sha:
+        return None
+    distributions = trace.get("distributions")
+    return ImportTrace(
+        report=display_path(paths.report("build"), REPO_ROOT),
+        same_layer=True,
+        files=[str(path) for path in traced],
+        distributions={str(k): dict(v) for k, v in distributions.items()} if isinstance(distributions, dict) else {},
+        source=TRACE_BUILD,
+    )
+
+
+def lock_identity(lock_file: Path, root: Path) -> dict[str, str]:
+    if not lock_file.is_file():
+        return {}
+    shown = str(lock_file.relative_to(root)) if lock_file.is_relative_to(root) else str(lock_file)
+    return {"path": shown, "sha256": sha256_file(lock_file)}
+
+
+def _limit_override(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= LAMBDA_UNZIPPED_LIMIT:
+        raise ConfigError(
+            f"--limit-bytes {value!r} is not a positive integer up to Lambda's {LAMBDA_UNZIPPED_LIMIT:,}",
+            "give the limit in bytes, e.g. --limit-bytes 262144000 (Lambda's unzipped limit)",
+        )
+    return value
+
 
 LARGEST_FILES = 15
 LARGEST_DIRECTORIES = 10
@@ -125,7 +281,7 @@ def _distributions(
 
 
 def _categories(entries: Iterable[Entry]) -> list[Group]:
-    by_category: dict[str, list[Entry]] = {name: [] for name in attribution.CATEGORIES}
+    by_category: dict[str, list[Entry]] = {name: [] for name in CATEGORIES}
     for entry in entries:
         by_category[category(entry.path)].append(entry)
     return _largest_first(_group(name, members) for name, members in by_category.items())
@@ -172,10 +328,10 @@ def _folder(path: str) -> str | None:
     Vendored-library folders (*.libs) and metadata are left out: extension modules load the
     former and installers need the latter. Files directly in a package folder belong to none.
     """
-    parts = path.removeprefix(attribution.LAYER_PREFIX).split("/")
+    parts = path.removeprefix(LAYER_PREFIX).split("/")
     if len(parts) < 3 or parts[1] == "__pycache__":
         return None
-    if category(path) in (attribution.METADATA, attribution.VENDORED_LIBRARIES):
+    if category(path) in (METADATA, VENDORED_LIBRARIES):
         return None
     return "/".join(parts[:2])
 
@@ -326,3 +482,207 @@ def _without_extra_layer(inputs: BudgetInputs, source: str) -> str:
         if str(contents.path) != source
     ]
     return f"extra_layer_zips = {toml_value(names)}"
+
+
+BASELINE_KEY = "baseline.key"
+CI_PACKAGE = Path(__file__).resolve().parents[1]  # the code that builds the baseline layer
+
+
+def check_budget(
+    config: Config,
+    paths: BuildPaths,
+    *,
+    limit_bytes: int | None = None,
+    baseline: Path | None = None,
+    baseline_ref: str | None = None,
+    baseline_label: str | None = None,
+    config_file: Path | None = None,
+    rebuild_baseline: bool = False,
+    layer_zip: Path | None = None,
+    function_zip: Path | None = None,
+) -> Budget:
+    """`layer_zip`/`function_zip`: the snapshots to judge (default: the build tree's files)."""
+    budget = compute_budget(gather_inputs(config, paths, limit_bytes, function_zip=function_zip, layer_zip=layer_zip))
+    if baseline is not None:
+        figures = load_baseline(baseline)
+        comparison = compare(budget, figures, baseline_label or "baseline", str(baseline))
+        budget = dataclasses.replace(budget, comparison=comparison)
+    elif baseline_ref is not None:
+        figures, source = baseline_from_ref(
+            config,
+            paths,
+            baseline_ref,
+            budget,
+            limit_bytes,
+            config_file,
+            rebuild=rebuild_baseline,
+            function_zip=function_zip,
+        )
+        label = baseline_label or baseline_ref.removeprefix("origin/")
+        budget = dataclasses.replace(budget, comparison=compare(budget, figures, label, source))
+    return budget
+
+
+def baseline_from_ref(
+    config: Config,
+    paths: BuildPaths,
+    ref: str,
+    current: Budget,
+    limit_bytes: int | None,
+    config_file: Path | None,
+    rebuild: bool = False,
+    function_zip: Path | None = None,
+) -> tuple[dict[str, Any], str]:
+    """The budget of the layer built from the lock at `ref`, with this checkout's rules, model and function.
+
+    The build is deterministic, so an identical lock gives identical bytes: then this build's
+    figures are the baseline's and the delta is exactly zero without building twice.
+    """
+    lock_path = config.relative(config.lock.layer_lock)
+    sha, lock = lock_at_ref(config.root, ref, lock_path)
+    source = f"{lock_path} at {ref} ({sha[:12]})"
+    if not rebuild and current.lock.get("sha256") == lock_digest(lock):
+        return budget_to_dict(current), source + ", identical to this build's lock"
+
+    base = BuildPaths(build=paths.build / f"baseline-{sha[:12]}", cache=paths.cache)
+    config_file = config_file or config.file
+    model = paths.model.read_bytes() if paths.model.is_file() else b""
+    # The build also runs this checkout's code: its rules, and the handler traced on the events.
+    handler = config.root / config.function.handler.split(".", 1)[0]
+    code = sources_digest(CI_PACKAGE, handler, config.smoke.events).encode()
+    key = hashlib.sha256(b"\0".join([lock, config_file.read_bytes(), model, code])).hexdigest()
+    key_file = base.build / BASELINE_KEY
+    cached = key_file.is_file() and key_file.read_text() == key and base.layer_zip.is_file()
+    if rebuild or not cached:
+        key_file.unlink(missing_ok=True)
+        build_layer_at(lock, base.build, paths.cache, config_file, paths.model_dir)
+        key_file.write_text(key)
+    # Only the layer comes from the ref: the function code is this checkout's on both sides.
+    inputs = gather_inputs(
+        config, base, limit_bytes, base.build / "requirements-layer.txt", function_zip or paths.function_zip
+    )
+    return budget_to_dict(compute_budget(inputs)), source + f", built in {display_path(base.build, config.root)}"
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    """A budget.json written by this pipeline's report format; anything else is refused by name."""
+    fix = "pass a budget.json written by `python -m ci budget` of this pipeline version, or use --baseline-ref REF"
+    data = read_json(path, fix, what="baseline ")
+    assert data is not None  # required: a missing file raised
+    if data.get("format") != REPORT_FORMAT:
+        raise PipelineError(
+            f"baseline {path} has report format {data.get('format')!r}; this pipeline reads format {REPORT_FORMAT}",
+            "rebuild the baseline with this version (e.g. --baseline-ref main) instead of an old report",
+        )
+    if data.get("check") != "budget" or not isinstance(data.get("used_bytes"), int):
+        raise PipelineError(f"baseline {path} is not a budget report (check = {data.get('check')!r})", fix)
+    rows = data.get("distributions")
+    if not isinstance(rows, list) or not all(
+        isinstance(row, dict) and isinstance(row.get("name"), str) and isinstance(row.get("unzipped_bytes"), int)
+        for row in rows
+    ):
+        raise PipelineError(f"baseline {path} has no per-distribution figures (name, unzipped_bytes)", fix)
+    return data
+
+
+def compare(budget: Budget, baseline: dict[str, Any], label: str, source: str) -> Comparison:
+    """Per distribution: added, removed, changed (bytes or version) or unchanged; largest change first."""
+    before = {canonical(row["name"]): row for row in baseline["distributions"]}
+    after = {canonical(group.name): group for group in budget.distributions}
+    rows = []
+    for key in before.keys() | after.keys():
+        old, new = before.get(key), after.get(key)
+        old_bytes = int(old["unzipped_bytes"]) if old else 0
+        new_bytes = new.unzipped_bytes if new else 0
+        old_version = old.get("version") if old else None
+        new_version = new.version if new else None
+        if old is None:
+            status = "added"
+        elif new is None:
+            status = "removed"
+        elif old_bytes != new_bytes or old_version != new_version:
+            status = "changed"
+        else:
+            status = "unchanged"
+        rows.append(
+            DistributionDelta(
+                name=new.name if new else str(old["name"]),  # type: ignore[index]
+                status=status,
+                before_bytes=old_bytes,
+                after_bytes=new_bytes,
+                before_version=old_version,
+                after_version=new_version,
+            )
+        )
+    rows.sort(key=lambda row: (-abs(row.delta_bytes), row.name))
+    return Comparison(
+        label=label,
+        source=source,
+        before_used_bytes=int(baseline["used_bytes"]),
+        after_used_bytes=budget.used_bytes,
+        distributions=rows,
+    )
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
+
+
+def lock_at_ref(root: Path, ref: str, lock_path: str) -> tuple[str, bytes]:
+    """(commit sha, lock bytes) of `lock_path` at `ref`; a ref or file that is not there is an error."""
+    resolved = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if resolved.returncode != 0:
+        raise PipelineError(
+            f"git ref {ref!r} does not exist in {root}",
+            f"name an existing branch, tag or commit; in CI fetch the base branch first (git fetch origin {ref})",
+        )
+    sha = resolved.stdout.decode().strip()
+    shown = _git(root, "show", f"{sha}:{lock_path}")
+    if shown.returncode != 0:
+        raise PipelineError(
+            f"{lock_path} does not exist at {ref} ({sha[:12]}): there is no layer to compare with",
+            "compare with a ref that has the lock, or pass --baseline PATH to a budget.json",
+        )
+    return sha, shown.stdout
+
+
+def build_layer_at(lock: bytes, build_dir: Path, cache_dir: Path, config_file: Path, model_dir: Path) -> None:
+    """`python -m ci build` of `lock` into its own build tree, sharing the download cache.
+
+    The build reads lock.layer_lock of its configuration, so the baseline gets a copy of this
+    checkout's configuration (same target, same rules) whose layer_lock names the ref's lock.
+    It also gets this build's model: the runtime bytecode is chosen by tracing the handler on it.
+    """
+    build_dir.mkdir(parents=True, exist_ok=True)
+    if model_dir.is_dir():
+        shutil.copytree(model_dir, build_dir / "model", dirs_exist_ok=True)
+    lock_file = build_dir / "requirements-layer.txt"
+    lock_file.write_bytes(lock)
+    settings = build_dir / "pipeline.toml"
+    settings.write_text(_with_layer_lock(config_file, lock_file))
+    command = [sys.executable, "-m", "ci", "--build-dir", str(build_dir), "--cache-dir", str(cache_dir)]
+    command += ["--config", str(settings), "build"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        raise PipelineError(
+            f"building the baseline layer in {build_dir} failed (exit {result.returncode}):\n{tail}",
+            "fix the build of that lock, or compare with --baseline PATH instead",
+        )
+
+
+_LAYER_LOCK = re.compile(r"^(?P<key>\s*layer_lock\s*=\s*)(?P<value>\"[^\"\n]*\"|'[^'\n]*')", re.MULTILINE)
+
+
+def _with_layer_lock(config_file: Path, lock_file: Path) -> str:
+    text = config_file.read_text()
+    if len(_LAYER_LOCK.findall(text)) != 1:
+        raise PipelineError(
+            f"{config_file} must set lock.layer_lock exactly once for a baseline build",
+            'write layer_lock = "requirements-layer.txt" under [lock]',
+        )
+    return _LAYER_LOCK.sub(lambda m: m["key"] + json.dumps(str(lock_file)), text)
+
+
+def lock_digest(lock: bytes) -> str:
+    return hashlib.sha256(lock).hexdigest()

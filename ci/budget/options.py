@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from ci.budget.contents import Entry, ImportTrace, compact_removals
 from ci.budget.model import Group, Suggestion
-from ci.budget.traced import ImportTrace, compact_removals
-from ci.budget.zips import Entry
 from ci.config_schema import toml_value
 from ci.units import as_bytes, as_mb
 

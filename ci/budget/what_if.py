@@ -1,12 +1,13 @@
 """`python -m ci budget --what-if SPEC ...`: would the layer still fit with these packages, and if not, what would?
 
 resolve -> fetch -> measure what is new -> project -> judge -> options, touching none of the build's outputs
-or the locks; answers are cached under build/what-if/answers/ by everything that decides them.
-"""
+or the locks; answers are cached under build/what-if/answers/ by everything that decides them."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import fnmatch
 import functools
 import hashlib
 import json
@@ -14,32 +15,355 @@ import logging
 import os
 import shutil
 import time
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ci import logs, unpacked_layers
-from ci.budget.model import FAIL
-from ci.budget.options import removal_options
+from ci.budget.compute import BUILD_FIX, BudgetInputs, compute_budget, gather_inputs
+from ci.budget.contents import UNATTRIBUTED, Attributor, Entry, module_key
+from ci.budget.model import FAIL, WARN, Budget, Comparison, Component, DistributionDelta, Group, Suggestion
+from ci.budget.options import describe, outcome, paste_text, removal_options
 from ci.budget.projection import Measured, Measurer
-from ci.budget.render_what_if import CHECK, Answer, answer_of
-from ci.budget.what_if_compact import CompactLayer, measure_compact
-from ci.budget.what_if_current import Current, current_state
-from ci.budget.what_if_project import Projection, project
-from ci.budget.what_if_resolve import UnresolvableError, held_back, moved_pins, resolve
-from ci.budget.what_if_specs import WhatIfRequest, parse_request
-from ci.budget.wheel_reasons import target_name
-from ci.config import Config
-from ci.errors import CheckFailedError
+from ci.budget.render import headline, table, verdict_message
+from ci.budget.what_if_request import (
+    Move,
+    UnresolvableError,
+    WhatIfRequest,
+    held_back,
+    moved_pins,
+    parse_request,
+    resolve,
+    target_name,
+)
+from ci.config import Config, Target
+from ci.errors import CheckFailedError, PipelineError
 from ci.fingerprint import sources_digest
 from ci.isolated import target_python
+from ci.layer import pyc_store, trace
+from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
 from ci.layer.state import BuildOptions
-from ci.layer.wheels import CachedWheel, fetch, find_cached
+from ci.layer.wheels import CachedWheel, fetch, find_cached, read_layer_lock
 from ci.lock.files import display_path, read_in
 from ci.lock.lockfile import LockFile, read_lock
 from ci.paths import BuildPaths
+from ci.pins.policy import PACKAGES
 from ci.reports import Finding, sha256_file, write_report
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, canonical
-from ci.units import as_mb
+from ci.site.tree import link_or_copy, walk_files
+from ci.tables import text_table
+from ci.units import UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_mb
+from ci.zipsafe import open_zip
+
+
+@dataclass(frozen=True)
+class Current:
+    """The layer the question is asked against: the current lock, as build/layer.zip holds it."""
+
+    lock: LockFile
+    inputs: BudgetInputs
+    budget: Budget
+    layer_sha256: str
+    entries: dict[str, list[Entry]]  # canonical distribution ("" for unattributed files) -> layer.zip entries
+
+
+def current_state(config: Config, paths: BuildPaths, limit_bytes: int | None) -> Current:
+    """The current lock, layer.zip and function.zip; refused unless the layer was built from this lock."""
+    lock = read_layer_lock(config.lock.layer_lock)
+    if not paths.layer_zip.is_file():
+        raise no_layer(config, paths)
+    inputs = gather_inputs(config, paths, limit_bytes)
+    report = inputs.build_report
+    if not report:
+        raise PipelineError(
+            f"{paths.report('build')} not found: the projection starts from the current build", BUILD_FIX
+        )
+    layer_sha = sha256_file(inputs.layer.path)
+    built_from = (report.get("lock") or {}).get("sha256")
+    built = (report.get("layer") or {}).get("sha256")
+    if built_from != lock.digest or built != layer_sha:
+        raise PipelineError(
+            f"{display_path(paths.layer_zip, config.root)} was not built from the current "
+            f"{config.relative(config.lock.layer_lock)}: the delta would be against another layer",
+            "run `python -m ci build` first, then ask again",
+        )
+    attributor = Attributor(inputs.layer, top_level=report.get("top_level") or {}, names=list(report["distributions"]))
+    entries: dict[str, list[Entry]] = {}
+    for entry in inputs.layer.entries:
+        owner = attributor.distribution(entry.path)
+        entries.setdefault("" if owner == UNATTRIBUTED else canonical(owner), []).append(entry)
+    return Current(lock, inputs, compute_budget(inputs), layer_sha, entries)
+
+
+def no_layer(config: Config, paths: BuildPaths) -> PipelineError:
+    """Why there is no layer to ask against, in one line, and the one thing to run (a failed build deletes its zips)."""
+    shown = display_path(paths.layer_zip, config.root)
+    try:
+        last = json.loads(paths.report("build").read_text())
+    except (OSError, ValueError):
+        last = None
+    if isinstance(last, dict) and last.get("passed") is False and last.get("error"):
+        first = str(last["error"]).splitlines()[0]
+        return PipelineError(
+            f"{shown} is missing: the last `python -m ci build` failed ({first}), and the what-if measures "
+            "against the current lock's layer",
+            f"{last.get('fix') or 'fix the build'}; then `python -m ci build` and ask again",
+        )
+    if not paths.model.is_file():
+        return PipelineError(
+            f"{shown} is missing and there is no trained model ({display_path(paths.model, config.root)}): the "
+            "what-if measures against the current lock's layer, which the build makes with the model",
+            "run `make pipeline` once (or `python -m training`, then `python -m ci build`), then ask again",
+        )
+    return PipelineError(f"{shown} is missing: the what-if measures against the current lock's layer", BUILD_FIX)
+
+
+LAYER_PREFIX = "python/"
+CURRENT = "the current lock"
+
+
+@dataclass(frozen=True)
+class Projection:
+    request: WhatIfRequest
+    target: Target
+    budget: Budget  # the projected function + layers, compared with the current lock's
+    lock_shown: str  # the what-if lock, as a path to read
+    entries: dict[str, list[Entry]]  # canonical distribution ("" for unattributed) -> projected layer entries
+    how: dict[str, str]  # canonical distribution -> "layer.zip" | "measured" | "cached"
+    measured: dict[str, Measured]
+    added: list[str]
+    moves: list[Move]
+    held_back: list[str]
+    needed_by_added: set[str]  # distributions an added one requires (never "never imported" from now on)
+    bytecode_if_imported: dict[str, int]  # added distribution -> .pyc bytes if the handler imports all of it
+    options: list[Suggestion] = field(default_factory=list)
+
+    @property
+    def judged(self) -> set[str]:
+        """Distributions the current import trace can speak for: all but the added ones."""
+        return set(self.entries) - set(self.added)
+
+    def with_options(self, options: Sequence[Suggestion]) -> Projection:
+        return dataclasses.replace(self, options=list(options))
+
+
+def project(
+    config: Config,
+    current: Current,
+    request: WhatIfRequest,
+    lock: LockFile,
+    measured: dict[str, Measured],
+    moves: list[Move],
+    held_back: list[str],
+    lock_shown: str,
+) -> Projection:
+    mode = current.budget.bytecode.mode
+    version = config.target.runtime.python
+    entries: dict[str, list[Entry]] = {"": list(current.entries.get("", []))}
+    how: dict[str, str] = {}
+    added = sorted(name for name in lock.pins if name not in current.lock.pins)
+    for name in lock.pins:
+        if name in measured:
+            modules = _compiled_modules(mode, current.entries.get(name, []), name in added)
+            entries[name] = measured_entries(measured[name], modules, version)
+            how[name] = "cached" if measured[name].from_cache else "measured"
+        else:
+            entries[name] = list(current.entries.get(name, []))
+            how[name] = "layer.zip"
+    deltas = _deltas(current, lock, entries)
+    layer = [entry for group in entries.values() for entry in group]
+    components = [
+        *(c for c in current.budget.components if c.kind == "function"),
+        Component("layer.zip (projected)", "layer", lock_shown, sum(e.unzipped_bytes for e in layer), None, len(layer)),
+        *(c for c in current.budget.components if c.kind == "extra layer"),
+    ]
+    groups = [
+        Group(name, sum(e.unzipped_bytes for e in group), 0, len(group), lock.pins[name].version)
+        for name, group in entries.items()
+        if name
+    ]
+    budget = dataclasses.replace(
+        current.budget,
+        components=components,
+        distributions=sorted(groups, key=lambda g: (-g.unzipped_bytes, g.name)),
+        categories=[],
+        rules=[],
+        largest_files=[],
+        largest_directories=[],
+        imports=None,
+        lock={"path": lock_shown, "sha256": lock.digest},
+        compact_saving_bytes=None,
+        suggestions=[],
+    )
+    budget = dataclasses.replace(
+        budget,
+        comparison=Comparison(
+            label=CURRENT,
+            source=f"{config.relative(current.lock.path)} ({current.lock.digest[:12]}) as build/layer.zip ships it",
+            before_used_bytes=current.budget.used_bytes,
+            after_used_bytes=budget.used_bytes,
+            distributions=deltas,
+        ),
+    )
+    return Projection(
+        request=request,
+        target=config.target,
+        budget=budget,
+        lock_shown=lock_shown,
+        entries=entries,
+        how=how,
+        measured=measured,
+        added=added,
+        moves=moves,
+        held_back=held_back,
+        needed_by_added={name for name, pin in lock.pins.items() if set(pin.via) & set(added)},
+        bytecode_if_imported={name: measured[name].bytecode_for(None) for name in added if name in measured},
+    )
+
+
+def measured_entries(measured: Measured, modules: set[str] | None, python_version: str) -> list[Entry]:
+    """The measured files, plus the .pyc of `modules` (None: every module) where the build puts them."""
+    files = [Entry(LAYER_PREFIX + rel, size, 0) for rel, size in measured.files.items()]
+    compiled = [
+        Entry(LAYER_PREFIX + pyc_path(rel, python_version, False), size, 0)
+        for rel, size in measured.pyc.items()
+        if modules is None or rel in modules
+    ]
+    return files + compiled
+
+
+def _compiled_modules(mode: str | None, old: list[Entry], added: bool) -> set[str] | None:
+    if mode == "all":
+        return None
+    if mode == "none" or added:
+        return set()
+    return old_bytecode_sources(old)  # runtime (or unknown): what the build compiled for the old version
+
+
+def old_bytecode_sources(entries: list[Entry]) -> set[str]:
+    """The .py (relative to python/) whose .pyc the current layer ships: the modules the build compiled."""
+    sources = set()
+    for entry in entries:
+        if entry.path.endswith(".pyc"):
+            key = module_key(entry.path)
+            if key is not None:
+                sources.add(key.removeprefix(LAYER_PREFIX) + ".py")
+    return sources
+
+
+def _deltas(current: Current, lock: LockFile, entries: dict[str, list[Entry]]) -> list[DistributionDelta]:
+    rows = []
+    for name in sorted(set(current.lock.pins) | set(lock.pins)):
+        before, after = current.lock.pins.get(name), lock.pins.get(name)
+        before_bytes = sum(e.unzipped_bytes for e in current.entries.get(name, [])) if before else 0
+        after_bytes = sum(e.unzipped_bytes for e in entries.get(name, [])) if after else 0
+        if before is None:
+            status = "added"
+        elif after is None:
+            status = "removed"
+        elif before.version != after.version or before_bytes != after_bytes:
+            status = "changed"
+        else:
+            status = "unchanged"
+        rows.append(
+            DistributionDelta(
+                name=name,
+                status=status,
+                before_bytes=before_bytes,
+                after_bytes=after_bytes,
+                before_version=before.version if before else None,
+                after_version=after.version if after else None,
+            )
+        )
+    rows.sort(key=lambda row: (-abs(row.delta_bytes), row.name))
+    return rows
+
+
+@dataclass(frozen=True)
+class CompactLayer:
+    """The projected layer with the compact profile: its bytes, or why it could not be measured."""
+
+    layer_bytes: int | None
+    files: int = 0
+    traced_files: int = 0
+    why_not: str = ""  # set when layer_bytes is None
+
+
+def measure_compact(
+    config: Config,
+    paths: BuildPaths,
+    projection: Projection,
+    python: str,
+    base_site: Path,
+    new_site: Path | None,
+    workdir: Path,
+) -> CompactLayer:
+    """Lay the projected layer out under `workdir`, trace the handler on it and apply the compact profile.
+
+    `base_site`: the current layer.zip's python/, unpacked; `new_site`: the measured tree of every distribution
+    not taken from layer.zip (None when there is none).
+    """
+    if not paths.model.is_file():
+        return CompactLayer(None, why_not=f"no model at {paths.model} to trace the handler with (train first)")
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    site = workdir / BUILD_SITE
+    for name, entries in projection.entries.items():
+        source = new_site if name in projection.measured and new_site is not None else base_site
+        for entry in entries:
+            rel = entry.path.removeprefix(LAYER_PREFIX)
+            if "__pycache__" in rel.split("/"):
+                continue  # the build traces the tree before it compiles anything
+            target = site / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            link_or_copy(source / rel, target)
+    function = workdir / "function"
+    with open_zip(paths.function_zip, "run `python -m ci build` first") as zipped:
+        zipped.extract_all(function)
+    version = config.target.runtime.python
+    try:
+        used = trace.trace_handler(
+            python,
+            site,
+            function,
+            config.function.handler,
+            config.smoke.events,
+            paths.model,
+            pycache=pyc_store.for_target(paths.cache, version),
+            layer_lock=config.lock.layer_lock,
+        )
+    except CheckFailedError as exc:
+        return CompactLayer(None, why_not=f"the handler did not run on the projected layer: {exc.problem[-300:]}")
+    broken = used.broken_answers()
+    if used.workload != "events" or broken:
+        why = f"{len(broken)} event(s) answered with a server error" if broken else "no events were traced"
+        return CompactLayer(None, why_not=f"the handler's trace on the projected layer is not usable: {why}")
+    return CompactLayer(_compact_bytes(config, python, site, used, paths), len(used.modules), len(used.files))
+
+
+def _compact_bytes(config: Config, python: str, site: Path, used: trace.ImportTrace, paths: BuildPaths) -> int:
+    """What the build's compact step leaves of `site` (changed in place): the bytes of python/."""
+    keep = set(used.files)
+    for path in list(walk_files(site)):
+        rel = path.relative_to(site).as_posix()
+        pure = PurePosixPath(rel)
+        if (
+            rel in keep
+            or rules.always_kept(pure)
+            or any(part.endswith(".dist-info") for part in pure.parts)
+            or any(fnmatch.fnmatchcase(rel, glob) for glob in config.build.keep)
+        ):
+            continue
+        path.unlink()
+    sourceless = sorted(rel for rel in used.modules if rel.endswith(".py") and (site / rel).is_file())
+    version = config.target.runtime.python
+    compile_files(python, version, site, sourceless, paths.cache / "bytecode", True, LAMBDA_SITE)
+    for rel in sourceless:
+        (site / rel).unlink()
+    return sum(path.stat().st_size for path in walk_files(site))
+
 
 logger = logging.getLogger(__name__)
 
@@ -277,3 +601,179 @@ def run_what_if(
     if errors:
         raise CheckFailedError(errors[0].message, errors[0].fix)
     return 0
+
+
+CHECK = "budget-what-if"
+HOW = {
+    "layer.zip": "as build/layer.zip ships it",
+    "measured": "installed and pruned by the build's rules now",
+    "cached": "installed and pruned by the build's rules (cached)",
+}
+MODEL_PACKAGES = frozenset(PACKAGES.values())
+
+
+@dataclass
+class Answer:
+    """What the command prints and writes; cached as is."""
+
+    passed: bool
+    text: str
+    report: dict[str, Any]
+    findings: list[dict[str, Any]]
+    timings: dict[str, float] = field(default_factory=dict)
+    from_cache: bool = False
+
+
+def answer_of(projection: Projection, timings: dict[str, float]) -> Answer:
+    findings = _findings(projection)
+    return Answer(
+        passed=projection.budget.passed,
+        text=render_text(projection, findings),
+        report=report_data(projection, timings),
+        findings=[finding.to_dict() for finding in findings],
+        timings=timings,
+    )
+
+
+def render_text(projection: Projection, findings: list[Finding]) -> str:
+    budget = projection.budget
+    comparison = budget.comparison
+    assert comparison is not None
+    parts = [
+        f"What if: requirements.in + {projection.request.describe()}, for {target_name(projection.target)}",
+        f"resolved into {projection.lock_shown} (the committed lock is unchanged)",
+        headline(budget).replace("Lambda size budget:", "Projected size budget:", 1),
+        f"({UNITS_NOTE}; unzipped)",
+        "",
+    ]
+    rows = []
+    for row in comparison.changes:
+        rows.append(
+            (
+                f"{_mark(row.status)} {row.name}",
+                HOW.get(projection.how.get(row.name, ""), "removed from the lock"),
+                row.before_version or "-",
+                row.after_version or "-",
+                as_bytes(row.after_bytes),
+                signed_mb(row.delta_bytes),
+            )
+        )
+    same = [row for row in comparison.distributions if row.status == "unchanged"]
+    headers = ["Distribution", "measured", "before", "after", "unzipped bytes", "delta"]
+    parts.append(text_table(headers, rows, numeric_from=2) if rows else "no distribution changes")
+    unchanged_bytes = sum(row.after_bytes for row in same)
+    parts.append(f"{len(same)} distributions unchanged ({as_mb(unchanged_bytes)}, as build/layer.zip ships them)")
+    parts += [
+        "",
+        table(
+            ["What Lambda counts", "unzipped bytes", "MB"],
+            [(c.name, as_bytes(c.unzipped_bytes), mb_cell(c.unzipped_bytes)) for c in budget.components]
+            + [("total", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes))],
+        ),
+    ]
+    notes = [f for f in findings if f.severity != "error"]
+    if notes:
+        parts += ["", *(f"{f.severity}: {f.message}" + (f"\n  fix: {f.fix}" if f.fix else "") for f in notes)]
+    if budget.status == FAIL:
+        parts += ["", "What would make it fit, measured on this projection (largest saving first):"]
+        for number, option in enumerate(projection.options, start=1):
+            parts.append(f"  {number}. {describe(option, budget.limit_bytes)}")
+    return "\n".join(parts)
+
+
+def _mark(status: str) -> str:
+    return {"added": "+", "removed": "-", "changed": "~"}.get(status, " ")
+
+
+def _findings(projection: Projection) -> list[Finding]:
+    budget = projection.budget
+    found = []
+    if budget.status in (FAIL, WARN):
+        message = verdict_message(budget) or ""
+        first = message.splitlines()[0] if message else budget.status
+        fitting = [o for o in projection.options if o.fits(budget.limit_bytes) and o.saves_bytes]
+        chosen = fitting[0] if fitting else (projection.options[-1] if projection.options else None)
+        fix = (
+            ""
+            if chosen is None
+            else (f"{paste_text(chosen)} ({outcome(chosen, budget.limit_bytes)})" if chosen.paste else chosen.action)
+        )
+        if budget.status == FAIL:
+            found.append(Finding(CHECK, "error", f"with {projection.request.describe()}: {first}", fix))
+        else:
+            found.append(Finding(CHECK, "warning", f"with {projection.request.describe()}: {first}"))
+    for move in projection.moves:
+        model = move.name in MODEL_PACKAGES
+        found.append(
+            Finding(
+                CHECK,
+                "warning",
+                f"{move.name} {move.before} -> {move.after}: the resolver moves this existing pin to fit "
+                f"{projection.request.describe()} (required by {', '.join(move.required_by) or 'the request'})"
+                + ("; the model is pickled with it, so the model's pins change" if model else ""),
+                "retrain after `python -m ci lock` (python -m training) and rerun `python -m ci pins`" if model else "",
+            )
+        )
+    for note in projection.held_back:
+        found.append(Finding(CHECK, "notice", note))
+    for name, measured in sorted(projection.measured.items()):
+        if measured.import_errors:
+            first, error = sorted(measured.import_errors.items())[0]
+            more = f" (+{len(measured.import_errors) - 1} more)" if len(measured.import_errors) > 1 else ""
+            found.append(
+                Finding(
+                    CHECK,
+                    "warning",
+                    f"{name} {measured.version}: {first} fails to import on {projection.target.runtime.name} beside "
+                    f"the current layer, even unpruned: {error[:200]}{more}",
+                )
+            )
+    for name, size in sorted(projection.bytecode_if_imported.items()):
+        if size:
+            found.append(
+                Finding(
+                    CHECK,
+                    "notice",
+                    f"{name} is not imported by the handler yet; once it is, build.bytecode = runtime adds the .pyc "
+                    f"of what it imports: up to {as_bytes(size)} bytes ({as_mb(size)}) if every module is",
+                )
+            )
+    return found
+
+
+def report_data(projection: Projection, timings: dict[str, float]) -> dict[str, Any]:
+    budget = projection.budget
+    comparison = budget.comparison
+    assert comparison is not None
+    target = projection.target
+    return {
+        "what_if": {
+            "specs": list(projection.request.specs),
+            "files": [str(path) for path in projection.request.files],
+            "lock": projection.lock_shown,
+            "lock_sha256": budget.lock.get("sha256"),
+        },
+        "target": {"runtime": target.runtime.name, "architecture": target.architecture, "glibc": target.glibc},
+        "status": budget.status,
+        "used_bytes": budget.used_bytes,
+        "limit_bytes": budget.limit_bytes,
+        "warn_fraction": budget.warn_fraction,
+        "headroom_bytes": budget.headroom_bytes,
+        "percent_used": budget.percent_used,
+        "current": {"source": comparison.source, "used_bytes": comparison.before_used_bytes},
+        "delta_bytes": comparison.delta_bytes,
+        "components": [asdict(component) for component in budget.components],
+        "distributions": [
+            {**asdict(row), "delta_bytes": row.delta_bytes, "measured": projection.how.get(row.name)}
+            for row in comparison.distributions
+        ],
+        "moved_pins": [asdict(move) for move in projection.moves],
+        "held_back": projection.held_back,
+        "bytecode_if_imported": projection.bytecode_if_imported,
+        "import_errors": {name: m.import_errors for name, m in projection.measured.items() if m.import_errors},
+        "options": [
+            {**asdict(option), "fits": option.fits(budget.limit_bytes), "outcome": outcome(option, budget.limit_bytes)}
+            for option in projection.options
+        ],
+        "timings": timings,
+    }

@@ -1,29 +1,168 @@
-"""`make bench`: this build (default and compact profiles) against the naive baseline, in one run.
+"""`make bench`: this build (default and compact profiles) against a naive `pip install --target` layer.
 
-Every variant is measured the same way: its zip unpacked fresh, cold-start init as the median of
-fresh isolated interpreters importing the handler (model load included), warm latency, peak RSS and
-the import trace through the smoke harness, which also proves every event still passes.
-"""
+Every variant is measured the same way: cold-start init as the median of fresh isolated interpreters importing
+the handler (model load included), warm latency, peak RSS and the import trace through the smoke harness."""
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import statistics
+import subprocess
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ci import logs
-from ci.bench.coldstart import measure_cold_start
-from ci.bench.naive import build_naive
 from ci.config import Config
 from ci.errors import PipelineError
-from ci.isolated import target_python
+from ci.isolated import isolated_command, isolated_env, target_python
 from ci.paths import BuildPaths
+from ci.pins.guard import require_safe_model
+from ci.pip import run_pip
 from ci.reports import sha256_file
+from ci.tables import text_table
 from ci.units import MB, as_mb
 from ci.zipsafe import open_zip
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    runs_s: list[float]
+    peak_rss_mb: float
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.runs_s)
+
+
+def measure_cold_start(
+    python: str,
+    function_dir: Path,
+    layer_dir: Path,
+    model: Path,
+    model_sha256: str,
+    handler: str,
+    runs: int = 5,
+    layer_lock: Path | None = None,
+) -> ColdStart:
+    """Median wall time of `runs` fresh processes importing the handler module (model load included)."""
+    # Each run unpickles the model: refuse it as `ci pins` would, and load only the bytes scanned.
+    scanned = require_safe_model(model, layer_lock)
+    if scanned != model_sha256:
+        raise PipelineError(
+            f"{model} has sha256 {scanned}, not the {model_sha256} it is measured for: it changed meanwhile",
+            "rerun the benchmark on a build nobody is rewriting",
+        )
+    module = handler.rsplit(".", 1)[0]
+    sys_path = [function_dir, layer_dir / "python"]
+    env = isolated_env(
+        {
+            "_HANDLER": handler,
+            "LAMBDA_TASK_ROOT": str(function_dir),
+            "MODEL_PATH": str(model),
+            "MODEL_SHA256": model_sha256,
+            "TZ": ":UTC",
+        }
+    )
+    command = isolated_command(python, sys_path, f"import {module}")
+    timings: list[float] = []
+    peak_kb = 0
+    for _ in range(runs):
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        if process.stderr:
+            process.stderr.close()
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise PipelineError(
+                f"importing {module} from {layer_dir} failed:\n{stderr[-2000:]}",
+                "run `python -m ci smoke` on this build to see the cause",
+            )
+        timings.append(elapsed)
+        peak_kb = max(peak_kb, usage.ru_maxrss)
+    return ColdStart(runs_s=timings, peak_rss_mb=peak_kb / 1000)
+
+
+@dataclass(frozen=True)
+class NaiveBuild:
+    tree: Path  # holds python/
+    seconds: float
+
+
+def build_naive(config: Config, out: Path, pip_cache: Path) -> NaiveBuild:
+    """Install the layer lock exactly as a naive packager would, timed (pip's cache makes it warm)."""
+    if out.exists():
+        shutil.rmtree(out)
+    target = out / "python"
+    lock = config.lock.layer_lock
+    started = time.perf_counter()
+    result = run_pip(
+        "install", config.target, config.lock.index_url, "--cache-dir", str(pip_cache),
+        "--no-compile", "--no-deps", "--require-hashes", "--target", str(target), "-r", str(lock),
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise PipelineError(
+            f"the naive baseline install failed (pip exit {result.returncode}):\n{result.stderr[-2000:]}",
+            "check network access to the index and that requirements-layer.txt passes `python -m ci lock --check`",
+        )
+    return NaiveBuild(tree=out, seconds=seconds)
+
+
+ROWS: list[tuple[str, str, str]] = [
+    # (label, key, format)
+    ("unzipped (function + layer)", "unzipped_bytes", "mb"),
+    ("zipped (function + layer)", "zipped_bytes", "mb"),
+    ("build time, warm cache", "build_s", "s"),
+    ("cold-start init, median", "cold_start_s.median", "s"),
+    ("smoke init (awslambdaric)", "smoke_init_s", "s"),
+    ("warm invocation p50", "warm_p50_ms", "ms"),
+    ("warm invocation p95", "warm_p95_ms", "ms"),
+    ("peak RSS", "peak_rss_mb", "mbr"),
+    ("bytes imported or mapped", "imported_bytes", "mb"),
+]
+
+
+def _get(variant: dict[str, Any], key: str) -> float | None:
+    value: Any = variant
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return None if value is None else float(value)
+
+
+def _fmt(value: float | None, kind: str) -> str:
+    if value is None:
+        return "n/a"
+    return {
+        "mb": as_mb(value),
+        "s": f"{value:.2f} s",
+        "ms": f"{value:.2f} ms",
+        "mbr": f"{value:,.0f} MB",
+    }[kind]
+
+
+def render_table(result: dict[str, Any]) -> str:
+    variants = result["variants"]
+    names = ["naive", "default", "compact"]
+    header = ["", *names, "default/naive", "compact/naive"]
+    rows = [header]
+    for label, key, kind in ROWS:
+        values = [_get(variants[name], key) for name in names]
+        ratios = [f"{value / values[0]:.2f}x" if value is not None and values[0] else "n/a" for value in values[1:]]
+        rows.append([label, *(_fmt(v, kind) for v in values), *ratios])
+    lines = text_table(rows[0], rows[1:], numeric_from=1).splitlines()
+    lines.append("")
+    lines.append(f"MB = 1,000,000 bytes. Cold start: median of {result['runs']} fresh isolated interpreters.")
+    lines.append("")
+    for check in result["checks"]:
+        lines.append(f"{'PASS' if check['met'] else 'FAIL'}  {check['target']}: {check['value']}")
+    return "\n".join(lines)
+
 
 logger = logging.getLogger(__name__)
 

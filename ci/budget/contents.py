@@ -1,0 +1,161 @@
+"""What is in a zip Lambda unpacks: its entries as Lambda sizes them, which distribution shipped each
+file and what kind of file it is, and which files an import trace covers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci.budget.model import TRACE_SMOKE
+from ci.errors import PipelineError
+from ci.site.owners import Owners, canonical
+from ci.site.tree import in_vendored_libs
+from ci.zipsafe import open_zip
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str  # as stored in the zip, e.g. python/numpy/__init__.py
+    unzipped_bytes: int  # ZipInfo.file_size
+    zipped_bytes: int  # ZipInfo.compress_size
+
+
+@dataclass(frozen=True)
+class ZipContents:
+    """One zip Lambda unpacks: the function code or a layer."""
+
+    name: str  # how reports call it: function.zip, layer.zip, or an extra layer's file name
+    kind: str  # function | layer | extra layer
+    path: Path
+    entries: tuple[Entry, ...]  # files only, in zip order
+    archive_bytes: int  # size of the .zip file itself
+
+    @property
+    def unzipped_bytes(self) -> int:
+        return sum(entry.unzipped_bytes for entry in self.entries)
+
+    @property
+    def zipped_bytes(self) -> int:
+        return sum(entry.zipped_bytes for entry in self.entries)
+
+
+def read_zip(path: Path, name: str, kind: str, how_to_make: str, shown: Path | None = None) -> ZipContents:
+    """The file entries of `path`; a missing or unreadable zip is an error naming the file
+    (`shown`: the artifact `path` is a snapshot of, named in messages)."""
+    if not path.is_file():
+        raise PipelineError(f"{shown or path} not found: the budget needs the {name} Lambda will unpack", how_to_make)
+    with open_zip(path, how_to_make, shown) as archive:  # refuses links, duplicates and escaping names
+        files = archive.files
+    entries = tuple(
+        Entry(path=info.filename, unzipped_bytes=info.file_size, zipped_bytes=info.compress_size) for info in files
+    )
+    return ZipContents(name=name, kind=kind, path=path, entries=entries, archive_bytes=path.stat().st_size)
+
+
+LAYER_PREFIX = "python/"
+UNATTRIBUTED = "(unattributed)"
+
+EXTENSION_MODULES = "extension modules"
+VENDORED_LIBRARIES = "vendored shared libraries"
+PYTHON_SOURCE = "Python source"
+BYTECODE = "bytecode"
+DATA = "data"
+METADATA = "metadata"
+CATEGORIES = (EXTENSION_MODULES, VENDORED_LIBRARIES, PYTHON_SOURCE, BYTECODE, DATA, METADATA)
+
+_SHARED_OBJECT = re.compile(r"\.so(\.\d+)*$")
+
+
+def category(path: str) -> str:
+    """One of CATEGORIES. Metadata and vendored libraries are judged by folder, the rest by suffix."""
+    folders = path.split("/")[:-1]
+    name = path.rsplit("/", 1)[-1]
+    if any(folder.endswith((".dist-info", ".egg-info")) for folder in folders):
+        return METADATA
+    if in_vendored_libs(path):
+        return VENDORED_LIBRARIES
+    if name.endswith(".pyc"):
+        return BYTECODE
+    if name.endswith((".py", ".pyi")):
+        return PYTHON_SOURCE
+    if _SHARED_OBJECT.search(name):
+        return EXTENSION_MODULES
+    return DATA
+
+
+class Attributor:
+    """Maps layer paths to distribution names (as the build report spells them when it can).
+
+    The evidence and its precedence are ci.site.owners'; this adds the budget's spelling of a
+    name and "(unattributed)" for a file no evidence claims.
+    """
+
+    def __init__(
+        self, layer: ZipContents, top_level: Mapping[str, str] | None = None, names: Sequence[str] = ()
+    ) -> None:
+        self._display: dict[str, str] = {canonical(name): name for name in names}
+        with open_zip(layer.path, "rebuild it: `python -m ci build`") as archive:  # one opening for every read
+            self._owners = Owners.of_entries(
+                [entry.path for entry in layer.entries], archive.read, top_level=top_level, names=names
+            )
+        self.versions: dict[str, str] = {}  # distribution -> version, from *.dist-info folder names
+        for dist in self._owners.dists:
+            if dist.site == LAYER_PREFIX.rstrip("/") and dist.version:
+                self.versions[self._name(dist.name)] = dist.version
+
+    def _name(self, distribution: str) -> str:
+        return self._display.setdefault(canonical(distribution), canonical(distribution))
+
+    def distribution(self, path: str) -> str:
+        if not path.startswith(LAYER_PREFIX):
+            return UNATTRIBUTED
+        owner = self._owners.distribution(path)
+        return UNATTRIBUTED if owner is None else self._name(owner)
+
+
+@dataclass(frozen=True)
+class ImportTrace:
+    """What the handler really imported: smoke.json's "import_trace", or build.json's when the build
+    traced the handler answering the committed events on this very layer (no smoke report yet)."""
+
+    report: str
+    same_layer: bool
+    files: list[str]
+    distributions: dict[str, dict[str, int]]
+    source: str = TRACE_SMOKE  # TRACE_SMOKE | TRACE_BUILD
+
+
+_PYC_IN_CACHE = re.compile(r"^(?P<dir>.*?)__pycache__/(?P<stem>[^/.]+)\.[^/]*\.pyc$")
+
+
+def module_key(path: str) -> str | None:
+    """python/a/b/c for python/a/b/c.py, python/a/b/__pycache__/c.cpython-311.pyc and python/a/b/c.pyc."""
+    match = _PYC_IN_CACHE.match(path)
+    if match:
+        return match["dir"] + match["stem"]
+    for suffix in (".pyc", ".py"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return None
+
+
+def traced_paths(trace: ImportTrace, entries: list[Entry]) -> set[str]:
+    """Layer paths the trace saw; a module's .pyc is read when it is imported, so it counts too."""
+    traced = {path if path.startswith(LAYER_PREFIX) else LAYER_PREFIX + path.lstrip("/") for path in trace.files}
+    modules = {module_key(path) for path in traced} - {None}
+    traced |= {e.path for e in entries if e.path.endswith(".pyc") and module_key(e.path) in modules}
+    return traced & {e.path for e in entries}
+
+
+def compact_removals(entries: Iterable[Entry], trace: ImportTrace | None) -> set[str]:
+    """Paths the compact profile would drop: .py shipped with its .pyc and, given a trace, every file
+    never imported (metadata stays). Also read by `budget --what-if` for a projected layer."""
+    entries = list(entries)
+    compiled = {module_key(e.path) for e in entries if e.path.endswith(".pyc")}
+    removable = {e.path for e in entries if e.path.endswith(".py") and module_key(e.path) in compiled}
+    imported = traced_paths(trace, entries) if trace and trace.files else None
+    if imported is not None:
+        removable |= {e.path for e in entries if e.path not in imported and category(e.path) != METADATA}
+    return removable
