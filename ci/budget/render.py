@@ -3,9 +3,8 @@ mermaid `pie`) and budget.json; renderers format, they never compute."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,56 +16,34 @@ from ci.snapshot import Snapshot
 from ci.tables import text_table
 from ci.units import MB, UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_bytes, signed_mb
 
-
-@dataclass(frozen=True)
-class DistributionRow:
-    name: str
-    version: str
-    unzipped_bytes: int
-    zipped_bytes: int | None
-    files: int
-    share: str  # of everything Lambda counts, e.g. "41.2%"
-    delta: DistributionDelta | None  # against the comparison's baseline, when there is one
-    removed: bool = False  # in the baseline only
-
-    def cells(self) -> list[object]:
-        """Distribution, version, unzipped bytes, unzipped MB, zipped MB, files."""
-        return [
-            self.name,
-            self.version,
-            as_bytes(self.unzipped_bytes),
-            mb_cell(self.unzipped_bytes),
-            mb_cell(self.zipped_bytes),
-            self.files,
-        ]
-
-
-def distribution_rows(budget: Budget) -> list[DistributionRow]:
-    """Every layer distribution, largest first, then those removed since the baseline (zero bytes now)."""
-    comparison = budget.comparison
-    deltas = {row.name: row for row in comparison.distributions} if comparison else {}
-    used = budget.used_bytes
-    rows = [
-        DistributionRow(
-            name=group.name,
-            version=group.version or "",
-            unzipped_bytes=group.unzipped_bytes,
-            zipped_bytes=group.zipped_bytes,
-            files=group.files,
-            share=f"{100 * group.unzipped_bytes / used:.1f}%" if used else "",
-            delta=deltas.get(group.name),
-        )
-        for group in budget.distributions
-    ]
-    rows += [
-        DistributionRow(delta.name, delta.before_version or "", 0, None, 0, "", delta, removed=True)
-        for delta in deltas.values()
-        if delta.status == "removed"
-    ]
-    return rows
-
-
 CONTRIBUTORS = 5
+ICONS = {PASS: "✅", WARN: "⚠️", FAIL: "❌"}
+PIE_SLICES = 6  # distributions named in the chart; the rest is one slice, so the chart stays legible
+CAUSE_FILE = "requirements.in"  # where the layer's contents are chosen
+
+
+def _sizes(unzipped: int, zipped: int | None) -> tuple[str, str, str]:
+    """Unzipped bytes, unzipped MB, zipped MB."""
+    return as_bytes(unzipped), mb_cell(unzipped), mb_cell(zipped)
+
+
+def _share(size: int, budget: Budget) -> str:
+    return f"{100 * size / budget.used_bytes:.1f}%" if budget.used_bytes else ""
+
+
+def _distribution_rows(
+    budget: Budget, share: bool, delta_cell: Callable[[DistributionDelta], str]
+) -> list[list[object]]:
+    """Every layer distribution, largest first, with its delta against the baseline when there is one."""
+    deltas = {row.name: row for row in budget.comparison.distributions} if budget.comparison else {}
+    rows: list[list[object]] = []
+    for group in budget.distributions:
+        row: list[object] = [group.name, group.version or "", *_sizes(group.unzipped_bytes, group.zipped_bytes)]
+        row += [group.files, _share(group.unzipped_bytes, budget)] if share else [group.files]
+        if budget.comparison:
+            row.append(delta_cell(deltas[group.name]) if group.name in deltas else "")
+        rows.append(row)
+    return rows
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -74,18 +51,19 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return text_table(headers, rows, numeric_from=1)
 
 
+def _room(budget: Budget, bytes_too: bool) -> str:
+    room = budget.headroom_bytes
+    if room == 0:
+        return "no headroom"
+    figure = f"{as_bytes(abs(room))} bytes ({as_mb(abs(room))})" if bytes_too else as_mb(abs(room))
+    return f"headroom {figure}" if room > 0 else f"over by {figure}"
+
+
 def headline(budget: Budget) -> str:
     used, limit = budget.used_bytes, budget.limit_bytes
-    room = (
-        f"headroom {as_bytes(budget.headroom_bytes)} bytes ({as_mb(budget.headroom_bytes)})"
-        if budget.headroom_bytes > 0
-        else f"over by {as_bytes(-budget.headroom_bytes)} bytes ({as_mb(-budget.headroom_bytes)})"
-        if budget.headroom_bytes < 0
-        else "no headroom"
-    )
     text = (
         f"Lambda size budget: {budget.status.upper()}  {as_bytes(used)} of {as_bytes(limit)} bytes "
-        f"({as_mb(used)} of {as_mb(limit)}, {budget.percent_used:.1f}%), {room}"
+        f"({as_mb(used)} of {as_mb(limit)}, {budget.percent_used:.1f}%), {_room(budget, True)}"
     )
     if budget.comparison:
         text += f", {signed_mb(budget.comparison.delta_bytes)} vs {budget.comparison.label}"
@@ -93,72 +71,50 @@ def headline(budget: Budget) -> str:
 
 
 def render_terminal(budget: Budget) -> str:
-    parts = [headline(budget), f"({UNITS_NOTE}; unzipped unless marked zipped)", ""]
-    parts.append(
+    comparison = budget.comparison
+    components = [(c.name, *_sizes(c.unzipped_bytes, c.zipped_bytes), c.files) for c in budget.components]
+    parts = [
+        headline(budget),
+        f"({UNITS_NOTE}; unzipped unless marked zipped)",
+        "",
         table(
             ["What Lambda counts", "unzipped bytes", "MB", "zipped MB", "files"],
-            [
-                (c.name, as_bytes(c.unzipped_bytes), mb_cell(c.unzipped_bytes), mb_cell(c.zipped_bytes), c.files)
-                for c in budget.components
-            ]
-            + [("total", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes), "", "")],
-        )
-    )
+            [*components, ("total", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes), "", "")],
+        ),
+    ]
     headers = ["Layer distribution", "version", "unzipped bytes", "MB", "zipped MB", "files", "share"]
-    if budget.comparison:
-        headers.append(f"vs {budget.comparison.label}")
-    rows = []
-    for dist in distribution_rows(budget):
-        if dist.removed:
-            continue  # named on a line of its own below
-        row = [*dist.cells(), dist.share]
-        if budget.comparison:
-            row.append(_delta_cell(dist.delta.status, dist.delta.delta_bytes) if dist.delta else "")
-        rows.append(row)
-    parts += ["", table(headers, rows)]
-    if budget.comparison:
-        for gone in budget.comparison.distributions:
+    if comparison:
+        headers.append(f"vs {comparison.label}")
+    parts += ["", table(headers, _distribution_rows(budget, True, _delta_cell))]
+    if comparison:
+        for gone in comparison.distributions:
             if gone.status == "removed":
-                parts.append(f"removed since {budget.comparison.label}: {gone.name} ({signed_mb(gone.delta_bytes)})")
+                parts.append(f"removed since {comparison.label}: {gone.name} ({signed_mb(gone.delta_bytes)})")
     parts += [
         "",
         table(
             ["Category", "unzipped bytes", "MB", "zipped MB", "files"],
-            [
-                (g.name, as_bytes(g.unzipped_bytes), mb_cell(g.unzipped_bytes), mb_cell(g.zipped_bytes), g.files)
-                for g in budget.categories
-            ],
+            [(g.name, *_sizes(g.unzipped_bytes, g.zipped_bytes), g.files) for g in budget.categories],
         ),
     ]
     if budget.rules:
-        parts += [
-            "",
-            table(
-                ["Pruning rule", "files removed", "bytes removed", "MB"],
-                [(r.name, r.files, as_bytes(r.bytes), mb_cell(r.bytes)) for r in budget.rules],
-            ),
-        ]
-    parts += [
-        "",
-        table(
-            [f"Largest {len(budget.largest_files)} files", "distribution", "unzipped bytes", "MB"],
-            [
-                (f"{f.component}:{f.path}", f.distribution, as_bytes(f.unzipped_bytes), mb_cell(f.unzipped_bytes))
-                for f in budget.largest_files
-            ],
-        ),
-        "",
-        bytecode_line(budget),
+        rules = [(r.name, r.files, as_bytes(r.bytes), mb_cell(r.bytes)) for r in budget.rules]
+        parts += ["", table(["Pruning rule", "files removed", "bytes removed", "MB"], rules)]
+    files = [
+        (f"{f.component}:{f.path}", f.distribution, as_bytes(f.unzipped_bytes), mb_cell(f.unzipped_bytes))
+        for f in budget.largest_files
     ]
+    headers = [f"Largest {len(budget.largest_files)} files", "distribution", "unzipped bytes", "MB"]
+    parts += ["", table(headers, files), "", bytecode_line(budget)]
     if budget.imports:
         parts.append(never_imported_line(budget))
     return "\n".join(parts)
 
 
-def _delta_cell(status: str, delta: int) -> str:
-    if status == "added":
-        return f"added {signed_mb(delta)}"
-    return signed_mb(delta) if delta or status == "changed" else "±0"
+def _delta_cell(delta: DistributionDelta) -> str:
+    if delta.status == "added":
+        return f"added {signed_mb(delta.delta_bytes)}"
+    return signed_mb(delta.delta_bytes) if delta.delta_bytes or delta.status == "changed" else "±0"
 
 
 def bytecode_line(budget: Budget) -> str:
@@ -210,14 +166,9 @@ def verdict_message(budget: Budget) -> str | None:
 
 
 def removal_advice(budget: Budget) -> str:
-    lines = ["what could be removed:"]
-    for idea in budget.suggestions:
-        lines.append(f"  - {describe(idea, budget.limit_bytes)}")
-    return "\n".join(lines)
-
-
-ICONS = {PASS: "✅", WARN: "⚠️", FAIL: "❌"}
-PIE_SLICES = 6  # distributions named in the chart; the rest is one slice, so the chart stays legible
+    return "\n".join(
+        ["what could be removed:", *(f"  - {describe(i, budget.limit_bytes)}" for i in budget.suggestions)]
+    )
 
 
 def _cell(value: object) -> str:
@@ -233,18 +184,6 @@ def md_table(
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def md_headline(budget: Budget) -> str:
-    room = budget.headroom_bytes
-    text = (
-        f"## {ICONS[budget.status]} Lambda size budget: {budget.status} — {as_bytes(budget.used_bytes)} of "
-        f"{as_bytes(budget.limit_bytes)} bytes ({budget.percent_used:.1f}%) · "
-        + (f"headroom {as_mb(room)}" if room > 0 else f"over by {as_mb(-room)}" if room < 0 else "no headroom")
-    )
-    if budget.comparison:
-        text += f" · {signed_mb(budget.comparison.delta_bytes)} vs {budget.comparison.label}"
-    return text
 
 
 def pie(budget: Budget) -> str:
@@ -271,13 +210,17 @@ def pie(budget: Budget) -> str:
         value = round(size / MB, 2)
         if value > 0:  # mermaid draws positive slices only; under 5 kB is invisible anyway
             lines.append(f'    "{label.replace(chr(34), "")}" : {value:g}')
-    lines.append("```")
-    return "\n".join(lines)
+    return "\n".join([*lines, "```"])
 
 
 def render_markdown(budget: Budget) -> str:
     comparison = budget.comparison
-    out = [md_headline(budget), ""]
+    headline = (
+        f"## {ICONS[budget.status]} Lambda size budget: {budget.status} — {as_bytes(budget.used_bytes)} of "
+        f"{as_bytes(budget.limit_bytes)} bytes ({budget.percent_used:.1f}%) · {_room(budget, False)}"
+    )
+    if comparison:
+        headline += f" · {signed_mb(comparison.delta_bytes)} vs {comparison.label}"
     summary_rows: list[Sequence[object]] = [
         ("Used (function + layers, unzipped)", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes)),
         ("Limit", as_bytes(budget.limit_bytes), mb_cell(budget.limit_bytes)),
@@ -288,10 +231,22 @@ def render_markdown(budget: Budget) -> str:
         summary_rows.append(
             (f"Change vs {comparison.label}", signed_bytes(comparison.delta_bytes), signed_mb(comparison.delta_bytes))
         )
-    out += [md_table(["", "Bytes", "MB"], summary_rows), ""]
+    out = [headline, "", md_table(["", "Bytes", "MB"], summary_rows), ""]
     message = verdict_message(budget)
     if message:
         out += ["```text", message, "```", ""]
+    headers = ["Distribution", "Version", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"]
+    distributions = _distribution_rows(
+        budget, False, lambda d: "**added**" if d.status == "added" else signed_mb(d.delta_bytes)
+    )
+    if comparison:
+        headers.append(f"vs {comparison.label}")
+        distributions += [
+            [d.name, d.before_version or "", *_sizes(0, None), 0, f"**removed** {signed_mb(d.delta_bytes)}"]
+            for d in comparison.distributions
+            if d.status == "removed"
+        ]
+    components = [(c.name, c.kind, *_sizes(c.unzipped_bytes, c.zipped_bytes), c.files) for c in budget.components]
     out += [
         "<sub>MB = 1,000,000 bytes (decimal). Sizes are unzipped unless marked zipped: Lambda counts the unzipped "
         "size of the function code plus every layer against one limit.</sub>",
@@ -300,144 +255,79 @@ def render_markdown(budget: Budget) -> str:
         "",
         "### What Lambda counts",
         "",
-        md_table(
-            ["Part", "Kind", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"],
-            [
-                (
-                    c.name,
-                    c.kind,
-                    as_bytes(c.unzipped_bytes),
-                    mb_cell(c.unzipped_bytes),
-                    mb_cell(c.zipped_bytes),
-                    c.files,
-                )
-                for c in budget.components
-            ],
-            numeric_from=2,
-        ),
+        md_table(["Part", "Kind", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"], components, numeric_from=2),
         "",
         "### Per distribution (layer, largest first)",
         "",
-        _distribution_table(budget),
+        md_table(headers, distributions, numeric_from=2),
         "",
     ]
     if comparison:
         out += [f"### Changes vs {comparison.label}", "", f"Baseline: {comparison.source}.", ""]
-        if comparison.changes:
-            out.append(
-                md_table(
-                    ["Distribution", "Change", "Before (bytes)", "After (bytes)", "Delta (bytes)", "Delta"],
-                    [
-                        (
-                            row.name,
-                            _change(row.status, row.before_version, row.after_version),
-                            as_bytes(row.before_bytes),
-                            as_bytes(row.after_bytes),
-                            signed_bytes(row.delta_bytes),
-                            signed_mb(row.delta_bytes),
-                        )
-                        for row in comparison.changes
-                    ],
-                    numeric_from=2,
-                )
+        changes = [
+            (
+                row.name,
+                _change(row.status, row.before_version, row.after_version),
+                as_bytes(row.before_bytes),
+                as_bytes(row.after_bytes),
+                signed_bytes(row.delta_bytes),
+                signed_mb(row.delta_bytes),
             )
-        else:
-            out.append("No distribution changed in size or version.")
+            for row in comparison.changes
+        ]
+        headers = ["Distribution", "Change", "Before (bytes)", "After (bytes)", "Delta (bytes)", "Delta"]
+        out += [
+            md_table(headers, changes, numeric_from=2) if changes else "No distribution changed in size or version."
+        ]
         out.append("")
+    categories = [
+        (g.name, *_sizes(g.unzipped_bytes, g.zipped_bytes), g.files, _share(g.unzipped_bytes, budget))
+        for g in budget.categories
+    ]
     out += [
         "### Per category",
         "",
-        md_table(
-            ["Category", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files", "Share"],
-            [
-                (
-                    g.name,
-                    as_bytes(g.unzipped_bytes),
-                    mb_cell(g.unzipped_bytes),
-                    mb_cell(g.zipped_bytes),
-                    g.files,
-                    f"{100 * g.unzipped_bytes / budget.used_bytes:.1f}%" if budget.used_bytes else "",
-                )
-                for g in budget.categories
-            ],
-        ),
+        md_table(["Category", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files", "Share"], categories),
         "",
         "### Bytecode",
         "",
         bytecode_line(budget) + ".",
         "",
-    ]
-    out += _imports_section(budget)
-    out += ["### What pruning removed", ""]
-    if budget.rules:
-        out.append(
-            md_table(
-                ["Rule", "Files", "Bytes", "MB", "For example"],
-                [
-                    (r.name, r.files, as_bytes(r.bytes), mb_cell(r.bytes), ", ".join(f"`{p}`" for p in r.paths[:2]))
-                    for r in budget.rules
-                ],
-                text_after=4,
-            )
-        )
-    else:
-        out.append("No pruning figures (build/reports/build.json has no rules).")
-    out += [
-        "",
-        f"<details><summary>{len(budget.largest_files)} largest files</summary>",
-        "",
-        md_table(
-            ["File", "Distribution", "Category", "Unzipped bytes", "Unzipped MB", "Zipped MB"],
-            [
-                (
-                    f"`{f.component}:{f.path}`",
-                    f.distribution,
-                    f.category,
-                    as_bytes(f.unzipped_bytes),
-                    mb_cell(f.unzipped_bytes),
-                    mb_cell(f.zipped_bytes),
-                )
-                for f in budget.largest_files
-            ],
-            numeric_from=3,
-        ),
-        "",
-        "</details>",
+        *_imports_section(budget),
+        "### What pruning removed",
         "",
     ]
-    out += _advice_section(budget)
+    rules = [
+        (r.name, r.files, as_bytes(r.bytes), mb_cell(r.bytes), ", ".join(f"`{p}`" for p in r.paths[:2]))
+        for r in budget.rules
+    ]
+    out.append(
+        md_table(["Rule", "Files", "Bytes", "MB", "For example"], rules, text_after=4)
+        if rules
+        else "No pruning figures (build/reports/build.json has no rules)."
+    )
+    files = [
+        (f"`{f.component}:{f.path}`", f.distribution, f.category, *_sizes(f.unzipped_bytes, f.zipped_bytes))
+        for f in budget.largest_files
+    ]
+    headers = ["File", "Distribution", "Category", "Unzipped bytes", "Unzipped MB", "Zipped MB"]
+    out += ["", f"<details><summary>{len(files)} largest files</summary>", ""]
+    out += [md_table(headers, files, numeric_from=3), "", "</details>", ""]
+    if budget.suggestions:
+        lines = [
+            f"- {describe(idea, budget.limit_bytes, code=lambda line: f'`{line}`')}" for idea in budget.suggestions
+        ]
+        if budget.status == PASS:
+            out += ["<details><summary>What could be removed</summary>", "", *lines, "", "</details>", ""]
+        else:
+            out += ["### What could be removed", "", *lines, ""]
     return "\n".join(out).rstrip() + "\n"
-
-
-def _distribution_table(budget: Budget) -> str:
-    comparison = budget.comparison
-    headers = ["Distribution", "Version", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"]
-    if comparison:
-        headers.append(f"vs {comparison.label}")
-    rows: list[Sequence[object]] = []
-    for dist in distribution_rows(budget):
-        row = dist.cells()
-        if comparison:
-            row.append(_md_delta(dist))
-        rows.append(row)
-    return md_table(headers, rows, numeric_from=2)
-
-
-def _md_delta(dist: DistributionRow) -> str:
-    delta = dist.delta
-    if delta is None:
-        return ""
-    if dist.removed:
-        return f"**removed** {signed_mb(delta.delta_bytes)}"
-    return "**added**" if delta.status == "added" else signed_mb(delta.delta_bytes)
 
 
 def _change(status: str, before: str | None, after: str | None) -> str:
     if status in ("added", "removed"):
         return f"**{status}**" + (f" ({after or before})" if after or before else "")
-    if before != after:
-        return f"{before} → {after}"
-    return "size"
+    return f"{before} → {after}" if before != after else "size"
 
 
 def _imports_section(budget: Budget) -> list[str]:
@@ -461,55 +351,32 @@ def _imports_section(budget: Budget) -> list[str]:
         )
     else:
         out.append(f"Every distribution in the layer was imported {imports.imported_where}.")
-    out += [
-        "",
-        md_table(
-            ["Distribution", "Shipped bytes", "Imported bytes", "Imported files", "Never imported"],
-            [
-                (
-                    use.name,
-                    as_bytes(use.shipped_bytes),
-                    as_bytes(use.imported_bytes),
-                    use.imported_files,
-                    "**yes**" if use.imported_files == 0 else "",
-                )
-                for use in imports.distributions
-            ],
-            text_after=4,
-        ),
-        "",
+    uses = [
+        (
+            use.name,
+            as_bytes(use.shipped_bytes),
+            as_bytes(use.imported_bytes),
+            use.imported_files,
+            "**yes**" if use.imported_files == 0 else "",
+        )
+        for use in imports.distributions
     ]
+    headers = ["Distribution", "Shipped bytes", "Imported bytes", "Imported files", "Never imported"]
+    out += ["", md_table(headers, uses, text_after=4), ""]
     if imports.unimported_directories:
-        out += [
-            "Largest package folders nothing was imported from:",
-            "",
-            md_table(
-                ["Folder", "Unzipped bytes", "Unzipped MB", "Files"],
-                [
-                    (f"`python/{g.name}`", as_bytes(g.unzipped_bytes), mb_cell(g.unzipped_bytes), g.files)
-                    for g in imports.unimported_directories
-                ],
-            ),
-            "",
+        folders = [
+            (f"`python/{g.name}`", as_bytes(g.unzipped_bytes), mb_cell(g.unzipped_bytes), g.files)
+            for g in imports.unimported_directories
         ]
+        out += ["Largest package folders nothing was imported from:", ""]
+        out += [md_table(["Folder", "Unzipped bytes", "Unzipped MB", "Files"], folders), ""]
     return out
-
-
-def _advice_section(budget: Budget) -> list[str]:
-    if not budget.suggestions:
-        return []
-    lines = [f"- {describe(idea, budget.limit_bytes, code=lambda line: f'`{line}`')}" for idea in budget.suggestions]
-    if budget.status == PASS:
-        return ["<details><summary>What could be removed</summary>", "", *lines, "", "</details>", ""]
-    return ["### What could be removed", "", *lines, ""]
-
-
-CAUSE_FILE = "requirements.in"  # where the layer's contents are chosen
 
 
 def budget_to_dict(budget: Budget) -> dict[str, Any]:
     """The report body; ci.reports.write_report adds format, check, passed and the artifacts' digests."""
-    comparison = budget.comparison
+    comparison, imports = budget.comparison, budget.imports
+    lists = ("components", "distributions", "categories", "rules", "largest_files", "largest_directories")
     return {
         "status": budget.status,
         "units": UNITS_NOTE,
@@ -521,24 +388,19 @@ def budget_to_dict(budget: Budget) -> dict[str, Any]:
         "over_limit_bytes": max(0, budget.used_bytes - budget.limit_bytes),
         "percent_used": budget.percent_used,
         "lock": budget.lock,
-        "components": [dataclasses.asdict(c) for c in budget.components],
-        "distributions": [dataclasses.asdict(d) for d in budget.distributions],
-        "categories": [dataclasses.asdict(c) for c in budget.categories],
-        "rules": [dataclasses.asdict(r) for r in budget.rules],
-        "largest_files": [dataclasses.asdict(f) for f in budget.largest_files],
-        "largest_directories": [dataclasses.asdict(d) for d in budget.largest_directories],
-        "bytecode": dataclasses.asdict(budget.bytecode),
+        **{name: [asdict(item) for item in getattr(budget, name)] for name in lists},
+        "bytecode": asdict(budget.bytecode),
         "import_trace": None
-        if budget.imports is None
+        if imports is None
         else {
-            "source": budget.imports.source,
-            "traced_by": budget.imports.traced_by,
-            "report": budget.imports.report,
-            "same_layer": budget.imports.same_layer,
-            "never_imported": [use.name for use in budget.imports.never_imported],
-            "never_imported_bytes": budget.imports.never_imported_bytes,
-            "distributions": [dataclasses.asdict(use) for use in budget.imports.distributions],
-            "unimported_directories": [dataclasses.asdict(g) for g in budget.imports.unimported_directories],
+            "source": imports.source,
+            "traced_by": imports.traced_by,
+            "report": imports.report,
+            "same_layer": imports.same_layer,
+            "never_imported": [use.name for use in imports.never_imported],
+            "never_imported_bytes": imports.never_imported_bytes,
+            "distributions": [asdict(use) for use in imports.distributions],
+            "unimported_directories": [asdict(g) for g in imports.unimported_directories],
         },
         "baseline": None
         if comparison is None
@@ -547,34 +409,27 @@ def budget_to_dict(budget: Budget) -> dict[str, Any]:
             "source": comparison.source,
             "used_bytes": comparison.before_used_bytes,
             "delta_bytes": comparison.delta_bytes,
-            "distributions": [
-                {**dataclasses.asdict(row), "delta_bytes": row.delta_bytes} for row in comparison.distributions
-            ],
+            "distributions": [{**asdict(row), "delta_bytes": row.delta_bytes} for row in comparison.distributions],
         },
         "compact_saving_bytes": budget.compact_saving_bytes,
         "suggestions": [
-            {**dataclasses.asdict(s), "fits": s.fits(budget.limit_bytes), "outcome": outcome(s, budget.limit_bytes)}
+            {**asdict(s), "fits": s.fits(budget.limit_bytes), "outcome": outcome(s, budget.limit_bytes)}
             for s in budget.suggestions
         ],
     }
 
 
-def budget_findings(budget: Budget) -> list[Finding]:
-    """A failure (or the warning band) on requirements.in, where the layer's contents are chosen."""
+def write_budget_json(paths: BuildPaths, budget: Budget, judged: Iterable[Snapshot] = ()) -> Path:
+    """`judged`: the snapshots of layer.zip and function.zip the budget was computed from. A failure (or the
+    warning band) is a finding on requirements.in, where the layer's contents are chosen."""
     message = verdict_message(budget)
+    findings = []
     if budget.status == FAIL:
         fixes = "; ".join(
             f"{paste_text(s) or s.action} ({outcome(s, budget.limit_bytes)})" for s in budget.suggestions[:3]
         )
         fix = f"remove or replace what is largest in {CAUSE_FILE}" + (f": {fixes}" if fixes else "")
-        return [Finding("budget", "error", message or "the size budget failed", fix, CAUSE_FILE)]
-    if budget.status == WARN and message:
-        return [Finding("budget", "warning", message, "leave room: see the suggestions in budget.md", CAUSE_FILE)]
-    return []
-
-
-def write_budget_json(paths: BuildPaths, budget: Budget, judged: Iterable[Snapshot] = ()) -> Path:
-    """`judged`: the snapshots of layer.zip and function.zip the budget was computed from."""
-    return write_report(
-        paths, "budget", budget.passed, budget_to_dict(budget), findings=budget_findings(budget), judged=judged
-    )
+        findings = [Finding("budget", "error", message or "the size budget failed", fix, CAUSE_FILE)]
+    elif budget.status == WARN and message:
+        findings = [Finding("budget", "warning", message, "leave room: see the suggestions in budget.md", CAUSE_FILE)]
+    return write_report(paths, "budget", budget.passed, budget_to_dict(budget), findings=findings, judged=judged)
