@@ -15,15 +15,14 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ci import logs, unpacked_layers
 from ci.budget.compute import BUILD_FIX, BudgetInputs, compute_budget, gather_inputs
-from ci.budget.contents import UNATTRIBUTED, Attributor, Entry, module_key
-from ci.budget.model import FAIL, WARN, Budget, Comparison, Component, DistributionDelta, Group, Suggestion
+from ci.budget.contents import LAYER_PREFIX, UNATTRIBUTED, Attributor, Entry, module_key
+from ci.budget.model import FAIL, WARN, Budget, Comparison, Component, Group, Suggestion, delta_rows
 from ci.budget.options import describe, outcome, paste_text, removal_options
 from ci.budget.projection import Measured, Measurer
 from ci.budget.render import headline, table, verdict_message
@@ -57,6 +56,23 @@ from ci.tables import text_table
 from ci.units import UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_mb
 from ci.zipsafe import open_zip
 
+logger = logging.getLogger(__name__)
+
+CI_PACKAGE = Path(__file__).resolve().parents[1]
+CHECK = "budget-what-if"
+CURRENT = "the current lock"
+HOW = {
+    "layer.zip": "as build/layer.zip ships it",
+    "measured": "installed and pruned by the build's rules now",
+    "cached": "installed and pruned by the build's rules (cached)",
+}
+MODEL_PACKAGES = frozenset(PACKAGES.values())
+COMPACT_MEASURED = (
+    "every file the handler never used on the committed events in the projected layer (measured: the "
+    "build's trace run on it, added distributions included) and the .py of every module it imported, "
+    "which ships as its .pyc"
+)
+
 
 @dataclass(frozen=True)
 class Current:
@@ -70,7 +86,8 @@ class Current:
 
 
 def current_state(config: Config, paths: BuildPaths, limit_bytes: int | None) -> Current:
-    """The current lock, layer.zip and function.zip; refused unless the layer was built from this lock."""
+    """Refused unless layer.zip was built from the current lock: a delta "against the current lock" must be
+    measured on that lock's layer, not on whatever was built last."""
     lock = read_layer_lock(config.lock.layer_lock)
     if not paths.layer_zip.is_file():
         raise no_layer(config, paths)
@@ -81,9 +98,9 @@ def current_state(config: Config, paths: BuildPaths, limit_bytes: int | None) ->
             f"{paths.report('build')} not found: the projection starts from the current build", BUILD_FIX
         )
     layer_sha = sha256_file(inputs.layer.path)
-    built_from = (report.get("lock") or {}).get("sha256")
-    built = (report.get("layer") or {}).get("sha256")
-    if built_from != lock.digest or built != layer_sha:
+    if (report.get("lock") or {}).get("sha256") != lock.digest or (report.get("layer") or {}).get(
+        "sha256"
+    ) != layer_sha:
         raise PipelineError(
             f"{display_path(paths.layer_zip, config.root)} was not built from the current "
             f"{config.relative(config.lock.layer_lock)}: the delta would be against another layer",
@@ -120,12 +137,10 @@ def no_layer(config: Config, paths: BuildPaths) -> PipelineError:
     return PipelineError(f"{shown} is missing: the what-if measures against the current lock's layer", BUILD_FIX)
 
 
-LAYER_PREFIX = "python/"
-CURRENT = "the current lock"
-
-
 @dataclass(frozen=True)
 class Projection:
+    """The projected layer: layer.zip's own entries for unchanged distributions, measured files for the others."""
+
     request: WhatIfRequest
     target: Target
     budget: Budget  # the projected function + layers, compared with the current lock's
@@ -145,9 +160,6 @@ class Projection:
         """Distributions the current import trace can speak for: all but the added ones."""
         return set(self.entries) - set(self.added)
 
-    def with_options(self, options: Sequence[Suggestion]) -> Projection:
-        return dataclasses.replace(self, options=list(options))
-
 
 def project(
     config: Config,
@@ -159,20 +171,30 @@ def project(
     held_back: list[str],
     lock_shown: str,
 ) -> Projection:
+    """Bytecode follows the build's mode; an added distribution gets none in `runtime` mode (the handler does
+    not import it yet), and what it would add is reported beside it."""
     mode = current.budget.bytecode.mode
     version = config.target.runtime.python
     entries: dict[str, list[Entry]] = {"": list(current.entries.get("", []))}
     how: dict[str, str] = {}
     added = sorted(name for name in lock.pins if name not in current.lock.pins)
     for name in lock.pins:
-        if name in measured:
-            modules = _compiled_modules(mode, current.entries.get(name, []), name in added)
-            entries[name] = measured_entries(measured[name], modules, version)
-            how[name] = "cached" if measured[name].from_cache else "measured"
-        else:
-            entries[name] = list(current.entries.get(name, []))
-            how[name] = "layer.zip"
-    deltas = _deltas(current, lock, entries)
+        old = current.entries.get(name, [])
+        if name not in measured:
+            entries[name], how[name] = list(old), "layer.zip"
+            continue
+        # runtime (or unknown) mode: the .py whose .pyc the current layer ships, the modules the build compiled
+        compiled = {module_key(e.path) for e in old if e.path.endswith(".pyc")} - {None}
+        modules = {str(key).removeprefix(LAYER_PREFIX) + ".py" for key in compiled}
+        if mode == "none" or name in added:
+            modules = set()
+        files = [Entry(LAYER_PREFIX + rel, size, 0) for rel, size in measured[name].files.items()]
+        files += [
+            Entry(LAYER_PREFIX + pyc_path(rel, version, False), size, 0)
+            for rel, size in measured[name].pyc.items()
+            if mode == "all" or rel in modules
+        ]
+        entries[name], how[name] = files, "cached" if measured[name].from_cache else "measured"
     layer = [entry for group in entries.values() for entry in group]
     components = [
         *(c for c in current.budget.components if c.kind == "function"),
@@ -184,6 +206,18 @@ def project(
         for name, group in entries.items()
         if name
     ]
+    sides = []
+    for name in sorted(set(current.lock.pins) | set(lock.pins)):
+        before, after = current.lock.pins.get(name), lock.pins.get(name)
+        sides.append(
+            (
+                name,
+                (sum(e.unzipped_bytes for e in current.entries.get(name, [])), before.version) if before else None,
+                (sum(e.unzipped_bytes for e in entries.get(name, [])), after.version) if after else None,
+            )
+        )
+    used = sum(c.unzipped_bytes for c in components)
+    source = f"{config.relative(current.lock.path)} ({current.lock.digest[:12]}) as build/layer.zip ships it"
     budget = dataclasses.replace(
         current.budget,
         components=components,
@@ -196,89 +230,24 @@ def project(
         lock={"path": lock_shown, "sha256": lock.digest},
         compact_saving_bytes=None,
         suggestions=[],
+        comparison=Comparison(CURRENT, source, current.budget.used_bytes, used, delta_rows(sides)),
     )
-    budget = dataclasses.replace(
-        budget,
-        comparison=Comparison(
-            label=CURRENT,
-            source=f"{config.relative(current.lock.path)} ({current.lock.digest[:12]}) as build/layer.zip ships it",
-            before_used_bytes=current.budget.used_bytes,
-            after_used_bytes=budget.used_bytes,
-            distributions=deltas,
-        ),
-    )
+    needed_by_added = {name for name, pin in lock.pins.items() if set(pin.via) & set(added)}
+    bytecode = {name: measured[name].bytecode_for(None) for name in added if name in measured}
     return Projection(
-        request=request,
-        target=config.target,
-        budget=budget,
-        lock_shown=lock_shown,
-        entries=entries,
-        how=how,
-        measured=measured,
-        added=added,
-        moves=moves,
-        held_back=held_back,
-        needed_by_added={name for name, pin in lock.pins.items() if set(pin.via) & set(added)},
-        bytecode_if_imported={name: measured[name].bytecode_for(None) for name in added if name in measured},
+        request,
+        config.target,
+        budget,
+        lock_shown,
+        entries,
+        how,
+        measured,
+        added,
+        moves,
+        held_back,
+        needed_by_added,
+        bytecode,
     )
-
-
-def measured_entries(measured: Measured, modules: set[str] | None, python_version: str) -> list[Entry]:
-    """The measured files, plus the .pyc of `modules` (None: every module) where the build puts them."""
-    files = [Entry(LAYER_PREFIX + rel, size, 0) for rel, size in measured.files.items()]
-    compiled = [
-        Entry(LAYER_PREFIX + pyc_path(rel, python_version, False), size, 0)
-        for rel, size in measured.pyc.items()
-        if modules is None or rel in modules
-    ]
-    return files + compiled
-
-
-def _compiled_modules(mode: str | None, old: list[Entry], added: bool) -> set[str] | None:
-    if mode == "all":
-        return None
-    if mode == "none" or added:
-        return set()
-    return old_bytecode_sources(old)  # runtime (or unknown): what the build compiled for the old version
-
-
-def old_bytecode_sources(entries: list[Entry]) -> set[str]:
-    """The .py (relative to python/) whose .pyc the current layer ships: the modules the build compiled."""
-    sources = set()
-    for entry in entries:
-        if entry.path.endswith(".pyc"):
-            key = module_key(entry.path)
-            if key is not None:
-                sources.add(key.removeprefix(LAYER_PREFIX) + ".py")
-    return sources
-
-
-def _deltas(current: Current, lock: LockFile, entries: dict[str, list[Entry]]) -> list[DistributionDelta]:
-    rows = []
-    for name in sorted(set(current.lock.pins) | set(lock.pins)):
-        before, after = current.lock.pins.get(name), lock.pins.get(name)
-        before_bytes = sum(e.unzipped_bytes for e in current.entries.get(name, [])) if before else 0
-        after_bytes = sum(e.unzipped_bytes for e in entries.get(name, [])) if after else 0
-        if before is None:
-            status = "added"
-        elif after is None:
-            status = "removed"
-        elif before.version != after.version or before_bytes != after_bytes:
-            status = "changed"
-        else:
-            status = "unchanged"
-        rows.append(
-            DistributionDelta(
-                name=name,
-                status=status,
-                before_bytes=before_bytes,
-                after_bytes=after_bytes,
-                before_version=before.version if before else None,
-                after_version=after.version if after else None,
-            )
-        )
-    rows.sort(key=lambda row: (-abs(row.delta_bytes), row.name))
-    return rows
 
 
 @dataclass(frozen=True)
@@ -300,11 +269,10 @@ def measure_compact(
     new_site: Path | None,
     workdir: Path,
 ) -> CompactLayer:
-    """Lay the projected layer out under `workdir`, trace the handler on it and apply the compact profile.
-
-    `base_site`: the current layer.zip's python/, unpacked; `new_site`: the measured tree of every distribution
-    not taken from layer.zip (None when there is none).
-    """
+    """Lay the projected layer out under `workdir`, run the handler on every committed event in it and apply the
+    build's compact step, so whether an added distribution is imported (pandas imports pyarrow when present) is
+    seen, not assumed. `base_site`: the current layer.zip's python/, unpacked; `new_site`: the measured tree of
+    every distribution not taken from layer.zip (None when there is none)."""
     if not paths.model.is_file():
         return CompactLayer(None, why_not=f"no model at {paths.model} to trace the handler with (train first)")
     if workdir.exists():
@@ -316,9 +284,8 @@ def measure_compact(
             rel = entry.path.removeprefix(LAYER_PREFIX)
             if "__pycache__" in rel.split("/"):
                 continue  # the build traces the tree before it compiles anything
-            target = site / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            link_or_copy(source / rel, target)
+            (site / rel).parent.mkdir(parents=True, exist_ok=True)
+            link_or_copy(source / rel, site / rel)
     function = workdir / "function"
     with open_zip(paths.function_zip, "run `python -m ci build` first") as zipped:
         zipped.extract_all(function)
@@ -340,11 +307,7 @@ def measure_compact(
     if used.workload != "events" or broken:
         why = f"{len(broken)} event(s) answered with a server error" if broken else "no events were traced"
         return CompactLayer(None, why_not=f"the handler's trace on the projected layer is not usable: {why}")
-    return CompactLayer(_compact_bytes(config, python, site, used, paths), len(used.modules), len(used.files))
-
-
-def _compact_bytes(config: Config, python: str, site: Path, used: trace.ImportTrace, paths: BuildPaths) -> int:
-    """What the build's compact step leaves of `site` (changed in place): the bytes of python/."""
+    # What the build's compact step leaves of `site` (changed in place): the bytes of python/.
     keep = set(used.files)
     for path in list(walk_files(site)):
         rel = path.relative_to(site).as_posix()
@@ -358,16 +321,10 @@ def _compact_bytes(config: Config, python: str, site: Path, used: trace.ImportTr
             continue
         path.unlink()
     sourceless = sorted(rel for rel in used.modules if rel.endswith(".py") and (site / rel).is_file())
-    version = config.target.runtime.python
     compile_files(python, version, site, sourceless, paths.cache / "bytecode", True, LAMBDA_SITE)
     for rel in sourceless:
         (site / rel).unlink()
-    return sum(path.stat().st_size for path in walk_files(site))
-
-
-logger = logging.getLogger(__name__)
-
-CI_PACKAGE = Path(__file__).resolve().parents[1]
+    return CompactLayer(sum(path.stat().st_size for path in walk_files(site)), len(used.modules), len(used.files))
 
 
 def answer_key(config: Config, paths: BuildPaths, current: Current, request: WhatIfRequest) -> str:
@@ -398,27 +355,6 @@ def answer_key(config: Config, paths: BuildPaths, current: Current, request: Wha
     return hashlib.sha256(b"\0".join(hashlib.sha256(part).digest() for part in parts)).hexdigest()
 
 
-def answers_dir(paths: BuildPaths) -> Path:
-    return paths.build / "what-if" / "answers"
-
-
-def cached_answer(paths: BuildPaths, key: str) -> Answer | None:
-    try:
-        data = json.loads((answers_dir(paths) / f"{key}.json").read_text())
-        return Answer(**{**data, "from_cache": True})
-    except (OSError, json.JSONDecodeError, TypeError):
-        return None
-
-
-def store_answer(paths: BuildPaths, key: str, answer: Answer) -> None:
-    target = answers_dir(paths) / f"{key}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    data = {name: value for name, value in answer.__dict__.items() if name != "from_cache"}
-    partial.write_text(json.dumps(data, indent=1))
-    partial.replace(target)
-
-
 def fetch_wheels(config: Config, paths: BuildPaths, lock: LockFile, workdir: Path) -> tuple[list[CachedWheel], int]:
     """Every pin's wheel from the build's hashed cache (same hashes, same target tags), downloading only
     the pins it lacks; (wheels, how many were downloaded)."""
@@ -442,9 +378,10 @@ def what_if(
     started = time.perf_counter()
     current = current_state(config, paths, limit_bytes)
     key = answer_key(config, paths, current, request)
+    answer_file = paths.build / "what-if" / "answers" / f"{key}.json"
     if not fresh:
-        cached = cached_answer(paths, key)
-        if cached is not None:
+        with contextlib.suppress(OSError, json.JSONDecodeError, TypeError):
+            cached = Answer(**{**json.loads(answer_file.read_text()), "from_cache": True})
             cached.timings = {"total": round(time.perf_counter() - started, 2)}
             return cached, None
     timings: dict[str, float] = {}
@@ -465,7 +402,12 @@ def what_if(
         f"fetch:    {len(wheels)} wheels, {downloaded} downloaded, the rest from the build's cache "
         f"[{timings['fetch']:.1f}s]"
     )
-    unchanged, new = _split(current, wheels)
+    unchanged: list[CachedWheel] = []  # the current layer ships byte for byte the same wheel
+    new: list[CachedWheel] = []
+    for wheel in wheels:
+        before = current.lock.pins.get(wheel.pin.name)
+        same = before is not None and before.version == wheel.pin.version and wheel.sha256 in before.sha256
+        (unchanged if same and wheel.pin.name in current.entries else new).append(wheel)
     python = target_python(config.target.runtime.python)
     with contextlib.ExitStack() as held:
 
@@ -476,14 +418,8 @@ def what_if(
             layers, layer_zip = paths.unpacked_layers, current.inputs.layer.path
             return held.enter_context(unpacked_layers.reading(layers, layer_zip)) / BUILD_SITE
 
-        measurer = Measurer(
-            python=python,
-            target=config.target,
-            options=BuildOptions.from_config(config),
-            cache=paths.cache,
-            scratch=paths.build / "what-if",
-            base_site=base_site,
-        )
+        options = BuildOptions.from_config(config)
+        measurer = Measurer(python, config.target, options, paths.cache, paths.build / "what-if", base_site)
         try:
             measured: dict[str, Measured] = measurer.measure(new)
             mark = step("measure", mark)
@@ -493,16 +429,9 @@ def what_if(
                 f"pruned by the build's rules ({fresh_count} measured now, {len(new) - fresh_count} cached) "
                 f"[{timings['measure']:.1f}s]"
             )
-            projection = project(
-                config,
-                current,
-                request,
-                lock,
-                measured,
-                moves=moved_pins(current.lock, lock),
-                held_back=held_back(config, paths, request, lock),
-                lock_shown=display_path(lock.path, config.root),
-            )
+            moves, notes = moved_pins(current.lock, lock), held_back(config, paths, request, lock)
+            shown = display_path(lock.path, config.root)
+            projection = project(config, current, request, lock, measured, moves, notes, shown)
             mark = step("project", mark)
             compact: CompactLayer | None = None
             if not current.inputs.compact_profile and projection.budget.status == FAIL:
@@ -512,7 +441,13 @@ def what_if(
                 compact = measure_compact(config, paths, projection, python, base_site(), new_site, workdir)
                 shutil.rmtree(workdir, ignore_errors=True)
                 step("compact", mark)
-                logger.info(f"compact:  {_compact_note(compact)} [{timings['compact']:.1f}s]")
+                note = (
+                    f"not measured: {compact.why_not}"
+                    if compact.layer_bytes is None
+                    else f"the handler traced on the projected layer ({compact.traced_files} files used); "
+                    f"with the compact profile the layer is {as_mb(compact.layer_bytes)}"
+                )
+                logger.info(f"compact:  {note} [{timings['compact']:.1f}s]")
         finally:
             measurer.discard_trees()
     mark = time.perf_counter()
@@ -522,53 +457,30 @@ def what_if(
     if compact is not None and compact.layer_bytes is not None:
         layer = next(c for c in projection.budget.components if c.kind == "layer")
         compact_bytes = projection.budget.used_bytes - layer.unzipped_bytes + compact.layer_bytes
-    projection = projection.with_options(
-        removal_options(
-            projection.budget.used_bytes,
-            projection.budget.limit_bytes,
-            projection.entries,
-            projection.judged,
-            current.inputs.import_trace,
-            current.inputs.compact_profile,
-            [name for name in never if name not in projection.needed_by_added],
-            imports.imported_where if imports else "",
-            config.build.remove,
-            compact_bytes=compact_bytes,
-            compact_how=COMPACT_MEASURED,
-        )
+    options_found = removal_options(
+        projection.budget.used_bytes,
+        projection.budget.limit_bytes,
+        projection.entries,
+        projection.judged,
+        current.inputs.import_trace,
+        current.inputs.compact_profile,
+        [name for name in never if name not in projection.needed_by_added],
+        imports.imported_where if imports else "",
+        config.build.remove,
+        compact_bytes=compact_bytes,
+        compact_how=COMPACT_MEASURED,
     )
+    projection = dataclasses.replace(projection, options=options_found)
     step("options", mark)
     timings["total"] = round(time.perf_counter() - started, 2)
     answer = answer_of(projection, timings)
-    store_answer(paths, key, answer)
-    return answer, projection
-
-
-COMPACT_MEASURED = (
-    "every file the handler never used on the committed events in the projected layer (measured: the "
-    "build's trace run on it, added distributions included) and the .py of every module it imported, "
-    "which ships as its .pyc"
-)
-
-
-def _compact_note(compact: CompactLayer) -> str:
-    if compact.layer_bytes is None:
-        return f"not measured: {compact.why_not}"
-    return (
-        f"the handler traced on the projected layer ({compact.traced_files} files used); "
-        f"with the compact profile the layer is {as_mb(compact.layer_bytes)}"
+    answer_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = answer_file.with_name(f".{answer_file.name}.{os.getpid()}.partial")
+    partial.write_text(
+        json.dumps({name: value for name, value in asdict(answer).items() if name != "from_cache"}, indent=1)
     )
-
-
-def _split(current: Current, wheels: list[CachedWheel]) -> tuple[list[CachedWheel], list[CachedWheel]]:
-    """(wheels the current layer already ships, byte for byte the same wheel; wheels to measure)."""
-    unchanged: list[CachedWheel] = []
-    new: list[CachedWheel] = []
-    for wheel in wheels:
-        before = current.lock.pins.get(wheel.pin.name)
-        same = before is not None and before.version == wheel.pin.version and wheel.sha256 in before.sha256
-        (unchanged if same and wheel.pin.name in current.entries else new).append(wheel)
-    return unchanged, new
+    partial.replace(answer_file)
+    return answer, projection
 
 
 def run_what_if(
@@ -603,18 +515,10 @@ def run_what_if(
     return 0
 
 
-CHECK = "budget-what-if"
-HOW = {
-    "layer.zip": "as build/layer.zip ships it",
-    "measured": "installed and pruned by the build's rules now",
-    "cached": "installed and pruned by the build's rules (cached)",
-}
-MODEL_PACKAGES = frozenset(PACKAGES.values())
-
-
 @dataclass
 class Answer:
-    """What the command prints and writes; cached as is."""
+    """What the command prints and writes; rendered once and cached as text + data, so a cached answer
+    prints exactly what the first one did."""
 
     passed: bool
     text: str
@@ -626,13 +530,9 @@ class Answer:
 
 def answer_of(projection: Projection, timings: dict[str, float]) -> Answer:
     findings = _findings(projection)
-    return Answer(
-        passed=projection.budget.passed,
-        text=render_text(projection, findings),
-        report=report_data(projection, timings),
-        findings=[finding.to_dict() for finding in findings],
-        timings=timings,
-    )
+    text = render_text(projection, findings)
+    report = report_data(projection, timings)
+    return Answer(projection.budget.passed, text, report, [finding.to_dict() for finding in findings], timings)
 
 
 def render_text(projection: Projection, findings: list[Finding]) -> str:
@@ -646,31 +546,26 @@ def render_text(projection: Projection, findings: list[Finding]) -> str:
         f"({UNITS_NOTE}; unzipped)",
         "",
     ]
-    rows = []
-    for row in comparison.changes:
-        rows.append(
-            (
-                f"{_mark(row.status)} {row.name}",
-                HOW.get(projection.how.get(row.name, ""), "removed from the lock"),
-                row.before_version or "-",
-                row.after_version or "-",
-                as_bytes(row.after_bytes),
-                signed_mb(row.delta_bytes),
-            )
+    marks = {"added": "+", "removed": "-", "changed": "~"}
+    rows = [
+        (
+            f"{marks.get(row.status, ' ')} {row.name}",
+            HOW.get(projection.how.get(row.name, ""), "removed from the lock"),
+            row.before_version or "-",
+            row.after_version or "-",
+            as_bytes(row.after_bytes),
+            signed_mb(row.delta_bytes),
         )
+        for row in comparison.changes
+    ]
     same = [row for row in comparison.distributions if row.status == "unchanged"]
     headers = ["Distribution", "measured", "before", "after", "unzipped bytes", "delta"]
     parts.append(text_table(headers, rows, numeric_from=2) if rows else "no distribution changes")
     unchanged_bytes = sum(row.after_bytes for row in same)
     parts.append(f"{len(same)} distributions unchanged ({as_mb(unchanged_bytes)}, as build/layer.zip ships them)")
-    parts += [
-        "",
-        table(
-            ["What Lambda counts", "unzipped bytes", "MB"],
-            [(c.name, as_bytes(c.unzipped_bytes), mb_cell(c.unzipped_bytes)) for c in budget.components]
-            + [("total", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes))],
-        ),
-    ]
+    components = [(c.name, as_bytes(c.unzipped_bytes), mb_cell(c.unzipped_bytes)) for c in budget.components]
+    total = ("total", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes))
+    parts += ["", table(["What Lambda counts", "unzipped bytes", "MB"], [*components, total])]
     notes = [f for f in findings if f.severity != "error"]
     if notes:
         parts += ["", *(f"{f.severity}: {f.message}" + (f"\n  fix: {f.fix}" if f.fix else "") for f in notes)]
@@ -681,12 +576,9 @@ def render_text(projection: Projection, findings: list[Finding]) -> str:
     return "\n".join(parts)
 
 
-def _mark(status: str) -> str:
-    return {"added": "+", "removed": "-", "changed": "~"}.get(status, " ")
-
-
 def _findings(projection: Projection) -> list[Finding]:
     budget = projection.budget
+    asked = projection.request.describe()
     found = []
     if budget.status in (FAIL, WARN):
         message = verdict_message(budget) or ""
@@ -699,45 +591,35 @@ def _findings(projection: Projection) -> list[Finding]:
             else (f"{paste_text(chosen)} ({outcome(chosen, budget.limit_bytes)})" if chosen.paste else chosen.action)
         )
         if budget.status == FAIL:
-            found.append(Finding(CHECK, "error", f"with {projection.request.describe()}: {first}", fix))
+            found.append(Finding(CHECK, "error", f"with {asked}: {first}", fix))
         else:
-            found.append(Finding(CHECK, "warning", f"with {projection.request.describe()}: {first}"))
+            found.append(Finding(CHECK, "warning", f"with {asked}: {first}"))
     for move in projection.moves:
         model = move.name in MODEL_PACKAGES
-        found.append(
-            Finding(
-                CHECK,
-                "warning",
-                f"{move.name} {move.before} -> {move.after}: the resolver moves this existing pin to fit "
-                f"{projection.request.describe()} (required by {', '.join(move.required_by) or 'the request'})"
-                + ("; the model is pickled with it, so the model's pins change" if model else ""),
-                "retrain after `python -m ci lock` (python -m training) and rerun `python -m ci pins`" if model else "",
-            )
+        message = (
+            f"{move.name} {move.before} -> {move.after}: the resolver moves this existing pin to fit {asked} "
+            f"(required by {', '.join(move.required_by) or 'the request'})"
+            + ("; the model is pickled with it, so the model's pins change" if model else "")
         )
-    for note in projection.held_back:
-        found.append(Finding(CHECK, "notice", note))
+        fix = "retrain after `python -m ci lock` (python -m training) and rerun `python -m ci pins`" if model else ""
+        found.append(Finding(CHECK, "warning", message, fix))
+    found += [Finding(CHECK, "notice", note) for note in projection.held_back]
     for name, measured in sorted(projection.measured.items()):
         if measured.import_errors:
             first, error = sorted(measured.import_errors.items())[0]
             more = f" (+{len(measured.import_errors) - 1} more)" if len(measured.import_errors) > 1 else ""
-            found.append(
-                Finding(
-                    CHECK,
-                    "warning",
-                    f"{name} {measured.version}: {first} fails to import on {projection.target.runtime.name} beside "
-                    f"the current layer, even unpruned: {error[:200]}{more}",
-                )
+            message = (
+                f"{name} {measured.version}: {first} fails to import on {projection.target.runtime.name} beside "
+                f"the current layer, even unpruned: {error[:200]}{more}"
             )
+            found.append(Finding(CHECK, "warning", message))
     for name, size in sorted(projection.bytecode_if_imported.items()):
         if size:
-            found.append(
-                Finding(
-                    CHECK,
-                    "notice",
-                    f"{name} is not imported by the handler yet; once it is, build.bytecode = runtime adds the .pyc "
-                    f"of what it imports: up to {as_bytes(size)} bytes ({as_mb(size)}) if every module is",
-                )
+            message = (
+                f"{name} is not imported by the handler yet; once it is, build.bytecode = runtime adds the .pyc "
+                f"of what it imports: up to {as_bytes(size)} bytes ({as_mb(size)}) if every module is"
             )
+            found.append(Finding(CHECK, "notice", message))
     return found
 
 
