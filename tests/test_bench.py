@@ -130,9 +130,9 @@ def test_naive_baseline_installs_the_wheel_the_target_accepts_not_this_hosts(tmp
         },
     )
 
-    naive = build_naive(config, tmp_path / "naive", tmp_path / "pip-cache")
+    build_naive(config, tmp_path / "naive", tmp_path / "pip-cache")
 
-    site = naive.tree / "python"
+    site = tmp_path / "naive" / "python"
     assert (site / "demo" / "__init__.py").read_text() == f"PLATFORM = {wanted!r}\n"
     wheel_file = (site / "demo-1.0.dist-info" / "WHEEL").read_text()
     assert f"Tag: {WHEEL_TAG}-{wanted}" in wheel_file

@@ -81,17 +81,6 @@ def fresh_clone(source: Path, where: Path, cache: Path | None) -> Path:
     return where
 
 
-def copy_artifacts(built: Path, clone: Path) -> None:
-    """What actions/download-artifact does for a check job: the build's outputs under build/."""
-    for name in ARTIFACTS:
-        source = built / "build" / name
-        target = clone / "build" / name
-        if source.is_dir():
-            shutil.copytree(source, target)
-        else:
-            shutil.copyfile(source, target)
-
-
 def must(timed: Timed, what: str) -> Timed:
     if timed.returncode != 0:
         raise PipelineError(f"{what} failed (exit {timed.returncode}):\n{timed.tail}", "fix it, then measure again")
@@ -138,7 +127,12 @@ def run_bench_ci(source: Path, cache: Path, with_test: bool = True) -> dict[str,
             job = fresh_clone(source, work / f"job-{check}", cache)
             start = time.perf_counter()
             must(run_timed(["make", "venv"], job, env), "make venv")
-            copy_artifacts(clone, job)
+            for name in ARTIFACTS:  # what actions/download-artifact does for a check job
+                source, target = clone / "build" / name, job / "build" / name
+                if source.is_dir():
+                    shutil.copytree(source, target)
+                else:
+                    shutil.copyfile(source, target)
             row(f"{check} job: set-up (venv + artifact)", time.perf_counter() - start, targets.check_setup_s)
             row(f"{check} job: make {check}", must(run_timed(["make", check], job, env), f"make {check}").seconds)
             shutil.rmtree(job, ignore_errors=True)

@@ -27,15 +27,29 @@ from ci.tables import text_table
 from ci.units import MB, as_mb
 from ci.zipsafe import open_zip
 
+logger = logging.getLogger(__name__)
+ROWS: list[tuple[str, str, str]] = [  # (label, key, format) of the table
+    ("unzipped (function + layer)", "unzipped_bytes", "mb"),
+    ("zipped (function + layer)", "zipped_bytes", "mb"),
+    ("build time, warm cache", "build_s", "s"),
+    ("cold-start init, median", "cold_start_s.median", "s"),
+    ("smoke init (awslambdaric)", "smoke_init_s", "s"),
+    ("warm invocation p50", "warm_p50_ms", "ms"),
+    ("warm invocation p95", "warm_p95_ms", "ms"),
+    ("peak RSS", "peak_rss_mb", "mbr"),
+    ("bytes imported or mapped", "imported_bytes", "mb"),
+]
+
 
 @dataclass(frozen=True)
-class ColdStart:
-    runs_s: list[float]
-    peak_rss_mb: float
+class Targets:
+    """The performance targets of the issue, checked on every run."""
 
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.runs_s)
+    default_unzipped_bytes: int = 236 * MB
+    compact_unzipped_bytes: int = 190 * MB
+    cold_start_ratio: float = 0.35
+    warm_p50_ms: float = 10.0
+    warm_rebuild_s: float = 30.0
 
 
 def measure_cold_start(
@@ -47,8 +61,9 @@ def measure_cold_start(
     handler: str,
     runs: int = 5,
     layer_lock: Path | None = None,
-) -> ColdStart:
-    """Median wall time of `runs` fresh processes importing the handler module (model load included)."""
+) -> tuple[list[float], float]:
+    """Cold-start init as Lambda pays it: (wall seconds of each of `runs` fresh processes importing the handler
+    module, model load included, with only the function and the layer on sys.path; peak RSS in MB)."""
     # Each run unpickles the model: refuse it as `ci pins` would, and load only the bytes scanned.
     scanned = require_safe_model(model, layer_lock)
     if scanned != model_sha256:
@@ -57,17 +72,9 @@ def measure_cold_start(
             "rerun the benchmark on a build nobody is rewriting",
         )
     module = handler.rsplit(".", 1)[0]
-    sys_path = [function_dir, layer_dir / "python"]
-    env = isolated_env(
-        {
-            "_HANDLER": handler,
-            "LAMBDA_TASK_ROOT": str(function_dir),
-            "MODEL_PATH": str(model),
-            "MODEL_SHA256": model_sha256,
-            "TZ": ":UTC",
-        }
-    )
-    command = isolated_command(python, sys_path, f"import {module}")
+    settings = {"_HANDLER": handler, "LAMBDA_TASK_ROOT": str(function_dir), "MODEL_PATH": str(model)}
+    env = isolated_env({**settings, "MODEL_SHA256": model_sha256, "TZ": ":UTC"})
+    command = isolated_command(python, [function_dir, layer_dir / "python"], f"import {module}")
     timings: list[float] = []
     peak_kb = 0
     for _ in range(runs):
@@ -85,25 +92,20 @@ def measure_cold_start(
             )
         timings.append(elapsed)
         peak_kb = max(peak_kb, usage.ru_maxrss)
-    return ColdStart(runs_s=timings, peak_rss_mb=peak_kb / 1000)
+    return timings, peak_kb / 1000
 
 
-@dataclass(frozen=True)
-class NaiveBuild:
-    tree: Path  # holds python/
-    seconds: float
-
-
-def build_naive(config: Config, out: Path, pip_cache: Path) -> NaiveBuild:
-    """Install the layer lock exactly as a naive packager would, timed (pip's cache makes it warm)."""
+def build_naive(config: Config, out: Path, pip_cache: Path) -> float:
+    """The baseline everyone starts from, timed (pip's cache makes it warm): `pip install --platform ...
+    --only-binary=:all: --no-compile --target out/python` of the same lock (ci.pip: the target's wheels from the
+    configured index), with no pruning and no bytecode — what SAM, Chalice, pip and uv produce."""
     if out.exists():
         shutil.rmtree(out)
-    target = out / "python"
-    lock = config.lock.layer_lock
     started = time.perf_counter()
     result = run_pip(
         "install", config.target, config.lock.index_url, "--cache-dir", str(pip_cache),
-        "--no-compile", "--no-deps", "--require-hashes", "--target", str(target), "-r", str(lock),
+        "--no-compile", "--no-deps", "--require-hashes", "--target", str(out / "python"),
+        "-r", str(config.lock.layer_lock),
     )  # fmt: skip
     seconds = time.perf_counter() - started
     if result.returncode != 0:
@@ -111,91 +113,42 @@ def build_naive(config: Config, out: Path, pip_cache: Path) -> NaiveBuild:
             f"the naive baseline install failed (pip exit {result.returncode}):\n{result.stderr[-2000:]}",
             "check network access to the index and that requirements-layer.txt passes `python -m ci lock --check`",
         )
-    return NaiveBuild(tree=out, seconds=seconds)
-
-
-ROWS: list[tuple[str, str, str]] = [
-    # (label, key, format)
-    ("unzipped (function + layer)", "unzipped_bytes", "mb"),
-    ("zipped (function + layer)", "zipped_bytes", "mb"),
-    ("build time, warm cache", "build_s", "s"),
-    ("cold-start init, median", "cold_start_s.median", "s"),
-    ("smoke init (awslambdaric)", "smoke_init_s", "s"),
-    ("warm invocation p50", "warm_p50_ms", "ms"),
-    ("warm invocation p95", "warm_p95_ms", "ms"),
-    ("peak RSS", "peak_rss_mb", "mbr"),
-    ("bytes imported or mapped", "imported_bytes", "mb"),
-]
-
-
-def _get(variant: dict[str, Any], key: str) -> float | None:
-    value: Any = variant
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return None if value is None else float(value)
-
-
-def _fmt(value: float | None, kind: str) -> str:
-    if value is None:
-        return "n/a"
-    return {
-        "mb": as_mb(value),
-        "s": f"{value:.2f} s",
-        "ms": f"{value:.2f} ms",
-        "mbr": f"{value:,.0f} MB",
-    }[kind]
+    return seconds
 
 
 def render_table(result: dict[str, Any]) -> str:
-    variants = result["variants"]
+    """The benchmark as a terminal table, with ratios against the naive baseline."""
     names = ["naive", "default", "compact"]
-    header = ["", *names, "default/naive", "compact/naive"]
-    rows = [header]
+    rows = []
     for label, key, kind in ROWS:
-        values = [_get(variants[name], key) for name in names]
+        values: list[float | None] = []
+        for name in names:
+            value: Any = result["variants"][name]
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            values.append(None if value is None else float(value))
         ratios = [f"{value / values[0]:.2f}x" if value is not None and values[0] else "n/a" for value in values[1:]]
-        rows.append([label, *(_fmt(v, kind) for v in values), *ratios])
-    lines = text_table(rows[0], rows[1:], numeric_from=1).splitlines()
-    lines.append("")
-    lines.append(f"MB = 1,000,000 bytes. Cold start: median of {result['runs']} fresh isolated interpreters.")
-    lines.append("")
-    for check in result["checks"]:
-        lines.append(f"{'PASS' if check['met'] else 'FAIL'}  {check['target']}: {check['value']}")
+        rows.append([label, *(_format(v, kind) for v in values), *ratios])
+    lines = text_table(["", *names, "default/naive", "compact/naive"], rows, numeric_from=1).splitlines()
+    lines += ["", f"MB = 1,000,000 bytes. Cold start: median of {result['runs']} fresh isolated interpreters.", ""]
+    lines += [
+        f"{'PASS' if check['met'] else 'FAIL'}  {check['target']}: {check['value']}" for check in result["checks"]
+    ]
     return "\n".join(lines)
 
 
-logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Targets:
-    """The performance targets of the issue, checked on every run."""
-
-    default_unzipped_bytes: int = 236 * MB
-    compact_unzipped_bytes: int = 190 * MB
-    cold_start_ratio: float = 0.35
-    warm_p50_ms: float = 10.0
-    warm_rebuild_s: float = 30.0
-
-
-def _variant_paths(paths: BuildPaths, name: str) -> BuildPaths:
-    return BuildPaths(build=paths.build / "bench" / name, cache=paths.cache)
-
-
-def _with_model(variant: BuildPaths, model: Path) -> None:
-    """Each variant traces and smokes against the same trained model, and training's answers for it."""
-    variant.model_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model, variant.model)
-    if model.with_name("model.json").is_file():
-        shutil.copyfile(model.with_name("model.json"), variant.model_manifest)
+def _format(value: float | None, kind: str) -> str:
+    if value is None:
+        return "n/a"
+    return {"mb": as_mb(value), "s": f"{value:.2f} s", "ms": f"{value:.2f} ms", "mbr": f"{value:,.0f} MB"}[kind]
 
 
 def _build_ours(config: Config, variant: BuildPaths, compact: bool) -> float:
     from ci.layer.build import build_layer
 
-    build = (
-        replace(config.build, sourceless=True, prune_unimported=True, bytecode="runtime") if compact else config.build
-    )
+    build = config.build
+    if compact:
+        build = replace(build, sourceless=True, prune_unimported=True, bytecode="runtime")
     started = time.perf_counter()
     # Every proof made again: the figure is a warm rebuild *including* verification (the target says so).
     with logs.muted("ci.layer"):  # its step lines would bury the bench's own
@@ -206,11 +159,11 @@ def _build_ours(config: Config, variant: BuildPaths, compact: bool) -> float:
 def _build_naive(config: Config, variant: BuildPaths, function_zip: Path) -> float:
     from ci.layer.archive import tree_entries, write_zip
 
-    naive = build_naive(config, variant.layer_tree, variant.cache / "pip")
+    seconds = build_naive(config, variant.layer_tree, variant.cache / "pip")
     started = time.perf_counter()
-    write_zip(tree_entries(naive.tree), variant.layer_zip, cache=variant.cache / "deflate")
+    write_zip(tree_entries(variant.layer_tree), variant.layer_zip, cache=variant.cache / "deflate")
     shutil.copyfile(function_zip, variant.function_zip)
-    return naive.seconds + (time.perf_counter() - started)
+    return seconds + (time.perf_counter() - started)
 
 
 def _unpack(zip_path: Path, into: Path) -> Path:
@@ -241,7 +194,7 @@ def measure_variant(config: Config, variant: BuildPaths, build_s: float, runs: i
             "a benchmark only counts builds that work: fix the build, then rerun `make bench`",
         )
     unpacked = variant.build / "unpacked"
-    cold = measure_cold_start(
+    runs_s, peak_rss_mb = measure_cold_start(
         target_python(config.target.runtime.python),
         _unpack(variant.function_zip, unpacked / "task"),
         _unpack(variant.layer_zip, unpacked / "opt"),
@@ -255,20 +208,18 @@ def measure_variant(config: Config, variant: BuildPaths, build_s: float, runs: i
     report = smoke.report
     warm = report.get("warm") or {}
     trace = report.get("import_trace") or {}
-    imported = sum(d.get("imported_bytes", 0) for d in (trace.get("distributions") or {}).values())
-    sizes = _sizes(variant.layer_zip)
-    function = _sizes(variant.function_zip)
+    sizes, function = _sizes(variant.layer_zip), _sizes(variant.function_zip)
     return {
         "layer": {**sizes, "sha256": sha256_file(variant.layer_zip)},
         "unzipped_bytes": sizes["unzipped_bytes"] + function["unzipped_bytes"],
         "zipped_bytes": sizes["zipped_bytes"] + function["zipped_bytes"],
         "build_s": round(build_s, 2),
-        "cold_start_s": {"median": round(cold.median_s, 3), "runs": [round(t, 3) for t in cold.runs_s]},
+        "cold_start_s": {"median": round(statistics.median(runs_s), 3), "runs": [round(t, 3) for t in runs_s]},
         "smoke_init_s": (report.get("init") or {}).get("duration_s"),
         "warm_p50_ms": warm.get("p50_ms"),
         "warm_p95_ms": warm.get("p95_ms"),
-        "peak_rss_mb": round(max(cold.peak_rss_mb, (report.get("peak_rss_bytes") or 0) / MB), 1),
-        "imported_bytes": imported,
+        "peak_rss_mb": round(max(peak_rss_mb, (report.get("peak_rss_bytes") or 0) / MB), 1),
+        "imported_bytes": sum(d.get("imported_bytes", 0) for d in (trace.get("distributions") or {}).values()),
         "events_passed": sum(1 for event in report.get("events", []) if event.get("passed")),
     }
 
@@ -279,22 +230,24 @@ def run_bench(config: Config, paths: BuildPaths, runs: int = 5) -> dict[str, Any
     if not paths.model.is_file():
         raise PipelineError(f"{paths.model} not found: the benchmark runs the real model", "run `make train` first")
     results: dict[str, dict[str, Any]] = {}
-    default = _variant_paths(paths, "default")
-    for name, compact in (("default", False), ("compact", True)):
-        variant = _variant_paths(paths, name)
-        _with_model(variant, paths.model)
-        _build_ours(config, variant, compact)  # warms this variant's caches
-        logger.info(f"bench: building {name} (warm cache)...")
-        seconds = _build_ours(config, variant, compact)
+    for name in ("default", "compact", "naive"):
+        variant = BuildPaths(build=paths.build / "bench" / name, cache=paths.cache)
+        # Each variant traces and smokes against the same trained model, and training's answers for it.
+        variant.model_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(paths.model, variant.model)
+        if paths.model.with_name("model.json").is_file():
+            shutil.copyfile(paths.model.with_name("model.json"), variant.model_manifest)
+        if name == "naive":
+            default_function = BuildPaths(build=paths.build / "bench" / "default", cache=paths.cache).function_zip
+            _build_naive(config, variant, default_function)  # warms pip's cache
+            logger.info("bench: building naive (pip install --target, warm cache)...")
+            seconds = _build_naive(config, variant, default_function)
+        else:
+            _build_ours(config, variant, name == "compact")  # warms this variant's caches
+            logger.info(f"bench: building {name} (warm cache)...")
+            seconds = _build_ours(config, variant, name == "compact")
         logger.info(f"bench: measuring {name}...")
         results[name] = measure_variant(config, variant, seconds, runs)
-    naive = _variant_paths(paths, "naive")
-    _with_model(naive, paths.model)
-    _build_naive(config, naive, default.function_zip)  # warms pip's cache
-    logger.info("bench: building naive (pip install --target, warm cache)...")
-    seconds = _build_naive(config, naive, default.function_zip)
-    logger.info("bench: measuring naive...")
-    results["naive"] = measure_variant(config, naive, seconds, runs)
     return {"variants": results, "checks": check_targets(results, Targets()), "runs": runs}
 
 
@@ -304,27 +257,18 @@ def check_targets(results: dict[str, dict[str, Any]], targets: Targets) -> list[
     for name, limit in (("default", targets.default_unzipped_bytes), ("compact", targets.compact_unzipped_bytes)):
         variant = results[name]
         ratio = variant["cold_start_s"]["median"] / naive_cold
+        size = variant["unzipped_bytes"]
         checks += [
-            {
-                "target": f"{name}: unzipped <= {as_mb(limit, digits=0)}",
-                "value": as_mb(variant["unzipped_bytes"]),
-                "met": variant["unzipped_bytes"] <= limit,
-            },
+            {"target": f"{name}: unzipped <= {as_mb(limit, digits=0)}", "value": as_mb(size), "met": size <= limit},
             {
                 "target": f"{name}: cold start <= {targets.cold_start_ratio}x naive",
                 "value": f"{ratio:.2f}x",
                 "met": ratio <= targets.cold_start_ratio,
             },
         ]
-    p50 = results["default"]["warm_p50_ms"]
-    checks.append(
-        {
-            "target": f"default: warm p50 <= {targets.warm_p50_ms:g} ms",
-            "value": f"{p50} ms",
-            "met": p50 is not None and p50 <= targets.warm_p50_ms,
-        }
-    )
-    build_s = results["default"]["build_s"]
+    p50, build_s = results["default"]["warm_p50_ms"], results["default"]["build_s"]
+    met = p50 is not None and p50 <= targets.warm_p50_ms
+    checks.append({"target": f"default: warm p50 <= {targets.warm_p50_ms:g} ms", "value": f"{p50} ms", "met": met})
     checks.append(
         {
             "target": f"default: warm rebuild <= {targets.warm_rebuild_s:g} s",
