@@ -131,20 +131,6 @@ def _checked(requirement: Requirement, where: str) -> Requirement:
     return requirement
 
 
-def write_in_file(workdir: Path, requirements_in: Path, request: WhatIfRequest) -> Path:
-    """what-if.in: the layer's requirements.in plus the request, for the same resolver as `ci lock`."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "# python -m ci budget --what-if: the layer's requirements plus what was asked about",
-        f"-r {requirements_in.resolve()}",
-        *request.specs,
-        *(str(requirement) for requirement in request.requirements[len(request.specs) :]),  # the files', checked
-    ]
-    path = workdir / "what-if.in"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_")
 _LEGACY = {alias: (2, minor) for minor, alias in LEGACY_ALIASES.items()}
 MAX_TAGS = 8
@@ -184,7 +170,7 @@ def why_unfit(requirement: Requirement, index: SimpleIndex, target: Target) -> U
 def why_not_newest(name: str, resolved: str, index: SimpleIndex, target: Target) -> str | None:
     """When the resolve settled for an older release because the newest has no wheel for `target`: why."""
     project = index.project(name)
-    releases = sorted({v for f, v in _versioned(project) if not f.yanked and _final(v)})
+    releases = sorted({v for f, v in _versioned(project) if not (f.yanked or v.is_prerelease or v.is_devrelease)})
     if not releases or releases[-1] <= Version(resolved):
         return None
     newest = releases[-1]
@@ -307,10 +293,6 @@ def _versioned(project: Project) -> list[tuple[IndexFile, Version]]:
     return found
 
 
-def _final(version: Version) -> bool:
-    return not (version.is_prerelease or version.is_devrelease)
-
-
 DEFAULT_INDEX = "https://pypi.org/simple"
 UV_DETAIL_LINES = 8
 
@@ -342,53 +324,49 @@ def index_for(config: Config, paths: BuildPaths) -> SimpleIndex:
 
 
 def resolve(config: Config, paths: BuildPaths, request: WhatIfRequest, workdir: Path) -> LockFile:
-    """The what-if lock (workdir/requirements-layer.txt), read as strictly as the build reads its own."""
-    job = lock_jobs(config)[0]
-    in_file = write_in_file(workdir, config.lock.requirements_in, request)
+    """The what-if lock (workdir/requirements-layer.txt), read as strictly as the build reads its own. Its input,
+    what-if.in, is the layer's requirements.in plus the request, for the same resolver as `ci lock`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# python -m ci budget --what-if: the layer's requirements plus what was asked about",
+        f"-r {config.lock.requirements_in.resolve()}",
+        *request.specs,
+        *(str(requirement) for requirement in request.requirements[len(request.specs) :]),  # the files', checked
+    ]
+    (workdir / "what-if.in").write_text("\n".join(lines) + "\n")
     output = workdir / "requirements-layer.txt"
     shutil.copyfile(config.lock.layer_lock, output)  # the current pins, preferred by the resolver
-    what_if = dataclasses.replace(job, cwd=workdir, inputs=(in_file.name,), output=output)
+    what_if = dataclasses.replace(lock_jobs(config)[0], cwd=workdir, inputs=("what-if.in",), output=output)
     try:
         compile_lock(what_if, config.lock.index_url, uv_cache=paths.cache / "uv")
     except PipelineError as exc:
-        raise _explained(exc, config, paths, request) from None
+        index = index_for(config, paths)
+        unfit = [found for req in request.requirements if (found := why_unfit(req, index, config.target)) is not None]
+        if unfit:
+            problem, fix = "\n".join(u.message for u in unfit), "; ".join(f"{u.name}: {u.fix}" for u in unfit)
+            raise UnresolvableError(problem, fix, unfit) from None
+        detail = "\n".join(exc.problem.splitlines()[1 : 1 + UV_DETAIL_LINES])
+        raise UnresolvableError(
+            f"requirements.in + {request.describe()} has no solution for {config.target.runtime.name} "
+            f"{config.target.architecture}:\n{detail}",
+            "loosen the requirement uv names (or the one in requirements.in it conflicts with), then ask again",
+            [],
+        ) from None
     return read_layer_lock(output)
-
-
-def _explained(exc: PipelineError, config: Config, paths: BuildPaths, request: WhatIfRequest) -> PipelineError:
-    index = index_for(config, paths)
-    unfit = [found for req in request.requirements if (found := why_unfit(req, index, config.target)) is not None]
-    if unfit:
-        return UnresolvableError(
-            "\n".join(item.message for item in unfit), "; ".join(f"{item.name}: {item.fix}" for item in unfit), unfit
-        )
-    detail = "\n".join(exc.problem.splitlines()[1 : 1 + UV_DETAIL_LINES])
-    return UnresolvableError(
-        f"requirements.in + {request.describe()} has no solution for {config.target.runtime.name} "
-        f"{config.target.architecture}:\n{detail}",
-        "loosen the requirement uv names (or the one in requirements.in it conflicts with), then ask again",
-        [],
-    )
 
 
 def moved_pins(current: LockFile, projected: LockFile) -> list[Move]:
     """Pins of the current lock whose version the what-if lock changes."""
-    moves = []
-    for name, pin in sorted(current.pins.items()):
-        after = projected.pins.get(name)
-        if after is not None and after.version != pin.version:
-            moves.append(Move(name, str(pin.version), str(after.version), tuple(after.via)))
-    return moves
+    return [
+        Move(name, str(pin.version), str(after.version), tuple(after.via))
+        for name, pin in sorted(current.pins.items())
+        if (after := projected.pins.get(name)) is not None and after.version != pin.version
+    ]
 
 
 def held_back(config: Config, paths: BuildPaths, request: WhatIfRequest, projected: LockFile) -> list[str]:
     """For each requested package the resolve settled below the newest release of: why, if for the target."""
     index = index_for(config, paths)
-    notes = []
-    for name in request.names:
-        pin = projected.pins.get(name)
-        if pin is not None and pin.version is not None:
-            note = why_not_newest(name, pin.version, index, config.target)
-            if note:
-                notes.append(note)
-    return notes
+    pins = [pin for name in request.names if (pin := projected.pins.get(name)) is not None and pin.version]
+    notes = [why_not_newest(pin.name, str(pin.version), index, config.target) for pin in pins]
+    return [note for note in notes if note]
