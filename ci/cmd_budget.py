@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "-r", "--requirement", action="append", default=[], type=Path, metavar="FILE",
-        help="with --what-if: add the requirements of FILE too",
+        help="with --what-if: add the requirements of FILE too"
     )  # fmt: skip
     parser.add_argument("--fresh", action="store_true", help="with --what-if: recompute instead of a cached answer")
 

@@ -105,7 +105,7 @@ def build_naive(config: Config, out: Path, pip_cache: Path) -> float:
     result = run_pip(
         "install", config.target, config.lock.index_url, "--cache-dir", str(pip_cache),
         "--no-compile", "--no-deps", "--require-hashes", "--target", str(out / "python"),
-        "-r", str(config.lock.layer_lock),
+        "-r", str(config.lock.layer_lock)
     )  # fmt: skip
     seconds = time.perf_counter() - started
     if result.returncode != 0:

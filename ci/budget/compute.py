@@ -1,7 +1,5 @@
 """From the zips, the build's report and the import trace to one `Budget`, and its delta against a baseline.
-
-Counting follows Lambda: the uncompressed size of every entry of the function zip and of every layer
-attached to the function (directories count 0), against one limit."""
+Counting follows Lambda: the uncompressed size of every entry of the function zip and of every layer."""
 
 from __future__ import annotations
 
@@ -272,11 +270,8 @@ def _largest_first(groups: Iterable[Group]) -> list[Group]:
 
 
 def _folder(path: str) -> str | None:
-    """scipy/special for python/scipy/special/...: the unit a new pruning rule could cut.
-
-    Vendored-library folders (*.libs) and metadata are left out: extension modules load the
-    former and installers need the latter. Files directly in a package folder belong to none.
-    """
+    """scipy/special for python/scipy/special/...: the unit a new pruning rule could cut. Not vendored-library
+    folders (*.libs: extension modules load them), metadata (installers need it) or a package's own files."""
     parts = path.removeprefix(LAYER_PREFIX).split("/")
     if len(parts) < 3 or parts[1] == "__pycache__" or category(path) in (METADATA, VENDORED_LIBRARIES):
         return None
@@ -416,10 +411,7 @@ def baseline_from_ref(
     function_zip: Path | None = None,
 ) -> tuple[dict[str, Any], str]:
     """The budget of the layer built from the lock at `ref`, with this checkout's rules, model and function.
-
-    The build is deterministic, so an identical lock gives identical bytes: then this build's
-    figures are the baseline's and the delta is exactly zero without building twice.
-    """
+    The build is deterministic: an identical lock gives this build's figures without building twice."""
     lock_path = config.relative(config.lock.layer_lock)
     sha, lock = lock_at_ref(config.root, ref, lock_path)
     source = f"{lock_path} at {ref} ({sha[:12]})"
@@ -507,12 +499,9 @@ def lock_at_ref(root: Path, ref: str, lock_path: str) -> tuple[str, bytes]:
 
 
 def build_layer_at(lock: bytes, build_dir: Path, cache_dir: Path, config_file: Path, model_dir: Path) -> None:
-    """`python -m ci build` of `lock` into its own build tree, sharing the download cache.
-
-    The build reads lock.layer_lock of its configuration, so the baseline gets a copy of this
-    checkout's configuration (same target, same rules) whose layer_lock names the ref's lock.
-    It also gets this build's model: the runtime bytecode is chosen by tracing the handler on it.
-    """
+    """`python -m ci build` of `lock` into its own build tree, sharing the download cache, with a copy of this
+    checkout's configuration whose layer_lock names the ref's lock, and this build's model (the runtime
+    bytecode is chosen by tracing the handler on it)."""
     build_dir.mkdir(parents=True, exist_ok=True)
     if model_dir.is_dir():
         shutil.copytree(model_dir, build_dir / "model", dirs_exist_ok=True)

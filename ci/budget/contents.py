@@ -48,10 +48,8 @@ def read_zip(path: Path, name: str, kind: str, how_to_make: str, shown: Path | N
         raise PipelineError(f"{shown or path} not found: the budget needs the {name} Lambda will unpack", how_to_make)
     with open_zip(path, how_to_make, shown) as archive:  # refuses links, duplicates and escaping names
         files = archive.files
-    entries = tuple(
-        Entry(path=info.filename, unzipped_bytes=info.file_size, zipped_bytes=info.compress_size) for info in files
-    )
-    return ZipContents(name=name, kind=kind, path=path, entries=entries, archive_bytes=path.stat().st_size)
+    entries = tuple(Entry(info.filename, info.file_size, info.compress_size) for info in files)
+    return ZipContents(name, kind, path, entries, path.stat().st_size)
 
 
 LAYER_PREFIX = "python/"
@@ -86,11 +84,8 @@ def category(path: str) -> str:
 
 
 class Attributor:
-    """Maps layer paths to distribution names (as the build report spells them when it can).
-
-    The evidence and its precedence are ci.site.owners'; this adds the budget's spelling of a
-    name and "(unattributed)" for a file no evidence claims.
-    """
+    """Layer paths to distribution names by ci.site.owners' evidence, spelled as the build report does
+    when it can, and "(unattributed)" for a file no evidence claims."""
 
     def __init__(
         self, layer: ZipContents, top_level: Mapping[str, str] | None = None, names: Sequence[str] = ()

@@ -1,7 +1,4 @@
-"""The budget's figures: one structure, computed once, rendered three ways.
-
-Everything a renderer shows is here; renderers format, they never compute.
-"""
+"""The budget's figures: one structure, computed once, rendered three ways (renderers never compute)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""What could make room, for the built layer's budget and a what-if's projected layer alike.
-
-Every suggestion comes from `suggest` (one projection: what it saves is what would remain) and carries the
-pipeline.toml lines that do it, so advice can be pasted as is.
-"""
+"""What could make room, for the built layer's budget and a what-if's projected layer alike; every suggestion
+carries the pipeline.toml lines that do it, so advice can be pasted as is."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""What a distribution the current layer lacks would weigh in it, measured by the build's own steps.
-
-Install, import, prune, strip and compile exactly as the build does, so the figure is the build's, not an
-estimate; cached per wheel sha256, rules, target, options and this code.
-"""
+"""What a distribution the current layer lacks would weigh in it: installed, imported, pruned, stripped and
+compiled exactly as the build does; cached per wheel sha256, rules, target, options and this code."""
 
 from __future__ import annotations
 
@@ -122,11 +119,8 @@ class Measurer:
         partial.replace(path)  # concurrent what-ifs share the cache: never a torn entry
 
     def tree(self, wheels: Sequence[CachedWheel]) -> Path:
-        """python/ of these wheels as the build would ship them before bytecode: installed, pruned, stripped.
-
-        Kept under scratch/trees/ (the last measurement of the same wheels left it there), for what needs the
-        files themselves: the compact profile is measured by running the handler on them.
-        """
+        """python/ of these wheels as the build would ship them before bytecode, kept under scratch/trees/ (the
+        last measurement of the same wheels left it there): the compact profile runs the handler on them."""
         site = self._tree_dir(wheels)
         if not (site.parent / "done").is_file():
             self._prepare(site, wheels)

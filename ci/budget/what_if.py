@@ -368,11 +368,7 @@ def fetch_wheels(config: Config, paths: BuildPaths, lock: LockFile, workdir: Pat
 
 
 def what_if(
-    config: Config,
-    paths: BuildPaths,
-    request: WhatIfRequest,
-    limit_bytes: int | None = None,
-    fresh: bool = False,
+    config: Config, paths: BuildPaths, request: WhatIfRequest, limit_bytes: int | None = None, fresh: bool = False
 ) -> tuple[Answer, Projection | None]:
     """The answer (from the cache unless `fresh`), and the projection when it was computed now."""
     started = time.perf_counter()
