@@ -49,14 +49,6 @@ class Measured:
     import_errors: dict[str, str] = field(default_factory=dict)  # fail even unpruned, beside the current layer
     from_cache: bool = False
 
-    @property
-    def bytes(self) -> int:
-        return sum(self.files.values())
-
-    def bytecode_for(self, modules: set[str] | None) -> int:
-        """Bytes of the .pyc the build would add: for `modules` (.py paths), or for every module if None."""
-        return sum(size for source, size in self.pyc.items() if modules is None or source in modules)
-
 
 @dataclass(frozen=True)
 class Measurer:
@@ -87,36 +79,26 @@ class Measurer:
         found: dict[str, Measured] = {}
         todo = []
         for wheel in wheels:
-            cached = self._load(wheel)
-            if cached is None:
-                todo.append(wheel)
+            try:
+                data = json.loads(self._cache_file(wheel).read_text())
+            except (OSError, json.JSONDecodeError):
+                data = {}
+            if data.get("sha256") == wheel.sha256:
+                found[wheel.pin.name] = Measured(**{**data, "from_cache": True})
             else:
-                found[wheel.pin.name] = cached
+                todo.append(wheel)
         if todo:
             for measured, wheel in zip(self._measure(todo), sorted(todo, key=lambda w: w.pin.name), strict=True):
-                self._store(wheel, measured)
+                path = self._cache_file(wheel)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+                partial.write_text(json.dumps({k: v for k, v in asdict(measured).items() if k != "from_cache"}))
+                partial.replace(path)  # concurrent what-ifs share the cache: never a torn entry
                 found[wheel.pin.name] = measured
         return found
 
     def _cache_file(self, wheel: CachedWheel) -> Path:
         return self.cache / "what-if" / f"{wheel.sha256[:32]}-{self.setting_key}.json"
-
-    def _load(self, wheel: CachedWheel) -> Measured | None:
-        path = self._cache_file(wheel)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
-        if data.get("sha256") != wheel.sha256:
-            return None
-        return Measured(**{**data, "from_cache": True})
-
-    def _store(self, wheel: CachedWheel, measured: Measured) -> None:
-        path = self._cache_file(wheel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps({k: v for k, v in asdict(measured).items() if k != "from_cache"}))
-        partial.replace(path)  # concurrent what-ifs share the cache: never a torn entry
 
     def tree(self, wheels: Sequence[CachedWheel]) -> Path:
         """python/ of these wheels as the build would ship them before bytecode, kept under scratch/trees/ (the

@@ -233,7 +233,7 @@ def project(
         comparison=Comparison(CURRENT, source, current.budget.used_bytes, used, delta_rows(sides)),
     )
     needed_by_added = {name for name, pin in lock.pins.items() if set(pin.via) & set(added)}
-    bytecode = {name: measured[name].bytecode_for(None) for name in added if name in measured}
+    bytecode = {name: sum(measured[name].pyc.values()) for name in added if name in measured}
     return Projection(
         request,
         config.target,
