@@ -214,23 +214,13 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
         for name, facts in (report.get("rules") or {}).items()
     ]
     files = [
-        FileSize(
-            contents.name,
-            entry.path,
-            entry.unzipped_bytes,
-            entry.zipped_bytes,
-            owner[entry.path]
-            if contents.kind == "layer"
-            else FUNCTION_CODE
-            if contents.kind == "function"
-            else contents.name,
-            category(entry.path),
-        )
-        for contents in zips
-        for entry in contents.entries
+        FileSize(z.name, e.path, e.unzipped_bytes, e.zipped_bytes, _shipped_by(z, e.path, owner), category(e.path))
+        for z in zips
+        for e in z.entries
     ]
     compiled = [e for e in layer_entries if e.path.endswith(".pyc")]
     compiled_keys = {module_key(e.path) for e in compiled}
+    beside_bytecode = [e for e in layer_entries if e.path.endswith(".py") and module_key(e.path) in compiled_keys]
     removable = compact_removals(layer_entries, inputs.import_trace)  # what the compact profile would drop
     compact = [e for e in layer_entries if e.path in removable]
     budget = Budget(
@@ -246,17 +236,19 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
             (report.get("bytecode") or {}).get("mode"),
             len(compiled),
             sum(e.unzipped_bytes for e in compiled),
-            sum(
-                e.unzipped_bytes
-                for e in layer_entries
-                if e.path.endswith(".py") and module_key(e.path) in compiled_keys
-            ),
+            sum(e.unzipped_bytes for e in beside_bytecode),
         ),
         imports=_imports(inputs.import_trace, list(layer_entries), owner, distributions),
         lock=dict(inputs.lock),
         compact_saving_bytes=None if inputs.compact_profile else sum(e.unzipped_bytes for e in compact),
     )
     return _with_suggestions(budget, inputs, by_owner)
+
+
+def _shipped_by(contents: ZipContents, path: str, owner: Mapping[str, str]) -> str:
+    if contents.kind == "layer":
+        return owner[path]
+    return FUNCTION_CODE if contents.kind == "function" else contents.name
 
 
 def _group(name: str, entries: Iterable[Entry], version: str | None = None) -> Group:
