@@ -13,8 +13,10 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,7 +26,6 @@ from ci.budget.compute import BUILD_FIX, BudgetInputs, compute_budget, gather_in
 from ci.budget.contents import LAYER_PREFIX, UNATTRIBUTED, Attributor, Entry, module_key
 from ci.budget.model import FAIL, WARN, Budget, Comparison, Component, Group, Suggestion, delta_rows
 from ci.budget.options import describe, outcome, paste_text, removal_options
-from ci.budget.projection import Measured, Measurer
 from ci.budget.render import headline, table, verdict_message
 from ci.budget.what_if_request import (
     Move,
@@ -40,8 +41,9 @@ from ci.config import Config, Target
 from ci.errors import CheckFailedError, PipelineError
 from ci.fingerprint import sources_digest
 from ci.isolated import target_python
-from ci.layer import pyc_store, trace
+from ci.layer import pyc_store, strip, trace, verify
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
+from ci.layer.install import InstalledDistribution, install_wheels
 from ci.layer.state import BuildOptions
 from ci.layer.wheels import CachedWheel, fetch, find_cached, read_layer_lock
 from ci.lock.files import display_path, read_in
@@ -50,8 +52,8 @@ from ci.paths import BuildPaths
 from ci.pins.policy import PACKAGES
 from ci.reports import Finding, sha256_file, write_report
 from ci.site import rules
-from ci.site.owners import BUILD_SITE, canonical
-from ci.site.tree import link_or_copy, walk_files
+from ci.site.owners import BUILD_SITE, Owners, canonical
+from ci.site.tree import globbed, link_or_copy, walk_files
 from ci.tables import text_table
 from ci.units import UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_mb
 from ci.zipsafe import open_zip
@@ -59,6 +61,11 @@ from ci.zipsafe import open_zip
 logger = logging.getLogger(__name__)
 
 CI_PACKAGE = Path(__file__).resolve().parents[1]
+MEASURE_FORMAT = 1
+LAYER_STEPS = ("strip", "verify", "install", "bytecode")  # the build's own code that measuring runs
+# A shared library named like a module (pyarrow's libarrow_python.so): loaded by other modules, not imported.
+NOT_A_MODULE = "does not define module export function"
+MEASURING_CODE = [Path(__file__), *(CI_PACKAGE / "layer" / f"{step}.py" for step in LAYER_STEPS)]
 CHECK = "budget-what-if"
 CURRENT = "the current lock"
 HOW = {
@@ -325,6 +332,157 @@ def measure_compact(
     for rel in sourceless:
         (site / rel).unlink()
     return CompactLayer(sum(path.stat().st_size for path in walk_files(site)), len(used.modules), len(used.files))
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One distribution as the build would ship it, before any bytecode is added."""
+
+    name: str
+    version: str
+    wheel: str
+    sha256: str
+    files: dict[str, int]  # path relative to python/ -> bytes, after pruning and strip
+    pyc: dict[str, int]  # .py path -> bytes of its unchecked-hash .pyc
+    installed_bytes: int
+    import_errors: dict[str, str] = field(default_factory=dict)  # fail even unpruned, beside the current layer
+    from_cache: bool = False
+
+
+@dataclass(frozen=True)
+class Measurer:
+    python: str
+    target: Target
+    options: BuildOptions
+    cache: Path  # the build's cache directory (strip, bytecode, pyc stores are shared with it)
+    scratch: Path  # where wheels are installed for measuring (build/what-if/)
+    base_site: Callable[[], Path]  # the current layer's python/, unpacked on first use
+
+    @property
+    def setting_key(self) -> str:
+        """Everything but the wheel that decides a measurement."""
+        parts = [
+            rules.fingerprint(self.options.prune),
+            repr(self.options.keep),
+            repr(self.options.remove),
+            self.target.runtime.name,
+            self.target.architecture,
+            self.target.glibc,
+            sources_digest(*MEASURING_CODE),
+            str(MEASURE_FORMAT),
+        ]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+    def measure(self, wheels: Sequence[CachedWheel]) -> dict[str, Measured]:
+        """Each wheel's distribution by canonical name; cached ones are read, the rest installed together."""
+        found: dict[str, Measured] = {}
+        todo = []
+        for wheel in wheels:
+            try:
+                data = json.loads(self._cache_file(wheel).read_text())
+            except (OSError, json.JSONDecodeError):
+                data = {}
+            if data.get("sha256") == wheel.sha256:
+                found[wheel.pin.name] = Measured(**{**data, "from_cache": True})
+            else:
+                todo.append(wheel)
+        if todo:
+            for measured, wheel in zip(self._measure(todo), sorted(todo, key=lambda w: w.pin.name), strict=True):
+                path = self._cache_file(wheel)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+                partial.write_text(json.dumps({k: v for k, v in asdict(measured).items() if k != "from_cache"}))
+                partial.replace(path)  # concurrent what-ifs share the cache: never a torn entry
+                found[wheel.pin.name] = measured
+        return found
+
+    def _cache_file(self, wheel: CachedWheel) -> Path:
+        return self.cache / "what-if" / f"{wheel.sha256[:32]}-{self.setting_key}.json"
+
+    def tree(self, wheels: Sequence[CachedWheel]) -> Path:
+        """python/ of these wheels as the build would ship them before bytecode, kept under scratch/trees/ (the
+        last measurement of the same wheels left it there): the compact profile runs the handler on them."""
+        site = self._tree_dir(wheels)
+        if not (site.parent / "done").is_file():
+            self._prepare(site, wheels)
+            (site.parent / "done").write_text("")
+        return site
+
+    def discard_trees(self) -> None:
+        """Delete this process's kept trees (hundreds of MB for a large distribution)."""
+        for tree in (self.scratch / "trees").glob(f"*-{os.getpid()}"):
+            shutil.rmtree(tree, ignore_errors=True)
+
+    def _tree_dir(self, wheels: Sequence[CachedWheel]) -> Path:
+        """One per process and wheel set: a what-if beside this one never shares (or deletes) it."""
+        key = hashlib.sha256("\0".join([*sorted(w.sha256 for w in wheels), self.setting_key]).encode()).hexdigest()
+        return self.scratch / "trees" / f"{key[:16]}-{os.getpid()}" / BUILD_SITE
+
+    def _prepare(self, site: Path, wheels: Sequence[CachedWheel]) -> tuple[list[InstalledDistribution], dict[str, str]]:
+        """Install, import (keep what loads), remove, prune and strip, as the build does; the import errors."""
+        if site.parent.exists():
+            shutil.rmtree(site.parent)
+        installed = install_wheels(list(wheels), site, unpacked=self.cache / "unpacked")
+        errors: dict[str, str] = {}
+        keep = globbed(site, self.options.keep)
+        if platform.machine() == self.target.machine:  # imports prove nothing on another machine
+            planned = rules.plan(site, self.options.prune)
+            verdict = verify.baseline(
+                self.python,
+                site,
+                [d.name for d in installed],
+                planned,
+                site.parent / "verdict.json",
+                pycache=pyc_store.for_target(self.cache, self.target.runtime.python),
+                extra_paths=[self.base_site()],
+            )
+            (site.parent / "verdict.json").unlink(missing_ok=True)
+            keep |= verify.keep_set(verdict)
+            errors = {name: error for name, error in verdict.failures.items() if NOT_A_MODULE not in error}
+        rules.apply_removals(site, self.options.remove, self.options.keep, strict=False)
+        rules.apply_rules(site, self.options.prune, keep)
+        if rules.STRIP in self.options.prune:
+            strip.strip_tree(site, self.cache / "strip", strip.dlopen_check(self.python))
+        return installed, errors
+
+    def _measure(self, wheels: Sequence[CachedWheel]) -> list[Measured]:
+        """Prepare the wheels' tree (kept for `tree`), then read each distribution's files and compile its .pyc."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        site = self._tree_dir(wheels)
+        (site.parent / "done").unlink(missing_ok=True)
+        installed, errors = self._prepare(site, wheels)
+        owners = Owners.of_installed((d.name, d.files) for d in installed)
+        files: dict[str, dict[str, int]] = {d.name: {} for d in installed}
+        for path in walk_files(site):
+            rel = path.relative_to(site).as_posix()
+            owner = owners.distribution(f"{BUILD_SITE}/{rel}")
+            if owner in files:
+                files[owner][rel] = path.stat().st_size
+        sources = sorted(rel for shipped in files.values() for rel in shipped if rel.endswith(".py"))
+        version = self.target.runtime.python
+        # Into the tree's __pycache__/ (whoever reads the tree as the build leaves it before bytecode skips them).
+        compile_files(self.python, version, site, sources, self.cache / "bytecode", False, LAMBDA_SITE)
+        pyc = {rel: (site / pyc_path(rel, version, False)).stat().st_size for rel in sources}
+        (site.parent / "done").write_text("")
+        return [
+            Measured(
+                name=d.name,
+                version=d.version,
+                wheel=d.wheel,
+                sha256=wheel.sha256,
+                files=dict(sorted(files[d.name].items())),
+                pyc={rel: pyc[rel] for rel in sorted(files[d.name]) if rel in pyc},
+                installed_bytes=d.bytes,
+                import_errors={name: error for name, error in errors.items() if _owned(name, files[d.name], d.name)},
+            )
+            for d, wheel in zip(installed, sorted(wheels, key=lambda w: w.pin.name), strict=True)
+        ]
+
+
+def _owned(item: str, files: dict[str, int], distribution: str) -> bool:
+    """Is the failing check `item` (a module or a distribution's metadata) about this distribution?"""
+    top = item.split(".")[0]
+    return item == distribution or any(rel.split("/")[0] in (top, f"{top}.py") for rel in files)
 
 
 def answer_key(config: Config, paths: BuildPaths, current: Current, request: WhatIfRequest) -> str:
