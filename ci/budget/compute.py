@@ -21,10 +21,10 @@ from ci.budget.contents import (
     LAYER_PREFIX,
     METADATA,
     VENDORED_LIBRARIES,
-    Attributor,
     Entry,
     ImportTrace,
     ZipContents,
+    attribute,
     category,
     compact_removals,
     module_key,
@@ -187,8 +187,7 @@ def smoke_trace(paths: BuildPaths, layer_sha: str) -> ImportTrace | None:
 def compute_budget(inputs: BudgetInputs) -> Budget:
     report = inputs.build_report
     known = dict(report.get("distributions") or {})
-    attributor = Attributor(inputs.layer, top_level=report.get("top_level") or {}, names=list(known))
-    owner = {entry.path: attributor.distribution(entry.path) for entry in inputs.layer.entries}
+    owner, versions = attribute(inputs.layer, report.get("top_level") or {}, list(known))
     layer_entries = inputs.layer.entries
     zips = [inputs.function, inputs.layer, *inputs.extra_zips]
     components = [
@@ -203,7 +202,7 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
         by_owner[owner[entry.path]].append(entry)
     reported = {canonical(name): facts for name, facts in known.items()}
     distributions = _largest_first(
-        _group(name, members, (reported.get(canonical(name)) or {}).get("version") or attributor.versions.get(name))
+        _group(name, members, (reported.get(canonical(name)) or {}).get("version") or versions.get(name))
         for name, members in by_owner.items()
     )
     by_category: dict[str, list[Entry]] = {name: [] for name in CATEGORIES}

@@ -83,31 +83,26 @@ def category(path: str) -> str:
     return DATA
 
 
-class Attributor:
-    """Layer paths to distribution names by ci.site.owners' evidence, spelled as the build report does
-    when it can, and "(unattributed)" for a file no evidence claims."""
+def attribute(
+    layer: ZipContents, top_level: Mapping[str, str], names: Sequence[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Each layer path's distribution by ci.site.owners' evidence, spelled as the build report does when it can
+    ("(unattributed)" when no evidence claims it), and each distribution's version from its *.dist-info name."""
+    display = {canonical(name): name for name in names}
 
-    def __init__(
-        self, layer: ZipContents, top_level: Mapping[str, str] | None = None, names: Sequence[str] = ()
-    ) -> None:
-        self._display: dict[str, str] = {canonical(name): name for name in names}
-        with open_zip(layer.path, "rebuild it: `python -m ci build`") as archive:  # one opening for every read
-            self._owners = Owners.of_entries(
-                [entry.path for entry in layer.entries], archive.read, top_level=top_level, names=names
-            )
-        self.versions: dict[str, str] = {}  # distribution -> version, from *.dist-info folder names
-        for dist in self._owners.dists:
-            if dist.site == LAYER_PREFIX.rstrip("/") and dist.version:
-                self.versions[self._name(dist.name)] = dist.version
+    def spelled(distribution: str) -> str:
+        return display.setdefault(canonical(distribution), canonical(distribution))
 
-    def _name(self, distribution: str) -> str:
-        return self._display.setdefault(canonical(distribution), canonical(distribution))
-
-    def distribution(self, path: str) -> str:
-        if not path.startswith(LAYER_PREFIX):
-            return UNATTRIBUTED
-        owner = self._owners.distribution(path)
-        return UNATTRIBUTED if owner is None else self._name(owner)
+    paths = [entry.path for entry in layer.entries]
+    with open_zip(layer.path, "rebuild it: `python -m ci build`") as archive:  # one opening for every read
+        owners = Owners.of_entries(paths, archive.read, top_level=top_level, names=names)
+    site = LAYER_PREFIX.rstrip("/")
+    versions = {spelled(d.name): d.version for d in owners.dists if d.site == site and d.version}
+    owner = {}
+    for path in paths:
+        found = owners.distribution(path) if path.startswith(LAYER_PREFIX) else None
+        owner[path] = UNATTRIBUTED if found is None else spelled(found)
+    return owner, versions
 
 
 @dataclass(frozen=True)

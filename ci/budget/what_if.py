@@ -23,7 +23,7 @@ from typing import Any
 
 from ci import logs, unpacked_layers
 from ci.budget.compute import BUILD_FIX, BudgetInputs, compute_budget, gather_inputs
-from ci.budget.contents import LAYER_PREFIX, UNATTRIBUTED, Attributor, Entry, module_key
+from ci.budget.contents import LAYER_PREFIX, UNATTRIBUTED, Entry, attribute, module_key
 from ci.budget.model import FAIL, WARN, Budget, Comparison, Component, Group, Suggestion, delta_rows
 from ci.budget.options import describe, outcome, paste_text, removal_options
 from ci.budget.render import headline, table, verdict_message
@@ -113,11 +113,11 @@ def current_state(config: Config, paths: BuildPaths, limit_bytes: int | None) ->
             f"{config.relative(config.lock.layer_lock)}: the delta would be against another layer",
             "run `python -m ci build` first, then ask again",
         )
-    attributor = Attributor(inputs.layer, top_level=report.get("top_level") or {}, names=list(report["distributions"]))
+    owner, _ = attribute(inputs.layer, report.get("top_level") or {}, list(report["distributions"]))
     entries: dict[str, list[Entry]] = {}
     for entry in inputs.layer.entries:
-        owner = attributor.distribution(entry.path)
-        entries.setdefault("" if owner == UNATTRIBUTED else canonical(owner), []).append(entry)
+        name = owner[entry.path]
+        entries.setdefault("" if name == UNATTRIBUTED else canonical(name), []).append(entry)
     return Current(lock, inputs, compute_budget(inputs), layer_sha, entries)
 
 
