@@ -24,41 +24,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-test", action="store_true", help="with --ci: leave out make test")
 
 
-def run_ci(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.bench.ci import run_bench_ci
-    from ci.bench.ci_table import render_ci_table
-    from ci.reports import Finding, write_report
-
-    result = run_bench_ci(config.root, paths.cache, with_test=not args.no_test)
-    missed = [row for row in result["rows"] if row["met"] is False]
-    logs.result(logger, render_ci_table(result))
-    findings = [
-        Finding(
-            "bench-ci",
-            "error",
-            f"target missed: {row['measurement']} took {row['seconds']} s (target <= {row['target_s']} s)",
-            "see the slowest steps in build/reports/bench-ci.json; run `pytest --durations=25` for make test",
-        )
-        for row in missed
-    ]
-    logger.info(f"\nreport: {write_report(paths, 'bench-ci', not missed, result, findings=findings)}")
-    return 0 if not missed else 1
-
-
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    if args.ci:
-        return run_ci(args, config, paths)
-    from ci.bench.run import run_bench
-    from ci.bench.table import render_table
     from ci.reports import Finding, write_report
 
-    result = run_bench(config, paths, runs=args.runs)
-    passed = all(check["met"] for check in result["checks"])
-    logs.result(logger, render_table(result))
-    findings = [
-        Finding("bench", "error", f"target missed: {c['target']} (measured {c['value']})", FIX)
-        for c in result["checks"]
-        if not c["met"]
-    ]
-    logger.info(f"\nreport: {write_report(paths, 'bench', passed, result, findings=findings)}")
-    return 0 if passed else 1
+    if args.ci:
+        from ci.bench.ci import render_ci_table, run_bench_ci
+
+        result = run_bench_ci(config.root, paths.cache, with_test=not args.no_test)
+        check, text = "bench-ci", render_ci_table(result)
+        findings = [
+            Finding(
+                check,
+                "error",
+                f"target missed: {row['measurement']} took {row['seconds']} s (target <= {row['target_s']} s)",
+                "see the slowest steps in build/reports/bench-ci.json; run `pytest --durations=25` for make test",
+            )
+            for row in result["rows"]
+            if row["met"] is False
+        ]
+    else:
+        from ci.bench.layer import render_table, run_bench
+
+        result = run_bench(config, paths, runs=args.runs)
+        check, text = "bench", render_table(result)
+        findings = [
+            Finding(check, "error", f"target missed: {c['target']} (measured {c['value']})", FIX)
+            for c in result["checks"]
+            if not c["met"]
+        ]
+    logs.result(logger, text)
+    logger.info(f"\nreport: {write_report(paths, check, not findings, result, findings=findings)}")
+    return 1 if findings else 0

@@ -47,16 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "-r", "--requirement", action="append", default=[], type=Path, metavar="FILE",
-        help="with --what-if: add the requirements of FILE too",
+        help="with --what-if: add the requirements of FILE too"
     )  # fmt: skip
     parser.add_argument("--fresh", action="store_true", help="with --what-if: recompute instead of a cached answer")
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.budget.render_json import write_budget_json
-    from ci.budget.render_markdown import render_markdown
-    from ci.budget.render_terminal import removal_advice, render_terminal, verdict_message
-    from ci.budget.run import check_budget
+    from ci.budget.compute import check_budget
+    from ci.budget.render import removal_advice, render_markdown, render_terminal, verdict_message, write_budget_json
     from ci.lock.resolve import read_notes
     from ci.snapshot import take
 

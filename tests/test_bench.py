@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from ci.bench.run import Targets, check_targets
-from ci.bench.table import render_table
+from ci.bench.layer import Targets, check_targets, render_table
 from ci.config import load_config
 from ci.paths import REPO_ROOT
 from tests.config_fixtures import TARGET, WHEEL_TAG
@@ -108,7 +107,7 @@ def demo_wheel(directory: Path, platform: str) -> Path:
 @pytest.mark.parametrize("architecture", sorted(DEMO_WHEELS))
 def test_naive_baseline_installs_the_wheel_the_target_accepts_not_this_hosts(tmp_path: Path, architecture: str) -> None:
     """What SAM or pip would ship for the target: the lock's wheel for its platform and glibc, from the index."""
-    from ci.bench.naive import build_naive
+    from ci.bench.layer import build_naive
 
     wanted, decoys = DEMO_WHEELS[architecture]
     project = tmp_path / "simple" / "demo"
@@ -131,9 +130,9 @@ def test_naive_baseline_installs_the_wheel_the_target_accepts_not_this_hosts(tmp
         },
     )
 
-    naive = build_naive(config, tmp_path / "naive", tmp_path / "pip-cache")
+    build_naive(config, tmp_path / "naive", tmp_path / "pip-cache")
 
-    site = naive.tree / "python"
+    site = tmp_path / "naive" / "python"
     assert (site / "demo" / "__init__.py").read_text() == f"PLATFORM = {wanted!r}\n"
     wheel_file = (site / "demo-1.0.dist-info" / "WHEEL").read_text()
     assert f"Tag: {WHEEL_TAG}-{wanted}" in wheel_file

@@ -6,8 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ci.bench.ci import Targets, clean_env, run_timed
-from ci.bench.ci_table import render_ci_table
+from ci.bench.ci import Targets, clean_env, render_ci_table, run_timed
 from ci.paths import BuildPaths
 from ci.reports import write_report
 

@@ -11,12 +11,17 @@ from pathlib import Path
 import pytest
 from budget_fixtures import LAYER_FILES, config_with, make_build
 
-from ci.budget.baseline import compare, load_baseline, lock_at_ref
-from ci.budget.compute import compute_budget
-from ci.budget.inputs import gather_inputs
+from ci.budget.compute import (
+    baseline_from_ref,
+    check_budget,
+    compare,
+    compute_budget,
+    gather_inputs,
+    load_baseline,
+    lock_at_ref,
+)
 from ci.budget.model import Budget
-from ci.budget.render_json import budget_to_dict, write_budget_json
-from ci.budget.run import baseline_from_ref, check_budget
+from ci.budget.render import budget_to_dict, write_budget_json
 from ci.config import load_config
 from ci.errors import PipelineError
 from ci.paths import REPO_ROOT, BuildPaths
@@ -147,7 +152,7 @@ def test_signed_megabytes_read_like_a_pull_request_comment() -> None:
 
 
 def test_the_baseline_build_gets_this_configuration_with_the_refs_lock(tmp_path: Path) -> None:
-    from ci.budget.baseline import _with_layer_lock
+    from ci.budget.compute import _with_layer_lock
 
     lock = tmp_path / "baseline" / "requirements-layer.txt"
     derived = _with_layer_lock(REPO_ROOT / "pipeline.toml", lock)

@@ -20,8 +20,7 @@ from budget_fixtures import (
     zip_sums,
 )
 
-from ci.budget.compute import compute_budget
-from ci.budget.inputs import gather_inputs
+from ci.budget.compute import compute_budget, gather_inputs
 from ci.budget.model import FAIL, PASS, WARN, Budget
 from ci.config import load_config
 from ci.config_schema import toml_value

@@ -20,13 +20,9 @@ from budget_fixtures import (
     zip_sums,
 )
 
-from ci.budget.baseline import compare
-from ci.budget.compute import compute_budget
-from ci.budget.inputs import gather_inputs
+from ci.budget.compute import compare, compute_budget, gather_inputs
 from ci.budget.model import Budget
-from ci.budget.render_json import budget_to_dict, write_budget_json
-from ci.budget.render_markdown import render_markdown
-from ci.budget.render_terminal import render_terminal, verdict_message
+from ci.budget.render import budget_to_dict, render_markdown, render_terminal, verdict_message, write_budget_json
 from ci.config import load_config
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import sha256_file

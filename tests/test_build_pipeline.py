@@ -213,8 +213,7 @@ def test_a_host_of_another_architecture_builds_without_executing_and_names_the_m
 
 def test_build_json_lists_the_traced_paths_and_the_budget_reads_them_without_a_smoke_report(tmp_path: Path) -> None:
     """On pull requests the budget job runs beside the smoke job: the build's own trace must be usable."""
-    from ci.budget.compute import compute_budget
-    from ci.budget.inputs import gather_inputs
+    from ci.budget.compute import compute_budget, gather_inputs
     from ci.reports import write_report
 
     config, paths = make_project(tmp_path, [{"x": 2}])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ci.budget.model import Budget, Bytecode, Component, Group, Suggestion
-from ci.budget.render_json import write_budget_json
+from ci.budget.render import write_budget_json
 from ci.cmd_smoke import smoke_findings
 from ci.github.annotate import MAX_PER_REPORT, annotations_for_reports
 from ci.paths import REPO_ROOT, BuildPaths

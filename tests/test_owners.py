@@ -16,8 +16,7 @@ from budget_fixtures import config_with, make_build
 from config_fixtures import EXT, PYC_TAG, PYTHON, TARGET
 
 from ci.abi import check_tree
-from ci.budget.compute import compute_budget
-from ci.budget.inputs import gather_inputs
+from ci.budget.compute import compute_budget, gather_inputs
 from ci.config import load_config
 from ci.site.owners import Owners, canonical, module_stem, top_level_entries
 from ci.smoke.harness import import_trace

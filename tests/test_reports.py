@@ -156,7 +156,7 @@ def test_budget_report_has_its_findings_the_snapshots_it_read_and_a_relative_mar
 
 
 def test_budget_md_names_a_repository_trace_relatively() -> None:
-    from ci.budget.inputs import smoke_trace
+    from ci.budget.compute import smoke_trace
     from tests.budget_fixtures import write_smoke_trace
 
     paths = BuildPaths(build=REPO_ROOT / "build" / "test-reports-relative", cache=REPO_ROOT / "build" / "cache")

@@ -1,8 +1,5 @@
-"""`make bench-ci` (`python -m ci bench --ci`): how long set-up, the pipeline, each check and the tests take.
-
-Measured side by side in fresh clones of HEAD with the download caches warm as CI restores them; what is
-measured and the figures: docs/performance.md#ci-make-bench-ci.
-"""
+"""`make bench-ci` (`python -m ci bench --ci`): how long set-up, the pipeline, each check and the tests take,
+in fresh clones of HEAD with warm download caches (docs/performance.md#ci-make-bench-ci)."""
 
 from __future__ import annotations
 
@@ -17,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import PipelineError
+from ci.tables import text_table
 
 logger = logging.getLogger(__name__)
 
@@ -83,17 +81,6 @@ def fresh_clone(source: Path, where: Path, cache: Path | None) -> Path:
     return where
 
 
-def copy_artifacts(built: Path, clone: Path) -> None:
-    """What actions/download-artifact does for a check job: the build's outputs under build/."""
-    for name in ARTIFACTS:
-        source = built / "build" / name
-        target = clone / "build" / name
-        if source.is_dir():
-            shutil.copytree(source, target)
-        else:
-            shutil.copyfile(source, target)
-
-
 def must(timed: Timed, what: str) -> Timed:
     if timed.returncode != 0:
         raise PipelineError(f"{what} failed (exit {timed.returncode}):\n{timed.tail}", "fix it, then measure again")
@@ -140,7 +127,12 @@ def run_bench_ci(source: Path, cache: Path, with_test: bool = True) -> dict[str,
             job = fresh_clone(source, work / f"job-{check}", cache)
             start = time.perf_counter()
             must(run_timed(["make", "venv"], job, env), "make venv")
-            copy_artifacts(clone, job)
+            for name in ARTIFACTS:  # what actions/download-artifact does for a check job
+                source, target = clone / "build" / name, job / "build" / name
+                if source.is_dir():
+                    shutil.copytree(source, target)
+                else:
+                    shutil.copyfile(source, target)
             row(f"{check} job: set-up (venv + artifact)", time.perf_counter() - start, targets.check_setup_s)
             row(f"{check} job: make {check}", must(run_timed(["make", check], job, env), f"make {check}").seconds)
             shutil.rmtree(job, ignore_errors=True)
@@ -156,3 +148,17 @@ def run_bench_ci(source: Path, cache: Path, with_test: bool = True) -> dict[str,
         "targets": asdict(targets),
         "rows": rows,
     }
+
+
+def render_ci_table(result: dict[str, Any]) -> str:
+    rows = []
+    for row in result["rows"]:
+        target = f"<= {row['target_s']:g} s" if row["target_s"] is not None else ""
+        met = {True: "met", False: "MISSED", None: ""}[row["met"]]
+        rows.append([row["measurement"], f"{row['seconds']:.1f} s", target, met])
+    load = result["load_average"]
+    header = (
+        f"bench-ci at {result['commit'][:12]}, {result['cpus']} CPUs; load average (1, 5, 15 min) "
+        f"{load['start']} at the start, {load['end']} at the end"
+    )
+    return header + "\n\n" + text_table(["measurement", "time", "target", ""], rows, numeric_from=1)

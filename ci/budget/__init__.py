@@ -1,5 +1,1 @@
-"""The size budget: what Lambda counts against its unzipped limit, and where the bytes go.
-
-compute.py turns the zips and the build's report into one `Budget` (model.py); the terminal
-table, budget.json and budget.md are three small renderers of that one structure.
-"""
+"""The size budget: what Lambda counts against its unzipped limit, where the bytes go, and what if more came."""

@@ -1,14 +1,13 @@
-"""The budget's figures: one structure, computed once, rendered three ways.
-
-Everything a renderer shows is here; renderers format, they never compute.
-"""
+"""The budget's figures: one structure, computed once, rendered three ways (renderers never compute)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
+Side = tuple[int, str | None]  # a distribution's unzipped bytes and version on one side of a comparison
 
 # Where an import trace came from, and how a reader is told so.
 TRACE_SMOKE, TRACE_BUILD = "smoke", "build"
@@ -203,3 +202,16 @@ class Budget:
     @property
     def passed(self) -> bool:
         return self.status != FAIL
+
+
+def delta_rows(sides: Iterable[tuple[str, Side | None, Side | None]]) -> list[DistributionDelta]:
+    """Per distribution (name, before, after), a side None when absent: added, removed, changed (bytes or
+    version) or unchanged; largest change first."""
+    rows = []
+    for name, before, after in sides:
+        (before_bytes, before_version), (after_bytes, after_version) = before or (0, None), after or (0, None)
+        status = "added" if before is None else "removed" if after is None else "unchanged"
+        if status == "unchanged" and before != after:
+            status = "changed"
+        rows.append(DistributionDelta(name, status, before_bytes, after_bytes, before_version, after_version))
+    return sorted(rows, key=lambda row: (-abs(row.delta_bytes), row.name))

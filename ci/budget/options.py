@@ -1,16 +1,12 @@
-"""What could make room, for the built layer's budget and a what-if's projected layer alike.
-
-Every suggestion comes from `suggest` (one projection: what it saves is what would remain) and carries the
-pipeline.toml lines that do it, so advice can be pasted as is.
-"""
+"""What could make room, for the built layer's budget and a what-if's projected layer alike; every suggestion
+carries the pipeline.toml lines that do it, so advice can be pasted as is."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from ci.budget.contents import Entry, ImportTrace, compact_removals
 from ci.budget.model import Group, Suggestion
-from ci.budget.traced import ImportTrace, compact_removals
-from ci.budget.zips import Entry
 from ci.config_schema import toml_value
 from ci.units import as_bytes, as_mb
 
@@ -93,84 +89,51 @@ def removal_options(
     options: list[Suggestion] = []
     compact: set[str] = set()
     if not compact_already:
-        judged_entries = [e for name, group in entries.items() if name in judged for e in group]
-        compact = compact_removals(judged_entries, trace)
-        if compact_bytes is not None:
-            saves, scope = used_bytes - compact_bytes, compact_how
-        else:
-            saves = sum(sizes[path] for path in compact)
-            scope = (
-                "files the import trace never saw and .py shipped beside its .pyc"
-                if trace
-                else (".py shipped beside its .pyc")
-            )
-        options.append(
-            suggest(
-                "compact",
-                f"turn on the compact profile: it drops {scope}; the build proves the imports and the handler's "
-                "answers on every event again, and the full smoke must still pass",
-                COMPACT_LINES,
-                "build",
-                saves,
-                used_bytes,
-            )
+        compact = compact_removals([e for name, group in entries.items() if name in judged for e in group], trace)
+        saves = sum(sizes[path] for path in compact) if compact_bytes is None else used_bytes - compact_bytes
+        scope = (
+            "files the import trace never saw and .py shipped beside its .pyc"
+            if trace
+            else ".py shipped beside its .pyc"
         )
+        action = (
+            f"turn on the compact profile: it drops {compact_how if compact_bytes is not None else scope}; the build "
+            "proves the imports and the handler's answers on every event again, and the full smoke must still pass"
+        )
+        options.append(suggest("compact", action, COMPACT_LINES, "build", saves, used_bytes))
     unused = [name for name in never_imported if name in judged and name in entries]
-    dropped = {e.path for name in unused for e in entries[name]} - {
-        e.path for name in unused for e in entries[name] if ".dist-info/" in e.path
-    }
+    dropped = {e.path for name in unused for e in entries[name] if ".dist-info/" not in e.path}
     never_globs = remove_globs(e for name in unused for e in entries[name])
     if unused and never_globs:
-        options.append(
-            suggest(
-                "never-imported",
-                f"distributions shipped but never imported {imported_where}: "
-                + ", ".join(f"{name} ({as_mb(sum(e.unzipped_bytes for e in entries[name]))})" for name in unused)
-                + "; remove what they install only if nothing needs them at runtime (events not among the "
-                "committed ones, lazy imports when unpickling); their metadata stays, so the pins still agree",
-                [remove_line(configured_remove, never_globs)],
-                "build",
-                sum(sizes[path] for path in dropped),
-                used_bytes,
-            )
+        paste = remove_line(configured_remove, never_globs)
+        action = (
+            f"distributions shipped but never imported {imported_where}: "
+            + ", ".join(f"{name} ({as_mb(sum(e.unzipped_bytes for e in entries[name]))})" for name in unused)
+            + "; remove what they install only if nothing needs them at runtime (events not among the "
+            "committed ones, lazy imports when unpickling); their metadata stays, so the pins still agree"
         )
+        options.append(suggest("never-imported", action, [paste], "build", sum(sizes[p] for p in dropped), used_bytes))
         if compact and not compact_already and compact_bytes is None:
-            both = suggest(
-                "together",
-                f"the compact profile and removing {', '.join(unused)}, together",
-                [*COMPACT_LINES, remove_line(configured_remove, never_globs)],
-                "build",
-                sum(sizes[path] for path in compact | dropped),
-                used_bytes,
-            )
+            action = f"the compact profile and removing {', '.join(unused)}, together"
+            saves = sum(sizes[path] for path in compact | dropped)
+            both = suggest("together", action, [*COMPACT_LINES, paste], "build", saves, used_bytes)
             if (both.saves_bytes or 0) > max(option.saves_bytes or 0 for option in options):
                 options.append(both)
     for folder in folders:
-        options.append(
-            suggest(
-                "folder",
-                f"nothing in python/{folder.name} ({as_mb(folder.unzipped_bytes)}, {folder.files} files) was imported "
-                f"{imported_where}: remove it (the build proves every import and the handler on every event again; "
-                "the full smoke must still pass)",
-                [remove_line(configured_remove, [f"{folder.name}/*"])],
-                "build",
-                folder.unzipped_bytes,
-                used_bytes,
-            )
+        action = (
+            f"nothing in python/{folder.name} ({as_mb(folder.unzipped_bytes)}, {folder.files} files) was imported "
+            f"{imported_where}: remove it (the build proves every import and the handler on every event again; "
+            "the full smoke must still pass)"
         )
+        paste = remove_line(configured_remove, [f"{folder.name}/*"])
+        options.append(suggest("folder", action, [paste], "build", folder.unzipped_bytes, used_bytes))
     options.sort(key=lambda option: -(option.saves_bytes or 0))
     best = min((option.leaves_bytes for option in options if option.leaves_bytes is not None), default=used_bytes)
     if used_bytes >= limit_bytes and best >= limit_bytes:
-        options.append(
-            suggest(
-                "container-image",
-                f"nothing above brings it under {limit_bytes:,} bytes: ship the function as a container image "
-                f"instead (Lambda allows 10 GB, {CONTAINER_IMAGE_LIMIT:,} bytes, uncompressed; this set is "
-                f"{as_mb(used_bytes)}, {100 * used_bytes / CONTAINER_IMAGE_LIMIT:.1f}% of it)",
-                (),
-                "",
-                0,
-                used_bytes,
-            )
+        action = (
+            f"nothing above brings it under {limit_bytes:,} bytes: ship the function as a container image "
+            f"instead (Lambda allows 10 GB, {CONTAINER_IMAGE_LIMIT:,} bytes, uncompressed; this set is "
+            f"{as_mb(used_bytes)}, {100 * used_bytes / CONTAINER_IMAGE_LIMIT:.1f}% of it)"
         )
+        options.append(suggest("container-image", action, (), "", 0, used_bytes))
     return options

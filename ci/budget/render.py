@@ -1,0 +1,435 @@
+"""The budget rendered three ways: the terminal table, budget.md (GitHub-flavoured Markdown with one
+mermaid `pie`) and budget.json; renderers format, they never compute."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ci.budget.model import FAIL, PASS, WARN, Budget, DistributionDelta
+from ci.budget.options import describe, outcome, paste_text
+from ci.paths import BuildPaths
+from ci.reports import Finding, write_report
+from ci.snapshot import Snapshot
+from ci.tables import text_table
+from ci.units import MB, UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_bytes, signed_mb
+
+CONTRIBUTORS = 5
+ICONS = {PASS: "✅", WARN: "⚠️", FAIL: "❌"}
+PIE_SLICES = 6  # distributions named in the chart; the rest is one slice, so the chart stays legible
+CAUSE_FILE = "requirements.in"  # where the layer's contents are chosen
+
+
+def _sizes(unzipped: int, zipped: int | None) -> tuple[str, str, str]:
+    """Unzipped bytes, unzipped MB, zipped MB."""
+    return as_bytes(unzipped), mb_cell(unzipped), mb_cell(zipped)
+
+
+def _share(size: int, budget: Budget) -> str:
+    return f"{100 * size / budget.used_bytes:.1f}%" if budget.used_bytes else ""
+
+
+def _distribution_rows(
+    budget: Budget, share: bool, delta_cell: Callable[[DistributionDelta], str]
+) -> list[list[object]]:
+    """Every layer distribution, largest first, with its delta against the baseline when there is one."""
+    deltas = {row.name: row for row in budget.comparison.distributions} if budget.comparison else {}
+    rows: list[list[object]] = []
+    for group in budget.distributions:
+        row: list[object] = [group.name, group.version or "", *_sizes(group.unzipped_bytes, group.zipped_bytes)]
+        row += [group.files, _share(group.unzipped_bytes, budget)] if share else [group.files]
+        if budget.comparison:
+            row.append(delta_cell(deltas[group.name]) if group.name in deltas else "")
+        rows.append(row)
+    return rows
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """The first column names the row (left-aligned), the others are figures (right-aligned)."""
+    return text_table(headers, rows, numeric_from=1)
+
+
+def _room(budget: Budget, bytes_too: bool) -> str:
+    room = budget.headroom_bytes
+    if room == 0:
+        return "no headroom"
+    figure = f"{as_bytes(abs(room))} bytes ({as_mb(abs(room))})" if bytes_too else as_mb(abs(room))
+    return f"headroom {figure}" if room > 0 else f"over by {figure}"
+
+
+def headline(budget: Budget) -> str:
+    used, limit = budget.used_bytes, budget.limit_bytes
+    text = (
+        f"Lambda size budget: {budget.status.upper()}  {as_bytes(used)} of {as_bytes(limit)} bytes "
+        f"({as_mb(used)} of {as_mb(limit)}, {budget.percent_used:.1f}%), {_room(budget, True)}"
+    )
+    if budget.comparison:
+        text += f", {signed_mb(budget.comparison.delta_bytes)} vs {budget.comparison.label}"
+    return text
+
+
+def render_terminal(budget: Budget) -> str:
+    comparison = budget.comparison
+    components = [(c.name, *_sizes(c.unzipped_bytes, c.zipped_bytes), c.files) for c in budget.components]
+    parts = [
+        headline(budget),
+        f"({UNITS_NOTE}; unzipped unless marked zipped)",
+        "",
+        table(
+            ["What Lambda counts", "unzipped bytes", "MB", "zipped MB", "files"],
+            [*components, ("total", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes), "", "")],
+        ),
+    ]
+    headers = ["Layer distribution", "version", "unzipped bytes", "MB", "zipped MB", "files", "share"]
+    if comparison:
+        headers.append(f"vs {comparison.label}")
+    parts += ["", table(headers, _distribution_rows(budget, True, _delta_cell))]
+    if comparison:
+        for gone in comparison.distributions:
+            if gone.status == "removed":
+                parts.append(f"removed since {comparison.label}: {gone.name} ({signed_mb(gone.delta_bytes)})")
+    parts += [
+        "",
+        table(
+            ["Category", "unzipped bytes", "MB", "zipped MB", "files"],
+            [(g.name, *_sizes(g.unzipped_bytes, g.zipped_bytes), g.files) for g in budget.categories],
+        ),
+    ]
+    if budget.rules:
+        rules = [(r.name, r.files, as_bytes(r.bytes), mb_cell(r.bytes)) for r in budget.rules]
+        parts += ["", table(["Pruning rule", "files removed", "bytes removed", "MB"], rules)]
+    files = [
+        (f"{f.component}:{f.path}", f.distribution, as_bytes(f.unzipped_bytes), mb_cell(f.unzipped_bytes))
+        for f in budget.largest_files
+    ]
+    headers = [f"Largest {len(budget.largest_files)} files", "distribution", "unzipped bytes", "MB"]
+    parts += ["", table(headers, files), "", bytecode_line(budget)]
+    if budget.imports:
+        parts.append(never_imported_line(budget))
+    return "\n".join(parts)
+
+
+def _delta_cell(delta: DistributionDelta) -> str:
+    if delta.status == "added":
+        return f"added {signed_mb(delta.delta_bytes)}"
+    return signed_mb(delta.delta_bytes) if delta.delta_bytes or delta.status == "changed" else "±0"
+
+
+def bytecode_line(budget: Budget) -> str:
+    code = budget.bytecode
+    mode = f"mode {code.mode}" if code.mode else "mode unknown (no build.json)"
+    share = f"{100 * code.bytes / budget.used_bytes:.1f}%" if budget.used_bytes else "0%"
+    return (
+        f"Bytecode ({mode}): {code.files} .pyc files, {as_bytes(code.bytes)} bytes ({as_mb(code.bytes)}, {share} "
+        f"of the total); .py source shipped next to its .pyc: {as_mb(code.source_with_bytecode_bytes)}"
+    )
+
+
+def never_imported_line(budget: Budget) -> str:
+    imports = budget.imports
+    assert imports is not None
+    stale = "" if imports.same_layer else " (trace taken on a different layer.zip: rerun the smoke invocation)"
+    if not imports.never_imported:
+        return f"Every layer distribution was imported {imports.imported_where}{stale}."
+    names = ", ".join(f"{use.name} {as_mb(use.shipped_bytes)}" for use in imports.never_imported)
+    return (
+        f"Shipped but never imported {imports.imported_where}{stale}: {names} "
+        f"({as_mb(imports.never_imported_bytes)} in all)"
+    )
+
+
+def verdict_message(budget: Budget) -> str | None:
+    """Lambda's terms for a failure, then who is large and what could go; a warning in the band."""
+    used, limit = budget.used_bytes, budget.limit_bytes
+    if budget.status == WARN:
+        return (
+            f"unzipped size {used} bytes is {budget.percent_used:.1f}% of the {limit}-byte limit "
+            f"(warning from {budget.warn_fraction:.0%}, {budget.warn_bytes} bytes): "
+            f"{budget.headroom_bytes} bytes of headroom left"
+        )
+    if budget.status != FAIL:
+        return None
+    if used > limit:
+        first = f"unzipped size {used} bytes exceeds the {limit}-byte limit by {used - limit} bytes"
+    else:
+        first = f"unzipped size {used} bytes reaches the {limit}-byte limit (Lambda requires it to be smaller)"
+    contributors = sorted(
+        [(f"{c.name} ({c.kind})", c.unzipped_bytes) for c in budget.components if c.kind != "layer"]
+        + [(f"{g.name} (layer distribution)", g.unzipped_bytes) for g in budget.distributions],
+        key=lambda item: -item[1],
+    )[:CONTRIBUTORS]
+    lines = [first, "largest contributors:"]
+    lines += [f"  {name}: {size} bytes ({as_mb(size)})" for name, size in contributors]
+    return "\n".join(lines)
+
+
+def removal_advice(budget: Budget) -> str:
+    return "\n".join(
+        ["what could be removed:", *(f"  - {describe(i, budget.limit_bytes)}" for i in budget.suggestions)]
+    )
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], numeric_from: int = 1, text_after: int | None = None
+) -> str:
+    """Text columns left, numbers right: columns numeric_from .. text_after-1 are numeric."""
+    last = len(headers) if text_after is None else text_after
+    align = ["---:" if numeric_from <= i < last else "---" for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def pie(budget: Budget) -> str:
+    """Composition of what Lambda counts, plus the headroom left, in MB."""
+    slices: list[tuple[str, int]] = [(g.name, g.unzipped_bytes) for g in budget.distributions[:PIE_SLICES]]
+    rest = sum(g.unzipped_bytes for g in budget.distributions[PIE_SLICES:])
+    if rest:
+        slices.append(("other layer files", rest))
+    slices += [
+        ("function code" if c.kind == "function" else c.name, c.unzipped_bytes)
+        for c in budget.components
+        if c.kind != "layer"
+    ]
+    if budget.headroom_bytes > 0:
+        slices.append(("headroom", budget.headroom_bytes))
+    limit = as_mb(budget.limit_bytes)
+    title = (
+        f"Unzipped MB against the {limit} limit"
+        if budget.headroom_bytes > 0
+        else f"Unzipped MB: {as_mb(-budget.headroom_bytes)} over the {limit} limit"
+    )
+    lines = ["```mermaid", "pie showData", f"    title {title}"]
+    for label, size in slices:
+        value = round(size / MB, 2)
+        if value > 0:  # mermaid draws positive slices only; under 5 kB is invisible anyway
+            lines.append(f'    "{label.replace(chr(34), "")}" : {value:g}')
+    return "\n".join([*lines, "```"])
+
+
+def render_markdown(budget: Budget) -> str:
+    comparison = budget.comparison
+    headline = (
+        f"## {ICONS[budget.status]} Lambda size budget: {budget.status} — {as_bytes(budget.used_bytes)} of "
+        f"{as_bytes(budget.limit_bytes)} bytes ({budget.percent_used:.1f}%) · {_room(budget, False)}"
+    )
+    if comparison:
+        headline += f" · {signed_mb(comparison.delta_bytes)} vs {comparison.label}"
+    summary_rows: list[Sequence[object]] = [
+        ("Used (function + layers, unzipped)", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes)),
+        ("Limit", as_bytes(budget.limit_bytes), mb_cell(budget.limit_bytes)),
+        ("Headroom", as_bytes(budget.headroom_bytes), mb_cell(budget.headroom_bytes)),
+        (f"Warning from {budget.warn_fraction:.0%}", as_bytes(budget.warn_bytes), mb_cell(budget.warn_bytes)),
+    ]
+    if comparison:
+        summary_rows.append(
+            (f"Change vs {comparison.label}", signed_bytes(comparison.delta_bytes), signed_mb(comparison.delta_bytes))
+        )
+    out = [headline, "", md_table(["", "Bytes", "MB"], summary_rows), ""]
+    message = verdict_message(budget)
+    if message:
+        out += ["```text", message, "```", ""]
+    headers = ["Distribution", "Version", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"]
+    distributions = _distribution_rows(
+        budget, False, lambda d: "**added**" if d.status == "added" else signed_mb(d.delta_bytes)
+    )
+    if comparison:
+        headers.append(f"vs {comparison.label}")
+        distributions += [
+            [d.name, d.before_version or "", *_sizes(0, None), 0, f"**removed** {signed_mb(d.delta_bytes)}"]
+            for d in comparison.distributions
+            if d.status == "removed"
+        ]
+    components = [(c.name, c.kind, *_sizes(c.unzipped_bytes, c.zipped_bytes), c.files) for c in budget.components]
+    out += [
+        "<sub>MB = 1,000,000 bytes (decimal). Sizes are unzipped unless marked zipped: Lambda counts the unzipped "
+        "size of the function code plus every layer against one limit.</sub>",
+        "",
+        pie(budget),
+        "",
+        "### What Lambda counts",
+        "",
+        md_table(["Part", "Kind", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"], components, numeric_from=2),
+        "",
+        "### Per distribution (layer, largest first)",
+        "",
+        md_table(headers, distributions, numeric_from=2),
+        "",
+    ]
+    if comparison:
+        out += [f"### Changes vs {comparison.label}", "", f"Baseline: {comparison.source}.", ""]
+        changes = [
+            (
+                row.name,
+                _change(row.status, row.before_version, row.after_version),
+                as_bytes(row.before_bytes),
+                as_bytes(row.after_bytes),
+                signed_bytes(row.delta_bytes),
+                signed_mb(row.delta_bytes),
+            )
+            for row in comparison.changes
+        ]
+        headers = ["Distribution", "Change", "Before (bytes)", "After (bytes)", "Delta (bytes)", "Delta"]
+        out += [
+            md_table(headers, changes, numeric_from=2) if changes else "No distribution changed in size or version."
+        ]
+        out.append("")
+    categories = [
+        (g.name, *_sizes(g.unzipped_bytes, g.zipped_bytes), g.files, _share(g.unzipped_bytes, budget))
+        for g in budget.categories
+    ]
+    out += [
+        "### Per category",
+        "",
+        md_table(["Category", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files", "Share"], categories),
+        "",
+        "### Bytecode",
+        "",
+        bytecode_line(budget) + ".",
+        "",
+        *_imports_section(budget),
+        "### What pruning removed",
+        "",
+    ]
+    rules = [
+        (r.name, r.files, as_bytes(r.bytes), mb_cell(r.bytes), ", ".join(f"`{p}`" for p in r.paths[:2]))
+        for r in budget.rules
+    ]
+    out.append(
+        md_table(["Rule", "Files", "Bytes", "MB", "For example"], rules, text_after=4)
+        if rules
+        else "No pruning figures (build/reports/build.json has no rules)."
+    )
+    files = [
+        (f"`{f.component}:{f.path}`", f.distribution, f.category, *_sizes(f.unzipped_bytes, f.zipped_bytes))
+        for f in budget.largest_files
+    ]
+    headers = ["File", "Distribution", "Category", "Unzipped bytes", "Unzipped MB", "Zipped MB"]
+    out += ["", f"<details><summary>{len(files)} largest files</summary>", ""]
+    out += [md_table(headers, files, numeric_from=3), "", "</details>", ""]
+    if budget.suggestions:
+        lines = [
+            f"- {describe(idea, budget.limit_bytes, code=lambda line: f'`{line}`')}" for idea in budget.suggestions
+        ]
+        if budget.status == PASS:
+            out += ["<details><summary>What could be removed</summary>", "", *lines, "", "</details>", ""]
+        else:
+            out += ["### What could be removed", "", *lines, ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _change(status: str, before: str | None, after: str | None) -> str:
+    if status in ("added", "removed"):
+        return f"**{status}**" + (f" ({after or before})" if after or before else "")
+    return f"{before} → {after}" if before != after else "size"
+
+
+def _imports_section(budget: Budget) -> list[str]:
+    imports = budget.imports
+    out = ["### Shipped but never imported", ""]
+    if imports is None:
+        return [
+            *out,
+            "No import trace yet: the layer build records one when it has a trained model to run the handler "
+            "with (`python -m training`, then `python -m ci build`), and so does the smoke invocation "
+            "(`python -m ci smoke`).",
+            "",
+        ]
+    out += [f"Import trace: {imports.traced_by} (`{imports.report}`).", ""]
+    if not imports.same_layer:
+        out += [f"> The trace in `{imports.report}` was taken on another layer.zip: rerun the smoke invocation.", ""]
+    if imports.never_imported:
+        out.append(
+            f"{len(imports.never_imported)} distribution(s), {as_bytes(imports.never_imported_bytes)} bytes "
+            f"({as_mb(imports.never_imported_bytes)}), were never imported {imports.imported_where}:"
+        )
+    else:
+        out.append(f"Every distribution in the layer was imported {imports.imported_where}.")
+    uses = [
+        (
+            use.name,
+            as_bytes(use.shipped_bytes),
+            as_bytes(use.imported_bytes),
+            use.imported_files,
+            "**yes**" if use.imported_files == 0 else "",
+        )
+        for use in imports.distributions
+    ]
+    headers = ["Distribution", "Shipped bytes", "Imported bytes", "Imported files", "Never imported"]
+    out += ["", md_table(headers, uses, text_after=4), ""]
+    if imports.unimported_directories:
+        folders = [
+            (f"`python/{g.name}`", as_bytes(g.unzipped_bytes), mb_cell(g.unzipped_bytes), g.files)
+            for g in imports.unimported_directories
+        ]
+        out += ["Largest package folders nothing was imported from:", ""]
+        out += [md_table(["Folder", "Unzipped bytes", "Unzipped MB", "Files"], folders), ""]
+    return out
+
+
+def budget_to_dict(budget: Budget) -> dict[str, Any]:
+    """The report body; ci.reports.write_report adds format, check, passed and the artifacts' digests."""
+    comparison, imports = budget.comparison, budget.imports
+    lists = ("components", "distributions", "categories", "rules", "largest_files", "largest_directories")
+    return {
+        "status": budget.status,
+        "units": UNITS_NOTE,
+        "limit_bytes": budget.limit_bytes,
+        "warn_fraction": budget.warn_fraction,
+        "warn_bytes": budget.warn_bytes,
+        "used_bytes": budget.used_bytes,
+        "headroom_bytes": budget.headroom_bytes,
+        "over_limit_bytes": max(0, budget.used_bytes - budget.limit_bytes),
+        "percent_used": budget.percent_used,
+        "lock": budget.lock,
+        **{name: [asdict(item) for item in getattr(budget, name)] for name in lists},
+        "bytecode": asdict(budget.bytecode),
+        "import_trace": None
+        if imports is None
+        else {
+            "source": imports.source,
+            "traced_by": imports.traced_by,
+            "report": imports.report,
+            "same_layer": imports.same_layer,
+            "never_imported": [use.name for use in imports.never_imported],
+            "never_imported_bytes": imports.never_imported_bytes,
+            "distributions": [asdict(use) for use in imports.distributions],
+            "unimported_directories": [asdict(g) for g in imports.unimported_directories],
+        },
+        "baseline": None
+        if comparison is None
+        else {
+            "label": comparison.label,
+            "source": comparison.source,
+            "used_bytes": comparison.before_used_bytes,
+            "delta_bytes": comparison.delta_bytes,
+            "distributions": [{**asdict(row), "delta_bytes": row.delta_bytes} for row in comparison.distributions],
+        },
+        "compact_saving_bytes": budget.compact_saving_bytes,
+        "suggestions": [
+            {**asdict(s), "fits": s.fits(budget.limit_bytes), "outcome": outcome(s, budget.limit_bytes)}
+            for s in budget.suggestions
+        ],
+    }
+
+
+def write_budget_json(paths: BuildPaths, budget: Budget, judged: Iterable[Snapshot] = ()) -> Path:
+    """`judged`: the snapshots of layer.zip and function.zip the budget was computed from. A failure (or the
+    warning band) is a finding on requirements.in, where the layer's contents are chosen."""
+    message = verdict_message(budget)
+    findings = []
+    if budget.status == FAIL:
+        fixes = "; ".join(
+            f"{paste_text(s) or s.action} ({outcome(s, budget.limit_bytes)})" for s in budget.suggestions[:3]
+        )
+        fix = f"remove or replace what is largest in {CAUSE_FILE}" + (f": {fixes}" if fixes else "")
+        findings = [Finding("budget", "error", message or "the size budget failed", fix, CAUSE_FILE)]
+    elif budget.status == WARN and message:
+        findings = [Finding("budget", "warning", message, "leave room: see the suggestions in budget.md", CAUSE_FILE)]
+    return write_report(paths, "budget", budget.passed, budget_to_dict(budget), findings=findings, judged=judged)
