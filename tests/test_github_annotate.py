@@ -11,7 +11,7 @@ import pytest
 
 from ci.budget.model import Budget, Bytecode, Component, Group, Suggestion
 from ci.budget.render_json import write_budget_json
-from ci.github.annotate import MAX_PER_REPORT, annotations_for_reports
+from ci.github.runner import MAX_PER_REPORT, annotations_for_reports
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import Finding, write_report
 from ci.smoke.findings import smoke_findings

@@ -1,7 +1,7 @@
-"""A small GitHub REST client over urllib: enough for issue comments, nothing to install.
+"""A small GitHub REST client over urllib (nothing to install), and the sticky pull-request comment.
 
-It honours GITHUB_API_URL (GitHub Enterprise Server, or a local fake in the tests) and
-follows `Link: <...>; rel="next"` pagination. Failures become PipelineErrors that say what to fix.
+It honours GITHUB_API_URL (GitHub Enterprise Server, or a local fake in the tests) and follows
+`Link: <...>; rel="next"` pagination. Failures become PipelineErrors that say what to fix.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from ci.errors import PipelineError
 
@@ -26,14 +27,6 @@ _FIX_BY_STATUS = {
     403: "give the job `permissions: pull-requests: write`; pull requests from forks get a read-only token",
     404: "check GITHUB_REPOSITORY and the pull-request number (and that the token can see the repository)",
 }
-
-
-class GitHubApiError(PipelineError):
-    """The API answered with an error status, or could not be reached."""
-
-    def __init__(self, problem: str, fix: str, status: int | None = None) -> None:
-        super().__init__(problem, fix)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -75,15 +68,14 @@ class GitHubApi:
                 headers = {key.lower(): value for key, value in response.headers.items()}
         except urllib.error.HTTPError as exc:
             detail = _error_message(exc.read())
-            raise GitHubApiError(
+            raise PipelineError(
                 f"GitHub API {method} {url} answered {exc.code}{': ' + detail if detail else ''}",
                 {**_FIX_BY_STATUS, **(fixes or {})}.get(
                     exc.code, "see the message above; GitHub's status page if it persists"
                 ),
-                status=exc.code,
             ) from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise GitHubApiError(
+            raise PipelineError(
                 f"GitHub API {method} {url} could not be reached ({exc})",
                 "check GITHUB_API_URL and the network; on github.com runners it is set for you",
             ) from exc
@@ -95,7 +87,7 @@ class GitHubApi:
         while next_url:
             items, headers = self.request("GET", next_url)
             if not isinstance(items, list):
-                raise GitHubApiError(f"GitHub API GET {self.url(next_url)} did not return a list", "check the path")
+                raise PipelineError(f"GitHub API GET {self.url(next_url)} did not return a list", "check the path")
             yield from items
             match = _NEXT_LINK.search(headers.get("link", ""))
             next_url = match.group(1) if match else None
@@ -107,3 +99,78 @@ def _error_message(raw: bytes) -> str:
     except ValueError:
         return raw.decode(errors="replace").strip()[:200]
     return str(payload.get("message", "")) if isinstance(payload, dict) else ""
+
+
+def repository_of(explicit: str | None) -> str:
+    """owner/name from --repo, else GITHUB_REPOSITORY."""
+    repository = explicit or os.environ.get("GITHUB_REPOSITORY", "")
+    if repository.count("/") != 1:
+        raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
+    return repository
+
+
+def repo_path(repository: str) -> str:
+    return "/repos/" + "/".join(quote(part, safe="") for part in repository.split("/", 1))
+
+
+def run_url(repository: str | None = None) -> str | None:
+    """This workflow run's page, or None off a runner."""
+    run = os.environ.get("GITHUB_RUN_ID")
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+    repository = os.environ.get("GITHUB_REPOSITORY", "") if repository is None else repository
+    return f"{server}/{repository}/actions/runs/{run}" if run else None
+
+
+# The sticky comment: reviewers see one current report instead of one per push. Only a comment of the
+# workflow's own bot is edited: anyone can paste the marker, and the report must not hijack their words.
+# The GITHUB_TOKEN of a workflow writes as this app user (user.type "Bot").
+DEFAULT_AUTHOR = "github-actions[bot]"
+# GitHub rejects comment bodies longer than this many characters.
+MAX_BODY_CHARS = 65536
+TRUNCATED_NOTE = "\n\n_(truncated: the full report is in the job summary and the `report-budget` artifact)_\n"
+
+
+def check_marker(marker: str) -> str:
+    """The marker must be an HTML comment: invisible in the rendered comment, unique to this report."""
+    marker = marker.strip()
+    if not (marker.startswith("<!--") and marker.endswith("-->") and len(marker) > len("<!---->")):
+        raise PipelineError(
+            f"comment marker {marker!r} is not an HTML comment",
+            "use a hidden marker such as '<!-- size-budget -->'",
+        )
+    return marker
+
+
+def sticky_body(marker: str, markdown: str) -> str:
+    """marker + report, cut to what GitHub accepts (the note says where the rest is)."""
+    body = f"{marker}\n{markdown.rstrip()}\n"
+    if len(body) <= MAX_BODY_CHARS:
+        return body
+    return body[: MAX_BODY_CHARS - len(TRUNCATED_NOTE)] + TRUNCATED_NOTE
+
+
+def written_by(comment: dict[str, Any], author: str) -> bool:
+    """True for a comment of the bot `author`: its login and a Bot account (a person cannot be either)."""
+    user = comment.get("user") or {}
+    return isinstance(user, dict) and user.get("login") == author and user.get("type") == "Bot"
+
+
+def upsert_comment(
+    api: GitHubApi, repository: str, number: int, marker: str, markdown: str, author: str = DEFAULT_AUTHOR
+) -> tuple[str, str]:
+    """Update the comment of bot `author` that carries `marker` on pull request `number`, or create it.
+
+    Returns (created | updated | unchanged, the comment's URL or id)."""
+    marker = check_marker(marker)
+    repo = repo_path(repository)
+    body = sticky_body(marker, markdown)
+    for comment in api.paginate(f"{repo}/issues/{number}/comments?per_page=100"):
+        if marker not in str(comment.get("body") or "") or not written_by(comment, author):
+            continue
+        comment_id = int(comment["id"])
+        if comment.get("body") == body:
+            return "unchanged", str(comment.get("html_url") or comment_id)
+        updated, _ = api.request("PATCH", f"{repo}/issues/comments/{comment_id}", {"body": body})
+        return "updated", str(updated.get("html_url") or comment_id)
+    created, _ = api.request("POST", f"{repo}/issues/{number}/comments", {"body": body})
+    return "created", str(created.get("html_url") or int(created["id"]))
