@@ -1,8 +1,5 @@
-"""The base branch's model: which commit, whether its training inputs differ, and training it.
-
-Trained from the base's `git archive` with this checkout's interpreter, so the models differ by code and
-settings only; a base that cannot be built is an outcome with a reason, since the report is informational.
-"""
+"""The base branch's model, trained from its `git archive` with this interpreter (so the models differ by code
+and settings only); a base that cannot be built is an outcome with a reason, since the report only informs."""
 
 from __future__ import annotations
 
@@ -17,7 +14,7 @@ import subprocess
 import sys
 import tarfile
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -48,23 +45,10 @@ class Base:
     model_dir: Path | None = None
     reason: str = ""  # one line: why there is no base model
     fix: str = ""
-    lock_differs: bool = False  # the base's training lock is not the head's (trained with head's .venv anyway)
-
-    @property
-    def short(self) -> str:
-        return self.commit[:7]
+    training_lock_differs: bool = False  # the base's training lock is not the head's (trained with head's .venv)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "ref": self.ref,
-            "commit": self.commit,
-            "chosen_by": self.chosen_by,
-            "model_dir": str(self.model_dir) if self.model_dir else None,
-            "reason": self.reason,
-            "fix": self.fix,
-            "training_lock_differs": self.lock_differs,
-        }
+        return {**asdict(self), "model_dir": str(self.model_dir) if self.model_dir else None}
 
 
 class BaseUnavailableError(Exception):
@@ -91,16 +75,6 @@ def rev_parse(root: Path, ref: str) -> str | None:
     return found.stdout.decode().strip() if found.returncode == 0 else None
 
 
-def is_shallow(root: Path) -> bool:
-    return git(root, "rev-parse", "--is-shallow-repository").stdout.decode().strip() == "true"
-
-
-def training_paths(root: Path, config_file: Path, training_lock: Path) -> list[str]:
-    """What `git status` must show clean for the merge-base to stand for this checkout's training."""
-    paths = ["training", str(config_file), str(training_lock)]
-    return [os.path.relpath(p, root) if Path(p).is_absolute() else p for p in paths]
-
-
 def resolve(root: Path, given: str | None, watched: list[str]) -> tuple[str, str, str]:
     """(ref, commit, chosen_by) of the base, or BaseUnavailableError naming why not and what to do."""
     inside = git(root, "rev-parse", "--is-inside-work-tree")
@@ -108,7 +82,8 @@ def resolve(root: Path, given: str | None, watched: list[str]) -> tuple[str, str
         raise BaseUnavailableError(f"{root} is not a git checkout, so it has no base branch", "run it in a git clone")
     if rev_parse(root, "HEAD") is None:
         raise BaseUnavailableError("this clone has no commit yet, so it has no base branch", "commit, then rerun")
-    shallow = " (a shallow clone)" if is_shallow(root) else ""
+    is_shallow = git(root, "rev-parse", "--is-shallow-repository").stdout.decode().strip() == "true"
+    shallow = " (a shallow clone)" if is_shallow else ""
     if given:
         if given.startswith("-"):  # git would read it as an option
             raise BaseUnavailableError(f"base ref {given!r} is not a ref name", "name a branch, tag or commit")
@@ -147,33 +122,23 @@ def extract(root: Path, commit: str, into: Path) -> None:
         tar.extractall(into, filter="data")  # refuses links and names that leave `into`
 
 
-def training_lock_of(tree: Path, config_file: Path) -> Path:
-    try:
-        lock = tomllib.loads(config_file.read_text(encoding="utf-8")).get("lock", {})
-    except (OSError, tomllib.TOMLDecodeError):
-        lock = {}
-    name = lock.get("training_lock") if isinstance(lock, dict) else None
-    return tree / (name if isinstance(name, str) else DEFAULT_TRAINING_LOCK)
-
-
-def training_inputs(tree: Path, config_file: Path, training_lock: Path) -> dict[str, Any]:
-    """Everything `python -m training` reads from a tree: its code, [training] and the lock it was made for."""
+def training_inputs(tree: Path, config_file: Path, training_lock: Path | None = None) -> dict[str, Any]:
+    """Everything `python -m training` reads from a tree: its code, [training] and the lock it was made for
+    (the one `config_file` names when `training_lock` is None)."""
     code = {}
     for path in sorted((tree / "training").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
             code[path.relative_to(tree).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
     try:
-        settings = tomllib.loads(config_file.read_text(encoding="utf-8")).get("training")
+        toml = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        settings = toml.get("training")
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        settings = f"unreadable: {exc}"
+        toml, settings = {}, f"unreadable: {exc}"
+    if training_lock is None:
+        name = toml["lock"].get("training_lock") if isinstance(toml.get("lock"), dict) else None
+        training_lock = tree / (name if isinstance(name, str) else DEFAULT_TRAINING_LOCK)
     lock = hashlib.sha256(training_lock.read_bytes()).hexdigest() if training_lock.is_file() else None
     return {"code": code, "settings": settings, "training_lock": lock}
-
-
-def installed_versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    found.update({name: metadata.version(name) for name in MODEL_LIBRARIES})
-    return found
 
 
 def trained_here(model_dir: Path) -> bool:
@@ -184,7 +149,8 @@ def trained_here(model_dir: Path) -> bool:
         return False
     return (
         isinstance(manifest, dict)
-        and manifest.get("versions") == installed_versions()
+        and manifest.get("versions")
+        == {"python": platform.python_version(), **{name: metadata.version(name) for name in MODEL_LIBRARIES}}
         and (model_dir / str(manifest.get("artifact", "model.joblib"))).is_file()
     )
 
@@ -220,39 +186,26 @@ def base_model(
 ) -> Base:
     """The base's model directory: the head's when the training inputs are identical, else trained from the base."""
     ref, commit, chosen_by = "", "", ""
+    # What `git status` must show clean for the merge-base to stand for this checkout's training.
+    watched = [os.path.relpath(p, root) if Path(p).is_absolute() else p for p in (config_file, training_lock)]
     try:
-        ref, commit, chosen_by = resolve(root, given, training_paths(root, config_file, training_lock))
+        ref, commit, chosen_by = resolve(root, given, ["training", *map(str, watched)])
         where = work / commit[:12]
         where.mkdir(parents=True, exist_ok=True)
         with (work / f"{commit[:12]}.lock").open("a") as held:
             fcntl.flock(held, fcntl.LOCK_EX)  # a second run for the same base waits, then reuses
-            return build(root, where, commit, ref, chosen_by, head_model_dir, config_file, training_lock)
+            tree, model_dir = where / "src", where / "model"
+            extract(root, commit, tree)
+            base_inputs = training_inputs(tree, tree / "pipeline.toml")
+            head_inputs = training_inputs(root, config_file, training_lock)
+            if base_inputs == head_inputs:
+                return Base(UNCHANGED, ref, commit, chosen_by, head_model_dir)
+            lock_differs = base_inputs["training_lock"] != head_inputs["training_lock"]
+            if trained_here(model_dir):
+                return Base(REUSED, ref, commit, chosen_by, model_dir, training_lock_differs=lock_differs)
+            trained, error = train(tree, model_dir)
     except BaseUnavailableError as exc:
         return Base(UNAVAILABLE, ref or (given or ""), commit, chosen_by, reason=exc.reason, fix=exc.fix)
-
-
-def build(
-    root: Path,
-    where: Path,
-    commit: str,
-    ref: str,
-    chosen_by: str,
-    head_model_dir: Path,
-    config_file: Path,
-    training_lock: Path,
-) -> Base:
-    tree = where / "src"
-    extract(root, commit, tree)
-    base_lock = training_lock_of(tree, tree / "pipeline.toml")
-    base_inputs = training_inputs(tree, tree / "pipeline.toml", base_lock)
-    head_inputs = training_inputs(root, config_file, training_lock)
-    lock_differs = base_inputs["training_lock"] != head_inputs["training_lock"]
-    if base_inputs == head_inputs:
-        return Base(UNCHANGED, ref, commit, chosen_by, head_model_dir)
-    model_dir = where / "model"
-    if trained_here(model_dir):
-        return Base(REUSED, ref, commit, chosen_by, model_dir, lock_differs=lock_differs)
-    trained, error = train(tree, model_dir)
     if not trained:
         return Base(
             FAILED,
@@ -261,6 +214,6 @@ def build(
             chosen_by,
             reason=f"the base's own training failed with this .venv: {error}",
             fix="compare with another base (--base-ref); training's gate still judges this change's model",
-            lock_differs=lock_differs,
+            training_lock_differs=lock_differs,
         )
-    return Base(TRAINED, ref, commit, chosen_by, model_dir, lock_differs=lock_differs)
+    return Base(TRAINED, ref, commit, chosen_by, model_dir, training_lock_differs=lock_differs)

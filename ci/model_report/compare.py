@@ -1,7 +1,5 @@
-"""Two models side by side: held-out metrics against [training]'s gate, recorded checks, and predicted recall.
-
-Models are unpickled only through handler.model_store (the function's own loader, digest checked first).
-"""
+"""Two models side by side as model-report.md: held-out metrics against [training]'s gate, recorded checks, and
+predicted recall. Models are unpickled only through handler.model_store (its own loader, digest checked first)."""
 
 from __future__ import annotations
 
@@ -12,25 +10,21 @@ from typing import Any
 
 from ci.config_sections import TrainingConfig
 from ci.errors import PipelineError
+from ci.model_report.base import FAILED, REUSED, TRAINED, UNAVAILABLE, UNCHANGED, Base
 
 DAYS = tuple(range(31))  # elapsed days drawn: 0..30
 MAX_HISTORIES = 3
+# xychart-beta has no legend: the series get contrasting colours named in the text, and a table of the numbers.
+BASE_COLOUR, HEAD_COLOUR = "#1f77b4", "#d62728"  # blue, red
+TABLE_DAYS = (1, 7, 30)
+TITLE = "## Model: this change against the base branch"
 SAME = 1e-6  # metrics are rounded to 6 decimals by training/metrics.py
-
-
-@dataclass(frozen=True)
-class Metric:
-    key: str  # in model.json `metrics`
-    label: str
-    lower_is_better: bool
-    setting: str  # the [training] key that gates it
-
-
+# (key in model.json `metrics`, label, lower is better, the [training] key that gates it)
 METRICS = (
-    Metric("log_loss", "log loss", True, "max_log_loss_ratio"),
-    Metric("roc_auc", "ROC AUC", False, "min_roc_auc"),
-    Metric("mae_true_p", "MAE (vs true p)", True, "max_mae"),
-    Metric("ece", "ECE (calibration)", True, "max_ece"),
+    ("log_loss", "log loss", True, "max_log_loss_ratio"),
+    ("roc_auc", "ROC AUC", False, "min_roc_auc"),
+    ("mae_true_p", "MAE (vs true p)", True, "max_mae"),
+    ("ece", "ECE (calibration)", True, "max_ece"),
 )
 
 
@@ -106,37 +100,33 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def gate_of(metric: Metric, head: dict[str, Any], settings: TrainingConfig) -> tuple[str, float | None]:
-    """The threshold as text, and in the metric's units (log loss: a fraction of the constant baseline's)."""
-    value = float(getattr(settings, metric.setting))
-    if metric.key == "log_loss":
-        baseline = _number(head.get("baseline_log_loss"))
-        limit = None if baseline is None else round(value * baseline, 6)
-        shown = f"< {limit:.4f}" if limit is not None else "< ?"
-        return f"{shown} ({value} × baseline)", limit
-    return (f">= {value}" if not metric.lower_is_better else f"<= {value}"), value
-
-
 def rows(head: dict[str, Any], base: dict[str, Any] | None, settings: TrainingConfig) -> list[Row]:
+    """Each metric against the base and [training]'s threshold (log loss: a fraction of the constant baseline's)."""
     found = []
-    for metric in METRICS:
-        now = _number(head.get(metric.key))
-        before = _number(base.get(metric.key)) if base is not None else None
+    for key, label, lower_is_better, setting in METRICS:
+        now = _number(head.get(key))
+        before = _number(base.get(key)) if base is not None else None
         delta = None if now is None or before is None else round(now - before, 6)
         if delta is None:
             verdict = ""
         elif abs(delta) < SAME:
             verdict = "same"
         else:
-            verdict = "better" if (delta < 0) == metric.lower_is_better else "worse"
-        gate, limit = gate_of(metric, head, settings)
+            verdict = "better" if (delta < 0) == lower_is_better else "worse"
+        threshold = float(getattr(settings, setting))
+        limit: float | None = threshold
+        gate = f"<= {threshold}" if lower_is_better else f">= {threshold}"
+        if key == "log_loss":
+            baseline = _number(head.get("baseline_log_loss"))
+            limit = None if baseline is None else round(threshold * baseline, 6)
+            gate = (f"< {limit:.4f}" if limit is not None else "< ?") + f" ({threshold} × baseline)"
         if now is None or limit is None:
             passes = None
-        elif metric.key == "log_loss":
+        elif key == "log_loss":
             passes = now < limit
         else:
-            passes = now <= limit if metric.lower_is_better else now >= limit
-        found.append(Row(metric.key, metric.label, before, now, delta, verdict, gate, limit, passes))
+            passes = now <= limit if lower_is_better else now >= limit
+        found.append(Row(key, label, before, now, delta, verdict, gate, limit, passes))
     return found
 
 
@@ -223,3 +213,165 @@ def compare(
             )
         )
     return result
+
+
+def signed(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "0" if value == 0 else f"{value:+.4f}"
+
+
+def shown(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def base_name(base: Base) -> str:
+    return f"`{base.ref}` ({base.commit[:7]})" if base.commit else f"`{base.ref}`" if base.ref else "the base"
+
+
+def verdict(comparison: Comparison, base: Base) -> str:
+    head_fails = [row.label for row in comparison.rows if row.head_passes is False]
+    gate = (
+        f"❌ this model misses [training]'s gate on {', '.join(head_fails)}"
+        if head_fails
+        else "✅ this model passes [training]'s gate"
+    )
+    if base.status == UNCHANGED:
+        return f"**Model unchanged from {base_name(base)}**: the training inputs are identical; {gate}."
+    if comparison.base is None:
+        return f"**No base model to compare with**; {gate}."
+    compared = [row for row in comparison.rows if row.verdict]
+    better = [row for row in compared if row.verdict == "better"]
+    worse = [row for row in compared if row.verdict == "worse"]
+    if not better and not worse:
+        change = "**Same metrics as the base**"
+    else:
+        parts = [f"better on {_names(better)}" if better else "", f"worse on {_names(worse)}" if worse else ""]
+        text = " and ".join(p for p in parts if p)
+        change = f"**{text[0].upper()}{text[1:]}** than the base"
+    return f"{change}; {gate}."
+
+
+def _names(rows: list[Row]) -> str:
+    return ", ".join(f"{row.label} ({signed(row.delta)})" for row in rows)
+
+
+def monotonic_text(record: dict[str, Any] | None) -> str:
+    if record is None:
+        return "not recorded"
+    passed, histories, violations = record.get("passed"), record.get("histories"), record.get("violations")
+    word = "✅ passed" if passed is True else "❌ failed" if passed is False else "?"
+    return f"{word} ({violations} violation(s) in {histories} histories)"
+
+
+def metrics_table(comparison: Comparison, with_base: bool) -> list[str]:
+    header = (
+        "| metric | base | this change | Δ | change | gate ([training]) |"
+        if with_base
+        else "| metric | this change | gate ([training]) |"
+    )
+    lines = [header, "|---|---:|---:|---:|---|---|" if with_base else "|---|---:|---|"]
+    for row in comparison.rows:
+        mark = "" if row.head_passes is None else (" ✅" if row.head_passes else " ❌")
+        if with_base:
+            lines.append(
+                f"| {row.label} | {shown(row.base)} | {shown(row.head)} | {signed(row.delta)} | {row.verdict} "
+                f"| {row.gate}{mark} |"
+            )
+        else:
+            lines.append(f"| {row.label} | {shown(row.head)} | {row.gate}{mark} |")
+    head_check = monotonic_text(comparison.head.monotonic)
+    if with_base:
+        base_check = monotonic_text(comparison.base.monotonic if comparison.base else None)
+        lines.append(f"| monotonic in elapsed days | {base_check} | {head_check} | | | training's check |")
+    else:
+        lines.append(f"| monotonic in elapsed days | {head_check} | training's check |")
+    return lines
+
+
+def chart(found: Curve) -> list[str]:
+    """One history's xychart: the base's curve blue, this change's red (one series when there is no base)."""
+    series = [(values, colour) for values, colour in ((found.base, BASE_COLOUR), (found.head, HEAD_COLOUR)) if values]
+    if not series:
+        return []
+    lowest = min(min(values) for values, _ in series)
+    floor = max(0.0, int(lowest * 10) / 10)
+    palette = ", ".join(colour for _, colour in series)
+    lines = [
+        "```mermaid",
+        f'%%{{init: {{"themeVariables": {{"xyChart": {{"plotColorPalette": "{palette}"}}}}}}}}%%',
+        "xychart-beta",
+        f'    title "{found.label}"',
+        f'    x-axis "days since the last review" [{", ".join(str(day) for day in DAYS)}]',
+        f'    y-axis "p(recall)" {floor:.1f} --> 1',
+    ]
+    lines += [f"    line [{', '.join(f'{value:.4f}' for value in values)}]" for values, _ in series]
+    return [*lines, "```"]
+
+
+def curve_table(comparison: Comparison, with_base: bool) -> list[str]:
+    columns = [DAYS.index(day) for day in TABLE_DAYS]
+    lines = [
+        "| history | " + " | ".join(f"day {day}" for day in TABLE_DAYS) + " |",
+        "|---|" + "---:|" * len(TABLE_DAYS),
+    ]
+    for found in comparison.curves:
+        cells = []
+        for column in columns:
+            head = f"{found.head[column]:.3f}" if found.head else "–"
+            if with_base and found.base:
+                cells.append(f"{found.base[column]:.3f} → {head}")
+            else:
+                cells.append(head)
+        lines.append(f"| {found.label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def where_from(base: Base) -> str:
+    how = {
+        TRAINED: "trained now from its own code and pipeline.toml with this checkout's .venv",
+        REUSED: "trained earlier by this command from its own code with this checkout's .venv (reused)",
+        UNCHANGED: "its training inputs (training/, [training], the training lock) equal this checkout's, "
+        "so this checkout's model stands for it (not retrained)",
+    }.get(base.status, "")
+    text = f"Base: {base_name(base)}, {base.chosen_by}"
+    text += f"; {how}." if how else "."
+    if base.training_lock_differs:
+        text += (
+            " Its training lock differs from this checkout's; both were trained with this checkout's .venv, "
+            "so the difference shown is code and settings, not library versions."
+        )
+    return text
+
+
+def render(comparison: Comparison, base: Base) -> str:
+    lines = [TITLE, "", verdict(comparison, base), ""]
+    if base.status in (UNAVAILABLE, FAILED):
+        lines += [f"> ⚠️ base not built: {base.reason}. Fix: {base.fix}.", ""]
+    unchanged = base.status == UNCHANGED  # the common case: details folded, the verdict line says it all
+    if unchanged:
+        lines += ["<details><summary>Metrics and predicted recall (the base's are the same)</summary>", ""]
+    lines += [*metrics_table(comparison, comparison.base is not None and not unchanged), ""]
+    draw_base = any(found.base is not None for found in comparison.curves)
+    if comparison.curves:
+        if draw_base:
+            legend = f"base {base_name(base)} in blue, this change in red"
+        elif base.status == UNCHANGED:
+            legend = "this change (the base's curves are the same)"
+        else:
+            legend = "this change"
+        first, *others = comparison.curves
+        lines += [f"**Predicted recall over {DAYS[-1]} days** for committed histories: {legend}.", ""]
+        lines += [*chart(first), "", *curve_table(comparison, draw_base), ""]
+        if others:
+            lines += [f"<details><summary>The other {len(others)} histories' curves</summary>", ""]
+            for found in others:
+                lines += [*chart(found), ""]
+            lines += ["</details>", ""]
+    if comparison.curve_note:
+        lines += [f"_{comparison.curve_note}_", ""]
+    if unchanged:
+        lines += ["</details>", ""]
+    if base.status not in (UNAVAILABLE, FAILED):
+        lines += [f"<sub>{where_from(base)}</sub>", ""]
+    return "\n".join(lines)
