@@ -35,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.model_report.base import base_model
-    from ci.model_report.compare import compare, read_manifest
-    from ci.model_report.compare import render
+    from ci.model_report.compare import compare, read_manifest, render
     from ci.reports import Finding, write_report
 
     read_manifest(paths.model_dir, "this checkout's model")  # before any work on the base

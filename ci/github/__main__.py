@@ -85,64 +85,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _pr_number(explicit: int | None) -> int:
-    if explicit is not None:
-        return explicit
-    event_path = os.environ.get("GITHUB_EVENT_PATH", "")
-    if event_path and Path(event_path).is_file():
-        event = json.loads(Path(event_path).read_text(encoding="utf-8"))
-        number = (event.get("pull_request") or {}).get("number") or event.get("number")
-        if isinstance(number, int):
-            return number
-    raise PipelineError(
-        "no pull-request number: not given with --pr and GITHUB_EVENT_PATH holds no pull_request event",
-        "run it in a pull_request workflow, or pass --pr N",
-    )
-
-
-# What each report is, for the note that replaces a report a run did not produce.
-REPORT_TITLES = {"budget.md": "Lambda size budget", "model-report.md": "Model against the base branch"}
-REPORT_STEPS = {"budget.md": "the build or the budget check", "model-report.md": "the build or the model report"}
-
-
-def _missing_report(body: Path) -> str:
-    url = run_url()
-    link = f"[this run]({url})" if url else "this run"
-    title = REPORT_TITLES.get(body.name, body.name)
-    step = REPORT_STEPS.get(body.name, "the step that writes it")
-    return (
-        f"### {title}: no report\n\n"
-        f"The pipeline did not produce `{body.name}` in {link}: "
-        f"{step} stopped before writing it. Its annotations and log name the cause.\n"
-    )
+# What each report is and which step writes it, for the note that replaces a report a run did not produce.
+MISSING_REPORTS = {
+    "budget.md": ("Lambda size budget", "the build or the budget check"),
+    "model-report.md": ("Model against the base branch", "the build or the model report"),
+}
 
 
 def comment_markdown(bodies: list[Path]) -> str:
     """The reports, in order, as one comment; a report the run did not produce says so instead."""
-    parts = [body.read_text(encoding="utf-8") if body.is_file() else _missing_report(body) for body in bodies]
+    url = run_url()
+    parts = []
+    for body in bodies:
+        if body.is_file():
+            parts.append(body.read_text(encoding="utf-8"))
+            continue
+        title, step = MISSING_REPORTS.get(body.name, (body.name, "the step that writes it"))
+        parts.append(
+            f"### {title}: no report\n\n"
+            f"The pipeline did not produce `{body.name}` in {f'[this run]({url})' if url else 'this run'}: "
+            f"{step} stopped before writing it. Its annotations and log name the cause.\n"
+        )
     return "\n\n".join(part.strip() for part in parts)
-
-
-def _footer() -> str:
-    """Which commit and run the comment describes, so a reader knows it is current."""
-    event_path = os.environ.get("GITHUB_EVENT_PATH", "")
-    event = json.loads(Path(event_path).read_text(encoding="utf-8")) if Path(event_path).is_file() else {}
-    head = str(((event.get("pull_request") or {}).get("head") or {}).get("sha") or "")[:7]
-    run, url = os.environ.get("GITHUB_RUN_ID"), run_url()
-    if not (head or run):
-        return ""
-    where = f"[run {run}]({url})" if run else ""
-    parts = [f"for {head}" if head else "", f"by {where}" if where else ""]
-    return "\n\n<sub>Updated " + " ".join(p for p in parts if p) + "; this comment is edited on every push.</sub>\n"
 
 
 def run_comment(args: argparse.Namespace) -> int:
     marker = check_marker(args.marker)
-    markdown = comment_markdown(args.body) + _footer()
+    path = os.environ.get("GITHUB_EVENT_PATH", "")
+    event = json.loads(Path(path).read_text(encoding="utf-8")) if path and Path(path).is_file() else {}
+    pull = event.get("pull_request") or {}
+    # The footer: which commit and run the comment describes, so a reader knows it is current.
+    head, run = str((pull.get("head") or {}).get("sha") or "")[:7], os.environ.get("GITHUB_RUN_ID")
+    footer = [f"for {head}" if head else "", f"by [run {run}]({run_url()})" if run else ""]
+    markdown = comment_markdown(args.body)
+    if head or run:
+        markdown += (
+            f"\n\n<sub>Updated {' '.join(p for p in footer if p)}; this comment is edited on every push.</sub>\n"
+        )
     api, repository = GitHubApi.from_env(), repository_of(args.repo)
-    action, where = upsert_comment(
-        api, repository, _pr_number(args.pr), marker, markdown, args.author or DEFAULT_AUTHOR
-    )
+    number = args.pr if args.pr is not None else pull.get("number") or event.get("number")
+    if not isinstance(number, int):
+        raise PipelineError(
+            "no pull-request number: not given with --pr and GITHUB_EVENT_PATH holds no pull_request event",
+            "run it in a pull_request workflow, or pass --pr N",
+        )
+    action, where = upsert_comment(api, repository, number, marker, markdown, args.author or DEFAULT_AUTHOR)
     print(f"comment {action}: {where}")
     return 0
 

@@ -53,19 +53,12 @@ def checked_branch(branch: str, base: str) -> str:
     raise PipelineError(problem, f"use --branch {BRANCH_PREFIX} (the default) or --branch {BRANCH_PREFIX}/NAME")
 
 
-@dataclass(frozen=True)
-class PullRequest:
-    action: str  # created | updated | unchanged
-    number: int
-    url: str
-
-
-def git(root: Path, *args: str, env: Mapping[str, str] | None = None, check: bool = True) -> str:
+def git(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     command = ["git", "-c", "core.hooksPath=/dev/null", *args]
     result = subprocess.run(
         command, cwd=root, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
     )
-    if check and result.returncode != 0:
+    if result.returncode != 0:
         shown = " ".join(a for a in args if not a.startswith("http.extraheader"))
         raise PipelineError(
             f"git {shown} failed in {root}: {(result.stderr or result.stdout).strip()[:400]}",
@@ -116,8 +109,10 @@ def push_branch(root: Path, remote: str, branch: str, base: str, commit: str, to
     return "pushed"
 
 
-def upsert_pull_request(api: GitHubApi, repository: str, branch: str, base: str, title: str, body: str) -> PullRequest:
-    """Update the open pull request from `branch` into `base`, or create it: never a second one."""
+def upsert_pull_request(
+    api: GitHubApi, repository: str, branch: str, base: str, title: str, body: str
+) -> tuple[str, int, str]:
+    """Update the open pull request from `branch` into `base`, or create it (never a second one): (action, #, URL)."""
     owner, repo = repository.split("/", 1)[0], repo_path(repository)
     query = urlencode({"state": "open", "head": f"{owner}:{branch}", "base": base, "per_page": 100})
     found = [pr for pr in api.paginate(f"{repo}/pulls?{query}") if _from_branch(pr, repository, branch)]
@@ -125,12 +120,12 @@ def upsert_pull_request(api: GitHubApi, repository: str, branch: str, base: str,
         pr = min(found, key=lambda item: int(item["number"]))
         number = int(pr["number"])
         if pr.get("body") == body and pr.get("title") == title:
-            return PullRequest("unchanged", number, str(pr.get("html_url", "")))
+            return "unchanged", number, str(pr.get("html_url", ""))
         updated, _ = api.request("PATCH", f"{repo}/pulls/{number}", {"title": title, "body": body}, fixes=PR_FIXES)
-        return PullRequest("updated", number, str(updated.get("html_url", "")))
+        return "updated", number, str(updated.get("html_url", ""))
     payload = {"title": title, "head": branch, "base": base, "body": body, "maintainer_can_modify": True}
     created, _ = api.request("POST", f"{repo}/pulls", payload, fixes=PR_FIXES)
-    return PullRequest("created", int(created["number"]), str(created.get("html_url", "")))
+    return "created", int(created["number"]), str(created.get("html_url", ""))
 
 
 def _from_branch(pr: dict[str, Any], repository: str, branch: str) -> bool:
@@ -188,8 +183,8 @@ def run_relock_pr(args: argparse.Namespace) -> int:
         return 0
     pushed = push_branch(root, remote, args.branch, args.base, commit, os.environ.get("GITHUB_TOKEN"))
     title = "deps: re-lock for the Lambda target" + (f" ({len(failed)} check(s) failing)" if failed else "")
-    pr = upsert_pull_request(api, repository, args.branch, args.base, title, body)
-    print(f"branch {args.branch}: {pushed} ({commit[:12]}); pull request #{pr.number} {pr.action}: {pr.url}")
+    action, number, url = upsert_pull_request(api, repository, args.branch, args.base, title, body)
+    print(f"branch {args.branch}: {pushed} ({commit[:12]}); pull request #{number} {action}: {url}")
     for verdict in failed:
         cause = f" (caused by: {verdict.culprit})" if verdict.culprit else ""
         print(f"  {verdict.check} {verdict.state}{cause}: {verdict.detail}")
@@ -223,17 +218,13 @@ def changed_packages(upgrade: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [p for p in packages if isinstance(p, dict) and p.get("old") != p.get("new")]
 
 
-def _mentions(text: str, name: str) -> bool:
-    spellings = {name, name.replace("-", "_"), *IMPORT_NAMES.get(name, ())}
-    return any(re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", text, flags=re.IGNORECASE) for s in spellings)
-
-
 def culprit_from_findings(findings: list[Finding], changed: list[str]) -> str | None:
-    """The first changed distribution an error finding names (message or file)."""
+    """The first changed distribution an error finding names (message or file), in any of its spellings."""
     for finding in findings:
         text = f"{finding.message} {finding.file or ''}"
         for name in changed:
-            if _mentions(text, name):
+            spellings = {name, name.replace("-", "_"), *IMPORT_NAMES.get(name, ())}
+            if any(re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", text, flags=re.IGNORECASE) for s in spellings):
                 return name
     return None
 
