@@ -67,7 +67,12 @@ class GitHubApi:
                 raw = response.read()
                 headers = {key.lower(): value for key, value in response.headers.items()}
         except urllib.error.HTTPError as exc:
-            detail = _error_message(exc.read())
+            raw = exc.read()
+            try:
+                payload = json.loads(raw)
+                detail = str(payload.get("message", "")) if isinstance(payload, dict) else ""
+            except ValueError:
+                detail = raw.decode(errors="replace").strip()[:200]
             raise PipelineError(
                 f"GitHub API {method} {url} answered {exc.code}{': ' + detail if detail else ''}",
                 {**_FIX_BY_STATUS, **(fixes or {})}.get(
@@ -91,14 +96,6 @@ class GitHubApi:
             yield from items
             match = _NEXT_LINK.search(headers.get("link", ""))
             next_url = match.group(1) if match else None
-
-
-def _error_message(raw: bytes) -> str:
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        return raw.decode(errors="replace").strip()[:200]
-    return str(payload.get("message", "")) if isinstance(payload, dict) else ""
 
 
 def repository_of(explicit: str | None) -> str:

@@ -47,18 +47,6 @@ def require_branch(ref: str, branch: str) -> None:
         )
 
 
-def branch_head(api: GitHubApi, repository: str, branch: str) -> str:
-    """The commit the branch points at now, as GitHub has it."""
-    ref, _ = api.request("GET", f"{repo_path(repository)}/git/ref/heads/{quote(branch)}", fixes=_READ_FIXES)
-    sha = (ref or {}).get("object", {}).get("sha") if isinstance(ref, dict) else None
-    if not isinstance(sha, str) or not SHA.match(sha):
-        raise PipelineError(
-            f"GitHub answered no commit for refs/heads/{branch} of {repository}",
-            f"check that {branch} exists in {repository}",
-        )
-    return sha
-
-
 def run_freshness(args: argparse.Namespace) -> int:
     ref = args.ref if args.ref is not None else os.environ.get("GITHUB_REF", "")
     if args.ref_only:
@@ -71,7 +59,14 @@ def run_freshness(args: argparse.Namespace) -> int:
     api = GitHubApi.from_env(purpose="to read the branch's tip")
     if not SHA.match(sha):
         raise PipelineError(f"commit {sha!r} is not a 40-hex SHA", "pass --sha (on a runner GITHUB_SHA is set)")
-    head, branch = branch_head(api, repository, args.branch), args.branch
+    branch = args.branch
+    found, _ = api.request("GET", f"{repo_path(repository)}/git/ref/heads/{quote(branch)}", fixes=_READ_FIXES)
+    head = (found or {}).get("object", {}).get("sha") if isinstance(found, dict) else None
+    if not isinstance(head, str) or not SHA.match(head):
+        raise PipelineError(
+            f"GitHub answered no commit for refs/heads/{branch} of {repository}",
+            f"check that {branch} exists in {repository}",
+        )
     if sha == head:
         write_summary_text(f"### Deploying {sha[:7]}: it is the tip of {branch}\n")
         print(f"{sha} is the tip of {branch}: deploying it")

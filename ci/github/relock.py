@@ -67,14 +67,6 @@ def git(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     return result.stdout.strip()
 
 
-def auth_args(remote: str, token: str | None) -> list[str]:
-    """The token as an HTTP header for this one command: never written to .git/config or the URL."""
-    if not token or not remote.startswith(("https://", "http://")):
-        return []
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return ["-c", f"http.extraheader=AUTHORIZATION: basic {basic}"]
-
-
 def commit_files(root: Path, files: Sequence[str], message: str) -> str | None:
     """A commit of `files` as they are in the working tree on top of HEAD; None if they equal HEAD's."""
     with tempfile.TemporaryDirectory(prefix="relock-index-") as tmp:
@@ -97,7 +89,10 @@ def push_branch(root: Path, remote: str, branch: str, base: str, commit: str, to
     """Force-push `commit` to `branch` (the bot's own, see checked_branch) unless it already holds the same
     tree on the same base."""
     checked_branch(branch, base)
-    auth = auth_args(remote, token)
+    auth = []  # the token as an HTTP header for each command: never written to .git/config or the URL
+    if token and remote.startswith(("https://", "http://")):
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        auth = ["-c", f"http.extraheader=AUTHORIZATION: basic {basic}"]
     current = git(root, *auth, "ls-remote", remote, f"refs/heads/{branch}").split("\t")[0]
     if current:
         git(root, *auth, "fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:refs/relock/current")
@@ -115,7 +110,11 @@ def upsert_pull_request(
     """Update the open pull request from `branch` into `base`, or create it (never a second one): (action, #, URL)."""
     owner, repo = repository.split("/", 1)[0], repo_path(repository)
     query = urlencode({"state": "open", "head": f"{owner}:{branch}", "base": base, "per_page": 100})
-    found = [pr for pr in api.paginate(f"{repo}/pulls?{query}") if _from_branch(pr, repository, branch)]
+    found = []
+    for pr in api.paginate(f"{repo}/pulls?{query}"):
+        head = pr.get("head") or {}
+        if head.get("ref") == branch and (head.get("repo") or {}).get("full_name") == repository:
+            found.append(pr)
     if found:
         pr = min(found, key=lambda item: int(item["number"]))
         number = int(pr["number"])
@@ -126,12 +125,6 @@ def upsert_pull_request(
     payload = {"title": title, "head": branch, "base": base, "body": body, "maintainer_can_modify": True}
     created, _ = api.request("POST", f"{repo}/pulls", payload, fixes=PR_FIXES)
     return "created", int(created["number"]), str(created.get("html_url", ""))
-
-
-def _from_branch(pr: dict[str, Any], repository: str, branch: str) -> bool:
-    head = pr.get("head") or {}
-    repo = (head.get("repo") or {}).get("full_name")
-    return head.get("ref") == branch and repo == repository
 
 
 def commit_message(upgrade: dict[str, Any] | None) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import CheckFailedError, PipelineError
-from ci.reports import Finding, findings_of
+from ci.reports import findings_of
 
 LEVELS = ("error", "warning", "notice")
 # GitHub shows at most 10 errors per step: keep each report's share readable.
@@ -86,16 +86,19 @@ def write_summary_text(text: str, environ: Mapping[str, str] | None = None) -> P
     return target
 
 
-def annotation(finding: Finding, check: str) -> Annotation:
-    message = finding.message + (f"\nfix: {finding.fix}" if finding.fix else "")
-    return Annotation(
-        finding.severity, message, TITLES[finding.severity].format(check=check), finding.file, finding.line
-    )
-
-
 def annotations_for_report(check: str, report: dict[str, Any]) -> list[Annotation]:
     """The report's error and warning findings (a failed report without any still gets one), capped."""
-    found = [annotation(f, check) for f in findings_of(report, check) if f.severity in TITLES]
+    found = [
+        Annotation(
+            f.severity,
+            f.message + (f"\nfix: {f.fix}" if f.fix else ""),
+            TITLES[f.severity].format(check=check),
+            f.file,
+            f.line,
+        )
+        for f in findings_of(report, check)
+        if f.severity in TITLES
+    ]
     if len(found) <= MAX_PER_REPORT:
         return found
     kept = found[: MAX_PER_REPORT - 1]

@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ci.errors import PipelineError
+
 DEFAULT_BRANCHES = ("origin/main", "main")
 DEFAULT_TRAINING_LOCK = "training/requirements.txt"
 GIT_TIMEOUT_S = 120
@@ -51,10 +53,8 @@ class Base:
         return {**asdict(self), "model_dir": str(self.model_dir) if self.model_dir else None}
 
 
-class BaseUnavailableError(Exception):
-    def __init__(self, reason: str, fix: str) -> None:
-        super().__init__(reason)
-        self.reason, self.fix = reason, fix
+class BaseUnavailableError(PipelineError):
+    """No base to compare with: an outcome the report states, not a failure of the command."""
 
 
 def git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -205,7 +205,7 @@ def base_model(
                 return Base(REUSED, ref, commit, chosen_by, model_dir, training_lock_differs=lock_differs)
             trained, error = train(tree, model_dir)
     except BaseUnavailableError as exc:
-        return Base(UNAVAILABLE, ref or (given or ""), commit, chosen_by, reason=exc.reason, fix=exc.fix)
+        return Base(UNAVAILABLE, ref or (given or ""), commit, chosen_by, reason=exc.problem, fix=exc.fix)
     if not trained:
         return Base(
             FAILED,

@@ -8,9 +8,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ci.config_sections import TrainingConfig
 from ci.errors import PipelineError
 from ci.model_report.base import FAILED, REUSED, TRAINED, UNAVAILABLE, UNCHANGED, Base
+from handler.contract import ELAPSED
+from handler.errors import ModelLoadError
+from handler.events import parse
+from handler.model_store import load as load_model
+from handler.predict import recall
+from handler.settings import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, ModelSource
+from handler.validation import validate
 
 DAYS = tuple(range(31))  # elapsed days drawn: 0..30
 MAX_HISTORIES = 3
@@ -138,10 +147,6 @@ def history_label(features: dict[str, float]) -> str:
 
 def histories(events_dir: Path, feature_names: list[str], elapsed: str) -> list[dict[str, float]]:
     """Distinct learner histories (the features but elapsed days) of the committed events that answer 200."""
-    from handler.events import parse
-    from handler.settings import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES
-    from handler.validation import validate
-
     found: list[dict[str, float]] = []
     for path in sorted(events_dir.glob("*.json")):
         try:
@@ -161,10 +166,6 @@ def histories(events_dir: Path, feature_names: list[str], elapsed: str) -> list[
 
 def curve(model: Any, history: dict[str, float], elapsed: str) -> list[float] | None:
     """p(recall) at each of DAYS for one history, or None when the model lacks one of its features."""
-    import numpy as np
-
-    from handler.predict import recall
-
     if any(name != elapsed and name not in history for name in model.feature_names):
         return None
     rows = np.array([[day if name == elapsed else history[name] for name in model.feature_names] for day in DAYS])
@@ -172,9 +173,6 @@ def curve(model: Any, history: dict[str, float], elapsed: str) -> list[float] | 
 
 
 def load(model_dir: Path, manifest: dict[str, Any]) -> Any:
-    from handler.model_store import load as load_model
-    from handler.settings import ModelSource
-
     artifact = model_dir / str(manifest.get("artifact") or "model.joblib")
     return load_model(ModelSource(path=str(artifact), s3_uri=None, sha256=str(manifest["sha256"])))
 
@@ -183,9 +181,6 @@ def compare(
     head_dir: Path, base_dir: Path | None, settings: TrainingConfig, events_dir: Path, draw_base: bool = True
 ) -> Comparison:
     """The comparison; `draw_base` False when the base model is the head model (one series is enough)."""
-    from handler.contract import ELAPSED
-    from handler.errors import ModelLoadError
-
     head_manifest = read_manifest(head_dir, "this checkout's model")
     base_manifest = read_manifest(base_dir, "the base model") if base_dir is not None else None
     result = Comparison(
@@ -265,28 +260,23 @@ def monotonic_text(record: dict[str, Any] | None) -> str:
 
 
 def metrics_table(comparison: Comparison, with_base: bool) -> list[str]:
-    header = (
-        "| metric | base | this change | Δ | change | gate ([training]) |"
-        if with_base
-        else "| metric | this change | gate ([training]) |"
-    )
-    lines = [header, "|---|---:|---:|---:|---|---|" if with_base else "|---|---:|---|"]
-    for row in comparison.rows:
-        mark = "" if row.head_passes is None else (" ✅" if row.head_passes else " ❌")
-        if with_base:
-            lines.append(
-                f"| {row.label} | {shown(row.base)} | {shown(row.head)} | {signed(row.delta)} | {row.verdict} "
-                f"| {row.gate}{mark} |"
-            )
-        else:
-            lines.append(f"| {row.label} | {shown(row.head)} | {row.gate}{mark} |")
     head_check = monotonic_text(comparison.head.monotonic)
-    if with_base:
-        base_check = monotonic_text(comparison.base.monotonic if comparison.base else None)
-        lines.append(f"| monotonic in elapsed days | {base_check} | {head_check} | | | training's check |")
-    else:
-        lines.append(f"| monotonic in elapsed days | {head_check} | training's check |")
-    return lines
+    if not with_base:
+        lines = ["| metric | this change | gate ([training]) |", "|---|---:|---|"]
+        lines += [f"| {row.label} | {shown(row.head)} | {row.gate}{_mark(row)} |" for row in comparison.rows]
+        return [*lines, f"| monotonic in elapsed days | {head_check} | training's check |"]
+    lines = ["| metric | base | this change | Δ | change | gate ([training]) |", "|---|---:|---:|---:|---|---|"]
+    for row in comparison.rows:
+        lines.append(
+            f"| {row.label} | {shown(row.base)} | {shown(row.head)} | {signed(row.delta)} | {row.verdict} "
+            f"| {row.gate}{_mark(row)} |"
+        )
+    base_check = monotonic_text(comparison.base.monotonic if comparison.base else None)
+    return [*lines, f"| monotonic in elapsed days | {base_check} | {head_check} | | | training's check |"]
+
+
+def _mark(row: Row) -> str:
+    return "" if row.head_passes is None else (" ✅" if row.head_passes else " ❌")
 
 
 def chart(found: Curve) -> list[str]:
@@ -316,13 +306,9 @@ def curve_table(comparison: Comparison, with_base: bool) -> list[str]:
         "|---|" + "---:|" * len(TABLE_DAYS),
     ]
     for found in comparison.curves:
-        cells = []
-        for column in columns:
-            head = f"{found.head[column]:.3f}" if found.head else "–"
-            if with_base and found.base:
-                cells.append(f"{found.base[column]:.3f} → {head}")
-            else:
-                cells.append(head)
+        cells = [f"{found.head[column]:.3f}" if found.head else "–" for column in columns]
+        if with_base and found.base:
+            cells = [f"{found.base[column]:.3f} → {head}" for column, head in zip(columns, cells, strict=True)]
         lines.append(f"| {found.label} | " + " | ".join(cells) + " |")
     return lines
 
