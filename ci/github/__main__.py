@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from ci.config import load_config
 from ci.errors import PipelineError
 from ci.github import deploy_guard, relock
 from ci.github.api import DEFAULT_AUTHOR, GitHubApi, check_marker, repository_of, run_url, upsert_comment
@@ -153,20 +154,7 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_gate(args: argparse.Namespace) -> int:
-    text = os.environ.get(args.needs_env)
-    if text is None:
-        raise PipelineError(
-            f"environment variable {args.needs_env} is not set",
-            f"in the step add `env: {args.needs_env}: ${{{{ toJSON(needs) }}}}`",
-        )
-    gate(text, args.require)
-    return 0
-
-
 def run_config(args: argparse.Namespace) -> int:
-    from ci.config import load_config
-
     config = load_config()
     values = {}
     for pair in args.pairs:
@@ -184,7 +172,7 @@ HANDLERS = {
     "comment": run_comment,
     "annotate": run_annotate,
     "summary": run_summary,
-    "gate": run_gate,
+    "gate": lambda args: gate(args.needs_env, args.require),
     "config": run_config,
     "deploy-freshness": deploy_guard.run_freshness,
     "aws-account": deploy_guard.run_account,

@@ -36,8 +36,8 @@ class GitHubApi:
     timeout_s: float = 30.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, purpose: str = "to write a comment") -> GitHubApi:
-        env = os.environ if environ is None else environ
+    def from_env(cls, purpose: str = "to write a comment") -> GitHubApi:
+        env = os.environ
         token = env.get("GITHUB_TOKEN", "")
         if not token:
             raise PipelineError(

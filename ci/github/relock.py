@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from ci.config import load_config
 from ci.errors import PipelineError
 from ci.github.api import GitHubApi, repo_path, repository_of, run_url
 from ci.github.runner import write_summary_text
@@ -135,17 +136,14 @@ def commit_message(upgrade: dict[str, Any] | None) -> str:
     for change in ((upgrade or {}).get("locks") or [])[1:]:  # the layer lock's moves are the packages above
         if not isinstance(change, dict) or not change.get("rewritten"):
             continue
-        moved = [*(f"+{p}" for p in change.get("added") or []), *(f"-{p}" for p in change.get("removed") or [])]
-        moved += list(change.get("changed") or [])
-        body.append(f"{change.get('file')}: {', '.join(moved) or 'same pins, hashes or annotations updated'}")
+        moved = ", ".join(_moved_pins(change)) or "same pins, hashes or annotations updated"
+        body.append(f"{change.get('file')}: {moved}")
     subject = "deps: re-lock for the Lambda target (python -m ci lock --upgrade)"
     return "\n".join([subject, "", *body]) if body else subject
 
 
 def lock_files(root: Path) -> list[str]:
     """The .in files and locks pipeline.toml names, relative to `root`: all a re-lock may change."""
-    from ci.config import load_config
-
     lock = load_config(root=root).lock
     paths = (
         *(lock.requirements_in, lock.layer_lock, lock.training_in, lock.training_lock),
@@ -167,8 +165,9 @@ def run_relock_pr(args: argparse.Namespace) -> int:
     api = GitHubApi.from_env(purpose="to open the re-lock pull request")  # before pushing anything
     server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
     remote = args.remote or f"{server}/{repository}.git"
-    body, failed = render_body(args.reports, run_url(repository))
-    message = commit_message(read_reports(args.reports).get("lock-upgrade"))
+    reports = read_reports(args.reports)
+    body, failed = render_body(reports, run_url(repository))
+    message = commit_message(reports.get("lock-upgrade"))
     commit = commit_files(root, args.path or lock_files(root), message)
     if commit is None:
         print(f"nothing to propose: the .in files and locks equal {args.base}'s; no push, no pull request")
@@ -230,7 +229,7 @@ def budget_culprit(budget: dict[str, Any]) -> str | None:
         return None
     top = max(grown, key=lambda r: int(r["delta_bytes"]))
     versions = f", {top.get('before_version')} → {top.get('after_version')}" if top.get("before_version") else ""
-    return f"{top['name']} (+{_mb(int(top['delta_bytes']))}{versions}; the largest growth)"
+    return f"{top['name']} ({_signed_mb(int(top['delta_bytes']))}{versions}; the largest growth)"
 
 
 def verdicts(reports: dict[str, dict[str, Any]]) -> list[CheckVerdict]:
@@ -254,12 +253,13 @@ def verdicts(reports: dict[str, dict[str, Any]]) -> list[CheckVerdict]:
     return result
 
 
-def _mb(value: int) -> str:
-    return f"{value / MB:.1f} MB"
-
-
 def _signed_mb(value: int) -> str:
-    return ("+" if value > 0 else "−" if value < 0 else "±") + _mb(abs(value))
+    return ("+" if value > 0 else "−" if value < 0 else "±") + f"{abs(value) / MB:.1f} MB"
+
+
+def _moved_pins(change: dict[str, Any]) -> list[str]:
+    added, removed = change.get("added") or [], change.get("removed") or []
+    return [*(f"+{p}" for p in added), *(f"-{p}" for p in removed), *(change.get("changed") or [])]
 
 
 def _cell(text: str) -> str:
@@ -287,9 +287,7 @@ def versions_section(upgrade: dict[str, Any] | None) -> list[str]:
     for pin, text in (upgrade.get("repinned") or {}).items():
         lines.append(f"\nExact pin moved on request: `{pin}` is now `{text}` (the model is retrained with it).")
     for change in (upgrade.get("locks") or [])[1:]:  # the layer lock is the table above; then training, dev
-        moved_pins = [*(f"+{p}" for p in change.get("added", [])), *(f"-{p}" for p in change.get("removed", []))]
-        moved_pins += list(change.get("changed", []))
-        if moved_pins:
+        if moved_pins := _moved_pins(change):
             lines.append(f"\n`{change['file']}`: {', '.join(moved_pins)}")
     return [*lines, ""]
 
@@ -323,9 +321,8 @@ def pins_section(pins: dict[str, Any] | None) -> list[str]:
     return ["### Pin match", "", "❌ " + "; ".join(_cell(f.message.splitlines()[0]) for f in errors[:5]), ""]
 
 
-def render_body(reports: Path, run_url: str | None = None) -> tuple[str, list[CheckVerdict]]:
-    """(Markdown body, the checks that failed or did not report)."""
-    found = read_reports(reports)
+def render_body(found: dict[str, dict[str, Any]], run_url: str | None = None) -> tuple[str, list[CheckVerdict]]:
+    """(Markdown body, the checks that failed or did not report) from the run's reports."""
     judged = verdicts(found)
     bad = [v for v in judged if v.state != "passed"]
     icon = {"passed": "✅", "failed": "❌", "missing": "⏭️"}

@@ -188,9 +188,15 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
 
 
-def gate(needs_text: str, required: Iterable[str]) -> None:
+def gate(needs_env: str, required: Iterable[str]) -> int:
     """The verify workflow's last job: a job skipped by a failure upstream does not fail a reusable workflow,
     so skipped, cancelled or failed all fail here, and `verified` is true only when every job succeeded."""
+    needs_text = os.environ.get(needs_env)
+    if needs_text is None:
+        raise PipelineError(
+            f"environment variable {needs_env} is not set",
+            f"in the step add `env: {needs_env}: ${{{{ toJSON(needs) }}}}`",
+        )
     try:
         needs = json.loads(needs_text)
     except ValueError as exc:
@@ -213,3 +219,4 @@ def gate(needs_text: str, required: Iterable[str]) -> None:
             f"not verified: {failed or 'no job was named'}",
             "open the failed jobs above; their annotations name the cause. Nothing is deployed until all pass",
         )
+    return 0
