@@ -134,8 +134,7 @@ def extract(root: Path, commit: str, into: Path) -> None:
 
 
 def training_inputs(tree: Path, config_file: Path, training_lock: Path | None = None) -> dict[str, Any]:
-    """Everything `python -m training` reads from a tree: its code, [training] and the lock it was made for
-    (the one `config_file` names when `training_lock` is None)."""
+    """Everything `python -m training` reads from a tree: its code, [training] and its lock (default: config's)."""
     code = {}
     for path in sorted((tree / "training").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":

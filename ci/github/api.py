@@ -1,8 +1,5 @@
-"""A small GitHub REST client over urllib (nothing to install), and the sticky pull-request comment.
-
-It honours GITHUB_API_URL (GitHub Enterprise Server, or a local fake in the tests) and follows
-`Link: <...>; rel="next"` pagination. Failures become PipelineErrors that say what to fix.
-"""
+"""A small GitHub REST client over urllib (nothing to install), and the sticky pull-request comment; it honours
+GITHUB_API_URL (GitHub Enterprise Server, or a local fake in the tests) and says what to fix when a call fails."""
 
 from __future__ import annotations
 
@@ -55,13 +52,14 @@ class GitHubApi:
         """One call; returns (decoded JSON or None, response headers). `fixes` names the fix per status."""
         url = self.url(path)
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("Accept", "application/vnd.github+json")
-        req.add_header("Authorization", f"Bearer {self.token}")
-        req.add_header("X-GitHub-Api-Version", API_VERSION)
-        req.add_header("User-Agent", "forgetting-curve-ci")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
+        sent_headers = {
+            "Accept": "application/vnd.github+json",
+            "Authorization": f"Bearer {self.token}",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "forgetting-curve-ci",
+            **({"Content-Type": "application/json"} if data is not None else {}),
+        }
+        req = urllib.request.Request(url, data=data, headers=sent_headers, method=method)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as response:
                 raw = response.read()
@@ -146,23 +144,17 @@ def sticky_body(marker: str, markdown: str) -> str:
     return body[: MAX_BODY_CHARS - len(TRUNCATED_NOTE)] + TRUNCATED_NOTE
 
 
-def written_by(comment: dict[str, Any], author: str) -> bool:
-    """True for a comment of the bot `author`: its login and a Bot account (a person cannot be either)."""
-    user = comment.get("user") or {}
-    return isinstance(user, dict) and user.get("login") == author and user.get("type") == "Bot"
-
-
 def upsert_comment(
     api: GitHubApi, repository: str, number: int, marker: str, markdown: str, author: str = DEFAULT_AUTHOR
 ) -> tuple[str, str]:
-    """Update the comment of bot `author` that carries `marker` on pull request `number`, or create it.
-
-    Returns (created | updated | unchanged, the comment's URL or id)."""
+    """Update bot `author`'s comment carrying `marker` on pull request `number`, or create it: (action, URL or id)."""
     marker = check_marker(marker)
     repo = repo_path(repository)
     body = sticky_body(marker, markdown)
     for comment in api.paginate(f"{repo}/issues/{number}/comments?per_page=100"):
-        if marker not in str(comment.get("body") or "") or not written_by(comment, author):
+        user = comment.get("user") or {}  # the bot's login and a Bot account: a person cannot be either
+        written_by_bot = isinstance(user, dict) and user.get("login") == author and user.get("type") == "Bot"
+        if marker not in str(comment.get("body") or "") or not written_by_bot:
             continue
         comment_id = int(comment["id"])
         if comment.get("body") == body:

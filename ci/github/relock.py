@@ -87,8 +87,7 @@ def commit_files(root: Path, files: Sequence[str], message: str) -> str | None:
 
 
 def push_branch(root: Path, remote: str, branch: str, base: str, commit: str, token: str | None) -> str:
-    """Force-push `commit` to `branch` (the bot's own, see checked_branch) unless it already holds the same
-    tree on the same base."""
+    """Force-push `commit` to the bot's `branch` unless it already holds the same tree on the same base."""
     checked_branch(branch, base)
     auth = []  # the token as an HTTP header for each command: never written to .git/config or the URL
     if token and remote.startswith(("https://", "http://")):

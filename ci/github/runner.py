@@ -1,8 +1,5 @@
-"""What a step hands its runner: annotations, the job summary, outputs, and the verify gate's verdict.
-
-Reports become annotations and summary tables from the report contract alone (passed, findings, artifacts),
-so this module knows no check by name; off a runner the text goes to stdout, so a step can be tried locally.
-"""
+"""What a step hands its runner: annotations, the job summary, outputs, and the verify gate's verdict, from the
+report contract alone (no check by name); off a runner the text goes to stdout, so a step can be tried locally."""
 
 from __future__ import annotations
 
@@ -189,8 +186,7 @@ def _cell(text: str) -> str:
 
 
 def gate(needs_env: str, required: Iterable[str]) -> int:
-    """The verify workflow's last job: a job skipped by a failure upstream does not fail a reusable workflow,
-    so skipped, cancelled or failed all fail here, and `verified` is true only when every job succeeded."""
+    """The verify workflow's last job: a skipped job does not fail a reusable workflow, so anything but success does."""
     needs_text = os.environ.get(needs_env)
     if needs_text is None:
         raise PipelineError(
