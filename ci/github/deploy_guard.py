@@ -1,9 +1,5 @@
-"""What deploy.yml checks before it touches production, as commands a person can run.
-
-deploy-freshness refuses a run off main and skips one whose commit is no longer main's tip (runs finish out
-of order); aws-account refuses an empty or wrong account, which would silently turn the action's check off;
-oidc-subject sets the subject template without which the deploy role could not trust environment AND branch.
-"""
+"""What deploy.yml checks before it touches production, as commands a person can run: the run's branch and tip
+(runs finish out of order), the AWS account it may sign in to, and the OIDC subject the deploy role trusts."""
 
 from __future__ import annotations
 

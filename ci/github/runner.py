@@ -53,28 +53,28 @@ def _escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def runner_file(variable: str, environ: Mapping[str, str] | None = None) -> Path | None:
+def runner_file(variable: str) -> Path | None:
     """The file behind $GITHUB_STEP_SUMMARY / $GITHUB_OUTPUT, or None when not on a runner."""
-    value = (environ if environ is not None else os.environ).get(variable, "")
+    value = os.environ.get(variable, "")
     return Path(value) if value else None
 
 
-def append_outputs(values: Mapping[str, str], environ: Mapping[str, str] | None = None) -> str:
+def append_outputs(values: Mapping[str, str]) -> str:
     """Append `key=value` lines to $GITHUB_OUTPUT; returns the text (printed when not on a runner)."""
     for key, value in values.items():
         if "\n" in value or "\r" in value:
             raise ValueError(f"output {key!r} must be a single line")
     text = "".join(f"{key}={value}\n" for key, value in values.items())
-    target = runner_file("GITHUB_OUTPUT", environ)
+    target = runner_file("GITHUB_OUTPUT")
     if target is not None:
         with target.open("a", encoding="utf-8") as handle:
             handle.write(text)
     return text
 
 
-def write_summary_text(text: str, environ: Mapping[str, str] | None = None) -> Path | None:
+def write_summary_text(text: str) -> Path | None:
     """Append to the job summary; returns its path, or None when printed to stdout instead."""
-    target = runner_file("GITHUB_STEP_SUMMARY", environ)
+    target = runner_file("GITHUB_STEP_SUMMARY")
     if target is None:
         sys.stdout.write(text)
         return None
