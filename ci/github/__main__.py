@@ -137,8 +137,8 @@ def run_comment(args: argparse.Namespace) -> int:
 
 def run_annotate(args: argparse.Namespace) -> int:
     if not args.reports.is_dir():  # annotating never fails a step, but says why it has nothing to say
-        print(f"{args.reports} is not a directory: no reports to annotate (did the step that writes them run?)",
-              file=sys.stderr)  # fmt: skip
+        missing = f"{args.reports} is not a directory: no reports to annotate (did the step that writes them run?)"
+        print(missing, file=sys.stderr)
     annotations = annotations_for_reports(args.reports, args.check)
     for annotation in annotations:
         print(annotation.render())
