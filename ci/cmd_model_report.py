@@ -1,4 +1,4 @@
-"""`python -m ci model-report`: this checkout's model against the base branch's (see ci/model_report/).
+"""`python -m ci model-report`: this checkout's model against the base branch's (see ci/model_report.py).
 
 Exit 0 whenever the report is written, also when the base could not be built (the report says why):
 it informs a reviewer, training's own gate judges quality. Exit 1 when this checkout's model is
@@ -34,9 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.model_report.base import base_model
-    from ci.model_report.compare import compare, read_manifest
-    from ci.model_report.render import render
+    from ci.model_report import base_model, compare, read_manifest, render
     from ci.reports import Finding, write_report
 
     read_manifest(paths.model_dir, "this checkout's model")  # before any work on the base

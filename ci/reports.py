@@ -1,8 +1,5 @@
-"""Every check's result as build/reports/<check>.json, in one shape, tied to the exact bytes it judged.
-
-`artifacts` holds the digests of the snapshots a check read (never a hash taken at write time), which deploy
-compares with what it uploads; `passed` and `findings` are all annotate and summary need.
-"""
+"""Every check's result as build/reports/<check>.json, in one shape, tied to the exact bytes it judged: `artifacts`
+holds the digests of the snapshots a check read (never hashed at write time), which deploy compares with its uploads."""
 
 from __future__ import annotations
 
@@ -66,11 +63,8 @@ class Finding:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def build_artifacts(paths: BuildPaths) -> dict[str, Path]:
@@ -79,11 +73,8 @@ def build_artifacts(paths: BuildPaths) -> dict[str, Path]:
 
 
 def report_name(paths: BuildPaths, check: str, inputs: Mapping[str, Path | None]) -> str:
-    """`<check>` when every input is the build's own artifact, else `<check>-adhoc`.
-
-    <check>.json vouches for what deploy uploads; a run on anything else (another zip, an unpacked
-    tree, a candidate model) gets its own report so it can neither pass nor block the build's.
-    """
+    """`<check>` when every input is the build's own artifact, else `<check>-adhoc`: a run on anything else
+    (another zip, an unpacked tree, a candidate model) can neither pass nor block the build's report."""
     own = {**build_artifacts(paths), "model.json": paths.model_manifest}
     for name, given in inputs.items():
         if given is None:
@@ -94,12 +85,10 @@ def report_name(paths: BuildPaths, check: str, inputs: Mapping[str, Path | None]
     return check
 
 
-def default_findings(check: str, passed: bool, data: Mapping[str, Any]) -> list[Finding]:
-    """A failed report without findings still says why: its `error`/`fix` if it has them."""
-    if passed:
-        return []
+def failure_finding(check: str, data: Mapping[str, Any]) -> Finding:
+    """A failed report without error findings still says why: its `error`/`fix` if it has them."""
     message = str(data.get("error") or f"the {check} check failed: see build/reports/{check}.json")
-    return [Finding(check, "error", message, str(data.get("fix") or f"rerun `python -m ci {check}` and read its log"))]
+    return Finding(check, "error", message, str(data.get("fix") or f"rerun `python -m ci {check}` and read its log"))
 
 
 def write_report(
@@ -111,16 +100,13 @@ def write_report(
     judged: Iterable[Snapshot] = (),
     inputs: Mapping[str, Path | None] | None = None,
 ) -> Path:
-    """Write build/reports/<check>.json (or <check>-adhoc.json, see report_name) and return its path.
-
-    `judged`: the snapshots the check read; their digests become `artifacts`. `findings`: None derives
-    one error finding for a failed report (so callers with only `error`/`fix` keep working).
-    """
-    found = default_findings(check, passed, data) if findings is None else list(findings)
+    """Write build/reports/<check>.json (or -adhoc, see report_name) and return its path; `judged` are the
+    snapshots the check read; a failed report without error findings gets one from `error`/`fix`."""
+    found = list(findings or ())
     if passed and any(f.severity == "error" for f in found):
         raise ValueError(f"the {check} report says passed but carries error findings")
     if not passed and not any(f.severity == "error" for f in found):
-        found.append(default_findings(check, False, data)[0])
+        found.append(failure_finding(check, data))
     clash = sorted(set(CONTRACT_KEYS) & set(data))
     if clash:
         raise ValueError(f"the {check} report's details use reserved keys {clash}")
@@ -146,7 +132,7 @@ def findings_of(report: Mapping[str, Any], check: str) -> list[Finding]:
     raw = report.get("findings")
     found = [Finding.from_dict(item, check) for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
     if report.get("passed") is not True and not any(f.severity == "error" for f in found):
-        found.append(default_findings(check, False, report)[0])
+        found.append(failure_finding(check, report))
     return found
 
 

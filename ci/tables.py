@@ -14,7 +14,7 @@ def text_table(
 ) -> str:
     """Columns padded to their widest cell: text left, numbers (columns from `numeric_from` on) right,
     a dashed rule under the headers unless `rule` is False; no line ends in blanks."""
-    cells = [[_text(cell) for cell in headers]] + [[_text(cell) for cell in row] for row in rows]
+    cells = [["" if cell is None else str(cell) for cell in row] for row in [headers, *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(row: list[str]) -> str:
@@ -28,7 +28,3 @@ def text_table(
     if rule:
         lines.insert(1, indent + "  ".join("-" * width for width in widths))
     return "\n".join(lines)
-
-
-def _text(cell: object) -> str:
-    return "" if cell is None else str(cell)

@@ -31,7 +31,3 @@ def signed_mb(value: int) -> str:
     if abs(value) < 50_000:
         return f"{value:+,} bytes"
     return f"{value / MB:+,.1f} MB"
-
-
-def percent(part: int, whole: int) -> float:
-    return round(100.0 * part / whole, 2) if whole else 0.0

@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from ci.model_report.base import UNAVAILABLE, BaseUnavailableError, base_model, resolve
-from ci.model_report.compare import DAYS
+from ci.model_report import DAYS, UNAVAILABLE, BaseUnavailableError, base_model, resolve
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.conftest import run_cli
 
@@ -210,9 +209,7 @@ def test_help_names_the_base_ref() -> None:
 
 def test_the_recorded_monotonic_check_is_shown_when_model_json_has_it() -> None:
     from ci.config import load_config
-    from ci.model_report.base import TRAINED, Base
-    from ci.model_report.compare import Comparison, rows, side
-    from ci.model_report.render import render
+    from ci.model_report import TRAINED, Base, Comparison, render, rows, side
 
     metrics = {"log_loss": 0.45, "baseline_log_loss": 0.66, "roc_auc": 0.85, "mae_true_p": 0.02, "ece": 0.015}
     head = {

@@ -1042,10 +1042,10 @@ def test_the_deploy_role_trusts_exactly_this_workflows_branch_and_environment() 
         assert jobs(DEPLOY)[job_id]["environment"] == parameters["DeployEnvironment"]["Default"]
     assert "DeployRoleArn" in template["Outputs"]
     # `python -m ci.github oidc-subject` prints the subject for the same environment and branch.
-    from ci.github import oidc
+    from ci.github import deploy_guard
 
-    assert parameters["DeployEnvironment"]["Default"] == oidc.DEFAULT_ENVIRONMENT
-    assert parameters["DeployBranch"]["Default"] == oidc.DEFAULT_BRANCH
+    assert parameters["DeployEnvironment"]["Default"] == deploy_guard.DEFAULT_ENVIRONMENT
+    assert parameters["DeployBranch"]["Default"] == deploy_guard.DEFAULT_BRANCH
     (trust,) = template["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     subject = trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]["Sub"]
-    assert subject == oidc.expected_subject("${GitHubRepository}", "${DeployEnvironment}", "${DeployBranch}")
+    assert subject == deploy_guard.expected_subject("${GitHubRepository}", "${DeployEnvironment}", "${DeployBranch}")

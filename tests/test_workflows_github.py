@@ -25,8 +25,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from ci.config import load_config
-from ci.github.comment import MAX_BODY_CHARS, sticky_body
-from ci.github.workflow_commands import Annotation
+from ci.github.api import MAX_BODY_CHARS, sticky_body
+from ci.github.runner import Annotation
 from ci.paths import REPO_ROOT
 
 TOKEN = "ghs_test_token"
@@ -576,9 +576,7 @@ def test_oidc_subject_with_a_workflow_token_says_an_admin_is_needed(github: Fake
 def test_the_comment_shows_the_model_against_the_base_then_the_size_budget(
     github: FakeGitHub, runner_env: dict[str, str], tmp_path: Path
 ) -> None:
-    from ci.model_report.base import TRAINED, Base
-    from ci.model_report.compare import Comparison, Side, rows
-    from ci.model_report.render import render
+    from ci.model_report import TRAINED, Base, Comparison, Side, render, rows
 
     budget = tmp_path / "budget.md"
     budget.write_text("### Lambda size budget: PASS\n\n198.4 MB of 262.1 MB\n")

@@ -11,19 +11,11 @@ import os
 import sys
 from pathlib import Path
 
+from ci.config import config_value
 from ci.errors import PipelineError
-from ci.github import deploy_guard, oidc, relock
-
-SUBCOMMANDS = (
-    "comment",
-    "annotate",
-    "summary",
-    "gate",
-    "config",
-    *deploy_guard.HANDLERS,
-    *oidc.HANDLERS,
-    *relock.HANDLERS,
-)
+from ci.github import deploy_guard, relock
+from ci.github.api import DEFAULT_AUTHOR, GitHubApi, check_marker, repository_of, run_url, upsert_comment
+from ci.github.runner import annotations_for_reports, append_outputs, gate, summary_text, write_summary_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,92 +48,97 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="write pipeline.toml values to $GITHUB_OUTPUT")
     config.add_argument("pairs", nargs="+", metavar="NAME=SECTION.KEY", help="e.g. region=deploy.region")
-    deploy_guard.add_parsers(sub)
-    oidc.add_parsers(sub)
-    relock.add_parsers(sub)
+
+    fresh = sub.add_parser(
+        "deploy-freshness", help="refuse a ref other than the branch; fresh=false when the commit is not its tip"
+    )
+    fresh.add_argument("--branch", default="main", help="the only branch that deploys (default: main)")
+    fresh.add_argument("--ref-only", action="store_true", help="only refuse another branch; no API call")
+    fresh.add_argument("--ref", default=None, help="the run's ref (default: GITHUB_REF)")
+    fresh.add_argument("--sha", default=None, help="the run's commit (default: GITHUB_SHA)")
+    fresh.add_argument("--repo", default=None, help="owner/name (default: GITHUB_REPOSITORY)")
+
+    sub.add_parser(
+        "aws-account",
+        help="check AWS_ACCOUNT_ID (allowed-account-ids) is set and holds AWS_DEPLOY_ROLE_ARN; sets account-id",
+    )
+
+    oidc = sub.add_parser(
+        "oidc-subject", help="check (or --apply) the OIDC subject template the deploy role's trust needs"
+    )
+    oidc.add_argument("--repo", default=None, help="owner/name (default: GITHUB_REPOSITORY)")
+    oidc.add_argument("--apply", action="store_true", help="set the template when it differs (repository admin)")
+    oidc.add_argument(
+        "--environment", default=deploy_guard.DEFAULT_ENVIRONMENT, help="for the subject printed at the end"
+    )
+    oidc.add_argument("--branch", default=deploy_guard.DEFAULT_BRANCH, help="for the subject printed at the end")
+
+    prefix = relock.BRANCH_PREFIX
+    pr = sub.add_parser(
+        "relock-pr", help="commit the re-locked files to a fixed branch, push it, and open or update its pull request"
+    )
+    pr.add_argument("--reports", type=Path, default=Path("build/reports"), help="reports of the re-lock run")
+    pr.add_argument("--branch", default=prefix, help=f"the bot's branch, rewritten on every run ({prefix}[/NAME])")
+    pr.add_argument("--base", default="main", help="the branch the pull request targets (checked out here)")
+    pr.add_argument("--remote", default=None, help="git remote URL or path (default: the repository on GitHub)")
+    pr.add_argument("--repo", default=None, help="owner/name (default: GITHUB_REPOSITORY)")
+    pr.add_argument("--path", action="append", default=[], help="a file to commit (default: every .in file and lock)")
     return parser
 
 
-def _pr_number(explicit: int | None) -> int:
-    if explicit is not None:
-        return explicit
-    event_path = os.environ.get("GITHUB_EVENT_PATH", "")
-    if event_path and Path(event_path).is_file():
-        event = json.loads(Path(event_path).read_text(encoding="utf-8"))
-        number = (event.get("pull_request") or {}).get("number") or event.get("number")
-        if isinstance(number, int):
-            return number
-    raise PipelineError(
-        "no pull-request number: not given with --pr and GITHUB_EVENT_PATH holds no pull_request event",
-        "run it in a pull_request workflow, or pass --pr N",
-    )
-
-
-def _repository(explicit: str | None) -> str:
-    repository = explicit or os.environ.get("GITHUB_REPOSITORY", "")
-    if repository.count("/") != 1:
-        raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
-    return repository
-
-
-# What each report is, for the note that replaces a report a run did not produce.
-REPORT_TITLES = {"budget.md": "Lambda size budget", "model-report.md": "Model against the base branch"}
-REPORT_STEPS = {"budget.md": "the build or the budget check", "model-report.md": "the build or the model report"}
-
-
-def _missing_report(body: Path) -> str:
-    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-    run = os.environ.get("GITHUB_RUN_ID")
-    link = f"[this run]({server}/{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{run})" if run else "this run"
-    title = REPORT_TITLES.get(body.name, body.name)
-    step = REPORT_STEPS.get(body.name, "the step that writes it")
-    return (
-        f"### {title}: no report\n\n"
-        f"The pipeline did not produce `{body.name}` in {link}: "
-        f"{step} stopped before writing it. Its annotations and log name the cause.\n"
-    )
+# What each report is and which step writes it, for the note that replaces a report a run did not produce.
+MISSING_REPORTS = {
+    "budget.md": ("Lambda size budget", "the build or the budget check"),
+    "model-report.md": ("Model against the base branch", "the build or the model report"),
+}
 
 
 def comment_markdown(bodies: list[Path]) -> str:
     """The reports, in order, as one comment; a report the run did not produce says so instead."""
-    parts = [body.read_text(encoding="utf-8") if body.is_file() else _missing_report(body) for body in bodies]
+    url = run_url()
+    parts = []
+    for body in bodies:
+        if body.is_file():
+            parts.append(body.read_text(encoding="utf-8"))
+            continue
+        title, step = MISSING_REPORTS.get(body.name, (body.name, "the step that writes it"))
+        parts.append(
+            f"### {title}: no report\n\n"
+            f"The pipeline did not produce `{body.name}` in {f'[this run]({url})' if url else 'this run'}: "
+            f"{step} stopped before writing it. Its annotations and log name the cause.\n"
+        )
     return "\n\n".join(part.strip() for part in parts)
 
 
-def _footer() -> str:
-    """Which commit and run the comment describes, so a reader knows it is current."""
-    event_path = os.environ.get("GITHUB_EVENT_PATH", "")
-    event = json.loads(Path(event_path).read_text(encoding="utf-8")) if Path(event_path).is_file() else {}
-    head = str(((event.get("pull_request") or {}).get("head") or {}).get("sha") or "")[:7]
-    run = os.environ.get("GITHUB_RUN_ID")
-    if not (head or run):
-        return ""
-    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-    where = f"[run {run}]({server}/{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{run})" if run else ""
-    parts = [f"for {head}" if head else "", f"by {where}" if where else ""]
-    return "\n\n<sub>Updated " + " ".join(p for p in parts if p) + "; this comment is edited on every push.</sub>\n"
-
-
 def run_comment(args: argparse.Namespace) -> int:
-    from ci.github.api import GitHubApi
-    from ci.github.comment import DEFAULT_AUTHOR, check_marker, upsert_comment
-
     marker = check_marker(args.marker)
-    markdown = comment_markdown(args.body) + _footer()
-    result = upsert_comment(
-        GitHubApi.from_env(), _repository(args.repo), _pr_number(args.pr), marker, markdown,
-        author=args.author or DEFAULT_AUTHOR,
-    )  # fmt: skip
-    print(f"comment {result.action}: {result.url or result.comment_id}")
+    path = os.environ.get("GITHUB_EVENT_PATH", "")
+    event = json.loads(Path(path).read_text(encoding="utf-8")) if path and Path(path).is_file() else {}
+    pull = event.get("pull_request") or {}
+    # The footer: which commit and run the comment describes, so a reader knows it is current.
+    head, run = str((pull.get("head") or {}).get("sha") or "")[:7], os.environ.get("GITHUB_RUN_ID")
+    footer = [f"for {head}" if head else "", f"by [run {run}]({run_url()})" if run else ""]
+    markdown = comment_markdown(args.body)
+    if head or run:
+        markdown += (
+            f"\n\n<sub>Updated {' '.join(p for p in footer if p)}; this comment is edited on every push.</sub>\n"
+        )
+    api, repository = GitHubApi.from_env(), repository_of(args.repo)
+    number = args.pr if args.pr is not None else pull.get("number") or event.get("number")
+    if not isinstance(number, int):
+        raise PipelineError(
+            "no pull-request number: not given with --pr and GITHUB_EVENT_PATH holds no pull_request event",
+            "run it in a pull_request workflow, or pass --pr N",
+        )
+    action, where = upsert_comment(api, repository, number, marker, markdown, args.author or DEFAULT_AUTHOR)
+    print(f"comment {action}: {where}")
     return 0
 
 
 def run_annotate(args: argparse.Namespace) -> int:
-    from ci.github.annotate import annotations_for_reports
-
     if not args.reports.is_dir():  # annotating never fails a step, but says why it has nothing to say
-        print(f"{args.reports} is not a directory: no reports to annotate (did the step that writes them run?)",
-              file=sys.stderr)  # fmt: skip
+        missing = f"{args.reports} is not a directory: no reports to annotate (did the step that writes them run?)"
+        print(missing, file=sys.stderr)
     annotations = annotations_for_reports(args.reports, args.check)
     for annotation in annotations:
         print(annotation.render())
@@ -151,36 +148,13 @@ def run_annotate(args: argparse.Namespace) -> int:
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    from ci.github.summary import write_summary
-
-    target = write_summary(args.files)
+    target = write_summary_text(summary_text(args.files))
     if target is not None:
         print(f"appended {', '.join(map(str, args.files))} to the job summary")
     return 0
 
 
-def run_gate(args: argparse.Namespace) -> int:
-    from ci.github.gate import evaluate, parse_needs, require_success
-    from ci.github.summary import write_summary_text
-    from ci.github.workflow_commands import append_outputs
-
-    text = os.environ.get(args.needs_env)
-    if text is None:
-        raise PipelineError(
-            f"environment variable {args.needs_env} is not set",
-            f"in the step add `env: {args.needs_env}: ${{{{ toJSON(needs) }}}}`",
-        )
-    result = evaluate(parse_needs(text), args.require)
-    write_summary_text(result.markdown())
-    append_outputs({"verified": "true" if result.passed else "false"})
-    require_success(result)
-    return 0
-
-
 def run_config(args: argparse.Namespace) -> int:
-    from ci.config import config_value
-    from ci.github.workflow_commands import append_outputs
-
     values = {}
     for pair in args.pairs:
         name, sep, dotted = pair.partition("=")
@@ -197,10 +171,13 @@ HANDLERS = {
     "comment": run_comment,
     "annotate": run_annotate,
     "summary": run_summary,
-    "gate": run_gate,
+    "gate": lambda args: gate(args.needs_env, args.require),
     "config": run_config,
+    "deploy-freshness": deploy_guard.run_freshness,
+    "aws-account": deploy_guard.run_account,
+    "oidc-subject": deploy_guard.run_oidc_subject,
+    "relock-pr": relock.run_relock_pr,
 }
-HANDLERS.update({**deploy_guard.HANDLERS, **oidc.HANDLERS, **relock.HANDLERS})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,5 @@
-"""A small GitHub REST client over urllib: enough for issue comments, nothing to install.
-
-It honours GITHUB_API_URL (GitHub Enterprise Server, or a local fake in the tests) and
-follows `Link: <...>; rel="next"` pagination. Failures become PipelineErrors that say what to fix.
-"""
+"""A small GitHub REST client over urllib (nothing to install), and the sticky pull-request comment; it honours
+GITHUB_API_URL (GitHub Enterprise Server, or a local fake in the tests) and says what to fix when a call fails."""
 
 from __future__ import annotations
 
@@ -14,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from ci.errors import PipelineError
 
@@ -28,14 +26,6 @@ _FIX_BY_STATUS = {
 }
 
 
-class GitHubApiError(PipelineError):
-    """The API answered with an error status, or could not be reached."""
-
-    def __init__(self, problem: str, fix: str, status: int | None = None) -> None:
-        super().__init__(problem, fix)
-        self.status = status
-
-
 @dataclass(frozen=True)
 class GitHubApi:
     base_url: str
@@ -43,8 +33,8 @@ class GitHubApi:
     timeout_s: float = 30.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, purpose: str = "to write a comment") -> GitHubApi:
-        env = os.environ if environ is None else environ
+    def from_env(cls, purpose: str = "to write a comment") -> GitHubApi:
+        env = os.environ
         token = env.get("GITHUB_TOKEN", "")
         if not token:
             raise PipelineError(
@@ -62,28 +52,33 @@ class GitHubApi:
         """One call; returns (decoded JSON or None, response headers). `fixes` names the fix per status."""
         url = self.url(path)
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("Accept", "application/vnd.github+json")
-        req.add_header("Authorization", f"Bearer {self.token}")
-        req.add_header("X-GitHub-Api-Version", API_VERSION)
-        req.add_header("User-Agent", "forgetting-curve-ci")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
+        sent_headers = {
+            "Accept": "application/vnd.github+json",
+            "Authorization": f"Bearer {self.token}",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "forgetting-curve-ci",
+            **({"Content-Type": "application/json"} if data is not None else {}),
+        }
+        req = urllib.request.Request(url, data=data, headers=sent_headers, method=method)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as response:
                 raw = response.read()
                 headers = {key.lower(): value for key, value in response.headers.items()}
         except urllib.error.HTTPError as exc:
-            detail = _error_message(exc.read())
-            raise GitHubApiError(
+            raw = exc.read()
+            try:
+                payload = json.loads(raw)
+                detail = str(payload.get("message", "")) if isinstance(payload, dict) else ""
+            except ValueError:
+                detail = raw.decode(errors="replace").strip()[:200]
+            raise PipelineError(
                 f"GitHub API {method} {url} answered {exc.code}{': ' + detail if detail else ''}",
                 {**_FIX_BY_STATUS, **(fixes or {})}.get(
                     exc.code, "see the message above; GitHub's status page if it persists"
                 ),
-                status=exc.code,
             ) from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise GitHubApiError(
+            raise PipelineError(
                 f"GitHub API {method} {url} could not be reached ({exc})",
                 "check GITHUB_API_URL and the network; on github.com runners it is set for you",
             ) from exc
@@ -95,15 +90,76 @@ class GitHubApi:
         while next_url:
             items, headers = self.request("GET", next_url)
             if not isinstance(items, list):
-                raise GitHubApiError(f"GitHub API GET {self.url(next_url)} did not return a list", "check the path")
+                raise PipelineError(f"GitHub API GET {self.url(next_url)} did not return a list", "check the path")
             yield from items
             match = _NEXT_LINK.search(headers.get("link", ""))
             next_url = match.group(1) if match else None
 
 
-def _error_message(raw: bytes) -> str:
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        return raw.decode(errors="replace").strip()[:200]
-    return str(payload.get("message", "")) if isinstance(payload, dict) else ""
+def repository_of(explicit: str | None) -> str:
+    """owner/name from --repo, else GITHUB_REPOSITORY."""
+    repository = explicit or os.environ.get("GITHUB_REPOSITORY", "")
+    if repository.count("/") != 1:
+        raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
+    return repository
+
+
+def repo_path(repository: str) -> str:
+    return "/repos/" + "/".join(quote(part, safe="") for part in repository.split("/", 1))
+
+
+def run_url(repository: str | None = None) -> str | None:
+    """This workflow run's page, or None off a runner."""
+    run = os.environ.get("GITHUB_RUN_ID")
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+    repository = os.environ.get("GITHUB_REPOSITORY", "") if repository is None else repository
+    return f"{server}/{repository}/actions/runs/{run}" if run else None
+
+
+# The sticky comment: reviewers see one current report instead of one per push. Only a comment of the
+# workflow's own bot is edited: anyone can paste the marker, and the report must not hijack their words.
+# The GITHUB_TOKEN of a workflow writes as this app user (user.type "Bot").
+DEFAULT_AUTHOR = "github-actions[bot]"
+# GitHub rejects comment bodies longer than this many characters.
+MAX_BODY_CHARS = 65536
+TRUNCATED_NOTE = "\n\n_(truncated: the full report is in the job summary and the `report-budget` artifact)_\n"
+
+
+def check_marker(marker: str) -> str:
+    """The marker must be an HTML comment: invisible in the rendered comment, unique to this report."""
+    marker = marker.strip()
+    if not (marker.startswith("<!--") and marker.endswith("-->") and len(marker) > len("<!---->")):
+        raise PipelineError(
+            f"comment marker {marker!r} is not an HTML comment",
+            "use a hidden marker such as '<!-- size-budget -->'",
+        )
+    return marker
+
+
+def sticky_body(marker: str, markdown: str) -> str:
+    """marker + report, cut to what GitHub accepts (the note says where the rest is)."""
+    body = f"{marker}\n{markdown.rstrip()}\n"
+    if len(body) <= MAX_BODY_CHARS:
+        return body
+    return body[: MAX_BODY_CHARS - len(TRUNCATED_NOTE)] + TRUNCATED_NOTE
+
+
+def upsert_comment(
+    api: GitHubApi, repository: str, number: int, marker: str, markdown: str, author: str = DEFAULT_AUTHOR
+) -> tuple[str, str]:
+    """Update bot `author`'s comment carrying `marker` on pull request `number`, or create it: (action, URL or id)."""
+    marker = check_marker(marker)
+    repo = repo_path(repository)
+    body = sticky_body(marker, markdown)
+    for comment in api.paginate(f"{repo}/issues/{number}/comments?per_page=100"):
+        user = comment.get("user") or {}  # the bot's login and a Bot account: a person cannot be either
+        written_by_bot = isinstance(user, dict) and user.get("login") == author and user.get("type") == "Bot"
+        if marker not in str(comment.get("body") or "") or not written_by_bot:
+            continue
+        comment_id = int(comment["id"])
+        if comment.get("body") == body:
+            return "unchanged", str(comment.get("html_url") or comment_id)
+        updated, _ = api.request("PATCH", f"{repo}/issues/comments/{comment_id}", {"body": body})
+        return "updated", str(updated.get("html_url") or comment_id)
+    created, _ = api.request("POST", f"{repo}/issues/{number}/comments", {"body": body})
+    return "created", str(created.get("html_url") or int(created["id"]))

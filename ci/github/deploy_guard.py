@@ -1,8 +1,5 @@
-"""What deploy.yml checks before it touches production, as commands a person can run.
-
-deploy-freshness refuses a run off main and skips one whose commit is no longer main's tip (runs finish out
-of order); aws-account refuses an empty or wrong account, which would silently turn the action's check off.
-"""
+"""What deploy.yml checks before it touches production, as commands a person can run: the run's branch and tip
+(runs finish out of order), the AWS account it may sign in to, and the OIDC subject the deploy role trusts."""
 
 from __future__ import annotations
 
@@ -10,11 +7,11 @@ import argparse
 import os
 import re
 import sys
-from dataclasses import dataclass
 from urllib.parse import quote
 
 from ci.errors import PipelineError
-from ci.github.api import GitHubApi
+from ci.github.api import GitHubApi, repo_path, repository_of
+from ci.github.runner import Annotation, append_outputs, write_summary_text
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
 ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
@@ -23,26 +20,16 @@ _READ_FIXES = {
     403: "give the job `permissions: contents: read` and pass its token (env GITHUB_TOKEN: secrets.GITHUB_TOKEN)",
     404: "check GITHUB_REPOSITORY and --branch (and that the token can read the repository)",
 }
-
-
-@dataclass(frozen=True)
-class Freshness:
-    branch: str
-    sha: str  # the commit this run verified
-    head: str  # the branch's tip now
-
-    @property
-    def fresh(self) -> bool:
-        return self.sha == self.head
-
-    def markdown(self) -> str:
-        if self.fresh:
-            return f"### Deploying {self.sha[:7]}: it is the tip of {self.branch}\n"
-        return (
-            f"### Deploy skipped: {self.sha[:7]} is no longer the tip of {self.branch}\n\n"
-            f"{self.branch} is at {self.head[:7]} now. Deploying {self.sha[:7]} would replace a newer commit in "
-            f"production; the run for {self.head[:7]} (queued behind this one) deploys it.\n"
-        )
+# GitHub's default subject with an environment names no branch, so any pushed branch could match it.
+CLAIM_KEYS = ["repo", "context", "ref"]  # in the order of the subject's parts
+DEFAULT_ENVIRONMENT = "production"  # infra/template.yaml DeployEnvironment, deploy.yml's environment
+DEFAULT_BRANCH = "main"  # infra/template.yaml DeployBranch, deploy.yml's push branch
+_ADMIN_FIXES = {
+    401: "export GITHUB_TOKEN: a token of a repository admin (a workflow's own GITHUB_TOKEN cannot do this)",
+    403: "use a token of a repository admin: classic with the `repo` scope, or fine-grained with "
+    "Actions: read and write on this repository",
+    404: "check --repo owner/name, and that the token is a repository admin's",
+}
 
 
 def require_branch(ref: str, branch: str) -> None:
@@ -56,28 +43,43 @@ def require_branch(ref: str, branch: str) -> None:
         )
 
 
-def branch_head(api: GitHubApi, repository: str, branch: str) -> str:
-    """The commit the branch points at now, as GitHub has it."""
-    owner_repo = "/".join(quote(part, safe="") for part in repository.split("/", 1))
-    ref, _ = api.request("GET", f"/repos/{owner_repo}/git/ref/heads/{quote(branch)}", fixes=_READ_FIXES)
-    sha = (ref or {}).get("object", {}).get("sha") if isinstance(ref, dict) else None
-    if not isinstance(sha, str) or not SHA.match(sha):
+def run_freshness(args: argparse.Namespace) -> int:
+    ref = args.ref if args.ref is not None else os.environ.get("GITHUB_REF", "")
+    if args.ref_only:
+        require_branch(ref, args.branch)
+        print(f"{ref}: runs from {args.branch} may deploy")
+        return 0
+    repository = repository_of(args.repo)
+    sha = args.sha if args.sha is not None else os.environ.get("GITHUB_SHA", "")
+    require_branch(ref, args.branch)  # before asking for a token: the wrong branch needs no API call
+    api = GitHubApi.from_env(purpose="to read the branch's tip")
+    if not SHA.match(sha):
+        raise PipelineError(f"commit {sha!r} is not a 40-hex SHA", "pass --sha (on a runner GITHUB_SHA is set)")
+    branch = args.branch
+    found, _ = api.request("GET", f"{repo_path(repository)}/git/ref/heads/{quote(branch)}", fixes=_READ_FIXES)
+    head = (found or {}).get("object", {}).get("sha") if isinstance(found, dict) else None
+    if not isinstance(head, str) or not SHA.match(head):
         raise PipelineError(
             f"GitHub answered no commit for refs/heads/{branch} of {repository}",
             f"check that {branch} exists in {repository}",
         )
-    return sha
+    if sha == head:
+        write_summary_text(f"### Deploying {sha[:7]}: it is the tip of {branch}\n")
+        print(f"{sha} is the tip of {branch}: deploying it")
+    else:
+        why = (
+            f"{branch} is at {head[:7]} now. Deploying {sha[:7]} would replace a newer commit in "
+            f"production; the run for {head[:7]} (queued behind this one) deploys it.\n"
+        )
+        write_summary_text(f"### Deploy skipped: {sha[:7]} is no longer the tip of {branch}\n\n{why}")
+        print(Annotation("notice", why.strip(), f"Deploy skipped: a newer commit is on {branch}").render())
+    append_outputs({"fresh": "true" if sha == head else "false", "head": head})
+    return 0
 
 
-def freshness(api: GitHubApi, repository: str, branch: str, ref: str, sha: str) -> Freshness:
-    require_branch(ref, branch)
-    if not SHA.match(sha):
-        raise PipelineError(f"commit {sha!r} is not a 40-hex SHA", "pass --sha (on a runner GITHUB_SHA is set)")
-    return Freshness(branch, sha, branch_head(api, repository, branch))
-
-
-def check_account(account_id: str, role_arn: str) -> str:
+def run_account(args: argparse.Namespace) -> int:
     """The account allowed-account-ids pins; refuses an unset value or a role in another account."""
+    account_id, role_arn = os.environ.get("AWS_ACCOUNT_ID", ""), os.environ.get("AWS_DEPLOY_ROLE_ARN", "")
     if not ACCOUNT_ID.match(account_id):
         raise PipelineError(
             f"AWS_ACCOUNT_ID is {account_id!r}, not a 12-digit AWS account id: allowed-account-ids would not "
@@ -96,61 +98,46 @@ def check_account(account_id: str, role_arn: str) -> str:
             f"{account_id}",
             "point both variables at the account that holds the stack (python -m ci bootstrap prints the role)",
         )
-    return account_id
-
-
-# --- commands ------------------------------------------------------------------------------------
-
-
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    fresh = sub.add_parser(
-        "deploy-freshness", help="refuse a ref other than the branch; fresh=false when the commit is not its tip"
-    )
-    fresh.add_argument("--branch", default="main", help="the only branch that deploys (default: main)")
-    fresh.add_argument("--ref-only", action="store_true", help="only refuse another branch; no API call")
-    fresh.add_argument("--ref", default=None, help="the run's ref (default: GITHUB_REF)")
-    fresh.add_argument("--sha", default=None, help="the run's commit (default: GITHUB_SHA)")
-    fresh.add_argument("--repo", default=None, help="owner/name (default: GITHUB_REPOSITORY)")
-
-    sub.add_parser(
-        "aws-account",
-        help="check AWS_ACCOUNT_ID (allowed-account-ids) is set and holds AWS_DEPLOY_ROLE_ARN; sets account-id",
-    )
-
-
-def run_freshness(args: argparse.Namespace) -> int:
-    from ci.github.summary import write_summary_text
-    from ci.github.workflow_commands import Annotation, append_outputs
-
-    ref = args.ref if args.ref is not None else os.environ.get("GITHUB_REF", "")
-    if args.ref_only:
-        require_branch(ref, args.branch)
-        print(f"{ref}: runs from {args.branch} may deploy")
-        return 0
-    repository = args.repo or os.environ.get("GITHUB_REPOSITORY", "")
-    if repository.count("/") != 1:
-        raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
-    sha = args.sha if args.sha is not None else os.environ.get("GITHUB_SHA", "")
-    require_branch(ref, args.branch)  # before asking for a token: the wrong branch needs no API call
-    api = GitHubApi.from_env(purpose="to read the branch's tip")
-    result = freshness(api, repository, args.branch, ref, sha)
-    write_summary_text(result.markdown())
-    append_outputs({"fresh": "true" if result.fresh else "false", "head": result.head})
-    if result.fresh:
-        print(f"{result.sha} is the tip of {result.branch}: deploying it")
-    else:
-        title = "Deploy skipped: a newer commit is on " + result.branch
-        print(Annotation("notice", result.markdown().split("\n", 2)[2].strip(), title).render())
+    append_outputs({"account-id": account_id})
+    print(f"deploy role is in account {account_id}; the AWS sign-in accepts only that account", file=sys.stderr)
     return 0
 
 
-def run_account(args: argparse.Namespace) -> int:
-    from ci.github.workflow_commands import append_outputs
+def expected_subject(repository: str, environment: str = DEFAULT_ENVIRONMENT, branch: str = DEFAULT_BRANCH) -> str:
+    """The `sub` a deploy job on `branch` in `environment` presents once the customisation is set."""
+    return f"repo:{repository}:environment:{environment}:ref:refs/heads/{branch}"
 
-    account = check_account(os.environ.get("AWS_ACCOUNT_ID", ""), os.environ.get("AWS_DEPLOY_ROLE_ARN", ""))
-    append_outputs({"account-id": account})
-    print(f"deploy role is in account {account}; the AWS sign-in accepts only that account", file=sys.stderr)
+
+def is_customised(setting: object) -> bool:
+    return (
+        isinstance(setting, dict)
+        and setting.get("use_default") is False
+        and setting.get("include_claim_keys") == CLAIM_KEYS
+    )
+
+
+def run_oidc_subject(args: argparse.Namespace) -> int:
+    """Without --apply, a repository still on another template is an error; an admin applies it once."""
+    repository = repository_of(args.repo)
+    api = GitHubApi.from_env(purpose="of a repository admin to read the OIDC subject template")
+    path = f"{repo_path(repository)}/actions/oidc/customization/sub"
+    current, _ = api.request("GET", path, fixes=_ADMIN_FIXES)
+    state = "already set"
+    if not is_customised(current):
+        if not args.apply:
+            raise PipelineError(
+                f"the OIDC subject of {repository} is {current!r}, not use_default=false with include_claim_keys "
+                f"{CLAIM_KEYS}: its deploy job cannot assume the deploy role",
+                f"run `python -m ci.github oidc-subject --repo {repository} --apply` with a repository admin's token",
+            )
+        api.request("PUT", path, {"use_default": False, "include_claim_keys": CLAIM_KEYS}, fixes=_ADMIN_FIXES)
+        after, _ = api.request("GET", path, fixes=_ADMIN_FIXES)
+        if not is_customised(after):
+            raise PipelineError(
+                f"GitHub accepted the OIDC subject template of {repository} but now answers {after!r}",
+                "check the repository's (and organisation's) OIDC settings by hand, then rerun",
+            )
+        state = "applied"
+    print(f"OIDC subject template of {repository}: {state} (include_claim_keys {CLAIM_KEYS})")
+    print(f"deploy jobs present: {expected_subject(repository, args.environment, args.branch)}")
     return 0
-
-
-HANDLERS = {"deploy-freshness": run_freshness, "aws-account": run_account}

@@ -1,13 +1,13 @@
-"""`python -m ci.github relock-pr`: one pull request from a fixed branch, opened once, then updated.
+"""`relock-pr`: the bot's own branch (ci/relock), force-pushed each run, and one pull request from it, updated.
 
-A weekly PR per run would bury reviewers, so the bot's own branch (ci/relock) is rewritten and force-pushed
-each time, committed through a temporary index with git hooks disabled (the job holds a write token).
+Its body names from the run's reports what moved, the size against main, and each failing check's likely cause.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import re
 import subprocess
@@ -16,11 +16,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
+from ci.config import load_config
 from ci.errors import PipelineError
-from ci.github.api import GitHubApi
+from ci.github.api import GitHubApi, repo_path, repository_of, run_url
+from ci.github.runner import write_summary_text
+from ci.reports import Finding, findings_of
 
+MARKER = "<!-- relock -->"
+CHECKS = ("lock", "build", "abi", "budget", "pins", "smoke")  # what verify.yml and make pipeline judge
+IMPORT_NAMES = {"scikit-learn": ("sklearn",), "python-dateutil": ("dateutil",)}  # import name != distribution
+MB = 1_000_000
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 PR_FIXES = {
@@ -28,8 +35,6 @@ PR_FIXES = {
     "pull requests (Settings → Actions → General → Workflow permissions)",
     422: "the branch may not exist on GitHub yet, or it has no commits beyond the base: check the push above",
 }
-
-
 BRANCH_PREFIX = "ci/relock"  # the only branches relock-pr rewrites: this one and those under it
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -49,39 +54,18 @@ def checked_branch(branch: str, base: str) -> str:
     raise PipelineError(problem, f"use --branch {BRANCH_PREFIX} (the default) or --branch {BRANCH_PREFIX}/NAME")
 
 
-@dataclass(frozen=True)
-class PushResult:
-    action: str  # pushed | unchanged | nothing (the files equal the base)
-    commit: str | None
-
-
-@dataclass(frozen=True)
-class PullRequest:
-    action: str  # created | updated | unchanged
-    number: int
-    url: str
-
-
-def git(root: Path, *args: str, env: Mapping[str, str] | None = None, check: bool = True) -> str:
+def git(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     command = ["git", "-c", "core.hooksPath=/dev/null", *args]
     result = subprocess.run(
         command, cwd=root, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
     )
-    if check and result.returncode != 0:
+    if result.returncode != 0:
         shown = " ".join(a for a in args if not a.startswith("http.extraheader"))
         raise PipelineError(
             f"git {shown} failed in {root}: {(result.stderr or result.stdout).strip()[:400]}",
             "check the remote URL and that the job's token may push (permissions: contents: write)",
         )
     return result.stdout.strip()
-
-
-def auth_args(remote: str, token: str | None) -> list[str]:
-    """The token as an HTTP header for this one command: never written to .git/config or the URL."""
-    if not token or not remote.startswith(("https://", "http://")):
-        return []
-    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return ["-c", f"http.extraheader=AUTHORIZATION: basic {basic}"]
 
 
 def commit_files(root: Path, files: Sequence[str], message: str) -> str | None:
@@ -103,10 +87,12 @@ def commit_files(root: Path, files: Sequence[str], message: str) -> str | None:
 
 
 def push_branch(root: Path, remote: str, branch: str, base: str, commit: str, token: str | None) -> str:
-    """Force-push `commit` to `branch` (the bot's own, see checked_branch) unless it already holds the same
-    tree on the same base."""
+    """Force-push `commit` to the bot's `branch` unless it already holds the same tree on the same base."""
     checked_branch(branch, base)
-    auth = auth_args(remote, token)
+    auth = []  # the token as an HTTP header for each command: never written to .git/config or the URL
+    if token and remote.startswith(("https://", "http://")):
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        auth = ["-c", f"http.extraheader=AUTHORIZATION: basic {basic}"]
     current = git(root, *auth, "ls-remote", remote, f"refs/heads/{branch}").split("\t")[0]
     if current:
         git(root, *auth, "fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:refs/relock/current")
@@ -118,53 +104,45 @@ def push_branch(root: Path, remote: str, branch: str, base: str, commit: str, to
     return "pushed"
 
 
-def upsert_pull_request(api: GitHubApi, repository: str, branch: str, base: str, title: str, body: str) -> PullRequest:
-    """Update the open pull request from `branch` into `base`, or create it: never a second one."""
-    owner = repository.split("/", 1)[0]
-    owner_repo = "/".join(quote(part, safe="") for part in repository.split("/", 1))
+def upsert_pull_request(
+    api: GitHubApi, repository: str, branch: str, base: str, title: str, body: str
+) -> tuple[str, int, str]:
+    """Update the open pull request from `branch` into `base`, or create it (never a second one): (action, #, URL)."""
+    owner, repo = repository.split("/", 1)[0], repo_path(repository)
     query = urlencode({"state": "open", "head": f"{owner}:{branch}", "base": base, "per_page": 100})
-    found = [pr for pr in api.paginate(f"/repos/{owner_repo}/pulls?{query}") if _from_branch(pr, repository, branch)]
+    found = []
+    for pr in api.paginate(f"{repo}/pulls?{query}"):
+        head = pr.get("head") or {}
+        if head.get("ref") == branch and (head.get("repo") or {}).get("full_name") == repository:
+            found.append(pr)
     if found:
         pr = min(found, key=lambda item: int(item["number"]))
         number = int(pr["number"])
         if pr.get("body") == body and pr.get("title") == title:
-            return PullRequest("unchanged", number, str(pr.get("html_url", "")))
-        updated, _ = api.request(
-            "PATCH", f"/repos/{owner_repo}/pulls/{number}", {"title": title, "body": body}, fixes=PR_FIXES
-        )
-        return PullRequest("updated", number, str(updated.get("html_url", "")))
+            return "unchanged", number, str(pr.get("html_url", ""))
+        updated, _ = api.request("PATCH", f"{repo}/pulls/{number}", {"title": title, "body": body}, fixes=PR_FIXES)
+        return "updated", number, str(updated.get("html_url", ""))
     payload = {"title": title, "head": branch, "base": base, "body": body, "maintainer_can_modify": True}
-    created, _ = api.request("POST", f"/repos/{owner_repo}/pulls", payload, fixes=PR_FIXES)
-    return PullRequest("created", int(created["number"]), str(created.get("html_url", "")))
-
-
-def _from_branch(pr: dict[str, Any], repository: str, branch: str) -> bool:
-    head = pr.get("head") or {}
-    repo = (head.get("repo") or {}).get("full_name")
-    return head.get("ref") == branch and repo == repository
+    created, _ = api.request("POST", f"{repo}/pulls", payload, fixes=PR_FIXES)
+    return "created", int(created["number"]), str(created.get("html_url", ""))
 
 
 def commit_message(upgrade: dict[str, Any] | None) -> str:
     """The subject, then every lock's moves: the layer's packages first, then each other lock that changed."""
-    from ci.github.relock_body import changed_packages
-
     body = [
         f"{p['name']} {p.get('old') or '(new)'} -> {p.get('new') or '(removed)'}" for p in changed_packages(upgrade)
     ]
     for change in ((upgrade or {}).get("locks") or [])[1:]:  # the layer lock's moves are the packages above
         if not isinstance(change, dict) or not change.get("rewritten"):
             continue
-        moved = [*(f"+{p}" for p in change.get("added") or []), *(f"-{p}" for p in change.get("removed") or [])]
-        moved += list(change.get("changed") or [])
-        body.append(f"{change.get('file')}: {', '.join(moved) or 'same pins, hashes or annotations updated'}")
+        moved = ", ".join(_moved_pins(change)) or "same pins, hashes or annotations updated"
+        body.append(f"{change.get('file')}: {moved}")
     subject = "deps: re-lock for the Lambda target (python -m ci lock --upgrade)"
     return "\n".join([subject, "", *body]) if body else subject
 
 
 def lock_files(root: Path) -> list[str]:
     """The .in files and locks pipeline.toml names, relative to `root`: all a re-lock may change."""
-    from ci.config import load_config
-
     lock = load_config(root=root).lock
     paths = (
         *(lock.requirements_in, lock.layer_lock, lock.training_in, lock.training_lock),
@@ -173,31 +151,10 @@ def lock_files(root: Path) -> list[str]:
     return [p.resolve().relative_to(root.resolve()).as_posix() for p in paths if p.is_file()]
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    relock = sub.add_parser(
-        "relock-pr", help="commit the re-locked files to a fixed branch, push it, and open or update its pull request"
-    )
-    relock.add_argument("--reports", type=Path, default=Path("build/reports"), help="reports of the re-lock run")
-    relock.add_argument(
-        "--branch", default=BRANCH_PREFIX, help=f"the bot's branch, rewritten on every run ({BRANCH_PREFIX}[/NAME])"
-    )
-    relock.add_argument("--base", default="main", help="the branch the pull request targets (checked out here)")
-    relock.add_argument("--remote", default=None, help="git remote URL or path (default: the repository on GitHub)")
-    relock.add_argument("--repo", default=None, help="owner/name (default: GITHUB_REPOSITORY)")
-    relock.add_argument(
-        "--path", action="append", default=[], help="a file to commit (default: every .in file and lock)"
-    )
-
-
 def run_relock_pr(args: argparse.Namespace) -> int:
-    from ci.github.relock_body import read_reports, render_body
-    from ci.github.summary import write_summary_text
-
     root = Path.cwd()
     checked_branch(args.branch, args.base)  # before anything: the branch is force-pushed
-    repository = args.repo or os.environ.get("GITHUB_REPOSITORY", "")
-    if repository.count("/") != 1:
-        raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
+    repository = repository_of(args.repo)
     ref = os.environ.get("GITHUB_REF", "")
     if ref and ref != f"refs/heads/{args.base}":
         raise PipelineError(
@@ -207,9 +164,9 @@ def run_relock_pr(args: argparse.Namespace) -> int:
     api = GitHubApi.from_env(purpose="to open the re-lock pull request")  # before pushing anything
     server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
     remote = args.remote or f"{server}/{repository}.git"
-    run_id = os.environ.get("GITHUB_RUN_ID")
-    body, failed = render_body(args.reports, f"{server}/{repository}/actions/runs/{run_id}" if run_id else None)
-    message = commit_message(read_reports(args.reports).get("lock-upgrade"))
+    reports = read_reports(args.reports)
+    body, failed = render_body(reports, run_url(repository))
+    message = commit_message(reports.get("lock-upgrade"))
     commit = commit_files(root, args.path or lock_files(root), message)
     if commit is None:
         print(f"nothing to propose: the .in files and locks equal {args.base}'s; no push, no pull request")
@@ -217,8 +174,8 @@ def run_relock_pr(args: argparse.Namespace) -> int:
         return 0
     pushed = push_branch(root, remote, args.branch, args.base, commit, os.environ.get("GITHUB_TOKEN"))
     title = "deps: re-lock for the Lambda target" + (f" ({len(failed)} check(s) failing)" if failed else "")
-    pr = upsert_pull_request(api, repository, args.branch, args.base, title, body)
-    print(f"branch {args.branch}: {pushed} ({commit[:12]}); pull request #{pr.number} {pr.action}: {pr.url}")
+    action, number, url = upsert_pull_request(api, repository, args.branch, args.base, title, body)
+    print(f"branch {args.branch}: {pushed} ({commit[:12]}); pull request #{number} {action}: {url}")
     for verdict in failed:
         cause = f" (caused by: {verdict.culprit})" if verdict.culprit else ""
         print(f"  {verdict.check} {verdict.state}{cause}: {verdict.detail}")
@@ -226,4 +183,166 @@ def run_relock_pr(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"relock-pr": run_relock_pr}
+@dataclass(frozen=True)
+class CheckVerdict:
+    check: str
+    state: str  # passed | failed | missing
+    detail: str  # first error finding, or why the report is missing
+    culprit: str | None  # the changed package that most likely caused a failure
+
+
+def read_reports(reports: Path) -> dict[str, dict[str, Any]]:
+    """Every readable <check>.json in `reports` (a damaged one is left out, so it reads as missing)."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(reports.glob("*.json")) if reports.is_dir() else []:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            found[path.stem] = data
+    return found
+
+
+def changed_packages(upgrade: dict[str, Any] | None) -> list[dict[str, Any]]:
+    packages = (upgrade or {}).get("packages") or []
+    return [p for p in packages if isinstance(p, dict) and p.get("old") != p.get("new")]
+
+
+def culprit_from_findings(findings: list[Finding], changed: list[str]) -> str | None:
+    """The first changed distribution an error finding names (message or file), in any of its spellings."""
+    for finding in findings:
+        text = f"{finding.message} {finding.file or ''}"
+        for name in changed:
+            spellings = {name, name.replace("-", "_"), *IMPORT_NAMES.get(name, ())}
+            if any(re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", text, flags=re.IGNORECASE) for s in spellings):
+                return name
+    return None
+
+
+def budget_culprit(budget: dict[str, Any]) -> str | None:
+    """The distribution that grew most against the baseline (best effort: size is additive)."""
+    rows = ((budget.get("baseline") or {}).get("distributions")) or []
+    grown = [r for r in rows if isinstance(r, dict) and int(r.get("delta_bytes") or 0) > 0]
+    if not grown:
+        return None
+    top = max(grown, key=lambda r: int(r["delta_bytes"]))
+    versions = f", {top.get('before_version')} → {top.get('after_version')}" if top.get("before_version") else ""
+    return f"{top['name']} ({_signed_mb(int(top['delta_bytes']))}{versions}; the largest growth)"
+
+
+def verdicts(reports: dict[str, dict[str, Any]]) -> list[CheckVerdict]:
+    changed = [str(p["name"]) for p in changed_packages(reports.get("lock-upgrade"))]
+    result = []
+    for check in CHECKS:
+        report = reports.get(check)
+        if report is None:
+            detail = f"no {check}.json: the step did not run or stopped before judging (see the run's log)"
+            result.append(CheckVerdict(check, "missing", detail, None))
+            continue
+        findings = findings_of(report, check)
+        errors = [f for f in findings if f.severity == "error"]
+        if report.get("passed") is True and not errors:
+            result.append(CheckVerdict(check, "passed", "", None))
+            continue
+        culprit = budget_culprit(report) if check == "budget" else None
+        culprit = culprit or culprit_from_findings(errors, changed)
+        detail = errors[0].message.splitlines()[0] if errors else "failed"
+        result.append(CheckVerdict(check, "failed", detail, culprit))
+    return result
+
+
+def _signed_mb(value: int) -> str:
+    return ("+" if value > 0 else "−" if value < 0 else "±") + f"{abs(value) / MB:.1f} MB"
+
+
+def _moved_pins(change: dict[str, Any]) -> list[str]:
+    added, removed = change.get("added") or [], change.get("removed") or []
+    return [*(f"+{p}" for p in added), *(f"-{p}" for p in removed), *(change.get("changed") or [])]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def versions_section(upgrade: dict[str, Any] | None) -> list[str]:
+    if upgrade is None:
+        return ["### Versions", "", "_No lock-upgrade.json: `python -m ci lock --upgrade` did not finish._", ""]
+    asked = upgrade.get("asked")
+    scope = "every package" if asked == "all" else "only " + ", ".join(map(str, asked or []))
+    lines = [
+        f"### Versions (layer lock; upgraded {scope})",
+        "",
+        "| package | main | this PR | note |",
+        "|---|---|---|---|",
+    ]
+    for package in upgrade.get("packages") or []:
+        old, new = package.get("old") or "—", package.get("new") or "—"
+        moved = "**" + new + "**" if old != new else new
+        note = package.get("held_by") or ""
+        if note:
+            note = f"newest {package.get('newest')}; held back: {note}"
+        lines.append(f"| {package.get('name')} | {old} | {moved} | {_cell(note)} |")
+    for pin, text in (upgrade.get("repinned") or {}).items():
+        lines.append(f"\nExact pin moved on request: `{pin}` is now `{text}` (the model is retrained with it).")
+    for change in (upgrade.get("locks") or [])[1:]:  # the layer lock is the table above; then training, dev
+        if moved_pins := _moved_pins(change):
+            lines.append(f"\n`{change['file']}`: {', '.join(moved_pins)}")
+    return [*lines, ""]
+
+
+def size_section(budget: dict[str, Any] | None) -> list[str]:
+    if budget is None:
+        return ["### Size", "", "_No budget.json: the size budget did not run._", ""]
+    used, limit = int(budget.get("used_bytes") or 0), int(budget.get("limit_bytes") or 0)
+    lines = ["### Size", "", f"{used:,} of {limit:,} bytes unzipped ({budget.get('percent_used')}%), "]
+    baseline = budget.get("baseline")
+    if not baseline:
+        lines[-1] += "no baseline to compare with."
+        return [*lines, ""]
+    delta = int(baseline.get("delta_bytes") or 0)
+    lines[-1] += f"**{_signed_mb(delta)}** ({delta:+,} bytes) vs {baseline.get('label')}."
+    rows = [r for r in baseline.get("distributions") or [] if r.get("status") != "unchanged"]
+    if rows:
+        lines += ["", "| distribution | change | size | versions |", "|---|---|---:|---|"]
+        for row in rows:
+            versions = f"{row.get('before_version') or '—'} → {row.get('after_version') or '—'}"
+            lines.append(f"| {row['name']} | {row['status']} | {_signed_mb(int(row['delta_bytes']))} | {versions} |")
+    return [*lines, ""]
+
+
+def pins_section(pins: dict[str, Any] | None) -> list[str]:
+    if pins is None:
+        return ["### Pin match", "", "_No pins.json: the pin check did not run._", ""]
+    if pins.get("passed") is True:
+        return ["### Pin match", "", "✅ the model, the training lock and the layer lock agree.", ""]
+    errors = [f for f in findings_of(pins, "pins") if f.severity == "error"]
+    return ["### Pin match", "", "❌ " + "; ".join(_cell(f.message.splitlines()[0]) for f in errors[:5]), ""]
+
+
+def render_body(found: dict[str, dict[str, Any]], run_url: str | None = None) -> tuple[str, list[CheckVerdict]]:
+    """(Markdown body, the checks that failed or did not report) from the run's reports."""
+    judged = verdicts(found)
+    bad = [v for v in judged if v.state != "passed"]
+    icon = {"passed": "✅", "failed": "❌", "missing": "⏭️"}
+    if bad:
+        head = f"## ❌ Re-lock for the Lambda target: {len(bad)} check(s) did not pass"
+    else:
+        head = "## ✅ Re-lock for the Lambda target: every check passed"
+    lines = [MARKER, head, ""]
+    if bad:
+        lines += ["Merge only once these pass; the cause is named where a finding or the size delta shows it.", ""]
+    lines += ["| check | verdict | caused by | detail |", "|---|---|---|---|"]
+    for v in judged:
+        culprit = v.culprit or ("not named by the findings" if v.state == "failed" else "")
+        lines.append(f"| {v.check} | {icon[v.state]} {v.state} | {_cell(culprit)} | {_cell(v.detail)} |")
+    lines.append("")
+    lines += versions_section(found.get("lock-upgrade"))
+    lines += size_section(found.get("budget"))
+    lines += pins_section(found.get("pins"))
+    footer = f"by [this run]({run_url})" if run_url else "by `python -m ci.github relock-pr`"
+    lines.append(
+        f"<sub>Written {footer}: `python -m ci lock --upgrade`, retrain, build, abi, budget vs main, pins, smoke. "
+        "The branch is rewritten on every run; push fixes to another branch.</sub>"
+    )
+    return "\n".join(lines) + "\n", bad
