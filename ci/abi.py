@@ -125,8 +125,10 @@ def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Tar
         got = f"{facts.machine}, ELFCLASS{facts.elf_class}, {'little' if facts.little_endian else 'big'}-endian"
         yield (
             "architecture",
-            f"built for {got}; {target.runtime.name} {target.architecture} needs {expected}, ELFCLASS64: "
-            f"install the {target.machine} wheel (is target.architecture right?)",
+            (
+                f"built for {got}; {target.runtime.name} {target.architecture} needs {expected}, ELFCLASS64: "
+                f"install the {target.machine} wheel (is target.architecture right?)"
+            ),
         )
     too_new = sorted(version for version in facts.glibc_needs if version[:2] > target.glibc_tuple)
     if too_new:
@@ -136,8 +138,10 @@ def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Tar
         culprit = f" ({library}: {', '.join(symbols)})" if symbols else f" ({library})"
         yield (
             "glibc",
-            f"needs GLIBC_{version_text(newest)}{culprit} but {target.runtime.os} has glibc {target.glibc}: "
-            f"pin a version with a manylinux wheel for glibc <= {target.glibc}",
+            (
+                f"needs GLIBC_{version_text(newest)}{culprit} but {target.runtime.os} has glibc {target.glibc}: "
+                f"pin a version with a manylinux wheel for glibc <= {target.glibc}"
+            ),
         )
     newest_needed = facts.max_glibc
     if newest_needed is not None:

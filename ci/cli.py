@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         configure(args.verbosity)
         here = repository_of(Path.cwd())
         if here is not None and here.resolve() != REPO_ROOT:
-            raise PipelineError(
+            raise PipelineError(  # noqa: TRY301  (reported like every other PipelineError below)
                 f"the working directory is in the repository {here}, but this `python -m ci` is {REPO_ROOT}'s",
                 f"run `{here}/.venv/bin/python -m ci {command_name(args.module)} ...` (`make venv` there creates it)",
             )

@@ -97,8 +97,10 @@ def render_table(scan: AbiScan, target: Target, source: str) -> str:
 
     machines = ", ".join(f"{count} {name}" for name, count in sorted(scan.machines.items())) or "none"
     lines = [
-        f"ABI check of {source} for {target.runtime.name} {target.architecture} "
-        f"(glibc {target.glibc}, extension tag {target.extension_suffix})",
+        (
+            f"ABI check of {source} for {target.runtime.name} {target.architecture} "
+            f"(glibc {target.glibc}, extension tag {target.extension_suffix})"
+        ),
         f"  {scan.files} files, {scan.elf_files} ELF ({machines}), {scan.extension_modules} extension modules",
     ]
     if scan.max_glibc is not None:

@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     del parser  # no options
 
 
-def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+def run(_args: argparse.Namespace, _config: Config, paths: BuildPaths) -> int:
     from ci.deploy.target import LOCAL_STATE, reset_local
 
     state = paths.build / LOCAL_STATE

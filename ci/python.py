@@ -32,8 +32,8 @@ def config_table(config_file: Path, section: str) -> dict[str, Any]:
     try:
         import tomllib
     except ImportError:
-        found = re.search(rf"^\[{section}\](.*?)(?=^\[|\Z)", text, re.M | re.S)
-        return dict(re.findall(r'^\s*(\w+)\s*=\s*"([^"]*)"', found.group(1), re.M)) if found else {}
+        found = re.search(rf"^\[{section}\](.*?)(?=^\[|\Z)", text, re.MULTILINE | re.DOTALL)
+        return dict(re.findall(r'^\s*(\w+)\s*=\s*"([^"]*)"', found.group(1), re.MULTILINE)) if found else {}
     table = tomllib.loads(text).get(section, {})
     return table if isinstance(table, dict) else {}
 
@@ -141,7 +141,9 @@ def _pyenv_roots() -> list[str]:
     pyenv = shutil.which("pyenv")
     if pyenv:
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            roots.append(subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30).stdout.strip())
+            roots.append(
+                subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+            )
     roots.append(str(Path.home() / ".pyenv"))
     return list(dict.fromkeys(root for root in roots if root and Path(root, "versions").is_dir()))
 

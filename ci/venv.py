@@ -29,7 +29,7 @@ LOCK_KEYS = {
 }
 
 
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.M)
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
 UNFIT = re.compile(r"Because ([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) has no (?:usable )?wheels")
 MAX_UNFIT = 20  # pins reported at most; each needs one resolve (~0.5 s)
 UPGRADE_DOC = "docs/runtimes.md#upgrading-scikit-learn-for-a-newer-runtime"

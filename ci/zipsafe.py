@@ -48,7 +48,7 @@ def entry_problem(info: zipfile.ZipInfo) -> str | None:
         return "starts with a drive letter"
     if name.startswith("/"):
         return "is an absolute path"
-    segments = (name[:-1] if name.endswith("/") else name).split("/")
+    segments = (name.removesuffix("/")).split("/")
     if ".." in segments:
         return "has a '..' component (it would unpack outside the directory)"
     if "." in segments or "" in segments:

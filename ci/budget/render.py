@@ -248,8 +248,10 @@ def render_markdown(budget: Budget) -> str:
         ]
     components = [(c.name, c.kind, *_sizes(c.unzipped_bytes, c.zipped_bytes), c.files) for c in budget.components]
     out += [
-        "<sub>MB = 1,000,000 bytes (decimal). Sizes are unzipped unless marked zipped: Lambda counts the unzipped "
-        "size of the function code plus every layer against one limit.</sub>",
+        (
+            "<sub>MB = 1,000,000 bytes (decimal). Sizes are unzipped unless marked zipped: Lambda counts the unzipped "
+            "size of the function code plus every layer against one limit.</sub>"
+        ),
         "",
         pie(budget),
         "",
@@ -336,9 +338,11 @@ def _imports_section(budget: Budget) -> list[str]:
     if imports is None:
         return [
             *out,
-            "No import trace yet: the layer build records one when it has a trained model to run the handler "
-            "with (`python -m training`, then `python -m ci build`), and so does the smoke invocation "
-            "(`python -m ci smoke`).",
+            (
+                "No import trace yet: the layer build records one when it has a trained model to run the handler "
+                "with (`python -m training`, then `python -m ci build`), and so does the smoke invocation "
+                "(`python -m ci smoke`)."
+            ),
             "",
         ]
     out += [f"Import trace: {imports.traced_by} (`{imports.report}`).", ""]

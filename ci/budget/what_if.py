@@ -760,7 +760,7 @@ def _findings(projection: Projection) -> list[Finding]:
     found += [Finding(CHECK, "notice", note) for note in projection.held_back]
     for name, measured in sorted(projection.measured.items()):
         if measured.import_errors:
-            first, error = sorted(measured.import_errors.items())[0]
+            first, error = min(measured.import_errors.items())
             more = f" (+{len(measured.import_errors) - 1} more)" if len(measured.import_errors) > 1 else ""
             message = (
                 f"{name} {measured.version}: {first} fails to import on {projection.target.runtime.name} beside "

@@ -155,7 +155,7 @@ def credentials_configured(environ: Mapping[str, str] = os.environ) -> bool:
         try:
             if provider.load() is not None:
                 return True
-        except Exception:  # a half-written profile is still "configured": boto3 will explain it
+        except Exception:  # noqa: BLE001  # a half-written profile is still "configured": boto3 will explain it
             return True
     return False
 
@@ -294,7 +294,7 @@ def install_denied_hook(client: Any) -> None:
         if http_response.status_code < 300 or code not in DENIED_CODES:
             return
         action = denied_action(service, model.name)
-        resource = denied_resource(service, context.get("ci_params", {}), client.meta.region_name)
+        resource = denied_resource(service, context.get("ci_params", {}))
         message = str(parsed.get("Error", {}).get("Message", ""))
         hint = (
             " (S3 answers 403 rather than 404 for a missing key unless s3:ListBucket is allowed too)"
@@ -317,7 +317,7 @@ def denied_action(service: str, operation: str) -> str:
     return f"{SIGNING_PREFIX.get(service, service)}:{operation}"
 
 
-def denied_resource(service: str, params: Mapping[str, Any], region: str | None) -> str:
+def denied_resource(service: str, params: Mapping[str, Any]) -> str:
     if service == "s3":
         bucket, key = params.get("Bucket", "*"), params.get("Key")
         return f"arn:aws:s3:::{bucket}" + (f"/{key}" if key else "")
@@ -433,7 +433,7 @@ def run_within(work: Callable[[], Any], seconds: float, what: str, why: str) -> 
         _abandoned.event = abandoned
         try:
             box["result"] = work()
-        except BaseException as exc:  # handed to the caller as is
+        except BaseException as exc:  # noqa: BLE001  # handed to the caller as is
             box["error"] = exc
         finally:
             done.set()

@@ -158,7 +158,7 @@ def deploy(
             lock.release()
     except PipelineError as exc:
         failed(paths, outcome, steps, exc.problem, exc.fix, before, alias_name, alias_read)
-    except Exception as exc:  # botocore errors, injected faults: still say what production runs
+    except Exception as exc:  # noqa: BLE001  # botocore errors, injected faults: still say what production runs
         silent = unanswered(exc, aws.timeouts)
         if silent is not None:
             failed(paths, outcome, steps, silent.problem, silent.fix, before, alias_name, alias_read)

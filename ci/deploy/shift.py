@@ -276,8 +276,10 @@ def markdown(report: dict[str, Any]) -> str:
     if not shifted.get("steps"):
         return ""
     lines = [
-        f"### deploy: {shifted.get('strategy')} shift {shifted.get('outcome')} "
-        f"(version {report.get('function_version', '?')})",
+        (
+            f"### deploy: {shifted.get('strategy')} shift {shifted.get('outcome')} "
+            f"(version {report.get('function_version', '?')})"
+        ),
         "",
         f"Alarms watched: {', '.join(f'`{name}`' for name in shifted.get('alarms', [])) or 'none'}",
         "",

@@ -77,7 +77,7 @@ def run_freshness(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_account(args: argparse.Namespace) -> int:
+def run_account(_args: argparse.Namespace) -> int:
     """The account allowed-account-ids pins; refuses an unset value or a role in another account."""
     account_id, role_arn = os.environ.get("AWS_ACCOUNT_ID", ""), os.environ.get("AWS_DEPLOY_ROLE_ARN", "")
     if not ACCOUNT_ID.match(account_id):

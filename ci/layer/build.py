@@ -185,7 +185,7 @@ def step_prune(state: BuildState) -> None:
             results[rules.STRIP] = _strip(state)
         ordered = {**removed, **{name: results[name] for name in options.prune}}
     for result in ordered.values():
-        state.changes.update({path: result.name for path in result.paths})
+        state.changes.update(dict.fromkeys(result.paths, result.name))
     state.data["rules"] = {name: result.summary() for name, result in ordered.items()}
     files, size = tree_size(state.site)
     removed_bytes = sum(r.bytes for r in ordered.values())

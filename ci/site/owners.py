@@ -188,7 +188,7 @@ class Owners:
         for name, paths in installed:
             paths = list(paths)
             files.update({f"{BUILD_SITE}/{path}": name for path in paths})
-            top_level.update({entry: name for entry in top_level_entries(paths)})
+            top_level.update(dict.fromkeys(top_level_entries(paths), name))
         return cls(top_level=top_level, files=files)
 
     def site_of(self, path: str) -> tuple[str, list[str]] | None:

@@ -614,7 +614,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Without it, Nagle's algorithm and the client's delayed ACK add ~40 ms to every invocation.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ARG002  (the base class's signature)
         return  # the harness reports; no access log on stderr
 
     def _reply(self, code: int, body: bytes = b'{"status": "OK"}', headers: dict[str, str] | None = None) -> None:
