@@ -1,7 +1,5 @@
-"""pip, run one way wherever wheels for the Lambda target are fetched or installed.
-
-No configuration file and no PIP_* variable, only the configured index and binary wheels the target itself
-would accept, so every caller fetches the same wheels.
+"""pip, run one way wherever wheels for the Lambda target are fetched: no config file or PIP_* variable,
+only the configured index and the binary wheels the target accepts.
 """
 
 from __future__ import annotations

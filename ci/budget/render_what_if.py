@@ -13,7 +13,7 @@ from ci.budget.options import describe, outcome, paste_text
 from ci.budget.render_terminal import headline, table, verdict_message
 from ci.budget.what_if_project import Projection
 from ci.budget.wheel_reasons import target_name
-from ci.pins.policy import PACKAGES
+from ci.pins.guard import PACKAGES
 from ci.reports import Finding
 from ci.tables import text_table
 from ci.units import UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_mb

@@ -15,9 +15,9 @@ from packaging.tags import Tag
 from packaging.version import Version
 
 from ci.config import ARCHITECTURES, Target, load_policy
+from ci.lock.check import newest_fitting, wheel_fits
 from ci.lock.index import IndexFile, Project, SimpleIndex, sdist_version
 from ci.lock.tags import LEGACY_ALIASES, target_tags
-from ci.lock.wheels import newest_fitting, wheel_fits
 
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_")
 _LEGACY = {alias: (2, minor) for minor, alias in LEGACY_ALIASES.items()}

@@ -1,8 +1,4 @@
-"""Reading the `.in` inputs of pip-tools (the direct requirements), following `-r` includes.
-
-Line numbers are kept so every problem can point at the exact line to change. The compiled
-locks are read by ci.lock.lockfile.
-"""
+"""Reading the `.in` inputs of pip-tools (the direct requirements), following `-r` includes, with line numbers."""
 
 from __future__ import annotations
 
