@@ -50,10 +50,6 @@ def upgrade_request(upgrade: list[str] | bool | None, packages: list[str]) -> tu
     return tuple(name for text in given for name in text.replace(",", " ").split())
 
 
-def upgrade_what(packages: tuple[str, ...]) -> str:
-    return "only " + ", ".join(packages) if packages else "every package; exact pins in the .in files stay"
-
-
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.errors import PipelineError
     from ci.lock.check import LockCheckError, check_direct_pins, check_locks
@@ -84,9 +80,8 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         upgraded = write_report(
             paths, "lock-upgrade", True, {"target": config.target.uv_platform, **upgraded_set.to_dict()}
         )
-        logs.result(
-            logger, f"upgrade for {config.target.runtime.name} {config.target.architecture} ({upgrade_what(upgrade)}):"
-        )
+        what = "only " + ", ".join(upgrade) if upgrade else "every package; exact pins in the .in files stay"
+        logs.result(logger, f"upgrade for {config.target.runtime.name} {config.target.architecture} ({what}):")
         for move in upgraded_set.moves:
             logs.result(logger, f"  {move.describe()}")
         for where, pin in upgraded_set.repinned.items():

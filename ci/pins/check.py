@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import PipelineError
+from ci.lock.files import display_path
 from ci.lock.lockfile import LockFile, Pin
 from ci.pins.guard import (
     PACKAGES,
@@ -134,13 +135,6 @@ class PinsResult:
         }
 
 
-def display(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
-
-
 _PROBE = r"""
 import importlib, importlib.metadata, json, sys
 request = json.load(sys.stdin)
@@ -212,7 +206,9 @@ class ModelEvidence:
 
     @classmethod
     def gather(cls, inputs: PinsInputs) -> ModelEvidence:
-        evidence = cls(display(inputs.shown_model or inputs.model, inputs.root), display(inputs.manifest, inputs.root))
+        evidence = cls(
+            display_path(inputs.shown_model or inputs.model, inputs.root), display_path(inputs.manifest, inputs.root)
+        )
         if inputs.model.is_file():
             evidence.artifact_sha256 = sha256_file(inputs.model)
             try:
@@ -336,7 +332,7 @@ _MODEL_COLUMNS = ("package", "training (manifest)", "runtime (layer lock)", "mod
 def check_model(layer: LockFile, model: ModelEvidence, inputs: PinsInputs) -> CheckResult:
     check = CheckResult("model", "Model artifact vs layer lock (static scan, never unpickled)", _MODEL_COLUMNS)
     check.findings.extend(model.problems)
-    retrain = RETRAIN.format(training=display(inputs.training_lock, inputs.root))
+    retrain = RETRAIN.format(training=display_path(inputs.training_lock, inputs.root))
     _check_digest(check, model)
     _check_is_deployed_artifact(check, model, inputs)
     statuses: dict[str, str] = {}
@@ -381,7 +377,7 @@ def _check_is_deployed_artifact(check: CheckResult, model: ModelEvidence, inputs
         return
     if sha256_file(deployed) != model.artifact_sha256:
         check.error(
-            f"the scanned artifact {model.model_display} is not {display(deployed, inputs.root)}, which deploy "
+            f"the scanned artifact {model.model_display} is not {display_path(deployed, inputs.root)}, which deploy "
             "would upload and this report would vouch for",
             "scan the artifact that will be deployed (omit --model) or pass a separate --build-dir",
         )
@@ -597,8 +593,8 @@ __all__ = ["CheckResult", "Finding", "PinsInputs", "PinsResult", "Row", "check_i
 
 
 def run_pins(inputs: PinsInputs) -> PinsResult:
-    training = read_lock(inputs.training_lock, display(inputs.training_lock, inputs.root))
-    layer = read_lock(inputs.layer_lock, display(inputs.layer_lock, inputs.root))
+    training = read_lock(inputs.training_lock, display_path(inputs.training_lock, inputs.root))
+    layer = read_lock(inputs.layer_lock, display_path(inputs.layer_lock, inputs.root))
     model = ModelEvidence.gather(inputs)
     checks = [check_locks(training, layer, model), check_model(layer, model, inputs)]
     if inputs.installed:

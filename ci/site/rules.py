@@ -142,15 +142,6 @@ def plan(site: Path, names: Iterable[str], keep: frozenset[str] = frozenset()) -
     return claimed
 
 
-def _spared(without: dict[str, str], with_keep: dict[str, str]) -> dict[str, list[str]]:
-    """Files a rule would have removed but `keep` saved (reported, so the protection is visible)."""
-    spared: dict[str, list[str]] = {}
-    for rel, rule in without.items():
-        if rel not in with_keep:
-            spared.setdefault(rule, []).append(rel)
-    return spared
-
-
 def _claiming_rule(
     rel: PurePosixPath, rules: list[Rule], spared_dirs: set[str], dir_rules: dict[str, str | None]
 ) -> str | None:
@@ -175,16 +166,15 @@ def apply_rules(site: Path, names: Iterable[str], keep: frozenset[str] = frozens
     names = [name for name in names if name in RULES]
     results = {name: RuleResult(name) for name in names}
     planned = plan(site, names, keep)
-    for rule, paths in _spared(plan(site, names), planned).items():
-        results[rule].spared = sorted(paths)
+    for rel, rule in sorted(plan(site, names).items()):  # what `keep` saved is reported, so the protection shows
+        if rel not in planned:
+            results[rule].spared.append(rel)
     for rel, rule in sorted(planned.items()):
-        path = site / rel
-        size = path.stat().st_size
-        path.unlink()
         result = results[rule]
         result.files += 1
-        result.bytes += size
+        result.bytes += (site / rel).stat().st_size
         result.paths.append(rel)
+        (site / rel).unlink()
     remove_empty_dirs(site)
     return results
 
