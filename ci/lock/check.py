@@ -84,8 +84,7 @@ class HashMismatch(LockProblem):
 
 
 class InconsistentLocks(LockProblem):
-    """Training or dev pins a shared package at another version than the layer: the model would be
-    pickled by one version and unpickled by another."""
+    """Training or dev pins a shared package at another version than the layer: pickled by one, unpickled by another."""
 
     kind = "inconsistent"
 
@@ -190,25 +189,16 @@ def check_format(lock: LockFile, display: str) -> list[LockProblem]:
             problems.append(UnpinnedLine(display, line, None, f"editable install {text!r}", f"pin a release; {RELOCK}"))
     for pin in sorted(lock.pins.values(), key=lambda p: p.line):
         if pin.version is None:
-            problems.append(
-                UnpinnedLine(
-                    display,
-                    pin.line,
-                    pin.name,
-                    f"{pin.text!r} is not an exact `==` pin: every install could get another version",
-                    f"regenerate the lock with {RELOCK} (put ranges in the .in file, never in the lock)",
-                )
-            )
+            kind: type[LockProblem] = UnpinnedLine
+            problem = f"{pin.text!r} is not an exact `==` pin: every install could get another version"
+            fix = f"regenerate the lock with {RELOCK} (put ranges in the .in file, never in the lock)"
         elif not pin.hashes:
-            problems.append(
-                UnhashedLine(
-                    display,
-                    pin.line,
-                    pin.name,
-                    f"{pin.text} has no --hash: `pip install --require-hashes` refuses the whole file",
-                    f"regenerate the lock with {RELOCK} (it passes --generate-hashes)",
-                )
-            )
+            kind = UnhashedLine
+            problem = f"{pin.text} has no --hash: `pip install --require-hashes` refuses the whole file"
+            fix = f"regenerate the lock with {RELOCK} (it passes --generate-hashes)"
+        else:
+            continue
+        problems.append(kind(display, pin.line, pin.name, problem, fix))
     return problems
 
 
@@ -226,11 +216,10 @@ def check_against_in(
     directs: list[DirectRequirement],
     in_display: str,
     env: dict[str, str],
-    provided: dict[str, str] | None = None,
-    runtime: str = "",
+    provided: dict[str, str],
+    runtime: str,
 ) -> list[LockProblem]:
     """Each direct requirement pinned, satisfied and annotated; one the runtime `provided` must accept its version."""
-    provided = provided or {}
     problems: list[LockProblem] = []
     wanted: dict[str, set[str]] = {}  # "-r file" -> canonical names it asks for
     for direct in directs:
@@ -240,51 +229,31 @@ def check_against_in(
         where = direct.source.removeprefix("-r ")
         pin = lock.pins.get(direct.name)
         if pin is None and direct.name in provided:
-            if not direct.requirement.specifier.contains(provided[direct.name], prereleases=True):
-                problems.append(
-                    StaleLock(
-                        display,
-                        None,
-                        direct.name,
-                        f"{where}:{direct.line} asks for {direct.requirement}, but the {runtime or 'Lambda'} runtime "
-                        f"provides {direct.name}=={provided[direct.name]} and the layer leaves it out",
-                        f'ship your own in the layer: [lock] bundle_runtime_packages = ["{direct.name}"] in '
-                        f"pipeline.toml, then {RELOCK}; or accept the runtime's version in {where}",
-                    )
-                )
-            continue
-        if pin is None:
-            problems.append(
-                StaleLock(
-                    display,
-                    None,
-                    direct.name,
-                    f"{where}:{direct.line} asks for {direct.requirement} but {display} has no pin for it",
-                    f"run {RELOCK} to resolve it, then commit {display}",
-                )
+            if direct.requirement.specifier.contains(provided[direct.name], prereleases=True):
+                continue
+            problem = (
+                f"{where}:{direct.line} asks for {direct.requirement}, but the {runtime or 'Lambda'} runtime "
+                f"provides {direct.name}=={provided[direct.name]} and the layer leaves it out"
             )
-            continue
-        if pin.version is not None and not direct.requirement.specifier.contains(pin.version, prereleases=True):
-            problems.append(
-                StaleLock(
-                    display,
-                    pin.line,
-                    direct.name,
-                    f"pinned {pin.version}, but {where}:{direct.line} asks for {direct.requirement}",
-                    f"run {RELOCK} to resolve the new requirement, then commit {display}",
-                )
+            fix = (
+                f'ship your own in the layer: [lock] bundle_runtime_packages = ["{direct.name}"] in '
+                f"pipeline.toml, then {RELOCK}; or accept the runtime's version in {where}"
             )
+        elif pin is None:
+            problem = f"{where}:{direct.line} asks for {direct.requirement} but {display} has no pin for it"
+            fix = f"run {RELOCK} to resolve it, then commit {display}"
+        elif pin.version is not None and not direct.requirement.specifier.contains(pin.version, prereleases=True):
+            problem = f"pinned {pin.version}, but {where}:{direct.line} asks for {direct.requirement}"
+            fix = f"run {RELOCK} to resolve the new requirement, then commit {display}"
         elif direct.source not in pin.via:
-            problems.append(
-                StaleLock(
-                    display,
-                    pin.line,
-                    direct.name,
-                    f"{where}:{direct.line} asks for it directly, but the lock does not say `# via {direct.source}` "
-                    "(it was compiled before the line was added)",
-                    f"run {RELOCK}, then commit {display}",
-                )
+            problem = (
+                f"{where}:{direct.line} asks for it directly, but the lock does not say `# via {direct.source}` "
+                "(it was compiled before the line was added)"
             )
+            fix = f"run {RELOCK}, then commit {display}"
+        else:
+            continue
+        problems.append(StaleLock(display, pin.line if pin else None, direct.name, problem, fix))
     for pin in lock.pins.values():
         for via in pin.via:
             if via.startswith("-r ") and pin.name not in wanted.get(via, set()):
@@ -359,7 +328,7 @@ def check_consistency(lock: LockFile, display: str, reference: LockFile, referen
 
 
 def check_fresh_resolve(
-    job: LockJob, display: str, index_url: str, uv_cache: Path | None, in_display: str | None = None
+    job: LockJob, display: str, index_url: str, uv_cache: Path | None, in_display: str
 ) -> list[LockProblem]:
     """Resolve again and compare; the problem names the first pin that would change, e.g. a bump made in place."""
     with tempfile.TemporaryDirectory(prefix="lock-check-") as tmp:
@@ -379,7 +348,6 @@ def check_fresh_resolve(
     what = ", ".join(changes) if changes else "same pins, other hashes or annotations"
     named = sorted((committed[n] for n in (*changed, *removed)), key=lambda pin: pin.line)
     first = named[0] if named else None
-    in_display = in_display or job.in_file.name
     move = f" (to move a package on purpose: `python -m ci lock --upgrade {first.name}`)" if first else ""
     return [
         StaleLock(
@@ -562,8 +530,7 @@ def _unfit(project: Project, version: Version, config: Config, tags: set[Tag]) -
 
 
 def check_direct_pins(config: Config, index: SimpleIndex, moving: tuple[str, ...] = ()) -> None:
-    """Refuse, in one PipelineError, every `==` pin of requirements.in that has no wheel for the target
-    (except the packages `moving`: `lock --upgrade NAME` releases and repins them)."""
+    """Refuse, in one error, every `==` pin in requirements.in without a target wheel, except `moving` (upgraded)."""
     released = {canonicalize_name(name) for name in moving}
     target = config.target
     tags = target_tags(target)

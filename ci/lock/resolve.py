@@ -192,10 +192,9 @@ def runtime_only_packages(
     upgrade: bool = False,
     upgrade_packages: tuple[str, ...] = (),
 ) -> tuple[list[str], dict[str, list[str]]]:
-    """The provided packages and the dependencies only they need (by a first resolve's `# via`), and what needs each.
+    """Provided packages, the dependencies only they need (by a first resolve's `# via`), and what needs each.
 
-    The probe upgrades what the real run upgrades, or a package only the old versions need would stay.
-    """
+    The probe upgrades what the real run upgrades, or a package only the old versions need would stay."""
     probe = tmp / "all.txt"
     if output.is_file():
         shutil.copyfile(output, probe)  # same preferences as the real run, so the same versions

@@ -111,8 +111,7 @@ class PinsResult:
         return [(check.name, f) for check in self.checks for f in check.findings if f.severity == "error"]
 
     def report_findings(self, training_display: str) -> list[ReportFinding]:
-        """Every finding in the report contract; one without a file lands on the training lock,
-        through which every pin fix (relock or retrain) goes."""
+        """Findings without a file land on the training lock, through which every pin fix (relock or retrain) goes."""
         severity = {"error": "error", "warning": "warning", "note": "notice"}
         return [
             ReportFinding(
@@ -169,14 +168,9 @@ class ProbeResult:
     missing: dict[str, str]  # module.qualname -> why it cannot be resolved
 
 
-def probe(names: list[tuple[str, str]], distributions: list[str], python: str = sys.executable) -> ProbeResult:
-    """Which of `names` (module, qualname) exist in `python`'s environment, and its versions."""
-    return _probe(tuple(sorted(set(names))), tuple(sorted(set(distributions))), python)
-
-
 @functools.lru_cache(maxsize=32)
-def _probe(names: tuple[tuple[str, str], ...], distributions: tuple[str, ...], python: str) -> ProbeResult:
-    """One child process per question: installed environments do not change during a run."""
+def probe(names: tuple[tuple[str, str], ...], distributions: tuple[str, ...], python: str) -> ProbeResult:
+    """Which of `names` (module, qualname) exist in `python`'s environment; cached: it does not change in a run."""
     request = json.dumps({"names": names, "distributions": distributions})
     completed = subprocess.run(
         [python, "-I", "-B", "-c", _PROBE], input=request, capture_output=True, text=True, timeout=300, check=False
@@ -272,9 +266,7 @@ def pinned(entry: Pin | None) -> str:
 def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> CheckResult:
     check = CheckResult("locks", "Training lock vs layer lock", _LOCK_COLUMNS)
     referenced = model.referenced_distributions()
-    wanted = list(CORE_DISTRIBUTIONS)
-    for dist in sorted(referenced - set(wanted)):
-        wanted.append(dist)
+    wanted = [*CORE_DISTRIBUTIONS, *sorted(referenced - set(CORE_DISTRIBUTIONS))]
     if PANDAS not in wanted and training.get(PANDAS) and layer.get(PANDAS):
         wanted.append(PANDAS)  # shipped and trained with: its version matters for anything pandas produced
     manifest_versions = model.manifest_versions()
@@ -517,7 +509,7 @@ def _check_existence(
     if not candidates:
         return
     dists = sorted({distribution_of(ref.module) or "" for ref in candidates})
-    result = probe([(ref.module, ref.name) for ref in candidates], dists, inputs.probe_python)
+    result = probe(tuple(sorted({(ref.module, ref.name) for ref in candidates})), tuple(dists), inputs.probe_python)
     versions = result.versions
     comparable = set()
     for dist in dists:
@@ -534,9 +526,8 @@ def _check_existence(
         dist = distribution_of(path) or "?"
         if dist not in comparable:
             continue
-        version = versions.get(dist)
         check.error(
-            f"{path} does not exist in {dist} {version} (the runtime's version): unpickling fails ({why})",
+            f"{path} does not exist in {dist} {versions.get(dist)} (the runtime's version): unpickling fails ({why})",
             "retrain with the training lock so the model only uses classes of the runtime's versions",
         )
         statuses[dist] = "FAIL"
@@ -571,25 +562,17 @@ def check_installed(training: LockFile, target_python: str) -> CheckResult:
         except importlib.metadata.PackageNotFoundError:
             have = None
         ok = have == wanted
-        if have is None:
+        if not ok:
             check.error(
-                f"{name} {wanted} ({training.display}:{entry.line}) is not installed in {sys.prefix}",
-                f"pip install --require-hashes -r {training.display}",
-                training.display,
-                entry.line,
-            )
-        elif not ok:
-            check.error(
-                f"{name} {have} is installed in {sys.prefix}, {training.display}:{entry.line} pins {wanted}",
+                f"{name} {wanted} ({training.display}:{entry.line}) is not installed in {sys.prefix}"
+                if have is None
+                else f"{name} {have} is installed in {sys.prefix}, {training.display}:{entry.line} pins {wanted}",
                 f"pip install --require-hashes -r {training.display}",
                 training.display,
                 entry.line,
             )
         check.rows.append(Row(name, wanted, have or "(missing)", "", "ok" if ok else "FAIL"))
     return check
-
-
-__all__ = ["CheckResult", "Finding", "PinsInputs", "PinsResult", "Row", "check_installed", "check_locks", "run_pins"]
 
 
 def run_pins(inputs: PinsInputs) -> PinsResult:

@@ -10,6 +10,7 @@ import _compat_pickle
 import bz2
 import io
 import lzma
+import math
 import pickletools
 import re
 import zlib
@@ -45,35 +46,27 @@ class Container:
     stream: bytes  # the decompressed pickle stream (opcodes with raw array bytes in between)
 
 
-def detect_compression(head: bytes) -> str:
-    if head.startswith(ZFILE_PREFIX):
-        return "joblib<0.10"
-    for prefix, name in MAGIC:
-        if head.startswith(prefix):
-            return name
-    return "none"
-
-
-def open_container(path: Path, limit: int = MAX_DECOMPRESSED_BYTES) -> Container:
+def open_container(path: Path) -> Container:
     if not path.is_file():
         raise ContainerError(f"model artifact {path} not found", "train it first: `python -m training`")
-    return read_container(path, path.read_bytes(), limit)
+    return read_container(path, path.read_bytes())
 
 
-def read_container(path: Path, raw: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> Container:
+def read_container(path: Path, raw: bytes) -> Container:
     """The container of bytes already read from `path` (named in errors)."""
-    compression = detect_compression(raw[:8])
-    if compression == "joblib<0.10":
+    if raw.startswith(ZFILE_PREFIX):
         raise ContainerError(
             f"{path} was written by joblib < 0.10 (arrays in separate files); it cannot be verified",
             "retrain and dump the model with the joblib of the training lock",
         )
+    compression = next((name for prefix, name in MAGIC if raw.startswith(prefix)), "none")
     if compression == "none":
         return Container("none", len(raw), raw)
-    return Container(compression, len(raw), _decompress(path, raw, compression, limit))
+    return Container(compression, len(raw), _decompress(path, raw, compression))
 
 
-def _decompress(path: Path, raw: bytes, compression: str, limit: int) -> bytes:
+def _decompress(path: Path, raw: bytes, compression: str) -> bytes:
+    limit = MAX_DECOMPRESSED_BYTES
     try:
         if compression in ("zlib", "gzip"):
             inflater = zlib.decompressobj(zlib.MAX_WBITS if compression == "zlib" else 31)
@@ -105,8 +98,7 @@ def _lz4(path: Path, raw: bytes) -> bytes:
             f"{path} is lz4-compressed and the lz4 package is not installed, so it cannot be scanned",
             "dump the model with compress=3 (zlib) or without compression, or install lz4",
         ) from exc
-    data: bytes = lz4.frame.decompress(raw)
-    return data
+    return bytes(lz4.frame.decompress(raw))
 
 
 OLD_WRAPPERS = {"joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper"}
@@ -162,9 +154,6 @@ class SymDict:
             if item_key == key:
                 return value
         return default
-
-    def has(self, key: str) -> bool:
-        return any(item_key == key for item_key, _ in self.items)
 
 
 @dataclass(eq=False)
@@ -355,27 +344,15 @@ class _Walker:
             self.push(tuple([self.pop() for _ in range(int(name[-1]))][::-1]))
         elif name == "FROZENSET":
             self.push(SymSet(list(self.pop_mark())))
-        elif name == "APPEND":
-            value = self.pop()
-            target = self.top()
-            if isinstance(target, list):
-                target.append(value)
-        elif name == "APPENDS":
-            items = self.pop_mark()
+        elif name in ("APPEND", "APPENDS", "ADDITEMS"):
+            items = [self.pop()] if name == "APPEND" else self.pop_mark()
             target = self.top()
             if isinstance(target, list):
                 target.extend(items)
-        elif name == "ADDITEMS":
-            items = self.pop_mark()
-            target = self.top()
-            if isinstance(target, SymSet):
+            elif isinstance(target, SymSet):
                 target.items.extend(items)
-        elif name == "SETITEM":
-            value = self.pop()
-            key = self.pop()
-            self.set_item(self.top(), key, value)
-        elif name == "SETITEMS":
-            items = self.pop_mark()
+        elif name in ("SETITEM", "SETITEMS"):
+            items = [self.pop() for _ in range(2)][::-1] if name == "SETITEM" else self.pop_mark()
             target = self.top()
             for key, value in zip(items[::2], items[1::2], strict=False):
                 self.set_item(target, key, value)
@@ -508,17 +485,15 @@ class _Walker:
                 raise ScanError("object arrays nested too deeply", "retrain the model")
             _Walker(self.handle, self.result, self.depth + 1).run()
             return Opaque("object array")
-        alignment = state.get("numpy_array_alignment_bytes") if state.has("numpy_array_alignment_bytes") else None
+        alignment = state.get("numpy_array_alignment_bytes")
         if alignment is not None:
             padding = self.handle.read(1)
             if len(padding) != 1:
                 raise ScanError("stream ends inside an array's padding", "the artifact is truncated; retrain")
             self.skip(padding[0])
-        count = 1
-        for n in shape:
-            count *= n
-        self.skip(count * itemsize)
-        self.result.array_bytes += count * itemsize
+        size = math.prod(shape) * itemsize
+        self.skip(size)
+        self.result.array_bytes += size
         return Opaque("array")
 
     def skip(self, size: int) -> None:
