@@ -24,7 +24,7 @@ from ci.errors import CheckFailedError, PipelineError
 from ci.lock.files import DirectRequirement, display_path, read_in
 from ci.lock.index import IndexFile, NotCachedError, Project, SimpleIndex
 from ci.lock.lockfile import LockFile, Pin, read_lock
-from ci.lock.resolve import BOOTSTRAP_PACKAGE, RELOCK, LockJob, bootstrap_text, compile_lock, lock_jobs
+from ci.lock.resolve import BOOTSTRAP_PACKAGE, RELOCK, LockJob, bootstrap_text, compile_lock, lock_jobs, pin_diff
 from ci.lock.tags import target_tags
 
 
@@ -340,14 +340,11 @@ def check_fresh_resolve(
         committed = read_lock(job.output).pins
         before = {n: p.version for n, p in committed.items()}
         after = {n: p.version for n, p in read_lock(fresh).pins.items()}
-    changed = sorted(n for n in before.keys() & after.keys() if before[n] != after[n])
-    removed = sorted(before.keys() - after.keys())
-    changes = [f"+{n}=={after[n]}" for n in sorted(after.keys() - before.keys())]
-    changes += [f"-{n}=={before[n]}" for n in removed]
-    changes += [f"{n} {before[n]} -> {after[n]}" for n in changed]
-    what = ", ".join(changes) if changes else "same pins, other hashes or annotations"
-    named = sorted((committed[n] for n in (*changed, *removed)), key=lambda pin: pin.line)
-    first = named[0] if named else None
+    added, removed, changed = pin_diff(before, after)
+    changes = [*(f"+{pin}" for pin in added), *(f"-{pin}" for pin in removed), *changed]
+    what = ", ".join(changes) or "same pins, other hashes or annotations"
+    moved = [pin for name, pin in committed.items() if name not in after or after[name] != before[name]]
+    first = min(moved, key=lambda pin: pin.line, default=None)
     move = f" (to move a package on purpose: `python -m ci lock --upgrade {first.name}`)" if first else ""
     return [
         StaleLock(

@@ -283,6 +283,15 @@ class LockChange:
         return f"{self.file}: " + (", ".join(parts) if parts else "same pins, hashes or annotations updated")
 
 
+def pin_diff(before: dict[str, str | None], after: dict[str, str | None]) -> tuple[list[str], list[str], list[str]]:
+    """Added, removed and changed pins between two locks' name -> version maps."""
+    return (
+        [f"{n}=={after[n]}" for n in sorted(after.keys() - before.keys())],
+        [f"{n}=={before[n]}" for n in sorted(before.keys() - after.keys())],
+        [f"{n} {before[n]} -> {after[n]}" for n in sorted(after.keys() & before.keys()) if before[n] != after[n]],
+    )
+
+
 def compile_all(
     config: Config, upgrade: bool = False, upgrade_packages: tuple[str, ...] = (), uv_cache: Path | None = None
 ) -> list[LockChange]:
@@ -292,19 +301,9 @@ def compile_all(
         before = {n: p.version for n, p in read_lock(job.output).pins.items()} if before_bytes else {}
         compile_lock(job, config.lock.index_url, upgrade=upgrade, upgrade_packages=upgrade_packages, uv_cache=uv_cache)
         after = {n: p.version for n, p in read_lock(job.output).pins.items()}
-        changes.append(
-            LockChange(
-                file=display_path(job.output, config.root),
-                added=[f"{n}=={after[n]}" for n in sorted(after.keys() - before.keys())],
-                removed=[f"{n}=={before[n]}" for n in sorted(before.keys() - after.keys())],
-                changed=[
-                    f"{n} {before[n]} -> {after[n]}"
-                    for n in sorted(after.keys() & before.keys())
-                    if before[n] != after[n]
-                ],
-                rewritten=job.output.read_bytes() != before_bytes,
-            )
-        )
+        added, removed, changed = pin_diff(before, after)
+        rewritten = job.output.read_bytes() != before_bytes
+        changes.append(LockChange(display_path(job.output, config.root), added, removed, changed, rewritten))
     lock = config.lock
     existed = lock.bootstrap_lock.is_file()
     rewritten = write_bootstrap(lock.pipeline_lock, lock.bootstrap_lock, config.root)

@@ -179,8 +179,7 @@ def resolve_target(target: Target) -> Target:
 def pinned_in(name: str, directs: list[DirectRequirement], in_display: str) -> str | None:
     """`requirements.in:3 pins scikit-learn==1.3.2` when an .in file pins `name` exactly."""
     for direct in directs:
-        ops = {spec.operator for spec in direct.requirement.specifier}
-        if direct.name == name and ops & {"==", "==="}:
+        if direct.name == name and _exact(direct):
             return f"{in_display}:{direct.line} pins {direct.requirement}"
     return None
 

@@ -173,7 +173,7 @@ def require_safe_model(model: Path, layer_lock: Path | None = None) -> str:
         raw = model.read_bytes()
     except OSError as exc:
         raise PipelineError(f"model {model} cannot be read ({exc})", "train it: `python -m training`") from exc
-    layer = _read_lock(layer_lock)
+    layer = read_lock(layer_lock) if layer_lock is not None and layer_lock.is_file() else None
     try:
         scan = scan_stream(read_container(model, raw).stream)
     except PipelineError as exc:
@@ -189,9 +189,3 @@ def require_safe_model(model: Path, layer_lock: Path | None = None) -> str:
 def model_precondition(config: Config, model: Path) -> str:
     """require_safe_model against the configured layer lock; the digest to load the model under."""
     return require_safe_model(model, config.lock.layer_lock)
-
-
-def _read_lock(path: Path | None) -> LockFile | None:
-    if path is None or not path.is_file():
-        return None
-    return read_lock(path)
