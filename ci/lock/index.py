@@ -58,15 +58,11 @@ class Project:
     def files_of(self, version: str) -> list[IndexFile]:
         """Every file (wheels and sdists) of `version`, matched by normalised version."""
         wanted = Version(version)
-        found = []
-        for file in self.files:
-            wheel = file.wheel
-            if wheel is not None:
-                if wheel[0] == wanted:
-                    found.append(file)
-            elif sdist_version(self.name, file.filename) == wanted:
-                found.append(file)
-        return found
+        return [
+            file
+            for file in self.files
+            if (file.wheel[0] if file.wheel is not None else sdist_version(self.name, file.filename)) == wanted
+        ]
 
 
 class NotCachedError(Exception):

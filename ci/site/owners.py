@@ -58,9 +58,7 @@ Reader = Callable[[str], bytes | None]
 def read_dist_info(site: str, folder: str, read: Reader) -> DistInfo:
     """Parse the folder's METADATA (or PKG-INFO), RECORD and top_level.txt; `read` returns None for a missing file."""
     base = f"{site}/{folder}" if site else folder
-    stem = folder
-    for suffix in METADATA_SUFFIXES:
-        stem = stem.removesuffix(suffix)
+    stem = folder.removesuffix(".dist-info").removesuffix(".egg-info")
     folder_name, _, folder_version = stem.partition("-")
     name, version = folder_name, folder_version or None
     for member in ("METADATA", "PKG-INFO"):
@@ -70,18 +68,12 @@ def read_dist_info(site: str, folder: str, read: Reader) -> DistInfo:
             name = str(headers.get("Name") or "").strip() or name
             version = version or (str(headers.get("Version") or "").strip() or None)
             break
-    record: list[str] = []
     data = read(f"{base}/RECORD")
-    if data is not None:
-        rows = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""))
-        record = [row[0] for row in rows if row and row[0] and not row[0].startswith("..")]
-    top_level: list[str] = []
+    rows = csv.reader(io.StringIO(data.decode("utf-8", "replace") if data is not None else "", newline=""))
+    record = [row[0] for row in rows if row and row[0] and not row[0].startswith("..")]
     data = read(f"{base}/top_level.txt")
-    if data is not None:
-        for line in data.decode("utf-8", "replace").splitlines():
-            entry = line.strip().split("/", 1)[0]
-            if entry:
-                top_level.append(entry)
+    lines = data.decode("utf-8", "replace").splitlines() if data is not None else []
+    top_level = [entry for line in lines if (entry := line.strip().split("/", 1)[0])]
     return DistInfo(site, folder, name, version, tuple(record), tuple(top_level))
 
 
