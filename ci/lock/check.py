@@ -110,8 +110,8 @@ class LockCheckError(CheckFailedError):
 class LockCheck:
     problems: list[LockProblem] = field(default_factory=list)
     locks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    target_wheels: dict[str, str] = field(default_factory=dict)
-    not_checked: list[str] = field(default_factory=list)
+    target_wheels: dict[str, str] = field(default_factory=dict)  # package -> wheel the target installs
+    not_checked: list[str] = field(default_factory=list)  # offline and not in the cache
     resolved: bool = False
 
     @property
@@ -165,10 +165,7 @@ def check_locks(
     result.problems += check_bootstrap(config.lock.pipeline_lock, config.lock.bootstrap_lock, config.root)
 
     if index is not None:
-        wheels = check_target_wheels(layer, layer_display, config.target, index)
-        result.problems += wheels.problems
-        result.target_wheels = wheels.chosen
-        result.not_checked = wheels.not_checked
+        check_target_wheels(layer, layer_display, config.target, index, result)
 
     if resolve:
         stale_files = {p.file for p in result.problems if isinstance(p, StaleLock)}
@@ -378,16 +375,9 @@ def _marker_env(python: str, target: Target | None) -> dict[str, str]:
 MAX_PLATFORMS_SHOWN = 12
 
 
-@dataclass
-class WheelCheck:
-    problems: list[LockProblem] = field(default_factory=list)
-    chosen: dict[str, str] = field(default_factory=dict)  # package -> wheel the target installs
-    not_checked: list[str] = field(default_factory=list)  # offline and not in the cache
-
-
-def check_target_wheels(lock: LockFile, display: str, target: Target, index: SimpleIndex) -> WheelCheck:
+def check_target_wheels(lock: LockFile, display: str, target: Target, index: SimpleIndex, result: LockCheck) -> None:
+    """Adds to `result` each pin's problems, the wheel the target installs, or that it went unchecked (offline)."""
     tags = target_tags(target)
-    result = WheelCheck()
     for pin in sorted(lock.pins.values(), key=lambda p: p.line):
         if pin.version is None:
             continue  # reported as unpinned by the format check
@@ -402,8 +392,7 @@ def check_target_wheels(lock: LockFile, display: str, target: Target, index: Sim
             problems, chosen = _judge(pin, project, display, target, tags)
         result.problems += problems
         if chosen is not None:
-            result.chosen[pin.name] = chosen
-    return result
+            result.target_wheels[pin.name] = chosen
 
 
 def _judge(
@@ -478,11 +467,10 @@ def _priority(file: IndexFile, tags: set[Tag], target: Target) -> tuple[int, str
 def _no_wheel(
     pin: Pin, project: Project, files: list[IndexFile], display: str, target: Target, tags: set[Tag]
 ) -> NoTargetWheel:
-    wheels = [f for f in files if f.wheel is not None]
-    if wheels:
-        assert all(f.wheel is not None for f in wheels)
-        cp_tags = {t for f in wheels for t in f.wheel[1] if t.interpreter == target.runtime.python_tag}  # type: ignore[index]
-        shown = cp_tags or {t for f in wheels for t in f.wheel[1]}  # type: ignore[index]
+    wheel_tags = [wheel[1] for f in files if (wheel := f.wheel) is not None]
+    if wheel_tags:
+        cp_tags = {t for tags_of in wheel_tags for t in tags_of if t.interpreter == target.runtime.python_tag}
+        shown = cp_tags or {t for tags_of in wheel_tags for t in tags_of}
         platforms = sorted({t.platform for t in shown})
         more = f" (+{len(platforms) - MAX_PLATFORMS_SHOWN} more)" if len(platforms) > MAX_PLATFORMS_SHOWN else ""
         which = f"{target.runtime.python_tag} wheels" if cp_tags else "wheels"
