@@ -240,9 +240,8 @@ class ModelEvidence:
         return {str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {}
 
     def referenced_distributions(self) -> set[str]:
-        if self.scan is None:
-            return set()
-        return {dist for module in self.scan.modules if (dist := distribution_of(module))}
+        modules = self.scan.modules if self.scan is not None else set()
+        return {dist for module in modules if (dist := distribution_of(module))}
 
     def info(self) -> dict[str, Any]:
         return {
@@ -258,9 +257,7 @@ _LOCK_COLUMNS = ("package", "training lock", "layer lock (runtime)", "model mani
 
 
 def pinned(entry: Pin | None) -> str:
-    if entry is None:
-        return "(missing)"
-    return pinned_version(entry) or (entry.specifier or "(unpinned)")
+    return "(missing)" if entry is None else pinned_version(entry) or entry.specifier or "(unpinned)"
 
 
 def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> CheckResult:

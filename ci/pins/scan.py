@@ -384,23 +384,19 @@ class _Walker:
                 raise ScanError("malformed pickle: OBJ without a class", "the artifact is damaged; retrain")
             self.mark_called(items[0], tuple(items[1:]), pos)
             self.push(Obj(items[0], tuple(items[1:])))
-        elif name == "NEWOBJ":
+        elif name in ("NEWOBJ", "REDUCE"):
             args = self.pop()
-            cls = self.pop()
-            self.mark_called(cls, args, pos)
-            self.push(Obj(cls, args))
+            func = self.pop()
+            self.mark_called(func, args, pos)
+            if name == "REDUCE":
+                self.reduce_extras(func, args, pos)
+            self.push(Obj(func, args))
         elif name == "NEWOBJ_EX":
             kwargs = self.pop()
             args = self.pop()
             cls = self.pop()
             self.mark_called(cls, args, pos)
             self.push(Obj(cls, (args, kwargs)))
-        elif name == "REDUCE":
-            args = self.pop()
-            func = self.pop()
-            self.mark_called(func, args, pos)
-            self.reduce_extras(func, args, pos)
-            self.push(Obj(func, args))
         elif name == "BUILD":
             state = self.pop()
             self.build(self.top(), state)
