@@ -424,8 +424,7 @@ def _check_scan(
     column: dict[str, str],
     retrain: str,
 ) -> None:
-    sklearn_entry = layer.get("scikit-learn")
-    sklearn_runtime = pinned_version(sklearn_entry)
+    sklearn_runtime = pinned_version(layer.get("scikit-learn"))
     found = scan.versions_of_sklearn()
     column["scikit-learn"] = ", ".join(sorted(found)) or "(none recorded)"
     for version, owners in sorted(found.items()):
@@ -465,8 +464,7 @@ def _check_numpy_generation(
     column: dict[str, str],
     retrain: str,
 ) -> None:
-    entry = layer.get("numpy")
-    runtime = pinned_version(entry)
+    runtime = pinned_version(layer.get("numpy"))
     numpy2 = sorted({m for m in scan.modules if m == "numpy._core" or m.startswith("numpy._core.")})
     numpy1 = sorted({m for m in scan.modules if m == "numpy.core" or m.startswith("numpy.core.")})
     column["numpy"] = "2.x (numpy._core)" if numpy2 else "1.x (numpy.core)" if numpy1 else "(no version marks)"
@@ -510,8 +508,7 @@ def _check_existence(
     versions = result.versions
     comparable = set()
     for dist in dists:
-        entry = layer.get(dist)
-        wanted = pinned_version(entry)
+        wanted = pinned_version(layer.get(dist))
         if wanted is not None and versions.get(dist) == wanted:
             comparable.add(dist)
         else:
