@@ -50,25 +50,18 @@ def upgrade_request(upgrade: list[str] | bool | None, packages: list[str]) -> tu
     return tuple(name for text in given for name in text.replace(",", " ").split())
 
 
-def upgrade_what(packages: tuple[str, ...]) -> str:
-    return "only " + ", ".join(packages) if packages else "every package; exact pins in the .in files stay"
-
-
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.errors import PipelineError
-    from ci.lock.check import check_locks
-    from ci.lock.direct_fit import check_direct_pins
+    from ci.lock.check import LockCheckError, check_direct_pins, check_locks
     from ci.lock.index import SimpleIndex
-    from ci.lock.problems import LockCheckError
-    from ci.lock.resolve import read_notes
-    from ci.lock.run import compile_all
+    from ci.lock.resolve import compile_all, read_notes
     from ci.reports import Finding, write_report
 
     index = SimpleIndex(config.lock.index_url, paths.cache / "pypi-simple", refresh=args.refresh, offline=args.offline)
     uv_cache = paths.cache / "uv"
     if getattr(args, "runtime_packages", False):  # callers may build the Namespace by hand
         from ci.config import load_policy
-        from ci.lock.runtime_packages import generate_all
+        from ci.lock.resolve import generate_all
 
         for line in generate_all(load_policy(), config.lock.index_url, uv_cache=uv_cache):
             logs.result(logger, line)
@@ -87,9 +80,8 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         upgraded = write_report(
             paths, "lock-upgrade", True, {"target": config.target.uv_platform, **upgraded_set.to_dict()}
         )
-        logs.result(
-            logger, f"upgrade for {config.target.runtime.name} {config.target.architecture} ({upgrade_what(upgrade)}):"
-        )
+        what = "only " + ", ".join(upgrade) if upgrade else "every package; exact pins in the .in files stay"
+        logs.result(logger, f"upgrade for {config.target.runtime.name} {config.target.architecture} ({what}):")
         for move in upgraded_set.moves:
             logs.result(logger, f"  {move.describe()}")
         for where, pin in upgraded_set.repinned.items():

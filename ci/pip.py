@@ -1,7 +1,5 @@
-"""pip, run one way wherever wheels for the Lambda target are fetched or installed.
-
-No configuration file and no PIP_* variable, only the configured index and binary wheels the target itself
-would accept, so every caller fetches the same wheels.
+"""pip, run one way wherever wheels for the Lambda target are fetched: no config file or PIP_* variable,
+only the configured index and the binary wheels the target accepts.
 """
 
 from __future__ import annotations
@@ -27,22 +25,13 @@ def target_options(target: Target) -> list[str]:
     ]  # fmt: skip
 
 
-def pip_command(subcommand: str, target: Target, index_url: str, *args: str) -> list[str]:
-    """argv of `pip <subcommand>` for `target`, from `index_url` alone, followed by `args`."""
-    return [
+def run_pip(subcommand: str, target: Target, index_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`pip <subcommand>` for `target` from `index_url` alone, without PIP_* variables or a configuration file."""
+    command = [
         sys.executable, "-m", "pip", subcommand, "--isolated", "--disable-pip-version-check", "--quiet",
         "--index-url", index_url, *target_options(target), *args,
     ]  # fmt: skip
-
-
-def pip_env() -> dict[str, str]:
-    """This environment without PIP_* variables, and no pip configuration file (os.devnull: none is read)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    return env
-
-
-def run_pip(subcommand: str, target: Target, index_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    command = pip_command(subcommand, target, index_url, *args)
     logger.debug(f"run: {shlex.join(command)}")
-    return subprocess.run(command, capture_output=True, text=True, env=pip_env(), check=False)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull  # no configuration file is read
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=False)

@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 
 from ci.config import Config, RuntimePolicy
 from ci.errors import ConfigError, PipelineError
-from ci.lock.runtime_packages import runtime_file
+from ci.lock.resolve import runtime_file
 from ci.paths import BuildPaths
 from ci.pip import run_pip, target_options
 

@@ -15,9 +15,7 @@ from packaging.version import Version
 
 from ci.config import Config, load_config, load_policy
 from ci.errors import ConfigError, PipelineError
-from ci.lock.check import check_locks
-from ci.lock.index import SimpleIndex
-from ci.lock.problems import (
+from ci.lock.check import (
     HashMismatch,
     InconsistentLocks,
     LockCheckError,
@@ -26,9 +24,10 @@ from ci.lock.problems import (
     StaleLock,
     UnhashedLine,
     UnpinnedLine,
+    check_locks,
 )
-from ci.lock.resolve import lock_jobs
-from ci.lock.run import compile_all
+from ci.lock.index import SimpleIndex
+from ci.lock.resolve import compile_all, lock_jobs
 from ci.lock.tags import target_platforms, target_tags
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.config_fixtures import RUNTIMES, TARGET, WHEEL_TAG, edited_config, runtime_config
@@ -386,7 +385,7 @@ def test_scikit_learn_1_3_2_on_python3_13_is_refused_in_one_message(
 
 def test_naming_the_package_to_upgrade_releases_the_refusal(repo: Path, index: SimpleIndex) -> None:
     """`lock --upgrade scikit-learn` repins it in both .in files: the old pin no longer refuses python3.13."""
-    from ci.lock.direct_fit import check_direct_pins
+    from ci.lock.check import check_direct_pins
 
     config = runtime_config("python3.13", repo)
     with pytest.raises(PipelineError, match=r"scikit-learn==1\.3\.2 has no cp313") as raised:

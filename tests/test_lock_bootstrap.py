@@ -9,8 +9,9 @@ import pytest
 
 from ci.config import load_config
 from ci.errors import PipelineError
-from ci.lock.bootstrap import bootstrap_text, check_bootstrap, write_bootstrap
+from ci.lock.check import check_bootstrap
 from ci.lock.lockfile import read_lock
+from ci.lock.resolve import bootstrap_text, write_bootstrap
 from ci.paths import REPO_ROOT
 
 CONFIG = load_config()

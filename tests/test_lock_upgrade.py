@@ -19,9 +19,8 @@ from ci.cmd_lock import upgrade_request
 from ci.config import load_config
 from ci.errors import PipelineError
 from ci.lock.check import check_locks
-from ci.lock.held import explain_conflict
 from ci.lock.index import SimpleIndex
-from ci.lock.upgrade import PackageMove, upgrade_locks
+from ci.lock.upgrade import PackageMove, explain_conflict, upgrade_locks
 from ci.paths import REPO_ROOT
 from tests.conftest import run_cli
 from tests.test_lock import LOCK_FILES, edit, repo  # noqa: F401 - fixture

@@ -27,7 +27,7 @@ from pins_fixtures import (  # noqa: F401 - fixtures
 )
 
 from ci.paths import REPO_ROOT
-from ci.pins.checks import PinsInputs, PinsResult, run_pins
+from ci.pins.check import PinsInputs, PinsResult, run_pins
 
 TRAINING = REPO_ROOT / "training" / "requirements.txt"
 LAYER = REPO_ROOT / "requirements-layer.txt"

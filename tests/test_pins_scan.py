@@ -12,8 +12,7 @@ import pytest
 from joblib import numpy_pickle
 from pins_fixtures import bundle, local_bundles  # noqa: F401 - fixture
 
-from ci.pins.container import open_container
-from ci.pins.scan import ScanError, scan_stream
+from ci.pins.scan import ScanError, open_container, scan_stream
 
 
 def scan_file(path: Path):

@@ -18,7 +18,7 @@ import pytest
 
 from ci.budget.model import Comparison, DistributionDelta
 from ci.budget.render import write_budget_json
-from ci.lock.run import LockChange
+from ci.lock.resolve import LockChange
 from ci.lock.upgrade import PackageMove, UpgradeResult
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import Finding, write_report

@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 
 from ci.config import load_policy
 from ci.lock.lockfile import read_lock
-from ci.lock.runtime_packages import POLICY_DIR, generate, header, runtime_file
+from ci.lock.resolve import POLICY_DIR, generate, header, runtime_file
 from ci.paths import REPO_ROOT
 from tests.config_fixtures import RUNTIMES
 

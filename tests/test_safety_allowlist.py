@@ -191,8 +191,7 @@ def test_the_allow_list_is_exactly_what_the_trained_model_references(trained_mod
     """In sync: no entry is stale, none is missing, each resolves, and the declared estimators are listed."""
     import importlib
 
-    from ci.pins.container import read_container
-    from ci.pins.scan import scan_stream
+    from ci.pins.scan import read_container, scan_stream
     from handler.model_globals import allowed_globals
     from handler.safe_unpickle import referenced_globals
     from training.model import ESTIMATOR_CLASSES

@@ -49,7 +49,7 @@ from ci.layer.wheels import CachedWheel, fetch, find_cached, read_layer_lock
 from ci.lock.files import display_path, read_in
 from ci.lock.lockfile import LockFile, read_lock
 from ci.paths import BuildPaths
-from ci.pins.policy import PACKAGES
+from ci.pins.guard import PACKAGES
 from ci.reports import Finding, sha256_file, write_report
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners, canonical

@@ -1,7 +1,7 @@
-"""`python -m ci lock --check`: every way the committed locks can be wrong, collected in one pass.
+"""`python -m ci lock --check`: every way the committed locks can be wrong, as typed problems, in one pass.
 
-Offline and fast first (format, the .in files, agreement between the locks), then the target's
-wheels on PyPI (cached), then optionally a fresh resolve compared byte for byte.
+Offline checks first, then the target's wheels on PyPI (the runtime's exact glibc, not uv's platform), then
+optionally a fresh resolve compared byte for byte; `check_direct_pins` runs before any resolve.
 """
 
 from __future__ import annotations
@@ -14,32 +14,104 @@ from typing import Any
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from ci.config import Config, Target
-from ci.lock.bootstrap import check_bootstrap
+from ci.errors import CheckFailedError, PipelineError
 from ci.lock.files import DirectRequirement, display_path, read_in
-from ci.lock.index import SimpleIndex
-from ci.lock.lockfile import LockFile, read_lock
-from ci.lock.problems import (
-    RELOCK,
-    InconsistentLocks,
-    LockProblem,
-    ProvidedInLayer,
-    StaleLock,
-    UnhashedLine,
-    UnpinnedLine,
-)
-from ci.lock.resolve import LockJob, compile_lock, lock_jobs
-from ci.lock.wheels import check_target_wheels
+from ci.lock.index import IndexFile, NotCachedError, Project, SimpleIndex
+from ci.lock.lockfile import LockFile, Pin, read_lock
+from ci.lock.resolve import BOOTSTRAP_PACKAGE, RELOCK, LockJob, bootstrap_text, compile_lock, lock_jobs, pin_diff
+from ci.lock.tags import target_tags
+
+
+class LockProblem(PipelineError):  # noqa: N818  (a problem found, reported with others)
+    """One problem at one place: `file:line: package: problem` + fix."""
+
+    kind = "lock"
+
+    def __init__(self, file: str, line: int | None, package: str | None, problem: str, fix: str) -> None:
+        where = f"{file}:{line}" if line else file
+        subject = f"{package}: " if package else ""
+        super().__init__(f"{where}: {subject}{problem}", fix)
+        self.file = file
+        self.line = line
+        self.package = package
+        self.detail = problem
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "file": self.file,
+            "line": self.line,
+            "package": self.package,
+            "problem": self.detail,
+            "fix": self.fix,
+        }
+
+
+class UnpinnedLine(LockProblem):
+    """A lock line that is not an exact `==` pin: installs would drift."""
+
+    kind = "unpinned"
+
+
+class UnhashedLine(LockProblem):
+    """A pin without --hash: `pip install --require-hashes` refuses the whole file."""
+
+    kind = "unhashed"
+
+
+class StaleLock(LockProblem):
+    """The lock no longer matches its .in file (or a fresh resolve would write something else)."""
+
+    kind = "stale"
+
+
+class NoTargetWheel(LockProblem):
+    """The pinned version has no wheel the Lambda target can install and load."""
+
+    kind = "no-target-wheel"
+
+
+class HashMismatch(LockProblem):
+    """The lock's hashes miss the target wheel's sha256, or hold one the index never published."""
+
+    kind = "hash"
+
+
+class InconsistentLocks(LockProblem):
+    """Training or dev pins a shared package at another version than the layer: pickled by one, unpickled by another."""
+
+    kind = "inconsistent"
+
+
+class ProvidedInLayer(LockProblem):
+    """The layer pins a package the Lambda runtime already provides (it would shadow the runtime's)."""
+
+    kind = "provided"
+
+
+class LockCheckError(CheckFailedError):
+    """All problems of one `python -m ci lock --check` run, so a user fixes them in one go."""
+
+    def __init__(self, problems: list[LockProblem]) -> None:
+        lines = [f"{len(problems)} lock problem(s):"]
+        for problem in problems:
+            lines.append(f"  - {problem.problem}\n    fix: {problem.fix}")
+        super().__init__("\n".join(lines), f"fix the lines named above, then run {RELOCK} and commit the locks")
+        self.problems = problems
 
 
 @dataclass
 class LockCheck:
     problems: list[LockProblem] = field(default_factory=list)
     locks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    target_wheels: dict[str, str] = field(default_factory=dict)
-    not_checked: list[str] = field(default_factory=list)
+    target_wheels: dict[str, str] = field(default_factory=dict)  # package -> wheel the target installs
+    not_checked: list[str] = field(default_factory=list)  # offline and not in the cache
     resolved: bool = False
 
     @property
@@ -59,10 +131,7 @@ class LockCheck:
 def check_locks(
     config: Config, index: SimpleIndex | None, resolve: bool = False, uv_cache: Path | None = None
 ) -> LockCheck:
-    """All problems of the four locks and uv's bootstrap file.
-
-    `index` None skips the wheel check; `resolve` adds a fresh uv run.
-    """
+    """All problems of the four locks and uv's bootstrap file; `index` None skips the wheel check."""
     result = LockCheck()
     jobs = lock_jobs(config)
     locks: dict[str, LockFile] = {}
@@ -96,10 +165,7 @@ def check_locks(
     result.problems += check_bootstrap(config.lock.pipeline_lock, config.lock.bootstrap_lock, config.root)
 
     if index is not None:
-        wheels = check_target_wheels(layer, layer_display, config.target, index)
-        result.problems += wheels.problems
-        result.target_wheels = wheels.chosen
-        result.not_checked = wheels.not_checked
+        check_target_wheels(layer, layer_display, config.target, index, result)
 
     if resolve:
         stale_files = {p.file for p in result.problems if isinstance(p, StaleLock)}
@@ -120,25 +186,16 @@ def check_format(lock: LockFile, display: str) -> list[LockProblem]:
             problems.append(UnpinnedLine(display, line, None, f"editable install {text!r}", f"pin a release; {RELOCK}"))
     for pin in sorted(lock.pins.values(), key=lambda p: p.line):
         if pin.version is None:
-            problems.append(
-                UnpinnedLine(
-                    display,
-                    pin.line,
-                    pin.name,
-                    f"{pin.text!r} is not an exact `==` pin: every install could get another version",
-                    f"regenerate the lock with {RELOCK} (put ranges in the .in file, never in the lock)",
-                )
-            )
+            kind: type[LockProblem] = UnpinnedLine
+            problem = f"{pin.text!r} is not an exact `==` pin: every install could get another version"
+            fix = f"regenerate the lock with {RELOCK} (put ranges in the .in file, never in the lock)"
         elif not pin.hashes:
-            problems.append(
-                UnhashedLine(
-                    display,
-                    pin.line,
-                    pin.name,
-                    f"{pin.text} has no --hash: `pip install --require-hashes` refuses the whole file",
-                    f"regenerate the lock with {RELOCK} (it passes --generate-hashes)",
-                )
-            )
+            kind = UnhashedLine
+            problem = f"{pin.text} has no --hash: `pip install --require-hashes` refuses the whole file"
+            fix = f"regenerate the lock with {RELOCK} (it passes --generate-hashes)"
+        else:
+            continue
+        problems.append(kind(display, pin.line, pin.name, problem, fix))
     return problems
 
 
@@ -156,14 +213,10 @@ def check_against_in(
     directs: list[DirectRequirement],
     in_display: str,
     env: dict[str, str],
-    provided: dict[str, str] | None = None,
-    runtime: str = "",
+    provided: dict[str, str],
+    runtime: str,
 ) -> list[LockProblem]:
-    """The lock still answers its .in file: each direct requirement pinned, satisfied and annotated.
-
-    `provided`: what the runtime provides (name -> version): asked for directly, such a package is left out of
-    the lock and served by the runtime, which is right as long as the runtime's version satisfies the line."""
-    provided = provided or {}
+    """Each direct requirement pinned, satisfied and annotated; one the runtime `provided` must accept its version."""
     problems: list[LockProblem] = []
     wanted: dict[str, set[str]] = {}  # "-r file" -> canonical names it asks for
     for direct in directs:
@@ -173,51 +226,31 @@ def check_against_in(
         where = direct.source.removeprefix("-r ")
         pin = lock.pins.get(direct.name)
         if pin is None and direct.name in provided:
-            if not direct.requirement.specifier.contains(provided[direct.name], prereleases=True):
-                problems.append(
-                    StaleLock(
-                        display,
-                        None,
-                        direct.name,
-                        f"{where}:{direct.line} asks for {direct.requirement}, but the {runtime or 'Lambda'} runtime "
-                        f"provides {direct.name}=={provided[direct.name]} and the layer leaves it out",
-                        f'ship your own in the layer: [lock] bundle_runtime_packages = ["{direct.name}"] in '
-                        f"pipeline.toml, then {RELOCK}; or accept the runtime's version in {where}",
-                    )
-                )
-            continue
-        if pin is None:
-            problems.append(
-                StaleLock(
-                    display,
-                    None,
-                    direct.name,
-                    f"{where}:{direct.line} asks for {direct.requirement} but {display} has no pin for it",
-                    f"run {RELOCK} to resolve it, then commit {display}",
-                )
+            if direct.requirement.specifier.contains(provided[direct.name], prereleases=True):
+                continue
+            problem = (
+                f"{where}:{direct.line} asks for {direct.requirement}, but the {runtime or 'Lambda'} runtime "
+                f"provides {direct.name}=={provided[direct.name]} and the layer leaves it out"
             )
-            continue
-        if pin.version is not None and not direct.requirement.specifier.contains(pin.version, prereleases=True):
-            problems.append(
-                StaleLock(
-                    display,
-                    pin.line,
-                    direct.name,
-                    f"pinned {pin.version}, but {where}:{direct.line} asks for {direct.requirement}",
-                    f"run {RELOCK} to resolve the new requirement, then commit {display}",
-                )
+            fix = (
+                f'ship your own in the layer: [lock] bundle_runtime_packages = ["{direct.name}"] in '
+                f"pipeline.toml, then {RELOCK}; or accept the runtime's version in {where}"
             )
+        elif pin is None:
+            problem = f"{where}:{direct.line} asks for {direct.requirement} but {display} has no pin for it"
+            fix = f"run {RELOCK} to resolve it, then commit {display}"
+        elif pin.version is not None and not direct.requirement.specifier.contains(pin.version, prereleases=True):
+            problem = f"pinned {pin.version}, but {where}:{direct.line} asks for {direct.requirement}"
+            fix = f"run {RELOCK} to resolve the new requirement, then commit {display}"
         elif direct.source not in pin.via:
-            problems.append(
-                StaleLock(
-                    display,
-                    pin.line,
-                    direct.name,
-                    f"{where}:{direct.line} asks for it directly, but the lock does not say `# via {direct.source}` "
-                    "(it was compiled before the line was added)",
-                    f"run {RELOCK}, then commit {display}",
-                )
+            problem = (
+                f"{where}:{direct.line} asks for it directly, but the lock does not say `# via {direct.source}` "
+                "(it was compiled before the line was added)"
             )
+            fix = f"run {RELOCK}, then commit {display}"
+        else:
+            continue
+        problems.append(StaleLock(display, pin.line if pin else None, direct.name, problem, fix))
     for pin in lock.pins.values():
         for via in pin.via:
             if via.startswith("-r ") and pin.name not in wanted.get(via, set()):
@@ -292,13 +325,9 @@ def check_consistency(lock: LockFile, display: str, reference: LockFile, referen
 
 
 def check_fresh_resolve(
-    job: LockJob, display: str, index_url: str, uv_cache: Path | None, in_display: str | None = None
+    job: LockJob, display: str, index_url: str, uv_cache: Path | None, in_display: str
 ) -> list[LockProblem]:
-    """Resolve again (existing pins preferred) and compare: any difference means the lock is stale.
-
-    The problem points at the first pin that would change (or go), so the annotation lands on the
-    hand-edited line, e.g. a Dependabot bump made in place.
-    """
+    """Resolve again and compare; the problem names the first pin that would change, e.g. a bump made in place."""
     with tempfile.TemporaryDirectory(prefix="lock-check-") as tmp:
         fresh = Path(tmp) / job.output.name
         shutil.copyfile(job.output, fresh)
@@ -308,15 +337,11 @@ def check_fresh_resolve(
         committed = read_lock(job.output).pins
         before = {n: p.version for n, p in committed.items()}
         after = {n: p.version for n, p in read_lock(fresh).pins.items()}
-    changed = sorted(n for n in before.keys() & after.keys() if before[n] != after[n])
-    removed = sorted(before.keys() - after.keys())
-    changes = [f"+{n}=={after[n]}" for n in sorted(after.keys() - before.keys())]
-    changes += [f"-{n}=={before[n]}" for n in removed]
-    changes += [f"{n} {before[n]} -> {after[n]}" for n in changed]
-    what = ", ".join(changes) if changes else "same pins, other hashes or annotations"
-    named = sorted((committed[n] for n in (*changed, *removed)), key=lambda pin: pin.line)
-    first = named[0] if named else None
-    in_display = in_display or job.in_file.name
+    added, removed, changed = pin_diff(before, after)
+    changes = [*(f"+{pin}" for pin in added), *(f"-{pin}" for pin in removed), *changed]
+    what = ", ".join(changes) or "same pins, other hashes or annotations"
+    moved = [pin for name, pin in committed.items() if name not in after or after[name] != before[name]]
+    first = min(moved, key=lambda pin: pin.line, default=None)
     move = f" (to move a package on purpose: `python -m ci lock --upgrade {first.name}`)" if first else ""
     return [
         StaleLock(
@@ -345,3 +370,211 @@ def _marker_env(python: str, target: Target | None) -> dict[str, str]:
     if target is not None:
         env["platform_machine"] = target.machine
     return env
+
+
+MAX_PLATFORMS_SHOWN = 12
+
+
+def check_target_wheels(lock: LockFile, display: str, target: Target, index: SimpleIndex, result: LockCheck) -> None:
+    """Adds to `result` each pin's problems, the wheel the target installs, or that it went unchecked (offline)."""
+    tags = target_tags(target)
+    for pin in sorted(lock.pins.values(), key=lambda p: p.line):
+        if pin.version is None:
+            continue  # reported as unpinned by the format check
+        try:
+            project = index.project(pin.name)
+        except NotCachedError:
+            result.not_checked.append(pin.name)
+            continue
+        problems, chosen = _judge(pin, project, display, target, tags)
+        if problems and project.from_cache:  # never fail on an old cache entry: ask the index again
+            project = index.project(pin.name, fresh=True)
+            problems, chosen = _judge(pin, project, display, target, tags)
+        result.problems += problems
+        if chosen is not None:
+            result.target_wheels[pin.name] = chosen
+
+
+def _judge(
+    pin: Pin, project: Project, display: str, target: Target, tags: set[Tag]
+) -> tuple[list[LockProblem], str | None]:
+    assert pin.version is not None
+    files = project.files_of(pin.version)
+    if not files:
+        return [
+            NoTargetWheel(
+                display, pin.line, pin.name, f"{pin.name}=={pin.version} is not on the index", f"rerun {RELOCK}"
+            )
+        ], None
+    fitting = [f for f in files if wheel_fits(f, target, tags)]
+    if not fitting:
+        return [_no_wheel(pin, project, files, display, target, tags)], None
+    locked = pin.sha256
+    problems: list[LockProblem] = []
+    missing = [f.filename for f in fitting if f.sha256 and f.sha256 not in locked]
+    if missing and locked:
+        problems.append(
+            HashMismatch(
+                display,
+                pin.line,
+                pin.name,
+                f"the lock lacks the sha256 of {', '.join(missing)}, which the target installs: "
+                "`pip install --require-hashes` would refuse it",
+                f"regenerate the hashes with {RELOCK}",
+            )
+        )
+    published = {f.sha256 for f in files if f.sha256}
+    unknown = sorted(locked - published)
+    if unknown:
+        problems.append(
+            HashMismatch(
+                display,
+                pin.line,
+                pin.name,
+                f"{len(unknown)} hash(es) match no file of {pin.name} {pin.version} on the index "
+                f"(first: sha256:{unknown[0][:16]}...)",
+                f"regenerate the hashes with {RELOCK} (and find out who edited them)",
+            )
+        )
+    best = min(fitting, key=lambda f: _priority(f, tags, target))
+    return problems, best.filename
+
+
+def wheel_fits(file: IndexFile, target: Target, tags: set[Tag]) -> bool:
+    wheel = file.wheel
+    if wheel is None or not (wheel[1] & tags):
+        return False
+    return not file.requires_python or python_allows(file.requires_python, Version(target.runtime.python))
+
+
+def python_allows(requires_python: str, python: Version) -> bool:
+    """A requires-python that packaging cannot parse excludes nothing (pip ignores it too)."""
+    try:
+        return python in SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return True
+
+
+def _priority(file: IndexFile, tags: set[Tag], target: Target) -> tuple[int, str]:
+    """Prefer what pip prefers: the interpreter-specific ABI over abi3 over pure Python."""
+    wheel = file.wheel
+    assert wheel is not None
+    matched = wheel[1] & tags
+    rank = min(0 if t.abi == target.runtime.python_tag else 1 if t.abi == "abi3" else 2 for t in matched)
+    return rank, file.filename
+
+
+def _no_wheel(
+    pin: Pin, project: Project, files: list[IndexFile], display: str, target: Target, tags: set[Tag]
+) -> NoTargetWheel:
+    wheel_tags = [wheel[1] for f in files if (wheel := f.wheel) is not None]
+    if wheel_tags:
+        cp_tags = {t for tags_of in wheel_tags for t in tags_of if t.interpreter == target.runtime.python_tag}
+        shown = cp_tags or {t for tags_of in wheel_tags for t in tags_of}
+        platforms = sorted({t.platform for t in shown})
+        more = f" (+{len(platforms) - MAX_PLATFORMS_SHOWN} more)" if len(platforms) > MAX_PLATFORMS_SHOWN else ""
+        which = f"{target.runtime.python_tag} wheels" if cp_tags else "wheels"
+        have = f"its {which} are tagged {', '.join(platforms[:MAX_PLATFORMS_SHOWN])}{more}"
+    else:
+        have = "it publishes no wheels at all (sdist only; the layer installs wheels only)"
+    newest = newest_fitting(project, target, tags)
+    runtime = f"{target.runtime.name} {target.architecture} (glibc {target.glibc}, {target.runtime.python_tag})"
+    if newest is not None:
+        hint = f"newest version that fits: {newest}"
+        fix = f"pin {pin.name}=={newest} (or a range that excludes {pin.version}) in requirements.in, then {RELOCK}"
+    else:
+        hint = "no version of it fits the target"
+        fix = f"remove {pin.name} from requirements.in or change target.runtime, then {RELOCK}"
+    return NoTargetWheel(
+        display, pin.line, pin.name, f"{pin.name}=={pin.version} has no wheel for {runtime}: {have}; {hint}", fix
+    )
+
+
+def final_versions(project: Project, target: Target | None = None, tags: set[Tag] | None = None) -> set[Version]:
+    """Final releases with a non-yanked wheel: any wheel, or with `target` one it can load."""
+    return {
+        wheel[0]
+        for file in project.files
+        if (wheel := file.wheel) is not None
+        and not (file.yanked or wheel[0].is_prerelease or wheel[0].is_devrelease)
+        and (target is None or wheel_fits(file, target, tags or set()))
+    }
+
+
+def newest_fitting(project: Project, target: Target, tags: set[Tag]) -> Version | None:
+    return max(final_versions(project, target, tags), default=None)
+
+
+UPGRADE_DOC = "docs/runtimes.md#upgrading-scikit-learn-for-a-newer-runtime"
+
+
+def _unfit(project: Project, version: Version, config: Config, tags: set[Tag]) -> bool:
+    """True when `version` has files but none the target can install (absent is the resolver's message)."""
+    files = project.files_of(str(version))
+    return bool(files) and not any(wheel_fits(file, config.target, tags) for file in files)
+
+
+def check_direct_pins(config: Config, index: SimpleIndex, moving: tuple[str, ...] = ()) -> None:
+    """Refuse, in one error, every `==` pin in requirements.in without a target wheel, except `moving` (upgraded)."""
+    released = {canonicalize_name(name) for name in moving}
+    target = config.target
+    tags = target_tags(target)
+    in_file = config.lock.requirements_in
+    unfit: list[str] = []
+    upgrades: list[str] = []
+    names: list[str] = []
+    for direct in read_in(in_file, in_file.parent):
+        pinned = [spec.version for spec in direct.requirement.specifier if spec.operator in ("==", "===")]
+        if len(pinned) != 1 or "*" in pinned[0] or direct.name in released:
+            continue
+        try:
+            project = index.project(direct.name)
+        except NotCachedError:
+            continue  # offline and never fetched: the wheel check says so
+        version = Version(pinned[0])
+        if _unfit(project, version, config, tags) and project.from_cache:
+            project = index.project(direct.name, fresh=True)  # never refuse on an old cache entry
+        if not _unfit(project, version, config, tags):
+            continue
+        oldest = min((v for v in final_versions(project, target, tags) if v > version), default=None)
+        where = f"{display_path(in_file, config.root)}:{direct.line}"
+        if oldest is None:
+            found = f"no {direct.name} release has one"
+            upgrades.append(f"drop {direct.name} or choose another runtime")
+        else:
+            found = f"the oldest {direct.name} release with one is {oldest}"
+            upgrades.append(f"{direct.name}=={oldest} (or newer)")
+        names.append(direct.name)
+        unfit.append(
+            f"{where}: {direct.name}=={version} has no {target.runtime.python_tag} manylinux wheel for "
+            f"{target.runtime.name} {target.architecture} (glibc {target.glibc}); {found}"
+        )
+    if unfit:
+        raise PipelineError(
+            "; ".join(unfit),
+            f"pin {', '.join(upgrades)} in requirements.in and training/requirements.in together (or let "
+            f"`python -m ci lock --upgrade {' '.join(names)}` repin both), retrain (`make train`) and let "
+            f"`python -m ci pins` prove the match ({UPGRADE_DOC}); or keep the previous [target] runtime",
+        )
+
+
+def check_bootstrap(pipeline_lock: Path, bootstrap_lock: Path, root: Path) -> list[LockProblem]:
+    """A bootstrap file that installs another uv (or other bytes) than the pipeline lock is stale."""
+    shown = display_path(bootstrap_lock, root)
+    expected = bootstrap_text(pipeline_lock, root)
+    if bootstrap_lock.is_file() and bootstrap_lock.read_text() == expected:
+        return []
+    line = None
+    if bootstrap_lock.is_file():
+        pin = read_lock(bootstrap_lock).pins.get(BOOTSTRAP_PACKAGE)
+        line = pin.line if pin else None
+    found = "is missing" if not bootstrap_lock.is_file() else "differs from"
+    return [
+        StaleLock(
+            shown,
+            line,
+            BOOTSTRAP_PACKAGE,
+            f"{shown} {found} the uv pin and hashes of {display_path(pipeline_lock, root)}",
+            f"run {RELOCK} (it writes {shown} from the pipeline lock) and commit it",
+        )
+    ]

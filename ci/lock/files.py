@@ -1,8 +1,4 @@
-"""Reading the `.in` inputs of pip-tools (the direct requirements), following `-r` includes.
-
-Line numbers are kept so every problem can point at the exact line to change. The compiled
-locks are read by ci.lock.lockfile.
-"""
+"""Reading the `.in` inputs of pip-tools (the direct requirements), following `-r` includes, with line numbers."""
 
 from __future__ import annotations
 
@@ -56,11 +52,9 @@ def read_in(path: Path, cwd: Path, source_path: str | None = None) -> list[Direc
 
 
 def _option(text: str) -> tuple[str, str]:
-    parts = shlex.split(text)
-    if "=" in parts[0]:
-        option, value = parts[0].split("=", 1)
-        return option, value
-    return parts[0], (parts[1] if len(parts) > 1 else "")
+    parts = [*shlex.split(text), ""]  # "" when the option has no value
+    option, equals, value = parts[0].partition("=")
+    return option, value if equals else parts[1]
 
 
 def display_path(path: Path, root: Path) -> str:

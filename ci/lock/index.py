@@ -1,25 +1,27 @@
-"""PyPI's JSON simple API (PEP 691), with responses cached under build/cache/ for speed.
+"""PyPI's JSON simple API (PEP 691), cached under build/cache/, or a file:// index's HTML pages read from disk.
 
-A cached answer is trusted while it confirms the lock; a check that would fail refetches first,
-so a stale cache can delay a warning but never produce a false one.
+A cached answer is trusted while it confirms the lock; a check that would fail refetches first.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from ci.errors import PipelineError
-from ci.lock import local_index
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +58,11 @@ class Project:
     def files_of(self, version: str) -> list[IndexFile]:
         """Every file (wheels and sdists) of `version`, matched by normalised version."""
         wanted = Version(version)
-        found = []
-        for file in self.files:
-            wheel = file.wheel
-            if wheel is not None:
-                if wheel[0] == wanted:
-                    found.append(file)
-            elif sdist_version(self.name, file.filename) == wanted:
-                found.append(file)
-        return found
+        return [
+            file
+            for file in self.files
+            if (file.wheel[0] if file.wheel is not None else sdist_version(self.name, file.filename)) == wanted
+        ]
 
 
 class NotCachedError(Exception):
@@ -109,8 +107,8 @@ class SimpleIndex:
         return project
 
     def _fetch(self, name: str) -> dict[str, Any]:
-        if local_index.is_local(self.index_url):  # a file:// index: HTML pages on disk
-            return {"fetched_at": time.time(), "files": local_index.project_files(self.index_url, name)}
+        if is_local(self.index_url):  # a file:// index: HTML pages on disk
+            return {"fetched_at": time.time(), "files": project_files(self.index_url, name)}
         url = f"{self.index_url}/{name}/"
         request = urllib.request.Request(url, headers={"Accept": ACCEPT, "User-Agent": "forgetting-curve-ci"})
         self.requests += 1
@@ -154,3 +152,45 @@ def sdist_version(name: str, filename: str) -> Version | None:
             except InvalidVersion:
                 return None
     return None
+
+
+def is_local(index_url: str) -> bool:
+    return index_url.startswith("file:")
+
+
+def project_files(index_url: str, name: str) -> list[dict[str, Any]]:
+    """The files of project `name` (canonical) as PyPI's JSON API lists them."""
+    root = Path(url2pathname(urlparse(index_url).path))
+    page = root / name / "index.html"
+    if page.is_file():
+        parser = _Links()
+        parser.feed(page.read_text(encoding="utf-8"))
+        return parser.files
+    if (root / name).is_dir():  # a bare directory of files is an index page too (pip reads it so)
+        return [_file(path.name, None, False) for path in sorted((root / name).iterdir()) if path.is_file()]
+    raise PipelineError(f"{name} is not on {index_url}", "check the package name")
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "a":
+            return
+        attributes = dict(attrs)
+        href = attributes.get("href") or ""
+        url, _, fragment = href.partition("#")
+        filename = unquote(url.rstrip("/").rsplit("/", 1)[-1])
+        if not filename:
+            return
+        digest = fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None
+        entry = _file(filename, digest, "data-yanked" in attributes)
+        if attributes.get("data-requires-python"):
+            entry["requires-python"] = html.unescape(attributes["data-requires-python"] or "")
+        self.files.append(entry)
+
+
+def _file(filename: str, sha256: str | None, yanked: bool) -> dict[str, Any]:
+    return {"filename": filename, "hashes": {"sha256": sha256} if sha256 else {}, "yanked": yanked}

@@ -1,8 +1,6 @@
-"""The one reader of pip-tools lock files (requirements-layer.txt, training/requirements.txt, ...).
+"""The one reader of pip-tools lock files, so a lock means the same to `ci lock`, the layer build and `ci pins`.
 
-`python -m ci lock`, the layer build and the pin checks all read the same files; they share this
-reader so a lock means the same thing to each of them. It judges nothing: a loose, unhashed or
-unreadable line is kept with its line number, and each caller decides what it may not contain.
+It judges nothing: a loose, unhashed or unreadable line is kept with its line number for the caller to judge.
 """
 
 from __future__ import annotations
@@ -146,10 +144,7 @@ def strip_comment(text: str) -> str:
 
 
 def logical_lines(content: str) -> list[tuple[int, str]]:
-    """(first line number, text) with backslash continuations joined, as pip reads them.
-
-    A comment line never continues, so `# via` annotations stay lines of their own.
-    """
+    """(first line number, text) with backslash continuations joined as pip does; a comment never continues."""
     result: list[tuple[int, str]] = []
     buffer: list[str] = []
     start = 0

@@ -1,7 +1,6 @@
-"""Compiling the four locks with uv for the target, so `python -m ci lock` is repeatable.
+"""Compiling the four locks with uv for the target, plus uv's bootstrap file and ci/policy/runtime-*.txt.
 
-The layer lock is resolved for the Lambda target with the runtime's own packages, the host locks constrained
-to it (docs/design.md, "Locks resolved for the target"); output is byte-identical on an unchanged tree.
+Layer lock for the Lambda target, host locks constrained to it (docs/design.md); byte-identical when unchanged.
 """
 
 from __future__ import annotations
@@ -18,14 +17,15 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from ci.config import Config, shipped_packages
+from ci.config import Config, RuntimePolicy, shipped_packages
 from ci.errors import PipelineError
-from ci.lock.files import read_in
+from ci.lock.files import display_path, read_in
 from ci.lock.lockfile import LockFile, read_lock
 
 logger = logging.getLogger(__name__)
 
 COMPILE_COMMAND = "python -m ci lock"
+RELOCK = f"`{COMPILE_COMMAND}`"
 
 
 @dataclass(frozen=True)
@@ -192,14 +192,9 @@ def runtime_only_packages(
     upgrade: bool = False,
     upgrade_packages: tuple[str, ...] = (),
 ) -> tuple[list[str], dict[str, list[str]]]:
-    """The provided packages and the dependencies only they need, in the order uv lists exclusions.
+    """Provided packages, the dependencies only they need (by a first resolve's `# via`), and what needs each.
 
-    A first resolve emits everything; its `# via` annotations tell which packages are reachable from
-    the .in file without passing through a provided package. The rest belongs to the runtime. Also returned:
-    each provided package the layer's own packages need (name -> what needs it), for the lock's notes. The
-    probe upgrades what the real run upgrades: judged on the old versions, a package the new ones no
-    longer need would stay in the layer and the next `--check` would call the lock stale.
-    """
+    The probe upgrades what the real run upgrades, or a package only the old versions need would stay."""
     probe = tmp / "all.txt"
     if output.is_file():
         shutil.copyfile(output, probe)  # same preferences as the real run, so the same versions
@@ -271,3 +266,135 @@ def _run_uv(
             f"change the requirement uv names in {job.in_file.name} (a version with wheels for the target), "
             "then rerun `python -m ci lock`",
         )
+
+
+@dataclass(frozen=True)
+class LockChange:
+    file: str
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    rewritten: bool  # bytes differ (hashes or annotations), even with the same pins
+
+    def describe(self) -> str:
+        if not self.rewritten:
+            return f"{self.file}: unchanged"
+        parts = [*(f"+{p}" for p in self.added), *(f"-{p}" for p in self.removed), *self.changed]
+        return f"{self.file}: " + (", ".join(parts) if parts else "same pins, hashes or annotations updated")
+
+
+def pin_diff(before: dict[str, str | None], after: dict[str, str | None]) -> tuple[list[str], list[str], list[str]]:
+    """Added, removed and changed pins between two locks' name -> version maps."""
+    return (
+        [f"{n}=={after[n]}" for n in sorted(after.keys() - before.keys())],
+        [f"{n}=={before[n]}" for n in sorted(before.keys() - after.keys())],
+        [f"{n} {before[n]} -> {after[n]}" for n in sorted(after.keys() & before.keys()) if before[n] != after[n]],
+    )
+
+
+def compile_all(
+    config: Config, upgrade: bool = False, upgrade_packages: tuple[str, ...] = (), uv_cache: Path | None = None
+) -> list[LockChange]:
+    changes = []
+    for job in lock_jobs(config):
+        before_bytes = job.output.read_bytes() if job.output.is_file() else b""
+        before = {n: p.version for n, p in read_lock(job.output).pins.items()} if before_bytes else {}
+        compile_lock(job, config.lock.index_url, upgrade=upgrade, upgrade_packages=upgrade_packages, uv_cache=uv_cache)
+        after = {n: p.version for n, p in read_lock(job.output).pins.items()}
+        added, removed, changed = pin_diff(before, after)
+        rewritten = job.output.read_bytes() != before_bytes
+        changes.append(LockChange(display_path(job.output, config.root), added, removed, changed, rewritten))
+    lock = config.lock
+    existed = lock.bootstrap_lock.is_file()
+    rewritten = write_bootstrap(lock.pipeline_lock, lock.bootstrap_lock, config.root)
+    uv = read_lock(lock.bootstrap_lock).pins["uv"]
+    added = [] if existed else [f"uv=={uv.version}"]
+    changes.append(LockChange(display_path(lock.bootstrap_lock, config.root), added, [], [], rewritten))
+    return changes
+
+
+BOOTSTRAP_PACKAGE = "uv"
+BOOTSTRAP_HEADER = (
+    "# uv alone, at the version and with the hashes of {pipeline}: what creates the venvs\n"
+    "# (ci/venv.py installs it with `pip install --require-hashes`). Written by `python -m ci lock`\n"
+    "# from {pipeline}; never edit it by hand (`python -m ci lock --check` compares the two).\n"
+)
+
+
+def bootstrap_text(pipeline_lock: Path, root: Path) -> str:
+    """The file's expected content: the pipeline lock's uv pin and every hash of it."""
+    pin = read_lock(pipeline_lock).pins.get(BOOTSTRAP_PACKAGE)
+    shown = display_path(pipeline_lock, root)
+    if pin is None or pin.version is None or not pin.hashes:
+        raise PipelineError(
+            f"{shown} has no hashed `uv==` pin: the venvs cannot be bootstrapped from it",
+            f"keep `uv` in {shown.replace('.txt', '.in')} and run {RELOCK}",
+        )
+    hashes = "".join(f" \\\n    --hash={digest}" for digest in sorted(pin.hashes))
+    return BOOTSTRAP_HEADER.format(pipeline=pipeline_lock.name) + f"{BOOTSTRAP_PACKAGE}=={pin.version}{hashes}\n"
+
+
+def write_bootstrap(pipeline_lock: Path, bootstrap_lock: Path, root: Path) -> bool:
+    """Write the bootstrap file; True if its bytes changed."""
+    text = bootstrap_text(pipeline_lock, root)
+    if bootstrap_lock.is_file() and bootstrap_lock.read_text() == text:
+        return False
+    bootstrap_lock.write_text(text)
+    return True
+
+
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
+RUNTIME_PACKAGES_COMMAND = "python -m ci lock --runtime-packages"
+ARCHITECTURE = "x86_64"  # the pins hold the hashes of every file, so one resolve serves both architectures
+INPUT_NAME = "runtime.in"  # how the files' `# via -r` annotations name the provided list
+
+
+def runtime_file(runtime: str, policy_dir: Path = POLICY_DIR) -> Path:
+    return policy_dir / f"runtime-{runtime}.txt"
+
+
+def header(policy: RuntimePolicy) -> str:
+    """The generated file's first lines: what it is, and the only command that writes it."""
+    return (
+        f"# What the managed {policy.name} runtime provides in /var/runtime (ci/policy/lambda_runtimes.json\n"
+        '# "provided" and their dependencies), with hashes: the smoke harness installs exactly this, never the layer.\n'
+        f"# Generated by `{RUNTIME_PACKAGES_COMMAND}` for Python {policy.python}, "
+        f"{policy.uv_platform[ARCHITECTURE]}, wheels only. Do not edit.\n"
+    )
+
+
+def generate(policy: RuntimePolicy, index_url: str, output: Path, uv_cache: Path | None = None) -> bool:
+    """Write `output` for `policy` (its current pins preferred); True if the bytes changed."""
+    before = output.read_bytes() if output.is_file() else b""
+    with tempfile.TemporaryDirectory(prefix="runtime-packages-") as tmp:
+        cwd = Path(tmp)
+        (cwd / INPUT_NAME).write_text("".join(f"{pin}\n" for pin in policy.provided))
+        resolved = cwd / "resolved.txt"
+        if output.is_file():
+            shutil.copyfile(output, resolved)  # uv prefers the pins already there
+        job = LockJob(
+            name=f"runtime-{policy.name}",
+            cwd=cwd,
+            inputs=(INPUT_NAME,),
+            output=resolved,
+            python_platform=policy.uv_platform[ARCHITECTURE],
+            python_version=policy.python,
+            only_binary=True,
+            extra_args=("--no-header",),
+        )
+        compile_lock(job, index_url, uv_cache=uv_cache)
+        text = header(policy) + resolved.read_text()
+    output.write_text(text)
+    return text.encode() != before
+
+
+def generate_all(
+    policies: dict[str, RuntimePolicy], index_url: str, policy_dir: Path = POLICY_DIR, uv_cache: Path | None = None
+) -> list[str]:
+    """Regenerate every runtime's file; one line per runtime saying what happened."""
+    lines = []
+    for name, policy in sorted(policies.items()):
+        output = runtime_file(name, policy_dir)
+        changed = generate(policy, index_url, output, uv_cache)
+        lines.append(f"{output.relative_to(policy_dir.parent.parent)}: {'rewritten' if changed else 'unchanged'}")
+    return lines

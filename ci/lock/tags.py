@@ -1,8 +1,4 @@
-"""Which wheel tags the Lambda target accepts, from the exact glibc of its runtime.
-
-The resolve uses uv's conservative platform; this check uses the runtime's real glibc: manylinux_2_X up to
-it, the legacy aliases, then pure-Python wheels.
-"""
+"""Which wheel tags the Lambda target accepts: manylinux up to its runtime's real glibc, then pure Python."""
 
 from __future__ import annotations
 

@@ -1,27 +1,30 @@
-"""`python -m ci lock --upgrade [PACKAGE ...]`: move the four locks forward together, for the target.
+"""`python -m ci lock --upgrade [PACKAGE ...]`: move the four locks forward together, and say what held each back.
 
-Dependabot edits one lock for its own host, so its PRs fail `lock --check`; this re-resolves all four, moves
-exact pins only when named, and restores every file on failure.
+Dependabot edits one lock for its own host (its PRs fail `lock --check`); this re-resolves all four, moves exact
+pins only when named, and restores every file on failure.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass, field
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from ci.config import Config
+from ci.config import Config, Target
 from ci.errors import PipelineError
+from ci.lock.check import final_versions, newest_fitting, python_allows
 from ci.lock.files import DirectRequirement, display_path, read_in
-from ci.lock.held import held_reason, pinned_in
-from ci.lock.index import SimpleIndex
+from ci.lock.index import Project, SimpleIndex
 from ci.lock.lockfile import logical_lines, read_lock
-from ci.lock.resolve import lock_jobs
-from ci.lock.run import LockChange, compile_all
+from ci.lock.resolve import LockChange, LockJob, compile_all, compile_lock, lock_jobs
+from ci.lock.tags import target_tags
 
 
 @dataclass(frozen=True)
@@ -88,10 +91,10 @@ def upgrade_locks(
     before = {n: p.version for n, p in read_lock(jobs[0].output).pins.items()}
     result = UpgradeResult(asked)
     try:
-        _rewrite(released, {d.name: _without_version(d) for d in released})
+        _rewrite(released, {d.name: _pinned_text(d, None) for d in released})
         result.changes = compile_all(config, upgrade=not asked, upgrade_packages=asked, uv_cache=uv_cache)
         locked = _locked_versions(config)
-        new_pins = {d.name: _with_version(d, locked[d.name]) for d in released}
+        new_pins = {d.name: _pinned_text(d, locked[d.name]) for d in released}
         _rewrite(released, new_pins)
         result.repinned = {f"{display_path(d.file, config.root)}:{d.line}": new_pins[d.name] for d in released}
     except BaseException:
@@ -129,18 +132,12 @@ def _exact(direct: DirectRequirement) -> bool:
     return any(spec.operator in ("==", "===") for spec in direct.requirement.specifier)
 
 
-def _without_version(direct: DirectRequirement) -> str:
+def _pinned_text(direct: DirectRequirement, version: str | None) -> str:
+    """The requirement's line with `==version` (or no version at all), its extras and marker kept."""
     requirement = direct.requirement
     extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
     marker = f"; {requirement.marker}" if requirement.marker else ""
-    return f"{requirement.name}{extras}{marker}"
-
-
-def _with_version(direct: DirectRequirement, version: str) -> str:
-    requirement = direct.requirement
-    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
-    marker = f"; {requirement.marker}" if requirement.marker else ""
-    return f"{requirement.name}{extras}=={version}{marker}"
+    return f"{requirement.name}{extras}{f'=={version}' if version else ''}{marker}"
 
 
 def _rewrite(directs: list[DirectRequirement], texts: dict[str, str]) -> None:
@@ -166,3 +163,93 @@ def _locked_versions(config: Config) -> dict[str, str]:
     for job in reversed(lock_jobs(config)):
         versions.update({n: p.version for n, p in read_lock(job.output).pins.items() if p.version})
     return versions
+
+
+UNKNOWN = "held back (reason unknown)"
+_UV_PLATFORM_GLIBC = re.compile(r"manylinux_(\d+)_(\d+)$")
+_DEPENDS = re.compile(r"Because (?P<parent>[A-Za-z0-9][\w.-]*)==(?P<version>[^\s,]+) depends on (?P<req>\S+?)[,.]?\s")
+
+
+def resolve_target(target: Target) -> Target:
+    """The target as uv resolves for it: the glibc of its --python-platform (e.g. manylinux_2_17)."""
+    match = _UV_PLATFORM_GLIBC.search(target.uv_platform)
+    return replace(target, glibc=f"{match.group(1)}.{match.group(2)}") if match else target
+
+
+def pinned_in(name: str, directs: list[DirectRequirement], in_display: str) -> str | None:
+    """`requirements.in:3 pins scikit-learn==1.3.2` when an .in file pins `name` exactly."""
+    for direct in directs:
+        if direct.name == name and _exact(direct):
+            return f"{in_display}:{direct.line} pins {direct.requirement}"
+    return None
+
+
+def target_reason(name: str, project: Project, newest: Version, target: Target) -> str:
+    """Why `newest` cannot be resolved for the target: requires-python, or no wheel for its platform."""
+    files = [f for f in project.files if f.wheel is not None and f.wheel[0] == newest and not f.yanked]
+    python = Version(target.runtime.python)
+    excluded = [f.requires_python for f in files if f.requires_python and not python_allows(f.requires_python, python)]
+    if files and len(excluded) == len(files):
+        return f"requires-python: {name} {newest} requires Python {excluded[0]}, the target runs {python}"
+    resolved = resolve_target(target)
+    reason = (
+        f"target wheels: {name} {newest} has no wheel for {target.runtime.name} {target.architecture} "
+        f"as the lock is resolved ({target.uv_platform})"
+    )
+    exact = newest_fitting(project, target, target_tags(target))
+    loose = newest_fitting(project, resolved, target_tags(resolved))
+    if exact is not None and (loose is None or exact > loose):
+        reason += f"; {exact} has a wheel glibc {target.glibc} loads, but not for {resolved.glibc}"
+    return reason
+
+
+def dependency_reason(name: str, wanted: Version, job: LockJob, index_url: str, uv_cache: Path | None) -> str:
+    """Ask uv to resolve `name>=wanted` with the same inputs; its explanation names who holds it back."""
+    with tempfile.TemporaryDirectory(prefix="lock-held-") as tmp:
+        extra = Path(tmp) / "wanted.txt"
+        extra.write_text(f"{name}>={wanted}\n")
+        probe = replace(job, inputs=(*job.inputs, str(extra)))
+        try:
+            compile_lock(probe, index_url, output=Path(tmp) / "probe.txt", uv_cache=uv_cache)
+        except PipelineError as exc:
+            return explain_conflict(name, wanted, exc.problem) or UNKNOWN
+    return f"{UNKNOWN}: uv resolves {name}>={wanted} too (rerun with --upgrade {name})"
+
+
+def explain_conflict(name: str, wanted: Version, uv_message: str) -> str | None:
+    """`numpy<2.0 by scikit-learn 1.3.2` from uv's "Because scikit-learn==1.3.2 depends on numpy>=1.17.3,<2.0"."""
+    text = " ".join(uv_message.split()) + " "
+    for match in _DEPENDS.finditer(text):
+        try:
+            requirement = Requirement(match.group("req"))
+        except InvalidRequirement:
+            continue
+        if canonicalize_name(requirement.name) != name:
+            continue
+        blocking = [str(s) for s in requirement.specifier if not s.contains(wanted, prereleases=True)]
+        shown = f"{name}{','.join(sorted(blocking)) or requirement.specifier}"
+        return f"{shown} by {match.group('parent')} {match.group('version')}"
+    return None
+
+
+def held_reason(
+    name: str,
+    version: str,
+    project: Project,
+    target: Target,
+    pin: str | None,
+    job: LockJob,
+    index_url: str,
+    uv_cache: Path | None,
+) -> tuple[str | None, str | None]:
+    """(newest release, why `version` is not it) — (newest, None) when it is the newest."""
+    newest = max(final_versions(project), default=None)
+    if newest is None or newest <= Version(version):
+        return (str(newest) if newest else None), None
+    if pin is not None:
+        return str(newest), f"{pin} (move it on purpose: `python -m ci lock --upgrade {name}`)"
+    resolved = resolve_target(target)
+    installable = newest_fitting(project, resolved, target_tags(resolved))
+    if installable is None or installable <= Version(version):
+        return str(newest), target_reason(name, project, newest, target)
+    return str(newest), dependency_reason(name, installable, job, index_url, uv_cache)

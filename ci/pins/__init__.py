@@ -1,5 +1,5 @@
 """Pin match: prove the model was pickled by exactly the library versions that will unpickle it.
 
-checks.py runs the three checks (lock_check, model_check, installed_check) on what scan.py and evidence.py
-read; render.py prints them.
+check.py runs the checks of `python -m ci pins` on what scan.py reads; guard.py is the precondition every model
+load passes.
 """

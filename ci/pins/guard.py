@@ -1,29 +1,108 @@
 """The model precondition: no process of the pipeline loads a model that `ci pins` would refuse.
 
-Every path that loads a model first scans the bytes, then loads them only under the digest of exactly those
-bytes, so a file swapped after the scan fails the handler's digest check instead of being unpickled.
+A pickle may reference only handler/model_globals.txt's pairs from distributions the layer lock pins; a model is
+loaded only under the digest of exactly the bytes scanned.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 from ci.config import Config
 from ci.errors import CheckFailedError, PipelineError
-from ci.lock.lockfile import LockFile
-from ci.pins.container import read_container
-from ci.pins.locks import pinned_version
-from ci.pins.policy import ALLOW_LIST, PACKAGES, distribution_of, judge, model_allow_list
-from ci.pins.result import Finding
-from ci.pins.scan import PickleScan, scan_stream
+from ci.lock import lockfile
+from ci.lock.lockfile import LockFile, Pin
+from ci.pins.scan import PickleScan, read_container, scan_stream
+from handler.model_globals import ALLOWED_GLOBALS_FILE, AllowListError, allowed_globals
+
+# Top-level module -> the distribution that installs it.
+PACKAGES: dict[str, str] = {
+    "sklearn": "scikit-learn",
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "joblib": "joblib",
+    "pandas": "pandas",
+}
+ALLOW_LIST = "handler/model_globals.txt"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str = ""
+
+
+def distribution_of(module: str) -> str | None:
+    return PACKAGES.get(module.split(".", 1)[0])
+
+
+def model_allow_list() -> frozenset[tuple[str, str]]:
+    """The committed allow-list; a malformed file stops the pipeline rather than widening anything."""
+    try:
+        return allowed_globals(ALLOWED_GLOBALS_FILE)
+    except AllowListError as exc:
+        raise PipelineError(str(exc), f"every line of {ALLOW_LIST} is 'module qualname'") from exc
+
+
+def judge(
+    module: str, name: str, allowed_packages: Collection[str], allowed: frozenset[tuple[str, str]] | None = None
+) -> Verdict:
+    """Is `module name` acceptable in a model pickle, given the distributions the runtime ships?"""
+    if (module, name) not in (model_allow_list() if allowed is None else allowed):
+        return Verdict(False, f"'{module} {name}' is not in {ALLOW_LIST}, the exact globals a model may reference")
+    dist = distribution_of(module)
+    if dist is not None and dist not in allowed_packages:
+        return Verdict(False, f"{dist} is not in the runtime lock, so the runtime cannot import {module}")
+    return Verdict(True)
+
+
+def read_lock(path: Path, display: str | None = None) -> LockFile:
+    """Read `path`; raise PipelineError if it is missing or a line is not a requirement."""
+    display = display or path.name
+    if not path.is_file():
+        raise PipelineError(f"{display} not found ({path})", "run `python -m ci lock` to write the locks")
+    lock = lockfile.read_lock(path, display)
+    for pin in lock.entries:
+        if pin.requirement is None:
+            raise PipelineError(
+                f"{display}:{pin.line}: {pin.text!r} is not a requirement ({pin.error})",
+                "regenerate the lock with `python -m ci lock`",
+            )
+    return lock
+
+
+def pinned_version(pin: Pin | None) -> str | None:
+    """The exact version when the entry is a single `==` pin without wildcard, else None."""
+    return pin.version if pin is not None and pin.operator == "==" else None
+
+
+def why_not_pinned(pin: Pin) -> str:
+    specifiers = pin.specifiers
+    if not specifiers:
+        return "is not pinned (no version)" if not pin.url else f"is a URL ({pin.url}), not a version pin"
+    if any("*" in item.version for item in specifiers):
+        return f"uses a wildcard ({pin.specifier}), not an exact `==` pin"
+    operators = ", ".join(f"`{op}`" for op in sorted({item.operator for item in specifiers}))
+    return f"uses {operators} ({pin.specifier}), not an exact `==` pin"
+
 
 NEVER_LOAD = "never load or deploy this artifact: retrain it (`python -m training`) and check where it came from"
 
 
 # Standard-library helpers an ordinary pickle of another library version uses (numpy 2 spells bytes so).
 PICKLE_HELPERS = ("_codecs", "copyreg")
+
+
+@dataclass
+class Finding:
+    severity: str  # error | warning | note
+    message: str
+    fix: str = ""
+    file: str | None = None  # repository-relative lock the finding is about, and its 1-based line
+    line: int | None = None
 
 
 class UnsafeModelError(CheckFailedError):
@@ -38,11 +117,7 @@ def allowed_distributions(layer: LockFile | None) -> set[str]:
 
 
 def refusals(scan: PickleScan, allowed: Collection[str], runtime_sklearn: str | None = None) -> list[Finding]:
-    """What makes a scanned pickle unsafe to load: a name outside the allow-list, or a part the scan cannot read.
-
-    `runtime_sklearn`: the layer's scikit-learn; a model whose estimators recorded another version
-    names other classes, and is reported as version drift rather than as a foreign artifact.
-    """
+    """A name outside the allow-list or an unreadable part; with another `runtime_sklearn`, reported as drift."""
     recorded = sorted(set(scan.versions_of_sklearn()) - {runtime_sklearn}) if runtime_sklearn else []
     found = []
     for ref in sorted(scan.references.values(), key=lambda r: r.path):
@@ -93,15 +168,12 @@ def _sklearn_relative(module: str) -> bool:
 
 
 def require_safe_model(model: Path, layer_lock: Path | None = None) -> str:
-    """Scan `model` statically; return the sha256 of the bytes scanned, or raise UnsafeModelError.
-
-    `layer_lock`: the runtime lock, whose distributions a reference may come from (as in `ci pins`).
-    """
+    """Scan `model` statically; the sha256 of the bytes scanned, or UnsafeModelError."""
     try:
         raw = model.read_bytes()
     except OSError as exc:
         raise PipelineError(f"model {model} cannot be read ({exc})", "train it: `python -m training`") from exc
-    layer = _read_lock(layer_lock)
+    layer = read_lock(layer_lock) if layer_lock is not None and layer_lock.is_file() else None
     try:
         scan = scan_stream(read_container(model, raw).stream)
     except PipelineError as exc:
@@ -117,11 +189,3 @@ def require_safe_model(model: Path, layer_lock: Path | None = None) -> str:
 def model_precondition(config: Config, model: Path) -> str:
     """require_safe_model against the configured layer lock; the digest to load the model under."""
     return require_safe_model(model, config.lock.layer_lock)
-
-
-def _read_lock(path: Path | None) -> LockFile | None:
-    if path is None or not path.is_file():
-        return None
-    from ci.pins.locks import read_lock
-
-    return read_lock(path)

@@ -1,29 +1,105 @@
-"""A static reading of a joblib pickle: what it references and which versions wrote it.
+"""A static reading of a joblib file: compression, what its pickle references, which versions wrote it.
 
-Nothing here imports, calls or constructs anything the pickle names. The opcodes are walked
-with pickletools.genops over a symbolic stack (strings, numbers, containers and placeholders)
-so that STACK_GLOBAL operands, dictionary keys and BUILD states can be read.
-
-joblib's container is not a plain pickle: each numpy array is pickled as a
-joblib.numpy_pickle.NumpyArrayWrapper and, right after the wrapper's BUILD opcode, the array's
-raw bytes follow in the same stream (NumpyArrayWrapper.write_array / read_array). For every
-wrapper the scanner computes the byte count from the recorded shape and dtype, skips the
-alignment padding (one length byte then that many bytes) and the data, and resumes reading
-opcodes. Arrays of Python objects are instead written as a nested, complete pickle stream,
-which is scanned recursively: its references count like any other.
+Nothing the pickle names is imported or called: opcodes are walked over a symbolic stack, and the raw bytes
+joblib writes after each NumpyArrayWrapper are skipped by their computed size (object arrays are nested pickles).
 """
 
 from __future__ import annotations
 
 import _compat_pickle
+import bz2
 import io
+import lzma
+import math
 import pickletools
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ci.errors import PipelineError
+
+# joblib.compressor: prefix -> name, in joblib's registration order (zlib, gzip, bz2, lzma, xz, lz4).
+ZFILE_PREFIX = b"ZF"  # joblib < 0.9.3: arrays in separate files, a format joblib itself deprecates
+MAGIC: list[tuple[bytes, str]] = [
+    (b"\x78", "zlib"),
+    (b"\x1f\x8b", "gzip"),
+    (b"BZ", "bz2"),
+    (b"\x5d\x00", "lzma"),
+    (b"\xfd\x37\x7a\x58\x5a", "xz"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+]
+# A model is megabytes; a stream that inflates past this is refused rather than filling memory.
+MAX_DECOMPRESSED_BYTES = 2 * 1024**3
+
+
+class ContainerError(PipelineError):
+    """The file is not a joblib container this check can open."""
+
+
+@dataclass(frozen=True)
+class Container:
+    compression: str  # "none" | zlib | gzip | bz2 | lzma | xz | lz4
+    stored_bytes: int
+    stream: bytes  # the decompressed pickle stream (opcodes with raw array bytes in between)
+
+
+def open_container(path: Path) -> Container:
+    if not path.is_file():
+        raise ContainerError(f"model artifact {path} not found", "train it first: `python -m training`")
+    return read_container(path, path.read_bytes())
+
+
+def read_container(path: Path, raw: bytes) -> Container:
+    """The container of bytes already read from `path` (named in errors)."""
+    if raw.startswith(ZFILE_PREFIX):
+        raise ContainerError(
+            f"{path} was written by joblib < 0.10 (arrays in separate files); it cannot be verified",
+            "retrain and dump the model with the joblib of the training lock",
+        )
+    compression = next((name for prefix, name in MAGIC if raw.startswith(prefix)), "none")
+    if compression == "none":
+        return Container("none", len(raw), raw)
+    return Container(compression, len(raw), _decompress(path, raw, compression))
+
+
+def _decompress(path: Path, raw: bytes, compression: str) -> bytes:
+    limit = MAX_DECOMPRESSED_BYTES
+    try:
+        if compression in ("zlib", "gzip"):
+            inflater = zlib.decompressobj(zlib.MAX_WBITS if compression == "zlib" else 31)
+            data = inflater.decompress(raw, limit + 1)
+        elif compression == "bz2":
+            data = bz2.BZ2Decompressor().decompress(raw, limit + 1)
+        elif compression in ("lzma", "xz"):
+            data = lzma.LZMADecompressor().decompress(raw, limit + 1)
+        else:
+            data = _lz4(path, raw)
+    except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as exc:
+        raise ContainerError(
+            f"{path} looks {compression}-compressed but does not decompress ({exc})",
+            "the file is damaged or not a joblib dump: retrain with `python -m training`",
+        ) from exc
+    if len(data) > limit:
+        raise ContainerError(
+            f"{path} inflates to more than {limit:,} bytes; refusing to scan it",
+            "a model bundle is a few megabytes: check where this artifact came from",
+        )
+    return data
+
+
+def _lz4(path: Path, raw: bytes) -> bytes:
+    try:
+        import lz4.frame
+    except ImportError as exc:
+        raise ContainerError(
+            f"{path} is lz4-compressed and the lz4 package is not installed, so it cannot be scanned",
+            "dump the model with compress=3 (zlib) or without compression, or install lz4",
+        ) from exc
+    return bytes(lz4.frame.decompress(raw))
+
 
 OLD_WRAPPERS = {"joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper"}
 UFUNC_RECONSTRUCTORS = {"numpy.core._ufunc_reconstruct", "numpy._core._ufunc_reconstruct"}
@@ -33,9 +109,6 @@ NPY_ITEM_HASOBJECT = 0x01  # numpy's dtype.flags bit for "contains Python object
 
 class ScanError(PipelineError):
     """The stream cannot be read statically (malformed, truncated, or an unknown array layout)."""
-
-
-# Symbolic values --------------------------------------------------------------------------
 
 
 @dataclass(eq=False)
@@ -82,9 +155,6 @@ class SymDict:
                 return value
         return default
 
-    def has(self, key: str) -> bool:
-        return any(item_key == key for item_key, _ in self.items)
-
 
 @dataclass(eq=False)
 class SymSet:
@@ -96,13 +166,6 @@ class Opaque:
     """A value the scanner does not model (an unpickled array, a persistent id, a buffer)."""
 
     what: str
-
-
-class _Mark:
-    pass
-
-
-# Results --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -167,9 +230,6 @@ class PickleScan:
         }
 
 
-# The walker -----------------------------------------------------------------------------
-
-
 def scan_stream(stream: bytes) -> PickleScan:
     """Scan a joblib pickle stream (already decompressed); raise ScanError if it is unreadable."""
     result = PickleScan()
@@ -193,7 +253,6 @@ class _Walker:
         self.dicts: list[SymDict] = []
         self.proto = 0
 
-    # stack helpers
     def push(self, value: Any) -> None:
         self.stack.append(value)
 
@@ -264,54 +323,36 @@ class _Walker:
             self.push(self.top())
         elif name in _LITERALS:
             self.push(arg)
-        elif name == "NONE":
-            self.push(None)
-        elif name == "NEWTRUE":
-            self.push(True)
-        elif name == "NEWFALSE":
-            self.push(False)
+        elif name in _CONSTANTS:
+            self.push(_CONSTANTS[name])
         elif name == "EMPTY_DICT":
             self.push(self.new_dict())
         elif name == "EMPTY_LIST":
             self.push([])
         elif name == "EMPTY_TUPLE":
             self.push(())
+        elif name == "LIST":
+            self.push(list(self.pop_mark()))
+        elif name == "TUPLE":
+            self.push(tuple(self.pop_mark()))
         elif name == "EMPTY_SET":
             self.push(SymSet())
         elif name == "DICT":
             items = self.pop_mark()
             self.push(self.new_dict(list(zip(items[::2], items[1::2], strict=False))))
-        elif name == "LIST":
-            self.push(list(self.pop_mark()))
-        elif name == "TUPLE":
-            self.push(tuple(self.pop_mark()))
         elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            count = int(name[-1])
-            items = [self.pop() for _ in range(count)][::-1]
-            self.push(tuple(items))
+            self.push(tuple([self.pop() for _ in range(int(name[-1]))][::-1]))
         elif name == "FROZENSET":
             self.push(SymSet(list(self.pop_mark())))
-        elif name == "APPEND":
-            value = self.pop()
-            target = self.top()
-            if isinstance(target, list):
-                target.append(value)
-        elif name == "APPENDS":
-            items = self.pop_mark()
+        elif name in ("APPEND", "APPENDS", "ADDITEMS"):
+            items = [self.pop()] if name == "APPEND" else self.pop_mark()
             target = self.top()
             if isinstance(target, list):
                 target.extend(items)
-        elif name == "ADDITEMS":
-            items = self.pop_mark()
-            target = self.top()
-            if isinstance(target, SymSet):
+            elif isinstance(target, SymSet):
                 target.items.extend(items)
-        elif name == "SETITEM":
-            value = self.pop()
-            key = self.pop()
-            self.set_item(self.top(), key, value)
-        elif name == "SETITEMS":
-            items = self.pop_mark()
+        elif name in ("SETITEM", "SETITEMS"):
+            items = [self.pop() for _ in range(2)][::-1] if name == "SETITEM" else self.pop_mark()
             target = self.top()
             for key, value in zip(items[::2], items[1::2], strict=False):
                 self.set_item(target, key, value)
@@ -343,23 +384,19 @@ class _Walker:
                 raise ScanError("malformed pickle: OBJ without a class", "the artifact is damaged; retrain")
             self.mark_called(items[0], tuple(items[1:]), pos)
             self.push(Obj(items[0], tuple(items[1:])))
-        elif name == "NEWOBJ":
+        elif name in ("NEWOBJ", "REDUCE"):
             args = self.pop()
-            cls = self.pop()
-            self.mark_called(cls, args, pos)
-            self.push(Obj(cls, args))
+            func = self.pop()
+            self.mark_called(func, args, pos)
+            if name == "REDUCE":
+                self.reduce_extras(func, args, pos)
+            self.push(Obj(func, args))
         elif name == "NEWOBJ_EX":
             kwargs = self.pop()
             args = self.pop()
             cls = self.pop()
             self.mark_called(cls, args, pos)
             self.push(Obj(cls, (args, kwargs)))
-        elif name == "REDUCE":
-            args = self.pop()
-            func = self.pop()
-            self.mark_called(func, args, pos)
-            self.reduce_extras(func, args, pos)
-            self.push(Obj(func, args))
         elif name == "BUILD":
             state = self.pop()
             self.build(self.top(), state)
@@ -429,8 +466,6 @@ class _Walker:
         elif isinstance(target, Obj) and target.class_path in OLD_WRAPPERS:
             self.result.unresolved.append(f"{target.class_path}: arrays stored in separate files (joblib < 0.10)")
 
-    # joblib's array payload ----------------------------------------------------------------
-
     def read_array(self, state: Any) -> Opaque:
         if not isinstance(state, SymDict):
             raise ScanError("NumpyArrayWrapper without a state dictionary", "retrain the model")
@@ -446,17 +481,15 @@ class _Walker:
                 raise ScanError("object arrays nested too deeply", "retrain the model")
             _Walker(self.handle, self.result, self.depth + 1).run()
             return Opaque("object array")
-        alignment = state.get("numpy_array_alignment_bytes") if state.has("numpy_array_alignment_bytes") else None
+        alignment = state.get("numpy_array_alignment_bytes")
         if alignment is not None:
             padding = self.handle.read(1)
             if len(padding) != 1:
                 raise ScanError("stream ends inside an array's padding", "the artifact is truncated; retrain")
             self.skip(padding[0])
-        count = 1
-        for n in shape:
-            count *= n
-        self.skip(count * itemsize)
-        self.result.array_bytes += count * itemsize
+        size = math.prod(shape) * itemsize
+        self.skip(size)
+        self.result.array_bytes += size
         return Opaque("array")
 
     def skip(self, size: int) -> None:
@@ -470,36 +503,18 @@ class _Walker:
         self.handle.seek(start + size)
 
 
-_LITERALS = {
-    "INT",
-    "BININT",
-    "BININT1",
-    "BININT2",
-    "LONG",
-    "LONG1",
-    "LONG4",
-    "FLOAT",
-    "BINFLOAT",
-    "STRING",
-    "BINSTRING",
-    "SHORT_BINSTRING",
-    "UNICODE",
-    "BINUNICODE",
-    "SHORT_BINUNICODE",
-    "BINUNICODE8",
-    "BINBYTES",
-    "SHORT_BINBYTES",
-    "BINBYTES8",
-    "BYTEARRAY8",
-}
+_CONSTANTS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
+# Opcodes that push their argument as it is (numbers, strings, bytes).
+_LITERALS = set(
+    "INT BININT BININT1 BININT2 LONG LONG1 LONG4 FLOAT BINFLOAT STRING BINSTRING SHORT_BINSTRING UNICODE BINUNICODE "  # noqa: SIM905
+    "SHORT_BINUNICODE BINUNICODE8 BINBYTES SHORT_BINBYTES BINBYTES8 BYTEARRAY8".split()
+)
 
 _TYPESTR = re.compile(r"[<>|=]?([a-zA-Z])(\d+)?")
 
 
 def dtype_layout(dtype: Any) -> tuple[bool, int]:
-    """(has Python objects, bytes per item) of a pickled numpy dtype, read from its reduce
-    arguments ("f8", align, copy) and its state (version, byteorder, subarray, names, fields,
-    elsize, alignment, flags[, metadata])."""
+    """(has Python objects, bytes per item) of a pickled numpy dtype, from its reduce arguments and state."""
     if not (isinstance(dtype, Obj) and isinstance(dtype.args, tuple) and dtype.args):
         raise ScanError(f"NumpyArrayWrapper with an unreadable dtype {dtype!r}", "retrain the model")
     typestr = dtype.args[0]

@@ -1,24 +1,8 @@
 """Which distribution put a file into the layer: one answer for the build, ABI, budget and smoke reports.
 
-Paths are relative to the layer root, as in layer.zip (python/sklearn/__init__.py). A site is a
-directory on sys.path: python/ or python/lib/pythonX.Y/site-packages/ (Lambda adds both), or the
-root itself for a bare site directory; a *.dist-info counts only in a site. Evidence is weighed
-best first:
-
-1. the exact path in a *.dist-info/RECORD (per file: right even where two distributions share a
-   namespace folder);
-2. the build's map of first path components under python/ ("top_level" of build.json: what each
-   wheel unpacked);
-3. top_level.txt (the importable names a distribution declares);
-4. the first path component of any RECORD line (files added after the install, e.g. bytecode);
-5. the *.dist-info / *.egg-info folder itself;
-6. the first component's own name: `foo.libs/` (auditwheel's vendored libraries), `foo.py`,
-   `foo.cpython-311-x86_64-linux-gnu.so` and `foo.pyc` stand for the distribution named foo
-   (PEP 503), else for the owner of the package `foo` found by 2-4.
-
-Bytecode of a top-level module (python/__pycache__/six.cpython-311.pyc, a sourceless
-python/six.pyc) belongs to the owner of six.py. Without evidence the answer is None and each
-report says so its own way; `guess` names the component's stem for reports that want a name.
+Paths are layer-relative; a site is python/, python/lib/pythonX.Y/site-packages/ or a bare root. Evidence, best
+first: the exact RECORD path, build.json's "top_level", top_level.txt, a RECORD line's first component, the
+*.dist-info folder, then the component's own name (foo.libs/, foo.py, foo.*.so, foo.pyc, __pycache__ bytecode).
 """
 
 from __future__ import annotations
@@ -74,9 +58,7 @@ Reader = Callable[[str], bytes | None]
 def read_dist_info(site: str, folder: str, read: Reader) -> DistInfo:
     """Parse the folder's METADATA (or PKG-INFO), RECORD and top_level.txt; `read` returns None for a missing file."""
     base = f"{site}/{folder}" if site else folder
-    stem = folder
-    for suffix in METADATA_SUFFIXES:
-        stem = stem.removesuffix(suffix)
+    stem = folder.removesuffix(".dist-info").removesuffix(".egg-info")
     folder_name, _, folder_version = stem.partition("-")
     name, version = folder_name, folder_version or None
     for member in ("METADATA", "PKG-INFO"):
@@ -86,18 +68,12 @@ def read_dist_info(site: str, folder: str, read: Reader) -> DistInfo:
             name = str(headers.get("Name") or "").strip() or name
             version = version or (str(headers.get("Version") or "").strip() or None)
             break
-    record: list[str] = []
     data = read(f"{base}/RECORD")
-    if data is not None:
-        rows = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""))
-        record = [row[0] for row in rows if row and row[0] and not row[0].startswith("..")]
-    top_level: list[str] = []
+    rows = csv.reader(io.StringIO(data.decode("utf-8", "replace") if data is not None else "", newline=""))
+    record = [row[0] for row in rows if row and row[0] and not row[0].startswith("..")]
     data = read(f"{base}/top_level.txt")
-    if data is not None:
-        for line in data.decode("utf-8", "replace").splitlines():
-            entry = line.strip().split("/", 1)[0]
-            if entry:
-                top_level.append(entry)
+    lines = data.decode("utf-8", "replace").splitlines() if data is not None else []
+    top_level = [entry for line in lines if (entry := line.strip().split("/", 1)[0])]
     return DistInfo(site, folder, name, version, tuple(record), tuple(top_level))
 
 

@@ -1,7 +1,6 @@
 """Step 3, prune: named rules, each removing one kind of file a Lambda runtime never needs.
 
-METADATA, licenses, `keep` (files the verification imports, computed) and anything no rule claims are never
-removed; strip lives in strip.py.
+Never removed: METADATA, licenses, `keep` (what the verification imports) and anything no rule claims.
 """
 
 from __future__ import annotations
@@ -83,9 +82,7 @@ RULES: dict[str, Rule] = {
 
 
 def fingerprint(names: Iterable[str]) -> str:
-    """sha256 of what decides the files the named rules claim: each one's definition (patterns, class,
-    the code of its filters) and this module's source (the claiming logic, what is always kept).
-    Part of every cache key that depends on pruning: editing a rule must not reuse an old result."""
+    """sha256 of the named rules' definitions and this module's source: editing a rule must not reuse a cache."""
     digest = hashlib.sha256(sources_digest(Path(__file__)).encode())
     for name in names:
         digest.update(f"\0{name}\0{_definition(RULES[name]) if name in RULES else ''}".encode())
@@ -145,15 +142,6 @@ def plan(site: Path, names: Iterable[str], keep: frozenset[str] = frozenset()) -
     return claimed
 
 
-def _spared(without: dict[str, str], with_keep: dict[str, str]) -> dict[str, list[str]]:
-    """Files a rule would have removed but `keep` saved (reported, so the protection is visible)."""
-    spared: dict[str, list[str]] = {}
-    for rel, rule in without.items():
-        if rel not in with_keep:
-            spared.setdefault(rule, []).append(rel)
-    return spared
-
-
 def _claiming_rule(
     rel: PurePosixPath, rules: list[Rule], spared_dirs: set[str], dir_rules: dict[str, str | None]
 ) -> str | None:
@@ -178,16 +166,15 @@ def apply_rules(site: Path, names: Iterable[str], keep: frozenset[str] = frozens
     names = [name for name in names if name in RULES]
     results = {name: RuleResult(name) for name in names}
     planned = plan(site, names, keep)
-    for rule, paths in _spared(plan(site, names), planned).items():
-        results[rule].spared = sorted(paths)
+    for rel, rule in sorted(plan(site, names).items()):  # what `keep` saved is reported, so the protection shows
+        if rel not in planned:
+            results[rule].spared.append(rel)
     for rel, rule in sorted(planned.items()):
-        path = site / rel
-        size = path.stat().st_size
-        path.unlink()
         result = results[rule]
         result.files += 1
-        result.bytes += size
+        result.bytes += (site / rel).stat().st_size
         result.paths.append(rel)
+        (site / rel).unlink()
     remove_empty_dirs(site)
     return results
 
@@ -221,13 +208,9 @@ def undo(names: Iterable[str]) -> str:
 def apply_removals(
     site: Path, globs: Iterable[str], keep_globs: Iterable[str] = (), strict: bool = True
 ) -> dict[str, RuleResult]:
-    """Remove every file under `site` a [build] remove glob matches, unless a build.keep glob matches it too
-    (keep wins: it is the list of what nothing may remove) or it is always kept (METADATA, licenses).
-    A result per glob, named by removal_name; a file two globs match is the first one's.
+    """Remove what each [build] remove glob matches, unless build.keep or always_kept protects it.
 
-    Refused (ConfigError) when a glob removes nothing: a typo, or a glob whose every file is kept or
-    already removed, would otherwise pass silently and the layer stay as big as before. `strict` False:
-    a part of a layer (a what-if's new distributions) may hold nothing a glob names.
+    A glob that removes nothing (a typo) is a ConfigError unless not `strict` (a part of a layer, in a what-if).
     """
     from ci.errors import ConfigError
 

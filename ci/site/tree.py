@@ -20,9 +20,7 @@ def walk_files(root: Path) -> Iterator[Path]:
 
 
 def link_or_copy(source: Path, target: Path) -> None:
-    """Place a cached file at `target` (absent) as a hard link: no data written, nothing to free when the tree
-    is deleted. A copy (mode and mtime kept) across file systems. Only for files no one writes in place (a
-    build replaces them)."""
+    """A hard link to a cached file (a copy across file systems); only for files no one writes in place."""
     try:
         os.link(source, target)
     except OSError:

@@ -215,7 +215,7 @@ def training_answers(config: Config, manifest: Path, model_sha256: str) -> Train
     answers = read_answers(manifest, model_sha256)
     runtime = {"python": config.target.runtime.python}
     if config.lock.layer_lock.is_file():
-        from ci.pins.locks import read_lock
+        from ci.pins.guard import read_lock
 
         layer = read_lock(config.lock.layer_lock)
         runtime.update({name: pin.version for name in answers.versions if (pin := layer.get(name)) and pin.version})

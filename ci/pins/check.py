@@ -1,0 +1,613 @@
+"""`python -m ci pins`: prove the model was pickled by exactly the library versions that will unpickle it.
+
+Three checks: the two locks agree, the model (read statically) agrees with the layer lock, and optionally the
+installed environment matches the training lock. Class existence is probed in a child process.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci.errors import PipelineError
+from ci.lock.files import display_path
+from ci.lock.lockfile import LockFile, Pin
+from ci.pins.guard import (
+    PACKAGES,
+    Finding,
+    allowed_distributions,
+    distribution_of,
+    judge,
+    pinned_version,
+    read_lock,
+    refusals,
+    why_not_pinned,
+)
+from ci.pins.scan import PickleScan, open_container, scan_stream
+from ci.reports import Finding as ReportFinding
+from ci.reports import sha256_file
+from ci.tables import text_table
+
+# Distributions whose objects end up in every scikit-learn model pickle.
+CORE_DISTRIBUTIONS = ("scikit-learn", "numpy", "scipy", "joblib")
+PANDAS = "pandas"
+RETRAIN = (
+    "retrain with the training lock installed: `pip install --require-hashes -r {training}` then `python -m training`"
+)
+
+
+@dataclass
+class Row:
+    package: str
+    training: str
+    runtime: str
+    model: str
+    status: str  # ok | FAIL | warn | -
+
+
+@dataclass
+class CheckResult:
+    name: str
+    title: str
+    columns: tuple[str, str, str, str, str]
+    rows: list[Row] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    skipped: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not any(finding.severity == "error" for finding in self.findings)
+
+    def error(self, message: str, fix: str = "", file: str | None = None, line: int | None = None) -> None:
+        self.findings.append(Finding("error", message, fix, file, line))
+
+    def warn(self, message: str, fix: str = "", file: str | None = None, line: int | None = None) -> None:
+        self.findings.append(Finding("warning", message, fix, file, line))
+
+    def note(self, message: str) -> None:
+        self.findings.append(Finding("note", message))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "title": self.title,
+            "skipped": self.skipped,
+            "columns": list(self.columns),
+            "rows": [asdict(row) for row in self.rows],
+            "findings": [asdict(finding) for finding in self.findings],
+        }
+
+
+@dataclass(frozen=True)
+class PinsInputs:
+    training_lock: Path
+    layer_lock: Path
+    model: Path
+    manifest: Path
+    target_python: str  # the Lambda runtime's Python, e.g. "3.11"
+    root: Path  # paths in messages are shown relative to it
+    installed: bool = False
+    shown_model: Path | None = None  # how messages name the model when `model` is its snapshot
+    probe_python: str = sys.executable  # the environment asked whether referenced classes exist
+    deployed_model: Path | None = None  # what deploy would upload (build/model/model.joblib)
+
+
+@dataclass
+class PinsResult:
+    checks: list[CheckResult]
+    scan: PickleScan | None
+    model_info: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def errors(self) -> list[tuple[str, Finding]]:
+        return [(check.name, f) for check in self.checks for f in check.findings if f.severity == "error"]
+
+    def report_findings(self, training_display: str) -> list[ReportFinding]:
+        """Findings without a file land on the training lock, through which every pin fix (relock or retrain) goes."""
+        severity = {"error": "error", "warning": "warning", "note": "notice"}
+        return [
+            ReportFinding(
+                "pins",
+                severity[f.severity],
+                f"{check.name}: {f.message}",
+                f.fix,
+                f.file or training_display,
+                f.line if f.file else None,
+            )
+            for check in self.checks
+            for f in check.findings
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checks": {check.name: check.to_dict() for check in self.checks},
+            "model": self.model_info,
+            "scan": self.scan.to_dict() if self.scan else None,
+        }
+
+
+_PROBE = r"""
+import importlib, importlib.metadata, json, sys
+request = json.load(sys.stdin)
+versions = {}
+for dist in request["distributions"]:
+    try:
+        versions[dist] = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        versions[dist] = None
+found = {}
+for module, name in request["names"]:
+    try:
+        value = importlib.import_module(module)
+    except Exception as exc:
+        found[module + "." + name] = "cannot import %s: %s: %s" % (module, type(exc).__name__, exc)
+        continue
+    missing = None
+    for part in name.split("."):
+        if not hasattr(value, part):
+            missing = "%s has no attribute %r" % (module, part)
+            break
+        value = getattr(value, part)
+    found[module + "." + name] = missing
+print(json.dumps({"versions": versions, "found": found}))
+"""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    python: str
+    versions: dict[str, str | None]  # distribution -> installed version (None: not installed)
+    missing: dict[str, str]  # module.qualname -> why it cannot be resolved
+
+
+@functools.lru_cache(maxsize=32)
+def probe(names: tuple[tuple[str, str], ...], distributions: tuple[str, ...], python: str) -> ProbeResult:
+    """Which of `names` (module, qualname) exist in `python`'s environment; cached: it does not change in a run."""
+    request = json.dumps({"names": names, "distributions": distributions})
+    completed = subprocess.run(
+        [python, "-I", "-B", "-c", _PROBE], input=request, capture_output=True, text=True, timeout=300, check=False
+    )
+    if completed.returncode != 0:
+        raise PipelineError(
+            f"probing {python} for the model's classes failed: {completed.stderr.strip()[-800:]}",
+            "check that the environment imports (make venv)",
+        )
+    data = json.loads(completed.stdout.strip().splitlines()[-1])
+    return ProbeResult(
+        python=python,
+        versions=data["versions"],
+        missing={path: why for path, why in data["found"].items() if why},
+    )
+
+
+@dataclass
+class ModelEvidence:
+    model_display: str
+    manifest_display: str
+    artifact_sha256: str | None = None
+    manifest: dict[str, Any] | None = None
+    compression: str | None = None
+    scan: PickleScan | None = None
+    problems: list[Finding] = field(default_factory=list)  # could not read model / manifest
+
+    @classmethod
+    def gather(cls, inputs: PinsInputs) -> ModelEvidence:
+        evidence = cls(
+            display_path(inputs.shown_model or inputs.model, inputs.root), display_path(inputs.manifest, inputs.root)
+        )
+        if inputs.model.is_file():
+            evidence.artifact_sha256 = sha256_file(inputs.model)
+            try:
+                container = open_container(inputs.model)
+                evidence.compression = container.compression
+                evidence.scan = scan_stream(container.stream)
+            except PipelineError as exc:
+                evidence.problems.append(Finding("error", exc.problem, exc.fix))
+        else:
+            evidence.problems.append(
+                Finding("error", f"model artifact {evidence.model_display} not found", "train it: `python -m training`")
+            )
+        if inputs.manifest.is_file():
+            try:
+                loaded = json.loads(inputs.manifest.read_text())
+                if not isinstance(loaded, dict):
+                    raise ValueError("not a JSON object")
+                evidence.manifest = loaded
+            except ValueError as exc:
+                evidence.problems.append(
+                    Finding("error", f"{evidence.manifest_display} is not a JSON object ({exc})", "retrain the model")
+                )
+        else:
+            evidence.problems.append(
+                Finding(
+                    "error",
+                    f"model manifest {evidence.manifest_display} not found",
+                    "train with `python -m training`, which writes model.json next to model.joblib",
+                )
+            )
+        return evidence
+
+    def manifest_versions(self) -> dict[str, str]:
+        versions = (self.manifest or {}).get("versions")
+        return {str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {}
+
+    def referenced_distributions(self) -> set[str]:
+        modules = self.scan.modules if self.scan is not None else set()
+        return {dist for module in modules if (dist := distribution_of(module))}
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "artifact": self.model_display,
+            "manifest": self.manifest_display,
+            "sha256": self.artifact_sha256,
+            "manifest_sha256": (self.manifest or {}).get("sha256"),
+            "compression": self.compression,
+        }
+
+
+_LOCK_COLUMNS = ("package", "training lock", "layer lock (runtime)", "model manifest", "status")
+
+
+def pinned(entry: Pin | None) -> str:
+    return "(missing)" if entry is None else pinned_version(entry) or entry.specifier or "(unpinned)"
+
+
+def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> CheckResult:
+    check = CheckResult("locks", "Training lock vs layer lock", _LOCK_COLUMNS)
+    referenced = model.referenced_distributions()
+    wanted = [*CORE_DISTRIBUTIONS, *sorted(referenced - set(CORE_DISTRIBUTIONS))]
+    if PANDAS not in wanted and training.get(PANDAS) and layer.get(PANDAS):
+        wanted.append(PANDAS)  # shipped and trained with: its version matters for anything pandas produced
+    manifest_versions = model.manifest_versions()
+    for dist in wanted:
+        t_entry, r_entry = training.get(dist), layer.get(dist)
+        why = (
+            f" (the model references {_example_module(model.scan, dist)})"
+            if dist in referenced and dist not in CORE_DISTRIBUTIONS
+            else ""
+        )
+        ok = True
+        for lock, entry in ((training, t_entry), (layer, r_entry)):
+            if entry is None:
+                check.error(
+                    f"{lock.display} has no entry for {dist}{why}: its version at training and at runtime "
+                    "cannot be proven equal",
+                    f"add {dist} to the .in file next to {lock.display} and run `python -m ci lock`",
+                    lock.display,
+                )
+                ok = False
+            elif pinned_version(entry) is None:
+                check.error(
+                    f"{lock.display}:{entry.line}: {entry.text} {why_not_pinned(entry)}{why}",
+                    f"pin it exactly ({dist}==VERSION) with `python -m ci lock`",
+                    lock.display,
+                    entry.line,
+                )
+                ok = False
+        if ok and t_entry and r_entry and pinned_version(t_entry) != pinned_version(r_entry):
+            check.error(
+                f"{dist} {pinned_version(t_entry)} in {training.display}:{t_entry.line} != "
+                f"{dist} {pinned_version(r_entry)} in {layer.display}:{r_entry.line}: the model would be pickled "
+                "by one version and unpickled by another",
+                "constrain the training lock to the layer lock (-c) and run `python -m ci lock`",
+                training.display,
+                t_entry.line,
+            )
+            ok = False
+        check.rows.append(
+            Row(dist, pinned(t_entry), pinned(r_entry), manifest_versions.get(dist, "-"), "ok" if ok else "FAIL")
+        )
+    return check
+
+
+def _example_module(scan: PickleScan | None, dist: str) -> str:
+    if scan is None:
+        return dist
+    paths = sorted(ref.path for ref in scan.references.values() if distribution_of(ref.module) == dist)
+    return paths[0] if paths else dist
+
+
+_MODEL_COLUMNS = ("package", "training (manifest)", "runtime (layer lock)", "model (pickle scan)", "status")
+
+
+def check_model(layer: LockFile, model: ModelEvidence, inputs: PinsInputs) -> CheckResult:
+    check = CheckResult("model", "Model artifact vs layer lock (static scan, never unpickled)", _MODEL_COLUMNS)
+    check.findings.extend(model.problems)
+    retrain = RETRAIN.format(training=display_path(inputs.training_lock, inputs.root))
+    _check_digest(check, model)
+    _check_is_deployed_artifact(check, model, inputs)
+    statuses: dict[str, str] = {}
+    scan_column: dict[str, str] = {}
+    # What the pickle itself says comes first: it cannot be edited to agree, a manifest can.
+    if model.scan is not None:
+        _check_scan(check, layer, model, model.scan, inputs, statuses, scan_column, retrain)
+    _check_manifest_versions(check, layer, model, inputs, statuses, retrain)
+    versions = model.manifest_versions()
+    names = ["python", *CORE_DISTRIBUTIONS]
+    names += sorted((set(versions) | model.referenced_distributions()) - set(names))
+    for name in names:
+        runtime = inputs.target_python if name == "python" else pinned(layer.get(name))
+        recorded, scanned = versions.get(name, "-"), scan_column.get(name, "-")
+        if model.scan is not None and name in PACKAGES.values() and scanned == "-":
+            scanned = "not referenced"
+        judged = recorded != "-" or scanned != "-"
+        check.rows.append(Row(name, recorded, runtime, scanned, statuses.get(name, "ok" if judged else "-")))
+    return check
+
+
+def _check_digest(check: CheckResult, model: ModelEvidence) -> None:
+    if model.manifest is None or model.artifact_sha256 is None:
+        return
+    recorded = model.manifest.get("sha256")
+    if recorded != model.artifact_sha256:
+        check.error(
+            f"{model.manifest_display} records sha256 {recorded} but {model.model_display} has sha256 "
+            f"{model.artifact_sha256}: the manifest does not describe this artifact",
+            "retrain (`python -m training`) so model.joblib and model.json are written together; "
+            "never copy one without the other",
+        )
+    name = model.manifest.get("artifact")
+    if name is not None and name != Path(model.model_display).name:
+        check.warn(f"{model.manifest_display} names artifact {name!r}, but the scanned file is {model.model_display}")
+
+
+def _check_is_deployed_artifact(check: CheckResult, model: ModelEvidence, inputs: PinsInputs) -> None:
+    """pins.json vouches for build/model/model.joblib by digest: it must be the file scanned."""
+    deployed = inputs.deployed_model
+    if deployed is None or not deployed.is_file() or model.artifact_sha256 is None:
+        return
+    if sha256_file(deployed) != model.artifact_sha256:
+        check.error(
+            f"the scanned artifact {model.model_display} is not {display_path(deployed, inputs.root)}, which deploy "
+            "would upload and this report would vouch for",
+            "scan the artifact that will be deployed (omit --model) or pass a separate --build-dir",
+        )
+
+
+def _check_manifest_versions(
+    check: CheckResult,
+    layer: LockFile,
+    model: ModelEvidence,
+    inputs: PinsInputs,
+    statuses: dict[str, str],
+    retrain: str,
+) -> None:
+    if model.manifest is None:
+        return
+    versions = model.manifest_versions()
+    python = versions.get("python")
+    if python is None:
+        check.error(f"{model.manifest_display} records no python version", retrain)
+        statuses["python"] = "FAIL"
+    elif ".".join(python.split(".")[:2]) != inputs.target_python:
+        check.error(
+            f"python {python} in {model.manifest_display} != the Lambda runtime's Python {inputs.target_python}",
+            f"train with Python {inputs.target_python} (the target in pipeline.toml)",
+        )
+        statuses["python"] = "FAIL"
+    required = set(CORE_DISTRIBUTIONS) | model.referenced_distributions()
+    others = sorted((required | (set(versions) & set(PACKAGES.values()))) - set(CORE_DISTRIBUTIONS))
+    for dist in [*CORE_DISTRIBUTIONS, *others]:
+        recorded = versions.get(dist)
+        entry = layer.get(dist)
+        runtime = pinned_version(entry)
+        if recorded is None:
+            check.error(f"{model.manifest_display} records no version for {dist}", retrain)
+            statuses[dist] = "FAIL"
+        elif runtime is None:
+            pass  # the locks check names the missing or loose pin
+        elif recorded != runtime:
+            check.error(
+                f"{dist} {recorded} in {model.manifest_display} != {dist} {runtime} in "
+                f"{layer.display}:{entry.line if entry else '?'}: the model was trained with another version "
+                "than the layer ships",
+                retrain,
+            )
+            statuses[dist] = "FAIL"
+
+
+def _check_scan(
+    check: CheckResult,
+    layer: LockFile,
+    model: ModelEvidence,
+    scan: PickleScan,
+    inputs: PinsInputs,
+    statuses: dict[str, str],
+    column: dict[str, str],
+    retrain: str,
+) -> None:
+    sklearn_runtime = pinned_version(layer.get("scikit-learn"))
+    found = scan.versions_of_sklearn()
+    column["scikit-learn"] = ", ".join(sorted(found)) or "(none recorded)"
+    for version, owners in sorted(found.items()):
+        if sklearn_runtime is not None and version != sklearn_runtime:
+            shown = ", ".join(sorted(set(owners))[:3]) + (" ..." if len(set(owners)) > 3 else "")
+            check.error(
+                f"_sklearn_version {version} in the model ({shown}) != scikit-learn {sklearn_runtime} in "
+                f"{layer.display}: scikit-learn {sklearn_runtime} would unpickle estimators written by {version}",
+                retrain,
+            )
+            statuses["scikit-learn"] = "FAIL"
+    manifest_sklearn = model.manifest_versions().get("scikit-learn")
+    if manifest_sklearn and found and set(found) != {manifest_sklearn}:
+        check.error(
+            f"{model.manifest_display} says scikit-learn {manifest_sklearn}, but the pickled estimators record "
+            f"{', '.join(sorted(found))}: the manifest does not describe how this model was made",
+            retrain,
+        )
+        statuses["scikit-learn"] = "FAIL"
+    if not found and any(distribution_of(m) == "scikit-learn" for m in scan.modules):
+        check.warn("the pickle references scikit-learn classes but records no _sklearn_version")
+
+    _check_numpy_generation(check, layer, scan, statuses, column, retrain)
+    allowed_dists = allowed_distributions(layer)
+    for dist in sorted(model.referenced_distributions() - {"scikit-learn", "numpy"}):
+        column[dist] = "referenced"
+    for finding in refusals(scan, allowed_dists, sklearn_runtime):
+        check.error(finding.message, finding.fix)
+    _check_existence(check, layer, scan, inputs, allowed_dists, statuses)
+
+
+def _check_numpy_generation(
+    check: CheckResult,
+    layer: LockFile,
+    scan: PickleScan,
+    statuses: dict[str, str],
+    column: dict[str, str],
+    retrain: str,
+) -> None:
+    runtime = pinned_version(layer.get("numpy"))
+    numpy2 = sorted({m for m in scan.modules if m == "numpy._core" or m.startswith("numpy._core.")})
+    numpy1 = sorted({m for m in scan.modules if m == "numpy.core" or m.startswith("numpy.core.")})
+    column["numpy"] = "2.x (numpy._core)" if numpy2 else "1.x (numpy.core)" if numpy1 else "(no version marks)"
+    if runtime is None:
+        return
+    runtime_major = int(runtime.split(".")[0])
+    if numpy2 and runtime_major < 2:
+        for module in numpy2:
+            check.error(
+                f"references {module}: pickled under numpy 2.x; numpy {runtime} in {layer.display} cannot load it "
+                "reliably (numpy 1.x before 1.26 has no numpy._core at all, 1.26 only stubs for a few of its modules)",
+                retrain,
+            )
+        statuses["numpy"] = "FAIL"
+    elif numpy1 and runtime_major >= 2:
+        check.warn(
+            f"references {', '.join(numpy1)}: pickled under numpy 1.x; numpy {runtime} loads it only through "
+            "its deprecated numpy.core aliases",
+            retrain,
+        )
+
+
+def _check_existence(
+    check: CheckResult,
+    layer: LockFile,
+    scan: PickleScan,
+    inputs: PinsInputs,
+    allowed_dists: set[str],
+    statuses: dict[str, str],
+) -> None:
+    """Does every referenced name exist in the runtime's libraries? (Only where the probe has the locked version.)"""
+    candidates = [
+        ref
+        for ref in scan.references.values()
+        if (dist := distribution_of(ref.module)) in allowed_dists and judge(ref.module, ref.name, allowed_dists).allowed
+    ]
+    if not candidates:
+        return
+    dists = sorted({distribution_of(ref.module) or "" for ref in candidates})
+    result = probe(tuple(sorted({(ref.module, ref.name) for ref in candidates})), tuple(dists), inputs.probe_python)
+    versions = result.versions
+    comparable = set()
+    for dist in dists:
+        wanted = pinned_version(layer.get(dist))
+        if wanted is not None and versions.get(dist) == wanted:
+            comparable.add(dist)
+        else:
+            check.note(
+                f"class-path check skipped for {dist}: {inputs.probe_python} has {dist} "
+                f"{versions.get(dist) or '(not installed)'}, {layer.display} pins {wanted or '(nothing exact)'}"
+            )
+    for path, why in sorted(result.missing.items()):
+        dist = distribution_of(path) or "?"
+        if dist not in comparable:
+            continue
+        check.error(
+            f"{path} does not exist in {dist} {versions.get(dist)} (the runtime's version): unpickling fails ({why})",
+            "retrain with the training lock so the model only uses classes of the runtime's versions",
+        )
+        statuses[dist] = "FAIL"
+
+
+INSTALLED_COLUMNS = ("package", "training lock", "installed here", "", "status")
+
+
+def check_installed(training: LockFile, target_python: str) -> CheckResult:
+    import importlib.metadata
+
+    from packaging.markers import Marker
+
+    check = CheckResult("installed", f"Installed environment ({sys.executable}) vs training lock", INSTALLED_COLUMNS)
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    # The training lock is resolved for the target's Python, and training pickles with this interpreter.
+    check.rows.append(Row("python", target_python, here, "", "ok" if here == target_python else "FAIL"))
+    if here != target_python:
+        check.error(
+            f"this environment runs Python {here} ({sys.executable}), the target runtime's is {target_python}: "
+            "a model trained here would be pickled by another Python than Lambda's",
+            f"recreate the venv with Python {target_python} (`make venv` finds it) and retrain",
+        )
+    for name, entry in sorted(training.pins.items()):
+        if entry.marker and not Marker(entry.marker).evaluate():
+            continue
+        wanted = pinned_version(entry)
+        if wanted is None:
+            continue  # the locks check reports loose pins
+        try:
+            have: str | None = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            have = None
+        ok = have == wanted
+        if not ok:
+            check.error(
+                f"{name} {wanted} ({training.display}:{entry.line}) is not installed in {sys.prefix}"
+                if have is None
+                else f"{name} {have} is installed in {sys.prefix}, {training.display}:{entry.line} pins {wanted}",
+                f"pip install --require-hashes -r {training.display}",
+                training.display,
+                entry.line,
+            )
+        check.rows.append(Row(name, wanted, have or "(missing)", "", "ok" if ok else "FAIL"))
+    return check
+
+
+def run_pins(inputs: PinsInputs) -> PinsResult:
+    training = read_lock(inputs.training_lock, display_path(inputs.training_lock, inputs.root))
+    layer = read_lock(inputs.layer_lock, display_path(inputs.layer_lock, inputs.root))
+    model = ModelEvidence.gather(inputs)
+    checks = [check_locks(training, layer, model), check_model(layer, model, inputs)]
+    if inputs.installed:
+        checks.append(check_installed(training, inputs.target_python))
+    else:
+        skipped = CheckResult("installed", "Installed training environment", INSTALLED_COLUMNS)
+        skipped.skipped = "not requested (pass --installed where training runs)"
+        checks.append(skipped)
+    return PinsResult(checks=checks, scan=model.scan, model_info=model.info())
+
+
+def render_check(check: CheckResult) -> str:
+    verdict = "skipped" if check.skipped else ("passed" if check.passed else "FAILED")
+    lines = [f"== {check.title}: {verdict}"]
+    if check.skipped:
+        lines.append(f"   {check.skipped}")
+        return "\n".join(lines)
+    table = [list(check.columns)] + [[r.package, r.training, r.runtime, r.model, r.status] for r in check.rows]
+    keep = [i for i in range(5) if any(row[i] for row in table)]
+    columns = [[row[i] for i in keep] for row in table]
+    lines.append(text_table(columns[0], columns[1:], indent="   "))
+    for finding in check.findings:
+        label = {"error": "FAIL", "warning": "warn", "note": "note"}[finding.severity]
+        lines.append(f"   {label}: {finding.message}")
+        if finding.fix and finding.severity != "note":
+            lines.append(f"         fix: {finding.fix}")
+    return "\n".join(lines)
+
+
+def render(result: PinsResult) -> str:
+    parts = [render_check(check) for check in result.checks]
+    if result.scan is not None:
+        scan = result.scan
+        parts.append(
+            f"scan: protocol {scan.protocol}, {len(scan.references)} referenced names, {scan.arrays} arrays "
+            f"({scan.object_arrays} of Python objects, {scan.array_bytes:,} bytes of array data skipped), "
+            f"compression {result.model_info.get('compression')}"
+        )
+    return "\n\n".join(parts)
