@@ -10,8 +10,8 @@ import pytest
 
 from ci import cache_seal
 from ci.isolated import target_python
-from ci.layer import diagnose, verify
-from ci.layer.modules import extension_modules
+from ci.layer import verify
+from ci.layer.verify import extension_modules
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.runtime_view import RuntimeView, ensure_runtime_dir
 from tests.config_fixtures import CONFIG, TARGET
@@ -90,7 +90,7 @@ def test_a_new_failure_names_the_file_the_error_and_the_rule(site: Path, tmp_pat
     assert "No module named 'pkg.testing'" in result.new_failures["pkg"]
     assert "PackageNotFoundError" in result.new_failures["absent-dist"]
     changes = {"pkg/testing/__init__.py": "tests", "pkg/tests/test_it.py": "tests"}
-    error = verify.explain(result, diagnose.Context(site, changes, None, "requirements.in"))
+    error = verify.explain(result, verify.Context(site, changes, None, "requirements.in"))
     text = str(error)
     assert "pkg (pkg/__init__.py): ModuleNotFoundError: No module named 'pkg.testing'" in text
     assert "rule 'tests' removed/changed pkg/testing/__init__.py" in text
@@ -106,14 +106,12 @@ def test_a_failure_no_rule_caused_says_which_case_it_is(site: Path, tmp_path: Pa
     extra = view.behind(site)
     result = verify.verify_tree(PYTHON, site, ["pkg"], base, extra_paths=extra)
     assert set(result.new_failures) == {"uses_yaml", "uses_boto", "pkg", "other"}
-    context = diagnose.Context(site, {"pkg/tests/test_it.py": "tests"}, view, "requirements.in")
-    causes = {
-        name: diagnose.cause_of(name, error, f"{name}.py", context) for name, error in result.new_failures.items()
-    }
-    assert causes["uses_yaml"].kind == diagnose.UNLOCKED and "'yaml'" in causes["uses_yaml"].fix
-    assert causes["uses_boto"].kind == diagnose.RUNTIME
+    context = verify.Context(site, {"pkg/tests/test_it.py": "tests"}, view, "requirements.in")
+    causes = {name: verify.cause_of(name, error, f"{name}.py", context) for name, error in result.new_failures.items()}
+    assert causes["uses_yaml"].kind == verify.UNLOCKED and "'yaml'" in causes["uses_yaml"].fix
+    assert causes["uses_boto"].kind == verify.RUNTIME
     assert 'bundle_runtime_packages = ["botocore"]' in causes["uses_boto"].fix
-    assert causes["pkg"].kind == diagnose.INSTALLED, "pkg.gone was never there: no rule removed it"
+    assert causes["pkg"].kind == verify.INSTALLED, "pkg.gone was never there: no rule removed it"
     error = verify.explain(result, context)
     assert "rule '" not in str(error) and "build.keep" not in error.fix
     assert "fail in the layer as Lambda would see it" in error.problem

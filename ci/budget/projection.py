@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ci.config import Target
+from ci.config_sections import BuildConfig
 from ci.fingerprint import sources_digest
 from ci.layer import pyc_store, strip, verify
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
 from ci.layer.install import InstalledDistribution, install_wheels
-from ci.layer.state import BuildOptions
 from ci.layer.wheels import CachedWheel
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners
@@ -65,7 +65,7 @@ class Measured:
 class Measurer:
     python: str
     target: Target
-    options: BuildOptions
+    options: BuildConfig
     cache: Path  # the build's cache directory (strip, bytecode, pyc stores are shared with it)
     scratch: Path  # where wheels are installed for measuring (build/what-if/)
     base_site: Callable[[], Path]  # the current layer's python/, unpacked on first use

@@ -31,7 +31,6 @@ from ci.config import Config
 from ci.errors import CheckFailedError
 from ci.fingerprint import sources_digest
 from ci.isolated import target_python
-from ci.layer.state import BuildOptions
 from ci.layer.wheels import CachedWheel, fetch, find_cached
 from ci.lock.files import display_path, read_in
 from ci.lock.lockfile import LockFile, read_lock
@@ -59,7 +58,7 @@ def answer_key(config: Config, paths: BuildPaths, current: Current, request: Wha
         request.digest().encode(),
         repr((config.target.runtime, config.target.architecture, config.target.glibc)).encode(),
         rules.fingerprint(config.build.prune).encode(),
-        repr(BuildOptions.from_config(config)).encode(),
+        repr(config.build).encode(),
         config.lock.index_url.encode(),
         current.layer_sha256.encode(),
         sha256_file(inputs.function.path).encode(),
@@ -155,7 +154,7 @@ def what_if(
         measurer = Measurer(
             python=python,
             target=config.target,
-            options=BuildOptions.from_config(config),
+            options=config.build,
             cache=paths.cache,
             scratch=paths.build / "what-if",
             base_site=base_site,

@@ -12,7 +12,7 @@ import logging
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from ci.layer import archive, proofs, pyc_store, sources, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
 from ci.layer.install import install_wheels
 from ci.layer.pyc_store import PycStore
-from ci.layer.state import BuildOptions, BuildState
+from ci.layer.state import BuildState
 from ci.layer.wheels import fetch, read_layer_lock
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
@@ -78,7 +78,7 @@ def _build_layer(config: Config, paths: BuildPaths, config_file: Path | None, re
     state = BuildState(
         config=config,
         paths=paths,
-        options=replace(BuildOptions.from_config(config), reuse_proofs=reuse_proofs),
+        reuse_proofs=reuse_proofs,
         interpreter=find_interpreter(config.target, paths.cache),
     )
     logger.info(f"machine:  {config.target.machine} code runs {state.interpreter.proof().removeprefix('proven ')}")
@@ -236,7 +236,6 @@ def step_verify(state: BuildState) -> None:
                 state.site,
                 state.distributions,
                 baseline,
-                jobs=state.options.jobs,
                 pycache=_pycache(state),
                 extra_paths=state.behind,
             )

@@ -18,7 +18,7 @@ from ci import cache_seal
 from ci.errors import CheckFailedError
 from ci.fingerprint import sources_digest
 from ci.isolated import run_isolated
-from ci.layer import diagnose, proofs, pyc_store, trace, verify
+from ci.layer import proofs, pyc_store, trace, verify
 from ci.layer.state import BuildState
 from ci.site import rules
 from ci.site.tree import globbed, link_or_copy, remove_empty_dirs, tree_size, walk_files
@@ -298,7 +298,7 @@ def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
 
 
 def _attributed(problem: str, detail: str, state: BuildState) -> CheckFailedError:
-    cause = diagnose.cause_of("", detail, "\0", state.diagnosis())
+    cause = verify.cause_of("", detail, "\0", state.diagnosis())
     blame = "".join(f"\n  {rules.describe(rule)} removed/changed {path}" for path, rule in cause.culprits[:5])
     return CheckFailedError(problem + (blame or f"\n  {cause.detail}"), cause.fix)
 
@@ -349,7 +349,6 @@ def _prove_unchanged(state: BuildState, before: trace.ImportTrace) -> None:
             state.site,
             state.distributions,
             state.baseline,
-            jobs=state.options.jobs,
             extra_paths=state.behind,
         )
         state.data["verify_after_bytecode"] = {"checked": result.checked, "new_failures": result.new_failures}

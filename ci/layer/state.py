@@ -1,7 +1,4 @@
-"""What the build's steps share: the validated [build] options and the state the steps fill in.
-
-Its own module so the steps in bytecode.py and build.py both import it, and neither the other.
-"""
+"""What the build's steps share: the state they fill in (its own module: bytecode.py and build.py both use it)."""
 
 from __future__ import annotations
 
@@ -14,7 +11,8 @@ from typing import Any
 
 from ci.arch.interpreter import TargetInterpreter
 from ci.config import Config
-from ci.layer import diagnose, verify
+from ci.config_sections import BuildConfig
+from ci.layer import verify
 from ci.layer.install import InstalledDistribution
 from ci.layer.proofs import ProofStore, binaries_digest, prover_digest, tree_digest
 from ci.layer.wheels import CachedWheel
@@ -23,37 +21,12 @@ from ci.paths import BuildPaths
 from ci.runtime_view import RuntimeView, runtime_view
 
 
-@dataclass(frozen=True)
-class BuildOptions:
-    """[build] of pipeline.toml, and how many interpreters verify the imports.
-
-    One: the packages share numpy and SciPy, so a second interpreter imports them again. With the
-    shared bytecode (pyc_store.py) one takes the same time as two and 40% less CPU (measured natively,
-    1.1 s vs 1.0-1.5 s, and under qemu, 6.1 s vs 6.2 s), which the other jobs of a busy runner get.
-    """
-
-    prune: tuple[str, ...]
-    keep: tuple[str, ...]  # path globs (relative to python/) no rule may remove
-    bytecode: str
-    sourceless: bool
-    prune_unimported: bool
-    remove: tuple[str, ...] = ()  # path globs (relative to python/) removed before the rules; keep wins
-    jobs: int = 1
-    reuse_proofs: bool = True  # False: `ci build --fresh-proofs` (proofs.py)
-
-    @classmethod
-    def from_config(cls, config: Config) -> BuildOptions:
-        build = config.build  # checked when the configuration was loaded
-        return cls(build.prune, build.keep, build.bytecode, build.sourceless, build.prune_unimported, build.remove)
-
-
 @dataclass
 class BuildState:
     """What the steps learn, in the order they learn it."""
 
     config: Config
     paths: BuildPaths
-    options: BuildOptions
     interpreter: TargetInterpreter  # runs the target's native code (natively, emulated) or is missing
     timings: dict[str, float] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
@@ -66,6 +39,12 @@ class BuildState:
     proofs: dict[str, str] = field(default_factory=dict)  # proof -> how it was made, or "missing: why; fix"
     digests: dict[str, str] = field(default_factory=dict)  # what a reusable proof ran on (proof_facts)
     view: RuntimeView | None = None  # the runtime's own packages, installed on first use (runtime())
+    reuse_proofs: bool = True  # False: `ci build --fresh-proofs` (proofs.py)
+
+    @property
+    def options(self) -> BuildConfig:
+        """[build] of pipeline.toml, as `ci build`'s flags left it."""
+        return self.config.build
 
     def runtime(self) -> RuntimeView:
         """What Lambda puts behind the layer on sys.path: every step that imports the layer sees it too."""
@@ -78,9 +57,9 @@ class BuildState:
         """sys.path after the layer's python/, as on Lambda: the runtime's own packages."""
         return self.runtime().behind(self.site)
 
-    def diagnosis(self) -> diagnose.Context:
+    def diagnosis(self) -> verify.Context:
         """What an import failure is explained from: the rules' changes and the runtime's packages."""
-        return diagnose.Context(
+        return verify.Context(
             self.site, self.changes, self.runtime(), self.config.relative(self.config.lock.requirements_in)
         )
 
@@ -115,7 +94,7 @@ class BuildState:
 
     @property
     def proof_store(self) -> ProofStore:
-        return ProofStore(self.paths.cache / "proofs", enabled=self.options.reuse_proofs)
+        return ProofStore(self.paths.cache / "proofs", enabled=self.reuse_proofs)
 
     def proof_facts(self, *, tree_changed: bool = False) -> dict[str, str]:
         """Digests of what every proof runs on: the site tree (hashed again after `tree_changed`), the
