@@ -1,5 +1,6 @@
-"""Seals on what the build caches: an output is reused only if this machine made it.
+"""What the build's caches trust: keys covering everything that decides a result, and seals of who made it.
 
+A key of names alone survives an edit of what they stand for, so sources_digest hashes the code itself.
 build/cache travels through actions/cache, which any job on main can write, so each cached output carries an
 HMAC keyed by a secret outside every cache directory (docs/design.md, "Cache seals").
 """
@@ -82,3 +83,17 @@ def unsealed_json(purpose: str, name: str, data: object) -> dict[str, Any] | Non
     if not matches(seal(purpose, name, json.dumps(body, sort_keys=True).encode()), data["seal"]):
         return None
     return body
+
+
+def sources_digest(*paths: Path) -> str:
+    """sha256 of source code: a file, or every file under a directory (no __pycache__), by name and bytes."""
+    digest = hashlib.sha256()
+    for path in paths:
+        if not path.exists():
+            digest.update(f"{path.name}\0missing\0".encode())
+            continue
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in (file for file in files if "__pycache__" not in file.parts):
+            digest.update(f"{file.relative_to(path.parent).as_posix()}\0".encode())
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()

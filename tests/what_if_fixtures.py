@@ -18,8 +18,7 @@ from pathlib import Path
 
 from ci.config import Config, load_config
 from ci.layer import archive
-from ci.layer.install import install_wheels
-from ci.layer.wheels import fetch, read_layer_lock
+from ci.layer.wheels import fetch, install_wheels, read_layer_lock
 from ci.lock.resolve import compile_lock, lock_jobs
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import sha256_file

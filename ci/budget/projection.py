@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ci.cache_seal import sources_digest
 from ci.config import Target
 from ci.config_sections import BuildConfig
-from ci.fingerprint import sources_digest
 from ci.layer import pyc_store, strip, verify
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
-from ci.layer.install import InstalledDistribution, install_wheels
-from ci.layer.wheels import CachedWheel
+from ci.layer.wheels import CachedWheel, InstalledDistribution, install_wheels
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners
 from ci.site.tree import globbed, walk_files

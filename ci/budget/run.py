@@ -12,8 +12,8 @@ from ci.budget.compute import compute_budget
 from ci.budget.inputs import gather_inputs
 from ci.budget.model import Budget
 from ci.budget.render_json import budget_to_dict
+from ci.cache_seal import sources_digest
 from ci.config import Config
-from ci.fingerprint import sources_digest
 from ci.lock.files import display_path
 from ci.paths import BuildPaths
 

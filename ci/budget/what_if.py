@@ -27,9 +27,9 @@ from ci.budget.what_if_project import Projection, project
 from ci.budget.what_if_resolve import UnresolvableError, held_back, moved_pins, resolve
 from ci.budget.what_if_specs import WhatIfRequest, parse_request
 from ci.budget.wheel_reasons import target_name
+from ci.cache_seal import sources_digest
 from ci.config import Config
 from ci.errors import CheckFailedError
-from ci.fingerprint import sources_digest
 from ci.isolated import target_python
 from ci.layer.wheels import CachedWheel, fetch, find_cached
 from ci.lock.files import display_path, read_in

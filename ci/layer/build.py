@@ -21,10 +21,9 @@ from ci.config import Config
 from ci.errors import CheckFailedError, ConfigError
 from ci.layer import archive, proofs, pyc_store, sources, strip, verify
 from ci.layer.bytecode import step_bytecode, step_prove, step_trace
-from ci.layer.install import install_wheels
 from ci.layer.pyc_store import PycStore
 from ci.layer.state import BuildState
-from ci.layer.wheels import fetch, read_layer_lock
+from ci.layer.wheels import fetch, install_wheels, read_layer_lock
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
 from ci.site import rules

@@ -15,8 +15,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ci import cache_seal
+from ci.cache_seal import sources_digest
 from ci.errors import CheckFailedError
-from ci.fingerprint import sources_digest
 from ci.isolated import run_isolated
 from ci.layer import proofs, pyc_store, trace, verify
 from ci.layer.state import BuildState

@@ -20,7 +20,7 @@ from typing import Any
 
 import ci
 from ci import cache_seal
-from ci.fingerprint import sources_digest
+from ci.cache_seal import sources_digest
 from ci.reports import sha256_file
 
 FORMAT = 1  # bump when what a record holds changes

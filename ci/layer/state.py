@@ -13,9 +13,8 @@ from ci.arch.interpreter import TargetInterpreter
 from ci.config import Config
 from ci.config_sections import BuildConfig
 from ci.layer import verify
-from ci.layer.install import InstalledDistribution
 from ci.layer.proofs import ProofStore, binaries_digest, prover_digest, tree_digest
-from ci.layer.wheels import CachedWheel
+from ci.layer.wheels import CachedWheel, InstalledDistribution
 from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
 from ci.runtime_view import RuntimeView, runtime_view

@@ -18,9 +18,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ci import cache_seal, isolated
+from ci.cache_seal import sources_digest
 from ci.config import Target
 from ci.errors import CheckFailedError
-from ci.fingerprint import sources_digest
 from ci.isolated import isolated_command, isolated_env
 from ci.layer.pyc_store import PycStore, prefix_for, resolved
 from ci.runtime_view import RuntimeView
