@@ -1,13 +1,7 @@
 """The one way the pipeline opens a zip: every entry is judged before anything is read or written.
 
-Lambda unpacks what deploy uploads; a check that reads the zip differently (follows a symlink,
-keeps the second of two same-named entries, writes outside its directory) would vouch for
-something else. So an archive whose entries are not plain files and directories with canonical
-relative names (no '.', '..' or empty segment, no leading './' or '/', no backslash: one spelling
-per path, so a name unique in the zip is unique on disk) is refused, naming the entry, and a
-damaged one (not a zip, truncated, bad CRC) is one PipelineError instead of a traceback. Every
-opening checks each entry's CRC (once per file per process) unless its reader checks it itself
-while unpacking: a size or owner read from a zip that does not unpack would vouch for nothing.
+Lambda unpacks what deploy uploads, so a zip with links, devices, non-canonical or duplicate names is refused
+(naming the entry), a damaged one is one PipelineError, and each entry's CRC is checked once per file per process.
 """
 
 from __future__ import annotations

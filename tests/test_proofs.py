@@ -167,7 +167,7 @@ def test_a_rebuild_of_the_same_bytes_reuses_each_proof_and_says_so_and_a_change_
     assert "reused" not in lines["trace"] and "reused" not in lines["prove"]
 
     # Other pipeline code made them: every proof is made again.
-    monkeypatch.setattr("ci.layer.state.prover_digest", lambda: "other code")
+    monkeypatch.setattr("ci.layer.build.prover_digest", lambda: "other code")
     _, lines = rebuild("other-code")
     assert not any("reused" in line for line in lines.values())
 

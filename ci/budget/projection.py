@@ -18,7 +18,7 @@ from pathlib import Path
 from ci.cache_seal import sources_digest
 from ci.config import Target
 from ci.config_sections import BuildConfig
-from ci.layer import pyc_store, strip, verify
+from ci.layer import bytecode, strip, verify
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
 from ci.layer.wheels import CachedWheel, InstalledDistribution, install_wheels
 from ci.site import rules
@@ -157,7 +157,7 @@ class Measurer:
                 [d.name for d in installed],
                 planned,
                 site.parent / "verdict.json",
-                pycache=pyc_store.for_target(self.cache, self.target.runtime.python),
+                pycache=bytecode.for_target(self.cache, self.target.runtime.python),
                 extra_paths=[self.base_site()],
             )
             (site.parent / "verdict.json").unlink(missing_ok=True)

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from ci.budget.what_if_project import LAYER_PREFIX, Projection
 from ci.config import Config
 from ci.errors import CheckFailedError
-from ci.layer import pyc_store, trace
+from ci.layer import bytecode, trace
 from ci.layer.bytecode import LAMBDA_SITE, compile_files
 from ci.paths import BuildPaths
 from ci.site import rules
@@ -73,7 +73,7 @@ def measure_compact(
             config.function.handler,
             config.smoke.events,
             paths.model,
-            pycache=pyc_store.for_target(paths.cache, version),
+            pycache=bytecode.for_target(paths.cache, version),
             layer_lock=config.lock.layer_lock,
         )
     except CheckFailedError as exc:

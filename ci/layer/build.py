@@ -11,25 +11,133 @@ import fcntl
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
-from pathlib import Path
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ci.arch.interpreter import find_interpreter
+from ci.arch.interpreter import TargetInterpreter, find_interpreter
+from ci.cache_seal import sources_digest
 from ci.config import Config
+from ci.config_sections import BuildConfig
 from ci.errors import CheckFailedError, ConfigError
-from ci.layer import archive, proofs, pyc_store, sources, strip, verify
-from ci.layer.bytecode import step_bytecode, step_prove, step_trace
-from ci.layer.pyc_store import PycStore
-from ci.layer.state import BuildState
-from ci.layer.wheels import fetch, install_wheels, read_layer_lock
+from ci.layer import archive, proofs, sources, strip, trace, verify
+from ci.layer.bytecode import LAMBDA_SITE, PycStore, compile_files, for_target, pyc_path
+from ci.layer.proofs import ProofStore, binaries_digest, prover_digest, tree_digest
+from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, install_wheels, read_layer_lock
+from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
+from ci.runtime_view import RuntimeView, runtime_view
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners
-from ci.site.tree import globbed, tree_size, walk_files
+from ci.site.tree import globbed, remove_empty_dirs, tree_size, walk_files
 from ci.units import as_mb
+
+logger = logging.getLogger(__name__)
+UNIMPORTED = "unimported"
+
+
+@dataclass
+class BuildState:
+    """What the steps learn, in the order they learn it."""
+
+    config: Config
+    paths: BuildPaths
+    interpreter: TargetInterpreter  # runs the target's native code (natively, emulated) or is missing
+    timings: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    lock: LockFile | None = None
+    wheels: tuple[CachedWheel, ...] = ()
+    installed: list[InstalledDistribution] = field(default_factory=list)
+    baseline: verify.Baseline | None = None
+    keep: frozenset[str] = frozenset()
+    changes: dict[str, str] = field(default_factory=dict)  # path under python/ -> rule that removed/changed it
+    proofs: dict[str, str] = field(default_factory=dict)  # proof -> how it was made, or "missing: why; fix"
+    digests: dict[str, str] = field(default_factory=dict)  # what a reusable proof ran on (proof_facts)
+    view: RuntimeView | None = None  # the runtime's own packages, installed on first use (runtime())
+    reuse_proofs: bool = True  # False: `ci build --fresh-proofs` (proofs.py)
+
+    @property
+    def options(self) -> BuildConfig:
+        """[build] of pipeline.toml, as `ci build`'s flags left it."""
+        return self.config.build
+
+    def runtime(self) -> RuntimeView:
+        """What Lambda puts behind the layer on sys.path: every step that imports the layer sees it too."""
+        if self.view is None:
+            self.view = runtime_view(self.config, self.paths)
+        return self.view
+
+    @property
+    def behind(self) -> list[Path]:
+        """sys.path after the layer's python/, as on Lambda: the runtime's own packages."""
+        return self.runtime().behind(self.site)
+
+    def diagnosis(self) -> verify.Context:
+        """What an import failure is explained from: the rules' changes and the runtime's packages."""
+        return verify.Context(
+            self.site, self.changes, self.runtime(), self.config.relative(self.config.lock.requirements_in)
+        )
+
+    @property
+    def python(self) -> str:
+        """The target's interpreter; only steps for which `executes` answered True may use it."""
+        assert self.interpreter.python is not None, "no target interpreter: call executes() first"
+        return self.interpreter.python
+
+    def executes(self, proof: str) -> bool:
+        """Can this build run the target's code for `proof`? Records how it is proven, or that it is missing."""
+        self.proofs[proof] = self.interpreter.proof()
+        return self.interpreter.available
+
+    @property
+    def site(self) -> Path:
+        return self.paths.layer_tree / "python"
+
+    @property
+    def distributions(self) -> list[str]:
+        """The locked distributions, whose importlib.metadata.version() must answer."""
+        assert self.lock is not None
+        return [pin.name for pin in self.lock.entries]
+
+    @property
+    def function_tree(self) -> Path:
+        return self.paths.build / "function"
+
+    @property
+    def top_level(self) -> dict[str, str]:
+        return {entry: dist.name for dist in self.installed for entry in dist.top_level}
+
+    @property
+    def proof_store(self) -> ProofStore:
+        return ProofStore(self.paths.cache / "proofs", enabled=self.reuse_proofs)
+
+    def proof_facts(self, *, tree_changed: bool = False) -> dict[str, str]:
+        """Digests of what every proof runs on: the site tree (hashed again after `tree_changed`), the
+        interpreter's binaries and the pipeline's code. Each step adds what else decides its result."""
+        if tree_changed or "site" not in self.digests:
+            self.digests["site"] = tree_digest(self.site)
+        if "interpreter" not in self.digests:
+            binaries = binaries_digest(self.interpreter.binaries)
+            self.digests["interpreter"] = f"{self.interpreter.mode} {binaries}"
+        return {
+            "site": self.digests["site"],
+            "interpreter": self.digests["interpreter"],
+            "prover": prover_digest(),
+            "python": self.config.target.runtime.python,
+            "machine": self.config.target.machine,
+            "runtime_packages": self.runtime().key,  # what the imports find behind the layer
+        }
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 2)
+
 
 logger = logging.getLogger(__name__)
 
@@ -355,4 +463,260 @@ def report_data(state: BuildState) -> dict[str, Any]:
 
 
 def _pycache(state: BuildState) -> PycStore:
-    return pyc_store.for_target(state.paths.cache, state.config.target.runtime.python)
+    return for_target(state.paths.cache, state.config.target.runtime.python)
+
+
+def step_trace(state: BuildState) -> trace.ImportTrace:
+    """Run the handler on the events over the pruned layer: what it uses, and that it still answers."""
+    if not state.executes("trace"):
+        state.data["import_trace"] = {"skipped": state.proofs["trace"]}
+        logger.info("trace:    skipped, the handler cannot run here (proof 'trace' missing)")
+        return trace.ImportTrace(workload="none", modules=[], files=[])
+    with state.step("trace"):
+        facts = {**state.proof_facts(), **_run_facts(state)}
+        reused = state.proof_store.find("trace", facts)
+        if reused is not None:
+            used = trace.ImportTrace(**reused.result)
+        else:
+            used = _trace(state, pycache=True)
+            if used.workload == "events" and not used.warnings:  # a partial trace is made again, warning again
+                state.proof_store.record("trace", facts, {**asdict(used), "log": []})
+    state.data["import_trace"] = {
+        **used.summary(),
+        "bytes": trace.layer_bytes(state.site, used.files),
+        "distributions": trace.per_distribution(state.site, used.files, state.top_level),
+        "warnings": used.warnings,
+    }
+    if used.workload == "events":
+        # What the handler used answering the events with the model, relative to python/: the budget reads
+        # these when no smoke report exists yet (on pull requests the two jobs run side by side).
+        state.data["import_trace"]["paths"] = sorted(used.files)
+    never = [name for name, n in state.data["import_trace"]["distributions"].items() if not n["imported_files"]]
+    if reused is not None:
+        state.data["import_trace"]["reused"] = reused.to_json()
+        state.proofs["trace"] += f"; {reused.note()}"
+    logger.info(
+        f"trace:    handler on {len(used.results)} events ({used.workload}"
+        + (f"; {reused.note()}" if reused else "")
+        + f"): {len(used.modules)} modules, "
+        f"{as_mb(state.data['import_trace']['bytes'])} of the layer used; never imported: "
+        f"{', '.join(never) or 'none'} [{state.timings['trace']:.1f}s]"
+    )
+    for warning in used.warnings:
+        logger.info(f"  warning: {warning}")
+    return used
+
+
+def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
+    options = state.options
+    site = state.site
+    python_version = state.config.target.runtime.python
+    if used.workload == "none":  # no interpreter: nothing says which modules run, nor compiles them
+        why = "skipped: no import trace (proof 'trace' missing)"
+        state.data["bytecode"] = {"mode": "none", "files": 0, "bytes": 0, "configured": options.bytecode, "why": why}
+        logger.info(f"bytecode: {why}; the layer ships without bytecode")
+        return
+    with state.step("bytecode"):
+        if options.bytecode == "runtime" and used.workload != "events":
+            # Without the model the trace only sees the handler's imports (about a tenth of the runtime's
+            # modules): the build would pass and every cold start would recompile the rest, ~3x slower.
+            raise CheckFailedError(
+                f"build.bytecode = 'runtime' needs an import trace of the handler answering the events, which "
+                f"needs the model at {state.paths.model} (not found): without it most runtime modules would ship "
+                "without bytecode and every cold start would compile them again",
+                f"train first: python -m training --out-dir {state.paths.model_dir} (make pipeline does), "
+                "or build with --bytecode all or --bytecode none",
+            )
+        if options.prune_unimported:
+            if used.workload != "events":
+                raise CheckFailedError(
+                    "build.prune_unimported needs an import trace of the handler on the events with a model",
+                    "train the model first (python -m training) so the trace can run the handler",
+                )
+            _prune_unimported(state, used)
+        runtime_sources = [rel for rel in used.modules if rel.endswith(".py")]
+        if options.bytecode == "all":
+            sources = [p.relative_to(site).as_posix() for p in walk_files(site) if p.suffix == ".py"]
+        elif options.bytecode == "runtime":
+            sources = runtime_sources
+        else:
+            sources = []
+        sourceless = set(runtime_sources) if options.sourceless else set()
+        cache = state.paths.cache / "bytecode"
+        files = size = 0
+        for group, is_sourceless in ((sorted(set(sources) - sourceless), False), (sorted(sourceless), True)):
+            n, b = compile_files(state.python, python_version, site, group, cache, is_sourceless, LAMBDA_SITE)
+            files, size = files + n, size + b
+        removed_source = 0
+        for rel in sorted(sourceless):
+            removed_source += (site / rel).stat().st_size
+            (site / rel).unlink()
+            state.changes[rel] = "sourceless"
+        fn_files, fn_bytes = _compile_function(state)
+        state.data["bytecode"] = {
+            "mode": options.bytecode,
+            "files": files,
+            "bytes": size,
+            "sourceless": options.sourceless,
+            "source_bytes_removed": removed_source,
+            "function_files": fn_files,
+            "function_bytes": fn_bytes,
+        }
+    total_files, total = tree_size(site)
+    logger.info(
+        f"bytecode: {options.bytecode}: {files} unchecked-hash .pyc, +{as_mb(size)}"
+        + (f", {len(sourceless)} modules sourceless (-{as_mb(removed_source)} of .py)" if sourceless else "")
+        + f"; layer now {total_files} files, {as_mb(total)} [{state.timings['bytecode']:.1f}s]"
+    )
+
+
+def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
+    """Bytecode and the compact options must not change a single import or answer."""
+    options = state.options
+    if before.workload == "none":
+        logger.info("prove:    skipped (proof 'trace' missing)")
+        return
+    if not (state.data["bytecode"]["files"] or options.sourceless or options.prune_unimported):
+        logger.info("prove:    nothing changed since the verification and the trace")
+        return
+    with state.step("prove"):
+        facts = {
+            **state.proof_facts(tree_changed=True),  # now with the bytecode (and the compact profile's changes)
+            **_run_facts(state),
+            "answers": proofs.json_digest(before.results),
+            "changed_by": _what(state),
+            "baseline": proofs.json_digest(state.baseline.to_json() if state.baseline else None),
+        }
+
+        def make() -> dict[str, Any]:
+            _prove_unchanged(state, before)
+            return {"proof": state.data["bytecode"]["proof"], "verify": state.data.get("verify_after_bytecode")}
+
+        made, reused = state.proof_store.reuse_or_make("prove", facts, make)
+    state.data["bytecode"]["proof"] = {**made["proof"], **({"reused": reused.to_json()} if reused else {})}
+    if made["verify"] is not None:
+        state.data["verify_after_bytecode"] = made["verify"]
+    checked = state.data.get("verify_after_bytecode", {}).get("checked")
+    again = f"{checked} imports verified again, " if checked else ""
+    logger.info(
+        f"prove:    {again}handler answers all {len(before.results)} events as before, from the tree's own "
+        f"bytecode{f' ({reused.note()})' if reused else ''} [{state.timings['prove']:.1f}s]"
+    )
+
+
+def _run_facts(state: BuildState) -> dict[str, str]:
+    """What else decides a run of the handler: its package, name, the events, the model and the lock."""
+    return {
+        "function": proofs.tree_digest(state.function_tree) if state.function_tree.is_dir() else "none",
+        "handler": state.config.function.handler,
+        "events": sources_digest(state.config.smoke.events),
+        "model": proofs.file_digest(state.paths.model),
+        "layer_lock": proofs.file_digest(state.config.lock.layer_lock),
+    }
+
+
+def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
+    """The handler on the events, on the tree as it is now; a failure names the rule behind it."""
+    try:
+        traced = trace.trace_handler(
+            state.python,
+            state.site,
+            state.function_tree,
+            state.config.function.handler,
+            state.config.smoke.events,
+            state.paths.model,
+            pycache=for_target(state.paths.cache, state.config.target.runtime.python) if pycache else None,
+            layer_lock=state.config.lock.layer_lock,
+            extra_paths=state.behind,
+        )
+    except trace.TraceError as exc:
+        raise _attributed(exc.problem, exc.detail, state) from exc
+    broken = traced.broken_answers()
+    if broken:
+        errors = "\n".join(line for line in traced.log if "error" in line.lower()) or "(no error logged)"
+        raise _attributed(
+            f"the handler answered {len(broken)} event(s) with a server error on the pruned layer "
+            f"(events #{', #'.join(map(str, broken[:5]))}):\n" + errors[-1500:],
+            errors,
+            state,
+        )
+    return traced
+
+
+def _attributed(problem: str, detail: str, state: BuildState) -> CheckFailedError:
+    cause = verify.cause_of("", detail, "\0", state.diagnosis())
+    blame = "".join(f"\n  {rules.describe(rule)} removed/changed {path}" for path, rule in cause.culprits[:5])
+    return CheckFailedError(problem + (blame or f"\n  {cause.detail}"), cause.fix)
+
+
+def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
+    """Remove what the trace never imported, opened or mapped (METADATA, licenses and dist-info stay)."""
+    site = state.site
+    keep = set(used.files) | globbed(site, state.options.keep)
+    result = rules.RuleResult(UNIMPORTED)
+    for path in list(walk_files(site)):
+        rel = path.relative_to(site).as_posix()
+        pure = PurePosixPath(rel)
+        if rel in keep or rules.always_kept(pure) or any(p.endswith(".dist-info") for p in pure.parts):
+            continue
+        result.files += 1
+        result.bytes += path.stat().st_size
+        result.paths.append(rel)
+        path.unlink()
+        state.changes[rel] = UNIMPORTED
+    remove_empty_dirs(site)
+    state.data["rules"][UNIMPORTED] = result.summary()
+    logger.info(f"  - {UNIMPORTED:<12} {result.files:>5} files {as_mb(result.bytes):>9} never used by the handler")
+
+
+def _compile_function(state: BuildState) -> tuple[int, int]:
+    """The handler package's own unchecked-hash pyc (beside its sources) unless bytecode is off."""
+    if state.options.bytecode == "none" or not state.function_tree.is_dir():
+        return 0, 0
+    sources = [p.relative_to(state.function_tree).as_posix() for p in walk_files(state.function_tree)]
+    sources = [rel for rel in sources if rel.endswith(".py")]
+    return compile_files(
+        state.python,
+        state.config.target.runtime.python,
+        state.function_tree,
+        sources,
+        state.paths.cache / "bytecode",
+        False,
+        "/var/task",
+    )
+
+
+def _prove_unchanged(state: BuildState, before: trace.ImportTrace) -> None:
+    """Bytecode (and the compact options) must not change a single import or answer."""
+    if state.options.sourceless or state.options.prune_unimported:
+        assert state.baseline is not None
+        result = verify.verify_tree(
+            state.python,
+            state.site,
+            state.distributions,
+            state.baseline,
+            extra_paths=state.behind,
+        )
+        state.data["verify_after_bytecode"] = {"checked": result.checked, "new_failures": result.new_failures}
+        if not result.passed:
+            raise verify.explain(result, state.diagnosis())
+    after = _trace(state, pycache=False)  # the tree's own bytecode, nothing from a cache
+    trace.compare_results(before, after, _what(state))
+    missing = sorted(set(after.modules) - set(before.modules) - _pyc_of(before.modules, state))
+    state.data["bytecode"]["proof"] = {"events": len(after.results), "same_answers": True}
+    if missing and state.options.prune_unimported:
+        logger.info(f"  note: {len(missing)} modules imported after pruning that were not before: {missing[:3]}")
+
+
+def _pyc_of(modules: list[str], state: BuildState) -> set[str]:
+    version = state.config.target.runtime.python
+    return {pyc_path(rel, version, True) for rel in modules if rel.endswith(".py")}
+
+
+def _what(state: BuildState) -> str:
+    parts = [f"bytecode={state.options.bytecode}"]
+    if state.options.sourceless:
+        parts.append("sourceless")
+    if state.options.prune_unimported:
+        parts.append("prune_unimported")
+    return " + ".join(parts)

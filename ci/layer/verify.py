@@ -22,7 +22,7 @@ from ci.cache_seal import sources_digest
 from ci.config import Target
 from ci.errors import CheckFailedError
 from ci.isolated import isolated_command, isolated_env
-from ci.layer.pyc_store import PycStore, prefix_for, resolved
+from ci.layer.bytecode import PycStore, prefix_for, resolved
 from ci.runtime_view import RuntimeView
 from ci.site import rules
 from ci.site.tree import in_vendored_libs, walk_files
@@ -301,7 +301,7 @@ def _start(
     code = _CHECK.replace("SITE", repr(str(site))).replace("RECORD", repr(record))
     code = code.replace("ITEMS", repr([list(item) for item in batch]))
     if pycache is not None:
-        # Compiled source goes to a prefix outside the tree (kept by pyc_store for the next run), never into it.
+        # Compiled source goes to a prefix outside the tree (kept by bytecode.PycStore for the next run), never into it.
         code = f"import sys; sys.pycache_prefix = {str(pycache)!r}; sys.dont_write_bytecode = False\n" + code
     return subprocess.Popen(
         isolated_command(python, [site, *extra_paths], code),

@@ -1,9 +1,6 @@
-"""Steps 1-2, fetch and install: the lock's wheels for the Lambda target, unpacked into python/ as the wheel spec says.
-
-A cached wheel counts only if its sha256 is one the lock allows and its tags fit the target, so a warm rebuild
-never touches the network; every installed file is checked against its wheel's RECORD on every unpack and reuse.
-No installer runs (it would compile bytecode, write bookkeeping, resolve again: docs/design.md); unpacked copies
-are cached per wheel and installed by hard links, never written in place.
+"""Steps 1-2, fetch and install: the lock's wheels for the target (hash- and tag-checked, so a warm rebuild stays
+offline), unpacked into python/ as the wheel spec says, every file checked against the wheel's RECORD on every
+unpack and reuse. No installer runs (docs/design.md); unpacked copies are cached and hard-linked, never edited.
 """
 
 from __future__ import annotations
