@@ -61,8 +61,7 @@ class BuildState:
     reuse_proofs: bool = True  # False: `ci build --fresh-proofs` (proofs.py)
 
     @property
-    def options(self) -> BuildConfig:
-        """[build] of pipeline.toml, as `ci build`'s flags left it."""
+    def options(self) -> BuildConfig:  # [build], as `ci build`'s flags left it
         return self.config.build
 
     def runtime(self) -> RuntimeView:
@@ -72,15 +71,12 @@ class BuildState:
         return self.view
 
     @property
-    def behind(self) -> list[Path]:
-        """sys.path after the layer's python/, as on Lambda: the runtime's own packages."""
+    def behind(self) -> list[Path]:  # sys.path after the layer's python/, as on Lambda
         return self.runtime().behind(self.site)
 
     def diagnosis(self) -> verify.Context:
-        """What an import failure is explained from: the rules' changes and the runtime's packages."""
-        return verify.Context(
-            self.site, self.changes, self.runtime(), self.config.relative(self.config.lock.requirements_in)
-        )
+        requirements_in = self.config.relative(self.config.lock.requirements_in)
+        return verify.Context(self.site, self.changes, self.runtime(), requirements_in)
 
     @property
     def python(self) -> str:
@@ -98,8 +94,7 @@ class BuildState:
         return self.paths.layer_tree / "python"
 
     @property
-    def distributions(self) -> list[str]:
-        """The locked distributions, whose importlib.metadata.version() must answer."""
+    def distributions(self) -> list[str]:  # locked: importlib.metadata.version() must answer each
         assert self.lock is not None
         return [pin.name for pin in self.lock.entries]
 
@@ -139,22 +134,11 @@ class BuildState:
         self.timings[name] = round(time.perf_counter() - start, 2)
 
 
-logger = logging.getLogger(__name__)
-
-
-def build_layer(
-    config: Config,
-    paths: BuildPaths,
-    config_file: Path | None = None,
-    reuse_proofs: bool = True,
-) -> dict[str, Any]:
+def build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool = True) -> dict[str, Any]:
     """Run every step; returns build.json's data. Raises PipelineError (with a fix) on any failure.
 
-    Two builds of the same build directory take turns (a file lock): each deletes and rewrites
-    build/layer/, so running them at once would pull files from under each other.
-    The previous build's outputs are deleted first: a failed or interrupted build (Ctrl-C) must not
-    leave zips that pass for its own. `config_file`: the file `config` was read from (recorded).
-    `reuse_proofs` False makes every proof again (proofs.py: by default one made on these exact bytes is reused).
+    Two builds of one build directory take turns (a file lock): each rewrites build/layer/. The previous
+    outputs are deleted first and on failure: an interrupted build must not leave zips that pass for its own.
     """
     paths.build.mkdir(parents=True, exist_ok=True)
     with (paths.build / ".build.lock").open("w") as lock_file:
@@ -165,7 +149,7 @@ def build_layer(
             fcntl.flock(lock_file, fcntl.LOCK_EX)
         remove_outputs(paths)
         try:
-            return _build_layer(config, paths, config_file, reuse_proofs)
+            return _build_layer(config, paths, reuse_proofs)
         except BaseException:
             remove_outputs(paths)  # e.g. layer.zip written, function.zip not
             raise
@@ -176,18 +160,13 @@ def remove_outputs(paths: BuildPaths) -> None:
         output.unlink(missing_ok=True)
 
 
-def _build_layer(config: Config, paths: BuildPaths, config_file: Path | None, reuse_proofs: bool) -> dict[str, Any]:
+def _build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool) -> dict[str, Any]:
     # Digests of what this build is made from, taken before it reads any: the gate compares them.
-    recorded = sources.record(config, paths, config_file)
+    recorded = sources.record(config, paths)
     if paths.model.is_file():
         # The import trace unpickles the model: refuse it as `ci pins` would, before any work.
         model_precondition(config, paths.model)
-    state = BuildState(
-        config=config,
-        paths=paths,
-        reuse_proofs=reuse_proofs,
-        interpreter=find_interpreter(config.target, paths.cache),
-    )
+    state = BuildState(config, paths, find_interpreter(config.target, paths.cache), reuse_proofs=reuse_proofs)
     logger.info(f"machine:  {config.target.machine} code runs {state.interpreter.proof().removeprefix('proven ')}")
     started = time.perf_counter()
     step_fetch(state)

@@ -14,11 +14,6 @@ from ci.paths import BuildPaths
 from ci.reports import sha256_file
 
 
-def handler_package(config: Config) -> Path:
-    """The directory of the handler's package (function.handler = <package>.<module>.<function>)."""
-    return config.root / config.function.handler.split(".")[0]
-
-
 def handler_files(package: Path) -> list[Path]:
     """The files function.zip is made of: the package's *.py and *.txt data (model_globals.txt, the
     model allow-list), without tests and caches."""
@@ -49,10 +44,10 @@ def locate(name: str, root: Path, build: Path) -> Path:
     return root / name
 
 
-def record(config: Config, paths: BuildPaths, config_file: Path | None = None) -> dict[str, Any]:
+def record(config: Config, paths: BuildPaths) -> dict[str, Any]:
     """{"handler": {dir, files: {relative path: sha256}}, "files": {place: sha256 or None}}."""
-    package = handler_package(config)
-    files = [config_file or config.file, config.lock.layer_lock, config.lock.training_lock, paths.model]
+    package = config.root / config.function.handler.split(".")[0]  # function.handler = <package>.<module>.<fn>
+    files = [config.file, config.lock.layer_lock, config.lock.training_lock, paths.model]
     return {
         "handler": {
             "dir": place(package, config.root, paths.build),
