@@ -12,6 +12,7 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,19 @@ def seal_file(purpose: str, name: str, path: Path) -> str:
 
 def matches(expected: str, actual: str) -> bool:
     return hmac.compare_digest(expected.encode(), actual.encode())
+
+
+def sealed_entry(purpose: str, key: str, entries: Iterable[tuple[Path, str]]) -> Path | None:
+    """The first (file, seal in its name) whose bytes carry this machine's seal for `key`; the others (forged,
+    torn, foreign) are deleted, and one a build side by side removed meanwhile is skipped."""
+    for entry, mark in entries:
+        try:
+            if matches(seal_file(purpose, key, entry), mark):
+                return entry
+        except FileNotFoundError:
+            continue
+        entry.unlink(missing_ok=True)
+    return None
 
 
 def sealed_json(purpose: str, name: str, body: dict[str, Any]) -> dict[str, Any]:

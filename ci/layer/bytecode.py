@@ -67,7 +67,8 @@ def compile_files(
         source = site / rel
         shown = f"{shown_root}/{rel}"
         key = hashlib.sha256(b"\0".join([source.read_bytes(), shown.encode(), python_version.encode(), compiler]))
-        cached = _sealed_entry(cache, key.hexdigest(), entries.get(key.hexdigest(), []))
+        names = entries.get(key.hexdigest(), [])
+        cached = cache_seal.sealed_entry(_SEAL, key.hexdigest(), ((cache / n, n.split(".")[1]) for n in names))
         if cached is None:
             cached = cache / f"{key.hexdigest()}.{os.getpid()}.partial"
             jobs.append([str(source), str(cached), shown])
@@ -93,19 +94,6 @@ def compile_files(
         target.chmod(0o644)
         size += target.stat().st_size
     return len(placed), size
-
-
-def _sealed_entry(cache: Path, key: str, names: list[str]) -> Path | None:
-    """The entry of `key` whose bytes carry this machine's seal; others (forged, torn, foreign) are deleted."""
-    for name in names:
-        entry = cache / name
-        try:
-            if cache_seal.matches(cache_seal.seal_file(_SEAL, key, entry), name.split(".")[1]):
-                return entry
-        except FileNotFoundError:  # removed by a build side by side
-            continue
-        entry.unlink(missing_ok=True)
-    return None
 
 
 def _seal_entry(cache: Path, partial: Path) -> Path:
@@ -179,7 +167,9 @@ class PycStore:
                 source = Path(directory) / name
                 stat = source.stat()
                 stem = self._stem(source, stat)
-                entry = _sealed(entries, stem, self.tag, sealed.get(stem, []))
+                parts = [name.split(".") for name in sealed.get(stem, [])]  # "<stem>.<seal>.<tag>.pyc"
+                named = [(entries / ".".join(p), p[1]) for p in parts if len(p) == 4 and p[2] == self.tag]
+                entry = cache_seal.sealed_entry(_STORE_SEAL, stem, named)
                 if entry is None:
                     continue
                 pyc = self._pyc(run, source)
@@ -215,23 +205,6 @@ class PycStore:
                 stem = self._stem(source, stat)
                 _link_atomically(pyc, entries / f"{stem}.{cache_seal.seal_file(_STORE_SEAL, stem, pyc)}.{self.tag}.pyc")
                 run.compiled += 1
-
-
-def _sealed(entries: Path, stem: str, tag: str, names: list[str]) -> Path | None:
-    """The entry "<stem>.<seal>.<tag>.pyc" whose bytes carry this machine's seal; others are deleted."""
-    for name in list(names):
-        parts = name.split(".")
-        if len(parts) != 4 or parts[2] != tag:
-            continue
-        entry = entries / name
-        try:
-            if cache_seal.matches(cache_seal.seal_file(_STORE_SEAL, stem, entry), parts[1]):
-                return entry
-        except FileNotFoundError:  # deleted meanwhile (another source with the same bytes, another build)
-            pass
-        names.remove(name)
-        entry.unlink(missing_ok=True)
-    return None
 
 
 def _offer_outside(outside: Path, prefix: Path) -> None:

@@ -110,14 +110,11 @@ def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | Non
     """
     flags = "".join(arg.strip("-")[0] + arg.strip("-")[-1] for arg in STRIP_ARGS)
     key = f"{sha256_file(path)}-{flags}"
-    for cached in sorted(cache.glob(f"{key}.*.so")):
-        try:
-            if cache_seal.matches(cache_seal.seal_file(STRIP, key, cached), cached.name[len(key) + 1 : -len(".so")]):
-                logger.debug(f"strip: cache hit {cached.name} for {path.name}")
-                return cached, ""
-        except FileNotFoundError:  # removed by a build side by side
-            continue
-        cached.unlink(missing_ok=True)
+    named = [(entry, entry.name[len(key) + 1 : -len(".so")]) for entry in sorted(cache.glob(f"{key}.*.so"))]
+    cached = cache_seal.sealed_entry(STRIP, key, named)
+    if cached is not None:
+        logger.debug(f"strip: cache hit {cached.name} for {path.name}")
+        return cached, ""
     partial = cache / f"{key}.{os.getpid()}.partial"
     command = [strip_tool, *STRIP_ARGS, "-o", str(partial), str(path)]
     logger.debug(f"strip: cache miss for {path.name}; run: {shlex.join(command)}")
