@@ -1,8 +1,5 @@
-"""A layer zip unpacked once, for every check that reads it as files: <cache>/unpacked-layers/<sha256>/.
-
-Each use first checks the copy against the zip (files, sizes, modes, CRC-32) and unpacks again if it differs;
-copies are evicted least recently used past KEPT_BYTES, never while held. Figures: docs/performance.md.
-"""
+"""A layer zip unpacked once for every check that reads it as files (<cache>/unpacked-layers/<sha256>/), checked
+against the zip (files, sizes, modes, CRC-32) on each use; least recently used copies evicted past KEPT_BYTES."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""A sysroot holding the target machine's CPython, from Debian's own packages, for qemu user-mode emulation.
-
-`python -m ci.arch.sysroot` unpacks apt-verified packages into <cache>/sysroot-<machine>/ without installing
-anything; Debian 12 ships CPython 3.11 only, so this emulates the python3.11 runtime alone.
-"""
+"""`python -m ci.arch.sysroot`: the target machine's CPython from apt-verified Debian packages, unpacked (nothing
+installed) into <cache>/sysroot-<machine>/ for qemu user-mode emulation; Debian 12 ships python3.11 only."""
 
 from __future__ import annotations
 

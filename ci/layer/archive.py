@@ -1,8 +1,5 @@
-"""Step 7, zip: byte-identical zips for identical trees, fast on a warm cache.
-
-Fixed order, timestamps and permissions make the sha256 identify the build; deflate streams are cached by
-content and inflated back and compared before use, because the cache travels between jobs.
-"""
+"""Step 7, zip: byte-identical zips for identical trees (fixed order, timestamps, permissions), with deflate
+streams cached by content and inflated and compared before use, because the cache travels between jobs."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ import threading
 import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ci.reports import sha256_file
@@ -36,12 +33,7 @@ class ZipFacts:
     files: int
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "sha256": self.sha256,
-            "zipped_bytes": self.zipped_bytes,
-            "unzipped_bytes": self.unzipped_bytes,
-            "files": self.files,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -53,9 +45,9 @@ class _Entry:
     deflated: bytes
 
 
-def tree_entries(root: Path, prefix: str = "") -> list[tuple[str, Path]]:
-    """(prefix + path relative to root, file) for every file under root."""
-    return [(prefix + path.relative_to(root).as_posix(), path) for path in walk_files(root)]
+def tree_entries(root: Path) -> list[tuple[str, Path]]:
+    """(path relative to root, file) for every file under root."""
+    return [(path.relative_to(root).as_posix(), path) for path in walk_files(root)]
 
 
 def write_zip(

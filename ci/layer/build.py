@@ -368,7 +368,7 @@ def step_zip(state: BuildState) -> None:
     with state.step("zip"):
         deflated = state.paths.cache / "deflate"
         layer = archive.write_zip(archive.tree_entries(state.paths.layer_tree), state.paths.layer_zip, deflated)
-        function = archive.write_zip(function_entries(state), state.paths.function_zip)
+        function = archive.write_zip(archive.tree_entries(state.function_tree), state.paths.function_zip)
     state.data["layer"] = layer.to_json()
     state.data["function"] = function.to_json()
     logger.info(
@@ -377,11 +377,6 @@ def step_zip(state: BuildState) -> None:
         f"function.zip {function.zipped_bytes} bytes ({function.files} files) [{state.timings['zip']:.1f}s]"
     )
     logger.info(f"          layer.zip sha256 {layer.sha256}")
-
-
-def function_entries(state: BuildState) -> list[tuple[str, Path]]:
-    """The handler package alone: its .py files (and the bytecode step's pyc, if any)."""
-    return archive.tree_entries(state.function_tree)
 
 
 def step_stage_function(state: BuildState) -> None:

@@ -1,8 +1,5 @@
-"""Proofs reused for the exact bytes they were made on (verify, trace, prove).
-
-A proof is a pure function of its inputs, so a passing one is recorded under digests of all of them and
-sealed (ci/cache_seal.py); only passes are recorded, and `ci build --fresh-proofs` makes every one again.
-"""
+"""Proofs (verify, trace, prove) reused for the exact bytes they were made on: a passing one is recorded under
+digests of all its inputs and sealed (ci/cache_seal.py); `ci build --fresh-proofs` makes every one again."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""What a build was made from, by digest: the handler package, the model, the locks, the config file.
-
-The deploy gate hashes them again and refuses zips whose sources changed since, so an edited handler never
-ships as the old, checked zip; paths are relative, so a moved checkout with the same bytes passes.
-"""
+"""What a build was made from, by digest (handler package, model, locks, config file): the deploy gate hashes them
+again and refuses zips whose sources changed since; relative paths, so a moved checkout with the same bytes passes."""
 
 from __future__ import annotations
 

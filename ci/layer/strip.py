@@ -1,8 +1,5 @@
-"""The strip rule: drop debug symbols from extension modules, only where it is safe and proven.
-
-Never inside `*.libs/` (patchelf'd libraries break: docs/design.md, "Not stripping *.libs"); every stripped
-file must still load, or it is restored and reported.
-"""
+"""The strip rule: debug symbols dropped from extension modules, never inside `*.libs/` (patchelf'd libraries
+break: docs/design.md); every stripped file must still load, or it is restored and reported."""
 
 from __future__ import annotations
 

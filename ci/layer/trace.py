@@ -1,8 +1,5 @@
-"""What the handler really uses from the layer: the import trace of a run on the committed events.
-
-Runs in the target interpreter seeing only what Lambda's would (ci/runtime_view.py); runtime bytecode,
-sourceless modules and import-trace pruning start from it, and its answers prove a changed tree equivalent.
-"""
+"""What the handler really uses from the layer: the import trace of a run on the committed events, in the target
+interpreter seeing only what Lambda's would; its answers prove a changed tree (bytecode, compact) equivalent."""
 
 from __future__ import annotations
 
