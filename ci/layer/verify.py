@@ -356,7 +356,7 @@ def baseline(
     extra_paths: Sequence[Path] = (),
 ) -> Baseline:
     """Verify the unpruned tree once per cache key; modules the rules will remove are imported last,
-    so files loaded by the modules that stay are credited to them (and kept). `extra_paths`: see run_checks."""
+    so files loaded by the modules that stay are credited to them (and kept)."""
     if cache_file.is_file():
         # Sealed by this machine (ci/cache_seal.py): a verdict written elsewhere could excuse any failure.
         data = cache_seal.unsealed_json("pristine", cache_file.name, json.loads(cache_file.read_text()))
@@ -371,8 +371,8 @@ def baseline(
     outcomes.update(run_checks(python, site, leaving, jobs=2, record=False, pycache=pycache, extra_paths=extra_paths))
     failures = _errors(outcomes)
     if failures:  # a batch failure counts only if it also fails alone
-        alone = recheck_alone(python, site, _items(failures, items), pycache, extra_paths)
-        failures = {name: error for name, error in failures.items() if name not in _names(alone)}
+        alone = recheck_alone(python, site, [item for item in items if item[1] in failures], pycache, extra_paths)
+        failures = {name: error for name, error in failures.items() if name not in {n for _kind, n in alone}}
         failures.update(_errors(alone))
     loaded = {o.name: list(o.loaded) for o in outcomes.values() if o.loaded}
     result = Baseline(failures=failures, loaded=loaded)
@@ -387,15 +387,6 @@ def _errors(outcomes: dict[Item, Outcome]) -> dict[str, str]:
     return {o.name: o.error for _item, o in sorted(outcomes.items()) if o.error is not None}
 
 
-def _names(outcomes: dict[Item, Outcome]) -> set[str]:
-    return {name for _kind, name in outcomes}
-
-
-def _items(names: Iterable[str], items: Sequence[Item]) -> list[Item]:
-    wanted = set(names)
-    return [item for item in items if item[1] in wanted]
-
-
 def keep_set(base: Baseline) -> frozenset[str]:
     """Files the verification of the pruned tree will load: never removed by a rule."""
     return frozenset(path for paths in base.loaded.values() for path in paths)
@@ -406,13 +397,12 @@ def verify_tree(
     site: Path,
     distributions: Sequence[str],
     base: Baseline,
-    jobs: int = 1,
     pycache: PycStore | None = None,
     extra_paths: Sequence[Path] = (),
 ) -> Verification:
-    """`extra_paths`: see run_checks (the build passes the runtime's own packages, as on Lambda)."""
+    """In one interpreter (docs/performance.md); `extra_paths`: the runtime's own packages, as on Lambda."""
     items = items_for(site, distributions)
-    outcomes = run_checks(python, site, items, jobs=jobs, pycache=pycache, extra_paths=extra_paths)
+    outcomes = run_checks(python, site, items, jobs=1, pycache=pycache, extra_paths=extra_paths)
     suspicious = [item for item, o in outcomes.items() if o.error and item[1] not in base.failures]
     if suspicious:
         outcomes.update(recheck_alone(python, site, suspicious, pycache, extra_paths))

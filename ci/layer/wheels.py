@@ -109,19 +109,6 @@ def fetch(lock: LockFile, cache: Path, target: Target, index_url: str) -> FetchR
     if not missing:
         return FetchResult(tuple(found), downloaded=False)
     cache.mkdir(parents=True, exist_ok=True)
-    _pip_download(lock, cache, target, index_url)
-    found, missing = find_cached(lock, cache, target)
-    if missing:
-        names = ", ".join(f"{pin.name}=={pin.version}" for pin in missing)
-        raise PipelineError(
-            f"no wheel for {target.runtime.name} {target.architecture} (glibc {target.glibc}) "
-            f"with a locked hash: {names}",
-            "run `python -m ci lock --check` to see which platform tags those versions have, then `python -m ci lock`",
-        )
-    return FetchResult(tuple(found), downloaded=True)
-
-
-def _pip_download(lock: LockFile, cache: Path, target: Target, index_url: str) -> None:
     result = run_pip(
         "download", target, index_url, "--no-deps", "--require-hashes", "-r", str(lock.path), "-d", str(cache)
     )
@@ -131,6 +118,15 @@ def _pip_download(lock: LockFile, cache: Path, target: Target, index_url: str) -
             f"pip could not download the lock's wheels for {target.runtime.name} {target.architecture}:\n{tail}",
             "check the network and index_url; `python -m ci lock --check` names pins without a target wheel",
         )
+    found, missing = find_cached(lock, cache, target)
+    if missing:
+        names = ", ".join(f"{pin.name}=={pin.version}" for pin in missing)
+        raise PipelineError(
+            f"no wheel for {target.runtime.name} {target.architecture} (glibc {target.glibc}) "
+            f"with a locked hash: {names}",
+            "run `python -m ci lock --check` to see which platform tags those versions have, then `python -m ci lock`",
+        )
+    return FetchResult(tuple(found), downloaded=True)
 
 
 @dataclass
