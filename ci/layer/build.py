@@ -107,6 +107,10 @@ class BuildState:
         return {entry: dist.name for dist in self.installed for entry in dist.top_level}
 
     @property
+    def pycache(self) -> PycStore:  # the checking interpreters' shared bytecode
+        return for_target(self.paths.cache, self.config.target.runtime.python)
+
+    @property
     def proof_store(self) -> ProofStore:
         return ProofStore(self.paths.cache / "proofs", enabled=self.reuse_proofs)
 
@@ -248,7 +252,7 @@ def step_pristine(state: BuildState) -> None:
             state.distributions,
             planned,
             cache_file,
-            pycache=_pycache(state),
+            pycache=state.pycache,
             extra_paths=state.behind,
         )
         state.keep = verify.keep_set(state.baseline) | globbed(state.site, options.keep)
@@ -322,7 +326,7 @@ def step_verify(state: BuildState) -> None:
                 state.site,
                 state.distributions,
                 baseline,
-                pycache=_pycache(state),
+                pycache=state.pycache,
                 extra_paths=state.behind,
             )
             if not result.passed:
@@ -434,10 +438,6 @@ def report_data(state: BuildState) -> dict[str, Any]:
         "proofs": dict(sorted(state.proofs.items())),
         **public,
     }
-
-
-def _pycache(state: BuildState) -> PycStore:
-    return for_target(state.paths.cache, state.config.target.runtime.python)
 
 
 def step_trace(state: BuildState) -> trace.ImportTrace:
@@ -563,8 +563,25 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
         }
 
         def make() -> dict[str, Any]:
-            _prove_unchanged(state, before)
-            return {"proof": state.data["bytecode"]["proof"], "verify": state.data.get("verify_after_bytecode")}
+            checked = None
+            if options.sourceless or options.prune_unimported:
+                assert state.baseline is not None
+                result = verify.verify_tree(
+                    state.python, state.site, state.distributions, state.baseline, extra_paths=state.behind
+                )
+                checked = {"checked": result.checked, "new_failures": result.new_failures}
+                if not result.passed:
+                    raise verify.explain(result, state.diagnosis())
+            after = _trace(state, pycache=False)  # the tree's own bytecode, nothing from a cache
+            trace.compare_results(before, after, _what(state))
+            version = state.config.target.runtime.python
+            sourceless = {pyc_path(rel, version, True) for rel in before.modules if rel.endswith(".py")}
+            missing = sorted(set(after.modules) - set(before.modules) - sourceless)
+            if missing and options.prune_unimported:
+                logger.info(
+                    f"  note: {len(missing)} modules imported after pruning that were not before: {missing[:3]}"
+                )
+            return {"proof": {"events": len(after.results), "same_answers": True}, "verify": checked}
 
         made, reused = state.proof_store.reuse_or_make("prove", facts, make)
     state.data["bytecode"]["proof"] = {**made["proof"], **({"reused": reused.to_json()} if reused else {})}
@@ -599,7 +616,7 @@ def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
             state.config.function.handler,
             state.config.smoke.events,
             state.paths.model,
-            pycache=for_target(state.paths.cache, state.config.target.runtime.python) if pycache else None,
+            pycache=state.pycache if pycache else None,
             layer_lock=state.config.lock.layer_lock,
             extra_paths=state.behind,
         )
@@ -647,44 +664,10 @@ def _compile_function(state: BuildState) -> tuple[int, int]:
     """The handler package's own unchecked-hash pyc (beside its sources) unless bytecode is off."""
     if state.options.bytecode == "none" or not state.function_tree.is_dir():
         return 0, 0
-    sources = [p.relative_to(state.function_tree).as_posix() for p in walk_files(state.function_tree)]
-    sources = [rel for rel in sources if rel.endswith(".py")]
-    return compile_files(
-        state.python,
-        state.config.target.runtime.python,
-        state.function_tree,
-        sources,
-        state.paths.cache / "bytecode",
-        False,
-        "/var/task",
-    )
-
-
-def _prove_unchanged(state: BuildState, before: trace.ImportTrace) -> None:
-    """Bytecode (and the compact options) must not change a single import or answer."""
-    if state.options.sourceless or state.options.prune_unimported:
-        assert state.baseline is not None
-        result = verify.verify_tree(
-            state.python,
-            state.site,
-            state.distributions,
-            state.baseline,
-            extra_paths=state.behind,
-        )
-        state.data["verify_after_bytecode"] = {"checked": result.checked, "new_failures": result.new_failures}
-        if not result.passed:
-            raise verify.explain(result, state.diagnosis())
-    after = _trace(state, pycache=False)  # the tree's own bytecode, nothing from a cache
-    trace.compare_results(before, after, _what(state))
-    missing = sorted(set(after.modules) - set(before.modules) - _pyc_of(before.modules, state))
-    state.data["bytecode"]["proof"] = {"events": len(after.results), "same_answers": True}
-    if missing and state.options.prune_unimported:
-        logger.info(f"  note: {len(missing)} modules imported after pruning that were not before: {missing[:3]}")
-
-
-def _pyc_of(modules: list[str], state: BuildState) -> set[str]:
+    tree = state.function_tree
+    sources = [p.relative_to(tree).as_posix() for p in walk_files(tree) if p.suffix == ".py"]
     version = state.config.target.runtime.python
-    return {pyc_path(rel, version, True) for rel in modules if rel.endswith(".py")}
+    return compile_files(state.python, version, tree, sources, state.paths.cache / "bytecode", False, "/var/task")
 
 
 def _what(state: BuildState) -> str:
