@@ -335,12 +335,7 @@ def step_verify(state: BuildState) -> None:
 
         made, reused = state.proof_store.reuse_or_make("verify", facts, make)
     result = verify.Verification(**made)
-    state.data["verify"] = {
-        "checked": result.checked,
-        "failures": result.failures,
-        "pristine_failures": result.pristine_failures,
-        "new_failures": result.new_failures,
-    }
+    state.data["verify"] = asdict(result)
     how = f"in an isolated Python {state.config.target.runtime.python} (layer + the runtime's packages)"
     if reused is not None:
         state.data["verify"]["reused"] = reused.to_json()
