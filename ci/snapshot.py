@@ -28,10 +28,8 @@ class Snapshot:
 
 
 def take(paths: BuildPaths, source: Path, name: str | None = None) -> Snapshot:
-    """Copy `source` into <build>/snapshots/<sha256>/<name>, hashing exactly the bytes copied.
-
-    Every check of a build snapshots the same zips: when an earlier copy of the same bytes is there (hashed
-    again now, never trusted by its name), it is the snapshot and nothing is written (75 MB per check)."""
+    """Copy `source` into <build>/snapshots/<sha256>/<name>, hashing exactly the bytes copied; an earlier copy
+    of the same bytes (hashed again, never trusted by its name) is reused, as every check snapshots the zips."""
     name = name or source.name
     root = paths.build / "snapshots"
     root.mkdir(parents=True, exist_ok=True)

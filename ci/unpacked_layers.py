@@ -28,7 +28,12 @@ FIX = "rebuild it with `python -m ci build`"
 def link_layer(layers: Path, layer_zip: Path, destination: Path, fix: str = FIX) -> None:
     """Make `destination` (absent) a tree of hard links to `layer_zip` unpacked, checked against it first."""
     with reading(layers, layer_zip, fix) as entry:
-        link_tree(entry, destination)
+        for current, _subdirectories, names in os.walk(entry):  # directories recreated, files hard-linked
+            folder = Path(current)
+            target = destination / folder.relative_to(entry)
+            target.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                link_or_copy(folder / name, target / name)
 
 
 @contextmanager
@@ -100,16 +105,6 @@ def _crc_matches(item: tuple[Path, int]) -> bool:
         while chunk := file.read(1 << 20):
             crc = zlib.crc32(chunk, crc)
     return crc == expected
-
-
-def link_tree(source: Path, destination: Path) -> None:
-    """Recreate `source`'s directories under `destination`, its files as hard links (copies across devices)."""
-    for current, _subdirectories, names in os.walk(source):
-        folder = Path(current)
-        target = destination / folder.relative_to(source)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            link_or_copy(folder / name, target / name)
 
 
 def evict(layers: Path, kept_bytes: int) -> None:

@@ -76,9 +76,8 @@ def install(cache: Path, machine: str, version: str) -> Path:
 
 
 def compile_stdlib(tree: Path, machine: str, version: str) -> None:
-    """The standard library's bytecode, compiled once by the guest interpreter itself, as Debian's postinst
-    (py3compile) does on a real install and as Lambda's image ships it. Unpacked .debs hold none, and the
-    checks run with -B: every emulated interpreter compiled the ~200 modules it imports again (~2 s each)."""
+    """The stdlib's bytecode, compiled once by the guest itself as Debian's postinst does (.debs hold none, and
+    the checks run with -B: each emulated interpreter compiled its ~200 modules again, ~2 s)."""
     qemu = find_qemu(machine)
     if qemu is None:  # nothing can run the guest yet; the interpreter finder names qemu as missing
         return

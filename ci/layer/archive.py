@@ -53,10 +53,8 @@ def tree_entries(root: Path) -> list[tuple[str, Path]]:
 def write_zip(
     entries: Iterable[tuple[str, Path]], destination: Path, cache: Path | None = None, jobs: int = 2
 ) -> ZipFacts:
-    """Zip (archive name, file) pairs reproducibly into `destination` (replaced atomically).
-
-    `cache`: a directory of deflate streams keyed by content (optional, reused across builds).
-    """
+    """Zip (archive name, file) pairs reproducibly into `destination` (replaced atomically); `cache`: deflate
+    streams keyed by content, reused across builds."""
     ordered = sorted(entries)
     names = [name for name, _ in ordered]
     if len(set(names)) != len(names):

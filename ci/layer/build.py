@@ -139,11 +139,8 @@ class BuildState:
 
 
 def build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool = True) -> dict[str, Any]:
-    """Run every step; returns build.json's data. Raises PipelineError (with a fix) on any failure.
-
-    Two builds of one build directory take turns (a file lock): each rewrites build/layer/. The previous
-    outputs are deleted first and on failure: an interrupted build must not leave zips that pass for its own.
-    """
+    """Every step; build.json's data. Two builds of one directory take turns (each rewrites build/layer/); the
+    outputs are deleted first and on failure, so an interrupted build leaves no zips that pass for its own."""
     paths.build.mkdir(parents=True, exist_ok=True)
     with (paths.build / ".build.lock").open("w") as lock_file:
         try:

@@ -49,13 +49,9 @@ def pyc_path(rel: str, python_version: str, sourceless: bool) -> str:
 def compile_files(
     python: str, python_version: str, site: Path, sources: list[str], cache: Path, sourceless: bool, shown_root: str
 ) -> tuple[int, int]:
-    """Compile `sources` (relative .py paths) into the tree; (files, bytes) of bytecode written.
-
-    Each pyc is cached by its source bytes, its shown path, the Python version and the compiling code, so a warm
-    rebuild copies instead of compiling; an entry is used only under its seal (ci/cache_seal.py: made here, not
-    by whoever else wrote the cache), anything else is compiled again. The target interpreter compiles (its
-    magic number).
-    """
+    """Compile `sources` (relative .py paths) in the target interpreter (its magic number) into the tree;
+    (files, bytes) written. Each pyc is cached by source bytes, shown path, Python version and compiling code,
+    and used only under its seal; anything else is compiled again."""
     cache.mkdir(parents=True, exist_ok=True)
     compiler = _COMPILE.encode()  # how it compiles (invalidation mode, options) decides the bytes too
     entries: dict[str, list[str]] = {}  # key -> names of its entries, "<key>.<seal>.pyc"

@@ -25,11 +25,8 @@ _SEAL = "proof"  # the cache seal's purpose
 
 
 def tree_digest(root: Path) -> str:
-    """sha256 naming a directory tree exactly: every directory, file (bytes, executable bit) and link.
-
-    An empty directory counts (it can be a namespace package); files are hashed on two threads
-    (hashlib releases the GIL), as the tree is ~230 MB.
-    """
+    """sha256 naming a tree exactly: every directory (an empty one can be a namespace package), file (bytes,
+    executable bit) and link; files hashed on two threads (hashlib releases the GIL)."""
     entries: list[tuple[str, str, Path | None]] = []  # (kind, rel, file to hash)
     for current, dirs, files in os.walk(root):
         dirs.sort()

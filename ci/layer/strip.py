@@ -100,11 +100,8 @@ def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str =
 
 
 def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | None, str]:
-    """The stripped version of `path` from the cache, made on a miss; (None, error) if strip fails.
-
-    An entry is named by the original's digest and by its seal (`<original>-<flags>.<seal>.so`); reusing one
-    checks the seal, so a tampered, torn or foreign entry is deleted and rebuilt, never shipped.
-    """
+    """The stripped `path` from the cache (`<original sha256>-<flags>.<seal>.so`, reused only under its seal),
+    made on a miss; (None, error) if strip fails."""
     flags = "".join(arg.strip("-")[0] + arg.strip("-")[-1] for arg in STRIP_ARGS)
     key = f"{sha256_file(path)}-{flags}"
     named = [(entry, entry.name[len(key) + 1 : -len(".so")]) for entry in sorted(cache.glob(f"{key}.*.so"))]
@@ -168,9 +165,5 @@ def _dlopen_batches(python: str, files: Sequence[Path], sys_path: Sequence[Path]
 
 
 def _exit_text(code: int) -> str:
-    if code < 0:
-        try:
-            return signal.Signals(-code).name
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit {code}"
+    names = {sig.value: sig.name for sig in signal.Signals}
+    return f"exit {code}" if code >= 0 else names.get(-code, f"signal {-code}")

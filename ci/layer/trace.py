@@ -102,10 +102,8 @@ def trace_handler(
     layer_lock: Path | None = None,
     extra_paths: Sequence[Path] = (),
 ) -> ImportTrace:
-    """Run the handler on the events in the isolated interpreter and return what it used (of the layer only).
-
-    `extra_paths`: on sys.path after the layer, as /var/runtime is on Lambda (the runtime's own packages).
-    """
+    """What the handler used of the layer answering the events in the isolated interpreter; `extra_paths` come
+    after the layer on sys.path, as /var/runtime does on Lambda."""
     warnings = []
     events: list[Any] = []
     env: dict[str, str] = {}

@@ -267,10 +267,8 @@ def run_checks(
     pycache: PycStore | None = None,
     extra_paths: Sequence[Path] = (),
 ) -> dict[Item, Outcome]:
-    """Run the checks in `jobs` parallel interpreters; a crashed one resumes after its culprit.
-
-    `extra_paths`: on sys.path after `site` (what its imports may need; only `site`'s files are recorded).
-    """
+    """Run the checks in `jobs` parallel interpreters; a crashed one resumes after its culprit. `extra_paths`
+    come after `site` on sys.path (only `site`'s files are recorded)."""
     site, extra_paths = resolved(site), [resolved(path) for path in extra_paths]
     batches = _split(items, jobs)
     outcomes: dict[Item, Outcome] = {}

@@ -146,9 +146,7 @@ class InstalledDistribution:
 def install_wheels(
     wheels: list[CachedWheel] | tuple[CachedWheel, ...], site: Path, jobs: int = 2, unpacked: Path | None = None
 ) -> list[InstalledDistribution]:
-    """Unpack `wheels` into `site` (created empty); each wheel's hash is checked again first.
-
-    `unpacked`: where unpacked wheels are kept, to install by hard links (same file system as `site`)."""
+    """Unpack `wheels` (hashes checked again) into a new `site`, by hard links from `unpacked` if given."""
     if site.exists():
         shutil.rmtree(site)
     site.mkdir(parents=True)
@@ -219,10 +217,8 @@ def _make_entry(wheel: Path, entry: Path) -> tuple[InstalledDistribution, Path]:
 
 
 def _record_problem(wheel: Path, tree: Path, dist: InstalledDistribution) -> str | None:
-    """Why the files of `dist` under `tree` are not what the wheel's RECORD hashes (RECORD itself: its bytes), or None.
-
-    Checked on every unpack and on every reuse of an unpacked copy, as pypa/installer validates RECORD.
-    """
+    """Why `dist`'s files under `tree` are not what the wheel's RECORD hashes (RECORD itself: its bytes), or
+    None; checked on every unpack and reuse, as pypa/installer validates RECORD."""
     with zipfile.ZipFile(wheel) as archive:
         members, dist_info, data_dir = _layout(archive, wheel)
         record_name = f"{dist_info}/RECORD"
@@ -259,7 +255,10 @@ def _record_problem(wheel: Path, tree: Path, dist: InstalledDistribution) -> str
 def _layout(archive: zipfile.ZipFile, wheel: Path) -> tuple[list[zipfile.ZipInfo], str, str]:
     """The wheel's files, its .dist-info directory and its .data directory (names inside the zip)."""
     members = [info for info in archive.infolist() if not info.is_dir()]
-    dist_info = _dist_info_dir(wheel, members)
+    found = {PurePosixPath(m.filename).parts[0] for m in members if m.filename.split("/")[0].endswith(".dist-info")}
+    if len(found) != 1:
+        raise PipelineError(f"{wheel.name} has {len(found)} .dist-info directories", "the wheel is malformed")
+    dist_info = found.pop()
     return members, dist_info, dist_info.removesuffix(".dist-info") + ".data"
 
 
@@ -291,13 +290,6 @@ def _unpack(wheel: Path, site: Path) -> InstalledDistribution:
             "to the project",
         )
     return dist
-
-
-def _dist_info_dir(wheel: Path, members: list[zipfile.ZipInfo]) -> str:
-    found = {PurePosixPath(m.filename).parts[0] for m in members if m.filename.split("/")[0].endswith(".dist-info")}
-    if len(found) != 1:
-        raise PipelineError(f"{wheel.name} has {len(found)} .dist-info directories", "the wheel is malformed")
-    return found.pop()
 
 
 def _destination(name: PurePosixPath, data_dir: str, dist: InstalledDistribution, wheel: Path) -> PurePosixPath | None:
