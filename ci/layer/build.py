@@ -18,12 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ci import zipsafe
 from ci.arch.interpreter import TargetInterpreter, find_interpreter
 from ci.cache_seal import sources_digest
 from ci.config import Config
 from ci.config_sections import BuildConfig
 from ci.errors import CheckFailedError, ConfigError
-from ci.layer import archive, proofs, sources, strip, trace, verify
+from ci.layer import proofs, sources, strip, trace, verify
 from ci.layer.bytecode import LAMBDA_SITE, PycStore, compile_files, for_target, pyc_path
 from ci.layer.proofs import ProofStore, binaries_digest, prover_digest, tree_digest
 from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, install_wheels, read_layer_lock
@@ -363,8 +364,8 @@ def step_abi(state: BuildState) -> None:
 def step_zip(state: BuildState) -> None:
     with state.step("zip"):
         deflated = state.paths.cache / "deflate"
-        layer = archive.write_zip(archive.tree_entries(state.paths.layer_tree), state.paths.layer_zip, deflated)
-        function = archive.write_zip(archive.tree_entries(state.function_tree), state.paths.function_zip)
+        layer = zipsafe.write_zip(zipsafe.tree_entries(state.paths.layer_tree), state.paths.layer_zip, deflated)
+        function = zipsafe.write_zip(zipsafe.tree_entries(state.function_tree), state.paths.function_zip)
     state.data["layer"] = layer.to_json()
     state.data["function"] = function.to_json()
     logger.info(
