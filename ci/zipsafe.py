@@ -25,7 +25,6 @@ from pathlib import Path
 
 from ci.errors import PipelineError
 from ci.reports import sha256_file
-from ci.site.tree import walk_files
 
 LEVEL = 6
 _DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01
@@ -56,8 +55,9 @@ class _Entry:
 
 
 def tree_entries(root: Path) -> list[tuple[str, Path]]:
-    """(path relative to root, file) for every file under root."""
-    return [(path.relative_to(root).as_posix(), path) for path in walk_files(root)]
+    """(path relative to root, file) for every regular file under root (symbolic links left out)."""
+    files = [Path(current) / name for current, _dirs, names in os.walk(root) for name in names]
+    return [(path.relative_to(root).as_posix(), path) for path in files if path.is_file() and not path.is_symlink()]
 
 
 def write_zip(
