@@ -25,7 +25,7 @@ class TargetInterpreter:
     python: str | None
     detail: str
     # The files whose bytes decide what `python` does (the interpreter and its libpython; under emulation
-    # qemu and the guest's): a proof made by other binaries is not reused (ci/layer/proofs.py).
+    # qemu and the guest's): a proof made by other binaries is not reused (ci/layer/build.py).
     binaries: tuple[str, ...] = ()
 
     @property

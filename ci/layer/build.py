@@ -1,36 +1,41 @@
 """`python -m ci build`, top-down: fetch -> install -> pristine -> prune -> verify + abi -> trace -> bytecode
--> prove -> zip -> report.
-
-Each step prints one line saying what it did and returns the facts build.json records; every cache is
-keyed by content, so a warm rebuild redoes the work from the wheels and still proves it.
+-> prove -> zip -> report. Each step prints one line saying what it did and returns the facts build.json records;
+every cache is keyed by content, so a warm rebuild redoes the work from the wheels and still proves it. A passing
+proof (verify, trace, prove) is recorded sealed under digests of all its inputs and reused for those exact bytes.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import logging
+import os
 import shutil
+import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ci import zipsafe
+import ci
+from ci import cache_seal, zipsafe
 from ci.arch.interpreter import TargetInterpreter, find_interpreter
 from ci.cache_seal import sources_digest
 from ci.config import Config
 from ci.config_sections import BuildConfig
 from ci.errors import CheckFailedError, ConfigError
-from ci.layer import proofs, sources, strip, trace, verify
+from ci.layer import sources, strip, trace, verify
 from ci.layer.bytecode import LAMBDA_SITE, PycStore, compile_files, for_target, pyc_path
-from ci.layer.proofs import ProofStore, binaries_digest, prover_digest, tree_digest
 from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, install_wheels, read_layer_lock
 from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
+from ci.reports import sha256_file
 from ci.runtime_view import RuntimeView, runtime_view
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners
@@ -39,6 +44,131 @@ from ci.units import as_mb
 
 logger = logging.getLogger(__name__)
 UNIMPORTED = "unimported"
+PROOF_FORMAT = 1  # bump when what a proof record holds changes
+PROOF_SEAL = "proof"  # the cache seal's purpose
+
+
+def tree_digest(root: Path) -> str:
+    """sha256 naming a tree exactly: every directory (an empty one can be a namespace package), file (bytes,
+    executable bit) and link; files hashed on two threads (hashlib releases the GIL)."""
+    entries: list[tuple[str, str, Path | None]] = []  # (kind, rel, file to hash)
+    for current, dirs, files in os.walk(root):
+        dirs.sort()
+        folder = Path(current)
+        rel_dir = folder.relative_to(root).as_posix()
+        entries.append(("d", rel_dir, None))
+        for name in sorted(files) + [d for d in dirs if (folder / d).is_symlink()]:
+            path = folder / name
+            rel = f"{rel_dir}/{name}"
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                entries.append(("l", f"{rel} -> {path.readlink()}", None))
+            elif stat.S_ISREG(mode):
+                entries.append(("x" if mode & 0o111 else "f", rel, path))
+            else:
+                entries.append(("?", f"{rel} {stat.S_IFMT(mode):o}", None))
+
+    def digest_of(entry: tuple[str, str, Path | None]) -> str:
+        kind, rel, path = entry
+        if path is None:
+            return f"{kind} {rel}"
+        with path.open("rb") as file:
+            return f"{kind} {rel} {hashlib.file_digest(file, 'sha256').hexdigest()}"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        lines = list(pool.map(digest_of, entries))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+@cache
+def prover_digest() -> str:
+    """This repository's pipeline code: a proof made by other code is made again."""
+    return sources_digest(Path(ci.__file__).parent)
+
+
+def json_digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    return sha256_file(path) if path.is_file() else "none"
+
+
+def binaries_digest(paths: tuple[str, ...]) -> str:
+    """What executes the proofs: each binary's name and bytes (the interpreter and its libpython; qemu and the
+    guest's). Not where it is: a checkout elsewhere with the same emulation sysroot runs the same code."""
+    resolved = [Path(os.path.realpath(path)) for path in paths]
+    return hashlib.sha256("\n".join(f"{p.name} {file_digest(p)}" for p in resolved).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Reused:
+    """A record this build may stand on: when it was made, and the key naming its inputs."""
+
+    made: str
+    key: str
+    result: dict[str, Any]
+
+    def note(self) -> str:
+        return f"reused: made {self.made} on these exact bytes, proof {self.key[:12]}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"made": self.made, "key": self.key}
+
+
+class ProofStore:
+    """build/cache/proofs/<kind>-<key>.json; `enabled` False (--fresh-proofs) makes and records every proof."""
+
+    def __init__(self, root: Path, enabled: bool = True) -> None:
+        self.root = root
+        self.enabled = enabled
+
+    @staticmethod
+    def key(kind: str, facts: dict[str, str]) -> str:
+        return hashlib.sha256(json.dumps([PROOF_FORMAT, kind, facts], sort_keys=True).encode()).hexdigest()
+
+    def _file(self, kind: str, key: str) -> Path:
+        return self.root / f"{kind}-{key}.json"
+
+    def find(self, kind: str, facts: dict[str, str]) -> Reused | None:
+        """The record of a passing proof on exactly `facts`, or None (absent, unreadable, or naming others)."""
+        if not self.enabled:
+            return None
+        key = self.key(kind, facts)
+        try:
+            record = cache_seal.unsealed_json(PROOF_SEAL, key, json.loads(self._file(kind, key).read_text()))
+        except (OSError, ValueError):
+            return None
+        if record is None:
+            return None  # not a record, or not made on this machine
+        if record.get("format") != PROOF_FORMAT or record.get("kind") != kind or record.get("facts") != facts:
+            return None  # copied or edited under another key: it does not vouch for these inputs
+        result, made = record.get("result"), record.get("made")
+        if not isinstance(result, dict) or not isinstance(made, str):
+            return None
+        return Reused(made=made, key=key, result=result)
+
+    def record(self, kind: str, facts: dict[str, str], result: dict[str, Any]) -> None:
+        """Record a passing proof (atomically: builds side by side share the cache)."""
+        key = self.key(kind, facts)
+        made = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self._file(kind, key)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        body = {"format": PROOF_FORMAT, "kind": kind, "facts": facts, "made": made, "result": result}
+        partial.write_text(json.dumps(cache_seal.sealed_json(PROOF_SEAL, key, body), sort_keys=True))
+        partial.replace(target)
+
+    def reuse_or_make(
+        self, kind: str, facts: dict[str, str], make: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], Reused | None]:
+        """The recorded result for `facts`, or `make()`'s (recorded when it returns; a raise records nothing)."""
+        found = self.find(kind, facts)
+        if found is not None:
+            return found.result, found
+        result = make()
+        self.record(kind, facts, result)
+        return result, None
 
 
 @dataclass
@@ -59,7 +189,7 @@ class BuildState:
     proofs: dict[str, str] = field(default_factory=dict)  # proof -> how it was made, or "missing: why; fix"
     digests: dict[str, str] = field(default_factory=dict)  # what a reusable proof ran on (proof_facts)
     view: RuntimeView | None = None  # the runtime's own packages, installed on first use (runtime())
-    reuse_proofs: bool = True  # False: `ci build --fresh-proofs` (proofs.py)
+    reuse_proofs: bool = True  # False: `ci build --fresh-proofs` (ProofStore)
 
     @property
     def options(self) -> BuildConfig:  # [build], as `ci build`'s flags left it
@@ -315,7 +445,7 @@ def step_verify(state: BuildState) -> None:
         facts = {
             **state.proof_facts(),
             "distributions": " ".join(sorted(state.distributions)),
-            "baseline": proofs.json_digest(baseline.to_json()),
+            "baseline": json_digest(baseline.to_json()),
         }
 
         def make() -> dict[str, Any]:
@@ -550,9 +680,9 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
         facts = {
             **state.proof_facts(tree_changed=True),  # now with the bytecode (and the compact profile's changes)
             **_run_facts(state),
-            "answers": proofs.json_digest(before.results),
+            "answers": json_digest(before.results),
             "changed_by": _what(state),
-            "baseline": proofs.json_digest(state.baseline.to_json() if state.baseline else None),
+            "baseline": json_digest(state.baseline.to_json() if state.baseline else None),
         }
 
         def make() -> dict[str, Any]:
@@ -591,11 +721,11 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
 def _run_facts(state: BuildState) -> dict[str, str]:
     """What else decides a run of the handler: its package, name, the events, the model and the lock."""
     return {
-        "function": proofs.tree_digest(state.function_tree) if state.function_tree.is_dir() else "none",
+        "function": tree_digest(state.function_tree) if state.function_tree.is_dir() else "none",
         "handler": state.config.function.handler,
         "events": sources_digest(state.config.smoke.events),
-        "model": proofs.file_digest(state.paths.model),
-        "layer_lock": proofs.file_digest(state.config.lock.layer_lock),
+        "model": file_digest(state.paths.model),
+        "layer_lock": file_digest(state.config.lock.layer_lock),
     }
 
 
