@@ -25,9 +25,9 @@ KEPT_BYTES = 1_500_000_000
 FIX = "rebuild it with `python -m ci build`"
 
 
-def link_layer(layers: Path, layer_zip: Path, destination: Path, fix: str = FIX) -> None:
+def link_layer(layers: Path, layer_zip: Path, destination: Path) -> None:
     """Make `destination` (absent) a tree of hard links to `layer_zip` unpacked, checked against it first."""
-    with reading(layers, layer_zip, fix) as entry:
+    with reading(layers, layer_zip) as entry:
         for current, _subdirectories, names in os.walk(entry):  # directories recreated, files hard-linked
             folder = Path(current)
             target = destination / folder.relative_to(entry)
@@ -45,7 +45,7 @@ def reading(layers: Path, layer_zip: Path, fix: str = FIX) -> Iterator[Path]:
     evict(layers, KEPT_BYTES)
 
 
-def unpacked(layers: Path, layer_zip: Path, fix: str = FIX) -> Path:
+def unpacked(layers: Path, layer_zip: Path, fix: str) -> Path:
     """The checked unpacked copy of `layer_zip` (made if missing or different). Call it holding the shared lock."""
     entry = layers / sha256_file(layer_zip)
     # CRCs: extract_all checks each entry's, and a copy is named by the sha256 of a zip it was extracted from.

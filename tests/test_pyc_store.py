@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ci.isolated import run_isolated, target_python
 from ci.layer import bytecode
-from ci.layer.verify import run_checks
+from ci.layer.verify import Runner, run_checks
 
 PYTHON = target_python("3.11")
 MTIME = 1_700_000_000  # wheels give their files fixed mtimes: two installs of one wheel agree
@@ -70,7 +70,7 @@ def test_a_changed_source_with_the_same_size_and_mtime_never_gets_the_old_byteco
 def test_verify_keeps_what_it_compiled_and_a_copy_elsewhere_compiles_nothing(tmp_path: Path) -> None:
     store = bytecode.for_target(tmp_path / "cache", "3.11")
     items = [("module", "pkg"), ("module", "tool")]
-    outcomes = run_checks(PYTHON, tree(tmp_path / "a"), items, jobs=2, pycache=store)
+    outcomes = run_checks(Runner(PYTHON, store), tree(tmp_path / "a"), items, jobs=2)
     assert all(outcome.error is None for outcome in outcomes.values())
     site = tree(tmp_path / "b")
     run, said = counted(store, [site], "import pkg, tool; print(pkg.ANSWER)")

@@ -151,15 +151,10 @@ class Measurer:
         keep = globbed(site, self.options.keep)
         if platform.machine() == self.target.machine:  # imports prove nothing on another machine
             planned = rules.plan(site, self.options.prune)
-            verdict = verify.baseline(
-                self.python,
-                site,
-                [d.name for d in installed],
-                planned,
-                site.parent / "verdict.json",
-                pycache=bytecode.for_target(self.cache, self.target.runtime.python),
-                extra_paths=[self.base_site()],
+            runner = verify.Runner(
+                self.python, bytecode.for_target(self.cache, self.target.runtime.python), [self.base_site()]
             )
+            verdict = verify.baseline(runner, site, [d.name for d in installed], planned, site.parent / "verdict.json")
             (site.parent / "verdict.json").unlink(missing_ok=True)
             keep |= verify.keep_set(verdict)
             errors = {name: error for name, error in verdict.failures.items() if NOT_A_MODULE not in error}

@@ -237,6 +237,9 @@ class BuildState:
     def top_level(self) -> dict[str, str]:
         return {entry: dist.name for dist in self.installed for entry in dist.top_level}
 
+    def runner(self, pycache: bool = True) -> verify.Runner:
+        return verify.Runner(self.python, self.pycache if pycache else None, self.behind)
+
     @property
     def pycache(self) -> PycStore:  # the checking interpreters' shared bytecode
         return for_target(self.paths.cache, self.config.target.runtime.python)
@@ -374,15 +377,7 @@ def step_pristine(state: BuildState) -> None:
     cached = cache_file.is_file()
     with state.step("pristine"):
         planned = rules.plan(state.site, options.prune)
-        state.baseline = verify.baseline(
-            state.python,
-            state.site,
-            state.distributions,
-            planned,
-            cache_file,
-            pycache=state.pycache,
-            extra_paths=state.behind,
-        )
+        state.baseline = verify.baseline(state.runner(), state.site, state.distributions, planned, cache_file)
         state.keep = verify.keep_set(state.baseline) | globbed(state.site, options.keep)
     failing = ", ".join(state.baseline.failures) or "none"
     state.data["pristine"] = {"failures": state.baseline.failures, "kept_for_imports": len(state.keep)}
@@ -449,14 +444,7 @@ def step_verify(state: BuildState) -> None:
         }
 
         def make() -> dict[str, Any]:
-            result = verify.verify_tree(
-                state.python,
-                state.site,
-                state.distributions,
-                baseline,
-                pycache=state.pycache,
-                extra_paths=state.behind,
-            )
+            result = verify.verify_tree(state.runner(), state.site, state.distributions, baseline)
             if not result.passed:
                 raise verify.explain(result, state.diagnosis())
             return asdict(result)
@@ -689,9 +677,8 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
             checked = None
             if options.sourceless or options.prune_unimported:
                 assert state.baseline is not None
-                result = verify.verify_tree(
-                    state.python, state.site, state.distributions, state.baseline, extra_paths=state.behind
-                )
+                fresh = state.runner(pycache=False)
+                result = verify.verify_tree(fresh, state.site, state.distributions, state.baseline)
                 checked = {"checked": result.checked, "new_failures": result.new_failures}
                 if not result.passed:
                     raise verify.explain(result, state.diagnosis())

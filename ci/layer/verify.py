@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from ci import cache_seal, isolated
 from ci.cache_seal import sources_digest
@@ -258,24 +258,27 @@ def items_for(site: Path, distributions: Iterable[str]) -> list[Item]:
     return [*(("module", name) for name in unique), *(("metadata", name) for name in distributions)]
 
 
+class Runner(NamedTuple):
+    """What runs the checks: the target's `python`, its shared bytecode store (None: compile afresh) and the
+    runtime's own packages (`extra_paths`), which come after the tree on sys.path as on Lambda."""
+
+    python: str
+    pycache: PycStore | None = None
+    extra_paths: Sequence[Path] = ()
+
+
 def run_checks(
-    python: str,
-    site: Path,
-    items: Sequence[Item],
-    jobs: int = 2,
-    record: bool = False,
-    pycache: PycStore | None = None,
-    extra_paths: Sequence[Path] = (),
+    runner: Runner, site: Path, items: Sequence[Item], jobs: int, record: bool = False
 ) -> dict[Item, Outcome]:
-    """Run the checks in `jobs` parallel interpreters; a crashed one resumes after its culprit. `extra_paths`
-    come after `site` on sys.path (only `site`'s files are recorded)."""
-    site, extra_paths = resolved(site), [resolved(path) for path in extra_paths]
+    """Run the checks in `jobs` parallel interpreters; a crashed one resumes after its culprit (only `site`'s
+    files are recorded)."""
+    site, extra_paths = resolved(site), [resolved(path) for path in runner.extra_paths]
     batches = _split(items, jobs)
     outcomes: dict[Item, Outcome] = {}
     pending = [list(batch) for batch in batches if batch]
-    with prefix_for(pycache, [site, *extra_paths]) as prefix:
+    with prefix_for(runner.pycache, [site, *extra_paths]) as prefix:
         while pending:
-            procs = [(batch, _start(python, site, batch, record, prefix, extra_paths)) for batch in pending]
+            procs = [(batch, _start(runner.python, site, batch, record, prefix, extra_paths)) for batch in pending]
             pending = []
             for batch, proc in procs:
                 stdout, stderr = proc.communicate(timeout=900)
@@ -322,13 +325,11 @@ def _split(items: Sequence[Item], jobs: int) -> list[list[Item]]:
     return batches
 
 
-def recheck_alone(
-    python: str, site: Path, items: Iterable[Item], pycache: PycStore | None, extra_paths: Sequence[Path] = ()
-) -> dict[Item, Outcome]:
+def recheck_alone(runner: Runner, site: Path, items: Iterable[Item]) -> dict[Item, Outcome]:
     """Each item in a fresh interpreter: a failure seen in a batch is real only if it fails alone."""
     outcomes = {}
     for item in items:
-        outcomes.update(run_checks(python, site, [item], jobs=1, pycache=pycache, extra_paths=extra_paths))
+        outcomes.update(run_checks(runner, site, [item], jobs=1))
     return outcomes
 
 
@@ -345,13 +346,7 @@ def baseline_cache_file(
 
 
 def baseline(
-    python: str,
-    site: Path,
-    distributions: Sequence[str],
-    planned_removals: Iterable[str],
-    cache_file: Path,
-    pycache: PycStore | None = None,
-    extra_paths: Sequence[Path] = (),
+    runner: Runner, site: Path, distributions: Sequence[str], planned_removals: Iterable[str], cache_file: Path
 ) -> Baseline:
     """Verify the unpruned tree once per cache key; modules the rules will remove are imported last,
     so files loaded by the modules that stay are credited to them (and kept)."""
@@ -365,11 +360,11 @@ def baseline(
     modules = extension_modules(site)
     staying = [i for i in items if i[0] != "module" or modules.get(i[1]) not in removed]
     leaving = [i for i in items if i not in staying]
-    outcomes = run_checks(python, site, staying, jobs=1, record=True, pycache=pycache, extra_paths=extra_paths)
-    outcomes.update(run_checks(python, site, leaving, jobs=2, record=False, pycache=pycache, extra_paths=extra_paths))
+    outcomes = run_checks(runner, site, staying, jobs=1, record=True)
+    outcomes.update(run_checks(runner, site, leaving, jobs=2))
     failures = _errors(outcomes)
     if failures:  # a batch failure counts only if it also fails alone
-        alone = recheck_alone(python, site, [item for item in items if item[1] in failures], pycache, extra_paths)
+        alone = recheck_alone(runner, site, [item for item in items if item[1] in failures])
         failures = {name: error for name, error in failures.items() if name not in {n for _kind, n in alone}}
         failures.update(_errors(alone))
     loaded = {o.name: list(o.loaded) for o in outcomes.values() if o.loaded}
@@ -390,20 +385,13 @@ def keep_set(base: Baseline) -> frozenset[str]:
     return frozenset(path for paths in base.loaded.values() for path in paths)
 
 
-def verify_tree(
-    python: str,
-    site: Path,
-    distributions: Sequence[str],
-    base: Baseline,
-    pycache: PycStore | None = None,
-    extra_paths: Sequence[Path] = (),
-) -> Verification:
-    """In one interpreter (docs/performance.md); `extra_paths`: the runtime's own packages, as on Lambda."""
+def verify_tree(runner: Runner, site: Path, distributions: Sequence[str], base: Baseline) -> Verification:
+    """In one interpreter (docs/performance.md)."""
     items = items_for(site, distributions)
-    outcomes = run_checks(python, site, items, jobs=1, pycache=pycache, extra_paths=extra_paths)
+    outcomes = run_checks(runner, site, items, jobs=1)
     suspicious = [item for item, o in outcomes.items() if o.error and item[1] not in base.failures]
     if suspicious:
-        outcomes.update(recheck_alone(python, site, suspicious, pycache, extra_paths))
+        outcomes.update(recheck_alone(runner, site, suspicious))
     failures = _errors(outcomes)
     new = {name: error for name, error in failures.items() if name not in base.failures}
     return Verification(
