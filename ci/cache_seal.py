@@ -1,5 +1,6 @@
-"""Seals on what the build caches: an output is reused only if this machine made it.
+"""What the build's caches trust: keys covering everything that decides a result, and seals of who made it.
 
+A key of names alone survives an edit of what they stand for, so sources_digest hashes the code itself.
 build/cache travels through actions/cache, which any job on main can write, so each cached output carries an
 HMAC keyed by a secret outside every cache directory (docs/design.md, "Cache seals").
 """
@@ -11,6 +12,7 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,19 @@ def matches(expected: str, actual: str) -> bool:
     return hmac.compare_digest(expected.encode(), actual.encode())
 
 
+def sealed_entry(purpose: str, key: str, entries: Iterable[tuple[Path, str]]) -> Path | None:
+    """The first (file, seal in its name) whose bytes carry this machine's seal for `key`; the others (forged,
+    torn, foreign) are deleted, and one a build side by side removed meanwhile is skipped."""
+    for entry, mark in entries:
+        try:
+            if matches(seal_file(purpose, key, entry), mark):
+                return entry
+        except FileNotFoundError:
+            continue
+        entry.unlink(missing_ok=True)
+    return None
+
+
 def sealed_json(purpose: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """`body` with its seal, to write as JSON (the seal covers the body's canonical JSON)."""
     return {**body, "seal": seal(purpose, name, json.dumps(body, sort_keys=True).encode())}
@@ -82,3 +97,17 @@ def unsealed_json(purpose: str, name: str, data: object) -> dict[str, Any] | Non
     if not matches(seal(purpose, name, json.dumps(body, sort_keys=True).encode()), data["seal"]):
         return None
     return body
+
+
+def sources_digest(*paths: Path) -> str:
+    """sha256 of source code: a file, or every file under a directory (no __pycache__), by name and bytes."""
+    digest = hashlib.sha256()
+    for path in paths:
+        if not path.exists():
+            digest.update(f"{path.name}\0missing\0".encode())
+            continue
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in (file for file in files if "__pycache__" not in file.parts):
+            digest.update(f"{file.relative_to(path.parent).as_posix()}\0".encode())
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()

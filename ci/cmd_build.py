@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         build = replace(build, bytecode=args.bytecode)
     config = replace(config, build=build)
     try:
-        data = build_layer(config, paths, config_file=config.file, reuse_proofs=not args.fresh_proofs)
+        data = build_layer(config, paths, reuse_proofs=not args.fresh_proofs)
         judged = produced(paths, data)
     except PipelineError as exc:
         finding = Finding("build", "error", exc.problem, exc.fix)

@@ -1,8 +1,5 @@
-"""Snapshot, then judge: a check reads an artifact once, into a copy named by the digest of what it read.
-
-Hashing a file and reading it again lets it change in between; a snapshot is written and hashed in one pass,
-so a report vouches for exactly the bytes it checked.
-"""
+"""Snapshot, then judge: a check reads an artifact once, into a copy written and hashed in one pass, so a report
+vouches for exactly the bytes it checked (hashing, then reading again, lets the file change in between)."""
 
 from __future__ import annotations
 
@@ -30,17 +27,11 @@ class Snapshot:
     size: int
 
 
-def snapshot_root(paths: BuildPaths) -> Path:
-    return paths.build / "snapshots"
-
-
 def take(paths: BuildPaths, source: Path, name: str | None = None) -> Snapshot:
-    """Copy `source` into <build>/snapshots/<sha256>/<name>, hashing exactly the bytes copied.
-
-    Every check of a build snapshots the same zips: when an earlier copy of the same bytes is there (hashed
-    again now, never trusted by its name), it is the snapshot and nothing is written (75 MB per check)."""
+    """Copy `source` into <build>/snapshots/<sha256>/<name>, hashing exactly the bytes copied; an earlier copy
+    of the same bytes (hashed again, never trusted by its name) is reused, as every check snapshots the zips."""
     name = name or source.name
-    root = snapshot_root(paths)
+    root = paths.build / "snapshots"
     root.mkdir(parents=True, exist_ok=True)
     try:
         sha, size = _digest(source)

@@ -1,8 +1,5 @@
-"""A layer zip unpacked once, for every check that reads it as files: <cache>/unpacked-layers/<sha256>/.
-
-Each use first checks the copy against the zip (files, sizes, modes, CRC-32) and unpacks again if it differs;
-copies are evicted least recently used past KEPT_BYTES, never while held. Figures: docs/performance.md.
-"""
+"""A layer zip unpacked once for every check that reads it as files (<cache>/unpacked-layers/<sha256>/), checked
+against the zip (files, sizes, modes, CRC-32) on each use; least recently used copies evicted past KEPT_BYTES."""
 
 from __future__ import annotations
 
@@ -28,10 +25,15 @@ KEPT_BYTES = 1_500_000_000
 FIX = "rebuild it with `python -m ci build`"
 
 
-def link_layer(layers: Path, layer_zip: Path, destination: Path, fix: str = FIX) -> None:
+def link_layer(layers: Path, layer_zip: Path, destination: Path) -> None:
     """Make `destination` (absent) a tree of hard links to `layer_zip` unpacked, checked against it first."""
-    with reading(layers, layer_zip, fix) as entry:
-        link_tree(entry, destination)
+    with reading(layers, layer_zip) as entry:
+        for current, _subdirectories, names in os.walk(entry):  # directories recreated, files hard-linked
+            folder = Path(current)
+            target = destination / folder.relative_to(entry)
+            target.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                link_or_copy(folder / name, target / name)
 
 
 @contextmanager
@@ -43,7 +45,7 @@ def reading(layers: Path, layer_zip: Path, fix: str = FIX) -> Iterator[Path]:
     evict(layers, KEPT_BYTES)
 
 
-def unpacked(layers: Path, layer_zip: Path, fix: str = FIX) -> Path:
+def unpacked(layers: Path, layer_zip: Path, fix: str) -> Path:
     """The checked unpacked copy of `layer_zip` (made if missing or different). Call it holding the shared lock."""
     entry = layers / sha256_file(layer_zip)
     # CRCs: extract_all checks each entry's, and a copy is named by the sha256 of a zip it was extracted from.
@@ -103,16 +105,6 @@ def _crc_matches(item: tuple[Path, int]) -> bool:
         while chunk := file.read(1 << 20):
             crc = zlib.crc32(chunk, crc)
     return crc == expected
-
-
-def link_tree(source: Path, destination: Path) -> None:
-    """Recreate `source`'s directories under `destination`, its files as hard links (copies across devices)."""
-    for current, _subdirectories, names in os.walk(source):
-        folder = Path(current)
-        target = destination / folder.relative_to(source)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            link_or_copy(folder / name, target / name)
 
 
 def evict(layers: Path, kept_bytes: int) -> None:

@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 
 from ci.config import load_config
 from ci.errors import PipelineError
-from ci.layer import install, wheels
+from ci.layer import wheels
 from ci.lock.lockfile import LockFile, Pin
 from ci.lock.tags import target_platforms
 from ci.paths import REPO_ROOT
@@ -115,7 +115,7 @@ def make_wheel(path: Path, record: dict[str, str] | None = None) -> wheels.Cache
 def test_install_follows_the_wheel_spec_and_reports_what_it_dropped(tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl")
     site = tmp_path / "layer" / "python"
-    [dist] = install.install_wheels([wheel], site)
+    [dist] = wheels.install_wheels([wheel], site)
     installed = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
     assert installed == {
         "demo/__init__.py",
@@ -136,7 +136,7 @@ def test_install_refuses_a_wheel_whose_hash_changed(tmp_path: Path) -> None:
     with wheel.path.open("ab") as handle:
         handle.write(b"\0")
     with pytest.raises(PipelineError, match="changed since it was fetched"):
-        install.install_wheels([wheel], tmp_path / "python")
+        wheels.install_wheels([wheel], tmp_path / "python")
 
 
 @pytest.mark.parametrize(
@@ -154,7 +154,7 @@ def test_a_wheel_whose_files_are_not_its_records_is_refused_on_first_unpack(
     wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", record)
     unpacked = tmp_path / "unpacked" if cached else None
     with pytest.raises(PipelineError, match=re.escape(f"demo-1.0-py3-none-any.whl: {says}")) as caught:
-        install.install_wheels([wheel], tmp_path / "python", unpacked=unpacked)
+        wheels.install_wheels([wheel], tmp_path / "python", unpacked=unpacked)
     assert "pin another version" in caught.value.fix
     assert not unpacked or not any((unpacked).iterdir())  # nothing cached from a refused wheel
 
@@ -196,13 +196,13 @@ def test_a_cached_unpack_installs_by_links_the_same_tree_and_a_changed_entry_is_
     tmp_path: Path,
 ) -> None:
     wheel = hashed_wheel(tmp_path / "demo-1.0-py3-none-any.whl")
-    install.install_wheels([wheel], tmp_path / "plain" / "python")
+    wheels.install_wheels([wheel], tmp_path / "plain" / "python")
     plain = tree_facts(tmp_path / "plain" / "python")
     unpacked = tmp_path / "cache" / "unpacked"
 
     for name in ("first", "second"):
         site = tmp_path / name / "python"
-        [dist] = install.install_wheels([wheel], site, unpacked=unpacked)
+        [dist] = wheels.install_wheels([wheel], site, unpacked=unpacked)
         assert tree_facts(site) == plain and (dist.name, dist.version) == ("demo", "1.0")
     cached = unpacked / wheel.sha256 / "tree" / "demo" / "__init__.py"
     linked = tmp_path / "second" / "python" / "demo" / "__init__.py"
@@ -211,7 +211,7 @@ def test_a_cached_unpack_installs_by_links_the_same_tree_and_a_changed_entry_is_
     with cached.open("r+b") as changed:  # written in place: every link to it sees it
         changed.write(b"Z")
     site = tmp_path / "third" / "python"
-    install.install_wheels([wheel], site, unpacked=unpacked)
+    wheels.install_wheels([wheel], site, unpacked=unpacked)
     assert tree_facts(site) == plain, "the changed entry was unpacked again from the wheel, never installed"
     assert (unpacked / wheel.sha256 / "tree" / "demo" / "__init__.py").read_bytes() == b"X = 1\n"
     assert not list(unpacked.glob("*.partial"))
@@ -220,11 +220,11 @@ def test_a_cached_unpack_installs_by_links_the_same_tree_and_a_changed_entry_is_
 def test_a_broken_entry_in_the_way_is_never_linked_from(tmp_path: Path) -> None:
     """An entry with no record of what it holds (not made by an install): the install uses its own fresh copy."""
     wheel = hashed_wheel(tmp_path / "demo-1.0-py3-none-any.whl")
-    install.install_wheels([wheel], tmp_path / "plain" / "python")
+    wheels.install_wheels([wheel], tmp_path / "plain" / "python")
     unpacked = tmp_path / "cache" / "unpacked"
     (unpacked / wheel.sha256 / "tree" / "demo").mkdir(parents=True)
     (unpacked / wheel.sha256 / "tree" / "demo" / "__init__.py").write_text("import os; os.system('x')\n")
     site = tmp_path / "site" / "python"
-    install.install_wheels([wheel], site, unpacked=unpacked)
+    wheels.install_wheels([wheel], site, unpacked=unpacked)
     assert tree_facts(site) == tree_facts(tmp_path / "plain" / "python")
     assert not list(unpacked.glob("*.partial"))

@@ -13,7 +13,7 @@ from ci.arch.interpreter import NATIVE, TargetInterpreter
 from ci.config import load_config
 from ci.isolated import target_python
 from ci.layer import bytecode, verify
-from ci.layer.build import BuildOptions, BuildState, step_pristine
+from ci.layer.build import BuildState, step_pristine
 from ci.layer.wheels import read_layer_lock
 from ci.paths import BuildPaths
 from ci.site import rules
@@ -33,7 +33,6 @@ def pristine_cache_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     state = BuildState(
         config=config,
         paths=BuildPaths(build=tmp_path / "build", cache=tmp_path / "cache"),
-        options=BuildOptions.from_config(config),
         interpreter=TargetInterpreter(NATIVE, sys.executable, "this test's interpreter"),
         lock=read_layer_lock(config.lock.layer_lock),
     )

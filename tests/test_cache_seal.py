@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from ci import cache_seal
+from ci import cache_seal, zipsafe
 from ci.isolated import run_isolated, target_python
-from ci.layer import archive, strip
+from ci.layer import strip
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.config_fixtures import PYC_TAG
 from tests.config_fixtures import PYTHON as TARGET_PYTHON
@@ -62,7 +62,7 @@ def poison(cache: Path, tmp: Path) -> dict[str, int]:
         entry.write_bytes(forged)
         counts["bytecode"] += 1
     for entry in (cache / "deflate").glob("*.deflate"):
-        compressor = zlib.compressobj(archive.LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        compressor = zlib.compressobj(zipsafe.LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
         entry.write_bytes(compressor.compress(EVIL.encode()) + compressor.flush())
         counts["deflate"] += 1
     return counts
@@ -122,11 +122,11 @@ def test_a_deflate_stream_is_used_only_if_it_inflates_to_the_file(tmp_path: Path
     data = b"the file's own bytes " * 1000
     cache = tmp_path / "deflate"
     (tmp_path / "a.py").write_bytes(data)
-    archive.write_zip([("a.py", tmp_path / "a.py")], tmp_path / "one.zip", cache)
+    zipsafe.write_zip([("a.py", tmp_path / "a.py")], tmp_path / "one.zip", cache)
     (entry,) = cache.iterdir()
-    compressor = zlib.compressobj(archive.LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    compressor = zlib.compressobj(zipsafe.LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
     entry.write_bytes(compressor.compress(b"other bytes" * 10) + compressor.flush())
-    archive.write_zip([("a.py", tmp_path / "a.py")], tmp_path / "two.zip", cache)
+    zipsafe.write_zip([("a.py", tmp_path / "a.py")], tmp_path / "two.zip", cache)
     with zipfile.ZipFile(tmp_path / "two.zip") as written:
         assert written.read("a.py") == data
     assert (tmp_path / "one.zip").read_bytes() == (tmp_path / "two.zip").read_bytes()

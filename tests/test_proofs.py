@@ -1,4 +1,4 @@
-"""Proofs reused only for the exact bytes, interpreter and code they were made with (ci/layer/proofs.py)."""
+"""Proofs reused only for the exact bytes, interpreter and code they were made with (ci/layer/build.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 
 from ci.config import load_config
 from ci.errors import CheckFailedError
-from ci.layer.build import build_layer
-from ci.layer.proofs import ProofStore, binaries_digest, tree_digest
+from ci.layer.build import ProofStore, binaries_digest, build_layer, tree_digest
 from ci.paths import BuildPaths
 from tests.test_build_pipeline import make_project
 
@@ -167,7 +166,7 @@ def test_a_rebuild_of_the_same_bytes_reuses_each_proof_and_says_so_and_a_change_
     assert "reused" not in lines["trace"] and "reused" not in lines["prove"]
 
     # Other pipeline code made them: every proof is made again.
-    monkeypatch.setattr("ci.layer.state.prover_digest", lambda: "other code")
+    monkeypatch.setattr("ci.layer.build.prover_digest", lambda: "other code")
     _, lines = rebuild("other-code")
     assert not any("reused" in line for line in lines.values())
 

@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 from ci.isolated import run_isolated, target_python
-from ci.layer import pyc_store
-from ci.layer.verify import run_checks
+from ci.layer import bytecode
+from ci.layer.verify import Runner, run_checks
 
 PYTHON = target_python("3.11")
 MTIME = 1_700_000_000  # wheels give their files fixed mtimes: two installs of one wheel agree
@@ -28,17 +28,17 @@ def tree(root: Path, answer: str = "1") -> Path:
     return site
 
 
-def counted(store: pyc_store.PycStore, roots: list[Path], code: str) -> tuple[pyc_store.Run, str]:
+def counted(store: bytecode.PycStore, roots: list[Path], code: str) -> tuple[bytecode.Run, str]:
     """Run `code` in the target interpreter with the store's prefix; the run's counts and its output."""
     with store.run(roots) as run:
         prelude = f"import sys; sys.pycache_prefix = {str(run.prefix)!r}; sys.dont_write_bytecode = False\n"
-        done = run_isolated(PYTHON, [pyc_store.resolved(root) for root in roots], prelude + code)
+        done = run_isolated(PYTHON, [bytecode.resolved(root) for root in roots], prelude + code)
         assert done.returncode == 0, done.stderr
     return run, done.stdout.strip()
 
 
 def test_a_second_directory_reuses_every_module_and_the_store_holds_one_pyc_per_source(tmp_path: Path) -> None:
-    store = pyc_store.PycStore(tmp_path / "cache" / "pyc", "cpython-311")
+    store = bytecode.PycStore(tmp_path / "cache" / "pyc", "cpython-311")
     code = "import pkg, tool; print(pkg.ANSWER, tool.VALUE)"
     first, said = counted(store, [tree(tmp_path / "a")], code)
     assert said == '1 "1.5"'
@@ -58,7 +58,7 @@ def test_a_second_directory_reuses_every_module_and_the_store_holds_one_pyc_per_
 
 def test_a_changed_source_with_the_same_size_and_mtime_never_gets_the_old_bytecode(tmp_path: Path) -> None:
     """Python's own check (mtime and size) would accept the old .pyc; the store is named by the bytes."""
-    store = pyc_store.PycStore(tmp_path / "pyc", "cpython-311")
+    store = bytecode.PycStore(tmp_path / "pyc", "cpython-311")
     site = tree(tmp_path / "build")
     assert counted(store, [site], "import pkg; print(pkg.ANSWER)")[1] == "1"
     shutil.rmtree(site.parent)
@@ -68,9 +68,9 @@ def test_a_changed_source_with_the_same_size_and_mtime_never_gets_the_old_byteco
 
 
 def test_verify_keeps_what_it_compiled_and_a_copy_elsewhere_compiles_nothing(tmp_path: Path) -> None:
-    store = pyc_store.for_target(tmp_path / "cache", "3.11")
+    store = bytecode.for_target(tmp_path / "cache", "3.11")
     items = [("module", "pkg"), ("module", "tool")]
-    outcomes = run_checks(PYTHON, tree(tmp_path / "a"), items, jobs=2, pycache=store)
+    outcomes = run_checks(Runner(PYTHON, store), tree(tmp_path / "a"), items, jobs=2)
     assert all(outcome.error is None for outcome in outcomes.values())
     site = tree(tmp_path / "b")
     run, said = counted(store, [site], "import pkg, tool; print(pkg.ANSWER)")
@@ -78,7 +78,7 @@ def test_verify_keeps_what_it_compiled_and_a_copy_elsewhere_compiles_nothing(tmp
 
 
 def test_a_prefix_left_by_a_killed_run_is_removed_by_the_next(tmp_path: Path) -> None:
-    store = pyc_store.PycStore(tmp_path / "pyc", "cpython-311")
+    store = bytecode.PycStore(tmp_path / "pyc", "cpython-311")
     dead = subprocess.run([PYTHON, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     orphan = store.directory / "runs" / f"{dead.stdout.strip()}-abc123"
     (orphan / "tmp").mkdir(parents=True)
@@ -90,7 +90,7 @@ def test_a_prefix_left_by_a_killed_run_is_removed_by_the_next(tmp_path: Path) ->
 
 def test_bytecode_not_sealed_here_never_runs(tmp_path: Path) -> None:
     """Other code under a layer module's or the standard library's entry name (a poisoned cache) is not offered."""
-    store = pyc_store.PycStore(tmp_path / "cache" / "pyc", "cpython-311")
+    store = bytecode.PycStore(tmp_path / "cache" / "pyc", "cpython-311")
     code = "import pkg, tool, twin_a, twin_b; print(pkg.ANSWER, tool.VALUE)"
 
     def twins(site: Path) -> Path:  # two sources with the same bytes and mtime: one entry serves both

@@ -6,7 +6,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from ci.layer import archive
+from ci import zipsafe
 
 
 def make_tree(root: Path, stamp: float) -> Path:
@@ -28,10 +28,10 @@ def make_tree(root: Path, stamp: float) -> Path:
 
 
 def test_same_tree_gives_the_same_sha256_regardless_of_mtimes_and_cache(tmp_path: Path) -> None:
-    first = archive.write_zip(archive.tree_entries(make_tree(tmp_path / "a", 1_700_000_000)), tmp_path / "a.zip")
+    first = zipsafe.write_zip(zipsafe.tree_entries(make_tree(tmp_path / "a", 1_700_000_000)), tmp_path / "a.zip")
     cache = tmp_path / "deflate"
-    second = archive.write_zip(archive.tree_entries(make_tree(tmp_path / "b", 1_000_000)), tmp_path / "b.zip", cache)
-    third = archive.write_zip(archive.tree_entries(tmp_path / "b"), tmp_path / "c.zip", cache)  # from the cache
+    second = zipsafe.write_zip(zipsafe.tree_entries(make_tree(tmp_path / "b", 1_000_000)), tmp_path / "b.zip", cache)
+    third = zipsafe.write_zip(zipsafe.tree_entries(tmp_path / "b"), tmp_path / "c.zip", cache)  # from the cache
     assert first.sha256 == second.sha256 == third.sha256
     assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "c.zip").read_bytes()
     assert any(cache.iterdir()), "large entries were cached"
@@ -39,7 +39,7 @@ def test_same_tree_gives_the_same_sha256_regardless_of_mtimes_and_cache(tmp_path
 
 def test_entries_are_sorted_dated_1980_with_fixed_permissions_and_readable(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "t", 1_700_000_000)
-    facts = archive.write_zip(archive.tree_entries(root), tmp_path / "t.zip")
+    facts = zipsafe.write_zip(zipsafe.tree_entries(root), tmp_path / "t.zip")
     with zipfile.ZipFile(tmp_path / "t.zip") as zf:
         assert zf.testzip() is None
         infos = zf.infolist()
@@ -60,6 +60,6 @@ def test_entries_are_sorted_dated_1980_with_fixed_permissions_and_readable(tmp_p
 
 def test_a_changed_byte_changes_the_sha256(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "t", 1_700_000_000)
-    before = archive.write_zip(archive.tree_entries(root), tmp_path / "1.zip").sha256
+    before = zipsafe.write_zip(zipsafe.tree_entries(root), tmp_path / "1.zip").sha256
     (root / "python/pkg/core.py").write_bytes(b"x = 2\n" * 2000)
-    assert archive.write_zip(archive.tree_entries(root), tmp_path / "2.zip").sha256 != before
+    assert zipsafe.write_zip(zipsafe.tree_entries(root), tmp_path / "2.zip").sha256 != before

@@ -16,10 +16,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci import zipsafe
 from ci.config import Config, load_config
-from ci.layer import archive
-from ci.layer.install import install_wheels
-from ci.layer.wheels import fetch, read_layer_lock
+from ci.layer.wheels import fetch, install_wheels, read_layer_lock
 from ci.lock.resolve import compile_lock, lock_jobs
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import sha256_file
@@ -167,11 +166,11 @@ def build_layer_like_ci(config: Config, paths: BuildPaths) -> None:
     site = paths.layer_tree / "python"
     installed = install_wheels(wheels, site)
     removed = rules.apply_rules(site, config.build.prune)
-    layer = archive.write_zip(archive.tree_entries(paths.layer_tree), paths.layer_zip)
+    layer = zipsafe.write_zip(zipsafe.tree_entries(paths.layer_tree), paths.layer_zip)
     function_tree = paths.build / "function"
     (function_tree / "handler").mkdir(parents=True, exist_ok=True)
     (function_tree / "handler" / "app.py").write_text("import basepkg\n\ndef lambda_handler(event, context):\n")
-    function = archive.write_zip(archive.tree_entries(function_tree), paths.function_zip)
+    function = zipsafe.write_zip(zipsafe.tree_entries(function_tree), paths.function_zip)
     owners = Owners.of_installed((d.name, d.files) for d in installed)
     report = {
         "format": 1,

@@ -1,8 +1,5 @@
-"""The interpreter that runs the target's native code, and how: natively, emulated (qemu), or missing.
-
-Static checks hold on any host; imports, the trace and smoke prove something only on the target's machine,
-so without such an interpreter the build records the proofs it could not make and deploy refuses them.
-"""
+"""The interpreter that runs the target's native code: natively, emulated (qemu), or missing; without one the
+build records the proofs it could not make (imports, trace, smoke) and deploy refuses them."""
 
 from __future__ import annotations
 
@@ -28,7 +25,7 @@ class TargetInterpreter:
     python: str | None
     detail: str
     # The files whose bytes decide what `python` does (the interpreter and its libpython; under emulation
-    # qemu and the guest's): a proof made by other binaries is not reused (ci/layer/proofs.py).
+    # qemu and the guest's): a proof made by other binaries is not reused (ci/layer/build.py).
     binaries: tuple[str, ...] = ()
 
     @property
@@ -45,13 +42,9 @@ class TargetInterpreter:
         return {"mode": self.mode, "detail": self.detail}
 
 
-def host_machine() -> str:
-    return platform.machine()
-
-
 def find_interpreter(target: Target, cache: Path, host: str | None = None) -> TargetInterpreter:
     """Native if this host is the target's machine, else qemu + the sysroot's CPython, else missing (with the fix)."""
-    host = host or host_machine()
+    host = host or platform.machine()
     version = target.runtime.python
     if host == target.machine:
         python = target_python(version)

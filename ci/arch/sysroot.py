@@ -1,8 +1,5 @@
-"""A sysroot holding the target machine's CPython, from Debian's own packages, for qemu user-mode emulation.
-
-`python -m ci.arch.sysroot` unpacks apt-verified packages into <cache>/sysroot-<machine>/ without installing
-anything; Debian 12 ships CPython 3.11 only, so this emulates the python3.11 runtime alone.
-"""
+"""`python -m ci.arch.sysroot`: the target machine's CPython from apt-verified Debian packages, unpacked (nothing
+installed) into <cache>/sysroot-<machine>/ for qemu user-mode emulation; Debian 12 ships python3.11 only."""
 
 from __future__ import annotations
 
@@ -79,9 +76,8 @@ def install(cache: Path, machine: str, version: str) -> Path:
 
 
 def compile_stdlib(tree: Path, machine: str, version: str) -> None:
-    """The standard library's bytecode, compiled once by the guest interpreter itself, as Debian's postinst
-    (py3compile) does on a real install and as Lambda's image ships it. Unpacked .debs hold none, and the
-    checks run with -B: every emulated interpreter compiled the ~200 modules it imports again (~2 s each)."""
+    """The stdlib's bytecode, compiled once by the guest itself as Debian's postinst does (.debs hold none, and
+    the checks run with -B: each emulated interpreter compiled its ~200 modules again, ~2 s)."""
     qemu = find_qemu(machine)
     if qemu is None:  # nothing can run the guest yet; the interpreter finder names qemu as missing
         return

@@ -157,7 +157,7 @@ def _build_ours(config: Config, variant: BuildPaths, compact: bool) -> float:
 
 
 def _build_naive(config: Config, variant: BuildPaths, function_zip: Path) -> float:
-    from ci.layer.archive import tree_entries, write_zip
+    from ci.zipsafe import tree_entries, write_zip
 
     seconds = build_naive(config, variant.layer_tree, variant.cache / "pip")
     started = time.perf_counter()

@@ -37,15 +37,14 @@ from ci.budget.what_if_request import (
     resolve,
     target_name,
 )
+from ci.cache_seal import sources_digest
 from ci.config import Config, Target
+from ci.config_sections import BuildConfig
 from ci.errors import CheckFailedError, PipelineError
-from ci.fingerprint import sources_digest
 from ci.isolated import target_python
-from ci.layer import pyc_store, strip, trace, verify
+from ci.layer import bytecode, strip, trace, verify
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
-from ci.layer.install import InstalledDistribution, install_wheels
-from ci.layer.state import BuildOptions
-from ci.layer.wheels import CachedWheel, fetch, find_cached, read_layer_lock
+from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, find_cached, install_wheels, read_layer_lock
 from ci.lock.files import display_path, read_in
 from ci.lock.lockfile import LockFile, read_lock
 from ci.paths import BuildPaths
@@ -305,7 +304,7 @@ def measure_compact(
             config.function.handler,
             config.smoke.events,
             paths.model,
-            pycache=pyc_store.for_target(paths.cache, version),
+            pycache=bytecode.for_target(paths.cache, version),
             layer_lock=config.lock.layer_lock,
         )
     except CheckFailedError as exc:
@@ -353,7 +352,7 @@ class Measured:
 class Measurer:
     python: str
     target: Target
-    options: BuildOptions
+    options: BuildConfig
     cache: Path  # the build's cache directory (strip, bytecode, pyc stores are shared with it)
     scratch: Path  # where wheels are installed for measuring (build/what-if/)
     base_site: Callable[[], Path]  # the current layer's python/, unpacked on first use
@@ -427,15 +426,10 @@ class Measurer:
         keep = globbed(site, self.options.keep)
         if platform.machine() == self.target.machine:  # imports prove nothing on another machine
             planned = rules.plan(site, self.options.prune)
-            verdict = verify.baseline(
-                self.python,
-                site,
-                [d.name for d in installed],
-                planned,
-                site.parent / "verdict.json",
-                pycache=pyc_store.for_target(self.cache, self.target.runtime.python),
-                extra_paths=[self.base_site()],
+            runner = verify.Runner(
+                self.python, bytecode.for_target(self.cache, self.target.runtime.python), [self.base_site()]
             )
+            verdict = verify.baseline(runner, site, [d.name for d in installed], planned, site.parent / "verdict.json")
             (site.parent / "verdict.json").unlink(missing_ok=True)
             keep |= verify.keep_set(verdict)
             errors = {name: error for name, error in verdict.failures.items() if NOT_A_MODULE not in error}
@@ -498,7 +492,7 @@ def answer_key(config: Config, paths: BuildPaths, current: Current, request: Wha
         request.digest().encode(),
         repr((config.target.runtime, config.target.architecture, config.target.glibc)).encode(),
         rules.fingerprint(config.build.prune).encode(),
-        repr(BuildOptions.from_config(config)).encode(),
+        repr(config.build).encode(),
         config.lock.index_url.encode(),
         current.layer_sha256.encode(),
         sha256_file(inputs.function.path).encode(),
@@ -572,8 +566,7 @@ def what_if(
             layers, layer_zip = paths.unpacked_layers, current.inputs.layer.path
             return held.enter_context(unpacked_layers.reading(layers, layer_zip)) / BUILD_SITE
 
-        options = BuildOptions.from_config(config)
-        measurer = Measurer(python, config.target, options, paths.cache, paths.build / "what-if", base_site)
+        measurer = Measurer(python, config.target, config.build, paths.cache, paths.build / "what-if", base_site)
         try:
             measured: dict[str, Measured] = measurer.measure(new)
             mark = step("measure", mark)

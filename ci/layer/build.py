@@ -1,54 +1,280 @@
 """`python -m ci build`, top-down: fetch -> install -> pristine -> prune -> verify + abi -> trace -> bytecode
--> prove -> zip -> report.
-
-Each step prints one line saying what it did and returns the facts build.json records; every cache is
-keyed by content, so a warm rebuild redoes the work from the wheels and still proves it.
+-> prove -> zip -> report. Each step prints one line saying what it did and returns the facts build.json records;
+every cache is keyed by content, so a warm rebuild redoes the work from the wheels and still proves it. A passing
+proof (verify, trace, prove) is recorded sealed under digests of all its inputs and reused for those exact bytes.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import logging
+import os
 import shutil
+import stat
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
-from pathlib import Path
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ci.arch.interpreter import find_interpreter
+import ci
+from ci import cache_seal, zipsafe
+from ci.arch.interpreter import TargetInterpreter, find_interpreter
+from ci.cache_seal import sources_digest
 from ci.config import Config
+from ci.config_sections import BuildConfig
 from ci.errors import CheckFailedError, ConfigError
-from ci.layer import archive, proofs, pyc_store, sources, strip, verify
-from ci.layer.bytecode import step_bytecode, step_prove, step_trace
-from ci.layer.install import install_wheels
-from ci.layer.pyc_store import PycStore
-from ci.layer.state import BuildOptions, BuildState
-from ci.layer.wheels import fetch, read_layer_lock
+from ci.layer import sources, strip, trace, verify
+from ci.layer.bytecode import LAMBDA_SITE, PycStore, compile_files, for_target, pyc_path
+from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, install_wheels, read_layer_lock
+from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
+from ci.reports import sha256_file
+from ci.runtime_view import RuntimeView, runtime_view
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners
-from ci.site.tree import globbed, tree_size, walk_files
+from ci.site.tree import globbed, remove_empty_dirs, tree_size, walk_files
 from ci.units import as_mb
 
 logger = logging.getLogger(__name__)
+UNIMPORTED = "unimported"
+PROOF_FORMAT = 1  # bump when what a proof record holds changes
+PROOF_SEAL = "proof"  # the cache seal's purpose
 
 
-def build_layer(
-    config: Config,
-    paths: BuildPaths,
-    config_file: Path | None = None,
-    reuse_proofs: bool = True,
-) -> dict[str, Any]:
-    """Run every step; returns build.json's data. Raises PipelineError (with a fix) on any failure.
+def tree_digest(root: Path) -> str:
+    """sha256 naming a tree exactly: every directory (an empty one can be a namespace package), file (bytes,
+    executable bit) and link; files hashed on two threads (hashlib releases the GIL)."""
+    entries: list[tuple[str, str, Path | None]] = []  # (kind, rel, file to hash)
+    for current, dirs, files in os.walk(root):
+        dirs.sort()
+        folder = Path(current)
+        rel_dir = folder.relative_to(root).as_posix()
+        entries.append(("d", rel_dir, None))
+        for name in sorted(files) + [d for d in dirs if (folder / d).is_symlink()]:
+            path = folder / name
+            rel = f"{rel_dir}/{name}"
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                entries.append(("l", f"{rel} -> {path.readlink()}", None))
+            elif stat.S_ISREG(mode):
+                entries.append(("x" if mode & 0o111 else "f", rel, path))
+            else:
+                entries.append(("?", f"{rel} {stat.S_IFMT(mode):o}", None))
 
-    Two builds of the same build directory take turns (a file lock): each deletes and rewrites
-    build/layer/, so running them at once would pull files from under each other.
-    The previous build's outputs are deleted first: a failed or interrupted build (Ctrl-C) must not
-    leave zips that pass for its own. `config_file`: the file `config` was read from (recorded).
-    `reuse_proofs` False makes every proof again (proofs.py: by default one made on these exact bytes is reused).
-    """
+    def digest_of(entry: tuple[str, str, Path | None]) -> str:
+        kind, rel, path = entry
+        if path is None:
+            return f"{kind} {rel}"
+        with path.open("rb") as file:
+            return f"{kind} {rel} {hashlib.file_digest(file, 'sha256').hexdigest()}"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        lines = list(pool.map(digest_of, entries))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+@cache
+def prover_digest() -> str:
+    """This repository's pipeline code: a proof made by other code is made again."""
+    return sources_digest(Path(ci.__file__).parent)
+
+
+def json_digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    return sha256_file(path) if path.is_file() else "none"
+
+
+def binaries_digest(paths: tuple[str, ...]) -> str:
+    """What executes the proofs: each binary's name and bytes (the interpreter and its libpython; qemu and the
+    guest's). Not where it is: a checkout elsewhere with the same emulation sysroot runs the same code."""
+    resolved = [Path(os.path.realpath(path)) for path in paths]
+    return hashlib.sha256("\n".join(f"{p.name} {file_digest(p)}" for p in resolved).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Reused:
+    """A record this build may stand on: when it was made, and the key naming its inputs."""
+
+    made: str
+    key: str
+    result: dict[str, Any]
+
+    def note(self) -> str:
+        return f"reused: made {self.made} on these exact bytes, proof {self.key[:12]}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"made": self.made, "key": self.key}
+
+
+class ProofStore:
+    """build/cache/proofs/<kind>-<key>.json; `enabled` False (--fresh-proofs) makes and records every proof."""
+
+    def __init__(self, root: Path, enabled: bool = True) -> None:
+        self.root = root
+        self.enabled = enabled
+
+    @staticmethod
+    def key(kind: str, facts: dict[str, str]) -> str:
+        return hashlib.sha256(json.dumps([PROOF_FORMAT, kind, facts], sort_keys=True).encode()).hexdigest()
+
+    def _file(self, kind: str, key: str) -> Path:
+        return self.root / f"{kind}-{key}.json"
+
+    def find(self, kind: str, facts: dict[str, str]) -> Reused | None:
+        """The record of a passing proof on exactly `facts`, or None (absent, unreadable, or naming others)."""
+        if not self.enabled:
+            return None
+        key = self.key(kind, facts)
+        try:
+            record = cache_seal.unsealed_json(PROOF_SEAL, key, json.loads(self._file(kind, key).read_text()))
+        except (OSError, ValueError):
+            return None
+        if record is None:
+            return None  # not a record, or not made on this machine
+        if record.get("format") != PROOF_FORMAT or record.get("kind") != kind or record.get("facts") != facts:
+            return None  # copied or edited under another key: it does not vouch for these inputs
+        result, made = record.get("result"), record.get("made")
+        if not isinstance(result, dict) or not isinstance(made, str):
+            return None
+        return Reused(made=made, key=key, result=result)
+
+    def record(self, kind: str, facts: dict[str, str], result: dict[str, Any]) -> None:
+        """Record a passing proof (atomically: builds side by side share the cache)."""
+        key = self.key(kind, facts)
+        made = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self._file(kind, key)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        body = {"format": PROOF_FORMAT, "kind": kind, "facts": facts, "made": made, "result": result}
+        partial.write_text(json.dumps(cache_seal.sealed_json(PROOF_SEAL, key, body), sort_keys=True))
+        partial.replace(target)
+
+    def reuse_or_make(
+        self, kind: str, facts: dict[str, str], make: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], Reused | None]:
+        """The recorded result for `facts`, or `make()`'s (recorded when it returns; a raise records nothing)."""
+        found = self.find(kind, facts)
+        if found is not None:
+            return found.result, found
+        result = make()
+        self.record(kind, facts, result)
+        return result, None
+
+
+@dataclass
+class BuildState:
+    """What the steps learn, in the order they learn it."""
+
+    config: Config
+    paths: BuildPaths
+    interpreter: TargetInterpreter  # runs the target's native code (natively, emulated) or is missing
+    timings: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    lock: LockFile | None = None
+    wheels: tuple[CachedWheel, ...] = ()
+    installed: list[InstalledDistribution] = field(default_factory=list)
+    baseline: verify.Baseline | None = None
+    keep: frozenset[str] = frozenset()
+    changes: dict[str, str] = field(default_factory=dict)  # path under python/ -> rule that removed/changed it
+    proofs: dict[str, str] = field(default_factory=dict)  # proof -> how it was made, or "missing: why; fix"
+    digests: dict[str, str] = field(default_factory=dict)  # what a reusable proof ran on (proof_facts)
+    view: RuntimeView | None = None  # the runtime's own packages, installed on first use (runtime())
+    reuse_proofs: bool = True  # False: `ci build --fresh-proofs` (ProofStore)
+
+    @property
+    def options(self) -> BuildConfig:  # [build], as `ci build`'s flags left it
+        return self.config.build
+
+    def runtime(self) -> RuntimeView:
+        """What Lambda puts behind the layer on sys.path: every step that imports the layer sees it too."""
+        if self.view is None:
+            self.view = runtime_view(self.config, self.paths)
+        return self.view
+
+    @property
+    def behind(self) -> list[Path]:  # sys.path after the layer's python/, as on Lambda
+        return self.runtime().behind(self.site)
+
+    def diagnosis(self) -> verify.Context:
+        requirements_in = self.config.relative(self.config.lock.requirements_in)
+        return verify.Context(self.site, self.changes, self.runtime(), requirements_in)
+
+    @property
+    def python(self) -> str:
+        """The target's interpreter; only steps for which `executes` answered True may use it."""
+        assert self.interpreter.python is not None, "no target interpreter: call executes() first"
+        return self.interpreter.python
+
+    def executes(self, proof: str) -> bool:
+        """Can this build run the target's code for `proof`? Records how it is proven, or that it is missing."""
+        self.proofs[proof] = self.interpreter.proof()
+        return self.interpreter.available
+
+    @property
+    def site(self) -> Path:
+        return self.paths.layer_tree / "python"
+
+    @property
+    def distributions(self) -> list[str]:  # locked: importlib.metadata.version() must answer each
+        assert self.lock is not None
+        return [pin.name for pin in self.lock.entries]
+
+    @property
+    def function_tree(self) -> Path:
+        return self.paths.build / "function"
+
+    @property
+    def top_level(self) -> dict[str, str]:
+        return {entry: dist.name for dist in self.installed for entry in dist.top_level}
+
+    def runner(self, pycache: bool = True) -> verify.Runner:
+        return verify.Runner(self.python, self.pycache if pycache else None, self.behind)
+
+    @property
+    def pycache(self) -> PycStore:  # the checking interpreters' shared bytecode
+        return for_target(self.paths.cache, self.config.target.runtime.python)
+
+    @property
+    def proof_store(self) -> ProofStore:
+        return ProofStore(self.paths.cache / "proofs", enabled=self.reuse_proofs)
+
+    def proof_facts(self, *, tree_changed: bool = False) -> dict[str, str]:
+        """Digests of what every proof runs on: the site tree (hashed again after `tree_changed`), the
+        interpreter's binaries and the pipeline's code. Each step adds what else decides its result."""
+        if tree_changed or "site" not in self.digests:
+            self.digests["site"] = tree_digest(self.site)
+        if "interpreter" not in self.digests:
+            binaries = binaries_digest(self.interpreter.binaries)
+            self.digests["interpreter"] = f"{self.interpreter.mode} {binaries}"
+        return {
+            "site": self.digests["site"],
+            "interpreter": self.digests["interpreter"],
+            "prover": prover_digest(),
+            "python": self.config.target.runtime.python,
+            "machine": self.config.target.machine,
+            "runtime_packages": self.runtime().key,  # what the imports find behind the layer
+        }
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 2)
+
+
+def build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool = True) -> dict[str, Any]:
+    """Every step; build.json's data. Two builds of one directory take turns (each rewrites build/layer/); the
+    outputs are deleted first and on failure, so an interrupted build leaves no zips that pass for its own."""
     paths.build.mkdir(parents=True, exist_ok=True)
     with (paths.build / ".build.lock").open("w") as lock_file:
         try:
@@ -58,7 +284,7 @@ def build_layer(
             fcntl.flock(lock_file, fcntl.LOCK_EX)
         remove_outputs(paths)
         try:
-            return _build_layer(config, paths, config_file, reuse_proofs)
+            return _build_layer(config, paths, reuse_proofs)
         except BaseException:
             remove_outputs(paths)  # e.g. layer.zip written, function.zip not
             raise
@@ -69,18 +295,13 @@ def remove_outputs(paths: BuildPaths) -> None:
         output.unlink(missing_ok=True)
 
 
-def _build_layer(config: Config, paths: BuildPaths, config_file: Path | None, reuse_proofs: bool) -> dict[str, Any]:
+def _build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool) -> dict[str, Any]:
     # Digests of what this build is made from, taken before it reads any: the gate compares them.
-    recorded = sources.record(config, paths, config_file)
+    recorded = sources.record(config, paths)
     if paths.model.is_file():
         # The import trace unpickles the model: refuse it as `ci pins` would, before any work.
         model_precondition(config, paths.model)
-    state = BuildState(
-        config=config,
-        paths=paths,
-        options=replace(BuildOptions.from_config(config), reuse_proofs=reuse_proofs),
-        interpreter=find_interpreter(config.target, paths.cache),
-    )
+    state = BuildState(config, paths, find_interpreter(config.target, paths.cache), reuse_proofs=reuse_proofs)
     logger.info(f"machine:  {config.target.machine} code runs {state.interpreter.proof().removeprefix('proven ')}")
     started = time.perf_counter()
     step_fetch(state)
@@ -156,15 +377,7 @@ def step_pristine(state: BuildState) -> None:
     cached = cache_file.is_file()
     with state.step("pristine"):
         planned = rules.plan(state.site, options.prune)
-        state.baseline = verify.baseline(
-            state.python,
-            state.site,
-            state.distributions,
-            planned,
-            cache_file,
-            pycache=_pycache(state),
-            extra_paths=state.behind,
-        )
+        state.baseline = verify.baseline(state.runner(), state.site, state.distributions, planned, cache_file)
         state.keep = verify.keep_set(state.baseline) | globbed(state.site, options.keep)
     failing = ", ".join(state.baseline.failures) or "none"
     state.data["pristine"] = {"failures": state.baseline.failures, "kept_for_imports": len(state.keep)}
@@ -227,31 +440,18 @@ def step_verify(state: BuildState) -> None:
         facts = {
             **state.proof_facts(),
             "distributions": " ".join(sorted(state.distributions)),
-            "baseline": proofs.json_digest(baseline.to_json()),
+            "baseline": json_digest(baseline.to_json()),
         }
 
         def make() -> dict[str, Any]:
-            result = verify.verify_tree(
-                state.python,
-                state.site,
-                state.distributions,
-                baseline,
-                jobs=state.options.jobs,
-                pycache=_pycache(state),
-                extra_paths=state.behind,
-            )
+            result = verify.verify_tree(state.runner(), state.site, state.distributions, baseline)
             if not result.passed:
                 raise verify.explain(result, state.diagnosis())
             return asdict(result)
 
         made, reused = state.proof_store.reuse_or_make("verify", facts, make)
     result = verify.Verification(**made)
-    state.data["verify"] = {
-        "checked": result.checked,
-        "failures": result.failures,
-        "pristine_failures": result.pristine_failures,
-        "new_failures": result.new_failures,
-    }
+    state.data["verify"] = asdict(result)
     how = f"in an isolated Python {state.config.target.runtime.python} (layer + the runtime's packages)"
     if reused is not None:
         state.data["verify"]["reused"] = reused.to_json()
@@ -282,8 +482,8 @@ def step_abi(state: BuildState) -> None:
 def step_zip(state: BuildState) -> None:
     with state.step("zip"):
         deflated = state.paths.cache / "deflate"
-        layer = archive.write_zip(archive.tree_entries(state.paths.layer_tree), state.paths.layer_zip, deflated)
-        function = archive.write_zip(function_entries(state), state.paths.function_zip)
+        layer = zipsafe.write_zip(zipsafe.tree_entries(state.paths.layer_tree), state.paths.layer_zip, deflated)
+        function = zipsafe.write_zip(zipsafe.tree_entries(state.function_tree), state.paths.function_zip)
     state.data["layer"] = layer.to_json()
     state.data["function"] = function.to_json()
     logger.info(
@@ -292,11 +492,6 @@ def step_zip(state: BuildState) -> None:
         f"function.zip {function.zipped_bytes} bytes ({function.files} files) [{state.timings['zip']:.1f}s]"
     )
     logger.info(f"          layer.zip sha256 {layer.sha256}")
-
-
-def function_entries(state: BuildState) -> list[tuple[str, Path]]:
-    """The handler package alone: its .py files (and the bytecode step's pyc, if any)."""
-    return archive.tree_entries(state.function_tree)
 
 
 def step_stage_function(state: BuildState) -> None:
@@ -356,5 +551,239 @@ def report_data(state: BuildState) -> dict[str, Any]:
     }
 
 
-def _pycache(state: BuildState) -> PycStore:
-    return pyc_store.for_target(state.paths.cache, state.config.target.runtime.python)
+def step_trace(state: BuildState) -> trace.ImportTrace:
+    """Run the handler on the events over the pruned layer: what it uses, and that it still answers."""
+    if not state.executes("trace"):
+        state.data["import_trace"] = {"skipped": state.proofs["trace"]}
+        logger.info("trace:    skipped, the handler cannot run here (proof 'trace' missing)")
+        return trace.ImportTrace(workload="none", modules=[], files=[])
+    with state.step("trace"):
+        facts = {**state.proof_facts(), **_run_facts(state)}
+        reused = state.proof_store.find("trace", facts)
+        if reused is not None:
+            used = trace.ImportTrace(**reused.result)
+        else:
+            used = _trace(state, pycache=True)
+            if used.workload == "events" and not used.warnings:  # a partial trace is made again, warning again
+                state.proof_store.record("trace", facts, {**asdict(used), "log": []})
+    state.data["import_trace"] = {
+        **used.summary(),
+        "bytes": trace.layer_bytes(state.site, used.files),
+        "distributions": trace.per_distribution(state.site, used.files, state.top_level),
+        "warnings": used.warnings,
+    }
+    if used.workload == "events":
+        # What the handler used answering the events with the model, relative to python/: the budget reads
+        # these when no smoke report exists yet (on pull requests the two jobs run side by side).
+        state.data["import_trace"]["paths"] = sorted(used.files)
+    never = [name for name, n in state.data["import_trace"]["distributions"].items() if not n["imported_files"]]
+    if reused is not None:
+        state.data["import_trace"]["reused"] = reused.to_json()
+        state.proofs["trace"] += f"; {reused.note()}"
+    logger.info(
+        f"trace:    handler on {len(used.results)} events ({used.workload}"
+        + (f"; {reused.note()}" if reused else "")
+        + f"): {len(used.modules)} modules, "
+        f"{as_mb(state.data['import_trace']['bytes'])} of the layer used; never imported: "
+        f"{', '.join(never) or 'none'} [{state.timings['trace']:.1f}s]"
+    )
+    for warning in used.warnings:
+        logger.info(f"  warning: {warning}")
+    return used
+
+
+def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
+    options = state.options
+    site = state.site
+    python_version = state.config.target.runtime.python
+    if used.workload == "none":  # no interpreter: nothing says which modules run, nor compiles them
+        why = "skipped: no import trace (proof 'trace' missing)"
+        state.data["bytecode"] = {"mode": "none", "files": 0, "bytes": 0, "configured": options.bytecode, "why": why}
+        logger.info(f"bytecode: {why}; the layer ships without bytecode")
+        return
+    with state.step("bytecode"):
+        if options.bytecode == "runtime" and used.workload != "events":
+            # Without the model the trace only sees the handler's imports (about a tenth of the runtime's
+            # modules): the build would pass and every cold start would recompile the rest, ~3x slower.
+            raise CheckFailedError(
+                f"build.bytecode = 'runtime' needs an import trace of the handler answering the events, which "
+                f"needs the model at {state.paths.model} (not found): without it most runtime modules would ship "
+                "without bytecode and every cold start would compile them again",
+                f"train first: python -m training --out-dir {state.paths.model_dir} (make pipeline does), "
+                "or build with --bytecode all or --bytecode none",
+            )
+        if options.prune_unimported:
+            if used.workload != "events":
+                raise CheckFailedError(
+                    "build.prune_unimported needs an import trace of the handler on the events with a model",
+                    "train the model first (python -m training) so the trace can run the handler",
+                )
+            _prune_unimported(state, used)
+        runtime_sources = [rel for rel in used.modules if rel.endswith(".py")]
+        if options.bytecode == "all":
+            sources = [p.relative_to(site).as_posix() for p in walk_files(site) if p.suffix == ".py"]
+        elif options.bytecode == "runtime":
+            sources = runtime_sources
+        else:
+            sources = []
+        sourceless = set(runtime_sources) if options.sourceless else set()
+        cache = state.paths.cache / "bytecode"
+        files = size = 0
+        for group, is_sourceless in ((sorted(set(sources) - sourceless), False), (sorted(sourceless), True)):
+            n, b = compile_files(state.python, python_version, site, group, cache, is_sourceless, LAMBDA_SITE)
+            files, size = files + n, size + b
+        removed_source = 0
+        for rel in sorted(sourceless):
+            removed_source += (site / rel).stat().st_size
+            (site / rel).unlink()
+            state.changes[rel] = "sourceless"
+        fn_files, fn_bytes = _compile_function(state)
+        state.data["bytecode"] = {
+            "mode": options.bytecode,
+            "files": files,
+            "bytes": size,
+            "sourceless": options.sourceless,
+            "source_bytes_removed": removed_source,
+            "function_files": fn_files,
+            "function_bytes": fn_bytes,
+        }
+    total_files, total = tree_size(site)
+    logger.info(
+        f"bytecode: {options.bytecode}: {files} unchecked-hash .pyc, +{as_mb(size)}"
+        + (f", {len(sourceless)} modules sourceless (-{as_mb(removed_source)} of .py)" if sourceless else "")
+        + f"; layer now {total_files} files, {as_mb(total)} [{state.timings['bytecode']:.1f}s]"
+    )
+
+
+def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
+    """Bytecode and the compact options must not change a single import or answer."""
+    options = state.options
+    if before.workload == "none":
+        logger.info("prove:    skipped (proof 'trace' missing)")
+        return
+    if not (state.data["bytecode"]["files"] or options.sourceless or options.prune_unimported):
+        logger.info("prove:    nothing changed since the verification and the trace")
+        return
+    with state.step("prove"):
+        facts = {
+            **state.proof_facts(tree_changed=True),  # now with the bytecode (and the compact profile's changes)
+            **_run_facts(state),
+            "answers": json_digest(before.results),
+            "changed_by": _what(state),
+            "baseline": json_digest(state.baseline.to_json() if state.baseline else None),
+        }
+
+        def make() -> dict[str, Any]:
+            checked = None
+            if options.sourceless or options.prune_unimported:
+                assert state.baseline is not None
+                fresh = state.runner(pycache=False)
+                result = verify.verify_tree(fresh, state.site, state.distributions, state.baseline)
+                checked = {"checked": result.checked, "new_failures": result.new_failures}
+                if not result.passed:
+                    raise verify.explain(result, state.diagnosis())
+            after = _trace(state, pycache=False)  # the tree's own bytecode, nothing from a cache
+            trace.compare_results(before, after, _what(state))
+            version = state.config.target.runtime.python
+            sourceless = {pyc_path(rel, version, True) for rel in before.modules if rel.endswith(".py")}
+            missing = sorted(set(after.modules) - set(before.modules) - sourceless)
+            if missing and options.prune_unimported:
+                logger.info(
+                    f"  note: {len(missing)} modules imported after pruning that were not before: {missing[:3]}"
+                )
+            return {"proof": {"events": len(after.results), "same_answers": True}, "verify": checked}
+
+        made, reused = state.proof_store.reuse_or_make("prove", facts, make)
+    state.data["bytecode"]["proof"] = {**made["proof"], **({"reused": reused.to_json()} if reused else {})}
+    if made["verify"] is not None:
+        state.data["verify_after_bytecode"] = made["verify"]
+    checked = state.data.get("verify_after_bytecode", {}).get("checked")
+    again = f"{checked} imports verified again, " if checked else ""
+    logger.info(
+        f"prove:    {again}handler answers all {len(before.results)} events as before, from the tree's own "
+        f"bytecode{f' ({reused.note()})' if reused else ''} [{state.timings['prove']:.1f}s]"
+    )
+
+
+def _run_facts(state: BuildState) -> dict[str, str]:
+    """What else decides a run of the handler: its package, name, the events, the model and the lock."""
+    return {
+        "function": tree_digest(state.function_tree) if state.function_tree.is_dir() else "none",
+        "handler": state.config.function.handler,
+        "events": sources_digest(state.config.smoke.events),
+        "model": file_digest(state.paths.model),
+        "layer_lock": file_digest(state.config.lock.layer_lock),
+    }
+
+
+def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
+    """The handler on the events, on the tree as it is now; a failure names the rule behind it."""
+    try:
+        traced = trace.trace_handler(
+            state.python,
+            state.site,
+            state.function_tree,
+            state.config.function.handler,
+            state.config.smoke.events,
+            state.paths.model,
+            pycache=state.pycache if pycache else None,
+            layer_lock=state.config.lock.layer_lock,
+            extra_paths=state.behind,
+        )
+    except trace.TraceError as exc:
+        raise _attributed(exc.problem, exc.detail, state) from exc
+    broken = traced.broken_answers()
+    if broken:
+        errors = "\n".join(line for line in traced.log if "error" in line.lower()) or "(no error logged)"
+        raise _attributed(
+            f"the handler answered {len(broken)} event(s) with a server error on the pruned layer "
+            f"(events #{', #'.join(map(str, broken[:5]))}):\n" + errors[-1500:],
+            errors,
+            state,
+        )
+    return traced
+
+
+def _attributed(problem: str, detail: str, state: BuildState) -> CheckFailedError:
+    cause = verify.cause_of("", detail, "\0", state.diagnosis())
+    blame = "".join(f"\n  {rules.describe(rule)} removed/changed {path}" for path, rule in cause.culprits[:5])
+    return CheckFailedError(problem + (blame or f"\n  {cause.detail}"), cause.fix)
+
+
+def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
+    """Remove what the trace never imported, opened or mapped (METADATA, licenses and dist-info stay)."""
+    site = state.site
+    keep = set(used.files) | globbed(site, state.options.keep)
+    result = rules.RuleResult(UNIMPORTED)
+    for path in list(walk_files(site)):
+        rel = path.relative_to(site).as_posix()
+        pure = PurePosixPath(rel)
+        if rel in keep or rules.always_kept(pure) or any(p.endswith(".dist-info") for p in pure.parts):
+            continue
+        result.files += 1
+        result.bytes += path.stat().st_size
+        result.paths.append(rel)
+        path.unlink()
+        state.changes[rel] = UNIMPORTED
+    remove_empty_dirs(site)
+    state.data["rules"][UNIMPORTED] = result.summary()
+    logger.info(f"  - {UNIMPORTED:<12} {result.files:>5} files {as_mb(result.bytes):>9} never used by the handler")
+
+
+def _compile_function(state: BuildState) -> tuple[int, int]:
+    """The handler package's own unchecked-hash pyc (beside its sources) unless bytecode is off."""
+    if state.options.bytecode == "none" or not state.function_tree.is_dir():
+        return 0, 0
+    tree = state.function_tree
+    sources = [p.relative_to(tree).as_posix() for p in walk_files(tree) if p.suffix == ".py"]
+    version = state.config.target.runtime.python
+    return compile_files(state.python, version, tree, sources, state.paths.cache / "bytecode", False, "/var/task")
+
+
+def _what(state: BuildState) -> str:
+    parts = [f"bytecode={state.options.bytecode}"]
+    if state.options.sourceless:
+        parts.append("sourceless")
+    if state.options.prune_unimported:
+        parts.append("prune_unimported")
+    return " + ".join(parts)

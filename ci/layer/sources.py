@@ -1,8 +1,5 @@
-"""What a build was made from, by digest: the handler package, the model, the locks, the config file.
-
-The deploy gate hashes them again and refuses zips whose sources changed since, so an edited handler never
-ships as the old, checked zip; paths are relative, so a moved checkout with the same bytes passes.
-"""
+"""What a build was made from, by digest (handler package, model, locks, config file): the deploy gate hashes them
+again and refuses zips whose sources changed since; relative paths, so a moved checkout with the same bytes passes."""
 
 from __future__ import annotations
 
@@ -12,11 +9,6 @@ from typing import Any
 from ci.config import Config
 from ci.paths import BuildPaths
 from ci.reports import sha256_file
-
-
-def handler_package(config: Config) -> Path:
-    """The directory of the handler's package (function.handler = <package>.<module>.<function>)."""
-    return config.root / config.function.handler.split(".")[0]
 
 
 def handler_files(package: Path) -> list[Path]:
@@ -49,10 +41,10 @@ def locate(name: str, root: Path, build: Path) -> Path:
     return root / name
 
 
-def record(config: Config, paths: BuildPaths, config_file: Path | None = None) -> dict[str, Any]:
+def record(config: Config, paths: BuildPaths) -> dict[str, Any]:
     """{"handler": {dir, files: {relative path: sha256}}, "files": {place: sha256 or None}}."""
-    package = handler_package(config)
-    files = [config_file or config.file, config.lock.layer_lock, config.lock.training_lock, paths.model]
+    package = config.root / config.function.handler.split(".")[0]  # function.handler = <package>.<module>.<fn>
+    files = [config.file, config.lock.layer_lock, config.lock.training_lock, paths.model]
     return {
         "handler": {
             "dir": place(package, config.root, paths.build),

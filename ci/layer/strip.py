@@ -1,8 +1,5 @@
-"""The strip rule: drop debug symbols from extension modules, only where it is safe and proven.
-
-Never inside `*.libs/` (patchelf'd libraries break: docs/design.md, "Not stripping *.libs"); every stripped
-file must still load, or it is restored and reported.
-"""
+"""The strip rule: debug symbols dropped from extension modules, never inside `*.libs/` (patchelf'd libraries
+break: docs/design.md); every stripped file must still load, or it is restored and reported."""
 
 from __future__ import annotations
 
@@ -103,21 +100,15 @@ def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str =
 
 
 def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | None, str]:
-    """The stripped version of `path` from the cache, made on a miss; (None, error) if strip fails.
-
-    An entry is named by the original's digest and by its seal (`<original>-<flags>.<seal>.so`); reusing one
-    checks the seal, so a tampered, torn or foreign entry is deleted and rebuilt, never shipped.
-    """
+    """The stripped `path` from the cache (`<original sha256>-<flags>.<seal>.so`, reused only under its seal),
+    made on a miss; (None, error) if strip fails."""
     flags = "".join(arg.strip("-")[0] + arg.strip("-")[-1] for arg in STRIP_ARGS)
     key = f"{sha256_file(path)}-{flags}"
-    for cached in sorted(cache.glob(f"{key}.*.so")):
-        try:
-            if cache_seal.matches(cache_seal.seal_file(STRIP, key, cached), cached.name[len(key) + 1 : -len(".so")]):
-                logger.debug(f"strip: cache hit {cached.name} for {path.name}")
-                return cached, ""
-        except FileNotFoundError:  # removed by a build side by side
-            continue
-        cached.unlink(missing_ok=True)
+    named = [(entry, entry.name[len(key) + 1 : -len(".so")]) for entry in sorted(cache.glob(f"{key}.*.so"))]
+    cached = cache_seal.sealed_entry(STRIP, key, named)
+    if cached is not None:
+        logger.debug(f"strip: cache hit {cached.name} for {path.name}")
+        return cached, ""
     partial = cache / f"{key}.{os.getpid()}.partial"
     command = [strip_tool, *STRIP_ARGS, "-o", str(partial), str(path)]
     logger.debug(f"strip: cache miss for {path.name}; run: {shlex.join(command)}")
@@ -174,9 +165,5 @@ def _dlopen_batches(python: str, files: Sequence[Path], sys_path: Sequence[Path]
 
 
 def _exit_text(code: int) -> str:
-    if code < 0:
-        try:
-            return signal.Signals(-code).name
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit {code}"
+    names = {sig.value: sig.name for sig in signal.Signals}
+    return f"exit {code}" if code >= 0 else names.get(-code, f"signal {-code}")

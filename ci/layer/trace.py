@@ -1,8 +1,5 @@
-"""What the handler really uses from the layer: the import trace of a run on the committed events.
-
-Runs in the target interpreter seeing only what Lambda's would (ci/runtime_view.py); runtime bytecode,
-sourceless modules and import-trace pruning start from it, and its answers prove a changed tree equivalent.
-"""
+"""What the handler really uses from the layer: the import trace of a run on the committed events, in the target
+interpreter seeing only what Lambda's would; its answers prove a changed tree (bytecode, compact) equivalent."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ from typing import Any
 
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
-from ci.layer.pyc_store import PycStore, prefix_for, resolved
+from ci.layer.bytecode import PycStore, prefix_for, resolved
 from ci.pins.guard import require_safe_model
 from ci.site.owners import BUILD_SITE, Owners
 
@@ -105,10 +102,8 @@ def trace_handler(
     layer_lock: Path | None = None,
     extra_paths: Sequence[Path] = (),
 ) -> ImportTrace:
-    """Run the handler on the events in the isolated interpreter and return what it used (of the layer only).
-
-    `extra_paths`: on sys.path after the layer, as /var/runtime is on Lambda (the runtime's own packages).
-    """
+    """What the handler used of the layer answering the events in the isolated interpreter; `extra_paths` come
+    after the layer on sys.path, as /var/runtime does on Lambda."""
     warnings = []
     events: list[Any] = []
     env: dict[str, str] = {}

@@ -1,7 +1,8 @@
 """Step 4, verify: the layer imports in an interpreter of the target version that sees only what Lambda's does.
 
-Some modules fail even in a pristine install, so the verdict is compared with the unpruned tree's own,
-measured and cached, never written down by hand; a new failure names its file and the rule behind it.
+Some modules fail even in a pristine install, so the verdict is compared with the unpruned tree's own (measured,
+cached); a new failure names its file and its cause, each with its own fix: a rule removed what it needs, the
+locks lack a package, the runtime's copy does not serve, or the installed package fails as it is.
 """
 
 from __future__ import annotations
@@ -9,21 +10,189 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, NamedTuple
 
 from ci import cache_seal, isolated
+from ci.cache_seal import sources_digest
 from ci.config import Target
 from ci.errors import CheckFailedError
-from ci.fingerprint import sources_digest
 from ci.isolated import isolated_command, isolated_env
-from ci.layer import diagnose, modules
-from ci.layer.modules import extension_modules, top_level_modules
-from ci.layer.pyc_store import PycStore, prefix_for, resolved
+from ci.layer.bytecode import PycStore, prefix_for, resolved
+from ci.runtime_view import RuntimeView
 from ci.site import rules
+from ci.site.tree import in_vendored_libs, walk_files
+
+# name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
+_EXTENSION = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\.(cpython-[^.]+|abi3))?\.so$")
+_NOT_PACKAGES = (".dist-info", ".data", ".libs", ".egg-info")
+
+
+def top_level_modules(site: Path) -> list[str]:
+    names = set()
+    for entry in site.iterdir():
+        name = entry.name
+        if entry.is_dir():
+            is_package = name.isidentifier() and not name.endswith(_NOT_PACKAGES) and name != "__pycache__"
+            if is_package and any(child.suffix in (".py", ".so", ".pyc") for child in entry.rglob("*")):
+                names.add(name)
+        elif name.endswith(".py") and name[:-3].isidentifier():
+            names.add(name[:-3])
+        elif name.endswith(".pyc") and name[:-4].isidentifier():
+            names.add(name[:-4])
+        else:
+            match = _EXTENSION.match(name)
+            if match:
+                names.add(match.group("name"))
+    return sorted(names)
+
+
+def extension_modules(site: Path) -> dict[str, str]:
+    """Dotted module name -> path (relative to site) of every importable extension module."""
+    found = {}
+    for path in walk_files(site):
+        rel = path.relative_to(site).as_posix()
+        module = module_for_path(rel)
+        if module is not None and path.suffix == ".so" and not in_vendored_libs(rel):
+            found[module] = rel
+    return dict(sorted(found.items()))
+
+
+def module_for_path(rel: str) -> str | None:
+    """The module a file would be imported as (`a/b/__init__.py` -> a.b), or None if not importable."""
+    parts = PurePosixPath(rel).parts
+    if not parts or any(not part.isidentifier() for part in parts[:-1]):
+        return None
+    name = parts[-1]
+    if name.endswith(".py"):
+        stem = name[:-3]
+    elif name.endswith(".pyc") and parts[:-1][-1:] != ("__pycache__",):
+        stem = name[:-4]
+    else:
+        match = _EXTENSION.match(name)
+        if match is None:
+            return None
+        stem = match.group("name")
+    if not stem.isidentifier():
+        return None
+    dotted = [*parts[:-1]] if stem == "__init__" else [*parts[:-1], stem]
+    return ".".join(dotted) if dotted else None
+
+
+def paths_of_module(module: str) -> tuple[str, ...]:
+    """Path prefixes (relative to site) where `module` would live: a/b.py, a/b/..., a/b.<tag>.so."""
+    base = module.replace(".", "/")
+    return (f"{base}.py", f"{base}/", f"{base}.")
+
+
+PRUNED, UNLOCKED, RUNTIME, INSTALLED = "pruned", "unlocked", "runtime", "installed"
+RELOCK = "`python -m ci lock`"
+
+
+@dataclass(frozen=True)
+class Cause:
+    kind: str  # PRUNED | UNLOCKED | RUNTIME | INSTALLED
+    detail: str  # one line: what this failure is
+    fix: str
+    culprits: tuple[tuple[str, str], ...] = ()  # (path, rule) for PRUNED
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a diagnosis reads: the layer's tree, what the rules changed in it and what the runtime provides."""
+
+    site: Path
+    changes: Mapping[str, str]  # path under python/ -> rule that removed/changed it
+    view: RuntimeView | None
+    requirements_in: str  # as the reader knows it: "requirements.in"
+
+
+def cause_of(module: str, error: str, file: str, context: Context) -> Cause:
+    """The cause of `module` failing with `error` (an exception line or a traceback); `file` is its own."""
+    culprits = attribute(module, error, file, context.changes)
+    if culprits:
+        blame = "; ".join(f"{rules.describe(rule)} removed/changed {path}" for path, rule in culprits[:3])
+        more = f" (+{len(culprits) - 3} more)" if len(culprits) > 3 else ""
+        return Cause(
+            PRUNED,
+            blame + more,
+            f'keep the named paths with build.keep = ["<path glob>"] in pipeline.toml, or '
+            f"{rules.undo(rule for _path, rule in culprits)}",
+            tuple(culprits),
+        )
+    view = context.view
+    missing = missing_module(error)
+    top = missing.split(".")[0] if missing else None
+    in_layer = top is not None and top in top_level_modules(context.site)
+    owner = view.owner(top) if view is not None and top and not in_layer else None
+    if view is not None and owner is None and str(view.packages) in error:  # loaded from the runtime's copy
+        after = error.split(str(view.packages), 1)[1].lstrip("/")
+        owner = view.owner(after.split("/", 1)[0].split(".")[0])
+    if view is not None and owner is not None:
+        dist, version = owner
+        return Cause(
+            RUNTIME,
+            f"no rule removed anything: it needs {dist}, which the {view.policy.name} runtime provides "
+            f"({dist}=={version} in /var/runtime) and the layer leaves out, and that copy does not serve it",
+            f'bundle it in the layer: [lock] bundle_runtime_packages = ["{dist}"] in pipeline.toml, then {RELOCK}',
+        )
+    if top is not None and not in_layer:
+        where = f" nor does the {view.policy.name} runtime provide it" if view is not None else ""
+        return Cause(
+            UNLOCKED,
+            f"no rule removed anything: no locked distribution provides '{top}'{where}",
+            f"add the distribution that provides '{top}' to {context.requirements_in}, then run {RELOCK} "
+            "and commit the lock",
+        )
+    return Cause(
+        INSTALLED,
+        "no rule removed or changed anything it needs: the installed package fails as it is",
+        f"pin a version that imports on this runtime in {context.requirements_in}, then run {RELOCK}",
+    )
+
+
+def combined_fix(causes: Iterable[Cause]) -> str:
+    """Each distinct fix once, in the order met."""
+    return "; or ".join(dict.fromkeys(cause.fix for cause in causes)) if causes else ""
+
+
+def attribute(module: str, error: str, file: str, changes: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Changed paths most likely behind a failure: the missing module named in the error, then the
+    module's own file (strip), then paths the error names, then anything removed in its package."""
+    missing = missing_module(error)
+    prefixes: list[str] = []
+    if missing:
+        prefixes.extend(paths_of_module(missing))
+    prefixes.append(file)
+    for candidate in prefixes:
+        hits = sorted((path, rule) for path, rule in changes.items() if path == candidate or path.startswith(candidate))
+        if hits:
+            return hits
+    named = sorted((path, rule) for path, rule in changes.items() if path in error)  # tracebacks name full paths
+    if named:
+        return named
+    # Last, anything removed in the module's package; not when the error names a missing module no rule touched.
+    package = [] if missing else module.split(".")
+    while package and package != [""]:
+        prefix = "/".join(package) + "/"
+        hits = sorted((path, rule) for path, rule in changes.items() if path.startswith(prefix))
+        if hits:
+            return hits
+        package = package[:-1]
+    return []
+
+
+def missing_module(error: str) -> str | None:
+    """The module a ModuleNotFoundError names (the last one in a traceback: the innermost cause)."""
+    marker = "No module named '"
+    if marker in error:
+        return error.rsplit(marker, 1)[1].split("'", 1)[0]
+    return None
+
 
 VERIFIER_VERSION = 1  # bump when what a baseline records changes
 
@@ -89,26 +258,27 @@ def items_for(site: Path, distributions: Iterable[str]) -> list[Item]:
     return [*(("module", name) for name in unique), *(("metadata", name) for name in distributions)]
 
 
-def run_checks(
-    python: str,
-    site: Path,
-    items: Sequence[Item],
-    jobs: int = 2,
-    record: bool = False,
-    pycache: PycStore | None = None,
-    extra_paths: Sequence[Path] = (),
-) -> dict[Item, Outcome]:
-    """Run the checks in `jobs` parallel interpreters; a crashed one resumes after its culprit.
+class Runner(NamedTuple):
+    """What runs the checks: the target's `python`, its shared bytecode store (None: compile afresh) and the
+    runtime's own packages (`extra_paths`), which come after the tree on sys.path as on Lambda."""
 
-    `extra_paths`: on sys.path after `site` (what its imports may need; only `site`'s files are recorded).
-    """
-    site, extra_paths = resolved(site), [resolved(path) for path in extra_paths]
+    python: str
+    pycache: PycStore | None = None
+    extra_paths: Sequence[Path] = ()
+
+
+def run_checks(
+    runner: Runner, site: Path, items: Sequence[Item], jobs: int, record: bool = False
+) -> dict[Item, Outcome]:
+    """Run the checks in `jobs` parallel interpreters; a crashed one resumes after its culprit (only `site`'s
+    files are recorded)."""
+    site, extra_paths = resolved(site), [resolved(path) for path in runner.extra_paths]
     batches = _split(items, jobs)
     outcomes: dict[Item, Outcome] = {}
     pending = [list(batch) for batch in batches if batch]
-    with prefix_for(pycache, [site, *extra_paths]) as prefix:
+    with prefix_for(runner.pycache, [site, *extra_paths]) as prefix:
         while pending:
-            procs = [(batch, _start(python, site, batch, record, prefix, extra_paths)) for batch in pending]
+            procs = [(batch, _start(runner.python, site, batch, record, prefix, extra_paths)) for batch in pending]
             pending = []
             for batch, proc in procs:
                 stdout, stderr = proc.communicate(timeout=900)
@@ -132,7 +302,7 @@ def _start(
     code = _CHECK.replace("SITE", repr(str(site))).replace("RECORD", repr(record))
     code = code.replace("ITEMS", repr([list(item) for item in batch]))
     if pycache is not None:
-        # Compiled source goes to a prefix outside the tree (kept by pyc_store for the next run), never into it.
+        # Compiled source goes to a prefix outside the tree (kept by bytecode.PycStore for the next run), never into it.
         code = f"import sys; sys.pycache_prefix = {str(pycache)!r}; sys.dont_write_bytecode = False\n" + code
     return subprocess.Popen(
         isolated_command(python, [site, *extra_paths], code),
@@ -155,13 +325,11 @@ def _split(items: Sequence[Item], jobs: int) -> list[list[Item]]:
     return batches
 
 
-def recheck_alone(
-    python: str, site: Path, items: Iterable[Item], pycache: PycStore | None, extra_paths: Sequence[Path] = ()
-) -> dict[Item, Outcome]:
+def recheck_alone(runner: Runner, site: Path, items: Iterable[Item]) -> dict[Item, Outcome]:
     """Each item in a fresh interpreter: a failure seen in a batch is real only if it fails alone."""
     outcomes = {}
     for item in items:
-        outcomes.update(run_checks(python, site, [item], jobs=1, pycache=pycache, extra_paths=extra_paths))
+        outcomes.update(run_checks(runner, site, [item], jobs=1))
     return outcomes
 
 
@@ -171,23 +339,17 @@ def baseline_cache_file(
     """Where the pristine verdict of this lock, target and rule set is cached: the name covers the rules'
     definitions and this verifying code, not only their names, so an edit of either verifies again, and
     the runtime's packages the imports see behind the layer (`runtime_key`: RuntimeView.key)."""
-    decided_by = sources_digest(Path(__file__), Path(str(modules.__file__)), Path(str(isolated.__file__)))
+    decided_by = sources_digest(Path(__file__), Path(str(isolated.__file__)))
     code = hashlib.sha256(f"{rules.fingerprint(prune)}\0{decided_by}\0{runtime_key}".encode()).hexdigest()[:16]
     key = f"{lock_digest[:16]}-{target.runtime.name}-{target.architecture}-{'-'.join(prune)}-{code}"
     return cache / "verify" / f"{key}-v{VERIFIER_VERSION}.json"
 
 
 def baseline(
-    python: str,
-    site: Path,
-    distributions: Sequence[str],
-    planned_removals: Iterable[str],
-    cache_file: Path,
-    pycache: PycStore | None = None,
-    extra_paths: Sequence[Path] = (),
+    runner: Runner, site: Path, distributions: Sequence[str], planned_removals: Iterable[str], cache_file: Path
 ) -> Baseline:
     """Verify the unpruned tree once per cache key; modules the rules will remove are imported last,
-    so files loaded by the modules that stay are credited to them (and kept). `extra_paths`: see run_checks."""
+    so files loaded by the modules that stay are credited to them (and kept)."""
     if cache_file.is_file():
         # Sealed by this machine (ci/cache_seal.py): a verdict written elsewhere could excuse any failure.
         data = cache_seal.unsealed_json("pristine", cache_file.name, json.loads(cache_file.read_text()))
@@ -198,12 +360,12 @@ def baseline(
     modules = extension_modules(site)
     staying = [i for i in items if i[0] != "module" or modules.get(i[1]) not in removed]
     leaving = [i for i in items if i not in staying]
-    outcomes = run_checks(python, site, staying, jobs=1, record=True, pycache=pycache, extra_paths=extra_paths)
-    outcomes.update(run_checks(python, site, leaving, jobs=2, record=False, pycache=pycache, extra_paths=extra_paths))
+    outcomes = run_checks(runner, site, staying, jobs=1, record=True)
+    outcomes.update(run_checks(runner, site, leaving, jobs=2))
     failures = _errors(outcomes)
     if failures:  # a batch failure counts only if it also fails alone
-        alone = recheck_alone(python, site, _items(failures, items), pycache, extra_paths)
-        failures = {name: error for name, error in failures.items() if name not in _names(alone)}
+        alone = recheck_alone(runner, site, [item for item in items if item[1] in failures])
+        failures = {name: error for name, error in failures.items() if name not in {n for _kind, n in alone}}
         failures.update(_errors(alone))
     loaded = {o.name: list(o.loaded) for o in outcomes.values() if o.loaded}
     result = Baseline(failures=failures, loaded=loaded)
@@ -218,35 +380,18 @@ def _errors(outcomes: dict[Item, Outcome]) -> dict[str, str]:
     return {o.name: o.error for _item, o in sorted(outcomes.items()) if o.error is not None}
 
 
-def _names(outcomes: dict[Item, Outcome]) -> set[str]:
-    return {name for _kind, name in outcomes}
-
-
-def _items(names: Iterable[str], items: Sequence[Item]) -> list[Item]:
-    wanted = set(names)
-    return [item for item in items if item[1] in wanted]
-
-
 def keep_set(base: Baseline) -> frozenset[str]:
     """Files the verification of the pruned tree will load: never removed by a rule."""
     return frozenset(path for paths in base.loaded.values() for path in paths)
 
 
-def verify_tree(
-    python: str,
-    site: Path,
-    distributions: Sequence[str],
-    base: Baseline,
-    jobs: int = 1,
-    pycache: PycStore | None = None,
-    extra_paths: Sequence[Path] = (),
-) -> Verification:
-    """`extra_paths`: see run_checks (the build passes the runtime's own packages, as on Lambda)."""
+def verify_tree(runner: Runner, site: Path, distributions: Sequence[str], base: Baseline) -> Verification:
+    """In one interpreter (docs/performance.md)."""
     items = items_for(site, distributions)
-    outcomes = run_checks(python, site, items, jobs=jobs, pycache=pycache, extra_paths=extra_paths)
+    outcomes = run_checks(runner, site, items, jobs=1)
     suspicious = [item for item, o in outcomes.items() if o.error and item[1] not in base.failures]
     if suspicious:
-        outcomes.update(recheck_alone(python, site, suspicious, pycache, extra_paths))
+        outcomes.update(recheck_alone(runner, site, suspicious))
     failures = _errors(outcomes)
     new = {name: error for name, error in failures.items() if name not in base.failures}
     return Verification(
@@ -257,7 +402,7 @@ def verify_tree(
     )
 
 
-def explain(verification: Verification, context: diagnose.Context) -> CheckFailedError:
+def explain(verification: Verification, context: Context) -> CheckFailedError:
     """A failure that names each module's file, its error and its cause: the rule that touched what it
     needs, the package the locks lack, or the runtime's package that does not serve it."""
     modules = extension_modules(context.site)
@@ -265,14 +410,14 @@ def explain(verification: Verification, context: diagnose.Context) -> CheckFaile
     causes = []
     for name, error in verification.new_failures.items():
         file = modules.get(name) or _source_file(context.site, name) or "(no file left)"
-        cause = diagnose.cause_of(name, error, file, context)
+        cause = cause_of(name, error, file, context)
         causes.append(cause)
         lines.append(f"  {name} ({file}): {error}\n    {cause.detail}")
-    pruned = all(cause.kind == diagnose.PRUNED for cause in causes)
+    pruned = all(cause.kind == PRUNED for cause in causes)
     what = "work in a pristine install fail after pruning" if pruned else "fail in the layer as Lambda would see it"
     return CheckFailedError(
         f"{len(verification.new_failures)} import(s) that {what}:\n" + "\n".join(lines),
-        diagnose.combined_fix(causes),
+        combined_fix(causes),
     )
 
 

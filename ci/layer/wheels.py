@@ -1,16 +1,25 @@
-"""Step 1, fetch: the lock's wheels for the Lambda target, in a download cache.
-
-A cached wheel counts only if its sha256 is one the lock allows and its tags fit the target,
-so a warm rebuild never touches the network and a tampered cache is downloaded again.
+"""Steps 1-2, fetch and install: the lock's wheels for the target (hash- and tag-checked, so a warm rebuild stays
+offline), unpacked into python/ as the wheel spec says, every file checked against the wheel's RECORD on every
+unpack and reuse. No installer runs (docs/design.md); unpacked copies are cached and hard-linked, never edited.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import logging
-from dataclasses import dataclass
-from pathlib import Path
+import os
+import shutil
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from email.parser import HeaderParser
+from pathlib import Path, PurePosixPath
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import Version
 
 from ci.config import Target
 from ci.errors import PipelineError
@@ -18,8 +27,11 @@ from ci.lock.lockfile import LockFile, Pin, read_lock
 from ci.lock.tags import target_tags
 from ci.pip import run_pip
 from ci.reports import sha256_file
+from ci.site.owners import top_level_entries
+from ci.site.tree import link_or_copy
 
 logger = logging.getLogger(__name__)
+_TO_ROOT = ("purelib", "platlib")
 
 
 def read_layer_lock(path: Path) -> LockFile:
@@ -75,7 +87,7 @@ def find_cached(lock: LockFile, cache: Path, target: Target) -> tuple[list[Cache
     for pin in lock.entries:
         assert pin.version is not None  # read_layer_lock admits exact pins only
         match = None
-        for path in by_key.get((pin.name, _canonical_version(pin.version)), []):
+        for path in by_key.get((pin.name, str(Version(pin.version))), []):
             digest = sha256_file(path)
             if digest in pin.sha256:
                 match = CachedWheel(pin, path, digest)
@@ -97,7 +109,15 @@ def fetch(lock: LockFile, cache: Path, target: Target, index_url: str) -> FetchR
     if not missing:
         return FetchResult(tuple(found), downloaded=False)
     cache.mkdir(parents=True, exist_ok=True)
-    _pip_download(lock, cache, target, index_url)
+    result = run_pip(
+        "download", target, index_url, "--no-deps", "--require-hashes", "-r", str(lock.path), "-d", str(cache)
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-6:])
+        raise PipelineError(
+            f"pip could not download the lock's wheels for {target.runtime.name} {target.architecture}:\n{tail}",
+            "check the network and index_url; `python -m ci lock --check` names pins without a target wheel",
+        )
     found, missing = find_cached(lock, cache, target)
     if missing:
         names = ", ".join(f"{pin.name}=={pin.version}" for pin in missing)
@@ -109,19 +129,190 @@ def fetch(lock: LockFile, cache: Path, target: Target, index_url: str) -> FetchR
     return FetchResult(tuple(found), downloaded=True)
 
 
-def _pip_download(lock: LockFile, cache: Path, target: Target, index_url: str) -> None:
-    result = run_pip(
-        "download", target, index_url, "--no-deps", "--require-hashes", "-r", str(lock.path), "-d", str(cache)
-    )
-    if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-6:])
+@dataclass
+class InstalledDistribution:
+    name: str  # from METADATA, e.g. scikit-learn
+    version: str
+    wheel: str
+    files: list[str] = field(default_factory=list)  # paths relative to python/
+    bytes: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # .data/<scheme> -> files not installed
+
+    @property
+    def top_level(self) -> list[str]:
+        return top_level_entries(self.files)
+
+
+def install_wheels(
+    wheels: list[CachedWheel] | tuple[CachedWheel, ...], site: Path, jobs: int = 2, unpacked: Path | None = None
+) -> list[InstalledDistribution]:
+    """Unpack `wheels` (hashes checked again) into a new `site`, by hard links from `unpacked` if given."""
+    if site.exists():
+        shutil.rmtree(site)
+    site.mkdir(parents=True)
+    ordered = sorted(wheels, key=lambda w: w.pin.name)
+    for wheel in ordered:
+        if sha256_file(wheel.path) != wheel.sha256 or wheel.sha256 not in wheel.pin.sha256:
+            raise PipelineError(
+                f"{wheel.path.name} changed since it was fetched: its sha256 is not in the lock",
+                f"delete {wheel.path} and rerun the build",
+            )
+    # Two unpackers: inflating releases the GIL, and the big wheels (scipy, numpy) dominate.
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        if unpacked is None:
+            installed = list(pool.map(lambda wheel: _unpack(wheel.path, site), ordered))
+        else:
+            installed = list(pool.map(lambda wheel: _link(wheel, site, unpacked), ordered))
+    _check_no_overlap(installed)
+    return installed
+
+
+_MANIFEST = "installed.json"
+
+
+def _link(wheel: CachedWheel, site: Path, unpacked: Path) -> InstalledDistribution:
+    """Install `wheel` by hard links from its unpacked copy, made on first use; the copy is checked first."""
+    entry = unpacked / wheel.sha256
+    dist = _read_entry(entry)
+    if dist is not None and _record_problem(wheel.path, entry / "tree", dist) is not None:
+        shutil.rmtree(entry, ignore_errors=True)  # changed since it was unpacked: unpack it again
+        dist = None
+    source = entry
+    if dist is None:
+        dist, source = _make_entry(wheel.path, entry)
+    for target in dist.files:
+        path = site / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(source / "tree" / target, path)
+    if source != entry:
+        shutil.rmtree(source, ignore_errors=True)
+    return dist
+
+
+def _read_entry(entry: Path) -> InstalledDistribution | None:
+    try:
+        data = json.loads((entry / _MANIFEST).read_text())
+        return InstalledDistribution(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _make_entry(wheel: Path, entry: Path) -> tuple[InstalledDistribution, Path]:
+    """Unpack `wheel` as `entry`; the distribution and the directory to link from."""
+    partial = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        dist = _unpack(wheel, partial / "tree")
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # a refused (or interrupted) unpack leaves nothing behind
+        raise
+    (partial / _MANIFEST).write_text(json.dumps(dist.__dict__))
+    try:
+        partial.rename(entry)  # whole or not at all: builds running side by side share the cache
+    except OSError:
+        if _read_entry(entry) is None:  # something broken in the way: install from this copy, then drop it
+            return dist, partial
+        shutil.rmtree(partial, ignore_errors=True)  # another build made it first, from the same wheel
+    return dist, entry
+
+
+def _record_problem(wheel: Path, tree: Path, dist: InstalledDistribution) -> str | None:
+    """Why `dist`'s files under `tree` are not what the wheel's RECORD hashes (RECORD itself: its bytes), or
+    None; checked on every unpack and reuse, as pypa/installer validates RECORD."""
+    with zipfile.ZipFile(wheel) as archive:
+        members, dist_info, data_dir = _layout(archive, wheel)
+        record_name = f"{dist_info}/RECORD"
+        record = archive.read(record_name)
+        expected: dict[str, str] = {}
+        for line in record.decode("utf-8").splitlines():
+            name, _, rest = line.partition(",")
+            digest = rest.partition(",")[0]
+            if digest.startswith("sha256="):
+                expected[name] = digest.removeprefix("sha256=")
+    scratch = InstalledDistribution(name=dist.name, version=dist.version, wheel=dist.wheel)
+    wanted: dict[str, str] = {}
+    for name in (info.filename for info in members):
+        destination = _destination(PurePosixPath(name), data_dir, scratch, wheel)
+        if destination is not None:
+            wanted[destination.as_posix()] = name
+    if sorted(wanted) != sorted(dist.files):
+        return "the unpacked files are not the wheel's"
+    for rel, name in wanted.items():
+        path = tree / rel
+        if name == record_name:
+            if path.read_bytes() != record:
+                return f"{name} differs from the wheel's"
+            continue
+        if name not in expected:
+            return f"its RECORD gives no sha256 for {name} (the wheel spec requires one for every file but RECORD)"
+        with path.open("rb") as file:
+            raw = hashlib.file_digest(file, "sha256").digest()
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != expected[name]:
+            return f"{name} does not have the sha256 its RECORD gives"
+    return None
+
+
+def _layout(archive: zipfile.ZipFile, wheel: Path) -> tuple[list[zipfile.ZipInfo], str, str]:
+    """The wheel's files, its .dist-info directory and its .data directory (names inside the zip)."""
+    members = [info for info in archive.infolist() if not info.is_dir()]
+    found = {PurePosixPath(m.filename).parts[0] for m in members if m.filename.split("/")[0].endswith(".dist-info")}
+    if len(found) != 1:
+        raise PipelineError(f"{wheel.name} has {len(found)} .dist-info directories", "the wheel is malformed")
+    dist_info = found.pop()
+    return members, dist_info, dist_info.removesuffix(".dist-info") + ".data"
+
+
+def _unpack(wheel: Path, site: Path) -> InstalledDistribution:
+    with zipfile.ZipFile(wheel) as archive:
+        members, dist_info, data_dir = _layout(archive, wheel)
+        metadata = HeaderParser().parsestr(archive.read(f"{dist_info}/METADATA").decode("utf-8"))
+        dist = InstalledDistribution(name=metadata["Name"], version=metadata["Version"], wheel=wheel.name)
+        for info in members:
+            target = _destination(PurePosixPath(info.filename), data_dir, dist, wheel)
+            if target is None:
+                continue
+            path = site / target
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as source, path.open("wb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
+            unix_mode = info.external_attr >> 16
+            path.chmod(0o755 if unix_mode & 0o111 else 0o644)
+            # Stable mtimes (the wheel's) keep timestamp-checked caches valid across rebuilds.
+            stamp = time.mktime((*info.date_time, 0, 0, -1))
+            os.utime(path, (stamp, stamp))
+            dist.files.append(target.as_posix())
+            dist.bytes += info.file_size
+    problem = _record_problem(wheel, site, dist)
+    if problem is not None:
         raise PipelineError(
-            f"pip could not download the lock's wheels for {target.runtime.name} {target.architecture}:\n{tail}",
-            "check the network and index_url; `python -m ci lock --check` names pins without a target wheel",
+            f"{wheel.name}: {problem}: the wheel matches the lock's hash but not its own RECORD",
+            "the wheel is malformed: pin another version in requirements.in, run `python -m ci lock`, and report it "
+            "to the project",
         )
+    return dist
 
 
-def _canonical_version(version: str) -> str:
-    from packaging.version import Version
+def _destination(name: PurePosixPath, data_dir: str, dist: InstalledDistribution, wheel: Path) -> PurePosixPath | None:
+    if name.is_absolute() or ".." in name.parts:
+        raise PipelineError(f"{wheel.name} contains an unsafe path {name}", "the wheel is malformed or malicious")
+    if name.parts[0] != data_dir:
+        return name
+    if len(name.parts) < 3:
+        return None
+    scheme = name.parts[1]
+    if scheme in _TO_ROOT:
+        return PurePosixPath(*name.parts[2:])
+    dist.dropped[scheme] = dist.dropped.get(scheme, 0) + 1
+    return None
 
-    return str(Version(version))
+
+def _check_no_overlap(installed: list[InstalledDistribution]) -> None:
+    owner: dict[str, str] = {}
+    for dist in installed:
+        for path in dist.files:
+            if path in owner:
+                raise PipelineError(
+                    f"{path} is installed by both {owner[path]} and {dist.name}",
+                    "two locked distributions overwrite each other: remove one from requirements.in",
+                )
+            owner[path] = dist.name

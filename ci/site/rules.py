@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ci.fingerprint import sources_digest
+from ci.cache_seal import sources_digest
 from ci.site.tree import remove_empty_dirs, walk_files
 
 STRIP = "strip"
