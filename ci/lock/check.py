@@ -143,9 +143,7 @@ def check_locks(
         directs = read_in(job.in_file, job.cwd)
         result.problems += check_format(lock, display)
         provided = provided_versions(job)
-        result.problems += check_against_in(
-            lock, display, directs, display_path(job.in_file, config.root), env, provided, job.runtime
-        )
+        result.problems += check_against_in(lock, display, directs, env, provided, job.runtime)
         result.locks[job.name] = {"file": display, "pins": {name: pin.version for name, pin in lock.pins.items()}}
 
     layer_job = jobs[0]
@@ -211,7 +209,6 @@ def check_against_in(
     lock: LockFile,
     display: str,
     directs: list[DirectRequirement],
-    in_display: str,
     env: dict[str, str],
     provided: dict[str, str],
     runtime: str,

@@ -92,10 +92,11 @@ class SimpleIndex:
         if cache.is_file() and not (fresh or self.refresh):
             try:
                 project = _project(name, json.loads(cache.read_text()), from_cache=True)
-                logger.debug(f"index cache hit: {cache}")
-                return project
             except (json.JSONDecodeError, KeyError):
                 pass  # a damaged cache entry is refetched
+            else:
+                logger.debug(f"index cache hit: {cache}")
+                return project
         logger.debug(f"index cache miss: {name}, fetching {self.index_url}/{name}/")
         payload = self._fetch(name)
         cache.parent.mkdir(parents=True, exist_ok=True)

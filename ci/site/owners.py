@@ -161,8 +161,8 @@ class Owners:
         """From the build's own install: (distribution, files relative to python/) for each wheel."""
         files: dict[str, str] = {}
         top_level: dict[str, str] = {}
-        for name, paths in installed:
-            paths = list(paths)
+        for name, entries in installed:
+            paths = list(entries)
             files.update({f"{BUILD_SITE}/{path}": name for path in paths})
             top_level.update(dict.fromkeys(top_level_entries(paths), name))
         return cls(top_level=top_level, files=files)

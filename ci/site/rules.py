@@ -26,7 +26,7 @@ class Rule:
     dir_names: frozenset[str] = frozenset()
     file_names: tuple[str, ...] = ()  # fnmatch patterns on the file name
     suffixes: tuple[str, ...] = ()
-    dir_filter: Callable[[PurePosixPath], bool] = lambda rel: True  # e.g. only at the top
+    dir_filter: Callable[[PurePosixPath], bool] = lambda _rel: True  # e.g. only at the top
 
     def claims_dir(self, rel: PurePosixPath) -> bool:
         return rel.name in self.dir_names and not _in_dist_info(rel) and self.dir_filter(rel)
@@ -49,7 +49,7 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
 class _Bookkeeping(Rule):
     """Installer records inside *.dist-info: nothing reads them at run time."""
 
-    def claims_dir(self, rel: PurePosixPath) -> bool:
+    def claims_dir(self, rel: PurePosixPath) -> bool:  # noqa: ARG002  (no directory is bookkeeping)
         return False
 
     def claims_file(self, rel: PurePosixPath) -> bool:
