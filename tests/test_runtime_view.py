@@ -162,9 +162,8 @@ def test_urllib3_asked_for_directly_is_served_by_the_runtime_without_a_relock_lo
     assert f"provides urllib3=={RUNTIME_URLLIB3}" in info.value.problem
     assert info.value.fix.startswith('ship your own in the layer: [lock] bundle_runtime_packages = ["urllib3"]')
     problems = check_against_in(
-        layer, "requirements-layer.txt", read_in(job.in_file, job.cwd), "requirements.in", env,
-        provided_versions(job), job.runtime,
-    )  # fmt: skip
+        layer, "requirements-layer.txt", read_in(job.in_file, job.cwd), env, provided_versions(job), job.runtime
+    )
     assert [p.fix.split(":")[0] for p in problems] == ["ship your own in the layer"]
 
     bundled = load_config(tmp_path, overrides={"lock": {"bundle_runtime_packages": ["urllib3"]}})
