@@ -318,18 +318,31 @@ def _example_module(scan: PickleScan | None, dist: str) -> str:
 _MODEL_COLUMNS = ("package", "training (manifest)", "runtime (layer lock)", "model (pickle scan)", "status")
 
 
+@dataclass
+class _ModelCheck:
+    """What each part of the model check reads (lock, evidence, inputs) and fills in (findings, table cells)."""
+
+    check: CheckResult
+    layer: LockFile
+    model: ModelEvidence
+    inputs: PinsInputs
+    retrain: str
+    statuses: dict[str, str] = field(default_factory=dict)  # package -> "FAIL"
+    column: dict[str, str] = field(default_factory=dict)  # package -> what the pickle scan says
+
+
 def check_model(layer: LockFile, model: ModelEvidence, inputs: PinsInputs) -> CheckResult:
     check = CheckResult("model", "Model artifact vs layer lock (static scan, never unpickled)", _MODEL_COLUMNS)
     check.findings.extend(model.problems)
     retrain = RETRAIN.format(training=display_path(inputs.training_lock, inputs.root))
-    _check_digest(check, model)
-    _check_is_deployed_artifact(check, model, inputs)
-    statuses: dict[str, str] = {}
-    scan_column: dict[str, str] = {}
+    ctx = _ModelCheck(check, layer, model, inputs, retrain)
+    _check_digest(ctx)
+    _check_is_deployed_artifact(ctx)
     # What the pickle itself says comes first: it cannot be edited to agree, a manifest can.
     if model.scan is not None:
-        _check_scan(check, layer, model, model.scan, inputs, statuses, scan_column, retrain)
-    _check_manifest_versions(check, layer, model, inputs, statuses, retrain)
+        _check_scan(ctx, model.scan)
+    _check_manifest_versions(ctx)
+    statuses, scan_column = ctx.statuses, ctx.column
     versions = model.manifest_versions()
     names = ["python", *CORE_DISTRIBUTIONS]
     names += sorted((set(versions) | model.referenced_distributions()) - set(names))
@@ -343,7 +356,8 @@ def check_model(layer: LockFile, model: ModelEvidence, inputs: PinsInputs) -> Ch
     return check
 
 
-def _check_digest(check: CheckResult, model: ModelEvidence) -> None:
+def _check_digest(ctx: _ModelCheck) -> None:
+    check, model = ctx.check, ctx.model
     if model.manifest is None or model.artifact_sha256 is None:
         return
     recorded = model.manifest.get("sha256")
@@ -359,8 +373,9 @@ def _check_digest(check: CheckResult, model: ModelEvidence) -> None:
         check.warn(f"{model.manifest_display} names artifact {name!r}, but the scanned file is {model.model_display}")
 
 
-def _check_is_deployed_artifact(check: CheckResult, model: ModelEvidence, inputs: PinsInputs) -> None:
+def _check_is_deployed_artifact(ctx: _ModelCheck) -> None:
     """pins.json vouches for build/model/model.joblib by digest: it must be the file scanned."""
+    check, model, inputs = ctx.check, ctx.model, ctx.inputs
     deployed = inputs.deployed_model
     if deployed is None or not deployed.is_file() or model.artifact_sha256 is None:
         return
@@ -372,14 +387,9 @@ def _check_is_deployed_artifact(check: CheckResult, model: ModelEvidence, inputs
         )
 
 
-def _check_manifest_versions(
-    check: CheckResult,
-    layer: LockFile,
-    model: ModelEvidence,
-    inputs: PinsInputs,
-    statuses: dict[str, str],
-    retrain: str,
-) -> None:
+def _check_manifest_versions(ctx: _ModelCheck) -> None:
+    check, layer, model, statuses, retrain = ctx.check, ctx.layer, ctx.model, ctx.statuses, ctx.retrain
+    inputs = ctx.inputs
     if model.manifest is None:
         return
     versions = model.manifest_versions()
@@ -414,19 +424,11 @@ def _check_manifest_versions(
             statuses[dist] = "FAIL"
 
 
-def _check_scan(
-    check: CheckResult,
-    layer: LockFile,
-    model: ModelEvidence,
-    scan: PickleScan,
-    inputs: PinsInputs,
-    statuses: dict[str, str],
-    column: dict[str, str],
-    retrain: str,
-) -> None:
+def _check_scan(ctx: _ModelCheck, scan: PickleScan) -> None:
+    check, layer, model, statuses, retrain = ctx.check, ctx.layer, ctx.model, ctx.statuses, ctx.retrain
     sklearn_runtime = pinned_version(layer.get("scikit-learn"))
     found = scan.versions_of_sklearn()
-    column["scikit-learn"] = ", ".join(sorted(found)) or "(none recorded)"
+    ctx.column["scikit-learn"] = ", ".join(sorted(found)) or "(none recorded)"
     for version, owners in sorted(found.items()):
         if sklearn_runtime is not None and version != sklearn_runtime:
             shown = ", ".join(sorted(set(owners))[:3]) + (" ..." if len(set(owners)) > 3 else "")
@@ -447,27 +449,21 @@ def _check_scan(
     if not found and any(distribution_of(m) == "scikit-learn" for m in scan.modules):
         check.warn("the pickle references scikit-learn classes but records no _sklearn_version")
 
-    _check_numpy_generation(check, layer, scan, statuses, column, retrain)
+    _check_numpy_generation(ctx, scan)
     allowed_dists = allowed_distributions(layer)
     for dist in sorted(model.referenced_distributions() - {"scikit-learn", "numpy"}):
-        column[dist] = "referenced"
+        ctx.column[dist] = "referenced"
     for finding in refusals(scan, allowed_dists, sklearn_runtime):
         check.error(finding.message, finding.fix)
-    _check_existence(check, layer, scan, inputs, allowed_dists, statuses)
+    _check_existence(ctx, scan, allowed_dists)
 
 
-def _check_numpy_generation(
-    check: CheckResult,
-    layer: LockFile,
-    scan: PickleScan,
-    statuses: dict[str, str],
-    column: dict[str, str],
-    retrain: str,
-) -> None:
+def _check_numpy_generation(ctx: _ModelCheck, scan: PickleScan) -> None:
+    check, layer, retrain = ctx.check, ctx.layer, ctx.retrain
     runtime = pinned_version(layer.get("numpy"))
     numpy2 = sorted({m for m in scan.modules if m == "numpy._core" or m.startswith("numpy._core.")})
     numpy1 = sorted({m for m in scan.modules if m == "numpy.core" or m.startswith("numpy.core.")})
-    column["numpy"] = "2.x (numpy._core)" if numpy2 else "1.x (numpy.core)" if numpy1 else "(no version marks)"
+    ctx.column["numpy"] = "2.x (numpy._core)" if numpy2 else "1.x (numpy.core)" if numpy1 else "(no version marks)"
     if runtime is None:
         return
     runtime_major = int(runtime.split(".")[0])
@@ -478,7 +474,7 @@ def _check_numpy_generation(
                 "reliably (numpy 1.x before 1.26 has no numpy._core at all, 1.26 only stubs for a few of its modules)",
                 retrain,
             )
-        statuses["numpy"] = "FAIL"
+        ctx.statuses["numpy"] = "FAIL"
     elif numpy1 and runtime_major >= 2:
         check.warn(
             f"references {', '.join(numpy1)}: pickled under numpy 1.x; numpy {runtime} loads it only through "
@@ -487,15 +483,9 @@ def _check_numpy_generation(
         )
 
 
-def _check_existence(
-    check: CheckResult,
-    layer: LockFile,
-    scan: PickleScan,
-    inputs: PinsInputs,
-    allowed_dists: set[str],
-    statuses: dict[str, str],
-) -> None:
+def _check_existence(ctx: _ModelCheck, scan: PickleScan, allowed_dists: set[str]) -> None:
     """Does every referenced name exist in the runtime's libraries? (Only where the probe has the locked version.)"""
+    check, layer, inputs = ctx.check, ctx.layer, ctx.inputs
     candidates = [
         ref
         for ref in scan.references.values()
@@ -524,7 +514,7 @@ def _check_existence(
             f"{path} does not exist in {dist} {versions.get(dist)} (the runtime's version): unpickling fails ({why})",
             "retrain with the training lock so the model only uses classes of the runtime's versions",
         )
-        statuses[dist] = "FAIL"
+        ctx.statuses[dist] = "FAIL"
 
 
 INSTALLED_COLUMNS = ("package", "training lock", "installed here", "", "status")
