@@ -12,9 +12,9 @@ from ci.reports import write_report
 
 SCRIPT = """
 import sys, time
-print(".venv/bin/python -m ci first", flush=True); time.sleep(0.3)
+print(".venv/bin/python -m ci first", flush=True); time.sleep(0.2)
 print("some output", flush=True)
-print(".venv/bin/python -m ci second", flush=True); time.sleep(0.1)
+print(".venv/bin/python -m ci second", flush=True); time.sleep(1.5)
 sys.exit(3)
 """
 
@@ -23,8 +23,11 @@ def test_each_command_is_timed_from_its_line_to_the_next(tmp_path: Path) -> None
     timed = run_timed([sys.executable, "-c", SCRIPT], tmp_path, clean_env(), step_prefix=".venv/bin/python -m")
     assert timed.returncode == 3 and "some output" in timed.tail
     assert list(timed.steps) == ["ci first", "ci second"]
-    # Each step runs from the moment its line is read, so on a busy machine it may start late by a few ms.
-    assert 0.25 <= timed.steps["ci first"] < 0.3 + 1.0 and 0.05 <= timed.steps["ci second"] < timed.steps["ci first"]
+    # A step is timed from the moment its line is read. On a busy machine a read can be late by a few hundred
+    # ms (CI saw 250 ms), so the two sleeps differ by far more than that and each bound leaves 500 ms for it.
+    first, second = timed.steps["ci first"], timed.steps["ci second"]
+    assert second > first and second >= 1.5 - 0.5
+    assert first + second >= 1.7 - 0.5
     assert timed.seconds >= sum(timed.steps.values())
 
 
