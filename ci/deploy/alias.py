@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ci.deploy.aws import unless_missing
 from ci.errors import PipelineError
 
 PREFIX = "live versions, oldest first (python -m ci deploy/rollback): "
@@ -29,14 +30,9 @@ class AliasState:
 
 
 def read_alias(lambda_: Any, function_name: str, alias: str) -> AliasState | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        response = lambda_.get_alias(FunctionName=function_name, Name=alias)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return None
-        raise
+    response = unless_missing(lambda: lambda_.get_alias(FunctionName=function_name, Name=alias), None)
+    if response is None:
+        return None
     version = str(response["FunctionVersion"])
     description = str(response.get("Description", ""))
     history = re.findall(r"\d+", description.removeprefix(PREFIX)) if description.startswith(PREFIX) else []
@@ -49,15 +45,12 @@ def read_alias(lambda_: Any, function_name: str, alias: str) -> AliasState | Non
 
 def published_versions(lambda_: Any, name: str) -> list[dict[str, Any]]:
     """The function's published versions, oldest first ($LATEST left out); none if there is no function."""
-    from botocore.exceptions import ClientError
 
-    try:
+    def listed() -> list[dict[str, Any]]:
         pages = lambda_.get_paginator("list_versions_by_function").paginate(FunctionName=name)
         return [v for page in pages for v in page.get("Versions", []) if v["Version"] != "$LATEST"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return []
-        raise
+
+    return unless_missing(listed, [])
 
 
 def describe(history: list[str]) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 from ci.config import Config
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import boto3
     from botocore.loaders import Loader
 
+T = TypeVar("T")
+D = TypeVar("D")
 DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden", "403"}
 # The IAM action behind an S3 API operation when the names differ (the rest map 1:1 to service:Operation).
 S3_ACTIONS = {
@@ -246,6 +248,18 @@ def connect(
         deadlines=deadlines,
         cloudwatch=clients["cloudwatch"],
     )
+
+
+def unless_missing(call: Callable[[], T], default: D) -> T | D:
+    """`call()`, or `default` when AWS answers ResourceNotFoundException (nothing deployed there yet)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return call()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        return default
 
 
 def unanswered(exc: BaseException, timeouts: Timeouts | None = None) -> PipelineError | None:

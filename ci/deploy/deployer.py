@@ -16,7 +16,7 @@ from typing import Any
 from ci.config import Config
 from ci.deploy import alias as aliases
 from ci.deploy.artifacts import Artifact, Artifacts, hex_to_lambda_sha, lambda_sha_to_hex, local_artifacts
-from ci.deploy.aws import Aws, Deadlines, unanswered
+from ci.deploy.aws import Aws, Deadlines, unanswered, unless_missing
 from ci.deploy.deploy_lock import TTL_S, acquire, lock_key, owner
 from ci.deploy.gate import check_gate
 from ci.deploy.provenance import Provenance, check_order, detect, recorded, version_description
@@ -576,14 +576,8 @@ def snapstart_problem(version_config: dict[str, Any], desired: Desired) -> str |
 
 
 def current_configuration(lambda_: Any, name: str) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        return dict(lambda_.get_function_configuration(FunctionName=name))
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return None
-        raise
+    found = unless_missing(lambda: lambda_.get_function_configuration(FunctionName=name), None)
+    return None if found is None else dict(found)
 
 
 def create_function(lambda_: Any, desired: Desired) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ci.config import Config
 from ci.deploy import alias as aliases
-from ci.deploy.aws import Aws
+from ci.deploy.aws import Aws, unless_missing
 from ci.deploy.deploy_lock import TTL_S, held, lock_key, owner
 from ci.deploy.provenance import recorded
 from ci.deploy.shift import resolve_split
@@ -120,13 +120,9 @@ def report_rollback(
 
 
 def lookup_version(aws: Aws, name: str, version: str) -> dict[str, Any]:
-    from botocore.exceptions import ClientError
-
-    try:
-        return dict(aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=version))
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            raise PipelineError(
-                f"function {name} has no version {version}", "list them with `aws lambda list-versions-by-function`"
-            ) from exc
-        raise
+    found = unless_missing(lambda: aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=version), None)
+    if found is None:
+        raise PipelineError(
+            f"function {name} has no version {version}", "list them with `aws lambda list-versions-by-function`"
+        )
+    return dict(found)
