@@ -1,7 +1,7 @@
 """Every piece of size advice is a line to paste into pipeline.toml and says what would remain.
 
 The budget of a built layer (budget.md, the terminal, budget.json) and a what-if's projection make their
-advice with the same projection (ci/budget/options.py): pasted as is, each line is a valid setting."""
+advice with the same projection (ci/budget/compute.py): pasted as is, each line is a valid setting."""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def test_the_compact_option_is_measured_on_the_projected_layer_and_matches_a_rea
     used = now["layer"]["unzipped_bytes"] + now["function"]["unzipped_bytes"]
     limit = used + 1_500_000  # optionalpkg adds about 4 MB
     request = parse_request(["optionalpkg"], [], tmp_path)
-    answer, _ = what_if(config, paths, request, limit_bytes=limit, fresh=True)
+    answer = what_if(config, paths, request, limit_bytes=limit, fresh=True)
     assert answer.passed is False
     options = {option["name"]: option for option in answer.report["options"]}
     compact = options["compact"]

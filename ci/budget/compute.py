@@ -1,5 +1,5 @@
-"""From the zips, the build's report and the import trace to one `Budget`, and its delta against a baseline.
-Counting follows Lambda: the uncompressed size of every entry of the function zip and of every layer."""
+"""From the zips, the build's report and the import trace to one `Budget`, its delta against a baseline, and what
+could make room. Counting follows Lambda: the uncompressed size of every entry of the function zip and every layer."""
 
 from __future__ import annotations
 
@@ -11,26 +11,11 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.budget.contents import (
-    CATEGORIES,
-    LAYER_PREFIX,
-    METADATA,
-    VENDORED_LIBRARIES,
-    Entry,
-    ImportTrace,
-    ZipContents,
-    attribute,
-    category,
-    compact_removals,
-    module_key,
-    read_zip,
-    traced_paths,
-)
 from ci.budget.model import (
     TRACE_BUILD,
     TRACE_SMOKE,
@@ -43,20 +28,259 @@ from ci.budget.model import (
     Group,
     ImportUsage,
     RuleRemoval,
+    Suggestion,
     delta_rows,
 )
-from ci.budget.options import removal_options, remove_line, suggest
 from ci.budget.render import budget_to_dict
 from ci.cache_seal import sources_digest
 from ci.config import Config
 from ci.config_schema import toml_value
-from ci.config_sections import LAMBDA_UNZIPPED_LIMIT, ExtraLayerArn
+from ci.config_sections import LAMBDA_UNZIPPED_LIMIT
 from ci.errors import ConfigError, PipelineError
 from ci.lock.files import display_path
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import REPORT_FORMAT, sha256_file
-from ci.site.owners import canonical
+from ci.site.owners import Owners, canonical
+from ci.site.tree import in_vendored_libs
 from ci.units import as_mb
+from ci.zipsafe import open_zip
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str  # as stored in the zip, e.g. python/numpy/__init__.py
+    unzipped_bytes: int  # ZipInfo.file_size
+    zipped_bytes: int  # ZipInfo.compress_size
+
+
+@dataclass(frozen=True)
+class ZipContents:
+    """One zip Lambda unpacks: the function code or a layer."""
+
+    name: str  # how reports call it: function.zip, layer.zip, or an extra layer's file name
+    kind: str  # function | layer | extra layer
+    path: Path
+    entries: tuple[Entry, ...]  # files only, in zip order
+
+    @property
+    def unzipped_bytes(self) -> int:
+        return sum(entry.unzipped_bytes for entry in self.entries)
+
+    @property
+    def zipped_bytes(self) -> int:
+        return sum(entry.zipped_bytes for entry in self.entries)
+
+
+def read_zip(path: Path, name: str, kind: str, how_to_make: str, shown: Path | None = None) -> ZipContents:
+    """The file entries of `path`; a missing or unreadable zip is an error naming the file
+    (`shown`: the artifact `path` is a snapshot of, named in messages)."""
+    if not path.is_file():
+        raise PipelineError(f"{shown or path} not found: the budget needs the {name} Lambda will unpack", how_to_make)
+    with open_zip(path, how_to_make, shown) as archive:  # refuses links, duplicates and escaping names
+        files = archive.files
+    entries = tuple(Entry(info.filename, info.file_size, info.compress_size) for info in files)
+    return ZipContents(name, kind, path, entries)
+
+
+LAYER_PREFIX = "python/"
+UNATTRIBUTED = "(unattributed)"
+
+EXTENSION_MODULES = "extension modules"
+VENDORED_LIBRARIES = "vendored shared libraries"
+PYTHON_SOURCE = "Python source"
+BYTECODE = "bytecode"
+DATA = "data"
+METADATA = "metadata"
+CATEGORIES = (EXTENSION_MODULES, VENDORED_LIBRARIES, PYTHON_SOURCE, BYTECODE, DATA, METADATA)
+
+_SHARED_OBJECT = re.compile(r"\.so(\.\d+)*$")
+
+
+def category(path: str) -> str:
+    """One of CATEGORIES. Metadata and vendored libraries are judged by folder, the rest by suffix."""
+    folders = path.split("/")[:-1]
+    name = path.rsplit("/", 1)[-1]
+    if any(folder.endswith((".dist-info", ".egg-info")) for folder in folders):
+        return METADATA
+    if in_vendored_libs(path):
+        return VENDORED_LIBRARIES
+    if name.endswith(".pyc"):
+        return BYTECODE
+    if name.endswith((".py", ".pyi")):
+        return PYTHON_SOURCE
+    if _SHARED_OBJECT.search(name):
+        return EXTENSION_MODULES
+    return DATA
+
+
+def attribute(
+    layer: ZipContents, top_level: Mapping[str, str], names: Sequence[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Each layer path's distribution by ci.site.owners' evidence, spelled as the build report does when it can
+    ("(unattributed)" when no evidence claims it), and each distribution's version from its *.dist-info name."""
+    display = {canonical(name): name for name in names}
+
+    def spelled(distribution: str) -> str:
+        return display.setdefault(canonical(distribution), canonical(distribution))
+
+    paths = [entry.path for entry in layer.entries]
+    with open_zip(layer.path, "rebuild it: `python -m ci build`") as archive:  # one opening for every read
+        owners = Owners.of_entries(paths, archive.read, top_level=top_level, names=names)
+    site = LAYER_PREFIX.rstrip("/")
+    versions = {spelled(d.name): d.version for d in owners.dists if d.site == site and d.version}
+    owner = {}
+    for path in paths:
+        found = owners.distribution(path) if path.startswith(LAYER_PREFIX) else None
+        owner[path] = UNATTRIBUTED if found is None else spelled(found)
+    return owner, versions
+
+
+@dataclass(frozen=True)
+class ImportTrace:
+    """What the handler really imported: smoke.json's "import_trace", or build.json's when the build
+    traced the handler answering the committed events on this very layer (no smoke report yet)."""
+
+    report: str
+    same_layer: bool
+    files: list[str]
+    distributions: dict[str, dict[str, int]]
+    source: str = TRACE_SMOKE  # TRACE_SMOKE | TRACE_BUILD
+
+
+_PYC_IN_CACHE = re.compile(r"^(?P<dir>.*?)__pycache__/(?P<stem>[^/.]+)\.[^/]*\.pyc$")
+
+
+def module_key(path: str) -> str | None:
+    """python/a/b/c for python/a/b/c.py, python/a/b/__pycache__/c.cpython-311.pyc and python/a/b/c.pyc."""
+    match = _PYC_IN_CACHE.match(path)
+    if match:
+        return match["dir"] + match["stem"]
+    for suffix in (".pyc", ".py"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return None
+
+
+def traced_paths(trace: ImportTrace, entries: list[Entry]) -> set[str]:
+    """Layer paths the trace saw; a module's .pyc is read when it is imported, so it counts too."""
+    traced = {path if path.startswith(LAYER_PREFIX) else LAYER_PREFIX + path.lstrip("/") for path in trace.files}
+    modules = {module_key(path) for path in traced} - {None}
+    traced |= {e.path for e in entries if e.path.endswith(".pyc") and module_key(e.path) in modules}
+    return traced & {e.path for e in entries}
+
+
+def compact_removals(entries: Iterable[Entry], trace: ImportTrace | None) -> set[str]:
+    """Paths the compact profile would drop: .py shipped with its .pyc and, given a trace, every file
+    never imported (metadata stays). Also read by `budget --what-if` for a projected layer."""
+    entries = list(entries)
+    compiled = {module_key(e.path) for e in entries if e.path.endswith(".pyc")}
+    removable = {e.path for e in entries if e.path.endswith(".py") and module_key(e.path) in compiled}
+    imported = traced_paths(trace, entries) if trace and trace.files else None
+    if imported is not None:
+        removable |= {e.path for e in entries if e.path not in imported and category(e.path) != METADATA}
+    return removable
+
+
+CONTAINER_IMAGE_LIMIT = 10 * 1024**3  # Lambda: container images up to 10 GB, uncompressed, all layers included
+COMPACT_LINES = ("sourceless = true", "prune_unimported = true")
+
+
+def suggest(
+    name: str, action: str, paste: Sequence[str], section: str, saves: int | None, used_bytes: int
+) -> Suggestion:
+    """The one projection: `saves` bytes out of the `used_bytes` counted now leaves the difference."""
+    leaves = None if saves is None else used_bytes - saves
+    return Suggestion(name, action, tuple(paste), section, saves, leaves)
+
+
+def remove_globs(entries: Iterable[Entry]) -> list[str]:
+    """[build] remove globs (relative to python/) for what these entries install, their metadata left alone
+    (importlib.metadata must still answer for every locked distribution)."""
+    globs = set()
+    for entry in entries:
+        parts = entry.path.removeprefix(LAYER_PREFIX).split("/")
+        if parts[0].endswith(".dist-info"):
+            continue
+        if parts[0] == "__pycache__" and len(parts) == 2:  # a top-level module's bytecode: six.cpython-311.pyc
+            globs.add(f"__pycache__/{parts[1].split('.')[0]}.*")
+        else:
+            globs.add(f"{parts[0]}/*" if len(parts) > 1 else parts[0])
+    return sorted(globs)
+
+
+def remove_line(configured: Sequence[str], globs: Iterable[str]) -> str:
+    """`remove = [...]`: the configured globs and the new ones, so pasting it replaces the key whole."""
+    return f"remove = {toml_value([*configured, *(g for g in globs if g not in configured)])}"
+
+
+def removal_options(
+    used_bytes: int,
+    limit_bytes: int,
+    entries: Mapping[str, list[Entry]],  # distribution -> its entries in the layer as it would ship
+    judged: set[str],  # distributions the trace can speak for
+    trace: ImportTrace | None,
+    compact_already: bool,
+    never_imported: Iterable[str],
+    imported_where: str,
+    configured_remove: Sequence[str] = (),
+    folders: Sequence[Group] = (),  # package folders nothing was imported from ("sklearn/cluster")
+    compact_bytes: int | None = None,  # function + layers measured with the compact profile, if measured
+    compact_how: str = "",
+) -> list[Suggestion]:
+    """The options, largest saving first; a container image last when none of them brings it under."""
+    sizes = {e.path: e.unzipped_bytes for group in entries.values() for e in group}
+    options: list[Suggestion] = []
+    compact: set[str] = set()
+    if not compact_already:
+        compact = compact_removals([e for name, group in entries.items() if name in judged for e in group], trace)
+        saves = sum(sizes[path] for path in compact) if compact_bytes is None else used_bytes - compact_bytes
+        scope = (
+            "files the import trace never saw and .py shipped beside its .pyc"
+            if trace
+            else ".py shipped beside its .pyc"
+        )
+        action = (
+            f"turn on the compact profile: it drops {compact_how if compact_bytes is not None else scope}; the build "
+            "proves the imports and the handler's answers on every event again, and the full smoke must still pass"
+        )
+        options.append(suggest("compact", action, COMPACT_LINES, "build", saves, used_bytes))
+    unused = [name for name in never_imported if name in judged and name in entries]
+    dropped = {e.path for name in unused for e in entries[name] if ".dist-info/" not in e.path}
+    never_globs = remove_globs(e for name in unused for e in entries[name])
+    if unused and never_globs:
+        paste = remove_line(configured_remove, never_globs)
+        action = (
+            f"distributions shipped but never imported {imported_where}: "
+            + ", ".join(f"{name} ({as_mb(sum(e.unzipped_bytes for e in entries[name]))})" for name in unused)
+            + "; remove what they install only if nothing needs them at runtime (events not among the "
+            "committed ones, lazy imports when unpickling); their metadata stays, so the pins still agree"
+        )
+        options.append(suggest("never-imported", action, [paste], "build", sum(sizes[p] for p in dropped), used_bytes))
+        if compact and not compact_already and compact_bytes is None:
+            action = f"the compact profile and removing {', '.join(unused)}, together"
+            saves = sum(sizes[path] for path in compact | dropped)
+            both = suggest("together", action, [*COMPACT_LINES, paste], "build", saves, used_bytes)
+            if (both.saves_bytes or 0) > max(option.saves_bytes or 0 for option in options):
+                options.append(both)
+    for folder in folders:
+        action = (
+            f"nothing in python/{folder.name} ({as_mb(folder.unzipped_bytes)}, {folder.files} files) was imported "
+            f"{imported_where}: remove it (the build proves every import and the handler on every event again; "
+            "the full smoke must still pass)"
+        )
+        paste = remove_line(configured_remove, [f"{folder.name}/*"])
+        options.append(suggest("folder", action, [paste], "build", folder.unzipped_bytes, used_bytes))
+    options.sort(key=lambda option: -(option.saves_bytes or 0))
+    best = min((option.leaves_bytes for option in options if option.leaves_bytes is not None), default=used_bytes)
+    if used_bytes >= limit_bytes and best >= limit_bytes:
+        action = (
+            f"nothing above brings it under {limit_bytes:,} bytes: ship the function as a container image "
+            f"instead (Lambda allows 10 GB, {CONTAINER_IMAGE_LIMIT:,} bytes, uncompressed; this set is "
+            f"{as_mb(used_bytes)}, {100 * used_bytes / CONTAINER_IMAGE_LIMIT:.1f}% of it)"
+        )
+        options.append(suggest("container-image", action, (), "", 0, used_bytes))
+    return options
+
 
 BUILD_FIX = "run `python -m ci build` first (it writes layer.zip, function.zip and reports/build.json)"
 LARGEST_FILES = 15
@@ -68,18 +292,15 @@ CI_PACKAGE = Path(__file__).resolve().parents[1]  # the code that builds the bas
 
 @dataclass(frozen=True)
 class BudgetInputs:
+    config: Config
     function: ZipContents
     layer: ZipContents
     limit_bytes: int
-    warn_fraction: float
-    build_report: Mapping[str, Any] = field(default_factory=dict)
-    extra_zips: tuple[ZipContents, ...] = ()
-    extra_arns: tuple[ExtraLayerArn, ...] = ()
-    import_trace: ImportTrace | None = None
-    lock: Mapping[str, str] = field(default_factory=dict)
-    compact_profile: bool = False  # build.sourceless and build.prune_unimported already on
-    configured_remove: tuple[str, ...] = ()  # [build] remove as configured: advice extends it
-    extra_zip_names: tuple[str, ...] = ()  # [budget] extra_layer_zips as written in pipeline.toml
+    build_report: Mapping[str, Any]
+    extra_zips: tuple[ZipContents, ...]
+    import_trace: ImportTrace | None
+    lock: Mapping[str, str]
+    compact_profile: bool  # build.sourceless and build.prune_unimported already on
 
 
 def gather_inputs(
@@ -91,6 +312,11 @@ def gather_inputs(
     layer_zip: Path | None = None,
 ) -> BudgetInputs:
     """`layer_zip`/`function_zip`: the snapshots to read instead of the build tree's files."""
+    if limit_bytes is not None and not 0 < limit_bytes <= LAMBDA_UNZIPPED_LIMIT:
+        raise ConfigError(
+            f"--limit-bytes {limit_bytes!r} is not a positive integer up to Lambda's {LAMBDA_UNZIPPED_LIMIT:,}",
+            "give the limit in bytes, e.g. --limit-bytes 262144000 (Lambda's unzipped limit)",
+        )
     layer = read_zip(layer_zip or paths.layer_zip, "layer.zip", "layer", BUILD_FIX, shown=paths.layer_zip)
     function = read_zip(function_zip or paths.function_zip, "function.zip", "function", BUILD_FIX, paths.function_zip)
     report = read_json(paths.report("build"), BUILD_FIX, required=False) or {}
@@ -99,37 +325,17 @@ def gather_inputs(
         lock = {"path": str(built_from.get("path", "")), "sha256": built_from["sha256"]}  # what the layer holds
     else:
         lock_file = lock_file or config.lock.layer_lock
-        shown = str(lock_file.relative_to(config.root)) if lock_file.is_relative_to(config.root) else str(lock_file)
-        lock = {"path": shown, "sha256": sha256_file(lock_file)} if lock_file.is_file() else {}
-    if limit_bytes is not None and (
-        isinstance(limit_bytes, bool)
-        or not isinstance(limit_bytes, int)
-        or not 0 < limit_bytes <= LAMBDA_UNZIPPED_LIMIT
-    ):
-        raise ConfigError(
-            f"--limit-bytes {limit_bytes!r} is not a positive integer up to Lambda's {LAMBDA_UNZIPPED_LIMIT:,}",
-            "give the limit in bytes, e.g. --limit-bytes 262144000 (Lambda's unzipped limit)",
-        )
+        lock = {"path": config.relative(lock_file), "sha256": sha256_file(lock_file)} if lock_file.is_file() else {}
     # Was this layer built with the compact profile? The build report knows (`build --compact` does not
     # change pipeline.toml); without one, the configuration is the best guess.
     compact = config.build.sourceless and config.build.prune_unimported
     if report:
         compact = bool((report.get("bytecode") or {}).get("sourceless")) and "unimported" in (report.get("rules") or {})
     extra_fix = f"fix the path in budget.extra_layer_zips of {config.file} (paths are relative to the repository)"
-    return BudgetInputs(
-        function=function,
-        layer=layer,
-        limit_bytes=config.budget.limit_bytes if limit_bytes is None else limit_bytes,
-        warn_fraction=config.budget.warn_fraction,
-        build_report=report,
-        extra_zips=tuple(read_zip(p, p.name, "extra layer", extra_fix) for p in config.budget.extra_layer_zips),
-        extra_arns=config.budget.extra_layer_arns,  # their unzipped size is declared: not measurable here
-        import_trace=import_trace(paths, layer, report),
-        lock=lock,
-        compact_profile=compact,
-        configured_remove=config.build.remove,
-        extra_zip_names=tuple(config.relative(path) for path in config.budget.extra_layer_zips),
-    )
+    extra_zips = tuple(read_zip(p, p.name, "extra layer", extra_fix) for p in config.budget.extra_layer_zips)
+    limit_bytes = config.budget.limit_bytes if limit_bytes is None else limit_bytes
+    trace = import_trace(paths, layer, report)
+    return BudgetInputs(config, function, layer, limit_bytes, report, extra_zips, trace, lock, compact)
 
 
 def read_json(path: Path, fix: str, required: bool = True, what: str = "") -> dict[str, Any] | None:
@@ -194,7 +400,7 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
         *(Component(z.name, z.kind, str(z.path), z.unzipped_bytes, z.zipped_bytes, len(z.entries)) for z in zips),
         *(
             Component(":".join(layer.arn.split(":")[-2:]), "extra layer", layer.arn, layer.unzipped_bytes, None, None)
-            for layer in inputs.extra_arns
+            for layer in inputs.config.budget.extra_layer_arns
         ),
     ]
     by_owner: dict[str, list[Entry]] = defaultdict(list)
@@ -224,7 +430,7 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
     compact = [e for e in layer_entries if e.path in removable]
     budget = Budget(
         limit_bytes=inputs.limit_bytes,
-        warn_fraction=inputs.warn_fraction,
+        warn_fraction=inputs.config.budget.warn_fraction,
         components=components,
         distributions=distributions,
         categories=_largest_first(_group(name, members) for name, members in by_category.items()),
@@ -317,7 +523,7 @@ def _with_suggestions(budget: Budget, inputs: BudgetInputs, by_owner: dict[str, 
         inputs.compact_profile,
         [use.name for use in imports.never_imported] if imports else [],
         imports.imported_where if imports else "",
-        inputs.configured_remove,
+        inputs.config.build.remove,
         folders=imports.unimported_directories[:3] if imports else [],
     )
     if budget.bytecode.mode == "all" and budget.bytecode.bytes:
@@ -339,7 +545,7 @@ def _with_suggestions(budget: Budget, inputs: BudgetInputs, by_owner: dict[str, 
                 f"detach the extra layer {component.name} ({as_mb(component.unzipped_bytes)}) or move what the "
                 "function needs from it into requirements.in"
             )
-            paste = [_without_extra_layer(inputs, component.source)]
+            paste = [_without_extra_layer(inputs.config, component.source)]
             ideas.append(suggest("extra-layer", action, paste, "budget", component.unzipped_bytes, used))
     if not imports and budget.largest_directories:
         folders = budget.largest_directories[:3]
@@ -348,19 +554,20 @@ def _with_suggestions(budget: Budget, inputs: BudgetInputs, by_owner: dict[str, 
             f"the largest folders no pruning rule removes are {names}; no import trace says whether the handler "
             "needs them: build with a trained model or run the smoke invocation (`python -m ci smoke`) first"
         )
-        paste = [remove_line(inputs.configured_remove, [f"{g.name}/*" for g in folders])]
+        paste = [remove_line(inputs.config.build.remove, [f"{g.name}/*" for g in folders])]
         ideas.append(suggest("learn", action, paste, "build", sum(g.unzipped_bytes for g in folders), used))
     ideas.sort(key=lambda idea: (idea.name == "container-image", -(idea.saves_bytes or 0)))
     return dataclasses.replace(budget, suggestions=ideas)
 
 
-def _without_extra_layer(inputs: BudgetInputs, source: str) -> str:
+def _without_extra_layer(config: Config, source: str) -> str:
     """The [budget] line that attaches every extra layer but the one at `source`."""
-    if any(layer.arn == source for layer in inputs.extra_arns):
-        kept = [{"arn": a.arn, "unzipped_bytes": a.unzipped_bytes} for a in inputs.extra_arns if a.arn != source]
+    arns = config.budget.extra_layer_arns
+    if any(layer.arn == source for layer in arns):
+        kept = [{"arn": a.arn, "unzipped_bytes": a.unzipped_bytes} for a in arns if a.arn != source]
         return f"extra_layer_arns = {toml_value(kept)}"
-    names = zip(inputs.extra_zip_names, inputs.extra_zips, strict=False)
-    return f"extra_layer_zips = {toml_value([name for name, contents in names if str(contents.path) != source])}"
+    kept_zips = [config.relative(path) for path in config.budget.extra_layer_zips if str(path) != source]
+    return f"extra_layer_zips = {toml_value(kept_zips)}"
 
 
 def check_budget(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ci.units import as_bytes, as_mb
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 Side = tuple[int, str | None]  # a distribution's unzipped bytes and version on one side of a comparison
@@ -142,8 +145,7 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Suggestion:
-    """One way to make room: what it removes, the lines of pipeline.toml that do it, and what would remain.
-    Made only by ci/budget/options.py, for the budget and the what-if alike."""
+    """One way to make room: what it removes, the lines of pipeline.toml that do it, and what would remain."""
 
     name: str  # compact | never-imported | together | folder | bytecode | extra-layer | container-image | learn
     action: str  # what it removes, and what must still hold
@@ -154,6 +156,31 @@ class Suggestion:
 
     def fits(self, limit: int) -> bool:
         return self.leaves_bytes is not None and self.leaves_bytes < limit
+
+    def outcome(self, limit: int) -> str:
+        """'leaves 258.4 MB: fits, 98.6%' or 'leaves 270.1 MB: still over by 8.0 MB' (or why it is unknown)."""
+        leaves = self.leaves_bytes
+        if leaves is None:
+            return "what would remain is known only once it is built"
+        if self.fits(limit):
+            return f"leaves {as_mb(leaves)}: fits, {100 * leaves / limit:.1f}% of the limit"
+        over = leaves - limit
+        return f"leaves {as_mb(leaves)}: still over by {as_mb(over) if over >= 50_000 else f'{as_bytes(over)} bytes'}"
+
+    def paste_text(self, code: Callable[[str], str] = lambda line: line) -> str:
+        """'paste under [build]: sourceless = true and prune_unimported = true' (each line through `code`)."""
+        if not self.paste:
+            return ""
+        return f"paste under [{self.section}]: " + " and ".join(code(line) for line in self.paste)
+
+    def describe(self, limit: int, code: Callable[[str], str] = lambda line: line) -> str:
+        """The whole advice on one line: action; the line to paste; what it saves and what would remain."""
+        parts = [self.action, self.paste_text(code)] if self.paste else [self.action]
+        saving = f"saves {as_mb(self.saves_bytes)}, " if self.saves_bytes else ""
+        return "; ".join(parts) + f" — {saving}{self.outcome(limit)}"
+
+    def to_dict(self, limit: int) -> dict[str, Any]:
+        return {**asdict(self), "fits": self.fits(limit), "outcome": self.outcome(limit)}
 
 
 @dataclass(frozen=True)

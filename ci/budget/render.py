@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from ci.budget.model import FAIL, PASS, WARN, Budget, DistributionDelta
-from ci.budget.options import describe, outcome, paste_text
 from ci.paths import BuildPaths
 from ci.reports import Finding, write_report
 from ci.snapshot import Snapshot
@@ -166,9 +165,7 @@ def verdict_message(budget: Budget) -> str | None:
 
 
 def removal_advice(budget: Budget) -> str:
-    return "\n".join(
-        ["what could be removed:", *(f"  - {describe(i, budget.limit_bytes)}" for i in budget.suggestions)]
-    )
+    return "\n".join(["what could be removed:", *(f"  - {i.describe(budget.limit_bytes)}" for i in budget.suggestions)])
 
 
 def _cell(value: object) -> str:
@@ -316,9 +313,7 @@ def render_markdown(budget: Budget) -> str:
     out += ["", f"<details><summary>{len(files)} largest files</summary>", ""]
     out += [md_table(headers, files, numeric_from=3), "", "</details>", ""]
     if budget.suggestions:
-        lines = [
-            f"- {describe(idea, budget.limit_bytes, code=lambda line: f'`{line}`')}" for idea in budget.suggestions
-        ]
+        lines = [f"- {idea.describe(budget.limit_bytes, code=lambda line: f'`{line}`')}" for idea in budget.suggestions]
         if budget.status == PASS:
             out += ["<details><summary>What could be removed</summary>", "", *lines, "", "</details>", ""]
         else:
@@ -416,10 +411,7 @@ def budget_to_dict(budget: Budget) -> dict[str, Any]:
             "distributions": [{**asdict(row), "delta_bytes": row.delta_bytes} for row in comparison.distributions],
         },
         "compact_saving_bytes": budget.compact_saving_bytes,
-        "suggestions": [
-            {**asdict(s), "fits": s.fits(budget.limit_bytes), "outcome": outcome(s, budget.limit_bytes)}
-            for s in budget.suggestions
-        ],
+        "suggestions": [s.to_dict(budget.limit_bytes) for s in budget.suggestions],
     }
 
 
@@ -430,7 +422,7 @@ def write_budget_json(paths: BuildPaths, budget: Budget, judged: Iterable[Snapsh
     findings = []
     if budget.status == FAIL:
         fixes = "; ".join(
-            f"{paste_text(s) or s.action} ({outcome(s, budget.limit_bytes)})" for s in budget.suggestions[:3]
+            f"{s.paste_text() or s.action} ({s.outcome(budget.limit_bytes)})" for s in budget.suggestions[:3]
         )
         fix = f"remove or replace what is largest in {CAUSE_FILE}" + (f": {fixes}" if fixes else "")
         findings = [Finding("budget", "error", message or "the size budget failed", fix, CAUSE_FILE)]

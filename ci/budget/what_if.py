@@ -1,7 +1,5 @@
 """`python -m ci budget --what-if SPEC ...`: would the layer still fit with these packages, and if not, what would?
-
-resolve -> fetch -> measure what is new -> project -> judge -> options, touching none of the build's outputs
-or the locks; answers are cached under build/what-if/answers/ by everything that decides them."""
+Touches none of the build's outputs or the locks; answers are cached by everything that decides them."""
 
 from __future__ import annotations
 
@@ -22,10 +20,19 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ci import logs, unpacked_layers
-from ci.budget.compute import BUILD_FIX, BudgetInputs, compute_budget, gather_inputs
-from ci.budget.contents import LAYER_PREFIX, UNATTRIBUTED, Entry, attribute, module_key
+from ci.budget.compute import (
+    BUILD_FIX,
+    LAYER_PREFIX,
+    UNATTRIBUTED,
+    BudgetInputs,
+    Entry,
+    attribute,
+    compute_budget,
+    gather_inputs,
+    module_key,
+    removal_options,
+)
 from ci.budget.model import FAIL, WARN, Budget, Comparison, Component, Group, Suggestion, delta_rows
-from ci.budget.options import describe, outcome, paste_text, removal_options
 from ci.budget.render import headline, table, verdict_message
 from ci.budget.what_if_request import (
     Move,
@@ -104,9 +111,10 @@ def current_state(config: Config, paths: BuildPaths, limit_bytes: int | None) ->
             f"{paths.report('build')} not found: the projection starts from the current build", BUILD_FIX
         )
     layer_sha = sha256_file(inputs.layer.path)
-    if (report.get("lock") or {}).get("sha256") != lock.digest or (report.get("layer") or {}).get(
-        "sha256"
-    ) != layer_sha:
+    if ((report.get("lock") or {}).get("sha256"), (report.get("layer") or {}).get("sha256")) != (
+        lock.digest,
+        layer_sha,
+    ):
         raise PipelineError(
             f"{display_path(paths.layer_zip, config.root)} was not built from the current "
             f"{config.relative(config.lock.layer_lock)}: the delta would be against another layer",
@@ -150,32 +158,27 @@ class Projection:
     request: WhatIfRequest
     target: Target
     budget: Budget  # the projected function + layers, compared with the current lock's
-    lock_shown: str  # the what-if lock, as a path to read
     entries: dict[str, list[Entry]]  # canonical distribution ("" for unattributed) -> projected layer entries
     how: dict[str, str]  # canonical distribution -> "layer.zip" | "measured" | "cached"
     measured: dict[str, Measured]
     added: list[str]
     moves: list[Move]
     held_back: list[str]
-    needed_by_added: set[str]  # distributions an added one requires (never "never imported" from now on)
-    bytecode_if_imported: dict[str, int]  # added distribution -> .pyc bytes if the handler imports all of it
     options: list[Suggestion] = field(default_factory=list)
 
     @property
-    def judged(self) -> set[str]:
-        """Distributions the current import trace can speak for: all but the added ones."""
-        return set(self.entries) - set(self.added)
+    def bytecode_if_imported(self) -> dict[str, int]:
+        """Added distribution -> .pyc bytes if the handler imports all of it."""
+        return {name: sum(self.measured[name].pyc.values()) for name in self.added if name in self.measured}
 
 
 def project(
     config: Config,
+    paths: BuildPaths,
     current: Current,
     request: WhatIfRequest,
     lock: LockFile,
     measured: dict[str, Measured],
-    moves: list[Move],
-    held_back: list[str],
-    lock_shown: str,
 ) -> Projection:
     """Bytecode follows the build's mode; an added distribution gets none in `runtime` mode (the handler does
     not import it yet), and what it would add is reported beside it."""
@@ -202,6 +205,7 @@ def project(
         ]
         entries[name], how[name] = files, "cached" if measured[name].from_cache else "measured"
     layer = [entry for group in entries.values() for entry in group]
+    lock_shown = display_path(lock.path, config.root)
     components = [
         *(c for c in current.budget.components if c.kind == "function"),
         Component("layer.zip (projected)", "layer", lock_shown, sum(e.unzipped_bytes for e in layer), None, len(layer)),
@@ -238,32 +242,8 @@ def project(
         suggestions=[],
         comparison=Comparison(CURRENT, source, current.budget.used_bytes, used, delta_rows(sides)),
     )
-    needed_by_added = {name for name, pin in lock.pins.items() if set(pin.via) & set(added)}
-    bytecode = {name: sum(measured[name].pyc.values()) for name in added if name in measured}
-    return Projection(
-        request,
-        config.target,
-        budget,
-        lock_shown,
-        entries,
-        how,
-        measured,
-        added,
-        moves,
-        held_back,
-        needed_by_added,
-        bytecode,
-    )
-
-
-@dataclass(frozen=True)
-class CompactLayer:
-    """The projected layer with the compact profile: its bytes, or why it could not be measured."""
-
-    layer_bytes: int | None
-    files: int = 0
-    traced_files: int = 0
-    why_not: str = ""  # set when layer_bytes is None
+    moves, notes = moved_pins(current.lock, lock), held_back(config, paths, request, lock)
+    return Projection(request, config.target, budget, entries, how, measured, added, moves, notes)
 
 
 def measure_compact(
@@ -274,13 +254,12 @@ def measure_compact(
     base_site: Path,
     new_site: Path | None,
     workdir: Path,
-) -> CompactLayer:
-    """Lay the projected layer out under `workdir`, run the handler on every committed event in it and apply the
-    build's compact step, so whether an added distribution is imported (pandas imports pyarrow when present) is
-    seen, not assumed. `base_site`: the current layer.zip's python/, unpacked; `new_site`: the measured tree of
-    every distribution not taken from layer.zip (None when there is none)."""
+) -> tuple[int | None, str]:
+    """(layer bytes or None, the log line): the projected layer laid out under `workdir`, the handler run on every
+    committed event in it and the build's compact step applied, so whether an added distribution is imported
+    (pandas imports pyarrow when present) is seen, not assumed. `new_site`: the tree of the measured ones."""
     if not paths.model.is_file():
-        return CompactLayer(None, why_not=f"no model at {paths.model} to trace the handler with (train first)")
+        return None, f"not measured: no model at {paths.model} to trace the handler with (train first)"
     if workdir.exists():
         shutil.rmtree(workdir)
     site = workdir / BUILD_SITE
@@ -308,11 +287,11 @@ def measure_compact(
             layer_lock=config.lock.layer_lock,
         )
     except CheckFailedError as exc:
-        return CompactLayer(None, why_not=f"the handler did not run on the projected layer: {exc.problem[-300:]}")
+        return None, f"not measured: the handler did not run on the projected layer: {exc.problem[-300:]}"
     broken = used.broken_answers()
     if used.workload != "events" or broken:
         why = f"{len(broken)} event(s) answered with a server error" if broken else "no events were traced"
-        return CompactLayer(None, why_not=f"the handler's trace on the projected layer is not usable: {why}")
+        return None, f"not measured: the handler's trace on the projected layer is not usable: {why}"
     # What the build's compact step leaves of `site` (changed in place): the bytes of python/.
     keep = set(used.files)
     for path in list(walk_files(site)):
@@ -330,20 +309,19 @@ def measure_compact(
     compile_files(python, version, site, sourceless, paths.cache / "bytecode", True, LAMBDA_SITE)
     for rel in sourceless:
         (site / rel).unlink()
-    return CompactLayer(sum(path.stat().st_size for path in walk_files(site)), len(used.modules), len(used.files))
+    size = sum(path.stat().st_size for path in walk_files(site))
+    note = f"the handler traced on the projected layer ({len(used.files)} files used); with the compact profile"
+    return size, f"{note} the layer is {as_mb(size)}"
 
 
 @dataclass(frozen=True)
 class Measured:
     """One distribution as the build would ship it, before any bytecode is added."""
 
-    name: str
     version: str
-    wheel: str
     sha256: str
     files: dict[str, int]  # path relative to python/ -> bytes, after pruning and strip
     pyc: dict[str, int]  # .py path -> bytes of its unchecked-hash .pyc
-    installed_bytes: int
     import_errors: dict[str, str] = field(default_factory=dict)  # fail even unpruned, beside the current layer
     from_cache: bool = False
 
@@ -387,11 +365,7 @@ class Measurer:
                 todo.append(wheel)
         if todo:
             for measured, wheel in zip(self._measure(todo), sorted(todo, key=lambda w: w.pin.name), strict=True):
-                path = self._cache_file(wheel)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-                partial.write_text(json.dumps({k: v for k, v in asdict(measured).items() if k != "from_cache"}))
-                partial.replace(path)  # concurrent what-ifs share the cache: never a torn entry
+                _write_cached(self._cache_file(wheel), measured)
                 found[wheel.pin.name] = measured
         return found
 
@@ -460,13 +434,10 @@ class Measurer:
         (site.parent / "done").write_text("")
         return [
             Measured(
-                name=d.name,
                 version=d.version,
-                wheel=d.wheel,
                 sha256=wheel.sha256,
                 files=dict(sorted(files[d.name].items())),
                 pyc={rel: pyc[rel] for rel in sorted(files[d.name]) if rel in pyc},
-                installed_bytes=d.bytes,
                 import_errors={name: error for name, error in errors.items() if _owned(name, files[d.name], d.name)},
             )
             for d, wheel in zip(installed, sorted(wheels, key=lambda w: w.pin.name), strict=True)
@@ -497,8 +468,8 @@ def answer_key(config: Config, paths: BuildPaths, current: Current, request: Wha
         current.layer_sha256.encode(),
         sha256_file(inputs.function.path).encode(),
         *(sha256_file(extra.path).encode() for extra in inputs.extra_zips),
-        repr(inputs.extra_arns).encode(),
-        repr((inputs.limit_bytes, inputs.warn_fraction)).encode(),
+        repr(config.budget.extra_layer_arns).encode(),
+        repr((inputs.limit_bytes, config.budget.warn_fraction)).encode(),
         json.dumps([trace.source, sorted(trace.files), trace.distributions] if trace else None).encode(),
         (sha256_file(paths.model) if paths.model.is_file() else "no model").encode(),
         sources_digest(config.smoke.events).encode(),
@@ -519,11 +490,19 @@ def fetch_wheels(config: Config, paths: BuildPaths, lock: LockFile, workdir: Pat
     return found + list(fetched.wheels), len(missing)
 
 
+def _write_cached(path: Path, value: Measured | Answer) -> None:
+    """Temp file + rename: concurrent what-ifs share the caches, and never read a torn entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps({name: item for name, item in asdict(value).items() if name != "from_cache"}))
+    partial.replace(path)
+
+
 def what_if(
     config: Config, paths: BuildPaths, request: WhatIfRequest, limit_bytes: int | None = None, fresh: bool = False
-) -> tuple[Answer, Projection | None]:
-    """The answer (from the cache unless `fresh`), and the projection when it was computed now."""
-    started = time.perf_counter()
+) -> Answer:
+    """The answer, from the cache unless `fresh`; each step is logged with its seconds."""
+    started = mark = time.perf_counter()
     current = current_state(config, paths, limit_bytes)
     key = answer_key(config, paths, current, request)
     answer_file = paths.build / "what-if" / "answers" / f"{key}.json"
@@ -531,25 +510,22 @@ def what_if(
         with contextlib.suppress(OSError, json.JSONDecodeError, TypeError):
             cached = Answer(**{**json.loads(answer_file.read_text()), "from_cache": True})
             cached.timings = {"total": round(time.perf_counter() - started, 2)}
-            return cached, None
+            return cached
     timings: dict[str, float] = {}
-    workdir = paths.build / "what-if" / key[:16]
 
-    def step(name: str, since: float) -> float:
+    def step(name: str, note: str = "") -> None:
+        nonlocal mark
         now = time.perf_counter()
-        timings[name] = round(now - since, 2)
-        return now
+        timings[name] = round(now - mark, 2)
+        mark = now
+        if note:
+            logger.info(f"{name + ':':<10}{note} [{timings[name]:.1f}s]")
 
-    mark = time.perf_counter()
+    workdir = paths.build / "what-if" / key[:16]
     lock = resolve(config, paths, request, workdir)
-    mark = step("resolve", mark)
-    logger.info(f"resolve:  {len(lock.entries)} pins for {target_name(config.target)} [{timings['resolve']:.1f}s]")
+    step("resolve", f"{len(lock.entries)} pins for {target_name(config.target)}")
     wheels, downloaded = fetch_wheels(config, paths, lock, workdir)
-    mark = step("fetch", mark)
-    logger.info(
-        f"fetch:    {len(wheels)} wheels, {downloaded} downloaded, the rest from the build's cache "
-        f"[{timings['fetch']:.1f}s]"
-    )
+    step("fetch", f"{len(wheels)} wheels, {downloaded} downloaded, the rest from the build's cache")
     unchanged: list[CachedWheel] = []  # the current layer ships byte for byte the same wheel
     new: list[CachedWheel] = []
     for wheel in wheels:
@@ -557,6 +533,7 @@ def what_if(
         same = before is not None and before.version == wheel.pin.version and wheel.sha256 in before.sha256
         (unchanged if same and wheel.pin.name in current.entries else new).append(wheel)
     python = target_python(config.target.runtime.python)
+    compact_bytes = None
     with contextlib.ExitStack() as held:
 
         @functools.cache
@@ -567,67 +544,49 @@ def what_if(
             return held.enter_context(unpacked_layers.reading(layers, layer_zip)) / BUILD_SITE
 
         measurer = Measurer(python, config.target, config.build, paths.cache, paths.build / "what-if", base_site)
-        try:
-            measured: dict[str, Measured] = measurer.measure(new)
-            mark = step("measure", mark)
-            fresh_count = sum(1 for m in measured.values() if not m.from_cache)
-            logger.info(
-                f"measure:  {len(unchanged)} distributions as build/layer.zip ships them; {len(new)} installed and "
-                f"pruned by the build's rules ({fresh_count} measured now, {len(new) - fresh_count} cached) "
-                f"[{timings['measure']:.1f}s]"
-            )
-            moves, notes = moved_pins(current.lock, lock), held_back(config, paths, request, lock)
-            shown = display_path(lock.path, config.root)
-            projection = project(config, current, request, lock, measured, moves, notes, shown)
-            mark = step("project", mark)
-            compact: CompactLayer | None = None
-            if not current.inputs.compact_profile and projection.budget.status == FAIL:
-                # Only an answer over the limit lists options: the handler's trace costs seconds, spent only then.
-                new_site = measurer.tree(new) if new else None
-                workdir = paths.build / "what-if" / f"compact-{os.getpid()}"
-                compact = measure_compact(config, paths, projection, python, base_site(), new_site, workdir)
-                shutil.rmtree(workdir, ignore_errors=True)
-                step("compact", mark)
-                note = (
-                    f"not measured: {compact.why_not}"
-                    if compact.layer_bytes is None
-                    else f"the handler traced on the projected layer ({compact.traced_files} files used); "
-                    f"with the compact profile the layer is {as_mb(compact.layer_bytes)}"
-                )
-                logger.info(f"compact:  {note} [{timings['compact']:.1f}s]")
-        finally:
-            measurer.discard_trees()
-    mark = time.perf_counter()
+        held.callback(measurer.discard_trees)
+        measured = measurer.measure(new)
+        fresh_count = sum(1 for m in measured.values() if not m.from_cache)
+        step(
+            "measure",
+            f"{len(unchanged)} distributions as build/layer.zip ships them; {len(new)} installed and pruned by the "
+            f"build's rules ({fresh_count} measured now, {len(new) - fresh_count} cached)",
+        )
+        projection = project(config, paths, current, request, lock, measured)
+        step("project")
+        budget = projection.budget
+        if not current.inputs.compact_profile and budget.status == FAIL:
+            # Only an answer over the limit lists options: the handler's trace costs seconds, spent only then.
+            new_site = measurer.tree(new) if new else None
+            scratch = paths.build / "what-if" / f"compact-{os.getpid()}"
+            layer_bytes, note = measure_compact(config, paths, projection, python, base_site(), new_site, scratch)
+            shutil.rmtree(scratch, ignore_errors=True)
+            step("compact", note)
+            if layer_bytes is not None:
+                layer = next(c for c in budget.components if c.kind == "layer")
+                compact_bytes = budget.used_bytes - layer.unzipped_bytes + layer_bytes
     imports = current.budget.imports
+    needed_by_added = {name for name, pin in lock.pins.items() if set(pin.via) & set(projection.added)}
     never = [canonical(use.name) for use in imports.never_imported] if imports else []
-    compact_bytes = None
-    if compact is not None and compact.layer_bytes is not None:
-        layer = next(c for c in projection.budget.components if c.kind == "layer")
-        compact_bytes = projection.budget.used_bytes - layer.unzipped_bytes + compact.layer_bytes
-    options_found = removal_options(
-        projection.budget.used_bytes,
-        projection.budget.limit_bytes,
+    options = removal_options(
+        budget.used_bytes,
+        budget.limit_bytes,
         projection.entries,
-        projection.judged,
+        set(projection.entries) - set(projection.added),  # what the current import trace can speak for
         current.inputs.import_trace,
         current.inputs.compact_profile,
-        [name for name in never if name not in projection.needed_by_added],
+        [name for name in never if name not in needed_by_added],
         imports.imported_where if imports else "",
         config.build.remove,
         compact_bytes=compact_bytes,
         compact_how=COMPACT_MEASURED,
     )
-    projection = dataclasses.replace(projection, options=options_found)
-    step("options", mark)
+    projection = dataclasses.replace(projection, options=options)
+    step("options")
     timings["total"] = round(time.perf_counter() - started, 2)
     answer = answer_of(projection, timings)
-    answer_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = answer_file.with_name(f".{answer_file.name}.{os.getpid()}.partial")
-    partial.write_text(
-        json.dumps({name: value for name, value in asdict(answer).items() if name != "from_cache"}, indent=1)
-    )
-    partial.replace(answer_file)
-    return answer, projection
+    _write_cached(answer_file, answer)
+    return answer
 
 
 def run_what_if(
@@ -642,7 +601,7 @@ def run_what_if(
     request = parse_request(specs, files, Path.cwd())  # a typo fails here, before any work
     asked = {"specs": list(request.specs), "files": [str(path) for path in request.files]}
     try:
-        answer, _projection = what_if(config, paths, request, limit_bytes, fresh)
+        answer = what_if(config, paths, request, limit_bytes, fresh)
     except UnresolvableError as exc:
         findings = [Finding(CHECK, "error", item.message, item.fix) for item in exc.unfit] or None
         write_report(paths, CHECK, False, {"what_if": asked, "error": exc.problem, "fix": exc.fix}, findings=findings)
@@ -688,7 +647,7 @@ def render_text(projection: Projection, findings: list[Finding]) -> str:
     assert comparison is not None
     parts = [
         f"What if: requirements.in + {projection.request.describe()}, for {target_name(projection.target)}",
-        f"resolved into {projection.lock_shown} (the committed lock is unchanged)",
+        f"resolved into {budget.lock['path']} (the committed lock is unchanged)",
         headline(budget).replace("Lambda size budget:", "Projected size budget:", 1),
         f"({UNITS_NOTE}; unzipped)",
         "",
@@ -719,7 +678,7 @@ def render_text(projection: Projection, findings: list[Finding]) -> str:
     if budget.status == FAIL:
         parts += ["", "What would make it fit, measured on this projection (largest saving first):"]
         for number, option in enumerate(projection.options, start=1):
-            parts.append(f"  {number}. {describe(option, budget.limit_bytes)}")
+            parts.append(f"  {number}. {option.describe(budget.limit_bytes)}")
     return "\n".join(parts)
 
 
@@ -735,7 +694,7 @@ def _findings(projection: Projection) -> list[Finding]:
         fix = (
             ""
             if chosen is None
-            else (f"{paste_text(chosen)} ({outcome(chosen, budget.limit_bytes)})" if chosen.paste else chosen.action)
+            else (f"{chosen.paste_text()} ({chosen.outcome(budget.limit_bytes)})" if chosen.paste else chosen.action)
         )
         if budget.status == FAIL:
             found.append(Finding(CHECK, "error", f"with {asked}: {first}", fix))
@@ -779,8 +738,8 @@ def report_data(projection: Projection, timings: dict[str, float]) -> dict[str, 
         "what_if": {
             "specs": list(projection.request.specs),
             "files": [str(path) for path in projection.request.files],
-            "lock": projection.lock_shown,
-            "lock_sha256": budget.lock.get("sha256"),
+            "lock": budget.lock["path"],
+            "lock_sha256": budget.lock["sha256"],
         },
         "target": {"runtime": target.runtime.name, "architecture": target.architecture, "glibc": target.glibc},
         "status": budget.status,
@@ -800,9 +759,6 @@ def report_data(projection: Projection, timings: dict[str, float]) -> dict[str, 
         "held_back": projection.held_back,
         "bytecode_if_imported": projection.bytecode_if_imported,
         "import_errors": {name: m.import_errors for name, m in projection.measured.items() if m.import_errors},
-        "options": [
-            {**asdict(option), "fits": option.fits(budget.limit_bytes), "outcome": outcome(option, budget.limit_bytes)}
-            for option in projection.options
-        ],
+        "options": [option.to_dict(budget.limit_bytes) for option in projection.options],
         "timings": timings,
     }
