@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.budget.what_if import what_if
-from ci.budget.what_if_request import parse_request
+from ci.budget.what_if import parse_request, what_if
 from ci.config import Config, load_config
 from ci.layer.build import build_layer
 from ci.lock.resolve import compile_lock, lock_jobs
