@@ -1,14 +1,14 @@
-"""The budget rendered three ways: the terminal table, budget.md (GitHub-flavoured Markdown with one
-mermaid `pie`) and budget.json; renderers format, they never compute."""
+"""The budget rendered three ways: budget.md (GitHub-flavoured Markdown with one mermaid `pie`), the same tables
+on the terminal, and budget.json; renderers format, they never compute."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from ci.budget.model import FAIL, PASS, WARN, Budget, DistributionDelta
+from ci.budget.model import FAIL, PASS, WARN, Budget
 from ci.paths import BuildPaths
 from ci.reports import Finding, write_report
 from ci.snapshot import Snapshot
@@ -30,24 +30,28 @@ def _share(size: int, budget: Budget) -> str:
     return f"{100 * size / budget.used_bytes:.1f}%" if budget.used_bytes else ""
 
 
-def _distribution_rows(
-    budget: Budget, share: bool, delta_cell: Callable[[DistributionDelta], str]
-) -> list[list[object]]:
-    """Every layer distribution, largest first, with its delta against the baseline when there is one."""
-    deltas = {row.name: row for row in budget.comparison.distributions} if budget.comparison else {}
-    rows: list[list[object]] = []
-    for group in budget.distributions:
-        row: list[object] = [group.name, group.version or "", *_sizes(group.unzipped_bytes, group.zipped_bytes)]
-        row += [group.files, _share(group.unzipped_bytes, budget)] if share else [group.files]
-        if budget.comparison:
-            row.append(delta_cell(deltas[group.name]) if group.name in deltas else "")
-        rows.append(row)
-    return rows
+class Table(NamedTuple):
+    """One table of budget.md; the terminal prints the same rows without the Markdown markup."""
+
+    headers: Sequence[str]
+    rows: Sequence[Sequence[object]]
+    numeric_from: int = 1
+    text_after: int | None = None  # columns numeric_from .. text_after-1 are numeric
+
+    def markdown(self) -> str:
+        last = len(self.headers) if self.text_after is None else self.text_after
+        align = ["---:" if self.numeric_from <= i < last else "---" for i in range(len(self.headers))]
+        lines = ["| " + " | ".join(self.headers) + " |", "| " + " | ".join(align) + " |"]
+        lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+    def text(self) -> str:
+        rows = [[_cell(c).replace("**", "").replace("`", "").replace("\\|", "|") for c in row] for row in self.rows]
+        return text_table(self.headers, rows, numeric_from=self.numeric_from)
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """The first column names the row (left-aligned), the others are figures (right-aligned)."""
-    return text_table(headers, rows, numeric_from=1)
+def _cell(value: object) -> str:
+    return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _room(budget: Budget, bytes_too: bool) -> str:
@@ -70,50 +74,13 @@ def headline(budget: Budget) -> str:
 
 
 def render_terminal(budget: Budget) -> str:
-    comparison = budget.comparison
-    components = [(c.name, *_sizes(c.unzipped_bytes, c.zipped_bytes), c.files) for c in budget.components]
-    parts = [
-        headline(budget),
-        f"({UNITS_NOTE}; unzipped unless marked zipped)",
-        "",
-        table(
-            ["What Lambda counts", "unzipped bytes", "MB", "zipped MB", "files"],
-            [*components, ("total", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes), "", "")],
-        ),
-    ]
-    headers = ["Layer distribution", "version", "unzipped bytes", "MB", "zipped MB", "files", "share"]
-    if comparison:
-        headers.append(f"vs {comparison.label}")
-    parts += ["", table(headers, _distribution_rows(budget, True, _delta_cell))]
-    if comparison:
-        for gone in comparison.distributions:
-            if gone.status == "removed":
-                parts.append(f"removed since {comparison.label}: {gone.name} ({signed_mb(gone.delta_bytes)})")
-    parts += [
-        "",
-        table(
-            ["Category", "unzipped bytes", "MB", "zipped MB", "files"],
-            [(g.name, *_sizes(g.unzipped_bytes, g.zipped_bytes), g.files) for g in budget.categories],
-        ),
-    ]
-    if budget.rules:
-        rules = [(r.name, r.files, as_bytes(r.bytes), mb_cell(r.bytes)) for r in budget.rules]
-        parts += ["", table(["Pruning rule", "files removed", "bytes removed", "MB"], rules)]
-    files = [
-        (f"{f.component}:{f.path}", f.distribution, as_bytes(f.unzipped_bytes), mb_cell(f.unzipped_bytes))
-        for f in budget.largest_files
-    ]
-    headers = [f"Largest {len(budget.largest_files)} files", "distribution", "unzipped bytes", "MB"]
-    parts += ["", table(headers, files), "", bytecode_line(budget)]
+    """The headline, then budget.md's tables as text."""
+    tables = [item.text() for item in _document(budget) if isinstance(item, Table)]
+    parts = [headline(budget), f"({UNITS_NOTE}; unzipped unless marked zipped)", *(f"\n{t}" for t in tables)]
+    parts += ["", bytecode_line(budget)]
     if budget.imports:
         parts.append(never_imported_line(budget))
     return "\n".join(parts)
-
-
-def _delta_cell(delta: DistributionDelta) -> str:
-    if delta.status == "added":
-        return f"added {signed_mb(delta.delta_bytes)}"
-    return signed_mb(delta.delta_bytes) if delta.delta_bytes or delta.status == "changed" else "±0"
 
 
 def bytecode_line(budget: Budget) -> str:
@@ -168,21 +135,6 @@ def removal_advice(budget: Budget) -> str:
     return "\n".join(["what could be removed:", *(f"  - {i.describe(budget.limit_bytes)}" for i in budget.suggestions)])
 
 
-def _cell(value: object) -> str:
-    return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def md_table(
-    headers: Sequence[str], rows: Sequence[Sequence[object]], numeric_from: int = 1, text_after: int | None = None
-) -> str:
-    """Text columns left, numbers right: columns numeric_from .. text_after-1 are numeric."""
-    last = len(headers) if text_after is None else text_after
-    align = ["---:" if numeric_from <= i < last else "---" for i in range(len(headers))]
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def pie(budget: Budget) -> str:
     """Composition of what Lambda counts, plus the headroom left, in MB."""
     slices: list[tuple[str, int]] = [(g.name, g.unzipped_bytes) for g in budget.distributions[:PIE_SLICES]]
@@ -211,38 +163,46 @@ def pie(budget: Budget) -> str:
 
 
 def render_markdown(budget: Budget) -> str:
+    parts = (item.markdown() if isinstance(item, Table) else item for item in _document(budget))
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _document(budget: Budget) -> list[str | Table]:
+    """budget.md, line by line and table by table."""
     comparison = budget.comparison
     headline = (
         f"## {ICONS[budget.status]} Lambda size budget: {budget.status} — {as_bytes(budget.used_bytes)} of "
         f"{as_bytes(budget.limit_bytes)} bytes ({budget.percent_used:.1f}%) · {_room(budget, False)}"
     )
-    if comparison:
-        headline += f" · {signed_mb(comparison.delta_bytes)} vs {comparison.label}"
     summary_rows: list[Sequence[object]] = [
         ("Used (function + layers, unzipped)", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes)),
         ("Limit", as_bytes(budget.limit_bytes), mb_cell(budget.limit_bytes)),
         ("Headroom", as_bytes(budget.headroom_bytes), mb_cell(budget.headroom_bytes)),
         (f"Warning from {budget.warn_fraction:.0%}", as_bytes(budget.warn_bytes), mb_cell(budget.warn_bytes)),
     ]
-    if comparison:
-        summary_rows.append(
-            (f"Change vs {comparison.label}", signed_bytes(comparison.delta_bytes), signed_mb(comparison.delta_bytes))
-        )
-    out = [headline, "", md_table(["", "Bytes", "MB"], summary_rows), ""]
-    message = verdict_message(budget)
-    if message:
-        out += ["```text", message, "```", ""]
     headers = ["Distribution", "Version", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"]
-    distributions = _distribution_rows(
-        budget, False, lambda d: "**added**" if d.status == "added" else signed_mb(d.delta_bytes)
-    )
+    deltas = {row.name: row for row in comparison.distributions} if comparison else {}
+    distributions: list[list[object]] = []
+    for group in budget.distributions:
+        row = [group.name, group.version or "", *_sizes(group.unzipped_bytes, group.zipped_bytes), group.files]
+        if group.name in deltas:
+            delta = deltas[group.name]
+            row.append("**added**" if delta.status == "added" else signed_mb(delta.delta_bytes))
+        distributions.append(row if not comparison or group.name in deltas else [*row, ""])
     if comparison:
+        headline += f" · {signed_mb(comparison.delta_bytes)} vs {comparison.label}"
+        change = comparison.delta_bytes
+        summary_rows.append((f"Change vs {comparison.label}", signed_bytes(change), signed_mb(change)))
         headers.append(f"vs {comparison.label}")
         distributions += [
             [d.name, d.before_version or "", *_sizes(0, None), 0, f"**removed** {signed_mb(d.delta_bytes)}"]
             for d in comparison.distributions
             if d.status == "removed"
         ]
+    out: list[str | Table] = [headline, "", Table(["", "Bytes", "MB"], summary_rows), ""]
+    message = verdict_message(budget)
+    if message:
+        out += ["```text", message, "```", ""]
     components = [(c.name, c.kind, *_sizes(c.unzipped_bytes, c.zipped_bytes), c.files) for c in budget.components]
     out += [
         (
@@ -254,11 +214,11 @@ def render_markdown(budget: Budget) -> str:
         "",
         "### What Lambda counts",
         "",
-        md_table(["Part", "Kind", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"], components, numeric_from=2),
+        Table(["Part", "Kind", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"], components, numeric_from=2),
         "",
         "### Per distribution (layer, largest first)",
         "",
-        md_table(headers, distributions, numeric_from=2),
+        Table(headers, distributions, numeric_from=2),
         "",
     ]
     if comparison:
@@ -275,9 +235,7 @@ def render_markdown(budget: Budget) -> str:
             for row in comparison.changes
         ]
         headers = ["Distribution", "Change", "Before (bytes)", "After (bytes)", "Delta (bytes)", "Delta"]
-        out += [
-            md_table(headers, changes, numeric_from=2) if changes else "No distribution changed in size or version."
-        ]
+        out += [Table(headers, changes, numeric_from=2) if changes else "No distribution changed in size or version."]
         out.append("")
     categories = [
         (g.name, *_sizes(g.unzipped_bytes, g.zipped_bytes), g.files, _share(g.unzipped_bytes, budget))
@@ -286,7 +244,7 @@ def render_markdown(budget: Budget) -> str:
     out += [
         "### Per category",
         "",
-        md_table(["Category", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files", "Share"], categories),
+        Table(["Category", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files", "Share"], categories),
         "",
         "### Bytecode",
         "",
@@ -301,7 +259,7 @@ def render_markdown(budget: Budget) -> str:
         for r in budget.rules
     ]
     out.append(
-        md_table(["Rule", "Files", "Bytes", "MB", "For example"], rules, text_after=4)
+        Table(["Rule", "Files", "Bytes", "MB", "For example"], rules, text_after=4)
         if rules
         else "No pruning figures (build/reports/build.json has no rules)."
     )
@@ -311,14 +269,14 @@ def render_markdown(budget: Budget) -> str:
     ]
     headers = ["File", "Distribution", "Category", "Unzipped bytes", "Unzipped MB", "Zipped MB"]
     out += ["", f"<details><summary>{len(files)} largest files</summary>", ""]
-    out += [md_table(headers, files, numeric_from=3), "", "</details>", ""]
+    out += [Table(headers, files, numeric_from=3), "", "</details>", ""]
     if budget.suggestions:
         lines = [f"- {idea.describe(budget.limit_bytes, code=lambda line: f'`{line}`')}" for idea in budget.suggestions]
         if budget.status == PASS:
             out += ["<details><summary>What could be removed</summary>", "", *lines, "", "</details>", ""]
         else:
             out += ["### What could be removed", "", *lines, ""]
-    return "\n".join(out).rstrip() + "\n"
+    return out
 
 
 def _change(status: str, before: str | None, after: str | None) -> str:
@@ -327,9 +285,9 @@ def _change(status: str, before: str | None, after: str | None) -> str:
     return f"{before} → {after}" if before != after else "size"
 
 
-def _imports_section(budget: Budget) -> list[str]:
+def _imports_section(budget: Budget) -> list[str | Table]:
     imports = budget.imports
-    out = ["### Shipped but never imported", ""]
+    out: list[str | Table] = ["### Shipped but never imported", ""]
     if imports is None:
         return [
             *out,
@@ -361,14 +319,14 @@ def _imports_section(budget: Budget) -> list[str]:
         for use in imports.distributions
     ]
     headers = ["Distribution", "Shipped bytes", "Imported bytes", "Imported files", "Never imported"]
-    out += ["", md_table(headers, uses, text_after=4), ""]
+    out += ["", Table(headers, uses, text_after=4), ""]
     if imports.unimported_directories:
         folders = [
             (f"`python/{g.name}`", as_bytes(g.unzipped_bytes), mb_cell(g.unzipped_bytes), g.files)
             for g in imports.unimported_directories
         ]
         out += ["Largest package folders nothing was imported from:", ""]
-        out += [md_table(["Folder", "Unzipped bytes", "Unzipped MB", "Files"], folders), ""]
+        out += [Table(["Folder", "Unzipped bytes", "Unzipped MB", "Files"], folders), ""]
     return out
 
 

@@ -42,7 +42,7 @@ from ci.budget.compute import (
     removal_options,
 )
 from ci.budget.model import FAIL, WARN, Budget, Comparison, Component, Group, Suggestion, delta_rows
-from ci.budget.render import headline, table, verdict_message
+from ci.budget.render import headline, verdict_message
 from ci.cache_seal import sources_digest
 from ci.config import ARCHITECTURES, Config, Target, load_policy
 from ci.config_sections import BuildConfig
@@ -1017,7 +1017,7 @@ def render_text(projection: Projection, findings: list[Finding]) -> str:
     parts.append(f"{len(same)} distributions unchanged ({as_mb(unchanged_bytes)}, as build/layer.zip ships them)")
     components = [(c.name, as_bytes(c.unzipped_bytes), mb_cell(c.unzipped_bytes)) for c in budget.components]
     total = ("total", as_bytes(budget.used_bytes), mb_cell(budget.used_bytes))
-    parts += ["", table(["What Lambda counts", "unzipped bytes", "MB"], [*components, total])]
+    parts += ["", text_table(["What Lambda counts", "unzipped bytes", "MB"], [*components, total], numeric_from=1)]
     notes = [f for f in findings if f.severity != "error"]
     if notes:
         parts += ["", *(f"{f.severity}: {f.message}" + (f"\n  fix: {f.fix}" if f.fix else "") for f in notes)]
