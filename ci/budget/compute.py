@@ -55,8 +55,6 @@ class Entry:
 
 @dataclass(frozen=True)
 class ZipContents:
-    """One zip Lambda unpacks: the function code or a layer."""
-
     name: str  # how reports call it: function.zip, layer.zip, or an extra layer's file name
     kind: str  # function | layer | extra layer
     path: Path
@@ -72,8 +70,7 @@ class ZipContents:
 
 
 def read_zip(path: Path, name: str, kind: str, how_to_make: str, shown: Path | None = None) -> ZipContents:
-    """The file entries of `path`; a missing or unreadable zip is an error naming the file
-    (`shown`: the artifact `path` is a snapshot of, named in messages)."""
+    """The file entries of `path`; `shown`: the artifact `path` is a snapshot of, named in messages."""
     if not path.is_file():
         raise PipelineError(f"{shown or path} not found: the budget needs the {name} Lambda will unpack", how_to_make)
     with open_zip(path, how_to_make, shown) as archive:  # refuses links, duplicates and escaping names
@@ -97,7 +94,6 @@ _SHARED_OBJECT = re.compile(r"\.so(\.\d+)*$")
 
 
 def category(path: str) -> str:
-    """One of CATEGORIES. Metadata and vendored libraries are judged by folder, the rest by suffix."""
     folders = path.split("/")[:-1]
     name = path.rsplit("/", 1)[-1]
     if any(folder.endswith((".dist-info", ".egg-info")) for folder in folders):
@@ -116,8 +112,7 @@ def category(path: str) -> str:
 def attribute(
     layer: ZipContents, top_level: Mapping[str, str], names: Sequence[str]
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Each layer path's distribution by ci.site.owners' evidence, spelled as the build report does when it can
-    ("(unattributed)" when no evidence claims it), and each distribution's version from its *.dist-info name."""
+    """Each layer path's distribution (spelled as the build report does) and each distribution's version."""
     display = {canonical(name): name for name in names}
 
     def spelled(distribution: str) -> str:
@@ -137,8 +132,7 @@ def attribute(
 
 @dataclass(frozen=True)
 class ImportTrace:
-    """What the handler really imported: smoke.json's "import_trace", or build.json's when the build
-    traced the handler answering the committed events on this very layer (no smoke report yet)."""
+    """What the handler really imported: smoke.json's "import_trace", or build.json's (see import_trace)."""
 
     report: str
     same_layer: bool
@@ -170,8 +164,7 @@ def traced_paths(trace: ImportTrace, entries: list[Entry]) -> set[str]:
 
 
 def compact_removals(entries: Iterable[Entry], trace: ImportTrace | None) -> set[str]:
-    """Paths the compact profile would drop: .py shipped with its .pyc and, given a trace, every file
-    never imported (metadata stays). Also read by `budget --what-if` for a projected layer."""
+    """Paths the compact profile would drop: .py shipped with its .pyc and, given a trace, every file never imported."""
     entries = list(entries)
     compiled = {module_key(e.path) for e in entries if e.path.endswith(".pyc")}
     removable = {e.path for e in entries if e.path.endswith(".py") and module_key(e.path) in compiled}
@@ -194,8 +187,7 @@ def suggest(
 
 
 def remove_globs(entries: Iterable[Entry]) -> list[str]:
-    """[build] remove globs (relative to python/) for what these entries install, their metadata left alone
-    (importlib.metadata must still answer for every locked distribution)."""
+    """[build] remove globs for what these entries install; metadata stays (importlib.metadata must answer)."""
     globs = set()
     for entry in entries:
         parts = entry.path.removeprefix(LAYER_PREFIX).split("/")
@@ -697,8 +689,7 @@ def lock_at_ref(root: Path, ref: str, lock_path: str) -> tuple[str, bytes]:
 
 
 def build_layer_at(lock: bytes, build_dir: Path, cache_dir: Path, config_file: Path, model_dir: Path) -> None:
-    """`python -m ci build` of `lock` into its own build tree, sharing the download cache, with a copy of this
-    checkout's configuration whose layer_lock names the ref's lock, and this build's model (the runtime
+    """`python -m ci build` of `lock` in its own tree, with this checkout's configuration and model (the runtime
     bytecode is chosen by tracing the handler on it)."""
     build_dir.mkdir(parents=True, exist_ok=True)
     if model_dir.is_dir():

@@ -330,10 +330,8 @@ def _imports_section(budget: Budget) -> list[str | Table]:
     return out
 
 
-def budget_to_dict(budget: Budget) -> dict[str, Any]:
-    """The report body; ci.reports.write_report adds format, check, passed and the artifacts' digests."""
-    comparison, imports = budget.comparison, budget.imports
-    lists = ("components", "distributions", "categories", "rules", "largest_files", "largest_directories")
+def figures(budget: Budget) -> dict[str, Any]:
+    """The verdict and its numbers, as budget.json and budget-what-if.json both report them."""
     return {
         "status": budget.status,
         "units": UNITS_NOTE,
@@ -344,6 +342,15 @@ def budget_to_dict(budget: Budget) -> dict[str, Any]:
         "headroom_bytes": budget.headroom_bytes,
         "over_limit_bytes": max(0, budget.used_bytes - budget.limit_bytes),
         "percent_used": budget.percent_used,
+    }
+
+
+def budget_to_dict(budget: Budget) -> dict[str, Any]:
+    """The report body; ci.reports.write_report adds format, check, passed and the artifacts' digests."""
+    comparison, imports = budget.comparison, budget.imports
+    lists = ("components", "distributions", "categories", "rules", "largest_files", "largest_directories")
+    return {
+        **figures(budget),
         "lock": budget.lock,
         **{name: [asdict(item) for item in getattr(budget, name)] for name in lists},
         "bytecode": asdict(budget.bytecode),
@@ -374,8 +381,7 @@ def budget_to_dict(budget: Budget) -> dict[str, Any]:
 
 
 def write_budget_json(paths: BuildPaths, budget: Budget, judged: Iterable[Snapshot] = ()) -> Path:
-    """`judged`: the snapshots of layer.zip and function.zip the budget was computed from. A failure (or the
-    warning band) is a finding on requirements.in, where the layer's contents are chosen."""
+    """A failure (or the warning band) is a finding on requirements.in, where the layer's contents are chosen."""
     message = verdict_message(budget)
     findings = []
     if budget.status == FAIL:

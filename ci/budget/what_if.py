@@ -42,7 +42,7 @@ from ci.budget.compute import (
     removal_options,
 )
 from ci.budget.model import FAIL, WARN, Budget, Comparison, Component, Group, Suggestion, delta_rows
-from ci.budget.render import headline, verdict_message
+from ci.budget.render import figures, headline, verdict_message
 from ci.cache_seal import sources_digest
 from ci.config import ARCHITECTURES, Config, Target, load_policy
 from ci.config_sections import BuildConfig
@@ -94,8 +94,6 @@ EXAMPLE = "--what-if pyarrow 'lightgbm==4.5.0' -r extra.in"
 
 
 class SpecError(PipelineError):
-    """A --what-if argument that is not a requirement: one line, cause and fix."""
-
     def __str__(self) -> str:
         return f"{self.problem}; fix: {self.fix}" if self.fix else self.problem
 
@@ -113,6 +111,9 @@ class WhatIfRequest:
 
     def describe(self) -> str:
         return " ".join([*self.specs, *(f"-r {path.name}" for path in self.files)])
+
+    def shown(self) -> dict[str, list[str]]:
+        return {"specs": list(self.specs), "files": [str(path) for path in self.files]}
 
     def digest(self) -> str:
         """What decides the answer: the specs and the bytes of every -r file (and what they include)."""
@@ -298,8 +299,7 @@ def _glibc_gap(wheels: list[IndexFile], target: Target) -> str:
 
 
 def _other_targets(wheels: list[IndexFile], current: Target) -> list[str]:
-    """Every other Lambda runtime and architecture (at its own glibc) one of `wheels` fits, the
-    current architecture first (a new runtime is a smaller move than a new machine)."""
+    """Other runtimes and architectures `wheels` fit; this architecture first (a smaller move than a new machine)."""
     found = []
     for architecture in sorted(ARCHITECTURES, key=lambda arch: arch != current.architecture):
         for runtime in load_policy().values():
@@ -385,8 +385,7 @@ def index_for(config: Config, paths: BuildPaths) -> SimpleIndex:
 
 
 def resolve(config: Config, paths: BuildPaths, request: WhatIfRequest, workdir: Path) -> LockFile:
-    """The what-if lock (workdir/requirements-layer.txt), read as strictly as the build reads its own. Its input,
-    what-if.in, is the layer's requirements.in plus the request, for the same resolver as `ci lock`."""
+    """The what-if lock: requirements.in plus the request, by `ci lock`'s resolver, read as strictly as the build's."""
     workdir.mkdir(parents=True, exist_ok=True)
     lines = [
         "# python -m ci budget --what-if: the layer's requirements plus what was asked about",
@@ -445,8 +444,7 @@ class Current:
 
 
 def current_state(config: Config, paths: BuildPaths, limit_bytes: int | None) -> Current:
-    """Refused unless layer.zip was built from the current lock: a delta "against the current lock" must be
-    measured on that lock's layer, not on whatever was built last."""
+    """Refused unless layer.zip was built from the current lock: the delta must be against that lock's layer."""
     lock = read_layer_lock(config.lock.layer_lock)
     if not paths.layer_zip.is_file():
         raise no_layer(config, paths)
@@ -457,10 +455,8 @@ def current_state(config: Config, paths: BuildPaths, limit_bytes: int | None) ->
             f"{paths.report('build')} not found: the projection starts from the current build", BUILD_FIX
         )
     layer_sha = sha256_file(inputs.layer.path)
-    if ((report.get("lock") or {}).get("sha256"), (report.get("layer") or {}).get("sha256")) != (
-        lock.digest,
-        layer_sha,
-    ):
+    built = (report.get("lock") or {}).get("sha256"), (report.get("layer") or {}).get("sha256")
+    if built != (lock.digest, layer_sha):
         raise PipelineError(
             f"{display_path(paths.layer_zip, config.root)} was not built from the current "
             f"{config.relative(config.lock.layer_lock)}: the delta would be against another layer",
@@ -719,8 +715,7 @@ class Measurer:
         return self.cache / "what-if" / f"{wheel.sha256[:32]}-{self.setting_key}.json"
 
     def tree(self, wheels: Sequence[CachedWheel]) -> Path:
-        """python/ of these wheels as the build would ship them before bytecode, kept under scratch/trees/ (the
-        last measurement of the same wheels left it there): the compact profile runs the handler on them."""
+        """python/ of these wheels before bytecode, as the last measurement left it, for the compact profile."""
         site = self._tree_dir(wheels)
         if not (site.parent / "done").is_file():
             self._prepare(site, wheels)
@@ -797,9 +792,7 @@ def _owned(item: str, files: dict[str, int], distribution: str) -> bool:
 
 
 def answer_key(config: Config, paths: BuildPaths, current: Current, request: WhatIfRequest) -> str:
-    """sha256 of everything that decides the answer: the lock and requirements, the request, the target,
-    the rules and build options, the index, the current zips and trace, the limit, the model and events
-    the compact profile is measured with, and this code."""
+    """sha256 of everything that decides the answer, this code included."""
     inputs = current.inputs
     trace = inputs.import_trace
     in_files = sorted({req.file for req in read_in(config.lock.requirements_in, config.root)})
@@ -825,8 +818,7 @@ def answer_key(config: Config, paths: BuildPaths, current: Current, request: Wha
 
 
 def fetch_wheels(config: Config, paths: BuildPaths, lock: LockFile, workdir: Path) -> tuple[list[CachedWheel], int]:
-    """Every pin's wheel from the build's hashed cache (same hashes, same target tags), downloading only
-    the pins it lacks; (wheels, how many were downloaded)."""
+    """(every pin's wheel, how many were downloaded): the build's hashed cache first, then the index."""
     found, missing = find_cached(lock, paths.wheel_cache, config.target)
     if not missing:
         return found, 0
@@ -884,8 +876,7 @@ def what_if(
 
         @functools.cache
         def base_site() -> Path:
-            """The current layer's python/, unpacked on first use (ci/unpacked_layers.py: checked against the
-            zip, shared with the smoke and ABI checks) and held until the measuring ends."""
+            """The current layer's python/, unpacked on first use and held until the measuring ends."""
             layers, layer_zip = paths.unpacked_layers, current.inputs.layer.path
             return held.enter_context(unpacked_layers.reading(layers, layer_zip)) / BUILD_SITE
 
@@ -930,7 +921,10 @@ def what_if(
     projection = dataclasses.replace(projection, options=options)
     step("options")
     timings["total"] = round(time.perf_counter() - started, 2)
-    answer = answer_of(projection, timings)
+    findings = _findings(projection)
+    report = report_data(projection, timings)
+    notes = [finding.to_dict() for finding in findings]
+    answer = Answer(budget.passed, render_text(projection, findings), report, notes, timings)
     _write_cached(answer_file, answer)
     return answer
 
@@ -945,12 +939,12 @@ def run_what_if(
 ) -> int:
     """The command: print the answer, write reports/budget-what-if.json, exit 0 (pass, warn) or 1 (fail)."""
     request = parse_request(specs, files, Path.cwd())  # a typo fails here, before any work
-    asked = {"specs": list(request.specs), "files": [str(path) for path in request.files]}
     try:
         answer = what_if(config, paths, request, limit_bytes, fresh)
     except UnresolvableError as exc:
         findings = [Finding(CHECK, "error", item.message, item.fix) for item in exc.unfit] or None
-        write_report(paths, CHECK, False, {"what_if": asked, "error": exc.problem, "fix": exc.fix}, findings=findings)
+        data = {"what_if": request.shown(), "error": exc.problem, "fix": exc.fix}
+        write_report(paths, CHECK, False, data, findings=findings)
         raise
     findings = [Finding.from_dict(item, CHECK) for item in answer.findings]
     cache = "hit" if answer.from_cache else "miss"
@@ -969,8 +963,7 @@ def run_what_if(
 
 @dataclass
 class Answer:
-    """What the command prints and writes; rendered once and cached as text + data, so a cached answer
-    prints exactly what the first one did."""
+    """Rendered once and cached as text + data, so a cached answer prints exactly what the first one did."""
 
     passed: bool
     text: str
@@ -978,13 +971,6 @@ class Answer:
     findings: list[dict[str, Any]]
     timings: dict[str, float] = field(default_factory=dict)
     from_cache: bool = False
-
-
-def answer_of(projection: Projection, timings: dict[str, float]) -> Answer:
-    findings = _findings(projection)
-    text = render_text(projection, findings)
-    report = report_data(projection, timings)
-    return Answer(projection.budget.passed, text, report, [finding.to_dict() for finding in findings], timings)
 
 
 def render_text(projection: Projection, findings: list[Finding]) -> str:
@@ -1082,18 +1068,12 @@ def report_data(projection: Projection, timings: dict[str, float]) -> dict[str, 
     target = projection.target
     return {
         "what_if": {
-            "specs": list(projection.request.specs),
-            "files": [str(path) for path in projection.request.files],
+            **projection.request.shown(),
             "lock": budget.lock["path"],
             "lock_sha256": budget.lock["sha256"],
         },
         "target": {"runtime": target.runtime.name, "architecture": target.architecture, "glibc": target.glibc},
-        "status": budget.status,
-        "used_bytes": budget.used_bytes,
-        "limit_bytes": budget.limit_bytes,
-        "warn_fraction": budget.warn_fraction,
-        "headroom_bytes": budget.headroom_bytes,
-        "percent_used": budget.percent_used,
+        **figures(budget),
         "current": {"source": comparison.source, "used_bytes": comparison.before_used_bytes},
         "delta_bytes": comparison.delta_bytes,
         "components": [asdict(component) for component in budget.components],
