@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.budget.compute import check_budget
+    from ci.budget.compute import baseline_from_ref, compare, compute_budget, gather_inputs, load_baseline
     from ci.budget.render import removal_advice, render_markdown, render_terminal, verdict_message, write_budget_json
     from ci.lock.resolve import read_notes
     from ci.snapshot import take
@@ -66,18 +67,16 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         raise CheckFailedError("--baseline and --baseline-ref both given", "compare with one baseline at a time")
     # Snapshot, then judge: the budget reads only these copies, and budget.json names exactly them.
     judged = [take(paths, paths.layer_zip, "layer.zip"), take(paths, paths.function_zip, "function.zip")]
-    budget = check_budget(
-        config,
-        paths,
-        limit_bytes=args.limit_bytes,
-        baseline=args.baseline,
-        baseline_ref=args.baseline_ref,
-        baseline_label=args.baseline_label,
-        config_file=args.config.resolve() if getattr(args, "config", None) else None,
-        rebuild_baseline=args.rebuild_baseline,
-        layer_zip=judged[0].path,
-        function_zip=judged[1].path,
-    )
+    function_zip = judged[1].path
+    budget = compute_budget(gather_inputs(config, paths, args.limit_bytes, None, function_zip, judged[0].path))
+    if args.baseline or args.baseline_ref:
+        if args.baseline:
+            figures, source = load_baseline(args.baseline), str(args.baseline)
+        else:
+            ref, rebuild = args.baseline_ref, args.rebuild_baseline
+            figures, source = baseline_from_ref(config, paths, ref, budget, args.limit_bytes, rebuild, function_zip)
+        label = args.baseline_label or (args.baseline_ref or "baseline").removeprefix("origin/")
+        budget = dataclasses.replace(budget, comparison=compare(budget, figures, label, source))
     # What the layer leaves to the runtime (counted by Lambda nowhere) and what it bundles instead: the lock's notes.
     runtime_notes = read_notes(config.lock.layer_lock)
     runtime_section = ["", "### Packages the Lambda runtime provides", "", *(f"- {line}" for line in runtime_notes[1:])]

@@ -23,13 +23,13 @@ from ci.budget.model import (
     Bytecode,
     Comparison,
     Component,
+    DistributionDelta,
     DistributionUse,
     FileSize,
     Group,
     ImportUsage,
     RuleRemoval,
     Suggestion,
-    delta_rows,
 )
 from ci.budget.render import budget_to_dict
 from ci.cache_seal import sources_digest
@@ -137,7 +137,6 @@ class ImportTrace:
     report: str
     same_layer: bool
     files: list[str]
-    distributions: dict[str, dict[str, int]]
     source: str = TRACE_SMOKE  # TRACE_SMOKE | TRACE_BUILD
 
 
@@ -355,14 +354,13 @@ def import_trace(paths: BuildPaths, layer: ZipContents, build_report: Mapping[st
     trace, built = build_report.get("import_trace"), build_report.get("layer")
     if not isinstance(trace, dict) or not isinstance(built, dict):
         return smoke
-    traced, distributions = trace.get("paths"), trace.get("distributions")
+    traced = trace.get("paths")
     if trace.get("workload") != "events" or not isinstance(traced, list) or built.get("sha256") != layer_sha:
         return smoke  # only a trace of the handler answering the events with the model stands for the smoke's
     return ImportTrace(
         report=display_path(paths.report("build"), REPO_ROOT),
         same_layer=True,
         files=[str(path) for path in traced],
-        distributions={str(k): dict(v) for k, v in distributions.items()} if isinstance(distributions, dict) else {},
         source=TRACE_BUILD,
     )
 
@@ -377,7 +375,6 @@ def smoke_trace(paths: BuildPaths, layer_sha: str) -> ImportTrace | None:
         report=display_path(report_path, REPO_ROOT),
         same_layer=report.get("artifacts", {}).get("layer.zip") == layer_sha,
         files=[str(path) for path in trace.get("files") or []],
-        distributions={str(k): dict(v) for k, v in (trace.get("distributions") or {}).items()},
         source=TRACE_SMOKE,
     )
 
@@ -489,12 +486,6 @@ def _imports(
         files[owner[path]] += 1
         nbytes[owner[path]] += sizes[path]
         touched.add(_folder(path) or "")
-    if not trace.files:  # a trace that only summarises per distribution
-        reported = {canonical(name): facts for name, facts in trace.distributions.items()}
-        for group in distributions:
-            facts = reported.get(canonical(group.name)) or {}
-            files[group.name] = int(facts.get("imported_files", 0))
-            nbytes[group.name] = int(facts.get("imported_bytes", 0))
     uses = [
         DistributionUse(group.name, group.unzipped_bytes, nbytes.get(group.name, 0), files.get(group.name, 0))
         for group in distributions
@@ -504,7 +495,6 @@ def _imports(
 
 
 def _with_suggestions(budget: Budget, inputs: BudgetInputs, by_owner: dict[str, list[Entry]]) -> Budget:
-    """What could come out, largest saving first, each with its line to paste and what would remain."""
     imports, used, trace = budget.imports, budget.used_bytes, inputs.import_trace
     ideas = removal_options(
         used,
@@ -562,41 +552,12 @@ def _without_extra_layer(config: Config, source: str) -> str:
     return f"extra_layer_zips = {toml_value(kept_zips)}"
 
 
-def check_budget(
-    config: Config,
-    paths: BuildPaths,
-    *,
-    limit_bytes: int | None = None,
-    baseline: Path | None = None,
-    baseline_ref: str | None = None,
-    baseline_label: str | None = None,
-    config_file: Path | None = None,
-    rebuild_baseline: bool = False,
-    layer_zip: Path | None = None,
-    function_zip: Path | None = None,
-) -> Budget:
-    """`layer_zip`/`function_zip`: the snapshots to judge (default: the build tree's files)."""
-    budget = compute_budget(gather_inputs(config, paths, limit_bytes, function_zip=function_zip, layer_zip=layer_zip))
-    if baseline is not None:
-        figures = load_baseline(baseline)
-        comparison = compare(budget, figures, baseline_label or "baseline", str(baseline))
-    elif baseline_ref is not None:
-        figures, source = baseline_from_ref(
-            config, paths, baseline_ref, budget, limit_bytes, config_file, rebuild_baseline, function_zip
-        )
-        comparison = compare(budget, figures, baseline_label or baseline_ref.removeprefix("origin/"), source)
-    else:
-        return budget
-    return dataclasses.replace(budget, comparison=comparison)
-
-
 def baseline_from_ref(
     config: Config,
     paths: BuildPaths,
     ref: str,
     current: Budget,
     limit_bytes: int | None,
-    config_file: Path | None,
     rebuild: bool = False,
     function_zip: Path | None = None,
 ) -> tuple[dict[str, Any], str]:
@@ -609,17 +570,16 @@ def baseline_from_ref(
         return budget_to_dict(current), source + ", identical to this build's lock"
 
     base = BuildPaths(build=paths.build / f"baseline-{sha[:12]}", cache=paths.cache)
-    config_file = config_file or config.file
     model = paths.model.read_bytes() if paths.model.is_file() else b""
     # The build also runs this checkout's code: its rules, and the handler traced on the events.
     handler = config.root / config.function.handler.split(".", 1)[0]
     code = sources_digest(CI_PACKAGE, handler, config.smoke.events).encode()
-    key = hashlib.sha256(b"\0".join([lock, config_file.read_bytes(), model, code])).hexdigest()
+    key = hashlib.sha256(b"\0".join([lock, config.file.read_bytes(), model, code])).hexdigest()
     key_file = base.build / BASELINE_KEY
     cached = key_file.is_file() and key_file.read_text() == key and base.layer_zip.is_file()
     if rebuild or not cached:
         key_file.unlink(missing_ok=True)
-        build_layer_at(lock, base.build, paths.cache, config_file, paths.model_dir)
+        build_layer_at(lock, base.build, paths.cache, config.file, paths.model_dir)
         key_file.write_text(key)
     # Only the layer comes from the ref: the function code is this checkout's on both sides.
     lock_file = base.build / "requirements-layer.txt"
@@ -652,18 +612,18 @@ def compare(budget: Budget, baseline: dict[str, Any], label: str, source: str) -
     """Per distribution: added, removed, changed (bytes or version) or unchanged; largest change first."""
     before = {canonical(row["name"]): row for row in baseline["distributions"]}
     after = {canonical(group.name): group for group in budget.distributions}
-    sides = []
+    rows = []
     for key in before.keys() | after.keys():
         old, new = before.get(key), after.get(key)
+        old_bytes, old_version = (int(old["unzipped_bytes"]), old.get("version")) if old else (0, None)
+        new_bytes, new_version = (new.unzipped_bytes, new.version) if new else (0, None)
+        status = "added" if old is None else "removed" if new is None else "unchanged"
+        if status == "unchanged" and (old_bytes, old_version) != (new_bytes, new_version):
+            status = "changed"
         name = new.name if new else str(before[key]["name"])
-        sides.append(
-            (
-                name,
-                (int(old["unzipped_bytes"]), old.get("version")) if old else None,
-                (new.unzipped_bytes, new.version) if new else None,
-            )
-        )
-    return Comparison(label, source, int(baseline["used_bytes"]), budget.used_bytes, delta_rows(sides))
+        rows.append(DistributionDelta(name, status, old_bytes, new_bytes, old_version, new_version))
+    rows.sort(key=lambda row: (-abs(row.delta_bytes), row.name))
+    return Comparison(label, source, int(baseline["used_bytes"]), budget.used_bytes, rows)
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:

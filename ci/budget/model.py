@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ci.units import as_bytes, as_mb
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
-Side = tuple[int, str | None]  # a distribution's unzipped bytes and version on one side of a comparison
 
 # Where an import trace came from, and how a reader is told so.
 TRACE_SMOKE, TRACE_BUILD = "smoke", "build"
@@ -55,8 +54,6 @@ class FileSize:
 
 @dataclass(frozen=True)
 class RuleRemoval:
-    """What one pruning rule of the build took out (from build.json)."""
-
     name: str
     files: int
     bytes: int
@@ -126,8 +123,6 @@ class DistributionDelta:
 
 @dataclass(frozen=True)
 class Comparison:
-    """This budget against a baseline (normally the base branch's)."""
-
     label: str  # e.g. main
     source: str  # the baseline budget.json or git ref it came from
     before_used_bytes: int
@@ -229,16 +224,3 @@ class Budget:
     @property
     def passed(self) -> bool:
         return self.status != FAIL
-
-
-def delta_rows(sides: Iterable[tuple[str, Side | None, Side | None]]) -> list[DistributionDelta]:
-    """Per distribution (name, before, after), a side None when absent: added, removed, changed (bytes or
-    version) or unchanged; largest change first."""
-    rows = []
-    for name, before, after in sides:
-        (before_bytes, before_version), (after_bytes, after_version) = before or (0, None), after or (0, None)
-        status = "added" if before is None else "removed" if after is None else "unchanged"
-        if status == "unchanged" and before != after:
-            status = "changed"
-        rows.append(DistributionDelta(name, status, before_bytes, after_bytes, before_version, after_version))
-    return sorted(rows, key=lambda row: (-abs(row.delta_bytes), row.name))

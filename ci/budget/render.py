@@ -168,7 +168,6 @@ def render_markdown(budget: Budget) -> str:
 
 
 def _document(budget: Budget) -> list[str | Table]:
-    """budget.md, line by line and table by table."""
     comparison = budget.comparison
     headline = (
         f"## {ICONS[budget.status]} Lambda size budget: {budget.status} — {as_bytes(budget.used_bytes)} of "

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fnmatch
 import functools
 import hashlib
 import json
@@ -36,12 +35,13 @@ from ci.budget.compute import (
     BudgetInputs,
     Entry,
     attribute,
+    compare,
     compute_budget,
     gather_inputs,
     module_key,
     removal_options,
 )
-from ci.budget.model import FAIL, WARN, Budget, Comparison, Component, Group, Suggestion, delta_rows
+from ci.budget.model import FAIL, WARN, Budget, Component, Group, Suggestion
 from ci.budget.render import figures, headline, verdict_message
 from ci.cache_seal import sources_digest
 from ci.config import ARCHITECTURES, Config, Target, load_policy
@@ -360,8 +360,6 @@ UV_DETAIL_LINES = 8
 
 @dataclass(frozen=True)
 class Move:
-    """An existing pin the resolver had to change to fit the request."""
-
     name: str
     before: str
     after: str
@@ -416,7 +414,6 @@ def resolve(config: Config, paths: BuildPaths, request: WhatIfRequest, workdir: 
 
 
 def moved_pins(current: LockFile, projected: LockFile) -> list[Move]:
-    """Pins of the current lock whose version the what-if lock changes."""
     return [
         Move(name, str(pin.version), str(after.version), tuple(after.via))
         for name, pin in sorted(current.pins.items())
@@ -558,18 +555,6 @@ def project(
         for name, group in entries.items()
         if name
     ]
-    sides = []
-    for name in sorted(set(current.lock.pins) | set(lock.pins)):
-        before, after = current.lock.pins.get(name), lock.pins.get(name)
-        sides.append(
-            (
-                name,
-                (sum(e.unzipped_bytes for e in current.entries.get(name, [])), before.version) if before else None,
-                (sum(e.unzipped_bytes for e in entries.get(name, [])), after.version) if after else None,
-            )
-        )
-    used = sum(c.unzipped_bytes for c in components)
-    source = f"{config.relative(current.lock.path)} ({current.lock.digest[:12]}) as build/layer.zip ships it"
     budget = dataclasses.replace(
         current.budget,
         components=components,
@@ -582,8 +567,14 @@ def project(
         lock={"path": lock_shown, "sha256": lock.digest},
         compact_saving_bytes=None,
         suggestions=[],
-        comparison=Comparison(CURRENT, source, current.budget.used_bytes, used, delta_rows(sides)),
     )
+    sizes = {name: sum(e.unzipped_bytes for e in group) for name, group in current.entries.items()}
+    before = [
+        {"name": n, "unzipped_bytes": sizes.get(n, 0), "version": pin.version} for n, pin in current.lock.pins.items()
+    ]
+    source = f"{config.relative(current.lock.path)} ({current.lock.digest[:12]}) as build/layer.zip ships it"
+    baseline = {"used_bytes": current.budget.used_bytes, "distributions": before}
+    budget = dataclasses.replace(budget, comparison=compare(budget, baseline, CURRENT, source))
     moves, notes = moved_pins(current.lock, lock), held_back(config, paths, request, lock)
     return Projection(request, config.target, budget, entries, how, measured, added, moves, notes)
 
@@ -635,18 +626,12 @@ def measure_compact(
         why = f"{len(broken)} event(s) answered with a server error" if broken else "no events were traced"
         return None, f"not measured: the handler's trace on the projected layer is not usable: {why}"
     # What the build's compact step leaves of `site` (changed in place): the bytes of python/.
-    keep = set(used.files)
+    keep = set(used.files) | globbed(site, config.build.keep)
     for path in list(walk_files(site)):
         rel = path.relative_to(site).as_posix()
         pure = PurePosixPath(rel)
-        if (
-            rel in keep
-            or rules.always_kept(pure)
-            or any(part.endswith(".dist-info") for part in pure.parts)
-            or any(fnmatch.fnmatchcase(rel, glob) for glob in config.build.keep)
-        ):
-            continue
-        path.unlink()
+        if rel not in keep and not rules.always_kept(pure) and not any(p.endswith(".dist-info") for p in pure.parts):
+            path.unlink()
     sourceless = sorted(rel for rel in used.modules if rel.endswith(".py") and (site / rel).is_file())
     compile_files(python, version, site, sourceless, paths.cache / "bytecode", True, LAMBDA_SITE)
     for rel in sourceless:
@@ -809,7 +794,7 @@ def answer_key(config: Config, paths: BuildPaths, current: Current, request: Wha
         *(sha256_file(extra.path).encode() for extra in inputs.extra_zips),
         repr(config.budget.extra_layer_arns).encode(),
         repr((inputs.limit_bytes, config.budget.warn_fraction)).encode(),
-        json.dumps([trace.source, sorted(trace.files), trace.distributions] if trace else None).encode(),
+        json.dumps([trace.source, sorted(trace.files)] if trace else None).encode(),
         (sha256_file(paths.model) if paths.model.is_file() else "no model").encode(),
         sources_digest(config.smoke.events).encode(),
         sources_digest(CI_PACKAGE / "budget", CI_PACKAGE / "lock", CI_PACKAGE / "layer", CI_PACKAGE / "site").encode(),
