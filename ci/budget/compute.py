@@ -412,11 +412,10 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
         for z in zips
         for e in z.entries
     ]
+    sizes = {e.path: e.unzipped_bytes for e in layer_entries}
     compiled = [e for e in layer_entries if e.path.endswith(".pyc")]
-    compiled_keys = {module_key(e.path) for e in compiled}
-    beside_bytecode = [e for e in layer_entries if e.path.endswith(".py") and module_key(e.path) in compiled_keys]
-    removable = compact_removals(layer_entries, inputs.import_trace)  # what the compact profile would drop
-    compact = [e for e in layer_entries if e.path in removable]
+    beside_bytecode = compact_removals(layer_entries, None)  # the .py shipped beside its .pyc
+    compact = compact_removals(layer_entries, inputs.import_trace)  # what the compact profile would drop
     budget = Budget(
         limit_bytes=inputs.limit_bytes,
         warn_fraction=inputs.config.budget.warn_fraction,
@@ -430,11 +429,11 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
             (report.get("bytecode") or {}).get("mode"),
             len(compiled),
             sum(e.unzipped_bytes for e in compiled),
-            sum(e.unzipped_bytes for e in beside_bytecode),
+            sum(sizes[path] for path in beside_bytecode),
         ),
         imports=_imports(inputs.import_trace, list(layer_entries), owner, distributions),
         lock=dict(inputs.lock),
-        compact_saving_bytes=None if inputs.compact_profile else sum(e.unzipped_bytes for e in compact),
+        compact_saving_bytes=None if inputs.compact_profile else sum(sizes[path] for path in compact),
     )
     return _with_suggestions(budget, inputs, by_owner)
 
@@ -521,14 +520,20 @@ def _with_suggestions(budget: Budget, inputs: BudgetInputs, by_owner: dict[str, 
             "the build traces the handler to choose them"
         )
         ideas.append(suggest("bytecode", action, ['bytecode = "runtime"'], "build", saves, used))
+    arns, zips = inputs.config.budget.extra_layer_arns, inputs.config.budget.extra_layer_zips
     for component in budget.components:
-        if component.kind == "extra layer":
+        if component.kind == "extra layer":  # the [budget] line that attaches every extra layer but this one
             action = (
                 f"detach the extra layer {component.name} ({as_mb(component.unzipped_bytes)}) or move what the "
                 "function needs from it into requirements.in"
             )
-            paste = [_without_extra_layer(inputs.config, component.source)]
-            ideas.append(suggest("extra-layer", action, paste, "budget", component.unzipped_bytes, used))
+            if any(layer.arn == component.source for layer in arns):
+                kept = [{"arn": a.arn, "unzipped_bytes": a.unzipped_bytes} for a in arns if a.arn != component.source]
+                attach = f"extra_layer_arns = {toml_value(kept)}"
+            else:
+                kept_zips = [inputs.config.relative(path) for path in zips if str(path) != component.source]
+                attach = f"extra_layer_zips = {toml_value(kept_zips)}"
+            ideas.append(suggest("extra-layer", action, [attach], "budget", component.unzipped_bytes, used))
     if not imports and budget.largest_directories:
         folders = budget.largest_directories[:3]
         names = ", ".join(f"python/{g.name} ({as_mb(g.unzipped_bytes)})" for g in folders)
@@ -540,16 +545,6 @@ def _with_suggestions(budget: Budget, inputs: BudgetInputs, by_owner: dict[str, 
         ideas.append(suggest("learn", action, paste, "build", sum(g.unzipped_bytes for g in folders), used))
     ideas.sort(key=lambda idea: (idea.name == "container-image", -(idea.saves_bytes or 0)))
     return dataclasses.replace(budget, suggestions=ideas)
-
-
-def _without_extra_layer(config: Config, source: str) -> str:
-    """The [budget] line that attaches every extra layer but the one at `source`."""
-    arns = config.budget.extra_layer_arns
-    if any(layer.arn == source for layer in arns):
-        kept = [{"arn": a.arn, "unzipped_bytes": a.unzipped_bytes} for a in arns if a.arn != source]
-        return f"extra_layer_arns = {toml_value(kept)}"
-    kept_zips = [config.relative(path) for path in config.budget.extra_layer_zips if str(path) != source]
-    return f"extra_layer_zips = {toml_value(kept_zips)}"
 
 
 def baseline_from_ref(

@@ -45,7 +45,6 @@ from ci.budget.model import FAIL, WARN, Budget, Component, Group, Suggestion
 from ci.budget.render import figures, headline, verdict_message
 from ci.cache_seal import sources_digest
 from ci.config import ARCHITECTURES, Config, Target, load_policy
-from ci.config_sections import BuildConfig
 from ci.errors import CheckFailedError, PipelineError
 from ci.isolated import target_python
 from ci.layer import bytecode, strip, trace, verify
@@ -103,11 +102,6 @@ class WhatIfRequest:
     specs: tuple[str, ...]  # requirements as given on the command line, normalised by packaging
     files: tuple[Path, ...]  # -r files, absolute
     requirements: tuple[Requirement, ...]  # every requested requirement, the files' included
-
-    @property
-    def names(self) -> list[str]:
-        """Canonical names of what was asked for, in order, once each."""
-        return list(dict.fromkeys(canonicalize_name(req.name) for req in self.requirements))
 
     def describe(self) -> str:
         return " ".join([*self.specs, *(f"-r {path.name}" for path in self.files)])
@@ -424,7 +418,8 @@ def moved_pins(current: LockFile, projected: LockFile) -> list[Move]:
 def held_back(config: Config, paths: BuildPaths, request: WhatIfRequest, projected: LockFile) -> list[str]:
     """For each requested package the resolve settled below the newest release of: why, if for the target."""
     index = index_for(config, paths)
-    pins = [pin for name in request.names if (pin := projected.pins.get(name)) is not None and pin.version]
+    names = dict.fromkeys(canonicalize_name(req.name) for req in request.requirements)  # in order, once each
+    pins = [pin for name in names if (pin := projected.pins.get(name)) is not None and pin.version]
     notes = [why_not_newest(pin.name, str(pin.version), index, config.target) for pin in pins]
     return [note for note in notes if note]
 
@@ -656,22 +651,20 @@ class Measured:
 @dataclass(frozen=True)
 class Measurer:
     python: str
-    target: Target
-    options: BuildConfig
-    cache: Path  # the build's cache directory (strip, bytecode, pyc stores are shared with it)
-    scratch: Path  # where wheels are installed for measuring (build/what-if/)
+    config: Config
+    paths: BuildPaths  # the build's cache (strip, bytecode, pyc stores are shared with it); scratch in build/what-if/
     base_site: Callable[[], Path]  # the current layer's python/, unpacked on first use
 
     @property
     def setting_key(self) -> str:
         """Everything but the wheel that decides a measurement."""
         parts = [
-            rules.fingerprint(self.options.prune),
-            repr(self.options.keep),
-            repr(self.options.remove),
-            self.target.runtime.name,
-            self.target.architecture,
-            self.target.glibc,
+            rules.fingerprint(self.config.build.prune),
+            repr(self.config.build.keep),
+            repr(self.config.build.remove),
+            self.config.target.runtime.name,
+            self.config.target.architecture,
+            self.config.target.glibc,
             sources_digest(*MEASURING_CODE),
             str(MEASURE_FORMAT),
         ]
@@ -697,7 +690,7 @@ class Measurer:
         return found
 
     def _cache_file(self, wheel: CachedWheel) -> Path:
-        return self.cache / "what-if" / f"{wheel.sha256[:32]}-{self.setting_key}.json"
+        return self.paths.cache / "what-if" / f"{wheel.sha256[:32]}-{self.setting_key}.json"
 
     def tree(self, wheels: Sequence[CachedWheel]) -> Path:
         """python/ of these wheels before bytecode, as the last measurement left it, for the compact profile."""
@@ -709,39 +702,38 @@ class Measurer:
 
     def discard_trees(self) -> None:
         """Delete this process's kept trees (hundreds of MB for a large distribution)."""
-        for tree in (self.scratch / "trees").glob(f"*-{os.getpid()}"):
+        for tree in (self.paths.build / "what-if" / "trees").glob(f"*-{os.getpid()}"):
             shutil.rmtree(tree, ignore_errors=True)
 
     def _tree_dir(self, wheels: Sequence[CachedWheel]) -> Path:
         """One per process and wheel set: a what-if beside this one never shares (or deletes) it."""
         key = hashlib.sha256("\0".join([*sorted(w.sha256 for w in wheels), self.setting_key]).encode()).hexdigest()
-        return self.scratch / "trees" / f"{key[:16]}-{os.getpid()}" / BUILD_SITE
+        return self.paths.build / "what-if" / "trees" / f"{key[:16]}-{os.getpid()}" / BUILD_SITE
 
     def _prepare(self, site: Path, wheels: Sequence[CachedWheel]) -> tuple[list[InstalledDistribution], dict[str, str]]:
         """Install, import (keep what loads), remove, prune and strip, as the build does; the import errors."""
         if site.parent.exists():
             shutil.rmtree(site.parent)
-        installed = install_wheels(list(wheels), site, unpacked=self.cache / "unpacked")
+        installed = install_wheels(list(wheels), site, unpacked=self.paths.cache / "unpacked")
         errors: dict[str, str] = {}
-        keep = globbed(site, self.options.keep)
-        if platform.machine() == self.target.machine:  # imports prove nothing on another machine
-            planned = rules.plan(site, self.options.prune)
-            runner = verify.Runner(
-                self.python, bytecode.for_target(self.cache, self.target.runtime.python), [self.base_site()]
-            )
+        keep = globbed(site, self.config.build.keep)
+        if platform.machine() == self.config.target.machine:  # imports prove nothing on another machine
+            planned = rules.plan(site, self.config.build.prune)
+            pycache = bytecode.for_target(self.paths.cache, self.config.target.runtime.python)
+            runner = verify.Runner(self.python, pycache, [self.base_site()])
             verdict = verify.baseline(runner, site, [d.name for d in installed], planned, site.parent / "verdict.json")
             (site.parent / "verdict.json").unlink(missing_ok=True)
             keep |= verify.keep_set(verdict)
             errors = {name: error for name, error in verdict.failures.items() if NOT_A_MODULE not in error}
-        rules.apply_removals(site, self.options.remove, self.options.keep, strict=False)
-        rules.apply_rules(site, self.options.prune, keep)
-        if rules.STRIP in self.options.prune:
-            strip.strip_tree(site, self.cache / "strip", strip.dlopen_check(self.python))
+        rules.apply_removals(site, self.config.build.remove, self.config.build.keep, strict=False)
+        rules.apply_rules(site, self.config.build.prune, keep)
+        if rules.STRIP in self.config.build.prune:
+            strip.strip_tree(site, self.paths.cache / "strip", strip.dlopen_check(self.python))
         return installed, errors
 
     def _measure(self, wheels: Sequence[CachedWheel]) -> list[Measured]:
         """Prepare the wheels' tree (kept for `tree`), then read each distribution's files and compile its .pyc."""
-        self.scratch.mkdir(parents=True, exist_ok=True)
+        (self.paths.build / "what-if").mkdir(parents=True, exist_ok=True)
         site = self._tree_dir(wheels)
         (site.parent / "done").unlink(missing_ok=True)
         installed, errors = self._prepare(site, wheels)
@@ -753,9 +745,9 @@ class Measurer:
             if owner in files:
                 files[owner][rel] = path.stat().st_size
         sources = sorted(rel for shipped in files.values() for rel in shipped if rel.endswith(".py"))
-        version = self.target.runtime.python
+        version = self.config.target.runtime.python
         # Into the tree's __pycache__/ (whoever reads the tree as the build leaves it before bytecode skips them).
-        compile_files(self.python, version, site, sources, self.cache / "bytecode", False, LAMBDA_SITE)
+        compile_files(self.python, version, site, sources, self.paths.cache / "bytecode", False, LAMBDA_SITE)
         pyc = {rel: (site / pyc_path(rel, version, False)).stat().st_size for rel in sources}
         (site.parent / "done").write_text("")
         return [
@@ -865,7 +857,7 @@ def what_if(
             layers, layer_zip = paths.unpacked_layers, current.inputs.layer.path
             return held.enter_context(unpacked_layers.reading(layers, layer_zip)) / BUILD_SITE
 
-        measurer = Measurer(python, config.target, config.build, paths.cache, paths.build / "what-if", base_site)
+        measurer = Measurer(python, config, paths, base_site)
         held.callback(measurer.discard_trees)
         measured = measurer.measure(new)
         fresh_count = sum(1 for m in measured.values() if not m.from_cache)
@@ -1004,19 +996,13 @@ def _findings(projection: Projection) -> list[Finding]:
     asked = projection.request.describe()
     found = []
     if budget.status in (FAIL, WARN):
-        message = verdict_message(budget) or ""
-        first = message.splitlines()[0] if message else budget.status
+        first = (verdict_message(budget) or budget.status).splitlines()[0]
         fitting = [o for o in projection.options if o.fits(budget.limit_bytes) and o.saves_bytes]
         chosen = fitting[0] if fitting else (projection.options[-1] if projection.options else None)
-        fix = (
-            ""
-            if chosen is None
-            else (f"{chosen.paste_text()} ({chosen.outcome(budget.limit_bytes)})" if chosen.paste else chosen.action)
-        )
-        if budget.status == FAIL:
-            found.append(Finding(CHECK, "error", f"with {asked}: {first}", fix))
-        else:
-            found.append(Finding(CHECK, "warning", f"with {asked}: {first}"))
+        fix = ""
+        if budget.status == FAIL and chosen is not None:
+            fix = f"{chosen.paste_text()} ({chosen.outcome(budget.limit_bytes)})" if chosen.paste else chosen.action
+        found.append(Finding(CHECK, "error" if budget.status == FAIL else "warning", f"with {asked}: {first}", fix))
     for move in projection.moves:
         model = move.name in MODEL_PACKAGES
         message = (
