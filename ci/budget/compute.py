@@ -205,24 +205,23 @@ def remove_line(configured: Sequence[str], globs: Iterable[str]) -> str:
 
 
 def removal_options(
-    used_bytes: int,
-    limit_bytes: int,
+    budget: Budget,  # its used and limit bytes: what each option is measured against
+    inputs: BudgetInputs,  # the current build's: its import trace, compact profile and configured removals
+    imports: ImportUsage | None,  # what that trace says
     entries: Mapping[str, list[Entry]],  # distribution -> its entries in the layer as it would ship
     judged: set[str],  # distributions the trace can speak for
-    trace: ImportTrace | None,
-    compact_already: bool,
     never_imported: Iterable[str],
-    imported_where: str,
-    configured_remove: Sequence[str] = (),
     folders: Sequence[Group] = (),  # package folders nothing was imported from ("sklearn/cluster")
     compact_bytes: int | None = None,  # function + layers measured with the compact profile, if measured
     compact_how: str = "",
 ) -> list[Suggestion]:
     """The options, largest saving first; a container image last when none of them brings it under."""
+    used_bytes, limit_bytes, trace = budget.used_bytes, budget.limit_bytes, inputs.import_trace
+    imported_where, configured_remove = imports.imported_where if imports else "", inputs.config.build.remove
     sizes = {e.path: e.unzipped_bytes for group in entries.values() for e in group}
     options: list[Suggestion] = []
     compact: set[str] = set()
-    if not compact_already:
+    if not inputs.compact_profile:
         compact = compact_removals([e for name, group in entries.items() if name in judged for e in group], trace)
         saves = sum(sizes[path] for path in compact) if compact_bytes is None else used_bytes - compact_bytes
         scope = (
@@ -247,7 +246,7 @@ def removal_options(
             "committed ones, lazy imports when unpickling); their metadata stays, so the pins still agree"
         )
         options.append(suggest("never-imported", action, [paste], "build", sum(sizes[p] for p in dropped), used_bytes))
-        if compact and not compact_already and compact_bytes is None:
+        if compact and not inputs.compact_profile and compact_bytes is None:
             action = f"the compact profile and removing {', '.join(unused)}, together"
             saves = sum(sizes[path] for path in compact | dropped)
             both = suggest("together", action, [*COMPACT_LINES, paste], "build", saves, used_bytes)
@@ -357,12 +356,7 @@ def import_trace(paths: BuildPaths, layer: ZipContents, build_report: Mapping[st
     traced = trace.get("paths")
     if trace.get("workload") != "events" or not isinstance(traced, list) or built.get("sha256") != layer_sha:
         return smoke  # only a trace of the handler answering the events with the model stands for the smoke's
-    return ImportTrace(
-        report=display_path(paths.report("build"), REPO_ROOT),
-        same_layer=True,
-        files=[str(path) for path in traced],
-        source=TRACE_BUILD,
-    )
+    return ImportTrace(display_path(paths.report("build"), REPO_ROOT), True, [str(p) for p in traced], TRACE_BUILD)
 
 
 def smoke_trace(paths: BuildPaths, layer_sha: str) -> ImportTrace | None:
@@ -371,12 +365,9 @@ def smoke_trace(paths: BuildPaths, layer_sha: str) -> ImportTrace | None:
     trace = report.get("import_trace")
     if not isinstance(trace, dict):
         return None
-    return ImportTrace(
-        report=display_path(report_path, REPO_ROOT),
-        same_layer=report.get("artifacts", {}).get("layer.zip") == layer_sha,
-        files=[str(path) for path in trace.get("files") or []],
-        source=TRACE_SMOKE,
-    )
+    same_layer = report.get("artifacts", {}).get("layer.zip") == layer_sha
+    files = [str(path) for path in trace.get("files") or []]
+    return ImportTrace(display_path(report_path, REPO_ROOT), same_layer, files, TRACE_SMOKE)
 
 
 def compute_budget(inputs: BudgetInputs) -> Budget:
@@ -495,18 +486,9 @@ def _imports(
 
 def _with_suggestions(budget: Budget, inputs: BudgetInputs, by_owner: dict[str, list[Entry]]) -> Budget:
     imports, used, trace = budget.imports, budget.used_bytes, inputs.import_trace
-    ideas = removal_options(
-        used,
-        budget.limit_bytes,
-        by_owner,
-        set(by_owner),
-        trace,
-        inputs.compact_profile,
-        [use.name for use in imports.never_imported] if imports else [],
-        imports.imported_where if imports else "",
-        inputs.config.build.remove,
-        folders=imports.unimported_directories[:3] if imports else [],
-    )
+    never = [use.name for use in imports.never_imported] if imports else []
+    folders = imports.unimported_directories[:3] if imports else []
+    ideas = removal_options(budget, inputs, imports, by_owner, set(by_owner), never, folders)
     if budget.bytecode.mode == "all" and budget.bytecode.bytes:
         saves = None
         if trace and trace.files:

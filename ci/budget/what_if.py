@@ -1,7 +1,5 @@
 """`python -m ci budget --what-if SPEC ...`: would the layer still fit with these packages, and if not, what would?
-The request is resolved as `ci lock` would, into a lock of its own, touching none of the build's outputs or the
-locks; only index requirements are accepted (URLs, paths or `-e` would bypass the lock's hashes or run a setup.py).
-Answers are cached by everything that decides them."""
+Index requirements only (URLs, paths or `-e` would bypass the lock's hashes); no build output or lock is touched."""
 
 from __future__ import annotations
 
@@ -70,9 +68,9 @@ logger = logging.getLogger(__name__)
 
 CI_PACKAGE = Path(__file__).resolve().parents[1]
 MEASURE_FORMAT = 1
-LAYER_STEPS = ("strip", "verify", "install", "bytecode")  # the build's own code that measuring runs
 # A shared library named like a module (pyarrow's libarrow_python.so): loaded by other modules, not imported.
 NOT_A_MODULE = "does not define module export function"
+LAYER_STEPS = ("strip", "verify", "install", "bytecode")  # the build's own code that measuring runs
 MEASURING_CODE = [Path(__file__), *(CI_PACKAGE / "layer" / f"{step}.py" for step in LAYER_STEPS)]
 CHECK = "budget-what-if"
 CURRENT = "the current lock"
@@ -197,7 +195,6 @@ class Unfit:
     """A requested package no version of which (within its specifier) the target can install."""
 
     name: str
-    version: str | None  # the newest version the specifier allows, None if none is on the index
     message: str
     fix: str
 
@@ -245,7 +242,6 @@ def _judge(requirement: Requirement, project: Project, target: Target) -> Unfit 
         newest_any = max((v for _f, v in versioned), default="none")
         return Unfit(
             name,
-            None,
             f"no release of {name} on the index matches {requirement.specifier or 'any version'}",
             f"ask for a version the index has (the newest is {newest_any})",
         )
@@ -262,7 +258,6 @@ def _judge(requirement: Requirement, project: Project, target: Target) -> Unfit 
     if not wheels:
         return Unfit(
             name,
-            str(version),
             f"{name} {version} publishes no wheel (sdist only; the layer installs wheels only); {alternative}",
             _fix(name, newest, []),
         )
@@ -271,7 +266,7 @@ def _judge(requirement: Requirement, project: Project, target: Target) -> Unfit 
     message = f"{name} {version} has no wheel for {target_name(target)}: {have}{_glibc_gap(wheels, target)}"
     if others:
         message += f"; {', '.join(others)} can load it"
-    return Unfit(name, str(version), f"{message}; {alternative}", _fix(name, newest, others))
+    return Unfit(name, f"{message}; {alternative}", _fix(name, newest, others))
 
 
 def _glibc_gap(wheels: list[IndexFile], target: Target) -> str:
@@ -319,8 +314,7 @@ def _fix(name: str, newest: Version | None, others: list[str]) -> str:
 
 
 def _shown_tags(files: list[IndexFile], target: Target) -> str:
-    """'its Linux wheels are tagged py3-none-manylinux_2_28_x86_64, ...': the Python and ABI the target
-    runs first (cp311, abi3, py3), then its machine; Linux only when there is any."""
+    """'its Linux wheels are tagged py3-none-manylinux_2_28_x86_64, ...': the target's Python and machine first."""
     accepted = target_tags(target)
     pythons = {(t.interpreter, t.abi) for t in accepted}
     tags = {t for f in files for t in _tags(f)}
@@ -382,8 +376,7 @@ def resolve(config: Config, paths: BuildPaths, request: WhatIfRequest, workdir: 
     lines = [
         "# python -m ci budget --what-if: the layer's requirements plus what was asked about",
         f"-r {config.lock.requirements_in.resolve()}",
-        *request.specs,
-        *(str(requirement) for requirement in request.requirements[len(request.specs) :]),  # the files', checked
+        *(str(requirement) for requirement in request.requirements),  # the specs, then the -r files', checked
     ]
     (workdir / "what-if.in").write_text("\n".join(lines) + "\n")
     output = workdir / "requirements-layer.txt"
@@ -514,8 +507,7 @@ def project(
     lock: LockFile,
     measured: dict[str, Measured],
 ) -> Projection:
-    """Bytecode follows the build's mode; an added distribution gets none in `runtime` mode (the handler does
-    not import it yet), and what it would add is reported beside it."""
+    """Bytecode follows the build's mode; an added distribution gets none in `runtime` mode (not imported yet)."""
     mode = current.budget.bytecode.mode
     version = config.target.runtime.python
     entries: dict[str, list[Entry]] = {"": list(current.entries.get("", []))}
@@ -583,9 +575,8 @@ def measure_compact(
     new_site: Path | None,
     workdir: Path,
 ) -> tuple[int | None, str]:
-    """(layer bytes or None, the log line): the projected layer laid out under `workdir`, the handler run on every
-    committed event in it and the build's compact step applied, so whether an added distribution is imported
-    (pandas imports pyarrow when present) is seen, not assumed. `new_site`: the tree of the measured ones."""
+    """(layer bytes or None, the log line) of the projected layer after the build's compact step, with the handler
+    traced on it: whether an added distribution is imported (pandas imports pyarrow when present) is seen."""
     if not paths.model.is_file():
         return None, f"not measured: no model at {paths.model} to trace the handler with (train first)"
     if workdir.exists():
@@ -697,7 +688,6 @@ class Measurer:
         site = self._tree_dir(wheels)
         if not (site.parent / "done").is_file():
             self._prepare(site, wheels)
-            (site.parent / "done").write_text("")
         return site
 
     def discard_trees(self) -> None:
@@ -729,13 +719,13 @@ class Measurer:
         rules.apply_rules(site, self.config.build.prune, keep)
         if rules.STRIP in self.config.build.prune:
             strip.strip_tree(site, self.paths.cache / "strip", strip.dlopen_check(self.python))
+        (site.parent / "done").write_text("")  # what `tree` reuses (its __pycache__/ is never read from it)
         return installed, errors
 
     def _measure(self, wheels: Sequence[CachedWheel]) -> list[Measured]:
         """Prepare the wheels' tree (kept for `tree`), then read each distribution's files and compile its .pyc."""
         (self.paths.build / "what-if").mkdir(parents=True, exist_ok=True)
         site = self._tree_dir(wheels)
-        (site.parent / "done").unlink(missing_ok=True)
         installed, errors = self._prepare(site, wheels)
         owners = Owners.of_installed((d.name, d.files) for d in installed)
         files: dict[str, dict[str, int]] = {d.name: {} for d in installed}
@@ -749,7 +739,6 @@ class Measurer:
         # Into the tree's __pycache__/ (whoever reads the tree as the build leaves it before bytecode skips them).
         compile_files(self.python, version, site, sources, self.paths.cache / "bytecode", False, LAMBDA_SITE)
         pyc = {rel: (site / pyc_path(rel, version, False)).stat().st_size for rel in sources}
-        (site.parent / "done").write_text("")
         return [
             Measured(
                 version=d.version,
@@ -883,15 +872,12 @@ def what_if(
     needed_by_added = {name for name, pin in lock.pins.items() if set(pin.via) & set(projection.added)}
     never = [canonical(use.name) for use in imports.never_imported] if imports else []
     options = removal_options(
-        budget.used_bytes,
-        budget.limit_bytes,
+        budget,
+        current.inputs,
+        imports,
         projection.entries,
         set(projection.entries) - set(projection.added),  # what the current import trace can speak for
-        current.inputs.import_trace,
-        current.inputs.compact_profile,
         [name for name in never if name not in needed_by_added],
-        imports.imported_where if imports else "",
-        config.build.remove,
         compact_bytes=compact_bytes,
         compact_how=COMPACT_MEASURED,
     )
