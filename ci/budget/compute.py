@@ -277,7 +277,7 @@ LARGEST_FILES = 15
 LARGEST_DIRECTORIES = 10
 FUNCTION_CODE = "(function code)"
 BASELINE_KEY = "baseline.key"
-CI_PACKAGE = Path(__file__).resolve().parents[1]  # the code that builds the baseline layer
+CI_PACKAGE = Path(__file__).resolve().parents[1]  # ci/: the code the baseline and what-if cache keys cover
 
 
 @dataclass(frozen=True)

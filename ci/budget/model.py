@@ -90,7 +90,6 @@ class ImportUsage:
 
     @property
     def traced_by(self) -> str:
-        """'the smoke invocation' or 'the build's trace of the handler on the committed events'."""
         return TRACE_SOURCES[self.source]
 
     @property

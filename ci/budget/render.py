@@ -288,15 +288,12 @@ def _imports_section(budget: Budget) -> list[str | Table]:
     imports = budget.imports
     out: list[str | Table] = ["### Shipped but never imported", ""]
     if imports is None:
-        return [
-            *out,
-            (
-                "No import trace yet: the layer build records one when it has a trained model to run the handler "
-                "with (`python -m training`, then `python -m ci build`), and so does the smoke invocation "
-                "(`python -m ci smoke`)."
-            ),
-            "",
-        ]
+        no_trace = (
+            "No import trace yet: the layer build records one when it has a trained model to run the handler "
+            "with (`python -m training`, then `python -m ci build`), and so does the smoke invocation "
+            "(`python -m ci smoke`)."
+        )
+        return [*out, no_trace, ""]
     out += [f"Import trace: {imports.traced_by} (`{imports.report}`).", ""]
     if not imports.same_layer:
         out += [f"> The trace in `{imports.report}` was taken on another layer.zip: rerun the smoke invocation.", ""]

@@ -28,6 +28,7 @@ from packaging.version import Version
 from ci import logs, unpacked_layers
 from ci.budget.compute import (
     BUILD_FIX,
+    CI_PACKAGE,
     LAYER_PREFIX,
     UNATTRIBUTED,
     BudgetInputs,
@@ -66,8 +67,6 @@ from ci.zipsafe import open_zip
 
 logger = logging.getLogger(__name__)
 
-CI_PACKAGE = Path(__file__).resolve().parents[1]
-MEASURE_FORMAT = 1
 # A shared library named like a module (pyarrow's libarrow_python.so): loaded by other modules, not imported.
 NOT_A_MODULE = "does not define module export function"
 LAYER_STEPS = ("strip", "verify", "install", "bytecode")  # the build's own code that measuring runs
@@ -79,7 +78,6 @@ HOW = {
     "measured": "installed and pruned by the build's rules now",
     "cached": "installed and pruned by the build's rules (cached)",
 }
-MODEL_PACKAGES = frozenset(PACKAGES.values())
 COMPACT_MEASURED = (
     "every file the handler never used on the committed events in the projected layer (measured: the "
     "build's trace run on it, added distributions included) and the .py of every module it imported, "
@@ -519,10 +517,9 @@ def project(
             entries[name], how[name] = list(old), "layer.zip"
             continue
         # runtime (or unknown) mode: the .py whose .pyc the current layer ships, the modules the build compiled
-        compiled = {module_key(e.path) for e in old if e.path.endswith(".pyc")} - {None}
+        shipped = [] if mode == "none" or name in added else old  # an added distribution is not imported yet
+        compiled = {module_key(e.path) for e in shipped if e.path.endswith(".pyc")} - {None}
         modules = {str(key).removeprefix(LAYER_PREFIX) + ".py" for key in compiled}
-        if mode == "none" or name in added:
-            modules = set()
         files = [Entry(LAYER_PREFIX + rel, size, 0) for rel, size in measured[name].files.items()]
         files += [
             Entry(LAYER_PREFIX + pyc_path(rel, version, False), size, 0)
@@ -656,24 +653,19 @@ class Measurer:
             self.config.target.runtime.name,
             self.config.target.architecture,
             self.config.target.glibc,
-            sources_digest(*MEASURING_CODE),
-            str(MEASURE_FORMAT),
+            sources_digest(*MEASURING_CODE),  # this module included: a new cache format is a new key
         ]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
     def measure(self, wheels: Sequence[CachedWheel]) -> dict[str, Measured]:
         """Each wheel's distribution by canonical name; cached ones are read, the rest installed together."""
         found: dict[str, Measured] = {}
-        todo = []
         for wheel in wheels:
-            try:
+            with contextlib.suppress(OSError, json.JSONDecodeError, TypeError):
                 data = json.loads(self._cache_file(wheel).read_text())
-            except (OSError, json.JSONDecodeError):
-                data = {}
-            if data.get("sha256") == wheel.sha256:
-                found[wheel.pin.name] = Measured(**{**data, "from_cache": True})
-            else:
-                todo.append(wheel)
+                if data.get("sha256") == wheel.sha256:
+                    found[wheel.pin.name] = Measured(**{**data, "from_cache": True})
+        todo = [wheel for wheel in wheels if wheel.pin.name not in found]
         if todo:
             for measured, wheel in zip(self._measure(todo), sorted(todo, key=lambda w: w.pin.name), strict=True):
                 _write_cached(self._cache_file(wheel), measured)
@@ -990,7 +982,7 @@ def _findings(projection: Projection) -> list[Finding]:
             fix = f"{chosen.paste_text()} ({chosen.outcome(budget.limit_bytes)})" if chosen.paste else chosen.action
         found.append(Finding(CHECK, "error" if budget.status == FAIL else "warning", f"with {asked}: {first}", fix))
     for move in projection.moves:
-        model = move.name in MODEL_PACKAGES
+        model = move.name in PACKAGES.values()
         message = (
             f"{move.name} {move.before} -> {move.after}: the resolver moves this existing pin to fit {asked} "
             f"(required by {', '.join(move.required_by) or 'the request'})"
