@@ -70,6 +70,7 @@ logger = logging.getLogger(__name__)
 # A shared library named like a module (pyarrow's libarrow_python.so): loaded by other modules, not imported.
 NOT_A_MODULE = "does not define module export function"
 LAYER_STEPS = ("strip", "verify", "install", "bytecode")  # the build's own code that measuring runs
+# This module is measuring code too: a new measurement cache format is a new cache key.
 MEASURING_CODE = [Path(__file__), *(CI_PACKAGE / "layer" / f"{step}.py" for step in LAYER_STEPS)]
 CHECK = "budget-what-if"
 CURRENT = "the current lock"
@@ -646,15 +647,9 @@ class Measurer:
     @property
     def setting_key(self) -> str:
         """Everything but the wheel that decides a measurement."""
-        parts = [
-            rules.fingerprint(self.config.build.prune),
-            repr(self.config.build.keep),
-            repr(self.config.build.remove),
-            self.config.target.runtime.name,
-            self.config.target.architecture,
-            self.config.target.glibc,
-            sources_digest(*MEASURING_CODE),  # this module included: a new cache format is a new key
-        ]
+        build, target = self.config.build, self.config.target
+        settings = repr((build.keep, build.remove, target.runtime.name, target.architecture, target.glibc))
+        parts = [rules.fingerprint(build.prune), settings, sources_digest(*MEASURING_CODE)]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
     def measure(self, wheels: Sequence[CachedWheel]) -> dict[str, Measured]:
