@@ -11,7 +11,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +41,7 @@ S3_ACTIONS = {
     "AbortMultipartUpload": "s3:AbortMultipartUpload",
     "ListObjectsV2": "s3:ListBucket",
 }
-SIGNING_PREFIX = {"s3": "s3", "lambda": "lambda", "cloudformation": "cloudformation", "iam": "iam", "sts": "sts"}
+MISSING = {"ResourceNotFoundException", "NoSuchKey", "NotFound", "404"}  # nothing there (yet)
 CREDENTIAL_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
     "AWS_PROFILE",
@@ -61,7 +61,6 @@ class Timeouts:
     attempts: int = 2
     call_s: float = 60.0
     step_s: float = 300.0
-    release_s: float = 15.0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Timeouts:
@@ -250,14 +249,21 @@ def connect(
     )
 
 
-def unless_missing(call: Callable[[], T], default: D) -> T | D:
-    """`call()`, or `default` when AWS answers ResourceNotFoundException (nothing deployed there yet)."""
+def error_code(exc: Any) -> str:
+    """AWS's error code, else the HTTP status (S3 answers a HEAD with no body)."""
+    response = getattr(exc, "response", {})
+    code = str(response.get("Error", {}).get("Code", ""))
+    return code or str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+
+
+def unless_missing(call: Callable[[], T], default: D, codes: Collection[str] = MISSING) -> T | D:
+    """`call()`, or `default` when AWS answers one of `codes` (by default: nothing is there)."""
     from botocore.exceptions import ClientError
 
     try:
         return call()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+        if error_code(exc) not in codes:
             raise
         return default
 
@@ -307,7 +313,9 @@ def install_denied_hook(client: Any) -> None:
         code = str(parsed.get("Error", {}).get("Code", "")) if isinstance(parsed, dict) else ""
         if http_response.status_code < 300 or code not in DENIED_CODES:
             return
-        action = denied_action(service, model.name)
+        action = f"{service}:{model.name}"
+        if service == "s3":
+            action = S3_ACTIONS.get(model.name, action)
         resource = denied_resource(service, context.get("ci_params", {}))
         message = str(parsed.get("Error", {}).get("Message", ""))
         hint = (
@@ -323,12 +331,6 @@ def install_denied_hook(client: Any) -> None:
 
     client.meta.events.register(f"before-parameter-build.{service}.*", remember)
     client.meta.events.register(f"after-call.{service}.*", judge)
-
-
-def denied_action(service: str, operation: str) -> str:
-    if service == "s3":
-        return S3_ACTIONS.get(operation, f"s3:{operation}")
-    return f"{SIGNING_PREFIX.get(service, service)}:{operation}"
 
 
 def denied_resource(service: str, params: Mapping[str, Any]) -> str:

@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from ci.deploy.aws import capped
+from ci.deploy.aws import MISSING, capped, error_code, unless_missing
 from ci.errors import PipelineError
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def read(s3: Any, bucket: str, key: str) -> tuple[Found | None, datetime | None]
     try:
         response = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+        if error_code(exc) in MISSING:
             return None, s3_time(exc.response)
         raise
     try:
@@ -126,29 +126,23 @@ def read(s3: Any, bucket: str, key: str) -> tuple[Found | None, datetime | None]
     return found, found.s3_now
 
 
-def error_code(exc: Any) -> str:
-    response = getattr(exc, "response", {})
-    code = str(response.get("Error", {}).get("Code", ""))
-    return code or str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-
-
-def write(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> dict[str, Any]:
-    """A conditional write of the lock object; S3's response (ETag, VersionId, its Date header)."""
-    response: dict[str, Any] = s3.put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=json.dumps(record, indent=2).encode(),
-        ContentType="application/json",
-        ServerSideEncryption="AES256",
-        **condition,
+def write(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> dict[str, Any] | None:
+    """A conditional write of the lock object: S3's response (ETag, VersionId, its Date), None if the condition
+    failed (someone else wrote it since it was read)."""
+    body = json.dumps(record, indent=2).encode()
+    response: dict[str, Any] | None = unless_missing(
+        lambda: s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ContentType="application/json",
+            ServerSideEncryption="AES256",
+            **condition,
+        ),
+        None,
+        LOST,
     )
     return response
-
-
-def put(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> tuple[str, datetime | None]:
-    """(ETag, S3's time) of a conditional write of the lock object."""
-    response = write(s3, bucket, key, record, **condition)
-    return str(response["ETag"]), s3_time(response)
 
 
 @dataclass
@@ -175,30 +169,18 @@ class DeployLock:
 
     def renew(self, s3_now: datetime | None = None) -> None:
         """Rewrite the lock conditional on its ETag (S3 restarts its expiry); raises if it is no longer ours."""
-        from botocore.exceptions import ClientError
-
         base = s3_now or self.written
         expires = stamp(base + timedelta(seconds=self.ttl_s))
         record = {**self.record, "expires_at": expires, "runner_clock": stamp(now())}
-        try:
-            self.etag, written = put(self.s3, self.bucket, self.key, record, IfMatch=self.etag)
-        except ClientError as exc:
-            if error_code(exc) not in LOST:
-                raise
-            raise self.lost() from exc
-        self.written, self.record = written or base, record
+        response = write(self.s3, self.bucket, self.key, record, IfMatch=self.etag)
+        if response is None:
+            raise self.lost()
+        self.etag, self.written, self.record = str(response["ETag"]), s3_time(response) or base, record
 
     def verify(self) -> None:
         """Before a write: the lock object must still carry our ETag; renewed once half its life is gone (S3 time)."""
-        from botocore.exceptions import ClientError
-
-        try:
-            head = self.s3.head_object(Bucket=self.bucket, Key=self.key)
-        except ClientError as exc:
-            if error_code(exc) not in {"NoSuchKey", "404", "NotFound"}:
-                raise
-            raise self.lost() from exc
-        if str(head["ETag"]) != self.etag:
+        head = unless_missing(lambda: self.s3.head_object(Bucket=self.bucket, Key=self.key), None)
+        if head is None or str(head["ETag"]) != self.etag:
             raise self.lost()
         s3_now = s3_time(head)
         if s3_now is None or s3_now - head["LastModified"] >= timedelta(seconds=self.ttl_s / 2):
@@ -248,8 +230,10 @@ class DeployLock:
         record = {**self.record, "released_at": stamp(now())}
         try:
             with capped(self.s3, RELEASE_S):
-                self.etag, _ = put(self.s3, self.bucket, self.key, record, IfMatch=self.etag)
-            self.released = True
+                response = write(self.s3, self.bucket, self.key, record, IfMatch=self.etag)
+                if response is None:
+                    raise self.lost()
+            self.etag, self.released = str(response["ETag"]), True
         except (ClientError, BotoCoreError, PipelineError) as exc:
             self.log(
                 f"warning: could not release the deploy lock {self.uri} ({exc}); "
@@ -266,8 +250,6 @@ def acquire(
     log: Callable[[str], None] = logger.info,
 ) -> DeployLock:
     """Take the lock, or take over a released, broken, expired or provably dead one; else DeployLockedError."""
-    from botocore.exceptions import ClientError
-
     uri = f"s3://{bucket}/{key}"
     found: Found | None = None
     for _ in range(3):  # another round only if someone else wrote between our read and our write
@@ -290,15 +272,12 @@ def acquire(
             condition = {"IfMatch": found.etag}
             if why not in ("released", "broken"):
                 record["took_over"] = {"holder": found.record, "why": why}
-        try:
-            etag, written = put(s3, bucket, key, record, **condition)
-        except ClientError as exc:
-            if error_code(exc) not in LOST:
-                raise
+        response = write(s3, bucket, key, record, **condition)
+        if response is None:
             continue
         if found is not None and why not in ("released", "broken"):
             log(f"took over the deploy lock {uri} of {describe_owner(found.record)}: {why}")
-        return DeployLock(s3, bucket, key, etag, record, written or start, ttl_s, log)
+        return DeployLock(s3, bucket, key, str(response["ETag"]), record, s3_time(response) or start, ttl_s, log)
     if found is None:
         raise DeployLockedError(f"could not take the deploy lock {uri}: it kept changing", "rerun in a minute")
     raise locked(uri, found)
@@ -324,8 +303,6 @@ def break_lock(
     s3: Any, bucket: str, key: str, breaker: Mapping[str, Any], reason: str
 ) -> tuple[Broken | None, Found | None]:
     """Break a held lock, recording who and why in it, conditional on the ETag read; else (None, the free lock)."""
-    from botocore.exceptions import ClientError
-
     uri = f"s3://{bucket}/{key}"
     found, s3_now = read(s3, bucket, key)
     if found is None or found.record.get("released_at") or found.record.get("broken_at"):
@@ -338,15 +315,12 @@ def break_lock(
         "holder": found.record,
         "holder_last_renewed": stamp(found.last_modified),
     }
-    try:
-        response = write(s3, bucket, key, record, IfMatch=found.etag)
-    except ClientError as exc:
-        if error_code(exc) not in LOST:
-            raise
+    response = write(s3, bucket, key, record, IfMatch=found.etag)
+    if response is None:
         raise PipelineError(
             f"the deploy lock {uri} changed while it was being broken; nothing was broken",
             f"rerun `{UNLOCK_FIX}` to see (and break) the current holder",
-        ) from exc
+        )
     return Broken(uri, found.record, record, str(response.get("VersionId", ""))), None
 
 

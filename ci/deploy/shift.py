@@ -126,27 +126,9 @@ def firing(states: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
 
 def route(aws: Aws, config: Config, state: aliases.AliasState, weights: dict[str, float]) -> aliases.AliasState:
     """Send `weights` of the alias's traffic to other versions (empty: all on its version), guarded by RevisionId."""
-    from botocore.exceptions import ClientError
-
     name, alias = config.function.name, state.name
-    now = aliases.read_alias(aws.lambda_, name, alias)
-    if not aliases.same(now, state):  # RevisionId alone is not enough: an emulator may ignore it
-        raise aliases.moved_concurrently(alias, state, now)
-    try:
-        aws.lambda_.update_alias(
-            FunctionName=name,
-            Name=alias,
-            FunctionVersion=state.version,
-            Description=state.description,
-            RoutingConfig={"AdditionalVersionWeights": weights},
-            **({"RevisionId": state.revision_id} if state.revision_id else {}),
-        )
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        if code not in {"PreconditionFailedException", "ResourceConflictException"}:
-            raise
-        raise aliases.moved_concurrently(alias, state, aliases.read_alias(aws.lambda_, name, alias)) from exc
-    moved = aliases.read_alias(aws.lambda_, name, alias)
+    aliases.point_alias(aws.lambda_, name, alias, state.version, state.history, state, weights)
+    moved = aliases.read_alias(aws.lambda_, name, alias)  # the next move is guarded by its new RevisionId
     if moved is None:
         raise aliases.moved_concurrently(alias, state, None)
     return moved
