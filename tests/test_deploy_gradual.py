@@ -232,7 +232,7 @@ def test_a_deploy_killed_mid_shift_is_resolved_by_the_next_deploy_or_rollback(
     check = first_then_second(aws, config, build)
     killed_mid_shift(moto, build, aws, config)
     outcome = rollback(config, build.paths, aws, verifier=check)
-    assert (outcome.from_version, outcome.to_version) == ("2", "1") and alias(aws, config) == ("1", {})
+    assert (outcome["from_version"], outcome["to_version"]) == ("2", "1") and alias(aws, config) == ("1", {})
     assert any("left mid-shift" in line for line in ci_log.messages)
 
     killed_mid_shift(moto, build, aws, config)
@@ -249,7 +249,7 @@ def test_rollback_after_a_completed_shift_goes_back_one_version(aws: Aws, config
     deploy(gradual(config, "linear", interval_s=0, step_percent=50), build.paths, aws, verifier=check)
     assert alias(aws, config) == ("2", {})
     outcome = rollback(config, build.paths, aws, verifier=check)
-    assert outcome.to_version == "1" and alias(aws, config) == ("1", {})
+    assert outcome["to_version"] == "1" and alias(aws, config) == ("1", {})
 
 
 def deploy_config(tmp_path: Path, lines: str) -> Path:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci.deploy.aws import error_code, unless_missing
+from ci.deploy.aws import error_code, unless_aws_error
 from ci.errors import PipelineError
 
 PREFIX = "live versions, oldest first (python -m ci deploy/rollback): "
@@ -30,7 +30,7 @@ class AliasState:
 
 
 def read_alias(lambda_: Any, function_name: str, alias: str) -> AliasState | None:
-    response = unless_missing(lambda: lambda_.get_alias(FunctionName=function_name, Name=alias), None)
+    response = unless_aws_error(lambda: lambda_.get_alias(FunctionName=function_name, Name=alias), None)
     if response is None:
         return None
     version = str(response["FunctionVersion"])
@@ -50,7 +50,7 @@ def published_versions(lambda_: Any, name: str) -> list[dict[str, Any]]:
         pages = lambda_.get_paginator("list_versions_by_function").paginate(FunctionName=name)
         return [v for page in pages for v in page.get("Versions", []) if v["Version"] != "$LATEST"]
 
-    return unless_missing(listed, [])
+    return unless_aws_error(listed, [])
 
 
 def describe(history: list[str]) -> str:

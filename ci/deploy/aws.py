@@ -222,12 +222,14 @@ def connect(
         connect_timeout=timeouts.connect_s,
         read_timeout=timeouts.read_s,
     )
+    services = {"s3": "s3", "lambda_": "lambda", "cloudformation": "cloudformation", "cloudwatch": "cloudwatch"}
     clients = {
-        name: session.client(name, endpoint_url=endpoint_url, config=boto_config)
-        for name in ("s3", "lambda", "cloudformation", "cloudwatch")
+        attribute: session.client(name, endpoint_url=endpoint_url, config=boto_config)
+        for attribute, name in services.items()
     }
+    endpoint = clients["lambda_"].meta.endpoint_url
     logger.debug(
-        f"AWS: region {region}, endpoint {clients['lambda'].meta.endpoint_url}, "
+        f"AWS: region {region}, endpoint {endpoint}, "
         f"credentials {'static (emulator or given)' if static_credentials else 'from the boto3 chain'}, "
         f"timeouts connect {timeouts.connect_s}s read {timeouts.read_s}s, {timeouts.attempts} attempts"
     )
@@ -236,16 +238,7 @@ def connect(
         install_denied_hook(client)
         deadlines.install(client)
     return Aws(
-        session=session,
-        region=region,
-        s3=clients["s3"],
-        lambda_=clients["lambda"],
-        cloudformation=clients["cloudformation"],
-        endpoint_url=clients["lambda"].meta.endpoint_url,
-        embedded=embedded,
-        timeouts=timeouts,
-        deadlines=deadlines,
-        cloudwatch=clients["cloudwatch"],
+        session, region, endpoint_url=endpoint, embedded=embedded, timeouts=timeouts, deadlines=deadlines, **clients
     )
 
 
@@ -256,7 +249,7 @@ def error_code(exc: Any) -> str:
     return code or str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
 
 
-def unless_missing(call: Callable[[], T], default: D, codes: Collection[str] = MISSING) -> T | D:
+def unless_aws_error(call: Callable[[], T], default: D, codes: Collection[str] = MISSING) -> T | D:
     """`call()`, or `default` when AWS answers one of `codes` (by default: nothing is there)."""
     from botocore.exceptions import ClientError
 
@@ -272,14 +265,15 @@ def unanswered(exc: BaseException, timeouts: Timeouts | None = None) -> Pipeline
     """A PipelineError naming the endpoint that did not answer (timeout, refused, unreachable), else None."""
     from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-    if not isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError)):
+    if isinstance(exc, ReadTimeoutError):
+        verb = "accepted the connection but did not answer"
+    elif isinstance(exc, ConnectTimeoutError):
+        verb = "did not accept a connection"
+    elif isinstance(exc, EndpointConnectionError):
+        verb = "could not be reached"
+    else:
         return None
     endpoint = str(getattr(exc, "kwargs", {}).get("endpoint_url", "")) or "the AWS endpoint"
-    what = {
-        ReadTimeoutError: "accepted the connection but did not answer",
-        ConnectTimeoutError: "did not accept a connection",
-    }
-    verb = next((text for cls, text in what.items() if isinstance(exc, cls)), "could not be reached")
     within = f" within the bounds ({timeouts.describe()})" if timeouts else ""
     return PipelineError(
         f"{endpoint} {verb}{within}",

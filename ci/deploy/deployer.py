@@ -16,7 +16,7 @@ from typing import Any
 from ci.config import Config
 from ci.deploy import alias as aliases
 from ci.deploy.artifacts import Artifact, Artifacts, hex_to_lambda_sha, lambda_sha_to_hex, local_artifacts
-from ci.deploy.aws import Aws, Deadlines, unanswered, unless_missing
+from ci.deploy.aws import Aws, Deadlines, unanswered, unless_aws_error
 from ci.deploy.deploy_lock import acquire, lock_key, owner
 from ci.deploy.gate import check_gate
 from ci.deploy.provenance import Provenance, check_order, detect, recorded, version_description
@@ -72,12 +72,11 @@ class DeployOutcome:
         moved = f" (was {self.previous_version})" if self.previous_version not in (None, self.version) else ""
         lines.append(f"  alias {self.alias} -> version {self.version}{moved}")
         if self.shift and self.shift.steps:
-            lines.append(f"  {self.shift.plan.strategy} shift {self.shift.outcome}:")
+            lines.append(f"  {self.shift.strategy} shift {self.shift.outcome}:")
             lines += [f"    {s['at']}  {s['weight_percent']:>3}%  {shift_alarms(s)}" for s in self.shift.steps]
         return lines
 
     def write_report(self, paths: BuildPaths, **head: Any) -> None:
-        shifting = self.shift
         body = {
             "endpoint": self.endpoint,
             "uploads": [{**asdict(u), "uri": u.uri} for u in self.uploads],
@@ -90,9 +89,7 @@ class DeployOutcome:
             "skipped": self.skipped,
             "provenance": asdict(self.provenance),
             "snapstart": self.snapstart,
-            "shift": {**asdict(shifting.plan), "outcome": shifting.outcome, "steps": shifting.steps}
-            if shifting
-            else None,
+            "shift": asdict(self.shift) if self.shift else None,
         }
         write_report(paths, "deploy", self.status != "failed", {"status": self.status, **head, **body})
 
@@ -188,10 +185,12 @@ def converge(
         with steps.step("commit order"):
             before = resolve_split(aws, config)  # under the lock: the state we move from
             outcome.moving_from(before)
-            check_order(repo, ours, live_provenance(aws, name, before), getattr(before, "version", ""), allow_older)
+            if before is not None:
+                live = aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=before.version)
+                check_order(repo, ours, recorded(str(live.get("Description", ""))), before.version, allow_older)
         with steps.step("alarms"):  # a gradual deploy's missing alarm fails here, before anything is uploaded
-            outcome.shift = shifting = Shift(plan(aws, config))
-            read_alarms(aws, shifting.plan.alarms)
+            outcome.shift = shifting = plan(aws, config)
+            read_alarms(aws, shifting.alarms)
         with steps.step("upload"):
             for artifact in artifacts.all():
                 result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact)
@@ -214,7 +213,7 @@ def converge(
             if not layer.published:
                 outcome.skipped.append("layer publish")
         desired = desired_function(config, artifacts, stack, layer.arn)
-        latest = unless_missing(lambda: dict(aws.lambda_.get_function_configuration(FunctionName=name)), None)
+        latest = unless_aws_error(lambda: dict(aws.lambda_.get_function_configuration(FunctionName=name)), None)
         if latest is None:
             with steps.step("function create"):
                 latest = create_function(aws.lambda_, desired)
@@ -252,20 +251,12 @@ def converge(
                 outcome.skipped.append("alias")
             else:
                 history = [*(before.history if before else []), outcome.version]
-                if before is not None and shifting.plan.gradual:
+                if before is not None and shifting.weights:
                     shift(aws, config, before, outcome.version, history, shifting, lock.verify)
                 else:
                     aliases.point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
             logger.info(f"alias {alias_name} -> version {outcome.version}")
     outcome.write_report(paths, stack=asdict(stack))
-
-
-def live_provenance(aws: Aws, name: str, state: aliases.AliasState | None) -> Provenance | None:
-    """The commit the live version records (None without an alias, or for a version deployed before this record)."""
-    if state is None:
-        return None
-    live = aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=state.version)
-    return recorded(str(live.get("Description", "")))
 
 
 def already_live(
@@ -363,7 +354,7 @@ class Upload:
 
 def stored_checksum(s3: Any, bucket: str, key: str) -> str | None:
     """S3's full-object SHA-256 checksum of the object (base64; "" if it has none), None if there is no object."""
-    head = unless_missing(lambda: s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED"), None)
+    head = unless_aws_error(lambda: s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED"), None)
     if head is None:
         return None
     if head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":

@@ -82,26 +82,19 @@ def check_gate(paths: BuildPaths, artifacts: Artifacts, root: Path, checks: tupl
             problems += missing_proofs(check, report)
             failed.append(check)
             continue
+        recorded = report.get("artifacts") or {}
+        found = missing_proofs(check, report) + [
+            f"{check}: stale - it judged {artifact.name} "
+            f"{(recorded.get(artifact.name) or 'nothing')[:12]}, about to deploy {artifact.sha256[:12]}"
+            for artifact in artifacts.all()  # only what the check reads: retraining does not make abi stale
+            if artifact.name in JUDGES.get(check, (artifact.name,)) and recorded.get(artifact.name) != artifact.sha256
+        ]
         partial = smoke_problem(report) if check == "smoke" else None
         if partial:
-            problems.append(partial)
+            found.insert(0, partial)
+        problems += found
+        if found:
             to_rerun.append(check)
-        unproven = missing_proofs(check, report)
-        problems += unproven
-        if unproven and check not in to_rerun:
-            to_rerun.append(check)
-        recorded = report.get("artifacts") or {}
-        for artifact in artifacts.all():
-            if artifact.name not in JUDGES.get(check, (artifact.name,)):
-                continue  # e.g. abi never reads the model: retraining does not make it stale
-            judged = recorded.get(artifact.name)
-            if judged != artifact.sha256:
-                problems.append(
-                    f"{check}: stale - it judged {artifact.name} "
-                    f"{(judged or 'nothing')[:12]}, about to deploy {artifact.sha256[:12]}"
-                )
-                if check not in to_rerun:
-                    to_rerun.append(check)
     if problems:
         fixes = []
         if any(" proof missing - " in problem for problem in problems):

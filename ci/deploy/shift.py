@@ -25,25 +25,16 @@ RENEW_S = 60.0  # the deploy lock is renewed at least this often during a shift 
 ALARM_OUTPUT = "AlarmNames"  # the stack output listing infra/template.yaml's alarms
 
 
-@dataclass(frozen=True)
-class Plan:
+@dataclass
+class Shift:
+    """The plan, then what the report and the job summary show: one entry per step (and the undo, if any)."""
+
     strategy: str
     weights: tuple[int, ...]  # percent on the new version at each step before it takes everything
     interval_s: int
     alarms: tuple[str, ...]
-
-    @property
-    def gradual(self) -> bool:
-        return bool(self.weights)
-
-
-@dataclass
-class Shift:
-    """What the report and the job summary show: one entry per step (and the undo, if any)."""
-
-    plan: Plan
-    steps: list[dict[str, Any]] = field(default_factory=list)
     outcome: str = "not started"  # completed | rolled back | not started
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
 
 class AlarmFiredError(PipelineError):
@@ -58,7 +49,7 @@ def step_weights(strategy: str, step_percent: int) -> tuple[int, ...]:
     return ()
 
 
-def plan(aws: Aws, config: Config) -> Plan:
+def plan(aws: Aws, config: Config) -> Shift:
     deploy = config.deploy
     weights = step_weights(deploy.strategy, deploy.step_percent)
     stack = stack_alarms(aws, config) if weights else ()
@@ -69,7 +60,7 @@ def plan(aws: Aws, config: Config) -> Plan:
             "rerun `python -m ci bootstrap` (it adds the errors, throttles and duration alarms), then deploy",
         )
     watched = tuple(dict.fromkeys((*stack, *deploy.alarms)))
-    return Plan(deploy.strategy, weights, deploy.step_interval_s, watched)
+    return Shift(deploy.strategy, weights, deploy.step_interval_s, watched)
 
 
 def stack_alarms(aws: Aws, config: Config) -> tuple[str, ...]:
@@ -163,27 +154,28 @@ def shift(
     sleep: Callable[[float], None] = time.sleep,
 ) -> aliases.AliasState:
     """Move the alias from `before` to `new_version` step by step; on ALARM (or any failure) undo and raise."""
-    steps = shifting.plan
     old = before.version
-    if (found := firing(read_alarms(aws, steps.alarms))) is not None:
+    if (found := firing(read_alarms(aws, shifting.alarms))) is not None:
         raise AlarmFiredError(
             f"alarm {found[0]} is in ALARM before the shift started ({found[1]}); no traffic moved to version "
             f"{new_version}",
             "fix what the alarm reports (or wait until it is OK) and rerun `python -m ci deploy`",
         )
     state = before
-    logger.info(f"{steps.strategy} deploy: version {new_version} gets {', '.join(f'{w}%' for w in steps.weights)}, "
-        f"{steps.interval_s}s each, then 100%; watching {', '.join(steps.alarms) or 'no alarms'}")  # fmt: skip
+    weights = ", ".join(f"{w}%" for w in shifting.weights)
+    watched = ", ".join(shifting.alarms) or "no alarms"
+    logger.info(f"{shifting.strategy} deploy: version {new_version} gets {weights}, {shifting.interval_s}s each, "
+        f"then 100%; watching {watched}")  # fmt: skip
     try:
         with terminated_as_exception():
-            for weight in steps.weights:
+            for weight in shifting.weights:
                 with aws.deadlines.step(f"shift to {weight}%"):  # a shift outlasts one step's deadline
                     keep_lock()
                     state = route(aws, config, state, {new_version: weight / 100})
                 entry: dict[str, Any] = {"at": stamp(utc_now()), "weight_percent": weight, "alarm_reads": 0}
                 shifting.steps.append(entry)
                 logger.info(f"  {entry['at']} {weight}% on version {new_version}, {100 - weight}% on version {old}")
-                watch(aws, steps, entry, new_version, old, keep_lock, sleep)
+                watch(aws, shifting, entry, new_version, old, keep_lock, sleep)
             with aws.deadlines.step("shift to 100%"):
                 keep_lock()
                 moved = aliases.point_alias(aws.lambda_, config.function.name, before.name, new_version, history, state)
@@ -205,7 +197,7 @@ def shift(
 
 def watch(
     aws: Aws,
-    steps: Plan,
+    shifting: Shift,
     entry: dict[str, Any],
     new_version: str,
     old: str,
@@ -213,14 +205,14 @@ def watch(
     sleep: Callable[[float], None],
 ) -> None:
     """Wait the step's interval reading the alarms every POLL_S (at least once); raise on ALARM."""
-    deadline = time.monotonic() + steps.interval_s
+    deadline = time.monotonic() + shifting.interval_s
     renewed = time.monotonic()
     while True:
         with aws.deadlines.step("shift: alarm read"):
             if time.monotonic() - renewed >= RENEW_S:
                 keep_lock()  # a step may last longer than the lock's TTL
                 renewed = time.monotonic()
-            states = read_alarms(aws, steps.alarms)
+            states = read_alarms(aws, shifting.alarms)
         entry["alarm_reads"] += 1
         entry["alarms"] = {name: state for name, (state, _) in states.items()}
         if (found := firing(states)) is not None:
