@@ -70,8 +70,7 @@ def point_alias(
     current: AliasState | None,
     routing: dict[str, float] | None = None,
 ) -> AliasState:
-    """Create or move the alias to `version` (`routing`: weights of other versions), recording `history` (which
-    ends with it), only if it is still as `current` says: a concurrent move is a clear failure, never overwritten."""
+    """Move the alias only if it is still as `current` says: a concurrent move fails this run, never overwritten."""
     from botocore.exceptions import ClientError
 
     description = describe(history)

@@ -13,7 +13,7 @@ import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
@@ -91,9 +91,6 @@ class Timeouts:
             f"{self.call_s:g} s per call"
         )
 
-    def deadlines(self) -> Deadlines:
-        return Deadlines(call_s=self.call_s, step_s=self.step_s)
-
 
 class AccessDeniedError(PipelineError):
     """AWS refused an action: says which action on which resource, and which role should allow it."""
@@ -105,14 +102,14 @@ class Aws:
 
     session: Any
     region: str
+    endpoint_url: str | None
+    embedded: bool
+    timeouts: Timeouts
+    deadlines: Deadlines
     s3: Any
     lambda_: Any
     cloudformation: Any
-    endpoint_url: str | None
-    embedded: bool = False
-    timeouts: Timeouts = Timeouts()
-    deadlines: Deadlines = field(default_factory=lambda: Timeouts().deadlines())
-    cloudwatch: Any = None  # alarms read during a gradual deploy (ci/deploy/shift.py)
+    cloudwatch: Any  # alarms read during a gradual deploy (ci/deploy/shift.py)
 
     @property
     def emulated(self) -> bool:
@@ -233,13 +230,11 @@ def connect(
         f"credentials {'static (emulator or given)' if static_credentials else 'from the boto3 chain'}, "
         f"timeouts connect {timeouts.connect_s}s read {timeouts.read_s}s, {timeouts.attempts} attempts"
     )
-    deadlines = timeouts.deadlines()
+    deadlines = Deadlines(call_s=timeouts.call_s, step_s=timeouts.step_s)
     for client in clients.values():
         install_denied_hook(client)
         deadlines.install(client)
-    return Aws(
-        session, region, endpoint_url=endpoint, embedded=embedded, timeouts=timeouts, deadlines=deadlines, **clients
-    )
+    return Aws(session, region, endpoint, embedded, timeouts, deadlines, **clients)
 
 
 def error_code(exc: Any) -> str:

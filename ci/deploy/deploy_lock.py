@@ -123,8 +123,7 @@ def read(s3: Any, bucket: str, key: str) -> tuple[Found | None, datetime | None]
 
 
 def write(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> dict[str, Any] | None:
-    """A conditional write of the lock object: S3's response (ETag, VersionId, its Date), None if the condition
-    failed (someone else wrote it since it was read)."""
+    """A conditional write of the lock object: S3's response, None if someone else wrote it since it was read."""
     body = json.dumps(record, indent=2).encode()
     response: dict[str, Any] | None = unless_aws_error(
         lambda: s3.put_object(

@@ -15,10 +15,9 @@ from typing import Any
 
 from ci.config import Config
 from ci.deploy import alias as aliases
-from ci.deploy.artifacts import Artifact, Artifacts, hex_to_lambda_sha, lambda_sha_to_hex, local_artifacts
+from ci.deploy.artifacts import Artifact, Artifacts, check_gate, hex_to_lambda_sha, lambda_sha_to_hex, local_artifacts
 from ci.deploy.aws import Aws, Deadlines, unanswered, unless_aws_error
 from ci.deploy.deploy_lock import acquire, lock_key, owner
-from ci.deploy.gate import check_gate
 from ci.deploy.provenance import Provenance, check_order, detect, recorded, version_description
 from ci.deploy.shift import Shift, plan, read_alarms, resolve_split, shift
 from ci.deploy.stack import StackOutputs, read_outputs
@@ -482,15 +481,13 @@ def desired_function(config: Config, artifacts: Artifacts, stack: StackOutputs, 
 
 def matches(version_config: dict[str, Any], desired: Desired) -> bool:
     """Does a function version (or $LATEST) already run exactly what we want?"""
+    wanted = desired.configuration()
     env = version_config.get("Environment", {}).get("Variables", {})
     return (
         version_config.get("CodeSha256") == desired.code_sha256
         and [layer["Arn"] for layer in version_config.get("Layers", [])] == desired.layers
         and all(env.get(k) == v for k, v in desired.environment.items())
-        and version_config.get("Runtime") == desired.runtime
-        and version_config.get("Handler") == desired.handler
-        and int(version_config.get("MemorySize", 0)) == desired.memory_mb
-        and int(version_config.get("Timeout", 0)) == desired.timeout_s
+        and all(version_config.get(key) == wanted[key] for key in ("Runtime", "Handler", "MemorySize", "Timeout"))
         and version_config.get("Architectures", ["x86_64"]) == [desired.architecture]
     )
 

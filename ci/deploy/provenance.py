@@ -73,8 +73,7 @@ def recorded(description: str) -> Provenance | None:
 
 
 def version_description(ours: Provenance, function: str, layer: str, model: str) -> str:
-    """Lambda's 256-character description: the commit, then digest prefixes (the full ones are the
-    version's CodeSha256, its layer's CodeSha256 and MODEL_SHA256)."""
+    """The commit, then digest prefixes (the full ones are CodeSha256s and MODEL_SHA256) in 256 characters."""
     return f"{ours.describe()} function {function[:16]} layer {layer[:16]} model {model[:16]}"[:256]
 
 
