@@ -25,6 +25,7 @@ from ci.deploy import shift as shifts
 from ci.deploy.aws import Aws
 from ci.deploy.deployer import DeployFailedError, deploy
 from ci.deploy.rollback import rollback
+from ci.deploy.stack import read_outputs
 from ci.errors import ConfigError
 from ci.paths import REPO_ROOT
 
@@ -87,7 +88,7 @@ def in_thread(target: Any) -> tuple[threading.Thread, dict[str, Any]]:
 
 
 def test_bootstrap_creates_the_alarms_the_shift_watches(aws: Aws, config: Config):
-    names = shifts.stack_alarms(aws, config)
+    names = read_outputs(aws, config).alarms
     assert set(names) == {f"forgetting-curve-live-{kind}" for kind in ("errors", "throttles", "duration")}
     described = aws.cloudwatch.describe_alarms(AlarmNames=list(names))["MetricAlarms"]
     duration = next(a for a in described if a["MetricName"] == "Duration")

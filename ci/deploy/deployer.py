@@ -62,8 +62,7 @@ class DeployOutcome:
         self.production = aliases.production_line(before, self.alias)
 
     def summary(self) -> list[str]:
-        lines = [f"{self.status}: {self.endpoint}"]
-        lines.append(f"  {self.provenance.describe()} (from {self.provenance.source})")
+        lines = [f"{self.status}: {self.endpoint}", f"  {self.provenance.describe()} (from {self.provenance.source})"]
         lines += [f"  {u.artifact:<13} {u.uri}{'' if u.uploaded else '  (already there)'}" for u in self.uploads]
         if self.layer:
             lines.append(f"  layer version {self.layer.arn}{'' if self.layer.published else '  (reused)'}")
@@ -188,7 +187,7 @@ def converge(
                 live = aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=before.version)
                 check_order(repo, ours, recorded(str(live.get("Description", ""))), before.version, allow_older)
         with steps.step("alarms"):  # a gradual deploy's missing alarm fails here, before anything is uploaded
-            outcome.shift = shifting = plan(aws, config)
+            outcome.shift = shifting = plan(config, stack)
             read_alarms(aws, shifting.alarms)
         with steps.step("upload"):
             for artifact in artifacts.all():

@@ -77,7 +77,6 @@ def rollback(
             raise PipelineError(
                 f"function {name} has no version {target}", "list them with `aws lambda list-versions-by-function`"
             )
-        verdict = None
         if not force:
             verdict = (verifier or default_verifier(config, paths))(
                 aws, Candidate(name, target, configuration, stack.bucket, stack.key_prefix)
@@ -94,7 +93,7 @@ def rollback(
             logger.info(f"version {target} was built from {commit.describe()}")
         lock.verify()  # raises if the lock was taken over or broken during the check (the alias write checks again)
         moved = aliases.point_alias(aws.lambda_, name, alias_name, target, history, state)
-        return report_rollback(paths, alias_name, state.version, moved, verdict is not None)
+        return report_rollback(paths, alias_name, state.version, moved, not force)
 
 
 def report_rollback(

@@ -16,13 +16,13 @@ from ci.deploy import alias as aliases
 from ci.deploy.aws import Aws
 from ci.deploy.deploy_lock import now as utc_now
 from ci.deploy.deploy_lock import stamp
+from ci.deploy.stack import StackOutputs, read_outputs
 from ci.errors import PipelineError
 
 logger = logging.getLogger(__name__)
 
 POLL_S = 5.0  # alarms are read at least this often while a step waits
 RENEW_S = 60.0  # the deploy lock is renewed at least this often during a shift (its TTL is far longer)
-ALARM_OUTPUT = "AlarmNames"  # the stack output listing infra/template.yaml's alarms
 
 
 @dataclass
@@ -49,25 +49,18 @@ def step_weights(strategy: str, step_percent: int) -> tuple[int, ...]:
     return ()
 
 
-def plan(aws: Aws, config: Config) -> Shift:
+def plan(config: Config, stack: StackOutputs) -> Shift:
     deploy = config.deploy
     weights = step_weights(deploy.strategy, deploy.step_percent)
-    stack = stack_alarms(aws, config) if weights else ()
-    if weights and not stack:
+    ours = stack.alarms if weights else ()
+    if weights and not ours:
         raise PipelineError(
             f"stack {config.deploy.stack_name} has no alarms for a {deploy.strategy} deploy to watch "
             "(it was bootstrapped before gradual deploys existed)",
             "rerun `python -m ci bootstrap` (it adds the errors, throttles and duration alarms), then deploy",
         )
-    watched = tuple(dict.fromkeys((*stack, *deploy.alarms)))
+    watched = tuple(dict.fromkeys((*ours, *deploy.alarms)))
     return Shift(deploy.strategy, weights, deploy.step_interval_s, watched)
-
-
-def stack_alarms(aws: Aws, config: Config) -> tuple[str, ...]:
-    """The alarms infra/template.yaml creates (empty for a stack bootstrapped before they existed)."""
-    response = aws.cloudformation.describe_stacks(StackName=config.deploy.stack_name)
-    outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in response["Stacks"][0].get("Outputs", [])}
-    return tuple(name for name in str(outputs.get(ALARM_OUTPUT, "")).split(",") if name)
 
 
 def read_alarms(aws: Aws, names: tuple[str, ...]) -> dict[str, tuple[str, str]]:
@@ -94,7 +87,7 @@ def calm_local_alarms(aws: Aws, config: Config) -> None:
     """Alarms start each local command OK: moto never evaluates one, so a forced ALARM would stay forever."""
     from botocore.exceptions import ClientError
 
-    names = tuple(dict.fromkeys((*stack_alarms(aws, config), *config.deploy.alarms)))
+    names = tuple(dict.fromkeys((*read_outputs(aws, config).alarms, *config.deploy.alarms)))
     existing = aws.cloudwatch.describe_alarms(AlarmNames=list(names[:100])).get("MetricAlarms", []) if names else []
     for alarm in existing:
         if alarm.get("StateValue") != "OK":

@@ -25,6 +25,7 @@ class StackOutputs:
     execution_role_arn: str
     deploy_role_arn: str
     status: str
+    alarms: tuple[str, ...]  # infra/template.yaml's (none for a stack bootstrapped before they existed)
 
 
 def stack_parameters(config: Config, repository: str | None, oidc_provider_arn: str | None) -> dict[str, str]:
@@ -134,6 +135,7 @@ def read_outputs(aws: Aws, config: Config) -> StackOutputs:
         execution_role_arn=outputs["ExecutionRoleArn"],
         deploy_role_arn=outputs.get("DeployRoleArn", ""),
         status=str(stack.get("StackStatus")),
+        alarms=tuple(name for name in str(outputs.get("AlarmNames", "")).split(",") if name),
     )
 
 

@@ -160,8 +160,3 @@ def reset_local(state: Path) -> bool:
         (state / RECORDING).unlink(missing_ok=True)
     shutil.rmtree(state, ignore_errors=True)
     return True
-
-
-def local_size(state: Path) -> int:
-    recording = state / RECORDING
-    return recording.stat().st_size if recording.is_file() else 0
