@@ -32,9 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.deploy.artifacts import local_artifacts
+    from ci.deploy.artifacts import check_gate, local_artifacts
     from ci.deploy.deployer import deploy
-    from ci.deploy.gate import check_gate
     from ci.deploy.provenance import detect
     from ci.deploy.target import deployment_target
 

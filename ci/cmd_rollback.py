@@ -29,8 +29,8 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     if args.to is not None and not str(args.to).isdigit():
         raise PipelineError(f"--to {args.to!r} is not a version number", "pass a published version, e.g. --to 3")
     with deployment_target(config, paths, args.target) as aws, readable_aws_errors("rollback", aws.timeouts):
-        outcome = rollback(config, paths, aws, to=args.to, force=args.force)
+        moved = rollback(config, paths, aws, to=args.to, force=args.force)
     logs.result(
-        logger, f"alias {outcome.alias} -> version {outcome.to_version} (was {outcome.from_version}) on {aws.where}"
+        logger, f"alias {moved['alias']} -> version {moved['to_version']} (was {moved['from_version']}) on {aws.where}"
     )
     return 0

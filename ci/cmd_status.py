@@ -23,7 +23,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy import alias as aliases
     from ci.deploy.aws import readable_aws_errors
     from ci.deploy.stack import find_stack
-    from ci.deploy.target import LOCAL_STATE, deployment_target, local_size, wants_embedded
+    from ci.deploy.target import LOCAL_STATE, RECORDING, deployment_target, wants_embedded
     from ci.units import as_mb
 
     name, alias = config.function.name, config.function.alias
@@ -47,9 +47,8 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             lines.append(f"function {name}: no published version (`python -m ci deploy` publishes one)")
     if args.target != "aws" and wants_embedded(args.target):
         state_dir = paths.build / LOCAL_STATE
-        lines.append(
-            f"local state: {state_dir} ({as_mb(local_size(state_dir))}; `python -m ci reset-local` forgets it)"
-        )
+        size = (state_dir / RECORDING).stat().st_size if (state_dir / RECORDING).is_file() else 0
+        lines.append(f"local state: {state_dir} ({as_mb(size)}; `python -m ci reset-local` forgets it)")
     logs.result(logger, "\n".join(lines))
     return 0
 

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy.aws import readable_aws_errors
-    from ci.deploy.deploy_lock import break_lock, describe_owner, lock_key, owner
+    from ci.deploy.deploy_lock import break_lock, lock_key, owner
     from ci.deploy.stack import read_outputs
     from ci.deploy.target import deployment_target
     from ci.reports import write_report
@@ -33,39 +33,20 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     breaker = owner("unlock", "")
     with deployment_target(config, paths) as aws, readable_aws_errors("unlock", aws.timeouts):
         stack = read_outputs(aws, config)
-        broken, free = break_lock(
-            aws.s3, stack.bucket, lock_key(stack.key_prefix, config.function.name), breaker, reason
-        )
-    report = paths.report("unlock")
-    if broken is None:
-        state = "no lock object" if free is None else ("released" if free.record.get("released_at") else "broken")
-        logs.result(logger, f"nothing to break: the deploy lock of {config.function.name} on {aws.where} is {state}")
-        write_report(paths, "unlock", True, {"status": "not held", "lock": state})
-        logger.info(f"report: {report}")
-        return 0
-    holder = describe_owner(broken.holder)
-    logs.result(
-        logger, f"broke the deploy lock {broken.uri} held by {holder} since {broken.holder.get('acquired_at', '?')}"
-    )
-    logs.result(logger, f"  broken by {broken.record['broken_by']} at {broken.record['broken_at']} (S3 time): {reason}")
-    logs.result(
-        logger, f"  recorded in {broken.uri}" + (f" (version {broken.version_id})" if broken.version_id else "")
-    )
-    logs.result(logger, "  if that run is still alive, it stops before its next AWS write")
-    write_report(
-        paths,
-        "unlock",
-        True,
-        {
-            "status": "broken",
-            "lock": broken.uri,
-            "version_id": broken.version_id,
-            "holder": holder,
-            "broken_at": broken.record["broken_at"],
-            "broken_by": broken.record["broken_by"],
-            "reason": reason,
-            "holder_record": broken.holder,
-        },
-    )
-    logger.info(f"report: {report}")
+        report = break_lock(aws.s3, stack.bucket, lock_key(stack.key_prefix, config.function.name), breaker, reason)
+    if report["status"] == "not held":
+        lines = [f"nothing to break: the deploy lock of {config.function.name} on {aws.where} is {report['lock']}"]
+    else:
+        version = f" (version {report['version_id']})" if report["version_id"] else ""
+        since = report["holder_record"].get("acquired_at", "?")
+        lines = [
+            f"broke the deploy lock {report['lock']} held by {report['holder']} since {since}",
+            f"  broken by {report['broken_by']} at {report['broken_at']} (S3 time): {reason}",
+            f"  recorded in {report['lock']}{version}",
+            "  if that run is still alive, it stops before its next AWS write",
+        ]
+    for line in lines:
+        logs.result(logger, line)
+    write_report(paths, "unlock", True, report)
+    logger.info(f"report: {paths.report('unlock')}")
     return 0

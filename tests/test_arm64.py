@@ -13,8 +13,7 @@ import pytest
 from ci.arch import interpreter, sysroot
 from ci.arch.interpreter import EMULATED, MISSING, NATIVE, find_interpreter
 from ci.config import load_config
-from ci.deploy.artifacts import local_artifacts
-from ci.deploy.gate import check_gate
+from ci.deploy.artifacts import check_gate, local_artifacts
 from ci.errors import CheckFailedError
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.conftest import run_cli

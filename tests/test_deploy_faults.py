@@ -96,21 +96,21 @@ def test_rollback_moves_the_alias_back_after_checking_the_old_version(aws: Aws, 
     deploy(config, build.paths, aws, verifier=check)
     assert alias_version(aws, config) == "3"
 
-    assert rollback(config, build.paths, aws, verifier=check).to_version == "2"
-    assert rollback(config, build.paths, aws, verifier=check).to_version == "1"
+    assert rollback(config, build.paths, aws, verifier=check)["to_version"] == "2"
+    assert rollback(config, build.paths, aws, verifier=check)["to_version"] == "1"
     assert alias_version(aws, config) == "1"
     assert check.seen["1"] == first  # the check ran on version 1's bytes again
 
     with pytest.raises(PipelineError, match="no earlier version"):
         rollback(config, build.paths, aws, verifier=check)
 
-    assert rollback(config, build.paths, aws, to="3", verifier=check).to_version == "3"
+    assert rollback(config, build.paths, aws, to="3", verifier=check)["to_version"] == "3"
     check.fail_next = True
     with pytest.raises(PipelineError) as refused:
         rollback(config, build.paths, aws, verifier=check)
     assert "production is unchanged (alias live -> version 3)" in str(refused.value)
     assert alias_version(aws, config) == "3"
-    assert rollback(config, build.paths, aws, verifier=check).to_version == "1"
+    assert rollback(config, build.paths, aws, verifier=check)["to_version"] == "1"
 
 
 def test_rollback_without_history_uses_version_order(aws: Aws, config: Config, build: FakeBuild):
@@ -121,7 +121,7 @@ def test_rollback_without_history_uses_version_order(aws: Aws, config: Config, b
     name, alias = config.function.name, config.function.alias
     aws.lambda_.update_alias(FunctionName=name, Name=alias, FunctionVersion="2", Description="set by hand")
 
-    assert rollback(config, build.paths, aws, verifier=check).to_version == "1"
+    assert rollback(config, build.paths, aws, verifier=check)["to_version"] == "1"
 
 
 @pytest.mark.parametrize("counted_bytes", [None, 262_144_000])

@@ -25,6 +25,7 @@ from ci.deploy import shift as shifts
 from ci.deploy.aws import Aws
 from ci.deploy.deployer import DeployFailedError, deploy
 from ci.deploy.rollback import rollback
+from ci.deploy.stack import read_outputs
 from ci.errors import ConfigError
 from ci.paths import REPO_ROOT
 
@@ -87,7 +88,7 @@ def in_thread(target: Any) -> tuple[threading.Thread, dict[str, Any]]:
 
 
 def test_bootstrap_creates_the_alarms_the_shift_watches(aws: Aws, config: Config):
-    names = shifts.stack_alarms(aws, config)
+    names = read_outputs(aws, config).alarms
     assert set(names) == {f"forgetting-curve-live-{kind}" for kind in ("errors", "throttles", "duration")}
     described = aws.cloudwatch.describe_alarms(AlarmNames=list(names))["MetricAlarms"]
     duration = next(a for a in described if a["MetricName"] == "Duration")
@@ -232,7 +233,7 @@ def test_a_deploy_killed_mid_shift_is_resolved_by_the_next_deploy_or_rollback(
     check = first_then_second(aws, config, build)
     killed_mid_shift(moto, build, aws, config)
     outcome = rollback(config, build.paths, aws, verifier=check)
-    assert (outcome.from_version, outcome.to_version) == ("2", "1") and alias(aws, config) == ("1", {})
+    assert (outcome["from_version"], outcome["to_version"]) == ("2", "1") and alias(aws, config) == ("1", {})
     assert any("left mid-shift" in line for line in ci_log.messages)
 
     killed_mid_shift(moto, build, aws, config)
@@ -249,7 +250,7 @@ def test_rollback_after_a_completed_shift_goes_back_one_version(aws: Aws, config
     deploy(gradual(config, "linear", interval_s=0, step_percent=50), build.paths, aws, verifier=check)
     assert alias(aws, config) == ("2", {})
     outcome = rollback(config, build.paths, aws, verifier=check)
-    assert outcome.to_version == "1" and alias(aws, config) == ("1", {})
+    assert outcome["to_version"] == "1" and alias(aws, config) == ("1", {})
 
 
 def deploy_config(tmp_path: Path, lines: str) -> Path:

@@ -77,7 +77,7 @@ def test_a_deploy_of_an_ancestor_commit_is_refused_and_allowed_with_the_override
     # a newer commit goes forward without the flag, and rollback goes back without it
     build.make(model="newest")
     assert deploy(config, build.paths, aws, verifier=check, provenance=detect(repo, new), git_repo=repo).version == "3"
-    assert rollback(config, build.paths, aws, verifier=check).to_version == "2"
+    assert rollback(config, build.paths, aws, verifier=check)["to_version"] == "2"
     assert alias_version(aws, config) == "2"
 
 

@@ -166,7 +166,7 @@ def test_a_live_lock_of_another_runner_refuses_deploy_and_rollback_until_unlock(
     printed = capsys.readouterr().out
     assert "held by deploy by octocat@runner-7 pid 4242" in printed and "runner-7 was deleted" in printed
 
-    assert rollback(config, build.paths, aws, verifier=check).to_version == "1"
+    assert rollback(config, build.paths, aws, verifier=check)["to_version"] == "1"
     assert alias_version(aws, config) == "1"
     assert main(["--build-dir", str(build.paths.build), "unlock", "--reason", "again"]) == 0
     assert "nothing to break" in capsys.readouterr().out  # released by the rollback: nothing to break

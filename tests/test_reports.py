@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from ci.config import load_config
-from ci.deploy.artifacts import local_artifacts
-from ci.deploy.gate import check_gate
+from ci.deploy.artifacts import check_gate, local_artifacts
 from ci.errors import CheckFailedError, PipelineError
 from ci.layer import sources
 from ci.paths import REPO_ROOT, BuildPaths

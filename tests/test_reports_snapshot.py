@@ -17,8 +17,7 @@ import pytest
 import ci.abi
 from ci import cmd_abi
 from ci.config import load_config
-from ci.deploy.artifacts import local_artifacts
-from ci.deploy.gate import check_gate
+from ci.deploy.artifacts import check_gate, local_artifacts
 from ci.errors import CheckFailedError
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import sha256_file

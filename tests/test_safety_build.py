@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from ci.config import Config, load_config
-from ci.deploy.artifacts import local_artifacts
-from ci.deploy.gate import check_gate
+from ci.deploy.artifacts import check_gate, local_artifacts
 from ci.errors import CheckFailedError
 from ci.layer.wheels import read_layer_lock
 from ci.paths import REPO_ROOT, BuildPaths

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci.deploy.aws import unless_missing
+from ci.deploy.aws import error_code, unless_aws_error
 from ci.errors import PipelineError
 
 PREFIX = "live versions, oldest first (python -m ci deploy/rollback): "
@@ -30,7 +30,7 @@ class AliasState:
 
 
 def read_alias(lambda_: Any, function_name: str, alias: str) -> AliasState | None:
-    response = unless_missing(lambda: lambda_.get_alias(FunctionName=function_name, Name=alias), None)
+    response = unless_aws_error(lambda: lambda_.get_alias(FunctionName=function_name, Name=alias), None)
     if response is None:
         return None
     version = str(response["FunctionVersion"])
@@ -50,7 +50,7 @@ def published_versions(lambda_: Any, name: str) -> list[dict[str, Any]]:
         pages = lambda_.get_paginator("list_versions_by_function").paginate(FunctionName=name)
         return [v for page in pages for v in page.get("Versions", []) if v["Version"] != "$LATEST"]
 
-    return unless_missing(listed, [])
+    return unless_aws_error(listed, [])
 
 
 def describe(history: list[str]) -> str:
@@ -62,15 +62,20 @@ def describe(history: list[str]) -> str:
 
 
 def point_alias(
-    lambda_: Any, function_name: str, alias: str, version: str, history: list[str], current: AliasState | None
+    lambda_: Any,
+    function_name: str,
+    alias: str,
+    version: str,
+    history: list[str],
+    current: AliasState | None,
+    routing: dict[str, float] | None = None,
 ) -> AliasState:
-    """Create or move the alias to `version`, recording `history` (which must end with it), only if it
-    is still as `current` says: a concurrent create, move or rollback is a clear failure, never overwritten."""
+    """Move the alias only if it is still as `current` says: a concurrent move fails this run, never overwritten."""
     from botocore.exceptions import ClientError
 
     description = describe(history)
     now = read_alias(lambda_, function_name, alias)
-    if not same(now, current):
+    if not same(now, current):  # RevisionId alone is not enough: an emulator may ignore it
         raise moved_concurrently(alias, current, now)
     try:
         if current is None:
@@ -84,18 +89,15 @@ def point_alias(
                 Name=alias,
                 FunctionVersion=version,
                 Description=description,
-                RoutingConfig={"AdditionalVersionWeights": {}},  # the version alone, whatever a shift left
+                RoutingConfig={"AdditionalVersionWeights": routing or {}},  # none: the version alone
                 **guard,
             )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in {
-            "PreconditionFailedException",
-            "ResourceConflictException",
-        }:
+        code = error_code(exc)
+        if code not in {"PreconditionFailedException", "ResourceConflictException"}:
             raise
-        code = exc.response["Error"]["Code"]
         raise moved_concurrently(alias, current, read_alias(lambda_, function_name, alias), f"AWS: {code}") from exc
-    return AliasState(alias, version, history)
+    return AliasState(alias, version, history, routing=routing or {})
 
 
 def same(a: AliasState | None, b: AliasState | None) -> bool:

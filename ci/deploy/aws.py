@@ -11,9 +11,9 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
@@ -41,7 +41,7 @@ S3_ACTIONS = {
     "AbortMultipartUpload": "s3:AbortMultipartUpload",
     "ListObjectsV2": "s3:ListBucket",
 }
-SIGNING_PREFIX = {"s3": "s3", "lambda": "lambda", "cloudformation": "cloudformation", "iam": "iam", "sts": "sts"}
+MISSING = {"ResourceNotFoundException", "NoSuchKey", "NotFound", "404"}  # nothing there (yet)
 CREDENTIAL_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
     "AWS_PROFILE",
@@ -61,7 +61,6 @@ class Timeouts:
     attempts: int = 2
     call_s: float = 60.0
     step_s: float = 300.0
-    release_s: float = 15.0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Timeouts:
@@ -92,9 +91,6 @@ class Timeouts:
             f"{self.call_s:g} s per call"
         )
 
-    def deadlines(self) -> Deadlines:
-        return Deadlines(call_s=self.call_s, step_s=self.step_s)
-
 
 class AccessDeniedError(PipelineError):
     """AWS refused an action: says which action on which resource, and which role should allow it."""
@@ -106,14 +102,14 @@ class Aws:
 
     session: Any
     region: str
+    endpoint_url: str | None
+    embedded: bool
+    timeouts: Timeouts
+    deadlines: Deadlines
     s3: Any
     lambda_: Any
     cloudformation: Any
-    endpoint_url: str | None
-    embedded: bool = False
-    timeouts: Timeouts = Timeouts()
-    deadlines: Deadlines = field(default_factory=lambda: Timeouts().deadlines())
-    cloudwatch: Any = None  # alarms read during a gradual deploy (ci/deploy/shift.py)
+    cloudwatch: Any  # alarms read during a gradual deploy (ci/deploy/shift.py)
 
     @property
     def emulated(self) -> bool:
@@ -223,41 +219,39 @@ def connect(
         connect_timeout=timeouts.connect_s,
         read_timeout=timeouts.read_s,
     )
+    services = {"s3": "s3", "lambda_": "lambda", "cloudformation": "cloudformation", "cloudwatch": "cloudwatch"}
     clients = {
-        name: session.client(name, endpoint_url=endpoint_url, config=boto_config)
-        for name in ("s3", "lambda", "cloudformation", "cloudwatch")
+        attribute: session.client(name, endpoint_url=endpoint_url, config=boto_config)
+        for attribute, name in services.items()
     }
+    endpoint = clients["lambda_"].meta.endpoint_url
     logger.debug(
-        f"AWS: region {region}, endpoint {clients['lambda'].meta.endpoint_url}, "
+        f"AWS: region {region}, endpoint {endpoint}, "
         f"credentials {'static (emulator or given)' if static_credentials else 'from the boto3 chain'}, "
         f"timeouts connect {timeouts.connect_s}s read {timeouts.read_s}s, {timeouts.attempts} attempts"
     )
-    deadlines = timeouts.deadlines()
+    deadlines = Deadlines(call_s=timeouts.call_s, step_s=timeouts.step_s)
     for client in clients.values():
         install_denied_hook(client)
         deadlines.install(client)
-    return Aws(
-        session=session,
-        region=region,
-        s3=clients["s3"],
-        lambda_=clients["lambda"],
-        cloudformation=clients["cloudformation"],
-        endpoint_url=clients["lambda"].meta.endpoint_url,
-        embedded=embedded,
-        timeouts=timeouts,
-        deadlines=deadlines,
-        cloudwatch=clients["cloudwatch"],
-    )
+    return Aws(session, region, endpoint, embedded, timeouts, deadlines, **clients)
 
 
-def unless_missing(call: Callable[[], T], default: D) -> T | D:
-    """`call()`, or `default` when AWS answers ResourceNotFoundException (nothing deployed there yet)."""
+def error_code(exc: Any) -> str:
+    """AWS's error code, else the HTTP status (S3 answers a HEAD with no body)."""
+    response = getattr(exc, "response", {})
+    code = str(response.get("Error", {}).get("Code", ""))
+    return code or str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+
+
+def unless_aws_error(call: Callable[[], T], default: D, codes: Collection[str] = MISSING) -> T | D:
+    """`call()`, or `default` when AWS answers one of `codes` (by default: nothing is there)."""
     from botocore.exceptions import ClientError
 
     try:
         return call()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+        if error_code(exc) not in codes:
             raise
         return default
 
@@ -266,14 +260,15 @@ def unanswered(exc: BaseException, timeouts: Timeouts | None = None) -> Pipeline
     """A PipelineError naming the endpoint that did not answer (timeout, refused, unreachable), else None."""
     from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-    if not isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError)):
+    if isinstance(exc, ReadTimeoutError):
+        verb = "accepted the connection but did not answer"
+    elif isinstance(exc, ConnectTimeoutError):
+        verb = "did not accept a connection"
+    elif isinstance(exc, EndpointConnectionError):
+        verb = "could not be reached"
+    else:
         return None
     endpoint = str(getattr(exc, "kwargs", {}).get("endpoint_url", "")) or "the AWS endpoint"
-    what = {
-        ReadTimeoutError: "accepted the connection but did not answer",
-        ConnectTimeoutError: "did not accept a connection",
-    }
-    verb = next((text for cls, text in what.items() if isinstance(exc, cls)), "could not be reached")
     within = f" within the bounds ({timeouts.describe()})" if timeouts else ""
     return PipelineError(
         f"{endpoint} {verb}{within}",
@@ -307,7 +302,9 @@ def install_denied_hook(client: Any) -> None:
         code = str(parsed.get("Error", {}).get("Code", "")) if isinstance(parsed, dict) else ""
         if http_response.status_code < 300 or code not in DENIED_CODES:
             return
-        action = denied_action(service, model.name)
+        action = f"{service}:{model.name}"
+        if service == "s3":
+            action = S3_ACTIONS.get(model.name, action)
         resource = denied_resource(service, context.get("ci_params", {}))
         message = str(parsed.get("Error", {}).get("Message", ""))
         hint = (
@@ -323,12 +320,6 @@ def install_denied_hook(client: Any) -> None:
 
     client.meta.events.register(f"before-parameter-build.{service}.*", remember)
     client.meta.events.register(f"after-call.{service}.*", judge)
-
-
-def denied_action(service: str, operation: str) -> str:
-    if service == "s3":
-        return S3_ACTIONS.get(operation, f"s3:{operation}")
-    return f"{SIGNING_PREFIX.get(service, service)}:{operation}"
 
 
 def denied_resource(service: str, params: Mapping[str, Any]) -> str:

@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from ci.deploy.aws import capped
+from ci.deploy.aws import MISSING, capped, error_code, unless_aws_error
 from ci.errors import PipelineError
 
 logger = logging.getLogger(__name__)
@@ -61,11 +61,6 @@ def s3_time(response: Mapping[str, Any]) -> datetime | None:
         return None
 
 
-def ttl_of(record: Mapping[str, Any]) -> int:
-    ttl = record.get("ttl_s")
-    return ttl if isinstance(ttl, int) and 0 <= ttl <= MAX_TTL_S else TTL_S
-
-
 @dataclass(frozen=True)
 class Found:
     """The lock object as S3 holds it, and S3's time when it said so."""
@@ -77,7 +72,8 @@ class Found:
 
     @property
     def expires(self) -> datetime:
-        return self.last_modified + timedelta(seconds=ttl_of(self.record))
+        ttl = self.record.get("ttl_s")  # as its writer set it, if sane
+        return self.last_modified + timedelta(seconds=ttl if isinstance(ttl, int) and 0 <= ttl <= MAX_TTL_S else TTL_S)
 
     @property
     def expired(self) -> bool:
@@ -110,7 +106,7 @@ def read(s3: Any, bucket: str, key: str) -> tuple[Found | None, datetime | None]
     try:
         response = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+        if error_code(exc) in MISSING:
             return None, s3_time(exc.response)
         raise
     try:
@@ -126,29 +122,22 @@ def read(s3: Any, bucket: str, key: str) -> tuple[Found | None, datetime | None]
     return found, found.s3_now
 
 
-def error_code(exc: Any) -> str:
-    response = getattr(exc, "response", {})
-    code = str(response.get("Error", {}).get("Code", ""))
-    return code or str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-
-
-def write(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> dict[str, Any]:
-    """A conditional write of the lock object; S3's response (ETag, VersionId, its Date header)."""
-    response: dict[str, Any] = s3.put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=json.dumps(record, indent=2).encode(),
-        ContentType="application/json",
-        ServerSideEncryption="AES256",
-        **condition,
+def write(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> dict[str, Any] | None:
+    """A conditional write of the lock object: S3's response, None if someone else wrote it since it was read."""
+    body = json.dumps(record, indent=2).encode()
+    response: dict[str, Any] | None = unless_aws_error(
+        lambda: s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ContentType="application/json",
+            ServerSideEncryption="AES256",
+            **condition,
+        ),
+        None,
+        LOST,
     )
     return response
-
-
-def put(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> tuple[str, datetime | None]:
-    """(ETag, S3's time) of a conditional write of the lock object."""
-    response = write(s3, bucket, key, record, **condition)
-    return str(response["ETag"]), s3_time(response)
 
 
 @dataclass
@@ -161,7 +150,6 @@ class DeployLock:
     etag: str
     record: dict[str, Any]
     written: datetime  # S3's time of our last write
-    ttl_s: int = TTL_S
     log: Callable[[str], None] = logger.info
     released: bool = field(default=False)
 
@@ -171,37 +159,29 @@ class DeployLock:
 
     @property
     def expires(self) -> datetime:
-        return self.written + timedelta(seconds=self.ttl_s)
+        return self.written + timedelta(seconds=TTL_S)
+
+    def rewrite(self, record: dict[str, Any]) -> datetime | None:
+        """Write `record` conditional on our ETag (raises LockLostError if it is no longer ours); S3's time."""
+        response = write(self.s3, self.bucket, self.key, record, IfMatch=self.etag)
+        if response is None:
+            raise self.lost()
+        self.etag, self.record = str(response["ETag"]), record
+        return s3_time(response)
 
     def renew(self, s3_now: datetime | None = None) -> None:
-        """Rewrite the lock conditional on its ETag (S3 restarts its expiry); raises if it is no longer ours."""
-        from botocore.exceptions import ClientError
-
+        """S3 restarts the lock's expiry at each write."""
         base = s3_now or self.written
-        expires = stamp(base + timedelta(seconds=self.ttl_s))
-        record = {**self.record, "expires_at": expires, "runner_clock": stamp(now())}
-        try:
-            self.etag, written = put(self.s3, self.bucket, self.key, record, IfMatch=self.etag)
-        except ClientError as exc:
-            if error_code(exc) not in LOST:
-                raise
-            raise self.lost() from exc
-        self.written, self.record = written or base, record
+        expires = stamp(base + timedelta(seconds=TTL_S))
+        self.written = self.rewrite({**self.record, "expires_at": expires, "runner_clock": stamp(now())}) or base
 
     def verify(self) -> None:
         """Before a write: the lock object must still carry our ETag; renewed once half its life is gone (S3 time)."""
-        from botocore.exceptions import ClientError
-
-        try:
-            head = self.s3.head_object(Bucket=self.bucket, Key=self.key)
-        except ClientError as exc:
-            if error_code(exc) not in {"NoSuchKey", "404", "NotFound"}:
-                raise
-            raise self.lost() from exc
-        if str(head["ETag"]) != self.etag:
+        head = unless_aws_error(lambda: self.s3.head_object(Bucket=self.bucket, Key=self.key), None)
+        if head is None or str(head["ETag"]) != self.etag:
             raise self.lost()
         s3_now = s3_time(head)
-        if s3_now is None or s3_now - head["LastModified"] >= timedelta(seconds=self.ttl_s / 2):
+        if s3_now is None or s3_now - head["LastModified"] >= timedelta(seconds=TTL_S / 2):
             self.renew(s3_now)
 
     def lost(self) -> LockLostError:
@@ -245,10 +225,9 @@ class DeployLock:
 
         if self.released:
             return
-        record = {**self.record, "released_at": stamp(now())}
         try:
             with capped(self.s3, RELEASE_S):
-                self.etag, _ = put(self.s3, self.bucket, self.key, record, IfMatch=self.etag)
+                self.rewrite({**self.record, "released_at": stamp(now())})
             self.released = True
         except (ClientError, BotoCoreError, PipelineError) as exc:
             self.log(
@@ -262,12 +241,9 @@ def acquire(
     bucket: str,
     key: str,
     holder: Mapping[str, Any],
-    ttl_s: int = TTL_S,
     log: Callable[[str], None] = logger.info,
 ) -> DeployLock:
     """Take the lock, or take over a released, broken, expired or provably dead one; else DeployLockedError."""
-    from botocore.exceptions import ClientError
-
     uri = f"s3://{bucket}/{key}"
     found: Found | None = None
     for _ in range(3):  # another round only if someone else wrote between our read and our write
@@ -276,9 +252,9 @@ def acquire(
         record: dict[str, Any] = {
             **holder,
             "token": uuid.uuid4().hex,  # makes our ETag ours alone
-            "ttl_s": ttl_s,
+            "ttl_s": TTL_S,
             "acquired_at": stamp(start),
-            "expires_at": stamp(start + timedelta(seconds=ttl_s)),
+            "expires_at": stamp(start + timedelta(seconds=TTL_S)),
             "runner_clock": stamp(now()),
         }
         why = found.free_because() if found is not None else "absent"
@@ -290,15 +266,12 @@ def acquire(
             condition = {"IfMatch": found.etag}
             if why not in ("released", "broken"):
                 record["took_over"] = {"holder": found.record, "why": why}
-        try:
-            etag, written = put(s3, bucket, key, record, **condition)
-        except ClientError as exc:
-            if error_code(exc) not in LOST:
-                raise
+        response = write(s3, bucket, key, record, **condition)
+        if response is None:
             continue
         if found is not None and why not in ("released", "broken"):
             log(f"took over the deploy lock {uri} of {describe_owner(found.record)}: {why}")
-        return DeployLock(s3, bucket, key, etag, record, written or start, ttl_s, log)
+        return DeployLock(s3, bucket, key, str(response["ETag"]), record, s3_time(response) or start, log)
     if found is None:
         raise DeployLockedError(f"could not take the deploy lock {uri}: it kept changing", "rerun in a minute")
     raise locked(uri, found)
@@ -312,24 +285,13 @@ def locked(uri: str, found: Found) -> DeployLockedError:
     )
 
 
-@dataclass(frozen=True)
-class Broken:
-    uri: str
-    holder: dict[str, Any]  # the record that was broken
-    record: dict[str, Any]  # what the lock object says now
-    version_id: str
-
-
-def break_lock(
-    s3: Any, bucket: str, key: str, breaker: Mapping[str, Any], reason: str
-) -> tuple[Broken | None, Found | None]:
-    """Break a held lock, recording who and why in it, conditional on the ETag read; else (None, the free lock)."""
-    from botocore.exceptions import ClientError
-
+def break_lock(s3: Any, bucket: str, key: str, breaker: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """Break a held lock, recording who and why in it, conditional on the ETag read; the unlock report."""
     uri = f"s3://{bucket}/{key}"
     found, s3_now = read(s3, bucket, key)
     if found is None or found.record.get("released_at") or found.record.get("broken_at"):
-        return None, found
+        state = "no lock object" if found is None else ("released" if found.record.get("released_at") else "broken")
+        return {"status": "not held", "lock": state}
     record = {
         "broken_at": stamp(s3_now or now()),
         "broken_by": describe_owner(breaker),
@@ -338,16 +300,22 @@ def break_lock(
         "holder": found.record,
         "holder_last_renewed": stamp(found.last_modified),
     }
-    try:
-        response = write(s3, bucket, key, record, IfMatch=found.etag)
-    except ClientError as exc:
-        if error_code(exc) not in LOST:
-            raise
+    response = write(s3, bucket, key, record, IfMatch=found.etag)
+    if response is None:
         raise PipelineError(
             f"the deploy lock {uri} changed while it was being broken; nothing was broken",
             f"rerun `{UNLOCK_FIX}` to see (and break) the current holder",
-        ) from exc
-    return Broken(uri, found.record, record, str(response.get("VersionId", ""))), None
+        )
+    return {
+        "status": "broken",
+        "lock": uri,
+        "version_id": str(response.get("VersionId", "")),
+        "holder": describe_owner(found.record),
+        "broken_at": record["broken_at"],
+        "broken_by": record["broken_by"],
+        "reason": reason,
+        "holder_record": found.record,
+    }
 
 
 @contextmanager
@@ -356,12 +324,11 @@ def held(
     bucket: str,
     key: str,
     holder: Mapping[str, Any],
-    ttl_s: int = TTL_S,
     log: Callable[[str], None] = logger.info,
     guarded: tuple[Any, ...] = (),
 ) -> Iterator[DeployLock]:
     """The lock for the duration of the block (writes of `guarded` clients verify it), released however it ends."""
-    lock = acquire(s3, bucket, key, holder, ttl_s, log)
+    lock = acquire(s3, bucket, key, holder, log)
     try:
         with lock.guard(*guarded):
             yield lock

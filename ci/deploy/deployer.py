@@ -8,17 +8,16 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ci.config import Config
 from ci.deploy import alias as aliases
-from ci.deploy.artifacts import Artifact, Artifacts, hex_to_lambda_sha, lambda_sha_to_hex, local_artifacts
-from ci.deploy.aws import Aws, Deadlines, unanswered, unless_missing
-from ci.deploy.deploy_lock import TTL_S, acquire, lock_key, owner
-from ci.deploy.gate import check_gate
+from ci.deploy.artifacts import Artifact, Artifacts, check_gate, hex_to_lambda_sha, lambda_sha_to_hex, local_artifacts
+from ci.deploy.aws import Aws, Deadlines, unanswered, unless_aws_error
+from ci.deploy.deploy_lock import acquire, lock_key, owner
 from ci.deploy.provenance import Provenance, check_order, detect, recorded, version_description
 from ci.deploy.shift import Shift, plan, read_alarms, resolve_split, shift
 from ci.deploy.stack import StackOutputs, read_outputs
@@ -38,30 +37,32 @@ class DeployFailedError(PipelineError):
     def __init__(self, step: str, problem: str, fix: str, production: str) -> None:
         super().__init__(f"deploy failed at step '{step}': {problem}\n  {production}", fix or RERUN_FIX)
         self.step = step
-        self.production = production
 
 
 @dataclass
 class DeployOutcome:
-    status: str  # deployed | already deployed
+    status: str  # deployed | already deployed | failed
     endpoint: str
+    alias: str
+    provenance: Provenance
+    production: str  # what production runs if this deploy fails now
     uploads: list[Upload] = field(default_factory=list)
     layer: LayerVersion | None = None
     version: str = ""
-    alias: str = ""
     previous_version: str | None = None
     verdict: Verdict | None = None
     timings: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     size: dict[str, Any] = field(default_factory=dict)
-    provenance: Provenance | None = None
     snapstart: dict[str, str] = field(default_factory=dict)  # requested and reported SnapStart.ApplyOn
     shift: Shift | None = None  # a gradual deploy's steps ([deploy] strategy)
 
+    def moving_from(self, before: aliases.AliasState | None) -> None:
+        self.previous_version = before.version if before else None
+        self.production = aliases.production_line(before, self.alias)
+
     def summary(self) -> list[str]:
-        lines = [f"{self.status}: {self.endpoint}"]
-        if self.provenance:
-            lines.append(f"  {self.provenance.describe()} (from {self.provenance.source})")
+        lines = [f"{self.status}: {self.endpoint}", f"  {self.provenance.describe()} (from {self.provenance.source})"]
         lines += [f"  {u.artifact:<13} {u.uri}{'' if u.uploaded else '  (already there)'}" for u in self.uploads]
         if self.layer:
             lines.append(f"  layer version {self.layer.arn}{'' if self.layer.published else '  (reused)'}")
@@ -69,9 +70,26 @@ class DeployOutcome:
         moved = f" (was {self.previous_version})" if self.previous_version not in (None, self.version) else ""
         lines.append(f"  alias {self.alias} -> version {self.version}{moved}")
         if self.shift and self.shift.steps:
-            lines.append(f"  {self.shift.plan.strategy} shift {self.shift.outcome}:")
+            lines.append(f"  {self.shift.strategy} shift {self.shift.outcome}:")
             lines += [f"    {s['at']}  {s['weight_percent']:>3}%  {shift_alarms(s)}" for s in self.shift.steps]
         return lines
+
+    def write_report(self, paths: BuildPaths, **head: Any) -> None:
+        body = {
+            "endpoint": self.endpoint,
+            "uploads": [{**asdict(u), "uri": u.uri} for u in self.uploads],
+            "layer": asdict(self.layer) if self.layer else None,
+            "function_version": self.version,
+            "alias": {"name": self.alias, "version": self.version, "previous_version": self.previous_version},
+            "post_deploy_check": asdict(self.verdict) if self.verdict else None,
+            "size": self.size,
+            "timings": self.timings,
+            "skipped": self.skipped,
+            "provenance": asdict(self.provenance),
+            "snapstart": self.snapstart,
+            "shift": asdict(self.shift) if self.shift else None,
+        }
+        write_report(paths, "deploy", self.status != "failed", {"status": self.status, **head, **body})
 
 
 def shift_alarms(step: dict[str, Any]) -> str:
@@ -84,19 +102,18 @@ def shift_alarms(step: dict[str, Any]) -> str:
 class Steps:
     """Times each step, bounds its AWS calls, and remembers which one was running when something failed."""
 
-    def __init__(self, deadlines: Deadlines | None = None) -> None:
+    def __init__(self, deadlines: Deadlines, timings: dict[str, float]) -> None:
         self.current = "start"
-        self.timings: dict[str, float] = {}
+        self.timings = timings
         self.deadlines = deadlines
-        self.on_step: Callable[[], None] | None = None  # verifies the deploy lock while it is held
+        self.on_step: Callable[[], None] = lambda: None  # verifies the deploy lock once it is held
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         self.current = name
         started = time.monotonic()
-        with self.deadlines.step(name) if self.deadlines else nullcontext():
-            if self.on_step is not None:
-                self.on_step()
+        with self.deadlines.step(name):
+            self.on_step()
             yield
         self.timings[name] = round(time.monotonic() - started, 3)
 
@@ -109,184 +126,135 @@ def deploy(
     artifacts: Artifacts | None = None,
     provenance: Provenance | None = None,
     allow_older: bool = False,
-    lock_ttl_s: int = TTL_S,
     git_repo: Path | None = None,
 ) -> DeployOutcome:
     """Deploy `artifacts` (snapshots already gated, else taken here); raises DeployFailedError naming production."""
     artifacts = artifacts or local_artifacts(paths)
     check_gate(paths, artifacts, config.root)  # before any request: nothing unverified is ever uploaded
     repo = git_repo or config.root
+    alias_name = config.function.alias
     ours = provenance or detect(repo)
+    outcome = DeployOutcome("deployed", aws.where, alias_name, ours, aliases.production_line(None, alias_name, False))
+    steps = Steps(aws.deadlines, outcome.timings)
     verifier = verifier or default_verifier(config, paths)
-    steps = Steps(aws.deadlines)
-    name, alias_name = config.function.name, config.function.alias
-    outcome = DeployOutcome(status="deployed", endpoint=aws.where, alias=alias_name, provenance=ours)
-    before: aliases.AliasState | None = None
-    alias_read = False
     try:
-        with steps.step("read stack and alias"):
-            stack = read_outputs(aws, config)
-            before = aliases.read_alias(aws.lambda_, name, alias_name)
-            alias_read = True
-            outcome.previous_version = before.version if before else None
-        live = already_live(aws, config, artifacts, stack, before)
-        if live is not None:
-            outcome.status, outcome.version, outcome.layer = "already deployed", before.version, live  # type: ignore[union-attr]
-            outcome.uploads = [
-                Upload(a.name, stack.bucket, a.key(stack.key_prefix), False, 0.0) for a in artifacts.all()
-            ]
-            outcome.skipped = ["upload", "layer publish", "code update", "configuration update", "version", "alias"]
-            outcome.timings = steps.timings
-            write_deploy_report(paths, outcome, stack, passed=True)
-            return outcome
-        with steps.step("lock"):
-            key = lock_key(stack.key_prefix, name)
-            lock = acquire(aws.s3, stack.bucket, key, owner("deploy", ours.commit), lock_ttl_s)
-            logger.info(f"deploy lock {lock.uri} held until {lock.record['expires_at']} (S3 time)")
-        try:
-            steps.on_step = lock.verify
-            with lock.guard(aws.s3, aws.lambda_, aws.cloudformation):  # every write proves the lock is ours
-                with steps.step("commit order"):
-                    before = resolve_split(aws, config)  # under the lock: the state we move from
-                    outcome.previous_version = before.version if before else None
-                    check_order(
-                        repo, ours, live_provenance(aws, name, before), getattr(before, "version", ""), allow_older
-                    )
-                outcome = run_steps(config, paths, aws, verifier, steps, artifacts, stack, before, outcome)
-        finally:
-            steps.on_step = None
-            lock.release()
-    except PipelineError as exc:
-        failed(paths, outcome, steps, exc.problem, exc.fix, before, alias_name, alias_read)
-    except Exception as exc:  # noqa: BLE001  # botocore errors, injected faults: still say what production runs
-        silent = unanswered(exc, aws.timeouts)
-        if silent is not None:
-            failed(paths, outcome, steps, silent.problem, silent.fix, before, alias_name, alias_read)
-        failed(paths, outcome, steps, f"{exc.__class__.__name__}: {exc}", "", before, alias_name, alias_read)
-    outcome.timings = steps.timings
-    write_deploy_report(paths, outcome, stack, passed=True)
+        converge(config, paths, aws, verifier, artifacts, steps, outcome, repo, allow_older)
+    except Exception as exc:  # botocore errors, injected faults: still say what production runs
+        error = exc if isinstance(exc, PipelineError) else unanswered(exc, aws.timeouts)
+        problem, fix = (error.problem, error.fix) if error else (f"{exc.__class__.__name__}: {exc}", "")
+        outcome.status = "failed"
+        outcome.write_report(paths, failed_step=steps.current, error=problem, production=outcome.production)
+        raise DeployFailedError(steps.current, problem, fix, outcome.production) from exc
     return outcome
 
 
-def live_provenance(aws: Aws, name: str, state: aliases.AliasState | None) -> Provenance | None:
-    """The commit the live version records (None without an alias, or for a version deployed before this record)."""
-    if state is None:
-        return None
-    live = aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=state.version)
-    return recorded(str(live.get("Description", "")))
-
-
-def run_steps(
+def converge(
     config: Config,
     paths: BuildPaths,
     aws: Aws,
     verifier: Verifier,
-    steps: Steps,
     artifacts: Artifacts,
-    stack: StackOutputs,
-    before: aliases.AliasState | None,
+    steps: Steps,
     outcome: DeployOutcome,
-) -> DeployOutcome:
+    repo: Path,
+    allow_older: bool,
+) -> None:
+    """The steps in order, each skipped when its result exists; the alias moves last, under the deploy lock."""
     name, alias_name = config.function.name, config.function.alias
-    with steps.step("alarms"):  # a gradual deploy's missing alarm fails here, before anything is uploaded
-        outcome.shift = Shift(plan(aws, config))
-        read_alarms(aws, outcome.shift.plan.alarms)
-    with steps.step("upload"):
-        for artifact in artifacts.all():
-            result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact)
-            outcome.uploads.append(result)
-            logger.info(f"{'uploaded' if result.uploaded else 'already in S3'}: {result.uri}")
-            if not result.uploaded:
-                outcome.skipped.append(f"upload {artifact.name}")
-    uris = {u.artifact: u for u in outcome.uploads}
-    with steps.step("layer publish"):
-        layer_upload = uris["layer.zip"]
-        outcome.layer = layer = ensure_layer(
-            aws.lambda_, config, artifacts.layer, stack.bucket, layer_upload.key, sklearn_version(config, paths)
-        )
-        if layer.code_sha256 != artifacts.layer.code_sha256:
-            raise PipelineError(
-                f"Lambda computed CodeSha256 {layer.code_sha256} for layer version {layer.version}, "
-                f"not {artifacts.layer.code_sha256} of build/layer.zip",
-                f"the S3 object {layer_upload.uri} is not our layer; delete it and deploy again",
+    ours = outcome.provenance
+    with steps.step("read stack and alias"):
+        stack = read_outputs(aws, config)
+        before = aliases.read_alias(aws.lambda_, name, alias_name)
+        outcome.moving_from(before)
+    live = already_live(aws, config, artifacts, stack, before)
+    if live is not None and before is not None:
+        outcome.status, outcome.version, outcome.layer = "already deployed", before.version, live
+        outcome.uploads = [Upload(a.name, stack.bucket, a.key(stack.key_prefix), False, 0.0) for a in artifacts.all()]
+        outcome.skipped = ["upload", "layer publish", "code update", "configuration update", "version", "alias"]
+        outcome.write_report(paths, stack=asdict(stack))
+        return
+    with steps.step("lock"):
+        lock = acquire(aws.s3, stack.bucket, lock_key(stack.key_prefix, name), owner("deploy", ours.commit))
+        logger.info(f"deploy lock {lock.uri} held until {lock.record['expires_at']} (S3 time)")
+    with ExitStack() as held:
+        held.callback(lock.release)
+        held.enter_context(lock.guard(aws.s3, aws.lambda_, aws.cloudformation))  # every write proves the lock is ours
+        steps.on_step = lock.verify
+        with steps.step("commit order"):
+            before = resolve_split(aws, config)  # under the lock: the state we move from
+            outcome.moving_from(before)
+            if before is not None:
+                live = aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=before.version)
+                check_order(repo, ours, recorded(str(live.get("Description", ""))), before.version, allow_older)
+        with steps.step("alarms"):  # a gradual deploy's missing alarm fails here, before anything is uploaded
+            outcome.shift = shifting = plan(config, stack)
+            read_alarms(aws, shifting.alarms)
+        with steps.step("upload"):
+            for artifact in artifacts.all():
+                result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact)
+                outcome.uploads.append(result)
+                logger.info(f"{'uploaded' if result.uploaded else 'already in S3'}: {result.uri}")
+                if not result.uploaded:
+                    outcome.skipped.append(f"upload {artifact.name}")
+        with steps.step("layer publish"):
+            layer_upload = outcome.uploads[0]  # artifacts.all() starts with the layer
+            outcome.layer = layer = ensure_layer(
+                aws.lambda_, config, artifacts.layer, stack.bucket, layer_upload.key, sklearn_version(config, paths)
             )
-        logger.info(f"{'published' if layer.published else 'reused'} layer version {layer.arn}")
-        if not layer.published:
-            outcome.skipped.append("layer publish")
-    desired = desired_function(config, artifacts, stack, layer.arn)
-    latest = current_configuration(aws.lambda_, name)
-    if latest is None:
-        with steps.step("function create"):
-            latest = create_function(aws.lambda_, desired)
-            logger.info(f"created function {name}")
-    else:
-        with steps.step("code update"):
-            latest, changed = update_code(aws.lambda_, desired, latest)
-            logger.info("updated function code" if changed else "function code unchanged")
-            if not changed:
-                outcome.skipped.append("code update")
-        with steps.step("configuration update"):
-            latest, changed = update_configuration(aws.lambda_, desired, latest, not aws.emulated)
-            logger.info("updated function configuration" if changed else "function configuration unchanged")
-            if not changed:
-                outcome.skipped.append("configuration update")
-    with steps.step("size check"):
-        outcome.size = check_attached_size(config, paths, latest, layer.arn, artifacts.function.unzipped_bytes())
-    with steps.step("version publish"):
-        description = version_description(
-            outcome.provenance or Provenance("unknown", None, "none"),
-            artifacts.function.sha256,
-            artifacts.layer.sha256,
-            artifacts.model.sha256,
-        )
-        published = publish_version(aws.lambda_, desired, latest, description)
-        outcome.version = str(published["Version"])
-        logger.info(f"function version {outcome.version}")
-        check_snapstart(aws, desired, published, outcome)
-    with steps.step("post-deploy check"):
-        candidate = Candidate(name, outcome.version, published, stack.bucket, stack.key_prefix)
-        verdict = verifier(aws, candidate)
-        outcome.verdict = verdict
-        if not verdict.passed:
-            raise PipelineError(
-                f"version {outcome.version} failed the post-deploy check ({verdict.method}): "
-                + "; ".join(verdict.failures[:5]),
-                "fix the cause (the version stays published but unused) and rerun `python -m ci deploy`",
-            )
-        logger.info(f"post-deploy check passed: {verdict.method}")
-    with steps.step("alias"):
-        if before is not None and before.version == outcome.version:
-            outcome.skipped.append("alias")
+            if layer.code_sha256 != artifacts.layer.code_sha256:
+                raise PipelineError(
+                    f"Lambda computed CodeSha256 {layer.code_sha256} for layer version {layer.version}, "
+                    f"not {artifacts.layer.code_sha256} of build/layer.zip",
+                    f"the S3 object {layer_upload.uri} is not our layer; delete it and deploy again",
+                )
+            logger.info(f"{'published' if layer.published else 'reused'} layer version {layer.arn}")
+            if not layer.published:
+                outcome.skipped.append("layer publish")
+        desired = desired_function(config, artifacts, stack, layer.arn)
+        latest = unless_aws_error(lambda: dict(aws.lambda_.get_function_configuration(FunctionName=name)), None)
+        if latest is None:
+            with steps.step("function create"):
+                latest = create_function(aws.lambda_, desired)
+                logger.info(f"created function {name}")
         else:
-            history = [*(before.history if before else []), outcome.version]
-            if before is not None and outcome.shift is not None and outcome.shift.plan.gradual:
-                renew = steps.on_step or (lambda: None)
-                shift(aws, config, before, outcome.version, history, outcome.shift, renew)
-            else:
-                aliases.point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
-        logger.info(f"alias {alias_name} -> version {outcome.version}")
-    return outcome
-
-
-def check_snapstart(aws: Aws, desired: Desired, published: dict[str, Any], outcome: DeployOutcome) -> None:
-    """The published version must carry the SnapStart setting asked for; an emulator (moto) does not model it."""
-    reported = snapstart_reported(published)
-    outcome.snapstart = {"requested": desired.snapstart_apply_on, "reported": reported}
-    problem = snapstart_problem(published, desired)
-    if problem is None:
-        if desired.snapstart:
-            logger.info(
-                f"SnapStart on for version {published.get('Version')} (restore latency is measured only on Lambda)"
+            for step, update in (("code", update_code), ("configuration", update_configuration)):
+                with steps.step(f"{step} update"):
+                    latest, changed = update(aws, desired, latest)
+                    logger.info(f"updated function {step}" if changed else f"function {step} unchanged")
+                    if not changed:
+                        outcome.skipped.append(f"{step} update")
+        with steps.step("size check"):
+            outcome.size = check_attached_size(config, paths, latest, layer.arn, artifacts.function.unzipped_bytes())
+        with steps.step("version publish"):
+            description = version_description(
+                ours, artifacts.function.sha256, artifacts.layer.sha256, artifacts.model.sha256
             )
-        return
-    if aws.emulated:
-        outcome.snapstart["note"] = (
-            "an emulator on the loopback interface (moto) does not model SnapStart: "
-            "it reports ApplyOn=None whatever is sent"
-        )
-        logger.info(f"note: {problem}; {outcome.snapstart['note']}")
-        return
-    raise PipelineError(problem, "check that the runtime supports SnapStart (python3.12+) and deploy again")
+            published = publish_version(aws.lambda_, desired, latest, description)
+            outcome.version = str(published["Version"])
+            logger.info(f"function version {outcome.version}")
+            check_snapstart(aws, desired, published, outcome)
+        with steps.step("post-deploy check"):
+            outcome.verdict = verdict = verifier(
+                aws, Candidate(name, outcome.version, published, stack.bucket, stack.key_prefix)
+            )
+            if not verdict.passed:
+                raise PipelineError(
+                    f"version {outcome.version} failed the post-deploy check ({verdict.method}): "
+                    + "; ".join(verdict.failures[:5]),
+                    "fix the cause (the version stays published but unused) and rerun `python -m ci deploy`",
+                )
+            logger.info(f"post-deploy check passed: {verdict.method}")
+        with steps.step("alias"):
+            if before is not None and before.version == outcome.version:
+                outcome.skipped.append("alias")
+            else:
+                history = [*(before.history if before else []), outcome.version]
+                if before is not None and shifting.weights:
+                    shift(aws, config, before, outcome.version, history, shifting, lock.verify)
+                else:
+                    aliases.point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
+            logger.info(f"alias {alias_name} -> version {outcome.version}")
+    outcome.write_report(paths, stack=asdict(stack))
 
 
 def already_live(
@@ -310,53 +278,24 @@ def already_live(
     return LayerVersion(layers[0], int(layer["Version"]), layer["Content"]["CodeSha256"], False)
 
 
-def failed(
-    paths: BuildPaths,
-    outcome: DeployOutcome,
-    steps: Steps,
-    problem: str,
-    fix: str,
-    before: aliases.AliasState | None,
-    alias_name: str,
-    alias_read: bool = True,
-) -> None:
-    production = aliases.production_line(before, alias_name, alias_read)
-    outcome.status = "failed"
-    outcome.timings = steps.timings
-    write_report(
-        paths,
-        "deploy",
-        False,
-        {"status": "failed", "failed_step": steps.current, "error": problem, "production": production, **body(outcome)},
-    )
-    raise DeployFailedError(steps.current, problem, fix, production)
-
-
-def body(outcome: DeployOutcome) -> dict[str, Any]:
-    shifting = outcome.shift
-    return {
-        "endpoint": outcome.endpoint,
-        "uploads": [{**asdict(u), "uri": u.uri} for u in outcome.uploads],
-        "layer": asdict(outcome.layer) if outcome.layer else None,
-        "function_version": outcome.version,
-        "alias": {"name": outcome.alias, "version": outcome.version, "previous_version": outcome.previous_version},
-        "post_deploy_check": asdict(outcome.verdict) if outcome.verdict else None,
-        "size": outcome.size,
-        "timings": outcome.timings,
-        "skipped": outcome.skipped,
-        "provenance": asdict(outcome.provenance) if outcome.provenance else None,
-        "snapstart": outcome.snapstart,
-        "shift": {**asdict(shifting.plan), "outcome": shifting.outcome, "steps": shifting.steps} if shifting else None,
-    }
-
-
-def write_deploy_report(paths: BuildPaths, outcome: DeployOutcome, stack: StackOutputs, passed: bool) -> None:
-    write_report(
-        paths,
-        "deploy",
-        passed,
-        {"status": outcome.status, "stack": asdict(stack), **body(outcome)},
-    )
+def check_snapstart(aws: Aws, desired: Desired, published: dict[str, Any], outcome: DeployOutcome) -> None:
+    """The published version must carry the SnapStart setting asked for; an emulator (moto) does not model it."""
+    outcome.snapstart = {"requested": desired.snapstart_apply_on, "reported": snapstart_reported(published)}
+    problem = snapstart_problem(published, desired)
+    if problem is None:
+        if desired.snapstart:
+            logger.info(
+                f"SnapStart on for version {published.get('Version')} (restore latency is measured only on Lambda)"
+            )
+        return
+    if aws.emulated:
+        outcome.snapstart["note"] = (
+            "an emulator on the loopback interface (moto) does not model SnapStart: "
+            "it reports ApplyOn=None whatever is sent"
+        )
+        logger.info(f"note: {problem}; {outcome.snapstart['note']}")
+        return
+    raise PipelineError(problem, "check that the runtime supports SnapStart (python3.12+) and deploy again")
 
 
 def check_attached_size(
@@ -413,15 +352,9 @@ class Upload:
 
 def stored_checksum(s3: Any, bucket: str, key: str) -> str | None:
     """S3's full-object SHA-256 checksum of the object (base64; "" if it has none), None if there is no object."""
-    from botocore.exceptions import ClientError
-
-    try:
-        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-    except ClientError as exc:
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if status == 404 or exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-            return None
-        raise
+    head = unless_aws_error(lambda: s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED"), None)
+    if head is None:
+        return None
     if head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
         return ""  # a composite (multipart) checksum is a digest of part digests, not of the file
     return str(head.get("ChecksumSHA256") or "")
@@ -547,15 +480,13 @@ def desired_function(config: Config, artifacts: Artifacts, stack: StackOutputs, 
 
 def matches(version_config: dict[str, Any], desired: Desired) -> bool:
     """Does a function version (or $LATEST) already run exactly what we want?"""
+    wanted = desired.configuration()
     env = version_config.get("Environment", {}).get("Variables", {})
     return (
         version_config.get("CodeSha256") == desired.code_sha256
         and [layer["Arn"] for layer in version_config.get("Layers", [])] == desired.layers
         and all(env.get(k) == v for k, v in desired.environment.items())
-        and version_config.get("Runtime") == desired.runtime
-        and version_config.get("Handler") == desired.handler
-        and int(version_config.get("MemorySize", 0)) == desired.memory_mb
-        and int(version_config.get("Timeout", 0)) == desired.timeout_s
+        and all(version_config.get(key) == wanted[key] for key in ("Runtime", "Handler", "MemorySize", "Timeout"))
         and version_config.get("Architectures", ["x86_64"]) == [desired.architecture]
     )
 
@@ -575,11 +506,6 @@ def snapstart_problem(version_config: dict[str, Any], desired: Desired) -> str |
     )
 
 
-def current_configuration(lambda_: Any, name: str) -> dict[str, Any] | None:
-    found = unless_missing(lambda: lambda_.get_function_configuration(FunctionName=name), None)
-    return None if found is None else dict(found)
-
-
 def create_function(lambda_: Any, desired: Desired) -> dict[str, Any]:
     lambda_.create_function(
         FunctionName=desired.name,
@@ -589,23 +515,27 @@ def create_function(lambda_: Any, desired: Desired) -> dict[str, Any]:
         Description="forgetting-curve model; deployed by python -m ci deploy",
         **desired.configuration(),
     )
-    lambda_.get_waiter("function_active_v2").wait(FunctionName=desired.name)
-    return dict(lambda_.get_function_configuration(FunctionName=desired.name))
+    return settled(lambda_, desired.name, "function_active_v2")
 
 
-def update_code(lambda_: Any, desired: Desired, latest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def settled(lambda_: Any, name: str, waiter: str) -> dict[str, Any]:
+    """$LATEST once Lambda has applied the change (a write before that fails with ResourceConflictException)."""
+    lambda_.get_waiter(waiter).wait(FunctionName=name)
+    return dict(lambda_.get_function_configuration(FunctionName=name))
+
+
+def update_code(aws: Aws, desired: Desired, latest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Update $LATEST's code (and architecture, which Lambda changes with the code) if it differs."""
     if latest.get("CodeSha256") == desired.code_sha256 and latest.get("Architectures") == [desired.architecture]:
         return latest, False
-    lambda_.update_function_code(
+    aws.lambda_.update_function_code(
         FunctionName=desired.name,
         S3Bucket=desired.code_bucket,
         S3Key=desired.code_key,
         Architectures=[desired.architecture],
         **revision(latest),
     )
-    lambda_.get_waiter("function_updated_v2").wait(FunctionName=desired.name)
-    return dict(lambda_.get_function_configuration(FunctionName=desired.name)), True
+    return settled(aws.lambda_, desired.name, "function_updated_v2"), True
 
 
 def revision(latest: dict[str, Any]) -> dict[str, str]:
@@ -613,16 +543,13 @@ def revision(latest: dict[str, Any]) -> dict[str, str]:
     return {"RevisionId": latest["RevisionId"]} if latest.get("RevisionId") else {}
 
 
-def update_configuration(
-    lambda_: Any, desired: Desired, latest: dict[str, Any], snapstart_modelled: bool = True
-) -> tuple[dict[str, Any], bool]:
-    """`snapstart_modelled`: False for an endpoint that ignores SnapStart (moto), where it never reads back."""
-    snapstart_same = not snapstart_modelled or snapstart_problem(latest, desired) is None
+def update_configuration(aws: Aws, desired: Desired, latest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """An emulator (moto) ignores SnapStart, so there it never reads back as sent."""
+    snapstart_same = aws.emulated or snapstart_problem(latest, desired) is None
     if matches(latest, desired) and latest.get("Role") == desired.role_arn and snapstart_same:
         return latest, False
-    lambda_.update_function_configuration(FunctionName=desired.name, **revision(latest), **desired.configuration())
-    lambda_.get_waiter("function_updated_v2").wait(FunctionName=desired.name)
-    return dict(lambda_.get_function_configuration(FunctionName=desired.name)), True
+    aws.lambda_.update_function_configuration(FunctionName=desired.name, **revision(latest), **desired.configuration())
+    return settled(aws.lambda_, desired.name, "function_updated_v2"), True
 
 
 def publish_version(lambda_: Any, desired: Desired, latest: dict[str, Any], description: str) -> dict[str, Any]:

@@ -73,8 +73,7 @@ def recorded(description: str) -> Provenance | None:
 
 
 def version_description(ours: Provenance, function: str, layer: str, model: str) -> str:
-    """Lambda's 256-character description: the commit, then digest prefixes (the full ones are the
-    version's CodeSha256, its layer's CodeSha256 and MODEL_SHA256)."""
+    """The commit, then digest prefixes (the full ones are CodeSha256s and MODEL_SHA256) in 256 characters."""
     return f"{ours.describe()} function {function[:16]} layer {layer[:16]} model {model[:16]}"[:256]
 
 
@@ -88,16 +87,14 @@ def check_order(
     """Refuse to replace the live version with one built from an older commit (or one we cannot place)."""
     if live is None or live.commit == ours.commit:
         return
-    problem = ""
     if UNKNOWN in (live.commit, ours.commit):
         problem = (
             f"the commit of this deploy ({ours.commit}) or of live version {live_version} ({live.commit}) is unknown"
         )
-    elif resolve(repo, live.commit) is None or resolve(repo, ours.commit) is None:
-        missing = live.commit if resolve(repo, live.commit) is None else ours.commit
+    elif missing := [commit for commit in (live.commit, ours.commit) if resolve(repo, commit) is None]:
         problem = (
             f"live version {live_version} is commit {live.commit[:12]}, this deploy is {ours.commit[:12]}, and "
-            f"this clone does not have {missing}, so which is newer cannot be told"
+            f"this clone does not have {missing[0]}, so which is newer cannot be told"
         )
     elif ancestor(repo, ours.commit, live.commit):
         problem = (
@@ -115,8 +112,6 @@ def check_order(
         logger.info(
             f"note: commit {ours.commit[:12]} and live commit {live.commit[:12]} have diverged; deploying anyway"
         )
-        return
-    if not problem:
         return
     if allow_older:
         logger.info(f"{problem}; deploying anyway ({OVERRIDE})")

@@ -4,30 +4,21 @@ under the same lock, so it cannot make things worse unless asked to (--force).""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from ci.config import Config
 from ci.deploy import alias as aliases
-from ci.deploy.aws import Aws, unless_missing
-from ci.deploy.deploy_lock import TTL_S, held, lock_key, owner
+from ci.deploy.aws import Aws, unless_aws_error
+from ci.deploy.deploy_lock import held, lock_key, owner
 from ci.deploy.provenance import recorded
 from ci.deploy.shift import resolve_split
 from ci.deploy.stack import read_outputs
-from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier
+from ci.deploy.verify import Candidate, Verifier, default_verifier
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
 from ci.reports import write_report
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class RollbackOutcome:
-    alias: str
-    from_version: str
-    to_version: str
-    verdict: Verdict | None
 
 
 def choose_target(lambda_: Any, name: str, state: aliases.AliasState, to: str | None) -> tuple[str, list[str]]:
@@ -53,13 +44,13 @@ def rollback(
     to: str | None = None,
     force: bool = False,
     verifier: Verifier | None = None,
-    lock_ttl_s: int = TTL_S,
-) -> RollbackOutcome:
+) -> dict[str, Any]:
+    """The rollback report: which version the alias moved from and to, and whether the target was checked."""
     name, alias_name = config.function.name, config.function.alias
     stack = read_outputs(aws, config)
     key = lock_key(stack.key_prefix, name)
     clients = (aws.s3, aws.lambda_, aws.cloudformation)
-    with held(aws.s3, stack.bucket, key, owner("rollback", ""), lock_ttl_s, guarded=clients) as lock:
+    with held(aws.s3, stack.bucket, key, owner("rollback", ""), guarded=clients) as lock:
         state = aliases.read_alias(aws.lambda_, name, alias_name)
         if state is not None and state.split:
             # A shift that never finished: the new version was never the alias's own, so taking its traffic
@@ -67,7 +58,7 @@ def rollback(
             shifted = sorted(state.routing)
             restored = resolve_split(aws, config)
             if to is None or restored is None or to == restored.version:
-                return report_rollback(paths, alias_name, ", ".join(shifted), restored or state, None)
+                return report_rollback(paths, alias_name, ", ".join(shifted), restored or state, False)
             state = restored
         if state is None:
             raise PipelineError(
@@ -79,8 +70,13 @@ def rollback(
             raise PipelineError(
                 f"alias {alias_name} is already on version {target}", "name another version with --to N"
             )
-        configuration = lookup_version(aws, name, target)
-        verdict = None
+        configuration = unless_aws_error(
+            lambda: dict(aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=target)), None
+        )
+        if configuration is None:
+            raise PipelineError(
+                f"function {name} has no version {target}", "list them with `aws lambda list-versions-by-function`"
+            )
         if not force:
             verdict = (verifier or default_verifier(config, paths))(
                 aws, Candidate(name, target, configuration, stack.bucket, stack.key_prefix)
@@ -97,32 +93,18 @@ def rollback(
             logger.info(f"version {target} was built from {commit.describe()}")
         lock.verify()  # raises if the lock was taken over or broken during the check (the alias write checks again)
         moved = aliases.point_alias(aws.lambda_, name, alias_name, target, history, state)
-        return report_rollback(paths, alias_name, state.version, moved, verdict)
+        return report_rollback(paths, alias_name, state.version, moved, not force)
 
 
 def report_rollback(
-    paths: BuildPaths, alias_name: str, from_version: str, to: aliases.AliasState, verdict: Verdict | None
-) -> RollbackOutcome:
-    outcome = RollbackOutcome(alias_name, from_version, to.version, verdict)
-    write_report(
-        paths,
-        "rollback",
-        True,
-        {
-            "alias": alias_name,
-            "from_version": from_version,
-            "to_version": to.version,
-            "history": to.history,
-            "verified": verdict is not None,
-        },
-    )
-    return outcome
-
-
-def lookup_version(aws: Aws, name: str, version: str) -> dict[str, Any]:
-    found = unless_missing(lambda: aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=version), None)
-    if found is None:
-        raise PipelineError(
-            f"function {name} has no version {version}", "list them with `aws lambda list-versions-by-function`"
-        )
-    return dict(found)
+    paths: BuildPaths, alias_name: str, from_version: str, to: aliases.AliasState, verified: bool
+) -> dict[str, Any]:
+    report = {
+        "alias": alias_name,
+        "from_version": from_version,
+        "to_version": to.version,
+        "history": to.history,
+        "verified": verified,
+    }
+    write_report(paths, "rollback", True, report)
+    return report

@@ -16,34 +16,25 @@ from ci.deploy import alias as aliases
 from ci.deploy.aws import Aws
 from ci.deploy.deploy_lock import now as utc_now
 from ci.deploy.deploy_lock import stamp
+from ci.deploy.stack import StackOutputs, read_outputs
 from ci.errors import PipelineError
 
 logger = logging.getLogger(__name__)
 
 POLL_S = 5.0  # alarms are read at least this often while a step waits
 RENEW_S = 60.0  # the deploy lock is renewed at least this often during a shift (its TTL is far longer)
-ALARM_OUTPUT = "AlarmNames"  # the stack output listing infra/template.yaml's alarms
-
-
-@dataclass(frozen=True)
-class Plan:
-    strategy: str
-    weights: tuple[int, ...]  # percent on the new version at each step before it takes everything
-    interval_s: int
-    alarms: tuple[str, ...]
-
-    @property
-    def gradual(self) -> bool:
-        return bool(self.weights)
 
 
 @dataclass
 class Shift:
-    """What the report and the job summary show: one entry per step (and the undo, if any)."""
+    """The plan, then what the report and the job summary show: one entry per step (and the undo, if any)."""
 
-    plan: Plan
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    strategy: str
+    weights: tuple[int, ...]  # percent on the new version at each step before it takes everything
+    interval_s: int
+    alarms: tuple[str, ...]
     outcome: str = "not started"  # completed | rolled back | not started
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
 
 class AlarmFiredError(PipelineError):
@@ -58,25 +49,18 @@ def step_weights(strategy: str, step_percent: int) -> tuple[int, ...]:
     return ()
 
 
-def plan(aws: Aws, config: Config) -> Plan:
+def plan(config: Config, stack: StackOutputs) -> Shift:
     deploy = config.deploy
     weights = step_weights(deploy.strategy, deploy.step_percent)
-    stack = stack_alarms(aws, config) if weights else ()
-    if weights and not stack:
+    ours = stack.alarms if weights else ()
+    if weights and not ours:
         raise PipelineError(
             f"stack {config.deploy.stack_name} has no alarms for a {deploy.strategy} deploy to watch "
             "(it was bootstrapped before gradual deploys existed)",
             "rerun `python -m ci bootstrap` (it adds the errors, throttles and duration alarms), then deploy",
         )
-    watched = tuple(dict.fromkeys((*stack, *deploy.alarms)))
-    return Plan(deploy.strategy, weights, deploy.step_interval_s, watched)
-
-
-def stack_alarms(aws: Aws, config: Config) -> tuple[str, ...]:
-    """The alarms infra/template.yaml creates (empty for a stack bootstrapped before they existed)."""
-    response = aws.cloudformation.describe_stacks(StackName=config.deploy.stack_name)
-    outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in response["Stacks"][0].get("Outputs", [])}
-    return tuple(name for name in str(outputs.get(ALARM_OUTPUT, "")).split(",") if name)
+    watched = tuple(dict.fromkeys((*ours, *deploy.alarms)))
+    return Shift(deploy.strategy, weights, deploy.step_interval_s, watched)
 
 
 def read_alarms(aws: Aws, names: tuple[str, ...]) -> dict[str, tuple[str, str]]:
@@ -103,7 +87,7 @@ def calm_local_alarms(aws: Aws, config: Config) -> None:
     """Alarms start each local command OK: moto never evaluates one, so a forced ALARM would stay forever."""
     from botocore.exceptions import ClientError
 
-    names = tuple(dict.fromkeys((*stack_alarms(aws, config), *config.deploy.alarms)))
+    names = tuple(dict.fromkeys((*read_outputs(aws, config).alarms, *config.deploy.alarms)))
     existing = aws.cloudwatch.describe_alarms(AlarmNames=list(names[:100])).get("MetricAlarms", []) if names else []
     for alarm in existing:
         if alarm.get("StateValue") != "OK":
@@ -126,27 +110,9 @@ def firing(states: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
 
 def route(aws: Aws, config: Config, state: aliases.AliasState, weights: dict[str, float]) -> aliases.AliasState:
     """Send `weights` of the alias's traffic to other versions (empty: all on its version), guarded by RevisionId."""
-    from botocore.exceptions import ClientError
-
     name, alias = config.function.name, state.name
-    now = aliases.read_alias(aws.lambda_, name, alias)
-    if not aliases.same(now, state):  # RevisionId alone is not enough: an emulator may ignore it
-        raise aliases.moved_concurrently(alias, state, now)
-    try:
-        aws.lambda_.update_alias(
-            FunctionName=name,
-            Name=alias,
-            FunctionVersion=state.version,
-            Description=state.description,
-            RoutingConfig={"AdditionalVersionWeights": weights},
-            **({"RevisionId": state.revision_id} if state.revision_id else {}),
-        )
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        if code not in {"PreconditionFailedException", "ResourceConflictException"}:
-            raise
-        raise aliases.moved_concurrently(alias, state, aliases.read_alias(aws.lambda_, name, alias)) from exc
-    moved = aliases.read_alias(aws.lambda_, name, alias)
+    aliases.point_alias(aws.lambda_, name, alias, state.version, state.history, state, weights)
+    moved = aliases.read_alias(aws.lambda_, name, alias)  # the next move is guarded by its new RevisionId
     if moved is None:
         raise aliases.moved_concurrently(alias, state, None)
     return moved
@@ -181,27 +147,28 @@ def shift(
     sleep: Callable[[float], None] = time.sleep,
 ) -> aliases.AliasState:
     """Move the alias from `before` to `new_version` step by step; on ALARM (or any failure) undo and raise."""
-    steps = shifting.plan
     old = before.version
-    if (found := firing(read_alarms(aws, steps.alarms))) is not None:
+    if (found := firing(read_alarms(aws, shifting.alarms))) is not None:
         raise AlarmFiredError(
             f"alarm {found[0]} is in ALARM before the shift started ({found[1]}); no traffic moved to version "
             f"{new_version}",
             "fix what the alarm reports (or wait until it is OK) and rerun `python -m ci deploy`",
         )
     state = before
-    logger.info(f"{steps.strategy} deploy: version {new_version} gets {', '.join(f'{w}%' for w in steps.weights)}, "
-        f"{steps.interval_s}s each, then 100%; watching {', '.join(steps.alarms) or 'no alarms'}")  # fmt: skip
+    weights = ", ".join(f"{w}%" for w in shifting.weights)
+    watched = ", ".join(shifting.alarms) or "no alarms"
+    logger.info(f"{shifting.strategy} deploy: version {new_version} gets {weights}, {shifting.interval_s}s each, "
+        f"then 100%; watching {watched}")  # fmt: skip
     try:
         with terminated_as_exception():
-            for weight in steps.weights:
+            for weight in shifting.weights:
                 with aws.deadlines.step(f"shift to {weight}%"):  # a shift outlasts one step's deadline
                     keep_lock()
                     state = route(aws, config, state, {new_version: weight / 100})
                 entry: dict[str, Any] = {"at": stamp(utc_now()), "weight_percent": weight, "alarm_reads": 0}
                 shifting.steps.append(entry)
                 logger.info(f"  {entry['at']} {weight}% on version {new_version}, {100 - weight}% on version {old}")
-                watch(aws, steps, entry, new_version, old, keep_lock, sleep)
+                watch(aws, shifting, entry, new_version, old, keep_lock, sleep)
             with aws.deadlines.step("shift to 100%"):
                 keep_lock()
                 moved = aliases.point_alias(aws.lambda_, config.function.name, before.name, new_version, history, state)
@@ -223,7 +190,7 @@ def shift(
 
 def watch(
     aws: Aws,
-    steps: Plan,
+    shifting: Shift,
     entry: dict[str, Any],
     new_version: str,
     old: str,
@@ -231,14 +198,14 @@ def watch(
     sleep: Callable[[float], None],
 ) -> None:
     """Wait the step's interval reading the alarms every POLL_S (at least once); raise on ALARM."""
-    deadline = time.monotonic() + steps.interval_s
+    deadline = time.monotonic() + shifting.interval_s
     renewed = time.monotonic()
     while True:
         with aws.deadlines.step("shift: alarm read"):
             if time.monotonic() - renewed >= RENEW_S:
                 keep_lock()  # a step may last longer than the lock's TTL
                 renewed = time.monotonic()
-            states = read_alarms(aws, steps.alarms)
+            states = read_alarms(aws, shifting.alarms)
         entry["alarm_reads"] += 1
         entry["alarms"] = {name: state for name, (state, _) in states.items()}
         if (found := firing(states)) is not None:

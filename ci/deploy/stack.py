@@ -25,6 +25,7 @@ class StackOutputs:
     execution_role_arn: str
     deploy_role_arn: str
     status: str
+    alarms: tuple[str, ...]  # infra/template.yaml's (none for a stack bootstrapped before they existed)
 
 
 def stack_parameters(config: Config, repository: str | None, oidc_provider_arn: str | None) -> dict[str, str]:
@@ -52,7 +53,8 @@ def bootstrap(aws: Aws, config: Config, parameters: dict[str, str]) -> StackOutp
     """Create or update the stack; on an emulator also the alarms its CloudFormation skips (template_alarms)."""
     outputs = apply_template(aws, config, parameters)
     if aws.emulated:
-        put_template_alarms(aws.cloudwatch, (config.root / TEMPLATE).read_text(), parameters)
+        for arguments in template_alarms((config.root / TEMPLATE).read_text(), parameters):
+            aws.cloudwatch.put_metric_alarm(**arguments)  # idempotent: creates or updates
     return outputs
 
 
@@ -133,6 +135,7 @@ def read_outputs(aws: Aws, config: Config) -> StackOutputs:
         execution_role_arn=outputs["ExecutionRoleArn"],
         deploy_role_arn=outputs.get("DeployRoleArn", ""),
         status=str(stack.get("StackStatus")),
+        alarms=tuple(name for name in str(outputs.get("AlarmNames", "")).split(",") if name),
     )
 
 
@@ -185,12 +188,3 @@ def template_alarms(body: str, parameters: dict[str, str]) -> list[dict[str, Any
             arguments["Threshold"] = float(arguments["Threshold"])
             alarms.append(arguments)
     return alarms
-
-
-def put_template_alarms(cloudwatch: Any, body: str, parameters: dict[str, str]) -> list[str]:
-    """Create (or update: PutMetricAlarm is idempotent) the template's alarms; their names."""
-    names = []
-    for arguments in template_alarms(body, parameters):
-        cloudwatch.put_metric_alarm(**arguments)
-        names.append(str(arguments["AlarmName"]))
-    return names

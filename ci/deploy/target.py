@@ -105,23 +105,6 @@ def quiet_moto() -> None:
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """Start moto on 127.0.0.1 (a free port), yield its URL, stop it afterwards."""
-    from moto.server import ThreadedMotoServer
-
-    quiet_moto()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
-        configure_moto(url)
-        yield url
-    finally:
-        server.stop()
-
-
-@contextmanager
 def _exclusive(state: Path) -> Iterator[None]:
     """One command at a time on the local account, as if it were one: a second waits, saying so."""
     with (state / "lock").open("a") as handle:
@@ -145,19 +128,27 @@ def _complete_lines(recording: Path) -> None:
 def local_aws(state: Path) -> Iterator[str]:
     """moto on 127.0.0.1 holding everything earlier commands did to it (replayed from `state`), and this one's too."""
     from moto.moto_api import recorder
+    from moto.server import ThreadedMotoServer
 
     state.mkdir(parents=True, exist_ok=True)
     recording = state / RECORDING
-    with _exclusive(state), moto_server() as url:
-        recorder._location = str(recording)  # moto reads MOTO_RECORDER_FILEPATH only at import
-        if recording.is_file():
-            _complete_lines(recording)
-            recorder.replay_recording(target_host=url)
-        recorder.start_recording()
+    quiet_moto()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # a free port
+    with _exclusive(state):
+        server.start()
         try:
+            host, port = server.get_host_and_port()
+            url = f"http://{host}:{port}"
+            configure_moto(url)
+            recorder._location = str(recording)  # moto reads MOTO_RECORDER_FILEPATH only at import
+            if recording.is_file():
+                _complete_lines(recording)
+                recorder.replay_recording(target_host=url)
+            recorder.start_recording()
             yield url
         finally:
             recorder.stop_recording()
+            server.stop()
 
 
 def reset_local(state: Path) -> bool:
@@ -169,8 +160,3 @@ def reset_local(state: Path) -> bool:
         (state / RECORDING).unlink(missing_ok=True)
     shutil.rmtree(state, ignore_errors=True)
     return True
-
-
-def local_size(state: Path) -> int:
-    recording = state / RECORDING
-    return recording.stat().st_size if recording.is_file() else 0

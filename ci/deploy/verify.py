@@ -56,13 +56,13 @@ class Verdict:
 Verifier = Callable[[Aws, Candidate], Verdict]
 
 
-def default_verifier(config: Config, paths: BuildPaths, events_dir: Path | None = None) -> Verifier:
+def default_verifier(config: Config, paths: BuildPaths) -> Verifier:
     """Invoke on AWS; the smoke harness on the downloaded bytes on a loopback emulator."""
 
     def verify(aws: Aws, candidate: Candidate) -> Verdict:
         if aws.emulated:
-            return emulator_check(aws, config, paths, candidate, events_dir)
-        return invoke_check(aws, config, candidate, events_dir, paths.model_manifest)
+            return emulator_check(aws, config, paths, candidate)
+        return invoke_check(aws, config, candidate, manifest=paths.model_manifest)
 
     return verify
 
@@ -98,8 +98,7 @@ NUMBERS_NOT_HERE = " (statuses and errors; no model.json here for its model, so 
 
 
 def answers_here(manifest: Path | None, candidate: Candidate) -> bool:
-    """Whether training's answers for the candidate's model (MODEL_SHA256) are at hand: false for a rollback
-    to a version of another model, whose answers were judged when it was deployed."""
+    """False for a rollback to a version of another model: its numbers were judged when it was deployed."""
     if manifest is None or not manifest.is_file():
         return False
     try:
@@ -135,8 +134,7 @@ def emulator_check(
 
 
 def check_config(config: Config) -> Config:
-    """The smoke configuration without the warm-latency series: this check asks "does it answer right",
-    latency was measured before upload. [deploy].check_warm_invocations (default 0) brings it back."""
+    """Without the warm-latency series (measured before upload) unless [deploy].check_warm_invocations asks."""
     warm = config.deploy.check_warm_invocations
     return dataclasses.replace(config, smoke=dataclasses.replace(config.smoke, warm_invocations=warm))
 
@@ -190,7 +188,6 @@ def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: st
 
 
 def describe_layer_version(lambda_: Any, version_arn: str) -> dict[str, Any]:
-    """get_layer_version for a layer version ARN (GetLayerVersionByArn is the same IAM action, but
-    moto lacks it; the layer's own ARN is a valid LayerName)."""
+    """GetLayerVersionByArn is the same IAM action, but moto lacks it; a layer's ARN is a valid LayerName."""
     layer_arn, _, number = version_arn.rpartition(":")
     return dict(lambda_.get_layer_version(LayerName=layer_arn, VersionNumber=int(number)))
