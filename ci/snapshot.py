@@ -28,8 +28,7 @@ class Snapshot:
 
 
 def take(paths: BuildPaths, source: Path, name: str | None = None) -> Snapshot:
-    """Copy `source` into <build>/snapshots/<sha256>/<name>, hashing exactly the bytes copied; an earlier copy
-    of the same bytes (hashed again, never trusted by its name) is reused, as every check snapshots the zips."""
+    """Copy `source` to <build>/snapshots/<sha256>/<name>, hashing the bytes copied; a copy of them is reused."""
     name = name or source.name
     root = paths.build / "snapshots"
     root.mkdir(parents=True, exist_ok=True)

@@ -108,8 +108,7 @@ def _crc_matches(item: tuple[Path, int]) -> bool:
 
 
 def evict(layers: Path, kept_bytes: int) -> None:
-    """Remove the least recently used copies past `kept_bytes` (never the most recent) and what killed runs
-    left half made, waiting for checks that hold a copy (they hold the shared lock)."""
+    """Remove the least recently used copies past `kept_bytes` and half-made ones, once no check holds one."""
     entries = _entries(layers)
     leftovers = [path for path in layers.iterdir() if path.is_dir() and "." in path.name]
     if sum(_size(entry) for entry in entries) <= kept_bytes and not leftovers:

@@ -1,9 +1,6 @@
-"""Bytecode: the unchecked-hash .pyc the layer ships, and the bytecode the checking interpreters share.
-
-Lambda's /opt is read-only, so without shipped bytecode every cold start compiles every imported module again
-(docs/design.md, "Precompiled bytecode"). Both caches are keyed by content and used only under this machine's
-seal (ci/cache_seal.py), since what they hold is executed.
-"""
+"""Bytecode: the unchecked-hash .pyc the layer ships (Lambda's /opt is read-only: without them every cold start
+compiles again, docs/design.md) and the store the checking interpreters share. Both caches are keyed by content
+and used only under this machine's seal, since what they hold is executed."""
 
 from __future__ import annotations
 
@@ -49,9 +46,7 @@ def pyc_path(rel: str, python_version: str, sourceless: bool) -> str:
 def compile_files(
     python: str, python_version: str, site: Path, sources: list[str], cache: Path, sourceless: bool, shown_root: str
 ) -> tuple[int, int]:
-    """Compile `sources` (relative .py paths) in the target interpreter (its magic number) into the tree;
-    (files, bytes) written. Each pyc is cached by source bytes, shown path, Python version and compiling code,
-    and used only under its seal; anything else is compiled again."""
+    """Compile `sources` in the target interpreter (its magic number) into the tree; (files, bytes) written."""
     cache.mkdir(parents=True, exist_ok=True)
     compiler = _COMPILE.encode()  # how it compiles (invalidation mode, options) decides the bytes too
     entries: dict[str, list[str]] = {}  # key -> names of its entries, "<key>.<seal>.pyc"
@@ -106,11 +101,6 @@ _HEADER = 16  # magic, flags, mtime, size: a timestamp .pyc (PEP 552 flags 0)
 _digests: dict[tuple[str, int, int, int, int, int], str] = {}
 
 
-def resolved(path: Path) -> Path:
-    """The spelling of `path` to put on sys.path: the one the store mirrors its .pyc under."""
-    return path.resolve()
-
-
 @dataclass
 class Run:
     """One interpreter run's prefix, and what it found in the store or compiled."""
@@ -127,13 +117,13 @@ class PycStore:
 
     @contextmanager
     def run(self, roots: Sequence[Path]) -> Iterator[Run]:
-        """A prefix for interpreters importing from `roots` (resolved, as on their sys.path)."""
+        """A prefix for interpreters importing from `roots`."""
         entries, outside, runs = (self.directory / name for name in ("by-source", "outside", "runs"))
         for directory in (entries, outside, runs):
             directory.mkdir(parents=True, exist_ok=True)
         _remove_orphans(runs)
         run = Run(Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=runs)))
-        roots = [resolved(root) for root in roots]
+        roots = [root.resolve() for root in roots]
         try:
             sealed: dict[str, list[str]] = {}  # "<sha256>-<mtime>" -> its entries' names
             for name in (path.name for path in entries.iterdir()):
@@ -228,18 +218,8 @@ def _remove_orphans(runs: Path) -> None:
     """Prefixes of runs whose process is gone (killed before it could remove its own)."""
     for prefix in runs.iterdir():
         pid = prefix.name.split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not Path("/proc", pid).exists():
             shutil.rmtree(prefix, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _link_atomically(file: Path, name: Path) -> None:
@@ -260,15 +240,4 @@ def _sha256(source: Path, stat: os.stat_result) -> str:
 
 
 def for_target(cache: Path, python_version: str) -> PycStore:
-    """The store of a build's cache for the target's Python ("3.11": tag cpython-311)."""
     return PycStore(cache / "pyc", cache_tag(python_version))
-
-
-@contextmanager
-def prefix_for(store: PycStore | None, roots: Sequence[Path]) -> Iterator[Path | None]:
-    """The prefix to give the interpreters (None without a store: nothing compiled is kept)."""
-    if store is None:
-        yield None
-        return
-    with store.run(roots) as run:
-        yield run.prefix

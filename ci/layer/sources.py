@@ -12,8 +12,7 @@ from ci.reports import sha256_file
 
 
 def handler_files(package: Path) -> list[Path]:
-    """The files function.zip is made of: the package's *.py and *.txt data (model_globals.txt, the
-    model allow-list), without tests and caches."""
+    """The files function.zip is made of: the package's *.py and *.txt data, without tests and caches."""
     return [
         path
         for path in sorted([*package.rglob("*.py"), *package.rglob("*.txt")])

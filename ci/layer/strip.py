@@ -100,8 +100,7 @@ def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str =
 
 
 def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | None, str]:
-    """The stripped `path` from the cache (`<original sha256>-<flags>.<seal>.so`, reused only under its seal),
-    made on a miss; (None, error) if strip fails."""
+    """The stripped `path` from the cache (reused only under its seal), made on a miss; (None, error) if it fails."""
     flags = "".join(arg.strip("-")[0] + arg.strip("-")[-1] for arg in STRIP_ARGS)
     key = f"{sha256_file(path)}-{flags}"
     named = [(entry, entry.name[len(key) + 1 : -len(".so")]) for entry in sorted(cache.glob(f"{key}.*.so"))]
@@ -133,8 +132,7 @@ for path in json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()):
 
 
 def dlopen_check(python: str, extra_paths: Sequence[Path] = ()) -> LoadCheck:
-    """A LoadCheck that dlopens each file in the target interpreter (RTLD_NOW, like an import), on the
-    sys.path the verification has: the layer, then `extra_paths` (the runtime's own packages)."""
+    """dlopen each file in the target interpreter (RTLD_NOW, like an import) on the verification's sys.path."""
 
     def check(files: list[Path], site: Path) -> dict[Path, str]:
         return _dlopen_batches(python, files, [site, *extra_paths])

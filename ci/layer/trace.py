@@ -11,7 +11,7 @@ from typing import Any
 
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
-from ci.layer.bytecode import PycStore, prefix_for, resolved
+from ci.layer.verify import Runner
 from ci.pins.guard import require_safe_model
 from ci.site.owners import BUILD_SITE, Owners
 
@@ -92,18 +92,15 @@ def load_events(events_dir: Path) -> list[Any]:
 
 
 def trace_handler(
-    python: str,
+    runner: Runner,
     site: Path,
     function_root: Path,
     handler: str,
     events_dir: Path,
     model: Path | None,
-    pycache: PycStore | None = None,
     layer_lock: Path | None = None,
-    extra_paths: Sequence[Path] = (),
 ) -> ImportTrace:
-    """What the handler used of the layer answering the events in the isolated interpreter; `extra_paths` come
-    after the layer on sys.path, as /var/runtime does on Lambda."""
+    """What the handler used of the layer answering the events in the isolated interpreter."""
     warnings = []
     events: list[Any] = []
     env: dict[str, str] = {}
@@ -120,16 +117,13 @@ def trace_handler(
         )
     code = _TRACE.replace("SITE_", repr(str(site.resolve()))).replace("ENV_", repr(env))
     code = code.replace("HANDLER_", repr(handler)).replace("EVENTS_", repr(events))
-    roots = [resolved(function_root), resolved(site), *(resolved(path) for path in extra_paths)]
-    with prefix_for(pycache, roots) as prefix:
-        if prefix is not None:
-            code = f"import sys; sys.pycache_prefix = {str(prefix)!r}; sys.dont_write_bytecode = False\n" + code
-        run = run_isolated(python, roots, code, timeout=900)
+    with runner.session([function_root, site]) as (sys_path, prelude):
+        run = run_isolated(runner.python, sys_path, prelude + code, timeout=900)
     line = next((ln for ln in run.stdout.splitlines() if ln.startswith("TRACE ")), None)
     if run.returncode != 0 or line is None:
         raise TraceError(
             f"the handler {handler} failed in the isolated interpreter with the layer"
-            + (" and the runtime's packages" if extra_paths else " alone"),
+            + (" and the runtime's packages" if runner.extra_paths else " alone"),
             run.stderr,
         )
     data = json.loads(line[len("TRACE ") :])

@@ -1,7 +1,5 @@
-"""Steps 1-2, fetch and install: the lock's wheels for the target (hash- and tag-checked, so a warm rebuild stays
-offline), unpacked into python/ as the wheel spec says, every file checked against the wheel's RECORD on every
-unpack and reuse. No installer runs (docs/design.md); unpacked copies are cached and hard-linked, never edited.
-"""
+"""Steps 1-2, fetch and install: the lock's wheels for the target (hash- and tag-checked), unpacked into python/ as
+the wheel spec says and checked against RECORD on every unpack and reuse. No installer runs (docs/design.md)."""
 
 from __future__ import annotations
 
@@ -198,7 +196,6 @@ def _read_entry(entry: Path) -> InstalledDistribution | None:
 
 
 def _make_entry(wheel: Path, entry: Path) -> tuple[InstalledDistribution, Path]:
-    """Unpack `wheel` as `entry`; the distribution and the directory to link from."""
     partial = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -217,8 +214,7 @@ def _make_entry(wheel: Path, entry: Path) -> tuple[InstalledDistribution, Path]:
 
 
 def _record_problem(wheel: Path, tree: Path, dist: InstalledDistribution) -> str | None:
-    """Why `dist`'s files under `tree` are not what the wheel's RECORD hashes (RECORD itself: its bytes), or
-    None; checked on every unpack and reuse, as pypa/installer validates RECORD."""
+    """Why `dist`'s files under `tree` are not what the wheel's RECORD hashes, or None (as pypa/installer checks)."""
     with zipfile.ZipFile(wheel) as archive:
         members, dist_info, data_dir = _layout(archive, wheel)
         record_name = f"{dist_info}/RECORD"
@@ -253,7 +249,7 @@ def _record_problem(wheel: Path, tree: Path, dist: InstalledDistribution) -> str
 
 
 def _layout(archive: zipfile.ZipFile, wheel: Path) -> tuple[list[zipfile.ZipInfo], str, str]:
-    """The wheel's files, its .dist-info directory and its .data directory (names inside the zip)."""
+    """The wheel's files, its .dist-info and its .data directory."""
     members = [info for info in archive.infolist() if not info.is_dir()]
     found = {PurePosixPath(m.filename).parts[0] for m in members if m.filename.split("/")[0].endswith(".dist-info")}
     if len(found) != 1:
