@@ -3,13 +3,11 @@ break: docs/design.md); every stripped file must still load, or it is restored a
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
@@ -18,7 +16,7 @@ from pathlib import Path
 
 from ci import cache_seal
 from ci.abi import is_elf
-from ci.isolated import run_isolated
+from ci.layer.verify import Runner, run_checks
 from ci.reports import sha256_file
 from ci.site.rules import STRIP, RuleResult
 from ci.site.tree import in_vendored_libs, link_or_copy, walk_files
@@ -120,48 +118,12 @@ def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | Non
     return cached, ""
 
 
-_DLOPEN = """
-import ctypes, json, sys
-for path in json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()):
-    try:
-        ctypes.CDLL(path)
-        print(json.dumps([path, None]), flush=True)
-    except OSError as exc:
-        print(json.dumps([path, str(exc)]), flush=True)
-"""
-
-
 def dlopen_check(python: str, extra_paths: Sequence[Path] = ()) -> LoadCheck:
-    """dlopen each file in the target interpreter (RTLD_NOW, like an import) on the verification's sys.path."""
+    """dlopen each file in the target interpreter on the verification's sys.path; a crash names its culprit."""
 
     def check(files: list[Path], site: Path) -> dict[Path, str]:
-        return _dlopen_batches(python, files, [site, *extra_paths])
+        items = [("library", str(path)) for path in files]
+        outcomes = run_checks(Runner(python, None, extra_paths), site, items, jobs=1)
+        return {Path(outcome.name): outcome.error for outcome in outcomes.values() if outcome.error is not None}
 
     return check
-
-
-def _dlopen_batches(python: str, files: Sequence[Path], sys_path: Sequence[Path]) -> dict[Path, str]:
-    """Load all files in one process; if it dies (a crash inside a constructor), resume after the culprit."""
-    failures: dict[Path, str] = {}
-    pending = [str(path) for path in files]
-    while pending:
-        code = _DLOPEN.replace("sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()", repr(json.dumps(pending)))
-        run = run_isolated(python, sys_path, code, timeout=600)
-        done = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("[")]
-        for path, error in done:
-            if error is not None:
-                failures[Path(path)] = error
-        pending = pending[len(done) :]
-        if pending and run.returncode != 0:
-            failures[Path(pending[0])] = (
-                f"loading it killed the interpreter ({_exit_text(run.returncode)}) {run.stderr[-200:]}"
-            )
-            pending = pending[1:]
-        elif pending:
-            break
-    return failures
-
-
-def _exit_text(code: int) -> str:
-    names = {sig.value: sig.name for sig in signal.Signals}
-    return f"exit {code}" if code >= 0 else names.get(-code, f"signal {-code}")

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -200,6 +201,9 @@ for kind, name in ITEMS:
     try:
         if kind == "module":
             importlib.import_module(name)
+        elif kind == "library":  # strip's load check: dlopen with RTLD_NOW, as an import does
+            import ctypes
+            ctypes.CDLL(name)
         else:
             importlib.metadata.version(name)
         error = None
@@ -214,7 +218,7 @@ for kind, name in ITEMS:
     print(json.dumps({"kind": kind, "name": name, "error": error, "loaded": sorted(loaded)}), flush=True)
 """
 
-Item = tuple[str, str]  # ("module", "scipy.linalg") | ("metadata", "scikit-learn")
+Item = tuple[str, str]  # ("module", "scipy.linalg") | ("metadata", "scikit-learn") | ("library", "/abs/x.so")
 
 
 class Outcome(NamedTuple):
@@ -289,7 +293,9 @@ def run_checks(
                 rest = batch[len(done) :]
                 if rest and proc.returncode != 0:
                     culprit, rest = rest[0], rest[1:]
-                    why = f"the interpreter died (exit {proc.returncode}): {stderr.strip()[-300:]}"
+                    code = proc.returncode
+                    signal_name = signal.Signals(-code).name if -code in signal.valid_signals() else f"exit {code}"
+                    why = f"the interpreter died ({signal_name}): {stderr.strip()[-300:]}"
                     outcomes[culprit] = Outcome(culprit[0], culprit[1], why)
                 if rest:
                     pending.append(rest)
