@@ -57,11 +57,8 @@ def seal(purpose: str, name: str, data: bytes) -> str:
 
 
 def seal_file(purpose: str, name: str, path: Path) -> str:
-    mac = _mac(purpose, name)
     with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            mac.update(chunk)
-    return mac.hexdigest()
+        return hashlib.file_digest(file, lambda: _mac(purpose, name)).hexdigest()
 
 
 def matches(expected: str, actual: str) -> bool:

@@ -75,12 +75,9 @@ class RuntimeView:
     policy: RuntimePolicy
     packages: Path  # the installed /var/runtime equivalent (ensure_runtime_dir)
 
-    def sys_path(self, site: Path, task: Path | None = None) -> list[Path]:
-        return lambda_sys_path(self.policy, {"task": task, "opt": site.parent, "runtime": self.packages})
-
     def behind(self, site: Path) -> list[Path]:
         """What Lambda searches after the layer's python/ directory: the runtime's own packages."""
-        path = self.sys_path(site)
+        path = lambda_sys_path(self.policy, {"task": None, "opt": site.parent, "runtime": self.packages})
         return path[path.index(site) + 1 :]
 
     def owner(self, module: str) -> tuple[str, str] | None:

@@ -143,8 +143,6 @@ def _size(entry: Path) -> int:
 
 def _discard(path: Path) -> None:
     """Remove a copy (renamed aside first, so no one finds half of it); read-only files are no obstacle."""
-    if not path.exists():
-        return
     aside = path.with_name(f"{path.name}.{uuid.uuid4().hex}.gone")
     try:
         path.rename(aside)
@@ -158,8 +156,5 @@ def _discard(path: Path) -> None:
 @contextmanager
 def _locked(layers: Path, how: int) -> Iterator[None]:
     with (layers / ".lock").open("a") as lock:
-        fcntl.flock(lock, how)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        fcntl.flock(lock, how)  # released when the file closes
+        yield

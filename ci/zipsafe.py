@@ -207,10 +207,8 @@ class SafeZip:
         return [info for info in self.infos if not info.is_dir()]
 
     def read(self, name: str) -> bytes:
-        try:
+        with self._reading(name):
             return self._archive.read(name)
-        except _DAMAGED as exc:
-            raise self._damaged(exc, name) from exc
 
     def extract_all(self, destination: Path) -> None:
         """Write every entry under destination (file modes kept, owner-readable); each CRC is checked."""
@@ -221,27 +219,29 @@ class SafeZip:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with self._archive.open(info) as source, target.open("wb") as sink:
-                    shutil.copyfileobj(source, sink, 1 << 20)
-            except _DAMAGED as exc:
-                target.unlink(missing_ok=True)
-                raise self._damaged(exc, info.filename) from exc
+            with self._reading(info.filename, target), self._archive.open(info) as source, target.open("wb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
             mode = stat.S_IMODE(info.external_attr >> 16)
             if mode:
                 target.chmod(mode | stat.S_IRUSR)
 
     def verify(self) -> None:
         for info in self.files:
-            try:
-                with self._archive.open(info) as source:
-                    while source.read(1 << 20):
-                        pass
-            except _DAMAGED as exc:
-                raise self._damaged(exc, info.filename) from exc
+            with self._reading(info.filename), self._archive.open(info) as source:
+                while source.read(1 << 20):
+                    pass
 
-    def _damaged(self, exc: BaseException, entry: str) -> DamagedZipError:
-        return DamagedZipError(f"{self.shown} is damaged: entry {entry!r} cannot be read ({exc})", self._fix)
+    @contextmanager
+    def _reading(self, entry: str, partial: Path | None = None) -> Iterator[None]:
+        """Damaged data raises DamagedZipError naming the entry (and removes what was written of it)."""
+        try:
+            yield
+        except _DAMAGED as exc:
+            if partial is not None:
+                partial.unlink(missing_ok=True)
+            raise DamagedZipError(
+                f"{self.shown} is damaged: entry {entry!r} cannot be read ({exc})", self._fix
+            ) from exc
 
 
 @contextmanager

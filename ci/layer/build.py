@@ -135,11 +135,7 @@ class ProofStore:
             record = cache_seal.unsealed_json(PROOF_SEAL, key, json.loads(self._file(kind, key).read_text()))
         except (OSError, ValueError):
             return None
-        if record is None or (record.get("format"), record.get("kind"), record.get("facts")) != (
-            PROOF_FORMAT,
-            kind,
-            facts,
-        ):
+        if record is None or [record.get(key) for key in ("format", "kind", "facts")] != [PROOF_FORMAT, kind, facts]:
             return None  # not sealed here, or copied or edited under another key: it does not vouch for these inputs
         result, made = record.get("result"), record.get("made")
         if not isinstance(result, dict) or not isinstance(made, str):

@@ -28,25 +28,17 @@ from ci.site.tree import in_vendored_libs, walk_files
 
 # name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
 _EXTENSION = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\.(cpython-[^.]+|abi3))?\.so$")
-_NOT_PACKAGES = (".dist-info", ".data", ".libs", ".egg-info")
 
 
 def top_level_modules(site: Path) -> list[str]:
     names = set()
     for entry in site.iterdir():
-        name = entry.name
         if entry.is_dir():
-            is_package = name.isidentifier() and not name.endswith(_NOT_PACKAGES) and name != "__pycache__"
+            is_package = entry.name.isidentifier() and entry.name != "__pycache__"  # not x.libs, x.dist-info
             if is_package and any(child.suffix in (".py", ".so", ".pyc") for child in entry.rglob("*")):
-                names.add(name)
-        elif name.endswith(".py") and name[:-3].isidentifier():
-            names.add(name[:-3])
-        elif name.endswith(".pyc") and name[:-4].isidentifier():
-            names.add(name[:-4])
-        else:
-            match = _EXTENSION.match(name)
-            if match:
-                names.add(match.group("name"))
+                names.add(entry.name)
+        elif module := module_for_path(entry.name):
+            names.add(module)
     return sorted(names)
 
 
