@@ -332,9 +332,8 @@ def step_fetch(state: BuildState) -> None:
     state.data["wheels"] = sorted(wheel.path.name for wheel in result.wheels)
     state.data["cache"] = "cold" if result.downloaded else "warm"
     source = "downloaded from the index" if result.downloaded else "all from the cache, no network"
-    logger.info(
-        f"fetch:    {len(result.wheels)} wheels, {as_mb(result.bytes)} ({source}) [{state.timings['fetch']:.1f}s]"
-    )
+    size = sum(wheel.path.stat().st_size for wheel in result.wheels)
+    logger.info(f"fetch:    {len(result.wheels)} wheels, {as_mb(size)} ({source}) [{state.timings['fetch']:.1f}s]")
 
 
 def step_install(state: BuildState) -> None:
@@ -412,9 +411,8 @@ def step_prune(state: BuildState) -> None:
 def _strip(state: BuildState) -> strip.StripResult:
     """Strip only where each stripped file can be proven to load (dlopen in the target's interpreter)."""
     if not state.interpreter.available:
-        skipped = strip.StripResult(rules.STRIP)
-        skipped.failed["*"] = f"not applied: a stripped file must be proven to load, and {state.interpreter.proof()}"
-        return skipped
+        why = f"not applied: a stripped file must be proven to load, and {state.interpreter.proof()}"
+        return strip.StripResult(rules.STRIP, failed={"*": why})
     state.proofs["strip"] = state.interpreter.proof()
     tool = strip.strip_tool(state.config.target.machine)
     load_check = strip.dlopen_check(state.python, state.runtime.behind(state.site))

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
@@ -60,14 +61,9 @@ class CachedWheel:
     sha256: str
 
 
-@dataclass(frozen=True)
-class FetchResult:
+class FetchResult(NamedTuple):
     wheels: tuple[CachedWheel, ...]
     downloaded: bool  # False: every wheel came from the cache (no network)
-
-    @property
-    def bytes(self) -> int:
-        return sum(wheel.path.stat().st_size for wheel in self.wheels)
 
 
 def find_cached(lock: LockFile, cache: Path, target: Target) -> tuple[list[CachedWheel], list[Pin]]:
