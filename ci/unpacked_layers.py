@@ -28,12 +28,7 @@ FIX = "rebuild it with `python -m ci build`"
 def link_layer(layers: Path, layer_zip: Path, destination: Path) -> None:
     """Make `destination` (absent) a tree of hard links to `layer_zip` unpacked, checked against it first."""
     with reading(layers, layer_zip) as entry:
-        for current, _subdirectories, names in os.walk(entry):  # directories recreated, files hard-linked
-            folder = Path(current)
-            target = destination / folder.relative_to(entry)
-            target.mkdir(parents=True, exist_ok=True)
-            for name in names:
-                link_or_copy(folder / name, target / name)
+        shutil.copytree(entry, destination, copy_function=lambda file, to: link_or_copy(Path(file), Path(to)))
 
 
 @contextmanager

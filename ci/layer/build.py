@@ -357,8 +357,8 @@ def step_pristine(state: BuildState) -> None:
     assert state.lock is not None
     options = state.options
     target = state.config.target
+    state.keep = globbed(state.site, options.keep)
     if not state.executes("imports"):
-        state.keep = globbed(state.site, options.keep)
         state.data["pristine"] = {"skipped": state.proofs["imports"]}
         logger.info(f"pristine: skipped, nothing can import {target.machine} code here (proof 'imports' missing)")
         return
@@ -368,7 +368,7 @@ def step_pristine(state: BuildState) -> None:
     with state.step("pristine"):
         planned = rules.plan(state.site, options.prune)
         state.baseline = verify.baseline(state.runner(), state.site, state.distributions, planned, cache_file)
-        state.keep = verify.keep_set(state.baseline) | globbed(state.site, options.keep)
+        state.keep |= verify.keep_set(state.baseline)
     failing = ", ".join(state.baseline.failures) or "none"
     state.data["pristine"] = {"failures": state.baseline.failures, "kept_for_imports": len(state.keep)}
     logger.info(
@@ -477,8 +477,7 @@ def step_zip(state: BuildState) -> None:
 
 def step_stage_function(state: BuildState) -> None:
     """Copy the handler package (its *.py and *.txt data only: no tests, no caches) to build/function/."""
-    module = state.config.function.handler.rsplit(".", 1)[0]
-    package = module.split(".")[0]
+    package = state.config.function.handler.split(".")[0]
     source = state.config.root / package
     if not source.is_dir():
         raise ConfigError(

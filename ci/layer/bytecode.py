@@ -136,10 +136,6 @@ class PycStore:
         finally:
             shutil.rmtree(run.prefix, ignore_errors=True)
 
-    def _pyc(self, run: Run, source: Path) -> Path:
-        """Where the interpreter looks for `source`'s bytecode under the prefix (importlib's cache_from_source)."""
-        return run.prefix / source.parent.relative_to(source.anchor) / f"{source.stem}.{self.tag}.pyc"
-
     def _stem(self, source: Path, stat: os.stat_result) -> str:
         """What names a layer module's entries: its source's sha256 and mtime; the entry adds its seal and tag."""
         return f"{_sha256(source, stat)}-{int(stat.st_mtime)}"
@@ -158,7 +154,7 @@ class PycStore:
                 entry = cache_seal.sealed_entry(_STORE_SEAL, stem, named)
                 if entry is None:
                     continue
-                pyc = self._pyc(run, source)
+                pyc = run.prefix / source.parent.relative_to(source.anchor) / f"{source.stem}.{self.tag}.pyc"
                 pyc.parent.mkdir(parents=True, exist_ok=True)
                 os.link(entry, pyc)
                 run.reused += 1
@@ -203,15 +199,9 @@ def _offer_outside(outside: Path, prefix: Path) -> None:
             target = prefix / rel
             if not kept.endswith(".pyc") or target.exists():
                 continue
-            try:
-                sealed = cache_seal.matches(cache_seal.seal_file(_STORE_SEAL, rel.as_posix(), entry), mark)
-                if sealed:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.link(entry, target)
-                    continue
-            except FileNotFoundError:  # removed by a build side by side
-                continue
-            entry.unlink(missing_ok=True)
+            if cache_seal.sealed_entry(_STORE_SEAL, rel.as_posix(), [(entry, mark)]) is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(entry, target)
 
 
 def _remove_orphans(runs: Path) -> None:

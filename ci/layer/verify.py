@@ -153,12 +153,8 @@ def combined_fix(causes: Iterable[Cause]) -> str:
 def attribute(module: str, error: str, file: str, changes: Mapping[str, str]) -> list[tuple[str, str]]:
     """Changed paths most likely behind a failure, the most specific first."""
     missing = missing_module(error)
-    prefixes: list[str] = []
-    if missing:
-        prefixes.extend(paths_of_module(missing))
-    prefixes.append(file)
-    for candidate in prefixes:
-        hits = sorted((path, rule) for path, rule in changes.items() if path == candidate or path.startswith(candidate))
+    for candidate in [*(paths_of_module(missing) if missing else ()), file]:
+        hits = sorted((path, rule) for path, rule in changes.items() if path.startswith(candidate))
         if hits:
             return hits
     named = sorted((path, rule) for path, rule in changes.items() if path in error)  # tracebacks name full paths

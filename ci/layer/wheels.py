@@ -4,6 +4,7 @@ the wheel spec says and checked against RECORD on every unpack and reuse. No ins
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import json
 import logging
@@ -215,12 +216,10 @@ def _record_problem(wheel: Path, tree: Path, dist: InstalledDistribution) -> str
         members, dist_info, data_dir = _layout(archive, wheel)
         record_name = f"{dist_info}/RECORD"
         record = archive.read(record_name)
-        expected: dict[str, str] = {}
-        for line in record.decode("utf-8").splitlines():
-            name, _, rest = line.partition(",")
-            digest = rest.partition(",")[0]
-            if digest.startswith("sha256="):
-                expected[name] = digest.removeprefix("sha256=")
+        rows = csv.reader(record.decode("utf-8").splitlines())  # path,sha256=<urlsafe b64>,size
+        expected = {
+            row[0]: row[1].removeprefix("sha256=") for row in rows if len(row) > 1 and row[1].startswith("sha256=")
+        }
     scratch = InstalledDistribution(name=dist.name, version=dist.version, wheel=dist.wheel)
     wanted: dict[str, str] = {}
     for name in (info.filename for info in members):
