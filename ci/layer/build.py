@@ -547,12 +547,7 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
         )
     used = trace.ImportTrace(**made)
     top_level = {entry: dist.name for dist in state.installed for entry in dist.top_level}
-    report = state.data["import_trace"] = {
-        **used.summary(),
-        "bytes": trace.layer_bytes(state.site, used.files),
-        "distributions": trace.per_distribution(state.site, used.files, top_level),
-        "warnings": used.warnings,
-    }
+    report = state.data["import_trace"] = used.report(state.site, top_level)
     if used.workload == "events":
         # What the handler used answering the events with the model, relative to python/: the budget reads
         # these when no smoke report exists yet (on pull requests the two jobs run side by side).

@@ -44,16 +44,6 @@ class StripResult(RuleResult):
         return data
 
 
-def strip_candidates(site: Path) -> list[Path]:
-    """ELF files outside `*.libs/` (extension modules and the packages' own shared libraries)."""
-    return [
-        path
-        for path in walk_files(site)
-        if path.suffix == ".so" or ".so." in path.name
-        if not in_vendored_libs(path.relative_to(site).as_posix()) and is_elf(path)
-    ]
-
-
 def strip_tool(machine: str) -> str:
     """The host's strip reads only its own machine's ELF files; a cross binutils strips the others."""
     return "strip" if platform.machine() == machine else f"{machine}-linux-gnu-strip"
@@ -69,8 +59,11 @@ def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str =
     with tempfile.TemporaryDirectory(prefix="strip-originals-", dir=cache) as backup_dir:
         backup = Path(backup_dir)
         changed: dict[Path, tuple[Path, int]] = {}  # file -> (original copy, bytes saved)
-        for path in strip_candidates(site):
+        for path in list(walk_files(site)):
             rel = path.relative_to(site).as_posix()
+            # ELF files outside `*.libs/`: extension modules and the packages' own shared libraries
+            if not (path.suffix == ".so" or ".so." in path.name) or in_vendored_libs(rel) or not is_elf(path):
+                continue
             stripped, error = _stripped_copy(path, cache, strip_tool)
             if stripped is None:
                 result.failed[rel] = error

@@ -4,7 +4,6 @@ interpreter seeing only what Lambda's would; its answers prove a changed tree (b
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,8 +76,24 @@ class ImportTrace:
         """Events the handler answered with a 5xx or an exception: something it needs is missing."""
         return [index for index, result in enumerate(self.results) if _status(result) >= 500]
 
-    def summary(self) -> dict[str, Any]:
-        return {"workload": self.workload, "modules": len(self.modules), "files": len(self.files)}
+    def report(self, site: Path, top_level: dict[str, str]) -> dict[str, Any]:
+        """build.json's import_trace: what was used, and each distribution's share (0 for one never imported)."""
+        counts = {name: {"imported_files": 0, "imported_bytes": 0} for name in sorted(set(top_level.values()))}
+        owners = Owners(top_level=top_level)
+        used = [rel for rel in self.files if (site / rel).is_file()]
+        for rel in used:
+            owner = owners.distribution(f"{BUILD_SITE}/{rel}")
+            if owner in counts:
+                counts[owner]["imported_files"] += 1
+                counts[owner]["imported_bytes"] += (site / rel).stat().st_size
+        return {
+            "workload": self.workload,
+            "modules": len(self.modules),
+            "files": len(self.files),
+            "bytes": sum((site / rel).stat().st_size for rel in used),
+            "distributions": counts,
+            "warnings": self.warnings,
+        }
 
 
 def load_events(events_dir: Path) -> list[Any]:
@@ -167,19 +182,3 @@ def compare_results(before: ImportTrace, after: ImportTrace, what: str) -> None:
             f"after {what} the handler answers {len(diffs)} event(s) differently:\n" + "\n".join(diffs[:5]),
             f"disable {what} in pipeline.toml [build] and report the module involved",
         )
-
-
-def per_distribution(site: Path, rels: Sequence[str], top_level: dict[str, str]) -> dict[str, dict[str, int]]:
-    """Files and bytes each distribution contributes to the trace (0 for one never imported)."""
-    counts = {name: {"imported_files": 0, "imported_bytes": 0} for name in sorted(set(top_level.values()))}
-    owners = Owners(top_level=top_level)
-    for rel in rels:
-        owner = owners.distribution(f"{BUILD_SITE}/{rel}")
-        if owner in counts and (site / rel).is_file():
-            counts[owner]["imported_files"] += 1
-            counts[owner]["imported_bytes"] += (site / rel).stat().st_size
-    return counts
-
-
-def layer_bytes(site: Path, rels: Sequence[str]) -> int:
-    return sum((site / rel).stat().st_size for rel in rels if (site / rel).is_file())

@@ -145,11 +145,6 @@ def cause_of(module: str, error: str, file: str, context: Context) -> Cause:
     )
 
 
-def combined_fix(causes: Iterable[Cause]) -> str:
-    """Each distinct fix once, in the order met."""
-    return "; or ".join(dict.fromkeys(cause.fix for cause in causes)) if causes else ""
-
-
 def attribute(module: str, error: str, file: str, changes: Mapping[str, str]) -> list[tuple[str, str]]:
     """Changed paths most likely behind a failure, the most specific first."""
     missing = missing_module(error)
@@ -393,7 +388,9 @@ def explain(verification: Verification, context: Context) -> CheckFailedError:
     lines = []
     causes = []
     for name, error in verification.new_failures.items():
-        file = modules.get(name) or _source_file(context.site, name) or "(no file left)"
+        base = name.replace(".", "/")
+        sources = [rel for rel in (f"{base}/__init__.py", f"{base}.py") if (context.site / rel).is_file()]
+        file = modules.get(name) or next(iter(sources), "(no file left)")
         cause = cause_of(name, error, file, context)
         causes.append(cause)
         lines.append(f"  {name} ({file}): {error}\n    {cause.detail}")
@@ -401,13 +398,5 @@ def explain(verification: Verification, context: Context) -> CheckFailedError:
     what = "work in a pristine install fail after pruning" if pruned else "fail in the layer as Lambda would see it"
     return CheckFailedError(
         f"{len(verification.new_failures)} import(s) that {what}:\n" + "\n".join(lines),
-        combined_fix(causes),
+        "; or ".join(dict.fromkeys(cause.fix for cause in causes)),  # each distinct fix once, in the order met
     )
-
-
-def _source_file(site: Path, module: str) -> str | None:
-    base = module.replace(".", "/")
-    for candidate in (f"{base}/__init__.py", f"{base}.py"):
-        if (site / candidate).is_file():
-            return candidate
-    return None
