@@ -299,8 +299,7 @@ def _build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool) -> dict[
     step_install(state)
     step_pristine(state)
     step_prune(state)
-    # The ABI check reads ELF headers in this process while the verification's interpreters run:
-    # two independent proofs on two cores.
+    # The ABI check reads ELF headers here while the verification's interpreters run: two proofs, two cores.
     with ThreadPoolExecutor(max_workers=1) as pool:
         abi = pool.submit(step_abi, state)
         step_verify(state)
@@ -313,8 +312,7 @@ def _build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool) -> dict[
     state.timings["total"] = round(time.perf_counter() - started, 2)
     missing = {name: how for name, how in state.proofs.items() if how.startswith("missing")}
     if missing:
-        # Imports prove nothing on a host that cannot load the target's machine code (every extension would
-        # fail before and after pruning alike): the proofs are recorded as missing, and deploy refuses them.
+        # This host cannot load the target's machine code: the proofs are recorded missing; deploy refuses them.
         logger.warning(
             f"WARNING:  proofs missing: {', '.join(missing)}; `ci deploy` refuses this build until they exist"
         )
@@ -380,8 +378,7 @@ def step_pristine(state: BuildState) -> None:
 def step_prune(state: BuildState) -> None:
     options = state.options
     with state.step("prune"):
-        # build.remove first, and not spared for the verification's imports as the rules are: it names what
-        # to remove, and the checks after it (verify, trace) fail naming the glob if something needed it.
+        # build.remove first, not spared for the verification's imports: a check after it names the glob.
         removed = rules.apply_removals(state.site, options.remove, options.keep)
         results: dict[str, rules.RuleResult] = dict(rules.apply_rules(state.site, options.prune, state.keep))
         if rules.STRIP in options.prune:
@@ -523,8 +520,7 @@ def report_data(state: BuildState) -> dict[str, Any]:
             "architecture": state.config.target.architecture,
             "glibc": state.config.target.glibc,
         },
-        # What executed the target's code, and each proof that needs it: made natively, under emulation, or
-        # "missing: ..." (the deploy gate refuses a build with a missing proof, naming it).
+        # How each proof needing the target's code was made, or "missing: ..." (the deploy gate refuses those).
         "interpreter": state.interpreter.to_json(),
         "proofs": dict(sorted(state.proofs.items())),
         **public,
@@ -549,8 +545,7 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
     top_level = {entry: dist.name for dist in state.installed for entry in dist.top_level}
     report = state.data["import_trace"] = used.report(state.site, top_level)
     if used.workload == "events":
-        # What the handler used answering the events with the model, relative to python/: the budget reads
-        # these when no smoke report exists yet (on pull requests the two jobs run side by side).
+        # Relative to python/: the budget reads these when no smoke report exists yet (pull requests).
         report["paths"] = sorted(used.files)
     never = [name for name, n in report["distributions"].items() if not n["imported_files"]]
     if reused is not None:
@@ -578,8 +573,7 @@ def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
         return
     with state.step("bytecode"):
         if options.bytecode == "runtime" and used.workload != "events":
-            # Without the model the trace only sees the handler's imports (about a tenth of the runtime's
-            # modules): the build would pass and every cold start would recompile the rest, ~3x slower.
+            # Without the model the trace sees a tenth of the modules: cold starts would compile the rest (~3x slower).
             raise CheckFailedError(
                 f"build.bytecode = 'runtime' needs an import trace of the handler answering the events, which "
                 f"needs the model at {state.paths.model} (not found): without it most runtime modules would ship "

@@ -96,8 +96,7 @@ def _seal_entry(cache: Path, partial: Path) -> Path:
 
 _STORE_SEAL = "pyc-store"  # the cache seal's purpose: what the checking interpreters execute
 _HEADER = 16  # magic, flags, mtime, size: a timestamp .pyc (PEP 552 flags 0)
-# Each source is hashed once per process: (path, device, inode, size, mtime, ctime) -> sha256. ctime is
-# in the key because mtime can be set back and a freed inode reused; ctime is the kernel's.
+# sha256 per (path, device, inode, size, mtime, ctime): ctime, the kernel's, catches a reset mtime.
 _digests: dict[tuple[str, int, int, int, int, int], str] = {}
 
 

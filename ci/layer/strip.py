@@ -26,8 +26,7 @@ logger = logging.getLogger(__name__)
 # (files that must load, site) -> {file: error} for those that do not
 LoadCheck = Callable[[list[Path], Path], dict[Path, str]]
 
-# --strip-unneeded also drops the static symbol table (13 MB more on this lock); exported symbols
-# such as PyInit_* live in .dynsym and stay.
+# Drops the static symbol table too (13 MB on this lock); PyInit_* and other exports stay in .dynsym.
 STRIP_ARGS = ("--strip-unneeded",)
 
 
