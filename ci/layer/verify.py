@@ -343,13 +343,11 @@ def baseline(
     leaving = [i for i in items if i not in staying]
     outcomes = run_checks(runner, site, staying, jobs=1, record=True)
     outcomes.update(run_checks(runner, site, leaving, jobs=2))
-    failures = _errors(outcomes)
-    if failures:  # a batch failure counts only if it also fails alone
-        alone = recheck_alone(runner, site, [item for item in items if item[1] in failures])
-        failures = {name: error for name, error in failures.items() if name not in {n for _kind, n in alone}}
-        failures.update(_errors(alone))
     loaded = {o.name: list(o.loaded) for o in outcomes.values() if o.loaded}
-    result = Baseline(failures=failures, loaded=loaded)
+    failing = [item for item, o in outcomes.items() if o.error is not None]
+    if failing:  # a batch failure counts only if it also fails alone
+        outcomes.update(recheck_alone(runner, site, failing))
+    result = Baseline(failures=_errors(outcomes), loaded=loaded)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     partial = cache_file.with_suffix(f".{os.getpid()}.partial")
     partial.write_text(json.dumps(cache_seal.sealed_json("pristine", cache_file.name, result.to_json()), indent=1))
