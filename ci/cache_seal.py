@@ -1,9 +1,6 @@
-"""What the build's caches trust: keys covering everything that decides a result, and seals of who made it.
-
-A key of names alone survives an edit of what they stand for, so sources_digest hashes the code itself.
-build/cache travels through actions/cache, which any job on main can write, so each cached output carries an
-HMAC keyed by a secret outside every cache directory (docs/design.md, "Cache seals").
-"""
+"""What the build's caches trust: keys that hash the code deciding a result (not only its name), and HMAC seals
+keyed by a secret outside every cache directory, since build/cache travels through actions/cache that any job on
+main can write (docs/design.md, "Cache seals")."""
 
 from __future__ import annotations
 
@@ -60,11 +57,8 @@ def seal(purpose: str, name: str, data: bytes) -> str:
 
 
 def seal_file(purpose: str, name: str, path: Path) -> str:
-    mac = _mac(purpose, name)
     with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            mac.update(chunk)
-    return mac.hexdigest()
+        return hashlib.file_digest(file, lambda: _mac(purpose, name)).hexdigest()
 
 
 def matches(expected: str, actual: str) -> bool:
@@ -72,8 +66,7 @@ def matches(expected: str, actual: str) -> bool:
 
 
 def sealed_entry(purpose: str, key: str, entries: Iterable[tuple[Path, str]]) -> Path | None:
-    """The first (file, seal in its name) whose bytes carry this machine's seal for `key`; the others (forged,
-    torn, foreign) are deleted, and one a build side by side removed meanwhile is skipped."""
+    """The first (file, seal in its name) sealed here for `key`; the others (forged, torn, foreign) are deleted."""
     for entry, mark in entries:
         try:
             if matches(seal_file(purpose, key, entry), mark):
@@ -85,7 +78,6 @@ def sealed_entry(purpose: str, key: str, entries: Iterable[tuple[Path, str]]) ->
 
 
 def sealed_json(purpose: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """`body` with its seal, to write as JSON (the seal covers the body's canonical JSON)."""
     return {**body, "seal": seal(purpose, name, json.dumps(body, sort_keys=True).encode())}
 
 

@@ -62,15 +62,12 @@ def produced(paths: BuildPaths, data: dict[str, Any]) -> list[Snapshot]:
     from ci.snapshot import take
 
     judged = []
-    for name, source, key in (
-        ("layer.zip", paths.layer_zip, "layer"),
-        ("function.zip", paths.function_zip, "function"),
-    ):
-        snapshot = take(paths, source, name)
-        written = (data.get(key) or {}).get("sha256")
-        if written is not None and written != snapshot.sha256:
+    for key, source in (("layer", paths.layer_zip), ("function", paths.function_zip)):
+        snapshot = take(paths, source, f"{key}.zip")
+        written = data[key]["sha256"]
+        if written != snapshot.sha256:
             raise PipelineError(
-                f"{source} changed after the build wrote it (sha256 {str(written)[:12]}, now {snapshot.sha256[:12]})",
+                f"{source} changed after the build wrote it (sha256 {written[:12]}, now {snapshot.sha256[:12]})",
                 "make sure nothing else writes the build directory, then rerun `python -m ci build`",
             )
         judged.append(snapshot)

@@ -58,8 +58,7 @@ def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
 
 
 def lambda_sys_path(policy: RuntimePolicy, places: Mapping[str, Path | None]) -> list[Path]:
-    """The runtime's documented sys.path with its places ({task}, {opt}, {runtime}, {lang}) filled in; a place given
-    as None is not there (the build has no /var/lang of its own): its entries are left out."""
+    """The runtime's documented sys.path, filled in; a place given as None is left out."""
     entries = []
     for entry in policy.sys_path:
         place = entry.split("}", 1)[0].removeprefix("{")
@@ -76,17 +75,12 @@ class RuntimeView:
     policy: RuntimePolicy
     packages: Path  # the installed /var/runtime equivalent (ensure_runtime_dir)
 
-    def sys_path(self, site: Path, task: Path | None = None) -> list[Path]:
-        """Lambda's sys.path with the layer's python/ directory at `site` (and the function at `task`)."""
-        return lambda_sys_path(self.policy, {"task": task, "opt": site.parent, "runtime": self.packages})
-
     def behind(self, site: Path) -> list[Path]:
         """What Lambda searches after the layer's python/ directory: the runtime's own packages."""
-        path = self.sys_path(site)
+        path = lambda_sys_path(self.policy, {"task": None, "opt": site.parent, "runtime": self.packages})
         return path[path.index(site) + 1 :]
 
     def owner(self, module: str) -> tuple[str, str] | None:
-        """(distribution, version) of the runtime package that provides `module` (dotted), or None."""
         return _top_levels(self.packages).get(module.split(".")[0])
 
     @property

@@ -9,6 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
@@ -28,8 +29,7 @@ class Snapshot:
 
 
 def take(paths: BuildPaths, source: Path, name: str | None = None) -> Snapshot:
-    """Copy `source` into <build>/snapshots/<sha256>/<name>, hashing exactly the bytes copied; an earlier copy
-    of the same bytes (hashed again, never trusted by its name) is reused, as every check snapshots the zips."""
+    """Copy `source` to <build>/snapshots/<sha256>/<name>, hashing the bytes copied; a copy of them is reused."""
     name = name or source.name
     root = paths.build / "snapshots"
     root.mkdir(parents=True, exist_ok=True)
@@ -38,22 +38,16 @@ def take(paths: BuildPaths, source: Path, name: str | None = None) -> Snapshot:
     except FileNotFoundError as exc:
         raise PipelineError(f"{source} not found", "build it first (python -m ci build / python -m training)") from exc
     earlier = root / sha / name
-    if earlier.is_file() and _digest(earlier) == (sha, size):
+    if earlier.is_file() and _digest(earlier) == (sha, size):  # hashed again, never trusted by its name
         os.utime(earlier.parent)
         return Snapshot(name=name, path=earlier, sha256=sha, size=size)
-    digest = hashlib.sha256()
-    size = 0
-    with source.open("rb") as handle, tempfile.NamedTemporaryFile(dir=root, prefix=f".{name}.", delete=False) as copy:
+    with tempfile.NamedTemporaryFile(dir=root, prefix=f".{name}.", delete=False) as copy:
         # No fsync: a copy a crash cut short is hashed again before any later take reuses it.
         try:
-            for block in iter(lambda: handle.read(BLOCK), b""):
-                digest.update(block)
-                copy.write(block)
-                size += len(block)
+            sha, size = _digest(source, copy)  # of the bytes copied: the source may have changed since
         except BaseException:
             Path(copy.name).unlink(missing_ok=True)
             raise
-    sha = digest.hexdigest()  # of the bytes copied: the source may have changed since the first read
     folder = root / sha
     folder.mkdir(exist_ok=True)
     target = folder / name
@@ -64,13 +58,16 @@ def take(paths: BuildPaths, source: Path, name: str | None = None) -> Snapshot:
     return Snapshot(name=name, path=target, sha256=sha, size=size)
 
 
-def _digest(path: Path) -> tuple[str, int]:
+def _digest(path: Path, copy: IO[bytes] | None = None) -> tuple[str, int]:
+    """sha256 and size of `path`'s bytes, written to `copy` as they are read."""
     digest = hashlib.sha256()
     size = 0
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(BLOCK), b""):
             digest.update(block)
             size += len(block)
+            if copy is not None:
+                copy.write(block)
     return digest.hexdigest(), size
 
 

@@ -28,12 +28,7 @@ FIX = "rebuild it with `python -m ci build`"
 def link_layer(layers: Path, layer_zip: Path, destination: Path) -> None:
     """Make `destination` (absent) a tree of hard links to `layer_zip` unpacked, checked against it first."""
     with reading(layers, layer_zip) as entry:
-        for current, _subdirectories, names in os.walk(entry):  # directories recreated, files hard-linked
-            folder = Path(current)
-            target = destination / folder.relative_to(entry)
-            target.mkdir(parents=True, exist_ok=True)
-            for name in names:
-                link_or_copy(folder / name, target / name)
+        shutil.copytree(entry, destination, copy_function=lambda file, to: link_or_copy(Path(file), Path(to)))
 
 
 @contextmanager
@@ -108,8 +103,7 @@ def _crc_matches(item: tuple[Path, int]) -> bool:
 
 
 def evict(layers: Path, kept_bytes: int) -> None:
-    """Remove the least recently used copies past `kept_bytes` (never the most recent) and what killed runs
-    left half made, waiting for checks that hold a copy (they hold the shared lock)."""
+    """Remove the least recently used copies past `kept_bytes` and half-made ones, once no check holds one."""
     entries = _entries(layers)
     leftovers = [path for path in layers.iterdir() if path.is_dir() and "." in path.name]
     if sum(_size(entry) for entry in entries) <= kept_bytes and not leftovers:
@@ -144,8 +138,6 @@ def _size(entry: Path) -> int:
 
 def _discard(path: Path) -> None:
     """Remove a copy (renamed aside first, so no one finds half of it); read-only files are no obstacle."""
-    if not path.exists():
-        return
     aside = path.with_name(f"{path.name}.{uuid.uuid4().hex}.gone")
     try:
         path.rename(aside)
@@ -159,8 +151,5 @@ def _discard(path: Path) -> None:
 @contextmanager
 def _locked(layers: Path, how: int) -> Iterator[None]:
     with (layers / ".lock").open("a") as lock:
-        fcntl.flock(lock, how)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        fcntl.flock(lock, how)  # released when the file closes
+        yield

@@ -1,10 +1,6 @@
-"""The pipeline's zips: written byte-identical for identical trees, and opened only after every entry is judged.
-
-Writing: fixed order, timestamps and permissions; deflate streams cached by content, inflated and compared before
-use (the cache travels between jobs). Reading: Lambda unpacks what deploy uploads, so a zip with links, devices,
-non-canonical or duplicate names is refused (naming the entry), a damaged one is one PipelineError, and each
-entry's CRC is checked once per file per process.
-"""
+"""The pipeline's zips: written byte-identical for identical trees (deflate streams cached, checked before use), and
+read only after every entry is judged as Lambda unpacks them: links, devices, non-canonical or duplicate names are
+refused, a damaged zip is one PipelineError, each CRC is checked once per file per process."""
 
 from __future__ import annotations
 
@@ -63,8 +59,7 @@ def tree_entries(root: Path) -> list[tuple[str, Path]]:
 def write_zip(
     entries: Iterable[tuple[str, Path]], destination: Path, cache: Path | None = None, jobs: int = 2
 ) -> ZipFacts:
-    """Zip (archive name, file) pairs reproducibly into `destination` (replaced atomically); `cache`: deflate
-    streams keyed by content, reused across builds."""
+    """Zip (name, file) pairs reproducibly, replacing `destination` atomically; `cache`: deflate streams by content."""
     ordered = sorted(entries)
     names = [name for name, _ in ordered]
     if len(set(names)) != len(names):
@@ -212,11 +207,8 @@ class SafeZip:
         return [info for info in self.infos if not info.is_dir()]
 
     def read(self, name: str) -> bytes:
-        """The entry's bytes, CRC checked."""
-        try:
+        with self._reading(name):
             return self._archive.read(name)
-        except _DAMAGED as exc:
-            raise self._damaged(exc, name) from exc
 
     def extract_all(self, destination: Path) -> None:
         """Write every entry under destination (file modes kept, owner-readable); each CRC is checked."""
@@ -227,35 +219,34 @@ class SafeZip:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with self._archive.open(info) as source, target.open("wb") as sink:
-                    shutil.copyfileobj(source, sink, 1 << 20)
-            except _DAMAGED as exc:
-                target.unlink(missing_ok=True)
-                raise self._damaged(exc, info.filename) from exc
+            with self._reading(info.filename, target), self._archive.open(info) as source, target.open("wb") as sink:
+                shutil.copyfileobj(source, sink, 1 << 20)
             mode = stat.S_IMODE(info.external_attr >> 16)
             if mode:
                 target.chmod(mode | stat.S_IRUSR)
 
     def verify(self) -> None:
-        """Read every entry once: a damaged one raises DamagedZipError."""
         for info in self.files:
-            try:
-                with self._archive.open(info) as source:
-                    while source.read(1 << 20):
-                        pass
-            except _DAMAGED as exc:
-                raise self._damaged(exc, info.filename) from exc
+            with self._reading(info.filename), self._archive.open(info) as source:
+                while source.read(1 << 20):
+                    pass
 
-    def _damaged(self, exc: BaseException, entry: str) -> DamagedZipError:
-        return DamagedZipError(f"{self.shown} is damaged: entry {entry!r} cannot be read ({exc})", self._fix)
+    @contextmanager
+    def _reading(self, entry: str, partial: Path | None = None) -> Iterator[None]:
+        """Damaged data raises DamagedZipError naming the entry (and removes what was written of it)."""
+        try:
+            yield
+        except _DAMAGED as exc:
+            if partial is not None:
+                partial.unlink(missing_ok=True)
+            raise DamagedZipError(
+                f"{self.shown} is damaged: entry {entry!r} cannot be read ({exc})", self._fix
+            ) from exc
 
 
 @contextmanager
 def open_zip(path: Path, how_to_make: str, shown: Path | None = None, check_data: bool = True) -> Iterator[SafeZip]:
-    """Open `path` and judge its entries; `how_to_make` is the fix printed when it is missing or refused,
-    `shown` the file messages name (the artifact, when `path` is its snapshot). `check_data` False only for
-    a reader that unpacks every entry itself (extract_all checks each CRC)."""
+    """Open `path` and judge its entries (`shown` names it in messages); `check_data` False only for extract_all."""
     shown = shown or path
     if not path.is_file():
         raise PipelineError(f"{shown} not found", how_to_make)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ci.isolated import run_isolated, target_python
 from ci.layer import bytecode, trace
+from ci.layer.verify import Runner
 from tests.config_fixtures import PYC_TAG
 from tests.config_fixtures import PYTHON as TARGET_PYTHON
 
@@ -76,13 +77,13 @@ def test_the_trace_records_what_the_handler_imports_opens_and_answers(tmp_path: 
     write(events, {f"e{i}.json": json.dumps({"description": "d", "event": {"x": i}, "expect": {}}) for i in (1, 2)})
     model = tmp_path / "model.joblib"
     model.write_bytes(b"N.")  # None, pickled (protocol 0): the scan accepts it
-    traced = trace.trace_handler(PYTHON, site, function, "handler.app.lambda_handler", events, model)
+    traced = trace.trace_handler(Runner(PYTHON), site, function, "handler.app.lambda_handler", events, model)
     assert traced.workload == "events" and not traced.warnings
     assert traced.results == [{"value": 9, "model_bytes": 2}, {"value": 11, "model_bytes": 2}]
     assert traced.modules == ["lib/__init__.py", "lib/used.py"]
     assert "lib/table.txt" in traced.files and "lib/unused.py" not in traced.files
 
-    import_only = trace.trace_handler(PYTHON, site, function, "handler.app.lambda_handler", events, None)
+    import_only = trace.trace_handler(Runner(PYTHON), site, function, "handler.app.lambda_handler", events, None)
     assert import_only.workload == "import-only" and import_only.results == []
     assert "no model" in import_only.warnings[0]
 

@@ -32,7 +32,7 @@ def counted(store: bytecode.PycStore, roots: list[Path], code: str) -> tuple[byt
     """Run `code` in the target interpreter with the store's prefix; the run's counts and its output."""
     with store.run(roots) as run:
         prelude = f"import sys; sys.pycache_prefix = {str(run.prefix)!r}; sys.dont_write_bytecode = False\n"
-        done = run_isolated(PYTHON, [bytecode.resolved(root) for root in roots], prelude + code)
+        done = run_isolated(PYTHON, [root.resolve() for root in roots], prelude + code)
         assert done.returncode == 0, done.stderr
     return run, done.stdout.strip()
 

@@ -20,6 +20,7 @@ from ci.errors import CheckFailedError, ConfigError, PipelineError
 from ci.isolated import target_python
 from ci.layer import trace
 from ci.layer.build import build_layer
+from ci.layer.verify import Runner
 from ci.lock.check import check_against_in, check_bundled, check_provided, provided_versions
 from ci.lock.files import read_in
 from ci.lock.lockfile import read_lock
@@ -77,8 +78,8 @@ def answers(config: Config, paths: BuildPaths) -> list[dict]:
     site = paths.layer_tree / "python"
     view = runtime_view(config, paths)
     traced = trace.trace_handler(
-        PYTHON, site, paths.build / "function", config.function.handler, config.smoke.events, paths.model,
-        layer_lock=config.lock.layer_lock, extra_paths=view.behind(site),
+        Runner(PYTHON, extra_paths=view.behind(site)), site, paths.build / "function", config.function.handler,
+        config.smoke.events, paths.model, layer_lock=config.lock.layer_lock,
     )  # fmt: skip
     return traced.results
 

@@ -90,6 +90,7 @@ def test_build_refuses_before_any_step(tmp_path: Path) -> None:
 def test_the_import_trace_itself_refuses(tmp_path: Path) -> None:
     """trace_handler is the build's loader: it scans too, whoever calls it."""
     from ci.layer.trace import trace_handler
+    from ci.layer.verify import Runner
 
     site = tmp_path / "site"
     site.mkdir()
@@ -101,7 +102,7 @@ def test_the_import_trace_itself_refuses(tmp_path: Path) -> None:
     model = malicious_model(tmp_path / "model.joblib", marker)
     events = tiny_events(tmp_path / "events")
     with pytest.raises(PipelineError, match=FINDING):
-        trace_handler(PYTHON, site, function, "handler.app.lambda_handler", events, model)
+        trace_handler(Runner(PYTHON), site, function, "handler.app.lambda_handler", events, model)
     assert not marker.exists()
 
 

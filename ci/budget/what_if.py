@@ -594,13 +594,12 @@ def measure_compact(
     version = config.target.runtime.python
     try:
         used = trace.trace_handler(
-            python,
+            verify.Runner(python, bytecode.for_target(paths.cache, version)),
             site,
             function,
             config.function.handler,
             config.smoke.events,
             paths.model,
-            pycache=bytecode.for_target(paths.cache, version),
             layer_lock=config.lock.layer_lock,
         )
     except CheckFailedError as exc:

@@ -1,8 +1,6 @@
-"""`python -m ci build`, top-down: fetch -> install -> pristine -> prune -> verify + abi -> trace -> bytecode
--> prove -> zip -> report. Each step prints one line saying what it did and returns the facts build.json records;
-every cache is keyed by content, so a warm rebuild redoes the work from the wheels and still proves it. A passing
-proof (verify, trace, prove) is recorded sealed under digests of all its inputs and reused for those exact bytes.
-"""
+"""`python -m ci build`: fetch -> install -> pristine -> prune -> verify + abi -> trace -> bytecode -> prove -> zip,
+each step logging one line and recording its facts for build.json. Caches are keyed by content; a passing proof
+(verify, trace, prove) is recorded sealed under digests of all its inputs and reused for those exact bytes."""
 
 from __future__ import annotations
 
@@ -18,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -30,7 +28,7 @@ from ci.config import Config
 from ci.config_sections import BuildConfig
 from ci.errors import CheckFailedError, ConfigError
 from ci.layer import sources, strip, trace, verify
-from ci.layer.bytecode import LAMBDA_SITE, PycStore, compile_files, for_target, pyc_path
+from ci.layer.bytecode import LAMBDA_SITE, compile_files, for_target, pyc_path
 from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, install_wheels, read_layer_lock
 from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
@@ -49,8 +47,7 @@ PROOF_SEAL = "proof"  # the cache seal's purpose
 
 
 def tree_digest(root: Path) -> str:
-    """sha256 naming a tree exactly: every directory (an empty one can be a namespace package), file (bytes,
-    executable bit) and link; files hashed on two threads (hashlib releases the GIL)."""
+    """sha256 naming every directory (an empty one can be a namespace package), file (bytes, exec bit) and link."""
     entries: list[tuple[str, str, Path | None]] = []  # (kind, rel, file to hash)
     for current, dirs, files in os.walk(root):
         dirs.sort()
@@ -75,7 +72,7 @@ def tree_digest(root: Path) -> str:
         with path.open("rb") as file:
             return f"{kind} {rel} {hashlib.file_digest(file, 'sha256').hexdigest()}"
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:  # hashlib releases the GIL
         lines = list(pool.map(digest_of, entries))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
@@ -95,8 +92,7 @@ def file_digest(path: Path) -> str:
 
 
 def binaries_digest(paths: tuple[str, ...]) -> str:
-    """What executes the proofs: each binary's name and bytes (the interpreter and its libpython; qemu and the
-    guest's). Not where it is: a checkout elsewhere with the same emulation sysroot runs the same code."""
+    """What executes the proofs: each binary's name and bytes, not where it is (a checkout elsewhere runs the same)."""
     resolved = [Path(os.path.realpath(path)) for path in paths]
     return hashlib.sha256("\n".join(f"{p.name} {file_digest(p)}" for p in resolved).encode()).hexdigest()
 
@@ -139,10 +135,8 @@ class ProofStore:
             record = cache_seal.unsealed_json(PROOF_SEAL, key, json.loads(self._file(kind, key).read_text()))
         except (OSError, ValueError):
             return None
-        if record is None:
-            return None  # not a record, or not made on this machine
-        if record.get("format") != PROOF_FORMAT or record.get("kind") != kind or record.get("facts") != facts:
-            return None  # copied or edited under another key: it does not vouch for these inputs
+        if record is None or [record.get(key) for key in ("format", "kind", "facts")] != [PROOF_FORMAT, kind, facts]:
+            return None  # not sealed here, or copied or edited under another key: it does not vouch for these inputs
         result, made = record.get("result"), record.get("made")
         if not isinstance(result, dict) or not isinstance(made, str):
             return None
@@ -160,21 +154,24 @@ class ProofStore:
         partial.replace(target)
 
     def reuse_or_make(
-        self, kind: str, facts: dict[str, str], make: Callable[[], dict[str, Any]]
+        self,
+        kind: str,
+        facts: dict[str, str],
+        make: Callable[[], dict[str, Any]],
+        complete: Callable[[dict[str, Any]], bool] = lambda _: True,
     ) -> tuple[dict[str, Any], Reused | None]:
-        """The recorded result for `facts`, or `make()`'s (recorded when it returns; a raise records nothing)."""
+        """The recorded result for `facts`, or `make()`'s (recorded if `complete`; a raise records nothing)."""
         found = self.find(kind, facts)
         if found is not None:
             return found.result, found
         result = make()
-        self.record(kind, facts, result)
+        if complete(result):
+            self.record(kind, facts, result)
         return result, None
 
 
 @dataclass
 class BuildState:
-    """What the steps learn, in the order they learn it."""
-
     config: Config
     paths: BuildPaths
     interpreter: TargetInterpreter  # runs the target's native code (natively, emulated) or is missing
@@ -188,26 +185,20 @@ class BuildState:
     changes: dict[str, str] = field(default_factory=dict)  # path under python/ -> rule that removed/changed it
     proofs: dict[str, str] = field(default_factory=dict)  # proof -> how it was made, or "missing: why; fix"
     digests: dict[str, str] = field(default_factory=dict)  # what a reusable proof ran on (proof_facts)
-    view: RuntimeView | None = None  # the runtime's own packages, installed on first use (runtime())
     reuse_proofs: bool = True  # False: `ci build --fresh-proofs` (ProofStore)
 
     @property
     def options(self) -> BuildConfig:  # [build], as `ci build`'s flags left it
         return self.config.build
 
+    @cached_property
     def runtime(self) -> RuntimeView:
-        """What Lambda puts behind the layer on sys.path: every step that imports the layer sees it too."""
-        if self.view is None:
-            self.view = runtime_view(self.config, self.paths)
-        return self.view
-
-    @property
-    def behind(self) -> list[Path]:  # sys.path after the layer's python/, as on Lambda
-        return self.runtime().behind(self.site)
+        """What Lambda puts behind the layer on sys.path (installed on first use): every step importing sees it."""
+        return runtime_view(self.config, self.paths)
 
     def diagnosis(self) -> verify.Context:
         requirements_in = self.config.relative(self.config.lock.requirements_in)
-        return verify.Context(self.site, self.changes, self.runtime(), requirements_in)
+        return verify.Context(self.site, self.changes, self.runtime, requirements_in)
 
     @property
     def python(self) -> str:
@@ -233,24 +224,25 @@ class BuildState:
     def function_tree(self) -> Path:
         return self.paths.build / "function"
 
-    @property
-    def top_level(self) -> dict[str, str]:
-        return {entry: dist.name for dist in self.installed for entry in dist.top_level}
+    def verified(self, pycache: bool = True) -> verify.Verification:
+        """The tree's imports against the pristine verdict; a new failure raises, naming its cause."""
+        assert self.baseline is not None
+        result = verify.verify_tree(self.runner(pycache), self.site, self.distributions, self.baseline)
+        if not result.passed:
+            raise verify.explain(result, self.diagnosis())
+        return result
 
     def runner(self, pycache: bool = True) -> verify.Runner:
-        return verify.Runner(self.python, self.pycache if pycache else None, self.behind)
-
-    @property
-    def pycache(self) -> PycStore:  # the checking interpreters' shared bytecode
-        return for_target(self.paths.cache, self.config.target.runtime.python)
+        """The target's interpreter; `pycache` False: the tree's own bytecode, nothing from the shared store."""
+        store = for_target(self.paths.cache, self.config.target.runtime.python) if pycache else None
+        return verify.Runner(self.python, store, self.runtime.behind(self.site))
 
     @property
     def proof_store(self) -> ProofStore:
         return ProofStore(self.paths.cache / "proofs", enabled=self.reuse_proofs)
 
     def proof_facts(self, *, tree_changed: bool = False) -> dict[str, str]:
-        """Digests of what every proof runs on: the site tree (hashed again after `tree_changed`), the
-        interpreter's binaries and the pipeline's code. Each step adds what else decides its result."""
+        """Digests of what every proof runs on (the site is hashed again after `tree_changed`)."""
         if tree_changed or "site" not in self.digests:
             self.digests["site"] = tree_digest(self.site)
         if "interpreter" not in self.digests:
@@ -262,7 +254,7 @@ class BuildState:
             "prover": prover_digest(),
             "python": self.config.target.runtime.python,
             "machine": self.config.target.machine,
-            "runtime_packages": self.runtime().key,  # what the imports find behind the layer
+            "runtime_packages": self.runtime.key,  # what the imports find behind the layer
         }
 
     @contextmanager
@@ -273,8 +265,7 @@ class BuildState:
 
 
 def build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool = True) -> dict[str, Any]:
-    """Every step; build.json's data. Two builds of one directory take turns (each rewrites build/layer/); the
-    outputs are deleted first and on failure, so an interrupted build leaves no zips that pass for its own."""
+    """build.json's data. Builds of one directory take turns; outputs are deleted first and on failure."""
     paths.build.mkdir(parents=True, exist_ok=True)
     with (paths.build / ".build.lock").open("w") as lock_file:
         try:
@@ -308,8 +299,7 @@ def _build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool) -> dict[
     step_install(state)
     step_pristine(state)
     step_prune(state)
-    # The ABI check reads ELF headers in this process while the verification's interpreters run:
-    # two independent proofs on two cores.
+    # The ABI check reads ELF headers here while the verification's interpreters run: two proofs, two cores.
     with ThreadPoolExecutor(max_workers=1) as pool:
         abi = pool.submit(step_abi, state)
         step_verify(state)
@@ -322,8 +312,7 @@ def _build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool) -> dict[
     state.timings["total"] = round(time.perf_counter() - started, 2)
     missing = {name: how for name, how in state.proofs.items() if how.startswith("missing")}
     if missing:
-        # Imports prove nothing on a host that cannot load the target's machine code (every extension would
-        # fail before and after pruning alike): the proofs are recorded as missing, and deploy refuses them.
+        # This host cannot load the target's machine code: the proofs are recorded missing; deploy refuses them.
         logger.warning(
             f"WARNING:  proofs missing: {', '.join(missing)}; `ci deploy` refuses this build until they exist"
         )
@@ -341,9 +330,8 @@ def step_fetch(state: BuildState) -> None:
     state.data["wheels"] = sorted(wheel.path.name for wheel in result.wheels)
     state.data["cache"] = "cold" if result.downloaded else "warm"
     source = "downloaded from the index" if result.downloaded else "all from the cache, no network"
-    logger.info(
-        f"fetch:    {len(result.wheels)} wheels, {as_mb(result.bytes)} ({source}) [{state.timings['fetch']:.1f}s]"
-    )
+    size = sum(wheel.path.stat().st_size for wheel in result.wheels)
+    logger.info(f"fetch:    {len(result.wheels)} wheels, {as_mb(size)} ({source}) [{state.timings['fetch']:.1f}s]")
 
 
 def step_install(state: BuildState) -> None:
@@ -367,18 +355,18 @@ def step_pristine(state: BuildState) -> None:
     assert state.lock is not None
     options = state.options
     target = state.config.target
+    state.keep = globbed(state.site, options.keep)
     if not state.executes("imports"):
-        state.keep = globbed(state.site, options.keep)
         state.data["pristine"] = {"skipped": state.proofs["imports"]}
         logger.info(f"pristine: skipped, nothing can import {target.machine} code here (proof 'imports' missing)")
         return
-    view = state.runtime()
+    view = state.runtime
     cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, options.prune, view.key)
     cached = cache_file.is_file()
     with state.step("pristine"):
         planned = rules.plan(state.site, options.prune)
         state.baseline = verify.baseline(state.runner(), state.site, state.distributions, planned, cache_file)
-        state.keep = verify.keep_set(state.baseline) | globbed(state.site, options.keep)
+        state.keep |= verify.keep_set(state.baseline)
     failing = ", ".join(state.baseline.failures) or "none"
     state.data["pristine"] = {"failures": state.baseline.failures, "kept_for_imports": len(state.keep)}
     logger.info(
@@ -390,8 +378,7 @@ def step_pristine(state: BuildState) -> None:
 def step_prune(state: BuildState) -> None:
     options = state.options
     with state.step("prune"):
-        # build.remove first, and not spared for the verification's imports as the rules are: it names what
-        # to remove, and the checks after it (verify, trace) fail naming the glob if something needed it.
+        # build.remove first, not spared for the verification's imports: a check after it names the glob.
         removed = rules.apply_removals(state.site, options.remove, options.keep)
         results: dict[str, rules.RuleResult] = dict(rules.apply_rules(state.site, options.prune, state.keep))
         if rules.STRIP in options.prune:
@@ -421,12 +408,11 @@ def step_prune(state: BuildState) -> None:
 def _strip(state: BuildState) -> strip.StripResult:
     """Strip only where each stripped file can be proven to load (dlopen in the target's interpreter)."""
     if not state.interpreter.available:
-        skipped = strip.StripResult(rules.STRIP)
-        skipped.failed["*"] = f"not applied: a stripped file must be proven to load, and {state.interpreter.proof()}"
-        return skipped
+        why = f"not applied: a stripped file must be proven to load, and {state.interpreter.proof()}"
+        return strip.StripResult(rules.STRIP, failed={"*": why})
     state.proofs["strip"] = state.interpreter.proof()
     tool = strip.strip_tool(state.config.target.machine)
-    load_check = strip.dlopen_check(state.python, state.behind)
+    load_check = strip.dlopen_check(state.python, state.runtime.behind(state.site))
     return strip.strip_tree(state.site, state.paths.cache / "strip", load_check, tool)
 
 
@@ -435,31 +421,23 @@ def step_verify(state: BuildState) -> None:
         state.data["verify"] = {"skipped": state.proofs["imports"]}
         logger.info("verify:   skipped (proof 'imports' missing)")
         return
-    baseline = state.baseline
     with state.step("verify"):
         facts = {
             **state.proof_facts(),
             "distributions": " ".join(sorted(state.distributions)),
-            "baseline": json_digest(baseline.to_json()),
+            "baseline": json_digest(state.baseline.to_json()),
         }
-
-        def make() -> dict[str, Any]:
-            result = verify.verify_tree(state.runner(), state.site, state.distributions, baseline)
-            if not result.passed:
-                raise verify.explain(result, state.diagnosis())
-            return asdict(result)
-
-        made, reused = state.proof_store.reuse_or_make("verify", facts, make)
-    result = verify.Verification(**made)
-    state.data["verify"] = asdict(result)
+        made, reused = state.proof_store.reuse_or_make("verify", facts, lambda: asdict(state.verified()))
+    report = state.data["verify"] = {**made}
     how = f"in an isolated Python {state.config.target.runtime.python} (layer + the runtime's packages)"
     if reused is not None:
-        state.data["verify"]["reused"] = reused.to_json()
+        report["reused"] = reused.to_json()
         state.proofs["imports"] += f"; {reused.note()}"
         how = f"({reused.note()})"
+    failures = report["failures"]
     logger.info(
-        f"verify:   {result.checked} imports and versions checked {how}; {len(result.failures)} fail as in a "
-        f"pristine install ({', '.join(result.failures) or 'none'}) [{state.timings['verify']:.1f}s]"
+        f"verify:   {report['checked']} imports and versions checked {how}; {len(failures)} fail as in a "
+        f"pristine install ({', '.join(failures) or 'none'}) [{state.timings['verify']:.1f}s]"
     )
 
 
@@ -496,8 +474,7 @@ def step_zip(state: BuildState) -> None:
 
 def step_stage_function(state: BuildState) -> None:
     """Copy the handler package (its *.py and *.txt data only: no tests, no caches) to build/function/."""
-    module = state.config.function.handler.rsplit(".", 1)[0]
-    package = module.split(".")[0]
+    package = state.config.function.handler.split(".")[0]
     source = state.config.root / package
     if not source.is_dir():
         raise ConfigError(
@@ -543,8 +520,7 @@ def report_data(state: BuildState) -> dict[str, Any]:
             "architecture": state.config.target.architecture,
             "glibc": state.config.target.glibc,
         },
-        # What executed the target's code, and each proof that needs it: made natively, under emulation, or
-        # "missing: ..." (the deploy gate refuses a build with a missing proof, naming it).
+        # How each proof needing the target's code was made, or "missing: ..." (the deploy gate refuses those).
         "interpreter": state.interpreter.to_json(),
         "proofs": dict(sorted(state.proofs.items())),
         **public,
@@ -558,33 +534,27 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
         logger.info("trace:    skipped, the handler cannot run here (proof 'trace' missing)")
         return trace.ImportTrace(workload="none", modules=[], files=[])
     with state.step("trace"):
-        facts = {**state.proof_facts(), **_run_facts(state)}
-        reused = state.proof_store.find("trace", facts)
-        if reused is not None:
-            used = trace.ImportTrace(**reused.result)
-        else:
-            used = _trace(state, pycache=True)
-            if used.workload == "events" and not used.warnings:  # a partial trace is made again, warning again
-                state.proof_store.record("trace", facts, {**asdict(used), "log": []})
-    state.data["import_trace"] = {
-        **used.summary(),
-        "bytes": trace.layer_bytes(state.site, used.files),
-        "distributions": trace.per_distribution(state.site, used.files, state.top_level),
-        "warnings": used.warnings,
-    }
+        made, reused = state.proof_store.reuse_or_make(
+            "trace",
+            {**state.proof_facts(), **_run_facts(state)},
+            lambda: {**asdict(_trace(state, pycache=True)), "log": []},
+            # a partial trace is made again, warning again
+            complete=lambda result: result["workload"] == "events" and not result["warnings"],
+        )
+    used = trace.ImportTrace(**made)
+    top_level = {entry: dist.name for dist in state.installed for entry in dist.top_level}
+    report = state.data["import_trace"] = used.report(state.site, top_level)
     if used.workload == "events":
-        # What the handler used answering the events with the model, relative to python/: the budget reads
-        # these when no smoke report exists yet (on pull requests the two jobs run side by side).
-        state.data["import_trace"]["paths"] = sorted(used.files)
-    never = [name for name, n in state.data["import_trace"]["distributions"].items() if not n["imported_files"]]
+        # Relative to python/: the budget reads these when no smoke report exists yet (pull requests).
+        report["paths"] = sorted(used.files)
+    never = [name for name, n in report["distributions"].items() if not n["imported_files"]]
     if reused is not None:
-        state.data["import_trace"]["reused"] = reused.to_json()
+        report["reused"] = reused.to_json()
         state.proofs["trace"] += f"; {reused.note()}"
     logger.info(
         f"trace:    handler on {len(used.results)} events ({used.workload}"
         + (f"; {reused.note()}" if reused else "")
-        + f"): {len(used.modules)} modules, "
-        f"{as_mb(state.data['import_trace']['bytes'])} of the layer used; never imported: "
+        + f"): {len(used.modules)} modules, {as_mb(report['bytes'])} of the layer used; never imported: "
         f"{', '.join(never) or 'none'} [{state.timings['trace']:.1f}s]"
     )
     for warning in used.warnings:
@@ -603,8 +573,7 @@ def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
         return
     with state.step("bytecode"):
         if options.bytecode == "runtime" and used.workload != "events":
-            # Without the model the trace only sees the handler's imports (about a tenth of the runtime's
-            # modules): the build would pass and every cold start would recompile the rest, ~3x slower.
+            # Without the model the trace sees a tenth of the modules: cold starts would compile the rest (~3x slower).
             raise CheckFailedError(
                 f"build.bytecode = 'runtime' needs an import trace of the handler answering the events, which "
                 f"needs the model at {state.paths.model} (not found): without it most runtime modules would ship "
@@ -676,12 +645,8 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
         def make() -> dict[str, Any]:
             checked = None
             if options.sourceless or options.prune_unimported:
-                assert state.baseline is not None
-                fresh = state.runner(pycache=False)
-                result = verify.verify_tree(fresh, state.site, state.distributions, state.baseline)
+                result = state.verified(pycache=False)
                 checked = {"checked": result.checked, "new_failures": result.new_failures}
-                if not result.passed:
-                    raise verify.explain(result, state.diagnosis())
             after = _trace(state, pycache=False)  # the tree's own bytecode, nothing from a cache
             trace.compare_results(before, after, _what(state))
             version = state.config.target.runtime.python
@@ -706,7 +671,7 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
 
 
 def _run_facts(state: BuildState) -> dict[str, str]:
-    """What else decides a run of the handler: its package, name, the events, the model and the lock."""
+    """What else decides a run of the handler."""
     return {
         "function": tree_digest(state.function_tree) if state.function_tree.is_dir() else "none",
         "handler": state.config.function.handler,
@@ -720,15 +685,13 @@ def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
     """The handler on the events, on the tree as it is now; a failure names the rule behind it."""
     try:
         traced = trace.trace_handler(
-            state.python,
+            state.runner(pycache),
             state.site,
             state.function_tree,
             state.config.function.handler,
             state.config.smoke.events,
             state.paths.model,
-            pycache=state.pycache if pycache else None,
-            layer_lock=state.config.lock.layer_lock,
-            extra_paths=state.behind,
+            state.config.lock.layer_lock,
         )
     except trace.TraceError as exc:
         raise _attributed(exc.problem, exc.detail, state) from exc
@@ -781,9 +744,5 @@ def _compile_function(state: BuildState) -> tuple[int, int]:
 
 
 def _what(state: BuildState) -> str:
-    parts = [f"bytecode={state.options.bytecode}"]
-    if state.options.sourceless:
-        parts.append("sourceless")
-    if state.options.prune_unimported:
-        parts.append("prune_unimported")
-    return " + ".join(parts)
+    compact = [option for option in ("sourceless", "prune_unimported") if getattr(state.options, option)]
+    return " + ".join([f"bytecode={state.options.bytecode}", *compact])

@@ -1,9 +1,6 @@
-"""Bytecode: the unchecked-hash .pyc the layer ships, and the bytecode the checking interpreters share.
-
-Lambda's /opt is read-only, so without shipped bytecode every cold start compiles every imported module again
-(docs/design.md, "Precompiled bytecode"). Both caches are keyed by content and used only under this machine's
-seal (ci/cache_seal.py), since what they hold is executed.
-"""
+"""Bytecode: the unchecked-hash .pyc the layer ships (Lambda's /opt is read-only: without them every cold start
+compiles again, docs/design.md) and the store the checking interpreters share. Both caches are keyed by content
+and used only under this machine's seal, since what they hold is executed."""
 
 from __future__ import annotations
 
@@ -49,9 +46,7 @@ def pyc_path(rel: str, python_version: str, sourceless: bool) -> str:
 def compile_files(
     python: str, python_version: str, site: Path, sources: list[str], cache: Path, sourceless: bool, shown_root: str
 ) -> tuple[int, int]:
-    """Compile `sources` (relative .py paths) in the target interpreter (its magic number) into the tree;
-    (files, bytes) written. Each pyc is cached by source bytes, shown path, Python version and compiling code,
-    and used only under its seal; anything else is compiled again."""
+    """Compile `sources` in the target interpreter (its magic number) into the tree; (files, bytes) written."""
     cache.mkdir(parents=True, exist_ok=True)
     compiler = _COMPILE.encode()  # how it compiles (invalidation mode, options) decides the bytes too
     entries: dict[str, list[str]] = {}  # key -> names of its entries, "<key>.<seal>.pyc"
@@ -101,14 +96,8 @@ def _seal_entry(cache: Path, partial: Path) -> Path:
 
 _STORE_SEAL = "pyc-store"  # the cache seal's purpose: what the checking interpreters execute
 _HEADER = 16  # magic, flags, mtime, size: a timestamp .pyc (PEP 552 flags 0)
-# Each source is hashed once per process: (path, device, inode, size, mtime, ctime) -> sha256. ctime is
-# in the key because mtime can be set back and a freed inode reused; ctime is the kernel's.
+# sha256 per (path, device, inode, size, mtime, ctime): ctime, the kernel's, catches a reset mtime.
 _digests: dict[tuple[str, int, int, int, int, int], str] = {}
-
-
-def resolved(path: Path) -> Path:
-    """The spelling of `path` to put on sys.path: the one the store mirrors its .pyc under."""
-    return path.resolve()
 
 
 @dataclass
@@ -127,13 +116,13 @@ class PycStore:
 
     @contextmanager
     def run(self, roots: Sequence[Path]) -> Iterator[Run]:
-        """A prefix for interpreters importing from `roots` (resolved, as on their sys.path)."""
+        """A prefix for interpreters importing from `roots`."""
         entries, outside, runs = (self.directory / name for name in ("by-source", "outside", "runs"))
         for directory in (entries, outside, runs):
             directory.mkdir(parents=True, exist_ok=True)
         _remove_orphans(runs)
         run = Run(Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=runs)))
-        roots = [resolved(root) for root in roots]
+        roots = [root.resolve() for root in roots]
         try:
             sealed: dict[str, list[str]] = {}  # "<sha256>-<mtime>" -> its entries' names
             for name in (path.name for path in entries.iterdir()):
@@ -145,10 +134,6 @@ class PycStore:
             self._keep(run, roots, entries, outside)
         finally:
             shutil.rmtree(run.prefix, ignore_errors=True)
-
-    def _pyc(self, run: Run, source: Path) -> Path:
-        """Where the interpreter looks for `source`'s bytecode under the prefix (importlib's cache_from_source)."""
-        return run.prefix / source.parent.relative_to(source.anchor) / f"{source.stem}.{self.tag}.pyc"
 
     def _stem(self, source: Path, stat: os.stat_result) -> str:
         """What names a layer module's entries: its source's sha256 and mtime; the entry adds its seal and tag."""
@@ -168,7 +153,7 @@ class PycStore:
                 entry = cache_seal.sealed_entry(_STORE_SEAL, stem, named)
                 if entry is None:
                     continue
-                pyc = self._pyc(run, source)
+                pyc = run.prefix / source.parent.relative_to(source.anchor) / f"{source.stem}.{self.tag}.pyc"
                 pyc.parent.mkdir(parents=True, exist_ok=True)
                 os.link(entry, pyc)
                 run.reused += 1
@@ -213,33 +198,17 @@ def _offer_outside(outside: Path, prefix: Path) -> None:
             target = prefix / rel
             if not kept.endswith(".pyc") or target.exists():
                 continue
-            try:
-                sealed = cache_seal.matches(cache_seal.seal_file(_STORE_SEAL, rel.as_posix(), entry), mark)
-                if sealed:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.link(entry, target)
-                    continue
-            except FileNotFoundError:  # removed by a build side by side
-                continue
-            entry.unlink(missing_ok=True)
+            if cache_seal.sealed_entry(_STORE_SEAL, rel.as_posix(), [(entry, mark)]) is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(entry, target)
 
 
 def _remove_orphans(runs: Path) -> None:
     """Prefixes of runs whose process is gone (killed before it could remove its own)."""
     for prefix in runs.iterdir():
         pid = prefix.name.split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not Path("/proc", pid).exists():
             shutil.rmtree(prefix, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _link_atomically(file: Path, name: Path) -> None:
@@ -260,15 +229,4 @@ def _sha256(source: Path, stat: os.stat_result) -> str:
 
 
 def for_target(cache: Path, python_version: str) -> PycStore:
-    """The store of a build's cache for the target's Python ("3.11": tag cpython-311)."""
     return PycStore(cache / "pyc", cache_tag(python_version))
-
-
-@contextmanager
-def prefix_for(store: PycStore | None, roots: Sequence[Path]) -> Iterator[Path | None]:
-    """The prefix to give the interpreters (None without a store: nothing compiled is kept)."""
-    if store is None:
-        yield None
-        return
-    with store.run(roots) as run:
-        yield run.prefix

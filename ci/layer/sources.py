@@ -3,6 +3,7 @@ again and refuses zips whose sources changed since; relative paths, so a moved c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,7 @@ from ci.reports import sha256_file
 
 
 def handler_files(package: Path) -> list[Path]:
-    """The files function.zip is made of: the package's *.py and *.txt data (model_globals.txt, the
-    model allow-list), without tests and caches."""
+    """The files function.zip is made of: the package's *.py and *.txt data, without tests and caches."""
     return [
         path
         for path in sorted([*package.rglob("*.py"), *package.rglob("*.txt")])
@@ -59,25 +59,24 @@ def record(config: Config, paths: BuildPaths) -> dict[str, Any]:
 
 def changes(recorded: dict[str, Any], root: Path, build: Path) -> list[str]:
     """What differs now from a record(), read in the checkout at `root`: one phrase per changed source."""
-    found = []
-    for name, digest in sorted((recorded.get("files") or {}).items()):
-        path = locate(name, root, build)
-        if digest is None:
-            if path.is_file():
-                found.append(f"{name} was added")
-        elif not path.is_file():
-            found.append(f"{name} was removed")
-        elif sha256_file(path) != digest:
-            found.append(f"{name} changed")
+    files = recorded.get("files") or {}
+    existing = {name: path for name in files if (path := locate(name, root, build)).is_file()}
     handler = recorded.get("handler") or {}
     package = locate(str(handler.get("dir", "")), root, build)
-    before: dict[str, str] = handler.get("files") or {}
     now = {path.relative_to(package).as_posix(): path for path in handler_files(package)} if package.is_dir() else {}
-    for rel in sorted(set(before) | set(now)):
-        if rel not in now:
-            found.append(f"{package / rel} was removed")
-        elif rel not in before:
-            found.append(f"{package / rel} was added")
-        elif sha256_file(now[rel]) != before[rel]:
-            found.append(f"{package / rel} changed")
+    return _differences(files, existing, str) + _differences(handler.get("files") or {}, now, package.joinpath)
+
+
+def _differences(
+    before: Mapping[str, str | None], now: Mapping[str, Path], shown: Callable[[str], object]
+) -> list[str]:
+    found = []
+    for name in sorted(set(before) | set(now)):
+        digest, path = before.get(name), now.get(name)
+        if path is None and digest is not None:
+            found.append(f"{shown(name)} was removed")
+        elif path is not None and digest is None:
+            found.append(f"{shown(name)} was added")
+        elif path is not None and sha256_file(path) != digest:
+            found.append(f"{shown(name)} changed")
     return found

@@ -3,13 +3,11 @@ break: docs/design.md); every stripped file must still load, or it is restored a
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
@@ -18,7 +16,7 @@ from pathlib import Path
 
 from ci import cache_seal
 from ci.abi import is_elf
-from ci.isolated import run_isolated
+from ci.layer.verify import Runner, run_checks
 from ci.reports import sha256_file
 from ci.site.rules import STRIP, RuleResult
 from ci.site.tree import in_vendored_libs, link_or_copy, walk_files
@@ -28,8 +26,7 @@ logger = logging.getLogger(__name__)
 # (files that must load, site) -> {file: error} for those that do not
 LoadCheck = Callable[[list[Path], Path], dict[Path, str]]
 
-# --strip-unneeded also drops the static symbol table (13 MB more on this lock); exported symbols
-# such as PyInit_* live in .dynsym and stay.
+# Drops the static symbol table too (13 MB on this lock); PyInit_* and other exports stay in .dynsym.
 STRIP_ARGS = ("--strip-unneeded",)
 
 
@@ -44,16 +41,6 @@ class StripResult(RuleResult):
         if self.failed:
             data["failed"] = dict(sorted(self.failed.items())[:limit])
         return data
-
-
-def strip_candidates(site: Path) -> list[Path]:
-    """ELF files outside `*.libs/` (extension modules and the packages' own shared libraries)."""
-    return [
-        path
-        for path in walk_files(site)
-        if path.suffix == ".so" or ".so." in path.name
-        if not in_vendored_libs(path.relative_to(site).as_posix()) and is_elf(path)
-    ]
 
 
 def strip_tool(machine: str) -> str:
@@ -71,8 +58,11 @@ def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str =
     with tempfile.TemporaryDirectory(prefix="strip-originals-", dir=cache) as backup_dir:
         backup = Path(backup_dir)
         changed: dict[Path, tuple[Path, int]] = {}  # file -> (original copy, bytes saved)
-        for path in strip_candidates(site):
+        for path in list(walk_files(site)):
             rel = path.relative_to(site).as_posix()
+            # ELF files outside `*.libs/`: extension modules and the packages' own shared libraries
+            if not (path.suffix == ".so" or ".so." in path.name) or in_vendored_libs(rel) or not is_elf(path):
+                continue
             stripped, error = _stripped_copy(path, cache, strip_tool)
             if stripped is None:
                 result.failed[rel] = error
@@ -100,8 +90,7 @@ def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str =
 
 
 def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | None, str]:
-    """The stripped `path` from the cache (`<original sha256>-<flags>.<seal>.so`, reused only under its seal),
-    made on a miss; (None, error) if strip fails."""
+    """The stripped `path` from the cache (reused only under its seal), made on a miss; (None, error) if it fails."""
     flags = "".join(arg.strip("-")[0] + arg.strip("-")[-1] for arg in STRIP_ARGS)
     key = f"{sha256_file(path)}-{flags}"
     named = [(entry, entry.name[len(key) + 1 : -len(".so")]) for entry in sorted(cache.glob(f"{key}.*.so"))]
@@ -121,49 +110,12 @@ def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | Non
     return cached, ""
 
 
-_DLOPEN = """
-import ctypes, json, sys
-for path in json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()):
-    try:
-        ctypes.CDLL(path)
-        print(json.dumps([path, None]), flush=True)
-    except OSError as exc:
-        print(json.dumps([path, str(exc)]), flush=True)
-"""
-
-
 def dlopen_check(python: str, extra_paths: Sequence[Path] = ()) -> LoadCheck:
-    """A LoadCheck that dlopens each file in the target interpreter (RTLD_NOW, like an import), on the
-    sys.path the verification has: the layer, then `extra_paths` (the runtime's own packages)."""
+    """dlopen each file in the target interpreter on the verification's sys.path; a crash names its culprit."""
 
     def check(files: list[Path], site: Path) -> dict[Path, str]:
-        return _dlopen_batches(python, files, [site, *extra_paths])
+        items = [("library", str(path)) for path in files]
+        outcomes = run_checks(Runner(python, None, extra_paths), site, items, jobs=1)
+        return {Path(outcome.name): outcome.error for outcome in outcomes.values() if outcome.error is not None}
 
     return check
-
-
-def _dlopen_batches(python: str, files: Sequence[Path], sys_path: Sequence[Path]) -> dict[Path, str]:
-    """Load all files in one process; if it dies (a crash inside a constructor), resume after the culprit."""
-    failures: dict[Path, str] = {}
-    pending = [str(path) for path in files]
-    while pending:
-        code = _DLOPEN.replace("sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()", repr(json.dumps(pending)))
-        run = run_isolated(python, sys_path, code, timeout=600)
-        done = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("[")]
-        for path, error in done:
-            if error is not None:
-                failures[Path(path)] = error
-        pending = pending[len(done) :]
-        if pending and run.returncode != 0:
-            failures[Path(pending[0])] = (
-                f"loading it killed the interpreter ({_exit_text(run.returncode)}) {run.stderr[-200:]}"
-            )
-            pending = pending[1:]
-        elif pending:
-            break
-    return failures
-
-
-def _exit_text(code: int) -> str:
-    names = {sig.value: sig.name for sig in signal.Signals}
-    return f"exit {code}" if code >= 0 else names.get(-code, f"signal {-code}")

@@ -4,14 +4,13 @@ interpreter seeing only what Lambda's would; its answers prove a changed tree (b
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
-from ci.layer.bytecode import PycStore, prefix_for, resolved
+from ci.layer.verify import Runner
 from ci.pins.guard import require_safe_model
 from ci.site.owners import BUILD_SITE, Owners
 
@@ -77,14 +76,30 @@ class ImportTrace:
         """Events the handler answered with a 5xx or an exception: something it needs is missing."""
         return [index for index, result in enumerate(self.results) if _status(result) >= 500]
 
-    def summary(self) -> dict[str, Any]:
-        return {"workload": self.workload, "modules": len(self.modules), "files": len(self.files)}
+    def report(self, site: Path, top_level: dict[str, str]) -> dict[str, Any]:
+        """build.json's import_trace: what was used, and each distribution's share (0 for one never imported)."""
+        counts = {name: {"imported_files": 0, "imported_bytes": 0} for name in sorted(set(top_level.values()))}
+        owners = Owners(top_level=top_level)
+        used = [rel for rel in self.files if (site / rel).is_file()]
+        for rel in used:
+            owner = owners.distribution(f"{BUILD_SITE}/{rel}")
+            if owner in counts:
+                counts[owner]["imported_files"] += 1
+                counts[owner]["imported_bytes"] += (site / rel).stat().st_size
+        return {
+            "workload": self.workload,
+            "modules": len(self.modules),
+            "files": len(self.files),
+            "bytes": sum((site / rel).stat().st_size for rel in used),
+            "distributions": counts,
+            "warnings": self.warnings,
+        }
 
 
 def load_events(events_dir: Path) -> list[Any]:
     """The Lambda events of tests/events/*.json (each file: {"description", "event", "expect"})."""
     events = []
-    for path in sorted(events_dir.glob("*.json")) if events_dir.is_dir() else []:
+    for path in sorted(events_dir.glob("*.json")):  # none in a missing directory
         data = json.loads(path.read_text())
         if isinstance(data, dict) and "event" in data:
             events.append(data["event"])
@@ -92,18 +107,15 @@ def load_events(events_dir: Path) -> list[Any]:
 
 
 def trace_handler(
-    python: str,
+    runner: Runner,
     site: Path,
     function_root: Path,
     handler: str,
     events_dir: Path,
     model: Path | None,
-    pycache: PycStore | None = None,
     layer_lock: Path | None = None,
-    extra_paths: Sequence[Path] = (),
 ) -> ImportTrace:
-    """What the handler used of the layer answering the events in the isolated interpreter; `extra_paths` come
-    after the layer on sys.path, as /var/runtime does on Lambda."""
+    """What the handler used of the layer answering the events in the isolated interpreter."""
     warnings = []
     events: list[Any] = []
     env: dict[str, str] = {}
@@ -120,16 +132,13 @@ def trace_handler(
         )
     code = _TRACE.replace("SITE_", repr(str(site.resolve()))).replace("ENV_", repr(env))
     code = code.replace("HANDLER_", repr(handler)).replace("EVENTS_", repr(events))
-    roots = [resolved(function_root), resolved(site), *(resolved(path) for path in extra_paths)]
-    with prefix_for(pycache, roots) as prefix:
-        if prefix is not None:
-            code = f"import sys; sys.pycache_prefix = {str(prefix)!r}; sys.dont_write_bytecode = False\n" + code
-        run = run_isolated(python, roots, code, timeout=900)
+    with runner.session([function_root, site]) as (sys_path, prelude):
+        run = run_isolated(runner.python, sys_path, prelude + code, timeout=900)
     line = next((ln for ln in run.stdout.splitlines() if ln.startswith("TRACE ")), None)
     if run.returncode != 0 or line is None:
         raise TraceError(
             f"the handler {handler} failed in the isolated interpreter with the layer"
-            + (" and the runtime's packages" if extra_paths else " alone"),
+            + (" and the runtime's packages" if runner.extra_paths else " alone"),
             run.stderr,
         )
     data = json.loads(line[len("TRACE ") :])
@@ -173,19 +182,3 @@ def compare_results(before: ImportTrace, after: ImportTrace, what: str) -> None:
             f"after {what} the handler answers {len(diffs)} event(s) differently:\n" + "\n".join(diffs[:5]),
             f"disable {what} in pipeline.toml [build] and report the module involved",
         )
-
-
-def per_distribution(site: Path, rels: Sequence[str], top_level: dict[str, str]) -> dict[str, dict[str, int]]:
-    """Files and bytes each distribution contributes to the trace (0 for one never imported)."""
-    counts = {name: {"imported_files": 0, "imported_bytes": 0} for name in sorted(set(top_level.values()))}
-    owners = Owners(top_level=top_level)
-    for rel in rels:
-        owner = owners.distribution(f"{BUILD_SITE}/{rel}")
-        if owner in counts and (site / rel).is_file():
-            counts[owner]["imported_files"] += 1
-            counts[owner]["imported_bytes"] += (site / rel).stat().st_size
-    return counts
-
-
-def layer_bytes(site: Path, rels: Sequence[str]) -> int:
-    return sum((site / rel).stat().st_size for rel in rels if (site / rel).is_file())

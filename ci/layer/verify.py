@@ -1,9 +1,6 @@
-"""Step 4, verify: the layer imports in an interpreter of the target version that sees only what Lambda's does.
-
-Some modules fail even in a pristine install, so the verdict is compared with the unpruned tree's own (measured,
-cached); a new failure names its file and its cause, each with its own fix: a rule removed what it needs, the
-locks lack a package, the runtime's copy does not serve, or the installed package fails as it is.
-"""
+"""Step 4, verify: the layer imports in an interpreter of the target version that sees only what Lambda's does. Some
+modules fail even in a pristine install, so the verdict is compared with the unpruned tree's own (cached); a new
+failure names its file, and its cause with a fix (a rule, the locks, the runtime's copy, or the package itself)."""
 
 from __future__ import annotations
 
@@ -11,8 +8,10 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
@@ -22,37 +21,28 @@ from ci.cache_seal import sources_digest
 from ci.config import Target
 from ci.errors import CheckFailedError
 from ci.isolated import isolated_command, isolated_env
-from ci.layer.bytecode import PycStore, prefix_for, resolved
+from ci.layer.bytecode import PycStore
 from ci.runtime_view import RuntimeView
 from ci.site import rules
 from ci.site.tree import in_vendored_libs, walk_files
 
 # name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
 _EXTENSION = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\.(cpython-[^.]+|abi3))?\.so$")
-_NOT_PACKAGES = (".dist-info", ".data", ".libs", ".egg-info")
 
 
 def top_level_modules(site: Path) -> list[str]:
     names = set()
     for entry in site.iterdir():
-        name = entry.name
         if entry.is_dir():
-            is_package = name.isidentifier() and not name.endswith(_NOT_PACKAGES) and name != "__pycache__"
+            is_package = entry.name.isidentifier() and entry.name != "__pycache__"  # not x.libs, x.dist-info
             if is_package and any(child.suffix in (".py", ".so", ".pyc") for child in entry.rglob("*")):
-                names.add(name)
-        elif name.endswith(".py") and name[:-3].isidentifier():
-            names.add(name[:-3])
-        elif name.endswith(".pyc") and name[:-4].isidentifier():
-            names.add(name[:-4])
-        else:
-            match = _EXTENSION.match(name)
-            if match:
-                names.add(match.group("name"))
+                names.add(entry.name)
+        elif module := module_for_path(entry.name):
+            names.add(module)
     return sorted(names)
 
 
 def extension_modules(site: Path) -> dict[str, str]:
-    """Dotted module name -> path (relative to site) of every importable extension module."""
     found = {}
     for path in walk_files(site):
         rel = path.relative_to(site).as_posix()
@@ -155,21 +145,11 @@ def cause_of(module: str, error: str, file: str, context: Context) -> Cause:
     )
 
 
-def combined_fix(causes: Iterable[Cause]) -> str:
-    """Each distinct fix once, in the order met."""
-    return "; or ".join(dict.fromkeys(cause.fix for cause in causes)) if causes else ""
-
-
 def attribute(module: str, error: str, file: str, changes: Mapping[str, str]) -> list[tuple[str, str]]:
-    """Changed paths most likely behind a failure: the missing module named in the error, then the
-    module's own file (strip), then paths the error names, then anything removed in its package."""
+    """Changed paths most likely behind a failure, the most specific first."""
     missing = missing_module(error)
-    prefixes: list[str] = []
-    if missing:
-        prefixes.extend(paths_of_module(missing))
-    prefixes.append(file)
-    for candidate in prefixes:
-        hits = sorted((path, rule) for path, rule in changes.items() if path == candidate or path.startswith(candidate))
+    for candidate in [*(paths_of_module(missing) if missing else ()), file]:
+        hits = sorted((path, rule) for path, rule in changes.items() if path.startswith(candidate))
         if hits:
             return hits
     named = sorted((path, rule) for path, rule in changes.items() if path in error)  # tracebacks name full paths
@@ -204,6 +184,9 @@ for kind, name in ITEMS:
     try:
         if kind == "module":
             importlib.import_module(name)
+        elif kind == "library":  # strip's load check: dlopen with RTLD_NOW, as an import does
+            import ctypes
+            ctypes.CDLL(name)
         else:
             importlib.metadata.version(name)
         error = None
@@ -218,15 +201,14 @@ for kind, name in ITEMS:
     print(json.dumps({"kind": kind, "name": name, "error": error, "loaded": sorted(loaded)}), flush=True)
 """
 
-Item = tuple[str, str]  # ("module", "scipy.linalg") | ("metadata", "scikit-learn")
+Item = tuple[str, str]  # ("module", "scipy.linalg") | ("metadata", "scikit-learn") | ("library", "/abs/x.so")
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     kind: str
     name: str
     error: str | None
-    loaded: tuple[str, ...] = ()
+    loaded: Sequence[str] = ()
 
 
 @dataclass
@@ -259,53 +241,55 @@ def items_for(site: Path, distributions: Iterable[str]) -> list[Item]:
 
 
 class Runner(NamedTuple):
-    """What runs the checks: the target's `python`, its shared bytecode store (None: compile afresh) and the
-    runtime's own packages (`extra_paths`), which come after the tree on sys.path as on Lambda."""
+    """The target's `python`, its bytecode store (None: compile afresh), and the runtime's packages after the tree."""
 
     python: str
     pycache: PycStore | None = None
     extra_paths: Sequence[Path] = ()
 
+    @contextmanager
+    def session(self, roots: Sequence[Path]) -> Iterator[tuple[list[Path], str]]:
+        """sys.path (resolved, as the store mirrors it) and a prelude sending bytecode to the store, not the tree."""
+        sys_path = [path.resolve() for path in [*roots, *self.extra_paths]]
+        if self.pycache is None:
+            yield sys_path, ""
+            return
+        with self.pycache.run(sys_path) as run:
+            yield sys_path, f"import sys; sys.pycache_prefix = {str(run.prefix)!r}; sys.dont_write_bytecode = False\n"
+
 
 def run_checks(
     runner: Runner, site: Path, items: Sequence[Item], jobs: int, record: bool = False
 ) -> dict[Item, Outcome]:
-    """Run the checks in `jobs` parallel interpreters; a crashed one resumes after its culprit (only `site`'s
-    files are recorded)."""
-    site, extra_paths = resolved(site), [resolved(path) for path in runner.extra_paths]
-    batches = _split(items, jobs)
+    """Run the checks in `jobs` interpreters; a crashed one resumes after its culprit."""
     outcomes: dict[Item, Outcome] = {}
-    pending = [list(batch) for batch in batches if batch]
-    with prefix_for(runner.pycache, [site, *extra_paths]) as prefix:
+    pending = [batch for batch in _split(items, jobs) if batch]
+    with runner.session([site]) as (sys_path, prelude):
         while pending:
-            procs = [(batch, _start(runner.python, site, batch, record, prefix, extra_paths)) for batch in pending]
+            procs = [(batch, _start(runner.python, sys_path, batch, record, prelude)) for batch in pending]
             pending = []
             for batch, proc in procs:
                 stdout, stderr = proc.communicate(timeout=900)
                 done = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
                 for row in done:
-                    item = (row["kind"], row["name"])
-                    outcomes[item] = Outcome(row["kind"], row["name"], row["error"], tuple(row["loaded"]))
+                    outcomes[(row["kind"], row["name"])] = Outcome(**row)
                 rest = batch[len(done) :]
                 if rest and proc.returncode != 0:
                     culprit, rest = rest[0], rest[1:]
-                    why = f"the interpreter died (exit {proc.returncode}): {stderr.strip()[-300:]}"
+                    code = proc.returncode
+                    signal_name = signal.Signals(-code).name if -code in signal.valid_signals() else f"exit {code}"
+                    why = f"the interpreter died ({signal_name}): {stderr.strip()[-300:]}"
                     outcomes[culprit] = Outcome(culprit[0], culprit[1], why)
                 if rest:
                     pending.append(rest)
     return outcomes
 
 
-def _start(
-    python: str, site: Path, batch: list[Item], record: bool, pycache: Path | None, extra_paths: Sequence[Path] = ()
-) -> subprocess.Popen[str]:
-    code = _CHECK.replace("SITE", repr(str(site))).replace("RECORD", repr(record))
-    code = code.replace("ITEMS", repr([list(item) for item in batch]))
-    if pycache is not None:
-        # Compiled source goes to a prefix outside the tree (kept by bytecode.PycStore for the next run), never into it.
-        code = f"import sys; sys.pycache_prefix = {str(pycache)!r}; sys.dont_write_bytecode = False\n" + code
+def _start(python: str, sys_path: list[Path], batch: list[Item], record: bool, prelude: str) -> subprocess.Popen[str]:
+    code = _CHECK.replace("SITE", repr(str(sys_path[0]))).replace("RECORD", repr(record))
+    code = prelude + code.replace("ITEMS", repr([list(item) for item in batch]))
     return subprocess.Popen(
-        isolated_command(python, [site, *extra_paths], code),
+        isolated_command(python, sys_path, code),
         env=isolated_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -336,9 +320,7 @@ def recheck_alone(runner: Runner, site: Path, items: Iterable[Item]) -> dict[Ite
 def baseline_cache_file(
     cache: Path, lock_digest: str, target: Target, prune: Sequence[str], runtime_key: str = "alone"
 ) -> Path:
-    """Where the pristine verdict of this lock, target and rule set is cached: the name covers the rules'
-    definitions and this verifying code, not only their names, so an edit of either verifies again, and
-    the runtime's packages the imports see behind the layer (`runtime_key`: RuntimeView.key)."""
+    """Named by the rules' definitions and this code (not only their names) and the runtime's packages."""
     decided_by = sources_digest(Path(__file__), Path(str(isolated.__file__)))
     code = hashlib.sha256(f"{rules.fingerprint(prune)}\0{decided_by}\0{runtime_key}".encode()).hexdigest()[:16]
     key = f"{lock_digest[:16]}-{target.runtime.name}-{target.architecture}-{'-'.join(prune)}-{code}"
@@ -348,8 +330,7 @@ def baseline_cache_file(
 def baseline(
     runner: Runner, site: Path, distributions: Sequence[str], planned_removals: Iterable[str], cache_file: Path
 ) -> Baseline:
-    """Verify the unpruned tree once per cache key; modules the rules will remove are imported last,
-    so files loaded by the modules that stay are credited to them (and kept)."""
+    """Verify the unpruned tree once per cache key; what the rules will remove is imported last (not credited)."""
     if cache_file.is_file():
         # Sealed by this machine (ci/cache_seal.py): a verdict written elsewhere could excuse any failure.
         data = cache_seal.unsealed_json("pristine", cache_file.name, json.loads(cache_file.read_text()))
@@ -362,13 +343,11 @@ def baseline(
     leaving = [i for i in items if i not in staying]
     outcomes = run_checks(runner, site, staying, jobs=1, record=True)
     outcomes.update(run_checks(runner, site, leaving, jobs=2))
-    failures = _errors(outcomes)
-    if failures:  # a batch failure counts only if it also fails alone
-        alone = recheck_alone(runner, site, [item for item in items if item[1] in failures])
-        failures = {name: error for name, error in failures.items() if name not in {n for _kind, n in alone}}
-        failures.update(_errors(alone))
     loaded = {o.name: list(o.loaded) for o in outcomes.values() if o.loaded}
-    result = Baseline(failures=failures, loaded=loaded)
+    failing = [item for item, o in outcomes.items() if o.error is not None]
+    if failing:  # a batch failure counts only if it also fails alone
+        outcomes.update(recheck_alone(runner, site, failing))
+    result = Baseline(failures=_errors(outcomes), loaded=loaded)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     partial = cache_file.with_suffix(f".{os.getpid()}.partial")
     partial.write_text(json.dumps(cache_seal.sealed_json("pristine", cache_file.name, result.to_json()), indent=1))
@@ -403,13 +382,13 @@ def verify_tree(runner: Runner, site: Path, distributions: Sequence[str], base: 
 
 
 def explain(verification: Verification, context: Context) -> CheckFailedError:
-    """A failure that names each module's file, its error and its cause: the rule that touched what it
-    needs, the package the locks lack, or the runtime's package that does not serve it."""
     modules = extension_modules(context.site)
     lines = []
     causes = []
     for name, error in verification.new_failures.items():
-        file = modules.get(name) or _source_file(context.site, name) or "(no file left)"
+        base = name.replace(".", "/")
+        sources = [rel for rel in (f"{base}/__init__.py", f"{base}.py") if (context.site / rel).is_file()]
+        file = modules.get(name) or next(iter(sources), "(no file left)")
         cause = cause_of(name, error, file, context)
         causes.append(cause)
         lines.append(f"  {name} ({file}): {error}\n    {cause.detail}")
@@ -417,13 +396,5 @@ def explain(verification: Verification, context: Context) -> CheckFailedError:
     what = "work in a pristine install fail after pruning" if pruned else "fail in the layer as Lambda would see it"
     return CheckFailedError(
         f"{len(verification.new_failures)} import(s) that {what}:\n" + "\n".join(lines),
-        combined_fix(causes),
+        "; or ".join(dict.fromkeys(cause.fix for cause in causes)),  # each distinct fix once, in the order met
     )
-
-
-def _source_file(site: Path, module: str) -> str | None:
-    base = module.replace(".", "/")
-    for candidate in (f"{base}/__init__.py", f"{base}.py"):
-        if (site / candidate).is_file():
-            return candidate
-    return None

@@ -1,11 +1,10 @@
-"""Steps 1-2, fetch and install: the lock's wheels for the target (hash- and tag-checked, so a warm rebuild stays
-offline), unpacked into python/ as the wheel spec says, every file checked against the wheel's RECORD on every
-unpack and reuse. No installer runs (docs/design.md); unpacked copies are cached and hard-linked, never edited.
-"""
+"""Steps 1-2, fetch and install: the lock's wheels for the target (hash- and tag-checked), unpacked into python/ as
+the wheel spec says and checked against RECORD on every unpack and reuse. No installer runs (docs/design.md)."""
 
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import json
 import logging
@@ -17,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
@@ -62,14 +62,9 @@ class CachedWheel:
     sha256: str
 
 
-@dataclass(frozen=True)
-class FetchResult:
+class FetchResult(NamedTuple):
     wheels: tuple[CachedWheel, ...]
     downloaded: bool  # False: every wheel came from the cache (no network)
-
-    @property
-    def bytes(self) -> int:
-        return sum(wheel.path.stat().st_size for wheel in self.wheels)
 
 
 def find_cached(lock: LockFile, cache: Path, target: Target) -> tuple[list[CachedWheel], list[Pin]]:
@@ -198,7 +193,6 @@ def _read_entry(entry: Path) -> InstalledDistribution | None:
 
 
 def _make_entry(wheel: Path, entry: Path) -> tuple[InstalledDistribution, Path]:
-    """Unpack `wheel` as `entry`; the distribution and the directory to link from."""
     partial = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -217,28 +211,19 @@ def _make_entry(wheel: Path, entry: Path) -> tuple[InstalledDistribution, Path]:
 
 
 def _record_problem(wheel: Path, tree: Path, dist: InstalledDistribution) -> str | None:
-    """Why `dist`'s files under `tree` are not what the wheel's RECORD hashes (RECORD itself: its bytes), or
-    None; checked on every unpack and reuse, as pypa/installer validates RECORD."""
+    """Why `dist`'s files under `tree` are not what the wheel's RECORD hashes, or None (as pypa/installer checks)."""
     with zipfile.ZipFile(wheel) as archive:
-        members, dist_info, data_dir = _layout(archive, wheel)
+        dist_info, placed, _dropped = _layout(archive, wheel)
         record_name = f"{dist_info}/RECORD"
         record = archive.read(record_name)
-        expected: dict[str, str] = {}
-        for line in record.decode("utf-8").splitlines():
-            name, _, rest = line.partition(",")
-            digest = rest.partition(",")[0]
-            if digest.startswith("sha256="):
-                expected[name] = digest.removeprefix("sha256=")
-    scratch = InstalledDistribution(name=dist.name, version=dist.version, wheel=dist.wheel)
-    wanted: dict[str, str] = {}
-    for name in (info.filename for info in members):
-        destination = _destination(PurePosixPath(name), data_dir, scratch, wheel)
-        if destination is not None:
-            wanted[destination.as_posix()] = name
-    if sorted(wanted) != sorted(dist.files):
+        rows = csv.reader(record.decode("utf-8").splitlines())  # path,sha256=<urlsafe b64>,size
+        expected = {
+            row[0]: row[1].removeprefix("sha256=") for row in rows if len(row) > 1 and row[1].startswith("sha256=")
+        }
+    if sorted(placed) != sorted(dist.files):
         return "the unpacked files are not the wheel's"
-    for rel, name in wanted.items():
-        path = tree / rel
+    for rel, info in placed.items():
+        path, name = tree / rel, info.filename
         if name == record_name:
             if path.read_bytes() != record:
                 return f"{name} differs from the wheel's"
@@ -252,25 +237,41 @@ def _record_problem(wheel: Path, tree: Path, dist: InstalledDistribution) -> str
     return None
 
 
-def _layout(archive: zipfile.ZipFile, wheel: Path) -> tuple[list[zipfile.ZipInfo], str, str]:
-    """The wheel's files, its .dist-info directory and its .data directory (names inside the zip)."""
+def _layout(archive: zipfile.ZipFile, wheel: Path) -> tuple[str, dict[str, zipfile.ZipInfo], dict[str, int]]:
+    """The wheel's .dist-info directory, where each file installs (path under python/ -> entry), and how many
+    files of each other .data/<scheme> (scripts, headers, data) are left out."""
     members = [info for info in archive.infolist() if not info.is_dir()]
     found = {PurePosixPath(m.filename).parts[0] for m in members if m.filename.split("/")[0].endswith(".dist-info")}
     if len(found) != 1:
         raise PipelineError(f"{wheel.name} has {len(found)} .dist-info directories", "the wheel is malformed")
     dist_info = found.pop()
-    return members, dist_info, dist_info.removesuffix(".dist-info") + ".data"
+    data_dir = dist_info.removesuffix(".dist-info") + ".data"
+    placed: dict[str, zipfile.ZipInfo] = {}
+    dropped: dict[str, int] = {}
+    for info in members:
+        name = PurePosixPath(info.filename)
+        if name.is_absolute() or ".." in name.parts:
+            raise PipelineError(f"{wheel.name} contains an unsafe path {name}", "the wheel is malformed or malicious")
+        if name.parts[0] != data_dir:
+            target = name.as_posix()
+        elif len(name.parts) > 2 and name.parts[1] in _TO_ROOT:
+            target = PurePosixPath(*name.parts[2:]).as_posix()
+        else:
+            if len(name.parts) > 2:
+                dropped[name.parts[1]] = dropped.get(name.parts[1], 0) + 1
+            continue
+        if target in placed:
+            raise PipelineError(f"{wheel.name} installs {target} twice", "the wheel is malformed")
+        placed[target] = info
+    return dist_info, placed, dropped
 
 
 def _unpack(wheel: Path, site: Path) -> InstalledDistribution:
     with zipfile.ZipFile(wheel) as archive:
-        members, dist_info, data_dir = _layout(archive, wheel)
+        dist_info, placed, dropped = _layout(archive, wheel)
         metadata = HeaderParser().parsestr(archive.read(f"{dist_info}/METADATA").decode("utf-8"))
-        dist = InstalledDistribution(name=metadata["Name"], version=metadata["Version"], wheel=wheel.name)
-        for info in members:
-            target = _destination(PurePosixPath(info.filename), data_dir, dist, wheel)
-            if target is None:
-                continue
+        dist = InstalledDistribution(metadata["Name"], metadata["Version"], wheel.name, dropped=dropped)
+        for target, info in placed.items():
             path = site / target
             path.parent.mkdir(parents=True, exist_ok=True)
             with archive.open(info) as source, path.open("wb") as sink:
@@ -280,7 +281,7 @@ def _unpack(wheel: Path, site: Path) -> InstalledDistribution:
             # Stable mtimes (the wheel's) keep timestamp-checked caches valid across rebuilds.
             stamp = time.mktime((*info.date_time, 0, 0, -1))
             os.utime(path, (stamp, stamp))
-            dist.files.append(target.as_posix())
+            dist.files.append(target)
             dist.bytes += info.file_size
     problem = _record_problem(wheel, site, dist)
     if problem is not None:
@@ -290,20 +291,6 @@ def _unpack(wheel: Path, site: Path) -> InstalledDistribution:
             "to the project",
         )
     return dist
-
-
-def _destination(name: PurePosixPath, data_dir: str, dist: InstalledDistribution, wheel: Path) -> PurePosixPath | None:
-    if name.is_absolute() or ".." in name.parts:
-        raise PipelineError(f"{wheel.name} contains an unsafe path {name}", "the wheel is malformed or malicious")
-    if name.parts[0] != data_dir:
-        return name
-    if len(name.parts) < 3:
-        return None
-    scheme = name.parts[1]
-    if scheme in _TO_ROOT:
-        return PurePosixPath(*name.parts[2:])
-    dist.dropped[scheme] = dist.dropped.get(scheme, 0) + 1
-    return None
 
 
 def _check_no_overlap(installed: list[InstalledDistribution]) -> None:
