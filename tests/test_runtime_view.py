@@ -21,8 +21,7 @@ from ci.isolated import target_python
 from ci.layer import trace
 from ci.layer.build import build_layer
 from ci.lock.check import check_against_in, check_bundled, check_provided, provided_versions
-from ci.lock.files import read_in
-from ci.lock.lockfile import read_lock
+from ci.lock.lockfile import read_in, read_lock
 from ci.lock.resolve import compile_lock, lock_jobs, read_notes
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.runtime_view import runtime_view

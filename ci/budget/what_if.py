@@ -45,8 +45,7 @@ from ci.isolated import target_python
 from ci.layer import bytecode, strip, trace, verify
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
 from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, find_cached, install_wheels, read_layer_lock
-from ci.lock.files import display_path, read_in
-from ci.lock.lockfile import LockFile, read_lock
+from ci.lock.lockfile import LockFile, display_path, read_in, read_lock
 from ci.paths import BuildPaths
 from ci.pins.guard import PACKAGES
 from ci.reports import Finding, sha256_file, write_report

@@ -22,12 +22,11 @@ from ci.config import ARCHITECTURES, Config, Target, load_policy
 from ci.errors import CheckFailedError, PipelineError
 from ci.layer.wheels import read_layer_lock
 from ci.lock.check import newest_fitting, wheel_fits
-from ci.lock.files import read_in
 from ci.lock.index import IndexFile, Project, SimpleIndex, sdist_version
-from ci.lock.lockfile import LockFile, logical_lines, strip_comment
+from ci.lock.lockfile import LockFile, logical_lines, read_in, strip_comment
 from ci.lock.resolve import compile_lock, lock_jobs
-from ci.lock.tags import LEGACY_ALIASES, target_tags
 from ci.paths import BuildPaths
+from ci.pip import LEGACY_ALIASES, target_tags
 
 EXAMPLE = "--what-if pyarrow 'lightgbm==4.5.0' -r extra.in"
 

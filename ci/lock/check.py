@@ -21,11 +21,10 @@ from packaging.version import Version
 
 from ci.config import Config, Target
 from ci.errors import CheckFailedError, PipelineError
-from ci.lock.files import DirectRequirement, display_path, read_in
 from ci.lock.index import IndexFile, NotCachedError, Project, SimpleIndex
-from ci.lock.lockfile import LockFile, Pin, read_lock
+from ci.lock.lockfile import DirectRequirement, LockFile, Pin, display_path, read_in, read_lock
 from ci.lock.resolve import BOOTSTRAP_PACKAGE, RELOCK, LockJob, bootstrap_text, compile_lock, lock_jobs, pin_diff
-from ci.lock.tags import target_tags
+from ci.pip import target_tags
 
 
 class LockProblem(PipelineError):  # noqa: N818  (a problem found, reported with others)
@@ -53,45 +52,31 @@ class LockProblem(PipelineError):  # noqa: N818  (a problem found, reported with
         }
 
 
-class UnpinnedLine(LockProblem):
-    """A lock line that is not an exact `==` pin: installs would drift."""
-
+class UnpinnedLine(LockProblem):  # not an exact `==` pin: installs would drift
     kind = "unpinned"
 
 
-class UnhashedLine(LockProblem):
-    """A pin without --hash: `pip install --require-hashes` refuses the whole file."""
-
+class UnhashedLine(LockProblem):  # `pip install --require-hashes` refuses the file
     kind = "unhashed"
 
 
-class StaleLock(LockProblem):
-    """The lock no longer matches its .in file (or a fresh resolve would write something else)."""
-
+class StaleLock(LockProblem):  # out of step with its .in file or a fresh resolve
     kind = "stale"
 
 
-class NoTargetWheel(LockProblem):
-    """The pinned version has no wheel the Lambda target can install and load."""
-
+class NoTargetWheel(LockProblem):  # no wheel the Lambda target can install and load
     kind = "no-target-wheel"
 
 
-class HashMismatch(LockProblem):
-    """The lock's hashes miss the target wheel's sha256, or hold one the index never published."""
-
+class HashMismatch(LockProblem):  # a target wheel's sha256 missing, or one the index never published
     kind = "hash"
 
 
-class InconsistentLocks(LockProblem):
-    """Training or dev pins a shared package at another version than the layer: pickled by one, unpickled by another."""
-
+class InconsistentLocks(LockProblem):  # pickled by one version, unpickled by another
     kind = "inconsistent"
 
 
-class ProvidedInLayer(LockProblem):
-    """The layer pins a package the Lambda runtime already provides (it would shadow the runtime's)."""
-
+class ProvidedInLayer(LockProblem):  # it would shadow the runtime's copy
     kind = "provided"
 
 
@@ -264,23 +249,19 @@ def check_against_in(
 
 
 def check_provided(layer: LockFile, display: str, provided: tuple[str, ...]) -> list[LockProblem]:
-    problems: list[LockProblem] = []
-    for text in provided:
-        name = canonicalize_name(Requirement(text).name)
-        pin = layer.pins.get(name)
-        if pin is not None:
-            problems.append(
-                ProvidedInLayer(
-                    display,
-                    pin.line,
-                    name,
-                    f"the Lambda runtime already provides {text}; a copy in the layer comes first on sys.path "
-                    "and shadows it",
-                    f"run {RELOCK} (it leaves the runtime's packages out), or to ship it on purpose: [lock] "
-                    f'bundle_runtime_packages = ["{name}"] in pipeline.toml, then {RELOCK}',
-                )
-            )
-    return problems
+    names = [(text, canonicalize_name(Requirement(text).name)) for text in provided]
+    return [
+        ProvidedInLayer(
+            display,
+            layer.pins[name].line,
+            name,
+            f"the Lambda runtime already provides {text}; a copy in the layer comes first on sys.path and shadows it",
+            f"run {RELOCK} (it leaves the runtime's packages out), or to ship it on purpose: [lock] "
+            f'bundle_runtime_packages = ["{name}"] in pipeline.toml, then {RELOCK}',
+        )
+        for text, name in names
+        if name in layer.pins
+    ]
 
 
 def check_bundled(layer: LockFile, display: str, bundled: tuple[str, ...]) -> list[LockProblem]:
@@ -407,32 +388,18 @@ def _judge(
     if not fitting:
         return [_no_wheel(pin, project, files, display, target, tags)], None
     locked = pin.sha256
-    problems: list[LockProblem] = []
     missing = [f.filename for f in fitting if f.sha256 and f.sha256 not in locked]
+    unknown = sorted(locked - {f.sha256 for f in files if f.sha256})
+    fix = f"regenerate the hashes with {RELOCK}"
+    problems: list[LockProblem] = []
     if missing and locked:
-        problems.append(
-            HashMismatch(
-                display,
-                pin.line,
-                pin.name,
-                f"the lock lacks the sha256 of {', '.join(missing)}, which the target installs: "
-                "`pip install --require-hashes` would refuse it",
-                f"regenerate the hashes with {RELOCK}",
-            )
-        )
-    published = {f.sha256 for f in files if f.sha256}
-    unknown = sorted(locked - published)
+        problem = f"the lock lacks the sha256 of {', '.join(missing)}, which the target installs: "
+        problem += "`pip install --require-hashes` would refuse it"
+        problems.append(HashMismatch(display, pin.line, pin.name, problem, fix))
     if unknown:
-        problems.append(
-            HashMismatch(
-                display,
-                pin.line,
-                pin.name,
-                f"{len(unknown)} hash(es) match no file of {pin.name} {pin.version} on the index "
-                f"(first: sha256:{unknown[0][:16]}...)",
-                f"regenerate the hashes with {RELOCK} (and find out who edited them)",
-            )
-        )
+        problem = f"{len(unknown)} hash(es) match no file of {pin.name} {pin.version} on the index "
+        problem += f"(first: sha256:{unknown[0][:16]}...)"
+        problems.append(HashMismatch(display, pin.line, pin.name, problem, f"{fix} (and find out who edited them)"))
     best = min(fitting, key=lambda f: _priority(f, tags, target))
     return problems, best.filename
 
@@ -517,9 +484,7 @@ def check_direct_pins(config: Config, index: SimpleIndex, moving: tuple[str, ...
     target = config.target
     tags = target_tags(target)
     in_file = config.lock.requirements_in
-    unfit: list[str] = []
-    upgrades: list[str] = []
-    names: list[str] = []
+    unfit: list[tuple[str, str, str]] = []  # (name, what is wrong, what to pin instead)
     for direct in read_in(in_file, in_file.parent):
         pinned = [spec.version for spec in direct.requirement.specifier if spec.operator in ("==", "===")]
         if len(pinned) != 1 or "*" in pinned[0] or direct.name in released:
@@ -534,21 +499,21 @@ def check_direct_pins(config: Config, index: SimpleIndex, moving: tuple[str, ...
         if not _unfit(project, version, config, tags):
             continue
         oldest = min((v for v in final_versions(project, target, tags) if v > version), default=None)
-        where = f"{display_path(in_file, config.root)}:{direct.line}"
         if oldest is None:
-            found = f"no {direct.name} release has one"
-            upgrades.append(f"drop {direct.name} or choose another runtime")
+            found, upgrade = f"no {direct.name} release has one", f"drop {direct.name} or choose another runtime"
         else:
             found = f"the oldest {direct.name} release with one is {oldest}"
-            upgrades.append(f"{direct.name}=={oldest} (or newer)")
-        names.append(direct.name)
-        unfit.append(
-            f"{where}: {direct.name}=={version} has no {target.runtime.python_tag} manylinux wheel for "
-            f"{target.runtime.name} {target.architecture} (glibc {target.glibc}); {found}"
+            upgrade = f"{direct.name}=={oldest} (or newer)"
+        problem = (
+            f"{display_path(in_file, config.root)}:{direct.line}: {direct.name}=={version} has no "
+            f"{target.runtime.python_tag} manylinux wheel for {target.runtime.name} {target.architecture} "
+            f"(glibc {target.glibc}); {found}"
         )
+        unfit.append((direct.name, problem, upgrade))
     if unfit:
+        names, problems, upgrades = zip(*unfit, strict=True)
         raise PipelineError(
-            "; ".join(unfit),
+            "; ".join(problems),
             f"pin {', '.join(upgrades)} in requirements.in and training/requirements.in together (or let "
             f"`python -m ci lock --upgrade {' '.join(names)}` repin both), retrain (`make train`) and let "
             f"`python -m ci pins` prove the match ({UPGRADE_DOC}); or keep the previous [target] runtime",

@@ -19,8 +19,7 @@ from packaging.utils import canonicalize_name
 
 from ci.config import Config, RuntimePolicy, shipped_packages
 from ci.errors import PipelineError
-from ci.lock.files import display_path, read_in
-from ci.lock.lockfile import LockFile, read_lock
+from ci.lock.lockfile import LockFile, display_path, read_in, read_lock
 
 logger = logging.getLogger(__name__)
 

@@ -20,11 +20,10 @@ from packaging.version import Version
 from ci.config import Config, Target
 from ci.errors import PipelineError
 from ci.lock.check import final_versions, newest_fitting, python_allows
-from ci.lock.files import DirectRequirement, display_path, read_in
 from ci.lock.index import Project, SimpleIndex
-from ci.lock.lockfile import logical_lines, read_lock
+from ci.lock.lockfile import DirectRequirement, display_path, logical_lines, read_in, read_lock
 from ci.lock.resolve import LockChange, LockJob, compile_all, compile_lock, lock_jobs
-from ci.lock.tags import target_tags
+from ci.pip import target_tags
 
 
 @dataclass(frozen=True)
