@@ -102,7 +102,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     report = write_report(
         paths,
         "lock",
-        result.passed,
+        not result.problems,
         {"target": config.target.uv_platform, **result.to_dict(), "runtime_packages": notes},
         findings=findings,
     )
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         logger.info(f"  {name:<18} {wheel}")
     if result.not_checked:
         logger.info(f"  not checked (offline, never fetched): {', '.join(result.not_checked)}")
-    if not result.passed:
+    if result.problems:
         raise LockCheckError(result.problems)
     what = "fresh resolve identical, " if resolve else ""
     logs.result(

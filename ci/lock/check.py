@@ -23,7 +23,7 @@ from ci.config import Config, Target
 from ci.errors import CheckFailedError, PipelineError
 from ci.lock.index import IndexFile, NotCachedError, Project, SimpleIndex
 from ci.lock.lockfile import DirectRequirement, LockFile, Pin, display_path, read_in, read_lock
-from ci.lock.resolve import BOOTSTRAP_PACKAGE, RELOCK, LockJob, bootstrap_text, compile_lock, lock_jobs, pin_diff
+from ci.lock.resolve import BOOTSTRAP_PACKAGE, RELOCK, LockChange, LockJob, bootstrap_text, compile_lock, lock_jobs
 from ci.pip import target_tags
 
 
@@ -99,10 +99,6 @@ class LockCheck:
     not_checked: list[str] = field(default_factory=list)  # offline and not in the cache
     resolved: bool = False
 
-    @property
-    def passed(self) -> bool:
-        return not self.problems
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "locks": self.locks,
@@ -119,54 +115,42 @@ def check_locks(
     """All problems of the four locks and uv's bootstrap file; `index` None skips the wheel check."""
     result = LockCheck()
     jobs = lock_jobs(config)
-    locks: dict[str, LockFile] = {}
-    for job in jobs:
-        lock = read_lock(job.output)
-        locks[job.name] = lock
-        display = display_path(job.output, config.root)
+    locks = [read_lock(job.output, display_path(job.output, config.root)) for job in jobs]
+    for job, lock in zip(jobs, locks, strict=True):
         env = _marker_env(job.python_version, config.target if job.name == "layer" else None)
+        result.problems += check_format(lock)
         directs = read_in(job.in_file, job.cwd)
-        result.problems += check_format(lock, display)
-        provided = provided_versions(job)
-        result.problems += check_against_in(lock, display, directs, env, provided, job.runtime)
-        result.locks[job.name] = {"file": display, "pins": {name: pin.version for name, pin in lock.pins.items()}}
+        result.problems += check_against_in(lock, directs, env, provided_versions(job), job.runtime)
+        result.locks[job.name] = {"file": lock.display, "pins": lock.versions}
 
-    layer_job = jobs[0]
-    layer = locks["layer"]
-    layer_display = display_path(layer_job.output, config.root)
-    result.problems += check_provided(layer, layer_display, layer_job.provided)
-    result.problems += check_bundled(layer, layer_display, layer_job.bundled)
-    pairs = [(other, reference) for i, other in enumerate(locks) for reference in list(locks)[:i]]
-    for other, reference in pairs:  # every later lock against every earlier one, the layer first
-        result.problems += check_consistency(
-            locks[other],
-            display_path(locks[other].path, config.root),
-            locks[reference],
-            display_path(locks[reference].path, config.root),
-        )
-
+    layer_job, layer = jobs[0], locks[0]
+    result.problems += check_provided(layer, layer_job.provided)
+    result.problems += check_bundled(layer, layer_job.bundled)
+    for i, lock in enumerate(locks):  # every later lock against every earlier one, the layer first
+        for reference in locks[:i]:
+            result.problems += check_consistency(lock, reference)
     result.problems += check_bootstrap(config.lock.pipeline_lock, config.lock.bootstrap_lock, config.root)
-
     if index is not None:
-        check_target_wheels(layer, layer_display, config.target, index, result)
+        check_target_wheels(layer, config.target, index, result)
 
     if resolve:
         stale_files = {p.file for p in result.problems if isinstance(p, StaleLock)}
-        for job in jobs:
-            display = display_path(job.output, config.root)
-            if display not in stale_files:
+        for job, lock in zip(jobs, locks, strict=True):
+            if lock.display not in stale_files:
                 in_display = display_path(job.in_file, config.root)
-                result.problems += check_fresh_resolve(job, display, config.lock.index_url, uv_cache, in_display)
+                result.problems += check_fresh_resolve(job, lock.display, config.lock.index_url, uv_cache, in_display)
         result.resolved = True
     return result
 
 
-def check_format(lock: LockFile, display: str) -> list[LockProblem]:
+def check_format(lock: LockFile) -> list[LockProblem]:
     """Every line an exact `==` pin with hashes: what `pip install --require-hashes` demands."""
     problems: list[LockProblem] = []
     for line, text in lock.options:
         if text.startswith(("-e", "--editable")):
-            problems.append(UnpinnedLine(display, line, None, f"editable install {text!r}", f"pin a release; {RELOCK}"))
+            problems.append(
+                UnpinnedLine(lock.display, line, None, f"editable install {text!r}", f"pin a release; {RELOCK}")
+            )
     for pin in sorted(lock.pins.values(), key=lambda p: p.line):
         if pin.version is None:
             kind: type[LockProblem] = UnpinnedLine
@@ -178,7 +162,7 @@ def check_format(lock: LockFile, display: str) -> list[LockProblem]:
             fix = f"regenerate the lock with {RELOCK} (it passes --generate-hashes)"
         else:
             continue
-        problems.append(kind(display, pin.line, pin.name, problem, fix))
+        problems.append(kind(lock.display, pin.line, pin.name, problem, fix))
     return problems
 
 
@@ -192,7 +176,6 @@ def provided_versions(job: LockJob) -> dict[str, str]:
 
 def check_against_in(
     lock: LockFile,
-    display: str,
     directs: list[DirectRequirement],
     env: dict[str, str],
     provided: dict[str, str],
@@ -219,40 +202,40 @@ def check_against_in(
                 f"pipeline.toml, then {RELOCK}; or accept the runtime's version in {where}"
             )
         elif pin is None:
-            problem = f"{where}:{direct.line} asks for {direct.requirement} but {display} has no pin for it"
-            fix = f"run {RELOCK} to resolve it, then commit {display}"
+            problem = f"{where}:{direct.line} asks for {direct.requirement} but {lock.display} has no pin for it"
+            fix = f"run {RELOCK} to resolve it, then commit {lock.display}"
         elif pin.version is not None and not direct.requirement.specifier.contains(pin.version, prereleases=True):
             problem = f"pinned {pin.version}, but {where}:{direct.line} asks for {direct.requirement}"
-            fix = f"run {RELOCK} to resolve the new requirement, then commit {display}"
+            fix = f"run {RELOCK} to resolve the new requirement, then commit {lock.display}"
         elif direct.source not in pin.via:
             problem = (
                 f"{where}:{direct.line} asks for it directly, but the lock does not say `# via {direct.source}` "
                 "(it was compiled before the line was added)"
             )
-            fix = f"run {RELOCK}, then commit {display}"
+            fix = f"run {RELOCK}, then commit {lock.display}"
         else:
             continue
-        problems.append(StaleLock(display, pin.line if pin else None, direct.name, problem, fix))
+        problems.append(StaleLock(lock.display, pin.line if pin else None, direct.name, problem, fix))
     for pin in lock.pins.values():
         for via in pin.via:
             if via.startswith("-r ") and pin.name not in wanted.get(via, set()):
                 problems.append(
                     StaleLock(
-                        display,
+                        lock.display,
                         pin.line,
                         pin.name,
                         f"annotated `# via {via}`, but {via.removeprefix('-r ')} no longer asks for it",
-                        f"run {RELOCK} to drop or re-annotate it, then commit {display}",
+                        f"run {RELOCK} to drop or re-annotate it, then commit {lock.display}",
                     )
                 )
     return problems
 
 
-def check_provided(layer: LockFile, display: str, provided: tuple[str, ...]) -> list[LockProblem]:
+def check_provided(layer: LockFile, provided: tuple[str, ...]) -> list[LockProblem]:
     names = [(text, canonicalize_name(Requirement(text).name)) for text in provided]
     return [
         ProvidedInLayer(
-            display,
+            layer.display,
             layer.pins[name].line,
             name,
             f"the Lambda runtime already provides {text}; a copy in the layer comes first on sys.path and shadows it",
@@ -264,14 +247,14 @@ def check_provided(layer: LockFile, display: str, provided: tuple[str, ...]) -> 
     ]
 
 
-def check_bundled(layer: LockFile, display: str, bundled: tuple[str, ...]) -> list[LockProblem]:
+def check_bundled(layer: LockFile, bundled: tuple[str, ...]) -> list[LockProblem]:
     """A package named to be bundled is in the layer lock: else the setting promises what the layer lacks."""
     return [
         StaleLock(
-            display,
+            layer.display,
             None,
             name,
-            f"[lock] bundle_runtime_packages names it, but {display} does not pin it: nothing in requirements.in "
+            f"[lock] bundle_runtime_packages names it, but {layer.display} does not pin it: nothing in requirements.in "
             "needs it, or the lock predates the setting",
             f"add {name} to requirements.in if the handler imports it, or remove it from bundle_runtime_packages; "
             f"then {RELOCK}",
@@ -281,7 +264,7 @@ def check_bundled(layer: LockFile, display: str, bundled: tuple[str, ...]) -> li
     ]
 
 
-def check_consistency(lock: LockFile, display: str, reference: LockFile, reference_display: str) -> list[LockProblem]:
+def check_consistency(lock: LockFile, reference: LockFile) -> list[LockProblem]:
     """Shared packages at one version everywhere: the model is trained by what the layer runs."""
     problems: list[LockProblem] = []
     for name, pin in sorted(lock.pins.items()):
@@ -290,10 +273,10 @@ def check_consistency(lock: LockFile, display: str, reference: LockFile, referen
             continue
         problems.append(
             InconsistentLocks(
-                display,
+                lock.display,
                 pin.line,
                 name,
-                f"pinned {pin.version} in {display} but {other.version} in {reference_display}:{other.line}: "
+                f"pinned {pin.version} in {lock.display} but {other.version} in {reference.display}:{other.line}: "
                 "training would pickle with one version and Lambda unpickle with another",
                 f"keep `-c` to the layer lock in the .in file and run {RELOCK} to recompile both "
                 f"(never edit one lock alone; to move {name} in all of them: `python -m ci lock --upgrade {name}`)",
@@ -314,10 +297,8 @@ def check_fresh_resolve(
             return []
         committed = read_lock(job.output).pins
         before = {n: p.version for n, p in committed.items()}
-        after = {n: p.version for n, p in read_lock(fresh).pins.items()}
-    added, removed, changed = pin_diff(before, after)
-    changes = [*(f"+{pin}" for pin in added), *(f"-{pin}" for pin in removed), *changed]
-    what = ", ".join(changes) or "same pins, other hashes or annotations"
+        after = read_lock(fresh).versions
+    what = LockChange.between(display, before, after, True).pins() or "same pins, other hashes or annotations"
     moved = [pin for name, pin in committed.items() if name not in after or after[name] != before[name]]
     first = min(moved, key=lambda pin: pin.line, default=None)
     move = f" (to move a package on purpose: `python -m ci lock --upgrade {first.name}`)" if first else ""
@@ -353,7 +334,7 @@ def _marker_env(python: str, target: Target | None) -> dict[str, str]:
 MAX_PLATFORMS_SHOWN = 12
 
 
-def check_target_wheels(lock: LockFile, display: str, target: Target, index: SimpleIndex, result: LockCheck) -> None:
+def check_target_wheels(lock: LockFile, target: Target, index: SimpleIndex, result: LockCheck) -> None:
     """Adds to `result` each pin's problems, the wheel the target installs, or that it went unchecked (offline)."""
     tags = target_tags(target)
     for pin in sorted(lock.pins.values(), key=lambda p: p.line):
@@ -364,10 +345,10 @@ def check_target_wheels(lock: LockFile, display: str, target: Target, index: Sim
         except NotCachedError:
             result.not_checked.append(pin.name)
             continue
-        problems, chosen = _judge(pin, project, display, target, tags)
+        problems, chosen = _judge(pin, project, lock.display, target, tags)
         if problems and project.from_cache:  # never fail on an old cache entry: ask the index again
             project = index.project(pin.name, fresh=True)
-            problems, chosen = _judge(pin, project, display, target, tags)
+            problems, chosen = _judge(pin, project, lock.display, target, tags)
         result.problems += problems
         if chosen is not None:
             result.target_wheels[pin.name] = chosen

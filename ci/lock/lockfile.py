@@ -83,6 +83,10 @@ class LockFile:
     def get(self, name: str) -> Pin | None:
         return self.pins.get(canonicalize_name(name))
 
+    @property
+    def versions(self) -> dict[str, str | None]:
+        return {name: pin.version for name, pin in self.pins.items()}
+
 
 def read_lock(path: Path, display: str | None = None) -> LockFile:
     """Every requirement line of `path` with its hashes and annotations; option lines apart."""

@@ -275,20 +275,26 @@ class LockChange:
     changed: list[str]
     rewritten: bool  # bytes differ (hashes or annotations), even with the same pins
 
+    @classmethod
+    def between(
+        cls, file: str, before: dict[str, str | None], after: dict[str, str | None], rewritten: bool
+    ) -> LockChange:
+        return cls(
+            file,
+            [f"{n}=={after[n]}" for n in sorted(after.keys() - before.keys())],
+            [f"{n}=={before[n]}" for n in sorted(before.keys() - after.keys())],
+            [f"{n} {before[n]} -> {after[n]}" for n in sorted(after.keys() & before.keys()) if before[n] != after[n]],
+            rewritten,
+        )
+
+    def pins(self) -> str:
+        """`+added==1, -removed==2, changed 1 -> 2`; "" when only hashes or annotations differ."""
+        return ", ".join([*(f"+{p}" for p in self.added), *(f"-{p}" for p in self.removed), *self.changed])
+
     def describe(self) -> str:
         if not self.rewritten:
             return f"{self.file}: unchanged"
-        parts = [*(f"+{p}" for p in self.added), *(f"-{p}" for p in self.removed), *self.changed]
-        return f"{self.file}: " + (", ".join(parts) if parts else "same pins, hashes or annotations updated")
-
-
-def pin_diff(before: dict[str, str | None], after: dict[str, str | None]) -> tuple[list[str], list[str], list[str]]:
-    """Added, removed and changed pins between two locks' name -> version maps."""
-    return (
-        [f"{n}=={after[n]}" for n in sorted(after.keys() - before.keys())],
-        [f"{n}=={before[n]}" for n in sorted(before.keys() - after.keys())],
-        [f"{n} {before[n]} -> {after[n]}" for n in sorted(after.keys() & before.keys()) if before[n] != after[n]],
-    )
+        return f"{self.file}: {self.pins() or 'same pins, hashes or annotations updated'}"
 
 
 def compile_all(
@@ -297,18 +303,18 @@ def compile_all(
     changes = []
     for job in lock_jobs(config):
         before_bytes = job.output.read_bytes() if job.output.is_file() else b""
-        before = {n: p.version for n, p in read_lock(job.output).pins.items()} if before_bytes else {}
+        before = read_lock(job.output).versions if before_bytes else {}
         compile_lock(job, config.lock.index_url, upgrade=upgrade, upgrade_packages=upgrade_packages, uv_cache=uv_cache)
-        after = {n: p.version for n, p in read_lock(job.output).pins.items()}
-        added, removed, changed = pin_diff(before, after)
         rewritten = job.output.read_bytes() != before_bytes
-        changes.append(LockChange(display_path(job.output, config.root), added, removed, changed, rewritten))
-    lock = config.lock
-    existed = lock.bootstrap_lock.is_file()
-    rewritten = write_bootstrap(lock.pipeline_lock, lock.bootstrap_lock, config.root)
-    uv = read_lock(lock.bootstrap_lock).pins["uv"]
-    added = [] if existed else [f"uv=={uv.version}"]
-    changes.append(LockChange(display_path(lock.bootstrap_lock, config.root), added, [], [], rewritten))
+        changes.append(
+            LockChange.between(display_path(job.output, config.root), before, read_lock(job.output).versions, rewritten)
+        )
+    bootstrap = config.lock.bootstrap_lock
+    before = read_lock(bootstrap).versions if bootstrap.is_file() else {}
+    rewritten = write_bootstrap(config.lock.pipeline_lock, bootstrap, config.root)
+    changes.append(
+        LockChange.between(display_path(bootstrap, config.root), before, read_lock(bootstrap).versions, rewritten)
+    )
     return changes
 
 
