@@ -20,8 +20,8 @@ from ci.errors import CheckFailedError, ConfigError, PipelineError
 from ci.isolated import target_python
 from ci.layer import trace
 from ci.layer.build import build_layer
-from ci.lock.check import check_against_in, check_bundled, check_provided, provided_versions
-from ci.lock.lockfile import read_in, read_lock
+from ci.lock.check import check_against_in, check_bundled, check_provided
+from ci.lock.lockfile import read_lock
 from ci.lock.resolve import compile_lock, lock_jobs, read_notes
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.runtime_view import runtime_view
@@ -147,8 +147,7 @@ def test_urllib3_asked_for_directly_is_served_by_the_runtime_without_a_relock_lo
     layer = read_lock(config.lock.layer_lock)
     assert "urllib3" not in layer.pins
     env = {"python_version": TARGET.runtime.python, "sys_platform": "linux", "platform_machine": TARGET.machine}
-    directs = read_in(job.in_file, job.cwd)
-    problems = check_against_in(layer, directs, env, provided_versions(job), job.runtime)
+    problems = check_against_in(layer, job, env)
     assert problems == []
     assert f"urllib3=={RUNTIME_URLLIB3} left out, from the runtime (needed by requests, requirements.in)" in read_notes(
         config.lock.layer_lock
@@ -160,7 +159,7 @@ def test_urllib3_asked_for_directly_is_served_by_the_runtime_without_a_relock_lo
         lock(config)
     assert f"provides urllib3=={RUNTIME_URLLIB3}" in info.value.problem
     assert info.value.fix.startswith('ship your own in the layer: [lock] bundle_runtime_packages = ["urllib3"]')
-    problems = check_against_in(layer, read_in(job.in_file, job.cwd), env, provided_versions(job), job.runtime)
+    problems = check_against_in(layer, job, env)
     assert [p.fix.split(":")[0] for p in problems] == ["ship your own in the layer"]
 
     bundled = load_config(tmp_path, overrides={"lock": {"bundle_runtime_packages": ["urllib3"]}})

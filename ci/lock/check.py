@@ -22,8 +22,8 @@ from packaging.version import Version
 from ci.config import Config, Target
 from ci.errors import CheckFailedError, PipelineError
 from ci.lock.index import IndexFile, NotCachedError, Project, SimpleIndex
-from ci.lock.lockfile import DirectRequirement, LockFile, Pin, display_path, read_in, read_lock
-from ci.lock.resolve import BOOTSTRAP_PACKAGE, RELOCK, LockChange, LockJob, bootstrap_text, compile_lock, lock_jobs
+from ci.lock.lockfile import RELOCK, LockFile, Pin, display_path, read_in, read_lock
+from ci.lock.resolve import BOOTSTRAP_PACKAGE, LockChange, LockJob, bootstrap_text, compile_lock, lock_jobs
 from ci.pip import target_tags
 
 
@@ -119,8 +119,7 @@ def check_locks(
     for job, lock in zip(jobs, locks, strict=True):
         env = _marker_env(job.python_version, config.target if job.name == "layer" else None)
         result.problems += check_format(lock)
-        directs = read_in(job.in_file, job.cwd)
-        result.problems += check_against_in(lock, directs, env, provided_versions(job), job.runtime)
+        result.problems += check_against_in(lock, job, env)
         result.locks[job.name] = {"file": lock.display, "pins": lock.versions}
 
     layer_job, layer = jobs[0], locks[0]
@@ -166,41 +165,22 @@ def check_format(lock: LockFile) -> list[LockProblem]:
     return problems
 
 
-def provided_versions(job: LockJob) -> dict[str, str]:
-    """Canonical name -> version of each package the runtime provides and this job's lock leaves out."""
-    return {
-        canonicalize_name(Requirement(pin).name): str(next(iter(Requirement(pin).specifier)).version)
-        for pin in job.provided
-    }
-
-
-def check_against_in(
-    lock: LockFile,
-    directs: list[DirectRequirement],
-    env: dict[str, str],
-    provided: dict[str, str],
-    runtime: str,
-) -> list[LockProblem]:
-    """Each direct requirement pinned, satisfied and annotated; one the runtime `provided` must accept its version."""
+def check_against_in(lock: LockFile, job: LockJob, env: dict[str, str]) -> list[LockProblem]:
+    """Each direct requirement pinned, satisfied and annotated; one the runtime provides must accept its version."""
     problems: list[LockProblem] = []
     wanted: dict[str, set[str]] = {}  # "-r file" -> canonical names it asks for
-    for direct in directs:
+    provided = job.provided_versions
+    for direct in read_in(job.in_file, job.cwd):
         wanted.setdefault(direct.source, set()).add(direct.name)
         if direct.requirement.marker is not None and not direct.requirement.marker.evaluate(env):
             continue
         where = direct.source.removeprefix("-r ")
         pin = lock.pins.get(direct.name)
         if pin is None and direct.name in provided:
-            if direct.requirement.specifier.contains(provided[direct.name], prereleases=True):
+            found = job.unprovidable(direct)
+            if found is None:
                 continue
-            problem = (
-                f"{where}:{direct.line} asks for {direct.requirement}, but the {runtime or 'Lambda'} runtime "
-                f"provides {direct.name}=={provided[direct.name]} and the layer leaves it out"
-            )
-            fix = (
-                f'ship your own in the layer: [lock] bundle_runtime_packages = ["{direct.name}"] in '
-                f"pipeline.toml, then {RELOCK}; or accept the runtime's version in {where}"
-            )
+            problem, fix = found
         elif pin is None:
             problem = f"{where}:{direct.line} asks for {direct.requirement} but {lock.display} has no pin for it"
             fix = f"run {RELOCK} to resolve it, then commit {lock.display}"
@@ -360,11 +340,8 @@ def _judge(
     assert pin.version is not None
     files = project.files_of(pin.version)
     if not files:
-        return [
-            NoTargetWheel(
-                display, pin.line, pin.name, f"{pin.name}=={pin.version} is not on the index", f"rerun {RELOCK}"
-            )
-        ], None
+        problem = f"{pin.name}=={pin.version} is not on the index"
+        return [NoTargetWheel(display, pin.line, pin.name, problem, f"rerun {RELOCK}")], None
     fitting = [f for f in files if wheel_fits(f, target, tags)]
     if not fitting:
         return [_no_wheel(pin, project, files, display, target, tags)], None
@@ -504,20 +481,17 @@ def check_direct_pins(config: Config, index: SimpleIndex, moving: tuple[str, ...
 def check_bootstrap(pipeline_lock: Path, bootstrap_lock: Path, root: Path) -> list[LockProblem]:
     """A bootstrap file that installs another uv (or other bytes) than the pipeline lock is stale."""
     shown = display_path(bootstrap_lock, root)
-    expected = bootstrap_text(pipeline_lock, root)
-    if bootstrap_lock.is_file() and bootstrap_lock.read_text() == expected:
+    exists = bootstrap_lock.is_file()
+    if exists and bootstrap_lock.read_text() == bootstrap_text(pipeline_lock, root):
         return []
-    line = None
-    if bootstrap_lock.is_file():
-        pin = read_lock(bootstrap_lock).pins.get(BOOTSTRAP_PACKAGE)
-        line = pin.line if pin else None
-    found = "is missing" if not bootstrap_lock.is_file() else "differs from"
+    pin = read_lock(bootstrap_lock).pins.get(BOOTSTRAP_PACKAGE) if exists else None
     return [
         StaleLock(
             shown,
-            line,
+            pin.line if pin else None,
             BOOTSTRAP_PACKAGE,
-            f"{shown} {found} the uv pin and hashes of {display_path(pipeline_lock, root)}",
+            f"{shown} {'differs from' if exists else 'is missing'} the uv pin and hashes of "
+            f"{display_path(pipeline_lock, root)}",
             f"run {RELOCK} (it writes {shown} from the pipeline lock) and commit it",
         )
     ]

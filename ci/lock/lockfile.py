@@ -17,6 +17,9 @@ from packaging.utils import canonicalize_name
 
 from ci.errors import PipelineError
 
+COMPILE_COMMAND = "python -m ci lock"
+RELOCK = f"`{COMPILE_COMMAND}`"
+
 
 @dataclass(frozen=True)
 class Pin:
@@ -91,7 +94,7 @@ class LockFile:
 def read_lock(path: Path, display: str | None = None) -> LockFile:
     """Every requirement line of `path` with its hashes and annotations; option lines apart."""
     if not path.is_file():
-        raise PipelineError(f"{path} not found", "create it with `python -m ci lock`")
+        raise PipelineError(f"{path} not found", f"create it with {RELOCK}")
     content = path.read_text()
     found: list[tuple[Pin, list[str]]] = []
     options: list[tuple[int, str]] = []
@@ -135,7 +138,7 @@ def _parse_pin(text: str, number: int, path: Path) -> Pin:
         words = requirement_text.split("@")[0].split()
         name = canonicalize_name(words[0]) if words else ""
         if not name:
-            fix = "regenerate it with `python -m ci lock`"
+            fix = f"regenerate it with {RELOCK}"
             raise PipelineError(f"{path}:{number}: cannot read {text!r}", fix) from exc
         return Pin(name, requirement_text, number, None, error=str(exc), hashes=hashes)
     return Pin(canonicalize_name(requirement.name), requirement_text, number, requirement, hashes=hashes)

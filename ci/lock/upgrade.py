@@ -47,14 +47,9 @@ class PackageMove:
         return "held" if self.held_by else "unchanged"
 
     def describe(self) -> str:
-        if self.status == "added":
-            text = f"{self.name} +{self.new}"
-        elif self.status == "removed":
-            text = f"{self.name} -{self.old} (no longer needed)"
-        elif self.old != self.new:
-            text = f"{self.name} {self.old} -> {self.new}"
-        else:
-            text = f"{self.name} {self.new}"
+        moved = f"{self.name} {self.old} -> {self.new}" if self.old != self.new else f"{self.name} {self.new}"
+        by_status = {"added": f"{self.name} +{self.new}", "removed": f"{self.name} -{self.old} (no longer needed)"}
+        text = by_status.get(self.status, moved)
         if self.held_by:
             text += f" (newest {self.newest}; held at {self.new}: {self.held_by})"
         return text
@@ -87,12 +82,13 @@ def upgrade_locks(
     released = [d for ds in directs.values() for d in ds if d.name in asked and _exact(d)]
     touched = {job.output for job in jobs} | {d.file for d in released} | {config.lock.bootstrap_lock}
     saved = {path: path.read_bytes() for path in touched if path.is_file()}
-    before = {n: p.version for n, p in read_lock(jobs[0].output).pins.items()}
+    before = read_lock(jobs[0].output).versions
     result = UpgradeResult(asked)
     try:
         _rewrite(released, {d.name: _pinned_text(d, None) for d in released})
         result.changes = compile_all(config, upgrade=not asked, upgrade_packages=asked, uv_cache=uv_cache)
-        locked = _locked_versions(config)
+        # every version after the compile; the layer's last, so it wins (the host locks are constrained to it)
+        locked = {n: v for job in reversed(jobs) for n, v in read_lock(job.output).versions.items() if v}
         new_pins = {d.name: _pinned_text(d, locked[d.name]) for d in released}
         _rewrite(released, new_pins)
         result.repinned = {f"{display_path(d.file, config.root)}:{d.line}": new_pins[d.name] for d in released}
@@ -100,7 +96,7 @@ def upgrade_locks(
         for path, content in saved.items():
             path.write_bytes(content)
         raise
-    after = {n: p.version for n, p in read_lock(jobs[0].output).pins.items()}
+    after = read_lock(jobs[0].output).versions
     layer_in = display_path(jobs[0].in_file, config.root)
     for name in sorted(before.keys() | after.keys()):
         old, new = before.get(name), after.get(name)
@@ -156,14 +152,6 @@ def _rewrite(directs: list[DirectRequirement], texts: dict[str, str]) -> None:
         path.write_text("".join(lines))
 
 
-def _locked_versions(config: Config) -> dict[str, str]:
-    """Every package's version after the compile, layer first (the host locks are constrained to it)."""
-    versions: dict[str, str] = {}
-    for job in reversed(lock_jobs(config)):
-        versions.update({n: p.version for n, p in read_lock(job.output).pins.items() if p.version})
-    return versions
-
-
 UNKNOWN = "held back (reason unknown)"
 _UV_PLATFORM_GLIBC = re.compile(r"manylinux_(\d+)_(\d+)$")
 _DEPENDS = re.compile(r"Because (?P<parent>[A-Za-z0-9][\w.-]*)==(?P<version>[^\s,]+) depends on (?P<req>\S+?)[,.]?\s")
@@ -177,10 +165,8 @@ def resolve_target(target: Target) -> Target:
 
 def pinned_in(name: str, directs: list[DirectRequirement], in_display: str) -> str | None:
     """`requirements.in:3 pins scikit-learn==1.3.2` when an .in file pins `name` exactly."""
-    for direct in directs:
-        if direct.name == name and _exact(direct):
-            return f"{in_display}:{direct.line} pins {direct.requirement}"
-    return None
+    exact = (d for d in directs if d.name == name and _exact(d))
+    return next((f"{in_display}:{d.line} pins {d.requirement}" for d in exact), None)
 
 
 def target_reason(name: str, project: Project, newest: Version, target: Target) -> str:
