@@ -83,19 +83,16 @@ class SimpleIndex:
         if name in self._fresh:
             return self._fresh[name]
         cache = self.cache_dir / f"{name}.json"
-        if self.offline:
-            if not cache.is_file():
-                raise NotCachedError(name)
-            logger.debug(f"index cache hit (offline): {cache}")
-            return _project(name, json.loads(cache.read_text()), from_cache=False)  # as fresh as it gets
-        if cache.is_file() and not (fresh or self.refresh):
-            try:
-                project = _project(name, json.loads(cache.read_text()), from_cache=True)
+        if cache.is_file() and (self.offline or not (fresh or self.refresh)):
+            try:  # offline, the cache is as fresh as it gets
+                project = _project(name, json.loads(cache.read_text()), from_cache=not self.offline)
             except (json.JSONDecodeError, KeyError):
                 pass  # a damaged cache entry is refetched
             else:
                 logger.debug(f"index cache hit: {cache}")
                 return project
+        if self.offline:
+            raise NotCachedError(name)
         logger.debug(f"index cache miss: {name}, fetching {self.index_url}/{name}/")
         payload = self._fetch(name)
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """`python -m ci lock --upgrade [PACKAGE ...]`: move the four locks forward together, and say what held each back.
 
-Dependabot edits one lock for its own host (its PRs fail `lock --check`); this re-resolves all four, moves exact
-pins only when named, and restores every file on failure.
+Unlike Dependabot (one lock, its own host), it re-resolves all four, moves exact pins only when named, and restores
+every file on failure.
 """
 
 from __future__ import annotations

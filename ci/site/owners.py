@@ -19,9 +19,9 @@ from pathlib import Path, PurePosixPath
 from ci.zipsafe import open_zip
 
 BUILD_SITE = "python"  # the site build.json's "top_level" map describes
-METADATA_SUFFIXES = (".dist-info", ".egg-info")
 
 _SITE_PACKAGES = re.compile(r"^python/lib/python\d+\.\d+/site-packages(?=/|$)")
+_METADATA_FOLDER = re.compile(r"^(?:(?P<site>.*?)/)?(?P<folder>[^/]+\.(?:dist|egg)-info)/")  # the first in a path
 _MODULE_SUFFIX = re.compile(r"(\.cpython-[^./]+|\.abi3|\.cp\d+-[^./]+)?\.(so|pyd)$|\.pyc?$")
 
 
@@ -58,22 +58,22 @@ Reader = Callable[[str], bytes | None]
 def read_dist_info(site: str, folder: str, read: Reader) -> DistInfo:
     """Parse the folder's METADATA (or PKG-INFO), RECORD and top_level.txt; `read` returns None for a missing file."""
     base = f"{site}/{folder}" if site else folder
+
+    def text(member: str) -> str:
+        data = read(f"{base}/{member}")
+        return data.decode("utf-8", "replace") if data is not None else ""
+
     stem = folder.removesuffix(".dist-info").removesuffix(".egg-info")
     folder_name, _, folder_version = stem.partition("-")
     name, version = folder_name, folder_version or None
-    for member in ("METADATA", "PKG-INFO"):
-        data = read(f"{base}/{member}")
-        if data is not None:
-            headers = HeaderParser().parsestr(data.decode("utf-8", "replace"), headersonly=True)
-            name = str(headers.get("Name") or "").strip() or name
-            version = version or (str(headers.get("Version") or "").strip() or None)
-            break
-    data = read(f"{base}/RECORD")
-    rows = csv.reader(io.StringIO(data.decode("utf-8", "replace") if data is not None else "", newline=""))
+    metadata = text("METADATA") or text("PKG-INFO")
+    if metadata:
+        headers = HeaderParser().parsestr(metadata, headersonly=True)
+        name = str(headers.get("Name") or "").strip() or name
+        version = version or (str(headers.get("Version") or "").strip() or None)
+    rows = csv.reader(io.StringIO(text("RECORD"), newline=""))
     record = [row[0] for row in rows if row and row[0] and not row[0].startswith("..")]
-    data = read(f"{base}/top_level.txt")
-    lines = data.decode("utf-8", "replace").splitlines() if data is not None else []
-    top_level = [entry for line in lines if (entry := line.strip().split("/", 1)[0])]
+    top_level = [entry for line in text("top_level.txt").splitlines() if (entry := line.strip().split("/", 1)[0])]
     return DistInfo(site, folder, name, version, tuple(record), tuple(top_level))
 
 
@@ -117,13 +117,8 @@ class Owners:
     ) -> Owners:
         """From a file list (a zip's entries); `read` is called only for metadata files in the list."""
         members = set(paths)
-        folders: set[tuple[str, str]] = set()
-        for path in members:
-            parts = path.split("/")
-            for index, part in enumerate(parts[:-1]):
-                if part.endswith(METADATA_SUFFIXES):
-                    folders.add(("/".join(parts[:index]), part))
-                    break
+        found = (_METADATA_FOLDER.match(path) for path in members)
+        folders = {(match["site"] or "", match["folder"]) for match in found if match}
 
         def present(path: str) -> bytes | None:
             return read(path) if path in members else None
