@@ -196,19 +196,18 @@ def check_against_in(lock: LockFile, job: LockJob, env: dict[str, str]) -> list[
         else:
             continue
         problems.append(StaleLock(lock.display, pin.line if pin else None, direct.name, problem, fix))
-    for pin in lock.pins.values():
-        for via in pin.via:
-            if via.startswith("-r ") and pin.name not in wanted.get(via, set()):
-                problems.append(
-                    StaleLock(
-                        lock.display,
-                        pin.line,
-                        pin.name,
-                        f"annotated `# via {via}`, but {via.removeprefix('-r ')} no longer asks for it",
-                        f"run {RELOCK} to drop or re-annotate it, then commit {lock.display}",
-                    )
-                )
-    return problems
+    return problems + [
+        StaleLock(
+            lock.display,
+            pin.line,
+            pin.name,
+            f"annotated `# via {via}`, but {via.removeprefix('-r ')} no longer asks for it",
+            f"run {RELOCK} to drop or re-annotate it, then commit {lock.display}",
+        )
+        for pin in lock.pins.values()
+        for via in pin.via
+        if via.startswith("-r ") and pin.name not in wanted.get(via, set())
+    ]
 
 
 def check_provided(layer: LockFile, provided: tuple[str, ...]) -> list[LockProblem]:
@@ -246,23 +245,20 @@ def check_bundled(layer: LockFile, bundled: tuple[str, ...]) -> list[LockProblem
 
 def check_consistency(lock: LockFile, reference: LockFile) -> list[LockProblem]:
     """Shared packages at one version everywhere: the model is trained by what the layer runs."""
-    problems: list[LockProblem] = []
-    for name, pin in sorted(lock.pins.items()):
-        other = reference.pins.get(name)
-        if other is None or pin.version is None or other.version is None or pin.version == other.version:
-            continue
-        problems.append(
-            InconsistentLocks(
-                lock.display,
-                pin.line,
-                name,
-                f"pinned {pin.version} in {lock.display} but {other.version} in {reference.display}:{other.line}: "
-                "training would pickle with one version and Lambda unpickle with another",
-                f"keep `-c` to the layer lock in the .in file and run {RELOCK} to recompile both "
-                f"(never edit one lock alone; to move {name} in all of them: `python -m ci lock --upgrade {name}`)",
-            )
+    shared = [(name, pin, reference.pins[name]) for name, pin in sorted(lock.pins.items()) if name in reference.pins]
+    return [
+        InconsistentLocks(
+            lock.display,
+            pin.line,
+            name,
+            f"pinned {pin.version} in {lock.display} but {other.version} in {reference.display}:{other.line}: "
+            "training would pickle with one version and Lambda unpickle with another",
+            f"keep `-c` to the layer lock in the .in file and run {RELOCK} to recompile both "
+            f"(never edit one lock alone; to move {name} in all of them: `python -m ci lock --upgrade {name}`)",
         )
-    return problems
+        for name, pin, other in shared
+        if pin.version is not None and other.version is not None and pin.version != other.version
+    ]
 
 
 def check_fresh_resolve(

@@ -341,10 +341,10 @@ def bootstrap_text(pipeline_lock: Path, root: Path) -> str:
 def write_bootstrap(pipeline_lock: Path, bootstrap_lock: Path, root: Path) -> bool:
     """Write the bootstrap file; True if its bytes changed."""
     text = bootstrap_text(pipeline_lock, root)
-    if bootstrap_lock.is_file() and bootstrap_lock.read_text() == text:
-        return False
-    bootstrap_lock.write_text(text)
-    return True
+    changed = not bootstrap_lock.is_file() or bootstrap_lock.read_text() != text
+    if changed:
+        bootstrap_lock.write_text(text)
+    return changed
 
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
@@ -358,7 +358,6 @@ def runtime_file(runtime: str, policy_dir: Path = POLICY_DIR) -> Path:
 
 
 def header(policy: RuntimePolicy) -> str:
-    """The generated file's first lines: what it is, and the only command that writes it."""
     return (
         f"# What the managed {policy.name} runtime provides in /var/runtime (ci/policy/lambda_runtimes.json\n"
         '# "provided" and their dependencies), with hashes: the smoke harness installs exactly this, never the layer.\n'
@@ -395,7 +394,6 @@ def generate(policy: RuntimePolicy, index_url: str, output: Path, uv_cache: Path
 def generate_all(
     policies: dict[str, RuntimePolicy], index_url: str, policy_dir: Path = POLICY_DIR, uv_cache: Path | None = None
 ) -> list[str]:
-    """Regenerate every runtime's file; one line per runtime saying what happened."""
     lines = []
     for name, policy in sorted(policies.items()):
         output = runtime_file(name, policy_dir)
