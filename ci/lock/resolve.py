@@ -208,13 +208,8 @@ def runtime_only_packages(
     direct = {req.name for req in read_in(job.in_file, job.cwd)}
     source = f"-r {job.inputs[0]}"
     needed = {name for name, pin in pins.items() if source in pin.via or name in direct} - set(provided)
-    changed = True
-    while changed:
-        changed = False
-        for name, pin in pins.items():
-            if name not in needed and name not in provided and any(parent in needed for parent in pin.via):
-                needed.add(name)
-                changed = True
+    while more := {name for name, pin in pins.items() if name not in provided and needed & set(pin.via)} - needed:
+        needed |= more  # what the needed packages need, until nothing is added
     excluded: list[str] = []
     for name in provided:
         excluded.append(name)

@@ -111,8 +111,7 @@ def upgrade_locks(
 
 def _refuse_unknown(asked: tuple[str, ...], directs: dict[str, list[DirectRequirement]], locks: list[Path]) -> None:
     known = {d.name for ds in directs.values() for d in ds}
-    for lock in locks:
-        known |= set(read_lock(lock).pins) if lock.is_file() else set()
+    known |= {name for lock in locks if lock.is_file() for name in read_lock(lock).pins}
     for name in asked:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)

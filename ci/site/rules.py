@@ -203,16 +203,13 @@ def apply_removals(
                 f'fix the glob (paths are relative to python/, e.g. "sklearn/cluster/*") or delete "{glob}" '
                 "from [build] remove in pipeline.toml",
             )
-        why_not: dict[str, str] = {}
+        why_not: set[str] = set()
         for rel in matched:
             keep = next((keep for keep in keep_globs if fnmatch.fnmatchcase(rel, keep)), None)
             if rel in owner:
-                why_not[rel] = f'already removed by "{owner[rel]}"'
-            elif keep is not None:
-                why_not[rel] = f'build.keep "{keep}"'
-                result.spared.append(rel)
-            elif always_kept(PurePosixPath(rel)):
-                why_not[rel] = "metadata and licenses are always kept"
+                why_not.add(f'already removed by "{owner[rel]}"')
+            elif keep is not None or always_kept(PurePosixPath(rel)):
+                why_not.add(f'build.keep "{keep}"' if keep else "metadata and licenses are always kept")
                 result.spared.append(rel)
             else:
                 path = site / rel
@@ -222,7 +219,7 @@ def apply_removals(
                 path.unlink()
                 owner[rel] = glob
         if strict and not result.files:
-            reasons = "; ".join(sorted(set(why_not.values())))
+            reasons = "; ".join(sorted(why_not))
             raise ConfigError(
                 f'[build] remove glob "{glob}" matches {len(matched)} file(s) but removes none ({reasons})',
                 f'delete "{glob}" from [build] remove in pipeline.toml, or the build.keep glob that protects them',
