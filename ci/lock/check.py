@@ -84,9 +84,7 @@ class LockCheckError(CheckFailedError):
     """All problems of one `python -m ci lock --check` run, so a user fixes them in one go."""
 
     def __init__(self, problems: list[LockProblem]) -> None:
-        lines = [f"{len(problems)} lock problem(s):"]
-        for problem in problems:
-            lines.append(f"  - {problem.problem}\n    fix: {problem.fix}")
+        lines = [f"{len(problems)} lock problem(s):", *(f"  - {p.problem}\n    fix: {p.fix}" for p in problems)]
         super().__init__("\n".join(lines), f"fix the lines named above, then run {RELOCK} and commit the locks")
         self.problems = problems
 

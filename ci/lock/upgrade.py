@@ -104,7 +104,7 @@ def upgrade_locks(
         if new is not None and (not asked or name in asked):
             pin = None if name in asked else pinned_in(name, directs["layer"], layer_in)
             project = index.project(name, fresh=True)
-            newest, held = held_reason(name, new, project, config.target, pin, jobs[0], config.lock.index_url, uv_cache)
+            newest, held = held_reason(name, new, project, pin, jobs[0], config, uv_cache)
         result.moves.append(PackageMove(name, old, new, newest, held))
     return result
 
@@ -217,14 +217,7 @@ def explain_conflict(name: str, wanted: Version, uv_message: str) -> str | None:
 
 
 def held_reason(
-    name: str,
-    version: str,
-    project: Project,
-    target: Target,
-    pin: str | None,
-    job: LockJob,
-    index_url: str,
-    uv_cache: Path | None,
+    name: str, version: str, project: Project, pin: str | None, job: LockJob, config: Config, uv_cache: Path | None
 ) -> tuple[str | None, str | None]:
     """(newest release, why `version` is not it) — (newest, None) when it is the newest."""
     newest = max(final_versions(project), default=None)
@@ -232,8 +225,8 @@ def held_reason(
         return (str(newest) if newest else None), None
     if pin is not None:
         return str(newest), f"{pin} (move it on purpose: `python -m ci lock --upgrade {name}`)"
-    resolved = resolve_target(target)
+    resolved = resolve_target(config.target)
     installable = newest_fitting(project, resolved, target_tags(resolved))
     if installable is None or installable <= Version(version):
-        return str(newest), target_reason(name, project, newest, target)
-    return str(newest), dependency_reason(name, installable, job, index_url, uv_cache)
+        return str(newest), target_reason(name, project, newest, config.target)
+    return str(newest), dependency_reason(name, installable, job, config.lock.index_url, uv_cache)
