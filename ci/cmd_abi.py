@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci import unpacked_layers
     from ci.abi import scan_tree
-    from ci.lock.files import display_path
+    from ci.lock.lockfile import display_path
     from ci.reports import write_report
     from ci.snapshot import Snapshot, take
 

@@ -71,24 +71,23 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         raise PipelineError("--check changes nothing; --upgrade rewrites the locks", "use one or the other")
     # One message before uv's resolver trace (scikit-learn 1.3.2 on python3.13); a package named to move is not held.
     check_direct_pins(config, index, moving=upgrade or ())
+    target = config.target
     if upgrade is not None:
         from ci.lock.upgrade import upgrade_locks
 
-        upgraded_set = upgrade_locks(
-            config, upgrade, SimpleIndex(config.lock.index_url, paths.cache / "pypi-simple"), uv_cache
-        )
-        upgraded = write_report(
-            paths, "lock-upgrade", True, {"target": config.target.uv_platform, **upgraded_set.to_dict()}
-        )
+        fresh_index = SimpleIndex(config.lock.index_url, paths.cache / "pypi-simple")
+        upgraded = upgrade_locks(config, upgrade, fresh_index, uv_cache)
+        written = write_report(paths, "lock-upgrade", True, {"target": target.uv_platform, **upgraded.to_dict()})
         what = "only " + ", ".join(upgrade) if upgrade else "every package; exact pins in the .in files stay"
-        logs.result(logger, f"upgrade for {config.target.runtime.name} {config.target.architecture} ({what}):")
-        for move in upgraded_set.moves:
-            logs.result(logger, f"  {move.describe()}")
-        for where, pin in upgraded_set.repinned.items():
-            logs.result(logger, f"  {where}: now {pin}")
-        for change in upgraded_set.changes:
-            logs.result(logger, change.describe())
-        logger.info(f"wrote {upgraded}")
+        lines = [
+            f"upgrade for {target.runtime.name} {target.architecture} ({what}):",
+            *(f"  {move.describe()}" for move in upgraded.moves),
+            *(f"  {where}: now {pin}" for where, pin in upgraded.repinned.items()),
+            *(change.describe() for change in upgraded.changes),
+        ]
+        for line in lines:
+            logs.result(logger, line)
+        logger.info(f"wrote {written}")
     elif not args.check:
         for change in compile_all(config, False, (), uv_cache):
             logs.result(logger, change.describe())
@@ -99,25 +98,20 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         Finding("lock", "error", f"{p.package}: {p.detail}" if p.package else p.detail, p.fix, p.file, p.line)
         for p in result.problems
     ]
-    report = write_report(
-        paths,
-        "lock",
-        result.passed,
-        {"target": config.target.uv_platform, **result.to_dict(), "runtime_packages": notes},
-        findings=findings,
-    )
+    data = {"target": target.uv_platform, **result.to_dict(), "runtime_packages": notes}
+    report = write_report(paths, "lock", not result.problems, data, findings=findings)
     for line in notes:
         logger.info(f"  {line}")
     for name, wheel in result.target_wheels.items():
         logger.info(f"  {name:<18} {wheel}")
     if result.not_checked:
         logger.info(f"  not checked (offline, never fetched): {', '.join(result.not_checked)}")
-    if not result.passed:
+    if result.problems:
         raise LockCheckError(result.problems)
     what = "fresh resolve identical, " if resolve else ""
     logs.result(
         logger,
-        f"locks ok for {config.target.runtime.name} {config.target.architecture} (glibc {config.target.glibc}): "
+        f"locks ok for {target.runtime.name} {target.architecture} (glibc {target.glibc}): "
         f"{what}{len(result.target_wheels)} target wheels hashed ({index.requests} index requests); wrote {report}",
     )
     return 0

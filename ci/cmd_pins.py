@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.lock.files import display_path
+    from ci.lock.lockfile import display_path
     from ci.pins.check import PinsInputs, render, run_pins
     from ci.reports import report_name, write_report
     from ci.snapshot import Snapshot, take

@@ -71,7 +71,7 @@ def smoke_findings(
     failures: list[str], warnings: list[str], events_dir: Path, handler: str, root: Path
 ) -> list[Finding]:
     """An event's failure on its event file (what was sent and expected), any other on the handler's module."""
-    from ci.lock.files import display_path
+    from ci.lock.lockfile import display_path
     from ci.reports import Finding
 
     handler_file = "/".join(handler.split(".")[:-1]) + ".py"

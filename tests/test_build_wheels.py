@@ -15,8 +15,8 @@ from ci.config import load_config
 from ci.errors import PipelineError
 from ci.layer import wheels
 from ci.lock.lockfile import LockFile, Pin
-from ci.lock.tags import target_platforms
 from ci.paths import REPO_ROOT
+from ci.pip import target_platforms
 
 SIX = REPO_ROOT / "requirements-layer.txt"
 TARGET = load_config().target

@@ -304,7 +304,7 @@ def test_the_foreign_environment_comes_from_a_hashed_lock_of_exactly_those_versi
     from tests.pins_fixtures import FOREIGN_LOCK
 
     lock = read_lock(FOREIGN_LOCK)
-    assert check_format(lock, FOREIGN_LOCK.name) == []
+    assert check_format(lock) == []
     assert {name: lock.pins[name].version for name in FOREIGN_VERSIONS} == FOREIGN_VERSIONS
 
 

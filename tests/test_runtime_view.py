@@ -21,8 +21,7 @@ from ci.isolated import target_python
 from ci.layer import trace
 from ci.layer.build import build_layer
 from ci.layer.verify import Runner
-from ci.lock.check import check_against_in, check_bundled, check_provided, provided_versions
-from ci.lock.files import read_in
+from ci.lock.check import check_against_in, check_bundled, check_provided
 from ci.lock.lockfile import read_lock
 from ci.lock.resolve import compile_lock, lock_jobs, read_notes
 from ci.paths import REPO_ROOT, BuildPaths
@@ -124,8 +123,8 @@ def test_bundling_urllib3_puts_it_in_the_lock_and_the_layer(tmp_path: Path) -> N
 
     layer = read_lock(config.lock.layer_lock)
     job = lock_jobs(config)[0]
-    assert check_provided(layer, "requirements-layer.txt", job.provided) == [], "bundled on purpose: no shadowing"
-    assert check_bundled(layer, "requirements-layer.txt", job.bundled) == []
+    assert check_provided(layer, job.provided) == [], "bundled on purpose: no shadowing"
+    assert check_bundled(layer, job.bundled) == []
 
 
 def test_a_module_missing_from_the_locks_is_named_so_not_blamed_on_a_rule(tmp_path: Path) -> None:
@@ -149,8 +148,7 @@ def test_urllib3_asked_for_directly_is_served_by_the_runtime_without_a_relock_lo
     layer = read_lock(config.lock.layer_lock)
     assert "urllib3" not in layer.pins
     env = {"python_version": TARGET.runtime.python, "sys_platform": "linux", "platform_machine": TARGET.machine}
-    directs = read_in(job.in_file, job.cwd)
-    problems = check_against_in(layer, "requirements-layer.txt", directs, env, provided_versions(job), job.runtime)
+    problems = check_against_in(layer, job, env)
     assert problems == []
     assert f"urllib3=={RUNTIME_URLLIB3} left out, from the runtime (needed by requests, requirements.in)" in read_notes(
         config.lock.layer_lock
@@ -162,9 +160,7 @@ def test_urllib3_asked_for_directly_is_served_by_the_runtime_without_a_relock_lo
         lock(config)
     assert f"provides urllib3=={RUNTIME_URLLIB3}" in info.value.problem
     assert info.value.fix.startswith('ship your own in the layer: [lock] bundle_runtime_packages = ["urllib3"]')
-    problems = check_against_in(
-        layer, "requirements-layer.txt", read_in(job.in_file, job.cwd), env, provided_versions(job), job.runtime
-    )
+    problems = check_against_in(layer, job, env)
     assert [p.fix.split(":")[0] for p in problems] == ["ship your own in the layer"]
 
     bundled = load_config(tmp_path, overrides={"lock": {"bundle_runtime_packages": ["urllib3"]}})

@@ -37,7 +37,7 @@ from ci.config import Config
 from ci.config_schema import toml_value
 from ci.config_sections import LAMBDA_UNZIPPED_LIMIT
 from ci.errors import ConfigError, PipelineError
-from ci.lock.files import display_path
+from ci.lock.lockfile import display_path
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import REPORT_FORMAT, sha256_file
 from ci.site.owners import Owners, canonical

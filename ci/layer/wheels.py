@@ -24,8 +24,7 @@ from packaging.version import Version
 from ci.config import Target
 from ci.errors import PipelineError
 from ci.lock.lockfile import LockFile, Pin, read_lock
-from ci.lock.tags import target_tags
-from ci.pip import run_pip
+from ci.pip import run_pip, target_tags
 from ci.reports import sha256_file
 from ci.site.owners import top_level_entries
 from ci.site.tree import link_or_copy

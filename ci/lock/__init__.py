@@ -1,3 +1,1 @@
-"""The layer lock: resolved for the Lambda target with uv (resolve.py), checked against the .in files and PyPI
-(check.py), moved forward by upgrade.py.
-"""
+"""The locks: resolved for the Lambda target (resolve.py), checked (check.py), moved forward (upgrade.py)."""

@@ -21,11 +21,10 @@ from packaging.version import Version
 
 from ci.config import Config, Target
 from ci.errors import CheckFailedError, PipelineError
-from ci.lock.files import DirectRequirement, display_path, read_in
 from ci.lock.index import IndexFile, NotCachedError, Project, SimpleIndex
-from ci.lock.lockfile import LockFile, Pin, read_lock
-from ci.lock.resolve import BOOTSTRAP_PACKAGE, RELOCK, LockJob, bootstrap_text, compile_lock, lock_jobs, pin_diff
-from ci.lock.tags import target_tags
+from ci.lock.lockfile import RELOCK, LockFile, Pin, display_path, read_in, read_lock
+from ci.lock.resolve import BOOTSTRAP_PACKAGE, LockChange, LockJob, bootstrap_text, compile_lock, lock_jobs
+from ci.pip import target_tags
 
 
 class LockProblem(PipelineError):  # noqa: N818  (a problem found, reported with others)
@@ -53,45 +52,31 @@ class LockProblem(PipelineError):  # noqa: N818  (a problem found, reported with
         }
 
 
-class UnpinnedLine(LockProblem):
-    """A lock line that is not an exact `==` pin: installs would drift."""
-
+class UnpinnedLine(LockProblem):  # not an exact `==` pin: installs would drift
     kind = "unpinned"
 
 
-class UnhashedLine(LockProblem):
-    """A pin without --hash: `pip install --require-hashes` refuses the whole file."""
-
+class UnhashedLine(LockProblem):  # `pip install --require-hashes` refuses the file
     kind = "unhashed"
 
 
-class StaleLock(LockProblem):
-    """The lock no longer matches its .in file (or a fresh resolve would write something else)."""
-
+class StaleLock(LockProblem):  # out of step with its .in file or a fresh resolve
     kind = "stale"
 
 
-class NoTargetWheel(LockProblem):
-    """The pinned version has no wheel the Lambda target can install and load."""
-
+class NoTargetWheel(LockProblem):  # no wheel the Lambda target can install and load
     kind = "no-target-wheel"
 
 
-class HashMismatch(LockProblem):
-    """The lock's hashes miss the target wheel's sha256, or hold one the index never published."""
-
+class HashMismatch(LockProblem):  # a target wheel's sha256 missing, or one the index never published
     kind = "hash"
 
 
-class InconsistentLocks(LockProblem):
-    """Training or dev pins a shared package at another version than the layer: pickled by one, unpickled by another."""
-
+class InconsistentLocks(LockProblem):  # pickled by one version, unpickled by another
     kind = "inconsistent"
 
 
-class ProvidedInLayer(LockProblem):
-    """The layer pins a package the Lambda runtime already provides (it would shadow the runtime's)."""
-
+class ProvidedInLayer(LockProblem):  # it would shadow the runtime's copy
     kind = "provided"
 
 
@@ -99,9 +84,7 @@ class LockCheckError(CheckFailedError):
     """All problems of one `python -m ci lock --check` run, so a user fixes them in one go."""
 
     def __init__(self, problems: list[LockProblem]) -> None:
-        lines = [f"{len(problems)} lock problem(s):"]
-        for problem in problems:
-            lines.append(f"  - {problem.problem}\n    fix: {problem.fix}")
+        lines = [f"{len(problems)} lock problem(s):", *(f"  - {p.problem}\n    fix: {p.fix}" for p in problems)]
         super().__init__("\n".join(lines), f"fix the lines named above, then run {RELOCK} and commit the locks")
         self.problems = problems
 
@@ -113,10 +96,6 @@ class LockCheck:
     target_wheels: dict[str, str] = field(default_factory=dict)  # package -> wheel the target installs
     not_checked: list[str] = field(default_factory=list)  # offline and not in the cache
     resolved: bool = False
-
-    @property
-    def passed(self) -> bool:
-        return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,54 +113,41 @@ def check_locks(
     """All problems of the four locks and uv's bootstrap file; `index` None skips the wheel check."""
     result = LockCheck()
     jobs = lock_jobs(config)
-    locks: dict[str, LockFile] = {}
-    for job in jobs:
-        lock = read_lock(job.output)
-        locks[job.name] = lock
-        display = display_path(job.output, config.root)
+    locks = [read_lock(job.output, display_path(job.output, config.root)) for job in jobs]
+    for job, lock in zip(jobs, locks, strict=True):
         env = _marker_env(job.python_version, config.target if job.name == "layer" else None)
-        directs = read_in(job.in_file, job.cwd)
-        result.problems += check_format(lock, display)
-        provided = provided_versions(job)
-        result.problems += check_against_in(lock, display, directs, env, provided, job.runtime)
-        result.locks[job.name] = {"file": display, "pins": {name: pin.version for name, pin in lock.pins.items()}}
+        result.problems += check_format(lock)
+        result.problems += check_against_in(lock, job, env)
+        result.locks[job.name] = {"file": lock.display, "pins": lock.versions}
 
-    layer_job = jobs[0]
-    layer = locks["layer"]
-    layer_display = display_path(layer_job.output, config.root)
-    result.problems += check_provided(layer, layer_display, layer_job.provided)
-    result.problems += check_bundled(layer, layer_display, layer_job.bundled)
-    pairs = [(other, reference) for i, other in enumerate(locks) for reference in list(locks)[:i]]
-    for other, reference in pairs:  # every later lock against every earlier one, the layer first
-        result.problems += check_consistency(
-            locks[other],
-            display_path(locks[other].path, config.root),
-            locks[reference],
-            display_path(locks[reference].path, config.root),
-        )
-
+    layer_job, layer = jobs[0], locks[0]
+    result.problems += check_provided(layer, layer_job.provided)
+    result.problems += check_bundled(layer, layer_job.bundled)
+    for i, lock in enumerate(locks):  # every later lock against every earlier one, the layer first
+        for reference in locks[:i]:
+            result.problems += check_consistency(lock, reference)
     result.problems += check_bootstrap(config.lock.pipeline_lock, config.lock.bootstrap_lock, config.root)
-
     if index is not None:
-        check_target_wheels(layer, layer_display, config.target, index, result)
+        check_target_wheels(layer, config.target, index, result)
 
     if resolve:
         stale_files = {p.file for p in result.problems if isinstance(p, StaleLock)}
-        for job in jobs:
-            display = display_path(job.output, config.root)
-            if display not in stale_files:
+        for job, lock in zip(jobs, locks, strict=True):
+            if lock.display not in stale_files:
                 in_display = display_path(job.in_file, config.root)
-                result.problems += check_fresh_resolve(job, display, config.lock.index_url, uv_cache, in_display)
+                result.problems += check_fresh_resolve(job, lock.display, config.lock.index_url, uv_cache, in_display)
         result.resolved = True
     return result
 
 
-def check_format(lock: LockFile, display: str) -> list[LockProblem]:
+def check_format(lock: LockFile) -> list[LockProblem]:
     """Every line an exact `==` pin with hashes: what `pip install --require-hashes` demands."""
     problems: list[LockProblem] = []
     for line, text in lock.options:
         if text.startswith(("-e", "--editable")):
-            problems.append(UnpinnedLine(display, line, None, f"editable install {text!r}", f"pin a release; {RELOCK}"))
+            problems.append(
+                UnpinnedLine(lock.display, line, None, f"editable install {text!r}", f"pin a release; {RELOCK}")
+            )
     for pin in sorted(lock.pins.values(), key=lambda p: p.line):
         if pin.version is None:
             kind: type[LockProblem] = UnpinnedLine
@@ -193,104 +159,79 @@ def check_format(lock: LockFile, display: str) -> list[LockProblem]:
             fix = f"regenerate the lock with {RELOCK} (it passes --generate-hashes)"
         else:
             continue
-        problems.append(kind(display, pin.line, pin.name, problem, fix))
+        problems.append(kind(lock.display, pin.line, pin.name, problem, fix))
     return problems
 
 
-def provided_versions(job: LockJob) -> dict[str, str]:
-    """Canonical name -> version of each package the runtime provides and this job's lock leaves out."""
-    return {
-        canonicalize_name(Requirement(pin).name): str(next(iter(Requirement(pin).specifier)).version)
-        for pin in job.provided
-    }
-
-
-def check_against_in(
-    lock: LockFile,
-    display: str,
-    directs: list[DirectRequirement],
-    env: dict[str, str],
-    provided: dict[str, str],
-    runtime: str,
-) -> list[LockProblem]:
-    """Each direct requirement pinned, satisfied and annotated; one the runtime `provided` must accept its version."""
+def check_against_in(lock: LockFile, job: LockJob, env: dict[str, str]) -> list[LockProblem]:
+    """Each direct requirement pinned, satisfied and annotated; one the runtime provides must accept its version."""
     problems: list[LockProblem] = []
     wanted: dict[str, set[str]] = {}  # "-r file" -> canonical names it asks for
-    for direct in directs:
+    provided = job.provided_versions
+    for direct in read_in(job.in_file, job.cwd):
         wanted.setdefault(direct.source, set()).add(direct.name)
         if direct.requirement.marker is not None and not direct.requirement.marker.evaluate(env):
             continue
         where = direct.source.removeprefix("-r ")
         pin = lock.pins.get(direct.name)
         if pin is None and direct.name in provided:
-            if direct.requirement.specifier.contains(provided[direct.name], prereleases=True):
+            found = job.unprovidable(direct)
+            if found is None:
                 continue
-            problem = (
-                f"{where}:{direct.line} asks for {direct.requirement}, but the {runtime or 'Lambda'} runtime "
-                f"provides {direct.name}=={provided[direct.name]} and the layer leaves it out"
-            )
-            fix = (
-                f'ship your own in the layer: [lock] bundle_runtime_packages = ["{direct.name}"] in '
-                f"pipeline.toml, then {RELOCK}; or accept the runtime's version in {where}"
-            )
+            problem, fix = found
         elif pin is None:
-            problem = f"{where}:{direct.line} asks for {direct.requirement} but {display} has no pin for it"
-            fix = f"run {RELOCK} to resolve it, then commit {display}"
+            problem = f"{where}:{direct.line} asks for {direct.requirement} but {lock.display} has no pin for it"
+            fix = f"run {RELOCK} to resolve it, then commit {lock.display}"
         elif pin.version is not None and not direct.requirement.specifier.contains(pin.version, prereleases=True):
             problem = f"pinned {pin.version}, but {where}:{direct.line} asks for {direct.requirement}"
-            fix = f"run {RELOCK} to resolve the new requirement, then commit {display}"
+            fix = f"run {RELOCK} to resolve the new requirement, then commit {lock.display}"
         elif direct.source not in pin.via:
             problem = (
                 f"{where}:{direct.line} asks for it directly, but the lock does not say `# via {direct.source}` "
                 "(it was compiled before the line was added)"
             )
-            fix = f"run {RELOCK}, then commit {display}"
+            fix = f"run {RELOCK}, then commit {lock.display}"
         else:
             continue
-        problems.append(StaleLock(display, pin.line if pin else None, direct.name, problem, fix))
-    for pin in lock.pins.values():
-        for via in pin.via:
-            if via.startswith("-r ") and pin.name not in wanted.get(via, set()):
-                problems.append(
-                    StaleLock(
-                        display,
-                        pin.line,
-                        pin.name,
-                        f"annotated `# via {via}`, but {via.removeprefix('-r ')} no longer asks for it",
-                        f"run {RELOCK} to drop or re-annotate it, then commit {display}",
-                    )
-                )
-    return problems
+        problems.append(StaleLock(lock.display, pin.line if pin else None, direct.name, problem, fix))
+    return problems + [
+        StaleLock(
+            lock.display,
+            pin.line,
+            pin.name,
+            f"annotated `# via {via}`, but {via.removeprefix('-r ')} no longer asks for it",
+            f"run {RELOCK} to drop or re-annotate it, then commit {lock.display}",
+        )
+        for pin in lock.pins.values()
+        for via in pin.via
+        if via.startswith("-r ") and pin.name not in wanted.get(via, set())
+    ]
 
 
-def check_provided(layer: LockFile, display: str, provided: tuple[str, ...]) -> list[LockProblem]:
-    problems: list[LockProblem] = []
-    for text in provided:
-        name = canonicalize_name(Requirement(text).name)
-        pin = layer.pins.get(name)
-        if pin is not None:
-            problems.append(
-                ProvidedInLayer(
-                    display,
-                    pin.line,
-                    name,
-                    f"the Lambda runtime already provides {text}; a copy in the layer comes first on sys.path "
-                    "and shadows it",
-                    f"run {RELOCK} (it leaves the runtime's packages out), or to ship it on purpose: [lock] "
-                    f'bundle_runtime_packages = ["{name}"] in pipeline.toml, then {RELOCK}',
-                )
-            )
-    return problems
+def check_provided(layer: LockFile, provided: tuple[str, ...]) -> list[LockProblem]:
+    names = [(text, canonicalize_name(Requirement(text).name)) for text in provided]
+    return [
+        ProvidedInLayer(
+            layer.display,
+            layer.pins[name].line,
+            name,
+            f"the Lambda runtime already provides {text}; a copy in the layer comes first on sys.path and shadows it",
+            f"run {RELOCK} (it leaves the runtime's packages out), or to ship it on purpose: [lock] "
+            f'bundle_runtime_packages = ["{name}"] in pipeline.toml, then {RELOCK}',
+        )
+        for text, name in names
+        if name in layer.pins
+    ]
 
 
-def check_bundled(layer: LockFile, display: str, bundled: tuple[str, ...]) -> list[LockProblem]:
+def check_bundled(layer: LockFile, bundled: tuple[str, ...]) -> list[LockProblem]:
     """A package named to be bundled is in the layer lock: else the setting promises what the layer lacks."""
     return [
         StaleLock(
-            display,
+            layer.display,
             None,
             name,
-            f"[lock] bundle_runtime_packages names it, but {display} does not pin it: nothing in requirements.in "
+            f"[lock] bundle_runtime_packages names it, but {layer.display} does not pin it: nothing in requirements.in "
             "needs it, or the lock predates the setting",
             f"add {name} to requirements.in if the handler imports it, or remove it from bundle_runtime_packages; "
             f"then {RELOCK}",
@@ -300,25 +241,22 @@ def check_bundled(layer: LockFile, display: str, bundled: tuple[str, ...]) -> li
     ]
 
 
-def check_consistency(lock: LockFile, display: str, reference: LockFile, reference_display: str) -> list[LockProblem]:
+def check_consistency(lock: LockFile, reference: LockFile) -> list[LockProblem]:
     """Shared packages at one version everywhere: the model is trained by what the layer runs."""
-    problems: list[LockProblem] = []
-    for name, pin in sorted(lock.pins.items()):
-        other = reference.pins.get(name)
-        if other is None or pin.version is None or other.version is None or pin.version == other.version:
-            continue
-        problems.append(
-            InconsistentLocks(
-                display,
-                pin.line,
-                name,
-                f"pinned {pin.version} in {display} but {other.version} in {reference_display}:{other.line}: "
-                "training would pickle with one version and Lambda unpickle with another",
-                f"keep `-c` to the layer lock in the .in file and run {RELOCK} to recompile both "
-                f"(never edit one lock alone; to move {name} in all of them: `python -m ci lock --upgrade {name}`)",
-            )
+    shared = [(name, pin, reference.pins[name]) for name, pin in sorted(lock.pins.items()) if name in reference.pins]
+    return [
+        InconsistentLocks(
+            lock.display,
+            pin.line,
+            name,
+            f"pinned {pin.version} in {lock.display} but {other.version} in {reference.display}:{other.line}: "
+            "training would pickle with one version and Lambda unpickle with another",
+            f"keep `-c` to the layer lock in the .in file and run {RELOCK} to recompile both "
+            f"(never edit one lock alone; to move {name} in all of them: `python -m ci lock --upgrade {name}`)",
         )
-    return problems
+        for name, pin, other in shared
+        if pin.version is not None and other.version is not None and pin.version != other.version
+    ]
 
 
 def check_fresh_resolve(
@@ -333,10 +271,8 @@ def check_fresh_resolve(
             return []
         committed = read_lock(job.output).pins
         before = {n: p.version for n, p in committed.items()}
-        after = {n: p.version for n, p in read_lock(fresh).pins.items()}
-    added, removed, changed = pin_diff(before, after)
-    changes = [*(f"+{pin}" for pin in added), *(f"-{pin}" for pin in removed), *changed]
-    what = ", ".join(changes) or "same pins, other hashes or annotations"
+        after = read_lock(fresh).versions
+    what = LockChange.between(display, before, after, True).pins() or "same pins, other hashes or annotations"
     moved = [pin for name, pin in committed.items() if name not in after or after[name] != before[name]]
     first = min(moved, key=lambda pin: pin.line, default=None)
     move = f" (to move a package on purpose: `python -m ci lock --upgrade {first.name}`)" if first else ""
@@ -372,7 +308,7 @@ def _marker_env(python: str, target: Target | None) -> dict[str, str]:
 MAX_PLATFORMS_SHOWN = 12
 
 
-def check_target_wheels(lock: LockFile, display: str, target: Target, index: SimpleIndex, result: LockCheck) -> None:
+def check_target_wheels(lock: LockFile, target: Target, index: SimpleIndex, result: LockCheck) -> None:
     """Adds to `result` each pin's problems, the wheel the target installs, or that it went unchecked (offline)."""
     tags = target_tags(target)
     for pin in sorted(lock.pins.values(), key=lambda p: p.line):
@@ -383,10 +319,10 @@ def check_target_wheels(lock: LockFile, display: str, target: Target, index: Sim
         except NotCachedError:
             result.not_checked.append(pin.name)
             continue
-        problems, chosen = _judge(pin, project, display, target, tags)
+        problems, chosen = _judge(pin, project, lock.display, target, tags)
         if problems and project.from_cache:  # never fail on an old cache entry: ask the index again
             project = index.project(pin.name, fresh=True)
-            problems, chosen = _judge(pin, project, display, target, tags)
+            problems, chosen = _judge(pin, project, lock.display, target, tags)
         result.problems += problems
         if chosen is not None:
             result.target_wheels[pin.name] = chosen
@@ -398,41 +334,24 @@ def _judge(
     assert pin.version is not None
     files = project.files_of(pin.version)
     if not files:
-        return [
-            NoTargetWheel(
-                display, pin.line, pin.name, f"{pin.name}=={pin.version} is not on the index", f"rerun {RELOCK}"
-            )
-        ], None
+        problem = f"{pin.name}=={pin.version} is not on the index"
+        return [NoTargetWheel(display, pin.line, pin.name, problem, f"rerun {RELOCK}")], None
     fitting = [f for f in files if wheel_fits(f, target, tags)]
     if not fitting:
         return [_no_wheel(pin, project, files, display, target, tags)], None
     locked = pin.sha256
-    problems: list[LockProblem] = []
     missing = [f.filename for f in fitting if f.sha256 and f.sha256 not in locked]
+    unknown = sorted(locked - {f.sha256 for f in files if f.sha256})
+    fix = f"regenerate the hashes with {RELOCK}"
+    problems: list[LockProblem] = []
     if missing and locked:
-        problems.append(
-            HashMismatch(
-                display,
-                pin.line,
-                pin.name,
-                f"the lock lacks the sha256 of {', '.join(missing)}, which the target installs: "
-                "`pip install --require-hashes` would refuse it",
-                f"regenerate the hashes with {RELOCK}",
-            )
-        )
-    published = {f.sha256 for f in files if f.sha256}
-    unknown = sorted(locked - published)
+        problem = f"the lock lacks the sha256 of {', '.join(missing)}, which the target installs: "
+        problem += "`pip install --require-hashes` would refuse it"
+        problems.append(HashMismatch(display, pin.line, pin.name, problem, fix))
     if unknown:
-        problems.append(
-            HashMismatch(
-                display,
-                pin.line,
-                pin.name,
-                f"{len(unknown)} hash(es) match no file of {pin.name} {pin.version} on the index "
-                f"(first: sha256:{unknown[0][:16]}...)",
-                f"regenerate the hashes with {RELOCK} (and find out who edited them)",
-            )
-        )
+        problem = f"{len(unknown)} hash(es) match no file of {pin.name} {pin.version} on the index "
+        problem += f"(first: sha256:{unknown[0][:16]}...)"
+        problems.append(HashMismatch(display, pin.line, pin.name, problem, f"{fix} (and find out who edited them)"))
     best = min(fitting, key=lambda f: _priority(f, tags, target))
     return problems, best.filename
 
@@ -517,9 +436,7 @@ def check_direct_pins(config: Config, index: SimpleIndex, moving: tuple[str, ...
     target = config.target
     tags = target_tags(target)
     in_file = config.lock.requirements_in
-    unfit: list[str] = []
-    upgrades: list[str] = []
-    names: list[str] = []
+    unfit: list[tuple[str, str, str]] = []  # (name, what is wrong, what to pin instead)
     for direct in read_in(in_file, in_file.parent):
         pinned = [spec.version for spec in direct.requirement.specifier if spec.operator in ("==", "===")]
         if len(pinned) != 1 or "*" in pinned[0] or direct.name in released:
@@ -534,21 +451,21 @@ def check_direct_pins(config: Config, index: SimpleIndex, moving: tuple[str, ...
         if not _unfit(project, version, config, tags):
             continue
         oldest = min((v for v in final_versions(project, target, tags) if v > version), default=None)
-        where = f"{display_path(in_file, config.root)}:{direct.line}"
         if oldest is None:
-            found = f"no {direct.name} release has one"
-            upgrades.append(f"drop {direct.name} or choose another runtime")
+            found, upgrade = f"no {direct.name} release has one", f"drop {direct.name} or choose another runtime"
         else:
             found = f"the oldest {direct.name} release with one is {oldest}"
-            upgrades.append(f"{direct.name}=={oldest} (or newer)")
-        names.append(direct.name)
-        unfit.append(
-            f"{where}: {direct.name}=={version} has no {target.runtime.python_tag} manylinux wheel for "
-            f"{target.runtime.name} {target.architecture} (glibc {target.glibc}); {found}"
+            upgrade = f"{direct.name}=={oldest} (or newer)"
+        problem = (
+            f"{display_path(in_file, config.root)}:{direct.line}: {direct.name}=={version} has no "
+            f"{target.runtime.python_tag} manylinux wheel for {target.runtime.name} {target.architecture} "
+            f"(glibc {target.glibc}); {found}"
         )
+        unfit.append((direct.name, problem, upgrade))
     if unfit:
+        names, problems, upgrades = zip(*unfit, strict=True)
         raise PipelineError(
-            "; ".join(unfit),
+            "; ".join(problems),
             f"pin {', '.join(upgrades)} in requirements.in and training/requirements.in together (or let "
             f"`python -m ci lock --upgrade {' '.join(names)}` repin both), retrain (`make train`) and let "
             f"`python -m ci pins` prove the match ({UPGRADE_DOC}); or keep the previous [target] runtime",
@@ -558,20 +475,17 @@ def check_direct_pins(config: Config, index: SimpleIndex, moving: tuple[str, ...
 def check_bootstrap(pipeline_lock: Path, bootstrap_lock: Path, root: Path) -> list[LockProblem]:
     """A bootstrap file that installs another uv (or other bytes) than the pipeline lock is stale."""
     shown = display_path(bootstrap_lock, root)
-    expected = bootstrap_text(pipeline_lock, root)
-    if bootstrap_lock.is_file() and bootstrap_lock.read_text() == expected:
+    exists = bootstrap_lock.is_file()
+    if exists and bootstrap_lock.read_text() == bootstrap_text(pipeline_lock, root):
         return []
-    line = None
-    if bootstrap_lock.is_file():
-        pin = read_lock(bootstrap_lock).pins.get(BOOTSTRAP_PACKAGE)
-        line = pin.line if pin else None
-    found = "is missing" if not bootstrap_lock.is_file() else "differs from"
+    pin = read_lock(bootstrap_lock).pins.get(BOOTSTRAP_PACKAGE) if exists else None
     return [
         StaleLock(
             shown,
-            line,
+            pin.line if pin else None,
             BOOTSTRAP_PACKAGE,
-            f"{shown} {found} the uv pin and hashes of {display_path(pipeline_lock, root)}",
+            f"{shown} {'differs from' if exists else 'is missing'} the uv pin and hashes of "
+            f"{display_path(pipeline_lock, root)}",
             f"run {RELOCK} (it writes {shown} from the pipeline lock) and commit it",
         )
     ]

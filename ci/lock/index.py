@@ -5,7 +5,6 @@ A cached answer is trusted while it confirms the lock; a check that would fail r
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import time
@@ -84,19 +83,16 @@ class SimpleIndex:
         if name in self._fresh:
             return self._fresh[name]
         cache = self.cache_dir / f"{name}.json"
-        if self.offline:
-            if not cache.is_file():
-                raise NotCachedError(name)
-            logger.debug(f"index cache hit (offline): {cache}")
-            return _project(name, json.loads(cache.read_text()), from_cache=False)  # as fresh as it gets
-        if cache.is_file() and not (fresh or self.refresh):
-            try:
-                project = _project(name, json.loads(cache.read_text()), from_cache=True)
+        if cache.is_file() and (self.offline or not (fresh or self.refresh)):
+            try:  # offline, the cache is as fresh as it gets
+                project = _project(name, json.loads(cache.read_text()), from_cache=not self.offline)
             except (json.JSONDecodeError, KeyError):
                 pass  # a damaged cache entry is refetched
             else:
                 logger.debug(f"index cache hit: {cache}")
                 return project
+        if self.offline:
+            raise NotCachedError(name)
         logger.debug(f"index cache miss: {name}, fetching {self.index_url}/{name}/")
         payload = self._fetch(name)
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +104,7 @@ class SimpleIndex:
         return project
 
     def _fetch(self, name: str) -> dict[str, Any]:
-        if is_local(self.index_url):  # a file:// index: HTML pages on disk
+        if self.index_url.startswith("file:"):  # a file:// index: HTML pages on disk
             return {"fetched_at": time.time(), "files": project_files(self.index_url, name)}
         url = f"{self.index_url}/{name}/"
         request = urllib.request.Request(url, headers={"Accept": ACCEPT, "User-Agent": "forgetting-curve-ci"})
@@ -155,10 +151,6 @@ def sdist_version(name: str, filename: str) -> Version | None:
     return None
 
 
-def is_local(index_url: str) -> bool:
-    return index_url.startswith("file:")
-
-
 def project_files(index_url: str, name: str) -> list[dict[str, Any]]:
     """The files of project `name` (canonical) as PyPI's JSON API lists them."""
     root = Path(url2pathname(urlparse(index_url).path))
@@ -178,20 +170,15 @@ class _Links(HTMLParser):
         self.files: list[dict[str, Any]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag != "a":
-            return
-        attributes = dict(attrs)
-        href = attributes.get("href") or ""
-        url, _, fragment = href.partition("#")
+        attributes = dict(attrs)  # values come unescaped
+        url, _, fragment = (attributes.get("href") or "").partition("#")
         filename = unquote(url.rstrip("/").rsplit("/", 1)[-1])
-        if not filename:
-            return
-        digest = fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None
-        entry = _file(filename, digest, "data-yanked" in attributes)
-        if attributes.get("data-requires-python"):
-            entry["requires-python"] = html.unescape(attributes["data-requires-python"] or "")
-        self.files.append(entry)
+        if tag == "a" and filename:
+            digest = fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None
+            requires_python = attributes.get("data-requires-python") or None
+            self.files.append(_file(filename, digest, "data-yanked" in attributes, requires_python))
 
 
-def _file(filename: str, sha256: str | None, yanked: bool) -> dict[str, Any]:
-    return {"filename": filename, "hashes": {"sha256": sha256} if sha256 else {}, "yanked": yanked}
+def _file(filename: str, sha256: str | None, yanked: bool, requires_python: str | None = None) -> dict[str, Any]:
+    hashes = {"sha256": sha256} if sha256 else {}
+    return {"filename": filename, "hashes": hashes, "yanked": yanked, "requires-python": requires_python}

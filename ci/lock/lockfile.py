@@ -1,4 +1,5 @@
-"""The one reader of pip-tools lock files, so a lock means the same to `ci lock`, the layer build and `ci pins`.
+"""The one reader of pip-tools lock files and their .in inputs, so a lock means the same to `ci lock`, the layer build
+and `ci pins`.
 
 It judges nothing: a loose, unhashed or unreadable line is kept with its line number for the caller to judge.
 """
@@ -6,14 +7,18 @@ It judges nothing: a loose, unhashed or unreadable line is kept with its line nu
 from __future__ import annotations
 
 import hashlib
+import shlex
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import Specifier
 from packaging.utils import canonicalize_name
 
 from ci.errors import PipelineError
+
+COMPILE_COMMAND = "python -m ci lock"
+RELOCK = f"`{COMPILE_COMMAND}`"
 
 
 @dataclass(frozen=True)
@@ -81,11 +86,15 @@ class LockFile:
     def get(self, name: str) -> Pin | None:
         return self.pins.get(canonicalize_name(name))
 
+    @property
+    def versions(self) -> dict[str, str | None]:
+        return {name: pin.version for name, pin in self.pins.items()}
+
 
 def read_lock(path: Path, display: str | None = None) -> LockFile:
     """Every requirement line of `path` with its hashes and annotations; option lines apart."""
     if not path.is_file():
-        raise PipelineError(f"{path} not found", "create it with `python -m ci lock`")
+        raise PipelineError(f"{path} not found", f"create it with {RELOCK}")
     content = path.read_text()
     found: list[tuple[Pin, list[str]]] = []
     options: list[tuple[int, str]] = []
@@ -129,7 +138,7 @@ def _parse_pin(text: str, number: int, path: Path) -> Pin:
         words = requirement_text.split("@")[0].split()
         name = canonicalize_name(words[0]) if words else ""
         if not name:
-            fix = "regenerate it with `python -m ci lock`"
+            fix = f"regenerate it with {RELOCK}"
             raise PipelineError(f"{path}:{number}: cannot read {text!r}", fix) from exc
         return Pin(name, requirement_text, number, None, error=str(exc), hashes=hashes)
     return Pin(canonicalize_name(requirement.name), requirement_text, number, requirement, hashes=hashes)
@@ -160,3 +169,54 @@ def logical_lines(content: str) -> list[tuple[int, str]]:
     if buffer:
         result.append((start, " ".join(buffer)))
     return result
+
+
+@dataclass(frozen=True)
+class DirectRequirement:
+    """A requirement written in an .in file (or a file it includes with -r)."""
+
+    requirement: Requirement
+    file: Path
+    line: int
+    source: str  # how uv names the file in `# via`: "-r requirements.in", "-r training/requirements.in"
+
+    @property
+    def name(self) -> str:
+        return canonicalize_name(self.requirement.name)
+
+
+def read_in(path: Path, cwd: Path, source_path: str | None = None) -> list[DirectRequirement]:
+    """Direct requirements of an .in file, following `-r` includes (not `-c` constraints)."""
+    if not path.is_file():
+        raise PipelineError(f"{path} not found", "restore it (it lists the direct requirements)")
+    shown = source_path or display_path(path, cwd)
+    found: list[DirectRequirement] = []
+    for number, text in logical_lines(path.read_text()):
+        stripped = strip_comment(text)
+        if not stripped:
+            continue
+        if stripped.startswith("-"):
+            option, value = _option(stripped)
+            if option in ("-r", "--requirement") and value:
+                nested_shown = (PurePosixPath(shown).parent / value).as_posix()
+                found += read_in(path.parent / value, cwd, nested_shown)
+            continue
+        try:
+            requirement = Requirement(stripped)
+        except InvalidRequirement as exc:
+            raise PipelineError(f"{path}:{number}: {stripped!r} is not a requirement ({exc})", "fix the line") from exc
+        found.append(DirectRequirement(requirement, path, number, f"-r {shown}"))
+    return found
+
+
+def _option(text: str) -> tuple[str, str]:
+    parts = [*shlex.split(text), ""]  # "" when the option has no value
+    option, equals, value = parts[0].partition("=")
+    return option, value if equals else parts[1]
+
+
+def display_path(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -5,13 +5,15 @@ Layer lock for the Lambda target, host locks constrained to it (docs/design.md);
 
 from __future__ import annotations
 
+import functools
 import logging
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -19,13 +21,9 @@ from packaging.utils import canonicalize_name
 
 from ci.config import Config, RuntimePolicy, shipped_packages
 from ci.errors import PipelineError
-from ci.lock.files import display_path, read_in
-from ci.lock.lockfile import LockFile, read_lock
+from ci.lock.lockfile import COMPILE_COMMAND, RELOCK, DirectRequirement, LockFile, display_path, read_in, read_lock
 
 logger = logging.getLogger(__name__)
-
-COMPILE_COMMAND = "python -m ci lock"
-RELOCK = f"`{COMPILE_COMMAND}`"
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,7 @@ class LockJob:
     python_version: str
     only_binary: bool = False
     provided: tuple[str, ...] = ()  # pins the runtime brings: resolved with, never emitted
-    extra_args: tuple[str, ...] = field(default=())
+    extra_args: tuple[str, ...] = ()
     bundled: tuple[str, ...] = ()  # runtime packages the layer ships anyway ([lock] bundle_runtime_packages)
     runtime: str = ""  # the Lambda runtime that provides `provided` (named in the lock's notes)
     shipped: tuple[tuple[str, str], ...] = ()  # (name, version) of everything that runtime ships
@@ -46,6 +44,28 @@ class LockJob:
     @property
     def in_file(self) -> Path:
         return self.cwd / self.inputs[0]
+
+    @property
+    def provided_versions(self) -> dict[str, str]:
+        """Canonical name -> version of each package the runtime provides and this lock leaves out."""
+        requirements = [Requirement(pin) for pin in self.provided]
+        return {canonicalize_name(req.name): str(next(iter(req.specifier)).version) for req in requirements}
+
+    def unprovidable(self, direct: DirectRequirement) -> tuple[str, str] | None:
+        """(problem, fix) when `direct` asks for a package the runtime provides, but not at the runtime's version."""
+        version = self.provided_versions.get(direct.name)
+        if version is None or direct.requirement.specifier.contains(version, prereleases=True):
+            return None
+        where = direct.source.removeprefix("-r ")
+        problem = (
+            f"{where}:{direct.line} asks for {direct.requirement}, but the {self.runtime or 'Lambda'} runtime provides "
+            f"{direct.name}=={version} in /var/runtime, and the layer leaves provided packages out"
+        )
+        fix = (
+            f'ship your own in the layer: [lock] bundle_runtime_packages = ["{direct.name}"] in pipeline.toml, then '
+            f"{RELOCK}; or accept the runtime's version in {where}"
+        )
+        return problem, fix
 
 
 def lock_jobs(config: Config) -> list[LockJob]:
@@ -114,6 +134,7 @@ def compile_lock(
 ) -> Path:
     """Run uv for `job`, writing `output` (default: the job's lock). Existing pins there are preferred."""
     output = output or job.output
+    run = functools.partial(_run_uv, job, index_url, upgrade, upgrade_packages, uv_cache)
     left_out: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="lock-") as tmp:
         inputs = list(job.inputs)
@@ -123,10 +144,8 @@ def compile_lock(
             provided_file = Path(tmp) / "provided.txt"
             provided_file.write_text("".join(f"{pin}\n" for pin in job.provided))
             inputs.append(str(provided_file))
-            no_emit, left_out = runtime_only_packages(
-                job, index_url, inputs, output, Path(tmp), uv_cache, upgrade, upgrade_packages
-            )
-        _run_uv(job, index_url, inputs, no_emit, output, upgrade, upgrade_packages, uv_cache)
+            no_emit, left_out = runtime_only_packages(job, run, inputs, output, Path(tmp))
+        run(inputs, no_emit, output)
     if job.runtime:
         notes = runtime_notes(job, left_out, read_lock(output))
         if notes:
@@ -167,30 +186,15 @@ def read_notes(lock_file: Path) -> list[str]:
 
 
 def refuse_unprovidable(job: LockJob) -> None:
-    """A direct requirement on a package the runtime provides must accept the runtime's version, or be bundled:
-    said here in one line, before uv reports the conflict with the runtime's pin as a resolver trace."""
-    provided: dict[str, Requirement] = {canonicalize_name(Requirement(p).name): Requirement(p) for p in job.provided}
+    """Said here in one line, before uv reports the conflict with the runtime's pin as a resolver trace."""
     for direct in read_in(job.in_file, job.cwd):
-        pin = provided.get(direct.name)
-        if pin is None or direct.requirement.specifier.contains(str(next(iter(pin.specifier)).version), True):
-            continue
-        raise PipelineError(
-            f"{direct.file.name}:{direct.line} asks for {direct.requirement}, but the {job.runtime or 'Lambda'} "
-            f"runtime provides {pin} in /var/runtime, and the layer leaves provided packages out",
-            f'ship your own in the layer: [lock] bundle_runtime_packages = ["{direct.name}"] in pipeline.toml, then '
-            f"{COMPILE_COMMAND}; or accept the runtime's version in {direct.file.name}",
-        )
+        found = job.unprovidable(direct)
+        if found is not None:
+            raise PipelineError(*found)
 
 
 def runtime_only_packages(
-    job: LockJob,
-    index_url: str,
-    inputs: list[str],
-    output: Path,
-    tmp: Path,
-    uv_cache: Path | None,
-    upgrade: bool = False,
-    upgrade_packages: tuple[str, ...] = (),
+    job: LockJob, run: Callable[[list[str], list[str], Path], None], inputs: list[str], output: Path, tmp: Path
 ) -> tuple[list[str], dict[str, list[str]]]:
     """Provided packages, the dependencies only they need (by a first resolve's `# via`), and what needs each.
 
@@ -198,19 +202,14 @@ def runtime_only_packages(
     probe = tmp / "all.txt"
     if output.is_file():
         shutil.copyfile(output, probe)  # same preferences as the real run, so the same versions
-    _run_uv(job, index_url, inputs, [], probe, upgrade, upgrade_packages, uv_cache)
+    run(inputs, [], probe)
     pins = read_lock(probe).pins
     provided = [canonicalize_name(Requirement(pin).name) for pin in job.provided]
     direct = {req.name for req in read_in(job.in_file, job.cwd)}
     source = f"-r {job.inputs[0]}"
     needed = {name for name, pin in pins.items() if source in pin.via or name in direct} - set(provided)
-    changed = True
-    while changed:
-        changed = False
-        for name, pin in pins.items():
-            if name not in needed and name not in provided and any(parent in needed for parent in pin.via):
-                needed.add(name)
-                changed = True
+    while more := {name for name, pin in pins.items() if name not in provided and needed & set(pin.via)} - needed:
+        needed |= more  # what the needed packages need, until nothing is added
     excluded: list[str] = []
     for name in provided:
         excluded.append(name)
@@ -231,12 +230,12 @@ def runtime_only_packages(
 def _run_uv(
     job: LockJob,
     index_url: str,
-    inputs: list[str],
-    no_emit: list[str],
-    output: Path,
     upgrade: bool,
     upgrade_packages: tuple[str, ...],
     uv_cache: Path | None,
+    inputs: list[str],
+    no_emit: list[str],
+    output: Path,
 ) -> None:
     command = [uv_binary(), "pip", "compile", "--quiet", "--no-config", *inputs]
     command += ["--python-platform", job.python_platform, "--python-version", job.python_version]
@@ -244,17 +243,11 @@ def _run_uv(
     # uv searches PATH for the target's Python (running every pyenv shim) and, not finding one,
     # downloads an unhashed CPython from GitHub into ~/.local/share/uv (10 s of retries offline).
     command += ["--python", sys.executable, "--no-python-downloads"]
-    if job.only_binary:
-        command += ["--only-binary", ":all:"]
-    command += ["--generate-hashes", "--index-url", index_url]
-    for name in no_emit:
-        command += ["--no-emit-package", name]
-    if upgrade:
-        command.append("--upgrade")
-    for name in upgrade_packages:
-        command += ["--upgrade-package", name]
-    if uv_cache is not None:
-        command += ["--cache-dir", str(uv_cache)]
+    command += ["--only-binary", ":all:"] if job.only_binary else []
+    command += ["--generate-hashes", "--index-url", index_url, *(["--upgrade"] if upgrade else [])]
+    command += [arg for name in no_emit for arg in ("--no-emit-package", name)]
+    command += [arg for name in upgrade_packages for arg in ("--upgrade-package", name)]
+    command += ["--cache-dir", str(uv_cache)] if uv_cache is not None else []
     command += ["--custom-compile-command", COMPILE_COMMAND, "-o", str(output), *job.extra_args]
     logger.debug(f"run: {shlex.join(command)}")
     result = subprocess.run(command, cwd=job.cwd, capture_output=True, text=True, check=False)
@@ -276,20 +269,26 @@ class LockChange:
     changed: list[str]
     rewritten: bool  # bytes differ (hashes or annotations), even with the same pins
 
+    @classmethod
+    def between(
+        cls, file: str, before: dict[str, str | None], after: dict[str, str | None], rewritten: bool
+    ) -> LockChange:
+        return cls(
+            file,
+            [f"{n}=={after[n]}" for n in sorted(after.keys() - before.keys())],
+            [f"{n}=={before[n]}" for n in sorted(before.keys() - after.keys())],
+            [f"{n} {before[n]} -> {after[n]}" for n in sorted(after.keys() & before.keys()) if before[n] != after[n]],
+            rewritten,
+        )
+
+    def pins(self) -> str:
+        """`+added==1, -removed==2, changed 1 -> 2`; "" when only hashes or annotations differ."""
+        return ", ".join([*(f"+{p}" for p in self.added), *(f"-{p}" for p in self.removed), *self.changed])
+
     def describe(self) -> str:
         if not self.rewritten:
             return f"{self.file}: unchanged"
-        parts = [*(f"+{p}" for p in self.added), *(f"-{p}" for p in self.removed), *self.changed]
-        return f"{self.file}: " + (", ".join(parts) if parts else "same pins, hashes or annotations updated")
-
-
-def pin_diff(before: dict[str, str | None], after: dict[str, str | None]) -> tuple[list[str], list[str], list[str]]:
-    """Added, removed and changed pins between two locks' name -> version maps."""
-    return (
-        [f"{n}=={after[n]}" for n in sorted(after.keys() - before.keys())],
-        [f"{n}=={before[n]}" for n in sorted(before.keys() - after.keys())],
-        [f"{n} {before[n]} -> {after[n]}" for n in sorted(after.keys() & before.keys()) if before[n] != after[n]],
-    )
+        return f"{self.file}: {self.pins() or 'same pins, hashes or annotations updated'}"
 
 
 def compile_all(
@@ -298,18 +297,18 @@ def compile_all(
     changes = []
     for job in lock_jobs(config):
         before_bytes = job.output.read_bytes() if job.output.is_file() else b""
-        before = {n: p.version for n, p in read_lock(job.output).pins.items()} if before_bytes else {}
+        before = read_lock(job.output).versions if before_bytes else {}
         compile_lock(job, config.lock.index_url, upgrade=upgrade, upgrade_packages=upgrade_packages, uv_cache=uv_cache)
-        after = {n: p.version for n, p in read_lock(job.output).pins.items()}
-        added, removed, changed = pin_diff(before, after)
         rewritten = job.output.read_bytes() != before_bytes
-        changes.append(LockChange(display_path(job.output, config.root), added, removed, changed, rewritten))
-    lock = config.lock
-    existed = lock.bootstrap_lock.is_file()
-    rewritten = write_bootstrap(lock.pipeline_lock, lock.bootstrap_lock, config.root)
-    uv = read_lock(lock.bootstrap_lock).pins["uv"]
-    added = [] if existed else [f"uv=={uv.version}"]
-    changes.append(LockChange(display_path(lock.bootstrap_lock, config.root), added, [], [], rewritten))
+        changes.append(
+            LockChange.between(display_path(job.output, config.root), before, read_lock(job.output).versions, rewritten)
+        )
+    bootstrap = config.lock.bootstrap_lock
+    before = read_lock(bootstrap).versions if bootstrap.is_file() else {}
+    rewritten = write_bootstrap(config.lock.pipeline_lock, bootstrap, config.root)
+    changes.append(
+        LockChange.between(display_path(bootstrap, config.root), before, read_lock(bootstrap).versions, rewritten)
+    )
     return changes
 
 
@@ -337,10 +336,10 @@ def bootstrap_text(pipeline_lock: Path, root: Path) -> str:
 def write_bootstrap(pipeline_lock: Path, bootstrap_lock: Path, root: Path) -> bool:
     """Write the bootstrap file; True if its bytes changed."""
     text = bootstrap_text(pipeline_lock, root)
-    if bootstrap_lock.is_file() and bootstrap_lock.read_text() == text:
-        return False
-    bootstrap_lock.write_text(text)
-    return True
+    changed = not bootstrap_lock.is_file() or bootstrap_lock.read_text() != text
+    if changed:
+        bootstrap_lock.write_text(text)
+    return changed
 
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
@@ -354,7 +353,6 @@ def runtime_file(runtime: str, policy_dir: Path = POLICY_DIR) -> Path:
 
 
 def header(policy: RuntimePolicy) -> str:
-    """The generated file's first lines: what it is, and the only command that writes it."""
     return (
         f"# What the managed {policy.name} runtime provides in /var/runtime (ci/policy/lambda_runtimes.json\n"
         '# "provided" and their dependencies), with hashes: the smoke harness installs exactly this, never the layer.\n'
@@ -391,7 +389,6 @@ def generate(policy: RuntimePolicy, index_url: str, output: Path, uv_cache: Path
 def generate_all(
     policies: dict[str, RuntimePolicy], index_url: str, policy_dir: Path = POLICY_DIR, uv_cache: Path | None = None
 ) -> list[str]:
-    """Regenerate every runtime's file; one line per runtime saying what happened."""
     lines = []
     for name, policy in sorted(policies.items()):
         output = runtime_file(name, policy_dir)

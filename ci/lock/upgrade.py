@@ -1,7 +1,7 @@
 """`python -m ci lock --upgrade [PACKAGE ...]`: move the four locks forward together, and say what held each back.
 
-Dependabot edits one lock for its own host (its PRs fail `lock --check`); this re-resolves all four, moves exact
-pins only when named, and restores every file on failure.
+Unlike Dependabot (one lock, its own host), it re-resolves all four, moves exact pins only when named, and restores
+every file on failure.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from packaging.version import Version
 from ci.config import Config, Target
 from ci.errors import PipelineError
 from ci.lock.check import final_versions, newest_fitting, python_allows
-from ci.lock.files import DirectRequirement, display_path, read_in
 from ci.lock.index import Project, SimpleIndex
-from ci.lock.lockfile import logical_lines, read_lock
+from ci.lock.lockfile import DirectRequirement, display_path, logical_lines, read_in, read_lock
 from ci.lock.resolve import LockChange, LockJob, compile_all, compile_lock, lock_jobs
-from ci.lock.tags import target_tags
+from ci.pip import target_tags
 
 
 @dataclass(frozen=True)
@@ -48,14 +47,9 @@ class PackageMove:
         return "held" if self.held_by else "unchanged"
 
     def describe(self) -> str:
-        if self.status == "added":
-            text = f"{self.name} +{self.new}"
-        elif self.status == "removed":
-            text = f"{self.name} -{self.old} (no longer needed)"
-        elif self.old != self.new:
-            text = f"{self.name} {self.old} -> {self.new}"
-        else:
-            text = f"{self.name} {self.new}"
+        moved = f"{self.name} {self.old} -> {self.new}" if self.old != self.new else f"{self.name} {self.new}"
+        by_status = {"added": f"{self.name} +{self.new}", "removed": f"{self.name} -{self.old} (no longer needed)"}
+        text = by_status.get(self.status, moved)
         if self.held_by:
             text += f" (newest {self.newest}; held at {self.new}: {self.held_by})"
         return text
@@ -88,12 +82,13 @@ def upgrade_locks(
     released = [d for ds in directs.values() for d in ds if d.name in asked and _exact(d)]
     touched = {job.output for job in jobs} | {d.file for d in released} | {config.lock.bootstrap_lock}
     saved = {path: path.read_bytes() for path in touched if path.is_file()}
-    before = {n: p.version for n, p in read_lock(jobs[0].output).pins.items()}
+    before = read_lock(jobs[0].output).versions
     result = UpgradeResult(asked)
     try:
         _rewrite(released, {d.name: _pinned_text(d, None) for d in released})
         result.changes = compile_all(config, upgrade=not asked, upgrade_packages=asked, uv_cache=uv_cache)
-        locked = _locked_versions(config)
+        # every version after the compile; the layer's last, so it wins (the host locks are constrained to it)
+        locked = {n: v for job in reversed(jobs) for n, v in read_lock(job.output).versions.items() if v}
         new_pins = {d.name: _pinned_text(d, locked[d.name]) for d in released}
         _rewrite(released, new_pins)
         result.repinned = {f"{display_path(d.file, config.root)}:{d.line}": new_pins[d.name] for d in released}
@@ -101,7 +96,7 @@ def upgrade_locks(
         for path, content in saved.items():
             path.write_bytes(content)
         raise
-    after = {n: p.version for n, p in read_lock(jobs[0].output).pins.items()}
+    after = read_lock(jobs[0].output).versions
     layer_in = display_path(jobs[0].in_file, config.root)
     for name in sorted(before.keys() | after.keys()):
         old, new = before.get(name), after.get(name)
@@ -109,15 +104,14 @@ def upgrade_locks(
         if new is not None and (not asked or name in asked):
             pin = None if name in asked else pinned_in(name, directs["layer"], layer_in)
             project = index.project(name, fresh=True)
-            newest, held = held_reason(name, new, project, config.target, pin, jobs[0], config.lock.index_url, uv_cache)
+            newest, held = held_reason(name, new, project, pin, jobs[0], config, uv_cache)
         result.moves.append(PackageMove(name, old, new, newest, held))
     return result
 
 
 def _refuse_unknown(asked: tuple[str, ...], directs: dict[str, list[DirectRequirement]], locks: list[Path]) -> None:
     known = {d.name for ds in directs.values() for d in ds}
-    for lock in locks:
-        known |= set(read_lock(lock).pins) if lock.is_file() else set()
+    known |= {name for lock in locks if lock.is_file() for name in read_lock(lock).pins}
     for name in asked:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)
@@ -157,14 +151,6 @@ def _rewrite(directs: list[DirectRequirement], texts: dict[str, str]) -> None:
         path.write_text("".join(lines))
 
 
-def _locked_versions(config: Config) -> dict[str, str]:
-    """Every package's version after the compile, layer first (the host locks are constrained to it)."""
-    versions: dict[str, str] = {}
-    for job in reversed(lock_jobs(config)):
-        versions.update({n: p.version for n, p in read_lock(job.output).pins.items() if p.version})
-    return versions
-
-
 UNKNOWN = "held back (reason unknown)"
 _UV_PLATFORM_GLIBC = re.compile(r"manylinux_(\d+)_(\d+)$")
 _DEPENDS = re.compile(r"Because (?P<parent>[A-Za-z0-9][\w.-]*)==(?P<version>[^\s,]+) depends on (?P<req>\S+?)[,.]?\s")
@@ -178,10 +164,8 @@ def resolve_target(target: Target) -> Target:
 
 def pinned_in(name: str, directs: list[DirectRequirement], in_display: str) -> str | None:
     """`requirements.in:3 pins scikit-learn==1.3.2` when an .in file pins `name` exactly."""
-    for direct in directs:
-        if direct.name == name and _exact(direct):
-            return f"{in_display}:{direct.line} pins {direct.requirement}"
-    return None
+    exact = (d for d in directs if d.name == name and _exact(d))
+    return next((f"{in_display}:{d.line} pins {d.requirement}" for d in exact), None)
 
 
 def target_reason(name: str, project: Project, newest: Version, target: Target) -> str:
@@ -233,14 +217,7 @@ def explain_conflict(name: str, wanted: Version, uv_message: str) -> str | None:
 
 
 def held_reason(
-    name: str,
-    version: str,
-    project: Project,
-    target: Target,
-    pin: str | None,
-    job: LockJob,
-    index_url: str,
-    uv_cache: Path | None,
+    name: str, version: str, project: Project, pin: str | None, job: LockJob, config: Config, uv_cache: Path | None
 ) -> tuple[str | None, str | None]:
     """(newest release, why `version` is not it) — (newest, None) when it is the newest."""
     newest = max(final_versions(project), default=None)
@@ -248,8 +225,8 @@ def held_reason(
         return (str(newest) if newest else None), None
     if pin is not None:
         return str(newest), f"{pin} (move it on purpose: `python -m ci lock --upgrade {name}`)"
-    resolved = resolve_target(target)
+    resolved = resolve_target(config.target)
     installable = newest_fitting(project, resolved, target_tags(resolved))
     if installable is None or installable <= Version(version):
-        return str(newest), target_reason(name, project, newest, target)
-    return str(newest), dependency_reason(name, installable, job, index_url, uv_cache)
+        return str(newest), target_reason(name, project, newest, config.target)
+    return str(newest), dependency_reason(name, installable, job, config.lock.index_url, uv_cache)

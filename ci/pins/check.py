@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import PipelineError
-from ci.lock.files import display_path
-from ci.lock.lockfile import LockFile, Pin
+from ci.lock.lockfile import LockFile, Pin, display_path
 from ci.pins.guard import (
     PACKAGES,
     Finding,

@@ -19,9 +19,9 @@ from pathlib import Path, PurePosixPath
 from ci.zipsafe import open_zip
 
 BUILD_SITE = "python"  # the site build.json's "top_level" map describes
-METADATA_SUFFIXES = (".dist-info", ".egg-info")
 
 _SITE_PACKAGES = re.compile(r"^python/lib/python\d+\.\d+/site-packages(?=/|$)")
+_METADATA_FOLDER = re.compile(r"^(?:(?P<site>.*?)/)?(?P<folder>[^/]+\.(?:dist|egg)-info)/")  # the first in a path
 _MODULE_SUFFIX = re.compile(r"(\.cpython-[^./]+|\.abi3|\.cp\d+-[^./]+)?\.(so|pyd)$|\.pyc?$")
 
 
@@ -58,22 +58,22 @@ Reader = Callable[[str], bytes | None]
 def read_dist_info(site: str, folder: str, read: Reader) -> DistInfo:
     """Parse the folder's METADATA (or PKG-INFO), RECORD and top_level.txt; `read` returns None for a missing file."""
     base = f"{site}/{folder}" if site else folder
+
+    def text(member: str) -> str:
+        data = read(f"{base}/{member}")
+        return data.decode("utf-8", "replace") if data is not None else ""
+
     stem = folder.removesuffix(".dist-info").removesuffix(".egg-info")
     folder_name, _, folder_version = stem.partition("-")
     name, version = folder_name, folder_version or None
-    for member in ("METADATA", "PKG-INFO"):
-        data = read(f"{base}/{member}")
-        if data is not None:
-            headers = HeaderParser().parsestr(data.decode("utf-8", "replace"), headersonly=True)
-            name = str(headers.get("Name") or "").strip() or name
-            version = version or (str(headers.get("Version") or "").strip() or None)
-            break
-    data = read(f"{base}/RECORD")
-    rows = csv.reader(io.StringIO(data.decode("utf-8", "replace") if data is not None else "", newline=""))
+    metadata = text("METADATA") or text("PKG-INFO")
+    if metadata:
+        headers = HeaderParser().parsestr(metadata, headersonly=True)
+        name = str(headers.get("Name") or "").strip() or name
+        version = version or (str(headers.get("Version") or "").strip() or None)
+    rows = csv.reader(io.StringIO(text("RECORD"), newline=""))
     record = [row[0] for row in rows if row and row[0] and not row[0].startswith("..")]
-    data = read(f"{base}/top_level.txt")
-    lines = data.decode("utf-8", "replace").splitlines() if data is not None else []
-    top_level = [entry for line in lines if (entry := line.strip().split("/", 1)[0])]
+    top_level = [entry for line in text("top_level.txt").splitlines() if (entry := line.strip().split("/", 1)[0])]
     return DistInfo(site, folder, name, version, tuple(record), tuple(top_level))
 
 
@@ -117,13 +117,8 @@ class Owners:
     ) -> Owners:
         """From a file list (a zip's entries); `read` is called only for metadata files in the list."""
         members = set(paths)
-        folders: set[tuple[str, str]] = set()
-        for path in members:
-            parts = path.split("/")
-            for index, part in enumerate(parts[:-1]):
-                if part.endswith(METADATA_SUFFIXES):
-                    folders.add(("/".join(parts[:index]), part))
-                    break
+        found = (_METADATA_FOLDER.match(path) for path in members)
+        folders = {(match["site"] or "", match["folder"]) for match in found if match}
 
         def present(path: str) -> bytes | None:
             return read(path) if path in members else None
@@ -141,20 +136,14 @@ class Owners:
     @classmethod
     def of_tree(cls, root: Path, top_level: Mapping[str, str] | None = None, names: Iterable[str] = ()) -> Owners:
         """From an unpacked layer (the folder holding python/, or a bare site directory)."""
-        bare = not (root / BUILD_SITE).is_dir()
-        dists: list[DistInfo] = []
-        for current, dirs, _files in os.walk(root):
-            dirs.sort()
-            site = Path(current).relative_to(root).as_posix()
-            site = "" if site == "." else site
-            if _is_site(site, bare):
-                dists.extend(
-                    read_dist_info(site, folder, _tree_reader(root))
-                    for folder in dirs
-                    if folder.endswith(METADATA_SUFFIXES)
-                )
-            dirs[:] = [d for d in dirs if not d.endswith(METADATA_SUFFIXES)]
-        return cls(dists, top_level, names, bare=bare)
+
+        def read(path: str) -> bytes:
+            return (root / path).read_bytes()
+
+        paths = [
+            (Path(current) / name).relative_to(root).as_posix() for current, _, files in os.walk(root) for name in files
+        ]
+        return cls.of_entries(paths, read, top_level, names)
 
     @classmethod
     def of_installed(cls, installed: Iterable[tuple[str, Iterable[str]]]) -> Owners:
@@ -167,8 +156,9 @@ class Owners:
             top_level.update(dict.fromkeys(top_level_entries(paths), name))
         return cls(top_level=top_level, files=files)
 
-    def site_of(self, path: str) -> tuple[str, list[str]] | None:
-        """(site, path components under it), by the deepest site holding `path`; None outside every site."""
+    def _locate(self, path: str) -> tuple[str, str, str, bool] | None:
+        """(site, first component under it, that component's stem, whether it is a file), by the deepest site
+        holding `path`; None outside every site. __pycache__/six.cpython-311.pyc stands for six.py."""
         candidates = [site for site in self._sites if site == "" or path.startswith(site + "/")]
         match = _SITE_PACKAGES.match(path)
         if match:
@@ -179,20 +169,23 @@ class Owners:
             return None
         site = max(candidates, key=len)
         rest = path[len(site) + 1 :] if site else path
-        return (site, rest.split("/")) if rest else None
+        if not rest:
+            return None
+        parts = rest.split("/")
+        first, is_file = parts[0], len(parts) == 1
+        if first == "__pycache__" and len(parts) == 2:
+            first, is_file = parts[1].split(".", 1)[0] + ".py", True
+        stem = module_stem(first) if is_file or first.endswith(".libs") else first
+        return site, first, stem, is_file
 
     def distribution(self, path: str) -> str | None:
         """The distribution that installed `path` (layer-relative, posix), or None without evidence."""
         if path in self._by_path:
             return self._by_path[path]
-        located = self.site_of(path)
+        located = self._locate(path)
         if located is None:
             return None
-        site, parts = located
-        first, is_file = parts[0], len(parts) == 1
-        if first == "__pycache__" and len(parts) == 2:  # __pycache__/six.cpython-311.pyc: six.py's bytecode
-            first, is_file = parts[1].split(".", 1)[0] + ".py", True
-        stem = module_stem(first) if is_file or first.endswith(".libs") else first
+        site, first, stem, is_file = located
         keys = list(dict.fromkeys([first, stem + ".py", stem])) if is_file else [first]
         maps = [
             self.top_level if site == BUILD_SITE else {},
@@ -213,14 +206,8 @@ class Owners:
 
     def guess(self, path: str) -> str | None:
         """The name a report shows for a file without evidence: its first component's stem (loose/ -> loose)."""
-        located = self.site_of(path)
-        if located is None:
-            return None
-        _site, parts = located
-        first = parts[0]
-        if first == "__pycache__" and len(parts) == 2:
-            return parts[1].split(".", 1)[0]
-        return module_stem(first) if len(parts) == 1 or first.endswith(".libs") else first
+        located = self._locate(path)
+        return located[2] if located else None
 
     def completed_top_level(self, entries: Iterable[str]) -> dict[str, str]:
         """build.json's "top_level": the map plus every other first component under python/ with an
@@ -237,11 +224,3 @@ class Owners:
 def _is_site(directory: str, bare: bool) -> bool:
     """A directory on sys.path: a *.dist-info vendored deeper (setuptools/_vendor/) is its package's payload."""
     return directory == BUILD_SITE or bool(_SITE_PACKAGES.fullmatch(directory)) or (bare and directory == "")
-
-
-def _tree_reader(root: Path) -> Reader:
-    def read(path: str) -> bytes | None:
-        file = root / path
-        return file.read_bytes() if file.is_file() else None
-
-    return read

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,11 +28,14 @@ class Rule:
     file_names: tuple[str, ...] = ()  # fnmatch patterns on the file name
     suffixes: tuple[str, ...] = ()
     dir_filter: Callable[[PurePosixPath], bool] = lambda _rel: True  # e.g. only at the top
+    installer_records: bool = False  # claims `file_names` inside *.dist-info, and nothing else
 
     def claims_dir(self, rel: PurePosixPath) -> bool:
         return rel.name in self.dir_names and not _in_dist_info(rel) and self.dir_filter(rel)
 
     def claims_file(self, rel: PurePosixPath) -> bool:
+        if self.installer_records:
+            return rel.parent.name.endswith(".dist-info") and rel.name in self.file_names
         if _in_dist_info(rel.parent):
             return False
         name = rel.name
@@ -44,16 +48,6 @@ def _in_dist_info(rel: PurePosixPath) -> bool:
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
-
-
-class _Bookkeeping(Rule):
-    """Installer records inside *.dist-info: nothing reads them at run time."""
-
-    def claims_dir(self, rel: PurePosixPath) -> bool:  # noqa: ARG002  (no directory is bookkeeping)
-        return False
-
-    def claims_file(self, rel: PurePosixPath) -> bool:
-        return rel.parent.name.endswith(".dist-info") and rel.name in self.file_names
 
 
 RULES: dict[str, Rule] = {
@@ -74,9 +68,9 @@ RULES: dict[str, Rule] = {
         Rule("stubs", "type stubs (.pyi) for type checkers; py.typed stays", suffixes=(".pyi",)),
         Rule("scripts", "console scripts in bin/: Lambda never puts /opt/python/bin on PATH",
              dir_names=frozenset({"bin"}), dir_filter=lambda rel: len(rel.parts) == 1),
-        _Bookkeeping("bookkeeping", "installer records (RECORD, INSTALLER, ...); METADATA and licenses stay",
-                     file_names=("RECORD", "RECORD.jws", "RECORD.p7s", "INSTALLER", "REQUESTED",
-                                 "direct_url.json", "WHEEL")),
+        Rule("bookkeeping", "installer records (RECORD, INSTALLER, ...); METADATA and licenses stay",
+             file_names=("RECORD", "RECORD.jws", "RECORD.p7s", "INSTALLER", "REQUESTED", "direct_url.json", "WHEEL"),
+             installer_records=True),
     )
 }  # fmt: skip
 
@@ -130,35 +124,22 @@ def plan(site: Path, names: Iterable[str], keep: frozenset[str] = frozenset()) -
     """Which files (relative to `site`) each rule would remove: {path: rule}. Nothing is touched."""
     rules = [RULES[name] for name in names if name in RULES]
     spared_dirs = {str(parent) for rel in keep for parent in PurePosixPath(rel).parents}
-    dir_rules: dict[str, str | None] = {}  # each directory is judged once, not once per file under it
+
+    @functools.cache  # each directory is judged once, not once per file under it
+    def dir_rule(directory: str) -> str | None:
+        return next((rule.name for rule in rules if rule.claims_dir(PurePosixPath(directory))), None)
+
     claimed: dict[str, str] = {}
     for path in walk_files(site):
         rel = PurePosixPath(path.relative_to(site).as_posix())
         if always_kept(rel) or str(rel) in keep:
             continue
-        rule = _claiming_rule(rel, rules, spared_dirs, dir_rules)
+        directories = ("/".join(rel.parts[:depth]) for depth in range(1, len(rel.parts)))
+        by_directory = next((name for d in directories if d not in spared_dirs and (name := dir_rule(d))), None)
+        rule = by_directory or next((rule.name for rule in rules if rule.claims_file(rel)), None)
         if rule is not None:
             claimed[str(rel)] = rule
     return claimed
-
-
-def _claiming_rule(
-    rel: PurePosixPath, rules: list[Rule], spared_dirs: set[str], dir_rules: dict[str, str | None]
-) -> str | None:
-    parts = rel.parts
-    for depth in range(1, len(parts)):
-        directory = "/".join(parts[:depth])
-        if directory in spared_dirs:
-            continue
-        if directory not in dir_rules:
-            as_path = PurePosixPath(directory)
-            dir_rules[directory] = next((rule.name for rule in rules if rule.claims_dir(as_path)), None)
-        if dir_rules[directory] is not None:
-            return dir_rules[directory]
-    for rule in rules:
-        if rule.claims_file(rel):
-            return rule.name
-    return None
 
 
 def apply_rules(site: Path, names: Iterable[str], keep: frozenset[str] = frozenset()) -> dict[str, RuleResult]:
@@ -180,11 +161,6 @@ def apply_rules(site: Path, names: Iterable[str], keep: frozenset[str] = frozens
 
 
 REMOVE = "remove:"  # prefix of a [build] remove glob's name where rules are named (reports, attributions)
-
-
-def removal_name(glob: str) -> str:
-    """How a [build] remove glob is named beside the rules: build.json's "rules", failures' attributions."""
-    return f"{REMOVE}{glob}"
 
 
 def describe(name: str) -> str:
@@ -219,26 +195,21 @@ def apply_removals(
     results: dict[str, RuleResult] = {}
     owner: dict[str, str] = {}  # removed path -> the glob that removed it
     for glob in globs:
-        result = results[removal_name(glob)] = RuleResult(removal_name(glob))
+        result = results[f"{REMOVE}{glob}"] = RuleResult(f"{REMOVE}{glob}")
         matched = [rel for rel in rels if fnmatch.fnmatchcase(rel, glob)]
-        if not strict and not matched:
-            continue
-        if not matched:
+        if strict and not matched:
             raise ConfigError(
                 f'[build] remove glob "{glob}" matches no file under python/{_near(glob, rels)}',
                 f'fix the glob (paths are relative to python/, e.g. "sklearn/cluster/*") or delete "{glob}" '
                 "from [build] remove in pipeline.toml",
             )
-        why_not: dict[str, str] = {}
+        why_not: set[str] = set()
         for rel in matched:
             keep = next((keep for keep in keep_globs if fnmatch.fnmatchcase(rel, keep)), None)
             if rel in owner:
-                why_not[rel] = f'already removed by "{owner[rel]}"'
-            elif keep is not None:
-                why_not[rel] = f'build.keep "{keep}"'
-                result.spared.append(rel)
-            elif always_kept(PurePosixPath(rel)):
-                why_not[rel] = "metadata and licenses are always kept"
+                why_not.add(f'already removed by "{owner[rel]}"')
+            elif keep is not None or always_kept(PurePosixPath(rel)):
+                why_not.add(f'build.keep "{keep}"' if keep else "metadata and licenses are always kept")
                 result.spared.append(rel)
             else:
                 path = site / rel
@@ -248,7 +219,7 @@ def apply_removals(
                 path.unlink()
                 owner[rel] = glob
         if strict and not result.files:
-            reasons = "; ".join(sorted(set(why_not.values())))
+            reasons = "; ".join(sorted(why_not))
             raise ConfigError(
                 f'[build] remove glob "{glob}" matches {len(matched)} file(s) but removes none ({reasons})',
                 f'delete "{glob}" from [build] remove in pipeline.toml, or the build.keep glob that protects them',

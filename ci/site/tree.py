@@ -29,11 +29,8 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 def tree_size(root: Path) -> tuple[int, int]:
     """(files, bytes) under root."""
-    files = size = 0
-    for path in walk_files(root):
-        files += 1
-        size += path.stat().st_size
-    return files, size
+    sizes = [path.stat().st_size for path in walk_files(root)]
+    return len(sizes), sum(sizes)
 
 
 def in_vendored_libs(rel: str) -> bool:
