@@ -7,6 +7,7 @@ installed environment matches the training lock. Class existence is probed in a 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from ci.pins.guard import (
     refusals,
     why_not_pinned,
 )
-from ci.pins.scan import PickleScan, open_container, scan_stream
+from ci.pins.scan import PickleScan, read_container, scan_stream
 from ci.reports import Finding as ReportFinding
 from ci.reports import sha256_file
 from ci.tables import text_table
@@ -161,16 +162,12 @@ print(json.dumps({"versions": versions, "found": found}))
 """
 
 
-@dataclass(frozen=True)
-class ProbeResult:
-    python: str
-    versions: dict[str, str | None]  # distribution -> installed version (None: not installed)
-    missing: dict[str, str]  # module.qualname -> why it cannot be resolved
-
-
 @functools.lru_cache(maxsize=32)
-def probe(names: tuple[tuple[str, str], ...], distributions: tuple[str, ...], python: str) -> ProbeResult:
-    """Which of `names` (module, qualname) exist in `python`'s environment; cached: it does not change in a run."""
+def probe(
+    names: tuple[tuple[str, str], ...], distributions: tuple[str, ...], python: str
+) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Installed versions (None: not installed) and why any of `names` cannot be resolved, in `python`'s environment;
+    cached: it does not change in a run."""
     request = json.dumps({"names": names, "distributions": distributions})
     completed = subprocess.run(
         [python, "-I", "-B", "-c", _PROBE], input=request, capture_output=True, text=True, timeout=300, check=False
@@ -181,11 +178,7 @@ def probe(names: tuple[tuple[str, str], ...], distributions: tuple[str, ...], py
             "check that the environment imports (make venv)",
         )
     data = json.loads(completed.stdout.strip().splitlines()[-1])
-    return ProbeResult(
-        python=python,
-        versions=data["versions"],
-        missing={path: why for path, why in data["found"].items() if why},
-    )
+    return data["versions"], {path: why for path, why in data["found"].items() if why}
 
 
 @dataclass
@@ -204,9 +197,10 @@ class ModelEvidence:
             display_path(inputs.shown_model or inputs.model, inputs.root), display_path(inputs.manifest, inputs.root)
         )
         if inputs.model.is_file():
-            evidence.artifact_sha256 = sha256_file(inputs.model)
+            raw = inputs.model.read_bytes()
+            evidence.artifact_sha256 = hashlib.sha256(raw).hexdigest()
             try:
-                container = open_container(inputs.model)
+                container = read_container(inputs.model, raw)
                 evidence.compression = container.compression
                 evidence.scan = scan_stream(container.stream)
             except PipelineError as exc:
@@ -239,18 +233,13 @@ class ModelEvidence:
         versions = (self.manifest or {}).get("versions")
         return {str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {}
 
-    def referenced_distributions(self) -> set[str]:
-        modules = self.scan.modules if self.scan is not None else set()
-        return {dist for module in modules if (dist := distribution_of(module))}
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "artifact": self.model_display,
-            "manifest": self.manifest_display,
-            "sha256": self.artifact_sha256,
-            "manifest_sha256": (self.manifest or {}).get("sha256"),
-            "compression": self.compression,
-        }
+    def referenced(self) -> dict[str, str]:
+        """Distribution -> the first name the pickle references from it."""
+        found: dict[str, str] = {}
+        for path, ref in sorted(self.scan.references.items()) if self.scan else []:
+            if dist := distribution_of(ref.module):
+                found.setdefault(dist, path)
+        return found
 
 
 _LOCK_COLUMNS = ("package", "training lock", "layer lock (runtime)", "model manifest", "status")
@@ -262,18 +251,14 @@ def pinned(entry: Pin | None) -> str:
 
 def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> CheckResult:
     check = CheckResult("locks", "Training lock vs layer lock", _LOCK_COLUMNS)
-    referenced = model.referenced_distributions()
-    wanted = [*CORE_DISTRIBUTIONS, *sorted(referenced - set(CORE_DISTRIBUTIONS))]
+    referenced = model.referenced()
+    wanted = [*CORE_DISTRIBUTIONS, *sorted(referenced.keys() - set(CORE_DISTRIBUTIONS))]
     if PANDAS not in wanted and training.get(PANDAS) and layer.get(PANDAS):
         wanted.append(PANDAS)  # shipped and trained with: its version matters for anything pandas produced
     manifest_versions = model.manifest_versions()
     for dist in wanted:
         t_entry, r_entry = training.get(dist), layer.get(dist)
-        why = (
-            f" (the model references {_example_module(model.scan, dist)})"
-            if dist in referenced and dist not in CORE_DISTRIBUTIONS
-            else ""
-        )
+        why = f" (the model references {referenced[dist]})" if dist in referenced.keys() - CORE_DISTRIBUTIONS else ""
         ok = True
         for lock, entry in ((training, t_entry), (layer, r_entry)):
             if entry is None:
@@ -308,213 +293,193 @@ def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> Ch
     return check
 
 
-def _example_module(scan: PickleScan | None, dist: str) -> str:
-    if scan is None:
-        return dist
-    paths = sorted(ref.path for ref in scan.references.values() if distribution_of(ref.module) == dist)
-    return paths[0] if paths else dist
-
-
 _MODEL_COLUMNS = ("package", "training (manifest)", "runtime (layer lock)", "model (pickle scan)", "status")
 
 
-@dataclass
-class _ModelCheck:
-    """What each part of the model check reads (lock, evidence, inputs) and fills in (findings, table cells)."""
-
-    check: CheckResult
-    layer: LockFile
-    model: ModelEvidence
-    inputs: PinsInputs
-    retrain: str
-    statuses: dict[str, str] = field(default_factory=dict)  # package -> "FAIL"
-    column: dict[str, str] = field(default_factory=dict)  # package -> what the pickle scan says
-
-
 def check_model(layer: LockFile, model: ModelEvidence, inputs: PinsInputs) -> CheckResult:
-    check = CheckResult("model", "Model artifact vs layer lock (static scan, never unpickled)", _MODEL_COLUMNS)
-    check.findings.extend(model.problems)
-    retrain = RETRAIN.format(training=display_path(inputs.training_lock, inputs.root))
-    ctx = _ModelCheck(check, layer, model, inputs, retrain)
-    _check_digest(ctx)
-    _check_is_deployed_artifact(ctx)
-    # What the pickle itself says comes first: it cannot be edited to agree, a manifest can.
-    if model.scan is not None:
-        _check_scan(ctx, model.scan)
-    _check_manifest_versions(ctx)
-    statuses, scan_column = ctx.statuses, ctx.column
-    versions = model.manifest_versions()
-    names = ["python", *CORE_DISTRIBUTIONS]
-    names += sorted((set(versions) | model.referenced_distributions()) - set(names))
-    for name in names:
-        runtime = inputs.target_python if name == "python" else pinned(layer.get(name))
-        recorded, scanned = versions.get(name, "-"), scan_column.get(name, "-")
-        if model.scan is not None and name in PACKAGES.values() and scanned == "-":
-            scanned = "not referenced"
-        judged = recorded != "-" or scanned != "-"
-        check.rows.append(Row(name, recorded, runtime, scanned, statuses.get(name, "ok" if judged else "-")))
-    return check
+    return _ModelCheck(layer, model, inputs).run()
 
 
-def _check_digest(ctx: _ModelCheck) -> None:
-    check, model = ctx.check, ctx.model
-    if model.manifest is None or model.artifact_sha256 is None:
-        return
-    recorded = model.manifest.get("sha256")
-    if recorded != model.artifact_sha256:
-        check.error(
-            f"{model.manifest_display} records sha256 {recorded} but {model.model_display} has sha256 "
-            f"{model.artifact_sha256}: the manifest does not describe this artifact",
-            "retrain (`python -m training`) so model.joblib and model.json are written together; "
-            "never copy one without the other",
-        )
-    name = model.manifest.get("artifact")
-    if name is not None and name != Path(model.model_display).name:
-        check.warn(f"{model.manifest_display} names artifact {name!r}, but the scanned file is {model.model_display}")
+class _ModelCheck:
+    """The model check's parts read the layer lock, the evidence and the inputs; they fill findings and table cells."""
 
+    def __init__(self, layer: LockFile, model: ModelEvidence, inputs: PinsInputs) -> None:
+        self.check = CheckResult("model", "Model artifact vs layer lock (static scan, never unpickled)", _MODEL_COLUMNS)
+        self.layer = layer
+        self.model = model
+        self.inputs = inputs
+        self.retrain = RETRAIN.format(training=display_path(inputs.training_lock, inputs.root))
+        self.statuses: dict[str, str] = {}  # package -> "FAIL"
+        self.column: dict[str, str] = {}  # package -> what the pickle scan says
 
-def _check_is_deployed_artifact(ctx: _ModelCheck) -> None:
-    """pins.json vouches for build/model/model.joblib by digest: it must be the file scanned."""
-    check, model, inputs = ctx.check, ctx.model, ctx.inputs
-    deployed = inputs.deployed_model
-    if deployed is None or not deployed.is_file() or model.artifact_sha256 is None:
-        return
-    if sha256_file(deployed) != model.artifact_sha256:
-        check.error(
-            f"the scanned artifact {model.model_display} is not {display_path(deployed, inputs.root)}, which deploy "
-            "would upload and this report would vouch for",
-            "scan the artifact that will be deployed (omit --model) or pass a separate --build-dir",
-        )
+    def fail(self, package: str, message: str, fix: str) -> None:
+        self.check.error(message, fix)
+        self.statuses[package] = "FAIL"
 
+    def run(self) -> CheckResult:
+        model, layer, inputs = self.model, self.layer, self.inputs
+        self.check.findings.extend(model.problems)
+        self.check_digest()
+        self.check_is_deployed_artifact()
+        # What the pickle itself says comes first: it cannot be edited to agree, a manifest can.
+        if model.scan is not None:
+            self.check_scan(model.scan)
+        versions = model.manifest_versions()
+        names = ["python", *CORE_DISTRIBUTIONS]
+        names += sorted((versions.keys() | model.referenced().keys()) - set(names))
+        for name in names:
+            if model.manifest is not None and (name == "python" or name in PACKAGES.values()):
+                self.check_manifest_version(name, versions.get(name))
+            runtime = inputs.target_python if name == "python" else pinned(layer.get(name))
+            recorded, scanned = versions.get(name, "-"), self.column.get(name, "-")
+            if model.scan is not None and name in PACKAGES.values() and scanned == "-":
+                scanned = "not referenced"
+            judged = recorded != "-" or scanned != "-"
+            self.check.rows.append(
+                Row(name, recorded, runtime, scanned, self.statuses.get(name, "ok" if judged else "-"))
+            )
+        return self.check
 
-def _check_manifest_versions(ctx: _ModelCheck) -> None:
-    check, layer, model, statuses, retrain = ctx.check, ctx.layer, ctx.model, ctx.statuses, ctx.retrain
-    inputs = ctx.inputs
-    if model.manifest is None:
-        return
-    versions = model.manifest_versions()
-    python = versions.get("python")
-    if python is None:
-        check.error(f"{model.manifest_display} records no python version", retrain)
-        statuses["python"] = "FAIL"
-    elif ".".join(python.split(".")[:2]) != inputs.target_python:
-        check.error(
-            f"python {python} in {model.manifest_display} != the Lambda runtime's Python {inputs.target_python}",
-            f"train with Python {inputs.target_python} (the target in pipeline.toml)",
-        )
-        statuses["python"] = "FAIL"
-    required = set(CORE_DISTRIBUTIONS) | model.referenced_distributions()
-    others = sorted((required | (set(versions) & set(PACKAGES.values()))) - set(CORE_DISTRIBUTIONS))
-    for dist in [*CORE_DISTRIBUTIONS, *others]:
-        recorded = versions.get(dist)
-        entry = layer.get(dist)
-        runtime = pinned_version(entry)
+    def check_digest(self) -> None:
+        model = self.model
+        if model.manifest is None or model.artifact_sha256 is None:
+            return
+        recorded = model.manifest.get("sha256")
+        if recorded != model.artifact_sha256:
+            self.check.error(
+                f"{model.manifest_display} records sha256 {recorded} but {model.model_display} has sha256 "
+                f"{model.artifact_sha256}: the manifest does not describe this artifact",
+                "retrain (`python -m training`) so model.joblib and model.json are written together; "
+                "never copy one without the other",
+            )
+        name = model.manifest.get("artifact")
+        if name is not None and name != Path(model.model_display).name:
+            self.check.warn(
+                f"{model.manifest_display} names artifact {name!r}, but the scanned file is {model.model_display}"
+            )
+
+    def check_is_deployed_artifact(self) -> None:
+        """pins.json vouches for build/model/model.joblib by digest: it must be the file scanned."""
+        deployed = self.inputs.deployed_model
+        if deployed is None or not deployed.is_file() or self.model.artifact_sha256 is None:
+            return
+        if sha256_file(deployed) != self.model.artifact_sha256:
+            self.check.error(
+                f"the scanned artifact {self.model.model_display} is not {display_path(deployed, self.inputs.root)}, "
+                "which deploy would upload and this report would vouch for",
+                "scan the artifact that will be deployed (omit --model) or pass a separate --build-dir",
+            )
+
+    def check_manifest_version(self, name: str, recorded: str | None) -> None:
+        manifest, target_python = self.model.manifest_display, self.inputs.target_python
         if recorded is None:
-            check.error(f"{model.manifest_display} records no version for {dist}", retrain)
-            statuses[dist] = "FAIL"
-        elif runtime is None:
-            pass  # the locks check names the missing or loose pin
-        elif recorded != runtime:
-            check.error(
-                f"{dist} {recorded} in {model.manifest_display} != {dist} {runtime} in "
-                f"{layer.display}:{entry.line if entry else '?'}: the model was trained with another version "
-                "than the layer ships",
-                retrain,
-            )
-            statuses[dist] = "FAIL"
-
-
-def _check_scan(ctx: _ModelCheck, scan: PickleScan) -> None:
-    check, layer, model, statuses, retrain = ctx.check, ctx.layer, ctx.model, ctx.statuses, ctx.retrain
-    sklearn_runtime = pinned_version(layer.get("scikit-learn"))
-    found = scan.versions_of_sklearn()
-    ctx.column["scikit-learn"] = ", ".join(sorted(found)) or "(none recorded)"
-    for version, owners in sorted(found.items()):
-        if sklearn_runtime is not None and version != sklearn_runtime:
-            shown = ", ".join(sorted(set(owners))[:3]) + (" ..." if len(set(owners)) > 3 else "")
-            check.error(
-                f"_sklearn_version {version} in the model ({shown}) != scikit-learn {sklearn_runtime} in "
-                f"{layer.display}: scikit-learn {sklearn_runtime} would unpickle estimators written by {version}",
-                retrain,
-            )
-            statuses["scikit-learn"] = "FAIL"
-    manifest_sklearn = model.manifest_versions().get("scikit-learn")
-    if manifest_sklearn and found and set(found) != {manifest_sklearn}:
-        check.error(
-            f"{model.manifest_display} says scikit-learn {manifest_sklearn}, but the pickled estimators record "
-            f"{', '.join(sorted(found))}: the manifest does not describe how this model was made",
-            retrain,
-        )
-        statuses["scikit-learn"] = "FAIL"
-    if not found and any(distribution_of(m) == "scikit-learn" for m in scan.modules):
-        check.warn("the pickle references scikit-learn classes but records no _sklearn_version")
-
-    _check_numpy_generation(ctx, scan)
-    allowed_dists = allowed_distributions(layer)
-    for dist in sorted(model.referenced_distributions() - {"scikit-learn", "numpy"}):
-        ctx.column[dist] = "referenced"
-    for finding in refusals(scan, allowed_dists, sklearn_runtime):
-        check.error(finding.message, finding.fix)
-    _check_existence(ctx, scan, allowed_dists)
-
-
-def _check_numpy_generation(ctx: _ModelCheck, scan: PickleScan) -> None:
-    check, layer, retrain = ctx.check, ctx.layer, ctx.retrain
-    runtime = pinned_version(layer.get("numpy"))
-    numpy2 = sorted({m for m in scan.modules if m == "numpy._core" or m.startswith("numpy._core.")})
-    numpy1 = sorted({m for m in scan.modules if m == "numpy.core" or m.startswith("numpy.core.")})
-    ctx.column["numpy"] = "2.x (numpy._core)" if numpy2 else "1.x (numpy.core)" if numpy1 else "(no version marks)"
-    if runtime is None:
-        return
-    runtime_major = int(runtime.split(".")[0])
-    if numpy2 and runtime_major < 2:
-        for module in numpy2:
-            check.error(
-                f"references {module}: pickled under numpy 2.x; numpy {runtime} in {layer.display} cannot load it "
-                "reliably (numpy 1.x before 1.26 has no numpy._core at all, 1.26 only stubs for a few of its modules)",
-                retrain,
-            )
-        ctx.statuses["numpy"] = "FAIL"
-    elif numpy1 and runtime_major >= 2:
-        check.warn(
-            f"references {', '.join(numpy1)}: pickled under numpy 1.x; numpy {runtime} loads it only through "
-            "its deprecated numpy.core aliases",
-            retrain,
-        )
-
-
-def _check_existence(ctx: _ModelCheck, scan: PickleScan, allowed_dists: set[str]) -> None:
-    """Does every referenced name exist in the runtime's libraries? (Only where the probe has the locked version.)"""
-    check, layer, inputs = ctx.check, ctx.layer, ctx.inputs
-    candidates = [
-        ref
-        for ref in scan.references.values()
-        if (dist := distribution_of(ref.module)) in allowed_dists and judge(ref.module, ref.name, allowed_dists).allowed
-    ]
-    if not candidates:
-        return
-    dists = sorted({distribution_of(ref.module) or "" for ref in candidates})
-    result = probe(tuple(sorted({(ref.module, ref.name) for ref in candidates})), tuple(dists), inputs.probe_python)
-    versions = result.versions
-    comparable = set()
-    for dist in dists:
-        wanted = pinned_version(layer.get(dist))
-        if wanted is not None and versions.get(dist) == wanted:
-            comparable.add(dist)
+            what = "python version" if name == "python" else f"version for {name}"
+            self.fail(name, f"{manifest} records no {what}", self.retrain)
+        elif name == "python":
+            if ".".join(recorded.split(".")[:2]) != target_python:
+                self.fail(
+                    name,
+                    f"python {recorded} in {manifest} != the Lambda runtime's Python {target_python}",
+                    f"train with Python {target_python} (the target in pipeline.toml)",
+                )
         else:
-            check.note(
-                f"class-path check skipped for {dist}: {inputs.probe_python} has {dist} "
-                f"{versions.get(dist) or '(not installed)'}, {layer.display} pins {wanted or '(nothing exact)'}"
+            entry = self.layer.get(name)
+            runtime = pinned_version(entry)
+            if entry is not None and runtime is not None and recorded != runtime:  # else the locks check says why
+                self.fail(
+                    name,
+                    f"{name} {recorded} in {manifest} != {name} {runtime} in {self.layer.display}:{entry.line}: "
+                    "the model was trained with another version than the layer ships",
+                    self.retrain,
+                )
+
+    def check_scan(self, scan: PickleScan) -> None:
+        layer, model = self.layer, self.model
+        sklearn_runtime = pinned_version(layer.get("scikit-learn"))
+        found = scan.versions_of_sklearn()
+        self.column["scikit-learn"] = ", ".join(sorted(found)) or "(none recorded)"
+        for version, owners in sorted(found.items()):
+            if sklearn_runtime is not None and version != sklearn_runtime:
+                shown = ", ".join(sorted(set(owners))[:3]) + (" ..." if len(set(owners)) > 3 else "")
+                self.fail(
+                    "scikit-learn",
+                    f"_sklearn_version {version} in the model ({shown}) != scikit-learn {sklearn_runtime} in "
+                    f"{layer.display}: scikit-learn {sklearn_runtime} would unpickle estimators written by {version}",
+                    self.retrain,
+                )
+        manifest_sklearn = model.manifest_versions().get("scikit-learn")
+        if manifest_sklearn and found and set(found) != {manifest_sklearn}:
+            self.fail(
+                "scikit-learn",
+                f"{model.manifest_display} says scikit-learn {manifest_sklearn}, but the pickled estimators record "
+                f"{', '.join(sorted(found))}: the manifest does not describe how this model was made",
+                self.retrain,
             )
-    for path, why in sorted(result.missing.items()):
-        dist = distribution_of(path) or "?"
-        if dist not in comparable:
-            continue
-        check.error(
-            f"{path} does not exist in {dist} {versions.get(dist)} (the runtime's version): unpickling fails ({why})",
-            "retrain with the training lock so the model only uses classes of the runtime's versions",
-        )
-        ctx.statuses[dist] = "FAIL"
+        if not found and any(distribution_of(m) == "scikit-learn" for m in scan.modules):
+            self.check.warn("the pickle references scikit-learn classes but records no _sklearn_version")
+        self.check_numpy_generation(scan)
+        allowed_dists = allowed_distributions(layer)
+        for dist in sorted(model.referenced().keys() - {"scikit-learn", "numpy"}):
+            self.column[dist] = "referenced"
+        for finding in refusals(scan, allowed_dists, sklearn_runtime):
+            self.check.error(finding.message, finding.fix)
+        self.check_existence(scan, allowed_dists)
+
+    def check_numpy_generation(self, scan: PickleScan) -> None:
+        runtime = pinned_version(self.layer.get("numpy"))
+        numpy2 = sorted({m for m in scan.modules if m == "numpy._core" or m.startswith("numpy._core.")})
+        numpy1 = sorted({m for m in scan.modules if m == "numpy.core" or m.startswith("numpy.core.")})
+        self.column["numpy"] = "2.x (numpy._core)" if numpy2 else "1.x (numpy.core)" if numpy1 else "(no version marks)"
+        if runtime is None:
+            return
+        runtime_major = int(runtime.split(".")[0])
+        if numpy2 and runtime_major < 2:
+            for module in numpy2:
+                self.fail(
+                    "numpy",
+                    f"references {module}: pickled under numpy 2.x; numpy {runtime} in {self.layer.display} cannot "
+                    "load it reliably (numpy 1.x before 1.26 has no numpy._core at all, 1.26 only stubs for a few of "
+                    "its modules)",
+                    self.retrain,
+                )
+        elif numpy1 and runtime_major >= 2:
+            self.check.warn(
+                f"references {', '.join(numpy1)}: pickled under numpy 1.x; numpy {runtime} loads it only through "
+                "its deprecated numpy.core aliases",
+                self.retrain,
+            )
+
+    def check_existence(self, scan: PickleScan, allowed_dists: set[str]) -> None:
+        """Does each referenced name exist in the runtime's libraries? (Only where the probe has the pinned version.)"""
+        candidates = [
+            ref
+            for ref in scan.references.values()
+            if distribution_of(ref.module) in allowed_dists and judge(ref.module, ref.name, allowed_dists).allowed
+        ]
+        if not candidates:
+            return
+        dists = sorted({distribution_of(ref.module) or "" for ref in candidates})
+        python = self.inputs.probe_python
+        versions, missing = probe(tuple(sorted({(ref.module, ref.name) for ref in candidates})), tuple(dists), python)
+        comparable = set()
+        for dist in dists:
+            wanted, have = pinned_version(self.layer.get(dist)), versions.get(dist)
+            if wanted is not None and have == wanted:
+                comparable.add(dist)
+            else:
+                self.check.note(
+                    f"class-path check skipped for {dist}: {python} has {dist} {have or '(not installed)'}, "
+                    f"{self.layer.display} pins {wanted or '(nothing exact)'}"
+                )
+        for path, why in sorted(missing.items()):
+            dist = distribution_of(path) or "?"
+            if dist in comparable:
+                self.fail(
+                    dist,
+                    f"{path} does not exist in {dist} {versions.get(dist)} (the runtime's version): unpickling fails "
+                    f"({why})",
+                    "retrain with the training lock so the model only uses classes of the runtime's versions",
+                )
 
 
 INSTALLED_COLUMNS = ("package", "training lock", "installed here", "", "status")
@@ -567,10 +532,16 @@ def run_pins(inputs: PinsInputs) -> PinsResult:
     if inputs.installed:
         checks.append(check_installed(training, inputs.target_python))
     else:
-        skipped = CheckResult("installed", "Installed training environment", INSTALLED_COLUMNS)
-        skipped.skipped = "not requested (pass --installed where training runs)"
-        checks.append(skipped)
-    return PinsResult(checks=checks, scan=model.scan, model_info=model.info())
+        skipped = "not requested (pass --installed where training runs)"
+        checks.append(CheckResult("installed", "Installed training environment", INSTALLED_COLUMNS, skipped=skipped))
+    model_info = {
+        "artifact": model.model_display,
+        "manifest": model.manifest_display,
+        "sha256": model.artifact_sha256,
+        "manifest_sha256": (model.manifest or {}).get("sha256"),
+        "compression": model.compression,
+    }
+    return PinsResult(checks=checks, scan=model.scan, model_info=model_info)
 
 
 def render_check(check: CheckResult) -> str:
