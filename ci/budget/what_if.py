@@ -48,7 +48,7 @@ from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, find_cach
 from ci.lock.files import display_path, read_in
 from ci.lock.lockfile import LockFile, read_lock
 from ci.paths import BuildPaths
-from ci.pins.guard import PACKAGES
+from ci.pins.check import PACKAGES
 from ci.reports import Finding, sha256_file, write_report
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners, canonical

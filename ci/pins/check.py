@@ -1,7 +1,8 @@
-"""`python -m ci pins`: prove the model was pickled by exactly the library versions that will unpickle it.
+"""`python -m ci pins` and the model precondition: a model is pickled by exactly the library versions that will
+unpickle it, and references only handler/model_globals.txt's pairs from distributions the layer lock pins.
 
-Three checks: the two locks agree, the model (read statically) agrees with the layer lock, and optionally the
-installed environment matches the training lock. Class existence is probed in a child process.
+Nothing is unpickled: the model is read statically (scan.py); class existence is probed in a child process. A model
+is loaded only under the digest of exactly the bytes scanned.
 """
 
 from __future__ import annotations
@@ -11,32 +12,181 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci.errors import PipelineError
+from ci.config import Config
+from ci.errors import CheckFailedError, PipelineError
+from ci.lock import lockfile
 from ci.lock.files import display_path
 from ci.lock.lockfile import LockFile, Pin
-from ci.pins.guard import (
-    PACKAGES,
-    Finding,
-    allowed_distributions,
-    distribution_of,
-    judge,
-    pinned_version,
-    read_lock,
-    refusals,
-    why_not_pinned,
-)
 from ci.pins.scan import PickleScan, read_container, scan_stream
 from ci.reports import Finding as ReportFinding
 from ci.reports import sha256_file
 from ci.tables import text_table
+from handler.model_globals import ALLOWED_GLOBALS_FILE, AllowListError, allowed_globals
+
+# Top-level module -> the distribution that installs it.
+PACKAGES = {"sklearn": "scikit-learn", "numpy": "numpy", "scipy": "scipy", "joblib": "joblib", "pandas": "pandas"}
+ALLOW_LIST = "handler/model_globals.txt"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str = ""
+
+
+def distribution_of(module: str) -> str | None:
+    return PACKAGES.get(module.split(".", 1)[0])
+
+
+def model_allow_list() -> frozenset[tuple[str, str]]:
+    """The committed allow-list; a malformed file stops the pipeline rather than widening anything."""
+    try:
+        return allowed_globals(ALLOWED_GLOBALS_FILE)
+    except AllowListError as exc:
+        raise PipelineError(str(exc), f"every line of {ALLOW_LIST} is 'module qualname'") from exc
+
+
+def judge(
+    module: str, name: str, allowed_packages: Collection[str], allowed: frozenset[tuple[str, str]] | None = None
+) -> Verdict:
+    """Is `module name` acceptable in a model pickle, given the distributions the runtime ships?"""
+    if (module, name) not in (model_allow_list() if allowed is None else allowed):
+        return Verdict(False, f"'{module} {name}' is not in {ALLOW_LIST}, the exact globals a model may reference")
+    dist = distribution_of(module)
+    if dist is not None and dist not in allowed_packages:
+        return Verdict(False, f"{dist} is not in the runtime lock, so the runtime cannot import {module}")
+    return Verdict(True)
+
+
+def read_lock(path: Path, display: str | None = None) -> LockFile:
+    """Read `path`; raise PipelineError if it is missing or a line is not a requirement."""
+    display = display or path.name
+    if not path.is_file():
+        raise PipelineError(f"{display} not found ({path})", "run `python -m ci lock` to write the locks")
+    lock = lockfile.read_lock(path, display)
+    for pin in lock.entries:
+        if pin.requirement is None:
+            raise PipelineError(
+                f"{display}:{pin.line}: {pin.text!r} is not a requirement ({pin.error})",
+                "regenerate the lock with `python -m ci lock`",
+            )
+    return lock
+
+
+def pinned_version(pin: Pin | None) -> str | None:
+    """The exact version when the entry is a single `==` pin without wildcard, else None."""
+    return pin.version if pin is not None and pin.operator == "==" else None
+
+
+def why_not_pinned(pin: Pin) -> str:
+    specifiers = pin.specifiers
+    if not specifiers:
+        return "is not pinned (no version)" if not pin.url else f"is a URL ({pin.url}), not a version pin"
+    if any("*" in item.version for item in specifiers):
+        return f"uses a wildcard ({pin.specifier}), not an exact `==` pin"
+    operators = ", ".join(f"`{op}`" for op in sorted({item.operator for item in specifiers}))
+    return f"uses {operators} ({pin.specifier}), not an exact `==` pin"
+
+
+NEVER_LOAD = "never load or deploy this artifact: retrain it (`python -m training`) and check where it came from"
+
+
+# Standard-library helpers an ordinary pickle of another library version uses (numpy 2 spells bytes so).
+PICKLE_HELPERS = ("_codecs", "copyreg")
+
+
+@dataclass
+class Finding:
+    severity: str  # error | warning | note
+    message: str
+    fix: str = ""
+    file: str | None = None  # repository-relative lock the finding is about, and its 1-based line
+    line: int | None = None
+
+
+class UnsafeModelError(CheckFailedError):
+    """The static scan refuses the model: nothing may unpickle it."""
+
+
+def allowed_distributions(layer: LockFile | None) -> set[str]:
+    """The model's libraries the runtime ships (all of them when no lock is at hand)."""
+    return {dist for dist in PACKAGES.values() if layer is None or layer.get(dist) is not None}
+
+
+def refusals(scan: PickleScan, allowed: Collection[str], runtime_sklearn: str | None = None) -> list[Finding]:
+    """A name outside the allow-list or an unreadable part; with another `runtime_sklearn`, reported as drift."""
+    recorded = sorted(set(scan.versions_of_sklearn()) - {runtime_sklearn}) if runtime_sklearn else []
+    found = []
+    for ref in sorted(scan.references.values(), key=lambda r: r.path):
+        verdict = judge(ref.module, ref.name, set(allowed))
+        if verdict.allowed:
+            continue
+        how = "called when the pickle is loaded" if ref.called else "imported when the pickle is loaded"
+        via = f" via {ref.via}" if ref.via else ""
+        ordinary = (
+            distribution_of(ref.module) is not None or ref.module in PICKLE_HELPERS or _sklearn_relative(ref.module)
+        )
+        if recorded and ordinary and (ref.module, ref.name) not in model_allow_list():
+            trained = ", ".join(recorded)
+            message = (
+                f"references {ref.path}{via} ({how}), not in {ALLOW_LIST}: the model was pickled by "
+                f"scikit-learn {trained} and the runtime has scikit-learn {runtime_sklearn} (version drift)"
+            )
+            fix = (
+                f"retrain with the runtime's versions (`python -m training` in the training lock's environment), "
+                f"or move the layer's pin to {trained} (`python -m ci lock --upgrade scikit-learn`) and retrain"
+            )
+        else:
+            message = f"references {ref.path}{via} ({how}): not allowed — {verdict.reason}"
+            fix = "never deploy this artifact: rebuild it from the training code and check where it came from"
+        found.append(Finding("error", message, fix))
+    fix = "never deploy this artifact; retrain the model"
+    return found + [Finding("error", f"cannot be read statically: {item}", fix) for item in scan.unresolved]
+
+
+def _sklearn_relative(module: str) -> bool:
+    """scikit-learn >= 1.4's Cython classes pickle a package-relative module ("_loss" for sklearn._loss)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
+    top = module.split(".", 1)[0]
+    if spec is None or spec.origin is None or not top.startswith("_"):
+        return False
+    package = Path(spec.origin).parent
+    return (package / top).is_dir() or any(package.glob(f"{top}.*"))
+
+
+def require_safe_model(model: Path, layer_lock: Path | None = None) -> str:
+    """Scan `model` statically; the sha256 of the bytes scanned, or UnsafeModelError."""
+    try:
+        raw = model.read_bytes()
+    except OSError as exc:
+        raise PipelineError(f"model {model} cannot be read ({exc})", "train it: `python -m training`") from exc
+    layer = read_lock(layer_lock) if layer_lock is not None and layer_lock.is_file() else None
+    try:
+        scan = scan_stream(read_container(model, raw).stream)
+    except PipelineError as exc:
+        raise UnsafeModelError(f"model {model} refused by the static scan: {exc.problem}", NEVER_LOAD) from exc
+    runtime_sklearn = pinned_version(layer.get("scikit-learn")) if layer is not None else None
+    found = refusals(scan, allowed_distributions(layer), runtime_sklearn)
+    if found:
+        more = f" (and {len(found) - 1} more; `python -m ci pins` lists them)" if len(found) > 1 else ""
+        raise UnsafeModelError(f"model {model} refused by the static scan: {found[0].message}{more}", NEVER_LOAD)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def model_precondition(config: Config, model: Path) -> str:
+    """require_safe_model against the configured layer lock; the digest to load the model under."""
+    return require_safe_model(model, config.lock.layer_lock)
+
 
 # Distributions whose objects end up in every scikit-learn model pickle.
 CORE_DISTRIBUTIONS = ("scikit-learn", "numpy", "scipy", "joblib")
-PANDAS = "pandas"
 RETRAIN = (
     "retrain with the training lock installed: `pip install --require-hashes -r {training}` then `python -m training`"
 )
@@ -74,14 +224,7 @@ class CheckResult:
         self.findings.append(Finding("note", message))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "title": self.title,
-            "skipped": self.skipped,
-            "columns": list(self.columns),
-            "rows": [asdict(row) for row in self.rows],
-            "findings": [asdict(finding) for finding in self.findings],
-        }
+        return {"passed": self.passed, **asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -107,9 +250,6 @@ class PinsResult:
     @property
     def passed(self) -> bool:
         return all(check.passed for check in self.checks)
-
-    def errors(self) -> list[tuple[str, Finding]]:
-        return [(check.name, f) for check in self.checks for f in check.findings if f.severity == "error"]
 
     def report_findings(self, training_display: str) -> list[ReportFinding]:
         """Findings without a file land on the training lock, through which every pin fix (relock or retrain) goes."""
@@ -253,8 +393,8 @@ def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> Ch
     check = CheckResult("locks", "Training lock vs layer lock", _LOCK_COLUMNS)
     referenced = model.referenced()
     wanted = [*CORE_DISTRIBUTIONS, *sorted(referenced.keys() - set(CORE_DISTRIBUTIONS))]
-    if PANDAS not in wanted and training.get(PANDAS) and layer.get(PANDAS):
-        wanted.append(PANDAS)  # shipped and trained with: its version matters for anything pandas produced
+    if "pandas" not in wanted and training.get("pandas") and layer.get("pandas"):
+        wanted.append("pandas")  # shipped and trained with: its version matters for anything pandas produced
     manifest_versions = model.manifest_versions()
     for dist in wanted:
         t_entry, r_entry = training.get(dist), layer.get(dist)
@@ -296,10 +436,6 @@ def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> Ch
 _MODEL_COLUMNS = ("package", "training (manifest)", "runtime (layer lock)", "model (pickle scan)", "status")
 
 
-def check_model(layer: LockFile, model: ModelEvidence, inputs: PinsInputs) -> CheckResult:
-    return _ModelCheck(layer, model, inputs).run()
-
-
 class _ModelCheck:
     """The model check's parts read the layer lock, the evidence and the inputs; they fill findings and table cells."""
 
@@ -317,7 +453,7 @@ class _ModelCheck:
         self.statuses[package] = "FAIL"
 
     def run(self) -> CheckResult:
-        model, layer, inputs = self.model, self.layer, self.inputs
+        model = self.model
         self.check.findings.extend(model.problems)
         self.check_digest()
         self.check_is_deployed_artifact()
@@ -330,7 +466,7 @@ class _ModelCheck:
         for name in names:
             if model.manifest is not None and (name == "python" or name in PACKAGES.values()):
                 self.check_manifest_version(name, versions.get(name))
-            runtime = inputs.target_python if name == "python" else pinned(layer.get(name))
+            runtime = self.inputs.target_python if name == "python" else pinned(self.layer.get(name))
             recorded, scanned = versions.get(name, "-"), self.column.get(name, "-")
             if model.scan is not None and name in PACKAGES.values() and scanned == "-":
                 scanned = "not referenced"
@@ -528,7 +664,7 @@ def run_pins(inputs: PinsInputs) -> PinsResult:
     training = read_lock(inputs.training_lock, display_path(inputs.training_lock, inputs.root))
     layer = read_lock(inputs.layer_lock, display_path(inputs.layer_lock, inputs.root))
     model = ModelEvidence.gather(inputs)
-    checks = [check_locks(training, layer, model), check_model(layer, model, inputs)]
+    checks = [check_locks(training, layer, model), _ModelCheck(layer, model, inputs).run()]
     if inputs.installed:
         checks.append(check_installed(training, inputs.target_python))
     else:

@@ -227,6 +227,7 @@ class _Walker:
         self.proto = 0
 
     def push(self, value: Any) -> None:
+        """Late-bound on purpose: pop_mark() replaces self.stack while the value is computed."""
         self.stack.append(value)
 
     def pop(self) -> Any:
