@@ -54,7 +54,6 @@ def model_allow_list() -> frozenset[tuple[str, str]]:
 def judge(
     module: str, name: str, allowed_packages: Collection[str], allowed: frozenset[tuple[str, str]] | None = None
 ) -> Verdict:
-    """Is `module name` acceptable in a model pickle, given the distributions the runtime ships?"""
     if (module, name) not in (model_allow_list() if allowed is None else allowed):
         return Verdict(False, f"'{module} {name}' is not in {ALLOW_LIST}, the exact globals a model may reference")
     dist = distribution_of(module)
@@ -64,7 +63,6 @@ def judge(
 
 
 def read_lock(path: Path, display: str | None = None) -> LockFile:
-    """Read `path`; raise PipelineError if it is missing or a line is not a requirement."""
     display = display or path.name
     if not path.is_file():
         raise PipelineError(f"{display} not found ({path})", "run `python -m ci lock` to write the locks")
@@ -181,7 +179,6 @@ def require_safe_model(model: Path, layer_lock: Path | None = None) -> str:
 
 
 def model_precondition(config: Config, model: Path) -> str:
-    """require_safe_model against the configured layer lock; the digest to load the model under."""
     return require_safe_model(model, config.lock.layer_lock)
 
 
@@ -284,21 +281,19 @@ for dist in request["distributions"]:
         versions[dist] = importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         versions[dist] = None
-found = {}
+missing = {}
 for module, name in request["names"]:
     try:
         value = importlib.import_module(module)
     except Exception as exc:
-        found[module + "." + name] = "cannot import %s: %s: %s" % (module, type(exc).__name__, exc)
+        missing[module + "." + name] = "cannot import %s: %s: %s" % (module, type(exc).__name__, exc)
         continue
-    missing = None
     for part in name.split("."):
         if not hasattr(value, part):
-            missing = "%s has no attribute %r" % (module, part)
+            missing[module + "." + name] = "%s has no attribute %r" % (module, part)
             break
         value = getattr(value, part)
-    found[module + "." + name] = missing
-print(json.dumps({"versions": versions, "found": found}))
+print(json.dumps({"versions": versions, "missing": missing}))
 """
 
 
@@ -306,8 +301,7 @@ print(json.dumps({"versions": versions, "found": found}))
 def probe(
     names: tuple[tuple[str, str], ...], distributions: tuple[str, ...], python: str
 ) -> tuple[dict[str, str | None], dict[str, str]]:
-    """Installed versions (None: not installed) and why any of `names` cannot be resolved, in `python`'s environment;
-    cached: it does not change in a run."""
+    """Installed versions (None: absent) and why `names` do not resolve in `python`'s environment; cached per run."""
     request = json.dumps({"names": names, "distributions": distributions})
     completed = subprocess.run(
         [python, "-I", "-B", "-c", _PROBE], input=request, capture_output=True, text=True, timeout=300, check=False
@@ -318,7 +312,7 @@ def probe(
             "check that the environment imports (make venv)",
         )
     data = json.loads(completed.stdout.strip().splitlines()[-1])
-    return data["versions"], {path: why for path, why in data["found"].items() if why}
+    return data["versions"], data["missing"]
 
 
 @dataclass
@@ -344,11 +338,9 @@ class ModelEvidence:
                 evidence.compression = container.compression
                 evidence.scan = scan_stream(container.stream)
             except PipelineError as exc:
-                evidence.problems.append(Finding("error", exc.problem, exc.fix))
+                evidence.problem(exc.problem, exc.fix)
         else:
-            evidence.problems.append(
-                Finding("error", f"model artifact {evidence.model_display} not found", "train it: `python -m training`")
-            )
+            evidence.problem(f"model artifact {evidence.model_display} not found", "train it: `python -m training`")
         if inputs.manifest.is_file():
             try:
                 loaded = json.loads(inputs.manifest.read_text())
@@ -356,18 +348,16 @@ class ModelEvidence:
                     raise ValueError("not a JSON object")  # noqa: TRY004, TRY301  (one handler for both)
                 evidence.manifest = loaded
             except ValueError as exc:
-                evidence.problems.append(
-                    Finding("error", f"{evidence.manifest_display} is not a JSON object ({exc})", "retrain the model")
-                )
+                evidence.problem(f"{evidence.manifest_display} is not a JSON object ({exc})", "retrain the model")
         else:
-            evidence.problems.append(
-                Finding(
-                    "error",
-                    f"model manifest {evidence.manifest_display} not found",
-                    "train with `python -m training`, which writes model.json next to model.joblib",
-                )
+            evidence.problem(
+                f"model manifest {evidence.manifest_display} not found",
+                "train with `python -m training`, which writes model.json next to model.joblib",
             )
         return evidence
+
+    def problem(self, message: str, fix: str) -> None:
+        self.problems.append(Finding("error", message, fix))
 
     def manifest_versions(self) -> dict[str, str]:
         versions = (self.manifest or {}).get("versions")

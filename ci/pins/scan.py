@@ -46,7 +46,6 @@ class Container:
 
 
 def read_container(path: Path, raw: bytes) -> Container:
-    """The container of bytes already read from `path` (named in errors)."""
     if raw.startswith(ZFILE_PREFIX):
         raise ScanError(
             f"{path} was written by joblib < 0.10 (arrays in separate files); it cannot be verified",
@@ -95,13 +94,15 @@ NPY_ITEM_HASOBJECT = 0x01  # numpy's dtype.flags bit for "contains Python object
 
 
 @dataclass(eq=False)
-class Global:
+class Reference:
+    """A module-level name the pickle makes the unpickler import; GLOBAL and STACK_GLOBAL push it."""
+
+    path: str  # module.qualname
     module: str
     name: str
-
-    @property
-    def path(self) -> str:
-        return f"{self.module}.{self.name}"
+    called: bool = False  # used as the callable of REDUCE/NEWOBJ/INST/OBJ
+    via: str | None = None  # e.g. numpy._core._ufunc_reconstruct for ufunc references
+    count: int = 0
 
 
 @dataclass(eq=False)
@@ -114,12 +115,12 @@ class Obj:
 
     @property
     def class_path(self) -> str | None:
-        return self.factory.path if isinstance(self.factory, Global) else None
+        return self.factory.path if isinstance(self.factory, Reference) else None
 
 
 def is_wrapper_global(value: Any) -> bool:
     """joblib's loader recognises the class, not the path: treat any joblib spelling as the wrapper."""
-    return isinstance(value, Global) and value.module.split(".")[0] == "joblib" and value.name == "NumpyArrayWrapper"
+    return isinstance(value, Reference) and value.module.split(".")[0] == "joblib" and value.name == "NumpyArrayWrapper"
 
 
 @dataclass(eq=False)
@@ -140,18 +141,6 @@ class Opaque:
     """A value the scanner does not model (an unpickled array, a persistent id, a buffer)."""
 
     what: str
-
-
-@dataclass
-class Reference:
-    """A module-level name the pickle makes the unpickler import."""
-
-    path: str  # module.qualname
-    module: str
-    name: str
-    called: bool = False  # used as the callable of REDUCE/NEWOBJ/INST/OBJ
-    via: str | None = None  # e.g. numpy._core._ufunc_reconstruct for ufunc references
-    count: int = 0
 
 
 @dataclass
@@ -322,7 +311,7 @@ class _Walker:
             if name == "GLOBAL":
                 self.push(glob)
             else:
-                self.result.references[glob.path].called = True
+                glob.called = True
                 self.push(Obj(glob, tuple(self.pop_mark())))
         elif name == "STACK_GLOBAL":
             qualname = self.pop()
@@ -374,32 +363,31 @@ class _Walker:
     def refuse(self, why: str) -> None:
         self.result.unresolved.append(why)
 
-    def reference(self, module: str, name: str) -> Global:
+    def reference(self, module: str, name: str) -> Reference:
         """Protocols 0-2 may use Python 2 names; the unpickler maps them (fix_imports), so do we."""
         if self.proto < 3:
             if (module, name) in _compat_pickle.NAME_MAPPING:
                 module, name = _compat_pickle.NAME_MAPPING[(module, name)]
             else:
                 module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        self.result.reference(module, name)
-        return Global(module, name)
+        return self.result.reference(module, name)
 
     def call(self, func: Any, args: Any, pos: int | None) -> None:
-        if isinstance(func, Global):
-            self.result.references[func.path].called = True
+        if isinstance(func, Reference):
+            func.called = True
         # The wrapper passed as an argument (copyreg._reconstructor(NumpyArrayWrapper, ...)) would make
         # joblib read array bytes after a BUILD the scan cannot tie to the class: refuse such streams.
         if isinstance(args, tuple) and any(is_wrapper_global(item) for item in args):
             self.refuse(f"NumpyArrayWrapper constructed indirectly at byte {pos}")
         # numpy pickles a ufunc as _ufunc_reconstruct(module, name), an import by strings.
-        if isinstance(func, Global) and func.path in UFUNC_RECONSTRUCTORS:
+        if isinstance(func, Reference) and func.path in UFUNC_RECONSTRUCTORS:
             if isinstance(args, tuple) and len(args) == 2 and all(isinstance(item, str) for item in args):
                 self.result.reference(args[0], args[1], via=func.path).called = True
             else:
                 self.refuse(f"{func.path} at byte {pos} with computed arguments")
 
     def build(self, target: Any, state: Any) -> None:
-        if isinstance(target, Global):
+        if isinstance(target, Reference):
             self.refuse(f"BUILD on the class {target.path} itself: it would overwrite class state")
         owner = target.class_path if isinstance(target, Obj) else None
         for part in state if isinstance(state, tuple) and len(state) == 2 else (state,):
