@@ -1,14 +1,13 @@
-"""`python -m ci pins` and the model precondition: a model is pickled by exactly the library versions that will
-unpickle it, and references only handler/model_globals.txt's pairs from distributions the layer lock pins.
-
-Nothing is unpickled: the model is read statically (scan.py); class existence is probed in a child process. A model
-is loaded only under the digest of exactly the bytes scanned.
+"""`python -m ci pins` and the model precondition: the model was pickled by exactly the library versions that will
+unpickle it, and references only handler/model_globals.txt's pairs; nothing is unpickled (scan.py reads it).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from packaging.markers import Marker
 
 from ci.config import Config
 from ci.errors import CheckFailedError, PipelineError
@@ -149,8 +150,6 @@ def refusals(scan: PickleScan, allowed: Collection[str], runtime_sklearn: str | 
 
 def _sklearn_relative(module: str) -> bool:
     """scikit-learn >= 1.4's Cython classes pickle a package-relative module ("_loss" for sklearn._loss)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
     top = module.split(".", 1)[0]
     if spec is None or spec.origin is None or not top.startswith("_"):
@@ -612,10 +611,6 @@ INSTALLED_COLUMNS = ("package", "training lock", "installed here", "", "status")
 
 
 def check_installed(training: LockFile, target_python: str) -> CheckResult:
-    import importlib.metadata
-
-    from packaging.markers import Marker
-
     check = CheckResult("installed", f"Installed environment ({sys.executable}) vs training lock", INSTALLED_COLUMNS)
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     # The training lock is resolved for the target's Python, and training pickles with this interpreter.
@@ -671,11 +666,9 @@ def run_pins(inputs: PinsInputs) -> PinsResult:
 
 
 def render_check(check: CheckResult) -> str:
-    verdict = "skipped" if check.skipped else ("passed" if check.passed else "FAILED")
-    lines = [f"== {check.title}: {verdict}"]
     if check.skipped:
-        lines.append(f"   {check.skipped}")
-        return "\n".join(lines)
+        return f"== {check.title}: skipped\n   {check.skipped}"
+    lines = [f"== {check.title}: {'passed' if check.passed else 'FAILED'}"]
     table = [list(check.columns)] + [[r.package, r.training, r.runtime, r.model, r.status] for r in check.rows]
     keep = [i for i in range(5) if any(row[i] for row in table)]
     columns = [[row[i] for i in keep] for row in table]
@@ -690,8 +683,7 @@ def render_check(check: CheckResult) -> str:
 
 def render(result: PinsResult) -> str:
     parts = [render_check(check) for check in result.checks]
-    if result.scan is not None:
-        scan = result.scan
+    if (scan := result.scan) is not None:
         parts.append(
             f"scan: protocol {scan.protocol}, {len(scan.references)} referenced names, {scan.arrays} arrays "
             f"({scan.object_arrays} of Python objects, {scan.array_bytes:,} bytes of array data skipped), "

@@ -129,11 +129,8 @@ class SymDict:
     sklearn_version: str | None = None
     claimed: bool = False
 
-    def get(self, key: str, default: Any = None) -> Any:
-        for item_key, value in reversed(self.items):
-            if item_key == key:
-                return value
-        return default
+    def get(self, key: str) -> Any:
+        return next((value for item_key, value in reversed(self.items) if item_key == key), None)
 
 
 @dataclass(eq=False)
@@ -157,9 +154,7 @@ class PickleScan:
 
     def reference(self, module: str, name: str, via: str | None = None) -> Reference:
         path = f"{module}.{name}"
-        ref = self.references.get(path)
-        if ref is None:
-            ref = self.references[path] = Reference(path=path, module=module, name=name, via=via)
+        ref = self.references.setdefault(path, Reference(path, module, name, via=via))
         ref.count += 1
         return ref
 
