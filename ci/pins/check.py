@@ -219,9 +219,6 @@ class CheckResult:
     def note(self, message: str) -> None:
         self.findings.append(Finding("note", message))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, **asdict(self)}
-
 
 @dataclass(frozen=True)
 class PinsInputs:
@@ -250,22 +247,18 @@ class PinsResult:
     def report_findings(self, training_display: str) -> list[ReportFinding]:
         """Findings without a file land on the training lock, through which every pin fix (relock or retrain) goes."""
         severity = {"error": "error", "warning": "warning", "note": "notice"}
-        return [
-            ReportFinding(
-                "pins",
-                severity[f.severity],
-                f"{check.name}: {f.message}",
-                f.fix,
-                f.file or training_display,
-                f.line if f.file else None,
-            )
-            for check in self.checks
-            for f in check.findings
-        ]
+        found = []
+        for check in self.checks:
+            for f in check.findings:
+                file, line = (f.file, f.line) if f.file else (training_display, None)
+                found.append(
+                    ReportFinding("pins", severity[f.severity], f"{check.name}: {f.message}", f.fix, file, line)
+                )
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "checks": {check.name: check.to_dict() for check in self.checks},
+            "checks": {check.name: {"passed": check.passed, **asdict(check)} for check in self.checks},
             "model": self.model_info,
             "scan": self.scan.to_dict() if self.scan else None,
         }

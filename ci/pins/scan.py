@@ -339,10 +339,8 @@ class _Walker:
         elif name == "BUILD":
             state = self.pop()
             self.build(self.top(), state)
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            self.memo[int(arg)] = self.top()
-        elif name == "MEMOIZE":
-            self.memo[len(self.memo)] = self.top()
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+            self.memo[len(self.memo) if name == "MEMOIZE" else int(arg)] = self.top()
         elif name in ("GET", "BINGET", "LONG_BINGET"):
             if int(arg) not in self.memo:
                 raise ScanError(f"malformed pickle: memo key {arg} read before written", "retrain the model")
