@@ -437,8 +437,7 @@ class _ModelCheck:
     def run(self) -> CheckResult:
         model = self.model
         self.check.findings.extend(model.problems)
-        self.check_digest()
-        self.check_is_deployed_artifact()
+        self.check_artifact()
         # What the pickle itself says comes first: it cannot be edited to agree, a manifest can.
         if model.scan is not None:
             self.check_scan(model.scan)
@@ -458,32 +457,27 @@ class _ModelCheck:
             )
         return self.check
 
-    def check_digest(self) -> None:
-        model = self.model
-        if model.manifest is None or model.artifact_sha256 is None:
+    def check_artifact(self) -> None:
+        """The manifest must describe the bytes scanned, and so must the deployed model: pins.json vouches for it."""
+        model, deployed = self.model, self.inputs.deployed_model
+        if model.artifact_sha256 is None:
             return
-        recorded = model.manifest.get("sha256")
-        if recorded != model.artifact_sha256:
+        recorded = (model.manifest or {}).get("sha256")
+        if model.manifest is not None and recorded != model.artifact_sha256:
             self.check.error(
                 f"{model.manifest_display} records sha256 {recorded} but {model.model_display} has sha256 "
                 f"{model.artifact_sha256}: the manifest does not describe this artifact",
                 "retrain (`python -m training`) so model.joblib and model.json are written together; "
                 "never copy one without the other",
             )
-        name = model.manifest.get("artifact")
+        name = (model.manifest or {}).get("artifact")
         if name is not None and name != Path(model.model_display).name:
             self.check.warn(
                 f"{model.manifest_display} names artifact {name!r}, but the scanned file is {model.model_display}"
             )
-
-    def check_is_deployed_artifact(self) -> None:
-        """pins.json vouches for build/model/model.joblib by digest: it must be the file scanned."""
-        deployed = self.inputs.deployed_model
-        if deployed is None or not deployed.is_file() or self.model.artifact_sha256 is None:
-            return
-        if sha256_file(deployed) != self.model.artifact_sha256:
+        if deployed is not None and deployed.is_file() and sha256_file(deployed) != model.artifact_sha256:
             self.check.error(
-                f"the scanned artifact {self.model.model_display} is not {display_path(deployed, self.inputs.root)}, "
+                f"the scanned artifact {model.model_display} is not {display_path(deployed, self.inputs.root)}, "
                 "which deploy would upload and this report would vouch for",
                 "scan the artifact that will be deployed (omit --model) or pass a separate --build-dir",
             )
