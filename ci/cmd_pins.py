@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         judged=judged,
         inputs=inputs_given,
     )
-    errors = result.errors()
+    errors = [(check.name, f) for check in result.checks for f in check.findings if f.severity == "error"]
     if errors:
         check, first = errors[0]
         raise CheckFailedError(

@@ -12,8 +12,7 @@ from pins_fixtures import edited_lock, removed_from_lock
 from ci.config import load_config, load_policy
 from ci.errors import PipelineError
 from ci.paths import REPO_ROOT
-from ci.pins.check import PinsInputs, check_installed, run_pins
-from ci.pins.guard import read_lock
+from ci.pins.check import PinsInputs, check_installed, read_lock, run_pins
 
 TRAINING = REPO_ROOT / "training" / "requirements.txt"
 LAYER = REPO_ROOT / "requirements-layer.txt"

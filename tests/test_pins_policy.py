@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from ci.pins.guard import ALLOW_LIST, judge
+from ci.pins.check import ALLOW_LIST, judge
 from ci.pins.scan import scan_stream
 
 LOCKED = {"scikit-learn", "numpy", "scipy", "joblib", "pandas"}

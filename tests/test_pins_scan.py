@@ -12,11 +12,11 @@ import pytest
 from joblib import numpy_pickle
 from pins_fixtures import bundle, local_bundles  # noqa: F401 - fixture
 
-from ci.pins.scan import ScanError, open_container, scan_stream
+from ci.pins.scan import ScanError, read_container, scan_stream
 
 
 def scan_file(path: Path):
-    return scan_stream(open_container(path).stream)
+    return scan_stream(read_container(path, path.read_bytes()).stream)
 
 
 def names_the_unpickler_imports(path: Path) -> set[str]:
@@ -49,7 +49,8 @@ def test_scan_sees_every_name_the_unpickler_imports(local_bundles: Path) -> None
 
 def test_compressed_dump_scans_the_same(local_bundles: Path) -> None:  # noqa: F811
     plain = scan_file(bundle(local_bundles, "model").model)
-    container = open_container(bundle(local_bundles, "model-z3").model)
+    compressed_file = bundle(local_bundles, "model-z3").model
+    container = read_container(compressed_file, compressed_file.read_bytes())
     assert container.compression == "zlib"
     compressed = scan_stream(container.stream)
     assert compressed.references.keys() == plain.references.keys()
@@ -64,7 +65,7 @@ def test_every_joblib_compressor_is_opened(method: str, local_bundles: Path, tmp
         obj = numpy_pickle.NumpyUnpickler(str(source), handle, ensure_native_byte_order=False).load()
     target = tmp_path / f"model.{method}.joblib"
     joblib.dump(obj, target, compress=(method, 3))
-    container = open_container(target)
+    container = read_container(target, target.read_bytes())
     assert container.compression == method
     assert scan_stream(container.stream).references.keys() == scan_file(source).references.keys()
 

@@ -79,7 +79,7 @@ def test_every_gadget_works_when_nothing_guards(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", GADGETS)
 def test_the_static_scan_refuses_the_gadget(tmp_path: Path, name: str) -> None:
-    from ci.pins.guard import UnsafeModelError, allowed_distributions, refusals, require_safe_model
+    from ci.pins.check import UnsafeModelError, allowed_distributions, refusals, require_safe_model
     from ci.pins.scan import scan_stream
 
     gadget = _gadget(tmp_path, name)

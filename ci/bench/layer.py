@@ -20,7 +20,7 @@ from ci.config import Config
 from ci.errors import PipelineError
 from ci.isolated import isolated_command, isolated_env, target_python
 from ci.paths import BuildPaths
-from ci.pins.guard import require_safe_model
+from ci.pins.check import require_safe_model
 from ci.pip import run_pip
 from ci.reports import sha256_file
 from ci.tables import text_table

@@ -54,8 +54,8 @@ from ci.lock.index import IndexFile, Project, SimpleIndex, sdist_version
 from ci.lock.lockfile import LockFile, display_path, logical_lines, read_in, read_lock, strip_comment
 from ci.lock.resolve import compile_lock, lock_jobs
 from ci.paths import BuildPaths
+from ci.pins.check import PACKAGES
 from ci.pip import LEGACY_ALIASES, target_tags
-from ci.pins.guard import PACKAGES
 from ci.reports import Finding, sha256_file, write_report
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners, canonical

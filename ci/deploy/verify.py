@@ -18,7 +18,7 @@ from ci.deploy.artifacts import lambda_sha_to_hex
 from ci.deploy.aws import Aws
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
-from ci.pins.guard import model_precondition
+from ci.pins.check import model_precondition
 from ci.reports import sha256_file
 
 

@@ -32,7 +32,7 @@ from ci.layer.bytecode import LAMBDA_SITE, compile_files, for_target, pyc_path
 from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, install_wheels, read_layer_lock
 from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
-from ci.pins.guard import model_precondition
+from ci.pins.check import model_precondition
 from ci.reports import sha256_file
 from ci.runtime_view import RuntimeView, runtime_view
 from ci.site import rules

@@ -11,7 +11,7 @@ from typing import Any
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
 from ci.layer.verify import Runner
-from ci.pins.guard import require_safe_model
+from ci.pins.check import require_safe_model
 from ci.site.owners import BUILD_SITE, Owners
 
 _TRACE = r"""

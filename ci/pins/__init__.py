@@ -1,5 +1,1 @@
-"""Pin match: prove the model was pickled by exactly the library versions that will unpickle it.
-
-check.py runs the checks of `python -m ci pins` on what scan.py reads; guard.py is the precondition every model
-load passes.
-"""
+"""Pin match: check.py runs `python -m ci pins` and the precondition every model load passes, on what scan.py reads."""

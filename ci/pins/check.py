@@ -1,40 +1,187 @@
-"""`python -m ci pins`: prove the model was pickled by exactly the library versions that will unpickle it.
-
-Three checks: the two locks agree, the model (read statically) agrees with the layer lock, and optionally the
-installed environment matches the training lock. Class existence is probed in a child process.
+"""`python -m ci pins` and the model precondition: the model was pickled by exactly the library versions that will
+unpickle it, and references only handler/model_globals.txt's pairs; nothing is unpickled (scan.py reads it).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import subprocess
 import sys
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci.errors import PipelineError
+from packaging.markers import Marker
+
+from ci.config import Config
+from ci.errors import CheckFailedError, PipelineError
+from ci.lock import lockfile
 from ci.lock.lockfile import LockFile, Pin, display_path
-from ci.pins.guard import (
-    PACKAGES,
-    Finding,
-    allowed_distributions,
-    distribution_of,
-    judge,
-    pinned_version,
-    read_lock,
-    refusals,
-    why_not_pinned,
-)
-from ci.pins.scan import PickleScan, open_container, scan_stream
+from ci.pins.scan import PickleScan, read_container, scan_stream
 from ci.reports import Finding as ReportFinding
 from ci.reports import sha256_file
 from ci.tables import text_table
+from handler.model_globals import ALLOWED_GLOBALS_FILE, AllowListError, allowed_globals
+
+# Top-level module -> the distribution that installs it.
+PACKAGES = {"sklearn": "scikit-learn", "numpy": "numpy", "scipy": "scipy", "joblib": "joblib", "pandas": "pandas"}
+ALLOW_LIST = "handler/model_globals.txt"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str = ""
+
+
+def distribution_of(module: str) -> str | None:
+    return PACKAGES.get(module.split(".", 1)[0])
+
+
+def model_allow_list() -> frozenset[tuple[str, str]]:
+    """The committed allow-list; a malformed file stops the pipeline rather than widening anything."""
+    try:
+        return allowed_globals(ALLOWED_GLOBALS_FILE)
+    except AllowListError as exc:
+        raise PipelineError(str(exc), f"every line of {ALLOW_LIST} is 'module qualname'") from exc
+
+
+def judge(
+    module: str, name: str, allowed_packages: Collection[str], allowed: frozenset[tuple[str, str]] | None = None
+) -> Verdict:
+    if (module, name) not in (model_allow_list() if allowed is None else allowed):
+        return Verdict(False, f"'{module} {name}' is not in {ALLOW_LIST}, the exact globals a model may reference")
+    dist = distribution_of(module)
+    if dist is not None and dist not in allowed_packages:
+        return Verdict(False, f"{dist} is not in the runtime lock, so the runtime cannot import {module}")
+    return Verdict(True)
+
+
+def read_lock(path: Path, display: str | None = None) -> LockFile:
+    display = display or path.name
+    if not path.is_file():
+        raise PipelineError(f"{display} not found ({path})", "run `python -m ci lock` to write the locks")
+    lock = lockfile.read_lock(path, display)
+    for pin in lock.entries:
+        if pin.requirement is None:
+            raise PipelineError(
+                f"{display}:{pin.line}: {pin.text!r} is not a requirement ({pin.error})",
+                "regenerate the lock with `python -m ci lock`",
+            )
+    return lock
+
+
+def pinned_version(pin: Pin | None) -> str | None:
+    """The exact version when the entry is a single `==` pin without wildcard, else None."""
+    return pin.version if pin is not None and pin.operator == "==" else None
+
+
+def why_not_pinned(pin: Pin) -> str:
+    specifiers = pin.specifiers
+    if not specifiers:
+        return "is not pinned (no version)" if not pin.url else f"is a URL ({pin.url}), not a version pin"
+    if any("*" in item.version for item in specifiers):
+        return f"uses a wildcard ({pin.specifier}), not an exact `==` pin"
+    operators = ", ".join(f"`{op}`" for op in sorted({item.operator for item in specifiers}))
+    return f"uses {operators} ({pin.specifier}), not an exact `==` pin"
+
+
+NEVER_LOAD = "never load or deploy this artifact: retrain it (`python -m training`) and check where it came from"
+
+
+# Standard-library helpers an ordinary pickle of another library version uses (numpy 2 spells bytes so).
+PICKLE_HELPERS = ("_codecs", "copyreg")
+
+
+@dataclass
+class Finding:
+    severity: str  # error | warning | note
+    message: str
+    fix: str = ""
+    file: str | None = None  # repository-relative lock the finding is about, and its 1-based line
+    line: int | None = None
+
+
+class UnsafeModelError(CheckFailedError):
+    """The static scan refuses the model: nothing may unpickle it."""
+
+
+def allowed_distributions(layer: LockFile | None) -> set[str]:
+    """The model's libraries the runtime ships (all of them when no lock is at hand)."""
+    return {dist for dist in PACKAGES.values() if layer is None or layer.get(dist) is not None}
+
+
+def refusals(scan: PickleScan, allowed: Collection[str], runtime_sklearn: str | None = None) -> list[Finding]:
+    """A name outside the allow-list or an unreadable part; with another `runtime_sklearn`, reported as drift."""
+    recorded = sorted(set(scan.versions_of_sklearn()) - {runtime_sklearn}) if runtime_sklearn else []
+    found = []
+    for ref in sorted(scan.references.values(), key=lambda r: r.path):
+        verdict = judge(ref.module, ref.name, set(allowed))
+        if verdict.allowed:
+            continue
+        how = "called when the pickle is loaded" if ref.called else "imported when the pickle is loaded"
+        via = f" via {ref.via}" if ref.via else ""
+        ordinary = (
+            distribution_of(ref.module) is not None or ref.module in PICKLE_HELPERS or _sklearn_relative(ref.module)
+        )
+        if recorded and ordinary and (ref.module, ref.name) not in model_allow_list():
+            trained = ", ".join(recorded)
+            message = (
+                f"references {ref.path}{via} ({how}), not in {ALLOW_LIST}: the model was pickled by "
+                f"scikit-learn {trained} and the runtime has scikit-learn {runtime_sklearn} (version drift)"
+            )
+            fix = (
+                f"retrain with the runtime's versions (`python -m training` in the training lock's environment), "
+                f"or move the layer's pin to {trained} (`python -m ci lock --upgrade scikit-learn`) and retrain"
+            )
+        else:
+            message = f"references {ref.path}{via} ({how}): not allowed — {verdict.reason}"
+            fix = "never deploy this artifact: rebuild it from the training code and check where it came from"
+        found.append(Finding("error", message, fix))
+    fix = "never deploy this artifact; retrain the model"
+    return found + [Finding("error", f"cannot be read statically: {item}", fix) for item in scan.unresolved]
+
+
+def _sklearn_relative(module: str) -> bool:
+    """scikit-learn >= 1.4's Cython classes pickle a package-relative module ("_loss" for sklearn._loss)."""
+    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
+    top = module.split(".", 1)[0]
+    if spec is None or spec.origin is None or not top.startswith("_"):
+        return False
+    package = Path(spec.origin).parent
+    return (package / top).is_dir() or any(package.glob(f"{top}.*"))
+
+
+def require_safe_model(model: Path, layer_lock: Path | None = None) -> str:
+    """Scan `model` statically; the sha256 of the bytes scanned, or UnsafeModelError."""
+    try:
+        raw = model.read_bytes()
+    except OSError as exc:
+        raise PipelineError(f"model {model} cannot be read ({exc})", "train it: `python -m training`") from exc
+    layer = read_lock(layer_lock) if layer_lock is not None and layer_lock.is_file() else None
+    try:
+        scan = scan_stream(read_container(model, raw).stream)
+    except PipelineError as exc:
+        raise UnsafeModelError(f"model {model} refused by the static scan: {exc.problem}", NEVER_LOAD) from exc
+    runtime_sklearn = pinned_version(layer.get("scikit-learn")) if layer is not None else None
+    found = refusals(scan, allowed_distributions(layer), runtime_sklearn)
+    if found:
+        more = f" (and {len(found) - 1} more; `python -m ci pins` lists them)" if len(found) > 1 else ""
+        raise UnsafeModelError(f"model {model} refused by the static scan: {found[0].message}{more}", NEVER_LOAD)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def model_precondition(config: Config, model: Path) -> str:
+    return require_safe_model(model, config.lock.layer_lock)
+
 
 # Distributions whose objects end up in every scikit-learn model pickle.
 CORE_DISTRIBUTIONS = ("scikit-learn", "numpy", "scipy", "joblib")
-PANDAS = "pandas"
 RETRAIN = (
     "retrain with the training lock installed: `pip install --require-hashes -r {training}` then `python -m training`"
 )
@@ -71,16 +218,6 @@ class CheckResult:
     def note(self, message: str) -> None:
         self.findings.append(Finding("note", message))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "title": self.title,
-            "skipped": self.skipped,
-            "columns": list(self.columns),
-            "rows": [asdict(row) for row in self.rows],
-            "findings": [asdict(finding) for finding in self.findings],
-        }
-
 
 @dataclass(frozen=True)
 class PinsInputs:
@@ -106,28 +243,21 @@ class PinsResult:
     def passed(self) -> bool:
         return all(check.passed for check in self.checks)
 
-    def errors(self) -> list[tuple[str, Finding]]:
-        return [(check.name, f) for check in self.checks for f in check.findings if f.severity == "error"]
-
     def report_findings(self, training_display: str) -> list[ReportFinding]:
         """Findings without a file land on the training lock, through which every pin fix (relock or retrain) goes."""
         severity = {"error": "error", "warning": "warning", "note": "notice"}
-        return [
-            ReportFinding(
-                "pins",
-                severity[f.severity],
-                f"{check.name}: {f.message}",
-                f.fix,
-                f.file or training_display,
-                f.line if f.file else None,
-            )
-            for check in self.checks
-            for f in check.findings
-        ]
+        found = []
+        for check in self.checks:
+            for f in check.findings:
+                file, line = (f.file, f.line) if f.file else (training_display, None)
+                found.append(
+                    ReportFinding("pins", severity[f.severity], f"{check.name}: {f.message}", f.fix, file, line)
+                )
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "checks": {check.name: check.to_dict() for check in self.checks},
+            "checks": {check.name: {"passed": check.passed, **asdict(check)} for check in self.checks},
             "model": self.model_info,
             "scan": self.scan.to_dict() if self.scan else None,
         }
@@ -142,34 +272,27 @@ for dist in request["distributions"]:
         versions[dist] = importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         versions[dist] = None
-found = {}
+missing = {}
 for module, name in request["names"]:
     try:
         value = importlib.import_module(module)
     except Exception as exc:
-        found[module + "." + name] = "cannot import %s: %s: %s" % (module, type(exc).__name__, exc)
+        missing[module + "." + name] = "cannot import %s: %s: %s" % (module, type(exc).__name__, exc)
         continue
-    missing = None
     for part in name.split("."):
         if not hasattr(value, part):
-            missing = "%s has no attribute %r" % (module, part)
+            missing[module + "." + name] = "%s has no attribute %r" % (module, part)
             break
         value = getattr(value, part)
-    found[module + "." + name] = missing
-print(json.dumps({"versions": versions, "found": found}))
+print(json.dumps({"versions": versions, "missing": missing}))
 """
 
 
-@dataclass(frozen=True)
-class ProbeResult:
-    python: str
-    versions: dict[str, str | None]  # distribution -> installed version (None: not installed)
-    missing: dict[str, str]  # module.qualname -> why it cannot be resolved
-
-
 @functools.lru_cache(maxsize=32)
-def probe(names: tuple[tuple[str, str], ...], distributions: tuple[str, ...], python: str) -> ProbeResult:
-    """Which of `names` (module, qualname) exist in `python`'s environment; cached: it does not change in a run."""
+def probe(
+    names: tuple[tuple[str, str], ...], distributions: tuple[str, ...], python: str
+) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Installed versions (None: absent) and why `names` do not resolve in `python`'s environment; cached per run."""
     request = json.dumps({"names": names, "distributions": distributions})
     completed = subprocess.run(
         [python, "-I", "-B", "-c", _PROBE], input=request, capture_output=True, text=True, timeout=300, check=False
@@ -180,11 +303,7 @@ def probe(names: tuple[tuple[str, str], ...], distributions: tuple[str, ...], py
             "check that the environment imports (make venv)",
         )
     data = json.loads(completed.stdout.strip().splitlines()[-1])
-    return ProbeResult(
-        python=python,
-        versions=data["versions"],
-        missing={path: why for path, why in data["found"].items() if why},
-    )
+    return data["versions"], data["missing"]
 
 
 @dataclass
@@ -203,17 +322,16 @@ class ModelEvidence:
             display_path(inputs.shown_model or inputs.model, inputs.root), display_path(inputs.manifest, inputs.root)
         )
         if inputs.model.is_file():
-            evidence.artifact_sha256 = sha256_file(inputs.model)
+            raw = inputs.model.read_bytes()
+            evidence.artifact_sha256 = hashlib.sha256(raw).hexdigest()
             try:
-                container = open_container(inputs.model)
+                container = read_container(inputs.model, raw)
                 evidence.compression = container.compression
                 evidence.scan = scan_stream(container.stream)
             except PipelineError as exc:
-                evidence.problems.append(Finding("error", exc.problem, exc.fix))
+                evidence.problem(exc.problem, exc.fix)
         else:
-            evidence.problems.append(
-                Finding("error", f"model artifact {evidence.model_display} not found", "train it: `python -m training`")
-            )
+            evidence.problem(f"model artifact {evidence.model_display} not found", "train it: `python -m training`")
         if inputs.manifest.is_file():
             try:
                 loaded = json.loads(inputs.manifest.read_text())
@@ -221,35 +339,28 @@ class ModelEvidence:
                     raise ValueError("not a JSON object")  # noqa: TRY004, TRY301  (one handler for both)
                 evidence.manifest = loaded
             except ValueError as exc:
-                evidence.problems.append(
-                    Finding("error", f"{evidence.manifest_display} is not a JSON object ({exc})", "retrain the model")
-                )
+                evidence.problem(f"{evidence.manifest_display} is not a JSON object ({exc})", "retrain the model")
         else:
-            evidence.problems.append(
-                Finding(
-                    "error",
-                    f"model manifest {evidence.manifest_display} not found",
-                    "train with `python -m training`, which writes model.json next to model.joblib",
-                )
+            evidence.problem(
+                f"model manifest {evidence.manifest_display} not found",
+                "train with `python -m training`, which writes model.json next to model.joblib",
             )
         return evidence
+
+    def problem(self, message: str, fix: str) -> None:
+        self.problems.append(Finding("error", message, fix))
 
     def manifest_versions(self) -> dict[str, str]:
         versions = (self.manifest or {}).get("versions")
         return {str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {}
 
-    def referenced_distributions(self) -> set[str]:
-        modules = self.scan.modules if self.scan is not None else set()
-        return {dist for module in modules if (dist := distribution_of(module))}
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "artifact": self.model_display,
-            "manifest": self.manifest_display,
-            "sha256": self.artifact_sha256,
-            "manifest_sha256": (self.manifest or {}).get("sha256"),
-            "compression": self.compression,
-        }
+    def referenced(self) -> dict[str, str]:
+        """Distribution -> the first name the pickle references from it."""
+        found: dict[str, str] = {}
+        for path, ref in sorted(self.scan.references.items()) if self.scan else []:
+            if dist := distribution_of(ref.module):
+                found.setdefault(dist, path)
+        return found
 
 
 _LOCK_COLUMNS = ("package", "training lock", "layer lock (runtime)", "model manifest", "status")
@@ -261,18 +372,14 @@ def pinned(entry: Pin | None) -> str:
 
 def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> CheckResult:
     check = CheckResult("locks", "Training lock vs layer lock", _LOCK_COLUMNS)
-    referenced = model.referenced_distributions()
-    wanted = [*CORE_DISTRIBUTIONS, *sorted(referenced - set(CORE_DISTRIBUTIONS))]
-    if PANDAS not in wanted and training.get(PANDAS) and layer.get(PANDAS):
-        wanted.append(PANDAS)  # shipped and trained with: its version matters for anything pandas produced
+    referenced = model.referenced()
+    wanted = [*CORE_DISTRIBUTIONS, *sorted(referenced.keys() - set(CORE_DISTRIBUTIONS))]
+    if "pandas" not in wanted and training.get("pandas") and layer.get("pandas"):
+        wanted.append("pandas")  # shipped and trained with: its version matters for anything pandas produced
     manifest_versions = model.manifest_versions()
     for dist in wanted:
         t_entry, r_entry = training.get(dist), layer.get(dist)
-        why = (
-            f" (the model references {_example_module(model.scan, dist)})"
-            if dist in referenced and dist not in CORE_DISTRIBUTIONS
-            else ""
-        )
+        why = f" (the model references {referenced[dist]})" if dist in referenced.keys() - CORE_DISTRIBUTIONS else ""
         ok = True
         for lock, entry in ((training, t_entry), (layer, r_entry)):
             if entry is None:
@@ -307,223 +414,189 @@ def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> Ch
     return check
 
 
-def _example_module(scan: PickleScan | None, dist: str) -> str:
-    if scan is None:
-        return dist
-    paths = sorted(ref.path for ref in scan.references.values() if distribution_of(ref.module) == dist)
-    return paths[0] if paths else dist
-
-
 _MODEL_COLUMNS = ("package", "training (manifest)", "runtime (layer lock)", "model (pickle scan)", "status")
 
 
-@dataclass
 class _ModelCheck:
-    """What each part of the model check reads (lock, evidence, inputs) and fills in (findings, table cells)."""
+    """The model check's parts read the layer lock, the evidence and the inputs; they fill findings and table cells."""
 
-    check: CheckResult
-    layer: LockFile
-    model: ModelEvidence
-    inputs: PinsInputs
-    retrain: str
-    statuses: dict[str, str] = field(default_factory=dict)  # package -> "FAIL"
-    column: dict[str, str] = field(default_factory=dict)  # package -> what the pickle scan says
+    def __init__(self, layer: LockFile, model: ModelEvidence, inputs: PinsInputs) -> None:
+        self.check = CheckResult("model", "Model artifact vs layer lock (static scan, never unpickled)", _MODEL_COLUMNS)
+        self.layer = layer
+        self.model = model
+        self.inputs = inputs
+        self.retrain = RETRAIN.format(training=display_path(inputs.training_lock, inputs.root))
+        self.statuses: dict[str, str] = {}  # package -> "FAIL"
+        self.column: dict[str, str] = {}  # package -> what the pickle scan says
 
+    def fail(self, package: str, message: str, fix: str) -> None:
+        self.check.error(message, fix)
+        self.statuses[package] = "FAIL"
 
-def check_model(layer: LockFile, model: ModelEvidence, inputs: PinsInputs) -> CheckResult:
-    check = CheckResult("model", "Model artifact vs layer lock (static scan, never unpickled)", _MODEL_COLUMNS)
-    check.findings.extend(model.problems)
-    retrain = RETRAIN.format(training=display_path(inputs.training_lock, inputs.root))
-    ctx = _ModelCheck(check, layer, model, inputs, retrain)
-    _check_digest(ctx)
-    _check_is_deployed_artifact(ctx)
-    # What the pickle itself says comes first: it cannot be edited to agree, a manifest can.
-    if model.scan is not None:
-        _check_scan(ctx, model.scan)
-    _check_manifest_versions(ctx)
-    statuses, scan_column = ctx.statuses, ctx.column
-    versions = model.manifest_versions()
-    names = ["python", *CORE_DISTRIBUTIONS]
-    names += sorted((set(versions) | model.referenced_distributions()) - set(names))
-    for name in names:
-        runtime = inputs.target_python if name == "python" else pinned(layer.get(name))
-        recorded, scanned = versions.get(name, "-"), scan_column.get(name, "-")
-        if model.scan is not None and name in PACKAGES.values() and scanned == "-":
-            scanned = "not referenced"
-        judged = recorded != "-" or scanned != "-"
-        check.rows.append(Row(name, recorded, runtime, scanned, statuses.get(name, "ok" if judged else "-")))
-    return check
+    def run(self) -> CheckResult:
+        model = self.model
+        self.check.findings.extend(model.problems)
+        self.check_artifact()
+        # What the pickle itself says comes first: it cannot be edited to agree, a manifest can.
+        if model.scan is not None:
+            self.check_scan(model.scan)
+        versions = model.manifest_versions()
+        names = ["python", *CORE_DISTRIBUTIONS]
+        names += sorted((versions.keys() | model.referenced().keys()) - set(names))
+        for name in names:
+            if model.manifest is not None and (name == "python" or name in PACKAGES.values()):
+                self.check_manifest_version(name, versions.get(name))
+            runtime = self.inputs.target_python if name == "python" else pinned(self.layer.get(name))
+            recorded, scanned = versions.get(name, "-"), self.column.get(name, "-")
+            if model.scan is not None and name in PACKAGES.values() and scanned == "-":
+                scanned = "not referenced"
+            judged = recorded != "-" or scanned != "-"
+            self.check.rows.append(
+                Row(name, recorded, runtime, scanned, self.statuses.get(name, "ok" if judged else "-"))
+            )
+        return self.check
 
+    def check_artifact(self) -> None:
+        """The manifest must describe the bytes scanned, and so must the deployed model: pins.json vouches for it."""
+        model, deployed = self.model, self.inputs.deployed_model
+        if model.artifact_sha256 is None:
+            return
+        recorded = (model.manifest or {}).get("sha256")
+        if model.manifest is not None and recorded != model.artifact_sha256:
+            self.check.error(
+                f"{model.manifest_display} records sha256 {recorded} but {model.model_display} has sha256 "
+                f"{model.artifact_sha256}: the manifest does not describe this artifact",
+                "retrain (`python -m training`) so model.joblib and model.json are written together; "
+                "never copy one without the other",
+            )
+        name = (model.manifest or {}).get("artifact")
+        if name is not None and name != Path(model.model_display).name:
+            self.check.warn(
+                f"{model.manifest_display} names artifact {name!r}, but the scanned file is {model.model_display}"
+            )
+        if deployed is not None and deployed.is_file() and sha256_file(deployed) != model.artifact_sha256:
+            self.check.error(
+                f"the scanned artifact {model.model_display} is not {display_path(deployed, self.inputs.root)}, "
+                "which deploy would upload and this report would vouch for",
+                "scan the artifact that will be deployed (omit --model) or pass a separate --build-dir",
+            )
 
-def _check_digest(ctx: _ModelCheck) -> None:
-    check, model = ctx.check, ctx.model
-    if model.manifest is None or model.artifact_sha256 is None:
-        return
-    recorded = model.manifest.get("sha256")
-    if recorded != model.artifact_sha256:
-        check.error(
-            f"{model.manifest_display} records sha256 {recorded} but {model.model_display} has sha256 "
-            f"{model.artifact_sha256}: the manifest does not describe this artifact",
-            "retrain (`python -m training`) so model.joblib and model.json are written together; "
-            "never copy one without the other",
-        )
-    name = model.manifest.get("artifact")
-    if name is not None and name != Path(model.model_display).name:
-        check.warn(f"{model.manifest_display} names artifact {name!r}, but the scanned file is {model.model_display}")
-
-
-def _check_is_deployed_artifact(ctx: _ModelCheck) -> None:
-    """pins.json vouches for build/model/model.joblib by digest: it must be the file scanned."""
-    check, model, inputs = ctx.check, ctx.model, ctx.inputs
-    deployed = inputs.deployed_model
-    if deployed is None or not deployed.is_file() or model.artifact_sha256 is None:
-        return
-    if sha256_file(deployed) != model.artifact_sha256:
-        check.error(
-            f"the scanned artifact {model.model_display} is not {display_path(deployed, inputs.root)}, which deploy "
-            "would upload and this report would vouch for",
-            "scan the artifact that will be deployed (omit --model) or pass a separate --build-dir",
-        )
-
-
-def _check_manifest_versions(ctx: _ModelCheck) -> None:
-    check, layer, model, statuses, retrain = ctx.check, ctx.layer, ctx.model, ctx.statuses, ctx.retrain
-    inputs = ctx.inputs
-    if model.manifest is None:
-        return
-    versions = model.manifest_versions()
-    python = versions.get("python")
-    if python is None:
-        check.error(f"{model.manifest_display} records no python version", retrain)
-        statuses["python"] = "FAIL"
-    elif ".".join(python.split(".")[:2]) != inputs.target_python:
-        check.error(
-            f"python {python} in {model.manifest_display} != the Lambda runtime's Python {inputs.target_python}",
-            f"train with Python {inputs.target_python} (the target in pipeline.toml)",
-        )
-        statuses["python"] = "FAIL"
-    required = set(CORE_DISTRIBUTIONS) | model.referenced_distributions()
-    others = sorted((required | (set(versions) & set(PACKAGES.values()))) - set(CORE_DISTRIBUTIONS))
-    for dist in [*CORE_DISTRIBUTIONS, *others]:
-        recorded = versions.get(dist)
-        entry = layer.get(dist)
-        runtime = pinned_version(entry)
+    def check_manifest_version(self, name: str, recorded: str | None) -> None:
+        manifest, target_python = self.model.manifest_display, self.inputs.target_python
         if recorded is None:
-            check.error(f"{model.manifest_display} records no version for {dist}", retrain)
-            statuses[dist] = "FAIL"
-        elif runtime is None:
-            pass  # the locks check names the missing or loose pin
-        elif recorded != runtime:
-            check.error(
-                f"{dist} {recorded} in {model.manifest_display} != {dist} {runtime} in "
-                f"{layer.display}:{entry.line if entry else '?'}: the model was trained with another version "
-                "than the layer ships",
-                retrain,
-            )
-            statuses[dist] = "FAIL"
-
-
-def _check_scan(ctx: _ModelCheck, scan: PickleScan) -> None:
-    check, layer, model, statuses, retrain = ctx.check, ctx.layer, ctx.model, ctx.statuses, ctx.retrain
-    sklearn_runtime = pinned_version(layer.get("scikit-learn"))
-    found = scan.versions_of_sklearn()
-    ctx.column["scikit-learn"] = ", ".join(sorted(found)) or "(none recorded)"
-    for version, owners in sorted(found.items()):
-        if sklearn_runtime is not None and version != sklearn_runtime:
-            shown = ", ".join(sorted(set(owners))[:3]) + (" ..." if len(set(owners)) > 3 else "")
-            check.error(
-                f"_sklearn_version {version} in the model ({shown}) != scikit-learn {sklearn_runtime} in "
-                f"{layer.display}: scikit-learn {sklearn_runtime} would unpickle estimators written by {version}",
-                retrain,
-            )
-            statuses["scikit-learn"] = "FAIL"
-    manifest_sklearn = model.manifest_versions().get("scikit-learn")
-    if manifest_sklearn and found and set(found) != {manifest_sklearn}:
-        check.error(
-            f"{model.manifest_display} says scikit-learn {manifest_sklearn}, but the pickled estimators record "
-            f"{', '.join(sorted(found))}: the manifest does not describe how this model was made",
-            retrain,
-        )
-        statuses["scikit-learn"] = "FAIL"
-    if not found and any(distribution_of(m) == "scikit-learn" for m in scan.modules):
-        check.warn("the pickle references scikit-learn classes but records no _sklearn_version")
-
-    _check_numpy_generation(ctx, scan)
-    allowed_dists = allowed_distributions(layer)
-    for dist in sorted(model.referenced_distributions() - {"scikit-learn", "numpy"}):
-        ctx.column[dist] = "referenced"
-    for finding in refusals(scan, allowed_dists, sklearn_runtime):
-        check.error(finding.message, finding.fix)
-    _check_existence(ctx, scan, allowed_dists)
-
-
-def _check_numpy_generation(ctx: _ModelCheck, scan: PickleScan) -> None:
-    check, layer, retrain = ctx.check, ctx.layer, ctx.retrain
-    runtime = pinned_version(layer.get("numpy"))
-    numpy2 = sorted({m for m in scan.modules if m == "numpy._core" or m.startswith("numpy._core.")})
-    numpy1 = sorted({m for m in scan.modules if m == "numpy.core" or m.startswith("numpy.core.")})
-    ctx.column["numpy"] = "2.x (numpy._core)" if numpy2 else "1.x (numpy.core)" if numpy1 else "(no version marks)"
-    if runtime is None:
-        return
-    runtime_major = int(runtime.split(".")[0])
-    if numpy2 and runtime_major < 2:
-        for module in numpy2:
-            check.error(
-                f"references {module}: pickled under numpy 2.x; numpy {runtime} in {layer.display} cannot load it "
-                "reliably (numpy 1.x before 1.26 has no numpy._core at all, 1.26 only stubs for a few of its modules)",
-                retrain,
-            )
-        ctx.statuses["numpy"] = "FAIL"
-    elif numpy1 and runtime_major >= 2:
-        check.warn(
-            f"references {', '.join(numpy1)}: pickled under numpy 1.x; numpy {runtime} loads it only through "
-            "its deprecated numpy.core aliases",
-            retrain,
-        )
-
-
-def _check_existence(ctx: _ModelCheck, scan: PickleScan, allowed_dists: set[str]) -> None:
-    """Does every referenced name exist in the runtime's libraries? (Only where the probe has the locked version.)"""
-    check, layer, inputs = ctx.check, ctx.layer, ctx.inputs
-    candidates = [
-        ref
-        for ref in scan.references.values()
-        if (dist := distribution_of(ref.module)) in allowed_dists and judge(ref.module, ref.name, allowed_dists).allowed
-    ]
-    if not candidates:
-        return
-    dists = sorted({distribution_of(ref.module) or "" for ref in candidates})
-    result = probe(tuple(sorted({(ref.module, ref.name) for ref in candidates})), tuple(dists), inputs.probe_python)
-    versions = result.versions
-    comparable = set()
-    for dist in dists:
-        wanted = pinned_version(layer.get(dist))
-        if wanted is not None and versions.get(dist) == wanted:
-            comparable.add(dist)
+            what = "python version" if name == "python" else f"version for {name}"
+            self.fail(name, f"{manifest} records no {what}", self.retrain)
+        elif name == "python":
+            if ".".join(recorded.split(".")[:2]) != target_python:
+                self.fail(
+                    name,
+                    f"python {recorded} in {manifest} != the Lambda runtime's Python {target_python}",
+                    f"train with Python {target_python} (the target in pipeline.toml)",
+                )
         else:
-            check.note(
-                f"class-path check skipped for {dist}: {inputs.probe_python} has {dist} "
-                f"{versions.get(dist) or '(not installed)'}, {layer.display} pins {wanted or '(nothing exact)'}"
+            entry = self.layer.get(name)
+            runtime = pinned_version(entry)
+            if entry is not None and runtime is not None and recorded != runtime:  # else the locks check says why
+                self.fail(
+                    name,
+                    f"{name} {recorded} in {manifest} != {name} {runtime} in {self.layer.display}:{entry.line}: "
+                    "the model was trained with another version than the layer ships",
+                    self.retrain,
+                )
+
+    def check_scan(self, scan: PickleScan) -> None:
+        layer, model = self.layer, self.model
+        sklearn_runtime = pinned_version(layer.get("scikit-learn"))
+        found = scan.versions_of_sklearn()
+        self.column["scikit-learn"] = ", ".join(sorted(found)) or "(none recorded)"
+        for version, owners in sorted(found.items()):
+            if sklearn_runtime is not None and version != sklearn_runtime:
+                shown = ", ".join(sorted(set(owners))[:3]) + (" ..." if len(set(owners)) > 3 else "")
+                self.fail(
+                    "scikit-learn",
+                    f"_sklearn_version {version} in the model ({shown}) != scikit-learn {sklearn_runtime} in "
+                    f"{layer.display}: scikit-learn {sklearn_runtime} would unpickle estimators written by {version}",
+                    self.retrain,
+                )
+        manifest_sklearn = model.manifest_versions().get("scikit-learn")
+        if manifest_sklearn and found and set(found) != {manifest_sklearn}:
+            self.fail(
+                "scikit-learn",
+                f"{model.manifest_display} says scikit-learn {manifest_sklearn}, but the pickled estimators record "
+                f"{', '.join(sorted(found))}: the manifest does not describe how this model was made",
+                self.retrain,
             )
-    for path, why in sorted(result.missing.items()):
-        dist = distribution_of(path) or "?"
-        if dist not in comparable:
-            continue
-        check.error(
-            f"{path} does not exist in {dist} {versions.get(dist)} (the runtime's version): unpickling fails ({why})",
-            "retrain with the training lock so the model only uses classes of the runtime's versions",
-        )
-        ctx.statuses[dist] = "FAIL"
+        if not found and any(distribution_of(m) == "scikit-learn" for m in scan.modules):
+            self.check.warn("the pickle references scikit-learn classes but records no _sklearn_version")
+        self.check_numpy_generation(scan)
+        allowed_dists = allowed_distributions(layer)
+        for dist in sorted(model.referenced().keys() - {"scikit-learn", "numpy"}):
+            self.column[dist] = "referenced"
+        for finding in refusals(scan, allowed_dists, sklearn_runtime):
+            self.check.error(finding.message, finding.fix)
+        self.check_existence(scan, allowed_dists)
+
+    def check_numpy_generation(self, scan: PickleScan) -> None:
+        runtime = pinned_version(self.layer.get("numpy"))
+        numpy2 = sorted({m for m in scan.modules if m == "numpy._core" or m.startswith("numpy._core.")})
+        numpy1 = sorted({m for m in scan.modules if m == "numpy.core" or m.startswith("numpy.core.")})
+        self.column["numpy"] = "2.x (numpy._core)" if numpy2 else "1.x (numpy.core)" if numpy1 else "(no version marks)"
+        if runtime is None:
+            return
+        runtime_major = int(runtime.split(".")[0])
+        if numpy2 and runtime_major < 2:
+            for module in numpy2:
+                self.fail(
+                    "numpy",
+                    f"references {module}: pickled under numpy 2.x; numpy {runtime} in {self.layer.display} cannot "
+                    "load it reliably (numpy 1.x before 1.26 has no numpy._core at all, 1.26 only stubs for a few of "
+                    "its modules)",
+                    self.retrain,
+                )
+        elif numpy1 and runtime_major >= 2:
+            self.check.warn(
+                f"references {', '.join(numpy1)}: pickled under numpy 1.x; numpy {runtime} loads it only through "
+                "its deprecated numpy.core aliases",
+                self.retrain,
+            )
+
+    def check_existence(self, scan: PickleScan, allowed_dists: set[str]) -> None:
+        """Does each referenced name exist in the runtime's libraries? (Only where the probe has the pinned version.)"""
+        candidates = [
+            ref
+            for ref in scan.references.values()
+            if distribution_of(ref.module) in allowed_dists and judge(ref.module, ref.name, allowed_dists).allowed
+        ]
+        if not candidates:
+            return
+        dists = sorted({distribution_of(ref.module) or "" for ref in candidates})
+        python = self.inputs.probe_python
+        versions, missing = probe(tuple(sorted({(ref.module, ref.name) for ref in candidates})), tuple(dists), python)
+        comparable = set()
+        for dist in dists:
+            wanted, have = pinned_version(self.layer.get(dist)), versions.get(dist)
+            if wanted is not None and have == wanted:
+                comparable.add(dist)
+            else:
+                self.check.note(
+                    f"class-path check skipped for {dist}: {python} has {dist} {have or '(not installed)'}, "
+                    f"{self.layer.display} pins {wanted or '(nothing exact)'}"
+                )
+        for path, why in sorted(missing.items()):
+            dist = distribution_of(path) or "?"
+            if dist in comparable:
+                self.fail(
+                    dist,
+                    f"{path} does not exist in {dist} {versions.get(dist)} (the runtime's version): unpickling fails "
+                    f"({why})",
+                    "retrain with the training lock so the model only uses classes of the runtime's versions",
+                )
 
 
 INSTALLED_COLUMNS = ("package", "training lock", "installed here", "", "status")
 
 
 def check_installed(training: LockFile, target_python: str) -> CheckResult:
-    import importlib.metadata
-
-    from packaging.markers import Marker
-
     check = CheckResult("installed", f"Installed environment ({sys.executable}) vs training lock", INSTALLED_COLUMNS)
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     # The training lock is resolved for the target's Python, and training pickles with this interpreter.
@@ -562,22 +635,26 @@ def run_pins(inputs: PinsInputs) -> PinsResult:
     training = read_lock(inputs.training_lock, display_path(inputs.training_lock, inputs.root))
     layer = read_lock(inputs.layer_lock, display_path(inputs.layer_lock, inputs.root))
     model = ModelEvidence.gather(inputs)
-    checks = [check_locks(training, layer, model), check_model(layer, model, inputs)]
+    checks = [check_locks(training, layer, model), _ModelCheck(layer, model, inputs).run()]
     if inputs.installed:
         checks.append(check_installed(training, inputs.target_python))
     else:
-        skipped = CheckResult("installed", "Installed training environment", INSTALLED_COLUMNS)
-        skipped.skipped = "not requested (pass --installed where training runs)"
-        checks.append(skipped)
-    return PinsResult(checks=checks, scan=model.scan, model_info=model.info())
+        skipped = "not requested (pass --installed where training runs)"
+        checks.append(CheckResult("installed", "Installed training environment", INSTALLED_COLUMNS, skipped=skipped))
+    model_info = {
+        "artifact": model.model_display,
+        "manifest": model.manifest_display,
+        "sha256": model.artifact_sha256,
+        "manifest_sha256": (model.manifest or {}).get("sha256"),
+        "compression": model.compression,
+    }
+    return PinsResult(checks=checks, scan=model.scan, model_info=model_info)
 
 
 def render_check(check: CheckResult) -> str:
-    verdict = "skipped" if check.skipped else ("passed" if check.passed else "FAILED")
-    lines = [f"== {check.title}: {verdict}"]
     if check.skipped:
-        lines.append(f"   {check.skipped}")
-        return "\n".join(lines)
+        return f"== {check.title}: skipped\n   {check.skipped}"
+    lines = [f"== {check.title}: {'passed' if check.passed else 'FAILED'}"]
     table = [list(check.columns)] + [[r.package, r.training, r.runtime, r.model, r.status] for r in check.rows]
     keep = [i for i in range(5) if any(row[i] for row in table)]
     columns = [[row[i] for i in keep] for row in table]
@@ -592,8 +669,7 @@ def render_check(check: CheckResult) -> str:
 
 def render(result: PinsResult) -> str:
     parts = [render_check(check) for check in result.checks]
-    if result.scan is not None:
-        scan = result.scan
+    if (scan := result.scan) is not None:
         parts.append(
             f"scan: protocol {scan.protocol}, {len(scan.references)} referenced names, {scan.arrays} arrays "
             f"({scan.object_arrays} of Python objects, {scan.array_bytes:,} bytes of array data skipped), "

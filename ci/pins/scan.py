@@ -14,7 +14,7 @@ import math
 import pickletools
 import re
 import zlib
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,34 +35,24 @@ MAGIC: list[tuple[bytes, str]] = [
 MAX_DECOMPRESSED_BYTES = 2 * 1024**3
 
 
-class ContainerError(PipelineError):
-    """The file is not a joblib container this check can open."""
+class ScanError(PipelineError):
+    """The file cannot be read statically (not a joblib container, malformed, truncated, unknown array layout)."""
 
 
 @dataclass(frozen=True)
 class Container:
     compression: str  # "none" | zlib | gzip | bz2 | lzma | xz | lz4
-    stored_bytes: int
     stream: bytes  # the decompressed pickle stream (opcodes with raw array bytes in between)
 
 
-def open_container(path: Path) -> Container:
-    if not path.is_file():
-        raise ContainerError(f"model artifact {path} not found", "train it first: `python -m training`")
-    return read_container(path, path.read_bytes())
-
-
 def read_container(path: Path, raw: bytes) -> Container:
-    """The container of bytes already read from `path` (named in errors)."""
     if raw.startswith(ZFILE_PREFIX):
-        raise ContainerError(
+        raise ScanError(
             f"{path} was written by joblib < 0.10 (arrays in separate files); it cannot be verified",
             "retrain and dump the model with the joblib of the training lock",
         )
     compression = next((name for prefix, name in MAGIC if raw.startswith(prefix)), "none")
-    if compression == "none":
-        return Container("none", len(raw), raw)
-    return Container(compression, len(raw), _decompress(path, raw, compression))
+    return Container(compression, raw if compression == "none" else _decompress(path, raw, compression))
 
 
 def _decompress(path: Path, raw: bytes, compression: str) -> bytes:
@@ -76,29 +66,25 @@ def _decompress(path: Path, raw: bytes, compression: str) -> bytes:
         elif compression in ("lzma", "xz"):
             data = lzma.LZMADecompressor().decompress(raw, limit + 1)
         else:
-            data = _lz4(path, raw)
+            try:
+                import lz4.frame
+            except ImportError as exc:
+                raise ScanError(
+                    f"{path} is lz4-compressed and the lz4 package is not installed, so it cannot be scanned",
+                    "dump the model with compress=3 (zlib) or without compression, or install lz4",
+                ) from exc
+            data = bytes(lz4.frame.decompress(raw))
     except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as exc:
-        raise ContainerError(
+        raise ScanError(
             f"{path} looks {compression}-compressed but does not decompress ({exc})",
             "the file is damaged or not a joblib dump: retrain with `python -m training`",
         ) from exc
     if len(data) > limit:
-        raise ContainerError(
+        raise ScanError(
             f"{path} inflates to more than {limit:,} bytes; refusing to scan it",
             "a model bundle is a few megabytes: check where this artifact came from",
         )
     return data
-
-
-def _lz4(path: Path, raw: bytes) -> bytes:
-    try:
-        import lz4.frame
-    except ImportError as exc:
-        raise ContainerError(
-            f"{path} is lz4-compressed and the lz4 package is not installed, so it cannot be scanned",
-            "dump the model with compress=3 (zlib) or without compression, or install lz4",
-        ) from exc
-    return bytes(lz4.frame.decompress(raw))
 
 
 OLD_WRAPPERS = {"joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper"}
@@ -107,18 +93,16 @@ MAX_NESTING = 8
 NPY_ITEM_HASOBJECT = 0x01  # numpy's dtype.flags bit for "contains Python objects"
 
 
-class ScanError(PipelineError):
-    """The stream cannot be read statically (malformed, truncated, or an unknown array layout)."""
-
-
 @dataclass(eq=False)
-class Global:
+class Reference:
+    """A module-level name the pickle makes the unpickler import; GLOBAL and STACK_GLOBAL push it."""
+
+    path: str  # module.qualname
     module: str
     name: str
-
-    @property
-    def path(self) -> str:
-        return f"{self.module}.{self.name}"
+    called: bool = False  # used as the callable of REDUCE/NEWOBJ/INST/OBJ
+    via: str | None = None  # e.g. numpy._core._ufunc_reconstruct for ufunc references
+    count: int = 0
 
 
 @dataclass(eq=False)
@@ -131,16 +115,12 @@ class Obj:
 
     @property
     def class_path(self) -> str | None:
-        return self.factory.path if isinstance(self.factory, Global) else None
-
-    @property
-    def is_array_wrapper(self) -> bool:
-        return isinstance(self.factory, Global) and is_wrapper_global(self.factory)
+        return self.factory.path if isinstance(self.factory, Reference) else None
 
 
 def is_wrapper_global(value: Any) -> bool:
     """joblib's loader recognises the class, not the path: treat any joblib spelling as the wrapper."""
-    return isinstance(value, Global) and value.module.split(".")[0] == "joblib" and value.name == "NumpyArrayWrapper"
+    return isinstance(value, Reference) and value.module.split(".")[0] == "joblib" and value.name == "NumpyArrayWrapper"
 
 
 @dataclass(eq=False)
@@ -149,16 +129,8 @@ class SymDict:
     sklearn_version: str | None = None
     claimed: bool = False
 
-    def get(self, key: str, default: Any = None) -> Any:
-        for item_key, value in reversed(self.items):
-            if item_key == key:
-                return value
-        return default
-
-
-@dataclass(eq=False)
-class SymSet:
-    items: list[Any] = field(default_factory=list)
+    def get(self, key: str) -> Any:
+        return next((value for item_key, value in reversed(self.items) if item_key == key), None)
 
 
 @dataclass(eq=False)
@@ -169,18 +141,6 @@ class Opaque:
 
 
 @dataclass
-class Reference:
-    """A module-level name the pickle makes the unpickler import."""
-
-    path: str  # module.qualname
-    module: str
-    name: str
-    called: bool = False  # used as the callable of REDUCE/NEWOBJ/INST/OBJ
-    via: str | None = None  # e.g. numpy._core._ufunc_reconstruct for ufunc references
-    count: int = 0
-
-
-@dataclass
 class PickleScan:
     protocol: int | None = None
     references: dict[str, Reference] = field(default_factory=dict)
@@ -188,16 +148,13 @@ class PickleScan:
     arrays: int = 0
     array_bytes: int = 0
     object_arrays: int = 0
-    opcodes: Counter[str] = field(default_factory=Counter)
     # Things a static reading cannot resolve; each one is a reason to refuse the artifact.
     unresolved: list[str] = field(default_factory=list)
     trailing_bytes: int = 0
 
     def reference(self, module: str, name: str, via: str | None = None) -> Reference:
         path = f"{module}.{name}"
-        ref = self.references.get(path)
-        if ref is None:
-            ref = self.references[path] = Reference(path=path, module=module, name=name, via=via)
+        ref = self.references.setdefault(path, Reference(path, module, name, via=via))
         ref.count += 1
         return ref
 
@@ -254,6 +211,7 @@ class _Walker:
         self.proto = 0
 
     def push(self, value: Any) -> None:
+        """Late-bound on purpose: pop_mark() replaces self.stack while the value is computed."""
         self.stack.append(value)
 
     def pop(self) -> Any:
@@ -290,7 +248,6 @@ class _Walker:
     def run(self) -> None:
         try:
             for opcode, arg, pos in pickletools.genops(self.handle):
-                self.result.opcodes[opcode.name] += 1
                 self.step(opcode.name, arg, pos)
                 if opcode.name == "STOP":
                     break
@@ -323,148 +280,123 @@ class _Walker:
             self.push(self.top())
         elif name in _LITERALS:
             self.push(arg)
-        elif name in _CONSTANTS:
-            self.push(_CONSTANTS[name])
+        elif name in _FRESH:
+            self.push(_FRESH[name]())
+        elif name in _FROM_MARK:
+            self.push(_FROM_MARK[name](self.pop_mark()))
         elif name == "EMPTY_DICT":
             self.push(self.new_dict())
-        elif name == "EMPTY_LIST":
-            self.push([])
-        elif name == "EMPTY_TUPLE":
-            self.push(())
-        elif name == "LIST":
-            self.push(list(self.pop_mark()))
-        elif name == "TUPLE":
-            self.push(tuple(self.pop_mark()))
-        elif name == "EMPTY_SET":
-            self.push(SymSet())
         elif name == "DICT":
             items = self.pop_mark()
             self.push(self.new_dict(list(zip(items[::2], items[1::2], strict=False))))
         elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
             self.push(tuple([self.pop() for _ in range(int(name[-1]))][::-1]))
-        elif name == "FROZENSET":
-            self.push(SymSet(list(self.pop_mark())))
         elif name in ("APPEND", "APPENDS", "ADDITEMS"):
             items = [self.pop()] if name == "APPEND" else self.pop_mark()
             target = self.top()
-            if isinstance(target, list):
+            if isinstance(target, list):  # sets are lists here: nothing reads them but the references inside
                 target.extend(items)
-            elif isinstance(target, SymSet):
-                target.items.extend(items)
         elif name in ("SETITEM", "SETITEMS"):
             items = [self.pop() for _ in range(2)][::-1] if name == "SETITEM" else self.pop_mark()
             target = self.top()
             for key, value in zip(items[::2], items[1::2], strict=False):
                 self.set_item(target, key, value)
         elif name in ("GLOBAL", "INST"):
-            module, qualname = self.python3_name(*str(arg).partition(" ")[::2])
-            self.result.reference(module, qualname)
-            glob = Global(module, qualname)
+            glob = self.reference(*str(arg).partition(" ")[::2])
             if name == "GLOBAL":
                 self.push(glob)
             else:
-                self.result.references[glob.path].called = True
+                glob.called = True
                 self.push(Obj(glob, tuple(self.pop_mark())))
         elif name == "STACK_GLOBAL":
             qualname = self.pop()
             module = self.pop()
-            if not (isinstance(module, str) and isinstance(qualname, str)):
-                self.result.unresolved.append(
+            if isinstance(module, str) and isinstance(qualname, str):
+                self.push(self.reference(module, qualname))
+            else:
+                self.refuse(
                     f"STACK_GLOBAL at byte {pos} takes its module/name from computed values "
                     f"({type(module).__name__}, {type(qualname).__name__}), not strings"
                 )
                 self.push(Opaque("unresolved global"))
-            else:
-                module, qualname = self.python3_name(module, qualname)
-                self.result.reference(module, qualname)
-                self.push(Global(module, qualname))
         elif name == "OBJ":
             items = self.pop_mark()
             if not items:
                 raise ScanError("malformed pickle: OBJ without a class", "the artifact is damaged; retrain")
-            self.mark_called(items[0], tuple(items[1:]), pos)
+            self.call(items[0], tuple(items[1:]), pos)
             self.push(Obj(items[0], tuple(items[1:])))
         elif name in ("NEWOBJ", "REDUCE"):
             args = self.pop()
             func = self.pop()
-            self.mark_called(func, args, pos)
-            if name == "REDUCE":
-                self.reduce_extras(func, args, pos)
+            self.call(func, args, pos)
             self.push(Obj(func, args))
         elif name == "NEWOBJ_EX":
             kwargs = self.pop()
             args = self.pop()
             cls = self.pop()
-            self.mark_called(cls, args, pos)
+            self.call(cls, args, pos)
             self.push(Obj(cls, (args, kwargs)))
         elif name == "BUILD":
             state = self.pop()
             self.build(self.top(), state)
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            self.memo[int(arg)] = self.top()
-        elif name == "MEMOIZE":
-            self.memo[len(self.memo)] = self.top()
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+            self.memo[len(self.memo) if name == "MEMOIZE" else int(arg)] = self.top()
         elif name in ("GET", "BINGET", "LONG_BINGET"):
             if int(arg) not in self.memo:
                 raise ScanError(f"malformed pickle: memo key {arg} read before written", "retrain the model")
             self.push(self.memo[int(arg)])
-        elif name in ("PERSID", "BINPERSID"):
+        elif name in _UNRESOLVABLE:
             if name == "BINPERSID":
                 self.pop()
-            self.result.unresolved.append(f"persistent id at byte {pos}: joblib never writes one")
-            self.push(Opaque("persistent id"))
-        elif name in ("EXT1", "EXT2", "EXT4"):
-            self.result.unresolved.append(f"{name} {arg} at byte {pos}: a copyreg extension code names a global")
-            self.push(Opaque("extension"))
-        elif name == "NEXT_BUFFER":
-            self.result.unresolved.append(f"out-of-band buffer at byte {pos}: joblib never writes one")
-            self.push(Opaque("buffer"))
+            self.refuse(_UNRESOLVABLE[name].format(name=name, arg=arg, pos=pos))
+            self.push(Opaque(name))
         else:
             raise ScanError(f"pickle opcode {name} at byte {pos} is not understood", "retrain the model")
 
-    def python3_name(self, module: str, name: str) -> tuple[str, str]:
+    def refuse(self, why: str) -> None:
+        self.result.unresolved.append(why)
+
+    def reference(self, module: str, name: str) -> Reference:
         """Protocols 0-2 may use Python 2 names; the unpickler maps them (fix_imports), so do we."""
         if self.proto < 3:
             if (module, name) in _compat_pickle.NAME_MAPPING:
-                return _compat_pickle.NAME_MAPPING[(module, name)]
-            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        return module, name
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            else:
+                module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        return self.result.reference(module, name)
 
-    def mark_called(self, value: Any, args: Any = (), pos: int | None = None) -> None:
-        if isinstance(value, Global):
-            self.result.references[value.path].called = True
+    def call(self, func: Any, args: Any, pos: int | None) -> None:
+        if isinstance(func, Reference):
+            func.called = True
         # The wrapper passed as an argument (copyreg._reconstructor(NumpyArrayWrapper, ...)) would make
         # joblib read array bytes after a BUILD the scan cannot tie to the class: refuse such streams.
         if isinstance(args, tuple) and any(is_wrapper_global(item) for item in args):
-            self.result.unresolved.append(f"NumpyArrayWrapper constructed indirectly at byte {pos}")
-
-    def reduce_extras(self, func: Any, args: Any, pos: int | None) -> None:
-        """numpy pickles a ufunc as _ufunc_reconstruct(module, name), an import by strings."""
-        if not (isinstance(func, Global) and func.path in UFUNC_RECONSTRUCTORS):
-            return
-        if isinstance(args, tuple) and len(args) == 2 and all(isinstance(item, str) for item in args):
-            ref = self.result.reference(args[0], args[1], via=func.path)
-            ref.called = True
-        else:
-            self.result.unresolved.append(f"{func.path} at byte {pos} with computed arguments")
+            self.refuse(f"NumpyArrayWrapper constructed indirectly at byte {pos}")
+        # numpy pickles a ufunc as _ufunc_reconstruct(module, name), an import by strings.
+        if isinstance(func, Reference) and func.path in UFUNC_RECONSTRUCTORS:
+            if isinstance(args, tuple) and len(args) == 2 and all(isinstance(item, str) for item in args):
+                self.result.reference(args[0], args[1], via=func.path).called = True
+            else:
+                self.refuse(f"{func.path} at byte {pos} with computed arguments")
 
     def build(self, target: Any, state: Any) -> None:
-        if isinstance(target, Global):
-            self.result.unresolved.append(f"BUILD on the class {target.path} itself: it would overwrite class state")
-        if isinstance(target, Obj):
-            target.state = state
+        if isinstance(target, Reference):
+            self.refuse(f"BUILD on the class {target.path} itself: it would overwrite class state")
+        owner = target.class_path if isinstance(target, Obj) else None
         for part in state if isinstance(state, tuple) and len(state) == 2 else (state,):
             if isinstance(part, SymDict) and part.sklearn_version is not None:
-                owner = target.class_path if isinstance(target, Obj) else None
                 self.result.sklearn_versions.append((owner, part.sklearn_version))
                 part.claimed = True
-        if isinstance(target, Obj) and target.is_array_wrapper and self.depth > 0:
+        if not isinstance(target, Obj):
+            return
+        target.state = state
+        if is_wrapper_global(target.factory) and self.depth > 0:
             # Inside an object array's stream joblib reads plain pickle: no bytes follow this BUILD.
-            self.result.unresolved.append("NumpyArrayWrapper inside an object array's pickle (joblib never nests one)")
-        elif isinstance(target, Obj) and target.is_array_wrapper:
+            self.refuse("NumpyArrayWrapper inside an object array's pickle (joblib never nests one)")
+        elif is_wrapper_global(target.factory):
             self.stack[-1] = self.read_array(state)
-        elif isinstance(target, Obj) and target.class_path in OLD_WRAPPERS:
-            self.result.unresolved.append(f"{target.class_path}: arrays stored in separate files (joblib < 0.10)")
+        elif target.class_path in OLD_WRAPPERS:
+            self.refuse(f"{target.class_path}: arrays stored in separate files (joblib < 0.10)")
 
     def read_array(self, state: Any) -> Opaque:
         if not isinstance(state, SymDict):
@@ -503,7 +435,25 @@ class _Walker:
         self.handle.seek(start + size)
 
 
-_CONSTANTS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
+# Opcodes that push a fresh value, and those that collect what follows the last MARK.
+_FRESH: dict[str, Callable[[], Any]] = {
+    "NONE": lambda: None,
+    "NEWTRUE": lambda: True,
+    "NEWFALSE": lambda: False,
+    "EMPTY_LIST": list,
+    "EMPTY_TUPLE": tuple,
+    "EMPTY_SET": list,
+}
+_FROM_MARK: dict[str, Callable[[list[Any]], Any]] = {"LIST": list, "TUPLE": tuple, "FROZENSET": list}
+# Opcodes a static reading cannot resolve, and why each refuses the stream.
+_UNRESOLVABLE = {
+    "PERSID": "persistent id at byte {pos}: joblib never writes one",
+    "BINPERSID": "persistent id at byte {pos}: joblib never writes one",
+    "EXT1": "{name} {arg} at byte {pos}: a copyreg extension code names a global",
+    "EXT2": "{name} {arg} at byte {pos}: a copyreg extension code names a global",
+    "EXT4": "{name} {arg} at byte {pos}: a copyreg extension code names a global",
+    "NEXT_BUFFER": "out-of-band buffer at byte {pos}: joblib never writes one",
+}
 # Opcodes that push their argument as it is (numbers, strings, bytes).
 _LITERALS = set(
     "INT BININT BININT1 BININT2 LONG LONG1 LONG4 FLOAT BINFLOAT STRING BINSTRING SHORT_BINSTRING UNICODE BINUNICODE "  # noqa: SIM905
