@@ -98,15 +98,13 @@ def render(report: dict[str, Any], failures: list[str]) -> str:
         return "\n".join([*_missing_proofs(report, failures), *_verdict(failures)])
     lines = []
     init = report.get("init", {})
-    if "estimate_at_memory_s" in init:
-        lines.append(
-            f"init (imports + model load): {init['duration_s']:.2f} s"
-            f" (estimate at {report['memory_mb']} MB: {init['estimate_at_memory_s']:.2f} s)"
-        )
-    elif "duration_s" in init:
-        lines.append(f"init (imports + model load): {init['duration_s']:.2f} s under emulation (not Lambda's time)")
-    else:
+    if "duration_s" not in init:
         lines.append(f"init: {init.get('state', 'not reached')}")
+    elif "estimate_at_memory_s" in init:
+        estimate = f"estimate at {report['memory_mb']} MB: {init['estimate_at_memory_s']:.2f} s"
+        lines.append(f"init (imports + model load): {init['duration_s']:.2f} s ({estimate})")
+    else:
+        lines.append(f"init (imports + model load): {init['duration_s']:.2f} s under emulation (not Lambda's time)")
     restored = init.get("snapstart")
     if restored:
         lines.append(

@@ -33,10 +33,6 @@ def location(cache: Path, machine: str) -> Path:
     return cache / f"sysroot-{machine}"
 
 
-def packages(version: str) -> list[str]:
-    return [f"python{version}-minimal", f"libpython{version}-minimal", f"libpython{version}-stdlib", *LIBRARIES]
-
-
 def install_hint(machine: str, version: str, cache: Path) -> str:
     arch = DEBIAN_ARCH.get(machine, machine)
     return (
@@ -54,7 +50,8 @@ def install(cache: Path, machine: str, version: str) -> Path:
     with tempfile.TemporaryDirectory(prefix="sysroot-", dir=cache) as scratch:
         debs, tree = Path(scratch) / "debs", Path(scratch) / "root"
         debs.mkdir()
-        names = [f"{name}:{arch}" for name in packages(version)]
+        packages = [f"python{version}-minimal", f"libpython{version}-minimal", f"libpython{version}-stdlib", *LIBRARIES]
+        names = [f"{name}:{arch}" for name in packages]
         run = subprocess.run(["apt-get", "download", *names], cwd=debs, capture_output=True, text=True, check=False)
         if run.returncode != 0:
             raise PipelineError(
