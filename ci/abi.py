@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
@@ -42,12 +42,11 @@ class ElfReadError(Exception):
     """The file starts like an ELF file but cannot be parsed (truncated or corrupt)."""
 
 
-@dataclass(frozen=True)
-class ElfFacts:
+class ElfFacts(NamedTuple):
     machine: str  # pyelftools' e_machine name, e.g. EM_X86_64
     elf_class: int  # 32 | 64
     little_endian: bool
-    glibc_needs: dict[tuple[int, ...], str] = field(default_factory=dict)  # GLIBC version -> library providing it
+    glibc_needs: dict[tuple[int, ...], str]  # GLIBC version -> library providing it
 
     @property
     def max_glibc(self) -> tuple[int, ...] | None:

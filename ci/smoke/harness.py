@@ -26,7 +26,6 @@ from typing import Any, NamedTuple, TypeVar
 from ci import runtime_view, unpacked_layers
 from ci.arch.interpreter import NATIVE, TargetInterpreter, find_interpreter
 from ci.config import Config
-from ci.errors import PipelineError
 from ci.isolated import isolated_command, isolated_env
 from ci.paths import BuildPaths
 from ci.pins.guard import model_precondition
@@ -231,8 +230,6 @@ def prepare_layout(
     unpacked_layers.link_layer(layers, layer_zip, layout.opt)
     with open_zip(function_zip, "rebuild it with `python -m ci build`", check_data=False) as zipped:
         zipped.extract_all(layout.task)  # checks each entry's CRC
-    if not model_path.is_file():
-        raise PipelineError(f"model {model_path} not found", "run `python -m training` first")
     shutil.copyfile(model_path, layout.model_dir / model_path.name)
     for directory in layout.read_only:
         set_writable(directory, False)
@@ -292,9 +289,7 @@ def start_function(
     settings = {
         "writable": str(layout.tmp),
         "read_only": os.pathsep.join(str(path) for path in layout.read_only),
-        "violations": str(layout.control / "writes.jsonl"),
-        "trace": str(layout.control / "trace.json"),
-        "hooks": str(layout.control / "hooks.jsonl"),
+        "control": str(layout.control),  # writes.jsonl, trace.json, hooks.jsonl
     }
     source = str(Path(bootstrap.__file__).resolve())
     code = (
@@ -362,8 +357,8 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
         run.failures.append(f"init error {error_type}: {error.get('errorMessage', '')}")
         return {"state": state, "error": error}
     if state == "exited":
-        log_tail = _log_tail(run.layout)
-        run.failures.append(f"the function's process exited during init (code {run.process.returncode}):\n{log_tail}")
+        code = run.process.returncode
+        run.failures.append(f"the function's process exited during init (code {code}):\n{_log_tail(run.layout)}")
     else:
         run.failures.append(f"init took longer than {limit:g} s (Lambda's init limit, smoke.init_limit_s)")
     return {"state": state}
@@ -375,9 +370,7 @@ def _restore(run: _Run, started: float, wait_s: float) -> dict[str, Any]:
     api.note(restored_at=time.monotonic())  # answers GET /restore/next
     state = api.wait(lambda: _first_set(error=api.restore_error, ready=api.first_next), wait_s, run.running)
     assert api.snapshot_at is not None and api.restored_at is not None
-    hooks_file = run.layout.control / "hooks.jsonl"
-    lines = hooks_file.read_text().splitlines() if hooks_file.is_file() else []
-    hooks = {row["phase"]: row for row in (json.loads(line) for line in lines if line.strip())}
+    hooks = {row["phase"]: row for row in _records(run.layout, "hooks.jsonl")}
     section: dict[str, Any] = {"state": state, "hooks": hooks, "restore_note": NOT_MEASURED}
     if state == "error":
         error = api.restore_error or {}
@@ -478,10 +471,15 @@ def _log_tail(layout: SmokeLayout, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _records(layout: SmokeLayout, name: str) -> list[dict[str, Any]]:
+    """The JSON lines bootstrap.py wrote to control/`name`."""
+    log = layout.control / name
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+
+
 def _writes(run: _Run) -> list[dict[str, str]]:
-    log = run.layout.control / "writes.jsonl"
-    found = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
     layout = run.layout
+    found = _records(layout, "writes.jsonl")
     for write in found:
         # Where the path is on Lambda, to make findings read like Lambda's.
         write["lambda_path"] = write["path"]
@@ -737,5 +735,4 @@ class RuntimeApi:
 
 
 def _first_set(**values: object) -> str | None:
-    """The name of the first value that is set."""
     return next((name for name, value in values.items() if value is not None), None)
