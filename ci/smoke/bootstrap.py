@@ -70,11 +70,9 @@ def main(settings: dict[str, str]) -> None:
             if args and _is_write_open(args):
                 refuse(event, args[0])
             return
-        positions = _PATH_ARGS.get(event)
-        if positions is not None:
-            for position in positions:
-                if position < len(args):
-                    refuse(event, args[position])
+        for position in _PATH_ARGS.get(event, ()):
+            if position < len(args):
+                refuse(event, args[position])
 
     def write_trace() -> None:
         files: set[str] = set()

@@ -28,7 +28,7 @@ from ci.arch.interpreter import NATIVE, TargetInterpreter, find_interpreter
 from ci.config import Config
 from ci.isolated import isolated_command, isolated_env
 from ci.paths import BuildPaths
-from ci.pins.guard import model_precondition
+from ci.pins.guard import model_precondition, read_lock
 from ci.reports import sha256_file
 from ci.site.owners import Owners
 from ci.smoke import bootstrap
@@ -210,8 +210,6 @@ def training_answers(config: Config, manifest: Path, model_sha256: str) -> Train
     answers = read_answers(manifest, model_sha256)
     runtime = {"python": config.target.runtime.python}
     if config.lock.layer_lock.is_file():
-        from ci.pins.guard import read_lock
-
         layer = read_lock(config.lock.layer_lock)
         runtime.update({name: pin.version for name in answers.versions if (pin := layer.get(name)) and pin.version})
     return dataclasses.replace(answers, drift=version_drift(answers, runtime))
