@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
@@ -25,7 +25,6 @@ MACHINES = {"x86_64": "EM_X86_64", "aarch64": "EM_AARCH64"}  # wheel/uname spell
 SYMBOLS_PER_VERSION = 5  # enough to name the culprit in a message, small enough for a report
 # An extension module's filename tag: name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
 TAGGED_EXTENSION = re.compile(r"\.((?:cpython|pypy|graalpy)[^.]*|abi3|cp\d+[^.]*)\.(so|pyd)$")
-RULES = ("foreign-binary", "architecture", "glibc", "python-tag", "unreadable-elf")
 
 # A wheel for the wrong platform (or a site-packages copied from a laptop) ships .pyd/.dll files or Mach-O
 # objects named .so: both fail on Lambda only at import time.
@@ -43,12 +42,11 @@ class ElfReadError(Exception):
     """The file starts like an ELF file but cannot be parsed (truncated or corrupt)."""
 
 
-@dataclass(frozen=True)
-class ElfFacts:
+class ElfFacts(NamedTuple):
     machine: str  # pyelftools' e_machine name, e.g. EM_X86_64
     elf_class: int  # 32 | 64
     little_endian: bool
-    glibc_needs: dict[tuple[int, ...], str] = field(default_factory=dict)  # GLIBC version -> library providing it
+    glibc_needs: dict[tuple[int, ...], str]  # GLIBC version -> library providing it
 
     @property
     def max_glibc(self) -> tuple[int, ...] | None:
@@ -59,7 +57,7 @@ class ElfFacts:
 class Violation:
     path: str  # relative to the checked root, posix
     distribution: str | None
-    rule: str  # one of RULES
+    rule: str  # foreign-binary | architecture | glibc | python-tag | unreadable-elf
     message: str
 
 
@@ -85,7 +83,6 @@ class AbiScan:
 
 
 def check_tree(root: Path, target: Target) -> list[Violation]:
-    """Every reason a file under `root` would not load on `target` (empty list: all good)."""
     return scan_tree(root, target).violations
 
 
@@ -123,28 +120,23 @@ def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Tar
     expected = MACHINES[target.machine]
     if facts.machine != expected or facts.elf_class != 64 or not facts.little_endian:
         got = f"{facts.machine}, ELFCLASS{facts.elf_class}, {'little' if facts.little_endian else 'big'}-endian"
+        needs = f"{target.runtime.name} {target.architecture} needs {expected}, ELFCLASS64"
         yield (
             "architecture",
-            (
-                f"built for {got}; {target.runtime.name} {target.architecture} needs {expected}, ELFCLASS64: "
-                f"install the {target.machine} wheel (is target.architecture right?)"
-            ),
+            f"built for {got}; {needs}: install the {target.machine} wheel (is target.architecture right?)",
         )
     too_new = sorted(version for version in facts.glibc_needs if version[:2] > target.glibc_tuple)
     if too_new:
         newest = too_new[-1]
         library = facts.glibc_needs[newest]
         symbols = glibc_symbols(path, {newest})[newest]
-        culprit = f" ({library}: {', '.join(symbols)})" if symbols else f" ({library})"
+        culprit = f"{library}: {', '.join(symbols)}" if symbols else library
+        fix = f"pin a version with a manylinux wheel for glibc <= {target.glibc}"
         yield (
             "glibc",
-            (
-                f"needs GLIBC_{version_text(newest)}{culprit} but {target.runtime.os} has glibc {target.glibc}: "
-                f"pin a version with a manylinux wheel for glibc <= {target.glibc}"
-            ),
+            f"needs GLIBC_{version_text(newest)} ({culprit}) but {target.runtime.os} has glibc {target.glibc}: {fix}",
         )
-    newest_needed = facts.max_glibc
-    if newest_needed is not None:
+    if (newest_needed := facts.max_glibc) is not None:
         if scan.max_glibc is None or newest_needed > scan.max_glibc:
             scan.max_glibc, scan.max_glibc_file = newest_needed, rel
         key = dist or "(unknown)"
@@ -166,7 +158,6 @@ def _is_module(path: Path, rel: str) -> bool:
 
 
 def _tag_problem(name: str, target: Target) -> str | None:
-    """Why this extension module's filename tag does not fit the target, or None."""
     expected = target.extension_suffix
     match = TAGGED_EXTENSION.search(name)
     if match is None:
@@ -174,8 +165,7 @@ def _tag_problem(name: str, target: Target) -> str | None:
             f"untagged extension module (exports PyInit_*, no '{expected}' tag): nothing proves it was built "
             f"for Python {target.runtime.python}; install a wheel with tagged modules"
         )
-    tag = match.group(1)
-    if tag in (expected, "abi3"):
+    if (tag := match.group(1)) in (expected, "abi3"):
         return None
     return (
         f"extension module tagged {tag!r}, the target imports only '{expected}' or 'abi3': "
@@ -248,7 +238,6 @@ def glibc_symbols(path: Path, versions: set[tuple[int, ...]]) -> dict[tuple[int,
 
 
 def exports_pyinit(path: Path) -> bool:
-    """True for a Python extension module: it defines PyInit_<name> for the import system."""
     with _open(path) as elf:
         dynsym = _dynsym(elf)
         if dynsym is None:

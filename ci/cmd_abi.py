@@ -91,7 +91,6 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
 
 def render_table(scan: AbiScan, target: Target, source: str) -> str:
-    """One line per violation, after the GLIBC summary."""
     from ci.abi import version_text
     from ci.tables import text_table
 
@@ -108,12 +107,10 @@ def render_table(scan: AbiScan, target: Target, source: str) -> str:
         for name, version in sorted(scan.glibc_by_distribution.items()):
             lines.append(f"    {name:<28} GLIBC {version_text(version)}")
     if not scan.violations:
-        lines.append("  no violations")
-        return "\n".join(lines)
+        return "\n".join([*lines, "  no violations"])
     rows = [(v.rule, v.distribution or "?", v.path, v.message) for v in scan.violations]
-    lines.append(f"  {len(scan.violations)} violation(s):")
-    lines.append(text_table(("RULE", "DISTRIBUTION", "FILE", "PROBLEM"), rows, indent="  ", rule=False))
-    return "\n".join(lines)
+    table = text_table(("RULE", "DISTRIBUTION", "FILE", "PROBLEM"), rows, indent="  ", rule=False)
+    return "\n".join([*lines, f"  {len(scan.violations)} violation(s):", table])
 
 
 def abi_findings(violations: list[Violation], layer_lock: Path, lock_display: str) -> list[Finding]:

@@ -78,9 +78,8 @@ def smoke_findings(
     events = {path.stem: path for path in sorted(events_dir.glob("*.json"))}
     findings = []
     for failure in failures:
-        head = failure.split(":", 1)[0]
-        name = head.removeprefix("event ") if head.startswith("event ") else None
-        if name in events:
+        name = failure.split(":", 1)[0].removeprefix("event ")
+        if failure.startswith("event ") and name in events:
             # A wrong number carries its own fix (retrain, which versions differ): the event file is not at fault.
             message, _, fix = failure.partition("; fix: ")
             findings.append(Finding("smoke", "error", message, fix or EVENT_FIX, display_path(events[name], root)))
@@ -94,70 +93,54 @@ def render(report: dict[str, Any], failures: list[str]) -> str:
     """The terminal summary; each cause once: a run that never started is its failure and the proofs it lacks."""
     from ci.units import as_mb
 
-    if "events" not in report and not report.get("init"):
-        return "\n".join([*_missing_proofs(report, failures), *_verdict(failures)])
     lines = []
-    init = report.get("init", {})
-    if "estimate_at_memory_s" in init:
-        lines.append(
-            f"init (imports + model load): {init['duration_s']:.2f} s"
-            f" (estimate at {report['memory_mb']} MB: {init['estimate_at_memory_s']:.2f} s)"
-        )
-    elif "duration_s" in init:
-        lines.append(f"init (imports + model load): {init['duration_s']:.2f} s under emulation (not Lambda's time)")
-    else:
-        lines.append(f"init: {init.get('state', 'not reached')}")
-    restored = init.get("snapstart")
-    if restored:
-        lines.append(
-            f"SnapStart: {' -> '.join(restored['order'])}; restore to first request {restored.get('restore_s', '?')} s"
-            " here (Lambda's restore latency is measured only on Lambda)"
-        )
-    events = report.get("events", [])
-    passed = sum(1 for event in events if event["passed"])
-    lines.append(f"events passed: {passed}/{len(events)}")
-    lines.extend(f"  {'ok  ' if event['passed'] else 'FAIL'} {event['event']:<30} {answer(event)}" for event in events)
-    warm = report.get("warm") or {}
-    if warm.get("invocations"):
-        lines.append(
-            f"warm invocations ({warm['invocations']} x {warm['event']}): p50 {warm['p50_ms']:.2f} ms,"
-            f" p95 {warm['p95_ms']:.2f} ms, max {warm['max_ms']:.2f} ms"
-        )
-    if report.get("peak_rss_bytes"):
-        lines.append(f"peak RSS: {report['peak_rss_bytes'] / 2**20:.0f} MB of {report['memory_mb']} MB")
-    trace = report.get("import_trace")
-    if trace:
-        lines.append(
-            f"layer files imported or mapped: {len(trace['files'])}, {as_mb(trace['imported_bytes'])}"
-            f" of {as_mb(trace['shipped_bytes'])} shipped"
-            + (f"; never imported: {', '.join(trace['never_imported'])}" if trace["never_imported"] else "")
-        )
-    if report.get("partial") and report.get("events_run"):  # a run on other events than the committed ones
-        lines.append(
-            f"partial: ran {', '.join(report.get('events_run', []))}, not exactly the committed events; "
-            "deploy refuses this report (run `python -m ci smoke` without --events)"
-        )
-    lines.extend(f"warning: {warning}" for warning in report.get("warnings", []))
-    return "\n".join([*lines, *_missing_proofs(report, failures), *_verdict(failures)])
-
-
-def _missing_proofs(report: dict[str, Any], failures: list[str]) -> list[str]:
-    """The proofs this run could not make; a reason a failure line already gives is not repeated."""
+    if "events" in report or report.get("init"):
+        init = report.get("init", {})
+        if "duration_s" not in init:
+            lines.append(f"init: {init.get('state', 'not reached')}")
+        elif "estimate_at_memory_s" in init:
+            estimate = f"estimate at {report['memory_mb']} MB: {init['estimate_at_memory_s']:.2f} s"
+            lines.append(f"init (imports + model load): {init['duration_s']:.2f} s ({estimate})")
+        else:
+            lines.append(f"init (imports + model load): {init['duration_s']:.2f} s under emulation (not Lambda's time)")
+        if restored := init.get("snapstart"):
+            lines.append(
+                f"SnapStart: {' -> '.join(restored['order'])}; restore to first request"
+                f" {restored.get('restore_s', '?')} s here (Lambda's restore latency is measured only on Lambda)"
+            )
+        events = report.get("events", [])
+        lines.append(f"events passed: {sum(1 for event in events if event['passed'])}/{len(events)}")
+        lines += [f"  {'ok  ' if event['passed'] else 'FAIL'} {event['event']:<30} {answer(event)}" for event in events]
+        warm = report.get("warm") or {}
+        if warm.get("invocations"):
+            lines.append(
+                f"warm invocations ({warm['invocations']} x {warm['event']}): p50 {warm['p50_ms']:.2f} ms,"
+                f" p95 {warm['p95_ms']:.2f} ms, max {warm['max_ms']:.2f} ms"
+            )
+        if report.get("peak_rss_bytes"):
+            lines.append(f"peak RSS: {report['peak_rss_bytes'] / 2**20:.0f} MB of {report['memory_mb']} MB")
+        if trace := report.get("import_trace"):
+            lines.append(
+                f"layer files imported or mapped: {len(trace['files'])}, {as_mb(trace['imported_bytes'])}"
+                f" of {as_mb(trace['shipped_bytes'])} shipped"
+                + (f"; never imported: {', '.join(trace['never_imported'])}" if trace["never_imported"] else "")
+            )
+        if report.get("partial") and report.get("events_run"):  # a run on other events than the committed ones
+            lines.append(
+                f"partial: ran {', '.join(report.get('events_run', []))}, not exactly the committed events; "
+                "deploy refuses this report (run `python -m ci smoke` without --events)"
+            )
+        lines += [f"warning: {warning}" for warning in report.get("warnings", [])]
+    # The proofs this run could not make; a reason a failure line already gives is not repeated.
     proofs = report.get("proofs") or {}
     missing = {name: how.removeprefix("missing: ") for name, how in proofs.items() if how.startswith("missing")}
     said = " ".join(failures)
-    lines = [f"proof missing: {name}: {why}" for name, why in missing.items() if why not in said]
-    repeated = [name for name, why in missing.items() if why in said]
-    if repeated:
+    lines += [f"proof missing: {name}: {why}" for name, why in missing.items() if why not in said]
+    if repeated := [name for name, why in missing.items() if why in said]:
         lines.append(f"proof missing: {', '.join(repeated)} (why: below); deploy refuses this report")
-    return lines
-
-
-def _verdict(failures: list[str]) -> list[str]:
-    return [
-        *(f"FAILED: {failure}" for failure in failures),
-        "smoke: passed" if not failures else f"smoke: FAILED ({len(failures)} problem(s))",
-    ]
+    lines += [f"FAILED: {failure}" for failure in failures]
+    lines.append("smoke: passed" if not failures else f"smoke: FAILED ({len(failures)} problem(s))")
+    return "\n".join(lines)
 
 
 def answer(event: dict[str, Any]) -> str:

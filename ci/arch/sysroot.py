@@ -33,10 +33,6 @@ def location(cache: Path, machine: str) -> Path:
     return cache / f"sysroot-{machine}"
 
 
-def packages(version: str) -> list[str]:
-    return [f"python{version}-minimal", f"libpython{version}-minimal", f"libpython{version}-stdlib", *LIBRARIES]
-
-
 def install_hint(machine: str, version: str, cache: Path) -> str:
     arch = DEBIAN_ARCH.get(machine, machine)
     return (
@@ -54,7 +50,8 @@ def install(cache: Path, machine: str, version: str) -> Path:
     with tempfile.TemporaryDirectory(prefix="sysroot-", dir=cache) as scratch:
         debs, tree = Path(scratch) / "debs", Path(scratch) / "root"
         debs.mkdir()
-        names = [f"{name}:{arch}" for name in packages(version)]
+        packages = [f"python{version}-minimal", f"libpython{version}-minimal", f"libpython{version}-stdlib", *LIBRARIES]
+        names = [f"{name}:{arch}" for name in packages]
         run = subprocess.run(["apt-get", "download", *names], cwd=debs, capture_output=True, text=True, check=False)
         if run.returncode != 0:
             raise PipelineError(
@@ -64,38 +61,32 @@ def install(cache: Path, machine: str, version: str) -> Path:
             )
         for deb in sorted(debs.glob("*.deb")):
             subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
-        if not (tree / "usr" / "bin" / f"python{version}").is_file():
+        python = tree / "usr" / "bin" / f"python{version}"
+        if not python.is_file():
             raise PipelineError(f"the {arch} packages hold no usr/bin/python{version}", "check the package names")
-        compile_stdlib(tree, machine, version)
+        # The stdlib's bytecode, compiled once by the guest itself as Debian's postinst does (.debs hold none, and the
+        # checks run with -B). Without qemu nothing runs the guest yet: the interpreter finder names qemu as missing.
+        if (qemu := find_qemu(machine)) is not None:
+            stdlib = tree / "usr" / "lib" / f"python{version}"
+            # A few files are not valid Python on purpose (lib2to3's test data): compileall reports them, nothing else.
+            compiled = subprocess.run(
+                [qemu, "-L", str(tree), str(python), "-m", "compileall", "-q", "-j", "0", str(stdlib)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if not (stdlib / "__pycache__").is_dir():
+                raise PipelineError(
+                    f"python{version} for {machine} could not compile its standard library under qemu: "
+                    + (compiled.stderr.strip().splitlines() or ["(no output)"])[-1],
+                    "check that qemu-user-static runs the sysroot's interpreter (make emulation)",
+                )
         old = target.with_name(f"{target.name}.old-{os.getpid()}")
         if target.exists():
             target.rename(old)
         tree.rename(target)
         shutil.rmtree(old, ignore_errors=True)
     return target
-
-
-def compile_stdlib(tree: Path, machine: str, version: str) -> None:
-    """The stdlib's bytecode, compiled once by the guest itself as Debian's postinst does (.debs hold none, and
-    the checks run with -B: each emulated interpreter compiled its ~200 modules again, ~2 s)."""
-    qemu = find_qemu(machine)
-    if qemu is None:  # nothing can run the guest yet; the interpreter finder names qemu as missing
-        return
-    python = tree / "usr" / "bin" / f"python{version}"
-    stdlib = tree / "usr" / "lib" / f"python{version}"
-    # A few files are not valid Python on purpose (lib2to3's test data): compileall reports them, nothing else.
-    run = subprocess.run(
-        [qemu, "-L", str(tree), str(python), "-m", "compileall", "-q", "-j", "0", str(stdlib)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if not (stdlib / "__pycache__").is_dir():
-        raise PipelineError(
-            f"python{version} for {machine} could not compile its standard library under qemu: "
-            + (run.stderr.strip().splitlines() or ["(no output)"])[-1],
-            "check that qemu-user-static runs the sysroot's interpreter (make emulation)",
-        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,9 +44,10 @@ def main(settings: dict[str, str]) -> None:
     writable = (os.path.realpath(settings["writable"]), *_ALWAYS_WRITABLE)
     # The package directories may themselves sit below a writable root (a test's /tmp/...).
     read_only = tuple(os.path.realpath(path) for path in settings["read_only"].split(os.pathsep))
-    violations_fd = os.open(settings["violations"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    trace_fd = os.open(settings["trace"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    hooks_fd = os.open(settings["hooks"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    control = Path(settings["control"])
+    violations_fd = os.open(control / "writes.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    trace_fd = os.open(control / "trace.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    hooks_fd = os.open(control / "hooks.jsonl", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     seen: set[tuple[str, str]] = set()
 
     def refuse(event: str, raw: Any) -> None:
@@ -69,11 +70,9 @@ def main(settings: dict[str, str]) -> None:
             if args and _is_write_open(args):
                 refuse(event, args[0])
             return
-        positions = _PATH_ARGS.get(event)
-        if positions is not None:
-            for position in positions:
-                if position < len(args):
-                    refuse(event, args[position])
+        for position in _PATH_ARGS.get(event, ()):
+            if position < len(args):
+                refuse(event, args[position])
 
     def write_trace() -> None:
         files: set[str] = set()

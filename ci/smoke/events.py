@@ -23,8 +23,7 @@ class SmokeEvent:
     error_field: str | None
 
     @property
-    def is_http(self) -> bool:
-        """API Gateway v1 has httpMethod, v2 and Function URLs rawPath/routeKey; all have requestContext."""
+    def is_http(self) -> bool:  # API Gateway v1 has httpMethod, v2 and Function URLs rawPath/routeKey
         return isinstance(self.event, dict) and any(
             key in self.event for key in ("httpMethod", "rawPath", "routeKey", "requestContext")
         )
@@ -182,13 +181,8 @@ def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> 
 
 
 def _differs(got: dict[str, Any], want: dict[str, Any], answers: TrainingAnswers) -> str | None:
-    """The runtime's prediction against training's, within what float64 round-off can explain.
-
-    recall_probability: the handler rounds to 6 decimals, so a value within `probability_round_off` of
-    the unrounded one may round either way at a half-unit: allowed is any 6-decimal value within
-    0.5e-6 + round_off of it. days_until_target: the search's answer may move one step (DAY_RESOLUTION)
-    beyond the answers with the target moved by round_off either way.
-    """
+    """The runtime's prediction against training's, within what float64 round-off can explain (the handler rounds
+    to 6 decimals; the day search may move one step): docs/model.md#answers-training-records."""
     probability = got.get("recall_probability")
     unrounded = float(want["recall_unrounded"])
     limit = 0.5e-6 + answers.probability_round_off
@@ -231,9 +225,7 @@ def coverage(ran: list[SmokeEvent], committed_dir: Path) -> dict[str, Any]:
     extra = sorted(set(by_name) - {event.name for event in committed})
     result: dict[str, Any] = {"partial": bool(missing or changed or extra), "events_run": [e.name for e in ran]}
     if result["partial"]:
-        result["events_missing"] = missing
-        result["events_changed"] = changed
-        result["events_not_committed"] = extra
+        result.update(events_missing=missing, events_changed=changed, events_not_committed=extra)
     return result
 
 

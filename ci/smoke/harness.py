@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import datetime
 import json
+import math
 import os
 import shutil
 import socket
@@ -18,7 +19,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -26,10 +26,9 @@ from typing import Any, NamedTuple, TypeVar
 from ci import runtime_view, unpacked_layers
 from ci.arch.interpreter import NATIVE, TargetInterpreter, find_interpreter
 from ci.config import Config
-from ci.errors import PipelineError
 from ci.isolated import isolated_command, isolated_env
 from ci.paths import BuildPaths
-from ci.pins.check import model_precondition
+from ci.pins.check import model_precondition, read_lock
 from ci.reports import sha256_file
 from ci.site.owners import Owners
 from ci.smoke import bootstrap
@@ -69,16 +68,14 @@ class SmokeResult(NamedTuple):
     report: dict[str, Any]
 
 
-@dataclass
+@dataclasses.dataclass
 class _Run:
-    """What one smoke run has seen so far."""
-
     config: Config
     layout: SmokeLayout
     api: RuntimeApi
     process: subprocess.Popen[bytes]
     answers: TrainingAnswers | None
-    failures: list[str] = field(default_factory=list)
+    failures: list[str] = dataclasses.field(default_factory=list)
     alive: bool = True
     slowdown: float = 1.0  # EMULATION_SLOWDOWN when emulated: waits stretch, limits are not judged
 
@@ -91,8 +88,8 @@ class _Run:
         request_id = request_id or str(uuid.uuid4())
         arn = f"arn:aws:lambda:{self.config.deploy.region}:123456789012:function:{self.config.function.name}"
         self.api.submit(Invocation(request_id, body, timeout_s, arn))
-        outcome = self.api.wait_outcome(request_id, timeout_s, self.running)
-        if outcome is not None:
+        outcome = self.api.wait(lambda: self.api.outcomes.pop(request_id, None), timeout_s, self.running)
+        if isinstance(outcome, Outcome):
             return outcome
         self.alive = False
         if not self.running():
@@ -125,11 +122,9 @@ def run_smoke(
     model_sha256 = model_precondition(config, model_path)
     manifest = manifest or model_path.with_name("model.json")
     answers = training_answers(config, manifest, model_sha256) if judge_numbers else None
-    python = interpreter.python
     runtime = runtime_view.ensure_runtime_dir(config, paths)
     prepare_started = time.monotonic()
     layout = prepare_layout(paths.build / "smoke", runtime, layer_zip, function_zip, model_path, paths.unpacked_layers)
-    model = layout.model_dir / model_path.name
     report = _report_head(config, interpreter)
     warm_event = _warm_event(events, config.smoke.warm_event, report["warnings"])
     report.update(
@@ -152,11 +147,11 @@ def run_smoke(
         }
     )
     with RuntimeApi() as api:
-        env = lambda_environment(config, layout, python, api.address, model, model_sha256)
         started = time.monotonic()
-        process = start_function_process(config, layout, python, env)
-        slowdown = 1.0 if interpreter.mode == NATIVE else EMULATION_SLOWDOWN
-        run = _Run(config, layout, api, process, answers, slowdown=slowdown)
+        process = start_function(config, layout, interpreter.python, api.address, model_path.name, model_sha256)
+        run = _Run(
+            config, layout, api, process, answers, slowdown=1.0 if interpreter.mode == NATIVE else EMULATION_SLOWDOWN
+        )
         try:
             report["init"] = _init(run, started)
             report["events"] = [_invoke_event(run, event) for event in events if run.alive]
@@ -215,8 +210,6 @@ def training_answers(config: Config, manifest: Path, model_sha256: str) -> Train
     answers = read_answers(manifest, model_sha256)
     runtime = {"python": config.target.runtime.python}
     if config.lock.layer_lock.is_file():
-        from ci.pins.check import read_lock
-
         layer = read_lock(config.lock.layer_lock)
         runtime.update({name: pin.version for name in answers.versions if (pin := layer.get(name)) and pin.version})
     return dataclasses.replace(answers, drift=version_drift(answers, runtime))
@@ -235,8 +228,6 @@ def prepare_layout(
     unpacked_layers.link_layer(layers, layer_zip, layout.opt)
     with open_zip(function_zip, "rebuild it with `python -m ci build`", check_data=False) as zipped:
         zipped.extract_all(layout.task)  # checks each entry's CRC
-    if not model_path.is_file():
-        raise PipelineError(f"model {model_path} not found", "run `python -m training` first")
     shutil.copyfile(model_path, layout.model_dir / model_path.name)
     for directory in layout.read_only:
         set_writable(directory, False)
@@ -255,15 +246,16 @@ def set_writable(root: Path, writable: bool) -> None:
                 path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
-def lambda_environment(
-    config: Config, layout: SmokeLayout, python: str, api_address: str, model: Path, model_sha256: str
-) -> dict[str, str]:
-    """The variables Lambda sets for a python3.x function (no credentials), plus the model's location."""
+def start_function(
+    config: Config, layout: SmokeLayout, python: str, api_address: str, model_name: str, model_sha256: str
+) -> subprocess.Popen[bytes]:
+    """bootstrap.py under awslambdaric with Lambda's sys.path and environment (no credentials), plus the model's
+    location; its output goes to control/function.log."""
     name = config.function.name
     region = config.deploy.region
     lang = Path(python).resolve().parent.parent
     today = datetime.datetime.now(datetime.UTC)
-    return isolated_env(
+    env = isolated_env(
         {
             "_HANDLER": config.function.handler,
             "LAMBDA_TASK_ROOT": str(layout.task),
@@ -288,22 +280,14 @@ def lambda_environment(
             ),
             # Lambda's /tmp: tempfile and friends land in the smoke layout's writable directory.
             "TMPDIR": str(layout.tmp),
-            "MODEL_PATH": str(model),
+            "MODEL_PATH": str(layout.model_dir / model_name),
             "MODEL_SHA256": model_sha256,
         }
     )
-
-
-def start_function_process(
-    config: Config, layout: SmokeLayout, python: str, env: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    """bootstrap.py under awslambdaric, with Lambda's sys.path; its output goes to control/function.log."""
     settings = {
         "writable": str(layout.tmp),
         "read_only": os.pathsep.join(str(path) for path in layout.read_only),
-        "violations": str(layout.control / "writes.jsonl"),
-        "trace": str(layout.control / "trace.json"),
-        "hooks": str(layout.control / "hooks.jsonl"),
+        "control": str(layout.control),  # writes.jsonl, trace.json, hooks.jsonl
     }
     source = str(Path(bootstrap.__file__).resolve())
     code = (
@@ -327,12 +311,10 @@ def start_function_process(
 
 def peak_rss_bytes(pid: int) -> int | None:
     """VmHWM: the process's peak resident set, what Lambda's "Max Memory Used" reports."""
-    try:
+    with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
-    except OSError:
-        return None
     return None
 
 
@@ -350,7 +332,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def _init(run: _Run, started: float) -> dict[str, Any]:
     api, limit = run.api, run.config.smoke.init_limit_s * run.slowdown
-    state = api.wait_init(limit, run.running)
+    # "ready" (it asks for work), "snapshot" (SnapStart: it asks to be restored), "error", "exited" or "timeout"
+    state = api.wait(
+        lambda: _first_set(error=api.init_error, ready=api.first_next, snapshot=api.snapshot_at), limit, run.running
+    )
     if state in ("snapshot", "ready"):
         # SnapStart: init and the before-snapshot hooks ran; the client waits for its restore.
         done_at = api.snapshot_at if state == "snapshot" else api.first_next
@@ -370,8 +355,8 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
         run.failures.append(f"init error {error_type}: {error.get('errorMessage', '')}")
         return {"state": state, "error": error}
     if state == "exited":
-        log_tail = _log_tail(run.layout)
-        run.failures.append(f"the function's process exited during init (code {run.process.returncode}):\n{log_tail}")
+        code = run.process.returncode
+        run.failures.append(f"the function's process exited during init (code {code}):\n{_log_tail(run.layout)}")
     else:
         run.failures.append(f"init took longer than {limit:g} s (Lambda's init limit, smoke.init_limit_s)")
     return {"state": state}
@@ -380,11 +365,10 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
 def _restore(run: _Run, started: float, wait_s: float) -> dict[str, Any]:
     """SnapStart: restore the snapshotted client and wait for it to ask for work; the report's section."""
     api = run.api
-    state = api.wait_restored(wait_s, run.running)
+    api.note(restored_at=time.monotonic())  # answers GET /restore/next
+    state = api.wait(lambda: _first_set(error=api.restore_error, ready=api.first_next), wait_s, run.running)
     assert api.snapshot_at is not None and api.restored_at is not None
-    hooks_file = run.layout.control / "hooks.jsonl"
-    lines = hooks_file.read_text().splitlines() if hooks_file.is_file() else []
-    hooks = {row["phase"]: row for row in (json.loads(line) for line in lines if line.strip())}
+    hooks = {row["phase"]: row for row in _records(run.layout, "hooks.jsonl")}
     section: dict[str, Any] = {"state": state, "hooks": hooks, "restore_note": NOT_MEASURED}
     if state == "error":
         error = api.restore_error or {}
@@ -426,7 +410,11 @@ def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
     else:
         result["duration_ms"] = round(outcome.duration_s * 1000, 3)
         if outcome.kind == "error":
-            problem = _error_text(outcome)
+            try:
+                error = outcome.json()
+                problem = f"{error.get('errorType', 'Error')}: {error.get('errorMessage', '')}"
+            except ValueError:
+                problem = outcome.body.decode("utf-8", "replace")[:500]
             result["error"] = problem
         else:
             try:
@@ -444,14 +432,6 @@ def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
     return result
 
 
-def _error_text(outcome: Outcome) -> str:
-    try:
-        error = outcome.json()
-    except ValueError:
-        return outcome.body.decode("utf-8", "replace")[:500]
-    return f"{error.get('errorType', 'Error')}: {error.get('errorMessage', '')}"
-
-
 def _warm_event(events: list[SmokeEvent], chosen: str | None, warnings: list[str]) -> SmokeEvent | None:
     """smoke.warm_event if set, else a single successful prediction, preferably a direct invocation."""
     if chosen:
@@ -464,10 +444,8 @@ def _warm_event(events: list[SmokeEvent], chosen: str | None, warnings: list[str
 
 
 def _warm(run: _Run, event: SmokeEvent, count: int) -> dict[str, Any]:
-    durations = []
-    for _ in range(count):
-        if not run.alive:
-            break
+    durations: list[float] = []
+    while run.alive and len(durations) < count:
         result = _invoke_event(run, event)
         if not result["passed"]:
             break
@@ -491,10 +469,15 @@ def _log_tail(layout: SmokeLayout, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _records(layout: SmokeLayout, name: str) -> list[dict[str, Any]]:
+    """The JSON lines bootstrap.py wrote to control/`name`."""
+    log = layout.control / name
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+
+
 def _writes(run: _Run) -> list[dict[str, str]]:
-    log = run.layout.control / "writes.jsonl"
-    found = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
     layout = run.layout
+    found = _records(layout, "writes.jsonl")
     for write in found:
         # Where the path is on Lambda, to make findings read like Lambda's.
         write["lambda_path"] = write["path"]
@@ -587,13 +570,11 @@ PREFIX = "/2018-06-01/runtime"
 Seen = TypeVar("Seen")
 
 
-@dataclass
-class Invocation:
+class Invocation(NamedTuple):
     request_id: str
     body: bytes
     timeout_s: float
     function_arn: str
-    handed_out: float | None = None  # time.monotonic() when /next returned it
 
 
 class Outcome(NamedTuple):
@@ -629,13 +610,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _hold(self, seen: Callable[[], Seen | None]) -> Seen | None:
         """Hold the long poll until `seen` gives something; None (closing the connection) when the server stops."""
         api = self.server.api
-        with api.changed:
-            while (found := seen()) is None:
-                if api.stopping:
-                    self.close_connection = True
-                    return None
-                api.changed.wait(0.2)
-            return found
+        found = api.wait(seen, math.inf, lambda: not api.stopping)
+        if isinstance(found, str):
+            self.close_connection = True
+            return None
+        return found
 
     def do_GET(self) -> None:
         api = self.server.api
@@ -652,8 +631,7 @@ class _Handler(BaseHTTPRequestHandler):
         if invocation is None:
             return
         now = time.time()
-        invocation.handed_out = time.monotonic()
-        api.in_flight[invocation.request_id] = invocation
+        api.in_flight[invocation.request_id] = time.monotonic()
         self._reply(
             200,
             invocation.body,
@@ -668,33 +646,27 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         api = self.server.api
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path == f"{PREFIX}/restore/error":
-            api.note(restore_error=_error_body(body))
-            self._reply(202)
-            return
-        if self.path == f"{PREFIX}/init/error":
-            error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
-            api.note(init_error_type=error_type, init_error=_error_body(body))
+        if self.path in (f"{PREFIX}/init/error", f"{PREFIX}/restore/error"):
+            # As the client posted it: its JSON, or its text when it is not JSON.
+            try:
+                error = json.loads(body.decode("utf-8") or "{}")
+            except ValueError:
+                error = {"errorMessage": body.decode("utf-8", "replace")}
+            if self.path.endswith("/restore/error"):
+                api.note(restore_error=error)
+            else:
+                api.note(init_error_type=self.headers.get("Lambda-Runtime-Function-Error-Type"), init_error=error)
             self._reply(202)
             return
         parts = self.path.removeprefix(f"{PREFIX}/invocation/").split("/")
         if len(parts) != 2 or parts[1] not in ("response", "error") or parts[0] not in api.in_flight:
             self._reply(400, b'{"errorType": "InvalidRequestID"}')
             return
-        invocation = api.in_flight.pop(parts[0])
-        duration = time.monotonic() - (invocation.handed_out or time.monotonic())
+        duration = time.monotonic() - api.in_flight.pop(parts[0])
         with api.changed:
             api.outcomes[parts[0]] = Outcome(parts[1], body, duration)
             api.changed.notify_all()
         self._reply(202)
-
-
-def _error_body(body: bytes) -> Any:
-    """An init or restore error as the client posted it: its JSON, or its text when it is not JSON."""
-    try:
-        return json.loads(body.decode("utf-8") or "{}")
-    except ValueError:
-        return {"errorMessage": body.decode("utf-8", "replace")}
 
 
 class _Server(ThreadingHTTPServer):
@@ -711,7 +683,7 @@ class RuntimeApi:
 
     def __init__(self) -> None:
         self.pending: list[Invocation] = []
-        self.in_flight: dict[str, Invocation] = {}
+        self.in_flight: dict[str, float] = {}  # request id -> time.monotonic() when /next handed it out
         self.outcomes: dict[str, Outcome] = {}
         self.first_next: float | None = None
         self.init_error: dict[str, Any] | None = None
@@ -746,29 +718,7 @@ class RuntimeApi:
             self.pending.append(invocation)
             self.changed.notify_all()
 
-    def wait_init(self, timeout_s: float, still_running: Callable[[], bool]) -> str:
-        """ "ready" (it asks for work), "snapshot" (SnapStart: it asks to be restored), "error", "exited", "timeout"."""
-        return self._wait_for(
-            lambda: _first_set(error=self.init_error, ready=self.first_next, snapshot=self.snapshot_at),
-            timeout_s,
-            still_running,
-        )
-
-    def wait_restored(self, timeout_s: float, still_running: Callable[[], bool]) -> str:
-        """Restore the snapshot (answer GET /restore/next); then "ready", "error", "exited" or "timeout"."""
-        self.note(restored_at=time.monotonic())
-        return self._wait_for(
-            lambda: _first_set(error=self.restore_error, ready=self.first_next), timeout_s, still_running
-        )
-
-    def wait_outcome(self, request_id: str, timeout_s: float, still_running: Callable[[], bool]) -> Outcome | None:
-        """The answer to request_id, or None if the process died or the time is up."""
-        found = self._wait_for(lambda: self.outcomes.pop(request_id, None), timeout_s, still_running)
-        return found if isinstance(found, Outcome) else None
-
-    def _wait_for(
-        self, seen: Callable[[], Seen | None], timeout_s: float, still_running: Callable[[], bool]
-    ) -> Seen | str:
+    def wait(self, seen: Callable[[], Seen | None], timeout_s: float, still_running: Callable[[], bool]) -> Seen | str:
         """What `seen` reports once it reports something, else "exited" or "timeout"; woken by every change."""
         deadline = time.monotonic() + timeout_s
         with self.changed:
@@ -783,5 +733,4 @@ class RuntimeApi:
 
 
 def _first_set(**values: object) -> str | None:
-    """The name of the first value that is set."""
     return next((name for name, value in values.items() if value is not None), None)
