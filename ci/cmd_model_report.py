@@ -46,13 +46,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         training_lock=config.lock.training_lock,
         given=args.base_ref,
     )
-    comparison = compare(
-        paths.model_dir,
-        base.model_dir,
-        config.training,
-        config.smoke.events,
-        draw_base=base.model_dir is not None and base.model_dir != paths.model_dir,
-    )
+    comparison = compare(paths.model_dir, base.model_dir, config.training, config.smoke.events)
     markdown = render(comparison, base)
     findings = []
     if base.reason:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ci.config_sections import TrainingConfig
 from ci.errors import PipelineError
-from handler.contract import ELAPSED
+from handler.contract import CORRECT, DIFFICULTY, ELAPSED, SEEN, WRONG
 from handler.errors import ModelLoadError
 from handler.events import parse
 from handler.model_store import load as load_model
@@ -49,13 +49,11 @@ TRAINED, REUSED, UNCHANGED, UNAVAILABLE, FAILED = "trained", "reused", "unchange
 
 @dataclass(frozen=True)
 class Base:
-    """What the report compares against. model_dir is None when status is unavailable or failed."""
-
     status: str  # trained | reused (trained earlier for this commit) | unchanged (head model) | unavailable | failed
     ref: str  # the ref as named ("origin/main", "HEAD", a sha), "" when none could be named
     commit: str  # full sha, "" when unresolved
     chosen_by: str  # why this ref: --base-ref, the merge-base, uncommitted training changes
-    model_dir: Path | None = None
+    model_dir: Path | None = None  # None when status is unavailable or failed
     reason: str = ""  # one line: why there is no base model
     fix: str = ""
     training_lock_differs: bool = False  # the base's training lock is not the head's (trained with head's .venv)
@@ -81,20 +79,23 @@ def git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
         ) from exc
 
 
-def rev_parse(root: Path, ref: str) -> str | None:
-    found = git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+def git_out(root: Path, *args: str) -> str | None:
+    found = git(root, *args)
     return found.stdout.decode().strip() if found.returncode == 0 else None
+
+
+def rev_parse(root: Path, ref: str) -> str | None:
+    return git_out(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
 
 
 def resolve(root: Path, given: str | None, watched: list[str]) -> tuple[str, str, str]:
     """(ref, commit, chosen_by) of the base, or BaseUnavailableError naming why not and what to do."""
-    inside = git(root, "rev-parse", "--is-inside-work-tree")
-    if inside.returncode != 0 or inside.stdout.decode().strip() != "true":
+    if git_out(root, "rev-parse", "--is-inside-work-tree") != "true":
         raise BaseUnavailableError(f"{root} is not a git checkout, so it has no base branch", "run it in a git clone")
-    if rev_parse(root, "HEAD") is None:
+    head = rev_parse(root, "HEAD")
+    if head is None:
         raise BaseUnavailableError("this clone has no commit yet, so it has no base branch", "commit, then rerun")
-    is_shallow = git(root, "rev-parse", "--is-shallow-repository").stdout.decode().strip() == "true"
-    shallow = " (a shallow clone)" if is_shallow else ""
+    shallow = " (a shallow clone)" if git_out(root, "rev-parse", "--is-shallow-repository") == "true" else ""
     if given:
         if given.startswith("-"):  # git would read it as an option
             raise BaseUnavailableError(f"base ref {given!r} is not a ref name", "name a branch, tag or commit")
@@ -102,17 +103,15 @@ def resolve(root: Path, given: str | None, watched: list[str]) -> tuple[str, str
         if commit is None:
             raise BaseUnavailableError(f"base ref {given!r} is not in this clone{shallow}", HISTORY_FIX)
         return given, commit, "as --base-ref names it"
-    dirty = git(root, "status", "--porcelain", "--", *watched)
-    if dirty.returncode == 0 and dirty.stdout.strip():
-        head = rev_parse(root, "HEAD") or ""
+    if git_out(root, "status", "--porcelain", "--", *watched):
         return "HEAD", head, "the last commit, since the working tree has uncommitted changes to the training inputs"
     for branch in DEFAULT_BRANCHES:
         if rev_parse(root, branch) is None:
             continue
-        merge_base = git(root, "merge-base", "HEAD", branch)
-        if merge_base.returncode != 0:
+        merge_base = git_out(root, "merge-base", "HEAD", branch)
+        if merge_base is None:
             raise BaseUnavailableError(f"HEAD and {branch} have no common commit in this clone{shallow}", HISTORY_FIX)
-        return branch, merge_base.stdout.decode().strip(), f"the merge-base of HEAD and {branch}"
+        return branch, merge_base, f"the merge-base of HEAD and {branch}"
     raise BaseUnavailableError(
         f"neither {' nor '.join(DEFAULT_BRANCHES)} is in this clone{shallow}",
         "pass --base-ref REF (the branch this change merges into), or fetch it (`git fetch origin main`)",
@@ -333,27 +332,22 @@ def rows(head: dict[str, Any], base: dict[str, Any] | None, settings: TrainingCo
         threshold = float(getattr(settings, setting))
         limit: float | None = threshold
         gate = f"<= {threshold}" if lower_is_better else f">= {threshold}"
-        if key == "log_loss":
+        passes = None if now is None else now <= threshold if lower_is_better else now >= threshold
+        if key == "log_loss":  # strictly below a fraction of the constant baseline's
             baseline = _number(head.get("baseline_log_loss"))
             limit = None if baseline is None else round(threshold * baseline, 6)
             gate = (f"< {limit:.4f}" if limit is not None else "< ?") + f" ({threshold} × baseline)"
-        if now is None or limit is None:
-            passes = None
-        elif key == "log_loss":
-            passes = now < limit
-        else:
-            passes = now <= limit if lower_is_better else now >= limit
+            passes = None if now is None or limit is None else now < limit
         found.append(Row(key, label, before, now, delta, verdict, gate, limit, passes))
     return found
 
 
 def history_label(features: dict[str, float]) -> str:
-    short = {"history_seen": "seen", "history_correct": "correct", "history_wrong": "wrong"}
-    short["item_difficulty"] = "difficulty"
+    short = {SEEN: "seen", CORRECT: "correct", WRONG: "wrong", DIFFICULTY: "difficulty"}
     return ", ".join(f"{short.get(name, name)} {value:g}" for name, value in features.items())
 
 
-def histories(events_dir: Path, feature_names: list[str], elapsed: str) -> list[dict[str, float]]:
+def histories(events_dir: Path, feature_names: list[str]) -> list[dict[str, float]]:
     """Distinct learner histories (the features but elapsed days) of the committed events that answer 200."""
     found: list[dict[str, float]] = []
     for path in sorted(events_dir.glob("*.json")):
@@ -366,17 +360,17 @@ def histories(events_dir: Path, feature_names: list[str], elapsed: str) -> list[
         except Exception:  # noqa: BLE001, S112  # an event this model cannot read is simply not drawn (smoke judges events)
             continue
         for row in rows:
-            history = {name: value for name, value in zip(feature_names, row, strict=True) if name != elapsed}
+            history = {name: value for name, value in zip(feature_names, row, strict=True) if name != ELAPSED}
             if history not in found:
                 found.append(history)
     return found[:MAX_HISTORIES]
 
 
-def curve(model: Any, history: dict[str, float], elapsed: str) -> list[float] | None:
+def curve(model: Any, history: dict[str, float]) -> list[float] | None:
     """p(recall) at each of DAYS for one history, or None when the model lacks one of its features."""
-    if any(name != elapsed and name not in history for name in model.feature_names):
+    if any(name != ELAPSED and name not in history for name in model.feature_names):
         return None
-    rows = np.array([[day if name == elapsed else history[name] for name in model.feature_names] for day in DAYS])
+    rows = np.array([[day if name == ELAPSED else history[name] for name in model.feature_names] for day in DAYS])
     return [round(float(p), 4) for p in recall(model, rows.astype("float64"))]
 
 
@@ -385,10 +379,7 @@ def load(model_dir: Path, manifest: dict[str, Any]) -> Any:
     return load_model(ModelSource(path=str(artifact), s3_uri=None, sha256=str(manifest["sha256"])))
 
 
-def compare(
-    head_dir: Path, base_dir: Path | None, settings: TrainingConfig, events_dir: Path, draw_base: bool = True
-) -> Comparison:
-    """The comparison; `draw_base` False when the base model is the head model (one series is enough)."""
+def compare(head_dir: Path, base_dir: Path | None, settings: TrainingConfig, events_dir: Path) -> Comparison:
     head_manifest = read_manifest(head_dir, "this checkout's model")
     base_manifest = read_manifest(base_dir, "the base model") if base_dir is not None else None
     result = Comparison(
@@ -401,20 +392,14 @@ def compare(
     except ModelLoadError as exc:
         raise PipelineError(f"this checkout's model cannot be loaded: {exc}", "retrain: `python -m training`") from exc
     base_model = None
-    if base_dir is not None and base_manifest is not None and draw_base:
+    if base_dir is not None and base_manifest is not None and base_dir != head_dir:  # the head model: one series
         try:
             base_model = load(base_dir, base_manifest)
         except ModelLoadError as exc:
             result.curve_note = f"the base model cannot be loaded, so only the head is drawn: {exc}"
-    for history in histories(events_dir, head_model.feature_names, ELAPSED):
-        result.curves.append(
-            Curve(
-                history_label(history),
-                history,
-                curve(base_model, history, ELAPSED) if base_model is not None else None,
-                curve(head_model, history, ELAPSED),
-            )
-        )
+    for history in histories(events_dir, head_model.feature_names):
+        base_curve = curve(base_model, history) if base_model is not None else None
+        result.curves.append(Curve(history_label(history), history, base_curve, curve(head_model, history)))
     return result
 
 
@@ -443,20 +428,13 @@ def verdict(comparison: Comparison, base: Base) -> str:
         return f"**Model unchanged from {base_name(base)}**: the training inputs are identical; {gate}."
     if comparison.base is None:
         return f"**No base model to compare with**; {gate}."
-    compared = [row for row in comparison.rows if row.verdict]
-    better = [row for row in compared if row.verdict == "better"]
-    worse = [row for row in compared if row.verdict == "worse"]
-    if not better and not worse:
-        change = "**Same metrics as the base**"
-    else:
-        parts = [f"better on {_names(better)}" if better else "", f"worse on {_names(worse)}" if worse else ""]
-        text = " and ".join(p for p in parts if p)
-        change = f"**{text[0].upper()}{text[1:]}** than the base"
+    parts = []
+    for word in ("better", "worse"):
+        if moved := [f"{row.label} ({signed(row.delta)})" for row in comparison.rows if row.verdict == word]:
+            parts.append(f"{word} on {', '.join(moved)}")
+    change = " and ".join(parts)
+    change = f"**{change[0].upper()}{change[1:]}** than the base" if parts else "**Same metrics as the base**"
     return f"{change}; {gate}."
-
-
-def _names(rows: list[Row]) -> str:
-    return ", ".join(f"{row.label} ({signed(row.delta)})" for row in rows)
 
 
 def monotonic_text(record: dict[str, Any] | None) -> str:

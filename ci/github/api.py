@@ -15,8 +15,6 @@ from urllib.parse import quote
 
 from ci.errors import PipelineError
 
-DEFAULT_API_URL = "https://api.github.com"
-API_VERSION = "2022-11-28"
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 
 _FIX_BY_STATUS = {
@@ -30,18 +28,16 @@ _FIX_BY_STATUS = {
 class GitHubApi:
     base_url: str
     token: str
-    timeout_s: float = 30.0
 
     @classmethod
     def from_env(cls, purpose: str = "to write a comment") -> GitHubApi:
-        env = os.environ
-        token = env.get("GITHUB_TOKEN", "")
+        token = os.environ.get("GITHUB_TOKEN", "")
         if not token:
             raise PipelineError(
                 f"GITHUB_TOKEN is not set: the GitHub API needs a token {purpose}",
                 "in the workflow step add `env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}`; locally, export a token",
             )
-        return cls(base_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL, token=token)
+        return cls(os.environ.get("GITHUB_API_URL") or "https://api.github.com", token)
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url.rstrip("/") + path
@@ -55,13 +51,13 @@ class GitHubApi:
         sent_headers = {
             "Accept": "application/vnd.github+json",
             "Authorization": f"Bearer {self.token}",
-            "X-GitHub-Api-Version": API_VERSION,
+            "X-GitHub-Api-Version": "2022-11-28",
             "User-Agent": "forgetting-curve-ci",
             **({"Content-Type": "application/json"} if data is not None else {}),
         }
         req = urllib.request.Request(url, data=data, headers=sent_headers, method=method)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as response:
+            with urllib.request.urlopen(req, timeout=30) as response:
                 raw = response.read()
                 headers = {key.lower(): value for key, value in response.headers.items()}
         except urllib.error.HTTPError as exc:
@@ -97,7 +93,6 @@ class GitHubApi:
 
 
 def repository_of(explicit: str | None) -> str:
-    """owner/name from --repo, else GITHUB_REPOSITORY."""
     repository = explicit or os.environ.get("GITHUB_REPOSITORY", "")
     if repository.count("/") != 1:
         raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
@@ -112,7 +107,7 @@ def run_url(repository: str | None = None) -> str | None:
     """This workflow run's page, or None off a runner."""
     run = os.environ.get("GITHUB_RUN_ID")
     server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-    repository = os.environ.get("GITHUB_REPOSITORY", "") if repository is None else repository
+    repository = repository or os.environ.get("GITHUB_REPOSITORY", "")
     return f"{server}/{repository}/actions/runs/{run}" if run else None
 
 
@@ -126,7 +121,7 @@ TRUNCATED_NOTE = "\n\n_(truncated: the full report is in the job summary and the
 
 
 def check_marker(marker: str) -> str:
-    """The marker must be an HTML comment: invisible in the rendered comment, unique to this report."""
+    """An HTML comment: invisible in the rendered comment, unique to this report."""
     marker = marker.strip()
     if not (marker.startswith("<!--") and marker.endswith("-->") and len(marker) > len("<!---->")):
         raise PipelineError(
@@ -148,7 +143,6 @@ def upsert_comment(
     api: GitHubApi, repository: str, number: int, marker: str, markdown: str, author: str = DEFAULT_AUTHOR
 ) -> tuple[str, str]:
     """Update bot `author`'s comment carrying `marker` on pull request `number`, or create it: (action, URL or id)."""
-    marker = check_marker(marker)
     repo = repo_path(repository)
     body = sticky_body(marker, markdown)
     for comment in api.paginate(f"{repo}/issues/{number}/comments?per_page=100"):

@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import re
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from ci.config import load_config
 from ci.errors import PipelineError
 from ci.github.api import GitHubApi, repo_path, repository_of, run_url
-from ci.github.runner import write_summary_text
+from ci.github.runner import read_json_report, write_summary_text
 from ci.reports import Finding, findings_of
 
 MARKER = "<!-- relock -->"
@@ -39,19 +37,17 @@ BRANCH_PREFIX = "ci/relock"  # the only branches relock-pr rewrites: this one an
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 
 
-def checked_branch(branch: str, base: str) -> str:
-    """`branch` if relock-pr may force-push it: the bot's own, not the base; otherwise a PipelineError."""
-    under = branch.removeprefix(BRANCH_PREFIX + "/") if branch.startswith(BRANCH_PREFIX + "/") else None
-    plain = under is not None and all(
-        _SEGMENT.fullmatch(part) and part not in (".", "..") and not part.endswith(".lock") for part in under.split("/")
-    )
+def check_branch(branch: str, base: str) -> None:
+    """relock-pr force-pushes `branch`: only the bot's own, never the base."""
+    first, *under = branch.removeprefix(BRANCH_PREFIX).split("/")  # ["", NAME...] for a branch under it
+    plain = all(_SEGMENT.fullmatch(part) and part not in (".", "..") and not part.endswith(".lock") for part in under)
+    own = branch.startswith(BRANCH_PREFIX) and first == "" and plain
+    fix = f"use --branch {BRANCH_PREFIX} (the default) or --branch {BRANCH_PREFIX}/NAME"
     if branch == base:
-        problem = f"--branch {branch!r} is the base branch: relock-pr force-pushes its branch"
-    elif branch != BRANCH_PREFIX and not plain:
+        raise PipelineError(f"--branch {branch!r} is the base branch: relock-pr force-pushes its branch", fix)
+    if not own:
         problem = f"--branch {branch!r} is outside {BRANCH_PREFIX}/: relock-pr force-pushes only the bot's own branches"
-    else:
-        return branch
-    raise PipelineError(problem, f"use --branch {BRANCH_PREFIX} (the default) or --branch {BRANCH_PREFIX}/NAME")
+        raise PipelineError(problem, fix)
 
 
 def git(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
@@ -86,9 +82,8 @@ def commit_files(root: Path, files: Sequence[str], message: str) -> str | None:
         return git(root, "commit-tree", tree, "-p", "HEAD", "-m", message, env=env)
 
 
-def push_branch(root: Path, remote: str, branch: str, base: str, commit: str, token: str | None) -> str:
-    """Force-push `commit` to the bot's `branch` unless it already holds the same tree on the same base."""
-    checked_branch(branch, base)
+def push_branch(root: Path, remote: str, branch: str, commit: str, token: str | None) -> str:
+    """Force-push `commit` to the bot's `branch` (check_branch) unless it already holds the same tree and base."""
     auth = []  # the token as an HTTP header for each command: never written to .git/config or the URL
     if token and remote.startswith(("https://", "http://")):
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
@@ -142,18 +137,14 @@ def commit_message(upgrade: dict[str, Any] | None) -> str:
 
 
 def lock_files(root: Path) -> list[str]:
-    """The .in files and locks pipeline.toml names, relative to `root`: all a re-lock may change."""
-    lock = load_config(root=root).lock
-    paths = (
-        *(lock.requirements_in, lock.layer_lock, lock.training_in, lock.training_lock),
-        *(lock.pipeline_in, lock.pipeline_lock, lock.dev_in, lock.dev_lock, lock.bootstrap_lock),
-    )
+    """The .in files and locks pipeline.toml names ([lock]'s paths), relative to `root`: all a re-lock may change."""
+    paths = [value for value in vars(load_config(root=root).lock).values() if isinstance(value, Path)]
     return [p.resolve().relative_to(root.resolve()).as_posix() for p in paths if p.is_file()]
 
 
 def run_relock_pr(args: argparse.Namespace) -> int:
     root = Path.cwd()
-    checked_branch(args.branch, args.base)  # before anything: the branch is force-pushed
+    check_branch(args.branch, args.base)  # before anything: the branch is force-pushed
     repository = repository_of(args.repo)
     ref = os.environ.get("GITHUB_REF", "")
     if ref and ref != f"refs/heads/{args.base}":
@@ -172,7 +163,7 @@ def run_relock_pr(args: argparse.Namespace) -> int:
         print(f"nothing to propose: the .in files and locks equal {args.base}'s; no push, no pull request")
         write_summary_text(f"### Re-lock: nothing to propose\n\nThe locks on {args.base} are current.\n")
         return 0
-    pushed = push_branch(root, remote, args.branch, args.base, commit, os.environ.get("GITHUB_TOKEN"))
+    pushed = push_branch(root, remote, args.branch, commit, os.environ.get("GITHUB_TOKEN"))
     title = "deps: re-lock for the Lambda target" + (f" ({len(failed)} check(s) failing)" if failed else "")
     action, number, url = upsert_pull_request(api, repository, args.branch, args.base, title, body)
     print(f"branch {args.branch}: {pushed} ({commit[:12]}); pull request #{number} {action}: {url}")
@@ -183,24 +174,19 @@ def run_relock_pr(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass(frozen=True)
-class CheckVerdict:
+class CheckVerdict(NamedTuple):
     check: str
     state: str  # passed | failed | missing
     detail: str  # first error finding, or why the report is missing
-    culprit: str | None  # the changed package that most likely caused a failure
+    culprit: str | None = None  # the changed package that most likely caused a failure
 
 
 def read_reports(reports: Path) -> dict[str, dict[str, Any]]:
     """Every readable <check>.json in `reports` (a damaged one is left out, so it reads as missing)."""
-    found: dict[str, dict[str, Any]] = {}
+    found = {}
     for path in sorted(reports.glob("*.json")) if reports.is_dir() else []:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict):
-            found[path.stem] = data
+        if isinstance(report := read_json_report(path), dict):
+            found[path.stem] = report
     return found
 
 
@@ -238,15 +224,13 @@ def verdicts(reports: dict[str, dict[str, Any]]) -> list[CheckVerdict]:
         report = reports.get(check)
         if report is None:
             detail = f"no {check}.json: the step did not run or stopped before judging (see the run's log)"
-            result.append(CheckVerdict(check, "missing", detail, None))
+            result.append(CheckVerdict(check, "missing", detail))
             continue
-        findings = findings_of(report, check)
-        errors = [f for f in findings if f.severity == "error"]
+        errors = [f for f in findings_of(report, check) if f.severity == "error"]
         if report.get("passed") is True and not errors:
-            result.append(CheckVerdict(check, "passed", "", None))
+            result.append(CheckVerdict(check, "passed", ""))
             continue
-        culprit = budget_culprit(report) if check == "budget" else None
-        culprit = culprit or culprit_from_findings(errors, changed)
+        culprit = (budget_culprit(report) if check == "budget" else None) or culprit_from_findings(errors, changed)
         detail = errors[0].message.splitlines()[0] if errors else "failed"
         result.append(CheckVerdict(check, "failed", detail, culprit))
     return result

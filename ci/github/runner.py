@@ -7,14 +7,12 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ci.errors import CheckFailedError, PipelineError
 from ci.reports import findings_of
 
-LEVELS = ("error", "warning", "notice")
 # GitHub shows at most 10 errors per step: keep each report's share readable.
 MAX_PER_REPORT = 8
 TITLES = {"error": "{check} check failed", "warning": "{check} check warning"}  # notices stay in the summary
@@ -29,28 +27,21 @@ def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-@dataclass(frozen=True)
-class Annotation:
+class Annotation(NamedTuple):
     """One line GitHub shows on the run and on the pull request's Files tab."""
 
-    level: str
+    level: str  # error | warning | notice
     message: str
     title: str | None = None
     file: str | None = None
     line: int | None = None
 
     def render(self) -> str:
-        if self.level not in LEVELS:
-            raise ValueError(f"annotation level {self.level!r} is not one of {LEVELS}")
-        props = [f"file={_escape_property(self.file)}"] if self.file else []
+        props = [f"file={self.file}"] if self.file else []
         props += [f"line={self.line}"] if self.line else []
-        props += [f"title={_escape_property(self.title)}"] if self.title else []
-        head = f"::{self.level}" + (" " + ",".join(props) if props else "")
-        return f"{head}::{escape_data(self.message)}"
-
-
-def _escape_property(text: str) -> str:
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+        props += [f"title={self.title}"] if self.title else []
+        escaped = [escape_data(prop).replace(":", "%3A").replace(",", "%2C") for prop in props]
+        return f"::{self.level}" + (" " + ",".join(escaped) if props else "") + f"::{escape_data(self.message)}"
 
 
 def runner_file(variable: str) -> Path | None:
@@ -83,53 +74,53 @@ def write_summary_text(text: str) -> Path | None:
     return target
 
 
-def annotations_for_report(check: str, report: dict[str, Any]) -> list[Annotation]:
-    """The report's error and warning findings (a failed report without any still gets one), capped."""
-    found = [
-        Annotation(
-            f.severity,
-            f.message + (f"\nfix: {f.fix}" if f.fix else ""),
-            TITLES[f.severity].format(check=check),
-            f.file,
-            f.line,
-        )
-        for f in findings_of(report, check)
-        if f.severity in TITLES
-    ]
-    if len(found) <= MAX_PER_REPORT:
-        return found
-    kept = found[: MAX_PER_REPORT - 1]
-    rest = len(found) - len(kept)
-    kept.append(Annotation("error", f"and {rest} more: see build/reports/{check}.json", f"{check} check failed", None))
-    return kept
+def read_json_report(path: Path) -> dict[str, Any] | str:
+    """The report, or what is wrong with it (a step reading reports never stops at a damaged one)."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"is not readable JSON ({exc})"
+    return report if isinstance(report, dict) else "does not hold a report object"
 
 
 def annotations_for_reports(reports: Path, checks: Iterable[str] = ()) -> list[Annotation]:
     """Annotations for the reports in `reports`: all of them, or only `checks`, each of which must exist."""
     checks = list(checks)
-    annotations: list[Annotation] = []
-    for check in checks:
-        if not (reports / f"{check}.json").is_file():
-            annotations.append(
-                Annotation(
-                    "error",
-                    f"the {check} check wrote no report ({reports / (check + '.json')}): it stopped before "
-                    "judging, see the error printed by its step above",
-                    f"{check} check did not finish",
-                )
-            )
     if checks:
-        paths = [reports / f"{check}.json" for check in checks if (reports / f"{check}.json").is_file()]
+        paths = [reports / f"{check}.json" for check in checks]
     else:
         paths = sorted(reports.glob("*.json")) if reports.is_dir() else []
+    annotations: list[Annotation] = []
     for path in paths:
-        try:
-            report = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            annotations.append(Annotation("error", f"{path} is not readable JSON ({exc})", "unreadable report"))
+        if not path.is_file():
+            problem = (
+                f"the {path.stem} check wrote no report ({path}): it stopped before judging, "
+                "see the error printed by its step above"
+            )
+            annotations.append(Annotation("error", problem, f"{path.stem} check did not finish"))
             continue
-        if isinstance(report, dict):
-            annotations.extend(annotations_for_report(str(report.get("check") or path.stem), report))
+        report = read_json_report(path)
+        if isinstance(report, str):
+            annotations.append(Annotation("error", f"{path} {report}", "unreadable report"))
+            continue
+        check = str(report.get("check") or path.stem)
+        found = [
+            Annotation(
+                f.severity,
+                f.message + (f"\nfix: {f.fix}" if f.fix else ""),
+                TITLES[f.severity].format(check=check),
+                f.file,
+                f.line,
+            )
+            for f in findings_of(report, check)
+            if f.severity in TITLES
+        ]
+        if len(found) > MAX_PER_REPORT:
+            rest = len(found) - MAX_PER_REPORT + 1
+            found[MAX_PER_REPORT - 1 :] = [
+                Annotation("error", f"and {rest} more: see build/reports/{check}.json", f"{check} check failed")
+            ]
+        annotations += found
     return annotations
 
 
@@ -152,12 +143,9 @@ def summary_text(files: Iterable[Path]) -> str:
 
 def report_markdown(path: Path) -> str:
     """A check report as a heading with its verdict, the artifacts it judged and a table of its findings."""
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return f"> **{path}** is not readable JSON ({exc}): rerun its check.\n"
-    if not isinstance(report, dict):
-        return f"> **{path}** does not hold a report object: rerun its check.\n"
+    report = read_json_report(path)
+    if isinstance(report, str):
+        return f"> **{path}** {report}: rerun its check.\n"
     check = str(report.get("check") or path.stem)
     findings = findings_of(report, check)
     errors = sum(1 for f in findings if f.severity == "error")
