@@ -164,8 +164,8 @@ def trained_here(model_dir: Path) -> bool:
     )
 
 
-def train(tree: Path, out_dir: Path) -> tuple[bool, str]:
-    """`python -m training` of the tree, with this interpreter; (succeeded, its last error line)."""
+def train(tree: Path, out_dir: Path) -> str | None:
+    """`python -m training` of the tree, with this interpreter; its last error line, None when it succeeded."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH", "PYTHONHOME")}
     partial = out_dir.with_name(f"{out_dir.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -180,14 +180,14 @@ def train(tree: Path, out_dir: Path) -> tuple[bool, str]:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return False, f"its training took over {TRAINING_TIMEOUT_S} s"
+        return f"its training took over {TRAINING_TIMEOUT_S} s"
     if ran.returncode != 0 or not (partial / "model.json").is_file():
         lines = [line.strip() for line in ran.stderr.splitlines() if line.strip()]
         errors = [line for line in lines if line.startswith("error:")]
-        return False, (errors or lines or [f"exit {ran.returncode}"])[-1]
+        return (errors or lines or [f"exit {ran.returncode}"])[-1]
     shutil.rmtree(out_dir, ignore_errors=True)
     partial.rename(out_dir)
-    return True, ""
+    return None
 
 
 def base_model(
@@ -196,9 +196,10 @@ def base_model(
     """The base's model directory: the head's when the training inputs are identical, else trained from the base."""
     ref, commit, chosen_by = "", "", ""
     # What `git status` must show clean for the merge-base to stand for this checkout's training.
-    watched = [os.path.relpath(p, root) if Path(p).is_absolute() else p for p in (config_file, training_lock)]
+    inputs = (config_file, training_lock)
+    watched = ["training", *(os.path.relpath(p, root) if p.is_absolute() else str(p) for p in inputs)]
     try:
-        ref, commit, chosen_by = resolve(root, given, ["training", *map(str, watched)])
+        ref, commit, chosen_by = resolve(root, given, watched)
         where = work / commit[:12]
         where.mkdir(parents=True, exist_ok=True)
         with (work / f"{commit[:12]}.lock").open("a") as held:
@@ -212,20 +213,14 @@ def base_model(
             lock_differs = base_inputs["training_lock"] != head_inputs["training_lock"]
             if trained_here(model_dir):
                 return Base(REUSED, ref, commit, chosen_by, model_dir, training_lock_differs=lock_differs)
-            trained, error = train(tree, model_dir)
+            error = train(tree, model_dir)
     except BaseUnavailableError as exc:
         return Base(UNAVAILABLE, ref or (given or ""), commit, chosen_by, reason=exc.problem, fix=exc.fix)
-    if not trained:
-        return Base(
-            FAILED,
-            ref,
-            commit,
-            chosen_by,
-            reason=f"the base's own training failed with this .venv: {error}",
-            fix="compare with another base (--base-ref); training's gate still judges this change's model",
-            training_lock_differs=lock_differs,
-        )
-    return Base(TRAINED, ref, commit, chosen_by, model_dir, training_lock_differs=lock_differs)
+    if error is None:
+        return Base(TRAINED, ref, commit, chosen_by, model_dir, training_lock_differs=lock_differs)
+    reason = f"the base's own training failed with this .venv: {error}"
+    fix = "compare with another base (--base-ref); training's gate still judges this change's model"
+    return Base(FAILED, ref, commit, chosen_by, None, reason, fix, lock_differs)
 
 
 DAYS = tuple(range(31))  # elapsed days drawn: 0..30
@@ -234,6 +229,16 @@ MAX_HISTORIES = 3
 BASE_COLOUR, HEAD_COLOUR = "#1f77b4", "#d62728"  # blue, red
 TABLE_DAYS = (1, 7, 30)
 TITLE = "## Model: this change against the base branch"
+HOW_BUILT = {  # the closing line of a report that has a base
+    TRAINED: "trained now from its own code and pipeline.toml with this checkout's .venv",
+    REUSED: "trained earlier by this command from its own code with this checkout's .venv (reused)",
+    UNCHANGED: "its training inputs (training/, [training], the training lock) equal this checkout's, "
+    "so this checkout's model stands for it (not retrained)",
+}
+LOCK_DIFFERS = (
+    " Its training lock differs from this checkout's; both were trained with this checkout's .venv, "
+    "so the difference shown is code and settings, not library versions."
+)
 SAME = 1e-6  # metrics are rounded to 6 decimals by training/metrics.py
 # (key in model.json `metrics`, label, lower is better, the [training] key that gates it)
 METRICS = (
@@ -486,34 +491,16 @@ def chart(found: Curve) -> list[str]:
 
 
 def curve_table(comparison: Comparison, with_base: bool) -> list[str]:
-    columns = [DAYS.index(day) for day in TABLE_DAYS]
     lines = [
         "| history | " + " | ".join(f"day {day}" for day in TABLE_DAYS) + " |",
         "|---|" + "---:|" * len(TABLE_DAYS),
     ]
     for found in comparison.curves:
-        cells = [f"{found.head[column]:.3f}" if found.head else "–" for column in columns]
+        cells = [f"{found.head[day]:.3f}" if found.head else "–" for day in TABLE_DAYS]  # DAYS[day] is day
         if with_base and found.base:
-            cells = [f"{found.base[column]:.3f} → {head}" for column, head in zip(columns, cells, strict=True)]
+            cells = [f"{found.base[day]:.3f} → {head}" for day, head in zip(TABLE_DAYS, cells, strict=True)]
         lines.append(f"| {found.label} | " + " | ".join(cells) + " |")
     return lines
-
-
-def where_from(base: Base) -> str:
-    how = {
-        TRAINED: "trained now from its own code and pipeline.toml with this checkout's .venv",
-        REUSED: "trained earlier by this command from its own code with this checkout's .venv (reused)",
-        UNCHANGED: "its training inputs (training/, [training], the training lock) equal this checkout's, "
-        "so this checkout's model stands for it (not retrained)",
-    }.get(base.status, "")
-    text = f"Base: {base_name(base)}, {base.chosen_by}"
-    text += f"; {how}." if how else "."
-    if base.training_lock_differs:
-        text += (
-            " Its training lock differs from this checkout's; both were trained with this checkout's .venv, "
-            "so the difference shown is code and settings, not library versions."
-        )
-    return text
 
 
 def render(comparison: Comparison, base: Base) -> str:
@@ -526,12 +513,9 @@ def render(comparison: Comparison, base: Base) -> str:
     lines += [*metrics_table(comparison, comparison.base is not None and not unchanged), ""]
     draw_base = any(found.base is not None for found in comparison.curves)
     if comparison.curves:
+        legend = "this change (the base's curves are the same)" if unchanged else "this change"
         if draw_base:
             legend = f"base {base_name(base)} in blue, this change in red"
-        elif base.status == UNCHANGED:
-            legend = "this change (the base's curves are the same)"
-        else:
-            legend = "this change"
         first, *others = comparison.curves
         lines += [f"**Predicted recall over {DAYS[-1]} days** for committed histories: {legend}.", ""]
         lines += [*chart(first), "", *curve_table(comparison, draw_base), ""]
@@ -545,5 +529,6 @@ def render(comparison: Comparison, base: Base) -> str:
     if unchanged:
         lines += ["</details>", ""]
     if base.status not in (UNAVAILABLE, FAILED):
-        lines += [f"<sub>{where_from(base)}</sub>", ""]
+        lock = LOCK_DIFFERS if base.training_lock_differs else ""
+        lines += [f"<sub>Base: {base_name(base)}, {base.chosen_by}; {HOW_BUILT[base.status]}.{lock}</sub>", ""]
     return "\n".join(lines)

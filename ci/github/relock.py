@@ -155,7 +155,10 @@ def run_relock_pr(args: argparse.Namespace) -> int:
     api = GitHubApi.from_env(purpose="to open the re-lock pull request")  # before pushing anything
     server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
     remote = args.remote or f"{server}/{repository}.git"
-    reports = read_reports(args.reports)
+    reports = {}
+    for name in (*CHECKS, "lock-upgrade"):  # a damaged report is left out, so it reads as missing
+        if isinstance(report := read_json_report(args.reports / f"{name}.json"), dict):
+            reports[name] = report
     body, failed = render_body(reports, run_url(repository))
     message = commit_message(reports.get("lock-upgrade"))
     commit = commit_files(root, args.path or lock_files(root), message)
@@ -179,15 +182,6 @@ class CheckVerdict(NamedTuple):
     state: str  # passed | failed | missing
     detail: str  # first error finding, or why the report is missing
     culprit: str | None = None  # the changed package that most likely caused a failure
-
-
-def read_reports(reports: Path) -> dict[str, dict[str, Any]]:
-    """Every readable <check>.json in `reports` (a damaged one is left out, so it reads as missing)."""
-    found = {}
-    for path in sorted(reports.glob("*.json")) if reports.is_dir() else []:
-        if isinstance(report := read_json_report(path), dict):
-            found[path.stem] = report
-    return found
 
 
 def changed_packages(upgrade: dict[str, Any] | None) -> list[dict[str, Any]]:
