@@ -119,7 +119,6 @@ def resolve(root: Path, given: str | None, watched: list[str]) -> tuple[str, str
 
 
 def extract(root: Path, commit: str, into: Path) -> None:
-    """The commit's tree, as `git archive` exports it (tracked files only), under `into`."""
     archive = git(root, "archive", "--format=tar", commit)
     if archive.returncode != 0:
         problem = archive.stderr.decode(errors="replace").strip().splitlines()

@@ -15,9 +15,7 @@ from urllib.parse import quote
 
 from ci.config import config_value
 from ci.errors import PipelineError
-from ci.github import relock
-from ci.github.api import DEFAULT_AUTHOR, GitHubApi, check_marker, repo_path, repository_of, run_url, upsert_comment
-from ci.github.runner import Annotation, annotations_for_reports, append_outputs, gate, summary_text, write_summary_text
+from ci.github import api, relock
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
 ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
@@ -56,13 +54,13 @@ def run_freshness(args: argparse.Namespace) -> int:
     if args.ref_only:
         print(f"{ref}: runs from {args.branch} may deploy")
         return 0
-    repository = repository_of(args.repo)
+    repository = api.repository_of(args.repo)
     sha = args.sha if args.sha is not None else os.environ.get("GITHUB_SHA", "")
-    api = GitHubApi.from_env(purpose="to read the branch's tip")
+    client = api.GitHubApi.from_env(purpose="to read the branch's tip")
     if not SHA.match(sha):
         raise PipelineError(f"commit {sha!r} is not a 40-hex SHA", "pass --sha (on a runner GITHUB_SHA is set)")
     branch = args.branch
-    found, _ = api.request("GET", f"{repo_path(repository)}/git/ref/heads/{quote(branch)}", fixes=_READ_FIXES)
+    found, _ = client.request("GET", f"{api.repo_path(repository)}/git/ref/heads/{quote(branch)}", fixes=_READ_FIXES)
     head = (found or {}).get("object", {}).get("sha") if isinstance(found, dict) else None
     if not isinstance(head, str) or not SHA.match(head):
         raise PipelineError(
@@ -70,16 +68,16 @@ def run_freshness(args: argparse.Namespace) -> int:
             f"check that {branch} exists in {repository}",
         )
     if sha == head:
-        write_summary_text(f"### Deploying {sha[:7]}: it is the tip of {branch}\n")
+        api.write_summary_text(f"### Deploying {sha[:7]}: it is the tip of {branch}\n")
         print(f"{sha} is the tip of {branch}: deploying it")
     else:
         why = (
             f"{branch} is at {head[:7]} now. Deploying {sha[:7]} would replace a newer commit in "
             f"production; the run for {head[:7]} (queued behind this one) deploys it.\n"
         )
-        write_summary_text(f"### Deploy skipped: {sha[:7]} is no longer the tip of {branch}\n\n{why}")
-        print(Annotation("notice", why.strip(), f"Deploy skipped: a newer commit is on {branch}").render())
-    append_outputs({"fresh": "true" if sha == head else "false", "head": head})
+        api.write_summary_text(f"### Deploy skipped: {sha[:7]} is no longer the tip of {branch}\n\n{why}")
+        print(api.Annotation("notice", why.strip(), f"Deploy skipped: a newer commit is on {branch}").render())
+    api.append_outputs({"fresh": "true" if sha == head else "false", "head": head})
     return 0
 
 
@@ -104,7 +102,7 @@ def run_account(_args: argparse.Namespace) -> int:
             f"{account_id}",
             "point both variables at the account that holds the stack (python -m ci bootstrap prints the role)",
         )
-    append_outputs({"account-id": account_id})
+    api.append_outputs({"account-id": account_id})
     print(f"deploy role is in account {account_id}; the AWS sign-in accepts only that account", file=sys.stderr)
     return 0
 
@@ -120,10 +118,10 @@ def is_customised(setting: object) -> bool:
 
 def run_oidc_subject(args: argparse.Namespace) -> int:
     """Without --apply, a repository still on another template is an error; an admin applies it once."""
-    repository = repository_of(args.repo)
-    api = GitHubApi.from_env(purpose="of a repository admin to read the OIDC subject template")
-    path = f"{repo_path(repository)}/actions/oidc/customization/sub"
-    current, _ = api.request("GET", path, fixes=_ADMIN_FIXES)
+    repository = api.repository_of(args.repo)
+    client = api.GitHubApi.from_env(purpose="of a repository admin to read the OIDC subject template")
+    path = f"{api.repo_path(repository)}/actions/oidc/customization/sub"
+    current, _ = client.request("GET", path, fixes=_ADMIN_FIXES)
     state = "already set"
     if not is_customised(current):
         if not args.apply:
@@ -132,8 +130,8 @@ def run_oidc_subject(args: argparse.Namespace) -> int:
                 f"{CLAIM_KEYS}: its deploy job cannot assume the deploy role",
                 f"run `python -m ci.github oidc-subject --repo {repository} --apply` with a repository admin's token",
             )
-        api.request("PUT", path, SUBJECT_TEMPLATE, fixes=_ADMIN_FIXES)
-        after, _ = api.request("GET", path, fixes=_ADMIN_FIXES)
+        client.request("PUT", path, SUBJECT_TEMPLATE, fixes=_ADMIN_FIXES)
+        after, _ = client.request("GET", path, fixes=_ADMIN_FIXES)
         if not is_customised(after):
             raise PipelineError(
                 f"GitHub accepted the OIDC subject template of {repository} but now answers {after!r}",
@@ -218,7 +216,7 @@ MISSING_REPORTS = {
 
 def comment_markdown(bodies: list[Path]) -> str:
     """The reports, in order, as one comment; a report the run did not produce says so instead."""
-    url = run_url()
+    url = api.run_url()
     parts = []
     for body in bodies:
         if body.is_file():
@@ -234,25 +232,25 @@ def comment_markdown(bodies: list[Path]) -> str:
 
 
 def run_comment(args: argparse.Namespace) -> int:
-    marker = check_marker(args.marker)
+    marker = api.check_marker(args.marker)
     path = os.environ.get("GITHUB_EVENT_PATH", "")
     event = json.loads(Path(path).read_text(encoding="utf-8")) if path and Path(path).is_file() else {}
     pull = event.get("pull_request") or {}
     # The footer: which commit and run the comment describes, so a reader knows it is current.
     head, run = str((pull.get("head") or {}).get("sha") or "")[:7], os.environ.get("GITHUB_RUN_ID")
     footer = [f"for {head}"] if head else []
-    footer += [f"by [run {run}]({run_url()})"] if run else []
+    footer += [f"by [run {run}]({api.run_url()})"] if run else []
     markdown = comment_markdown(args.body)
     if footer:
         markdown += f"\n\n<sub>Updated {' '.join(footer)}; this comment is edited on every push.</sub>\n"
-    api, repository = GitHubApi.from_env(), repository_of(args.repo)
+    client, repository = api.GitHubApi.from_env(), api.repository_of(args.repo)
     number = args.pr if args.pr is not None else pull.get("number") or event.get("number")
     if not isinstance(number, int):
         raise PipelineError(
             "no pull-request number: not given with --pr and GITHUB_EVENT_PATH holds no pull_request event",
             "run it in a pull_request workflow, or pass --pr N",
         )
-    action, where = upsert_comment(api, repository, number, marker, markdown, args.author or DEFAULT_AUTHOR)
+    action, where = api.upsert_comment(client, repository, number, marker, markdown, args.author or api.DEFAULT_AUTHOR)
     print(f"comment {action}: {where}")
     return 0
 
@@ -261,7 +259,7 @@ def run_annotate(args: argparse.Namespace) -> int:
     if not args.reports.is_dir():  # annotating never fails a step, but says why it has nothing to say
         missing = f"{args.reports} is not a directory: no reports to annotate (did the step that writes them run?)"
         print(missing, file=sys.stderr)
-    annotations = annotations_for_reports(args.reports, args.check)
+    annotations = api.annotations_for_reports(args.reports, args.check)
     for annotation in annotations:
         print(annotation.render())
     errors = sum(1 for a in annotations if a.level == "error")
@@ -270,7 +268,7 @@ def run_annotate(args: argparse.Namespace) -> int:
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    target = write_summary_text(summary_text(args.files))
+    target = api.write_summary_text(api.summary_text(args.files))
     if target is not None:
         print(f"appended {', '.join(map(str, args.files))} to the job summary")
     return 0
@@ -285,7 +283,7 @@ def run_config(args: argparse.Namespace) -> int:
         if value is None:
             raise PipelineError(f"{pair!r} does not name a pipeline.toml value", "use NAME=SECTION.KEY")
         values[name] = value
-    sys.stdout.write(append_outputs(values))
+    sys.stdout.write(api.append_outputs(values))
     return 0
 
 
@@ -293,7 +291,7 @@ HANDLERS = {
     "comment": run_comment,
     "annotate": run_annotate,
     "summary": run_summary,
-    "gate": lambda args: gate(args.needs_env, args.require),
+    "gate": lambda args: api.gate(args.needs_env, args.require),
     "config": run_config,
     "deploy-freshness": run_freshness,
     "aws-account": run_account,

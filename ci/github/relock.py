@@ -18,8 +18,7 @@ from urllib.parse import urlencode
 
 from ci.config import load_config
 from ci.errors import PipelineError
-from ci.github.api import GitHubApi, repo_path, repository_of, run_url
-from ci.github.runner import read_json_report, write_summary_text
+from ci.github.api import GitHubApi, read_json_report, repo_path, repository_of, run_url, write_summary_text
 from ci.reports import Finding, findings_of
 
 MARKER = "<!-- relock -->"
@@ -67,13 +66,9 @@ def git(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
 def commit_files(root: Path, files: Sequence[str], message: str) -> str | None:
     """A commit of `files` as they are in the working tree on top of HEAD; None if they equal HEAD's."""
     with tempfile.TemporaryDirectory(prefix="relock-index-") as tmp:
-        env = {
-            "GIT_INDEX_FILE": str(Path(tmp) / "index"),
-            "GIT_AUTHOR_NAME": BOT_NAME,
-            "GIT_AUTHOR_EMAIL": BOT_EMAIL,
-            "GIT_COMMITTER_NAME": BOT_NAME,
-            "GIT_COMMITTER_EMAIL": BOT_EMAIL,
-        }
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        for role in ("AUTHOR", "COMMITTER"):
+            env |= {f"GIT_{role}_NAME": BOT_NAME, f"GIT_{role}_EMAIL": BOT_EMAIL}
         git(root, "read-tree", "HEAD", env=env)
         git(root, "add", "--", *files, env=env)
         tree = git(root, "write-tree", env=env)
@@ -91,9 +86,8 @@ def push_branch(root: Path, remote: str, branch: str, commit: str, token: str | 
     current = git(root, *auth, "ls-remote", remote, f"refs/heads/{branch}").split("\t")[0]
     if current:
         git(root, *auth, "fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:refs/relock/current")
-        same_tree = git(root, "rev-parse", "refs/relock/current^{tree}") == git(root, "rev-parse", f"{commit}^{{tree}}")
-        same_base = git(root, "rev-parse", "refs/relock/current^") == git(root, "rev-parse", f"{commit}^")
-        if same_tree and same_base:
+        tree_and_base = git(root, "rev-parse", "refs/relock/current^{tree}", "refs/relock/current^")
+        if tree_and_base == git(root, "rev-parse", f"{commit}^{{tree}}", f"{commit}^"):
             return "unchanged"
     git(root, *auth, "push", "--quiet", "--force", remote, f"{commit}:refs/heads/{branch}")
     return "pushed"
@@ -257,9 +251,7 @@ def versions_section(upgrade: dict[str, Any] | None) -> list[str]:
     for package in upgrade.get("packages") or []:
         old, new = package.get("old") or "—", package.get("new") or "—"
         moved = "**" + new + "**" if old != new else new
-        note = package.get("held_by") or ""
-        if note:
-            note = f"newest {package.get('newest')}; held back: {note}"
+        note = f"newest {package.get('newest')}; held back: {package['held_by']}" if package.get("held_by") else ""
         lines.append(f"| {package.get('name')} | {old} | {moved} | {_cell(note)} |")
     for pin, text in (upgrade.get("repinned") or {}).items():
         lines.append(f"\nExact pin moved on request: `{pin}` is now `{text}` (the model is retrained with it).")
@@ -273,13 +265,12 @@ def size_section(budget: dict[str, Any] | None) -> list[str]:
     if budget is None:
         return ["### Size", "", "_No budget.json: the size budget did not run._", ""]
     used, limit = int(budget.get("used_bytes") or 0), int(budget.get("limit_bytes") or 0)
-    lines = ["### Size", "", f"{used:,} of {limit:,} bytes unzipped ({budget.get('percent_used')}%), "]
+    summary = f"{used:,} of {limit:,} bytes unzipped ({budget.get('percent_used')}%), "
     baseline = budget.get("baseline")
     if not baseline:
-        lines[-1] += "no baseline to compare with."
-        return [*lines, ""]
+        return ["### Size", "", summary + "no baseline to compare with.", ""]
     delta = int(baseline.get("delta_bytes") or 0)
-    lines[-1] += f"**{_signed_mb(delta)}** ({delta:+,} bytes) vs {baseline.get('label')}."
+    lines = ["### Size", "", summary + f"**{_signed_mb(delta)}** ({delta:+,} bytes) vs {baseline.get('label')}."]
     rows = [r for r in baseline.get("distributions") or [] if r.get("status") != "unchanged"]
     if rows:
         lines += ["", "| distribution | change | size | versions |", "|---|---|---:|---|"]
@@ -303,20 +294,15 @@ def render_body(found: dict[str, dict[str, Any]], run_url: str | None = None) ->
     judged = verdicts(found)
     bad = [v for v in judged if v.state != "passed"]
     icon = {"passed": "✅", "failed": "❌", "missing": "⏭️"}
+    lines = [MARKER, "## ✅ Re-lock for the Lambda target: every check passed", ""]
     if bad:
-        head = f"## ❌ Re-lock for the Lambda target: {len(bad)} check(s) did not pass"
-    else:
-        head = "## ✅ Re-lock for the Lambda target: every check passed"
-    lines = [MARKER, head, ""]
-    if bad:
+        lines[1] = f"## ❌ Re-lock for the Lambda target: {len(bad)} check(s) did not pass"
         lines += ["Merge only once these pass; the cause is named where a finding or the size delta shows it.", ""]
     lines += ["| check | verdict | caused by | detail |", "|---|---|---|---|"]
     for v in judged:
         culprit = v.culprit or ("not named by the findings" if v.state == "failed" else "")
         lines.append(f"| {v.check} | {icon[v.state]} {v.state} | {_cell(culprit)} | {_cell(v.detail)} |")
-    lines.append("")
-    lines += versions_section(found.get("lock-upgrade"))
-    lines += size_section(found.get("budget"))
+    lines += ["", *versions_section(found.get("lock-upgrade")), *size_section(found.get("budget"))]
     lines += pins_section(found.get("pins"))
     footer = f"by [this run]({run_url})" if run_url else "by `python -m ci.github relock-pr`"
     lines.append(
