@@ -224,6 +224,7 @@ def base_model(
 
 DAYS = tuple(range(31))  # elapsed days drawn: 0..30
 MAX_HISTORIES = 3
+SHORT_NAMES = {SEEN: "seen", CORRECT: "correct", WRONG: "wrong", DIFFICULTY: "difficulty"}  # in a history's label
 # xychart-beta has no legend: the series get contrasting colours named in the text, and a table of the numbers.
 BASE_COLOUR, HEAD_COLOUR = "#1f77b4", "#d62728"  # blue, red
 TABLE_DAYS = (1, 7, 30)
@@ -346,11 +347,6 @@ def rows(head: dict[str, Any], base: dict[str, Any] | None, settings: TrainingCo
     return found
 
 
-def history_label(features: dict[str, float]) -> str:
-    short = {SEEN: "seen", CORRECT: "correct", WRONG: "wrong", DIFFICULTY: "difficulty"}
-    return ", ".join(f"{short.get(name, name)} {value:g}" for name, value in features.items())
-
-
 def histories(events_dir: Path, feature_names: list[str]) -> list[dict[str, float]]:
     """Distinct learner histories (the features but elapsed days) of the committed events that answer 200."""
     found: list[dict[str, float]] = []
@@ -403,7 +399,8 @@ def compare(head_dir: Path, base_dir: Path | None, settings: TrainingConfig, eve
             result.curve_note = f"the base model cannot be loaded, so only the head is drawn: {exc}"
     for history in histories(events_dir, head_model.feature_names):
         base_curve = curve(base_model, history) if base_model is not None else None
-        result.curves.append(Curve(history_label(history), history, base_curve, curve(head_model, history)))
+        label = ", ".join(f"{SHORT_NAMES.get(name, name)} {value:g}" for name, value in history.items())
+        result.curves.append(Curve(label, history, base_curve, curve(head_model, history)))
     return result
 
 
@@ -472,8 +469,6 @@ def _mark(row: Row) -> str:
 def chart(found: Curve) -> list[str]:
     """One history's xychart: the base's curve blue, this change's red (one series when there is no base)."""
     series = [(values, colour) for values, colour in ((found.base, BASE_COLOUR), (found.head, HEAD_COLOUR)) if values]
-    if not series:
-        return []
     lowest = min(min(values) for values, _ in series)
     floor = max(0.0, int(lowest * 10) / 10)
     palette = ", ".join(colour for _, colour in series)

@@ -1,7 +1,7 @@
 """`python -m ci.github <subcommand>`: the workflow steps that talk to GitHub, runnable by hand.
 
-Workflows stay thin YAML. Before deploy.yml touches production: the run's branch and tip (runs finish out of order),
-the AWS account it may sign in to, and the OIDC subject the deploy role trusts."""
+Standard library only, so a job runs them before installing anything. Before deploy.yml touches production: the run's
+branch and tip (runs finish out of order), the AWS account it may sign in to, and the OIDC subject the role trusts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -37,29 +38,24 @@ _ADMIN_FIXES = {
 }
 
 
-def require_branch(ref: str, branch: str) -> None:
-    """Production deploys only from `branch`; any other ref is an error, not a silent skip."""
-    if ref != f"refs/heads/{branch}":
+def run_freshness(args: argparse.Namespace) -> int:
+    """Production deploys only from `branch` (another ref is an error, not a silent skip), and only its tip."""
+    ref, branch = args.ref if args.ref is not None else os.environ.get("GITHUB_REF", ""), args.branch
+    if ref != f"refs/heads/{branch}":  # before asking for a token: the wrong branch needs no API call
         raise PipelineError(
             f"deploy.yml ran on {ref or 'no ref (GITHUB_REF is empty)'}, but production deploys only from "
             f"{branch}: nothing was deployed",
             f"run the workflow from {branch} (Actions > deploy > Run workflow > Use workflow from: {branch}), "
             "or merge the branch first",
         )
-
-
-def run_freshness(args: argparse.Namespace) -> int:
-    ref = args.ref if args.ref is not None else os.environ.get("GITHUB_REF", "")
-    require_branch(ref, args.branch)  # before asking for a token: the wrong branch needs no API call
     if args.ref_only:
-        print(f"{ref}: runs from {args.branch} may deploy")
+        print(f"{ref}: runs from {branch} may deploy")
         return 0
     repository = api.repository_of(args.repo)
     sha = args.sha if args.sha is not None else os.environ.get("GITHUB_SHA", "")
     client = api.GitHubApi.from_env(purpose="to read the branch's tip")
     if not SHA.match(sha):
         raise PipelineError(f"commit {sha!r} is not a 40-hex SHA", "pass --sha (on a runner GITHUB_SHA is set)")
-    branch = args.branch
     found, _ = client.request("GET", f"{api.repo_path(repository)}/git/ref/heads/{quote(branch)}", fixes=_READ_FIXES)
     head = (found or {}).get("object", {}).get("sha") if isinstance(found, dict) else None
     if not isinstance(head, str) or not SHA.match(head):
@@ -147,7 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ci.github", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
 
-    comment = sub.add_parser("comment", help="post or update the sticky pull-request comment")
+    def command(name: str, run: Callable[[argparse.Namespace], int], summary: str) -> argparse.ArgumentParser:
+        found = sub.add_parser(name, help=summary)
+        found.set_defaults(run=run)
+        return found
+
+    comment = command("comment", run_comment, "post or update the sticky pull-request comment")
     comment.add_argument("--marker", required=True, help="hidden HTML comment that identifies the comment")
     comment.add_argument(
         "--body", type=Path, nargs="+", required=True, help="Markdown file(s) to post, in this order, as one comment"
@@ -156,24 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
     comment.add_argument("--repo", help="owner/name (default: GITHUB_REPOSITORY)")
     comment.add_argument("--author", help="the bot whose comment may be edited (default: github-actions[bot])")
 
-    annotate = sub.add_parser("annotate", help="print GitHub annotations for failing reports")
+    annotate = command("annotate", run_annotate, "print GitHub annotations for failing reports")
     annotate.add_argument("reports", type=Path, help="folder of <check>.json reports (build/reports)")
     annotate.add_argument(
         "--check", nargs="+", default=[], metavar="CHECK", help="only these checks; a missing report is an error too"
     )
 
-    summary = sub.add_parser("summary", help="append reports (<check>.json) and Markdown files to the job summary")
+    summary = command("summary", run_summary, "append reports (<check>.json) and Markdown files to the job summary")
     summary.add_argument("files", type=Path, nargs="+", help="a <check>.json report is rendered; a .md is appended")
 
-    gate = sub.add_parser("gate", help="fail unless every named job in the needs context succeeded")
+    gate = command("gate", run_gate, "fail unless every named job in the needs context succeeded")
     gate.add_argument("--require", nargs="+", required=True, metavar="JOB", help="jobs that must have succeeded")
     gate.add_argument("--needs-env", default="NEEDS", help="environment variable holding ${{ toJSON(needs) }}")
 
-    config = sub.add_parser("config", help="write pipeline.toml values to $GITHUB_OUTPUT")
+    config = command("config", run_config, "write pipeline.toml values to $GITHUB_OUTPUT")
     config.add_argument("pairs", nargs="+", metavar="NAME=SECTION.KEY", help="e.g. region=deploy.region")
 
-    fresh = sub.add_parser(
-        "deploy-freshness", help="refuse a ref other than the branch; fresh=false when the commit is not its tip"
+    fresh = command(
+        "deploy-freshness",
+        run_freshness,
+        "refuse a ref other than the branch; fresh=false when the commit is not its tip",
     )
     fresh.add_argument("--branch", default="main", help="the only branch that deploys (default: main)")
     fresh.add_argument("--ref-only", action="store_true", help="only refuse another branch; no API call")
@@ -181,13 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     fresh.add_argument("--sha", help="the run's commit (default: GITHUB_SHA)")
     fresh.add_argument("--repo", help="owner/name (default: GITHUB_REPOSITORY)")
 
-    sub.add_parser(
+    command(
         "aws-account",
-        help="check AWS_ACCOUNT_ID (allowed-account-ids) is set and holds AWS_DEPLOY_ROLE_ARN; sets account-id",
+        run_account,
+        "check AWS_ACCOUNT_ID (allowed-account-ids) is set and holds AWS_DEPLOY_ROLE_ARN; sets account-id",
     )
 
-    oidc = sub.add_parser(
-        "oidc-subject", help="check (or --apply) the OIDC subject template the deploy role's trust needs"
+    oidc = command(
+        "oidc-subject", run_oidc_subject, "check (or --apply) the OIDC subject template the deploy role's trust needs"
     )
     oidc.add_argument("--repo", help="owner/name (default: GITHUB_REPOSITORY)")
     oidc.add_argument("--apply", action="store_true", help="set the template when it differs (repository admin)")
@@ -195,8 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     oidc.add_argument("--branch", default=DEFAULT_BRANCH, help="for the subject printed at the end")
 
     prefix = relock.BRANCH_PREFIX
-    pr = sub.add_parser(
-        "relock-pr", help="commit the re-locked files to a fixed branch, push it, and open or update its pull request"
+    pr = command(
+        "relock-pr",
+        relock.run_relock_pr,
+        "commit the re-locked files to a fixed branch, push it, and open or update its pull request",
     )
     pr.add_argument("--reports", type=Path, default=Path("build/reports"), help="reports of the re-lock run")
     pr.add_argument("--branch", default=prefix, help=f"the bot's branch, rewritten on every run ({prefix}[/NAME])")
@@ -274,6 +280,10 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_gate(args: argparse.Namespace) -> int:
+    return api.gate(args.needs_env, args.require)
+
+
 def run_config(args: argparse.Namespace) -> int:
     values = {}
     for pair in args.pairs:
@@ -287,23 +297,10 @@ def run_config(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {
-    "comment": run_comment,
-    "annotate": run_annotate,
-    "summary": run_summary,
-    "gate": lambda args: api.gate(args.needs_env, args.require),
-    "config": run_config,
-    "deploy-freshness": run_freshness,
-    "aws-account": run_account,
-    "oidc-subject": run_oidc_subject,
-    "relock-pr": relock.run_relock_pr,
-}
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return HANDLERS[args.subcommand](args)
+        return int(args.run(args))
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

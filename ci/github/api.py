@@ -246,23 +246,13 @@ def annotations_for_reports(reports: Path, checks: Iterable[str] = ()) -> list[A
             annotations.append(Annotation("error", f"{path} {report}", "unreadable report"))
             continue
         check = str(report.get("check") or path.stem)
-        found = [
-            Annotation(
-                f.severity,
-                f.message + (f"\nfix: {f.fix}" if f.fix else ""),
-                TITLES[f.severity].format(check=check),
-                f.file,
-                f.line,
-            )
-            for f in findings_of(report, check)
-            if f.severity in TITLES
-        ]
+        found = [f for f in findings_of(report, check) if f.severity in TITLES]
+        for f in found[: MAX_PER_REPORT - 1] if len(found) > MAX_PER_REPORT else found:
+            message = f.message + (f"\nfix: {f.fix}" if f.fix else "")
+            annotations.append(Annotation(f.severity, message, TITLES[f.severity].format(check=check), f.file, f.line))
         if len(found) > MAX_PER_REPORT:
-            rest = len(found) - MAX_PER_REPORT + 1
-            found[MAX_PER_REPORT - 1 :] = [
-                Annotation("error", f"and {rest} more: see build/reports/{check}.json", f"{check} check failed")
-            ]
-        annotations += found
+            more = f"and {len(found) - MAX_PER_REPORT + 1} more: see build/reports/{check}.json"
+            annotations.append(Annotation("error", more, f"{check} check failed"))
     return annotations
 
 
