@@ -15,10 +15,10 @@ import subprocess
 import sys
 import tarfile
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -47,8 +47,7 @@ HISTORY_FIX = (
 TRAINED, REUSED, UNCHANGED, UNAVAILABLE, FAILED = "trained", "reused", "unchanged", "unavailable", "failed"
 
 
-@dataclass(frozen=True)
-class Base:
+class Base(NamedTuple):
     status: str  # trained | reused (trained earlier for this commit) | unchanged (head model) | unavailable | failed
     ref: str  # the ref as named ("origin/main", "HEAD", a sha), "" when none could be named
     commit: str  # full sha, "" when unresolved
@@ -59,7 +58,7 @@ class Base:
     training_lock_differs: bool = False  # the base's training lock is not the head's (trained with head's .venv)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "model_dir": str(self.model_dir) if self.model_dir else None}
+        return {**self._asdict(), "model_dir": str(self.model_dir) if self.model_dir else None}
 
 
 class BaseUnavailableError(PipelineError):
@@ -249,8 +248,7 @@ METRICS = (
 )
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     key: str
     label: str
     base: float | None
@@ -262,16 +260,14 @@ class Row:
     head_passes: bool | None
 
 
-@dataclass(frozen=True)
-class Curve:
+class Curve(NamedTuple):
     label: str  # the history, e.g. "seen 6, correct 4, wrong 1, difficulty 0.4"
     features: dict[str, float]  # without the elapsed days
     base: list[float] | None
     head: list[float] | None
 
 
-@dataclass(frozen=True)
-class Side:
+class Side(NamedTuple):
     """One model as the report shows it (from its model.json)."""
 
     sha256: str
@@ -289,10 +285,10 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "head_model": asdict(self.head),
-            "base_model": asdict(self.base) if self.base else None,
-            "metrics": [asdict(row) for row in self.rows],
-            "curves": {"days": list(DAYS), "histories": [asdict(c) for c in self.curves], "note": self.curve_note},
+            "head_model": self.head._asdict(),
+            "base_model": self.base._asdict() if self.base else None,
+            "metrics": [row._asdict() for row in self.rows],
+            "curves": {"days": list(DAYS), "histories": [c._asdict() for c in self.curves], "note": self.curve_note},
         }
 
 

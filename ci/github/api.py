@@ -11,7 +11,6 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
@@ -28,8 +27,7 @@ _FIX_BY_STATUS = {
 }
 
 
-@dataclass(frozen=True)
-class GitHubApi:
+class GitHubApi(NamedTuple):
     base_url: str
     token: str
 

@@ -147,15 +147,13 @@ def run_relock_pr(args: argparse.Namespace) -> int:
             f"run the workflow from {args.base} (Actions → relock → Run workflow → Use workflow from: {args.base})",
         )
     api = GitHubApi.from_env(purpose="to open the re-lock pull request")  # before pushing anything
-    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-    remote = args.remote or f"{server}/{repository}.git"
+    remote = args.remote or f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{repository}.git"
     reports = {}
     for name in (*CHECKS, "lock-upgrade"):  # a damaged report is left out, so it reads as missing
         if isinstance(report := read_json_report(args.reports / f"{name}.json"), dict):
             reports[name] = report
     body, failed = render_body(reports, run_url(repository))
-    message = commit_message(reports.get("lock-upgrade"))
-    commit = commit_files(root, args.path or lock_files(root), message)
+    commit = commit_files(root, args.path or lock_files(root), commit_message(reports.get("lock-upgrade")))
     if commit is None:
         print(f"nothing to propose: the .in files and locks equal {args.base}'s; no push, no pull request")
         write_summary_text(f"### Re-lock: nothing to propose\n\nThe locks on {args.base} are current.\n")
