@@ -274,8 +274,7 @@ def run_annotate(args: argparse.Namespace) -> int:
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    target = api.write_summary_text(api.summary_text(args.files))
-    if target is not None:
+    if api.write_summary_text(api.summary_text(args.files)) is not None:  # None: printed, not on a runner
         print(f"appended {', '.join(map(str, args.files))} to the job summary")
     return 0
 

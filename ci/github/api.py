@@ -289,11 +289,9 @@ def report_markdown(path: Path) -> str:
         return "\n".join([*lines, "No findings.", ""])
     lines += ["| | Where | Finding | Fix |", "|---|---|---|---|"]
     for finding in findings[:MAX_ROWS]:
-        where = f"`{finding.file}:{finding.line}`" if finding.file and finding.line else f"`{finding.file}`"
-        lines.append(
-            f"| {ICONS[finding.severity]} | {where if finding.file else ''} | {_cell(finding.message)} "
-            f"| {_cell(finding.fix)} |"
-        )
+        where = f"{finding.file}:{finding.line}" if finding.line else finding.file
+        where = f"`{where}`" if finding.file else ""
+        lines.append(f"| {ICONS[finding.severity]} | {where} | {_cell(finding.message)} | {_cell(finding.fix)} |")
     if len(findings) > MAX_ROWS:
         lines.append(f"\n_and {len(findings) - MAX_ROWS} more in `{path.name}`_")
     return "\n".join([*lines, ""])
