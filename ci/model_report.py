@@ -267,9 +267,7 @@ class Curve(NamedTuple):
     head: list[float] | None
 
 
-class Side(NamedTuple):
-    """One model as the report shows it (from its model.json)."""
-
+class Side(NamedTuple):  # one model as the report shows it (from its model.json)
     sha256: str
     metrics: dict[str, Any]
     monotonic: dict[str, Any] | None  # model.json checks.monotonic, None when not recorded
