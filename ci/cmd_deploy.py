@@ -59,7 +59,7 @@ def shift_summary(paths: BuildPaths, started: float) -> None:
     import json
 
     from ci.deploy.shift import markdown
-    from ci.github.runner import runner_file, write_summary_text
+    from ci.github.api import runner_file, write_summary_text
 
     report = paths.report("deploy")
     if runner_file("GITHUB_STEP_SUMMARY") is None or not report.is_file() or report.stat().st_mtime < started:

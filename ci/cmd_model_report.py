@@ -1,9 +1,6 @@
 """`python -m ci model-report`: this checkout's model against the base branch's (see ci/model_report.py).
-
-Exit 0 whenever the report is written, also when the base could not be built (the report says why):
-it informs a reviewer, training's own gate judges quality. Exit 1 when this checkout's model is
-missing or unreadable, or pipeline.toml is invalid.
-"""
+Exit 0 whenever the report is written, also without a base (the report says why): it informs a reviewer, training's
+own gate judges quality. Exit 1 when this checkout's model is missing or unreadable, or pipeline.toml is invalid."""
 
 from __future__ import annotations
 
@@ -26,7 +23,6 @@ HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--base-ref",
-        default=None,
         metavar="REF",
         help="the commit to compare with (default: the merge-base of HEAD with origin/main or main; "
         "HEAD when the working tree changes training/, pipeline.toml or the training lock)",
@@ -38,25 +34,13 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.reports import Finding, write_report
 
     read_manifest(paths.model_dir, "this checkout's model")  # before any work on the base
-    base = base_model(
-        root=config.root,
-        work=paths.build / "model-base",
-        head_model_dir=paths.model_dir,
-        config_file=config.file,
-        training_lock=config.lock.training_lock,
-        given=args.base_ref,
-    )
-    comparison = compare(
-        paths.model_dir,
-        base.model_dir,
-        config.training,
-        config.smoke.events,
-        draw_base=base.model_dir is not None and base.model_dir != paths.model_dir,
-    )
+    work = paths.build / "model-base"
+    base = base_model(config.root, work, paths.model_dir, config.file, config.lock.training_lock, args.base_ref)
+    comparison = compare(paths.model_dir, base.model_dir, config.training, config.smoke.events)
     markdown = render(comparison, base)
-    findings = []
-    if base.reason:
-        findings.append(Finding(NAME, "warning", f"no base model to compare with: {base.reason}", base.fix))
+    findings = (
+        [Finding(NAME, "warning", f"no base model to compare with: {base.reason}", base.fix)] if base.reason else []
+    )
     report = write_report(paths, NAME, True, {"base": base.to_dict(), **comparison.to_dict()}, findings=findings)
     markdown_path = paths.reports / f"{NAME}.md"
     partial = markdown_path.with_name(f".{markdown_path.name}.{os.getpid()}.partial")  # never a torn report

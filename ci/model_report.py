@@ -15,16 +15,16 @@ import subprocess
 import sys
 import tarfile
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ci.config_sections import TrainingConfig
 from ci.errors import PipelineError
-from handler.contract import ELAPSED
+from handler.contract import CORRECT, DIFFICULTY, ELAPSED, SEEN, WRONG
 from handler.errors import ModelLoadError
 from handler.events import parse
 from handler.model_store import load as load_model
@@ -47,21 +47,18 @@ HISTORY_FIX = (
 TRAINED, REUSED, UNCHANGED, UNAVAILABLE, FAILED = "trained", "reused", "unchanged", "unavailable", "failed"
 
 
-@dataclass(frozen=True)
-class Base:
-    """What the report compares against. model_dir is None when status is unavailable or failed."""
-
+class Base(NamedTuple):
     status: str  # trained | reused (trained earlier for this commit) | unchanged (head model) | unavailable | failed
     ref: str  # the ref as named ("origin/main", "HEAD", a sha), "" when none could be named
     commit: str  # full sha, "" when unresolved
     chosen_by: str  # why this ref: --base-ref, the merge-base, uncommitted training changes
-    model_dir: Path | None = None
+    model_dir: Path | None = None  # None when status is unavailable or failed
     reason: str = ""  # one line: why there is no base model
     fix: str = ""
     training_lock_differs: bool = False  # the base's training lock is not the head's (trained with head's .venv)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "model_dir": str(self.model_dir) if self.model_dir else None}
+        return {**self._asdict(), "model_dir": str(self.model_dir) if self.model_dir else None}
 
 
 class BaseUnavailableError(PipelineError):
@@ -81,20 +78,23 @@ def git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
         ) from exc
 
 
-def rev_parse(root: Path, ref: str) -> str | None:
-    found = git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+def git_out(root: Path, *args: str) -> str | None:
+    found = git(root, *args)
     return found.stdout.decode().strip() if found.returncode == 0 else None
+
+
+def rev_parse(root: Path, ref: str) -> str | None:
+    return git_out(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
 
 
 def resolve(root: Path, given: str | None, watched: list[str]) -> tuple[str, str, str]:
     """(ref, commit, chosen_by) of the base, or BaseUnavailableError naming why not and what to do."""
-    inside = git(root, "rev-parse", "--is-inside-work-tree")
-    if inside.returncode != 0 or inside.stdout.decode().strip() != "true":
+    if git_out(root, "rev-parse", "--is-inside-work-tree") != "true":
         raise BaseUnavailableError(f"{root} is not a git checkout, so it has no base branch", "run it in a git clone")
-    if rev_parse(root, "HEAD") is None:
+    head = rev_parse(root, "HEAD")
+    if head is None:
         raise BaseUnavailableError("this clone has no commit yet, so it has no base branch", "commit, then rerun")
-    is_shallow = git(root, "rev-parse", "--is-shallow-repository").stdout.decode().strip() == "true"
-    shallow = " (a shallow clone)" if is_shallow else ""
+    shallow = " (a shallow clone)" if git_out(root, "rev-parse", "--is-shallow-repository") == "true" else ""
     if given:
         if given.startswith("-"):  # git would read it as an option
             raise BaseUnavailableError(f"base ref {given!r} is not a ref name", "name a branch, tag or commit")
@@ -102,17 +102,15 @@ def resolve(root: Path, given: str | None, watched: list[str]) -> tuple[str, str
         if commit is None:
             raise BaseUnavailableError(f"base ref {given!r} is not in this clone{shallow}", HISTORY_FIX)
         return given, commit, "as --base-ref names it"
-    dirty = git(root, "status", "--porcelain", "--", *watched)
-    if dirty.returncode == 0 and dirty.stdout.strip():
-        head = rev_parse(root, "HEAD") or ""
+    if git_out(root, "status", "--porcelain", "--", *watched):
         return "HEAD", head, "the last commit, since the working tree has uncommitted changes to the training inputs"
     for branch in DEFAULT_BRANCHES:
         if rev_parse(root, branch) is None:
             continue
-        merge_base = git(root, "merge-base", "HEAD", branch)
-        if merge_base.returncode != 0:
+        merge_base = git_out(root, "merge-base", "HEAD", branch)
+        if merge_base is None:
             raise BaseUnavailableError(f"HEAD and {branch} have no common commit in this clone{shallow}", HISTORY_FIX)
-        return branch, merge_base.stdout.decode().strip(), f"the merge-base of HEAD and {branch}"
+        return branch, merge_base, f"the merge-base of HEAD and {branch}"
     raise BaseUnavailableError(
         f"neither {' nor '.join(DEFAULT_BRANCHES)} is in this clone{shallow}",
         "pass --base-ref REF (the branch this change merges into), or fetch it (`git fetch origin main`)",
@@ -120,7 +118,6 @@ def resolve(root: Path, given: str | None, watched: list[str]) -> tuple[str, str
 
 
 def extract(root: Path, commit: str, into: Path) -> None:
-    """The commit's tree, as `git archive` exports it (tracked files only), under `into`."""
     archive = git(root, "archive", "--format=tar", commit)
     if archive.returncode != 0:
         problem = archive.stderr.decode(errors="replace").strip().splitlines()
@@ -165,8 +162,8 @@ def trained_here(model_dir: Path) -> bool:
     )
 
 
-def train(tree: Path, out_dir: Path) -> tuple[bool, str]:
-    """`python -m training` of the tree, with this interpreter; (succeeded, its last error line)."""
+def train(tree: Path, out_dir: Path) -> str | None:
+    """`python -m training` of the tree, with this interpreter; its last error line, None when it succeeded."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH", "PYTHONHOME")}
     partial = out_dir.with_name(f"{out_dir.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -181,14 +178,14 @@ def train(tree: Path, out_dir: Path) -> tuple[bool, str]:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return False, f"its training took over {TRAINING_TIMEOUT_S} s"
+        return f"its training took over {TRAINING_TIMEOUT_S} s"
     if ran.returncode != 0 or not (partial / "model.json").is_file():
         lines = [line.strip() for line in ran.stderr.splitlines() if line.strip()]
         errors = [line for line in lines if line.startswith("error:")]
-        return False, (errors or lines or [f"exit {ran.returncode}"])[-1]
+        return (errors or lines or [f"exit {ran.returncode}"])[-1]
     shutil.rmtree(out_dir, ignore_errors=True)
     partial.rename(out_dir)
-    return True, ""
+    return None
 
 
 def base_model(
@@ -197,9 +194,10 @@ def base_model(
     """The base's model directory: the head's when the training inputs are identical, else trained from the base."""
     ref, commit, chosen_by = "", "", ""
     # What `git status` must show clean for the merge-base to stand for this checkout's training.
-    watched = [os.path.relpath(p, root) if Path(p).is_absolute() else p for p in (config_file, training_lock)]
+    inputs = (config_file, training_lock)
+    watched = ["training", *(os.path.relpath(p, root) if p.is_absolute() else str(p) for p in inputs)]
     try:
-        ref, commit, chosen_by = resolve(root, given, ["training", *map(str, watched)])
+        ref, commit, chosen_by = resolve(root, given, watched)
         where = work / commit[:12]
         where.mkdir(parents=True, exist_ok=True)
         with (work / f"{commit[:12]}.lock").open("a") as held:
@@ -213,28 +211,33 @@ def base_model(
             lock_differs = base_inputs["training_lock"] != head_inputs["training_lock"]
             if trained_here(model_dir):
                 return Base(REUSED, ref, commit, chosen_by, model_dir, training_lock_differs=lock_differs)
-            trained, error = train(tree, model_dir)
+            error = train(tree, model_dir)
     except BaseUnavailableError as exc:
         return Base(UNAVAILABLE, ref or (given or ""), commit, chosen_by, reason=exc.problem, fix=exc.fix)
-    if not trained:
-        return Base(
-            FAILED,
-            ref,
-            commit,
-            chosen_by,
-            reason=f"the base's own training failed with this .venv: {error}",
-            fix="compare with another base (--base-ref); training's gate still judges this change's model",
-            training_lock_differs=lock_differs,
-        )
-    return Base(TRAINED, ref, commit, chosen_by, model_dir, training_lock_differs=lock_differs)
+    if error is None:
+        return Base(TRAINED, ref, commit, chosen_by, model_dir, training_lock_differs=lock_differs)
+    reason = f"the base's own training failed with this .venv: {error}"
+    fix = "compare with another base (--base-ref); training's gate still judges this change's model"
+    return Base(FAILED, ref, commit, chosen_by, None, reason, fix, lock_differs)
 
 
 DAYS = tuple(range(31))  # elapsed days drawn: 0..30
 MAX_HISTORIES = 3
+SHORT_NAMES = {SEEN: "seen", CORRECT: "correct", WRONG: "wrong", DIFFICULTY: "difficulty"}  # in a history's label
 # xychart-beta has no legend: the series get contrasting colours named in the text, and a table of the numbers.
 BASE_COLOUR, HEAD_COLOUR = "#1f77b4", "#d62728"  # blue, red
 TABLE_DAYS = (1, 7, 30)
 TITLE = "## Model: this change against the base branch"
+HOW_BUILT = {  # the closing line of a report that has a base
+    TRAINED: "trained now from its own code and pipeline.toml with this checkout's .venv",
+    REUSED: "trained earlier by this command from its own code with this checkout's .venv (reused)",
+    UNCHANGED: "its training inputs (training/, [training], the training lock) equal this checkout's, "
+    "so this checkout's model stands for it (not retrained)",
+}
+LOCK_DIFFERS = (
+    " Its training lock differs from this checkout's; both were trained with this checkout's .venv, "
+    "so the difference shown is code and settings, not library versions."
+)
 SAME = 1e-6  # metrics are rounded to 6 decimals by training/metrics.py
 # (key in model.json `metrics`, label, lower is better, the [training] key that gates it)
 METRICS = (
@@ -245,8 +248,7 @@ METRICS = (
 )
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     key: str
     label: str
     base: float | None
@@ -258,18 +260,14 @@ class Row:
     head_passes: bool | None
 
 
-@dataclass(frozen=True)
-class Curve:
+class Curve(NamedTuple):
     label: str  # the history, e.g. "seen 6, correct 4, wrong 1, difficulty 0.4"
     features: dict[str, float]  # without the elapsed days
     base: list[float] | None
     head: list[float] | None
 
 
-@dataclass(frozen=True)
-class Side:
-    """One model as the report shows it (from its model.json)."""
-
+class Side(NamedTuple):  # one model as the report shows it (from its model.json)
     sha256: str
     metrics: dict[str, Any]
     monotonic: dict[str, Any] | None  # model.json checks.monotonic, None when not recorded
@@ -285,10 +283,10 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "head_model": asdict(self.head),
-            "base_model": asdict(self.base) if self.base else None,
-            "metrics": [asdict(row) for row in self.rows],
-            "curves": {"days": list(DAYS), "histories": [asdict(c) for c in self.curves], "note": self.curve_note},
+            "head_model": self.head._asdict(),
+            "base_model": self.base._asdict() if self.base else None,
+            "metrics": [row._asdict() for row in self.rows],
+            "curves": {"days": list(DAYS), "histories": [c._asdict() for c in self.curves], "note": self.curve_note},
         }
 
 
@@ -333,27 +331,17 @@ def rows(head: dict[str, Any], base: dict[str, Any] | None, settings: TrainingCo
         threshold = float(getattr(settings, setting))
         limit: float | None = threshold
         gate = f"<= {threshold}" if lower_is_better else f">= {threshold}"
-        if key == "log_loss":
+        passes = None if now is None else now <= threshold if lower_is_better else now >= threshold
+        if key == "log_loss":  # strictly below a fraction of the constant baseline's
             baseline = _number(head.get("baseline_log_loss"))
             limit = None if baseline is None else round(threshold * baseline, 6)
             gate = (f"< {limit:.4f}" if limit is not None else "< ?") + f" ({threshold} × baseline)"
-        if now is None or limit is None:
-            passes = None
-        elif key == "log_loss":
-            passes = now < limit
-        else:
-            passes = now <= limit if lower_is_better else now >= limit
+            passes = None if now is None or limit is None else now < limit
         found.append(Row(key, label, before, now, delta, verdict, gate, limit, passes))
     return found
 
 
-def history_label(features: dict[str, float]) -> str:
-    short = {"history_seen": "seen", "history_correct": "correct", "history_wrong": "wrong"}
-    short["item_difficulty"] = "difficulty"
-    return ", ".join(f"{short.get(name, name)} {value:g}" for name, value in features.items())
-
-
-def histories(events_dir: Path, feature_names: list[str], elapsed: str) -> list[dict[str, float]]:
+def histories(events_dir: Path, feature_names: list[str]) -> list[dict[str, float]]:
     """Distinct learner histories (the features but elapsed days) of the committed events that answer 200."""
     found: list[dict[str, float]] = []
     for path in sorted(events_dir.glob("*.json")):
@@ -366,17 +354,17 @@ def histories(events_dir: Path, feature_names: list[str], elapsed: str) -> list[
         except Exception:  # noqa: BLE001, S112  # an event this model cannot read is simply not drawn (smoke judges events)
             continue
         for row in rows:
-            history = {name: value for name, value in zip(feature_names, row, strict=True) if name != elapsed}
+            history = {name: value for name, value in zip(feature_names, row, strict=True) if name != ELAPSED}
             if history not in found:
                 found.append(history)
     return found[:MAX_HISTORIES]
 
 
-def curve(model: Any, history: dict[str, float], elapsed: str) -> list[float] | None:
+def curve(model: Any, history: dict[str, float]) -> list[float] | None:
     """p(recall) at each of DAYS for one history, or None when the model lacks one of its features."""
-    if any(name != elapsed and name not in history for name in model.feature_names):
+    if any(name != ELAPSED and name not in history for name in model.feature_names):
         return None
-    rows = np.array([[day if name == elapsed else history[name] for name in model.feature_names] for day in DAYS])
+    rows = np.array([[day if name == ELAPSED else history[name] for name in model.feature_names] for day in DAYS])
     return [round(float(p), 4) for p in recall(model, rows.astype("float64"))]
 
 
@@ -385,10 +373,7 @@ def load(model_dir: Path, manifest: dict[str, Any]) -> Any:
     return load_model(ModelSource(path=str(artifact), s3_uri=None, sha256=str(manifest["sha256"])))
 
 
-def compare(
-    head_dir: Path, base_dir: Path | None, settings: TrainingConfig, events_dir: Path, draw_base: bool = True
-) -> Comparison:
-    """The comparison; `draw_base` False when the base model is the head model (one series is enough)."""
+def compare(head_dir: Path, base_dir: Path | None, settings: TrainingConfig, events_dir: Path) -> Comparison:
     head_manifest = read_manifest(head_dir, "this checkout's model")
     base_manifest = read_manifest(base_dir, "the base model") if base_dir is not None else None
     result = Comparison(
@@ -401,20 +386,15 @@ def compare(
     except ModelLoadError as exc:
         raise PipelineError(f"this checkout's model cannot be loaded: {exc}", "retrain: `python -m training`") from exc
     base_model = None
-    if base_dir is not None and base_manifest is not None and draw_base:
+    if base_dir is not None and base_manifest is not None and base_dir != head_dir:  # the head model: one series
         try:
             base_model = load(base_dir, base_manifest)
         except ModelLoadError as exc:
             result.curve_note = f"the base model cannot be loaded, so only the head is drawn: {exc}"
-    for history in histories(events_dir, head_model.feature_names, ELAPSED):
-        result.curves.append(
-            Curve(
-                history_label(history),
-                history,
-                curve(base_model, history, ELAPSED) if base_model is not None else None,
-                curve(head_model, history, ELAPSED),
-            )
-        )
+    for history in histories(events_dir, head_model.feature_names):
+        base_curve = curve(base_model, history) if base_model is not None else None
+        label = ", ".join(f"{SHORT_NAMES.get(name, name)} {value:g}" for name, value in history.items())
+        result.curves.append(Curve(label, history, base_curve, curve(head_model, history)))
     return result
 
 
@@ -443,20 +423,13 @@ def verdict(comparison: Comparison, base: Base) -> str:
         return f"**Model unchanged from {base_name(base)}**: the training inputs are identical; {gate}."
     if comparison.base is None:
         return f"**No base model to compare with**; {gate}."
-    compared = [row for row in comparison.rows if row.verdict]
-    better = [row for row in compared if row.verdict == "better"]
-    worse = [row for row in compared if row.verdict == "worse"]
-    if not better and not worse:
-        change = "**Same metrics as the base**"
-    else:
-        parts = [f"better on {_names(better)}" if better else "", f"worse on {_names(worse)}" if worse else ""]
-        text = " and ".join(p for p in parts if p)
-        change = f"**{text[0].upper()}{text[1:]}** than the base"
+    parts = []
+    for word in ("better", "worse"):
+        if moved := [f"{row.label} ({signed(row.delta)})" for row in comparison.rows if row.verdict == word]:
+            parts.append(f"{word} on {', '.join(moved)}")
+    change = " and ".join(parts)
+    change = f"**{change[0].upper()}{change[1:]}** than the base" if parts else "**Same metrics as the base**"
     return f"{change}; {gate}."
-
-
-def _names(rows: list[Row]) -> str:
-    return ", ".join(f"{row.label} ({signed(row.delta)})" for row in rows)
 
 
 def monotonic_text(record: dict[str, Any] | None) -> str:
@@ -490,8 +463,6 @@ def _mark(row: Row) -> str:
 def chart(found: Curve) -> list[str]:
     """One history's xychart: the base's curve blue, this change's red (one series when there is no base)."""
     series = [(values, colour) for values, colour in ((found.base, BASE_COLOUR), (found.head, HEAD_COLOUR)) if values]
-    if not series:
-        return []
     lowest = min(min(values) for values, _ in series)
     floor = max(0.0, int(lowest * 10) / 10)
     palette = ", ".join(colour for _, colour in series)
@@ -508,34 +479,16 @@ def chart(found: Curve) -> list[str]:
 
 
 def curve_table(comparison: Comparison, with_base: bool) -> list[str]:
-    columns = [DAYS.index(day) for day in TABLE_DAYS]
     lines = [
         "| history | " + " | ".join(f"day {day}" for day in TABLE_DAYS) + " |",
         "|---|" + "---:|" * len(TABLE_DAYS),
     ]
     for found in comparison.curves:
-        cells = [f"{found.head[column]:.3f}" if found.head else "–" for column in columns]
+        cells = [f"{found.head[day]:.3f}" if found.head else "–" for day in TABLE_DAYS]  # DAYS[day] is day
         if with_base and found.base:
-            cells = [f"{found.base[column]:.3f} → {head}" for column, head in zip(columns, cells, strict=True)]
+            cells = [f"{found.base[day]:.3f} → {head}" for day, head in zip(TABLE_DAYS, cells, strict=True)]
         lines.append(f"| {found.label} | " + " | ".join(cells) + " |")
     return lines
-
-
-def where_from(base: Base) -> str:
-    how = {
-        TRAINED: "trained now from its own code and pipeline.toml with this checkout's .venv",
-        REUSED: "trained earlier by this command from its own code with this checkout's .venv (reused)",
-        UNCHANGED: "its training inputs (training/, [training], the training lock) equal this checkout's, "
-        "so this checkout's model stands for it (not retrained)",
-    }.get(base.status, "")
-    text = f"Base: {base_name(base)}, {base.chosen_by}"
-    text += f"; {how}." if how else "."
-    if base.training_lock_differs:
-        text += (
-            " Its training lock differs from this checkout's; both were trained with this checkout's .venv, "
-            "so the difference shown is code and settings, not library versions."
-        )
-    return text
 
 
 def render(comparison: Comparison, base: Base) -> str:
@@ -548,12 +501,9 @@ def render(comparison: Comparison, base: Base) -> str:
     lines += [*metrics_table(comparison, comparison.base is not None and not unchanged), ""]
     draw_base = any(found.base is not None for found in comparison.curves)
     if comparison.curves:
+        legend = "this change (the base's curves are the same)" if unchanged else "this change"
         if draw_base:
             legend = f"base {base_name(base)} in blue, this change in red"
-        elif base.status == UNCHANGED:
-            legend = "this change (the base's curves are the same)"
-        else:
-            legend = "this change"
         first, *others = comparison.curves
         lines += [f"**Predicted recall over {DAYS[-1]} days** for committed histories: {legend}.", ""]
         lines += [*chart(first), "", *curve_table(comparison, draw_base), ""]
@@ -567,5 +517,6 @@ def render(comparison: Comparison, base: Base) -> str:
     if unchanged:
         lines += ["</details>", ""]
     if base.status not in (UNAVAILABLE, FAILED):
-        lines += [f"<sub>{where_from(base)}</sub>", ""]
+        lock = LOCK_DIFFERS if base.training_lock_differs else ""
+        lines += [f"<sub>Base: {base_name(base)}, {base.chosen_by}; {HOW_BUILT[base.status]}.{lock}</sub>", ""]
     return "\n".join(lines)

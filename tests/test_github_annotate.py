@@ -12,7 +12,7 @@ import pytest
 from ci.budget.model import Budget, Bytecode, Component, Group, Suggestion
 from ci.budget.render import write_budget_json
 from ci.cmd_smoke import smoke_findings
-from ci.github.runner import MAX_PER_REPORT, annotations_for_reports
+from ci.github.api import MAX_PER_REPORT, annotations_for_reports
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import Finding, write_report
 from tests.pins_fixtures import local_bundles  # noqa: F401 - fixture

@@ -1042,7 +1042,7 @@ def test_the_deploy_role_trusts_exactly_this_workflows_branch_and_environment() 
         assert jobs(DEPLOY)[job_id]["environment"] == parameters["DeployEnvironment"]["Default"]
     assert "DeployRoleArn" in template["Outputs"]
     # `python -m ci.github oidc-subject` prints the subject for the same environment and branch.
-    from ci.github import deploy_guard
+    import ci.github.__main__ as deploy_guard
 
     assert parameters["DeployEnvironment"]["Default"] == deploy_guard.DEFAULT_ENVIRONMENT
     assert parameters["DeployBranch"]["Default"] == deploy_guard.DEFAULT_BRANCH

@@ -25,8 +25,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from ci.config import load_config
-from ci.github.api import MAX_BODY_CHARS, sticky_body
-from ci.github.runner import Annotation
+from ci.github.api import MAX_BODY_CHARS, Annotation, sticky_body
 from ci.paths import REPO_ROOT
 
 TOKEN = "ghs_test_token"

@@ -1,22 +1,23 @@
-"""A small GitHub REST client over urllib (nothing to install), and the sticky pull-request comment; it honours
-GITHUB_API_URL (GitHub Enterprise Server, or a local fake in the tests) and says what to fix when a call fails."""
+"""How a step talks to GitHub: a small REST client over urllib (GITHUB_API_URL: Enterprise Server, or the tests' fake)
+with the sticky pull-request comment, and what it hands its runner from the report contract alone (annotations, job
+summary, outputs, the verify gate's verdict); off a runner the text goes to stdout, so a step can be tried locally."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
-from ci.errors import PipelineError
+from ci.errors import CheckFailedError, PipelineError
+from ci.reports import findings_of
 
-DEFAULT_API_URL = "https://api.github.com"
-API_VERSION = "2022-11-28"
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 
 _FIX_BY_STATUS = {
@@ -26,44 +27,38 @@ _FIX_BY_STATUS = {
 }
 
 
-@dataclass(frozen=True)
-class GitHubApi:
+class GitHubApi(NamedTuple):
     base_url: str
     token: str
-    timeout_s: float = 30.0
 
     @classmethod
     def from_env(cls, purpose: str = "to write a comment") -> GitHubApi:
-        env = os.environ
-        token = env.get("GITHUB_TOKEN", "")
+        token = os.environ.get("GITHUB_TOKEN", "")
         if not token:
             raise PipelineError(
                 f"GITHUB_TOKEN is not set: the GitHub API needs a token {purpose}",
                 "in the workflow step add `env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}`; locally, export a token",
             )
-        return cls(base_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL, token=token)
-
-    def url(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else self.base_url.rstrip("/") + path
+        return cls(os.environ.get("GITHUB_API_URL") or "https://api.github.com", token)
 
     def request(
         self, method: str, path: str, body: Any = None, fixes: Mapping[int, str] | None = None
-    ) -> tuple[Any, Mapping[str, str]]:
-        """One call; returns (decoded JSON or None, response headers). `fixes` names the fix per status."""
-        url = self.url(path)
+    ) -> tuple[Any, str | None]:
+        """One call: (decoded JSON or None, the next page's URL if any). `fixes` names the fix per status."""
+        url = path if path.startswith(("http://", "https://")) else self.base_url.rstrip("/") + path
         data = None if body is None else json.dumps(body).encode()
         sent_headers = {
             "Accept": "application/vnd.github+json",
             "Authorization": f"Bearer {self.token}",
-            "X-GitHub-Api-Version": API_VERSION,
+            "X-GitHub-Api-Version": "2022-11-28",
             "User-Agent": "forgetting-curve-ci",
             **({"Content-Type": "application/json"} if data is not None else {}),
         }
         req = urllib.request.Request(url, data=data, headers=sent_headers, method=method)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as response:
+            with urllib.request.urlopen(req, timeout=30) as response:
                 raw = response.read()
-                headers = {key.lower(): value for key, value in response.headers.items()}
+                next_page = _NEXT_LINK.search(response.headers.get("link", ""))
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             try:
@@ -82,22 +77,19 @@ class GitHubApi:
                 f"GitHub API {method} {url} could not be reached ({exc})",
                 "check GITHUB_API_URL and the network; on github.com runners it is set for you",
             ) from exc
-        return (json.loads(raw) if raw.strip() else None), headers
+        return (json.loads(raw) if raw.strip() else None), next_page.group(1) if next_page else None
 
     def paginate(self, path: str) -> Iterator[dict[str, Any]]:
-        """Every item of a list endpoint, page after page."""
         next_url: str | None = path
         while next_url:
-            items, headers = self.request("GET", next_url)
+            url = next_url
+            items, next_url = self.request("GET", url)
             if not isinstance(items, list):
-                raise PipelineError(f"GitHub API GET {self.url(next_url)} did not return a list", "check the path")
+                raise PipelineError(f"GitHub API GET {url} did not return a list", "check the path")
             yield from items
-            match = _NEXT_LINK.search(headers.get("link", ""))
-            next_url = match.group(1) if match else None
 
 
 def repository_of(explicit: str | None) -> str:
-    """owner/name from --repo, else GITHUB_REPOSITORY."""
     repository = explicit or os.environ.get("GITHUB_REPOSITORY", "")
     if repository.count("/") != 1:
         raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
@@ -109,10 +101,9 @@ def repo_path(repository: str) -> str:
 
 
 def run_url(repository: str | None = None) -> str | None:
-    """This workflow run's page, or None off a runner."""
     run = os.environ.get("GITHUB_RUN_ID")
     server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-    repository = os.environ.get("GITHUB_REPOSITORY", "") if repository is None else repository
+    repository = repository or os.environ.get("GITHUB_REPOSITORY", "")
     return f"{server}/{repository}/actions/runs/{run}" if run else None
 
 
@@ -126,12 +117,11 @@ TRUNCATED_NOTE = "\n\n_(truncated: the full report is in the job summary and the
 
 
 def check_marker(marker: str) -> str:
-    """The marker must be an HTML comment: invisible in the rendered comment, unique to this report."""
+    """An HTML comment: invisible in the rendered comment, unique to this report."""
     marker = marker.strip()
     if not (marker.startswith("<!--") and marker.endswith("-->") and len(marker) > len("<!---->")):
         raise PipelineError(
-            f"comment marker {marker!r} is not an HTML comment",
-            "use a hidden marker such as '<!-- size-budget -->'",
+            f"comment marker {marker!r} is not an HTML comment", "use a hidden marker such as '<!-- size-budget -->'"
         )
     return marker
 
@@ -148,7 +138,6 @@ def upsert_comment(
     api: GitHubApi, repository: str, number: int, marker: str, markdown: str, author: str = DEFAULT_AUTHOR
 ) -> tuple[str, str]:
     """Update bot `author`'s comment carrying `marker` on pull request `number`, or create it: (action, URL or id)."""
-    marker = check_marker(marker)
     repo = repo_path(repository)
     body = sticky_body(marker, markdown)
     for comment in api.paginate(f"{repo}/issues/{number}/comments?per_page=100"):
@@ -163,3 +152,183 @@ def upsert_comment(
         return "updated", str(updated.get("html_url") or comment_id)
     created, _ = api.request("POST", f"{repo}/issues/{number}/comments", {"body": body})
     return "created", str(created.get("html_url") or int(created["id"]))
+
+
+# GitHub shows at most 10 errors per step: keep each report's share readable.
+MAX_PER_REPORT = 8
+TITLES = {"error": "{check} check failed", "warning": "{check} check warning"}  # notices stay in the summary
+# GitHub refuses a step summary over 1 MiB; leave room for the other steps.
+MAX_SUMMARY_BYTES = 1_000_000
+MAX_ROWS = 50
+ICONS = {"error": "❌", "warning": "⚠️", "notice": "ℹ️"}
+
+
+def escape_data(text: str) -> str:
+    """The runner's escaping: without it a multi-line message is cut at its first line."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+class Annotation(NamedTuple):
+    """One line GitHub shows on the run and on the pull request's Files tab."""
+
+    level: str  # error | warning | notice
+    message: str
+    title: str | None = None
+    file: str | None = None
+    line: int | None = None
+
+    def render(self) -> str:
+        props = [f"file={self.file}"] if self.file else []
+        props += [f"line={self.line}"] if self.line else []
+        props += [f"title={self.title}"] if self.title else []
+        escaped = [escape_data(prop).replace(":", "%3A").replace(",", "%2C") for prop in props]
+        return f"::{self.level}" + (" " + ",".join(escaped) if props else "") + f"::{escape_data(self.message)}"
+
+
+def runner_file(variable: str) -> Path | None:
+    value = os.environ.get(variable, "")
+    return Path(value) if value else None
+
+
+def append_outputs(values: Mapping[str, str]) -> str:
+    """Append `key=value` lines to $GITHUB_OUTPUT; returns the text (printed when not on a runner)."""
+    for key, value in values.items():
+        if "\n" in value or "\r" in value:
+            raise ValueError(f"output {key!r} must be a single line")
+    text = "".join(f"{key}={value}\n" for key, value in values.items())
+    target = runner_file("GITHUB_OUTPUT")
+    if target is not None:
+        with target.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+    return text
+
+
+def write_summary_text(text: str) -> Path | None:
+    """Append to the job summary; returns its path, or None when printed to stdout instead."""
+    target = runner_file("GITHUB_STEP_SUMMARY")
+    if target is None:
+        sys.stdout.write(text)
+        return None
+    with target.open("a", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+    return target
+
+
+def read_json_report(path: Path) -> dict[str, Any] | str:
+    """The report, or what is wrong with it (a step reading reports never stops at a damaged one)."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"is not readable JSON ({exc})"
+    return report if isinstance(report, dict) else "does not hold a report object"
+
+
+def annotations_for_reports(reports: Path, checks: Iterable[str] = ()) -> list[Annotation]:
+    """Annotations for the reports in `reports`: all of them, or only `checks`, each of which must exist."""
+    checks = list(checks)
+    if checks:
+        paths = [reports / f"{check}.json" for check in checks]
+    else:
+        paths = sorted(reports.glob("*.json")) if reports.is_dir() else []
+    annotations: list[Annotation] = []
+    for path in paths:
+        if not path.is_file():
+            problem = (
+                f"the {path.stem} check wrote no report ({path}): it stopped before judging, "
+                "see the error printed by its step above"
+            )
+            annotations.append(Annotation("error", problem, f"{path.stem} check did not finish"))
+            continue
+        report = read_json_report(path)
+        if isinstance(report, str):
+            annotations.append(Annotation("error", f"{path} {report}", "unreadable report"))
+            continue
+        check = str(report.get("check") or path.stem)
+        found = [f for f in findings_of(report, check) if f.severity in TITLES]
+        for f in found[: MAX_PER_REPORT - 1] if len(found) > MAX_PER_REPORT else found:
+            message = f.message + (f"\nfix: {f.fix}" if f.fix else "")
+            annotations.append(Annotation(f.severity, message, TITLES[f.severity].format(check=check), f.file, f.line))
+        if len(found) > MAX_PER_REPORT:
+            more = f"and {len(found) - MAX_PER_REPORT + 1} more: see build/reports/{check}.json"
+            annotations.append(Annotation("error", more, f"{check} check failed"))
+    return annotations
+
+
+def summary_text(files: Iterable[Path]) -> str:
+    """A .md file as is, a <check>.json report rendered, cut to what GitHub accepts."""
+    parts = []
+    for file in files:
+        if not file.is_file():
+            parts.append(f"> **{file}** was not produced: its check stopped before writing it (see the log).\n")
+        elif file.suffix == ".json":
+            parts.append(report_markdown(file))
+        else:
+            parts.append(file.read_text(encoding="utf-8").rstrip() + "\n")
+    text = "\n".join(parts)
+    encoded = text.encode()
+    if len(encoded) > MAX_SUMMARY_BYTES:
+        text = encoded[:MAX_SUMMARY_BYTES].decode(errors="ignore") + "\n\n_(truncated)_\n"
+    return text
+
+
+def report_markdown(path: Path) -> str:
+    """A check report as a heading with its verdict, the artifacts it judged and a table of its findings."""
+    report = read_json_report(path)
+    if isinstance(report, str):
+        return f"> **{path}** {report}: rerun its check.\n"
+    check = str(report.get("check") or path.stem)
+    findings = findings_of(report, check)
+    errors = sum(1 for f in findings if f.severity == "error")
+    verdict = "✅ passed" if report.get("passed") is True else f"❌ FAILED ({errors} error(s))"
+    lines = [f"### {check}: {verdict}", ""]
+    artifacts = report.get("artifacts") or {}
+    if isinstance(artifacts, dict) and artifacts:
+        judged = ", ".join(f"`{name}` {str(digest)[:12]}" for name, digest in sorted(artifacts.items()))
+        lines += [f"Judged: {judged} (sha256 of the bytes read).", ""]
+    if not findings:
+        return "\n".join([*lines, "No findings.", ""])
+    lines += ["| | Where | Finding | Fix |", "|---|---|---|---|"]
+    for finding in findings[:MAX_ROWS]:
+        where = f"{finding.file}:{finding.line}" if finding.line else finding.file
+        where = f"`{where}`" if finding.file else ""
+        lines.append(f"| {ICONS[finding.severity]} | {where} | {_cell(finding.message)} | {_cell(finding.fix)} |")
+    if len(findings) > MAX_ROWS:
+        lines.append(f"\n_and {len(findings) - MAX_ROWS} more in `{path.name}`_")
+    return "\n".join([*lines, ""])
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+
+
+def gate(needs_env: str, required: Iterable[str]) -> int:
+    """The verify workflow's last job: a skipped job does not fail a reusable workflow, so anything but success does."""
+    needs_text = os.environ.get(needs_env)
+    if needs_text is None:
+        raise PipelineError(
+            f"environment variable {needs_env} is not set",
+            f"in the step add `env: {needs_env}: ${{{{ toJSON(needs) }}}}`",
+        )
+    try:
+        needs = json.loads(needs_text)
+    except ValueError as exc:
+        raise PipelineError(f"the needs context is not JSON ({exc})", "pass ${{ toJSON(needs) }}") from exc
+    if not isinstance(needs, dict):
+        raise PipelineError("the needs context is not a JSON object", "pass ${{ toJSON(needs) }}")
+    results = {}
+    for job in required:
+        entry = needs.get(job)
+        results[job] = str(entry.get("result", "missing")) if isinstance(entry, dict) else "missing"
+    passed = bool(results) and all(result == "success" for result in results.values())
+    icon = {"success": "✅", "failure": "❌", "cancelled": "⏹️", "skipped": "⏭️"}
+    rows = [f"| {job} | {icon.get(result, '❓')} {result} |" for job, result in results.items()]
+    verdict = "all checks passed" if passed else "NOT verified: deploy is blocked"
+    write_summary_text("\n".join([f"### Verify: {verdict}", "", "| job | result |", "|---|---|", *rows, ""]))
+    append_outputs({"verified": "true" if passed else "false"})
+    if not passed:
+        failed = ", ".join(f"{job} ({state})" for job, state in results.items() if state != "success")
+        raise CheckFailedError(
+            f"not verified: {failed or 'no job was named'}",
+            "open the failed jobs above; their annotations name the cause. Nothing is deployed until all pass",
+        )
+    return 0

@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import re
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from ci.config import load_config
 from ci.errors import PipelineError
-from ci.github.api import GitHubApi, repo_path, repository_of, run_url
-from ci.github.runner import write_summary_text
+from ci.github.api import GitHubApi, read_json_report, repo_path, repository_of, run_url, write_summary_text
 from ci.reports import Finding, findings_of
 
 MARKER = "<!-- relock -->"
@@ -39,19 +36,17 @@ BRANCH_PREFIX = "ci/relock"  # the only branches relock-pr rewrites: this one an
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 
 
-def checked_branch(branch: str, base: str) -> str:
-    """`branch` if relock-pr may force-push it: the bot's own, not the base; otherwise a PipelineError."""
-    under = branch.removeprefix(BRANCH_PREFIX + "/") if branch.startswith(BRANCH_PREFIX + "/") else None
-    plain = under is not None and all(
-        _SEGMENT.fullmatch(part) and part not in (".", "..") and not part.endswith(".lock") for part in under.split("/")
-    )
+def check_branch(branch: str, base: str) -> None:
+    """relock-pr force-pushes `branch`: only the bot's own, never the base."""
+    first, *under = branch.removeprefix(BRANCH_PREFIX).split("/")  # ["", NAME...] for a branch under it
+    plain = all(_SEGMENT.fullmatch(part) and part not in (".", "..") and not part.endswith(".lock") for part in under)
+    own = branch.startswith(BRANCH_PREFIX) and first == "" and plain
+    fix = f"use --branch {BRANCH_PREFIX} (the default) or --branch {BRANCH_PREFIX}/NAME"
     if branch == base:
-        problem = f"--branch {branch!r} is the base branch: relock-pr force-pushes its branch"
-    elif branch != BRANCH_PREFIX and not plain:
+        raise PipelineError(f"--branch {branch!r} is the base branch: relock-pr force-pushes its branch", fix)
+    if not own:
         problem = f"--branch {branch!r} is outside {BRANCH_PREFIX}/: relock-pr force-pushes only the bot's own branches"
-    else:
-        return branch
-    raise PipelineError(problem, f"use --branch {BRANCH_PREFIX} (the default) or --branch {BRANCH_PREFIX}/NAME")
+        raise PipelineError(problem, fix)
 
 
 def git(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
@@ -71,13 +66,9 @@ def git(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
 def commit_files(root: Path, files: Sequence[str], message: str) -> str | None:
     """A commit of `files` as they are in the working tree on top of HEAD; None if they equal HEAD's."""
     with tempfile.TemporaryDirectory(prefix="relock-index-") as tmp:
-        env = {
-            "GIT_INDEX_FILE": str(Path(tmp) / "index"),
-            "GIT_AUTHOR_NAME": BOT_NAME,
-            "GIT_AUTHOR_EMAIL": BOT_EMAIL,
-            "GIT_COMMITTER_NAME": BOT_NAME,
-            "GIT_COMMITTER_EMAIL": BOT_EMAIL,
-        }
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        for role in ("AUTHOR", "COMMITTER"):
+            env |= {f"GIT_{role}_NAME": BOT_NAME, f"GIT_{role}_EMAIL": BOT_EMAIL}
         git(root, "read-tree", "HEAD", env=env)
         git(root, "add", "--", *files, env=env)
         tree = git(root, "write-tree", env=env)
@@ -86,9 +77,8 @@ def commit_files(root: Path, files: Sequence[str], message: str) -> str | None:
         return git(root, "commit-tree", tree, "-p", "HEAD", "-m", message, env=env)
 
 
-def push_branch(root: Path, remote: str, branch: str, base: str, commit: str, token: str | None) -> str:
-    """Force-push `commit` to the bot's `branch` unless it already holds the same tree on the same base."""
-    checked_branch(branch, base)
+def push_branch(root: Path, remote: str, branch: str, commit: str, token: str | None) -> str:
+    """Force-push `commit` to the bot's `branch` (check_branch) unless it already holds the same tree and base."""
     auth = []  # the token as an HTTP header for each command: never written to .git/config or the URL
     if token and remote.startswith(("https://", "http://")):
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
@@ -96,9 +86,8 @@ def push_branch(root: Path, remote: str, branch: str, base: str, commit: str, to
     current = git(root, *auth, "ls-remote", remote, f"refs/heads/{branch}").split("\t")[0]
     if current:
         git(root, *auth, "fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:refs/relock/current")
-        same_tree = git(root, "rev-parse", "refs/relock/current^{tree}") == git(root, "rev-parse", f"{commit}^{{tree}}")
-        same_base = git(root, "rev-parse", "refs/relock/current^") == git(root, "rev-parse", f"{commit}^")
-        if same_tree and same_base:
+        tree_and_base = git(root, "rev-parse", "refs/relock/current^{tree}", "refs/relock/current^")
+        if tree_and_base == git(root, "rev-parse", f"{commit}^{{tree}}", f"{commit}^"):
             return "unchanged"
     git(root, *auth, "push", "--quiet", "--force", remote, f"{commit}:refs/heads/{branch}")
     return "pushed"
@@ -142,18 +131,14 @@ def commit_message(upgrade: dict[str, Any] | None) -> str:
 
 
 def lock_files(root: Path) -> list[str]:
-    """The .in files and locks pipeline.toml names, relative to `root`: all a re-lock may change."""
-    lock = load_config(root=root).lock
-    paths = (
-        *(lock.requirements_in, lock.layer_lock, lock.training_in, lock.training_lock),
-        *(lock.pipeline_in, lock.pipeline_lock, lock.dev_in, lock.dev_lock, lock.bootstrap_lock),
-    )
+    """The .in files and locks pipeline.toml names ([lock]'s paths), relative to `root`: all a re-lock may change."""
+    paths = [value for value in vars(load_config(root=root).lock).values() if isinstance(value, Path)]
     return [p.resolve().relative_to(root.resolve()).as_posix() for p in paths if p.is_file()]
 
 
 def run_relock_pr(args: argparse.Namespace) -> int:
     root = Path.cwd()
-    checked_branch(args.branch, args.base)  # before anything: the branch is force-pushed
+    check_branch(args.branch, args.base)  # before anything: the branch is force-pushed
     repository = repository_of(args.repo)
     ref = os.environ.get("GITHUB_REF", "")
     if ref and ref != f"refs/heads/{args.base}":
@@ -162,17 +147,18 @@ def run_relock_pr(args: argparse.Namespace) -> int:
             f"run the workflow from {args.base} (Actions → relock → Run workflow → Use workflow from: {args.base})",
         )
     api = GitHubApi.from_env(purpose="to open the re-lock pull request")  # before pushing anything
-    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-    remote = args.remote or f"{server}/{repository}.git"
-    reports = read_reports(args.reports)
+    remote = args.remote or f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{repository}.git"
+    reports = {}
+    for name in (*CHECKS, "lock-upgrade"):  # a damaged report is left out, so it reads as missing
+        if isinstance(report := read_json_report(args.reports / f"{name}.json"), dict):
+            reports[name] = report
     body, failed = render_body(reports, run_url(repository))
-    message = commit_message(reports.get("lock-upgrade"))
-    commit = commit_files(root, args.path or lock_files(root), message)
+    commit = commit_files(root, args.path or lock_files(root), commit_message(reports.get("lock-upgrade")))
     if commit is None:
         print(f"nothing to propose: the .in files and locks equal {args.base}'s; no push, no pull request")
         write_summary_text(f"### Re-lock: nothing to propose\n\nThe locks on {args.base} are current.\n")
         return 0
-    pushed = push_branch(root, remote, args.branch, args.base, commit, os.environ.get("GITHUB_TOKEN"))
+    pushed = push_branch(root, remote, args.branch, commit, os.environ.get("GITHUB_TOKEN"))
     title = "deps: re-lock for the Lambda target" + (f" ({len(failed)} check(s) failing)" if failed else "")
     action, number, url = upsert_pull_request(api, repository, args.branch, args.base, title, body)
     print(f"branch {args.branch}: {pushed} ({commit[:12]}); pull request #{number} {action}: {url}")
@@ -183,25 +169,11 @@ def run_relock_pr(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass(frozen=True)
-class CheckVerdict:
+class CheckVerdict(NamedTuple):
     check: str
     state: str  # passed | failed | missing
     detail: str  # first error finding, or why the report is missing
-    culprit: str | None  # the changed package that most likely caused a failure
-
-
-def read_reports(reports: Path) -> dict[str, dict[str, Any]]:
-    """Every readable <check>.json in `reports` (a damaged one is left out, so it reads as missing)."""
-    found: dict[str, dict[str, Any]] = {}
-    for path in sorted(reports.glob("*.json")) if reports.is_dir() else []:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict):
-            found[path.stem] = data
-    return found
+    culprit: str | None = None  # the changed package that most likely caused a failure
 
 
 def changed_packages(upgrade: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -238,15 +210,13 @@ def verdicts(reports: dict[str, dict[str, Any]]) -> list[CheckVerdict]:
         report = reports.get(check)
         if report is None:
             detail = f"no {check}.json: the step did not run or stopped before judging (see the run's log)"
-            result.append(CheckVerdict(check, "missing", detail, None))
+            result.append(CheckVerdict(check, "missing", detail))
             continue
-        findings = findings_of(report, check)
-        errors = [f for f in findings if f.severity == "error"]
+        errors = [f for f in findings_of(report, check) if f.severity == "error"]
         if report.get("passed") is True and not errors:
-            result.append(CheckVerdict(check, "passed", "", None))
+            result.append(CheckVerdict(check, "passed", ""))
             continue
-        culprit = budget_culprit(report) if check == "budget" else None
-        culprit = culprit or culprit_from_findings(errors, changed)
+        culprit = (budget_culprit(report) if check == "budget" else None) or culprit_from_findings(errors, changed)
         detail = errors[0].message.splitlines()[0] if errors else "failed"
         result.append(CheckVerdict(check, "failed", detail, culprit))
     return result
@@ -279,9 +249,7 @@ def versions_section(upgrade: dict[str, Any] | None) -> list[str]:
     for package in upgrade.get("packages") or []:
         old, new = package.get("old") or "—", package.get("new") or "—"
         moved = "**" + new + "**" if old != new else new
-        note = package.get("held_by") or ""
-        if note:
-            note = f"newest {package.get('newest')}; held back: {note}"
+        note = f"newest {package.get('newest')}; held back: {package['held_by']}" if package.get("held_by") else ""
         lines.append(f"| {package.get('name')} | {old} | {moved} | {_cell(note)} |")
     for pin, text in (upgrade.get("repinned") or {}).items():
         lines.append(f"\nExact pin moved on request: `{pin}` is now `{text}` (the model is retrained with it).")
@@ -295,13 +263,12 @@ def size_section(budget: dict[str, Any] | None) -> list[str]:
     if budget is None:
         return ["### Size", "", "_No budget.json: the size budget did not run._", ""]
     used, limit = int(budget.get("used_bytes") or 0), int(budget.get("limit_bytes") or 0)
-    lines = ["### Size", "", f"{used:,} of {limit:,} bytes unzipped ({budget.get('percent_used')}%), "]
+    summary = f"{used:,} of {limit:,} bytes unzipped ({budget.get('percent_used')}%), "
     baseline = budget.get("baseline")
     if not baseline:
-        lines[-1] += "no baseline to compare with."
-        return [*lines, ""]
+        return ["### Size", "", summary + "no baseline to compare with.", ""]
     delta = int(baseline.get("delta_bytes") or 0)
-    lines[-1] += f"**{_signed_mb(delta)}** ({delta:+,} bytes) vs {baseline.get('label')}."
+    lines = ["### Size", "", summary + f"**{_signed_mb(delta)}** ({delta:+,} bytes) vs {baseline.get('label')}."]
     rows = [r for r in baseline.get("distributions") or [] if r.get("status") != "unchanged"]
     if rows:
         lines += ["", "| distribution | change | size | versions |", "|---|---|---:|---|"]
@@ -325,20 +292,15 @@ def render_body(found: dict[str, dict[str, Any]], run_url: str | None = None) ->
     judged = verdicts(found)
     bad = [v for v in judged if v.state != "passed"]
     icon = {"passed": "✅", "failed": "❌", "missing": "⏭️"}
+    lines = [MARKER, "## ✅ Re-lock for the Lambda target: every check passed", ""]
     if bad:
-        head = f"## ❌ Re-lock for the Lambda target: {len(bad)} check(s) did not pass"
-    else:
-        head = "## ✅ Re-lock for the Lambda target: every check passed"
-    lines = [MARKER, head, ""]
-    if bad:
+        lines[1] = f"## ❌ Re-lock for the Lambda target: {len(bad)} check(s) did not pass"
         lines += ["Merge only once these pass; the cause is named where a finding or the size delta shows it.", ""]
     lines += ["| check | verdict | caused by | detail |", "|---|---|---|---|"]
     for v in judged:
         culprit = v.culprit or ("not named by the findings" if v.state == "failed" else "")
         lines.append(f"| {v.check} | {icon[v.state]} {v.state} | {_cell(culprit)} | {_cell(v.detail)} |")
-    lines.append("")
-    lines += versions_section(found.get("lock-upgrade"))
-    lines += size_section(found.get("budget"))
+    lines += ["", *versions_section(found.get("lock-upgrade")), *size_section(found.get("budget"))]
     lines += pins_section(found.get("pins"))
     footer = f"by [this run]({run_url})" if run_url else "by `python -m ci.github relock-pr`"
     lines.append(
