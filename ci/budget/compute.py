@@ -48,8 +48,7 @@ from ci.budget.model import (
 from ci.budget.options import removal_options, remove_line, suggest
 from ci.budget.render import budget_to_dict
 from ci.cache_seal import sources_digest
-from ci.config import Config
-from ci.config_schema import toml_value
+from ci.config import Config, toml_value
 from ci.config_sections import LAMBDA_UNZIPPED_LIMIT, ExtraLayerArn
 from ci.errors import ConfigError, PipelineError
 from ci.lock.files import display_path
