@@ -1,7 +1,7 @@
 """pipeline.toml's sections as pydantic dataclasses: a field per allowed key, its type, range and default.
 
 Each field's description says what is allowed and its example is the line a refusal offers; a
-ValidationError becomes ci/config.py's one-line ConfigError. Paths resolve against the repository.
+ValidationError becomes ci/errors.py's one-line ConfigError. Paths resolve against the repository.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
-from ci.config import check_table, refusal, suggestion, toml_value
-from ci.errors import ConfigError
+from ci.errors import ConfigError, check_table, refusal, suggestion, toml_value
 from ci.site.owners import canonical as canonicalize_name
 from ci.site.rules import RULES, STRIP
 

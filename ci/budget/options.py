@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ci.budget.contents import Entry, ImportTrace, compact_removals
 from ci.budget.model import Group, Suggestion
-from ci.config import toml_value
+from ci.errors import toml_value
 from ci.units import as_bytes, as_mb
 
 CONTAINER_IMAGE_LIMIT = 10 * 1024**3  # Lambda: container images up to 10 GB, uncompressed, all layers included
