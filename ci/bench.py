@@ -365,11 +365,11 @@ def run_bench_ci(source: Path, cache: Path, with_test: bool = True) -> dict[str,
             start = time.perf_counter()
             must(run_timed(["make", "venv"], job, env), "make venv")
             for name in ARTIFACTS:  # what actions/download-artifact does for a check job
-                source, target = clone / "build" / name, job / "build" / name
-                if source.is_dir():
-                    shutil.copytree(source, target)
+                artifact, target = clone / "build" / name, job / "build" / name
+                if artifact.is_dir():
+                    shutil.copytree(artifact, target)
                 else:
-                    shutil.copyfile(source, target)
+                    shutil.copyfile(artifact, target)
             row(f"{check} job: set-up (venv + artifact)", time.perf_counter() - start, CI_TARGETS["check_setup_s"])
             row(f"{check} job: make {check}", must(run_timed(["make", check], job, env), f"make {check}").seconds)
             shutil.rmtree(job, ignore_errors=True)

@@ -141,11 +141,8 @@ def read_sections(file: Path, overrides: dict[str, Any] | None = None) -> dict[s
 
 
 def load_config(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None, file: Path | None = None) -> Config:
-    """Read and check pipeline.toml under `root` (or `file`); `overrides` (section -> {key: value}) win.
-
-    Relative paths inside the file always resolve against `root`, the repository. Any mistake is a
-    ConfigError naming the file, section and key, raised here, before a command does anything.
-    """
+    """Read and check pipeline.toml under `root` (or `file`), `overrides` (section -> {key: value}) winning:
+    relative paths resolve against `root`; any mistake is a ConfigError here, before a command does anything."""
     from ci.config_sections import read_section  # pydantic: imported here only (docs/design.md)
 
     file = file or root / CONFIG_FILE

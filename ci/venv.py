@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +111,7 @@ def bootstrap_uv(bootstrap_lock: Path, python: str, cache: Path) -> Path:
     return uv
 
 
-def create(plan: Plan, say: Callable[[str], None] = print) -> None:
+def create(plan: Plan) -> None:
     """Bootstrap uv, (re)create the venv if it is missing or of another Python, sync the locks."""
     for lock in plan.locks:
         if not lock.is_file():
@@ -122,12 +121,12 @@ def create(plan: Plan, say: Callable[[str], None] = print) -> None:
     check_wheels(uv, plan, env)  # before the venv is touched or any wheel downloaded
     existing = venv_version(plan.venv)
     if existing is not None and existing != plan.version:
-        say(f"recreating {plan.venv}: made by Python {existing}, the target needs {plan.version}")
+        print(f"recreating {plan.venv}: made by Python {existing}, the target needs {plan.version}")
         shutil.rmtree(plan.venv)
     if not (plan.venv / "bin" / "python").exists():
         _run([str(uv), "venv", "--quiet", "--no-config", "--python", plan.python, str(plan.venv)], env)
     names = " + ".join(lock.name for lock in plan.locks)
-    say(f"{plan.venv}: uv pip sync --require-hashes {names} (Python {plan.version}, {plan.python})")
+    print(f"{plan.venv}: uv pip sync --require-hashes {names} (Python {plan.version}, {plan.python})")
     _run(
         [
             str(uv), "pip", "sync", "--quiet", "--no-config", "--require-hashes", "--only-binary", ":all:",
@@ -176,17 +175,13 @@ def oldest_fitting(uv: Path, plan: Plan, name: str, version: str, env: dict[str,
 
 
 def check_wheels(uv: Path, plan: Plan, env: dict[str, str]) -> None:
-    """Refuse, before any download, locks with a pin that has no wheel for the target's Python.
-
-    Installing it would mean building it from source (minutes, then a compiler error); this says in
-    seconds which pins, the oldest release of each that would fit, and how to move the locks.
-    """
+    """Refuse, before any download, locks with a pin that has no wheel for the target's Python: installing it
+    would mean building it from source (minutes, then a compiler error)."""
     unfit = unfit_pins(uv, plan, env)
     if not unfit:
         return
-    direct = set()
-    if plan.requirements_in.is_file():
-        direct = {name.lower() for name, _ in PIN.findall(plan.requirements_in.read_text())}
+    text = plan.requirements_in.read_text() if plan.requirements_in.is_file() else ""
+    direct = {name.lower() for name, _ in PIN.findall(text)}
     unfit.sort(key=lambda pin: pin[0].lower() not in direct)  # the pins a person moves first
     described, moves = [], []
     for name, version in unfit:
