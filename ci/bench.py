@@ -1,9 +1,6 @@
-"""`make bench`: this build (default and compact profiles) against a naive `pip install --target` layer; `make
-bench-ci` (`--ci`): how long set-up, the pipeline, each check and the tests take in fresh clones of HEAD with warm
-download caches (docs/performance.md#ci-make-bench-ci).
-
-Every layer variant is measured the same way: cold-start init as the median of fresh isolated interpreters importing
-the handler (model load included), warm latency, peak RSS and the import trace through the smoke harness."""
+"""`make bench`: this build (default and compact profiles) against a naive `pip install --target` layer, each measured
+alike (cold-start median, warm latency, peak RSS, import trace); `make bench-ci` (`--ci`): how long set-up, the
+pipeline, each check and the tests take in fresh clones of HEAD (docs/performance.md#ci-make-bench-ci)."""
 
 from __future__ import annotations
 

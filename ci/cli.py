@@ -1,8 +1,5 @@
-"""`python -m ci [-v|-q] [--build-dir D] [--cache-dir D] [--config F] <command> ...`: one module per command.
-
-Each ci/cmd_<name>.py defines HELP, add_arguments and run(args, config, paths) and imports its heavy code
-inside run(), so building the parser (and --help) never imports boto3 or scikit-learn.
-"""
+"""`python -m ci [-v|-q] [--build-dir D] [--cache-dir D] [--config F] <command> ...`: each ci/cmd_<name>.py defines
+HELP, add_arguments and run(args, config, paths), importing its heavy code in run() so --help stays fast."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""pipeline.toml, loaded once and checked whole, plus the runtime facts it points at.
-
-Every command takes a `Config` of typed sections (ci/config_sections.py, pydantic); [target] and this module
-are standard library only, so `python3 -m ci.github config` answers [target] keys on a bare runner.
-"""
+"""pipeline.toml, loaded once and checked whole into a `Config` of typed sections, plus the runtime facts it points
+at. [target] and this module are standard library only: `python3 -m ci.github config` reads [target] anywhere."""
 
 from __future__ import annotations
 

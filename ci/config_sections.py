@@ -1,8 +1,5 @@
-"""pipeline.toml's sections as pydantic dataclasses: a field per allowed key, its type, range and default.
-
-Each field's description says what is allowed and its example is the line a refusal offers; a
-ValidationError becomes ci/errors.py's one-line ConfigError. Paths resolve against the repository.
-"""
+"""pipeline.toml's sections as pydantic dataclasses: a field per allowed key, its type, range and default; its
+description says what is allowed and its example is the line a refusal offers (one ConfigError line)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""`python3 -m ci.venv [--dev]`: .venv/ in seconds, from the hashed locks, with the target's Python.
-
-uv (bootstrapped from its hashed pin) syncs the locks, wheels only (docs/design.md, "uv for environments");
-this runs before .venv exists, so it imports the standard library only.
-"""
+"""`python3 -m ci.venv [--dev]`: .venv/ in seconds, from the hashed locks, with the target's Python: uv (bootstrapped
+from its hashed pin) syncs the locks, wheels only. It runs before .venv exists: standard library only."""
 
 from __future__ import annotations
 
