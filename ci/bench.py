@@ -321,7 +321,6 @@ def must(timed: Timed, what: str) -> Timed:
 
 
 def run_bench_ci(source: Path, cache: Path, with_test: bool = True) -> dict[str, Any]:
-    """Every measurement, in one run; returns the report's details (rows with targets, load, commit)."""
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, check=False
     ).stdout.strip()

@@ -107,7 +107,6 @@ class Config:
         return self.relative(value) if isinstance(value, Path) else str(value)
 
     def relative(self, path: Path) -> str:
-        """`path` as written relative to the repository (absolute if outside it)."""
         return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
 
 

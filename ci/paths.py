@@ -54,5 +54,4 @@ class BuildPaths:
         return self.model_dir / "model.json"
 
     def report(self, name: str) -> Path:
-        """build/reports/<name>.json: every check's machine-readable result."""
         return self.reports / f"{name}.json"
