@@ -323,14 +323,9 @@ class TrainingConfig:
     max_history_error: StrictFloat = number(0.05, ge=0, le=1)
 
 
-SECTIONS: dict[str, type] = {
-    "function": FunctionConfig,
-    "lock": LockConfig,
-    "build": BuildConfig,
-    "budget": BudgetConfig,
-    "smoke": SmokeConfig,
-    "deploy": DeployConfig,
-    "training": TrainingConfig,
+SECTIONS: dict[str, type] = {  # [function] is FunctionConfig, ...
+    section.__name__.removesuffix("Config").lower(): section
+    for section in (FunctionConfig, LockConfig, BuildConfig, BudgetConfig, SmokeConfig, DeployConfig, TrainingConfig)
 }
 
 

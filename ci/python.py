@@ -1,5 +1,5 @@
-"""`python3 -m ci.python`: which Python the build host uses, derived from pipeline.toml's [target] runtime (the
-model must be pickled by the version that unpickles it). It runs before .venv exists: standard library only."""
+"""`python3 -m ci.python`: which Python the build host uses, derived from pipeline.toml's [target] runtime.
+The model must be pickled by the version that unpickles it; this runs before .venv exists: standard library only."""
 
 from __future__ import annotations
 
