@@ -83,7 +83,7 @@ lock-check: venv
 model-report build abi budget smoke deploy rollback bootstrap bench: venv
 	$(CI) $@
 
-# Side by side: make venv cold and warm, a fresh clone's make pipeline, each check job, make test (ci/bench/ci.py).
+# Side by side: make venv cold and warm, a fresh clone's make pipeline, each check job, make test (ci/bench.py).
 bench-ci: venv
 	$(CI) bench --ci
 

@@ -1,8 +1,5 @@
-"""`python -m ci [-v|-q] [--build-dir D] [--cache-dir D] [--config F] <command> ...`: one module per command.
-
-Each ci/cmd_<name>.py defines HELP, add_arguments and run(args, config, paths) and imports its heavy code
-inside run(), so building the parser (and --help) never imports boto3 or scikit-learn.
-"""
+"""`python -m ci [-v|-q] [--build-dir D] [--cache-dir D] [--config F] <command> ...`: each ci/cmd_<name>.py defines
+HELP, add_arguments and run(args, config, paths), importing its heavy code in run() so --help stays fast."""
 
 from __future__ import annotations
 
@@ -21,7 +18,6 @@ from ci.python import missing_module, repository_of
 # In the order a pipeline runs them (and --help lists them); model-report follows `python -m training`.
 COMMANDS = "lock model_report build abi budget pins smoke deploy status rollback reset_local unlock bootstrap bench"
 COMMAND_MODULES: tuple[ModuleType, ...] = tuple(importlib.import_module(f"ci.cmd_{name}") for name in COMMANDS.split())
-
 
 # What `make pipeline` runs, in order (the workflows run the same): --help prints it.
 PIPELINE_STEPS = (
@@ -48,13 +44,6 @@ def command_name(module: ModuleType) -> str:
     return module.__name__.rpartition(".cmd_")[2].replace("_", "-")
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser], module: ModuleType) -> None:
-    """Add `module`'s command: its help, its options, and itself as the handler."""
-    child = subparsers.add_parser(command_name(module), help=module.HELP, description=module.HELP)
-    module.add_arguments(child)
-    child.set_defaults(module=module)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ci",
@@ -69,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, default=None, help="configuration file (default: pipeline.toml at the repository root)"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMAND_MODULES:
-        register(subparsers, module)
+    for module in COMMAND_MODULES:  # each command's help, options, and itself as the handler
+        child = subparsers.add_parser(command_name(module), help=module.HELP, description=module.HELP)
+        module.add_arguments(child)
+        child.set_defaults(module=module)
     return parser
 
 
@@ -90,12 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         paths = BuildPaths(build=build_dir, cache=(args.cache_dir or build_dir / "cache").resolve())
         config = load_config(file=args.config.resolve() if args.config else None)  # checked before any work
         return int(args.module.run(args, config, paths))
-    except ConfigError as exc:
+    except PipelineError as exc:  # a configuration mistake is a usage error, as argparse's are
         print(f"error: {exc}", file=sys.stderr)
-        return USAGE
-    except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return FAILED
+        return USAGE if isinstance(exc, ConfigError) else FAILED
     except ModuleNotFoundError as exc:  # a Python without the project's environment: how to run it, no traceback
         print(f"error: {missing_module(what.removeprefix('python -m '), exc)}", file=sys.stderr)
         return MISSING_ENVIRONMENT

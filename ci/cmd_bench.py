@@ -25,11 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+    from ci.bench import render_ci_table, render_table, run_bench, run_bench_ci
     from ci.reports import Finding, write_report
 
     if args.ci:
-        from ci.bench.ci import render_ci_table, run_bench_ci
-
         result = run_bench_ci(config.root, paths.cache, with_test=not args.no_test)
         check, text = "bench-ci", render_ci_table(result)
         findings = [
@@ -43,8 +42,6 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             if row["met"] is False
         ]
     else:
-        from ci.bench.layer import render_table, run_bench
-
         result = run_bench(config, paths, runs=args.runs)
         check, text = "bench", render_table(result)
         findings = [

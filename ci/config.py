@@ -1,19 +1,16 @@
-"""pipeline.toml, loaded once and checked whole, plus the runtime facts it points at.
-
-Every command takes a `Config` of typed sections (ci/config_sections.py, pydantic); [target] and this module
-are standard library only, so `python3 -m ci.github config` answers [target] keys on a bare runner.
-"""
+"""pipeline.toml, loaded once and checked whole into a `Config` of typed sections, plus the runtime facts it points
+at. [target] and this module are standard library only: `python3 -m ci.github config` reads [target] anywhere."""
 
 from __future__ import annotations
 
 import json
 import re
+import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ci.config_schema import check_names, check_table, closest, read_toml, refusal, suggestion, toml_value
-from ci.errors import ConfigError
+from ci.errors import ConfigError, check_names, check_table, closest, refusal, suggestion, toml_value
 from ci.paths import REPO_ROOT
 from ci.site.owners import canonical as canonicalize_name
 
@@ -110,8 +107,16 @@ class Config:
         return self.relative(value) if isinstance(value, Path) else str(value)
 
     def relative(self, path: Path) -> str:
-        """`path` as written relative to the repository (absolute if outside it)."""
         return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+
+
+def read_toml(file: Path) -> dict[str, Any]:
+    if not file.is_file():
+        raise ConfigError(f"{file} not found", "run from the repository root (it holds pipeline.toml) or pass --config")
+    try:
+        return tomllib.loads(file.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file} is not valid TOML: {exc}", "fix the syntax at the position named") from exc
 
 
 def load_policy(path: Path = POLICY_FILE) -> dict[str, RuntimePolicy]:
@@ -132,11 +137,8 @@ def read_sections(file: Path, overrides: dict[str, Any] | None = None) -> dict[s
 
 
 def load_config(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None, file: Path | None = None) -> Config:
-    """Read and check pipeline.toml under `root` (or `file`); `overrides` (section -> {key: value}) win.
-
-    Relative paths inside the file always resolve against `root`, the repository. Any mistake is a
-    ConfigError naming the file, section and key, raised here, before a command does anything.
-    """
+    """Read and check pipeline.toml under `root` (or `file`), `overrides` (section -> {key: value}) winning:
+    relative paths resolve against `root`; any mistake is a ConfigError here, before a command does anything."""
     from ci.config_sections import read_section  # pydantic: imported here only (docs/design.md)
 
     file = file or root / CONFIG_FILE

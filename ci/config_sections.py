@@ -1,8 +1,5 @@
-"""pipeline.toml's sections as pydantic dataclasses: a field per allowed key, its type, range and default.
-
-Each field's description says what is allowed and its example is the line a refusal offers; a
-ValidationError becomes ci/config_schema.py's one-line ConfigError. Paths resolve against the repository.
-"""
+"""pipeline.toml's sections as pydantic dataclasses: a field per allowed key, its type, range and default; its
+description says what is allowed and its example is the line a refusal offers (one ConfigError line)."""
 
 from __future__ import annotations
 
@@ -27,8 +24,7 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
-from ci.config_schema import check_table, refusal, suggestion, toml_value
-from ci.errors import ConfigError
+from ci.errors import ConfigError, check_table, refusal, suggestion, toml_value
 from ci.site.owners import canonical as canonicalize_name
 from ci.site.rules import RULES, STRIP
 
@@ -36,8 +32,7 @@ LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: function code + all layers, unzipp
 LAMBDA_INIT_LIMIT_S = 10.0  # an on-demand function's init phase (fixed by Lambda)
 PRUNE_RULES = (*RULES, STRIP)
 BYTECODE_MODES = ("runtime", "all", "none")
-# Where training and the tools run (GitHub's ubuntu runner, this host), unless [lock] says otherwise.
-# The host's Python is not a setting: it is the target runtime's (ci/python.py finds it).
+# Where training and the tools run unless [lock] says otherwise; the host's Python is the target runtime's.
 HOST_PLATFORM = "x86_64-manylinux_2_17"
 _KEY_SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9._-]+"  # one segment of an S3 key prefix: not "." nor ".."
 # extra="forbid": a typo is refused, never ignored; python-re: the patterns need lookaheads.
@@ -187,8 +182,7 @@ class LockConfig:
     layer_lock: RepoPath = path("requirements-layer.txt")
     training_in: RepoPath = path("training/requirements.in")
     training_lock: RepoPath = path("training/requirements.txt")
-    # What `make pipeline` and the verify jobs install: training set + `python -m ci`. Keys added later
-    # default to their example, so an older pipeline.toml still loads.
+    # What `make pipeline` and the verify jobs install; keys added later default to their example (older files load).
     pipeline_in: RepoPath = path("requirements-pipeline.in", "requirements-pipeline.in")
     pipeline_lock: RepoPath = path("requirements-pipeline.txt", "requirements-pipeline.txt")
     dev_in: RepoPath = path("requirements-dev.in")  # linters, test tools, emulators
@@ -196,8 +190,7 @@ class LockConfig:
     bootstrap_lock: RepoPath = path("requirements-bootstrap.txt", "requirements-bootstrap.txt")  # uv, hashed
     index_url: str = text('"https://pypi.org/simple"', r"(https?|file)://\S+", INDEX)
     host_platform: str = text(f'"{HOST_PLATFORM}"', default=HOST_PLATFORM)  # uv's --python-platform
-    # Packages the runtime provides that the layer ships anyway (checked against the runtime in
-    # ci/config.py): the layer then decides their version, not AWS's runtime updates.
+    # Runtime packages the layer ships anyway (checked in ci/config.py): the layer, not AWS, decides their version.
     bundle_runtime_packages: Canonical = strings('["urllib3"]')
     allow_insecure_index: StrictBool = flag()  # an http:// or file:// index_url: named, never silent
 
@@ -327,14 +320,9 @@ class TrainingConfig:
     max_history_error: StrictFloat = number(0.05, ge=0, le=1)
 
 
-SECTIONS: dict[str, type] = {
-    "function": FunctionConfig,
-    "lock": LockConfig,
-    "build": BuildConfig,
-    "budget": BudgetConfig,
-    "smoke": SmokeConfig,
-    "deploy": DeployConfig,
-    "training": TrainingConfig,
+SECTIONS: dict[str, type] = {  # [function] is FunctionConfig, ...
+    section.__name__.removesuffix("Config").lower(): section
+    for section in (FunctionConfig, LockConfig, BuildConfig, BudgetConfig, SmokeConfig, DeployConfig, TrainingConfig)
 }
 
 

@@ -1,6 +1,13 @@
-"""Errors a user reads: each says what is wrong and what to do about it."""
+"""Errors a user reads: each says what is wrong and what to do about it; pipeline.toml's one-line refusals
+(file, section, key, value, what is allowed, did-you-mean, fix). Standard library only."""
 
 from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Collection, Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
 # Exit codes every command uses: 0 passed, 1 a check failed or a step could not finish, 2 usage or configuration
 # (argparse's own), 3 a missing tool or environment, 130 interrupted (128 + SIGINT).
@@ -31,3 +38,60 @@ class ConfigError(PipelineError):
 
 class CheckFailedError(PipelineError):
     """A verification ran and found a problem (budget, pins, ABI, smoke...)."""
+
+
+def toml_value(value: object) -> str:
+    """How `value` is spelled in TOML, so messages quote the file's own text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + " }"
+    return repr(value)
+
+
+def closest(name: str, known: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def suggestion(name: str, known: Iterable[str]) -> str:
+    """' (did you mean X?)' for the closest known name, or ''."""
+    close = closest(name, known)
+    return f" (did you mean {close}?)" if close else ""
+
+
+def check_table(file: Path, name: str, values: object, known: Collection[str]) -> dict[str, Any]:
+    """`values` as the table [name], refused if it is not one or holds a key that is not `known`."""
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"{file}: {name} is {toml_value(values)}, not a table of keys", f"write it as [{name}] with its keys"
+        )
+    check_names(file, f"[{name}]", values, known, "key")
+    return values
+
+
+def check_names(file: Path, where: str, found: Iterable[str], known: Collection[str], what: str) -> None:
+    """Refuse names that are not `known` (a typo is never silently ignored)."""
+    for name in found:
+        if name not in known:
+            close = closest(name, known)
+            raise ConfigError(
+                f"{file}: {where} has an unknown {what} {name}{suggestion(name, known)}; allowed: {', '.join(known)}",
+                f"rename it to {close}" if close else "remove it",
+            )
+
+
+def refusal(file: Path, section: str, key: str, values: Mapping[str, Any], wants: str, example: str) -> ConfigError:
+    """[section] key is missing, or its value is not what it `wants`: the line to write is `example`."""
+    if key not in values:
+        return ConfigError(
+            f"{file}: [{section}] {key} is missing: it must be {wants}", f"add {key} = {example} under [{section}]"
+        )
+    return ConfigError(
+        f"{file}: [{section}] {key} = {toml_value(values[key])} is not allowed: it must be {wants}",
+        f"write {key} = {example} under [{section}]",
+    )

@@ -1,8 +1,5 @@
-"""What `python -m ci` prints, as standard logging: progress at INFO, each command's verdict at RESULT.
-
-One stdout handler with a bare "%(message)s" format, so the default output is what print() showed;
-`-q` shows verdicts and warnings only, `-v` adds debug lines. Standard library only.
-"""
+"""What `python -m ci` prints, as standard logging to stdout: progress at INFO, each command's verdict at RESULT
+(`-q` shows verdicts and warnings only, `-v` adds debug lines). Standard library only."""
 
 from __future__ import annotations
 

@@ -54,9 +54,4 @@ class BuildPaths:
         return self.model_dir / "model.json"
 
     def report(self, name: str) -> Path:
-        """build/reports/<name>.json: every check's machine-readable result."""
         return self.reports / f"{name}.json"
-
-
-def default_paths() -> BuildPaths:
-    return BuildPaths(build=REPO_ROOT / "build", cache=REPO_ROOT / "build" / "cache")

@@ -1,8 +1,5 @@
 """`python3 -m ci.python`: which Python the build host uses, derived from pipeline.toml's [target] runtime.
-
-The model must be pickled by the interpreter version that unpickles it, so everything runs the target's
-Python; this runs before .venv exists, so it imports the standard library only.
-"""
+The model must be pickled by the version that unpickles it; this runs before .venv exists: standard library only."""
 
 from __future__ import annotations
 
@@ -38,16 +35,11 @@ def config_table(config_file: Path, section: str) -> dict[str, Any]:
     return table if isinstance(table, dict) else {}
 
 
-def runtime_name(config_file: Path) -> str:
+def runtime_python(config_file: Path, policy_file: Path = POLICY_FILE) -> str:
+    """The Python version ("3.12") of the Lambda runtime `config_file` targets."""
     runtime = config_table(config_file, "target").get("runtime")
     if not isinstance(runtime, str):
         raise PipelineError(f"{config_file}: [target] runtime is missing", 'set runtime = "python3.11" in [target]')
-    return runtime
-
-
-def runtime_python(config_file: Path, policy_file: Path = POLICY_FILE) -> str:
-    """The Python version ("3.12") of the Lambda runtime `config_file` targets."""
-    runtime = runtime_name(config_file)
     policies = {name: facts for name, facts in json.loads(policy_file.read_text()).items() if not name.startswith("_")}
     if runtime not in policies:
         raise PipelineError(
@@ -77,15 +69,13 @@ def candidates(version: str) -> Iterator[str]:
         yield from _on_path(name, skip=[str(Path(root, "shims")) for root in pyenv_roots])
     uv = _uv()
     if uv is not None:
-        try:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             result = subprocess.run(
                 [uv, "python", "find", "--no-project", "--no-python-downloads", version],
                 capture_output=True, text=True, timeout=60, check=False,
             )  # fmt: skip
             if result.returncode == 0 and result.stdout.strip():
                 yield result.stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            pass
     for root in pyenv_roots:
         installed = Path(root, "versions").glob(f"{version}.*/bin/python{version}")
         yield from sorted((str(path) for path in installed), key=_patch_level, reverse=True)

@@ -68,7 +68,6 @@ def sha256_file(path: Path) -> str:
 
 
 def build_artifacts(paths: BuildPaths) -> dict[str, Path]:
-    """The deployable artifacts of a build tree, by the names reports record."""
     return {"layer.zip": paths.layer_zip, "function.zip": paths.function_zip, "model.joblib": paths.model}
 
 

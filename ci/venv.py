@@ -1,8 +1,5 @@
 """`python3 -m ci.venv [--dev]`: .venv/ in seconds, from the hashed locks, with the target's Python.
-
-uv (bootstrapped from its hashed pin) syncs the locks, wheels only (docs/design.md, "uv for environments");
-this runs before .venv exists, so it imports the standard library only.
-"""
+uv (bootstrapped from its hashed pin) syncs the locks, wheels only; this runs before .venv exists: stdlib only."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ci.errors import PipelineError
@@ -35,51 +32,10 @@ MAX_UNFIT = 20  # pins reported at most; each needs one resolve (~0.5 s)
 UPGRADE_DOC = "docs/runtimes.md#upgrading-scikit-learn-for-a-newer-runtime"
 
 
-@dataclass(frozen=True)
-class Plan:
-    python: str  # the interpreter the venv is made with
-    version: str  # its X.Y, the target's
-    venv: Path
-    locks: tuple[Path, ...]  # synced together, in this order
-    bootstrap_lock: Path
-    index_url: str
-    cache: Path  # where uv is bootstrapped (build/cache)
-    requirements_in: Path  # its == pins are the ones a person moves; the rest follow a re-lock
-    root: Path  # the repository: on the venv's sys.path, so `python -m ci` works from any directory
-
-
 def lock_settings(config_file: Path) -> dict[str, str]:
     """[lock] keys this module needs (defaults for the ones an older pipeline.toml lacks)."""
     table = config_table(config_file, "lock")
     return {key: str(table.get(key, default)) for key, default in LOCK_KEYS.items()}
-
-
-def plan(config_file: Path, venv: Path, dev: bool, python: str | None, cache: Path) -> Plan:
-    """What to create and sync; one PipelineError line if the given Python is not the target's."""
-    version = runtime_python(config_file)
-    if python:
-        found = version_of(python)
-        if found != version:
-            raise PipelineError(
-                f"{python} is Python {found or '(does not run)'}, pipeline.toml targets {version}",
-                f"PYTHON=/path/to/python{version}",
-            )
-    else:
-        python = find_python(version)
-    settings = lock_settings(config_file)
-    root = config_file.parent
-    locks = [root / settings["pipeline_lock"]] + ([root / settings["dev_lock"]] if dev else [])
-    return Plan(
-        python,
-        version,
-        venv,
-        tuple(locks),
-        root / settings["bootstrap_lock"],
-        settings["index_url"],
-        cache,
-        root / settings["requirements_in"],
-        root.resolve(),
-    )
 
 
 def bootstrap_uv(bootstrap_lock: Path, python: str, cache: Path) -> Path:
@@ -112,51 +68,66 @@ def bootstrap_uv(bootstrap_lock: Path, python: str, cache: Path) -> Path:
     return uv
 
 
-def create(plan: Plan, say: Callable[[str], None] = print) -> None:
-    """Bootstrap uv, (re)create the venv if it is missing or of another Python, sync the locks."""
-    for lock in plan.locks:
+def create(config_file: Path, venv: Path, dev: bool, python: str | None, cache: Path) -> None:
+    """Bootstrap uv into `cache`, (re)create the venv if it is missing or of another Python, sync the locks;
+    one PipelineError line if the given Python is not the target's."""
+    version = runtime_python(config_file)
+    if python:
+        found = version_of(python)
+        if found != version:
+            raise PipelineError(
+                f"{python} is Python {found or '(does not run)'}, pipeline.toml targets {version}",
+                f"PYTHON=/path/to/python{version}",
+            )
+    else:
+        python = find_python(version)
+    settings = lock_settings(config_file)
+    root = config_file.parent
+    locks = [root / settings["pipeline_lock"]] + ([root / settings["dev_lock"]] if dev else [])  # synced together
+    for lock in locks:
         if not lock.is_file():
             raise PipelineError(f"{lock} not found", "run `python -m ci lock` or restore it from git")
-    uv = bootstrap_uv(plan.bootstrap_lock, plan.python, plan.cache)
+    uv = bootstrap_uv(root / settings["bootstrap_lock"], python, cache)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PIP_", "VIRTUAL_ENV"))}
-    check_wheels(uv, plan, env)  # before the venv is touched or any wheel downloaded
-    existing = venv_version(plan.venv)
-    if existing is not None and existing != plan.version:
-        say(f"recreating {plan.venv}: made by Python {existing}, the target needs {plan.version}")
-        shutil.rmtree(plan.venv)
-    if not (plan.venv / "bin" / "python").exists():
-        _run([str(uv), "venv", "--quiet", "--no-config", "--python", plan.python, str(plan.venv)], env)
-    names = " + ".join(lock.name for lock in plan.locks)
-    say(f"{plan.venv}: uv pip sync --require-hashes {names} (Python {plan.version}, {plan.python})")
+    resolve = partial(_compile, uv, python, settings["index_url"], env)
+    check_wheels(resolve, locks, root / settings["requirements_in"], version)  # before any download
+    existing = venv_version(venv)
+    if existing is not None and existing != version:
+        print(f"recreating {venv}: made by Python {existing}, the target needs {version}")
+        shutil.rmtree(venv)
+    if not (venv / "bin" / "python").exists():
+        _run([str(uv), "venv", "--quiet", "--no-config", "--python", python, str(venv)], env)
+    print(
+        f"{venv}: uv pip sync --require-hashes {' + '.join(lock.name for lock in locks)} (Python {version}, {python})"
+    )
     _run(
         [
             str(uv), "pip", "sync", "--quiet", "--no-config", "--require-hashes", "--only-binary", ":all:",
-            "--index-url", plan.index_url,
-            "--python", str(plan.venv / "bin" / "python"), *map(str, plan.locks),
+            "--index-url", settings["index_url"], "--python", str(venv / "bin" / "python"), *map(str, locks),
         ],
         env,
     )  # fmt: skip
-    site_packages = plan.venv / "lib" / f"python{plan.version}" / "site-packages"
-    (site_packages / "repository.pth").write_text(f"{plan.root}\n")
+    # The repository on the venv's sys.path, so `python -m ci` works from any directory.
+    (venv / "lib" / f"python{version}" / "site-packages" / "repository.pth").write_text(f"{root.resolve()}\n")
 
 
 def _compile(
-    uv: Path, plan: Plan, requirements: str, env: dict[str, str], *extra: str
+    uv: Path, python: str, index_url: str, env: dict[str, str], requirements: str, *extra: str
 ) -> subprocess.CompletedProcess[str]:
     """uv's resolver, wheels only, no dependencies, for this Python on this machine (metadata only)."""
     command = [
         str(uv), "pip", "compile", "-", "--quiet", "--no-config", "--no-header", "--no-deps", "--only-binary", ":all:",
-        "--index-url", plan.index_url, "--python", plan.python, "--no-python-downloads", *extra,
+        "--index-url", index_url, "--python", python, "--no-python-downloads", *extra,
     ]  # fmt: skip
     return subprocess.run(command, input=requirements, capture_output=True, text=True, env=env, check=False)
 
 
-def unfit_pins(uv: Path, plan: Plan, env: dict[str, str]) -> list[tuple[str, str]]:
+def unfit_pins(resolve: Callable[..., subprocess.CompletedProcess[str]], locks: list[Path]) -> list[tuple[str, str]]:
     """The pins of the locks that have no wheel for this Python here, each found by one resolve."""
-    pins = dict.fromkeys(f"{name}=={version}" for lock in plan.locks for name, version in PIN.findall(lock.read_text()))
+    pins = dict.fromkeys(f"{name}=={version}" for lock in locks for name, version in PIN.findall(lock.read_text()))
     unfit: list[tuple[str, str]] = []
     while pins and len(unfit) < MAX_UNFIT:
-        result = _compile(uv, plan, "\n".join(pins) + "\n", env, "--output-file", os.devnull)
+        result = resolve("\n".join(pins) + "\n", "--output-file", os.devnull)
         if result.returncode == 0:
             break
         found = UNFIT.search(result.stderr)
@@ -168,37 +139,38 @@ def unfit_pins(uv: Path, plan: Plan, env: dict[str, str]) -> list[tuple[str, str
     return unfit
 
 
-def oldest_fitting(uv: Path, plan: Plan, name: str, version: str, env: dict[str, str]) -> str | None:
+def oldest_fitting(resolve: Callable[..., subprocess.CompletedProcess[str]], name: str, version: str) -> str | None:
     """The oldest release after `version` with a wheel for this Python, asked of the index."""
-    result = _compile(uv, plan, f"{name}>{version}\n", env, "--resolution", "lowest")
+    result = resolve(f"{name}>{version}\n", "--resolution", "lowest")
     found = PIN.search(result.stdout) if result.returncode == 0 else None
     return found.group(2) if found else None
 
 
-def check_wheels(uv: Path, plan: Plan, env: dict[str, str]) -> None:
-    """Refuse, before any download, locks with a pin that has no wheel for the target's Python.
-
-    Installing it would mean building it from source (minutes, then a compiler error); this says in
-    seconds which pins, the oldest release of each that would fit, and how to move the locks.
-    """
-    unfit = unfit_pins(uv, plan, env)
+def check_wheels(
+    resolve: Callable[..., subprocess.CompletedProcess[str]],
+    locks: list[Path],
+    requirements_in: Path,
+    target_version: str,
+) -> None:
+    """Refuse, before any download, locks with a pin that has no wheel for the target's Python: installing it
+    would mean building it from source (minutes, then a compiler error)."""
+    unfit = unfit_pins(resolve, locks)
     if not unfit:
         return
-    direct = set()
-    if plan.requirements_in.is_file():
-        direct = {name.lower() for name, _ in PIN.findall(plan.requirements_in.read_text())}
+    text = requirements_in.read_text() if requirements_in.is_file() else ""
+    direct = {name.lower() for name, _ in PIN.findall(text)}
     unfit.sort(key=lambda pin: pin[0].lower() not in direct)  # the pins a person moves first
     described, moves = [], []
     for name, version in unfit:
-        oldest = oldest_fitting(uv, plan, name, version, env)
-        where = f"{plan.requirements_in.name} pins" if name.lower() in direct else "the locks pin"
+        oldest = oldest_fitting(resolve, name, version)
+        where = f"{requirements_in.name} pins" if name.lower() in direct else "the locks pin"
         fits = f"the oldest {name} with one is {oldest}" if oldest else f"no {name} release has one"
-        described.append(f"{where} {name}=={version}: no wheel for Python {plan.version}; {fits}")
+        described.append(f"{where} {name}=={version}: no wheel for Python {target_version}; {fits}")
         if name.lower() in direct:
             moves.append(f"{name}=={oldest or '?'}")
-    first = f"pin {', '.join(moves)} (or newer) in {plan.requirements_in.name} and training/requirements.in, then "
+    first = f"pin {', '.join(moves)} (or newer) in {requirements_in.name} and training/requirements.in, then "
     raise PipelineError(
-        f"[target] runtime needs Python {plan.version}, which cannot install these locks, and nothing here is "
+        f"[target] runtime needs Python {target_version}, which cannot install these locks, and nothing here is "
         f"built from source: {'; '.join(described)}",
         f"move the locks first: {first if moves else ''}`.venv/bin/python -m ci lock` (an existing .venv of any "
         f"Python locks for the runtime pipeline.toml names), then `make pipeline` ({UPGRADE_DOC}); "
@@ -230,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        create(plan(args.config, args.venv, args.dev, args.python or None, args.cache_dir))
+        create(args.config, args.venv, args.dev, args.python or None, args.cache_dir)
     except PipelineError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return 1

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ci.bench.layer import Targets, check_targets, render_table
+from ci.bench import check_targets, render_table
 from ci.config import load_config
 from ci.paths import REPO_ROOT
 from tests.config_fixtures import TARGET, WHEEL_TAG
@@ -38,7 +38,7 @@ def test_targets_met_and_missed_are_named() -> None:
         "default": variant(232_000_000, 1.0, 6.0),
         "compact": variant(191_000_000, 1.5, 6.0),
     }
-    checks = {c["target"]: c for c in check_targets(results, Targets())}
+    checks = {c["target"]: c for c in check_targets(results)}
     assert checks["default: unzipped <= 236 MB"]["met"]
     assert checks["default: cold start <= 0.35x naive"] == {
         "target": "default: cold start <= 0.35x naive",
@@ -53,7 +53,7 @@ def test_targets_met_and_missed_are_named() -> None:
 
 def test_missing_warm_latency_fails_the_target() -> None:
     results = {name: variant(200_000_000, 1.0, None) for name in ("naive", "default", "compact")}
-    checks = {c["target"]: c for c in check_targets(results, Targets())}
+    checks = {c["target"]: c for c in check_targets(results)}
     assert not checks["default: warm p50 <= 10 ms"]["met"]
 
 
@@ -63,7 +63,7 @@ def test_table_has_ratios_against_naive_and_a_verdict_per_target() -> None:
         "default": variant(231_000_000, 1.0, 4.0),
         "compact": variant(132_000_000, 2.0, 8.0),
     }
-    table = render_table({"variants": results, "checks": check_targets(results, Targets()), "runs": 5})
+    table = render_table({"variants": results, "checks": check_targets(results), "runs": 5})
     rows = {line.split("  ")[0]: line.split() for line in table.splitlines() if line.startswith(("unzipped", "cold"))}
     assert rows["unzipped (function + layer)"][-2:] == ["0.88x", "0.50x"]
     assert rows["cold-start init, median"][-2:] == ["0.25x", "0.50x"]
@@ -107,7 +107,7 @@ def demo_wheel(directory: Path, platform: str) -> Path:
 @pytest.mark.parametrize("architecture", sorted(DEMO_WHEELS))
 def test_naive_baseline_installs_the_wheel_the_target_accepts_not_this_hosts(tmp_path: Path, architecture: str) -> None:
     """What SAM or pip would ship for the target: the lock's wheel for its platform and glibc, from the index."""
-    from ci.bench.layer import build_naive
+    from ci.bench import build_naive
 
     wanted, decoys = DEMO_WHEELS[architecture]
     project = tmp_path / "simple" / "demo"

@@ -23,8 +23,7 @@ from budget_fixtures import (
 from ci.budget.compute import compute_budget, gather_inputs
 from ci.budget.model import FAIL, PASS, WARN, Budget
 from ci.config import load_config
-from ci.config_schema import toml_value
-from ci.errors import ConfigError, PipelineError
+from ci.errors import ConfigError, PipelineError, toml_value
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import sha256_file
 

@@ -107,7 +107,7 @@ def test_the_import_trace_itself_refuses(tmp_path: Path) -> None:
 
 
 def test_bench_cold_start_refuses(tmp_path: Path) -> None:
-    from ci.bench.layer import measure_cold_start
+    from ci.bench import measure_cold_start
     from ci.reports import sha256_file
 
     function = tmp_path / "task"

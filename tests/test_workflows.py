@@ -29,7 +29,7 @@ import yaml
 
 from ci.config import load_config
 from ci.deploy.stack import cfn_loader
-from ci.paths import REPO_ROOT, default_paths
+from ci.paths import REPO_ROOT, BuildPaths
 from tests.gh_expressions import (
     FEATURE,
     MAIN,
@@ -703,7 +703,7 @@ def test_the_verified_gate_requires_every_check_and_runs_whatever_they_did() -> 
 def test_verify_builds_once_and_every_check_judges_those_bytes() -> None:
     verify = jobs(VERIFY)
     (upload,) = artifact_steps(verify["build"], "upload-artifact")
-    paths = default_paths()
+    paths = BuildPaths(build=REPO_ROOT / "build", cache=REPO_ROOT / "build" / "cache")
     expected = {
         str(p.relative_to(REPO_ROOT)) for p in (paths.layer_zip, paths.function_zip, paths.model_dir, paths.reports)
     }
@@ -844,7 +844,7 @@ def test_setup_uses_the_target_python_and_caches_keyed_by_the_locks() -> None:
             key, restore = (render(cache["with"][k], run, hash_files=lambda *f: "h") for k in ("key", "restore-keys"))
             assert key.startswith(restore) and "py3.12-" in key, f"{where}: per Python, any earlier run restores"
         paths = build["with"]["path"].split()
-        assert str(default_paths().cache.relative_to(REPO_ROOT)) in paths and "~/.cache/pip" in paths
+        assert str((REPO_ROOT / "build" / "cache").relative_to(REPO_ROOT)) in paths and "~/.cache/pip" in paths
         assert {
             *("!build/cache/bootstrap", "!build/cache/pins-fixtures"),
             *("!build/cache/mypy", "!build/cache/test-durations.json"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ci.config_schema import read_toml
+from ci.config import read_toml
 from ci.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -34,9 +34,8 @@ from ci.budget.model import (
 from ci.budget.render import budget_to_dict
 from ci.cache_seal import sources_digest
 from ci.config import Config
-from ci.config_schema import toml_value
 from ci.config_sections import LAMBDA_UNZIPPED_LIMIT
-from ci.errors import ConfigError, PipelineError
+from ci.errors import ConfigError, PipelineError, toml_value
 from ci.lock.lockfile import display_path
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import REPORT_FORMAT, sha256_file
