@@ -307,7 +307,7 @@ def with_preset(file: Path, values: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True, config=SECTION)
 class TrainingConfig:
-    seed: StrictInt = integer(20161, 0)
+    seed: StrictInt = integer(20161, 0, 2**32 - 1)  # numpy and scikit-learn take seeds below 2**32
     learners: StrictInt = integer(400, 1)
     items: StrictInt = integer(300, 1)
     reviews: StrictInt = integer(60000, 1)

@@ -236,3 +236,9 @@ def test_a_bare_python_reads_target_and_refuses_a_bad_architecture_in_one_line(t
         [bare, "-S", "-c", code, "target", "runner", str(REPO_ROOT)], cwd=REPO_ROOT, capture_output=True, text=True
     )
     assert ran.returncode == 0 and ran.stdout.strip() == load_config().target.runner, ran.stderr
+
+
+def test_a_seed_scikit_learn_cannot_take_is_refused_before_training(tmp_path: Path) -> None:
+    message = refusal(tmp_path, "training", "seed", "seed = 99999999999999999999999")
+    assert "[training] seed = 99999999999999999999999 is not allowed" in message
+    assert "an integer from 0 to 4,294,967,295" in message
