@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci.errors import ConfigError, check_names, check_table, closest, refusal, suggestion, toml_value
-from ci.paths import REPO_ROOT
+from ci.paths import LOCK_FILE_DEFAULTS, REPO_ROOT
 from ci.site.owners import canonical as canonicalize_name
 
 if TYPE_CHECKING:
@@ -158,6 +158,13 @@ def config_value(section: str, key: str, root: Path = REPO_ROOT) -> str | None:
         file = root / CONFIG_FILE
         return parse_target(file, read_sections(file)["target"]).value(key)
     return load_config(root).value(section, key)
+
+
+def lock_files(root: Path = REPO_ROOT) -> list[Path]:
+    """[lock]'s .in files and locks, read with the standard library alone (relock-pr runs on a bare runner)."""
+    table = read_sections(root / CONFIG_FILE)["lock"]
+    named = {key: value for key, value in table.items() if key.endswith(("_in", "_lock")) and isinstance(value, str)}
+    return [root / value for value in {**LOCK_FILE_DEFAULTS, **named}.values()]
 
 
 def parse_target(file: Path, values: object) -> Target:

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 
 from ci.errors import ConfigError, check_table, refusal, suggestion, toml_value
+from ci.paths import LOCK_FILE_DEFAULTS
 from ci.site.owners import canonical as canonicalize_name
 from ci.site.rules import RULES, STRIP
 
@@ -183,11 +184,11 @@ class LockConfig:
     training_in: RepoPath = path("training/requirements.in")
     training_lock: RepoPath = path("training/requirements.txt")
     # What `make pipeline` and the verify jobs install; keys added later default to their example (older files load).
-    pipeline_in: RepoPath = path("requirements-pipeline.in", "requirements-pipeline.in")
-    pipeline_lock: RepoPath = path("requirements-pipeline.txt", "requirements-pipeline.txt")
+    pipeline_in: RepoPath = path("requirements-pipeline.in", LOCK_FILE_DEFAULTS["pipeline_in"])
+    pipeline_lock: RepoPath = path("requirements-pipeline.txt", LOCK_FILE_DEFAULTS["pipeline_lock"])
     dev_in: RepoPath = path("requirements-dev.in")  # linters, test tools, emulators
     dev_lock: RepoPath = path("requirements-dev.txt")
-    bootstrap_lock: RepoPath = path("requirements-bootstrap.txt", "requirements-bootstrap.txt")  # uv, hashed
+    bootstrap_lock: RepoPath = path("requirements-bootstrap.txt", LOCK_FILE_DEFAULTS["bootstrap_lock"])  # uv, hashed
     index_url: str = text('"https://pypi.org/simple"', r"(https?|file)://\S+", INDEX)
     host_platform: str = text(f'"{HOST_PLATFORM}"', default=HOST_PLATFORM)  # uv's --python-platform
     # Runtime packages the layer ships anyway (checked in ci/config.py): the layer, not AWS, decides their version.

@@ -55,3 +55,11 @@ class BuildPaths:
 
     def report(self, name: str) -> Path:
         return self.reports / f"{name}.json"
+
+
+# [lock] files that older pipeline.toml files lack, and their defaults (ci/config_sections.py types them).
+LOCK_FILE_DEFAULTS = {
+    "pipeline_in": "requirements-pipeline.in",
+    "pipeline_lock": "requirements-pipeline.txt",
+    "bootstrap_lock": "requirements-bootstrap.txt",
+}

@@ -367,6 +367,9 @@ def test_the_report_only_commands_import_the_standard_library_only(tmp_path: Pat
     config = [python, "-S", "-m", "ci.github", "config", "runner=target.runner"]  # verify's target job
     ran = subprocess.run(config, cwd=REPO_ROOT, capture_output=True, text=True, env=env)
     assert ran.returncode == 0 and "runner=" in (tmp_path / "out").read_text(), ran.stderr
+    relock_files = "from pathlib import Path; from ci.github.relock import lock_files; print(lock_files(Path.cwd()))"
+    ran = subprocess.run([python, "-S", "-c", relock_files], cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    assert ran.returncode == 0 and "'requirements-layer.txt'" in ran.stdout, ran.stderr  # relock-pr's default files
 
 
 def test_each_job_installs_the_environment_it_runs() -> None:

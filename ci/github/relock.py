@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
-from ci.config import load_config
+from ci.config import lock_files as configured_lock_files
 from ci.errors import PipelineError
 from ci.github.api import GitHubApi, read_json_report, repo_path, repository_of, run_url, write_summary_text
 from ci.reports import Finding, findings_of
@@ -132,7 +132,7 @@ def commit_message(upgrade: dict[str, Any] | None) -> str:
 
 def lock_files(root: Path) -> list[str]:
     """The .in files and locks pipeline.toml names ([lock]'s paths), relative to `root`: all a re-lock may change."""
-    paths = [value for value in vars(load_config(root=root).lock).values() if isinstance(value, Path)]
+    paths = configured_lock_files(root)
     return [p.resolve().relative_to(root.resolve()).as_posix() for p in paths if p.is_file()]
 
 
