@@ -73,10 +73,17 @@ def headline(budget: Budget) -> str:
     return text
 
 
+HEADING_TEXT = "== "
+
+
 def render_terminal(budget: Budget) -> str:
-    """The headline, then budget.md's tables as text."""
-    tables = [item.text() for item in _document(budget) if isinstance(item, Table)]
-    parts = [headline(budget), f"({UNITS_NOTE}; unzipped unless marked zipped)", *(f"\n{t}" for t in tables)]
+    """The headline, then budget.md's tables as text, each under its heading."""
+    parts = [headline(budget), f"({UNITS_NOTE}; unzipped unless marked zipped)"]
+    for item in _document(budget):
+        if isinstance(item, Table):
+            parts += [item.text()] if parts[-1].startswith(HEADING_TEXT) else ["", item.text()]
+        elif item.startswith("### "):
+            parts += ["", HEADING_TEXT + item.removeprefix("### ")]
     parts += ["", bytecode_line(budget)]
     if budget.imports:
         parts.append(never_imported_line(budget))
