@@ -164,7 +164,11 @@ def lock_files(root: Path = REPO_ROOT) -> list[Path]:
     """[lock]'s .in files and locks, read with the standard library alone (relock-pr runs on a bare runner)."""
     table = read_sections(root / CONFIG_FILE)["lock"]
     named = {key: value for key, value in table.items() if key.endswith(("_in", "_lock")) and isinstance(value, str)}
-    return [root / value for value in {**LOCK_FILE_DEFAULTS, **named}.values()]
+    paths = {key: root / value for key, value in {**LOCK_FILE_DEFAULTS, **named}.items()}
+    for key, path in paths.items():
+        if not path.resolve().is_relative_to(root.resolve()):
+            raise refusal(root / CONFIG_FILE, "lock", key, table, "a path inside the repository", toml_value(path.name))
+    return list(paths.values())
 
 
 def parse_target(file: Path, values: object) -> Target:

@@ -99,7 +99,7 @@ def inside_repository(value: object, info: ValidationInfo) -> object:
     if not any(path.resolve().is_relative_to(root.resolve()) for root in roots):
         raise RefusedError(
             f"= {toml_value(value)} is not allowed: it must be a path inside the repository "
-            f"({' or '.join(str(root) for root in roots)}), and {path.resolve()} is not",
+            f"({' or '.join(dict.fromkeys(str(root.resolve()) for root in roots))}), and {path.resolve()} is not",
             fix_suffix=" (relative to the repository)",
         )
     return path

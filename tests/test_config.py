@@ -242,3 +242,21 @@ def test_a_seed_scikit_learn_cannot_take_is_refused_before_training(tmp_path: Pa
     message = refusal(tmp_path, "training", "seed", "seed = 99999999999999999999999")
     assert "[training] seed = 99999999999999999999999 is not allowed" in message
     assert "an integer from 0 to 4,294,967,295" in message
+
+
+def test_a_path_refusal_names_the_repository_once_when_the_config_file_is_in_it(tmp_path: Path) -> None:
+    file = edited_config(tmp_path, "smoke", "events", 'events = "/etc"', name="pipeline.toml")
+    with pytest.raises(ConfigError) as caught:
+        load_config(root=tmp_path, file=file)
+    assert f"a path inside the repository ({tmp_path.resolve()}), and /etc is not" in str(caught.value)
+
+
+def test_relock_refuses_a_lock_path_outside_the_repository_in_one_line(tmp_path: Path) -> None:
+    """relock-pr reads [lock] with the standard library (its runner has no pydantic): the same refusal, no traceback."""
+    from ci.config import lock_files
+
+    edited_config(tmp_path, "lock", "layer_lock", 'layer_lock = "../outside.txt"', name="pipeline.toml")
+    refused = r'\[lock\] layer_lock = "\.\./outside\.txt" is not allowed: it must be a path inside'
+    with pytest.raises(ConfigError, match=refused):
+        lock_files(tmp_path)
+    assert REPO_ROOT / "requirements-layer.txt" in lock_files(REPO_ROOT)

@@ -133,3 +133,13 @@ def test_plan_touches_nothing(site: Path) -> None:
     assert files(site) == before
     assert set(planned) == set().union(*EXPECTED.values())
     assert planned["pkg/core.pyi"] == "stubs"
+
+
+def test_a_directory_left_holding_only_emptied_directories_is_removed_too(tmp_path: Path) -> None:
+    site = tmp_path / "python"
+    (site / "pkg" / "tests" / "data").mkdir(parents=True)
+    (site / "pkg" / "tests" / "data" / "case.csv").write_text("x\n")
+    (site / "pkg" / "__init__.py").write_text("")
+    results = rules.apply_rules(site, ["tests"])
+    assert results["tests"].paths == ["pkg/tests/data/case.csv"]
+    assert sorted(p.relative_to(site).as_posix() for p in site.rglob("*")) == ["pkg", "pkg/__init__.py"]

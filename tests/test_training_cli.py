@@ -239,3 +239,10 @@ def test_the_events_must_fit_the_model(tmp_path: Path) -> None:
         in (result.stderr)
     )
     assert not out.exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "1e3"])
+def test_a_seed_flag_numpy_cannot_take_is_a_usage_error_before_training(tmp_path: Path, seed: str) -> None:
+    ran = run_cli("-m", "training", "--seed", seed, "--out-dir", str(tmp_path / "model"), check=False)
+    assert ran.returncode == 2 and "--seed" in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
+    assert not (tmp_path / "model").exists()

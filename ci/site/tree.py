@@ -39,7 +39,8 @@ def in_vendored_libs(rel: str) -> bool:
 
 
 def remove_empty_dirs(root: Path) -> None:
-    for current, _dirs, _files in sorted(os.walk(root, topdown=False), reverse=False):
+    """Bottom-up, so a directory whose only content was an emptied directory goes too."""
+    for current, _dirs, _files in os.walk(root, topdown=False):
         path = Path(current)
         if path != root and not any(path.iterdir()):
             path.rmdir()
