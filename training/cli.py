@@ -16,7 +16,7 @@ from training.settings import DEFAULT_CONFIG, REPO_ROOT, events_dir, load_settin
 logger = logging.getLogger(__name__)
 
 
-def seed(text: str) -> int:
+def seed_argument(text: str) -> int:
     """numpy and scikit-learn take seeds from 0 to 2**32-1, as [training] seed of pipeline.toml."""
     value = int(text)
     if not 0 <= value < 2**32:
@@ -34,7 +34,9 @@ def parser() -> argparse.ArgumentParser:
     logs.add_verbosity_options(cli)
     cli.add_argument("--out-dir", type=Path, default=REPO_ROOT / "build" / "model", help="default: build/model")
     cli.add_argument("--data", type=Path, default=None, help="a review-log CSV (default: the HLR simulator)")
-    cli.add_argument("--seed", type=seed, default=None, help="0 to 2**32-1; default: training.seed of pipeline.toml")
+    cli.add_argument(
+        "--seed", type=seed_argument, default=None, help="0 to 2**32-1; default: training.seed of pipeline.toml"
+    )
     cli.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="default: pipeline.toml")
     return cli
 
