@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Collection
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,15 @@ from handler.model_globals import ALLOWED_GLOBALS_FILE, AllowListError, allowed_
 
 # Top-level module -> the distribution that installs it.
 PACKAGES = {"sklearn": "scikit-learn", "numpy": "numpy", "scipy": "scipy", "joblib": "joblib", "pandas": "pandas"}
+# Distributions whose objects end up in every scikit-learn model pickle.
+CORE_DISTRIBUTIONS = ("scikit-learn", "numpy", "scipy", "joblib")
 ALLOW_LIST = "handler/model_globals.txt"
+# Standard-library helpers an ordinary pickle of another library version uses (numpy 2 spells bytes so).
+PICKLE_HELPERS = ("_codecs", "copyreg")
+NEVER_LOAD = "never load or deploy this artifact: retrain it (`python -m training`) and check where it came from"
+RETRAIN = (
+    "retrain with the training lock installed: `pip install --require-hashes -r {training}` then `python -m training`"
+)
 
 
 @dataclass(frozen=True)
@@ -89,13 +97,6 @@ def why_not_pinned(pin: Pin) -> str:
         return f"uses a wildcard ({pin.specifier}), not an exact `==` pin"
     operators = ", ".join(f"`{op}`" for op in sorted({item.operator for item in specifiers}))
     return f"uses {operators} ({pin.specifier}), not an exact `==` pin"
-
-
-NEVER_LOAD = "never load or deploy this artifact: retrain it (`python -m training`) and check where it came from"
-
-
-# Standard-library helpers an ordinary pickle of another library version uses (numpy 2 spells bytes so).
-PICKLE_HELPERS = ("_codecs", "copyreg")
 
 
 @dataclass
@@ -180,13 +181,6 @@ def model_precondition(config: Config, model: Path) -> str:
     return require_safe_model(model, config.lock.layer_lock)
 
 
-# Distributions whose objects end up in every scikit-learn model pickle.
-CORE_DISTRIBUTIONS = ("scikit-learn", "numpy", "scipy", "joblib")
-RETRAIN = (
-    "retrain with the training lock installed: `pip install --require-hashes -r {training}` then `python -m training`"
-)
-
-
 @dataclass
 class Row:
     package: str
@@ -209,14 +203,8 @@ class CheckResult:
     def passed(self) -> bool:
         return not any(finding.severity == "error" for finding in self.findings)
 
-    def error(self, message: str, fix: str = "", file: str | None = None, line: int | None = None) -> None:
-        self.findings.append(Finding("error", message, fix, file, line))
-
-    def warn(self, message: str, fix: str = "", file: str | None = None, line: int | None = None) -> None:
-        self.findings.append(Finding("warning", message, fix, file, line))
-
-    def note(self, message: str) -> None:
-        self.findings.append(Finding("note", message))
+    def add(self, severity: str, message: str, fix: str = "", file: str | None = None, line: int | None = None) -> None:
+        self.findings.append(Finding(severity, message, fix, file, line))
 
 
 @dataclass(frozen=True)
@@ -264,7 +252,7 @@ class PinsResult:
 
 
 _PROBE = r"""
-import importlib, importlib.metadata, json, sys
+import importlib.metadata, json, pkgutil, sys
 request = json.load(sys.stdin)
 versions = {}
 for dist in request["distributions"]:
@@ -275,15 +263,9 @@ for dist in request["distributions"]:
 missing = {}
 for module, name in request["names"]:
     try:
-        value = importlib.import_module(module)
+        pkgutil.resolve_name(module + ":" + name)
     except Exception as exc:
-        missing[module + "." + name] = "cannot import %s: %s: %s" % (module, type(exc).__name__, exc)
-        continue
-    for part in name.split("."):
-        if not hasattr(value, part):
-            missing[module + "." + name] = "%s has no attribute %r" % (module, part)
-            break
-        value = getattr(value, part)
+        missing[module + "." + name] = "%s: %s" % (type(exc).__name__, exc)
 print(json.dumps({"versions": versions, "missing": missing}))
 """
 
@@ -306,84 +288,28 @@ def probe(
     return data["versions"], data["missing"]
 
 
-@dataclass
-class ModelEvidence:
-    model_display: str
-    manifest_display: str
-    artifact_sha256: str | None = None
-    manifest: dict[str, Any] | None = None
-    compression: str | None = None
-    scan: PickleScan | None = None
-    problems: list[Finding] = field(default_factory=list)  # could not read model / manifest
-
-    @classmethod
-    def gather(cls, inputs: PinsInputs) -> ModelEvidence:
-        evidence = cls(
-            display_path(inputs.shown_model or inputs.model, inputs.root), display_path(inputs.manifest, inputs.root)
-        )
-        if inputs.model.is_file():
-            raw = inputs.model.read_bytes()
-            evidence.artifact_sha256 = hashlib.sha256(raw).hexdigest()
-            try:
-                container = read_container(inputs.model, raw)
-                evidence.compression = container.compression
-                evidence.scan = scan_stream(container.stream)
-            except PipelineError as exc:
-                evidence.problem(exc.problem, exc.fix)
-        else:
-            evidence.problem(f"model artifact {evidence.model_display} not found", "train it: `python -m training`")
-        if inputs.manifest.is_file():
-            try:
-                loaded = json.loads(inputs.manifest.read_text())
-                if not isinstance(loaded, dict):
-                    raise ValueError("not a JSON object")  # noqa: TRY004, TRY301  (one handler for both)
-                evidence.manifest = loaded
-            except ValueError as exc:
-                evidence.problem(f"{evidence.manifest_display} is not a JSON object ({exc})", "retrain the model")
-        else:
-            evidence.problem(
-                f"model manifest {evidence.manifest_display} not found",
-                "train with `python -m training`, which writes model.json next to model.joblib",
-            )
-        return evidence
-
-    def problem(self, message: str, fix: str) -> None:
-        self.problems.append(Finding("error", message, fix))
-
-    def manifest_versions(self) -> dict[str, str]:
-        versions = (self.manifest or {}).get("versions")
-        return {str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {}
-
-    def referenced(self) -> dict[str, str]:
-        """Distribution -> the first name the pickle references from it."""
-        found: dict[str, str] = {}
-        for path, ref in sorted(self.scan.references.items()) if self.scan else []:
-            if dist := distribution_of(ref.module):
-                found.setdefault(dist, path)
-        return found
-
-
 _LOCK_COLUMNS = ("package", "training lock", "layer lock (runtime)", "model manifest", "status")
+_MODEL_COLUMNS = ("package", "training (manifest)", "runtime (layer lock)", "model (pickle scan)", "status")
 
 
 def pinned(entry: Pin | None) -> str:
     return "(missing)" if entry is None else pinned_version(entry) or entry.specifier or "(unpinned)"
 
 
-def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> CheckResult:
+def check_locks(training: LockFile, layer: LockFile, model: _ModelCheck) -> CheckResult:
     check = CheckResult("locks", "Training lock vs layer lock", _LOCK_COLUMNS)
-    referenced = model.referenced()
+    referenced = model.referenced
     wanted = [*CORE_DISTRIBUTIONS, *sorted(referenced.keys() - set(CORE_DISTRIBUTIONS))]
     if "pandas" not in wanted and training.get("pandas") and layer.get("pandas"):
         wanted.append("pandas")  # shipped and trained with: its version matters for anything pandas produced
-    manifest_versions = model.manifest_versions()
     for dist in wanted:
         t_entry, r_entry = training.get(dist), layer.get(dist)
         why = f" (the model references {referenced[dist]})" if dist in referenced.keys() - CORE_DISTRIBUTIONS else ""
         ok = True
         for lock, entry in ((training, t_entry), (layer, r_entry)):
             if entry is None:
-                check.error(
+                check.add(
+                    "error",
                     f"{lock.display} has no entry for {dist}{why}: its version at training and at runtime "
                     "cannot be proven equal",
                     f"add {dist} to the .in file next to {lock.display} and run `python -m ci lock`",
@@ -391,7 +317,8 @@ def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> Ch
                 )
                 ok = False
             elif pinned_version(entry) is None:
-                check.error(
+                check.add(
+                    "error",
                     f"{lock.display}:{entry.line}: {entry.text} {why_not_pinned(entry)}{why}",
                     f"pin it exactly ({dist}==VERSION) with `python -m ci lock`",
                     lock.display,
@@ -399,7 +326,8 @@ def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> Ch
                 )
                 ok = False
         if ok and t_entry and r_entry and pinned_version(t_entry) != pinned_version(r_entry):
-            check.error(
+            check.add(
+                "error",
                 f"{dist} {pinned_version(t_entry)} in {training.display}:{t_entry.line} != "
                 f"{dist} {pinned_version(r_entry)} in {layer.display}:{r_entry.line}: the model would be pickled "
                 "by one version and unpickled by another",
@@ -409,46 +337,76 @@ def check_locks(training: LockFile, layer: LockFile, model: ModelEvidence) -> Ch
             )
             ok = False
         check.rows.append(
-            Row(dist, pinned(t_entry), pinned(r_entry), manifest_versions.get(dist, "-"), "ok" if ok else "FAIL")
+            Row(dist, pinned(t_entry), pinned(r_entry), model.versions.get(dist, "-"), "ok" if ok else "FAIL")
         )
     return check
 
 
-_MODEL_COLUMNS = ("package", "training (manifest)", "runtime (layer lock)", "model (pickle scan)", "status")
-
-
 class _ModelCheck:
-    """The model check's parts read the layer lock, the evidence and the inputs; they fill findings and table cells."""
+    """Reads the model (statically) and its manifest, then fills the model check's findings and table cells."""
 
-    def __init__(self, layer: LockFile, model: ModelEvidence, inputs: PinsInputs) -> None:
+    def __init__(self, layer: LockFile, inputs: PinsInputs) -> None:
         self.check = CheckResult("model", "Model artifact vs layer lock (static scan, never unpickled)", _MODEL_COLUMNS)
         self.layer = layer
-        self.model = model
         self.inputs = inputs
         self.retrain = RETRAIN.format(training=display_path(inputs.training_lock, inputs.root))
         self.statuses: dict[str, str] = {}  # package -> "FAIL"
         self.column: dict[str, str] = {}  # package -> what the pickle scan says
+        self.model_display = display_path(inputs.shown_model or inputs.model, inputs.root)
+        self.manifest_display = display_path(inputs.manifest, inputs.root)
+        self.artifact_sha256: str | None = None
+        self.compression: str | None = None
+        self.scan: PickleScan | None = None
+        self.manifest: dict[str, Any] | None = None
+        if inputs.model.is_file():
+            raw = inputs.model.read_bytes()
+            self.artifact_sha256 = hashlib.sha256(raw).hexdigest()
+            try:
+                container = read_container(inputs.model, raw)
+                self.compression = container.compression
+                self.scan = scan_stream(container.stream)
+            except PipelineError as exc:
+                self.check.add("error", exc.problem, exc.fix)
+        else:
+            self.check.add("error", f"model artifact {self.model_display} not found", "train it: `python -m training`")
+        if inputs.manifest.is_file():
+            try:
+                loaded = json.loads(inputs.manifest.read_text())
+                if not isinstance(loaded, dict):
+                    raise ValueError("not a JSON object")  # noqa: TRY004, TRY301  (one handler for both)
+                self.manifest = loaded
+            except ValueError as exc:
+                self.check.add("error", f"{self.manifest_display} is not a JSON object ({exc})", "retrain the model")
+        else:
+            self.check.add(
+                "error",
+                f"model manifest {self.manifest_display} not found",
+                "train with `python -m training`, which writes model.json next to model.joblib",
+            )
+        versions = (self.manifest or {}).get("versions")
+        self.versions = {str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {}
+        self.referenced: dict[str, str] = {}  # distribution -> the first name the pickle references from it
+        for path, ref in sorted(self.scan.references.items()) if self.scan else []:
+            if dist := distribution_of(ref.module):
+                self.referenced.setdefault(dist, path)
 
     def fail(self, package: str, message: str, fix: str) -> None:
-        self.check.error(message, fix)
+        self.check.add("error", message, fix)
         self.statuses[package] = "FAIL"
 
     def run(self) -> CheckResult:
-        model = self.model
-        self.check.findings.extend(model.problems)
         self.check_artifact()
         # What the pickle itself says comes first: it cannot be edited to agree, a manifest can.
-        if model.scan is not None:
-            self.check_scan(model.scan)
-        versions = model.manifest_versions()
+        if self.scan is not None:
+            self.check_scan(self.scan)
         names = ["python", *CORE_DISTRIBUTIONS]
-        names += sorted((versions.keys() | model.referenced().keys()) - set(names))
+        names += sorted((self.versions.keys() | self.referenced.keys()) - set(names))
         for name in names:
-            if model.manifest is not None and (name == "python" or name in PACKAGES.values()):
-                self.check_manifest_version(name, versions.get(name))
+            if self.manifest is not None and (name == "python" or name in PACKAGES.values()):
+                self.check_manifest_version(name, self.versions.get(name))
             runtime = self.inputs.target_python if name == "python" else pinned(self.layer.get(name))
-            recorded, scanned = versions.get(name, "-"), self.column.get(name, "-")
-            if model.scan is not None and name in PACKAGES.values() and scanned == "-":
+            recorded, scanned = self.versions.get(name, "-"), self.column.get(name, "-")
+            if self.scan is not None and name in PACKAGES.values() and scanned == "-":
                 scanned = "not referenced"
             judged = recorded != "-" or scanned != "-"
             self.check.rows.append(
@@ -458,31 +416,34 @@ class _ModelCheck:
 
     def check_artifact(self) -> None:
         """The manifest must describe the bytes scanned, and so must the deployed model: pins.json vouches for it."""
-        model, deployed = self.model, self.inputs.deployed_model
-        if model.artifact_sha256 is None:
+        deployed = self.inputs.deployed_model
+        if self.artifact_sha256 is None:
             return
-        recorded = (model.manifest or {}).get("sha256")
-        if model.manifest is not None and recorded != model.artifact_sha256:
-            self.check.error(
-                f"{model.manifest_display} records sha256 {recorded} but {model.model_display} has sha256 "
-                f"{model.artifact_sha256}: the manifest does not describe this artifact",
+        recorded = (self.manifest or {}).get("sha256")
+        if self.manifest is not None and recorded != self.artifact_sha256:
+            self.check.add(
+                "error",
+                f"{self.manifest_display} records sha256 {recorded} but {self.model_display} has sha256 "
+                f"{self.artifact_sha256}: the manifest does not describe this artifact",
                 "retrain (`python -m training`) so model.joblib and model.json are written together; "
                 "never copy one without the other",
             )
-        name = (model.manifest or {}).get("artifact")
-        if name is not None and name != Path(model.model_display).name:
-            self.check.warn(
-                f"{model.manifest_display} names artifact {name!r}, but the scanned file is {model.model_display}"
+        name = (self.manifest or {}).get("artifact")
+        if name is not None and name != Path(self.model_display).name:
+            self.check.add(
+                "warning",
+                f"{self.manifest_display} names artifact {name!r}, but the scanned file is {self.model_display}",
             )
-        if deployed is not None and deployed.is_file() and sha256_file(deployed) != model.artifact_sha256:
-            self.check.error(
-                f"the scanned artifact {model.model_display} is not {display_path(deployed, self.inputs.root)}, "
+        if deployed is not None and deployed.is_file() and sha256_file(deployed) != self.artifact_sha256:
+            self.check.add(
+                "error",
+                f"the scanned artifact {self.model_display} is not {display_path(deployed, self.inputs.root)}, "
                 "which deploy would upload and this report would vouch for",
                 "scan the artifact that will be deployed (omit --model) or pass a separate --build-dir",
             )
 
     def check_manifest_version(self, name: str, recorded: str | None) -> None:
-        manifest, target_python = self.model.manifest_display, self.inputs.target_python
+        manifest, target_python = self.manifest_display, self.inputs.target_python
         if recorded is None:
             what = "python version" if name == "python" else f"version for {name}"
             self.fail(name, f"{manifest} records no {what}", self.retrain)
@@ -505,7 +466,7 @@ class _ModelCheck:
                 )
 
     def check_scan(self, scan: PickleScan) -> None:
-        layer, model = self.layer, self.model
+        layer = self.layer
         sklearn_runtime = pinned_version(layer.get("scikit-learn"))
         found = scan.versions_of_sklearn()
         self.column["scikit-learn"] = ", ".join(sorted(found)) or "(none recorded)"
@@ -518,22 +479,21 @@ class _ModelCheck:
                     f"{layer.display}: scikit-learn {sklearn_runtime} would unpickle estimators written by {version}",
                     self.retrain,
                 )
-        manifest_sklearn = model.manifest_versions().get("scikit-learn")
+        manifest_sklearn = self.versions.get("scikit-learn")
         if manifest_sklearn and found and set(found) != {manifest_sklearn}:
             self.fail(
                 "scikit-learn",
-                f"{model.manifest_display} says scikit-learn {manifest_sklearn}, but the pickled estimators record "
+                f"{self.manifest_display} says scikit-learn {manifest_sklearn}, but the pickled estimators record "
                 f"{', '.join(sorted(found))}: the manifest does not describe how this model was made",
                 self.retrain,
             )
         if not found and any(distribution_of(m) == "scikit-learn" for m in scan.modules):
-            self.check.warn("the pickle references scikit-learn classes but records no _sklearn_version")
+            self.check.add("warning", "the pickle references scikit-learn classes but records no _sklearn_version")
         self.check_numpy_generation(scan)
         allowed_dists = allowed_distributions(layer)
-        for dist in sorted(model.referenced().keys() - {"scikit-learn", "numpy"}):
+        for dist in sorted(self.referenced.keys() - {"scikit-learn", "numpy"}):
             self.column[dist] = "referenced"
-        for finding in refusals(scan, allowed_dists, sklearn_runtime):
-            self.check.error(finding.message, finding.fix)
+        self.check.findings.extend(refusals(scan, allowed_dists, sklearn_runtime))
         self.check_existence(scan, allowed_dists)
 
     def check_numpy_generation(self, scan: PickleScan) -> None:
@@ -554,7 +514,8 @@ class _ModelCheck:
                     self.retrain,
                 )
         elif numpy1 and runtime_major >= 2:
-            self.check.warn(
+            self.check.add(
+                "warning",
                 f"references {', '.join(numpy1)}: pickled under numpy 1.x; numpy {runtime} loads it only through "
                 "its deprecated numpy.core aliases",
                 self.retrain,
@@ -578,9 +539,10 @@ class _ModelCheck:
             if wanted is not None and have == wanted:
                 comparable.add(dist)
             else:
-                self.check.note(
+                self.check.add(
+                    "note",
                     f"class-path check skipped for {dist}: {python} has {dist} {have or '(not installed)'}, "
-                    f"{self.layer.display} pins {wanted or '(nothing exact)'}"
+                    f"{self.layer.display} pins {wanted or '(nothing exact)'}",
                 )
         for path, why in sorted(missing.items()):
             dist = distribution_of(path) or "?"
@@ -602,7 +564,8 @@ def check_installed(training: LockFile, target_python: str) -> CheckResult:
     # The training lock is resolved for the target's Python, and training pickles with this interpreter.
     check.rows.append(Row("python", target_python, here, "", "ok" if here == target_python else "FAIL"))
     if here != target_python:
-        check.error(
+        check.add(
+            "error",
             f"this environment runs Python {here} ({sys.executable}), the target runtime's is {target_python}: "
             "a model trained here would be pickled by another Python than Lambda's",
             f"recreate the venv with Python {target_python} (`make venv` finds it) and retrain",
@@ -619,7 +582,8 @@ def check_installed(training: LockFile, target_python: str) -> CheckResult:
             have = None
         ok = have == wanted
         if not ok:
-            check.error(
+            check.add(
+                "error",
                 f"{name} {wanted} ({training.display}:{entry.line}) is not installed in {sys.prefix}"
                 if have is None
                 else f"{name} {have} is installed in {sys.prefix}, {training.display}:{entry.line} pins {wanted}",
@@ -634,8 +598,8 @@ def check_installed(training: LockFile, target_python: str) -> CheckResult:
 def run_pins(inputs: PinsInputs) -> PinsResult:
     training = read_lock(inputs.training_lock, display_path(inputs.training_lock, inputs.root))
     layer = read_lock(inputs.layer_lock, display_path(inputs.layer_lock, inputs.root))
-    model = ModelEvidence.gather(inputs)
-    checks = [check_locks(training, layer, model), _ModelCheck(layer, model, inputs).run()]
+    model = _ModelCheck(layer, inputs)
+    checks = [check_locks(training, layer, model), model.run()]
     if inputs.installed:
         checks.append(check_installed(training, inputs.target_python))
     else:
@@ -651,24 +615,23 @@ def run_pins(inputs: PinsInputs) -> PinsResult:
     return PinsResult(checks=checks, scan=model.scan, model_info=model_info)
 
 
-def render_check(check: CheckResult) -> str:
-    if check.skipped:
-        return f"== {check.title}: skipped\n   {check.skipped}"
-    lines = [f"== {check.title}: {'passed' if check.passed else 'FAILED'}"]
-    table = [list(check.columns)] + [[r.package, r.training, r.runtime, r.model, r.status] for r in check.rows]
-    keep = [i for i in range(5) if any(row[i] for row in table)]
-    columns = [[row[i] for i in keep] for row in table]
-    lines.append(text_table(columns[0], columns[1:], indent="   "))
-    for finding in check.findings:
-        label = {"error": "FAIL", "warning": "warn", "note": "note"}[finding.severity]
-        lines.append(f"   {label}: {finding.message}")
-        if finding.fix and finding.severity != "note":
-            lines.append(f"         fix: {finding.fix}")
-    return "\n".join(lines)
-
-
 def render(result: PinsResult) -> str:
-    parts = [render_check(check) for check in result.checks]
+    parts = []
+    for check in result.checks:
+        if check.skipped:
+            parts.append(f"== {check.title}: skipped\n   {check.skipped}")
+            continue
+        lines = [f"== {check.title}: {'passed' if check.passed else 'FAILED'}"]
+        table = [list(check.columns)] + [list(astuple(row)) for row in check.rows]
+        keep = [i for i in range(5) if any(row[i] for row in table)]
+        columns = [[row[i] for i in keep] for row in table]
+        lines.append(text_table(columns[0], columns[1:], indent="   "))
+        for finding in check.findings:
+            label = {"error": "FAIL", "warning": "warn", "note": "note"}[finding.severity]
+            lines.append(f"   {label}: {finding.message}")
+            if finding.fix and finding.severity != "note":
+                lines.append(f"         fix: {finding.fix}")
+        parts.append("\n".join(lines))
     if (scan := result.scan) is not None:
         parts.append(
             f"scan: protocol {scan.protocol}, {len(scan.references)} referenced names, {scan.arrays} arrays "
