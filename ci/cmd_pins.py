@@ -33,32 +33,30 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     model = (args.model or paths.model).resolve()
     manifest = (args.manifest or paths.model_manifest).resolve()
-    # pins.json vouches for build/model/model.joblib (deploy trusts it); any other model or manifest gets
-    # pins-adhoc.json (ci.reports.report_name), so checking a candidate never touches what the build's check said.
+    # Any model or manifest other than the build's gets pins-adhoc.json (ci.reports.report_name): pins.json vouches
+    # for what deploy uploads. Snapshot, then judge: the scan reads only this copy, the report names its digest.
     inputs_given = {"model.joblib": model, "model.json": manifest}
-    judged_build = report_name(paths, "pins", inputs_given) == "pins"
-    # Snapshot, then judge: the scan reads only this copy, and the report names exactly its digest.
     judged: list[Snapshot] = [take(paths, model, "model.joblib")] if model.is_file() else []
-    training_lock = config.lock.training_lock
-    inputs = PinsInputs(
-        training_lock=training_lock,
-        layer_lock=config.lock.layer_lock,
-        model=judged[0].path if judged else model,
-        manifest=manifest,
-        target_python=config.target.runtime.python,
-        root=config.root,
-        installed=args.installed,
-        deployed_model=paths.model if judged_build else None,
-        shown_model=model,
+    result = run_pins(
+        PinsInputs(
+            training_lock=config.lock.training_lock,
+            layer_lock=config.lock.layer_lock,
+            model=judged[0].path if judged else model,
+            manifest=manifest,
+            target_python=config.target.runtime.python,
+            root=config.root,
+            installed=args.installed,
+            deployed_model=paths.model if report_name(paths, "pins", inputs_given) == "pins" else None,
+            shown_model=model,
+        )
     )
-    result = run_pins(inputs)
     logs.result(logger, render(result))
     report = write_report(
         paths,
         "pins",
         result.passed,
         result.to_dict(),
-        findings=result.report_findings(display_path(training_lock, config.root)),
+        findings=result.report_findings(display_path(config.lock.training_lock, config.root)),
         judged=judged,
         inputs=inputs_given,
     )

@@ -199,8 +199,7 @@ def test_the_allow_list_is_exactly_what_the_trained_model_references(trained_mod
     allowed = allowed_globals()
     data = trained_model.model.read_bytes()
     scanned = {
-        (ref.module, ref.name)
-        for ref in scan_stream(read_container(trained_model.model, data).stream).references.values()
+        (ref.module, ref.name) for ref in scan_stream(read_container(trained_model.model, data)[1]).references.values()
     }
     assert scanned == referenced_globals(data) == allowed
     for cls in ESTIMATOR_CLASSES:

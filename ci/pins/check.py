@@ -166,7 +166,7 @@ def require_safe_model(model: Path, layer_lock: Path | None = None) -> str:
         raise PipelineError(f"model {model} cannot be read ({exc})", "train it: `python -m training`") from exc
     layer = read_lock(layer_lock) if layer_lock is not None and layer_lock.is_file() else None
     try:
-        scan = scan_stream(read_container(model, raw).stream)
+        scan = scan_stream(read_container(model, raw)[1])
     except PipelineError as exc:
         raise UnsafeModelError(f"model {model} refused by the static scan: {exc.problem}", NEVER_LOAD) from exc
     runtime_sklearn = pinned_version(layer.get("scikit-learn")) if layer is not None else None
@@ -234,14 +234,13 @@ class PinsResult:
     def report_findings(self, training_display: str) -> list[ReportFinding]:
         """Findings without a file land on the training lock, through which every pin fix (relock or retrain) goes."""
         severity = {"error": "error", "warning": "warning", "note": "notice"}
-        found = []
-        for check in self.checks:
-            for f in check.findings:
-                file, line = (f.file, f.line) if f.file else (training_display, None)
-                found.append(
-                    ReportFinding("pins", severity[f.severity], f"{check.name}: {f.message}", f.fix, file, line)
-                )
-        return found
+        return [
+            ReportFinding(
+                "pins", severity[f.severity], f"{check.name}: {f.message}", f.fix, f.file or training_display, f.line
+            )
+            for check in self.checks
+            for f in check.findings
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -362,9 +361,8 @@ class _ModelCheck:
             raw = inputs.model.read_bytes()
             self.artifact_sha256 = hashlib.sha256(raw).hexdigest()
             try:
-                container = read_container(inputs.model, raw)
-                self.compression = container.compression
-                self.scan = scan_stream(container.stream)
+                self.compression, stream = read_container(inputs.model, raw)
+                self.scan = scan_stream(stream)
             except PipelineError as exc:
                 self.check.add("error", exc.problem, exc.fix)
         else:

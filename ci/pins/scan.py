@@ -21,15 +21,15 @@ from typing import Any
 
 from ci.errors import PipelineError
 
-# joblib.compressor: prefix -> name, in joblib's registration order (zlib, gzip, bz2, lzma, xz, lz4).
 ZFILE_PREFIX = b"ZF"  # joblib < 0.9.3: arrays in separate files, a format joblib itself deprecates
-MAGIC: list[tuple[bytes, str]] = [
-    (b"\x78", "zlib"),
-    (b"\x1f\x8b", "gzip"),
-    (b"BZ", "bz2"),
-    (b"\x5d\x00", "lzma"),
-    (b"\xfd\x37\x7a\x58\x5a", "xz"),
-    (b"\x04\x22\x4d\x18", "lz4"),
+# joblib.compressor: prefix -> name and decompressor, in joblib's registration order (lz4 is optional).
+MAGIC: list[tuple[bytes, str, Callable[[], Any] | None]] = [
+    (b"\x78", "zlib", zlib.decompressobj),
+    (b"\x1f\x8b", "gzip", lambda: zlib.decompressobj(31)),
+    (b"BZ", "bz2", bz2.BZ2Decompressor),
+    (b"\x5d\x00", "lzma", lzma.LZMADecompressor),
+    (b"\xfd\x37\x7a\x58\x5a", "xz", lzma.LZMADecompressor),
+    (b"\x04\x22\x4d\x18", "lz4", None),
 ]
 # A model is megabytes; a stream that inflates past this is refused rather than filling memory.
 MAX_DECOMPRESSED_BYTES = 2 * 1024**3
@@ -39,32 +39,21 @@ class ScanError(PipelineError):
     """The file cannot be read statically (not a joblib container, malformed, truncated, unknown array layout)."""
 
 
-@dataclass(frozen=True)
-class Container:
-    compression: str  # "none" | zlib | gzip | bz2 | lzma | xz | lz4
-    stream: bytes  # the decompressed pickle stream (opcodes with raw array bytes in between)
-
-
-def read_container(path: Path, raw: bytes) -> Container:
+def read_container(path: Path, raw: bytes) -> tuple[str, bytes]:
+    """The compression ("none" or MAGIC's name) and the decompressed pickle stream (opcodes and raw array bytes)."""
     if raw.startswith(ZFILE_PREFIX):
         raise ScanError(
             f"{path} was written by joblib < 0.10 (arrays in separate files); it cannot be verified",
             "retrain and dump the model with the joblib of the training lock",
         )
-    compression = next((name for prefix, name in MAGIC if raw.startswith(prefix)), "none")
-    return Container(compression, raw if compression == "none" else _decompress(path, raw, compression))
-
-
-def _decompress(path: Path, raw: bytes, compression: str) -> bytes:
+    found = (entry[1:] for entry in MAGIC if raw.startswith(entry[0]))
+    compression, decompressor = next(found, ("none", None))
+    if compression == "none":
+        return compression, raw
     limit = MAX_DECOMPRESSED_BYTES
     try:
-        if compression in ("zlib", "gzip"):
-            inflater = zlib.decompressobj(zlib.MAX_WBITS if compression == "zlib" else 31)
-            data = inflater.decompress(raw, limit + 1)
-        elif compression == "bz2":
-            data = bz2.BZ2Decompressor().decompress(raw, limit + 1)
-        elif compression in ("lzma", "xz"):
-            data = lzma.LZMADecompressor().decompress(raw, limit + 1)
+        if decompressor is not None:
+            data: bytes = decompressor().decompress(raw, limit + 1)
         else:
             try:
                 import lz4.frame
@@ -84,7 +73,7 @@ def _decompress(path: Path, raw: bytes, compression: str) -> bytes:
             f"{path} inflates to more than {limit:,} bytes; refusing to scan it",
             "a model bundle is a few megabytes: check where this artifact came from",
         )
-    return data
+    return compression, data
 
 
 OLD_WRAPPERS = {"joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper"}
@@ -188,7 +177,6 @@ class PickleScan:
 
 
 def scan_stream(stream: bytes) -> PickleScan:
-    """Scan a joblib pickle stream (already decompressed); raise ScanError if it is unreadable."""
     result = PickleScan()
     handle = io.BytesIO(stream)
     _Walker(handle, result, depth=0).run()
@@ -447,11 +435,8 @@ _FRESH: dict[str, Callable[[], Any]] = {
 _FROM_MARK: dict[str, Callable[[list[Any]], Any]] = {"LIST": list, "TUPLE": tuple, "FROZENSET": list}
 # Opcodes a static reading cannot resolve, and why each refuses the stream.
 _UNRESOLVABLE = {
-    "PERSID": "persistent id at byte {pos}: joblib never writes one",
-    "BINPERSID": "persistent id at byte {pos}: joblib never writes one",
-    "EXT1": "{name} {arg} at byte {pos}: a copyreg extension code names a global",
-    "EXT2": "{name} {arg} at byte {pos}: a copyreg extension code names a global",
-    "EXT4": "{name} {arg} at byte {pos}: a copyreg extension code names a global",
+    **dict.fromkeys(("PERSID", "BINPERSID"), "persistent id at byte {pos}: joblib never writes one"),
+    **dict.fromkeys(("EXT1", "EXT2", "EXT4"), "{name} {arg} at byte {pos}: a copyreg extension code names a global"),
     "NEXT_BUFFER": "out-of-band buffer at byte {pos}: joblib never writes one",
 }
 # Opcodes that push their argument as it is (numbers, strings, bytes).
