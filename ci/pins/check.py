@@ -41,12 +41,6 @@ RETRAIN = (
 )
 
 
-@dataclass(frozen=True)
-class Verdict:
-    allowed: bool
-    reason: str = ""
-
-
 def distribution_of(module: str) -> str | None:
     return PACKAGES.get(module.split(".", 1)[0])
 
@@ -61,13 +55,14 @@ def model_allow_list() -> frozenset[tuple[str, str]]:
 
 def judge(
     module: str, name: str, allowed_packages: Collection[str], allowed: frozenset[tuple[str, str]] | None = None
-) -> Verdict:
+) -> str | None:
+    """Why the pickle may not reference `module.name`, or None when it may."""
     if (module, name) not in (model_allow_list() if allowed is None else allowed):
-        return Verdict(False, f"'{module} {name}' is not in {ALLOW_LIST}, the exact globals a model may reference")
+        return f"'{module} {name}' is not in {ALLOW_LIST}, the exact globals a model may reference"
     dist = distribution_of(module)
     if dist is not None and dist not in allowed_packages:
-        return Verdict(False, f"{dist} is not in the runtime lock, so the runtime cannot import {module}")
-    return Verdict(True)
+        return f"{dist} is not in the runtime lock, so the runtime cannot import {module}"
+    return None
 
 
 def read_lock(path: Path, display: str | None = None) -> LockFile:
@@ -122,8 +117,8 @@ def refusals(scan: PickleScan, allowed: Collection[str], runtime_sklearn: str | 
     recorded = sorted(set(scan.versions_of_sklearn()) - {runtime_sklearn}) if runtime_sklearn else []
     found = []
     for ref in sorted(scan.references.values(), key=lambda r: r.path):
-        verdict = judge(ref.module, ref.name, set(allowed))
-        if verdict.allowed:
+        refused = judge(ref.module, ref.name, set(allowed))
+        if refused is None:
             continue
         how = "called when the pickle is loaded" if ref.called else "imported when the pickle is loaded"
         via = f" via {ref.via}" if ref.via else ""
@@ -141,7 +136,7 @@ def refusals(scan: PickleScan, allowed: Collection[str], runtime_sklearn: str | 
                 f"or move the layer's pin to {trained} (`python -m ci lock --upgrade scikit-learn`) and retrain"
             )
         else:
-            message = f"references {ref.path}{via} ({how}): not allowed — {verdict.reason}"
+            message = f"references {ref.path}{via} ({how}): not allowed — {refused}"
             fix = "never deploy this artifact: rebuild it from the training code and check where it came from"
         found.append(Finding("error", message, fix))
     fix = "never deploy this artifact; retrain the model"
@@ -524,7 +519,7 @@ class _ModelCheck:
         candidates = [
             ref
             for ref in scan.references.values()
-            if distribution_of(ref.module) in allowed_dists and judge(ref.module, ref.name, allowed_dists).allowed
+            if distribution_of(ref.module) in allowed_dists and judge(ref.module, ref.name, allowed_dists) is None
         ]
         if not candidates:
             return

@@ -219,10 +219,10 @@ class _Walker:
             raise ScanError("malformed pickle: empty stack", "the artifact is damaged; retrain the model")
         return self.stack[-1]
 
-    def new_dict(self, items: list[tuple[Any, Any]] | None = None) -> SymDict:
+    def new_dict(self, items: list[tuple[Any, Any]]) -> SymDict:
         mapping = SymDict()
         self.dicts.append(mapping)
-        for key, value in items or []:
+        for key, value in items:
             self.set_item(mapping, key, value)
         return mapping
 
@@ -272,10 +272,8 @@ class _Walker:
             self.push(_FRESH[name]())
         elif name in _FROM_MARK:
             self.push(_FROM_MARK[name](self.pop_mark()))
-        elif name == "EMPTY_DICT":
-            self.push(self.new_dict())
-        elif name == "DICT":
-            items = self.pop_mark()
+        elif name in ("EMPTY_DICT", "DICT"):
+            items = self.pop_mark() if name == "DICT" else []
             self.push(self.new_dict(list(zip(items[::2], items[1::2], strict=False))))
         elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
             self.push(tuple([self.pop() for _ in range(int(name[-1]))][::-1]))
@@ -302,7 +300,7 @@ class _Walker:
             if isinstance(module, str) and isinstance(qualname, str):
                 self.push(self.reference(module, qualname))
             else:
-                self.refuse(
+                self.result.unresolved.append(
                     f"STACK_GLOBAL at byte {pos} takes its module/name from computed values "
                     f"({type(module).__name__}, {type(qualname).__name__}), not strings"
                 )
@@ -336,13 +334,10 @@ class _Walker:
         elif name in _UNRESOLVABLE:
             if name == "BINPERSID":
                 self.pop()
-            self.refuse(_UNRESOLVABLE[name].format(name=name, arg=arg, pos=pos))
+            self.result.unresolved.append(_UNRESOLVABLE[name].format(name=name, arg=arg, pos=pos))
             self.push(Opaque(name))
         else:
             raise ScanError(f"pickle opcode {name} at byte {pos} is not understood", "retrain the model")
-
-    def refuse(self, why: str) -> None:
-        self.result.unresolved.append(why)
 
     def reference(self, module: str, name: str) -> Reference:
         """Protocols 0-2 may use Python 2 names; the unpickler maps them (fix_imports), so do we."""
@@ -359,17 +354,17 @@ class _Walker:
         # The wrapper passed as an argument (copyreg._reconstructor(NumpyArrayWrapper, ...)) would make
         # joblib read array bytes after a BUILD the scan cannot tie to the class: refuse such streams.
         if isinstance(args, tuple) and any(is_wrapper_global(item) for item in args):
-            self.refuse(f"NumpyArrayWrapper constructed indirectly at byte {pos}")
+            self.result.unresolved.append(f"NumpyArrayWrapper constructed indirectly at byte {pos}")
         # numpy pickles a ufunc as _ufunc_reconstruct(module, name), an import by strings.
         if isinstance(func, Reference) and func.path in UFUNC_RECONSTRUCTORS:
             if isinstance(args, tuple) and len(args) == 2 and all(isinstance(item, str) for item in args):
                 self.result.reference(args[0], args[1], via=func.path).called = True
             else:
-                self.refuse(f"{func.path} at byte {pos} with computed arguments")
+                self.result.unresolved.append(f"{func.path} at byte {pos} with computed arguments")
 
     def build(self, target: Any, state: Any) -> None:
         if isinstance(target, Reference):
-            self.refuse(f"BUILD on the class {target.path} itself: it would overwrite class state")
+            self.result.unresolved.append(f"BUILD on the class {target.path} itself: it would overwrite class state")
         owner = target.class_path if isinstance(target, Obj) else None
         for part in state if isinstance(state, tuple) and len(state) == 2 else (state,):
             if isinstance(part, SymDict) and part.sklearn_version is not None:
@@ -380,11 +375,11 @@ class _Walker:
         target.state = state
         if is_wrapper_global(target.factory) and self.depth > 0:
             # Inside an object array's stream joblib reads plain pickle: no bytes follow this BUILD.
-            self.refuse("NumpyArrayWrapper inside an object array's pickle (joblib never nests one)")
+            self.result.unresolved.append("NumpyArrayWrapper inside an object array's pickle (joblib never nests one)")
         elif is_wrapper_global(target.factory):
             self.stack[-1] = self.read_array(state)
         elif target.class_path in OLD_WRAPPERS:
-            self.refuse(f"{target.class_path}: arrays stored in separate files (joblib < 0.10)")
+            self.result.unresolved.append(f"{target.class_path}: arrays stored in separate files (joblib < 0.10)")
 
     def read_array(self, state: Any) -> Opaque:
         if not isinstance(state, SymDict):
