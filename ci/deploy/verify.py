@@ -18,7 +18,7 @@ from ci.deploy.artifacts import lambda_sha_to_hex
 from ci.deploy.aws import Aws
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
-from ci.pins.check import model_precondition
+from ci.pins.check import require_safe_model
 from ci.reports import sha256_file
 
 
@@ -118,7 +118,7 @@ def emulator_check(
     function_zip = fetch_function_code(aws, candidate, workdir / "function.zip")
     layer_zip = fetch_layer(aws, candidate, workdir / "layer.zip")
     model = fetch_model(aws, candidate, workdir / "model" / "model.joblib")
-    model_precondition(config, model)  # before any process of this check unpickles it
+    require_safe_model(model, config.lock.layer_lock)  # before any process of this check unpickles it
     check_paths = BuildPaths(build=workdir, cache=paths.cache)
     numbers = answers_here(paths.model_manifest, candidate)
     result = run_smoke(

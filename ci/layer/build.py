@@ -32,7 +32,7 @@ from ci.layer.bytecode import LAMBDA_SITE, compile_files, for_target, pyc_path
 from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, install_wheels, read_layer_lock
 from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
-from ci.pins.check import model_precondition
+from ci.pins.check import require_safe_model
 from ci.reports import sha256_file
 from ci.runtime_view import RuntimeView, runtime_view
 from ci.site import rules
@@ -291,7 +291,7 @@ def _build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool) -> dict[
     recorded = sources.record(config, paths)
     if paths.model.is_file():
         # The import trace unpickles the model: refuse it as `ci pins` would, before any work.
-        model_precondition(config, paths.model)
+        require_safe_model(paths.model, config.lock.layer_lock)
     state = BuildState(config, paths, find_interpreter(config.target, paths.cache), reuse_proofs=reuse_proofs)
     logger.info(f"machine:  {config.target.machine} code runs {state.interpreter.proof().removeprefix('proven ')}")
     started = time.perf_counter()

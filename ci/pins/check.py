@@ -1,6 +1,5 @@
 """`python -m ci pins` and the model precondition: the model was pickled by exactly the library versions that will
-unpickle it, and references only handler/model_globals.txt's pairs; nothing is unpickled (scan.py reads it).
-"""
+unpickle it, and references only handler/model_globals.txt's pairs; nothing is unpickled (scan.py reads it)."""
 
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from typing import Any
 
 from packaging.markers import Marker
 
-from ci.config import Config
 from ci.errors import CheckFailedError, PipelineError
 from ci.lock import lockfile
 from ci.lock.lockfile import LockFile, Pin, display_path
@@ -56,7 +54,6 @@ def model_allow_list() -> frozenset[tuple[str, str]]:
 def judge(
     module: str, name: str, allowed_packages: Collection[str], allowed: frozenset[tuple[str, str]] | None = None
 ) -> str | None:
-    """Why the pickle may not reference `module.name`, or None when it may."""
     if (module, name) not in (model_allow_list() if allowed is None else allowed):
         return f"'{module} {name}' is not in {ALLOW_LIST}, the exact globals a model may reference"
     dist = distribution_of(module)
@@ -170,10 +167,6 @@ def require_safe_model(model: Path, layer_lock: Path | None = None) -> str:
         more = f" (and {len(found) - 1} more; `python -m ci pins` lists them)" if len(found) > 1 else ""
         raise UnsafeModelError(f"model {model} refused by the static scan: {found[0].message}{more}", NEVER_LOAD)
     return hashlib.sha256(raw).hexdigest()
-
-
-def model_precondition(config: Config, model: Path) -> str:
-    return require_safe_model(model, config.lock.layer_lock)
 
 
 @dataclass
@@ -564,11 +557,9 @@ def check_installed(training: LockFile, target_python: str) -> CheckResult:
             f"recreate the venv with Python {target_python} (`make venv` finds it) and retrain",
         )
     for name, entry in sorted(training.pins.items()):
-        if entry.marker and not Marker(entry.marker).evaluate():
-            continue
         wanted = pinned_version(entry)
-        if wanted is None:
-            continue  # the locks check reports loose pins
+        if wanted is None or (entry.marker and not Marker(entry.marker).evaluate()):
+            continue  # a loose pin is the locks check's to report; a false marker means not installed here
         try:
             have: str | None = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

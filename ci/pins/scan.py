@@ -1,8 +1,5 @@
-"""A static reading of a joblib file: compression, what its pickle references, which versions wrote it.
-
-Nothing the pickle names is imported or called: opcodes are walked over a symbolic stack, and the raw bytes
-joblib writes after each NumpyArrayWrapper are skipped by their computed size (object arrays are nested pickles).
-"""
+"""A static reading of a joblib file (compression, referenced names, versions), hand-written so that nothing the pickle
+names is imported or called: opcodes move a symbolic stack; raw array bytes are skipped by their computed size."""
 
 from __future__ import annotations
 
@@ -257,13 +254,11 @@ class _Walker:
         elif name == "MARK":
             self.metastack.append(self.stack)
             self.stack = []
-        elif name == "POP":
-            if self.stack:
+        elif name in ("POP", "POP_MARK"):
+            if name == "POP" and self.stack:
                 self.stack.pop()
             else:
                 self.pop_mark()
-        elif name == "POP_MARK":
-            self.pop_mark()
         elif name == "DUP":
             self.push(self.top())
         elif name in _LITERALS:
@@ -311,17 +306,12 @@ class _Walker:
                 raise ScanError("malformed pickle: OBJ without a class", "the artifact is damaged; retrain")
             self.call(items[0], tuple(items[1:]), pos)
             self.push(Obj(items[0], tuple(items[1:])))
-        elif name in ("NEWOBJ", "REDUCE"):
+        elif name in ("NEWOBJ", "REDUCE", "NEWOBJ_EX"):
+            kwargs = self.pop() if name == "NEWOBJ_EX" else None
             args = self.pop()
             func = self.pop()
             self.call(func, args, pos)
-            self.push(Obj(func, args))
-        elif name == "NEWOBJ_EX":
-            kwargs = self.pop()
-            args = self.pop()
-            cls = self.pop()
-            self.call(cls, args, pos)
-            self.push(Obj(cls, (args, kwargs)))
+            self.push(Obj(func, (args, kwargs) if name == "NEWOBJ_EX" else args))
         elif name == "BUILD":
             state = self.pop()
             self.build(self.top(), state)

@@ -28,7 +28,7 @@ from ci.arch.interpreter import NATIVE, TargetInterpreter, find_interpreter
 from ci.config import Config
 from ci.isolated import isolated_command, isolated_env
 from ci.paths import BuildPaths
-from ci.pins.check import model_precondition, read_lock
+from ci.pins.check import read_lock, require_safe_model
 from ci.reports import sha256_file
 from ci.site.owners import Owners
 from ci.smoke import bootstrap
@@ -119,7 +119,7 @@ def run_smoke(
     events = load_events(events_dir or committed)
     # The function unpickles the model at init: refuse it as `ci pins` would, before any process starts,
     # and load it only under the digest of the bytes scanned.
-    model_sha256 = model_precondition(config, model_path)
+    model_sha256 = require_safe_model(model_path, config.lock.layer_lock)
     manifest = manifest or model_path.with_name("model.json")
     answers = training_answers(config, manifest, model_sha256) if judge_numbers else None
     runtime = runtime_view.ensure_runtime_dir(config, paths)
