@@ -129,7 +129,7 @@ def test_compressed_foreign_dump_gives_the_same_findings(foreign_bundles: Path) 
     assert compressed.model_info["compression"] == "zlib"
     assert compressed.scan is not None and plain.scan is not None
     assert compressed.scan.references.keys() == plain.scan.references.keys()
-    assert compressed.scan.versions_of_sklearn() == plain.scan.versions_of_sklearn()
+    assert compressed.scan.sklearn_versions == plain.scan.sklearn_versions
     assert [m.replace("model-z3", "model") for m in errors(compressed, "model")] == errors(plain, "model")
 
 

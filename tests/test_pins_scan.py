@@ -39,8 +39,8 @@ def test_scan_sees_every_name_the_unpickler_imports(local_bundles: Path) -> None
     assert {ref.path for ref in scan.references.values() if ref.via is None} == names_the_unpickler_imports(model)
     hgb = "sklearn.ensemble._hist_gradient_boosting"
     assert f"{hgb}.gradient_boosting.HistGradientBoostingClassifier" in scan.references
-    assert scan.versions_of_sklearn().keys() == {"1.3.2"}
-    owners = set(scan.versions_of_sklearn()["1.3.2"])
+    assert scan.sklearn_versions.keys() == {"1.3.2"}
+    owners = set(scan.sklearn_versions["1.3.2"])
     assert {f"{hgb}.gradient_boosting.HistGradientBoostingClassifier", f"{hgb}.binning._BinMapper"} <= owners
     # feature_names_in_ (fit on a DataFrame) is an object array: a nested pickle, scanned too.
     assert scan.object_arrays >= 1 and scan.arrays > scan.object_arrays and scan.array_bytes > 0

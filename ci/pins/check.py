@@ -111,7 +111,7 @@ def allowed_distributions(layer: LockFile | None) -> set[str]:
 
 def refusals(scan: PickleScan, allowed: Collection[str], runtime_sklearn: str | None = None) -> list[Finding]:
     """A name outside the allow-list or an unreadable part; with another `runtime_sklearn`, reported as drift."""
-    recorded = sorted(set(scan.versions_of_sklearn()) - {runtime_sklearn}) if runtime_sklearn else []
+    recorded = sorted(set(scan.sklearn_versions) - {runtime_sklearn}) if runtime_sklearn else []
     found = []
     for ref in sorted(scan.references.values(), key=lambda r: r.path):
         refused = judge(ref.module, ref.name, set(allowed))
@@ -454,7 +454,7 @@ class _ModelCheck:
     def check_scan(self, scan: PickleScan) -> None:
         layer = self.layer
         sklearn_runtime = pinned_version(layer.get("scikit-learn"))
-        found = scan.versions_of_sklearn()
+        found = scan.sklearn_versions
         self.column["scikit-learn"] = ", ".join(sorted(found)) or "(none recorded)"
         for version, owners in sorted(found.items()):
             if sklearn_runtime is not None and version != sklearn_runtime:

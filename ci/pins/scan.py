@@ -43,7 +43,7 @@ def read_container(path: Path, raw: bytes) -> tuple[str, bytes]:
             f"{path} was written by joblib < 0.10 (arrays in separate files); it cannot be verified",
             "retrain and dump the model with the joblib of the training lock",
         )
-    found = (entry[1:] for entry in MAGIC if raw.startswith(entry[0]))
+    found = ((name, decompressor) for prefix, name, decompressor in MAGIC if raw.startswith(prefix))
     compression, decompressor = next(found, ("none", None))
     if compression == "none":
         return compression, raw
@@ -130,7 +130,7 @@ class Opaque:
 class PickleScan:
     protocol: int | None = None
     references: dict[str, Reference] = field(default_factory=dict)
-    sklearn_versions: list[tuple[str | None, str]] = field(default_factory=list)
+    sklearn_versions: dict[str, list[str]] = field(default_factory=dict)  # _sklearn_version -> classes recording it
     arrays: int = 0
     array_bytes: int = 0
     object_arrays: int = 0
@@ -148,13 +148,6 @@ class PickleScan:
     def modules(self) -> set[str]:
         return {ref.module for ref in self.references.values()}
 
-    def versions_of_sklearn(self) -> dict[str, list[str]]:
-        """_sklearn_version value -> the classes that recorded it."""
-        found: dict[str, list[str]] = {}
-        for owner, version in self.sklearn_versions:
-            found.setdefault(version, []).append(owner or "(unknown class)")
-        return found
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "protocol": self.protocol,
@@ -163,7 +156,7 @@ class PickleScan:
                 for path, ref in sorted(self.references.items())
             },
             "sklearn_versions": {
-                version: sorted(set(owners)) for version, owners in sorted(self.versions_of_sklearn().items())
+                version: sorted(set(owners)) for version, owners in sorted(self.sklearn_versions.items())
             },
             "arrays": self.arrays,
             "object_arrays": self.object_arrays,
@@ -242,7 +235,7 @@ class _Walker:
             ) from exc
         for mapping in self.dicts:
             if mapping.sklearn_version is not None and not mapping.claimed:
-                self.result.sklearn_versions.append((None, mapping.sklearn_version))
+                self.result.sklearn_versions.setdefault(mapping.sklearn_version, []).append("(unknown class)")
 
     def step(self, name: str, arg: Any, pos: int | None) -> None:
         if name == "PROTO":
@@ -358,7 +351,7 @@ class _Walker:
         owner = target.class_path if isinstance(target, Obj) else None
         for part in state if isinstance(state, tuple) and len(state) == 2 else (state,):
             if isinstance(part, SymDict) and part.sklearn_version is not None:
-                self.result.sklearn_versions.append((owner, part.sklearn_version))
+                self.result.sklearn_versions.setdefault(part.sklearn_version, []).append(owner or "(unknown class)")
                 part.claimed = True
         if not isinstance(target, Obj):
             return
