@@ -79,7 +79,7 @@ def test_every_gadget_works_when_nothing_guards(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", GADGETS)
 def test_the_static_scan_refuses_the_gadget(tmp_path: Path, name: str) -> None:
-    from ci.pins.check import UnsafeModelError, allowed_distributions, refusals, require_safe_model
+    from ci.pins.check import UnsafeModelError, refusals, require_safe_model
     from ci.pins.scan import scan_stream
 
     gadget = _gadget(tmp_path, name)
@@ -89,7 +89,7 @@ def test_the_static_scan_refuses_the_gadget(tmp_path: Path, name: str) -> None:
         require_safe_model(model, LAYER_LOCK)
     assert "never load" in caught.value.fix
     # the error names the first refusal; `ci pins` lists them all, the gadget's own among them
-    found = [finding.message for finding in refusals(scan_stream(gadget.payload), allowed_distributions(None))]
+    found = [finding.message for finding in refusals(scan_stream(gadget.payload), None)]
     assert any(message.startswith(f"references {gadget.refused} (") for message in found), found
     assert not gadget.happened()
 

@@ -82,12 +82,11 @@ def pinned_version(pin: Pin | None) -> str | None:
 
 
 def why_not_pinned(pin: Pin) -> str:
-    specifiers = pin.specifiers
-    if not specifiers:
+    if not pin.specifiers:
         return "is not pinned (no version)" if not pin.url else f"is a URL ({pin.url}), not a version pin"
-    if any("*" in item.version for item in specifiers):
+    if any("*" in item.version for item in pin.specifiers):
         return f"uses a wildcard ({pin.specifier}), not an exact `==` pin"
-    operators = ", ".join(f"`{op}`" for op in sorted({item.operator for item in specifiers}))
+    operators = ", ".join(f"`{op}`" for op in sorted({item.operator for item in pin.specifiers}))
     return f"uses {operators} ({pin.specifier}), not an exact `==` pin"
 
 
@@ -109,12 +108,14 @@ def allowed_distributions(layer: LockFile | None) -> set[str]:
     return {dist for dist in PACKAGES.values() if layer is None or layer.get(dist) is not None}
 
 
-def refusals(scan: PickleScan, allowed: Collection[str], runtime_sklearn: str | None = None) -> list[Finding]:
-    """A name outside the allow-list or an unreadable part; with another `runtime_sklearn`, reported as drift."""
+def refusals(scan: PickleScan, layer: LockFile | None) -> list[Finding]:
+    """A name outside the allow-list or an unreadable part; under another scikit-learn than `layer`'s, as drift."""
+    allowed = allowed_distributions(layer)
+    runtime_sklearn = pinned_version(layer.get("scikit-learn")) if layer is not None else None
     recorded = sorted(set(scan.sklearn_versions) - {runtime_sklearn}) if runtime_sklearn else []
     found = []
     for ref in sorted(scan.references.values(), key=lambda r: r.path):
-        refused = judge(ref.module, ref.name, set(allowed))
+        refused = judge(ref.module, ref.name, allowed)
         if refused is None:
             continue
         how = "called when the pickle is loaded" if ref.called else "imported when the pickle is loaded"
@@ -161,8 +162,7 @@ def require_safe_model(model: Path, layer_lock: Path | None = None) -> str:
         scan = scan_stream(read_container(model, raw)[1])
     except PipelineError as exc:
         raise UnsafeModelError(f"model {model} refused by the static scan: {exc.problem}", NEVER_LOAD) from exc
-    runtime_sklearn = pinned_version(layer.get("scikit-learn")) if layer is not None else None
-    found = refusals(scan, allowed_distributions(layer), runtime_sklearn)
+    found = refusals(scan, layer)
     if found:
         more = f" (and {len(found) - 1} more; `python -m ci pins` lists them)" if len(found) > 1 else ""
         raise UnsafeModelError(f"model {model} refused by the static scan: {found[0].message}{more}", NEVER_LOAD)
@@ -292,7 +292,7 @@ def check_locks(training: LockFile, layer: LockFile, model: _ModelCheck) -> Chec
     for dist in wanted:
         t_entry, r_entry = training.get(dist), layer.get(dist)
         why = f" (the model references {referenced[dist]})" if dist in referenced.keys() - CORE_DISTRIBUTIONS else ""
-        ok = True
+        before = len(check.findings)
         for lock, entry in ((training, t_entry), (layer, r_entry)):
             if entry is None:
                 check.add(
@@ -302,7 +302,6 @@ def check_locks(training: LockFile, layer: LockFile, model: _ModelCheck) -> Chec
                     f"add {dist} to the .in file next to {lock.display} and run `python -m ci lock`",
                     lock.display,
                 )
-                ok = False
             elif pinned_version(entry) is None:
                 check.add(
                     "error",
@@ -311,8 +310,7 @@ def check_locks(training: LockFile, layer: LockFile, model: _ModelCheck) -> Chec
                     lock.display,
                     entry.line,
                 )
-                ok = False
-        if ok and t_entry and r_entry and pinned_version(t_entry) != pinned_version(r_entry):
+        if len(check.findings) == before and t_entry and r_entry and pinned_version(t_entry) != pinned_version(r_entry):
             check.add(
                 "error",
                 f"{dist} {pinned_version(t_entry)} in {training.display}:{t_entry.line} != "
@@ -322,10 +320,8 @@ def check_locks(training: LockFile, layer: LockFile, model: _ModelCheck) -> Chec
                 training.display,
                 t_entry.line,
             )
-            ok = False
-        check.rows.append(
-            Row(dist, pinned(t_entry), pinned(r_entry), model.versions.get(dist, "-"), "ok" if ok else "FAIL")
-        )
+        status = "ok" if len(check.findings) == before else "FAIL"
+        check.rows.append(Row(dist, pinned(t_entry), pinned(r_entry), model.versions.get(dist, "-"), status))
     return check
 
 
@@ -394,10 +390,8 @@ class _ModelCheck:
             recorded, scanned = self.versions.get(name, "-"), self.column.get(name, "-")
             if self.scan is not None and name in PACKAGES.values() and scanned == "-":
                 scanned = "not referenced"
-            judged = recorded != "-" or scanned != "-"
-            self.check.rows.append(
-                Row(name, recorded, runtime, scanned, self.statuses.get(name, "ok" if judged else "-"))
-            )
+            status = self.statuses.get(name, "ok" if recorded != "-" or scanned != "-" else "-")
+            self.check.rows.append(Row(name, recorded, runtime, scanned, status))
         return self.check
 
     def check_artifact(self) -> None:
@@ -433,14 +427,13 @@ class _ModelCheck:
         if recorded is None:
             what = "python version" if name == "python" else f"version for {name}"
             self.fail(name, f"{manifest} records no {what}", self.retrain)
-        elif name == "python":
-            if ".".join(recorded.split(".")[:2]) != target_python:
-                self.fail(
-                    name,
-                    f"python {recorded} in {manifest} != the Lambda runtime's Python {target_python}",
-                    f"train with Python {target_python} (the target in pipeline.toml)",
-                )
-        else:
+        elif name == "python" and ".".join(recorded.split(".")[:2]) != target_python:
+            self.fail(
+                name,
+                f"python {recorded} in {manifest} != the Lambda runtime's Python {target_python}",
+                f"train with Python {target_python} (the target in pipeline.toml)",
+            )
+        elif name != "python":
             entry = self.layer.get(name)
             runtime = pinned_version(entry)
             if entry is not None and runtime is not None and recorded != runtime:  # else the locks check says why
@@ -452,8 +445,7 @@ class _ModelCheck:
                 )
 
     def check_scan(self, scan: PickleScan) -> None:
-        layer = self.layer
-        sklearn_runtime = pinned_version(layer.get("scikit-learn"))
+        sklearn_runtime = pinned_version(self.layer.get("scikit-learn"))
         found = scan.sklearn_versions
         self.column["scikit-learn"] = ", ".join(sorted(found)) or "(none recorded)"
         for version, owners in sorted(found.items()):
@@ -462,7 +454,8 @@ class _ModelCheck:
                 self.fail(
                     "scikit-learn",
                     f"_sklearn_version {version} in the model ({shown}) != scikit-learn {sklearn_runtime} in "
-                    f"{layer.display}: scikit-learn {sklearn_runtime} would unpickle estimators written by {version}",
+                    f"{self.layer.display}: scikit-learn {sklearn_runtime} would unpickle estimators "
+                    f"written by {version}",
                     self.retrain,
                 )
         manifest_sklearn = self.versions.get("scikit-learn")
@@ -476,11 +469,10 @@ class _ModelCheck:
         if not found and any(distribution_of(m) == "scikit-learn" for m in scan.modules):
             self.check.add("warning", "the pickle references scikit-learn classes but records no _sklearn_version")
         self.check_numpy_generation(scan)
-        allowed_dists = allowed_distributions(layer)
         for dist in sorted(self.referenced.keys() - {"scikit-learn", "numpy"}):
             self.column[dist] = "referenced"
-        self.check.findings.extend(refusals(scan, allowed_dists, sklearn_runtime))
-        self.check_existence(scan, allowed_dists)
+        self.check.findings.extend(refusals(scan, self.layer))
+        self.check_existence(scan)
 
     def check_numpy_generation(self, scan: PickleScan) -> None:
         runtime = pinned_version(self.layer.get("numpy"))
@@ -507,38 +499,35 @@ class _ModelCheck:
                 self.retrain,
             )
 
-    def check_existence(self, scan: PickleScan, allowed_dists: set[str]) -> None:
+    def check_existence(self, scan: PickleScan) -> None:
         """Does each referenced name exist in the runtime's libraries? (Only where the probe has the pinned version.)"""
-        candidates = [
-            ref
+        allowed_dists = allowed_distributions(self.layer)
+        names = sorted(
+            (ref.module, ref.name)
             for ref in scan.references.values()
             if distribution_of(ref.module) in allowed_dists and judge(ref.module, ref.name, allowed_dists) is None
-        ]
-        if not candidates:
+        )
+        if not names:
             return
-        dists = sorted({distribution_of(ref.module) or "" for ref in candidates})
+        dists = sorted({distribution_of(module) or "" for module, _ in names})
         python = self.inputs.probe_python
-        versions, missing = probe(tuple(sorted({(ref.module, ref.name) for ref in candidates})), tuple(dists), python)
-        comparable = set()
+        versions, missing = probe(tuple(names), tuple(dists), python)
         for dist in dists:
             wanted, have = pinned_version(self.layer.get(dist)), versions.get(dist)
-            if wanted is not None and have == wanted:
-                comparable.add(dist)
-            else:
+            if wanted is None or have != wanted:
                 self.check.add(
                     "note",
                     f"class-path check skipped for {dist}: {python} has {dist} {have or '(not installed)'}, "
                     f"{self.layer.display} pins {wanted or '(nothing exact)'}",
                 )
-        for path, why in sorted(missing.items()):
-            dist = distribution_of(path) or "?"
-            if dist in comparable:
-                self.fail(
-                    dist,
-                    f"{path} does not exist in {dist} {versions.get(dist)} (the runtime's version): unpickling fails "
-                    f"({why})",
-                    "retrain with the training lock so the model only uses classes of the runtime's versions",
-                )
+                continue
+            for path, why in sorted(missing.items()):
+                if distribution_of(path) == dist:
+                    self.fail(
+                        dist,
+                        f"{path} does not exist in {dist} {have} (the runtime's version): unpickling fails ({why})",
+                        "retrain with the training lock so the model only uses classes of the runtime's versions",
+                    )
 
 
 INSTALLED_COLUMNS = ("package", "training lock", "installed here", "", "status")
@@ -619,7 +608,7 @@ def render(result: PinsResult) -> str:
     if (scan := result.scan) is not None:
         parts.append(
             f"scan: protocol {scan.protocol}, {len(scan.references)} referenced names, {scan.arrays} arrays "
-            f"({scan.object_arrays} of Python objects, {scan.array_bytes:,} bytes of array data skipped), "
+            f"({scan.object_arrays} of Python objects, {scan.array_bytes_skipped:,} bytes of array data skipped), "
             f"compression {result.model_info.get('compression')}"
         )
     return "\n\n".join(parts)

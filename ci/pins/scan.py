@@ -12,7 +12,7 @@ import pickletools
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,9 @@ def read_container(path: Path, raw: bytes) -> tuple[str, bytes]:
     compression, decompressor = next(found, ("none", None))
     if compression == "none":
         return compression, raw
-    limit = MAX_DECOMPRESSED_BYTES
     try:
         if decompressor is not None:
-            data: bytes = decompressor().decompress(raw, limit + 1)
+            data: bytes = decompressor().decompress(raw, MAX_DECOMPRESSED_BYTES + 1)
         else:
             try:
                 import lz4.frame
@@ -65,9 +64,9 @@ def read_container(path: Path, raw: bytes) -> tuple[str, bytes]:
             f"{path} looks {compression}-compressed but does not decompress ({exc})",
             "the file is damaged or not a joblib dump: retrain with `python -m training`",
         ) from exc
-    if len(data) > limit:
+    if len(data) > MAX_DECOMPRESSED_BYTES:
         raise ScanError(
-            f"{path} inflates to more than {limit:,} bytes; refusing to scan it",
+            f"{path} inflates to more than {MAX_DECOMPRESSED_BYTES:,} bytes; refusing to scan it",
             "a model bundle is a few megabytes: check where this artifact came from",
         )
     return compression, data
@@ -99,10 +98,6 @@ class Obj:
     args: Any
     state: Any = None
 
-    @property
-    def class_path(self) -> str | None:
-        return self.factory.path if isinstance(self.factory, Reference) else None
-
 
 def is_wrapper_global(value: Any) -> bool:
     """joblib's loader recognises the class, not the path: treat any joblib spelling as the wrapper."""
@@ -132,8 +127,8 @@ class PickleScan:
     references: dict[str, Reference] = field(default_factory=dict)
     sklearn_versions: dict[str, list[str]] = field(default_factory=dict)  # _sklearn_version -> classes recording it
     arrays: int = 0
-    array_bytes: int = 0
     object_arrays: int = 0
+    array_bytes_skipped: int = 0
     # Things a static reading cannot resolve; each one is a reason to refuse the artifact.
     unresolved: list[str] = field(default_factory=list)
     trailing_bytes: int = 0
@@ -149,31 +144,21 @@ class PickleScan:
         return {ref.module for ref in self.references.values()}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "protocol": self.protocol,
-            "references": {
-                path: {"called": ref.called, "count": ref.count, **({"via": ref.via} if ref.via else {})}
-                for path, ref in sorted(self.references.items())
-            },
-            "sklearn_versions": {
-                version: sorted(set(owners)) for version, owners in sorted(self.sklearn_versions.items())
-            },
-            "arrays": self.arrays,
-            "object_arrays": self.object_arrays,
-            "array_bytes_skipped": self.array_bytes,
-            "unresolved": self.unresolved,
-            "trailing_bytes": self.trailing_bytes,
+        references = {
+            path: {"called": ref.called, "count": ref.count, **({"via": ref.via} if ref.via else {})}
+            for path, ref in sorted(self.references.items())
         }
+        versions = {version: sorted(set(owners)) for version, owners in sorted(self.sklearn_versions.items())}
+        return {**asdict(self), "references": references, "sklearn_versions": versions}
 
 
 def scan_stream(stream: bytes) -> PickleScan:
     result = PickleScan()
     handle = io.BytesIO(stream)
     _Walker(handle, result, depth=0).run()
-    rest = len(stream) - handle.tell()
-    if rest:
-        result.trailing_bytes = rest
-        result.unresolved.append(f"{rest} bytes follow the pickle's STOP opcode (joblib writes none)")
+    result.trailing_bytes = len(stream) - handle.tell()
+    if result.trailing_bytes:
+        result.unresolved.append(f"{result.trailing_bytes} bytes follow the pickle's STOP opcode (joblib writes none)")
     return result
 
 
@@ -185,43 +170,26 @@ class _Walker:
         self.stack: list[Any] = []
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
-        self.dicts: list[SymDict] = []
+        self.versioned: list[SymDict] = []  # dicts that record a _sklearn_version
         self.proto = 0
 
     def push(self, value: Any) -> None:
         """Late-bound on purpose: pop_mark() replaces self.stack while the value is computed."""
         self.stack.append(value)
 
-    def pop(self) -> Any:
-        if not self.stack:
-            raise ScanError("malformed pickle: stack underflow", "the artifact is damaged; retrain the model")
-        return self.stack.pop()
-
     def pop_mark(self) -> list[Any]:
-        if not self.metastack:
-            raise ScanError("malformed pickle: MARK expected", "the artifact is damaged; retrain the model")
         items = self.stack
         self.stack = self.metastack.pop()
         return items
 
-    def top(self) -> Any:
-        if not self.stack:
-            raise ScanError("malformed pickle: empty stack", "the artifact is damaged; retrain the model")
-        return self.stack[-1]
-
-    def new_dict(self, items: list[tuple[Any, Any]]) -> SymDict:
-        mapping = SymDict()
-        self.dicts.append(mapping)
-        for key, value in items:
-            self.set_item(mapping, key, value)
-        return mapping
-
-    def set_item(self, target: Any, key: Any, value: Any) -> None:
+    def set_items(self, target: Any, items: list[Any]) -> None:
+        """Items set on a reconstructed object (e.g. an OrderedDict) carry no references of their own."""
         if isinstance(target, SymDict):
-            target.items.append((key, value))
-            if key == "_sklearn_version" and isinstance(value, str):
-                target.sklearn_version = value
-        # Items set on a reconstructed object (e.g. an OrderedDict) carry no references of their own.
+            for key, value in zip(items[::2], items[1::2], strict=False):
+                target.items.append((key, value))
+                if key == "_sklearn_version" and isinstance(value, str):
+                    target.sklearn_version = value
+                    self.versioned.append(target)
 
     def run(self) -> None:
         try:
@@ -233,7 +201,9 @@ class _Walker:
             raise ScanError(
                 f"malformed pickle stream ({exc})", "the artifact is damaged or not a joblib dump; retrain"
             ) from exc
-        for mapping in self.dicts:
+        except IndexError as exc:  # popped past the bottom of the stack or of the MARKs
+            raise ScanError("malformed pickle: stack underflow", "the artifact is damaged; retrain the model") from exc
+        for mapping in self.versioned:
             if mapping.sklearn_version is not None and not mapping.claimed:
                 self.result.sklearn_versions.setdefault(mapping.sklearn_version, []).append("(unknown class)")
 
@@ -253,7 +223,7 @@ class _Walker:
             else:
                 self.pop_mark()
         elif name == "DUP":
-            self.push(self.top())
+            self.push(self.stack[-1])
         elif name in _LITERALS:
             self.push(arg)
         elif name in _FRESH:
@@ -261,20 +231,19 @@ class _Walker:
         elif name in _FROM_MARK:
             self.push(_FROM_MARK[name](self.pop_mark()))
         elif name in ("EMPTY_DICT", "DICT"):
-            items = self.pop_mark() if name == "DICT" else []
-            self.push(self.new_dict(list(zip(items[::2], items[1::2], strict=False))))
+            mapping = SymDict()
+            self.set_items(mapping, self.pop_mark() if name == "DICT" else [])
+            self.push(mapping)
         elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            self.push(tuple([self.pop() for _ in range(int(name[-1]))][::-1]))
+            self.push(tuple([self.stack.pop() for _ in range(int(name[-1]))][::-1]))
         elif name in ("APPEND", "APPENDS", "ADDITEMS"):
-            items = [self.pop()] if name == "APPEND" else self.pop_mark()
-            target = self.top()
+            items = [self.stack.pop()] if name == "APPEND" else self.pop_mark()
+            target = self.stack[-1]
             if isinstance(target, list):  # sets are lists here: nothing reads them but the references inside
                 target.extend(items)
         elif name in ("SETITEM", "SETITEMS"):
-            items = [self.pop() for _ in range(2)][::-1] if name == "SETITEM" else self.pop_mark()
-            target = self.top()
-            for key, value in zip(items[::2], items[1::2], strict=False):
-                self.set_item(target, key, value)
+            items = [self.stack.pop() for _ in range(2)][::-1] if name == "SETITEM" else self.pop_mark()
+            self.set_items(self.stack[-1], items)
         elif name in ("GLOBAL", "INST"):
             glob = self.reference(*str(arg).partition(" ")[::2])
             if name == "GLOBAL":
@@ -283,8 +252,8 @@ class _Walker:
                 glob.called = True
                 self.push(Obj(glob, tuple(self.pop_mark())))
         elif name == "STACK_GLOBAL":
-            qualname = self.pop()
-            module = self.pop()
+            qualname = self.stack.pop()
+            module = self.stack.pop()
             if isinstance(module, str) and isinstance(qualname, str):
                 self.push(self.reference(module, qualname))
             else:
@@ -294,29 +263,27 @@ class _Walker:
                 )
                 self.push(Opaque("unresolved global"))
         elif name == "OBJ":
-            items = self.pop_mark()
-            if not items:
-                raise ScanError("malformed pickle: OBJ without a class", "the artifact is damaged; retrain")
-            self.call(items[0], tuple(items[1:]), pos)
-            self.push(Obj(items[0], tuple(items[1:])))
+            func, *args = self.pop_mark()  # no class: ValueError, a malformed stream
+            self.call(func, tuple(args), pos)
+            self.push(Obj(func, tuple(args)))
         elif name in ("NEWOBJ", "REDUCE", "NEWOBJ_EX"):
-            kwargs = self.pop() if name == "NEWOBJ_EX" else None
-            args = self.pop()
-            func = self.pop()
+            kwargs = self.stack.pop() if name == "NEWOBJ_EX" else None
+            args = self.stack.pop()
+            func = self.stack.pop()
             self.call(func, args, pos)
             self.push(Obj(func, (args, kwargs) if name == "NEWOBJ_EX" else args))
         elif name == "BUILD":
-            state = self.pop()
-            self.build(self.top(), state)
+            state = self.stack.pop()
+            self.build(self.stack[-1], state)
         elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
-            self.memo[len(self.memo) if name == "MEMOIZE" else int(arg)] = self.top()
+            self.memo[len(self.memo) if name == "MEMOIZE" else int(arg)] = self.stack[-1]
         elif name in ("GET", "BINGET", "LONG_BINGET"):
             if int(arg) not in self.memo:
                 raise ScanError(f"malformed pickle: memo key {arg} read before written", "retrain the model")
             self.push(self.memo[int(arg)])
         elif name in _UNRESOLVABLE:
             if name == "BINPERSID":
-                self.pop()
+                self.stack.pop()
             self.result.unresolved.append(_UNRESOLVABLE[name].format(name=name, arg=arg, pos=pos))
             self.push(Opaque(name))
         else:
@@ -348,7 +315,7 @@ class _Walker:
     def build(self, target: Any, state: Any) -> None:
         if isinstance(target, Reference):
             self.result.unresolved.append(f"BUILD on the class {target.path} itself: it would overwrite class state")
-        owner = target.class_path if isinstance(target, Obj) else None
+        owner = target.factory.path if isinstance(target, Obj) and isinstance(target.factory, Reference) else None
         for part in state if isinstance(state, tuple) and len(state) == 2 else (state,):
             if isinstance(part, SymDict) and part.sklearn_version is not None:
                 self.result.sklearn_versions.setdefault(part.sklearn_version, []).append(owner or "(unknown class)")
@@ -361,8 +328,8 @@ class _Walker:
             self.result.unresolved.append("NumpyArrayWrapper inside an object array's pickle (joblib never nests one)")
         elif is_wrapper_global(target.factory):
             self.stack[-1] = self.read_array(state)
-        elif target.class_path in OLD_WRAPPERS:
-            self.result.unresolved.append(f"{target.class_path}: arrays stored in separate files (joblib < 0.10)")
+        elif owner in OLD_WRAPPERS:
+            self.result.unresolved.append(f"{owner}: arrays stored in separate files (joblib < 0.10)")
 
     def read_array(self, state: Any) -> Opaque:
         if not isinstance(state, SymDict):
@@ -387,7 +354,7 @@ class _Walker:
             self.skip(padding[0])
         size = math.prod(shape) * itemsize
         self.skip(size)
-        self.result.array_bytes += size
+        self.result.array_bytes_skipped += size
         return Opaque("array")
 
     def skip(self, size: int) -> None:
