@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import bz2
+import importlib
 import io
 import lzma
 import math
@@ -20,13 +21,13 @@ from ci.errors import PipelineError
 
 ZFILE_PREFIX = b"ZF"  # joblib < 0.9.3: arrays in separate files, a format joblib itself deprecates
 # joblib.compressor: prefix -> name and decompressor, in joblib's registration order (lz4 is optional).
-MAGIC: list[tuple[bytes, str, Callable[[], Any] | None]] = [
+MAGIC: list[tuple[bytes, str, Callable[[], Any]]] = [
     (b"\x78", "zlib", zlib.decompressobj),
     (b"\x1f\x8b", "gzip", lambda: zlib.decompressobj(31)),
     (b"BZ", "bz2", bz2.BZ2Decompressor),
     (b"\x5d\x00", "lzma", lzma.LZMADecompressor),
     (b"\xfd\x37\x7a\x58\x5a", "xz", lzma.LZMADecompressor),
-    (b"\x04\x22\x4d\x18", "lz4", None),
+    (b"\x04\x22\x4d\x18", "lz4", lambda: importlib.import_module("lz4.frame").LZ4FrameDecompressor()),
 ]
 # A model is megabytes; a stream that inflates past this is refused rather than filling memory.
 MAX_DECOMPRESSED_BYTES = 2 * 1024**3
@@ -45,21 +46,16 @@ def read_container(path: Path, raw: bytes) -> tuple[str, bytes]:
         )
     found = ((name, decompressor) for prefix, name, decompressor in MAGIC if raw.startswith(prefix))
     compression, decompressor = next(found, ("none", None))
-    if compression == "none":
+    if decompressor is None:
         return compression, raw
     try:
-        if decompressor is not None:
-            data: bytes = decompressor().decompress(raw, MAX_DECOMPRESSED_BYTES + 1)
-        else:
-            try:
-                import lz4.frame
-            except ImportError as exc:
-                raise ScanError(
-                    f"{path} is lz4-compressed and the lz4 package is not installed, so it cannot be scanned",
-                    "dump the model with compress=3 (zlib) or without compression, or install lz4",
-                ) from exc
-            data = bytes(lz4.frame.decompress(raw))
-    except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as exc:
+        data: bytes = decompressor().decompress(raw, MAX_DECOMPRESSED_BYTES + 1)
+    except ImportError as exc:
+        raise ScanError(
+            f"{path} is lz4-compressed and the lz4 package is not installed, so it cannot be scanned",
+            "dump the model with compress=3 (zlib) or without compression, or install lz4",
+        ) from exc
+    except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError, RuntimeError) as exc:  # RuntimeError: lz4
         raise ScanError(
             f"{path} looks {compression}-compressed but does not decompress ({exc})",
             "the file is damaged or not a joblib dump: retrain with `python -m training`",
