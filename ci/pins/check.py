@@ -37,6 +37,9 @@ NEVER_LOAD = "never load or deploy this artifact: retrain it (`python -m trainin
 RETRAIN = (
     "retrain with the training lock installed: `pip install --require-hashes -r {training}` then `python -m training`"
 )
+_LOCK_COLUMNS = ("package", "training lock", "layer lock (runtime)", "model manifest", "status")
+_MODEL_COLUMNS = ("package", "training (manifest)", "runtime (layer lock)", "model (pickle scan)", "status")
+INSTALLED_COLUMNS = ("package", "training lock", "installed here", "", "status")
 
 
 def distribution_of(module: str) -> str | None:
@@ -275,10 +278,6 @@ def probe(
     return data["versions"], data["missing"]
 
 
-_LOCK_COLUMNS = ("package", "training lock", "layer lock (runtime)", "model manifest", "status")
-_MODEL_COLUMNS = ("package", "training (manifest)", "runtime (layer lock)", "model (pickle scan)", "status")
-
-
 def pinned(entry: Pin | None) -> str:
     return "(missing)" if entry is None else pinned_version(entry) or entry.specifier or "(unpinned)"
 
@@ -334,7 +333,6 @@ class _ModelCheck:
         self.inputs = inputs
         self.retrain = RETRAIN.format(training=display_path(inputs.training_lock, inputs.root))
         self.statuses: dict[str, str] = {}  # package -> "FAIL"
-        self.column: dict[str, str] = {}  # package -> what the pickle scan says
         self.model_display = display_path(inputs.shown_model or inputs.model, inputs.root)
         self.manifest_display = display_path(inputs.manifest, inputs.root)
         self.artifact_sha256: str | None = None
@@ -367,10 +365,13 @@ class _ModelCheck:
             )
         versions = (self.manifest or {}).get("versions")
         self.versions = {str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {}
+        # The table's "model (pickle scan)" column; check_scan says more for scikit-learn and numpy.
+        self.column: dict[str, str] = dict.fromkeys(PACKAGES.values(), "not referenced") if self.scan else {}
         self.referenced: dict[str, str] = {}  # distribution -> the first name the pickle references from it
         for path, ref in sorted(self.scan.references.items()) if self.scan else []:
             if dist := distribution_of(ref.module):
                 self.referenced.setdefault(dist, path)
+                self.column[dist] = "referenced"
 
     def fail(self, package: str, message: str, fix: str) -> None:
         self.check.add("error", message, fix)
@@ -388,8 +389,6 @@ class _ModelCheck:
                 self.check_manifest_version(name, self.versions.get(name))
             runtime = self.inputs.target_python if name == "python" else pinned(self.layer.get(name))
             recorded, scanned = self.versions.get(name, "-"), self.column.get(name, "-")
-            if self.scan is not None and name in PACKAGES.values() and scanned == "-":
-                scanned = "not referenced"
             status = self.statuses.get(name, "ok" if recorded != "-" or scanned != "-" else "-")
             self.check.rows.append(Row(name, recorded, runtime, scanned, status))
         return self.check
@@ -447,6 +446,7 @@ class _ModelCheck:
     def check_scan(self, scan: PickleScan) -> None:
         sklearn_runtime = pinned_version(self.layer.get("scikit-learn"))
         found = scan.sklearn_versions
+        modules = {ref.module for ref in scan.references.values()}
         self.column["scikit-learn"] = ", ".join(sorted(found)) or "(none recorded)"
         for version, owners in sorted(found.items()):
             if sklearn_runtime is not None and version != sklearn_runtime:
@@ -466,41 +466,31 @@ class _ModelCheck:
                 f"{', '.join(sorted(found))}: the manifest does not describe how this model was made",
                 self.retrain,
             )
-        if not found and any(distribution_of(m) == "scikit-learn" for m in scan.modules):
+        if not found and any(distribution_of(m) == "scikit-learn" for m in modules):
             self.check.add("warning", "the pickle references scikit-learn classes but records no _sklearn_version")
-        self.check_numpy_generation(scan)
-        for dist in sorted(self.referenced.keys() - {"scikit-learn", "numpy"}):
-            self.column[dist] = "referenced"
-        self.check.findings.extend(refusals(scan, self.layer))
-        self.check_existence(scan)
-
-    def check_numpy_generation(self, scan: PickleScan) -> None:
-        runtime = pinned_version(self.layer.get("numpy"))
-        numpy2 = sorted({m for m in scan.modules if m == "numpy._core" or m.startswith("numpy._core.")})
-        numpy1 = sorted({m for m in scan.modules if m == "numpy.core" or m.startswith("numpy.core.")})
+        numpy_runtime = pinned_version(self.layer.get("numpy"))
+        numpy_major = int(numpy_runtime.split(".")[0]) if numpy_runtime is not None else None
+        numpy2 = sorted(m for m in modules if m == "numpy._core" or m.startswith("numpy._core."))
+        numpy1 = sorted(m for m in modules if m == "numpy.core" or m.startswith("numpy.core."))
         self.column["numpy"] = "2.x (numpy._core)" if numpy2 else "1.x (numpy.core)" if numpy1 else "(no version marks)"
-        if runtime is None:
-            return
-        runtime_major = int(runtime.split(".")[0])
-        if numpy2 and runtime_major < 2:
+        if numpy2 and numpy_major is not None and numpy_major < 2:
             for module in numpy2:
                 self.fail(
                     "numpy",
-                    f"references {module}: pickled under numpy 2.x; numpy {runtime} in {self.layer.display} cannot "
-                    "load it reliably (numpy 1.x before 1.26 has no numpy._core at all, 1.26 only stubs for a few of "
-                    "its modules)",
+                    f"references {module}: pickled under numpy 2.x; numpy {numpy_runtime} in {self.layer.display} "
+                    "cannot load it reliably (numpy 1.x before 1.26 has no numpy._core at all, 1.26 only stubs for a "
+                    "few of its modules)",
                     self.retrain,
                 )
-        elif numpy1 and runtime_major >= 2:
+        elif numpy1 and numpy_major is not None and numpy_major >= 2:
             self.check.add(
                 "warning",
-                f"references {', '.join(numpy1)}: pickled under numpy 1.x; numpy {runtime} loads it only through "
+                f"references {', '.join(numpy1)}: pickled under numpy 1.x; numpy {numpy_runtime} loads it only through "
                 "its deprecated numpy.core aliases",
                 self.retrain,
             )
-
-    def check_existence(self, scan: PickleScan) -> None:
-        """Does each referenced name exist in the runtime's libraries? (Only where the probe has the pinned version.)"""
+        self.check.findings.extend(refusals(scan, self.layer))
+        # Does each referenced name exist in the runtime's libraries? (Only where the probe has the pinned version.)
         allowed_dists = allowed_distributions(self.layer)
         names = sorted(
             (ref.module, ref.name)
@@ -530,9 +520,6 @@ class _ModelCheck:
                     )
 
 
-INSTALLED_COLUMNS = ("package", "training lock", "installed here", "", "status")
-
-
 def check_installed(training: LockFile, target_python: str) -> CheckResult:
     check = CheckResult("installed", f"Installed environment ({sys.executable}) vs training lock", INSTALLED_COLUMNS)
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -553,8 +540,7 @@ def check_installed(training: LockFile, target_python: str) -> CheckResult:
             have: str | None = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             have = None
-        ok = have == wanted
-        if not ok:
+        if have != wanted:
             check.add(
                 "error",
                 f"{name} {wanted} ({training.display}:{entry.line}) is not installed in {sys.prefix}"
@@ -564,7 +550,7 @@ def check_installed(training: LockFile, target_python: str) -> CheckResult:
                 training.display,
                 entry.line,
             )
-        check.rows.append(Row(name, wanted, have or "(missing)", "", "ok" if ok else "FAIL"))
+        check.rows.append(Row(name, wanted, have or "(missing)", "", "ok" if have == wanted else "FAIL"))
     return check
 
 

@@ -31,6 +31,11 @@ MAGIC: list[tuple[bytes, str, Callable[[], Any]]] = [
 ]
 # A model is megabytes; a stream that inflates past this is refused rather than filling memory.
 MAX_DECOMPRESSED_BYTES = 2 * 1024**3
+OLD_WRAPPERS = {"joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper"}
+UFUNC_RECONSTRUCTORS = {"numpy.core._ufunc_reconstruct", "numpy._core._ufunc_reconstruct"}
+MAX_NESTING = 8
+NPY_ITEM_HASOBJECT = 0x01  # numpy's dtype.flags bit for "contains Python objects"
+_TYPESTR = re.compile(r"[<>|=]?([a-zA-Z])(\d+)?")
 
 
 class ScanError(PipelineError):
@@ -66,12 +71,6 @@ def read_container(path: Path, raw: bytes) -> tuple[str, bytes]:
             "a model bundle is a few megabytes: check where this artifact came from",
         )
     return compression, data
-
-
-OLD_WRAPPERS = {"joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper"}
-UFUNC_RECONSTRUCTORS = {"numpy.core._ufunc_reconstruct", "numpy._core._ufunc_reconstruct"}
-MAX_NESTING = 8
-NPY_ITEM_HASOBJECT = 0x01  # numpy's dtype.flags bit for "contains Python objects"
 
 
 @dataclass(eq=False)
@@ -134,10 +133,6 @@ class PickleScan:
         ref = self.references.setdefault(path, Reference(path, module, name, via=via))
         ref.count += 1
         return ref
-
-    @property
-    def modules(self) -> set[str]:
-        return {ref.module for ref in self.references.values()}
 
     def to_dict(self) -> dict[str, Any]:
         references = {
@@ -234,9 +229,8 @@ class _Walker:
             self.push(tuple([self.stack.pop() for _ in range(int(name[-1]))][::-1]))
         elif name in ("APPEND", "APPENDS", "ADDITEMS"):
             items = [self.stack.pop()] if name == "APPEND" else self.pop_mark()
-            target = self.stack[-1]
-            if isinstance(target, list):  # sets are lists here: nothing reads them but the references inside
-                target.extend(items)
+            if isinstance(self.stack[-1], list):  # sets are lists here: nothing reads them but the references inside
+                self.stack[-1].extend(items)
         elif name in ("SETITEM", "SETITEMS"):
             items = [self.stack.pop() for _ in range(2)][::-1] if name == "SETITEM" else self.pop_mark()
             self.set_items(self.stack[-1], items)
@@ -385,8 +379,6 @@ _LITERALS = set(
     "INT BININT BININT1 BININT2 LONG LONG1 LONG4 FLOAT BINFLOAT STRING BINSTRING SHORT_BINSTRING UNICODE BINUNICODE "  # noqa: SIM905
     "SHORT_BINUNICODE BINUNICODE8 BINBYTES SHORT_BINBYTES BINBYTES8 BYTEARRAY8".split()
 )
-
-_TYPESTR = re.compile(r"[<>|=]?([a-zA-Z])(\d+)?")
 
 
 def dtype_layout(dtype: Any) -> tuple[bool, int]:
