@@ -36,6 +36,27 @@ UFUNC_RECONSTRUCTORS = {"numpy.core._ufunc_reconstruct", "numpy._core._ufunc_rec
 MAX_NESTING = 8
 NPY_ITEM_HASOBJECT = 0x01  # numpy's dtype.flags bit for "contains Python objects"
 _TYPESTR = re.compile(r"[<>|=]?([a-zA-Z])(\d+)?")
+# Opcodes that push a fresh value, and those that collect what follows the last MARK.
+_FRESH: dict[str, Callable[[], Any]] = {
+    "NONE": lambda: None,
+    "NEWTRUE": lambda: True,
+    "NEWFALSE": lambda: False,
+    "EMPTY_LIST": list,
+    "EMPTY_TUPLE": tuple,
+    "EMPTY_SET": list,
+}
+_FROM_MARK: dict[str, Callable[[list[Any]], Any]] = {"LIST": list, "TUPLE": tuple, "FROZENSET": list}
+# Opcodes a static reading cannot resolve, and why each refuses the stream.
+_UNRESOLVABLE = {
+    **dict.fromkeys(("PERSID", "BINPERSID"), "persistent id at byte {pos}: joblib never writes one"),
+    **dict.fromkeys(("EXT1", "EXT2", "EXT4"), "{name} {arg} at byte {pos}: a copyreg extension code names a global"),
+    "NEXT_BUFFER": "out-of-band buffer at byte {pos}: joblib never writes one",
+}
+# Opcodes that push their argument as it is (numbers, strings, bytes).
+_LITERALS = set(
+    "INT BININT BININT1 BININT2 LONG LONG1 LONG4 FLOAT BINFLOAT STRING BINSTRING SHORT_BINSTRING UNICODE BINUNICODE "  # noqa: SIM905
+    "SHORT_BINUNICODE BINUNICODE8 BINBYTES SHORT_BINBYTES BINBYTES8 BYTEARRAY8".split()
+)
 
 
 class ScanError(PipelineError):
@@ -234,13 +255,8 @@ class _Walker:
         elif name in ("SETITEM", "SETITEMS"):
             items = [self.stack.pop() for _ in range(2)][::-1] if name == "SETITEM" else self.pop_mark()
             self.set_items(self.stack[-1], items)
-        elif name in ("GLOBAL", "INST"):
-            glob = self.reference(*str(arg).partition(" ")[::2])
-            if name == "GLOBAL":
-                self.push(glob)
-            else:
-                glob.called = True
-                self.push(Obj(glob, tuple(self.pop_mark())))
+        elif name == "GLOBAL":
+            self.push(self.reference(*str(arg).partition(" ")[::2]))
         elif name == "STACK_GLOBAL":
             qualname = self.stack.pop()
             module = self.stack.pop()
@@ -252,8 +268,9 @@ class _Walker:
                     f"({type(module).__name__}, {type(qualname).__name__}), not strings"
                 )
                 self.push(Opaque("unresolved global"))
-        elif name == "OBJ":
-            func, *args = self.pop_mark()  # no class: ValueError, a malformed stream
+        elif name in ("INST", "OBJ"):  # INST names the class in its argument, OBJ finds it below the arguments
+            args = self.pop_mark()
+            func = self.reference(*str(arg).partition(" ")[::2]) if name == "INST" else args.pop(0)
             self.call(func, tuple(args), pos)
             self.push(Obj(func, tuple(args)))
         elif name in ("NEWOBJ", "REDUCE", "NEWOBJ_EX"):
@@ -356,29 +373,6 @@ class _Walker:
                 "the artifact is truncated; retrain",
             )
         self.handle.seek(start + size)
-
-
-# Opcodes that push a fresh value, and those that collect what follows the last MARK.
-_FRESH: dict[str, Callable[[], Any]] = {
-    "NONE": lambda: None,
-    "NEWTRUE": lambda: True,
-    "NEWFALSE": lambda: False,
-    "EMPTY_LIST": list,
-    "EMPTY_TUPLE": tuple,
-    "EMPTY_SET": list,
-}
-_FROM_MARK: dict[str, Callable[[list[Any]], Any]] = {"LIST": list, "TUPLE": tuple, "FROZENSET": list}
-# Opcodes a static reading cannot resolve, and why each refuses the stream.
-_UNRESOLVABLE = {
-    **dict.fromkeys(("PERSID", "BINPERSID"), "persistent id at byte {pos}: joblib never writes one"),
-    **dict.fromkeys(("EXT1", "EXT2", "EXT4"), "{name} {arg} at byte {pos}: a copyreg extension code names a global"),
-    "NEXT_BUFFER": "out-of-band buffer at byte {pos}: joblib never writes one",
-}
-# Opcodes that push their argument as it is (numbers, strings, bytes).
-_LITERALS = set(
-    "INT BININT BININT1 BININT2 LONG LONG1 LONG4 FLOAT BINFLOAT STRING BINSTRING SHORT_BINSTRING UNICODE BINUNICODE "  # noqa: SIM905
-    "SHORT_BINUNICODE BINUNICODE8 BINBYTES SHORT_BINBYTES BINBYTES8 BYTEARRAY8".split()
-)
 
 
 def dtype_layout(dtype: Any) -> tuple[bool, int]:
