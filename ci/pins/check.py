@@ -490,7 +490,10 @@ class _ModelCheck:
                 self.retrain,
             )
         self.check.findings.extend(refusals(scan, self.layer))
-        # Does each referenced name exist in the runtime's libraries? (Only where the probe has the pinned version.)
+        self.check_existence(scan)
+
+    def check_existence(self, scan: PickleScan) -> None:
+        """Does each referenced name exist in the runtime's libraries? (Only where the probe has the pinned version.)"""
         allowed_dists = allowed_distributions(self.layer)
         names = sorted(
             (ref.module, ref.name)
