@@ -110,3 +110,12 @@ def test_dtype_whose_size_numpy_could_read_differently_is_refused() -> None:
     stream = pickle.dumps(wrapper, protocol=4) + b"\x00" * 16
     with pytest.raises(ScanError, match="claims Python objects"):
         scan_stream(stream)
+
+
+@pytest.mark.parametrize(
+    ("stream", "where"),
+    [(b"\x80\x020.", "POP at byte 2"), (b"\x80\x02(2.", "DUP at byte 3"), (b"\x80\x02(o.", "OBJ at byte 3")],
+)
+def test_a_stack_underflow_names_the_opcode_and_its_byte(stream: bytes, where: str) -> None:
+    with pytest.raises(ScanError, match=rf"malformed pickle: {where} finds too few items"):
+        scan_stream(stream)

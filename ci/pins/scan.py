@@ -206,15 +206,19 @@ class _Walker:
     def run(self) -> None:
         try:
             for opcode, arg, pos in pickletools.genops(self.handle):
-                self.step(opcode.name, arg, pos)
+                try:
+                    self.step(opcode.name, arg, pos)
+                except IndexError as exc:  # popped past the bottom of the stack or of the MARKs
+                    raise ScanError(
+                        f"malformed pickle: {opcode.name} at byte {pos} finds too few items on the stack",
+                        "the artifact is damaged; retrain the model",
+                    ) from exc
                 if opcode.name == "STOP":
                     break
         except ValueError as exc:  # genops: truncated or unknown opcode
             raise ScanError(
                 f"malformed pickle stream ({exc})", "the artifact is damaged or not a joblib dump; retrain"
             ) from exc
-        except IndexError as exc:  # popped past the bottom of the stack or of the MARKs
-            raise ScanError("malformed pickle: stack underflow", "the artifact is damaged; retrain the model") from exc
         for mapping in self.versioned:
             if mapping.sklearn_version is not None and not mapping.claimed:
                 self.result.sklearn_versions.setdefault(mapping.sklearn_version, []).append("(unknown class)")
@@ -229,11 +233,10 @@ class _Walker:
         elif name == "MARK":
             self.metastack.append(self.stack)
             self.stack = []
-        elif name in ("POP", "POP_MARK"):
-            if name == "POP" and self.stack:
-                self.stack.pop()
-            else:
-                self.pop_mark()
+        elif name == "POP" and self.stack:
+            self.stack.pop()
+        elif name in ("POP", "POP_MARK"):  # POP on an empty stack discards the topmost MARK, as pickle does
+            self.pop_mark()
         elif name == "DUP":
             self.push(self.stack[-1])
         elif name in _LITERALS:
