@@ -33,8 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy.artifacts import check_gate, local_artifacts
-    from ci.deploy.deployer import deploy
-    from ci.deploy.provenance import detect
+    from ci.deploy.deployer import deploy, detect
     from ci.deploy.target import deployment_target
 
     artifacts = local_artifacts(paths)  # snapshots: the gate and the uploads read the same bytes

@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.deploy import alias as aliases
     from ci.deploy.aws import readable_aws_errors
+    from ci.deploy.shift import published_versions, read_alias
     from ci.deploy.stack import find_stack
     from ci.deploy.target import LOCAL_STATE, RECORDING, deployment_target, wants_embedded
     from ci.units import as_mb
@@ -33,8 +33,8 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     with readable_aws_errors("status"), hidden, deployment_target(config, paths, args.target) as aws:
         stack = find_stack(aws, config.deploy.stack_name)
         lines.append(f"{aws.where}: stack {config.deploy.stack_name} {stack['StackStatus'] if stack else 'missing'}")
-        versions = aliases.published_versions(aws.lambda_, name)
-        state = aliases.read_alias(aws.lambda_, name, alias) if versions else None
+        versions = published_versions(aws.lambda_, name)
+        state = read_alias(aws.lambda_, name, alias) if versions else None
         if state is not None and state.split:
             state = _resolve_split(aws, config, state, lines)
         lines.append(f"alias {alias}: " + (f"-> version {state.version}" if state else "not created"))

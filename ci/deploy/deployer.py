@@ -6,20 +6,31 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
+import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ci.config import Config
-from ci.deploy import alias as aliases
 from ci.deploy.artifacts import Artifact, Artifacts, check_gate, hex_to_lambda_sha, lambda_sha_to_hex, local_artifacts
 from ci.deploy.aws import Aws, Deadlines, unanswered, unless_aws_error
 from ci.deploy.deploy_lock import acquire, lock_key, owner
-from ci.deploy.provenance import Provenance, check_order, detect, recorded, version_description
-from ci.deploy.shift import Shift, plan, read_alarms, resolve_split, shift
+from ci.deploy.shift import (
+    AliasState,
+    Shift,
+    plan,
+    point_alias,
+    production_line,
+    read_alarms,
+    read_alias,
+    resolve_split,
+    shift,
+)
 from ci.deploy.stack import StackOutputs, read_outputs
 from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier, describe_layer_version
 from ci.errors import CheckFailedError, PipelineError
@@ -57,9 +68,9 @@ class DeployOutcome:
     snapstart: dict[str, str] = field(default_factory=dict)  # requested and reported SnapStart.ApplyOn
     shift: Shift | None = None  # a gradual deploy's steps ([deploy] strategy)
 
-    def moving_from(self, before: aliases.AliasState | None) -> None:
+    def moving_from(self, before: AliasState | None) -> None:
         self.previous_version = before.version if before else None
-        self.production = aliases.production_line(before, self.alias)
+        self.production = production_line(before, self.alias)
 
     def summary(self) -> list[str]:
         lines = [f"{self.status}: {self.endpoint}", f"  {self.provenance.describe()} (from {self.provenance.source})"]
@@ -134,7 +145,7 @@ def deploy(
     repo = git_repo or config.root
     alias_name = config.function.alias
     ours = provenance or detect(repo)
-    outcome = DeployOutcome("deployed", aws.where, alias_name, ours, aliases.production_line(None, alias_name, False))
+    outcome = DeployOutcome("deployed", aws.where, alias_name, ours, production_line(None, alias_name, False))
     steps = Steps(aws.deadlines, outcome.timings)
     verifier = verifier or default_verifier(config, paths)
     try:
@@ -164,7 +175,7 @@ def converge(
     ours = outcome.provenance
     with steps.step("read stack and alias"):
         stack = read_outputs(aws, config)
-        before = aliases.read_alias(aws.lambda_, name, alias_name)
+        before = read_alias(aws.lambda_, name, alias_name)
         outcome.moving_from(before)
     live = already_live(aws, config, artifacts, stack, before)
     if live is not None and before is not None:
@@ -252,13 +263,13 @@ def converge(
                 if before is not None and shifting.weights:
                     shift(aws, config, before, outcome.version, history, shifting, lock.verify)
                 else:
-                    aliases.point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
+                    point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
             logger.info(f"alias {alias_name} -> version {outcome.version}")
     outcome.write_report(paths, stack=asdict(stack))
 
 
 def already_live(
-    aws: Aws, config: Config, artifacts: Artifacts, stack: StackOutputs, before: aliases.AliasState | None
+    aws: Aws, config: Config, artifacts: Artifacts, stack: StackOutputs, before: AliasState | None
 ) -> LayerVersion | None:
     """The live layer version if the alias already runs exactly these artifacts and configuration."""
     if before is None or before.split:
@@ -621,3 +632,119 @@ def ensure_layer(lambda_: Any, config: Config, artifact: Artifact, bucket: str, 
     return LayerVersion(
         published["LayerVersionArn"], int(published["Version"]), published["Content"]["CodeSha256"], True
     )
+
+
+COMMIT = re.compile(r"\bcommit ([0-9a-f]{40})( dirty)?")
+UNKNOWN = "unknown"
+OVERRIDE = "--allow-older"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    commit: str  # 40 hex digits, or "unknown"
+    dirty: bool | None  # None when the tree deployed from is not this checkout's HEAD
+    source: str  # --commit | GITHUB_SHA | git HEAD | none
+
+    def describe(self) -> str:
+        return f"commit {self.commit}" + (" dirty" if self.dirty else "")
+
+
+def git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False, timeout=60)
+
+
+def resolve(repo: Path, ref: str) -> str | None:
+    """The full commit id `ref` names in `repo`, or None if this clone does not have it."""
+    try:
+        found = git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def detect(repo: Path, commit: str | None = None, environ: Mapping[str, str] = os.environ) -> Provenance:
+    """--commit, else GITHUB_SHA, else `git rev-parse HEAD`; dirty is known only when that is HEAD."""
+    given, source = (commit, "--commit") if commit else (environ.get("GITHUB_SHA"), "GITHUB_SHA")
+    head = resolve(repo, "HEAD")
+    if not given:
+        given, source = head, "git HEAD"
+    if not given:
+        return Provenance(UNKNOWN, None, "none")
+    full = resolve(repo, given) or given.lower()
+    if not re.fullmatch(r"[0-9a-f]{40}", full):
+        raise PipelineError(
+            f"{source} {given!r} is not a commit this clone has, nor a full 40-digit commit id",
+            "pass --commit with a full commit id (or fetch that commit first)",
+        )
+    dirty = None
+    if full == head:
+        status = git(repo, "status", "--porcelain", "--untracked-files=no")
+        dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+    return Provenance(full, dirty, source)
+
+
+def recorded(description: str) -> Provenance | None:
+    """The provenance a published version's description records, if it records one."""
+    match = COMMIT.search(description)
+    if match is None:
+        return None
+    return Provenance(match.group(1), bool(match.group(2)), "version description")
+
+
+def version_description(ours: Provenance, function: str, layer: str, model: str) -> str:
+    """The commit, then digest prefixes (the full ones are CodeSha256s and MODEL_SHA256) in 256 characters."""
+    return f"{ours.describe()} function {function[:16]} layer {layer[:16]} model {model[:16]}"[:256]
+
+
+def check_order(
+    repo: Path,
+    ours: Provenance,
+    live: Provenance | None,
+    live_version: str,
+    allow_older: bool,
+) -> None:
+    """Refuse to replace the live version with one built from an older commit (or one we cannot place)."""
+    if live is None or live.commit == ours.commit:
+        return
+    if UNKNOWN in (live.commit, ours.commit):
+        problem = (
+            f"the commit of this deploy ({ours.commit}) or of live version {live_version} ({live.commit}) is unknown"
+        )
+    elif missing := [commit for commit in (live.commit, ours.commit) if resolve(repo, commit) is None]:
+        problem = (
+            f"live version {live_version} is commit {live.commit[:12]}, this deploy is {ours.commit[:12]}, and "
+            f"this clone does not have {missing[0]}, so which is newer cannot be told"
+        )
+    elif ancestor(repo, ours.commit, live.commit):
+        problem = (
+            f"commit {ours.commit[:12]} is older than commit {live.commit[:12]} of live version {live_version} "
+            "(an ancestor of it): deploying it would move production backwards"
+        )
+    elif ancestor(repo, live.commit, ours.commit):
+        return
+    elif shallow(repo):  # history is cut: "not an ancestor" may only mean "not fetched"
+        problem = (
+            f"this clone is shallow, so whether commit {ours.commit[:12]} is newer than commit {live.commit[:12]} "
+            f"of live version {live_version} cannot be told"
+        )
+    else:
+        logger.info(
+            f"note: commit {ours.commit[:12]} and live commit {live.commit[:12]} have diverged; deploying anyway"
+        )
+        return
+    if allow_older:
+        logger.info(f"{problem}; deploying anyway ({OVERRIDE})")
+        return
+    raise PipelineError(
+        f"deploy refused: {problem}",
+        f"deploy a newer commit; to go back on purpose use `python -m ci rollback` (or pass {OVERRIDE}); "
+        "a shallow clone needs the live commit fetched (actions/checkout fetch-depth: 0)",
+    )
+
+
+def shallow(repo: Path) -> bool:
+    return git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() != "false"
+
+
+def ancestor(repo: Path, older: str, newer: str) -> bool:
+    return git(repo, "merge-base", "--is-ancestor", older, newer).returncode == 0

@@ -7,11 +7,10 @@ import logging
 from typing import Any
 
 from ci.config import Config
-from ci.deploy import alias as aliases
 from ci.deploy.aws import Aws, unless_aws_error
 from ci.deploy.deploy_lock import held, lock_key, owner
-from ci.deploy.provenance import recorded
-from ci.deploy.shift import resolve_split
+from ci.deploy.deployer import recorded
+from ci.deploy.shift import AliasState, point_alias, production_line, published_versions, read_alias, resolve_split
 from ci.deploy.stack import read_outputs
 from ci.deploy.verify import Candidate, Verifier, default_verifier
 from ci.errors import PipelineError
@@ -21,13 +20,13 @@ from ci.reports import write_report
 logger = logging.getLogger(__name__)
 
 
-def choose_target(lambda_: Any, name: str, state: aliases.AliasState, to: str | None) -> tuple[str, list[str]]:
+def choose_target(lambda_: Any, name: str, state: AliasState, to: str | None) -> tuple[str, list[str]]:
     """(version, new history): --to N, else the version live before the current one."""
     if to is not None:
         return to, [*state.history, to]
     if len(state.history) >= 2:
         return state.history[-2], state.history[:-1]
-    older = sorted(int(v["Version"]) for v in aliases.published_versions(lambda_, name))
+    older = sorted(int(v["Version"]) for v in published_versions(lambda_, name))
     older = [v for v in older if v < int(state.version)]
     if not older:
         raise PipelineError(
@@ -51,7 +50,7 @@ def rollback(
     key = lock_key(stack.key_prefix, name)
     clients = (aws.s3, aws.lambda_, aws.cloudformation)
     with held(aws.s3, stack.bucket, key, owner("rollback", ""), guarded=clients) as lock:
-        state = aliases.read_alias(aws.lambda_, name, alias_name)
+        state = read_alias(aws.lambda_, name, alias_name)
         if state is not None and state.split:
             # A shift that never finished: the new version was never the alias's own, so taking its traffic
             # away IS the rollback; going further back needs --to N.
@@ -84,7 +83,7 @@ def rollback(
             if not verdict.passed:
                 raise PipelineError(
                     f"version {target} failed the check ({verdict.method}): {'; '.join(verdict.failures[:5])}\n"
-                    f"  {aliases.production_line(state, alias_name)}",
+                    f"  {production_line(state, alias_name)}",
                     "roll back to another version with --to N, or pass --force to move the alias anyway",
                 )
             logger.info(f"version {target} passed the check: {verdict.method}")
@@ -92,12 +91,12 @@ def rollback(
         if commit:
             logger.info(f"version {target} was built from {commit.describe()}")
         lock.verify()  # raises if the lock was taken over or broken during the check (the alias write checks again)
-        moved = aliases.point_alias(aws.lambda_, name, alias_name, target, history, state)
+        moved = point_alias(aws.lambda_, name, alias_name, target, history, state)
         return report_rollback(paths, alias_name, state.version, moved, not force)
 
 
 def report_rollback(
-    paths: BuildPaths, alias_name: str, from_version: str, to: aliases.AliasState, verified: bool
+    paths: BuildPaths, alias_name: str, from_version: str, to: AliasState, verified: bool
 ) -> dict[str, Any]:
     report = {
         "alias": alias_name,
