@@ -139,17 +139,98 @@ def deploy(
     allow_older: bool = False,
     git_repo: Path | None = None,
 ) -> DeployOutcome:
-    """Deploy `artifacts` (snapshots already gated, else taken here); raises DeployFailedError naming production."""
+    """Deploy `artifacts` (snapshots already gated, else taken here) in named steps, each skipped when its result
+    exists; the alias moves last, under the deploy lock. Raises DeployFailedError naming what production runs."""
     artifacts = artifacts or local_artifacts(paths)
     check_gate(paths, artifacts, config.root)  # before any request: nothing unverified is ever uploaded
     repo = git_repo or config.root
-    alias_name = config.function.alias
+    name, alias_name = config.function.name, config.function.alias
     ours = provenance or detect(repo)
     outcome = DeployOutcome("deployed", aws.where, alias_name, ours, production_line(None, alias_name, False))
     steps = Steps(aws.deadlines, outcome.timings)
     verifier = verifier or default_verifier(config, paths)
     try:
-        converge(config, paths, aws, verifier, artifacts, steps, outcome, repo, allow_older)
+        with steps.step("read stack and alias"):
+            stack = read_outputs(aws, config)
+            before = read_alias(aws.lambda_, name, alias_name)
+            outcome.moving_from(before)
+        live = already_live(aws, config, artifacts, stack, before)
+        if live is not None and before is not None:
+            outcome.status, outcome.version, outcome.layer = "already deployed", before.version, live
+            outcome.uploads = [
+                Upload(a.name, stack.bucket, a.key(stack.key_prefix), False, 0.0) for a in artifacts.all()
+            ]
+            outcome.skipped = ["upload", "layer publish", "code update", "configuration update", "version", "alias"]
+            outcome.write_report(paths, stack=asdict(stack))
+            return outcome
+        with steps.step("lock"):
+            lock = acquire(aws.s3, stack.bucket, lock_key(stack.key_prefix, name), owner("deploy", ours.commit))
+            logger.info(f"deploy lock {lock.uri} held until {lock.record['expires_at']} (S3 time)")
+        with ExitStack() as held:
+            held.callback(lock.release)
+            held.enter_context(lock.guard(aws.s3, aws.lambda_, aws.cloudformation))  # writes prove it is ours
+            steps.on_step = lock.verify
+            with steps.step("commit order"):
+                before = resolve_split(aws, config)  # under the lock: the state we move from
+                outcome.moving_from(before)
+                if before is not None:
+                    live = aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=before.version)
+                    check_order(repo, ours, recorded(str(live.get("Description", ""))), before.version, allow_older)
+            with steps.step("alarms"):  # a gradual deploy's missing alarm fails here, before anything is uploaded
+                outcome.shift = shifting = plan(config, stack)
+                read_alarms(aws, shifting.alarms)
+            with steps.step("upload"):
+                for artifact in artifacts.all():
+                    result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact)
+                    outcome.uploads.append(result)
+                    logger.info(f"{'uploaded' if result.uploaded else 'already in S3'}: {result.uri}")
+                    if not result.uploaded:
+                        outcome.skipped.append(f"upload {artifact.name}")
+            with steps.step("layer publish"):
+                outcome.layer = layer = ensure_layer(aws.lambda_, config, paths, artifacts.layer, stack)
+                logger.info(f"{'published' if layer.published else 'reused'} layer version {layer.arn}")
+                if not layer.published:
+                    outcome.skipped.append("layer publish")
+            desired = desired_function(config, artifacts, stack, layer.arn)
+            latest = unless_aws_error(lambda: dict(aws.lambda_.get_function_configuration(FunctionName=name)), None)
+            if latest is None:
+                with steps.step("function create"):
+                    latest = create_function(aws.lambda_, desired)
+                    logger.info(f"created function {name}")
+            else:
+                for step, update in (("code", update_code), ("configuration", update_configuration)):
+                    with steps.step(f"{step} update"):
+                        latest, changed = update(aws, desired, latest)
+                        logger.info(f"updated function {step}" if changed else f"function {step} unchanged")
+                        if not changed:
+                            outcome.skipped.append(f"{step} update")
+            with steps.step("size check"):
+                outcome.size = check_attached_size(config, paths, latest, layer.arn, artifacts.function)
+            with steps.step("version publish"):
+                published = publish_version(aws.lambda_, desired, latest, version_description(ours, artifacts))
+                outcome.version = str(published["Version"])
+                logger.info(f"function version {outcome.version}")
+                check_snapstart(aws, desired, published, outcome)
+            with steps.step("post-deploy check"):
+                candidate = Candidate(name, outcome.version, published, stack.bucket, stack.key_prefix)
+                outcome.verdict = verdict = verifier(aws, candidate)
+                verdict.require_pass(
+                    outcome.version,
+                    "the post-deploy check",
+                    "fix the cause (the version stays published but unused) and rerun `python -m ci deploy`",
+                )
+                logger.info(f"post-deploy check passed: {verdict.method}")
+            with steps.step("alias"):
+                if before is not None and before.version == outcome.version:
+                    outcome.skipped.append("alias")
+                else:
+                    history = [*(before.history if before else []), outcome.version]
+                    if before is not None and shifting.weights:
+                        shift(aws, config, before, outcome.version, history, shifting, lock.verify)
+                    else:
+                        point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
+                logger.info(f"alias {alias_name} -> version {outcome.version}")
+        outcome.write_report(paths, stack=asdict(stack))
     except Exception as exc:  # botocore errors, injected faults: still say what production runs
         error = exc if isinstance(exc, PipelineError) else unanswered(exc, aws.timeouts)
         problem, fix = (error.problem, error.fix) if error else (f"{exc.__class__.__name__}: {exc}", "")
@@ -157,115 +238,6 @@ def deploy(
         outcome.write_report(paths, failed_step=steps.current, error=problem, production=outcome.production)
         raise DeployFailedError(steps.current, problem, fix, outcome.production) from exc
     return outcome
-
-
-def converge(
-    config: Config,
-    paths: BuildPaths,
-    aws: Aws,
-    verifier: Verifier,
-    artifacts: Artifacts,
-    steps: Steps,
-    outcome: DeployOutcome,
-    repo: Path,
-    allow_older: bool,
-) -> None:
-    """The steps in order, each skipped when its result exists; the alias moves last, under the deploy lock."""
-    name, alias_name = config.function.name, config.function.alias
-    ours = outcome.provenance
-    with steps.step("read stack and alias"):
-        stack = read_outputs(aws, config)
-        before = read_alias(aws.lambda_, name, alias_name)
-        outcome.moving_from(before)
-    live = already_live(aws, config, artifacts, stack, before)
-    if live is not None and before is not None:
-        outcome.status, outcome.version, outcome.layer = "already deployed", before.version, live
-        outcome.uploads = [Upload(a.name, stack.bucket, a.key(stack.key_prefix), False, 0.0) for a in artifacts.all()]
-        outcome.skipped = ["upload", "layer publish", "code update", "configuration update", "version", "alias"]
-        outcome.write_report(paths, stack=asdict(stack))
-        return
-    with steps.step("lock"):
-        lock = acquire(aws.s3, stack.bucket, lock_key(stack.key_prefix, name), owner("deploy", ours.commit))
-        logger.info(f"deploy lock {lock.uri} held until {lock.record['expires_at']} (S3 time)")
-    with ExitStack() as held:
-        held.callback(lock.release)
-        held.enter_context(lock.guard(aws.s3, aws.lambda_, aws.cloudformation))  # every write proves the lock is ours
-        steps.on_step = lock.verify
-        with steps.step("commit order"):
-            before = resolve_split(aws, config)  # under the lock: the state we move from
-            outcome.moving_from(before)
-            if before is not None:
-                live = aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=before.version)
-                check_order(repo, ours, recorded(str(live.get("Description", ""))), before.version, allow_older)
-        with steps.step("alarms"):  # a gradual deploy's missing alarm fails here, before anything is uploaded
-            outcome.shift = shifting = plan(config, stack)
-            read_alarms(aws, shifting.alarms)
-        with steps.step("upload"):
-            for artifact in artifacts.all():
-                result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact)
-                outcome.uploads.append(result)
-                logger.info(f"{'uploaded' if result.uploaded else 'already in S3'}: {result.uri}")
-                if not result.uploaded:
-                    outcome.skipped.append(f"upload {artifact.name}")
-        with steps.step("layer publish"):
-            layer_upload = outcome.uploads[0]  # artifacts.all() starts with the layer
-            outcome.layer = layer = ensure_layer(
-                aws.lambda_, config, artifacts.layer, stack.bucket, layer_upload.key, sklearn_version(config, paths)
-            )
-            if layer.code_sha256 != artifacts.layer.code_sha256:
-                raise PipelineError(
-                    f"Lambda computed CodeSha256 {layer.code_sha256} for layer version {layer.version}, "
-                    f"not {artifacts.layer.code_sha256} of build/layer.zip",
-                    f"the S3 object {layer_upload.uri} is not our layer; delete it and deploy again",
-                )
-            logger.info(f"{'published' if layer.published else 'reused'} layer version {layer.arn}")
-            if not layer.published:
-                outcome.skipped.append("layer publish")
-        desired = desired_function(config, artifacts, stack, layer.arn)
-        latest = unless_aws_error(lambda: dict(aws.lambda_.get_function_configuration(FunctionName=name)), None)
-        if latest is None:
-            with steps.step("function create"):
-                latest = create_function(aws.lambda_, desired)
-                logger.info(f"created function {name}")
-        else:
-            for step, update in (("code", update_code), ("configuration", update_configuration)):
-                with steps.step(f"{step} update"):
-                    latest, changed = update(aws, desired, latest)
-                    logger.info(f"updated function {step}" if changed else f"function {step} unchanged")
-                    if not changed:
-                        outcome.skipped.append(f"{step} update")
-        with steps.step("size check"):
-            outcome.size = check_attached_size(config, paths, latest, layer.arn, artifacts.function.unzipped_bytes())
-        with steps.step("version publish"):
-            description = version_description(
-                ours, artifacts.function.sha256, artifacts.layer.sha256, artifacts.model.sha256
-            )
-            published = publish_version(aws.lambda_, desired, latest, description)
-            outcome.version = str(published["Version"])
-            logger.info(f"function version {outcome.version}")
-            check_snapstart(aws, desired, published, outcome)
-        with steps.step("post-deploy check"):
-            outcome.verdict = verdict = verifier(
-                aws, Candidate(name, outcome.version, published, stack.bucket, stack.key_prefix)
-            )
-            if not verdict.passed:
-                raise PipelineError(
-                    f"version {outcome.version} failed the post-deploy check ({verdict.method}): "
-                    + "; ".join(verdict.failures[:5]),
-                    "fix the cause (the version stays published but unused) and rerun `python -m ci deploy`",
-                )
-            logger.info(f"post-deploy check passed: {verdict.method}")
-        with steps.step("alias"):
-            if before is not None and before.version == outcome.version:
-                outcome.skipped.append("alias")
-            else:
-                history = [*(before.history if before else []), outcome.version]
-                if before is not None and shifting.weights:
-                    shift(aws, config, before, outcome.version, history, shifting, lock.verify)
-                else:
-                    point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
-            logger.info(f"alias {alias_name} -> version {outcome.version}")
-    outcome.write_report(paths, stack=asdict(stack))
 
 
 def already_live(
@@ -279,14 +251,10 @@ def already_live(
     if not layers:
         return None
     layer = describe_layer_version(aws.lambda_, layers[0])
-    if layer["Content"]["CodeSha256"] != artifacts.layer.code_sha256:
-        return None
     desired = desired_function(config, artifacts, stack, layers[0])
-    if not matches(live, desired) or live.get("Role") != desired.role_arn:
-        return None
-    if not aws.emulated and snapstart_problem(live, desired) is not None:
-        return None  # [function] snapstart changed: publish a version that carries it
-    return LayerVersion(layers[0], int(layer["Version"]), layer["Content"]["CodeSha256"], False)
+    if layer["Content"]["CodeSha256"] != artifacts.layer.code_sha256 or not configured(aws, live, desired):
+        return None  # e.g. [function] snapstart changed: publish a version that carries it
+    return LayerVersion(layers[0], int(layer["Version"]), artifacts.layer.code_sha256, False)
 
 
 def check_snapstart(aws: Aws, desired: Desired, published: dict[str, Any], outcome: DeployOutcome) -> None:
@@ -310,13 +278,13 @@ def check_snapstart(aws: Aws, desired: Desired, published: dict[str, Any], outco
 
 
 def check_attached_size(
-    config: Config, paths: BuildPaths, latest: dict[str, Any], our_layer_arn: str, function_unzipped: int
+    config: Config, paths: BuildPaths, latest: dict[str, Any], our_layer_arn: str, function: Artifact
 ) -> dict[str, Any]:
     """{used_bytes, limit_bytes, parts}: the unzipped sizes the budget recorded for what is really attached."""
     components = read_report(paths, "budget").get("components", [])
     by_kind = {c["kind"]: int(c["unzipped_bytes"]) for c in components if c.get("kind") in {"function", "layer"}}
     extras = {str(c["source"]): int(c["unzipped_bytes"]) for c in components if c.get("kind") == "extra layer"}
-    parts = {"function code": by_kind.get("function", function_unzipped)}
+    parts = {"function code": by_kind["function"] if "function" in by_kind else function.unzipped_bytes()}
     unknown = []
     for layer in latest.get("Layers", []):
         arn = layer["Arn"]
@@ -554,10 +522,14 @@ def revision(latest: dict[str, Any]) -> dict[str, str]:
     return {"RevisionId": latest["RevisionId"]} if latest.get("RevisionId") else {}
 
 
-def update_configuration(aws: Aws, desired: Desired, latest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def configured(aws: Aws, version_config: dict[str, Any], desired: Desired) -> bool:
     """An emulator (moto) ignores SnapStart, so there it never reads back as sent."""
-    snapstart_same = aws.emulated or snapstart_problem(latest, desired) is None
-    if matches(latest, desired) and latest.get("Role") == desired.role_arn and snapstart_same:
+    snapstart_same = aws.emulated or snapstart_problem(version_config, desired) is None
+    return matches(version_config, desired) and version_config.get("Role") == desired.role_arn and snapstart_same
+
+
+def update_configuration(aws: Aws, desired: Desired, latest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    if configured(aws, latest, desired):
         return latest, False
     aws.lambda_.update_function_configuration(FunctionName=desired.name, **revision(latest), **desired.configuration())
     return settled(aws.lambda_, desired.name, "function_updated_v2"), True
@@ -613,7 +585,9 @@ def sklearn_version(config: Config, paths: BuildPaths) -> str:
     return (pin.version if pin else None) or "unknown"
 
 
-def ensure_layer(lambda_: Any, config: Config, artifact: Artifact, bucket: str, key: str, sklearn: str) -> LayerVersion:
+def ensure_layer(
+    lambda_: Any, config: Config, paths: BuildPaths, artifact: Artifact, stack: StackOutputs
+) -> LayerVersion:
     """Reuse the newest layer version if its CodeSha256 is ours; otherwise publish one from S3."""
     name = config.function.layer_name
     versions = lambda_.list_layer_versions(LayerName=name).get("LayerVersions", [])
@@ -622,16 +596,21 @@ def ensure_layer(lambda_: Any, config: Config, artifact: Artifact, bucket: str, 
         detail = lambda_.get_layer_version(LayerName=name, VersionNumber=int(newest["Version"]))
         if detail["Content"]["CodeSha256"] == artifact.code_sha256:
             return LayerVersion(detail["LayerVersionArn"], int(detail["Version"]), artifact.code_sha256, False)
+    key = artifact.key(stack.key_prefix)
     published = lambda_.publish_layer_version(
         LayerName=name,
-        Description=f"sha256 {artifact.sha256} scikit-learn {sklearn}"[:256],
-        Content={"S3Bucket": bucket, "S3Key": key},
+        Description=f"sha256 {artifact.sha256} scikit-learn {sklearn_version(config, paths)}"[:256],
+        Content={"S3Bucket": stack.bucket, "S3Key": key},
         CompatibleRuntimes=[config.target.runtime.name],
         CompatibleArchitectures=[config.target.architecture],
     )
-    return LayerVersion(
-        published["LayerVersionArn"], int(published["Version"]), published["Content"]["CodeSha256"], True
-    )
+    if published["Content"]["CodeSha256"] != artifact.code_sha256:
+        raise PipelineError(
+            f"Lambda computed CodeSha256 {published['Content']['CodeSha256']} for layer version "
+            f"{published['Version']}, not {artifact.code_sha256} of build/layer.zip",
+            f"the S3 object s3://{stack.bucket}/{key} is not our layer; delete it and deploy again",
+        )
+    return LayerVersion(published["LayerVersionArn"], int(published["Version"]), artifact.code_sha256, True)
 
 
 COMMIT = re.compile(r"\bcommit ([0-9a-f]{40})( dirty)?")
@@ -686,23 +665,16 @@ def detect(repo: Path, commit: str | None = None, environ: Mapping[str, str] = o
 def recorded(description: str) -> Provenance | None:
     """The provenance a published version's description records, if it records one."""
     match = COMMIT.search(description)
-    if match is None:
-        return None
-    return Provenance(match.group(1), bool(match.group(2)), "version description")
+    return Provenance(match.group(1), bool(match.group(2)), "version description") if match else None
 
 
-def version_description(ours: Provenance, function: str, layer: str, model: str) -> str:
+def version_description(ours: Provenance, artifacts: Artifacts) -> str:
     """The commit, then digest prefixes (the full ones are CodeSha256s and MODEL_SHA256) in 256 characters."""
-    return f"{ours.describe()} function {function[:16]} layer {layer[:16]} model {model[:16]}"[:256]
+    digests = " ".join(f"{a.kind} {a.sha256[:16]}" for a in (artifacts.function, artifacts.layer, artifacts.model))
+    return f"{ours.describe()} {digests}"[:256]
 
 
-def check_order(
-    repo: Path,
-    ours: Provenance,
-    live: Provenance | None,
-    live_version: str,
-    allow_older: bool,
-) -> None:
+def check_order(repo: Path, ours: Provenance, live: Provenance | None, live_version: str, allow_older: bool) -> None:
     """Refuse to replace the live version with one built from an older commit (or one we cannot place)."""
     if live is None or live.commit == ours.commit:
         return
@@ -722,7 +694,7 @@ def check_order(
         )
     elif ancestor(repo, live.commit, ours.commit):
         return
-    elif shallow(repo):  # history is cut: "not an ancestor" may only mean "not fetched"
+    elif git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() != "false":  # may be "not fetched"
         problem = (
             f"this clone is shallow, so whether commit {ours.commit[:12]} is newer than commit {live.commit[:12]} "
             f"of live version {live_version} cannot be told"
@@ -740,10 +712,6 @@ def check_order(
         f"deploy a newer commit; to go back on purpose use `python -m ci rollback` (or pass {OVERRIDE}); "
         "a shallow clone needs the live commit fetched (actions/checkout fetch-depth: 0)",
     )
-
-
-def shallow(repo: Path) -> bool:
-    return git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() != "false"
 
 
 def ancestor(repo: Path, older: str, newer: str) -> bool:

@@ -80,12 +80,12 @@ def rollback(
             verdict = (verifier or default_verifier(config, paths))(
                 aws, Candidate(name, target, configuration, stack.bucket, stack.key_prefix)
             )
-            if not verdict.passed:
-                raise PipelineError(
-                    f"version {target} failed the check ({verdict.method}): {'; '.join(verdict.failures[:5])}\n"
-                    f"  {production_line(state, alias_name)}",
-                    "roll back to another version with --to N, or pass --force to move the alias anyway",
-                )
+            verdict.require_pass(
+                target,
+                "the check",
+                "roll back to another version with --to N, or pass --force to move the alias anyway",
+                production_line(state, alias_name),
+            )
             logger.info(f"version {target} passed the check: {verdict.method}")
         commit = recorded(str(configuration.get("Description", "")))
         if commit:

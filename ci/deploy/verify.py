@@ -52,6 +52,12 @@ class Verdict:
     failures: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
+    def require_pass(self, version: str, check: str, fix: str, production: str = "") -> None:
+        if not self.passed:
+            failures = "; ".join(self.failures[:5])
+            after = f"\n  {production}" if production else ""
+            raise PipelineError(f"version {version} failed {check} ({self.method}): {failures}{after}", fix)
+
 
 Verifier = Callable[[Aws, Candidate], Verdict]
 
