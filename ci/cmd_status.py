@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
 def _resolve_split(aws: Any, config: Config, state: Any, lines: list[str]) -> Any:
     """A split alias with the deploy lock free was left by a dead run: resolve it; else a deploy is shifting."""
-    from ci.deploy.deploy_lock import DeployLockedError, held, lock_key, owner
+    from ci.deploy.deploy_lock import DeployLockedError, acquire, lock_key, owner
     from ci.deploy.shift import resolve_split
     from ci.deploy.stack import read_outputs
 
@@ -63,7 +63,7 @@ def _resolve_split(aws: Any, config: Config, state: Any, lines: list[str]) -> An
     key = lock_key(stack.key_prefix, config.function.name)
     shares = ", ".join(f"version {v} at {w * 100:g}%" for v, w in state.routing.items())
     try:
-        with held(aws.s3, stack.bucket, key, owner("status", ""), log=lines.append, guarded=(aws.lambda_,)):
+        with acquire(aws.s3, stack.bucket, key, owner("status", ""), log=lines.append).held(aws.lambda_):
             return resolve_split(aws, config, lines.append)
     except DeployLockedError as exc:
         lines.append(f"alias {state.name} is mid-shift ({shares}): {exc.problem}")

@@ -122,13 +122,9 @@ class Aws:
 
 
 def is_loopback(url: str | None) -> bool:
-    if not url:
-        return False
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
+    host = urlparse(url or "").hostname or ""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -260,13 +256,13 @@ def unanswered(exc: BaseException, timeouts: Timeouts | None = None) -> Pipeline
     """A PipelineError naming the endpoint that did not answer (timeout, refused, unreachable), else None."""
     from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-    if isinstance(exc, ReadTimeoutError):
-        verb = "accepted the connection but did not answer"
-    elif isinstance(exc, ConnectTimeoutError):
-        verb = "did not accept a connection"
-    elif isinstance(exc, EndpointConnectionError):
-        verb = "could not be reached"
-    else:
+    verbs = (
+        (ReadTimeoutError, "accepted the connection but did not answer"),
+        (ConnectTimeoutError, "did not accept a connection"),
+        (EndpointConnectionError, "could not be reached"),
+    )
+    verb = next((verb for kind, verb in verbs if isinstance(exc, kind)), None)
+    if verb is None:
         return None
     endpoint = str(getattr(exc, "kwargs", {}).get("endpoint_url", "")) or "the AWS endpoint"
     within = f" within the bounds ({timeouts.describe()})" if timeouts else ""

@@ -11,7 +11,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,14 +110,14 @@ def shift_alarms(step: dict[str, Any]) -> str:
     return f"{step.get('alarm_reads', 0)} alarm reads" + (f", last: {alarms}" if alarms else "")
 
 
+@dataclass
 class Steps:
     """Times each step, bounds its AWS calls, and remembers which one was running when something failed."""
 
-    def __init__(self, deadlines: Deadlines, timings: dict[str, float]) -> None:
-        self.current = "start"
-        self.timings = timings
-        self.deadlines = deadlines
-        self.on_step: Callable[[], None] = lambda: None  # verifies the deploy lock once it is held
+    deadlines: Deadlines
+    timings: dict[str, float]
+    current: str = "start"
+    on_step: Callable[[], None] = lambda: None  # verifies the deploy lock once it is held
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -166,9 +166,7 @@ def deploy(
         with steps.step("lock"):
             lock = acquire(aws.s3, stack.bucket, lock_key(stack.key_prefix, name), owner("deploy", ours.commit))
             logger.info(f"deploy lock {lock.uri} held until {lock.record['expires_at']} (S3 time)")
-        with ExitStack() as held:
-            held.callback(lock.release)
-            held.enter_context(lock.guard(aws.s3, aws.lambda_, aws.cloudformation))  # writes prove it is ours
+        with lock.held(aws.s3, aws.lambda_, aws.cloudformation):  # every write proves the lock is ours
             steps.on_step = lock.verify
             with steps.step("commit order"):
                 before = resolve_split(aws, config)  # under the lock: the state we move from
@@ -364,7 +362,17 @@ def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact) -> Upload:
             f"replacing {uri}: S3 reports {replaced}, not sha256 {artifact.sha256}; the object there is not "
             "these bytes (the bucket is versioned: it stays as a noncurrent version)"
         )
-    body = snapshot_bytes(artifact)
+    if artifact.size > MAX_SINGLE_PUT:
+        raise PipelineError(
+            f"{artifact.name} is {artifact.size:,} bytes, over S3's 5 GB single-request limit",
+            "a Lambda artifact cannot be that large; check what the build put into it",
+        )
+    body = artifact.path.read_bytes()  # read once and proven to be the bytes the digest names before they are sent
+    if hashlib.sha256(body).hexdigest() != artifact.sha256:
+        raise PipelineError(
+            f"the snapshot {artifact.path} no longer holds sha256 {artifact.sha256}: it was modified after being taken",
+            "find what writes into build/snapshots/ (snapshots are read-only), then rerun the checks and deploy",
+        )
     s3.put_object(
         Bucket=bucket,
         Key=key,
@@ -381,22 +389,6 @@ def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact) -> Upload:
             "stop it and deploy again",
         )
     return Upload(artifact.name, bucket, key, True, time.monotonic() - started, replaced)
-
-
-def snapshot_bytes(artifact: Artifact) -> bytes:
-    """The snapshot's bytes, read once and proven to be the ones its digest names before they are sent."""
-    if artifact.size > MAX_SINGLE_PUT:
-        raise PipelineError(
-            f"{artifact.name} is {artifact.size:,} bytes, over S3's 5 GB single-request limit",
-            "a Lambda artifact cannot be that large; check what the build put into it",
-        )
-    body = artifact.path.read_bytes()
-    if hashlib.sha256(body).hexdigest() != artifact.sha256:
-        raise PipelineError(
-            f"the snapshot {artifact.path} no longer holds sha256 {artifact.sha256}: it was modified after being taken",
-            "find what writes into build/snapshots/ (snapshots are read-only), then rerun the checks and deploy",
-        )
-    return body
 
 
 @dataclass(frozen=True)
@@ -437,7 +429,6 @@ class Desired:
 
 
 def desired_function(config: Config, artifacts: Artifacts, stack: StackOutputs, layer_arn: str) -> Desired:
-    """The function these artifacts make, its code and model at their content addresses in the stack's bucket."""
     fn = config.function
     model_uri = f"s3://{stack.bucket}/{artifacts.model.key(stack.key_prefix)}"
     return Desired(
@@ -458,7 +449,6 @@ def desired_function(config: Config, artifacts: Artifacts, stack: StackOutputs, 
 
 
 def matches(version_config: dict[str, Any], desired: Desired) -> bool:
-    """Does a function version (or $LATEST) already run exactly what we want?"""
     wanted = desired.configuration()
     env = version_config.get("Environment", {}).get("Variables", {})
     return (
@@ -569,17 +559,13 @@ class LayerVersion:
 
 
 def sklearn_version(config: Config, paths: BuildPaths) -> str:
-    """scikit-learn's version inside the layer: from the build report, else from the layer lock."""
-    import json
-
-    build_report = paths.report("build")
-    if build_report.is_file():
-        distributions = json.loads(build_report.read_text()).get("distributions", {})
-        for name in ("scikit-learn", "scikit_learn"):
-            if name in distributions:
-                return str(distributions[name].get("version"))
+    """scikit-learn's version inside the layer: from the build report (the gate read it), else the layer lock."""
     from ci.lock.lockfile import read_lock
 
+    distributions = read_report(paths, "build").get("distributions", {})
+    for name in ("scikit-learn", "scikit_learn"):
+        if name in distributions:
+            return str(distributions[name].get("version"))
     lock = config.lock.layer_lock
     pin = read_lock(lock).get("scikit-learn") if lock.is_file() else None
     return (pin.version if pin else None) or "unknown"
@@ -588,7 +574,7 @@ def sklearn_version(config: Config, paths: BuildPaths) -> str:
 def ensure_layer(
     lambda_: Any, config: Config, paths: BuildPaths, artifact: Artifact, stack: StackOutputs
 ) -> LayerVersion:
-    """Reuse the newest layer version if its CodeSha256 is ours; otherwise publish one from S3."""
+    """The newest layer version if its CodeSha256 is ours; otherwise one published from S3."""
     name = config.function.layer_name
     versions = lambda_.list_layer_versions(LayerName=name).get("LayerVersions", [])
     if versions:
@@ -633,7 +619,6 @@ def git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def resolve(repo: Path, ref: str) -> str | None:
-    """The full commit id `ref` names in `repo`, or None if this clone does not have it."""
     try:
         found = git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     except (OSError, subprocess.SubprocessError):
@@ -663,7 +648,6 @@ def detect(repo: Path, commit: str | None = None, environ: Mapping[str, str] = o
 
 
 def recorded(description: str) -> Provenance | None:
-    """The provenance a published version's description records, if it records one."""
     match = COMMIT.search(description)
     return Provenance(match.group(1), bool(match.group(2)), "version description") if match else None
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ci.config import Config
 from ci.deploy.aws import Aws, unless_aws_error
-from ci.deploy.deploy_lock import held, lock_key, owner
+from ci.deploy.deploy_lock import acquire, lock_key, owner
 from ci.deploy.deployer import recorded
 from ci.deploy.shift import AliasState, point_alias, production_line, published_versions, read_alias, resolve_split
 from ci.deploy.stack import read_outputs
@@ -49,7 +49,7 @@ def rollback(
     stack = read_outputs(aws, config)
     key = lock_key(stack.key_prefix, name)
     clients = (aws.s3, aws.lambda_, aws.cloudformation)
-    with held(aws.s3, stack.bucket, key, owner("rollback", ""), guarded=clients) as lock:
+    with acquire(aws.s3, stack.bucket, key, owner("rollback", "")).held(*clients) as lock:
         state = read_alias(aws.lambda_, name, alias_name)
         if state is not None and state.split:
             # A shift that never finished: the new version was never the alias's own, so taking its traffic

@@ -88,7 +88,7 @@ def point_alias(
 
     description = describe(history)
     now = read_alias(lambda_, function_name, alias)
-    if not same(now, current):  # RevisionId alone is not enough: an emulator may ignore it
+    if now != current:  # RevisionId alone is not enough: an emulator may ignore it
         raise moved_concurrently(alias, current, now)
     try:
         if current is None:
@@ -111,12 +111,6 @@ def point_alias(
             raise
         raise moved_concurrently(alias, current, read_alias(lambda_, function_name, alias), f"AWS: {code}") from exc
     return AliasState(alias, version, history, routing=routing or {})
-
-
-def same(a: AliasState | None, b: AliasState | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return (a.version, a.description, a.revision_id, a.routing) == (b.version, b.description, b.revision_id, b.routing)
 
 
 def moved_concurrently(

@@ -26,7 +26,6 @@ MODES = ("auto", "embedded", "aws")
 
 
 def add_target_argument(parser: argparse.ArgumentParser) -> None:
-    """`--target` of every command that talks to AWS or the local emulator."""
     parser.add_argument(
         "--target",
         choices=MODES,
@@ -116,14 +115,6 @@ def _exclusive(state: Path) -> Iterator[None]:
         yield  # the kernel releases the lock when the file closes, even if this process is killed
 
 
-def _complete_lines(recording: Path) -> None:
-    """Drop a last request a killed command left half-written (everything before it stands, as on AWS)."""
-    data = recording.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with recording.open("r+b") as handle:
-            handle.truncate(data.rfind(b"\n") + 1)
-
-
 @contextmanager
 def local_aws(state: Path) -> Iterator[str]:
     """moto on 127.0.0.1 holding everything earlier commands did to it (replayed from `state`), and this one's too."""
@@ -142,7 +133,10 @@ def local_aws(state: Path) -> Iterator[str]:
             configure_moto(url)
             recorder._location = str(recording)  # moto reads MOTO_RECORDER_FILEPATH only at import
             if recording.is_file():
-                _complete_lines(recording)
+                data = recording.read_bytes()  # a killed command may have left its last request half-written
+                if data and not data.endswith(b"\n"):
+                    with recording.open("r+b") as handle:
+                        handle.truncate(data.rfind(b"\n") + 1)
                 recorder.replay_recording(target_host=url)
             recorder.start_recording()
             yield url
@@ -152,7 +146,6 @@ def local_aws(state: Path) -> Iterator[str]:
 
 
 def reset_local(state: Path) -> bool:
-    """Forget everything deployed locally; False if there was nothing."""
     if not state.exists():
         return False
     with (state / "lock").open("a") as handle:

@@ -24,8 +24,6 @@ from ci.reports import sha256_file
 
 @dataclass(frozen=True)
 class Candidate:
-    """One published function version and where its artifacts live."""
-
     function_name: str
     version: str
     configuration: dict[str, Any]
@@ -127,9 +125,10 @@ def emulator_check(
     model_precondition(config, model)  # before any process of this check unpickles it
     check_paths = BuildPaths(build=workdir, cache=paths.cache)
     numbers = answers_here(paths.model_manifest, candidate)
-    result = run_smoke(
-        layer_zip, function_zip, model, check_config(config), check_paths, events_dir, paths.model_manifest, numbers
-    )
+    # Without the warm-latency series (measured before upload) unless [deploy].check_warm_invocations asks.
+    warm = dataclasses.replace(config.smoke, warm_invocations=config.deploy.check_warm_invocations)
+    checked = dataclasses.replace(config, smoke=warm)
+    result = run_smoke(layer_zip, function_zip, model, checked, check_paths, events_dir, paths.model_manifest, numbers)
     return Verdict(
         bool(result.passed),
         f"smoke harness on version {candidate.version}'s bytes downloaded from the emulator (moto cannot invoke)"
@@ -137,12 +136,6 @@ def emulator_check(
         list(result.failures),
         {"downloaded": str(workdir)},
     )
-
-
-def check_config(config: Config) -> Config:
-    """Without the warm-latency series (measured before upload) unless [deploy].check_warm_invocations asks."""
-    warm = config.deploy.check_warm_invocations
-    return dataclasses.replace(config, smoke=dataclasses.replace(config.smoke, warm_invocations=warm))
 
 
 def fetch_function_code(aws: Aws, candidate: Candidate, target: Path) -> Path:
