@@ -63,8 +63,6 @@ def s3_time(response: Mapping[str, Any]) -> datetime | None:
 
 @dataclass(frozen=True)
 class Found:
-    """The lock object as S3 holds it, and S3's time when it said so."""
-
     record: dict[str, Any]
     etag: str
     last_modified: datetime
@@ -120,19 +118,8 @@ def read(s3: Any, bucket: str, key: str) -> tuple[Found | None, datetime | None]
 def write(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> dict[str, Any] | None:
     """A conditional write of the lock object: S3's response, None if someone else wrote it since it was read."""
     body = json.dumps(record, indent=2).encode()
-    response: dict[str, Any] | None = unless_aws_error(
-        lambda: s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=body,
-            ContentType="application/json",
-            ServerSideEncryption="AES256",
-            **condition,
-        ),
-        None,
-        LOST,
-    )
-    return response
+    options = {"ContentType": "application/json", "ServerSideEncryption": "AES256", **condition}
+    return unless_aws_error(lambda: s3.put_object(Bucket=bucket, Key=key, Body=body, **options), None, LOST)
 
 
 @dataclass
@@ -160,20 +147,15 @@ class DeployLock:
         return s3_time(response)
 
     def verify(self) -> None:
-        """Before a write: the lock object must still carry our ETag; renewed once half its life is gone (S3 time,
-        which restarts the lock's expiry at each write)."""
+        """Before a write: the lock object must still carry our ETag; renewed once half its life is gone (S3 time)."""
         head = unless_aws_error(lambda: self.s3.head_object(Bucket=self.bucket, Key=self.key), None)
         if head is None or str(head["ETag"]) != self.etag:
             raise self.lost()
         s3_now = s3_time(head)
         if s3_now is None or s3_now - head["LastModified"] >= timedelta(seconds=TTL_S / 2):
             base = s3_now or self.written
-            renewed = {
-                **self.record,
-                "expires_at": stamp(base + timedelta(seconds=TTL_S)),
-                "runner_clock": stamp(now()),
-            }
-            self.written = self.rewrite(renewed) or base
+            expires = stamp(base + timedelta(seconds=TTL_S))
+            self.written = self.rewrite({**self.record, "expires_at": expires, "runner_clock": stamp(now())}) or base
 
     def lost(self) -> LockLostError:
         found, _ = read(self.s3, self.bucket, self.key)
@@ -228,11 +210,7 @@ class DeployLock:
 
 
 def acquire(
-    s3: Any,
-    bucket: str,
-    key: str,
-    holder: Mapping[str, Any],
-    log: Callable[[str], None] = logger.info,
+    s3: Any, bucket: str, key: str, holder: Mapping[str, Any], log: Callable[[str], None] = logger.info
 ) -> DeployLock:
     """Take the lock, or take over a released, broken, expired or provably dead one; else DeployLockedError."""
     uri = f"s3://{bucket}/{key}"

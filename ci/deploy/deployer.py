@@ -535,10 +535,7 @@ def publish_version(lambda_: Any, desired: Desired, latest: dict[str, Any], desc
         )
     published = dict(
         lambda_.publish_version(
-            FunctionName=desired.name,
-            CodeSha256=desired.code_sha256,
-            **revision(latest),
-            Description=description[:256],
+            FunctionName=desired.name, CodeSha256=desired.code_sha256, **revision(latest), Description=description[:256]
         )
     )
     if not matches(published, desired):

@@ -52,10 +52,7 @@ def wants_embedded(mode: str, environ: Mapping[str, str] = os.environ) -> bool:
 
 @contextmanager
 def deployment_target(
-    config: Config,
-    paths: BuildPaths,
-    mode: str = "auto",
-    bootstrapped: bool = True,
+    config: Config, paths: BuildPaths, mode: str = "auto", bootstrapped: bool = True
 ) -> Iterator[Aws]:
     """Yield connected clients; for the embedded default, the local emulator (its stack bootstrapped if asked)."""
     if not wants_embedded(mode):

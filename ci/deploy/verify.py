@@ -81,9 +81,7 @@ def invoke_check(
     failures = []
     for event in events:
         response = aws.lambda_.invoke(
-            FunctionName=candidate.function_name,
-            Qualifier=candidate.version,
-            Payload=json.dumps(event.event).encode(),
+            FunctionName=candidate.function_name, Qualifier=candidate.version, Payload=json.dumps(event.event).encode()
         )
         payload = json.loads(response["Payload"].read() or b"null")
         if response.get("FunctionError"):
