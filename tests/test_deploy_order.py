@@ -13,8 +13,7 @@ import pytest
 
 from ci.config import Config
 from ci.deploy.aws import Aws
-from ci.deploy.deployer import DeployFailedError, Provenance, deploy, detect
-from ci.deploy.rollback import rollback
+from ci.deploy.deployer import DeployFailedError, Provenance, deploy, detect, rollback
 from ci.deploy.stack import read_outputs
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import

@@ -17,8 +17,7 @@ import yaml
 
 from ci.config import Config
 from ci.deploy.aws import Aws
-from ci.deploy.deployer import deploy
-from ci.deploy.rollback import rollback
+from ci.deploy.deployer import deploy, rollback
 from ci.deploy.stack import cfn_loader
 from ci.paths import REPO_ROOT
 

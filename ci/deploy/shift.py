@@ -8,7 +8,7 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,21 +201,13 @@ def calm_local_alarms(aws: Aws, config: Config) -> None:
     existing = aws.cloudwatch.describe_alarms(AlarmNames=list(names[:100])).get("MetricAlarms", []) if names else []
     for alarm in existing:
         if alarm.get("StateValue") != "OK":
-            try:
-                aws.cloudwatch.set_alarm_state(
-                    AlarmName=alarm["AlarmName"],
-                    StateValue="OK",
-                    StateReason="local emulator: alarms start each command OK",
-                )
-            except ClientError:
-                continue
+            with suppress(ClientError):
+                reason = "local emulator: alarms start each command OK"
+                aws.cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue="OK", StateReason=reason)
 
 
 def firing(states: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
-    for name, (state, reason) in states.items():
-        if state == "ALARM":
-            return name, reason
-    return None
+    return next(((name, reason) for name, (state, reason) in states.items() if state == "ALARM"), None)
 
 
 def route(aws: Aws, config: Config, state: AliasState, weights: dict[str, float]) -> AliasState:
