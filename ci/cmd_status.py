@@ -22,8 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy.aws import readable_aws_errors
     from ci.deploy.shift import published_versions, read_alias
-    from ci.deploy.stack import find_stack
-    from ci.deploy.target import LOCAL_STATE, RECORDING, deployment_target, wants_embedded
+    from ci.deploy.target import LOCAL_STATE, RECORDING, deployment_target, find_stack, wants_embedded
     from ci.units import as_mb
 
     name, alias = config.function.name, config.function.alias
@@ -57,7 +56,7 @@ def _resolve_split(aws: Any, config: Config, state: Any, lines: list[str]) -> An
     """A split alias with the deploy lock free was left by a dead run: resolve it; else a deploy is shifting."""
     from ci.deploy.deploy_lock import DeployLockedError, acquire, lock_key, owner
     from ci.deploy.shift import resolve_split
-    from ci.deploy.stack import read_outputs
+    from ci.deploy.target import read_outputs
 
     stack = read_outputs(aws, config)
     key = lock_key(stack.key_prefix, config.function.name)

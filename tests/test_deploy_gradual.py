@@ -24,7 +24,7 @@ from ci.config_sections import PRESETS
 from ci.deploy import shift as shifts
 from ci.deploy.aws import Aws
 from ci.deploy.deployer import DeployFailedError, deploy, rollback
-from ci.deploy.stack import read_outputs
+from ci.deploy.target import read_outputs
 from ci.errors import ConfigError
 from ci.paths import REPO_ROOT
 

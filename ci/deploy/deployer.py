@@ -33,7 +33,7 @@ from ci.deploy.shift import (
     resolve_split,
     shift,
 )
-from ci.deploy.stack import StackOutputs, read_outputs
+from ci.deploy.target import StackOutputs, read_outputs
 from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier, describe_layer_version
 from ci.errors import CheckFailedError, PipelineError
 from ci.paths import BuildPaths

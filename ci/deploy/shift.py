@@ -16,7 +16,7 @@ from ci.config import Config
 from ci.deploy.aws import Aws, error_code, unless_aws_error
 from ci.deploy.deploy_lock import now as utc_now
 from ci.deploy.deploy_lock import stamp
-from ci.deploy.stack import StackOutputs, read_outputs
+from ci.deploy.target import StackOutputs, read_outputs
 from ci.errors import PipelineError
 
 logger = logging.getLogger(__name__)
