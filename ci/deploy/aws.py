@@ -221,11 +221,8 @@ def connect(
         for attribute, name in services.items()
     }
     endpoint = clients["lambda_"].meta.endpoint_url
-    logger.debug(
-        f"AWS: region {region}, endpoint {endpoint}, "
-        f"credentials {'static (emulator or given)' if static_credentials else 'from the boto3 chain'}, "
-        f"timeouts connect {timeouts.connect_s}s read {timeouts.read_s}s, {timeouts.attempts} attempts"
-    )
+    credentials = "static (emulator or given)" if static_credentials else "from the boto3 chain"
+    logger.debug(f"AWS: region {region}, endpoint {endpoint}, credentials {credentials}, {timeouts.describe()}")
     deadlines = Deadlines(call_s=timeouts.call_s, step_s=timeouts.step_s)
     for client in clients.values():
         install_denied_hook(client)

@@ -159,9 +159,7 @@ def deploy(
         live = already_live(aws, config, artifacts, stack, before)
         if live is not None and before is not None:
             outcome.status, outcome.version, outcome.layer = "already deployed", before.version, live
-            outcome.uploads = [
-                Upload(a.name, stack.bucket, a.key(stack.key_prefix), False, 0.0) for a in artifacts.all()
-            ]
+            outcome.uploads = [Upload(a.name, stack.bucket, a.key(stack.key_prefix), False, 0.0) for a in artifacts]
             outcome.skipped = ["upload", "layer publish", "code update", "configuration update", "version", "alias"]
             outcome.write_report(paths, stack=asdict(stack))
             return outcome
@@ -180,7 +178,7 @@ def deploy(
                 outcome.shift = shifting = plan(config, stack)
                 read_alarms(aws, shifting.alarms)
             with steps.step("upload"):
-                for artifact in artifacts.all():
+                for artifact in artifacts:
                     result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact)
                     outcome.uploads.append(result)
                     logger.info(f"{'uploaded' if result.uploaded else 'already in S3'}: {result.uri}")
