@@ -337,25 +337,3 @@ def resolve_split(aws: Aws, config: Config, log: Callable[[str], None] = logger.
         f"all traffic is back on version {restored.version}"
     )
     return restored
-
-
-def markdown(report: dict[str, Any]) -> str:
-    """The job summary's view of a gradual deploy: one row per step (time, weight, alarms read)."""
-    shifted = report.get("shift") or {}
-    if not shifted.get("steps"):
-        return ""
-    lines = [
-        (
-            f"### deploy: {shifted.get('strategy')} shift {shifted.get('outcome')} "
-            f"(version {report.get('function_version', '?')})"
-        ),
-        "",
-        f"Alarms watched: {', '.join(f'`{name}`' for name in shifted.get('alarms', [])) or 'none'}",
-        "",
-        "| Time (UTC) | Weight on the new version | Alarm reads | Alarms at the last read |",
-        "|---|---|---|---|",
-    ]
-    for step in shifted["steps"]:
-        alarms = step.get("undo") or ", ".join(f"{name}: {state}" for name, state in step.get("alarms", {}).items())
-        lines.append(f"| {step['at']} | {step['weight_percent']}% | {step.get('alarm_reads', '')} | {alarms} |")
-    return "\n".join([*lines, ""])

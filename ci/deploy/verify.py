@@ -88,9 +88,7 @@ def invoke_check(
             error = payload if isinstance(payload, dict) else {}
             kind, message = error.get("errorType", response["FunctionError"]), error.get("errorMessage", payload)
             failures.append(f"{event.name}: {kind}: {message}")
-            continue
-        problem = judge(event, payload, answers)
-        if problem:
+        elif problem := judge(event, payload, answers):
             failures.append(f"{event.name}: {problem}")
     method = f"invoked version {candidate.version}" + ("" if answers else NUMBERS_NOT_HERE)
     return Verdict(not failures, method, failures, {"events": len(events)})
