@@ -205,7 +205,7 @@ def deploy(
             with steps.step("size check"):
                 outcome.size = check_attached_size(config, paths, latest, layer.arn, artifacts.function)
             with steps.step("version publish"):
-                published = publish_version(aws.lambda_, desired, latest, version_description(ours, artifacts))
+                published = publish_version(aws.lambda_, desired, latest, ours, artifacts)
                 outcome.version = str(published["Version"])
                 logger.info(f"function version {outcome.version}")
                 check_snapstart(aws, desired, published, outcome)
@@ -525,17 +525,22 @@ def update_configuration(aws: Aws, desired: Desired, latest: dict[str, Any]) -> 
     return settled(aws.lambda_, desired.name, "function_updated_v2"), True
 
 
-def publish_version(lambda_: Any, desired: Desired, latest: dict[str, Any], description: str) -> dict[str, Any]:
-    """Publish $LATEST as a version, only if it is still exactly what we configured."""
+def publish_version(
+    lambda_: Any, desired: Desired, latest: dict[str, Any], ours: Provenance, artifacts: Artifacts
+) -> dict[str, Any]:
+    """Publish $LATEST as a version, only if it is still exactly what we configured; its description records
+    the commit, then digest prefixes (the full ones are CodeSha256s and MODEL_SHA256), in 256 characters."""
     if not matches(latest, desired):
         raise PipelineError(
             f"function {desired.name} $LATEST does not hold what was just deployed (code {latest.get('CodeSha256')}, "
             f"layers {[layer['Arn'] for layer in latest.get('Layers', [])]})",
             "something else changed the function concurrently; deploy again",
         )
+    digests = " ".join(f"{a.kind} {a.sha256[:16]}" for a in (artifacts.function, artifacts.layer, artifacts.model))
+    description = f"{ours.describe()} {digests}"[:256]
     published = dict(
         lambda_.publish_version(
-            FunctionName=desired.name, CodeSha256=desired.code_sha256, **revision(latest), Description=description[:256]
+            FunctionName=desired.name, CodeSha256=desired.code_sha256, **revision(latest), Description=description
         )
     )
     if not matches(published, desired):
@@ -647,12 +652,6 @@ def detect(repo: Path, commit: str | None = None, environ: Mapping[str, str] = o
 def recorded(description: str) -> Provenance | None:
     match = COMMIT.search(description)
     return Provenance(match.group(1), bool(match.group(2)), "version description") if match else None
-
-
-def version_description(ours: Provenance, artifacts: Artifacts) -> str:
-    """The commit, then digest prefixes (the full ones are CodeSha256s and MODEL_SHA256) in 256 characters."""
-    digests = " ".join(f"{a.kind} {a.sha256[:16]}" for a in (artifacts.function, artifacts.layer, artifacts.model))
-    return f"{ours.describe()} {digests}"[:256]
 
 
 def check_order(repo: Path, ours: Provenance, live: Provenance | None, live_version: str, allow_older: bool) -> None:
