@@ -148,8 +148,7 @@ def check_gate(paths: BuildPaths, artifacts: Artifacts, root: Path, checks: tupl
             for artifact in artifacts  # only what the check reads: retraining does not make abi stale
             if artifact.name in JUDGES.get(check, (artifact.name,)) and recorded.get(artifact.name) != artifact.sha256
         ]
-        partial = smoke_problem(report) if check == "smoke" else None
-        if partial:
+        if check == "smoke" and (partial := smoke_problem(report)):
             found.insert(0, partial)
         problems += found
         if found:

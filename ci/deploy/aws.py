@@ -98,8 +98,6 @@ class AccessDeniedError(PipelineError):
 
 @dataclass
 class Aws:
-    """The clients deploy, rollback and bootstrap use, plus where they point."""
-
     session: Any
     region: str
     endpoint_url: str | None

@@ -8,7 +8,7 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from ci.config import Config
 from ci.deploy.aws import Aws, error_code, unless_aws_error
 from ci.deploy.deploy_lock import now as utc_now
 from ci.deploy.deploy_lock import stamp
-from ci.deploy.target import StackOutputs, read_outputs
+from ci.deploy.target import StackOutputs
 from ci.errors import PipelineError
 
 logger = logging.getLogger(__name__)
@@ -191,19 +191,6 @@ def read_alarms(aws: Aws, names: tuple[str, ...]) -> dict[str, tuple[str, str]]:
             "create it, fix its name in [deploy] alarms, or rerun `python -m ci bootstrap` for the stack's own",
         )
     return found
-
-
-def calm_local_alarms(aws: Aws, config: Config) -> None:
-    """Alarms start each local command OK: moto never evaluates one, so a forced ALARM would stay forever."""
-    from botocore.exceptions import ClientError
-
-    names = tuple(dict.fromkeys((*read_outputs(aws, config).alarms, *config.deploy.alarms)))
-    existing = aws.cloudwatch.describe_alarms(AlarmNames=list(names[:100])).get("MetricAlarms", []) if names else []
-    for alarm in existing:
-        if alarm.get("StateValue") != "OK":
-            with suppress(ClientError):
-                reason = "local emulator: alarms start each command OK"
-                aws.cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue="OK", StateReason=reason)
 
 
 def firing(states: dict[str, tuple[str, str]]) -> tuple[str, str] | None:

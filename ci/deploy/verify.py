@@ -167,8 +167,7 @@ def fetch_model(aws: Aws, candidate: Candidate, target: Path) -> Path:
 def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: str, target: Path) -> None:
     """Download what Lambda holds (moto's locations are placeholders: then the S3 object) and prove its CodeSha256."""
     hex_digest = lambda_sha_to_hex(code_sha)
-    served = aws.endpoint_url and location.startswith(aws.endpoint_url.rstrip("/"))
-    if served:
+    if aws.endpoint_url and location.startswith(aws.endpoint_url.rstrip("/")):
         with urllib.request.urlopen(location, timeout=60) as response, target.open("wb") as out:
             shutil.copyfileobj(response, out)
     else:
