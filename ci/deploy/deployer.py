@@ -765,8 +765,7 @@ def rollback(
                 production_line(state, alias_name),
             )
             logger.info(f"version {target} passed the check: {verdict.method}")
-        commit = recorded(str(configuration.get("Description", "")))
-        if commit:
+        if commit := recorded(str(configuration.get("Description", ""))):
             logger.info(f"version {target} was built from {commit.describe()}")
         lock.verify()  # raises if the lock was taken over or broken during the check (the alias write checks again)
         moved = point_alias(aws.lambda_, name, alias_name, target, history, state)

@@ -86,25 +86,17 @@ def point_alias(
     """Move the alias only if it is still as `current` says: a concurrent move fails this run, never overwritten."""
     from botocore.exceptions import ClientError
 
-    description = describe(history)
     now = read_alias(lambda_, function_name, alias)
     if now != current:  # RevisionId alone is not enough: an emulator may ignore it
         raise moved_concurrently(alias, current, now)
+    moved = {"FunctionName": function_name, "Name": alias, "FunctionVersion": version, "Description": describe(history)}
     try:
         if current is None:
-            lambda_.create_alias(
-                FunctionName=function_name, Name=alias, FunctionVersion=version, Description=description
-            )
+            lambda_.create_alias(**moved)
         else:
             guard = {"RevisionId": current.revision_id} if current.revision_id else {}
-            lambda_.update_alias(
-                FunctionName=function_name,
-                Name=alias,
-                FunctionVersion=version,
-                Description=description,
-                RoutingConfig={"AdditionalVersionWeights": routing or {}},  # none: the version alone
-                **guard,
-            )
+            weights = {"AdditionalVersionWeights": routing or {}}  # none: the version alone
+            lambda_.update_alias(**moved, RoutingConfig=weights, **guard)
     except ClientError as exc:
         code = error_code(exc)
         if code not in {"PreconditionFailedException", "ResourceConflictException"}:
