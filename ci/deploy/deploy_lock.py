@@ -161,12 +161,9 @@ class DeployLock:
         found, _ = read(self.s3, self.bucket, self.key)
         if found is None:
             now_held = "the lock object is gone"
-        elif found.record.get("broken_at"):
-            broken = found.record
-            now_held = (
-                f"{broken.get('broken_by', '?')} broke it at {broken['broken_at']} "
-                f"(reason: {broken.get('reason', '?')})"
-            )
+        elif broken_at := found.record.get("broken_at"):
+            by, reason = found.record.get("broken_by", "?"), found.record.get("reason", "?")
+            now_held = f"{by} broke it at {broken_at} (reason: {reason})"
         else:
             now_held = f"{describe_owner(found.record)} holds it now"
         return LockLostError(

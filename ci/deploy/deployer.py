@@ -196,9 +196,9 @@ def deploy(
                     latest = create_function(aws.lambda_, desired)
                     logger.info(f"created function {name}")
             else:
-                for step, update in (("code", update_code), ("configuration", update_configuration)):
+                for step in ("code", "configuration"):
                     with steps.step(f"{step} update"):
-                        latest, changed = update(aws, desired, latest)
+                        latest, changed = update_function(aws, desired, latest, step)
                         logger.info(f"updated function {step}" if changed else f"function {step} unchanged")
                         if not changed:
                             outcome.skipped.append(f"{step} update")
@@ -493,17 +493,19 @@ def settled(lambda_: Any, name: str, waiter: str) -> dict[str, Any]:
     return dict(lambda_.get_function_configuration(FunctionName=name))
 
 
-def update_code(aws: Aws, desired: Desired, latest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Update $LATEST's code (and architecture, which Lambda changes with the code) if it differs."""
-    if latest.get("CodeSha256") == desired.code_sha256 and latest.get("Architectures") == [desired.architecture]:
+def update_function(aws: Aws, desired: Desired, latest: dict[str, Any], part: str) -> tuple[dict[str, Any], bool]:
+    """Update $LATEST's code (and architecture, which Lambda changes with the code) or configuration if it differs."""
+    if part == "code":
+        if latest.get("CodeSha256") == desired.code_sha256 and latest.get("Architectures") == [desired.architecture]:
+            return latest, False
+        code = {"S3Bucket": desired.code_bucket, "S3Key": desired.code_key, "Architectures": [desired.architecture]}
+        aws.lambda_.update_function_code(FunctionName=desired.name, **code, **revision(latest))
+    elif configured(aws, latest, desired):
         return latest, False
-    aws.lambda_.update_function_code(
-        FunctionName=desired.name,
-        S3Bucket=desired.code_bucket,
-        S3Key=desired.code_key,
-        Architectures=[desired.architecture],
-        **revision(latest),
-    )
+    else:
+        aws.lambda_.update_function_configuration(
+            FunctionName=desired.name, **revision(latest), **desired.configuration()
+        )
     return settled(aws.lambda_, desired.name, "function_updated_v2"), True
 
 
@@ -516,13 +518,6 @@ def configured(aws: Aws, version_config: dict[str, Any], desired: Desired) -> bo
     """An emulator (moto) ignores SnapStart, so there it never reads back as sent."""
     snapstart_same = aws.emulated or snapstart_problem(version_config, desired) is None
     return matches(version_config, desired) and version_config.get("Role") == desired.role_arn and snapstart_same
-
-
-def update_configuration(aws: Aws, desired: Desired, latest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    if configured(aws, latest, desired):
-        return latest, False
-    aws.lambda_.update_function_configuration(FunctionName=desired.name, **revision(latest), **desired.configuration())
-    return settled(aws.lambda_, desired.name, "function_updated_v2"), True
 
 
 def publish_version(
