@@ -12,7 +12,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -451,12 +451,7 @@ def refuse_abandoned(**_: Any) -> None:
         raise DeadlineExceededError("an abandoned AWS call tried to send another request", FIX)
 
 
-@contextmanager
-def capped(client: Any, seconds: float) -> Iterator[None]:
+def capped(client: Any, seconds: float) -> AbstractContextManager[None]:
     """Calls of `client` bounded by `seconds` for the block (a no-op for a client without deadlines)."""
     deadlines = _installed.get(client)
-    if deadlines is None:
-        yield
-        return
-    with deadlines.capped(seconds):
-        yield
+    return nullcontext() if deadlines is None else deadlines.capped(seconds)
