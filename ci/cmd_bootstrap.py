@@ -25,8 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy.aws import readable_aws_errors
-    from ci.deploy.stack import EMBEDDED_REPOSITORY, bootstrap, stack_parameters
-    from ci.deploy.target import deployment_target, wants_embedded
+    from ci.deploy.target import EMBEDDED_REPOSITORY, bootstrap, deployment_target, stack_parameters, wants_embedded
 
     local = wants_embedded("auto")
     with readable_aws_errors("bootstrap"), deployment_target(config, paths, bootstrapped=False) as aws:

@@ -33,8 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy.artifacts import check_gate, local_artifacts
-    from ci.deploy.deployer import deploy
-    from ci.deploy.provenance import detect
+    from ci.deploy.deployer import deploy, detect
     from ci.deploy.target import deployment_target
 
     artifacts = local_artifacts(paths)  # snapshots: the gate and the uploads read the same bytes
@@ -55,15 +54,31 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
 
 def shift_summary(paths: BuildPaths, started: float) -> None:
-    """On a runner, a gradual deploy's steps go to the job summary, whether it completed or rolled back."""
+    """On a runner, a gradual deploy's steps go to the job summary (one row per step), whether it completed or
+    rolled back."""
     import json
 
-    from ci.deploy.shift import markdown
     from ci.github.api import runner_file, write_summary_text
 
-    report = paths.report("deploy")
-    if runner_file("GITHUB_STEP_SUMMARY") is None or not report.is_file() or report.stat().st_mtime < started:
+    written = paths.report("deploy")
+    if runner_file("GITHUB_STEP_SUMMARY") is None or not written.is_file() or written.stat().st_mtime < started:
         return
-    text = markdown(json.loads(report.read_text()))
-    if text:
-        write_summary_text(text)
+    report = json.loads(written.read_text())
+    shifted = report.get("shift") or {}
+    if not shifted.get("steps"):
+        return
+    lines = [
+        (
+            f"### deploy: {shifted.get('strategy')} shift {shifted.get('outcome')} "
+            f"(version {report.get('function_version', '?')})"
+        ),
+        "",
+        f"Alarms watched: {', '.join(f'`{name}`' for name in shifted.get('alarms', [])) or 'none'}",
+        "",
+        "| Time (UTC) | Weight on the new version | Alarm reads | Alarms at the last read |",
+        "|---|---|---|---|",
+    ]
+    for step in shifted["steps"]:
+        alarms = step.get("undo") or ", ".join(f"{name}: {state}" for name, state in step.get("alarms", {}).items())
+        lines.append(f"| {step['at']} | {step['weight_percent']}% | {step.get('alarm_reads', '')} | {alarms} |")
+    write_summary_text("\n".join([*lines, ""]))

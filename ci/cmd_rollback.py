@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy.aws import readable_aws_errors
-    from ci.deploy.rollback import rollback
+    from ci.deploy.deployer import rollback
     from ci.deploy.target import deployment_target
 
     if args.to is not None and not str(args.to).isdigit():

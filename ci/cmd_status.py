@@ -20,10 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.deploy import alias as aliases
     from ci.deploy.aws import readable_aws_errors
-    from ci.deploy.stack import find_stack
-    from ci.deploy.target import LOCAL_STATE, RECORDING, deployment_target, wants_embedded
+    from ci.deploy.shift import published_versions, read_alias
+    from ci.deploy.target import LOCAL_STATE, RECORDING, deployment_target, find_stack, wants_embedded
     from ci.units import as_mb
 
     name, alias = config.function.name, config.function.alias
@@ -33,8 +32,8 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     with readable_aws_errors("status"), hidden, deployment_target(config, paths, args.target) as aws:
         stack = find_stack(aws, config.deploy.stack_name)
         lines.append(f"{aws.where}: stack {config.deploy.stack_name} {stack['StackStatus'] if stack else 'missing'}")
-        versions = aliases.published_versions(aws.lambda_, name)
-        state = aliases.read_alias(aws.lambda_, name, alias) if versions else None
+        versions = published_versions(aws.lambda_, name)
+        state = read_alias(aws.lambda_, name, alias) if versions else None
         if state is not None and state.split:
             state = _resolve_split(aws, config, state, lines)
         lines.append(f"alias {alias}: " + (f"-> version {state.version}" if state else "not created"))
@@ -55,15 +54,15 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
 def _resolve_split(aws: Any, config: Config, state: Any, lines: list[str]) -> Any:
     """A split alias with the deploy lock free was left by a dead run: resolve it; else a deploy is shifting."""
-    from ci.deploy.deploy_lock import DeployLockedError, held, lock_key, owner
+    from ci.deploy.deploy_lock import DeployLockedError, acquire, lock_key, owner
     from ci.deploy.shift import resolve_split
-    from ci.deploy.stack import read_outputs
+    from ci.deploy.target import read_outputs
 
     stack = read_outputs(aws, config)
     key = lock_key(stack.key_prefix, config.function.name)
     shares = ", ".join(f"version {v} at {w * 100:g}%" for v, w in state.routing.items())
     try:
-        with held(aws.s3, stack.bucket, key, owner("status", ""), log=lines.append, guarded=(aws.lambda_,)):
+        with acquire(aws.s3, stack.bucket, key, owner("status", ""), log=lines.append).held(aws.lambda_):
             return resolve_split(aws, config, lines.append)
     except DeployLockedError as exc:
         lines.append(f"alias {state.name} is mid-shift ({shares}): {exc.problem}")

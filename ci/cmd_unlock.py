@@ -23,8 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.deploy.aws import readable_aws_errors
     from ci.deploy.deploy_lock import break_lock, lock_key, owner
-    from ci.deploy.stack import read_outputs
-    from ci.deploy.target import deployment_target
+    from ci.deploy.target import deployment_target, read_outputs
     from ci.reports import write_report
 
     reason = str(args.reason).strip()

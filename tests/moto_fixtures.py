@@ -20,8 +20,7 @@ import pytest
 
 from ci.config import Config, load_config
 from ci.deploy.aws import Aws, connect
-from ci.deploy.stack import EMBEDDED_REPOSITORY, bootstrap, stack_parameters
-from ci.deploy.target import configure_moto, quiet_moto
+from ci.deploy.target import EMBEDDED_REPOSITORY, bootstrap, configure_moto, quiet_moto, stack_parameters
 from ci.deploy.verify import (
     Candidate,
     Verdict,
@@ -231,7 +230,7 @@ def deploy_report(paths: BuildPaths) -> dict[str, Any]:
 
 def lock_location(aws: Aws, config: Config) -> tuple[str, str]:
     """(bucket, key) of the deploy lock, spelled out here rather than taken from ci.deploy.deploy_lock."""
-    from ci.deploy.stack import read_outputs
+    from ci.deploy.target import read_outputs
 
     stack = read_outputs(aws, config)
     return stack.bucket, f"{stack.key_prefix}/locks/{config.function.name}.json"

@@ -11,7 +11,7 @@ from ci.config import Config
 from ci.deploy.artifacts import hex_to_lambda_sha
 from ci.deploy.aws import Aws
 from ci.deploy.deployer import deploy
-from ci.deploy.stack import read_outputs
+from ci.deploy.target import read_outputs
 from ci.deploy.verify import Candidate, invoke_check
 from ci.errors import CheckFailedError
 from ci.reports import write_report

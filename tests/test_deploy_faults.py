@@ -12,8 +12,7 @@ import pytest
 
 from ci.config import Config, load_config
 from ci.deploy.aws import Aws
-from ci.deploy.deployer import DeployFailedError, deploy
-from ci.deploy.rollback import rollback
+from ci.deploy.deployer import DeployFailedError, deploy, rollback
 from ci.errors import PipelineError
 from ci.reports import write_report
 

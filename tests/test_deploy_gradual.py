@@ -23,9 +23,8 @@ from ci.config import Config, load_config
 from ci.config_sections import PRESETS
 from ci.deploy import shift as shifts
 from ci.deploy.aws import Aws
-from ci.deploy.deployer import DeployFailedError, deploy
-from ci.deploy.rollback import rollback
-from ci.deploy.stack import read_outputs
+from ci.deploy.deployer import DeployFailedError, deploy, rollback
+from ci.deploy.target import calm_local_alarms, read_outputs
 from ci.errors import ConfigError
 from ci.paths import REPO_ROOT
 
@@ -341,6 +340,6 @@ def test_an_alias_moved_by_hand_mid_shift_is_not_overwritten(
 def test_the_local_emulator_starts_each_command_with_its_alarms_ok(aws: Aws, config: Config):
     """moto never evaluates alarms: an ALARM forced in one command must not refuse every later deploy."""
     aws.cloudwatch.set_alarm_state(AlarmName=ERRORS_ALARM, StateValue="ALARM", StateReason="forced yesterday")
-    shifts.calm_local_alarms(aws, config)
+    calm_local_alarms(aws, config)
     (alarm,) = aws.cloudwatch.describe_alarms(AlarmNames=[ERRORS_ALARM])["MetricAlarms"]
     assert alarm["StateValue"] == "OK"

@@ -18,8 +18,7 @@ import pytest
 
 from ci.config import Config, load_config
 from ci.deploy.aws import Aws, connect
-from ci.deploy.deployer import DeployFailedError, DeployOutcome, deploy
-from ci.deploy.rollback import rollback
+from ci.deploy.deployer import DeployFailedError, DeployOutcome, deploy, rollback
 from ci.deploy.verify import Candidate, Verdict
 from ci.paths import BuildPaths
 

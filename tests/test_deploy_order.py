@@ -13,10 +13,8 @@ import pytest
 
 from ci.config import Config
 from ci.deploy.aws import Aws
-from ci.deploy.deployer import DeployFailedError, deploy
-from ci.deploy.provenance import Provenance, detect
-from ci.deploy.rollback import rollback
-from ci.deploy.stack import read_outputs
+from ci.deploy.deployer import DeployFailedError, Provenance, deploy, detect, rollback
+from ci.deploy.target import read_outputs
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import
 from tests.moto_fixtures import BytesCheck, CallLog, FakeBuild, alias_version  # noqa: E402

@@ -22,8 +22,7 @@ import pytest
 from ci.config import Config
 from ci.deploy import deploy_lock
 from ci.deploy.aws import Aws, connect
-from ci.deploy.deployer import DeployFailedError, deploy
-from ci.deploy.rollback import rollback
+from ci.deploy.deployer import DeployFailedError, deploy, rollback
 from ci.paths import REPO_ROOT
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import

@@ -16,7 +16,7 @@ from ci.config import Config
 from ci.deploy.artifacts import hex_to_lambda_sha
 from ci.deploy.aws import Aws
 from ci.deploy.deployer import deploy
-from ci.deploy.stack import read_outputs
+from ci.deploy.target import read_outputs
 from ci.reports import sha256_file
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import

@@ -17,9 +17,8 @@ import yaml
 
 from ci.config import Config
 from ci.deploy.aws import Aws
-from ci.deploy.deployer import deploy
-from ci.deploy.rollback import rollback
-from ci.deploy.stack import cfn_loader
+from ci.deploy.deployer import deploy, rollback
+from ci.deploy.target import cfn_loader
 from ci.paths import REPO_ROOT
 
 pytest.register_assert_rewrite("tests.moto_fixtures")  # its fixtures are a plugin (below); rewrite before import

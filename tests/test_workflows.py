@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from ci.config import load_config
-from ci.deploy.stack import cfn_loader
+from ci.deploy.target import cfn_loader
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.gh_expressions import (
     FEATURE,

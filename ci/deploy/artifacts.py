@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ci.errors import CheckFailedError, PipelineError
 from ci.layer import sources
@@ -41,14 +41,10 @@ class Artifact:
             return sum(info.file_size for info in archive.infos)
 
 
-@dataclass(frozen=True)
-class Artifacts:
+class Artifacts(NamedTuple):
     layer: Artifact
     function: Artifact
     model: Artifact
-
-    def all(self) -> list[Artifact]:
-        return [self.layer, self.function, self.model]
 
 
 def hex_to_lambda_sha(hex_digest: str) -> str:
@@ -91,7 +87,7 @@ def build_problems(paths: BuildPaths, artifacts: Artifacts, root: Path) -> list[
     problems = [
         f"build: {artifact.name} {artifact.sha256[:12]} is not the one this build made "
         f"({str(recorded.get(artifact.name) or 'none')[:12]})"
-        for artifact in artifacts.all()
+        for artifact in artifacts
         if artifact.name in BUILT and recorded.get(artifact.name) != artifact.sha256
     ]
     problems += missing_proofs("build", report)
@@ -149,11 +145,10 @@ def check_gate(paths: BuildPaths, artifacts: Artifacts, root: Path, checks: tupl
         found = missing_proofs(check, report) + [
             f"{check}: stale - it judged {artifact.name} "
             f"{(recorded.get(artifact.name) or 'nothing')[:12]}, about to deploy {artifact.sha256[:12]}"
-            for artifact in artifacts.all()  # only what the check reads: retraining does not make abi stale
+            for artifact in artifacts  # only what the check reads: retraining does not make abi stale
             if artifact.name in JUDGES.get(check, (artifact.name,)) and recorded.get(artifact.name) != artifact.sha256
         ]
-        partial = smoke_problem(report) if check == "smoke" else None
-        if partial:
+        if check == "smoke" and (partial := smoke_problem(report)):
             found.insert(0, partial)
         problems += found
         if found:

@@ -12,7 +12,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -98,8 +98,6 @@ class AccessDeniedError(PipelineError):
 
 @dataclass
 class Aws:
-    """The clients deploy, rollback and bootstrap use, plus where they point."""
-
     session: Any
     region: str
     endpoint_url: str | None
@@ -122,13 +120,9 @@ class Aws:
 
 
 def is_loopback(url: str | None) -> bool:
-    if not url:
-        return False
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
+    host = urlparse(url or "").hostname or ""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -225,11 +219,8 @@ def connect(
         for attribute, name in services.items()
     }
     endpoint = clients["lambda_"].meta.endpoint_url
-    logger.debug(
-        f"AWS: region {region}, endpoint {endpoint}, "
-        f"credentials {'static (emulator or given)' if static_credentials else 'from the boto3 chain'}, "
-        f"timeouts connect {timeouts.connect_s}s read {timeouts.read_s}s, {timeouts.attempts} attempts"
-    )
+    credentials = "static (emulator or given)" if static_credentials else "from the boto3 chain"
+    logger.debug(f"AWS: region {region}, endpoint {endpoint}, credentials {credentials}, {timeouts.describe()}")
     deadlines = Deadlines(call_s=timeouts.call_s, step_s=timeouts.step_s)
     for client in clients.values():
         install_denied_hook(client)
@@ -260,13 +251,13 @@ def unanswered(exc: BaseException, timeouts: Timeouts | None = None) -> Pipeline
     """A PipelineError naming the endpoint that did not answer (timeout, refused, unreachable), else None."""
     from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-    if isinstance(exc, ReadTimeoutError):
-        verb = "accepted the connection but did not answer"
-    elif isinstance(exc, ConnectTimeoutError):
-        verb = "did not accept a connection"
-    elif isinstance(exc, EndpointConnectionError):
-        verb = "could not be reached"
-    else:
+    verbs = (
+        (ReadTimeoutError, "accepted the connection but did not answer"),
+        (ConnectTimeoutError, "did not accept a connection"),
+        (EndpointConnectionError, "could not be reached"),
+    )
+    verb = next((verb for kind, verb in verbs if isinstance(exc, kind)), None)
+    if verb is None:
         return None
     endpoint = str(getattr(exc, "kwargs", {}).get("endpoint_url", "")) or "the AWS endpoint"
     within = f" within the bounds ({timeouts.describe()})" if timeouts else ""
@@ -460,12 +451,7 @@ def refuse_abandoned(**_: Any) -> None:
         raise DeadlineExceededError("an abandoned AWS call tried to send another request", FIX)
 
 
-@contextmanager
-def capped(client: Any, seconds: float) -> Iterator[None]:
+def capped(client: Any, seconds: float) -> AbstractContextManager[None]:
     """Calls of `client` bounded by `seconds` for the block (a no-op for a client without deadlines)."""
     deadlines = _installed.get(client)
-    if deadlines is None:
-        yield
-        return
-    with deadlines.capped(seconds):
-        yield
+    return nullcontext() if deadlines is None else deadlines.capped(seconds)

@@ -12,7 +12,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -63,8 +63,6 @@ def s3_time(response: Mapping[str, Any]) -> datetime | None:
 
 @dataclass(frozen=True)
 class Found:
-    """The lock object as S3 holds it, and S3's time when it said so."""
-
     record: dict[str, Any]
     etag: str
     last_modified: datetime
@@ -75,10 +73,6 @@ class Found:
         ttl = self.record.get("ttl_s")  # as its writer set it, if sane
         return self.last_modified + timedelta(seconds=ttl if isinstance(ttl, int) and 0 <= ttl <= MAX_TTL_S else TTL_S)
 
-    @property
-    def expired(self) -> bool:
-        return self.s3_now is not None and self.s3_now >= self.expires  # no S3 time: judge nothing expired
-
     def free_because(self) -> str | None:
         """Why the lock may be taken (released, broken, expired, holder dead here), or None if it is held."""
         if self.record.get("released_at"):
@@ -87,7 +81,7 @@ class Found:
             return "broken"
         if not self.record:
             return "unreadable"  # a lock nobody can name holds nothing
-        if self.expired:
+        if self.s3_now is not None and self.s3_now >= self.expires:  # no S3 time: judge nothing expired
             return f"expired at {stamp(self.expires)} by S3's clock"
         return gone_from_this_machine(self.record)
 
@@ -100,7 +94,6 @@ class Found:
 
 
 def read(s3: Any, bucket: str, key: str) -> tuple[Found | None, datetime | None]:
-    """The lock object (None if there is none) and S3's time."""
     from botocore.exceptions import ClientError
 
     try:
@@ -125,19 +118,8 @@ def read(s3: Any, bucket: str, key: str) -> tuple[Found | None, datetime | None]
 def write(s3: Any, bucket: str, key: str, record: Mapping[str, Any], **condition: str) -> dict[str, Any] | None:
     """A conditional write of the lock object: S3's response, None if someone else wrote it since it was read."""
     body = json.dumps(record, indent=2).encode()
-    response: dict[str, Any] | None = unless_aws_error(
-        lambda: s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=body,
-            ContentType="application/json",
-            ServerSideEncryption="AES256",
-            **condition,
-        ),
-        None,
-        LOST,
-    )
-    return response
+    options = {"ContentType": "application/json", "ServerSideEncryption": "AES256", **condition}
+    return unless_aws_error(lambda: s3.put_object(Bucket=bucket, Key=key, Body=body, **options), None, LOST)
 
 
 @dataclass
@@ -151,15 +133,10 @@ class DeployLock:
     record: dict[str, Any]
     written: datetime  # S3's time of our last write
     log: Callable[[str], None] = logger.info
-    released: bool = field(default=False)
 
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
-
-    @property
-    def expires(self) -> datetime:
-        return self.written + timedelta(seconds=TTL_S)
 
     def rewrite(self, record: dict[str, Any]) -> datetime | None:
         """Write `record` conditional on our ETag (raises LockLostError if it is no longer ours); S3's time."""
@@ -169,12 +146,6 @@ class DeployLock:
         self.etag, self.record = str(response["ETag"]), record
         return s3_time(response)
 
-    def renew(self, s3_now: datetime | None = None) -> None:
-        """S3 restarts the lock's expiry at each write."""
-        base = s3_now or self.written
-        expires = stamp(base + timedelta(seconds=TTL_S))
-        self.written = self.rewrite({**self.record, "expires_at": expires, "runner_clock": stamp(now())}) or base
-
     def verify(self) -> None:
         """Before a write: the lock object must still carry our ETag; renewed once half its life is gone (S3 time)."""
         head = unless_aws_error(lambda: self.s3.head_object(Bucket=self.bucket, Key=self.key), None)
@@ -182,18 +153,17 @@ class DeployLock:
             raise self.lost()
         s3_now = s3_time(head)
         if s3_now is None or s3_now - head["LastModified"] >= timedelta(seconds=TTL_S / 2):
-            self.renew(s3_now)
+            base = s3_now or self.written
+            expires = stamp(base + timedelta(seconds=TTL_S))
+            self.written = self.rewrite({**self.record, "expires_at": expires, "runner_clock": stamp(now())}) or base
 
     def lost(self) -> LockLostError:
         found, _ = read(self.s3, self.bucket, self.key)
         if found is None:
             now_held = "the lock object is gone"
-        elif found.record.get("broken_at"):
-            broken = found.record
-            now_held = (
-                f"{broken.get('broken_by', '?')} broke it at {broken['broken_at']} "
-                f"(reason: {broken.get('reason', '?')})"
-            )
+        elif broken_at := found.record.get("broken_at"):
+            by, reason = found.record.get("broken_by", "?"), found.record.get("reason", "?")
+            now_held = f"{by} broke it at {broken_at} (reason: {reason})"
         else:
             now_held = f"{describe_owner(found.record)} holds it now"
         return LockLostError(
@@ -202,8 +172,9 @@ class DeployLock:
         )
 
     @contextmanager
-    def guard(self, *clients: Any) -> Iterator[None]:
-        """For the block, every write of `clients` (except to the lock itself) first verifies the lock."""
+    def held(self, *clients: Any) -> Iterator[DeployLock]:
+        """For the block, every write of `clients` (except to the lock itself) first verifies the lock; released
+        however the block ends."""
 
         def before_write(model: Any, params: Mapping[str, Any], **_: Any) -> None:
             if model.name.startswith(READ_PREFIXES) or (params.get("Key") == self.key):
@@ -214,34 +185,29 @@ class DeployLock:
         for client, event in events:
             client.meta.events.register(event, before_write)
         try:
-            yield
+            yield self
         finally:
             for client, event in events:
                 client.meta.events.unregister(event, before_write)
+            self.release()
 
     def release(self) -> None:
         """Mark the lock released (conditional on it still being ours); never masks the deploy's own outcome."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if self.released:
-            return
         try:
             with capped(self.s3, RELEASE_S):
                 self.rewrite({**self.record, "released_at": stamp(now())})
-            self.released = True
         except (ClientError, BotoCoreError, PipelineError) as exc:
+            expires = stamp(self.written + timedelta(seconds=TTL_S))
             self.log(
                 f"warning: could not release the deploy lock {self.uri} ({exc}); "
-                f"it expires at {stamp(self.expires)} (S3 time) unless `{UNLOCK_FIX}` breaks it first"
+                f"it expires at {expires} (S3 time) unless `{UNLOCK_FIX}` breaks it first"
             )
 
 
 def acquire(
-    s3: Any,
-    bucket: str,
-    key: str,
-    holder: Mapping[str, Any],
-    log: Callable[[str], None] = logger.info,
+    s3: Any, bucket: str, key: str, holder: Mapping[str, Any], log: Callable[[str], None] = logger.info
 ) -> DeployLock:
     """Take the lock, or take over a released, broken, expired or provably dead one; else DeployLockedError."""
     uri = f"s3://{bucket}/{key}"
@@ -316,24 +282,6 @@ def break_lock(s3: Any, bucket: str, key: str, breaker: Mapping[str, Any], reaso
         "reason": reason,
         "holder_record": found.record,
     }
-
-
-@contextmanager
-def held(
-    s3: Any,
-    bucket: str,
-    key: str,
-    holder: Mapping[str, Any],
-    log: Callable[[str], None] = logger.info,
-    guarded: tuple[Any, ...] = (),
-) -> Iterator[DeployLock]:
-    """The lock for the duration of the block (writes of `guarded` clients verify it), released however it ends."""
-    lock = acquire(s3, bucket, key, holder, log)
-    try:
-        with lock.guard(*guarded):
-            yield lock
-    finally:
-        lock.release()
 
 
 PROC = Path("/proc")

@@ -1,26 +1,39 @@
 """`python -m ci deploy` as named steps, each skipped when its result exists, so a rerun converges; the
 alias moves last, under the deploy lock. Uploads are proven by S3's SHA-256 checksum; versions are
-published guarded by the code SHA-256 and RevisionId, so a concurrent change is never published."""
+published guarded by the code SHA-256 and RevisionId, so a concurrent change is never published.
+`python -m ci rollback` moves the alias back, checked as a deploy is and under the same lock."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
+import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ci.config import Config
-from ci.deploy import alias as aliases
 from ci.deploy.artifacts import Artifact, Artifacts, check_gate, hex_to_lambda_sha, lambda_sha_to_hex, local_artifacts
 from ci.deploy.aws import Aws, Deadlines, unanswered, unless_aws_error
 from ci.deploy.deploy_lock import acquire, lock_key, owner
-from ci.deploy.provenance import Provenance, check_order, detect, recorded, version_description
-from ci.deploy.shift import Shift, plan, read_alarms, resolve_split, shift
-from ci.deploy.stack import StackOutputs, read_outputs
+from ci.deploy.shift import (
+    AliasState,
+    Shift,
+    plan,
+    point_alias,
+    production_line,
+    published_versions,
+    read_alarms,
+    read_alias,
+    resolve_split,
+    shift,
+)
+from ci.deploy.target import StackOutputs, read_outputs
 from ci.deploy.verify import Candidate, Verdict, Verifier, default_verifier, describe_layer_version
 from ci.errors import CheckFailedError, PipelineError
 from ci.paths import BuildPaths
@@ -57,9 +70,9 @@ class DeployOutcome:
     snapstart: dict[str, str] = field(default_factory=dict)  # requested and reported SnapStart.ApplyOn
     shift: Shift | None = None  # a gradual deploy's steps ([deploy] strategy)
 
-    def moving_from(self, before: aliases.AliasState | None) -> None:
+    def moving_from(self, before: AliasState | None) -> None:
         self.previous_version = before.version if before else None
-        self.production = aliases.production_line(before, self.alias)
+        self.production = production_line(before, self.alias)
 
     def summary(self) -> list[str]:
         lines = [f"{self.status}: {self.endpoint}", f"  {self.provenance.describe()} (from {self.provenance.source})"]
@@ -99,14 +112,14 @@ def shift_alarms(step: dict[str, Any]) -> str:
     return f"{step.get('alarm_reads', 0)} alarm reads" + (f", last: {alarms}" if alarms else "")
 
 
+@dataclass
 class Steps:
     """Times each step, bounds its AWS calls, and remembers which one was running when something failed."""
 
-    def __init__(self, deadlines: Deadlines, timings: dict[str, float]) -> None:
-        self.current = "start"
-        self.timings = timings
-        self.deadlines = deadlines
-        self.on_step: Callable[[], None] = lambda: None  # verifies the deploy lock once it is held
+    deadlines: Deadlines
+    timings: dict[str, float]
+    current: str = "start"
+    on_step: Callable[[], None] = lambda: None  # verifies the deploy lock once it is held
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -128,17 +141,94 @@ def deploy(
     allow_older: bool = False,
     git_repo: Path | None = None,
 ) -> DeployOutcome:
-    """Deploy `artifacts` (snapshots already gated, else taken here); raises DeployFailedError naming production."""
+    """Deploy `artifacts` (snapshots already gated, else taken here) in named steps, each skipped when its result
+    exists; the alias moves last, under the deploy lock. Raises DeployFailedError naming what production runs."""
     artifacts = artifacts or local_artifacts(paths)
     check_gate(paths, artifacts, config.root)  # before any request: nothing unverified is ever uploaded
     repo = git_repo or config.root
-    alias_name = config.function.alias
+    name, alias_name = config.function.name, config.function.alias
     ours = provenance or detect(repo)
-    outcome = DeployOutcome("deployed", aws.where, alias_name, ours, aliases.production_line(None, alias_name, False))
+    outcome = DeployOutcome("deployed", aws.where, alias_name, ours, production_line(None, alias_name, False))
     steps = Steps(aws.deadlines, outcome.timings)
     verifier = verifier or default_verifier(config, paths)
     try:
-        converge(config, paths, aws, verifier, artifacts, steps, outcome, repo, allow_older)
+        with steps.step("read stack and alias"):
+            stack = read_outputs(aws, config)
+            before = read_alias(aws.lambda_, name, alias_name)
+            outcome.moving_from(before)
+        live = already_live(aws, config, artifacts, stack, before)
+        if live is not None and before is not None:
+            outcome.status, outcome.version, outcome.layer = "already deployed", before.version, live
+            outcome.uploads = [Upload(a.name, stack.bucket, a.key(stack.key_prefix), False, 0.0) for a in artifacts]
+            outcome.skipped = ["upload", "layer publish", "code update", "configuration update", "version", "alias"]
+            outcome.write_report(paths, stack=asdict(stack))
+            return outcome
+        with steps.step("lock"):
+            lock = acquire(aws.s3, stack.bucket, lock_key(stack.key_prefix, name), owner("deploy", ours.commit))
+            logger.info(f"deploy lock {lock.uri} held until {lock.record['expires_at']} (S3 time)")
+        with lock.held(aws.s3, aws.lambda_, aws.cloudformation):  # every write proves the lock is ours
+            steps.on_step = lock.verify
+            with steps.step("commit order"):
+                before = resolve_split(aws, config)  # under the lock: the state we move from
+                outcome.moving_from(before)
+                if before is not None:
+                    live = aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=before.version)
+                    check_order(repo, ours, recorded(str(live.get("Description", ""))), before.version, allow_older)
+            with steps.step("alarms"):  # a gradual deploy's missing alarm fails here, before anything is uploaded
+                outcome.shift = shifting = plan(config, stack)
+                read_alarms(aws, shifting.alarms)
+            with steps.step("upload"):
+                for artifact in artifacts:
+                    result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact)
+                    outcome.uploads.append(result)
+                    logger.info(f"{'uploaded' if result.uploaded else 'already in S3'}: {result.uri}")
+                    if not result.uploaded:
+                        outcome.skipped.append(f"upload {artifact.name}")
+            with steps.step("layer publish"):
+                outcome.layer = layer = ensure_layer(aws.lambda_, config, paths, artifacts.layer, stack)
+                logger.info(f"{'published' if layer.published else 'reused'} layer version {layer.arn}")
+                if not layer.published:
+                    outcome.skipped.append("layer publish")
+            desired = desired_function(config, artifacts, stack, layer.arn)
+            latest = unless_aws_error(lambda: dict(aws.lambda_.get_function_configuration(FunctionName=name)), None)
+            if latest is None:
+                with steps.step("function create"):
+                    latest = create_function(aws.lambda_, desired)
+                    logger.info(f"created function {name}")
+            else:
+                for step in ("code", "configuration"):
+                    with steps.step(f"{step} update"):
+                        latest, changed = update_function(aws, desired, latest, step)
+                        logger.info(f"updated function {step}" if changed else f"function {step} unchanged")
+                        if not changed:
+                            outcome.skipped.append(f"{step} update")
+            with steps.step("size check"):
+                outcome.size = check_attached_size(config, paths, latest, layer.arn, artifacts.function)
+            with steps.step("version publish"):
+                published = publish_version(aws.lambda_, desired, latest, ours, artifacts)
+                outcome.version = str(published["Version"])
+                logger.info(f"function version {outcome.version}")
+                check_snapstart(aws, desired, published, outcome)
+            with steps.step("post-deploy check"):
+                candidate = Candidate(name, outcome.version, published, stack.bucket, stack.key_prefix)
+                outcome.verdict = verdict = verifier(aws, candidate)
+                verdict.require_pass(
+                    outcome.version,
+                    "the post-deploy check",
+                    "fix the cause (the version stays published but unused) and rerun `python -m ci deploy`",
+                )
+                logger.info(f"post-deploy check passed: {verdict.method}")
+            with steps.step("alias"):
+                if before is not None and before.version == outcome.version:
+                    outcome.skipped.append("alias")
+                else:
+                    history = [*(before.history if before else []), outcome.version]
+                    if before is not None and shifting.weights:
+                        shift(aws, config, before, outcome.version, history, shifting, lock.verify)
+                    else:
+                        point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
+                logger.info(f"alias {alias_name} -> version {outcome.version}")
+        outcome.write_report(paths, stack=asdict(stack))
     except Exception as exc:  # botocore errors, injected faults: still say what production runs
         error = exc if isinstance(exc, PipelineError) else unanswered(exc, aws.timeouts)
         problem, fix = (error.problem, error.fix) if error else (f"{exc.__class__.__name__}: {exc}", "")
@@ -148,117 +238,8 @@ def deploy(
     return outcome
 
 
-def converge(
-    config: Config,
-    paths: BuildPaths,
-    aws: Aws,
-    verifier: Verifier,
-    artifacts: Artifacts,
-    steps: Steps,
-    outcome: DeployOutcome,
-    repo: Path,
-    allow_older: bool,
-) -> None:
-    """The steps in order, each skipped when its result exists; the alias moves last, under the deploy lock."""
-    name, alias_name = config.function.name, config.function.alias
-    ours = outcome.provenance
-    with steps.step("read stack and alias"):
-        stack = read_outputs(aws, config)
-        before = aliases.read_alias(aws.lambda_, name, alias_name)
-        outcome.moving_from(before)
-    live = already_live(aws, config, artifacts, stack, before)
-    if live is not None and before is not None:
-        outcome.status, outcome.version, outcome.layer = "already deployed", before.version, live
-        outcome.uploads = [Upload(a.name, stack.bucket, a.key(stack.key_prefix), False, 0.0) for a in artifacts.all()]
-        outcome.skipped = ["upload", "layer publish", "code update", "configuration update", "version", "alias"]
-        outcome.write_report(paths, stack=asdict(stack))
-        return
-    with steps.step("lock"):
-        lock = acquire(aws.s3, stack.bucket, lock_key(stack.key_prefix, name), owner("deploy", ours.commit))
-        logger.info(f"deploy lock {lock.uri} held until {lock.record['expires_at']} (S3 time)")
-    with ExitStack() as held:
-        held.callback(lock.release)
-        held.enter_context(lock.guard(aws.s3, aws.lambda_, aws.cloudformation))  # every write proves the lock is ours
-        steps.on_step = lock.verify
-        with steps.step("commit order"):
-            before = resolve_split(aws, config)  # under the lock: the state we move from
-            outcome.moving_from(before)
-            if before is not None:
-                live = aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=before.version)
-                check_order(repo, ours, recorded(str(live.get("Description", ""))), before.version, allow_older)
-        with steps.step("alarms"):  # a gradual deploy's missing alarm fails here, before anything is uploaded
-            outcome.shift = shifting = plan(config, stack)
-            read_alarms(aws, shifting.alarms)
-        with steps.step("upload"):
-            for artifact in artifacts.all():
-                result = upload(aws.s3, stack.bucket, stack.key_prefix, artifact)
-                outcome.uploads.append(result)
-                logger.info(f"{'uploaded' if result.uploaded else 'already in S3'}: {result.uri}")
-                if not result.uploaded:
-                    outcome.skipped.append(f"upload {artifact.name}")
-        with steps.step("layer publish"):
-            layer_upload = outcome.uploads[0]  # artifacts.all() starts with the layer
-            outcome.layer = layer = ensure_layer(
-                aws.lambda_, config, artifacts.layer, stack.bucket, layer_upload.key, sklearn_version(config, paths)
-            )
-            if layer.code_sha256 != artifacts.layer.code_sha256:
-                raise PipelineError(
-                    f"Lambda computed CodeSha256 {layer.code_sha256} for layer version {layer.version}, "
-                    f"not {artifacts.layer.code_sha256} of build/layer.zip",
-                    f"the S3 object {layer_upload.uri} is not our layer; delete it and deploy again",
-                )
-            logger.info(f"{'published' if layer.published else 'reused'} layer version {layer.arn}")
-            if not layer.published:
-                outcome.skipped.append("layer publish")
-        desired = desired_function(config, artifacts, stack, layer.arn)
-        latest = unless_aws_error(lambda: dict(aws.lambda_.get_function_configuration(FunctionName=name)), None)
-        if latest is None:
-            with steps.step("function create"):
-                latest = create_function(aws.lambda_, desired)
-                logger.info(f"created function {name}")
-        else:
-            for step, update in (("code", update_code), ("configuration", update_configuration)):
-                with steps.step(f"{step} update"):
-                    latest, changed = update(aws, desired, latest)
-                    logger.info(f"updated function {step}" if changed else f"function {step} unchanged")
-                    if not changed:
-                        outcome.skipped.append(f"{step} update")
-        with steps.step("size check"):
-            outcome.size = check_attached_size(config, paths, latest, layer.arn, artifacts.function.unzipped_bytes())
-        with steps.step("version publish"):
-            description = version_description(
-                ours, artifacts.function.sha256, artifacts.layer.sha256, artifacts.model.sha256
-            )
-            published = publish_version(aws.lambda_, desired, latest, description)
-            outcome.version = str(published["Version"])
-            logger.info(f"function version {outcome.version}")
-            check_snapstart(aws, desired, published, outcome)
-        with steps.step("post-deploy check"):
-            outcome.verdict = verdict = verifier(
-                aws, Candidate(name, outcome.version, published, stack.bucket, stack.key_prefix)
-            )
-            if not verdict.passed:
-                raise PipelineError(
-                    f"version {outcome.version} failed the post-deploy check ({verdict.method}): "
-                    + "; ".join(verdict.failures[:5]),
-                    "fix the cause (the version stays published but unused) and rerun `python -m ci deploy`",
-                )
-            logger.info(f"post-deploy check passed: {verdict.method}")
-        with steps.step("alias"):
-            if before is not None and before.version == outcome.version:
-                outcome.skipped.append("alias")
-            else:
-                history = [*(before.history if before else []), outcome.version]
-                if before is not None and shifting.weights:
-                    shift(aws, config, before, outcome.version, history, shifting, lock.verify)
-                else:
-                    aliases.point_alias(aws.lambda_, name, alias_name, outcome.version, history, before)
-            logger.info(f"alias {alias_name} -> version {outcome.version}")
-    outcome.write_report(paths, stack=asdict(stack))
-
-
 def already_live(
-    aws: Aws, config: Config, artifacts: Artifacts, stack: StackOutputs, before: aliases.AliasState | None
+    aws: Aws, config: Config, artifacts: Artifacts, stack: StackOutputs, before: AliasState | None
 ) -> LayerVersion | None:
     """The live layer version if the alias already runs exactly these artifacts and configuration."""
     if before is None or before.split:
@@ -268,14 +249,10 @@ def already_live(
     if not layers:
         return None
     layer = describe_layer_version(aws.lambda_, layers[0])
-    if layer["Content"]["CodeSha256"] != artifacts.layer.code_sha256:
-        return None
     desired = desired_function(config, artifacts, stack, layers[0])
-    if not matches(live, desired) or live.get("Role") != desired.role_arn:
-        return None
-    if not aws.emulated and snapstart_problem(live, desired) is not None:
-        return None  # [function] snapstart changed: publish a version that carries it
-    return LayerVersion(layers[0], int(layer["Version"]), layer["Content"]["CodeSha256"], False)
+    if layer["Content"]["CodeSha256"] != artifacts.layer.code_sha256 or not configured(aws, live, desired):
+        return None  # e.g. [function] snapstart changed: publish a version that carries it
+    return LayerVersion(layers[0], int(layer["Version"]), artifacts.layer.code_sha256, False)
 
 
 def check_snapstart(aws: Aws, desired: Desired, published: dict[str, Any], outcome: DeployOutcome) -> None:
@@ -299,13 +276,13 @@ def check_snapstart(aws: Aws, desired: Desired, published: dict[str, Any], outco
 
 
 def check_attached_size(
-    config: Config, paths: BuildPaths, latest: dict[str, Any], our_layer_arn: str, function_unzipped: int
+    config: Config, paths: BuildPaths, latest: dict[str, Any], our_layer_arn: str, function: Artifact
 ) -> dict[str, Any]:
     """{used_bytes, limit_bytes, parts}: the unzipped sizes the budget recorded for what is really attached."""
     components = read_report(paths, "budget").get("components", [])
     by_kind = {c["kind"]: int(c["unzipped_bytes"]) for c in components if c.get("kind") in {"function", "layer"}}
     extras = {str(c["source"]): int(c["unzipped_bytes"]) for c in components if c.get("kind") == "extra layer"}
-    parts = {"function code": by_kind.get("function", function_unzipped)}
+    parts = {"function code": by_kind["function"] if "function" in by_kind else function.unzipped_bytes()}
     unknown = []
     for layer in latest.get("Layers", []):
         arn = layer["Arn"]
@@ -385,7 +362,17 @@ def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact) -> Upload:
             f"replacing {uri}: S3 reports {replaced}, not sha256 {artifact.sha256}; the object there is not "
             "these bytes (the bucket is versioned: it stays as a noncurrent version)"
         )
-    body = snapshot_bytes(artifact)
+    if artifact.size > MAX_SINGLE_PUT:
+        raise PipelineError(
+            f"{artifact.name} is {artifact.size:,} bytes, over S3's 5 GB single-request limit",
+            "a Lambda artifact cannot be that large; check what the build put into it",
+        )
+    body = artifact.path.read_bytes()  # read once and proven to be the bytes the digest names before they are sent
+    if hashlib.sha256(body).hexdigest() != artifact.sha256:
+        raise PipelineError(
+            f"the snapshot {artifact.path} no longer holds sha256 {artifact.sha256}: it was modified after being taken",
+            "find what writes into build/snapshots/ (snapshots are read-only), then rerun the checks and deploy",
+        )
     s3.put_object(
         Bucket=bucket,
         Key=key,
@@ -402,22 +389,6 @@ def upload(s3: Any, bucket: str, prefix: str, artifact: Artifact) -> Upload:
             "stop it and deploy again",
         )
     return Upload(artifact.name, bucket, key, True, time.monotonic() - started, replaced)
-
-
-def snapshot_bytes(artifact: Artifact) -> bytes:
-    """The snapshot's bytes, read once and proven to be the ones its digest names before they are sent."""
-    if artifact.size > MAX_SINGLE_PUT:
-        raise PipelineError(
-            f"{artifact.name} is {artifact.size:,} bytes, over S3's 5 GB single-request limit",
-            "a Lambda artifact cannot be that large; check what the build put into it",
-        )
-    body = artifact.path.read_bytes()
-    if hashlib.sha256(body).hexdigest() != artifact.sha256:
-        raise PipelineError(
-            f"the snapshot {artifact.path} no longer holds sha256 {artifact.sha256}: it was modified after being taken",
-            "find what writes into build/snapshots/ (snapshots are read-only), then rerun the checks and deploy",
-        )
-    return body
 
 
 @dataclass(frozen=True)
@@ -458,7 +429,6 @@ class Desired:
 
 
 def desired_function(config: Config, artifacts: Artifacts, stack: StackOutputs, layer_arn: str) -> Desired:
-    """The function these artifacts make, its code and model at their content addresses in the stack's bucket."""
     fn = config.function
     model_uri = f"s3://{stack.bucket}/{artifacts.model.key(stack.key_prefix)}"
     return Desired(
@@ -479,7 +449,6 @@ def desired_function(config: Config, artifacts: Artifacts, stack: StackOutputs, 
 
 
 def matches(version_config: dict[str, Any], desired: Desired) -> bool:
-    """Does a function version (or $LATEST) already run exactly what we want?"""
     wanted = desired.configuration()
     env = version_config.get("Environment", {}).get("Variables", {})
     return (
@@ -524,17 +493,19 @@ def settled(lambda_: Any, name: str, waiter: str) -> dict[str, Any]:
     return dict(lambda_.get_function_configuration(FunctionName=name))
 
 
-def update_code(aws: Aws, desired: Desired, latest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Update $LATEST's code (and architecture, which Lambda changes with the code) if it differs."""
-    if latest.get("CodeSha256") == desired.code_sha256 and latest.get("Architectures") == [desired.architecture]:
+def update_function(aws: Aws, desired: Desired, latest: dict[str, Any], part: str) -> tuple[dict[str, Any], bool]:
+    """Update $LATEST's code (and architecture, which Lambda changes with the code) or configuration if it differs."""
+    if part == "code":
+        if latest.get("CodeSha256") == desired.code_sha256 and latest.get("Architectures") == [desired.architecture]:
+            return latest, False
+        code = {"S3Bucket": desired.code_bucket, "S3Key": desired.code_key, "Architectures": [desired.architecture]}
+        aws.lambda_.update_function_code(FunctionName=desired.name, **code, **revision(latest))
+    elif configured(aws, latest, desired):
         return latest, False
-    aws.lambda_.update_function_code(
-        FunctionName=desired.name,
-        S3Bucket=desired.code_bucket,
-        S3Key=desired.code_key,
-        Architectures=[desired.architecture],
-        **revision(latest),
-    )
+    else:
+        aws.lambda_.update_function_configuration(
+            FunctionName=desired.name, **revision(latest), **desired.configuration()
+        )
     return settled(aws.lambda_, desired.name, "function_updated_v2"), True
 
 
@@ -543,29 +514,28 @@ def revision(latest: dict[str, Any]) -> dict[str, str]:
     return {"RevisionId": latest["RevisionId"]} if latest.get("RevisionId") else {}
 
 
-def update_configuration(aws: Aws, desired: Desired, latest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def configured(aws: Aws, version_config: dict[str, Any], desired: Desired) -> bool:
     """An emulator (moto) ignores SnapStart, so there it never reads back as sent."""
-    snapstart_same = aws.emulated or snapstart_problem(latest, desired) is None
-    if matches(latest, desired) and latest.get("Role") == desired.role_arn and snapstart_same:
-        return latest, False
-    aws.lambda_.update_function_configuration(FunctionName=desired.name, **revision(latest), **desired.configuration())
-    return settled(aws.lambda_, desired.name, "function_updated_v2"), True
+    snapstart_same = aws.emulated or snapstart_problem(version_config, desired) is None
+    return matches(version_config, desired) and version_config.get("Role") == desired.role_arn and snapstart_same
 
 
-def publish_version(lambda_: Any, desired: Desired, latest: dict[str, Any], description: str) -> dict[str, Any]:
-    """Publish $LATEST as a version, only if it is still exactly what we configured."""
+def publish_version(
+    lambda_: Any, desired: Desired, latest: dict[str, Any], ours: Provenance, artifacts: Artifacts
+) -> dict[str, Any]:
+    """Publish $LATEST as a version, only if it is still exactly what we configured; its description records
+    the commit, then digest prefixes (the full ones are CodeSha256s and MODEL_SHA256), in 256 characters."""
     if not matches(latest, desired):
         raise PipelineError(
             f"function {desired.name} $LATEST does not hold what was just deployed (code {latest.get('CodeSha256')}, "
             f"layers {[layer['Arn'] for layer in latest.get('Layers', [])]})",
             "something else changed the function concurrently; deploy again",
         )
+    digests = " ".join(f"{a.kind} {a.sha256[:16]}" for a in (artifacts.function, artifacts.layer, artifacts.model))
+    description = f"{ours.describe()} {digests}"[:256]
     published = dict(
         lambda_.publish_version(
-            FunctionName=desired.name,
-            CodeSha256=desired.code_sha256,
-            **revision(latest),
-            Description=description[:256],
+            FunctionName=desired.name, CodeSha256=desired.code_sha256, **revision(latest), Description=description
         )
     )
     if not matches(published, desired):
@@ -586,24 +556,22 @@ class LayerVersion:
 
 
 def sklearn_version(config: Config, paths: BuildPaths) -> str:
-    """scikit-learn's version inside the layer: from the build report, else from the layer lock."""
-    import json
-
-    build_report = paths.report("build")
-    if build_report.is_file():
-        distributions = json.loads(build_report.read_text()).get("distributions", {})
-        for name in ("scikit-learn", "scikit_learn"):
-            if name in distributions:
-                return str(distributions[name].get("version"))
+    """scikit-learn's version inside the layer: from the build report (the gate read it), else the layer lock."""
     from ci.lock.lockfile import read_lock
 
+    distributions = read_report(paths, "build").get("distributions", {})
+    for name in ("scikit-learn", "scikit_learn"):
+        if name in distributions:
+            return str(distributions[name].get("version"))
     lock = config.lock.layer_lock
     pin = read_lock(lock).get("scikit-learn") if lock.is_file() else None
     return (pin.version if pin else None) or "unknown"
 
 
-def ensure_layer(lambda_: Any, config: Config, artifact: Artifact, bucket: str, key: str, sklearn: str) -> LayerVersion:
-    """Reuse the newest layer version if its CodeSha256 is ours; otherwise publish one from S3."""
+def ensure_layer(
+    lambda_: Any, config: Config, paths: BuildPaths, artifact: Artifact, stack: StackOutputs
+) -> LayerVersion:
+    """The newest layer version if its CodeSha256 is ours; otherwise one published from S3."""
     name = config.function.layer_name
     versions = lambda_.list_layer_versions(LayerName=name).get("LayerVersions", [])
     if versions:
@@ -611,13 +579,203 @@ def ensure_layer(lambda_: Any, config: Config, artifact: Artifact, bucket: str, 
         detail = lambda_.get_layer_version(LayerName=name, VersionNumber=int(newest["Version"]))
         if detail["Content"]["CodeSha256"] == artifact.code_sha256:
             return LayerVersion(detail["LayerVersionArn"], int(detail["Version"]), artifact.code_sha256, False)
+    key = artifact.key(stack.key_prefix)
     published = lambda_.publish_layer_version(
         LayerName=name,
-        Description=f"sha256 {artifact.sha256} scikit-learn {sklearn}"[:256],
-        Content={"S3Bucket": bucket, "S3Key": key},
+        Description=f"sha256 {artifact.sha256} scikit-learn {sklearn_version(config, paths)}"[:256],
+        Content={"S3Bucket": stack.bucket, "S3Key": key},
         CompatibleRuntimes=[config.target.runtime.name],
         CompatibleArchitectures=[config.target.architecture],
     )
-    return LayerVersion(
-        published["LayerVersionArn"], int(published["Version"]), published["Content"]["CodeSha256"], True
+    if published["Content"]["CodeSha256"] != artifact.code_sha256:
+        raise PipelineError(
+            f"Lambda computed CodeSha256 {published['Content']['CodeSha256']} for layer version "
+            f"{published['Version']}, not {artifact.code_sha256} of build/layer.zip",
+            f"the S3 object s3://{stack.bucket}/{key} is not our layer; delete it and deploy again",
+        )
+    return LayerVersion(published["LayerVersionArn"], int(published["Version"]), artifact.code_sha256, True)
+
+
+COMMIT = re.compile(r"\bcommit ([0-9a-f]{40})( dirty)?")
+UNKNOWN = "unknown"
+OVERRIDE = "--allow-older"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    commit: str  # 40 hex digits, or "unknown"
+    dirty: bool | None  # None when the tree deployed from is not this checkout's HEAD
+    source: str  # --commit | GITHUB_SHA | git HEAD | none
+
+    def describe(self) -> str:
+        return f"commit {self.commit}" + (" dirty" if self.dirty else "")
+
+
+def git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False, timeout=60)
+
+
+def resolve(repo: Path, ref: str) -> str | None:
+    try:
+        found = git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def detect(repo: Path, commit: str | None = None, environ: Mapping[str, str] = os.environ) -> Provenance:
+    """--commit, else GITHUB_SHA, else `git rev-parse HEAD`; dirty is known only when that is HEAD."""
+    given, source = (commit, "--commit") if commit else (environ.get("GITHUB_SHA"), "GITHUB_SHA")
+    head = resolve(repo, "HEAD")
+    if not given:
+        given, source = head, "git HEAD"
+    if not given:
+        return Provenance(UNKNOWN, None, "none")
+    full = resolve(repo, given) or given.lower()
+    if not re.fullmatch(r"[0-9a-f]{40}", full):
+        raise PipelineError(
+            f"{source} {given!r} is not a commit this clone has, nor a full 40-digit commit id",
+            "pass --commit with a full commit id (or fetch that commit first)",
+        )
+    dirty = None
+    if full == head:
+        status = git(repo, "status", "--porcelain", "--untracked-files=no")
+        dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+    return Provenance(full, dirty, source)
+
+
+def recorded(description: str) -> Provenance | None:
+    match = COMMIT.search(description)
+    return Provenance(match.group(1), bool(match.group(2)), "version description") if match else None
+
+
+def check_order(repo: Path, ours: Provenance, live: Provenance | None, live_version: str, allow_older: bool) -> None:
+    """Refuse to replace the live version with one built from an older commit (or one we cannot place)."""
+    if live is None or live.commit == ours.commit:
+        return
+    if UNKNOWN in (live.commit, ours.commit):
+        problem = (
+            f"the commit of this deploy ({ours.commit}) or of live version {live_version} ({live.commit}) is unknown"
+        )
+    elif missing := [commit for commit in (live.commit, ours.commit) if resolve(repo, commit) is None]:
+        problem = (
+            f"live version {live_version} is commit {live.commit[:12]}, this deploy is {ours.commit[:12]}, and "
+            f"this clone does not have {missing[0]}, so which is newer cannot be told"
+        )
+    elif ancestor(repo, ours.commit, live.commit):
+        problem = (
+            f"commit {ours.commit[:12]} is older than commit {live.commit[:12]} of live version {live_version} "
+            "(an ancestor of it): deploying it would move production backwards"
+        )
+    elif ancestor(repo, live.commit, ours.commit):
+        return
+    elif git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() != "false":  # may be "not fetched"
+        problem = (
+            f"this clone is shallow, so whether commit {ours.commit[:12]} is newer than commit {live.commit[:12]} "
+            f"of live version {live_version} cannot be told"
+        )
+    else:
+        logger.info(
+            f"note: commit {ours.commit[:12]} and live commit {live.commit[:12]} have diverged; deploying anyway"
+        )
+        return
+    if allow_older:
+        logger.info(f"{problem}; deploying anyway ({OVERRIDE})")
+        return
+    raise PipelineError(
+        f"deploy refused: {problem}",
+        f"deploy a newer commit; to go back on purpose use `python -m ci rollback` (or pass {OVERRIDE}); "
+        "a shallow clone needs the live commit fetched (actions/checkout fetch-depth: 0)",
     )
+
+
+def ancestor(repo: Path, older: str, newer: str) -> bool:
+    return git(repo, "merge-base", "--is-ancestor", older, newer).returncode == 0
+
+
+def choose_target(lambda_: Any, name: str, state: AliasState, to: str | None) -> tuple[str, list[str]]:
+    """(version, new history): --to N, else the version live before the current one."""
+    if to is not None:
+        return to, [*state.history, to]
+    if len(state.history) >= 2:
+        return state.history[-2], state.history[:-1]
+    older = sorted(int(v["Version"]) for v in published_versions(lambda_, name))
+    older = [v for v in older if v < int(state.version)]
+    if not older:
+        raise PipelineError(
+            f"alias {state.name} is on version {state.version} and no earlier version exists to roll back to",
+            "deploy a fixed build instead, or name a version with --to N",
+        )
+    return str(older[-1]), [str(older[-1])]
+
+
+def rollback(
+    config: Config,
+    paths: BuildPaths,
+    aws: Aws,
+    to: str | None = None,
+    force: bool = False,
+    verifier: Verifier | None = None,
+) -> dict[str, Any]:
+    """The rollback report: which version the alias moved from and to, and whether the target was checked."""
+    name, alias_name = config.function.name, config.function.alias
+    stack = read_outputs(aws, config)
+    key = lock_key(stack.key_prefix, name)
+    clients = (aws.s3, aws.lambda_, aws.cloudformation)
+    with acquire(aws.s3, stack.bucket, key, owner("rollback", "")).held(*clients) as lock:
+        state = read_alias(aws.lambda_, name, alias_name)
+        if state is not None and state.split:
+            # A shift that never finished: the new version was never the alias's own, so taking its traffic
+            # away IS the rollback; going further back needs --to N.
+            shifted = sorted(state.routing)
+            restored = resolve_split(aws, config)
+            if to is None or restored is None or to == restored.version:
+                return report_rollback(paths, alias_name, ", ".join(shifted), restored or state, False)
+            state = restored
+        if state is None:
+            raise PipelineError(
+                f"function {name} has no alias {alias_name}: nothing to roll back",
+                "run `python -m ci deploy` (the last step of `make pipeline`) first",
+            )
+        target, history = choose_target(aws.lambda_, name, state, to)
+        if target == state.version:
+            raise PipelineError(
+                f"alias {alias_name} is already on version {target}", "name another version with --to N"
+            )
+        configuration = unless_aws_error(
+            lambda: dict(aws.lambda_.get_function_configuration(FunctionName=name, Qualifier=target)), None
+        )
+        if configuration is None:
+            raise PipelineError(
+                f"function {name} has no version {target}", "list them with `aws lambda list-versions-by-function`"
+            )
+        if not force:
+            verdict = (verifier or default_verifier(config, paths))(
+                aws, Candidate(name, target, configuration, stack.bucket, stack.key_prefix)
+            )
+            verdict.require_pass(
+                target,
+                "the check",
+                "roll back to another version with --to N, or pass --force to move the alias anyway",
+                production_line(state, alias_name),
+            )
+            logger.info(f"version {target} passed the check: {verdict.method}")
+        if commit := recorded(str(configuration.get("Description", ""))):
+            logger.info(f"version {target} was built from {commit.describe()}")
+        lock.verify()  # raises if the lock was taken over or broken during the check (the alias write checks again)
+        moved = point_alias(aws.lambda_, name, alias_name, target, history, state)
+        return report_rollback(paths, alias_name, state.version, moved, not force)
+
+
+def report_rollback(
+    paths: BuildPaths, alias_name: str, from_version: str, to: AliasState, verified: bool
+) -> dict[str, Any]:
+    report = {
+        "alias": alias_name,
+        "from_version": from_version,
+        "to_version": to.version,
+        "history": to.history,
+        "verified": verified,
+    }
+    write_report(paths, "rollback", True, report)
+    return report

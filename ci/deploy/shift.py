@@ -4,6 +4,7 @@ under the deploy lock (docs/design.md says why not CodeDeploy), and a dead run's
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -12,17 +13,118 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ci.config import Config
-from ci.deploy import alias as aliases
-from ci.deploy.aws import Aws
+from ci.deploy.aws import Aws, error_code, unless_aws_error
 from ci.deploy.deploy_lock import now as utc_now
 from ci.deploy.deploy_lock import stamp
-from ci.deploy.stack import StackOutputs, read_outputs
+from ci.deploy.target import StackOutputs
 from ci.errors import PipelineError
 
 logger = logging.getLogger(__name__)
 
 POLL_S = 5.0  # alarms are read at least this often while a step waits
 RENEW_S = 60.0  # the deploy lock is renewed at least this often during a shift (its TTL is far longer)
+PREFIX = "live versions, oldest first (python -m ci deploy/rollback): "
+MAX_DESCRIPTION = 256
+
+
+@dataclass(frozen=True)
+class AliasState:
+    name: str
+    version: str
+    history: list[str]  # ends with `version`
+    revision_id: str = ""
+    description: str = ""
+    routing: dict[str, float] = field(default_factory=dict)  # versions besides `version` and their weights
+
+    @property
+    def split(self) -> bool:
+        """Part of the traffic goes to another version: a gradual deploy is (or was, if it died) shifting."""
+        return bool(self.routing)
+
+
+def read_alias(lambda_: Any, function_name: str, alias: str) -> AliasState | None:
+    response = unless_aws_error(lambda: lambda_.get_alias(FunctionName=function_name, Name=alias), None)
+    if response is None:
+        return None
+    version = str(response["FunctionVersion"])
+    description = str(response.get("Description", ""))
+    history = re.findall(r"\d+", description.removeprefix(PREFIX)) if description.startswith(PREFIX) else []
+    if not history or history[-1] != version:
+        history = [*history, version]
+    weights = (response.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    routing = {str(v): float(w) for v, w in weights.items() if float(w) > 0}
+    return AliasState(alias, version, history, str(response.get("RevisionId", "")), description, routing)
+
+
+def published_versions(lambda_: Any, name: str) -> list[dict[str, Any]]:
+    """The function's published versions, oldest first ($LATEST left out); none if there is no function."""
+
+    def listed() -> list[dict[str, Any]]:
+        pages = lambda_.get_paginator("list_versions_by_function").paginate(FunctionName=name)
+        return [v for page in pages for v in page.get("Versions", []) if v["Version"] != "$LATEST"]
+
+    return unless_aws_error(listed, [])
+
+
+def describe(history: list[str]) -> str:
+    """The newest versions that fit in Lambda's 256-character description."""
+    kept = list(history)
+    while len(PREFIX + " ".join(kept)) > MAX_DESCRIPTION:
+        kept.pop(0)
+    return PREFIX + " ".join(kept)
+
+
+def point_alias(
+    lambda_: Any,
+    function_name: str,
+    alias: str,
+    version: str,
+    history: list[str],
+    current: AliasState | None,
+    routing: dict[str, float] | None = None,
+) -> AliasState:
+    """Move the alias only if it is still as `current` says: a concurrent move fails this run, never overwritten."""
+    from botocore.exceptions import ClientError
+
+    now = read_alias(lambda_, function_name, alias)
+    if now != current:  # RevisionId alone is not enough: an emulator may ignore it
+        raise moved_concurrently(alias, current, now)
+    moved = {"FunctionName": function_name, "Name": alias, "FunctionVersion": version, "Description": describe(history)}
+    try:
+        if current is None:
+            lambda_.create_alias(**moved)
+        else:
+            guard = {"RevisionId": current.revision_id} if current.revision_id else {}
+            weights = {"AdditionalVersionWeights": routing or {}}  # none: the version alone
+            lambda_.update_alias(**moved, RoutingConfig=weights, **guard)
+    except ClientError as exc:
+        code = error_code(exc)
+        if code not in {"PreconditionFailedException", "ResourceConflictException"}:
+            raise
+        raise moved_concurrently(alias, current, read_alias(lambda_, function_name, alias), f"AWS: {code}") from exc
+    return AliasState(alias, version, history, routing=routing or {})
+
+
+def moved_concurrently(
+    alias: str, expected: AliasState | None, found: AliasState | None, why: str = ""
+) -> PipelineError:
+    def where(state: AliasState | None) -> str:
+        return "absent" if state is None else f"version {state.version} (revision {state.revision_id or '?'})"
+
+    return PipelineError(
+        f"alias {alias} changed while this run held it{f' ({why})' if why else ''}: it was {where(expected)}, "
+        f"it is now {where(found)}; it was not moved",
+        "another deploy or rollback moved it (outside the deploy lock); check build/reports and rerun",
+    )
+
+
+def production_line(state: AliasState | None, alias: str, read: bool = True) -> str:
+    """What production runs after a failure; `read` False when the alias was never read (no claim is made)."""
+    if not read:
+        return f"production is unchanged by this run (alias {alias} was not read, so its version is not known here)"
+    if state is None:
+        return f"production is unchanged (alias {alias} does not exist yet)"
+    return f"production is unchanged (alias {alias} -> version {state.version})"
 
 
 @dataclass
@@ -83,38 +185,17 @@ def read_alarms(aws: Aws, names: tuple[str, ...]) -> dict[str, tuple[str, str]]:
     return found
 
 
-def calm_local_alarms(aws: Aws, config: Config) -> None:
-    """Alarms start each local command OK: moto never evaluates one, so a forced ALARM would stay forever."""
-    from botocore.exceptions import ClientError
-
-    names = tuple(dict.fromkeys((*read_outputs(aws, config).alarms, *config.deploy.alarms)))
-    existing = aws.cloudwatch.describe_alarms(AlarmNames=list(names[:100])).get("MetricAlarms", []) if names else []
-    for alarm in existing:
-        if alarm.get("StateValue") != "OK":
-            try:
-                aws.cloudwatch.set_alarm_state(
-                    AlarmName=alarm["AlarmName"],
-                    StateValue="OK",
-                    StateReason="local emulator: alarms start each command OK",
-                )
-            except ClientError:
-                continue
-
-
 def firing(states: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
-    for name, (state, reason) in states.items():
-        if state == "ALARM":
-            return name, reason
-    return None
+    return next(((name, reason) for name, (state, reason) in states.items() if state == "ALARM"), None)
 
 
-def route(aws: Aws, config: Config, state: aliases.AliasState, weights: dict[str, float]) -> aliases.AliasState:
+def route(aws: Aws, config: Config, state: AliasState, weights: dict[str, float]) -> AliasState:
     """Send `weights` of the alias's traffic to other versions (empty: all on its version), guarded by RevisionId."""
     name, alias = config.function.name, state.name
-    aliases.point_alias(aws.lambda_, name, alias, state.version, state.history, state, weights)
-    moved = aliases.read_alias(aws.lambda_, name, alias)  # the next move is guarded by its new RevisionId
+    point_alias(aws.lambda_, name, alias, state.version, state.history, state, weights)
+    moved = read_alias(aws.lambda_, name, alias)  # the next move is guarded by its new RevisionId
     if moved is None:
-        raise aliases.moved_concurrently(alias, state, None)
+        raise moved_concurrently(alias, state, None)
     return moved
 
 
@@ -139,13 +220,13 @@ def terminated_as_exception() -> Iterator[None]:
 def shift(
     aws: Aws,
     config: Config,
-    before: aliases.AliasState,
+    before: AliasState,
     new_version: str,
     history: list[str],
     shifting: Shift,
     keep_lock: Callable[[], None],
     sleep: Callable[[float], None] = time.sleep,
-) -> aliases.AliasState:
+) -> AliasState:
     """Move the alias from `before` to `new_version` step by step; on ALARM (or any failure) undo and raise."""
     old = before.version
     if (found := firing(read_alarms(aws, shifting.alarms))) is not None:
@@ -171,7 +252,7 @@ def shift(
                 watch(aws, shifting, entry, new_version, old, keep_lock, sleep)
             with aws.deadlines.step("shift to 100%"):
                 keep_lock()
-                moved = aliases.point_alias(aws.lambda_, config.function.name, before.name, new_version, history, state)
+                moved = point_alias(aws.lambda_, config.function.name, before.name, new_version, history, state)
     except BaseException as exc:
         if state.split:
             with aws.deadlines.step("shift undo"):
@@ -223,9 +304,9 @@ def watch(
         sleep(min(POLL_S, left))
 
 
-def resolve_split(aws: Aws, config: Config, log: Callable[[str], None] = logger.info) -> aliases.AliasState | None:
+def resolve_split(aws: Aws, config: Config, log: Callable[[str], None] = logger.info) -> AliasState | None:
     """Under the deploy lock: a split alias here was left by a run that died; all traffic back on its version."""
-    state = aliases.read_alias(aws.lambda_, config.function.name, config.function.alias)
+    state = read_alias(aws.lambda_, config.function.name, config.function.alias)
     if state is None or not state.split:
         return state
     shares = ", ".join(f"version {v} at {w * 100:g}%" for v, w in state.routing.items())
@@ -235,25 +316,3 @@ def resolve_split(aws: Aws, config: Config, log: Callable[[str], None] = logger.
         f"all traffic is back on version {restored.version}"
     )
     return restored
-
-
-def markdown(report: dict[str, Any]) -> str:
-    """The job summary's view of a gradual deploy: one row per step (time, weight, alarms read)."""
-    shifted = report.get("shift") or {}
-    if not shifted.get("steps"):
-        return ""
-    lines = [
-        (
-            f"### deploy: {shifted.get('strategy')} shift {shifted.get('outcome')} "
-            f"(version {report.get('function_version', '?')})"
-        ),
-        "",
-        f"Alarms watched: {', '.join(f'`{name}`' for name in shifted.get('alarms', [])) or 'none'}",
-        "",
-        "| Time (UTC) | Weight on the new version | Alarm reads | Alarms at the last read |",
-        "|---|---|---|---|",
-    ]
-    for step in shifted["steps"]:
-        alarms = step.get("undo") or ", ".join(f"{name}: {state}" for name, state in step.get("alarms", {}).items())
-        lines.append(f"| {step['at']} | {step['weight_percent']}% | {step.get('alarm_reads', '')} | {alarms} |")
-    return "\n".join([*lines, ""])

@@ -24,8 +24,6 @@ from ci.reports import sha256_file
 
 @dataclass(frozen=True)
 class Candidate:
-    """One published function version and where its artifacts live."""
-
     function_name: str
     version: str
     configuration: dict[str, Any]
@@ -52,6 +50,12 @@ class Verdict:
     failures: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
+    def require_pass(self, version: str, check: str, fix: str, production: str = "") -> None:
+        if not self.passed:
+            failures = "; ".join(self.failures[:5])
+            after = f"\n  {production}" if production else ""
+            raise PipelineError(f"version {version} failed {check} ({self.method}): {failures}{after}", fix)
+
 
 Verifier = Callable[[Aws, Candidate], Verdict]
 
@@ -77,18 +81,14 @@ def invoke_check(
     failures = []
     for event in events:
         response = aws.lambda_.invoke(
-            FunctionName=candidate.function_name,
-            Qualifier=candidate.version,
-            Payload=json.dumps(event.event).encode(),
+            FunctionName=candidate.function_name, Qualifier=candidate.version, Payload=json.dumps(event.event).encode()
         )
         payload = json.loads(response["Payload"].read() or b"null")
         if response.get("FunctionError"):
             error = payload if isinstance(payload, dict) else {}
             kind, message = error.get("errorType", response["FunctionError"]), error.get("errorMessage", payload)
             failures.append(f"{event.name}: {kind}: {message}")
-            continue
-        problem = judge(event, payload, answers)
-        if problem:
+        elif problem := judge(event, payload, answers):
             failures.append(f"{event.name}: {problem}")
     method = f"invoked version {candidate.version}" + ("" if answers else NUMBERS_NOT_HERE)
     return Verdict(not failures, method, failures, {"events": len(events)})
@@ -121,9 +121,10 @@ def emulator_check(
     require_safe_model(model, config.lock.layer_lock)  # before any process of this check unpickles it
     check_paths = BuildPaths(build=workdir, cache=paths.cache)
     numbers = answers_here(paths.model_manifest, candidate)
-    result = run_smoke(
-        layer_zip, function_zip, model, check_config(config), check_paths, events_dir, paths.model_manifest, numbers
-    )
+    # Without the warm-latency series (measured before upload) unless [deploy].check_warm_invocations asks.
+    warm = dataclasses.replace(config.smoke, warm_invocations=config.deploy.check_warm_invocations)
+    checked = dataclasses.replace(config, smoke=warm)
+    result = run_smoke(layer_zip, function_zip, model, checked, check_paths, events_dir, paths.model_manifest, numbers)
     return Verdict(
         bool(result.passed),
         f"smoke harness on version {candidate.version}'s bytes downloaded from the emulator (moto cannot invoke)"
@@ -131,12 +132,6 @@ def emulator_check(
         list(result.failures),
         {"downloaded": str(workdir)},
     )
-
-
-def check_config(config: Config) -> Config:
-    """Without the warm-latency series (measured before upload) unless [deploy].check_warm_invocations asks."""
-    warm = config.deploy.check_warm_invocations
-    return dataclasses.replace(config, smoke=dataclasses.replace(config.smoke, warm_invocations=warm))
 
 
 def fetch_function_code(aws: Aws, candidate: Candidate, target: Path) -> Path:
@@ -172,8 +167,7 @@ def fetch_model(aws: Aws, candidate: Candidate, target: Path) -> Path:
 def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: str, target: Path) -> None:
     """Download what Lambda holds (moto's locations are placeholders: then the S3 object) and prove its CodeSha256."""
     hex_digest = lambda_sha_to_hex(code_sha)
-    served = aws.endpoint_url and location.startswith(aws.endpoint_url.rstrip("/"))
-    if served:
+    if aws.endpoint_url and location.startswith(aws.endpoint_url.rstrip("/")):
         with urllib.request.urlopen(location, timeout=60) as response, target.open("wb") as out:
             shutil.copyfileobj(response, out)
     else:
