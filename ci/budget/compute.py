@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.budget.model import (
+from ci.budget.render import (
     TRACE_BUILD,
     TRACE_SMOKE,
     Budget,
@@ -30,8 +30,8 @@ from ci.budget.model import (
     ImportUsage,
     RuleRemoval,
     Suggestion,
+    budget_to_dict,
 )
-from ci.budget.render import budget_to_dict
 from ci.cache_seal import sources_digest
 from ci.config import Config
 from ci.config_sections import LAMBDA_UNZIPPED_LIMIT

@@ -40,8 +40,7 @@ from ci.budget.compute import (
     module_key,
     removal_options,
 )
-from ci.budget.model import FAIL, WARN, Budget, Component, Group, Suggestion
-from ci.budget.render import figures, headline, verdict_message
+from ci.budget.render import FAIL, WARN, Budget, Component, Group, Suggestion, figures, headline, verdict_message
 from ci.cache_seal import sources_digest
 from ci.config import ARCHITECTURES, Config, Target, load_policy
 from ci.errors import CheckFailedError, PipelineError
@@ -72,7 +71,6 @@ LAYER_STEPS = ("strip", "verify", "install", "bytecode")  # the build's own code
 # This module is measuring code too: a new measurement cache format is a new cache key.
 MEASURING_CODE = [Path(__file__), *(CI_PACKAGE / "layer" / f"{step}.py" for step in LAYER_STEPS)]
 CHECK = "budget-what-if"
-CURRENT = "the current lock"
 HOW = {
     "layer.zip": "as build/layer.zip ships it",
     "measured": "installed and pruned by the build's rules now",
@@ -83,8 +81,6 @@ COMPACT_MEASURED = (
     "build's trace run on it, added distributions included) and the .py of every module it imported, "
     "which ships as its .pyc"
 )
-
-
 EXAMPLE = "--what-if pyarrow 'lightgbm==4.5.0' -r extra.in"
 
 
@@ -116,24 +112,30 @@ class WhatIfRequest:
 
 def parse_request(specs: Sequence[str], files: Sequence[Path], cwd: Path) -> WhatIfRequest:
     """Requirements and -r files (relative to `cwd`); anything else is a SpecError naming the argument."""
-    given: list[str] = []
+    requirements: list[Requirement] = []
     paths: list[Path] = [(cwd / path).resolve() for path in files]
-    for spec in specs:
-        text = spec.strip()
+    for text in (spec.strip() for spec in specs):
         if text.startswith(("-r", "--requirement")):
             paths.append((cwd / _file_option(text)).resolve())
             continue
-        given.append(str(_requirement(text)))
-    if not given and not paths:
+        try:
+            requirements.append(_checked(Requirement(text), repr(text)))
+        except InvalidRequirement as exc:
+            reason = str(exc).splitlines()[0].rstrip(".")
+            raise SpecError(
+                f"--what-if {text!r} is not a requirement ({reason})",
+                f"write NAME, NAME==VERSION or NAME>=LOW,<HIGH, or -r FILE, e.g. {EXAMPLE}",
+            ) from None
+    if not requirements and not paths:
         raise SpecError("--what-if needs at least one requirement", f"name what to add, e.g. {EXAMPLE}")
-    requirements = [Requirement(spec) for spec in given]
+    given = tuple(str(requirement) for requirement in requirements)
     for path in paths:
         if not path.is_file():
             raise SpecError(f"-r {path}: no such file", "give the path of a requirements file (relative to here)")
         _refuse_options(path)
         for direct in read_in(path, path.parent):
             requirements.append(_checked(direct.requirement, f"{path.name}:{direct.line}"))
-    return WhatIfRequest(tuple(given), tuple(paths), tuple(requirements))
+    return WhatIfRequest(given, tuple(paths), tuple(requirements))
 
 
 def _refuse_options(path: Path) -> None:
@@ -151,27 +153,14 @@ def _refuse_options(path: Path) -> None:
 
 
 def _file_option(text: str) -> str:
+    """The FILE of `-r FILE`, `-rFILE`, `-r=FILE`, `--requirement FILE` or `--requirement=FILE`."""
     parts = shlex.split(text)
-    option, _, value = parts[0].partition("=")
-    if not value and option in ("-r", "--requirement") and len(parts) == 2:
+    if len(parts) == 2 and parts[0] in ("-r", "--requirement"):
         return parts[1]
-    if option == "-r" and not value and len(parts) == 1 and len(text) > 2:
-        return text[2:].strip()  # -rextra.in
-    if value and len(parts) == 1:
-        return value
+    match = re.fullmatch(r"(?:-r=?|--requirement=)(.+)", parts[0]) if len(parts) == 1 else None
+    if match:
+        return match[1]
     raise SpecError(f"--what-if {text!r} is not `-r FILE`", "write one requirements file per -r, e.g. -r extra.in")
-
-
-def _requirement(text: str) -> Requirement:
-    try:
-        requirement = Requirement(text)
-    except InvalidRequirement as exc:
-        reason = str(exc).splitlines()[0].rstrip(".")
-        raise SpecError(
-            f"--what-if {text!r} is not a requirement ({reason})",
-            f"write NAME, NAME==VERSION or NAME>=LOW,<HIGH, or -r FILE, e.g. {EXAMPLE}",
-        ) from None
-    return _checked(requirement, repr(text))
 
 
 def _checked(requirement: Requirement, where: str) -> Requirement:
@@ -558,7 +547,7 @@ def project(
     ]
     source = f"{config.relative(current.lock.path)} ({current.lock.digest[:12]}) as build/layer.zip ships it"
     baseline = {"used_bytes": current.budget.used_bytes, "distributions": before}
-    budget = dataclasses.replace(budget, comparison=compare(budget, baseline, CURRENT, source))
+    budget = dataclasses.replace(budget, comparison=compare(budget, baseline, "the current lock", source))
     moves, notes = moved_pins(current.lock, lock), held_back(config, paths, request, lock)
     return Projection(request, config.target, budget, entries, how, measured, added, moves, notes)
 
