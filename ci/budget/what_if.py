@@ -633,7 +633,6 @@ class Measurer:
 
     @property
     def setting_key(self) -> str:
-        """Everything but the wheel that decides a measurement."""
         build, target = self.config.build, self.config.target
         settings = repr((build.keep, build.remove, target.runtime.name, target.architecture, target.glibc))
         parts = [rules.fingerprint(build.prune), settings, sources_digest(*MEASURING_CODE)]
@@ -647,11 +646,33 @@ class Measurer:
                 data = json.loads(self._cache_file(wheel).read_text())
                 if data.get("sha256") == wheel.sha256:
                     found[wheel.pin.name] = Measured(**{**data, "from_cache": True})
-        todo = [wheel for wheel in wheels if wheel.pin.name not in found]
-        if todo:
-            for measured, wheel in zip(self._measure(todo), sorted(todo, key=lambda w: w.pin.name), strict=True):
-                _write_cached(self._cache_file(wheel), measured)
-                found[wheel.pin.name] = measured
+        todo = sorted((wheel for wheel in wheels if wheel.pin.name not in found), key=lambda w: w.pin.name)
+        if not todo:
+            return found
+        # The rest are installed together into a tree kept for `tree`; each distribution's files and .pyc are read.
+        site = self._tree_dir(todo)
+        installed, errors = self._prepare(site, todo)
+        owners = Owners.of_installed((d.name, d.files) for d in installed)
+        files: dict[str, dict[str, int]] = {d.name: {} for d in installed}
+        for path in walk_files(site):
+            rel = path.relative_to(site).as_posix()
+            owner = owners.distribution(f"{BUILD_SITE}/{rel}")
+            if owner in files:
+                files[owner][rel] = path.stat().st_size
+        sources = sorted(rel for shipped in files.values() for rel in shipped if rel.endswith(".py"))
+        version = self.config.target.runtime.python
+        # Into the tree's __pycache__/ (whoever reads the tree as the build leaves it before bytecode skips them).
+        compile_files(self.python, version, site, sources, self.paths.cache / "bytecode", False, LAMBDA_SITE)
+        pyc = {rel: (site / pyc_path(rel, version, False)).stat().st_size for rel in sources}
+        for d, wheel in zip(installed, todo, strict=True):
+            found[wheel.pin.name] = Measured(
+                version=d.version,
+                sha256=wheel.sha256,
+                files=dict(sorted(files[d.name].items())),
+                pyc={rel: pyc[rel] for rel in sorted(files[d.name]) if rel in pyc},
+                import_errors={name: error for name, error in errors.items() if _owned(name, files[d.name], d.name)},
+            )
+            _write_cached(self._cache_file(wheel), found[wheel.pin.name])
         return found
 
     def _cache_file(self, wheel: CachedWheel) -> Path:
@@ -665,7 +686,7 @@ class Measurer:
         return site
 
     def discard_trees(self) -> None:
-        """Delete this process's kept trees (hundreds of MB for a large distribution)."""
+        """This process's kept trees: hundreds of MB for a large distribution."""
         for tree in (self.paths.build / "what-if" / "trees").glob(f"*-{os.getpid()}"):
             shutil.rmtree(tree, ignore_errors=True)
 
@@ -695,34 +716,6 @@ class Measurer:
             strip.strip_tree(site, self.paths.cache / "strip", strip.dlopen_check(self.python))
         (site.parent / "done").write_text("")  # what `tree` reuses (its __pycache__/ is never read from it)
         return installed, errors
-
-    def _measure(self, wheels: Sequence[CachedWheel]) -> list[Measured]:
-        """Prepare the wheels' tree (kept for `tree`), then read each distribution's files and compile its .pyc."""
-        (self.paths.build / "what-if").mkdir(parents=True, exist_ok=True)
-        site = self._tree_dir(wheels)
-        installed, errors = self._prepare(site, wheels)
-        owners = Owners.of_installed((d.name, d.files) for d in installed)
-        files: dict[str, dict[str, int]] = {d.name: {} for d in installed}
-        for path in walk_files(site):
-            rel = path.relative_to(site).as_posix()
-            owner = owners.distribution(f"{BUILD_SITE}/{rel}")
-            if owner in files:
-                files[owner][rel] = path.stat().st_size
-        sources = sorted(rel for shipped in files.values() for rel in shipped if rel.endswith(".py"))
-        version = self.config.target.runtime.python
-        # Into the tree's __pycache__/ (whoever reads the tree as the build leaves it before bytecode skips them).
-        compile_files(self.python, version, site, sources, self.paths.cache / "bytecode", False, LAMBDA_SITE)
-        pyc = {rel: (site / pyc_path(rel, version, False)).stat().st_size for rel in sources}
-        return [
-            Measured(
-                version=d.version,
-                sha256=wheel.sha256,
-                files=dict(sorted(files[d.name].items())),
-                pyc={rel: pyc[rel] for rel in sorted(files[d.name]) if rel in pyc},
-                import_errors={name: error for name, error in errors.items() if _owned(name, files[d.name], d.name)},
-            )
-            for d, wheel in zip(installed, sorted(wheels, key=lambda w: w.pin.name), strict=True)
-        ]
 
 
 def _owned(item: str, files: dict[str, int], distribution: str) -> bool:
