@@ -551,14 +551,28 @@ def baseline_from_ref(
     handler = config.root / config.function.handler.split(".", 1)[0]
     code = sources_digest(CI_PACKAGE, handler, config.smoke.events).encode()
     key = hashlib.sha256(b"\0".join([lock, config.file.read_bytes(), model, code])).hexdigest()
-    key_file = base.build / BASELINE_KEY
+    key_file, lock_file = base.build / BASELINE_KEY, base.build / "requirements-layer.txt"
     cached = key_file.is_file() and key_file.read_text() == key and base.layer_zip.is_file()
-    if rebuild or not cached:
+    if rebuild or not cached:  # `python -m ci build` of the ref's lock in its own tree, with this configuration
         key_file.unlink(missing_ok=True)
-        build_layer_at(lock, base.build, paths.cache, config.file, paths.model_dir)
+        base.build.mkdir(parents=True, exist_ok=True)
+        if paths.model_dir.is_dir():  # the runtime bytecode is chosen by tracing the handler with the model
+            shutil.copytree(paths.model_dir, base.model_dir, dirs_exist_ok=True)
+        lock_file.write_bytes(lock)
+        settings = base.build / "pipeline.toml"
+        settings.write_text(_with_layer_lock(config.file, lock_file))
+        command = [sys.executable, "-m", "ci", "--build-dir", str(base.build), "--cache-dir", str(paths.cache)]
+        result = subprocess.run(
+            [*command, "--config", str(settings), "build"], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+            raise PipelineError(
+                f"building the baseline layer in {base.build} failed (exit {result.returncode}):\n{tail}",
+                "fix the build of that lock, or compare with --baseline PATH instead",
+            )
         key_file.write_text(key)
     # Only the layer comes from the ref: the function code is this checkout's on both sides.
-    lock_file = base.build / "requirements-layer.txt"
     inputs = gather_inputs(config, base, limit_bytes, lock_file, function_zip or paths.function_zip)
     return budget_to_dict(compute_budget(inputs)), source + f", built in {display_path(base.build, config.root)}"
 
@@ -622,26 +636,6 @@ def lock_at_ref(root: Path, ref: str, lock_path: str) -> tuple[str, bytes]:
             "compare with a ref that has the lock, or pass --baseline PATH to a budget.json",
         )
     return sha, shown.stdout
-
-
-def build_layer_at(lock: bytes, build_dir: Path, cache_dir: Path, config_file: Path, model_dir: Path) -> None:
-    """`python -m ci build` of `lock` in its own tree, with this checkout's configuration and model (the runtime
-    bytecode is chosen by tracing the handler on it)."""
-    build_dir.mkdir(parents=True, exist_ok=True)
-    if model_dir.is_dir():
-        shutil.copytree(model_dir, build_dir / "model", dirs_exist_ok=True)
-    lock_file = build_dir / "requirements-layer.txt"
-    lock_file.write_bytes(lock)
-    settings = build_dir / "pipeline.toml"
-    settings.write_text(_with_layer_lock(config_file, lock_file))
-    command = [sys.executable, "-m", "ci", "--build-dir", str(build_dir), "--cache-dir", str(cache_dir)]
-    result = subprocess.run([*command, "--config", str(settings), "build"], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-        raise PipelineError(
-            f"building the baseline layer in {build_dir} failed (exit {result.returncode}):\n{tail}",
-            "fix the build of that lock, or compare with --baseline PATH instead",
-        )
 
 
 _LAYER_LOCK = re.compile(r"^(?P<key>\s*layer_lock\s*=\s*)(?P<value>\"[^\"\n]*\"|'[^'\n]*')", re.MULTILINE)

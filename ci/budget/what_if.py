@@ -190,14 +190,6 @@ def target_name(target: Target) -> str:
     return f"{target.runtime.name} {target.architecture} (glibc {target.glibc}, {target.runtime.python_tag})"
 
 
-def glibc_needed(platform: str) -> tuple[int, int] | None:
-    """(2, 28) for manylinux_2_28_x86_64 and (2, 17) for manylinux2014_x86_64; None for other platforms."""
-    match = _MANYLINUX.match(platform)
-    if match:
-        return int(match[1]), int(match[2])
-    return _LEGACY.get(platform.split("_", 1)[0])
-
-
 def why_unfit(requirement: Requirement, index: SimpleIndex, target: Target) -> Unfit | None:
     """None when some version `requirement` allows has a wheel `target` loads; else what it has instead."""
     project = index.project(requirement.name)
@@ -257,21 +249,17 @@ def _judge(requirement: Requirement, project: Project, target: Target) -> Unfit 
 
 
 def _glibc_gap(wheels: list[IndexFile], target: Target) -> str:
-    """ "; manylinux_2_28 needs glibc 2.28, python3.11's is 2.26" when the machine fits but glibc does not."""
-    needed = sorted(
-        {
-            glibc
-            for f in wheels
-            for t in _tags(f)
-            if t.platform.endswith(target.machine) and (glibc := glibc_needed(t.platform)) is not None
-        }
-    )
-    if not needed or needed[0] <= target.glibc_tuple:
+    """ "; the oldest needs glibc 2.28: python3.11's glibc 2.26 ..." when the machine fits but glibc does not."""
+    needed = []
+    for tag in {t.platform for f in wheels for t in _tags(f) if t.platform.endswith(target.machine)}:
+        match = _MANYLINUX.match(tag)  # manylinux_2_28_x86_64, else a legacy alias (manylinux2014_x86_64)
+        glibc = (int(match[1]), int(match[2])) if match else _LEGACY.get(tag.split("_", 1)[0])
+        if glibc is not None:
+            needed.append(glibc)
+    if not needed or min(needed) <= target.glibc_tuple:
         return ""
-    lowest = needed[0]
-    return (
-        f"; the oldest needs glibc {lowest[0]}.{lowest[1]}: {target.runtime.name}'s glibc {target.glibc} cannot load it"
-    )
+    major, minor = min(needed)
+    return f"; the oldest needs glibc {major}.{minor}: {target.runtime.name}'s glibc {target.glibc} cannot load it"
 
 
 def _other_targets(wheels: list[IndexFile], current: Target) -> list[str]:
@@ -385,23 +373,6 @@ def resolve(config: Config, paths: BuildPaths, request: WhatIfRequest, workdir: 
             [],
         ) from None
     return read_layer_lock(output)
-
-
-def moved_pins(current: LockFile, projected: LockFile) -> list[Move]:
-    return [
-        Move(name, str(pin.version), str(after.version), tuple(after.via))
-        for name, pin in sorted(current.pins.items())
-        if (after := projected.pins.get(name)) is not None and after.version != pin.version
-    ]
-
-
-def held_back(config: Config, paths: BuildPaths, request: WhatIfRequest, projected: LockFile) -> list[str]:
-    """For each requested package the resolve settled below the newest release of: why, if for the target."""
-    index = index_for(config, paths)
-    names = dict.fromkeys(canonicalize_name(req.name) for req in request.requirements)  # in order, once each
-    pins = [pin for name in names if (pin := projected.pins.get(name)) is not None and pin.version]
-    notes = [why_not_newest(pin.name, str(pin.version), index, config.target) for pin in pins]
-    return [note for note in notes if note]
 
 
 @dataclass(frozen=True)
@@ -548,7 +519,16 @@ def project(
     source = f"{config.relative(current.lock.path)} ({current.lock.digest[:12]}) as build/layer.zip ships it"
     baseline = {"used_bytes": current.budget.used_bytes, "distributions": before}
     budget = dataclasses.replace(budget, comparison=compare(budget, baseline, "the current lock", source))
-    moves, notes = moved_pins(current.lock, lock), held_back(config, paths, request, lock)
+    moves = [
+        Move(name, str(pin.version), str(after.version), tuple(after.via))
+        for name, pin in sorted(current.lock.pins.items())
+        if (after := lock.pins.get(name)) is not None and after.version != pin.version
+    ]
+    # For each requested package the resolve settled below the newest release of: why, if for the target.
+    index = index_for(config, paths)
+    names = dict.fromkeys(canonicalize_name(req.name) for req in request.requirements)  # in order, once each
+    pins = [pin for name in names if (pin := lock.pins.get(name)) is not None and pin.version]
+    notes = [note for pin in pins if (note := why_not_newest(pin.name, str(pin.version), index, config.target))]
     return Projection(request, config.target, budget, entries, how, measured, added, moves, notes)
 
 
