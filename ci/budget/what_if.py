@@ -25,7 +25,7 @@ from packaging.tags import Tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from ci import logs, unpacked_layers
+from ci import unpacked_layers
 from ci.budget.compute import (
     BUILD_FIX,
     CI_PACKAGE,
@@ -55,7 +55,7 @@ from ci.lock.resolve import compile_lock, lock_jobs
 from ci.paths import BuildPaths
 from ci.pins.check import PACKAGES
 from ci.pip import LEGACY_ALIASES, target_tags
-from ci.reports import Finding, sha256_file, write_report
+from ci.reports import Finding, sha256_file
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners, canonical
 from ci.site.tree import globbed, link_or_copy, walk_files
@@ -837,38 +837,6 @@ def what_if(
     answer = Answer(budget.passed, render_text(projection, findings), report, notes, timings)
     _write_cached(answer_file, answer)
     return answer
-
-
-def run_what_if(
-    config: Config,
-    paths: BuildPaths,
-    specs: list[str],
-    files: list[Path],
-    limit_bytes: int | None = None,
-    fresh: bool = False,
-) -> int:
-    """The command: print the answer, write reports/budget-what-if.json, exit 0 (pass, warn) or 1 (fail)."""
-    request = parse_request(specs, files, Path.cwd())  # a typo fails here, before any work
-    try:
-        answer = what_if(config, paths, request, limit_bytes, fresh)
-    except UnresolvableError as exc:
-        findings = [Finding(CHECK, "error", item.message, item.fix) for item in exc.unfit] or None
-        data = {"what_if": request.shown(), "error": exc.problem, "fix": exc.fix}
-        write_report(paths, CHECK, False, data, findings=findings)
-        raise
-    findings = [Finding.from_dict(item, CHECK) for item in answer.findings]
-    cache = "hit" if answer.from_cache else "miss"
-    total = answer.timings.get("total", 0.0)
-    report = write_report(
-        paths, CHECK, answer.passed, {**answer.report, "cache": cache, "answered_in_s": total}, findings=findings
-    )
-    logs.result(logger, answer.text)
-    how = "answered from the cache" if answer.from_cache else "computed"
-    logger.info(f"\nwrote {display_path(report, config.root)} ({how} in {total:.1f}s)")
-    errors = [finding for finding in findings if finding.severity == "error"]
-    if errors:
-        raise CheckFailedError(errors[0].message, errors[0].fix)
-    return 0
 
 
 @dataclass
