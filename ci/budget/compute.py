@@ -223,11 +223,7 @@ def removal_options(
     if not inputs.compact_profile:
         compact = compact_removals([e for name, group in entries.items() if name in judged for e in group], trace)
         saves = sum(sizes[path] for path in compact) if compact_bytes is None else used_bytes - compact_bytes
-        scope = (
-            "files the import trace never saw and .py shipped beside its .pyc"
-            if trace
-            else ".py shipped beside its .pyc"
-        )
+        scope = ("files the import trace never saw and " if trace else "") + ".py shipped beside its .pyc"
         action = (
             f"turn on the compact profile: it drops {compact_how if compact_bytes is not None else scope}; the build "
             "proves the imports and the handler's answers on every event again, and the full smoke must still pass"
@@ -308,7 +304,7 @@ def gather_inputs(
         )
     layer = read_zip(layer_zip or paths.layer_zip, "layer.zip", "layer", BUILD_FIX, shown=paths.layer_zip)
     function = read_zip(function_zip or paths.function_zip, "function.zip", "function", BUILD_FIX, paths.function_zip)
-    report = read_json(paths.report("build"), BUILD_FIX, required=False) or {}
+    report = read_json(paths.report("build"), BUILD_FIX, required=False)
     built_from = report.get("lock")
     if isinstance(built_from, dict) and isinstance(built_from.get("sha256"), str):
         lock = {"path": str(built_from.get("path", "")), "sha256": built_from["sha256"]}  # what the layer holds
@@ -327,12 +323,12 @@ def gather_inputs(
     return BudgetInputs(config, function, layer, limit_bytes, report, extra_zips, trace, lock, compact)
 
 
-def read_json(path: Path, fix: str, required: bool = True, what: str = "") -> dict[str, Any] | None:
-    """A JSON object from `path`; `what` ("baseline ") says which file a message is about."""
+def read_json(path: Path, fix: str, required: bool = True, what: str = "") -> dict[str, Any]:
+    """A JSON object from `path` ({} if not `required` and missing); `what` ("baseline ") names the file."""
     if not path.is_file():
         if required:
             raise PipelineError(f"{what}{path} not found", fix)
-        return None
+        return {}
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -343,8 +339,7 @@ def read_json(path: Path, fix: str, required: bool = True, what: str = "") -> di
 
 
 def import_trace(paths: BuildPaths, layer: ZipContents, build_report: Mapping[str, Any]) -> ImportTrace | None:
-    """The smoke report's trace if taken on this layer.zip; else the build's, if it traced the handler
-    answering the committed events and built exactly this layer.zip; else a stale smoke trace (flagged)."""
+    """The smoke trace of this layer.zip, else the build's trace of the events on it, else a stale smoke trace."""
     layer_sha = sha256_file(layer.path)
     smoke = smoke_trace(paths, layer_sha)
     if smoke is not None and smoke.same_layer:
@@ -360,7 +355,7 @@ def import_trace(paths: BuildPaths, layer: ZipContents, build_report: Mapping[st
 
 def smoke_trace(paths: BuildPaths, layer_sha: str) -> ImportTrace | None:
     report_path = paths.report("smoke")
-    report = read_json(report_path, "rerun `python -m ci smoke`", required=False) or {}
+    report = read_json(report_path, "rerun `python -m ci smoke`", required=False)
     trace = report.get("import_trace")
     if not isinstance(trace, dict):
         return None
@@ -445,8 +440,7 @@ def _largest_first(groups: Iterable[Group]) -> list[Group]:
 
 
 def _folder(path: str) -> str | None:
-    """scipy/special for python/scipy/special/...: the unit a new pruning rule could cut. Not vendored-library
-    folders (*.libs: extension modules load them), metadata (installers need it) or a package's own files."""
+    """scipy/special of python/scipy/special/...: what a rule could cut (never *.libs, which extensions load)."""
     parts = path.removeprefix(LAYER_PREFIX).split("/")
     if len(parts) < 3 or parts[1] == "__pycache__" or category(path) in (METADATA, VENDORED_LIBRARIES):
         return None
@@ -537,8 +531,7 @@ def baseline_from_ref(
     rebuild: bool = False,
     function_zip: Path | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """The budget of the layer built from the lock at `ref`, with this checkout's rules, model and function.
-    The build is deterministic: an identical lock gives this build's figures without building twice."""
+    """The budget of the lock at `ref` built with this checkout's rules, model and function (same lock: no build)."""
     lock_path = config.relative(config.lock.layer_lock)
     sha, lock = lock_at_ref(config.root, ref, lock_path)
     source = f"{lock_path} at {ref} ({sha[:12]})"
@@ -581,7 +574,6 @@ def load_baseline(path: Path) -> dict[str, Any]:
     """A budget.json written by this pipeline's report format; anything else is refused by name."""
     fix = "pass a budget.json written by `python -m ci budget` of this pipeline version, or use --baseline-ref REF"
     data = read_json(path, fix, what="baseline ")
-    assert data is not None  # required: a missing file raised
     if data.get("format") != REPORT_FORMAT:
         raise PipelineError(
             f"baseline {path} has report format {data.get('format')!r}; this pipeline reads format {REPORT_FORMAT}",

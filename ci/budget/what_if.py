@@ -541,8 +541,8 @@ def measure_compact(
     new_site: Path | None,
     workdir: Path,
 ) -> tuple[int | None, str]:
-    """(layer bytes or None, the log line) of the projected layer after the build's compact step, with the handler
-    traced on it: whether an added distribution is imported (pandas imports pyarrow when present) is seen."""
+    """(layer bytes or None, log line) after the compact step, the handler traced on the projected layer itself:
+    an added distribution may be imported by an existing one (pandas imports pyarrow when present)."""
     if not paths.model.is_file():
         return None, f"not measured: no model at {paths.model} to trace the handler with (train first)"
     if workdir.exists():
