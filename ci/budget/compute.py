@@ -12,9 +12,8 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ci.budget.render import (
     TRACE_BUILD,
@@ -45,15 +44,13 @@ from ci.units import as_mb
 from ci.zipsafe import open_zip
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     path: str  # as stored in the zip, e.g. python/numpy/__init__.py
     unzipped_bytes: int  # ZipInfo.file_size
     zipped_bytes: int  # ZipInfo.compress_size
 
 
-@dataclass(frozen=True)
-class ZipContents:
+class ZipContents(NamedTuple):
     name: str  # how reports call it: function.zip, layer.zip, or an extra layer's file name
     kind: str  # function | layer | extra layer
     path: Path
@@ -129,8 +126,7 @@ def attribute(
     return owner, versions
 
 
-@dataclass(frozen=True)
-class ImportTrace:
+class ImportTrace(NamedTuple):
     """What the handler really imported: smoke.json's "import_trace", or build.json's (see import_trace)."""
 
     report: str
@@ -275,8 +271,7 @@ BASELINE_KEY = "baseline.key"
 CI_PACKAGE = Path(__file__).resolve().parents[1]  # ci/: the code the baseline and what-if cache keys cover
 
 
-@dataclass(frozen=True)
-class BudgetInputs:
+class BudgetInputs(NamedTuple):
     config: Config
     function: ZipContents
     layer: ZipContents

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import Tag
@@ -177,8 +177,7 @@ _LEGACY = {alias: (2, minor) for minor, alias in LEGACY_ALIASES.items()}
 MAX_TAGS = 8
 
 
-@dataclass(frozen=True)
-class Unfit:
+class Unfit(NamedTuple):
     """A requested package no version of which (within its specifier) the target can install."""
 
     name: str
@@ -321,8 +320,7 @@ DEFAULT_INDEX = "https://pypi.org/simple"
 UV_DETAIL_LINES = 8
 
 
-@dataclass(frozen=True)
-class Move:
+class Move(NamedTuple):
     name: str
     before: str
     after: str
@@ -375,8 +373,7 @@ def resolve(config: Config, paths: BuildPaths, request: WhatIfRequest, workdir: 
     return read_layer_lock(output)
 
 
-@dataclass(frozen=True)
-class Current:
+class Current(NamedTuple):
     """The layer the question is asked against: the current lock, as build/layer.zip holds it."""
 
     lock: LockFile
@@ -953,7 +950,7 @@ def report_data(projection: Projection, timings: dict[str, float]) -> dict[str, 
             {**asdict(row), "delta_bytes": row.delta_bytes, "measured": projection.how.get(row.name)}
             for row in comparison.distributions
         ],
-        "moved_pins": [asdict(move) for move in projection.moves],
+        "moved_pins": [move._asdict() for move in projection.moves],
         "held_back": projection.held_back,
         "bytecode_if_imported": projection.bytecode_if_imported,
         "import_errors": {name: m.import_errors for name, m in projection.measured.items() if m.import_errors},
