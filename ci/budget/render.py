@@ -238,7 +238,6 @@ CAUSE_FILE = "requirements.in"  # where the layer's contents are chosen
 
 
 def _sizes(unzipped: int, zipped: int | None) -> tuple[str, str, str]:
-    """Unzipped bytes, unzipped MB, zipped MB."""
     return as_bytes(unzipped), mb_cell(unzipped), mb_cell(zipped)
 
 
@@ -369,14 +368,11 @@ def pie(budget: Budget) -> str:
         for c in budget.components
         if c.kind != "layer"
     ]
+    limit = as_mb(budget.limit_bytes)
+    title = f"Unzipped MB: {as_mb(-budget.headroom_bytes)} over the {limit} limit"
     if budget.headroom_bytes > 0:
         slices.append(("headroom", budget.headroom_bytes))
-    limit = as_mb(budget.limit_bytes)
-    title = (
-        f"Unzipped MB against the {limit} limit"
-        if budget.headroom_bytes > 0
-        else f"Unzipped MB: {as_mb(-budget.headroom_bytes)} over the {limit} limit"
-    )
+        title = f"Unzipped MB against the {limit} limit"
     lines = ["```mermaid", "pie showData", f"    title {title}"]
     for label, size in slices:
         value = round(size / MB, 2)
