@@ -56,14 +56,6 @@ class ZipContents(NamedTuple):
     path: Path
     entries: tuple[Entry, ...]  # files only, in zip order
 
-    @property
-    def unzipped_bytes(self) -> int:
-        return sum(entry.unzipped_bytes for entry in self.entries)
-
-    @property
-    def zipped_bytes(self) -> int:
-        return sum(entry.zipped_bytes for entry in self.entries)
-
 
 def read_zip(path: Path, name: str, kind: str, how_to_make: str, shown: Path | None = None) -> ZipContents:
     """The file entries of `path`; `shown`: the artifact `path` is a snapshot of, named in messages."""
@@ -366,7 +358,7 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
     layer_entries = inputs.layer.entries
     zips = [inputs.function, inputs.layer, *inputs.extra_zips]
     components = [
-        *(Component(z.name, z.kind, str(z.path), z.unzipped_bytes, z.zipped_bytes, len(z.entries)) for z in zips),
+        *(Component(z.name, z.kind, str(z.path), *totals(z.entries)) for z in zips),
         *(
             Component(":".join(layer.arn.split(":")[-2:]), "extra layer", layer.arn, layer.unzipped_bytes, None, None)
             for layer in inputs.config.budget.extra_layer_arns
@@ -424,10 +416,14 @@ def _shipped_by(contents: ZipContents, path: str, owner: Mapping[str, str]) -> s
     return FUNCTION_CODE if contents.kind == "function" else contents.name
 
 
-def _group(name: str, entries: Iterable[Entry], version: str | None = None) -> Group:
+def totals(entries: Iterable[Entry]) -> tuple[int, int, int]:
+    """Unzipped bytes, zipped bytes, files."""
     entries = list(entries)
-    unzipped, zipped = sum(e.unzipped_bytes for e in entries), sum(e.zipped_bytes for e in entries)
-    return Group(name, unzipped, zipped, len(entries), version)
+    return sum(e.unzipped_bytes for e in entries), sum(e.zipped_bytes for e in entries), len(entries)
+
+
+def _group(name: str, entries: Iterable[Entry], version: str | None = None) -> Group:
+    return Group(name, *totals(entries), version)
 
 
 def _largest_first(groups: Iterable[Group]) -> list[Group]:

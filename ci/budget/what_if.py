@@ -39,6 +39,7 @@ from ci.budget.compute import (
     gather_inputs,
     module_key,
     removal_options,
+    totals,
 )
 from ci.budget.render import FAIL, WARN, Budget, Component, Group, Suggestion, figures, headline, verdict_message
 from ci.cache_seal import sources_digest
@@ -491,11 +492,7 @@ def project(
         Component("layer.zip (projected)", "layer", lock_shown, sum(e.unzipped_bytes for e in layer), None, len(layer)),
         *(c for c in current.budget.components if c.kind == "extra layer"),
     ]
-    groups = [
-        Group(name, sum(e.unzipped_bytes for e in group), 0, len(group), lock.pins[name].version)
-        for name, group in entries.items()
-        if name
-    ]
+    groups = [Group(name, *totals(group), lock.pins[name].version) for name, group in entries.items() if name]
     budget = dataclasses.replace(
         current.budget,
         components=components,
@@ -936,11 +933,7 @@ def report_data(projection: Projection, timings: dict[str, float]) -> dict[str, 
     assert comparison is not None
     target = projection.target
     return {
-        "what_if": {
-            **projection.request.shown(),
-            "lock": budget.lock["path"],
-            "lock_sha256": budget.lock["sha256"],
-        },
+        "what_if": {**projection.request.shown(), "lock": budget.lock["path"], "lock_sha256": budget.lock["sha256"]},
         "target": {"runtime": target.runtime.name, "architecture": target.architecture, "glibc": target.glibc},
         **figures(budget),
         "current": {"source": comparison.source, "used_bytes": comparison.before_used_bytes},
