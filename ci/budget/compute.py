@@ -298,8 +298,7 @@ def gather_inputs(
     else:
         lock_file = lock_file or config.lock.layer_lock
         lock = {"path": config.relative(lock_file), "sha256": sha256_file(lock_file)} if lock_file.is_file() else {}
-    # Was this layer built with the compact profile? The build report knows (`build --compact` does not
-    # change pipeline.toml); without one, the configuration is the best guess.
+    # Built compact? The build report knows (`build --compact` leaves pipeline.toml alone); else the configuration.
     compact = config.build.sourceless and config.build.prune_unimported
     if report:
         compact = bool((report.get("bytecode") or {}).get("sourceless")) and "unimported" in (report.get("rules") or {})

@@ -68,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 # A shared library named like a module (pyarrow's libarrow_python.so): loaded by other modules, not imported.
 NOT_A_MODULE = "does not define module export function"
-LAYER_STEPS = ("strip", "verify", "install", "bytecode")  # the build's own code that measuring runs
+LAYER_STEPS = ("strip", "verify", "wheels", "bytecode")  # the build's own code that measuring runs
 # This module is measuring code too: a new measurement cache format is a new cache key.
 MEASURING_CODE = [Path(__file__), *(CI_PACKAGE / "layer" / f"{step}.py" for step in LAYER_STEPS)]
 CHECK = "budget-what-if"
