@@ -382,11 +382,12 @@ def pie(budget: Budget) -> str:
 
 
 def render_markdown(budget: Budget) -> str:
-    parts = (item.markdown() if isinstance(item, Table) else item for item in _document(budget))
-    return "\n".join(parts).rstrip() + "\n"
+    blocks = (item.markdown() if isinstance(item, Table) else item for item in _document(budget))
+    return "\n\n".join(blocks).rstrip() + "\n"
 
 
 def _document(budget: Budget) -> list[str | Table]:
+    """budget.md's blocks (headings, paragraphs, tables), separated by a blank line when rendered."""
     comparison = budget.comparison
     headline = (
         f"## {ICONS[budget.status]} Lambda size budget: {budget.status} — {as_bytes(budget.used_bytes)} of "
@@ -417,30 +418,24 @@ def _document(budget: Budget) -> list[str | Table]:
             for d in comparison.distributions
             if d.status == "removed"
         ]
-    out: list[str | Table] = [headline, "", Table(["", "Bytes", "MB"], summary_rows), ""]
+    out: list[str | Table] = [headline, Table(["", "Bytes", "MB"], summary_rows)]
     message = verdict_message(budget)
     if message:
-        out += ["```text", message, "```", ""]
+        out.append(f"```text\n{message}\n```")
     components = [(c.name, c.kind, *_sizes(c.unzipped_bytes, c.zipped_bytes), c.files) for c in budget.components]
     out += [
         (
             "<sub>MB = 1,000,000 bytes (decimal). Sizes are unzipped unless marked zipped: Lambda counts the unzipped "
             "size of the function code plus every layer against one limit.</sub>"
         ),
-        "",
         pie(budget),
-        "",
         "### What Lambda counts",
-        "",
         Table(["Part", "Kind", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"], components, numeric_from=2),
-        "",
         "### Per distribution (layer, largest first)",
-        "",
         Table(headers, distributions, numeric_from=2),
-        "",
     ]
     if comparison:
-        out += [f"### Changes vs {comparison.label}", "", f"Baseline: {comparison.source}.", ""]
+        out += [f"### Changes vs {comparison.label}", f"Baseline: {comparison.source}."]
         changes = [
             (
                 row.name,
@@ -453,24 +448,20 @@ def _document(budget: Budget) -> list[str | Table]:
             for row in comparison.changes
         ]
         headers = ["Distribution", "Change", "Before (bytes)", "After (bytes)", "Delta (bytes)", "Delta"]
-        out += [Table(headers, changes, numeric_from=2) if changes else "No distribution changed in size or version."]
-        out.append("")
+        out.append(
+            Table(headers, changes, numeric_from=2) if changes else "No distribution changed in size or version."
+        )
     categories = [
         (g.name, *_sizes(g.unzipped_bytes, g.zipped_bytes), g.files, _share(g.unzipped_bytes, budget))
         for g in budget.categories
     ]
     out += [
         "### Per category",
-        "",
         Table(["Category", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files", "Share"], categories),
-        "",
         "### Bytecode",
-        "",
         bytecode_line(budget) + ".",
-        "",
         *_imports_section(budget),
         "### What pruning removed",
-        "",
     ]
     rules = [
         (r.name, r.files, as_bytes(r.bytes), mb_cell(r.bytes), ", ".join(f"`{p}`" for p in r.paths[:2]))
@@ -486,14 +477,19 @@ def _document(budget: Budget) -> list[str | Table]:
         for f in budget.largest_files
     ]
     headers = ["File", "Distribution", "Category", "Unzipped bytes", "Unzipped MB", "Zipped MB"]
-    out += ["", f"<details><summary>{len(files)} largest files</summary>", ""]
-    out += [Table(headers, files, numeric_from=3), "", "</details>", ""]
+    out += [
+        f"<details><summary>{len(files)} largest files</summary>",
+        Table(headers, files, numeric_from=3),
+        "</details>",
+    ]
     if budget.suggestions:
-        lines = [f"- {idea.describe(budget.limit_bytes, code=lambda line: f'`{line}`')}" for idea in budget.suggestions]
+        lines = "\n".join(
+            f"- {idea.describe(budget.limit_bytes, code=lambda line: f'`{line}`')}" for idea in budget.suggestions
+        )
         if budget.status == PASS:
-            out += ["<details><summary>What could be removed</summary>", "", *lines, "", "</details>", ""]
+            out += ["<details><summary>What could be removed</summary>", lines, "</details>"]
         else:
-            out += ["### What could be removed", "", *lines, ""]
+            out += ["### What could be removed", lines]
     return out
 
 
@@ -505,17 +501,17 @@ def _change(status: str, before: str | None, after: str | None) -> str:
 
 def _imports_section(budget: Budget) -> list[str | Table]:
     imports = budget.imports
-    out: list[str | Table] = ["### Shipped but never imported", ""]
+    out: list[str | Table] = ["### Shipped but never imported"]
     if imports is None:
         no_trace = (
             "No import trace yet: the layer build records one when it has a trained model to run the handler "
             "with (`python -m training`, then `python -m ci build`), and so does the smoke invocation "
             "(`python -m ci smoke`)."
         )
-        return [*out, no_trace, ""]
-    out += [f"Import trace: {imports.traced_by} (`{imports.report}`).", ""]
+        return [*out, no_trace]
+    out.append(f"Import trace: {imports.traced_by} (`{imports.report}`).")
     if not imports.same_layer:
-        out += [f"> The trace in `{imports.report}` was taken on another layer.zip: rerun the smoke invocation.", ""]
+        out.append(f"> The trace in `{imports.report}` was taken on another layer.zip: rerun the smoke invocation.")
     if imports.never_imported:
         out.append(
             f"{len(imports.never_imported)} distribution(s), {as_bytes(imports.never_imported_bytes)} bytes "
@@ -534,14 +530,14 @@ def _imports_section(budget: Budget) -> list[str | Table]:
         for use in imports.distributions
     ]
     headers = ["Distribution", "Shipped bytes", "Imported bytes", "Imported files", "Never imported"]
-    out += ["", Table(headers, uses, text_after=4), ""]
+    out.append(Table(headers, uses, text_after=4))
     if imports.unimported_directories:
         folders = [
             (f"`python/{g.name}`", as_bytes(g.unzipped_bytes), mb_cell(g.unzipped_bytes), g.files)
             for g in imports.unimported_directories
         ]
-        out += ["Largest package folders nothing was imported from:", ""]
-        out += [Table(["Folder", "Unzipped bytes", "Unzipped MB", "Files"], folders), ""]
+        table = Table(["Folder", "Unzipped bytes", "Unzipped MB", "Files"], folders)
+        out += ["Largest package folders nothing was imported from:", table]
     return out
 
 
