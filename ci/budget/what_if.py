@@ -21,7 +21,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.tags import Tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -86,8 +85,7 @@ EXAMPLE = "--what-if pyarrow 'lightgbm==4.5.0' -r extra.in"
 
 
 class SpecError(PipelineError):
-    def __str__(self) -> str:
-        return f"{self.problem}; fix: {self.fix}" if self.fix else self.problem
+    __str__ = PipelineError.one_line
 
 
 @dataclass(frozen=True)
@@ -116,8 +114,17 @@ def parse_request(specs: Sequence[str], files: Sequence[Path], cwd: Path) -> Wha
     requirements: list[Requirement] = []
     paths: list[Path] = [(cwd / path).resolve() for path in files]
     for text in (spec.strip() for spec in specs):
-        if text.startswith(("-r", "--requirement")):
-            paths.append((cwd / _file_option(text)).resolve())
+        if text.startswith(("-r", "--requirement")):  # -r FILE, -rFILE, -r=FILE, --requirement[=| ]FILE
+            parts = shlex.split(text)
+            match = re.fullmatch(r"(?:-r=?|--requirement=)(.+)", parts[0]) if len(parts) == 1 else None
+            if len(parts) == 2 and parts[0] in ("-r", "--requirement"):
+                paths.append((cwd / parts[1]).resolve())
+            elif match:
+                paths.append((cwd / match[1]).resolve())
+            else:
+                raise SpecError(
+                    f"--what-if {text!r} is not `-r FILE`", "write one requirements file per -r, e.g. -r extra.in"
+                )
             continue
         try:
             requirements.append(_checked(Requirement(text), repr(text)))
@@ -133,35 +140,19 @@ def parse_request(specs: Sequence[str], files: Sequence[Path], cwd: Path) -> Wha
     for path in paths:
         if not path.is_file():
             raise SpecError(f"-r {path}: no such file", "give the path of a requirements file (relative to here)")
-        _refuse_options(path)
+        for number, text in logical_lines(path.read_text()):  # requirement lines only: options are refused
+            line = strip_comment(text)
+            if line.startswith("-"):
+                option = line.split(maxsplit=1)[0].split("=", 1)[0]
+                raise SpecError(
+                    f"--what-if -r {path}:{number}: {option!r} is an option, not a requirement (a -r file given to "
+                    "--what-if holds requirement lines only)",
+                    "remove the line; write each package as NAME or NAME==VERSION (the index is pipeline.toml's "
+                    "lock.index_url), and pass another file with its own -r",
+                )
         for direct in read_in(path, path.parent):
             requirements.append(_checked(direct.requirement, f"{path.name}:{direct.line}"))
     return WhatIfRequest(given, tuple(paths), tuple(requirements))
-
-
-def _refuse_options(path: Path) -> None:
-    """Every line of a -r file is a requirement, a comment or blank: options are refused, naming file:line."""
-    for number, text in logical_lines(path.read_text()):
-        line = strip_comment(text)
-        if line.startswith("-"):
-            option = line.split(maxsplit=1)[0].split("=", 1)[0]
-            raise SpecError(
-                f"--what-if -r {path}:{number}: {option!r} is an option, not a requirement (a -r file given to "
-                "--what-if holds requirement lines only)",
-                "remove the line; write each package as NAME or NAME==VERSION (the index is pipeline.toml's "
-                "lock.index_url), and pass another file with its own -r",
-            )
-
-
-def _file_option(text: str) -> str:
-    """The FILE of `-r FILE`, `-rFILE`, `-r=FILE`, `--requirement FILE` or `--requirement=FILE`."""
-    parts = shlex.split(text)
-    if len(parts) == 2 and parts[0] in ("-r", "--requirement"):
-        return parts[1]
-    match = re.fullmatch(r"(?:-r=?|--requirement=)(.+)", parts[0]) if len(parts) == 1 else None
-    if match:
-        return match[1]
-    raise SpecError(f"--what-if {text!r} is not `-r FILE`", "write one requirements file per -r, e.g. -r extra.in")
 
 
 def _checked(requirement: Requirement, where: str) -> Requirement:
@@ -251,7 +242,7 @@ def _judge(requirement: Requirement, project: Project, target: Target) -> Unfit 
 def _glibc_gap(wheels: list[IndexFile], target: Target) -> str:
     """ "; the oldest needs glibc 2.28: python3.11's glibc 2.26 ..." when the machine fits but glibc does not."""
     needed = []
-    for tag in {t.platform for f in wheels for t in _tags(f) if t.platform.endswith(target.machine)}:
+    for tag in {t.platform for f in wheels if f.wheel for t in f.wheel[1] if t.platform.endswith(target.machine)}:
         match = _MANYLINUX.match(tag)  # manylinux_2_28_x86_64, else a legacy alias (manylinux2014_x86_64)
         glibc = (int(match[1]), int(match[2])) if match else _LEGACY.get(tag.split("_", 1)[0])
         if glibc is not None:
@@ -292,7 +283,7 @@ def _shown_tags(files: list[IndexFile], target: Target) -> str:
     """'its Linux wheels are tagged py3-none-manylinux_2_28_x86_64, ...': the target's Python and machine first."""
     accepted = target_tags(target)
     pythons = {(t.interpreter, t.abi) for t in accepted}
-    tags = {t for f in files for t in _tags(f)}
+    tags = {t for f in files if f.wheel for t in f.wheel[1]}
     relevant = {t for t in tags if (t.interpreter, t.abi) in pythons} or tags
     linux = {t for t in relevant if "linux" in t.platform} or relevant
     shown = sorted(linux, key=lambda t: (not t.platform.endswith(target.machine), str(t)))
@@ -301,20 +292,10 @@ def _shown_tags(files: list[IndexFile], target: Target) -> str:
     return f"its {which} are tagged {', '.join(str(t) for t in shown[:MAX_TAGS])}{more}"
 
 
-def _tags(file: IndexFile) -> frozenset[Tag]:
-    wheel = file.wheel
-    return wheel[1] if wheel is not None else frozenset()
-
-
 def _versioned(project: Project) -> list[tuple[IndexFile, Version]]:
     """Every file of the project with its version (wheels and sdists); unparsable names left out."""
-    found = []
-    for file in project.files:
-        wheel = file.wheel
-        version = wheel[0] if wheel is not None else sdist_version(project.name, file.filename)
-        if version is not None:
-            found.append((file, version))
-    return found
+    versions = ((f, f.wheel[0] if f.wheel else sdist_version(project.name, f.filename)) for f in project.files)
+    return [(file, version) for file, version in versions if version is not None]
 
 
 DEFAULT_INDEX = "https://pypi.org/simple"
@@ -724,17 +705,6 @@ def answer_key(config: Config, paths: BuildPaths, current: Current, request: Wha
     return hashlib.sha256(b"\0".join(hashlib.sha256(part).digest() for part in parts)).hexdigest()
 
 
-def fetch_wheels(config: Config, paths: BuildPaths, lock: LockFile, workdir: Path) -> tuple[list[CachedWheel], int]:
-    """(every pin's wheel, how many were downloaded): the build's hashed cache first, then the index."""
-    found, missing = find_cached(lock, paths.wheel_cache, config.target)
-    if not missing:
-        return found, 0
-    partial = workdir / "missing.txt"  # only these go to pip: the rest is in the cache already
-    partial.write_text("".join(f"{pin.text} {' '.join(f'--hash={h}' for h in pin.hashes)}\n" for pin in missing))
-    fetched = fetch(read_lock(partial), paths.wheel_cache, config.target, config.lock.index_url)
-    return found + list(fetched.wheels), len(missing)
-
-
 def _write_cached(path: Path, value: Measured | Answer) -> None:
     """Temp file + rename: concurrent what-ifs share the caches, and never read a torn entry."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -769,8 +739,12 @@ def what_if(
     workdir = paths.build / "what-if" / key[:16]
     lock = resolve(config, paths, request, workdir)
     step("resolve", f"{len(lock.entries)} pins for {target_name(config.target)}")
-    wheels, downloaded = fetch_wheels(config, paths, lock, workdir)
-    step("fetch", f"{len(wheels)} wheels, {downloaded} downloaded, the rest from the build's cache")
+    wheels, missing = find_cached(lock, paths.wheel_cache, config.target)  # the build's hashed cache first
+    if missing:
+        partial = workdir / "missing.txt"  # only these go to pip
+        partial.write_text("".join(f"{pin.text} {' '.join(f'--hash={h}' for h in pin.hashes)}\n" for pin in missing))
+        wheels += fetch(read_lock(partial), paths.wheel_cache, config.target, config.lock.index_url).wheels
+    step("fetch", f"{len(wheels)} wheels, {len(missing)} downloaded, the rest from the build's cache")
     unchanged: list[CachedWheel] = []  # the current layer ships byte for byte the same wheel
     new: list[CachedWheel] = []
     for wheel in wheels:
