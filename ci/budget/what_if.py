@@ -76,11 +76,6 @@ HOW = {
     "measured": "installed and pruned by the build's rules now",
     "cached": "installed and pruned by the build's rules (cached)",
 }
-COMPACT_MEASURED = (
-    "every file the handler never used on the committed events in the projected layer (measured: the "
-    "build's trace run on it, added distributions included) and the .py of every module it imported, "
-    "which ships as its .pyc"
-)
 EXAMPLE = "--what-if pyarrow 'lightgbm==4.5.0' -r extra.in"
 
 
@@ -520,8 +515,7 @@ def measure_compact(
     an added distribution may be imported by an existing one (pandas imports pyarrow when present)."""
     if not paths.model.is_file():
         return None, f"not measured: no model at {paths.model} to trace the handler with (train first)"
-    if workdir.exists():
-        shutil.rmtree(workdir)
+    shutil.rmtree(workdir, ignore_errors=True)
     site = workdir / BUILD_SITE
     for name, entries in projection.entries.items():
         source = new_site if name in projection.measured and new_site is not None else base_site
@@ -652,8 +646,7 @@ class Measurer:
 
     def _prepare(self, site: Path, wheels: Sequence[CachedWheel]) -> tuple[list[InstalledDistribution], dict[str, str]]:
         """Install, import (keep what loads), remove, prune and strip, as the build does; the import errors."""
-        if site.parent.exists():
-            shutil.rmtree(site.parent)
+        shutil.rmtree(site.parent, ignore_errors=True)
         installed = install_wheels(list(wheels), site, unpacked=self.paths.cache / "unpacked")
         errors: dict[str, str] = {}
         keep = globbed(site, self.config.build.keep)
@@ -684,25 +677,19 @@ def answer_key(config: Config, paths: BuildPaths, current: Current, request: Wha
     inputs = current.inputs
     trace = inputs.import_trace
     in_files = sorted({req.file for req in read_in(config.lock.requirements_in, config.root)})
-    parts: list[bytes] = [
-        current.lock.path.read_bytes(),
-        *(path.read_bytes() for path in [config.lock.requirements_in, *in_files]),
-        request.digest().encode(),
-        repr((config.target.runtime, config.target.architecture, config.target.glibc)).encode(),
-        rules.fingerprint(config.build.prune).encode(),
-        repr(config.build).encode(),
-        config.lock.index_url.encode(),
-        current.layer_sha256.encode(),
-        sha256_file(inputs.function.path).encode(),
-        *(sha256_file(extra.path).encode() for extra in inputs.extra_zips),
-        repr(config.budget.extra_layer_arns).encode(),
-        repr((inputs.limit_bytes, config.budget.warn_fraction)).encode(),
-        json.dumps([trace.source, sorted(trace.files)] if trace else None).encode(),
-        (sha256_file(paths.model) if paths.model.is_file() else "no model").encode(),
-        sources_digest(config.smoke.events).encode(),
-        sources_digest(CI_PACKAGE / "budget", CI_PACKAGE / "lock", CI_PACKAGE / "layer", CI_PACKAGE / "site").encode(),
+    target, budget = config.target, config.budget
+    settings = (target.runtime, target.architecture, target.glibc, config.build, config.lock.index_url)
+    files = [current.lock.path, config.lock.requirements_in, *in_files, inputs.function.path]
+    parts = [
+        request.digest(),
+        repr((*settings, budget.extra_layer_arns, inputs.limit_bytes, budget.warn_fraction)),
+        rules.fingerprint(config.build.prune),
+        current.layer_sha256,
+        json.dumps([trace.source, sorted(trace.files)] if trace else None),
+        sources_digest(*files, *(extra.path for extra in inputs.extra_zips), paths.model, config.smoke.events),
+        sources_digest(*(CI_PACKAGE / package for package in ("budget", "lock", "layer", "site"))),
     ]
-    return hashlib.sha256(b"\0".join(hashlib.sha256(part).digest() for part in parts)).hexdigest()
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def _write_cached(path: Path, value: Measured | Answer) -> None:
@@ -794,7 +781,6 @@ def what_if(
         set(projection.entries) - set(projection.added),  # what the current import trace can speak for
         [name for name in never if name not in needed_by_added],
         compact_bytes=compact_bytes,
-        compact_how=COMPACT_MEASURED,
     )
     projection = dataclasses.replace(projection, options=options)
     step("options")
