@@ -62,8 +62,7 @@ def read_zip(path: Path, name: str, kind: str, how_to_make: str, shown: Path | N
     if not path.is_file():
         raise PipelineError(f"{shown or path} not found: the budget needs the {name} Lambda will unpack", how_to_make)
     with open_zip(path, how_to_make, shown) as archive:  # refuses links, duplicates and escaping names
-        files = archive.files
-    entries = tuple(Entry(info.filename, info.file_size, info.compress_size) for info in files)
+        entries = tuple(Entry(info.filename, info.file_size, info.compress_size) for info in archive.files)
     return ZipContents(name, kind, path, entries)
 
 
@@ -135,10 +134,8 @@ def module_key(path: str) -> str | None:
     match = _PYC_IN_CACHE.match(path)
     if match:
         return match["dir"] + match["stem"]
-    for suffix in (".pyc", ".py"):
-        if path.endswith(suffix):
-            return path[: -len(suffix)]
-    return None
+    stem, dot, suffix = path.rpartition(".")
+    return stem if dot and suffix in ("py", "pyc") else None
 
 
 def traced_paths(trace: ImportTrace, entries: list[Entry]) -> set[str]:
@@ -315,7 +312,6 @@ def gather_inputs(
 
 
 def read_json(path: Path, fix: str, required: bool = True, what: str = "") -> dict[str, Any]:
-    """A JSON object from `path` ({} if not `required` and missing); `what` ("baseline ") names the file."""
     if not path.is_file():
         if required:
             raise PipelineError(f"{what}{path} not found", fix)
@@ -608,7 +604,6 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def lock_at_ref(root: Path, ref: str, lock_path: str) -> tuple[str, bytes]:
-    """(commit sha, lock bytes) of `lock_path` at `ref`; a ref or file that is not there is an error."""
     resolved = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if resolved.returncode != 0:
         raise PipelineError(

@@ -68,8 +68,6 @@ class RuleRemoval:
 
 @dataclass(frozen=True)
 class Bytecode:
-    """What precompiled .pyc costs, and the source that sits next to it."""
-
     mode: str | None  # the build's bytecode mode (runtime | all | none), None if unknown
     files: int
     bytes: int
@@ -174,7 +172,6 @@ class Suggestion:
         return f"paste under [{self.section}]: " + " and ".join(code(line) for line in self.paste)
 
     def describe(self, limit: int, code: Callable[[str], str] = lambda line: line) -> str:
-        """The whole advice on one line: action; the line to paste; what it saves and what would remain."""
         parts = [self.action, self.paste_text(code)] if self.paste else [self.action]
         saving = f"saves {as_mb(self.saves_bytes)}, " if self.saves_bytes else ""
         return "; ".join(parts) + f" — {saving}{self.outcome(limit)}"
@@ -292,7 +289,6 @@ HEADING_TEXT = "== "
 
 
 def render_terminal(budget: Budget) -> str:
-    """The headline, then budget.md's tables as text, each under its heading."""
     parts = [headline(budget), f"({UNITS_NOTE}; unzipped unless marked zipped)"]
     for item in _document(budget):
         if isinstance(item, Table):
@@ -358,7 +354,6 @@ def removal_advice(budget: Budget) -> str:
 
 
 def pie(budget: Budget) -> str:
-    """Composition of what Lambda counts, plus the headroom left, in MB."""
     slices: list[tuple[str, int]] = [(g.name, g.unzipped_bytes) for g in budget.distributions[:PIE_SLICES]]
     rest = sum(g.unzipped_bytes for g in budget.distributions[PIE_SLICES:])
     if rest:

@@ -165,8 +165,6 @@ MAX_TAGS = 8
 
 
 class Unfit(NamedTuple):
-    """A requested package no version of which (within its specifier) the target can install."""
-
     name: str
     message: str
     fix: str
@@ -288,7 +286,6 @@ def _shown_tags(files: list[IndexFile], target: Target) -> str:
 
 
 def _versioned(project: Project) -> list[tuple[IndexFile, Version]]:
-    """Every file of the project with its version (wheels and sdists); unparsable names left out."""
     versions = ((f, f.wheel[0] if f.wheel else sdist_version(project.name, f.filename)) for f in project.files)
     return [(file, version) for file, version in versions if version is not None]
 
@@ -673,7 +670,6 @@ def _owned(item: str, files: dict[str, int], distribution: str) -> bool:
 
 
 def answer_key(config: Config, paths: BuildPaths, current: Current, request: WhatIfRequest) -> str:
-    """sha256 of everything that decides the answer, this code included."""
     inputs = current.inputs
     trace = inputs.import_trace
     in_files = sorted({req.file for req in read_in(config.lock.requirements_in, config.root)})
@@ -703,7 +699,6 @@ def _write_cached(path: Path, value: Measured | Answer) -> None:
 def what_if(
     config: Config, paths: BuildPaths, request: WhatIfRequest, limit_bytes: int | None = None, fresh: bool = False
 ) -> Answer:
-    """The answer, from the cache unless `fresh`; each step is logged with its seconds."""
     started = mark = time.perf_counter()
     current = current_state(config, paths, limit_bytes)
     key = answer_key(config, paths, current, request)
