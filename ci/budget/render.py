@@ -238,10 +238,6 @@ def _sizes(unzipped: int, zipped: int | None) -> tuple[str, str, str]:
     return as_bytes(unzipped), mb_cell(unzipped), mb_cell(zipped)
 
 
-def _share(size: int, budget: Budget) -> str:
-    return f"{100 * size / budget.used_bytes:.1f}%" if budget.used_bytes else ""
-
-
 class Table(NamedTuple):
     """One table of budget.md; the terminal prints the same rows without the Markdown markup."""
 
@@ -296,8 +292,12 @@ def render_terminal(budget: Budget) -> str:
         elif item.startswith("### "):
             parts += ["", HEADING_TEXT + item.removeprefix("### ")]
     parts += ["", bytecode_line(budget)]
-    if budget.imports:
-        parts.append(never_imported_line(budget))
+    if imports := budget.imports:
+        where = imports.imported_where
+        where += "" if imports.same_layer else " (trace taken on a different layer.zip: rerun the smoke invocation)"
+        names = ", ".join(f"{use.name} {as_mb(use.shipped_bytes)}" for use in imports.never_imported)
+        never = f"Shipped but never imported {where}: {names} ({as_mb(imports.never_imported_bytes)} in all)"
+        parts.append(never if imports.never_imported else f"Every layer distribution was imported {where}.")
     return "\n".join(parts)
 
 
@@ -308,19 +308,6 @@ def bytecode_line(budget: Budget) -> str:
     return (
         f"Bytecode ({mode}): {code.files} .pyc files, {as_bytes(code.bytes)} bytes ({as_mb(code.bytes)}, {share} "
         f"of the total); .py source shipped next to its .pyc: {as_mb(code.source_with_bytecode_bytes)}"
-    )
-
-
-def never_imported_line(budget: Budget) -> str:
-    imports = budget.imports
-    assert imports is not None
-    stale = "" if imports.same_layer else " (trace taken on a different layer.zip: rerun the smoke invocation)"
-    if not imports.never_imported:
-        return f"Every layer distribution was imported {imports.imported_where}{stale}."
-    names = ", ".join(f"{use.name} {as_mb(use.shipped_bytes)}" for use in imports.never_imported)
-    return (
-        f"Shipped but never imported {imports.imported_where}{stale}: {names} "
-        f"({as_mb(imports.never_imported_bytes)} in all)"
     )
 
 
@@ -446,9 +433,11 @@ def _document(budget: Budget) -> list[str | Table]:
         out.append(
             Table(headers, changes, numeric_from=2) if changes else "No distribution changed in size or version."
         )
+    used = budget.used_bytes
+    shares = [f"{100 * g.unzipped_bytes / used:.1f}%" if used else "" for g in budget.categories]
     categories = [
-        (g.name, *_sizes(g.unzipped_bytes, g.zipped_bytes), g.files, _share(g.unzipped_bytes, budget))
-        for g in budget.categories
+        (g.name, *_sizes(g.unzipped_bytes, g.zipped_bytes), g.files, share)
+        for g, share in zip(budget.categories, shares, strict=True)
     ]
     out += [
         "### Per category",
