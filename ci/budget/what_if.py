@@ -360,8 +360,26 @@ class Current(NamedTuple):
 def current_state(config: Config, paths: BuildPaths, limit_bytes: int | None) -> Current:
     """Refused unless layer.zip was built from the current lock: the delta must be against that lock's layer."""
     lock = read_layer_lock(config.lock.layer_lock)
-    if not paths.layer_zip.is_file():
-        raise no_layer(config, paths)
+    if not paths.layer_zip.is_file():  # why, and the one thing to run (a failed build deletes its zips)
+        shown = display_path(paths.layer_zip, config.root)
+        try:
+            last = json.loads(paths.report("build").read_text())
+        except (OSError, ValueError):
+            last = None
+        if isinstance(last, dict) and last.get("passed") is False and last.get("error"):
+            first = str(last["error"]).splitlines()[0]
+            raise PipelineError(
+                f"{shown} is missing: the last `python -m ci build` failed ({first}), and the what-if measures "
+                "against the current lock's layer",
+                f"{last.get('fix') or 'fix the build'}; then `python -m ci build` and ask again",
+            )
+        if not paths.model.is_file():
+            raise PipelineError(
+                f"{shown} is missing and there is no trained model ({display_path(paths.model, config.root)}): the "
+                "what-if measures against the current lock's layer, which the build makes with the model",
+                "run `make pipeline` once (or `python -m training`, then `python -m ci build`), then ask again",
+            )
+        raise PipelineError(f"{shown} is missing: the what-if measures against the current lock's layer", BUILD_FIX)
     inputs = gather_inputs(config, paths, limit_bytes)
     report = inputs.build_report
     if not report:
@@ -382,29 +400,6 @@ def current_state(config: Config, paths: BuildPaths, limit_bytes: int | None) ->
         name = owner[entry.path]
         entries.setdefault("" if name == UNATTRIBUTED else canonical(name), []).append(entry)
     return Current(lock, inputs, compute_budget(inputs), layer_sha, entries)
-
-
-def no_layer(config: Config, paths: BuildPaths) -> PipelineError:
-    """Why there is no layer to ask against, in one line, and the one thing to run (a failed build deletes its zips)."""
-    shown = display_path(paths.layer_zip, config.root)
-    try:
-        last = json.loads(paths.report("build").read_text())
-    except (OSError, ValueError):
-        last = None
-    if isinstance(last, dict) and last.get("passed") is False and last.get("error"):
-        first = str(last["error"]).splitlines()[0]
-        return PipelineError(
-            f"{shown} is missing: the last `python -m ci build` failed ({first}), and the what-if measures "
-            "against the current lock's layer",
-            f"{last.get('fix') or 'fix the build'}; then `python -m ci build` and ask again",
-        )
-    if not paths.model.is_file():
-        return PipelineError(
-            f"{shown} is missing and there is no trained model ({display_path(paths.model, config.root)}): the "
-            "what-if measures against the current lock's layer, which the build makes with the model",
-            "run `make pipeline` once (or `python -m training`, then `python -m ci build`), then ask again",
-        )
-    return PipelineError(f"{shown} is missing: the what-if measures against the current lock's layer", BUILD_FIX)
 
 
 @dataclass(frozen=True)
