@@ -167,9 +167,8 @@ class Suggestion:
 
     def paste_text(self, code: Callable[[str], str] = lambda line: line) -> str:
         """'paste under [build]: sourceless = true and prune_unimported = true' (each line through `code`)."""
-        if not self.paste:
-            return ""
-        return f"paste under [{self.section}]: " + " and ".join(code(line) for line in self.paste)
+        lines = " and ".join(code(line) for line in self.paste)
+        return f"paste under [{self.section}]: {lines}" if self.paste else ""
 
     def describe(self, limit: int, code: Callable[[str], str] = lambda line: line) -> str:
         parts = [self.action, self.paste_text(code)] if self.paste else [self.action]
