@@ -174,15 +174,6 @@ def target_name(target: Target) -> str:
     return f"{target.runtime.name} {target.architecture} (glibc {target.glibc}, {target.runtime.python_tag})"
 
 
-def why_unfit(requirement: Requirement, index: SimpleIndex, target: Target) -> Unfit | None:
-    """None when some version `requirement` allows has a wheel `target` loads; else what it has instead."""
-    project = index.project(requirement.name)
-    unfit = _judge(requirement, project, target)
-    if unfit is not None and project.from_cache:  # never explain from a stale answer: ask the index again
-        unfit = _judge(requirement, index.project(requirement.name, fresh=True), target)
-    return unfit
-
-
 def why_not_newest(name: str, resolved: str, index: SimpleIndex, target: Target) -> str | None:
     """When the resolve settled for an older release because the newest has no wheel for `target`: why."""
     project = index.project(name)
@@ -333,7 +324,14 @@ def resolve(config: Config, paths: BuildPaths, request: WhatIfRequest, workdir: 
         compile_lock(what_if, config.lock.index_url, uv_cache=paths.cache / "uv")
     except PipelineError as exc:
         index = index_for(config, paths)
-        unfit = [found for req in request.requirements if (found := why_unfit(req, index, config.target)) is not None]
+        unfit: list[Unfit] = []  # each request no version of which the target loads, and what it has instead
+        for requirement in request.requirements:
+            project = index.project(requirement.name)
+            found = _judge(requirement, project, config.target)
+            if found is not None and project.from_cache:  # never explain from a stale answer: ask the index again
+                found = _judge(requirement, index.project(requirement.name, fresh=True), config.target)
+            if found is not None:
+                unfit.append(found)
         if unfit:
             problem, fix = "\n".join(u.message for u in unfit), "; ".join(f"{u.name}: {u.fix}" for u in unfit)
             raise UnresolvableError(problem, fix, unfit) from None
@@ -694,7 +692,7 @@ def _write_cached(path: Path, value: Measured | Answer) -> None:
 def what_if(
     config: Config, paths: BuildPaths, request: WhatIfRequest, limit_bytes: int | None = None, fresh: bool = False
 ) -> Answer:
-    started = mark = time.perf_counter()
+    started = time.perf_counter()
     current = current_state(config, paths, limit_bytes)
     key = answer_key(config, paths, current, request)
     answer_file = paths.build / "what-if" / "answers" / f"{key}.json"
@@ -706,10 +704,7 @@ def what_if(
     timings: dict[str, float] = {}
 
     def step(name: str, note: str = "") -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        timings[name] = round(now - mark, 2)
-        mark = now
+        timings[name] = round(time.perf_counter() - started - sum(timings.values()), 2)
         if note:
             logger.info(f"{name + ':':<10}{note} [{timings[name]:.1f}s]")
 
@@ -722,12 +717,12 @@ def what_if(
         partial.write_text("".join(f"{pin.text} {' '.join(f'--hash={h}' for h in pin.hashes)}\n" for pin in missing))
         wheels += fetch(read_lock(partial), paths.wheel_cache, config.target, config.lock.index_url).wheels
     step("fetch", f"{len(wheels)} wheels, {len(missing)} downloaded, the rest from the build's cache")
-    unchanged: list[CachedWheel] = []  # the current layer ships byte for byte the same wheel
-    new: list[CachedWheel] = []
+    new: list[CachedWheel] = []  # what the current layer does not ship byte for byte
     for wheel in wheels:
         before = current.lock.pins.get(wheel.pin.name)
         same = before is not None and before.version == wheel.pin.version and wheel.sha256 in before.sha256
-        (unchanged if same and wheel.pin.name in current.entries else new).append(wheel)
+        if not (same and wheel.pin.name in current.entries):
+            new.append(wheel)
     python = target_python(config.target.runtime.python)
     compact_bytes = None
     with contextlib.ExitStack() as held:
@@ -744,8 +739,8 @@ def what_if(
         fresh_count = sum(1 for m in measured.values() if not m.from_cache)
         step(
             "measure",
-            f"{len(unchanged)} distributions as build/layer.zip ships them; {len(new)} installed and pruned by the "
-            f"build's rules ({fresh_count} measured now, {len(new) - fresh_count} cached)",
+            f"{len(wheels) - len(new)} distributions as build/layer.zip ships them; {len(new)} installed and pruned "
+            f"by the build's rules ({fresh_count} measured now, {len(new) - fresh_count} cached)",
         )
         projection = project(config, paths, current, request, lock, measured)
         step("project")
