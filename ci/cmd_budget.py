@@ -60,9 +60,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.snapshot import take
 
     if args.what_if is not None or args.requirement:
-        from ci.budget.what_if import run_what_if
-
-        return run_what_if(config, paths, list(args.what_if or []), args.requirement, args.limit_bytes, args.fresh)
+        return what_if(args, config, paths)
     if args.baseline and args.baseline_ref:
         raise CheckFailedError("--baseline and --baseline-ref both given", "compare with one baseline at a time")
     # Snapshot, then judge: the budget reads only these copies, and budget.json names exactly them.
@@ -95,3 +93,30 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             logger.warning(f"warning: {message}")
         return 0
     raise CheckFailedError(message or "the size budget failed", removal_advice(budget))
+
+
+def what_if(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+    """Print the answer, write reports/budget-what-if.json, exit 0 (pass, warn) or 1 (fail)."""
+    from ci.budget import what_if
+    from ci.lock.lockfile import display_path
+    from ci.reports import Finding, write_report
+
+    request = what_if.parse_request(args.what_if or [], args.requirement, Path.cwd())  # a typo fails before any work
+    try:
+        answer = what_if.what_if(config, paths, request, args.limit_bytes, args.fresh)
+    except what_if.UnresolvableError as exc:
+        findings = [Finding(what_if.CHECK, "error", item.message, item.fix) for item in exc.unfit] or None
+        failed = {"what_if": request.shown(), "error": exc.problem, "fix": exc.fix}
+        write_report(paths, what_if.CHECK, False, failed, findings=findings)
+        raise
+    findings = [Finding.from_dict(item, what_if.CHECK) for item in answer.findings]
+    total = answer.timings.get("total", 0.0)
+    data = {**answer.report, "cache": "hit" if answer.from_cache else "miss", "answered_in_s": total}
+    report = write_report(paths, what_if.CHECK, answer.passed, data, findings=findings)
+    logs.result(logger, answer.text)
+    how = "answered from the cache" if answer.from_cache else "computed"
+    logger.info(f"\nwrote {display_path(report, config.root)} ({how} in {total:.1f}s)")
+    errors = [finding for finding in findings if finding.severity == "error"]
+    if errors:
+        raise CheckFailedError(errors[0].message, errors[0].fix)
+    return 0

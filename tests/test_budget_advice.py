@@ -12,8 +12,7 @@ from pathlib import Path
 from budget_fixtures import TRACED, config_with, make_build, write_build_trace, zip_sums
 
 from ci.budget.compute import compute_budget, gather_inputs
-from ci.budget.model import Budget
-from ci.budget.render import budget_to_dict, removal_advice, render_markdown
+from ci.budget.render import Budget, budget_to_dict, removal_advice, render_markdown
 from ci.config import load_config
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.units import as_mb

@@ -19,8 +19,7 @@ from ci.budget.compute import (
     load_baseline,
     lock_at_ref,
 )
-from ci.budget.model import Budget
-from ci.budget.render import budget_to_dict, write_budget_json
+from ci.budget.render import Budget, budget_to_dict, write_budget_json
 from ci.config import load_config
 from ci.errors import PipelineError
 from ci.paths import REPO_ROOT, BuildPaths

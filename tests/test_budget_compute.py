@@ -21,7 +21,7 @@ from budget_fixtures import (
 )
 
 from ci.budget.compute import compute_budget, gather_inputs
-from ci.budget.model import FAIL, PASS, WARN, Budget
+from ci.budget.render import FAIL, PASS, WARN, Budget
 from ci.config import load_config
 from ci.errors import ConfigError, PipelineError, toml_value
 from ci.paths import REPO_ROOT, BuildPaths

@@ -21,8 +21,14 @@ from budget_fixtures import (
 )
 
 from ci.budget.compute import compare, compute_budget, gather_inputs
-from ci.budget.model import Budget
-from ci.budget.render import budget_to_dict, render_markdown, render_terminal, verdict_message, write_budget_json
+from ci.budget.render import (
+    Budget,
+    budget_to_dict,
+    render_markdown,
+    render_terminal,
+    verdict_message,
+    write_budget_json,
+)
 from ci.config import load_config
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import sha256_file

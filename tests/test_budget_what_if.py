@@ -268,3 +268,10 @@ def test_on_the_real_layer_a_pypi_package_fits_and_lightgbm_4_5_is_explained(bui
     assert "py3-none-manylinux_2_28_x86_64" in run.stderr and "python3.12 x86_64 (glibc 2.34)" in run.stderr
     assert "is the newest version python3.11 x86_64 can load" in run.stderr
     assert {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in protected} == before
+
+
+def test_the_measurement_cache_key_covers_files_that_exist() -> None:
+    """A module folded away drops out of the key silently (sources_digest hashes it as missing): name real files."""
+    from ci.budget.what_if import MEASURING_CODE
+
+    assert all(path.is_file() for path in MEASURING_CODE), [str(path) for path in MEASURING_CODE]

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.budget.model import Budget, Bytecode, Component, Group, Suggestion
-from ci.budget.render import write_budget_json
+from ci.budget.render import Budget, Bytecode, Component, Group, Suggestion, write_budget_json
 from ci.cmd_smoke import smoke_findings
 from ci.github.api import MAX_PER_REPORT, annotations_for_reports
 from ci.paths import REPO_ROOT, BuildPaths

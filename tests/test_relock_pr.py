@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.budget.model import Comparison, DistributionDelta
-from ci.budget.render import write_budget_json
+from ci.budget.render import Comparison, DistributionDelta, write_budget_json
 from ci.lock.resolve import LockChange
 from ci.lock.upgrade import PackageMove, UpgradeResult
 from ci.paths import REPO_ROOT, BuildPaths

@@ -12,11 +12,10 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from ci.budget.model import (
+from ci.budget.render import (
     TRACE_BUILD,
     TRACE_SMOKE,
     Budget,
@@ -30,8 +29,8 @@ from ci.budget.model import (
     ImportUsage,
     RuleRemoval,
     Suggestion,
+    budget_to_dict,
 )
-from ci.budget.render import budget_to_dict
 from ci.cache_seal import sources_digest
 from ci.config import Config
 from ci.config_sections import LAMBDA_UNZIPPED_LIMIT
@@ -45,27 +44,17 @@ from ci.units import as_mb
 from ci.zipsafe import open_zip
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     path: str  # as stored in the zip, e.g. python/numpy/__init__.py
     unzipped_bytes: int  # ZipInfo.file_size
     zipped_bytes: int  # ZipInfo.compress_size
 
 
-@dataclass(frozen=True)
-class ZipContents:
+class ZipContents(NamedTuple):
     name: str  # how reports call it: function.zip, layer.zip, or an extra layer's file name
     kind: str  # function | layer | extra layer
     path: Path
     entries: tuple[Entry, ...]  # files only, in zip order
-
-    @property
-    def unzipped_bytes(self) -> int:
-        return sum(entry.unzipped_bytes for entry in self.entries)
-
-    @property
-    def zipped_bytes(self) -> int:
-        return sum(entry.zipped_bytes for entry in self.entries)
 
 
 def read_zip(path: Path, name: str, kind: str, how_to_make: str, shown: Path | None = None) -> ZipContents:
@@ -73,8 +62,7 @@ def read_zip(path: Path, name: str, kind: str, how_to_make: str, shown: Path | N
     if not path.is_file():
         raise PipelineError(f"{shown or path} not found: the budget needs the {name} Lambda will unpack", how_to_make)
     with open_zip(path, how_to_make, shown) as archive:  # refuses links, duplicates and escaping names
-        files = archive.files
-    entries = tuple(Entry(info.filename, info.file_size, info.compress_size) for info in files)
+        entries = tuple(Entry(info.filename, info.file_size, info.compress_size) for info in archive.files)
     return ZipContents(name, kind, path, entries)
 
 
@@ -129,8 +117,7 @@ def attribute(
     return owner, versions
 
 
-@dataclass(frozen=True)
-class ImportTrace:
+class ImportTrace(NamedTuple):
     """What the handler really imported: smoke.json's "import_trace", or build.json's (see import_trace)."""
 
     report: str
@@ -147,10 +134,8 @@ def module_key(path: str) -> str | None:
     match = _PYC_IN_CACHE.match(path)
     if match:
         return match["dir"] + match["stem"]
-    for suffix in (".pyc", ".py"):
-        if path.endswith(suffix):
-            return path[: -len(suffix)]
-    return None
+    stem, dot, suffix = path.rpartition(".")
+    return stem if dot and suffix in ("py", "pyc") else None
 
 
 def traced_paths(trace: ImportTrace, entries: list[Entry]) -> set[str]:
@@ -174,6 +159,11 @@ def compact_removals(entries: Iterable[Entry], trace: ImportTrace | None) -> set
 
 CONTAINER_IMAGE_LIMIT = 10 * 1024**3  # Lambda: container images up to 10 GB, uncompressed, all layers included
 COMPACT_LINES = ("sourceless = true", "prune_unimported = true")
+COMPACT_MEASURED = (
+    "every file the handler never used on the committed events in the projected layer (measured: the "
+    "build's trace run on it, added distributions included) and the .py of every module it imported, "
+    "which ships as its .pyc"
+)
 
 
 def suggest(
@@ -211,8 +201,7 @@ def removal_options(
     judged: set[str],  # distributions the trace can speak for
     never_imported: Iterable[str],
     folders: Sequence[Group] = (),  # package folders nothing was imported from ("sklearn/cluster")
-    compact_bytes: int | None = None,  # function + layers measured with the compact profile, if measured
-    compact_how: str = "",
+    compact_bytes: int | None = None,  # function + layers measured with the compact profile (by the what-if)
 ) -> list[Suggestion]:
     """The options, largest saving first; a container image last when none of them brings it under."""
     used_bytes, limit_bytes, trace = budget.used_bytes, budget.limit_bytes, inputs.import_trace
@@ -223,13 +212,10 @@ def removal_options(
     if not inputs.compact_profile:
         compact = compact_removals([e for name, group in entries.items() if name in judged for e in group], trace)
         saves = sum(sizes[path] for path in compact) if compact_bytes is None else used_bytes - compact_bytes
-        scope = (
-            "files the import trace never saw and .py shipped beside its .pyc"
-            if trace
-            else ".py shipped beside its .pyc"
-        )
+        scope = ("files the import trace never saw and " if trace else "") + ".py shipped beside its .pyc"
+        scope = COMPACT_MEASURED if compact_bytes is not None else scope
         action = (
-            f"turn on the compact profile: it drops {compact_how if compact_bytes is not None else scope}; the build "
+            f"turn on the compact profile: it drops {scope}; the build "
             "proves the imports and the handler's answers on every event again, and the full smoke must still pass"
         )
         options.append(suggest("compact", action, COMPACT_LINES, "build", saves, used_bytes))
@@ -279,8 +265,7 @@ BASELINE_KEY = "baseline.key"
 CI_PACKAGE = Path(__file__).resolve().parents[1]  # ci/: the code the baseline and what-if cache keys cover
 
 
-@dataclass(frozen=True)
-class BudgetInputs:
+class BudgetInputs(NamedTuple):
     config: Config
     function: ZipContents
     layer: ZipContents
@@ -308,15 +293,14 @@ def gather_inputs(
         )
     layer = read_zip(layer_zip or paths.layer_zip, "layer.zip", "layer", BUILD_FIX, shown=paths.layer_zip)
     function = read_zip(function_zip or paths.function_zip, "function.zip", "function", BUILD_FIX, paths.function_zip)
-    report = read_json(paths.report("build"), BUILD_FIX, required=False) or {}
+    report = read_json(paths.report("build"), BUILD_FIX, required=False)
     built_from = report.get("lock")
     if isinstance(built_from, dict) and isinstance(built_from.get("sha256"), str):
         lock = {"path": str(built_from.get("path", "")), "sha256": built_from["sha256"]}  # what the layer holds
     else:
         lock_file = lock_file or config.lock.layer_lock
         lock = {"path": config.relative(lock_file), "sha256": sha256_file(lock_file)} if lock_file.is_file() else {}
-    # Was this layer built with the compact profile? The build report knows (`build --compact` does not
-    # change pipeline.toml); without one, the configuration is the best guess.
+    # Built compact? The build report knows (`build --compact` leaves pipeline.toml alone); else the configuration.
     compact = config.build.sourceless and config.build.prune_unimported
     if report:
         compact = bool((report.get("bytecode") or {}).get("sourceless")) and "unimported" in (report.get("rules") or {})
@@ -327,12 +311,11 @@ def gather_inputs(
     return BudgetInputs(config, function, layer, limit_bytes, report, extra_zips, trace, lock, compact)
 
 
-def read_json(path: Path, fix: str, required: bool = True, what: str = "") -> dict[str, Any] | None:
-    """A JSON object from `path`; `what` ("baseline ") says which file a message is about."""
+def read_json(path: Path, fix: str, required: bool = True, what: str = "") -> dict[str, Any]:
     if not path.is_file():
         if required:
             raise PipelineError(f"{what}{path} not found", fix)
-        return None
+        return {}
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -343,8 +326,7 @@ def read_json(path: Path, fix: str, required: bool = True, what: str = "") -> di
 
 
 def import_trace(paths: BuildPaths, layer: ZipContents, build_report: Mapping[str, Any]) -> ImportTrace | None:
-    """The smoke report's trace if taken on this layer.zip; else the build's, if it traced the handler
-    answering the committed events and built exactly this layer.zip; else a stale smoke trace (flagged)."""
+    """The smoke trace of this layer.zip, else the build's trace of the events on it, else a stale smoke trace."""
     layer_sha = sha256_file(layer.path)
     smoke = smoke_trace(paths, layer_sha)
     if smoke is not None and smoke.same_layer:
@@ -360,7 +342,7 @@ def import_trace(paths: BuildPaths, layer: ZipContents, build_report: Mapping[st
 
 def smoke_trace(paths: BuildPaths, layer_sha: str) -> ImportTrace | None:
     report_path = paths.report("smoke")
-    report = read_json(report_path, "rerun `python -m ci smoke`", required=False) or {}
+    report = read_json(report_path, "rerun `python -m ci smoke`", required=False)
     trace = report.get("import_trace")
     if not isinstance(trace, dict):
         return None
@@ -376,7 +358,7 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
     layer_entries = inputs.layer.entries
     zips = [inputs.function, inputs.layer, *inputs.extra_zips]
     components = [
-        *(Component(z.name, z.kind, str(z.path), z.unzipped_bytes, z.zipped_bytes, len(z.entries)) for z in zips),
+        *(Component(z.name, z.kind, str(z.path), *totals(z.entries)) for z in zips),
         *(
             Component(":".join(layer.arn.split(":")[-2:]), "extra layer", layer.arn, layer.unzipped_bytes, None, None)
             for layer in inputs.config.budget.extra_layer_arns
@@ -434,10 +416,14 @@ def _shipped_by(contents: ZipContents, path: str, owner: Mapping[str, str]) -> s
     return FUNCTION_CODE if contents.kind == "function" else contents.name
 
 
-def _group(name: str, entries: Iterable[Entry], version: str | None = None) -> Group:
+def totals(entries: Iterable[Entry]) -> tuple[int, int, int]:
+    """Unzipped bytes, zipped bytes, files."""
     entries = list(entries)
-    unzipped, zipped = sum(e.unzipped_bytes for e in entries), sum(e.zipped_bytes for e in entries)
-    return Group(name, unzipped, zipped, len(entries), version)
+    return sum(e.unzipped_bytes for e in entries), sum(e.zipped_bytes for e in entries), len(entries)
+
+
+def _group(name: str, entries: Iterable[Entry], version: str | None = None) -> Group:
+    return Group(name, *totals(entries), version)
 
 
 def _largest_first(groups: Iterable[Group]) -> list[Group]:
@@ -445,8 +431,7 @@ def _largest_first(groups: Iterable[Group]) -> list[Group]:
 
 
 def _folder(path: str) -> str | None:
-    """scipy/special for python/scipy/special/...: the unit a new pruning rule could cut. Not vendored-library
-    folders (*.libs: extension modules load them), metadata (installers need it) or a package's own files."""
+    """scipy/special of python/scipy/special/...: what a rule could cut (never *.libs, which extensions load)."""
     parts = path.removeprefix(LAYER_PREFIX).split("/")
     if len(parts) < 3 or parts[1] == "__pycache__" or category(path) in (METADATA, VENDORED_LIBRARIES):
         return None
@@ -537,8 +522,7 @@ def baseline_from_ref(
     rebuild: bool = False,
     function_zip: Path | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """The budget of the layer built from the lock at `ref`, with this checkout's rules, model and function.
-    The build is deterministic: an identical lock gives this build's figures without building twice."""
+    """The budget of the lock at `ref` built with this checkout's rules, model and function (same lock: no build)."""
     lock_path = config.relative(config.lock.layer_lock)
     sha, lock = lock_at_ref(config.root, ref, lock_path)
     source = f"{lock_path} at {ref} ({sha[:12]})"
@@ -551,14 +535,28 @@ def baseline_from_ref(
     handler = config.root / config.function.handler.split(".", 1)[0]
     code = sources_digest(CI_PACKAGE, handler, config.smoke.events).encode()
     key = hashlib.sha256(b"\0".join([lock, config.file.read_bytes(), model, code])).hexdigest()
-    key_file = base.build / BASELINE_KEY
+    key_file, lock_file = base.build / BASELINE_KEY, base.build / "requirements-layer.txt"
     cached = key_file.is_file() and key_file.read_text() == key and base.layer_zip.is_file()
-    if rebuild or not cached:
+    if rebuild or not cached:  # `python -m ci build` of the ref's lock in its own tree, with this configuration
         key_file.unlink(missing_ok=True)
-        build_layer_at(lock, base.build, paths.cache, config.file, paths.model_dir)
+        base.build.mkdir(parents=True, exist_ok=True)
+        if paths.model_dir.is_dir():  # the runtime bytecode is chosen by tracing the handler with the model
+            shutil.copytree(paths.model_dir, base.model_dir, dirs_exist_ok=True)
+        lock_file.write_bytes(lock)
+        settings = base.build / "pipeline.toml"
+        settings.write_text(_with_layer_lock(config.file, lock_file))
+        command = [sys.executable, "-m", "ci", "--build-dir", str(base.build), "--cache-dir", str(paths.cache)]
+        result = subprocess.run(
+            [*command, "--config", str(settings), "build"], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+            raise PipelineError(
+                f"building the baseline layer in {base.build} failed (exit {result.returncode}):\n{tail}",
+                "fix the build of that lock, or compare with --baseline PATH instead",
+            )
         key_file.write_text(key)
     # Only the layer comes from the ref: the function code is this checkout's on both sides.
-    lock_file = base.build / "requirements-layer.txt"
     inputs = gather_inputs(config, base, limit_bytes, lock_file, function_zip or paths.function_zip)
     return budget_to_dict(compute_budget(inputs)), source + f", built in {display_path(base.build, config.root)}"
 
@@ -567,7 +565,6 @@ def load_baseline(path: Path) -> dict[str, Any]:
     """A budget.json written by this pipeline's report format; anything else is refused by name."""
     fix = "pass a budget.json written by `python -m ci budget` of this pipeline version, or use --baseline-ref REF"
     data = read_json(path, fix, what="baseline ")
-    assert data is not None  # required: a missing file raised
     if data.get("format") != REPORT_FORMAT:
         raise PipelineError(
             f"baseline {path} has report format {data.get('format')!r}; this pipeline reads format {REPORT_FORMAT}",
@@ -607,7 +604,6 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def lock_at_ref(root: Path, ref: str, lock_path: str) -> tuple[str, bytes]:
-    """(commit sha, lock bytes) of `lock_path` at `ref`; a ref or file that is not there is an error."""
     resolved = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     if resolved.returncode != 0:
         raise PipelineError(
@@ -622,26 +618,6 @@ def lock_at_ref(root: Path, ref: str, lock_path: str) -> tuple[str, bytes]:
             "compare with a ref that has the lock, or pass --baseline PATH to a budget.json",
         )
     return sha, shown.stdout
-
-
-def build_layer_at(lock: bytes, build_dir: Path, cache_dir: Path, config_file: Path, model_dir: Path) -> None:
-    """`python -m ci build` of `lock` in its own tree, with this checkout's configuration and model (the runtime
-    bytecode is chosen by tracing the handler on it)."""
-    build_dir.mkdir(parents=True, exist_ok=True)
-    if model_dir.is_dir():
-        shutil.copytree(model_dir, build_dir / "model", dirs_exist_ok=True)
-    lock_file = build_dir / "requirements-layer.txt"
-    lock_file.write_bytes(lock)
-    settings = build_dir / "pipeline.toml"
-    settings.write_text(_with_layer_lock(config_file, lock_file))
-    command = [sys.executable, "-m", "ci", "--build-dir", str(build_dir), "--cache-dir", str(cache_dir)]
-    result = subprocess.run([*command, "--config", str(settings), "build"], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-        raise PipelineError(
-            f"building the baseline layer in {build_dir} failed (exit {result.returncode}):\n{tail}",
-            "fix the build of that lock, or compare with --baseline PATH instead",
-        )
 
 
 _LAYER_LOCK = re.compile(r"^(?P<key>\s*layer_lock\s*=\s*)(?P<value>\"[^\"\n]*\"|'[^'\n]*')", re.MULTILINE)

@@ -1,19 +1,231 @@
-"""The budget rendered three ways: budget.md (GitHub-flavoured Markdown with one mermaid `pie`), the same tables
-on the terminal, and budget.json; renderers format, they never compute."""
+"""The budget's figures, computed once (ci/budget/compute.py), and their three renderings: budget.md (GitHub
+Markdown with one mermaid `pie`), the same tables on the terminal, and budget.json; renderers never compute."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ci.budget.model import FAIL, PASS, WARN, Budget
 from ci.paths import BuildPaths
 from ci.reports import Finding, write_report
 from ci.snapshot import Snapshot
 from ci.tables import text_table
 from ci.units import MB, UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_bytes, signed_mb
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+
+# Where an import trace came from, and how a reader is told so.
+TRACE_SMOKE, TRACE_BUILD = "smoke", "build"
+TRACE_SOURCES = {
+    TRACE_SMOKE: "the smoke invocation",
+    TRACE_BUILD: "the build's trace of the handler on the committed events",
+}
+
+
+@dataclass(frozen=True)
+class Component:
+    """One thing Lambda unpacks for the function: the function zip or one layer."""
+
+    name: str
+    kind: str  # function | layer | extra layer
+    source: str  # file path, or the layer ARN for a layer declared by size
+    unzipped_bytes: int
+    zipped_bytes: int | None  # None when declared in the configuration rather than measured
+    files: int | None
+
+
+@dataclass(frozen=True)
+class Group:
+    """Bytes of a set of files: a distribution, a category or a directory."""
+
+    name: str
+    unzipped_bytes: int
+    zipped_bytes: int
+    files: int
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class FileSize:
+    component: str
+    path: str
+    unzipped_bytes: int
+    zipped_bytes: int
+    distribution: str
+    category: str
+
+
+@dataclass(frozen=True)
+class RuleRemoval:
+    name: str
+    files: int
+    bytes: int
+    paths: list[str]
+
+
+@dataclass(frozen=True)
+class Bytecode:
+    mode: str | None  # the build's bytecode mode (runtime | all | none), None if unknown
+    files: int
+    bytes: int
+    source_with_bytecode_bytes: int  # .py files whose .pyc ships too: what sourceless would drop
+
+
+@dataclass(frozen=True)
+class DistributionUse:
+    name: str
+    shipped_bytes: int
+    imported_bytes: int
+    imported_files: int
+
+
+@dataclass(frozen=True)
+class ImportUsage:
+    """Shipped versus imported, from an import trace: the smoke invocation's, or the build's own."""
+
+    report: str  # the smoke.json or build.json it came from
+    same_layer: bool  # the trace was taken on exactly this layer.zip
+    distributions: list[DistributionUse]
+    unimported_directories: list[Group]  # package sub-folders of which nothing was imported, largest first
+    source: str = TRACE_SMOKE  # TRACE_SMOKE | TRACE_BUILD
+
+    @property
+    def traced_by(self) -> str:
+        return TRACE_SOURCES[self.source]
+
+    @property
+    def imported_where(self) -> str:
+        """The phrase after "imported": 'by the smoke invocation' or 'in the build's trace of ...'."""
+        return ("by " if self.source == TRACE_SMOKE else "in ") + self.traced_by
+
+    @property
+    def never_imported(self) -> list[DistributionUse]:
+        return [use for use in self.distributions if use.imported_files == 0]
+
+    @property
+    def never_imported_bytes(self) -> int:
+        return sum(use.shipped_bytes for use in self.never_imported)
+
+
+@dataclass(frozen=True)
+class DistributionDelta:
+    name: str
+    status: str  # added | removed | changed | unchanged
+    before_bytes: int
+    after_bytes: int
+    before_version: str | None
+    after_version: str | None
+
+    @property
+    def delta_bytes(self) -> int:
+        return self.after_bytes - self.before_bytes
+
+
+@dataclass(frozen=True)
+class Comparison:
+    label: str  # e.g. main
+    source: str  # the baseline budget.json or git ref it came from
+    before_used_bytes: int
+    after_used_bytes: int
+    distributions: list[DistributionDelta]
+
+    @property
+    def delta_bytes(self) -> int:
+        return self.after_used_bytes - self.before_used_bytes
+
+    @property
+    def changes(self) -> list[DistributionDelta]:
+        return [row for row in self.distributions if row.status != "unchanged"]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One way to make room: what it removes, the lines of pipeline.toml that do it, and what would remain."""
+
+    name: str  # compact | never-imported | together | folder | bytecode | extra-layer | container-image | learn
+    action: str  # what it removes, and what must still hold
+    paste: tuple[str, ...]  # lines to paste under [section] of pipeline.toml; () when no setting does it
+    section: str  # build | budget | "" (none)
+    saves_bytes: int | None  # None when the saving cannot be known before trying
+    leaves_bytes: int | None  # function + layers with it applied; None when unknown
+
+    def fits(self, limit: int) -> bool:
+        return self.leaves_bytes is not None and self.leaves_bytes < limit
+
+    def outcome(self, limit: int) -> str:
+        """'leaves 258.4 MB: fits, 98.6%' or 'leaves 270.1 MB: still over by 8.0 MB' (or why it is unknown)."""
+        leaves = self.leaves_bytes
+        if leaves is None:
+            return "what would remain is known only once it is built"
+        if self.fits(limit):
+            return f"leaves {as_mb(leaves)}: fits, {100 * leaves / limit:.1f}% of the limit"
+        over = leaves - limit
+        return f"leaves {as_mb(leaves)}: still over by {as_mb(over) if over >= 50_000 else f'{as_bytes(over)} bytes'}"
+
+    def paste_text(self, code: Callable[[str], str] = lambda line: line) -> str:
+        """'paste under [build]: sourceless = true and prune_unimported = true' (each line through `code`)."""
+        lines = " and ".join(code(line) for line in self.paste)
+        return f"paste under [{self.section}]: {lines}" if self.paste else ""
+
+    def describe(self, limit: int, code: Callable[[str], str] = lambda line: line) -> str:
+        parts = [self.action, self.paste_text(code)] if self.paste else [self.action]
+        saving = f"saves {as_mb(self.saves_bytes)}, " if self.saves_bytes else ""
+        return "; ".join(parts) + f" — {saving}{self.outcome(limit)}"
+
+    def to_dict(self, limit: int) -> dict[str, Any]:
+        return {**asdict(self), "fits": self.fits(limit), "outcome": self.outcome(limit)}
+
+
+@dataclass(frozen=True)
+class Budget:
+    limit_bytes: int
+    warn_fraction: float
+    components: list[Component]
+    distributions: list[Group]  # the built layer's, largest first
+    categories: list[Group]
+    rules: list[RuleRemoval]
+    largest_files: list[FileSize]
+    largest_directories: list[Group]
+    bytecode: Bytecode
+    imports: ImportUsage | None
+    lock: dict[str, str]  # {"path", "sha256"} of the lock the layer was built from
+    compact_saving_bytes: int | None = None  # what the compact profile would remove, if known
+    suggestions: list[Suggestion] = field(default_factory=list)
+    comparison: Comparison | None = None
+
+    @property
+    def used_bytes(self) -> int:
+        return sum(component.unzipped_bytes for component in self.components)
+
+    @property
+    def warn_bytes(self) -> int:
+        return math.ceil(self.limit_bytes * self.warn_fraction)
+
+    @property
+    def headroom_bytes(self) -> int:
+        """Negative when over: then it is minus the excess."""
+        return self.limit_bytes - self.used_bytes
+
+    @property
+    def percent_used(self) -> float:
+        return round(100.0 * self.used_bytes / self.limit_bytes, 2)
+
+    @property
+    def status(self) -> str:
+        # Lambda: "Unzipped size must be smaller than 262144000 bytes", so reaching the limit fails.
+        if self.used_bytes >= self.limit_bytes:
+            return FAIL
+        if self.used_bytes >= self.warn_bytes:
+            return WARN
+        return PASS
+
+    @property
+    def passed(self) -> bool:
+        return self.status != FAIL
+
 
 CONTRIBUTORS = 5
 ICONS = {PASS: "✅", WARN: "⚠️", FAIL: "❌"}
@@ -22,12 +234,7 @@ CAUSE_FILE = "requirements.in"  # where the layer's contents are chosen
 
 
 def _sizes(unzipped: int, zipped: int | None) -> tuple[str, str, str]:
-    """Unzipped bytes, unzipped MB, zipped MB."""
     return as_bytes(unzipped), mb_cell(unzipped), mb_cell(zipped)
-
-
-def _share(size: int, budget: Budget) -> str:
-    return f"{100 * size / budget.used_bytes:.1f}%" if budget.used_bytes else ""
 
 
 class Table(NamedTuple):
@@ -77,7 +284,6 @@ HEADING_TEXT = "== "
 
 
 def render_terminal(budget: Budget) -> str:
-    """The headline, then budget.md's tables as text, each under its heading."""
     parts = [headline(budget), f"({UNITS_NOTE}; unzipped unless marked zipped)"]
     for item in _document(budget):
         if isinstance(item, Table):
@@ -85,8 +291,12 @@ def render_terminal(budget: Budget) -> str:
         elif item.startswith("### "):
             parts += ["", HEADING_TEXT + item.removeprefix("### ")]
     parts += ["", bytecode_line(budget)]
-    if budget.imports:
-        parts.append(never_imported_line(budget))
+    if imports := budget.imports:
+        where = imports.imported_where
+        where += "" if imports.same_layer else " (trace taken on a different layer.zip: rerun the smoke invocation)"
+        names = ", ".join(f"{use.name} {as_mb(use.shipped_bytes)}" for use in imports.never_imported)
+        never = f"Shipped but never imported {where}: {names} ({as_mb(imports.never_imported_bytes)} in all)"
+        parts.append(never if imports.never_imported else f"Every layer distribution was imported {where}.")
     return "\n".join(parts)
 
 
@@ -97,19 +307,6 @@ def bytecode_line(budget: Budget) -> str:
     return (
         f"Bytecode ({mode}): {code.files} .pyc files, {as_bytes(code.bytes)} bytes ({as_mb(code.bytes)}, {share} "
         f"of the total); .py source shipped next to its .pyc: {as_mb(code.source_with_bytecode_bytes)}"
-    )
-
-
-def never_imported_line(budget: Budget) -> str:
-    imports = budget.imports
-    assert imports is not None
-    stale = "" if imports.same_layer else " (trace taken on a different layer.zip: rerun the smoke invocation)"
-    if not imports.never_imported:
-        return f"Every layer distribution was imported {imports.imported_where}{stale}."
-    names = ", ".join(f"{use.name} {as_mb(use.shipped_bytes)}" for use in imports.never_imported)
-    return (
-        f"Shipped but never imported {imports.imported_where}{stale}: {names} "
-        f"({as_mb(imports.never_imported_bytes)} in all)"
     )
 
 
@@ -143,7 +340,6 @@ def removal_advice(budget: Budget) -> str:
 
 
 def pie(budget: Budget) -> str:
-    """Composition of what Lambda counts, plus the headroom left, in MB."""
     slices: list[tuple[str, int]] = [(g.name, g.unzipped_bytes) for g in budget.distributions[:PIE_SLICES]]
     rest = sum(g.unzipped_bytes for g in budget.distributions[PIE_SLICES:])
     if rest:
@@ -153,14 +349,11 @@ def pie(budget: Budget) -> str:
         for c in budget.components
         if c.kind != "layer"
     ]
+    limit = as_mb(budget.limit_bytes)
+    title = f"Unzipped MB: {as_mb(-budget.headroom_bytes)} over the {limit} limit"
     if budget.headroom_bytes > 0:
         slices.append(("headroom", budget.headroom_bytes))
-    limit = as_mb(budget.limit_bytes)
-    title = (
-        f"Unzipped MB against the {limit} limit"
-        if budget.headroom_bytes > 0
-        else f"Unzipped MB: {as_mb(-budget.headroom_bytes)} over the {limit} limit"
-    )
+        title = f"Unzipped MB against the {limit} limit"
     lines = ["```mermaid", "pie showData", f"    title {title}"]
     for label, size in slices:
         value = round(size / MB, 2)
@@ -170,11 +363,12 @@ def pie(budget: Budget) -> str:
 
 
 def render_markdown(budget: Budget) -> str:
-    parts = (item.markdown() if isinstance(item, Table) else item for item in _document(budget))
-    return "\n".join(parts).rstrip() + "\n"
+    blocks = (item.markdown() if isinstance(item, Table) else item for item in _document(budget))
+    return "\n\n".join(blocks).rstrip() + "\n"
 
 
 def _document(budget: Budget) -> list[str | Table]:
+    """budget.md's blocks (headings, paragraphs, tables), separated by a blank line when rendered."""
     comparison = budget.comparison
     headline = (
         f"## {ICONS[budget.status]} Lambda size budget: {budget.status} — {as_bytes(budget.used_bytes)} of "
@@ -205,30 +399,24 @@ def _document(budget: Budget) -> list[str | Table]:
             for d in comparison.distributions
             if d.status == "removed"
         ]
-    out: list[str | Table] = [headline, "", Table(["", "Bytes", "MB"], summary_rows), ""]
+    out: list[str | Table] = [headline, Table(["", "Bytes", "MB"], summary_rows)]
     message = verdict_message(budget)
     if message:
-        out += ["```text", message, "```", ""]
+        out.append(f"```text\n{message}\n```")
     components = [(c.name, c.kind, *_sizes(c.unzipped_bytes, c.zipped_bytes), c.files) for c in budget.components]
     out += [
         (
             "<sub>MB = 1,000,000 bytes (decimal). Sizes are unzipped unless marked zipped: Lambda counts the unzipped "
             "size of the function code plus every layer against one limit.</sub>"
         ),
-        "",
         pie(budget),
-        "",
         "### What Lambda counts",
-        "",
         Table(["Part", "Kind", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files"], components, numeric_from=2),
-        "",
         "### Per distribution (layer, largest first)",
-        "",
         Table(headers, distributions, numeric_from=2),
-        "",
     ]
     if comparison:
-        out += [f"### Changes vs {comparison.label}", "", f"Baseline: {comparison.source}.", ""]
+        out += [f"### Changes vs {comparison.label}", f"Baseline: {comparison.source}."]
         changes = [
             (
                 row.name,
@@ -241,24 +429,22 @@ def _document(budget: Budget) -> list[str | Table]:
             for row in comparison.changes
         ]
         headers = ["Distribution", "Change", "Before (bytes)", "After (bytes)", "Delta (bytes)", "Delta"]
-        out += [Table(headers, changes, numeric_from=2) if changes else "No distribution changed in size or version."]
-        out.append("")
+        out.append(
+            Table(headers, changes, numeric_from=2) if changes else "No distribution changed in size or version."
+        )
+    used = budget.used_bytes
+    shares = [f"{100 * g.unzipped_bytes / used:.1f}%" if used else "" for g in budget.categories]
     categories = [
-        (g.name, *_sizes(g.unzipped_bytes, g.zipped_bytes), g.files, _share(g.unzipped_bytes, budget))
-        for g in budget.categories
+        (g.name, *_sizes(g.unzipped_bytes, g.zipped_bytes), g.files, share)
+        for g, share in zip(budget.categories, shares, strict=True)
     ]
     out += [
         "### Per category",
-        "",
         Table(["Category", "Unzipped bytes", "Unzipped MB", "Zipped MB", "Files", "Share"], categories),
-        "",
         "### Bytecode",
-        "",
         bytecode_line(budget) + ".",
-        "",
         *_imports_section(budget),
         "### What pruning removed",
-        "",
     ]
     rules = [
         (r.name, r.files, as_bytes(r.bytes), mb_cell(r.bytes), ", ".join(f"`{p}`" for p in r.paths[:2]))
@@ -274,14 +460,19 @@ def _document(budget: Budget) -> list[str | Table]:
         for f in budget.largest_files
     ]
     headers = ["File", "Distribution", "Category", "Unzipped bytes", "Unzipped MB", "Zipped MB"]
-    out += ["", f"<details><summary>{len(files)} largest files</summary>", ""]
-    out += [Table(headers, files, numeric_from=3), "", "</details>", ""]
+    out += [
+        f"<details><summary>{len(files)} largest files</summary>",
+        Table(headers, files, numeric_from=3),
+        "</details>",
+    ]
     if budget.suggestions:
-        lines = [f"- {idea.describe(budget.limit_bytes, code=lambda line: f'`{line}`')}" for idea in budget.suggestions]
+        lines = "\n".join(
+            f"- {idea.describe(budget.limit_bytes, code=lambda line: f'`{line}`')}" for idea in budget.suggestions
+        )
         if budget.status == PASS:
-            out += ["<details><summary>What could be removed</summary>", "", *lines, "", "</details>", ""]
+            out += ["<details><summary>What could be removed</summary>", lines, "</details>"]
         else:
-            out += ["### What could be removed", "", *lines, ""]
+            out += ["### What could be removed", lines]
     return out
 
 
@@ -293,17 +484,17 @@ def _change(status: str, before: str | None, after: str | None) -> str:
 
 def _imports_section(budget: Budget) -> list[str | Table]:
     imports = budget.imports
-    out: list[str | Table] = ["### Shipped but never imported", ""]
+    out: list[str | Table] = ["### Shipped but never imported"]
     if imports is None:
         no_trace = (
             "No import trace yet: the layer build records one when it has a trained model to run the handler "
             "with (`python -m training`, then `python -m ci build`), and so does the smoke invocation "
             "(`python -m ci smoke`)."
         )
-        return [*out, no_trace, ""]
-    out += [f"Import trace: {imports.traced_by} (`{imports.report}`).", ""]
+        return [*out, no_trace]
+    out.append(f"Import trace: {imports.traced_by} (`{imports.report}`).")
     if not imports.same_layer:
-        out += [f"> The trace in `{imports.report}` was taken on another layer.zip: rerun the smoke invocation.", ""]
+        out.append(f"> The trace in `{imports.report}` was taken on another layer.zip: rerun the smoke invocation.")
     if imports.never_imported:
         out.append(
             f"{len(imports.never_imported)} distribution(s), {as_bytes(imports.never_imported_bytes)} bytes "
@@ -322,14 +513,14 @@ def _imports_section(budget: Budget) -> list[str | Table]:
         for use in imports.distributions
     ]
     headers = ["Distribution", "Shipped bytes", "Imported bytes", "Imported files", "Never imported"]
-    out += ["", Table(headers, uses, text_after=4), ""]
+    out.append(Table(headers, uses, text_after=4))
     if imports.unimported_directories:
         folders = [
             (f"`python/{g.name}`", as_bytes(g.unzipped_bytes), mb_cell(g.unzipped_bytes), g.files)
             for g in imports.unimported_directories
         ]
-        out += ["Largest package folders nothing was imported from:", ""]
-        out += [Table(["Folder", "Unzipped bytes", "Unzipped MB", "Files"], folders), ""]
+        table = Table(["Folder", "Unzipped bytes", "Unzipped MB", "Files"], folders)
+        out += ["Largest package folders nothing was imported from:", table]
     return out
 
 
@@ -350,37 +541,22 @@ def figures(budget: Budget) -> dict[str, Any]:
 
 def budget_to_dict(budget: Budget) -> dict[str, Any]:
     """The report body; ci.reports.write_report adds format, check, passed and the artifacts' digests."""
-    comparison, imports = budget.comparison, budget.imports
-    lists = ("components", "distributions", "categories", "rules", "largest_files", "largest_directories")
-    return {
-        **figures(budget),
-        "lock": budget.lock,
-        **{name: [asdict(item) for item in getattr(budget, name)] for name in lists},
-        "bytecode": asdict(budget.bytecode),
-        "import_trace": None
-        if imports is None
-        else {
-            "source": imports.source,
-            "traced_by": imports.traced_by,
-            "report": imports.report,
-            "same_layer": imports.same_layer,
-            "never_imported": [use.name for use in imports.never_imported],
-            "never_imported_bytes": imports.never_imported_bytes,
-            "distributions": [asdict(use) for use in imports.distributions],
-            "unimported_directories": [asdict(g) for g in imports.unimported_directories],
-        },
-        "baseline": None
-        if comparison is None
-        else {
+    data = {**asdict(budget), **figures(budget), "import_trace": None, "baseline": None}
+    del data["imports"], data["comparison"]
+    data["suggestions"] = [suggestion.to_dict(budget.limit_bytes) for suggestion in budget.suggestions]
+    if imports := budget.imports:
+        never = {"never_imported": [use.name for use in imports.never_imported]}
+        extra = {**never, "never_imported_bytes": imports.never_imported_bytes, "traced_by": imports.traced_by}
+        data["import_trace"] = {**asdict(imports), **extra}
+    if comparison := budget.comparison:
+        data["baseline"] = {
             "label": comparison.label,
             "source": comparison.source,
             "used_bytes": comparison.before_used_bytes,
             "delta_bytes": comparison.delta_bytes,
             "distributions": [{**asdict(row), "delta_bytes": row.delta_bytes} for row in comparison.distributions],
-        },
-        "compact_saving_bytes": budget.compact_saving_bytes,
-        "suggestions": [s.to_dict(budget.limit_bytes) for s in budget.suggestions],
-    }
+        }
+    return data
 
 
 def write_budget_json(paths: BuildPaths, budget: Budget, judged: Iterable[Snapshot] = ()) -> Path:

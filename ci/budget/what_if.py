@@ -18,14 +18,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.tags import Tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from ci import logs, unpacked_layers
+from ci import unpacked_layers
 from ci.budget.compute import (
     BUILD_FIX,
     CI_PACKAGE,
@@ -39,9 +38,9 @@ from ci.budget.compute import (
     gather_inputs,
     module_key,
     removal_options,
+    totals,
 )
-from ci.budget.model import FAIL, WARN, Budget, Component, Group, Suggestion
-from ci.budget.render import figures, headline, verdict_message
+from ci.budget.render import FAIL, WARN, Budget, Component, Group, Suggestion, figures, headline, verdict_message
 from ci.cache_seal import sources_digest
 from ci.config import ARCHITECTURES, Config, Target, load_policy
 from ci.errors import CheckFailedError, PipelineError
@@ -56,7 +55,7 @@ from ci.lock.resolve import compile_lock, lock_jobs
 from ci.paths import BuildPaths
 from ci.pins.check import PACKAGES
 from ci.pip import LEGACY_ALIASES, target_tags
-from ci.reports import Finding, sha256_file, write_report
+from ci.reports import Finding, sha256_file
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners, canonical
 from ci.site.tree import globbed, link_or_copy, walk_files
@@ -68,29 +67,20 @@ logger = logging.getLogger(__name__)
 
 # A shared library named like a module (pyarrow's libarrow_python.so): loaded by other modules, not imported.
 NOT_A_MODULE = "does not define module export function"
-LAYER_STEPS = ("strip", "verify", "install", "bytecode")  # the build's own code that measuring runs
+LAYER_STEPS = ("strip", "verify", "wheels", "bytecode")  # the build's own code that measuring runs
 # This module is measuring code too: a new measurement cache format is a new cache key.
 MEASURING_CODE = [Path(__file__), *(CI_PACKAGE / "layer" / f"{step}.py" for step in LAYER_STEPS)]
 CHECK = "budget-what-if"
-CURRENT = "the current lock"
 HOW = {
     "layer.zip": "as build/layer.zip ships it",
     "measured": "installed and pruned by the build's rules now",
     "cached": "installed and pruned by the build's rules (cached)",
 }
-COMPACT_MEASURED = (
-    "every file the handler never used on the committed events in the projected layer (measured: the "
-    "build's trace run on it, added distributions included) and the .py of every module it imported, "
-    "which ships as its .pyc"
-)
-
-
 EXAMPLE = "--what-if pyarrow 'lightgbm==4.5.0' -r extra.in"
 
 
 class SpecError(PipelineError):
-    def __str__(self) -> str:
-        return f"{self.problem}; fix: {self.fix}" if self.fix else self.problem
+    __str__ = PipelineError.one_line
 
 
 @dataclass(frozen=True)
@@ -116,62 +106,48 @@ class WhatIfRequest:
 
 def parse_request(specs: Sequence[str], files: Sequence[Path], cwd: Path) -> WhatIfRequest:
     """Requirements and -r files (relative to `cwd`); anything else is a SpecError naming the argument."""
-    given: list[str] = []
+    requirements: list[Requirement] = []
     paths: list[Path] = [(cwd / path).resolve() for path in files]
-    for spec in specs:
-        text = spec.strip()
-        if text.startswith(("-r", "--requirement")):
-            paths.append((cwd / _file_option(text)).resolve())
+    for text in (spec.strip() for spec in specs):
+        if text.startswith(("-r", "--requirement")):  # -r FILE, -rFILE, -r=FILE, --requirement[=| ]FILE
+            parts = shlex.split(text)
+            match = re.fullmatch(r"(?:-r=?|--requirement=)(.+)", parts[0]) if len(parts) == 1 else None
+            if len(parts) == 2 and parts[0] in ("-r", "--requirement"):
+                paths.append((cwd / parts[1]).resolve())
+            elif match:
+                paths.append((cwd / match[1]).resolve())
+            else:
+                raise SpecError(
+                    f"--what-if {text!r} is not `-r FILE`", "write one requirements file per -r, e.g. -r extra.in"
+                )
             continue
-        given.append(str(_requirement(text)))
-    if not given and not paths:
+        try:
+            requirements.append(_checked(Requirement(text), repr(text)))
+        except InvalidRequirement as exc:
+            reason = str(exc).splitlines()[0].rstrip(".")
+            raise SpecError(
+                f"--what-if {text!r} is not a requirement ({reason})",
+                f"write NAME, NAME==VERSION or NAME>=LOW,<HIGH, or -r FILE, e.g. {EXAMPLE}",
+            ) from None
+    if not requirements and not paths:
         raise SpecError("--what-if needs at least one requirement", f"name what to add, e.g. {EXAMPLE}")
-    requirements = [Requirement(spec) for spec in given]
+    given = tuple(str(requirement) for requirement in requirements)
     for path in paths:
         if not path.is_file():
             raise SpecError(f"-r {path}: no such file", "give the path of a requirements file (relative to here)")
-        _refuse_options(path)
+        for number, text in logical_lines(path.read_text()):  # requirement lines only: options are refused
+            line = strip_comment(text)
+            if line.startswith("-"):
+                option = line.split(maxsplit=1)[0].split("=", 1)[0]
+                raise SpecError(
+                    f"--what-if -r {path}:{number}: {option!r} is an option, not a requirement (a -r file given to "
+                    "--what-if holds requirement lines only)",
+                    "remove the line; write each package as NAME or NAME==VERSION (the index is pipeline.toml's "
+                    "lock.index_url), and pass another file with its own -r",
+                )
         for direct in read_in(path, path.parent):
             requirements.append(_checked(direct.requirement, f"{path.name}:{direct.line}"))
-    return WhatIfRequest(tuple(given), tuple(paths), tuple(requirements))
-
-
-def _refuse_options(path: Path) -> None:
-    """Every line of a -r file is a requirement, a comment or blank: options are refused, naming file:line."""
-    for number, text in logical_lines(path.read_text()):
-        line = strip_comment(text)
-        if line.startswith("-"):
-            option = line.split(maxsplit=1)[0].split("=", 1)[0]
-            raise SpecError(
-                f"--what-if -r {path}:{number}: {option!r} is an option, not a requirement (a -r file given to "
-                "--what-if holds requirement lines only)",
-                "remove the line; write each package as NAME or NAME==VERSION (the index is pipeline.toml's "
-                "lock.index_url), and pass another file with its own -r",
-            )
-
-
-def _file_option(text: str) -> str:
-    parts = shlex.split(text)
-    option, _, value = parts[0].partition("=")
-    if not value and option in ("-r", "--requirement") and len(parts) == 2:
-        return parts[1]
-    if option == "-r" and not value and len(parts) == 1 and len(text) > 2:
-        return text[2:].strip()  # -rextra.in
-    if value and len(parts) == 1:
-        return value
-    raise SpecError(f"--what-if {text!r} is not `-r FILE`", "write one requirements file per -r, e.g. -r extra.in")
-
-
-def _requirement(text: str) -> Requirement:
-    try:
-        requirement = Requirement(text)
-    except InvalidRequirement as exc:
-        reason = str(exc).splitlines()[0].rstrip(".")
-        raise SpecError(
-            f"--what-if {text!r} is not a requirement ({reason})",
-            f"write NAME, NAME==VERSION or NAME>=LOW,<HIGH, or -r FILE, e.g. {EXAMPLE}",
-        ) from None
-    return _checked(requirement, repr(text))
+    return WhatIfRequest(given, tuple(paths), tuple(requirements))
 
 
 def _checked(requirement: Requirement, where: str) -> Requirement:
@@ -188,10 +164,7 @@ _LEGACY = {alias: (2, minor) for minor, alias in LEGACY_ALIASES.items()}
 MAX_TAGS = 8
 
 
-@dataclass(frozen=True)
-class Unfit:
-    """A requested package no version of which (within its specifier) the target can install."""
-
+class Unfit(NamedTuple):
     name: str
     message: str
     fix: str
@@ -199,23 +172,6 @@ class Unfit:
 
 def target_name(target: Target) -> str:
     return f"{target.runtime.name} {target.architecture} (glibc {target.glibc}, {target.runtime.python_tag})"
-
-
-def glibc_needed(platform: str) -> tuple[int, int] | None:
-    """(2, 28) for manylinux_2_28_x86_64 and (2, 17) for manylinux2014_x86_64; None for other platforms."""
-    match = _MANYLINUX.match(platform)
-    if match:
-        return int(match[1]), int(match[2])
-    return _LEGACY.get(platform.split("_", 1)[0])
-
-
-def why_unfit(requirement: Requirement, index: SimpleIndex, target: Target) -> Unfit | None:
-    """None when some version `requirement` allows has a wheel `target` loads; else what it has instead."""
-    project = index.project(requirement.name)
-    unfit = _judge(requirement, project, target)
-    if unfit is not None and project.from_cache:  # never explain from a stale answer: ask the index again
-        unfit = _judge(requirement, index.project(requirement.name, fresh=True), target)
-    return unfit
 
 
 def why_not_newest(name: str, resolved: str, index: SimpleIndex, target: Target) -> str | None:
@@ -268,21 +224,17 @@ def _judge(requirement: Requirement, project: Project, target: Target) -> Unfit 
 
 
 def _glibc_gap(wheels: list[IndexFile], target: Target) -> str:
-    """ "; manylinux_2_28 needs glibc 2.28, python3.11's is 2.26" when the machine fits but glibc does not."""
-    needed = sorted(
-        {
-            glibc
-            for f in wheels
-            for t in _tags(f)
-            if t.platform.endswith(target.machine) and (glibc := glibc_needed(t.platform)) is not None
-        }
-    )
-    if not needed or needed[0] <= target.glibc_tuple:
+    """ "; the oldest needs glibc 2.28: python3.11's glibc 2.26 ..." when the machine fits but glibc does not."""
+    needed = []
+    for tag in {t.platform for f in wheels if f.wheel for t in f.wheel[1] if t.platform.endswith(target.machine)}:
+        match = _MANYLINUX.match(tag)  # manylinux_2_28_x86_64, else a legacy alias (manylinux2014_x86_64)
+        glibc = (int(match[1]), int(match[2])) if match else _LEGACY.get(tag.split("_", 1)[0])
+        if glibc is not None:
+            needed.append(glibc)
+    if not needed or min(needed) <= target.glibc_tuple:
         return ""
-    lowest = needed[0]
-    return (
-        f"; the oldest needs glibc {lowest[0]}.{lowest[1]}: {target.runtime.name}'s glibc {target.glibc} cannot load it"
-    )
+    major, minor = min(needed)
+    return f"; the oldest needs glibc {major}.{minor}: {target.runtime.name}'s glibc {target.glibc} cannot load it"
 
 
 def _other_targets(wheels: list[IndexFile], current: Target) -> list[str]:
@@ -315,7 +267,7 @@ def _shown_tags(files: list[IndexFile], target: Target) -> str:
     """'its Linux wheels are tagged py3-none-manylinux_2_28_x86_64, ...': the target's Python and machine first."""
     accepted = target_tags(target)
     pythons = {(t.interpreter, t.abi) for t in accepted}
-    tags = {t for f in files for t in _tags(f)}
+    tags = {t for f in files if f.wheel for t in f.wheel[1]}
     relevant = {t for t in tags if (t.interpreter, t.abi) in pythons} or tags
     linux = {t for t in relevant if "linux" in t.platform} or relevant
     shown = sorted(linux, key=lambda t: (not t.platform.endswith(target.machine), str(t)))
@@ -324,28 +276,16 @@ def _shown_tags(files: list[IndexFile], target: Target) -> str:
     return f"its {which} are tagged {', '.join(str(t) for t in shown[:MAX_TAGS])}{more}"
 
 
-def _tags(file: IndexFile) -> frozenset[Tag]:
-    wheel = file.wheel
-    return wheel[1] if wheel is not None else frozenset()
-
-
 def _versioned(project: Project) -> list[tuple[IndexFile, Version]]:
-    """Every file of the project with its version (wheels and sdists); unparsable names left out."""
-    found = []
-    for file in project.files:
-        wheel = file.wheel
-        version = wheel[0] if wheel is not None else sdist_version(project.name, file.filename)
-        if version is not None:
-            found.append((file, version))
-    return found
+    versions = ((f, f.wheel[0] if f.wheel else sdist_version(project.name, f.filename)) for f in project.files)
+    return [(file, version) for file, version in versions if version is not None]
 
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 UV_DETAIL_LINES = 8
 
 
-@dataclass(frozen=True)
-class Move:
+class Move(NamedTuple):
     name: str
     before: str
     after: str
@@ -384,7 +324,14 @@ def resolve(config: Config, paths: BuildPaths, request: WhatIfRequest, workdir: 
         compile_lock(what_if, config.lock.index_url, uv_cache=paths.cache / "uv")
     except PipelineError as exc:
         index = index_for(config, paths)
-        unfit = [found for req in request.requirements if (found := why_unfit(req, index, config.target)) is not None]
+        unfit: list[Unfit] = []  # each request no version of which the target loads, and what it has instead
+        for requirement in request.requirements:
+            project = index.project(requirement.name)
+            found = _judge(requirement, project, config.target)
+            if found is not None and project.from_cache:  # never explain from a stale answer: ask the index again
+                found = _judge(requirement, index.project(requirement.name, fresh=True), config.target)
+            if found is not None:
+                unfit.append(found)
         if unfit:
             problem, fix = "\n".join(u.message for u in unfit), "; ".join(f"{u.name}: {u.fix}" for u in unfit)
             raise UnresolvableError(problem, fix, unfit) from None
@@ -398,25 +345,7 @@ def resolve(config: Config, paths: BuildPaths, request: WhatIfRequest, workdir: 
     return read_layer_lock(output)
 
 
-def moved_pins(current: LockFile, projected: LockFile) -> list[Move]:
-    return [
-        Move(name, str(pin.version), str(after.version), tuple(after.via))
-        for name, pin in sorted(current.pins.items())
-        if (after := projected.pins.get(name)) is not None and after.version != pin.version
-    ]
-
-
-def held_back(config: Config, paths: BuildPaths, request: WhatIfRequest, projected: LockFile) -> list[str]:
-    """For each requested package the resolve settled below the newest release of: why, if for the target."""
-    index = index_for(config, paths)
-    names = dict.fromkeys(canonicalize_name(req.name) for req in request.requirements)  # in order, once each
-    pins = [pin for name in names if (pin := projected.pins.get(name)) is not None and pin.version]
-    notes = [why_not_newest(pin.name, str(pin.version), index, config.target) for pin in pins]
-    return [note for note in notes if note]
-
-
-@dataclass(frozen=True)
-class Current:
+class Current(NamedTuple):
     """The layer the question is asked against: the current lock, as build/layer.zip holds it."""
 
     lock: LockFile
@@ -429,8 +358,26 @@ class Current:
 def current_state(config: Config, paths: BuildPaths, limit_bytes: int | None) -> Current:
     """Refused unless layer.zip was built from the current lock: the delta must be against that lock's layer."""
     lock = read_layer_lock(config.lock.layer_lock)
-    if not paths.layer_zip.is_file():
-        raise no_layer(config, paths)
+    if not paths.layer_zip.is_file():  # why, and the one thing to run (a failed build deletes its zips)
+        shown = display_path(paths.layer_zip, config.root)
+        try:
+            last = json.loads(paths.report("build").read_text())
+        except (OSError, ValueError):
+            last = None
+        if isinstance(last, dict) and last.get("passed") is False and last.get("error"):
+            first = str(last["error"]).splitlines()[0]
+            raise PipelineError(
+                f"{shown} is missing: the last `python -m ci build` failed ({first}), and the what-if measures "
+                "against the current lock's layer",
+                f"{last.get('fix') or 'fix the build'}; then `python -m ci build` and ask again",
+            )
+        if not paths.model.is_file():
+            raise PipelineError(
+                f"{shown} is missing and there is no trained model ({display_path(paths.model, config.root)}): the "
+                "what-if measures against the current lock's layer, which the build makes with the model",
+                "run `make pipeline` once (or `python -m training`, then `python -m ci build`), then ask again",
+            )
+        raise PipelineError(f"{shown} is missing: the what-if measures against the current lock's layer", BUILD_FIX)
     inputs = gather_inputs(config, paths, limit_bytes)
     report = inputs.build_report
     if not report:
@@ -451,29 +398,6 @@ def current_state(config: Config, paths: BuildPaths, limit_bytes: int | None) ->
         name = owner[entry.path]
         entries.setdefault("" if name == UNATTRIBUTED else canonical(name), []).append(entry)
     return Current(lock, inputs, compute_budget(inputs), layer_sha, entries)
-
-
-def no_layer(config: Config, paths: BuildPaths) -> PipelineError:
-    """Why there is no layer to ask against, in one line, and the one thing to run (a failed build deletes its zips)."""
-    shown = display_path(paths.layer_zip, config.root)
-    try:
-        last = json.loads(paths.report("build").read_text())
-    except (OSError, ValueError):
-        last = None
-    if isinstance(last, dict) and last.get("passed") is False and last.get("error"):
-        first = str(last["error"]).splitlines()[0]
-        return PipelineError(
-            f"{shown} is missing: the last `python -m ci build` failed ({first}), and the what-if measures "
-            "against the current lock's layer",
-            f"{last.get('fix') or 'fix the build'}; then `python -m ci build` and ask again",
-        )
-    if not paths.model.is_file():
-        return PipelineError(
-            f"{shown} is missing and there is no trained model ({display_path(paths.model, config.root)}): the "
-            "what-if measures against the current lock's layer, which the build makes with the model",
-            "run `make pipeline` once (or `python -m training`, then `python -m ci build`), then ask again",
-        )
-    return PipelineError(f"{shown} is missing: the what-if measures against the current lock's layer", BUILD_FIX)
 
 
 @dataclass(frozen=True)
@@ -534,11 +458,7 @@ def project(
         Component("layer.zip (projected)", "layer", lock_shown, sum(e.unzipped_bytes for e in layer), None, len(layer)),
         *(c for c in current.budget.components if c.kind == "extra layer"),
     ]
-    groups = [
-        Group(name, sum(e.unzipped_bytes for e in group), 0, len(group), lock.pins[name].version)
-        for name, group in entries.items()
-        if name
-    ]
+    groups = [Group(name, *totals(group), lock.pins[name].version) for name, group in entries.items() if name]
     budget = dataclasses.replace(
         current.budget,
         components=components,
@@ -558,8 +478,17 @@ def project(
     ]
     source = f"{config.relative(current.lock.path)} ({current.lock.digest[:12]}) as build/layer.zip ships it"
     baseline = {"used_bytes": current.budget.used_bytes, "distributions": before}
-    budget = dataclasses.replace(budget, comparison=compare(budget, baseline, CURRENT, source))
-    moves, notes = moved_pins(current.lock, lock), held_back(config, paths, request, lock)
+    budget = dataclasses.replace(budget, comparison=compare(budget, baseline, "the current lock", source))
+    moves = [
+        Move(name, str(pin.version), str(after.version), tuple(after.via))
+        for name, pin in sorted(current.lock.pins.items())
+        if (after := lock.pins.get(name)) is not None and after.version != pin.version
+    ]
+    # For each requested package the resolve settled below the newest release of: why, if for the target.
+    index = index_for(config, paths)
+    names = dict.fromkeys(canonicalize_name(req.name) for req in request.requirements)  # in order, once each
+    pins = [pin for name in names if (pin := lock.pins.get(name)) is not None and pin.version]
+    notes = [note for pin in pins if (note := why_not_newest(pin.name, str(pin.version), index, config.target))]
     return Projection(request, config.target, budget, entries, how, measured, added, moves, notes)
 
 
@@ -572,12 +501,11 @@ def measure_compact(
     new_site: Path | None,
     workdir: Path,
 ) -> tuple[int | None, str]:
-    """(layer bytes or None, the log line) of the projected layer after the build's compact step, with the handler
-    traced on it: whether an added distribution is imported (pandas imports pyarrow when present) is seen."""
+    """(layer bytes or None, log line) after the compact step, the handler traced on the projected layer itself:
+    an added distribution may be imported by an existing one (pandas imports pyarrow when present)."""
     if not paths.model.is_file():
         return None, f"not measured: no model at {paths.model} to trace the handler with (train first)"
-    if workdir.exists():
-        shutil.rmtree(workdir)
+    shutil.rmtree(workdir, ignore_errors=True)
     site = workdir / BUILD_SITE
     for name, entries in projection.entries.items():
         source = new_site if name in projection.measured and new_site is not None else base_site
@@ -644,7 +572,6 @@ class Measurer:
 
     @property
     def setting_key(self) -> str:
-        """Everything but the wheel that decides a measurement."""
         build, target = self.config.build, self.config.target
         settings = repr((build.keep, build.remove, target.runtime.name, target.architecture, target.glibc))
         parts = [rules.fingerprint(build.prune), settings, sources_digest(*MEASURING_CODE)]
@@ -658,11 +585,33 @@ class Measurer:
                 data = json.loads(self._cache_file(wheel).read_text())
                 if data.get("sha256") == wheel.sha256:
                     found[wheel.pin.name] = Measured(**{**data, "from_cache": True})
-        todo = [wheel for wheel in wheels if wheel.pin.name not in found]
-        if todo:
-            for measured, wheel in zip(self._measure(todo), sorted(todo, key=lambda w: w.pin.name), strict=True):
-                _write_cached(self._cache_file(wheel), measured)
-                found[wheel.pin.name] = measured
+        todo = sorted((wheel for wheel in wheels if wheel.pin.name not in found), key=lambda w: w.pin.name)
+        if not todo:
+            return found
+        # The rest are installed together into a tree kept for `tree`; each distribution's files and .pyc are read.
+        site = self._tree_dir(todo)
+        installed, errors = self._prepare(site, todo)
+        owners = Owners.of_installed((d.name, d.files) for d in installed)
+        files: dict[str, dict[str, int]] = {d.name: {} for d in installed}
+        for path in walk_files(site):
+            rel = path.relative_to(site).as_posix()
+            owner = owners.distribution(f"{BUILD_SITE}/{rel}")
+            if owner in files:
+                files[owner][rel] = path.stat().st_size
+        sources = sorted(rel for shipped in files.values() for rel in shipped if rel.endswith(".py"))
+        version = self.config.target.runtime.python
+        # Into the tree's __pycache__/ (whoever reads the tree as the build leaves it before bytecode skips them).
+        compile_files(self.python, version, site, sources, self.paths.cache / "bytecode", False, LAMBDA_SITE)
+        pyc = {rel: (site / pyc_path(rel, version, False)).stat().st_size for rel in sources}
+        for d, wheel in zip(installed, todo, strict=True):
+            found[wheel.pin.name] = Measured(
+                version=d.version,
+                sha256=wheel.sha256,
+                files=dict(sorted(files[d.name].items())),
+                pyc={rel: pyc[rel] for rel in sorted(files[d.name]) if rel in pyc},
+                import_errors={name: error for name, error in errors.items() if _owned(name, files[d.name], d.name)},
+            )
+            _write_cached(self._cache_file(wheel), found[wheel.pin.name])
         return found
 
     def _cache_file(self, wheel: CachedWheel) -> Path:
@@ -676,7 +625,7 @@ class Measurer:
         return site
 
     def discard_trees(self) -> None:
-        """Delete this process's kept trees (hundreds of MB for a large distribution)."""
+        """This process's kept trees: hundreds of MB for a large distribution."""
         for tree in (self.paths.build / "what-if" / "trees").glob(f"*-{os.getpid()}"):
             shutil.rmtree(tree, ignore_errors=True)
 
@@ -687,8 +636,7 @@ class Measurer:
 
     def _prepare(self, site: Path, wheels: Sequence[CachedWheel]) -> tuple[list[InstalledDistribution], dict[str, str]]:
         """Install, import (keep what loads), remove, prune and strip, as the build does; the import errors."""
-        if site.parent.exists():
-            shutil.rmtree(site.parent)
+        shutil.rmtree(site.parent, ignore_errors=True)
         installed = install_wheels(list(wheels), site, unpacked=self.paths.cache / "unpacked")
         errors: dict[str, str] = {}
         keep = globbed(site, self.config.build.keep)
@@ -707,34 +655,6 @@ class Measurer:
         (site.parent / "done").write_text("")  # what `tree` reuses (its __pycache__/ is never read from it)
         return installed, errors
 
-    def _measure(self, wheels: Sequence[CachedWheel]) -> list[Measured]:
-        """Prepare the wheels' tree (kept for `tree`), then read each distribution's files and compile its .pyc."""
-        (self.paths.build / "what-if").mkdir(parents=True, exist_ok=True)
-        site = self._tree_dir(wheels)
-        installed, errors = self._prepare(site, wheels)
-        owners = Owners.of_installed((d.name, d.files) for d in installed)
-        files: dict[str, dict[str, int]] = {d.name: {} for d in installed}
-        for path in walk_files(site):
-            rel = path.relative_to(site).as_posix()
-            owner = owners.distribution(f"{BUILD_SITE}/{rel}")
-            if owner in files:
-                files[owner][rel] = path.stat().st_size
-        sources = sorted(rel for shipped in files.values() for rel in shipped if rel.endswith(".py"))
-        version = self.config.target.runtime.python
-        # Into the tree's __pycache__/ (whoever reads the tree as the build leaves it before bytecode skips them).
-        compile_files(self.python, version, site, sources, self.paths.cache / "bytecode", False, LAMBDA_SITE)
-        pyc = {rel: (site / pyc_path(rel, version, False)).stat().st_size for rel in sources}
-        return [
-            Measured(
-                version=d.version,
-                sha256=wheel.sha256,
-                files=dict(sorted(files[d.name].items())),
-                pyc={rel: pyc[rel] for rel in sorted(files[d.name]) if rel in pyc},
-                import_errors={name: error for name, error in errors.items() if _owned(name, files[d.name], d.name)},
-            )
-            for d, wheel in zip(installed, sorted(wheels, key=lambda w: w.pin.name), strict=True)
-        ]
-
 
 def _owned(item: str, files: dict[str, int], distribution: str) -> bool:
     """Is the failing check `item` (a module or a distribution's metadata) about this distribution?"""
@@ -743,40 +663,22 @@ def _owned(item: str, files: dict[str, int], distribution: str) -> bool:
 
 
 def answer_key(config: Config, paths: BuildPaths, current: Current, request: WhatIfRequest) -> str:
-    """sha256 of everything that decides the answer, this code included."""
     inputs = current.inputs
     trace = inputs.import_trace
     in_files = sorted({req.file for req in read_in(config.lock.requirements_in, config.root)})
-    parts: list[bytes] = [
-        current.lock.path.read_bytes(),
-        *(path.read_bytes() for path in [config.lock.requirements_in, *in_files]),
-        request.digest().encode(),
-        repr((config.target.runtime, config.target.architecture, config.target.glibc)).encode(),
-        rules.fingerprint(config.build.prune).encode(),
-        repr(config.build).encode(),
-        config.lock.index_url.encode(),
-        current.layer_sha256.encode(),
-        sha256_file(inputs.function.path).encode(),
-        *(sha256_file(extra.path).encode() for extra in inputs.extra_zips),
-        repr(config.budget.extra_layer_arns).encode(),
-        repr((inputs.limit_bytes, config.budget.warn_fraction)).encode(),
-        json.dumps([trace.source, sorted(trace.files)] if trace else None).encode(),
-        (sha256_file(paths.model) if paths.model.is_file() else "no model").encode(),
-        sources_digest(config.smoke.events).encode(),
-        sources_digest(CI_PACKAGE / "budget", CI_PACKAGE / "lock", CI_PACKAGE / "layer", CI_PACKAGE / "site").encode(),
+    target, budget = config.target, config.budget
+    settings = (target.runtime, target.architecture, target.glibc, config.build, config.lock.index_url)
+    files = [current.lock.path, config.lock.requirements_in, *in_files, inputs.function.path]
+    parts = [
+        request.digest(),
+        repr((*settings, budget.extra_layer_arns, inputs.limit_bytes, budget.warn_fraction)),
+        rules.fingerprint(config.build.prune),
+        current.layer_sha256,
+        json.dumps([trace.source, sorted(trace.files)] if trace else None),
+        sources_digest(*files, *(extra.path for extra in inputs.extra_zips), paths.model, config.smoke.events),
+        sources_digest(*(CI_PACKAGE / package for package in ("budget", "lock", "layer", "site"))),
     ]
-    return hashlib.sha256(b"\0".join(hashlib.sha256(part).digest() for part in parts)).hexdigest()
-
-
-def fetch_wheels(config: Config, paths: BuildPaths, lock: LockFile, workdir: Path) -> tuple[list[CachedWheel], int]:
-    """(every pin's wheel, how many were downloaded): the build's hashed cache first, then the index."""
-    found, missing = find_cached(lock, paths.wheel_cache, config.target)
-    if not missing:
-        return found, 0
-    partial = workdir / "missing.txt"  # only these go to pip: the rest is in the cache already
-    partial.write_text("".join(f"{pin.text} {' '.join(f'--hash={h}' for h in pin.hashes)}\n" for pin in missing))
-    fetched = fetch(read_lock(partial), paths.wheel_cache, config.target, config.lock.index_url)
-    return found + list(fetched.wheels), len(missing)
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def _write_cached(path: Path, value: Measured | Answer) -> None:
@@ -790,8 +692,7 @@ def _write_cached(path: Path, value: Measured | Answer) -> None:
 def what_if(
     config: Config, paths: BuildPaths, request: WhatIfRequest, limit_bytes: int | None = None, fresh: bool = False
 ) -> Answer:
-    """The answer, from the cache unless `fresh`; each step is logged with its seconds."""
-    started = mark = time.perf_counter()
+    started = time.perf_counter()
     current = current_state(config, paths, limit_bytes)
     key = answer_key(config, paths, current, request)
     answer_file = paths.build / "what-if" / "answers" / f"{key}.json"
@@ -803,24 +704,25 @@ def what_if(
     timings: dict[str, float] = {}
 
     def step(name: str, note: str = "") -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        timings[name] = round(now - mark, 2)
-        mark = now
+        timings[name] = round(time.perf_counter() - started - sum(timings.values()), 2)
         if note:
             logger.info(f"{name + ':':<10}{note} [{timings[name]:.1f}s]")
 
     workdir = paths.build / "what-if" / key[:16]
     lock = resolve(config, paths, request, workdir)
     step("resolve", f"{len(lock.entries)} pins for {target_name(config.target)}")
-    wheels, downloaded = fetch_wheels(config, paths, lock, workdir)
-    step("fetch", f"{len(wheels)} wheels, {downloaded} downloaded, the rest from the build's cache")
-    unchanged: list[CachedWheel] = []  # the current layer ships byte for byte the same wheel
-    new: list[CachedWheel] = []
+    wheels, missing = find_cached(lock, paths.wheel_cache, config.target)  # the build's hashed cache first
+    if missing:
+        partial = workdir / "missing.txt"  # only these go to pip
+        partial.write_text("".join(f"{pin.text} {' '.join(f'--hash={h}' for h in pin.hashes)}\n" for pin in missing))
+        wheels += fetch(read_lock(partial), paths.wheel_cache, config.target, config.lock.index_url).wheels
+    step("fetch", f"{len(wheels)} wheels, {len(missing)} downloaded, the rest from the build's cache")
+    new: list[CachedWheel] = []  # what the current layer does not ship byte for byte
     for wheel in wheels:
         before = current.lock.pins.get(wheel.pin.name)
         same = before is not None and before.version == wheel.pin.version and wheel.sha256 in before.sha256
-        (unchanged if same and wheel.pin.name in current.entries else new).append(wheel)
+        if not (same and wheel.pin.name in current.entries):
+            new.append(wheel)
     python = target_python(config.target.runtime.python)
     compact_bytes = None
     with contextlib.ExitStack() as held:
@@ -837,8 +739,8 @@ def what_if(
         fresh_count = sum(1 for m in measured.values() if not m.from_cache)
         step(
             "measure",
-            f"{len(unchanged)} distributions as build/layer.zip ships them; {len(new)} installed and pruned by the "
-            f"build's rules ({fresh_count} measured now, {len(new) - fresh_count} cached)",
+            f"{len(wheels) - len(new)} distributions as build/layer.zip ships them; {len(new)} installed and pruned "
+            f"by the build's rules ({fresh_count} measured now, {len(new) - fresh_count} cached)",
         )
         projection = project(config, paths, current, request, lock, measured)
         step("project")
@@ -864,7 +766,6 @@ def what_if(
         set(projection.entries) - set(projection.added),  # what the current import trace can speak for
         [name for name in never if name not in needed_by_added],
         compact_bytes=compact_bytes,
-        compact_how=COMPACT_MEASURED,
     )
     projection = dataclasses.replace(projection, options=options)
     step("options")
@@ -875,38 +776,6 @@ def what_if(
     answer = Answer(budget.passed, render_text(projection, findings), report, notes, timings)
     _write_cached(answer_file, answer)
     return answer
-
-
-def run_what_if(
-    config: Config,
-    paths: BuildPaths,
-    specs: list[str],
-    files: list[Path],
-    limit_bytes: int | None = None,
-    fresh: bool = False,
-) -> int:
-    """The command: print the answer, write reports/budget-what-if.json, exit 0 (pass, warn) or 1 (fail)."""
-    request = parse_request(specs, files, Path.cwd())  # a typo fails here, before any work
-    try:
-        answer = what_if(config, paths, request, limit_bytes, fresh)
-    except UnresolvableError as exc:
-        findings = [Finding(CHECK, "error", item.message, item.fix) for item in exc.unfit] or None
-        data = {"what_if": request.shown(), "error": exc.problem, "fix": exc.fix}
-        write_report(paths, CHECK, False, data, findings=findings)
-        raise
-    findings = [Finding.from_dict(item, CHECK) for item in answer.findings]
-    cache = "hit" if answer.from_cache else "miss"
-    total = answer.timings.get("total", 0.0)
-    report = write_report(
-        paths, CHECK, answer.passed, {**answer.report, "cache": cache, "answered_in_s": total}, findings=findings
-    )
-    logs.result(logger, answer.text)
-    how = "answered from the cache" if answer.from_cache else "computed"
-    logger.info(f"\nwrote {display_path(report, config.root)} ({how} in {total:.1f}s)")
-    errors = [finding for finding in findings if finding.severity == "error"]
-    if errors:
-        raise CheckFailedError(errors[0].message, errors[0].fix)
-    return 0
 
 
 @dataclass
@@ -1009,11 +878,7 @@ def report_data(projection: Projection, timings: dict[str, float]) -> dict[str, 
     assert comparison is not None
     target = projection.target
     return {
-        "what_if": {
-            **projection.request.shown(),
-            "lock": budget.lock["path"],
-            "lock_sha256": budget.lock["sha256"],
-        },
+        "what_if": {**projection.request.shown(), "lock": budget.lock["path"], "lock_sha256": budget.lock["sha256"]},
         "target": {"runtime": target.runtime.name, "architecture": target.architecture, "glibc": target.glibc},
         **figures(budget),
         "current": {"source": comparison.source, "used_bytes": comparison.before_used_bytes},
@@ -1023,7 +888,7 @@ def report_data(projection: Projection, timings: dict[str, float]) -> dict[str, 
             {**asdict(row), "delta_bytes": row.delta_bytes, "measured": projection.how.get(row.name)}
             for row in comparison.distributions
         ],
-        "moved_pins": [asdict(move) for move in projection.moves],
+        "moved_pins": [move._asdict() for move in projection.moves],
         "held_back": projection.held_back,
         "bytecode_if_imported": projection.bytecode_if_imported,
         "import_errors": {name: m.import_errors for name, m in projection.measured.items() if m.import_errors},
