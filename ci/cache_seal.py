@@ -14,8 +14,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-_PURPOSE_SEP = b"\0"
-
 
 def key_file() -> Path:
     """$XDG_STATE_HOME/forgetting-curve-lambda/cache-seal.key (~/.local/state by default): never under build/."""
@@ -45,12 +43,11 @@ def _key(path: Path) -> bytes:
 
 def _mac(purpose: str, name: str) -> hmac.HMAC:
     mac = hmac.new(_key(key_file()), digestmod=hashlib.sha256)
-    mac.update(purpose.encode() + _PURPOSE_SEP + name.encode() + _PURPOSE_SEP)
+    mac.update(purpose.encode() + b"\0" + name.encode() + b"\0")
     return mac
 
 
 def seal(purpose: str, name: str, data: bytes) -> str:
-    """The seal of `data` cached as `name` for `purpose` (hex): only a holder of this machine's key makes it."""
     mac = _mac(purpose, name)
     mac.update(data)
     return mac.hexdigest()

@@ -76,7 +76,6 @@ class RuntimeView:
     packages: Path  # the installed /var/runtime equivalent (ensure_runtime_dir)
 
     def behind(self, site: Path) -> list[Path]:
-        """What Lambda searches after the layer's python/ directory: the runtime's own packages."""
         path = lambda_sys_path(self.policy, {"task": None, "opt": site.parent, "runtime": self.packages})
         return path[path.index(site) + 1 :]
 
@@ -87,10 +86,6 @@ class RuntimeView:
     def key(self) -> str:
         """Names the installed pins (their directory's hash): part of every proof made on this view."""
         return self.packages.name
-
-
-def runtime_view(config: Config, paths: BuildPaths) -> RuntimeView:
-    return RuntimeView(config.target.runtime, ensure_runtime_dir(config, paths))
 
 
 @functools.cache

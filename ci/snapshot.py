@@ -14,7 +14,6 @@ from typing import IO
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
 
-BLOCK = 1 << 20
 STALE_AFTER_S = 24 * 3600  # snapshots nobody took for a day are removed when a new one is taken
 
 
@@ -59,11 +58,10 @@ def take(paths: BuildPaths, source: Path, name: str | None = None) -> Snapshot:
 
 
 def _digest(path: Path, copy: IO[bytes] | None = None) -> tuple[str, int]:
-    """sha256 and size of `path`'s bytes, written to `copy` as they are read."""
     digest = hashlib.sha256()
     size = 0
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(BLOCK), b""):
+        for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
             size += len(block)
             if copy is not None:

@@ -36,30 +36,25 @@ def reading(layers: Path, layer_zip: Path, fix: str = FIX) -> Iterator[Path]:
     """`layer_zip` unpacked and checked against it; nothing removes it until the block ends (do not write in it)."""
     layers.mkdir(parents=True, exist_ok=True)
     with _locked(layers, fcntl.LOCK_SH):
-        yield unpacked(layers, layer_zip, fix)
-    evict(layers, KEPT_BYTES)
-
-
-def unpacked(layers: Path, layer_zip: Path, fix: str) -> Path:
-    """The checked unpacked copy of `layer_zip` (made if missing or different). Call it holding the shared lock."""
-    entry = layers / sha256_file(layer_zip)
-    # CRCs: extract_all checks each entry's, and a copy is named by the sha256 of a zip it was extracted from.
-    with open_zip(layer_zip, fix, check_data=False) as zipped:
-        if entry.is_dir():
-            if matches(entry, zipped):
+        entry = layers / sha256_file(layer_zip)
+        # CRCs: extract_all checks each entry's, and a copy is named by the sha256 of a zip it was extracted from.
+        with open_zip(layer_zip, fix, check_data=False) as zipped:
+            if entry.is_dir() and matches(entry, zipped):
                 os.utime(entry)  # recently used: evicted last
-                return entry
-            _discard(entry)  # changed since it was unpacked
-        partial = Path(tempfile.mkdtemp(prefix=f"{entry.name}.", suffix=".partial", dir=layers))
-        zipped.extract_all(partial)
-        _size_file(entry).write_text(str(sum(info.file_size for info in zipped.files)))
-        try:
-            partial.rename(entry)
-        except OSError:  # another run unpacked the same zip first
-            _discard(partial)
-            if not (entry.is_dir() and matches(entry, zipped)):
-                raise
-    return entry
+            else:
+                if entry.is_dir():
+                    _discard(entry)  # changed since it was unpacked
+                partial = Path(tempfile.mkdtemp(prefix=f"{entry.name}.", suffix=".partial", dir=layers))
+                zipped.extract_all(partial)
+                _size_file(entry).write_text(str(sum(info.file_size for info in zipped.files)))
+                try:
+                    partial.rename(entry)
+                except OSError:  # another run unpacked the same zip first
+                    _discard(partial)
+                    if not (entry.is_dir() and matches(entry, zipped)):
+                        raise
+        yield entry
+    evict(layers, KEPT_BYTES)
 
 
 def matches(entry: Path, zipped: SafeZip) -> bool:

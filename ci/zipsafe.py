@@ -15,8 +15,8 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 from ci.errors import PipelineError
@@ -36,9 +36,6 @@ class ZipFacts:
     zipped_bytes: int
     unzipped_bytes: int
     files: int
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -113,9 +110,11 @@ def _deflate(data: bytes, cache: Path | None) -> bytes:
         key = cache / f"{hashlib.sha256(data).hexdigest()}-{LEVEL}-{zlib.ZLIB_RUNTIME_VERSION}.deflate"
         if key.is_file():
             cached = key.read_bytes()
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
             # Checked against what it claims to compress: whoever wrote the cache, the zip holds `data`.
-            if _inflates_to(cached, data):
-                return cached
+            with suppress(zlib.error):
+                if inflater.decompress(cached, len(data) + 1) == data and inflater.eof and not inflater.unused_data:
+                    return cached
             key.unlink(missing_ok=True)
     compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
     deflated = compressor.compress(data) + compressor.flush()
@@ -125,15 +124,6 @@ def _deflate(data: bytes, cache: Path | None) -> bytes:
         partial.write_bytes(deflated)
         partial.replace(key)
     return deflated
-
-
-def _inflates_to(deflated: bytes, data: bytes) -> bool:
-    decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
-    try:
-        inflated = decompressor.decompress(deflated, len(data) + 1)
-    except zlib.error:
-        return False
-    return inflated == data and decompressor.eof and not decompressor.unused_data
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")

@@ -34,7 +34,7 @@ from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
 from ci.pins.check import model_precondition
 from ci.reports import sha256_file
-from ci.runtime_view import RuntimeView, runtime_view
+from ci.runtime_view import RuntimeView, ensure_runtime_dir
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners
 from ci.site.tree import globbed, remove_empty_dirs, tree_size, walk_files
@@ -194,11 +194,12 @@ class BuildState:
     @cached_property
     def runtime(self) -> RuntimeView:
         """What Lambda puts behind the layer on sys.path (installed on first use): every step importing sees it."""
-        return runtime_view(self.config, self.paths)
+        return RuntimeView(self.config.target.runtime, ensure_runtime_dir(self.config, self.paths))
 
     def diagnosis(self) -> verify.Context:
-        requirements_in = self.config.relative(self.config.lock.requirements_in)
-        return verify.Context(self.site, self.changes, self.runtime, requirements_in)
+        return verify.Context(
+            self.site, self.changes, self.runtime, self.config.relative(self.config.lock.requirements_in)
+        )
 
     @property
     def python(self) -> str:
@@ -323,8 +324,7 @@ def _build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool) -> dict[
 def step_fetch(state: BuildState) -> None:
     with state.step("fetch"):
         lock = read_layer_lock(state.config.lock.layer_lock)
-        cache = state.paths.wheel_cache
-        result = fetch(lock, cache, state.config.target, state.config.lock.index_url)
+        result = fetch(lock, state.paths.wheel_cache, state.config.target, state.config.lock.index_url)
     state.lock, state.wheels = lock, result.wheels
     state.data["lock"] = {"path": lock.path.name, "sha256": lock.digest, "pins": len(lock.entries)}
     state.data["wheels"] = sorted(wheel.path.name for wheel in result.wheels)
@@ -353,18 +353,19 @@ def step_install(state: BuildState) -> None:
 def step_pristine(state: BuildState) -> None:
     """Verify the unpruned tree once per lock and rule set (cached): what fails anyway, what imports load."""
     assert state.lock is not None
-    options = state.options
-    target = state.config.target
-    state.keep = globbed(state.site, options.keep)
+    prune = state.options.prune
+    state.keep = globbed(state.site, state.options.keep)
     if not state.executes("imports"):
         state.data["pristine"] = {"skipped": state.proofs["imports"]}
-        logger.info(f"pristine: skipped, nothing can import {target.machine} code here (proof 'imports' missing)")
+        logger.info(
+            f"pristine: skipped, nothing can import {state.config.target.machine} code here (proof 'imports' missing)"
+        )
         return
-    view = state.runtime
-    cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, options.prune, view.key)
+    key = state.runtime.key
+    cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, state.config.target, prune, key)
     cached = cache_file.is_file()
     with state.step("pristine"):
-        planned = rules.plan(state.site, options.prune)
+        planned = rules.plan(state.site, prune)
         state.baseline = verify.baseline(state.runner(), state.site, state.distributions, planned, cache_file)
         state.keep |= verify.keep_set(state.baseline)
     failing = ", ".join(state.baseline.failures) or "none"
@@ -462,8 +463,8 @@ def step_zip(state: BuildState) -> None:
         deflated = state.paths.cache / "deflate"
         layer = zipsafe.write_zip(zipsafe.tree_entries(state.paths.layer_tree), state.paths.layer_zip, deflated)
         function = zipsafe.write_zip(zipsafe.tree_entries(state.function_tree), state.paths.function_zip)
-    state.data["layer"] = layer.to_json()
-    state.data["function"] = function.to_json()
+    state.data["layer"] = asdict(layer)
+    state.data["function"] = asdict(function)
     logger.info(
         f"zip:      layer.zip {as_mb(layer.zipped_bytes)} "
         f"({as_mb(layer.unzipped_bytes)} unzipped, {layer.files} files), "
@@ -606,7 +607,13 @@ def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
             removed_source += (site / rel).stat().st_size
             (site / rel).unlink()
             state.changes[rel] = "sourceless"
-        fn_files, fn_bytes = _compile_function(state)
+        fn_files = fn_bytes = 0
+        if options.bytecode != "none" and state.function_tree.is_dir():  # the handler's own pyc, beside its sources
+            tree = state.function_tree
+            fn_sources = [p.relative_to(tree).as_posix() for p in walk_files(tree) if p.suffix == ".py"]
+            fn_files, fn_bytes = compile_files(
+                state.python, python_version, tree, fn_sources, cache, False, "/var/task"
+            )
         state.data["bytecode"] = {
             "mode": options.bytecode,
             "files": files,
@@ -731,16 +738,6 @@ def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
     remove_empty_dirs(site)
     state.data["rules"][UNIMPORTED] = result.summary()
     logger.info(f"  - {UNIMPORTED:<12} {result.files:>5} files {as_mb(result.bytes):>9} never used by the handler")
-
-
-def _compile_function(state: BuildState) -> tuple[int, int]:
-    """The handler package's own unchecked-hash pyc (beside its sources) unless bytecode is off."""
-    if state.options.bytecode == "none" or not state.function_tree.is_dir():
-        return 0, 0
-    tree = state.function_tree
-    sources = [p.relative_to(tree).as_posix() for p in walk_files(tree) if p.suffix == ".py"]
-    version = state.config.target.runtime.python
-    return compile_files(state.python, version, tree, sources, state.paths.cache / "bytecode", False, "/var/task")
 
 
 def _what(state: BuildState) -> str:

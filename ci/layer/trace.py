@@ -96,16 +96,6 @@ class ImportTrace:
         }
 
 
-def load_events(events_dir: Path) -> list[Any]:
-    """The Lambda events of tests/events/*.json (each file: {"description", "event", "expect"})."""
-    events = []
-    for path in sorted(events_dir.glob("*.json")):  # none in a missing directory
-        data = json.loads(path.read_text())
-        if isinstance(data, dict) and "event" in data:
-            events.append(data["event"])
-    return events
-
-
 def trace_handler(
     runner: Runner,
     site: Path,
@@ -122,7 +112,9 @@ def trace_handler(
     if model is not None and model.is_file():
         # The scan `ci pins` runs comes first: this process unpickles the model once per event.
         digest = require_safe_model(model, layer_lock)
-        events = load_events(events_dir)
+        # tests/events/*.json (none in a missing directory), each {"description", "event", "expect"}
+        documents = [json.loads(path.read_text()) for path in sorted(events_dir.glob("*.json"))]
+        events = [document["event"] for document in documents if isinstance(document, dict) and "event" in document]
         env = {"MODEL_PATH": str(model), "MODEL_SHA256": digest}
         if not events:
             warnings.append(f"no events in {events_dir}: the trace covers importing the handler only")

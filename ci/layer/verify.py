@@ -73,12 +73,6 @@ def module_for_path(rel: str) -> str | None:
     return ".".join(dotted) if dotted else None
 
 
-def paths_of_module(module: str) -> tuple[str, ...]:
-    """Path prefixes (relative to site) where `module` would live: a/b.py, a/b/..., a/b.<tag>.so."""
-    base = module.replace(".", "/")
-    return (f"{base}.py", f"{base}/", f"{base}.")
-
-
 PRUNED, UNLOCKED, RUNTIME, INSTALLED = "pruned", "unlocked", "runtime", "installed"
 RELOCK = "`python -m ci lock`"
 
@@ -148,7 +142,8 @@ def cause_of(module: str, error: str, file: str, context: Context) -> Cause:
 def attribute(module: str, error: str, file: str, changes: Mapping[str, str]) -> list[tuple[str, str]]:
     """Changed paths most likely behind a failure, the most specific first."""
     missing = missing_module(error)
-    for candidate in [*(paths_of_module(missing) if missing else ()), file]:
+    base = missing.replace(".", "/") if missing else None
+    for candidate in [*((f"{base}.py", f"{base}/", f"{base}.") if base else ()), file]:  # a/b.py, a/b/, a/b.<tag>.so
         hits = sorted((path, rule) for path, rule in changes.items() if path.startswith(candidate))
         if hits:
             return hits
@@ -309,17 +304,17 @@ def _split(items: Sequence[Item], jobs: int) -> list[list[Item]]:
     return batches
 
 
-def recheck_alone(runner: Runner, site: Path, items: Iterable[Item]) -> dict[Item, Outcome]:
-    """Each item in a fresh interpreter: a failure seen in a batch is real only if it fails alone."""
-    outcomes = {}
-    for item in items:
-        outcomes.update(run_checks(runner, site, [item], jobs=1))
-    return outcomes
+def _confirmed_errors(
+    runner: Runner, site: Path, outcomes: dict[Item, Outcome], excused: Iterable[str] = ()
+) -> dict[str, str]:
+    """Name -> error; a batch failure (not `excused`) is real only if it also fails alone in a fresh interpreter."""
+    for item, outcome in list(outcomes.items()):
+        if outcome.error is not None and item[1] not in excused:
+            outcomes.update(run_checks(runner, site, [item], jobs=1))
+    return {o.name: o.error for _item, o in sorted(outcomes.items()) if o.error is not None}
 
 
-def baseline_cache_file(
-    cache: Path, lock_digest: str, target: Target, prune: Sequence[str], runtime_key: str = "alone"
-) -> Path:
+def baseline_cache_file(cache: Path, lock_digest: str, target: Target, prune: Sequence[str], runtime_key: str) -> Path:
     """Named by the rules' definitions and this code (not only their names) and the runtime's packages."""
     decided_by = sources_digest(Path(__file__), Path(str(isolated.__file__)))
     code = hashlib.sha256(f"{rules.fingerprint(prune)}\0{decided_by}\0{runtime_key}".encode()).hexdigest()[:16]
@@ -344,19 +339,12 @@ def baseline(
     outcomes = run_checks(runner, site, staying, jobs=1, record=True)
     outcomes.update(run_checks(runner, site, leaving, jobs=2))
     loaded = {o.name: list(o.loaded) for o in outcomes.values() if o.loaded}
-    failing = [item for item, o in outcomes.items() if o.error is not None]
-    if failing:  # a batch failure counts only if it also fails alone
-        outcomes.update(recheck_alone(runner, site, failing))
-    result = Baseline(failures=_errors(outcomes), loaded=loaded)
+    result = Baseline(failures=_confirmed_errors(runner, site, outcomes), loaded=loaded)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     partial = cache_file.with_suffix(f".{os.getpid()}.partial")
     partial.write_text(json.dumps(cache_seal.sealed_json("pristine", cache_file.name, result.to_json()), indent=1))
     partial.replace(cache_file)  # other builds share the cache: never expose half a file
     return result
-
-
-def _errors(outcomes: dict[Item, Outcome]) -> dict[str, str]:
-    return {o.name: o.error for _item, o in sorted(outcomes.items()) if o.error is not None}
 
 
 def keep_set(base: Baseline) -> frozenset[str]:
@@ -367,11 +355,7 @@ def keep_set(base: Baseline) -> frozenset[str]:
 def verify_tree(runner: Runner, site: Path, distributions: Sequence[str], base: Baseline) -> Verification:
     """In one interpreter (docs/performance.md)."""
     items = items_for(site, distributions)
-    outcomes = run_checks(runner, site, items, jobs=1)
-    suspicious = [item for item, o in outcomes.items() if o.error and item[1] not in base.failures]
-    if suspicious:
-        outcomes.update(recheck_alone(runner, site, suspicious))
-    failures = _errors(outcomes)
+    failures = _confirmed_errors(runner, site, run_checks(runner, site, items, jobs=1), excused=base.failures)
     new = {name: error for name, error in failures.items() if name not in base.failures}
     return Verification(
         checked=len(items),
