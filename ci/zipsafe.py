@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ci.errors import PipelineError
 from ci.reports import sha256_file
@@ -38,8 +39,7 @@ class ZipFacts:
     files: int
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     name: str
     mode: int
     crc: int
@@ -53,15 +53,13 @@ def tree_entries(root: Path) -> list[tuple[str, Path]]:
     return [(path.relative_to(root).as_posix(), path) for path in files if path.is_file() and not path.is_symlink()]
 
 
-def write_zip(
-    entries: Iterable[tuple[str, Path]], destination: Path, cache: Path | None = None, jobs: int = 2
-) -> ZipFacts:
+def write_zip(entries: Iterable[tuple[str, Path]], destination: Path, cache: Path | None = None) -> ZipFacts:
     """Zip (name, file) pairs reproducibly, replacing `destination` atomically; `cache`: deflate streams by content."""
     ordered = sorted(entries)
     names = [name for name, _ in ordered]
     if len(set(names)) != len(names):
         raise ValueError("duplicate archive names")
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         prepared = list(pool.map(lambda item: _prepare(item[0], item[1], cache), ordered))
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_suffix(destination.suffix + ".partial")

@@ -26,8 +26,8 @@ from ci.runtime_view import RuntimeView
 from ci.site import rules
 from ci.site.tree import in_vendored_libs, walk_files
 
-# name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
-_EXTENSION = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\.(cpython-[^.]+|abi3))?\.so$")
+# name.py, name.pyc, name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
+_MODULE_FILE = re.compile(r"^(?P<stem>[^.]+)(\.pyc?|(\.(cpython-[^.]+|abi3))?\.so)$")
 
 
 def top_level_modules(site: Path) -> list[str]:
@@ -57,18 +57,11 @@ def module_for_path(rel: str) -> str | None:
     parts = PurePosixPath(rel).parts
     if not parts or any(not part.isidentifier() for part in parts[:-1]):
         return None
-    name = parts[-1]
-    if name.endswith(".py"):
-        stem = name[:-3]
-    elif name.endswith(".pyc") and parts[:-1][-1:] != ("__pycache__",):
-        stem = name[:-4]
-    else:
-        match = _EXTENSION.match(name)
-        if match is None:
-            return None
-        stem = match.group("name")
-    if not stem.isidentifier():
+    match = _MODULE_FILE.match(parts[-1])
+    in_pycache = parts[-1].endswith(".pyc") and parts[:-1][-1:] == ("__pycache__",)
+    if match is None or in_pycache or not match["stem"].isidentifier():
         return None
+    stem = match["stem"]
     dotted = [*parts[:-1]] if stem == "__init__" else [*parts[:-1], stem]
     return ".".join(dotted) if dotted else None
 
@@ -143,30 +136,25 @@ def attribute(module: str, error: str, file: str, changes: Mapping[str, str]) ->
     """Changed paths most likely behind a failure, the most specific first."""
     missing = missing_module(error)
     base = missing.replace(".", "/") if missing else None
-    for candidate in [*((f"{base}.py", f"{base}/", f"{base}.") if base else ()), file]:  # a/b.py, a/b/, a/b.<tag>.so
-        hits = sorted((path, rule) for path, rule in changes.items() if path.startswith(candidate))
-        if hits:
-            return hits
-    named = sorted((path, rule) for path, rule in changes.items() if path in error)  # tracebacks name full paths
-    if named:
-        return named
+    places = [f"{base}.py", f"{base}/", f"{base}."] if base else []  # a/b.py, a/b/, a/b.<tag>.so
     # Last, anything removed in the module's package; not when the error names a missing module no rule touched.
-    package = [] if missing else module.split(".")
-    while package and package != [""]:
-        prefix = "/".join(package) + "/"
-        hits = sorted((path, rule) for path, rule in changes.items() if path.startswith(prefix))
+    package = [] if missing or not module else module.split(".")
+    packages = ["/".join(package[:n]) + "/" for n in range(len(package), 0, -1)]
+    for place in [*places, file, None, *packages]:  # None: a changed path the error names (tracebacks name full paths)
+        hits = [
+            (path, rule)
+            for path, rule in changes.items()
+            if (path in error if place is None else path.startswith(place))
+        ]
         if hits:
-            return hits
-        package = package[:-1]
+            return sorted(hits)
     return []
 
 
 def missing_module(error: str) -> str | None:
     """The module a ModuleNotFoundError names (the last one in a traceback: the innermost cause)."""
     marker = "No module named '"
-    if marker in error:
-        return error.rsplit(marker, 1)[1].split("'", 1)[0]
-    return None
+    return error.rsplit(marker, 1)[1].split("'", 1)[0] if marker in error else None
 
 
 VERIFIER_VERSION = 1  # bump when what a baseline records changes
@@ -230,9 +218,8 @@ class Verification:
 
 
 def items_for(site: Path, distributions: Iterable[str]) -> list[Item]:
-    modules = [*top_level_modules(site), *extension_modules(site)]
-    unique = list(dict.fromkeys(modules))
-    return [*(("module", name) for name in unique), *(("metadata", name) for name in distributions)]
+    modules = dict.fromkeys([*top_level_modules(site), *extension_modules(site)])  # unique, in order
+    return [*(("module", name) for name in modules), *(("metadata", name) for name in distributions)]
 
 
 class Runner(NamedTuple):

@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 import zipfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
@@ -80,16 +81,13 @@ def find_cached(lock: LockFile, cache: Path, target: Target) -> tuple[list[Cache
     found, missing = [], []
     for pin in lock.entries:
         assert pin.version is not None  # read_layer_lock admits exact pins only
-        match = None
         for path in by_key.get((pin.name, str(Version(pin.version))), []):
             digest = sha256_file(path)
             if digest in pin.sha256:
-                match = CachedWheel(pin, path, digest)
+                found.append(CachedWheel(pin, path, digest))
                 break
-        if match is None:
-            missing.append(pin)
         else:
-            found.append(match)
+            missing.append(pin)
     return found, missing
 
 
@@ -138,7 +136,7 @@ class InstalledDistribution:
 
 
 def install_wheels(
-    wheels: list[CachedWheel] | tuple[CachedWheel, ...], site: Path, jobs: int = 2, unpacked: Path | None = None
+    wheels: Sequence[CachedWheel], site: Path, unpacked: Path | None = None
 ) -> list[InstalledDistribution]:
     """Unpack `wheels` (hashes checked again) into a new `site`, by hard links from `unpacked` if given."""
     if site.exists():
@@ -152,7 +150,7 @@ def install_wheels(
                 f"delete {wheel.path} and rerun the build",
             )
     # Two unpackers: inflating releases the GIL, and the big wheels (scipy, numpy) dominate.
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         if unpacked is None:
             installed = list(pool.map(lambda wheel: _unpack(wheel.path, site), ordered))
         else:
