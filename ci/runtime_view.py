@@ -59,13 +59,8 @@ def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
 
 def lambda_sys_path(policy: RuntimePolicy, places: Mapping[str, Path | None]) -> list[Path]:
     """The runtime's documented sys.path, filled in; a place given as None is left out."""
-    entries = []
-    for entry in policy.sys_path:
-        place = entry.split("}", 1)[0].removeprefix("{")
-        directory = places.get(place)
-        if directory is not None:
-            entries.append(Path(entry.format(**{place: directory})))
-    return entries
+    filled = [(entry, entry.split("}", 1)[0].removeprefix("{")) for entry in policy.sys_path]  # "{opt}/python"
+    return [Path(entry.format(**{place: places[place]})) for entry, place in filled if places.get(place) is not None]
 
 
 @dataclass(frozen=True)

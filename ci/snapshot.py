@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -53,7 +55,11 @@ def take(paths: BuildPaths, source: Path, name: str | None = None) -> Snapshot:
     Path(copy.name).chmod(0o444)
     Path(copy.name).replace(target)  # atomic: a reader sees the old complete copy or the new one
     os.utime(folder)
-    _remove_stale(root, keep=folder)
+    cutoff = time.time() - STALE_AFTER_S
+    for stale in root.iterdir():
+        with suppress(OSError):  # another process is using or removing it: leave it
+            if stale != folder and stale.is_dir() and stale.stat().st_mtime < cutoff:
+                shutil.rmtree(stale)
     return Snapshot(name=name, path=target, sha256=sha, size=size)
 
 
@@ -67,17 +73,3 @@ def _digest(path: Path, copy: IO[bytes] | None = None) -> tuple[str, int]:
             if copy is not None:
                 copy.write(block)
     return digest.hexdigest(), size
-
-
-def _remove_stale(root: Path, keep: Path) -> None:
-    cutoff = time.time() - STALE_AFTER_S
-    for folder in root.iterdir():
-        if folder == keep or not folder.is_dir():
-            continue
-        try:
-            if folder.stat().st_mtime < cutoff:
-                for child in folder.iterdir():
-                    child.unlink(missing_ok=True)
-                folder.rmdir()
-        except OSError:
-            continue  # another process is using or removing it: leave it

@@ -23,7 +23,6 @@ from typing import Any
 import ci
 from ci import cache_seal, zipsafe
 from ci.arch.interpreter import TargetInterpreter, find_interpreter
-from ci.cache_seal import sources_digest
 from ci.config import Config
 from ci.config_sections import BuildConfig
 from ci.errors import CheckFailedError, ConfigError
@@ -80,7 +79,7 @@ def tree_digest(root: Path) -> str:
 @cache
 def prover_digest() -> str:
     """This repository's pipeline code: a proof made by other code is made again."""
-    return sources_digest(Path(ci.__file__).parent)
+    return cache_seal.sources_digest(Path(ci.__file__).parent)
 
 
 def json_digest(data: Any) -> str:
@@ -123,31 +122,26 @@ class ProofStore:
     def key(kind: str, facts: dict[str, str]) -> str:
         return hashlib.sha256(json.dumps([PROOF_FORMAT, kind, facts], sort_keys=True).encode()).hexdigest()
 
-    def _file(self, kind: str, key: str) -> Path:
-        return self.root / f"{kind}-{key}.json"
-
     def find(self, kind: str, facts: dict[str, str]) -> Reused | None:
         """The record of a passing proof on exactly `facts`, or None (absent, unreadable, or naming others)."""
         if not self.enabled:
             return None
         key = self.key(kind, facts)
         try:
-            record = cache_seal.unsealed_json(PROOF_SEAL, key, json.loads(self._file(kind, key).read_text()))
+            text = (self.root / f"{kind}-{key}.json").read_text()
+            record = cache_seal.unsealed_json(PROOF_SEAL, key, json.loads(text))
         except (OSError, ValueError):
             return None
         if record is None or [record.get(key) for key in ("format", "kind", "facts")] != [PROOF_FORMAT, kind, facts]:
             return None  # not sealed here, or copied or edited under another key: it does not vouch for these inputs
-        result, made = record.get("result"), record.get("made")
-        if not isinstance(result, dict) or not isinstance(made, str):
-            return None
-        return Reused(made=made, key=key, result=result)
+        return Reused(made=record["made"], key=key, result=record["result"])  # as record() wrote it, sealed
 
     def record(self, kind: str, facts: dict[str, str], result: dict[str, Any]) -> None:
         """Record a passing proof (atomically: builds side by side share the cache)."""
         key = self.key(kind, facts)
         made = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         self.root.mkdir(parents=True, exist_ok=True)
-        target = self._file(kind, key)
+        target = self.root / f"{kind}-{key}.json"
         partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
         body = {"format": PROOF_FORMAT, "kind": kind, "facts": facts, "made": made, "result": result}
         partial.write_text(json.dumps(cache_seal.sealed_json(PROOF_SEAL, key, body), sort_keys=True))
@@ -184,7 +178,7 @@ class BuildState:
     keep: frozenset[str] = frozenset()
     changes: dict[str, str] = field(default_factory=dict)  # path under python/ -> rule that removed/changed it
     proofs: dict[str, str] = field(default_factory=dict)  # proof -> how it was made, or "missing: why; fix"
-    digests: dict[str, str] = field(default_factory=dict)  # what a reusable proof ran on (proof_facts)
+    digests: dict[str, str] = field(default_factory=dict)  # the site's, as proof_facts last hashed it
     reuse_proofs: bool = True  # False: `ci build --fresh-proofs` (ProofStore)
 
     @property
@@ -197,9 +191,8 @@ class BuildState:
         return RuntimeView(self.config.target.runtime, ensure_runtime_dir(self.config, self.paths))
 
     def diagnosis(self) -> verify.Context:
-        return verify.Context(
-            self.site, self.changes, self.runtime, self.config.relative(self.config.lock.requirements_in)
-        )
+        requirements_in = self.config.relative(self.config.lock.requirements_in)
+        return verify.Context(self.site, self.changes, self.runtime, requirements_in)
 
     @property
     def python(self) -> str:
@@ -246,12 +239,9 @@ class BuildState:
         """Digests of what every proof runs on (the site is hashed again after `tree_changed`)."""
         if tree_changed or "site" not in self.digests:
             self.digests["site"] = tree_digest(self.site)
-        if "interpreter" not in self.digests:
-            binaries = binaries_digest(self.interpreter.binaries)
-            self.digests["interpreter"] = f"{self.interpreter.mode} {binaries}"
         return {
             "site": self.digests["site"],
-            "interpreter": self.digests["interpreter"],
+            "interpreter": f"{self.interpreter.mode} {binaries_digest(self.interpreter.binaries)}",
             "prover": prover_digest(),
             "python": self.config.target.runtime.python,
             "machine": self.config.target.machine,
@@ -353,16 +343,13 @@ def step_install(state: BuildState) -> None:
 def step_pristine(state: BuildState) -> None:
     """Verify the unpruned tree once per lock and rule set (cached): what fails anyway, what imports load."""
     assert state.lock is not None
-    prune = state.options.prune
+    target, prune = state.config.target, state.options.prune
     state.keep = globbed(state.site, state.options.keep)
     if not state.executes("imports"):
         state.data["pristine"] = {"skipped": state.proofs["imports"]}
-        logger.info(
-            f"pristine: skipped, nothing can import {state.config.target.machine} code here (proof 'imports' missing)"
-        )
+        logger.info(f"pristine: skipped, nothing can import {target.machine} code here (proof 'imports' missing)")
         return
-    key = state.runtime.key
-    cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, state.config.target, prune, key)
+    cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, prune, state.runtime.key)
     cached = cache_file.is_file()
     with state.step("pristine"):
         planned = rules.plan(state.site, prune)
@@ -678,11 +665,10 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
 
 
 def _run_facts(state: BuildState) -> dict[str, str]:
-    """What else decides a run of the handler."""
     return {
         "function": tree_digest(state.function_tree) if state.function_tree.is_dir() else "none",
         "handler": state.config.function.handler,
-        "events": sources_digest(state.config.smoke.events),
+        "events": cache_seal.sources_digest(state.config.smoke.events),
         "model": file_digest(state.paths.model),
         "layer_lock": file_digest(state.config.lock.layer_lock),
     }

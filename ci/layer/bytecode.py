@@ -102,8 +102,6 @@ _digests: dict[tuple[str, int, int, int, int, int], str] = {}
 
 @dataclass
 class Run:
-    """One interpreter run's prefix, and what it found in the store or compiled."""
-
     prefix: Path
     reused: int = 0
     compiled: int = 0
@@ -116,7 +114,6 @@ class PycStore:
 
     @contextmanager
     def run(self, roots: Sequence[Path]) -> Iterator[Run]:
-        """A prefix for interpreters importing from `roots`."""
         entries, outside, runs = (self.directory / name for name in ("by-source", "outside", "runs"))
         for directory in (entries, outside, runs):
             directory.mkdir(parents=True, exist_ok=True)

@@ -105,7 +105,6 @@ def trace_handler(
     model: Path | None,
     layer_lock: Path | None = None,
 ) -> ImportTrace:
-    """What the handler used of the layer answering the events in the isolated interpreter."""
     warnings = []
     events: list[Any] = []
     env: dict[str, str] = {}
