@@ -96,19 +96,8 @@ def binaries_digest(paths: tuple[str, ...]) -> str:
     return hashlib.sha256("\n".join(f"{p.name} {file_digest(p)}" for p in resolved).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Reused:
-    """A record this build may stand on: when it was made, and the key naming its inputs."""
-
-    made: str
-    key: str
-    result: dict[str, Any]
-
-    def note(self) -> str:
-        return f"reused: made {self.made} on these exact bytes, proof {self.key[:12]}"
-
-    def to_json(self) -> dict[str, str]:
-        return {"made": self.made, "key": self.key}
+def reuse_note(reused: dict[str, str]) -> str:
+    return f"reused: made {reused['made']} on these exact bytes, proof {reused['key'][:12]}"
 
 
 class ProofStore:
@@ -122,7 +111,7 @@ class ProofStore:
     def key(kind: str, facts: dict[str, str]) -> str:
         return hashlib.sha256(json.dumps([PROOF_FORMAT, kind, facts], sort_keys=True).encode()).hexdigest()
 
-    def find(self, kind: str, facts: dict[str, str]) -> Reused | None:
+    def find(self, kind: str, facts: dict[str, str]) -> dict[str, Any] | None:
         """The record of a passing proof on exactly `facts`, or None (absent, unreadable, or naming others)."""
         if not self.enabled:
             return None
@@ -134,7 +123,7 @@ class ProofStore:
             return None
         if record is None or [record.get(key) for key in ("format", "kind", "facts")] != [PROOF_FORMAT, kind, facts]:
             return None  # not sealed here, or copied or edited under another key: it does not vouch for these inputs
-        return Reused(made=record["made"], key=key, result=record["result"])  # as record() wrote it, sealed
+        return record
 
     def record(self, kind: str, facts: dict[str, str], result: dict[str, Any]) -> None:
         """Record a passing proof (atomically: builds side by side share the cache)."""
@@ -153,11 +142,11 @@ class ProofStore:
         facts: dict[str, str],
         make: Callable[[], dict[str, Any]],
         complete: Callable[[dict[str, Any]], bool] = lambda _: True,
-    ) -> tuple[dict[str, Any], Reused | None]:
+    ) -> tuple[dict[str, Any], dict[str, str] | None]:
         """The recorded result for `facts`, or `make()`'s (recorded if `complete`; a raise records nothing)."""
         found = self.find(kind, facts)
-        if found is not None:
-            return found.result, found
+        if found is not None:  # as record() wrote it: the seal excludes any other writer
+            return found["result"], {"made": found["made"], "key": self.key(kind, facts)}
         result = make()
         if complete(result):
             self.record(kind, facts, result)
@@ -419,9 +408,9 @@ def step_verify(state: BuildState) -> None:
     report = state.data["verify"] = {**made}
     how = f"in an isolated Python {state.config.target.runtime.python} (layer + the runtime's packages)"
     if reused is not None:
-        report["reused"] = reused.to_json()
-        state.proofs["imports"] += f"; {reused.note()}"
-        how = f"({reused.note()})"
+        report["reused"] = reused
+        state.proofs["imports"] += f"; {reuse_note(reused)}"
+        how = f"({reuse_note(reused)})"
     failures = report["failures"]
     logger.info(
         f"verify:   {report['checked']} imports and versions checked {how}; {len(failures)} fail as in a "
@@ -537,11 +526,11 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
         report["paths"] = sorted(used.files)
     never = [name for name, n in report["distributions"].items() if not n["imported_files"]]
     if reused is not None:
-        report["reused"] = reused.to_json()
-        state.proofs["trace"] += f"; {reused.note()}"
+        report["reused"] = reused
+        state.proofs["trace"] += f"; {reuse_note(reused)}"
     logger.info(
         f"trace:    handler on {len(used.results)} events ({used.workload}"
-        + (f"; {reused.note()}" if reused else "")
+        + (f"; {reuse_note(reused)}" if reused else "")
         + f"): {len(used.modules)} modules, {as_mb(report['bytes'])} of the layer used; never imported: "
         f"{', '.join(never) or 'none'} [{state.timings['trace']:.1f}s]"
     )
@@ -653,14 +642,14 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
             return {"proof": {"events": len(after.results), "same_answers": True}, "verify": checked}
 
         made, reused = state.proof_store.reuse_or_make("prove", facts, make)
-    state.data["bytecode"]["proof"] = {**made["proof"], **({"reused": reused.to_json()} if reused else {})}
+    state.data["bytecode"]["proof"] = {**made["proof"], **({"reused": reused} if reused else {})}
     if made["verify"] is not None:
         state.data["verify_after_bytecode"] = made["verify"]
     checked = state.data.get("verify_after_bytecode", {}).get("checked")
     again = f"{checked} imports verified again, " if checked else ""
     logger.info(
         f"prove:    {again}handler answers all {len(before.results)} events as before, from the tree's own "
-        f"bytecode{f' ({reused.note()})' if reused else ''} [{state.timings['prove']:.1f}s]"
+        f"bytecode{f' ({reuse_note(reused)})' if reused else ''} [{state.timings['prove']:.1f}s]"
     )
 
 
