@@ -207,12 +207,12 @@ class BuildState:
     def function_tree(self) -> Path:
         return self.paths.build / "function"
 
-    def verified(self, pycache: bool = True) -> verify.Verification:
+    def verified(self, pycache: bool = True) -> dict[str, Any]:
         """The tree's imports against the pristine verdict; a new failure raises, naming its cause."""
         assert self.baseline is not None
         result = verify.verify_tree(self.runner(pycache), self.site, self.distributions, self.baseline)
-        if not result.passed:
-            raise verify.explain(result, self.diagnosis())
+        if result["new_failures"]:
+            raise verify.explain(result["new_failures"], self.diagnosis())
         return result
 
     def runner(self, pycache: bool = True) -> verify.Runner:
@@ -404,7 +404,7 @@ def step_verify(state: BuildState) -> None:
             "distributions": " ".join(sorted(state.distributions)),
             "baseline": json_digest(state.baseline.to_json()),
         }
-        made, reused = state.proof_store.reuse_or_make("verify", facts, lambda: asdict(state.verified()))
+        made, reused = state.proof_store.reuse_or_make("verify", facts, state.verified)
     report = state.data["verify"] = {**made}
     how = f"in an isolated Python {state.config.target.runtime.python} (layer + the runtime's packages)"
     if reused is not None:
@@ -629,7 +629,7 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
             checked = None
             if options.sourceless or options.prune_unimported:
                 result = state.verified(pycache=False)
-                checked = {"checked": result.checked, "new_failures": result.new_failures}
+                checked = {"checked": result["checked"], "new_failures": result["new_failures"]}
             after = _trace(state, pycache=False)  # the tree's own bytecode, nothing from a cache
             trace.compare_results(before, after, _what(state))
             version = state.config.target.runtime.python

@@ -12,7 +12,7 @@ import signal
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
@@ -205,18 +205,6 @@ class Baseline:
         return {"format": VERIFIER_VERSION, "failures": self.failures, "loaded": self.loaded}
 
 
-@dataclass
-class Verification:
-    checked: int
-    failures: dict[str, str]  # every failing item (module or dist) -> error
-    pristine_failures: dict[str, str]
-    new_failures: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return not self.new_failures
-
-
 def items_for(site: Path, distributions: Iterable[str]) -> list[Item]:
     modules = dict.fromkeys([*top_level_modules(site), *extension_modules(site)])  # unique, in order
     return [*(("module", name) for name in modules), *(("metadata", name) for name in distributions)]
@@ -339,24 +327,24 @@ def keep_set(base: Baseline) -> frozenset[str]:
     return frozenset(path for paths in base.loaded.values() for path in paths)
 
 
-def verify_tree(runner: Runner, site: Path, distributions: Sequence[str], base: Baseline) -> Verification:
-    """In one interpreter (docs/performance.md)."""
-    items = items_for(site, distributions)
-    failures = _confirmed_errors(runner, site, run_checks(runner, site, items, jobs=1), excused=base.failures)
-    new = {name: error for name, error in failures.items() if name not in base.failures}
-    return Verification(
-        checked=len(items),
-        failures=dict(sorted(failures.items())),
-        pristine_failures=dict(sorted(base.failures.items())),
-        new_failures=dict(sorted(new.items())),
-    )
+def verify_tree(runner: Runner, site: Path, distributions: Sequence[str], base: Baseline) -> dict[str, Any]:
+    """build.json's verify: every failing item (module or distribution) -> error; passed if none is new."""
+    items = items_for(site, distributions)  # in one interpreter (docs/performance.md)
+    outcomes = run_checks(runner, site, items, jobs=1)
+    failures = dict(sorted(_confirmed_errors(runner, site, outcomes, excused=base.failures).items()))
+    return {
+        "checked": len(items),
+        "failures": failures,
+        "pristine_failures": dict(sorted(base.failures.items())),
+        "new_failures": {name: error for name, error in failures.items() if name not in base.failures},
+    }
 
 
-def explain(verification: Verification, context: Context) -> CheckFailedError:
+def explain(new_failures: dict[str, str], context: Context) -> CheckFailedError:
     modules = extension_modules(context.site)
     lines = []
     causes = []
-    for name, error in verification.new_failures.items():
+    for name, error in new_failures.items():
         base = name.replace(".", "/")
         sources = [rel for rel in (f"{base}/__init__.py", f"{base}.py") if (context.site / rel).is_file()]
         file = modules.get(name) or next(iter(sources), "(no file left)")
@@ -366,6 +354,6 @@ def explain(verification: Verification, context: Context) -> CheckFailedError:
     pruned = all(cause.kind == PRUNED for cause in causes)
     what = "work in a pristine install fail after pruning" if pruned else "fail in the layer as Lambda would see it"
     return CheckFailedError(
-        f"{len(verification.new_failures)} import(s) that {what}:\n" + "\n".join(lines),
+        f"{len(new_failures)} import(s) that {what}:\n" + "\n".join(lines),
         "; or ".join(dict.fromkeys(cause.fix for cause in causes)),  # each distinct fix once, in the order met
     )
