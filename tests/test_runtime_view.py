@@ -18,7 +18,7 @@ import pytest
 from ci.config import Config, load_config, shipped_packages
 from ci.errors import CheckFailedError, ConfigError, PipelineError
 from ci.isolated import target_python
-from ci.layer import trace
+from ci.layer import verify
 from ci.layer.build import build_layer
 from ci.layer.verify import Runner
 from ci.lock.check import check_against_in, check_bundled, check_provided
@@ -76,7 +76,7 @@ def answers(config: Config, paths: BuildPaths) -> list[dict]:
     """The handler on the events over the built tree, with what Lambda puts behind the layer."""
     site = paths.layer_tree / "python"
     view = RuntimeView(config.target.runtime, ensure_runtime_dir(config, paths))
-    traced = trace.trace_handler(
+    traced = verify.trace_handler(
         Runner(PYTHON, extra_paths=view.behind(site)), site, paths.build / "function", config.function.handler,
         config.smoke.events, paths.model, layer_lock=config.lock.layer_lock,
     )  # fmt: skip

@@ -46,7 +46,7 @@ from ci.cache_seal import sources_digest
 from ci.config import ARCHITECTURES, Config, Target, load_policy
 from ci.errors import CheckFailedError, PipelineError
 from ci.isolated import target_python
-from ci.layer import bytecode, strip, trace, verify
+from ci.layer import bytecode, strip, verify
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
 from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, find_cached, install_wheels, read_layer_lock
 from ci.lock.check import newest_fitting, wheel_fits
@@ -592,7 +592,7 @@ def measure_compact(
         zipped.extract_all(function)
     version = config.target.runtime.python
     try:
-        used = trace.trace_handler(
+        used = verify.trace_handler(
             verify.Runner(python, bytecode.for_target(paths.cache, version)),
             site,
             function,

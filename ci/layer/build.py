@@ -26,7 +26,7 @@ from ci.arch.interpreter import TargetInterpreter, find_interpreter
 from ci.config import Config
 from ci.config_sections import BuildConfig
 from ci.errors import CheckFailedError, ConfigError
-from ci.layer import sources, strip, trace, verify
+from ci.layer import sources, strip, verify
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, for_target, pyc_path
 from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, install_wheels, read_layer_lock
 from ci.lock.lockfile import LockFile
@@ -504,12 +504,12 @@ def report_data(state: BuildState) -> dict[str, Any]:
     }
 
 
-def step_trace(state: BuildState) -> trace.ImportTrace:
+def step_trace(state: BuildState) -> verify.ImportTrace:
     """Run the handler on the events over the pruned layer: what it uses, and that it still answers."""
     if not state.executes("trace"):
         state.data["import_trace"] = {"skipped": state.proofs["trace"]}
         logger.info("trace:    skipped, the handler cannot run here (proof 'trace' missing)")
-        return trace.ImportTrace(workload="none", modules=[], files=[])
+        return verify.ImportTrace(workload="none", modules=[], files=[])
     with state.step("trace"):
         made, reused = state.proof_store.reuse_or_make(
             "trace",
@@ -518,7 +518,7 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
             # a partial trace is made again, warning again
             complete=lambda result: result["workload"] == "events" and not result["warnings"],
         )
-    used = trace.ImportTrace(**made)
+    used = verify.ImportTrace(**made)
     top_level = {entry: dist.name for dist in state.installed for entry in dist.top_level}
     report = state.data["import_trace"] = used.report(state.site, top_level)
     if used.workload == "events":
@@ -539,7 +539,7 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
     return used
 
 
-def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
+def step_bytecode(state: BuildState, used: verify.ImportTrace) -> None:
     options = state.options
     site = state.site
     python_version = state.config.target.runtime.python
@@ -607,7 +607,7 @@ def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
     )
 
 
-def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
+def step_prove(state: BuildState, before: verify.ImportTrace) -> None:
     """Bytecode and the compact options must not change a single import or answer."""
     options = state.options
     if before.workload == "none":
@@ -631,7 +631,7 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
                 result = state.verified(pycache=False)
                 checked = {"checked": result["checked"], "new_failures": result["new_failures"]}
             after = _trace(state, pycache=False)  # the tree's own bytecode, nothing from a cache
-            trace.compare_results(before, after, _what(state))
+            verify.compare_results(before, after, _what(state))
             version = state.config.target.runtime.python
             sourceless = {pyc_path(rel, version, True) for rel in before.modules if rel.endswith(".py")}
             missing = sorted(set(after.modules) - set(before.modules) - sourceless)
@@ -663,10 +663,10 @@ def _run_facts(state: BuildState) -> dict[str, str]:
     }
 
 
-def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
+def _trace(state: BuildState, pycache: bool) -> verify.ImportTrace:
     """The handler on the events, on the tree as it is now; a failure names the rule behind it."""
     try:
-        traced = trace.trace_handler(
+        traced = verify.trace_handler(
             state.runner(pycache),
             state.site,
             state.function_tree,
@@ -675,7 +675,7 @@ def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
             state.paths.model,
             state.config.lock.layer_lock,
         )
-    except trace.TraceError as exc:
+    except verify.TraceError as exc:
         raise _attributed(exc.problem, exc.detail, state) from exc
     broken = traced.broken_answers()
     if broken:
@@ -695,7 +695,7 @@ def _attributed(problem: str, detail: str, state: BuildState) -> CheckFailedErro
     return CheckFailedError(problem + (blame or f"\n  {cause.detail}"), cause.fix)
 
 
-def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
+def _prune_unimported(state: BuildState, used: verify.ImportTrace) -> None:
     """Remove what the trace never imported, opened or mapped (METADATA, licenses and dist-info stay)."""
     site = state.site
     keep = set(used.files) | globbed(site, state.options.keep)
