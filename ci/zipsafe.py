@@ -56,8 +56,7 @@ def tree_entries(root: Path) -> list[tuple[str, Path]]:
 def write_zip(entries: Iterable[tuple[str, Path]], destination: Path, cache: Path | None = None) -> ZipFacts:
     """Zip (name, file) pairs reproducibly, replacing `destination` atomically; `cache`: deflate streams by content."""
     ordered = sorted(entries)
-    names = [name for name, _ in ordered]
-    if len(set(names)) != len(names):
+    if len({name for name, _ in ordered}) != len(ordered):
         raise ValueError("duplicate archive names")
     with ThreadPoolExecutor(max_workers=2) as pool:
         prepared = list(pool.map(lambda item: _prepare(item[0], item[1], cache), ordered))

@@ -471,6 +471,7 @@ def step_stage_function(state: BuildState) -> None:
 
 
 def report_data(state: BuildState) -> dict[str, Any]:
+    target = state.config.target
     owners = Owners.of_installed((d.name, d.files) for d in state.installed)
     top_level = owners.completed_top_level(child.name for child in state.site.iterdir())  # + sourceless six.pyc
     per_dist: dict[str, dict[str, Any]] = {
@@ -492,11 +493,7 @@ def report_data(state: BuildState) -> dict[str, Any]:
         "top_level": dict(sorted(top_level.items())),
         "bytecode": public.pop("bytecode", {"mode": "none", "files": 0, "bytes": 0}),
         "timings": {**state.timings, "cache": public.pop("cache")},
-        "target": {
-            "runtime": state.config.target.runtime.name,
-            "architecture": state.config.target.architecture,
-            "glibc": state.config.target.glibc,
-        },
+        "target": {"runtime": target.runtime.name, "architecture": target.architecture, "glibc": target.glibc},
         # How each proof needing the target's code was made, or "missing: ..." (the deploy gate refuses those).
         "interpreter": state.interpreter.to_json(),
         "proofs": dict(sorted(state.proofs.items())),
