@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from ci.errors import PipelineError
 from ci.reports import sha256_file
@@ -39,12 +38,7 @@ class ZipFacts:
     files: int
 
 
-class _Entry(NamedTuple):
-    name: str
-    mode: int
-    crc: int
-    size: int
-    deflated: bytes
+_Entry = tuple[str, int, int, int, bytes]  # name, mode, CRC-32, size, deflate stream
 
 
 def tree_entries(root: Path) -> list[tuple[str, Path]]:
@@ -68,29 +62,30 @@ def write_zip(entries: Iterable[tuple[str, Path]], destination: Path, cache: Pat
         partial.unlink(missing_ok=True)  # an interrupted write leaves nothing behind
         raise
     partial.replace(destination)
-    return ZipFacts(sha256_file(destination), destination.stat().st_size, sum(e.size for e in prepared), len(prepared))
+    unzipped = sum(size for _name, _mode, _crc, size, _deflated in prepared)
+    return ZipFacts(sha256_file(destination), destination.stat().st_size, unzipped, len(prepared))
 
 
 def _write(prepared: list[_Entry], partial: Path) -> None:
     central = bytearray()
     offset = 0
     with partial.open("wb") as out:
-        for entry in prepared:
-            name = entry.name.encode("utf-8")
-            flags = 0x800 if not entry.name.isascii() else 0
+        for text, mode, crc, size, deflated in prepared:
+            name = text.encode("utf-8")
+            flags = 0x800 if not text.isascii() else 0
             header = struct.pack(
                 "<IHHHHHIIIHH", 0x04034B50, _VERSION, flags, _METHOD_DEFLATE, _DOS_TIME, _DOS_DATE,
-                entry.crc, len(entry.deflated), entry.size, len(name), 0,
+                crc, len(deflated), size, len(name), 0,
             )  # fmt: skip
             out.write(header + name)
-            out.write(entry.deflated)
+            out.write(deflated)
             central += struct.pack(
                 "<IHHHHHHIIIHHHHHII", 0x02014B50, _MADE_BY_UNIX, _VERSION, flags, _METHOD_DEFLATE, _DOS_TIME,
-                _DOS_DATE, entry.crc, len(entry.deflated), entry.size, len(name), 0, 0, 0, 0,
-                (stat.S_IFREG | entry.mode) << 16, offset,
+                _DOS_DATE, crc, len(deflated), size, len(name), 0, 0, 0, 0,
+                (stat.S_IFREG | mode) << 16, offset,
             )  # fmt: skip
             central += name
-            offset += len(header) + len(name) + len(entry.deflated)
+            offset += len(header) + len(name) + len(deflated)
         out.write(central)
         out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(prepared), len(prepared), len(central), offset, 0))
 
@@ -98,7 +93,7 @@ def _write(prepared: list[_Entry], partial: Path) -> None:
 def _prepare(name: str, path: Path, cache: Path | None) -> _Entry:
     data = path.read_bytes()
     mode = 0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644
-    return _Entry(name, mode, zlib.crc32(data), len(data), _deflate(data, cache))
+    return name, mode, zlib.crc32(data), len(data), _deflate(data, cache)
 
 
 def _deflate(data: bytes, cache: Path | None) -> bytes:
