@@ -2,8 +2,6 @@
 keyed by a secret outside every cache directory, since build/cache travels through actions/cache that any job on
 main can write (docs/design.md, "Cache seals")."""
 
-from __future__ import annotations
-
 import hashlib
 import hmac
 import json

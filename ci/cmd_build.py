@@ -1,7 +1,5 @@
 """`python -m ci build`: install the lock for the target, prune, verify, zip; write build.json."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 from dataclasses import replace

@@ -1,8 +1,6 @@
 """What Lambda's Python sees: the function, the layer, then the runtime's own packages (one cached copy of their pins),
 in the runtime's order and nothing of this host (docs/design.md, "The runtime view")."""
 
-from __future__ import annotations
-
 import functools
 import hashlib
 import importlib.metadata

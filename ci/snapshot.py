@@ -1,8 +1,6 @@
 """Snapshot, then judge: a check reads an artifact once, into a copy written and hashed in one pass, so a report
 vouches for exactly the bytes it checked (hashing, then reading again, lets the file change in between)."""
 
-from __future__ import annotations
-
 import hashlib
 import os
 import shutil

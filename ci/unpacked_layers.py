@@ -1,8 +1,6 @@
 """A layer zip unpacked once for every check that reads it as files (<cache>/unpacked-layers/<sha256>/), checked
 against the zip (files, sizes, modes, CRC-32) on each use; least recently used copies evicted past KEPT_BYTES."""
 
-from __future__ import annotations
-
 import fcntl
 import os
 import shutil

@@ -2,8 +2,6 @@
 read only after every entry is judged as Lambda unpacks them: links, devices, non-canonical or duplicate names are
 refused, a damaged zip is one PipelineError, each CRC is checked once per file per process."""
 
-from __future__ import annotations
-
 import hashlib
 import os
 import re

@@ -2,8 +2,6 @@
 each step logging one line and recording its facts for build.json. Caches are keyed by content; a passing proof
 (verify, trace, prove) is recorded sealed under digests of all its inputs and reused for those exact bytes."""
 
-from __future__ import annotations
-
 import fcntl
 import hashlib
 import json

@@ -2,8 +2,6 @@
 compiles again, docs/design.md) and the store the checking interpreters share. Both caches are keyed by content
 and used only under this machine's seal, since what they hold is executed."""
 
-from __future__ import annotations
-
 import hashlib
 import json
 import os

@@ -1,8 +1,6 @@
 """The strip rule: debug symbols dropped from extension modules, never inside `*.libs/` (patchelf'd libraries
 break: docs/design.md); every stripped file must still load, or it is restored and reported."""
 
-from __future__ import annotations
-
 import logging
 import os
 import platform

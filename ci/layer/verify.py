@@ -2,8 +2,6 @@
 unpruned tree's cached verdict lacks names its file and cause, with a fix), and the handler's import trace on the
 committed events (what it uses; its answers prove a changed tree, bytecode or compact, equivalent)."""
 
-from __future__ import annotations
-
 import hashlib
 import json
 import os

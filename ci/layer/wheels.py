@@ -1,8 +1,6 @@
 """Steps 1-2, fetch and install: the lock's wheels for the target (hash- and tag-checked), unpacked into python/ as
 the wheel spec says and checked against RECORD on every unpack and reuse. No installer runs (docs/design.md)."""
 
-from __future__ import annotations
-
 import base64
 import csv
 import hashlib
