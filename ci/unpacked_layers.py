@@ -83,16 +83,7 @@ def matches(entry: Path, zipped: SafeZip) -> bool:
     if seen_directories != directories or len(to_check) != len(files):
         return False
     with ThreadPoolExecutor(max_workers=2) as pool:  # zlib releases the GIL on large buffers
-        return all(pool.map(_crc_matches, to_check))
-
-
-def _crc_matches(item: tuple[Path, int]) -> bool:
-    path, expected = item
-    crc = 0
-    with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            crc = zlib.crc32(chunk, crc)
-    return crc == expected
+        return all(pool.map(lambda item: zlib.crc32(item[0].read_bytes()) == item[1], to_check))
 
 
 def evict(layers: Path, kept_bytes: int) -> None:
