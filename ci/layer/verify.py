@@ -7,11 +7,11 @@ import json
 import os
 import re
 import signal
-import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from subprocess import PIPE, Popen
 from typing import Any, NamedTuple
 
 from ci import cache_seal, isolated
@@ -255,16 +255,10 @@ def run_checks(
     return outcomes
 
 
-def _start(python: str, sys_path: list[Path], batch: list[Item], record: bool, prelude: str) -> subprocess.Popen[str]:
+def _start(python: str, sys_path: list[Path], batch: list[Item], record: bool, prelude: str) -> Popen[str]:
     code = _CHECK.replace("SITE", repr(str(sys_path[0]))).replace("RECORD", repr(record))
     code = prelude + code.replace("ITEMS", repr([list(item) for item in batch]))
-    return subprocess.Popen(
-        isolated_command(python, sys_path, code),
-        env=isolated_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return Popen(isolated_command(python, sys_path, code), env=isolated_env(), stdout=PIPE, stderr=PIPE, text=True)
 
 
 def _split(items: Sequence[Item], jobs: int) -> list[list[Item]]:
