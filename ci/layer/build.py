@@ -7,10 +7,14 @@ import hashlib
 import json
 import logging
 import os
+import platform
+import shlex
 import shutil
 import stat
+import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -20,11 +24,12 @@ from typing import Any
 
 import ci
 from ci import cache_seal, zipsafe
+from ci.abi import check_tree, is_elf
 from ci.arch.interpreter import TargetInterpreter, find_interpreter
 from ci.config import Config
 from ci.config_sections import BuildConfig
 from ci.errors import CheckFailedError, ConfigError
-from ci.layer import sources, strip, verify
+from ci.layer import sources, verify
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, for_target, pyc_path
 from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, install_wheels, read_layer_lock
 from ci.lock.lockfile import LockFile
@@ -34,7 +39,7 @@ from ci.reports import sha256_file
 from ci.runtime_view import RuntimeView, ensure_runtime_dir
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners
-from ci.site.tree import globbed, remove_empty_dirs, tree_size, walk_files
+from ci.site.tree import globbed, in_vendored_libs, link_or_copy, remove_empty_dirs, tree_size, walk_files
 from ci.units import as_mb
 
 logger = logging.getLogger(__name__)
@@ -371,7 +376,7 @@ def step_prune(state: BuildState) -> None:
     )
     for result in ordered.values():
         extra = ""
-        if isinstance(result, strip.StripResult) and result.restored:
+        if isinstance(result, StripResult) and result.restored:
             extra = f", {len(result.restored)} restored (stripped copy did not load)"
         if result.spared:
             why = "build.keep, metadata or licenses" if result.name in removed else "imported by the verification"
@@ -380,15 +385,116 @@ def step_prune(state: BuildState) -> None:
     logger.info(f"  [{state.timings['prune']:.1f}s]")
 
 
-def _strip(state: BuildState) -> strip.StripResult:
+# The strip rule: debug symbols dropped from extension modules, never inside `*.libs/` (patchelf'd libraries break:
+# docs/design.md); every stripped file must still load, or it is restored and reported.
+
+# (files that must load, site) -> {file: error} for those that do not
+LoadCheck = Callable[[list[Path], Path], dict[Path, str]]
+
+# Drops the static symbol table too (13 MB on this lock); PyInit_* and other exports stay in .dynsym.
+STRIP_ARGS = ("--strip-unneeded",)
+
+
+@dataclass
+class StripResult(rules.RuleResult):
+    restored: dict[str, str] = field(default_factory=dict)  # path -> why the original was put back
+    failed: dict[str, str] = field(default_factory=dict)  # path -> strip's own error (original kept)
+
+    def summary(self, limit: int = 20) -> dict[str, object]:
+        data = super().summary(limit)
+        data["restored"] = dict(sorted(self.restored.items())[:limit])
+        if self.failed:
+            data["failed"] = dict(sorted(self.failed.items())[:limit])
+        return data
+
+
+def strip_tool(machine: str) -> str:
+    """The host's strip reads only its own machine's ELF files; a cross binutils strips the others."""
+    return "strip" if platform.machine() == machine else f"{machine}-linux-gnu-strip"
+
+
+def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str = "strip") -> StripResult:
+    result = StripResult(rules.STRIP)
+    if shutil.which(strip_tool) is None:
+        package = "binutils" if strip_tool == "strip" else f"binutils-{strip_tool.removesuffix('-strip')}"
+        result.failed["*"] = f"{strip_tool} not found on PATH (install {package}); nothing stripped"
+        return result
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="strip-originals-", dir=cache) as backup_dir:
+        backup = Path(backup_dir)
+        changed: dict[Path, tuple[Path, int]] = {}  # file -> (original copy, bytes saved)
+        for path in list(walk_files(site)):
+            rel = path.relative_to(site).as_posix()
+            # ELF files outside `*.libs/`: extension modules and the packages' own shared libraries
+            if not (path.suffix == ".so" or ".so." in path.name) or in_vendored_libs(rel) or not is_elf(path):
+                continue
+            stripped, error = _stripped_copy(path, cache, strip_tool)
+            if stripped is None:
+                result.failed[rel] = error
+                continue
+            saved = path.stat().st_size - stripped.stat().st_size
+            if saved <= 0:
+                continue
+            original = backup / rel
+            original.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, original)
+            link_or_copy(stripped, path)  # the cache entry is re-hashed before any reuse: a change is caught
+            shutil.copymode(original, path)
+            changed[path] = (original, saved)
+        failures = load_check(sorted(changed), site) if changed else {}
+        for path, (original, saved) in sorted(changed.items()):
+            rel = path.relative_to(site).as_posix()
+            if path in failures:
+                shutil.move(original, path)  # the original, byte for byte
+                result.restored[rel] = failures[path]
+                continue
+            result.files += 1
+            result.bytes += saved
+            result.paths.append(rel)
+    return result
+
+
+def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | None, str]:
+    """The stripped `path` from the cache (reused only under its seal), made on a miss; (None, error) if it fails."""
+    flags = "".join(arg.strip("-")[0] + arg.strip("-")[-1] for arg in STRIP_ARGS)
+    key = f"{sha256_file(path)}-{flags}"
+    named = [(entry, entry.name[len(key) + 1 : -len(".so")]) for entry in sorted(cache.glob(f"{key}.*.so"))]
+    cached = cache_seal.sealed_entry(rules.STRIP, key, named)
+    if cached is not None:
+        logger.debug(f"strip: cache hit {cached.name} for {path.name}")
+        return cached, ""
+    partial = cache / f"{key}.{os.getpid()}.partial"
+    command = [strip_tool, *STRIP_ARGS, "-o", str(partial), str(path)]
+    logger.debug(f"strip: cache miss for {path.name}; run: {shlex.join(command)}")
+    run = subprocess.run(command, capture_output=True, text=True, check=False)
+    if run.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        return None, (run.stderr or run.stdout).strip()[-300:]
+    cached = cache / f"{key}.{cache_seal.seal_file(rules.STRIP, key, partial)}.so"
+    partial.replace(cached)
+    return cached, ""
+
+
+def dlopen_check(python: str, extra_paths: Sequence[Path] = ()) -> LoadCheck:
+    """dlopen each file in the target interpreter on the verification's sys.path; a crash names its culprit."""
+
+    def check(files: list[Path], site: Path) -> dict[Path, str]:
+        items = [("library", str(path)) for path in files]
+        outcomes = verify.run_checks(verify.Runner(python, None, extra_paths), site, items, jobs=1)
+        return {Path(outcome.name): outcome.error for outcome in outcomes.values() if outcome.error is not None}
+
+    return check
+
+
+def _strip(state: BuildState) -> StripResult:
     """Strip only where each stripped file can be proven to load (dlopen in the target's interpreter)."""
     if not state.interpreter.available:
         why = f"not applied: a stripped file must be proven to load, and {state.interpreter.proof()}"
-        return strip.StripResult(rules.STRIP, failed={"*": why})
+        return StripResult(rules.STRIP, failed={"*": why})
     state.proofs["strip"] = state.interpreter.proof()
-    tool = strip.strip_tool(state.config.target.machine)
-    load_check = strip.dlopen_check(state.python, state.runtime.behind(state.site))
-    return strip.strip_tree(state.site, state.paths.cache / "strip", load_check, tool)
+    tool = strip_tool(state.config.target.machine)
+    load_check = dlopen_check(state.python, state.runtime.behind(state.site))
+    return strip_tree(state.site, state.paths.cache / "strip", load_check, tool)
 
 
 def step_verify(state: BuildState) -> None:
@@ -417,8 +523,6 @@ def step_verify(state: BuildState) -> None:
 
 
 def step_abi(state: BuildState) -> None:
-    from ci.abi import check_tree
-
     with state.step("abi"):
         violations = check_tree(state.paths.layer_tree, state.config.target)
     state.data["abi"] = {"violations": len(violations)}
