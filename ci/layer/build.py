@@ -250,23 +250,21 @@ class BuildState:
 def build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool = True) -> dict[str, Any]:
     """build.json's data. Builds of one directory take turns; outputs are deleted first and on failure."""
     paths.build.mkdir(parents=True, exist_ok=True)
+    outputs = (paths.layer_zip, paths.function_zip, paths.report("build"))
     with (paths.build / ".build.lock").open("w") as lock_file:
         try:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             logger.info(f"waiting:  another build of {paths.build} is running")
             fcntl.flock(lock_file, fcntl.LOCK_EX)
-        remove_outputs(paths)
+        for output in outputs:
+            output.unlink(missing_ok=True)
         try:
             return _build_layer(config, paths, reuse_proofs)
         except BaseException:
-            remove_outputs(paths)  # e.g. layer.zip written, function.zip not
+            for output in outputs:  # e.g. layer.zip written, function.zip not
+                output.unlink(missing_ok=True)
             raise
-
-
-def remove_outputs(paths: BuildPaths) -> None:
-    for output in (paths.layer_zip, paths.function_zip, paths.report("build")):
-        output.unlink(missing_ok=True)
 
 
 def _build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool) -> dict[str, Any]:
