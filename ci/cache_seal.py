@@ -2,19 +2,16 @@
 keyed by a secret outside every cache directory, since build/cache travels through actions/cache that any job on
 main can write (docs/design.md, "Cache seals")."""
 
-from __future__ import annotations
-
 import hashlib
 import hmac
 import json
 import os
 import secrets
 from collections.abc import Iterable
+from contextlib import suppress
 from functools import cache
 from pathlib import Path
 from typing import Any
-
-_PURPOSE_SEP = b"\0"
 
 
 def key_file() -> Path:
@@ -31,29 +28,21 @@ def _key(path: Path) -> bytes:
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "wb") as file:
             file.write(secrets.token_bytes(32))
-        try:
+        with suppress(FileExistsError):
             os.link(partial, path)  # the first of two builds making it wins; both then read its key
-        except FileExistsError:
-            pass
-        finally:
-            partial.unlink()
+        partial.unlink()
     key = path.read_bytes()
     if len(key) < 32:
         raise OSError(f"{path} is not a cache seal key (under 32 bytes); delete it to make a new one")
     return key
 
 
-def _mac(purpose: str, name: str) -> hmac.HMAC:
-    mac = hmac.new(_key(key_file()), digestmod=hashlib.sha256)
-    mac.update(purpose.encode() + _PURPOSE_SEP + name.encode() + _PURPOSE_SEP)
-    return mac
+def _mac(purpose: str, name: str, data: bytes = b"") -> hmac.HMAC:
+    return hmac.new(_key(key_file()), purpose.encode() + b"\0" + name.encode() + b"\0" + data, hashlib.sha256)
 
 
 def seal(purpose: str, name: str, data: bytes) -> str:
-    """The seal of `data` cached as `name` for `purpose` (hex): only a holder of this machine's key makes it."""
-    mac = _mac(purpose, name)
-    mac.update(data)
-    return mac.hexdigest()
+    return _mac(purpose, name, data).hexdigest()
 
 
 def seal_file(purpose: str, name: str, path: Path) -> str:

@@ -1,17 +1,15 @@
 """`python -m ci build`: install the lock for the target, prune, verify, zip; write build.json."""
 
-from __future__ import annotations
-
 import argparse
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
 from ci import logs
 from ci.config import Config
+from ci.errors import PipelineError
 from ci.paths import BuildPaths
-
-if TYPE_CHECKING:
-    from ci.snapshot import Snapshot
+from ci.snapshot import Snapshot, take
 
 logger = logging.getLogger(__name__)
 HELP = "Install the lock for the target, prune, verify, and write build/layer.zip and build/function.zip."
@@ -32,9 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from dataclasses import replace
-
-    from ci.errors import PipelineError
     from ci.layer.build import build_layer
     from ci.reports import Finding, write_report
 
@@ -43,9 +38,8 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         build = replace(build, sourceless=True, prune_unimported=True)
     if args.bytecode:
         build = replace(build, bytecode=args.bytecode)
-    config = replace(config, build=build)
     try:
-        data = build_layer(config, paths, reuse_proofs=not args.fresh_proofs)
+        data = build_layer(replace(config, build=build), paths, reuse_proofs=not args.fresh_proofs)
         judged = produced(paths, data)
     except PipelineError as exc:
         finding = Finding("build", "error", exc.problem, exc.fix)
@@ -58,9 +52,6 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
 def produced(paths: BuildPaths, data: dict[str, Any]) -> list[Snapshot]:
     """Snapshots of the zips the build wrote, refused unless they are the bytes it wrote (build.json names them)."""
-    from ci.errors import PipelineError
-    from ci.snapshot import take
-
     judged = []
     for key, source in (("layer", paths.layer_zip), ("function", paths.function_zip)):
         snapshot = take(paths, source, f"{key}.zip")

@@ -1,8 +1,6 @@
 """What Lambda's Python sees: the function, the layer, then the runtime's own packages (one cached copy of their pins),
 in the runtime's order and nothing of this host (docs/design.md, "The runtime view")."""
 
-from __future__ import annotations
-
 import functools
 import hashlib
 import importlib.metadata
@@ -59,13 +57,8 @@ def ensure_runtime_dir(config: Config, paths: BuildPaths) -> Path:
 
 def lambda_sys_path(policy: RuntimePolicy, places: Mapping[str, Path | None]) -> list[Path]:
     """The runtime's documented sys.path, filled in; a place given as None is left out."""
-    entries = []
-    for entry in policy.sys_path:
-        place = entry.split("}", 1)[0].removeprefix("{")
-        directory = places.get(place)
-        if directory is not None:
-            entries.append(Path(entry.format(**{place: directory})))
-    return entries
+    filled = [(entry, entry.split("}", 1)[0].removeprefix("{")) for entry in policy.sys_path]  # "{opt}/python"
+    return [Path(entry.format(**{place: places[place]})) for entry, place in filled if places.get(place) is not None]
 
 
 @dataclass(frozen=True)
@@ -76,7 +69,6 @@ class RuntimeView:
     packages: Path  # the installed /var/runtime equivalent (ensure_runtime_dir)
 
     def behind(self, site: Path) -> list[Path]:
-        """What Lambda searches after the layer's python/ directory: the runtime's own packages."""
         path = lambda_sys_path(self.policy, {"task": None, "opt": site.parent, "runtime": self.packages})
         return path[path.index(site) + 1 :]
 
@@ -87,10 +79,6 @@ class RuntimeView:
     def key(self) -> str:
         """Names the installed pins (their directory's hash): part of every proof made on this view."""
         return self.packages.name
-
-
-def runtime_view(config: Config, paths: BuildPaths) -> RuntimeView:
-    return RuntimeView(config.target.runtime, ensure_runtime_dir(config, paths))
 
 
 @functools.cache

@@ -1,12 +1,12 @@
 """Snapshot, then judge: a check reads an artifact once, into a copy written and hashed in one pass, so a report
 vouches for exactly the bytes it checked (hashing, then reading again, lets the file change in between)."""
 
-from __future__ import annotations
-
 import hashlib
 import os
+import shutil
 import tempfile
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -14,7 +14,6 @@ from typing import IO
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
 
-BLOCK = 1 << 20
 STALE_AFTER_S = 24 * 3600  # snapshots nobody took for a day are removed when a new one is taken
 
 
@@ -54,32 +53,21 @@ def take(paths: BuildPaths, source: Path, name: str | None = None) -> Snapshot:
     Path(copy.name).chmod(0o444)
     Path(copy.name).replace(target)  # atomic: a reader sees the old complete copy or the new one
     os.utime(folder)
-    _remove_stale(root, keep=folder)
+    cutoff = time.time() - STALE_AFTER_S
+    for stale in root.iterdir():
+        with suppress(OSError):  # another process is using or removing it: leave it
+            if stale != folder and stale.is_dir() and stale.stat().st_mtime < cutoff:
+                shutil.rmtree(stale)
     return Snapshot(name=name, path=target, sha256=sha, size=size)
 
 
 def _digest(path: Path, copy: IO[bytes] | None = None) -> tuple[str, int]:
-    """sha256 and size of `path`'s bytes, written to `copy` as they are read."""
     digest = hashlib.sha256()
     size = 0
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(BLOCK), b""):
+        for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
             size += len(block)
             if copy is not None:
                 copy.write(block)
     return digest.hexdigest(), size
-
-
-def _remove_stale(root: Path, keep: Path) -> None:
-    cutoff = time.time() - STALE_AFTER_S
-    for folder in root.iterdir():
-        if folder == keep or not folder.is_dir():
-            continue
-        try:
-            if folder.stat().st_mtime < cutoff:
-                for child in folder.iterdir():
-                    child.unlink(missing_ok=True)
-                folder.rmdir()
-        except OSError:
-            continue  # another process is using or removing it: leave it

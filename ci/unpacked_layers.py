@@ -1,8 +1,6 @@
 """A layer zip unpacked once for every check that reads it as files (<cache>/unpacked-layers/<sha256>/), checked
 against the zip (files, sizes, modes, CRC-32) on each use; least recently used copies evicted past KEPT_BYTES."""
 
-from __future__ import annotations
-
 import fcntl
 import os
 import shutil
@@ -36,30 +34,25 @@ def reading(layers: Path, layer_zip: Path, fix: str = FIX) -> Iterator[Path]:
     """`layer_zip` unpacked and checked against it; nothing removes it until the block ends (do not write in it)."""
     layers.mkdir(parents=True, exist_ok=True)
     with _locked(layers, fcntl.LOCK_SH):
-        yield unpacked(layers, layer_zip, fix)
-    evict(layers, KEPT_BYTES)
-
-
-def unpacked(layers: Path, layer_zip: Path, fix: str) -> Path:
-    """The checked unpacked copy of `layer_zip` (made if missing or different). Call it holding the shared lock."""
-    entry = layers / sha256_file(layer_zip)
-    # CRCs: extract_all checks each entry's, and a copy is named by the sha256 of a zip it was extracted from.
-    with open_zip(layer_zip, fix, check_data=False) as zipped:
-        if entry.is_dir():
-            if matches(entry, zipped):
+        entry = layers / sha256_file(layer_zip)
+        # CRCs: extract_all checks each entry's, and a copy is named by the sha256 of a zip it was extracted from.
+        with open_zip(layer_zip, fix, check_data=False) as zipped:
+            if entry.is_dir() and matches(entry, zipped):
                 os.utime(entry)  # recently used: evicted last
-                return entry
-            _discard(entry)  # changed since it was unpacked
-        partial = Path(tempfile.mkdtemp(prefix=f"{entry.name}.", suffix=".partial", dir=layers))
-        zipped.extract_all(partial)
-        _size_file(entry).write_text(str(sum(info.file_size for info in zipped.files)))
-        try:
-            partial.rename(entry)
-        except OSError:  # another run unpacked the same zip first
-            _discard(partial)
-            if not (entry.is_dir() and matches(entry, zipped)):
-                raise
-    return entry
+            else:
+                if entry.is_dir():
+                    _discard(entry)  # changed since it was unpacked
+                partial = Path(tempfile.mkdtemp(prefix=f"{entry.name}.", suffix=".partial", dir=layers))
+                zipped.extract_all(partial)
+                _size_file(entry).write_text(str(sum(info.file_size for info in zipped.files)))
+                try:
+                    partial.rename(entry)
+                except OSError:  # another run unpacked the same zip first
+                    _discard(partial)
+                    if not (entry.is_dir() and matches(entry, zipped)):
+                        raise
+        yield entry
+    evict(layers, KEPT_BYTES)
 
 
 def matches(entry: Path, zipped: SafeZip) -> bool:
@@ -90,16 +83,7 @@ def matches(entry: Path, zipped: SafeZip) -> bool:
     if seen_directories != directories or len(to_check) != len(files):
         return False
     with ThreadPoolExecutor(max_workers=2) as pool:  # zlib releases the GIL on large buffers
-        return all(pool.map(_crc_matches, to_check))
-
-
-def _crc_matches(item: tuple[Path, int]) -> bool:
-    path, expected = item
-    crc = 0
-    with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            crc = zlib.crc32(chunk, crc)
-    return crc == expected
+        return all(pool.map(lambda item: zlib.crc32(item[0].read_bytes()) == item[1], to_check))
 
 
 def evict(layers: Path, kept_bytes: int) -> None:

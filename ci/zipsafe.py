@@ -2,8 +2,6 @@
 read only after every entry is judged as Lambda unpacks them: links, devices, non-canonical or duplicate names are
 refused, a damaged zip is one PipelineError, each CRC is checked once per file per process."""
 
-from __future__ import annotations
-
 import hashlib
 import os
 import re
@@ -15,8 +13,8 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 from ci.errors import PipelineError
@@ -37,17 +35,8 @@ class ZipFacts:
     unzipped_bytes: int
     files: int
 
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
 
-
-@dataclass(frozen=True)
-class _Entry:
-    name: str
-    mode: int
-    crc: int
-    size: int
-    deflated: bytes
+_Entry = tuple[str, int, int, int, bytes]  # name, mode, CRC-32, size, deflate stream
 
 
 def tree_entries(root: Path) -> list[tuple[str, Path]]:
@@ -56,15 +45,12 @@ def tree_entries(root: Path) -> list[tuple[str, Path]]:
     return [(path.relative_to(root).as_posix(), path) for path in files if path.is_file() and not path.is_symlink()]
 
 
-def write_zip(
-    entries: Iterable[tuple[str, Path]], destination: Path, cache: Path | None = None, jobs: int = 2
-) -> ZipFacts:
+def write_zip(entries: Iterable[tuple[str, Path]], destination: Path, cache: Path | None = None) -> ZipFacts:
     """Zip (name, file) pairs reproducibly, replacing `destination` atomically; `cache`: deflate streams by content."""
     ordered = sorted(entries)
-    names = [name for name, _ in ordered]
-    if len(set(names)) != len(names):
+    if len({name for name, _ in ordered}) != len(ordered):
         raise ValueError("duplicate archive names")
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         prepared = list(pool.map(lambda item: _prepare(item[0], item[1], cache), ordered))
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_suffix(destination.suffix + ".partial")
@@ -74,29 +60,30 @@ def write_zip(
         partial.unlink(missing_ok=True)  # an interrupted write leaves nothing behind
         raise
     partial.replace(destination)
-    return ZipFacts(sha256_file(destination), destination.stat().st_size, sum(e.size for e in prepared), len(prepared))
+    unzipped = sum(size for _name, _mode, _crc, size, _deflated in prepared)
+    return ZipFacts(sha256_file(destination), destination.stat().st_size, unzipped, len(prepared))
 
 
 def _write(prepared: list[_Entry], partial: Path) -> None:
     central = bytearray()
     offset = 0
     with partial.open("wb") as out:
-        for entry in prepared:
-            name = entry.name.encode("utf-8")
-            flags = 0x800 if not entry.name.isascii() else 0
+        for text, mode, crc, size, deflated in prepared:
+            name = text.encode("utf-8")
+            flags = 0x800 if not text.isascii() else 0
             header = struct.pack(
                 "<IHHHHHIIIHH", 0x04034B50, _VERSION, flags, _METHOD_DEFLATE, _DOS_TIME, _DOS_DATE,
-                entry.crc, len(entry.deflated), entry.size, len(name), 0,
+                crc, len(deflated), size, len(name), 0,
             )  # fmt: skip
             out.write(header + name)
-            out.write(entry.deflated)
+            out.write(deflated)
             central += struct.pack(
                 "<IHHHHHHIIIHHHHHII", 0x02014B50, _MADE_BY_UNIX, _VERSION, flags, _METHOD_DEFLATE, _DOS_TIME,
-                _DOS_DATE, entry.crc, len(entry.deflated), entry.size, len(name), 0, 0, 0, 0,
-                (stat.S_IFREG | entry.mode) << 16, offset,
+                _DOS_DATE, crc, len(deflated), size, len(name), 0, 0, 0, 0,
+                (stat.S_IFREG | mode) << 16, offset,
             )  # fmt: skip
             central += name
-            offset += len(header) + len(name) + len(entry.deflated)
+            offset += len(header) + len(name) + len(deflated)
         out.write(central)
         out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(prepared), len(prepared), len(central), offset, 0))
 
@@ -104,7 +91,7 @@ def _write(prepared: list[_Entry], partial: Path) -> None:
 def _prepare(name: str, path: Path, cache: Path | None) -> _Entry:
     data = path.read_bytes()
     mode = 0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644
-    return _Entry(name, mode, zlib.crc32(data), len(data), _deflate(data, cache))
+    return name, mode, zlib.crc32(data), len(data), _deflate(data, cache)
 
 
 def _deflate(data: bytes, cache: Path | None) -> bytes:
@@ -113,9 +100,11 @@ def _deflate(data: bytes, cache: Path | None) -> bytes:
         key = cache / f"{hashlib.sha256(data).hexdigest()}-{LEVEL}-{zlib.ZLIB_RUNTIME_VERSION}.deflate"
         if key.is_file():
             cached = key.read_bytes()
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
             # Checked against what it claims to compress: whoever wrote the cache, the zip holds `data`.
-            if _inflates_to(cached, data):
-                return cached
+            with suppress(zlib.error):
+                if inflater.decompress(cached, len(data) + 1) == data and inflater.eof and not inflater.unused_data:
+                    return cached
             key.unlink(missing_ok=True)
     compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
     deflated = compressor.compress(data) + compressor.flush()
@@ -125,15 +114,6 @@ def _deflate(data: bytes, cache: Path | None) -> bytes:
         partial.write_bytes(deflated)
         partial.replace(key)
     return deflated
-
-
-def _inflates_to(deflated: bytes, data: bytes) -> bool:
-    decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
-    try:
-        inflated = decompressor.decompress(deflated, len(data) + 1)
-    except zlib.error:
-        return False
-    return inflated == data and decompressor.eof and not decompressor.unused_data
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ci.isolated import run_isolated, target_python
-from ci.layer import bytecode, trace
+from ci.layer import bytecode, verify
 from ci.layer.verify import Runner
 from tests.config_fixtures import PYC_TAG
 from tests.config_fixtures import PYTHON as TARGET_PYTHON
@@ -77,13 +77,13 @@ def test_the_trace_records_what_the_handler_imports_opens_and_answers(tmp_path: 
     write(events, {f"e{i}.json": json.dumps({"description": "d", "event": {"x": i}, "expect": {}}) for i in (1, 2)})
     model = tmp_path / "model.joblib"
     model.write_bytes(b"N.")  # None, pickled (protocol 0): the scan accepts it
-    traced = trace.trace_handler(Runner(PYTHON), site, function, "handler.app.lambda_handler", events, model)
+    traced = verify.trace_handler(Runner(PYTHON), site, function, "handler.app.lambda_handler", events, model)
     assert traced.workload == "events" and not traced.warnings
     assert traced.results == [{"value": 9, "model_bytes": 2}, {"value": 11, "model_bytes": 2}]
     assert traced.modules == ["lib/__init__.py", "lib/used.py"]
     assert "lib/table.txt" in traced.files and "lib/unused.py" not in traced.files
 
-    import_only = trace.trace_handler(Runner(PYTHON), site, function, "handler.app.lambda_handler", events, None)
+    import_only = verify.trace_handler(Runner(PYTHON), site, function, "handler.app.lambda_handler", events, None)
     assert import_only.workload == "import-only" and import_only.results == []
     assert "no model" in import_only.warnings[0]
 
@@ -93,11 +93,11 @@ def test_a_changed_answer_fails_the_proof() -> None:
 
     from ci.errors import CheckFailedError
 
-    before = trace.ImportTrace("events", [], [], results=[{"p": 0.5}])
-    after = trace.ImportTrace("events", [], [], results=[{"p": 0.25}])
-    trace.compare_results(before, before, "bytecode=runtime")
+    before = verify.ImportTrace("events", [], [], results=[{"p": 0.5}])
+    after = verify.ImportTrace("events", [], [], results=[{"p": 0.25}])
+    verify.compare_results(before, before, "bytecode=runtime")
     with pytest.raises(CheckFailedError, match="answers 1 event"):
-        trace.compare_results(before, after, "sourceless")
+        verify.compare_results(before, after, "sourceless")
 
 
 def test_compiled_bytecode_replaces_an_installed_file_never_writes_through_its_link(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from ci import cache_seal, zipsafe
 from ci.isolated import run_isolated, target_python
-from ci.layer import strip
+from ci.layer.build import strip_tree
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.config_fixtures import PYC_TAG
 from tests.config_fixtures import PYTHON as TARGET_PYTHON
@@ -105,7 +105,7 @@ def test_a_stripped_library_not_sealed_here_is_stripped_again(tmp_path: Path) ->
         site = tmp_path / name
         site.mkdir()
         shutil.copyfile(original, site / "mod.so")
-        result = strip.strip_tree(site, cache, lambda files, site: {})
+        result = strip_tree(site, cache, lambda files, site: {})
         assert result.files == 1 and not result.failed, result
         return (site / "mod.so").read_bytes()
 

@@ -10,7 +10,7 @@ import pytest
 
 from ci.config import load_config
 from ci.errors import CheckFailedError
-from ci.layer.build import ProofStore, binaries_digest, build_layer, tree_digest
+from ci.layer.build import ProofStore, binaries_digest, build_layer, reuse_note, tree_digest
 from ci.paths import BuildPaths
 from tests.test_build_pipeline import make_project
 
@@ -72,7 +72,7 @@ def test_a_record_is_used_only_for_exactly_the_facts_it_names(tmp_path: Path) ->
     assert store.reuse_or_make("verify", FACTS, prove) == ({"checked": 267}, None)
     result, reused = store.reuse_or_make("verify", FACTS, prove)
     assert result == {"checked": 267} and reused is not None and len(made) == 1
-    assert reused.key == ProofStore.key("verify", FACTS) and "on these exact bytes" in reused.note()
+    assert reused["key"] == ProofStore.key("verify", FACTS) and "on these exact bytes" in reuse_note(reused)
 
     for changed in ({**FACTS, "site": "d" * 64}, {**FACTS, "interpreter": "emulated b"}, {**FACTS, "prover": "e"}):
         assert store.find("verify", changed) is None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ci.isolated import run_isolated, target_python
-from ci.layer import strip
+from ci.layer.build import dlopen_check, strip_tree
 from tests.config_fixtures import TARGET
 
 PYTHON = target_python(TARGET.runtime.python)
@@ -57,7 +57,7 @@ def imports_tiny(site: Path) -> bool:
 def test_strips_extension_modules_which_still_import_and_never_touches_libs(site: Path, tmp_path: Path) -> None:
     module, vendored = site / "pkg" / f"tiny{SUFFIX}", site / "pkg.libs" / "libvendored-1a2b3c.so.1"
     size_before, vendored_digest = module.stat().st_size, digest(vendored)
-    result = strip.strip_tree(site, tmp_path / "cache", strip.dlopen_check(PYTHON))
+    result = strip_tree(site, tmp_path / "cache", dlopen_check(PYTHON))
     assert result.paths == [f"pkg/tiny{SUFFIX}"]
     assert result.bytes == size_before - module.stat().st_size > 0
     assert not result.restored
@@ -73,7 +73,7 @@ def test_a_stripped_file_that_does_not_load_is_restored_byte_for_byte(site: Path
     def refuses_everything(files: list[Path], site: Path) -> dict[Path, str]:
         return dict.fromkeys(files, "ELF load command address/offset not page-aligned")
 
-    result = strip.strip_tree(site, tmp_path / "cache", refuses_everything)
+    result = strip_tree(site, tmp_path / "cache", refuses_everything)
     assert result.files == 0 and result.bytes == 0
     assert result.restored == {f"pkg/tiny{SUFFIX}": "ELF load command address/offset not page-aligned"}
     assert digest(module) == original
@@ -83,7 +83,7 @@ def test_a_stripped_file_that_does_not_load_is_restored_byte_for_byte(site: Path
 def test_the_real_load_check_names_a_file_the_loader_refuses(site: Path) -> None:
     broken = site / "pkg" / f"broken{SUFFIX}"
     broken.write_bytes((site / "pkg" / f"tiny{SUFFIX}").read_bytes()[:2000])  # ELF header, truncated body
-    failures = strip.dlopen_check(PYTHON)([broken, site / "pkg" / f"tiny{SUFFIX}"], site)
+    failures = dlopen_check(PYTHON)([broken, site / "pkg" / f"tiny{SUFFIX}"], site)
     assert list(failures) == [broken]  # the truncated file fails (here: SIGBUS), the good one after it loads
     assert failures[broken]
 
@@ -91,14 +91,14 @@ def test_the_real_load_check_names_a_file_the_loader_refuses(site: Path) -> None
 def test_warm_strip_reuses_the_cache(site: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     original = (site / "pkg" / f"tiny{SUFFIX}").read_bytes()
-    strip.strip_tree(site, cache, strip.dlopen_check(PYTHON))
+    strip_tree(site, cache, dlopen_check(PYTHON))
     cached = sorted(cache.glob("*.so"))
     assert len(cached) == 1
     fresh = tmp_path / "again" / "python"
     (fresh / "pkg").mkdir(parents=True)
     (fresh / "pkg" / "__init__.py").write_text("")
     (fresh / "pkg" / f"tiny{SUFFIX}").write_bytes(original)
-    result = strip.strip_tree(fresh, cache, strip.dlopen_check(PYTHON))
+    result = strip_tree(fresh, cache, dlopen_check(PYTHON))
     assert result.files == 1
     assert sorted(cache.glob("*.so")) == cached
 
@@ -106,6 +106,6 @@ def test_warm_strip_reuses_the_cache(site: Path, tmp_path: Path) -> None:
 def test_without_a_strip_tool_nothing_changes_and_the_report_says_why(site: Path, tmp_path: Path) -> None:
     module = site / "pkg" / f"tiny{SUFFIX}"
     original = digest(module)
-    result = strip.strip_tree(site, tmp_path / "cache", strip.dlopen_check(PYTHON), strip_tool="no-such-strip")
+    result = strip_tree(site, tmp_path / "cache", dlopen_check(PYTHON), strip_tool="no-such-strip")
     assert result.files == 0 and "not found" in result.failed["*"]
     assert digest(module) == original

@@ -18,14 +18,14 @@ import pytest
 from ci.config import Config, load_config, shipped_packages
 from ci.errors import CheckFailedError, ConfigError, PipelineError
 from ci.isolated import target_python
-from ci.layer import trace
+from ci.layer import verify
 from ci.layer.build import build_layer
 from ci.layer.verify import Runner
 from ci.lock.check import check_against_in, check_bundled, check_provided
 from ci.lock.lockfile import read_lock
 from ci.lock.resolve import compile_lock, lock_jobs, read_notes
 from ci.paths import REPO_ROOT, BuildPaths
-from ci.runtime_view import runtime_view
+from ci.runtime_view import RuntimeView, ensure_runtime_dir
 from tests.config_fixtures import TARGET
 
 pytestmark = pytest.mark.slow  # resolves and fetches from PyPI
@@ -75,8 +75,8 @@ def layer_names(paths: BuildPaths) -> set[str]:
 def answers(config: Config, paths: BuildPaths) -> list[dict]:
     """The handler on the events over the built tree, with what Lambda puts behind the layer."""
     site = paths.layer_tree / "python"
-    view = runtime_view(config, paths)
-    traced = trace.trace_handler(
+    view = RuntimeView(config.target.runtime, ensure_runtime_dir(config, paths))
+    traced = verify.trace_handler(
         Runner(PYTHON, extra_paths=view.behind(site)), site, paths.build / "function", config.function.handler,
         config.smoke.events, paths.model, layer_lock=config.lock.layer_lock,
     )  # fmt: skip
@@ -96,7 +96,9 @@ def test_a_layer_with_requests_builds_and_its_urllib3_comes_from_the_runtime(tmp
     assert not [name for name in layer_names(paths) if name.startswith("python/urllib3")]
     [answer] = answers(config, paths)
     assert answer["urllib3"] == RUNTIME_URLLIB3 and answer["adapter"] == "HTTPAdapter"
-    assert answer["from"] == str(runtime_view(config, paths).packages.resolve())
+    assert answer["from"] == str(
+        RuntimeView(config.target.runtime, ensure_runtime_dir(config, paths)).packages.resolve()
+    )
 
 
 def test_the_lock_names_each_package_it_leaves_to_the_runtime_with_its_version(tmp_path: Path) -> None:

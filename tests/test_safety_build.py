@@ -183,17 +183,17 @@ def test_ctrl_c_during_build_is_one_line_and_leaves_no_stale_zips(tmp_path: Path
 
 
 def test_a_tampered_strip_cache_entry_is_rebuilt(tmp_path: Path) -> None:
-    from ci.layer import strip
+    from ci.layer.build import _stripped_copy
     from tests.test_rules_strip import MODULE_C, SUFFIX, gcc
 
     module = tmp_path / f"tiny{SUFFIX}"
     gcc(MODULE_C, module)
     cache = tmp_path / "cache"
     cache.mkdir()
-    first, error = strip._stripped_copy(module, cache, "strip")
+    first, error = _stripped_copy(module, cache, "strip")
     assert first is not None, error
     good = first.read_bytes()
     first.write_bytes(good[:-16] + b"\0" * 16)  # someone edits the cached bytes
-    again, _ = strip._stripped_copy(module, cache, "strip")
+    again, _ = _stripped_copy(module, cache, "strip")
     assert again is not None and again.read_bytes() == good
     assert again.name == first.name and sorted(cache.iterdir()) == [again]  # one entry, sealed over the good bytes

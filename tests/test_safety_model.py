@@ -89,8 +89,7 @@ def test_build_refuses_before_any_step(tmp_path: Path) -> None:
 
 def test_the_import_trace_itself_refuses(tmp_path: Path) -> None:
     """trace_handler is the build's loader: it scans too, whoever calls it."""
-    from ci.layer.trace import trace_handler
-    from ci.layer.verify import Runner
+    from ci.layer.verify import Runner, trace_handler
 
     site = tmp_path / "site"
     site.mkdir()

@@ -79,7 +79,7 @@ def test_a_failure_seen_pristine_is_not_a_pruning_failure(site: Path, tmp_path: 
     base = verify.baseline(verify.Runner(PYTHON), site, ["pkg"], [], tmp_path / "b.json")
     assert base.failures == {"failing": "RuntimeError: needs a GPU"}
     result = verify.verify_tree(verify.Runner(PYTHON), site, ["pkg"], base)
-    assert result.passed and result.failures == {"failing": "RuntimeError: needs a GPU"}
+    assert not result["new_failures"] and result["failures"] == {"failing": "RuntimeError: needs a GPU"}
 
 
 def test_a_new_failure_names_the_file_the_error_and_the_rule(site: Path, tmp_path: Path) -> None:
@@ -87,12 +87,12 @@ def test_a_new_failure_names_the_file_the_error_and_the_rule(site: Path, tmp_pat
     (site / "pkg/testing/__init__.py").unlink()
     (site / "pkg/testing").rmdir()
     result = verify.verify_tree(verify.Runner(PYTHON), site, ["pkg", "absent-dist"], base)
-    assert not result.passed
-    assert set(result.new_failures) == {"pkg", "other", "absent-dist"}
-    assert "No module named 'pkg.testing'" in result.new_failures["pkg"]
-    assert "PackageNotFoundError" in result.new_failures["absent-dist"]
+    assert result["new_failures"]
+    assert set(result["new_failures"]) == {"pkg", "other", "absent-dist"}
+    assert "No module named 'pkg.testing'" in result["new_failures"]["pkg"]
+    assert "PackageNotFoundError" in result["new_failures"]["absent-dist"]
     changes = {"pkg/testing/__init__.py": "tests", "pkg/tests/test_it.py": "tests"}
-    error = verify.explain(result, verify.Context(site, changes, None, "requirements.in"))
+    error = verify.explain(result["new_failures"], verify.Context(site, changes, None, "requirements.in"))
     text = str(error)
     assert "pkg (pkg/__init__.py): ModuleNotFoundError: No module named 'pkg.testing'" in text
     assert "rule 'tests' removed/changed pkg/testing/__init__.py" in text
@@ -107,14 +107,16 @@ def test_a_failure_no_rule_caused_says_which_case_it_is(site: Path, tmp_path: Pa
     view = RuntimeView(TARGET.runtime, ensure_runtime_dir(CONFIG, BuildPaths(tmp_path, REPO_ROOT / "build" / "cache")))
     extra = view.behind(site)
     result = verify.verify_tree(verify.Runner(PYTHON, extra_paths=extra), site, ["pkg"], base)
-    assert set(result.new_failures) == {"uses_yaml", "uses_boto", "pkg", "other"}
+    assert set(result["new_failures"]) == {"uses_yaml", "uses_boto", "pkg", "other"}
     context = verify.Context(site, {"pkg/tests/test_it.py": "tests"}, view, "requirements.in")
-    causes = {name: verify.cause_of(name, error, f"{name}.py", context) for name, error in result.new_failures.items()}
+    causes = {
+        name: verify.cause_of(name, error, f"{name}.py", context) for name, error in result["new_failures"].items()
+    }
     assert causes["uses_yaml"].kind == verify.UNLOCKED and "'yaml'" in causes["uses_yaml"].fix
     assert causes["uses_boto"].kind == verify.RUNTIME
     assert 'bundle_runtime_packages = ["botocore"]' in causes["uses_boto"].fix
     assert causes["pkg"].kind == verify.INSTALLED, "pkg.gone was never there: no rule removed it"
-    error = verify.explain(result, context)
+    error = verify.explain(result["new_failures"], context)
     assert "rule '" not in str(error) and "build.keep" not in error.fix
     assert "fail in the layer as Lambda would see it" in error.problem
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ci import zipsafe
@@ -179,8 +179,8 @@ def build_layer_like_ci(config: Config, paths: BuildPaths) -> None:
         "artifacts": {},
         "findings": [],
         "lock": {"path": lock.path.name, "sha256": lock.digest, "pins": len(lock.entries)},
-        "layer": layer.to_json(),
-        "function": function.to_json(),
+        "layer": asdict(layer),
+        "function": asdict(function),
         "rules": {name: result.summary() for name, result in removed.items()},
         "distributions": {d.name: {"version": d.version} for d in installed},
         "top_level": owners.completed_top_level(child.name for child in site.iterdir()),

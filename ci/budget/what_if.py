@@ -45,7 +45,8 @@ from ci.cache_seal import sources_digest
 from ci.config import ARCHITECTURES, Config, Target, load_policy
 from ci.errors import CheckFailedError, PipelineError
 from ci.isolated import target_python
-from ci.layer import bytecode, strip, trace, verify
+from ci.layer import bytecode, verify
+from ci.layer.build import dlopen_check, strip_tree
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
 from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, find_cached, install_wheels, read_layer_lock
 from ci.lock.check import newest_fitting, wheel_fits
@@ -520,7 +521,7 @@ def measure_compact(
         zipped.extract_all(function)
     version = config.target.runtime.python
     try:
-        used = trace.trace_handler(
+        used = verify.trace_handler(
             verify.Runner(python, bytecode.for_target(paths.cache, version)),
             site,
             function,
@@ -651,7 +652,7 @@ class Measurer:
         rules.apply_removals(site, self.config.build.remove, self.config.build.keep, strict=False)
         rules.apply_rules(site, self.config.build.prune, keep)
         if rules.STRIP in self.config.build.prune:
-            strip.strip_tree(site, self.paths.cache / "strip", strip.dlopen_check(self.python))
+            strip_tree(site, self.paths.cache / "strip", dlopen_check(self.python))
         (site.parent / "done").write_text("")  # what `tree` reuses (its __pycache__/ is never read from it)
         return installed, errors
 

@@ -2,17 +2,19 @@
 each step logging one line and recording its facts for build.json. Caches are keyed by content; a passing proof
 (verify, trace, prove) is recorded sealed under digests of all its inputs and reused for those exact bytes."""
 
-from __future__ import annotations
-
 import fcntl
 import hashlib
 import json
 import logging
 import os
+import platform
+import shlex
 import shutil
 import stat
+import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -22,22 +24,22 @@ from typing import Any
 
 import ci
 from ci import cache_seal, zipsafe
+from ci.abi import check_tree, is_elf
 from ci.arch.interpreter import TargetInterpreter, find_interpreter
-from ci.cache_seal import sources_digest
 from ci.config import Config
 from ci.config_sections import BuildConfig
 from ci.errors import CheckFailedError, ConfigError
-from ci.layer import sources, strip, trace, verify
+from ci.layer import sources, verify
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, for_target, pyc_path
 from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, install_wheels, read_layer_lock
 from ci.lock.lockfile import LockFile
 from ci.paths import BuildPaths
 from ci.pins.check import require_safe_model
 from ci.reports import sha256_file
-from ci.runtime_view import RuntimeView, runtime_view
+from ci.runtime_view import RuntimeView, ensure_runtime_dir
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners
-from ci.site.tree import globbed, remove_empty_dirs, tree_size, walk_files
+from ci.site.tree import globbed, in_vendored_libs, link_or_copy, remove_empty_dirs, tree_size, walk_files
 from ci.units import as_mb
 
 logger = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ def tree_digest(root: Path) -> str:
 @cache
 def prover_digest() -> str:
     """This repository's pipeline code: a proof made by other code is made again."""
-    return sources_digest(Path(ci.__file__).parent)
+    return cache_seal.sources_digest(Path(ci.__file__).parent)
 
 
 def json_digest(data: Any) -> str:
@@ -97,19 +99,8 @@ def binaries_digest(paths: tuple[str, ...]) -> str:
     return hashlib.sha256("\n".join(f"{p.name} {file_digest(p)}" for p in resolved).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Reused:
-    """A record this build may stand on: when it was made, and the key naming its inputs."""
-
-    made: str
-    key: str
-    result: dict[str, Any]
-
-    def note(self) -> str:
-        return f"reused: made {self.made} on these exact bytes, proof {self.key[:12]}"
-
-    def to_json(self) -> dict[str, str]:
-        return {"made": self.made, "key": self.key}
+def reuse_note(reused: dict[str, str]) -> str:
+    return f"reused: made {reused['made']} on these exact bytes, proof {reused['key'][:12]}"
 
 
 class ProofStore:
@@ -123,31 +114,26 @@ class ProofStore:
     def key(kind: str, facts: dict[str, str]) -> str:
         return hashlib.sha256(json.dumps([PROOF_FORMAT, kind, facts], sort_keys=True).encode()).hexdigest()
 
-    def _file(self, kind: str, key: str) -> Path:
-        return self.root / f"{kind}-{key}.json"
-
-    def find(self, kind: str, facts: dict[str, str]) -> Reused | None:
+    def find(self, kind: str, facts: dict[str, str]) -> dict[str, Any] | None:
         """The record of a passing proof on exactly `facts`, or None (absent, unreadable, or naming others)."""
         if not self.enabled:
             return None
         key = self.key(kind, facts)
         try:
-            record = cache_seal.unsealed_json(PROOF_SEAL, key, json.loads(self._file(kind, key).read_text()))
+            text = (self.root / f"{kind}-{key}.json").read_text()
+            record = cache_seal.unsealed_json(PROOF_SEAL, key, json.loads(text))
         except (OSError, ValueError):
             return None
         if record is None or [record.get(key) for key in ("format", "kind", "facts")] != [PROOF_FORMAT, kind, facts]:
             return None  # not sealed here, or copied or edited under another key: it does not vouch for these inputs
-        result, made = record.get("result"), record.get("made")
-        if not isinstance(result, dict) or not isinstance(made, str):
-            return None
-        return Reused(made=made, key=key, result=result)
+        return record
 
     def record(self, kind: str, facts: dict[str, str], result: dict[str, Any]) -> None:
         """Record a passing proof (atomically: builds side by side share the cache)."""
         key = self.key(kind, facts)
         made = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         self.root.mkdir(parents=True, exist_ok=True)
-        target = self._file(kind, key)
+        target = self.root / f"{kind}-{key}.json"
         partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
         body = {"format": PROOF_FORMAT, "kind": kind, "facts": facts, "made": made, "result": result}
         partial.write_text(json.dumps(cache_seal.sealed_json(PROOF_SEAL, key, body), sort_keys=True))
@@ -159,11 +145,11 @@ class ProofStore:
         facts: dict[str, str],
         make: Callable[[], dict[str, Any]],
         complete: Callable[[dict[str, Any]], bool] = lambda _: True,
-    ) -> tuple[dict[str, Any], Reused | None]:
+    ) -> tuple[dict[str, Any], dict[str, str] | None]:
         """The recorded result for `facts`, or `make()`'s (recorded if `complete`; a raise records nothing)."""
         found = self.find(kind, facts)
-        if found is not None:
-            return found.result, found
+        if found is not None:  # as record() wrote it: the seal excludes any other writer
+            return found["result"], {"made": found["made"], "key": self.key(kind, facts)}
         result = make()
         if complete(result):
             self.record(kind, facts, result)
@@ -184,7 +170,7 @@ class BuildState:
     keep: frozenset[str] = frozenset()
     changes: dict[str, str] = field(default_factory=dict)  # path under python/ -> rule that removed/changed it
     proofs: dict[str, str] = field(default_factory=dict)  # proof -> how it was made, or "missing: why; fix"
-    digests: dict[str, str] = field(default_factory=dict)  # what a reusable proof ran on (proof_facts)
+    digests: dict[str, str] = field(default_factory=dict)  # the site's, as proof_facts last hashed it
     reuse_proofs: bool = True  # False: `ci build --fresh-proofs` (ProofStore)
 
     @property
@@ -194,7 +180,7 @@ class BuildState:
     @cached_property
     def runtime(self) -> RuntimeView:
         """What Lambda puts behind the layer on sys.path (installed on first use): every step importing sees it."""
-        return runtime_view(self.config, self.paths)
+        return RuntimeView(self.config.target.runtime, ensure_runtime_dir(self.config, self.paths))
 
     def diagnosis(self) -> verify.Context:
         requirements_in = self.config.relative(self.config.lock.requirements_in)
@@ -224,12 +210,12 @@ class BuildState:
     def function_tree(self) -> Path:
         return self.paths.build / "function"
 
-    def verified(self, pycache: bool = True) -> verify.Verification:
+    def verified(self, pycache: bool = True) -> dict[str, Any]:
         """The tree's imports against the pristine verdict; a new failure raises, naming its cause."""
         assert self.baseline is not None
         result = verify.verify_tree(self.runner(pycache), self.site, self.distributions, self.baseline)
-        if not result.passed:
-            raise verify.explain(result, self.diagnosis())
+        if result["new_failures"]:
+            raise verify.explain(result["new_failures"], self.diagnosis())
         return result
 
     def runner(self, pycache: bool = True) -> verify.Runner:
@@ -245,12 +231,9 @@ class BuildState:
         """Digests of what every proof runs on (the site is hashed again after `tree_changed`)."""
         if tree_changed or "site" not in self.digests:
             self.digests["site"] = tree_digest(self.site)
-        if "interpreter" not in self.digests:
-            binaries = binaries_digest(self.interpreter.binaries)
-            self.digests["interpreter"] = f"{self.interpreter.mode} {binaries}"
         return {
             "site": self.digests["site"],
-            "interpreter": self.digests["interpreter"],
+            "interpreter": f"{self.interpreter.mode} {binaries_digest(self.interpreter.binaries)}",
             "prover": prover_digest(),
             "python": self.config.target.runtime.python,
             "machine": self.config.target.machine,
@@ -267,23 +250,21 @@ class BuildState:
 def build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool = True) -> dict[str, Any]:
     """build.json's data. Builds of one directory take turns; outputs are deleted first and on failure."""
     paths.build.mkdir(parents=True, exist_ok=True)
+    outputs = (paths.layer_zip, paths.function_zip, paths.report("build"))
     with (paths.build / ".build.lock").open("w") as lock_file:
         try:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             logger.info(f"waiting:  another build of {paths.build} is running")
             fcntl.flock(lock_file, fcntl.LOCK_EX)
-        remove_outputs(paths)
+        for output in outputs:
+            output.unlink(missing_ok=True)
         try:
             return _build_layer(config, paths, reuse_proofs)
         except BaseException:
-            remove_outputs(paths)  # e.g. layer.zip written, function.zip not
+            for output in outputs:  # e.g. layer.zip written, function.zip not
+                output.unlink(missing_ok=True)
             raise
-
-
-def remove_outputs(paths: BuildPaths) -> None:
-    for output in (paths.layer_zip, paths.function_zip, paths.report("build")):
-        output.unlink(missing_ok=True)
 
 
 def _build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool) -> dict[str, Any]:
@@ -323,8 +304,7 @@ def _build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool) -> dict[
 def step_fetch(state: BuildState) -> None:
     with state.step("fetch"):
         lock = read_layer_lock(state.config.lock.layer_lock)
-        cache = state.paths.wheel_cache
-        result = fetch(lock, cache, state.config.target, state.config.lock.index_url)
+        result = fetch(lock, state.paths.wheel_cache, state.config.target, state.config.lock.index_url)
     state.lock, state.wheels = lock, result.wheels
     state.data["lock"] = {"path": lock.path.name, "sha256": lock.digest, "pins": len(lock.entries)}
     state.data["wheels"] = sorted(wheel.path.name for wheel in result.wheels)
@@ -353,18 +333,16 @@ def step_install(state: BuildState) -> None:
 def step_pristine(state: BuildState) -> None:
     """Verify the unpruned tree once per lock and rule set (cached): what fails anyway, what imports load."""
     assert state.lock is not None
-    options = state.options
-    target = state.config.target
-    state.keep = globbed(state.site, options.keep)
+    target, prune = state.config.target, state.options.prune
+    state.keep = globbed(state.site, state.options.keep)
     if not state.executes("imports"):
         state.data["pristine"] = {"skipped": state.proofs["imports"]}
         logger.info(f"pristine: skipped, nothing can import {target.machine} code here (proof 'imports' missing)")
         return
-    view = state.runtime
-    cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, options.prune, view.key)
+    cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, prune, state.runtime.key)
     cached = cache_file.is_file()
     with state.step("pristine"):
-        planned = rules.plan(state.site, options.prune)
+        planned = rules.plan(state.site, prune)
         state.baseline = verify.baseline(state.runner(), state.site, state.distributions, planned, cache_file)
         state.keep |= verify.keep_set(state.baseline)
     failing = ", ".join(state.baseline.failures) or "none"
@@ -396,7 +374,7 @@ def step_prune(state: BuildState) -> None:
     )
     for result in ordered.values():
         extra = ""
-        if isinstance(result, strip.StripResult) and result.restored:
+        if isinstance(result, StripResult) and result.restored:
             extra = f", {len(result.restored)} restored (stripped copy did not load)"
         if result.spared:
             why = "build.keep, metadata or licenses" if result.name in removed else "imported by the verification"
@@ -405,15 +383,116 @@ def step_prune(state: BuildState) -> None:
     logger.info(f"  [{state.timings['prune']:.1f}s]")
 
 
-def _strip(state: BuildState) -> strip.StripResult:
+# The strip rule: debug symbols dropped from extension modules, never inside `*.libs/` (patchelf'd libraries break:
+# docs/design.md); every stripped file must still load, or it is restored and reported.
+
+# (files that must load, site) -> {file: error} for those that do not
+LoadCheck = Callable[[list[Path], Path], dict[Path, str]]
+
+# Drops the static symbol table too (13 MB on this lock); PyInit_* and other exports stay in .dynsym.
+STRIP_ARGS = ("--strip-unneeded",)
+
+
+@dataclass
+class StripResult(rules.RuleResult):
+    restored: dict[str, str] = field(default_factory=dict)  # path -> why the original was put back
+    failed: dict[str, str] = field(default_factory=dict)  # path -> strip's own error (original kept)
+
+    def summary(self, limit: int = 20) -> dict[str, object]:
+        data = super().summary(limit)
+        data["restored"] = dict(sorted(self.restored.items())[:limit])
+        if self.failed:
+            data["failed"] = dict(sorted(self.failed.items())[:limit])
+        return data
+
+
+def strip_tool(machine: str) -> str:
+    """The host's strip reads only its own machine's ELF files; a cross binutils strips the others."""
+    return "strip" if platform.machine() == machine else f"{machine}-linux-gnu-strip"
+
+
+def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str = "strip") -> StripResult:
+    result = StripResult(rules.STRIP)
+    if shutil.which(strip_tool) is None:
+        package = "binutils" if strip_tool == "strip" else f"binutils-{strip_tool.removesuffix('-strip')}"
+        result.failed["*"] = f"{strip_tool} not found on PATH (install {package}); nothing stripped"
+        return result
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="strip-originals-", dir=cache) as backup_dir:
+        backup = Path(backup_dir)
+        changed: dict[Path, tuple[Path, int]] = {}  # file -> (original copy, bytes saved)
+        for path in list(walk_files(site)):
+            rel = path.relative_to(site).as_posix()
+            # ELF files outside `*.libs/`: extension modules and the packages' own shared libraries
+            if not (path.suffix == ".so" or ".so." in path.name) or in_vendored_libs(rel) or not is_elf(path):
+                continue
+            stripped, error = _stripped_copy(path, cache, strip_tool)
+            if stripped is None:
+                result.failed[rel] = error
+                continue
+            saved = path.stat().st_size - stripped.stat().st_size
+            if saved <= 0:
+                continue
+            original = backup / rel
+            original.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, original)
+            link_or_copy(stripped, path)  # the cache entry is re-hashed before any reuse: a change is caught
+            shutil.copymode(original, path)
+            changed[path] = (original, saved)
+        failures = load_check(sorted(changed), site) if changed else {}
+        for path, (original, saved) in sorted(changed.items()):
+            rel = path.relative_to(site).as_posix()
+            if path in failures:
+                shutil.move(original, path)  # the original, byte for byte
+                result.restored[rel] = failures[path]
+                continue
+            result.files += 1
+            result.bytes += saved
+            result.paths.append(rel)
+    return result
+
+
+def _stripped_copy(path: Path, cache: Path, strip_tool: str) -> tuple[Path | None, str]:
+    """The stripped `path` from the cache (reused only under its seal), made on a miss; (None, error) if it fails."""
+    flags = "".join(arg.strip("-")[0] + arg.strip("-")[-1] for arg in STRIP_ARGS)
+    key = f"{sha256_file(path)}-{flags}"
+    named = [(entry, entry.name[len(key) + 1 : -len(".so")]) for entry in sorted(cache.glob(f"{key}.*.so"))]
+    cached = cache_seal.sealed_entry(rules.STRIP, key, named)
+    if cached is not None:
+        logger.debug(f"strip: cache hit {cached.name} for {path.name}")
+        return cached, ""
+    partial = cache / f"{key}.{os.getpid()}.partial"
+    command = [strip_tool, *STRIP_ARGS, "-o", str(partial), str(path)]
+    logger.debug(f"strip: cache miss for {path.name}; run: {shlex.join(command)}")
+    run = subprocess.run(command, capture_output=True, text=True, check=False)
+    if run.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        return None, (run.stderr or run.stdout).strip()[-300:]
+    cached = cache / f"{key}.{cache_seal.seal_file(rules.STRIP, key, partial)}.so"
+    partial.replace(cached)
+    return cached, ""
+
+
+def dlopen_check(python: str, extra_paths: Sequence[Path] = ()) -> LoadCheck:
+    """dlopen each file in the target interpreter on the verification's sys.path; a crash names its culprit."""
+
+    def check(files: list[Path], site: Path) -> dict[Path, str]:
+        items = [("library", str(path)) for path in files]
+        outcomes = verify.run_checks(verify.Runner(python, None, extra_paths), site, items, jobs=1)
+        return {Path(outcome.name): outcome.error for outcome in outcomes.values() if outcome.error is not None}
+
+    return check
+
+
+def _strip(state: BuildState) -> StripResult:
     """Strip only where each stripped file can be proven to load (dlopen in the target's interpreter)."""
     if not state.interpreter.available:
         why = f"not applied: a stripped file must be proven to load, and {state.interpreter.proof()}"
-        return strip.StripResult(rules.STRIP, failed={"*": why})
+        return StripResult(rules.STRIP, failed={"*": why})
     state.proofs["strip"] = state.interpreter.proof()
-    tool = strip.strip_tool(state.config.target.machine)
-    load_check = strip.dlopen_check(state.python, state.runtime.behind(state.site))
-    return strip.strip_tree(state.site, state.paths.cache / "strip", load_check, tool)
+    tool = strip_tool(state.config.target.machine)
+    load_check = dlopen_check(state.python, state.runtime.behind(state.site))
+    return strip_tree(state.site, state.paths.cache / "strip", load_check, tool)
 
 
 def step_verify(state: BuildState) -> None:
@@ -427,13 +506,13 @@ def step_verify(state: BuildState) -> None:
             "distributions": " ".join(sorted(state.distributions)),
             "baseline": json_digest(state.baseline.to_json()),
         }
-        made, reused = state.proof_store.reuse_or_make("verify", facts, lambda: asdict(state.verified()))
+        made, reused = state.proof_store.reuse_or_make("verify", facts, state.verified)
     report = state.data["verify"] = {**made}
     how = f"in an isolated Python {state.config.target.runtime.python} (layer + the runtime's packages)"
     if reused is not None:
-        report["reused"] = reused.to_json()
-        state.proofs["imports"] += f"; {reused.note()}"
-        how = f"({reused.note()})"
+        report["reused"] = reused
+        state.proofs["imports"] += f"; {reuse_note(reused)}"
+        how = f"({reuse_note(reused)})"
     failures = report["failures"]
     logger.info(
         f"verify:   {report['checked']} imports and versions checked {how}; {len(failures)} fail as in a "
@@ -442,8 +521,6 @@ def step_verify(state: BuildState) -> None:
 
 
 def step_abi(state: BuildState) -> None:
-    from ci.abi import check_tree
-
     with state.step("abi"):
         violations = check_tree(state.paths.layer_tree, state.config.target)
     state.data["abi"] = {"violations": len(violations)}
@@ -462,8 +539,8 @@ def step_zip(state: BuildState) -> None:
         deflated = state.paths.cache / "deflate"
         layer = zipsafe.write_zip(zipsafe.tree_entries(state.paths.layer_tree), state.paths.layer_zip, deflated)
         function = zipsafe.write_zip(zipsafe.tree_entries(state.function_tree), state.paths.function_zip)
-    state.data["layer"] = layer.to_json()
-    state.data["function"] = function.to_json()
+    state.data["layer"] = asdict(layer)
+    state.data["function"] = asdict(function)
     logger.info(
         f"zip:      layer.zip {as_mb(layer.zipped_bytes)} "
         f"({as_mb(layer.unzipped_bytes)} unzipped, {layer.files} files), "
@@ -494,6 +571,7 @@ def step_stage_function(state: BuildState) -> None:
 
 
 def report_data(state: BuildState) -> dict[str, Any]:
+    target = state.config.target
     owners = Owners.of_installed((d.name, d.files) for d in state.installed)
     top_level = owners.completed_top_level(child.name for child in state.site.iterdir())  # + sourceless six.pyc
     per_dist: dict[str, dict[str, Any]] = {
@@ -515,11 +593,7 @@ def report_data(state: BuildState) -> dict[str, Any]:
         "top_level": dict(sorted(top_level.items())),
         "bytecode": public.pop("bytecode", {"mode": "none", "files": 0, "bytes": 0}),
         "timings": {**state.timings, "cache": public.pop("cache")},
-        "target": {
-            "runtime": state.config.target.runtime.name,
-            "architecture": state.config.target.architecture,
-            "glibc": state.config.target.glibc,
-        },
+        "target": {"runtime": target.runtime.name, "architecture": target.architecture, "glibc": target.glibc},
         # How each proof needing the target's code was made, or "missing: ..." (the deploy gate refuses those).
         "interpreter": state.interpreter.to_json(),
         "proofs": dict(sorted(state.proofs.items())),
@@ -527,12 +601,12 @@ def report_data(state: BuildState) -> dict[str, Any]:
     }
 
 
-def step_trace(state: BuildState) -> trace.ImportTrace:
+def step_trace(state: BuildState) -> verify.ImportTrace:
     """Run the handler on the events over the pruned layer: what it uses, and that it still answers."""
     if not state.executes("trace"):
         state.data["import_trace"] = {"skipped": state.proofs["trace"]}
         logger.info("trace:    skipped, the handler cannot run here (proof 'trace' missing)")
-        return trace.ImportTrace(workload="none", modules=[], files=[])
+        return verify.ImportTrace(workload="none", modules=[], files=[])
     with state.step("trace"):
         made, reused = state.proof_store.reuse_or_make(
             "trace",
@@ -541,7 +615,7 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
             # a partial trace is made again, warning again
             complete=lambda result: result["workload"] == "events" and not result["warnings"],
         )
-    used = trace.ImportTrace(**made)
+    used = verify.ImportTrace(**made)
     top_level = {entry: dist.name for dist in state.installed for entry in dist.top_level}
     report = state.data["import_trace"] = used.report(state.site, top_level)
     if used.workload == "events":
@@ -549,11 +623,11 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
         report["paths"] = sorted(used.files)
     never = [name for name, n in report["distributions"].items() if not n["imported_files"]]
     if reused is not None:
-        report["reused"] = reused.to_json()
-        state.proofs["trace"] += f"; {reused.note()}"
+        report["reused"] = reused
+        state.proofs["trace"] += f"; {reuse_note(reused)}"
     logger.info(
         f"trace:    handler on {len(used.results)} events ({used.workload}"
-        + (f"; {reused.note()}" if reused else "")
+        + (f"; {reuse_note(reused)}" if reused else "")
         + f"): {len(used.modules)} modules, {as_mb(report['bytes'])} of the layer used; never imported: "
         f"{', '.join(never) or 'none'} [{state.timings['trace']:.1f}s]"
     )
@@ -562,7 +636,7 @@ def step_trace(state: BuildState) -> trace.ImportTrace:
     return used
 
 
-def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
+def step_bytecode(state: BuildState, used: verify.ImportTrace) -> None:
     options = state.options
     site = state.site
     python_version = state.config.target.runtime.python
@@ -606,7 +680,13 @@ def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
             removed_source += (site / rel).stat().st_size
             (site / rel).unlink()
             state.changes[rel] = "sourceless"
-        fn_files, fn_bytes = _compile_function(state)
+        fn_files = fn_bytes = 0
+        if options.bytecode != "none" and state.function_tree.is_dir():  # the handler's own pyc, beside its sources
+            tree = state.function_tree
+            fn_sources = [p.relative_to(tree).as_posix() for p in walk_files(tree) if p.suffix == ".py"]
+            fn_files, fn_bytes = compile_files(
+                state.python, python_version, tree, fn_sources, cache, False, "/var/task"
+            )
         state.data["bytecode"] = {
             "mode": options.bytecode,
             "files": files,
@@ -624,7 +704,7 @@ def step_bytecode(state: BuildState, used: trace.ImportTrace) -> None:
     )
 
 
-def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
+def step_prove(state: BuildState, before: verify.ImportTrace) -> None:
     """Bytecode and the compact options must not change a single import or answer."""
     options = state.options
     if before.workload == "none":
@@ -646,9 +726,9 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
             checked = None
             if options.sourceless or options.prune_unimported:
                 result = state.verified(pycache=False)
-                checked = {"checked": result.checked, "new_failures": result.new_failures}
+                checked = {"checked": result["checked"], "new_failures": result["new_failures"]}
             after = _trace(state, pycache=False)  # the tree's own bytecode, nothing from a cache
-            trace.compare_results(before, after, _what(state))
+            verify.compare_results(before, after, _what(state))
             version = state.config.target.runtime.python
             sourceless = {pyc_path(rel, version, True) for rel in before.modules if rel.endswith(".py")}
             missing = sorted(set(after.modules) - set(before.modules) - sourceless)
@@ -659,32 +739,31 @@ def step_prove(state: BuildState, before: trace.ImportTrace) -> None:
             return {"proof": {"events": len(after.results), "same_answers": True}, "verify": checked}
 
         made, reused = state.proof_store.reuse_or_make("prove", facts, make)
-    state.data["bytecode"]["proof"] = {**made["proof"], **({"reused": reused.to_json()} if reused else {})}
+    state.data["bytecode"]["proof"] = {**made["proof"], **({"reused": reused} if reused else {})}
     if made["verify"] is not None:
         state.data["verify_after_bytecode"] = made["verify"]
     checked = state.data.get("verify_after_bytecode", {}).get("checked")
     again = f"{checked} imports verified again, " if checked else ""
     logger.info(
         f"prove:    {again}handler answers all {len(before.results)} events as before, from the tree's own "
-        f"bytecode{f' ({reused.note()})' if reused else ''} [{state.timings['prove']:.1f}s]"
+        f"bytecode{f' ({reuse_note(reused)})' if reused else ''} [{state.timings['prove']:.1f}s]"
     )
 
 
 def _run_facts(state: BuildState) -> dict[str, str]:
-    """What else decides a run of the handler."""
     return {
         "function": tree_digest(state.function_tree) if state.function_tree.is_dir() else "none",
         "handler": state.config.function.handler,
-        "events": sources_digest(state.config.smoke.events),
+        "events": cache_seal.sources_digest(state.config.smoke.events),
         "model": file_digest(state.paths.model),
         "layer_lock": file_digest(state.config.lock.layer_lock),
     }
 
 
-def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
+def _trace(state: BuildState, pycache: bool) -> verify.ImportTrace:
     """The handler on the events, on the tree as it is now; a failure names the rule behind it."""
     try:
-        traced = trace.trace_handler(
+        traced = verify.trace_handler(
             state.runner(pycache),
             state.site,
             state.function_tree,
@@ -693,7 +772,7 @@ def _trace(state: BuildState, pycache: bool) -> trace.ImportTrace:
             state.paths.model,
             state.config.lock.layer_lock,
         )
-    except trace.TraceError as exc:
+    except verify.TraceError as exc:
         raise _attributed(exc.problem, exc.detail, state) from exc
     broken = traced.broken_answers()
     if broken:
@@ -713,7 +792,7 @@ def _attributed(problem: str, detail: str, state: BuildState) -> CheckFailedErro
     return CheckFailedError(problem + (blame or f"\n  {cause.detail}"), cause.fix)
 
 
-def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
+def _prune_unimported(state: BuildState, used: verify.ImportTrace) -> None:
     """Remove what the trace never imported, opened or mapped (METADATA, licenses and dist-info stay)."""
     site = state.site
     keep = set(used.files) | globbed(site, state.options.keep)
@@ -731,16 +810,6 @@ def _prune_unimported(state: BuildState, used: trace.ImportTrace) -> None:
     remove_empty_dirs(site)
     state.data["rules"][UNIMPORTED] = result.summary()
     logger.info(f"  - {UNIMPORTED:<12} {result.files:>5} files {as_mb(result.bytes):>9} never used by the handler")
-
-
-def _compile_function(state: BuildState) -> tuple[int, int]:
-    """The handler package's own unchecked-hash pyc (beside its sources) unless bytecode is off."""
-    if state.options.bytecode == "none" or not state.function_tree.is_dir():
-        return 0, 0
-    tree = state.function_tree
-    sources = [p.relative_to(tree).as_posix() for p in walk_files(tree) if p.suffix == ".py"]
-    version = state.config.target.runtime.python
-    return compile_files(state.python, version, tree, sources, state.paths.cache / "bytecode", False, "/var/task")
 
 
 def _what(state: BuildState) -> str:

@@ -2,8 +2,6 @@
 compiles again, docs/design.md) and the store the checking interpreters share. Both caches are keyed by content
 and used only under this machine's seal, since what they hold is executed."""
 
-from __future__ import annotations
-
 import hashlib
 import json
 import os
@@ -57,11 +55,12 @@ def compile_files(
     for rel in sources:
         source = site / rel
         shown = f"{shown_root}/{rel}"
-        key = hashlib.sha256(b"\0".join([source.read_bytes(), shown.encode(), python_version.encode(), compiler]))
-        names = entries.get(key.hexdigest(), [])
-        cached = cache_seal.sealed_entry(_SEAL, key.hexdigest(), ((cache / n, n.split(".")[1]) for n in names))
+        parts = [source.read_bytes(), shown.encode(), python_version.encode(), compiler]
+        key = hashlib.sha256(b"\0".join(parts)).hexdigest()
+        names = entries.get(key, [])
+        cached = cache_seal.sealed_entry(_SEAL, key, ((cache / n, n.split(".")[1]) for n in names))
         if cached is None:
-            cached = cache / f"{key.hexdigest()}.{os.getpid()}.partial"
+            cached = cache / f"{key}.{os.getpid()}.partial"
             jobs.append([str(source), str(cached), shown])
         placed.append((cached, site / pyc_path(rel, python_version, sourceless)))
     if jobs:
@@ -76,22 +75,18 @@ def compile_files(
                 f"compiling bytecode failed in the target Python:\n{run.stderr.strip()[-800:]}",
                 'set build.bytecode = "none" and report the file named',
             )
-        placed = [(_seal_entry(cache, cached) if cached.suffix == ".partial" else cached, t) for cached, t in placed]
     size = 0
     for cached, target in placed:
+        entry = cached
+        if cached.suffix == ".partial":  # compiled just now: into the cache under this machine's seal
+            key = cached.name.split(".", 1)[0]
+            entry = cached.replace(cache / f"{key}.{cache_seal.seal_file(_SEAL, key, cached)}.pyc")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.unlink(missing_ok=True)  # a new file: an installed one may be a hard link into the cache
-        link_or_copy(cached, target)
+        link_or_copy(entry, target)
         target.chmod(0o644)
         size += target.stat().st_size
     return len(placed), size
-
-
-def _seal_entry(cache: Path, partial: Path) -> Path:
-    key = partial.name.split(".", 1)[0]
-    entry = cache / f"{key}.{cache_seal.seal_file(_SEAL, key, partial)}.pyc"
-    partial.replace(entry)
-    return entry
 
 
 _STORE_SEAL = "pyc-store"  # the cache seal's purpose: what the checking interpreters execute
@@ -102,8 +97,6 @@ _digests: dict[tuple[str, int, int, int, int, int], str] = {}
 
 @dataclass
 class Run:
-    """One interpreter run's prefix, and what it found in the store or compiled."""
-
     prefix: Path
     reused: int = 0
     compiled: int = 0
@@ -116,11 +109,13 @@ class PycStore:
 
     @contextmanager
     def run(self, roots: Sequence[Path]) -> Iterator[Run]:
-        """A prefix for interpreters importing from `roots`."""
         entries, outside, runs = (self.directory / name for name in ("by-source", "outside", "runs"))
         for directory in (entries, outside, runs):
             directory.mkdir(parents=True, exist_ok=True)
-        _remove_orphans(runs)
+        for orphan in runs.iterdir():  # a run's prefix its process (killed) could not remove
+            pid = orphan.name.split("-", 1)[0]
+            if pid.isdigit() and not Path("/proc", pid).exists():
+                shutil.rmtree(orphan, ignore_errors=True)
         run = Run(Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=runs)))
         roots = [root.resolve() for root in roots]
         try:
@@ -137,7 +132,10 @@ class PycStore:
 
     def _stem(self, source: Path, stat: os.stat_result) -> str:
         """What names a layer module's entries: its source's sha256 and mtime; the entry adds its seal and tag."""
-        return f"{_sha256(source, stat)}-{int(stat.st_mtime)}"
+        key = (str(source), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        if key not in _digests:
+            _digests[key] = hashlib.sha256(source.read_bytes()).hexdigest()
+        return f"{_digests[key]}-{int(stat.st_mtime)}"
 
     def _offer(self, run: Run, root: Path, entries: Path, sealed: dict[str, list[str]]) -> None:
         for directory, dirs, files in os.walk(root):
@@ -203,14 +201,6 @@ def _offer_outside(outside: Path, prefix: Path) -> None:
                 os.link(entry, target)
 
 
-def _remove_orphans(runs: Path) -> None:
-    """Prefixes of runs whose process is gone (killed before it could remove its own)."""
-    for prefix in runs.iterdir():
-        pid = prefix.name.split("-", 1)[0]
-        if pid.isdigit() and not Path("/proc", pid).exists():
-            shutil.rmtree(prefix, ignore_errors=True)
-
-
 def _link_atomically(file: Path, name: Path) -> None:
     """`name` becomes `file` at once: builds running side by side share the store."""
     name.parent.mkdir(parents=True, exist_ok=True)
@@ -218,14 +208,6 @@ def _link_atomically(file: Path, name: Path) -> None:
     partial.unlink(missing_ok=True)
     os.link(file, partial)
     partial.replace(name)
-
-
-def _sha256(source: Path, stat: os.stat_result) -> str:
-    key = (str(source), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-    digest = _digests.get(key)
-    if digest is None:
-        digest = _digests[key] = hashlib.sha256(source.read_bytes()).hexdigest()
-    return digest
 
 
 def for_target(cache: Path, python_version: str) -> PycStore:

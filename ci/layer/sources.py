@@ -1,8 +1,6 @@
 """What a build was made from, by digest (handler package, model, locks, config file): the deploy gate hashes them
 again and refuses zips whose sources changed since; relative paths, so a moved checkout with the same bytes passes."""
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any

@@ -1,33 +1,33 @@
-"""Step 4, verify: the layer imports in an interpreter of the target version that sees only what Lambda's does. Some
-modules fail even in a pristine install, so the verdict is compared with the unpruned tree's own (cached); a new
-failure names its file, and its cause with a fix (a rule, the locks, the runtime's copy, or the package itself)."""
-
-from __future__ import annotations
+"""Proofs in an interpreter of the target version seeing only what Lambda's does: the layer imports (a failure the
+unpruned tree's cached verdict lacks names its file and cause, with a fix), and the handler's import trace on the
+committed events (what it uses; its answers prove a changed tree, bytecode or compact, equivalent)."""
 
 import hashlib
 import json
 import os
 import re
 import signal
-import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from subprocess import PIPE, Popen
 from typing import Any, NamedTuple
 
 from ci import cache_seal, isolated
 from ci.cache_seal import sources_digest
 from ci.config import Target
 from ci.errors import CheckFailedError
-from ci.isolated import isolated_command, isolated_env
+from ci.isolated import isolated_command, isolated_env, run_isolated
 from ci.layer.bytecode import PycStore
+from ci.pins.check import require_safe_model
 from ci.runtime_view import RuntimeView
 from ci.site import rules
+from ci.site.owners import BUILD_SITE, Owners
 from ci.site.tree import in_vendored_libs, walk_files
 
-# name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
-_EXTENSION = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\.(cpython-[^.]+|abi3))?\.so$")
+# name.py, name.pyc, name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
+_MODULE_FILE = re.compile(r"^(?P<stem>[^.]+)(\.pyc?|(\.(cpython-[^.]+|abi3))?\.so)$")
 
 
 def top_level_modules(site: Path) -> list[str]:
@@ -57,26 +57,13 @@ def module_for_path(rel: str) -> str | None:
     parts = PurePosixPath(rel).parts
     if not parts or any(not part.isidentifier() for part in parts[:-1]):
         return None
-    name = parts[-1]
-    if name.endswith(".py"):
-        stem = name[:-3]
-    elif name.endswith(".pyc") and parts[:-1][-1:] != ("__pycache__",):
-        stem = name[:-4]
-    else:
-        match = _EXTENSION.match(name)
-        if match is None:
-            return None
-        stem = match.group("name")
-    if not stem.isidentifier():
+    match = _MODULE_FILE.match(parts[-1])
+    in_pycache = parts[-1].endswith(".pyc") and parts[:-1][-1:] == ("__pycache__",)
+    if match is None or in_pycache or not match["stem"].isidentifier():
         return None
+    stem = match["stem"]
     dotted = [*parts[:-1]] if stem == "__init__" else [*parts[:-1], stem]
     return ".".join(dotted) if dotted else None
-
-
-def paths_of_module(module: str) -> tuple[str, ...]:
-    """Path prefixes (relative to site) where `module` would live: a/b.py, a/b/..., a/b.<tag>.so."""
-    base = module.replace(".", "/")
-    return (f"{base}.py", f"{base}/", f"{base}.")
 
 
 PRUNED, UNLOCKED, RUNTIME, INSTALLED = "pruned", "unlocked", "runtime", "installed"
@@ -148,30 +135,26 @@ def cause_of(module: str, error: str, file: str, context: Context) -> Cause:
 def attribute(module: str, error: str, file: str, changes: Mapping[str, str]) -> list[tuple[str, str]]:
     """Changed paths most likely behind a failure, the most specific first."""
     missing = missing_module(error)
-    for candidate in [*(paths_of_module(missing) if missing else ()), file]:
-        hits = sorted((path, rule) for path, rule in changes.items() if path.startswith(candidate))
-        if hits:
-            return hits
-    named = sorted((path, rule) for path, rule in changes.items() if path in error)  # tracebacks name full paths
-    if named:
-        return named
+    base = missing.replace(".", "/") if missing else None
+    places = [f"{base}.py", f"{base}/", f"{base}."] if base else []  # a/b.py, a/b/, a/b.<tag>.so
     # Last, anything removed in the module's package; not when the error names a missing module no rule touched.
-    package = [] if missing else module.split(".")
-    while package and package != [""]:
-        prefix = "/".join(package) + "/"
-        hits = sorted((path, rule) for path, rule in changes.items() if path.startswith(prefix))
+    package = [] if missing or not module else module.split(".")
+    packages = ["/".join(package[:n]) + "/" for n in range(len(package), 0, -1)]
+    for place in [*places, file, None, *packages]:  # None: a changed path the error names (tracebacks name full paths)
+        hits = [
+            (path, rule)
+            for path, rule in changes.items()
+            if (path in error if place is None else path.startswith(place))
+        ]
         if hits:
-            return hits
-        package = package[:-1]
+            return sorted(hits)
     return []
 
 
 def missing_module(error: str) -> str | None:
     """The module a ModuleNotFoundError names (the last one in a traceback: the innermost cause)."""
     marker = "No module named '"
-    if marker in error:
-        return error.rsplit(marker, 1)[1].split("'", 1)[0]
-    return None
+    return error.rsplit(marker, 1)[1].split("'", 1)[0] if marker in error else None
 
 
 VERIFIER_VERSION = 1  # bump when what a baseline records changes
@@ -222,22 +205,9 @@ class Baseline:
         return {"format": VERIFIER_VERSION, "failures": self.failures, "loaded": self.loaded}
 
 
-@dataclass
-class Verification:
-    checked: int
-    failures: dict[str, str]  # every failing item (module or dist) -> error
-    pristine_failures: dict[str, str]
-    new_failures: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return not self.new_failures
-
-
 def items_for(site: Path, distributions: Iterable[str]) -> list[Item]:
-    modules = [*top_level_modules(site), *extension_modules(site)]
-    unique = list(dict.fromkeys(modules))
-    return [*(("module", name) for name in unique), *(("metadata", name) for name in distributions)]
+    modules = dict.fromkeys([*top_level_modules(site), *extension_modules(site)])  # unique, in order
+    return [*(("module", name) for name in modules), *(("metadata", name) for name in distributions)]
 
 
 class Runner(NamedTuple):
@@ -285,16 +255,10 @@ def run_checks(
     return outcomes
 
 
-def _start(python: str, sys_path: list[Path], batch: list[Item], record: bool, prelude: str) -> subprocess.Popen[str]:
+def _start(python: str, sys_path: list[Path], batch: list[Item], record: bool, prelude: str) -> Popen[str]:
     code = _CHECK.replace("SITE", repr(str(sys_path[0]))).replace("RECORD", repr(record))
     code = prelude + code.replace("ITEMS", repr([list(item) for item in batch]))
-    return subprocess.Popen(
-        isolated_command(python, sys_path, code),
-        env=isolated_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return Popen(isolated_command(python, sys_path, code), env=isolated_env(), stdout=PIPE, stderr=PIPE, text=True)
 
 
 def _split(items: Sequence[Item], jobs: int) -> list[list[Item]]:
@@ -309,17 +273,17 @@ def _split(items: Sequence[Item], jobs: int) -> list[list[Item]]:
     return batches
 
 
-def recheck_alone(runner: Runner, site: Path, items: Iterable[Item]) -> dict[Item, Outcome]:
-    """Each item in a fresh interpreter: a failure seen in a batch is real only if it fails alone."""
-    outcomes = {}
-    for item in items:
-        outcomes.update(run_checks(runner, site, [item], jobs=1))
-    return outcomes
+def _confirmed_errors(
+    runner: Runner, site: Path, outcomes: dict[Item, Outcome], excused: Iterable[str] = ()
+) -> dict[str, str]:
+    """Name -> error; a batch failure (not `excused`) is real only if it also fails alone in a fresh interpreter."""
+    for item, outcome in list(outcomes.items()):
+        if outcome.error is not None and item[1] not in excused:
+            outcomes.update(run_checks(runner, site, [item], jobs=1))
+    return {o.name: o.error for _item, o in sorted(outcomes.items()) if o.error is not None}
 
 
-def baseline_cache_file(
-    cache: Path, lock_digest: str, target: Target, prune: Sequence[str], runtime_key: str = "alone"
-) -> Path:
+def baseline_cache_file(cache: Path, lock_digest: str, target: Target, prune: Sequence[str], runtime_key: str) -> Path:
     """Named by the rules' definitions and this code (not only their names) and the runtime's packages."""
     decided_by = sources_digest(Path(__file__), Path(str(isolated.__file__)))
     code = hashlib.sha256(f"{rules.fingerprint(prune)}\0{decided_by}\0{runtime_key}".encode()).hexdigest()[:16]
@@ -344,10 +308,7 @@ def baseline(
     outcomes = run_checks(runner, site, staying, jobs=1, record=True)
     outcomes.update(run_checks(runner, site, leaving, jobs=2))
     loaded = {o.name: list(o.loaded) for o in outcomes.values() if o.loaded}
-    failing = [item for item, o in outcomes.items() if o.error is not None]
-    if failing:  # a batch failure counts only if it also fails alone
-        outcomes.update(recheck_alone(runner, site, failing))
-    result = Baseline(failures=_errors(outcomes), loaded=loaded)
+    result = Baseline(failures=_confirmed_errors(runner, site, outcomes), loaded=loaded)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     partial = cache_file.with_suffix(f".{os.getpid()}.partial")
     partial.write_text(json.dumps(cache_seal.sealed_json("pristine", cache_file.name, result.to_json()), indent=1))
@@ -355,37 +316,29 @@ def baseline(
     return result
 
 
-def _errors(outcomes: dict[Item, Outcome]) -> dict[str, str]:
-    return {o.name: o.error for _item, o in sorted(outcomes.items()) if o.error is not None}
-
-
 def keep_set(base: Baseline) -> frozenset[str]:
     """Files the verification of the pruned tree will load: never removed by a rule."""
     return frozenset(path for paths in base.loaded.values() for path in paths)
 
 
-def verify_tree(runner: Runner, site: Path, distributions: Sequence[str], base: Baseline) -> Verification:
-    """In one interpreter (docs/performance.md)."""
-    items = items_for(site, distributions)
+def verify_tree(runner: Runner, site: Path, distributions: Sequence[str], base: Baseline) -> dict[str, Any]:
+    """build.json's verify: every failing item (module or distribution) -> error; passed if none is new."""
+    items = items_for(site, distributions)  # in one interpreter (docs/performance.md)
     outcomes = run_checks(runner, site, items, jobs=1)
-    suspicious = [item for item, o in outcomes.items() if o.error and item[1] not in base.failures]
-    if suspicious:
-        outcomes.update(recheck_alone(runner, site, suspicious))
-    failures = _errors(outcomes)
-    new = {name: error for name, error in failures.items() if name not in base.failures}
-    return Verification(
-        checked=len(items),
-        failures=dict(sorted(failures.items())),
-        pristine_failures=dict(sorted(base.failures.items())),
-        new_failures=dict(sorted(new.items())),
-    )
+    failures = dict(sorted(_confirmed_errors(runner, site, outcomes, excused=base.failures).items()))
+    return {
+        "checked": len(items),
+        "failures": failures,
+        "pristine_failures": dict(sorted(base.failures.items())),
+        "new_failures": {name: error for name, error in failures.items() if name not in base.failures},
+    }
 
 
-def explain(verification: Verification, context: Context) -> CheckFailedError:
+def explain(new_failures: dict[str, str], context: Context) -> CheckFailedError:
     modules = extension_modules(context.site)
     lines = []
     causes = []
-    for name, error in verification.new_failures.items():
+    for name, error in new_failures.items():
         base = name.replace(".", "/")
         sources = [rel for rel in (f"{base}/__init__.py", f"{base}.py") if (context.site / rel).is_file()]
         file = modules.get(name) or next(iter(sources), "(no file left)")
@@ -395,6 +348,167 @@ def explain(verification: Verification, context: Context) -> CheckFailedError:
     pruned = all(cause.kind == PRUNED for cause in causes)
     what = "work in a pristine install fail after pruning" if pruned else "fail in the layer as Lambda would see it"
     return CheckFailedError(
-        f"{len(verification.new_failures)} import(s) that {what}:\n" + "\n".join(lines),
+        f"{len(new_failures)} import(s) that {what}:\n" + "\n".join(lines),
         "; or ".join(dict.fromkeys(cause.fix for cause in causes)),  # each distinct fix once, in the order met
     )
+
+
+_TRACE = r"""
+import importlib, json, os, sys
+SITE = SITE_
+opened = set()
+def _audit(event, args):
+    if event == "open" and args and isinstance(args[0], str):
+        opened.add(args[0])
+sys.addaudithook(_audit)
+os.environ.update(ENV_)
+module_name, function_name = HANDLER_.rsplit(".", 1)
+handler = importlib.import_module(module_name)
+results = []
+class Context:
+    function_name = "import-trace"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:import-trace"
+    memory_limit_in_mb = 512
+    aws_request_id = "import-trace"
+    log_group_name = log_stream_name = "import-trace"
+    def get_remaining_time_in_millis(self):
+        return 60000
+for event in EVENTS_:
+    try:
+        results.append(json.loads(json.dumps(getattr(handler, function_name)(event, Context()), default=repr)))
+    except BaseException as exc:
+        results.append({"raised": f"{type(exc).__name__}: {exc}"})
+files = set()
+for module in list(sys.modules.values()):
+    file = getattr(module, "__file__", None)
+    if isinstance(file, str):
+        files.add(file)
+modules = set(files)
+with open("/proc/self/maps") as maps:
+    for line in maps:
+        parts = line.split(None, 5)
+        if len(parts) == 6 and parts[5].startswith("/"):
+            files.add(parts[5].strip())
+files |= opened
+def inside(paths):
+    out = set()
+    for path in paths:
+        real = os.path.realpath(path)
+        if real.startswith(SITE + os.sep) and os.path.isfile(real):
+            out.add(os.path.relpath(real, SITE))
+    return sorted(out)
+print("TRACE " + json.dumps({"modules": inside(modules), "files": inside(files), "results": results}))
+"""
+
+
+@dataclass
+class ImportTrace:
+    workload: str  # "events" (handler + model on every event) | "import-only" (no model)
+    modules: list[str]  # files of imported modules, relative to the site
+    files: list[str]  # everything used: modules, opened files, mapped shared objects
+    results: list[Any] = field(default_factory=list)  # the handler's answer per event
+    warnings: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)  # what the handler printed (its error lines name causes)
+
+    def broken_answers(self) -> list[int]:
+        """Events the handler answered with a 5xx or an exception: something it needs is missing."""
+        return [index for index, result in enumerate(self.results) if _status(result) >= 500]
+
+    def report(self, site: Path, top_level: dict[str, str]) -> dict[str, Any]:
+        """build.json's import_trace: what was used, and each distribution's share (0 for one never imported)."""
+        counts = {name: {"imported_files": 0, "imported_bytes": 0} for name in sorted(set(top_level.values()))}
+        owners = Owners(top_level=top_level)
+        used = [rel for rel in self.files if (site / rel).is_file()]
+        for rel in used:
+            owner = owners.distribution(f"{BUILD_SITE}/{rel}")
+            if owner in counts:
+                counts[owner]["imported_files"] += 1
+                counts[owner]["imported_bytes"] += (site / rel).stat().st_size
+        return {
+            "workload": self.workload,
+            "modules": len(self.modules),
+            "files": len(self.files),
+            "bytes": sum((site / rel).stat().st_size for rel in used),
+            "distributions": counts,
+            "warnings": self.warnings,
+        }
+
+
+def trace_handler(
+    runner: Runner,
+    site: Path,
+    function_root: Path,
+    handler: str,
+    events_dir: Path,
+    model: Path | None,
+    layer_lock: Path | None = None,
+) -> ImportTrace:
+    warnings = []
+    events: list[Any] = []
+    env: dict[str, str] = {}
+    if model is not None and model.is_file():
+        # The scan `ci pins` runs comes first: this process unpickles the model once per event.
+        digest = require_safe_model(model, layer_lock)
+        # tests/events/*.json (none in a missing directory), each {"description", "event", "expect"}
+        documents = [json.loads(path.read_text()) for path in sorted(events_dir.glob("*.json"))]
+        events = [document["event"] for document in documents if isinstance(document, dict) and "event" in document]
+        env = {"MODEL_PATH": str(model), "MODEL_SHA256": digest}
+        if not events:
+            warnings.append(f"no events in {events_dir}: the trace covers importing the handler only")
+    else:
+        warnings.append(
+            f"no model at {model}: the trace covers importing the handler only (train first: python -m training)"
+        )
+    code = _TRACE.replace("SITE_", repr(str(site.resolve()))).replace("ENV_", repr(env))
+    code = code.replace("HANDLER_", repr(handler)).replace("EVENTS_", repr(events))
+    with runner.session([function_root, site]) as (sys_path, prelude):
+        run = run_isolated(runner.python, sys_path, prelude + code, timeout=900)
+    line = next((ln for ln in run.stdout.splitlines() if ln.startswith("TRACE ")), None)
+    if run.returncode != 0 or line is None:
+        raise TraceError(
+            f"the handler {handler} failed in the isolated interpreter with the layer"
+            + (" and the runtime's packages" if runner.extra_paths else " alone"),
+            run.stderr,
+        )
+    data = json.loads(line[len("TRACE ") :])
+    return ImportTrace(
+        workload="events" if events else "import-only",
+        modules=data["modules"],
+        files=data["files"],
+        results=data["results"],
+        warnings=warnings,
+        log=[ln for ln in run.stdout.splitlines() if not ln.startswith("TRACE ")],
+    )
+
+
+class TraceError(CheckFailedError):
+    """The handler could not run on the layer; `detail` holds its traceback or error log."""
+
+    def __init__(self, problem: str, detail: str) -> None:
+        tail = "\n".join(detail.strip().splitlines()[-12:])
+        super().__init__(f"{problem}:\n{tail}", "keep what the error names with build.keep, or drop the rule")
+        self.detail = detail
+
+
+def _status(result: Any) -> int:
+    if not isinstance(result, dict) or "raised" in result:
+        return 599
+    if "statusCode" in result:
+        return int(result["statusCode"])
+    error = result.get("error")
+    return int(error.get("status", 500)) if isinstance(error, dict) else 200
+
+
+def compare_results(before: ImportTrace, after: ImportTrace, what: str) -> None:
+    """The handler must answer every event exactly as it did before `what` changed the tree."""
+    diffs = [
+        f"  event {index}: {json.dumps(old, sort_keys=True)[:200]} -> {json.dumps(new, sort_keys=True)[:200]}"
+        for index, (old, new) in enumerate(zip(before.results, after.results, strict=True))
+        if old != new
+    ]
+    if diffs:
+        raise CheckFailedError(
+            f"after {what} the handler answers {len(diffs)} event(s) differently:\n" + "\n".join(diffs[:5]),
+            f"disable {what} in pipeline.toml [build] and report the module involved",
+        )

@@ -1,8 +1,6 @@
 """Steps 1-2, fetch and install: the lock's wheels for the target (hash- and tag-checked), unpacked into python/ as
 the wheel spec says and checked against RECORD on every unpack and reuse. No installer runs (docs/design.md)."""
 
-from __future__ import annotations
-
 import base64
 import csv
 import hashlib
@@ -12,6 +10,7 @@ import os
 import shutil
 import time
 import zipfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
@@ -80,16 +79,13 @@ def find_cached(lock: LockFile, cache: Path, target: Target) -> tuple[list[Cache
     found, missing = [], []
     for pin in lock.entries:
         assert pin.version is not None  # read_layer_lock admits exact pins only
-        match = None
         for path in by_key.get((pin.name, str(Version(pin.version))), []):
             digest = sha256_file(path)
             if digest in pin.sha256:
-                match = CachedWheel(pin, path, digest)
+                found.append(CachedWheel(pin, path, digest))
                 break
-        if match is None:
-            missing.append(pin)
         else:
-            found.append(match)
+            missing.append(pin)
     return found, missing
 
 
@@ -138,7 +134,7 @@ class InstalledDistribution:
 
 
 def install_wheels(
-    wheels: list[CachedWheel] | tuple[CachedWheel, ...], site: Path, jobs: int = 2, unpacked: Path | None = None
+    wheels: Sequence[CachedWheel], site: Path, unpacked: Path | None = None
 ) -> list[InstalledDistribution]:
     """Unpack `wheels` (hashes checked again) into a new `site`, by hard links from `unpacked` if given."""
     if site.exists():
@@ -152,12 +148,20 @@ def install_wheels(
                 f"delete {wheel.path} and rerun the build",
             )
     # Two unpackers: inflating releases the GIL, and the big wheels (scipy, numpy) dominate.
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         if unpacked is None:
             installed = list(pool.map(lambda wheel: _unpack(wheel.path, site), ordered))
         else:
             installed = list(pool.map(lambda wheel: _link(wheel, site, unpacked), ordered))
-    _check_no_overlap(installed)
+    owner: dict[str, str] = {}
+    for dist in installed:
+        for path in dist.files:
+            if path in owner:
+                raise PipelineError(
+                    f"{path} is installed by both {owner[path]} and {dist.name}",
+                    "two locked distributions overwrite each other: remove one from requirements.in",
+                )
+            owner[path] = dist.name
     return installed
 
 
@@ -173,7 +177,21 @@ def _link(wheel: CachedWheel, site: Path, unpacked: Path) -> InstalledDistributi
         dist = None
     source = entry
     if dist is None:
-        dist, source = _make_entry(wheel.path, entry)
+        source = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
+        shutil.rmtree(source, ignore_errors=True)
+        try:
+            dist = _unpack(wheel.path, source / "tree")
+        except BaseException:
+            shutil.rmtree(source, ignore_errors=True)  # a refused (or interrupted) unpack leaves nothing behind
+            raise
+        (source / _MANIFEST).write_text(json.dumps(dist.__dict__))
+        try:
+            source.rename(entry)  # whole or not at all: builds running side by side share the cache
+            source = entry
+        except OSError:
+            if _read_entry(entry) is not None:  # another build made it first, from the same wheel
+                shutil.rmtree(source, ignore_errors=True)
+                source = entry  # else something broken is in the way: install from this copy, then drop it
     for target in dist.files:
         path = site / target
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,28 +203,9 @@ def _link(wheel: CachedWheel, site: Path, unpacked: Path) -> InstalledDistributi
 
 def _read_entry(entry: Path) -> InstalledDistribution | None:
     try:
-        data = json.loads((entry / _MANIFEST).read_text())
-        return InstalledDistribution(**data)
+        return InstalledDistribution(**json.loads((entry / _MANIFEST).read_text()))
     except (OSError, ValueError, TypeError):
         return None
-
-
-def _make_entry(wheel: Path, entry: Path) -> tuple[InstalledDistribution, Path]:
-    partial = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        dist = _unpack(wheel, partial / "tree")
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)  # a refused (or interrupted) unpack leaves nothing behind
-        raise
-    (partial / _MANIFEST).write_text(json.dumps(dist.__dict__))
-    try:
-        partial.rename(entry)  # whole or not at all: builds running side by side share the cache
-    except OSError:
-        if _read_entry(entry) is None:  # something broken in the way: install from this copy, then drop it
-            return dist, partial
-        shutil.rmtree(partial, ignore_errors=True)  # another build made it first, from the same wheel
-    return dist, entry
 
 
 def _record_problem(wheel: Path, tree: Path, dist: InstalledDistribution) -> str | None:
@@ -290,15 +289,3 @@ def _unpack(wheel: Path, site: Path) -> InstalledDistribution:
             "to the project",
         )
     return dist
-
-
-def _check_no_overlap(installed: list[InstalledDistribution]) -> None:
-    owner: dict[str, str] = {}
-    for dist in installed:
-        for path in dist.files:
-            if path in owner:
-                raise PipelineError(
-                    f"{path} is installed by both {owner[path]} and {dist.name}",
-                    "two locked distributions overwrite each other: remove one from requirements.in",
-                )
-            owner[path] = dist.name
