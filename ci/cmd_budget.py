@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.snapshot import take
 
     if args.what_if is not None or args.requirement:
-        return what_if(args, config, paths)
+        return run_what_if(args, config, paths)
     if args.baseline and args.baseline_ref:
         raise CheckFailedError("--baseline and --baseline-ref both given", "compare with one baseline at a time")
     # Snapshot, then judge: the budget reads only these copies, and budget.json names exactly them.
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     raise CheckFailedError(message or "the size budget failed", removal_advice(budget))
 
 
-def what_if(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
+def run_what_if(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     """Print the answer, write reports/budget-what-if.json, exit 0 (pass, warn) or 1 (fail)."""
     from ci.budget import what_if
     from ci.lock.lockfile import display_path

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ci.budget.what_if import SpecError, parse_request
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.conftest import run_cli
 from tests.what_if_fixtures import MiniRepo, make_repo
@@ -145,6 +146,19 @@ def test_an_invalid_spec_is_one_line_without_a_traceback(repo: MiniRepo, spec: s
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(("error: --what-if", "error: -r"))
     assert says in lines[0] and "fix:" in lines[0]
+
+
+@pytest.mark.parametrize("spec", ["-r extra.in", "-rextra.in", "-r=extra.in", "--requirement=extra.in"])
+def test_every_spelling_of_a_requirements_file_in_one_spec_reads_that_file(tmp_path: Path, spec: str) -> None:
+    (tmp_path / "extra.in").write_text("smallpkg==1.0\n")
+    request = parse_request([spec], [], tmp_path)
+    assert request.files == ((tmp_path / "extra.in").resolve(),)
+    assert [str(requirement) for requirement in request.requirements] == ["smallpkg==1.0"]
+
+
+def test_a_requirements_spec_with_two_files_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="is not `-r FILE`"):
+        parse_request(["-r a.in b.in"], [], tmp_path)
 
 
 @pytest.mark.parametrize("last_build", ["failed", "never"])

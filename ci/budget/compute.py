@@ -535,7 +535,8 @@ def baseline_from_ref(
     handler = config.root / config.function.handler.split(".", 1)[0]
     code = sources_digest(CI_PACKAGE, handler, config.smoke.events).encode()
     key = hashlib.sha256(b"\0".join([lock, config.file.read_bytes(), model, code])).hexdigest()
-    key_file, lock_file = base.build / BASELINE_KEY, base.build / "requirements-layer.txt"
+    key_file = base.build / BASELINE_KEY
+    lock_file = base.build / "requirements-layer.txt"
     cached = key_file.is_file() and key_file.read_text() == key and base.layer_zip.is_file()
     if rebuild or not cached:  # `python -m ci build` of the ref's lock in its own tree, with this configuration
         key_file.unlink(missing_ok=True)

@@ -350,10 +350,11 @@ def pie(budget: Budget) -> str:
         if c.kind != "layer"
     ]
     limit = as_mb(budget.limit_bytes)
-    title = f"Unzipped MB: {as_mb(-budget.headroom_bytes)} over the {limit} limit"
     if budget.headroom_bytes > 0:
         slices.append(("headroom", budget.headroom_bytes))
         title = f"Unzipped MB against the {limit} limit"
+    else:
+        title = f"Unzipped MB: {as_mb(-budget.headroom_bytes)} over the {limit} limit"
     lines = ["```mermaid", "pie showData", f"    title {title}"]
     for label, size in slices:
         value = round(size / MB, 2)
