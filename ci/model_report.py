@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tarfile
 import tomllib
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -151,14 +150,12 @@ def training_inputs(tree: Path, config_file: Path, training_lock: Path | None = 
 def trained_here(model_dir: Path) -> bool:
     """A model this command trained earlier for the same commit, with the libraries installed now."""
     try:
-        manifest = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        manifest = read_manifest(model_dir, "the base model")
+    except PipelineError:
         return False
+    versions = {"python": platform.python_version(), **{name: metadata.version(name) for name in MODEL_LIBRARIES}}
     return (
-        isinstance(manifest, dict)
-        and manifest.get("versions")
-        == {"python": platform.python_version(), **{name: metadata.version(name) for name in MODEL_LIBRARIES}}
-        and (model_dir / str(manifest.get("artifact", "model.joblib"))).is_file()
+        manifest.get("versions") == versions and (model_dir / str(manifest.get("artifact", "model.joblib"))).is_file()
     )
 
 
@@ -194,10 +191,9 @@ def base_model(
     """The base's model directory: the head's when the training inputs are identical, else trained from the base."""
     ref, commit, chosen_by = "", "", ""
     # What `git status` must show clean for the merge-base to stand for this checkout's training.
-    inputs = (config_file, training_lock)
-    watched = ["training", *(os.path.relpath(p, root) if p.is_absolute() else str(p) for p in inputs)]
+    inputs = [os.path.relpath(p, root) if p.is_absolute() else str(p) for p in (config_file, training_lock)]
     try:
-        ref, commit, chosen_by = resolve(root, given, watched)
+        ref, commit, chosen_by = resolve(root, given, ["training", *inputs])
         where = work / commit[:12]
         where.mkdir(parents=True, exist_ok=True)
         with (work / f"{commit[:12]}.lock").open("a") as held:
@@ -273,12 +269,11 @@ class Side(NamedTuple):  # one model as the report shows it (from its model.json
     monotonic: dict[str, Any] | None  # model.json checks.monotonic, None when not recorded
 
 
-@dataclass
-class Comparison:
+class Comparison(NamedTuple):
     head: Side
     base: Side | None
     rows: list[Row]
-    curves: list[Curve] = field(default_factory=list)
+    curves: tuple[Curve, ...] = ()
     curve_note: str = ""  # why a series is missing
 
     def to_dict(self) -> dict[str, Any]:
@@ -361,7 +356,6 @@ def histories(events_dir: Path, feature_names: list[str]) -> list[dict[str, floa
 
 
 def curve(model: Any, history: dict[str, float]) -> list[float] | None:
-    """p(recall) at each of DAYS for one history, or None when the model lacks one of its features."""
     if any(name != ELAPSED and name not in history for name in model.feature_names):
         return None
     rows = np.array([[day if name == ELAPSED else history[name] for name in model.feature_names] for day in DAYS])
@@ -376,32 +370,30 @@ def load(model_dir: Path, manifest: dict[str, Any]) -> Any:
 def compare(head_dir: Path, base_dir: Path | None, settings: TrainingConfig, events_dir: Path) -> Comparison:
     head_manifest = read_manifest(head_dir, "this checkout's model")
     base_manifest = read_manifest(base_dir, "the base model") if base_dir is not None else None
-    result = Comparison(
-        side(head_manifest),
-        side(base_manifest) if base_manifest else None,
-        rows(head_manifest["metrics"], base_manifest["metrics"] if base_manifest else None, settings),
-    )
     try:
         head_model = load(head_dir, head_manifest)
     except ModelLoadError as exc:
         raise PipelineError(f"this checkout's model cannot be loaded: {exc}", "retrain: `python -m training`") from exc
-    base_model = None
+    base_model, note = None, ""
     if base_dir is not None and base_manifest is not None and base_dir != head_dir:  # the head model: one series
         try:
             base_model = load(base_dir, base_manifest)
         except ModelLoadError as exc:
-            result.curve_note = f"the base model cannot be loaded, so only the head is drawn: {exc}"
+            note = f"the base model cannot be loaded, so only the head is drawn: {exc}"
+    curves = []
     for history in histories(events_dir, head_model.feature_names):
         base_curve = curve(base_model, history) if base_model is not None else None
         label = ", ".join(f"{SHORT_NAMES.get(name, name)} {value:g}" for name, value in history.items())
-        result.curves.append(Curve(label, history, base_curve, curve(head_model, history)))
-    return result
+        curves.append(Curve(label, history, base_curve, curve(head_model, history)))
+    base_metrics = base_manifest["metrics"] if base_manifest else None
+    base_side = side(base_manifest) if base_manifest else None
+    return Comparison(
+        side(head_manifest), base_side, rows(head_manifest["metrics"], base_metrics, settings), tuple(curves), note
+    )
 
 
 def signed(value: float | None) -> str:
-    if value is None:
-        return ""
-    return "0" if value == 0 else f"{value:+.4f}"
+    return "" if value is None else "0" if value == 0 else f"{value:+.4f}"
 
 
 def shown(value: float | None) -> str:
@@ -441,23 +433,19 @@ def monotonic_text(record: dict[str, Any] | None) -> str:
 
 
 def metrics_table(comparison: Comparison, with_base: bool) -> list[str]:
-    head_check = monotonic_text(comparison.head.monotonic)
-    if not with_base:
-        lines = ["| metric | this change | gate ([training]) |", "|---|---:|---|"]
-        lines += [f"| {row.label} | {shown(row.head)} | {row.gate}{_mark(row)} |" for row in comparison.rows]
-        return [*lines, f"| monotonic in elapsed days | {head_check} | training's check |"]
-    lines = ["| metric | base | this change | Δ | change | gate ([training]) |", "|---|---:|---:|---:|---|---|"]
+    """Without a base only the metric, this change's value and the gate (columns 0, 2 and 5)."""
+    table = [
+        ("metric", "base", "this change", "Δ", "change", "gate ([training])"),
+        ("---", "---:", "---:", "---:", "---", "---"),
+    ]
     for row in comparison.rows:
-        lines.append(
-            f"| {row.label} | {shown(row.base)} | {shown(row.head)} | {signed(row.delta)} | {row.verdict} "
-            f"| {row.gate}{_mark(row)} |"
-        )
+        mark = "" if row.head_passes is None else (" ✅" if row.head_passes else " ❌")
+        table.append((row.label, shown(row.base), shown(row.head), signed(row.delta), row.verdict, row.gate + mark))
     base_check = monotonic_text(comparison.base.monotonic if comparison.base else None)
-    return [*lines, f"| monotonic in elapsed days | {base_check} | {head_check} | | | training's check |"]
-
-
-def _mark(row: Row) -> str:
-    return "" if row.head_passes is None else (" ✅" if row.head_passes else " ❌")
+    head_check = monotonic_text(comparison.head.monotonic)
+    table.append(("monotonic in elapsed days", base_check, head_check, "", "", "training's check"))
+    columns = range(6) if with_base else (0, 2, 5)
+    return ["| " + " | ".join(cells[i] for i in columns) + " |" for cells in table]
 
 
 def chart(found: Curve) -> list[str]:

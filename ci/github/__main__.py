@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ci.config import config_value
-from ci.errors import PipelineError
+from ci.errors import CheckFailedError, PipelineError
 from ci.github import api, relock
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -220,33 +220,27 @@ MISSING_REPORTS = {
 }
 
 
-def comment_markdown(bodies: list[Path]) -> str:
-    """The reports, in order, as one comment; a report the run did not produce says so instead."""
-    url = api.run_url()
-    parts = []
-    for body in bodies:
+def run_comment(args: argparse.Namespace) -> int:
+    marker = api.check_marker(args.marker)
+    path, url = os.environ.get("GITHUB_EVENT_PATH", ""), api.run_url()
+    event = json.loads(Path(path).read_text(encoding="utf-8")) if path and Path(path).is_file() else {}
+    pull = event.get("pull_request") or {}
+    parts = []  # the reports, in order, as one comment; a report the run did not produce says so instead
+    for body in args.body:
         if body.is_file():
-            parts.append(body.read_text(encoding="utf-8"))
+            parts.append(body.read_text(encoding="utf-8").strip())
             continue
         title, step = MISSING_REPORTS.get(body.name, (body.name, "the step that writes it"))
         parts.append(
             f"### {title}: no report\n\n"
             f"The pipeline did not produce `{body.name}` in {f'[this run]({url})' if url else 'this run'}: "
-            f"{step} stopped before writing it. Its annotations and log name the cause.\n"
+            f"{step} stopped before writing it. Its annotations and log name the cause."
         )
-    return "\n\n".join(part.strip() for part in parts)
-
-
-def run_comment(args: argparse.Namespace) -> int:
-    marker = api.check_marker(args.marker)
-    path = os.environ.get("GITHUB_EVENT_PATH", "")
-    event = json.loads(Path(path).read_text(encoding="utf-8")) if path and Path(path).is_file() else {}
-    pull = event.get("pull_request") or {}
+    markdown = "\n\n".join(parts)
     # The footer: which commit and run the comment describes, so a reader knows it is current.
     head, run = str((pull.get("head") or {}).get("sha") or "")[:7], os.environ.get("GITHUB_RUN_ID")
     footer = [f"for {head}"] if head else []
-    footer += [f"by [run {run}]({api.run_url()})"] if run else []
-    markdown = comment_markdown(args.body)
+    footer += [f"by [run {run}]({url})"] if run else []
     if footer:
         markdown += f"\n\n<sub>Updated {' '.join(footer)}; this comment is edited on every push.</sub>\n"
     client, repository = api.GitHubApi.from_env(), api.repository_of(args.repo)
@@ -280,7 +274,36 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    return api.gate(args.needs_env, args.require)
+    """The verify workflow's last job: a skipped job does not fail a reusable workflow, so anything but success does."""
+    needs_text = os.environ.get(args.needs_env)
+    if needs_text is None:
+        raise PipelineError(
+            f"environment variable {args.needs_env} is not set",
+            f"in the step add `env: {args.needs_env}: ${{{{ toJSON(needs) }}}}`",
+        )
+    try:
+        needs = json.loads(needs_text)
+    except ValueError as exc:
+        raise PipelineError(f"the needs context is not JSON ({exc})", "pass ${{ toJSON(needs) }}") from exc
+    if not isinstance(needs, dict):
+        raise PipelineError("the needs context is not a JSON object", "pass ${{ toJSON(needs) }}")
+    results = {}
+    for job in args.require:
+        entry = needs.get(job)
+        results[job] = str(entry.get("result", "missing")) if isinstance(entry, dict) else "missing"
+    passed = bool(results) and all(result == "success" for result in results.values())
+    icon = {"success": "✅", "failure": "❌", "cancelled": "⏹️", "skipped": "⏭️"}
+    rows = [f"| {job} | {icon.get(result, '❓')} {result} |" for job, result in results.items()]
+    verdict = "all checks passed" if passed else "NOT verified: deploy is blocked"
+    api.write_summary_text("\n".join([f"### Verify: {verdict}", "", "| job | result |", "|---|---|", *rows, ""]))
+    api.append_outputs({"verified": "true" if passed else "false"})
+    if not passed:
+        failed = ", ".join(f"{job} ({state})" for job, state in results.items() if state != "success")
+        raise CheckFailedError(
+            f"not verified: {failed or 'no job was named'}",
+            "open the failed jobs above; their annotations name the cause. Nothing is deployed until all pass",
+        )
+    return 0
 
 
 def run_config(args: argparse.Namespace) -> int:

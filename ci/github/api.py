@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
-from ci.errors import CheckFailedError, PipelineError
+from ci.errors import PipelineError
 from ci.reports import findings_of
 
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
@@ -225,11 +225,7 @@ def read_json_report(path: Path) -> dict[str, Any] | str:
 
 def annotations_for_reports(reports: Path, checks: Iterable[str] = ()) -> list[Annotation]:
     """Annotations for the reports in `reports`: all of them, or only `checks`, each of which must exist."""
-    checks = list(checks)
-    if checks:
-        paths = [reports / f"{check}.json" for check in checks]
-    else:
-        paths = sorted(reports.glob("*.json")) if reports.is_dir() else []
+    paths = [reports / f"{check}.json" for check in checks] or sorted(reports.glob("*.json"))
     annotations: list[Annotation] = []
     for path in paths:
         if not path.is_file():
@@ -291,44 +287,13 @@ def report_markdown(path: Path) -> str:
     for finding in findings[:MAX_ROWS]:
         where = f"{finding.file}:{finding.line}" if finding.line else finding.file
         where = f"`{where}`" if finding.file else ""
-        lines.append(f"| {ICONS[finding.severity]} | {where} | {_cell(finding.message)} | {_cell(finding.fix)} |")
+        lines.append(
+            f"| {ICONS[finding.severity]} | {where} | {table_cell(finding.message)} | {table_cell(finding.fix)} |"
+        )
     if len(findings) > MAX_ROWS:
         lines.append(f"\n_and {len(findings) - MAX_ROWS} more in `{path.name}`_")
     return "\n".join([*lines, ""])
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
-
-
-def gate(needs_env: str, required: Iterable[str]) -> int:
-    """The verify workflow's last job: a skipped job does not fail a reusable workflow, so anything but success does."""
-    needs_text = os.environ.get(needs_env)
-    if needs_text is None:
-        raise PipelineError(
-            f"environment variable {needs_env} is not set",
-            f"in the step add `env: {needs_env}: ${{{{ toJSON(needs) }}}}`",
-        )
-    try:
-        needs = json.loads(needs_text)
-    except ValueError as exc:
-        raise PipelineError(f"the needs context is not JSON ({exc})", "pass ${{ toJSON(needs) }}") from exc
-    if not isinstance(needs, dict):
-        raise PipelineError("the needs context is not a JSON object", "pass ${{ toJSON(needs) }}")
-    results = {}
-    for job in required:
-        entry = needs.get(job)
-        results[job] = str(entry.get("result", "missing")) if isinstance(entry, dict) else "missing"
-    passed = bool(results) and all(result == "success" for result in results.values())
-    icon = {"success": "✅", "failure": "❌", "cancelled": "⏹️", "skipped": "⏭️"}
-    rows = [f"| {job} | {icon.get(result, '❓')} {result} |" for job, result in results.items()]
-    verdict = "all checks passed" if passed else "NOT verified: deploy is blocked"
-    write_summary_text("\n".join([f"### Verify: {verdict}", "", "| job | result |", "|---|---|", *rows, ""]))
-    append_outputs({"verified": "true" if passed else "false"})
-    if not passed:
-        failed = ", ".join(f"{job} ({state})" for job, state in results.items() if state != "success")
-        raise CheckFailedError(
-            f"not verified: {failed or 'no job was named'}",
-            "open the failed jobs above; their annotations name the cause. Nothing is deployed until all pass",
-        )
-    return 0
+def table_cell(text: str, newline: str = "<br>") -> str:
+    return text.replace("|", "\\|").replace("\r", "").replace("\n", newline)

@@ -1,7 +1,5 @@
 """`relock-pr`: the bot's own branch (ci/relock), force-pushed each run, and one pull request from it, updated.
-
-Its body names from the run's reports what moved, the size against main, and each failing check's likely cause.
-"""
+Its body names from the run's reports what moved, the size against main, and each failing check's likely cause."""
 
 from __future__ import annotations
 
@@ -18,7 +16,7 @@ from urllib.parse import urlencode
 
 from ci.config import lock_files as configured_lock_files
 from ci.errors import PipelineError
-from ci.github.api import GitHubApi, read_json_report, repo_path, repository_of, run_url, write_summary_text
+from ci.github.api import GitHubApi, read_json_report, repo_path, repository_of, run_url, table_cell, write_summary_text
 from ci.reports import Finding, findings_of
 
 MARKER = "<!-- relock -->"
@@ -132,8 +130,7 @@ def commit_message(upgrade: dict[str, Any] | None) -> str:
 
 def lock_files(root: Path) -> list[str]:
     """The .in files and locks pipeline.toml names ([lock]'s paths), relative to `root`: all a re-lock may change."""
-    paths = configured_lock_files(root)
-    return [p.resolve().relative_to(root.resolve()).as_posix() for p in paths if p.is_file()]
+    return [p.resolve().relative_to(root.resolve()).as_posix() for p in configured_lock_files(root) if p.is_file()]
 
 
 def run_relock_pr(args: argparse.Namespace) -> int:
@@ -148,10 +145,8 @@ def run_relock_pr(args: argparse.Namespace) -> int:
         )
     api = GitHubApi.from_env(purpose="to open the re-lock pull request")  # before pushing anything
     remote = args.remote or f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{repository}.git"
-    reports = {}
-    for name in (*CHECKS, "lock-upgrade"):  # a damaged report is left out, so it reads as missing
-        if isinstance(report := read_json_report(args.reports / f"{name}.json"), dict):
-            reports[name] = report
+    found = {name: read_json_report(args.reports / f"{name}.json") for name in (*CHECKS, "lock-upgrade")}
+    reports = {name: report for name, report in found.items() if isinstance(report, dict)}  # damaged reads as missing
     body, failed = render_body(reports, run_url(repository))
     commit = commit_files(root, args.path or lock_files(root), commit_message(reports.get("lock-upgrade")))
     if commit is None:
@@ -231,10 +226,6 @@ def _moved_pins(change: dict[str, Any]) -> list[str]:
     return [*(f"+{p}" for p in added), *(f"-{p}" for p in removed), *(change.get("changed") or [])]
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def versions_section(upgrade: dict[str, Any] | None) -> list[str]:
     if upgrade is None:
         return ["### Versions", "", "_No lock-upgrade.json: `python -m ci lock --upgrade` did not finish._", ""]
@@ -250,7 +241,7 @@ def versions_section(upgrade: dict[str, Any] | None) -> list[str]:
         old, new = package.get("old") or "—", package.get("new") or "—"
         moved = "**" + new + "**" if old != new else new
         note = f"newest {package.get('newest')}; held back: {package['held_by']}" if package.get("held_by") else ""
-        lines.append(f"| {package.get('name')} | {old} | {moved} | {_cell(note)} |")
+        lines.append(f"| {package.get('name')} | {old} | {moved} | {table_cell(note, ' ')} |")
     for pin, text in (upgrade.get("repinned") or {}).items():
         lines.append(f"\nExact pin moved on request: `{pin}` is now `{text}` (the model is retrained with it).")
     for change in (upgrade.get("locks") or [])[1:]:  # the layer lock is the table above; then training, dev
@@ -284,7 +275,7 @@ def pins_section(pins: dict[str, Any] | None) -> list[str]:
     if pins.get("passed") is True:
         return ["### Pin match", "", "✅ the model, the training lock and the layer lock agree.", ""]
     errors = [f for f in findings_of(pins, "pins") if f.severity == "error"]
-    return ["### Pin match", "", "❌ " + "; ".join(_cell(f.message.splitlines()[0]) for f in errors[:5]), ""]
+    return ["### Pin match", "", "❌ " + "; ".join(table_cell(f.message.splitlines()[0], " ") for f in errors[:5]), ""]
 
 
 def render_body(found: dict[str, dict[str, Any]], run_url: str | None = None) -> tuple[str, list[CheckVerdict]]:
@@ -299,7 +290,9 @@ def render_body(found: dict[str, dict[str, Any]], run_url: str | None = None) ->
     lines += ["| check | verdict | caused by | detail |", "|---|---|---|---|"]
     for v in judged:
         culprit = v.culprit or ("not named by the findings" if v.state == "failed" else "")
-        lines.append(f"| {v.check} | {icon[v.state]} {v.state} | {_cell(culprit)} | {_cell(v.detail)} |")
+        lines.append(
+            f"| {v.check} | {icon[v.state]} {v.state} | {table_cell(culprit, ' ')} | {table_cell(v.detail, ' ')} |"
+        )
     lines += ["", *versions_section(found.get("lock-upgrade")), *size_section(found.get("budget"))]
     lines += pins_section(found.get("pins"))
     footer = f"by [this run]({run_url})" if run_url else "by `python -m ci.github relock-pr`"
