@@ -433,7 +433,6 @@ def monotonic_text(record: dict[str, Any] | None) -> str:
 
 
 def metrics_table(comparison: Comparison, with_base: bool) -> list[str]:
-    """Without a base only the metric, this change's value and the gate (columns 0, 2 and 5)."""
     table = [
         ("metric", "base", "this change", "Δ", "change", "gate ([training])"),
         ("---", "---:", "---:", "---:", "---", "---"),

@@ -51,17 +51,16 @@ def run_freshness(args: argparse.Namespace) -> int:
     if args.ref_only:
         print(f"{ref}: runs from {branch} may deploy")
         return 0
-    repository = api.repository_of(args.repo)
+    client = api.GitHubApi.from_env(args.repo, purpose="to read the branch's tip")
     sha = args.sha if args.sha is not None else os.environ.get("GITHUB_SHA", "")
-    client = api.GitHubApi.from_env(purpose="to read the branch's tip")
     if not SHA.match(sha):
         raise PipelineError(f"commit {sha!r} is not a 40-hex SHA", "pass --sha (on a runner GITHUB_SHA is set)")
-    found, _ = client.request("GET", f"{api.repo_path(repository)}/git/ref/heads/{quote(branch)}", fixes=_READ_FIXES)
+    found, _ = client.request("GET", f"{client.repo_path}/git/ref/heads/{quote(branch)}", fixes=_READ_FIXES)
     head = (found or {}).get("object", {}).get("sha") if isinstance(found, dict) else None
     if not isinstance(head, str) or not SHA.match(head):
         raise PipelineError(
-            f"GitHub answered no commit for refs/heads/{branch} of {repository}",
-            f"check that {branch} exists in {repository}",
+            f"GitHub answered no commit for refs/heads/{branch} of {client.repository}",
+            f"check that {branch} exists in {client.repository}",
         )
     if sha == head:
         api.write_summary_text(f"### Deploying {sha[:7]}: it is the tip of {branch}\n")
@@ -78,7 +77,6 @@ def run_freshness(args: argparse.Namespace) -> int:
 
 
 def run_account(_args: argparse.Namespace) -> int:
-    """The account allowed-account-ids pins; refuses an unset value or a role in another account."""
     account_id, role_arn = os.environ.get("AWS_ACCOUNT_ID", ""), os.environ.get("AWS_DEPLOY_ROLE_ARN", "")
     if not ACCOUNT_ID.match(account_id):
         raise PipelineError(
@@ -114,9 +112,8 @@ def is_customised(setting: object) -> bool:
 
 def run_oidc_subject(args: argparse.Namespace) -> int:
     """Without --apply, a repository still on another template is an error; an admin applies it once."""
-    repository = api.repository_of(args.repo)
-    client = api.GitHubApi.from_env(purpose="of a repository admin to read the OIDC subject template")
-    path = f"{api.repo_path(repository)}/actions/oidc/customization/sub"
+    client = api.GitHubApi.from_env(args.repo, purpose="of a repository admin to read the OIDC subject template")
+    repository, path = client.repository, f"{client.repo_path}/actions/oidc/customization/sub"
     current, _ = client.request("GET", path, fixes=_ADMIN_FIXES)
     state = "already set"
     if not is_customised(current):
@@ -221,7 +218,11 @@ MISSING_REPORTS = {
 
 
 def run_comment(args: argparse.Namespace) -> int:
-    marker = api.check_marker(args.marker)
+    marker = args.marker.strip()  # an HTML comment: invisible in the rendered comment, unique to this report
+    if not (marker.startswith("<!--") and marker.endswith("-->") and len(marker) > len("<!---->")):
+        raise PipelineError(
+            f"comment marker {marker!r} is not an HTML comment", "use a hidden marker such as '<!-- size-budget -->'"
+        )
     path, url = os.environ.get("GITHUB_EVENT_PATH", ""), api.run_url()
     event = json.loads(Path(path).read_text(encoding="utf-8")) if path and Path(path).is_file() else {}
     pull = event.get("pull_request") or {}
@@ -243,14 +244,14 @@ def run_comment(args: argparse.Namespace) -> int:
     footer += [f"by [run {run}]({url})"] if run else []
     if footer:
         markdown += f"\n\n<sub>Updated {' '.join(footer)}; this comment is edited on every push.</sub>\n"
-    client, repository = api.GitHubApi.from_env(), api.repository_of(args.repo)
+    client = api.GitHubApi.from_env(args.repo)
     number = args.pr if args.pr is not None else pull.get("number") or event.get("number")
     if not isinstance(number, int):
         raise PipelineError(
             "no pull-request number: not given with --pr and GITHUB_EVENT_PATH holds no pull_request event",
             "run it in a pull_request workflow, or pass --pr N",
         )
-    action, where = api.upsert_comment(client, repository, number, marker, markdown, args.author or api.DEFAULT_AUTHOR)
+    action, where = api.upsert_comment(client, number, marker, markdown, args.author or api.DEFAULT_AUTHOR)
     print(f"comment {action}: {where}")
     return 0
 

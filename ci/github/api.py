@@ -30,22 +30,31 @@ _FIX_BY_STATUS = {
 class GitHubApi(NamedTuple):
     base_url: str
     token: str
+    repository: str  # owner/name
 
     @classmethod
-    def from_env(cls, purpose: str = "to write a comment") -> GitHubApi:
+    def from_env(cls, repository: str | None, purpose: str = "to write a comment") -> GitHubApi:
+        repository = repository or os.environ.get("GITHUB_REPOSITORY", "")
+        if repository.count("/") != 1:
+            raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
         token = os.environ.get("GITHUB_TOKEN", "")
         if not token:
             raise PipelineError(
                 f"GITHUB_TOKEN is not set: the GitHub API needs a token {purpose}",
                 "in the workflow step add `env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}`; locally, export a token",
             )
-        return cls(os.environ.get("GITHUB_API_URL") or "https://api.github.com", token)
+        return cls(os.environ.get("GITHUB_API_URL") or "https://api.github.com", token, repository)
+
+    @property
+    def repo_path(self) -> str:
+        return "/repos/" + "/".join(quote(part, safe="") for part in self.repository.split("/", 1))
 
     def request(
         self, method: str, path: str, body: Any = None, fixes: Mapping[int, str] | None = None
     ) -> tuple[Any, str | None]:
         """One call: (decoded JSON or None, the next page's URL if any). `fixes` names the fix per status."""
         url = path if path.startswith(("http://", "https://")) else self.base_url.rstrip("/") + path
+        fixes = {**_FIX_BY_STATUS, **(fixes or {})}
         data = None if body is None else json.dumps(body).encode()
         sent_headers = {
             "Accept": "application/vnd.github+json",
@@ -68,9 +77,7 @@ class GitHubApi(NamedTuple):
                 detail = raw.decode(errors="replace").strip()[:200]
             raise PipelineError(
                 f"GitHub API {method} {url} answered {exc.code}{': ' + detail if detail else ''}",
-                {**_FIX_BY_STATUS, **(fixes or {})}.get(
-                    exc.code, "see the message above; GitHub's status page if it persists"
-                ),
+                fixes.get(exc.code, "see the message above; GitHub's status page if it persists"),
             ) from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise PipelineError(
@@ -89,17 +96,6 @@ class GitHubApi(NamedTuple):
             yield from items
 
 
-def repository_of(explicit: str | None) -> str:
-    repository = explicit or os.environ.get("GITHUB_REPOSITORY", "")
-    if repository.count("/") != 1:
-        raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
-    return repository
-
-
-def repo_path(repository: str) -> str:
-    return "/repos/" + "/".join(quote(part, safe="") for part in repository.split("/", 1))
-
-
 def run_url(repository: str | None = None) -> str | None:
     run = os.environ.get("GITHUB_RUN_ID")
     server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
@@ -116,29 +112,17 @@ MAX_BODY_CHARS = 65536
 TRUNCATED_NOTE = "\n\n_(truncated: the full report is in the job summary and the `report-budget` artifact)_\n"
 
 
-def check_marker(marker: str) -> str:
-    """An HTML comment: invisible in the rendered comment, unique to this report."""
-    marker = marker.strip()
-    if not (marker.startswith("<!--") and marker.endswith("-->") and len(marker) > len("<!---->")):
-        raise PipelineError(
-            f"comment marker {marker!r} is not an HTML comment", "use a hidden marker such as '<!-- size-budget -->'"
-        )
-    return marker
-
-
 def sticky_body(marker: str, markdown: str) -> str:
     """marker + report, cut to what GitHub accepts (the note says where the rest is)."""
     body = f"{marker}\n{markdown.rstrip()}\n"
-    if len(body) <= MAX_BODY_CHARS:
-        return body
-    return body[: MAX_BODY_CHARS - len(TRUNCATED_NOTE)] + TRUNCATED_NOTE
+    return body if len(body) <= MAX_BODY_CHARS else body[: MAX_BODY_CHARS - len(TRUNCATED_NOTE)] + TRUNCATED_NOTE
 
 
 def upsert_comment(
-    api: GitHubApi, repository: str, number: int, marker: str, markdown: str, author: str = DEFAULT_AUTHOR
+    api: GitHubApi, number: int, marker: str, markdown: str, author: str = DEFAULT_AUTHOR
 ) -> tuple[str, str]:
     """Update bot `author`'s comment carrying `marker` on pull request `number`, or create it: (action, URL or id)."""
-    repo = repo_path(repository)
+    repo = api.repo_path
     body = sticky_body(marker, markdown)
     for comment in api.paginate(f"{repo}/issues/{number}/comments?per_page=100"):
         user = comment.get("user") or {}  # the bot's login and a Bot account: a person cannot be either
@@ -251,7 +235,6 @@ def annotations_for_reports(reports: Path, checks: Iterable[str] = ()) -> list[A
 
 
 def summary_text(files: Iterable[Path]) -> str:
-    """A .md file as is, a <check>.json report rendered, cut to what GitHub accepts."""
     parts = []
     for file in files:
         if not file.is_file():
@@ -268,7 +251,6 @@ def summary_text(files: Iterable[Path]) -> str:
 
 
 def report_markdown(path: Path) -> str:
-    """A check report as a heading with its verdict, the artifacts it judged and a table of its findings."""
     report = read_json_report(path)
     if isinstance(report, str):
         return f"> **{path}** {report}: rerun its check.\n"

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from ci.config import lock_files as configured_lock_files
 from ci.errors import PipelineError
-from ci.github.api import GitHubApi, read_json_report, repo_path, repository_of, run_url, table_cell, write_summary_text
+from ci.github.api import GitHubApi, read_json_report, run_url, table_cell, write_summary_text
 from ci.reports import Finding, findings_of
 
 MARKER = "<!-- relock -->"
@@ -91,16 +91,14 @@ def push_branch(root: Path, remote: str, branch: str, commit: str, token: str | 
     return "pushed"
 
 
-def upsert_pull_request(
-    api: GitHubApi, repository: str, branch: str, base: str, title: str, body: str
-) -> tuple[str, int, str]:
+def upsert_pull_request(api: GitHubApi, branch: str, base: str, title: str, body: str) -> tuple[str, int, str]:
     """Update the open pull request from `branch` into `base`, or create it (never a second one): (action, #, URL)."""
-    owner, repo = repository.split("/", 1)[0], repo_path(repository)
+    repo, owner = api.repo_path, api.repository.split("/", 1)[0]
     query = urlencode({"state": "open", "head": f"{owner}:{branch}", "base": base, "per_page": 100})
     found = []
     for pr in api.paginate(f"{repo}/pulls?{query}"):
         head = pr.get("head") or {}
-        if head.get("ref") == branch and (head.get("repo") or {}).get("full_name") == repository:
+        if head.get("ref") == branch and (head.get("repo") or {}).get("full_name") == api.repository:
             found.append(pr)
     if found:
         pr = min(found, key=lambda item: int(item["number"]))
@@ -136,18 +134,17 @@ def lock_files(root: Path) -> list[str]:
 def run_relock_pr(args: argparse.Namespace) -> int:
     root = Path.cwd()
     check_branch(args.branch, args.base)  # before anything: the branch is force-pushed
-    repository = repository_of(args.repo)
+    api = GitHubApi.from_env(args.repo, purpose="to open the re-lock pull request")  # before pushing anything
     ref = os.environ.get("GITHUB_REF", "")
     if ref and ref != f"refs/heads/{args.base}":
         raise PipelineError(
             f"this run checked out {ref}, but the re-lock pull request is built on {args.base}",
             f"run the workflow from {args.base} (Actions → relock → Run workflow → Use workflow from: {args.base})",
         )
-    api = GitHubApi.from_env(purpose="to open the re-lock pull request")  # before pushing anything
-    remote = args.remote or f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{repository}.git"
+    remote = args.remote or f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{api.repository}.git"
     found = {name: read_json_report(args.reports / f"{name}.json") for name in (*CHECKS, "lock-upgrade")}
     reports = {name: report for name, report in found.items() if isinstance(report, dict)}  # damaged reads as missing
-    body, failed = render_body(reports, run_url(repository))
+    body, failed = render_body(reports, run_url(api.repository))
     commit = commit_files(root, args.path or lock_files(root), commit_message(reports.get("lock-upgrade")))
     if commit is None:
         print(f"nothing to propose: the .in files and locks equal {args.base}'s; no push, no pull request")
@@ -155,7 +152,7 @@ def run_relock_pr(args: argparse.Namespace) -> int:
         return 0
     pushed = push_branch(root, remote, args.branch, commit, os.environ.get("GITHUB_TOKEN"))
     title = "deps: re-lock for the Lambda target" + (f" ({len(failed)} check(s) failing)" if failed else "")
-    action, number, url = upsert_pull_request(api, repository, args.branch, args.base, title, body)
+    action, number, url = upsert_pull_request(api, args.branch, args.base, title, body)
     print(f"branch {args.branch}: {pushed} ({commit[:12]}); pull request #{number} {action}: {url}")
     for verdict in failed:
         cause = f" (caused by: {verdict.culprit})" if verdict.culprit else ""
@@ -279,7 +276,6 @@ def pins_section(pins: dict[str, Any] | None) -> list[str]:
 
 
 def render_body(found: dict[str, dict[str, Any]], run_url: str | None = None) -> tuple[str, list[CheckVerdict]]:
-    """(Markdown body, the checks that failed or did not report) from the run's reports."""
     judged = verdicts(found)
     bad = [v for v in judged if v.state != "passed"]
     icon = {"passed": "✅", "failed": "❌", "missing": "⏭️"}
