@@ -405,12 +405,8 @@ def base_name(base: Base) -> str:
 
 
 def verdict(comparison: Comparison, base: Base) -> str:
-    head_fails = [row.label for row in comparison.rows if row.head_passes is False]
-    gate = (
-        f"❌ this model misses [training]'s gate on {', '.join(head_fails)}"
-        if head_fails
-        else "✅ this model passes [training]'s gate"
-    )
+    fails = ", ".join(row.label for row in comparison.rows if row.head_passes is False)
+    gate = f"❌ this model misses [training]'s gate on {fails}" if fails else "✅ this model passes [training]'s gate"
     if base.status == UNCHANGED:
         return f"**Model unchanged from {base_name(base)}**: the training inputs are identical; {gate}."
     if comparison.base is None:

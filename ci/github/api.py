@@ -162,11 +162,11 @@ class Annotation(NamedTuple):
     line: int | None = None
 
     def render(self) -> str:
-        props = [f"file={self.file}"] if self.file else []
-        props += [f"line={self.line}"] if self.line else []
-        props += [f"title={self.title}"] if self.title else []
-        escaped = [escape_data(prop).replace(":", "%3A").replace(",", "%2C") for prop in props]
-        return f"::{self.level}" + (" " + ",".join(escaped) if props else "") + f"::{escape_data(self.message)}"
+        fields = (("file", self.file), ("line", self.line), ("title", self.title))
+        props = [
+            escape_data(f"{key}={value}").replace(":", "%3A").replace(",", "%2C") for key, value in fields if value
+        ]
+        return f"::{self.level}" + (" " + ",".join(props) if props else "") + f"::{escape_data(self.message)}"
 
 
 def runner_file(variable: str) -> Path | None:
