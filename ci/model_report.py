@@ -9,13 +9,11 @@ import hashlib
 import io
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tarfile
 import tomllib
-from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,14 +28,12 @@ from handler.model_store import load as load_model
 from handler.predict import recall
 from handler.settings import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, ModelSource
 from handler.validation import validate
+from training.bundle import ARTIFACT, versions
 
 DEFAULT_BRANCHES = ("origin/main", "main")
 DEFAULT_TRAINING_LOCK = "training/requirements.txt"
 GIT_TIMEOUT_S = 120
 TRAINING_TIMEOUT_S = 900
-# The libraries whose versions make a pickled model (training/bundle.py VERSIONED): a base model trained
-# earlier for the same commit is reused only if this interpreter still has exactly these.
-MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib", "pandas")
 HISTORY_FIX = (
     "fetch the base's history (actions/checkout with `fetch-depth: 0`, or `git fetch origin main`), "
     "or pass --base-ref REF"
@@ -148,15 +144,12 @@ def training_inputs(tree: Path, config_file: Path, training_lock: Path | None = 
 
 
 def trained_here(model_dir: Path) -> bool:
-    """A model this command trained earlier for the same commit, with the libraries installed now."""
+    """A model this command trained earlier for the same commit, with the libraries that pickle it installed now."""
     try:
         manifest = read_manifest(model_dir, "the base model")
     except PipelineError:
         return False
-    versions = {"python": platform.python_version(), **{name: metadata.version(name) for name in MODEL_LIBRARIES}}
-    return (
-        manifest.get("versions") == versions and (model_dir / str(manifest.get("artifact", "model.joblib"))).is_file()
-    )
+    return manifest.get("versions") == versions() and (model_dir / str(manifest.get("artifact", ARTIFACT))).is_file()
 
 
 def train(tree: Path, out_dir: Path) -> str | None:
@@ -363,7 +356,7 @@ def curve(model: Any, history: dict[str, float]) -> list[float] | None:
 
 
 def load(model_dir: Path, manifest: dict[str, Any]) -> Any:
-    artifact = model_dir / str(manifest.get("artifact") or "model.joblib")
+    artifact = model_dir / str(manifest.get("artifact") or ARTIFACT)
     return load_model(ModelSource(path=str(artifact), s3_uri=None, sha256=str(manifest["sha256"])))
 
 

@@ -170,8 +170,7 @@ class Annotation(NamedTuple):
 
 
 def runner_file(variable: str) -> Path | None:
-    value = os.environ.get(variable, "")
-    return Path(value) if value else None
+    return Path(value) if (value := os.environ.get(variable)) else None
 
 
 def append_outputs(values: Mapping[str, str]) -> str:
