@@ -162,10 +162,8 @@ class Annotation(NamedTuple):
     line: int | None = None
 
     def render(self) -> str:
-        fields = (("file", self.file), ("line", self.line), ("title", self.title))
-        props = [
-            escape_data(f"{key}={value}").replace(":", "%3A").replace(",", "%2C") for key, value in fields if value
-        ]
+        fields = {"file": self.file, "line": self.line, "title": self.title}
+        props = [escape_data(f"{k}={v}").replace(":", "%3A").replace(",", "%2C") for k, v in fields.items() if v]
         return f"::{self.level}" + (" " + ",".join(props) if props else "") + f"::{escape_data(self.message)}"
 
 

@@ -226,12 +226,8 @@ def versions_section(upgrade: dict[str, Any] | None) -> list[str]:
         return ["### Versions", "", "_No lock-upgrade.json: `python -m ci lock --upgrade` did not finish._", ""]
     asked = upgrade.get("asked")
     scope = "every package" if asked == "all" else "only " + ", ".join(map(str, asked or []))
-    lines = [
-        f"### Versions (layer lock; upgraded {scope})",
-        "",
-        "| package | main | this PR | note |",
-        "|---|---|---|---|",
-    ]
+    lines = [f"### Versions (layer lock; upgraded {scope})", ""]
+    lines += ["| package | main | this PR | note |", "|---|---|---|---|"]
     for package in upgrade.get("packages") or []:
         old, new = package.get("old") or "—", package.get("new") or "—"
         moved = "**" + new + "**" if old != new else new
