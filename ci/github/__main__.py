@@ -263,7 +263,8 @@ def run_annotate(args: argparse.Namespace) -> int:
     annotations = api.annotations_for_reports(args.reports, args.check)
     for annotation in annotations:
         print(annotation.render())
-    print(f"{sum(a.level == 'error' for a in annotations)} error annotation(s) from {args.reports}", file=sys.stderr)
+    errors = sum(1 for a in annotations if a.level == "error")
+    print(f"{errors} error annotation(s) from {args.reports}", file=sys.stderr)
     return 0
 
 

@@ -54,7 +54,7 @@ class GitHubApi(NamedTuple):
     ) -> tuple[Any, str | None]:
         """One call: (decoded JSON or None, the next page's URL if any). `fixes` names the fix per status."""
         url = path if path.startswith(("http://", "https://")) else self.base_url.rstrip("/") + path
-        fixes = {**_FIX_BY_STATUS, **(fixes or {})}
+        fix_by_status = {**_FIX_BY_STATUS, **(fixes or {})}
         data = None if body is None else json.dumps(body).encode()
         sent_headers = {
             "Accept": "application/vnd.github+json",
@@ -77,7 +77,7 @@ class GitHubApi(NamedTuple):
                 detail = raw.decode(errors="replace").strip()[:200]
             raise PipelineError(
                 f"GitHub API {method} {url} answered {exc.code}{': ' + detail if detail else ''}",
-                fixes.get(exc.code, "see the message above; GitHub's status page if it persists"),
+                fix_by_status.get(exc.code, "see the message above; GitHub's status page if it persists"),
             ) from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise PipelineError(

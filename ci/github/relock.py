@@ -48,8 +48,10 @@ def check_branch(branch: str, base: str) -> None:
 
 
 def git(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
-    command, env = ["git", "-c", "core.hooksPath=/dev/null", *args], {**os.environ, **(env or {})}
-    result = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False, env=env)
+    command = ["git", "-c", "core.hooksPath=/dev/null", *args]
+    result = subprocess.run(
+        command, cwd=root, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
+    )
     if result.returncode != 0:
         shown = " ".join(a for a in args if not a.startswith("http.extraheader"))
         raise PipelineError(
