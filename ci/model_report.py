@@ -157,15 +157,10 @@ def train(tree: Path, out_dir: Path) -> str | None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH", "PYTHONHOME")}
     partial = out_dir.with_name(f"{out_dir.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
+    command = [sys.executable, "-m", "training", "--out-dir", str(partial)]  # `-m` in tree: its training/ and ci/
     try:
         ran = subprocess.run(
-            [sys.executable, "-m", "training", "--out-dir", str(partial)],
-            cwd=tree,  # `-m` puts the base's tree first on sys.path: its training/ and ci/, not ours
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=TRAINING_TIMEOUT_S,
-            check=False,
+            command, cwd=tree, env=env, capture_output=True, text=True, timeout=TRAINING_TIMEOUT_S, check=False
         )
     except subprocess.TimeoutExpired:
         return f"its training took over {TRAINING_TIMEOUT_S} s"
@@ -256,23 +251,17 @@ class Curve(NamedTuple):
     head: list[float] | None
 
 
-class Side(NamedTuple):  # one model as the report shows it (from its model.json)
-    sha256: str
-    metrics: dict[str, Any]
-    monotonic: dict[str, Any] | None  # model.json checks.monotonic, None when not recorded
-
-
 class Comparison(NamedTuple):
-    head: Side
-    base: Side | None
+    head: dict[str, Any]  # side(): one model as the report shows it
+    base: dict[str, Any] | None
     rows: list[Row]
     curves: tuple[Curve, ...] = ()
     curve_note: str = ""  # why a series is missing
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "head_model": self.head._asdict(),
-            "base_model": self.base._asdict() if self.base else None,
+            "head_model": self.head,
+            "base_model": self.base,
             "metrics": [row._asdict() for row in self.rows],
             "curves": {"days": list(DAYS), "histories": [c._asdict() for c in self.curves], "note": self.curve_note},
         }
@@ -293,10 +282,12 @@ def read_manifest(model_dir: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def side(manifest: dict[str, Any]) -> Side:
+def side(manifest: dict[str, Any]) -> dict[str, Any]:
+    """sha256, metrics and model.json's checks.monotonic (None when not recorded)."""
     checks = manifest.get("checks")
     monotonic = checks.get("monotonic") if isinstance(checks, dict) else None
-    return Side(str(manifest["sha256"]), dict(manifest["metrics"]), monotonic if isinstance(monotonic, dict) else None)
+    recorded = monotonic if isinstance(monotonic, dict) else None
+    return {"sha256": str(manifest["sha256"]), "metrics": manifest["metrics"], "monotonic": recorded}
 
 
 def _number(value: Any) -> float | None:
@@ -348,8 +339,8 @@ def histories(events_dir: Path, feature_names: list[str]) -> list[dict[str, floa
     return found[:MAX_HISTORIES]
 
 
-def curve(model: Any, history: dict[str, float]) -> list[float] | None:
-    if any(name != ELAPSED and name not in history for name in model.feature_names):
+def curve(model: Any | None, history: dict[str, float]) -> list[float] | None:
+    if model is None or any(name != ELAPSED and name not in history for name in model.feature_names):
         return None
     rows = np.array([[day if name == ELAPSED else history[name] for name in model.feature_names] for day in DAYS])
     return [round(float(p), 4) for p in recall(model, rows.astype("float64"))]
@@ -375,14 +366,11 @@ def compare(head_dir: Path, base_dir: Path | None, settings: TrainingConfig, eve
             note = f"the base model cannot be loaded, so only the head is drawn: {exc}"
     curves = []
     for history in histories(events_dir, head_model.feature_names):
-        base_curve = curve(base_model, history) if base_model is not None else None
         label = ", ".join(f"{SHORT_NAMES.get(name, name)} {value:g}" for name, value in history.items())
-        curves.append(Curve(label, history, base_curve, curve(head_model, history)))
-    base_metrics = base_manifest["metrics"] if base_manifest else None
+        curves.append(Curve(label, history, curve(base_model, history), curve(head_model, history)))
     base_side = side(base_manifest) if base_manifest else None
-    return Comparison(
-        side(head_manifest), base_side, rows(head_manifest["metrics"], base_metrics, settings), tuple(curves), note
-    )
+    metrics = rows(head_manifest["metrics"], base_manifest["metrics"] if base_manifest else None, settings)
+    return Comparison(side(head_manifest), base_side, metrics, tuple(curves), note)
 
 
 def signed(value: float | None) -> str:
@@ -416,9 +404,9 @@ def verdict(comparison: Comparison, base: Base) -> str:
 def monotonic_text(record: dict[str, Any] | None) -> str:
     if record is None:
         return "not recorded"
-    passed, histories, violations = record.get("passed"), record.get("histories"), record.get("violations")
+    passed = record.get("passed")
     word = "✅ passed" if passed is True else "❌ failed" if passed is False else "?"
-    return f"{word} ({violations} violation(s) in {histories} histories)"
+    return f"{word} ({record.get('violations')} violation(s) in {record.get('histories')} histories)"
 
 
 def metrics_table(comparison: Comparison, with_base: bool) -> list[str]:
@@ -429,8 +417,8 @@ def metrics_table(comparison: Comparison, with_base: bool) -> list[str]:
     for row in comparison.rows:
         mark = "" if row.head_passes is None else (" ✅" if row.head_passes else " ❌")
         table.append((row.label, shown(row.base), shown(row.head), signed(row.delta), row.verdict, row.gate + mark))
-    base_check = monotonic_text(comparison.base.monotonic if comparison.base else None)
-    head_check = monotonic_text(comparison.head.monotonic)
+    base_check = monotonic_text(comparison.base["monotonic"] if comparison.base else None)
+    head_check = monotonic_text(comparison.head["monotonic"])
     table.append(("monotonic in elapsed days", base_check, head_check, "", "", "training's check"))
     columns = range(6) if with_base else (0, 2, 5)
     return ["| " + " | ".join(cells[i] for i in columns) + " |" for cells in table]

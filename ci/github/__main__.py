@@ -40,7 +40,7 @@ _ADMIN_FIXES = {
 
 def run_freshness(args: argparse.Namespace) -> int:
     """Production deploys only from `branch` (another ref is an error, not a silent skip), and only its tip."""
-    ref, branch = args.ref if args.ref is not None else os.environ.get("GITHUB_REF", ""), args.branch
+    ref, branch, sha = args.ref, args.branch, args.sha
     if ref != f"refs/heads/{branch}":  # before asking for a token: the wrong branch needs no API call
         raise PipelineError(
             f"deploy.yml ran on {ref or 'no ref (GITHUB_REF is empty)'}, but production deploys only from "
@@ -52,7 +52,6 @@ def run_freshness(args: argparse.Namespace) -> int:
         print(f"{ref}: runs from {branch} may deploy")
         return 0
     client = api.GitHubApi.from_env(args.repo, purpose="to read the branch's tip")
-    sha = args.sha if args.sha is not None else os.environ.get("GITHUB_SHA", "")
     if not SHA.match(sha):
         raise PipelineError(f"commit {sha!r} is not a 40-hex SHA", "pass --sha (on a runner GITHUB_SHA is set)")
     found, _ = client.request("GET", f"{client.repo_path}/git/ref/heads/{quote(branch)}", fixes=_READ_FIXES)
@@ -102,7 +101,6 @@ def run_account(_args: argparse.Namespace) -> int:
 
 
 def expected_subject(repository: str, environment: str = DEFAULT_ENVIRONMENT, branch: str = DEFAULT_BRANCH) -> str:
-    """The `sub` a deploy job on `branch` in `environment` presents once the customisation is set."""
     return f"repo:{repository}:environment:{environment}:ref:refs/heads/{branch}"
 
 
@@ -151,7 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--body", type=Path, nargs="+", required=True, help="Markdown file(s) to post, in this order, as one comment"
     )
     comment.add_argument("--pr", type=int, help="pull-request number (default: from GITHUB_EVENT_PATH)")
-    comment.add_argument("--repo", help="owner/name (default: GITHUB_REPOSITORY)")
     comment.add_argument("--author", help="the bot whose comment may be edited (default: github-actions[bot])")
 
     annotate = command("annotate", run_annotate, "print GitHub annotations for failing reports")
@@ -177,9 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fresh.add_argument("--branch", default="main", help="the only branch that deploys (default: main)")
     fresh.add_argument("--ref-only", action="store_true", help="only refuse another branch; no API call")
-    fresh.add_argument("--ref", help="the run's ref (default: GITHUB_REF)")
-    fresh.add_argument("--sha", help="the run's commit (default: GITHUB_SHA)")
-    fresh.add_argument("--repo", help="owner/name (default: GITHUB_REPOSITORY)")
+    fresh.add_argument("--ref", default=os.environ.get("GITHUB_REF", ""), help="the run's ref (default: GITHUB_REF)")
+    fresh.add_argument("--sha", default=os.environ.get("GITHUB_SHA", ""), help="the run's commit (default: GITHUB_SHA)")
 
     command(
         "aws-account",
@@ -190,7 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     oidc = command(
         "oidc-subject", run_oidc_subject, "check (or --apply) the OIDC subject template the deploy role's trust needs"
     )
-    oidc.add_argument("--repo", help="owner/name (default: GITHUB_REPOSITORY)")
     oidc.add_argument("--apply", action="store_true", help="set the template when it differs (repository admin)")
     oidc.add_argument("--environment", default=DEFAULT_ENVIRONMENT, help="for the subject printed at the end")
     oidc.add_argument("--branch", default=DEFAULT_BRANCH, help="for the subject printed at the end")
@@ -205,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--branch", default=prefix, help=f"the bot's branch, rewritten on every run ({prefix}[/NAME])")
     pr.add_argument("--base", default="main", help="the branch the pull request targets (checked out here)")
     pr.add_argument("--remote", help="git remote URL or path (default: the repository on GitHub)")
-    pr.add_argument("--repo", help="owner/name (default: GITHUB_REPOSITORY)")
     pr.add_argument("--path", action="append", default=[], help="a file to commit (default: every .in file and lock)")
+    for on_github in (comment, fresh, oidc, pr):
+        on_github.add_argument("--repo", help="owner/name (default: GITHUB_REPOSITORY)")
     return parser
 
 
@@ -292,7 +288,7 @@ def run_gate(args: argparse.Namespace) -> int:
     for job in args.require:
         entry = needs.get(job)
         results[job] = str(entry.get("result", "missing")) if isinstance(entry, dict) else "missing"
-    passed = bool(results) and all(result == "success" for result in results.values())
+    passed = all(result == "success" for result in results.values())
     icon = {"success": "✅", "failure": "❌", "cancelled": "⏹️", "skipped": "⏭️"}
     rows = [f"| {job} | {icon.get(result, '❓')} {result} |" for job, result in results.items()]
     verdict = "all checks passed" if passed else "NOT verified: deploy is blocked"
@@ -301,7 +297,7 @@ def run_gate(args: argparse.Namespace) -> int:
     if not passed:
         failed = ", ".join(f"{job} ({state})" for job, state in results.items() if state != "success")
         raise CheckFailedError(
-            f"not verified: {failed or 'no job was named'}",
+            f"not verified: {failed}",
             "open the failed jobs above; their annotations name the cause. Nothing is deployed until all pass",
         )
     return 0

@@ -113,7 +113,6 @@ TRUNCATED_NOTE = "\n\n_(truncated: the full report is in the job summary and the
 
 
 def sticky_body(marker: str, markdown: str) -> str:
-    """marker + report, cut to what GitHub accepts (the note says where the rest is)."""
     body = f"{marker}\n{markdown.rstrip()}\n"
     return body if len(body) <= MAX_BODY_CHARS else body[: MAX_BODY_CHARS - len(TRUNCATED_NOTE)] + TRUNCATED_NOTE
 
@@ -153,8 +152,6 @@ def escape_data(text: str) -> str:
 
 
 class Annotation(NamedTuple):
-    """One line GitHub shows on the run and on the pull request's Files tab."""
-
     level: str  # error | warning | notice
     message: str
     title: str | None = None
@@ -172,7 +169,6 @@ def runner_file(variable: str) -> Path | None:
 
 
 def append_outputs(values: Mapping[str, str]) -> str:
-    """Append `key=value` lines to $GITHUB_OUTPUT; returns the text (printed when not on a runner)."""
     for key, value in values.items():
         if "\n" in value or "\r" in value:
             raise ValueError(f"output {key!r} must be a single line")
@@ -185,7 +181,6 @@ def append_outputs(values: Mapping[str, str]) -> str:
 
 
 def write_summary_text(text: str) -> Path | None:
-    """Append to the job summary; returns its path, or None when printed to stdout instead."""
     target = runner_file("GITHUB_STEP_SUMMARY")
     if target is None:
         sys.stdout.write(text)
@@ -205,7 +200,6 @@ def read_json_report(path: Path) -> dict[str, Any] | str:
 
 
 def annotations_for_reports(reports: Path, checks: Iterable[str] = ()) -> list[Annotation]:
-    """Annotations for the reports in `reports`: all of them, or only `checks`, each of which must exist."""
     paths = [reports / f"{check}.json" for check in checks] or sorted(reports.glob("*.json"))
     annotations: list[Annotation] = []
     for path in paths:
