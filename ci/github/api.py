@@ -103,12 +103,10 @@ def run_url(repository: str | None = None) -> str | None:
     return f"{server}/{repository}/actions/runs/{run}" if run else None
 
 
-# The sticky comment: reviewers see one current report instead of one per push. Only a comment of the
-# workflow's own bot is edited: anyone can paste the marker, and the report must not hijack their words.
-# The GITHUB_TOKEN of a workflow writes as this app user (user.type "Bot").
+# The sticky comment: one current report instead of one per push. Only the workflow's own bot's comment is edited
+# (anyone can paste the marker); a workflow's GITHUB_TOKEN writes as this app user (user.type "Bot").
 DEFAULT_AUTHOR = "github-actions[bot]"
-# GitHub rejects comment bodies longer than this many characters.
-MAX_BODY_CHARS = 65536
+MAX_BODY_CHARS = 65536  # GitHub rejects longer comment bodies
 TRUNCATED_NOTE = "\n\n_(truncated: the full report is in the job summary and the `report-budget` artifact)_\n"
 
 
@@ -137,11 +135,9 @@ def upsert_comment(
     return "created", str(created.get("html_url") or int(created["id"]))
 
 
-# GitHub shows at most 10 errors per step: keep each report's share readable.
-MAX_PER_REPORT = 8
+MAX_PER_REPORT = 8  # GitHub shows at most 10 errors per step: keep each report's share readable
 TITLES = {"error": "{check} check failed", "warning": "{check} check warning"}  # notices stay in the summary
-# GitHub refuses a step summary over 1 MiB; leave room for the other steps.
-MAX_SUMMARY_BYTES = 1_000_000
+MAX_SUMMARY_BYTES = 1_000_000  # GitHub refuses a step summary over 1 MiB; leave room for the other steps
 MAX_ROWS = 50
 ICONS = {"error": "❌", "warning": "⚠️", "notice": "ℹ️"}
 
