@@ -222,22 +222,19 @@ def annotations_for_reports(reports: Path, checks: Iterable[str] = ()) -> list[A
 
 
 def summary_text(files: Iterable[Path]) -> str:
-    parts = []
-    for file in files:
-        if not file.is_file():
-            parts.append(f"> **{file}** was not produced: its check stopped before writing it (see the log).\n")
-        elif file.suffix == ".json":
-            parts.append(report_markdown(file))
-        else:
-            parts.append(file.read_text(encoding="utf-8").rstrip() + "\n")
-    text = "\n".join(parts)
+    text = "\n".join(map(summary_part, files))
     encoded = text.encode()
     if len(encoded) > MAX_SUMMARY_BYTES:
         text = encoded[:MAX_SUMMARY_BYTES].decode(errors="ignore") + "\n\n_(truncated)_\n"
     return text
 
 
-def report_markdown(path: Path) -> str:
+def summary_part(path: Path) -> str:
+    """A <check>.json report as Markdown; any other file as it is."""
+    if not path.is_file():
+        return f"> **{path}** was not produced: its check stopped before writing it (see the log).\n"
+    if path.suffix != ".json":
+        return path.read_text(encoding="utf-8").rstrip() + "\n"
     report = read_json_report(path)
     if isinstance(report, str):
         return f"> **{path}** {report}: rerun its check.\n"

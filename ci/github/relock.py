@@ -195,23 +195,16 @@ def budget_culprit(budget: dict[str, Any]) -> str | None:
     return f"{top['name']} ({_signed_mb(int(top['delta_bytes']))}{versions}; the largest growth)"
 
 
-def verdicts(reports: dict[str, dict[str, Any]]) -> list[CheckVerdict]:
-    changed = [str(p["name"]) for p in changed_packages(reports.get("lock-upgrade"))]
-    result = []
-    for check in CHECKS:
-        report = reports.get(check)
-        if report is None:
-            detail = f"no {check}.json: the step did not run or stopped before judging (see the run's log)"
-            result.append(CheckVerdict(check, "missing", detail))
-            continue
-        errors = [f for f in findings_of(report, check) if f.severity == "error"]
-        if report.get("passed") is True and not errors:
-            result.append(CheckVerdict(check, "passed", ""))
-            continue
-        culprit = (budget_culprit(report) if check == "budget" else None) or culprit_from_findings(errors, changed)
-        detail = errors[0].message.splitlines()[0] if errors else "failed"
-        result.append(CheckVerdict(check, "failed", detail, culprit))
-    return result
+def verdict(check: str, report: dict[str, Any] | None, changed: list[str]) -> CheckVerdict:
+    if report is None:
+        return CheckVerdict(
+            check, "missing", f"no {check}.json: the step did not run or stopped before judging (see the run's log)"
+        )
+    errors = [f for f in findings_of(report, check) if f.severity == "error"]
+    if report.get("passed") is True and not errors:
+        return CheckVerdict(check, "passed", "")
+    culprit = (budget_culprit(report) if check == "budget" else None) or culprit_from_findings(errors, changed)
+    return CheckVerdict(check, "failed", errors[0].message.splitlines()[0] if errors else "failed", culprit)
 
 
 def _signed_mb(value: int) -> str:
@@ -272,7 +265,8 @@ def pins_section(pins: dict[str, Any] | None) -> list[str]:
 
 
 def render_body(found: dict[str, dict[str, Any]], run_url: str | None = None) -> tuple[str, list[CheckVerdict]]:
-    judged = verdicts(found)
+    changed = [str(p["name"]) for p in changed_packages(found.get("lock-upgrade"))]
+    judged = [verdict(check, found.get(check), changed) for check in CHECKS]
     bad = [v for v in judged if v.state != "passed"]
     icon = {"passed": "✅", "failed": "❌", "missing": "⏭️"}
     lines = [MARKER, "## ✅ Re-lock for the Lambda target: every check passed", ""]
