@@ -9,14 +9,11 @@ import hashlib
 import io
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tarfile
 import tomllib
-from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,14 +28,12 @@ from handler.model_store import load as load_model
 from handler.predict import recall
 from handler.settings import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, ModelSource
 from handler.validation import validate
+from training.bundle import ARTIFACT, versions
 
 DEFAULT_BRANCHES = ("origin/main", "main")
 DEFAULT_TRAINING_LOCK = "training/requirements.txt"
 GIT_TIMEOUT_S = 120
 TRAINING_TIMEOUT_S = 900
-# The libraries whose versions make a pickled model (training/bundle.py VERSIONED): a base model trained
-# earlier for the same commit is reused only if this interpreter still has exactly these.
-MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib", "pandas")
 HISTORY_FIX = (
     "fetch the base's history (actions/checkout with `fetch-depth: 0`, or `git fetch origin main`), "
     "or pass --base-ref REF"
@@ -149,17 +144,12 @@ def training_inputs(tree: Path, config_file: Path, training_lock: Path | None = 
 
 
 def trained_here(model_dir: Path) -> bool:
-    """A model this command trained earlier for the same commit, with the libraries installed now."""
+    """A model this command trained earlier for the same commit, with the libraries that pickle it installed now."""
     try:
-        manifest = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        manifest = read_manifest(model_dir, "the base model")
+    except PipelineError:
         return False
-    return (
-        isinstance(manifest, dict)
-        and manifest.get("versions")
-        == {"python": platform.python_version(), **{name: metadata.version(name) for name in MODEL_LIBRARIES}}
-        and (model_dir / str(manifest.get("artifact", "model.joblib"))).is_file()
-    )
+    return manifest.get("versions") == versions() and (model_dir / str(manifest.get("artifact", ARTIFACT))).is_file()
 
 
 def train(tree: Path, out_dir: Path) -> str | None:
@@ -167,15 +157,10 @@ def train(tree: Path, out_dir: Path) -> str | None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH", "PYTHONHOME")}
     partial = out_dir.with_name(f"{out_dir.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
+    command = [sys.executable, "-m", "training", "--out-dir", str(partial)]  # `-m` in tree: its training/ and ci/
     try:
         ran = subprocess.run(
-            [sys.executable, "-m", "training", "--out-dir", str(partial)],
-            cwd=tree,  # `-m` puts the base's tree first on sys.path: its training/ and ci/, not ours
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=TRAINING_TIMEOUT_S,
-            check=False,
+            command, cwd=tree, env=env, capture_output=True, text=True, timeout=TRAINING_TIMEOUT_S, check=False
         )
     except subprocess.TimeoutExpired:
         return f"its training took over {TRAINING_TIMEOUT_S} s"
@@ -194,10 +179,9 @@ def base_model(
     """The base's model directory: the head's when the training inputs are identical, else trained from the base."""
     ref, commit, chosen_by = "", "", ""
     # What `git status` must show clean for the merge-base to stand for this checkout's training.
-    inputs = (config_file, training_lock)
-    watched = ["training", *(os.path.relpath(p, root) if p.is_absolute() else str(p) for p in inputs)]
+    inputs = [os.path.relpath(p, root) if p.is_absolute() else str(p) for p in (config_file, training_lock)]
     try:
-        ref, commit, chosen_by = resolve(root, given, watched)
+        ref, commit, chosen_by = resolve(root, given, ["training", *inputs])
         where = work / commit[:12]
         where.mkdir(parents=True, exist_ok=True)
         with (work / f"{commit[:12]}.lock").open("a") as held:
@@ -267,24 +251,17 @@ class Curve(NamedTuple):
     head: list[float] | None
 
 
-class Side(NamedTuple):  # one model as the report shows it (from its model.json)
-    sha256: str
-    metrics: dict[str, Any]
-    monotonic: dict[str, Any] | None  # model.json checks.monotonic, None when not recorded
-
-
-@dataclass
-class Comparison:
-    head: Side
-    base: Side | None
+class Comparison(NamedTuple):
+    head: dict[str, Any]  # side(): one model as the report shows it
+    base: dict[str, Any] | None
     rows: list[Row]
-    curves: list[Curve] = field(default_factory=list)
+    curves: tuple[Curve, ...] = ()
     curve_note: str = ""  # why a series is missing
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "head_model": self.head._asdict(),
-            "base_model": self.base._asdict() if self.base else None,
+            "head_model": self.head,
+            "base_model": self.base,
             "metrics": [row._asdict() for row in self.rows],
             "curves": {"days": list(DAYS), "histories": [c._asdict() for c in self.curves], "note": self.curve_note},
         }
@@ -305,10 +282,12 @@ def read_manifest(model_dir: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def side(manifest: dict[str, Any]) -> Side:
+def side(manifest: dict[str, Any]) -> dict[str, Any]:
+    """sha256, metrics and model.json's checks.monotonic (None when not recorded)."""
     checks = manifest.get("checks")
     monotonic = checks.get("monotonic") if isinstance(checks, dict) else None
-    return Side(str(manifest["sha256"]), dict(manifest["metrics"]), monotonic if isinstance(monotonic, dict) else None)
+    recorded = monotonic if isinstance(monotonic, dict) else None
+    return {"sha256": str(manifest["sha256"]), "metrics": manifest["metrics"], "monotonic": recorded}
 
 
 def _number(value: Any) -> float | None:
@@ -360,48 +339,42 @@ def histories(events_dir: Path, feature_names: list[str]) -> list[dict[str, floa
     return found[:MAX_HISTORIES]
 
 
-def curve(model: Any, history: dict[str, float]) -> list[float] | None:
-    """p(recall) at each of DAYS for one history, or None when the model lacks one of its features."""
-    if any(name != ELAPSED and name not in history for name in model.feature_names):
+def curve(model: Any | None, history: dict[str, float]) -> list[float] | None:
+    if model is None or any(name != ELAPSED and name not in history for name in model.feature_names):
         return None
     rows = np.array([[day if name == ELAPSED else history[name] for name in model.feature_names] for day in DAYS])
     return [round(float(p), 4) for p in recall(model, rows.astype("float64"))]
 
 
 def load(model_dir: Path, manifest: dict[str, Any]) -> Any:
-    artifact = model_dir / str(manifest.get("artifact") or "model.joblib")
+    artifact = model_dir / str(manifest.get("artifact") or ARTIFACT)
     return load_model(ModelSource(path=str(artifact), s3_uri=None, sha256=str(manifest["sha256"])))
 
 
 def compare(head_dir: Path, base_dir: Path | None, settings: TrainingConfig, events_dir: Path) -> Comparison:
     head_manifest = read_manifest(head_dir, "this checkout's model")
     base_manifest = read_manifest(base_dir, "the base model") if base_dir is not None else None
-    result = Comparison(
-        side(head_manifest),
-        side(base_manifest) if base_manifest else None,
-        rows(head_manifest["metrics"], base_manifest["metrics"] if base_manifest else None, settings),
-    )
     try:
         head_model = load(head_dir, head_manifest)
     except ModelLoadError as exc:
         raise PipelineError(f"this checkout's model cannot be loaded: {exc}", "retrain: `python -m training`") from exc
-    base_model = None
+    base_model, note = None, ""
     if base_dir is not None and base_manifest is not None and base_dir != head_dir:  # the head model: one series
         try:
             base_model = load(base_dir, base_manifest)
         except ModelLoadError as exc:
-            result.curve_note = f"the base model cannot be loaded, so only the head is drawn: {exc}"
+            note = f"the base model cannot be loaded, so only the head is drawn: {exc}"
+    curves = []
     for history in histories(events_dir, head_model.feature_names):
-        base_curve = curve(base_model, history) if base_model is not None else None
         label = ", ".join(f"{SHORT_NAMES.get(name, name)} {value:g}" for name, value in history.items())
-        result.curves.append(Curve(label, history, base_curve, curve(head_model, history)))
-    return result
+        curves.append(Curve(label, history, curve(base_model, history), curve(head_model, history)))
+    base_side = side(base_manifest) if base_manifest else None
+    metrics = rows(head_manifest["metrics"], base_manifest["metrics"] if base_manifest else None, settings)
+    return Comparison(side(head_manifest), base_side, metrics, tuple(curves), note)
 
 
 def signed(value: float | None) -> str:
-    if value is None:
-        return ""
-    return "0" if value == 0 else f"{value:+.4f}"
+    return "" if value is None else "0" if value == 0 else f"{value:+.4f}"
 
 
 def shown(value: float | None) -> str:
@@ -413,12 +386,8 @@ def base_name(base: Base) -> str:
 
 
 def verdict(comparison: Comparison, base: Base) -> str:
-    head_fails = [row.label for row in comparison.rows if row.head_passes is False]
-    gate = (
-        f"❌ this model misses [training]'s gate on {', '.join(head_fails)}"
-        if head_fails
-        else "✅ this model passes [training]'s gate"
-    )
+    fails = ", ".join(row.label for row in comparison.rows if row.head_passes is False)
+    gate = f"❌ this model misses [training]'s gate on {fails}" if fails else "✅ this model passes [training]'s gate"
     if base.status == UNCHANGED:
         return f"**Model unchanged from {base_name(base)}**: the training inputs are identical; {gate}."
     if comparison.base is None:
@@ -435,29 +404,24 @@ def verdict(comparison: Comparison, base: Base) -> str:
 def monotonic_text(record: dict[str, Any] | None) -> str:
     if record is None:
         return "not recorded"
-    passed, histories, violations = record.get("passed"), record.get("histories"), record.get("violations")
+    passed = record.get("passed")
     word = "✅ passed" if passed is True else "❌ failed" if passed is False else "?"
-    return f"{word} ({violations} violation(s) in {histories} histories)"
+    return f"{word} ({record.get('violations')} violation(s) in {record.get('histories')} histories)"
 
 
 def metrics_table(comparison: Comparison, with_base: bool) -> list[str]:
-    head_check = monotonic_text(comparison.head.monotonic)
-    if not with_base:
-        lines = ["| metric | this change | gate ([training]) |", "|---|---:|---|"]
-        lines += [f"| {row.label} | {shown(row.head)} | {row.gate}{_mark(row)} |" for row in comparison.rows]
-        return [*lines, f"| monotonic in elapsed days | {head_check} | training's check |"]
-    lines = ["| metric | base | this change | Δ | change | gate ([training]) |", "|---|---:|---:|---:|---|---|"]
+    table = [
+        ("metric", "base", "this change", "Δ", "change", "gate ([training])"),
+        ("---", "---:", "---:", "---:", "---", "---"),
+    ]
     for row in comparison.rows:
-        lines.append(
-            f"| {row.label} | {shown(row.base)} | {shown(row.head)} | {signed(row.delta)} | {row.verdict} "
-            f"| {row.gate}{_mark(row)} |"
-        )
-    base_check = monotonic_text(comparison.base.monotonic if comparison.base else None)
-    return [*lines, f"| monotonic in elapsed days | {base_check} | {head_check} | | | training's check |"]
-
-
-def _mark(row: Row) -> str:
-    return "" if row.head_passes is None else (" ✅" if row.head_passes else " ❌")
+        mark = "" if row.head_passes is None else (" ✅" if row.head_passes else " ❌")
+        table.append((row.label, shown(row.base), shown(row.head), signed(row.delta), row.verdict, row.gate + mark))
+    base_check = monotonic_text(comparison.base["monotonic"] if comparison.base else None)
+    head_check = monotonic_text(comparison.head["monotonic"])
+    table.append(("monotonic in elapsed days", base_check, head_check, "", "", "training's check"))
+    columns = range(6) if with_base else (0, 2, 5)
+    return ["| " + " | ".join(cells[i] for i in columns) + " |" for cells in table]
 
 
 def chart(found: Curve) -> list[str]:

@@ -575,14 +575,15 @@ def test_oidc_subject_with_a_workflow_token_says_an_admin_is_needed(github: Fake
 def test_the_comment_shows_the_model_against_the_base_then_the_size_budget(
     github: FakeGitHub, runner_env: dict[str, str], tmp_path: Path
 ) -> None:
-    from ci.model_report import TRAINED, Base, Comparison, Side, render, rows
+    from ci.model_report import TRAINED, Base, Comparison, render, rows, side
 
     budget = tmp_path / "budget.md"
     budget.write_text("### Lambda size budget: PASS\n\n198.4 MB of 262.1 MB\n")
     head = {"log_loss": 0.44, "baseline_log_loss": 0.66, "roc_auc": 0.85, "mae_true_p": 0.02, "ece": 0.012}
     base = {**head, "log_loss": 0.45, "ece": 0.015}
     training = load_config().training
-    comparison = Comparison(Side("a" * 64, head, None), Side("b" * 64, base, None), rows(head, base, training))
+    head_side, base_side = side({"sha256": "a" * 64, "metrics": head}), side({"sha256": "b" * 64, "metrics": base})
+    comparison = Comparison(head_side, base_side, rows(head, base, training))
     model = tmp_path / "model-report.md"
     model.write_text(render(comparison, Base(TRAINED, "origin/main", "c" * 40, "as --base-ref names it")))
 

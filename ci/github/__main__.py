@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ci.config import config_value
-from ci.errors import PipelineError
+from ci.errors import CheckFailedError, PipelineError
 from ci.github import api, relock
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -40,7 +40,7 @@ _ADMIN_FIXES = {
 
 def run_freshness(args: argparse.Namespace) -> int:
     """Production deploys only from `branch` (another ref is an error, not a silent skip), and only its tip."""
-    ref, branch = args.ref if args.ref is not None else os.environ.get("GITHUB_REF", ""), args.branch
+    ref, branch, sha = args.ref, args.branch, args.sha
     if ref != f"refs/heads/{branch}":  # before asking for a token: the wrong branch needs no API call
         raise PipelineError(
             f"deploy.yml ran on {ref or 'no ref (GITHUB_REF is empty)'}, but production deploys only from "
@@ -51,17 +51,15 @@ def run_freshness(args: argparse.Namespace) -> int:
     if args.ref_only:
         print(f"{ref}: runs from {branch} may deploy")
         return 0
-    repository = api.repository_of(args.repo)
-    sha = args.sha if args.sha is not None else os.environ.get("GITHUB_SHA", "")
-    client = api.GitHubApi.from_env(purpose="to read the branch's tip")
+    client = api.GitHubApi.from_env(args.repo, purpose="to read the branch's tip")
     if not SHA.match(sha):
         raise PipelineError(f"commit {sha!r} is not a 40-hex SHA", "pass --sha (on a runner GITHUB_SHA is set)")
-    found, _ = client.request("GET", f"{api.repo_path(repository)}/git/ref/heads/{quote(branch)}", fixes=_READ_FIXES)
+    found, _ = client.request("GET", f"{client.repo_path}/git/ref/heads/{quote(branch)}", fixes=_READ_FIXES)
     head = (found or {}).get("object", {}).get("sha") if isinstance(found, dict) else None
     if not isinstance(head, str) or not SHA.match(head):
         raise PipelineError(
-            f"GitHub answered no commit for refs/heads/{branch} of {repository}",
-            f"check that {branch} exists in {repository}",
+            f"GitHub answered no commit for refs/heads/{branch} of {client.repository}",
+            f"check that {branch} exists in {client.repository}",
         )
     if sha == head:
         api.write_summary_text(f"### Deploying {sha[:7]}: it is the tip of {branch}\n")
@@ -78,7 +76,6 @@ def run_freshness(args: argparse.Namespace) -> int:
 
 
 def run_account(_args: argparse.Namespace) -> int:
-    """The account allowed-account-ids pins; refuses an unset value or a role in another account."""
     account_id, role_arn = os.environ.get("AWS_ACCOUNT_ID", ""), os.environ.get("AWS_DEPLOY_ROLE_ARN", "")
     if not ACCOUNT_ID.match(account_id):
         raise PipelineError(
@@ -104,7 +101,6 @@ def run_account(_args: argparse.Namespace) -> int:
 
 
 def expected_subject(repository: str, environment: str = DEFAULT_ENVIRONMENT, branch: str = DEFAULT_BRANCH) -> str:
-    """The `sub` a deploy job on `branch` in `environment` presents once the customisation is set."""
     return f"repo:{repository}:environment:{environment}:ref:refs/heads/{branch}"
 
 
@@ -114,9 +110,8 @@ def is_customised(setting: object) -> bool:
 
 def run_oidc_subject(args: argparse.Namespace) -> int:
     """Without --apply, a repository still on another template is an error; an admin applies it once."""
-    repository = api.repository_of(args.repo)
-    client = api.GitHubApi.from_env(purpose="of a repository admin to read the OIDC subject template")
-    path = f"{api.repo_path(repository)}/actions/oidc/customization/sub"
+    client = api.GitHubApi.from_env(args.repo, purpose="of a repository admin to read the OIDC subject template")
+    repository, path = client.repository, f"{client.repo_path}/actions/oidc/customization/sub"
     current, _ = client.request("GET", path, fixes=_ADMIN_FIXES)
     state = "already set"
     if not is_customised(current):
@@ -154,7 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--body", type=Path, nargs="+", required=True, help="Markdown file(s) to post, in this order, as one comment"
     )
     comment.add_argument("--pr", type=int, help="pull-request number (default: from GITHUB_EVENT_PATH)")
-    comment.add_argument("--repo", help="owner/name (default: GITHUB_REPOSITORY)")
     comment.add_argument("--author", help="the bot whose comment may be edited (default: github-actions[bot])")
 
     annotate = command("annotate", run_annotate, "print GitHub annotations for failing reports")
@@ -180,9 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fresh.add_argument("--branch", default="main", help="the only branch that deploys (default: main)")
     fresh.add_argument("--ref-only", action="store_true", help="only refuse another branch; no API call")
-    fresh.add_argument("--ref", help="the run's ref (default: GITHUB_REF)")
-    fresh.add_argument("--sha", help="the run's commit (default: GITHUB_SHA)")
-    fresh.add_argument("--repo", help="owner/name (default: GITHUB_REPOSITORY)")
+    fresh.add_argument("--ref", default=os.environ.get("GITHUB_REF", ""), help="the run's ref (default: GITHUB_REF)")
+    fresh.add_argument("--sha", default=os.environ.get("GITHUB_SHA", ""), help="the run's commit (default: GITHUB_SHA)")
 
     command(
         "aws-account",
@@ -193,7 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     oidc = command(
         "oidc-subject", run_oidc_subject, "check (or --apply) the OIDC subject template the deploy role's trust needs"
     )
-    oidc.add_argument("--repo", help="owner/name (default: GITHUB_REPOSITORY)")
     oidc.add_argument("--apply", action="store_true", help="set the template when it differs (repository admin)")
     oidc.add_argument("--environment", default=DEFAULT_ENVIRONMENT, help="for the subject printed at the end")
     oidc.add_argument("--branch", default=DEFAULT_BRANCH, help="for the subject printed at the end")
@@ -208,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--branch", default=prefix, help=f"the bot's branch, rewritten on every run ({prefix}[/NAME])")
     pr.add_argument("--base", default="main", help="the branch the pull request targets (checked out here)")
     pr.add_argument("--remote", help="git remote URL or path (default: the repository on GitHub)")
-    pr.add_argument("--repo", help="owner/name (default: GITHUB_REPOSITORY)")
     pr.add_argument("--path", action="append", default=[], help="a file to commit (default: every .in file and lock)")
+    for on_github in (comment, fresh, oidc, pr):
+        on_github.add_argument("--repo", help="owner/name (default: GITHUB_REPOSITORY)")
     return parser
 
 
@@ -220,43 +213,41 @@ MISSING_REPORTS = {
 }
 
 
-def comment_markdown(bodies: list[Path]) -> str:
-    """The reports, in order, as one comment; a report the run did not produce says so instead."""
-    url = api.run_url()
-    parts = []
-    for body in bodies:
+def run_comment(args: argparse.Namespace) -> int:
+    marker = args.marker.strip()  # an HTML comment: invisible in the rendered comment, unique to this report
+    if not (marker.startswith("<!--") and marker.endswith("-->") and len(marker) > len("<!---->")):
+        raise PipelineError(
+            f"comment marker {marker!r} is not an HTML comment", "use a hidden marker such as '<!-- size-budget -->'"
+        )
+    path, url = os.environ.get("GITHUB_EVENT_PATH", ""), api.run_url()
+    event = json.loads(Path(path).read_text(encoding="utf-8")) if path and Path(path).is_file() else {}
+    pull = event.get("pull_request") or {}
+    parts = []  # the reports, in order, as one comment; a report the run did not produce says so instead
+    for body in args.body:
         if body.is_file():
-            parts.append(body.read_text(encoding="utf-8"))
+            parts.append(body.read_text(encoding="utf-8").strip())
             continue
         title, step = MISSING_REPORTS.get(body.name, (body.name, "the step that writes it"))
         parts.append(
             f"### {title}: no report\n\n"
             f"The pipeline did not produce `{body.name}` in {f'[this run]({url})' if url else 'this run'}: "
-            f"{step} stopped before writing it. Its annotations and log name the cause.\n"
+            f"{step} stopped before writing it. Its annotations and log name the cause."
         )
-    return "\n\n".join(part.strip() for part in parts)
-
-
-def run_comment(args: argparse.Namespace) -> int:
-    marker = api.check_marker(args.marker)
-    path = os.environ.get("GITHUB_EVENT_PATH", "")
-    event = json.loads(Path(path).read_text(encoding="utf-8")) if path and Path(path).is_file() else {}
-    pull = event.get("pull_request") or {}
+    markdown = "\n\n".join(parts)
     # The footer: which commit and run the comment describes, so a reader knows it is current.
     head, run = str((pull.get("head") or {}).get("sha") or "")[:7], os.environ.get("GITHUB_RUN_ID")
     footer = [f"for {head}"] if head else []
-    footer += [f"by [run {run}]({api.run_url()})"] if run else []
-    markdown = comment_markdown(args.body)
+    footer += [f"by [run {run}]({url})"] if run else []
     if footer:
         markdown += f"\n\n<sub>Updated {' '.join(footer)}; this comment is edited on every push.</sub>\n"
-    client, repository = api.GitHubApi.from_env(), api.repository_of(args.repo)
+    client = api.GitHubApi.from_env(args.repo)
     number = args.pr if args.pr is not None else pull.get("number") or event.get("number")
     if not isinstance(number, int):
         raise PipelineError(
             "no pull-request number: not given with --pr and GITHUB_EVENT_PATH holds no pull_request event",
             "run it in a pull_request workflow, or pass --pr N",
         )
-    action, where = api.upsert_comment(client, repository, number, marker, markdown, args.author or api.DEFAULT_AUTHOR)
+    action, where = api.upsert_comment(client, number, marker, markdown, args.author or api.DEFAULT_AUTHOR)
     print(f"comment {action}: {where}")
     return 0
 
@@ -280,7 +271,36 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    return api.gate(args.needs_env, args.require)
+    """The verify workflow's last job: a skipped job does not fail a reusable workflow, so anything but success does."""
+    needs_text = os.environ.get(args.needs_env)
+    if needs_text is None:
+        raise PipelineError(
+            f"environment variable {args.needs_env} is not set",
+            f"in the step add `env: {args.needs_env}: ${{{{ toJSON(needs) }}}}`",
+        )
+    try:
+        needs = json.loads(needs_text)
+    except ValueError as exc:
+        raise PipelineError(f"the needs context is not JSON ({exc})", "pass ${{ toJSON(needs) }}") from exc
+    if not isinstance(needs, dict):
+        raise PipelineError("the needs context is not a JSON object", "pass ${{ toJSON(needs) }}")
+    results = {}
+    for job in args.require:
+        entry = needs.get(job)
+        results[job] = str(entry.get("result", "missing")) if isinstance(entry, dict) else "missing"
+    passed = all(result == "success" for result in results.values())
+    icon = {"success": "✅", "failure": "❌", "cancelled": "⏹️", "skipped": "⏭️"}
+    rows = [f"| {job} | {icon.get(result, '❓')} {result} |" for job, result in results.items()]
+    verdict = "all checks passed" if passed else "NOT verified: deploy is blocked"
+    api.write_summary_text("\n".join([f"### Verify: {verdict}", "", "| job | result |", "|---|---|", *rows, ""]))
+    api.append_outputs({"verified": "true" if passed else "false"})
+    if not passed:
+        failed = ", ".join(f"{job} ({state})" for job, state in results.items() if state != "success")
+        raise CheckFailedError(
+            f"not verified: {failed}",
+            "open the failed jobs above; their annotations name the cause. Nothing is deployed until all pass",
+        )
+    return 0
 
 
 def run_config(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
-from ci.errors import CheckFailedError, PipelineError
+from ci.errors import PipelineError
 from ci.reports import findings_of
 
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
@@ -30,22 +30,31 @@ _FIX_BY_STATUS = {
 class GitHubApi(NamedTuple):
     base_url: str
     token: str
+    repository: str  # owner/name
 
     @classmethod
-    def from_env(cls, purpose: str = "to write a comment") -> GitHubApi:
+    def from_env(cls, repository: str | None, purpose: str = "to write a comment") -> GitHubApi:
+        repository = repository or os.environ.get("GITHUB_REPOSITORY", "")
+        if repository.count("/") != 1:
+            raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
         token = os.environ.get("GITHUB_TOKEN", "")
         if not token:
             raise PipelineError(
                 f"GITHUB_TOKEN is not set: the GitHub API needs a token {purpose}",
                 "in the workflow step add `env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}`; locally, export a token",
             )
-        return cls(os.environ.get("GITHUB_API_URL") or "https://api.github.com", token)
+        return cls(os.environ.get("GITHUB_API_URL") or "https://api.github.com", token, repository)
+
+    @property
+    def repo_path(self) -> str:
+        return "/repos/" + "/".join(quote(part, safe="") for part in self.repository.split("/", 1))
 
     def request(
         self, method: str, path: str, body: Any = None, fixes: Mapping[int, str] | None = None
     ) -> tuple[Any, str | None]:
         """One call: (decoded JSON or None, the next page's URL if any). `fixes` names the fix per status."""
         url = path if path.startswith(("http://", "https://")) else self.base_url.rstrip("/") + path
+        fix_by_status = {**_FIX_BY_STATUS, **(fixes or {})}
         data = None if body is None else json.dumps(body).encode()
         sent_headers = {
             "Accept": "application/vnd.github+json",
@@ -68,9 +77,7 @@ class GitHubApi(NamedTuple):
                 detail = raw.decode(errors="replace").strip()[:200]
             raise PipelineError(
                 f"GitHub API {method} {url} answered {exc.code}{': ' + detail if detail else ''}",
-                {**_FIX_BY_STATUS, **(fixes or {})}.get(
-                    exc.code, "see the message above; GitHub's status page if it persists"
-                ),
+                fix_by_status.get(exc.code, "see the message above; GitHub's status page if it persists"),
             ) from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise PipelineError(
@@ -89,17 +96,6 @@ class GitHubApi(NamedTuple):
             yield from items
 
 
-def repository_of(explicit: str | None) -> str:
-    repository = explicit or os.environ.get("GITHUB_REPOSITORY", "")
-    if repository.count("/") != 1:
-        raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")
-    return repository
-
-
-def repo_path(repository: str) -> str:
-    return "/repos/" + "/".join(quote(part, safe="") for part in repository.split("/", 1))
-
-
 def run_url(repository: str | None = None) -> str | None:
     run = os.environ.get("GITHUB_RUN_ID")
     server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
@@ -107,38 +103,23 @@ def run_url(repository: str | None = None) -> str | None:
     return f"{server}/{repository}/actions/runs/{run}" if run else None
 
 
-# The sticky comment: reviewers see one current report instead of one per push. Only a comment of the
-# workflow's own bot is edited: anyone can paste the marker, and the report must not hijack their words.
-# The GITHUB_TOKEN of a workflow writes as this app user (user.type "Bot").
+# The sticky comment: one current report instead of one per push. Only the workflow's own bot's comment is edited
+# (anyone can paste the marker); a workflow's GITHUB_TOKEN writes as this app user (user.type "Bot").
 DEFAULT_AUTHOR = "github-actions[bot]"
-# GitHub rejects comment bodies longer than this many characters.
-MAX_BODY_CHARS = 65536
+MAX_BODY_CHARS = 65536  # GitHub rejects longer comment bodies
 TRUNCATED_NOTE = "\n\n_(truncated: the full report is in the job summary and the `report-budget` artifact)_\n"
 
 
-def check_marker(marker: str) -> str:
-    """An HTML comment: invisible in the rendered comment, unique to this report."""
-    marker = marker.strip()
-    if not (marker.startswith("<!--") and marker.endswith("-->") and len(marker) > len("<!---->")):
-        raise PipelineError(
-            f"comment marker {marker!r} is not an HTML comment", "use a hidden marker such as '<!-- size-budget -->'"
-        )
-    return marker
-
-
 def sticky_body(marker: str, markdown: str) -> str:
-    """marker + report, cut to what GitHub accepts (the note says where the rest is)."""
     body = f"{marker}\n{markdown.rstrip()}\n"
-    if len(body) <= MAX_BODY_CHARS:
-        return body
-    return body[: MAX_BODY_CHARS - len(TRUNCATED_NOTE)] + TRUNCATED_NOTE
+    return body if len(body) <= MAX_BODY_CHARS else body[: MAX_BODY_CHARS - len(TRUNCATED_NOTE)] + TRUNCATED_NOTE
 
 
 def upsert_comment(
-    api: GitHubApi, repository: str, number: int, marker: str, markdown: str, author: str = DEFAULT_AUTHOR
+    api: GitHubApi, number: int, marker: str, markdown: str, author: str = DEFAULT_AUTHOR
 ) -> tuple[str, str]:
     """Update bot `author`'s comment carrying `marker` on pull request `number`, or create it: (action, URL or id)."""
-    repo = repo_path(repository)
+    repo = api.repo_path
     body = sticky_body(marker, markdown)
     for comment in api.paginate(f"{repo}/issues/{number}/comments?per_page=100"):
         user = comment.get("user") or {}  # the bot's login and a Bot account: a person cannot be either
@@ -154,11 +135,9 @@ def upsert_comment(
     return "created", str(created.get("html_url") or int(created["id"]))
 
 
-# GitHub shows at most 10 errors per step: keep each report's share readable.
-MAX_PER_REPORT = 8
+MAX_PER_REPORT = 8  # GitHub shows at most 10 errors per step: keep each report's share readable
 TITLES = {"error": "{check} check failed", "warning": "{check} check warning"}  # notices stay in the summary
-# GitHub refuses a step summary over 1 MiB; leave room for the other steps.
-MAX_SUMMARY_BYTES = 1_000_000
+MAX_SUMMARY_BYTES = 1_000_000  # GitHub refuses a step summary over 1 MiB; leave room for the other steps
 MAX_ROWS = 50
 ICONS = {"error": "❌", "warning": "⚠️", "notice": "ℹ️"}
 
@@ -169,8 +148,6 @@ def escape_data(text: str) -> str:
 
 
 class Annotation(NamedTuple):
-    """One line GitHub shows on the run and on the pull request's Files tab."""
-
     level: str  # error | warning | notice
     message: str
     title: str | None = None
@@ -178,20 +155,16 @@ class Annotation(NamedTuple):
     line: int | None = None
 
     def render(self) -> str:
-        props = [f"file={self.file}"] if self.file else []
-        props += [f"line={self.line}"] if self.line else []
-        props += [f"title={self.title}"] if self.title else []
-        escaped = [escape_data(prop).replace(":", "%3A").replace(",", "%2C") for prop in props]
-        return f"::{self.level}" + (" " + ",".join(escaped) if props else "") + f"::{escape_data(self.message)}"
+        fields = {"file": self.file, "line": self.line, "title": self.title}
+        props = [escape_data(f"{k}={v}").replace(":", "%3A").replace(",", "%2C") for k, v in fields.items() if v]
+        return f"::{self.level}" + (" " + ",".join(props) if props else "") + f"::{escape_data(self.message)}"
 
 
 def runner_file(variable: str) -> Path | None:
-    value = os.environ.get(variable, "")
-    return Path(value) if value else None
+    return Path(value) if (value := os.environ.get(variable)) else None
 
 
 def append_outputs(values: Mapping[str, str]) -> str:
-    """Append `key=value` lines to $GITHUB_OUTPUT; returns the text (printed when not on a runner)."""
     for key, value in values.items():
         if "\n" in value or "\r" in value:
             raise ValueError(f"output {key!r} must be a single line")
@@ -204,7 +177,6 @@ def append_outputs(values: Mapping[str, str]) -> str:
 
 
 def write_summary_text(text: str) -> Path | None:
-    """Append to the job summary; returns its path, or None when printed to stdout instead."""
     target = runner_file("GITHUB_STEP_SUMMARY")
     if target is None:
         sys.stdout.write(text)
@@ -224,12 +196,7 @@ def read_json_report(path: Path) -> dict[str, Any] | str:
 
 
 def annotations_for_reports(reports: Path, checks: Iterable[str] = ()) -> list[Annotation]:
-    """Annotations for the reports in `reports`: all of them, or only `checks`, each of which must exist."""
-    checks = list(checks)
-    if checks:
-        paths = [reports / f"{check}.json" for check in checks]
-    else:
-        paths = sorted(reports.glob("*.json")) if reports.is_dir() else []
+    paths = [reports / f"{check}.json" for check in checks] or sorted(reports.glob("*.json"))
     annotations: list[Annotation] = []
     for path in paths:
         if not path.is_file():
@@ -255,24 +222,19 @@ def annotations_for_reports(reports: Path, checks: Iterable[str] = ()) -> list[A
 
 
 def summary_text(files: Iterable[Path]) -> str:
-    """A .md file as is, a <check>.json report rendered, cut to what GitHub accepts."""
-    parts = []
-    for file in files:
-        if not file.is_file():
-            parts.append(f"> **{file}** was not produced: its check stopped before writing it (see the log).\n")
-        elif file.suffix == ".json":
-            parts.append(report_markdown(file))
-        else:
-            parts.append(file.read_text(encoding="utf-8").rstrip() + "\n")
-    text = "\n".join(parts)
+    text = "\n".join(map(summary_part, files))
     encoded = text.encode()
     if len(encoded) > MAX_SUMMARY_BYTES:
         text = encoded[:MAX_SUMMARY_BYTES].decode(errors="ignore") + "\n\n_(truncated)_\n"
     return text
 
 
-def report_markdown(path: Path) -> str:
-    """A check report as a heading with its verdict, the artifacts it judged and a table of its findings."""
+def summary_part(path: Path) -> str:
+    """A <check>.json report as Markdown; any other file as it is."""
+    if not path.is_file():
+        return f"> **{path}** was not produced: its check stopped before writing it (see the log).\n"
+    if path.suffix != ".json":
+        return path.read_text(encoding="utf-8").rstrip() + "\n"
     report = read_json_report(path)
     if isinstance(report, str):
         return f"> **{path}** {report}: rerun its check.\n"
@@ -291,44 +253,13 @@ def report_markdown(path: Path) -> str:
     for finding in findings[:MAX_ROWS]:
         where = f"{finding.file}:{finding.line}" if finding.line else finding.file
         where = f"`{where}`" if finding.file else ""
-        lines.append(f"| {ICONS[finding.severity]} | {where} | {_cell(finding.message)} | {_cell(finding.fix)} |")
+        lines.append(
+            f"| {ICONS[finding.severity]} | {where} | {table_cell(finding.message)} | {table_cell(finding.fix)} |"
+        )
     if len(findings) > MAX_ROWS:
         lines.append(f"\n_and {len(findings) - MAX_ROWS} more in `{path.name}`_")
     return "\n".join([*lines, ""])
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
-
-
-def gate(needs_env: str, required: Iterable[str]) -> int:
-    """The verify workflow's last job: a skipped job does not fail a reusable workflow, so anything but success does."""
-    needs_text = os.environ.get(needs_env)
-    if needs_text is None:
-        raise PipelineError(
-            f"environment variable {needs_env} is not set",
-            f"in the step add `env: {needs_env}: ${{{{ toJSON(needs) }}}}`",
-        )
-    try:
-        needs = json.loads(needs_text)
-    except ValueError as exc:
-        raise PipelineError(f"the needs context is not JSON ({exc})", "pass ${{ toJSON(needs) }}") from exc
-    if not isinstance(needs, dict):
-        raise PipelineError("the needs context is not a JSON object", "pass ${{ toJSON(needs) }}")
-    results = {}
-    for job in required:
-        entry = needs.get(job)
-        results[job] = str(entry.get("result", "missing")) if isinstance(entry, dict) else "missing"
-    passed = bool(results) and all(result == "success" for result in results.values())
-    icon = {"success": "✅", "failure": "❌", "cancelled": "⏹️", "skipped": "⏭️"}
-    rows = [f"| {job} | {icon.get(result, '❓')} {result} |" for job, result in results.items()]
-    verdict = "all checks passed" if passed else "NOT verified: deploy is blocked"
-    write_summary_text("\n".join([f"### Verify: {verdict}", "", "| job | result |", "|---|---|", *rows, ""]))
-    append_outputs({"verified": "true" if passed else "false"})
-    if not passed:
-        failed = ", ".join(f"{job} ({state})" for job, state in results.items() if state != "success")
-        raise CheckFailedError(
-            f"not verified: {failed or 'no job was named'}",
-            "open the failed jobs above; their annotations name the cause. Nothing is deployed until all pass",
-        )
-    return 0
+def table_cell(text: str, newline: str = "<br>") -> str:
+    return text.replace("|", "\\|").replace("\r", "").replace("\n", newline)

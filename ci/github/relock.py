@@ -1,7 +1,5 @@
 """`relock-pr`: the bot's own branch (ci/relock), force-pushed each run, and one pull request from it, updated.
-
-Its body names from the run's reports what moved, the size against main, and each failing check's likely cause.
-"""
+Its body names from the run's reports what moved, the size against main, and each failing check's likely cause."""
 
 from __future__ import annotations
 
@@ -18,7 +16,7 @@ from urllib.parse import urlencode
 
 from ci.config import lock_files as configured_lock_files
 from ci.errors import PipelineError
-from ci.github.api import GitHubApi, read_json_report, repo_path, repository_of, run_url, write_summary_text
+from ci.github.api import GitHubApi, read_json_report, run_url, table_cell, write_summary_text
 from ci.reports import Finding, findings_of
 
 MARKER = "<!-- relock -->"
@@ -93,16 +91,14 @@ def push_branch(root: Path, remote: str, branch: str, commit: str, token: str | 
     return "pushed"
 
 
-def upsert_pull_request(
-    api: GitHubApi, repository: str, branch: str, base: str, title: str, body: str
-) -> tuple[str, int, str]:
+def upsert_pull_request(api: GitHubApi, branch: str, base: str, title: str, body: str) -> tuple[str, int, str]:
     """Update the open pull request from `branch` into `base`, or create it (never a second one): (action, #, URL)."""
-    owner, repo = repository.split("/", 1)[0], repo_path(repository)
+    repo, owner = api.repo_path, api.repository.split("/", 1)[0]
     query = urlencode({"state": "open", "head": f"{owner}:{branch}", "base": base, "per_page": 100})
     found = []
     for pr in api.paginate(f"{repo}/pulls?{query}"):
         head = pr.get("head") or {}
-        if head.get("ref") == branch and (head.get("repo") or {}).get("full_name") == repository:
+        if head.get("ref") == branch and (head.get("repo") or {}).get("full_name") == api.repository:
             found.append(pr)
     if found:
         pr = min(found, key=lambda item: int(item["number"]))
@@ -132,27 +128,23 @@ def commit_message(upgrade: dict[str, Any] | None) -> str:
 
 def lock_files(root: Path) -> list[str]:
     """The .in files and locks pipeline.toml names ([lock]'s paths), relative to `root`: all a re-lock may change."""
-    paths = configured_lock_files(root)
-    return [p.resolve().relative_to(root.resolve()).as_posix() for p in paths if p.is_file()]
+    return [p.resolve().relative_to(root.resolve()).as_posix() for p in configured_lock_files(root) if p.is_file()]
 
 
 def run_relock_pr(args: argparse.Namespace) -> int:
     root = Path.cwd()
     check_branch(args.branch, args.base)  # before anything: the branch is force-pushed
-    repository = repository_of(args.repo)
+    api = GitHubApi.from_env(args.repo, purpose="to open the re-lock pull request")  # before pushing anything
     ref = os.environ.get("GITHUB_REF", "")
     if ref and ref != f"refs/heads/{args.base}":
         raise PipelineError(
             f"this run checked out {ref}, but the re-lock pull request is built on {args.base}",
             f"run the workflow from {args.base} (Actions → relock → Run workflow → Use workflow from: {args.base})",
         )
-    api = GitHubApi.from_env(purpose="to open the re-lock pull request")  # before pushing anything
-    remote = args.remote or f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{repository}.git"
-    reports = {}
-    for name in (*CHECKS, "lock-upgrade"):  # a damaged report is left out, so it reads as missing
-        if isinstance(report := read_json_report(args.reports / f"{name}.json"), dict):
-            reports[name] = report
-    body, failed = render_body(reports, run_url(repository))
+    remote = args.remote or f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{api.repository}.git"
+    found = {name: read_json_report(args.reports / f"{name}.json") for name in (*CHECKS, "lock-upgrade")}
+    reports = {name: report for name, report in found.items() if isinstance(report, dict)}  # damaged reads as missing
+    body, failed = render_body(reports, run_url(api.repository))
     commit = commit_files(root, args.path or lock_files(root), commit_message(reports.get("lock-upgrade")))
     if commit is None:
         print(f"nothing to propose: the .in files and locks equal {args.base}'s; no push, no pull request")
@@ -160,7 +152,7 @@ def run_relock_pr(args: argparse.Namespace) -> int:
         return 0
     pushed = push_branch(root, remote, args.branch, commit, os.environ.get("GITHUB_TOKEN"))
     title = "deps: re-lock for the Lambda target" + (f" ({len(failed)} check(s) failing)" if failed else "")
-    action, number, url = upsert_pull_request(api, repository, args.branch, args.base, title, body)
+    action, number, url = upsert_pull_request(api, args.branch, args.base, title, body)
     print(f"branch {args.branch}: {pushed} ({commit[:12]}); pull request #{number} {action}: {url}")
     for verdict in failed:
         cause = f" (caused by: {verdict.culprit})" if verdict.culprit else ""
@@ -203,23 +195,16 @@ def budget_culprit(budget: dict[str, Any]) -> str | None:
     return f"{top['name']} ({_signed_mb(int(top['delta_bytes']))}{versions}; the largest growth)"
 
 
-def verdicts(reports: dict[str, dict[str, Any]]) -> list[CheckVerdict]:
-    changed = [str(p["name"]) for p in changed_packages(reports.get("lock-upgrade"))]
-    result = []
-    for check in CHECKS:
-        report = reports.get(check)
-        if report is None:
-            detail = f"no {check}.json: the step did not run or stopped before judging (see the run's log)"
-            result.append(CheckVerdict(check, "missing", detail))
-            continue
-        errors = [f for f in findings_of(report, check) if f.severity == "error"]
-        if report.get("passed") is True and not errors:
-            result.append(CheckVerdict(check, "passed", ""))
-            continue
-        culprit = (budget_culprit(report) if check == "budget" else None) or culprit_from_findings(errors, changed)
-        detail = errors[0].message.splitlines()[0] if errors else "failed"
-        result.append(CheckVerdict(check, "failed", detail, culprit))
-    return result
+def verdict(check: str, report: dict[str, Any] | None, changed: list[str]) -> CheckVerdict:
+    if report is None:
+        return CheckVerdict(
+            check, "missing", f"no {check}.json: the step did not run or stopped before judging (see the run's log)"
+        )
+    errors = [f for f in findings_of(report, check) if f.severity == "error"]
+    if report.get("passed") is True and not errors:
+        return CheckVerdict(check, "passed", "")
+    culprit = (budget_culprit(report) if check == "budget" else None) or culprit_from_findings(errors, changed)
+    return CheckVerdict(check, "failed", errors[0].message.splitlines()[0] if errors else "failed", culprit)
 
 
 def _signed_mb(value: int) -> str:
@@ -231,26 +216,18 @@ def _moved_pins(change: dict[str, Any]) -> list[str]:
     return [*(f"+{p}" for p in added), *(f"-{p}" for p in removed), *(change.get("changed") or [])]
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def versions_section(upgrade: dict[str, Any] | None) -> list[str]:
     if upgrade is None:
         return ["### Versions", "", "_No lock-upgrade.json: `python -m ci lock --upgrade` did not finish._", ""]
     asked = upgrade.get("asked")
     scope = "every package" if asked == "all" else "only " + ", ".join(map(str, asked or []))
-    lines = [
-        f"### Versions (layer lock; upgraded {scope})",
-        "",
-        "| package | main | this PR | note |",
-        "|---|---|---|---|",
-    ]
+    lines = [f"### Versions (layer lock; upgraded {scope})", ""]
+    lines += ["| package | main | this PR | note |", "|---|---|---|---|"]
     for package in upgrade.get("packages") or []:
         old, new = package.get("old") or "—", package.get("new") or "—"
         moved = "**" + new + "**" if old != new else new
         note = f"newest {package.get('newest')}; held back: {package['held_by']}" if package.get("held_by") else ""
-        lines.append(f"| {package.get('name')} | {old} | {moved} | {_cell(note)} |")
+        lines.append(f"| {package.get('name')} | {old} | {moved} | {table_cell(note, ' ')} |")
     for pin, text in (upgrade.get("repinned") or {}).items():
         lines.append(f"\nExact pin moved on request: `{pin}` is now `{text}` (the model is retrained with it).")
     for change in (upgrade.get("locks") or [])[1:]:  # the layer lock is the table above; then training, dev
@@ -284,12 +261,12 @@ def pins_section(pins: dict[str, Any] | None) -> list[str]:
     if pins.get("passed") is True:
         return ["### Pin match", "", "✅ the model, the training lock and the layer lock agree.", ""]
     errors = [f for f in findings_of(pins, "pins") if f.severity == "error"]
-    return ["### Pin match", "", "❌ " + "; ".join(_cell(f.message.splitlines()[0]) for f in errors[:5]), ""]
+    return ["### Pin match", "", "❌ " + "; ".join(table_cell(f.message.splitlines()[0], " ") for f in errors[:5]), ""]
 
 
 def render_body(found: dict[str, dict[str, Any]], run_url: str | None = None) -> tuple[str, list[CheckVerdict]]:
-    """(Markdown body, the checks that failed or did not report) from the run's reports."""
-    judged = verdicts(found)
+    changed = [str(p["name"]) for p in changed_packages(found.get("lock-upgrade"))]
+    judged = [verdict(check, found.get(check), changed) for check in CHECKS]
     bad = [v for v in judged if v.state != "passed"]
     icon = {"passed": "✅", "failed": "❌", "missing": "⏭️"}
     lines = [MARKER, "## ✅ Re-lock for the Lambda target: every check passed", ""]
@@ -299,7 +276,9 @@ def render_body(found: dict[str, dict[str, Any]], run_url: str | None = None) ->
     lines += ["| check | verdict | caused by | detail |", "|---|---|---|---|"]
     for v in judged:
         culprit = v.culprit or ("not named by the findings" if v.state == "failed" else "")
-        lines.append(f"| {v.check} | {icon[v.state]} {v.state} | {_cell(culprit)} | {_cell(v.detail)} |")
+        lines.append(
+            f"| {v.check} | {icon[v.state]} {v.state} | {table_cell(culprit, ' ')} | {table_cell(v.detail, ' ')} |"
+        )
     lines += ["", *versions_section(found.get("lock-upgrade")), *size_section(found.get("budget"))]
     lines += pins_section(found.get("pins"))
     footer = f"by [this run]({run_url})" if run_url else "by `python -m ci.github relock-pr`"
