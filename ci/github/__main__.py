@@ -111,7 +111,8 @@ def is_customised(setting: object) -> bool:
 def run_oidc_subject(args: argparse.Namespace) -> int:
     """Without --apply, a repository still on another template is an error; an admin applies it once."""
     client = api.GitHubApi.from_env(args.repo, purpose="of a repository admin to read the OIDC subject template")
-    repository, path = client.repository, f"{client.repo_path}/actions/oidc/customization/sub"
+    repository = client.repository
+    path = f"{client.repo_path}/actions/oidc/customization/sub"
     current, _ = client.request("GET", path, fixes=_ADMIN_FIXES)
     state = "already set"
     if not is_customised(current):
@@ -219,7 +220,8 @@ def run_comment(args: argparse.Namespace) -> int:
         raise PipelineError(
             f"comment marker {marker!r} is not an HTML comment", "use a hidden marker such as '<!-- size-budget -->'"
         )
-    path, url = os.environ.get("GITHUB_EVENT_PATH", ""), api.run_url()
+    path = os.environ.get("GITHUB_EVENT_PATH", "")
+    url = api.run_url()
     event = json.loads(Path(path).read_text(encoding="utf-8")) if path and Path(path).is_file() else {}
     pull = event.get("pull_request") or {}
     parts = []  # the reports, in order, as one comment; a report the run did not produce says so instead

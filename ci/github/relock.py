@@ -134,13 +134,13 @@ def lock_files(root: Path) -> list[str]:
 def run_relock_pr(args: argparse.Namespace) -> int:
     root = Path.cwd()
     check_branch(args.branch, args.base)  # before anything: the branch is force-pushed
-    api = GitHubApi.from_env(args.repo, purpose="to open the re-lock pull request")  # before pushing anything
     ref = os.environ.get("GITHUB_REF", "")
     if ref and ref != f"refs/heads/{args.base}":
         raise PipelineError(
             f"this run checked out {ref}, but the re-lock pull request is built on {args.base}",
             f"run the workflow from {args.base} (Actions → relock → Run workflow → Use workflow from: {args.base})",
         )
+    api = GitHubApi.from_env(args.repo, purpose="to open the re-lock pull request")  # before pushing anything
     remote = args.remote or f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{api.repository}.git"
     found = {name: read_json_report(args.reports / f"{name}.json") for name in (*CHECKS, "lock-upgrade")}
     reports = {name: report for name, report in found.items() if isinstance(report, dict)}  # damaged reads as missing
