@@ -168,7 +168,7 @@ def test_relock_pr_refuses_another_branch_and_a_missing_token_before_pushing(
     github: FakeGitHub,  # noqa: F811
 ) -> None:
     relock(checkout, "2.3.3", limit=10_000)
-    elsewhere = relock_pr(checkout, github, GITHUB_REF="refs/heads/feature")
+    elsewhere = relock_pr(checkout, github, GITHUB_REF="refs/heads/feature", GITHUB_TOKEN="")  # the ref is named first
     assert elsewhere.returncode == 1
     assert "checked out refs/heads/feature, but the re-lock pull request is built on main" in elsewhere.stderr
     no_token = relock_pr(checkout, github, GITHUB_TOKEN="")
