@@ -59,7 +59,7 @@ from ci.pip import LEGACY_ALIASES, target_tags
 from ci.reports import Finding, sha256_file, write_report
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners, canonical
-from ci.site.tree import globbed, link_or_copy, walk_files
+from ci.site.rules import globbed, link_or_copy, walk_files
 from ci.tables import text_table
 from ci.units import UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_mb
 from ci.zipsafe import open_zip

@@ -18,8 +18,7 @@ from ci import cache_seal
 from ci.abi import is_elf
 from ci.layer.verify import Runner, run_checks
 from ci.reports import sha256_file
-from ci.site.rules import STRIP, RuleResult
-from ci.site.tree import in_vendored_libs, link_or_copy, walk_files
+from ci.site.rules import STRIP, RuleResult, in_vendored_libs, link_or_copy, walk_files
 
 logger = logging.getLogger(__name__)
 

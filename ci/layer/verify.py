@@ -24,7 +24,7 @@ from ci.isolated import isolated_command, isolated_env
 from ci.layer.bytecode import PycStore
 from ci.runtime_view import RuntimeView
 from ci.site import rules
-from ci.site.tree import in_vendored_libs, walk_files
+from ci.site.rules import in_vendored_libs, walk_files
 
 # name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
 _EXTENSION = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\.(cpython-[^.]+|abi3))?\.so$")

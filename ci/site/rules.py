@@ -1,4 +1,4 @@
-"""Step 3, prune: named rules, each removing one kind of file a Lambda runtime never needs.
+"""A site tree's files, and pruning them: named rules, each removing one kind of file a Lambda runtime never needs.
 
 Never removed: METADATA, licenses, `keep` (what the verification imports) and anything no rule claims.
 """
@@ -9,12 +9,59 @@ import dataclasses
 import fnmatch
 import functools
 import hashlib
-from collections.abc import Callable, Iterable
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ci.cache_seal import sources_digest
-from ci.site.tree import remove_empty_dirs, walk_files
+
+
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every regular file under root, in a stable order."""
+    for current, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(current) / name
+            if path.is_file() and not path.is_symlink():
+                yield path
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link to a cached file (a copy across file systems); only for files no one writes in place."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def tree_size(root: Path) -> tuple[int, int]:
+    """(files, bytes) under root."""
+    sizes = [path.stat().st_size for path in walk_files(root)]
+    return len(sizes), sum(sizes)
+
+
+def in_vendored_libs(rel: str) -> bool:
+    """auditwheel's `<pkg>.libs/` (patchelf-edited libraries that strip would break)."""
+    return any(part.endswith(".libs") for part in rel.split("/")[:-1])
+
+
+def remove_empty_dirs(root: Path) -> None:
+    """Bottom-up, so a directory whose only content was an emptied directory goes too."""
+    for current, _dirs, _files in os.walk(root, topdown=False):
+        path = Path(current)
+        if path != root and not any(path.iterdir()):
+            path.rmdir()
+
+
+def globbed(site: Path, patterns: tuple[str, ...]) -> frozenset[str]:
+    """Files under `site` matching build.keep's globs: no rule may remove them."""
+    if not patterns:
+        return frozenset()
+    rels = [path.relative_to(site).as_posix() for path in walk_files(site)]
+    return frozenset(rel for rel in rels if _matches(rel, patterns))
+
 
 STRIP = "strip"
 LICENSE_PATTERNS = ("LICENSE*", "LICENCE*", "COPYING*", "NOTICE*", "AUTHORS*", "COPYRIGHT*")
