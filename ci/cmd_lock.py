@@ -7,7 +7,7 @@ import logging
 
 from ci import logs
 from ci.config import Config
-from ci.paths import BuildPaths
+from ci.paths import REPO_ROOT, BuildPaths
 
 logger = logging.getLogger(__name__)
 HELP = "Resolve requirements.in for the Lambda target into requirements-layer.txt (and --check it)."
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.errors import PipelineError
     from ci.lock.check import LockCheckError, check_direct_pins, check_locks
     from ci.lock.index import SimpleIndex
+    from ci.lock.lockfile import display_path
     from ci.lock.resolve import compile_all, read_notes
     from ci.reports import Finding, write_report
 
@@ -61,10 +62,12 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     uv_cache = paths.cache / "uv"
     if getattr(args, "runtime_packages", False):  # callers may build the Namespace by hand
         from ci.config import load_policy
-        from ci.lock.resolve import generate_all
+        from ci.lock.resolve import generate, runtime_file
 
-        for line in generate_all(load_policy(), config.lock.index_url, uv_cache=uv_cache):
-            logs.result(logger, line)
+        for name, policy in sorted(load_policy().items()):
+            output = runtime_file(name)
+            changed = generate(policy, config.lock.index_url, output, uv_cache)
+            logs.result(logger, f"{display_path(output, REPO_ROOT)}: {'rewritten' if changed else 'unchanged'}")
         return 0
     upgrade = upgrade_request(args.upgrade, args.upgrade_package)
     if args.check and upgrade is not None:

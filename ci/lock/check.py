@@ -1,8 +1,5 @@
-"""`python -m ci lock --check`: every way the committed locks can be wrong, as typed problems, in one pass.
-
-Offline checks first, then the target's wheels on PyPI (the runtime's exact glibc, not uv's platform), then
-optionally a fresh resolve compared byte for byte; `check_direct_pins` runs before any resolve.
-"""
+"""`python -m ci lock --check`: every way the committed locks can be wrong, in one pass. Offline checks first, then
+the target's wheels on PyPI (the runtime's exact glibc, not uv's platform), then optionally a fresh resolve."""
 
 from __future__ import annotations
 
@@ -28,14 +25,14 @@ from ci.pip import target_tags
 
 
 class LockProblem(PipelineError):  # noqa: N818  (a problem found, reported with others)
-    """One problem at one place: `file:line: package: problem` + fix."""
+    """`file:line: package: problem` + fix, of a kind: unpinned, unhashed, stale (behind its .in file or a fresh
+    resolve), no-target-wheel, hash, inconsistent (two locks, two versions), provided (shadows the runtime's)."""
 
-    kind = "lock"
-
-    def __init__(self, file: str, line: int | None, package: str | None, problem: str, fix: str) -> None:
+    def __init__(self, kind: str, file: str, line: int | None, package: str | None, problem: str, fix: str) -> None:
         where = f"{file}:{line}" if line else file
         subject = f"{package}: " if package else ""
         super().__init__(f"{where}: {subject}{problem}", fix)
+        self.kind = kind
         self.file = file
         self.line = line
         self.package = package
@@ -50,34 +47,6 @@ class LockProblem(PipelineError):  # noqa: N818  (a problem found, reported with
             "problem": self.detail,
             "fix": self.fix,
         }
-
-
-class UnpinnedLine(LockProblem):  # not an exact `==` pin: installs would drift
-    kind = "unpinned"
-
-
-class UnhashedLine(LockProblem):  # `pip install --require-hashes` refuses the file
-    kind = "unhashed"
-
-
-class StaleLock(LockProblem):  # out of step with its .in file or a fresh resolve
-    kind = "stale"
-
-
-class NoTargetWheel(LockProblem):  # no wheel the Lambda target can install and load
-    kind = "no-target-wheel"
-
-
-class HashMismatch(LockProblem):  # a target wheel's sha256 missing, or one the index never published
-    kind = "hash"
-
-
-class InconsistentLocks(LockProblem):  # pickled by one version, unpickled by another
-    kind = "inconsistent"
-
-
-class ProvidedInLayer(LockProblem):  # it would shadow the runtime's copy
-    kind = "provided"
 
 
 class LockCheckError(CheckFailedError):
@@ -131,7 +100,7 @@ def check_locks(
         check_target_wheels(layer, config.target, index, result)
 
     if resolve:
-        stale_files = {p.file for p in result.problems if isinstance(p, StaleLock)}
+        stale_files = {p.file for p in result.problems if p.kind == "stale"}
         for job, lock in zip(jobs, locks, strict=True):
             if lock.display not in stale_files:
                 in_display = display_path(job.in_file, config.root)
@@ -146,20 +115,22 @@ def check_format(lock: LockFile) -> list[LockProblem]:
     for line, text in lock.options:
         if text.startswith(("-e", "--editable")):
             problems.append(
-                UnpinnedLine(lock.display, line, None, f"editable install {text!r}", f"pin a release; {RELOCK}")
+                LockProblem(
+                    "unpinned", lock.display, line, None, f"editable install {text!r}", f"pin a release; {RELOCK}"
+                )
             )
     for pin in sorted(lock.pins.values(), key=lambda p: p.line):
         if pin.version is None:
-            kind: type[LockProblem] = UnpinnedLine
+            kind = "unpinned"
             problem = f"{pin.text!r} is not an exact `==` pin: every install could get another version"
             fix = f"regenerate the lock with {RELOCK} (put ranges in the .in file, never in the lock)"
         elif not pin.hashes:
-            kind = UnhashedLine
+            kind = "unhashed"
             problem = f"{pin.text} has no --hash: `pip install --require-hashes` refuses the whole file"
             fix = f"regenerate the lock with {RELOCK} (it passes --generate-hashes)"
         else:
             continue
-        problems.append(kind(lock.display, pin.line, pin.name, problem, fix))
+        problems.append(LockProblem(kind, lock.display, pin.line, pin.name, problem, fix))
     return problems
 
 
@@ -193,9 +164,10 @@ def check_against_in(lock: LockFile, job: LockJob, env: dict[str, str]) -> list[
             fix = f"run {RELOCK}, then commit {lock.display}"
         else:
             continue
-        problems.append(StaleLock(lock.display, pin.line if pin else None, direct.name, problem, fix))
+        problems.append(LockProblem("stale", lock.display, pin.line if pin else None, direct.name, problem, fix))
     return problems + [
-        StaleLock(
+        LockProblem(
+            "stale",
             lock.display,
             pin.line,
             pin.name,
@@ -211,7 +183,8 @@ def check_against_in(lock: LockFile, job: LockJob, env: dict[str, str]) -> list[
 def check_provided(layer: LockFile, provided: tuple[str, ...]) -> list[LockProblem]:
     names = [(text, canonicalize_name(Requirement(text).name)) for text in provided]
     return [
-        ProvidedInLayer(
+        LockProblem(
+            "provided",
             layer.display,
             layer.pins[name].line,
             name,
@@ -227,7 +200,8 @@ def check_provided(layer: LockFile, provided: tuple[str, ...]) -> list[LockProbl
 def check_bundled(layer: LockFile, bundled: tuple[str, ...]) -> list[LockProblem]:
     """A package named to be bundled is in the layer lock: else the setting promises what the layer lacks."""
     return [
-        StaleLock(
+        LockProblem(
+            "stale",
             layer.display,
             None,
             name,
@@ -245,7 +219,8 @@ def check_consistency(lock: LockFile, reference: LockFile) -> list[LockProblem]:
     """Shared packages at one version everywhere: the model is trained by what the layer runs."""
     shared = [(name, pin, reference.pins[name]) for name, pin in sorted(lock.pins.items()) if name in reference.pins]
     return [
-        InconsistentLocks(
+        LockProblem(
+            "inconsistent",
             lock.display,
             pin.line,
             name,
@@ -277,7 +252,8 @@ def check_fresh_resolve(
     first = min(moved, key=lambda pin: pin.line, default=None)
     move = f" (to move a package on purpose: `python -m ci lock --upgrade {first.name}`)" if first else ""
     return [
-        StaleLock(
+        LockProblem(
+            "stale",
             display,
             first.line if first else None,
             first.name if first else None,
@@ -299,9 +275,8 @@ def _marker_env(python: str, target: Target | None) -> dict[str, str]:
         os_name="posix",
         implementation_name="cpython",
         platform_python_implementation="CPython",
+        platform_machine=target.machine if target else env["platform_machine"],
     )
-    if target is not None:
-        env["platform_machine"] = target.machine
     return env
 
 
@@ -319,39 +294,36 @@ def check_target_wheels(lock: LockFile, target: Target, index: SimpleIndex, resu
         except NotCachedError:
             result.not_checked.append(pin.name)
             continue
-        problems, chosen = _judge(pin, project, lock.display, target, tags)
+        problems, chosen = _judge(pin, project, target, tags)
         if problems and project.from_cache:  # never fail on an old cache entry: ask the index again
-            project = index.project(pin.name, fresh=True)
-            problems, chosen = _judge(pin, project, lock.display, target, tags)
-        result.problems += problems
+            problems, chosen = _judge(pin, index.project(pin.name, fresh=True), target, tags)
+        for kind, problem, fix in problems:
+            result.problems.append(LockProblem(kind, lock.display, pin.line, pin.name, problem, fix))
         if chosen is not None:
             result.target_wheels[pin.name] = chosen
 
 
-def _judge(
-    pin: Pin, project: Project, display: str, target: Target, tags: set[Tag]
-) -> tuple[list[LockProblem], str | None]:
+def _judge(pin: Pin, project: Project, target: Target, tags: set[Tag]) -> tuple[list[tuple[str, str, str]], str | None]:
+    """([(kind, problem, fix)], the wheel the target installs)."""
     assert pin.version is not None
     files = project.files_of(pin.version)
     if not files:
-        problem = f"{pin.name}=={pin.version} is not on the index"
-        return [NoTargetWheel(display, pin.line, pin.name, problem, f"rerun {RELOCK}")], None
+        return [("no-target-wheel", f"{pin.name}=={pin.version} is not on the index", f"rerun {RELOCK}")], None
     fitting = [f for f in files if wheel_fits(f, target, tags)]
     if not fitting:
-        return [_no_wheel(pin, project, files, display, target, tags)], None
+        return [("no-target-wheel", *_no_wheel(pin, project, files, target, tags))], None
     locked = pin.sha256
     missing = [f.filename for f in fitting if f.sha256 and f.sha256 not in locked]
     unknown = sorted(locked - {f.sha256 for f in files if f.sha256})
     fix = f"regenerate the hashes with {RELOCK}"
-    problems: list[LockProblem] = []
+    problems: list[tuple[str, str, str]] = []
     if missing and locked:
         problem = f"the lock lacks the sha256 of {', '.join(missing)}, which the target installs: "
-        problem += "`pip install --require-hashes` would refuse it"
-        problems.append(HashMismatch(display, pin.line, pin.name, problem, fix))
+        problems.append(("hash", problem + "`pip install --require-hashes` would refuse it", fix))
     if unknown:
         problem = f"{len(unknown)} hash(es) match no file of {pin.name} {pin.version} on the index "
         problem += f"(first: sha256:{unknown[0][:16]}...)"
-        problems.append(HashMismatch(display, pin.line, pin.name, problem, f"{fix} (and find out who edited them)"))
+        problems.append(("hash", problem, f"{fix} (and find out who edited them)"))
     best = min(fitting, key=lambda f: _priority(f, tags, target))
     return problems, best.filename
 
@@ -380,9 +352,7 @@ def _priority(file: IndexFile, tags: set[Tag], target: Target) -> tuple[int, str
     return rank, file.filename
 
 
-def _no_wheel(
-    pin: Pin, project: Project, files: list[IndexFile], display: str, target: Target, tags: set[Tag]
-) -> NoTargetWheel:
+def _no_wheel(pin: Pin, project: Project, files: list[IndexFile], target: Target, tags: set[Tag]) -> tuple[str, str]:
     wheel_tags = [wheel[1] for f in files if (wheel := f.wheel) is not None]
     if wheel_tags:
         cp_tags = {t for tags_of in wheel_tags for t in tags_of if t.interpreter == target.runtime.python_tag}
@@ -401,9 +371,7 @@ def _no_wheel(
     else:
         hint = "no version of it fits the target"
         fix = f"remove {pin.name} from requirements.in or change target.runtime, then {RELOCK}"
-    return NoTargetWheel(
-        display, pin.line, pin.name, f"{pin.name}=={pin.version} has no wheel for {runtime}: {have}; {hint}", fix
-    )
+    return f"{pin.name}=={pin.version} has no wheel for {runtime}: {have}; {hint}", fix
 
 
 def final_versions(project: Project, target: Target | None = None, tags: set[Tag] | None = None) -> set[Version]:
@@ -480,7 +448,8 @@ def check_bootstrap(pipeline_lock: Path, bootstrap_lock: Path, root: Path) -> li
         return []
     pin = read_lock(bootstrap_lock).pins.get(BOOTSTRAP_PACKAGE) if exists else None
     return [
-        StaleLock(
+        LockProblem(
+            "stale",
             shown,
             pin.line if pin else None,
             BOOTSTRAP_PACKAGE,

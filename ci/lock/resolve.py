@@ -1,7 +1,5 @@
-"""Compiling the four locks with uv for the target, plus uv's bootstrap file and ci/policy/runtime-*.txt.
-
-Layer lock for the Lambda target, host locks constrained to it (docs/design.md); byte-identical when unchanged.
-"""
+"""Compiling the four locks with uv (the layer's for the Lambda target, host locks constrained to it: docs/design.md),
+plus uv's bootstrap file and ci/policy/runtime-*.txt; byte-identical when unchanged."""
 
 from __future__ import annotations
 
@@ -294,21 +292,21 @@ class LockChange:
 def compile_all(
     config: Config, upgrade: bool = False, upgrade_packages: tuple[str, ...] = (), uv_cache: Path | None = None
 ) -> list[LockChange]:
-    changes = []
-    for job in lock_jobs(config):
-        before_bytes = job.output.read_bytes() if job.output.is_file() else b""
-        before = read_lock(job.output).versions if before_bytes else {}
-        compile_lock(job, config.lock.index_url, upgrade=upgrade, upgrade_packages=upgrade_packages, uv_cache=uv_cache)
-        rewritten = job.output.read_bytes() != before_bytes
-        changes.append(
-            LockChange.between(display_path(job.output, config.root), before, read_lock(job.output).versions, rewritten)
-        )
+    """Each lock in order, then uv's bootstrap file, and what changed in each."""
     bootstrap = config.lock.bootstrap_lock
-    before = read_lock(bootstrap).versions if bootstrap.is_file() else {}
-    rewritten = write_bootstrap(config.lock.pipeline_lock, bootstrap, config.root)
-    changes.append(
-        LockChange.between(display_path(bootstrap, config.root), before, read_lock(bootstrap).versions, rewritten)
-    )
+    changes = []
+    for job in [*lock_jobs(config), None]:  # None: the bootstrap file, written from the pipeline lock
+        path = job.output if job else bootstrap
+        before_bytes = path.read_bytes() if path.is_file() else b""
+        before = read_lock(path).versions if before_bytes else {}
+        if job is None:
+            write_bootstrap(config.lock.pipeline_lock, bootstrap, config.root)
+        else:
+            compile_lock(
+                job, config.lock.index_url, upgrade=upgrade, upgrade_packages=upgrade_packages, uv_cache=uv_cache
+            )
+        rewritten = path.read_bytes() != before_bytes
+        changes.append(LockChange.between(display_path(path, config.root), before, read_lock(path).versions, rewritten))
     return changes
 
 
@@ -348,8 +346,8 @@ ARCHITECTURE = "x86_64"  # the pins hold the hashes of every file, so one resolv
 INPUT_NAME = "runtime.in"  # how the files' `# via -r` annotations name the provided list
 
 
-def runtime_file(runtime: str, policy_dir: Path = POLICY_DIR) -> Path:
-    return policy_dir / f"runtime-{runtime}.txt"
+def runtime_file(runtime: str) -> Path:
+    return POLICY_DIR / f"runtime-{runtime}.txt"
 
 
 def header(policy: RuntimePolicy) -> str:
@@ -384,14 +382,3 @@ def generate(policy: RuntimePolicy, index_url: str, output: Path, uv_cache: Path
         text = header(policy) + resolved.read_text()
     output.write_text(text)
     return text.encode() != before
-
-
-def generate_all(
-    policies: dict[str, RuntimePolicy], index_url: str, policy_dir: Path = POLICY_DIR, uv_cache: Path | None = None
-) -> list[str]:
-    lines = []
-    for name, policy in sorted(policies.items()):
-        output = runtime_file(name, policy_dir)
-        changed = generate(policy, index_url, output, uv_cache)
-        lines.append(f"{output.relative_to(policy_dir.parent.parent)}: {'rewritten' if changed else 'unchanged'}")
-    return lines
