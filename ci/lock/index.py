@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -51,7 +50,6 @@ class IndexFile:
 class Project:
     name: str
     files: list[IndexFile]
-    fetched_at: float
     from_cache: bool
 
     def files_of(self, version: str) -> list[IndexFile]:
@@ -105,7 +103,7 @@ class SimpleIndex:
 
     def _fetch(self, name: str) -> dict[str, Any]:
         if self.index_url.startswith("file:"):  # a file:// index: HTML pages on disk
-            return {"fetched_at": time.time(), "files": project_files(self.index_url, name)}
+            return {"files": project_files(self.index_url, name)}
         url = f"{self.index_url}/{name}/"
         request = urllib.request.Request(url, headers={"Accept": ACCEPT, "User-Agent": "forgetting-curve-ci"})
         self.requests += 1
@@ -121,7 +119,7 @@ class SimpleIndex:
                 f"cannot read {url} ({exc})",
                 "check the network (the wheel check needs PyPI's JSON API once; answers are cached in build/cache)",
             ) from exc
-        return {"fetched_at": time.time(), "files": body.get("files", [])}
+        return {"files": body.get("files", [])}
 
 
 def _project(name: str, payload: dict[str, Any], from_cache: bool) -> Project:
@@ -134,7 +132,7 @@ def _project(name: str, payload: dict[str, Any], from_cache: bool) -> Project:
         )
         for entry in payload["files"]
     ]
-    return Project(name=name, files=files, fetched_at=float(payload.get("fetched_at", 0)), from_cache=from_cache)
+    return Project(name=name, files=files, from_cache=from_cache)
 
 
 def sdist_version(name: str, filename: str) -> Version | None:

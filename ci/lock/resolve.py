@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -37,7 +37,6 @@ class LockJob:
     extra_args: tuple[str, ...] = ()
     bundled: tuple[str, ...] = ()  # runtime packages the layer ships anyway ([lock] bundle_runtime_packages)
     runtime: str = ""  # the Lambda runtime that provides `provided` (named in the lock's notes)
-    shipped: tuple[tuple[str, str], ...] = ()  # (name, version) of everything that runtime ships
 
     @property
     def in_file(self) -> Path:
@@ -70,41 +69,27 @@ def lock_jobs(config: Config) -> list[LockJob]:
     """The four locks in the order they depend on each other (each host lock is constrained to those before it)."""
     lock = config.lock
     target = config.target
-    layer_in = lock.requirements_in
     bundled = lock.bundle_runtime_packages
     provided = tuple(pin for pin in target.runtime.provided if canonicalize_name(Requirement(pin).name) not in bundled)
-    host_python = target.runtime.python  # training pickles with the Python that unpickles on Lambda
-    host_locks = (
-        ("training", lock.training_in, lock.training_lock),
-        ("pipeline", lock.pipeline_in, lock.pipeline_lock),
-        ("dev", lock.dev_in, lock.dev_lock),
-    )
-    return [
-        LockJob(
-            name="layer",
-            cwd=layer_in.parent,
-            inputs=(layer_in.name,),
-            output=lock.layer_lock,
-            python_platform=target.uv_platform,
-            python_version=target.runtime.python,
-            only_binary=True,
-            provided=provided,
-            bundled=bundled,
-            runtime=target.runtime.name,
-            shipped=tuple(shipped_packages(target.runtime.name).items()),
-        ),
-        *(
-            LockJob(
-                name=name,
-                cwd=source.parent,
-                inputs=(source.name,),
-                output=output,
-                python_platform=lock.host_platform,
-                python_version=host_python,
-            )
-            for name, source, output in host_locks
-        ),
+    sources = {
+        "layer": (lock.requirements_in, lock.layer_lock),
+        "training": (lock.training_in, lock.training_lock),
+        "pipeline": (lock.pipeline_in, lock.pipeline_lock),
+        "dev": (lock.dev_in, lock.dev_lock),
+    }
+    jobs = [  # all for the runtime's Python: training pickles with the Python that unpickles on Lambda
+        LockJob(name, source.parent, (source.name,), output, lock.host_platform, target.runtime.python)
+        for name, (source, output) in sources.items()
     ]
+    layer = replace(
+        jobs[0],
+        python_platform=target.uv_platform,
+        only_binary=True,
+        provided=provided,
+        bundled=bundled,
+        runtime=target.runtime.name,
+    )
+    return [layer, *jobs[1:]]
 
 
 def uv_binary() -> str:
@@ -138,7 +123,9 @@ def compile_lock(
         inputs = list(job.inputs)
         no_emit: list[str] = []
         if job.provided:
-            refuse_unprovidable(job)
+            for direct in read_in(job.in_file, job.cwd):  # said in one line, before uv's resolver trace of it
+                if (found := job.unprovidable(direct)) is not None:
+                    raise PipelineError(*found)
             provided_file = Path(tmp) / "provided.txt"
             provided_file.write_text("".join(f"{pin}\n" for pin in job.provided))
             inputs.append(str(provided_file))
@@ -157,7 +144,7 @@ NOTES_START = "# Runtime packages"
 def runtime_notes(job: LockJob, left_out: dict[str, list[str]], lock: LockFile) -> list[str]:
     """The lock's last lines: each package the layer needs but leaves out (the runtime provides it, at which
     version) and each it bundles instead. Written by every compile, so a fresh resolve writes them too."""
-    shipped = dict(job.shipped)
+    shipped = shipped_packages(job.runtime)  # (name, version) of everything the runtime ships
     bundled = [name for name in job.bundled if name in lock.pins]
     if not left_out and not bundled:
         return []
@@ -181,14 +168,6 @@ def read_notes(lock_file: Path) -> list[str]:
     lines = lock_file.read_text().splitlines() if lock_file.is_file() else []
     starts = [index for index, line in enumerate(lines) if line.startswith(NOTES_START)]
     return [line.lstrip("#").strip() for line in lines[starts[0] :]] if starts else []
-
-
-def refuse_unprovidable(job: LockJob) -> None:
-    """Said here in one line, before uv reports the conflict with the runtime's pin as a resolver trace."""
-    for direct in read_in(job.in_file, job.cwd):
-        found = job.unprovidable(direct)
-        if found is not None:
-            raise PipelineError(*found)
 
 
 def runtime_only_packages(
@@ -341,7 +320,6 @@ def write_bootstrap(pipeline_lock: Path, bootstrap_lock: Path, root: Path) -> bo
 
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
-RUNTIME_PACKAGES_COMMAND = "python -m ci lock --runtime-packages"
 ARCHITECTURE = "x86_64"  # the pins hold the hashes of every file, so one resolve serves both architectures
 INPUT_NAME = "runtime.in"  # how the files' `# via -r` annotations name the provided list
 
@@ -354,7 +332,7 @@ def header(policy: RuntimePolicy) -> str:
     return (
         f"# What the managed {policy.name} runtime provides in /var/runtime (ci/policy/lambda_runtimes.json\n"
         '# "provided" and their dependencies), with hashes: the smoke harness installs exactly this, never the layer.\n'
-        f"# Generated by `{RUNTIME_PACKAGES_COMMAND}` for Python {policy.python}, "
+        f"# Generated by `python -m ci lock --runtime-packages` for Python {policy.python}, "
         f"{policy.uv_platform[ARCHITECTURE]}, wheels only. Do not edit.\n"
     )
 

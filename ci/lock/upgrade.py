@@ -1,8 +1,5 @@
-"""`python -m ci lock --upgrade [PACKAGE ...]`: move the four locks forward together, and say what held each back.
-
-Unlike Dependabot (one lock, its own host), it re-resolves all four, moves exact pins only when named, and restores
-every file on failure.
-"""
+"""`python -m ci lock --upgrade [PACKAGE ...]`: move the four locks forward together and say what held each back.
+Unlike Dependabot (one lock, its own host): all four, exact pins only when named, every file restored on failure."""
 
 from __future__ import annotations
 
@@ -78,7 +75,16 @@ def upgrade_locks(
     jobs = lock_jobs(config)
     asked = tuple(dict.fromkeys(canonicalize_name(name) for name in packages))
     directs = {job.name: read_in(job.in_file, job.cwd) for job in jobs}
-    _refuse_unknown(asked, directs, [job.output for job in jobs])
+    known = {d.name for ds in directs.values() for d in ds}
+    known |= {name for job in jobs if job.output.is_file() for name in read_lock(job.output).pins}
+    for package in asked:
+        if package not in known:
+            close = difflib.get_close_matches(package, sorted(known), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise PipelineError(
+                f"--upgrade {package}: no .in file or lock has {package}",
+                f"{hint}name a locked package, or add {package} to requirements.in and run `python -m ci lock`",
+            )
     released = [d for ds in directs.values() for d in ds if d.name in asked and _exact(d)]
     touched = {job.output for job in jobs} | {d.file for d in released} | {config.lock.bootstrap_lock}
     saved = {path: path.read_bytes() for path in touched if path.is_file()}
@@ -102,24 +108,12 @@ def upgrade_locks(
         old, new = before.get(name), after.get(name)
         newest = held = None
         if new is not None and (not asked or name in asked):
-            pin = None if name in asked else pinned_in(name, directs["layer"], layer_in)
+            exact = (d for d in directs["layer"] if d.name == name and _exact(d) and name not in asked)
+            pin = next((f"{layer_in}:{d.line} pins {d.requirement}" for d in exact), None)
             project = index.project(name, fresh=True)
             newest, held = held_reason(name, new, project, pin, jobs[0], config, uv_cache)
         result.moves.append(PackageMove(name, old, new, newest, held))
     return result
-
-
-def _refuse_unknown(asked: tuple[str, ...], directs: dict[str, list[DirectRequirement]], locks: list[Path]) -> None:
-    known = {d.name for ds in directs.values() for d in ds}
-    known |= {name for lock in locks if lock.is_file() for name in read_lock(lock).pins}
-    for name in asked:
-        if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise PipelineError(
-                f"--upgrade {name}: no .in file or lock has {name}",
-                f"{hint}name a locked package, or add {name} to requirements.in and run `python -m ci lock`",
-            )
 
 
 def _exact(direct: DirectRequirement) -> bool:
@@ -160,12 +154,6 @@ def resolve_target(target: Target) -> Target:
     """The target as uv resolves for it: the glibc of its --python-platform (e.g. manylinux_2_17)."""
     match = _UV_PLATFORM_GLIBC.search(target.uv_platform)
     return replace(target, glibc=f"{match.group(1)}.{match.group(2)}") if match else target
-
-
-def pinned_in(name: str, directs: list[DirectRequirement], in_display: str) -> str | None:
-    """`requirements.in:3 pins scikit-learn==1.3.2` when an .in file pins `name` exactly."""
-    exact = (d for d in directs if d.name == name and _exact(d))
-    return next((f"{in_display}:{d.line} pins {d.requirement}" for d in exact), None)
 
 
 def target_reason(name: str, project: Project, newest: Version, target: Target) -> str:

@@ -1,9 +1,6 @@
-"""Which distribution put a file into the layer: one answer for the build, ABI, budget and smoke reports.
-
-Paths are layer-relative; a site is python/, python/lib/pythonX.Y/site-packages/ or a bare root. Evidence, best
-first: the exact RECORD path, build.json's "top_level", top_level.txt, a RECORD line's first component, the
-*.dist-info folder, then the component's own name (foo.libs/, foo.py, foo.*.so, foo.pyc, __pycache__ bytecode).
-"""
+"""Which distribution put a (layer-relative) file into the layer: one answer for the build, ABI, budget and smoke
+reports. Evidence, best first: the exact RECORD path, build.json's "top_level", top_level.txt, a RECORD line's first
+component, the *.dist-info folder, then the component's own name (foo.libs/, foo.py, foo.*.so, __pycache__/foo.pyc)."""
 
 from __future__ import annotations
 
@@ -119,12 +116,12 @@ class Owners:
         members = set(paths)
         found = (_METADATA_FOLDER.match(path) for path in members)
         folders = {(match["site"] or "", match["folder"]) for match in found if match}
-
-        def present(path: str) -> bytes | None:
-            return read(path) if path in members else None
-
         bare = not any(path.startswith(BUILD_SITE + "/") for path in members)
-        dists = [read_dist_info(site, folder, present) for site, folder in sorted(folders) if _is_site(site, bare)]
+        dists = [
+            read_dist_info(site, folder, lambda path: read(path) if path in members else None)
+            for site, folder in sorted(folders)
+            if _is_site(site, bare)
+        ]
         return cls(dists, top_level, names, bare=bare)
 
     @classmethod
@@ -136,14 +133,10 @@ class Owners:
     @classmethod
     def of_tree(cls, root: Path, top_level: Mapping[str, str] | None = None, names: Iterable[str] = ()) -> Owners:
         """From an unpacked layer (the folder holding python/, or a bare site directory)."""
-
-        def read(path: str) -> bytes:
-            return (root / path).read_bytes()
-
         paths = [
             (Path(current) / name).relative_to(root).as_posix() for current, _, files in os.walk(root) for name in files
         ]
-        return cls.of_entries(paths, read, top_level, names)
+        return cls.of_entries(paths, lambda path: (root / path).read_bytes(), top_level, names)
 
     @classmethod
     def of_installed(cls, installed: Iterable[tuple[str, Iterable[str]]]) -> Owners:
