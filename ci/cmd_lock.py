@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 
 from ci import logs
@@ -98,17 +99,17 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     result = check_locks(config, index, resolve=resolve, uv_cache=uv_cache)
     notes = read_notes(config.lock.layer_lock)  # what the layer leaves to the runtime, and bundles instead
     findings = [
-        Finding("lock", "error", f"{p.package}: {p.detail}" if p.package else p.detail, p.fix, p.file, p.line)
+        Finding("lock", "error", f"{p.package}: {p.problem}" if p.package else p.problem, p.fix, p.file, p.line)
         for p in result.problems
     ]
-    data = {"target": target.uv_platform, **result.to_dict(), "runtime_packages": notes}
+    data = {"target": target.uv_platform, **dataclasses.asdict(result), "runtime_packages": notes}
     report = write_report(paths, "lock", not result.problems, data, findings=findings)
     for line in notes:
         logger.info(f"  {line}")
     for name, wheel in result.target_wheels.items():
         logger.info(f"  {name:<18} {wheel}")
-    if result.not_checked:
-        logger.info(f"  not checked (offline, never fetched): {', '.join(result.not_checked)}")
+    if result.wheels_not_checked:
+        logger.info(f"  not checked (offline, never fetched): {', '.join(result.wheels_not_checked)}")
     if result.problems:
         raise LockCheckError(result.problems)
     what = "fresh resolve identical, " if resolve else ""

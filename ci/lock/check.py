@@ -24,56 +24,41 @@ from ci.lock.resolve import BOOTSTRAP_PACKAGE, LockChange, LockJob, bootstrap_te
 from ci.pip import target_tags
 
 
-class LockProblem(PipelineError):  # noqa: N818  (a problem found, reported with others)
+@dataclass(frozen=True)
+class LockProblem:
     """`file:line: package: problem` + fix, of a kind: unpinned, unhashed, stale (behind its .in file or a fresh
     resolve), no-target-wheel, hash, inconsistent (two locks, two versions), provided (shadows the runtime's)."""
 
-    def __init__(self, kind: str, file: str, line: int | None, package: str | None, problem: str, fix: str) -> None:
-        where = f"{file}:{line}" if line else file
-        subject = f"{package}: " if package else ""
-        super().__init__(f"{where}: {subject}{problem}", fix)
-        self.kind = kind
-        self.file = file
-        self.line = line
-        self.package = package
-        self.detail = problem
+    kind: str
+    file: str
+    line: int | None
+    package: str | None
+    problem: str
+    fix: str
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "kind": self.kind,
-            "file": self.file,
-            "line": self.line,
-            "package": self.package,
-            "problem": self.detail,
-            "fix": self.fix,
-        }
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.package}: {self.problem}" if self.package else f"{where}: {self.problem}"
 
 
 class LockCheckError(CheckFailedError):
     """All problems of one `python -m ci lock --check` run, so a user fixes them in one go."""
 
     def __init__(self, problems: list[LockProblem]) -> None:
-        lines = [f"{len(problems)} lock problem(s):", *(f"  - {p.problem}\n    fix: {p.fix}" for p in problems)]
+        lines = [f"{len(problems)} lock problem(s):", *(f"  - {p}\n    fix: {p.fix}" for p in problems)]
         super().__init__("\n".join(lines), f"fix the lines named above, then run {RELOCK} and commit the locks")
         self.problems = problems
 
 
 @dataclass
 class LockCheck:
-    problems: list[LockProblem] = field(default_factory=list)
+    """The lock report's fields, in its order."""
+
     locks: dict[str, dict[str, Any]] = field(default_factory=dict)
     target_wheels: dict[str, str] = field(default_factory=dict)  # package -> wheel the target installs
-    not_checked: list[str] = field(default_factory=list)  # offline and not in the cache
-    resolved: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "locks": self.locks,
-            "target_wheels": self.target_wheels,
-            "wheels_not_checked": self.not_checked,
-            "fresh_resolve": self.resolved,
-            "problems": [p.to_dict() for p in self.problems],
-        }
+    wheels_not_checked: list[str] = field(default_factory=list)  # offline and not in the cache
+    fresh_resolve: bool = False
+    problems: list[LockProblem] = field(default_factory=list)
 
 
 def check_locks(
@@ -105,7 +90,7 @@ def check_locks(
             if lock.display not in stale_files:
                 in_display = display_path(job.in_file, config.root)
                 result.problems += check_fresh_resolve(job, lock.display, config.lock.index_url, uv_cache, in_display)
-        result.resolved = True
+        result.fresh_resolve = True
     return result
 
 
@@ -292,7 +277,7 @@ def check_target_wheels(lock: LockFile, target: Target, index: SimpleIndex, resu
         try:
             project = index.project(pin.name)
         except NotCachedError:
-            result.not_checked.append(pin.name)
+            result.wheels_not_checked.append(pin.name)
             continue
         problems, chosen = _judge(pin, project, target, tags)
         if problems and project.from_cache:  # never fail on an old cache entry: ask the index again
