@@ -75,8 +75,7 @@ def check_locks(
         result.locks[job.name] = {"file": lock.display, "pins": lock.versions}
 
     layer_job, layer = jobs[0], locks[0]
-    result.problems += check_provided(layer, layer_job.provided)
-    result.problems += check_bundled(layer, layer_job.bundled)
+    result.problems += check_runtime_packages(layer, layer_job)
     for i, lock in enumerate(locks):  # every later lock against every earlier one, the layer first
         for reference in locks[:i]:
             result.problems += check_consistency(lock, reference)
@@ -99,11 +98,8 @@ def check_format(lock: LockFile) -> list[LockProblem]:
     problems: list[LockProblem] = []
     for line, text in lock.options:
         if text.startswith(("-e", "--editable")):
-            problems.append(
-                LockProblem(
-                    "unpinned", lock.display, line, None, f"editable install {text!r}", f"pin a release; {RELOCK}"
-                )
-            )
+            problem, fix = f"editable install {text!r}", f"pin a release; {RELOCK}"
+            problems.append(LockProblem("unpinned", lock.display, line, None, problem, fix))
     for pin in sorted(lock.pins.values(), key=lambda p: p.line):
         if pin.version is None:
             kind = "unpinned"
@@ -150,73 +146,47 @@ def check_against_in(lock: LockFile, job: LockJob, env: dict[str, str]) -> list[
         else:
             continue
         problems.append(LockProblem("stale", lock.display, pin.line if pin else None, direct.name, problem, fix))
-    return problems + [
-        LockProblem(
-            "stale",
-            lock.display,
-            pin.line,
-            pin.name,
-            f"annotated `# via {via}`, but {via.removeprefix('-r ')} no longer asks for it",
-            f"run {RELOCK} to drop or re-annotate it, then commit {lock.display}",
-        )
-        for pin in lock.pins.values()
-        for via in pin.via
-        if via.startswith("-r ") and pin.name not in wanted.get(via, set())
-    ]
+    for pin in lock.pins.values():
+        for via in (via for via in pin.via if via.startswith("-r ") and pin.name not in wanted.get(via, set())):
+            problem = f"annotated `# via {via}`, but {via.removeprefix('-r ')} no longer asks for it"
+            fix = f"run {RELOCK} to drop or re-annotate it, then commit {lock.display}"
+            problems.append(LockProblem("stale", lock.display, pin.line, pin.name, problem, fix))
+    return problems
 
 
-def check_provided(layer: LockFile, provided: tuple[str, ...]) -> list[LockProblem]:
-    names = [(text, canonicalize_name(Requirement(text).name)) for text in provided]
-    return [
-        LockProblem(
-            "provided",
-            layer.display,
-            layer.pins[name].line,
-            name,
-            f"the Lambda runtime already provides {text}; a copy in the layer comes first on sys.path and shadows it",
-            f"run {RELOCK} (it leaves the runtime's packages out), or to ship it on purpose: [lock] "
-            f'bundle_runtime_packages = ["{name}"] in pipeline.toml, then {RELOCK}',
-        )
-        for text, name in names
-        if name in layer.pins
-    ]
-
-
-def check_bundled(layer: LockFile, bundled: tuple[str, ...]) -> list[LockProblem]:
-    """A package named to be bundled is in the layer lock: else the setting promises what the layer lacks."""
-    return [
-        LockProblem(
-            "stale",
-            layer.display,
-            None,
-            name,
-            f"[lock] bundle_runtime_packages names it, but {layer.display} does not pin it: nothing in requirements.in "
-            "needs it, or the lock predates the setting",
-            f"add {name} to requirements.in if the handler imports it, or remove it from bundle_runtime_packages; "
-            f"then {RELOCK}",
-        )
-        for name in bundled
-        if name not in layer.pins
-    ]
+def check_runtime_packages(layer: LockFile, job: LockJob) -> list[LockProblem]:
+    """No package the runtime provides in the layer (it would shadow the runtime's), every bundled one in it."""
+    problems = []
+    for text in job.provided:
+        provided = canonicalize_name(Requirement(text).name)
+        if provided in layer.pins:
+            problem = f"the Lambda runtime already provides {text}; a copy in the layer comes first on sys.path and "
+            problem += "shadows it"
+            fix = f"run {RELOCK} (it leaves the runtime's packages out), or to ship it on purpose: [lock] "
+            fix += f'bundle_runtime_packages = ["{provided}"] in pipeline.toml, then {RELOCK}'
+            problems.append(LockProblem("provided", layer.display, layer.pins[provided].line, provided, problem, fix))
+    for name in (name for name in job.bundled if name not in layer.pins):  # else the setting promises what it lacks
+        problem = f"[lock] bundle_runtime_packages names it, but {layer.display} does not pin it: nothing in "
+        problem += "requirements.in needs it, or the lock predates the setting"
+        fix = f"add {name} to requirements.in if the handler imports it, or remove it from bundle_runtime_packages; "
+        fix += f"then {RELOCK}"
+        problems.append(LockProblem("stale", layer.display, None, name, problem, fix))
+    return problems
 
 
 def check_consistency(lock: LockFile, reference: LockFile) -> list[LockProblem]:
     """Shared packages at one version everywhere: the model is trained by what the layer runs."""
-    shared = [(name, pin, reference.pins[name]) for name, pin in sorted(lock.pins.items()) if name in reference.pins]
-    return [
-        LockProblem(
-            "inconsistent",
-            lock.display,
-            pin.line,
-            name,
-            f"pinned {pin.version} in {lock.display} but {other.version} in {reference.display}:{other.line}: "
-            "training would pickle with one version and Lambda unpickle with another",
-            f"keep `-c` to the layer lock in the .in file and run {RELOCK} to recompile both "
-            f"(never edit one lock alone; to move {name} in all of them: `python -m ci lock --upgrade {name}`)",
-        )
-        for name, pin, other in shared
-        if pin.version is not None and other.version is not None and pin.version != other.version
-    ]
+    problems = []
+    for name, pin in sorted(lock.pins.items()):
+        other = reference.pins.get(name)
+        if other is None or pin.version is None or other.version is None or pin.version == other.version:
+            continue
+        problem = f"pinned {pin.version} in {lock.display} but {other.version} in {reference.display}:{other.line}: "
+        problem += "training would pickle with one version and Lambda unpickle with another"
+        fix = f"keep `-c` to the layer lock in the .in file and run {RELOCK} to recompile both (never edit one lock "
+        fix += f"alone; to move {name} in all of them: `python -m ci lock --upgrade {name}`)"
+        problems.append(LockProblem("inconsistent", lock.display, pin.line, name, problem, fix))
+    return problems
 
 
 def check_fresh_resolve(
@@ -236,17 +206,10 @@ def check_fresh_resolve(
     moved = [pin for name, pin in committed.items() if name not in after or after[name] != before[name]]
     first = min(moved, key=lambda pin: pin.line, default=None)
     move = f" (to move a package on purpose: `python -m ci lock --upgrade {first.name}`)" if first else ""
-    return [
-        LockProblem(
-            "stale",
-            display,
-            first.line if first else None,
-            first.name if first else None,
-            f"{display} is not what a fresh resolve of {in_display} for its target writes ({what}): "
-            "was it edited by hand or by a tool that resolves for another platform?",
-            f"run {RELOCK} and commit {display}{move}",
-        )
-    ]
+    problem = f"{display} is not what a fresh resolve of {in_display} for its target writes ({what}): "
+    problem += "was it edited by hand or by a tool that resolves for another platform?"
+    fix = f"run {RELOCK} and commit {display}{move}"
+    return [LockProblem("stale", display, first.line if first else None, first.name if first else None, problem, fix)]
 
 
 def _marker_env(python: str, target: Target | None) -> dict[str, str]:
@@ -432,14 +395,7 @@ def check_bootstrap(pipeline_lock: Path, bootstrap_lock: Path, root: Path) -> li
     if exists and bootstrap_lock.read_text() == bootstrap_text(pipeline_lock, root):
         return []
     pin = read_lock(bootstrap_lock).pins.get(BOOTSTRAP_PACKAGE) if exists else None
-    return [
-        LockProblem(
-            "stale",
-            shown,
-            pin.line if pin else None,
-            BOOTSTRAP_PACKAGE,
-            f"{shown} {'differs from' if exists else 'is missing'} the uv pin and hashes of "
-            f"{display_path(pipeline_lock, root)}",
-            f"run {RELOCK} (it writes {shown} from the pipeline lock) and commit it",
-        )
-    ]
+    problem = f"{shown} {'differs from' if exists else 'is missing'} the uv pin and hashes of "
+    problem += display_path(pipeline_lock, root)
+    fix = f"run {RELOCK} (it writes {shown} from the pipeline lock) and commit it"
+    return [LockProblem("stale", shown, pin.line if pin else None, BOOTSTRAP_PACKAGE, problem, fix)]
