@@ -23,9 +23,6 @@ from ci.errors import PipelineError
 
 logger = logging.getLogger(__name__)
 
-ACCEPT = "application/vnd.pypi.simple.v1+json"
-TIMEOUT_S = 60
-
 
 @dataclass(frozen=True)
 class IndexFile:
@@ -105,10 +102,12 @@ class SimpleIndex:
         if self.index_url.startswith("file:"):  # a file:// index: HTML pages on disk
             return {"files": project_files(self.index_url, name)}
         url = f"{self.index_url}/{name}/"
-        request = urllib.request.Request(url, headers={"Accept": ACCEPT, "User-Agent": "forgetting-curve-ci"})
+        request = urllib.request.Request(
+            url, headers={"Accept": "application/vnd.pypi.simple.v1+json", "User-Agent": "forgetting-curve-ci"}
+        )
         self.requests += 1
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            with urllib.request.urlopen(request, timeout=60) as response:
                 body = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             if exc.code == 404:

@@ -346,16 +346,9 @@ def generate(policy: RuntimePolicy, index_url: str, output: Path, uv_cache: Path
         resolved = cwd / "resolved.txt"
         if output.is_file():
             shutil.copyfile(output, resolved)  # uv prefers the pins already there
-        job = LockJob(
-            name=f"runtime-{policy.name}",
-            cwd=cwd,
-            inputs=(INPUT_NAME,),
-            output=resolved,
-            python_platform=policy.uv_platform[ARCHITECTURE],
-            python_version=policy.python,
-            only_binary=True,
-            extra_args=("--no-header",),
-        )
+        platform = policy.uv_platform[ARCHITECTURE]
+        job = LockJob(f"runtime-{policy.name}", cwd, (INPUT_NAME,), resolved, platform, policy.python, only_binary=True)
+        job = replace(job, extra_args=("--no-header",))  # header(policy) replaces uv's
         compile_lock(job, index_url, uv_cache=uv_cache)
         text = header(policy) + resolved.read_text()
     output.write_text(text)

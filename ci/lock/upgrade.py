@@ -156,22 +156,20 @@ def resolve_target(target: Target) -> Target:
     return replace(target, glibc=f"{match.group(1)}.{match.group(2)}") if match else target
 
 
-def target_reason(name: str, project: Project, newest: Version, target: Target) -> str:
-    """Why `newest` cannot be resolved for the target: requires-python, or no wheel for its platform."""
+def target_reason(name: str, project: Project, newest: Version, target: Target, loose: Version | None) -> str:
+    """Why `newest` cannot be resolved for the target (`loose`: the newest it can): requires-python, or no wheel."""
     files = [f for f in project.files if f.wheel is not None and f.wheel[0] == newest and not f.yanked]
     python = Version(target.runtime.python)
     excluded = [f.requires_python for f in files if f.requires_python and not python_allows(f.requires_python, python)]
     if files and len(excluded) == len(files):
         return f"requires-python: {name} {newest} requires Python {excluded[0]}, the target runs {python}"
-    resolved = resolve_target(target)
     reason = (
         f"target wheels: {name} {newest} has no wheel for {target.runtime.name} {target.architecture} "
         f"as the lock is resolved ({target.uv_platform})"
     )
     exact = newest_fitting(project, target, target_tags(target))
-    loose = newest_fitting(project, resolved, target_tags(resolved))
     if exact is not None and (loose is None or exact > loose):
-        reason += f"; {exact} has a wheel glibc {target.glibc} loads, but not for {resolved.glibc}"
+        reason += f"; {exact} has a wheel glibc {target.glibc} loads, but not for {resolve_target(target).glibc}"
     return reason
 
 
@@ -216,5 +214,5 @@ def held_reason(
     resolved = resolve_target(config.target)
     installable = newest_fitting(project, resolved, target_tags(resolved))
     if installable is None or installable <= Version(version):
-        return str(newest), target_reason(name, project, newest, config.target)
+        return str(newest), target_reason(name, project, newest, config.target, installable)
     return str(newest), dependency_reason(name, installable, job, config.lock.index_url, uv_cache)

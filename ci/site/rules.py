@@ -160,6 +160,12 @@ class RuleResult:
     paths: list[str] = field(default_factory=list)  # every path removed (or changed), relative to the site
     spared: list[str] = field(default_factory=list)  # claimed but kept: verification imports them
 
+    def remove(self, site: Path, rel: str) -> None:
+        self.files += 1
+        self.bytes += (site / rel).stat().st_size
+        self.paths.append(rel)
+        (site / rel).unlink()
+
     def summary(self, limit: int = 20) -> dict[str, object]:
         data: dict[str, object] = {"files": self.files, "bytes": self.bytes, "paths": self.paths[:limit]}
         if self.spared:
@@ -198,11 +204,7 @@ def apply_rules(site: Path, names: Iterable[str], keep: frozenset[str] = frozens
         if rel not in planned:
             results[rule].spared.append(rel)
     for rel, rule in sorted(planned.items()):
-        result = results[rule]
-        result.files += 1
-        result.bytes += (site / rel).stat().st_size
-        result.paths.append(rel)
-        (site / rel).unlink()
+        results[rule].remove(site, rel)
     remove_empty_dirs(site)
     return results
 
@@ -231,10 +233,8 @@ def undo(names: Iterable[str]) -> str:
 def apply_removals(
     site: Path, globs: Iterable[str], keep_globs: Iterable[str] = (), strict: bool = True
 ) -> dict[str, RuleResult]:
-    """Remove what each [build] remove glob matches, unless build.keep or always_kept protects it.
-
-    A glob that removes nothing (a typo) is a ConfigError unless not `strict` (a part of a layer, in a what-if).
-    """
+    """Remove what each [build] remove glob matches, unless build.keep or always_kept protects it; a glob that
+    removes nothing (a typo) is a ConfigError unless not `strict` (a part of a layer, in a what-if)."""
     from ci.errors import ConfigError
 
     keep_globs = tuple(keep_globs)
@@ -259,11 +259,7 @@ def apply_removals(
                 why_not.add(f'build.keep "{keep}"' if keep else "metadata and licenses are always kept")
                 result.spared.append(rel)
             else:
-                path = site / rel
-                result.files += 1
-                result.bytes += path.stat().st_size
-                result.paths.append(rel)
-                path.unlink()
+                result.remove(site, rel)
                 owner[rel] = glob
         if strict and not result.files:
             reasons = "; ".join(sorted(why_not))
