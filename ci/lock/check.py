@@ -73,7 +73,6 @@ def check_locks(
         result.problems += check_format(lock)
         result.problems += check_against_in(lock, job, env)
         result.locks[job.name] = {"file": lock.display, "pins": lock.versions}
-
     layer_job, layer = jobs[0], locks[0]
     result.problems += check_runtime_packages(layer, layer_job)
     for i, lock in enumerate(locks):  # every later lock against every earlier one, the layer first
@@ -82,7 +81,6 @@ def check_locks(
     result.problems += check_bootstrap(config.lock.pipeline_lock, config.lock.bootstrap_lock, config.root)
     if index is not None:
         check_target_wheels(layer, config.target, index, result)
-
     if resolve:
         stale_files = {p.file for p in result.problems if p.kind == "stale"}
         for job, lock in zip(jobs, locks, strict=True):

@@ -99,8 +99,15 @@ class SimpleIndex:
         return project
 
     def _fetch(self, name: str) -> dict[str, Any]:
-        if self.index_url.startswith("file:"):  # a file:// index: HTML pages on disk
-            return {"files": project_files(self.index_url, name)}
+        if self.index_url.startswith("file:"):  # a file:// index: HTML pages (or bare directories) on disk
+            root = Path(url2pathname(urlparse(self.index_url).path)) / name
+            if (root / "index.html").is_file():
+                parser = _Links()
+                parser.feed((root / "index.html").read_text(encoding="utf-8"))
+                return {"files": parser.files}
+            if root.is_dir():  # a bare directory of files is an index page too (pip reads it so)
+                return {"files": [_file(path.name, None, False) for path in sorted(root.iterdir()) if path.is_file()]}
+            raise PipelineError(f"{name} is not on {self.index_url}", "check the package name")
         url = f"{self.index_url}/{name}/"
         request = urllib.request.Request(
             url, headers={"Accept": "application/vnd.pypi.simple.v1+json", "User-Agent": "forgetting-curve-ci"}
@@ -146,19 +153,6 @@ def sdist_version(name: str, filename: str) -> Version | None:
             except InvalidVersion:
                 return None
     return None
-
-
-def project_files(index_url: str, name: str) -> list[dict[str, Any]]:
-    """The files of project `name` (canonical) as PyPI's JSON API lists them."""
-    root = Path(url2pathname(urlparse(index_url).path))
-    page = root / name / "index.html"
-    if page.is_file():
-        parser = _Links()
-        parser.feed(page.read_text(encoding="utf-8"))
-        return parser.files
-    if (root / name).is_dir():  # a bare directory of files is an index page too (pip reads it so)
-        return [_file(path.name, None, False) for path in sorted((root / name).iterdir()) if path.is_file()]
-    raise PipelineError(f"{name} is not on {index_url}", "check the package name")
 
 
 class _Links(HTMLParser):

@@ -193,7 +193,9 @@ def read_in(path: Path, cwd: Path, source_path: str | None = None) -> list[Direc
         if not stripped:
             continue
         if stripped.startswith("-"):
-            option, value = _option(stripped)
+            words = [*shlex.split(stripped), ""]  # "" when the option has no value
+            option, equals, value = words[0].partition("=")
+            value = value if equals else words[1]
             if option in ("-r", "--requirement") and value:
                 nested_shown = (PurePosixPath(shown).parent / value).as_posix()
                 found += read_in(path.parent / value, cwd, nested_shown)
@@ -204,12 +206,6 @@ def read_in(path: Path, cwd: Path, source_path: str | None = None) -> list[Direc
             raise PipelineError(f"{path}:{number}: {stripped!r} is not a requirement ({exc})", "fix the line") from exc
         found.append(DirectRequirement(requirement, path, number, f"-r {shown}"))
     return found
-
-
-def _option(text: str) -> tuple[str, str]:
-    parts = [*shlex.split(text), ""]  # "" when the option has no value
-    option, equals, value = parts[0].partition("=")
-    return option, value if equals else parts[1]
 
 
 def display_path(path: Path, root: Path) -> str:

@@ -190,12 +190,11 @@ def runtime_only_packages(
     excluded: list[str] = []
     for name in provided:
         excluded.append(name)
-        children = sorted(
+        excluded += sorted(
             child
             for child, pin in pins.items()
             if name in pin.via and child not in needed and child not in provided and child not in excluded
         )
-        excluded += children
     left_out = {
         name: sorted(parent.removeprefix("-r ") for parent in pins[name].via if parent in needed or parent == source)
         for name in excluded
@@ -216,9 +215,8 @@ def _run_uv(
 ) -> None:
     command = [uv_binary(), "pip", "compile", "--quiet", "--no-config", *inputs]
     command += ["--python-platform", job.python_platform, "--python-version", job.python_version]
-    # The target is --python-version; the interpreter only builds an sdist's metadata. Without these,
-    # uv searches PATH for the target's Python (running every pyenv shim) and, not finding one,
-    # downloads an unhashed CPython from GitHub into ~/.local/share/uv (10 s of retries offline).
+    # The target is --python-version; the interpreter only builds an sdist's metadata. Without these, uv searches
+    # PATH for the target's Python (every pyenv shim) and downloads an unhashed CPython from GitHub (docs/design.md).
     command += ["--python", sys.executable, "--no-python-downloads"]
     command += ["--only-binary", ":all:"] if job.only_binary else []
     command += ["--generate-hashes", "--index-url", index_url, *(["--upgrade"] if upgrade else [])]
