@@ -85,8 +85,7 @@ def check_locks(
         stale_files = {p.file for p in result.problems if p.kind == "stale"}
         for job, lock in zip(jobs, locks, strict=True):
             if lock.display not in stale_files:
-                in_display = display_path(job.in_file, config.root)
-                result.problems += check_fresh_resolve(job, lock.display, config.lock.index_url, uv_cache, in_display)
+                result.problems += check_fresh_resolve(job, lock.display, config, uv_cache)
         result.fresh_resolve = True
     return result
 
@@ -187,14 +186,12 @@ def check_consistency(lock: LockFile, reference: LockFile) -> list[LockProblem]:
     return problems
 
 
-def check_fresh_resolve(
-    job: LockJob, display: str, index_url: str, uv_cache: Path | None, in_display: str
-) -> list[LockProblem]:
+def check_fresh_resolve(job: LockJob, display: str, config: Config, uv_cache: Path | None) -> list[LockProblem]:
     """Resolve again and compare; the problem names the first pin that would change, e.g. a bump made in place."""
     with tempfile.TemporaryDirectory(prefix="lock-check-") as tmp:
         fresh = Path(tmp) / job.output.name
         shutil.copyfile(job.output, fresh)
-        compile_lock(job, index_url, output=fresh, uv_cache=uv_cache)
+        compile_lock(job, config.lock.index_url, output=fresh, uv_cache=uv_cache)
         if fresh.read_bytes() == job.output.read_bytes():
             return []
         committed = read_lock(job.output).pins
@@ -204,6 +201,7 @@ def check_fresh_resolve(
     moved = [pin for name, pin in committed.items() if name not in after or after[name] != before[name]]
     first = min(moved, key=lambda pin: pin.line, default=None)
     move = f" (to move a package on purpose: `python -m ci lock --upgrade {first.name}`)" if first else ""
+    in_display = display_path(job.in_file, config.root)
     problem = f"{display} is not what a fresh resolve of {in_display} for its target writes ({what}): "
     problem += "was it edited by hand or by a tool that resolves for another platform?"
     fix = f"run {RELOCK} and commit {display}{move}"
