@@ -54,9 +54,9 @@ def upgrade_request(upgrade: list[str] | bool | None, packages: list[str]) -> tu
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.errors import PipelineError
     from ci.lock.check import LockCheckError, check_direct_pins, check_locks
-    from ci.lock.index import SimpleIndex
     from ci.lock.lockfile import display_path
     from ci.lock.resolve import compile_all, read_notes
+    from ci.pip import SimpleIndex
     from ci.reports import Finding, write_report
 
     index = SimpleIndex(config.lock.index_url, paths.cache / "pypi-simple", refresh=args.refresh, offline=args.offline)

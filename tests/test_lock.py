@@ -20,10 +20,9 @@ from ci.lock.check import (
     LockProblem,
     check_locks,
 )
-from ci.lock.index import SimpleIndex
 from ci.lock.resolve import compile_all, lock_jobs
 from ci.paths import REPO_ROOT, BuildPaths
-from ci.pip import target_platforms, target_tags
+from ci.pip import SimpleIndex, target_platforms, target_tags
 from tests.config_fixtures import RUNTIMES, TARGET, WHEEL_TAG, edited_config, runtime_config
 from tests.conftest import run_cli
 

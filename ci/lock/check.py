@@ -18,10 +18,9 @@ from packaging.version import Version
 
 from ci.config import Config, Target
 from ci.errors import CheckFailedError, PipelineError
-from ci.lock.index import IndexFile, NotCachedError, Project, SimpleIndex
 from ci.lock.lockfile import RELOCK, LockFile, Pin, display_path, read_in, read_lock
 from ci.lock.resolve import BOOTSTRAP_PACKAGE, LockChange, LockJob, bootstrap_text, compile_lock, lock_jobs
-from ci.pip import target_tags
+from ci.pip import IndexFile, NotCachedError, Project, SimpleIndex, target_tags
 
 
 @dataclass(frozen=True)

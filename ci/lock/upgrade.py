@@ -17,10 +17,9 @@ from packaging.version import Version
 from ci.config import Config, Target
 from ci.errors import PipelineError
 from ci.lock.check import final_versions, newest_fitting, python_allows
-from ci.lock.index import Project, SimpleIndex
 from ci.lock.lockfile import DirectRequirement, display_path, logical_lines, read_in, read_lock
 from ci.lock.resolve import LockChange, LockJob, compile_all, compile_lock, lock_jobs
-from ci.pip import target_tags
+from ci.pip import Project, SimpleIndex, target_tags
 
 
 @dataclass(frozen=True)
