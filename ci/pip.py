@@ -5,6 +5,7 @@ fetched: no config file or PIP_* variable, only the configured index."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -132,11 +133,9 @@ class SimpleIndex:
             return self._fresh[name]
         cache = self.cache_dir / f"{name}.json"
         if cache.is_file() and (self.offline or not (fresh or self.refresh)):
-            try:  # offline, the cache is as fresh as it gets
-                project = _project(name, json.loads(cache.read_text()), from_cache=not self.offline)
-            except (json.JSONDecodeError, KeyError):
-                pass  # a damaged cache entry is refetched
-            else:
+            with contextlib.suppress(json.JSONDecodeError, KeyError):  # a damaged cache entry is refetched
+                from_cache = not self.offline  # offline, the cache is as fresh as it gets
+                project = _project(name, json.loads(cache.read_text()), from_cache=from_cache)
                 logger.debug(f"index cache hit: {cache}")
                 return project
         if self.offline:

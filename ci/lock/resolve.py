@@ -173,9 +173,8 @@ def read_notes(lock_file: Path) -> list[str]:
 def runtime_only_packages(
     job: LockJob, run: Callable[[list[str], list[str], Path], None], inputs: list[str], output: Path, tmp: Path
 ) -> tuple[list[str], dict[str, list[str]]]:
-    """Provided packages, the dependencies only they need (by a first resolve's `# via`), and what needs each.
-
-    The probe upgrades what the real run upgrades, or a package only the old versions need would stay."""
+    """Provided packages, the dependencies only they need (by a first resolve's `# via`), and what needs each. The
+    probe upgrades what the real run upgrades, or a package only the old versions need would stay."""
     probe = tmp / "all.txt"
     if output.is_file():
         shutil.copyfile(output, probe)  # same preferences as the real run, so the same versions

@@ -117,10 +117,10 @@ class Owners:
         found = (_METADATA_FOLDER.match(path) for path in members)
         folders = {(match["site"] or "", match["folder"]) for match in found if match}
         bare = not any(path.startswith(BUILD_SITE + "/") for path in members)
-        dists = [
+        dists = [  # only a directory on sys.path: a *.dist-info vendored deeper (setuptools/_vendor/) is payload
             read_dist_info(site, folder, lambda path: read(path) if path in members else None)
             for site, folder in sorted(folders)
-            if _is_site(site, bare)
+            if site == BUILD_SITE or _SITE_PACKAGES.fullmatch(site) or (bare and site == "")
         ]
         return cls(dists, top_level, names, bare=bare)
 
@@ -212,8 +212,3 @@ class Owners:
                 if owner is not None:
                     completed[entry] = owner
         return dict(sorted(completed.items()))
-
-
-def _is_site(directory: str, bare: bool) -> bool:
-    """A directory on sys.path: a *.dist-info vendored deeper (setuptools/_vendor/) is its package's payload."""
-    return directory == BUILD_SITE or bool(_SITE_PACKAGES.fullmatch(directory)) or (bare and directory == "")
