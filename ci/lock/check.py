@@ -72,14 +72,13 @@ def check_locks(
         result.problems += check_format(lock)
         result.problems += check_against_in(lock, job, env)
         result.locks[job.name] = {"file": lock.display, "pins": lock.versions}
-    layer_job, layer = jobs[0], locks[0]
-    result.problems += check_runtime_packages(layer, layer_job)
+    result.problems += check_runtime_packages(locks[0], jobs[0])
     for i, lock in enumerate(locks):  # every later lock against every earlier one, the layer first
         for reference in locks[:i]:
             result.problems += check_consistency(lock, reference)
     result.problems += check_bootstrap(config.lock.pipeline_lock, config.lock.bootstrap_lock, config.root)
     if index is not None:
-        check_target_wheels(layer, config.target, index, result)
+        check_target_wheels(locks[0], config.target, index, result)
     if resolve:
         stale_files = {p.file for p in result.problems if p.kind == "stale"}
         for job, lock in zip(jobs, locks, strict=True):
@@ -296,11 +295,10 @@ def _priority(file: IndexFile, tags: set[Tag], target: Target) -> tuple[int, str
 
 
 def _no_wheel(pin: Pin, project: Project, files: list[IndexFile], target: Target, tags: set[Tag]) -> tuple[str, str]:
-    wheel_tags = [wheel[1] for f in files if (wheel := f.wheel) is not None]
-    if wheel_tags:
-        cp_tags = {t for tags_of in wheel_tags for t in tags_of if t.interpreter == target.runtime.python_tag}
-        shown = cp_tags or {t for tags_of in wheel_tags for t in tags_of}
-        platforms = sorted({t.platform for t in shown})
+    all_tags = {tag for file in files if (wheel := file.wheel) is not None for tag in wheel[1]}
+    if all_tags:
+        cp_tags = {tag for tag in all_tags if tag.interpreter == target.runtime.python_tag}
+        platforms = sorted({tag.platform for tag in cp_tags or all_tags})
         more = f" (+{len(platforms) - MAX_PLATFORMS_SHOWN} more)" if len(platforms) > MAX_PLATFORMS_SHOWN else ""
         which = f"{target.runtime.python_tag} wheels" if cp_tags else "wheels"
         have = f"its {which} are tagged {', '.join(platforms[:MAX_PLATFORMS_SHOWN])}{more}"

@@ -117,7 +117,10 @@ def compile_lock(
 ) -> Path:
     """Run uv for `job`, writing `output` (default: the job's lock). Existing pins there are preferred."""
     output = output or job.output
-    run = functools.partial(_run_uv, job, index_url, upgrade, upgrade_packages, uv_cache)
+    flags = ["--generate-hashes", "--index-url", index_url, *(["--upgrade"] if upgrade else [])]
+    flags += [arg for name in upgrade_packages for arg in ("--upgrade-package", name)]
+    flags += ["--cache-dir", str(uv_cache)] if uv_cache is not None else []
+    run = functools.partial(_run_uv, job, flags)
     left_out: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="lock-") as tmp:
         inputs = list(job.inputs)
@@ -142,8 +145,7 @@ NOTES_START = "# Runtime packages"
 
 
 def runtime_notes(job: LockJob, left_out: dict[str, list[str]], lock: LockFile) -> list[str]:
-    """The lock's last lines: each package the layer needs but leaves out (the runtime provides it, at which
-    version) and each it bundles instead. Written by every compile, so a fresh resolve writes them too."""
+    """The lock's last lines: each package the layer leaves to the runtime (at its version) or bundles instead."""
     shipped = shipped_packages(job.runtime)  # (name, version) of everything the runtime ships
     bundled = [name for name in job.bundled if name in lock.pins]
     if not left_out and not bundled:
@@ -180,7 +182,7 @@ def runtime_only_packages(
         shutil.copyfile(output, probe)  # same preferences as the real run, so the same versions
     run(inputs, [], probe)
     pins = read_lock(probe).pins
-    provided = [canonicalize_name(Requirement(pin).name) for pin in job.provided]
+    provided = list(job.provided_versions)
     direct = {req.name for req in read_in(job.in_file, job.cwd)}
     source = f"-r {job.inputs[0]}"
     needed = {name for name, pin in pins.items() if source in pin.via or name in direct} - set(provided)
@@ -194,34 +196,22 @@ def runtime_only_packages(
             for child, pin in pins.items()
             if name in pin.via and child not in needed and child not in provided and child not in excluded
         )
-    left_out = {
-        name: sorted(parent.removeprefix("-r ") for parent in pins[name].via if parent in needed or parent == source)
+    left_out = {  # each left-out package the layer needs, and what needs it
+        name: sorted(parents)
         for name in excluded
-        if name in pins and any(parent in needed or parent == source for parent in pins[name].via)
+        if name in pins and (parents := [p.removeprefix("-r ") for p in pins[name].via if p in needed or p == source])
     }
     return excluded, left_out
 
 
-def _run_uv(
-    job: LockJob,
-    index_url: str,
-    upgrade: bool,
-    upgrade_packages: tuple[str, ...],
-    uv_cache: Path | None,
-    inputs: list[str],
-    no_emit: list[str],
-    output: Path,
-) -> None:
+def _run_uv(job: LockJob, flags: list[str], inputs: list[str], no_emit: list[str], output: Path) -> None:
     command = [uv_binary(), "pip", "compile", "--quiet", "--no-config", *inputs]
     command += ["--python-platform", job.python_platform, "--python-version", job.python_version]
     # The target is --python-version; the interpreter only builds an sdist's metadata. Without these, uv searches
     # PATH for the target's Python (every pyenv shim) and downloads an unhashed CPython from GitHub (docs/design.md).
     command += ["--python", sys.executable, "--no-python-downloads"]
     command += ["--only-binary", ":all:"] if job.only_binary else []
-    command += ["--generate-hashes", "--index-url", index_url, *(["--upgrade"] if upgrade else [])]
-    command += [arg for name in no_emit for arg in ("--no-emit-package", name)]
-    command += [arg for name in upgrade_packages for arg in ("--upgrade-package", name)]
-    command += ["--cache-dir", str(uv_cache)] if uv_cache is not None else []
+    command += [*flags, *(arg for name in no_emit for arg in ("--no-emit-package", name))]
     command += ["--custom-compile-command", COMPILE_COMMAND, "-o", str(output), *job.extra_args]
     logger.debug(f"run: {shlex.join(command)}")
     result = subprocess.run(command, cwd=job.cwd, capture_output=True, text=True, check=False)
@@ -268,7 +258,6 @@ class LockChange:
 def compile_all(
     config: Config, upgrade: bool = False, upgrade_packages: tuple[str, ...] = (), uv_cache: Path | None = None
 ) -> list[LockChange]:
-    """Each lock in order, then uv's bootstrap file, and what changed in each."""
     bootstrap = config.lock.bootstrap_lock
     changes = []
     for job in [*lock_jobs(config), None]:  # None: the bootstrap file, written from the pipeline lock
@@ -308,7 +297,6 @@ def bootstrap_text(pipeline_lock: Path, root: Path) -> str:
 
 
 def write_bootstrap(pipeline_lock: Path, bootstrap_lock: Path, root: Path) -> bool:
-    """Write the bootstrap file; True if its bytes changed."""
     text = bootstrap_text(pipeline_lock, root)
     changed = not bootstrap_lock.is_file() or bootstrap_lock.read_text() != text
     if changed:
@@ -340,13 +328,10 @@ def generate(policy: RuntimePolicy, index_url: str, output: Path, uv_cache: Path
     with tempfile.TemporaryDirectory(prefix="runtime-packages-") as tmp:
         cwd = Path(tmp)
         (cwd / INPUT_NAME).write_text("".join(f"{pin}\n" for pin in policy.provided))
-        resolved = cwd / "resolved.txt"
-        if output.is_file():
-            shutil.copyfile(output, resolved)  # uv prefers the pins already there
         platform = policy.uv_platform[ARCHITECTURE]
-        job = LockJob(f"runtime-{policy.name}", cwd, (INPUT_NAME,), resolved, platform, policy.python, only_binary=True)
+        job = LockJob(f"runtime-{policy.name}", cwd, (INPUT_NAME,), output, platform, policy.python, only_binary=True)
         job = replace(job, extra_args=("--no-header",))  # header(policy) replaces uv's
-        compile_lock(job, index_url, uv_cache=uv_cache)
-        text = header(policy) + resolved.read_text()
+        compile_lock(job, index_url, uv_cache=uv_cache)  # uv prefers the pins already in `output`
+    text = header(policy) + output.read_text()
     output.write_text(text)
     return text.encode() != before

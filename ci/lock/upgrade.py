@@ -3,6 +3,7 @@ Unlike Dependabot (one lock, its own host): all four, exact pins only when named
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 import tempfile
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -24,8 +26,6 @@ from ci.pip import Project, SimpleIndex, target_tags
 
 @dataclass(frozen=True)
 class PackageMove:
-    """One layer package: its version before and after, the newest release, and what held it back."""
-
     name: str
     old: str | None
     new: str | None
@@ -121,10 +121,9 @@ def _exact(direct: DirectRequirement) -> bool:
 
 def _pinned_text(direct: DirectRequirement, version: str | None) -> str:
     """The requirement's line with `==version` (or no version at all), its extras and marker kept."""
-    requirement = direct.requirement
-    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
-    marker = f"; {requirement.marker}" if requirement.marker else ""
-    return f"{requirement.name}{extras}{f'=={version}' if version else ''}{marker}"
+    requirement = copy.copy(direct.requirement)
+    requirement.specifier = SpecifierSet(f"=={version}" if version else "")
+    return str(requirement)
 
 
 def _rewrite(directs: list[DirectRequirement], texts: dict[str, str]) -> None:

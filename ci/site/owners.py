@@ -39,8 +39,6 @@ def module_stem(component: str) -> str:
 
 @dataclass(frozen=True)
 class DistInfo:
-    """What one *.dist-info (or *.egg-info) folder says about its distribution."""
-
     site: str  # layer-relative directory holding the folder ("" for the root)
     folder: str  # scikit_learn-1.3.2.dist-info
     name: str  # METADATA's Name, else the folder's name part
@@ -150,11 +148,9 @@ class Owners:
         return cls(top_level=top_level, files=files)
 
     def _locate(self, path: str) -> tuple[str, str, str, bool] | None:
-        """(site, first component under it, that component's stem, whether it is a file), by the deepest site
-        holding `path`; None outside every site. __pycache__/six.cpython-311.pyc stands for six.py."""
+        """(site, first component under it, its stem, whether it is a file) by the deepest site holding `path`."""
         candidates = [site for site in self._sites if site == "" or path.startswith(site + "/")]
-        match = _SITE_PACKAGES.match(path)
-        if match:
+        if match := _SITE_PACKAGES.match(path):
             candidates.append(match.group(0))
         if path.startswith(BUILD_SITE + "/"):
             candidates.append(BUILD_SITE)
@@ -186,16 +182,9 @@ class Owners:
             self._recorded.get(site, {}),
             self._folders.get(site, {}),
         ]
-        for mapping in maps:
-            for key in keys:
-                if key in mapping:
-                    return mapping[key]
-        if canonical(stem) in self._by_name:
-            return self._by_name[canonical(stem)]
-        for mapping in maps[:3]:  # foo.libs/ of the distribution that owns the package foo
-            if stem in mapping:
-                return mapping[stem]
-        return None
+        by_key = (mapping[key] for mapping in maps for key in keys if key in mapping)
+        by_libs = (mapping[stem] for mapping in maps[:3] if stem in mapping)  # foo.libs/ of the owner of package foo
+        return next(by_key, None) or self._by_name.get(canonical(stem)) or next(by_libs, None)
 
     def guess(self, path: str) -> str | None:
         """The name a report shows for a file without evidence: its first component's stem (loose/ -> loose)."""
@@ -203,8 +192,7 @@ class Owners:
         return located[2] if located else None
 
     def completed_top_level(self, entries: Iterable[str]) -> dict[str, str]:
-        """build.json's "top_level": the map plus every other first component under python/ with an
-        owner (a sourceless six.pyc); __pycache__ is no one's."""
+        """build.json's "top_level": the map plus every other owned first component under python/ (a lone .pyc)."""
         completed = dict(self.top_level)
         for entry in entries:
             if entry not in completed and entry != "__pycache__":

@@ -37,7 +37,6 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 
 def tree_size(root: Path) -> tuple[int, int]:
-    """(files, bytes) under root."""
     sizes = [path.stat().st_size for path in walk_files(root)]
     return len(sizes), sum(sizes)
 
