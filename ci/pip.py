@@ -1,7 +1,6 @@
-"""PyPI for the Lambda target: the wheels it accepts (manylinux up to its runtime's real glibc, then pure Python),
-the files an index publishes (PEP 691 JSON cached under build/cache/, or a file:// index's pages; a cached answer is
-trusted while it confirms the lock, a check that would fail refetches first), and pip run one way wherever wheels are
-fetched: no config file or PIP_* variable, only the configured index."""
+"""PyPI for the Lambda target: the wheels it accepts (manylinux up to its runtime's glibc, then pure Python), the files
+an index publishes (PEP 691 JSON or file:// pages, cached in build/cache/ and refetched before a check fails on them),
+and pip run with only the configured index (no config file or PIP_* variable)."""
 
 from __future__ import annotations
 

@@ -114,16 +114,14 @@ def check_against_in(lock: LockFile, job: LockJob, env: dict[str, str]) -> list[
     """Each direct requirement pinned, satisfied and annotated; one the runtime provides must accept its version."""
     problems: list[LockProblem] = []
     wanted: dict[str, set[str]] = {}  # "-r file" -> canonical names it asks for
-    provided = job.provided_versions
     for direct in read_in(job.in_file, job.cwd):
         wanted.setdefault(direct.source, set()).add(direct.name)
         if direct.requirement.marker is not None and not direct.requirement.marker.evaluate(env):
             continue
         where = direct.source.removeprefix("-r ")
         pin = lock.pins.get(direct.name)
-        if pin is None and direct.name in provided:
-            found = job.unprovidable(direct)
-            if found is None:
+        if pin is None and direct.name in job.provided_versions:
+            if (found := job.unprovidable(direct)) is None:
                 continue
             problem, fix = found
         elif pin is None:
