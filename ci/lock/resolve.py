@@ -3,14 +3,12 @@ plus uv's bootstrap file and ci/policy/runtime-*.txt; byte-identical when unchan
 
 from __future__ import annotations
 
-import functools
 import logging
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -120,7 +118,6 @@ def compile_lock(
     flags = ["--generate-hashes", "--index-url", index_url, *(["--upgrade"] if upgrade else [])]
     flags += [arg for name in upgrade_packages for arg in ("--upgrade-package", name)]
     flags += ["--cache-dir", str(uv_cache)] if uv_cache is not None else []
-    run = functools.partial(_run_uv, job, flags)
     left_out: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="lock-") as tmp:
         inputs = list(job.inputs)
@@ -132,8 +129,8 @@ def compile_lock(
             provided_file = Path(tmp) / "provided.txt"
             provided_file.write_text("".join(f"{pin}\n" for pin in job.provided))
             inputs.append(str(provided_file))
-            no_emit, left_out = runtime_only_packages(job, run, inputs, output, Path(tmp))
-        run(inputs, no_emit, output)
+            no_emit, left_out = runtime_only_packages(job, flags, inputs, output, Path(tmp))
+        _run_uv(job, flags, inputs, no_emit, output)
     if job.runtime:
         notes = runtime_notes(job, left_out, read_lock(output))
         if notes:
@@ -173,14 +170,14 @@ def read_notes(lock_file: Path) -> list[str]:
 
 
 def runtime_only_packages(
-    job: LockJob, run: Callable[[list[str], list[str], Path], None], inputs: list[str], output: Path, tmp: Path
+    job: LockJob, flags: list[str], inputs: list[str], output: Path, tmp: Path
 ) -> tuple[list[str], dict[str, list[str]]]:
     """Provided packages, the dependencies only they need (by a first resolve's `# via`), and what needs each. The
     probe upgrades what the real run upgrades, or a package only the old versions need would stay."""
     probe = tmp / "all.txt"
     if output.is_file():
         shutil.copyfile(output, probe)  # same preferences as the real run, so the same versions
-    run(inputs, [], probe)
+    _run_uv(job, flags, inputs, [], probe)
     pins = read_lock(probe).pins
     provided = list(job.provided_versions)
     direct = {req.name for req in read_in(job.in_file, job.cwd)}

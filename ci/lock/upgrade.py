@@ -76,14 +76,13 @@ def upgrade_locks(
     directs = {job.name: read_in(job.in_file, job.cwd) for job in jobs}
     known = {d.name for ds in directs.values() for d in ds}
     known |= {name for job in jobs if job.output.is_file() for name in read_lock(job.output).pins}
-    for package in asked:
-        if package not in known:
-            close = difflib.get_close_matches(package, sorted(known), n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise PipelineError(
-                f"--upgrade {package}: no .in file or lock has {package}",
-                f"{hint}name a locked package, or add {package} to requirements.in and run `python -m ci lock`",
-            )
+    for package in (package for package in asked if package not in known):
+        close = difflib.get_close_matches(package, sorted(known), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise PipelineError(
+            f"--upgrade {package}: no .in file or lock has {package}",
+            f"{hint}name a locked package, or add {package} to requirements.in and run `python -m ci lock`",
+        )
     released = [d for ds in directs.values() for d in ds if d.name in asked and _exact(d)]
     touched = {job.output for job in jobs} | {d.file for d in released} | {config.lock.bootstrap_lock}
     saved = {path: path.read_bytes() for path in touched if path.is_file()}

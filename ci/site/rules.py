@@ -221,9 +221,8 @@ def undo(names: Iterable[str]) -> str:
     names = sorted(set(names))
     globs = [f'"{name.removeprefix(REMOVE)}"' for name in names if name.startswith(REMOVE)]
     rules = [name for name in names if not name.startswith(REMOVE)]
-    undo = ([f"delete {', '.join(globs)} from build.remove"] if globs else []) + (
-        [f"drop {', '.join(rules)} from build.prune"] if rules else []
-    )
+    undo = [f"delete {', '.join(globs)} from build.remove"] if globs else []
+    undo += [f"drop {', '.join(rules)} from build.prune"] if rules else []
     return " or ".join(undo) or "drop the rule involved"
 
 
