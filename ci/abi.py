@@ -17,7 +17,7 @@ from elftools.elf.sections import SymbolTableSection
 
 from ci.config import Target
 from ci.site.owners import Owners
-from ci.site.tree import in_vendored_libs, walk_files
+from ci.site.rules import in_vendored_libs, walk_files
 
 ELF_MAGIC = b"\x7fELF"
 GLIBC_VERSION = re.compile(r"^GLIBC_(\d+(?:\.\d+)+)$")

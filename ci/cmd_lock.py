@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 
 from ci import logs
 from ci.config import Config
-from ci.paths import BuildPaths
+from ci.paths import REPO_ROOT, BuildPaths
 
 logger = logging.getLogger(__name__)
 HELP = "Resolve requirements.in for the Lambda target into requirements-layer.txt (and --check it)."
@@ -53,18 +54,21 @@ def upgrade_request(upgrade: list[str] | bool | None, packages: list[str]) -> tu
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.errors import PipelineError
     from ci.lock.check import LockCheckError, check_direct_pins, check_locks
-    from ci.lock.index import SimpleIndex
+    from ci.lock.lockfile import display_path
     from ci.lock.resolve import compile_all, read_notes
+    from ci.pip import SimpleIndex
     from ci.reports import Finding, write_report
 
     index = SimpleIndex(config.lock.index_url, paths.cache / "pypi-simple", refresh=args.refresh, offline=args.offline)
     uv_cache = paths.cache / "uv"
     if getattr(args, "runtime_packages", False):  # callers may build the Namespace by hand
         from ci.config import load_policy
-        from ci.lock.resolve import generate_all
+        from ci.lock.resolve import generate, runtime_file
 
-        for line in generate_all(load_policy(), config.lock.index_url, uv_cache=uv_cache):
-            logs.result(logger, line)
+        for name, policy in sorted(load_policy().items()):
+            output = runtime_file(name)
+            changed = generate(policy, config.lock.index_url, output, uv_cache)
+            logs.result(logger, f"{display_path(output, REPO_ROOT)}: {'rewritten' if changed else 'unchanged'}")
         return 0
     upgrade = upgrade_request(args.upgrade, args.upgrade_package)
     if args.check and upgrade is not None:
@@ -95,17 +99,17 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     result = check_locks(config, index, resolve=resolve, uv_cache=uv_cache)
     notes = read_notes(config.lock.layer_lock)  # what the layer leaves to the runtime, and bundles instead
     findings = [
-        Finding("lock", "error", f"{p.package}: {p.detail}" if p.package else p.detail, p.fix, p.file, p.line)
+        Finding("lock", "error", f"{p.package}: {p.problem}" if p.package else p.problem, p.fix, p.file, p.line)
         for p in result.problems
     ]
-    data = {"target": target.uv_platform, **result.to_dict(), "runtime_packages": notes}
+    data = {"target": target.uv_platform, **dataclasses.asdict(result), "runtime_packages": notes}
     report = write_report(paths, "lock", not result.problems, data, findings=findings)
     for line in notes:
         logger.info(f"  {line}")
     for name, wheel in result.target_wheels.items():
         logger.info(f"  {name:<18} {wheel}")
-    if result.not_checked:
-        logger.info(f"  not checked (offline, never fetched): {', '.join(result.not_checked)}")
+    if result.wheels_not_checked:
+        logger.info(f"  not checked (offline, never fetched): {', '.join(result.wheels_not_checked)}")
     if result.problems:
         raise LockCheckError(result.problems)
     what = "fresh resolve identical, " if resolve else ""

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from ci.reports import sha256_file
-from ci.site.tree import link_or_copy
+from ci.site.rules import link_or_copy
 from ci.zipsafe import SafeZip, open_zip
 
 # Unpacked bytes kept (the most recent copy always): a handful of full layers (~230 MB each: a few locks,

@@ -15,8 +15,8 @@ import pytest
 
 from ci.config import load_config
 from ci.errors import PipelineError
-from ci.lock.index import SimpleIndex
 from ci.paths import REPO_ROOT, BuildPaths
+from ci.pip import SimpleIndex
 from tests.test_github_annotate import ci_github
 from tests.test_reports import copy_repo, line_of
 

@@ -42,7 +42,7 @@ def test_another_uv_or_a_dropped_hash_is_stale_and_rewritten(tmp_path: Path) -> 
     assert write_bootstrap(pipeline, bootstrap, tmp_path) is False, "an unchanged pin is not rewritten"
     bootstrap.unlink()
     (missing,) = check_bootstrap(pipeline, bootstrap, tmp_path)
-    assert "is missing" in missing.detail
+    assert "is missing" in missing.problem
 
 
 def test_a_pipeline_lock_without_uv_says_what_to_add(tmp_path: Path) -> None:

@@ -19,9 +19,9 @@ from ci.cmd_lock import upgrade_request
 from ci.config import load_config
 from ci.errors import PipelineError
 from ci.lock.check import check_locks
-from ci.lock.index import SimpleIndex
 from ci.lock.upgrade import PackageMove, explain_conflict, upgrade_locks
 from ci.paths import REPO_ROOT
+from ci.pip import SimpleIndex
 from tests.conftest import run_cli
 from tests.test_lock import LOCK_FILES, edit, repo  # noqa: F401 - fixture
 

@@ -21,7 +21,7 @@ from ci.isolated import target_python
 from ci.layer import verify
 from ci.layer.build import build_layer
 from ci.layer.verify import Runner
-from ci.lock.check import check_against_in, check_bundled, check_provided
+from ci.lock.check import check_against_in, check_runtime_packages
 from ci.lock.lockfile import read_lock
 from ci.lock.resolve import compile_lock, lock_jobs, read_notes
 from ci.paths import REPO_ROOT, BuildPaths
@@ -125,8 +125,7 @@ def test_bundling_urllib3_puts_it_in_the_lock_and_the_layer(tmp_path: Path) -> N
 
     layer = read_lock(config.lock.layer_lock)
     job = lock_jobs(config)[0]
-    assert check_provided(layer, job.provided) == [], "bundled on purpose: no shadowing"
-    assert check_bundled(layer, job.bundled) == []
+    assert check_runtime_packages(layer, job) == [], "bundled on purpose: no shadowing, and in the layer"
 
 
 def test_a_module_missing_from_the_locks_is_named_so_not_blamed_on_a_rule(tmp_path: Path) -> None:

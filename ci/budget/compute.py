@@ -39,7 +39,7 @@ from ci.lock.lockfile import display_path
 from ci.paths import REPO_ROOT, BuildPaths
 from ci.reports import REPORT_FORMAT, sha256_file
 from ci.site.owners import Owners, canonical
-from ci.site.tree import in_vendored_libs
+from ci.site.rules import in_vendored_libs
 from ci.units import as_mb
 from ci.zipsafe import open_zip
 

@@ -50,16 +50,15 @@ from ci.layer.build import dlopen_check, strip_tree
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
 from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, find_cached, install_wheels, read_layer_lock
 from ci.lock.check import newest_fitting, wheel_fits
-from ci.lock.index import IndexFile, Project, SimpleIndex, sdist_version
 from ci.lock.lockfile import LockFile, display_path, logical_lines, read_in, read_lock, strip_comment
 from ci.lock.resolve import compile_lock, lock_jobs
 from ci.paths import BuildPaths
 from ci.pins.check import PACKAGES
-from ci.pip import LEGACY_ALIASES, target_tags
+from ci.pip import LEGACY_ALIASES, IndexFile, Project, SimpleIndex, sdist_version, target_tags
 from ci.reports import Finding, sha256_file
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners, canonical
-from ci.site.tree import globbed, link_or_copy, walk_files
+from ci.site.rules import globbed, link_or_copy, walk_files
 from ci.tables import text_table
 from ci.units import UNITS_NOTE, as_bytes, as_mb, mb_cell, signed_mb
 from ci.zipsafe import open_zip

@@ -39,7 +39,7 @@ from ci.reports import sha256_file
 from ci.runtime_view import RuntimeView, ensure_runtime_dir
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners
-from ci.site.tree import globbed, in_vendored_libs, link_or_copy, remove_empty_dirs, tree_size, walk_files
+from ci.site.rules import globbed, in_vendored_libs, link_or_copy, remove_empty_dirs, tree_size, walk_files
 from ci.units import as_mb
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from ci import cache_seal
 from ci.errors import CheckFailedError
 from ci.isolated import run_isolated
-from ci.site.tree import link_or_copy
+from ci.site.rules import link_or_copy
 
 LAMBDA_SITE = "/opt/python"  # where the layer's python/ is mounted: tracebacks name real paths
 _SEAL = "bytecode"  # the cache seal's purpose: what the layer ships

@@ -24,7 +24,7 @@ from ci.pins.check import require_safe_model
 from ci.runtime_view import RuntimeView
 from ci.site import rules
 from ci.site.owners import BUILD_SITE, Owners
-from ci.site.tree import in_vendored_libs, walk_files
+from ci.site.rules import in_vendored_libs, walk_files
 
 # name.py, name.pyc, name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
 _MODULE_FILE = re.compile(r"^(?P<stem>[^.]+)(\.pyc?|(\.(cpython-[^.]+|abi3))?\.so)$")

@@ -26,7 +26,7 @@ from ci.lock.lockfile import LockFile, Pin, read_lock
 from ci.pip import run_pip, target_tags
 from ci.reports import sha256_file
 from ci.site.owners import top_level_entries
-from ci.site.tree import link_or_copy
+from ci.site.rules import link_or_copy
 
 logger = logging.getLogger(__name__)
 _TO_ROOT = ("purelib", "platlib")

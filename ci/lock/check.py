@@ -1,8 +1,5 @@
-"""`python -m ci lock --check`: every way the committed locks can be wrong, as typed problems, in one pass.
-
-Offline checks first, then the target's wheels on PyPI (the runtime's exact glibc, not uv's platform), then
-optionally a fresh resolve compared byte for byte; `check_direct_pins` runs before any resolve.
-"""
+"""`python -m ci lock --check`: every way the committed locks can be wrong, in one pass. Offline checks first, then
+the target's wheels on PyPI (the runtime's exact glibc, not uv's platform), then optionally a fresh resolve."""
 
 from __future__ import annotations
 
@@ -21,90 +18,46 @@ from packaging.version import Version
 
 from ci.config import Config, Target
 from ci.errors import CheckFailedError, PipelineError
-from ci.lock.index import IndexFile, NotCachedError, Project, SimpleIndex
 from ci.lock.lockfile import RELOCK, LockFile, Pin, display_path, read_in, read_lock
 from ci.lock.resolve import BOOTSTRAP_PACKAGE, LockChange, LockJob, bootstrap_text, compile_lock, lock_jobs
-from ci.pip import target_tags
+from ci.pip import IndexFile, NotCachedError, Project, SimpleIndex, target_tags
 
 
-class LockProblem(PipelineError):  # noqa: N818  (a problem found, reported with others)
-    """One problem at one place: `file:line: package: problem` + fix."""
+@dataclass(frozen=True)
+class LockProblem:
+    """`file:line: package: problem` + fix, of a kind: unpinned, unhashed, stale (behind its .in file or a fresh
+    resolve), no-target-wheel, hash, inconsistent (two locks, two versions), provided (shadows the runtime's)."""
 
-    kind = "lock"
+    kind: str
+    file: str
+    line: int | None
+    package: str | None
+    problem: str
+    fix: str
 
-    def __init__(self, file: str, line: int | None, package: str | None, problem: str, fix: str) -> None:
-        where = f"{file}:{line}" if line else file
-        subject = f"{package}: " if package else ""
-        super().__init__(f"{where}: {subject}{problem}", fix)
-        self.file = file
-        self.line = line
-        self.package = package
-        self.detail = problem
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "kind": self.kind,
-            "file": self.file,
-            "line": self.line,
-            "package": self.package,
-            "problem": self.detail,
-            "fix": self.fix,
-        }
-
-
-class UnpinnedLine(LockProblem):  # not an exact `==` pin: installs would drift
-    kind = "unpinned"
-
-
-class UnhashedLine(LockProblem):  # `pip install --require-hashes` refuses the file
-    kind = "unhashed"
-
-
-class StaleLock(LockProblem):  # out of step with its .in file or a fresh resolve
-    kind = "stale"
-
-
-class NoTargetWheel(LockProblem):  # no wheel the Lambda target can install and load
-    kind = "no-target-wheel"
-
-
-class HashMismatch(LockProblem):  # a target wheel's sha256 missing, or one the index never published
-    kind = "hash"
-
-
-class InconsistentLocks(LockProblem):  # pickled by one version, unpickled by another
-    kind = "inconsistent"
-
-
-class ProvidedInLayer(LockProblem):  # it would shadow the runtime's copy
-    kind = "provided"
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.package}: {self.problem}" if self.package else f"{where}: {self.problem}"
 
 
 class LockCheckError(CheckFailedError):
     """All problems of one `python -m ci lock --check` run, so a user fixes them in one go."""
 
     def __init__(self, problems: list[LockProblem]) -> None:
-        lines = [f"{len(problems)} lock problem(s):", *(f"  - {p.problem}\n    fix: {p.fix}" for p in problems)]
+        lines = [f"{len(problems)} lock problem(s):", *(f"  - {p}\n    fix: {p.fix}" for p in problems)]
         super().__init__("\n".join(lines), f"fix the lines named above, then run {RELOCK} and commit the locks")
         self.problems = problems
 
 
 @dataclass
 class LockCheck:
-    problems: list[LockProblem] = field(default_factory=list)
+    """The lock report's fields, in its order."""
+
     locks: dict[str, dict[str, Any]] = field(default_factory=dict)
     target_wheels: dict[str, str] = field(default_factory=dict)  # package -> wheel the target installs
-    not_checked: list[str] = field(default_factory=list)  # offline and not in the cache
-    resolved: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "locks": self.locks,
-            "target_wheels": self.target_wheels,
-            "wheels_not_checked": self.not_checked,
-            "fresh_resolve": self.resolved,
-            "problems": [p.to_dict() for p in self.problems],
-        }
+    wheels_not_checked: list[str] = field(default_factory=list)  # offline and not in the cache
+    fresh_resolve: bool = False
+    problems: list[LockProblem] = field(default_factory=list)
 
 
 def check_locks(
@@ -119,24 +72,19 @@ def check_locks(
         result.problems += check_format(lock)
         result.problems += check_against_in(lock, job, env)
         result.locks[job.name] = {"file": lock.display, "pins": lock.versions}
-
-    layer_job, layer = jobs[0], locks[0]
-    result.problems += check_provided(layer, layer_job.provided)
-    result.problems += check_bundled(layer, layer_job.bundled)
+    result.problems += check_runtime_packages(locks[0], jobs[0])
     for i, lock in enumerate(locks):  # every later lock against every earlier one, the layer first
         for reference in locks[:i]:
             result.problems += check_consistency(lock, reference)
     result.problems += check_bootstrap(config.lock.pipeline_lock, config.lock.bootstrap_lock, config.root)
     if index is not None:
-        check_target_wheels(layer, config.target, index, result)
-
+        check_target_wheels(locks[0], config.target, index, result)
     if resolve:
-        stale_files = {p.file for p in result.problems if isinstance(p, StaleLock)}
+        stale_files = {p.file for p in result.problems if p.kind == "stale"}
         for job, lock in zip(jobs, locks, strict=True):
             if lock.display not in stale_files:
-                in_display = display_path(job.in_file, config.root)
-                result.problems += check_fresh_resolve(job, lock.display, config.lock.index_url, uv_cache, in_display)
-        result.resolved = True
+                result.problems += check_fresh_resolve(job, lock.display, config, uv_cache)
+        result.fresh_resolve = True
     return result
 
 
@@ -145,21 +93,20 @@ def check_format(lock: LockFile) -> list[LockProblem]:
     problems: list[LockProblem] = []
     for line, text in lock.options:
         if text.startswith(("-e", "--editable")):
-            problems.append(
-                UnpinnedLine(lock.display, line, None, f"editable install {text!r}", f"pin a release; {RELOCK}")
-            )
+            problem, fix = f"editable install {text!r}", f"pin a release; {RELOCK}"
+            problems.append(LockProblem("unpinned", lock.display, line, None, problem, fix))
     for pin in sorted(lock.pins.values(), key=lambda p: p.line):
         if pin.version is None:
-            kind: type[LockProblem] = UnpinnedLine
+            kind = "unpinned"
             problem = f"{pin.text!r} is not an exact `==` pin: every install could get another version"
             fix = f"regenerate the lock with {RELOCK} (put ranges in the .in file, never in the lock)"
         elif not pin.hashes:
-            kind = UnhashedLine
+            kind = "unhashed"
             problem = f"{pin.text} has no --hash: `pip install --require-hashes` refuses the whole file"
             fix = f"regenerate the lock with {RELOCK} (it passes --generate-hashes)"
         else:
             continue
-        problems.append(kind(lock.display, pin.line, pin.name, problem, fix))
+        problems.append(LockProblem(kind, lock.display, pin.line, pin.name, problem, fix))
     return problems
 
 
@@ -167,16 +114,14 @@ def check_against_in(lock: LockFile, job: LockJob, env: dict[str, str]) -> list[
     """Each direct requirement pinned, satisfied and annotated; one the runtime provides must accept its version."""
     problems: list[LockProblem] = []
     wanted: dict[str, set[str]] = {}  # "-r file" -> canonical names it asks for
-    provided = job.provided_versions
     for direct in read_in(job.in_file, job.cwd):
         wanted.setdefault(direct.source, set()).add(direct.name)
         if direct.requirement.marker is not None and not direct.requirement.marker.evaluate(env):
             continue
         where = direct.source.removeprefix("-r ")
         pin = lock.pins.get(direct.name)
-        if pin is None and direct.name in provided:
-            found = job.unprovidable(direct)
-            if found is None:
+        if pin is None and direct.name in job.provided_versions:
+            if (found := job.unprovidable(direct)) is None:
                 continue
             problem, fix = found
         elif pin is None:
@@ -193,80 +138,56 @@ def check_against_in(lock: LockFile, job: LockJob, env: dict[str, str]) -> list[
             fix = f"run {RELOCK}, then commit {lock.display}"
         else:
             continue
-        problems.append(StaleLock(lock.display, pin.line if pin else None, direct.name, problem, fix))
-    return problems + [
-        StaleLock(
-            lock.display,
-            pin.line,
-            pin.name,
-            f"annotated `# via {via}`, but {via.removeprefix('-r ')} no longer asks for it",
-            f"run {RELOCK} to drop or re-annotate it, then commit {lock.display}",
-        )
-        for pin in lock.pins.values()
-        for via in pin.via
-        if via.startswith("-r ") and pin.name not in wanted.get(via, set())
-    ]
+        problems.append(LockProblem("stale", lock.display, pin.line if pin else None, direct.name, problem, fix))
+    for pin in lock.pins.values():
+        for via in (via for via in pin.via if via.startswith("-r ") and pin.name not in wanted.get(via, set())):
+            problem = f"annotated `# via {via}`, but {via.removeprefix('-r ')} no longer asks for it"
+            fix = f"run {RELOCK} to drop or re-annotate it, then commit {lock.display}"
+            problems.append(LockProblem("stale", lock.display, pin.line, pin.name, problem, fix))
+    return problems
 
 
-def check_provided(layer: LockFile, provided: tuple[str, ...]) -> list[LockProblem]:
-    names = [(text, canonicalize_name(Requirement(text).name)) for text in provided]
-    return [
-        ProvidedInLayer(
-            layer.display,
-            layer.pins[name].line,
-            name,
-            f"the Lambda runtime already provides {text}; a copy in the layer comes first on sys.path and shadows it",
-            f"run {RELOCK} (it leaves the runtime's packages out), or to ship it on purpose: [lock] "
-            f'bundle_runtime_packages = ["{name}"] in pipeline.toml, then {RELOCK}',
-        )
-        for text, name in names
-        if name in layer.pins
-    ]
-
-
-def check_bundled(layer: LockFile, bundled: tuple[str, ...]) -> list[LockProblem]:
-    """A package named to be bundled is in the layer lock: else the setting promises what the layer lacks."""
-    return [
-        StaleLock(
-            layer.display,
-            None,
-            name,
-            f"[lock] bundle_runtime_packages names it, but {layer.display} does not pin it: nothing in requirements.in "
-            "needs it, or the lock predates the setting",
-            f"add {name} to requirements.in if the handler imports it, or remove it from bundle_runtime_packages; "
-            f"then {RELOCK}",
-        )
-        for name in bundled
-        if name not in layer.pins
-    ]
+def check_runtime_packages(layer: LockFile, job: LockJob) -> list[LockProblem]:
+    """No package the runtime provides in the layer (it would shadow the runtime's), every bundled one in it."""
+    problems = []
+    for text in job.provided:
+        provided = canonicalize_name(Requirement(text).name)
+        if provided in layer.pins:
+            problem = f"the Lambda runtime already provides {text}; a copy in the layer comes first on sys.path and "
+            problem += "shadows it"
+            fix = f"run {RELOCK} (it leaves the runtime's packages out), or to ship it on purpose: [lock] "
+            fix += f'bundle_runtime_packages = ["{provided}"] in pipeline.toml, then {RELOCK}'
+            problems.append(LockProblem("provided", layer.display, layer.pins[provided].line, provided, problem, fix))
+    for name in (name for name in job.bundled if name not in layer.pins):  # else the setting promises what it lacks
+        problem = f"[lock] bundle_runtime_packages names it, but {layer.display} does not pin it: nothing in "
+        problem += "requirements.in needs it, or the lock predates the setting"
+        fix = f"add {name} to requirements.in if the handler imports it, or remove it from bundle_runtime_packages; "
+        fix += f"then {RELOCK}"
+        problems.append(LockProblem("stale", layer.display, None, name, problem, fix))
+    return problems
 
 
 def check_consistency(lock: LockFile, reference: LockFile) -> list[LockProblem]:
     """Shared packages at one version everywhere: the model is trained by what the layer runs."""
-    shared = [(name, pin, reference.pins[name]) for name, pin in sorted(lock.pins.items()) if name in reference.pins]
-    return [
-        InconsistentLocks(
-            lock.display,
-            pin.line,
-            name,
-            f"pinned {pin.version} in {lock.display} but {other.version} in {reference.display}:{other.line}: "
-            "training would pickle with one version and Lambda unpickle with another",
-            f"keep `-c` to the layer lock in the .in file and run {RELOCK} to recompile both "
-            f"(never edit one lock alone; to move {name} in all of them: `python -m ci lock --upgrade {name}`)",
-        )
-        for name, pin, other in shared
-        if pin.version is not None and other.version is not None and pin.version != other.version
-    ]
+    problems = []
+    for name, pin in sorted(lock.pins.items()):
+        other = reference.pins.get(name)
+        if other is None or pin.version is None or other.version is None or pin.version == other.version:
+            continue
+        problem = f"pinned {pin.version} in {lock.display} but {other.version} in {reference.display}:{other.line}: "
+        problem += "training would pickle with one version and Lambda unpickle with another"
+        fix = f"keep `-c` to the layer lock in the .in file and run {RELOCK} to recompile both (never edit one lock "
+        fix += f"alone; to move {name} in all of them: `python -m ci lock --upgrade {name}`)"
+        problems.append(LockProblem("inconsistent", lock.display, pin.line, name, problem, fix))
+    return problems
 
 
-def check_fresh_resolve(
-    job: LockJob, display: str, index_url: str, uv_cache: Path | None, in_display: str
-) -> list[LockProblem]:
+def check_fresh_resolve(job: LockJob, display: str, config: Config, uv_cache: Path | None) -> list[LockProblem]:
     """Resolve again and compare; the problem names the first pin that would change, e.g. a bump made in place."""
     with tempfile.TemporaryDirectory(prefix="lock-check-") as tmp:
         fresh = Path(tmp) / job.output.name
         shutil.copyfile(job.output, fresh)
-        compile_lock(job, index_url, output=fresh, uv_cache=uv_cache)
+        compile_lock(job, config.lock.index_url, output=fresh, uv_cache=uv_cache)
         if fresh.read_bytes() == job.output.read_bytes():
             return []
         committed = read_lock(job.output).pins
@@ -276,16 +197,11 @@ def check_fresh_resolve(
     moved = [pin for name, pin in committed.items() if name not in after or after[name] != before[name]]
     first = min(moved, key=lambda pin: pin.line, default=None)
     move = f" (to move a package on purpose: `python -m ci lock --upgrade {first.name}`)" if first else ""
-    return [
-        StaleLock(
-            display,
-            first.line if first else None,
-            first.name if first else None,
-            f"{display} is not what a fresh resolve of {in_display} for its target writes ({what}): "
-            "was it edited by hand or by a tool that resolves for another platform?",
-            f"run {RELOCK} and commit {display}{move}",
-        )
-    ]
+    in_display = display_path(job.in_file, config.root)
+    problem = f"{display} is not what a fresh resolve of {in_display} for its target writes ({what}): "
+    problem += "was it edited by hand or by a tool that resolves for another platform?"
+    fix = f"run {RELOCK} and commit {display}{move}"
+    return [LockProblem("stale", display, first.line if first else None, first.name if first else None, problem, fix)]
 
 
 def _marker_env(python: str, target: Target | None) -> dict[str, str]:
@@ -299,9 +215,8 @@ def _marker_env(python: str, target: Target | None) -> dict[str, str]:
         os_name="posix",
         implementation_name="cpython",
         platform_python_implementation="CPython",
+        platform_machine=target.machine if target else env["platform_machine"],
     )
-    if target is not None:
-        env["platform_machine"] = target.machine
     return env
 
 
@@ -317,41 +232,38 @@ def check_target_wheels(lock: LockFile, target: Target, index: SimpleIndex, resu
         try:
             project = index.project(pin.name)
         except NotCachedError:
-            result.not_checked.append(pin.name)
+            result.wheels_not_checked.append(pin.name)
             continue
-        problems, chosen = _judge(pin, project, lock.display, target, tags)
+        problems, chosen = _judge(pin, project, target, tags)
         if problems and project.from_cache:  # never fail on an old cache entry: ask the index again
-            project = index.project(pin.name, fresh=True)
-            problems, chosen = _judge(pin, project, lock.display, target, tags)
-        result.problems += problems
+            problems, chosen = _judge(pin, index.project(pin.name, fresh=True), target, tags)
+        for kind, problem, fix in problems:
+            result.problems.append(LockProblem(kind, lock.display, pin.line, pin.name, problem, fix))
         if chosen is not None:
             result.target_wheels[pin.name] = chosen
 
 
-def _judge(
-    pin: Pin, project: Project, display: str, target: Target, tags: set[Tag]
-) -> tuple[list[LockProblem], str | None]:
+def _judge(pin: Pin, project: Project, target: Target, tags: set[Tag]) -> tuple[list[tuple[str, str, str]], str | None]:
+    """([(kind, problem, fix)], the wheel the target installs)."""
     assert pin.version is not None
     files = project.files_of(pin.version)
     if not files:
-        problem = f"{pin.name}=={pin.version} is not on the index"
-        return [NoTargetWheel(display, pin.line, pin.name, problem, f"rerun {RELOCK}")], None
+        return [("no-target-wheel", f"{pin.name}=={pin.version} is not on the index", f"rerun {RELOCK}")], None
     fitting = [f for f in files if wheel_fits(f, target, tags)]
     if not fitting:
-        return [_no_wheel(pin, project, files, display, target, tags)], None
+        return [("no-target-wheel", *_no_wheel(pin, project, files, target, tags))], None
     locked = pin.sha256
     missing = [f.filename for f in fitting if f.sha256 and f.sha256 not in locked]
     unknown = sorted(locked - {f.sha256 for f in files if f.sha256})
     fix = f"regenerate the hashes with {RELOCK}"
-    problems: list[LockProblem] = []
+    problems: list[tuple[str, str, str]] = []
     if missing and locked:
         problem = f"the lock lacks the sha256 of {', '.join(missing)}, which the target installs: "
-        problem += "`pip install --require-hashes` would refuse it"
-        problems.append(HashMismatch(display, pin.line, pin.name, problem, fix))
+        problems.append(("hash", problem + "`pip install --require-hashes` would refuse it", fix))
     if unknown:
         problem = f"{len(unknown)} hash(es) match no file of {pin.name} {pin.version} on the index "
         problem += f"(first: sha256:{unknown[0][:16]}...)"
-        problems.append(HashMismatch(display, pin.line, pin.name, problem, f"{fix} (and find out who edited them)"))
+        problems.append(("hash", problem, f"{fix} (and find out who edited them)"))
     best = min(fitting, key=lambda f: _priority(f, tags, target))
     return problems, best.filename
 
@@ -380,14 +292,11 @@ def _priority(file: IndexFile, tags: set[Tag], target: Target) -> tuple[int, str
     return rank, file.filename
 
 
-def _no_wheel(
-    pin: Pin, project: Project, files: list[IndexFile], display: str, target: Target, tags: set[Tag]
-) -> NoTargetWheel:
-    wheel_tags = [wheel[1] for f in files if (wheel := f.wheel) is not None]
-    if wheel_tags:
-        cp_tags = {t for tags_of in wheel_tags for t in tags_of if t.interpreter == target.runtime.python_tag}
-        shown = cp_tags or {t for tags_of in wheel_tags for t in tags_of}
-        platforms = sorted({t.platform for t in shown})
+def _no_wheel(pin: Pin, project: Project, files: list[IndexFile], target: Target, tags: set[Tag]) -> tuple[str, str]:
+    all_tags = {tag for file in files if (wheel := file.wheel) is not None for tag in wheel[1]}
+    if all_tags:
+        cp_tags = {tag for tag in all_tags if tag.interpreter == target.runtime.python_tag}
+        platforms = sorted({tag.platform for tag in cp_tags or all_tags})
         more = f" (+{len(platforms) - MAX_PLATFORMS_SHOWN} more)" if len(platforms) > MAX_PLATFORMS_SHOWN else ""
         which = f"{target.runtime.python_tag} wheels" if cp_tags else "wheels"
         have = f"its {which} are tagged {', '.join(platforms[:MAX_PLATFORMS_SHOWN])}{more}"
@@ -401,9 +310,7 @@ def _no_wheel(
     else:
         hint = "no version of it fits the target"
         fix = f"remove {pin.name} from requirements.in or change target.runtime, then {RELOCK}"
-    return NoTargetWheel(
-        display, pin.line, pin.name, f"{pin.name}=={pin.version} has no wheel for {runtime}: {have}; {hint}", fix
-    )
+    return f"{pin.name}=={pin.version} has no wheel for {runtime}: {have}; {hint}", fix
 
 
 def final_versions(project: Project, target: Target | None = None, tags: set[Tag] | None = None) -> set[Version]:
@@ -479,13 +386,7 @@ def check_bootstrap(pipeline_lock: Path, bootstrap_lock: Path, root: Path) -> li
     if exists and bootstrap_lock.read_text() == bootstrap_text(pipeline_lock, root):
         return []
     pin = read_lock(bootstrap_lock).pins.get(BOOTSTRAP_PACKAGE) if exists else None
-    return [
-        StaleLock(
-            shown,
-            pin.line if pin else None,
-            BOOTSTRAP_PACKAGE,
-            f"{shown} {'differs from' if exists else 'is missing'} the uv pin and hashes of "
-            f"{display_path(pipeline_lock, root)}",
-            f"run {RELOCK} (it writes {shown} from the pipeline lock) and commit it",
-        )
-    ]
+    problem = f"{shown} {'differs from' if exists else 'is missing'} the uv pin and hashes of "
+    problem += display_path(pipeline_lock, root)
+    fix = f"run {RELOCK} (it writes {shown} from the pipeline lock) and commit it"
+    return [LockProblem("stale", shown, pin.line if pin else None, BOOTSTRAP_PACKAGE, problem, fix)]

@@ -1,14 +1,12 @@
 """The one reader of pip-tools lock files and their .in inputs, so a lock means the same to `ci lock`, the layer build
-and `ci pins`.
-
-It judges nothing: a loose, unhashed or unreadable line is kept with its line number for the caller to judge.
-"""
+and `ci pins`. It judges nothing: a loose, unhashed or unreadable line is kept, with its line number, for the caller."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -39,7 +37,6 @@ class Pin:
 
     @property
     def specifier(self) -> str:
-        """The specifier as written, e.g. "==1.3.2" or ">=1.26" ("" for none)."""
         return str(self.requirement.specifier) if self.requirement else ""
 
     @property
@@ -76,12 +73,11 @@ class LockFile:
     entries: tuple[Pin, ...]  # every requirement line, in file order
     options: tuple[tuple[int, str], ...]  # (line, text) of option lines (--index-url, -e ...)
     digest: str  # sha256 of the file: the key of everything cached per lock
-    display: str = ""  # how messages name the file, e.g. requirements-layer.txt (default: its name)
-    pins: dict[str, Pin] = field(init=False, compare=False)  # canonical name -> pin (the last line wins)
+    display: str  # how messages name the file, e.g. requirements-layer.txt
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "display", self.display or self.path.name)
-        object.__setattr__(self, "pins", {pin.name: pin for pin in self.entries})
+    @functools.cached_property
+    def pins(self) -> dict[str, Pin]:  # canonical name -> pin (the last line wins)
+        return {pin.name: pin for pin in self.entries}
 
     def get(self, name: str) -> Pin | None:
         return self.pins.get(canonicalize_name(name))
@@ -126,7 +122,7 @@ def read_lock(path: Path, display: str | None = None) -> LockFile:
         found.append((_parse_pin(strip_comment(stripped), number, path), via))
     entries = tuple(replace(pin, via=tuple(annotations)) for pin, annotations in found)
     digest = hashlib.sha256(content.encode()).hexdigest()
-    return LockFile(path, entries, tuple(options), digest, display or "")
+    return LockFile(path, entries, tuple(options), digest, display or path.name)
 
 
 def _parse_pin(text: str, number: int, path: Path) -> Pin:
@@ -173,8 +169,6 @@ def logical_lines(content: str) -> list[tuple[int, str]]:
 
 @dataclass(frozen=True)
 class DirectRequirement:
-    """A requirement written in an .in file (or a file it includes with -r)."""
-
     requirement: Requirement
     file: Path
     line: int
@@ -196,7 +190,9 @@ def read_in(path: Path, cwd: Path, source_path: str | None = None) -> list[Direc
         if not stripped:
             continue
         if stripped.startswith("-"):
-            option, value = _option(stripped)
+            words = [*shlex.split(stripped), ""]  # "" when the option has no value
+            option, equals, value = words[0].partition("=")
+            value = value if equals else words[1]
             if option in ("-r", "--requirement") and value:
                 nested_shown = (PurePosixPath(shown).parent / value).as_posix()
                 found += read_in(path.parent / value, cwd, nested_shown)
@@ -207,12 +203,6 @@ def read_in(path: Path, cwd: Path, source_path: str | None = None) -> list[Direc
             raise PipelineError(f"{path}:{number}: {stripped!r} is not a requirement ({exc})", "fix the line") from exc
         found.append(DirectRequirement(requirement, path, number, f"-r {shown}"))
     return found
-
-
-def _option(text: str) -> tuple[str, str]:
-    parts = [*shlex.split(text), ""]  # "" when the option has no value
-    option, equals, value = parts[0].partition("=")
-    return option, value if equals else parts[1]
 
 
 def display_path(path: Path, root: Path) -> str:

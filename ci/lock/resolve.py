@@ -1,19 +1,15 @@
-"""Compiling the four locks with uv for the target, plus uv's bootstrap file and ci/policy/runtime-*.txt.
-
-Layer lock for the Lambda target, host locks constrained to it (docs/design.md); byte-identical when unchanged.
-"""
+"""Compiling the four locks with uv (the layer's for the Lambda target, host locks constrained to it: docs/design.md),
+plus uv's bootstrap file and ci/policy/runtime-*.txt; byte-identical when unchanged."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -39,7 +35,6 @@ class LockJob:
     extra_args: tuple[str, ...] = ()
     bundled: tuple[str, ...] = ()  # runtime packages the layer ships anyway ([lock] bundle_runtime_packages)
     runtime: str = ""  # the Lambda runtime that provides `provided` (named in the lock's notes)
-    shipped: tuple[tuple[str, str], ...] = ()  # (name, version) of everything that runtime ships
 
     @property
     def in_file(self) -> Path:
@@ -72,41 +67,27 @@ def lock_jobs(config: Config) -> list[LockJob]:
     """The four locks in the order they depend on each other (each host lock is constrained to those before it)."""
     lock = config.lock
     target = config.target
-    layer_in = lock.requirements_in
     bundled = lock.bundle_runtime_packages
     provided = tuple(pin for pin in target.runtime.provided if canonicalize_name(Requirement(pin).name) not in bundled)
-    host_python = target.runtime.python  # training pickles with the Python that unpickles on Lambda
-    host_locks = (
-        ("training", lock.training_in, lock.training_lock),
-        ("pipeline", lock.pipeline_in, lock.pipeline_lock),
-        ("dev", lock.dev_in, lock.dev_lock),
-    )
-    return [
-        LockJob(
-            name="layer",
-            cwd=layer_in.parent,
-            inputs=(layer_in.name,),
-            output=lock.layer_lock,
-            python_platform=target.uv_platform,
-            python_version=target.runtime.python,
-            only_binary=True,
-            provided=provided,
-            bundled=bundled,
-            runtime=target.runtime.name,
-            shipped=tuple(shipped_packages(target.runtime.name).items()),
-        ),
-        *(
-            LockJob(
-                name=name,
-                cwd=source.parent,
-                inputs=(source.name,),
-                output=output,
-                python_platform=lock.host_platform,
-                python_version=host_python,
-            )
-            for name, source, output in host_locks
-        ),
+    sources = {
+        "layer": (lock.requirements_in, lock.layer_lock),
+        "training": (lock.training_in, lock.training_lock),
+        "pipeline": (lock.pipeline_in, lock.pipeline_lock),
+        "dev": (lock.dev_in, lock.dev_lock),
+    }
+    jobs = [  # all for the runtime's Python: training pickles with the Python that unpickles on Lambda
+        LockJob(name, source.parent, (source.name,), output, lock.host_platform, target.runtime.python)
+        for name, (source, output) in sources.items()
     ]
+    layer = replace(
+        jobs[0],
+        python_platform=target.uv_platform,
+        only_binary=True,
+        provided=provided,
+        bundled=bundled,
+        runtime=target.runtime.name,
+    )
+    return [layer, *jobs[1:]]
 
 
 def uv_binary() -> str:
@@ -134,18 +115,22 @@ def compile_lock(
 ) -> Path:
     """Run uv for `job`, writing `output` (default: the job's lock). Existing pins there are preferred."""
     output = output or job.output
-    run = functools.partial(_run_uv, job, index_url, upgrade, upgrade_packages, uv_cache)
+    flags = ["--generate-hashes", "--index-url", index_url, *(["--upgrade"] if upgrade else [])]
+    flags += [arg for name in upgrade_packages for arg in ("--upgrade-package", name)]
+    flags += ["--cache-dir", str(uv_cache)] if uv_cache is not None else []
     left_out: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="lock-") as tmp:
         inputs = list(job.inputs)
         no_emit: list[str] = []
         if job.provided:
-            refuse_unprovidable(job)
+            for direct in read_in(job.in_file, job.cwd):  # said in one line, before uv's resolver trace of it
+                if (found := job.unprovidable(direct)) is not None:
+                    raise PipelineError(*found)
             provided_file = Path(tmp) / "provided.txt"
             provided_file.write_text("".join(f"{pin}\n" for pin in job.provided))
             inputs.append(str(provided_file))
-            no_emit, left_out = runtime_only_packages(job, run, inputs, output, Path(tmp))
-        run(inputs, no_emit, output)
+            no_emit, left_out = runtime_only_packages(job, flags, inputs, output, Path(tmp))
+        _run_uv(job, flags, inputs, no_emit, output)
     if job.runtime:
         notes = runtime_notes(job, left_out, read_lock(output))
         if notes:
@@ -157,9 +142,8 @@ NOTES_START = "# Runtime packages"
 
 
 def runtime_notes(job: LockJob, left_out: dict[str, list[str]], lock: LockFile) -> list[str]:
-    """The lock's last lines: each package the layer needs but leaves out (the runtime provides it, at which
-    version) and each it bundles instead. Written by every compile, so a fresh resolve writes them too."""
-    shipped = dict(job.shipped)
+    """The lock's last lines: each package the layer leaves to the runtime (at its version) or bundles instead."""
+    shipped = shipped_packages(job.runtime)  # (name, version) of everything the runtime ships
     bundled = [name for name in job.bundled if name in lock.pins]
     if not left_out and not bundled:
         return []
@@ -185,26 +169,17 @@ def read_notes(lock_file: Path) -> list[str]:
     return [line.lstrip("#").strip() for line in lines[starts[0] :]] if starts else []
 
 
-def refuse_unprovidable(job: LockJob) -> None:
-    """Said here in one line, before uv reports the conflict with the runtime's pin as a resolver trace."""
-    for direct in read_in(job.in_file, job.cwd):
-        found = job.unprovidable(direct)
-        if found is not None:
-            raise PipelineError(*found)
-
-
 def runtime_only_packages(
-    job: LockJob, run: Callable[[list[str], list[str], Path], None], inputs: list[str], output: Path, tmp: Path
+    job: LockJob, flags: list[str], inputs: list[str], output: Path, tmp: Path
 ) -> tuple[list[str], dict[str, list[str]]]:
-    """Provided packages, the dependencies only they need (by a first resolve's `# via`), and what needs each.
-
-    The probe upgrades what the real run upgrades, or a package only the old versions need would stay."""
+    """Provided packages, the dependencies only they need (by a first resolve's `# via`), and what needs each. The
+    probe upgrades what the real run upgrades, or a package only the old versions need would stay."""
     probe = tmp / "all.txt"
     if output.is_file():
         shutil.copyfile(output, probe)  # same preferences as the real run, so the same versions
-    run(inputs, [], probe)
+    _run_uv(job, flags, inputs, [], probe)
     pins = read_lock(probe).pins
-    provided = [canonicalize_name(Requirement(pin).name) for pin in job.provided]
+    provided = list(job.provided_versions)
     direct = {req.name for req in read_in(job.in_file, job.cwd)}
     source = f"-r {job.inputs[0]}"
     needed = {name for name, pin in pins.items() if source in pin.via or name in direct} - set(provided)
@@ -213,41 +188,27 @@ def runtime_only_packages(
     excluded: list[str] = []
     for name in provided:
         excluded.append(name)
-        children = sorted(
+        excluded += sorted(
             child
             for child, pin in pins.items()
             if name in pin.via and child not in needed and child not in provided and child not in excluded
         )
-        excluded += children
-    left_out = {
-        name: sorted(parent.removeprefix("-r ") for parent in pins[name].via if parent in needed or parent == source)
+    left_out = {  # each left-out package the layer needs, and what needs it
+        name: sorted(parents)
         for name in excluded
-        if name in pins and any(parent in needed or parent == source for parent in pins[name].via)
+        if name in pins and (parents := [p.removeprefix("-r ") for p in pins[name].via if p in needed or p == source])
     }
     return excluded, left_out
 
 
-def _run_uv(
-    job: LockJob,
-    index_url: str,
-    upgrade: bool,
-    upgrade_packages: tuple[str, ...],
-    uv_cache: Path | None,
-    inputs: list[str],
-    no_emit: list[str],
-    output: Path,
-) -> None:
+def _run_uv(job: LockJob, flags: list[str], inputs: list[str], no_emit: list[str], output: Path) -> None:
     command = [uv_binary(), "pip", "compile", "--quiet", "--no-config", *inputs]
     command += ["--python-platform", job.python_platform, "--python-version", job.python_version]
-    # The target is --python-version; the interpreter only builds an sdist's metadata. Without these,
-    # uv searches PATH for the target's Python (running every pyenv shim) and, not finding one,
-    # downloads an unhashed CPython from GitHub into ~/.local/share/uv (10 s of retries offline).
+    # The target is --python-version; the interpreter only builds an sdist's metadata. Without these, uv searches
+    # PATH for the target's Python (every pyenv shim) and downloads an unhashed CPython from GitHub (docs/design.md).
     command += ["--python", sys.executable, "--no-python-downloads"]
     command += ["--only-binary", ":all:"] if job.only_binary else []
-    command += ["--generate-hashes", "--index-url", index_url, *(["--upgrade"] if upgrade else [])]
-    command += [arg for name in no_emit for arg in ("--no-emit-package", name)]
-    command += [arg for name in upgrade_packages for arg in ("--upgrade-package", name)]
-    command += ["--cache-dir", str(uv_cache)] if uv_cache is not None else []
+    command += [*flags, *(arg for name in no_emit for arg in ("--no-emit-package", name))]
     command += ["--custom-compile-command", COMPILE_COMMAND, "-o", str(output), *job.extra_args]
     logger.debug(f"run: {shlex.join(command)}")
     result = subprocess.run(command, cwd=job.cwd, capture_output=True, text=True, check=False)
@@ -294,21 +255,20 @@ class LockChange:
 def compile_all(
     config: Config, upgrade: bool = False, upgrade_packages: tuple[str, ...] = (), uv_cache: Path | None = None
 ) -> list[LockChange]:
-    changes = []
-    for job in lock_jobs(config):
-        before_bytes = job.output.read_bytes() if job.output.is_file() else b""
-        before = read_lock(job.output).versions if before_bytes else {}
-        compile_lock(job, config.lock.index_url, upgrade=upgrade, upgrade_packages=upgrade_packages, uv_cache=uv_cache)
-        rewritten = job.output.read_bytes() != before_bytes
-        changes.append(
-            LockChange.between(display_path(job.output, config.root), before, read_lock(job.output).versions, rewritten)
-        )
     bootstrap = config.lock.bootstrap_lock
-    before = read_lock(bootstrap).versions if bootstrap.is_file() else {}
-    rewritten = write_bootstrap(config.lock.pipeline_lock, bootstrap, config.root)
-    changes.append(
-        LockChange.between(display_path(bootstrap, config.root), before, read_lock(bootstrap).versions, rewritten)
-    )
+    changes = []
+    for job in [*lock_jobs(config), None]:  # None: the bootstrap file, written from the pipeline lock
+        path = job.output if job else bootstrap
+        before_bytes = path.read_bytes() if path.is_file() else b""
+        before = read_lock(path).versions if before_bytes else {}
+        if job is None:
+            write_bootstrap(config.lock.pipeline_lock, bootstrap, config.root)
+        else:
+            compile_lock(
+                job, config.lock.index_url, upgrade=upgrade, upgrade_packages=upgrade_packages, uv_cache=uv_cache
+            )
+        rewritten = path.read_bytes() != before_bytes
+        changes.append(LockChange.between(display_path(path, config.root), before, read_lock(path).versions, rewritten))
     return changes
 
 
@@ -334,7 +294,6 @@ def bootstrap_text(pipeline_lock: Path, root: Path) -> str:
 
 
 def write_bootstrap(pipeline_lock: Path, bootstrap_lock: Path, root: Path) -> bool:
-    """Write the bootstrap file; True if its bytes changed."""
     text = bootstrap_text(pipeline_lock, root)
     changed = not bootstrap_lock.is_file() or bootstrap_lock.read_text() != text
     if changed:
@@ -343,20 +302,19 @@ def write_bootstrap(pipeline_lock: Path, bootstrap_lock: Path, root: Path) -> bo
 
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
-RUNTIME_PACKAGES_COMMAND = "python -m ci lock --runtime-packages"
 ARCHITECTURE = "x86_64"  # the pins hold the hashes of every file, so one resolve serves both architectures
 INPUT_NAME = "runtime.in"  # how the files' `# via -r` annotations name the provided list
 
 
-def runtime_file(runtime: str, policy_dir: Path = POLICY_DIR) -> Path:
-    return policy_dir / f"runtime-{runtime}.txt"
+def runtime_file(runtime: str) -> Path:
+    return POLICY_DIR / f"runtime-{runtime}.txt"
 
 
 def header(policy: RuntimePolicy) -> str:
     return (
         f"# What the managed {policy.name} runtime provides in /var/runtime (ci/policy/lambda_runtimes.json\n"
         '# "provided" and their dependencies), with hashes: the smoke harness installs exactly this, never the layer.\n'
-        f"# Generated by `{RUNTIME_PACKAGES_COMMAND}` for Python {policy.python}, "
+        f"# Generated by `python -m ci lock --runtime-packages` for Python {policy.python}, "
         f"{policy.uv_platform[ARCHITECTURE]}, wheels only. Do not edit.\n"
     )
 
@@ -367,31 +325,10 @@ def generate(policy: RuntimePolicy, index_url: str, output: Path, uv_cache: Path
     with tempfile.TemporaryDirectory(prefix="runtime-packages-") as tmp:
         cwd = Path(tmp)
         (cwd / INPUT_NAME).write_text("".join(f"{pin}\n" for pin in policy.provided))
-        resolved = cwd / "resolved.txt"
-        if output.is_file():
-            shutil.copyfile(output, resolved)  # uv prefers the pins already there
-        job = LockJob(
-            name=f"runtime-{policy.name}",
-            cwd=cwd,
-            inputs=(INPUT_NAME,),
-            output=resolved,
-            python_platform=policy.uv_platform[ARCHITECTURE],
-            python_version=policy.python,
-            only_binary=True,
-            extra_args=("--no-header",),
-        )
-        compile_lock(job, index_url, uv_cache=uv_cache)
-        text = header(policy) + resolved.read_text()
+        platform = policy.uv_platform[ARCHITECTURE]
+        job = LockJob(f"runtime-{policy.name}", cwd, (INPUT_NAME,), output, platform, policy.python, only_binary=True)
+        job = replace(job, extra_args=("--no-header",))  # header(policy) replaces uv's
+        compile_lock(job, index_url, uv_cache=uv_cache)  # uv prefers the pins already in `output`
+    text = header(policy) + output.read_text()
     output.write_text(text)
     return text.encode() != before
-
-
-def generate_all(
-    policies: dict[str, RuntimePolicy], index_url: str, policy_dir: Path = POLICY_DIR, uv_cache: Path | None = None
-) -> list[str]:
-    lines = []
-    for name, policy in sorted(policies.items()):
-        output = runtime_file(name, policy_dir)
-        changed = generate(policy, index_url, output, uv_cache)
-        lines.append(f"{output.relative_to(policy_dir.parent.parent)}: {'rewritten' if changed else 'unchanged'}")
-    return lines

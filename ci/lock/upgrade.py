@@ -1,11 +1,9 @@
-"""`python -m ci lock --upgrade [PACKAGE ...]`: move the four locks forward together, and say what held each back.
-
-Unlike Dependabot (one lock, its own host), it re-resolves all four, moves exact pins only when named, and restores
-every file on failure.
-"""
+"""`python -m ci lock --upgrade [PACKAGE ...]`: move the four locks forward together and say what held each back.
+Unlike Dependabot (one lock, its own host): all four, exact pins only when named, every file restored on failure."""
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 import tempfile
@@ -14,22 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from ci.config import Config, Target
 from ci.errors import PipelineError
 from ci.lock.check import final_versions, newest_fitting, python_allows
-from ci.lock.index import Project, SimpleIndex
 from ci.lock.lockfile import DirectRequirement, display_path, logical_lines, read_in, read_lock
 from ci.lock.resolve import LockChange, LockJob, compile_all, compile_lock, lock_jobs
-from ci.pip import target_tags
+from ci.pip import Project, SimpleIndex, target_tags
 
 
 @dataclass(frozen=True)
 class PackageMove:
-    """One layer package: its version before and after, the newest release, and what held it back."""
-
     name: str
     old: str | None
     new: str | None
@@ -78,7 +74,15 @@ def upgrade_locks(
     jobs = lock_jobs(config)
     asked = tuple(dict.fromkeys(canonicalize_name(name) for name in packages))
     directs = {job.name: read_in(job.in_file, job.cwd) for job in jobs}
-    _refuse_unknown(asked, directs, [job.output for job in jobs])
+    known = {d.name for ds in directs.values() for d in ds}
+    known |= {name for job in jobs if job.output.is_file() for name in read_lock(job.output).pins}
+    for package in (package for package in asked if package not in known):
+        close = difflib.get_close_matches(package, sorted(known), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise PipelineError(
+            f"--upgrade {package}: no .in file or lock has {package}",
+            f"{hint}name a locked package, or add {package} to requirements.in and run `python -m ci lock`",
+        )
     released = [d for ds in directs.values() for d in ds if d.name in asked and _exact(d)]
     touched = {job.output for job in jobs} | {d.file for d in released} | {config.lock.bootstrap_lock}
     saved = {path: path.read_bytes() for path in touched if path.is_file()}
@@ -102,24 +106,12 @@ def upgrade_locks(
         old, new = before.get(name), after.get(name)
         newest = held = None
         if new is not None and (not asked or name in asked):
-            pin = None if name in asked else pinned_in(name, directs["layer"], layer_in)
+            exact = (d for d in directs["layer"] if d.name == name and _exact(d) and name not in asked)
+            pin = next((f"{layer_in}:{d.line} pins {d.requirement}" for d in exact), None)
             project = index.project(name, fresh=True)
             newest, held = held_reason(name, new, project, pin, jobs[0], config, uv_cache)
         result.moves.append(PackageMove(name, old, new, newest, held))
     return result
-
-
-def _refuse_unknown(asked: tuple[str, ...], directs: dict[str, list[DirectRequirement]], locks: list[Path]) -> None:
-    known = {d.name for ds in directs.values() for d in ds}
-    known |= {name for lock in locks if lock.is_file() for name in read_lock(lock).pins}
-    for name in asked:
-        if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise PipelineError(
-                f"--upgrade {name}: no .in file or lock has {name}",
-                f"{hint}name a locked package, or add {name} to requirements.in and run `python -m ci lock`",
-            )
 
 
 def _exact(direct: DirectRequirement) -> bool:
@@ -128,10 +120,9 @@ def _exact(direct: DirectRequirement) -> bool:
 
 def _pinned_text(direct: DirectRequirement, version: str | None) -> str:
     """The requirement's line with `==version` (or no version at all), its extras and marker kept."""
-    requirement = direct.requirement
-    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
-    marker = f"; {requirement.marker}" if requirement.marker else ""
-    return f"{requirement.name}{extras}{f'=={version}' if version else ''}{marker}"
+    requirement = copy.copy(direct.requirement)
+    requirement.specifier = SpecifierSet(f"=={version}" if version else "")
+    return str(requirement)
 
 
 def _rewrite(directs: list[DirectRequirement], texts: dict[str, str]) -> None:
@@ -162,28 +153,20 @@ def resolve_target(target: Target) -> Target:
     return replace(target, glibc=f"{match.group(1)}.{match.group(2)}") if match else target
 
 
-def pinned_in(name: str, directs: list[DirectRequirement], in_display: str) -> str | None:
-    """`requirements.in:3 pins scikit-learn==1.3.2` when an .in file pins `name` exactly."""
-    exact = (d for d in directs if d.name == name and _exact(d))
-    return next((f"{in_display}:{d.line} pins {d.requirement}" for d in exact), None)
-
-
-def target_reason(name: str, project: Project, newest: Version, target: Target) -> str:
-    """Why `newest` cannot be resolved for the target: requires-python, or no wheel for its platform."""
+def target_reason(name: str, project: Project, newest: Version, target: Target, loose: Version | None) -> str:
+    """Why `newest` cannot be resolved for the target (`loose`: the newest it can): requires-python, or no wheel."""
     files = [f for f in project.files if f.wheel is not None and f.wheel[0] == newest and not f.yanked]
     python = Version(target.runtime.python)
     excluded = [f.requires_python for f in files if f.requires_python and not python_allows(f.requires_python, python)]
     if files and len(excluded) == len(files):
         return f"requires-python: {name} {newest} requires Python {excluded[0]}, the target runs {python}"
-    resolved = resolve_target(target)
     reason = (
         f"target wheels: {name} {newest} has no wheel for {target.runtime.name} {target.architecture} "
         f"as the lock is resolved ({target.uv_platform})"
     )
     exact = newest_fitting(project, target, target_tags(target))
-    loose = newest_fitting(project, resolved, target_tags(resolved))
     if exact is not None and (loose is None or exact > loose):
-        reason += f"; {exact} has a wheel glibc {target.glibc} loads, but not for {resolved.glibc}"
+        reason += f"; {exact} has a wheel glibc {target.glibc} loads, but not for {resolve_target(target).glibc}"
     return reason
 
 
@@ -228,5 +211,5 @@ def held_reason(
     resolved = resolve_target(config.target)
     installable = newest_fitting(project, resolved, target_tags(resolved))
     if installable is None or installable <= Version(version):
-        return str(newest), target_reason(name, project, newest, config.target)
+        return str(newest), target_reason(name, project, newest, config.target, installable)
     return str(newest), dependency_reason(name, installable, job, config.lock.index_url, uv_cache)

@@ -1,1 +1,1 @@
-"""A site tree (on sys.path, or a layer holding python/): files (tree.py), owners (owners.py), pruning (rules.py)."""
+"""A site tree (on sys.path, or a layer holding python/): owners (owners.py), files and pruning (rules.py)."""

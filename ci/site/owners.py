@@ -1,9 +1,6 @@
-"""Which distribution put a file into the layer: one answer for the build, ABI, budget and smoke reports.
-
-Paths are layer-relative; a site is python/, python/lib/pythonX.Y/site-packages/ or a bare root. Evidence, best
-first: the exact RECORD path, build.json's "top_level", top_level.txt, a RECORD line's first component, the
-*.dist-info folder, then the component's own name (foo.libs/, foo.py, foo.*.so, foo.pyc, __pycache__ bytecode).
-"""
+"""Which distribution put a (layer-relative) file into the layer: one answer for the build, ABI, budget and smoke
+reports. Evidence, best first: the exact RECORD path, build.json's "top_level", top_level.txt, a RECORD line's first
+component, the *.dist-info folder, then the component's own name (foo.libs/, foo.py, foo.*.so, __pycache__/foo.pyc)."""
 
 from __future__ import annotations
 
@@ -42,8 +39,6 @@ def module_stem(component: str) -> str:
 
 @dataclass(frozen=True)
 class DistInfo:
-    """What one *.dist-info (or *.egg-info) folder says about its distribution."""
-
     site: str  # layer-relative directory holding the folder ("" for the root)
     folder: str  # scikit_learn-1.3.2.dist-info
     name: str  # METADATA's Name, else the folder's name part
@@ -119,12 +114,12 @@ class Owners:
         members = set(paths)
         found = (_METADATA_FOLDER.match(path) for path in members)
         folders = {(match["site"] or "", match["folder"]) for match in found if match}
-
-        def present(path: str) -> bytes | None:
-            return read(path) if path in members else None
-
         bare = not any(path.startswith(BUILD_SITE + "/") for path in members)
-        dists = [read_dist_info(site, folder, present) for site, folder in sorted(folders) if _is_site(site, bare)]
+        dists = [  # only a directory on sys.path: a *.dist-info vendored deeper (setuptools/_vendor/) is payload
+            read_dist_info(site, folder, lambda path: read(path) if path in members else None)
+            for site, folder in sorted(folders)
+            if site == BUILD_SITE or _SITE_PACKAGES.fullmatch(site) or (bare and site == "")
+        ]
         return cls(dists, top_level, names, bare=bare)
 
     @classmethod
@@ -136,14 +131,10 @@ class Owners:
     @classmethod
     def of_tree(cls, root: Path, top_level: Mapping[str, str] | None = None, names: Iterable[str] = ()) -> Owners:
         """From an unpacked layer (the folder holding python/, or a bare site directory)."""
-
-        def read(path: str) -> bytes:
-            return (root / path).read_bytes()
-
         paths = [
             (Path(current) / name).relative_to(root).as_posix() for current, _, files in os.walk(root) for name in files
         ]
-        return cls.of_entries(paths, read, top_level, names)
+        return cls.of_entries(paths, lambda path: (root / path).read_bytes(), top_level, names)
 
     @classmethod
     def of_installed(cls, installed: Iterable[tuple[str, Iterable[str]]]) -> Owners:
@@ -157,11 +148,9 @@ class Owners:
         return cls(top_level=top_level, files=files)
 
     def _locate(self, path: str) -> tuple[str, str, str, bool] | None:
-        """(site, first component under it, that component's stem, whether it is a file), by the deepest site
-        holding `path`; None outside every site. __pycache__/six.cpython-311.pyc stands for six.py."""
+        """(site, first component under it, its stem, whether it is a file) by the deepest site holding `path`."""
         candidates = [site for site in self._sites if site == "" or path.startswith(site + "/")]
-        match = _SITE_PACKAGES.match(path)
-        if match:
+        if match := _SITE_PACKAGES.match(path):
             candidates.append(match.group(0))
         if path.startswith(BUILD_SITE + "/"):
             candidates.append(BUILD_SITE)
@@ -193,16 +182,9 @@ class Owners:
             self._recorded.get(site, {}),
             self._folders.get(site, {}),
         ]
-        for mapping in maps:
-            for key in keys:
-                if key in mapping:
-                    return mapping[key]
-        if canonical(stem) in self._by_name:
-            return self._by_name[canonical(stem)]
-        for mapping in maps[:3]:  # foo.libs/ of the distribution that owns the package foo
-            if stem in mapping:
-                return mapping[stem]
-        return None
+        by_key = (mapping[key] for mapping in maps for key in keys if key in mapping)
+        by_libs = (mapping[stem] for mapping in maps[:3] if stem in mapping)  # foo.libs/ of the owner of package foo
+        return next(by_key, None) or self._by_name.get(canonical(stem)) or next(by_libs, None)
 
     def guess(self, path: str) -> str | None:
         """The name a report shows for a file without evidence: its first component's stem (loose/ -> loose)."""
@@ -210,8 +192,7 @@ class Owners:
         return located[2] if located else None
 
     def completed_top_level(self, entries: Iterable[str]) -> dict[str, str]:
-        """build.json's "top_level": the map plus every other first component under python/ with an
-        owner (a sourceless six.pyc); __pycache__ is no one's."""
+        """build.json's "top_level": the map plus every other owned first component under python/ (a lone .pyc)."""
         completed = dict(self.top_level)
         for entry in entries:
             if entry not in completed and entry != "__pycache__":
@@ -219,8 +200,3 @@ class Owners:
                 if owner is not None:
                     completed[entry] = owner
         return dict(sorted(completed.items()))
-
-
-def _is_site(directory: str, bare: bool) -> bool:
-    """A directory on sys.path: a *.dist-info vendored deeper (setuptools/_vendor/) is its package's payload."""
-    return directory == BUILD_SITE or bool(_SITE_PACKAGES.fullmatch(directory)) or (bare and directory == "")

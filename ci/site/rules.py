@@ -1,7 +1,5 @@
-"""Step 3, prune: named rules, each removing one kind of file a Lambda runtime never needs.
-
-Never removed: METADATA, licenses, `keep` (what the verification imports) and anything no rule claims.
-"""
+"""A site tree's files, and pruning them: named rules, each removing one kind of file a Lambda runtime never needs.
+Never removed: METADATA, licenses, `keep` (what the verification imports) and anything no rule claims."""
 
 from __future__ import annotations
 
@@ -9,12 +7,58 @@ import dataclasses
 import fnmatch
 import functools
 import hashlib
-from collections.abc import Callable, Iterable
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ci.cache_seal import sources_digest
-from ci.site.tree import remove_empty_dirs, walk_files
+
+
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every regular file under root, in a stable order."""
+    for current, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(current) / name
+            if path.is_file() and not path.is_symlink():
+                yield path
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link to a cached file (a copy across file systems); only for files no one writes in place."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def tree_size(root: Path) -> tuple[int, int]:
+    sizes = [path.stat().st_size for path in walk_files(root)]
+    return len(sizes), sum(sizes)
+
+
+def in_vendored_libs(rel: str) -> bool:
+    """auditwheel's `<pkg>.libs/` (patchelf-edited libraries that strip would break)."""
+    return any(part.endswith(".libs") for part in rel.split("/")[:-1])
+
+
+def remove_empty_dirs(root: Path) -> None:
+    """Bottom-up, so a directory whose only content was an emptied directory goes too."""
+    for current, _dirs, _files in os.walk(root, topdown=False):
+        path = Path(current)
+        if path != root and not any(path.iterdir()):
+            path.rmdir()
+
+
+def globbed(site: Path, patterns: tuple[str, ...]) -> frozenset[str]:
+    """Files under `site` matching build.keep's globs: no rule may remove them."""
+    if not patterns:
+        return frozenset()
+    rels = [path.relative_to(site).as_posix() for path in walk_files(site)]
+    return frozenset(rel for rel in rels if _matches(rel, patterns))
+
 
 STRIP = "strip"
 LICENSE_PATTERNS = ("LICENSE*", "LICENCE*", "COPYING*", "NOTICE*", "AUTHORS*", "COPYRIGHT*")
@@ -113,6 +157,12 @@ class RuleResult:
     paths: list[str] = field(default_factory=list)  # every path removed (or changed), relative to the site
     spared: list[str] = field(default_factory=list)  # claimed but kept: verification imports them
 
+    def remove(self, site: Path, rel: str) -> None:
+        self.files += 1
+        self.bytes += (site / rel).stat().st_size
+        self.paths.append(rel)
+        (site / rel).unlink()
+
     def summary(self, limit: int = 20) -> dict[str, object]:
         data: dict[str, object] = {"files": self.files, "bytes": self.bytes, "paths": self.paths[:limit]}
         if self.spared:
@@ -151,11 +201,7 @@ def apply_rules(site: Path, names: Iterable[str], keep: frozenset[str] = frozens
         if rel not in planned:
             results[rule].spared.append(rel)
     for rel, rule in sorted(planned.items()):
-        result = results[rule]
-        result.files += 1
-        result.bytes += (site / rel).stat().st_size
-        result.paths.append(rel)
-        (site / rel).unlink()
+        results[rule].remove(site, rel)
     remove_empty_dirs(site)
     return results
 
@@ -175,19 +221,16 @@ def undo(names: Iterable[str]) -> str:
     names = sorted(set(names))
     globs = [f'"{name.removeprefix(REMOVE)}"' for name in names if name.startswith(REMOVE)]
     rules = [name for name in names if not name.startswith(REMOVE)]
-    undo = ([f"delete {', '.join(globs)} from build.remove"] if globs else []) + (
-        [f"drop {', '.join(rules)} from build.prune"] if rules else []
-    )
+    undo = [f"delete {', '.join(globs)} from build.remove"] if globs else []
+    undo += [f"drop {', '.join(rules)} from build.prune"] if rules else []
     return " or ".join(undo) or "drop the rule involved"
 
 
 def apply_removals(
     site: Path, globs: Iterable[str], keep_globs: Iterable[str] = (), strict: bool = True
 ) -> dict[str, RuleResult]:
-    """Remove what each [build] remove glob matches, unless build.keep or always_kept protects it.
-
-    A glob that removes nothing (a typo) is a ConfigError unless not `strict` (a part of a layer, in a what-if).
-    """
+    """Remove what each [build] remove glob matches, unless build.keep or always_kept protects it; a glob that
+    removes nothing (a typo) is a ConfigError unless not `strict` (a part of a layer, in a what-if)."""
     from ci.errors import ConfigError
 
     keep_globs = tuple(keep_globs)
@@ -212,11 +255,7 @@ def apply_removals(
                 why_not.add(f'build.keep "{keep}"' if keep else "metadata and licenses are always kept")
                 result.spared.append(rel)
             else:
-                path = site / rel
-                result.files += 1
-                result.bytes += path.stat().st_size
-                result.paths.append(rel)
-                path.unlink()
+                result.remove(site, rel)
                 owner[rel] = glob
         if strict and not result.files:
             reasons = "; ".join(sorted(why_not))
