@@ -325,10 +325,12 @@ def generate(policy: RuntimePolicy, index_url: str, output: Path, uv_cache: Path
     with tempfile.TemporaryDirectory(prefix="runtime-packages-") as tmp:
         cwd = Path(tmp)
         (cwd / INPUT_NAME).write_text("".join(f"{pin}\n" for pin in policy.provided))
+        resolved = cwd / "resolved.txt"
+        if output.is_file():
+            shutil.copyfile(output, resolved)  # uv prefers the pins already there
         platform = policy.uv_platform[ARCHITECTURE]
-        job = LockJob(f"runtime-{policy.name}", cwd, (INPUT_NAME,), output, platform, policy.python, only_binary=True)
-        job = replace(job, extra_args=("--no-header",))  # header(policy) replaces uv's
-        compile_lock(job, index_url, uv_cache=uv_cache)  # uv prefers the pins already in `output`
-    text = header(policy) + output.read_text()
-    output.write_text(text)
+        job = LockJob(f"runtime-{policy.name}", cwd, (INPUT_NAME,), resolved, platform, policy.python, only_binary=True)
+        compile_lock(replace(job, extra_args=("--no-header",)), index_url, uv_cache=uv_cache)  # header(policy) is ours
+        text = header(policy) + resolved.read_text()
+    output.write_text(text)  # never a header-less file, even if uv is killed half-way
     return text.encode() != before
