@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.isolated import run_isolated, target_python
+from ci.arch.interpreter import run_isolated, target_python
 from ci.layer import strip
 from tests.config_fixtures import TARGET
 

@@ -1,16 +1,61 @@
 """The interpreter that runs the target's native code: natively, emulated (qemu), or missing; without one the
-build records the proofs it could not make (imports, trace, smoke) and deploy refuses them."""
+build records the proofs it could not make (imports, trace, smoke) and deploy refuses them. It runs isolated
+(`-I -S`: no site-packages, user site or PYTHON* variables) with sys.path set explicitly, as on Lambda."""
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci.arch import sysroot
 from ci.config import Target
-from ci.isolated import target_python
+from ci.python import find_python
+
+# Variables that change how numerical libraries behave on this machine's CPU: passed through
+# unchanged so a child computes what its parent would.
+PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "SYSTEMROOT")
+
+
+@functools.cache
+def target_python(version: str) -> str:
+    """The interpreter for a target Python version like "3.12" (outside any virtualenv; see ci/python.py)."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return getattr(sys, "_base_executable", sys.executable)
+    return find_python(version)
+
+
+def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {key: os.environ[key] for key in PASSTHROUGH_ENV if key in os.environ}
+    env.setdefault("LANG", "C.UTF-8")
+    env.update(extra or {})
+    return env
+
+
+def isolated_command(python: str, sys_path: Sequence[Path | str], code: str) -> list[str]:
+    """argv running `code` with sys.path = `sys_path` + the standard library; -B: no __pycache__ left behind
+    (Lambda's /opt is read-only: a run that wrote bytecode would make later measurements of the tree look warm)."""
+    prelude = f"import sys; sys.path[:0] = {[str(p) for p in sys_path]!r}\n"
+    return [python, "-I", "-S", "-B", "-c", prelude + code]
+
+
+def run_isolated(
+    python: str, sys_path: Sequence[Path | str], code: str, env: Mapping[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        isolated_command(python, sys_path, code),
+        env=isolated_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
 
 NATIVE = "native"
 EMULATED = "emulated"

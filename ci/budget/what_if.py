@@ -26,6 +26,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from ci import logs, unpacked_layers
+from ci.arch.interpreter import target_python
 from ci.budget.compute import (
     BUILD_FIX,
     CI_PACKAGE,
@@ -45,7 +46,6 @@ from ci.budget.render import figures, headline, verdict_message
 from ci.cache_seal import sources_digest
 from ci.config import ARCHITECTURES, Config, Target, load_policy
 from ci.errors import CheckFailedError, PipelineError
-from ci.isolated import target_python
 from ci.layer import bytecode, strip, trace, verify
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path
 from ci.layer.wheels import CachedWheel, InstalledDistribution, fetch, find_cached, install_wheels, read_layer_lock

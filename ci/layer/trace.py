@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ci.arch.interpreter import run_isolated
 from ci.errors import CheckFailedError
-from ci.isolated import run_isolated
 from ci.layer.verify import Runner
 from ci.pins.check import require_safe_model
 from ci.site.owners import BUILD_SITE, Owners

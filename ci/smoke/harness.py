@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from ci import runtime_view, unpacked_layers
-from ci.arch.interpreter import NATIVE, TargetInterpreter, find_interpreter
+from ci.arch.interpreter import NATIVE, TargetInterpreter, find_interpreter, isolated_command, isolated_env
 from ci.config import Config
-from ci.isolated import isolated_command, isolated_env
 from ci.paths import BuildPaths
 from ci.pins.check import model_precondition, read_lock
 from ci.reports import sha256_file
