@@ -48,10 +48,6 @@ class ElfFacts(NamedTuple):
     little_endian: bool
     glibc_needs: dict[tuple[int, ...], str]  # GLIBC version -> library providing it
 
-    @property
-    def max_glibc(self) -> tuple[int, ...] | None:
-        return max(self.glibc_needs, default=None)
-
 
 @dataclass(frozen=True)
 class Violation:
@@ -80,10 +76,6 @@ class AbiScan:
             "max_glibc": version_text(self.max_glibc) if self.max_glibc else None,
             "glibc_by_distribution": {name: version_text(v) for name, v in sorted(self.glibc_by_distribution.items())},
         }
-
-
-def check_tree(root: Path, target: Target) -> list[Violation]:
-    return scan_tree(root, target).violations
 
 
 def scan_tree(root: Path, target: Target) -> AbiScan:
@@ -125,27 +117,33 @@ def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Tar
             "architecture",
             f"built for {got}; {needs}: install the {target.machine} wheel (is target.architecture right?)",
         )
-    too_new = sorted(version for version in facts.glibc_needs if version[:2] > target.glibc_tuple)
-    if too_new:
-        newest = too_new[-1]
+    newest = max(facts.glibc_needs, default=None)
+    if newest is not None and newest[:2] > target.glibc_tuple:
         library = facts.glibc_needs[newest]
-        symbols = glibc_symbols(path, {newest})[newest]
+        symbols = glibc_symbols(path, newest)
         culprit = f"{library}: {', '.join(symbols)}" if symbols else library
         fix = f"pin a version with a manylinux wheel for glibc <= {target.glibc}"
         yield (
             "glibc",
             f"needs GLIBC_{version_text(newest)} ({culprit}) but {target.runtime.os} has glibc {target.glibc}: {fix}",
         )
-    if (newest_needed := facts.max_glibc) is not None:
-        if scan.max_glibc is None or newest_needed > scan.max_glibc:
-            scan.max_glibc, scan.max_glibc_file = newest_needed, rel
+    if newest is not None:
+        if scan.max_glibc is None or newest > scan.max_glibc:
+            scan.max_glibc, scan.max_glibc_file = newest, rel
         key = dist or "(unknown)"
-        scan.glibc_by_distribution[key] = max(newest_needed, scan.glibc_by_distribution.get(key, ()))
-    if _is_module(path, rel):
-        scan.extension_modules += 1
-        problem = _tag_problem(path.name, target)
-        if problem is not None:
-            yield "python-tag", problem
+        scan.glibc_by_distribution[key] = max(newest, scan.glibc_by_distribution.get(key, ()))
+    if not _is_module(path, rel):
+        return
+    scan.extension_modules += 1
+    expected = target.extension_suffix
+    match = TAGGED_EXTENSION.search(path.name)
+    if match is None:
+        untagged = f"untagged extension module (exports PyInit_*, no '{expected}' tag): nothing proves it was built"
+        yield "python-tag", f"{untagged} for Python {target.runtime.python}; install a wheel with tagged modules"
+    elif (tag := match.group(1)) not in (expected, "abi3"):
+        tagged = f"extension module tagged {tag!r}, the target imports only '{expected}' or 'abi3'"
+        python = target.runtime.python_tag
+        yield "python-tag", f"{tagged}: the wheel was built for another Python; install the {python} wheel"
 
 
 def _is_module(path: Path, rel: str) -> bool:
@@ -155,22 +153,6 @@ def _is_module(path: Path, rel: str) -> bool:
     if in_vendored_libs(rel) or not path.name.endswith(".so"):
         return False  # a vendored or versioned shared library (libfoo.so.1), loaded by path
     return exports_pyinit(path)
-
-
-def _tag_problem(name: str, target: Target) -> str | None:
-    expected = target.extension_suffix
-    match = TAGGED_EXTENSION.search(name)
-    if match is None:
-        return (
-            f"untagged extension module (exports PyInit_*, no '{expected}' tag): nothing proves it was built "
-            f"for Python {target.runtime.python}; install a wheel with tagged modules"
-        )
-    if (tag := match.group(1)) in (expected, "abi3"):
-        return None
-    return (
-        f"extension module tagged {tag!r}, the target imports only '{expected}' or 'abi3': "
-        f"the wheel was built for another Python; install the {target.runtime.python_tag} wheel"
-    )
 
 
 def foreign_kind(path: Path, head: bytes) -> str | None:
@@ -215,9 +197,10 @@ def read_elf(path: Path) -> ElfFacts:
         return ElfFacts(str(elf.header["e_machine"]), elf.elfclass, elf.little_endian, needs)
 
 
-def glibc_symbols(path: Path, versions: set[tuple[int, ...]]) -> dict[tuple[int, ...], list[str]]:
-    """The first few undefined symbols bound to each of `versions` (names the culprit in a message)."""
-    found: dict[tuple[int, ...], list[str]] = {version: [] for version in versions}
+def glibc_symbols(path: Path, version: tuple[int, ...]) -> list[str]:
+    """The first few undefined symbols bound to GLIBC_`version` (names the culprit in a message)."""
+    found: list[str] = []
+    wanted = f"GLIBC_{version_text(version)}"
     with _open(path) as elf:
         names = _version_names(elf)
         dynsym = _dynsym(elf)
@@ -230,10 +213,8 @@ def glibc_symbols(path: Path, versions: set[tuple[int, ...]]) -> dict[tuple[int,
             ndx = versym.get_symbol(index)["ndx"]
             if not isinstance(ndx, int) or (ndx & 0x7FFF) not in names:
                 continue  # VER_NDX_LOCAL / VER_NDX_GLOBAL: unversioned
-            match = GLIBC_VERSION.match(names[ndx & 0x7FFF][1])
-            version = parse_version(match.group(1)) if match else None
-            if version in found and len(found[version]) < SYMBOLS_PER_VERSION and symbol.name:
-                found[version].append(symbol.name)
+            if names[ndx & 0x7FFF][1] == wanted and symbol.name and len(found) < SYMBOLS_PER_VERSION:
+                found.append(symbol.name)
     return found
 
 

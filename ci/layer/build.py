@@ -442,10 +442,10 @@ def step_verify(state: BuildState) -> None:
 
 
 def step_abi(state: BuildState) -> None:
-    from ci.abi import check_tree
+    from ci.abi import scan_tree
 
     with state.step("abi"):
-        violations = check_tree(state.paths.layer_tree, state.config.target)
+        violations = scan_tree(state.paths.layer_tree, state.config.target).violations
     state.data["abi"] = {"violations": len(violations)}
     if violations:
         lines = "\n".join(f"  {v.path} ({v.distribution or 'unknown'}): {v.message}" for v in violations[:20])

@@ -587,7 +587,7 @@ class Outcome(NamedTuple):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: RuntimeApi
 
     def setup(self) -> None:
         super().setup()
@@ -608,7 +608,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _hold(self, seen: Callable[[], Seen | None]) -> Seen | None:
         """Hold the long poll until `seen` gives something; None (closing the connection) when the server stops."""
-        api = self.server.api
+        api = self.server
         found = api.wait(seen, math.inf, lambda: not api.stopping)
         if isinstance(found, str):
             self.close_connection = True
@@ -616,7 +616,7 @@ class _Handler(BaseHTTPRequestHandler):
         return found
 
     def do_GET(self) -> None:
-        api = self.server.api
+        api = self.server
         if self.path == f"{PREFIX}/restore/next":  # the snapshot point: answered once the harness restores
             api.note(snapshot_at=time.monotonic())
             if self._hold(lambda: api.restored_at) is not None:
@@ -643,7 +643,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def do_POST(self) -> None:
-        api = self.server.api
+        api = self.server
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path in (f"{PREFIX}/init/error", f"{PREFIX}/restore/error"):
             # As the client posted it: its JSON, or its text when it is not JSON.
@@ -668,19 +668,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(202)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    api: RuntimeApi
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # the harness ended the client: expected
-            super().handle_error(request, client_address)
-
-
-class RuntimeApi:
+class RuntimeApi(ThreadingHTTPServer):
     """The server on 127.0.0.1, on a free port, in a background thread, and what the client has told it so far."""
 
+    daemon_threads = True
+
     def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
         self.pending: list[Invocation] = []
         self.in_flight: dict[str, float] = {}  # request id -> time.monotonic() when /next handed it out
         self.outcomes: dict[str, Outcome] = {}
@@ -692,19 +686,20 @@ class RuntimeApi:
         self.restore_error: dict[str, Any] | None = None
         self.stopping = False
         self.changed = threading.Condition()  # notified on every change
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.api = self
-        self._thread = threading.Thread(target=self._server.serve_forever, name="runtime-api", daemon=True)
-        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        self.address = f"127.0.0.1:{self.server_address[1]}"
 
     def __enter__(self) -> RuntimeApi:
-        self._thread.start()
+        threading.Thread(target=self.serve_forever, name="runtime-api", daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stopping = True
-        self._server.shutdown()
-        self._server.server_close()
+        self.shutdown()
+        self.server_close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # the harness ended the client: expected
+            super().handle_error(request, client_address)
 
     def note(self, **changes: Any) -> None:
         with self.changed:
