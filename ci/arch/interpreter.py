@@ -31,10 +31,8 @@ def target_python(version: str) -> str:
 
 
 def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {key: os.environ[key] for key in PASSTHROUGH_ENV if key in os.environ}
-    env.setdefault("LANG", "C.UTF-8")
-    env.update(extra or {})
-    return env
+    passed = {key: os.environ[key] for key in PASSTHROUGH_ENV if key in os.environ}
+    return {"LANG": "C.UTF-8", **passed, **(extra or {})}
 
 
 def isolated_command(python: str, sys_path: Sequence[Path | str], code: str) -> list[str]:
@@ -90,24 +88,26 @@ class TargetInterpreter:
 def find_interpreter(target: Target, cache: Path, host: str | None = None) -> TargetInterpreter:
     """Native if this host is the target's machine, else qemu + the sysroot's CPython, else missing (with the fix)."""
     host = host or platform.machine()
-    version = target.runtime.python
-    if host == target.machine:
+    machine, version = target.machine, target.runtime.python
+    if host == machine:
         python = target_python(version)
         return TargetInterpreter(NATIVE, python, f"{host} host, {python}", _with_libpython(python))
-    qemu = sysroot.find_qemu(target.machine)
-    root = sysroot.location(cache, target.machine).resolve()
+    qemu = sysroot.find_qemu(machine)
+    root = sysroot.location(cache, machine).resolve()
     guest = root / "usr" / "bin" / f"python{version}"
     if qemu is None or not guest.is_file():
-        missing = [] if qemu else [f"no {sysroot.QEMU.get(target.machine, ('qemu',))[0]} on PATH"]
-        missing += [] if guest.is_file() else [f"no {target.machine} python{version} in {root}"]
+        missing = [] if qemu else [f"no {sysroot.QEMU.get(machine, ('qemu',))[0]} on PATH"]
+        missing += [] if guest.is_file() else [f"no {machine} python{version} in {root}"]
         return TargetInterpreter(
             MISSING,
             None,
-            f"no {target.machine} interpreter on this {host} host ({'; '.join(missing)}): run this on an "
-            f"{target.machine} host (GitHub runner {target.runner}) or install emulation: "
-            f"{sysroot.install_hint(target.machine, version, cache)}",
+            f"no {machine} interpreter on this {host} host ({'; '.join(missing)}): run this on an {machine} host "
+            f"(GitHub runner {target.runner}) or install emulation: as root `apt-get install qemu-user-static "
+            f"binutils-{machine}-linux-gnu && dpkg --add-architecture {sysroot.DEBIAN_ARCH.get(machine, machine)} "
+            f"&& apt-get update`, then `python -m ci.arch.sysroot --machine {machine} --python {version} "
+            f"--cache-dir {cache}`",
         )
-    wrapper = _wrapper(cache, target.machine, version, qemu, root, guest)
+    wrapper = _wrapper(cache, machine, version, qemu, root, guest)
     return TargetInterpreter(
         EMULATED,
         str(wrapper),

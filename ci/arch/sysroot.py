@@ -33,15 +33,6 @@ def location(cache: Path, machine: str) -> Path:
     return cache / f"sysroot-{machine}"
 
 
-def install_hint(machine: str, version: str, cache: Path) -> str:
-    arch = DEBIAN_ARCH.get(machine, machine)
-    return (
-        f"as root `apt-get install qemu-user-static binutils-{machine}-linux-gnu && "
-        f"dpkg --add-architecture {arch} && apt-get update`, "
-        f"then `python -m ci.arch.sysroot --machine {machine} --python {version} --cache-dir {cache}`"
-    )
-
-
 def install(cache: Path, machine: str, version: str) -> Path:
     """Download and unpack the packages into the sysroot (replaced whole, never half-written); returns it."""
     arch = DEBIAN_ARCH[machine]

@@ -227,21 +227,3 @@ def coverage(ran: list[SmokeEvent], committed_dir: Path) -> dict[str, Any]:
     if result["partial"]:
         result.update(events_missing=missing, events_changed=changed, events_not_committed=extra)
     return result
-
-
-def version_drift(answers: TrainingAnswers, runtime: dict[str, str]) -> str:
-    """'; the layer's versions differ from training's: numpy 1.26.4 (training 1.26.2)' or ''."""
-    differ = [
-        f"{name} {version} (training {answers.versions[name]})"
-        for name, version in sorted(runtime.items())
-        if name in answers.versions
-        and answers.versions[name] != version
-        and not (name == "python" and answers.versions[name].startswith(version + "."))
-    ]
-    if not differ:
-        return ""
-    return (
-        "; the layer's versions differ from training's: "
-        + ", ".join(differ)
-        + " (retrain in an environment synced from training/requirements.txt, or relock)"
-    )

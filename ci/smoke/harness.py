@@ -30,8 +30,9 @@ from ci.paths import BuildPaths
 from ci.pins.check import model_precondition, read_lock
 from ci.reports import sha256_file
 from ci.site.owners import Owners
+from ci.site.tree import walk_files
 from ci.smoke import bootstrap
-from ci.smoke.events import SmokeEvent, TrainingAnswers, coverage, judge, load_events, read_answers, version_drift
+from ci.smoke.events import SmokeEvent, TrainingAnswers, coverage, judge, load_events, read_answers
 from ci.zipsafe import open_zip
 
 # Under user-mode emulation the target's code runs this many times slower, at most (measured: ~20x for
@@ -82,7 +83,6 @@ class _Run:
         return self.process.poll() is None
 
     def invoke(self, body: bytes, request_id: str | None = None) -> Outcome | str:
-        """The outcome of one invocation, or why there is none."""
         timeout_s = float(self.config.function.timeout_s) * self.slowdown
         request_id = request_id or str(uuid.uuid4())
         arn = f"arn:aws:lambda:{self.config.deploy.region}:123456789012:function:{self.config.function.name}"
@@ -197,21 +197,31 @@ def _report_head(config: Config, interpreter: TargetInterpreter) -> dict[str, An
 def unavailable(config: Config, interpreter: TargetInterpreter) -> SmokeResult:
     """No interpreter of the target's machine here: nothing ran, and the report says which proofs are missing."""
     failure = f"smoke did not run: {interpreter.detail}"
-    report = _report_head(config, interpreter)
-    report.update(
-        {"partial": True, "why": "no interpreter of the target's machine", "events_run": [], "failures": [failure]}
-    )
+    why = "no interpreter of the target's machine"
+    report = _report_head(config, interpreter) | {"partial": True, "why": why, "events_run": [], "failures": [failure]}
     return SmokeResult(passed=False, failures=[failure], report=report)
 
 
 def training_answers(config: Config, manifest: Path, model_sha256: str) -> TrainingAnswers:
     """model.json's answers for this model, with how the layer's versions differ from training's (if they do)."""
     answers = read_answers(manifest, model_sha256)
+    trained = answers.versions
     runtime = {"python": config.target.runtime.python}
     if config.lock.layer_lock.is_file():
         layer = read_lock(config.lock.layer_lock)
-        runtime.update({name: pin.version for name in answers.versions if (pin := layer.get(name)) and pin.version})
-    return dataclasses.replace(answers, drift=version_drift(answers, runtime))
+        runtime.update({name: pin.version for name in trained if (pin := layer.get(name)) and pin.version})
+    differ = [
+        f"{name} {version} (training {trained[name]})"
+        for name, version in sorted(runtime.items())
+        if name in trained
+        and trained[name] != version
+        and not (name == "python" and trained[name].startswith(version + "."))
+    ]
+    if not differ:
+        return answers
+    drift = f"; the layer's versions differ from training's: {', '.join(differ)}"
+    fix = " (retrain in an environment synced from training/requirements.txt, or relock)"
+    return dataclasses.replace(answers, drift=drift + fix)
 
 
 def prepare_layout(
@@ -248,8 +258,7 @@ def set_writable(root: Path, writable: bool) -> None:
 def start_function(
     config: Config, layout: SmokeLayout, python: str, api_address: str, model_name: str, model_sha256: str
 ) -> subprocess.Popen[bytes]:
-    """bootstrap.py under awslambdaric with Lambda's sys.path and environment (no credentials), plus the model's
-    location; its output goes to control/function.log."""
+    """bootstrap.py under awslambdaric with Lambda's sys.path and environment (no credentials), logging to control/."""
     name = config.function.name
     region = config.deploy.region
     lang = Path(python).resolve().parent.parent
@@ -510,12 +519,7 @@ def import_trace(traced: list[str], layer_root: Path, top_level: dict[str, str] 
     """The layer files among the traced absolute paths, and per distribution imported vs shipped (the budget and
     the bytecode/pruning rules use it to tell what is shipped but never touched)."""
     root = layer_root.resolve()
-    shipped: dict[str, int] = {}
-    for directory, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(directory, name)
-            if not path.is_symlink():
-                shipped[path.relative_to(root).as_posix()] = path.stat().st_size
+    shipped = {path.relative_to(root).as_posix(): path.stat().st_size for path in walk_files(root)}
     imported = {Path(path).relative_to(root).as_posix() for path in traced if Path(path).is_relative_to(root)}
     imported &= set(shipped)
     owners = Owners.of_tree(root, top_level=top_level)
