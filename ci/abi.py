@@ -113,20 +113,16 @@ def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Tar
     if facts.machine != expected or facts.elf_class != 64 or not facts.little_endian:
         got = f"{facts.machine}, ELFCLASS{facts.elf_class}, {'little' if facts.little_endian else 'big'}-endian"
         needs = f"{target.runtime.name} {target.architecture} needs {expected}, ELFCLASS64"
-        yield (
-            "architecture",
-            f"built for {got}; {needs}: install the {target.machine} wheel (is target.architecture right?)",
-        )
+        fix = f"install the {target.machine} wheel (is target.architecture right?)"
+        yield "architecture", f"built for {got}; {needs}: {fix}"
     newest = max(facts.glibc_needs, default=None)
     if newest is not None and newest[:2] > target.glibc_tuple:
         library = facts.glibc_needs[newest]
         symbols = glibc_symbols(path, newest)
         culprit = f"{library}: {', '.join(symbols)}" if symbols else library
+        has = f"{target.runtime.os} has glibc {target.glibc}"
         fix = f"pin a version with a manylinux wheel for glibc <= {target.glibc}"
-        yield (
-            "glibc",
-            f"needs GLIBC_{version_text(newest)} ({culprit}) but {target.runtime.os} has glibc {target.glibc}: {fix}",
-        )
+        yield "glibc", f"needs GLIBC_{version_text(newest)} ({culprit}) but {has}: {fix}"
     if newest is not None:
         if scan.max_glibc is None or newest > scan.max_glibc:
             scan.max_glibc, scan.max_glibc_file = newest, rel

@@ -41,11 +41,8 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     given = {"layer.zip": args.layer, "function.zip": args.function, "model.joblib": args.model, "model.json": manifest}
     # Snapshot, then judge: the run reads only these copies, and the report names exactly their digests.
     # A run on other files than the build's (--layer/--function/--model) writes smoke-adhoc.json.
-    judged = [
-        take(paths, args.layer or paths.layer_zip, "layer.zip"),
-        take(paths, args.function or paths.function_zip, "function.zip"),
-        take(paths, args.model or paths.model, "model.joblib"),
-    ]
+    built = {"layer.zip": paths.layer_zip, "function.zip": paths.function_zip, "model.joblib": paths.model}
+    judged = [take(paths, given[name] or path, name) for name, path in built.items()]
     # Training's answers, which the runtime must reproduce, for exactly that model. A missing one is
     # refused by run_smoke, after the model's own checks (a model the scan refuses is named first).
     answers = manifest or paths.model_manifest

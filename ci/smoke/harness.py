@@ -83,11 +83,9 @@ class _Run:
         return self.process.poll() is None
 
     def invoke(self, body: bytes, request_id: str | None = None) -> Outcome | str:
-        timeout_s = float(self.config.function.timeout_s) * self.slowdown
         request_id = request_id or str(uuid.uuid4())
-        arn = f"arn:aws:lambda:{self.config.deploy.region}:123456789012:function:{self.config.function.name}"
-        self.api.submit(Invocation(request_id, body, timeout_s, arn))
-        outcome = self.api.wait(lambda: self.api.outcomes.pop(request_id, None), timeout_s, self.running)
+        self.api.submit((request_id, body))
+        outcome = self.api.wait(lambda: self.api.outcomes.pop(request_id, None), self.api.timeout_s, self.running)
         if isinstance(outcome, Outcome):
             return outcome
         self.alive = False
@@ -96,7 +94,7 @@ class _Run:
                 f"Runtime.ExitError: the function's process exited (code {self.process.returncode}) during the"
                 f" invocation:\n{_log_tail(self.layout)}"
             )
-        return f"invocation took longer than the function's timeout (function.timeout_s = {timeout_s:g} s)"
+        return f"invocation took longer than the function's timeout (function.timeout_s = {self.api.timeout_s:g} s)"
 
 
 def run_smoke(
@@ -145,12 +143,12 @@ def run_smoke(
             ),
         }
     )
-    with RuntimeApi() as api:
+    slowdown = 1.0 if interpreter.mode == NATIVE else EMULATION_SLOWDOWN
+    arn = f"arn:aws:lambda:{config.deploy.region}:123456789012:function:{config.function.name}"
+    with RuntimeApi(float(config.function.timeout_s) * slowdown, arn) as api:
         started = time.monotonic()
         process = start_function(config, layout, interpreter.python, api.address, model_path.name, model_sha256)
-        run = _Run(
-            config, layout, api, process, answers, slowdown=1.0 if interpreter.mode == NATIVE else EMULATION_SLOWDOWN
-        )
+        run = _Run(config, layout, api, process, answers, slowdown=slowdown)
         try:
             report["init"] = _init(run, started)
             report["events"] = [_invoke_event(run, event) for event in events if run.alive]
@@ -573,13 +571,6 @@ PREFIX = "/2018-06-01/runtime"
 Seen = TypeVar("Seen")
 
 
-class Invocation(NamedTuple):
-    request_id: str
-    body: bytes
-    timeout_s: float
-    function_arn: str
-
-
 class Outcome(NamedTuple):
     kind: str  # "response" | "error"
     body: bytes
@@ -633,16 +624,17 @@ class _Handler(BaseHTTPRequestHandler):
         invocation = self._hold(lambda: api.pending.pop(0) if api.pending else None)
         if invocation is None:
             return
+        request_id, body = invocation
         now = time.time()
-        api.in_flight[invocation.request_id] = time.monotonic()
+        api.in_flight[request_id] = time.monotonic()
         self._reply(
             200,
-            invocation.body,
+            body,
             {
-                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-                "Lambda-Runtime-Deadline-Ms": str(int((now + invocation.timeout_s) * 1000)),
-                "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
-                "Lambda-Runtime-Trace-Id": f"Root=1-{int(now):08x}-{invocation.request_id[-24:]:0>24};Sampled=0",
+                "Lambda-Runtime-Aws-Request-Id": request_id,
+                "Lambda-Runtime-Deadline-Ms": str(int((now + api.timeout_s) * 1000)),
+                "Lambda-Runtime-Invoked-Function-Arn": api.function_arn,
+                "Lambda-Runtime-Trace-Id": f"Root=1-{int(now):08x}-{request_id[-24:]:0>24};Sampled=0",
             },
         )
 
@@ -677,9 +669,11 @@ class RuntimeApi(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float, function_arn: str) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.pending: list[Invocation] = []
+        self.timeout_s = timeout_s  # function.timeout_s, stretched under emulation
+        self.function_arn = function_arn
+        self.pending: list[tuple[str, bytes]] = []  # (request id, event) not handed out yet
         self.in_flight: dict[str, float] = {}  # request id -> time.monotonic() when /next handed it out
         self.outcomes: dict[str, Outcome] = {}
         self.first_next: float | None = None
@@ -711,7 +705,7 @@ class RuntimeApi(ThreadingHTTPServer):
                 setattr(self, name, value)
             self.changed.notify_all()
 
-    def submit(self, invocation: Invocation) -> None:
+    def submit(self, invocation: tuple[str, bytes]) -> None:
         with self.changed:
             self.pending.append(invocation)
             self.changed.notify_all()
