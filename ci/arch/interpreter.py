@@ -1,6 +1,5 @@
-"""The interpreter that runs the target's native code: natively, emulated (qemu), or missing; without one the
-build records the proofs it could not make (imports, trace, smoke) and deploy refuses them. It runs isolated
-(`-I -S`: no site-packages, user site or PYTHON* variables) with sys.path set explicitly, as on Lambda."""
+"""The interpreter that runs the target's native code (natively, under qemu, or missing: then the proofs it would
+make are recorded missing and deploy refuses them), isolated (`-I -S`) with sys.path set explicitly, as on Lambda."""
 
 from __future__ import annotations
 

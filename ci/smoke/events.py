@@ -82,10 +82,6 @@ class TrainingAnswers:
     day_step: float
     drift: str = ""  # how the runtime's versions differ from training's, when they do (set by the caller)
 
-    @property
-    def origin(self) -> str:
-        return f"training's answer for model {self.model_sha256[:12]} ({self.manifest})"
-
 
 def read_answers(manifest: Path, model_sha256: str) -> TrainingAnswers:
     """The answers model.json records for exactly the model with `model_sha256`, or a PipelineError."""
@@ -164,19 +160,20 @@ def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> 
     if problem or event.status != 200 or answers is None:
         return problem
     expected = answers.by_event.get(event.name)
+    origin = f"training's answer for model {answers.model_sha256[:12]} ({answers.manifest})"
     if expected is None:
-        return f"no {answers.origin} to this event: it was added after training; fix: {RETRAIN}"
+        return f"no {origin} to this event: it was added after training; fix: {RETRAIN}"
     if expected.get("event_sha256") != event_digest(event.event):
-        return f"the event changed since {answers.origin} was computed; fix: {RETRAIN}"
+        return f"the event changed since {origin} was computed; fix: {RETRAIN}"
     _, body, _ = response_parts(response, event.is_http)
     got_all = body.get("predictions") if isinstance(body, dict) else None
     want_all = expected.get("predictions") or []
     if not isinstance(got_all, list) or len(got_all) != len(want_all):
-        return f"expected {len(want_all)} predictions ({answers.origin}), got {_short(got_all)}"
+        return f"expected {len(want_all)} predictions ({origin}), got {_short(got_all)}"
     for index, (got, want) in enumerate(zip(got_all, want_all, strict=True)):
         problem = _differs(got if isinstance(got, dict) else {}, want, answers)
         if problem:
-            return f"wrong answer: {problem.format(index=index)}, {answers.origin}; fix: {RETRAIN}{answers.drift}"
+            return f"wrong answer: {problem.format(index=index)}, {origin}; fix: {RETRAIN}{answers.drift}"
     return None
 
 

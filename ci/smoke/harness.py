@@ -343,7 +343,6 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
         lambda: _first_set(error=api.init_error, ready=api.first_next, snapshot=api.snapshot_at), limit, run.running
     )
     if state in ("snapshot", "ready"):
-        # SnapStart: init and the before-snapshot hooks ran; the client waits for its restore.
         done_at = api.snapshot_at if state == "snapshot" else api.first_next
         assert done_at is not None
         init: dict[str, Any] = {"state": state, "duration_s": round(done_at - started, 3)}
@@ -642,7 +641,6 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.server
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path in (f"{PREFIX}/init/error", f"{PREFIX}/restore/error"):
-            # As the client posted it: its JSON, or its text when it is not JSON.
             try:
                 error = json.loads(body.decode("utf-8") or "{}")
             except ValueError:
