@@ -220,7 +220,6 @@ def coverage(ran: list[SmokeEvent], committed_dir: Path) -> dict[str, Any]:
     missing = [event.name for event in committed if event.name not in by_name]
     changed = [event.name for event in committed if event.name in by_name and by_name[event.name] != event]
     extra = sorted(set(by_name) - {event.name for event in committed})
-    result: dict[str, Any] = {"partial": bool(missing or changed or extra), "events_run": [e.name for e in ran]}
-    if result["partial"]:
-        result.update(events_missing=missing, events_changed=changed, events_not_committed=extra)
-    return result
+    partial = bool(missing or changed or extra)
+    details = {"events_missing": missing, "events_changed": changed, "events_not_committed": extra} if partial else {}
+    return {"partial": partial, "events_run": [event.name for event in ran], **details}

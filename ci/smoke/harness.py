@@ -416,14 +416,14 @@ def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
         result["duration_ms"] = round(outcome.duration_s * 1000, 3)
         if outcome.kind == "error":
             try:
-                error = outcome.json()
+                error = json.loads(outcome.body)
                 problem = f"{error.get('errorType', 'Error')}: {error.get('errorMessage', '')}"
             except ValueError:
                 problem = outcome.body.decode("utf-8", "replace")[:500]
             result["error"] = problem
         else:
             try:
-                response = outcome.json()
+                response = json.loads(outcome.body)
             except ValueError:
                 response = None
                 problem = "the response is not JSON: " + outcome.body.decode("utf-8", "replace")[:300]
@@ -507,9 +507,7 @@ def _trace(run: _Run, paths: BuildPaths) -> dict[str, Any] | None:
     traced = json.loads(trace_file.read_text())
     build_report = paths.report("build")
     top_level = json.loads(build_report.read_text()).get("top_level") if build_report.is_file() else None
-    trace = import_trace(traced["files"], run.layout.opt, top_level)
-    trace["modules"] = traced["modules"]
-    return trace
+    return import_trace(traced["files"], run.layout.opt, top_level) | {"modules": traced["modules"]}
 
 
 def import_trace(traced: list[str], layer_root: Path, top_level: dict[str, str] | None) -> dict[str, Any]:
@@ -574,9 +572,6 @@ class Outcome(NamedTuple):
     kind: str  # "response" | "error"
     body: bytes
     duration_s: float
-
-    def json(self) -> Any:
-        return json.loads(self.body.decode("utf-8"))
 
 
 class _Handler(BaseHTTPRequestHandler):
