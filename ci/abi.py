@@ -128,11 +128,13 @@ def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Tar
             scan.max_glibc, scan.max_glibc_file = newest, rel
         key = dist or "(unknown)"
         scan.glibc_by_distribution[key] = max(newest, scan.glibc_by_distribution.get(key, ()))
-    if not _is_module(path, rel):
+    # An importable extension module is tagged by name, or exports PyInit_* outside auditwheel's *.libs/; a vendored
+    # or versioned shared library (libfoo.so.1) is loaded by path.
+    match = TAGGED_EXTENSION.search(path.name)
+    if match is None and (in_vendored_libs(rel) or not path.name.endswith(".so") or not exports_pyinit(path)):
         return
     scan.extension_modules += 1
     expected = target.extension_suffix
-    match = TAGGED_EXTENSION.search(path.name)
     if match is None:
         untagged = f"untagged extension module (exports PyInit_*, no '{expected}' tag): nothing proves it was built"
         yield "python-tag", f"{untagged} for Python {target.runtime.python}; install a wheel with tagged modules"
@@ -142,17 +144,7 @@ def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Tar
         yield "python-tag", f"{tagged}: the wheel was built for another Python; install the {python} wheel"
 
 
-def _is_module(path: Path, rel: str) -> bool:
-    """An importable extension module: tagged by name, or exporting PyInit_* outside auditwheel's *.libs/."""
-    if TAGGED_EXTENSION.search(path.name):
-        return True
-    if in_vendored_libs(rel) or not path.name.endswith(".so"):
-        return False  # a vendored or versioned shared library (libfoo.so.1), loaded by path
-    return exports_pyinit(path)
-
-
 def foreign_kind(path: Path, head: bytes) -> str | None:
-    """ "Windows PE"/"Mach-O"/... when `path` (whose first bytes are `head`) is a foreign binary, else None."""
     if head[:2] == b"MZ" and len(head) >= 0x40:  # and e_lfanew points at "PE\0\0": text files may start with MZ
         with path.open("rb") as handle:
             handle.seek(struct.unpack("<I", head[0x3C:0x40])[0])

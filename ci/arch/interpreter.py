@@ -106,7 +106,15 @@ def find_interpreter(target: Target, cache: Path, host: str | None = None) -> Ta
             f"&& apt-get update`, then `python -m ci.arch.sysroot --machine {machine} --python {version} "
             f"--cache-dir {cache}`",
         )
-    wrapper = _wrapper(cache, machine, version, qemu, root, guest)
+    # An executable that behaves like the target's python (argv passed through), for every caller of `python`.
+    script = f'#!/bin/sh\nexec {qemu} -L "{root}" "{guest}" "$@"\n'
+    wrapper = cache / "emulated" / f"python{version}-{machine}"
+    if not (wrapper.is_file() and wrapper.read_text() == script):
+        wrapper.parent.mkdir(parents=True, exist_ok=True)
+        partial = wrapper.with_name(f"{wrapper.name}.{os.getpid()}.partial")
+        partial.write_text(script)
+        partial.chmod(0o755)
+        partial.replace(wrapper)
     return TargetInterpreter(
         EMULATED,
         str(wrapper),
@@ -122,17 +130,3 @@ def _with_libpython(python: str | Path) -> tuple[str, ...]:
         str(p) for pattern in ("lib/libpython3*.so*", "lib/*/libpython3*.so*") for p in prefix.glob(pattern)
     )
     return (str(python), *shared)
-
-
-def _wrapper(cache: Path, machine: str, version: str, qemu: str, root: Path, guest: Path) -> Path:
-    """An executable that behaves like the target's python (argv passed through), for every caller of `python`."""
-    script = f'#!/bin/sh\nexec {qemu} -L "{root}" "{guest}" "$@"\n'
-    wrapper = cache / "emulated" / f"python{version}-{machine}"
-    if wrapper.is_file() and wrapper.read_text() == script:
-        return wrapper
-    wrapper.parent.mkdir(parents=True, exist_ok=True)
-    partial = wrapper.with_name(f"{wrapper.name}.{os.getpid()}.partial")
-    partial.write_text(script)
-    partial.chmod(0o755)
-    partial.replace(wrapper)
-    return wrapper

@@ -137,8 +137,8 @@ def response_parts(response: Any, http: bool) -> tuple[int | None, Any, str | No
     return status, response, None
 
 
-def judge_shape(event: SmokeEvent, response: Any) -> str | None:
-    """What the event file itself expects: the response's shape, status and the field an error names."""
+def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> str | None:
+    """What is wrong with the response, or None; `answers` None (a rollback's check) judges its shape only."""
     status, body, problem = response_parts(response, event.is_http)
     if problem:
         return problem
@@ -151,21 +151,14 @@ def judge_shape(event: SmokeEvent, response: Any) -> str | None:
         # The field may be qualified (features.item_difficulty, instances[0].delta_days).
         if event.error_field not in str(field or "") and event.error_field not in message:
             return f"the error must name the field {event.error_field!r}, got {_short(error)}"
-    return None
-
-
-def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> str | None:
-    """What is wrong with the response, or None; `answers` None (a rollback's check) judges its shape only."""
-    problem = judge_shape(event, response)
-    if problem or event.status != 200 or answers is None:
-        return problem
+    if event.status != 200 or answers is None:
+        return None
     expected = answers.by_event.get(event.name)
     origin = f"training's answer for model {answers.model_sha256[:12]} ({answers.manifest})"
     if expected is None:
         return f"no {origin} to this event: it was added after training; fix: {RETRAIN}"
     if expected.get("event_sha256") != event_digest(event.event):
         return f"the event changed since {origin} was computed; fix: {RETRAIN}"
-    _, body, _ = response_parts(response, event.is_http)
     got_all = body.get("predictions") if isinstance(body, dict) else None
     want_all = expected.get("predictions") or []
     if not isinstance(got_all, list) or len(got_all) != len(want_all):

@@ -84,7 +84,9 @@ class _Run:
 
     def invoke(self, body: bytes, request_id: str | None = None) -> Outcome | str:
         request_id = request_id or str(uuid.uuid4())
-        self.api.submit((request_id, body))
+        with self.api.changed:
+            self.api.pending.append((request_id, body))
+            self.api.changed.notify_all()
         outcome = self.api.wait(lambda: self.api.outcomes.pop(request_id, None), self.api.timeout_s, self.running)
         if isinstance(outcome, Outcome):
             return outcome
@@ -475,7 +477,6 @@ def _log_tail(layout: SmokeLayout, lines: int = 20) -> str:
 
 
 def _records(layout: SmokeLayout, name: str) -> list[dict[str, Any]]:
-    """The JSON lines bootstrap.py wrote to control/`name`."""
     log = layout.control / name
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
 
@@ -696,11 +697,6 @@ class RuntimeApi(ThreadingHTTPServer):
         with self.changed:
             for name, value in changes.items():
                 setattr(self, name, value)
-            self.changed.notify_all()
-
-    def submit(self, invocation: tuple[str, bytes]) -> None:
-        with self.changed:
-            self.pending.append(invocation)
             self.changed.notify_all()
 
     def wait(self, seen: Callable[[], Seen | None], timeout_s: float, still_running: Callable[[], bool]) -> Seen | str:
