@@ -26,14 +26,12 @@ SYMBOLS_PER_VERSION = 5  # enough to name the culprit in a message, small enough
 # An extension module's filename tag: name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
 TAGGED_EXTENSION = re.compile(r"\.((?:cpython|pypy|graalpy)[^.]*|abi3|cp\d+[^.]*)\.(so|pyd)$")
 
-# A wheel for the wrong platform (or a site-packages copied from a laptop) ships .pyd/.dll files or Mach-O
-# objects named .so: both fail on Lambda only at import time.
+# A wrong-platform wheel (or a laptop's site-packages) ships .pyd/.dll files or Mach-O .so: they fail only at import.
 FOREIGN_SUFFIXES = {".pyd": "Windows", ".dll": "Windows", ".exe": "Windows", ".dylib": "macOS"}
 # MH_MAGIC (32-bit, big-endian order), MH_CIGAM, MH_MAGIC_64, MH_CIGAM_64
 MACHO_MAGICS = {b"\xfe\xed\xfa\xce", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe"}
 FAT_MAGICS = {b"\xca\xfe\xba\xbe", b"\xbe\xba\xfe\xca"}  # universal binaries (FAT_MAGIC / FAT_CIGAM)
-# 0xcafebabe is also a Java class file; there the next word is the class version (>= 45),
-# in a universal binary it is the number of architectures (a handful). `file` decides the same way.
+# 0xcafebabe is also a Java class (next word: its version, >= 45); a universal binary has a handful of arches there.
 MAX_FAT_ARCHES = 30
 HEADER_BYTES = 64
 
@@ -59,8 +57,6 @@ class Violation:
 
 @dataclass
 class AbiScan:
-    """Everything the check saw: violations plus facts for build/reports/abi.json."""
-
     files: int = 0
     elf_files: int = 0
     extension_modules: int = 0
@@ -128,8 +124,7 @@ def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Tar
             scan.max_glibc, scan.max_glibc_file = newest, rel
         key = dist or "(unknown)"
         scan.glibc_by_distribution[key] = max(newest, scan.glibc_by_distribution.get(key, ()))
-    # An importable extension module is tagged by name, or exports PyInit_* outside auditwheel's *.libs/; a vendored
-    # or versioned shared library (libfoo.so.1) is loaded by path.
+    # A module is tagged, or exports PyInit_* outside auditwheel's *.libs/; libfoo.so.1 and vendored libs load by path.
     match = TAGGED_EXTENSION.search(path.name)
     if match is None and (in_vendored_libs(rel) or not path.name.endswith(".so") or not exports_pyinit(path)):
         return

@@ -51,8 +51,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         source = str(layer_zip)
         if not layer_zip.is_file():
             raise PipelineError(f"{layer_zip} not found", "run `python -m ci build` first, or pass --tree DIR")
-        # Snapshot, then judge: only the snapshot's bytes are read, and abi.json names exactly them. The unpacked
-        # copy is checked entry by entry against the zip first (refused entries and bad CRCs stop there).
+        # Snapshot, then judge: abi.json names exactly the bytes read, unpacked and checked entry by entry first.
         judged.append(take(paths, layer_zip, "layer.zip"))
         fix = "rebuild it with `python -m ci build`, or pass --tree DIR"
         with unpacked_layers.reading(paths.unpacked_layers, judged[0].path, fix) as root:

@@ -39,12 +39,10 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     manifest = args.manifest or (args.model.with_name("model.json") if args.model else None)
     given = {"layer.zip": args.layer, "function.zip": args.function, "model.joblib": args.model, "model.json": manifest}
-    # Snapshot, then judge: the run reads only these copies, and the report names exactly their digests.
-    # A run on other files than the build's (--layer/--function/--model) writes smoke-adhoc.json.
+    # Snapshot, then judge: the run reads only these copies; other files than the build's write smoke-adhoc.json.
     built = {"layer.zip": paths.layer_zip, "function.zip": paths.function_zip, "model.joblib": paths.model}
     judged = [take(paths, given[name] or path, name) for name, path in built.items()]
-    # Training's answers, which the runtime must reproduce, for exactly that model. A missing one is
-    # refused by run_smoke, after the model's own checks (a model the scan refuses is named first).
+    # Training's answers for exactly that model; run_smoke refuses a missing one after the model's own checks.
     answers = manifest or paths.model_manifest
     if answers.is_file():
         judged.append(take(paths, answers, "model.json"))

@@ -16,8 +16,7 @@ from ci.arch import sysroot
 from ci.config import Target
 from ci.python import find_python
 
-# Variables that change how numerical libraries behave on this machine's CPU: passed through
-# unchanged so a child computes what its parent would.
+# Passed through so a child's numerical libraries compute on this CPU what its parent's would.
 PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "SYSTEMROOT")
 
 
@@ -66,8 +65,7 @@ class TargetInterpreter:
     mode: str  # native | emulated | missing
     python: str | None
     detail: str
-    # The files whose bytes decide what `python` does (the interpreter and its libpython; under emulation
-    # qemu and the guest's): a proof made by other binaries is not reused (ci/layer/build.py).
+    # The files whose bytes decide what `python` does: a proof made by other binaries is not reused (ci/layer/build.py).
     binaries: tuple[str, ...] = ()
 
     @property

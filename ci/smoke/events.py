@@ -84,7 +84,6 @@ class TrainingAnswers:
 
 
 def read_answers(manifest: Path, model_sha256: str) -> TrainingAnswers:
-    """The answers model.json records for exactly the model with `model_sha256`, or a PipelineError."""
     shown = str(manifest)
     try:
         data = json.loads(manifest.read_text())

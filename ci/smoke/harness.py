@@ -35,8 +35,7 @@ from ci.smoke import bootstrap
 from ci.smoke.events import SmokeEvent, TrainingAnswers, coverage, judge, load_events, read_answers
 from ci.zipsafe import open_zip
 
-# Under user-mode emulation the target's code runs this many times slower, at most (measured: ~20x for
-# importing scikit-learn): the harness waits that much longer, and judges no time or memory limit.
+# At most this much slower under user-mode emulation (docs/performance.md): waits stretch, limits are not judged.
 EMULATION_SLOWDOWN = 40.0
 FULL_VCPU_MB = 1769  # Lambda gives one full vCPU at 1,769 MB and CPU in proportion below that
 ORDER = ("init", "before_snapshot", "snapshot", "restore", "after_restore", "invoke")  # SnapStart's phases
@@ -116,8 +115,7 @@ def run_smoke(
         return unavailable(config, interpreter)
     committed = config.smoke.events
     events = load_events(events_dir or committed)
-    # The function unpickles the model at init: refuse it as `ci pins` would, before any process starts,
-    # and load it only under the digest of the bytes scanned.
+    # The function unpickles the model at init: refused as `ci pins` would, then loaded only under the scanned digest.
     model_sha256 = model_precondition(config, model_path)
     manifest = manifest or model_path.with_name("model.json")
     answers = training_answers(config, manifest, model_sha256) if judge_numbers else None
@@ -195,7 +193,6 @@ def _report_head(config: Config, interpreter: TargetInterpreter) -> dict[str, An
 
 
 def unavailable(config: Config, interpreter: TargetInterpreter) -> SmokeResult:
-    """No interpreter of the target's machine here: nothing ran, and the report says which proofs are missing."""
     failure = f"smoke did not run: {interpreter.detail}"
     why = "no interpreter of the target's machine"
     report = _report_head(config, interpreter) | {"partial": True, "why": why, "events_run": [], "failures": [failure]}
@@ -327,15 +324,12 @@ def peak_rss_bytes(pid: int) -> int | None:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """The client polls forever: end it (and anything it started)."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, 15)
-            process.wait(timeout=3)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, 9)
-            process.wait(timeout=5)
+    """The client polls forever: end it (and anything it started), with SIGKILL if SIGTERM is not enough."""
+    for signal_number, wait_s in ((15, 3), (9, 5)):
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(process.pid, signal_number)
+                process.wait(timeout=wait_s)
 
 
 def _init(run: _Run, started: float) -> dict[str, Any]:
@@ -362,8 +356,9 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
         run.failures.append(f"init error {error_type}: {error.get('errorMessage', '')}")
         return {"state": state, "error": error}
     if state == "exited":
-        code = run.process.returncode
-        run.failures.append(f"the function's process exited during init (code {code}):\n{_log_tail(run.layout)}")
+        run.failures.append(
+            f"the function's process exited during init (code {run.process.returncode}):\n{_log_tail(run.layout)}"
+        )
     else:
         run.failures.append(f"init took longer than {limit:g} s (Lambda's init limit, smoke.init_limit_s)")
     return {"state": state}
