@@ -148,8 +148,7 @@ def answer(event: dict[str, Any]) -> str:
         return f"{status} (body is not JSON)"
     if not isinstance(body, dict):
         return "no answer" if body is None else f"{type(body).__name__} answer"
-    if "error" in body and isinstance(body["error"], dict):
-        error = body["error"]
+    if isinstance(error := body.get("error"), dict):
         return f"{error.get('status', status)} {error.get('field')}: {error.get('message')}"
     predictions = body.get("predictions") or []
     recall = ", ".join(f"{p.get('recall_probability'):.3f}" for p in predictions if isinstance(p, dict))

@@ -163,8 +163,7 @@ def run_smoke(
         finally:
             stop(process)
             # Leave nothing read-only behind: a non-root CI user could not delete build/ otherwise.
-            for directory in layout.read_only:
-                set_writable(directory, True)
+            set_writable(layout.read_only, True)
     report["writes_outside_tmp"] = _writes(run)
     report["import_trace"] = report["import_trace"] or _trace(run, paths)
     _judge_resources(run, report)
@@ -227,7 +226,7 @@ def prepare_layout(
     """A fresh layout under root from the zips; /opt: hard links to the layer unpacked (and checked) under `layers`."""
     layout = SmokeLayout(root, runtime, *(root / name for name in ("opt", "task", "model", "tmp", "control")))
     if root.exists():
-        set_writable(root, True)
+        set_writable([root], True)
         shutil.rmtree(root)
     for directory in (layout.task, layout.model_dir, layout.tmp, layout.control):
         directory.mkdir(parents=True)
@@ -235,14 +234,13 @@ def prepare_layout(
     with open_zip(function_zip, "rebuild it with `python -m ci build`", check_data=False) as zipped:
         zipped.extract_all(layout.task)  # checks each entry's CRC
     shutil.copyfile(model_path, layout.model_dir / model_path.name)
-    for directory in layout.read_only:
-        set_writable(directory, False)
+    set_writable(layout.read_only, False)
     return layout
 
 
-def set_writable(root: Path, writable: bool) -> None:
-    """a-w on everything below root, or u+w on its directories (to delete it; /opt's files are the cache's links)."""
-    for directory, _dirs, files in os.walk(root):
+def set_writable(roots: list[Path], writable: bool) -> None:
+    """a-w on everything below the roots, or u+w on their directories (to delete them; /opt's files are the cache's)."""
+    for directory, _dirs, files in (walked for root in roots for walked in os.walk(root)):
         folder = Path(directory)
         if writable:
             folder.chmod(folder.stat().st_mode | stat.S_IWUSR)
@@ -259,7 +257,6 @@ def start_function(
     name = config.function.name
     region = config.deploy.region
     lang = Path(python).resolve().parent.parent
-    today = datetime.datetime.now(datetime.UTC)
     env = isolated_env(
         {
             "_HANDLER": config.function.handler,
@@ -272,7 +269,7 @@ def start_function(
             # SnapStart: awslambdaric runs the before-snapshot hooks and waits for /restore/next after init.
             "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start" if config.function.snapstart else "on-demand",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-            "AWS_LAMBDA_LOG_STREAM_NAME": f"{today:%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"{datetime.datetime.now(datetime.UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",
             "AWS_LAMBDA_RUNTIME_API": api_address,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
