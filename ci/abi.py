@@ -204,9 +204,7 @@ def glibc_symbols(path: Path, version: tuple[int, ...]) -> list[str]:
 def exports_pyinit(path: Path) -> bool:
     with _open(path) as elf:
         dynsym = _dynsym(elf)
-        if dynsym is None:
-            return False
-        return any(
+        return dynsym is not None and any(
             symbol.name.startswith("PyInit_") and symbol["st_shndx"] != "SHN_UNDEF" for symbol in dynsym.iter_symbols()
         )
 

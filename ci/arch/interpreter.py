@@ -34,8 +34,7 @@ def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def isolated_command(python: str, sys_path: Sequence[Path | str], code: str) -> list[str]:
-    """argv running `code` with sys.path = `sys_path` + the standard library; -B: no __pycache__ left behind
-    (Lambda's /opt is read-only: a run that wrote bytecode would make later measurements of the tree look warm)."""
+    """argv running `code` with sys.path = `sys_path` + stdlib; -B: written bytecode would make the tree look warm."""
     prelude = f"import sys; sys.path[:0] = {[str(p) for p in sys_path]!r}\n"
     return [python, "-I", "-S", "-B", "-c", prelude + code]
 

@@ -170,8 +170,7 @@ def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> 
 
 
 def _differs(got: dict[str, Any], want: dict[str, Any], answers: TrainingAnswers) -> str | None:
-    """The runtime's prediction against training's, within what float64 round-off can explain (the handler rounds
-    to 6 decimals; the day search may move one step): docs/model.md#answers-training-records."""
+    """The runtime's prediction against training's, within float64 round-off: docs/model.md#answers-training-records."""
     probability = got.get("recall_probability")
     unrounded = float(want["recall_unrounded"])
     limit = 0.5e-6 + answers.probability_round_off

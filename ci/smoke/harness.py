@@ -504,8 +504,7 @@ def _trace(run: _Run, paths: BuildPaths) -> dict[str, Any] | None:
 
 
 def import_trace(traced: list[str], layer_root: Path, top_level: dict[str, str] | None) -> dict[str, Any]:
-    """The layer files among the traced absolute paths, and per distribution imported vs shipped (the budget and
-    the bytecode/pruning rules use it to tell what is shipped but never touched)."""
+    """The layer files traced, and per distribution imported vs shipped: what is shipped but never touched."""
     root = layer_root.resolve()
     shipped = {path.relative_to(root).as_posix(): path.stat().st_size for path in walk_files(root)}
     imported = {Path(path).relative_to(root).as_posix() for path in traced if Path(path).is_relative_to(root)}
