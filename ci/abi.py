@@ -28,7 +28,6 @@ TAGGED_EXTENSION = re.compile(r"\.((?:cpython|pypy|graalpy)[^.]*|abi3|cp\d+[^.]*
 
 # A wrong-platform wheel (or a laptop's site-packages) ships .pyd/.dll files or Mach-O .so: they fail only at import.
 FOREIGN_SUFFIXES = {".pyd": "Windows", ".dll": "Windows", ".exe": "Windows", ".dylib": "macOS"}
-# MH_MAGIC (32-bit, big-endian order), MH_CIGAM, MH_MAGIC_64, MH_CIGAM_64
 MACHO_MAGICS = {b"\xfe\xed\xfa\xce", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe"}
 FAT_MAGICS = {b"\xca\xfe\xba\xbe", b"\xbe\xba\xfe\xca"}  # universal binaries (FAT_MAGIC / FAT_CIGAM)
 # 0xcafebabe is also a Java class (next word: its version, >= 45); a universal binary has a handful of arches there.
@@ -94,8 +93,7 @@ def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Tar
     runtime = f"{target.runtime.name} {target.architecture}, {target.runtime.os}"
     with path.open("rb") as handle:
         head = handle.read(HEADER_BYTES)
-    kind = foreign_kind(path, head)
-    if kind is not None:
+    if (kind := foreign_kind(path, head)) is not None:
         yield "foreign-binary", f"{kind}: it cannot load on Linux ({runtime})"
         return
     if head[:4] != ELF_MAGIC:
@@ -174,8 +172,7 @@ def read_elf(path: Path) -> ElfFacts:
     with _open(path) as elf:
         needs: dict[tuple[int, ...], str] = {}
         for library, name in _version_names(elf).values():
-            match = GLIBC_VERSION.match(name)
-            if match:
+            if match := GLIBC_VERSION.match(name):
                 needs.setdefault(parse_version(match.group(1)), library)
         return ElfFacts(str(elf.header["e_machine"]), elf.elfclass, elf.little_endian, needs)
 

@@ -103,8 +103,7 @@ def render_table(scan: AbiScan, target: Target, source: str) -> str:
     ]
     if scan.max_glibc is not None:
         lines.append(f"  newest GLIBC needed: {version_text(scan.max_glibc)} ({scan.max_glibc_file})")
-        for name, version in sorted(scan.glibc_by_distribution.items()):
-            lines.append(f"    {name:<28} GLIBC {version_text(version)}")
+        lines += [f"    {name:<28} GLIBC {version_text(v)}" for name, v in sorted(scan.glibc_by_distribution.items())]
     if not scan.violations:
         return "\n".join([*lines, "  no violations"])
     rows = [(v.rule, v.distribution or "?", v.path, v.message) for v in scan.violations]

@@ -113,8 +113,7 @@ def run_smoke(
     interpreter = find_interpreter(config.target, paths.cache)
     if interpreter.python is None:
         return unavailable(config, interpreter)
-    committed = config.smoke.events
-    events = load_events(events_dir or committed)
+    events = load_events(events_dir or config.smoke.events)
     # The function unpickles the model at init: refused as `ci pins` would, then loaded only under the scanned digest.
     model_sha256 = model_precondition(config, model_path)
     manifest = manifest or model_path.with_name("model.json")
@@ -128,7 +127,7 @@ def run_smoke(
         {
             "layout_s": round(time.monotonic() - prepare_started, 3),
             # Deploy accepts only a run of every committed event (smoke.events), exactly as committed.
-            **coverage(events, committed),
+            **coverage(events, config.smoke.events),
             # The bytes judged here, so a reader (or deploy) can tie this result to what it uploads.
             "smoked_artifacts": {
                 "layer.zip": sha256_file(layer_zip),
@@ -298,10 +297,9 @@ def start_function(
         f"namespace['main']({settings!r})\n"
     )
     places = {"task": layout.task, "opt": layout.opt, "runtime": layout.runtime, "lang": layout.root / "lang"}
-    sys_path = runtime_view.lambda_sys_path(config.target.runtime, places)
     with (layout.control / "function.log").open("wb") as sink:
         return subprocess.Popen(
-            isolated_command(python, sys_path, code),
+            isolated_command(python, runtime_view.lambda_sys_path(config.target.runtime, places), code),
             cwd=layout.task,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -353,9 +351,8 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
         run.failures.append(f"init error {error_type}: {error.get('errorMessage', '')}")
         return {"state": state, "error": error}
     if state == "exited":
-        run.failures.append(
-            f"the function's process exited during init (code {run.process.returncode}):\n{_log_tail(run.layout)}"
-        )
+        code = run.process.returncode
+        run.failures.append(f"the function's process exited during init (code {code}):\n{_log_tail(run.layout)}")
     else:
         run.failures.append(f"init took longer than {limit:g} s (Lambda's init limit, smoke.init_limit_s)")
     return {"state": state}
