@@ -363,7 +363,6 @@ def _restore(run: _Run, started: float, wait_s: float) -> dict[str, Any]:
     api = run.api
     api.note(restored_at=time.monotonic())  # answers GET /restore/next
     state = api.wait(lambda: _first_set(error=api.restore_error, ready=api.first_next), wait_s, run.running)
-    assert api.snapshot_at is not None and api.restored_at is not None
     hooks = {row["phase"]: row for row in _records(run.layout, "hooks.jsonl")}
     section: dict[str, Any] = {"state": state, "hooks": hooks, "restore_note": NOT_MEASURED}
     if state == "error":
@@ -372,7 +371,7 @@ def _restore(run: _Run, started: float, wait_s: float) -> dict[str, Any]:
     elif state != "ready":
         run.failures.append(f"the restored function did not ask for work ({state}) within {wait_s:g} s")
     else:
-        assert api.first_next is not None
+        assert api.first_next is not None and api.restored_at is not None
         section["restore_s"] = round(api.first_next - api.restored_at, 3)
     times = {
         "init": started,
