@@ -26,14 +26,11 @@ SYMBOLS_PER_VERSION = 5  # enough to name the culprit in a message, small enough
 # An extension module's filename tag: name.cpython-311-x86_64-linux-gnu.so, name.abi3.so, name.so
 TAGGED_EXTENSION = re.compile(r"\.((?:cpython|pypy|graalpy)[^.]*|abi3|cp\d+[^.]*)\.(so|pyd)$")
 
-# A wheel for the wrong platform (or a site-packages copied from a laptop) ships .pyd/.dll files or Mach-O
-# objects named .so: both fail on Lambda only at import time.
+# A wrong-platform wheel (or a laptop's site-packages) ships .pyd/.dll files or Mach-O .so: they fail only at import.
 FOREIGN_SUFFIXES = {".pyd": "Windows", ".dll": "Windows", ".exe": "Windows", ".dylib": "macOS"}
-# MH_MAGIC (32-bit, big-endian order), MH_CIGAM, MH_MAGIC_64, MH_CIGAM_64
 MACHO_MAGICS = {b"\xfe\xed\xfa\xce", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe"}
 FAT_MAGICS = {b"\xca\xfe\xba\xbe", b"\xbe\xba\xfe\xca"}  # universal binaries (FAT_MAGIC / FAT_CIGAM)
-# 0xcafebabe is also a Java class file; there the next word is the class version (>= 45),
-# in a universal binary it is the number of architectures (a handful). `file` decides the same way.
+# 0xcafebabe is also a Java class (next word: its version, >= 45); a universal binary has a handful of arches there.
 MAX_FAT_ARCHES = 30
 HEADER_BYTES = 64
 
@@ -48,10 +45,6 @@ class ElfFacts(NamedTuple):
     little_endian: bool
     glibc_needs: dict[tuple[int, ...], str]  # GLIBC version -> library providing it
 
-    @property
-    def max_glibc(self) -> tuple[int, ...] | None:
-        return max(self.glibc_needs, default=None)
-
 
 @dataclass(frozen=True)
 class Violation:
@@ -63,8 +56,6 @@ class Violation:
 
 @dataclass
 class AbiScan:
-    """Everything the check saw: violations plus facts for build/reports/abi.json."""
-
     files: int = 0
     elf_files: int = 0
     extension_modules: int = 0
@@ -80,10 +71,6 @@ class AbiScan:
             "max_glibc": version_text(self.max_glibc) if self.max_glibc else None,
             "glibc_by_distribution": {name: version_text(v) for name, v in sorted(self.glibc_by_distribution.items())},
         }
-
-
-def check_tree(root: Path, target: Target) -> list[Violation]:
-    return scan_tree(root, target).violations
 
 
 def scan_tree(root: Path, target: Target) -> AbiScan:
@@ -106,8 +93,7 @@ def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Tar
     runtime = f"{target.runtime.name} {target.architecture}, {target.runtime.os}"
     with path.open("rb") as handle:
         head = handle.read(HEADER_BYTES)
-    kind = foreign_kind(path, head)
-    if kind is not None:
+    if (kind := foreign_kind(path, head)) is not None:
         yield "foreign-binary", f"{kind}: it cannot load on Linux ({runtime})"
         return
     if head[:4] != ELF_MAGIC:
@@ -121,60 +107,37 @@ def _problems(scan: AbiScan, path: Path, rel: str, dist: str | None, target: Tar
     if facts.machine != expected or facts.elf_class != 64 or not facts.little_endian:
         got = f"{facts.machine}, ELFCLASS{facts.elf_class}, {'little' if facts.little_endian else 'big'}-endian"
         needs = f"{target.runtime.name} {target.architecture} needs {expected}, ELFCLASS64"
-        yield (
-            "architecture",
-            f"built for {got}; {needs}: install the {target.machine} wheel (is target.architecture right?)",
-        )
-    too_new = sorted(version for version in facts.glibc_needs if version[:2] > target.glibc_tuple)
-    if too_new:
-        newest = too_new[-1]
+        fix = f"install the {target.machine} wheel (is target.architecture right?)"
+        yield "architecture", f"built for {got}; {needs}: {fix}"
+    newest = max(facts.glibc_needs, default=None)
+    if newest is not None and newest[:2] > target.glibc_tuple:
         library = facts.glibc_needs[newest]
-        symbols = glibc_symbols(path, {newest})[newest]
+        symbols = glibc_symbols(path, newest)
         culprit = f"{library}: {', '.join(symbols)}" if symbols else library
+        has = f"{target.runtime.os} has glibc {target.glibc}"
         fix = f"pin a version with a manylinux wheel for glibc <= {target.glibc}"
-        yield (
-            "glibc",
-            f"needs GLIBC_{version_text(newest)} ({culprit}) but {target.runtime.os} has glibc {target.glibc}: {fix}",
-        )
-    if (newest_needed := facts.max_glibc) is not None:
-        if scan.max_glibc is None or newest_needed > scan.max_glibc:
-            scan.max_glibc, scan.max_glibc_file = newest_needed, rel
+        yield "glibc", f"needs GLIBC_{version_text(newest)} ({culprit}) but {has}: {fix}"
+    if newest is not None:
+        if scan.max_glibc is None or newest > scan.max_glibc:
+            scan.max_glibc, scan.max_glibc_file = newest, rel
         key = dist or "(unknown)"
-        scan.glibc_by_distribution[key] = max(newest_needed, scan.glibc_by_distribution.get(key, ()))
-    if _is_module(path, rel):
-        scan.extension_modules += 1
-        problem = _tag_problem(path.name, target)
-        if problem is not None:
-            yield "python-tag", problem
-
-
-def _is_module(path: Path, rel: str) -> bool:
-    """An importable extension module: tagged by name, or exporting PyInit_* outside auditwheel's *.libs/."""
-    if TAGGED_EXTENSION.search(path.name):
-        return True
-    if in_vendored_libs(rel) or not path.name.endswith(".so"):
-        return False  # a vendored or versioned shared library (libfoo.so.1), loaded by path
-    return exports_pyinit(path)
-
-
-def _tag_problem(name: str, target: Target) -> str | None:
+        scan.glibc_by_distribution[key] = max(newest, scan.glibc_by_distribution.get(key, ()))
+    # A module is tagged, or exports PyInit_* outside auditwheel's *.libs/; libfoo.so.1 and vendored libs load by path.
+    match = TAGGED_EXTENSION.search(path.name)
+    if match is None and (in_vendored_libs(rel) or not path.name.endswith(".so") or not exports_pyinit(path)):
+        return
+    scan.extension_modules += 1
     expected = target.extension_suffix
-    match = TAGGED_EXTENSION.search(name)
     if match is None:
-        return (
-            f"untagged extension module (exports PyInit_*, no '{expected}' tag): nothing proves it was built "
-            f"for Python {target.runtime.python}; install a wheel with tagged modules"
-        )
-    if (tag := match.group(1)) in (expected, "abi3"):
-        return None
-    return (
-        f"extension module tagged {tag!r}, the target imports only '{expected}' or 'abi3': "
-        f"the wheel was built for another Python; install the {target.runtime.python_tag} wheel"
-    )
+        untagged = f"untagged extension module (exports PyInit_*, no '{expected}' tag): nothing proves it was built"
+        yield "python-tag", f"{untagged} for Python {target.runtime.python}; install a wheel with tagged modules"
+    elif (tag := match.group(1)) not in (expected, "abi3"):
+        tagged = f"extension module tagged {tag!r}, the target imports only '{expected}' or 'abi3'"
+        python = target.runtime.python_tag
+        yield "python-tag", f"{tagged}: the wheel was built for another Python; install the {python} wheel"
 
 
 def foreign_kind(path: Path, head: bytes) -> str | None:
-    """ "Windows PE"/"Mach-O"/... when `path` (whose first bytes are `head`) is a foreign binary, else None."""
     if head[:2] == b"MZ" and len(head) >= 0x40:  # and e_lfanew points at "PE\0\0": text files may start with MZ
         with path.open("rb") as handle:
             handle.seek(struct.unpack("<I", head[0x3C:0x40])[0])
@@ -209,15 +172,15 @@ def read_elf(path: Path) -> ElfFacts:
     with _open(path) as elf:
         needs: dict[tuple[int, ...], str] = {}
         for library, name in _version_names(elf).values():
-            match = GLIBC_VERSION.match(name)
-            if match:
+            if match := GLIBC_VERSION.match(name):
                 needs.setdefault(parse_version(match.group(1)), library)
         return ElfFacts(str(elf.header["e_machine"]), elf.elfclass, elf.little_endian, needs)
 
 
-def glibc_symbols(path: Path, versions: set[tuple[int, ...]]) -> dict[tuple[int, ...], list[str]]:
-    """The first few undefined symbols bound to each of `versions` (names the culprit in a message)."""
-    found: dict[tuple[int, ...], list[str]] = {version: [] for version in versions}
+def glibc_symbols(path: Path, version: tuple[int, ...]) -> list[str]:
+    """The first few undefined symbols bound to GLIBC_`version` (names the culprit in a message)."""
+    found: list[str] = []
+    wanted = f"GLIBC_{version_text(version)}"
     with _open(path) as elf:
         names = _version_names(elf)
         dynsym = _dynsym(elf)
@@ -230,19 +193,15 @@ def glibc_symbols(path: Path, versions: set[tuple[int, ...]]) -> dict[tuple[int,
             ndx = versym.get_symbol(index)["ndx"]
             if not isinstance(ndx, int) or (ndx & 0x7FFF) not in names:
                 continue  # VER_NDX_LOCAL / VER_NDX_GLOBAL: unversioned
-            match = GLIBC_VERSION.match(names[ndx & 0x7FFF][1])
-            version = parse_version(match.group(1)) if match else None
-            if version in found and len(found[version]) < SYMBOLS_PER_VERSION and symbol.name:
-                found[version].append(symbol.name)
+            if names[ndx & 0x7FFF][1] == wanted and symbol.name and len(found) < SYMBOLS_PER_VERSION:
+                found.append(symbol.name)
     return found
 
 
 def exports_pyinit(path: Path) -> bool:
     with _open(path) as elf:
         dynsym = _dynsym(elf)
-        if dynsym is None:
-            return False
-        return any(
+        return dynsym is not None and any(
             symbol.name.startswith("PyInit_") and symbol["st_shndx"] != "SHN_UNDEF" for symbol in dynsym.iter_symbols()
         )
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ci import logs
+from ci.arch.interpreter import isolated_command, isolated_env, target_python
 from ci.config import Config
 from ci.errors import PipelineError
-from ci.isolated import isolated_command, isolated_env, target_python
 from ci.paths import BuildPaths
 from ci.pins.check import require_safe_model
 from ci.pip import run_pip

@@ -51,8 +51,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         source = str(layer_zip)
         if not layer_zip.is_file():
             raise PipelineError(f"{layer_zip} not found", "run `python -m ci build` first, or pass --tree DIR")
-        # Snapshot, then judge: only the snapshot's bytes are read, and abi.json names exactly them. The unpacked
-        # copy is checked entry by entry against the zip first (refused entries and bad CRCs stop there).
+        # Snapshot, then judge: abi.json names exactly the bytes read, unpacked and checked entry by entry first.
         judged.append(take(paths, layer_zip, "layer.zip"))
         fix = "rebuild it with `python -m ci build`, or pass --tree DIR"
         with unpacked_layers.reading(paths.unpacked_layers, judged[0].path, fix) as root:
@@ -104,8 +103,7 @@ def render_table(scan: AbiScan, target: Target, source: str) -> str:
     ]
     if scan.max_glibc is not None:
         lines.append(f"  newest GLIBC needed: {version_text(scan.max_glibc)} ({scan.max_glibc_file})")
-        for name, version in sorted(scan.glibc_by_distribution.items()):
-            lines.append(f"    {name:<28} GLIBC {version_text(version)}")
+        lines += [f"    {name:<28} GLIBC {version_text(v)}" for name, v in sorted(scan.glibc_by_distribution.items())]
     if not scan.violations:
         return "\n".join([*lines, "  no violations"])
     rows = [(v.rule, v.distribution or "?", v.path, v.message) for v in scan.violations]

@@ -39,15 +39,10 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     manifest = args.manifest or (args.model.with_name("model.json") if args.model else None)
     given = {"layer.zip": args.layer, "function.zip": args.function, "model.joblib": args.model, "model.json": manifest}
-    # Snapshot, then judge: the run reads only these copies, and the report names exactly their digests.
-    # A run on other files than the build's (--layer/--function/--model) writes smoke-adhoc.json.
-    judged = [
-        take(paths, args.layer or paths.layer_zip, "layer.zip"),
-        take(paths, args.function or paths.function_zip, "function.zip"),
-        take(paths, args.model or paths.model, "model.joblib"),
-    ]
-    # Training's answers, which the runtime must reproduce, for exactly that model. A missing one is
-    # refused by run_smoke, after the model's own checks (a model the scan refuses is named first).
+    # Snapshot, then judge: the run reads only these copies; other files than the build's write smoke-adhoc.json.
+    built = {"layer.zip": paths.layer_zip, "function.zip": paths.function_zip, "model.joblib": paths.model}
+    judged = [take(paths, given[name] or path, name) for name, path in built.items()]
+    # Training's answers for exactly that model; run_smoke refuses a missing one after the model's own checks.
     answers = manifest or paths.model_manifest
     if answers.is_file():
         judged.append(take(paths, answers, "model.json"))
@@ -153,8 +148,7 @@ def answer(event: dict[str, Any]) -> str:
         return f"{status} (body is not JSON)"
     if not isinstance(body, dict):
         return "no answer" if body is None else f"{type(body).__name__} answer"
-    if "error" in body and isinstance(body["error"], dict):
-        error = body["error"]
+    if isinstance(error := body.get("error"), dict):
         return f"{error.get('status', status)} {error.get('field')}: {error.get('message')}"
     predictions = body.get("predictions") or []
     recall = ", ".join(f"{p.get('recall_probability'):.3f}" for p in predictions if isinstance(p, dict))

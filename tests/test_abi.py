@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.abi import check_tree, exports_pyinit, glibc_symbols, parse_version, read_elf, scan_tree
+from ci.abi import exports_pyinit, glibc_symbols, parse_version, read_elf, scan_tree
 from ci.config import Target, load_config, load_policy
 from ci.paths import BuildPaths
 from tests.abi_fixtures import (
@@ -75,9 +75,9 @@ def by_path(violations: list) -> dict:
 def test_gcc_extension_reads_as_x86_64_needing_glibc_2_14(elf_objects: dict[str, Path]) -> None:
     facts = read_elf(elf_objects["extension"])
     assert (facts.machine, facts.elf_class, facts.little_endian) == ("EM_X86_64", 64, True)
-    assert facts.max_glibc == (2, 14)
+    assert max(facts.glibc_needs) == (2, 14)
     assert facts.glibc_needs[(2, 14)] == "libc.so.6"
-    assert "memcpy" in glibc_symbols(elf_objects["extension"], {(2, 14)})[(2, 14)]
+    assert "memcpy" in glibc_symbols(elf_objects["extension"], (2, 14))
     assert exports_pyinit(elf_objects["extension"])
     assert not exports_pyinit(elf_objects["library"])
 
@@ -107,8 +107,8 @@ def test_glibc_newer_than_the_target_is_named_with_its_symbol(
     place(tmp_path, f"python/fast/_copy.{TAG}.so", elf_objects["extension"])
     add_distribution(tmp_path / "python", "fastcopy", files=[f"fast/_copy.{TAG}.so"])
 
-    assert check_tree(tmp_path, target) == []  # 2.14 <= the target's glibc
-    (violation,) = check_tree(tmp_path, with_glibc(target, "2.12"))
+    assert scan_tree(tmp_path, target).violations == []  # 2.14 <= the target's glibc
+    (violation,) = scan_tree(tmp_path, with_glibc(target, "2.12")).violations
 
     assert violation.rule == "glibc"
     assert violation.path == f"python/fast/_copy.{TAG}.so"
@@ -122,7 +122,7 @@ def test_glibc_2_99_requirement_fails_the_default_target(
     so = place(tmp_path, f"python/future/_x.{TAG}.so", elf_objects["extension"])
     patch_bytes(so, b"GLIBC_2.14", b"GLIBC_2.99")  # same length: the verneed string table stays valid
 
-    (violation,) = check_tree(tmp_path, target)
+    (violation,) = scan_tree(tmp_path, target).violations
     assert violation.rule == "glibc" and "GLIBC_2.99" in violation.message
     assert violation.distribution == "future"  # no dist-info: first path component
 
@@ -131,14 +131,14 @@ def test_wrong_architecture(tmp_path: Path, elf_objects: dict[str, Path], target
     so = place(tmp_path, f"python/armpkg/_m.{TAG}.so", elf_objects["extension"])
     set_machine(so, EM_AARCH64)
 
-    (violation,) = check_tree(tmp_path, target)
+    (violation,) = scan_tree(tmp_path, target).violations
     assert violation.rule == "architecture"
     assert "EM_AARCH64" in violation.message and "EM_X86_64" in violation.message
 
     arm = dataclasses.replace(target, architecture="arm64")
     so.unlink()
     place(tmp_path, f"python/armpkg/_m.{PYC_TAG}-aarch64-linux-gnu.so", elf_objects["extension"])
-    rules = sorted(v.rule for v in check_tree(tmp_path, arm))
+    rules = sorted(v.rule for v in scan_tree(tmp_path, arm).violations)
     assert rules == ["architecture"]  # x86_64 bytes under an aarch64 name: the bytes decide
 
 
@@ -151,7 +151,7 @@ def test_extension_tags_of_other_pythons_and_untagged_modules(
     place(site, "untagged/_m.so", elf_objects["extension"])  # exports PyInit_*, no tag
     place(site, "vendored.libs/_m.so", elf_objects["extension"])  # *.libs: loaded by path, never imported
 
-    found = by_path(check_tree(tmp_path, target))
+    found = by_path(scan_tree(tmp_path, target).violations)
 
     assert set(found) == {
         f"python/newer/_m.{OTHER}-x86_64-linux-gnu.so",
@@ -175,7 +175,7 @@ def test_foreign_binaries_by_header_and_by_name(tmp_path: Path, target: Target) 
     place(site, "textpkg/notes.txt", b"MZ is also how this text starts")
     add_distribution(site, "macpkg", top_level=["macpkg"])
 
-    found = by_path(check_tree(tmp_path, target))
+    found = by_path(scan_tree(tmp_path, target).violations)
 
     assert set(found) == {
         f"python/winpkg/_speedups.{WIN}.pyd",
@@ -203,7 +203,7 @@ def test_distribution_comes_from_record_then_top_level_then_path(
     add_distribution(site, "scikit-learn", files=[f"sklearn/{bad}"])
     add_distribution(site, "python-dateutil", top_level=["dateutil"])
 
-    owners = {v.path.removeprefix("python/"): v.distribution for v in check_tree(tmp_path, target)}
+    owners = {v.path.removeprefix("python/"): v.distribution for v in scan_tree(tmp_path, target).violations}
 
     assert owners == {
         f"sklearn/{bad}": "scikit-learn",  # RECORD
@@ -216,7 +216,7 @@ def test_distribution_comes_from_record_then_top_level_then_path(
 def test_truncated_elf_is_a_violation_not_a_crash(tmp_path: Path, elf_objects: dict[str, Path], target: Target) -> None:
     place(tmp_path, f"python/broken/_m.{TAG}.so", elf_objects["extension"].read_bytes()[:100])
     place(tmp_path, "python/broken/_n.abi3.so", b"text, not a binary")
-    rules = sorted(v.rule for v in check_tree(tmp_path, target))
+    rules = sorted(v.rule for v in scan_tree(tmp_path, target).violations)
     assert rules == ["unreadable-elf", "unreadable-elf"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ci.isolated import run_isolated, target_python
+from ci.arch.interpreter import run_isolated, target_python
 from ci.layer import bytecode, verify
 from ci.layer.verify import Runner
 from tests.config_fixtures import PYC_TAG

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from ci.isolated import run_isolated, target_python
+from ci.arch.interpreter import run_isolated, target_python
 from ci.lock.lockfile import read_lock
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.config_fixtures import PYTHON

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ci.arch.interpreter import NATIVE, TargetInterpreter
+from ci.arch.interpreter import NATIVE, TargetInterpreter, target_python
 from ci.config import load_config
-from ci.isolated import target_python
 from ci.layer import bytecode, verify
 from ci.layer.build import BuildState, step_pristine
 from ci.layer.wheels import read_layer_lock

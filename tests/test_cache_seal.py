@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ci import cache_seal, zipsafe
-from ci.isolated import run_isolated, target_python
+from ci.arch.interpreter import run_isolated, target_python
 from ci.layer.build import strip_tree
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.config_fixtures import PYC_TAG

@@ -15,7 +15,7 @@ from abi_fixtures import pe_header
 from budget_fixtures import config_with, make_build
 from config_fixtures import EXT, PYC_TAG, PYTHON, TARGET
 
-from ci.abi import check_tree
+from ci.abi import scan_tree
 from ci.budget.compute import compute_budget, gather_inputs
 from ci.config import load_config
 from ci.site.owners import Owners, canonical, module_stem, top_level_entries
@@ -212,7 +212,7 @@ def test_abi_names_the_project_of_an_unrecorded_file_in_a_recorded_folder(tmp_pa
         f"python/mystery.{WIN_TAG}.pyd": pe_header(),
         **dist_info("python", "scikit_learn-1.3.2.dist-info", "scikit-learn", record=["sklearn/__init__.py"]),
     }
-    violations = check_tree(write_tree(tmp_path, files), load_config().target)
+    violations = scan_tree(write_tree(tmp_path, files), load_config().target).violations
     assert {v.path: v.distribution for v in violations} == {
         "python/sklearn/helper.dll": "scikit-learn",
         f"python/mystery.{WIN_TAG}.pyd": "mystery",  # was the whole file name

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ci.isolated import run_isolated, target_python
+from ci.arch.interpreter import run_isolated, target_python
 from ci.layer import bytecode
 from ci.layer.verify import Runner, run_checks
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.isolated import run_isolated, target_python
+from ci.arch.interpreter import run_isolated, target_python
 from ci.layer.build import dlopen_check, strip_tree
 from tests.config_fixtures import TARGET
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from ci.arch.interpreter import target_python
 from ci.config import Config, load_config, shipped_packages
 from ci.errors import CheckFailedError, ConfigError, PipelineError
-from ci.isolated import target_python
 from ci.layer import verify
 from ci.layer.build import build_layer
 from ci.layer.verify import Runner

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from ci.arch.interpreter import target_python
 from ci.errors import PipelineError
-from ci.isolated import target_python
 from ci.paths import REPO_ROOT, BuildPaths
 from tests.config_fixtures import TARGET
 from tests.conftest import run_cli

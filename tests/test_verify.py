@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ci import cache_seal
-from ci.isolated import target_python
+from ci.arch.interpreter import target_python
 from ci.layer import verify
 from ci.layer.verify import extension_modules
 from ci.paths import REPO_ROOT, BuildPaths

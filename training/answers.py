@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ci.errors import PipelineError
-from ci.smoke.events import SmokeEvent, event_digest, judge_shape, load_events
+from ci.smoke.events import SmokeEvent, event_digest, judge, load_events
 from handler import events, predict, request, responses, settings
 from handler.model_store import LoadedModel
 from training.errors import TrainingError
@@ -41,7 +41,7 @@ def answer_events(model: LoadedModel, events_dir: Path) -> dict[str, Any]:
 def answer_event(model: LoadedModel, event: SmokeEvent, limits: settings.Limits) -> dict[str, Any]:
     found = request.answer(model, event.event, limits)
     record: dict[str, Any] = {"event_sha256": event_digest(event.event), "status": found.status}
-    problem = judge_shape(event, responses.shape(found.body, found.status, found.source != events.DIRECT))
+    problem = judge(event, responses.shape(found.body, found.status, found.source != events.DIRECT), None)
     if problem:
         raise TrainingError(
             f"committed event {event.name}: the handler answers it, with this model, not as it expects: {problem}",

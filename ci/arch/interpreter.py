@@ -1,16 +1,56 @@
-"""The interpreter that runs the target's native code: natively, emulated (qemu), or missing; without one the
-build records the proofs it could not make (imports, trace, smoke) and deploy refuses them."""
+"""The interpreter that runs the target's native code (natively, under qemu, or missing: then the proofs it would
+make are recorded missing and deploy refuses them), isolated (`-I -S`) with sys.path set explicitly, as on Lambda."""
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci.arch import sysroot
 from ci.config import Target
-from ci.isolated import target_python
+from ci.python import find_python
+
+# Passed through so a child's numerical libraries compute on this CPU what its parent's would.
+PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "SYSTEMROOT")
+
+
+@functools.cache
+def target_python(version: str) -> str:
+    """The interpreter for a target Python version like "3.12" (outside any virtualenv; see ci/python.py)."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return getattr(sys, "_base_executable", sys.executable)
+    return find_python(version)
+
+
+def isolated_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    passed = {key: os.environ[key] for key in PASSTHROUGH_ENV if key in os.environ}
+    return {"LANG": "C.UTF-8", **passed, **(extra or {})}
+
+
+def isolated_command(python: str, sys_path: Sequence[Path | str], code: str) -> list[str]:
+    """argv running `code` with sys.path = `sys_path` + stdlib; -B: written bytecode would make the tree look warm."""
+    prelude = f"import sys; sys.path[:0] = {[str(p) for p in sys_path]!r}\n"
+    return [python, "-I", "-S", "-B", "-c", prelude + code]
+
+
+def run_isolated(
+    python: str, sys_path: Sequence[Path | str], code: str, env: Mapping[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        isolated_command(python, sys_path, code),
+        env=isolated_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
 
 NATIVE = "native"
 EMULATED = "emulated"
@@ -24,8 +64,7 @@ class TargetInterpreter:
     mode: str  # native | emulated | missing
     python: str | None
     detail: str
-    # The files whose bytes decide what `python` does (the interpreter and its libpython; under emulation
-    # qemu and the guest's): a proof made by other binaries is not reused (ci/layer/build.py).
+    # The files whose bytes decide what `python` does: a proof made by other binaries is not reused (ci/layer/build.py).
     binaries: tuple[str, ...] = ()
 
     @property
@@ -45,24 +84,34 @@ class TargetInterpreter:
 def find_interpreter(target: Target, cache: Path, host: str | None = None) -> TargetInterpreter:
     """Native if this host is the target's machine, else qemu + the sysroot's CPython, else missing (with the fix)."""
     host = host or platform.machine()
-    version = target.runtime.python
-    if host == target.machine:
+    machine, version = target.machine, target.runtime.python
+    if host == machine:
         python = target_python(version)
         return TargetInterpreter(NATIVE, python, f"{host} host, {python}", _with_libpython(python))
-    qemu = sysroot.find_qemu(target.machine)
-    root = sysroot.location(cache, target.machine).resolve()
+    qemu = sysroot.find_qemu(machine)
+    root = sysroot.location(cache, machine).resolve()
     guest = root / "usr" / "bin" / f"python{version}"
     if qemu is None or not guest.is_file():
-        missing = [] if qemu else [f"no {sysroot.QEMU.get(target.machine, ('qemu',))[0]} on PATH"]
-        missing += [] if guest.is_file() else [f"no {target.machine} python{version} in {root}"]
+        missing = [] if qemu else [f"no {sysroot.QEMU.get(machine, ('qemu',))[0]} on PATH"]
+        missing += [] if guest.is_file() else [f"no {machine} python{version} in {root}"]
         return TargetInterpreter(
             MISSING,
             None,
-            f"no {target.machine} interpreter on this {host} host ({'; '.join(missing)}): run this on an "
-            f"{target.machine} host (GitHub runner {target.runner}) or install emulation: "
-            f"{sysroot.install_hint(target.machine, version, cache)}",
+            f"no {machine} interpreter on this {host} host ({'; '.join(missing)}): run this on an {machine} host "
+            f"(GitHub runner {target.runner}) or install emulation: as root `apt-get install qemu-user-static "
+            f"binutils-{machine}-linux-gnu && dpkg --add-architecture {sysroot.DEBIAN_ARCH.get(machine, machine)} "
+            f"&& apt-get update`, then `python -m ci.arch.sysroot --machine {machine} --python {version} "
+            f"--cache-dir {cache}`",
         )
-    wrapper = _wrapper(cache, target.machine, version, qemu, root, guest)
+    # An executable that behaves like the target's python (argv passed through), for every caller of `python`.
+    script = f'#!/bin/sh\nexec {qemu} -L "{root}" "{guest}" "$@"\n'
+    wrapper = cache / "emulated" / f"python{version}-{machine}"
+    if not (wrapper.is_file() and wrapper.read_text() == script):
+        wrapper.parent.mkdir(parents=True, exist_ok=True)
+        partial = wrapper.with_name(f"{wrapper.name}.{os.getpid()}.partial")
+        partial.write_text(script)
+        partial.chmod(0o755)
+        partial.replace(wrapper)
     return TargetInterpreter(
         EMULATED,
         str(wrapper),
@@ -78,17 +127,3 @@ def _with_libpython(python: str | Path) -> tuple[str, ...]:
         str(p) for pattern in ("lib/libpython3*.so*", "lib/*/libpython3*.so*") for p in prefix.glob(pattern)
     )
     return (str(python), *shared)
-
-
-def _wrapper(cache: Path, machine: str, version: str, qemu: str, root: Path, guest: Path) -> Path:
-    """An executable that behaves like the target's python (argv passed through), for every caller of `python`."""
-    script = f'#!/bin/sh\nexec {qemu} -L "{root}" "{guest}" "$@"\n'
-    wrapper = cache / "emulated" / f"python{version}-{machine}"
-    if wrapper.is_file() and wrapper.read_text() == script:
-        return wrapper
-    wrapper.parent.mkdir(parents=True, exist_ok=True)
-    partial = wrapper.with_name(f"{wrapper.name}.{os.getpid()}.partial")
-    partial.write_text(script)
-    partial.chmod(0o755)
-    partial.replace(wrapper)
-    return wrapper

@@ -25,21 +25,11 @@ LIBRARIES = (
 
 
 def find_qemu(machine: str) -> str | None:
-    """The user-mode emulator of `machine` on PATH (Debian's qemu-user-static names first), or None."""
     return next((found for name in QEMU.get(machine, ()) if (found := shutil.which(name))), None)
 
 
 def location(cache: Path, machine: str) -> Path:
     return cache / f"sysroot-{machine}"
-
-
-def install_hint(machine: str, version: str, cache: Path) -> str:
-    arch = DEBIAN_ARCH.get(machine, machine)
-    return (
-        f"as root `apt-get install qemu-user-static binutils-{machine}-linux-gnu && "
-        f"dpkg --add-architecture {arch} && apt-get update`, "
-        f"then `python -m ci.arch.sysroot --machine {machine} --python {version} --cache-dir {cache}`"
-    )
 
 
 def install(cache: Path, machine: str, version: str) -> Path:
@@ -64,8 +54,7 @@ def install(cache: Path, machine: str, version: str) -> Path:
         python = tree / "usr" / "bin" / f"python{version}"
         if not python.is_file():
             raise PipelineError(f"the {arch} packages hold no usr/bin/python{version}", "check the package names")
-        # The stdlib's bytecode, compiled once by the guest itself as Debian's postinst does (.debs hold none, and the
-        # checks run with -B). Without qemu nothing runs the guest yet: the interpreter finder names qemu as missing.
+        # The stdlib's bytecode, compiled by the guest as Debian's postinst does (.debs hold none; checks run with -B).
         if (qemu := find_qemu(machine)) is not None:
             stdlib = tree / "usr" / "lib" / f"python{version}"
             # A few files are not valid Python on purpose (lib2to3's test data): compileall reports them, nothing else.

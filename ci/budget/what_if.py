@@ -25,6 +25,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from ci import unpacked_layers
+from ci.arch.interpreter import target_python
 from ci.budget.compute import (
     BUILD_FIX,
     CI_PACKAGE,
@@ -44,7 +45,6 @@ from ci.budget.render import FAIL, WARN, Budget, Component, Group, Suggestion, f
 from ci.cache_seal import sources_digest
 from ci.config import ARCHITECTURES, Config, Target, load_policy
 from ci.errors import CheckFailedError, PipelineError
-from ci.isolated import target_python
 from ci.layer import bytecode, verify
 from ci.layer.build import dlopen_check, strip_tree
 from ci.layer.bytecode import LAMBDA_SITE, compile_files, pyc_path

@@ -24,7 +24,7 @@ from typing import Any
 
 import ci
 from ci import cache_seal, zipsafe
-from ci.abi import check_tree, is_elf
+from ci.abi import is_elf, scan_tree
 from ci.arch.interpreter import TargetInterpreter, find_interpreter
 from ci.config import Config
 from ci.config_sections import BuildConfig
@@ -522,7 +522,7 @@ def step_verify(state: BuildState) -> None:
 
 def step_abi(state: BuildState) -> None:
     with state.step("abi"):
-        violations = check_tree(state.paths.layer_tree, state.config.target)
+        violations = scan_tree(state.paths.layer_tree, state.config.target).violations
     state.data["abi"] = {"violations": len(violations)}
     if violations:
         lines = "\n".join(f"  {v.path} ({v.distribution or 'unknown'}): {v.message}" for v in violations[:20])

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ci import cache_seal
+from ci.arch.interpreter import run_isolated
 from ci.errors import CheckFailedError
-from ci.isolated import run_isolated
 from ci.site.rules import link_or_copy
 
 LAMBDA_SITE = "/opt/python"  # where the layer's python/ is mounted: tracebacks name real paths

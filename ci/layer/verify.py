@@ -14,11 +14,12 @@ from pathlib import Path, PurePosixPath
 from subprocess import PIPE, Popen
 from typing import Any, NamedTuple
 
-from ci import cache_seal, isolated
+from ci import cache_seal
+from ci.arch import interpreter
+from ci.arch.interpreter import isolated_command, isolated_env, run_isolated
 from ci.cache_seal import sources_digest
 from ci.config import Target
 from ci.errors import CheckFailedError
-from ci.isolated import isolated_command, isolated_env, run_isolated
 from ci.layer.bytecode import PycStore
 from ci.pins.check import require_safe_model
 from ci.runtime_view import RuntimeView
@@ -285,7 +286,7 @@ def _confirmed_errors(
 
 def baseline_cache_file(cache: Path, lock_digest: str, target: Target, prune: Sequence[str], runtime_key: str) -> Path:
     """Named by the rules' definitions and this code (not only their names) and the runtime's packages."""
-    decided_by = sources_digest(Path(__file__), Path(str(isolated.__file__)))
+    decided_by = sources_digest(Path(__file__), Path(str(interpreter.__file__)))
     code = hashlib.sha256(f"{rules.fingerprint(prune)}\0{decided_by}\0{runtime_key}".encode()).hexdigest()[:16]
     key = f"{lock_digest[:16]}-{target.runtime.name}-{target.architecture}-{'-'.join(prune)}-{code}"
     return cache / "verify" / f"{key}-v{VERIFIER_VERSION}.json"

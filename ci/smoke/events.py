@@ -82,13 +82,8 @@ class TrainingAnswers:
     day_step: float
     drift: str = ""  # how the runtime's versions differ from training's, when they do (set by the caller)
 
-    @property
-    def origin(self) -> str:
-        return f"training's answer for model {self.model_sha256[:12]} ({self.manifest})"
-
 
 def read_answers(manifest: Path, model_sha256: str) -> TrainingAnswers:
-    """The answers model.json records for exactly the model with `model_sha256`, or a PipelineError."""
     shown = str(manifest)
     try:
         data = json.loads(manifest.read_text())
@@ -141,8 +136,8 @@ def response_parts(response: Any, http: bool) -> tuple[int | None, Any, str | No
     return status, response, None
 
 
-def judge_shape(event: SmokeEvent, response: Any) -> str | None:
-    """What the event file itself expects: the response's shape, status and the field an error names."""
+def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> str | None:
+    """What is wrong with the response, or None; `answers` None (a rollback's check) judges its shape only."""
     status, body, problem = response_parts(response, event.is_http)
     if problem:
         return problem
@@ -155,34 +150,27 @@ def judge_shape(event: SmokeEvent, response: Any) -> str | None:
         # The field may be qualified (features.item_difficulty, instances[0].delta_days).
         if event.error_field not in str(field or "") and event.error_field not in message:
             return f"the error must name the field {event.error_field!r}, got {_short(error)}"
-    return None
-
-
-def judge(event: SmokeEvent, response: Any, answers: TrainingAnswers | None) -> str | None:
-    """What is wrong with the response, or None; `answers` None (a rollback's check) judges its shape only."""
-    problem = judge_shape(event, response)
-    if problem or event.status != 200 or answers is None:
-        return problem
+    if event.status != 200 or answers is None:
+        return None
     expected = answers.by_event.get(event.name)
+    origin = f"training's answer for model {answers.model_sha256[:12]} ({answers.manifest})"
     if expected is None:
-        return f"no {answers.origin} to this event: it was added after training; fix: {RETRAIN}"
+        return f"no {origin} to this event: it was added after training; fix: {RETRAIN}"
     if expected.get("event_sha256") != event_digest(event.event):
-        return f"the event changed since {answers.origin} was computed; fix: {RETRAIN}"
-    _, body, _ = response_parts(response, event.is_http)
+        return f"the event changed since {origin} was computed; fix: {RETRAIN}"
     got_all = body.get("predictions") if isinstance(body, dict) else None
     want_all = expected.get("predictions") or []
     if not isinstance(got_all, list) or len(got_all) != len(want_all):
-        return f"expected {len(want_all)} predictions ({answers.origin}), got {_short(got_all)}"
+        return f"expected {len(want_all)} predictions ({origin}), got {_short(got_all)}"
     for index, (got, want) in enumerate(zip(got_all, want_all, strict=True)):
         problem = _differs(got if isinstance(got, dict) else {}, want, answers)
         if problem:
-            return f"wrong answer: {problem.format(index=index)}, {answers.origin}; fix: {RETRAIN}{answers.drift}"
+            return f"wrong answer: {problem.format(index=index)}, {origin}; fix: {RETRAIN}{answers.drift}"
     return None
 
 
 def _differs(got: dict[str, Any], want: dict[str, Any], answers: TrainingAnswers) -> str | None:
-    """The runtime's prediction against training's, within what float64 round-off can explain (the handler rounds
-    to 6 decimals; the day search may move one step): docs/model.md#answers-training-records."""
+    """The runtime's prediction against training's, within float64 round-off: docs/model.md#answers-training-records."""
     probability = got.get("recall_probability")
     unrounded = float(want["recall_unrounded"])
     limit = 0.5e-6 + answers.probability_round_off
@@ -223,25 +211,6 @@ def coverage(ran: list[SmokeEvent], committed_dir: Path) -> dict[str, Any]:
     missing = [event.name for event in committed if event.name not in by_name]
     changed = [event.name for event in committed if event.name in by_name and by_name[event.name] != event]
     extra = sorted(set(by_name) - {event.name for event in committed})
-    result: dict[str, Any] = {"partial": bool(missing or changed or extra), "events_run": [e.name for e in ran]}
-    if result["partial"]:
-        result.update(events_missing=missing, events_changed=changed, events_not_committed=extra)
-    return result
-
-
-def version_drift(answers: TrainingAnswers, runtime: dict[str, str]) -> str:
-    """'; the layer's versions differ from training's: numpy 1.26.4 (training 1.26.2)' or ''."""
-    differ = [
-        f"{name} {version} (training {answers.versions[name]})"
-        for name, version in sorted(runtime.items())
-        if name in answers.versions
-        and answers.versions[name] != version
-        and not (name == "python" and answers.versions[name].startswith(version + "."))
-    ]
-    if not differ:
-        return ""
-    return (
-        "; the layer's versions differ from training's: "
-        + ", ".join(differ)
-        + " (retrain in an environment synced from training/requirements.txt, or relock)"
-    )
+    partial = bool(missing or changed or extra)
+    details = {"events_missing": missing, "events_changed": changed, "events_not_committed": extra} if partial else {}
+    return {"partial": partial, "events_run": [event.name for event in ran], **details}

@@ -24,19 +24,18 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from ci import runtime_view, unpacked_layers
-from ci.arch.interpreter import NATIVE, TargetInterpreter, find_interpreter
+from ci.arch.interpreter import NATIVE, TargetInterpreter, find_interpreter, isolated_command, isolated_env
 from ci.config import Config
-from ci.isolated import isolated_command, isolated_env
 from ci.paths import BuildPaths
 from ci.pins.check import read_lock, require_safe_model
 from ci.reports import sha256_file
 from ci.site.owners import Owners
+from ci.site.tree import walk_files
 from ci.smoke import bootstrap
-from ci.smoke.events import SmokeEvent, TrainingAnswers, coverage, judge, load_events, read_answers, version_drift
+from ci.smoke.events import SmokeEvent, TrainingAnswers, coverage, judge, load_events, read_answers
 from ci.zipsafe import open_zip
 
-# Under user-mode emulation the target's code runs this many times slower, at most (measured: ~20x for
-# importing scikit-learn): the harness waits that much longer, and judges no time or memory limit.
+# At most this much slower under user-mode emulation (docs/performance.md): waits stretch, limits are not judged.
 EMULATION_SLOWDOWN = 40.0
 FULL_VCPU_MB = 1769  # Lambda gives one full vCPU at 1,769 MB and CPU in proportion below that
 ORDER = ("init", "before_snapshot", "snapshot", "restore", "after_restore", "invoke")  # SnapStart's phases
@@ -83,12 +82,11 @@ class _Run:
         return self.process.poll() is None
 
     def invoke(self, body: bytes, request_id: str | None = None) -> Outcome | str:
-        """The outcome of one invocation, or why there is none."""
-        timeout_s = float(self.config.function.timeout_s) * self.slowdown
         request_id = request_id or str(uuid.uuid4())
-        arn = f"arn:aws:lambda:{self.config.deploy.region}:123456789012:function:{self.config.function.name}"
-        self.api.submit(Invocation(request_id, body, timeout_s, arn))
-        outcome = self.api.wait(lambda: self.api.outcomes.pop(request_id, None), timeout_s, self.running)
+        with self.api.changed:
+            self.api.pending.append((request_id, body))
+            self.api.changed.notify_all()
+        outcome = self.api.wait(lambda: self.api.outcomes.pop(request_id, None), self.api.timeout_s, self.running)
         if isinstance(outcome, Outcome):
             return outcome
         self.alive = False
@@ -97,7 +95,7 @@ class _Run:
                 f"Runtime.ExitError: the function's process exited (code {self.process.returncode}) during the"
                 f" invocation:\n{_log_tail(self.layout)}"
             )
-        return f"invocation took longer than the function's timeout (function.timeout_s = {timeout_s:g} s)"
+        return f"invocation took longer than the function's timeout (function.timeout_s = {self.api.timeout_s:g} s)"
 
 
 def run_smoke(
@@ -115,10 +113,8 @@ def run_smoke(
     interpreter = find_interpreter(config.target, paths.cache)
     if interpreter.python is None:
         return unavailable(config, interpreter)
-    committed = config.smoke.events
-    events = load_events(events_dir or committed)
-    # The function unpickles the model at init: refuse it as `ci pins` would, before any process starts,
-    # and load it only under the digest of the bytes scanned.
+    events = load_events(events_dir or config.smoke.events)
+    # The function unpickles the model at init: refused as `ci pins` would, then loaded only under the scanned digest.
     model_sha256 = require_safe_model(model_path, config.lock.layer_lock)
     manifest = manifest or model_path.with_name("model.json")
     answers = training_answers(config, manifest, model_sha256) if judge_numbers else None
@@ -131,7 +127,7 @@ def run_smoke(
         {
             "layout_s": round(time.monotonic() - prepare_started, 3),
             # Deploy accepts only a run of every committed event (smoke.events), exactly as committed.
-            **coverage(events, committed),
+            **coverage(events, config.smoke.events),
             # The bytes judged here, so a reader (or deploy) can tie this result to what it uploads.
             "smoked_artifacts": {
                 "layer.zip": sha256_file(layer_zip),
@@ -146,12 +142,12 @@ def run_smoke(
             ),
         }
     )
-    with RuntimeApi() as api:
+    slowdown = 1.0 if interpreter.mode == NATIVE else EMULATION_SLOWDOWN
+    arn = f"arn:aws:lambda:{config.deploy.region}:123456789012:function:{config.function.name}"
+    with RuntimeApi(float(config.function.timeout_s) * slowdown, arn) as api:
         started = time.monotonic()
         process = start_function(config, layout, interpreter.python, api.address, model_path.name, model_sha256)
-        run = _Run(
-            config, layout, api, process, answers, slowdown=1.0 if interpreter.mode == NATIVE else EMULATION_SLOWDOWN
-        )
+        run = _Run(config, layout, api, process, answers, slowdown=slowdown)
         try:
             report["init"] = _init(run, started)
             report["events"] = [_invoke_event(run, event) for event in events if run.alive]
@@ -166,8 +162,7 @@ def run_smoke(
         finally:
             stop(process)
             # Leave nothing read-only behind: a non-root CI user could not delete build/ otherwise.
-            for directory in layout.read_only:
-                set_writable(directory, True)
+            set_writable(layout.read_only, True)
     report["writes_outside_tmp"] = _writes(run)
     report["import_trace"] = report["import_trace"] or _trace(run, paths)
     _judge_resources(run, report)
@@ -196,23 +191,32 @@ def _report_head(config: Config, interpreter: TargetInterpreter) -> dict[str, An
 
 
 def unavailable(config: Config, interpreter: TargetInterpreter) -> SmokeResult:
-    """No interpreter of the target's machine here: nothing ran, and the report says which proofs are missing."""
     failure = f"smoke did not run: {interpreter.detail}"
-    report = _report_head(config, interpreter)
-    report.update(
-        {"partial": True, "why": "no interpreter of the target's machine", "events_run": [], "failures": [failure]}
-    )
+    why = "no interpreter of the target's machine"
+    report = _report_head(config, interpreter) | {"partial": True, "why": why, "events_run": [], "failures": [failure]}
     return SmokeResult(passed=False, failures=[failure], report=report)
 
 
 def training_answers(config: Config, manifest: Path, model_sha256: str) -> TrainingAnswers:
     """model.json's answers for this model, with how the layer's versions differ from training's (if they do)."""
     answers = read_answers(manifest, model_sha256)
+    trained = answers.versions
     runtime = {"python": config.target.runtime.python}
     if config.lock.layer_lock.is_file():
         layer = read_lock(config.lock.layer_lock)
-        runtime.update({name: pin.version for name in answers.versions if (pin := layer.get(name)) and pin.version})
-    return dataclasses.replace(answers, drift=version_drift(answers, runtime))
+        runtime.update({name: pin.version for name in trained if (pin := layer.get(name)) and pin.version})
+    differ = [
+        f"{name} {version} (training {trained[name]})"
+        for name, version in sorted(runtime.items())
+        if name in trained
+        and trained[name] != version
+        and not (name == "python" and trained[name].startswith(version + "."))
+    ]
+    if not differ:
+        return answers
+    drift = f"; the layer's versions differ from training's: {', '.join(differ)}"
+    fix = " (retrain in an environment synced from training/requirements.txt, or relock)"
+    return dataclasses.replace(answers, drift=drift + fix)
 
 
 def prepare_layout(
@@ -221,7 +225,7 @@ def prepare_layout(
     """A fresh layout under root from the zips; /opt: hard links to the layer unpacked (and checked) under `layers`."""
     layout = SmokeLayout(root, runtime, *(root / name for name in ("opt", "task", "model", "tmp", "control")))
     if root.exists():
-        set_writable(root, True)
+        set_writable([root], True)
         shutil.rmtree(root)
     for directory in (layout.task, layout.model_dir, layout.tmp, layout.control):
         directory.mkdir(parents=True)
@@ -229,14 +233,13 @@ def prepare_layout(
     with open_zip(function_zip, "rebuild it with `python -m ci build`", check_data=False) as zipped:
         zipped.extract_all(layout.task)  # checks each entry's CRC
     shutil.copyfile(model_path, layout.model_dir / model_path.name)
-    for directory in layout.read_only:
-        set_writable(directory, False)
+    set_writable(layout.read_only, False)
     return layout
 
 
-def set_writable(root: Path, writable: bool) -> None:
-    """a-w on everything below root, or u+w on its directories (to delete it; /opt's files are the cache's links)."""
-    for directory, _dirs, files in os.walk(root):
+def set_writable(roots: list[Path], writable: bool) -> None:
+    """a-w on everything below the roots, or u+w on their directories (to delete them; /opt's files are the cache's)."""
+    for directory, _dirs, files in (walked for root in roots for walked in os.walk(root)):
         folder = Path(directory)
         if writable:
             folder.chmod(folder.stat().st_mode | stat.S_IWUSR)
@@ -249,12 +252,10 @@ def set_writable(root: Path, writable: bool) -> None:
 def start_function(
     config: Config, layout: SmokeLayout, python: str, api_address: str, model_name: str, model_sha256: str
 ) -> subprocess.Popen[bytes]:
-    """bootstrap.py under awslambdaric with Lambda's sys.path and environment (no credentials), plus the model's
-    location; its output goes to control/function.log."""
+    """bootstrap.py under awslambdaric with Lambda's sys.path and environment (no credentials), logging to control/."""
     name = config.function.name
     region = config.deploy.region
     lang = Path(python).resolve().parent.parent
-    today = datetime.datetime.now(datetime.UTC)
     env = isolated_env(
         {
             "_HANDLER": config.function.handler,
@@ -267,7 +268,7 @@ def start_function(
             # SnapStart: awslambdaric runs the before-snapshot hooks and waits for /restore/next after init.
             "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start" if config.function.snapstart else "on-demand",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-            "AWS_LAMBDA_LOG_STREAM_NAME": f"{today:%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"{datetime.datetime.now(datetime.UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",
             "AWS_LAMBDA_RUNTIME_API": api_address,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
@@ -296,10 +297,9 @@ def start_function(
         f"namespace['main']({settings!r})\n"
     )
     places = {"task": layout.task, "opt": layout.opt, "runtime": layout.runtime, "lang": layout.root / "lang"}
-    sys_path = runtime_view.lambda_sys_path(config.target.runtime, places)
     with (layout.control / "function.log").open("wb") as sink:
         return subprocess.Popen(
-            isolated_command(python, sys_path, code),
+            isolated_command(python, runtime_view.lambda_sys_path(config.target.runtime, places), code),
             cwd=layout.task,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -319,15 +319,12 @@ def peak_rss_bytes(pid: int) -> int | None:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """The client polls forever: end it (and anything it started)."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, 15)
-            process.wait(timeout=3)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, 9)
-            process.wait(timeout=5)
+    """The client polls forever: end it (and anything it started), with SIGKILL if SIGTERM is not enough."""
+    for signal_number, wait_s in ((15, 3), (9, 5)):
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(process.pid, signal_number)
+                process.wait(timeout=wait_s)
 
 
 def _init(run: _Run, started: float) -> dict[str, Any]:
@@ -337,7 +334,6 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
         lambda: _first_set(error=api.init_error, ready=api.first_next, snapshot=api.snapshot_at), limit, run.running
     )
     if state in ("snapshot", "ready"):
-        # SnapStart: init and the before-snapshot hooks ran; the client waits for its restore.
         done_at = api.snapshot_at if state == "snapshot" else api.first_next
         assert done_at is not None
         init: dict[str, Any] = {"state": state, "duration_s": round(done_at - started, 3)}
@@ -367,7 +363,6 @@ def _restore(run: _Run, started: float, wait_s: float) -> dict[str, Any]:
     api = run.api
     api.note(restored_at=time.monotonic())  # answers GET /restore/next
     state = api.wait(lambda: _first_set(error=api.restore_error, ready=api.first_next), wait_s, run.running)
-    assert api.snapshot_at is not None and api.restored_at is not None
     hooks = {row["phase"]: row for row in _records(run.layout, "hooks.jsonl")}
     section: dict[str, Any] = {"state": state, "hooks": hooks, "restore_note": NOT_MEASURED}
     if state == "error":
@@ -376,7 +371,7 @@ def _restore(run: _Run, started: float, wait_s: float) -> dict[str, Any]:
     elif state != "ready":
         run.failures.append(f"the restored function did not ask for work ({state}) within {wait_s:g} s")
     else:
-        assert api.first_next is not None
+        assert api.first_next is not None and api.restored_at is not None
         section["restore_s"] = round(api.first_next - api.restored_at, 3)
     times = {
         "init": started,
@@ -411,14 +406,14 @@ def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
         result["duration_ms"] = round(outcome.duration_s * 1000, 3)
         if outcome.kind == "error":
             try:
-                error = outcome.json()
+                error = json.loads(outcome.body)
                 problem = f"{error.get('errorType', 'Error')}: {error.get('errorMessage', '')}"
             except ValueError:
                 problem = outcome.body.decode("utf-8", "replace")[:500]
             result["error"] = problem
         else:
             try:
-                response = outcome.json()
+                response = json.loads(outcome.body)
             except ValueError:
                 response = None
                 problem = "the response is not JSON: " + outcome.body.decode("utf-8", "replace")[:300]
@@ -470,7 +465,6 @@ def _log_tail(layout: SmokeLayout, lines: int = 20) -> str:
 
 
 def _records(layout: SmokeLayout, name: str) -> list[dict[str, Any]]:
-    """The JSON lines bootstrap.py wrote to control/`name`."""
     log = layout.control / name
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
 
@@ -502,21 +496,13 @@ def _trace(run: _Run, paths: BuildPaths) -> dict[str, Any] | None:
     traced = json.loads(trace_file.read_text())
     build_report = paths.report("build")
     top_level = json.loads(build_report.read_text()).get("top_level") if build_report.is_file() else None
-    trace = import_trace(traced["files"], run.layout.opt, top_level)
-    trace["modules"] = traced["modules"]
-    return trace
+    return import_trace(traced["files"], run.layout.opt, top_level) | {"modules": traced["modules"]}
 
 
 def import_trace(traced: list[str], layer_root: Path, top_level: dict[str, str] | None) -> dict[str, Any]:
-    """The layer files among the traced absolute paths, and per distribution imported vs shipped (the budget and
-    the bytecode/pruning rules use it to tell what is shipped but never touched)."""
+    """The layer files traced, and per distribution imported vs shipped: what is shipped but never touched."""
     root = layer_root.resolve()
-    shipped: dict[str, int] = {}
-    for directory, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(directory, name)
-            if not path.is_symlink():
-                shipped[path.relative_to(root).as_posix()] = path.stat().st_size
+    shipped = {path.relative_to(root).as_posix(): path.stat().st_size for path in walk_files(root)}
     imported = {Path(path).relative_to(root).as_posix() for path in traced if Path(path).is_relative_to(root)}
     imported &= set(shipped)
     owners = Owners.of_tree(root, top_level=top_level)
@@ -570,25 +556,15 @@ PREFIX = "/2018-06-01/runtime"
 Seen = TypeVar("Seen")
 
 
-class Invocation(NamedTuple):
-    request_id: str
-    body: bytes
-    timeout_s: float
-    function_arn: str
-
-
 class Outcome(NamedTuple):
     kind: str  # "response" | "error"
     body: bytes
     duration_s: float
 
-    def json(self) -> Any:
-        return json.loads(self.body.decode("utf-8"))
-
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: RuntimeApi
 
     def setup(self) -> None:
         super().setup()
@@ -609,7 +585,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _hold(self, seen: Callable[[], Seen | None]) -> Seen | None:
         """Hold the long poll until `seen` gives something; None (closing the connection) when the server stops."""
-        api = self.server.api
+        api = self.server
         found = api.wait(seen, math.inf, lambda: not api.stopping)
         if isinstance(found, str):
             self.close_connection = True
@@ -617,7 +593,7 @@ class _Handler(BaseHTTPRequestHandler):
         return found
 
     def do_GET(self) -> None:
-        api = self.server.api
+        api = self.server
         if self.path == f"{PREFIX}/restore/next":  # the snapshot point: answered once the harness restores
             api.note(snapshot_at=time.monotonic())
             if self._hold(lambda: api.restored_at) is not None:
@@ -630,24 +606,24 @@ class _Handler(BaseHTTPRequestHandler):
         invocation = self._hold(lambda: api.pending.pop(0) if api.pending else None)
         if invocation is None:
             return
+        request_id, body = invocation
         now = time.time()
-        api.in_flight[invocation.request_id] = time.monotonic()
+        api.in_flight[request_id] = time.monotonic()
         self._reply(
             200,
-            invocation.body,
+            body,
             {
-                "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-                "Lambda-Runtime-Deadline-Ms": str(int((now + invocation.timeout_s) * 1000)),
-                "Lambda-Runtime-Invoked-Function-Arn": invocation.function_arn,
-                "Lambda-Runtime-Trace-Id": f"Root=1-{int(now):08x}-{invocation.request_id[-24:]:0>24};Sampled=0",
+                "Lambda-Runtime-Aws-Request-Id": request_id,
+                "Lambda-Runtime-Deadline-Ms": str(int((now + api.timeout_s) * 1000)),
+                "Lambda-Runtime-Invoked-Function-Arn": api.function_arn,
+                "Lambda-Runtime-Trace-Id": f"Root=1-{int(now):08x}-{request_id[-24:]:0>24};Sampled=0",
             },
         )
 
     def do_POST(self) -> None:
-        api = self.server.api
+        api = self.server
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path in (f"{PREFIX}/init/error", f"{PREFIX}/restore/error"):
-            # As the client posted it: its JSON, or its text when it is not JSON.
             try:
                 error = json.loads(body.decode("utf-8") or "{}")
             except ValueError:
@@ -669,20 +645,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(202)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    api: RuntimeApi
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # the harness ended the client: expected
-            super().handle_error(request, client_address)
-
-
-class RuntimeApi:
+class RuntimeApi(ThreadingHTTPServer):
     """The server on 127.0.0.1, on a free port, in a background thread, and what the client has told it so far."""
 
-    def __init__(self) -> None:
-        self.pending: list[Invocation] = []
+    daemon_threads = True
+
+    def __init__(self, timeout_s: float, function_arn: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.timeout_s = timeout_s  # function.timeout_s, stretched under emulation
+        self.function_arn = function_arn
+        self.pending: list[tuple[str, bytes]] = []  # (request id, event) not handed out yet
         self.in_flight: dict[str, float] = {}  # request id -> time.monotonic() when /next handed it out
         self.outcomes: dict[str, Outcome] = {}
         self.first_next: float | None = None
@@ -693,29 +665,25 @@ class RuntimeApi:
         self.restore_error: dict[str, Any] | None = None
         self.stopping = False
         self.changed = threading.Condition()  # notified on every change
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.api = self
-        self._thread = threading.Thread(target=self._server.serve_forever, name="runtime-api", daemon=True)
-        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        self.address = f"127.0.0.1:{self.server_address[1]}"
 
     def __enter__(self) -> RuntimeApi:
-        self._thread.start()
+        threading.Thread(target=self.serve_forever, name="runtime-api", daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stopping = True
-        self._server.shutdown()
-        self._server.server_close()
+        self.shutdown()
+        self.server_close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # the harness ended the client: expected
+            super().handle_error(request, client_address)
 
     def note(self, **changes: Any) -> None:
         with self.changed:
             for name, value in changes.items():
                 setattr(self, name, value)
-            self.changed.notify_all()
-
-    def submit(self, invocation: Invocation) -> None:
-        with self.changed:
-            self.pending.append(invocation)
             self.changed.notify_all()
 
     def wait(self, seen: Callable[[], Seen | None], timeout_s: float, still_running: Callable[[], bool]) -> Seen | str:
