@@ -161,16 +161,12 @@ def _build_naive(config: Config, variant: BuildPaths, function_zip: Path) -> flo
     return seconds + (time.perf_counter() - started)
 
 
-def _unpack(zip_path: Path, into: Path) -> Path:
+def _unpack(zip_path: Path, into: Path) -> dict[str, int]:
+    """`zip_path` unpacked afresh into `into`; its sizes."""
     if into.exists():
         shutil.rmtree(into)
     with open_zip(zip_path, "rebuild it: `make bench`") as archive:
         archive.extract_all(into)
-    return into
-
-
-def _sizes(zip_path: Path) -> dict[str, int]:
-    with open_zip(zip_path, "rebuild it: `make bench`") as archive:
         infos = archive.infos
     return {
         "unzipped_bytes": sum(info.file_size for info in infos),
@@ -188,22 +184,16 @@ def measure_variant(config: Config, variant: BuildPaths, build_s: float, runs: i
             f"the smoke invocation failed on {variant.layer_zip}: " + "; ".join(smoke.failures),
             "a benchmark only counts builds that work: fix the build, then rerun `make bench`",
         )
-    unpacked = variant.build / "unpacked"
+    task, opt = variant.build / "unpacked" / "task", variant.build / "unpacked" / "opt"
+    function, sizes = _unpack(variant.function_zip, task), _unpack(variant.layer_zip, opt)
+    python, model_sha256 = target_python(config.target.runtime.python), sha256_file(variant.model)
     runs_s, peak_rss_mb = measure_cold_start(
-        target_python(config.target.runtime.python),
-        _unpack(variant.function_zip, unpacked / "task"),
-        _unpack(variant.layer_zip, unpacked / "opt"),
-        variant.model,
-        sha256_file(variant.model),
-        config.function.handler,
-        runs=runs,
-        layer_lock=config.lock.layer_lock,
+        python, task, opt, variant.model, model_sha256, config.function.handler, runs, config.lock.layer_lock
     )
-    shutil.rmtree(unpacked)
+    shutil.rmtree(task.parent)
     report = smoke.report
     warm = report.get("warm") or {}
     trace = report.get("import_trace") or {}
-    sizes, function = _sizes(variant.layer_zip), _sizes(variant.function_zip)
     return {
         "layer": {**sizes, "sha256": sha256_file(variant.layer_zip)},
         "unzipped_bytes": sizes["unzipped_bytes"] + function["unzipped_bytes"],
@@ -228,12 +218,9 @@ def run_bench(config: Config, paths: BuildPaths, runs: int = 5) -> dict[str, Any
     for name in ("default", "compact", "naive"):
         variant = BuildPaths(build=paths.build / "bench" / name, cache=paths.cache)
         # Each variant traces and smokes against the same trained model, and training's answers for it.
-        variant.model_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(paths.model, variant.model)
-        if paths.model.with_name("model.json").is_file():
-            shutil.copyfile(paths.model.with_name("model.json"), variant.model_manifest)
+        shutil.copytree(paths.model_dir, variant.model_dir, dirs_exist_ok=True)
         if name == "naive":
-            default_function = BuildPaths(build=paths.build / "bench" / "default", cache=paths.cache).function_zip
+            default_function = paths.build / "bench" / "default" / "function.zip"
             build, how = partial(_build_naive, config, variant, default_function), "pip install --target, warm cache"
         else:
             build, how = partial(_build_ours, config, variant, name == "compact"), "warm cache"

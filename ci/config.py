@@ -11,20 +11,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci.errors import ConfigError, check_names, check_table, closest, refusal, suggestion, toml_value
-from ci.paths import LOCK_FILE_DEFAULTS, REPO_ROOT
+from ci.paths import LOCK_FILE_DEFAULTS, POLICY_FILE, REPO_ROOT, inside
 from ci.site.owners import canonical as canonicalize_name
 
 if TYPE_CHECKING:
     from ci import config_sections as sections
 
 CONFIG_FILE = "pipeline.toml"
-POLICY_FILE = Path(__file__).resolve().parent / "policy" / "lambda_runtimes.json"
 ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name -> ELF/wheel name
 # GitHub-hosted runner of each architecture: the jobs that execute the layer's native code run there.
 RUNNERS = {"x86_64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm"}
 SNAPSTART_MIN_PYTHON = (3, 12)  # Lambda SnapStart for Python starts with python3.12
 SECTIONS = ("target", "function", "lock", "build", "budget", "smoke", "deploy", "training")
 TARGET_KEYS = ("runtime", "architecture", "glibc")
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,6 @@ class Target:
 
     @property
     def machine(self) -> str:
-        """The ELF/wheel spelling of the architecture (x86_64 | aarch64)."""
         return ARCHITECTURES[self.architecture]
 
     @property
@@ -61,9 +63,8 @@ class Target:
         return RUNNERS[self.architecture]
 
     @property
-    def glibc_tuple(self) -> tuple[int, int]:
-        major, minor = self.glibc.split(".")
-        return int(major), int(minor)
+    def glibc_tuple(self) -> tuple[int, ...]:
+        return version_tuple(self.glibc)
 
     @property
     def extension_suffix(self) -> str:
@@ -97,7 +98,7 @@ class Config:
     training: sections.TrainingConfig
 
     def value(self, section: str, key: str) -> str | None:
-        """SECTION.KEY as text (paths relative to the repository), or None if there is no such key."""
+        """Paths relative to the repository; None if there is no such key."""
         if section == "target":
             return self.target.value(key)
         table = getattr(self, section, None) if section in SECTIONS else None
@@ -137,8 +138,7 @@ def read_sections(file: Path, overrides: dict[str, Any] | None = None) -> dict[s
 
 
 def load_config(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None, file: Path | None = None) -> Config:
-    """Read and check pipeline.toml under `root` (or `file`), `overrides` (section -> {key: value}) winning:
-    relative paths resolve against `root`; any mistake is a ConfigError here, before a command does anything."""
+    """pipeline.toml checked whole, paths resolved against `root`: any mistake is a ConfigError before any work."""
     from ci.config_sections import read_section  # pydantic: imported here only (docs/design.md)
 
     file = file or root / CONFIG_FILE
@@ -166,7 +166,7 @@ def lock_files(root: Path = REPO_ROOT) -> list[Path]:
     named = {key: value for key, value in table.items() if key.endswith(("_in", "_lock")) and isinstance(value, str)}
     paths = {key: root / value for key, value in {**LOCK_FILE_DEFAULTS, **named}.items()}
     for key, path in paths.items():
-        if not path.resolve().is_relative_to(root.resolve()):
+        if not inside(path, root):
             raise refusal(root / CONFIG_FILE, "lock", key, table, "a path inside the repository", toml_value(path.name))
     return list(paths.values())
 
@@ -187,7 +187,7 @@ def parse_target(file: Path, values: object) -> Target:
     glibc = table.get("glibc", runtime.glibc)
     if not isinstance(glibc, str) or not re.fullmatch(r"\d+\.\d+", glibc):
         raise refusal(file, "target", "glibc", table, "a version like 2.26", f'"{runtime.glibc}"')
-    if _version_tuple(glibc) > _version_tuple(runtime.glibc):
+    if version_tuple(glibc) > version_tuple(runtime.glibc):
         raise ConfigError(
             f"{file}: [target] glibc = {glibc} is newer than {runtime.name}'s {runtime.os} (glibc {runtime.glibc})",
             f"remove glibc from [target] or set it to {runtime.glibc} or lower",
@@ -196,9 +196,8 @@ def parse_target(file: Path, values: object) -> Target:
 
 
 def check_snapstart(config: Config) -> None:
-    """SnapStart exists for Python from 3.12 on: refuse it on an older runtime before anything runs."""
     runtime = config.target.runtime
-    if config.function.snapstart and _version_tuple(runtime.python) < SNAPSTART_MIN_PYTHON:
+    if config.function.snapstart and version_tuple(runtime.python) < SNAPSTART_MIN_PYTHON:
         minimum = ".".join(map(str, SNAPSTART_MIN_PYTHON))
         raise ConfigError(
             f"{config.file}: [function] snapstart = true but [target] runtime = {runtime.name}: Lambda SnapStart for "
@@ -208,8 +207,7 @@ def check_snapstart(config: Config) -> None:
 
 
 def shipped_packages(runtime: str, policy_dir: Path = POLICY_FILE.parent) -> dict[str, str]:
-    """What a runtime ships in /var/runtime (canonical name -> version): its generated, hashed pins
-    ci/policy/runtime-<runtime>.txt (`python -m ci lock --runtime-packages`); empty before they exist."""
+    """/var/runtime's packages (canonical name -> version) from `ci lock --runtime-packages`' pins, if made yet."""
     path = policy_dir / f"runtime-{runtime}.txt"
     if not path.is_file():
         return {}
@@ -232,7 +230,3 @@ def check_bundled(config: Config) -> None:
                 else f"remove {toml_value(name)} from it (the layer ships whatever requirements.in asks for that the "
                 "runtime lacks)",
             )
-
-
-def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))

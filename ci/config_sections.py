@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 
 from ci.errors import ConfigError, check_table, refusal, suggestion, toml_value
-from ci.paths import LOCK_FILE_DEFAULTS
+from ci.paths import LOCK_FILE_DEFAULTS, inside
 from ci.site.owners import canonical as canonicalize_name
 from ci.site.rules import RULES, STRIP
 
@@ -96,7 +96,7 @@ def inside_repository(value: object, info: ValidationInfo) -> object:
     if value == "":
         raise ValueError("empty")
     path = roots[0] / value
-    if not any(path.resolve().is_relative_to(root.resolve()) for root in roots):
+    if not inside(path, *roots):
         raise RefusedError(
             f"= {toml_value(value)} is not allowed: it must be a path inside the repository "
             f"({' or '.join(dict.fromkeys(str(root.resolve()) for root in roots))}), and {path.resolve()} is not",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+POLICY_FILE = REPO_ROOT / "ci" / "policy" / "lambda_runtimes.json"
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,6 @@ class BuildPaths:
 
     @property
     def unpacked_layers(self) -> Path:
-        """Layer zips unpacked once for the checks that read them as files (ci/unpacked_layers.py)."""
         return self.cache / "unpacked-layers"
 
     @property
@@ -55,6 +55,11 @@ class BuildPaths:
 
     def report(self, name: str) -> Path:
         return self.reports / f"{name}.json"
+
+
+def inside(path: Path, *roots: Path) -> bool:
+    """Whether `path`, symlinks and '..' resolved, lies under one of `roots`: a configured path never leaves them."""
+    return any(path.resolve().is_relative_to(root.resolve()) for root in roots)
 
 
 # [lock] files that older pipeline.toml files lack, and their defaults (ci/config_sections.py types them).

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import PipelineError
+from ci.paths import POLICY_FILE, REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-POLICY_FILE = Path(__file__).resolve().parent / "policy" / "lambda_runtimes.json"
 VERSION_PROBE = "import sys; print('%d.%d' % sys.version_info[:2])"
 
 
@@ -65,8 +64,13 @@ def candidates(version: str) -> Iterator[str]:
     if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
         yield getattr(sys, "_base_executable", None) or sys.executable
     pyenv_roots = _pyenv_roots()
+    # pyenv's shims are skipped: each takes ~0.2 s to answer for one version; the versions behind them come last.
+    shims = [str(Path(root, "shims")) for root in pyenv_roots]
     for name in (f"python{version}", "python3"):
-        yield from _on_path(name, skip=[str(Path(root, "shims")) for root in pyenv_roots])
+        for directory in os.environ.get("PATH", "").split(os.pathsep):
+            found = shutil.which(name, path=directory) if directory and directory not in shims else None
+            if found:
+                yield found
     uv = _uv()
     if uv is not None:
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
@@ -85,11 +89,9 @@ def find_python(version: str) -> str:
     """The path of a working Python `version`; one PipelineError line saying how to provide it if none."""
     seen: set[str] = set()
     for candidate in candidates(version):
-        if candidate in seen:
-            continue
-        seen.add(candidate)
-        if version_of(candidate) == version:
+        if candidate not in seen and version_of(candidate) == version:
             return candidate
+        seen.add(candidate)
     raise PipelineError(
         f"no Python {version} found (looked on PATH for python{version}, with `uv python find {version}` and in "
         "pyenv's versions); the target runtime in pipeline.toml needs it",
@@ -108,17 +110,6 @@ def venv_version(venv: Path) -> str | None:
         if key.strip() in ("version", "version_info"):
             return ".".join(value.strip().split(".")[:2])
     return None
-
-
-def _on_path(name: str, skip: list[str]) -> Iterator[str]:
-    """Every executable `name` on PATH, in order, except in `skip`: pyenv's shims, each a shell script that
-    takes ~0.2 s to answer (or fail) for one version; the versions behind them are searched directly."""
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        if not directory or directory in skip:
-            continue
-        found = shutil.which(name, path=directory)
-        if found:
-            yield found
 
 
 def _uv() -> str | None:

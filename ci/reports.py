@@ -76,10 +76,7 @@ def report_name(paths: BuildPaths, check: str, inputs: Mapping[str, Path | None]
     (another zip, an unpacked tree, a candidate model) can neither pass nor block the build's report."""
     own = {**build_artifacts(paths), "model.json": paths.model_manifest}
     for name, given in inputs.items():
-        if given is None:
-            continue
-        expected = own.get(name)
-        if expected is None or given.resolve() != expected.resolve():
+        if given is not None and (name not in own or given.resolve() != own[name].resolve()):
             return f"{check}-adhoc"
     return check
 
@@ -99,8 +96,7 @@ def write_report(
     judged: Iterable[Snapshot] = (),
     inputs: Mapping[str, Path | None] | None = None,
 ) -> Path:
-    """Write build/reports/<check>.json (or -adhoc, see report_name) and return its path; `judged` are the
-    snapshots the check read; a failed report without error findings gets one from `error`/`fix`."""
+    """Write build/reports/<check>.json (or -adhoc, see report_name); `judged` are the snapshots the check read."""
     found = list(findings or ())
     if passed and any(f.severity == "error" for f in found):
         raise ValueError(f"the {check} report says passed but carries error findings")
@@ -127,7 +123,6 @@ def write_report(
 
 
 def findings_of(report: Mapping[str, Any], check: str) -> list[Finding]:
-    """The findings a report carries (a failed report without any still yields one)."""
     raw = report.get("findings")
     found = [Finding.from_dict(item, check) for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
     if report.get("passed") is not True and not any(f.severity == "error" for f in found):

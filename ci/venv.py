@@ -15,7 +15,8 @@ from functools import partial
 from pathlib import Path
 
 from ci.errors import PipelineError
-from ci.python import REPO_ROOT, config_table, find_python, runtime_python, venv_version, version_of
+from ci.paths import REPO_ROOT
+from ci.python import config_table, find_python, runtime_python, venv_version, version_of
 
 LOCK_KEYS = {
     "requirements_in": "requirements.in",
@@ -24,12 +25,11 @@ LOCK_KEYS = {
     "bootstrap_lock": "requirements-bootstrap.txt",
     "index_url": "https://pypi.org/simple",
 }
-
-
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
 UNFIT = re.compile(r"Because ([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) has no (?:usable )?wheels")
 MAX_UNFIT = 20  # pins reported at most; each needs one resolve (~0.5 s)
 UPGRADE_DOC = "docs/runtimes.md#upgrading-scikit-learn-for-a-newer-runtime"
+Resolve = Callable[..., subprocess.CompletedProcess[str]]  # uv pip compile of requirements text, extra options
 
 
 def lock_settings(config_file: Path) -> dict[str, str]:
@@ -69,8 +69,7 @@ def bootstrap_uv(bootstrap_lock: Path, python: str, cache: Path) -> Path:
 
 
 def create(config_file: Path, venv: Path, dev: bool, python: str | None, cache: Path) -> None:
-    """Bootstrap uv into `cache`, (re)create the venv if it is missing or of another Python, sync the locks;
-    one PipelineError line if the given Python is not the target's."""
+    """Bootstrap uv into `cache`, (re)create the venv if it is missing or of another Python, sync the locks."""
     version = runtime_python(config_file)
     if python:
         found = version_of(python)
@@ -114,7 +113,6 @@ def create(config_file: Path, venv: Path, dev: bool, python: str | None, cache: 
 def _compile(
     uv: Path, python: str, index_url: str, env: dict[str, str], requirements: str, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    """uv's resolver, wheels only, no dependencies, for this Python on this machine (metadata only)."""
     command = [
         str(uv), "pip", "compile", "-", "--quiet", "--no-config", "--no-header", "--no-deps", "--only-binary", ":all:",
         "--index-url", index_url, "--python", python, "--no-python-downloads", *extra,
@@ -122,16 +120,14 @@ def _compile(
     return subprocess.run(command, input=requirements, capture_output=True, text=True, env=env, check=False)
 
 
-def unfit_pins(resolve: Callable[..., subprocess.CompletedProcess[str]], locks: list[Path]) -> list[tuple[str, str]]:
+def unfit_pins(resolve: Resolve, locks: list[Path]) -> list[tuple[str, str]]:
     """The pins of the locks that have no wheel for this Python here, each found by one resolve."""
     pins = dict.fromkeys(f"{name}=={version}" for lock in locks for name, version in PIN.findall(lock.read_text()))
     unfit: list[tuple[str, str]] = []
     while pins and len(unfit) < MAX_UNFIT:
         result = resolve("\n".join(pins) + "\n", "--output-file", os.devnull)
-        if result.returncode == 0:
-            break
-        found = UNFIT.search(result.stderr)
-        if found is None:  # not a missing wheel (the index is unreachable, say): sync reports it in full
+        found = UNFIT.search(result.stderr) if result.returncode else None
+        if found is None:  # resolved, or not a missing wheel (the index is unreachable, say): sync reports that
             break
         name, version = found.groups()
         unfit.append((name, version))
@@ -139,21 +135,8 @@ def unfit_pins(resolve: Callable[..., subprocess.CompletedProcess[str]], locks: 
     return unfit
 
 
-def oldest_fitting(resolve: Callable[..., subprocess.CompletedProcess[str]], name: str, version: str) -> str | None:
-    """The oldest release after `version` with a wheel for this Python, asked of the index."""
-    result = resolve(f"{name}>{version}\n", "--resolution", "lowest")
-    found = PIN.search(result.stdout) if result.returncode == 0 else None
-    return found.group(2) if found else None
-
-
-def check_wheels(
-    resolve: Callable[..., subprocess.CompletedProcess[str]],
-    locks: list[Path],
-    requirements_in: Path,
-    target_version: str,
-) -> None:
-    """Refuse, before any download, locks with a pin that has no wheel for the target's Python: installing it
-    would mean building it from source (minutes, then a compiler error)."""
+def check_wheels(resolve: Resolve, locks: list[Path], requirements_in: Path, target_version: str) -> None:
+    """Refuse, before any download, a pin without a wheel for the target's Python: it would build from source."""
     unfit = unfit_pins(resolve, locks)
     if not unfit:
         return
@@ -162,7 +145,9 @@ def check_wheels(
     unfit.sort(key=lambda pin: pin[0].lower() not in direct)  # the pins a person moves first
     described, moves = [], []
     for name, version in unfit:
-        oldest = oldest_fitting(resolve, name, version)
+        result = resolve(f"{name}>{version}\n", "--resolution", "lowest")  # the oldest release with a wheel
+        found = PIN.search(result.stdout) if result.returncode == 0 else None
+        oldest = found.group(2) if found else None
         where = f"{requirements_in.name} pins" if name.lower() in direct else "the locks pin"
         fits = f"the oldest {name} with one is {oldest}" if oldest else f"no {name} release has one"
         described.append(f"{where} {name}=={version}: no wheel for Python {target_version}; {fits}")
