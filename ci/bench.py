@@ -12,7 +12,6 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +137,19 @@ def _format(value: float | None, kind: str) -> str:
     return {"mb": as_mb(value), "s": f"{value:.2f} s", "ms": f"{value:.2f} ms", "mbr": f"{value:,.0f} MB"}[kind]
 
 
-def _build_ours(config: Config, variant: BuildPaths, compact: bool) -> float:
+def _build(config: Config, variant: BuildPaths, name: str) -> float:
+    """Seconds to build variant `name`; naive's function.zip is the default variant's."""
     from ci.layer.build import build_layer
+    from ci.zipsafe import tree_entries, write_zip
 
+    if name == "naive":
+        seconds = build_naive(config, variant.layer_tree, variant.cache / "pip")
+        started = time.perf_counter()
+        write_zip(tree_entries(variant.layer_tree), variant.layer_zip, cache=variant.cache / "deflate")
+        shutil.copyfile(variant.build.parent / "default" / "function.zip", variant.function_zip)
+        return seconds + (time.perf_counter() - started)
     build = config.build
-    if compact:
+    if name == "compact":
         build = replace(build, sourceless=True, prune_unimported=True, bytecode="runtime")
     started = time.perf_counter()
     # Every proof made again: the figure is a warm rebuild *including* verification (the target says so).
@@ -151,18 +158,7 @@ def _build_ours(config: Config, variant: BuildPaths, compact: bool) -> float:
     return time.perf_counter() - started
 
 
-def _build_naive(config: Config, variant: BuildPaths, function_zip: Path) -> float:
-    from ci.zipsafe import tree_entries, write_zip
-
-    seconds = build_naive(config, variant.layer_tree, variant.cache / "pip")
-    started = time.perf_counter()
-    write_zip(tree_entries(variant.layer_tree), variant.layer_zip, cache=variant.cache / "deflate")
-    shutil.copyfile(function_zip, variant.function_zip)
-    return seconds + (time.perf_counter() - started)
-
-
 def _unpack(zip_path: Path, into: Path) -> dict[str, int]:
-    """`zip_path` unpacked afresh into `into`; its sizes."""
     if into.exists():
         shutil.rmtree(into)
     with open_zip(zip_path, "rebuild it: `make bench`") as archive:
@@ -219,14 +215,10 @@ def run_bench(config: Config, paths: BuildPaths, runs: int = 5) -> dict[str, Any
         variant = BuildPaths(build=paths.build / "bench" / name, cache=paths.cache)
         # Each variant traces and smokes against the same trained model, and training's answers for it.
         shutil.copytree(paths.model_dir, variant.model_dir, dirs_exist_ok=True)
-        if name == "naive":
-            default_function = paths.build / "bench" / "default" / "function.zip"
-            build, how = partial(_build_naive, config, variant, default_function), "pip install --target, warm cache"
-        else:
-            build, how = partial(_build_ours, config, variant, name == "compact"), "warm cache"
-        build()  # warms pip's cache or this variant's own
+        _build(config, variant, name)  # warms pip's cache or this variant's own
+        how = "pip install --target, warm cache" if name == "naive" else "warm cache"
         logger.info(f"bench: building {name} ({how})...")
-        seconds = build()
+        seconds = _build(config, variant, name)
         logger.info(f"bench: measuring {name}...")
         results[name] = measure_variant(config, variant, seconds, runs)
     return {"variants": results, "checks": check_targets(results), "runs": runs}
@@ -301,9 +293,12 @@ def fresh_clone(source: Path, where: Path, cache: Path | None) -> Path:
     return where
 
 
-def must(timed: Timed, what: str) -> Timed:
+def make(target: str, clone: Path, env: dict[str, str], step_prefix: str = "") -> Timed:
+    timed = run_timed(["make", target], clone, env, step_prefix)
     if timed.returncode != 0:
-        raise PipelineError(f"{what} failed (exit {timed.returncode}):\n{timed.tail}", "fix it, then measure again")
+        raise PipelineError(
+            f"make {target} failed (exit {timed.returncode}):\n{timed.tail}", "fix it, then measure again"
+        )
     return timed
 
 
@@ -326,18 +321,17 @@ def run_bench_ci(source: Path, cache: Path, with_test: bool = True) -> dict[str,
         logger.info("make venv, cold: an empty uv cache, uv not yet bootstrapped (every wheel downloaded)")
         cold = fresh_clone(source, work / "cold", None)
         cold_env = clean_env(UV_CACHE_DIR=str(work / "uv-cold"))
-        row("make venv, cold (empty uv cache)", must(run_timed(["make", "venv"], cold, cold_env), "make venv").seconds)
+        row("make venv, cold (empty uv cache)", make("venv", cold, cold_env).seconds)
         shutil.rmtree(work / "uv-cold", ignore_errors=True)
 
         logger.info("make venv, warm: uv's cache and the bootstrapped uv in place, no .venv yet")
         shutil.rmtree(cold / ".venv")
-        warm = must(run_timed(["make", "venv"], cold, env), "make venv")
-        row("make venv, warm", warm.seconds, CI_TARGETS["venv_warm_s"])
+        row("make venv, warm", make("venv", cold, env).seconds, CI_TARGETS["venv_warm_s"])
         shutil.rmtree(cold, ignore_errors=True)
 
         logger.info("make pipeline in a fresh clone, warm download caches")
         clone = fresh_clone(source, work / "pipeline", cache)
-        pipeline = must(run_timed(["make", "pipeline"], clone, env, step_prefix=".venv/bin/python -m"), "pipeline")
+        pipeline = make("pipeline", clone, env, step_prefix=".venv/bin/python -m")
         row("make pipeline, fresh clone (venv included)", pipeline.seconds, CI_TARGETS["pipeline_s"])
         for step, seconds in pipeline.steps.items():
             row(f"  {step}", seconds)
@@ -346,7 +340,7 @@ def run_bench_ci(source: Path, cache: Path, with_test: bool = True) -> dict[str,
             logger.info(f"verify job `{check}`: fresh checkout, make venv, the artifact, then the check")
             job = fresh_clone(source, work / f"job-{check}", cache)
             start = time.perf_counter()
-            must(run_timed(["make", "venv"], job, env), "make venv")
+            make("venv", job, env)
             for name in ARTIFACTS:  # what actions/download-artifact does for a check job
                 artifact, target = clone / "build" / name, job / "build" / name
                 if artifact.is_dir():
@@ -354,13 +348,12 @@ def run_bench_ci(source: Path, cache: Path, with_test: bool = True) -> dict[str,
                 else:
                     shutil.copyfile(artifact, target)
             row(f"{check} job: set-up (venv + artifact)", time.perf_counter() - start, CI_TARGETS["check_setup_s"])
-            row(f"{check} job: make {check}", must(run_timed(["make", check], job, env), f"make {check}").seconds)
+            row(f"{check} job: make {check}", make(check, job, env).seconds)
             shutil.rmtree(job, ignore_errors=True)
 
         if with_test:
             logger.info("make test in the pipeline's clone (venv-dev, lint, the whole suite)")
-            test = must(run_timed(["make", "test"], clone, env), "make test")
-            row("make test (venv-dev, lint, pytest)", test.seconds, CI_TARGETS["test_s"])
+            row("make test (venv-dev, lint, pytest)", make("test", clone, env).seconds, CI_TARGETS["test_s"])
     return {
         "commit": commit,
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]},

@@ -76,7 +76,6 @@ class Target:
         return self.runtime.uv_platform[self.architecture]
 
     def value(self, key: str) -> str | None:
-        """A [target] key (or the runner it implies) as text, or None if there is no such key."""
         if key not in (*TARGET_KEYS, "runner"):
             return None
         return self.runtime.name if key == "runtime" else str(getattr(self, key))
@@ -98,7 +97,6 @@ class Config:
     training: sections.TrainingConfig
 
     def value(self, section: str, key: str) -> str | None:
-        """Paths relative to the repository; None if there is no such key."""
         if section == "target":
             return self.target.value(key)
         table = getattr(self, section, None) if section in SECTIONS else None
@@ -146,14 +144,12 @@ def load_config(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None,
     target = parse_target(file, raw["target"])
     sections = {name: read_section(file, root, name, raw[name]) for name in SECTIONS[1:]}
     config = Config(root=root, file=file, target=target, **sections)
-    check_snapstart(config)
-    check_bundled(config)
+    check_runtime_fits(config)
     return config
 
 
 def config_value(section: str, key: str, root: Path = REPO_ROOT) -> str | None:
-    """SECTION.KEY for a workflow step; [target] keys from the standard library alone (verify's target job
-    asks a bare runner's python3, without pydantic), the rest from the whole checked configuration."""
+    """SECTION.KEY for a workflow step; [target] with the standard library alone (a bare runner's python3)."""
     if section == "target":
         file = root / CONFIG_FILE
         return parse_target(file, read_sections(file)["target"]).value(key)
@@ -195,7 +191,8 @@ def parse_target(file: Path, values: object) -> Target:
     return Target(runtime=runtime, architecture=architecture, glibc=glibc)
 
 
-def check_snapstart(config: Config) -> None:
+def check_runtime_fits(config: Config) -> None:
+    """What [function] and [lock] ask of the runtime: SnapStart (python3.12+), bundling only what it ships."""
     runtime = config.target.runtime
     if config.function.snapstart and version_tuple(runtime.python) < SNAPSTART_MIN_PYTHON:
         minimum = ".".join(map(str, SNAPSTART_MIN_PYTHON))
@@ -204,6 +201,18 @@ def check_snapstart(config: Config) -> None:
             f"Python needs python{minimum} or later",
             f'set [target] runtime = "python{minimum}" (or later), or remove snapstart from [function]',
         )
+    shipped = shipped_packages(runtime.name)
+    for name in config.lock.bundle_runtime_packages:
+        if name not in shipped:
+            close = closest(name, shipped)
+            raise ConfigError(
+                f"{config.file}: [lock] bundle_runtime_packages names {toml_value(name)}{suggestion(name, shipped)}, "
+                f"which the {runtime.name} runtime does not provide; it provides: {', '.join(sorted(shipped))}",
+                f"rename it to {toml_value(close)}"
+                if close
+                else f"remove {toml_value(name)} from it (the layer ships whatever requirements.in asks for that the "
+                "runtime lacks)",
+            )
 
 
 def shipped_packages(runtime: str, policy_dir: Path = POLICY_FILE.parent) -> dict[str, str]:
@@ -213,20 +222,3 @@ def shipped_packages(runtime: str, policy_dir: Path = POLICY_FILE.parent) -> dic
         return {}
     pins = (re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line) for line in path.read_text().splitlines())
     return {canonicalize_name(pin.group(1)): pin.group(2) for pin in pins if pin}
-
-
-def check_bundled(config: Config) -> None:
-    """Only a package the runtime ships can be bundled instead: anything else goes in requirements.in."""
-    runtime = config.target.runtime.name
-    shipped = shipped_packages(runtime)
-    for name in config.lock.bundle_runtime_packages:
-        if name not in shipped:
-            close = closest(name, shipped)
-            raise ConfigError(
-                f"{config.file}: [lock] bundle_runtime_packages names {toml_value(name)}{suggestion(name, shipped)}, "
-                f"which the {runtime} runtime does not provide; it provides: {', '.join(sorted(shipped))}",
-                f"rename it to {toml_value(close)}"
-                if close
-                else f"remove {toml_value(name)} from it (the layer ships whatever requirements.in asks for that the "
-                "runtime lacks)",
-            )

@@ -41,8 +41,7 @@ SECTION = ConfigDict(extra="forbid", validate_default=True, regex_engine="python
 
 
 class RefusedError(ValueError):
-    """A validator's own wording: `problem` follows "[section] key " (or "[section] " for a rule on the whole
-    table); without `fix`, the fix is the key's example line followed by `fix_suffix`."""
+    """A validator's wording after "[section] key " (or "[section] "); no `fix`: the key's example + `fix_suffix`."""
 
     def __init__(self, problem: str, fix: str = "", fix_suffix: str = "") -> None:
         super().__init__(problem)
@@ -64,13 +63,11 @@ def one_of(choices: tuple[str, ...], default: str) -> Any:
 
 
 def integer(example: int, minimum: int, maximum: int | None = None, unit: str = "", default: Any = ...) -> Any:
-    """An integer (never a boolean) from `minimum` to `maximum`; `unit` ("MB") says what it counts."""
     wants = f"an integer from {minimum:,} to {maximum:,}" if maximum is not None else f"an integer >= {minimum}"
     return allowed(wants + (f" {unit}" if unit else ""), str(example), default, ge=minimum, le=maximum)
 
 
 def number(example: float, default: Any = ..., **bounds: float) -> Any:
-    """A number (an integer or a float, never a boolean) within `bounds` (gt, ge, le, lt)."""
     signs = {"gt": ">", "ge": ">=", "le": "<=", "lt": "<"}
     wants = "a number " + " and ".join(f"{signs[name]} {bounds[name]:g}" for name in signs if name in bounds)
     return allowed(wants, str(example), default, **bounds)
@@ -117,7 +114,6 @@ def known_rules(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def kept_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
-    """Relative path globs: no absolute path, no '..' segment (they match inside one tree only)."""
     for glob in globs:
         if glob.startswith("/") or "\\" in glob or ".." in glob.split("/"):
             raise RefusedError(
@@ -128,7 +124,6 @@ def kept_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def removed_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
-    """Path globs under python/: relative, never climbing out of it (`..`), never absolute."""
     for glob in globs:
         parts = glob.replace("\\", "/").split("/")
         why = (
@@ -257,12 +252,6 @@ PRESETS = {
 MAX_SHIFT_S = 40 * 60  # the deploy job's timeout-minutes is 60; the rest of the deploy needs the remainder
 
 
-def shift_seconds(strategy: str, step_percent: int, step_interval_s: int) -> int:
-    """How long a shift waits in total: one interval per step before the new version takes everything."""
-    steps = {"canary": 1, "linear": len(range(step_percent, 100, step_percent))}.get(strategy, 0)
-    return steps * step_interval_s
-
-
 @dataclass(frozen=True, kw_only=True, config=SECTION)
 class DeployConfig:
     bucket: str = text('"forgetting-curve-artifacts"', r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name")
@@ -280,11 +269,13 @@ class DeployConfig:
 
     @model_validator(mode="after")
     def _fits_the_deploy_job(self) -> DeployConfig:
-        chosen = (self.strategy, self.step_percent, self.step_interval_s)
-        if shift_seconds(*chosen) > MAX_SHIFT_S:
+        """A shift waits one interval per step before the new version takes everything."""
+        percent, interval = self.step_percent, self.step_interval_s
+        steps = {"canary": 1, "linear": len(range(percent, 100, percent))}.get(self.strategy, 0)
+        if steps * interval > MAX_SHIFT_S:
             raise RefusedError(
-                f"strategy {chosen[0]} with {chosen[1]}% steps every {chosen[2]}s shifts for "
-                f"{shift_seconds(*chosen) // 60} minutes, longer than the {MAX_SHIFT_S // 60} a deploy job allows",
+                f"strategy {self.strategy} with {percent}% steps every {interval}s shifts for "
+                f"{steps * interval // 60} minutes, longer than the {MAX_SHIFT_S // 60} a deploy job allows",
                 "take larger steps or a shorter step_interval_s (the deploy job's timeout-minutes is 60)",
             )
         return self
@@ -368,6 +359,5 @@ def config_error(exc: ValidationError, cls: type, section: str, values: dict[str
 
 
 def table_class(cls: type, key: str) -> type | None:
-    """The dataclass of `key`'s entries if `key` is an array of tables."""
     entry = get_args(cls.__pydantic_fields__[key].annotation)[:1]  # type: ignore[attr-defined]
     return entry[0] if entry and isinstance(entry[0], type) and dataclasses.is_dataclass(entry[0]) else None

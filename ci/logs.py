@@ -30,7 +30,6 @@ def result(logger: logging.Logger, message: str) -> None:
 
 
 def add_verbosity_options(parser: argparse.ArgumentParser) -> None:
-    """-v / -q on an argparse parser, mutually exclusive; `verbosity` is -1, 0 or 1."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "-v", "--verbose", dest="verbosity", action="store_const", const=1, default=0,

@@ -35,7 +35,6 @@ def config_table(config_file: Path, section: str) -> dict[str, Any]:
 
 
 def runtime_python(config_file: Path, policy_file: Path = POLICY_FILE) -> str:
-    """The Python version ("3.12") of the Lambda runtime `config_file` targets."""
     runtime = config_table(config_file, "target").get("runtime")
     if not isinstance(runtime, str):
         raise PipelineError(f"{config_file}: [target] runtime is missing", 'set runtime = "python3.11" in [target]')
@@ -86,7 +85,6 @@ def candidates(version: str) -> Iterator[str]:
 
 
 def find_python(version: str) -> str:
-    """The path of a working Python `version`; one PipelineError line saying how to provide it if none."""
     seen: set[str] = set()
     for candidate in candidates(version):
         if candidate not in seen and version_of(candidate) == version:
@@ -101,7 +99,6 @@ def find_python(version: str) -> str:
 
 
 def venv_version(venv: Path) -> str | None:
-    """The Python version a venv was created with (pyvenv.cfg), or None if there is no venv."""
     cfg = venv / "pyvenv.cfg"
     if not cfg.is_file():
         return None

@@ -33,7 +33,6 @@ Resolve = Callable[..., subprocess.CompletedProcess[str]]  # uv pip compile of r
 
 
 def lock_settings(config_file: Path) -> dict[str, str]:
-    """[lock] keys this module needs (defaults for the ones an older pipeline.toml lacks)."""
     table = config_table(config_file, "lock")
     return {key: str(table.get(key, default)) for key, default in LOCK_KEYS.items()}
 
@@ -121,7 +120,6 @@ def _compile(
 
 
 def unfit_pins(resolve: Resolve, locks: list[Path]) -> list[tuple[str, str]]:
-    """The pins of the locks that have no wheel for this Python here, each found by one resolve."""
     pins = dict.fromkeys(f"{name}=={version}" for lock in locks for name, version in PIN.findall(lock.read_text()))
     unfit: list[tuple[str, str]] = []
     while pins and len(unfit) < MAX_UNFIT:
