@@ -1,6 +1,5 @@
-"""`make bench`: this build (default and compact profiles) against a naive `pip install --target` layer, each measured
-alike (cold-start median, warm latency, peak RSS, import trace); `make bench-ci` (`--ci`): how long set-up, the
-pipeline, each check and the tests take in fresh clones of HEAD (docs/performance.md#ci-make-bench-ci)."""
+"""`make bench`: this build (default and compact profiles) against a naive `pip install --target` layer, measured alike;
+`make bench-ci` (`--ci`): set-up, pipeline, checks and tests timed in fresh clones of HEAD (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,16 +28,16 @@ from ci.units import MB, as_mb
 from ci.zipsafe import open_zip
 
 logger = logging.getLogger(__name__)
-ROWS: list[tuple[str, str, str]] = [  # (label, key, format) of the table
-    ("unzipped (function + layer)", "unzipped_bytes", "mb"),
-    ("zipped (function + layer)", "zipped_bytes", "mb"),
-    ("build time, warm cache", "build_s", "s"),
-    ("cold-start init, median", "cold_start_s.median", "s"),
-    ("smoke init (awslambdaric)", "smoke_init_s", "s"),
-    ("warm invocation p50", "warm_p50_ms", "ms"),
-    ("warm invocation p95", "warm_p95_ms", "ms"),
-    ("peak RSS", "peak_rss_mb", "mbr"),
-    ("bytes imported or mapped", "imported_bytes", "mb"),
+ROWS: list[tuple[str, str, Callable[[float], str]]] = [  # (label, key, how a value reads) of the table
+    ("unzipped (function + layer)", "unzipped_bytes", as_mb),
+    ("zipped (function + layer)", "zipped_bytes", as_mb),
+    ("build time, warm cache", "build_s", "{:.2f} s".format),
+    ("cold-start init, median", "cold_start_s.median", "{:.2f} s".format),
+    ("smoke init (awslambdaric)", "smoke_init_s", "{:.2f} s".format),
+    ("warm invocation p50", "warm_p50_ms", "{:.2f} ms".format),
+    ("warm invocation p95", "warm_p95_ms", "{:.2f} ms".format),
+    ("peak RSS", "peak_rss_mb", "{:,.0f} MB".format),
+    ("bytes imported or mapped", "imported_bytes", as_mb),
 ]
 
 
@@ -114,7 +114,7 @@ def build_naive(config: Config, out: Path, pip_cache: Path) -> float:
 def render_table(result: dict[str, Any]) -> str:
     names = ["naive", "default", "compact"]
     rows = []
-    for label, key, kind in ROWS:
+    for label, key, show in ROWS:
         values: list[float | None] = []
         for name in names:
             value: Any = result["variants"][name]
@@ -122,19 +122,13 @@ def render_table(result: dict[str, Any]) -> str:
                 value = value.get(part) if isinstance(value, dict) else None
             values.append(None if value is None else float(value))
         ratios = [f"{value / values[0]:.2f}x" if value is not None and values[0] else "n/a" for value in values[1:]]
-        rows.append([label, *(_format(v, kind) for v in values), *ratios])
+        rows.append([label, *("n/a" if v is None else show(v) for v in values), *ratios])
     lines = text_table(["", *names, "default/naive", "compact/naive"], rows, numeric_from=1).splitlines()
     lines += ["", f"MB = 1,000,000 bytes. Cold start: median of {result['runs']} fresh isolated interpreters.", ""]
     lines += [
         f"{'PASS' if check['met'] else 'FAIL'}  {check['target']}: {check['value']}" for check in result["checks"]
     ]
     return "\n".join(lines)
-
-
-def _format(value: float | None, kind: str) -> str:
-    if value is None:
-        return "n/a"
-    return {"mb": as_mb(value), "s": f"{value:.2f} s", "ms": f"{value:.2f} ms", "mbr": f"{value:,.0f} MB"}[kind]
 
 
 def _build(config: Config, variant: BuildPaths, name: str) -> float:

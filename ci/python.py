@@ -99,14 +99,9 @@ def find_python(version: str) -> str:
 
 
 def venv_version(venv: Path) -> str | None:
-    cfg = venv / "pyvenv.cfg"
-    if not cfg.is_file():
-        return None
-    for line in cfg.read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() in ("version", "version_info"):
-            return ".".join(value.strip().split(".")[:2])
-    return None
+    cfg = venv / "pyvenv.cfg"  # None: no venv there
+    found = re.search(r"^version(?:_info)?\s*=\s*(\d+\.\d+)", cfg.read_text(), re.MULTILINE) if cfg.is_file() else None
+    return found.group(1) if found else None
 
 
 def _uv() -> str | None:

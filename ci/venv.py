@@ -70,15 +70,13 @@ def bootstrap_uv(bootstrap_lock: Path, python: str, cache: Path) -> Path:
 def create(config_file: Path, venv: Path, dev: bool, python: str | None, cache: Path) -> None:
     """Bootstrap uv into `cache`, (re)create the venv if it is missing or of another Python, sync the locks."""
     version = runtime_python(config_file)
-    if python:
-        found = version_of(python)
-        if found != version:
-            raise PipelineError(
-                f"{python} is Python {found or '(does not run)'}, pipeline.toml targets {version}",
-                f"PYTHON=/path/to/python{version}",
-            )
-    else:
-        python = find_python(version)
+    python = python or find_python(version)
+    found = version_of(python)
+    if found != version:  # a PYTHON given that is not the target's
+        raise PipelineError(
+            f"{python} is Python {found or '(does not run)'}, pipeline.toml targets {version}",
+            f"PYTHON=/path/to/python{version}",
+        )
     settings = lock_settings(config_file)
     root = config_file.parent
     locks = [root / settings["pipeline_lock"]] + ([root / settings["dev_lock"]] if dev else [])  # synced together
@@ -172,18 +170,14 @@ def _run(command: list[str], env: dict[str, str]) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m ci.venv", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--dev", action="store_true", help="also the dev tools lock (make test)")
     parser.add_argument("--venv", type=Path, default=REPO_ROOT / ".venv", help="default: .venv")
     parser.add_argument("--python", default=None, help="the interpreter (default: found by ci.python)")
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "pipeline.toml", help="default: pipeline.toml")
     parser.add_argument("--cache-dir", type=Path, default=REPO_ROOT / "build" / "cache", help="default: build/cache")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     try:
         create(args.config, args.venv, args.dev, args.python or None, args.cache_dir)
     except PipelineError as exc:
