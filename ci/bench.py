@@ -58,8 +58,7 @@ def measure_cold_start(
     runs: int = 5,
     layer_lock: Path | None = None,
 ) -> tuple[list[float], float]:
-    """Cold-start init as Lambda pays it: (wall seconds of each of `runs` fresh processes importing the handler
-    module, model load included, with only the function and the layer on sys.path; peak RSS in MB)."""
+    """Cold-start init as Lambda pays it (the handler module imported, model loaded): seconds per run, peak RSS MB."""
     # Each run unpickles the model: refuse it as `ci pins` would, and load only the bytes scanned.
     scanned = require_safe_model(model, layer_lock)
     if scanned != model_sha256:
@@ -92,8 +91,7 @@ def measure_cold_start(
 
 
 def build_naive(config: Config, out: Path, pip_cache: Path) -> float:
-    """The baseline everyone starts from, timed: `pip install --no-compile --target` of the same lock for the
-    target's platform (ci.pip), with no pruning and no bytecode: what SAM, Chalice, pip and uv produce."""
+    """Seconds of the baseline SAM, Chalice, pip and uv produce: `pip install --no-compile --target` of the lock."""
     if out.exists():
         shutil.rmtree(out)
     started = time.perf_counter()
@@ -232,8 +230,6 @@ def check_targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"target": target, "value": value, "met": met} for target, value, met in checks]
 
 
-CHECKS = ("budget", "pins", "abi", "smoke")
-ARTIFACTS = ("layer.zip", "function.zip", "model", "reports")  # what the build job uploads
 # The issue's targets for `make bench-ci`, on this machine with warm download caches.
 CI_TARGETS = {"venv_warm_s": 10.0, "pipeline_s": 75.0, "test_s": 150.0, "check_setup_s": 15.0}
 
@@ -330,12 +326,12 @@ def run_bench_ci(source: Path, cache: Path, with_test: bool = True) -> dict[str,
         for step, seconds in pipeline.steps.items():
             row(f"  {step}", seconds)
 
-        for check in CHECKS:
+        for check in ("budget", "pins", "abi", "smoke"):
             logger.info(f"verify job `{check}`: fresh checkout, make venv, the artifact, then the check")
             job = fresh_clone(source, work / f"job-{check}", cache)
             start = time.perf_counter()
             make("venv", job, env)
-            for name in ARTIFACTS:  # what actions/download-artifact does for a check job
+            for name in ("layer.zip", "function.zip", "model", "reports"):  # the build job's upload, downloaded
                 artifact, target = clone / "build" / name, job / "build" / name
                 if artifact.is_dir():
                     shutil.copytree(artifact, target)

@@ -32,7 +32,6 @@ from ci.site.rules import RULES, STRIP
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: function code + all layers, unzipped (fixed by Lambda)
 LAMBDA_INIT_LIMIT_S = 10.0  # an on-demand function's init phase (fixed by Lambda)
 PRUNE_RULES = (*RULES, STRIP)
-BYTECODE_MODES = ("runtime", "all", "none")
 # Where training and the tools run unless [lock] says otherwise; the host's Python is the target runtime's.
 HOST_PLATFORM = "x86_64-manylinux_2_17"
 _KEY_SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9._-]+"  # one segment of an S3 key prefix: not "." nor ".."
@@ -204,7 +203,7 @@ class LockConfig:
 class BuildConfig:
     # Rule names of ci/site/rules.py (and "strip"), applied in this order.
     prune: Rules = allowed(f"a list of names from {', '.join(PRUNE_RULES)}", '["tests", "docs"]', PRUNE_RULES)
-    bytecode: str = one_of(BYTECODE_MODES, "runtime")
+    bytecode: str = one_of(("runtime", "all", "none"), "runtime")
     sourceless: StrictBool = flag()
     prune_unimported: StrictBool = flag()
     # Path globs (relative to python/) no rule may remove, and ones the build removes; keep wins.
@@ -242,7 +241,6 @@ class SmokeConfig:
     init_limit_s: StrictFloat = number(10.0, gt=0, le=LAMBDA_INIT_LIMIT_S)
 
 
-STRATEGIES = ("all-at-once", "canary", "linear")
 # SAM's DeploymentPreference types (CodeDeploy's predefined configurations): strategy, percent, interval.
 PRESETS = {
     "AllAtOnce": ("all-at-once", 100, 0),
@@ -262,7 +260,7 @@ class DeployConfig:
     github_repository: str = text('"OWNER/NAME"', r"([\w.-]+/[\w.-]+)?", "OWNER/NAME", "")
     check_warm_invocations: StrictInt = integer(0, 0, default=0)  # warm invocations in the post-deploy check
     # all-at-once | canary | linear (with_preset resolves a SAM preset name to one of these)
-    strategy: str = one_of((*STRATEGIES, *PRESETS), "all-at-once")
+    strategy: str = one_of(("all-at-once", "canary", "linear", *PRESETS), "all-at-once")
     step_percent: StepPercent = allowed("an integer from 1 to 99 percent", "10", 10, ge=1, le=100)  # moved a step
     step_interval_s: StrictInt = integer(300, 0, 3600, "seconds", 300)  # between steps, alarms read throughout
     alarms: Strings = strings('["my-team-5xx"]')  # CloudWatch alarms watched besides the stack's own

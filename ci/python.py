@@ -22,8 +22,7 @@ VERSION_PROBE = "import sys; print('%d.%d' % sys.version_info[:2])"
 
 
 def config_table(config_file: Path, section: str) -> dict[str, Any]:
-    """[section] of `config_file` unchecked (that is ci.config's job); a Python older than 3.11 (no tomllib)
-    asked which Python to use reads its flat key = "value" lines."""
+    """[section] unchecked (ci.config checks); a Python before 3.11 (no tomllib) reads its key = "value" lines."""
     text = config_file.read_text()
     try:
         import tomllib
@@ -150,9 +149,7 @@ def repository_of(directory: Path) -> Path | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python3 -m ci.python", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "pipeline.toml", help="default: pipeline.toml")
-    what = parser.add_mutually_exclusive_group()
-    what.add_argument("--version", action="store_true", help="print the target's Python version (e.g. 3.12)")
-    what.add_argument("--check-venv", type=Path, metavar="VENV", help="exit 1 if VENV's Python is another version")
+    parser.add_argument("--version", action="store_true", help="print the target's Python version (e.g. 3.12)")
     parser.add_argument(
         "--github-output", action="store_true", help="with --version: also append python=X.Y to $GITHUB_OUTPUT"
     )
@@ -169,11 +166,6 @@ def main(argv: list[str] | None = None) -> int:
             if args.github_output and output:
                 with Path(output).open("a", encoding="utf-8") as handle:
                     handle.write(f"python={version}\n")
-        elif args.check_venv is not None:
-            found = venv_version(args.check_venv)
-            if found is not None and found != version:
-                print(f"{args.check_venv} was made by Python {found}; the target needs {version}", file=sys.stderr)
-                return 1
         else:
             print(find_python(version))
     except PipelineError as exc:

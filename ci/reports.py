@@ -50,8 +50,7 @@ class Finding:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], check: str) -> Finding:
         """A finding as a report holds it; unknown severities read as errors (never hide a failure)."""
-        severity = str(data.get("severity") or "error")
-        line = data.get("line")
+        severity, line = data.get("severity"), data.get("line")
         return cls(
             check=str(data.get("check") or check),
             severity=severity if severity in SEVERITIES else "error",
@@ -72,8 +71,7 @@ def build_artifacts(paths: BuildPaths) -> dict[str, Path]:
 
 
 def report_name(paths: BuildPaths, check: str, inputs: Mapping[str, Path | None]) -> str:
-    """`<check>` when every input is the build's own artifact, else `<check>-adhoc`: a run on anything else
-    (another zip, an unpacked tree, a candidate model) can neither pass nor block the build's report."""
+    """`<check>-adhoc` unless every input is the build's own: a run on anything else never passes or blocks a build."""
     own = {**build_artifacts(paths), "model.json": paths.model_manifest}
     for name, given in inputs.items():
         if given is not None and (name not in own or given.resolve() != own[name].resolve()):
