@@ -124,7 +124,6 @@ def load_policy(path: Path = POLICY_FILE) -> dict[str, RuntimePolicy]:
 
 
 def read_sections(file: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`file`'s tables, `overrides` (section -> {key: value}) applied; every section there and no other."""
     raw = read_toml(file)
     for section, values in (overrides or {}).items():
         raw.setdefault(section, {}).update(values)

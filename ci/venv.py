@@ -15,14 +15,13 @@ from functools import partial
 from pathlib import Path
 
 from ci.errors import PipelineError
-from ci.paths import REPO_ROOT
+from ci.paths import LOCK_FILE_DEFAULTS, REPO_ROOT
 from ci.python import config_table, find_python, runtime_python, venv_version, version_of
 
-LOCK_KEYS = {
+LOCK_KEYS = {  # the [lock] keys read here, with the defaults of an older pipeline.toml that lacks them
+    **LOCK_FILE_DEFAULTS,
     "requirements_in": "requirements.in",
-    "pipeline_lock": "requirements-pipeline.txt",
     "dev_lock": "requirements-dev.txt",
-    "bootstrap_lock": "requirements-bootstrap.txt",
     "index_url": "https://pypi.org/simple",
 }
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
