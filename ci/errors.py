@@ -54,8 +54,7 @@ def toml_value(value: object) -> str:
 
 
 def closest(name: str, known: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return close[0] if close else None
+    return next(iter(difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)), None)
 
 
 def suggestion(name: str, known: Iterable[str]) -> str:
