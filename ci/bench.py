@@ -242,8 +242,7 @@ class Timed:
 def run_timed(command: list[str], cwd: Path, env: dict[str, str], step_prefix: str = "") -> Timed:
     """Run `command`; with `step_prefix`, time each output line starting with it until the next one."""
     start = time.perf_counter()
-    steps: dict[str, float] = {}
-    current: tuple[str, float] | None = None
+    marks: list[tuple[str, float]] = []  # (step, when its line was read)
     lines: list[str] = []
     with subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -252,14 +251,11 @@ def run_timed(command: list[str], cwd: Path, env: dict[str, str], step_prefix: s
         for line in process.stdout:
             lines.append(line)
             if step_prefix and line.startswith(step_prefix):
-                now = time.perf_counter()
-                if current:
-                    steps[current[0]] = now - current[1]
-                current = (line.strip().removeprefix(step_prefix).strip(), now)
+                marks.append((line.strip().removeprefix(step_prefix).strip(), time.perf_counter()))
         returncode = process.wait()
     end = time.perf_counter()
-    if current:
-        steps[current[0]] = end - current[1]
+    ends = [when for _, when in marks[1:]] + [end]
+    steps = {step: stop - began for (step, began), stop in zip(marks, ends, strict=False)}
     return Timed(end - start, returncode, steps, "".join(lines[-30:]))
 
 
