@@ -19,8 +19,7 @@ class PipelineError(Exception):
 
     def __init__(self, problem: str, fix: str = "") -> None:
         super().__init__(problem)
-        self.problem = problem
-        self.fix = fix
+        self.problem, self.fix = problem, fix
 
     def __str__(self) -> str:
         return f"{self.problem}\n  fix: {self.fix}" if self.fix else self.problem
