@@ -31,9 +31,7 @@ def version_tuple(text: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class RuntimePolicy:
-    """What one managed Lambda Python runtime is (from ci/policy/lambda_runtimes.json)."""
-
+class RuntimePolicy:  # one managed Lambda Python runtime, from ci/policy/lambda_runtimes.json
     name: str
     python: str
     os: str

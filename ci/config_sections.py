@@ -259,7 +259,7 @@ class DeployConfig:
     # "" = none; bootstrap then needs --github-repository
     github_repository: str = text('"OWNER/NAME"', r"([\w.-]+/[\w.-]+)?", "OWNER/NAME", "")
     check_warm_invocations: StrictInt = integer(0, 0, default=0)  # warm invocations in the post-deploy check
-    # all-at-once | canary | linear (with_preset resolves a SAM preset name to one of these)
+    # all-at-once | canary | linear (read_section resolves a SAM preset name to one of these)
     strategy: str = one_of(("all-at-once", "canary", "linear", *PRESETS), "all-at-once")
     step_percent: StepPercent = allowed("an integer from 1 to 99 percent", "10", 10, ge=1, le=100)  # moved a step
     step_interval_s: StrictInt = integer(300, 0, 3600, "seconds", 300)  # between steps, alarms read throughout
@@ -277,22 +277,6 @@ class DeployConfig:
                 "take larger steps or a shorter step_interval_s (the deploy job's timeout-minutes is 60)",
             )
         return self
-
-
-def with_preset(file: Path, values: dict[str, Any]) -> dict[str, Any]:
-    """A SAM preset name as [deploy] strategy sets step_percent and step_interval_s too."""
-    strategy = values.get("strategy")
-    if not isinstance(strategy, str) or strategy not in PRESETS:
-        return values
-    for key in ("step_percent", "step_interval_s"):
-        if key in values:
-            raise ConfigError(
-                f"{file}: [deploy] {key} is set beside strategy = {toml_value(strategy)}, a preset that already "
-                "fixes it",
-                f"remove {key}, or write strategy = {toml_value(PRESETS[strategy][0])} with your own steps",
-            )
-    chosen, percent, interval = PRESETS[strategy]
-    return {**values, "strategy": chosen, "step_percent": percent, "step_interval_s": interval}
 
 
 @dataclass(frozen=True, kw_only=True, config=SECTION)
@@ -324,10 +308,19 @@ def read_section(file: Path, root: Path, section: str, values: object) -> Any:
     """[section] of `file` checked whole and typed; relative paths resolve against `root`, the repository."""
     cls = SECTIONS[section]
     table = check_table(file, section, values, keys(cls))
-    context = {"roots": (root, file.parent), "preset": False}
-    if section == "deploy":
-        resolved = with_preset(file, table)
-        context["preset"], table = resolved is not table, resolved
+    strategy = table.get("strategy") if section == "deploy" else None
+    preset = PRESETS.get(strategy) if isinstance(strategy, str) else None
+    if preset is not None:  # a SAM preset name as strategy sets step_percent and step_interval_s too
+        for key in ("step_percent", "step_interval_s"):
+            if key in table:
+                raise ConfigError(
+                    f"{file}: [deploy] {key} is set beside strategy = {toml_value(strategy)}, a preset that already "
+                    "fixes it",
+                    f"remove {key}, or write strategy = {toml_value(preset[0])} with your own steps",
+                )
+        chosen, percent, interval = preset
+        table = {**table, "strategy": chosen, "step_percent": percent, "step_interval_s": interval}
+    context = {"roots": (root, file.parent), "preset": preset is not None}
     try:
         return TypeAdapter(cls).validate_python(table, context=context)
     except ValidationError as exc:

@@ -63,7 +63,6 @@ def suggestion(name: str, known: Iterable[str]) -> str:
 
 
 def check_table(file: Path, name: str, values: object, known: Collection[str]) -> dict[str, Any]:
-    """`values` as the table [name], refused if it is not one or holds a key that is not `known`."""
     if not isinstance(values, dict):
         raise ConfigError(
             f"{file}: {name} is {toml_value(values)}, not a table of keys", f"write it as [{name}] with its keys"
@@ -73,7 +72,6 @@ def check_table(file: Path, name: str, values: object, known: Collection[str]) -
 
 
 def check_names(file: Path, where: str, found: Iterable[str], known: Collection[str], what: str) -> None:
-    """Refuse names that are not `known` (a typo is never silently ignored)."""
     for name in found:
         if name not in known:
             close = closest(name, known)

@@ -109,14 +109,7 @@ def _uv() -> str | None:
 
 
 def _pyenv_roots() -> list[str]:
-    roots = [os.environ.get("PYENV_ROOT", "")]
-    pyenv = shutil.which("pyenv")
-    if pyenv:
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            roots.append(
-                subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30, check=False).stdout.strip()
-            )
-    roots.append(str(Path.home() / ".pyenv"))
+    roots = (os.environ.get("PYENV_ROOT", ""), str(Path.home() / ".pyenv"))  # what `pyenv root` answers
     return list(dict.fromkeys(root for root in roots if root and Path(root, "versions").is_dir()))
 
 
@@ -146,18 +139,14 @@ def repository_of(directory: Path) -> Path | None:
     return None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m ci.python", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "pipeline.toml", help="default: pipeline.toml")
     parser.add_argument("--version", action="store_true", help="print the target's Python version (e.g. 3.12)")
     parser.add_argument(
         "--github-output", action="store_true", help="with --version: also append python=X.Y to $GITHUB_OUTPUT"
     )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     try:
         version = runtime_python(args.config)
         if args.version:

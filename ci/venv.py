@@ -116,7 +116,8 @@ def _compile(
     return subprocess.run(command, input=requirements, capture_output=True, text=True, env=env, check=False)
 
 
-def unfit_pins(resolve: Resolve, locks: list[Path]) -> list[tuple[str, str]]:
+def check_wheels(resolve: Resolve, locks: list[Path], requirements_in: Path, target_version: str) -> None:
+    """Refuse, before any download, a pin without a wheel for the target's Python: it would build from source."""
     pins = dict.fromkeys(f"{name}=={version}" for lock in locks for name, version in PIN.findall(lock.read_text()))
     unfit: list[tuple[str, str]] = []
     while pins and len(unfit) < MAX_UNFIT:
@@ -127,12 +128,6 @@ def unfit_pins(resolve: Resolve, locks: list[Path]) -> list[tuple[str, str]]:
         name, version = found.groups()
         unfit.append((name, version))
         pins = {pin: None for pin in pins if pin.split("==")[0].lower() != name.lower()}
-    return unfit
-
-
-def check_wheels(resolve: Resolve, locks: list[Path], requirements_in: Path, target_version: str) -> None:
-    """Refuse, before any download, a pin without a wheel for the target's Python: it would build from source."""
-    unfit = unfit_pins(resolve, locks)
     if not unfit:
         return
     text = requirements_in.read_text() if requirements_in.is_file() else ""
