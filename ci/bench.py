@@ -81,23 +81,20 @@ def measure_cold_start(
     return timings, peak_kb / 1000
 
 
-def build_naive(config: Config, out: Path, pip_cache: Path) -> float:
-    """Seconds of the baseline SAM, Chalice, pip and uv produce: `pip install --no-compile --target` of the lock."""
+def build_naive(config: Config, out: Path, pip_cache: Path) -> None:
+    """The baseline SAM, Chalice, pip and uv produce: `pip install --no-compile --target` of the lock."""
     if out.exists():
         shutil.rmtree(out)
-    started = time.perf_counter()
     result = run_pip(
         "install", config.target, config.lock.index_url, "--cache-dir", str(pip_cache),
         "--no-compile", "--no-deps", "--require-hashes", "--target", str(out / "python"),
         "-r", str(config.lock.layer_lock)
     )  # fmt: skip
-    seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise PipelineError(
             f"the naive baseline install failed (pip exit {result.returncode}):\n{result.stderr[-2000:]}",
             "check network access to the index and that requirements-layer.txt passes `python -m ci lock --check`",
         )
-    return seconds
 
 
 def render_table(result: dict[str, Any]) -> str:
@@ -125,19 +122,18 @@ def _build(config: Config, variant: BuildPaths, name: str) -> float:
     from ci.layer.build import build_layer
     from ci.zipsafe import tree_entries, write_zip
 
+    started = time.perf_counter()
     if name == "naive":
-        seconds = build_naive(config, variant.layer_tree, variant.cache / "pip")
-        started = time.perf_counter()
+        build_naive(config, variant.layer_tree, variant.cache / "pip")
         write_zip(tree_entries(variant.layer_tree), variant.layer_zip, cache=variant.cache / "deflate")
         shutil.copyfile(variant.build.parent / "default" / "function.zip", variant.function_zip)
-        return seconds + (time.perf_counter() - started)
-    build = config.build
-    if name == "compact":
-        build = replace(build, sourceless=True, prune_unimported=True, bytecode="runtime")
-    started = time.perf_counter()
-    # Every proof made again: the figure is a warm rebuild *including* verification (the target says so).
-    with logs.muted("ci.layer"):  # its step lines would bury the bench's own
-        build_layer(replace(config, build=build), variant, reuse_proofs=False)
+    else:
+        build = config.build
+        if name == "compact":
+            build = replace(build, sourceless=True, prune_unimported=True, bytecode="runtime")
+        # Every proof made again: the figure is a warm rebuild *including* verification (the target says so).
+        with logs.muted("ci.layer"):  # its step lines would bury the bench's own
+            build_layer(replace(config, build=build), variant, reuse_proofs=False)
     return time.perf_counter() - started
 
 

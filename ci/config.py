@@ -81,10 +81,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Config:
-    """Every section typed and checked; `file` is the configuration read (pipeline.toml or --config)."""
-
     root: Path
-    file: Path
+    file: Path  # the configuration read: pipeline.toml or --config
     target: Target
     function: sections.FunctionConfig
     lock: sections.LockConfig
@@ -116,8 +114,8 @@ def read_toml(file: Path) -> dict[str, Any]:
         raise ConfigError(f"{file} is not valid TOML: {exc}", "fix the syntax at the position named") from exc
 
 
-def load_policy(path: Path = POLICY_FILE) -> dict[str, RuntimePolicy]:
-    data = json.loads(path.read_text())
+def load_policy() -> dict[str, RuntimePolicy]:
+    data = json.loads(POLICY_FILE.read_text())
     return {name: RuntimePolicy(name=name, **facts) for name, facts in data.items() if not name.startswith("_")}
 
 
@@ -212,9 +210,9 @@ def check_runtime_fits(config: Config) -> None:
             )
 
 
-def shipped_packages(runtime: str, policy_dir: Path = POLICY_FILE.parent) -> dict[str, str]:
+def shipped_packages(runtime: str) -> dict[str, str]:
     """/var/runtime's packages (canonical name -> version) from `ci lock --runtime-packages`' pins, if made yet."""
-    path = policy_dir / f"runtime-{runtime}.txt"
+    path = POLICY_FILE.parent / f"runtime-{runtime}.txt"
     if not path.is_file():
         return {}
     pins = (re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line) for line in path.read_text().splitlines())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -72,8 +72,8 @@ def number(example: float, default: Any = ..., **bounds: float) -> Any:
     return allowed(wants, str(example), default, **bounds)
 
 
-def strings(example: str, wants: str = "a list of strings") -> Any:
-    return allowed(wants, example, ())
+def strings(example: str) -> Any:
+    return allowed("a list of strings", example, ())
 
 
 def flag() -> Any:
@@ -294,6 +294,7 @@ class TrainingConfig:
     max_history_error: StrictFloat = number(0.05, ge=0, le=1)
 
 
+TABLE_ENTRIES: dict[str, type] = {"extra_layer_arns": ExtraLayerArn}  # the keys holding arrays of tables
 SECTIONS: dict[str, type] = {  # [function] is FunctionConfig, ...
     section.__name__.removesuffix("Config").lower(): section
     for section in (FunctionConfig, LockConfig, BuildConfig, BudgetConfig, SmokeConfig, DeployConfig, TrainingConfig)
@@ -305,7 +306,7 @@ def keys(cls: type) -> tuple[str, ...]:
 
 
 def read_section(file: Path, root: Path, section: str, values: object) -> Any:
-    """[section] of `file` checked whole and typed; relative paths resolve against `root`, the repository."""
+    """[section] checked whole and typed; relative paths resolve against `root`, the repository."""
     cls = SECTIONS[section]
     table = check_table(file, section, values, keys(cls))
     strategy = table.get("strategy") if section == "deploy" else None
@@ -331,7 +332,7 @@ def config_error(exc: ValidationError, cls: type, section: str, values: dict[str
     """pydantic's first error as the one line: loc gives the key, the field's description and example the rest."""
     error = min(exc.errors(), key=lambda error: error["type"] != "unexpected_keyword_argument")
     loc = list(error["loc"])
-    while len(loc) > 1 and (entry := table_class(cls, str(loc[0]))) is not None:  # an entry of an array of tables
+    while len(loc) > 1 and (entry := TABLE_ENTRIES.get(str(loc[0]))) is not None:  # an array of tables
         key, index = str(loc[0]), int(loc[1])
         cls, section, values, loc = entry, f"{section}.{key}[{index}]", values[key][index], loc[2:]
         check_table(file, section, values, keys(cls))  # not a table, or an unknown key
@@ -344,11 +345,6 @@ def config_error(exc: ValidationError, cls: type, section: str, values: dict[str
     if isinstance(refused, RefusedError):
         fix = refused.fix or f"write {key} = {example} under [{section}]{refused.fix_suffix}"
         return ConfigError(f"{file}: [{section}] {key} {refused.problem}", fix)
-    if isinstance(values.get(key), str) and error["type"] == "tuple_type" and not wants.endswith("tables"):
+    if isinstance(values.get(key), str) and error["type"] == "tuple_type" and key not in TABLE_ENTRIES:
         example = f"[{toml_value(values[key])}]"  # a lone string is refused, not read letter by letter
     return refusal(file, section, key, values, wants, example)
-
-
-def table_class(cls: type, key: str) -> type | None:
-    entry = get_args(cls.__pydantic_fields__[key].annotation)[:1]  # type: ignore[attr-defined]
-    return entry[0] if entry and isinstance(entry[0], type) and dataclasses.is_dataclass(entry[0]) else None

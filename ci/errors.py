@@ -57,7 +57,6 @@ def closest(name: str, known: Iterable[str]) -> str | None:
 
 
 def suggestion(name: str, known: Iterable[str]) -> str:
-    """' (did you mean X?)' for the closest known name, or ''."""
     close = closest(name, known)
     return f" (did you mean {close}?)" if close else ""
 

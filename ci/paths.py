@@ -10,9 +10,7 @@ POLICY_FILE = REPO_ROOT / "ci" / "policy" / "lambda_runtimes.json"
 
 
 @dataclass(frozen=True)
-class BuildPaths:
-    """One build tree. The CLI's --build-dir/--cache-dir choose it; tests point it elsewhere."""
-
+class BuildPaths:  # one build tree: the CLI's --build-dir and --cache-dir choose it
     build: Path
     cache: Path
 

@@ -33,11 +33,11 @@ def config_table(config_file: Path, section: str) -> dict[str, Any]:
     return table if isinstance(table, dict) else {}
 
 
-def runtime_python(config_file: Path, policy_file: Path = POLICY_FILE) -> str:
+def runtime_python(config_file: Path) -> str:
     runtime = config_table(config_file, "target").get("runtime")
     if not isinstance(runtime, str):
         raise PipelineError(f"{config_file}: [target] runtime is missing", 'set runtime = "python3.11" in [target]')
-    policies = {name: facts for name, facts in json.loads(policy_file.read_text()).items() if not name.startswith("_")}
+    policies = {name: facts for name, facts in json.loads(POLICY_FILE.read_text()).items() if not name.startswith("_")}
     if runtime not in policies:
         raise PipelineError(
             f"{config_file}: [target] runtime = {runtime!r} is not a known Lambda runtime",
@@ -61,7 +61,8 @@ def candidates(version: str) -> Iterator[str]:
     """Where a Python `version` may be, in order: this interpreter, PATH, uv's discovery, pyenv's versions."""
     if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
         yield getattr(sys, "_base_executable", None) or sys.executable
-    pyenv_roots = _pyenv_roots()
+    roots = (os.environ.get("PYENV_ROOT", ""), str(Path.home() / ".pyenv"))  # what `pyenv root` answers
+    pyenv_roots = [root for root in dict.fromkeys(roots) if root and Path(root, "versions").is_dir()]
     # pyenv's shims are skipped: each takes ~0.2 s to answer for one version; the versions behind them come last.
     shims = [str(Path(root, "shims")) for root in pyenv_roots]
     for name in (f"python{version}", "python3"):
@@ -108,18 +109,12 @@ def _uv() -> str | None:
     return str(local) if local.is_file() else shutil.which("uv")
 
 
-def _pyenv_roots() -> list[str]:
-    roots = (os.environ.get("PYENV_ROOT", ""), str(Path.home() / ".pyenv"))  # what `pyenv root` answers
-    return list(dict.fromkeys(root for root in roots if root and Path(root, "versions").is_dir()))
-
-
 def _patch_level(path: str) -> tuple[int, ...]:
     match = re.search(r"/versions/(\d+)\.(\d+)\.(\d+)/", path)
     return tuple(int(part) for part in match.groups()) if match else (0,)
 
 
 def missing_module(command: str, exc: ModuleNotFoundError) -> PipelineError:
-    """One line for a command run by a Python that lacks what the project's environment has."""
     venv = REPO_ROOT / ".venv"
     running = Path(sys.prefix).resolve()
     if running == venv.resolve():
@@ -139,14 +134,18 @@ def repository_of(directory: Path) -> Path | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python3 -m ci.python", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "pipeline.toml", help="default: pipeline.toml")
     parser.add_argument("--version", action="store_true", help="print the target's Python version (e.g. 3.12)")
     parser.add_argument(
         "--github-output", action="store_true", help="with --version: also append python=X.Y to $GITHUB_OUTPUT"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         version = runtime_python(args.config)
         if args.version:

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 from ci.errors import PipelineError
@@ -67,7 +66,6 @@ def bootstrap_uv(bootstrap_lock: Path, python: str, cache: Path) -> Path:
 
 
 def create(config_file: Path, venv: Path, dev: bool, python: str | None, cache: Path) -> None:
-    """Bootstrap uv into `cache`, (re)create the venv if it is missing or of another Python, sync the locks."""
     version = runtime_python(config_file)
     python = python or find_python(version)
     found = version_of(python)
@@ -84,7 +82,14 @@ def create(config_file: Path, venv: Path, dev: bool, python: str | None, cache: 
             raise PipelineError(f"{lock} not found", "run `python -m ci lock` or restore it from git")
     uv = bootstrap_uv(root / settings["bootstrap_lock"], python, cache)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PIP_", "VIRTUAL_ENV"))}
-    resolve = partial(_compile, uv, python, settings["index_url"], env)
+
+    def resolve(requirements: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            str(uv), "pip", "compile", "-", "--quiet", "--no-config", "--no-header", "--no-deps", "--only-binary",
+            ":all:", "--index-url", settings["index_url"], "--python", python, "--no-python-downloads", *extra,
+        ]  # fmt: skip
+        return subprocess.run(command, input=requirements, capture_output=True, text=True, env=env, check=False)
+
     check_wheels(resolve, locks, root / settings["requirements_in"], version)  # before any download
     existing = venv_version(venv)
     if existing is not None and existing != version:
@@ -104,16 +109,6 @@ def create(config_file: Path, venv: Path, dev: bool, python: str | None, cache: 
     )  # fmt: skip
     # The repository on the venv's sys.path, so `python -m ci` works from any directory.
     (venv / "lib" / f"python{version}" / "site-packages" / "repository.pth").write_text(f"{root.resolve()}\n")
-
-
-def _compile(
-    uv: Path, python: str, index_url: str, env: dict[str, str], requirements: str, *extra: str
-) -> subprocess.CompletedProcess[str]:
-    command = [
-        str(uv), "pip", "compile", "-", "--quiet", "--no-config", "--no-header", "--no-deps", "--only-binary", ":all:",
-        "--index-url", index_url, "--python", python, "--no-python-downloads", *extra,
-    ]  # fmt: skip
-    return subprocess.run(command, input=requirements, capture_output=True, text=True, env=env, check=False)
 
 
 def check_wheels(resolve: Resolve, locks: list[Path], requirements_in: Path, target_version: str) -> None:
