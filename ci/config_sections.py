@@ -138,17 +138,8 @@ def removed_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
     return globs
 
 
-def a_step(percent: int, info: ValidationInfo) -> int:
-    """1 to 99 % as pipeline.toml's step_percent; 100 % only from the AllAtOnce preset (or from code)."""
-    if percent == 100 and info.context is not None and not info.context.get("preset"):
-        raise ValueError("100")
-    return percent
-
-
-StepPercent = Annotated[StrictInt, AfterValidator(a_step)]
-
-
 NAME = r"[A-Za-z0-9_-]{1,64}"
+STEP_PERCENT = "an integer from 1 to 99 percent"
 HANDLER = "package.module.function of the handler"
 INDEX = "an https:// URL of a simple index (http:// or file:// only with allow_insecure_index = true)"
 PREFIX = "an S3 key prefix of plain segments ([A-Za-z0-9._-], not '.' or '..') separated by single '/'"
@@ -261,7 +252,8 @@ class DeployConfig:
     check_warm_invocations: StrictInt = integer(0, 0, default=0)  # warm invocations in the post-deploy check
     # all-at-once | canary | linear (read_section resolves a SAM preset name to one of these)
     strategy: str = one_of(("all-at-once", "canary", "linear", *PRESETS), "all-at-once")
-    step_percent: StepPercent = allowed("an integer from 1 to 99 percent", "10", 10, ge=1, le=100)  # moved a step
+    # moved a step; 100 only from the AllAtOnce preset (read_section refuses it in the file)
+    step_percent: StrictInt = allowed(STEP_PERCENT, "10", 10, ge=1, le=100)
     step_interval_s: StrictInt = integer(300, 0, 3600, "seconds", 300)  # between steps, alarms read throughout
     alarms: Strings = strings('["my-team-5xx"]')  # CloudWatch alarms watched besides the stack's own
 
@@ -306,7 +298,6 @@ def keys(cls: type) -> tuple[str, ...]:
 
 
 def read_section(file: Path, root: Path, section: str, values: object) -> Any:
-    """[section] checked whole and typed; relative paths resolve against `root`, the repository."""
     cls = SECTIONS[section]
     table = check_table(file, section, values, keys(cls))
     strategy = table.get("strategy") if section == "deploy" else None
@@ -321,9 +312,10 @@ def read_section(file: Path, root: Path, section: str, values: object) -> Any:
                 )
         chosen, percent, interval = preset
         table = {**table, "strategy": chosen, "step_percent": percent, "step_interval_s": interval}
-    context = {"roots": (root, file.parent), "preset": preset is not None}
+    elif table.get("step_percent") == 100:
+        raise refusal(file, section, "step_percent", table, STEP_PERCENT, "10")
     try:
-        return TypeAdapter(cls).validate_python(table, context=context)
+        return TypeAdapter(cls).validate_python(table, context={"roots": (root, file.parent)})
     except ValidationError as exc:
         raise config_error(exc, cls, section, table, file) from None
 

@@ -36,7 +36,6 @@ def lock_settings(config_file: Path) -> dict[str, str]:
 
 
 def bootstrap_uv(bootstrap_lock: Path, python: str, cache: Path) -> Path:
-    """uv from its hashed pin, installed once per pin into `cache`/bootstrap/uv-<digest>/."""
     if not bootstrap_lock.is_file():
         raise PipelineError(f"{bootstrap_lock} not found", "run `python -m ci lock` (it writes it) or restore it")
     digest = hashlib.sha256(bootstrap_lock.read_bytes()).hexdigest()[:16]
