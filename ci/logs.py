@@ -53,14 +53,12 @@ def configure(verbosity: int = 0, name: str = ROOT) -> None:
 
 
 @contextmanager
-def muted(*names: str) -> Iterator[None]:
-    """Hide these loggers' progress (below WARNING) for a while: e.g. the builds the bench times, not reads."""
-    loggers = [logging.getLogger(name) for name in names]
-    before = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
+def muted(name: str) -> Iterator[None]:
+    """Hide this logger's progress (below WARNING) for a while: e.g. the builds the bench times, not reads."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
     try:
         yield
     finally:
-        for logger, level in zip(loggers, before, strict=True):
-            logger.setLevel(level)
+        logger.setLevel(before)
