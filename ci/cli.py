@@ -33,22 +33,18 @@ PIPELINE_STEPS = (
 )
 
 
-def pipeline_epilog() -> str:
-    width = max(len(command) for command, _ in PIPELINE_STEPS)
-    steps = [f"  {n}. {command:<{width}}  {what}" for n, (command, what) in enumerate(PIPELINE_STEPS, 1)]
-    return "the pipeline, in order (`make pipeline` runs it; so do the workflows):\n" + "\n".join(steps)
-
-
 def command_name(module: ModuleType) -> str:
-    """cmd_model_report.py is `model-report`: words joined by hyphens, as on every command line."""
+    """cmd_model_report.py is `model-report`."""
     return module.__name__.rpartition(".cmd_")[2].replace("_", "-")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    width = max(len(command) for command, _ in PIPELINE_STEPS)
+    steps = [f"  {n}. {command:<{width}}  {what}" for n, (command, what) in enumerate(PIPELINE_STEPS, 1)]
     parser = argparse.ArgumentParser(
         prog="python -m ci",
         description="The forgetting-curve model's Lambda build, checks and deployment.",
-        epilog=pipeline_epilog(),
+        epilog="the pipeline, in order (`make pipeline` runs it; so do the workflows):\n" + "\n".join(steps),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_verbosity_options(parser)

@@ -21,10 +21,6 @@ def run(_args: argparse.Namespace, _config: Config, paths: BuildPaths) -> int:
     from ci.deploy.target import LOCAL_STATE, reset_local
 
     state = paths.build / LOCAL_STATE
-    if reset_local(state):
-        logs.result(
-            logger, f"local AWS emulator reset: {state} removed; the next `python -m ci deploy` starts at version 1"
-        )
-    else:
-        logs.result(logger, f"nothing to reset: {state} does not exist")
+    removed = f"local AWS emulator reset: {state} removed; the next `python -m ci deploy` starts at version 1"
+    logs.result(logger, removed if reset_local(state) else f"nothing to reset: {state} does not exist")
     return 0

@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci.errors import ConfigError, check_names, check_table, closest, refusal, suggestion, toml_value
-from ci.paths import LOCK_FILE_DEFAULTS, REPO_ROOT
+from ci.paths import LOCK_FILE_DEFAULTS, POLICY_FILE, REPO_ROOT, inside
 from ci.site.owners import canonical as canonicalize_name
 
 if TYPE_CHECKING:
     from ci import config_sections as sections
 
 CONFIG_FILE = "pipeline.toml"
-POLICY_FILE = Path(__file__).resolve().parent / "policy" / "lambda_runtimes.json"
 ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name -> ELF/wheel name
 # GitHub-hosted runner of each architecture: the jobs that execute the layer's native code run there.
 RUNNERS = {"x86_64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm"}
@@ -27,10 +26,12 @@ SECTIONS = ("target", "function", "lock", "build", "budget", "smoke", "deploy", 
 TARGET_KEYS = ("runtime", "architecture", "glibc")
 
 
-@dataclass(frozen=True)
-class RuntimePolicy:
-    """What one managed Lambda Python runtime is (from ci/policy/lambda_runtimes.json)."""
+def version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
 
+
+@dataclass(frozen=True)
+class RuntimePolicy:  # one managed Lambda Python runtime, from ci/policy/lambda_runtimes.json
     name: str
     python: str
     os: str
@@ -52,7 +53,6 @@ class Target:
 
     @property
     def machine(self) -> str:
-        """The ELF/wheel spelling of the architecture (x86_64 | aarch64)."""
         return ARCHITECTURES[self.architecture]
 
     @property
@@ -61,9 +61,8 @@ class Target:
         return RUNNERS[self.architecture]
 
     @property
-    def glibc_tuple(self) -> tuple[int, int]:
-        major, minor = self.glibc.split(".")
-        return int(major), int(minor)
+    def glibc_tuple(self) -> tuple[int, ...]:
+        return version_tuple(self.glibc)
 
     @property
     def extension_suffix(self) -> str:
@@ -75,7 +74,6 @@ class Target:
         return self.runtime.uv_platform[self.architecture]
 
     def value(self, key: str) -> str | None:
-        """A [target] key (or the runner it implies) as text, or None if there is no such key."""
         if key not in (*TARGET_KEYS, "runner"):
             return None
         return self.runtime.name if key == "runtime" else str(getattr(self, key))
@@ -83,10 +81,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Config:
-    """Every section typed and checked; `file` is the configuration read (pipeline.toml or --config)."""
-
     root: Path
-    file: Path
+    file: Path  # the configuration read: pipeline.toml or --config
     target: Target
     function: sections.FunctionConfig
     lock: sections.LockConfig
@@ -97,7 +93,6 @@ class Config:
     training: sections.TrainingConfig
 
     def value(self, section: str, key: str) -> str | None:
-        """SECTION.KEY as text (paths relative to the repository), or None if there is no such key."""
         if section == "target":
             return self.target.value(key)
         table = getattr(self, section, None) if section in SECTIONS else None
@@ -119,13 +114,12 @@ def read_toml(file: Path) -> dict[str, Any]:
         raise ConfigError(f"{file} is not valid TOML: {exc}", "fix the syntax at the position named") from exc
 
 
-def load_policy(path: Path = POLICY_FILE) -> dict[str, RuntimePolicy]:
-    data = json.loads(path.read_text())
+def load_policy() -> dict[str, RuntimePolicy]:
+    data = json.loads(POLICY_FILE.read_text())
     return {name: RuntimePolicy(name=name, **facts) for name, facts in data.items() if not name.startswith("_")}
 
 
 def read_sections(file: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`file`'s tables, `overrides` (section -> {key: value}) applied; every section there and no other."""
     raw = read_toml(file)
     for section, values in (overrides or {}).items():
         raw.setdefault(section, {}).update(values)
@@ -137,8 +131,7 @@ def read_sections(file: Path, overrides: dict[str, Any] | None = None) -> dict[s
 
 
 def load_config(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None, file: Path | None = None) -> Config:
-    """Read and check pipeline.toml under `root` (or `file`), `overrides` (section -> {key: value}) winning:
-    relative paths resolve against `root`; any mistake is a ConfigError here, before a command does anything."""
+    """pipeline.toml checked whole, paths resolved against `root`: any mistake is a ConfigError before any work."""
     from ci.config_sections import read_section  # pydantic: imported here only (docs/design.md)
 
     file = file or root / CONFIG_FILE
@@ -146,14 +139,12 @@ def load_config(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None,
     target = parse_target(file, raw["target"])
     sections = {name: read_section(file, root, name, raw[name]) for name in SECTIONS[1:]}
     config = Config(root=root, file=file, target=target, **sections)
-    check_snapstart(config)
-    check_bundled(config)
+    check_runtime_fits(config)
     return config
 
 
 def config_value(section: str, key: str, root: Path = REPO_ROOT) -> str | None:
-    """SECTION.KEY for a workflow step; [target] keys from the standard library alone (verify's target job
-    asks a bare runner's python3, without pydantic), the rest from the whole checked configuration."""
+    """SECTION.KEY for a workflow step; [target] with the standard library alone (a bare runner's python3)."""
     if section == "target":
         file = root / CONFIG_FILE
         return parse_target(file, read_sections(file)["target"]).value(key)
@@ -166,7 +157,7 @@ def lock_files(root: Path = REPO_ROOT) -> list[Path]:
     named = {key: value for key, value in table.items() if key.endswith(("_in", "_lock")) and isinstance(value, str)}
     paths = {key: root / value for key, value in {**LOCK_FILE_DEFAULTS, **named}.items()}
     for key, path in paths.items():
-        if not path.resolve().is_relative_to(root.resolve()):
+        if not inside(path, root):
             raise refusal(root / CONFIG_FILE, "lock", key, table, "a path inside the repository", toml_value(path.name))
     return list(paths.values())
 
@@ -187,7 +178,7 @@ def parse_target(file: Path, values: object) -> Target:
     glibc = table.get("glibc", runtime.glibc)
     if not isinstance(glibc, str) or not re.fullmatch(r"\d+\.\d+", glibc):
         raise refusal(file, "target", "glibc", table, "a version like 2.26", f'"{runtime.glibc}"')
-    if _version_tuple(glibc) > _version_tuple(runtime.glibc):
+    if version_tuple(glibc) > version_tuple(runtime.glibc):
         raise ConfigError(
             f"{file}: [target] glibc = {glibc} is newer than {runtime.name}'s {runtime.os} (glibc {runtime.glibc})",
             f"remove glibc from [target] or set it to {runtime.glibc} or lower",
@@ -195,38 +186,23 @@ def parse_target(file: Path, values: object) -> Target:
     return Target(runtime=runtime, architecture=architecture, glibc=glibc)
 
 
-def check_snapstart(config: Config) -> None:
-    """SnapStart exists for Python from 3.12 on: refuse it on an older runtime before anything runs."""
+def check_runtime_fits(config: Config) -> None:
+    """What [function] and [lock] ask of the runtime: SnapStart (python3.12+), bundling only what it ships."""
     runtime = config.target.runtime
-    if config.function.snapstart and _version_tuple(runtime.python) < SNAPSTART_MIN_PYTHON:
+    if config.function.snapstart and version_tuple(runtime.python) < SNAPSTART_MIN_PYTHON:
         minimum = ".".join(map(str, SNAPSTART_MIN_PYTHON))
         raise ConfigError(
             f"{config.file}: [function] snapstart = true but [target] runtime = {runtime.name}: Lambda SnapStart for "
             f"Python needs python{minimum} or later",
             f'set [target] runtime = "python{minimum}" (or later), or remove snapstart from [function]',
         )
-
-
-def shipped_packages(runtime: str, policy_dir: Path = POLICY_FILE.parent) -> dict[str, str]:
-    """What a runtime ships in /var/runtime (canonical name -> version): its generated, hashed pins
-    ci/policy/runtime-<runtime>.txt (`python -m ci lock --runtime-packages`); empty before they exist."""
-    path = policy_dir / f"runtime-{runtime}.txt"
-    if not path.is_file():
-        return {}
-    pins = (re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line) for line in path.read_text().splitlines())
-    return {canonicalize_name(pin.group(1)): pin.group(2) for pin in pins if pin}
-
-
-def check_bundled(config: Config) -> None:
-    """Only a package the runtime ships can be bundled instead: anything else goes in requirements.in."""
-    runtime = config.target.runtime.name
-    shipped = shipped_packages(runtime)
+    shipped = shipped_packages(runtime.name)
     for name in config.lock.bundle_runtime_packages:
         if name not in shipped:
             close = closest(name, shipped)
             raise ConfigError(
                 f"{config.file}: [lock] bundle_runtime_packages names {toml_value(name)}{suggestion(name, shipped)}, "
-                f"which the {runtime} runtime does not provide; it provides: {', '.join(sorted(shipped))}",
+                f"which the {runtime.name} runtime does not provide; it provides: {', '.join(sorted(shipped))}",
                 f"rename it to {toml_value(close)}"
                 if close
                 else f"remove {toml_value(name)} from it (the layer ships whatever requirements.in asks for that the "
@@ -234,5 +210,10 @@ def check_bundled(config: Config) -> None:
             )
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
+def shipped_packages(runtime: str) -> dict[str, str]:
+    """/var/runtime's packages (canonical name -> version) from `ci lock --runtime-packages`' pins, if made yet."""
+    path = POLICY_FILE.parent / f"runtime-{runtime}.txt"
+    if not path.is_file():
+        return {}
+    pins = (re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line) for line in path.read_text().splitlines())
+    return {canonicalize_name(pin.group(1)): pin.group(2) for pin in pins if pin}

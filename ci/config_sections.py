@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -25,14 +25,13 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 
 from ci.errors import ConfigError, check_table, refusal, suggestion, toml_value
-from ci.paths import LOCK_FILE_DEFAULTS
+from ci.paths import LOCK_FILE_DEFAULTS, inside
 from ci.site.owners import canonical as canonicalize_name
 from ci.site.rules import RULES, STRIP
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: function code + all layers, unzipped (fixed by Lambda)
 LAMBDA_INIT_LIMIT_S = 10.0  # an on-demand function's init phase (fixed by Lambda)
 PRUNE_RULES = (*RULES, STRIP)
-BYTECODE_MODES = ("runtime", "all", "none")
 # Where training and the tools run unless [lock] says otherwise; the host's Python is the target runtime's.
 HOST_PLATFORM = "x86_64-manylinux_2_17"
 _KEY_SEGMENT = r"(?!\.\.?(?:/|$))[A-Za-z0-9._-]+"  # one segment of an S3 key prefix: not "." nor ".."
@@ -41,8 +40,7 @@ SECTION = ConfigDict(extra="forbid", validate_default=True, regex_engine="python
 
 
 class RefusedError(ValueError):
-    """A validator's own wording: `problem` follows "[section] key " (or "[section] " for a rule on the whole
-    table); without `fix`, the fix is the key's example line followed by `fix_suffix`."""
+    """A validator's wording after "[section] key " (or "[section] "); no `fix`: the key's example + `fix_suffix`."""
 
     def __init__(self, problem: str, fix: str = "", fix_suffix: str = "") -> None:
         super().__init__(problem)
@@ -64,20 +62,18 @@ def one_of(choices: tuple[str, ...], default: str) -> Any:
 
 
 def integer(example: int, minimum: int, maximum: int | None = None, unit: str = "", default: Any = ...) -> Any:
-    """An integer (never a boolean) from `minimum` to `maximum`; `unit` ("MB") says what it counts."""
     wants = f"an integer from {minimum:,} to {maximum:,}" if maximum is not None else f"an integer >= {minimum}"
     return allowed(wants + (f" {unit}" if unit else ""), str(example), default, ge=minimum, le=maximum)
 
 
 def number(example: float, default: Any = ..., **bounds: float) -> Any:
-    """A number (an integer or a float, never a boolean) within `bounds` (gt, ge, le, lt)."""
     signs = {"gt": ">", "ge": ">=", "le": "<=", "lt": "<"}
     wants = "a number " + " and ".join(f"{signs[name]} {bounds[name]:g}" for name in signs if name in bounds)
     return allowed(wants, str(example), default, **bounds)
 
 
-def strings(example: str, wants: str = "a list of strings") -> Any:
-    return allowed(wants, example, ())
+def strings(example: str) -> Any:
+    return allowed("a list of strings", example, ())
 
 
 def flag() -> Any:
@@ -96,7 +92,7 @@ def inside_repository(value: object, info: ValidationInfo) -> object:
     if value == "":
         raise ValueError("empty")
     path = roots[0] / value
-    if not any(path.resolve().is_relative_to(root.resolve()) for root in roots):
+    if not inside(path, *roots):
         raise RefusedError(
             f"= {toml_value(value)} is not allowed: it must be a path inside the repository "
             f"({' or '.join(dict.fromkeys(str(root.resolve()) for root in roots))}), and {path.resolve()} is not",
@@ -117,7 +113,6 @@ def known_rules(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def kept_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
-    """Relative path globs: no absolute path, no '..' segment (they match inside one tree only)."""
     for glob in globs:
         if glob.startswith("/") or "\\" in glob or ".." in glob.split("/"):
             raise RefusedError(
@@ -128,7 +123,6 @@ def kept_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def removed_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
-    """Path globs under python/: relative, never climbing out of it (`..`), never absolute."""
     for glob in globs:
         parts = glob.replace("\\", "/").split("/")
         why = (
@@ -144,17 +138,8 @@ def removed_globs(globs: tuple[str, ...]) -> tuple[str, ...]:
     return globs
 
 
-def a_step(percent: int, info: ValidationInfo) -> int:
-    """1 to 99 % as pipeline.toml's step_percent; 100 % only from the AllAtOnce preset (or from code)."""
-    if percent == 100 and info.context is not None and not info.context.get("preset"):
-        raise ValueError("100")
-    return percent
-
-
-StepPercent = Annotated[StrictInt, AfterValidator(a_step)]
-
-
 NAME = r"[A-Za-z0-9_-]{1,64}"
+STEP_PERCENT = "an integer from 1 to 99 percent"
 HANDLER = "package.module.function of the handler"
 INDEX = "an https:// URL of a simple index (http:// or file:// only with allow_insecure_index = true)"
 PREFIX = "an S3 key prefix of plain segments ([A-Za-z0-9._-], not '.' or '..') separated by single '/'"
@@ -209,7 +194,7 @@ class LockConfig:
 class BuildConfig:
     # Rule names of ci/site/rules.py (and "strip"), applied in this order.
     prune: Rules = allowed(f"a list of names from {', '.join(PRUNE_RULES)}", '["tests", "docs"]', PRUNE_RULES)
-    bytecode: str = one_of(BYTECODE_MODES, "runtime")
+    bytecode: str = one_of(("runtime", "all", "none"), "runtime")
     sourceless: StrictBool = flag()
     prune_unimported: StrictBool = flag()
     # Path globs (relative to python/) no rule may remove, and ones the build removes; keep wins.
@@ -247,7 +232,6 @@ class SmokeConfig:
     init_limit_s: StrictFloat = number(10.0, gt=0, le=LAMBDA_INIT_LIMIT_S)
 
 
-STRATEGIES = ("all-at-once", "canary", "linear")
 # SAM's DeploymentPreference types (CodeDeploy's predefined configurations): strategy, percent, interval.
 PRESETS = {
     "AllAtOnce": ("all-at-once", 100, 0),
@@ -255,12 +239,6 @@ PRESETS = {
     **{f"Linear10PercentEvery{m}Minute{'s' if m > 1 else ''}": ("linear", 10, m * 60) for m in (1, 2, 3, 10)},
 }
 MAX_SHIFT_S = 40 * 60  # the deploy job's timeout-minutes is 60; the rest of the deploy needs the remainder
-
-
-def shift_seconds(strategy: str, step_percent: int, step_interval_s: int) -> int:
-    """How long a shift waits in total: one interval per step before the new version takes everything."""
-    steps = {"canary": 1, "linear": len(range(step_percent, 100, step_percent))}.get(strategy, 0)
-    return steps * step_interval_s
 
 
 @dataclass(frozen=True, kw_only=True, config=SECTION)
@@ -272,38 +250,25 @@ class DeployConfig:
     # "" = none; bootstrap then needs --github-repository
     github_repository: str = text('"OWNER/NAME"', r"([\w.-]+/[\w.-]+)?", "OWNER/NAME", "")
     check_warm_invocations: StrictInt = integer(0, 0, default=0)  # warm invocations in the post-deploy check
-    # all-at-once | canary | linear (with_preset resolves a SAM preset name to one of these)
-    strategy: str = one_of((*STRATEGIES, *PRESETS), "all-at-once")
-    step_percent: StepPercent = allowed("an integer from 1 to 99 percent", "10", 10, ge=1, le=100)  # moved a step
+    # all-at-once | canary | linear (read_section resolves a SAM preset name to one of these)
+    strategy: str = one_of(("all-at-once", "canary", "linear", *PRESETS), "all-at-once")
+    # moved a step; 100 only from the AllAtOnce preset (read_section refuses it in the file)
+    step_percent: StrictInt = allowed(STEP_PERCENT, "10", 10, ge=1, le=100)
     step_interval_s: StrictInt = integer(300, 0, 3600, "seconds", 300)  # between steps, alarms read throughout
     alarms: Strings = strings('["my-team-5xx"]')  # CloudWatch alarms watched besides the stack's own
 
     @model_validator(mode="after")
     def _fits_the_deploy_job(self) -> DeployConfig:
-        chosen = (self.strategy, self.step_percent, self.step_interval_s)
-        if shift_seconds(*chosen) > MAX_SHIFT_S:
+        """A shift waits one interval per step before the new version takes everything."""
+        percent, interval = self.step_percent, self.step_interval_s
+        steps = {"canary": 1, "linear": len(range(percent, 100, percent))}.get(self.strategy, 0)
+        if steps * interval > MAX_SHIFT_S:
             raise RefusedError(
-                f"strategy {chosen[0]} with {chosen[1]}% steps every {chosen[2]}s shifts for "
-                f"{shift_seconds(*chosen) // 60} minutes, longer than the {MAX_SHIFT_S // 60} a deploy job allows",
+                f"strategy {self.strategy} with {percent}% steps every {interval}s shifts for "
+                f"{steps * interval // 60} minutes, longer than the {MAX_SHIFT_S // 60} a deploy job allows",
                 "take larger steps or a shorter step_interval_s (the deploy job's timeout-minutes is 60)",
             )
         return self
-
-
-def with_preset(file: Path, values: dict[str, Any]) -> dict[str, Any]:
-    """A SAM preset name as [deploy] strategy sets step_percent and step_interval_s too."""
-    strategy = values.get("strategy")
-    if not isinstance(strategy, str) or strategy not in PRESETS:
-        return values
-    for key in ("step_percent", "step_interval_s"):
-        if key in values:
-            raise ConfigError(
-                f"{file}: [deploy] {key} is set beside strategy = {toml_value(strategy)}, a preset that already "
-                "fixes it",
-                f"remove {key}, or write strategy = {toml_value(PRESETS[strategy][0])} with your own steps",
-            )
-    chosen, percent, interval = PRESETS[strategy]
-    return {**values, "strategy": chosen, "step_percent": percent, "step_interval_s": interval}
 
 
 @dataclass(frozen=True, kw_only=True, config=SECTION)
@@ -321,6 +286,7 @@ class TrainingConfig:
     max_history_error: StrictFloat = number(0.05, ge=0, le=1)
 
 
+TABLE_ENTRIES: dict[str, type] = {"extra_layer_arns": ExtraLayerArn}  # the keys holding arrays of tables
 SECTIONS: dict[str, type] = {  # [function] is FunctionConfig, ...
     section.__name__.removesuffix("Config").lower(): section
     for section in (FunctionConfig, LockConfig, BuildConfig, BudgetConfig, SmokeConfig, DeployConfig, TrainingConfig)
@@ -332,15 +298,24 @@ def keys(cls: type) -> tuple[str, ...]:
 
 
 def read_section(file: Path, root: Path, section: str, values: object) -> Any:
-    """[section] of `file` checked whole and typed; relative paths resolve against `root`, the repository."""
     cls = SECTIONS[section]
     table = check_table(file, section, values, keys(cls))
-    context = {"roots": (root, file.parent), "preset": False}
-    if section == "deploy":
-        resolved = with_preset(file, table)
-        context["preset"], table = resolved is not table, resolved
+    strategy = table.get("strategy") if section == "deploy" else None
+    preset = PRESETS.get(strategy) if isinstance(strategy, str) else None
+    if preset is not None:  # a SAM preset name as strategy sets step_percent and step_interval_s too
+        for key in ("step_percent", "step_interval_s"):
+            if key in table:
+                raise ConfigError(
+                    f"{file}: [deploy] {key} is set beside strategy = {toml_value(strategy)}, a preset that already "
+                    "fixes it",
+                    f"remove {key}, or write strategy = {toml_value(preset[0])} with your own steps",
+                )
+        chosen, percent, interval = preset
+        table = {**table, "strategy": chosen, "step_percent": percent, "step_interval_s": interval}
+    elif table.get("step_percent") == 100:
+        raise refusal(file, section, "step_percent", table, STEP_PERCENT, "10")
     try:
-        return TypeAdapter(cls).validate_python(table, context=context)
+        return TypeAdapter(cls).validate_python(table, context={"roots": (root, file.parent)})
     except ValidationError as exc:
         raise config_error(exc, cls, section, table, file) from None
 
@@ -349,7 +324,7 @@ def config_error(exc: ValidationError, cls: type, section: str, values: dict[str
     """pydantic's first error as the one line: loc gives the key, the field's description and example the rest."""
     error = min(exc.errors(), key=lambda error: error["type"] != "unexpected_keyword_argument")
     loc = list(error["loc"])
-    while len(loc) > 1 and (entry := table_class(cls, str(loc[0]))) is not None:  # an entry of an array of tables
+    while len(loc) > 1 and (entry := TABLE_ENTRIES.get(str(loc[0]))) is not None:  # an array of tables
         key, index = str(loc[0]), int(loc[1])
         cls, section, values, loc = entry, f"{section}.{key}[{index}]", values[key][index], loc[2:]
         check_table(file, section, values, keys(cls))  # not a table, or an unknown key
@@ -362,12 +337,6 @@ def config_error(exc: ValidationError, cls: type, section: str, values: dict[str
     if isinstance(refused, RefusedError):
         fix = refused.fix or f"write {key} = {example} under [{section}]{refused.fix_suffix}"
         return ConfigError(f"{file}: [{section}] {key} {refused.problem}", fix)
-    if isinstance(values.get(key), str) and error["type"] == "tuple_type" and not wants.endswith("tables"):
+    if isinstance(values.get(key), str) and error["type"] == "tuple_type" and key not in TABLE_ENTRIES:
         example = f"[{toml_value(values[key])}]"  # a lone string is refused, not read letter by letter
     return refusal(file, section, key, values, wants, example)
-
-
-def table_class(cls: type, key: str) -> type | None:
-    """The dataclass of `key`'s entries if `key` is an array of tables."""
-    entry = get_args(cls.__pydantic_fields__[key].annotation)[:1]  # type: ignore[attr-defined]
-    return entry[0] if entry and isinstance(entry[0], type) and dataclasses.is_dataclass(entry[0]) else None

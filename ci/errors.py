@@ -19,8 +19,7 @@ class PipelineError(Exception):
 
     def __init__(self, problem: str, fix: str = "") -> None:
         super().__init__(problem)
-        self.problem = problem
-        self.fix = fix
+        self.problem, self.fix = problem, fix
 
     def __str__(self) -> str:
         return f"{self.problem}\n  fix: {self.fix}" if self.fix else self.problem
@@ -54,18 +53,15 @@ def toml_value(value: object) -> str:
 
 
 def closest(name: str, known: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return close[0] if close else None
+    return next(iter(difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)), None)
 
 
 def suggestion(name: str, known: Iterable[str]) -> str:
-    """' (did you mean X?)' for the closest known name, or ''."""
     close = closest(name, known)
     return f" (did you mean {close}?)" if close else ""
 
 
 def check_table(file: Path, name: str, values: object, known: Collection[str]) -> dict[str, Any]:
-    """`values` as the table [name], refused if it is not one or holds a key that is not `known`."""
     if not isinstance(values, dict):
         raise ConfigError(
             f"{file}: {name} is {toml_value(values)}, not a table of keys", f"write it as [{name}] with its keys"
@@ -75,7 +71,6 @@ def check_table(file: Path, name: str, values: object, known: Collection[str]) -
 
 
 def check_names(file: Path, where: str, found: Iterable[str], known: Collection[str], what: str) -> None:
-    """Refuse names that are not `known` (a typo is never silently ignored)."""
     for name in found:
         if name not in known:
             close = closest(name, known)

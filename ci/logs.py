@@ -30,7 +30,6 @@ def result(logger: logging.Logger, message: str) -> None:
 
 
 def add_verbosity_options(parser: argparse.ArgumentParser) -> None:
-    """-v / -q on an argparse parser, mutually exclusive; `verbosity` is -1, 0 or 1."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "-v", "--verbose", dest="verbosity", action="store_const", const=1, default=0,
@@ -54,14 +53,12 @@ def configure(verbosity: int = 0, name: str = ROOT) -> None:
 
 
 @contextmanager
-def muted(*names: str) -> Iterator[None]:
-    """Hide these loggers' progress (below WARNING) for a while: e.g. the builds the bench times, not reads."""
-    loggers = [logging.getLogger(name) for name in names]
-    before = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
+def muted(name: str) -> Iterator[None]:
+    """Hide this logger's progress (below WARNING) for a while: e.g. the builds the bench times, not reads."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
     try:
         yield
     finally:
-        for logger, level in zip(loggers, before, strict=True):
-            logger.setLevel(level)
+        logger.setLevel(before)

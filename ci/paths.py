@@ -6,55 +6,39 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+POLICY_FILE = REPO_ROOT / "ci" / "policy" / "lambda_runtimes.json"
+
+
+class Below:  # a BuildPaths attribute: `parts` below its `build` or `cache` root
+    def __init__(self, root: str, *parts: str) -> None:
+        self.root, self.parts = root, parts
+
+    def __get__(self, paths: BuildPaths, owner: type[BuildPaths]) -> Path:
+        root: Path = getattr(paths, self.root)
+        return root.joinpath(*self.parts)
 
 
 @dataclass(frozen=True)
-class BuildPaths:
-    """One build tree. The CLI's --build-dir/--cache-dir choose it; tests point it elsewhere."""
-
+class BuildPaths:  # one build tree: the CLI's --build-dir and --cache-dir choose it
     build: Path
     cache: Path
-
-    @property
-    def reports(self) -> Path:
-        return self.build / "reports"
-
-    @property
-    def wheel_cache(self) -> Path:
-        return self.cache / "wheels"
-
-    @property
-    def unpacked_layers(self) -> Path:
-        """Layer zips unpacked once for the checks that read them as files (ci/unpacked_layers.py)."""
-        return self.cache / "unpacked-layers"
-
-    @property
-    def layer_zip(self) -> Path:
-        return self.build / "layer.zip"
-
-    @property
-    def function_zip(self) -> Path:
-        return self.build / "function.zip"
-
-    @property
-    def layer_tree(self) -> Path:
-        """The installed and pruned layer before zipping (holds python/)."""
-        return self.build / "layer"
-
-    @property
-    def model_dir(self) -> Path:
-        return self.build / "model"
-
-    @property
-    def model(self) -> Path:
-        return self.model_dir / "model.joblib"
-
-    @property
-    def model_manifest(self) -> Path:
-        return self.model_dir / "model.json"
+    reports = Below("build", "reports")
+    wheel_cache = Below("cache", "wheels")
+    unpacked_layers = Below("cache", "unpacked-layers")
+    layer_zip = Below("build", "layer.zip")
+    function_zip = Below("build", "function.zip")
+    layer_tree = Below("build", "layer")  # the installed and pruned layer before zipping (holds python/)
+    model_dir = Below("build", "model")
+    model = Below("build", "model", "model.joblib")
+    model_manifest = Below("build", "model", "model.json")
 
     def report(self, name: str) -> Path:
         return self.reports / f"{name}.json"
+
+
+def inside(path: Path, *roots: Path) -> bool:
+    """Whether `path`, symlinks and '..' resolved, lies under one of `roots`: a configured path never leaves them."""
+    return any(path.resolve().is_relative_to(root.resolve()) for root in roots)
 
 
 # [lock] files that older pipeline.toml files lack, and their defaults (ci/config_sections.py types them).

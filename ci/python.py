@@ -16,15 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import PipelineError
+from ci.paths import POLICY_FILE, REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-POLICY_FILE = Path(__file__).resolve().parent / "policy" / "lambda_runtimes.json"
 VERSION_PROBE = "import sys; print('%d.%d' % sys.version_info[:2])"
 
 
 def config_table(config_file: Path, section: str) -> dict[str, Any]:
-    """[section] of `config_file` unchecked (that is ci.config's job); a Python older than 3.11 (no tomllib)
-    asked which Python to use reads its flat key = "value" lines."""
+    """[section] unchecked (ci.config checks); a Python before 3.11 (no tomllib) reads its key = "value" lines."""
     text = config_file.read_text()
     try:
         import tomllib
@@ -35,12 +33,11 @@ def config_table(config_file: Path, section: str) -> dict[str, Any]:
     return table if isinstance(table, dict) else {}
 
 
-def runtime_python(config_file: Path, policy_file: Path = POLICY_FILE) -> str:
-    """The Python version ("3.12") of the Lambda runtime `config_file` targets."""
+def runtime_python(config_file: Path) -> str:
     runtime = config_table(config_file, "target").get("runtime")
     if not isinstance(runtime, str):
         raise PipelineError(f"{config_file}: [target] runtime is missing", 'set runtime = "python3.11" in [target]')
-    policies = {name: facts for name, facts in json.loads(policy_file.read_text()).items() if not name.startswith("_")}
+    policies = {name: facts for name, facts in json.loads(POLICY_FILE.read_text()).items() if not name.startswith("_")}
     if runtime not in policies:
         raise PipelineError(
             f"{config_file}: [target] runtime = {runtime!r} is not a known Lambda runtime",
@@ -64,9 +61,15 @@ def candidates(version: str) -> Iterator[str]:
     """Where a Python `version` may be, in order: this interpreter, PATH, uv's discovery, pyenv's versions."""
     if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
         yield getattr(sys, "_base_executable", None) or sys.executable
-    pyenv_roots = _pyenv_roots()
+    roots = (os.environ.get("PYENV_ROOT", ""), str(Path.home() / ".pyenv"))  # what `pyenv root` answers
+    pyenv_roots = [root for root in dict.fromkeys(roots) if root and Path(root, "versions").is_dir()]
+    # pyenv's shims are skipped: each takes ~0.2 s to answer for one version; the versions behind them come last.
+    shims = [str(Path(root, "shims")) for root in pyenv_roots]
     for name in (f"python{version}", "python3"):
-        yield from _on_path(name, skip=[str(Path(root, "shims")) for root in pyenv_roots])
+        for directory in os.environ.get("PATH", "").split(os.pathsep):
+            found = shutil.which(name, path=directory) if directory and directory not in shims else None
+            if found:
+                yield found
     uv = _uv()
     if uv is not None:
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
@@ -82,14 +85,11 @@ def candidates(version: str) -> Iterator[str]:
 
 
 def find_python(version: str) -> str:
-    """The path of a working Python `version`; one PipelineError line saying how to provide it if none."""
     seen: set[str] = set()
     for candidate in candidates(version):
-        if candidate in seen:
-            continue
-        seen.add(candidate)
-        if version_of(candidate) == version:
+        if candidate not in seen and version_of(candidate) == version:
             return candidate
+        seen.add(candidate)
     raise PipelineError(
         f"no Python {version} found (looked on PATH for python{version}, with `uv python find {version}` and in "
         "pyenv's versions); the target runtime in pipeline.toml needs it",
@@ -99,43 +99,14 @@ def find_python(version: str) -> str:
 
 
 def venv_version(venv: Path) -> str | None:
-    """The Python version a venv was created with (pyvenv.cfg), or None if there is no venv."""
-    cfg = venv / "pyvenv.cfg"
-    if not cfg.is_file():
-        return None
-    for line in cfg.read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() in ("version", "version_info"):
-            return ".".join(value.strip().split(".")[:2])
-    return None
-
-
-def _on_path(name: str, skip: list[str]) -> Iterator[str]:
-    """Every executable `name` on PATH, in order, except in `skip`: pyenv's shims, each a shell script that
-    takes ~0.2 s to answer (or fail) for one version; the versions behind them are searched directly."""
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        if not directory or directory in skip:
-            continue
-        found = shutil.which(name, path=directory)
-        if found:
-            yield found
+    cfg = venv / "pyvenv.cfg"  # None: no venv there
+    found = re.search(r"^version(?:_info)?\s*=\s*(\d+\.\d+)", cfg.read_text(), re.MULTILINE) if cfg.is_file() else None
+    return found.group(1) if found else None
 
 
 def _uv() -> str | None:
     local = Path(sys.prefix) / "bin" / "uv"
     return str(local) if local.is_file() else shutil.which("uv")
-
-
-def _pyenv_roots() -> list[str]:
-    roots = [os.environ.get("PYENV_ROOT", "")]
-    pyenv = shutil.which("pyenv")
-    if pyenv:
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            roots.append(
-                subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30, check=False).stdout.strip()
-            )
-    roots.append(str(Path.home() / ".pyenv"))
-    return list(dict.fromkeys(root for root in roots if root and Path(root, "versions").is_dir()))
 
 
 def _patch_level(path: str) -> tuple[int, ...]:
@@ -144,7 +115,6 @@ def _patch_level(path: str) -> tuple[int, ...]:
 
 
 def missing_module(command: str, exc: ModuleNotFoundError) -> PipelineError:
-    """One line for a command run by a Python that lacks what the project's environment has."""
     venv = REPO_ROOT / ".venv"
     running = Path(sys.prefix).resolve()
     if running == venv.resolve():
@@ -167,9 +137,7 @@ def repository_of(directory: Path) -> Path | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python3 -m ci.python", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "pipeline.toml", help="default: pipeline.toml")
-    what = parser.add_mutually_exclusive_group()
-    what.add_argument("--version", action="store_true", help="print the target's Python version (e.g. 3.12)")
-    what.add_argument("--check-venv", type=Path, metavar="VENV", help="exit 1 if VENV's Python is another version")
+    parser.add_argument("--version", action="store_true", help="print the target's Python version (e.g. 3.12)")
     parser.add_argument(
         "--github-output", action="store_true", help="with --version: also append python=X.Y to $GITHUB_OUTPUT"
     )
@@ -186,11 +154,6 @@ def main(argv: list[str] | None = None) -> int:
             if args.github_output and output:
                 with Path(output).open("a", encoding="utf-8") as handle:
                     handle.write(f"python={version}\n")
-        elif args.check_venv is not None:
-            found = venv_version(args.check_venv)
-            if found is not None and found != version:
-                print(f"{args.check_venv} was made by Python {found}; the target needs {version}", file=sys.stderr)
-                return 1
         else:
             print(find_python(version))
     except PipelineError as exc:

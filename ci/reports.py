@@ -50,8 +50,7 @@ class Finding:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], check: str) -> Finding:
         """A finding as a report holds it; unknown severities read as errors (never hide a failure)."""
-        severity = str(data.get("severity") or "error")
-        line = data.get("line")
+        severity, line = data.get("severity"), data.get("line")
         return cls(
             check=str(data.get("check") or check),
             severity=severity if severity in SEVERITIES else "error",
@@ -72,14 +71,10 @@ def build_artifacts(paths: BuildPaths) -> dict[str, Path]:
 
 
 def report_name(paths: BuildPaths, check: str, inputs: Mapping[str, Path | None]) -> str:
-    """`<check>` when every input is the build's own artifact, else `<check>-adhoc`: a run on anything else
-    (another zip, an unpacked tree, a candidate model) can neither pass nor block the build's report."""
+    """`<check>-adhoc` unless every input is the build's own: a run on anything else never passes or blocks a build."""
     own = {**build_artifacts(paths), "model.json": paths.model_manifest}
     for name, given in inputs.items():
-        if given is None:
-            continue
-        expected = own.get(name)
-        if expected is None or given.resolve() != expected.resolve():
+        if given is not None and (name not in own or given.resolve() != own[name].resolve()):
             return f"{check}-adhoc"
     return check
 
@@ -99,8 +94,7 @@ def write_report(
     judged: Iterable[Snapshot] = (),
     inputs: Mapping[str, Path | None] | None = None,
 ) -> Path:
-    """Write build/reports/<check>.json (or -adhoc, see report_name) and return its path; `judged` are the
-    snapshots the check read; a failed report without error findings gets one from `error`/`fix`."""
+    """Write build/reports/<check>.json (or -adhoc, see report_name); `judged` are the snapshots the check read."""
     found = list(findings or ())
     if passed and any(f.severity == "error" for f in found):
         raise ValueError(f"the {check} report says passed but carries error findings")
@@ -127,7 +121,6 @@ def write_report(
 
 
 def findings_of(report: Mapping[str, Any], check: str) -> list[Finding]:
-    """The findings a report carries (a failed report without any still yields one)."""
     raw = report.get("findings")
     found = [Finding.from_dict(item, check) for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
     if report.get("passed") is not True and not any(f.severity == "error" for f in found):

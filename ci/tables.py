@@ -12,8 +12,7 @@ def text_table(
     indent: str = "",
     rule: bool = True,
 ) -> str:
-    """Columns padded to their widest cell: text left, numbers (columns from `numeric_from` on) right,
-    a dashed rule under the headers unless `rule` is False; no line ends in blanks."""
+    """Columns padded to their widest cell: text left, numbers (from column `numeric_from` on) right."""
     cells = [["" if cell is None else str(cell) for cell in row] for row in [headers, *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 

@@ -16,7 +16,6 @@ def as_mb(value: float, digits: int = 1, unit: str = " MB") -> str:
 
 
 def mb_cell(value: int | None) -> str:
-    """A table cell in MB without the unit; empty when the size is unknown."""
     return "" if value is None else as_mb(value, unit="")
 
 

@@ -11,35 +11,31 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 from ci.errors import PipelineError
-from ci.python import REPO_ROOT, config_table, find_python, runtime_python, venv_version, version_of
+from ci.paths import LOCK_FILE_DEFAULTS, REPO_ROOT
+from ci.python import config_table, find_python, runtime_python, venv_version, version_of
 
-LOCK_KEYS = {
+LOCK_KEYS = {  # the [lock] keys read here, with the defaults of an older pipeline.toml that lacks them
+    **LOCK_FILE_DEFAULTS,
     "requirements_in": "requirements.in",
-    "pipeline_lock": "requirements-pipeline.txt",
     "dev_lock": "requirements-dev.txt",
-    "bootstrap_lock": "requirements-bootstrap.txt",
     "index_url": "https://pypi.org/simple",
 }
-
-
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
 UNFIT = re.compile(r"Because ([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) has no (?:usable )?wheels")
 MAX_UNFIT = 20  # pins reported at most; each needs one resolve (~0.5 s)
 UPGRADE_DOC = "docs/runtimes.md#upgrading-scikit-learn-for-a-newer-runtime"
+Resolve = Callable[..., subprocess.CompletedProcess[str]]  # uv pip compile of requirements text, extra options
 
 
 def lock_settings(config_file: Path) -> dict[str, str]:
-    """[lock] keys this module needs (defaults for the ones an older pipeline.toml lacks)."""
     table = config_table(config_file, "lock")
     return {key: str(table.get(key, default)) for key, default in LOCK_KEYS.items()}
 
 
 def bootstrap_uv(bootstrap_lock: Path, python: str, cache: Path) -> Path:
-    """uv from its hashed pin, installed once per pin into `cache`/bootstrap/uv-<digest>/."""
     if not bootstrap_lock.is_file():
         raise PipelineError(f"{bootstrap_lock} not found", "run `python -m ci lock` (it writes it) or restore it")
     digest = hashlib.sha256(bootstrap_lock.read_bytes()).hexdigest()[:16]
@@ -69,18 +65,14 @@ def bootstrap_uv(bootstrap_lock: Path, python: str, cache: Path) -> Path:
 
 
 def create(config_file: Path, venv: Path, dev: bool, python: str | None, cache: Path) -> None:
-    """Bootstrap uv into `cache`, (re)create the venv if it is missing or of another Python, sync the locks;
-    one PipelineError line if the given Python is not the target's."""
     version = runtime_python(config_file)
-    if python:
-        found = version_of(python)
-        if found != version:
-            raise PipelineError(
-                f"{python} is Python {found or '(does not run)'}, pipeline.toml targets {version}",
-                f"PYTHON=/path/to/python{version}",
-            )
-    else:
-        python = find_python(version)
+    python = python or find_python(version)
+    found = version_of(python)
+    if found != version:  # a PYTHON given that is not the target's
+        raise PipelineError(
+            f"{python} is Python {found or '(does not run)'}, pipeline.toml targets {version}",
+            f"PYTHON=/path/to/python{version}",
+        )
     settings = lock_settings(config_file)
     root = config_file.parent
     locks = [root / settings["pipeline_lock"]] + ([root / settings["dev_lock"]] if dev else [])  # synced together
@@ -89,7 +81,14 @@ def create(config_file: Path, venv: Path, dev: bool, python: str | None, cache: 
             raise PipelineError(f"{lock} not found", "run `python -m ci lock` or restore it from git")
     uv = bootstrap_uv(root / settings["bootstrap_lock"], python, cache)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PIP_", "VIRTUAL_ENV"))}
-    resolve = partial(_compile, uv, python, settings["index_url"], env)
+
+    def resolve(requirements: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            str(uv), "pip", "compile", "-", "--quiet", "--no-config", "--no-header", "--no-deps", "--only-binary",
+            ":all:", "--index-url", settings["index_url"], "--python", python, "--no-python-downloads", *extra,
+        ]  # fmt: skip
+        return subprocess.run(command, input=requirements, capture_output=True, text=True, env=env, check=False)
+
     check_wheels(resolve, locks, root / settings["requirements_in"], version)  # before any download
     existing = venv_version(venv)
     if existing is not None and existing != version:
@@ -111,50 +110,18 @@ def create(config_file: Path, venv: Path, dev: bool, python: str | None, cache: 
     (venv / "lib" / f"python{version}" / "site-packages" / "repository.pth").write_text(f"{root.resolve()}\n")
 
 
-def _compile(
-    uv: Path, python: str, index_url: str, env: dict[str, str], requirements: str, *extra: str
-) -> subprocess.CompletedProcess[str]:
-    """uv's resolver, wheels only, no dependencies, for this Python on this machine (metadata only)."""
-    command = [
-        str(uv), "pip", "compile", "-", "--quiet", "--no-config", "--no-header", "--no-deps", "--only-binary", ":all:",
-        "--index-url", index_url, "--python", python, "--no-python-downloads", *extra,
-    ]  # fmt: skip
-    return subprocess.run(command, input=requirements, capture_output=True, text=True, env=env, check=False)
-
-
-def unfit_pins(resolve: Callable[..., subprocess.CompletedProcess[str]], locks: list[Path]) -> list[tuple[str, str]]:
-    """The pins of the locks that have no wheel for this Python here, each found by one resolve."""
+def check_wheels(resolve: Resolve, locks: list[Path], requirements_in: Path, target_version: str) -> None:
+    """Refuse, before any download, a pin without a wheel for the target's Python: it would build from source."""
     pins = dict.fromkeys(f"{name}=={version}" for lock in locks for name, version in PIN.findall(lock.read_text()))
     unfit: list[tuple[str, str]] = []
     while pins and len(unfit) < MAX_UNFIT:
         result = resolve("\n".join(pins) + "\n", "--output-file", os.devnull)
-        if result.returncode == 0:
-            break
-        found = UNFIT.search(result.stderr)
-        if found is None:  # not a missing wheel (the index is unreachable, say): sync reports it in full
+        found = UNFIT.search(result.stderr) if result.returncode else None
+        if found is None:  # resolved, or not a missing wheel (the index is unreachable, say): sync reports that
             break
         name, version = found.groups()
         unfit.append((name, version))
         pins = {pin: None for pin in pins if pin.split("==")[0].lower() != name.lower()}
-    return unfit
-
-
-def oldest_fitting(resolve: Callable[..., subprocess.CompletedProcess[str]], name: str, version: str) -> str | None:
-    """The oldest release after `version` with a wheel for this Python, asked of the index."""
-    result = resolve(f"{name}>{version}\n", "--resolution", "lowest")
-    found = PIN.search(result.stdout) if result.returncode == 0 else None
-    return found.group(2) if found else None
-
-
-def check_wheels(
-    resolve: Callable[..., subprocess.CompletedProcess[str]],
-    locks: list[Path],
-    requirements_in: Path,
-    target_version: str,
-) -> None:
-    """Refuse, before any download, locks with a pin that has no wheel for the target's Python: installing it
-    would mean building it from source (minutes, then a compiler error)."""
-    unfit = unfit_pins(resolve, locks)
     if not unfit:
         return
     text = requirements_in.read_text() if requirements_in.is_file() else ""
@@ -162,7 +129,9 @@ def check_wheels(
     unfit.sort(key=lambda pin: pin[0].lower() not in direct)  # the pins a person moves first
     described, moves = [], []
     for name, version in unfit:
-        oldest = oldest_fitting(resolve, name, version)
+        result = resolve(f"{name}>{version}\n", "--resolution", "lowest")  # the oldest release with a wheel
+        found = PIN.search(result.stdout) if result.returncode == 0 else None
+        oldest = found.group(2) if found else None
         where = f"{requirements_in.name} pins" if name.lower() in direct else "the locks pin"
         fits = f"the oldest {name} with one is {oldest}" if oldest else f"no {name} release has one"
         described.append(f"{where} {name}=={version}: no wheel for Python {target_version}; {fits}")
@@ -189,18 +158,14 @@ def _run(command: list[str], env: dict[str, str]) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m ci.venv", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--dev", action="store_true", help="also the dev tools lock (make test)")
     parser.add_argument("--venv", type=Path, default=REPO_ROOT / ".venv", help="default: .venv")
     parser.add_argument("--python", default=None, help="the interpreter (default: found by ci.python)")
     parser.add_argument("--config", type=Path, default=REPO_ROOT / "pipeline.toml", help="default: pipeline.toml")
     parser.add_argument("--cache-dir", type=Path, default=REPO_ROOT / "build" / "cache", help="default: build/cache")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     try:
         create(args.config, args.venv, args.dev, args.python or None, args.cache_dir)
     except PipelineError as exc:

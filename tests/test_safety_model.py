@@ -107,7 +107,6 @@ def test_the_import_trace_itself_refuses(tmp_path: Path) -> None:
 
 def test_bench_cold_start_refuses(tmp_path: Path) -> None:
     from ci.bench import measure_cold_start
-    from ci.reports import sha256_file
 
     function = tmp_path / "task"
     (function / "handler").mkdir(parents=True)
@@ -117,9 +116,7 @@ def test_bench_cold_start_refuses(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     model = malicious_model(tmp_path / "model.joblib", marker)
     with pytest.raises(PipelineError, match=FINDING):
-        measure_cold_start(
-            PYTHON, function, tmp_path / "opt", model, sha256_file(model), "handler.app.lambda_handler", runs=1
-        )
+        measure_cold_start(PYTHON, function, tmp_path / "opt", model, "handler.app.lambda_handler", runs=1)
     assert not marker.exists()
 
 

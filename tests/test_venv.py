@@ -25,7 +25,7 @@ from tests.config_fixtures import TARGET, edited_config, needs_python
 
 CONFIG = load_config()
 HERE = f"{sys.version_info[0]}.{sys.version_info[1]}"
-STDLIB_ONLY = ("Makefile", "ci/__init__.py", "ci/python.py", "ci/venv.py", "ci/errors.py")
+STDLIB_ONLY = ("Makefile", "ci/__init__.py", "ci/python.py", "ci/venv.py", "ci/errors.py", "ci/paths.py")
 
 
 def six_lock(path: Path, digest: str | None = None) -> Path:
