@@ -1,8 +1,6 @@
 """ABI check of a layer tree: will every binary in it load on the Lambda target? Judges each ELF file's loader
 facts (pyelftools: machine, class, GLIBC versions needed, PyInit_* exports) and refuses Windows/macOS binaries."""
 
-from __future__ import annotations
-
 import re
 import struct
 from collections.abc import Iterator

@@ -1,8 +1,6 @@
 """`make bench`: this build (default and compact profiles) against a naive `pip install --target` layer, measured alike;
 `make bench-ci` (`--ci`): set-up, pipeline, checks and tests timed in fresh clones of HEAD (docs/performance.md)."""
 
-from __future__ import annotations
-
 import logging
 import os
 import shutil

@@ -1,8 +1,6 @@
 """`python -m ci [-v|-q] [--build-dir D] [--cache-dir D] [--config F] <command> ...`: each ci/cmd_<name>.py defines
 HELP, add_arguments and run(args, config, paths), importing its heavy code in run() so --help stays fast."""
 
-from __future__ import annotations
-
 import argparse
 import importlib
 import sys

@@ -1,7 +1,5 @@
 """`python -m ci bench`: this build against a naive pip --target layer; `--ci`: set-up, pipeline, checks and tests."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 

@@ -1,7 +1,5 @@
 """python -m ci bootstrap: create or update infra/template.yaml's stack on the configured endpoint."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 

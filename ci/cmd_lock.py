@@ -1,7 +1,5 @@
 """`python -m ci lock [--check]`: the layer lock, resolved for the Lambda target (see ci/lock/)."""
 
-from __future__ import annotations
-
 import argparse
 import dataclasses
 import logging

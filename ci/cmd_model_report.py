@@ -2,8 +2,6 @@
 Exit 0 whenever the report is written, also without a base (the report says why): it informs a reviewer, training's
 own gate judges quality. Exit 1 when this checkout's model is missing or unreadable, or pipeline.toml is invalid."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 import os

@@ -1,7 +1,5 @@
 """`python -m ci pins`: prove the model was trained with exactly the versions it runs with (see ci/pins/)."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 from pathlib import Path

@@ -1,7 +1,5 @@
 """`python -m ci reset-local`: forget everything deployed to the local AWS emulator (build/local-aws/)."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 

@@ -1,12 +1,10 @@
 """pipeline.toml's sections as pydantic dataclasses: a field per allowed key, its type, range and default; its
 description says what is allowed and its example is the line a refusal offers (one ConfigError line)."""
 
-from __future__ import annotations
-
 import dataclasses
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -181,7 +179,7 @@ class LockConfig:
     allow_insecure_index: StrictBool = flag()  # an http:// or file:// index_url: named, never silent
 
     @model_validator(mode="after")
-    def _secure_index(self) -> LockConfig:
+    def _secure_index(self) -> Self:
         if not self.allow_insecure_index and not self.index_url.startswith("https://"):
             raise RefusedError(
                 f"index_url = {toml_value(self.index_url)} is not allowed: it must be {INDEX}",
@@ -258,7 +256,7 @@ class DeployConfig:
     alarms: Strings = strings('["my-team-5xx"]')  # CloudWatch alarms watched besides the stack's own
 
     @model_validator(mode="after")
-    def _fits_the_deploy_job(self) -> DeployConfig:
+    def _fits_the_deploy_job(self) -> Self:
         """A shift waits one interval per step before the new version takes everything."""
         percent, interval = self.step_percent, self.step_interval_s
         steps = {"canary": 1, "linear": len(range(percent, 100, percent))}.get(self.strategy, 0)

@@ -1,8 +1,6 @@
 """Errors a user reads: each says what is wrong and what to do about it; pipeline.toml's one-line refusals
 (file, section, key, value, what is allowed, did-you-mean, fix). Standard library only."""
 
-from __future__ import annotations
-
 import difflib
 import json
 from collections.abc import Collection, Iterable, Mapping

@@ -1,8 +1,6 @@
 """What `python -m ci` prints, as standard logging to stdout: progress at INFO, each command's verdict at RESULT
 (`-q` shows verdicts and warnings only, `-v` adds debug lines). Standard library only."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 import sys

@@ -2,8 +2,6 @@
 differ by code and settings only), as model-report.md. Models are unpickled only through handler.model_store (digest
 checked first); a base that cannot be built is an outcome with a reason, since the report only informs."""
 
-from __future__ import annotations
-
 import fcntl
 import hashlib
 import io

@@ -1,7 +1,5 @@
 """Where every command reads and writes: one place, so outputs always land under build/."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +11,7 @@ class Below:  # a BuildPaths attribute: `parts` below its `build` or `cache` roo
     def __init__(self, root: str, *parts: str) -> None:
         self.root, self.parts = root, parts
 
-    def __get__(self, paths: BuildPaths, owner: type[BuildPaths]) -> Path:
+    def __get__(self, paths: "BuildPaths", owner: type["BuildPaths"]) -> Path:
         root: Path = getattr(paths, self.root)
         return root.joinpath(*self.parts)
 

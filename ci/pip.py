@@ -2,8 +2,6 @@
 an index publishes (PEP 691 JSON or file:// pages, cached in build/cache/ and refetched before a check fails on them),
 and pip run with only the configured index (no config file or PIP_* variable)."""
 
-from __future__ import annotations
-
 import contextlib
 import json
 import logging

@@ -1,8 +1,6 @@
 """`python3 -m ci.python`: which Python the build host uses, derived from pipeline.toml's [target] runtime.
 The model must be pickled by the version that unpickles it; this runs before .venv exists: standard library only."""
 
-from __future__ import annotations
-
 import argparse
 import contextlib
 import json

@@ -1,15 +1,13 @@
 """Every check's result as build/reports/<check>.json, in one shape, tied to the exact bytes it judged: `artifacts`
 holds the digests of the snapshots a check read (never hashed at write time), which deploy compares with its uploads."""
 
-from __future__ import annotations
-
 import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from ci.errors import PipelineError
 from ci.paths import BuildPaths
@@ -48,7 +46,7 @@ class Finding:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], check: str) -> Finding:
+    def from_dict(cls, data: Mapping[str, Any], check: str) -> Self:
         """A finding as a report holds it; unknown severities read as errors (never hide a failure)."""
         severity, line = data.get("severity"), data.get("line")
         return cls(

@@ -1,7 +1,5 @@
 """The one renderer of aligned tables for the terminal (budget, bench, ABI and pin checks print with it)."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 
 

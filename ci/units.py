@@ -1,7 +1,5 @@
 """Sizes as people read them: exact bytes plus decimal megabytes (1 MB = 1,000,000 bytes)."""
 
-from __future__ import annotations
-
 MB = 1_000_000
 UNITS_NOTE = "sizes in bytes and decimal MB: 1 MB = 1,000,000 bytes"
 

@@ -1,8 +1,6 @@
 """`python3 -m ci.venv [--dev]`: .venv/ in seconds, from the hashed locks, with the target's Python.
 uv (bootstrapped from its hashed pin) syncs the locks, wheels only; this runs before .venv exists: stdlib only."""
 
-from __future__ import annotations
-
 import argparse
 import hashlib
 import os

@@ -1,8 +1,6 @@
 """The interpreter that runs the target's native code (natively, under qemu, or missing: then the proofs it would
 make are recorded missing and deploy refuses them), isolated (`-I -S`) with sys.path set explicitly, as on Lambda."""
 
-from __future__ import annotations
-
 import functools
 import os
 import platform

@@ -1,8 +1,6 @@
 """`python -m ci.arch.sysroot`: the target machine's CPython from apt-verified Debian packages, unpacked (nothing
 installed) into <cache>/sysroot-<machine>/ for qemu user-mode emulation; Debian 12 ships python3.11 only."""
 
-from __future__ import annotations
-
 import argparse
 import os
 import shutil

@@ -3,8 +3,6 @@
 Standard library only, so a job runs them before installing anything. Before deploy.yml touches production: the run's
 branch and tip (runs finish out of order), the AWS account it may sign in to, and the OIDC subject the role trusts."""
 
-from __future__ import annotations
-
 import argparse
 import json
 import os

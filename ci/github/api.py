@@ -2,8 +2,6 @@
 with the sticky pull-request comment, and what it hands its runner from the report contract alone (annotations, job
 summary, outputs, the verify gate's verdict); off a runner the text goes to stdout, so a step can be tried locally."""
 
-from __future__ import annotations
-
 import json
 import os
 import re
@@ -12,7 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 from urllib.parse import quote
 
 from ci.errors import PipelineError
@@ -33,7 +31,7 @@ class GitHubApi(NamedTuple):
     repository: str  # owner/name
 
     @classmethod
-    def from_env(cls, repository: str | None, purpose: str = "to write a comment") -> GitHubApi:
+    def from_env(cls, repository: str | None, purpose: str = "to write a comment") -> Self:
         repository = repository or os.environ.get("GITHUB_REPOSITORY", "")
         if repository.count("/") != 1:
             raise PipelineError(f"repository {repository!r} is not owner/name", "pass --repo owner/name")

@@ -1,8 +1,6 @@
 """`relock-pr`: the bot's own branch (ci/relock), force-pushed each run, and one pull request from it, updated.
 Its body names from the run's reports what moved, the size against main, and each failing check's likely cause."""
 
-from __future__ import annotations
-
 import argparse
 import base64
 import os

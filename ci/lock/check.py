@@ -1,8 +1,6 @@
 """`python -m ci lock --check`: every way the committed locks can be wrong, in one pass. Offline checks first, then
 the target's wheels on PyPI (the runtime's exact glibc, not uv's platform), then optionally a fresh resolve."""
 
-from __future__ import annotations
-
 import shutil
 import tempfile
 from dataclasses import dataclass, field

@@ -1,8 +1,6 @@
 """The one reader of pip-tools lock files and their .in inputs, so a lock means the same to `ci lock`, the layer build
 and `ci pins`. It judges nothing: a loose, unhashed or unreadable line is kept, with its line number, for the caller."""
 
-from __future__ import annotations
-
 import functools
 import hashlib
 import shlex

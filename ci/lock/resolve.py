@@ -1,8 +1,6 @@
 """Compiling the four locks with uv (the layer's for the Lambda target, host locks constrained to it: docs/design.md),
 plus uv's bootstrap file and ci/policy/runtime-*.txt; byte-identical when unchanged."""
 
-from __future__ import annotations
-
 import logging
 import shlex
 import shutil
@@ -11,6 +9,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Self
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -231,9 +230,7 @@ class LockChange:
     rewritten: bool  # bytes differ (hashes or annotations), even with the same pins
 
     @classmethod
-    def between(
-        cls, file: str, before: dict[str, str | None], after: dict[str, str | None], rewritten: bool
-    ) -> LockChange:
+    def between(cls, file: str, before: dict[str, str | None], after: dict[str, str | None], rewritten: bool) -> Self:
         return cls(
             file,
             [f"{n}=={after[n]}" for n in sorted(after.keys() - before.keys())],

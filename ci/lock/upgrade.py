@@ -1,8 +1,6 @@
 """`python -m ci lock --upgrade [PACKAGE ...]`: move the four locks forward together and say what held each back.
 Unlike Dependabot (one lock, its own host): all four, exact pins only when named, every file restored on failure."""
 
-from __future__ import annotations
-
 import copy
 import difflib
 import re

@@ -1,8 +1,6 @@
 """`python -m ci pins` and the model precondition: the model was pickled by exactly the library versions that will
 unpickle it, and references only handler/model_globals.txt's pairs; nothing is unpickled (scan.py reads it)."""
 
-from __future__ import annotations
-
 import functools
 import hashlib
 import importlib.metadata
@@ -282,7 +280,7 @@ def pinned(entry: Pin | None) -> str:
     return "(missing)" if entry is None else pinned_version(entry) or entry.specifier or "(unpinned)"
 
 
-def check_locks(training: LockFile, layer: LockFile, model: _ModelCheck) -> CheckResult:
+def check_locks(training: LockFile, layer: LockFile, model: "_ModelCheck") -> CheckResult:
     check = CheckResult("locks", "Training lock vs layer lock", _LOCK_COLUMNS)
     referenced = model.referenced
     wanted = [*CORE_DISTRIBUTIONS, *sorted(referenced.keys() - set(CORE_DISTRIBUTIONS))]

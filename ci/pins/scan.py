@@ -1,8 +1,6 @@
 """A static reading of a joblib file (compression, referenced names, versions), hand-written so that nothing the pickle
 names is imported or called: opcodes move a symbolic stack; raw array bytes are skipped by their computed size."""
 
-from __future__ import annotations
-
 import _compat_pickle
 import bz2
 import importlib

@@ -2,8 +2,6 @@
 reports. Evidence, best first: the exact RECORD path, build.json's "top_level", top_level.txt, a RECORD line's first
 component, the *.dist-info folder, then the component's own name (foo.libs/, foo.py, foo.*.so, __pycache__/foo.pyc)."""
 
-from __future__ import annotations
-
 import csv
 import io
 import os
@@ -12,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
+from typing import Self
 
 from ci.zipsafe import open_zip
 
@@ -109,7 +108,7 @@ class Owners:
     @classmethod
     def of_entries(
         cls, paths: Iterable[str], read: Reader, top_level: Mapping[str, str] | None = None, names: Iterable[str] = ()
-    ) -> Owners:
+    ) -> Self:
         """From a file list (a zip's entries); `read` is called only for metadata files in the list."""
         members = set(paths)
         found = (_METADATA_FOLDER.match(path) for path in members)
@@ -123,13 +122,13 @@ class Owners:
         return cls(dists, top_level, names, bare=bare)
 
     @classmethod
-    def of_zip(cls, path: Path, top_level: Mapping[str, str] | None = None, names: Iterable[str] = ()) -> Owners:
+    def of_zip(cls, path: Path, top_level: Mapping[str, str] | None = None, names: Iterable[str] = ()) -> Self:
         with open_zip(path, "rebuild it: `python -m ci build`") as archive:
             entries = [info.filename for info in archive.files]
             return cls.of_entries(entries, archive.read, top_level, names)
 
     @classmethod
-    def of_tree(cls, root: Path, top_level: Mapping[str, str] | None = None, names: Iterable[str] = ()) -> Owners:
+    def of_tree(cls, root: Path, top_level: Mapping[str, str] | None = None, names: Iterable[str] = ()) -> Self:
         """From an unpacked layer (the folder holding python/, or a bare site directory)."""
         paths = [
             (Path(current) / name).relative_to(root).as_posix() for current, _, files in os.walk(root) for name in files
@@ -137,7 +136,7 @@ class Owners:
         return cls.of_entries(paths, lambda path: (root / path).read_bytes(), top_level, names)
 
     @classmethod
-    def of_installed(cls, installed: Iterable[tuple[str, Iterable[str]]]) -> Owners:
+    def of_installed(cls, installed: Iterable[tuple[str, Iterable[str]]]) -> Self:
         """From the build's own install: (distribution, files relative to python/) for each wheel."""
         files: dict[str, str] = {}
         top_level: dict[str, str] = {}

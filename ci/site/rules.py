@@ -1,8 +1,6 @@
 """A site tree's files, and pruning them: named rules, each removing one kind of file a Lambda runtime never needs.
 Never removed: METADATA, licenses, `keep` (what the verification imports) and anything no rule claims."""
 
-from __future__ import annotations
-
 import dataclasses
 import fnmatch
 import functools

@@ -2,8 +2,6 @@
 Lambda gives for free: read-only package directories (an audit hook raises EROFS, as root ignores chmod, and records
 the path), the import trace (at exit and on a TRACE_PREFIX request id), and SnapStart's hooks, observed."""
 
-from __future__ import annotations
-
 import atexit
 import errno
 import json

@@ -1,8 +1,6 @@
 """The committed smoke events (inputs and expected status), training's answers to them, and judging an answer.
 The numbers are training's, not the events' (docs/model.md#answers-training-records)."""
 
-from __future__ import annotations
-
 import hashlib
 import json
 from dataclasses import dataclass

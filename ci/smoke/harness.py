@@ -1,8 +1,6 @@
 """run_smoke: the exact zips laid out as /opt, /var/task and /tmp, run under awslambdaric (against a local Runtime
 API) in an isolated target Python with Lambda's sys.path and environment, judged event by event."""
 
-from __future__ import annotations
-
 import contextlib
 import dataclasses
 import datetime
@@ -21,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Self, TypeVar
 
 from ci import runtime_view, unpacked_layers
 from ci.arch.interpreter import NATIVE, TargetInterpreter, find_interpreter, isolated_command, isolated_env
@@ -30,7 +28,7 @@ from ci.paths import BuildPaths
 from ci.pins.check import read_lock, require_safe_model
 from ci.reports import sha256_file
 from ci.site.owners import Owners
-from ci.site.tree import walk_files
+from ci.site.rules import walk_files
 from ci.smoke import bootstrap
 from ci.smoke.events import SmokeEvent, TrainingAnswers, coverage, judge, load_events, read_answers
 from ci.zipsafe import open_zip
@@ -71,7 +69,7 @@ class SmokeResult(NamedTuple):
 class _Run:
     config: Config
     layout: SmokeLayout
-    api: RuntimeApi
+    api: "RuntimeApi"
     process: subprocess.Popen[bytes]
     answers: TrainingAnswers | None
     failures: list[str] = dataclasses.field(default_factory=list)
@@ -81,7 +79,7 @@ class _Run:
     def running(self) -> bool:
         return self.process.poll() is None
 
-    def invoke(self, body: bytes, request_id: str | None = None) -> Outcome | str:
+    def invoke(self, body: bytes, request_id: str | None = None) -> "Outcome | str":
         request_id = request_id or str(uuid.uuid4())
         with self.api.changed:
             self.api.pending.append((request_id, body))
@@ -564,7 +562,7 @@ class Outcome(NamedTuple):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: RuntimeApi
+    server: "RuntimeApi"
 
     def setup(self) -> None:
         super().setup()
@@ -667,7 +665,7 @@ class RuntimeApi(ThreadingHTTPServer):
         self.changed = threading.Condition()  # notified on every change
         self.address = f"127.0.0.1:{self.server_address[1]}"
 
-    def __enter__(self) -> RuntimeApi:
+    def __enter__(self) -> Self:
         threading.Thread(target=self.serve_forever, name="runtime-api", daemon=True).start()
         return self
 
