@@ -281,7 +281,6 @@ def read_manifest(model_dir: Path, what: str) -> dict[str, Any]:
 
 
 def side(manifest: dict[str, Any]) -> dict[str, Any]:
-    """sha256, metrics and model.json's checks.monotonic (None when not recorded)."""
     checks = manifest.get("checks")
     monotonic = checks.get("monotonic") if isinstance(checks, dict) else None
     recorded = monotonic if isinstance(monotonic, dict) else None

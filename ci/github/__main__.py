@@ -81,8 +81,7 @@ def run_account(_args: argparse.Namespace) -> int:
             "check which account the deploy signs in to",
             "set the variable AWS_ACCOUNT_ID (Settings > Environments > production) to the account of the stack",
         )
-    match = ROLE_ARN.match(role_arn)
-    if not match:
+    if not (match := ROLE_ARN.match(role_arn)):
         raise PipelineError(
             f"AWS_DEPLOY_ROLE_ARN is {role_arn!r}, not an IAM role ARN",
             "set the variable AWS_DEPLOY_ROLE_ARN to the stack output DeployRoleArn (python -m ci bootstrap prints it)",
@@ -265,7 +264,11 @@ def run_annotate(args: argparse.Namespace) -> int:
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    if api.write_summary_text(api.summary_text(args.files)) is not None:  # None: printed, not on a runner
+    text = "\n".join(map(api.summary_part, args.files))
+    encoded = text.encode()
+    if len(encoded) > api.MAX_SUMMARY_BYTES:
+        text = encoded[: api.MAX_SUMMARY_BYTES].decode(errors="ignore") + "\n\n_(truncated)_\n"
+    if api.write_summary_text(text) is not None:  # None: printed, not on a runner
         print(f"appended {', '.join(map(str, args.files))} to the job summary")
     return 0
 

@@ -1,6 +1,5 @@
-"""How a step talks to GitHub: a small REST client over urllib (GITHUB_API_URL: Enterprise Server, or the tests' fake)
-with the sticky pull-request comment, and what it hands its runner from the report contract alone (annotations, job
-summary, outputs, the verify gate's verdict); off a runner the text goes to stdout, so a step can be tried locally."""
+"""How a step talks to GitHub: a urllib REST client (GITHUB_API_URL: Enterprise Server, or the tests' fake), the sticky
+comment, and the runner's annotations, job summary and outputs from the report contract (stdout off a runner)."""
 
 import json
 import os
@@ -219,16 +218,7 @@ def annotations_for_reports(reports: Path, checks: Iterable[str] = ()) -> list[A
     return annotations
 
 
-def summary_text(files: Iterable[Path]) -> str:
-    text = "\n".join(map(summary_part, files))
-    encoded = text.encode()
-    if len(encoded) > MAX_SUMMARY_BYTES:
-        text = encoded[:MAX_SUMMARY_BYTES].decode(errors="ignore") + "\n\n_(truncated)_\n"
-    return text
-
-
 def summary_part(path: Path) -> str:
-    """A <check>.json report as Markdown; any other file as it is."""
     if not path.is_file():
         return f"> **{path}** was not produced: its check stopped before writing it (see the log).\n"
     if path.suffix != ".json":

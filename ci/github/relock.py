@@ -198,11 +198,11 @@ def verdict(check: str, report: dict[str, Any] | None, changed: list[str]) -> Ch
         return CheckVerdict(
             check, "missing", f"no {check}.json: the step did not run or stopped before judging (see the run's log)"
         )
-    errors = [f for f in findings_of(report, check) if f.severity == "error"]
-    if report.get("passed") is True and not errors:
+    errors = [f for f in findings_of(report, check) if f.severity == "error"]  # one at least unless it passed
+    if not errors:
         return CheckVerdict(check, "passed", "")
     culprit = (budget_culprit(report) if check == "budget" else None) or culprit_from_findings(errors, changed)
-    return CheckVerdict(check, "failed", errors[0].message.splitlines()[0] if errors else "failed", culprit)
+    return CheckVerdict(check, "failed", errors[0].message.splitlines()[0], culprit)
 
 
 def _signed_mb(value: int) -> str:
