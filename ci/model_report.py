@@ -221,7 +221,6 @@ LOCK_DIFFERS = (
     "so the difference shown is code and settings, not library versions."
 )
 SAME = 1e-6  # metrics are rounded to 6 decimals by training/metrics.py
-# (key in model.json `metrics`, label, lower is better, the [training] key that gates it)
 METRICS = (
     ("log_loss", "log loss", True, "max_log_loss_ratio"),
     ("roc_auc", "ROC AUC", False, "min_roc_auc"),

@@ -204,7 +204,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# What each report is and which step writes it, for the note that replaces a report a run did not produce.
 MISSING_REPORTS = {
     "budget.md": ("Lambda size budget", "the build or the budget check"),
     "model-report.md": ("Model against the base branch", "the build or the model report"),

@@ -100,8 +100,7 @@ def run_url(repository: str | None = None) -> str | None:
     return f"{server}/{repository}/actions/runs/{run}" if run else None
 
 
-# The sticky comment: one current report instead of one per push. Only the workflow's own bot's comment is edited
-# (anyone can paste the marker); a workflow's GITHUB_TOKEN writes as this app user (user.type "Bot").
+# The sticky comment: one current report, not one per push; only the bot's is edited (anyone can paste the marker).
 DEFAULT_AUTHOR = "github-actions[bot]"
 MAX_BODY_CHARS = 65536  # GitHub rejects longer comment bodies
 TRUNCATED_NOTE = "\n\n_(truncated: the full report is in the job summary and the `report-budget` artifact)_\n"
