@@ -19,7 +19,6 @@ from ci.errors import CheckFailedError, PipelineError
 from ci.lock import lockfile
 from ci.lock.lockfile import LockFile, Pin, display_path
 from ci.pins.scan import PickleScan, read_container, scan_stream
-from ci.reports import Finding as ReportFinding
 from ci.reports import sha256_file
 from ci.tables import text_table
 from handler.model_globals import ALLOWED_GLOBALS_FILE, AllowListError, allowed_globals
@@ -220,17 +219,6 @@ class PinsResult:
     def passed(self) -> bool:
         return all(check.passed for check in self.checks)
 
-    def report_findings(self, training_display: str) -> list[ReportFinding]:
-        """Findings without a file land on the training lock, through which every pin fix (relock or retrain) goes."""
-        severity = {"error": "error", "warning": "warning", "note": "notice"}
-        return [
-            ReportFinding(
-                "pins", severity[f.severity], f"{check.name}: {f.message}", f.fix, f.file or training_display, f.line
-            )
-            for check in self.checks
-            for f in check.findings
-        ]
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "checks": {check.name: {"passed": check.passed, **asdict(check)} for check in self.checks},
@@ -393,7 +381,6 @@ class _ModelCheck:
 
     def check_artifact(self) -> None:
         """The manifest must describe the bytes scanned, and so must the deployed model: pins.json vouches for it."""
-        deployed = self.inputs.deployed_model
         if self.artifact_sha256 is None:
             return
         recorded = (self.manifest or {}).get("sha256")
@@ -411,6 +398,7 @@ class _ModelCheck:
                 "warning",
                 f"{self.manifest_display} names artifact {name!r}, but the scanned file is {self.model_display}",
             )
+        deployed = self.inputs.deployed_model
         if deployed is not None and deployed.is_file() and sha256_file(deployed) != self.artifact_sha256:
             self.check.add(
                 "error",
