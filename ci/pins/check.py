@@ -63,14 +63,11 @@ def judge(
 
 
 def read_lock(path: Path, display: str | None = None) -> LockFile:
-    display = display or path.name
-    if not path.is_file():
-        raise PipelineError(f"{display} not found ({path})", "run `python -m ci lock` to write the locks")
-    lock = lockfile.read_lock(path, display)
+    lock = lockfile.read_lock(path, display)  # a missing lock stops there, naming its path and `python -m ci lock`
     for pin in lock.entries:
         if pin.requirement is None:
             raise PipelineError(
-                f"{display}:{pin.line}: {pin.text!r} is not a requirement ({pin.error})",
+                f"{lock.display}:{pin.line}: {pin.text!r} is not a requirement ({pin.error})",
                 "regenerate the lock with `python -m ci lock`",
             )
     return lock
@@ -228,16 +225,12 @@ class PinsResult:
 
 
 _PROBE = r"""
-import importlib.metadata, json, pkgutil, sys
-request = json.load(sys.stdin)
+import importlib.metadata, json, pkgutil, re, sys
 versions = {}
-for dist in request["distributions"]:
-    try:
-        versions[dist] = importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        versions[dist] = None
+for found in importlib.metadata.distributions():  # in sys.path order: the first of a name is the one imported
+    versions.setdefault(re.sub(r"[-_.]+", "-", found.metadata["Name"] or "").lower(), found.version)
 missing = {}
-for module, name in request["names"]:
+for module, name in json.load(sys.stdin):
     try:
         pkgutil.resolve_name(module + ":" + name)
     except Exception as exc:
@@ -247,11 +240,9 @@ print(json.dumps({"versions": versions, "missing": missing}))
 
 
 @functools.lru_cache(maxsize=32)
-def probe(
-    names: tuple[tuple[str, str], ...], distributions: tuple[str, ...], python: str
-) -> tuple[dict[str, str | None], dict[str, str]]:
-    """Installed versions (None: absent) and why `names` do not resolve in `python`'s environment; cached per run."""
-    request = json.dumps({"names": names, "distributions": distributions})
+def probe(names: tuple[tuple[str, str], ...], python: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The versions installed in `python`'s environment and why `names` do not resolve there; cached per run."""
+    request = json.dumps(names)
     completed = subprocess.run(
         [python, "-I", "-B", "-c", _PROBE], input=request, capture_output=True, text=True, timeout=300, check=False
     )
@@ -490,7 +481,7 @@ class _ModelCheck:
             return
         dists = sorted({distribution_of(module) or "" for module, _ in names})
         python = self.inputs.probe_python
-        versions, missing = probe(tuple(names), tuple(dists), python)
+        versions, missing = probe(tuple(names), python)
         for dist in dists:
             wanted, have = pinned_version(self.layer.get(dist)), versions.get(dist)
             if wanted is None or have != wanted:
