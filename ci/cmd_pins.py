@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci.lock.lockfile import display_path
     from ci.pins.check import PinsInputs, render, run_pins
-    from ci.reports import report_name, write_report
+    from ci.reports import Finding, report_name, write_report
     from ci.snapshot import Snapshot, take
 
     model = (args.model or paths.model).resolve()
@@ -49,15 +49,15 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         )
     )
     logs.result(logger, render(result))
-    report = write_report(
-        paths,
-        "pins",
-        result.passed,
-        result.to_dict(),
-        findings=result.report_findings(display_path(config.lock.training_lock, config.root)),
-        judged=judged,
-        inputs=inputs_given,
-    )
+    # Findings without a file land on the training lock, through which every pin fix (relock or retrain) goes.
+    training_display = display_path(config.lock.training_lock, config.root)
+    level = {"error": "error", "warning": "warning", "note": "notice"}
+    findings = [
+        Finding("pins", level[f.severity], f"{check.name}: {f.message}", f.fix, f.file or training_display, f.line)
+        for check in result.checks
+        for f in check.findings
+    ]
+    report = write_report(paths, "pins", result.passed, result.to_dict(), findings, judged=judged, inputs=inputs_given)
     errors = [(check.name, f) for check in result.checks for f in check.findings if f.severity == "error"]
     if errors:
         check, first = errors[0]

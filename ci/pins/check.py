@@ -19,7 +19,6 @@ from ci.errors import CheckFailedError, PipelineError
 from ci.lock import lockfile
 from ci.lock.lockfile import LockFile, Pin, display_path
 from ci.pins.scan import PickleScan, read_container, scan_stream
-from ci.reports import Finding as ReportFinding
 from ci.reports import sha256_file
 from ci.tables import text_table
 from handler.model_globals import ALLOWED_GLOBALS_FILE, AllowListError, allowed_globals
@@ -64,14 +63,11 @@ def judge(
 
 
 def read_lock(path: Path, display: str | None = None) -> LockFile:
-    display = display or path.name
-    if not path.is_file():
-        raise PipelineError(f"{display} not found ({path})", "run `python -m ci lock` to write the locks")
-    lock = lockfile.read_lock(path, display)
+    lock = lockfile.read_lock(path, display)  # a missing lock stops there, naming its path and `python -m ci lock`
     for pin in lock.entries:
         if pin.requirement is None:
             raise PipelineError(
-                f"{display}:{pin.line}: {pin.text!r} is not a requirement ({pin.error})",
+                f"{lock.display}:{pin.line}: {pin.text!r} is not a requirement ({pin.error})",
                 "regenerate the lock with `python -m ci lock`",
             )
     return lock
@@ -220,17 +216,6 @@ class PinsResult:
     def passed(self) -> bool:
         return all(check.passed for check in self.checks)
 
-    def report_findings(self, training_display: str) -> list[ReportFinding]:
-        """Findings without a file land on the training lock, through which every pin fix (relock or retrain) goes."""
-        severity = {"error": "error", "warning": "warning", "note": "notice"}
-        return [
-            ReportFinding(
-                "pins", severity[f.severity], f"{check.name}: {f.message}", f.fix, f.file or training_display, f.line
-            )
-            for check in self.checks
-            for f in check.findings
-        ]
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "checks": {check.name: {"passed": check.passed, **asdict(check)} for check in self.checks},
@@ -240,16 +225,12 @@ class PinsResult:
 
 
 _PROBE = r"""
-import importlib.metadata, json, pkgutil, sys
-request = json.load(sys.stdin)
+import importlib.metadata, json, pkgutil, re, sys
 versions = {}
-for dist in request["distributions"]:
-    try:
-        versions[dist] = importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        versions[dist] = None
+for found in importlib.metadata.distributions():  # in sys.path order: the first of a name is the one imported
+    versions.setdefault(re.sub(r"[-_.]+", "-", found.metadata["Name"] or "").lower(), found.version)
 missing = {}
-for module, name in request["names"]:
+for module, name in json.load(sys.stdin):
     try:
         pkgutil.resolve_name(module + ":" + name)
     except Exception as exc:
@@ -259,11 +240,9 @@ print(json.dumps({"versions": versions, "missing": missing}))
 
 
 @functools.lru_cache(maxsize=32)
-def probe(
-    names: tuple[tuple[str, str], ...], distributions: tuple[str, ...], python: str
-) -> tuple[dict[str, str | None], dict[str, str]]:
-    """Installed versions (None: absent) and why `names` do not resolve in `python`'s environment; cached per run."""
-    request = json.dumps({"names": names, "distributions": distributions})
+def probe(names: tuple[tuple[str, str], ...], python: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The versions installed in `python`'s environment and why `names` do not resolve there; cached per run."""
+    request = json.dumps(names)
     completed = subprocess.run(
         [python, "-I", "-B", "-c", _PROBE], input=request, capture_output=True, text=True, timeout=300, check=False
     )
@@ -393,7 +372,6 @@ class _ModelCheck:
 
     def check_artifact(self) -> None:
         """The manifest must describe the bytes scanned, and so must the deployed model: pins.json vouches for it."""
-        deployed = self.inputs.deployed_model
         if self.artifact_sha256 is None:
             return
         recorded = (self.manifest or {}).get("sha256")
@@ -411,6 +389,7 @@ class _ModelCheck:
                 "warning",
                 f"{self.manifest_display} names artifact {name!r}, but the scanned file is {self.model_display}",
             )
+        deployed = self.inputs.deployed_model
         if deployed is not None and deployed.is_file() and sha256_file(deployed) != self.artifact_sha256:
             self.check.add(
                 "error",
@@ -502,7 +481,7 @@ class _ModelCheck:
             return
         dists = sorted({distribution_of(module) or "" for module, _ in names})
         python = self.inputs.probe_python
-        versions, missing = probe(tuple(names), tuple(dists), python)
+        versions, missing = probe(tuple(names), python)
         for dist in dists:
             wanted, have = pinned_version(self.layer.get(dist)), versions.get(dist)
             if wanted is None or have != wanted:

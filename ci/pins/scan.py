@@ -122,7 +122,6 @@ def is_wrapper_global(value: Any) -> bool:
 class SymDict:
     items: list[tuple[Any, Any]] = field(default_factory=list)
     sklearn_version: str | None = None
-    claimed: bool = False
 
     def get(self, key: str) -> Any:
         return next((value for item_key, value in reversed(self.items) if item_key == key), None)
@@ -180,7 +179,7 @@ class _Walker:
         self.stack: list[Any] = []
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
-        self.versioned: list[SymDict] = []  # dicts that record a _sklearn_version
+        self.unclaimed: dict[SymDict, str] = {}  # dicts that record a _sklearn_version no BUILD has claimed yet
         self.proto = 0
 
     def push(self, value: Any) -> None:
@@ -199,7 +198,7 @@ class _Walker:
                 target.items.append((key, value))
                 if key == "_sklearn_version" and isinstance(value, str):
                     target.sklearn_version = value
-                    self.versioned.append(target)
+                    self.unclaimed[target] = value
 
     def run(self) -> None:
         try:
@@ -217,9 +216,8 @@ class _Walker:
             raise ScanError(
                 f"malformed pickle stream ({exc})", "the artifact is damaged or not a joblib dump; retrain"
             ) from exc
-        for mapping in self.versioned:
-            if mapping.sklearn_version is not None and not mapping.claimed:
-                self.result.sklearn_versions.setdefault(mapping.sklearn_version, []).append("(unknown class)")
+        for version in self.unclaimed.values():
+            self.result.sklearn_versions.setdefault(version, []).append("(unknown class)")
 
     def step(self, name: str, arg: Any, pos: int | None) -> None:
         if name == "PROTO":
@@ -327,7 +325,7 @@ class _Walker:
         for part in state if isinstance(state, tuple) and len(state) == 2 else (state,):
             if isinstance(part, SymDict) and part.sklearn_version is not None:
                 self.result.sklearn_versions.setdefault(part.sklearn_version, []).append(owner or "(unknown class)")
-                part.claimed = True
+                self.unclaimed.pop(part, None)
         if not isinstance(target, Obj):
             return
         target.state = state
@@ -354,8 +352,7 @@ class _Walker:
                 raise ScanError("object arrays nested too deeply", "retrain the model")
             _Walker(self.handle, self.result, self.depth + 1).run()
             return Opaque("object array")
-        alignment = state.get("numpy_array_alignment_bytes")
-        if alignment is not None:
+        if state.get("numpy_array_alignment_bytes") is not None:
             padding = self.handle.read(1)
             if len(padding) != 1:
                 raise ScanError("stream ends inside an array's padding", "the artifact is truncated; retrain")
