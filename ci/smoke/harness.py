@@ -329,7 +329,9 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
     api, limit = run.api, run.config.smoke.init_limit_s * run.slowdown
     # "ready" (it asks for work), "snapshot" (SnapStart: it asks to be restored), "error", "exited" or "timeout"
     state = api.wait(
-        lambda: _first_set(error=api.init_error, ready=api.first_next, snapshot=api.snapshot_at), limit, run.running
+        lambda: _first_set(error=api.errors.get("init"), ready=api.first_next, snapshot=api.snapshot_at),
+        limit,
+        run.running,
     )
     if state in ("snapshot", "ready"):
         done_at = api.snapshot_at if state == "snapshot" else api.first_next
@@ -344,9 +346,10 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
         # Give the client a moment to exit so its atexit import trace is written.
         with contextlib.suppress(subprocess.TimeoutExpired):
             run.process.wait(timeout=3)
-        error = api.init_error or {}
-        error_type = error.get("errorType") or api.init_error_type or "Runtime.Unknown"
-        run.failures.append(f"init error {error_type}: {error.get('errorMessage', '')}")
+        error = api.errors["init"]
+        run.failures.append(
+            f"init error {error.get('errorType') or 'Runtime.Unknown'}: {error.get('errorMessage', '')}"
+        )
         return {"state": state, "error": error}
     if state == "exited":
         code = run.process.returncode
@@ -360,11 +363,11 @@ def _restore(run: _Run, started: float, wait_s: float) -> dict[str, Any]:
     """SnapStart: restore the snapshotted client and wait for it to ask for work; the report's section."""
     api = run.api
     api.note(restored_at=time.monotonic())  # answers GET /restore/next
-    state = api.wait(lambda: _first_set(error=api.restore_error, ready=api.first_next), wait_s, run.running)
+    state = api.wait(lambda: _first_set(error=api.errors.get("restore"), ready=api.first_next), wait_s, run.running)
     hooks = {row["phase"]: row for row in _records(run.layout, "hooks.jsonl")}
     section: dict[str, Any] = {"state": state, "hooks": hooks, "restore_note": NOT_MEASURED}
     if state == "error":
-        error = api.restore_error or {}
+        error = api.errors["restore"]
         run.failures.append(f"after-restore hook failed: {error.get('errorType', '')}: {error.get('errorMessage', '')}")
     elif state != "ready":
         run.failures.append(f"the restored function did not ask for work ({state}) within {wait_s:g} s")
@@ -621,15 +624,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         api = self.server
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path in (f"{PREFIX}/init/error", f"{PREFIX}/restore/error"):
+        if (phase := self.path.removeprefix(f"{PREFIX}/").removesuffix("/error")) in ("init", "restore"):
             try:
-                error = json.loads(body.decode("utf-8") or "{}")
+                error = json.loads(body or b"{}")
             except ValueError:
                 error = {"errorMessage": body.decode("utf-8", "replace")}
-            if self.path.endswith("/restore/error"):
-                api.note(restore_error=error)
-            else:
-                api.note(init_error_type=self.headers.get("Lambda-Runtime-Function-Error-Type"), init_error=error)
+            if not error.get("errorType") and (header := self.headers.get("Lambda-Runtime-Function-Error-Type")):
+                error["errorType"] = header
+            api.note(errors={**api.errors, phase: error})
             self._reply(202)
             return
         parts = self.path.removeprefix(f"{PREFIX}/invocation/").split("/")
@@ -656,11 +658,9 @@ class RuntimeApi(ThreadingHTTPServer):
         self.in_flight: dict[str, float] = {}  # request id -> time.monotonic() when /next handed it out
         self.outcomes: dict[str, Outcome] = {}
         self.first_next: float | None = None
-        self.init_error: dict[str, Any] | None = None
-        self.init_error_type: str | None = None
+        self.errors: dict[str, dict[str, Any]] = {}  # "init" | "restore" -> the error the client posted
         self.snapshot_at: float | None = None  # GET /restore/next: init and the before-snapshot hooks are done
         self.restored_at: float | None = None  # the harness answered it: the environment is "restored"
-        self.restore_error: dict[str, Any] | None = None
         self.stopping = False
         self.changed = threading.Condition()  # notified on every change
         self.address = f"127.0.0.1:{self.server_address[1]}"
