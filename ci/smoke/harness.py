@@ -106,8 +106,7 @@ def run_smoke(
     manifest: Path | None = None,
     judge_numbers: bool = True,
 ) -> SmokeResult:
-    """`manifest`: the model.json whose answers the runtime must reproduce (default: next to the model);
-    `judge_numbers` False judges shapes, statuses and errors only (a rollback's check, see events.judge)."""
+    """`manifest`: the model.json whose answers must be reproduced; `judge_numbers` False: a rollback's shape check."""
     interpreter = find_interpreter(config.target, paths.cache)
     if interpreter.python is None:
         return unavailable(config, interpreter)
@@ -329,9 +328,7 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
     api, limit = run.api, run.config.smoke.init_limit_s * run.slowdown
     # "ready" (it asks for work), "snapshot" (SnapStart: it asks to be restored), "error", "exited" or "timeout"
     state = api.wait(
-        lambda: _first_set(error=api.errors.get("init"), ready=api.first_next, snapshot=api.snapshot_at),
-        limit,
-        run.running,
+        lambda: _first_set(error=api.init_error, ready=api.first_next, snapshot=api.snapshot_at), limit, run.running
     )
     if state in ("snapshot", "ready"):
         done_at = api.snapshot_at if state == "snapshot" else api.first_next
@@ -346,10 +343,9 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
         # Give the client a moment to exit so its atexit import trace is written.
         with contextlib.suppress(subprocess.TimeoutExpired):
             run.process.wait(timeout=3)
-        error = api.errors["init"]
-        run.failures.append(
-            f"init error {error.get('errorType') or 'Runtime.Unknown'}: {error.get('errorMessage', '')}"
-        )
+        error = api.init_error or {}
+        error_type = error.get("errorType") or "Runtime.Unknown"
+        run.failures.append(f"init error {error_type}: {error.get('errorMessage', '')}")
         return {"state": state, "error": error}
     if state == "exited":
         code = run.process.returncode
@@ -363,11 +359,11 @@ def _restore(run: _Run, started: float, wait_s: float) -> dict[str, Any]:
     """SnapStart: restore the snapshotted client and wait for it to ask for work; the report's section."""
     api = run.api
     api.note(restored_at=time.monotonic())  # answers GET /restore/next
-    state = api.wait(lambda: _first_set(error=api.errors.get("restore"), ready=api.first_next), wait_s, run.running)
+    state = api.wait(lambda: _first_set(error=api.restore_error, ready=api.first_next), wait_s, run.running)
     hooks = {row["phase"]: row for row in _records(run.layout, "hooks.jsonl")}
     section: dict[str, Any] = {"state": state, "hooks": hooks, "restore_note": NOT_MEASURED}
     if state == "error":
-        error = api.errors["restore"]
+        error = api.restore_error or {}
         run.failures.append(f"after-restore hook failed: {error.get('errorType', '')}: {error.get('errorMessage', '')}")
     elif state != "ready":
         run.failures.append(f"the restored function did not ask for work ({state}) within {wait_s:g} s")
@@ -431,8 +427,7 @@ def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
 def _warm_event(events: list[SmokeEvent], chosen: str | None, warnings: list[str]) -> SmokeEvent | None:
     """smoke.warm_event if set, else a single successful prediction, preferably a direct invocation."""
     if chosen:
-        named = [event for event in events if event.name == chosen]
-        if named:
+        if named := [event for event in events if event.name == chosen]:
             return named[0]
         warnings.append(f"smoke.warm_event = {chosen!r} is not one of these events: timing another one instead")
     good = [event for event in events if event.status == 200]
@@ -631,7 +626,7 @@ class _Handler(BaseHTTPRequestHandler):
                 error = {"errorMessage": body.decode("utf-8", "replace")}
             if not error.get("errorType") and (header := self.headers.get("Lambda-Runtime-Function-Error-Type")):
                 error["errorType"] = header
-            api.note(errors={**api.errors, phase: error})
+            api.note(**{f"{phase}_error": error})
             self._reply(202)
             return
         parts = self.path.removeprefix(f"{PREFIX}/invocation/").split("/")
@@ -658,9 +653,10 @@ class RuntimeApi(ThreadingHTTPServer):
         self.in_flight: dict[str, float] = {}  # request id -> time.monotonic() when /next handed it out
         self.outcomes: dict[str, Outcome] = {}
         self.first_next: float | None = None
-        self.errors: dict[str, dict[str, Any]] = {}  # "init" | "restore" -> the error the client posted
+        self.init_error: dict[str, Any] | None = None  # what the client posted; errorType from its header if missing
         self.snapshot_at: float | None = None  # GET /restore/next: init and the before-snapshot hooks are done
         self.restored_at: float | None = None  # the harness answered it: the environment is "restored"
+        self.restore_error: dict[str, Any] | None = None
         self.stopping = False
         self.changed = threading.Condition()  # notified on every change
         self.address = f"127.0.0.1:{self.server_address[1]}"
