@@ -11,10 +11,10 @@ from ci import logs
 from ci.config import Config, Target
 from ci.errors import CheckFailedError, PipelineError
 from ci.paths import BuildPaths
+from ci.reports import Finding, write_report
 
 if TYPE_CHECKING:
     from ci.abi import AbiScan, Violation
-    from ci.reports import Finding
 
 logger = logging.getLogger(__name__)
 HELP = "Check every ELF file of the layer against the target's architecture, glibc and Python ABI."
@@ -34,7 +34,6 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
     from ci import unpacked_layers
     from ci.abi import scan_tree
     from ci.lock.lockfile import display_path
-    from ci.reports import write_report
     from ci.snapshot import Snapshot, take
 
     target = config.target
@@ -114,7 +113,6 @@ def render_table(scan: AbiScan, target: Target, source: str) -> str:
 def abi_findings(violations: list[Violation], layer_lock: Path, lock_display: str) -> list[Finding]:
     """One finding per distribution, on its pin in the layer lock: the fix is a different pin, not a file in the zip."""
     from ci.lock.lockfile import read_lock
-    from ci.reports import Finding
 
     by_distribution: dict[str, list[Violation]] = {}
     for violation in violations:

@@ -1,18 +1,16 @@
 """`python -m ci smoke`: run build/layer.zip + build/function.zip under awslambdaric, like Lambda (ci/smoke/)."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ci import logs
 from ci.config import Config
 from ci.paths import BuildPaths
-
-if TYPE_CHECKING:
-    from ci.reports import Finding
+from ci.reports import Finding, write_report
+from ci.smoke.events import response_parts
+from ci.units import as_mb
 
 logger = logging.getLogger(__name__)
 HELP = "Run the built zips under AWS's runtime interface client, the way Lambda runs them."
@@ -33,7 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
-    from ci.reports import write_report
     from ci.smoke.harness import run_smoke
     from ci.snapshot import take
 
@@ -67,7 +64,6 @@ def smoke_findings(
 ) -> list[Finding]:
     """An event's failure on its event file (what was sent and expected), any other on the handler's module."""
     from ci.lock.lockfile import display_path
-    from ci.reports import Finding
 
     handler_file = "/".join(handler.split(".")[:-1]) + ".py"
     events = {path.stem: path for path in sorted(events_dir.glob("*.json"))}
@@ -86,8 +82,6 @@ def smoke_findings(
 
 def render(report: dict[str, Any], failures: list[str]) -> str:
     """The terminal summary; each cause once: a run that never started is its failure and the proofs it lacks."""
-    from ci.units import as_mb
-
     lines = []
     if "events" in report or report.get("init"):
         init = report.get("init", {})
@@ -140,8 +134,6 @@ def render(report: dict[str, Any], failures: list[str]) -> str:
 
 def answer(event: dict[str, Any]) -> str:
     """What the function answered, in a line: the predictions, or the field a 400 named."""
-    from ci.smoke.events import response_parts
-
     response = event.get("response")
     status, body, problem = response_parts(response, isinstance(response, dict) and "statusCode" in response)
     if problem and status is not None:

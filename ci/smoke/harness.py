@@ -106,8 +106,7 @@ def run_smoke(
     manifest: Path | None = None,
     judge_numbers: bool = True,
 ) -> SmokeResult:
-    """`manifest`: the model.json whose answers the runtime must reproduce (default: next to the model);
-    `judge_numbers` False judges shapes, statuses and errors only (a rollback's check, see events.judge)."""
+    """`manifest`: the model.json whose answers must be reproduced; `judge_numbers` False: a rollback's shape check."""
     interpreter = find_interpreter(config.target, paths.cache)
     if interpreter.python is None:
         return unavailable(config, interpreter)
@@ -345,7 +344,7 @@ def _init(run: _Run, started: float) -> dict[str, Any]:
         with contextlib.suppress(subprocess.TimeoutExpired):
             run.process.wait(timeout=3)
         error = api.init_error or {}
-        error_type = error.get("errorType") or api.init_error_type or "Runtime.Unknown"
+        error_type = error.get("errorType") or "Runtime.Unknown"
         run.failures.append(f"init error {error_type}: {error.get('errorMessage', '')}")
         return {"state": state, "error": error}
     if state == "exited":
@@ -428,8 +427,7 @@ def _invoke_event(run: _Run, event: SmokeEvent) -> dict[str, Any]:
 def _warm_event(events: list[SmokeEvent], chosen: str | None, warnings: list[str]) -> SmokeEvent | None:
     """smoke.warm_event if set, else a single successful prediction, preferably a direct invocation."""
     if chosen:
-        named = [event for event in events if event.name == chosen]
-        if named:
+        if named := [event for event in events if event.name == chosen]:
             return named[0]
         warnings.append(f"smoke.warm_event = {chosen!r} is not one of these events: timing another one instead")
     good = [event for event in events if event.status == 200]
@@ -621,15 +619,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         api = self.server
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path in (f"{PREFIX}/init/error", f"{PREFIX}/restore/error"):
+        if (phase := self.path.removeprefix(f"{PREFIX}/").removesuffix("/error")) in ("init", "restore"):
             try:
-                error = json.loads(body.decode("utf-8") or "{}")
+                error = json.loads(body or b"{}")
             except ValueError:
                 error = {"errorMessage": body.decode("utf-8", "replace")}
-            if self.path.endswith("/restore/error"):
-                api.note(restore_error=error)
-            else:
-                api.note(init_error_type=self.headers.get("Lambda-Runtime-Function-Error-Type"), init_error=error)
+            if not error.get("errorType") and (header := self.headers.get("Lambda-Runtime-Function-Error-Type")):
+                error["errorType"] = header
+            api.note(**{f"{phase}_error": error})
             self._reply(202)
             return
         parts = self.path.removeprefix(f"{PREFIX}/invocation/").split("/")
@@ -656,8 +653,7 @@ class RuntimeApi(ThreadingHTTPServer):
         self.in_flight: dict[str, float] = {}  # request id -> time.monotonic() when /next handed it out
         self.outcomes: dict[str, Outcome] = {}
         self.first_next: float | None = None
-        self.init_error: dict[str, Any] | None = None
-        self.init_error_type: str | None = None
+        self.init_error: dict[str, Any] | None = None  # what the client posted; errorType from its header if missing
         self.snapshot_at: float | None = None  # GET /restore/next: init and the before-snapshot hooks are done
         self.restored_at: float | None = None  # the harness answered it: the environment is "restored"
         self.restore_error: dict[str, Any] | None = None
