@@ -131,8 +131,7 @@ class SimpleIndex:
         cache = self.cache_dir / f"{name}.json"
         if cache.is_file() and (self.offline or not (fresh or self.refresh)):
             with contextlib.suppress(json.JSONDecodeError, KeyError):  # a damaged cache entry is refetched
-                from_cache = not self.offline  # offline, the cache is as fresh as it gets
-                project = _project(name, json.loads(cache.read_text()), from_cache=from_cache)
+                project = _project(name, json.loads(cache.read_text()), from_cache=not self.offline)  # offline: fresh
                 logger.debug(f"index cache hit: {cache}")
                 return project
         if self.offline:
@@ -191,16 +190,12 @@ def _project(name: str, payload: dict[str, Any], from_cache: bool) -> Project:
 
 
 def sdist_version(name: str, filename: str) -> Version | None:
-    for suffix in (".tar.gz", ".zip", ".tar.bz2"):
-        if filename.endswith(suffix):
-            stem = filename[: -len(suffix)]
-            _, _, version = stem.rpartition("-")
-            if canonicalize_name(stem[: -len(version) - 1]) != name:
-                return None
-            try:
-                return Version(version)
-            except InvalidVersion:
-                return None
+    suffix = next((suffix for suffix in (".tar.gz", ".zip", ".tar.bz2") if filename.endswith(suffix)), None)
+    sdist_name, _, version = filename.removesuffix(suffix or "").rpartition("-")
+    if suffix is None or canonicalize_name(sdist_name) != name:
+        return None
+    with contextlib.suppress(InvalidVersion):
+        return Version(version)
     return None
 
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
@@ -203,18 +202,18 @@ def check_fresh_resolve(job: LockJob, display: str, config: Config, uv_cache: Pa
 
 
 def _marker_env(python: str, target: Target | None) -> dict[str, str]:
-    """Environment markers of the place a lock installs into: the Lambda target or the build host."""
-    env: dict[str, str] = {key: str(value) for key, value in default_environment().items()}
-    env.update(
-        python_version=python,
-        python_full_version=f"{python}.0",
-        sys_platform="linux",
-        platform_system="Linux",
-        os_name="posix",
-        implementation_name="cpython",
-        platform_python_implementation="CPython",
-        platform_machine=target.machine if target else env["platform_machine"],
-    )
+    """Environment markers of the place a lock installs into; Marker.evaluate takes the rest from the build host."""
+    env = {
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+    }
+    if target is not None:
+        env["platform_machine"] = target.machine
     return env
 
 
