@@ -125,11 +125,9 @@ def _parse_pin(text: str, number: int, path: Path) -> Pin:
         requirement = Requirement(requirement_text)
     except InvalidRequirement as exc:
         words = requirement_text.split("@")[0].split()
-        name = canonicalize_name(words[0]) if words else ""
-        if not name:
-            fix = f"regenerate it with {RELOCK}"
-            raise PipelineError(f"{path}:{number}: cannot read {text!r}", fix) from exc
-        return Pin(name, requirement_text, number, None, error=str(exc), hashes=hashes)
+        if not words:
+            raise PipelineError(f"{path}:{number}: cannot read {text!r}", f"regenerate it with {RELOCK}") from exc
+        return Pin(canonicalize_name(words[0]), requirement_text, number, None, error=str(exc), hashes=hashes)
     return Pin(canonicalize_name(requirement.name), requirement_text, number, requirement, hashes=hashes)
 
 

@@ -106,8 +106,7 @@ def upgrade_locks(
         if new is not None and (not asked or name in asked):
             exact = (d for d in directs["layer"] if d.name == name and _exact(d) and name not in asked)
             pin = next((f"{layer_in}:{d.line} pins {d.requirement}" for d in exact), None)
-            project = index.project(name, fresh=True)
-            newest, held = held_reason(name, new, project, pin, jobs[0], config, uv_cache)
+            newest, held = held_reason(name, new, index.project(name, fresh=True), pin, jobs[0], config, uv_cache)
         result.moves.append(PackageMove(name, old, new, newest, held))
     return result
 
