@@ -80,8 +80,7 @@ class Rule:
             return rel.parent.name.endswith(".dist-info") and rel.name in self.file_names
         if _in_dist_info(rel.parent):
             return False
-        name = rel.name
-        return name.endswith(self.suffixes) if self.suffixes else _matches(name, self.file_names)
+        return rel.name.endswith(self.suffixes) if self.suffixes else _matches(rel.name, self.file_names)
 
 
 def _in_dist_info(rel: PurePosixPath) -> bool:
@@ -140,11 +139,9 @@ def _definition(rule: Rule) -> str:
 
 def always_kept(rel: PurePosixPath) -> bool:
     """Never removed: METADATA of every distribution and every license file."""
-    if rel.parent.name.endswith(".dist-info") and rel.name == "METADATA":
-        return True
-    if any(part == "licenses" for part in rel.parts[:-1]) and _in_dist_info(rel):
-        return True
-    return _matches(rel.name.upper(), LICENSE_PATTERNS)
+    metadata = rel.parent.name.endswith(".dist-info") and rel.name == "METADATA"
+    licenses = "licenses" in rel.parts[:-1] and _in_dist_info(rel)
+    return metadata or licenses or _matches(rel.name.upper(), LICENSE_PATTERNS)
 
 
 @dataclass
