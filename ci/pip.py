@@ -85,9 +85,7 @@ class IndexFile:
     @property
     def wheel(self) -> tuple[Version, frozenset[Any]] | None:
         """(version, tags) of a wheel file; None for sdists and unparsable names."""
-        if not self.filename.endswith(".whl"):
-            return None
-        try:
+        try:  # an sdist's name is an InvalidWheelFilename too
             _name, version, _build, tags = parse_wheel_filename(self.filename)
         except (InvalidWheelFilename, InvalidVersion):
             return None
@@ -142,9 +140,8 @@ class SimpleIndex:
         tmp = cache.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload))
         tmp.replace(cache)
-        project = _project(name, payload, from_cache=False)
-        self._fresh[name] = project
-        return project
+        self._fresh[name] = _project(name, payload, from_cache=False)
+        return self._fresh[name]
 
     def _fetch(self, name: str) -> dict[str, Any]:
         if self.index_url.startswith("file:"):  # a file:// index: HTML pages (or bare directories) on disk

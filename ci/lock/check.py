@@ -19,6 +19,9 @@ from ci.lock.lockfile import RELOCK, LockFile, Pin, display_path, read_in, read_
 from ci.lock.resolve import BOOTSTRAP_PACKAGE, LockChange, LockJob, bootstrap_text, compile_lock, lock_jobs
 from ci.pip import IndexFile, NotCachedError, Project, SimpleIndex, target_tags
 
+MAX_PLATFORMS_SHOWN = 12
+UPGRADE_DOC = "docs/runtimes.md#upgrading-scikit-learn-for-a-newer-runtime"
+
 
 @dataclass(frozen=True)
 class LockProblem:
@@ -217,9 +220,6 @@ def _marker_env(python: str, target: Target | None) -> dict[str, str]:
     return env
 
 
-MAX_PLATFORMS_SHOWN = 12
-
-
 def check_target_wheels(lock: LockFile, target: Target, index: SimpleIndex, result: LockCheck) -> None:
     """Adds to `result` each pin's problems, the wheel the target installs, or that it went unchecked (offline)."""
     tags = target_tags(target)
@@ -323,9 +323,6 @@ def final_versions(project: Project, target: Target | None = None, tags: set[Tag
 
 def newest_fitting(project: Project, target: Target, tags: set[Tag]) -> Version | None:
     return max(final_versions(project, target, tags), default=None)
-
-
-UPGRADE_DOC = "docs/runtimes.md#upgrading-scikit-learn-for-a-newer-runtime"
 
 
 def _unfit(project: Project, version: Version, config: Config, tags: set[Tag]) -> bool:

@@ -134,9 +134,7 @@ def _parse_pin(text: str, number: int, path: Path) -> Pin:
 def strip_comment(text: str) -> str:
     """The line without its comment, as pip reads it: `#` starts one at the line's start or after a space."""
     stripped = text.strip()
-    if stripped.startswith("#"):
-        return ""
-    return stripped.split(" #", 1)[0].strip()
+    return "" if stripped.startswith("#") else stripped.split(" #", 1)[0].strip()
 
 
 def logical_lines(content: str) -> list[tuple[int, str]]:

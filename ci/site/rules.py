@@ -189,10 +189,9 @@ def plan(site: Path, names: Iterable[str], keep: frozenset[str] = frozenset()) -
 
 def apply_rules(site: Path, names: Iterable[str], keep: frozenset[str] = frozenset()) -> dict[str, RuleResult]:
     """Remove what the named rules claim; a result per rule (in the configured order), zero if nothing."""
-    names = [name for name in names if name in RULES]
-    results = {name: RuleResult(name) for name in names}
-    planned = plan(site, names, keep)
-    for rel, rule in sorted(plan(site, names).items()):  # what `keep` saved is reported, so the protection shows
+    results = {name: RuleResult(name) for name in names if name in RULES}
+    planned = plan(site, results, keep)
+    for rel, rule in sorted(plan(site, results).items()):  # what `keep` saved is reported, so the protection shows
         if rel not in planned:
             results[rule].spared.append(rel)
     for rel, rule in sorted(planned.items()):
