@@ -85,9 +85,7 @@ class IndexFile:
     @property
     def wheel(self) -> tuple[Version, frozenset[Any]] | None:
         """(version, tags) of a wheel file; None for sdists and unparsable names."""
-        if not self.filename.endswith(".whl"):
-            return None
-        try:
+        try:  # an sdist's name is an InvalidWheelFilename too
             _name, version, _build, tags = parse_wheel_filename(self.filename)
         except (InvalidWheelFilename, InvalidVersion):
             return None
@@ -131,8 +129,7 @@ class SimpleIndex:
         cache = self.cache_dir / f"{name}.json"
         if cache.is_file() and (self.offline or not (fresh or self.refresh)):
             with contextlib.suppress(json.JSONDecodeError, KeyError):  # a damaged cache entry is refetched
-                from_cache = not self.offline  # offline, the cache is as fresh as it gets
-                project = _project(name, json.loads(cache.read_text()), from_cache=from_cache)
+                project = _project(name, json.loads(cache.read_text()), from_cache=not self.offline)  # offline: fresh
                 logger.debug(f"index cache hit: {cache}")
                 return project
         if self.offline:
@@ -143,9 +140,8 @@ class SimpleIndex:
         tmp = cache.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload))
         tmp.replace(cache)
-        project = _project(name, payload, from_cache=False)
-        self._fresh[name] = project
-        return project
+        self._fresh[name] = _project(name, payload, from_cache=False)
+        return self._fresh[name]
 
     def _fetch(self, name: str) -> dict[str, Any]:
         if self.index_url.startswith("file:"):  # a file:// index: HTML pages (or bare directories) on disk
@@ -191,16 +187,12 @@ def _project(name: str, payload: dict[str, Any], from_cache: bool) -> Project:
 
 
 def sdist_version(name: str, filename: str) -> Version | None:
-    for suffix in (".tar.gz", ".zip", ".tar.bz2"):
-        if filename.endswith(suffix):
-            stem = filename[: -len(suffix)]
-            _, _, version = stem.rpartition("-")
-            if canonicalize_name(stem[: -len(version) - 1]) != name:
-                return None
-            try:
-                return Version(version)
-            except InvalidVersion:
-                return None
+    suffix = next((suffix for suffix in (".tar.gz", ".zip", ".tar.bz2") if filename.endswith(suffix)), None)
+    sdist_name, _, version = filename.removesuffix(suffix or "").rpartition("-")
+    if suffix is None or canonicalize_name(sdist_name) != name:
+        return None
+    with contextlib.suppress(InvalidVersion):
+        return Version(version)
     return None
 
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
@@ -19,6 +18,9 @@ from ci.errors import CheckFailedError, PipelineError
 from ci.lock.lockfile import RELOCK, LockFile, Pin, display_path, read_in, read_lock
 from ci.lock.resolve import BOOTSTRAP_PACKAGE, LockChange, LockJob, bootstrap_text, compile_lock, lock_jobs
 from ci.pip import IndexFile, NotCachedError, Project, SimpleIndex, target_tags
+
+MAX_PLATFORMS_SHOWN = 12
+UPGRADE_DOC = "docs/runtimes.md#upgrading-scikit-learn-for-a-newer-runtime"
 
 
 @dataclass(frozen=True)
@@ -203,22 +205,19 @@ def check_fresh_resolve(job: LockJob, display: str, config: Config, uv_cache: Pa
 
 
 def _marker_env(python: str, target: Target | None) -> dict[str, str]:
-    """Environment markers of the place a lock installs into: the Lambda target or the build host."""
-    env: dict[str, str] = {key: str(value) for key, value in default_environment().items()}
-    env.update(
-        python_version=python,
-        python_full_version=f"{python}.0",
-        sys_platform="linux",
-        platform_system="Linux",
-        os_name="posix",
-        implementation_name="cpython",
-        platform_python_implementation="CPython",
-        platform_machine=target.machine if target else env["platform_machine"],
-    )
+    """Environment markers of the place a lock installs into; Marker.evaluate takes the rest from the build host."""
+    env = {
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+    }
+    if target is not None:
+        env["platform_machine"] = target.machine
     return env
-
-
-MAX_PLATFORMS_SHOWN = 12
 
 
 def check_target_wheels(lock: LockFile, target: Target, index: SimpleIndex, result: LockCheck) -> None:
@@ -324,9 +323,6 @@ def final_versions(project: Project, target: Target | None = None, tags: set[Tag
 
 def newest_fitting(project: Project, target: Target, tags: set[Tag]) -> Version | None:
     return max(final_versions(project, target, tags), default=None)
-
-
-UPGRADE_DOC = "docs/runtimes.md#upgrading-scikit-learn-for-a-newer-runtime"
 
 
 def _unfit(project: Project, version: Version, config: Config, tags: set[Tag]) -> bool:

@@ -93,31 +93,26 @@ def read_lock(path: Path, display: str | None = None) -> LockFile:
     found: list[tuple[Pin, list[str]]] = []
     options: list[tuple[int, str]] = []
     via: list[str] | None = None  # the open pin's annotations; a blank or option line closes it
-    in_via = False
+    listing = False  # after a bare `# via`, each indented comment names one
     for number, text in logical_lines(content):
         stripped = text.strip()
-        if not stripped:
-            via, in_via = None, False
-            continue
-        if stripped.startswith("#"):
+        if via is not None and stripped.startswith("#") and text.startswith((" ", "\t")):
             comment = stripped.lstrip("#").strip()
-            if via is None or not text.startswith((" ", "\t")):
-                in_via = False
-            elif comment.startswith("via"):
-                rest = comment[3:].strip()
-                in_via = not rest
-                if rest:
-                    via.append(rest)
-            elif in_via and comment:
+            if comment.startswith("via"):
+                listing = comment == "via"
+                if not listing:
+                    via.append(comment[3:].strip())
+            elif listing and comment:
                 via.append(comment)
             continue
-        in_via = False
+        listing = False
         if stripped.startswith("-"):
             options.append((number, stripped))
+        if not stripped or stripped.startswith("-"):
             via = None
-            continue
-        via = []
-        found.append((_parse_pin(strip_comment(stripped), number, path), via))
+        elif not stripped.startswith("#"):
+            via = []
+            found.append((_parse_pin(strip_comment(stripped), number, path), via))
     entries = tuple(replace(pin, via=tuple(annotations)) for pin, annotations in found)
     digest = hashlib.sha256(content.encode()).hexdigest()
     return LockFile(path, entries, tuple(options), digest, display or path.name)
@@ -130,20 +125,16 @@ def _parse_pin(text: str, number: int, path: Path) -> Pin:
         requirement = Requirement(requirement_text)
     except InvalidRequirement as exc:
         words = requirement_text.split("@")[0].split()
-        name = canonicalize_name(words[0]) if words else ""
-        if not name:
-            fix = f"regenerate it with {RELOCK}"
-            raise PipelineError(f"{path}:{number}: cannot read {text!r}", fix) from exc
-        return Pin(name, requirement_text, number, None, error=str(exc), hashes=hashes)
+        if not words:
+            raise PipelineError(f"{path}:{number}: cannot read {text!r}", f"regenerate it with {RELOCK}") from exc
+        return Pin(canonicalize_name(words[0]), requirement_text, number, None, error=str(exc), hashes=hashes)
     return Pin(canonicalize_name(requirement.name), requirement_text, number, requirement, hashes=hashes)
 
 
 def strip_comment(text: str) -> str:
     """The line without its comment, as pip reads it: `#` starts one at the line's start or after a space."""
     stripped = text.strip()
-    if stripped.startswith("#"):
-        return ""
-    return stripped.split(" #", 1)[0].strip()
+    return "" if stripped.startswith("#") else stripped.split(" #", 1)[0].strip()
 
 
 def logical_lines(content: str) -> list[tuple[int, str]]:

@@ -19,6 +19,7 @@ from ci.errors import PipelineError
 from ci.lock.lockfile import COMPILE_COMMAND, RELOCK, DirectRequirement, LockFile, display_path, read_in, read_lock
 
 logger = logging.getLogger(__name__)
+NOTES_START = "# Runtime packages"  # where the lock's runtime notes begin
 
 
 @dataclass(frozen=True)
@@ -130,14 +131,9 @@ def compile_lock(
             inputs.append(str(provided_file))
             no_emit, left_out = runtime_only_packages(job, flags, inputs, output, Path(tmp))
         _run_uv(job, flags, inputs, no_emit, output)
-    if job.runtime:
-        notes = runtime_notes(job, left_out, read_lock(output))
-        if notes:
-            output.write_text(output.read_text().rstrip("\n") + "\n\n" + "".join(f"{line}\n" for line in notes))
+    if job.runtime and (notes := runtime_notes(job, left_out, read_lock(output))):
+        output.write_text(output.read_text().rstrip("\n") + "\n\n" + "".join(f"{line}\n" for line in notes))
     return output
-
-
-NOTES_START = "# Runtime packages"
 
 
 def runtime_notes(job: LockJob, left_out: dict[str, list[str]], lock: LockFile) -> list[str]:

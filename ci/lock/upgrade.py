@@ -21,6 +21,10 @@ from ci.lock.lockfile import DirectRequirement, display_path, logical_lines, rea
 from ci.lock.resolve import LockChange, LockJob, compile_all, compile_lock, lock_jobs
 from ci.pip import Project, SimpleIndex, target_tags
 
+UNKNOWN = "held back (reason unknown)"
+_UV_PLATFORM_GLIBC = re.compile(r"manylinux_(\d+)_(\d+)$")
+_DEPENDS = re.compile(r"Because (?P<parent>[A-Za-z0-9][\w.-]*)==(?P<version>[^\s,]+) depends on (?P<req>\S+?)[,.]?\s")
+
 
 @dataclass(frozen=True)
 class PackageMove:
@@ -106,8 +110,7 @@ def upgrade_locks(
         if new is not None and (not asked or name in asked):
             exact = (d for d in directs["layer"] if d.name == name and _exact(d) and name not in asked)
             pin = next((f"{layer_in}:{d.line} pins {d.requirement}" for d in exact), None)
-            project = index.project(name, fresh=True)
-            newest, held = held_reason(name, new, project, pin, jobs[0], config, uv_cache)
+            newest, held = held_reason(name, new, index.project(name, fresh=True), pin, jobs[0], config, uv_cache)
         result.moves.append(PackageMove(name, old, new, newest, held))
     return result
 
@@ -138,11 +141,6 @@ def _rewrite(directs: list[DirectRequirement], texts: dict[str, str]) -> None:
             comment = old[old.index(" #") :].rstrip("\n") if " #" in old else ""
             lines[direct.line - 1] = f"{texts[direct.name]}{comment}\n"
         path.write_text("".join(lines))
-
-
-UNKNOWN = "held back (reason unknown)"
-_UV_PLATFORM_GLIBC = re.compile(r"manylinux_(\d+)_(\d+)$")
-_DEPENDS = re.compile(r"Because (?P<parent>[A-Za-z0-9][\w.-]*)==(?P<version>[^\s,]+) depends on (?P<req>\S+?)[,.]?\s")
 
 
 def resolve_target(target: Target) -> Target:

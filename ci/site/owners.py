@@ -192,10 +192,6 @@ class Owners:
 
     def completed_top_level(self, entries: Iterable[str]) -> dict[str, str]:
         """build.json's "top_level": the map plus every other owned first component under python/ (a lone .pyc)."""
-        completed = dict(self.top_level)
-        for entry in entries:
-            if entry not in completed and entry != "__pycache__":
-                owner = self.distribution(f"{BUILD_SITE}/{entry}")
-                if owner is not None:
-                    completed[entry] = owner
+        found = {entry: self.distribution(f"{BUILD_SITE}/{entry}") for entry in entries if entry != "__pycache__"}
+        completed = {entry: owner for entry, owner in found.items() if owner is not None} | self.top_level
         return dict(sorted(completed.items()))

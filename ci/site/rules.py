@@ -80,8 +80,7 @@ class Rule:
             return rel.parent.name.endswith(".dist-info") and rel.name in self.file_names
         if _in_dist_info(rel.parent):
             return False
-        name = rel.name
-        return name.endswith(self.suffixes) if self.suffixes else _matches(name, self.file_names)
+        return rel.name.endswith(self.suffixes) if self.suffixes else _matches(rel.name, self.file_names)
 
 
 def _in_dist_info(rel: PurePosixPath) -> bool:
@@ -140,11 +139,9 @@ def _definition(rule: Rule) -> str:
 
 def always_kept(rel: PurePosixPath) -> bool:
     """Never removed: METADATA of every distribution and every license file."""
-    if rel.parent.name.endswith(".dist-info") and rel.name == "METADATA":
-        return True
-    if any(part == "licenses" for part in rel.parts[:-1]) and _in_dist_info(rel):
-        return True
-    return _matches(rel.name.upper(), LICENSE_PATTERNS)
+    metadata = rel.parent.name.endswith(".dist-info") and rel.name == "METADATA"
+    licenses = "licenses" in rel.parts[:-1] and _in_dist_info(rel)
+    return metadata or licenses or _matches(rel.name.upper(), LICENSE_PATTERNS)
 
 
 @dataclass
@@ -192,10 +189,9 @@ def plan(site: Path, names: Iterable[str], keep: frozenset[str] = frozenset()) -
 
 def apply_rules(site: Path, names: Iterable[str], keep: frozenset[str] = frozenset()) -> dict[str, RuleResult]:
     """Remove what the named rules claim; a result per rule (in the configured order), zero if nothing."""
-    names = [name for name in names if name in RULES]
-    results = {name: RuleResult(name) for name in names}
-    planned = plan(site, names, keep)
-    for rel, rule in sorted(plan(site, names).items()):  # what `keep` saved is reported, so the protection shows
+    results = {name: RuleResult(name) for name in names if name in RULES}
+    planned = plan(site, results, keep)
+    for rel, rule in sorted(plan(site, results).items()):  # what `keep` saved is reported, so the protection shows
         if rel not in planned:
             results[rule].spared.append(rel)
     for rel, rule in sorted(planned.items()):
