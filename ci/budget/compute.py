@@ -369,7 +369,7 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
         by_owner[owner[entry.path]].append(entry)
     reported = {canonical(name): facts for name, facts in known.items()}
     distributions = _largest_first(
-        _group(name, members, (reported.get(canonical(name)) or {}).get("version") or versions.get(name))
+        Group(name, *totals(members), (reported.get(canonical(name)) or {}).get("version") or versions.get(name))
         for name, members in by_owner.items()
     )
     by_category: dict[str, list[Entry]] = {name: [] for name in CATEGORIES}
@@ -393,7 +393,7 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
         warn_fraction=inputs.config.budget.warn_fraction,
         components=components,
         distributions=distributions,
-        categories=_largest_first(_group(name, members) for name, members in by_category.items()),
+        categories=_largest_first(Group(name, *totals(members)) for name, members in by_category.items()),
         rules=sorted(rules, key=lambda rule: (-rule.bytes, rule.name)),
         largest_files=sorted(files, key=lambda f: (-f.unzipped_bytes, f.component, f.path))[:LARGEST_FILES],
         largest_directories=_by_folder(layer_entries)[:LARGEST_DIRECTORIES],
@@ -422,10 +422,6 @@ def totals(entries: Iterable[Entry]) -> tuple[int, int, int]:
     return sum(e.unzipped_bytes for e in entries), sum(e.zipped_bytes for e in entries), len(entries)
 
 
-def _group(name: str, entries: Iterable[Entry], version: str | None = None) -> Group:
-    return Group(name, *totals(entries), version)
-
-
 def _largest_first(groups: Iterable[Group]) -> list[Group]:
     return sorted(groups, key=lambda group: (-group.unzipped_bytes, group.name))
 
@@ -444,7 +440,7 @@ def _by_folder(entries: Iterable[Entry]) -> list[Group]:
         folder = _folder(entry.path)
         if folder is not None:
             members[folder].append(entry)
-    return _largest_first(_group(name, files) for name, files in members.items())
+    return _largest_first(Group(name, *totals(files)) for name, files in members.items())
 
 
 def _imports(
@@ -452,18 +448,15 @@ def _imports(
 ) -> ImportUsage | None:
     if trace is None:
         return None
-    sizes = {entry.path: entry.unzipped_bytes for entry in entries}
-    files: dict[str, int] = defaultdict(int)
-    nbytes: dict[str, int] = defaultdict(int)
-    touched: set[str] = set()
-    for path in traced_paths(trace, entries):
-        files[owner[path]] += 1
-        nbytes[owner[path]] += sizes[path]
-        touched.add(_folder(path) or "")
+    traced = traced_paths(trace, entries)
+    imported: dict[str, list[int]] = defaultdict(list)  # distribution -> sizes of its traced files
+    for entry in entries:
+        if entry.path in traced:
+            imported[owner[entry.path]].append(entry.unzipped_bytes)
     uses = [
-        DistributionUse(group.name, group.unzipped_bytes, nbytes.get(group.name, 0), files.get(group.name, 0))
-        for group in distributions
+        DistributionUse(g.name, g.unzipped_bytes, sum(imported[g.name]), len(imported[g.name])) for g in distributions
     ]
+    touched = {_folder(path) for path in traced}
     unimported = [g for g in _by_folder(entries) if g.name not in touched][:LARGEST_DIRECTORIES] if trace.files else []
     return ImportUsage(trace.report, trace.same_layer, uses, unimported, trace.source)
 
@@ -475,12 +468,10 @@ def _with_suggestions(budget: Budget, inputs: BudgetInputs, by_owner: dict[str, 
     ideas = removal_options(budget, inputs, imports, by_owner, set(by_owner), never, folders)
     if budget.bytecode.mode == "all" and budget.bytecode.bytes:
         saves = None
-        if trace and trace.files:
+        if trace and trace.files:  # a module's .pyc counts as traced when the module is
             entries = list(inputs.layer.entries)
-            imported = {module_key(path) for path in traced_paths(trace, entries)} - {None}
-            saves = sum(
-                e.unzipped_bytes for e in entries if e.path.endswith(".pyc") and module_key(e.path) not in imported
-            )
+            imported = traced_paths(trace, entries)
+            saves = sum(e.unzipped_bytes for e in entries if e.path.endswith(".pyc") and e.path not in imported)
         action = (
             f"precompile only the modules the handler imports (bytecode now {as_mb(budget.bytecode.bytes)}); "
             "the build traces the handler to choose them"

@@ -68,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 # A shared library named like a module (pyarrow's libarrow_python.so): loaded by other modules, not imported.
 NOT_A_MODULE = "does not define module export function"
-LAYER_STEPS = ("strip", "verify", "wheels", "bytecode")  # the build's own code that measuring runs
+LAYER_STEPS = ("build", "verify", "wheels", "bytecode")  # the build's own code that measuring runs
 # This module is measuring code too: a new measurement cache format is a new cache key.
 MEASURING_CODE = [Path(__file__), *(CI_PACKAGE / "layer" / f"{step}.py" for step in LAYER_STEPS)]
 CHECK = "budget-what-if"
@@ -112,15 +112,14 @@ def parse_request(specs: Sequence[str], files: Sequence[Path], cwd: Path) -> Wha
     for text in (spec.strip() for spec in specs):
         if text.startswith(("-r", "--requirement")):  # -r FILE, -rFILE, -r=FILE, --requirement[=| ]FILE
             parts = shlex.split(text)
-            match = re.fullmatch(r"(?:-r=?|--requirement=)(.+)", parts[0]) if len(parts) == 1 else None
             if len(parts) == 2 and parts[0] in ("-r", "--requirement"):
-                paths.append((cwd / parts[1]).resolve())
-            elif match:
-                paths.append((cwd / match[1]).resolve())
-            else:
+                parts = [f"{parts[0]}={parts[1]}"]
+            match = re.fullmatch(r"(?:-r=?|--requirement=)(.+)", parts[0]) if len(parts) == 1 else None
+            if match is None:
                 raise SpecError(
                     f"--what-if {text!r} is not `-r FILE`", "write one requirements file per -r, e.g. -r extra.in"
                 )
+            paths.append((cwd / match[1]).resolve())
             continue
         try:
             requirements.append(_checked(Requirement(text), repr(text)))
