@@ -166,11 +166,9 @@ COMPACT_MEASURED = (
 )
 
 
-def suggest(
-    name: str, action: str, paste: Sequence[str], section: str, saves: int | None, used_bytes: int
-) -> Suggestion:
-    """The one projection: `saves` bytes out of the `used_bytes` counted now leaves the difference."""
-    leaves = None if saves is None else used_bytes - saves
+def suggest(name: str, action: str, paste: Sequence[str], section: str, saves: int | None, used: int) -> Suggestion:
+    """The one projection: `saves` bytes out of the `used` bytes counted now leaves the difference."""
+    leaves = None if saves is None else used - saves
     return Suggestion(name, action, tuple(paste), section, saves, leaves)
 
 
@@ -505,15 +503,9 @@ def _with_suggestions(budget: Budget, inputs: BudgetInputs, by_owner: dict[str, 
 
 
 def baseline_from_ref(
-    config: Config,
-    paths: BuildPaths,
-    ref: str,
-    current: Budget,
-    limit_bytes: int | None,
-    rebuild: bool = False,
-    function_zip: Path | None = None,
+    config: Config, paths: BuildPaths, ref: str, current: Budget, rebuild: bool, function_zip: Path
 ) -> tuple[dict[str, Any], str]:
-    """The budget of the lock at `ref` built with this checkout's rules, model and function (same lock: no build)."""
+    """The lock at `ref` built with this checkout's rules, model, function and limit; the same lock is not rebuilt."""
     lock_path = config.relative(config.lock.layer_lock)
     sha, lock = lock_at_ref(config.root, ref, lock_path)
     source = f"{lock_path} at {ref} ({sha[:12]})"
@@ -549,7 +541,7 @@ def baseline_from_ref(
             )
         key_file.write_text(key)
     # Only the layer comes from the ref: the function code is this checkout's on both sides.
-    inputs = gather_inputs(config, base, limit_bytes, lock_file, function_zip or paths.function_zip)
+    inputs = gather_inputs(config, base, current.limit_bytes, lock_file, function_zip)
     return budget_to_dict(compute_budget(inputs)), source + f", built in {display_path(base.build, config.root)}"
 
 

@@ -417,7 +417,6 @@ class Projection:
 
     @property
     def bytecode_if_imported(self) -> dict[str, int]:
-        """Added distribution -> .pyc bytes if the handler imports all of it."""
         return {name: sum(self.measured[name].pyc.values()) for name in self.added if name in self.measured}
 
 
@@ -493,62 +492,60 @@ def project(
 
 
 def measure_compact(
-    config: Config,
-    paths: BuildPaths,
-    projection: Projection,
-    python: str,
-    base_site: Path,
-    new_site: Path | None,
-    workdir: Path,
+    config: Config, paths: BuildPaths, projection: Projection, python: str, base_site: Path, new_site: Path | None
 ) -> tuple[int | None, str]:
     """(layer bytes or None, log line) after the compact step, the handler traced on the projected layer itself:
     an added distribution may be imported by an existing one (pandas imports pyarrow when present)."""
     if not paths.model.is_file():
         return None, f"not measured: no model at {paths.model} to trace the handler with (train first)"
+    workdir = paths.build / "what-if" / f"compact-{os.getpid()}"
     shutil.rmtree(workdir, ignore_errors=True)
-    site = workdir / BUILD_SITE
-    for name, entries in projection.entries.items():
-        source = new_site if name in projection.measured and new_site is not None else base_site
-        for entry in entries:
-            rel = entry.path.removeprefix(LAYER_PREFIX)
-            if "__pycache__" in rel.split("/"):
-                continue  # the build traces the tree before it compiles anything
-            (site / rel).parent.mkdir(parents=True, exist_ok=True)
-            link_or_copy(source / rel, site / rel)
-    function = workdir / "function"
-    with open_zip(paths.function_zip, "run `python -m ci build` first") as zipped:
-        zipped.extract_all(function)
-    version = config.target.runtime.python
     try:
-        used = verify.trace_handler(
-            verify.Runner(python, bytecode.for_target(paths.cache, version)),
-            site,
-            function,
-            config.function.handler,
-            config.smoke.events,
-            paths.model,
-            layer_lock=config.lock.layer_lock,
-        )
-    except CheckFailedError as exc:
-        return None, f"not measured: the handler did not run on the projected layer: {exc.problem[-300:]}"
-    broken = used.broken_answers()
-    if used.workload != "events" or broken:
-        why = f"{len(broken)} event(s) answered with a server error" if broken else "no events were traced"
-        return None, f"not measured: the handler's trace on the projected layer is not usable: {why}"
-    # What the build's compact step leaves of `site` (changed in place): the bytes of python/.
-    keep = set(used.files) | globbed(site, config.build.keep)
-    for path in list(walk_files(site)):
-        rel = path.relative_to(site).as_posix()
-        pure = PurePosixPath(rel)
-        if rel not in keep and not rules.always_kept(pure) and not any(p.endswith(".dist-info") for p in pure.parts):
-            path.unlink()
-    sourceless = sorted(rel for rel in used.modules if rel.endswith(".py") and (site / rel).is_file())
-    compile_files(python, version, site, sourceless, paths.cache / "bytecode", True, LAMBDA_SITE)
-    for rel in sourceless:
-        (site / rel).unlink()
-    size = sum(path.stat().st_size for path in walk_files(site))
-    note = f"the handler traced on the projected layer ({len(used.files)} files used); with the compact profile"
-    return size, f"{note} the layer is {as_mb(size)}"
+        site = workdir / BUILD_SITE
+        for name, entries in projection.entries.items():
+            source = new_site if name in projection.measured and new_site is not None else base_site
+            for entry in entries:
+                rel = entry.path.removeprefix(LAYER_PREFIX)
+                if "__pycache__" in rel.split("/"):
+                    continue  # the build traces the tree before it compiles anything
+                (site / rel).parent.mkdir(parents=True, exist_ok=True)
+                link_or_copy(source / rel, site / rel)
+        function = workdir / "function"
+        with open_zip(paths.function_zip, "run `python -m ci build` first") as zipped:
+            zipped.extract_all(function)
+        version = config.target.runtime.python
+        try:
+            used = verify.trace_handler(
+                verify.Runner(python, bytecode.for_target(paths.cache, version)),
+                site,
+                function,
+                config.function.handler,
+                config.smoke.events,
+                paths.model,
+                layer_lock=config.lock.layer_lock,
+            )
+        except CheckFailedError as exc:
+            return None, f"not measured: the handler did not run on the projected layer: {exc.problem[-300:]}"
+        broken = used.broken_answers()
+        if used.workload != "events" or broken:
+            why = f"{len(broken)} event(s) answered with a server error" if broken else "no events were traced"
+            return None, f"not measured: the handler's trace on the projected layer is not usable: {why}"
+        # What the build's compact step leaves of `site` (changed in place): the bytes of python/.
+        keep = set(used.files) | globbed(site, config.build.keep)
+        for path in list(walk_files(site)):
+            pure = PurePosixPath(path.relative_to(site).as_posix())
+            metadata = any(part.endswith(".dist-info") for part in pure.parts)
+            if str(pure) not in keep and not rules.always_kept(pure) and not metadata:
+                path.unlink()
+        sourceless = sorted(rel for rel in used.modules if rel.endswith(".py") and (site / rel).is_file())
+        compile_files(python, version, site, sourceless, paths.cache / "bytecode", True, LAMBDA_SITE)
+        for rel in sourceless:
+            (site / rel).unlink()
+        size = sum(path.stat().st_size for path in walk_files(site))
+        note = f"the handler traced on the projected layer ({len(used.files)} files used); with the compact profile"
+        return size, f"{note} the layer is {as_mb(size)}"
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -748,9 +745,7 @@ def what_if(
         if not current.inputs.compact_profile and budget.status == FAIL:
             # Only an answer over the limit lists options: the handler's trace costs seconds, spent only then.
             new_site = measurer.tree(new) if new else None
-            scratch = paths.build / "what-if" / f"compact-{os.getpid()}"
-            layer_bytes, note = measure_compact(config, paths, projection, python, base_site(), new_site, scratch)
-            shutil.rmtree(scratch, ignore_errors=True)
+            layer_bytes, note = measure_compact(config, paths, projection, python, base_site(), new_site)
             step("compact", note)
             if layer_bytes is not None:
                 layer = next(c for c in budget.components if c.kind == "layer")
