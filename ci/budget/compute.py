@@ -258,8 +258,6 @@ def removal_options(
 BUILD_FIX = "run `python -m ci build` first (it writes layer.zip, function.zip and reports/build.json)"
 LARGEST_FILES = 15
 LARGEST_DIRECTORIES = 10
-FUNCTION_CODE = "(function code)"
-BASELINE_KEY = "baseline.key"
 CI_PACKAGE = Path(__file__).resolve().parents[1]  # ci/: the code the baseline and what-if cache keys cover
 
 
@@ -411,7 +409,7 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
 def _shipped_by(contents: ZipContents, path: str, owner: Mapping[str, str]) -> str:
     if contents.kind == "layer":
         return owner[path]
-    return FUNCTION_CODE if contents.kind == "function" else contents.name
+    return "(function code)" if contents.kind == "function" else contents.name
 
 
 def totals(entries: Iterable[Entry]) -> tuple[int, int, int]:
@@ -518,7 +516,7 @@ def baseline_from_ref(
     handler = config.root / config.function.handler.split(".", 1)[0]
     code = sources_digest(CI_PACKAGE, handler, config.smoke.events).encode()
     key = hashlib.sha256(b"\0".join([lock, config.file.read_bytes(), model, code])).hexdigest()
-    key_file = base.build / BASELINE_KEY
+    key_file = base.build / "baseline.key"
     lock_file = base.build / "requirements-layer.txt"
     cached = key_file.is_file() and key_file.read_text() == key and base.layer_zip.is_file()
     if rebuild or not cached:  # `python -m ci build` of the ref's lock in its own tree, with this configuration
@@ -530,9 +528,8 @@ def baseline_from_ref(
         settings = base.build / "pipeline.toml"
         settings.write_text(_with_layer_lock(config.file, lock_file))
         command = [sys.executable, "-m", "ci", "--build-dir", str(base.build), "--cache-dir", str(paths.cache)]
-        result = subprocess.run(
-            [*command, "--config", str(settings), "build"], capture_output=True, text=True, check=False
-        )
+        command += ["--config", str(settings), "build"]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
             raise PipelineError(

@@ -206,7 +206,6 @@ class Budget:
 
     @property
     def headroom_bytes(self) -> int:
-        """Negative when over: then it is minus the excess."""
         return self.limit_bytes - self.used_bytes
 
     @property

@@ -494,7 +494,7 @@ def project(
 def measure_compact(
     config: Config, paths: BuildPaths, projection: Projection, python: str, base_site: Path, new_site: Path | None
 ) -> tuple[int | None, str]:
-    """(layer bytes or None, log line) after the compact step, the handler traced on the projected layer itself:
+    """(function + layers bytes or None, log line) with the compact step, the handler traced on the projected layer:
     an added distribution may be imported by an existing one (pandas imports pyarrow when present)."""
     if not paths.model.is_file():
         return None, f"not measured: no model at {paths.model} to trace the handler with (train first)"
@@ -543,7 +543,8 @@ def measure_compact(
             (site / rel).unlink()
         size = sum(path.stat().st_size for path in walk_files(site))
         note = f"the handler traced on the projected layer ({len(used.files)} files used); with the compact profile"
-        return size, f"{note} the layer is {as_mb(size)}"
+        layer = next(c for c in projection.budget.components if c.kind == "layer")
+        return projection.budget.used_bytes - layer.unzipped_bytes + size, f"{note} the layer is {as_mb(size)}"
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -745,11 +746,8 @@ def what_if(
         if not current.inputs.compact_profile and budget.status == FAIL:
             # Only an answer over the limit lists options: the handler's trace costs seconds, spent only then.
             new_site = measurer.tree(new) if new else None
-            layer_bytes, note = measure_compact(config, paths, projection, python, base_site(), new_site)
+            compact_bytes, note = measure_compact(config, paths, projection, python, base_site(), new_site)
             step("compact", note)
-            if layer_bytes is not None:
-                layer = next(c for c in budget.components if c.kind == "layer")
-                compact_bytes = budget.used_bytes - layer.unzipped_bytes + layer_bytes
     imports = current.budget.imports
     needed_by_added = {name for name, pin in lock.pins.items() if set(pin.via) & set(projection.added)}
     never = [canonical(use.name) for use in imports.never_imported] if imports else []
