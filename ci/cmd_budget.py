@@ -71,8 +71,9 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
         if args.baseline:
             figures, source = load_baseline(args.baseline), str(args.baseline)
         else:
-            ref, rebuild = args.baseline_ref, args.rebuild_baseline
-            figures, source = baseline_from_ref(config, paths, ref, budget, args.limit_bytes, rebuild, function_zip)
+            figures, source = baseline_from_ref(
+                config, paths, args.baseline_ref, budget, args.rebuild_baseline, function_zip
+            )
         label = args.baseline_label or (args.baseline_ref or "baseline").removeprefix("origin/")
         budget = dataclasses.replace(budget, comparison=compare(budget, figures, label, source))
     # What the layer leaves to the runtime (counted by Lambda nowhere) and what it bundles instead: the lock's notes.

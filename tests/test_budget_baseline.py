@@ -136,7 +136,7 @@ def test_an_identical_lock_at_the_ref_reuses_this_builds_figures(repo: Path, tmp
     paths = make_build(tmp_path / "build")
     current = compute_budget(gather_inputs(config, paths))
     assert current.lock["sha256"]
-    figures, source = baseline_from_ref(config, paths, "main", current, None)
+    figures, source = baseline_from_ref(config, paths, "main", current, False, paths.function_zip)
     assert "identical to this build's lock" in source
     budget = dataclasses.replace(current, comparison=compare(current, {**figures}, "main", source))
     assert budget.comparison is not None and budget.comparison.delta_bytes == 0

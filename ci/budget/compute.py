@@ -166,11 +166,9 @@ COMPACT_MEASURED = (
 )
 
 
-def suggest(
-    name: str, action: str, paste: Sequence[str], section: str, saves: int | None, used_bytes: int
-) -> Suggestion:
-    """The one projection: `saves` bytes out of the `used_bytes` counted now leaves the difference."""
-    leaves = None if saves is None else used_bytes - saves
+def suggest(name: str, action: str, paste: Sequence[str], section: str, saves: int | None, used: int) -> Suggestion:
+    """The one projection: `saves` bytes out of the `used` bytes counted now leaves the difference."""
+    leaves = None if saves is None else used - saves
     return Suggestion(name, action, tuple(paste), section, saves, leaves)
 
 
@@ -260,8 +258,6 @@ def removal_options(
 BUILD_FIX = "run `python -m ci build` first (it writes layer.zip, function.zip and reports/build.json)"
 LARGEST_FILES = 15
 LARGEST_DIRECTORIES = 10
-FUNCTION_CODE = "(function code)"
-BASELINE_KEY = "baseline.key"
 CI_PACKAGE = Path(__file__).resolve().parents[1]  # ci/: the code the baseline and what-if cache keys cover
 
 
@@ -369,7 +365,7 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
         by_owner[owner[entry.path]].append(entry)
     reported = {canonical(name): facts for name, facts in known.items()}
     distributions = _largest_first(
-        _group(name, members, (reported.get(canonical(name)) or {}).get("version") or versions.get(name))
+        Group(name, *totals(members), (reported.get(canonical(name)) or {}).get("version") or versions.get(name))
         for name, members in by_owner.items()
     )
     by_category: dict[str, list[Entry]] = {name: [] for name in CATEGORIES}
@@ -393,7 +389,7 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
         warn_fraction=inputs.config.budget.warn_fraction,
         components=components,
         distributions=distributions,
-        categories=_largest_first(_group(name, members) for name, members in by_category.items()),
+        categories=_largest_first(Group(name, *totals(members)) for name, members in by_category.items()),
         rules=sorted(rules, key=lambda rule: (-rule.bytes, rule.name)),
         largest_files=sorted(files, key=lambda f: (-f.unzipped_bytes, f.component, f.path))[:LARGEST_FILES],
         largest_directories=_by_folder(layer_entries)[:LARGEST_DIRECTORIES],
@@ -413,17 +409,13 @@ def compute_budget(inputs: BudgetInputs) -> Budget:
 def _shipped_by(contents: ZipContents, path: str, owner: Mapping[str, str]) -> str:
     if contents.kind == "layer":
         return owner[path]
-    return FUNCTION_CODE if contents.kind == "function" else contents.name
+    return "(function code)" if contents.kind == "function" else contents.name
 
 
 def totals(entries: Iterable[Entry]) -> tuple[int, int, int]:
     """Unzipped bytes, zipped bytes, files."""
     entries = list(entries)
     return sum(e.unzipped_bytes for e in entries), sum(e.zipped_bytes for e in entries), len(entries)
-
-
-def _group(name: str, entries: Iterable[Entry], version: str | None = None) -> Group:
-    return Group(name, *totals(entries), version)
 
 
 def _largest_first(groups: Iterable[Group]) -> list[Group]:
@@ -444,7 +436,7 @@ def _by_folder(entries: Iterable[Entry]) -> list[Group]:
         folder = _folder(entry.path)
         if folder is not None:
             members[folder].append(entry)
-    return _largest_first(_group(name, files) for name, files in members.items())
+    return _largest_first(Group(name, *totals(files)) for name, files in members.items())
 
 
 def _imports(
@@ -452,18 +444,15 @@ def _imports(
 ) -> ImportUsage | None:
     if trace is None:
         return None
-    sizes = {entry.path: entry.unzipped_bytes for entry in entries}
-    files: dict[str, int] = defaultdict(int)
-    nbytes: dict[str, int] = defaultdict(int)
-    touched: set[str] = set()
-    for path in traced_paths(trace, entries):
-        files[owner[path]] += 1
-        nbytes[owner[path]] += sizes[path]
-        touched.add(_folder(path) or "")
+    traced = traced_paths(trace, entries)
+    imported: dict[str, list[int]] = defaultdict(list)  # distribution -> sizes of its traced files
+    for entry in entries:
+        if entry.path in traced:
+            imported[owner[entry.path]].append(entry.unzipped_bytes)
     uses = [
-        DistributionUse(group.name, group.unzipped_bytes, nbytes.get(group.name, 0), files.get(group.name, 0))
-        for group in distributions
+        DistributionUse(g.name, g.unzipped_bytes, sum(imported[g.name]), len(imported[g.name])) for g in distributions
     ]
+    touched = {_folder(path) for path in traced}
     unimported = [g for g in _by_folder(entries) if g.name not in touched][:LARGEST_DIRECTORIES] if trace.files else []
     return ImportUsage(trace.report, trace.same_layer, uses, unimported, trace.source)
 
@@ -475,12 +464,10 @@ def _with_suggestions(budget: Budget, inputs: BudgetInputs, by_owner: dict[str, 
     ideas = removal_options(budget, inputs, imports, by_owner, set(by_owner), never, folders)
     if budget.bytecode.mode == "all" and budget.bytecode.bytes:
         saves = None
-        if trace and trace.files:
+        if trace and trace.files:  # a module's .pyc counts as traced when the module is
             entries = list(inputs.layer.entries)
-            imported = {module_key(path) for path in traced_paths(trace, entries)} - {None}
-            saves = sum(
-                e.unzipped_bytes for e in entries if e.path.endswith(".pyc") and module_key(e.path) not in imported
-            )
+            imported = traced_paths(trace, entries)
+            saves = sum(e.unzipped_bytes for e in entries if e.path.endswith(".pyc") and e.path not in imported)
         action = (
             f"precompile only the modules the handler imports (bytecode now {as_mb(budget.bytecode.bytes)}); "
             "the build traces the handler to choose them"
@@ -514,15 +501,9 @@ def _with_suggestions(budget: Budget, inputs: BudgetInputs, by_owner: dict[str, 
 
 
 def baseline_from_ref(
-    config: Config,
-    paths: BuildPaths,
-    ref: str,
-    current: Budget,
-    limit_bytes: int | None,
-    rebuild: bool = False,
-    function_zip: Path | None = None,
+    config: Config, paths: BuildPaths, ref: str, current: Budget, rebuild: bool, function_zip: Path
 ) -> tuple[dict[str, Any], str]:
-    """The budget of the lock at `ref` built with this checkout's rules, model and function (same lock: no build)."""
+    """The lock at `ref` built with this checkout's rules, model, function and limit; the same lock is not rebuilt."""
     lock_path = config.relative(config.lock.layer_lock)
     sha, lock = lock_at_ref(config.root, ref, lock_path)
     source = f"{lock_path} at {ref} ({sha[:12]})"
@@ -535,7 +516,7 @@ def baseline_from_ref(
     handler = config.root / config.function.handler.split(".", 1)[0]
     code = sources_digest(CI_PACKAGE, handler, config.smoke.events).encode()
     key = hashlib.sha256(b"\0".join([lock, config.file.read_bytes(), model, code])).hexdigest()
-    key_file = base.build / BASELINE_KEY
+    key_file = base.build / "baseline.key"
     lock_file = base.build / "requirements-layer.txt"
     cached = key_file.is_file() and key_file.read_text() == key and base.layer_zip.is_file()
     if rebuild or not cached:  # `python -m ci build` of the ref's lock in its own tree, with this configuration
@@ -547,9 +528,8 @@ def baseline_from_ref(
         settings = base.build / "pipeline.toml"
         settings.write_text(_with_layer_lock(config.file, lock_file))
         command = [sys.executable, "-m", "ci", "--build-dir", str(base.build), "--cache-dir", str(paths.cache)]
-        result = subprocess.run(
-            [*command, "--config", str(settings), "build"], capture_output=True, text=True, check=False
-        )
+        command += ["--config", str(settings), "build"]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
             raise PipelineError(
@@ -558,7 +538,7 @@ def baseline_from_ref(
             )
         key_file.write_text(key)
     # Only the layer comes from the ref: the function code is this checkout's on both sides.
-    inputs = gather_inputs(config, base, limit_bytes, lock_file, function_zip or paths.function_zip)
+    inputs = gather_inputs(config, base, current.limit_bytes, lock_file, function_zip)
     return budget_to_dict(compute_budget(inputs)), source + f", built in {display_path(base.build, config.root)}"
 
 

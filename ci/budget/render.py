@@ -206,7 +206,6 @@ class Budget:
 
     @property
     def headroom_bytes(self) -> int:
-        """Negative when over: then it is minus the excess."""
         return self.limit_bytes - self.used_bytes
 
     @property
@@ -386,10 +385,10 @@ def _document(budget: Budget) -> list[str | Table]:
     distributions: list[list[object]] = []
     for group in budget.distributions:
         row = [group.name, group.version or "", *_sizes(group.unzipped_bytes, group.zipped_bytes), group.files]
-        if group.name in deltas:
+        if comparison:  # compare() gives every distribution of the budget a row
             delta = deltas[group.name]
             row.append("**added**" if delta.status == "added" else signed_mb(delta.delta_bytes))
-        distributions.append(row if not comparison or group.name in deltas else [*row, ""])
+        distributions.append(row)
     if comparison:
         headline += f" · {signed_mb(comparison.delta_bytes)} vs {comparison.label}"
         change = comparison.delta_bytes

@@ -67,7 +67,7 @@ logger = logging.getLogger(__name__)
 
 # A shared library named like a module (pyarrow's libarrow_python.so): loaded by other modules, not imported.
 NOT_A_MODULE = "does not define module export function"
-LAYER_STEPS = ("strip", "verify", "wheels", "bytecode")  # the build's own code that measuring runs
+LAYER_STEPS = ("build", "verify", "wheels", "bytecode")  # the build's own code that measuring runs
 # This module is measuring code too: a new measurement cache format is a new cache key.
 MEASURING_CODE = [Path(__file__), *(CI_PACKAGE / "layer" / f"{step}.py" for step in LAYER_STEPS)]
 CHECK = "budget-what-if"
@@ -111,15 +111,14 @@ def parse_request(specs: Sequence[str], files: Sequence[Path], cwd: Path) -> Wha
     for text in (spec.strip() for spec in specs):
         if text.startswith(("-r", "--requirement")):  # -r FILE, -rFILE, -r=FILE, --requirement[=| ]FILE
             parts = shlex.split(text)
-            match = re.fullmatch(r"(?:-r=?|--requirement=)(.+)", parts[0]) if len(parts) == 1 else None
             if len(parts) == 2 and parts[0] in ("-r", "--requirement"):
-                paths.append((cwd / parts[1]).resolve())
-            elif match:
-                paths.append((cwd / match[1]).resolve())
-            else:
+                parts = [f"{parts[0]}={parts[1]}"]
+            match = re.fullmatch(r"(?:-r=?|--requirement=)(.+)", parts[0]) if len(parts) == 1 else None
+            if match is None:
                 raise SpecError(
                     f"--what-if {text!r} is not `-r FILE`", "write one requirements file per -r, e.g. -r extra.in"
                 )
+            paths.append((cwd / match[1]).resolve())
             continue
         try:
             requirements.append(_checked(Requirement(text), repr(text)))
@@ -417,7 +416,6 @@ class Projection:
 
     @property
     def bytecode_if_imported(self) -> dict[str, int]:
-        """Added distribution -> .pyc bytes if the handler imports all of it."""
         return {name: sum(self.measured[name].pyc.values()) for name in self.added if name in self.measured}
 
 
@@ -493,62 +491,61 @@ def project(
 
 
 def measure_compact(
-    config: Config,
-    paths: BuildPaths,
-    projection: Projection,
-    python: str,
-    base_site: Path,
-    new_site: Path | None,
-    workdir: Path,
+    config: Config, paths: BuildPaths, projection: Projection, python: str, base_site: Path, new_site: Path | None
 ) -> tuple[int | None, str]:
-    """(layer bytes or None, log line) after the compact step, the handler traced on the projected layer itself:
+    """(function + layers bytes or None, log line) with the compact step, the handler traced on the projected layer:
     an added distribution may be imported by an existing one (pandas imports pyarrow when present)."""
     if not paths.model.is_file():
         return None, f"not measured: no model at {paths.model} to trace the handler with (train first)"
+    workdir = paths.build / "what-if" / f"compact-{os.getpid()}"
     shutil.rmtree(workdir, ignore_errors=True)
-    site = workdir / BUILD_SITE
-    for name, entries in projection.entries.items():
-        source = new_site if name in projection.measured and new_site is not None else base_site
-        for entry in entries:
-            rel = entry.path.removeprefix(LAYER_PREFIX)
-            if "__pycache__" in rel.split("/"):
-                continue  # the build traces the tree before it compiles anything
-            (site / rel).parent.mkdir(parents=True, exist_ok=True)
-            link_or_copy(source / rel, site / rel)
-    function = workdir / "function"
-    with open_zip(paths.function_zip, "run `python -m ci build` first") as zipped:
-        zipped.extract_all(function)
-    version = config.target.runtime.python
     try:
-        used = verify.trace_handler(
-            verify.Runner(python, bytecode.for_target(paths.cache, version)),
-            site,
-            function,
-            config.function.handler,
-            config.smoke.events,
-            paths.model,
-            layer_lock=config.lock.layer_lock,
-        )
-    except CheckFailedError as exc:
-        return None, f"not measured: the handler did not run on the projected layer: {exc.problem[-300:]}"
-    broken = used.broken_answers()
-    if used.workload != "events" or broken:
-        why = f"{len(broken)} event(s) answered with a server error" if broken else "no events were traced"
-        return None, f"not measured: the handler's trace on the projected layer is not usable: {why}"
-    # What the build's compact step leaves of `site` (changed in place): the bytes of python/.
-    keep = set(used.files) | globbed(site, config.build.keep)
-    for path in list(walk_files(site)):
-        rel = path.relative_to(site).as_posix()
-        pure = PurePosixPath(rel)
-        if rel not in keep and not rules.always_kept(pure) and not any(p.endswith(".dist-info") for p in pure.parts):
-            path.unlink()
-    sourceless = sorted(rel for rel in used.modules if rel.endswith(".py") and (site / rel).is_file())
-    compile_files(python, version, site, sourceless, paths.cache / "bytecode", True, LAMBDA_SITE)
-    for rel in sourceless:
-        (site / rel).unlink()
-    size = sum(path.stat().st_size for path in walk_files(site))
-    note = f"the handler traced on the projected layer ({len(used.files)} files used); with the compact profile"
-    return size, f"{note} the layer is {as_mb(size)}"
+        site = workdir / BUILD_SITE
+        for name, entries in projection.entries.items():
+            source = new_site if name in projection.measured and new_site is not None else base_site
+            for entry in entries:
+                rel = entry.path.removeprefix(LAYER_PREFIX)
+                if "__pycache__" in rel.split("/"):
+                    continue  # the build traces the tree before it compiles anything
+                (site / rel).parent.mkdir(parents=True, exist_ok=True)
+                link_or_copy(source / rel, site / rel)
+        function = workdir / "function"
+        with open_zip(paths.function_zip, "run `python -m ci build` first") as zipped:
+            zipped.extract_all(function)
+        version = config.target.runtime.python
+        try:
+            used = verify.trace_handler(
+                verify.Runner(python, bytecode.for_target(paths.cache, version)),
+                site,
+                function,
+                config.function.handler,
+                config.smoke.events,
+                paths.model,
+                layer_lock=config.lock.layer_lock,
+            )
+        except CheckFailedError as exc:
+            return None, f"not measured: the handler did not run on the projected layer: {exc.problem[-300:]}"
+        broken = used.broken_answers()
+        if used.workload != "events" or broken:
+            why = f"{len(broken)} event(s) answered with a server error" if broken else "no events were traced"
+            return None, f"not measured: the handler's trace on the projected layer is not usable: {why}"
+        # What the build's compact step leaves of `site` (changed in place): the bytes of python/.
+        keep = set(used.files) | globbed(site, config.build.keep)
+        for path in list(walk_files(site)):
+            pure = PurePosixPath(path.relative_to(site).as_posix())
+            metadata = any(part.endswith(".dist-info") for part in pure.parts)
+            if str(pure) not in keep and not rules.always_kept(pure) and not metadata:
+                path.unlink()
+        sourceless = sorted(rel for rel in used.modules if rel.endswith(".py") and (site / rel).is_file())
+        compile_files(python, version, site, sourceless, paths.cache / "bytecode", True, LAMBDA_SITE)
+        for rel in sourceless:
+            (site / rel).unlink()
+        size = sum(path.stat().st_size for path in walk_files(site))
+        note = f"the handler traced on the projected layer ({len(used.files)} files used); with the compact profile"
+        layer = next(c for c in projection.budget.components if c.kind == "layer")
+        return projection.budget.used_bytes - layer.unzipped_bytes + size, f"{note} the layer is {as_mb(size)}"
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -748,13 +745,8 @@ def what_if(
         if not current.inputs.compact_profile and budget.status == FAIL:
             # Only an answer over the limit lists options: the handler's trace costs seconds, spent only then.
             new_site = measurer.tree(new) if new else None
-            scratch = paths.build / "what-if" / f"compact-{os.getpid()}"
-            layer_bytes, note = measure_compact(config, paths, projection, python, base_site(), new_site, scratch)
-            shutil.rmtree(scratch, ignore_errors=True)
+            compact_bytes, note = measure_compact(config, paths, projection, python, base_site(), new_site)
             step("compact", note)
-            if layer_bytes is not None:
-                layer = next(c for c in budget.components if c.kind == "layer")
-                compact_bytes = budget.used_bytes - layer.unzipped_bytes + layer_bytes
     imports = current.budget.imports
     needed_by_added = {name for name, pin in lock.pins.items() if set(pin.via) & set(projection.added)}
     never = [canonical(use.name) for use in imports.never_imported] if imports else []
