@@ -1,7 +1,5 @@
 """`python -m ci budget`: the size budget against Lambda's unzipped limit, and the size report."""
 
-from __future__ import annotations
-
 import argparse
 import dataclasses
 import logging

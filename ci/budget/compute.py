@@ -1,8 +1,6 @@
 """From the zips, the build's report and the import trace to one `Budget`, its delta against a baseline, and what
 could make room. Counting follows Lambda: the uncompressed size of every entry of the function zip and every layer."""
 
-from __future__ import annotations
-
 import dataclasses
 import hashlib
 import json
@@ -193,7 +191,7 @@ def remove_line(configured: Sequence[str], globs: Iterable[str]) -> str:
 
 def removal_options(
     budget: Budget,  # its used and limit bytes: what each option is measured against
-    inputs: BudgetInputs,  # the current build's: its import trace, compact profile and configured removals
+    inputs: "BudgetInputs",  # the current build's: its import trace, compact profile and configured removals
     imports: ImportUsage | None,  # what that trace says
     entries: Mapping[str, list[Entry]],  # distribution -> its entries in the layer as it would ship
     judged: set[str],  # distributions the trace can speak for

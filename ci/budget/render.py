@@ -1,8 +1,6 @@
 """The budget's figures, computed once (ci/budget/compute.py), and their three renderings: budget.md (GitHub
 Markdown with one mermaid `pie`), the same tables on the terminal, and budget.json; renderers never compute."""
 
-from __future__ import annotations
-
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field

@@ -1,8 +1,6 @@
 """`python -m ci budget --what-if SPEC ...`: would the layer still fit with these packages, and if not, what would?
 Index requirements only (URLs, paths or `-e` would bypass the lock's hashes); no build output or lock is touched."""
 
-from __future__ import annotations
-
 import contextlib
 import dataclasses
 import functools
@@ -408,7 +406,7 @@ class Projection:
     budget: Budget  # the projected function + layers, compared with the current lock's
     entries: dict[str, list[Entry]]  # canonical distribution ("" for unattributed) -> projected layer entries
     how: dict[str, str]  # canonical distribution -> "layer.zip" | "measured" | "cached"
-    measured: dict[str, Measured]
+    measured: dict[str, "Measured"]
     added: list[str]
     moves: list[Move]
     held_back: list[str]
@@ -425,7 +423,7 @@ def project(
     current: Current,
     request: WhatIfRequest,
     lock: LockFile,
-    measured: dict[str, Measured],
+    measured: dict[str, "Measured"],
 ) -> Projection:
     """Bytecode follows the build's mode; an added distribution gets none in `runtime` mode (not imported yet)."""
     mode = current.budget.bytecode.mode
@@ -678,7 +676,7 @@ def answer_key(config: Config, paths: BuildPaths, current: Current, request: Wha
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def _write_cached(path: Path, value: Measured | Answer) -> None:
+def _write_cached(path: Path, value: "Measured | Answer") -> None:
     """Temp file + rename: concurrent what-ifs share the caches, and never read a torn entry."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -688,7 +686,7 @@ def _write_cached(path: Path, value: Measured | Answer) -> None:
 
 def what_if(
     config: Config, paths: BuildPaths, request: WhatIfRequest, limit_bytes: int | None = None, fresh: bool = False
-) -> Answer:
+) -> "Answer":
     started = time.perf_counter()
     current = current_state(config, paths, limit_bytes)
     key = answer_key(config, paths, current, request)
