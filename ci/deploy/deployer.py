@@ -148,7 +148,8 @@ def deploy(
     repo = git_repo or config.root
     name, alias_name = config.function.name, config.function.alias
     ours = provenance or detect(repo)
-    outcome = DeployOutcome("deployed", aws.where, alias_name, ours, production_line(None, alias_name, False))
+    unread = f"production is unchanged by this run (alias {alias_name} was not read, so its version is not known here)"
+    outcome = DeployOutcome("deployed", aws.where, alias_name, ours, unread)
     steps = Steps(aws.deadlines, outcome.timings)
     verifier = verifier or default_verifier(config, paths)
     try:
@@ -699,8 +700,8 @@ def choose_target(lambda_: Any, name: str, state: AliasState, to: str | None) ->
         return to, [*state.history, to]
     if len(state.history) >= 2:
         return state.history[-2], state.history[:-1]
-    older = sorted(int(v["Version"]) for v in published_versions(lambda_, name))
-    older = [v for v in older if v < int(state.version)]
+    numbers = (int(v["Version"]) for v in published_versions(lambda_, name))
+    older = sorted(number for number in numbers if number < int(state.version))
     if not older:
         raise PipelineError(
             f"alias {state.name} is on version {state.version} and no earlier version exists to roll back to",
@@ -720,9 +721,8 @@ def rollback(
     """The rollback report: which version the alias moved from and to, and whether the target was checked."""
     name, alias_name = config.function.name, config.function.alias
     stack = read_outputs(aws, config)
-    key = lock_key(stack.key_prefix, name)
-    clients = (aws.s3, aws.lambda_, aws.cloudformation)
-    with acquire(aws.s3, stack.bucket, key, owner("rollback", "")).held(*clients) as lock:
+    lock = acquire(aws.s3, stack.bucket, lock_key(stack.key_prefix, name), owner("rollback", ""))
+    with lock.held(aws.s3, aws.lambda_, aws.cloudformation):
         state = read_alias(aws.lambda_, name, alias_name)
         if state is not None and state.split:
             # A shift that never finished: the new version was never the alias's own, so taking its traffic

@@ -58,12 +58,10 @@ def read_alias(lambda_: Any, function_name: str, alias: str) -> AliasState | Non
 
 def published_versions(lambda_: Any, name: str) -> list[dict[str, Any]]:
     """The function's published versions, oldest first ($LATEST left out); none if there is no function."""
-
-    def listed() -> list[dict[str, Any]]:
-        pages = lambda_.get_paginator("list_versions_by_function").paginate(FunctionName=name)
-        return [v for page in pages for v in page.get("Versions", []) if v["Version"] != "$LATEST"]
-
-    return unless_aws_error(listed, [])
+    pages = lambda_.get_paginator("list_versions_by_function").paginate(FunctionName=name)  # lazy: read below
+    return unless_aws_error(
+        lambda: [v for page in pages for v in page.get("Versions", []) if v["Version"] != "$LATEST"], []
+    )
 
 
 def describe(history: list[str]) -> str:
@@ -118,10 +116,8 @@ def moved_concurrently(
     )
 
 
-def production_line(state: AliasState | None, alias: str, read: bool = True) -> str:
-    """What production runs after a failure; `read` False when the alias was never read (no claim is made)."""
-    if not read:
-        return f"production is unchanged by this run (alias {alias} was not read, so its version is not known here)"
+def production_line(state: AliasState | None, alias: str) -> str:
+    """What production runs after a failure."""
     if state is None:
         return f"production is unchanged (alias {alias} does not exist yet)"
     return f"production is unchanged (alias {alias} -> version {state.version})"

@@ -205,14 +205,6 @@ def stack_parameters(config: Config, repository: str | None, oidc_provider_arn: 
 
 def bootstrap(aws: Aws, config: Config, parameters: dict[str, str]) -> StackOutputs:
     """Create or update the stack; on an emulator also the alarms its CloudFormation skips (template_alarms)."""
-    outputs = apply_template(aws, config, parameters)
-    if aws.emulated:
-        for arguments in template_alarms((config.root / TEMPLATE).read_text(), parameters):
-            aws.cloudwatch.put_metric_alarm(**arguments)  # idempotent: creates or updates
-    return outputs
-
-
-def apply_template(aws: Aws, config: Config, parameters: dict[str, str]) -> StackOutputs:
     from botocore.exceptions import ClientError
 
     name = config.deploy.stack_name
@@ -223,24 +215,35 @@ def apply_template(aws: Aws, config: Config, parameters: dict[str, str]) -> Stac
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         "Capabilities": ["CAPABILITY_NAMED_IAM"],
     }
+    waiter = "stack_create_complete"
     if find_stack(aws, name) is None:
         aws.cloudformation.create_stack(**arguments)
-        waiter = "stack_create_complete"
     else:
+        waiter = "stack_update_complete"
         try:
             aws.cloudformation.update_stack(**arguments)
         except ClientError as exc:
             if "No updates are to be performed" not in str(exc):
                 raise
-            return read_outputs(aws, config)
-        waiter = "stack_update_complete"
-    try:
-        aws.cloudformation.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 450})
-    except Exception as exc:  # botocore WaiterError: name the failing resource
-        raise PipelineError(
-            f"stack {name} did not reach {waiter.replace('_', ' ')} on {aws.where}: {stack_failure(aws, name)}",
-            "fix the cause in the CloudFormation events, then rerun `python -m ci bootstrap`",
-        ) from exc
+            waiter = ""
+    if waiter:
+        try:
+            aws.cloudformation.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 450})
+        except Exception as exc:  # botocore WaiterError: name the failing resource
+            events = aws.cloudformation.describe_stack_events(StackName=name).get("StackEvents", [])
+            failed = [
+                f"{e.get('LogicalResourceId')} {e['ResourceStatus']}: {e.get('ResourceStatusReason', '')}"
+                for e in events
+                if str(e.get("ResourceStatus", "")).endswith("FAILED")
+            ]
+            raise PipelineError(
+                f"stack {name} did not reach {waiter.replace('_', ' ')} on {aws.where}: "
+                f"{failed[-1] if failed else 'no failed resource reported'}",
+                "fix the cause in the CloudFormation events, then rerun `python -m ci bootstrap`",
+            ) from exc
+    if aws.emulated:
+        for alarm in template_alarms(body, parameters):
+            aws.cloudwatch.put_metric_alarm(**alarm)  # idempotent: creates or updates
     return read_outputs(aws, config)
 
 
@@ -254,15 +257,6 @@ def find_stack(aws: Aws, name: str) -> dict[str, Any] | None:
             return None
         raise
     return stacks[0] if stacks else None
-
-
-def stack_failure(aws: Aws, name: str) -> str:
-    events = aws.cloudformation.describe_stack_events(StackName=name).get("StackEvents", [])
-    failed = [e for e in events if str(e.get("ResourceStatus", "")).endswith("FAILED")]
-    if not failed:
-        return "no failed resource reported"
-    first = failed[-1]
-    return f"{first.get('LogicalResourceId')} {first.get('ResourceStatus')}: {first.get('ResourceStatusReason', '')}"
 
 
 def read_outputs(aws: Aws, config: Config) -> StackOutputs:
