@@ -261,7 +261,7 @@ def check_snapstart(aws: Aws, desired: Desired, published: dict[str, Any], outco
     outcome.snapstart = {"requested": desired.snapstart_apply_on, "reported": snapstart_reported(published)}
     problem = snapstart_problem(published, desired)
     if problem is None:
-        if desired.snapstart:
+        if desired.snapstart_apply_on != "None":
             logger.info(
                 f"SnapStart on for version {published.get('Version')} (restore latency is measured only on Lambda)"
             )
@@ -397,65 +397,42 @@ class Desired:
     """The $LATEST we want: what a published version must carry to be 'this deploy'."""
 
     name: str
-    runtime: str
-    handler: str
     architecture: str
-    memory_mb: int
-    timeout_s: int
-    role_arn: str
-    layers: list[str]
-    environment: dict[str, str]
     code_sha256: str
-    code_bucket: str
-    code_key: str
-    snapstart: bool = False
+    code: dict[str, str]  # S3Bucket, S3Key
+    configuration: dict[str, Any]  # as UpdateFunctionConfiguration takes it
 
     @property
     def snapstart_apply_on(self) -> str:
-        """Lambda's SnapStart.ApplyOn: snapshots are taken when a version is published, never for $LATEST."""
-        return "PublishedVersions" if self.snapstart else "None"
-
-    def configuration(self) -> dict[str, Any]:
-        return {
-            "Runtime": self.runtime,
-            "Handler": self.handler,
-            "MemorySize": self.memory_mb,
-            "Timeout": self.timeout_s,
-            "Role": self.role_arn,
-            "Layers": self.layers,
-            "Environment": {"Variables": self.environment},
-            # Always sent, so turning [function] snapstart off turns it off on Lambda too.
-            "SnapStart": {"ApplyOn": self.snapstart_apply_on},
-        }
+        return str(self.configuration["SnapStart"]["ApplyOn"])
 
 
 def desired_function(config: Config, artifacts: Artifacts, stack: StackOutputs, layer_arn: str) -> Desired:
     fn = config.function
     model_uri = f"s3://{stack.bucket}/{artifacts.model.key(stack.key_prefix)}"
-    return Desired(
-        name=fn.name,
-        runtime=config.target.runtime.name,
-        handler=fn.handler,
-        architecture=config.target.architecture,
-        memory_mb=fn.memory_mb,
-        timeout_s=fn.timeout_s,
-        role_arn=stack.execution_role_arn,
-        layers=[layer_arn, *(entry.arn for entry in config.budget.extra_layer_arns)],
-        environment={"MODEL_S3_URI": model_uri, "MODEL_SHA256": artifacts.model.sha256},
-        code_sha256=artifacts.function.code_sha256,
-        code_bucket=stack.bucket,
-        code_key=artifacts.function.key(stack.key_prefix),
-        snapstart=fn.snapstart,
-    )
+    configuration = {
+        "Runtime": config.target.runtime.name,
+        "Handler": fn.handler,
+        "MemorySize": fn.memory_mb,
+        "Timeout": fn.timeout_s,
+        "Role": stack.execution_role_arn,
+        "Layers": [layer_arn, *(entry.arn for entry in config.budget.extra_layer_arns)],
+        "Environment": {"Variables": {"MODEL_S3_URI": model_uri, "MODEL_SHA256": artifacts.model.sha256}},
+        # Always sent, so turning [function] snapstart off turns it off on Lambda too. Snapshots are taken when a
+        # version is published, never for $LATEST.
+        "SnapStart": {"ApplyOn": "PublishedVersions" if fn.snapstart else "None"},
+    }
+    code = {"S3Bucket": stack.bucket, "S3Key": artifacts.function.key(stack.key_prefix)}
+    return Desired(fn.name, config.target.architecture, artifacts.function.code_sha256, code, configuration)
 
 
 def matches(version_config: dict[str, Any], desired: Desired) -> bool:
-    wanted = desired.configuration()
+    wanted = desired.configuration
     env = version_config.get("Environment", {}).get("Variables", {})
     return (
         version_config.get("CodeSha256") == desired.code_sha256
-        and [layer["Arn"] for layer in version_config.get("Layers", [])] == desired.layers
-        and all(env.get(k) == v for k, v in desired.environment.items())
+        and [layer["Arn"] for layer in version_config.get("Layers", [])] == wanted["Layers"]
+        and all(env.get(k) == v for k, v in wanted["Environment"]["Variables"].items())
         and all(version_config.get(key) == wanted[key] for key in ("Runtime", "Handler", "MemorySize", "Timeout"))
         and version_config.get("Architectures", ["x86_64"]) == [desired.architecture]
     )
@@ -479,11 +456,11 @@ def snapstart_problem(version_config: dict[str, Any], desired: Desired) -> str |
 def create_function(lambda_: Any, desired: Desired) -> dict[str, Any]:
     lambda_.create_function(
         FunctionName=desired.name,
-        Code={"S3Bucket": desired.code_bucket, "S3Key": desired.code_key},
+        Code=desired.code,
         Architectures=[desired.architecture],
         Publish=False,
         Description="forgetting-curve model; deployed by python -m ci deploy",
-        **desired.configuration(),
+        **desired.configuration,
     )
     return settled(lambda_, desired.name, "function_active_v2")
 
@@ -499,13 +476,13 @@ def update_function(aws: Aws, desired: Desired, latest: dict[str, Any], part: st
     if part == "code":
         if latest.get("CodeSha256") == desired.code_sha256 and latest.get("Architectures") == [desired.architecture]:
             return latest, False
-        code = {"S3Bucket": desired.code_bucket, "S3Key": desired.code_key, "Architectures": [desired.architecture]}
+        code = {**desired.code, "Architectures": [desired.architecture]}
         aws.lambda_.update_function_code(FunctionName=desired.name, **code, **revision(latest))
     elif configured(aws, latest, desired):
         return latest, False
     else:
         aws.lambda_.update_function_configuration(
-            FunctionName=desired.name, **revision(latest), **desired.configuration()
+            FunctionName=desired.name, **revision(latest), **desired.configuration
         )
     return settled(aws.lambda_, desired.name, "function_updated_v2"), True
 
@@ -518,7 +495,11 @@ def revision(latest: dict[str, Any]) -> dict[str, str]:
 def configured(aws: Aws, version_config: dict[str, Any], desired: Desired) -> bool:
     """An emulator (moto) ignores SnapStart, so there it never reads back as sent."""
     snapstart_same = aws.emulated or snapstart_problem(version_config, desired) is None
-    return matches(version_config, desired) and version_config.get("Role") == desired.role_arn and snapstart_same
+    return (
+        matches(version_config, desired)
+        and version_config.get("Role") == desired.configuration["Role"]
+        and snapstart_same
+    )
 
 
 def publish_version(
