@@ -54,8 +54,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
 
 def shift_summary(paths: BuildPaths, started: float) -> None:
-    """On a runner, a gradual deploy's steps go to the job summary (one row per step), whether it completed or
-    rolled back."""
+    """On a runner, a gradual deploy's steps go to the job summary, whether it completed or rolled back."""
     import json
 
     from ci.github.api import runner_file, write_summary_text

@@ -173,8 +173,7 @@ class DeployLock:
 
     @contextmanager
     def held(self, *clients: Any) -> Iterator[DeployLock]:
-        """For the block, every write of `clients` (except to the lock itself) first verifies the lock; released
-        however the block ends."""
+        """For the block, every write of `clients` (but to the lock itself) first verifies the lock; then released."""
 
         def before_write(model: Any, params: Mapping[str, Any], **_: Any) -> None:
             if model.name.startswith(READ_PREFIXES) or (params.get("Key") == self.key):

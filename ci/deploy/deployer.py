@@ -141,8 +141,7 @@ def deploy(
     allow_older: bool = False,
     git_repo: Path | None = None,
 ) -> DeployOutcome:
-    """Deploy `artifacts` (snapshots already gated, else taken here) in named steps, each skipped when its result
-    exists; the alias moves last, under the deploy lock. Raises DeployFailedError naming what production runs."""
+    """Deploy `artifacts` (snapshots, else taken here); DeployFailedError names what production runs after a failure."""
     artifacts = artifacts or local_artifacts(paths)
     check_gate(paths, artifacts, config.root)  # before any request: nothing unverified is ever uploaded
     repo = git_repo or config.root
@@ -282,17 +281,13 @@ def check_attached_size(
     """{used_bytes, limit_bytes, parts}: the unzipped sizes the budget recorded for what is really attached."""
     components = read_report(paths, "budget").get("components", [])
     by_kind = {c["kind"]: int(c["unzipped_bytes"]) for c in components if c.get("kind") in {"function", "layer"}}
-    extras = {str(c["source"]): int(c["unzipped_bytes"]) for c in components if c.get("kind") == "extra layer"}
+    layers = {str(c["source"]): int(c["unzipped_bytes"]) for c in components if c.get("kind") == "extra layer"}
+    if "layer" in by_kind:
+        layers[our_layer_arn] = by_kind["layer"]
     parts = {"function code": by_kind["function"] if "function" in by_kind else function.unzipped_bytes()}
-    unknown = []
-    for layer in latest.get("Layers", []):
-        arn = layer["Arn"]
-        if arn == our_layer_arn and "layer" in by_kind:
-            parts[arn] = by_kind["layer"]
-        elif arn in extras:
-            parts[arn] = extras[arn]
-        else:
-            unknown.append(arn)
+    attached = [layer["Arn"] for layer in latest.get("Layers", [])]
+    parts.update({arn: layers[arn] for arn in attached if arn in layers})
+    unknown = [arn for arn in attached if arn not in layers]
     limit = config.budget.limit_bytes
     if unknown:
         raise CheckFailedError(
@@ -505,8 +500,7 @@ def configured(aws: Aws, version_config: dict[str, Any], desired: Desired) -> bo
 def publish_version(
     lambda_: Any, desired: Desired, latest: dict[str, Any], ours: Provenance, artifacts: Artifacts
 ) -> dict[str, Any]:
-    """Publish $LATEST as a version, only if it is still exactly what we configured; its description records
-    the commit, then digest prefixes (the full ones are CodeSha256s and MODEL_SHA256), in 256 characters."""
+    """Publish $LATEST only if it still is what we configured; its description: the commit, then digest prefixes."""
     if not matches(latest, desired):
         raise PipelineError(
             f"function {desired.name} $LATEST does not hold what was just deployed (code {latest.get('CodeSha256')}, "

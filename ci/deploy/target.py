@@ -302,9 +302,8 @@ def cfn_loader() -> type[yaml.SafeLoader]:
     def tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
         if isinstance(node, yaml.ScalarNode):
             return {suffix: loader.construct_scalar(node)}
-        if isinstance(node, yaml.SequenceNode):
-            return {suffix: loader.construct_sequence(node, deep=True)}
-        return {suffix: loader.construct_mapping(node, deep=True)}
+        construct = loader.construct_sequence if isinstance(node, yaml.SequenceNode) else loader.construct_mapping
+        return {suffix: construct(node, deep=True)}
 
     Loader.add_multi_constructor("!", tagged)
     return Loader

@@ -30,17 +30,12 @@ class Candidate:
     bucket: str
     key_prefix: str
 
-    @property
-    def layer_arns(self) -> list[str]:
-        return [layer["Arn"] for layer in self.configuration.get("Layers", [])]
-
-    @property
-    def model_uri(self) -> str:
-        return str(self.configuration.get("Environment", {}).get("Variables", {}).get("MODEL_S3_URI", ""))
+    def variable(self, name: str) -> str:
+        return str(self.configuration.get("Environment", {}).get("Variables", {}).get(name, ""))
 
     @property
     def model_sha256(self) -> str:
-        return str(self.configuration.get("Environment", {}).get("Variables", {}).get("MODEL_SHA256", ""))
+        return self.variable("MODEL_SHA256")
 
 
 @dataclass
@@ -143,22 +138,24 @@ def fetch_function_code(aws: Aws, candidate: Candidate, target: Path) -> Path:
 
 
 def fetch_layer(aws: Aws, candidate: Candidate, target: Path) -> Path:
-    if not candidate.layer_arns:
+    layers = candidate.configuration.get("Layers", [])
+    if not layers:
         raise PipelineError(f"version {candidate.version} has no layer attached", "deploy again")
-    layer = describe_layer_version(aws.lambda_, candidate.layer_arns[0])
+    layer = describe_layer_version(aws.lambda_, layers[0]["Arn"])
     fetch(aws, layer["Content"].get("Location", ""), candidate, "layer", layer["Content"]["CodeSha256"], target)
     return target
 
 
 def fetch_model(aws: Aws, candidate: Candidate, target: Path) -> Path:
-    parsed = urlparse(candidate.model_uri)
+    uri = candidate.variable("MODEL_S3_URI")
+    parsed = urlparse(uri)
     if parsed.scheme != "s3":
-        raise PipelineError(f"version {candidate.version} has MODEL_S3_URI={candidate.model_uri!r}", "deploy again")
+        raise PipelineError(f"version {candidate.version} has MODEL_S3_URI={uri!r}", "deploy again")
     target.parent.mkdir(parents=True, exist_ok=True)
     aws.s3.download_file(parsed.netloc, parsed.path.lstrip("/"), str(target))
     if sha256_file(target) != candidate.model_sha256:
         raise PipelineError(
-            f"{candidate.model_uri} does not match version {candidate.version}'s MODEL_SHA256 {candidate.model_sha256}",
+            f"{uri} does not match version {candidate.version}'s MODEL_SHA256 {candidate.model_sha256}",
             "the object was replaced; deploy again so the content-addressed key is rewritten",
         )
     return target
