@@ -44,7 +44,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             lines.append(f" {marker} version {version['Version']:>3}  {version.get('Description', '')}")
         if not versions:
             lines.append(f"function {name}: no published version (`python -m ci deploy` publishes one)")
-    if args.target != "aws" and wants_embedded(args.target):
+    if wants_embedded(args.target):
         state_dir = paths.build / LOCAL_STATE
         size = (state_dir / RECORDING).stat().st_size if (state_dir / RECORDING).is_file() else 0
         lines.append(f"local state: {state_dir} ({as_mb(size)}; `python -m ci reset-local` forgets it)")

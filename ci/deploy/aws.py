@@ -92,10 +92,6 @@ class Timeouts:
         )
 
 
-class AccessDeniedError(PipelineError):
-    """AWS refused an action: says which action on which resource, and which role should allow it."""
-
-
 @dataclass
 class Aws:
     session: Any
@@ -283,7 +279,7 @@ def readable_aws_errors(what: str, timeouts: Timeouts | None = None) -> Iterator
 
 
 def install_denied_hook(client: Any) -> None:
-    """Turn AccessDenied into AccessDeniedError(action, resource) for every call, waiter and transfer."""
+    """Turn AccessDenied into an error naming the action and resource, for every call, waiter and transfer."""
     service = client.meta.service_model.service_name
 
     def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -303,7 +299,7 @@ def install_denied_hook(client: Any) -> None:
             if model.name == "HeadObject"
             else ""
         )
-        raise AccessDeniedError(
+        raise PipelineError(
             f"AWS denied {action} on {resource}" + (f": {message}" if message and message != "Forbidden" else ""),
             f"allow {action} on {resource} for the identity running this command{hint}; the deploy role in "
             "infra/template.yaml lists exactly what deploy needs (update the stack with `python -m ci bootstrap`)",
@@ -337,10 +333,6 @@ FIX = (
 )
 _abandoned = threading.local()  # the worker thread's "give up" flag, read by before-send
 _installed: weakref.WeakKeyDictionary[Any, Deadlines] = weakref.WeakKeyDictionary()
-
-
-class DeadlineExceededError(PipelineError):
-    """An AWS call (or a step's calls) did not finish in time: names the endpoint, the operation, the bound."""
 
 
 @dataclass
@@ -401,7 +393,7 @@ class Deadlines:
             what = f"{client.meta.endpoint_url} ({service} {model.name})"
             seconds, why = self.budget()
             if seconds <= 0:
-                raise DeadlineExceededError(f"{what} was not called: {why} had passed", FIX)
+                raise PipelineError(f"{what} was not called: {why} had passed", FIX)
             return run_within(lambda: read_payload(method(*args, **kwargs), payload), seconds, what, why)
 
         call.__name__ = method.__name__
@@ -421,7 +413,7 @@ def read_payload(response: Any, payload: str | None) -> Any:
 
 
 def run_within(work: Callable[[], Any], seconds: float, what: str, why: str) -> Any:
-    """`work()` on a daemon thread; its result or exception, or DeadlineExceededError after `seconds`."""
+    """`work()` on a daemon thread; its result or exception, or a PipelineError naming the deadline after `seconds`."""
     done, abandoned = threading.Event(), threading.Event()
     box: dict[str, Any] = {}
 
@@ -438,7 +430,7 @@ def run_within(work: Callable[[], Any], seconds: float, what: str, why: str) -> 
     if not done.wait(seconds):
         abandoned.set()
         if not done.is_set():
-            raise DeadlineExceededError(f"{what} did not finish within {why}", FIX)
+            raise PipelineError(f"{what} did not finish within {why}", FIX)
     if "error" in box:
         raise box["error"]
     return box["result"]
@@ -448,7 +440,7 @@ def refuse_abandoned(**_: Any) -> None:
     """before-send: a call its caller gave up on sends nothing more (its retry would land unseen)."""
     event = getattr(_abandoned, "event", None)
     if event is not None and event.is_set():
-        raise DeadlineExceededError("an abandoned AWS call tried to send another request", FIX)
+        raise PipelineError("an abandoned AWS call tried to send another request", FIX)
 
 
 def capped(client: Any, seconds: float) -> AbstractContextManager[None]:

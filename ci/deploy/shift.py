@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -135,10 +136,6 @@ class Shift:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
-class AlarmFiredError(PipelineError):
-    """An alarm went to ALARM during the shift: all traffic is back on the old version."""
-
-
 def step_weights(strategy: str, step_percent: int) -> tuple[int, ...]:
     if strategy == "canary":
         return (step_percent,)
@@ -202,15 +199,13 @@ def terminated_as_exception() -> Iterator[None]:
     def stop(signum: int, _: Any) -> None:
         raise SystemExit(128 + signum)
 
-    try:
-        previous = signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread: nothing to install
-        yield
-        return
+    main = threading.current_thread() is threading.main_thread()  # only the main thread may install a handler
+    previous = signal.signal(signal.SIGTERM, stop) if main else None
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def shift(
@@ -226,7 +221,7 @@ def shift(
     """Move the alias from `before` to `new_version` step by step; on ALARM (or any failure) undo and raise."""
     old = before.version
     if (found := firing(read_alarms(aws, shifting.alarms))) is not None:
-        raise AlarmFiredError(
+        raise PipelineError(
             f"alarm {found[0]} is in ALARM before the shift started ({found[1]}); no traffic moved to version "
             f"{new_version}",
             "fix what the alarm reports (or wait until it is OK) and rerun `python -m ci deploy`",
@@ -287,7 +282,7 @@ def watch(
         entry["alarms"] = {name: state for name, (state, _) in states.items()}
         if (found := firing(states)) is not None:
             name, reason = found
-            raise AlarmFiredError(
+            raise PipelineError(
                 f"alarm {name} went to ALARM while version {new_version} had {entry['weight_percent']}% of the "
                 f"traffic: {reason or 'no reason given'}; all traffic is back on version {old}",
                 f"fix version {new_version} (see the alarm's metric, dimension ExecutedVersion={new_version}) and "

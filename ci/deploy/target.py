@@ -165,8 +165,7 @@ def local_aws(state: Path) -> Iterator[str]:
 def reset_local(state: Path) -> bool:
     if not state.exists():
         return False
-    with (state / "lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # not while a command uses it
+    with _exclusive(state):  # not while a command uses it
         (state / RECORDING).unlink(missing_ok=True)
     shutil.rmtree(state, ignore_errors=True)
     return True

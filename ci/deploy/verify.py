@@ -131,10 +131,8 @@ def emulator_check(
 
 def fetch_function_code(aws: Aws, candidate: Candidate, target: Path) -> Path:
     response = aws.lambda_.get_function(FunctionName=candidate.function_name, Qualifier=candidate.version)
-    code_sha = response["Configuration"]["CodeSha256"]
     location = response.get("Code", {}).get("Location", "")
-    fetch(aws, location, candidate, "function", code_sha, target)
-    return target
+    return fetch(aws, location, candidate, "function", response["Configuration"]["CodeSha256"], target)
 
 
 def fetch_layer(aws: Aws, candidate: Candidate, target: Path) -> Path:
@@ -142,8 +140,7 @@ def fetch_layer(aws: Aws, candidate: Candidate, target: Path) -> Path:
     if not layers:
         raise PipelineError(f"version {candidate.version} has no layer attached", "deploy again")
     layer = describe_layer_version(aws.lambda_, layers[0]["Arn"])
-    fetch(aws, layer["Content"].get("Location", ""), candidate, "layer", layer["Content"]["CodeSha256"], target)
-    return target
+    return fetch(aws, layer["Content"].get("Location", ""), candidate, "layer", layer["Content"]["CodeSha256"], target)
 
 
 def fetch_model(aws: Aws, candidate: Candidate, target: Path) -> Path:
@@ -161,7 +158,7 @@ def fetch_model(aws: Aws, candidate: Candidate, target: Path) -> Path:
     return target
 
 
-def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: str, target: Path) -> None:
+def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: str, target: Path) -> Path:
     """Download what Lambda holds (moto's locations are placeholders: then the S3 object) and prove its CodeSha256."""
     hex_digest = lambda_sha_to_hex(code_sha)
     if aws.endpoint_url and location.startswith(aws.endpoint_url.rstrip("/")):
@@ -176,6 +173,7 @@ def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: st
             f"the {kind} bytes downloaded for version {candidate.version} do not match Lambda's CodeSha256 {code_sha}",
             "the stored object differs from what Lambda holds; deploy again",
         )
+    return target
 
 
 def describe_layer_version(lambda_: Any, version_arn: str) -> dict[str, Any]:
