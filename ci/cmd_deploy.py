@@ -66,11 +66,9 @@ def shift_summary(paths: BuildPaths, started: float) -> None:
     shifted = report.get("shift") or {}
     if not shifted.get("steps"):
         return
+    version = report.get("function_version", "?")
     lines = [
-        (
-            f"### deploy: {shifted.get('strategy')} shift {shifted.get('outcome')} "
-            f"(version {report.get('function_version', '?')})"
-        ),
+        f"### deploy: {shifted.get('strategy')} shift {shifted.get('outcome')} (version {version})",
         "",
         f"Alarms watched: {', '.join(f'`{name}`' for name in shifted.get('alarms', [])) or 'none'}",
         "",

@@ -27,8 +27,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     name, alias = config.function.name, config.function.alias
     lines: list[str] = []
-    # The emulator's start and stop lines are the deploy's news, not the status's.
-    hidden = logs.muted("ci.deploy.target")
+    hidden = logs.muted("ci.deploy.target")  # the emulator's start and stop lines are the deploy's news
     with readable_aws_errors("status"), hidden, deployment_target(config, paths, args.target) as aws:
         stack = find_stack(aws, config.deploy.stack_name)
         lines.append(f"{aws.where}: stack {config.deploy.stack_name} {stack['StackStatus'] if stack else 'missing'}")

@@ -209,10 +209,9 @@ def connect(
         connect_timeout=timeouts.connect_s,
         read_timeout=timeouts.read_s,
     )
-    services = {"s3": "s3", "lambda_": "lambda", "cloudformation": "cloudformation", "cloudwatch": "cloudwatch"}
-    clients = {
-        attribute: session.client(name, endpoint_url=endpoint_url, config=boto_config)
-        for attribute, name in services.items()
+    clients = {  # as Aws's attributes: lambda_, since lambda is a keyword
+        attribute: session.client(attribute.rstrip("_"), endpoint_url=endpoint_url, config=boto_config)
+        for attribute in ("s3", "lambda_", "cloudformation", "cloudwatch")
     }
     endpoint = clients["lambda_"].meta.endpoint_url
     credentials = "static (emulator or given)" if static_credentials else "from the boto3 chain"
@@ -365,14 +364,12 @@ class Deadlines:
 
     def budget(self) -> tuple[float, str]:
         """(seconds left for the next call, what bounds it)."""
-        left, why = self.call_s, f"the {self.call_s:g} s per-call deadline, every attempt included"
-        if self.cap_s is not None and self.cap_s < left:
-            left, why = self.cap_s, f"a {self.cap_s:g} s bound"
+        bounds = [(self.call_s, f"the {self.call_s:g} s per-call deadline, every attempt included")]
+        if self.cap_s is not None:
+            bounds.append((self.cap_s, f"a {self.cap_s:g} s bound"))
         if self.step_ends is not None:
-            step_left = self.step_ends - time.monotonic()
-            if step_left < left:
-                left, why = step_left, f"step '{self.step_name}''s {self.step_s:g} s deadline"
-        return left, why
+            bounds.append((self.step_ends - time.monotonic(), f"step '{self.step_name}''s {self.step_s:g} s deadline"))
+        return min(bounds, key=lambda bound: bound[0])  # the first of equal bounds
 
     def install(self, client: Any) -> None:
         """Bound every operation method of `client` (as instance attributes, so paginators and waiters use them)."""

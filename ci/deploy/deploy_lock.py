@@ -172,9 +172,8 @@ class DeployLock:
         """For the block, every write of `clients` (but to the lock itself) first verifies the lock; then released."""
 
         def before_write(model: Any, params: Mapping[str, Any], **_: Any) -> None:
-            if model.name.startswith(READ_PREFIXES) or (params.get("Key") == self.key):
-                return
-            self.verify()
+            if not (model.name.startswith(READ_PREFIXES) or params.get("Key") == self.key):
+                self.verify()
 
         events = [(client, f"before-parameter-build.{client.meta.service_model.service_name}") for client in clients]
         for client, event in events:

@@ -1,7 +1,6 @@
-"""`python -m ci deploy` as named steps, each skipped when its result exists, so a rerun converges; the
-alias moves last, under the deploy lock. Uploads are proven by S3's SHA-256 checksum; versions are
-published guarded by the code SHA-256 and RevisionId, so a concurrent change is never published.
-`python -m ci rollback` moves the alias back, checked as a deploy is and under the same lock."""
+"""`python -m ci deploy` as named steps, each skipped when its result exists (a rerun converges); the alias moves
+last, under the deploy lock. Uploads are proven by S3's SHA-256 checksum; versions are published guarded by CodeSha256
+and RevisionId (never a concurrent change). `python -m ci rollback` moves the alias back, checked and locked alike."""
 
 from __future__ import annotations
 
@@ -84,7 +83,13 @@ class DeployOutcome:
         lines.append(f"  alias {self.alias} -> version {self.version}{moved}")
         if self.shift and self.shift.steps:
             lines.append(f"  {self.shift.strategy} shift {self.shift.outcome}:")
-            lines += [f"    {s['at']}  {s['weight_percent']:>3}%  {shift_alarms(s)}" for s in self.shift.steps]
+            for step in self.shift.steps:
+                if "undo" in step:
+                    watched = f"undone: {step['undo']}"
+                else:
+                    alarms = step.get("alarms", {})
+                    watched = f"{step.get('alarm_reads', 0)} alarm reads" + (f", last: {alarms}" if alarms else "")
+                lines.append(f"    {step['at']}  {step['weight_percent']:>3}%  {watched}")
         return lines
 
     def write_report(self, paths: BuildPaths, **head: Any) -> None:
@@ -103,13 +108,6 @@ class DeployOutcome:
             "shift": asdict(self.shift) if self.shift else None,
         }
         write_report(paths, "deploy", self.status != "failed", {"status": self.status, **head, **body})
-
-
-def shift_alarms(step: dict[str, Any]) -> str:
-    if "undo" in step:
-        return f"undone: {step['undo']}"
-    alarms = step.get("alarms", {})
-    return f"{step.get('alarm_reads', 0)} alarm reads" + (f", last: {alarms}" if alarms else "")
 
 
 @dataclass
@@ -259,20 +257,16 @@ def check_snapstart(aws: Aws, desired: Desired, published: dict[str, Any], outco
     """The published version must carry the SnapStart setting asked for; an emulator (moto) does not model it."""
     outcome.snapstart = {"requested": desired.snapstart_apply_on, "reported": snapstart_reported(published)}
     problem = snapstart_problem(published, desired)
-    if problem is None:
-        if desired.snapstart_apply_on != "None":
-            logger.info(
-                f"SnapStart on for version {published.get('Version')} (restore latency is measured only on Lambda)"
-            )
-        return
-    if aws.emulated:
+    if problem is not None and not aws.emulated:
+        raise PipelineError(problem, "check that the runtime supports SnapStart (python3.12+) and deploy again")
+    if problem is not None:
         outcome.snapstart["note"] = (
             "an emulator on the loopback interface (moto) does not model SnapStart: "
             "it reports ApplyOn=None whatever is sent"
         )
         logger.info(f"note: {problem}; {outcome.snapstart['note']}")
-        return
-    raise PipelineError(problem, "check that the runtime supports SnapStart (python3.12+) and deploy again")
+    elif desired.snapstart_apply_on != "None":
+        logger.info(f"SnapStart on for version {published.get('Version')} (restore latency is measured only on Lambda)")
 
 
 def check_attached_size(
@@ -509,10 +503,8 @@ def publish_version(
         )
     digests = " ".join(f"{a.kind} {a.sha256[:16]}" for a in (artifacts.function, artifacts.layer, artifacts.model))
     description = f"{ours.describe()} {digests}"[:256]
-    published = dict(
-        lambda_.publish_version(
-            FunctionName=desired.name, CodeSha256=desired.code_sha256, **revision(latest), Description=description
-        )
+    published: dict[str, Any] = lambda_.publish_version(
+        FunctionName=desired.name, CodeSha256=desired.code_sha256, **revision(latest), Description=description
     )
     if not matches(published, desired):
         raise PipelineError(

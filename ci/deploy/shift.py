@@ -25,7 +25,6 @@ logger = logging.getLogger(__name__)
 POLL_S = 5.0  # alarms are read at least this often while a step waits
 RENEW_S = 60.0  # the deploy lock is renewed at least this often during a shift (its TTL is far longer)
 PREFIX = "live versions, oldest first (python -m ci deploy/rollback): "
-MAX_DESCRIPTION = 256
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def published_versions(lambda_: Any, name: str) -> list[dict[str, Any]]:
 def describe(history: list[str]) -> str:
     """The newest versions that fit in Lambda's 256-character description."""
     kept = list(history)
-    while len(PREFIX + " ".join(kept)) > MAX_DESCRIPTION:
+    while len(PREFIX + " ".join(kept)) > 256:
         kept.pop(0)
     return PREFIX + " ".join(kept)
 

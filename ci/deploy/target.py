@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MODES = ("auto", "embedded", "aws")
 TEMPLATE = Path("infra") / "template.yaml"
 EMBEDDED_REPOSITORY = "local/embedded"  # the embedded moto has no GitHub; any owner/name will do
 
@@ -37,7 +36,7 @@ EMBEDDED_REPOSITORY = "local/embedded"  # the embedded moto has no GitHub; any o
 def add_target_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
-        choices=MODES,
+        choices=("auto", "embedded", "aws"),
         default="auto",
         help="auto (default): boto3's configuration if any, else the local AWS emulator (state in "
         "build/local-aws/); embedded: always the local emulator; aws: always boto3's configuration",

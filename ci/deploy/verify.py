@@ -94,11 +94,9 @@ NUMBERS_NOT_HERE = " (statuses and errors; no model.json here for its model, so 
 
 def answers_here(manifest: Path | None, candidate: Candidate) -> bool:
     """False for a rollback to a version of another model: its numbers were judged when it was deployed."""
-    if manifest is None or not manifest.is_file():
-        return False
     try:
-        return bool(json.loads(manifest.read_text()).get("sha256") == candidate.model_sha256)
-    except (ValueError, AttributeError):
+        return manifest is not None and bool(json.loads(manifest.read_text()).get("sha256") == candidate.model_sha256)
+    except (OSError, ValueError, AttributeError):  # no model.json, or not one
         return False
 
 
