@@ -54,8 +54,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
 
 def shift_summary(paths: BuildPaths, started: float) -> None:
-    """On a runner, a gradual deploy's steps go to the job summary (one row per step), whether it completed or
-    rolled back."""
+    """On a runner, a gradual deploy's steps go to the job summary, whether it completed or rolled back."""
     import json
 
     from ci.github.api import runner_file, write_summary_text
@@ -67,11 +66,9 @@ def shift_summary(paths: BuildPaths, started: float) -> None:
     shifted = report.get("shift") or {}
     if not shifted.get("steps"):
         return
+    version = report.get("function_version", "?")
     lines = [
-        (
-            f"### deploy: {shifted.get('strategy')} shift {shifted.get('outcome')} "
-            f"(version {report.get('function_version', '?')})"
-        ),
+        f"### deploy: {shifted.get('strategy')} shift {shifted.get('outcome')} (version {version})",
         "",
         f"Alarms watched: {', '.join(f'`{name}`' for name in shifted.get('alarms', [])) or 'none'}",
         "",

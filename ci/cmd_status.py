@@ -27,8 +27,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
 
     name, alias = config.function.name, config.function.alias
     lines: list[str] = []
-    # The emulator's start and stop lines are the deploy's news, not the status's.
-    hidden = logs.muted("ci.deploy.target")
+    hidden = logs.muted("ci.deploy.target")  # the emulator's start and stop lines are the deploy's news
     with readable_aws_errors("status"), hidden, deployment_target(config, paths, args.target) as aws:
         stack = find_stack(aws, config.deploy.stack_name)
         lines.append(f"{aws.where}: stack {config.deploy.stack_name} {stack['StackStatus'] if stack else 'missing'}")
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace, config: Config, paths: BuildPaths) -> int:
             lines.append(f" {marker} version {version['Version']:>3}  {version.get('Description', '')}")
         if not versions:
             lines.append(f"function {name}: no published version (`python -m ci deploy` publishes one)")
-    if args.target != "aws" and wants_embedded(args.target):
+    if wants_embedded(args.target):
         state_dir = paths.build / LOCAL_STATE
         size = (state_dir / RECORDING).stat().st_size if (state_dir / RECORDING).is_file() else 0
         lines.append(f"local state: {state_dir} ({as_mb(size)}; `python -m ci reset-local` forgets it)")

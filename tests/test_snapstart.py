@@ -90,16 +90,14 @@ def test_deploy_publishes_versions_with_snapstart_and_turns_it_off_again(aws: Aw
 
 
 def test_a_version_without_the_requested_snapstart_is_named() -> None:
-    desired = functions.Desired(
-        "f", "python3.12", "h.a.b", "arm64", 512, 60, "role", [], {}, "sha", "bucket", "key", snapstart=True
-    )
+    desired = functions.Desired("f", "arm64", "sha", {}, {"SnapStart": {"ApplyOn": "PublishedVersions"}})
     problem = functions.snapstart_problem({"Version": "7", "SnapStart": {"ApplyOn": "None"}}, desired)
     assert (
         problem == "version 7 reports SnapStart ApplyOn=None, this deploy asked for ApplyOn=PublishedVersions "
         "([function] snapstart)"
     )
     assert functions.snapstart_problem({"SnapStart": {"ApplyOn": "PublishedVersions"}}, desired) is None
-    assert desired.configuration()["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert desired.configuration["SnapStart"] == {"ApplyOn": "PublishedVersions"}
 
 
 # --- the handler's hooks --------------------------------------------------------------------------

@@ -72,7 +72,6 @@ def local_artifacts(paths: BuildPaths) -> Artifacts:
 
 
 REQUIRED_CHECKS = ("budget", "pins", "abi", "smoke")
-BUILT = ("layer.zip", "function.zip")  # what `ci build` makes (the model comes from training)
 
 
 def build_problems(paths: BuildPaths, artifacts: Artifacts, root: Path) -> list[str]:
@@ -88,7 +87,7 @@ def build_problems(paths: BuildPaths, artifacts: Artifacts, root: Path) -> list[
         f"build: {artifact.name} {artifact.sha256[:12]} is not the one this build made "
         f"({str(recorded.get(artifact.name) or 'none')[:12]})"
         for artifact in artifacts
-        if artifact.name in BUILT and recorded.get(artifact.name) != artifact.sha256
+        if artifact.name in JUDGES["build"] and recorded.get(artifact.name) != artifact.sha256
     ]
     problems += missing_proofs("build", report)
     if not isinstance(report.get("sources"), dict):

@@ -92,10 +92,6 @@ class Timeouts:
         )
 
 
-class AccessDeniedError(PipelineError):
-    """AWS refused an action: says which action on which resource, and which role should allow it."""
-
-
 @dataclass
 class Aws:
     session: Any
@@ -213,10 +209,9 @@ def connect(
         connect_timeout=timeouts.connect_s,
         read_timeout=timeouts.read_s,
     )
-    services = {"s3": "s3", "lambda_": "lambda", "cloudformation": "cloudformation", "cloudwatch": "cloudwatch"}
-    clients = {
-        attribute: session.client(name, endpoint_url=endpoint_url, config=boto_config)
-        for attribute, name in services.items()
+    clients = {  # as Aws's attributes: lambda_, since lambda is a keyword
+        attribute: session.client(attribute.rstrip("_"), endpoint_url=endpoint_url, config=boto_config)
+        for attribute in ("s3", "lambda_", "cloudformation", "cloudwatch")
     }
     endpoint = clients["lambda_"].meta.endpoint_url
     credentials = "static (emulator or given)" if static_credentials else "from the boto3 chain"
@@ -283,7 +278,7 @@ def readable_aws_errors(what: str, timeouts: Timeouts | None = None) -> Iterator
 
 
 def install_denied_hook(client: Any) -> None:
-    """Turn AccessDenied into AccessDeniedError(action, resource) for every call, waiter and transfer."""
+    """Turn AccessDenied into an error naming the action and resource, for every call, waiter and transfer."""
     service = client.meta.service_model.service_name
 
     def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -303,7 +298,7 @@ def install_denied_hook(client: Any) -> None:
             if model.name == "HeadObject"
             else ""
         )
-        raise AccessDeniedError(
+        raise PipelineError(
             f"AWS denied {action} on {resource}" + (f": {message}" if message and message != "Forbidden" else ""),
             f"allow {action} on {resource} for the identity running this command{hint}; the deploy role in "
             "infra/template.yaml lists exactly what deploy needs (update the stack with `python -m ci bootstrap`)",
@@ -339,10 +334,6 @@ _abandoned = threading.local()  # the worker thread's "give up" flag, read by be
 _installed: weakref.WeakKeyDictionary[Any, Deadlines] = weakref.WeakKeyDictionary()
 
 
-class DeadlineExceededError(PipelineError):
-    """An AWS call (or a step's calls) did not finish in time: names the endpoint, the operation, the bound."""
-
-
 @dataclass
 class Deadlines:
     """Per-call and per-step wall-clock bounds shared by one connection's clients; `capped()` narrows them."""
@@ -373,14 +364,12 @@ class Deadlines:
 
     def budget(self) -> tuple[float, str]:
         """(seconds left for the next call, what bounds it)."""
-        left, why = self.call_s, f"the {self.call_s:g} s per-call deadline, every attempt included"
-        if self.cap_s is not None and self.cap_s < left:
-            left, why = self.cap_s, f"a {self.cap_s:g} s bound"
+        bounds = [(self.call_s, f"the {self.call_s:g} s per-call deadline, every attempt included")]
+        if self.cap_s is not None:
+            bounds.append((self.cap_s, f"a {self.cap_s:g} s bound"))
         if self.step_ends is not None:
-            step_left = self.step_ends - time.monotonic()
-            if step_left < left:
-                left, why = step_left, f"step '{self.step_name}''s {self.step_s:g} s deadline"
-        return left, why
+            bounds.append((self.step_ends - time.monotonic(), f"step '{self.step_name}''s {self.step_s:g} s deadline"))
+        return min(bounds, key=lambda bound: bound[0])  # the first of equal bounds
 
     def install(self, client: Any) -> None:
         """Bound every operation method of `client` (as instance attributes, so paginators and waiters use them)."""
@@ -401,7 +390,7 @@ class Deadlines:
             what = f"{client.meta.endpoint_url} ({service} {model.name})"
             seconds, why = self.budget()
             if seconds <= 0:
-                raise DeadlineExceededError(f"{what} was not called: {why} had passed", FIX)
+                raise PipelineError(f"{what} was not called: {why} had passed", FIX)
             return run_within(lambda: read_payload(method(*args, **kwargs), payload), seconds, what, why)
 
         call.__name__ = method.__name__
@@ -421,7 +410,7 @@ def read_payload(response: Any, payload: str | None) -> Any:
 
 
 def run_within(work: Callable[[], Any], seconds: float, what: str, why: str) -> Any:
-    """`work()` on a daemon thread; its result or exception, or DeadlineExceededError after `seconds`."""
+    """`work()` on a daemon thread; its result or exception, or a PipelineError naming the deadline after `seconds`."""
     done, abandoned = threading.Event(), threading.Event()
     box: dict[str, Any] = {}
 
@@ -438,7 +427,7 @@ def run_within(work: Callable[[], Any], seconds: float, what: str, why: str) -> 
     if not done.wait(seconds):
         abandoned.set()
         if not done.is_set():
-            raise DeadlineExceededError(f"{what} did not finish within {why}", FIX)
+            raise PipelineError(f"{what} did not finish within {why}", FIX)
     if "error" in box:
         raise box["error"]
     return box["result"]
@@ -448,7 +437,7 @@ def refuse_abandoned(**_: Any) -> None:
     """before-send: a call its caller gave up on sends nothing more (its retry would land unseen)."""
     event = getattr(_abandoned, "event", None)
     if event is not None and event.is_set():
-        raise DeadlineExceededError("an abandoned AWS call tried to send another request", FIX)
+        raise PipelineError("an abandoned AWS call tried to send another request", FIX)
 
 
 def capped(client: Any, seconds: float) -> AbstractContextManager[None]:

@@ -35,10 +35,6 @@ class DeployLockedError(PipelineError):
     """Another deploy or rollback holds the lock: names it, since when, until when."""
 
 
-class LockLostError(PipelineError):
-    """This run's lock was taken over or broken: it stops before its next write."""
-
-
 def lock_key(prefix: str, function_name: str) -> str:
     return f"{prefix.strip('/')}/locks/{function_name}.json"
 
@@ -139,7 +135,7 @@ class DeployLock:
         return f"s3://{self.bucket}/{self.key}"
 
     def rewrite(self, record: dict[str, Any]) -> datetime | None:
-        """Write `record` conditional on our ETag (raises LockLostError if it is no longer ours); S3's time."""
+        """Write `record` conditional on our ETag (raises PipelineError if it is no longer ours); S3's time."""
         response = write(self.s3, self.bucket, self.key, record, IfMatch=self.etag)
         if response is None:
             raise self.lost()
@@ -157,7 +153,7 @@ class DeployLock:
             expires = stamp(base + timedelta(seconds=TTL_S))
             self.written = self.rewrite({**self.record, "expires_at": expires, "runner_clock": stamp(now())}) or base
 
-    def lost(self) -> LockLostError:
+    def lost(self) -> PipelineError:
         found, _ = read(self.s3, self.bucket, self.key)
         if found is None:
             now_held = "the lock object is gone"
@@ -166,20 +162,18 @@ class DeployLock:
             now_held = f"{by} broke it at {broken_at} (reason: {reason})"
         else:
             now_held = f"{describe_owner(found.record)} holds it now"
-        return LockLostError(
+        return PipelineError(
             f"lost the deploy lock {self.uri}: {now_held}",
             "this run stopped before its next AWS write; check what the other run did, then rerun",
         )
 
     @contextmanager
     def held(self, *clients: Any) -> Iterator[DeployLock]:
-        """For the block, every write of `clients` (except to the lock itself) first verifies the lock; released
-        however the block ends."""
+        """For the block, every write of `clients` (but to the lock itself) first verifies the lock; then released."""
 
         def before_write(model: Any, params: Mapping[str, Any], **_: Any) -> None:
-            if model.name.startswith(READ_PREFIXES) or (params.get("Key") == self.key):
-                return
-            self.verify()
+            if not (model.name.startswith(READ_PREFIXES) or params.get("Key") == self.key):
+                self.verify()
 
         events = [(client, f"before-parameter-build.{client.meta.service_model.service_name}") for client in clients]
         for client, event in events:

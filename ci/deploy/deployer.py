@@ -1,7 +1,6 @@
-"""`python -m ci deploy` as named steps, each skipped when its result exists, so a rerun converges; the
-alias moves last, under the deploy lock. Uploads are proven by S3's SHA-256 checksum; versions are
-published guarded by the code SHA-256 and RevisionId, so a concurrent change is never published.
-`python -m ci rollback` moves the alias back, checked as a deploy is and under the same lock."""
+"""`python -m ci deploy` as named steps, each skipped when its result exists (a rerun converges); the alias moves
+last, under the deploy lock. Uploads are proven by S3's SHA-256 checksum; versions are published guarded by CodeSha256
+and RevisionId (never a concurrent change). `python -m ci rollback` moves the alias back, checked and locked alike."""
 
 from __future__ import annotations
 
@@ -84,7 +83,13 @@ class DeployOutcome:
         lines.append(f"  alias {self.alias} -> version {self.version}{moved}")
         if self.shift and self.shift.steps:
             lines.append(f"  {self.shift.strategy} shift {self.shift.outcome}:")
-            lines += [f"    {s['at']}  {s['weight_percent']:>3}%  {shift_alarms(s)}" for s in self.shift.steps]
+            for step in self.shift.steps:
+                if "undo" in step:
+                    watched = f"undone: {step['undo']}"
+                else:
+                    alarms = step.get("alarms", {})
+                    watched = f"{step.get('alarm_reads', 0)} alarm reads" + (f", last: {alarms}" if alarms else "")
+                lines.append(f"    {step['at']}  {step['weight_percent']:>3}%  {watched}")
         return lines
 
     def write_report(self, paths: BuildPaths, **head: Any) -> None:
@@ -103,13 +108,6 @@ class DeployOutcome:
             "shift": asdict(self.shift) if self.shift else None,
         }
         write_report(paths, "deploy", self.status != "failed", {"status": self.status, **head, **body})
-
-
-def shift_alarms(step: dict[str, Any]) -> str:
-    if "undo" in step:
-        return f"undone: {step['undo']}"
-    alarms = step.get("alarms", {})
-    return f"{step.get('alarm_reads', 0)} alarm reads" + (f", last: {alarms}" if alarms else "")
 
 
 @dataclass
@@ -141,14 +139,14 @@ def deploy(
     allow_older: bool = False,
     git_repo: Path | None = None,
 ) -> DeployOutcome:
-    """Deploy `artifacts` (snapshots already gated, else taken here) in named steps, each skipped when its result
-    exists; the alias moves last, under the deploy lock. Raises DeployFailedError naming what production runs."""
+    """Deploy `artifacts` (snapshots, else taken here); DeployFailedError names what production runs after a failure."""
     artifacts = artifacts or local_artifacts(paths)
     check_gate(paths, artifacts, config.root)  # before any request: nothing unverified is ever uploaded
     repo = git_repo or config.root
     name, alias_name = config.function.name, config.function.alias
     ours = provenance or detect(repo)
-    outcome = DeployOutcome("deployed", aws.where, alias_name, ours, production_line(None, alias_name, False))
+    unread = f"production is unchanged by this run (alias {alias_name} was not read, so its version is not known here)"
+    outcome = DeployOutcome("deployed", aws.where, alias_name, ours, unread)
     steps = Steps(aws.deadlines, outcome.timings)
     verifier = verifier or default_verifier(config, paths)
     try:
@@ -259,20 +257,16 @@ def check_snapstart(aws: Aws, desired: Desired, published: dict[str, Any], outco
     """The published version must carry the SnapStart setting asked for; an emulator (moto) does not model it."""
     outcome.snapstart = {"requested": desired.snapstart_apply_on, "reported": snapstart_reported(published)}
     problem = snapstart_problem(published, desired)
-    if problem is None:
-        if desired.snapstart:
-            logger.info(
-                f"SnapStart on for version {published.get('Version')} (restore latency is measured only on Lambda)"
-            )
-        return
-    if aws.emulated:
+    if problem is not None and not aws.emulated:
+        raise PipelineError(problem, "check that the runtime supports SnapStart (python3.12+) and deploy again")
+    if problem is not None:
         outcome.snapstart["note"] = (
             "an emulator on the loopback interface (moto) does not model SnapStart: "
             "it reports ApplyOn=None whatever is sent"
         )
         logger.info(f"note: {problem}; {outcome.snapstart['note']}")
-        return
-    raise PipelineError(problem, "check that the runtime supports SnapStart (python3.12+) and deploy again")
+    elif desired.snapstart_apply_on != "None":
+        logger.info(f"SnapStart on for version {published.get('Version')} (restore latency is measured only on Lambda)")
 
 
 def check_attached_size(
@@ -281,17 +275,13 @@ def check_attached_size(
     """{used_bytes, limit_bytes, parts}: the unzipped sizes the budget recorded for what is really attached."""
     components = read_report(paths, "budget").get("components", [])
     by_kind = {c["kind"]: int(c["unzipped_bytes"]) for c in components if c.get("kind") in {"function", "layer"}}
-    extras = {str(c["source"]): int(c["unzipped_bytes"]) for c in components if c.get("kind") == "extra layer"}
+    layers = {str(c["source"]): int(c["unzipped_bytes"]) for c in components if c.get("kind") == "extra layer"}
+    if "layer" in by_kind:
+        layers[our_layer_arn] = by_kind["layer"]
     parts = {"function code": by_kind["function"] if "function" in by_kind else function.unzipped_bytes()}
-    unknown = []
-    for layer in latest.get("Layers", []):
-        arn = layer["Arn"]
-        if arn == our_layer_arn and "layer" in by_kind:
-            parts[arn] = by_kind["layer"]
-        elif arn in extras:
-            parts[arn] = extras[arn]
-        else:
-            unknown.append(arn)
+    attached = [layer["Arn"] for layer in latest.get("Layers", [])]
+    parts.update({arn: layers[arn] for arn in attached if arn in layers})
+    unknown = [arn for arn in attached if arn not in layers]
     limit = config.budget.limit_bytes
     if unknown:
         raise CheckFailedError(
@@ -396,65 +386,42 @@ class Desired:
     """The $LATEST we want: what a published version must carry to be 'this deploy'."""
 
     name: str
-    runtime: str
-    handler: str
     architecture: str
-    memory_mb: int
-    timeout_s: int
-    role_arn: str
-    layers: list[str]
-    environment: dict[str, str]
     code_sha256: str
-    code_bucket: str
-    code_key: str
-    snapstart: bool = False
+    code: dict[str, str]  # S3Bucket, S3Key
+    configuration: dict[str, Any]  # as UpdateFunctionConfiguration takes it
 
     @property
     def snapstart_apply_on(self) -> str:
-        """Lambda's SnapStart.ApplyOn: snapshots are taken when a version is published, never for $LATEST."""
-        return "PublishedVersions" if self.snapstart else "None"
-
-    def configuration(self) -> dict[str, Any]:
-        return {
-            "Runtime": self.runtime,
-            "Handler": self.handler,
-            "MemorySize": self.memory_mb,
-            "Timeout": self.timeout_s,
-            "Role": self.role_arn,
-            "Layers": self.layers,
-            "Environment": {"Variables": self.environment},
-            # Always sent, so turning [function] snapstart off turns it off on Lambda too.
-            "SnapStart": {"ApplyOn": self.snapstart_apply_on},
-        }
+        return str(self.configuration["SnapStart"]["ApplyOn"])
 
 
 def desired_function(config: Config, artifacts: Artifacts, stack: StackOutputs, layer_arn: str) -> Desired:
     fn = config.function
     model_uri = f"s3://{stack.bucket}/{artifacts.model.key(stack.key_prefix)}"
-    return Desired(
-        name=fn.name,
-        runtime=config.target.runtime.name,
-        handler=fn.handler,
-        architecture=config.target.architecture,
-        memory_mb=fn.memory_mb,
-        timeout_s=fn.timeout_s,
-        role_arn=stack.execution_role_arn,
-        layers=[layer_arn, *(entry.arn for entry in config.budget.extra_layer_arns)],
-        environment={"MODEL_S3_URI": model_uri, "MODEL_SHA256": artifacts.model.sha256},
-        code_sha256=artifacts.function.code_sha256,
-        code_bucket=stack.bucket,
-        code_key=artifacts.function.key(stack.key_prefix),
-        snapstart=fn.snapstart,
-    )
+    configuration = {
+        "Runtime": config.target.runtime.name,
+        "Handler": fn.handler,
+        "MemorySize": fn.memory_mb,
+        "Timeout": fn.timeout_s,
+        "Role": stack.execution_role_arn,
+        "Layers": [layer_arn, *(entry.arn for entry in config.budget.extra_layer_arns)],
+        "Environment": {"Variables": {"MODEL_S3_URI": model_uri, "MODEL_SHA256": artifacts.model.sha256}},
+        # Always sent, so turning [function] snapstart off turns it off on Lambda too. Snapshots are taken when a
+        # version is published, never for $LATEST.
+        "SnapStart": {"ApplyOn": "PublishedVersions" if fn.snapstart else "None"},
+    }
+    code = {"S3Bucket": stack.bucket, "S3Key": artifacts.function.key(stack.key_prefix)}
+    return Desired(fn.name, config.target.architecture, artifacts.function.code_sha256, code, configuration)
 
 
 def matches(version_config: dict[str, Any], desired: Desired) -> bool:
-    wanted = desired.configuration()
+    wanted = desired.configuration
     env = version_config.get("Environment", {}).get("Variables", {})
     return (
         version_config.get("CodeSha256") == desired.code_sha256
-        and [layer["Arn"] for layer in version_config.get("Layers", [])] == desired.layers
-        and all(env.get(k) == v for k, v in desired.environment.items())
+        and [layer["Arn"] for layer in version_config.get("Layers", [])] == wanted["Layers"]
+        and all(env.get(k) == v for k, v in wanted["Environment"]["Variables"].items())
         and all(version_config.get(key) == wanted[key] for key in ("Runtime", "Handler", "MemorySize", "Timeout"))
         and version_config.get("Architectures", ["x86_64"]) == [desired.architecture]
     )
@@ -478,11 +445,11 @@ def snapstart_problem(version_config: dict[str, Any], desired: Desired) -> str |
 def create_function(lambda_: Any, desired: Desired) -> dict[str, Any]:
     lambda_.create_function(
         FunctionName=desired.name,
-        Code={"S3Bucket": desired.code_bucket, "S3Key": desired.code_key},
+        Code=desired.code,
         Architectures=[desired.architecture],
         Publish=False,
         Description="forgetting-curve model; deployed by python -m ci deploy",
-        **desired.configuration(),
+        **desired.configuration,
     )
     return settled(lambda_, desired.name, "function_active_v2")
 
@@ -498,13 +465,13 @@ def update_function(aws: Aws, desired: Desired, latest: dict[str, Any], part: st
     if part == "code":
         if latest.get("CodeSha256") == desired.code_sha256 and latest.get("Architectures") == [desired.architecture]:
             return latest, False
-        code = {"S3Bucket": desired.code_bucket, "S3Key": desired.code_key, "Architectures": [desired.architecture]}
+        code = {**desired.code, "Architectures": [desired.architecture]}
         aws.lambda_.update_function_code(FunctionName=desired.name, **code, **revision(latest))
     elif configured(aws, latest, desired):
         return latest, False
     else:
         aws.lambda_.update_function_configuration(
-            FunctionName=desired.name, **revision(latest), **desired.configuration()
+            FunctionName=desired.name, **revision(latest), **desired.configuration
         )
     return settled(aws.lambda_, desired.name, "function_updated_v2"), True
 
@@ -517,14 +484,17 @@ def revision(latest: dict[str, Any]) -> dict[str, str]:
 def configured(aws: Aws, version_config: dict[str, Any], desired: Desired) -> bool:
     """An emulator (moto) ignores SnapStart, so there it never reads back as sent."""
     snapstart_same = aws.emulated or snapstart_problem(version_config, desired) is None
-    return matches(version_config, desired) and version_config.get("Role") == desired.role_arn and snapstart_same
+    return (
+        matches(version_config, desired)
+        and version_config.get("Role") == desired.configuration["Role"]
+        and snapstart_same
+    )
 
 
 def publish_version(
     lambda_: Any, desired: Desired, latest: dict[str, Any], ours: Provenance, artifacts: Artifacts
 ) -> dict[str, Any]:
-    """Publish $LATEST as a version, only if it is still exactly what we configured; its description records
-    the commit, then digest prefixes (the full ones are CodeSha256s and MODEL_SHA256), in 256 characters."""
+    """Publish $LATEST only if it still is what we configured; its description: the commit, then digest prefixes."""
     if not matches(latest, desired):
         raise PipelineError(
             f"function {desired.name} $LATEST does not hold what was just deployed (code {latest.get('CodeSha256')}, "
@@ -533,10 +503,8 @@ def publish_version(
         )
     digests = " ".join(f"{a.kind} {a.sha256[:16]}" for a in (artifacts.function, artifacts.layer, artifacts.model))
     description = f"{ours.describe()} {digests}"[:256]
-    published = dict(
-        lambda_.publish_version(
-            FunctionName=desired.name, CodeSha256=desired.code_sha256, **revision(latest), Description=description
-        )
+    published: dict[str, Any] = lambda_.publish_version(
+        FunctionName=desired.name, CodeSha256=desired.code_sha256, **revision(latest), Description=description
     )
     if not matches(published, desired):
         raise PipelineError(
@@ -699,8 +667,8 @@ def choose_target(lambda_: Any, name: str, state: AliasState, to: str | None) ->
         return to, [*state.history, to]
     if len(state.history) >= 2:
         return state.history[-2], state.history[:-1]
-    older = sorted(int(v["Version"]) for v in published_versions(lambda_, name))
-    older = [v for v in older if v < int(state.version)]
+    numbers = (int(v["Version"]) for v in published_versions(lambda_, name))
+    older = sorted(number for number in numbers if number < int(state.version))
     if not older:
         raise PipelineError(
             f"alias {state.name} is on version {state.version} and no earlier version exists to roll back to",
@@ -720,9 +688,8 @@ def rollback(
     """The rollback report: which version the alias moved from and to, and whether the target was checked."""
     name, alias_name = config.function.name, config.function.alias
     stack = read_outputs(aws, config)
-    key = lock_key(stack.key_prefix, name)
-    clients = (aws.s3, aws.lambda_, aws.cloudformation)
-    with acquire(aws.s3, stack.bucket, key, owner("rollback", "")).held(*clients) as lock:
+    lock = acquire(aws.s3, stack.bucket, lock_key(stack.key_prefix, name), owner("rollback", ""))
+    with lock.held(aws.s3, aws.lambda_, aws.cloudformation):
         state = read_alias(aws.lambda_, name, alias_name)
         if state is not None and state.split:
             # A shift that never finished: the new version was never the alias's own, so taking its traffic

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,6 @@ logger = logging.getLogger(__name__)
 POLL_S = 5.0  # alarms are read at least this often while a step waits
 RENEW_S = 60.0  # the deploy lock is renewed at least this often during a shift (its TTL is far longer)
 PREFIX = "live versions, oldest first (python -m ci deploy/rollback): "
-MAX_DESCRIPTION = 256
 
 
 @dataclass(frozen=True)
@@ -58,18 +58,16 @@ def read_alias(lambda_: Any, function_name: str, alias: str) -> AliasState | Non
 
 def published_versions(lambda_: Any, name: str) -> list[dict[str, Any]]:
     """The function's published versions, oldest first ($LATEST left out); none if there is no function."""
-
-    def listed() -> list[dict[str, Any]]:
-        pages = lambda_.get_paginator("list_versions_by_function").paginate(FunctionName=name)
-        return [v for page in pages for v in page.get("Versions", []) if v["Version"] != "$LATEST"]
-
-    return unless_aws_error(listed, [])
+    pages = lambda_.get_paginator("list_versions_by_function").paginate(FunctionName=name)  # lazy: read below
+    return unless_aws_error(
+        lambda: [v for page in pages for v in page.get("Versions", []) if v["Version"] != "$LATEST"], []
+    )
 
 
 def describe(history: list[str]) -> str:
     """The newest versions that fit in Lambda's 256-character description."""
     kept = list(history)
-    while len(PREFIX + " ".join(kept)) > MAX_DESCRIPTION:
+    while len(PREFIX + " ".join(kept)) > 256:
         kept.pop(0)
     return PREFIX + " ".join(kept)
 
@@ -118,10 +116,8 @@ def moved_concurrently(
     )
 
 
-def production_line(state: AliasState | None, alias: str, read: bool = True) -> str:
-    """What production runs after a failure; `read` False when the alias was never read (no claim is made)."""
-    if not read:
-        return f"production is unchanged by this run (alias {alias} was not read, so its version is not known here)"
+def production_line(state: AliasState | None, alias: str) -> str:
+    """What production runs after a failure."""
     if state is None:
         return f"production is unchanged (alias {alias} does not exist yet)"
     return f"production is unchanged (alias {alias} -> version {state.version})"
@@ -137,10 +133,6 @@ class Shift:
     alarms: tuple[str, ...]
     outcome: str = "not started"  # completed | rolled back | not started
     steps: list[dict[str, Any]] = field(default_factory=list)
-
-
-class AlarmFiredError(PipelineError):
-    """An alarm went to ALARM during the shift: all traffic is back on the old version."""
 
 
 def step_weights(strategy: str, step_percent: int) -> tuple[int, ...]:
@@ -206,15 +198,13 @@ def terminated_as_exception() -> Iterator[None]:
     def stop(signum: int, _: Any) -> None:
         raise SystemExit(128 + signum)
 
-    try:
-        previous = signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread: nothing to install
-        yield
-        return
+    main = threading.current_thread() is threading.main_thread()  # only the main thread may install a handler
+    previous = signal.signal(signal.SIGTERM, stop) if main else None
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def shift(
@@ -230,7 +220,7 @@ def shift(
     """Move the alias from `before` to `new_version` step by step; on ALARM (or any failure) undo and raise."""
     old = before.version
     if (found := firing(read_alarms(aws, shifting.alarms))) is not None:
-        raise AlarmFiredError(
+        raise PipelineError(
             f"alarm {found[0]} is in ALARM before the shift started ({found[1]}); no traffic moved to version "
             f"{new_version}",
             "fix what the alarm reports (or wait until it is OK) and rerun `python -m ci deploy`",
@@ -291,7 +281,7 @@ def watch(
         entry["alarms"] = {name: state for name, (state, _) in states.items()}
         if (found := firing(states)) is not None:
             name, reason = found
-            raise AlarmFiredError(
+            raise PipelineError(
                 f"alarm {name} went to ALARM while version {new_version} had {entry['weight_percent']}% of the "
                 f"traffic: {reason or 'no reason given'}; all traffic is back on version {old}",
                 f"fix version {new_version} (see the alarm's metric, dimension ExecutedVersion={new_version}) and "

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MODES = ("auto", "embedded", "aws")
 TEMPLATE = Path("infra") / "template.yaml"
 EMBEDDED_REPOSITORY = "local/embedded"  # the embedded moto has no GitHub; any owner/name will do
 
@@ -37,7 +36,7 @@ EMBEDDED_REPOSITORY = "local/embedded"  # the embedded moto has no GitHub; any o
 def add_target_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
-        choices=MODES,
+        choices=("auto", "embedded", "aws"),
         default="auto",
         help="auto (default): boto3's configuration if any, else the local AWS emulator (state in "
         "build/local-aws/); embedded: always the local emulator; aws: always boto3's configuration",
@@ -165,8 +164,7 @@ def local_aws(state: Path) -> Iterator[str]:
 def reset_local(state: Path) -> bool:
     if not state.exists():
         return False
-    with (state / "lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # not while a command uses it
+    with _exclusive(state):  # not while a command uses it
         (state / RECORDING).unlink(missing_ok=True)
     shutil.rmtree(state, ignore_errors=True)
     return True
@@ -205,14 +203,6 @@ def stack_parameters(config: Config, repository: str | None, oidc_provider_arn: 
 
 def bootstrap(aws: Aws, config: Config, parameters: dict[str, str]) -> StackOutputs:
     """Create or update the stack; on an emulator also the alarms its CloudFormation skips (template_alarms)."""
-    outputs = apply_template(aws, config, parameters)
-    if aws.emulated:
-        for arguments in template_alarms((config.root / TEMPLATE).read_text(), parameters):
-            aws.cloudwatch.put_metric_alarm(**arguments)  # idempotent: creates or updates
-    return outputs
-
-
-def apply_template(aws: Aws, config: Config, parameters: dict[str, str]) -> StackOutputs:
     from botocore.exceptions import ClientError
 
     name = config.deploy.stack_name
@@ -223,24 +213,35 @@ def apply_template(aws: Aws, config: Config, parameters: dict[str, str]) -> Stac
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         "Capabilities": ["CAPABILITY_NAMED_IAM"],
     }
+    waiter = "stack_create_complete"
     if find_stack(aws, name) is None:
         aws.cloudformation.create_stack(**arguments)
-        waiter = "stack_create_complete"
     else:
+        waiter = "stack_update_complete"
         try:
             aws.cloudformation.update_stack(**arguments)
         except ClientError as exc:
             if "No updates are to be performed" not in str(exc):
                 raise
-            return read_outputs(aws, config)
-        waiter = "stack_update_complete"
-    try:
-        aws.cloudformation.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 450})
-    except Exception as exc:  # botocore WaiterError: name the failing resource
-        raise PipelineError(
-            f"stack {name} did not reach {waiter.replace('_', ' ')} on {aws.where}: {stack_failure(aws, name)}",
-            "fix the cause in the CloudFormation events, then rerun `python -m ci bootstrap`",
-        ) from exc
+            waiter = ""
+    if waiter:
+        try:
+            aws.cloudformation.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 450})
+        except Exception as exc:  # botocore WaiterError: name the failing resource
+            events = aws.cloudformation.describe_stack_events(StackName=name).get("StackEvents", [])
+            failed = [
+                f"{e.get('LogicalResourceId')} {e['ResourceStatus']}: {e.get('ResourceStatusReason', '')}"
+                for e in events
+                if str(e.get("ResourceStatus", "")).endswith("FAILED")
+            ]
+            raise PipelineError(
+                f"stack {name} did not reach {waiter.replace('_', ' ')} on {aws.where}: "
+                f"{failed[-1] if failed else 'no failed resource reported'}",
+                "fix the cause in the CloudFormation events, then rerun `python -m ci bootstrap`",
+            ) from exc
+    if aws.emulated:
+        for alarm in template_alarms(body, parameters):
+            aws.cloudwatch.put_metric_alarm(**alarm)  # idempotent: creates or updates
     return read_outputs(aws, config)
 
 
@@ -254,15 +255,6 @@ def find_stack(aws: Aws, name: str) -> dict[str, Any] | None:
             return None
         raise
     return stacks[0] if stacks else None
-
-
-def stack_failure(aws: Aws, name: str) -> str:
-    events = aws.cloudformation.describe_stack_events(StackName=name).get("StackEvents", [])
-    failed = [e for e in events if str(e.get("ResourceStatus", "")).endswith("FAILED")]
-    if not failed:
-        return "no failed resource reported"
-    first = failed[-1]
-    return f"{first.get('LogicalResourceId')} {first.get('ResourceStatus')}: {first.get('ResourceStatusReason', '')}"
 
 
 def read_outputs(aws: Aws, config: Config) -> StackOutputs:
@@ -308,9 +300,8 @@ def cfn_loader() -> type[yaml.SafeLoader]:
     def tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
         if isinstance(node, yaml.ScalarNode):
             return {suffix: loader.construct_scalar(node)}
-        if isinstance(node, yaml.SequenceNode):
-            return {suffix: loader.construct_sequence(node, deep=True)}
-        return {suffix: loader.construct_mapping(node, deep=True)}
+        construct = loader.construct_sequence if isinstance(node, yaml.SequenceNode) else loader.construct_mapping
+        return {suffix: construct(node, deep=True)}
 
     Loader.add_multi_constructor("!", tagged)
     return Loader

@@ -30,17 +30,12 @@ class Candidate:
     bucket: str
     key_prefix: str
 
-    @property
-    def layer_arns(self) -> list[str]:
-        return [layer["Arn"] for layer in self.configuration.get("Layers", [])]
-
-    @property
-    def model_uri(self) -> str:
-        return str(self.configuration.get("Environment", {}).get("Variables", {}).get("MODEL_S3_URI", ""))
+    def variable(self, name: str) -> str:
+        return str(self.configuration.get("Environment", {}).get("Variables", {}).get(name, ""))
 
     @property
     def model_sha256(self) -> str:
-        return str(self.configuration.get("Environment", {}).get("Variables", {}).get("MODEL_SHA256", ""))
+        return self.variable("MODEL_SHA256")
 
 
 @dataclass
@@ -99,11 +94,9 @@ NUMBERS_NOT_HERE = " (statuses and errors; no model.json here for its model, so 
 
 def answers_here(manifest: Path | None, candidate: Candidate) -> bool:
     """False for a rollback to a version of another model: its numbers were judged when it was deployed."""
-    if manifest is None or not manifest.is_file():
-        return False
     try:
-        return bool(json.loads(manifest.read_text()).get("sha256") == candidate.model_sha256)
-    except (ValueError, AttributeError):
+        return manifest is not None and bool(json.loads(manifest.read_text()).get("sha256") == candidate.model_sha256)
+    except (OSError, ValueError, AttributeError):  # no model.json, or not one
         return False
 
 
@@ -136,35 +129,34 @@ def emulator_check(
 
 def fetch_function_code(aws: Aws, candidate: Candidate, target: Path) -> Path:
     response = aws.lambda_.get_function(FunctionName=candidate.function_name, Qualifier=candidate.version)
-    code_sha = response["Configuration"]["CodeSha256"]
     location = response.get("Code", {}).get("Location", "")
-    fetch(aws, location, candidate, "function", code_sha, target)
-    return target
+    return fetch(aws, location, candidate, "function", response["Configuration"]["CodeSha256"], target)
 
 
 def fetch_layer(aws: Aws, candidate: Candidate, target: Path) -> Path:
-    if not candidate.layer_arns:
+    layers = candidate.configuration.get("Layers", [])
+    if not layers:
         raise PipelineError(f"version {candidate.version} has no layer attached", "deploy again")
-    layer = describe_layer_version(aws.lambda_, candidate.layer_arns[0])
-    fetch(aws, layer["Content"].get("Location", ""), candidate, "layer", layer["Content"]["CodeSha256"], target)
-    return target
+    layer = describe_layer_version(aws.lambda_, layers[0]["Arn"])
+    return fetch(aws, layer["Content"].get("Location", ""), candidate, "layer", layer["Content"]["CodeSha256"], target)
 
 
 def fetch_model(aws: Aws, candidate: Candidate, target: Path) -> Path:
-    parsed = urlparse(candidate.model_uri)
+    uri = candidate.variable("MODEL_S3_URI")
+    parsed = urlparse(uri)
     if parsed.scheme != "s3":
-        raise PipelineError(f"version {candidate.version} has MODEL_S3_URI={candidate.model_uri!r}", "deploy again")
+        raise PipelineError(f"version {candidate.version} has MODEL_S3_URI={uri!r}", "deploy again")
     target.parent.mkdir(parents=True, exist_ok=True)
     aws.s3.download_file(parsed.netloc, parsed.path.lstrip("/"), str(target))
     if sha256_file(target) != candidate.model_sha256:
         raise PipelineError(
-            f"{candidate.model_uri} does not match version {candidate.version}'s MODEL_SHA256 {candidate.model_sha256}",
+            f"{uri} does not match version {candidate.version}'s MODEL_SHA256 {candidate.model_sha256}",
             "the object was replaced; deploy again so the content-addressed key is rewritten",
         )
     return target
 
 
-def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: str, target: Path) -> None:
+def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: str, target: Path) -> Path:
     """Download what Lambda holds (moto's locations are placeholders: then the S3 object) and prove its CodeSha256."""
     hex_digest = lambda_sha_to_hex(code_sha)
     if aws.endpoint_url and location.startswith(aws.endpoint_url.rstrip("/")):
@@ -179,6 +171,7 @@ def fetch(aws: Aws, location: str, candidate: Candidate, kind: str, code_sha: st
             f"the {kind} bytes downloaded for version {candidate.version} do not match Lambda's CodeSha256 {code_sha}",
             "the stored object differs from what Lambda holds; deploy again",
         )
+    return target
 
 
 def describe_layer_version(lambda_: Any, version_arn: str) -> dict[str, Any]:
