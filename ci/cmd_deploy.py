@@ -1,7 +1,5 @@
 """python -m ci deploy: upload the verified artifacts, publish versions, check, then move the alias."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 import time

@@ -1,7 +1,5 @@
 """python -m ci rollback [--to N]: move the alias back to the previous (or a given) version, verified."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 

@@ -1,7 +1,5 @@
 """`python -m ci status`: what is deployed where: the alias, each published version, the stack."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 from typing import Any

@@ -1,7 +1,5 @@
 """python -m ci unlock --reason TEXT: break the deploy lock of a deploy or rollback that died."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 

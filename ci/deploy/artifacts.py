@@ -2,8 +2,6 @@
 workflow's `needs:` can be bypassed, this cannot): nothing is uploaded unless every check passed on exactly
 these bytes, built from the tree as it is now; bytes rewritten during a deploy cannot slip through."""
 
-from __future__ import annotations
-
 import base64
 from dataclasses import dataclass
 from pathlib import Path

@@ -2,8 +2,6 @@
 and expired by S3's clock alone; a holder on this machine that provably died is taken over
 (docs/design.md, "The deploy lock")."""
 
-from __future__ import annotations
-
 import getpass
 import json
 import logging
@@ -16,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from ci.deploy.aws import MISSING, capped, error_code, unless_aws_error
 from ci.errors import PipelineError
@@ -168,7 +166,7 @@ class DeployLock:
         )
 
     @contextmanager
-    def held(self, *clients: Any) -> Iterator[DeployLock]:
+    def held(self, *clients: Any) -> Iterator[Self]:
         """For the block, every write of `clients` (but to the lock itself) first verifies the lock; then released."""
 
         def before_write(model: Any, params: Mapping[str, Any], **_: Any) -> None:

@@ -1,8 +1,6 @@
 """Gradual deploys: traffic moves to the new version in steps while alarms are read, undone on ALARM; runs
 under the deploy lock (docs/design.md says why not CodeDeploy), and a dead run's split is undone later."""
 
-from __future__ import annotations
-
 import logging
 import re
 import signal

@@ -1,8 +1,6 @@
 """The post-deploy check of the new version by number: invoked on AWS; on an emulator (no code runs) the
 bytes Lambda and S3 hold are downloaded, checked against their digests and run through the smoke harness."""
 
-from __future__ import annotations
-
 import dataclasses
 import json
 import shutil
