@@ -145,8 +145,6 @@ RepoPath = Annotated[Path, BeforeValidator(inside_repository)]
 Strings = tuple[StrictStr, ...]
 Canonical = Annotated[Strings, AfterValidator(lambda names: tuple(map(canonicalize_name, names)))]
 Rules = Annotated[Strings, AfterValidator(known_rules)]
-KeptGlobs = Annotated[Strings, AfterValidator(kept_globs)]
-RemovedGlobs = Annotated[Strings, AfterValidator(removed_globs)]
 
 
 @dataclass(frozen=True, kw_only=True, config=SECTION)
@@ -196,8 +194,8 @@ class BuildConfig:
     sourceless: StrictBool = flag()
     prune_unimported: StrictBool = flag()
     # Path globs (relative to python/) no rule may remove, and ones the build removes; keep wins.
-    keep: KeptGlobs = strings('["sklearn/datasets/*"]')
-    remove: RemovedGlobs = strings('["sklearn/cluster/*"]')
+    keep: Annotated[Strings, AfterValidator(kept_globs)] = strings('["sklearn/datasets/*"]')
+    remove: Annotated[Strings, AfterValidator(removed_globs)] = strings('["sklearn/cluster/*"]')
 
 
 @dataclass(frozen=True, config=SECTION)
