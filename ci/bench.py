@@ -38,7 +38,6 @@ ROWS: list[tuple[str, str, Callable[[float], str]]] = [  # (label, key, how a va
     ("bytes imported or mapped", "imported_bytes", as_mb),
 ]
 
-
 # The performance targets, checked on every run.
 UNZIPPED_LIMITS = {"default": 236 * MB, "compact": 190 * MB}
 COLD_START_RATIO = 0.35
@@ -140,12 +139,11 @@ def _unpack(zip_path: Path, into: Path) -> dict[str, int]:
         shutil.rmtree(into)
     with open_zip(zip_path, "rebuild it: `make bench`") as archive:
         archive.extract_all(into)
-        infos = archive.infos
-    return {
-        "unzipped_bytes": sum(info.file_size for info in infos),
-        "zipped_bytes": zip_path.stat().st_size,
-        "files": sum(not info.is_dir() for info in infos),
-    }
+        return {
+            "unzipped_bytes": sum(info.file_size for info in archive.infos),
+            "zipped_bytes": zip_path.stat().st_size,
+            "files": sum(not info.is_dir() for info in archive.infos),
+        }
 
 
 def measure_variant(config: Config, variant: BuildPaths, build_s: float, runs: int) -> dict[str, Any]:

@@ -111,8 +111,7 @@ def _patch_level(path: str) -> tuple[int, ...]:
 
 def missing_module(command: str, exc: ModuleNotFoundError) -> PipelineError:
     venv = REPO_ROOT / ".venv"
-    running = Path(sys.prefix).resolve()
-    if running == venv.resolve():
+    if Path(sys.prefix).resolve() == venv.resolve():
         where = f"the project's environment {venv} lacks it: it is out of date with its locks"
         fix = "run `make venv` (or `make venv-dev` for the test tools), then rerun it"
     else:
