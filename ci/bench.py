@@ -98,12 +98,9 @@ def render_table(result: dict[str, Any]) -> str:
     names = ["naive", "default", "compact"]
     rows = []
     for label, key, show in ROWS:
-        values: list[float | None] = []
-        for name in names:
-            value: Any = result["variants"][name]
-            for part in key.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
-            values.append(None if value is None else float(value))
+        values = [result["variants"][name] for name in names]
+        for part in key.split("."):  # "cold_start_s.median": a value inside a value
+            values = [value[part] for value in values]
         ratios = [f"{value / values[0]:.2f}x" if value is not None and values[0] else "n/a" for value in values[1:]]
         rows.append([label, *("n/a" if v is None else show(v) for v in values), *ratios])
     lines = text_table(["", *names, "default/naive", "compact/naive"], rows, numeric_from=1).splitlines()

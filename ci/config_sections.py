@@ -28,7 +28,6 @@ from ci.site.owners import canonical as canonicalize_name
 from ci.site.rules import RULES, STRIP
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: function code + all layers, unzipped (fixed by Lambda)
-LAMBDA_INIT_LIMIT_S = 10.0  # an on-demand function's init phase (fixed by Lambda)
 PRUNE_RULES = (*RULES, STRIP)
 # Where training and the tools run unless [lock] says otherwise; the host's Python is the target runtime's.
 HOST_PLATFORM = "x86_64-manylinux_2_17"
@@ -225,7 +224,7 @@ class SmokeConfig:
     events: RepoPath = path("tests/events")
     warm_invocations: StrictInt = integer(20, 0)
     warm_event: str = text('"direct-single"', ".*", "an event name", "")  # "": a successful prediction
-    init_limit_s: StrictFloat = number(10.0, gt=0, le=LAMBDA_INIT_LIMIT_S)
+    init_limit_s: StrictFloat = number(10.0, gt=0, le=10.0)  # an on-demand function's init phase (fixed by Lambda)
 
 
 # SAM's DeploymentPreference types (CodeDeploy's predefined configurations): strategy, percent, interval.
