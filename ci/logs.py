@@ -22,7 +22,6 @@ class _Stdout(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def result(logger: logging.Logger, message: str) -> None:
-    """A command's verdict or summary: shown unless the output is off altogether."""
     logger.log(RESULT, message)
 
 

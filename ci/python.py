@@ -144,9 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         version = runtime_python(args.config)
         if args.version:
             print(version)
-            output = os.environ.get("GITHUB_OUTPUT", "")
-            if args.github_output and output:
-                with Path(output).open("a", encoding="utf-8") as handle:
+            if args.github_output and os.environ.get("GITHUB_OUTPUT"):
+                with Path(os.environ["GITHUB_OUTPUT"]).open("a", encoding="utf-8") as handle:
                     handle.write(f"python={version}\n")
         else:
             print(find_python(version))
