@@ -9,7 +9,6 @@ from contextlib import contextmanager
 
 RESULT = 25  # above INFO, below WARNING: what `-q` still shows
 logging.addLevelName(RESULT, "RESULT")
-
 LEVELS = {-1: RESULT, 0: logging.INFO, 1: logging.DEBUG}
 
 
