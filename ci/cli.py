@@ -47,10 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_verbosity_options(parser)
     parser.add_argument("--build-dir", type=Path, default=REPO_ROOT / "build", help="outputs (default: build/)")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="download cache (default: <build-dir>/cache)")
-    parser.add_argument(
-        "--config", type=Path, default=None, help="configuration file (default: pipeline.toml at the repository root)"
-    )
+    parser.add_argument("--cache-dir", type=Path, help="download cache (default: <build-dir>/cache)")
+    parser.add_argument("--config", type=Path, help="configuration file (default: <repository>/pipeline.toml)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:  # each command's help, options, and itself as the handler
         child = subparsers.add_parser(command_name(module), help=module.HELP, description=module.HELP)

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "pipeline.toml"
 ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name -> ELF/wheel name
-# GitHub-hosted runner of each architecture: the jobs that execute the layer's native code run there.
+# GitHub-hosted runner per architecture, where jobs run the layer's native code (workflows read Target.runner).
 RUNNERS = {"x86_64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm"}
-SNAPSTART_MIN_PYTHON = (3, 12)  # Lambda SnapStart for Python starts with python3.12
+SNAPSTART_MIN_PYTHON = "3.12"  # Lambda SnapStart for Python starts with python3.12
 SECTIONS = ("target", "function", "lock", "build", "budget", "smoke", "deploy", "training")
 TARGET_KEYS = ("runtime", "architecture", "glibc")
 
@@ -57,7 +57,6 @@ class Target:
 
     @property
     def runner(self) -> str:
-        """The GitHub-hosted runner label whose machine is the target's (workflows read it, never repeat it)."""
         return RUNNERS[self.architecture]
 
     @property
@@ -189,12 +188,11 @@ def parse_target(file: Path, values: object) -> Target:
 def check_runtime_fits(config: Config) -> None:
     """What [function] and [lock] ask of the runtime: SnapStart (python3.12+), bundling only what it ships."""
     runtime = config.target.runtime
-    if config.function.snapstart and version_tuple(runtime.python) < SNAPSTART_MIN_PYTHON:
-        minimum = ".".join(map(str, SNAPSTART_MIN_PYTHON))
+    if config.function.snapstart and version_tuple(runtime.python) < version_tuple(SNAPSTART_MIN_PYTHON):
         raise ConfigError(
             f"{config.file}: [function] snapstart = true but [target] runtime = {runtime.name}: Lambda SnapStart for "
-            f"Python needs python{minimum} or later",
-            f'set [target] runtime = "python{minimum}" (or later), or remove snapstart from [function]',
+            f"Python needs python{SNAPSTART_MIN_PYTHON} or later",
+            f'set [target] runtime = "python{SNAPSTART_MIN_PYTHON}" (or later), or remove snapstart from [function]',
         )
     shipped = shipped_packages(runtime.name)
     for name in config.lock.bundle_runtime_packages:

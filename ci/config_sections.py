@@ -1,7 +1,6 @@
 """pipeline.toml's sections as pydantic dataclasses: a field per allowed key, its type, range and default; its
 description says what is allowed and its example is the line a refusal offers (one ConfigError line)."""
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -28,7 +27,6 @@ from ci.site.owners import canonical as canonicalize_name
 from ci.site.rules import RULES, STRIP
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: function code + all layers, unzipped (fixed by Lambda)
-LAMBDA_INIT_LIMIT_S = 10.0  # an on-demand function's init phase (fixed by Lambda)
 PRUNE_RULES = (*RULES, STRIP)
 # Where training and the tools run unless [lock] says otherwise; the host's Python is the target runtime's.
 HOST_PLATFORM = "x86_64-manylinux_2_17"
@@ -145,8 +143,6 @@ RepoPath = Annotated[Path, BeforeValidator(inside_repository)]
 Strings = tuple[StrictStr, ...]
 Canonical = Annotated[Strings, AfterValidator(lambda names: tuple(map(canonicalize_name, names)))]
 Rules = Annotated[Strings, AfterValidator(known_rules)]
-KeptGlobs = Annotated[Strings, AfterValidator(kept_globs)]
-RemovedGlobs = Annotated[Strings, AfterValidator(removed_globs)]
 
 
 @dataclass(frozen=True, kw_only=True, config=SECTION)
@@ -196,8 +192,8 @@ class BuildConfig:
     sourceless: StrictBool = flag()
     prune_unimported: StrictBool = flag()
     # Path globs (relative to python/) no rule may remove, and ones the build removes; keep wins.
-    keep: KeptGlobs = strings('["sklearn/datasets/*"]')
-    remove: RemovedGlobs = strings('["sklearn/cluster/*"]')
+    keep: Annotated[Strings, AfterValidator(kept_globs)] = strings('["sklearn/datasets/*"]')
+    remove: Annotated[Strings, AfterValidator(removed_globs)] = strings('["sklearn/cluster/*"]')
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -227,7 +223,7 @@ class SmokeConfig:
     events: RepoPath = path("tests/events")
     warm_invocations: StrictInt = integer(20, 0)
     warm_event: str = text('"direct-single"', ".*", "an event name", "")  # "": a successful prediction
-    init_limit_s: StrictFloat = number(10.0, gt=0, le=LAMBDA_INIT_LIMIT_S)
+    init_limit_s: StrictFloat = number(10.0, gt=0, le=10.0)  # an on-demand function's init phase (fixed by Lambda)
 
 
 # SAM's DeploymentPreference types (CodeDeploy's predefined configurations): strategy, percent, interval.
@@ -248,10 +244,8 @@ class DeployConfig:
     # "" = none; bootstrap then needs --github-repository
     github_repository: str = text('"OWNER/NAME"', r"([\w.-]+/[\w.-]+)?", "OWNER/NAME", "")
     check_warm_invocations: StrictInt = integer(0, 0, default=0)  # warm invocations in the post-deploy check
-    # all-at-once | canary | linear (read_section resolves a SAM preset name to one of these)
-    strategy: str = one_of(("all-at-once", "canary", "linear", *PRESETS), "all-at-once")
-    # moved a step; 100 only from the AllAtOnce preset (read_section refuses it in the file)
-    step_percent: StrictInt = allowed(STEP_PERCENT, "10", 10, ge=1, le=100)
+    strategy: str = one_of(("all-at-once", "canary", "linear", *PRESETS), "all-at-once")  # presets: see read_section
+    step_percent: StrictInt = allowed(STEP_PERCENT, "10", 10, ge=1, le=100)  # 100 only from AllAtOnce (read_section)
     step_interval_s: StrictInt = integer(300, 0, 3600, "seconds", 300)  # between steps, alarms read throughout
     alarms: Strings = strings('["my-team-5xx"]')  # CloudWatch alarms watched besides the stack's own
 
@@ -284,20 +278,16 @@ class TrainingConfig:
     max_history_error: StrictFloat = number(0.05, ge=0, le=1)
 
 
-TABLE_ENTRIES: dict[str, type] = {"extra_layer_arns": ExtraLayerArn}  # the keys holding arrays of tables
-SECTIONS: dict[str, type] = {  # [function] is FunctionConfig, ...
+TABLE_ENTRIES: dict[str, type[Any]] = {"extra_layer_arns": ExtraLayerArn}  # the keys holding arrays of tables
+SECTIONS: dict[str, type[Any]] = {  # [function] is FunctionConfig, ...
     section.__name__.removesuffix("Config").lower(): section
     for section in (FunctionConfig, LockConfig, BuildConfig, BudgetConfig, SmokeConfig, DeployConfig, TrainingConfig)
 }
 
 
-def keys(cls: type) -> tuple[str, ...]:
-    return tuple(field.name for field in dataclasses.fields(cls))
-
-
 def read_section(file: Path, root: Path, section: str, values: object) -> Any:
     cls = SECTIONS[section]
-    table = check_table(file, section, values, keys(cls))
+    table = check_table(file, section, values, cls.__pydantic_fields__)
     strategy = table.get("strategy") if section == "deploy" else None
     preset = PRESETS.get(strategy) if isinstance(strategy, str) else None
     if preset is not None:  # a SAM preset name as strategy sets step_percent and step_interval_s too
@@ -318,19 +308,19 @@ def read_section(file: Path, root: Path, section: str, values: object) -> Any:
         raise config_error(exc, cls, section, table, file) from None
 
 
-def config_error(exc: ValidationError, cls: type, section: str, values: dict[str, Any], file: Path) -> ConfigError:
+def config_error(exc: ValidationError, cls: type[Any], section: str, values: dict[str, Any], file: Path) -> ConfigError:
     """pydantic's first error as the one line: loc gives the key, the field's description and example the rest."""
     error = min(exc.errors(), key=lambda error: error["type"] != "unexpected_keyword_argument")
     loc = list(error["loc"])
     while len(loc) > 1 and (entry := TABLE_ENTRIES.get(str(loc[0]))) is not None:  # an array of tables
         key, index = str(loc[0]), int(loc[1])
         cls, section, values, loc = entry, f"{section}.{key}[{index}]", values[key][index], loc[2:]
-        check_table(file, section, values, keys(cls))  # not a table, or an unknown key
+        check_table(file, section, values, cls.__pydantic_fields__)  # not a table, or an unknown key
     refused = error.get("ctx", {}).get("error")
     if not loc and isinstance(refused, RefusedError):
         return ConfigError(f"{file}: [{section}] {refused.problem}", refused.fix)
     key = str(loc[0])
-    field = cls.__pydantic_fields__[key]  # type: ignore[attr-defined]
+    field = cls.__pydantic_fields__[key]
     wants, example = str(field.description), field.examples[0]
     if isinstance(refused, RefusedError):
         fix = refused.fix or f"write {key} = {example} under [{section}]{refused.fix_suffix}"

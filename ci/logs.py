@@ -9,8 +9,6 @@ from contextlib import contextmanager
 
 RESULT = 25  # above INFO, below WARNING: what `-q` still shows
 logging.addLevelName(RESULT, "RESULT")
-
-ROOT = "ci"  # every module logs under it: logging.getLogger(__name__)
 LEVELS = {-1: RESULT, 0: logging.INFO, 1: logging.DEBUG}
 
 
@@ -23,7 +21,6 @@ class _Stdout(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def result(logger: logging.Logger, message: str) -> None:
-    """A command's verdict or summary: shown unless the output is off altogether."""
     logger.log(RESULT, message)
 
 
@@ -39,7 +36,7 @@ def add_verbosity_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def configure(verbosity: int = 0, name: str = ROOT) -> None:
+def configure(verbosity: int = 0, name: str = "ci") -> None:
     """Send `name`'s records at the chosen level to stdout, replacing a handler an earlier call installed."""
     logger = logging.getLogger(name)
     for handler in [h for h in logger.handlers if isinstance(h, _Stdout)]:

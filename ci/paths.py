@@ -12,8 +12,7 @@ class Below:  # a BuildPaths attribute: `parts` below its `build` or `cache` roo
         self.root, self.parts = root, parts
 
     def __get__(self, paths: "BuildPaths", owner: type["BuildPaths"]) -> Path:
-        root: Path = getattr(paths, self.root)
-        return root.joinpath(*self.parts)
+        return Path(getattr(paths, self.root), *self.parts)
 
 
 @dataclass(frozen=True)

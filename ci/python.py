@@ -16,8 +16,6 @@ from typing import Any
 from ci.errors import PipelineError
 from ci.paths import POLICY_FILE, REPO_ROOT
 
-VERSION_PROBE = "import sys; print('%d.%d' % sys.version_info[:2])"
-
 
 def config_table(config_file: Path, section: str) -> dict[str, Any]:
     """[section] unchecked (ci.config checks); a Python before 3.11 (no tomllib) reads its key = "value" lines."""
@@ -46,10 +44,9 @@ def runtime_python(config_file: Path) -> str:
 
 def version_of(python: str) -> str | None:
     """ "3.12" if `python` runs and says so; None if it does not run (e.g. a pyenv shim of another version)."""
+    probe = "import sys; print('%d.%d' % sys.version_info[:2])"
     try:
-        result = subprocess.run(
-            [python, "-I", "-c", VERSION_PROBE], capture_output=True, text=True, timeout=30, check=False
-        )
+        result = subprocess.run([python, "-I", "-c", probe], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() if result.returncode == 0 else None
@@ -114,8 +111,7 @@ def _patch_level(path: str) -> tuple[int, ...]:
 
 def missing_module(command: str, exc: ModuleNotFoundError) -> PipelineError:
     venv = REPO_ROOT / ".venv"
-    running = Path(sys.prefix).resolve()
-    if running == venv.resolve():
+    if Path(sys.prefix).resolve() == venv.resolve():
         where = f"the project's environment {venv} lacks it: it is out of date with its locks"
         fix = "run `make venv` (or `make venv-dev` for the test tools), then rerun it"
     else:
@@ -148,9 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         version = runtime_python(args.config)
         if args.version:
             print(version)
-            output = os.environ.get("GITHUB_OUTPUT", "")
-            if args.github_output and output:
-                with Path(output).open("a", encoding="utf-8") as handle:
+            if args.github_output and os.environ.get("GITHUB_OUTPUT"):
+                with Path(os.environ["GITHUB_OUTPUT"]).open("a", encoding="utf-8") as handle:
                     handle.write(f"python={version}\n")
         else:
             print(find_python(version))

@@ -23,7 +23,6 @@ LOCK_KEYS = {  # the [lock] keys read here, with the defaults of an older pipeli
 }
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.MULTILINE)
 UNFIT = re.compile(r"Because ([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) has no (?:usable )?wheels")
-MAX_UNFIT = 20  # pins reported at most; each needs one resolve (~0.5 s)
 UPGRADE_DOC = "docs/runtimes.md#upgrading-scikit-learn-for-a-newer-runtime"
 Resolve = Callable[..., subprocess.CompletedProcess[str]]  # uv pip compile of requirements text, extra options
 
@@ -112,7 +111,7 @@ def check_wheels(resolve: Resolve, locks: list[Path], requirements_in: Path, tar
     """Refuse, before any download, a pin without a wheel for the target's Python: it would build from source."""
     pins = dict.fromkeys(f"{name}=={version}" for lock in locks for name, version in PIN.findall(lock.read_text()))
     unfit: list[tuple[str, str]] = []
-    while pins and len(unfit) < MAX_UNFIT:
+    while pins and len(unfit) < 20:  # pins reported at most; each needs one resolve (~0.5 s)
         result = resolve("\n".join(pins) + "\n", "--output-file", os.devnull)
         found = UNFIT.search(result.stderr) if result.returncode else None
         if found is None:  # resolved, or not a missing wheel (the index is unreachable, say): sync reports that
