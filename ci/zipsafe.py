@@ -164,9 +164,8 @@ _checked: set[tuple[str, int, int, int, int, int]] = set()
 class SafeZip:
     """An open archive whose every entry passed entry_problem and whose names are unique."""
 
-    def __init__(self, path: Path, archive: zipfile.ZipFile, how_to_make: str, shown: Path | None = None) -> None:
-        self.path = path
-        self.shown = shown or path  # what messages name: the artifact a snapshot was taken of
+    def __init__(self, archive: zipfile.ZipFile, how_to_make: str, shown: Path) -> None:
+        self.shown = shown  # what messages name: the artifact a snapshot was taken of
         self._archive = archive
         self._fix = how_to_make
         self.infos: list[zipfile.ZipInfo] = archive.infolist()
@@ -187,7 +186,7 @@ class SafeZip:
         return [info for info in self.infos if not info.is_dir()]
 
     def read(self, name: str) -> bytes:
-        with self._reading(name):
+        with self.reading(name):
             return self._archive.read(name)
 
     def extract_all(self, destination: Path) -> None:
@@ -199,20 +198,14 @@ class SafeZip:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with self._reading(info.filename, target), self._archive.open(info) as source, target.open("wb") as sink:
+            with self.reading(info.filename, target), self._archive.open(info) as source, target.open("wb") as sink:
                 shutil.copyfileobj(source, sink, 1 << 20)
             mode = stat.S_IMODE(info.external_attr >> 16)
             if mode:
                 target.chmod(mode | stat.S_IRUSR)
 
-    def verify(self) -> None:
-        for info in self.files:
-            with self._reading(info.filename), self._archive.open(info) as source:
-                while source.read(1 << 20):
-                    pass
-
     @contextmanager
-    def _reading(self, entry: str, partial: Path | None = None) -> Iterator[None]:
+    def reading(self, entry: str, partial: Path | None = None) -> Iterator[None]:
         """Damaged data raises DamagedZipError naming the entry (and removes what was written of it)."""
         try:
             yield
@@ -235,12 +228,14 @@ def open_zip(path: Path, how_to_make: str, shown: Path | None = None, check_data
     except _DAMAGED as exc:
         raise DamagedZipError(f"{shown} is not a readable zip file ({exc})", how_to_make) from exc
     with archive:
-        zipped = SafeZip(path, archive, how_to_make, shown)
-        if check_data:
-            status = path.stat()
-            identity = (str(path.resolve()), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
-                        status.st_ctime_ns)  # fmt: skip
-            if identity not in _checked:
-                zipped.verify()
-                _checked.add(identity)
+        zipped = SafeZip(archive, how_to_make, shown)
+        status = path.stat()
+        identity = (str(path.resolve()), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
+                    status.st_ctime_ns)  # fmt: skip
+        if check_data and identity not in _checked:
+            for info in zipped.files:
+                with zipped.reading(info.filename), archive.open(info) as source:
+                    while source.read(1 << 20):
+                        pass
+            _checked.add(identity)
         yield zipped

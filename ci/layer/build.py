@@ -260,45 +260,42 @@ def build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool = True) ->
         for output in outputs:
             output.unlink(missing_ok=True)
         try:
-            return _build_layer(config, paths, reuse_proofs)
+            # Digests of what this build is made from, taken before it reads any: the gate compares them.
+            recorded = sources.record(config, paths)
+            if paths.model.is_file():
+                # The import trace unpickles the model: refuse it as `ci pins` would, before any work.
+                require_safe_model(paths.model, config.lock.layer_lock)
+            interpreter = find_interpreter(config.target, paths.cache)
+            state = BuildState(config, paths, interpreter, reuse_proofs=reuse_proofs)
+            logger.info(f"machine:  {config.target.machine} code runs {interpreter.proof().removeprefix('proven ')}")
+            started = time.perf_counter()
+            step_fetch(state)
+            step_install(state)
+            step_pristine(state)
+            step_prune(state)
+            # The ABI check reads ELF headers here while the verification's interpreters run: two proofs, two cores.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                abi = pool.submit(step_abi, state)
+                step_verify(state)
+                abi.result()
+            step_stage_function(state)
+            used = step_trace(state)
+            step_bytecode(state, used)
+            step_prove(state, used)
+            step_zip(state)
+            state.timings["total"] = round(time.perf_counter() - started, 2)
+            missing = {name: how for name, how in state.proofs.items() if how.startswith("missing")}
+            if missing:
+                # This host cannot load the target's machine code: the proofs are recorded missing; deploy refuses.
+                logger.warning(
+                    f"WARNING:  proofs missing: {', '.join(missing)}; `ci deploy` refuses this build until they exist"
+                )
+                logger.warning(f"          {next(iter(missing.values()))}")
+            return {**report_data(state), "sources": recorded}
         except BaseException:
             for output in outputs:  # e.g. layer.zip written, function.zip not
                 output.unlink(missing_ok=True)
             raise
-
-
-def _build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool) -> dict[str, Any]:
-    # Digests of what this build is made from, taken before it reads any: the gate compares them.
-    recorded = sources.record(config, paths)
-    if paths.model.is_file():
-        # The import trace unpickles the model: refuse it as `ci pins` would, before any work.
-        require_safe_model(paths.model, config.lock.layer_lock)
-    state = BuildState(config, paths, find_interpreter(config.target, paths.cache), reuse_proofs=reuse_proofs)
-    logger.info(f"machine:  {config.target.machine} code runs {state.interpreter.proof().removeprefix('proven ')}")
-    started = time.perf_counter()
-    step_fetch(state)
-    step_install(state)
-    step_pristine(state)
-    step_prune(state)
-    # The ABI check reads ELF headers here while the verification's interpreters run: two proofs, two cores.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        abi = pool.submit(step_abi, state)
-        step_verify(state)
-        abi.result()
-    step_stage_function(state)
-    used = step_trace(state)
-    step_bytecode(state, used)
-    step_prove(state, used)
-    step_zip(state)
-    state.timings["total"] = round(time.perf_counter() - started, 2)
-    missing = {name: how for name, how in state.proofs.items() if how.startswith("missing")}
-    if missing:
-        # This host cannot load the target's machine code: the proofs are recorded missing; deploy refuses them.
-        logger.warning(
-            f"WARNING:  proofs missing: {', '.join(missing)}; `ci deploy` refuses this build until they exist"
-        )
-        logger.warning(f"          {next(iter(missing.values()))}")
-    return {**report_data(state), "sources": recorded}
 
 
 def step_fetch(state: BuildState) -> None:
@@ -359,8 +356,14 @@ def step_prune(state: BuildState) -> None:
         # build.remove first, not spared for the verification's imports: a check after it names the glob.
         removed = rules.apply_removals(state.site, options.remove, options.keep)
         results: dict[str, rules.RuleResult] = dict(rules.apply_rules(state.site, options.prune, state.keep))
-        if rules.STRIP in options.prune:
-            results[rules.STRIP] = _strip(state)
+        if rules.STRIP in options.prune and not state.interpreter.available:
+            why = f"not applied: a stripped file must be proven to load, and {state.interpreter.proof()}"
+            results[rules.STRIP] = StripResult(rules.STRIP, failed={"*": why})
+        elif rules.STRIP in options.prune:  # only where each stripped file is proven to load in the target's Python
+            state.proofs["strip"] = state.interpreter.proof()
+            load_check = dlopen_check(state.python, state.runtime.behind(state.site))
+            tool = strip_tool(state.config.target.machine)
+            results[rules.STRIP] = strip_tree(state.site, state.paths.cache / "strip", load_check, tool)
         ordered = {**removed, **{name: results[name] for name in options.prune}}
     for result in ordered.values():
         state.changes.update(dict.fromkeys(result.paths, result.name))
@@ -484,17 +487,6 @@ def dlopen_check(python: str, extra_paths: Sequence[Path] = ()) -> LoadCheck:
     return check
 
 
-def _strip(state: BuildState) -> StripResult:
-    """Strip only where each stripped file can be proven to load (dlopen in the target's interpreter)."""
-    if not state.interpreter.available:
-        why = f"not applied: a stripped file must be proven to load, and {state.interpreter.proof()}"
-        return StripResult(rules.STRIP, failed={"*": why})
-    state.proofs["strip"] = state.interpreter.proof()
-    tool = strip_tool(state.config.target.machine)
-    load_check = dlopen_check(state.python, state.runtime.behind(state.site))
-    return strip_tree(state.site, state.paths.cache / "strip", load_check, tool)
-
-
 def step_verify(state: BuildState) -> None:
     if state.baseline is None:  # no interpreter: step_pristine recorded the proof as missing
         state.data["verify"] = {"skipped": state.proofs["imports"]}
@@ -550,7 +542,6 @@ def step_zip(state: BuildState) -> None:
 
 
 def step_stage_function(state: BuildState) -> None:
-    """Copy the handler package (its *.py and *.txt data only: no tests, no caches) to build/function/."""
     package = state.config.function.handler.split(".")[0]
     source = state.config.root / package
     if not source.is_dir():
@@ -680,13 +671,11 @@ def step_bytecode(state: BuildState, used: verify.ImportTrace) -> None:
             removed_source += (site / rel).stat().st_size
             (site / rel).unlink()
             state.changes[rel] = "sourceless"
-        fn_files = fn_bytes = 0
-        if options.bytecode != "none" and state.function_tree.is_dir():  # the handler's own pyc, beside its sources
-            tree = state.function_tree
-            fn_sources = [p.relative_to(tree).as_posix() for p in walk_files(tree) if p.suffix == ".py"]
-            fn_files, fn_bytes = compile_files(
-                state.python, python_version, tree, fn_sources, cache, False, "/var/task"
-            )
+        tree = state.function_tree  # the handler's own pyc, beside its sources
+        fn_sources = [p.relative_to(tree).as_posix() for p in walk_files(tree) if p.suffix == ".py"]
+        if options.bytecode == "none":
+            fn_sources = []
+        fn_files, fn_bytes = compile_files(state.python, python_version, tree, fn_sources, cache, False, "/var/task")
         state.data["bytecode"] = {
             "mode": options.bytecode,
             "files": files,
@@ -713,12 +702,14 @@ def step_prove(state: BuildState, before: verify.ImportTrace) -> None:
     if not (state.data["bytecode"]["files"] or options.sourceless or options.prune_unimported):
         logger.info("prove:    nothing changed since the verification and the trace")
         return
+    compact = [option for option in ("sourceless", "prune_unimported") if getattr(options, option)]
+    what = " + ".join([f"bytecode={options.bytecode}", *compact])
     with state.step("prove"):
         facts = {
             **state.proof_facts(tree_changed=True),  # now with the bytecode (and the compact profile's changes)
             **_run_facts(state),
             "answers": json_digest(before.results),
-            "changed_by": _what(state),
+            "changed_by": what,
             "baseline": json_digest(state.baseline.to_json() if state.baseline else None),
         }
 
@@ -728,7 +719,7 @@ def step_prove(state: BuildState, before: verify.ImportTrace) -> None:
                 result = state.verified(pycache=False)
                 checked = {"checked": result["checked"], "new_failures": result["new_failures"]}
             after = _trace(state, pycache=False)  # the tree's own bytecode, nothing from a cache
-            verify.compare_results(before, after, _what(state))
+            verify.compare_results(before, after, what)
             version = state.config.target.runtime.python
             sourceless = {pyc_path(rel, version, True) for rel in before.modules if rel.endswith(".py")}
             missing = sorted(set(after.modules) - set(before.modules) - sourceless)
@@ -810,8 +801,3 @@ def _prune_unimported(state: BuildState, used: verify.ImportTrace) -> None:
     remove_empty_dirs(site)
     state.data["rules"][UNIMPORTED] = result.summary()
     logger.info(f"  - {UNIMPORTED:<12} {result.files:>5} files {as_mb(result.bytes):>9} never used by the handler")
-
-
-def _what(state: BuildState) -> str:
-    compact = [option for option in ("sourceless", "prune_unimported") if getattr(state.options, option)]
-    return " + ".join([f"bytecode={state.options.bytecode}", *compact])

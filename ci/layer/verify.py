@@ -15,7 +15,6 @@ from subprocess import PIPE, Popen
 from typing import Any, NamedTuple
 
 from ci import cache_seal, isolated
-from ci.cache_seal import sources_digest
 from ci.config import Target
 from ci.errors import CheckFailedError
 from ci.isolated import isolated_command, isolated_env, run_isolated
@@ -79,9 +78,7 @@ class Cause:
 
 
 @dataclass(frozen=True)
-class Context:
-    """What a diagnosis reads: the layer's tree, what the rules changed in it and what the runtime provides."""
-
+class Context:  # what a diagnosis reads
     site: Path
     changes: Mapping[str, str]  # path under python/ -> rule that removed/changed it
     view: RuntimeView | None
@@ -211,11 +208,9 @@ def items_for(site: Path, distributions: Iterable[str]) -> list[Item]:
 
 
 class Runner(NamedTuple):
-    """The target's `python`, its bytecode store (None: compile afresh), and the runtime's packages after the tree."""
-
-    python: str
-    pycache: PycStore | None = None
-    extra_paths: Sequence[Path] = ()
+    python: str  # the target's
+    pycache: PycStore | None = None  # None: compile afresh
+    extra_paths: Sequence[Path] = ()  # the runtime's packages, after the tree
 
     @contextmanager
     def session(self, roots: Sequence[Path]) -> Iterator[tuple[list[Path], str]]:
@@ -285,7 +280,7 @@ def _confirmed_errors(
 
 def baseline_cache_file(cache: Path, lock_digest: str, target: Target, prune: Sequence[str], runtime_key: str) -> Path:
     """Named by the rules' definitions and this code (not only their names) and the runtime's packages."""
-    decided_by = sources_digest(Path(__file__), Path(str(isolated.__file__)))
+    decided_by = cache_seal.sources_digest(Path(__file__), Path(str(isolated.__file__)))
     code = hashlib.sha256(f"{rules.fingerprint(prune)}\0{decided_by}\0{runtime_key}".encode()).hexdigest()[:16]
     key = f"{lock_digest[:16]}-{target.runtime.name}-{target.architecture}-{'-'.join(prune)}-{code}"
     return cache / "verify" / f"{key}-v{VERIFIER_VERSION}.json"
