@@ -50,33 +50,27 @@ PROOF_SEAL = "proof"  # the cache seal's purpose
 
 def tree_digest(root: Path) -> str:
     """sha256 naming every directory (an empty one can be a namespace package), file (bytes, exec bit) and link."""
-    entries: list[tuple[str, str, Path | None]] = []  # (kind, rel, file to hash)
+    paths = []
     for current, dirs, files in os.walk(root):
         dirs.sort()
         folder = Path(current)
-        rel_dir = folder.relative_to(root).as_posix()
-        entries.append(("d", rel_dir, None))
-        for name in sorted(files) + [d for d in dirs if (folder / d).is_symlink()]:
-            path = folder / name
-            rel = f"{rel_dir}/{name}"
-            mode = path.lstat().st_mode
-            if stat.S_ISLNK(mode):
-                entries.append(("l", f"{rel} -> {path.readlink()}", None))
-            elif stat.S_ISREG(mode):
-                entries.append(("x" if mode & 0o111 else "f", rel, path))
-            else:
-                entries.append(("?", f"{rel} {stat.S_IFMT(mode):o}", None))
+        links = [name for name in dirs if (folder / name).is_symlink()]  # os.walk does not enter them
+        paths += [folder, *(folder / name for name in sorted(files) + links)]
 
-    def digest_of(entry: tuple[str, str, Path | None]) -> str:
-        kind, rel, path = entry
-        if path is None:
-            return f"{kind} {rel}"
+    def line(path: Path) -> str:
+        rel = path.relative_to(root).as_posix()
+        mode = path.lstat().st_mode
+        if stat.S_ISDIR(mode):
+            return f"d {rel}"
+        if stat.S_ISLNK(mode):
+            return f"l {rel} -> {path.readlink()}"
+        if not stat.S_ISREG(mode):
+            return f"? {rel} {stat.S_IFMT(mode):o}"
         with path.open("rb") as file:
-            return f"{kind} {rel} {hashlib.file_digest(file, 'sha256').hexdigest()}"
+            return f"{'x' if mode & 0o111 else 'f'} {rel} {hashlib.file_digest(file, 'sha256').hexdigest()}"
 
     with ThreadPoolExecutor(max_workers=2) as pool:  # hashlib releases the GIL
-        lines = list(pool.map(digest_of, entries))
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        return hashlib.sha256("\n".join(pool.map(line, paths)).encode()).hexdigest()
 
 
 @cache
@@ -129,7 +123,6 @@ class ProofStore:
         return record
 
     def record(self, kind: str, facts: dict[str, str], result: dict[str, Any]) -> None:
-        """Record a passing proof (atomically: builds side by side share the cache)."""
         key = self.key(kind, facts)
         made = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         self.root.mkdir(parents=True, exist_ok=True)
@@ -137,7 +130,7 @@ class ProofStore:
         partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
         body = {"format": PROOF_FORMAT, "kind": kind, "facts": facts, "made": made, "result": result}
         partial.write_text(json.dumps(cache_seal.sealed_json(PROOF_SEAL, key, body), sort_keys=True))
-        partial.replace(target)
+        partial.replace(target)  # whole or not at all: builds side by side share the cache
 
     def reuse_or_make(
         self,
@@ -188,7 +181,6 @@ class BuildState:
 
     @property
     def python(self) -> str:
-        """The target's interpreter; only steps for which `executes` answered True may use it."""
         assert self.interpreter.python is not None, "no target interpreter: call executes() first"
         return self.interpreter.python
 
@@ -237,7 +229,7 @@ class BuildState:
             "prover": prover_digest(),
             "python": self.config.target.runtime.python,
             "machine": self.config.target.machine,
-            "runtime_packages": self.runtime.key,  # what the imports find behind the layer
+            "runtime_packages": self.runtime.packages.name,  # what the imports find behind the layer (by hashed pins)
         }
 
     @contextmanager
@@ -336,7 +328,9 @@ def step_pristine(state: BuildState) -> None:
         state.data["pristine"] = {"skipped": state.proofs["imports"]}
         logger.info(f"pristine: skipped, nothing can import {target.machine} code here (proof 'imports' missing)")
         return
-    cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, prune, state.runtime.key)
+    cache_file = verify.baseline_cache_file(
+        state.paths.cache, state.lock.digest, target, prune, state.runtime.packages.name
+    )
     cached = cache_file.is_file()
     with state.step("pristine"):
         planned = rules.plan(state.site, prune)
@@ -362,7 +356,8 @@ def step_prune(state: BuildState) -> None:
         elif rules.STRIP in options.prune:  # only where each stripped file is proven to load in the target's Python
             state.proofs["strip"] = state.interpreter.proof()
             load_check = dlopen_check(state.python, state.runtime.behind(state.site))
-            tool = strip_tool(state.config.target.machine)
+            machine = state.config.target.machine  # the host's strip reads only its own machine's ELF files
+            tool = "strip" if platform.machine() == machine else f"{machine}-linux-gnu-strip"
             results[rules.STRIP] = strip_tree(state.site, state.paths.cache / "strip", load_check, tool)
         ordered = {**removed, **{name: results[name] for name in options.prune}}
     for result in ordered.values():
@@ -407,11 +402,6 @@ class StripResult(rules.RuleResult):
         if self.failed:
             data["failed"] = dict(sorted(self.failed.items())[:limit])
         return data
-
-
-def strip_tool(machine: str) -> str:
-    """The host's strip reads only its own machine's ELF files; a cross binutils strips the others."""
-    return "strip" if platform.machine() == machine else f"{machine}-linux-gnu-strip"
 
 
 def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str = "strip") -> StripResult:

@@ -236,8 +236,7 @@ def _record_problem(wheel: Path, tree: Path, dist: InstalledDistribution) -> str
 
 
 def _layout(archive: zipfile.ZipFile, wheel: Path) -> tuple[str, dict[str, zipfile.ZipInfo], dict[str, int]]:
-    """The wheel's .dist-info directory, where each file installs (path under python/ -> entry), and how many
-    files of each other .data/<scheme> (scripts, headers, data) are left out."""
+    """The .dist-info directory, where each file installs (python/ path -> entry), files left out per .data/<scheme>."""
     members = [info for info in archive.infolist() if not info.is_dir()]
     found = {PurePosixPath(m.filename).parts[0] for m in members if m.filename.split("/")[0].endswith(".dist-info")}
     if len(found) != 1:
