@@ -55,37 +55,33 @@ def write_zip(entries: Iterable[tuple[str, Path]], destination: Path, cache: Pat
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_suffix(destination.suffix + ".partial")
     try:
-        _write(prepared, partial)
+        central = bytearray()
+        offset = 0
+        with partial.open("wb") as out:
+            for text, mode, crc, size, deflated in prepared:
+                name = text.encode("utf-8")
+                flags = 0x800 if not text.isascii() else 0
+                header = struct.pack(
+                    "<IHHHHHIIIHH", 0x04034B50, _VERSION, flags, _METHOD_DEFLATE, _DOS_TIME, _DOS_DATE,
+                    crc, len(deflated), size, len(name), 0,
+                )  # fmt: skip
+                out.write(header + name)
+                out.write(deflated)
+                central += struct.pack(
+                    "<IHHHHHHIIIHHHHHII", 0x02014B50, _MADE_BY_UNIX, _VERSION, flags, _METHOD_DEFLATE, _DOS_TIME,
+                    _DOS_DATE, crc, len(deflated), size, len(name), 0, 0, 0, 0,
+                    (stat.S_IFREG | mode) << 16, offset,
+                )  # fmt: skip
+                central += name
+                offset += len(header) + len(name) + len(deflated)
+            out.write(central)
+            out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(prepared), len(prepared), len(central), offset, 0))
     except BaseException:
         partial.unlink(missing_ok=True)  # an interrupted write leaves nothing behind
         raise
     partial.replace(destination)
     unzipped = sum(size for _name, _mode, _crc, size, _deflated in prepared)
     return ZipFacts(sha256_file(destination), destination.stat().st_size, unzipped, len(prepared))
-
-
-def _write(prepared: list[_Entry], partial: Path) -> None:
-    central = bytearray()
-    offset = 0
-    with partial.open("wb") as out:
-        for text, mode, crc, size, deflated in prepared:
-            name = text.encode("utf-8")
-            flags = 0x800 if not text.isascii() else 0
-            header = struct.pack(
-                "<IHHHHHIIIHH", 0x04034B50, _VERSION, flags, _METHOD_DEFLATE, _DOS_TIME, _DOS_DATE,
-                crc, len(deflated), size, len(name), 0,
-            )  # fmt: skip
-            out.write(header + name)
-            out.write(deflated)
-            central += struct.pack(
-                "<IHHHHHHIIIHHHHHII", 0x02014B50, _MADE_BY_UNIX, _VERSION, flags, _METHOD_DEFLATE, _DOS_TIME,
-                _DOS_DATE, crc, len(deflated), size, len(name), 0, 0, 0, 0,
-                (stat.S_IFREG | mode) << 16, offset,
-            )  # fmt: skip
-            central += name
-            offset += len(header) + len(name) + len(deflated)
-        out.write(central)
-        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(prepared), len(prepared), len(central), offset, 0))
 
 
 def _prepare(name: str, path: Path, cache: Path | None) -> _Entry:
@@ -131,7 +127,6 @@ class DamagedZipError(PipelineError):
 
 
 def entry_problem(info: zipfile.ZipInfo) -> str | None:
-    """Why this entry is refused, or None for a plain file or directory with a plain relative name."""
     name = info.filename
     if not name:
         return "has an empty name"

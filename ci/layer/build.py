@@ -335,7 +335,7 @@ def step_pristine(state: BuildState) -> None:
     with state.step("pristine"):
         planned = rules.plan(state.site, prune)
         state.baseline = verify.baseline(state.runner(), state.site, state.distributions, planned, cache_file)
-        state.keep |= verify.keep_set(state.baseline)
+        state.keep |= state.baseline.keep
     failing = ", ".join(state.baseline.failures) or "none"
     state.data["pristine"] = {"failures": state.baseline.failures, "kept_for_imports": len(state.keep)}
     logger.info(
@@ -383,10 +383,7 @@ def step_prune(state: BuildState) -> None:
 
 # The strip rule: debug symbols dropped from extension modules, never inside `*.libs/` (patchelf'd libraries break:
 # docs/design.md); every stripped file must still load, or it is restored and reported.
-
-# (files that must load, site) -> {file: error} for those that do not
-LoadCheck = Callable[[list[Path], Path], dict[Path, str]]
-
+LoadCheck = Callable[[list[Path], Path], dict[Path, str]]  # (files that must load, site) -> {file: error} if not
 # Drops the static symbol table too (13 MB on this lock); PyInit_* and other exports stay in .dynsym.
 STRIP_ARGS = ("--strip-unneeded",)
 

@@ -201,6 +201,10 @@ class Baseline:
     def to_json(self) -> dict[str, Any]:
         return {"format": VERIFIER_VERSION, "failures": self.failures, "loaded": self.loaded}
 
+    @property
+    def keep(self) -> frozenset[str]:  # what the pruned tree's verification will load: never removed by a rule
+        return frozenset(path for paths in self.loaded.values() for path in paths)
+
 
 def items_for(site: Path, distributions: Iterable[str]) -> list[Item]:
     modules = dict.fromkeys([*top_level_modules(site), *extension_modules(site)])  # unique, in order
@@ -311,11 +315,6 @@ def baseline(
     return result
 
 
-def keep_set(base: Baseline) -> frozenset[str]:
-    """Files the verification of the pruned tree will load: never removed by a rule."""
-    return frozenset(path for paths in base.loaded.values() for path in paths)
-
-
 def verify_tree(runner: Runner, site: Path, distributions: Sequence[str], base: Baseline) -> dict[str, Any]:
     """build.json's verify: every failing item (module or distribution) -> error; passed if none is new."""
     items = items_for(site, distributions)  # in one interpreter (docs/performance.md)
@@ -406,8 +405,7 @@ class ImportTrace:
     warnings: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)  # what the handler printed (its error lines name causes)
 
-    def broken_answers(self) -> list[int]:
-        """Events the handler answered with a 5xx or an exception: something it needs is missing."""
+    def broken_answers(self) -> list[int]:  # answered with a 5xx or an exception: something it needs is missing
         return [index for index, result in enumerate(self.results) if _status(result) >= 500]
 
     def report(self, site: Path, top_level: dict[str, str]) -> dict[str, Any]:
@@ -466,12 +464,9 @@ def trace_handler(
             + (" and the runtime's packages" if runner.extra_paths else " alone"),
             run.stderr,
         )
-    data = json.loads(line[len("TRACE ") :])
     return ImportTrace(
         workload="events" if events else "import-only",
-        modules=data["modules"],
-        files=data["files"],
-        results=data["results"],
+        **json.loads(line.removeprefix("TRACE ")),  # modules, files, results
         warnings=warnings,
         log=[ln for ln in run.stdout.splitlines() if not ln.startswith("TRACE ")],
     )
@@ -496,7 +491,6 @@ def _status(result: Any) -> int:
 
 
 def compare_results(before: ImportTrace, after: ImportTrace, what: str) -> None:
-    """The handler must answer every event exactly as it did before `what` changed the tree."""
     diffs = [
         f"  event {index}: {json.dumps(old, sort_keys=True)[:200]} -> {json.dumps(new, sort_keys=True)[:200]}"
         for index, (old, new) in enumerate(zip(before.results, after.results, strict=True))
