@@ -17,8 +17,7 @@ from ci.reports import sha256_file
 from ci.site.tree import link_or_copy
 from ci.zipsafe import SafeZip, open_zip
 
-# Unpacked bytes kept (the most recent copy always): a handful of full layers (~230 MB each: a few locks,
-# runtimes, architectures) beside any number of small ones.
+# Unpacked bytes kept (the newest copy always): a few full layers (~230 MB each) beside any number of small ones.
 KEPT_BYTES = 1_500_000_000
 FIX = "rebuild it with `python -m ci build`"
 

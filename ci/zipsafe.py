@@ -113,8 +113,7 @@ def _deflate(data: bytes, cache: Path | None) -> bytes:
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
-# What zipfile raises on damaged or unsupported data (bad CRC, short read, bad deflate stream,
-# an encrypted entry, an unknown compression method).
+# What zipfile raises on damaged or unsupported data: bad CRC, short read, bad deflate, encryption, unknown method.
 _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError, ValueError)
 
 

@@ -381,8 +381,7 @@ def step_prune(state: BuildState) -> None:
     logger.info(f"  [{state.timings['prune']:.1f}s]")
 
 
-# The strip rule: debug symbols dropped from extension modules, never inside `*.libs/` (patchelf'd libraries break:
-# docs/design.md); every stripped file must still load, or it is restored and reported.
+# The strip rule drops debug symbols outside `*.libs/` (docs/design.md); a stripped file that fails to load is restored.
 LoadCheck = Callable[[list[Path], Path], dict[Path, str]]  # (files that must load, site) -> {file: error} if not
 # Drops the static symbol table too (13 MB on this lock); PyInit_* and other exports stay in .dynsym.
 STRIP_ARGS = ("--strip-unneeded",)

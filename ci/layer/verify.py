@@ -234,8 +234,13 @@ def run_checks(
     outcomes: dict[Item, Outcome] = {}
     pending = [batch for batch in _split(items, jobs) if batch]
     with runner.session([site]) as (sys_path, prelude):
+        check = _CHECK.replace("SITE", repr(str(sys_path[0]))).replace("RECORD", repr(record))
         while pending:
-            procs = [(batch, _start(runner.python, sys_path, batch, record, prelude)) for batch in pending]
+            procs: list[tuple[list[Item], Popen[str]]] = []
+            for batch in pending:
+                script = prelude + check.replace("ITEMS", repr([list(item) for item in batch]))
+                command = isolated_command(runner.python, sys_path, script)
+                procs.append((batch, Popen(command, env=isolated_env(), stdout=PIPE, stderr=PIPE, text=True)))
             pending = []
             for batch, proc in procs:
                 stdout, stderr = proc.communicate(timeout=900)
@@ -252,12 +257,6 @@ def run_checks(
                 if rest:
                     pending.append(rest)
     return outcomes
-
-
-def _start(python: str, sys_path: list[Path], batch: list[Item], record: bool, prelude: str) -> Popen[str]:
-    code = _CHECK.replace("SITE", repr(str(sys_path[0]))).replace("RECORD", repr(record))
-    code = prelude + code.replace("ITEMS", repr([list(item) for item in batch]))
-    return Popen(isolated_command(python, sys_path, code), env=isolated_env(), stdout=PIPE, stderr=PIPE, text=True)
 
 
 def _split(items: Sequence[Item], jobs: int) -> list[list[Item]]:
@@ -373,12 +372,8 @@ for event in EVENTS_:
         results.append(json.loads(json.dumps(getattr(handler, function_name)(event, Context()), default=repr)))
     except BaseException as exc:
         results.append({"raised": f"{type(exc).__name__}: {exc}"})
-files = set()
-for module in list(sys.modules.values()):
-    file = getattr(module, "__file__", None)
-    if isinstance(file, str):
-        files.add(file)
-modules = set(files)
+modules = {m.__file__ for m in list(sys.modules.values()) if isinstance(getattr(m, "__file__", None), str)}
+files = set(modules)
 with open("/proc/self/maps") as maps:
     for line in maps:
         parts = line.split(None, 5)
@@ -386,12 +381,8 @@ with open("/proc/self/maps") as maps:
             files.add(parts[5].strip())
 files |= opened
 def inside(paths):
-    out = set()
-    for path in paths:
-        real = os.path.realpath(path)
-        if real.startswith(SITE + os.sep) and os.path.isfile(real):
-            out.add(os.path.relpath(real, SITE))
-    return sorted(out)
+    real = {os.path.realpath(path) for path in paths}
+    return sorted(os.path.relpath(p, SITE) for p in real if p.startswith(SITE + os.sep) and os.path.isfile(p))
 print("TRACE " + json.dumps({"modules": inside(modules), "files": inside(files), "results": results}))
 """
 
