@@ -90,9 +90,8 @@ def evict(layers: Path, kept_bytes: int) -> None:
     if sum(_size(entry) for entry in _entries(layers)) <= kept_bytes and not leftovers:
         return
     with _locked(layers, fcntl.LOCK_EX):
-        for path in layers.iterdir():  # no check holds the shared lock: nothing is being unpacked or removed
-            if path.is_dir() and "." in path.name:
-                _discard(path)
+        for path in leftovers:  # no check holds the shared lock: nothing is being unpacked or removed
+            _discard(path)
         total = 0
         for index, entry in enumerate(sorted(_entries(layers), key=lambda e: e.stat().st_mtime, reverse=True)):
             total += _size(entry)

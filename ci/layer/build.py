@@ -538,8 +538,7 @@ def step_stage_function(state: BuildState) -> None:
     if state.function_tree.exists():
         shutil.rmtree(state.function_tree)
     for path in sources.handler_files(source):
-        rel = path.relative_to(source)
-        target = state.function_tree / package / rel
+        target = state.function_tree / package / path.relative_to(source)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
         target.chmod(0o644)

@@ -192,9 +192,7 @@ class Outcome(NamedTuple):
 
 
 @dataclass
-class Baseline:
-    """The unpruned tree's verdict: what fails anyway, and which files the imports load."""
-
+class Baseline:  # the unpruned tree's verdict: what fails anyway, and which files the imports load
     failures: dict[str, str]
     loaded: dict[str, list[str]]  # module -> files it loaded first (relative to site)
 
@@ -335,9 +333,8 @@ def explain(new_failures: dict[str, str], context: Context) -> CheckFailedError:
         base = name.replace(".", "/")
         sources = [rel for rel in (f"{base}/__init__.py", f"{base}.py") if (context.site / rel).is_file()]
         file = modules.get(name) or next(iter(sources), "(no file left)")
-        cause = cause_of(name, error, file, context)
-        causes.append(cause)
-        lines.append(f"  {name} ({file}): {error}\n    {cause.detail}")
+        causes.append(cause_of(name, error, file, context))
+        lines.append(f"  {name} ({file}): {error}\n    {causes[-1].detail}")
     pruned = all(cause.kind == PRUNED for cause in causes)
     what = "work in a pristine install fail after pruning" if pruned else "fail in the layer as Lambda would see it"
     return CheckFailedError(
