@@ -75,9 +75,7 @@ def unsealed_json(purpose: str, name: str, data: object) -> dict[str, Any] | Non
     if not isinstance(data, dict) or not isinstance(data.get("seal"), str):
         return None
     body = {key: value for key, value in data.items() if key != "seal"}
-    if not matches(seal(purpose, name, json.dumps(body, sort_keys=True).encode()), data["seal"]):
-        return None
-    return body
+    return body if matches(seal(purpose, name, json.dumps(body, sort_keys=True).encode()), data["seal"]) else None
 
 
 def sources_digest(*paths: Path) -> str:

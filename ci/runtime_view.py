@@ -75,11 +75,6 @@ class RuntimeView:
     def owner(self, module: str) -> tuple[str, str] | None:
         return _top_levels(self.packages).get(module.split(".")[0])
 
-    @property
-    def key(self) -> str:
-        """Names the installed pins (their directory's hash): part of every proof made on this view."""
-        return self.packages.name
-
 
 @functools.cache
 def _top_levels(packages: Path) -> dict[str, tuple[str, str]]:

@@ -19,8 +19,6 @@ STALE_AFTER_S = 24 * 3600  # snapshots nobody took for a day are removed when a 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A read-only copy of one artifact, named by the SHA-256 of its bytes."""
-
     name: str  # the artifact's name as reports record it: layer.zip | function.zip | model.joblib
     path: Path  # <build>/snapshots/<sha256>/<name>
     sha256: str

@@ -17,8 +17,7 @@ from ci.reports import sha256_file
 from ci.site.rules import link_or_copy
 from ci.zipsafe import SafeZip, open_zip
 
-# Unpacked bytes kept (the most recent copy always): a handful of full layers (~230 MB each: a few locks,
-# runtimes, architectures) beside any number of small ones.
+# Unpacked bytes kept (the newest copy always): a few full layers (~230 MB each) beside any number of small ones.
 KEPT_BYTES = 1_500_000_000
 FIX = "rebuild it with `python -m ci build`"
 
@@ -40,8 +39,7 @@ def reading(layers: Path, layer_zip: Path, fix: str = FIX) -> Iterator[Path]:
             if entry.is_dir() and matches(entry, zipped):
                 os.utime(entry)  # recently used: evicted last
             else:
-                if entry.is_dir():
-                    _discard(entry)  # changed since it was unpacked
+                _discard(entry)  # if any: changed since it was unpacked
                 partial = Path(tempfile.mkdtemp(prefix=f"{entry.name}.", suffix=".partial", dir=layers))
                 zipped.extract_all(partial)
                 _size_file(entry).write_text(str(sum(info.file_size for info in zipped.files)))
@@ -88,14 +86,12 @@ def matches(entry: Path, zipped: SafeZip) -> bool:
 
 def evict(layers: Path, kept_bytes: int) -> None:
     """Remove the least recently used copies past `kept_bytes` and half-made ones, once no check holds one."""
-    entries = _entries(layers)
     leftovers = [path for path in layers.iterdir() if path.is_dir() and "." in path.name]
-    if sum(_size(entry) for entry in entries) <= kept_bytes and not leftovers:
+    if sum(_size(entry) for entry in _entries(layers)) <= kept_bytes and not leftovers:
         return
     with _locked(layers, fcntl.LOCK_EX):
-        for path in layers.iterdir():  # no check holds the shared lock: nothing is being unpacked or removed
-            if path.is_dir() and "." in path.name:
-                _discard(path)
+        for path in leftovers:  # no check holds the shared lock: nothing is being unpacked or removed
+            _discard(path)
         total = 0
         for index, entry in enumerate(sorted(_entries(layers), key=lambda e: e.stat().st_mtime, reverse=True)):
             total += _size(entry)

@@ -55,37 +55,33 @@ def write_zip(entries: Iterable[tuple[str, Path]], destination: Path, cache: Pat
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_suffix(destination.suffix + ".partial")
     try:
-        _write(prepared, partial)
+        central = bytearray()
+        offset = 0
+        with partial.open("wb") as out:
+            for text, mode, crc, size, deflated in prepared:
+                name = text.encode("utf-8")
+                flags = 0x800 if not text.isascii() else 0
+                header = struct.pack(
+                    "<IHHHHHIIIHH", 0x04034B50, _VERSION, flags, _METHOD_DEFLATE, _DOS_TIME, _DOS_DATE,
+                    crc, len(deflated), size, len(name), 0,
+                )  # fmt: skip
+                out.write(header + name)
+                out.write(deflated)
+                central += struct.pack(
+                    "<IHHHHHHIIIHHHHHII", 0x02014B50, _MADE_BY_UNIX, _VERSION, flags, _METHOD_DEFLATE, _DOS_TIME,
+                    _DOS_DATE, crc, len(deflated), size, len(name), 0, 0, 0, 0,
+                    (stat.S_IFREG | mode) << 16, offset,
+                )  # fmt: skip
+                central += name
+                offset += len(header) + len(name) + len(deflated)
+            out.write(central)
+            out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(prepared), len(prepared), len(central), offset, 0))
     except BaseException:
         partial.unlink(missing_ok=True)  # an interrupted write leaves nothing behind
         raise
     partial.replace(destination)
     unzipped = sum(size for _name, _mode, _crc, size, _deflated in prepared)
     return ZipFacts(sha256_file(destination), destination.stat().st_size, unzipped, len(prepared))
-
-
-def _write(prepared: list[_Entry], partial: Path) -> None:
-    central = bytearray()
-    offset = 0
-    with partial.open("wb") as out:
-        for text, mode, crc, size, deflated in prepared:
-            name = text.encode("utf-8")
-            flags = 0x800 if not text.isascii() else 0
-            header = struct.pack(
-                "<IHHHHHIIIHH", 0x04034B50, _VERSION, flags, _METHOD_DEFLATE, _DOS_TIME, _DOS_DATE,
-                crc, len(deflated), size, len(name), 0,
-            )  # fmt: skip
-            out.write(header + name)
-            out.write(deflated)
-            central += struct.pack(
-                "<IHHHHHHIIIHHHHHII", 0x02014B50, _MADE_BY_UNIX, _VERSION, flags, _METHOD_DEFLATE, _DOS_TIME,
-                _DOS_DATE, crc, len(deflated), size, len(name), 0, 0, 0, 0,
-                (stat.S_IFREG | mode) << 16, offset,
-            )  # fmt: skip
-            central += name
-            offset += len(header) + len(name) + len(deflated)
-        out.write(central)
-        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(prepared), len(prepared), len(central), offset, 0))
 
 
 def _prepare(name: str, path: Path, cache: Path | None) -> _Entry:
@@ -117,8 +113,7 @@ def _deflate(data: bytes, cache: Path | None) -> bytes:
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
-# What zipfile raises on damaged or unsupported data (bad CRC, short read, bad deflate stream,
-# an encrypted entry, an unknown compression method).
+# What zipfile raises on damaged or unsupported data: bad CRC, short read, bad deflate, encryption, unknown method.
 _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError, ValueError)
 
 
@@ -131,7 +126,6 @@ class DamagedZipError(PipelineError):
 
 
 def entry_problem(info: zipfile.ZipInfo) -> str | None:
-    """Why this entry is refused, or None for a plain file or directory with a plain relative name."""
     name = info.filename
     if not name:
         return "has an empty name"
@@ -164,9 +158,8 @@ _checked: set[tuple[str, int, int, int, int, int]] = set()
 class SafeZip:
     """An open archive whose every entry passed entry_problem and whose names are unique."""
 
-    def __init__(self, path: Path, archive: zipfile.ZipFile, how_to_make: str, shown: Path | None = None) -> None:
-        self.path = path
-        self.shown = shown or path  # what messages name: the artifact a snapshot was taken of
+    def __init__(self, archive: zipfile.ZipFile, how_to_make: str, shown: Path) -> None:
+        self.shown = shown  # what messages name: the artifact a snapshot was taken of
         self._archive = archive
         self._fix = how_to_make
         self.infos: list[zipfile.ZipInfo] = archive.infolist()
@@ -187,7 +180,7 @@ class SafeZip:
         return [info for info in self.infos if not info.is_dir()]
 
     def read(self, name: str) -> bytes:
-        with self._reading(name):
+        with self.reading(name):
             return self._archive.read(name)
 
     def extract_all(self, destination: Path) -> None:
@@ -199,20 +192,14 @@ class SafeZip:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with self._reading(info.filename, target), self._archive.open(info) as source, target.open("wb") as sink:
+            with self.reading(info.filename, target), self._archive.open(info) as source, target.open("wb") as sink:
                 shutil.copyfileobj(source, sink, 1 << 20)
             mode = stat.S_IMODE(info.external_attr >> 16)
             if mode:
                 target.chmod(mode | stat.S_IRUSR)
 
-    def verify(self) -> None:
-        for info in self.files:
-            with self._reading(info.filename), self._archive.open(info) as source:
-                while source.read(1 << 20):
-                    pass
-
     @contextmanager
-    def _reading(self, entry: str, partial: Path | None = None) -> Iterator[None]:
+    def reading(self, entry: str, partial: Path | None = None) -> Iterator[None]:
         """Damaged data raises DamagedZipError naming the entry (and removes what was written of it)."""
         try:
             yield
@@ -235,12 +222,14 @@ def open_zip(path: Path, how_to_make: str, shown: Path | None = None, check_data
     except _DAMAGED as exc:
         raise DamagedZipError(f"{shown} is not a readable zip file ({exc})", how_to_make) from exc
     with archive:
-        zipped = SafeZip(path, archive, how_to_make, shown)
-        if check_data:
-            status = path.stat()
-            identity = (str(path.resolve()), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
-                        status.st_ctime_ns)  # fmt: skip
-            if identity not in _checked:
-                zipped.verify()
-                _checked.add(identity)
+        zipped = SafeZip(archive, how_to_make, shown)
+        status = path.stat()
+        identity = (str(path.resolve()), status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns,
+                    status.st_ctime_ns)  # fmt: skip
+        if check_data and identity not in _checked:
+            for info in zipped.files:
+                with zipped.reading(info.filename), archive.open(info) as source:
+                    while source.read(1 << 20):
+                        pass
+            _checked.add(identity)
         yield zipped

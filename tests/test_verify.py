@@ -50,7 +50,7 @@ def test_baseline_records_pristine_failures_and_the_files_imports_load(site: Pat
     assert ("module", "pkg") in items and ("module", "other") in items and ("metadata", "pkg") in items
     base = verify.baseline(verify.Runner(PYTHON), site, ["pkg"], [], cache)
     assert base.failures == {}  # pkg.broken is not a top-level package nor an extension module
-    keep = verify.keep_set(base)
+    keep = base.keep
     assert {"pkg/__init__.py", "pkg/helpers.py", "pkg/testing/__init__.py", "other.py"} <= keep
     assert "pkg/tests/test_it.py" not in keep
     assert json.loads(cache.read_text())["loaded"], "cached for the next build"

@@ -641,7 +641,7 @@ class Measurer:
             runner = verify.Runner(self.python, pycache, [self.base_site()])
             verdict = verify.baseline(runner, site, [d.name for d in installed], planned, site.parent / "verdict.json")
             (site.parent / "verdict.json").unlink(missing_ok=True)
-            keep |= verify.keep_set(verdict)
+            keep |= verdict.keep
             errors = {name: error for name, error in verdict.failures.items() if NOT_A_MODULE not in error}
         rules.apply_removals(site, self.config.build.remove, self.config.build.keep, strict=False)
         rules.apply_rules(site, self.config.build.prune, keep)

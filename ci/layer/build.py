@@ -50,33 +50,27 @@ PROOF_SEAL = "proof"  # the cache seal's purpose
 
 def tree_digest(root: Path) -> str:
     """sha256 naming every directory (an empty one can be a namespace package), file (bytes, exec bit) and link."""
-    entries: list[tuple[str, str, Path | None]] = []  # (kind, rel, file to hash)
+    paths = []
     for current, dirs, files in os.walk(root):
         dirs.sort()
         folder = Path(current)
-        rel_dir = folder.relative_to(root).as_posix()
-        entries.append(("d", rel_dir, None))
-        for name in sorted(files) + [d for d in dirs if (folder / d).is_symlink()]:
-            path = folder / name
-            rel = f"{rel_dir}/{name}"
-            mode = path.lstat().st_mode
-            if stat.S_ISLNK(mode):
-                entries.append(("l", f"{rel} -> {path.readlink()}", None))
-            elif stat.S_ISREG(mode):
-                entries.append(("x" if mode & 0o111 else "f", rel, path))
-            else:
-                entries.append(("?", f"{rel} {stat.S_IFMT(mode):o}", None))
+        links = [name for name in dirs if (folder / name).is_symlink()]  # os.walk does not enter them
+        paths += [folder, *(folder / name for name in sorted(files) + links)]
 
-    def digest_of(entry: tuple[str, str, Path | None]) -> str:
-        kind, rel, path = entry
-        if path is None:
-            return f"{kind} {rel}"
+    def line(path: Path) -> str:
+        rel = path.relative_to(root).as_posix()
+        mode = path.lstat().st_mode
+        if stat.S_ISDIR(mode):
+            return f"d {rel}"
+        if stat.S_ISLNK(mode):
+            return f"l {rel} -> {path.readlink()}"
+        if not stat.S_ISREG(mode):
+            return f"? {rel} {stat.S_IFMT(mode):o}"
         with path.open("rb") as file:
-            return f"{kind} {rel} {hashlib.file_digest(file, 'sha256').hexdigest()}"
+            return f"{'x' if mode & 0o111 else 'f'} {rel} {hashlib.file_digest(file, 'sha256').hexdigest()}"
 
     with ThreadPoolExecutor(max_workers=2) as pool:  # hashlib releases the GIL
-        lines = list(pool.map(digest_of, entries))
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        return hashlib.sha256("\n".join(pool.map(line, paths)).encode()).hexdigest()
 
 
 @cache
@@ -129,7 +123,6 @@ class ProofStore:
         return record
 
     def record(self, kind: str, facts: dict[str, str], result: dict[str, Any]) -> None:
-        """Record a passing proof (atomically: builds side by side share the cache)."""
         key = self.key(kind, facts)
         made = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         self.root.mkdir(parents=True, exist_ok=True)
@@ -137,7 +130,7 @@ class ProofStore:
         partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
         body = {"format": PROOF_FORMAT, "kind": kind, "facts": facts, "made": made, "result": result}
         partial.write_text(json.dumps(cache_seal.sealed_json(PROOF_SEAL, key, body), sort_keys=True))
-        partial.replace(target)
+        partial.replace(target)  # whole or not at all: builds side by side share the cache
 
     def reuse_or_make(
         self,
@@ -188,7 +181,6 @@ class BuildState:
 
     @property
     def python(self) -> str:
-        """The target's interpreter; only steps for which `executes` answered True may use it."""
         assert self.interpreter.python is not None, "no target interpreter: call executes() first"
         return self.interpreter.python
 
@@ -237,7 +229,7 @@ class BuildState:
             "prover": prover_digest(),
             "python": self.config.target.runtime.python,
             "machine": self.config.target.machine,
-            "runtime_packages": self.runtime.key,  # what the imports find behind the layer
+            "runtime_packages": self.runtime.packages.name,  # what the imports find behind the layer (by hashed pins)
         }
 
     @contextmanager
@@ -260,45 +252,42 @@ def build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool = True) ->
         for output in outputs:
             output.unlink(missing_ok=True)
         try:
-            return _build_layer(config, paths, reuse_proofs)
+            # Digests of what this build is made from, taken before it reads any: the gate compares them.
+            recorded = sources.record(config, paths)
+            if paths.model.is_file():
+                # The import trace unpickles the model: refuse it as `ci pins` would, before any work.
+                require_safe_model(paths.model, config.lock.layer_lock)
+            interpreter = find_interpreter(config.target, paths.cache)
+            state = BuildState(config, paths, interpreter, reuse_proofs=reuse_proofs)
+            logger.info(f"machine:  {config.target.machine} code runs {interpreter.proof().removeprefix('proven ')}")
+            started = time.perf_counter()
+            step_fetch(state)
+            step_install(state)
+            step_pristine(state)
+            step_prune(state)
+            # The ABI check reads ELF headers here while the verification's interpreters run: two proofs, two cores.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                abi = pool.submit(step_abi, state)
+                step_verify(state)
+                abi.result()
+            step_stage_function(state)
+            used = step_trace(state)
+            step_bytecode(state, used)
+            step_prove(state, used)
+            step_zip(state)
+            state.timings["total"] = round(time.perf_counter() - started, 2)
+            missing = {name: how for name, how in state.proofs.items() if how.startswith("missing")}
+            if missing:
+                # This host cannot load the target's machine code: the proofs are recorded missing; deploy refuses.
+                logger.warning(
+                    f"WARNING:  proofs missing: {', '.join(missing)}; `ci deploy` refuses this build until they exist"
+                )
+                logger.warning(f"          {next(iter(missing.values()))}")
+            return {**report_data(state), "sources": recorded}
         except BaseException:
             for output in outputs:  # e.g. layer.zip written, function.zip not
                 output.unlink(missing_ok=True)
             raise
-
-
-def _build_layer(config: Config, paths: BuildPaths, reuse_proofs: bool) -> dict[str, Any]:
-    # Digests of what this build is made from, taken before it reads any: the gate compares them.
-    recorded = sources.record(config, paths)
-    if paths.model.is_file():
-        # The import trace unpickles the model: refuse it as `ci pins` would, before any work.
-        require_safe_model(paths.model, config.lock.layer_lock)
-    state = BuildState(config, paths, find_interpreter(config.target, paths.cache), reuse_proofs=reuse_proofs)
-    logger.info(f"machine:  {config.target.machine} code runs {state.interpreter.proof().removeprefix('proven ')}")
-    started = time.perf_counter()
-    step_fetch(state)
-    step_install(state)
-    step_pristine(state)
-    step_prune(state)
-    # The ABI check reads ELF headers here while the verification's interpreters run: two proofs, two cores.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        abi = pool.submit(step_abi, state)
-        step_verify(state)
-        abi.result()
-    step_stage_function(state)
-    used = step_trace(state)
-    step_bytecode(state, used)
-    step_prove(state, used)
-    step_zip(state)
-    state.timings["total"] = round(time.perf_counter() - started, 2)
-    missing = {name: how for name, how in state.proofs.items() if how.startswith("missing")}
-    if missing:
-        # This host cannot load the target's machine code: the proofs are recorded missing; deploy refuses them.
-        logger.warning(
-            f"WARNING:  proofs missing: {', '.join(missing)}; `ci deploy` refuses this build until they exist"
-        )
-        logger.warning(f"          {next(iter(missing.values()))}")
-    return {**report_data(state), "sources": recorded}
 
 
 def step_fetch(state: BuildState) -> None:
@@ -339,12 +328,14 @@ def step_pristine(state: BuildState) -> None:
         state.data["pristine"] = {"skipped": state.proofs["imports"]}
         logger.info(f"pristine: skipped, nothing can import {target.machine} code here (proof 'imports' missing)")
         return
-    cache_file = verify.baseline_cache_file(state.paths.cache, state.lock.digest, target, prune, state.runtime.key)
+    cache_file = verify.baseline_cache_file(
+        state.paths.cache, state.lock.digest, target, prune, state.runtime.packages.name
+    )
     cached = cache_file.is_file()
     with state.step("pristine"):
         planned = rules.plan(state.site, prune)
         state.baseline = verify.baseline(state.runner(), state.site, state.distributions, planned, cache_file)
-        state.keep |= verify.keep_set(state.baseline)
+        state.keep |= state.baseline.keep
     failing = ", ".join(state.baseline.failures) or "none"
     state.data["pristine"] = {"failures": state.baseline.failures, "kept_for_imports": len(state.keep)}
     logger.info(
@@ -359,8 +350,15 @@ def step_prune(state: BuildState) -> None:
         # build.remove first, not spared for the verification's imports: a check after it names the glob.
         removed = rules.apply_removals(state.site, options.remove, options.keep)
         results: dict[str, rules.RuleResult] = dict(rules.apply_rules(state.site, options.prune, state.keep))
-        if rules.STRIP in options.prune:
-            results[rules.STRIP] = _strip(state)
+        if rules.STRIP in options.prune and not state.interpreter.available:
+            why = f"not applied: a stripped file must be proven to load, and {state.interpreter.proof()}"
+            results[rules.STRIP] = StripResult(rules.STRIP, failed={"*": why})
+        elif rules.STRIP in options.prune:  # only where each stripped file is proven to load in the target's Python
+            state.proofs["strip"] = state.interpreter.proof()
+            load_check = dlopen_check(state.python, state.runtime.behind(state.site))
+            machine = state.config.target.machine  # the host's strip reads only its own machine's ELF files
+            tool = "strip" if platform.machine() == machine else f"{machine}-linux-gnu-strip"
+            results[rules.STRIP] = strip_tree(state.site, state.paths.cache / "strip", load_check, tool)
         ordered = {**removed, **{name: results[name] for name in options.prune}}
     for result in ordered.values():
         state.changes.update(dict.fromkeys(result.paths, result.name))
@@ -383,12 +381,8 @@ def step_prune(state: BuildState) -> None:
     logger.info(f"  [{state.timings['prune']:.1f}s]")
 
 
-# The strip rule: debug symbols dropped from extension modules, never inside `*.libs/` (patchelf'd libraries break:
-# docs/design.md); every stripped file must still load, or it is restored and reported.
-
-# (files that must load, site) -> {file: error} for those that do not
-LoadCheck = Callable[[list[Path], Path], dict[Path, str]]
-
+# The strip rule drops debug symbols outside `*.libs/` (docs/design.md); a stripped file that fails to load is restored.
+LoadCheck = Callable[[list[Path], Path], dict[Path, str]]  # (files that must load, site) -> {file: error} if not
 # Drops the static symbol table too (13 MB on this lock); PyInit_* and other exports stay in .dynsym.
 STRIP_ARGS = ("--strip-unneeded",)
 
@@ -404,11 +398,6 @@ class StripResult(rules.RuleResult):
         if self.failed:
             data["failed"] = dict(sorted(self.failed.items())[:limit])
         return data
-
-
-def strip_tool(machine: str) -> str:
-    """The host's strip reads only its own machine's ELF files; a cross binutils strips the others."""
-    return "strip" if platform.machine() == machine else f"{machine}-linux-gnu-strip"
 
 
 def strip_tree(site: Path, cache: Path, load_check: LoadCheck, strip_tool: str = "strip") -> StripResult:
@@ -484,17 +473,6 @@ def dlopen_check(python: str, extra_paths: Sequence[Path] = ()) -> LoadCheck:
     return check
 
 
-def _strip(state: BuildState) -> StripResult:
-    """Strip only where each stripped file can be proven to load (dlopen in the target's interpreter)."""
-    if not state.interpreter.available:
-        why = f"not applied: a stripped file must be proven to load, and {state.interpreter.proof()}"
-        return StripResult(rules.STRIP, failed={"*": why})
-    state.proofs["strip"] = state.interpreter.proof()
-    tool = strip_tool(state.config.target.machine)
-    load_check = dlopen_check(state.python, state.runtime.behind(state.site))
-    return strip_tree(state.site, state.paths.cache / "strip", load_check, tool)
-
-
 def step_verify(state: BuildState) -> None:
     if state.baseline is None:  # no interpreter: step_pristine recorded the proof as missing
         state.data["verify"] = {"skipped": state.proofs["imports"]}
@@ -550,7 +528,6 @@ def step_zip(state: BuildState) -> None:
 
 
 def step_stage_function(state: BuildState) -> None:
-    """Copy the handler package (its *.py and *.txt data only: no tests, no caches) to build/function/."""
     package = state.config.function.handler.split(".")[0]
     source = state.config.root / package
     if not source.is_dir():
@@ -561,8 +538,7 @@ def step_stage_function(state: BuildState) -> None:
     if state.function_tree.exists():
         shutil.rmtree(state.function_tree)
     for path in sources.handler_files(source):
-        rel = path.relative_to(source)
-        target = state.function_tree / package / rel
+        target = state.function_tree / package / path.relative_to(source)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
         target.chmod(0o644)
@@ -680,13 +656,11 @@ def step_bytecode(state: BuildState, used: verify.ImportTrace) -> None:
             removed_source += (site / rel).stat().st_size
             (site / rel).unlink()
             state.changes[rel] = "sourceless"
-        fn_files = fn_bytes = 0
-        if options.bytecode != "none" and state.function_tree.is_dir():  # the handler's own pyc, beside its sources
-            tree = state.function_tree
-            fn_sources = [p.relative_to(tree).as_posix() for p in walk_files(tree) if p.suffix == ".py"]
-            fn_files, fn_bytes = compile_files(
-                state.python, python_version, tree, fn_sources, cache, False, "/var/task"
-            )
+        tree = state.function_tree  # the handler's own pyc, beside its sources
+        fn_sources = [p.relative_to(tree).as_posix() for p in walk_files(tree) if p.suffix == ".py"]
+        if options.bytecode == "none":
+            fn_sources = []
+        fn_files, fn_bytes = compile_files(state.python, python_version, tree, fn_sources, cache, False, "/var/task")
         state.data["bytecode"] = {
             "mode": options.bytecode,
             "files": files,
@@ -713,12 +687,14 @@ def step_prove(state: BuildState, before: verify.ImportTrace) -> None:
     if not (state.data["bytecode"]["files"] or options.sourceless or options.prune_unimported):
         logger.info("prove:    nothing changed since the verification and the trace")
         return
+    compact = [option for option in ("sourceless", "prune_unimported") if getattr(options, option)]
+    what = " + ".join([f"bytecode={options.bytecode}", *compact])
     with state.step("prove"):
         facts = {
             **state.proof_facts(tree_changed=True),  # now with the bytecode (and the compact profile's changes)
             **_run_facts(state),
             "answers": json_digest(before.results),
-            "changed_by": _what(state),
+            "changed_by": what,
             "baseline": json_digest(state.baseline.to_json() if state.baseline else None),
         }
 
@@ -728,7 +704,7 @@ def step_prove(state: BuildState, before: verify.ImportTrace) -> None:
                 result = state.verified(pycache=False)
                 checked = {"checked": result["checked"], "new_failures": result["new_failures"]}
             after = _trace(state, pycache=False)  # the tree's own bytecode, nothing from a cache
-            verify.compare_results(before, after, _what(state))
+            verify.compare_results(before, after, what)
             version = state.config.target.runtime.python
             sourceless = {pyc_path(rel, version, True) for rel in before.modules if rel.endswith(".py")}
             missing = sorted(set(after.modules) - set(before.modules) - sourceless)
@@ -810,8 +786,3 @@ def _prune_unimported(state: BuildState, used: verify.ImportTrace) -> None:
     remove_empty_dirs(site)
     state.data["rules"][UNIMPORTED] = result.summary()
     logger.info(f"  - {UNIMPORTED:<12} {result.files:>5} files {as_mb(result.bytes):>9} never used by the handler")
-
-
-def _what(state: BuildState) -> str:
-    compact = [option for option in ("sourceless", "prune_unimported") if getattr(state.options, option)]
-    return " + ".join([f"bytecode={state.options.bytecode}", *compact])

@@ -144,8 +144,7 @@ class PycStore:
                 if not name.endswith(".py"):
                     continue
                 source = Path(directory) / name
-                stat = source.stat()
-                stem = self._stem(source, stat)
+                stem = self._stem(source, source.stat())
                 parts = [name.split(".") for name in sealed.get(stem, [])]  # "<stem>.<seal>.<tag>.pyc"
                 named = [(entries / ".".join(p), p[1]) for p in parts if len(p) == 4 and p[2] == self.tag]
                 entry = cache_seal.sealed_entry(_STORE_SEAL, stem, named)

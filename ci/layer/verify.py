@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 from ci import cache_seal
 from ci.arch import interpreter
 from ci.arch.interpreter import isolated_command, isolated_env, run_isolated
-from ci.cache_seal import sources_digest
 from ci.config import Target
 from ci.errors import CheckFailedError
 from ci.layer.bytecode import PycStore
@@ -80,9 +79,7 @@ class Cause:
 
 
 @dataclass(frozen=True)
-class Context:
-    """What a diagnosis reads: the layer's tree, what the rules changed in it and what the runtime provides."""
-
+class Context:  # what a diagnosis reads
     site: Path
     changes: Mapping[str, str]  # path under python/ -> rule that removed/changed it
     view: RuntimeView | None
@@ -196,14 +193,16 @@ class Outcome(NamedTuple):
 
 
 @dataclass
-class Baseline:
-    """The unpruned tree's verdict: what fails anyway, and which files the imports load."""
-
+class Baseline:  # the unpruned tree's verdict: what fails anyway, and which files the imports load
     failures: dict[str, str]
     loaded: dict[str, list[str]]  # module -> files it loaded first (relative to site)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": VERIFIER_VERSION, "failures": self.failures, "loaded": self.loaded}
+
+    @property
+    def keep(self) -> frozenset[str]:  # what the pruned tree's verification will load: never removed by a rule
+        return frozenset(path for paths in self.loaded.values() for path in paths)
 
 
 def items_for(site: Path, distributions: Iterable[str]) -> list[Item]:
@@ -212,11 +211,9 @@ def items_for(site: Path, distributions: Iterable[str]) -> list[Item]:
 
 
 class Runner(NamedTuple):
-    """The target's `python`, its bytecode store (None: compile afresh), and the runtime's packages after the tree."""
-
-    python: str
-    pycache: PycStore | None = None
-    extra_paths: Sequence[Path] = ()
+    python: str  # the target's
+    pycache: PycStore | None = None  # None: compile afresh
+    extra_paths: Sequence[Path] = ()  # the runtime's packages, after the tree
 
     @contextmanager
     def session(self, roots: Sequence[Path]) -> Iterator[tuple[list[Path], str]]:
@@ -236,8 +233,13 @@ def run_checks(
     outcomes: dict[Item, Outcome] = {}
     pending = [batch for batch in _split(items, jobs) if batch]
     with runner.session([site]) as (sys_path, prelude):
+        check = _CHECK.replace("SITE", repr(str(sys_path[0]))).replace("RECORD", repr(record))
         while pending:
-            procs = [(batch, _start(runner.python, sys_path, batch, record, prelude)) for batch in pending]
+            procs: list[tuple[list[Item], Popen[str]]] = []
+            for batch in pending:
+                script = prelude + check.replace("ITEMS", repr([list(item) for item in batch]))
+                command = isolated_command(runner.python, sys_path, script)
+                procs.append((batch, Popen(command, env=isolated_env(), stdout=PIPE, stderr=PIPE, text=True)))
             pending = []
             for batch, proc in procs:
                 stdout, stderr = proc.communicate(timeout=900)
@@ -254,12 +256,6 @@ def run_checks(
                 if rest:
                     pending.append(rest)
     return outcomes
-
-
-def _start(python: str, sys_path: list[Path], batch: list[Item], record: bool, prelude: str) -> Popen[str]:
-    code = _CHECK.replace("SITE", repr(str(sys_path[0]))).replace("RECORD", repr(record))
-    code = prelude + code.replace("ITEMS", repr([list(item) for item in batch]))
-    return Popen(isolated_command(python, sys_path, code), env=isolated_env(), stdout=PIPE, stderr=PIPE, text=True)
 
 
 def _split(items: Sequence[Item], jobs: int) -> list[list[Item]]:
@@ -286,7 +282,7 @@ def _confirmed_errors(
 
 def baseline_cache_file(cache: Path, lock_digest: str, target: Target, prune: Sequence[str], runtime_key: str) -> Path:
     """Named by the rules' definitions and this code (not only their names) and the runtime's packages."""
-    decided_by = sources_digest(Path(__file__), Path(str(interpreter.__file__)))
+    decided_by = cache_seal.sources_digest(Path(__file__), Path(str(interpreter.__file__)))
     code = hashlib.sha256(f"{rules.fingerprint(prune)}\0{decided_by}\0{runtime_key}".encode()).hexdigest()[:16]
     key = f"{lock_digest[:16]}-{target.runtime.name}-{target.architecture}-{'-'.join(prune)}-{code}"
     return cache / "verify" / f"{key}-v{VERIFIER_VERSION}.json"
@@ -317,11 +313,6 @@ def baseline(
     return result
 
 
-def keep_set(base: Baseline) -> frozenset[str]:
-    """Files the verification of the pruned tree will load: never removed by a rule."""
-    return frozenset(path for paths in base.loaded.values() for path in paths)
-
-
 def verify_tree(runner: Runner, site: Path, distributions: Sequence[str], base: Baseline) -> dict[str, Any]:
     """build.json's verify: every failing item (module or distribution) -> error; passed if none is new."""
     items = items_for(site, distributions)  # in one interpreter (docs/performance.md)
@@ -343,9 +334,8 @@ def explain(new_failures: dict[str, str], context: Context) -> CheckFailedError:
         base = name.replace(".", "/")
         sources = [rel for rel in (f"{base}/__init__.py", f"{base}.py") if (context.site / rel).is_file()]
         file = modules.get(name) or next(iter(sources), "(no file left)")
-        cause = cause_of(name, error, file, context)
-        causes.append(cause)
-        lines.append(f"  {name} ({file}): {error}\n    {cause.detail}")
+        causes.append(cause_of(name, error, file, context))
+        lines.append(f"  {name} ({file}): {error}\n    {causes[-1].detail}")
     pruned = all(cause.kind == PRUNED for cause in causes)
     what = "work in a pristine install fail after pruning" if pruned else "fail in the layer as Lambda would see it"
     return CheckFailedError(
@@ -380,12 +370,8 @@ for event in EVENTS_:
         results.append(json.loads(json.dumps(getattr(handler, function_name)(event, Context()), default=repr)))
     except BaseException as exc:
         results.append({"raised": f"{type(exc).__name__}: {exc}"})
-files = set()
-for module in list(sys.modules.values()):
-    file = getattr(module, "__file__", None)
-    if isinstance(file, str):
-        files.add(file)
-modules = set(files)
+modules = {m.__file__ for m in list(sys.modules.values()) if isinstance(getattr(m, "__file__", None), str)}
+files = set(modules)
 with open("/proc/self/maps") as maps:
     for line in maps:
         parts = line.split(None, 5)
@@ -393,12 +379,8 @@ with open("/proc/self/maps") as maps:
             files.add(parts[5].strip())
 files |= opened
 def inside(paths):
-    out = set()
-    for path in paths:
-        real = os.path.realpath(path)
-        if real.startswith(SITE + os.sep) and os.path.isfile(real):
-            out.add(os.path.relpath(real, SITE))
-    return sorted(out)
+    real = {os.path.realpath(path) for path in paths}
+    return sorted(os.path.relpath(p, SITE) for p in real if p.startswith(SITE + os.sep) and os.path.isfile(p))
 print("TRACE " + json.dumps({"modules": inside(modules), "files": inside(files), "results": results}))
 """
 
@@ -412,8 +394,7 @@ class ImportTrace:
     warnings: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)  # what the handler printed (its error lines name causes)
 
-    def broken_answers(self) -> list[int]:
-        """Events the handler answered with a 5xx or an exception: something it needs is missing."""
+    def broken_answers(self) -> list[int]:  # answered with a 5xx or an exception: something it needs is missing
         return [index for index, result in enumerate(self.results) if _status(result) >= 500]
 
     def report(self, site: Path, top_level: dict[str, str]) -> dict[str, Any]:
@@ -472,12 +453,9 @@ def trace_handler(
             + (" and the runtime's packages" if runner.extra_paths else " alone"),
             run.stderr,
         )
-    data = json.loads(line[len("TRACE ") :])
     return ImportTrace(
         workload="events" if events else "import-only",
-        modules=data["modules"],
-        files=data["files"],
-        results=data["results"],
+        **json.loads(line.removeprefix("TRACE ")),  # modules, files, results
         warnings=warnings,
         log=[ln for ln in run.stdout.splitlines() if not ln.startswith("TRACE ")],
     )
@@ -502,7 +480,6 @@ def _status(result: Any) -> int:
 
 
 def compare_results(before: ImportTrace, after: ImportTrace, what: str) -> None:
-    """The handler must answer every event exactly as it did before `what` changed the tree."""
     diffs = [
         f"  event {index}: {json.dumps(old, sort_keys=True)[:200]} -> {json.dumps(new, sort_keys=True)[:200]}"
         for index, (old, new) in enumerate(zip(before.results, after.results, strict=True))

@@ -29,7 +29,6 @@ from ci.site.owners import top_level_entries
 from ci.site.rules import link_or_copy
 
 logger = logging.getLogger(__name__)
-_TO_ROOT = ("purelib", "platlib")
 
 
 def read_layer_lock(path: Path) -> LockFile:
@@ -236,8 +235,7 @@ def _record_problem(wheel: Path, tree: Path, dist: InstalledDistribution) -> str
 
 
 def _layout(archive: zipfile.ZipFile, wheel: Path) -> tuple[str, dict[str, zipfile.ZipInfo], dict[str, int]]:
-    """The wheel's .dist-info directory, where each file installs (path under python/ -> entry), and how many
-    files of each other .data/<scheme> (scripts, headers, data) are left out."""
+    """The .dist-info directory, where each file installs (python/ path -> entry), files left out per .data/<scheme>."""
     members = [info for info in archive.infolist() if not info.is_dir()]
     found = {PurePosixPath(m.filename).parts[0] for m in members if m.filename.split("/")[0].endswith(".dist-info")}
     if len(found) != 1:
@@ -252,7 +250,7 @@ def _layout(archive: zipfile.ZipFile, wheel: Path) -> tuple[str, dict[str, zipfi
             raise PipelineError(f"{wheel.name} contains an unsafe path {name}", "the wheel is malformed or malicious")
         if name.parts[0] != data_dir:
             target = name.as_posix()
-        elif len(name.parts) > 2 and name.parts[1] in _TO_ROOT:
+        elif len(name.parts) > 2 and name.parts[1] in ("purelib", "platlib"):
             target = PurePosixPath(*name.parts[2:]).as_posix()
         else:
             if len(name.parts) > 2:
@@ -274,8 +272,7 @@ def _unpack(wheel: Path, site: Path) -> InstalledDistribution:
             path.parent.mkdir(parents=True, exist_ok=True)
             with archive.open(info) as source, path.open("wb") as sink:
                 shutil.copyfileobj(source, sink, 1 << 20)
-            unix_mode = info.external_attr >> 16
-            path.chmod(0o755 if unix_mode & 0o111 else 0o644)
+            path.chmod(0o755 if (info.external_attr >> 16) & 0o111 else 0o644)
             # Stable mtimes (the wheel's) keep timestamp-checked caches valid across rebuilds.
             stamp = time.mktime((*info.date_time, 0, 0, -1))
             os.utime(path, (stamp, stamp))
