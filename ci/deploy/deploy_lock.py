@@ -174,9 +174,9 @@ class DeployLock:
                 self.verify()
 
         events = [(client, f"before-parameter-build.{client.meta.service_model.service_name}") for client in clients]
-        for client, event in events:
-            client.meta.events.register(event, before_write)
         try:
+            for client, event in events:
+                client.meta.events.register(event, before_write)
             yield self
         finally:
             for client, event in events:

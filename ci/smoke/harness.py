@@ -322,6 +322,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
                 os.killpg(process.pid, signal_number)
                 process.wait(timeout=wait_s)
+    process.wait(timeout=5)  # raises TimeoutExpired if not even SIGKILL ended it
 
 
 def _init(run: _Run, started: float) -> dict[str, Any]:
@@ -619,10 +620,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         api = self.server
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if (phase := self.path.removeprefix(f"{PREFIX}/").removesuffix("/error")) in ("init", "restore"):
+        phase = self.path.removeprefix(f"{PREFIX}/").removesuffix("/error")
+        if phase in ("init", "restore") and self.path.endswith("/error"):
             try:
                 error = json.loads(body or b"{}")
             except ValueError:
+                error = None
+            if not isinstance(error, dict):  # not a JSON object: its text is the message
                 error = {"errorMessage": body.decode("utf-8", "replace")}
             if not error.get("errorType") and (header := self.headers.get("Lambda-Runtime-Function-Error-Type")):
                 error["errorType"] = header
