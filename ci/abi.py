@@ -13,7 +13,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
 
-from ci.config import Target
+from ci.config import Target, version_tuple
 from ci.site.owners import Owners
 from ci.site.rules import in_vendored_libs, walk_files
 
@@ -161,17 +161,13 @@ def version_text(version: tuple[int, ...]) -> str:
     return ".".join(str(part) for part in version)
 
 
-def parse_version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
-
-
 def read_elf(path: Path) -> ElfFacts:
     """Headers and version needs only (fast: no symbol table walk); raises ElfReadError."""
     with _open(path) as elf:
         needs: dict[tuple[int, ...], str] = {}
         for library, name in _version_names(elf).values():
             if match := GLIBC_VERSION.match(name):
-                needs.setdefault(parse_version(match.group(1)), library)
+                needs.setdefault(version_tuple(match.group(1)), library)
         return ElfFacts(str(elf.header["e_machine"]), elf.elfclass, elf.little_endian, needs)
 
 

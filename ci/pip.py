@@ -22,7 +22,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from ci.config import Target
+from ci.config import Target, version_tuple
 from ci.errors import PipelineError
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def target_platforms(target: Target) -> list[str]:
 
 def target_tags(target: Target) -> set[Tag]:
     """Every tag a wheel may carry and still install and load on `target`."""
-    version = tuple(int(part) for part in target.runtime.python.split("."))
+    version = version_tuple(target.runtime.python)
     python_tag = target.runtime.python_tag
     platforms = target_platforms(target)
     tags = set(cpython_tags(python_version=version, abis=[python_tag, "abi3", "none"], platforms=platforms))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ci.abi import exports_pyinit, glibc_symbols, parse_version, read_elf, scan_tree
-from ci.config import Target, load_config, load_policy
+from ci.abi import exports_pyinit, glibc_symbols, read_elf, scan_tree
+from ci.config import Target, load_config, load_policy, version_tuple
 from ci.paths import BuildPaths
 from tests.abi_fixtures import (
     EM_AARCH64,
@@ -255,6 +255,6 @@ def test_real_layer_passes_and_needs_at_most_the_targets_glibc(built_layer: Buil
     assert report["passed"] is True and report["violations"] == []
     assert report["artifacts"]["layer.zip"]  # tied to the exact bytes judged
     target = load_config().target
-    assert parse_version(report["max_glibc"]) <= target.glibc_tuple
+    assert version_tuple(report["max_glibc"]) <= target.glibc_tuple
     assert {"numpy", "scipy", "scikit-learn", "pandas"} <= set(report["glibc_by_distribution"])
     assert report["extension_modules"] > 100  # numpy, scipy, pandas and sklearn ship hundreds
